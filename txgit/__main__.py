@@ -1,0 +1,3 @@
+from txgit.cli import main
+
+main()

@@ -1,0 +1,68 @@
+"""Errors a user can cause or meet. Each carries one line that the CLI prints as is.
+
+Anything that is *not* a TxgitError reaching the CLI is a bug in txgit and keeps
+its traceback; a TxgitError is the user's situation and never does.
+"""
+
+from __future__ import annotations
+
+
+class TxgitError(Exception):
+    """Base class: a clear, one-line, user-facing error."""
+
+    exit_code = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class NotAWorkspace(TxgitError):
+    """No `.txgit/` here or in any parent folder."""
+
+
+class WorkspaceExists(TxgitError):
+    """`init` where a workspace already is."""
+
+
+class UnknownRevision(TxgitError):
+    """A revision (branch, tag, hash, HEAD~n) that does not name a commit."""
+
+
+class InvalidName(TxgitError):
+    """A branch, tag, remote or variable name that cannot be used."""
+
+
+class RefExists(TxgitError):
+    """Creating a branch or tag that already exists."""
+
+
+class DirtyNamespace(TxgitError):
+    """Checkout would drop uncommitted changes in the live namespace."""
+
+
+class UnknownVariable(TxgitError):
+    """A variable name that the commit does not hold."""
+
+
+class BlobError(TxgitError):
+    """Base for problems with stored bytes."""
+
+
+class CorruptBlob(BlobError):
+    """A blob whose bytes do not hash to its name: never unpickled."""
+
+
+class MissingBlob(BlobError):
+    """A blob that no store we know of holds."""
+
+
+class RestoreError(TxgitError):
+    """A stored value that could not be rebuilt (e.g. a module that is not installed)."""
+
+
+class EmptyHistory(TxgitError):
+    """An operation that needs a commit, in a workspace that has none yet."""

@@ -1,0 +1,272 @@
+"""History: states as commits in a real git repository (pygit2, bare, in ``.txgit/repo.git``).
+
+A commit's tree::
+
+    vars/<name>      one JSON pointer per variable (kind, type, summary, size, group)
+    groups/<id>      one JSON record per group of co-variables (names, chunk hashes)
+    meta.json        Python and package versions, timings, what made the commit
+    code/…           what the session recorded (cells, scripts), when it did
+
+so ``git diff`` between two commits already lists the variables that changed and
+``git log -- vars/model`` is one variable's history. Bulky bytes stay in the
+object store; the tree only names them.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import PurePosixPath
+from typing import Any
+
+import pygit2
+from pygit2.enums import FileMode, SortMode
+
+from txgit.errors import InvalidName, RefExists, TxgitError, UnknownRevision
+from txgit.state import GroupRecord, VarRecord
+
+VARS = "vars"
+GROUPS = "groups"
+META = "meta.json"
+DEFAULT_BRANCH = "main"
+
+
+@dataclass
+class CommitInfo:
+    """One commit, as log/show report it."""
+
+    id: str
+    message: str
+    author: str
+    email: str
+    time: datetime
+    parents: list[str]
+    refs: list[str] = field(default_factory=list)  # branch and tag names pointing here
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:8]
+
+    @property
+    def summary(self) -> str:
+        return self.message.splitlines()[0] if self.message else ""
+
+
+@dataclass
+class State:
+    """What a commit's tree says: variable records, group records, meta."""
+
+    variables: dict[str, VarRecord]
+    groups: dict[str, GroupRecord]
+    meta: dict[str, Any]
+
+
+def _signature() -> pygit2.Signature:
+    name = os.environ.get("GIT_AUTHOR_NAME") or os.environ.get("TXGIT_AUTHOR_NAME")
+    email = os.environ.get("GIT_AUTHOR_EMAIL") or os.environ.get("TXGIT_AUTHOR_EMAIL")
+    if not name:
+        try:
+            cfg = pygit2.Config.get_global_config()
+            name = cfg["user.name"]
+            email = email or cfg["user.email"]
+        except (KeyError, OSError, pygit2.GitError):
+            pass
+    name = name or getpass.getuser() or "txgit"
+    return pygit2.Signature(name, email or f"{name}@localhost")
+
+
+def validate_ref_name(kind: str, name: str) -> str:
+    """Branch/tag names follow git's rules; say so plainly when they do not."""
+    if not name or name.startswith("-") or name == "HEAD" or not pygit2.reference_is_valid_name(f"refs/heads/{name}"):
+        raise InvalidName(f"invalid {kind} name {name!r}")
+    return name
+
+
+class History:
+    """The git side of a workspace. Knows trees of states; not namespaces, not stores."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.repo = pygit2.Repository(str(path))
+
+    @classmethod
+    def init(cls, path: str | os.PathLike[str]) -> History:
+        repo = pygit2.init_repository(str(path), bare=True, initial_head=DEFAULT_BRANCH)
+        repo.config["core.logAllRefUpdates"] = "true"  # reflogs: a way back after a mistake
+        return cls(path)
+
+    # -- revisions -------------------------------------------------------------
+    def resolve(self, rev: str) -> pygit2.Commit:
+        """A commit from what a git user types: branch, tag, hash prefix, HEAD~2, main^."""
+        if not isinstance(rev, str) or not rev.strip() or rev.startswith("-"):
+            raise UnknownRevision(f"unknown revision {rev!r}")
+        if rev == "HEAD" and self.repo.head_is_unborn:
+            raise UnknownRevision("no commits yet: HEAD does not name a commit")
+        try:
+            obj = self.repo.revparse_single(rev)
+            return obj.peel(pygit2.Commit)
+        except (KeyError, ValueError, pygit2.GitError, pygit2.InvalidSpecError, TypeError) as e:
+            raise UnknownRevision(f"unknown revision {rev!r}") from e
+
+    def head_commit(self) -> pygit2.Commit | None:
+        return None if self.repo.head_is_unborn else self.repo.head.peel(pygit2.Commit)
+
+    def current_branch(self) -> str | None:
+        """The branch HEAD is on (also when it has no commit yet); None when detached."""
+        if self.repo.head_is_detached:
+            return None
+        target = self.repo.references["HEAD"].target
+        return target.removeprefix("refs/heads/") if isinstance(target, str) else None
+
+    def info(self, commit: pygit2.Commit, refs: Mapping[str, list[str]] | None = None) -> CommitInfo:
+        tz = timezone.utc
+        return CommitInfo(
+            id=str(commit.id),
+            message=commit.message.rstrip("\n"),
+            author=commit.author.name,
+            email=commit.author.email,
+            time=datetime.fromtimestamp(commit.commit_time, tz),
+            parents=[str(p) for p in commit.parent_ids],
+            refs=list((refs or {}).get(str(commit.id), [])),
+        )
+
+    def refs_by_commit(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for name in self.repo.references:
+            if name.startswith(("refs/heads/", "refs/tags/")):
+                try:
+                    target = str(self.repo.references[name].peel(pygit2.Commit).id)
+                except (pygit2.GitError, ValueError, KeyError):
+                    continue
+                out.setdefault(target, []).append(name.split("/", 2)[2])
+        return out
+
+    def walk(self, starts: Iterable[pygit2.Oid], max_count: int | None = None) -> Iterator[pygit2.Commit]:
+        starts = list(starts)
+        if not starts:
+            return
+        walker = self.repo.walk(starts[0], SortMode.TOPOLOGICAL | SortMode.TIME)
+        for s in starts[1:]:
+            walker.push(s)
+        for i, c in enumerate(walker):
+            if max_count is not None and i >= max_count:
+                return
+            yield c
+
+    # -- reading states --------------------------------------------------------
+    def read_state(self, commit: pygit2.Commit, *, groups: bool = True) -> State:
+        tree = commit.tree
+        variables: dict[str, VarRecord] = {}
+        group_records: dict[str, GroupRecord] = {}
+        meta: dict[str, Any] = {}
+        try:
+            if VARS in tree:
+                for entry in self.repo[tree[VARS].id]:
+                    variables[entry.name] = VarRecord.from_bytes(self.repo[entry.id].data)
+            if groups and GROUPS in tree:
+                for entry in self.repo[tree[GROUPS].id]:
+                    group_records[entry.name] = GroupRecord.from_bytes(self.repo[entry.id].data)
+            if META in tree:
+                meta = json.loads(self.repo[tree[META].id].data)
+        except (ValueError, KeyError, TypeError) as e:
+            raise TxgitError(f"commit {str(commit.id)[:8]} holds a malformed state record: {e}") from e
+        return State(variables, group_records, meta)
+
+    def read_file(self, commit: pygit2.Commit, path: str) -> bytes | None:
+        try:
+            entry = commit.tree[path]
+        except KeyError:
+            return None
+        obj = self.repo[entry.id]
+        return obj.data if isinstance(obj, pygit2.Blob) else None
+
+    # -- writing states --------------------------------------------------------
+    def _tree(self, files: Mapping[str, bytes]) -> pygit2.Oid:
+        """Build nested trees from {posix path: bytes}."""
+        subdirs: dict[str, dict[str, bytes]] = {}
+        builder = self.repo.TreeBuilder()
+        for path, data in files.items():
+            parts = PurePosixPath(path).parts
+            if not parts or any(p in ("", ".", "..") for p in parts):
+                raise InvalidName(f"invalid path in state tree: {path!r}")
+            if len(parts) == 1:
+                builder.insert(parts[0], self.repo.create_blob(data), FileMode.BLOB)
+            else:
+                subdirs.setdefault(parts[0], {})["/".join(parts[1:])] = data
+        for name, sub in subdirs.items():
+            builder.insert(name, self._tree(sub), FileMode.TREE)
+        return builder.write()
+
+    def write_state(self, state: State, message: str, *, files: Mapping[str, bytes] | None = None) -> str:
+        """Commit ``state`` on top of HEAD and move HEAD (its branch, or itself when detached).
+
+        libgit2 refuses to move the ref if it no longer points at the parent we
+        read, so a concurrent writer is never silently overwritten.
+        """
+        tree_files: dict[str, bytes] = {f"{VARS}/{n}": r.to_bytes() for n, r in state.variables.items()}
+        tree_files.update({f"{GROUPS}/{g}": r.to_bytes() for g, r in state.groups.items()})
+        tree_files[META] = (json.dumps(state.meta, sort_keys=True, indent=1, default=str) + "\n").encode()
+        for path, data in (files or {}).items():
+            if PurePosixPath(path).parts[:1] in ((VARS,), (GROUPS,), (META,)):
+                raise InvalidName(f"{path!r} is reserved in a state tree")
+            tree_files[path] = data
+        tree = self._tree(tree_files)
+        head = self.head_commit()
+        parents = [head.id] if head is not None else []
+        sig = _signature()
+        try:
+            oid = self.repo.create_commit("HEAD", sig, sig, message or "(no message)", tree, parents)
+        except pygit2.GitError as e:
+            raise TxgitError(f"HEAD moved while committing (another process committed?): {e}; retry") from e
+        return str(oid)
+
+    # -- refs -------------------------------------------------------------------
+    def branches(self) -> dict[str, str]:
+        return {name: str(self.repo.branches.local[name].peel(pygit2.Commit).id) for name in self.repo.branches.local}
+
+    def create_branch(self, name: str, commit: pygit2.Commit, *, force: bool = False) -> None:
+        validate_ref_name("branch", name)
+        if name in self.repo.branches.local and not force:
+            raise RefExists(f"a branch named {name!r} already exists")
+        self.repo.branches.local.create(name, commit, force=force)
+
+    def delete_branch(self, name: str) -> None:
+        if name not in self.repo.branches.local:
+            raise InvalidName(f"no branch named {name!r}")
+        if name == self.current_branch():
+            raise TxgitError(f"cannot delete branch {name!r}: HEAD is on it (check out another first)")
+        self.repo.branches.local.delete(name)
+
+    def tags(self) -> dict[str, str]:
+        out = {}
+        for ref in self.repo.references:
+            if ref.startswith("refs/tags/"):
+                out[ref[len("refs/tags/"):]] = str(self.repo.references[ref].peel(pygit2.Commit).id)
+        return out
+
+    def create_tag(self, name: str, commit: pygit2.Commit, message: str | None = None, *, force: bool = False) -> None:
+        validate_ref_name("tag", name)
+        ref = f"refs/tags/{name}"
+        if ref in self.repo.references:
+            if not force:
+                raise RefExists(f"a tag named {name!r} already exists")
+            self.repo.references.delete(ref)
+        if message:
+            self.repo.create_tag(name, commit.id, pygit2.enums.ObjectType.COMMIT, _signature(), message)
+        else:
+            self.repo.references.create(ref, commit.id)
+
+    def delete_tag(self, name: str) -> None:
+        ref = f"refs/tags/{name}"
+        if ref not in self.repo.references:
+            raise InvalidName(f"no tag named {name!r}")
+        self.repo.references.delete(ref)
+
+    def set_head(self, *, branch: str | None = None, commit: pygit2.Commit | None = None) -> None:
+        if branch is not None:
+            self.repo.set_head(f"refs/heads/{branch}")
+        elif commit is not None:
+            self.repo.set_head(commit.id)  # detached

@@ -1,0 +1,358 @@
+"""A namespace dict <-> records (small, JSON, kept in git) + chunks (bytes, kept in a store).
+
+* Every variable gets a :class:`VarRecord`: kind, type, summary, size, group.
+* Variables that share objects (``b = a``, ``d = {"x": a}``) form one *group*
+  and are pickled together, so aliasing survives a restore.
+* A group's pickle and each of its large out-of-band buffers is a *stream*, cut
+  into fixed-size chunks named by their hash: an unchanged array costs no new
+  bytes, and changing 1 % of a big array's rows stores only the chunks touched.
+* Modules are recorded as imports; what cannot be pickled is recorded with the
+  reason instead of failing the commit.
+
+Nothing here knows git or sessions; it reads and writes bytes through callables.
+"""
+
+from __future__ import annotations
+
+import enum
+import importlib
+import json
+import pickle
+import types
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from txgit.errors import RestoreError
+from txgit.state import pickling
+from txgit.state.summary import describe, type_name
+from txgit.storage import hash_bytes
+
+CHUNK_SIZE = 1 << 20
+FORMAT = "txgit-state-1"
+
+# kinds of VarRecord
+VALUE = "value"
+MODULE = "module"
+UNPICKLABLE = "unpicklable"
+NAMESPACE = "namespace"  # the variable is the namespace itself (g = globals())
+
+
+def is_variable_name(name: object) -> bool:
+    """Names that are committed: identifiers, but not dunders (``__name__``, ``__builtins__``…)."""
+    return isinstance(name, str) and name.isidentifier() and not (name.startswith("__") and name.endswith("__"))
+
+
+@dataclass
+class VarRecord:
+    """What git stores for one variable (``vars/<name>``)."""
+
+    kind: str
+    type: str
+    summary: str
+    size: int = 0
+    group: str | None = None
+    module: str | None = None
+    reason: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_bytes(self) -> bytes:
+        d = {k: v for k, v in asdict(self).items() if v not in (None, {}) or k in ("kind",)}
+        return (json.dumps(d, sort_keys=True, indent=1) + "\n").encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> VarRecord:
+        d = json.loads(data)
+        return cls(**{k: d.get(k) for k in ("kind", "type", "summary", "size", "group", "module", "reason")},
+                   details=d.get("details") or {})
+
+    def same_content(self, other: VarRecord | None) -> bool:
+        if other is None or other.kind != self.kind:
+            return False
+        if self.kind == VALUE:
+            return self.group == other.group
+        if self.kind == MODULE:
+            return self.module == other.module
+        return self.type == other.type  # unpicklable / namespace: nothing else to compare
+
+
+@dataclass
+class StreamRecord:
+    size: int
+    chunks: list[str]
+
+
+@dataclass
+class GroupRecord:
+    """What git stores for one group (``groups/<id>``): its names and its streams' chunks.
+
+    Stream 0 is the pickle; the others are its out-of-band buffers, in order.
+    With one name the pickle is that value; with several it is a dict name -> value.
+    """
+
+    names: list[str]
+    streams: list[StreamRecord]
+    format: str = FORMAT
+
+    def to_bytes(self) -> bytes:
+        return (json.dumps(asdict(self), sort_keys=True, separators=(",", ":")) + "\n").encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> GroupRecord:
+        d = json.loads(data)
+        if d.get("format") != FORMAT:
+            raise RestoreError(f"unknown state format {d.get('format')!r}")
+        return cls(names=list(d["names"]), streams=[StreamRecord(int(s["size"]), list(s["chunks"])) for s in d["streams"]])
+
+    @property
+    def id(self) -> str:
+        return hash_bytes(self.to_bytes())
+
+    def chunk_names(self) -> list[str]:
+        return [c for s in self.streams for c in s.chunks]
+
+    @property
+    def nbytes(self) -> int:
+        return sum(s.size for s in self.streams)
+
+
+@dataclass
+class Snapshot:
+    """A serialized namespace: records for git, chunk bytes for the store."""
+
+    variables: dict[str, VarRecord]
+    groups: dict[str, GroupRecord]
+    chunks: dict[str, memoryview]  # name -> bytes, borrowed from the live objects: store before mutating
+
+    @property
+    def nbytes(self) -> int:
+        return sum(g.nbytes for g in self.groups.values())
+
+
+# -- identity: which objects make two variables one group -----------------------
+
+_ATOMS = frozenset({str, bytes, int, float, complex, bool, type(None), range, slice, type(Ellipsis)})
+_OPAQUE = (type, types.ModuleType, types.BuiltinFunctionType, types.MethodDescriptorType,
+           types.WrapperDescriptorType, types.MethodWrapperType, types.CodeType, enum.Enum)
+
+
+def _is_session_function(obj: types.FunctionType, namespace: Mapping[str, Any]) -> bool:
+    # Methods belong to their class (one class object on restore, via cloudpickle's
+    # class tracker); only free functions and closures alias on their own.
+    qual = obj.__qualname__
+    return obj.__globals__ is namespace and ("." not in qual or "<locals>" in qual)
+
+
+def shared_ids(value: Any, namespace: Mapping[str, Any]) -> set[int]:
+    """ids of the mutable objects a user can reach from ``value``.
+
+    Two variables that reach the same one must be pickled together. The walk
+    follows what a user sees (items, instance ``__dict__``, closures), not
+    pickle internals, so library singletons and reduce-time temporaries never
+    glue unrelated variables together. numpy and pandas objects are leaves.
+    """
+    ids: set[int] = set()
+    seen: set[int] = set()
+    stack = [value]
+    while stack:
+        obj = stack.pop()
+        t = type(obj)
+        if t in _ATOMS:
+            continue
+        oid = id(obj)
+        if oid in seen:
+            continue
+        seen.add(oid)
+        if t is tuple or t is frozenset:
+            stack.extend(x for x in obj if type(x) not in _ATOMS)
+        elif isinstance(obj, (list, set, frozenset, tuple)) or t.__name__ == "deque":
+            ids.add(oid)
+            stack.extend(x for x in obj if type(x) not in _ATOMS)
+        elif isinstance(obj, dict):
+            ids.add(oid)
+            stack.extend(x for x in obj.values() if type(x) not in _ATOMS)
+        elif isinstance(obj, _OPAQUE):
+            continue
+        elif isinstance(obj, types.FunctionType):
+            if _is_session_function(obj, namespace):
+                ids.add(oid)
+                stack.extend(c.cell_contents for c in (obj.__closure__ or ()) if _cell_full(c))
+                stack.extend(obj.__defaults__ or ())
+        else:
+            ids.add(oid)
+            module = t.__module__ or ""
+            if module.startswith(("numpy", "pandas", "pyarrow", "torch", "scipy")):
+                if getattr(obj, "dtype", None) == object and hasattr(obj, "ravel"):
+                    stack.extend(obj.ravel().tolist())  # object arrays hold user objects
+                continue
+            state = getattr(obj, "__dict__", None)
+            if isinstance(state, dict):
+                stack.extend(x for x in state.values() if type(x) not in _ATOMS)
+            slots = getattr(t, "__slots__", ())
+            for slot in (slots,) if isinstance(slots, str) else slots:
+                if isinstance(slot, str) and hasattr(obj, slot):
+                    stack.append(getattr(obj, slot))
+    return ids
+
+
+def _cell_full(cell: types.CellType) -> bool:
+    try:
+        cell.cell_contents
+    except ValueError:
+        return False
+    return True
+
+
+class _UnionFind:
+    def __init__(self, items: Iterable[str]) -> None:
+        self.parent = {i: i for i in items}
+
+    def find(self, x: str) -> str:
+        while self.parent[x] != x:
+            self.parent[x] = self.parent[self.parent[x]]
+            x = self.parent[x]
+        return x
+
+    def union(self, a: str, b: str) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+    def components(self) -> list[list[str]]:
+        out: dict[str, list[str]] = {}
+        for x in self.parent:
+            out.setdefault(self.find(x), []).append(x)
+        return [sorted(v) for v in out.values()]
+
+
+# -- serialize ------------------------------------------------------------------
+
+def _chunk_stream(data: memoryview, chunk_size: int, pool: ThreadPoolExecutor | None) -> tuple[StreamRecord, dict[str, memoryview]]:
+    pieces = [data[i : i + chunk_size] for i in range(0, len(data), chunk_size)] or [data[0:0]]
+    names = list(pool.map(hash_bytes, pieces)) if pool and len(pieces) > 2 else [hash_bytes(p) for p in pieces]
+    return StreamRecord(len(data), names), dict(zip(names, pieces))
+
+
+def _group_record(skeleton: bytes, buffers: list[pickle.PickleBuffer], names: list[str],
+                  chunk_size: int, pool: ThreadPoolExecutor | None) -> tuple[GroupRecord, dict[str, memoryview]]:
+    streams, chunks = [], {}
+    for data in [memoryview(skeleton)] + [b.raw() for b in buffers]:
+        rec, ch = _chunk_stream(data.cast("B") if data.format != "B" else data, chunk_size, pool)
+        streams.append(rec)
+        chunks.update(ch)
+    return GroupRecord(names=names, streams=streams), chunks
+
+
+def _clip_reason(e: BaseException) -> str:
+    text = " ".join(f"{type(e).__name__}: {e}".split())
+    return text if len(text) <= 200 else text[:199] + "…"
+
+
+def snapshot(namespace: Mapping[str, Any], names: Iterable[str] | None = None, *,
+             chunk_size: int = CHUNK_SIZE) -> Snapshot:
+    """Serialize ``names`` (default: every variable) of ``namespace``.
+
+    Returns records and the chunk bytes; nothing is written anywhere.
+    """
+    wanted = sorted(n for n in (namespace if names is None else names) if n in namespace and is_variable_name(n))
+    variables: dict[str, VarRecord] = {}
+    pickled: dict[str, tuple[bytes, list[pickle.PickleBuffer]]] = {}
+    owner: dict[int, str] = {}
+    uf = _UnionFind([])
+
+    for name in wanted:
+        value = namespace[name]
+        summary, details = describe(value)
+        if isinstance(value, types.ModuleType):
+            variables[name] = VarRecord(MODULE, "module", summary, module=value.__name__)
+            continue
+        if value is namespace:
+            variables[name] = VarRecord(NAMESPACE, type_name(value), "the namespace itself")
+            continue
+        try:
+            skeleton, buffers = pickling.dumps(value, namespace)
+        except Exception as e:  # unpicklable values are recorded, never fatal
+            variables[name] = VarRecord(UNPICKLABLE, type_name(value), summary, reason=_clip_reason(e))
+            continue
+        pickled[name] = (skeleton, buffers)
+        uf.parent[name] = name
+        for oid in shared_ids(value, namespace):
+            other = owner.setdefault(oid, name)
+            if other != name:
+                uf.union(name, other)
+        size = len(skeleton) + sum(b.raw().nbytes for b in buffers)
+        variables[name] = VarRecord(VALUE, type_name(value), summary, size=size, details=details)
+
+    groups: dict[str, GroupRecord] = {}
+    chunks: dict[str, memoryview] = {}
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for members in uf.components():
+            if len(members) == 1:
+                skeleton, buffers = pickled[members[0]]
+            else:  # pickle the sharers together so their shared objects stay one
+                skeleton, buffers = pickling.dumps({n: namespace[n] for n in members}, namespace)
+            record, ch = _group_record(skeleton, buffers, members, chunk_size, pool)
+            gid = record.id
+            groups[gid] = record
+            chunks.update(ch)
+            for n in members:
+                variables[n].group = gid
+    return Snapshot(variables, groups, chunks)
+
+
+# -- restore --------------------------------------------------------------------
+
+def _assemble(stream: StreamRecord, blobs: Mapping[str, bytes]) -> bytearray:
+    out = bytearray(stream.size)  # writable: arrays restored on it can be mutated
+    pos = 0
+    for name in stream.chunks:
+        data = blobs[name]
+        out[pos : pos + len(data)] = data
+        pos += len(data)
+    if pos != stream.size:
+        raise RestoreError(f"stream of {stream.size} bytes rebuilt to {pos}: the group record is damaged")
+    return out
+
+
+def restore_group(record: GroupRecord, blobs: Mapping[str, bytes], namespace: dict[str, Any] | None) -> dict[str, Any]:
+    """Rebuild a group's variables from its (already verified) chunks.
+
+    Session functions in it get ``namespace`` as their globals.
+    """
+    skeleton = bytes(_assemble(record.streams[0], blobs))
+    buffers = [_assemble(s, blobs) for s in record.streams[1:]]
+    try:
+        value = pickling.loads(skeleton, buffers, namespace)
+    except ModuleNotFoundError as e:
+        raise RestoreError(f"cannot restore {', '.join(record.names)}: module {e.name!r} is not installed here") from e
+    except Exception as e:
+        raise RestoreError(f"cannot restore {', '.join(record.names)}: {_clip_reason(e)}") from e
+    if len(record.names) == 1:
+        return {record.names[0]: value}
+    return dict(value)
+
+
+def import_module_for(name: str, record: VarRecord) -> types.ModuleType:
+    try:
+        return importlib.import_module(record.module or "")
+    except ImportError as e:
+        raise RestoreError(f"cannot restore {name}: module {record.module!r} is not installed here") from e
+
+
+def restore(records: Mapping[str, VarRecord], groups: Mapping[str, GroupRecord],
+            fetch: Callable[[list[str]], Mapping[str, bytes]], namespace: dict[str, Any]) -> dict[str, Any]:
+    """Rebuild the named variables (values, modules) as a dict; unpicklable ones are left out."""
+    out: dict[str, Any] = {}
+    need = sorted({r.group for r in records.values() if r.kind == VALUE and r.group})
+    if need:
+        blobs = fetch(sorted({c for gid in need for c in groups[gid].chunk_names()}))
+        for gid in need:
+            values = restore_group(groups[gid], blobs, namespace)
+            out.update({k: v for k, v in values.items() if k in records})
+    for name, rec in records.items():
+        if rec.kind == MODULE:
+            out[name] = import_module_for(name, rec)
+        elif rec.kind == NAMESPACE:
+            out[name] = namespace
+    return out

@@ -1,0 +1,263 @@
+"""Content-addressed blob storage on any fsspec URL.
+
+A blob is named by the blake3 hash of its bytes and lives at ``<root>/ab/cdef…``
+(DVC-style fan-out). Writes are atomic: on a local disk the bytes go to a temp
+file in the same folder and are renamed into place; object stores (S3, memory)
+make a PUT visible all at once already. Every read is verified against the name,
+so a corrupted or tampered blob raises :class:`CorruptBlob` and is never handed
+to the unpickler.
+
+This module knows nothing about pickles, git or sessions.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import blake3
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
+
+from txgit.errors import BlobError, CorruptBlob, MissingBlob
+
+HASH_LEN = 64  # blake3 hex digest
+# Hash large inputs on several threads: blake3 releases the GIL and scales.
+_THREADED_HASH_MIN = 8 << 20
+# Listing a whole store is cheaper than one request per blob past this many.
+_LIST_INSTEAD_OF_STAT = 256
+_BATCH = 256
+
+
+def hash_bytes(data: bytes | bytearray | memoryview) -> str:
+    """The blake3 hex digest that names ``data`` in every store."""
+    if len(data) >= _THREADED_HASH_MIN:
+        return blake3.blake3(data, max_threads=blake3.blake3.AUTO).hexdigest()
+    return blake3.blake3(data).hexdigest()
+
+
+def is_blob_name(name: str) -> bool:
+    return len(name) == HASH_LEN and all(c in "0123456789abcdef" for c in name)
+
+
+@dataclass
+class TransferStats:
+    """Counts what a store really read and wrote; tests and benchmarks read these."""
+
+    blobs_read: int = 0
+    bytes_read: int = 0
+    blobs_written: int = 0
+    bytes_written: int = 0
+    read_names: list[str] = field(default_factory=list)
+
+    def reset(self) -> None:
+        self.blobs_read = self.bytes_read = self.blobs_written = self.bytes_written = 0
+        self.read_names.clear()
+
+
+class ObjectStore:
+    """Blobs named by their blake3 hash, under one fsspec URL.
+
+    ``ObjectStore("/path")``, ``ObjectStore("memory://x")``,
+    ``ObjectStore("s3://bucket/prefix", key=..., client_kwargs=...)``: extra
+    keyword arguments are fsspec storage options.
+    """
+
+    def __init__(self, url: str, **storage_options: Any) -> None:
+        self.url = url
+        self.fs, self.root = fsspec.core.url_to_fs(url, **storage_options)
+        self.root = self.root.rstrip("/")
+        self.is_local = isinstance(self.fs, LocalFileSystem)
+        self.stats = TransferStats()
+        if self.is_local:
+            os.makedirs(self.root, exist_ok=True)
+
+    def __repr__(self) -> str:
+        return f"ObjectStore({self.url!r})"
+
+    # -- names ---------------------------------------------------------------
+    def path(self, name: str) -> str:
+        return f"{self.root}/{name[:2]}/{name[2:]}"
+
+    def _name_of(self, path: str) -> str | None:
+        parts = path.rstrip("/").rsplit("/", 2)
+        if len(parts) < 3:
+            return None
+        name = parts[-2] + parts[-1]
+        return name if is_blob_name(name) else None
+
+    # -- queries -------------------------------------------------------------
+    def has(self, name: str) -> bool:
+        return not self.missing([name])
+
+    def missing(self, names: Iterable[str]) -> set[str]:
+        """Which of ``names`` this store lacks, found in as few requests as it can."""
+        wanted = set(names)
+        if not wanted:
+            return set()
+        if self.is_local:
+            return {n for n in wanted if not os.path.exists(self.path(n))}
+        if len(wanted) >= _LIST_INSTEAD_OF_STAT:
+            return wanted - set(self.names())
+        return {n for n in wanted if not self.fs.exists(self.path(n))}
+
+    def names(self) -> Iterable[str]:
+        """Every blob name in the store (temp files and strays are ignored)."""
+        if self.is_local and not os.path.isdir(self.root):
+            return
+        try:
+            paths = self.fs.find(self.root)
+        except FileNotFoundError:
+            return
+        for p in paths:
+            name = self._name_of(p)
+            if name is not None:
+                yield name
+
+    def size(self, name: str) -> int:
+        return int(self.fs.size(self.path(name)))
+
+    # -- writes --------------------------------------------------------------
+    def put(self, data: bytes | bytearray | memoryview) -> str:
+        name = hash_bytes(data)
+        self.put_named({name: data})
+        return name
+
+    def put_named(self, blobs: Mapping[str, bytes | bytearray | memoryview], *, check: bool = True) -> int:
+        """Store blobs whose names the caller already computed; skip those present.
+
+        Returns the number of bytes written. With ``check`` the names are
+        re-derived from the bytes, so a caller bug cannot plant a wrong name.
+        """
+        if not blobs:
+            return 0
+        todo = self.missing(blobs.keys())
+        if check:
+            for name in todo:
+                if hash_bytes(blobs[name]) != name:
+                    raise BlobError(f"refusing to store blob {name[:12]}: its bytes hash to another name")
+        written = 0
+        if self.is_local:
+            for name in sorted(todo):
+                self._write_local(name, blobs[name])
+                written += len(blobs[name])
+        else:
+            names = sorted(todo)
+            for i in range(0, len(names), _BATCH):
+                batch = {self.path(n): bytes(blobs[n]) for n in names[i : i + _BATCH]}
+                self.fs.pipe(batch)
+                written += sum(len(v) for v in batch.values())
+        self.stats.blobs_written += len(todo)
+        self.stats.bytes_written += written
+        return written
+
+    def _write_local(self, name: str, data: bytes | bytearray | memoryview) -> None:
+        final = self.path(name)
+        folder = os.path.dirname(final)
+        os.makedirs(folder, exist_ok=True)
+        tmp = os.path.join(folder, f".tmp-{uuid.uuid4().hex}")
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+            os.replace(tmp, final)  # atomic: readers see all of it or nothing
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+
+    def delete(self, names: Iterable[str]) -> None:
+        paths = [self.path(n) for n in names]
+        if paths:
+            self.fs.rm(paths)
+
+    # -- reads ---------------------------------------------------------------
+    def get(self, name: str) -> bytes:
+        return self.get_many([name])[name]
+
+    def get_many(self, names: Iterable[str]) -> dict[str, bytes]:
+        """Read and verify blobs. Raises MissingBlob / CorruptBlob naming the first bad one."""
+        names = list(dict.fromkeys(names))
+        if not names:
+            return {}
+        if self.is_local:
+            out = self._read_local(names)
+        else:
+            out = {}
+            for i in range(0, len(names), _BATCH):
+                batch = names[i : i + _BATCH]
+                got = self.fs.cat([self.path(n) for n in batch], on_error="omit")
+                out.update({n: got[self.path(n)] for n in batch if self.path(n) in got})
+        for n in names:
+            if n not in out:
+                raise MissingBlob(f"blob {n[:12]} is missing from {self.url}")
+        self._verify(out)
+        self.stats.blobs_read += len(out)
+        self.stats.bytes_read += sum(len(v) for v in out.values())
+        self.stats.read_names.extend(out)
+        return out
+
+    def _read_local(self, names: list[str]) -> dict[str, bytes]:
+        def read(n: str) -> tuple[str, bytes | None]:
+            try:
+                with open(self.path(n), "rb") as f:
+                    return n, f.read()
+            except FileNotFoundError:
+                return n, None
+
+        if len(names) > 4:
+            with ThreadPoolExecutor(max_workers=4) as pool:
+                pairs = list(pool.map(read, names))
+        else:
+            pairs = [read(n) for n in names]
+        return {n: data for n, data in pairs if data is not None}
+
+    def _verify(self, blobs: Mapping[str, bytes]) -> None:
+        def check(item: tuple[str, bytes]) -> str | None:
+            name, data = item
+            return None if hash_bytes(data) == name else name
+
+        items = list(blobs.items())
+        if len(items) > 4:
+            with ThreadPoolExecutor(max_workers=4) as pool:
+                bad = [b for b in pool.map(check, items) if b]
+        else:
+            bad = [b for b in map(check, items) if b]
+        if bad:
+            raise CorruptBlob(
+                f"blob {bad[0]} in {self.url} is corrupted (its bytes do not match its hash);"
+                " it was not loaded — run `txgit fsck`"
+            )
+
+
+class StoreChain:
+    """The local cache first, then other stores (remotes) to fetch what it lacks.
+
+    What is fetched from a later store is verified, then kept in the first.
+    """
+
+    def __init__(self, local: ObjectStore, fallbacks: Iterable[ObjectStore] = ()) -> None:
+        self.local = local
+        self.fallbacks = list(fallbacks)
+
+    def get_many(self, names: Iterable[str]) -> dict[str, bytes]:
+        names = list(dict.fromkeys(names))
+        need = self.local.missing(names)
+        for store in self.fallbacks:
+            if not need:
+                break
+            have = need - store.missing(need)
+            if have:
+                got = store.get_many(sorted(have))  # verified by the remote store's reader
+                self.local.put_named(got, check=False)
+                need -= set(got)
+        if need:
+            where = ", ".join([self.local.url] + [s.url for s in self.fallbacks])
+            first = sorted(need)[0]
+            raise MissingBlob(f"blob {first[:12]} is missing (looked in {where})")
+        return self.local.get_many(names)

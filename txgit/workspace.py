@@ -1,0 +1,450 @@
+"""The Python API: a workspace is a folder with ``.txgit/`` in it.
+
+``.txgit/repo.git`` is a bare git repository holding the history of states;
+``.txgit/objects/`` is the local content-addressed cache of their bytes.
+
+    ws = Workspace.init("proj")
+    ws.commit(namespace, "cleaned data")
+    ws.checkout("exp", namespace)        # loads only what differs
+    ws.load("model", "HEAD~2")           # one variable, no checkout
+
+Sessions (IPython, scripts), remotes, the CLI and the magics all stand on this.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import platform
+import sys
+import time
+from collections.abc import Iterator, Mapping, MutableMapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pygit2
+
+import txgit
+from txgit.errors import (
+    DirtyNamespace,
+    EmptyHistory,
+    NotAWorkspace,
+    UnknownVariable,
+    WorkspaceExists,
+)
+from txgit.history import CommitInfo, History, State
+from txgit.state import MODULE, NAMESPACE, UNPICKLABLE, VALUE, VarRecord, is_variable_name, restore, snapshot
+from txgit.state.summary import type_name
+from txgit.storage import ObjectStore, StoreChain
+
+TXGIT_DIR = ".txgit"
+
+
+@dataclass
+class CommitResult:
+    """What a commit did: the new commit, and what it cost."""
+
+    info: CommitInfo
+    variables: int
+    serialized_names: list[str]
+    bytes_state: int
+    bytes_written: int
+    blobs_written: int
+    skipped: dict[str, str]  # unpicklable name -> reason
+    seconds: float
+
+
+@dataclass
+class StatusReport:
+    """A live namespace compared with HEAD."""
+
+    branch: str | None
+    head: str | None
+    added: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    modified: list[str] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return not (self.added or self.removed or self.modified)
+
+    def changed_names(self) -> list[str]:
+        return sorted(self.added + self.removed + self.modified)
+
+
+@dataclass
+class CheckoutResult:
+    """What a checkout did to HEAD and, if given one, to the namespace."""
+
+    info: CommitInfo
+    branch: str | None  # None: detached HEAD
+    loaded: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    not_restored: dict[str, str] = field(default_factory=dict)  # name -> why
+    bytes_read: int = 0
+    blobs_read: int = 0
+
+
+@dataclass
+class StateDiff:
+    """Variables added, removed and changed between two states."""
+
+    a: str
+    b: str
+    added: dict[str, VarRecord] = field(default_factory=dict)
+    removed: dict[str, VarRecord] = field(default_factory=dict)
+    changed: dict[str, tuple[VarRecord, VarRecord]] = field(default_factory=dict)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.added or self.removed or self.changed)
+
+
+def _package_versions(records: Mapping[str, VarRecord]) -> dict[str, str]:
+    """Versions of the top-level packages the state's types and modules come from."""
+    tops = {r.module.split(".")[0] for r in records.values() if r.kind == MODULE and r.module}
+    tops |= {r.type.split(".")[0] for r in records.values() if "." in r.type}
+    out = {}
+    for top in sorted(tops):
+        mod = sys.modules.get(top)
+        version = getattr(mod, "__version__", None)
+        if isinstance(version, str):
+            out[top] = version
+    return out
+
+
+class _CommitNamespace(dict):
+    """Globals for a function loaded alone: other variables of its commit load on first use.
+
+    CPython looks globals of a dict subclass up through ``__getitem__``, so
+    ``__missing__`` makes the lookup lazy.
+    """
+
+    def __init__(self, workspace: Workspace, state: State) -> None:
+        super().__init__(__name__="__main__", __builtins__=__builtins__)
+        self._workspace, self._state = workspace, state
+
+    def __missing__(self, key: str) -> Any:
+        rec = self._state.variables.get(key)
+        if rec is None or rec.kind == UNPICKLABLE:
+            raise KeyError(key)
+        values = restore({key: rec}, self._state.groups, self._workspace.blobs.get_many, self)
+        self.update(values)
+        return values[key]
+
+
+def _variable_names(namespace: Mapping[str, Any]) -> set[str]:
+    return {n for n in namespace if is_variable_name(n)}
+
+
+class Workspace:
+    """A folder under txgit: history (git) + object cache + optional remote stores."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root).resolve()
+        self.dir = self.root / TXGIT_DIR
+        if not (self.dir / "repo.git").is_dir():
+            raise NotAWorkspace(f"not a txgit workspace: {self.root} (run `txgit init`)")
+        self.history = History(self.dir / "repo.git")
+        self.store = ObjectStore(str(self.dir / "objects"))
+        self.blobs = StoreChain(self.store)  # remotes add their stores as fallbacks
+
+    # -- lifecycle ---------------------------------------------------------------
+    @classmethod
+    def init(cls, path: str | os.PathLike[str] = ".") -> Workspace:
+        root = Path(path).resolve()
+        if (root / TXGIT_DIR / "repo.git").exists():
+            raise WorkspaceExists(f"already a txgit workspace: {root}")
+        root.mkdir(parents=True, exist_ok=True)
+        (root / TXGIT_DIR / "objects").mkdir(parents=True, exist_ok=True)
+        History.init(root / TXGIT_DIR / "repo.git")
+        return cls(root)
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str] = ".") -> Workspace:
+        """The workspace at ``path`` or the nearest parent folder that has one."""
+        start = Path(path).resolve()
+        for folder in (start, *start.parents):
+            if (folder / TXGIT_DIR / "repo.git").is_dir():
+                return cls(folder)
+        raise NotAWorkspace(f"not a txgit workspace (or any parent folder): {start}")
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """One writer at a time in this workspace; the OS drops the lock if we are killed."""
+        with open(self.dir / "lock", "a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+    # -- HEAD ----------------------------------------------------------------------
+    @property
+    def branch(self) -> str | None:
+        """The current branch; None when HEAD is detached."""
+        return self.history.current_branch()
+
+    def head(self) -> CommitInfo | None:
+        commit = self.history.head_commit()
+        return None if commit is None else self.history.info(commit, self.history.refs_by_commit())
+
+    def resolve(self, rev: str = "HEAD") -> CommitInfo:
+        return self.history.info(self.history.resolve(rev), self.history.refs_by_commit())
+
+    def state(self, rev: str = "HEAD") -> State:
+        """The records of a commit's state (no bytes are read)."""
+        return self.history.read_state(self.history.resolve(rev))
+
+    def _head_state(self) -> State | None:
+        commit = self.history.head_commit()
+        return None if commit is None else self.history.read_state(commit)
+
+    # -- commit ----------------------------------------------------------------------
+    def commit(
+        self,
+        namespace: Mapping[str, Any],
+        message: str = "",
+        *,
+        names: set[str] | list[str] | None = None,
+        files: Mapping[str, bytes] | None = None,
+        meta: Mapping[str, Any] | None = None,
+    ) -> CommitResult:
+        """Commit the variables of ``namespace`` on top of HEAD.
+
+        ``names``: a hint from a session that knows which names may have changed
+        since HEAD (read or written, including deleted ones). Only those, and
+        the co-variables grouped with them at HEAD, are serialized again; every
+        other record is carried over from HEAD. Without it everything is
+        serialized (unchanged data is still never written twice).
+        ``files``: extra files for the tree (``code/…``); ``meta``: extra meta.
+        """
+        started = time.perf_counter()
+        with self.lock():
+            head = self._head_state()
+            live = _variable_names(namespace)
+            if names is None or head is None:
+                redo = live
+                kept: dict[str, VarRecord] = {}
+            else:
+                redo = {n for n in names if n in live} | (live - set(head.variables))
+                by_group: dict[str, set[str]] = {}
+                for n, r in head.variables.items():
+                    if r.group:
+                        by_group.setdefault(r.group, set()).add(n)
+                for n in list(redo):
+                    rec = head.variables.get(n)
+                    if rec is not None and rec.group:
+                        redo |= by_group[rec.group] & live
+                kept = {n: r for n, r in head.variables.items() if n in live and n not in redo and n not in names}
+            snap = snapshot(namespace, sorted(redo))
+            serialized = time.perf_counter()
+            before = (self.store.stats.bytes_written, self.store.stats.blobs_written)
+            self.store.put_named(snap.chunks, check=False)
+            written = (self.store.stats.bytes_written - before[0], self.store.stats.blobs_written - before[1])
+            variables = dict(kept)
+            variables.update(snap.variables)
+            groups = {r.group: head.groups[r.group] for r in kept.values() if r.group and head} if kept else {}
+            groups.update(snap.groups)
+            skipped = {n: r.reason or "" for n, r in variables.items() if r.kind == UNPICKLABLE}
+            meta_doc: dict[str, Any] = {
+                "txgit": txgit.__version__,
+                "python": platform.python_version(),
+                "platform": platform.platform(),
+                "packages": _package_versions(variables),
+                "serialized": sorted(redo),
+                "skipped": skipped,
+                "seconds": {"serialize": round(serialized - started, 6)},
+                "bytes": {"state": sum(g.nbytes for g in groups.values()), "written": written[0]},
+            }
+            meta_doc.update(meta or {})
+            state = State(variables, groups, meta_doc)
+            commit_id = self.history.write_state(state, message, files=files)
+            info = self.history.info(self.history.resolve(commit_id), self.history.refs_by_commit())
+        return CommitResult(
+            info=info,
+            variables=len(variables),
+            serialized_names=sorted(redo),
+            bytes_state=meta_doc["bytes"]["state"],
+            bytes_written=written[0],
+            blobs_written=written[1],
+            skipped=skipped,
+            seconds=time.perf_counter() - started,
+        )
+
+    # -- status / diff -----------------------------------------------------------------
+    def _live_records(self, namespace: Mapping[str, Any]) -> dict[str, VarRecord]:
+        return snapshot(namespace).variables
+
+    def status(self, namespace: Mapping[str, Any] | None = None) -> StatusReport:
+        """How ``namespace`` differs from HEAD (nothing is written)."""
+        head = self.history.head_commit()
+        report = StatusReport(branch=self.branch, head=None if head is None else str(head.id))
+        if namespace is None:
+            return report
+        old = self.history.read_state(head, groups=False).variables if head is not None else {}
+        new = self._live_records(namespace)
+        report.added = sorted(set(new) - set(old))
+        report.removed = sorted(set(old) - set(new))
+        report.modified = sorted(n for n in set(old) & set(new) if not new[n].same_content(old[n]))
+        return report
+
+    def diff(self, a: str = "HEAD", b: str | None = None, *, namespace: Mapping[str, Any] | None = None) -> StateDiff:
+        """Variables that differ between revisions ``a`` and ``b`` (or ``a`` and a live namespace)."""
+        old = self.history.read_state(self.history.resolve(a), groups=False).variables
+        if b is not None:
+            new = self.history.read_state(self.history.resolve(b), groups=False).variables
+        elif namespace is not None:
+            new = self._live_records(namespace)
+        else:
+            raise TypeError("diff needs a second revision or a namespace")
+        out = StateDiff(a, b or "(namespace)")
+        out.added = {n: new[n] for n in sorted(set(new) - set(old))}
+        out.removed = {n: old[n] for n in sorted(set(old) - set(new))}
+        out.changed = {n: (old[n], new[n]) for n in sorted(set(old) & set(new)) if not new[n].same_content(old[n])}
+        return out
+
+    # -- log / show --------------------------------------------------------------------
+    def log(self, rev: str | None = None, *, all_refs: bool = False, max_count: int | None = None) -> list[CommitInfo]:
+        """Commits reachable from ``rev`` (default HEAD), newest first; ``all_refs``: from every branch and tag."""
+        if all_refs:
+            starts = {self.history.resolve(f"refs/heads/{b}").id for b in self.history.branches()}
+            starts |= {self.history.resolve(f"refs/tags/{t}").id for t in self.history.tags()}
+            head = self.history.head_commit()
+            if head is not None:
+                starts.add(head.id)
+        elif rev is None and self.history.head_commit() is None:
+            return []
+        else:
+            starts = {self.history.resolve(rev or "HEAD").id}
+        refs = self.history.refs_by_commit()
+        return [self.history.info(c, refs) for c in self.history.walk(sorted(starts, key=str), max_count)]
+
+    # -- checkout --------------------------------------------------------------------
+    def checkout(
+        self,
+        rev: str,
+        namespace: MutableMapping[str, Any] | None = None,
+        *,
+        force: bool = False,
+        new_branch: str | None = None,
+    ) -> CheckoutResult:
+        """Move HEAD to ``rev`` and, given a namespace, make it equal that state.
+
+        Only groups whose content differs from what the namespace holds are
+        loaded; names the target lacks are removed. A namespace with changes
+        not committed at HEAD is refused unless ``force``. Everything is
+        loaded and verified before the namespace or HEAD change, so a failure
+        (missing or corrupt blob, missing module) leaves both as they were.
+        ``new_branch``: create that branch at ``rev`` and switch to it (``checkout -b``).
+        """
+        with self.lock():
+            target = self.history.resolve(rev)
+            if new_branch is not None:
+                self.history.create_branch(new_branch, target)
+            branch = new_branch or (rev if rev in self.history.repo.branches.local else None)
+            result = CheckoutResult(info=self.history.info(target, self.history.refs_by_commit()), branch=branch)
+            if namespace is not None:
+                self._checkout_namespace(target, namespace, force, result)
+            if branch is not None:
+                self.history.set_head(branch=branch)
+            else:
+                self.history.set_head(commit=target)
+        return result
+
+    def _checkout_namespace(self, target: pygit2.Commit, namespace: MutableMapping[str, Any], force: bool,
+                            result: CheckoutResult) -> None:
+        want = self.history.read_state(target)
+        current = snapshot(namespace)
+        if not force:
+            head = self.history.head_commit()
+            old = self.history.read_state(head, groups=False).variables if head is not None else {}
+            dirty = sorted(
+                n for n in set(old) | set(current.variables)
+                if n not in old or n not in current.variables or not current.variables[n].same_content(old[n])
+            )
+            if dirty:
+                shown = ", ".join(dirty[:5]) + (" …" if len(dirty) > 5 else "")
+                raise DirtyNamespace(
+                    f"uncommitted changes to {shown}: commit them first or check out with --force"
+                )
+        to_load: dict[str, VarRecord] = {}
+        for name, rec in want.variables.items():
+            have = current.variables.get(name)
+            if rec.kind == VALUE and (have is None or rec.group not in current.groups):
+                to_load[name] = rec
+            elif rec.kind == MODULE and (have is None or not rec.same_content(have)):
+                to_load[name] = rec
+            elif rec.kind == NAMESPACE:
+                to_load[name] = rec
+            elif rec.kind == UNPICKLABLE:
+                if name in namespace and type_name(namespace[name]) == rec.type:
+                    result.kept.append(name)
+                result.not_restored[name] = f"{rec.type} could not be saved ({rec.reason})"
+            elif rec.kind == VALUE:
+                result.kept.append(name)
+        before = (self.store.stats.bytes_read, self.store.stats.blobs_read)
+        values = restore(to_load, want.groups, self.blobs.get_many, namespace)  # may raise: nothing changed yet
+        result.bytes_read = self.store.stats.bytes_read - before[0]
+        result.blobs_read = self.store.stats.blobs_read - before[1]
+        for name in sorted(_variable_names(namespace)):
+            if name not in want.variables or (want.variables[name].kind == UNPICKLABLE and name not in result.kept):
+                del namespace[name]
+                if name not in want.variables:
+                    result.removed.append(name)
+        namespace.update(values)
+        result.loaded = sorted(values)
+        result.kept.sort()
+
+    # -- single variables ----------------------------------------------------------------
+    def load(self, name: str, rev: str = "HEAD", *, namespace: dict[str, Any] | None = None) -> Any:
+        """One variable's value at ``rev``, without a checkout.
+
+        Functions defined in the session get ``namespace`` as their globals;
+        by default, one from which the commit's other variables load on first use.
+        """
+        commit = self.history.resolve(rev)
+        state = self.history.read_state(commit)
+        rec = state.variables.get(name)
+        if rec is None:
+            raise UnknownVariable(f"no variable {name!r} in {rev} ({str(commit.id)[:8]})")
+        if rec.kind == UNPICKLABLE:
+            raise UnknownVariable(f"{name!r} in {rev} could not be saved: {rec.reason}")
+        ns = namespace if namespace is not None else _CommitNamespace(self, state)
+        return restore({name: rec}, state.groups, self.blobs.get_many, ns)[name]
+
+    # -- refs ------------------------------------------------------------------------------
+    def branches(self) -> dict[str, str]:
+        """Branch name -> commit id."""
+        return self.history.branches()
+
+    def create_branch(self, name: str, rev: str = "HEAD", *, force: bool = False) -> CommitInfo:
+        commit = self._resolve_for_ref(rev)
+        with self.lock():
+            self.history.create_branch(name, commit, force=force)
+        return self.history.info(commit)
+
+    def delete_branch(self, name: str) -> None:
+        with self.lock():
+            self.history.delete_branch(name)
+
+    def tags(self) -> dict[str, str]:
+        return self.history.tags()
+
+    def create_tag(self, name: str, rev: str = "HEAD", message: str | None = None, *, force: bool = False) -> CommitInfo:
+        commit = self._resolve_for_ref(rev)
+        with self.lock():
+            self.history.create_tag(name, commit, message, force=force)
+        return self.history.info(commit)
+
+    def delete_tag(self, name: str) -> None:
+        with self.lock():
+            self.history.delete_tag(name)
+
+    def _resolve_for_ref(self, rev: str) -> pygit2.Commit:
+        if rev == "HEAD" and self.history.head_commit() is None:
+            raise EmptyHistory("no commits yet: commit a state first")
+        return self.history.resolve(rev)
