@@ -9,7 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from txgit import Workspace
+# Tests, and every process they start (CLI, kernels, scripts), use this checkout's txgit.
+ROOT = Path(__file__).resolve().parent.parent
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from txgit import Workspace  # noqa: E402
 
 
 @pytest.fixture
