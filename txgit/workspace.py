@@ -362,10 +362,9 @@ class Workspace:
         if not force:
             head = self.history.head_commit()
             old = self.history.read_state(head, groups=False).variables if head is not None else {}
-            dirty = sorted(
-                n for n in set(old) | set(current.variables)
-                if n not in old or n not in current.variables or not current.variables[n].same_content(old[n])
-            )
+            # Only what the namespace holds and HEAD does not can be lost; a
+            # name HEAD has and the namespace lacks (a fresh kernel) is safe.
+            dirty = sorted(n for n, rec in current.variables.items() if not rec.same_content(old.get(n)))
             if dirty:
                 shown = ", ".join(dirty[:5]) + (" …" if len(dirty) > 5 else "")
                 raise DirtyNamespace(

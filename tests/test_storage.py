@@ -1,0 +1,117 @@
+"""The content-addressed store: names, atomic writes, verified reads, batches, fallbacks."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+
+from txgit.errors import CorruptBlob, MissingBlob
+from txgit.storage import ObjectStore, StoreChain, hash_bytes
+
+
+@pytest.fixture(params=["local", "memory"])
+def store(request, tmp_path) -> ObjectStore:
+    if request.param == "local":
+        return ObjectStore(str(tmp_path / "objects"))
+    return ObjectStore(f"memory://txgit-test-{uuid.uuid4().hex}")
+
+
+def test_put_names_blob_by_blake3_in_fanout_layout(store):
+    name = store.put(b"hello")
+    assert name == hash_bytes(b"hello") and len(name) == 64
+    assert store.path(name).endswith(f"/{name[:2]}/{name[2:]}")
+    assert store.get(name) == b"hello"
+    assert list(store.names()) == [name]
+
+
+def test_put_skips_blobs_already_present(store):
+    blobs = {hash_bytes(d): d for d in (b"a", b"b", b"c")}
+    assert store.put_named(blobs) == 3
+    assert store.stats.blobs_written == 3
+    assert store.put_named(blobs) == 0
+    assert store.stats.blobs_written == 3
+
+
+def test_missing_answers_for_a_batch(store):
+    present = [store.put(bytes([i])) for i in range(5)]
+    absent = [hash_bytes(b"x%d" % i) for i in range(3)]
+    assert store.missing(present + absent) == set(absent)
+
+
+def test_missing_lists_the_store_once_for_large_batches(store):
+    present = {hash_bytes(b"%d" % i): b"%d" % i for i in range(300)}
+    store.put_named(present)
+    absent = {hash_bytes(b"no%d" % i) for i in range(10)}
+    assert store.missing(list(present) + list(absent)) == absent
+
+
+def test_put_refuses_bytes_under_a_wrong_name(store):
+    with pytest.raises(Exception, match="hash to another name"):
+        store.put_named({hash_bytes(b"a"): b"b"})
+    assert list(store.names()) == []
+
+
+def test_corrupted_blob_is_an_error_naming_it(tmp_path):
+    store = ObjectStore(str(tmp_path / "o"))
+    name = store.put(b"precious bytes")
+    path = store.path(name)
+    data = bytearray(open(path, "rb").read())
+    data[0] ^= 0xFF
+    open(path, "wb").write(bytes(data))
+    with pytest.raises(CorruptBlob, match=name):
+        store.get(name)
+
+
+def test_truncated_blob_is_detected(tmp_path):
+    store = ObjectStore(str(tmp_path / "o"))
+    name = store.put(b"x" * 1000)
+    with open(store.path(name), "r+b") as f:
+        f.truncate(10)
+    with pytest.raises(CorruptBlob):
+        store.get(name)
+
+
+def test_missing_blob_is_an_error_naming_it(store):
+    name = hash_bytes(b"never stored")
+    with pytest.raises(MissingBlob, match=name[:12]):
+        store.get(name)
+
+
+def test_temp_files_of_an_interrupted_write_are_not_blobs(tmp_path):
+    store = ObjectStore(str(tmp_path / "o"))
+    name = store.put(b"done")
+    # what a writer killed before its rename leaves behind
+    stray = os.path.join(os.path.dirname(store.path(name)), ".tmp-deadbeef")
+    open(stray, "wb").write(b"half")
+    assert list(store.names()) == [name]
+    assert store.get(name) == b"done"
+
+
+def test_chain_fetches_from_fallback_verifies_and_caches(tmp_path):
+    local = ObjectStore(str(tmp_path / "local"))
+    remote = ObjectStore(str(tmp_path / "remote"))
+    name = remote.put(b"from afar")
+    chain = StoreChain(local, [remote])
+    assert chain.get_many([name]) == {name: b"from afar"}
+    assert local.has(name)
+    remote.stats.reset()
+    chain.get_many([name])
+    assert remote.stats.blobs_read == 0  # served from the cache now
+
+
+def test_chain_refuses_a_tampered_fallback_blob(tmp_path):
+    local = ObjectStore(str(tmp_path / "local"))
+    remote = ObjectStore(str(tmp_path / "remote"))
+    name = remote.put(b"original")
+    open(remote.path(name), "wb").write(b"evil")
+    with pytest.raises(CorruptBlob):
+        StoreChain(local, [remote]).get_many([name])
+    assert not local.has(name)
+
+
+def test_chain_reports_a_blob_no_store_has(tmp_path):
+    chain = StoreChain(ObjectStore(str(tmp_path / "l")), [ObjectStore(str(tmp_path / "r"))])
+    with pytest.raises(MissingBlob, match="looked in"):
+        chain.get_many([hash_bytes(b"nowhere")])
