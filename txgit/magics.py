@@ -115,6 +115,8 @@ class TxgitMagics(Magics):
             r = s.checkout(rest[0], force=force, new_branch=new_branch)
             where = f"branch {r.branch}" if r.branch else f"{r.info.short_id} (detached)"
             print(f"checked out {where}: loaded {len(r.loaded)}, kept {len(r.kept)}, removed {len(r.removed)}")
+            if r.loaded and len(r.loaded) <= 12:
+                print(f"  loaded: {', '.join(r.loaded)}")
             for name, why in r.not_restored.items():
                 print(f"  not restored: {name}: {why}")
         elif verb == "status":

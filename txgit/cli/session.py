@@ -48,4 +48,4 @@ def run(
     result = run_script(ws, script, list(ctx.args), resume=resume)
     sys.stdout.flush()
     if result.exit_code:
-        raise typer.Exit(result.exit_code)
+        sys.exit(result.exit_code)  # the script's own sys.exit(N); typer.Exit's code is dropped outside standalone mode

@@ -86,6 +86,9 @@ class NamespaceSession:
         # Variables that exist before we track anything may differ from HEAD: the first commit takes all.
         self.full_next = bool(self.variable_names()) or workspace.head() is None
         self._shared: dict[str, set[int]] = {}
+        # The commit the namespace was last in step with (a commit or checkout of ours): not HEAD
+        # at start, since a fresh kernel holds none of HEAD's state.
+        self.base: str | None = None
         self._tracker: CellTracker | None = None
         self._started = 0.0
 
@@ -126,7 +129,7 @@ class NamespaceSession:
         cell = CellRecord(self._code, execution_count, round(seconds, 6), sorted(changes.reads),
                           sorted(changes.writes), err, changes.opaque, label)
         outcome = CellOutcome(cell, changes)
-        if err is not None and self.atomic and self.workspace.head() is not None:
+        if err is not None and self.atomic and self.base is not None:
             outcome.rollback = self.rollback(changes.hint)
             return outcome
         self.pending.append(cell)
@@ -144,8 +147,9 @@ class NamespaceSession:
     # -- commit ----------------------------------------------------------------------
     def _hint(self) -> set[str] | None:
         """The names the next commit must serialize again, with anything sharing objects with them."""
-        if self.full_next or self.touched is None:
-            return None
+        head = self.workspace.head()
+        if self.full_next or self.touched is None or head is None or head.id != self.base:
+            return None  # HEAD moved under us (another session, a terminal): compare everything
         hint = set(self.touched)
         live = [n for n in hint if n in self.namespace]
         ids: set[int] = set()
@@ -177,6 +181,7 @@ class NamespaceSession:
         with self._without_hidden():
             result = self.workspace.commit(self.namespace, message, names=names, files=all_files, meta=meta_doc)
         self._remember_sharing(None if names is None else set(result.serialized_names))
+        self.base = result.info.id
         self.pending.clear()
         self.touched = set()
         self.full_next = False
@@ -197,11 +202,13 @@ class NamespaceSession:
         An empty namespace (a fresh kernel) or one with nothing run since its
         last commit has nothing to lose, so it is not checked for changes.
         """
-        head = self.workspace.head()
-        clean = not self.pending and self.touched == set() and not self.full_next and head is not None
+        # Nothing ran since our last commit or checkout: the namespace is that state (even if
+        # another session moved HEAD meanwhile), so there is nothing to lose.
+        clean = not self.pending and self.touched == set() and not self.full_next and self.base is not None
         fresh = not self.variable_names()
         with self._without_hidden():
             result = self.workspace.checkout(rev, self.namespace, force=force or clean or fresh, new_branch=new_branch)
+        self.base = result.info.id
         self.pending.clear()
         self.touched = set()
         self.full_next = False
@@ -219,10 +226,9 @@ class NamespaceSession:
         co-variables, so aliasing holds); names HEAD lacks are deleted.
         """
         out = RollbackResult()
-        head = self.workspace.head()
-        if head is None:
+        if self.base is None:
             return out
-        state = self.workspace.state("HEAD")
+        state = self.workspace.state(self.base)  # our last commit, even if HEAD moved since
         if names is None:
             names = self.variable_names() | set(state.variables)
         names = {n for n in names if self.is_variable(n)}
