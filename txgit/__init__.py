@@ -6,7 +6,38 @@ magics are thin shells over it.
 
 __version__ = "0.1.0"
 
+import sys as _sys  # noqa: E402
+from typing import Any as _Any  # noqa: E402
+
 from txgit.errors import TxgitError  # noqa: E402
 from txgit.workspace import CheckoutResult, CommitResult, StateDiff, StatusReport, Workspace  # noqa: E402
 
-__all__ = ["CheckoutResult", "CommitResult", "StateDiff", "StatusReport", "TxgitError", "Workspace", "__version__"]
+
+def commit(message: str = "", namespace: dict | None = None) -> CommitResult:
+    """Commit the caller's globals (or ``namespace``) to the workspace of the current folder.
+
+    Works in a plain script (the workspace is created if there is none), under
+    ``txgit run`` and in a kernel with the extension (their tracking sessions
+    are used then).
+    """
+    from txgit.sessions.session import commit_namespace
+
+    ns = namespace if namespace is not None else _sys._getframe(1).f_globals
+    return commit_namespace(ns, message)
+
+
+def load_ipython_extension(ip: _Any) -> None:
+    """``%load_ext txgit``: see :mod:`txgit.magics`."""
+    from txgit.magics import load_ipython_extension as load
+
+    load(ip)
+
+
+def unload_ipython_extension(ip: _Any) -> None:
+    from txgit.magics import unload_ipython_extension as unload
+
+    unload(ip)
+
+
+__all__ = ["CheckoutResult", "CommitResult", "StateDiff", "StatusReport", "TxgitError", "Workspace", "__version__",
+           "commit"]

@@ -1,0 +1,130 @@
+"""Per-cell overhead of auto-commit: real notebooks in real kernels, with and without `%load_ext txgit`.
+
+Each workload runs cell by cell in a fresh ipykernel; the time of a cell is
+the wall time from execute request to idle, as a user waits for it. With the
+extension, that includes tracking, serializing what the cell touched and the
+commit. Each configuration runs ``repeats`` times; per cell the fastest run
+counts (noise on a shared machine only ever adds time).
+
+    python benchmarks/run.py session [--quick]
+"""
+
+from __future__ import annotations
+
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests"))
+
+
+def workloads(quick: bool) -> dict[str, list[str]]:
+    n = 20_000 if quick else 200_000
+    w = {
+        "pandas-features": [
+            "import numpy as np\nimport pandas as pd",
+            f"rng = np.random.default_rng(0)\nn = {n}\n"
+            "df = pd.DataFrame({'user': rng.integers(0, 5000, n), 'amount': rng.gamma(2.0, 30.0, n),\n"
+            "                   'ts': pd.date_range('2024-01-01', periods=n, freq='min'),\n"
+            "                   'city': rng.choice(['ber', 'par', 'lon', 'nyc'], n)})",
+            "df['hour'] = df['ts'].dt.hour\ndf['dow'] = df['ts'].dt.dayofweek\ndf['log_amount'] = np.log1p(df['amount'])",
+            "per_user = df.groupby('user')['amount'].agg(['mean', 'std', 'count']).add_prefix('u_')\n"
+            "df = df.join(per_user, on='user')",
+            "df['z'] = (df['amount'] - df['u_mean']) / df['u_std'].fillna(1)\n"
+            "df = pd.get_dummies(df, columns=['city'])",
+            "rolling = df.sort_values('ts').groupby('user')['amount'].rolling(5, min_periods=1).mean()\n"
+            "summary = df.describe()",
+        ],
+        "sklearn-train": [
+            "import numpy as np\nfrom sklearn.datasets import make_classification\n"
+            "from sklearn.model_selection import train_test_split\n"
+            "from sklearn.ensemble import RandomForestClassifier\nfrom sklearn.linear_model import LogisticRegression",
+            f"X, y = make_classification(n_samples={n // 10}, n_features=30, n_informative=10, random_state=0)\n"
+            "X_tr, X_te, y_tr, y_te = train_test_split(X, y, random_state=0)",
+            "lr = LogisticRegression(max_iter=500).fit(X_tr, y_tr)\nlr_acc = lr.score(X_te, y_te)",
+            f"rf = RandomForestClassifier(n_estimators={20 if quick else 60}, random_state=0).fit(X_tr, y_tr)\n"
+            "rf_acc = rf.score(X_te, y_te)",
+            "importances = sorted(enumerate(rf.feature_importances_), key=lambda t: -t[1])[:10]\n"
+            "results = {'lr': lr_acc, 'rf': rf_acc}",
+        ],
+        "numpy-simulation": [
+            "import numpy as np",
+            f"rng = np.random.default_rng(1)\nsteps, walkers = 250, {n // 20}\n"
+            "pos = np.zeros((steps, walkers))",
+            "for t in range(1, steps):\n    pos[t] = pos[t - 1] + rng.normal(size=walkers)",
+            "final = pos[-1]\nmsd = (pos ** 2).mean(axis=1)\nhist, edges = np.histogram(final, bins=50)",
+            "grid = np.zeros((400, 400))\nfor _ in range(40):\n"
+            "    grid = 0.25 * (np.roll(grid, 1, 0) + np.roll(grid, -1, 0) + np.roll(grid, 1, 1) + np.roll(grid, -1, 1))\n"
+            "    grid[200, 200] = 1.0",
+        ],
+    }
+    try:
+        import torch  # noqa: F401
+
+        w["torch-cpu-train"] = [
+            "import torch\ntorch.manual_seed(0)",
+            "X = torch.randn(4000, 20)\ny = (X[:, 0] > 0).long()\n"
+            "model = torch.nn.Sequential(torch.nn.Linear(20, 64), torch.nn.ReLU(), torch.nn.Linear(64, 2))\n"
+            "opt = torch.optim.SGD(model.parameters(), lr=0.1)",
+            "for epoch in range(30):\n    opt.zero_grad()\n    loss = torch.nn.functional.cross_entropy(model(X), y)\n"
+            "    loss.backward()\n    opt.step()",
+            "acc = (model(X).argmax(1) == y).float().mean().item()",
+        ]
+    except ImportError:
+        pass
+    return w
+
+
+def time_notebook(cells: list[str], with_txgit: bool) -> list[float]:
+    from kernelutil import Kernel
+
+    folder = Path(tempfile.mkdtemp(prefix="txgit-bench-"))
+    k = Kernel(folder)
+    try:
+        if with_txgit:
+            k.ok("%load_ext txgit")
+        k.ok("pass")  # warm the kernel
+        times = []
+        for code in cells:
+            started = time.perf_counter()
+            k.ok(code, timeout=600)
+            times.append(time.perf_counter() - started)
+        return times
+    finally:
+        k.shutdown()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def main(quick: bool = False) -> dict:
+    repeats = 1 if quick else 2
+    results: dict = {"workloads": {}}
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        results["skipped"] = {"torch-cpu-train": "torch is not installed (pip install torch==2.13.0 to include it)"}
+    rows = []
+    for name, cells in workloads(quick).items():
+        base = [min(ts) for ts in zip(*(time_notebook(cells, False) for _ in range(repeats)))]
+        tx = [min(ts) for ts in zip(*(time_notebook(cells, True) for _ in range(repeats)))]
+        per_cell = [(t - b) / b * 100 for b, t in zip(base, tx)]
+        total = (sum(tx) - sum(base)) / sum(base) * 100
+        results["workloads"][name] = {
+            "cells": len(cells), "baseline_s": [round(x, 4) for x in base], "txgit_s": [round(x, 4) for x in tx],
+            "per_cell_overhead_pct": [round(x, 1) for x in per_cell],
+            "median_cell_overhead_pct": round(statistics.median(per_cell), 1), "total_overhead_pct": round(total, 1),
+        }
+        rows.append((name, len(cells), sum(base), sum(tx), statistics.median(per_cell), total))
+    print(f"{'workload':<18} {'cells':>5} {'baseline s':>10} {'txgit s':>8} {'median cell %':>13} {'total %':>8}")
+    for name, n, b, t, med, tot in rows:
+        print(f"{name:<18} {n:>5} {b:>10.2f} {t:>8.2f} {med:>13.1f} {tot:>8.1f}")
+    for name, why in results.get("skipped", {}).items():
+        print(f"{name}: skipped, {why}")
+    return results
+
+
+if __name__ == "__main__":
+    main(quick="--quick" in sys.argv)

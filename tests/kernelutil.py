@@ -1,0 +1,126 @@
+"""Drive a real ipykernel (jupyter_client) from tests and benchmarks."""
+
+from __future__ import annotations
+
+import os
+import queue
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from jupyter_client.manager import start_new_kernel
+
+
+@dataclass
+class CellResult:
+    status: str
+    stdout: str = ""
+    stderr: str = ""
+    error: str | None = None  # "ename: evalue"
+    execution_count: int | None = None
+    outputs: list = field(default_factory=list)
+
+
+class Kernel:
+    """A real ipykernel whose cwd is ``cwd``; ``run`` executes one cell and collects its output."""
+
+    def __init__(self, cwd: Path, env: dict | None = None) -> None:
+        self.km, self.kc = start_new_kernel(cwd=str(cwd), env={**os.environ, **(env or {})}, startup_timeout=60)
+
+    @property
+    def pid(self) -> int:
+        return self.km.provisioner.process.pid
+
+    def run(self, code: str, timeout: float = 120) -> CellResult:
+        msg_id = self.kc.execute(code)
+        out = CellResult("ok")
+        while True:
+            try:
+                msg = self.kc.get_iopub_msg(timeout=timeout)
+            except queue.Empty:
+                raise TimeoutError(f"no output from the kernel within {timeout} s for:\n{code}") from None
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            t, c = msg["msg_type"], msg["content"]
+            if t == "stream":
+                if c["name"] == "stdout":
+                    out.stdout += c["text"]
+                else:
+                    out.stderr += c["text"]
+            elif t == "error":
+                out.status, out.error = "error", f"{c['ename']}: {c['evalue']}"
+            elif t in ("execute_result", "display_data"):
+                out.outputs.append(c["data"])
+            elif t == "status" and c["execution_state"] == "idle":
+                break
+        reply = self.kc.get_shell_msg(timeout=timeout)
+        out.execution_count = reply["content"].get("execution_count")
+        return out
+
+    def ok(self, code: str, timeout: float = 120) -> CellResult:
+        r = self.run(code, timeout)
+        if r.status != "ok":
+            raise AssertionError(f"cell failed: {r.error}\n{code}\nstderr: {r.stderr}")
+        return r
+
+    def value(self, expr: str):
+        """The value of ``expr`` in the kernel, through its repr (literals only)."""
+        import ast
+
+        r = self.ok(f"print(repr({expr}))")
+        return ast.literal_eval(r.stdout.strip())
+
+    def shutdown(self) -> None:
+        self.kc.stop_channels()
+        self.km.shutdown_kernel(now=False)
+
+
+def silent_eval(kernel: Kernel, expr: str, timeout: float = 60):
+    """Evaluate ``expr`` in the kernel without running a cell (no history, no auto-commit); literal result."""
+    import ast
+
+    msg_id = kernel.kc.execute("", silent=True, store_history=False, user_expressions={"r": expr})
+    while True:
+        reply = kernel.kc.get_shell_msg(timeout=timeout)
+        if reply["parent_header"].get("msg_id") == msg_id:
+            break
+    r = reply["content"]["user_expressions"]["r"]
+    if r["status"] != "ok":
+        raise AssertionError(f"{expr}: {r['ename']}: {r['evalue']}")
+    return ast.literal_eval(r["data"]["text/plain"])
+
+
+# A digest of every user variable, computed inside a kernel: equal digests = equal values.
+DIGEST = r'''
+def digest(ns):
+    import hashlib, pickle, types, re
+    out = {}
+    skip = {"In", "Out", "exit", "quit", "get_ipython", "open"}
+    for k, v in sorted(ns.items()):
+        if k.startswith("_") or k in skip:
+            continue
+        if isinstance(v, types.ModuleType):
+            out[k] = "module " + v.__name__
+        elif isinstance(v, (types.FunctionType, type)):
+            out[k] = "code " + hashlib.sha1(v.__code__.co_code + repr((v.__code__.co_names, v.__code__.co_varnames)).encode()).hexdigest()[:12] if isinstance(v, types.FunctionType) else "class " + v.__qualname__
+        elif hasattr(v, "to_numpy") and hasattr(v, "columns"):
+            import pandas as pd
+            h = pd.util.hash_pandas_object(v, index=True).to_numpy().tobytes()
+            out[k] = "frame " + hashlib.sha1(h + repr((list(v.columns), [str(t) for t in v.dtypes])).encode()).hexdigest()
+        elif hasattr(v, "tobytes") and hasattr(v, "dtype"):
+            out[k] = "array " + str(v.dtype) + str(v.shape) + hashlib.sha1(v.tobytes()).hexdigest()
+        elif hasattr(v, "bit_generator"):
+            out[k] = "rng " + repr(v.bit_generator.state)
+        elif hasattr(v, "get_params"):
+            attrs = {a: getattr(v, a) for a in sorted(vars(v)) if a.endswith("_") and not a.startswith("_")}
+            out[k] = "est " + type(v).__name__ + repr(v.get_params()) + hashlib.sha1(pickle.dumps(attrs)).hexdigest()
+        elif hasattr(v, "__dict__") and type(v).__module__ == "__main__":
+            out[k] = "obj " + type(v).__name__ + repr(sorted(vars(v).items()))
+        else:
+            out[k] = "value " + repr(v)
+    return out
+'''
+
+
+def digest(kernel: Kernel) -> dict:
+    expr = f"(lambda g: (exec({DIGEST!r}, g), g['digest'](get_ipython().user_ns))[1])({{}})"
+    return silent_eval(kernel, expr)

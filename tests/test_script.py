@@ -1,0 +1,81 @@
+"""`txgit run` (commit after each top-level statement, resume after a crash) and txgit.commit() in scripts."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from txgit import Workspace
+
+SCRIPT = """\
+import sys
+data = [1, 2, 3]
+
+def grow(n):
+    data.extend(range(n))
+
+grow(int(sys.argv[1]))
+total = sum(data)
+print("total", total)
+ratio = total / (int(sys.argv[2]) - 1)
+print("ratio", ratio)
+"""
+
+
+def test_run_commits_each_statement_and_keeps_state_up_to_a_crash(ws, run_txgit):
+    (ws.root / "job.py").write_text(SCRIPT)
+    proc = run_txgit("run", "job.py", "2", "1", cwd=ws.root)
+    assert proc.returncode == 1 and "total 7" in proc.stdout
+    assert "ZeroDivisionError: division by zero" in proc.stderr  # the script's own traceback
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("txgit: error: job.py:10 raised ZeroDivisionError") and "--resume job.py" in last
+    log = ws.log()
+    assert [c.summary.split(":")[1] for c in reversed(log)] == ["1", "2", "4", "7", "8", "9"]
+    assert ws.load("total") == 7 and ws.load("data") == [1, 2, 3, 0, 1]
+    assert "ratio" not in ws.state().variables
+    assert ws.state().meta["script"]["stmt"] == 5
+
+
+def test_resume_continues_after_the_last_committed_statement(ws, run_txgit):
+    (ws.root / "job.py").write_text(SCRIPT)
+    run_txgit("run", "job.py", "2", "1", cwd=ws.root)
+    # the fix: resume with other arguments; grow() must not run again
+    proc = run_txgit("run", "--resume", "job.py", "2", "3", cwd=ws.root, check=True)
+    assert proc.stdout.strip() == "ratio 3.5"
+    assert ws.load("ratio") == 3.5 and ws.load("data") == [1, 2, 3, 0, 1]
+    assert callable(ws.load("grow"))
+
+
+def test_resume_refuses_a_head_from_elsewhere(ws, run_txgit):
+    (ws.root / "job.py").write_text(SCRIPT)
+    proc = run_txgit("run", "--resume", "job.py", cwd=ws.root)
+    assert proc.returncode == 1 and proc.stderr.startswith("txgit: error: HEAD (no commits) was not made by")
+
+
+def test_run_bad_input_is_one_line(ws, run_txgit):
+    proc = run_txgit("run", "missing.py", cwd=ws.root)
+    assert proc.returncode == 1 and proc.stderr.startswith("txgit: error: cannot read missing.py")
+    (ws.root / "bad.py").write_text("x = (\n")
+    proc = run_txgit("run", "bad.py", cwd=ws.root)
+    assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1 and "syntax error" in proc.stderr
+
+
+def test_script_exit_code_and_main_guard(ws, run_txgit):
+    (ws.root / "m.py").write_text("import sys\nclass K:\n    pass\nk = K()\nif __name__ == '__main__':\n"
+                                  "    k.v = sys.argv[1:]\n    sys.exit(3)\n")
+    proc = run_txgit("run", "m.py", "a", "--flag", cwd=ws.root)
+    assert proc.returncode == 3
+    assert ws.load("k").v == ["a", "--flag"]
+
+
+def test_txgit_commit_in_a_plain_script(tmp_path):
+    (tmp_path / "plain.py").write_text(
+        "import txgit\nrows = [1]\ntxgit.commit('first')\nrows.append(2)\nalias = rows\ntxgit.commit('second')\n"
+    )
+    subprocess.run([sys.executable, "plain.py"], cwd=tmp_path, check=True)
+    ws = Workspace(tmp_path)
+    assert [c.summary for c in ws.log()] == ["second", "first"]
+    assert ws.load("rows", "HEAD~1") == [1]
+    ns: dict = {}
+    ws.checkout("HEAD", ns, force=True)
+    assert ns["rows"] == [1, 2] and ns["alias"] is ns["rows"]

@@ -1,0 +1,148 @@
+"""Change tracking and NamespaceSession on plain namespaces (no kernel): every indirect
+mutation must reach the commit, proven by loading the committed value back."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import session_namespace
+
+from txgit.sessions import NamespaceSession, analyze_code, reach
+
+
+def run(session: NamespaceSession, code: str, **kw):
+    """Run ``code`` in the session's namespace as a cell would."""
+    session.before_cell(code)
+    error = None
+    try:
+        exec(code, session.namespace)
+    except Exception as e:  # the cell's error goes to the session, as in a kernel
+        error = e
+    return session.after_cell(error=error, **kw)
+
+
+@pytest.fixture
+def sess(ws):
+    return NamespaceSession(ws, session_namespace(), kind="test")
+
+
+def test_analyze_reads_writes_and_deletes():
+    n = analyze_code("x = f(y)\ndel z\nimport numpy as np\nfrom os import path\nfor i in r: pass")
+    assert n.reads == {"f", "y", "r"} and {"x", "z", "np", "path", "i"} <= n.writes and n.opaque is None
+
+
+@pytest.mark.parametrize("code", ["exec('a = 1')", "eval('a')", "globals()['a'] = 1", "vars()['a'] = 1",
+                                  "from os.path import *", "get_ipython().run_line_magic('time', 'x')",
+                                  "def broken(:"])
+def test_analyze_falls_back_to_everything(code):
+    assert analyze_code(code).opaque is not None
+
+
+def test_reach_follows_session_functions_transitively():
+    ns = session_namespace(
+        "data = []\nlog = {}\nunused = 1\n"
+        "def inner():\n    data.append(1)\n"
+        "def outer():\n    inner()\n    return [log for _ in range(1)]\n"
+        "class Box:\n    def put(self):\n        data.append(2)\n"
+        "box = Box()\n"
+    )
+    assert reach({"outer"}, ns) == {"inner", "data", "log"}
+    assert reach({"box"}, ns) == {"data"}
+    assert "unused" not in reach({"outer", "box"}, ns)
+
+
+def test_commit_serializes_only_what_a_cell_touched(sess):
+    run(sess, "a = [1]\nb = [2]\nc = 3")
+    out = run(sess, "b.append(5)")
+    assert out.commit.serialized_names == ["b"]
+    assert sess.workspace.load("b") == [2, 5] and sess.workspace.load("a") == [1]
+
+
+@pytest.mark.parametrize("setup, cell, name, expected", [
+    # a function that mutates a global it names
+    ("log = []\ndef note(x):\n    log.append(x)\n", "note(7)", "log", [7]),
+    # through a function calling a function
+    ("log = []\ndef inner(x):\n    log.append(x)\ndef outer():\n    inner(1)\n", "outer()", "log", [1]),
+    # a global statement
+    ("n = 0\ndef bump():\n    global n\n    n += 1\n", "bump()", "n", 1),
+    # a method of a session class
+    ("seen = set()\nclass T:\n    def mark(self):\n        seen.add(1)\nt = T()\n", "t.mark()", "seen", {1}),
+    # exec and globals() writes
+    ("x = 1\n", "exec('x = 2')", "x", 2),
+    ("x = 1\n", "globals()['x'] = 3", "x", 3),
+    # attribute of an object held in a dict
+    ("class P:\n    pass\np = P()\np.v = 1\nreg = {'p': p}\n", "reg['p'].v = 9", "p", 9),
+])
+def test_indirect_mutation_reaches_the_commit(sess, setup, cell, name, expected):
+    run(sess, setup)
+    first = sess.workspace.head().id
+    run(sess, cell)
+    value = sess.workspace.load(name)
+    assert (value.v if name == "p" else value) == expected
+    assert sess.workspace.head().id != first
+
+
+def test_alias_created_after_a_commit_is_grouped(sess):
+    run(sess, "a = [1, 2]")
+    run(sess, "b = a")          # b is new; a was committed alone before
+    run(sess, "b.append(3)")    # mutation through the alias
+    rev = sess.workspace.head().id
+    ns = session_namespace()
+    sess.workspace.checkout(rev, ns, force=True)
+    assert ns["a"] == [1, 2, 3] and ns["b"] is ns["a"]
+
+
+def test_del_removes_the_name_from_the_commit(sess):
+    run(sess, "a = 1\nb = 2")
+    run(sess, "del a")
+    assert set(sess.workspace.state().variables) == {"b"}
+
+
+def test_failed_cell_rolls_back_touched_names(sess):
+    run(sess, "lst = [1, 2]\nalias = lst\nother = 'x'")
+    head = sess.workspace.head().id
+    out = run(sess, "lst.append(3)\nnew = 1\nraise ValueError('boom')")
+    ns = sess.namespace
+    assert ns["lst"] == [1, 2] and ns["alias"] is ns["lst"] and "new" not in ns
+    assert out.rollback.restored == ["alias", "lst"] and out.rollback.removed == ["new"]
+    assert sess.workspace.head().id == head  # no commit for a failed cell
+
+
+def test_rollback_off_keeps_partial_effects(sess):
+    run(sess, "lst = [1]")
+    sess.atomic = False
+    run(sess, "lst.append(2)\nraise ValueError")
+    assert sess.namespace["lst"] == [1, 2] and sess.workspace.load("lst") == [1, 2]
+
+
+def test_opaque_cell_rolls_back_everything(sess):
+    run(sess, "a = 1\nb = [1]")
+    run(sess, "exec('a = 5; b.append(2)')\nraise RuntimeError")
+    assert sess.namespace["a"] == 1 and sess.namespace["b"] == [1]
+
+
+def test_commit_records_the_cell(sess):
+    run(sess, "x = 41\ny = x + 1", execution_count=3)
+    state = sess.workspace.state()
+    assert state.meta["cell"]["execution_count"] == 3 and state.meta["cell"]["writes"] == ["x", "y"]
+    commit = sess.workspace.history.resolve("HEAD")
+    assert sess.workspace.history.read_file(commit, "code/cell-3.py") == b"x = 41\ny = x + 1"
+
+
+def test_hidden_names_are_never_committed_nor_removed(ws):
+    ns = session_namespace()
+    ns.update(In=[""], Out={}, _i1="x", _1=5)
+    s = NamespaceSession(ws, ns, hidden=lambda n: n in ("In", "Out") or n.startswith("_"))
+    run(s, "v = 1")
+    assert set(ws.state().variables) == {"v"}
+    run(s, "v = 2")
+    s.checkout("HEAD~1")
+    assert ns["v"] == 1 and ns["In"] == [""] and ns["_1"] == 5
+
+
+def test_head_moved_by_another_session_forces_a_full_commit(sess, ws):
+    run(sess, "a = [1]\nb = 2")
+    other = NamespaceSession(ws, session_namespace("a = 'other'\nzzz = 1"))
+    other.commit("someone else")
+    out = run(sess, "b = 3")
+    assert out.commit.serialized_names == ["a", "b"]  # everything: HEAD was not our last commit
+    assert ws.load("a") == [1] and "zzz" not in ws.state().variables

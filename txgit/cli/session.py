@@ -1,0 +1,51 @@
+"""Live-session commands: `commit` (in the attached kernel) and `run` (a script under tracking)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from txgit.cli.app import app, console
+from txgit.workspace import Workspace
+
+
+@app.command()
+def commit(message: str = typer.Option(..., "-m", "--message", help="Commit message.")) -> None:
+    """Commit the live state of the kernel attached to this workspace (one running `%load_ext txgit`)."""
+    from txgit.sessions.kernel import commit_in_kernel, require_kernel
+
+    ws = Workspace.open(".")
+    kernel = require_kernel(ws, "commit")
+    answer = commit_in_kernel(ws, message)
+    console.print(f"[kernel {kernel.pid}] committed {answer['commit'][:8]}: {answer['variables']} variables, "
+                  f"{len(answer['serialized'])} serialized", markup=False, highlight=False)
+    for name, why in answer.get("skipped", {}).items():
+        console.print(f"  not saved: {name} ({why})", markup=False, highlight=False)
+
+
+def print_kernel_checkout(answer: dict, pid: int) -> None:
+    """What `txgit checkout` prints after checking out into an attached kernel."""
+    where = f"branch {answer['branch']}" if answer.get("branch") else f"{answer['commit'][:8]} (detached)"
+    console.print(f"[kernel {pid}] checked out {where}: loaded {len(answer['loaded'])}, "
+                  f"removed {len(answer['removed'])}", markup=False, highlight=False)
+    for name, why in answer.get("not_restored", {}).items():
+        console.print(f"  not restored: {name}: {why}", markup=False, highlight=False)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True,
+                               "allow_interspersed_args": False})
+def run(
+    ctx: typer.Context,
+    script: Path = typer.Argument(..., help="The Python script to run as __main__."),
+    resume: bool = typer.Option(False, "--resume", help="Continue after the last statement committed at HEAD."),
+) -> None:
+    """Run SCRIPT [ARGS…], committing its state after each top-level statement."""
+    from txgit.sessions.script import run_script
+
+    ws = Workspace.open(".")
+    result = run_script(ws, script, list(ctx.args), resume=resume)
+    sys.stdout.flush()
+    if result.exit_code:
+        sys.exit(result.exit_code)  # the script's own sys.exit(N); typer.Exit's code is dropped outside standalone mode

@@ -1,0 +1,218 @@
+"""``%load_ext txgit`` and ``%txgit <verb>``: a thin shell over the session API, like the CLI.
+
+Live verbs (``commit``, ``checkout``, ``status``, ``rollback``, ``auto``) act
+on this kernel's namespace through :mod:`txgit.sessions`. Read-only verbs go to
+the CLI command of the same name when the CLI has one (so ``%txgit log`` and
+``txgit log`` print the same); ``log``, ``show``, ``diff`` and ``branch`` have a
+plain fallback here.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+from IPython.core.magic import Magics, line_magic, magics_class
+
+from txgit.errors import TxgitError
+from txgit.sessions import ipython as kernel_side
+
+USAGE = """usage: %txgit VERB [ARGS]
+  commit -m MSG          commit the namespace now
+  checkout REV [--force] [-b BRANCH]
+                         make the namespace equal REV (loads only what differs)
+  status                 variables changed since HEAD
+  log [-n N]             history        show [REV]          one commit
+  diff A [B]             variables that differ (B: the live namespace if omitted)
+  branch [NAME [REV]]    list or create branches
+  auto on|off            auto-commit after every cell (now: {auto})
+  rollback on|off        roll a failed cell back to the last commit (now: {atomic})
+  any other CLI verb (push, pull, tag, …) runs as `txgit VERB …` would"""
+
+_LIVE = {"commit", "checkout", "status", "auto", "rollback", "help"}
+
+
+def _opt(args: list[str], *flags: str, default: str | None = None) -> str | None:
+    for flag in flags:
+        if flag in args:
+            i = args.index(flag)
+            if i + 1 >= len(args):
+                raise TxgitError(f"{flag} needs a value")
+            value = args[i + 1]
+            del args[i : i + 2]
+            return value
+    return default
+
+
+def _flag(args: list[str], *flags: str) -> bool:
+    found = False
+    for flag in flags:
+        while flag in args:
+            args.remove(flag)
+            found = True
+    return found
+
+
+def _on_off(args: list[str], verb: str) -> bool:
+    if len(args) != 1 or args[0] not in ("on", "off"):
+        raise TxgitError(f"usage: %txgit {verb} on|off")
+    return args[0] == "on"
+
+
+@contextmanager
+def _cwd(path: str) -> Iterator[None]:
+    old = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(old)
+
+
+def _cli_commands() -> set[str]:
+    from txgit.cli.app import app
+    import txgit.cli  # noqa: F401  (registers the commands)
+
+    return {c.name or c.callback.__name__.replace("_", "-") for c in app.registered_commands if c.callback}
+
+
+@magics_class
+class TxgitMagics(Magics):
+    @line_magic("txgit")
+    def txgit(self, line: str) -> Any:
+        """Version this kernel's state: %txgit commit -m MSG | log | diff | show | branch | checkout | status | auto | rollback."""
+        try:
+            self._dispatch(shlex.split(line))
+        except TxgitError as e:
+            print(f"txgit: error: {e}", file=sys.stderr)
+        except ValueError as e:  # shlex: unbalanced quotes
+            print(f"txgit: error: {e}", file=sys.stderr)
+
+    def _dispatch(self, args: list[str]) -> None:
+        ext = kernel_side.attach(self.shell)
+        s = ext.session
+        if not args or args[0] in ("help", "-h", "--help"):
+            print(USAGE.format(auto="on" if s.auto else "off", atomic="on" if s.atomic else "off"))
+            return
+        verb, rest = args[0], args[1:]
+        if verb == "commit":
+            message = _opt(rest, "-m", "--message", default="")
+            if rest:
+                raise TxgitError(f"unexpected arguments: {' '.join(rest)}")
+            r = s.commit(message or "commit from %txgit")
+            print(f"[{s.workspace.branch or 'detached'} {r.info.short_id}] {r.info.summary}: "
+                  f"{r.variables} variables, {len(r.serialized_names)} serialized, {r.bytes_written} bytes written")
+            for name, why in r.skipped.items():
+                print(f"  not saved: {name} ({why})")
+        elif verb == "checkout":
+            force = _flag(rest, "--force", "-f")
+            new_branch = _opt(rest, "-b")
+            if len(rest) != 1:
+                raise TxgitError("usage: %txgit checkout REV [--force] [-b BRANCH]")
+            r = s.checkout(rest[0], force=force, new_branch=new_branch)
+            where = f"branch {r.branch}" if r.branch else f"{r.info.short_id} (detached)"
+            print(f"checked out {where}: loaded {len(r.loaded)}, kept {len(r.kept)}, removed {len(r.removed)}")
+            if r.loaded and len(r.loaded) <= 12:
+                print(f"  loaded: {', '.join(r.loaded)}")
+            for name, why in r.not_restored.items():
+                print(f"  not restored: {name}: {why}")
+        elif verb == "status":
+            st = s.status()
+            print(f"on {'branch ' + st.branch if st.branch else 'detached HEAD'}"
+                  f"{', HEAD ' + st.head[:8] if st.head else ', no commits yet'}")
+            if st.clean:
+                print("nothing to commit")
+            for label, names in (("added", st.added), ("modified", st.modified), ("removed", st.removed)):
+                for n in names:
+                    print(f"  {label}: {n}")
+        elif verb == "auto":
+            s.auto = _on_off(rest, verb)
+            print(f"auto-commit {'on' if s.auto else 'off'}")
+        elif verb == "rollback":
+            s.atomic = _on_off(rest, verb)
+            print(f"rollback of failed cells {'on' if s.atomic else 'off'}")
+        elif verb in _cli_commands():
+            self._run_cli(ext, args)
+        elif verb in _FALLBACKS:
+            _FALLBACKS[verb](s.workspace, rest, s)
+        else:
+            raise TxgitError(f"unknown verb {verb!r} (see %txgit help)")
+
+    def _run_cli(self, ext: kernel_side.IPythonSession, args: list[str]) -> None:
+        from txgit.cli import main
+
+        with _cwd(str(ext.workspace.root)):
+            try:
+                main(args)
+            except SystemExit:  # the CLI already printed its one line
+                pass
+
+
+# -- read-only fallbacks (until the CLI has these verbs) -------------------------------
+
+def _log(ws: Any, args: list[str], s: Any) -> None:
+    n = _opt(args, "-n", "--max-count")
+    for info in ws.log(args[0] if args else None, max_count=int(n) if n else None):
+        refs = f" ({', '.join(info.refs)})" if info.refs else ""
+        print(f"{info.short_id}{refs} {info.time:%Y-%m-%d %H:%M:%S} {info.summary}")
+
+
+def _show(ws: Any, args: list[str], s: Any) -> None:
+    rev = args[0] if args else "HEAD"
+    info = ws.resolve(rev)
+    state = ws.state(rev)
+    print(f"commit {info.id}\n{info.time:%Y-%m-%d %H:%M:%S}  {info.author}\n\n    {info.message}\n")
+    for name, rec in sorted(state.variables.items()):
+        print(f"  {name}: {rec.type} {rec.summary}")
+    cell = state.meta.get("cell")
+    if cell:
+        print(f"\ncell {cell.get('execution_count')}: {cell.get('seconds')} s, "
+              f"reads {', '.join(cell.get('reads') or []) or '-'}; writes {', '.join(cell.get('writes') or []) or '-'}")
+
+
+def _diff(ws: Any, args: list[str], s: Any) -> None:
+    if not args or len(args) > 2:
+        raise TxgitError("usage: %txgit diff A [B]")
+    if len(args) == 2:
+        d = ws.diff(args[0], args[1])
+    else:
+        with s._without_hidden():
+            d = ws.diff(args[0], namespace=s.namespace)
+    if d.empty:
+        print("no differences")
+    for name, rec in d.added.items():
+        print(f"+ {name}: {rec.type} {rec.summary}")
+    for name, rec in d.removed.items():
+        print(f"- {name}: {rec.type} {rec.summary}")
+    for name, (old, new) in d.changed.items():
+        print(f"~ {name}: {old.summary} -> {new.summary}")
+
+
+def _branch(ws: Any, args: list[str], s: Any) -> None:
+    if args:
+        info = ws.create_branch(args[0], args[1] if len(args) > 1 else "HEAD")
+        print(f"created branch {args[0]} at {info.short_id}")
+        return
+    current = ws.branch
+    for name, commit in sorted(ws.branches().items()):
+        print(f"{'*' if name == current else ' '} {name} {commit[:8]}")
+
+
+_FALLBACKS = {"log": _log, "show": _show, "diff": _diff, "branch": _branch}
+
+
+def load_ipython_extension(ip: Any) -> None:
+    """``%load_ext txgit``: open (or create) the workspace of the kernel's folder and start tracking."""
+    try:
+        kernel_side.attach(ip)
+    except TxgitError as e:
+        print(f"txgit: error: {e}", file=sys.stderr)
+        return
+    ip.register_magics(TxgitMagics)
+
+
+def unload_ipython_extension(ip: Any) -> None:
+    kernel_side.detach(ip)

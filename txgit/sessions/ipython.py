@@ -1,0 +1,179 @@
+"""The kernel side: a :class:`NamespaceSession` over an IPython shell's ``user_ns``.
+
+Hooks ``pre_run_cell`` / ``post_run_cell`` (track, roll back, auto-commit),
+records the kernel in ``.txgit/kernels/`` for terminal commands, and answers
+their requests (:func:`remote`). The magics are in :mod:`txgit.magics`.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import re
+import sys
+from typing import Any
+
+from txgit.errors import NotAWorkspace, TxgitError
+from txgit.sessions.kernel import register_kernel, unregister_kernel
+from txgit.sessions.session import CellOutcome, NamespaceSession, register, unregister
+from txgit.workspace import Workspace
+
+_FIXED_HIDDEN = frozenset({"In", "Out", "_", "__", "___", "_i", "_ii", "_iii", "_oh", "_ih", "_dh",
+                           "exit", "quit", "get_ipython"})
+_NUMBERED = re.compile(r"_i?\d+$")  # _3 (output 3), _i3 (input 3)
+_OWN_CELL = re.compile(r"^\s*(%%?txgit\b|%(re)?load_ext\s+txgit\b|%unload_ext\s+txgit\b)")
+
+_active: IPythonSession | None = None
+
+
+def active() -> IPythonSession | None:
+    """The session of this process's shell, if the extension is loaded."""
+    return _active
+
+
+def open_workspace(path: str) -> Workspace:
+    try:
+        return Workspace.open(path)
+    except NotAWorkspace:
+        return Workspace.init(path)
+
+
+class IPythonSession:
+    """The extension's state in one shell."""
+
+    def __init__(self, shell: Any, workspace: Workspace) -> None:
+        self.shell = shell
+        hidden_ns = dict(getattr(shell, "user_ns_hidden", {}))
+
+        def hidden(name: str) -> bool:
+            if name in _FIXED_HIDDEN or _NUMBERED.match(name):
+                return True
+            # IPython's own `open` etc., unless the user rebound the name
+            return name in hidden_ns and shell.user_ns.get(name) is hidden_ns[name]
+
+        self.session = NamespaceSession(workspace, shell.user_ns, kind="ipython", hidden=hidden)
+        register(self.session)
+        self.kernel_record: str | None = None
+        self._skip = False
+
+    @property
+    def workspace(self) -> Workspace:
+        return self.session.workspace
+
+    # -- events --------------------------------------------------------------------
+    def pre_run_cell(self, info: Any) -> None:
+        raw = getattr(info, "raw_cell", "") or ""
+        lines = [ln for ln in raw.splitlines() if ln.strip() and not ln.strip().startswith("#")]
+        # Cells that only talk to txgit are not part of the program's history.
+        self._skip = bool(lines) and all(_OWN_CELL.match(ln) for ln in lines)
+        if self._skip or not raw.strip():
+            self._skip = True
+            return
+        try:
+            code = self.shell.transform_cell(raw)
+        except Exception:
+            code = raw
+        self.session.before_cell(code, source=raw)
+
+    def post_run_cell(self, result: Any) -> None:
+        if self._skip:
+            return
+        if getattr(result, "error_before_exec", None) is not None:
+            self.session._tracker = None  # nothing ran
+            return
+        try:
+            outcome = self.session.after_cell(error=getattr(result, "error_in_exec", None),
+                                              execution_count=getattr(result, "execution_count", None))
+        except TxgitError as e:
+            print(f"txgit: auto-commit failed: {e}", file=sys.stderr)
+            return
+        if outcome is not None:
+            report_outcome(outcome)
+
+    # -- kernel record ---------------------------------------------------------------
+    def register_kernel(self) -> None:
+        try:
+            from ipykernel.connect import get_connection_file
+
+            connection_file = get_connection_file()
+        except Exception:  # a terminal IPython has no kernel to attach to
+            return
+        if connection_file and os.path.isfile(connection_file):
+            self.kernel_record = str(register_kernel(self.workspace, connection_file))
+            atexit.register(self.unregister_kernel)
+
+    def unregister_kernel(self) -> None:
+        if self.kernel_record is not None:
+            unregister_kernel(self.workspace)
+            self.kernel_record = None
+
+
+def report_outcome(outcome: CellOutcome) -> None:
+    """Tell the user what happened to a failed cell; a successful one stays quiet."""
+    rb = outcome.rollback
+    if rb is None:
+        return
+    parts = []
+    if rb.restored:
+        parts.append("restored " + ", ".join(rb.restored))
+    if rb.removed:
+        parts.append("removed " + ", ".join(rb.removed))
+    if rb.not_restored:
+        parts.append("could not restore " + ", ".join(f"{n} ({why})" for n, why in rb.not_restored.items()))
+    text = "; ".join(parts) if parts else "nothing to undo"
+    print(f"txgit: cell failed, rolled back to the last commit: {text}", file=sys.stderr)
+
+
+def attach(shell: Any, path: str | None = None) -> IPythonSession:
+    """Open (or create) the workspace of ``path`` (default: the kernel's cwd) and hook the shell."""
+    global _active
+    if _active is not None and _active.shell is shell:
+        return _active
+    ext = IPythonSession(shell, open_workspace(path or os.getcwd()))
+    shell.events.register("pre_run_cell", ext.pre_run_cell)
+    shell.events.register("post_run_cell", ext.post_run_cell)
+    ext.register_kernel()
+    _active = ext
+    return ext
+
+
+def detach(shell: Any) -> None:
+    global _active
+    if _active is None or _active.shell is not shell:
+        return
+    for event, fn in (("pre_run_cell", _active.pre_run_cell), ("post_run_cell", _active.post_run_cell)):
+        try:
+            shell.events.unregister(event, fn)
+        except ValueError:
+            pass
+    _active.unregister_kernel()
+    unregister(_active.session)
+    _active = None
+
+
+def remote(request: str) -> str:
+    """Answer a terminal's request (JSON in, JSON out); runs in the kernel's main thread."""
+    try:
+        req = json.loads(request)
+        ext = _active
+        if ext is None:
+            raise TxgitError("the txgit extension is not loaded in this kernel")
+        op = req.get("op")
+        s = ext.session
+        if op == "commit":
+            r = s.commit(req.get("message") or "commit from terminal", meta={"from": "terminal"})
+            return json.dumps({"ok": True, "commit": r.info.id, "variables": r.variables,
+                               "serialized": r.serialized_names, "skipped": r.skipped})
+        if op == "checkout":
+            r = s.checkout(req["rev"], force=bool(req.get("force")), new_branch=req.get("new_branch"))
+            return json.dumps({"ok": True, "commit": r.info.id, "branch": r.branch, "loaded": r.loaded,
+                               "removed": r.removed, "not_restored": r.not_restored})
+        if op == "status":
+            st = s.status()
+            return json.dumps({"ok": True, "added": st.added, "removed": st.removed, "modified": st.modified})
+        raise TxgitError(f"unknown request {op!r}")
+    except TxgitError as e:
+        return json.dumps({"ok": False, "error": str(e)})
+    except Exception as e:  # the terminal gets one line; the kernel keeps running
+        return json.dumps({"ok": False, "error": f"{type(e).__name__}: {e}"})

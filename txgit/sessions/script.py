@@ -1,0 +1,129 @@
+"""``txgit run script.py``: run a script as ``__main__``, committing after each top-level statement.
+
+A crashed script's state up to the last statement that finished is in
+history; ``resume`` checks HEAD out into a fresh ``__main__`` and goes on
+with the statement after the last one committed (the script may have been
+fixed in between: statements are matched by position).
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import os
+import sys
+import traceback
+import types
+from dataclasses import dataclass
+from pathlib import Path
+
+from txgit.errors import TxgitError
+from txgit.sessions.session import NamespaceSession, _first_line, register, unregister
+from txgit.workspace import Workspace
+
+
+class ScriptFailed(TxgitError):
+    """The script raised; its state up to the failure is committed."""
+
+
+class CannotResume(TxgitError):
+    """HEAD was not made by a run of this script."""
+
+
+@dataclass
+class ScriptResult:
+    commits: int
+    statements: int
+    exit_code: int = 0
+    last_commit: str | None = None
+
+
+def _blocks(source: str, path: Path) -> list[tuple[int, str, types.CodeType]]:
+    """(first line, source, code) of each top-level statement, decorators included."""
+    try:
+        tree = ast.parse(source, str(path))
+    except SyntaxError as e:
+        raise ScriptFailed(f"{path.name}:{e.lineno}: syntax error: {e.msg}") from e
+    lines = source.splitlines(keepends=True)
+    out = []
+    for stmt in tree.body:
+        start = min([stmt.lineno] + [d.lineno for d in getattr(stmt, "decorator_list", [])])
+        text = "".join(lines[start - 1 : stmt.end_lineno])
+        code = compile(ast.Module(body=[stmt], type_ignores=[]), str(path), "exec")
+        out.append((start, text, code))
+    return out
+
+
+def _script_key(ws: Workspace, path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(ws.root))
+    except ValueError:
+        return str(path.resolve())
+
+
+def run_script(ws: Workspace, path: str | os.PathLike[str], args: list[str] | None = None, *,
+               resume: bool = False) -> ScriptResult:
+    """Run ``path`` with ``args`` as ``__main__`` under ``ws``; see the module doc."""
+    path = Path(path)
+    try:
+        source = path.read_text()
+    except OSError as e:
+        raise TxgitError(f"cannot read {path}: {e.strerror or e}") from e
+    blocks = _blocks(source, path)
+    key = _script_key(ws, path)
+    module = types.ModuleType("__main__")
+    module.__file__ = str(path.resolve())
+    ns = module.__dict__
+    ns["__builtins__"] = __builtins__
+    session = NamespaceSession(ws, ns, kind="script")
+    session.atomic = False
+    start = 0
+    if resume:
+        head = ws.head()
+        meta = ws.state("HEAD").meta if head is not None else {}
+        info = meta.get("script") or {}
+        if info.get("path") != key:
+            raise CannotResume(f"HEAD ({head.short_id if head else 'no commits'}) was not made by `txgit run {key}`: "
+                               "nothing to resume")
+        session.checkout("HEAD")
+        start = int(info["stmt"]) + 1
+    saved = sys.argv, sys.modules.get("__main__"), list(sys.path)
+    sys.argv = [str(path), *(args or [])]
+    sys.modules["__main__"] = module
+    sys.path.insert(0, str(path.resolve().parent))
+    register(session)
+    result = ScriptResult(commits=0, statements=len(blocks))
+    sha = hashlib.sha1(source.encode()).hexdigest()
+    try:
+        for i in range(start, len(blocks)):
+            line, text, code = blocks[i]
+            session.before_cell(text)
+            label = f"{path.name}:{line}"
+            try:
+                exec(code, ns)
+            except SystemExit as e:
+                result.exit_code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+                if e.code not in (None, 0) and not isinstance(e.code, int):
+                    print(e.code, file=sys.stderr)
+                meta = {"script": {"path": key, "sha1": sha, "stmt": i, "line": line, "args": sys.argv[1:]}}
+                session.after_cell(label=label, message=f"run {label}: {_first_line(text)} (exit)", meta=meta)
+                result.commits += 1
+                break
+            except BaseException as e:
+                session._tracker = None  # its partial effects are not committed
+                tb = e.__traceback__.tb_next if e.__traceback__ is not None else None  # drop our exec frame
+                traceback.print_exception(type(e), e, tb, file=sys.stderr)
+                last = ws.head()
+                done = f"its state up to the previous statement is {last.short_id}" if last else "nothing was committed"
+                raise ScriptFailed(f"{label} raised {type(e).__name__}: {e}; {done} "
+                                   f"(fix it and `txgit run --resume {key}`)") from None
+            meta = {"script": {"path": key, "sha1": sha, "stmt": i, "line": line, "args": sys.argv[1:]}}
+            outcome = session.after_cell(label=label, message=f"run {label}: {_first_line(text)}", meta=meta)
+            result.commits += 1
+            result.last_commit = outcome.commit.info.id if outcome and outcome.commit else result.last_commit
+    finally:
+        sys.argv, main, sys.path[:] = saved[0], saved[1], saved[2]
+        if main is not None:
+            sys.modules["__main__"] = main
+        unregister(session)
+    return result

@@ -1,0 +1,301 @@
+"""A live namespace under txgit: cell bookkeeping, commit, checkout, rollback.
+
+One :class:`NamespaceSession` serves the IPython extension, ``txgit run`` and
+plain library use. It tracks what each piece of code may have changed (see
+:mod:`txgit.sessions.tracking`) so a commit re-serializes only that, records
+the code it ran, and rolls a failed cell back to the last commit.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator, MutableMapping
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from txgit.state import UNPICKLABLE, is_variable_name, restore, snapshot
+from txgit.state.snapshot import shared_ids
+from txgit.sessions.tracking import CellChanges, CellTracker
+from txgit.workspace import CheckoutResult, CommitResult, StatusReport, Workspace
+
+
+@dataclass
+class CellRecord:
+    """One piece of code run in the session, as a commit records it (``code/``)."""
+
+    code: str
+    execution_count: int | None
+    seconds: float
+    reads: list[str]
+    writes: list[str]
+    error: str | None = None
+    opaque: str | None = None
+    label: str | None = None  # e.g. "script.py:12"
+
+
+@dataclass
+class RollbackResult:
+    """What undoing a failed cell did."""
+
+    restored: list[str] = field(default_factory=list)  # reloaded from the last commit
+    removed: list[str] = field(default_factory=list)  # created by the cell, deleted again
+    not_restored: dict[str, str] = field(default_factory=dict)  # name -> why
+
+    @property
+    def empty(self) -> bool:
+        return not (self.restored or self.removed or self.not_restored)
+
+
+@dataclass
+class CellOutcome:
+    """What :meth:`NamespaceSession.after_cell` did."""
+
+    cell: CellRecord
+    changes: CellChanges
+    commit: CommitResult | None = None
+    rollback: RollbackResult | None = None
+
+
+def _first_line(code: str, limit: int = 60) -> str:
+    for line in code.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            return line if len(line) <= limit else line[: limit - 1] + "…"
+    return "(empty)"
+
+
+class NamespaceSession:
+    """A namespace (a kernel's ``user_ns``, a script's globals) committed to a workspace.
+
+    ``hidden``: names that belong to the host (IPython's ``In``, ``Out``,
+    ``_i3`` …), never committed, never removed by a checkout.
+    """
+
+    def __init__(self, workspace: Workspace, namespace: MutableMapping[str, Any], *, kind: str = "python",
+                 hidden: Callable[[str], bool] | None = None) -> None:
+        self.workspace = workspace
+        self.namespace = namespace
+        self.kind = kind
+        self.hidden = hidden or (lambda name: False)
+        self.auto = True
+        self.atomic = True
+        self.pending: list[CellRecord] = []
+        self.touched: set[str] | None = set()  # since the last commit; None = anything
+        # Variables that exist before we track anything may differ from HEAD: the first commit takes all.
+        self.full_next = bool(self.variable_names()) or workspace.head() is None
+        self._shared: dict[str, set[int]] = {}
+        # The commit the namespace was last in step with (a commit or checkout of ours): not HEAD
+        # at start, since a fresh kernel holds none of HEAD's state.
+        self.base: str | None = None
+        self._tracker: CellTracker | None = None
+        self._started = 0.0
+
+    # -- names ---------------------------------------------------------------------
+    def is_variable(self, name: str) -> bool:
+        return is_variable_name(name) and not self.hidden(name)
+
+    def variable_names(self) -> set[str]:
+        return {n for n in self.namespace if self.is_variable(n)}
+
+    @contextmanager
+    def _without_hidden(self) -> Iterator[None]:
+        """Take the host's names out of the namespace while the workspace looks at it."""
+        held = {n: self.namespace.pop(n) for n in [n for n in self.namespace if is_variable_name(n) and self.hidden(n)]}
+        try:
+            yield
+        finally:
+            for n, v in held.items():
+                self.namespace.setdefault(n, v)
+
+    # -- cells ---------------------------------------------------------------------
+    def before_cell(self, code: str, *, source: str | None = None) -> None:
+        """Call just before ``code`` (plain Python) runs; ``source``: what the user typed, if different."""
+        self._tracker = CellTracker(self.namespace, code, self.is_variable)
+        self._code = code if source is None else source
+        self._started = time.perf_counter()
+
+    def after_cell(self, *, error: BaseException | str | None = None, execution_count: int | None = None,
+                   label: str | None = None, message: str | None = None,
+                   meta: dict[str, Any] | None = None) -> CellOutcome | None:
+        """Call just after the code ran: record it; roll back on error (atomic), else auto-commit."""
+        if self._tracker is None:
+            return None
+        seconds = time.perf_counter() - self._started
+        tracker, self._tracker = self._tracker, None
+        changes = tracker.finish()
+        err = None if error is None else error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+        cell = CellRecord(self._code, execution_count, round(seconds, 6), sorted(changes.reads),
+                          sorted(changes.writes), err, changes.opaque, label)
+        outcome = CellOutcome(cell, changes)
+        if err is not None and self.atomic and self.base is not None:
+            outcome.rollback = self.rollback(changes.hint)
+            return outcome
+        self.pending.append(cell)
+        if changes.hint is None:
+            self.touched = None
+        elif self.touched is not None:
+            self.touched |= changes.hint
+        if self.auto:
+            if message is None:
+                where = label or (f"[{execution_count}]" if execution_count is not None else "")
+                message = f"cell {where}: {_first_line(self._code)}".replace("cell : ", "cell: ")
+            outcome.commit = self.commit(message, meta=meta)
+        return outcome
+
+    # -- commit ----------------------------------------------------------------------
+    def _hint(self) -> set[str] | None:
+        """The names the next commit must serialize again, with anything sharing objects with them."""
+        head = self.workspace.head()
+        if self.full_next or self.touched is None or head is None or head.id != self.base:
+            return None  # HEAD moved under us (another session, a terminal): compare everything
+        hint = set(self.touched)
+        live = [n for n in hint if n in self.namespace]
+        ids: set[int] = set()
+        for n in live:
+            ids |= shared_ids(self.namespace[n], self.namespace)
+        # A new alias of an older variable (b = a) must be pickled with it.
+        if ids:
+            hint |= {n for n, s in self._shared.items() if n not in hint and not s.isdisjoint(ids)}
+        return hint
+
+    def commit(self, message: str = "", *, meta: dict[str, Any] | None = None,
+               files: dict[str, bytes] | None = None) -> CommitResult:
+        """Commit the namespace; only what changed since the last commit is serialized again."""
+        names = self._hint()
+        all_files = dict(files or {})
+        for cell in self.pending:
+            stem = f"cell-{cell.execution_count}" if cell.execution_count is not None else "cell"
+            if cell.label:
+                stem = "block-" + cell.label.replace("/", "_").replace(":", "-")
+            all_files[f"code/{stem}.py"] = cell.code.encode()
+        if self.pending:
+            all_files["code/cells.json"] = (json.dumps([asdict(c) for c in self.pending], indent=1) + "\n").encode()
+        meta_doc = {"session": self.kind}
+        if self.pending:
+            last = self.pending[-1]
+            meta_doc["cell"] = {"execution_count": last.execution_count, "seconds": last.seconds,
+                                "reads": last.reads, "writes": last.writes, "label": last.label}
+        meta_doc.update(meta or {})
+        with self._without_hidden():
+            result = self.workspace.commit(self.namespace, message, names=names, files=all_files, meta=meta_doc)
+        self._remember_sharing(None if names is None else set(result.serialized_names))
+        self.base = result.info.id
+        self.pending.clear()
+        self.touched = set()
+        self.full_next = False
+        return result
+
+    def _remember_sharing(self, names: set[str] | None) -> None:
+        live = self.variable_names()
+        for n in list(self._shared):
+            if n not in live:
+                del self._shared[n]
+        for n in live if names is None else names & live:
+            self._shared[n] = shared_ids(self.namespace[n], self.namespace)
+
+    # -- checkout / status / rollback ------------------------------------------------------
+    def checkout(self, rev: str, *, force: bool = False, new_branch: str | None = None) -> CheckoutResult:
+        """Make the namespace equal ``rev`` (loading only what differs) and move HEAD there.
+
+        An empty namespace (a fresh kernel) or one with nothing run since its
+        last commit has nothing to lose, so it is not checked for changes.
+        """
+        # Nothing ran since our last commit or checkout: the namespace is that state (even if
+        # another session moved HEAD meanwhile), so there is nothing to lose.
+        clean = not self.pending and self.touched == set() and not self.full_next and self.base is not None
+        fresh = not self.variable_names()
+        with self._without_hidden():
+            result = self.workspace.checkout(rev, self.namespace, force=force or clean or fresh, new_branch=new_branch)
+        self.base = result.info.id
+        self.pending.clear()
+        self.touched = set()
+        self.full_next = False
+        self._remember_sharing(None)
+        return result
+
+    def status(self) -> StatusReport:
+        with self._without_hidden():
+            return self.workspace.status(self.namespace)
+
+    def rollback(self, names: set[str] | None) -> RollbackResult:
+        """Put ``names`` (None: every variable) back as the last commit has them.
+
+        Only names whose value differs from HEAD are reloaded (with their
+        co-variables, so aliasing holds); names HEAD lacks are deleted.
+        """
+        out = RollbackResult()
+        if self.base is None:
+            return out
+        state = self.workspace.state(self.base)  # our last commit, even if HEAD moved since
+        if names is None:
+            names = self.variable_names() | set(state.variables)
+        names = {n for n in names if self.is_variable(n)}
+        with self._without_hidden():
+            now = snapshot(self.namespace, sorted(n for n in names if n in self.namespace)).variables
+        changed = set()
+        for n in names:
+            old = state.variables.get(n)
+            if old is None:
+                if n in self.namespace:
+                    del self.namespace[n]
+                    out.removed.append(n)
+            elif old.kind == UNPICKLABLE:
+                out.not_restored[n] = f"{old.type} could not be saved ({old.reason})"
+            elif not old.same_content(now.get(n)):
+                changed.add(n)
+        # Reload whole groups: a restored list must still be the one its aliases hold.
+        groups = {state.variables[n].group for n in changed if state.variables[n].group}
+        changed |= {n for n, r in state.variables.items() if r.group in groups}
+        records = {n: state.variables[n] for n in changed}
+        values = restore(records, state.groups, self.workspace.blobs.get_many, self.namespace)
+        self.namespace.update(values)
+        out.restored = sorted(values)
+        out.removed.sort()
+        self._remember_sharing(set(values))
+        return out
+
+
+# -- the session of a namespace -------------------------------------------------------------
+
+_sessions: dict[int, NamespaceSession] = {}
+
+
+def register(session: NamespaceSession) -> None:
+    """Make ``session`` the one :func:`commit_namespace` uses for its namespace."""
+    _sessions[id(session.namespace)] = session
+
+
+def unregister(session: NamespaceSession) -> None:
+    if _sessions.get(id(session.namespace)) is session:
+        del _sessions[id(session.namespace)]
+
+
+def session_for(namespace: MutableMapping[str, Any], path: str = ".") -> NamespaceSession:
+    """The session tracking ``namespace``, or a new untracked one on the workspace at ``path`` (created if none)."""
+    s = _sessions.get(id(namespace))
+    if s is not None and s.namespace is namespace:
+        return s
+    from txgit.errors import NotAWorkspace
+
+    try:
+        ws = Workspace.open(path)
+    except NotAWorkspace:
+        ws = Workspace.init(path)
+    s = NamespaceSession(ws, namespace, kind="script")
+    s.auto = False
+    register(s)
+    return s
+
+
+def commit_namespace(namespace: MutableMapping[str, Any], message: str = "", path: str = ".") -> CommitResult:
+    """Commit ``namespace`` (e.g. a script's globals). Untracked code may have changed anything,
+    so everything is serialized again unless a tracking session (kernel, ``txgit run``) owns it."""
+    s = session_for(namespace, path)
+    if s._tracker is not None:  # called from inside tracked code: count what it did so far
+        hint = s._tracker.finish().hint
+        s.touched = None if hint is None or s.touched is None else s.touched | hint
+    elif not s.auto:
+        s.touched = None  # no tracking between calls: any name may have changed
+    return s.commit(message)

@@ -1,0 +1,225 @@
+"""Which names a piece of code may have changed: the hint a commit needs.
+
+Three kinds of evidence, all cheap:
+
+* **static**: the names a cell reads and writes, from its AST;
+* **run time**: names added, deleted or rebound (the namespace's keys and the
+  ids of their values before and after);
+* **reach**: session functions and methods the cell uses may read or mutate
+  any global their code names (``co_names``, transitively through nested code
+  and the session functions they name in turn).
+
+Mutation through an alias (``b.append`` where ``b is a``) needs nothing here:
+the commit expands every name to its co-variable group. When code can touch
+names we cannot see (``exec``, ``eval``, ``globals()``, ``vars()``,
+``import *``, IPython magics), the answer is "everything" (``None``).
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import types
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+# Calls that read or write the namespace behind the AST's back.
+OPAQUE_CALLS = frozenset({"exec", "eval", "globals", "vars", "locals", "get_ipython", "__import__", "execfile",
+                          "run_line_magic", "run_cell_magic", "run_cell", "system"})
+_BUILTINS = frozenset(dir(builtins))
+
+
+@dataclass
+class CodeNames:
+    """What the AST of one piece of code says about the namespace."""
+
+    reads: set[str] = field(default_factory=set)
+    writes: set[str] = field(default_factory=set)
+    opaque: str | None = None  # why the code may touch any name (None: it cannot)
+
+    @property
+    def touched(self) -> set[str]:
+        return self.reads | self.writes
+
+
+class _Visitor(ast.NodeVisitor):
+    """Top-level (module scope) reads and writes; function bodies only count as reads of globals."""
+
+    def __init__(self) -> None:
+        self.out = CodeNames()
+        self.depth = 0  # > 0: inside a function or lambda body
+
+    def visit_Name(self, node: ast.Name) -> None:
+        if isinstance(node.ctx, ast.Load):
+            self.out.reads.add(node.id)
+        elif self.depth == 0:
+            self.out.writes.add(node.id)
+
+    def visit_Global(self, node: ast.Global) -> None:
+        self.out.writes.update(node.names)  # a function that declares it global may rebind it
+
+    visit_Nonlocal = ast.NodeVisitor.generic_visit
+
+    def _scope(self, node: ast.AST, name: str | None) -> None:
+        if name is not None and self.depth == 0:
+            self.out.writes.add(name)
+        for dec in getattr(node, "decorator_list", ()):
+            self.visit(dec)
+        self.depth += 1
+        for child in ast.iter_child_nodes(node):
+            if child not in getattr(node, "decorator_list", ()):
+                self.visit(child)
+        self.depth -= 1
+
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
+        self._scope(node, node.name)
+
+    visit_AsyncFunctionDef = visit_FunctionDef
+
+    def visit_ClassDef(self, node: ast.ClassDef) -> None:
+        # Class bodies run now, at module scope: their reads are real reads.
+        if self.depth == 0:
+            self.out.writes.add(node.name)
+        self.generic_visit(node)
+
+    def visit_Lambda(self, node: ast.Lambda) -> None:
+        self._scope(node, None)
+
+    def visit_Import(self, node: ast.Import) -> None:
+        for alias in node.names:
+            if self.depth == 0:
+                self.out.writes.add(alias.asname or alias.name.split(".")[0])
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        for alias in node.names:
+            if alias.name == "*":
+                self.out.opaque = "import *"
+            elif self.depth == 0:
+                self.out.writes.add(alias.asname or alias.name)
+
+    def visit_Call(self, node: ast.Call) -> None:
+        func = node.func
+        name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else None
+        if name in OPAQUE_CALLS:
+            self.out.opaque = f"{name}()"
+        self.generic_visit(node)
+
+    def visit_NamedExpr(self, node: ast.NamedExpr) -> None:
+        self.out.writes.add(node.target.id)  # := binds in the enclosing scope, even in comprehensions
+        self.visit(node.value)
+
+
+def analyze_code(code: str) -> CodeNames:
+    """Names that ``code`` (plain Python) reads and writes at module scope.
+
+    Code that does not parse is opaque: it did not run as written, and
+    whatever did run is not visible here.
+    """
+    try:
+        tree = ast.parse(code)
+    except SyntaxError as e:
+        return CodeNames(opaque=f"syntax error: {e.msg}")
+    v = _Visitor()
+    v.visit(tree)
+    out = v.out
+    out.reads -= _BUILTINS - out.writes
+    return out
+
+
+def fingerprint(namespace: Mapping[str, Any], names: Iterable[str]) -> dict[str, int]:
+    """name -> id(value), the run-time evidence of rebinding."""
+    return {n: id(namespace[n]) for n in names if n in namespace}
+
+
+def changed_bindings(before: Mapping[str, int], after: Mapping[str, int]) -> set[str]:
+    """Names added, deleted or bound to another object between two fingerprints."""
+    return {n for n in before.keys() | after.keys() if before.get(n) != after.get(n)}
+
+
+# -- reach: what session code can touch ---------------------------------------------
+
+def _code_names(code: types.CodeType) -> set[str]:
+    out = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            out |= _code_names(const)
+    return out
+
+
+def _session_codes(value: Any, namespace: Mapping[str, Any], depth: int = 0) -> list[types.CodeType]:
+    """Code objects of session functions and methods that using ``value`` may run."""
+    if isinstance(value, types.MethodType):
+        value = value.__func__
+    if isinstance(value, types.FunctionType):
+        return [value.__code__] if value.__globals__ is namespace else []
+    if isinstance(value, (staticmethod, classmethod)):
+        return _session_codes(value.__func__, namespace, depth)
+    if isinstance(value, property):
+        return [c for f in (value.fget, value.fset, value.fdel) if f for c in _session_codes(f, namespace, depth)]
+    if isinstance(value, type):
+        codes: list[types.CodeType] = []
+        for klass in value.__mro__:
+            if klass.__module__ != namespace.get("__name__", "__main__"):
+                continue
+            for attr in vars(klass).values():
+                codes.extend(_session_codes(attr, namespace, depth + 1))
+        return codes
+    if depth == 0 and isinstance(value, (list, tuple, dict)) and len(value) <= 256:
+        items = value.values() if isinstance(value, dict) else value
+        return [c for x in items for c in _session_codes(x, namespace, depth + 1)]
+    klass = type(value)
+    if depth == 0 and klass.__module__ == namespace.get("__name__", "__main__") and klass is not type:
+        return _session_codes(klass, namespace, depth + 1)
+    return []
+
+
+def reach(names: Iterable[str], namespace: Mapping[str, Any]) -> set[str]:
+    """Globals that session code held by ``names`` may read or write, transitively."""
+    out: set[str] = set()
+    todo = [n for n in names if n in namespace]
+    seen: set[str] = set()
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        for code in _session_codes(namespace[name], namespace):
+            for ref in _code_names(code):
+                if ref in namespace and ref not in seen:
+                    out.add(ref)
+                    todo.append(ref)
+    return out
+
+
+@dataclass
+class CellChanges:
+    """The outcome of tracking one cell: the commit's hint and what the cell declared."""
+
+    reads: set[str]
+    writes: set[str]
+    hint: set[str] | None  # None: commit everything
+    opaque: str | None = None
+
+
+class CellTracker:
+    """Before/after bookkeeping for one piece of code run in ``namespace``."""
+
+    def __init__(self, namespace: Mapping[str, Any], code: str, is_variable: Any) -> None:
+        self.namespace = namespace
+        self.is_variable = is_variable
+        self.names = analyze_code(code)
+        self.before = fingerprint(namespace, (n for n in namespace if is_variable(n)))
+        # Session code the cell uses can mutate what it names; collect that before it runs,
+        # since the cell may delete or rebind the function itself.
+        self.reached = reach(self.names.touched, namespace) if self.names.opaque is None else set()
+
+    def finish(self) -> CellChanges:
+        after = fingerprint(self.namespace, (n for n in self.namespace if self.is_variable(n)))
+        n = self.names
+        if n.opaque is not None:
+            return CellChanges(n.reads, n.writes, None, n.opaque)
+        rebound = changed_bindings(self.before, after)
+        hint = (n.touched | rebound | self.reached | reach(n.writes | rebound, self.namespace))
+        hint = {x for x in hint if self.is_variable(x) and (x in after or x in self.before)}
+        return CellChanges(n.reads, n.writes, hint)
