@@ -20,7 +20,6 @@ import os
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import PurePosixPath
 from typing import Any
 
 import pygit2
@@ -91,6 +90,7 @@ class History:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.repo = pygit2.Repository(str(path))
+        self._states: dict[tuple[str, bool], State] = {}  # commits never change: parse each once
 
     @classmethod
     def init(cls, path: str | os.PathLike[str]) -> History:
@@ -158,6 +158,19 @@ class History:
 
     # -- reading states --------------------------------------------------------
     def read_state(self, commit: pygit2.Commit, *, groups: bool = True) -> State:
+        cached = self._states.get((str(commit.id), True)) or self._states.get((str(commit.id), groups))
+        if cached is None:
+            cached = self._remember(str(commit.id), groups, self._read_state(commit, groups))
+        # callers may edit the dicts they get; the cache keeps its own
+        return State(dict(cached.variables), dict(cached.groups), dict(cached.meta))
+
+    def _remember(self, commit_id: str, groups: bool, state: State) -> State:
+        if len(self._states) >= 16:
+            self._states.pop(next(iter(self._states)))
+        self._states[(commit_id, groups)] = State(dict(state.variables), dict(state.groups), dict(state.meta))
+        return self._states[(commit_id, groups)]
+
+    def _read_state(self, commit: pygit2.Commit, groups: bool) -> State:
         tree = commit.tree
         variables: dict[str, VarRecord] = {}
         group_records: dict[str, GroupRecord] = {}
@@ -184,20 +197,37 @@ class History:
         return obj.data if isinstance(obj, pygit2.Blob) else None
 
     # -- writing states --------------------------------------------------------
-    def _tree(self, files: Mapping[str, bytes]) -> pygit2.Oid:
-        """Build nested trees from {posix path: bytes}."""
+    def _tree(self, files: Mapping[str, bytes], base: pygit2.Tree | None = None) -> pygit2.Oid:
+        """Build nested trees from {posix path: bytes}.
+
+        Blobs the ``base`` tree already has (same name, same content) are not
+        written again: a commit that changes one variable writes a handful of
+        objects, not one per variable.
+        """
         subdirs: dict[str, dict[str, bytes]] = {}
-        builder = self.repo.TreeBuilder()
+        known = {e.name: e for e in base} if base is not None else {}
+        builder = self.repo.TreeBuilder(base) if base is not None else self.repo.TreeBuilder()
+        names: set[str] = set()
         for path, data in files.items():
-            parts = PurePosixPath(path).parts
-            if not parts or any(p in ("", ".", "..") for p in parts):
+            parts = path.split("/")
+            if any(p in ("", ".", "..") for p in parts):
                 raise InvalidName(f"invalid path in state tree: {path!r}")
             if len(parts) == 1:
-                builder.insert(parts[0], self.repo.create_blob(data), FileMode.BLOB)
+                names.add(parts[0])
+                entry = known.get(parts[0])
+                if entry is None or entry.id != pygit2.hash(data):
+                    builder.insert(parts[0], self.repo.create_blob(data), FileMode.BLOB)
             else:
                 subdirs.setdefault(parts[0], {})["/".join(parts[1:])] = data
         for name, sub in subdirs.items():
-            builder.insert(name, self._tree(sub), FileMode.TREE)
+            names.add(name)
+            entry = known.get(name)
+            sub_base = self.repo[entry.id] if entry is not None and entry.filemode == FileMode.TREE else None
+            oid = self._tree(sub, sub_base)
+            if entry is None or entry.id != oid:
+                builder.insert(name, oid, FileMode.TREE)
+        for name in set(known) - names:
+            builder.remove(name)
         return builder.write()
 
     def write_state(self, state: State, message: str, *, files: Mapping[str, bytes] | None = None) -> str:
@@ -210,17 +240,18 @@ class History:
         tree_files.update({f"{GROUPS}/{g}": r.to_bytes() for g, r in state.groups.items()})
         tree_files[META] = (json.dumps(state.meta, sort_keys=True, indent=1, default=str) + "\n").encode()
         for path, data in (files or {}).items():
-            if PurePosixPath(path).parts[:1] in ((VARS,), (GROUPS,), (META,)):
+            if path.split("/")[0] in (VARS, GROUPS, META):
                 raise InvalidName(f"{path!r} is reserved in a state tree")
             tree_files[path] = data
-        tree = self._tree(tree_files)
         head = self.head_commit()
+        tree = self._tree(tree_files, head.tree if head is not None else None)
         parents = [head.id] if head is not None else []
         sig = _signature()
         try:
             oid = self.repo.create_commit("HEAD", sig, sig, message or "(no message)", tree, parents)
         except pygit2.GitError as e:
             raise TxgitError(f"HEAD moved while committing (another process committed?): {e}; retry") from e
+        self._remember(str(oid), True, state)  # the next commit reads it as HEAD
         return str(oid)
 
     # -- refs -------------------------------------------------------------------

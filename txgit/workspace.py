@@ -14,6 +14,7 @@ Sessions (IPython, scripts), remotes, the CLI and the magics all stand on this.
 from __future__ import annotations
 
 import fcntl
+import functools
 import os
 import platform
 import sys
@@ -101,6 +102,11 @@ class StateDiff:
     @property
     def empty(self) -> bool:
         return not (self.added or self.removed or self.changed)
+
+
+@functools.lru_cache(maxsize=1)
+def _platform() -> str:
+    return platform.platform()  # slow (reads the interpreter binary): once per process
 
 
 def _package_versions(records: Mapping[str, VarRecord]) -> dict[str, str]:
@@ -253,7 +259,7 @@ class Workspace:
             meta_doc: dict[str, Any] = {
                 "txgit": txgit.__version__,
                 "python": platform.python_version(),
-                "platform": platform.platform(),
+                "platform": _platform(),
                 "packages": _package_versions(variables),
                 "serialized": sorted(redo),
                 "skipped": skipped,

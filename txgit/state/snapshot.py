@@ -21,7 +21,7 @@ import pickle
 import types
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from txgit.errors import RestoreError
@@ -56,16 +56,22 @@ class VarRecord:
     module: str | None = None
     reason: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    # bytes this record was read from: carried over unchanged, it is not encoded again
+    raw: bytes | None = field(default=None, repr=False, compare=False)
 
     def to_bytes(self) -> bytes:
-        d = {k: v for k, v in asdict(self).items() if v not in (None, {}) or k in ("kind",)}
+        if self.raw is not None:
+            return self.raw
+        d = {"kind": self.kind, "type": self.type, "summary": self.summary, "size": self.size,
+             "group": self.group, "module": self.module, "reason": self.reason, "details": self.details}
+        d = {k: v for k, v in d.items() if v not in (None, {}) or k == "kind"}
         return (json.dumps(d, sort_keys=True, indent=1) + "\n").encode()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> VarRecord:
         d = json.loads(data)
         return cls(**{k: d.get(k) for k in ("kind", "type", "summary", "size", "group", "module", "reason")},
-                   details=d.get("details") or {})
+                   details=d.get("details") or {}, raw=bytes(data))
 
     def same_content(self, other: VarRecord | None) -> bool:
         if other is None or other.kind != self.kind:
@@ -94,16 +100,22 @@ class GroupRecord:
     names: list[str]
     streams: list[StreamRecord]
     format: str = FORMAT
+    raw: bytes | None = field(default=None, repr=False, compare=False)
 
     def to_bytes(self) -> bytes:
-        return (json.dumps(asdict(self), sort_keys=True, separators=(",", ":")) + "\n").encode()
+        if self.raw is not None:
+            return self.raw
+        d = {"format": self.format, "names": self.names,
+             "streams": [{"chunks": s.chunks, "size": s.size} for s in self.streams]}
+        return (json.dumps(d, sort_keys=True, separators=(",", ":")) + "\n").encode()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> GroupRecord:
         d = json.loads(data)
         if d.get("format") != FORMAT:
             raise RestoreError(f"unknown state format {d.get('format')!r}")
-        return cls(names=list(d["names"]), streams=[StreamRecord(int(s["size"]), list(s["chunks"])) for s in d["streams"]])
+        return cls(names=list(d["names"]), streams=[StreamRecord(int(s["size"]), list(s["chunks"])) for s in d["streams"]],
+                   raw=bytes(data))
 
     @property
     def id(self) -> str:
