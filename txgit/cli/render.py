@@ -91,7 +91,10 @@ def truncated_repr(value: Any, *, max_lines: int = 40, max_chars: int = 4000) ->
     except Exception as e:  # a broken __repr__ still gets a line, not a traceback
         return f"<{type(value).__name__}: repr failed: {type(e).__name__}: {e}>"
     if len(text) > 20 * max_chars:  # huge single-line reprs: let reprlib shorten nested parts
-        text = reprlib.Repr(maxlevel=3, maxstring=200, maxother=200).repr(value)
+        short = reprlib.Repr()
+        short.maxlevel, short.maxstring, short.maxother = 3, 200, 200
+        short.maxlist = short.maxtuple = short.maxdict = short.maxset = short.maxfrozenset = 100
+        text = short.repr(value)
     lines = text.splitlines() or [""]
     cut = False
     if len(lines) > max_lines:
