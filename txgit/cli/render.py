@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from txgit.history import CommitInfo
-from txgit.state import MODULE, NAMESPACE, UNPICKLABLE, VarRecord
+from txgit.state import MODULE, NAMESPACE, VarRecord
 from txgit.workspace import StateDiff
 
 DATE_FORMAT = "%a %b %d %H:%M:%S %Y %z"  # git's default
@@ -107,7 +107,3 @@ def truncated_repr(value: Any, *, max_lines: int = 40, max_chars: int = 4000) ->
         text, cut = text[:max_chars], True
         tail = f"… ({more:,} more characters)"
     return text + ("\n" + tail if cut else "")
-
-
-def is_skipped(rec: VarRecord) -> bool:
-    return rec.kind == UNPICKLABLE
