@@ -19,7 +19,9 @@ from txgit.errors import TxgitError
 
 def main(argv: list[str] | None = None) -> None:
     try:
-        app(args=argv, prog_name="txgit", standalone_mode=False)
+        code = app(args=argv, prog_name="txgit", standalone_mode=False)
+        if isinstance(code, int) and code:  # a command's typer.Exit(n) comes back as a return value
+            sys.exit(code)
     except TxgitError as e:
         err_console.print(f"txgit: error: {e}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(e.exit_code)

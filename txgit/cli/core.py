@@ -1,17 +1,383 @@
-"""Core commands: init, log, show, diff, branch, tag, checkout, status."""
+"""Core commands: init, status, log, show, diff, branch, tag, checkout.
+
+Each command opens the workspace around the current folder, calls one
+:class:`txgit.Workspace` method and prints. User mistakes surface as
+:class:`TxgitError` (one line, via ``txgit.cli.main``), raised before anything
+is written.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
+from rich.table import Table
+from rich.text import Text
 
+from txgit.cli import render
 from txgit.cli.app import app, console
-from txgit.workspace import Workspace
+from txgit.cli.graph import render_graph
+from txgit.errors import EmptyHistory, TxgitError
+from txgit.history import CommitInfo
+from txgit.state import UNPICKLABLE
+from txgit.workspace import StateDiff, Workspace
+
+
+def _open() -> Workspace:
+    return Workspace.open(Path.cwd())
+
+
+def _out(text: str | Text = "") -> None:
+    """Print without rich guessing markup or highlights in user data (names, messages, reprs)."""
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+class UsageMistake(TxgitError):
+    """Arguments that parse but do not fit together (e.g. -d without a name): exit 2 like the parser's."""
+
+    exit_code = 2
+
+
+def _usage(message: str) -> UsageMistake:
+    return UsageMistake(message)
+
+
+class _Refs:
+    """Branches, tags and HEAD, read once per command, to decorate commits like git does."""
+
+    def __init__(self, ws: Workspace) -> None:
+        self.branches = ws.branches()
+        self.tags = ws.tags()
+        self.head_branch = ws.branch
+        head = ws.head()
+        self.head_id = head.id if head is not None else None
+
+    def of(self, info: CommitInfo) -> list[str]:
+        return render.decorations(info, self.branches, self.tags, self.head_branch, self.head_id)
+
+    def text(self, info: CommitInfo) -> Text:
+        refs = self.of(info)
+        if not refs:
+            return Text()
+        out = Text("(", style="yellow")
+        for i, ref in enumerate(refs):
+            if i:
+                out.append(", ", style="yellow")
+            style = "bold cyan" if ref.startswith("HEAD") else "bold yellow" if ref.startswith("tag: ") else "bold green"
+            out.append(ref, style=style)
+        out.append(")", style="yellow")
+        return out
+
+
+# -- init / status -------------------------------------------------------------------
+
+@app.command()
+def init(path: Path = typer.Argument(Path("."), metavar="PATH", help="Folder to make a workspace.")) -> None:
+    """Create a workspace (.txgit/) in PATH."""
+    ws = Workspace.init(path)
+    _out(f"Initialized empty txgit workspace in {ws.dir}")
 
 
 @app.command()
-def init(path: Path = typer.Argument(Path("."), help="Folder to make a workspace.")) -> None:
-    """Create a workspace (.txgit/) in PATH."""
-    ws = Workspace.init(path)
-    console.print(f"Initialized empty txgit workspace in {ws.dir}")
+def status() -> None:
+    """Show the current branch (or detached HEAD) and the commit HEAD is at."""
+    ws = _open()
+    head = ws.head()
+    if ws.branch is not None:
+        _out(f"On branch {ws.branch}")
+    else:
+        _out(f"HEAD detached at {head.short_id if head else '?'}")
+    if head is None:
+        _out("No commits yet")
+        return
+    state = ws.state(head.id)
+    skipped = sum(1 for r in state.variables.values() if r.kind == UNPICKLABLE)
+    _out(f"HEAD: {head.short_id} {head.summary}")
+    _out(f"      {len(state.variables)} variables" + (f" ({skipped} not saved)" if skipped else "")
+         + f", committed {render.format_date(head.time)} by {head.author}")
+
+
+# -- log -----------------------------------------------------------------------------
+
+def _changes(ws: Workspace, info: CommitInfo) -> str:
+    """What a commit changed against its first parent, from records only (no blob is read)."""
+    if info.parents:
+        diff = ws.diff(info.parents[0], info.id)
+    else:
+        diff = render.added_diff("", info.id, ws.state(info.id).variables)
+    return render.change_summary(diff)
+
+
+def _entry(info: CommitInfo, refs: _Refs, oneline: bool, changes: str | None) -> list[Text]:
+    """The lines of one log entry (without graph)."""
+    decor = refs.text(info)
+    if oneline:
+        line = Text(info.short_id, style="yellow")
+        if decor:
+            line.append(" ").append_text(decor)
+        line.append(" " + info.summary)
+        if changes:
+            line.append("  " + changes, style="dim")
+        return [line]
+    head = Text("commit " + info.id, style="yellow")
+    if decor:
+        head.append(" ").append_text(decor)
+    lines = [head]
+    if len(info.parents) > 1:
+        lines.append(Text("Merge: " + " ".join(p[:8] for p in info.parents)))
+    lines.append(Text(f"Author: {info.author} <{info.email}>"))
+    lines.append(Text(f"Date:   {render.format_date(info.time)}"))
+    lines.append(Text(""))
+    lines.extend(Text(("    " + m).rstrip()) for m in (info.message.splitlines() or [""]))
+    if changes:
+        lines.append(Text(""))
+        lines.append(Text("    " + changes, style="dim"))
+    lines.append(Text(""))
+    return lines
+
+
+@app.command()
+def log(
+    rev: Optional[str] = typer.Argument(None, metavar="REV", help="Start from this revision (default HEAD)."),
+    oneline: bool = typer.Option(False, "--oneline", help="One line per commit: short id, refs, message."),
+    graph: bool = typer.Option(False, "--graph", help="Draw branches and merges as lanes, with what each commit changed."),
+    all_refs: bool = typer.Option(False, "--all", help="Commits reachable from any branch or tag, not just REV."),
+    max_count: Optional[int] = typer.Option(None, "-n", "--max-count", min=0, metavar="N", help="Show at most N commits."),
+) -> None:
+    """Show commits, newest first, with ids, refs, author, date and message."""
+    ws = _open()
+    if rev is not None and all_refs:
+        raise _usage("give either REV or --all, not both")
+    commits = ws.log(rev, all_refs=all_refs, max_count=max_count)
+    if not commits and rev is None and ws.head() is None:
+        raise EmptyHistory(f"no commits yet on branch {ws.branch or '?'}")
+    refs = _Refs(ws)
+    if not graph:
+        for info in commits:
+            for line in _entry(info, refs, oneline, None):
+                _out(line)
+        return
+    entries = {info.id: info for info in commits}
+    for row in render_graph([(c.id, c.parents) for c in commits]):
+        if row.commit is None:
+            _out(Text(row.graph, style="red"))
+            continue
+        lines = _entry(entries[row.commit], refs, oneline, _changes(ws, entries[row.commit]))
+        for i, line in enumerate(lines):
+            lanes = row.graph if i == 0 else row.continuation
+            if not line.plain:
+                _out(Text(lanes, style="red"))
+                continue
+            _out(Text(lanes.ljust(len(row.graph)) + " ", style="red") + line)
+
+
+# -- show ------------------------------------------------------------------------------
+
+def _header(info: CommitInfo, refs: _Refs) -> None:
+    for line in _entry(info, refs, False, None)[:-1]:
+        _out(line)
+
+
+@app.command()
+def show(
+    rev: str = typer.Argument("HEAD", metavar="REV", help="The commit to show (default HEAD)."),
+    var: Optional[str] = typer.Argument(None, metavar="VAR", help="Print this variable's value (loads it)."),
+) -> None:
+    """Show a commit: its variables (summary, type, size), what was not saved, and meta.
+
+    With VAR, load that one variable from the commit and print its value (cut to a screenful).
+    """
+    ws = _open()
+    info = ws.resolve(rev)
+    if var is not None:
+        value = ws.load(var, rev)  # reads and verifies blobs: a corrupt one raises here
+        rec = ws.state(info.id).variables[var]
+        _out(Text(f"{var}: {rec.summary}  ({render.record_kind(rec)}, {info.short_id})", style="bold"))
+        _out(render.truncated_repr(value))
+        return
+    state = ws.state(info.id)
+    _header(info, _Refs(ws))
+    saved = {n: r for n, r in state.variables.items() if r.kind != UNPICKLABLE}
+    skipped = {n: r for n, r in state.variables.items() if r.kind == UNPICKLABLE}
+    _out()
+    if saved:
+        table = Table(title=None, box=None, pad_edge=False, header_style="bold")
+        table.add_column("variable", style="bold")
+        table.add_column("summary")
+        table.add_column("type", style="dim")
+        table.add_column("size", justify="right")
+        for name in sorted(saved):
+            rec = saved[name]
+            table.add_row(Text(name), Text(rec.summary), Text(render.record_kind(rec)),
+                          render.human_size(rec.size) if rec.size else "-")
+        console.print(table)
+        total = sum(g.nbytes for g in state.groups.values())
+        _out(f"{len(saved)} variable{'s' if len(saved) != 1 else ''}, {render.human_size(total)} stored")
+    else:
+        _out("no variables")
+    if skipped:
+        _out()
+        _out(Text(f"not saved ({len(skipped)}):", style="bold"))
+        for name in sorted(skipped):
+            rec = skipped[name]
+            _out(f"  {name}: {rec.type}: {rec.reason or 'not picklable'}")
+    meta = state.meta
+    if meta:
+        _out()
+        parts = [f"python {meta['python']}" if "python" in meta else None,
+                 f"txgit {meta['txgit']}" if "txgit" in meta else None,
+                 meta.get("platform")]
+        _out("meta: " + ", ".join(p for p in parts if p))
+        packages = meta.get("packages") or {}
+        if packages:
+            _out("packages: " + ", ".join(f"{k} {v}" for k, v in sorted(packages.items())))
+
+
+# -- diff ------------------------------------------------------------------------------
+
+def _diff_lines(diff: StateDiff) -> list[Text]:
+    names = list(diff.added) + list(diff.removed) + list(diff.changed)
+    width = max((len(n) for n in names), default=0)
+    lines = []
+    for name, rec in diff.added.items():
+        lines.append(Text(f"+ {name.ljust(width)}  {rec.summary}  ({render.record_kind(rec)})", style="green"))
+    for name, rec in diff.removed.items():
+        lines.append(Text(f"- {name.ljust(width)}  {rec.summary}  ({render.record_kind(rec)})", style="red"))
+    for name, (old, new) in diff.changed.items():
+        what = (f"{old.summary} -> {new.summary}" if old.summary != new.summary
+                else f"{new.summary} (new content)")
+        if old.type != new.type:
+            what += f"  ({old.type} -> {new.type})"
+        elif old.size != new.size:
+            what += f"  ({render.human_size(old.size)} -> {render.human_size(new.size)})"
+        lines.append(Text(f"~ {name.ljust(width)}  {what}", style="yellow"))
+    return lines
+
+
+@app.command()
+def diff(
+    a: str = typer.Argument(..., metavar="A", help="The old revision, or A..B for both."),
+    b: Optional[str] = typer.Argument(None, metavar="B", help="The new revision (default HEAD)."),
+    exit_code: bool = typer.Option(False, "--exit-code", help="Exit 1 when the states differ (like git diff --exit-code)."),
+) -> None:
+    """Variables added, removed and changed from state A to state B.
+
+    `txgit diff A B` and `txgit diff A..B` compare A to B; `txgit diff A`
+    compares A to HEAD (there is no live namespace on the command line, so
+    HEAD stands where git would use the working tree). Exits 0 whether or not
+    the states differ, unless --exit-code.
+    """
+    if b is None and ".." in a:
+        a, _, b = a.partition("..")
+        a, b = a or "HEAD", b or "HEAD"
+    b = b or "HEAD"
+    ws = _open()
+    old, new = ws.resolve(a), ws.resolve(b)
+    result = ws.diff(old.id, new.id)
+    _out(Text(f"diff {old.short_id} ({a}) -> {new.short_id} ({b})", style="bold"))
+    if result.empty:
+        _out("no differences")
+        return
+    for line in _diff_lines(result):
+        _out(line)
+    n = (len(result.added), len(result.removed), len(result.changed))
+    _out(f"{n[0]} added, {n[1]} removed, {n[2]} changed")
+    if exit_code:
+        raise typer.Exit(1)
+
+
+# -- branch / tag ------------------------------------------------------------------------
+
+@app.command()
+def branch(
+    name: Optional[str] = typer.Argument(None, metavar="NAME", help="Branch to create (or, with -d, delete)."),
+    rev: Optional[str] = typer.Argument(None, metavar="REV", help="Where the new branch starts (default HEAD)."),
+    delete: bool = typer.Option(False, "-d", "--delete", help="Delete branch NAME."),
+    force: bool = typer.Option(False, "-f", "--force", help="Move NAME to REV even if it exists."),
+) -> None:
+    """List branches (* marks the current one), create NAME at REV, or delete NAME with -d."""
+    ws = _open()
+    if delete:
+        if name is None or rev is not None:
+            raise _usage("branch -d takes exactly one branch name")
+        gone = ws.branches().get(name)
+        ws.delete_branch(name)
+        _out(f"Deleted branch {name} (was {gone[:8] if gone else '?'})")
+        return
+    if name is not None:
+        info = ws.create_branch(name, rev or "HEAD", force=force)
+        _out(f"Created branch {name} at {info.short_id} {info.summary}")
+        return
+    if rev is not None:
+        raise _usage("give a branch name")
+    branches = ws.branches()
+    current = ws.branch
+    width = max((len(b) for b in branches), default=0)
+    head = ws.head()
+    if current is None and head is not None:
+        _out(Text(f"* (HEAD detached at {head.short_id})", style="bold cyan"))
+    for b in sorted(branches):
+        info = ws.resolve(branches[b])
+        mark = "* " if b == current else "  "
+        line = Text(mark) + Text(b.ljust(width), style="bold green" if b == current else "")
+        _out(line + Text(f"  {info.short_id} {info.summary}"))
+
+
+@app.command()
+def tag(
+    name: Optional[str] = typer.Argument(None, metavar="NAME", help="Tag to create (or, with -d, delete)."),
+    rev: Optional[str] = typer.Argument(None, metavar="REV", help="The commit to tag (default HEAD)."),
+    message: Optional[str] = typer.Option(None, "-m", "--message", help="Make an annotated tag with this message."),
+    delete: bool = typer.Option(False, "-d", "--delete", help="Delete tag NAME."),
+    force: bool = typer.Option(False, "-f", "--force", help="Replace NAME if it exists."),
+) -> None:
+    """List tags, tag REV (default HEAD) as NAME, or delete NAME with -d."""
+    ws = _open()
+    if delete:
+        if name is None or rev is not None or message is not None:
+            raise _usage("tag -d takes exactly one tag name")
+        gone = ws.tags().get(name)
+        ws.delete_tag(name)
+        _out(f"Deleted tag {name} (was {gone[:8] if gone else '?'})")
+        return
+    if name is not None:
+        info = ws.create_tag(name, rev or "HEAD", message, force=force)
+        _out(f"Tagged {info.short_id} {info.summary} as {name}")
+        return
+    if rev is not None or message is not None:
+        raise _usage("give a tag name")
+    tags = ws.tags()
+    width = max((len(t) for t in tags), default=0)
+    for t in sorted(tags):
+        info = ws.resolve(tags[t])
+        _out(Text(t.ljust(width), style="bold yellow") + Text(f"  {info.short_id} {info.summary}"))
+
+
+# -- checkout ---------------------------------------------------------------------------
+
+@app.command()
+def checkout(
+    rev: str = typer.Argument(..., metavar="REV", help="Branch, tag, commit id, HEAD~2, main^ …"),
+    new_branch: Optional[str] = typer.Option(None, "-b", metavar="NEW", help="Create branch NEW at REV and switch to it."),
+    force: bool = typer.Option(False, "--force", "-f", help="Drop uncommitted changes in an attached session's state."),
+) -> None:
+    """Move HEAD to REV: a branch attaches HEAD to it; any other revision detaches HEAD there."""
+    ws = _open()
+    before = ws.branch
+    # `checkout HEAD` on a branch stays on it, as in git.
+    target = before if rev == "HEAD" and before is not None and new_branch is None else rev
+    result = ws.checkout(target, None, force=force, new_branch=new_branch)
+    _report_checkout(result.branch, result.info, new_branch is not None, before)
+
+
+def _report_checkout(branch: str | None, info: CommitInfo, created: bool, before: str | None) -> None:
+    if created:
+        _out(f"Switched to a new branch '{branch}' at {info.short_id} {info.summary}")
+    elif branch is not None:
+        _out(f"{'Already on' if branch == before else 'Switched to branch'} '{branch}' at {info.short_id} {info.summary}")
+    else:
+        _out(f"HEAD is now at {info.short_id} {info.summary}")
+        _out("Note: HEAD is detached: new commits belong to no branch. "
+             "`txgit checkout -b NAME` starts a branch here.")
+
