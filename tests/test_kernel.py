@@ -151,7 +151,7 @@ def test_rollback_off_and_auto_off(k1, workspace, notebook):
 
 
 def test_magics_read_only_verbs(k1, workspace, notebook):
-    r = k1.ok("%txgit log -n 3")
+    r = k1.ok("%txgit log --oneline -n 3")
     assert len(r.stdout.strip().splitlines()) == 3
     r = k1.ok(f"%txgit diff {notebook[1][0]} {notebook[2][0]}")
     assert "+ df" in r.stdout

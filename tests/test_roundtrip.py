@@ -275,3 +275,14 @@ def test_loaded_function_finds_its_commit_globals(ws):
     ws.commit(ns, "rate 5")
     assert ws.load("price", "HEAD~1")(10) == 20
     assert ws.load("price")(10) == 50
+
+
+def test_a_class_pickles_the_same_before_and_after_its_instances(ws):
+    """copyreg caches __slotnames__ on a class when an instance is pickled; that is no change."""
+    from txgit.state import snapshot
+
+    ns = session_namespace("class Scaler:\n    def __init__(self, k): self.k = k\n")
+    before = snapshot(ns).variables["Scaler"].group
+    exec("sc = Scaler(3)", ns)
+    snapshot(ns)  # pickles the instance
+    assert snapshot(ns).variables["Scaler"].group == before

@@ -221,3 +221,21 @@ def test_concurrent_writers_wait_for_the_lock(ws):
     assert [p.wait(timeout=120) for p in procs] == [0, 0]
     messages = [c.summary for c in ws.log()]
     assert len(messages) == 20 and {f"{w} {i}" for w in "AB" for i in range(10)} == set(messages)
+
+
+def test_checkout_head_on_a_branch_stays_on_it(ws):
+    ns = session_namespace("a = 1\n")
+    ws.commit(ns, "one")
+    ws.checkout("HEAD", ns)
+    assert ws.branch == "main"
+
+
+def test_failed_checkout_with_new_branch_creates_no_branch(ws):
+    ns = session_namespace("import numpy as np\nbig = np.arange(100_000)\n")
+    ws.commit(ns, "one")
+    for chunk in ws.state().groups[ws.state().variables["big"].group].chunk_names():
+        (ws.store.path(chunk) and __import__("os").remove(ws.store.path(chunk)))
+    fresh = session_namespace()
+    with pytest.raises(TxgitError, match="missing"):
+        ws.checkout("HEAD", fresh, new_branch="exp")
+    assert list(ws.branches()) == ["main"] and ws.branch == "main" and "big" not in fresh

@@ -136,8 +136,6 @@ class TxgitMagics(Magics):
             print(f"rollback of failed cells {'on' if s.atomic else 'off'}")
         elif verb in _cli_commands():
             self._run_cli(ext, args)
-        elif verb in _FALLBACKS:
-            _FALLBACKS[verb](s.workspace, rest, s)
         else:
             raise TxgitError(f"unknown verb {verb!r} (see %txgit help)")
 
@@ -151,57 +149,6 @@ class TxgitMagics(Magics):
                 pass
 
 
-# -- read-only fallbacks (until the CLI has these verbs) -------------------------------
-
-def _log(ws: Any, args: list[str], s: Any) -> None:
-    n = _opt(args, "-n", "--max-count")
-    for info in ws.log(args[0] if args else None, max_count=int(n) if n else None):
-        refs = f" ({', '.join(info.refs)})" if info.refs else ""
-        print(f"{info.short_id}{refs} {info.time:%Y-%m-%d %H:%M:%S} {info.summary}")
-
-
-def _show(ws: Any, args: list[str], s: Any) -> None:
-    rev = args[0] if args else "HEAD"
-    info = ws.resolve(rev)
-    state = ws.state(rev)
-    print(f"commit {info.id}\n{info.time:%Y-%m-%d %H:%M:%S}  {info.author}\n\n    {info.message}\n")
-    for name, rec in sorted(state.variables.items()):
-        print(f"  {name}: {rec.type} {rec.summary}")
-    cell = state.meta.get("cell")
-    if cell:
-        print(f"\ncell {cell.get('execution_count')}: {cell.get('seconds')} s, "
-              f"reads {', '.join(cell.get('reads') or []) or '-'}; writes {', '.join(cell.get('writes') or []) or '-'}")
-
-
-def _diff(ws: Any, args: list[str], s: Any) -> None:
-    if not args or len(args) > 2:
-        raise TxgitError("usage: %txgit diff A [B]")
-    if len(args) == 2:
-        d = ws.diff(args[0], args[1])
-    else:
-        with s._without_hidden():
-            d = ws.diff(args[0], namespace=s.namespace)
-    if d.empty:
-        print("no differences")
-    for name, rec in d.added.items():
-        print(f"+ {name}: {rec.type} {rec.summary}")
-    for name, rec in d.removed.items():
-        print(f"- {name}: {rec.type} {rec.summary}")
-    for name, (old, new) in d.changed.items():
-        print(f"~ {name}: {old.summary} -> {new.summary}")
-
-
-def _branch(ws: Any, args: list[str], s: Any) -> None:
-    if args:
-        info = ws.create_branch(args[0], args[1] if len(args) > 1 else "HEAD")
-        print(f"created branch {args[0]} at {info.short_id}")
-        return
-    current = ws.branch
-    for name, commit in sorted(ws.branches().items()):
-        print(f"{'*' if name == current else ' '} {name} {commit[:8]}")
-
-
-_FALLBACKS = {"log": _log, "show": _show, "diff": _diff, "branch": _branch}
 
 
 def load_ipython_extension(ip: Any) -> None:

@@ -32,10 +32,11 @@ from txgit.errors import (
     DirtyNamespace,
     EmptyHistory,
     NotAWorkspace,
+    RefExists,
     UnknownVariable,
     WorkspaceExists,
 )
-from txgit.history import CommitInfo, History, State
+from txgit.history import CommitInfo, History, State, validate_ref_name
 from txgit.state import MODULE, NAMESPACE, UNPICKLABLE, VALUE, VarRecord, is_variable_name, restore, snapshot
 from txgit.state.summary import type_name
 from txgit.storage import ObjectStore, StoreChain
@@ -348,13 +349,19 @@ class Workspace:
         ``new_branch``: create that branch at ``rev`` and switch to it (``checkout -b``).
         """
         with self.lock():
+            if rev == "HEAD" and self.branch is not None and new_branch is None:
+                rev = self.branch  # `checkout HEAD` on a branch stays on it, as in git
             target = self.history.resolve(rev)
             if new_branch is not None:
-                self.history.create_branch(new_branch, target)
+                validate_ref_name("branch", new_branch)
+                if new_branch in self.history.branches():
+                    raise RefExists(f"a branch named {new_branch!r} already exists")
             branch = new_branch or (rev if rev in self.history.repo.branches.local else None)
             result = CheckoutResult(info=self.history.info(target, self.history.refs_by_commit()), branch=branch)
             if namespace is not None:
-                self._checkout_namespace(target, namespace, force, result)
+                self._checkout_namespace(target, namespace, force, result)  # may fail: nothing moved yet
+            if new_branch is not None:
+                self.history.create_branch(new_branch, target)
             if branch is not None:
                 self.history.set_head(branch=branch)
             else:

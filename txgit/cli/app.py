@@ -12,8 +12,10 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err_console = Console(stderr=True)
+# force_jupyter=False: inside a kernel (the %txgit magics) print text to the cell's
+# streams, not rich's HTML display, so output is the same as in a terminal.
+console = Console(force_jupyter=False)
+err_console = Console(stderr=True, force_jupyter=False)
 
 
 @app.callback()

@@ -363,11 +363,16 @@ def checkout(
     force: bool = typer.Option(False, "--force", "-f", help="Drop uncommitted changes in an attached session's state."),
 ) -> None:
     """Move HEAD to REV: a branch attaches HEAD to it; any other revision detaches HEAD there."""
+    from txgit.cli.session import print_kernel_checkout
+    from txgit.sessions.kernel import attached_kernel, checkout_in_kernel
+
     ws = _open()
     before = ws.branch
-    # `checkout HEAD` on a branch stays on it, as in git.
-    target = before if rev == "HEAD" and before is not None and new_branch is None else rev
-    result = ws.checkout(target, None, force=force, new_branch=new_branch)
+    kernel = attached_kernel(ws)
+    if kernel is not None:  # a kernel runs the extension here: its live state follows HEAD
+        print_kernel_checkout(checkout_in_kernel(ws, rev, force=force, new_branch=new_branch), kernel.pid)
+        return
+    result = ws.checkout(rev, None, force=force, new_branch=new_branch)
     _report_checkout(result.branch, result.info, new_branch is not None, before)
 
 

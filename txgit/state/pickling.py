@@ -15,6 +15,7 @@ Two things plain cloudpickle gets wrong for a session snapshot:
 from __future__ import annotations
 
 import contextvars
+import copyreg
 import io
 import pickle
 import types
@@ -76,6 +77,13 @@ class NamespacePickler(cloudpickle.Pickler):
     def __init__(self, file: io.BytesIO, namespace: Mapping[str, Any] | None, buffer_callback: Any) -> None:
         super().__init__(file, protocol=PROTOCOL, buffer_callback=buffer_callback)
         self._namespace = namespace
+
+    def reducer_override(self, obj: Any) -> Any:
+        if isinstance(obj, type) and "__slotnames__" not in obj.__dict__:
+            # Pickling an instance makes copyreg cache __slotnames__ on its class;
+            # settle it first so a class pickles to the same bytes before and after.
+            copyreg._slotnames(obj)
+        return super().reducer_override(obj)
 
     def _dynamic_function_reduce(self, func: types.FunctionType) -> Any:
         if self._namespace is None or func.__globals__ is not self._namespace:
