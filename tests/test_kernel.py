@@ -161,3 +161,13 @@ def test_magics_read_only_verbs(k1, workspace, notebook):
     r = k1.run("%txgit checkout no-such-rev")
     assert "txgit: error: unknown revision 'no-such-rev'" in r.stderr
     assert "unknown verb" in k1.run("%txgit frobnicate").stderr
+
+
+def test_magic_checkout_b_forks_where_the_kernel_is(k1, workspace, notebook):
+    head = workspace.head().id
+    r = k1.ok("%txgit checkout -b side")
+    assert "side" in r.stdout and workspace.branch == "side" and workspace.head().id == head
+    k1.ok("side_only = 42")
+    assert workspace.load("side_only", "side") == 42
+    k1.ok("%txgit checkout main")
+    assert workspace.branch == "main" and k1.run("side_only").status == "error"

@@ -110,6 +110,8 @@ class TxgitMagics(Magics):
         elif verb == "checkout":
             force = _flag(rest, "--force", "-f")
             new_branch = _opt(rest, "-b")
+            if new_branch is not None and not rest:
+                rest = ["HEAD"]  # `checkout -b NEW` forks where we are, as in git
             if len(rest) != 1:
                 raise TxgitError("usage: %txgit checkout REV [--force] [-b BRANCH]")
             r = s.checkout(rest[0], force=force, new_branch=new_branch)
