@@ -338,6 +338,7 @@ class Workspace:
         *,
         force: bool = False,
         new_branch: str | None = None,
+        known: str | None = None,
     ) -> CheckoutResult:
         """Move HEAD to ``rev`` and, given a namespace, make it equal that state.
 
@@ -347,6 +348,10 @@ class Workspace:
         loaded and verified before the namespace or HEAD change, so a failure
         (missing or corrupt blob, missing module) leaves both as they were.
         ``new_branch``: create that branch at ``rev`` and switch to it (``checkout -b``).
+        ``known``: a commit the namespace is known to equal (a session with nothing run
+        since it); its records stand in for serializing the namespace again, which is
+        faster and immune to equal values whose pickles differ (restored strings lose
+        the identity sharing of the originals, so their pickles' memo differs).
         """
         with self.lock():
             if rev == "HEAD" and self.branch is not None and new_branch is None:
@@ -359,7 +364,7 @@ class Workspace:
             branch = new_branch or (rev if rev in self.history.repo.branches.local else None)
             result = CheckoutResult(info=self.history.info(target, self.history.refs_by_commit()), branch=branch)
             if namespace is not None:
-                self._checkout_namespace(target, namespace, force, result)  # may fail: nothing moved yet
+                self._checkout_namespace(target, namespace, force, result, known)  # may fail: nothing moved yet
             if new_branch is not None:
                 self.history.create_branch(new_branch, target)
             if branch is not None:
@@ -369,9 +374,17 @@ class Workspace:
         return result
 
     def _checkout_namespace(self, target: pygit2.Commit, namespace: MutableMapping[str, Any], force: bool,
-                            result: CheckoutResult) -> None:
+                            result: CheckoutResult, known: str | None = None) -> None:
         want = self.history.read_state(target)
-        current = snapshot(namespace)
+        if known is None:
+            current = snapshot(namespace)
+            have_groups = set(current.groups)
+        else:
+            base = self.history.read_state(self.history.resolve(known), groups=False).variables
+            present = set(_variable_names(namespace))
+            current = snapshot(namespace, present - set(base))  # names the known commit lacks
+            current.variables.update({n: r for n, r in base.items() if n in present})
+            have_groups = set(current.groups) | {r.group for r in current.variables.values() if r.group}
         if not force:
             head = self.history.head_commit()
             old = self.history.read_state(head, groups=False).variables if head is not None else {}
@@ -386,7 +399,7 @@ class Workspace:
         to_load: dict[str, VarRecord] = {}
         for name, rec in want.variables.items():
             have = current.variables.get(name)
-            if rec.kind == VALUE and (have is None or rec.group not in current.groups):
+            if rec.kind == VALUE and (have is None or rec.group not in have_groups):
                 to_load[name] = rec
             elif rec.kind == MODULE and (have is None or not rec.same_content(have)):
                 to_load[name] = rec

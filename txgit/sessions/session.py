@@ -207,7 +207,8 @@ class NamespaceSession:
         clean = not self.pending and self.touched == set() and not self.full_next and self.base is not None
         fresh = not self.variable_names()
         with self._without_hidden():
-            result = self.workspace.checkout(rev, self.namespace, force=force or clean or fresh, new_branch=new_branch)
+            result = self.workspace.checkout(rev, self.namespace, force=force or clean or fresh, new_branch=new_branch,
+                                             known=self.base if clean else None)
         self.base = result.info.id
         self.pending.clear()
         self.touched = set()
