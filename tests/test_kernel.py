@@ -150,13 +150,18 @@ def test_rollback_off_and_auto_off(k1, workspace, notebook):
     k1.ok("%txgit auto on")
 
 
+def _shown(r) -> str:
+    """What a cell printed plus the text form of what it displayed (log/show/diff display views)."""
+    return r.stdout + "".join(o.get("text/plain", "") for o in r.outputs)
+
+
 def test_magics_read_only_verbs(k1, workspace, notebook):
     r = k1.ok("%txgit log --oneline -n 3")
-    assert len(r.stdout.strip().splitlines()) == 3
+    assert len(_shown(r).strip().splitlines()) == 3
     r = k1.ok(f"%txgit diff {notebook[1][0]} {notebook[2][0]}")
-    assert "+ df" in r.stdout
+    assert "+ df" in _shown(r)
     r = k1.ok(f"%txgit show {notebook[4][0]}")
-    assert "model" in r.stdout and "LogisticRegression" in r.stdout
+    assert "model" in _shown(r) and "LogisticRegression" in _shown(r)
     assert "nothing to commit" in k1.ok("%txgit status").stdout
     r = k1.run("%txgit checkout no-such-rev")
     assert "txgit: error: unknown revision 'no-such-rev'" in r.stderr
