@@ -176,3 +176,26 @@ def test_magic_checkout_b_forks_where_the_kernel_is(k1, workspace, notebook):
     assert workspace.load("side_only", "side") == 42
     k1.ok("%txgit checkout main")
     assert workspace.branch == "main" and k1.run("side_only").status == "error"
+
+
+def test_magics_log_show_diff_display_html(k1, workspace, notebook):
+    """In a notebook, %txgit log / show / diff display HTML views (graph, variables, semantic diffs)."""
+    r = k1.ok("%txgit log")
+    html = r.outputs[0]["text/html"]
+    assert html.count('class="txgit-node"') == len(workspace.log()) and "HEAD -&gt; main" in html
+    a, b = notebook[1][0], notebook[2][0]
+    r = k1.ok(f"%txgit diff {a} {b}")
+    assert 'data-var="df"' in r.outputs[0]["text/html"] and "+ df" in r.outputs[0]["text/plain"]
+    r = k1.ok(f"%txgit show {notebook[4][0]}")
+    assert 'data-var="model"' in r.outputs[0]["text/html"]
+    k1.ok("probe_arr = __import__('numpy').zeros(4)")
+    k1.ok("%txgit auto off")
+    try:
+        k1.ok("probe_arr[1] = 0.5")
+        r = k1.ok("%txgit diff HEAD")  # B omitted: this kernel's live namespace
+        assert "this namespace" in r.outputs[0]["text/plain"]
+        assert "max abs difference 0.5" in r.outputs[0]["text/html"]
+        assert "unknown revision" in k1.run("%txgit diff nope").stderr
+    finally:
+        k1.ok("%txgit commit -m probe")
+        k1.ok("%txgit auto on")
