@@ -199,3 +199,15 @@ def test_magics_log_show_diff_display_html(k1, workspace, notebook):
     finally:
         k1.ok("%txgit commit -m probe")
         k1.ok("%txgit auto on")
+
+
+def test_magic_serve_runs_in_the_background_of_the_kernel(k1, workspace, notebook):
+    import re
+    import urllib.request
+
+    out = k1.ok("%txgit serve").stdout
+    url = re.search(r"at (http://127\.0\.0\.1:\d+/)", out).group(1)
+    assert k1.ok("%txgit serve").stdout == out  # one server per kernel
+    page = urllib.request.urlopen(url, timeout=30).read().decode()
+    assert page.count('class="txgit-node"') == len(workspace.log(all_refs=True))
+    assert k1.ok("1 + 1").status == "ok"  # the kernel is not blocked

@@ -28,6 +28,7 @@ USAGE = """usage: %txgit VERB [ARGS]
   log [-n N]             history        show [REV]          one commit
   diff A [B]             variables that differ (B: the live namespace if omitted)
   branch [NAME [REV]]    list or create branches
+  serve [--port N]       the web view of the history, on 127.0.0.1, served by this kernel
   auto on|off            auto-commit after every cell (now: {auto})
   rollback on|off        roll a failed cell back to the last commit (now: {atomic})
   any other CLI verb (push, pull, tag, …) runs as `txgit VERB …` would"""
@@ -138,6 +139,8 @@ class TxgitMagics(Magics):
             print(f"rollback of failed cells {'on' if s.atomic else 'off'}")
         elif verb in ("log", "show", "diff") and not (verb == "show" and len(rest) > 1):
             self._display(verb, rest, s)
+        elif verb == "serve":
+            self._serve(ext, rest)
         elif verb in _cli_commands():
             self._run_cli(ext, args)
         else:
@@ -171,6 +174,21 @@ class TxgitMagics(Magics):
             live = None if len(args) == 2 else {n: v for n, v in s.namespace.items() if s.is_variable(n)}
             view = DiffView(ws, args[0], args[1] if len(args) == 2 else None, namespace=live)
         display(view)
+
+    _server: Any = None
+
+    def _serve(self, ext: kernel_side.IPythonSession, args: list[str]) -> None:
+        """`txgit serve` would block the kernel: serve from a background thread of it instead."""
+        from txgit.visual.server import VisualServer
+        from txgit.workspace import Workspace
+
+        port = _opt(args, "--port", "-p", default="0")
+        if args or not (port or "").isdigit():
+            raise TxgitError("usage: %txgit serve [--port N]")
+        if TxgitMagics._server is None:
+            # its own Workspace (and pygit2 repository): requests never share the session's objects
+            TxgitMagics._server = VisualServer(Workspace(ext.workspace.root), int(port)).start()
+        print(f"txgit: serving {ext.workspace.root} at {TxgitMagics._server.url}")
 
     def _run_cli(self, ext: kernel_side.IPythonSession, args: list[str]) -> None:
         from txgit.cli import main
