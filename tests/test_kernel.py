@@ -150,13 +150,18 @@ def test_rollback_off_and_auto_off(k1, workspace, notebook):
     k1.ok("%txgit auto on")
 
 
+def _shown(r) -> str:
+    """What a cell printed plus the text form of what it displayed (log/show/diff display views)."""
+    return r.stdout + "".join(o.get("text/plain", "") for o in r.outputs)
+
+
 def test_magics_read_only_verbs(k1, workspace, notebook):
     r = k1.ok("%txgit log --oneline -n 3")
-    assert len(r.stdout.strip().splitlines()) == 3
+    assert len(_shown(r).strip().splitlines()) == 3
     r = k1.ok(f"%txgit diff {notebook[1][0]} {notebook[2][0]}")
-    assert "+ df" in r.stdout
+    assert "+ df" in _shown(r)
     r = k1.ok(f"%txgit show {notebook[4][0]}")
-    assert "model" in r.stdout and "LogisticRegression" in r.stdout
+    assert "model" in _shown(r) and "LogisticRegression" in _shown(r)
     assert "nothing to commit" in k1.ok("%txgit status").stdout
     r = k1.run("%txgit checkout no-such-rev")
     assert "txgit: error: unknown revision 'no-such-rev'" in r.stderr
@@ -171,3 +176,38 @@ def test_magic_checkout_b_forks_where_the_kernel_is(k1, workspace, notebook):
     assert workspace.load("side_only", "side") == 42
     k1.ok("%txgit checkout main")
     assert workspace.branch == "main" and k1.run("side_only").status == "error"
+
+
+def test_magics_log_show_diff_display_html(k1, workspace, notebook):
+    """In a notebook, %txgit log / show / diff display HTML views (graph, variables, semantic diffs)."""
+    r = k1.ok("%txgit log")
+    html = r.outputs[0]["text/html"]
+    assert html.count('class="txgit-node"') == len(workspace.log()) and "HEAD -&gt; main" in html
+    a, b = notebook[1][0], notebook[2][0]
+    r = k1.ok(f"%txgit diff {a} {b}")
+    assert 'data-var="df"' in r.outputs[0]["text/html"] and "+ df" in r.outputs[0]["text/plain"]
+    r = k1.ok(f"%txgit show {notebook[4][0]}")
+    assert 'data-var="model"' in r.outputs[0]["text/html"]
+    k1.ok("probe_arr = __import__('numpy').zeros(4)")
+    k1.ok("%txgit auto off")
+    try:
+        k1.ok("probe_arr[1] = 0.5")
+        r = k1.ok("%txgit diff HEAD")  # B omitted: this kernel's live namespace
+        assert "this namespace" in r.outputs[0]["text/plain"]
+        assert "max abs difference 0.5" in r.outputs[0]["text/html"]
+        assert "unknown revision" in k1.run("%txgit diff nope").stderr
+    finally:
+        k1.ok("%txgit commit -m probe")
+        k1.ok("%txgit auto on")
+
+
+def test_magic_serve_runs_in_the_background_of_the_kernel(k1, workspace, notebook):
+    import re
+    import urllib.request
+
+    out = k1.ok("%txgit serve").stdout
+    url = re.search(r"at (http://127\.0\.0\.1:\d+/)", out).group(1)
+    assert k1.ok("%txgit serve").stdout == out  # one server per kernel
+    page = urllib.request.urlopen(url, timeout=30).read().decode()
+    assert page.count('class="txgit-node"') == len(workspace.log(all_refs=True))
+    assert k1.ok("1 + 1").status == "ok"  # the kernel is not blocked

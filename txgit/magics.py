@@ -1,10 +1,10 @@
 """``%load_ext txgit`` and ``%txgit <verb>``: a thin shell over the session API, like the CLI.
 
 Live verbs (``commit``, ``checkout``, ``status``, ``rollback``, ``auto``) act
-on this kernel's namespace through :mod:`txgit.sessions`. Read-only verbs go to
-the CLI command of the same name when the CLI has one (so ``%txgit log`` and
-``txgit log`` print the same); ``log``, ``show``, ``diff`` and ``branch`` have a
-plain fallback here.
+on this kernel's namespace through :mod:`txgit.sessions`. ``log``, ``show`` and
+``diff`` display the views of :mod:`txgit.visual` (HTML in a notebook: the commit
+graph, variable tables, semantic diffs; text in a terminal). Other read-only
+verbs go to the CLI command of the same name.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ USAGE = """usage: %txgit VERB [ARGS]
   log [-n N]             history        show [REV]          one commit
   diff A [B]             variables that differ (B: the live namespace if omitted)
   branch [NAME [REV]]    list or create branches
+  serve [--port N]       the web view of the history, on 127.0.0.1, served by this kernel
   auto on|off            auto-commit after every cell (now: {auto})
   rollback on|off        roll a failed cell back to the last commit (now: {atomic})
   any other CLI verb (push, pull, tag, …) runs as `txgit VERB …` would"""
@@ -136,10 +137,58 @@ class TxgitMagics(Magics):
         elif verb == "rollback":
             s.atomic = _on_off(rest, verb)
             print(f"rollback of failed cells {'on' if s.atomic else 'off'}")
+        elif verb in ("log", "show", "diff") and not (verb == "show" and len(rest) > 1):
+            self._display(verb, rest, s)
+        elif verb == "serve":
+            self._serve(ext, rest)
         elif verb in _cli_commands():
             self._run_cli(ext, args)
         else:
             raise TxgitError(f"unknown verb {verb!r} (see %txgit help)")
+
+    def _display(self, verb: str, args: list[str], s: Any) -> None:
+        """log, show, diff as rich output: HTML in a notebook, the same text in a terminal."""
+        from IPython.display import display
+
+        from txgit.visual import CommitView, DiffView, LogView
+
+        ws = s.workspace
+        if verb == "log":
+            n = _opt(args, "-n", "--max-count")
+            all_refs = _flag(args, "--all")
+            _flag(args, "--graph", "--oneline")  # the view is always a graph, one line per commit
+            if len(args) > 1 or (n is not None and not n.isdigit()):
+                raise TxgitError("usage: %txgit log [REV] [--all] [-n N]")
+            if ws.head() is None and not args:
+                raise TxgitError(f"no commits yet on branch {ws.branch or '?'}")
+            view: Any = LogView(ws, args[0] if args else None, all_refs=all_refs,
+                                max_count=int(n) if n is not None else None)
+        elif verb == "show":
+            view = CommitView(ws, args[0] if args else "HEAD")
+        else:
+            if len(args) == 1 and ".." in args[0]:
+                a, _, b = args[0].partition("..")
+                args = [a or "HEAD", b or "HEAD"]
+            if len(args) not in (1, 2):
+                raise TxgitError("usage: %txgit diff A [B]  (B omitted: this namespace)")
+            live = None if len(args) == 2 else {n: v for n, v in s.namespace.items() if s.is_variable(n)}
+            view = DiffView(ws, args[0], args[1] if len(args) == 2 else None, namespace=live)
+        display(view)
+
+    _server: Any = None
+
+    def _serve(self, ext: kernel_side.IPythonSession, args: list[str]) -> None:
+        """`txgit serve` would block the kernel: serve from a background thread of it instead."""
+        from txgit.visual.server import VisualServer
+        from txgit.workspace import Workspace
+
+        port = _opt(args, "--port", "-p", default="0")
+        if args or not (port or "").isdigit():
+            raise TxgitError("usage: %txgit serve [--port N]")
+        if TxgitMagics._server is None:
+            # its own Workspace (and pygit2 repository): requests never share the session's objects
+            TxgitMagics._server = VisualServer(Workspace(ext.workspace.root), int(port)).start()
+        print(f"txgit: serving {ext.workspace.root} at {TxgitMagics._server.url}")
 
     def _run_cli(self, ext: kernel_side.IPythonSession, args: list[str]) -> None:
         from txgit.cli import main

@@ -1,0 +1,109 @@
+"""Text for the terminal: sizes, ref decorations, change summaries, truncated values.
+
+Plain functions over records and CommitInfo: no workspace I/O beyond what the
+caller passes in; the CLI, the notebook views and `txgit serve` share them.
+"""
+
+from __future__ import annotations
+
+import reprlib
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from txgit.history import CommitInfo
+from txgit.state import MODULE, NAMESPACE, VarRecord
+from txgit.workspace import StateDiff
+
+DATE_FORMAT = "%a %b %d %H:%M:%S %Y %z"  # git's default
+
+
+def human_size(n: int) -> str:
+    """1234567 -> '1.2 MB' (decimal units, like ls -h --si and most UIs)."""
+    if n < 1000:
+        return f"{n} B"
+    value = float(n)
+    for unit in ("kB", "MB", "GB", "TB", "PB"):
+        value /= 1000
+        if value < 999.5:
+            return f"{value:.1f} {unit}" if value < 99.95 else f"{value:.0f} {unit}"
+    return f"{value:.0f} PB"
+
+
+def format_date(when: datetime) -> str:
+    return when.astimezone().strftime(DATE_FORMAT)
+
+
+def decorations(info: CommitInfo, branches: Mapping[str, str], tags: Mapping[str, str],
+                head_branch: str | None, head_id: str | None) -> list[str]:
+    """git's decorations for one commit: 'HEAD -> main', 'exp', 'tag: v1' (HEAD alone when detached)."""
+    out: list[str] = []
+    if head_branch is None and head_id == info.id:
+        out.append("HEAD")
+    for name in sorted(branches, key=lambda b: (b != head_branch, b)):
+        if branches[name] == info.id:
+            out.append(f"HEAD -> {name}" if name == head_branch else name)
+    out.extend(f"tag: {t}" for t in sorted(tags) if tags[t] == info.id)
+    return out
+
+
+def record_kind(rec: VarRecord) -> str:
+    """The type column of `show`: what the record says, with the kinds that are not plain values marked."""
+    if rec.kind == MODULE:
+        return "module"
+    if rec.kind == NAMESPACE:
+        return f"{rec.type} (the namespace)"
+    return rec.type
+
+
+def _short_change(old: str, new: str) -> str:
+    """'DataFrame 1000x12' -> 'DataFrame 1000x14' says '1000x12 -> 1000x14': the shared type word goes."""
+    o, n = old.split(" ", 1), new.split(" ", 1)
+    if len(o) == 2 and len(n) == 2 and o[0] == n[0]:
+        return f"{o[1]} -> {n[1]}"
+    return f"{old} -> {new}"
+
+
+def change_summary(diff: StateDiff, *, limit: int = 8) -> str:
+    """One line for `log --graph`: '+model  ~df (1000x12 -> 1000x14)  -tmp'.
+
+    Changed variables show old -> new summaries when those differ (same shape,
+    new values shows just '~name'). Past ``limit`` items: '… (+N more)'.
+    """
+    items: list[str] = [f"+{n}" for n in diff.added]
+    for name, (old, new) in diff.changed.items():
+        items.append(f"~{name} ({_short_change(old.summary, new.summary)})" if old.summary != new.summary else f"~{name}")
+    items.extend(f"-{n}" for n in diff.removed)
+    if len(items) > limit:
+        items = items[:limit] + [f"… (+{len(items) - limit} more)"]
+    return "  ".join(items)
+
+
+def added_diff(a: str, b: str, variables: Mapping[str, VarRecord]) -> StateDiff:
+    """The diff of a root commit: everything in it is new."""
+    return StateDiff(a, b, added={n: variables[n] for n in sorted(variables)})
+
+
+def truncated_repr(value: Any, *, max_lines: int = 40, max_chars: int = 4000) -> str:
+    """repr(value) cut to a screenful; says how much was left out."""
+    try:
+        text = repr(value)
+    except Exception as e:  # a broken __repr__ still gets a line, not a traceback
+        return f"<{type(value).__name__}: repr failed: {type(e).__name__}: {e}>"
+    if len(text) > 20 * max_chars:  # huge single-line reprs: let reprlib shorten nested parts
+        short = reprlib.Repr()
+        short.maxlevel, short.maxstring, short.maxother = 3, 200, 200
+        short.maxlist = short.maxtuple = short.maxdict = short.maxset = short.maxfrozenset = 100
+        text = short.repr(value)
+    lines = text.splitlines() or [""]
+    cut = False
+    if len(lines) > max_lines:
+        more = len(lines) - max_lines
+        lines, cut = lines[:max_lines], True
+        tail = f"… ({more} more lines)"
+    text = "\n".join(lines)
+    if len(text) > max_chars:
+        more = len(text) - max_chars
+        text, cut = text[:max_chars], True
+        tail = f"… ({more:,} more characters)"
+    return text + ("\n" + tail if cut else "")

@@ -1,0 +1,433 @@
+"""History as pictures: the commit graph, one commit, the diff of two states, as HTML and text.
+
+Each view is an object with ``_repr_html_`` (Jupyter displays it as HTML) and
+``__repr__`` (terminals and logs get text), built from a :class:`txgit.Workspace`:
+
+    LogView(ws)                  # the commit graph with branches, tags and what each commit changed
+    CommitView(ws, "HEAD~1")     # one commit: its variables, what was not saved, the cell code
+    DiffView(ws, "main", "exp")  # what changed inside each variable (see txgit.visual.diffs)
+
+``%txgit log``, ``%txgit show`` and ``%txgit diff`` display these, and ``txgit
+serve`` puts the same HTML fragments in its pages; ``href`` decides where a
+commit links to (the web pages) — without it, clicking a commit id in a
+notebook puts ``%txgit checkout ID`` into a new cell (classic Notebook) or on
+the clipboard (JupyterLab).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from html import escape
+from typing import Any
+
+from txgit.history import CommitInfo
+from txgit.state import UNPICKLABLE
+from txgit.visual.diffs import SemanticDiff, VariableChange, semantic_diff
+from txgit.visual.graph import render_graph
+from txgit.visual.layout import Layout, layout
+from txgit.visual.text import added_diff, change_summary, decorations, format_date, human_size, record_kind
+from txgit.workspace import StateDiff, Workspace
+
+ROW = 24  # px per commit row
+LANE = 16  # px per lane
+PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2"]
+
+Href = Callable[[str], str]  # commit id -> URL
+
+CSS = """
+.txgit-view { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; font-size: 13px;
+  color: #1b1f23; line-height: 1.4; }
+.txgit-view code, .txgit-view .txgit-id, .txgit-view pre { font-family: SFMono-Regular, Menlo, Consolas, monospace;
+  font-size: 12px; }
+.txgit-view .txgit-graph { position: relative; }
+.txgit-view .txgit-graph svg { position: absolute; left: 0; top: 0; }
+.txgit-view .txgit-row { height: %(row)dpx; line-height: %(row)dpx; white-space: nowrap; overflow: hidden;
+  text-overflow: ellipsis; }
+.txgit-view .txgit-id { color: #b08800; text-decoration: none; cursor: pointer; }
+.txgit-view .txgit-ref { display: inline-block; line-height: 16px; padding: 0 5px; margin-right: 3px;
+  border-radius: 8px; font-size: 11px; background: #dcffe4; color: #165c26; border: 1px solid #85e89d; }
+.txgit-view .txgit-ref.head { background: #dbedff; color: #032f62; border-color: #79b8ff; }
+.txgit-view .txgit-ref.tag { background: #fff5b1; color: #735c0f; border-color: #ffdf5d; }
+.txgit-view .txgit-msg { margin: 0 6px; }
+.txgit-view .txgit-add { color: #22863a; }
+.txgit-view .txgit-del { color: #cb2431; }
+.txgit-view .txgit-mod { color: #b36200; }
+.txgit-view .txgit-dim { color: #6a737d; }
+.txgit-view table.txgit-table { border-collapse: collapse; margin: 4px 0 8px 0; }
+.txgit-view table.txgit-table th, .txgit-view table.txgit-table td { border: 1px solid #e1e4e8; padding: 2px 6px;
+  text-align: left; vertical-align: top; }
+.txgit-view table.txgit-table th { background: #f6f8fa; }
+.txgit-view .txgit-var { margin: 6px 0 10px 0; padding: 4px 8px; border-left: 3px solid #e1e4e8; }
+.txgit-view .txgit-var.added { border-color: #34d058; }
+.txgit-view .txgit-var.removed { border-color: #d73a49; }
+.txgit-view .txgit-var.changed { border-color: #f9c513; }
+.txgit-view ul.txgit-facts { margin: 2px 0; padding-left: 18px; }
+.txgit-view pre { background: #f6f8fa; padding: 6px; overflow-x: auto; }
+.txgit-view td.old { background: #ffeef0; } .txgit-view td.new { background: #e6ffed; }
+""" % {"row": ROW}
+
+_CHECKOUT_JS = (
+    "var c=this.dataset.cmd;try{if(window.Jupyter&&Jupyter.notebook){var cell=Jupyter.notebook.insert_cell_below('code');"
+    "cell.set_text(c);Jupyter.notebook.select_next();return false;}}catch(e){}"
+    "if(navigator.clipboard){navigator.clipboard.writeText(c);}this.title='copied: '+c;return false;"
+)
+
+
+def _wrap(body: str) -> str:
+    return f'<div class="txgit-view"><style>{CSS}</style>{body}</div>'
+
+
+def _id_link(info_id: str, href: Href | None) -> str:
+    short = escape(info_id[:8])
+    if href is not None:
+        return f'<a class="txgit-id" href="{escape(href(info_id))}" data-commit="{escape(info_id)}">{short}</a>'
+    cmd = f"%txgit checkout {info_id[:8]}"
+    return (f'<a class="txgit-id" href="#" data-commit="{escape(info_id)}" data-cmd="{escape(cmd)}" '
+            f'title="click: {escape(cmd)}" onclick="{escape(_CHECKOUT_JS)}">{short}</a>')
+
+
+def _refs_html(refs: list[str]) -> str:
+    out = []
+    for ref in refs:
+        cls = "head" if ref.startswith("HEAD") else "tag" if ref.startswith("tag: ") else ""
+        out.append(f'<span class="txgit-ref {cls}">{escape(ref)}</span>')
+    return "".join(out)
+
+
+def _changes_html(diff: StateDiff, limit: int = 8) -> str:
+    items: list[str] = [f'<span class="txgit-add">+{escape(n)}</span>' for n in diff.added]
+    for name, (old, new) in diff.changed.items():
+        what = ""
+        if old.summary != new.summary:
+            o, n = old.summary.split(" ", 1), new.summary.split(" ", 1)
+            shown = f"{o[1]} → {n[1]}" if len(o) == 2 and len(n) == 2 and o[0] == n[0] else f"{old.summary} → {new.summary}"
+            what = f" ({escape(shown)})"
+        items.append(f'<span class="txgit-mod">~{escape(name)}{what}</span>')
+    items.extend(f'<span class="txgit-del">-{escape(n)}</span>' for n in diff.removed)
+    if len(items) > limit:
+        items = items[:limit] + [f'<span class="txgit-dim">… (+{len(items) - limit} more)</span>']
+    return "&nbsp; ".join(items)
+
+
+def graph_svg(lay: Layout, *, row: int = ROW, lane: int = LANE) -> str:
+    """The lanes of a commit graph as one SVG: a dot per commit, a line per parent edge."""
+    width = max(lay.lanes, 1) * lane + lane // 2
+    height = max(lay.rows, 1) * row
+
+    def x(col: int) -> float:
+        return col * lane + lane / 2 + 2
+
+    def y(r: int) -> float:
+        return r * row + row / 2
+
+    parts = [f'<svg class="txgit-lanes" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+             f'viewBox="0 0 {width} {height}">']
+    for e in lay.edges:
+        (r0, c0), rest = e.points[0], e.points[1:]
+        d = f"M{x(c0)},{y(r0)}"
+        prev = (r0, c0)
+        for r, c in rest:
+            if c == prev[1]:
+                d += f" L{x(c)},{y(r)}"
+            else:  # a bend: a smooth S from one lane to the other over one row
+                mid = (y(prev[0]) + y(r)) / 2
+                d += f" C{x(prev[1])},{mid} {x(c)},{mid} {x(c)},{y(r)}"
+            prev = (r, c)
+        if not e.parent_shown:  # the parent is below the cut: the line runs out
+            d += f" L{x(prev[1])},{height}"
+        color = PALETTE[max(c for _, c in e.points[:2]) % len(PALETTE)]
+        parts.append(f'<path class="txgit-edge" data-child="{escape(e.child)}" data-parent="{escape(e.parent)}" '
+                     f'd="{d}" stroke="{color}" stroke-width="2" fill="none"/>')
+    for n in lay.nodes:
+        color = PALETTE[n.lane % len(PALETTE)]
+        parts.append(f'<circle class="txgit-node" data-commit="{escape(n.id)}" cx="{x(n.lane)}" cy="{y(n.row)}" r="5" '
+                     f'fill="{color}" stroke="white" stroke-width="1.5"/>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _commit_changes(ws: Workspace, info: CommitInfo) -> StateDiff:
+    """What a commit changed against its first parent, from records only (no blob is read)."""
+    if info.parents:
+        return ws.diff(info.parents[0], info.id)
+    return added_diff("", info.id, ws.state(info.id).variables)
+
+
+class _RefsOf:
+    """Branches, tags and HEAD, read once, to decorate commits like git does."""
+
+    def __init__(self, ws: Workspace) -> None:
+        self.branches, self.tags, self.head_branch = ws.branches(), ws.tags(), ws.branch
+        head = ws.head()
+        self.head_id = head.id if head is not None else None
+
+    def __call__(self, info: CommitInfo) -> list[str]:
+        return decorations(info, self.branches, self.tags, self.head_branch, self.head_id)
+
+
+class LogView:
+    """The commit graph: lanes for branches and merges, refs, messages, what each commit changed.
+
+    ``rev``: commits reachable from it (default: every branch and tag, like ``log --all``).
+    ``href``: commit id -> URL for links (the web view); None: click to check out (notebook).
+    """
+
+    def __init__(self, ws: Workspace, rev: str | None = None, *, all_refs: bool | None = None,
+                 max_count: int | None = None, href: Href | None = None) -> None:
+        self.workspace = ws
+        all_refs = rev is None if all_refs is None else all_refs
+        self.commits: list[CommitInfo] = ws.log(rev, all_refs=all_refs, max_count=max_count)
+        refs = _RefsOf(ws)
+        self.refs = {c.id: refs(c) for c in self.commits}
+        self.changes = {c.id: _commit_changes(ws, c) for c in self.commits}
+        self.layout = layout([(c.id, c.parents) for c in self.commits])
+        self.href = href
+
+    def html(self) -> str:
+        """The graph as an HTML fragment (no <style>; see :data:`CSS`)."""
+        if not self.commits:
+            return '<div class="txgit-log txgit-dim">no commits yet</div>'
+        lanes_px = max(self.layout.lanes, 1) * LANE + LANE // 2 + 6
+        rows = []
+        for c in self.commits:
+            rows.append(
+                f'<div class="txgit-row" data-commit="{escape(c.id)}">{_id_link(c.id, self.href)} '
+                f'{_refs_html(self.refs[c.id])}<span class="txgit-msg">{escape(c.summary)}</span>'
+                f'<span class="txgit-dim" title="{escape(c.author)}">{escape(c.time.astimezone().strftime("%Y-%m-%d %H:%M"))}</span>&nbsp; '
+                f'{_changes_html(self.changes[c.id])}</div>'
+            )
+        return (f'<div class="txgit-log txgit-graph">{graph_svg(self.layout)}'
+                f'<div style="padding-left:{lanes_px}px">{"".join(rows)}</div></div>')
+
+    def _repr_html_(self) -> str:
+        return _wrap(self.html())
+
+    def text(self) -> str:
+        """Like ``txgit log --graph --oneline``."""
+        by_id = {c.id: c for c in self.commits}
+        lines = []
+        for row in render_graph([(c.id, c.parents) for c in self.commits]):
+            if row.commit is None:
+                lines.append(row.graph)
+                continue
+            c = by_id[row.commit]
+            refs = self.refs[c.id]
+            line = f"{row.graph} {c.short_id}" + (f" ({', '.join(refs)})" if refs else "") + f" {c.summary}"
+            summary = change_summary(self.changes[c.id])
+            lines.append(line + (f"  {summary}" if summary else ""))
+        return "\n".join(lines) if lines else "no commits yet"
+
+    def __repr__(self) -> str:
+        return self.text()
+
+
+class CommitView:
+    """One commit: header, its variables (summary, type, size), what was not saved, the code it ran."""
+
+    def __init__(self, ws: Workspace, rev: str = "HEAD", *, href: Href | None = None) -> None:
+        self.workspace = ws
+        self.info = ws.resolve(rev)
+        self.refs = _RefsOf(ws)(self.info)
+        self.state = ws.state(self.info.id)
+        self.changes = _commit_changes(ws, self.info)
+        self.code = _cells(ws, self.info.id)
+        self.href = href
+
+    def html(self) -> str:
+        i = self.info
+        parents = " ".join(_id_link(p, self.href) for p in i.parents) or '<span class="txgit-dim">none (root)</span>'
+        out = [f'<div class="txgit-commit" data-commit="{escape(i.id)}">',
+               f'<div><b>commit</b> <code>{escape(i.id)}</code> {_refs_html(self.refs)}</div>',
+               f'<div class="txgit-dim">{escape(i.author)} &lt;{escape(i.email)}&gt;, {escape(format_date(i.time))}'
+               f' &middot; parents: {parents}</div>',
+               f'<pre>{escape(i.message)}</pre>',
+               f'<div>changed: {_changes_html(self.changes, limit=50) or "nothing"}</div>']
+        saved = {n: r for n, r in self.state.variables.items() if r.kind != UNPICKLABLE}
+        skipped = {n: r for n, r in self.state.variables.items() if r.kind == UNPICKLABLE}
+        out.append('<table class="txgit-table txgit-vars"><tr><th>variable</th><th>summary</th><th>type</th>'
+                   '<th>size</th></tr>')
+        for n in sorted(saved):
+            r = saved[n]
+            out.append(f'<tr data-var="{escape(n)}"><td><code>{escape(n)}</code></td><td>{escape(r.summary)}</td>'
+                       f'<td class="txgit-dim">{escape(record_kind(r))}</td>'
+                       f'<td>{escape(human_size(r.size)) if r.size else "-"}</td></tr>')
+        out.append("</table>")
+        if skipped:
+            out.append("<div><b>not saved</b></div><ul class='txgit-facts'>")
+            out.extend(f"<li><code>{escape(n)}</code>: {escape(r.type)}: {escape(r.reason or 'not picklable')}</li>"
+                       for n, r in sorted(skipped.items()))
+            out.append("</ul>")
+        if self.code:
+            out.append("<div><b>code</b></div>")
+            out.extend(f"<pre>{escape(c)}</pre>" for c in self.code)
+        out.append("</div>")
+        return "".join(out)
+
+    def _repr_html_(self) -> str:
+        return _wrap(self.html())
+
+    def text(self) -> str:
+        i = self.info
+        lines = [f"commit {i.id}" + (f" ({', '.join(self.refs)})" if self.refs else ""),
+                 f"Author: {i.author} <{i.email}>", f"Date:   {format_date(i.time)}", ""]
+        lines += ["    " + m for m in (i.message.splitlines() or [""])] + [""]
+        for n, r in sorted(self.state.variables.items()):
+            size = human_size(r.size) if r.size else "-"
+            lines.append(f"  {n}: {r.summary}  ({record_kind(r)}, {size})" if r.kind != UNPICKLABLE
+                         else f"  {n}: not saved: {r.type}: {r.reason or 'not picklable'}")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return self.text()
+
+
+def _cells(ws: Workspace, commit_id: str) -> list[str]:
+    """The code a commit recorded (``code/cells.json`` of a session), if any."""
+    history = ws.history
+    commit = history.resolve(commit_id)
+    data = history.read_file(commit, "code/cells.json")
+    if data is None:
+        return []
+    try:
+        cells = json.loads(data)
+    except ValueError:
+        return []
+    out = []
+    for cell in cells if isinstance(cells, list) else []:
+        code = cell.get("code") if isinstance(cell, dict) else None
+        if isinstance(code, str):
+            out.append(code)
+    return out
+
+
+class DiffView:
+    """What changed from revision ``a`` to ``b`` (or to a live ``namespace``), inside each variable."""
+
+    def __init__(self, ws: Workspace, a: str = "HEAD", b: str | None = None, *,
+                 namespace: Any = None, names: list[str] | None = None, href: Href | None = None) -> None:
+        self.workspace = ws
+        self.diff: SemanticDiff = semantic_diff(ws, a, b, namespace=namespace, names=names)
+        self.href = href
+
+    def _side(self, rev: str, commit_id: str | None) -> str:
+        if commit_id is None:
+            return "<i>this namespace</i>"
+        named = "" if commit_id.startswith(rev) else f" <span class='txgit-dim'>({escape(rev)})</span>"
+        return f"{_id_link(commit_id, self.href)}{named}"
+
+    def html(self) -> str:
+        d = self.diff
+        added, removed, changed = d.counts()
+        out = [f'<div class="txgit-diff"><div><b>diff</b> {self._side(d.a, d.a_id)} → {self._side(d.b, d.b_id)}: '
+               f'{added} added, {removed} removed, {changed} changed</div>']
+        if d.empty:
+            out.append('<div class="txgit-dim">no differences</div>')
+        out.extend(_change_html(c) for c in d.changes)
+        out.append("</div>")
+        return "".join(out)
+
+    def _repr_html_(self) -> str:
+        return _wrap(self.html())
+
+    def text(self) -> str:
+        d = self.diff
+        a, b = _rev_text(d.a, d.a_id), _rev_text(d.b, d.b_id)
+        lines = [f"diff {a} -> {b}"]
+        if d.empty:
+            lines.append("no differences")
+        for c in d.changes:
+            lines.extend(_change_text(c))
+        added, removed, changed = d.counts()
+        lines.append(f"{added} added, {removed} removed, {changed} changed")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return self.text()
+
+
+def _rev_text(rev: str, commit_id: str | None) -> str:
+    if commit_id is None:
+        return "this namespace"
+    return commit_id[:8] if commit_id.startswith(rev) else f"{commit_id[:8]} ({rev})"
+
+
+def _status_mark(status: str) -> str:
+    return {"added": "+", "removed": "-", "changed": "~"}[status]
+
+
+def _headline(c: VariableChange) -> str:
+    if c.status == "added":
+        return f"{c.new.summary}  ({record_kind(c.new)})"  # type: ignore[union-attr]
+    if c.status == "removed":
+        return f"{c.old.summary}  ({record_kind(c.old)})"  # type: ignore[union-attr]
+    old, new = c.old, c.new
+    what = f"{old.summary} -> {new.summary}" if old.summary != new.summary else f"{new.summary}"  # type: ignore[union-attr]
+    return what
+
+
+def _change_text(c: VariableChange) -> list[str]:
+    lines = [f"{_status_mark(c.status)} {c.name}  {_headline(c)}"]
+    if c.note:
+        lines.append(f"    ({c.note})")
+    if c.diff is None:
+        return lines
+    lines.extend(f"    {f}" for f in c.diff.facts)
+    for p in c.diff.params:
+        extra = f"  (max abs difference {p.max_abs_diff:.6g})" if p.max_abs_diff is not None else ""
+        if p.status == "added":
+            lines.append(f"    + {p.name} = {p.new}")
+        elif p.status == "removed":
+            lines.append(f"    - {p.name} = {p.old}")
+        elif p.name == "value":
+            lines.append(f"    {p.old} -> {p.new}")
+        else:
+            lines.append(f"    ~ {p.name}: {p.old} -> {p.new}{extra}")
+    s = c.diff.sample
+    if s is not None:
+        lines.append(f"    changed rows (first {len(s.rows)} of {s.total_rows}):")
+        for label, cells in s.rows:
+            shown = ", ".join(f"{col}: {o} -> {n}" if o != n else f"{col}: {n}" for col, (o, n) in zip(s.columns, cells))
+            lines.append(f"      [{label}] {shown}")
+    return lines
+
+
+def _change_html(c: VariableChange) -> str:
+    cls = {"added": "txgit-add", "removed": "txgit-del", "changed": "txgit-mod"}[c.status]
+    head = _headline(c).replace(" -> ", " → ")
+    out = [f'<div class="txgit-var {c.status}" data-var="{escape(c.name)}">'
+           f'<span class="{cls}"><b>{_status_mark(c.status)} {escape(c.name)}</b></span> '
+           f'<span>{escape(head)}</span> <span class="txgit-dim">{escape(c.type)}</span>']
+    if c.note:
+        out.append(f'<div class="txgit-dim">{escape(c.note)}</div>')
+    vd = c.diff
+    if vd is not None:
+        if vd.facts:
+            out.append('<ul class="txgit-facts">' + "".join(f"<li>{escape(f)}</li>" for f in vd.facts) + "</ul>")
+        if vd.params:
+            named = [p for p in vd.params if p.name != "value"]
+            plain = [p for p in vd.params if p.name == "value"]
+            for p in plain:
+                out.append(f'<table class="txgit-table"><tr><td class="old"><code>{escape(p.old)}</code></td>'
+                           f'<td class="new"><code>{escape(p.new)}</code></td></tr></table>')
+            if named:
+                out.append('<table class="txgit-table txgit-params"><tr><th>parameter</th><th>old</th><th>new</th>'
+                           '<th>max abs diff</th></tr>')
+                for p in named:
+                    mad = f"{p.max_abs_diff:.6g}" if p.max_abs_diff is not None else ""
+                    out.append(f'<tr data-param="{escape(p.name)}"><td><code>{escape(p.name)}</code></td>'
+                               f'<td class="old"><code>{escape(p.old)}</code></td>'
+                               f'<td class="new"><code>{escape(p.new)}</code></td><td>{escape(mad)}</td></tr>')
+                out.append("</table>")
+        s = vd.sample
+        if s is not None:
+            out.append(f'<div class="txgit-dim">changed rows: first {len(s.rows)} of {s.total_rows}</div>')
+            out.append('<table class="txgit-table txgit-sample"><tr><th></th>'
+                       + "".join(f"<th>{escape(col)}</th>" for col in s.columns) + "</tr>")
+            for label, cells in s.rows:
+                tds = "".join(f'<td class="new">{escape(o)} → {escape(n)}</td>' if o != n else f"<td>{escape(n)}</td>"
+                              for o, n in cells)
+                out.append(f"<tr><th>{escape(label)}</th>{tds}</tr>")
+            out.append("</table>")
+    out.append("</div>")
+    return "".join(out)
