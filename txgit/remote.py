@@ -70,7 +70,8 @@ CONFIG_FILE = "remote.json"
 DEFAULT_REMOTE = "origin"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _BATCH_BLOBS = 32  # blobs per upload/download task (chunks are <= 1 MiB)
-_WORKERS = 8  # transfers in flight: remote stores are latency-bound
+_WORKERS = 8  # transfers in flight for blocking backends (folders): remote stores are latency-bound
+_ASYNC_BATCH_BLOBS = 16  # blobs per call for async backends, which send them concurrently themselves
 _HEAD_CHECKS_UPTO = 64  # up to this many names, ask per blob (in parallel); past it, list the store once
 
 Progress = Callable[[str, int, int], None]  # (phase, bytes done, bytes total)
@@ -160,6 +161,12 @@ class RemoteStore(ObjectStore):
             self.fs.invalidate_cache(self.root)  # a listing cached earlier may predate others' uploads
             if len(wanted) > _HEAD_CHECKS_UPTO:
                 return wanted - set(self.names())
+            if getattr(self.fs, "async_impl", False):  # one concurrent batch on the backend's loop
+                from fsspec.asyn import sync
+
+                order = sorted(wanted)
+                found = sync(self.fs.loop, _gather_exists, self.fs, [self.path(n) for n in order])
+                return {n for n, ok in zip(order, found) if not ok}
             with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
                 present = dict(zip(wanted, pool.map(lambda n: self.fs.exists(self.path(n)), wanted)))
             return {n for n, ok in present.items() if not ok}
@@ -175,6 +182,12 @@ class RemoteStore(ObjectStore):
     def write_blobs(self, blobs: Mapping[str, bytes | bytearray | memoryview]) -> int:
         with self._errors():
             return super().write_blobs(blobs)
+
+
+async def _gather_exists(fs: Any, paths: list[str]) -> list[bool]:
+    import asyncio
+
+    return list(await asyncio.gather(*(fs._exists(p) for p in paths)))
 
 
 class RemoteChain(StoreChain):
@@ -554,9 +567,13 @@ class Remotes:
 
     def _transfer(self, names: list[str], read: Callable[[list[str]], Mapping[str, bytes]],
                   write: Callable[[Mapping[str, bytes]], int], sizes: Callable[[str], int] | None,
-                  phase: str, progress: Progress | None) -> tuple[int, int]:
+                  phase: str, progress: Progress | None, remote_fs: Any = None) -> tuple[int, int]:
         """Copy blobs in batches on a thread pool; returns (blobs, bytes) written."""
-        batches = [names[i : i + _BATCH_BLOBS] for i in range(0, len(names), _BATCH_BLOBS)]
+        # fsspec's async backends (s3fs, gcsfs, …) already send a batch's requests concurrently on
+        # their own event loop; driving that loop from several threads at once can hang them.
+        threads = 1 if getattr(remote_fs, "async_impl", False) else _WORKERS
+        size = _BATCH_BLOBS if threads > 1 else _ASYNC_BATCH_BLOBS
+        batches = [names[i : i + size] for i in range(0, len(names), size)]
         total = sum(sizes(n) for n in names) if sizes else 0
         done = [0, 0]
         delay = float(os.environ.get("TXGIT_DEBUG_TRANSFER_DELAY", "0") or 0)  # fault-injection tests only
@@ -568,7 +585,7 @@ class Remotes:
                 time.sleep(delay)
             return n
 
-        with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
+        with ThreadPoolExecutor(max_workers=threads) as pool:
             for batch, n in zip(batches, pool.map(one, batches)):
                 done[0] += len(batch)
                 done[1] += n
@@ -660,7 +677,7 @@ class Remotes:
                     return 0
 
             result.blobs_uploaded, result.bytes_uploaded = self._transfer(
-                lacking, read, store.write_blobs, size if local.is_local else None, "upload", progress)
+                lacking, read, store.write_blobs, size if local.is_local else None, "upload", progress, store.fs)
         # 2. refs, only now that every blob they name is stored
         config_oid = _config_commit(self.repo, record)
         if remote_refs.get(CONFIG_REF) != str(config_oid):
@@ -736,7 +753,8 @@ class Remotes:
         if not lacking:
             return 0, 0
         store = self.store(remote)
-        return self._transfer(lacking, store.get_many, self.ws.store.write_blobs, None, "download", progress)
+        return self._transfer(lacking, store.get_many, self.ws.store.write_blobs, None, "download", progress,
+                              store.fs)
 
     def pull(self, remote: str | None = None, namespace: dict[str, Any] | None = None, *,
              force: bool = False, progress: Progress | None = None) -> PullResult:
