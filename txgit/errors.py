@@ -66,3 +66,19 @@ class RestoreError(TxgitError):
 
 class EmptyHistory(TxgitError):
     """An operation that needs a commit, in a workspace that has none yet."""
+
+
+class RemoteError(TxgitError):
+    """A remote that cannot be used: unknown, unreachable, no storage, bad credentials."""
+
+
+class UnknownRemote(RemoteError):
+    """A remote name that is not configured (a typo, or `txgit remote add` not run)."""
+
+
+class PushRejected(RemoteError):
+    """A push the remote would lose commits by (non-fast-forward) and --force was not given."""
+
+
+class DivergedHistory(RemoteError):
+    """A pull whose local and remote branches both have commits the other lacks."""

@@ -37,9 +37,10 @@ from txgit.errors import (
     WorkspaceExists,
 )
 from txgit.history import CommitInfo, History, State, validate_ref_name
+from txgit.remote import BlobRepair, FetchResult, Progress, PullResult, PushResult, RemoteChain, Remotes
 from txgit.state import MODULE, NAMESPACE, UNPICKLABLE, VALUE, VarRecord, is_variable_name, restore, snapshot
 from txgit.state.summary import type_name
-from txgit.storage import ObjectStore, StoreChain
+from txgit.storage import ObjectStore
 
 TXGIT_DIR = ".txgit"
 
@@ -157,7 +158,8 @@ class Workspace:
             raise NotAWorkspace(f"not a txgit workspace: {self.root} (run `txgit init`)")
         self.history = History(self.dir / "repo.git")
         self.store = ObjectStore(str(self.dir / "objects"))
-        self.blobs = StoreChain(self.store)  # remotes add their stores as fallbacks
+        self.remotes = Remotes(self)
+        self.blobs = RemoteChain(self.store, self.remotes)  # blobs the cache lacks come from remotes
 
     # -- lifecycle ---------------------------------------------------------------
     @classmethod
@@ -473,3 +475,32 @@ class Workspace:
         if rev == "HEAD" and self.history.head_commit() is None:
             raise EmptyHistory("no commits yet: commit a state first")
         return self.history.resolve(rev)
+
+    # -- remotes (see txgit.remote) ------------------------------------------------------------
+    def push(self, remote: str | None = None, branch: str | None = None, *, all_branches: bool = False,
+             tags: bool = False, force: bool = False, progress: Progress | None = None) -> PushResult:
+        """Upload the blobs ``remote``'s storage lacks, then move its refs (see :meth:`Remotes.push`)."""
+        return self.remotes.push(remote, [branch] if branch else None, all_branches=all_branches, tags=tags,
+                                 force=force, progress=progress)
+
+    def fetch(self, remote: str | None = None, *, eager: bool = False, progress: Progress | None = None) -> FetchResult:
+        """Bring ``remote``'s branches over as ``<remote>/<branch>``; blobs on demand (now with ``eager``)."""
+        return self.remotes.fetch(remote, eager=eager, progress=progress)
+
+    def pull(self, remote: str | None = None, namespace: MutableMapping[str, Any] | None = None, *,
+             force: bool = False, progress: Progress | None = None) -> PullResult:
+        """Fetch and fast-forward the current branch; refuses divergent histories (txgit does not merge states)."""
+        return self.remotes.pull(remote, namespace, force=force, progress=progress)  # type: ignore[arg-type]
+
+    def fetch_blobs_from_remotes(self, names: list[str] | set[str], *, replace_local: bool = False) -> BlobRepair:
+        """Fetch blobs by hash from any remote storage with a good copy (verified) into the local cache."""
+        return self.remotes.fetch_blobs_from_remotes(names, replace_local=replace_local)
+
+    @classmethod
+    def clone(cls, url: str, path: str | os.PathLike[str] | None = None, *, storage: str | None = None,
+              storage_options: Mapping[str, Any] | None = None, eager: bool = False,
+              progress: Progress | None = None) -> Workspace:
+        """A new workspace with ``url``'s history (see :func:`txgit.remote.clone`)."""
+        from txgit.remote import clone
+
+        return clone(url, path, storage=storage, storage_options=storage_options, eager=eager, progress=progress)

@@ -1,0 +1,287 @@
+"""Remotes against real servers on 127.0.0.1: a bare repository by path, `git daemon`, and
+moto's S3 server through s3fs. User A works in this process (Python API + CLI), user B in
+other processes (the CLI and `python -c`) in another folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pygit2
+import pytest
+
+from conftest import session_namespace
+from servers import S3_ENV, git_daemon, init_bare, make_bucket, moto_s3
+from txgit import Workspace
+from txgit.errors import CorruptBlob, DivergedHistory, PushRejected, UnknownRemote
+from txgit.remote import EMBEDDED_DIR
+
+STATE = """
+import numpy as np
+import pandas as pd
+arr = np.arange(700_000, dtype="float64")            # several 1 MiB chunks
+df = pd.DataFrame({"a": np.arange(1000), "b": np.linspace(0, 1, 1000)})
+alias = df                                            # aliasing must survive
+config = {"lr": 0.1, "tags": ["x", "y"]}
+def score(k):
+    return float(arr[:k].sum()) + df.b.sum()
+"""
+
+# What B prints about a state, and what A computes the same way: equal means identical variables.
+FINGERPRINT = """
+import hashlib, json
+def fingerprint(ns):
+    return {
+        "arr": hashlib.sha256(ns["arr"].tobytes()).hexdigest(),
+        "df": hashlib.sha256(ns["df"].to_csv().encode()).hexdigest(),
+        "alias_is_df": ns["alias"] is ns["df"],
+        "config": ns["config"],
+        "score": ns["score"](1000),
+        "extra": ns.get("extra"),
+    }
+"""
+
+B_SCRIPT = FINGERPRINT + """
+from txgit import Workspace
+ws = Workspace.open(".")
+ns = {"__name__": "__main__"}
+r = ws.checkout("exp", ns)
+print(json.dumps(fingerprint(ns)))
+ns["extra"] = "from bob"
+ns["arr"] = ns["arr"] * 2
+ws.commit(ns, "bob doubles arr")
+"""
+
+
+def fingerprint(ns: dict) -> dict:
+    scope: dict = {}
+    exec(FINGERPRINT, scope)
+    return scope["fingerprint"](ns)
+
+
+@pytest.fixture(scope="module")
+def s3():
+    with moto_s3() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def daemon(tmp_path):
+    base = tmp_path / "served"
+    base.mkdir()
+    with git_daemon(base) as url:
+        yield base, url
+
+
+def alice_history(root: Path) -> tuple[Workspace, dict]:
+    """main: one commit; exp: main + a change."""
+    ws = Workspace.init(root)
+    ns = session_namespace(STATE)
+    ws.commit(ns, "data and model")
+    ws.checkout("HEAD", ns, new_branch="exp")
+    ns["config"]["lr"] = 0.01
+    ns["arr"][:10] = -1.0
+    ws.commit(ns, "exp: smaller lr")
+    ws.checkout("main", ns)
+    return ws, ns
+
+
+def _remote_setup(kind: str, tmp_path: Path, request) -> tuple[list[str], list[str], dict]:
+    """(remote add args, extra clone args, env) for each transport/storage."""
+    if kind == "path":
+        return [str(tmp_path / "remote.git")], [], {}
+    if kind == "daemon":
+        base, url = request.getfixturevalue("daemon")
+        init_bare(base / "proj.git")
+        return [f"{url}/proj.git", "--storage", str(tmp_path / "blobs")], [], {}
+    if kind == "s3":
+        endpoint = request.getfixturevalue("s3")
+        bucket = f"txgit-{tmp_path.name.lower().replace('_', '-')[-40:]}"
+        make_bucket(endpoint, bucket)
+        for k, v in S3_ENV.items():  # A works in this process
+            request.getfixturevalue("monkeypatch").setenv(k, v)
+        base, url = request.getfixturevalue("daemon")
+        init_bare(base / "proj.git")
+        opt = ["--storage-option", f"endpoint_url={endpoint}"]
+        return [f"{url}/proj.git", "--storage", f"s3://{bucket}/proj", *opt], opt, S3_ENV
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize("kind", ["path", "daemon", "s3"])
+def test_two_users_share_states(kind, tmp_path, run_txgit, request):
+    add_args, clone_args, env = _remote_setup(kind, tmp_path, request)
+    alice_root = tmp_path / "alice"
+    ws, ns = alice_history(alice_root)
+    ws.checkout("exp", ns)
+    alice_exp = fingerprint(ns)
+
+    run_txgit("remote", "add", "origin", *add_args, cwd=alice_root, check=True, env=env)
+    out = run_txgit("push", "origin", "--all", cwd=alice_root, check=True, env=env).stdout
+    assert "main -> origin/main" in out and "exp -> origin/exp" in out
+    again = run_txgit("push", "origin", "--all", cwd=alice_root, check=True, env=env).stdout
+    assert "Everything up-to-date" in again
+
+    # B: another folder, other processes
+    remote_url = add_args[0]
+    run_txgit("clone", remote_url, "bob", *clone_args, cwd=tmp_path, check=True, env=env)
+    bob = tmp_path / "bob"
+    assert "exp" in run_txgit("branch", cwd=bob, check=True).stdout
+    proc = subprocess.run([sys.executable, "-c", B_SCRIPT], cwd=bob, capture_output=True, text=True,
+                          env={**os.environ, **env})
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == json.loads(json.dumps(alice_exp))
+    out = run_txgit("push", cwd=bob, check=True, env=env).stdout
+    assert "exp -> origin/exp" in out
+
+    # A pulls B's commit on exp and gets B's state
+    out = run_txgit("pull", cwd=alice_root, check=True, env=env).stdout
+    assert "Fast-forward exp" in out
+    ws = Workspace.open(alice_root)
+    assert ws.head().summary == "bob doubles arr"
+    assert ws.load("extra") == "from bob"
+    assert float(ws.load("arr")[11]) == 22.0 and float(ws.load("arr")[0]) == -2.0
+    ns2 = session_namespace()
+    ws.checkout("exp", ns2, force=True)
+    assert ns2["alias"] is ns2["df"] and ns2["config"]["lr"] == 0.01
+
+
+def test_pull_into_namespace_and_refusals(tmp_path):
+    alice, ns = alice_history(tmp_path / "alice")
+    alice.remotes.add("origin", str(tmp_path / "r.git"))
+    alice.push(all_branches=True)
+    bob = Workspace.clone(str(tmp_path / "r.git"), tmp_path / "bob")
+    bns = session_namespace()
+    bob.checkout("main", bns)
+    bns["config"]["lr"] = 5
+    bob.commit(bns, "bob")
+    bob.push()
+    # A: fast-forward, with the live namespace following
+    r = alice.pull(namespace=ns)
+    assert r.status == "fast-forward" and ns["config"]["lr"] == 5 and r.checkout is not None
+    # divergence: both commit on main
+    ns["config"]["lr"] = 6
+    alice.commit(ns, "alice")
+    bns["config"]["lr"] = 7
+    bob.commit(bns, "bob again")
+    bob.push()
+    with pytest.raises(PushRejected, match="non-fast-forward"):
+        alice.push()
+    with pytest.raises(DivergedHistory, match="diverged"):
+        alice.pull()
+    before = alice.head().id
+    assert alice.head().id == before  # nothing moved
+    r = alice.push(force=True)
+    assert r.updated["refs/heads/main"][1] == before
+
+
+def test_killed_push_leaves_consistent_remote(tmp_path, run_txgit):
+    ws = Workspace.init(tmp_path / "a")
+    ns = session_namespace("values = {}\n" + "\n".join(f"v{i} = list(range({i}, {i} + 50))" for i in range(400)))
+    ws.commit(ns, "400 variables")
+    ws.remotes.add("origin", str(tmp_path / "r.git"))
+    blobs = tmp_path / "r.git" / EMBEDDED_DIR
+    proc = subprocess.Popen([sys.executable, "-m", "txgit", "push"], cwd=tmp_path / "a",
+                            env={**os.environ, "TXGIT_DEBUG_TRANSFER_DELAY": "3"},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 60
+    while time.time() < deadline and not (blobs.exists() and any(blobs.rglob("*"))):
+        time.sleep(0.01)
+    time.sleep(0.3)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    stored = [p for p in blobs.rglob("*") if p.is_file() and not p.name.startswith(".tmp-")]
+    named = ws.remotes._blobs_of([ws.history.head_commit()])[0]
+    assert 0 < len(stored) < len(named)  # killed half way through the blob upload
+    remote_repo = pygit2.Repository(str(tmp_path / "r.git"))
+    assert not [r for r in remote_repo.references if r.startswith("refs/heads/")]  # no ref names a partial state
+
+    out = run_txgit("push", cwd=tmp_path / "a", check=True).stdout
+    assert f"{len(named) - len(stored)} of {len(named)} blobs uploaded" in out
+    clone = Workspace.clone(str(tmp_path / "r.git"), tmp_path / "b", eager=True)
+    got = session_namespace()
+    clone.checkout("main", got)
+    assert got["v399"] == list(range(399, 449))
+
+
+def test_tampered_blob_is_detected_and_never_unpickled(tmp_path, run_txgit):
+    ws, _ = alice_history(tmp_path / "alice")
+    ws.remotes.add("origin", str(tmp_path / "r.git"))
+    ws.push(all_branches=True)
+    run_txgit("clone", str(tmp_path / "r.git"), "bob", cwd=tmp_path, check=True)
+    # Replace config's pickle on the remote with one that would run code when unpickled.
+    state = ws.state("exp")
+    group = state.groups[state.variables["config"].group]
+    victim = group.streams[0].chunks[0]
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    (tmp_path / "r.git" / EMBEDDED_DIR / victim[:2] / victim[2:]).write_bytes(pickle.dumps(Evil()))
+
+    bob = tmp_path / "bob"
+    proc = run_txgit("fetch", "--eager", cwd=bob)
+    assert proc.returncode != 0
+    assert proc.stderr.count("\n") == 1 and "corrupted" in proc.stderr and "Traceback" not in proc.stderr
+    code = ("from txgit import Workspace\nfrom txgit.errors import CorruptBlob\nws = Workspace.open('.')\n"
+            "ns = {'__name__': '__main__'}\ntry:\n    ws.checkout('exp', ns)\nexcept CorruptBlob as e:\n"
+            "    print('refused:', e)\nelse:\n    raise SystemExit('loaded a tampered blob')\n"
+            "assert not [n for n in ns if not n.startswith('__')], ns\n"
+            f"assert not ws.store.has({victim!r})\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=bob, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    assert "refused:" in proc.stdout and not marker.exists()
+    proc = run_txgit("pull", cwd=bob)  # history is fine: pull moves refs; the blob is refused when read
+    assert proc.returncode == 0
+    assert not marker.exists()
+
+
+def test_fetch_blobs_from_remotes_repairs_a_corrupt_local_blob(tmp_path):
+    ws, ns = alice_history(tmp_path / "alice")
+    ws.remotes.add("origin", str(tmp_path / "r.git"))
+    ws.push(all_branches=True)
+    name = sorted(ws.state().groups[ws.state().variables["arr"].group].chunk_names())[0]
+    path = Path(ws.store.path(name))
+    path.write_bytes(b"bit rot")
+    with pytest.raises(CorruptBlob):
+        ws.load("arr")
+    report = ws.fetch_blobs_from_remotes([name], replace_local=True)
+    assert report.fetched == {name: "origin"} and not report.missing
+    assert float(ws.load("arr")[5]) == 5.0
+
+
+def test_errors_are_one_line(tmp_path, run_txgit, s3):
+    ws, _ = alice_history(tmp_path / "a")
+    a = tmp_path / "a"
+
+    def one_line(proc, *needles):
+        assert proc.returncode != 0
+        assert proc.stderr.startswith("txgit: error:") and proc.stderr.count("\n") == 1, proc.stderr
+        for n in needles:
+            assert n in proc.stderr, proc.stderr
+
+    one_line(run_txgit("push", cwd=a), "no remote configured")
+    run_txgit("remote", "add", "origin", str(tmp_path / "r.git"), cwd=a, check=True)
+    one_line(run_txgit("push", "orign", cwd=a), "no remote named 'orign'", "origin")
+    one_line(run_txgit("remote", "add", "origin", "/elsewhere", cwd=a), "already exists")
+    one_line(run_txgit("clone", str(tmp_path / "nope.git"), "c", cwd=tmp_path), "does not exist")
+    assert not (tmp_path / "c").exists()
+    run_txgit("remote", "add", "dead", "git://127.0.0.1:9/x.git", "--storage", str(tmp_path / "s"), cwd=a, check=True)
+    one_line(run_txgit("fetch", "dead", cwd=a), "cannot reach remote 'dead'")
+    one_line(run_txgit("push", "dead", cwd=a), "cannot reach remote 'dead'")
+    run_txgit("remote", "add", "nobucket", str(tmp_path / "nb.git"), "--storage", "s3://no-such-bucket/x",
+              "--storage-option", f"endpoint_url={s3}", cwd=a, check=True)
+    one_line(run_txgit("push", "nobucket", cwd=a, env=S3_ENV), "remote storage s3://no-such-bucket/x failed")
+    assert not [r for r in pygit2.Repository(str(tmp_path / "nb.git")).references if r.startswith("refs/heads")]
+    with pytest.raises(UnknownRemote):
+        ws.remotes.remove("nosuch")
+    run_txgit("remote", "remove", "dead", cwd=a, check=True)
+    listing = run_txgit("remote", cwd=a, check=True).stdout
+    assert "origin" in listing and "dead" not in listing

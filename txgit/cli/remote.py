@@ -1,0 +1,188 @@
+"""Remote commands: remote, push, fetch, pull, clone (a thin shell over :mod:`txgit.remote`)."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, List, Optional
+
+import typer
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+
+from txgit.cli.app import app, console, err_console
+from txgit.errors import TxgitError
+from txgit.remote import EMBEDDED_DIR, parse_storage_options
+from txgit.workspace import Workspace
+
+_SHOW_PROGRESS_FROM = 8 << 20  # bytes: a bar only for transfers long enough to watch
+
+
+def _out(text: str) -> None:
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+@contextmanager
+def _progress() -> Iterator:
+    """A callback for the API's ``progress=``: a rich bar on stderr once a transfer is big enough."""
+    bar: Progress | None = None
+    task = None
+
+    def update(phase: str, done: int, total: int) -> None:
+        nonlocal bar, task
+        if bar is None:
+            if total < _SHOW_PROGRESS_FROM:
+                return
+            bar = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                           TimeRemainingColumn(), console=err_console, transient=True)
+            bar.start()
+            task = bar.add_task(f"{phase}ing blobs", total=total)
+        bar.update(task, completed=done, total=total)
+
+    try:
+        yield update
+    finally:
+        if bar is not None:
+            bar.stop()
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 100_000 else f"{n} bytes"
+
+
+def _short(ref: str) -> str:
+    for prefix in ("refs/heads/", "refs/remotes/", "refs/tags/"):
+        if ref.startswith(prefix):
+            return ref[len(prefix):]
+    return ref
+
+
+@app.command()
+def remote(
+    action: str = typer.Argument("list", metavar="[list|add|remove]", help="What to do (default: list)."),
+    name: Optional[str] = typer.Argument(None, metavar="NAME", help="The remote's name (e.g. origin)."),
+    url: Optional[str] = typer.Argument(None, metavar="GIT_URL",
+                                        help="Where the history goes: a path, file://, git://, https:// or ssh URL."),
+    storage: Optional[str] = typer.Option(None, "--storage", metavar="FSSPEC_URL",
+                                          help=f"Where the blobs go (s3://bucket/prefix, a folder, …). Default for a "
+                                               f"local path: beside the repository ({EMBEDDED_DIR}/)."),
+    storage_option: List[str] = typer.Option([], "--storage-option", metavar="KEY=VALUE",
+                                             help="An fsspec storage option (e.g. endpoint_url=http://…); repeatable; "
+                                                  "kept in this workspace only."),
+) -> None:
+    """List, add or remove remotes: `txgit remote add NAME GIT_URL [--storage URL]`, `txgit remote remove NAME`."""
+    ws = Workspace.open(".")
+    if action in ("list", "-v"):
+        if name is not None:
+            raise TxgitError("usage: txgit remote [list]")
+        for r in ws.remotes.list():
+            try:
+                where = ws.remotes.storage_url(r)
+            except TxgitError:
+                where = "(no storage yet)"
+            opts = f"  options: {', '.join(sorted(r.storage_options))}" if r.storage_options else ""
+            _out(f"{r.name}\t{r.url}\tblobs: {where}{opts}")
+    elif action == "add":
+        if name is None or url is None:
+            raise TxgitError("usage: txgit remote add NAME GIT_URL [--storage FSSPEC_URL]")
+        r = ws.remotes.add(name, url, storage=storage, storage_options=parse_storage_options(storage_option))
+        try:
+            where = ws.remotes.storage_url(r)
+        except TxgitError:
+            where = "recorded by the remote (found at fetch)"
+        _out(f"added remote {r.name}: {r.url} (blobs: {where})")
+    elif action in ("remove", "rm"):
+        if name is None or url is not None:
+            raise TxgitError("usage: txgit remote remove NAME")
+        ws.remotes.remove(name)
+        _out(f"removed remote {name}")
+    else:
+        raise TxgitError(f"unknown action {action!r}: use list, add or remove")
+
+
+@app.command()
+def push(
+    remote: Optional[str] = typer.Argument(None, metavar="REMOTE", help="Default: the branch's upstream, else origin."),
+    branch: Optional[str] = typer.Argument(None, metavar="BRANCH", help="Default: the current branch."),
+    all_branches: bool = typer.Option(False, "--all", help="Push every branch."),
+    tags: bool = typer.Option(False, "--tags", help="Push every tag too."),
+    force: bool = typer.Option(False, "--force", "-f", help="Overwrite remote branches even if that loses their commits."),
+) -> None:
+    """Upload the blobs the remote storage lacks, then move the remote's branches (non-fast-forward refused)."""
+    ws = Workspace.open(".")
+    if branch is not None and all_branches:
+        raise TxgitError("give BRANCH or --all, not both")
+    with _progress() as progress:
+        r = ws.push(remote, branch, all_branches=all_branches, tags=tags, force=force, progress=progress)
+    for ref, (old, new) in r.updated.items():
+        span = f"{old[:8]}..{new[:8]}" if old else "new"
+        _out(f"  {span:18} {_short(ref)} -> {r.remote}/{_short(ref)}")
+    if not r.updated:
+        _out(f"Everything up-to-date ({r.remote})")
+        return
+    _out(f"pushed to {r.remote}: {r.blobs_uploaded} of {r.blobs_named} blobs uploaded ({_mb(r.bytes_uploaded)} "
+         f"of {_mb(r.bytes_state)} of state) in {r.seconds:.2f}s")
+
+
+@app.command()
+def fetch(
+    remote: Optional[str] = typer.Argument(None, metavar="REMOTE", help="Default: the branch's upstream, else origin."),
+    eager: bool = typer.Option(False, "--eager", help="Fetch every blob now, not on demand."),
+) -> None:
+    """Bring the remote's branches over as REMOTE/BRANCH (blobs come when a state is checked out or loaded)."""
+    ws = Workspace.open(".")
+    with _progress() as progress:
+        r = ws.fetch(remote, eager=eager, progress=progress)
+    for ref, (old, new) in r.updated.items():
+        if new is None:
+            _out(f"  [deleted]          {_short(ref)}")
+        else:
+            span = f"{old[:8]}..{new[:8]}" if old else "[new branch]"
+            _out(f"  {span:18} {_short(ref)}")
+    if eager:
+        _out(f"fetched {r.blobs_fetched} blobs ({_mb(r.bytes_fetched)})")
+    if not r.updated and not eager:
+        _out(f"{r.remote}: up to date")
+
+
+@app.command()
+def pull(
+    remote: Optional[str] = typer.Argument(None, metavar="REMOTE", help="Default: the branch's upstream, else origin."),
+) -> None:
+    """Fetch, then fast-forward the current branch to the remote's; divergent histories are refused."""
+    ws = Workspace.open(".")
+    with _progress() as progress:
+        r = ws.pull(remote, progress=progress)
+    for ref, (old, new) in r.fetch.updated.items():
+        if new is not None:
+            _out(f"  {(old[:8] + '..' + new[:8]) if old else '[new branch]':18} {_short(ref)}")
+    if r.status == "up-to-date":
+        _out("Already up to date.")
+    elif r.status == "ahead":
+        _out(f"{r.branch} is ahead of {r.fetch.remote}/{r.branch}: nothing to pull (push to publish)")
+    else:
+        head = ws.head()
+        _out(f"Fast-forward {r.branch}: {(r.old or '')[:8] or '(none)'}..{(r.new or '')[:8]}"
+             + (f" {head.summary}" if head else ""))
+        from txgit.sessions.kernel import attached_kernel
+
+        if attached_kernel(ws) is not None:
+            _out(f"note: a kernel is attached: `%txgit checkout {r.branch} --force` in it loads the pulled state")
+
+
+@app.command()
+def clone(
+    url: str = typer.Argument(..., metavar="GIT_URL", help="The remote's history: a path, file://, git://, https://…"),
+    directory: Optional[Path] = typer.Argument(None, metavar="DIR", help="Where (default: the URL's last part)."),
+    storage: Optional[str] = typer.Option(None, "--storage", metavar="FSSPEC_URL",
+                                          help="Blob storage, if not the one the remote records."),
+    storage_option: List[str] = typer.Option([], "--storage-option", metavar="KEY=VALUE",
+                                             help="An fsspec storage option (e.g. endpoint_url=http://…); repeatable."),
+    eager: bool = typer.Option(False, "--eager", help="Fetch every blob now, not on demand."),
+) -> None:
+    """Make a workspace from a remote: its branches, HEAD on its default branch, blobs on demand."""
+    with _progress() as progress:
+        ws = Workspace.clone(url, directory, storage=storage, storage_options=parse_storage_options(storage_option),
+                             eager=eager, progress=progress)
+    branches = sorted(ws.branches())
+    _out(f"Cloned {url} into {ws.root}: {len(branches)} branches ({', '.join(branches)}), on {ws.branch}")
+    _out(f"blobs: {ws.remotes.storage_url('origin')}" + (" (fetched)" if eager else " (fetched on demand)"))

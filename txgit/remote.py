@@ -1,0 +1,848 @@
+"""Remotes: a git remote (commits, branches, tags) paired with a storage URL (blobs).
+
+    ws.remotes.add("origin", "/srv/proj.git")                 # blobs in /srv/proj.git/txgit-objects
+    ws.remotes.add("team", "git://host/proj.git", storage="s3://bucket/proj",
+                   storage_options={"endpoint_url": "http://127.0.0.1:9000"})
+    ws.push("origin", all_branches=True)
+    Workspace.clone("/srv/proj.git", "copy")                  # blobs come on demand
+
+**Order.** Push uploads every blob the pushed commits name that the storage
+lacks, and moves the remote's refs only after that: a reader of the remote
+never meets a commit whose blobs are missing. A push killed half way leaves
+extra blobs, never a dangling ref; running it again uploads the rest.
+
+**Where blobs live.** A local-path or ``file://`` remote with no storage of its
+own keeps them beside the bare repository (``<repo>/txgit-objects``), so one
+folder is a complete remote. The storage URL travels with the history in the
+ref ``refs/txgit/config`` (a commit whose tree holds ``remote.json``), so a
+clone finds the blobs without being told. Credentials and endpoints never
+travel: they are fsspec storage options, given per workspace
+(``storage_options`` / ``--storage-option``) or through fsspec's and the cloud
+SDK's usual environment variables (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``,
+``FSSPEC_S3_…``).
+
+**Trust.** Every blob read from a remote storage is verified against its hash
+(:class:`txgit.storage.ObjectStore` does it on every read) before it is kept
+in the local cache or unpickled.
+
+This module stands beside :mod:`txgit.workspace` (history + storage); it knows
+nothing of sessions or the CLI.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import time
+import urllib.parse
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator
+
+import pygit2
+from pygit2.enums import FileMode, SortMode
+
+from txgit.errors import (
+    BlobError,
+    CorruptBlob,
+    DivergedHistory,
+    InvalidName,
+    MissingBlob,
+    PushRejected,
+    RemoteError,
+    TxgitError,
+    UnknownRemote,
+    WorkspaceExists,
+)
+from txgit.storage import ObjectStore, StoreChain
+
+if TYPE_CHECKING:
+    from txgit.workspace import CheckoutResult, Workspace
+
+EMBEDDED_DIR = "txgit-objects"  # blobs beside a bare repository: <repo.git>/txgit-objects
+CONFIG_REF = "refs/txgit/config"  # on the remote: the commit that records where its blobs are
+CONFIG_FILE = "remote.json"
+DEFAULT_REMOTE = "origin"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_BATCH_BLOBS = 32  # blobs per upload/download task (chunks are <= 1 MiB)
+_WORKERS = 8  # transfers in flight for blocking backends (folders): remote stores are latency-bound
+_ASYNC_BATCH_BLOBS = 16  # blobs per call for async backends, which send them concurrently themselves
+_HEAD_CHECKS_UPTO = 64  # up to this many names, ask per blob (in parallel); past it, list the store once
+
+Progress = Callable[[str, int, int], None]  # (phase, bytes done, bytes total)
+
+
+# -- configuration -------------------------------------------------------------------------
+
+@dataclass
+class Remote:
+    """One configured remote: where its history and its blobs are."""
+
+    name: str
+    url: str  # the git URL: a path, file://, git://, https://, ssh
+    storage: str | None = None  # an fsspec URL given by the user; None: recorded by the remote, or embedded
+    storage_options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def local_path(self) -> Path | None:
+        """The bare repository's folder when the git URL is a local path or file:// URL."""
+        return local_path(self.url)
+
+
+def local_path(url: str) -> Path | None:
+    """A local folder for a path or ``file://`` URL; None for network URLs (git://, https://, user@host:path)."""
+    if url.startswith("file://"):
+        return Path(urllib.parse.unquote(urllib.parse.urlparse(url).path))
+    if "://" in url or re.match(r"^[^/]+:", url):
+        return None
+    return Path(url).expanduser()
+
+
+def parse_storage_options(items: Iterable[str]) -> dict[str, Any]:
+    """``key=value`` strings (the CLI's ``--storage-option``) as fsspec options; values may be JSON."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InvalidName(f"storage option {item!r} is not key=value")
+        try:
+            out[key.strip()] = json.loads(value)
+        except ValueError:
+            out[key.strip()] = value
+    return out
+
+
+def _git_error(remote: Remote, e: Exception) -> RemoteError:
+    text = " ".join(str(e).split()) or type(e).__name__
+    return RemoteError(f"cannot reach remote {remote.name!r} ({remote.url}): {text}")
+
+
+def _storage_error(url: str, e: Exception) -> RemoteError:
+    text = " ".join(f"{type(e).__name__}: {e}".split())
+    if len(text) > 300:
+        text = text[:299] + "…"
+    return RemoteError(f"remote storage {url} failed: {text}")
+
+
+class RemoteStore(ObjectStore):
+    """An :class:`ObjectStore` on a remote URL: batched existence checks, errors as one line.
+
+    Reads stay verified (the base class hashes every blob it returns).
+    """
+
+    def __init__(self, url: str, **storage_options: Any) -> None:
+        try:
+            super().__init__(url, **storage_options)
+        except (ImportError, ValueError) as e:  # e.g. s3fs not installed, unknown protocol
+            raise _storage_error(url, e) from e
+        except Exception as e:
+            raise _storage_error(url, e) from e
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except TxgitError:
+            raise
+        except Exception as e:  # fsspec backends raise their SDK's errors: make them one line
+            raise _storage_error(self.url, e) from e
+
+    def missing(self, names: Iterable[str]) -> set[str]:
+        """Which names the store lacks: per-blob checks in parallel for a few, one listing for many."""
+        wanted = set(names)
+        if not wanted or self.is_local:
+            return super().missing(wanted)
+        with self._errors():
+            self.fs.invalidate_cache(self.root)  # a listing cached earlier may predate others' uploads
+            if len(wanted) > _HEAD_CHECKS_UPTO:
+                return wanted - set(self.names())
+            if getattr(self.fs, "async_impl", False):  # one concurrent batch on the backend's loop
+                from fsspec.asyn import sync
+
+                order = sorted(wanted)
+                found = sync(self.fs.loop, _gather_exists, self.fs, [self.path(n) for n in order])
+                return {n for n, ok in zip(order, found) if not ok}
+            with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
+                present = dict(zip(wanted, pool.map(lambda n: self.fs.exists(self.path(n)), wanted)))
+            return {n for n, ok in present.items() if not ok}
+
+    def names(self) -> Iterator[str]:
+        with self._errors():
+            yield from super().names()
+
+    def get_many(self, names: Iterable[str]) -> dict[str, bytes]:
+        with self._errors():
+            return super().get_many(names)
+
+    def write_blobs(self, blobs: Mapping[str, bytes | bytearray | memoryview]) -> int:
+        with self._errors():
+            return super().write_blobs(blobs)
+
+
+async def _gather_exists(fs: Any, paths: list[str]) -> list[bool]:
+    import asyncio
+
+    return list(await asyncio.gather(*(fs._exists(p) for p in paths)))
+
+
+class RemoteChain(StoreChain):
+    """The local cache, then every configured remote's storage: blobs a checkout or load
+    needs that the cache lacks come from the remotes on demand (verified, then cached)."""
+
+    def __init__(self, local: ObjectStore, remotes: Remotes) -> None:
+        super().__init__(local)
+        self._remotes = remotes
+
+    @property  # type: ignore[override]
+    def fallbacks(self) -> list[ObjectStore]:
+        return self._remotes.stores()
+
+    @fallbacks.setter
+    def fallbacks(self, value: list[ObjectStore]) -> None:  # StoreChain.__init__ assigns []
+        pass
+
+    def get_many(self, names: Iterable[str]) -> dict[str, bytes]:
+        names = list(dict.fromkeys(names))
+        if not self.local.missing(names):  # the common case: no remote is asked anything
+            return self.local.get_many(names)
+        return super().get_many(names)
+
+
+# -- results ----------------------------------------------------------------------------------
+
+@dataclass
+class PushResult:
+    """What a push did."""
+
+    remote: str
+    updated: dict[str, tuple[str | None, str]] = field(default_factory=dict)  # ref -> (old, new)
+    up_to_date: list[str] = field(default_factory=list)
+    blobs_named: int = 0  # blobs the new commits name
+    blobs_uploaded: int = 0
+    bytes_uploaded: int = 0
+    bytes_state: int = 0  # bytes of the pushed states (sum over the new commits' groups, deduplicated)
+    seconds: float = 0.0
+
+
+@dataclass
+class FetchResult:
+    """What a fetch did: tracking refs moved, blobs brought over (with ``eager``)."""
+
+    remote: str
+    updated: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)  # ref -> (old, new)
+    blobs_fetched: int = 0
+    bytes_fetched: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class PullResult:
+    """What a pull did to the current branch."""
+
+    fetch: FetchResult
+    branch: str
+    old: str | None
+    new: str | None
+    status: str  # "up-to-date", "fast-forward", "ahead"
+    checkout: CheckoutResult | None = None
+
+
+@dataclass
+class BlobRepair:
+    """What :meth:`Remotes.fetch_blobs_from_remotes` found: where each blob came from, what none had."""
+
+    fetched: dict[str, str] = field(default_factory=dict)  # blob -> remote name
+    corrupt_on: dict[str, list[str]] = field(default_factory=dict)  # blob -> remotes whose copy was bad
+    missing: list[str] = field(default_factory=list)  # in no reachable remote storage
+
+
+class _Callbacks(pygit2.RemoteCallbacks):
+    """Credentials for https/ssh remotes, and the remote's per-ref verdict on a push.
+
+    ssh: keys from the ssh agent. https: ``TXGIT_GIT_USERNAME`` / ``TXGIT_GIT_PASSWORD``
+    (a token works as the password). Asked twice means the answer was refused.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rejected: dict[str, str] = {}
+        self._asked = 0
+
+    def credentials(self, url: str, username_from_url: str | None, allowed_types: Any) -> Any:
+        self._asked += 1
+        if self._asked > 1:
+            raise RemoteError(f"authentication to {url} failed")
+        if allowed_types & pygit2.enums.CredentialType.SSH_KEY:
+            return pygit2.KeypairFromAgent(username_from_url or "git")
+        if allowed_types & pygit2.enums.CredentialType.USERPASS_PLAINTEXT:
+            user = os.environ.get("TXGIT_GIT_USERNAME") or username_from_url
+            password = os.environ.get("TXGIT_GIT_PASSWORD")
+            if user and password:
+                return pygit2.UserPass(user, password)
+            raise RemoteError(f"{url} needs credentials: set TXGIT_GIT_USERNAME and TXGIT_GIT_PASSWORD")
+        raise RemoteError(f"{url} asks for a kind of credentials txgit cannot give")
+
+    def push_update_reference(self, refname: str, message: str | None) -> None:
+        if message:
+            self.rejected[refname] = message
+
+
+def _config_commit(repo: pygit2.Repository, record: dict[str, Any]) -> pygit2.Oid:
+    """The commit that records a remote's storage; deterministic, so equal records are one object."""
+    blob = repo.create_blob((json.dumps(record, sort_keys=True, indent=1) + "\n").encode())
+    tb = repo.TreeBuilder()
+    tb.insert(CONFIG_FILE, blob, FileMode.BLOB)
+    sig = pygit2.Signature("txgit", "txgit@localhost", 0, 0)
+    return repo.create_commit(None, sig, sig, "txgit remote configuration", tb.write(), [])
+
+
+# -- the remotes of a workspace ------------------------------------------------------------------
+
+class Remotes:
+    """The remotes of one workspace: configuration (in the workspace's git config), their
+    stores, and push / fetch / pull."""
+
+    def __init__(self, workspace: Workspace) -> None:
+        self.ws = workspace
+        self._stores: dict[str, tuple[tuple[str, str], RemoteStore]] = {}
+
+    @property
+    def repo(self) -> pygit2.Repository:
+        return self.ws.history.repo
+
+    # -- configuration ---------------------------------------------------------------------------
+    def list(self) -> list[Remote]:
+        return [self.get(r.name) for r in self.repo.remotes]
+
+    def names(self) -> list[str]:
+        return [r.name for r in self.repo.remotes]
+
+    def get(self, name: str) -> Remote:
+        try:
+            git_remote = self.repo.remotes[name]
+        except (KeyError, ValueError, pygit2.GitError, pygit2.InvalidSpecError):
+            known = ", ".join(self.names()) or "none; add one with `txgit remote add NAME URL`"
+            raise UnknownRemote(f"no remote named {name!r} (remotes: {known})") from None
+        cfg = self.repo.config
+        storage = cfg[f"remote.{name}.txgit-storage"] if f"remote.{name}.txgit-storage" in cfg else None
+        options = {}
+        if f"remote.{name}.txgit-storage-options" in cfg:
+            options = json.loads(cfg[f"remote.{name}.txgit-storage-options"])
+        return Remote(name, git_remote.url, storage or None, options)
+
+    def add(self, name: str, url: str, *, storage: str | None = None,
+            storage_options: Mapping[str, Any] | None = None) -> Remote:
+        """Configure a remote. Nothing is contacted; a local path is stored absolute."""
+        if not _NAME.match(name or ""):
+            raise InvalidName(f"invalid remote name {name!r}")
+        if name in self.names():
+            raise InvalidName(f"remote {name!r} already exists")
+        if not url:
+            raise InvalidName("a remote needs a git URL")
+        path = local_path(url)
+        if path is not None and not url.startswith("file://"):
+            url = str(path.resolve())
+        if storage is not None and local_path(storage) is not None and "://" not in storage:
+            storage = str(Path(storage).expanduser().resolve())
+        with self.ws.lock():
+            self.repo.remotes.create(name, url)
+            if storage:
+                self.repo.config[f"remote.{name}.txgit-storage"] = storage
+            if storage_options:
+                self.repo.config[f"remote.{name}.txgit-storage-options"] = json.dumps(dict(storage_options))
+        return self.get(name)
+
+    def remove(self, name: str) -> None:
+        """Forget a remote and its tracking refs (nothing on the remote changes)."""
+        self.get(name)
+        with self.ws.lock():
+            self.repo.remotes.delete(name)  # drops remote.<name>.* and refs/remotes/<name>/*
+            for ref in list(self.repo.references):
+                if ref.startswith(f"refs/txgit/remotes/{name}/") or ref == f"refs/txgit/outgoing/{name}":
+                    self.repo.references.delete(ref)
+            for key in (f"remote.{name}.txgit-storage", f"remote.{name}.txgit-storage-options"):
+                if key in self.repo.config:
+                    del self.repo.config[key]
+        self._stores.pop(name, None)
+
+    def default(self, branch: str | None = None) -> str:
+        """The remote a bare ``push``/``pull`` means: the branch's upstream, else origin, else the only one."""
+        branch = branch or self.ws.branch
+        key = f"branch.{branch}.remote"
+        if branch and key in self.repo.config:
+            return self.repo.config[key]
+        names = self.names()
+        if DEFAULT_REMOTE in names:
+            return DEFAULT_REMOTE
+        if len(names) == 1:
+            return names[0]
+        if not names:
+            raise UnknownRemote("no remote configured: add one with `txgit remote add origin URL`")
+        raise UnknownRemote(f"several remotes ({', '.join(names)}): say which one")
+
+    # -- storage -----------------------------------------------------------------------------------
+    def recorded(self, name: str) -> dict[str, Any] | None:
+        """What the remote's ``refs/txgit/config`` said at the last fetch/push."""
+        ref = f"refs/txgit/remotes/{name}/config"
+        if ref not in self.repo.references:
+            return None
+        commit = self.repo.references[ref].peel(pygit2.Commit)
+        try:
+            return json.loads(self.repo[commit.tree[CONFIG_FILE].id].data)
+        except (KeyError, ValueError):
+            return None
+
+    def storage_url(self, remote: Remote | str) -> str:
+        """The fsspec URL of a remote's blobs: configured here, else recorded by the remote, else embedded."""
+        r = self.get(remote) if isinstance(remote, str) else remote
+        if r.storage:
+            return r.storage
+        recorded = self.recorded(r.name)
+        if recorded and recorded.get("storage"):
+            return recorded["storage"]
+        if r.local_path is not None:
+            return str(r.local_path / EMBEDDED_DIR)
+        where = "keeps its blobs beside its repository, which" if recorded else ""
+        raise RemoteError(
+            f"remote {r.name!r} ({r.url}) {where or 'has no blob storage that'} a network git URL cannot serve: "
+            f"give one with `txgit remote add {r.name} URL --storage FSSPEC_URL`"
+            if where else
+            f"remote {r.name!r} ({r.url}) has no blob storage: give one with "
+            f"`txgit remote add {r.name} URL --storage FSSPEC_URL`"
+        )
+
+    def store(self, remote: Remote | str) -> RemoteStore:
+        """The object store of a remote's blobs (made once per URL and options)."""
+        r = self.get(remote) if isinstance(remote, str) else remote
+        url = self.storage_url(r)
+        key = (url, json.dumps(r.storage_options, sort_keys=True))
+        cached = self._stores.get(r.name)
+        if cached is None or cached[0] != key:
+            cached = (key, RemoteStore(url, **r.storage_options))
+            self._stores[r.name] = cached
+        return cached[1]
+
+    def stores(self) -> list[ObjectStore]:
+        """Every remote's store whose storage can be found (for on-demand fetches)."""
+        out: list[ObjectStore] = []
+        for name in self.names():
+            try:
+                out.append(self.store(name))
+            except RemoteError:
+                continue  # a remote with no reachable storage cannot help; the others may
+        return out
+
+    def fetch_blobs_from_remotes(self, names: Iterable[str], *, replace_local: bool = False,
+                                 remotes: Iterable[str] | None = None) -> BlobRepair:
+        """Fetch blobs by hash from any remote storage that holds a good copy, into the local cache.
+
+        For repairs: each copy is verified against its hash before it is kept,
+        a bad copy on one remote is skipped in favour of the next remote.
+        ``replace_local``: overwrite local copies too (a corrupted local blob
+        is otherwise left as it is, since the cache thinks it has it).
+        """
+        todo = list(dict.fromkeys(names))
+        if not replace_local:
+            todo = sorted(self.ws.store.missing(todo))
+        report = BlobRepair()
+        for rname in (list(remotes) if remotes is not None else self.names()):
+            if not todo:
+                break
+            try:
+                store = self.store(rname)
+                present = sorted(set(todo) - store.missing(todo))
+            except RemoteError:
+                continue
+            for name in present:
+                try:
+                    data = store.get(name)  # verified
+                except CorruptBlob:
+                    report.corrupt_on.setdefault(name, []).append(rname)
+                    continue
+                except (MissingBlob, RemoteError):
+                    continue
+                if replace_local:
+                    self.ws.store.delete([n for n in [name] if self.ws.store.has(n)])
+                self.ws.store.write_blobs({name: data})
+                report.fetched[name] = rname
+            todo = [n for n in todo if n not in report.fetched]
+        report.missing = todo
+        return report
+
+    # -- git plumbing --------------------------------------------------------------------------------
+    def _git_remote(self, r: Remote) -> pygit2.Remote:
+        return self.repo.remotes[r.name]
+
+    def _advertised(self, r: Remote, callbacks: _Callbacks) -> dict[str, str]:
+        """The remote's refs: name -> commit id (``ls-remote``)."""
+        try:
+            heads = self._git_remote(r).list_heads(callbacks=callbacks)
+        except TxgitError:
+            raise
+        except (pygit2.GitError, OSError, ValueError) as e:
+            raise _git_error(r, e) from e
+        out = {}
+        for h in heads:
+            name = h["name"] if isinstance(h, dict) else h.name
+            oid = h["oid"] if isinstance(h, dict) else h.oid
+            if name != "HEAD" and not name.endswith("^{}"):
+                out[name] = str(oid)
+        return out
+
+    def _remote_head_branch(self, r: Remote) -> str | None:
+        try:
+            heads = self._git_remote(r).list_heads(callbacks=_Callbacks())
+        except (pygit2.GitError, OSError, ValueError):
+            return None
+        for h in heads:
+            name = h["name"] if isinstance(h, dict) else h.name
+            target = h.get("symref_target") if isinstance(h, dict) else getattr(h, "symref_target", None)
+            if name == "HEAD" and target:
+                return target.removeprefix("refs/heads/")
+        return None
+
+    def _ensure_local_bare(self, r: Remote) -> None:
+        """A local-path remote that does not exist yet is created (``git init --bare``) on first push."""
+        path = r.local_path
+        if path is None or path.exists():
+            if path is not None and not (path / "HEAD").exists() and not (path / ".git").exists():
+                raise RemoteError(f"remote {r.name!r}: {path} exists but is not a git repository")
+            return
+        pygit2.init_repository(str(path), bare=True, initial_head=self.ws.branch or "main")
+
+    def _fetch_git(self, r: Remote, refspecs: list[str], callbacks: _Callbacks) -> None:
+        try:
+            self._git_remote(r).fetch(refspecs, callbacks=callbacks, prune=pygit2.enums.FetchPrune.PRUNE)
+        except TxgitError:
+            raise
+        except (pygit2.GitError, OSError, ValueError) as e:
+            raise _git_error(r, e) from e
+
+    def _tracking(self, name: str) -> dict[str, str]:
+        prefix = f"refs/remotes/{name}/"
+        out = {}
+        for ref in self.repo.references:
+            if ref.startswith(prefix) and not ref.endswith("/HEAD"):
+                try:
+                    out[ref] = str(self.repo.references[ref].peel(pygit2.Commit).id)
+                except (pygit2.GitError, ValueError, KeyError):
+                    continue
+        return out
+
+    def set_upstream(self, branch: str, remote: str) -> None:
+        self.repo.config[f"branch.{branch}.remote"] = remote
+        self.repo.config[f"branch.{branch}.merge"] = f"refs/heads/{branch}"
+
+    # -- blobs of commits ------------------------------------------------------------------------------
+    def _new_commits(self, tips: Iterable[str], hide: Iterable[str]) -> list[pygit2.Commit]:
+        tips = [pygit2.Oid(hex=t) for t in dict.fromkeys(tips)]
+        if not tips:
+            return []
+        walker = self.repo.walk(tips[0], SortMode.TOPOLOGICAL)
+        for t in tips[1:]:
+            walker.push(t)
+        for h in set(hide):
+            if h in self.repo:  # a remote commit we do not have hides nothing of ours
+                walker.hide(pygit2.Oid(hex=h))
+        return list(walker)
+
+    def _blobs_of(self, commits: Iterable[pygit2.Commit]) -> tuple[set[str], int]:
+        """Chunk names the commits' states name, and the bytes of those states' distinct groups."""
+        names: set[str] = set()
+        seen_groups: set[str] = set()
+        nbytes = 0
+        for c in commits:
+            state = self.ws.history.read_state(c)
+            for gid, g in state.groups.items():
+                if gid not in seen_groups:
+                    seen_groups.add(gid)
+                    nbytes += g.nbytes
+                    names.update(g.chunk_names())
+        return names, nbytes
+
+    def _transfer(self, names: list[str], read: Callable[[list[str]], Mapping[str, bytes]],
+                  write: Callable[[Mapping[str, bytes]], int], sizes: Callable[[str], int] | None,
+                  phase: str, progress: Progress | None, remote_fs: Any = None) -> tuple[int, int]:
+        """Copy blobs in batches on a thread pool; returns (blobs, bytes) written."""
+        # fsspec's async backends (s3fs, gcsfs, …) already send a batch's requests concurrently on
+        # their own event loop; driving that loop from several threads at once can hang them.
+        threads = 1 if getattr(remote_fs, "async_impl", False) else _WORKERS
+        size = _BATCH_BLOBS if threads > 1 else _ASYNC_BATCH_BLOBS
+        batches = [names[i : i + size] for i in range(0, len(names), size)]
+        total = sum(sizes(n) for n in names) if sizes else 0
+        done = [0, 0]
+        delay = float(os.environ.get("TXGIT_DEBUG_TRANSFER_DELAY", "0") or 0)  # fault-injection tests only
+
+        def one(batch: list[str]) -> int:
+            data = read(batch)
+            n = write(data)
+            if delay:
+                time.sleep(delay)
+            return n
+
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            for batch, n in zip(batches, pool.map(one, batches)):
+                done[0] += len(batch)
+                done[1] += n
+                if progress is not None:
+                    progress(phase, done[1], max(total, done[1]))
+        return done[0], done[1]
+
+    # -- push ------------------------------------------------------------------------------------------
+    def push(self, remote: str | None = None, branches: Iterable[str] | None = None, *,
+             all_branches: bool = False, tags: bool = False, force: bool = False,
+             progress: Progress | None = None) -> PushResult:
+        """Upload the blobs the remote storage lacks, then move the remote's refs.
+
+        ``branches``: default the current branch; ``all_branches``: every local
+        branch; ``tags``: every tag too. A branch whose remote tip is not an
+        ancestor of ours is refused (:class:`PushRejected`) unless ``force``.
+        """
+        started = time.perf_counter()
+        r = self.get(remote or self.default())
+        if all_branches:
+            chosen = sorted(self.ws.history.branches())
+        elif branches:
+            chosen = list(branches)
+        else:
+            if self.ws.branch is None:
+                raise TxgitError("HEAD is detached: name the branch to push")
+            chosen = [self.ws.branch]
+        local_branches = self.ws.history.branches()
+        for b in chosen:
+            if b not in local_branches:
+                raise InvalidName(f"no branch named {b!r}" if self.ws.history.head_commit() is not None
+                                  or b != self.ws.branch else f"branch {b!r} has no commits yet: nothing to push")
+        if not chosen:
+            raise TxgitError("nothing to push: no branches yet")
+        wanted = {f"refs/heads/{b}": local_branches[b] for b in chosen}
+        if tags:
+            wanted.update({f"refs/tags/{t}": str(self.repo.references[f"refs/tags/{t}"].target)
+                           for t in self.ws.history.tags()})
+        self._ensure_local_bare(r)
+        callbacks = _Callbacks()
+        # What the remote holds now, and where it says its blobs are.
+        self._fetch_git(r, [f"+refs/txgit/*:refs/txgit/remotes/{r.name}/*"], callbacks)
+        remote_refs = self._advertised(r, _Callbacks())
+        result = PushResult(r.name)
+        to_move: dict[str, str] = {}
+        for ref, new in wanted.items():
+            old = remote_refs.get(ref)
+            if old == new:
+                result.up_to_date.append(ref)
+                continue
+            if old is not None and not force and ref.startswith("refs/heads/"):
+                if old not in self.repo or not self.repo.descendant_of(pygit2.Oid(hex=new), pygit2.Oid(hex=old)):
+                    raise PushRejected(
+                        f"rejected {ref.removeprefix('refs/heads/')} -> {r.name} (non-fast-forward: the remote has "
+                        "commits you do not have); pull first, or push --force to overwrite them")
+            if old is not None and not force and ref.startswith("refs/tags/"):
+                raise PushRejected(f"rejected tag {ref.removeprefix('refs/tags/')} -> {r.name}: the remote's tag "
+                                   "points elsewhere (push --force to move it)")
+            to_move[ref] = new
+        store = self.store(r)
+        recorded = self.recorded(r.name)
+        # None: the blobs are beside the repository. A clone configured nothing: it keeps the record.
+        record = {"storage": r.storage or (recorded or {}).get("storage")}
+        if recorded is not None and recorded.get("storage") != record["storage"] and not force:
+            raise PushRejected(
+                f"remote {r.name!r} records its blobs at {recorded.get('storage') or 'the repository (embedded)'}, "
+                f"not {record['storage'] or 'the repository (embedded)'}: fix --storage, or push --force to re-record")
+        if not to_move:
+            result.seconds = time.perf_counter() - started
+            return result
+        # 1. blobs: every one the new commits name that the storage lacks
+        commits = self._new_commits(to_move.values(), remote_refs.values())
+        names, result.bytes_state = self._blobs_of(commits)
+        result.blobs_named = len(names)
+        lacking = sorted(store.missing(names))
+        if lacking:
+            local = self.ws.store
+
+            def read(batch: list[str]) -> Mapping[str, bytes]:
+                try:
+                    return self.ws.blobs.get_many(batch)  # verified; fetched from other remotes if need be
+                except BlobError as e:
+                    raise BlobError(f"cannot push: {e}") from e
+
+            def size(n: str) -> int:
+                try:
+                    return os.path.getsize(local.path(n))
+                except OSError:
+                    return 0
+
+            result.blobs_uploaded, result.bytes_uploaded = self._transfer(
+                lacking, read, store.write_blobs, size if local.is_local else None, "upload", progress, store.fs)
+        # 2. refs, only now that every blob they name is stored
+        config_oid = _config_commit(self.repo, record)
+        if remote_refs.get(CONFIG_REF) != str(config_oid):
+            self.repo.references.create(f"refs/txgit/outgoing/{r.name}", config_oid, force=True)
+            to_move_specs = [f"+refs/txgit/outgoing/{r.name}:{CONFIG_REF}"]
+        else:
+            to_move_specs = []
+        tmp_refs = []
+        for ref, new in to_move.items():
+            # push from a ref that names exactly the commit whose blobs we uploaded
+            tmp = f"refs/txgit/push/{r.name}/{ref.removeprefix('refs/')}"
+            self.repo.references.create(tmp, pygit2.Oid(hex=new), force=True)
+            tmp_refs.append(tmp)
+            to_move_specs.append(f"{'+' if force else ''}{tmp}:{ref}")
+        callbacks = _Callbacks()
+        try:
+            self._git_remote(r).push(to_move_specs, callbacks=callbacks)
+        except TxgitError:
+            raise
+        except (pygit2.GitError, OSError, ValueError) as e:
+            text = " ".join(str(e).split())
+            if "non-fastforward" in text.replace("-", "").replace(" ", "") or "fast-forward" in text:
+                raise PushRejected(f"rejected by {r.name}: {text} (someone pushed meanwhile: pull first)") from e
+            raise _git_error(r, e) from e
+        finally:
+            for tmp in tmp_refs:
+                self.repo.references.delete(tmp)
+        if callbacks.rejected:
+            ref, why = next(iter(callbacks.rejected.items()))
+            raise PushRejected(f"{r.name} rejected {ref}: {why}")
+        with self.ws.lock():
+            for ref, new in to_move.items():
+                result.updated[ref] = (remote_refs.get(ref), new)
+                if ref.startswith("refs/heads/"):
+                    branch = ref.removeprefix("refs/heads/")
+                    self.repo.references.create(f"refs/remotes/{r.name}/{branch}", pygit2.Oid(hex=new), force=True)
+                    if f"branch.{branch}.remote" not in self.repo.config:
+                        self.set_upstream(branch, r.name)
+            self.repo.references.create(f"refs/txgit/remotes/{r.name}/config", config_oid, force=True)
+        result.seconds = time.perf_counter() - started
+        return result
+
+    # -- fetch / pull ----------------------------------------------------------------------------------
+    def fetch(self, remote: str | None = None, *, eager: bool = False,
+              progress: Progress | None = None) -> FetchResult:
+        """Bring the remote's branches (as ``<remote>/<branch>``), tags and storage record over.
+
+        Blobs come on demand later; ``eager`` fetches every blob of every
+        fetched branch now (verified).
+        """
+        started = time.perf_counter()
+        r = self.get(remote or self.default())
+        if r.local_path is not None and not r.local_path.exists():
+            raise RemoteError(f"cannot reach remote {r.name!r}: {r.local_path} does not exist")
+        before = self._tracking(r.name)
+        self._fetch_git(r, [f"+refs/heads/*:refs/remotes/{r.name}/*", "+refs/tags/*:refs/tags/*",
+                            f"+refs/txgit/*:refs/txgit/remotes/{r.name}/*"], _Callbacks())
+        after = self._tracking(r.name)
+        result = FetchResult(r.name)
+        for ref in sorted(set(before) | set(after)):
+            if before.get(ref) != after.get(ref):
+                result.updated[ref] = (before.get(ref), after.get(ref))
+        if eager:
+            result.blobs_fetched, result.bytes_fetched = self.fetch_all_blobs(r.name, after.values(), progress)
+        result.seconds = time.perf_counter() - started
+        return result
+
+    def fetch_all_blobs(self, remote: str, tips: Iterable[str], progress: Progress | None = None) -> tuple[int, int]:
+        """Every blob of every commit reachable from ``tips`` that the local cache lacks, from ``remote``."""
+        commits = self._new_commits(tips, [])
+        names, _ = self._blobs_of(commits)
+        lacking = sorted(self.ws.store.missing(names))
+        if not lacking:
+            return 0, 0
+        store = self.store(remote)
+        return self._transfer(lacking, store.get_many, self.ws.store.write_blobs, None, "download", progress,
+                              store.fs)
+
+    def pull(self, remote: str | None = None, namespace: dict[str, Any] | None = None, *,
+             force: bool = False, progress: Progress | None = None) -> PullResult:
+        """Fetch, then fast-forward the current branch to its remote branch.
+
+        Divergent histories are refused (:class:`DivergedHistory`): txgit does
+        not merge states. Given ``namespace``, it is checked out to the new
+        state (only what differs is loaded; uncommitted changes refuse unless ``force``).
+        """
+        branch = self.ws.branch
+        if branch is None:
+            raise TxgitError("HEAD is detached: check out a branch to pull into")
+        name = remote or self.default(branch)
+        fetched = self.fetch(name, progress=progress)
+        ref = f"refs/remotes/{name}/{branch}"
+        if ref not in self.repo.references:
+            raise RemoteError(f"remote {name!r} has no branch {branch!r}")
+        theirs = self.repo.references[ref].peel(pygit2.Commit).id
+        head = self.ws.history.head_commit()
+        ours = head.id if head is not None else None
+        result = PullResult(fetched, branch, None if ours is None else str(ours), str(theirs), "up-to-date")
+        if ours == theirs:
+            return result
+        if ours is not None and self.repo.descendant_of(ours, theirs):
+            result.status, result.new = "ahead", str(ours)
+            return result
+        if ours is not None and not self.repo.descendant_of(theirs, ours):
+            ahead, behind = self.repo.ahead_behind(ours, theirs)
+            raise DivergedHistory(
+                f"{branch} and {name}/{branch} have diverged ({ahead} and {behind} different commits); txgit does "
+                f"not merge states: `txgit checkout -b NEW {name}/{branch}` to continue from theirs, "
+                "or push --force to keep yours")
+        if namespace is not None:
+            # Checkout first (it may refuse: uncommitted changes, missing or corrupt blob): nothing moved yet.
+            result.checkout = self.ws.checkout(str(theirs), namespace, force=force)
+        with self.ws.lock():
+            self.repo.references.create(f"refs/heads/{branch}", theirs, force=True)
+            self.ws.history.set_head(branch=branch)
+        if f"branch.{branch}.remote" not in self.repo.config:
+            self.set_upstream(branch, name)
+        result.status = "fast-forward"
+        return result
+
+
+# -- clone ---------------------------------------------------------------------------------------------
+
+def clone(url: str, path: str | os.PathLike[str] | None = None, *, storage: str | None = None,
+          storage_options: Mapping[str, Any] | None = None, eager: bool = False, name: str = DEFAULT_REMOTE,
+          progress: Progress | None = None) -> Workspace:
+    """A new workspace at ``path`` with the remote's history; blobs on demand (all now with ``eager``).
+
+    The remote's storage is the one it records, unless ``storage`` overrides it.
+    Every remote branch becomes a local branch tracking it; HEAD is the remote's
+    default branch. A clone that fails leaves no folder behind.
+    """
+    from txgit.workspace import TXGIT_DIR, Workspace
+
+    if path is None:
+        tail = url.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1]
+        path = tail.removesuffix(".git") or "clone"
+    root = Path(path).resolve()
+    if (root / TXGIT_DIR).exists():
+        raise WorkspaceExists(f"already a txgit workspace: {root}")
+    created = not root.exists()
+    src = local_path(url)
+    if src is not None and not src.exists():
+        raise RemoteError(f"cannot clone {url}: {src} does not exist")
+    ws = Workspace.init(root)
+    try:
+        ws.remotes.add(name, url, storage=storage, storage_options=storage_options)
+        fetched = ws.remotes.fetch(name)
+        tracking = ws.remotes._tracking(name)
+        if not tracking:
+            raise RemoteError(f"{url} has no branches: nothing to clone")
+        default = ws.remotes._remote_head_branch(ws.remotes.get(name))
+        branches = {ref.removeprefix(f"refs/remotes/{name}/"): oid for ref, oid in tracking.items()}
+        if default not in branches:
+            default = "main" if "main" in branches else sorted(branches)[0]
+        with ws.lock():
+            for b, oid in branches.items():
+                ws.history.repo.references.create(f"refs/heads/{b}", pygit2.Oid(hex=oid), force=True)
+                ws.remotes.set_upstream(b, name)
+            ws.history.set_head(branch=default)
+        ws.remotes.storage_url(name)  # the storage must be findable: say so now, not at the first checkout
+        if eager:
+            ws.remotes.fetch_all_blobs(name, branches.values(), progress)
+        del fetched
+    except BaseException:
+        shutil.rmtree(root if created else root / TXGIT_DIR, ignore_errors=True)
+        raise
+    return ws
