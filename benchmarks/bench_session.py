@@ -11,6 +11,7 @@ counts (noise on a shared machine only ever adds time).
 
 from __future__ import annotations
 
+import os
 import shutil
 import statistics
 import sys
@@ -20,6 +21,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
+# The kernels must import this checkout's txgit, not whichever one is installed.
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE.parent), os.environ.get("PYTHONPATH")]))
 
 
 def workloads(quick: bool) -> dict[str, list[str]]:
