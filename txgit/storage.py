@@ -33,6 +33,23 @@ _LIST_INSTEAD_OF_STAT = 256
 _BATCH = 256
 
 
+_pool: ThreadPoolExecutor | None = None
+_pool_pid = 0
+
+
+def shared_pool() -> ThreadPoolExecutor:
+    """A process-wide pool for hashing and file I/O (both release the GIL).
+
+    Starting threads for every commit cost milliseconds per cell; this pool
+    lives as long as the process (a forked child gets a new one).
+    """
+    global _pool, _pool_pid
+    if _pool is None or _pool_pid != os.getpid():
+        _pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="txgit-io")
+        _pool_pid = os.getpid()
+    return _pool
+
+
 def hash_bytes(data: bytes | bytearray | memoryview) -> str:
     """The blake3 hex digest that names ``data`` in every store."""
     if len(data) >= _THREADED_HASH_MIN:
@@ -218,8 +235,7 @@ class ObjectStore:
                 return n, None
 
         if len(names) > 4:
-            with ThreadPoolExecutor(max_workers=4) as pool:
-                pairs = list(pool.map(read, names))
+            pairs = list(shared_pool().map(read, names))
         else:
             pairs = [read(n) for n in names]
         return {n: data for n, data in pairs if data is not None}
@@ -231,8 +247,7 @@ class ObjectStore:
 
         items = list(blobs.items())
         if len(items) > 4:
-            with ThreadPoolExecutor(max_workers=4) as pool:
-                bad = [b for b in pool.map(check, items) if b]
+            bad = [b for b in shared_pool().map(check, items) if b]
         else:
             bad = [b for b in map(check, items) if b]
         if bad:

@@ -38,7 +38,17 @@ from txgit.errors import (
 )
 from txgit.history import CommitInfo, History, State, validate_ref_name
 from txgit.remote import BlobRepair, FetchResult, Progress, PullResult, PushResult, RemoteChain, Remotes
-from txgit.state import MODULE, NAMESPACE, UNPICKLABLE, VALUE, VarRecord, is_variable_name, restore, snapshot
+from txgit.state import (
+    MODULE,
+    NAMESPACE,
+    UNPICKLABLE,
+    VALUE,
+    StreamCache,
+    VarRecord,
+    is_variable_name,
+    restore,
+    snapshot,
+)
 from txgit.state.summary import type_name
 from txgit.storage import ObjectStore
 
@@ -57,6 +67,8 @@ class CommitResult:
     blobs_written: int
     skipped: dict[str, str]  # unpicklable name -> reason
     seconds: float
+    # ids of the mutable objects each serialized variable reaches (sessions keep them for alias checks)
+    shared: dict[str, set[int]] = field(default_factory=dict, repr=False)
 
 
 @dataclass
@@ -160,6 +172,8 @@ class Workspace:
         self.store = ObjectStore(str(self.dir / "objects"))
         self.remotes = Remotes(self)
         self.blobs = RemoteChain(self.store, self.remotes)  # blobs the cache lacks come from remotes
+        # streams this workspace stored, by fast fingerprint: unchanged bytes are not hashed again
+        self.stream_cache = StreamCache()
 
     # -- lifecycle ---------------------------------------------------------------
     @classmethod
@@ -249,10 +263,14 @@ class Workspace:
                     if rec is not None and rec.group:
                         redo |= by_group[rec.group] & live
                 kept = {n: r for n, r in head.variables.items() if n in live and n not in redo and n not in names}
-            snap = snapshot(namespace, sorted(redo))
+            snap = snapshot(namespace, sorted(redo), cache=self.stream_cache)
+            if snap.reused and self.store.missing(snap.reused):  # the store lost chunks (gc, by hand)
+                self.stream_cache.clear()
+                snap = snapshot(namespace, sorted(redo))
             serialized = time.perf_counter()
             before = (self.store.stats.bytes_written, self.store.stats.blobs_written)
             self.store.put_named(snap.chunks, check=False)
+            self.stream_cache.update(snap.fingerprints)  # only now are those chunks stored
             written = (self.store.stats.bytes_written - before[0], self.store.stats.blobs_written - before[1])
             variables = dict(kept)
             variables.update(snap.variables)
@@ -282,6 +300,7 @@ class Workspace:
             blobs_written=written[1],
             skipped=skipped,
             seconds=time.perf_counter() - started,
+            shared=snap.shared,
         )
 
     # -- status / diff -----------------------------------------------------------------

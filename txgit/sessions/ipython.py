@@ -12,6 +12,7 @@ import json
 import os
 import re
 import sys
+import time
 from typing import Any
 
 from txgit.errors import NotAWorkspace, TxgitError
@@ -56,6 +57,9 @@ class IPythonSession:
         register(self.session)
         self.kernel_record: str | None = None
         self._skip = False
+        # seconds txgit's hooks took around each tracked cell (pre + post): what a user waits for
+        self.hook_seconds: list[float] = []
+        self._pre_seconds = 0.0
 
     @property
     def workspace(self) -> Workspace:
@@ -63,6 +67,7 @@ class IPythonSession:
 
     # -- events --------------------------------------------------------------------
     def pre_run_cell(self, info: Any) -> None:
+        started = time.perf_counter()
         raw = getattr(info, "raw_cell", "") or ""
         lines = [ln for ln in raw.splitlines() if ln.strip() and not ln.strip().startswith("#")]
         # Cells that only talk to txgit are not part of the program's history.
@@ -75,10 +80,19 @@ class IPythonSession:
         except Exception:
             code = raw
         self.session.before_cell(code, source=raw)
+        self._pre_seconds = time.perf_counter() - started
 
     def post_run_cell(self, result: Any) -> None:
         if self._skip:
             return
+        started = time.perf_counter()
+        try:
+            self._post_run_cell(result)
+        finally:
+            self.hook_seconds.append(self._pre_seconds + time.perf_counter() - started)
+            del self.hook_seconds[:-1000]  # a bounded record
+
+    def _post_run_cell(self, result: Any) -> None:
         if getattr(result, "error_before_exec", None) is not None:
             self.session._tracker = None  # nothing ran
             return

@@ -147,8 +147,8 @@ class NamespaceSession:
     # -- commit ----------------------------------------------------------------------
     def _hint(self) -> set[str] | None:
         """The names the next commit must serialize again, with anything sharing objects with them."""
-        head = self.workspace.head()
-        if self.full_next or self.touched is None or head is None or head.id != self.base:
+        head = self.workspace.history.head_commit()  # the id is enough: no ref listing per cell
+        if self.full_next or self.touched is None or head is None or str(head.id) != self.base:
             return None  # HEAD moved under us (another session, a terminal): compare everything
         hint = set(self.touched)
         live = [n for n in hint if n in self.namespace]
@@ -180,20 +180,23 @@ class NamespaceSession:
         meta_doc.update(meta or {})
         with self._without_hidden():
             result = self.workspace.commit(self.namespace, message, names=names, files=all_files, meta=meta_doc)
-        self._remember_sharing(None if names is None else set(result.serialized_names))
+        self._remember_sharing(None if names is None else set(result.serialized_names), result.shared)
         self.base = result.info.id
         self.pending.clear()
         self.touched = set()
         self.full_next = False
         return result
 
-    def _remember_sharing(self, names: set[str] | None) -> None:
+    def _remember_sharing(self, names: set[str] | None, known: dict[str, set[int]] | None = None) -> None:
         live = self.variable_names()
         for n in list(self._shared):
             if n not in live:
                 del self._shared[n]
+        known = known or {}
         for n in live if names is None else names & live:
-            self._shared[n] = shared_ids(self.namespace[n], self.namespace)
+            # the commit's snapshot already walked what it serialized; walking again costs as much
+            ids = known.get(n)
+            self._shared[n] = ids if ids is not None else shared_ids(self.namespace[n], self.namespace)
 
     # -- checkout / status / rollback ------------------------------------------------------
     def checkout(self, rev: str, *, force: bool = False, new_branch: str | None = None) -> CheckoutResult:

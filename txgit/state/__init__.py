@@ -8,6 +8,7 @@ from txgit.state.snapshot import (
     VALUE,
     GroupRecord,
     Snapshot,
+    StreamCache,
     StreamRecord,
     VarRecord,
     is_variable_name,
@@ -16,6 +17,6 @@ from txgit.state.snapshot import (
 )
 
 __all__ = [
-    "CHUNK_SIZE", "MODULE", "NAMESPACE", "UNPICKLABLE", "VALUE", "GroupRecord", "Snapshot",
+    "CHUNK_SIZE", "MODULE", "NAMESPACE", "UNPICKLABLE", "VALUE", "GroupRecord", "Snapshot", "StreamCache",
     "StreamRecord", "VarRecord", "is_variable_name", "restore", "snapshot",
 ]

@@ -19,17 +19,22 @@ import importlib
 import json
 import pickle
 import types
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import xxhash
+
 from txgit.errors import RestoreError
 from txgit.state import pickling
 from txgit.state.summary import describe, type_name
-from txgit.storage import hash_bytes
+from txgit.storage import hash_bytes, shared_pool
 
 CHUNK_SIZE = 1 << 20
+# Streams from this size on are looked up in a StreamCache before being cut and hashed.
+FINGERPRINT_MIN = 256 * 1024
 FORMAT = "txgit-state-1"
 
 # kinds of VarRecord
@@ -129,6 +134,50 @@ class GroupRecord:
         return sum(s.size for s in self.streams)
 
 
+Fingerprint = tuple[int, bytes]  # (size, xxh3-128 digest) of a stream's bytes
+
+
+def fingerprint_stream(data: memoryview) -> Fingerprint:
+    """A cheap content fingerprint: xxh3 reads memory several times faster than blake3 hashes it."""
+    return len(data), xxhash.xxh3_128_digest(data)
+
+
+class StreamCache:
+    """Fingerprint of a stream -> the blake3 chunk names it was stored under.
+
+    A session re-serializes every variable a cell touched, but most of the
+    bytes (a DataFrame's unchanged columns, an array the cell only read) are
+    the same as in the last commit. Recognising them by a fast non-cryptographic
+    fingerprint skips cutting, blake3-hashing and store look-ups for them. The
+    blob names in history stay blake3 (verified on every read); the cache only
+    maps content to names computed earlier from that same content, and a
+    workspace checks that the chunks still exist before trusting a hit.
+    """
+
+    def __init__(self, limit: int = 1 << 16) -> None:
+        self.limit = limit
+        self._names: OrderedDict[Fingerprint, list[str]] = OrderedDict()
+
+    def get(self, key: Fingerprint) -> list[str] | None:
+        names = self._names.get(key)
+        if names is not None:
+            self._names.move_to_end(key)
+        return names
+
+    def update(self, entries: Mapping[Fingerprint, list[str]]) -> None:
+        for key, names in entries.items():
+            self._names[key] = names
+            self._names.move_to_end(key)
+        while len(self._names) > self.limit:
+            self._names.popitem(last=False)
+
+    def clear(self) -> None:
+        self._names.clear()
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
 @dataclass
 class Snapshot:
     """A serialized namespace: records for git, chunk bytes for the store."""
@@ -136,6 +185,12 @@ class Snapshot:
     variables: dict[str, VarRecord]
     groups: dict[str, GroupRecord]
     chunks: dict[str, memoryview]  # name -> bytes, borrowed from the live objects: store before mutating
+    # streams recognised by a StreamCache: their chunks are not in ``chunks`` (already stored)
+    reused: set[str] = field(default_factory=set)
+    # fingerprints of the streams hashed afresh: give them to the cache once ``chunks`` are stored
+    fingerprints: dict[Fingerprint, list[str]] = field(default_factory=dict)
+    # ids of the mutable objects each serialized variable reaches (see shared_ids)
+    shared: dict[str, set[int]] = field(default_factory=dict)
 
     @property
     def nbytes(self) -> int:
@@ -247,12 +302,22 @@ def _chunk_stream(data: memoryview, chunk_size: int, pool: ThreadPoolExecutor | 
 
 
 def _group_record(skeleton: bytes, buffers: list[pickle.PickleBuffer], names: list[str],
-                  chunk_size: int, pool: ThreadPoolExecutor | None) -> tuple[GroupRecord, dict[str, memoryview]]:
+                  chunk_size: int, pool: ThreadPoolExecutor | None,
+                  cache: StreamCache | None = None, snap: Snapshot | None = None) -> tuple[GroupRecord, dict[str, memoryview]]:
     streams, chunks = [], {}
     for data in [memoryview(skeleton)] + [b.raw() for b in buffers]:
-        rec, ch = _chunk_stream(data.cast("B") if data.format != "B" else data, chunk_size, pool)
+        data = data.cast("B") if data.format != "B" else data
+        key = fingerprint_stream(data) if cache is not None and len(data) >= FINGERPRINT_MIN else None
+        known = cache.get(key) if key is not None else None
+        if known is not None and snap is not None:
+            streams.append(StreamRecord(len(data), list(known)))
+            snap.reused.update(known)
+            continue
+        rec, ch = _chunk_stream(data, chunk_size, pool)
         streams.append(rec)
         chunks.update(ch)
+        if key is not None and snap is not None:
+            snap.fingerprints[key] = rec.chunks
     return GroupRecord(names=names, streams=streams), chunks
 
 
@@ -262,15 +327,18 @@ def _clip_reason(e: BaseException) -> str:
 
 
 def snapshot(namespace: Mapping[str, Any], names: Iterable[str] | None = None, *,
-             chunk_size: int = CHUNK_SIZE) -> Snapshot:
+             chunk_size: int = CHUNK_SIZE, cache: StreamCache | None = None) -> Snapshot:
     """Serialize ``names`` (default: every variable) of ``namespace``.
 
-    Returns records and the chunk bytes; nothing is written anywhere.
+    Returns records and the chunk bytes; nothing is written anywhere. With a
+    ``cache``, streams it knows are not cut or hashed again: their chunk names
+    land in ``Snapshot.reused`` and the caller must make sure those exist.
     """
     wanted = sorted(n for n in (namespace if names is None else names) if n in namespace and is_variable_name(n))
     variables: dict[str, VarRecord] = {}
     pickled: dict[str, tuple[bytes, list[pickle.PickleBuffer]]] = {}
     owner: dict[int, str] = {}
+    shared: dict[str, set[int]] = {}
     uf = _UnionFind([])
 
     for name in wanted:
@@ -289,28 +357,28 @@ def snapshot(namespace: Mapping[str, Any], names: Iterable[str] | None = None, *
             continue
         pickled[name] = (skeleton, buffers)
         uf.parent[name] = name
-        for oid in shared_ids(value, namespace):
+        shared[name] = ids = shared_ids(value, namespace)
+        for oid in ids:
             other = owner.setdefault(oid, name)
             if other != name:
                 uf.union(name, other)
         size = len(skeleton) + sum(b.raw().nbytes for b in buffers)
         variables[name] = VarRecord(VALUE, type_name(value), summary, size=size, details=details)
 
-    groups: dict[str, GroupRecord] = {}
-    chunks: dict[str, memoryview] = {}
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        for members in uf.components():
-            if len(members) == 1:
-                skeleton, buffers = pickled[members[0]]
-            else:  # pickle the sharers together so their shared objects stay one
-                skeleton, buffers = pickling.dumps({n: namespace[n] for n in members}, namespace)
-            record, ch = _group_record(skeleton, buffers, members, chunk_size, pool)
-            gid = record.id
-            groups[gid] = record
-            chunks.update(ch)
-            for n in members:
-                variables[n].group = gid
-    return Snapshot(variables, groups, chunks)
+    snap = Snapshot(variables, {}, {}, shared=shared)
+    pool = shared_pool()
+    for members in uf.components():
+        if len(members) == 1:
+            skeleton, buffers = pickled[members[0]]
+        else:  # pickle the sharers together so their shared objects stay one
+            skeleton, buffers = pickling.dumps({n: namespace[n] for n in members}, namespace)
+        record, ch = _group_record(skeleton, buffers, members, chunk_size, pool, cache, snap)
+        gid = record.id
+        snap.groups[gid] = record
+        snap.chunks.update(ch)
+        for n in members:
+            variables[n].group = gid
+    return snap
 
 
 # -- restore --------------------------------------------------------------------
