@@ -1,0 +1,329 @@
+"""Python source -> a small intermediate representation of data flow.
+
+The IR keeps what lineage needs and nothing else: assignments (with tuple
+unpacking and subscript/attribute targets), calls with positional and keyword
+arguments, attribute and subscript access, literals, operators (whose result
+derives from all their operands), comprehensions, loops, branches and the
+bodies of user functions. Anything else becomes :class:`Opaque`, which the
+interpreter reports as unknown instead of guessing.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+
+# -- expressions -------------------------------------------------------------------
+
+@dataclass
+class Name:
+    id: str
+
+
+@dataclass
+class Const:
+    value: Any  # str, int, float, bool, None
+
+
+@dataclass
+class Attr:
+    obj: Expr
+    name: str
+
+
+@dataclass
+class Sub:
+    obj: Expr
+    index: Expr
+
+
+@dataclass
+class Slice:
+    lower: Expr | None
+    upper: Expr | None
+    step: Expr | None
+
+
+@dataclass
+class Seq:
+    """A list, tuple or set display."""
+
+    items: list[Expr]
+    starred: list[bool] = field(default_factory=list)
+
+
+@dataclass
+class DictE:
+    keys: list[Expr | None]
+    values: list[Expr]
+
+
+@dataclass
+class Call:
+    func: Expr
+    args: list[Expr]
+    kwargs: dict[str, Expr]
+    starred: list[Expr] = field(default_factory=list)  # *args / **kwargs: content unknown
+
+
+@dataclass
+class Operator:
+    """A binary/unary/boolean operator, comparison or conditional expression: derives from every operand.
+
+    ``op`` names it ('+', '==', 'not in', 'if', …) for the few places that care (masks, name filters).
+    """
+
+    op: str
+    operands: list[Expr]
+
+
+@dataclass
+class Lambda:
+    params: list[str]
+    body: Expr
+
+
+@dataclass
+class Comp:
+    """``[elt for var in iter if conds]`` (one generator; more are Opaque)."""
+
+    elt: Expr
+    target: Target
+    iter: Expr
+    conds: list[Expr]
+
+
+@dataclass
+class Opaque:
+    what: str  # the construct, for the "unknown" report
+
+
+Expr = Union[Name, Const, Attr, Sub, Slice, Seq, DictE, Call, Operator, Lambda, Comp, Opaque]
+
+
+# -- targets and statements ------------------------------------------------------------
+
+@dataclass
+class TName:
+    id: str
+
+
+@dataclass
+class TTuple:
+    items: list[Target]
+
+
+@dataclass
+class TSub:
+    obj: Expr
+    index: Expr
+
+
+@dataclass
+class TAttr:
+    obj: Expr
+    name: str
+
+
+Target = Union[TName, TTuple, TSub, TAttr]
+
+
+@dataclass
+class Assign:
+    targets: list[Target]
+    value: Expr
+    line: int
+
+
+@dataclass
+class ExprStmt:
+    value: Expr
+    line: int
+
+
+@dataclass
+class Import:
+    bindings: dict[str, str]  # local name -> qualified name
+    line: int
+
+
+@dataclass
+class For:
+    target: Target
+    iter: Expr
+    body: list[Stmt]
+    line: int
+
+
+@dataclass
+class Branch:
+    """if/else, try/except, with: every body may run; the interpreter runs them in order."""
+
+    bodies: list[list[Stmt]]
+    line: int
+
+
+@dataclass
+class FunctionDef:
+    name: str
+    params: list[str]
+    defaults: dict[str, Expr]
+    body: list[Stmt]
+    line: int
+
+
+@dataclass
+class Return:
+    value: Expr | None
+    line: int
+
+
+@dataclass
+class Delete:
+    targets: list[Target]
+    line: int
+
+
+Stmt = Union[Assign, ExprStmt, Import, For, Branch, FunctionDef, Return, Delete]
+
+_BINOPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.FloorDiv: "//", ast.Mod: "%", ast.Pow: "**",
+           ast.BitAnd: "&", ast.BitOr: "|", ast.BitXor: "^", ast.MatMult: "@", ast.LShift: "<<", ast.RShift: ">>"}
+_CMPOPS = {ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.In: "in",
+           ast.NotIn: "not in", ast.Is: "is", ast.IsNot: "is not"}
+
+
+def expr(node: ast.expr | None) -> Expr:
+    """One AST expression -> IR."""
+    if node is None:
+        return Const(None)
+    if isinstance(node, ast.Name):
+        return Name(node.id)
+    if isinstance(node, ast.Constant):
+        return Const(node.value)
+    if isinstance(node, ast.Attribute):
+        return Attr(expr(node.value), node.attr)
+    if isinstance(node, ast.Subscript):
+        return Sub(expr(node.value), expr(node.slice))
+    if isinstance(node, ast.Slice):
+        return Slice(*(None if x is None else expr(x) for x in (node.lower, node.upper, node.step)))
+    if isinstance(node, (ast.List, ast.Tuple, ast.Set)):
+        return Seq([expr(e.value if isinstance(e, ast.Starred) else e) for e in node.elts],
+                   [isinstance(e, ast.Starred) for e in node.elts])
+    if isinstance(node, ast.Dict):
+        return DictE([None if k is None else expr(k) for k in node.keys], [expr(v) for v in node.values])
+    if isinstance(node, ast.Call):
+        args = [expr(a) for a in node.args if not isinstance(a, ast.Starred)]
+        starred = [expr(a.value) for a in node.args if isinstance(a, ast.Starred)]
+        kwargs = {k.arg: expr(k.value) for k in node.keywords if k.arg is not None}
+        starred += [expr(k.value) for k in node.keywords if k.arg is None]
+        return Call(expr(node.func), args, kwargs, starred)
+    if isinstance(node, ast.BinOp):
+        return Operator(_BINOPS.get(type(node.op), "?"), [expr(node.left), expr(node.right)])
+    if isinstance(node, ast.UnaryOp):
+        return Operator(type(node.op).__name__.lower(), [expr(node.operand)])
+    if isinstance(node, ast.BoolOp):
+        return Operator("and" if isinstance(node.op, ast.And) else "or", [expr(v) for v in node.values])
+    if isinstance(node, ast.Compare):
+        op = _CMPOPS.get(type(node.ops[0]), "?") if len(node.ops) == 1 else "cmp"
+        return Operator(op, [expr(node.left)] + [expr(c) for c in node.comparators])
+    if isinstance(node, ast.IfExp):
+        return Operator("if", [expr(node.body), expr(node.orelse), expr(node.test)])
+    if isinstance(node, ast.Lambda):
+        return Lambda([a.arg for a in node.args.args], expr(node.body))
+    if isinstance(node, (ast.ListComp, ast.SetComp, ast.GeneratorExp)) and len(node.generators) == 1:
+        g = node.generators[0]
+        return Comp(expr(node.elt), target(g.target), expr(g.iter), [expr(c) for c in g.ifs])
+    if isinstance(node, ast.JoinedStr):
+        return Const(None) if any(isinstance(v, ast.FormattedValue) for v in node.values) else Const("")
+    if isinstance(node, ast.Starred):
+        return expr(node.value)
+    if isinstance(node, ast.NamedExpr):
+        return expr(node.value)
+    return Opaque(type(node).__name__)
+
+
+def target(node: ast.expr) -> Target:
+    if isinstance(node, ast.Name):
+        return TName(node.id)
+    if isinstance(node, (ast.Tuple, ast.List)):
+        return TTuple([target(e.value if isinstance(e, ast.Starred) else e) for e in node.elts])
+    if isinstance(node, ast.Subscript):
+        return TSub(expr(node.value), expr(node.slice))
+    if isinstance(node, ast.Attribute):
+        return TAttr(expr(node.value), node.attr)
+    return TName("_")
+
+
+def _target_expr(t: Target) -> Expr:
+    if isinstance(t, TName):
+        return Name(t.id)
+    if isinstance(t, TSub):
+        return Sub(t.obj, t.index)
+    if isinstance(t, TAttr):
+        return Attr(t.obj, t.name)
+    return Opaque("tuple")
+
+
+def statements(body: list[ast.stmt]) -> list[Stmt]:
+    """A block of AST statements -> IR statements."""
+    out: list[Stmt] = []
+    for node in body:
+        line = getattr(node, "lineno", 0)
+        if isinstance(node, ast.Assign):
+            out.append(Assign([target(t) for t in node.targets], expr(node.value), line))
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            out.append(Assign([target(node.target)], expr(node.value), line))
+        elif isinstance(node, ast.AugAssign):
+            t = target(node.target)
+            op = _BINOPS.get(type(node.op), "?")
+            out.append(Assign([t], Operator(op, [_target_expr(t), expr(node.value)]), line))
+        elif isinstance(node, ast.Expr):
+            out.append(ExprStmt(expr(node.value), line))
+        elif isinstance(node, ast.Import):
+            out.append(Import({(a.asname or a.name.split(".")[0]): (a.name if a.asname else a.name.split(".")[0])
+                               for a in node.names}, line))
+        elif isinstance(node, ast.ImportFrom):
+            mod = node.module or ""
+            out.append(Import({(a.asname or a.name): f"{mod}.{a.name}" for a in node.names if a.name != "*"}, line))
+        elif isinstance(node, (ast.For, ast.AsyncFor)):
+            out.append(For(target(node.target), expr(node.iter), statements(node.body), line))
+            if node.orelse:
+                out.append(Branch([statements(node.orelse)], line))
+        elif isinstance(node, ast.While):
+            out.append(Branch([statements(node.body), statements(node.orelse)], line))
+        elif isinstance(node, ast.If):
+            out.append(Branch([statements(node.body), statements(node.orelse)], line))
+        elif isinstance(node, (ast.With, ast.AsyncWith)):
+            for item in node.items:
+                if item.optional_vars is not None:
+                    out.append(Assign([target(item.optional_vars)], expr(item.context_expr), line))
+            out.append(Branch([statements(node.body)], line))
+        elif isinstance(node, ast.Try) or type(node).__name__ == "TryStar":
+            bodies = [statements(node.body)] + [statements(h.body) for h in node.handlers]
+            bodies += [statements(node.orelse), statements(node.finalbody)]
+            out.append(Branch(bodies, line))
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            params = [a.arg for a in node.args.posonlyargs + node.args.args + node.args.kwonlyargs]
+            pos = node.args.posonlyargs + node.args.args
+            defaults = {a.arg: expr(d) for a, d in zip(pos[len(pos) - len(node.args.defaults):], node.args.defaults)}
+            defaults.update({a.arg: expr(d) for a, d in zip(node.args.kwonlyargs, node.args.kw_defaults) if d is not None})
+            out.append(FunctionDef(node.name, params, defaults, statements(node.body), line))
+        elif isinstance(node, ast.Return):
+            out.append(Return(None if node.value is None else expr(node.value), line))
+        elif isinstance(node, ast.Delete):
+            out.append(Delete([target(t) for t in node.targets], line))
+        elif isinstance(node, ast.Match):
+            out.append(Branch([statements(c.body) for c in node.cases], line))
+        # class definitions, global, pass, raise, assert: no data flow we follow
+    return out
+
+
+def parse(source: str, filename: str = "<cell>") -> list[Stmt]:
+    """Source text -> IR statements. IPython magics and shell escapes (``%``, ``!``) are dropped first."""
+    lines = []
+    for line in source.splitlines():
+        stripped = line.lstrip()
+        lines.append("" if stripped.startswith(("%", "!")) else line)
+    return statements(ast.parse("\n".join(lines), filename).body)
