@@ -17,6 +17,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -26,7 +27,8 @@ import pygit2
 from pygit2.enums import FileMode, SortMode
 
 from txgit.errors import InvalidName, RefExists, TxgitError, UnknownRevision
-from txgit.state import GroupRecord, VarRecord
+from txgit.state import VALUE, GroupRecord, VarRecord, is_variable_name
+from txgit.storage import hash_bytes
 
 VARS = "vars"
 GROUPS = "groups"
@@ -76,6 +78,19 @@ def _signature() -> pygit2.Signature:
             pass
     name = name or getpass.getuser() or "txgit"
     return pygit2.Signature(name, email or f"{name}@localhost")
+
+
+def _reflog_time(line: bytes) -> float:
+    """The time of a reflog line (``old new Name <email> 1700000000 +0000\tmessage``); inf if unreadable (kept)."""
+    try:
+        return float(line.split(b"\t", 1)[0].rsplit(b" ", 2)[-2])
+    except (ValueError, IndexError):
+        return float("inf")
+
+
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split())
+    return text if len(text) <= 160 else text[:159] + "…"
 
 
 def validate_ref_name(kind: str, name: str) -> str:
@@ -171,22 +186,176 @@ class History:
         return self._states[(commit_id, groups)]
 
     def _read_state(self, commit: pygit2.Commit, groups: bool) -> State:
-        tree = commit.tree
+        problems: list[str] = []
+        state = self._parse_state(commit, groups, problems, first_only=True)
+        if problems:
+            raise TxgitError(f"commit {str(commit.id)[:8]} holds a malformed state record: {problems[0]}"
+                             " (run `txgit fsck`)")
+        return state
+
+    def _parse_state(self, commit: pygit2.Commit, groups: bool, problems: list[str], *,
+                     first_only: bool = False) -> State:
+        """Parse a commit's tree, appending what is wrong with it to ``problems``.
+
+        Trees may come from a fetched repository, so nothing in them is trusted:
+        entry kinds, names (variables must be identifiers, groups blake3 hashes)
+        and record fields are all checked.
+        """
         variables: dict[str, VarRecord] = {}
         group_records: dict[str, GroupRecord] = {}
         meta: dict[str, Any] = {}
+
+        def blobs_of(folder: str) -> Iterator[tuple[str, bytes]]:
+            try:
+                sub = self.repo[commit.tree[folder].id]
+            except KeyError:
+                return
+            if not isinstance(sub, pygit2.Tree):
+                problems.append(f"{folder} is not a folder")
+                return
+            for entry in sub:
+                obj = self.repo[entry.id]
+                if not isinstance(obj, pygit2.Blob):
+                    problems.append(f"{folder}/{entry.name[:80]} is not a file")
+                    continue
+                yield entry.name, obj.data
+
         try:
-            if VARS in tree:
-                for entry in self.repo[tree[VARS].id]:
-                    variables[entry.name] = VarRecord.from_bytes(self.repo[entry.id].data)
-            if groups and GROUPS in tree:
-                for entry in self.repo[tree[GROUPS].id]:
-                    group_records[entry.name] = GroupRecord.from_bytes(self.repo[entry.id].data)
-            if META in tree:
-                meta = json.loads(self.repo[tree[META].id].data)
-        except (ValueError, KeyError, TypeError) as e:
-            raise TxgitError(f"commit {str(commit.id)[:8]} holds a malformed state record: {e}") from e
+            for name, data in blobs_of(VARS):
+                if first_only and problems:
+                    break
+                if not is_variable_name(name):
+                    problems.append(f"invalid variable name {name[:80]!r}")
+                    continue
+                try:
+                    variables[name] = VarRecord.from_bytes(data)
+                except (ValueError, TypeError, TxgitError) as e:
+                    problems.append(f"{VARS}/{name}: {_one_line(e)}")
+            if groups:
+                for gid, data in blobs_of(GROUPS):
+                    if first_only and problems:
+                        break
+                    try:
+                        record = GroupRecord.from_bytes(data)
+                    except (ValueError, TypeError, TxgitError) as e:
+                        problems.append(f"{GROUPS}/{gid[:80]}: {_one_line(e)}")
+                        continue
+                    if hash_bytes(data) != gid:
+                        problems.append(f"{GROUPS}/{gid[:80]}: its name is not the hash of its record")
+                        continue
+                    group_records[gid] = record
+                for name, rec in variables.items():
+                    if rec.kind == VALUE and rec.group not in group_records:
+                        problems.append(f"{VARS}/{name} names group {str(rec.group)[:12]}, which the commit lacks")
+                    elif rec.kind == VALUE and name not in group_records[rec.group].names:
+                        problems.append(f"{VARS}/{name}: its group {str(rec.group)[:12]} does not list it")
+            if META in commit.tree:
+                obj = self.repo[commit.tree[META].id]
+                try:
+                    meta = json.loads(obj.data) if isinstance(obj, pygit2.Blob) else None
+                except ValueError as e:
+                    problems.append(f"{META}: {_one_line(e)}")
+                    meta = {}
+                if not isinstance(meta, dict):
+                    problems.append(f"{META} is not a JSON object")
+                    meta = {}
+        except (KeyError, pygit2.GitError) as e:  # an object the tree names is not in the repository
+            problems.append(f"unreadable git object: {_one_line(e)}")
         return State(variables, group_records, meta)
+
+    def state_problems(self, commit: pygit2.Commit) -> tuple[State, list[str]]:
+        """Everything wrong with a commit's records (for fsck), and what could be read of it."""
+        problems: list[str] = []
+        return self._parse_state(commit, True, problems), problems
+
+    def reachable(self) -> tuple[list[pygit2.Commit], list[str]]:
+        """Every commit any ref, HEAD or reflog entry reaches (what fsck checks and gc keeps).
+
+        Returns the commits and the problems met on the way (a ref naming a
+        missing object); a caller that deletes things must stop on any problem.
+        """
+        problems: list[str] = []
+        starts: set[pygit2.Oid] = set()
+
+        def add(oid: pygit2.Oid, where: str) -> None:
+            if oid == pygit2.Oid(hex="0" * 40):
+                return
+            try:
+                starts.add(self.repo[oid].peel(pygit2.Commit).id)
+            except (KeyError, ValueError, pygit2.GitError) as e:
+                problems.append(f"{where} names {str(oid)[:8]}, which is not a readable commit ({_one_line(e)})")
+
+        names = ["HEAD", *self.repo.references]
+        for name in names:
+            try:
+                ref = self.repo.references[name].resolve()
+            except (KeyError, pygit2.GitError):
+                if name == "HEAD" and self.repo.head_is_unborn:
+                    continue
+                problems.append(f"ref {name} cannot be resolved")
+                continue
+            add(ref.target, name)
+            try:
+                for entry in self.repo.references[name].log():
+                    add(entry.oid_new, f"reflog of {name}")
+                    add(entry.oid_old, f"reflog of {name}")
+            except (KeyError, pygit2.GitError, ValueError) as e:
+                problems.append(f"reflog of {name} cannot be read ({_one_line(e)})")
+        commits: list[pygit2.Commit] = []
+        try:
+            commits = list(self.walk(sorted(starts, key=str)))
+        except (KeyError, pygit2.GitError) as e:
+            problems.append(f"history cannot be walked: {_one_line(e)}")
+        return commits, problems
+
+    def expire_reflogs(self, older_than_seconds: float) -> int:
+        """Drop reflog entries older than this (as ``git reflog expire`` does); returns how many.
+
+        Their commits stop being reachable unless a ref still leads to them, so
+        gc may then collect their blobs. Each log is rewritten to a temp file and
+        renamed over the old one. Call under the workspace lock.
+        """
+        cutoff = time.time() - older_than_seconds
+        dropped = 0
+        logs = os.path.join(self.repo.path, "logs")
+        for dirpath, _, files in os.walk(logs):
+            for f in files:
+                if f.endswith(".lock") or f.startswith(".tmp-"):
+                    continue
+                path = os.path.join(dirpath, f)
+                with open(path, "rb") as fh:
+                    lines = fh.readlines()
+                keep = [line for line in lines if _reflog_time(line) >= cutoff]
+                if len(keep) == len(lines):
+                    continue
+                tmp = os.path.join(dirpath, f".tmp-{f}-{os.getpid()}")
+                with open(tmp, "wb") as fh:
+                    fh.writelines(keep)
+                os.replace(tmp, path)
+                dropped += len(lines) - len(keep)
+        return dropped
+
+    def clear_stale_locks(self) -> list[str]:
+        """Remove git's ``*.lock`` files that a killed writer left behind.
+
+        Call only while holding the workspace lock: every txgit writer takes it
+        before touching a ref, so a lock file seen then has no living owner, and
+        left in place it would block every later commit.
+        """
+        removed = []
+        root = self.repo.path
+        for top in ("", "refs", "logs"):
+            folder = os.path.join(root, top)
+            walker = os.walk(folder) if top else [(folder, [], os.listdir(folder))]
+            for dirpath, _, files in walker:
+                for f in files:
+                    if f.endswith(".lock"):
+                        try:
+                            os.unlink(os.path.join(dirpath, f))
+                            removed.append(os.path.relpath(os.path.join(dirpath, f), root))
+                        except FileNotFoundError:
+                            pass
+        return removed
 
     def read_file(self, commit: pygit2.Commit, path: str) -> bytes | None:
         try:
