@@ -28,12 +28,13 @@ from pygit2.enums import FileMode, SortMode
 
 from txgit.errors import InvalidName, RefExists, TxgitError, UnknownRevision
 from txgit.state import VALUE, GroupRecord, VarRecord, is_variable_name
-from txgit.storage import hash_bytes
+from txgit.storage import hash_bytes, is_blob_name
 
 VARS = "vars"
 GROUPS = "groups"
 META = "meta.json"
 DEFAULT_BRANCH = "main"
+MAX_REF_NAME = 200  # bytes; file systems allow 255 per path component
 
 
 @dataclass
@@ -88,6 +89,12 @@ def _reflog_time(line: bytes) -> float:
         return float("inf")
 
 
+def _show(name: str) -> str:
+    """A tree entry name fit for a one-line message: quoted when it holds anything odd, clipped."""
+    clipped = name if len(name) <= 80 else name[:79] + "…"
+    return clipped if clipped.isidentifier() or is_blob_name(clipped) else repr(clipped)
+
+
 def _one_line(e: BaseException) -> str:
     text = " ".join(str(e).split())
     return text if len(text) <= 160 else text[:159] + "…"
@@ -95,6 +102,9 @@ def _one_line(e: BaseException) -> str:
 
 def validate_ref_name(kind: str, name: str) -> str:
     """Branch/tag names follow git's rules; say so plainly when they do not."""
+    if not isinstance(name, str) or len(name.encode("utf-8", "surrogatepass")) > MAX_REF_NAME:
+        # a ref is a file: libgit2 cannot even look up a name past the file system's limit
+        raise InvalidName(f"invalid {kind} name {str(name)[:40]!r}…: longer than {MAX_REF_NAME} bytes")
     if not name or name.startswith("-") or name == "HEAD" or not pygit2.reference_is_valid_name(f"refs/heads/{name}"):
         raise InvalidName(f"invalid {kind} name {name!r}")
     return name
@@ -216,7 +226,7 @@ class History:
             for entry in sub:
                 obj = self.repo[entry.id]
                 if not isinstance(obj, pygit2.Blob):
-                    problems.append(f"{folder}/{entry.name[:80]} is not a file")
+                    problems.append(f"{folder}/{_show(entry.name)} is not a file")
                     continue
                 yield entry.name, obj.data
 
@@ -230,7 +240,7 @@ class History:
                 try:
                     variables[name] = VarRecord.from_bytes(data)
                 except (ValueError, TypeError, TxgitError) as e:
-                    problems.append(f"{VARS}/{name}: {_one_line(e)}")
+                    problems.append(f"{VARS}/{_show(name)}: {_one_line(e)}")
             if groups:
                 for gid, data in blobs_of(GROUPS):
                     if first_only and problems:
@@ -238,17 +248,17 @@ class History:
                     try:
                         record = GroupRecord.from_bytes(data)
                     except (ValueError, TypeError, TxgitError) as e:
-                        problems.append(f"{GROUPS}/{gid[:80]}: {_one_line(e)}")
+                        problems.append(f"{GROUPS}/{_show(gid)}: {_one_line(e)}")
                         continue
                     if hash_bytes(data) != gid:
-                        problems.append(f"{GROUPS}/{gid[:80]}: its name is not the hash of its record")
+                        problems.append(f"{GROUPS}/{_show(gid)}: its name is not the hash of its record")
                         continue
                     group_records[gid] = record
                 for name, rec in variables.items():
                     if rec.kind == VALUE and rec.group not in group_records:
-                        problems.append(f"{VARS}/{name} names group {str(rec.group)[:12]}, which the commit lacks")
+                        problems.append(f"{VARS}/{_show(name)} names group {str(rec.group)[:12]}, which the commit lacks")
                     elif rec.kind == VALUE and name not in group_records[rec.group].names:
-                        problems.append(f"{VARS}/{name}: its group {str(rec.group)[:12]} does not list it")
+                        problems.append(f"{VARS}/{_show(name)}: its group {str(rec.group)[:12]} does not list it")
             if META in commit.tree:
                 obj = self.repo[commit.tree[META].id]
                 try:
@@ -434,6 +444,7 @@ class History:
         self.repo.branches.local.create(name, commit, force=force)
 
     def delete_branch(self, name: str) -> None:
+        validate_ref_name("branch", name)
         if name not in self.repo.branches.local:
             raise InvalidName(f"no branch named {name!r}")
         if name == self.current_branch():
@@ -460,6 +471,7 @@ class History:
             self.repo.references.create(ref, commit.id)
 
     def delete_tag(self, name: str) -> None:
+        validate_ref_name("tag", name)
         ref = f"refs/tags/{name}"
         if ref not in self.repo.references:
             raise InvalidName(f"no tag named {name!r}")

@@ -40,9 +40,16 @@ NAMESPACE = "namespace"  # the variable is the namespace itself (g = globals())
 KINDS = frozenset({VALUE, MODULE, UNPICKLABLE, NAMESPACE})
 
 
+# git (libgit2) cannot read back a tree entry name over 65535 bytes: a longer variable
+# name would make a commit that no later process can open. 1024 characters of any
+# script stay far below that.
+MAX_NAME_LENGTH = 1024
+
+
 def is_variable_name(name: object) -> bool:
-    """Names that are committed: identifiers, but not dunders (``__name__``, ``__builtins__``…)."""
-    return isinstance(name, str) and name.isidentifier() and not (name.startswith("__") and name.endswith("__"))
+    """Names that are committed: identifiers up to MAX_NAME_LENGTH, but not dunders (``__name__``…)."""
+    return (isinstance(name, str) and len(name) <= MAX_NAME_LENGTH and name.isidentifier()
+            and not (name.startswith("__") and name.endswith("__")))
 
 
 @dataclass
