@@ -278,11 +278,12 @@ class History:
         problems: list[str] = []
         return self._parse_state(commit, True, problems), problems
 
-    def reachable(self) -> tuple[list[pygit2.Commit], list[str]]:
+    def reachable(self, *, reflog_since: float | None = None) -> tuple[list[pygit2.Commit], list[str]]:
         """Every commit any ref, HEAD or reflog entry reaches (what fsck checks and gc keeps).
 
-        Returns the commits and the problems met on the way (a ref naming a
-        missing object); a caller that deletes things must stop on any problem.
+        ``reflog_since``: ignore reflog entries older than this time (what gc is
+        about to expire). Returns the commits and the problems met on the way (a
+        ref naming a missing object); a caller that deletes things must stop on any.
         """
         problems: list[str] = []
         starts: set[pygit2.Oid] = set()
@@ -307,6 +308,8 @@ class History:
             add(ref.target, name)
             try:
                 for entry in self.repo.references[name].log():
+                    if reflog_since is not None and entry.committer.time < reflog_since:
+                        continue
                     add(entry.oid_new, f"reflog of {name}")
                     add(entry.oid_old, f"reflog of {name}")
             except (KeyError, pygit2.GitError, ValueError) as e:

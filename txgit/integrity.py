@@ -78,9 +78,9 @@ class _Use:
     more_commits: int = 0
 
 
-def _uses(ws: Workspace) -> tuple[int, dict[str, _Use], list[str]]:
+def _uses(ws: Workspace, reflog_since: float | None = None) -> tuple[int, dict[str, _Use], list[str]]:
     """Reachable commits' count, blob name -> first use, and record problems."""
-    commits, problems = ws.history.reachable()
+    commits, problems = ws.history.reachable(reflog_since=reflog_since)
     uses: dict[str, _Use] = {}
     seen_groups: set[str] = set()
     for commit in commits:
@@ -135,12 +135,13 @@ def gc(ws: Workspace, *, grace_seconds: float = 3600.0, reflog_days: float = 30.
     """
     report = GcReport(dry_run=dry_run)
     with ws.lock():
-        if not dry_run:
-            report.reflog_entries_expired = ws.history.expire_reflogs(reflog_days * 86400)
-        _, uses, problems = _uses(ws)
+        since = time.time() - reflog_days * 86400
+        _, uses, problems = _uses(ws, reflog_since=since)
         if problems:
             raise TxgitError(f"gc deleted nothing: {problems[0]} (run `txgit fsck`)")
         report.reachable = len(uses)
+        if not dry_run:  # before any blob goes: a kill between the two leaves only garbage
+            report.reflog_entries_expired = ws.history.expire_reflogs(time.time() - since)
         cutoff = time.time() - grace_seconds
         for name, mtime in list(ws.store.entries()):
             if name in uses:

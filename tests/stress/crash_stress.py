@@ -73,9 +73,11 @@ def worker(ws_path: str, journal: str, seed: int) -> None:
             step += 1
             op = rng.random()
             if op < 0.12:
+                print("op gc", flush=True)
                 ws.gc(grace_seconds=0, reflog_days=0)
                 continue
-            if op < 0.27:  # a scratch branch: commit there, come back, drop it
+            if op < 0.27 and "main" in ws.branches():  # a scratch branch: commit there, come back, drop it
+                print("op branch", flush=True)
                 name = f"scratch{seed}-{step}"
                 ws.checkout("main", ns, force=True, new_branch=name)
                 ns["scratch"] = np.full(rng.randint(1, 300_000), step, dtype="int32")
@@ -83,6 +85,7 @@ def worker(ws_path: str, journal: str, seed: int) -> None:
                 ws.checkout("main", ns, force=True)
                 ws.delete_branch(name)
                 continue
+            print("op commit", flush=True)
             n = rng.choice([rng.randint(1, 2_000), rng.randint(1, 200_000), rng.randint(300_000, 700_000)])
             ns[f"a{rng.randint(0, 3)}"] = np.arange(n, dtype="int64") * rng.randint(1, 9) + seed
             ns["meta"] = {"seed": seed, "step": step, "note": "x" * rng.randint(0, 50)}
@@ -151,6 +154,7 @@ def run(trials: int, *, seed: int = 1, block: int = 20, max_delay: float = 1.5,
     tmp = Path(workdir or tempfile.mkdtemp(prefix="txgit-crash-"))
     failures: list[str] = []
     commits = 0
+    killed_in: dict[str, int] = {}  # the operation each kill interrupted
     started = time.time()
     ws_path = journal = None
     for t in range(trials):
@@ -167,7 +171,9 @@ def run(trials: int, *, seed: int = 1, block: int = 20, max_delay: float = 1.5,
         time.sleep(rng.uniform(0, max_delay))
         alive = proc.poll() is None
         proc.send_signal(signal.SIGKILL)
-        _, err = proc.communicate()
+        out, err = proc.communicate()
+        ops = [line[3:] for line in out.splitlines() if line.startswith("op ")]
+        killed_in[ops[-1] if ops else "startup"] = killed_in.get(ops[-1] if ops else "startup", 0) + 1
         if not ready or not alive:  # the worker died by itself: that is a bug too
             failures.append(f"trial {t}: worker failed before the kill: {err.strip().splitlines()[-1:]}")
         found = check(ws_path, journal)
@@ -176,7 +182,7 @@ def run(trials: int, *, seed: int = 1, block: int = 20, max_delay: float = 1.5,
         if verbose:
             print(f"trial {t + 1}/{trials}: {commits} completed commits so far, "
                   f"{len(found)} problems" + (f": {found[0]}" if found else ""), flush=True)
-    return {"trials": trials, "completed_commits": commits, "failures": failures,
+    return {"trials": trials, "completed_commits": commits, "failures": failures, "killed_in": killed_in,
             "seconds": round(time.time() - started, 1), "workdir": str(tmp)}
 
 
@@ -194,6 +200,7 @@ def main() -> None:
     result = run(args.trials, seed=args.seed, block=args.block, max_delay=args.max_delay)
     print(f"trials: {result['trials']}  completed commits checked: {result['completed_commits']}  "
           f"failures: {len(result['failures'])}  ({result['seconds']} s)")
+    print("kills landed in: " + ", ".join(f"{k} {v}" for k, v in sorted(result["killed_in"].items())))
     for f in result["failures"]:
         print("  " + f)
     if args.json:

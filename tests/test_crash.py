@@ -1,0 +1,18 @@
+"""Crash safety, the short version of tests/stress/crash_stress.py (run that for 200+ trials):
+a worker committing, switching branches and running gc is SIGKILLed at random instants; after
+each kill fsck passes and every commit it completed checks out exactly."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "stress"))
+
+import crash_stress  # noqa: E402
+
+
+def test_random_kills_lose_nothing(tmp_path):
+    result = crash_stress.run(12, seed=7, block=6, max_delay=0.8, workdir=tmp_path, verbose=False)
+    assert result["failures"] == []
+    assert result["trials"] == 12 and result["completed_commits"] > 12
