@@ -352,5 +352,6 @@ class StoreChain:
         if need:
             where = ", ".join([self.local.url] + [s.url for s in self.fallbacks])
             first = sorted(need)[0]
-            raise MissingBlob(f"blob {first[:12]} is missing (looked in {where})")
+            raise MissingBlob(f"blob {first[:12]} is missing (looked in {where});"
+                              " run `txgit fsck` (--repair fetches blobs from a store that has them)")
         return self.local.get_many(names)
