@@ -149,3 +149,34 @@ def test_a_blob_name_is_never_a_path(tmp_path):
         with pytest.raises(BlobError, match="invalid blob name"):
             store.put_named({name: b"x"}, check=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["store"]
+
+
+def _drop_git_object(ws: Workspace, oid: str) -> None:
+    path = Path(ws.history.repo.path) / "objects" / oid[:2] / oid[2:]
+    path.chmod(0o644)
+    path.unlink()
+
+
+@pytest.mark.parametrize("what", ["vars tree", "group record", "parent commit", "head commit"])
+def test_missing_git_objects_are_reported_not_tracebacks(ws, what, run_txgit):
+    ns = session_namespace("a = [1]\n")
+    ws.commit(ns, "one")
+    ns["a"] = [2]
+    ws.commit(ns, "two")
+    head = ws.history.head_commit()
+    oid = {"vars tree": lambda: head.tree["vars"].id,
+           "group record": lambda: head.tree["groups"][ws.state().variables["a"].group].id,
+           "parent commit": lambda: head.parent_ids[0],
+           "head commit": lambda: head.id}[what]()
+    _drop_git_object(ws, str(oid))
+    fresh = Workspace.open(ws.root)  # a new process's view: no object cache
+    report = fresh.fsck()
+    assert not report.ok and str(oid)[:8] in " ".join(report.problems), report.problems
+    with pytest.raises(Exception) as info:
+        fresh.gc(grace_seconds=0, reflog_days=0)
+    assert "gc deleted nothing" in str(info.value)
+    for args in (["fsck"], ["status"], ["log"], ["show"], ["gc"]):
+        proc = run_txgit(*args, cwd=ws.root)
+        assert "Traceback" not in proc.stderr, (args, proc.stderr)
+        if proc.returncode:
+            assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("txgit: error: "), (args, proc.stderr)

@@ -137,7 +137,13 @@ class History:
             raise UnknownRevision(f"unknown revision {rev!r}") from e
 
     def head_commit(self) -> pygit2.Commit | None:
-        return None if self.repo.head_is_unborn else self.repo.head.peel(pygit2.Commit)
+        if self.repo.head_is_unborn:
+            return None
+        try:
+            return self.repo.head.peel(pygit2.Commit)
+        except (KeyError, ValueError, pygit2.GitError) as e:
+            raise TxgitError(f"HEAD names a commit that cannot be read: the repository is damaged ({_one_line(e)});"
+                             " run `txgit fsck`") from e
 
     def current_branch(self) -> str | None:
         """The branch HEAD is on (also when it has no commit yet); None when detached."""
@@ -176,10 +182,13 @@ class History:
         walker = self.repo.walk(starts[0], SortMode.TOPOLOGICAL | SortMode.TIME)
         for s in starts[1:]:
             walker.push(s)
-        for i, c in enumerate(walker):
-            if max_count is not None and i >= max_count:
-                return
-            yield c
+        try:
+            for i, c in enumerate(walker):
+                if max_count is not None and i >= max_count:
+                    return
+                yield c
+        except (KeyError, pygit2.GitError) as e:  # a commit object is gone
+            raise TxgitError(f"the history is damaged: {_one_line(e)}; run `txgit fsck`") from e
 
     # -- reading states --------------------------------------------------------
     def read_state(self, commit: pygit2.Commit, *, groups: bool = True) -> State:
@@ -216,10 +225,9 @@ class History:
         meta: dict[str, Any] = {}
 
         def blobs_of(folder: str) -> Iterator[tuple[str, bytes]]:
-            try:
-                sub = self.repo[commit.tree[folder].id]
-            except KeyError:
+            if folder not in commit.tree:
                 return
+            sub = self.repo[commit.tree[folder].id]  # KeyError when the object is gone: reported below
             if not isinstance(sub, pygit2.Tree):
                 problems.append(f"{folder} is not a folder")
                 return
@@ -314,11 +322,24 @@ class History:
                     add(entry.oid_old, f"reflog of {name}")
             except (KeyError, pygit2.GitError, ValueError) as e:
                 problems.append(f"reflog of {name} cannot be read ({_one_line(e)})")
+        # Walked by hand, not with libgit2's walker: one unreadable commit must not
+        # hide the others from fsck.
         commits: list[pygit2.Commit] = []
-        try:
-            commits = list(self.walk(sorted(starts, key=str)))
-        except (KeyError, pygit2.GitError) as e:
-            problems.append(f"history cannot be walked: {_one_line(e)}")
+        seen: set[pygit2.Oid] = set()
+        stack = sorted(starts, key=str)
+        while stack:
+            oid = stack.pop()
+            if oid in seen:
+                continue
+            seen.add(oid)
+            try:
+                commit = self.repo[oid]
+                parents = list(commit.parent_ids)
+            except (KeyError, ValueError, pygit2.GitError) as e:
+                problems.append(f"commit {str(oid)[:8]} cannot be read ({_one_line(e)})")
+                continue
+            commits.append(commit)
+            stack.extend(parents)
         return commits, problems
 
     def expire_reflogs(self, older_than_seconds: float) -> int:
