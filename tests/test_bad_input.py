@@ -27,12 +27,13 @@ SETTINGS = settings(max_examples=int(os.environ.get("TXGIT_FUZZ_EXAMPLES", "60")
 
 
 def fingerprint(folder: Path, skip: Path) -> dict[str, tuple[int, int]]:
-    """Every file under ``folder`` but ``skip``: path -> (size, mtime_ns)."""
+    """Every file and folder under ``folder`` but ``skip``: path -> (size, mtime_ns)."""
     out = {}
     for dirpath, dirs, files in os.walk(folder):
         if Path(dirpath) == skip or skip in Path(dirpath).parents:
             dirs.clear()
             continue
+        out[dirpath] = (0, 0)
         for f in files:
             st_ = os.stat(os.path.join(dirpath, f))
             out[os.path.join(dirpath, f)] = (st_.st_size, st_.st_mtime_ns)
@@ -211,7 +212,7 @@ def test_hostile_variable_names_in_a_namespace(tmp_path, run_txgit):
 
 COMMANDS = ["status", "log", "show", "diff", "branch", "tag", "checkout", "fsck", "gc", "commit"]
 ARG = (st.sampled_from(["HEAD", "HEAD~999", "main", "..", "../x", "--all", "-n", "-1", "--graph", "--oneline",
-                        "-d", "-f", "-m", "--force", "-b", "--repair", "--from", "--grace", "--dry-run", "x..y",
+                        "-d", "-f", "-m", "--force", "-b", "--repair", "--from", "--from", "--grace", "--dry-run", "x..y",
                         "@{-1}", ":/", "^", "~", "main^{tree}", "refs/heads/main", "-", "--", "1e999", "nan",
                         "\x00", "\udcff", "a" * 3000, "b" * 256, "é" * 150, "/etc/passwd", "--reflog-days", "HEAD:vars/x"])
        | st.text(min_size=0, max_size=12))
@@ -244,10 +245,12 @@ def test_garbage_command_lines_give_one_line_errors():
 
             check()
             for argv in (["tag", "a" * 3000], ["branch", "b" * 300], ["tag", "-d", "c" * 300], ["branch", "-d", "d" * 300],
-                         ["checkout", "-b", "e" * 300], ["checkout", "f" * 300], ["show", "HEAD", "g" * 5000]):
+                         ["checkout", "-b", "e" * 300], ["checkout", "f" * 300], ["show", "HEAD", "g" * 5000],
+                         ["fsck", "--from", "../new-folder"], ["fsck", "--repair", "--from", "sub/dir"]):
                 code, out, err = run_cli(argv)
                 assert code and err.startswith("txgit: error: ") and err.count("\n") == 1, (argv, err)
         finally:
             os.chdir(cwd)
         assert fingerprint(root, ws.root) == before
+        assert sorted(p.name for p in ws.root.iterdir()) == [".txgit"]
         assert Workspace.open(ws.root).fsck().ok

@@ -9,6 +9,7 @@ import typer
 
 from txgit.cli.app import app, console, err_console
 from txgit.cli.render import human_size
+from txgit.errors import TxgitError
 from txgit.storage import ObjectStore
 from txgit.workspace import GC_GRACE_SECONDS, Workspace
 
@@ -29,6 +30,9 @@ def fsck(
     Prints one line per problem and exits 1 if there is any.
     """
     ws = Workspace.open(Path.cwd())
+    for s in sources or []:
+        if "://" not in s and not Path(s).is_dir():  # a typo must not create a folder
+            raise TxgitError(f"no object store at {s!r}: not a folder")
     stores = [ObjectStore(s) for s in sources] if sources else None
     report = ws.fsck(repair=repair or bool(sources), stores=stores)
     for name, url in sorted(report.repaired.items()):
