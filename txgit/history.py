@@ -17,6 +17,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -26,12 +27,14 @@ import pygit2
 from pygit2.enums import FileMode, SortMode
 
 from txgit.errors import InvalidName, RefExists, TxgitError, UnknownRevision
-from txgit.state import GroupRecord, VarRecord
+from txgit.state import VALUE, GroupRecord, VarRecord, is_variable_name
+from txgit.storage import hash_bytes, is_blob_name
 
 VARS = "vars"
 GROUPS = "groups"
 META = "meta.json"
 DEFAULT_BRANCH = "main"
+MAX_REF_NAME = 200  # bytes; file systems allow 255 per path component
 
 
 @dataclass
@@ -78,8 +81,30 @@ def _signature() -> pygit2.Signature:
     return pygit2.Signature(name, email or f"{name}@localhost")
 
 
+def _reflog_time(line: bytes) -> float:
+    """The time of a reflog line (``old new Name <email> 1700000000 +0000\tmessage``); inf if unreadable (kept)."""
+    try:
+        return float(line.split(b"\t", 1)[0].rsplit(b" ", 2)[-2])
+    except (ValueError, IndexError):
+        return float("inf")
+
+
+def _show(name: str) -> str:
+    """A tree entry name fit for a one-line message: quoted when it holds anything odd, clipped."""
+    clipped = name if len(name) <= 80 else name[:79] + "…"
+    return clipped if clipped.isidentifier() or is_blob_name(clipped) else repr(clipped)
+
+
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split())
+    return text if len(text) <= 160 else text[:159] + "…"
+
+
 def validate_ref_name(kind: str, name: str) -> str:
     """Branch/tag names follow git's rules; say so plainly when they do not."""
+    if not isinstance(name, str) or len(name.encode("utf-8", "surrogatepass")) > MAX_REF_NAME:
+        # a ref is a file: libgit2 cannot even look up a name past the file system's limit
+        raise InvalidName(f"invalid {kind} name {str(name)[:40]!r}…: longer than {MAX_REF_NAME} bytes")
     if not name or name.startswith("-") or name == "HEAD" or not pygit2.reference_is_valid_name(f"refs/heads/{name}"):
         raise InvalidName(f"invalid {kind} name {name!r}")
     return name
@@ -112,7 +137,13 @@ class History:
             raise UnknownRevision(f"unknown revision {rev!r}") from e
 
     def head_commit(self) -> pygit2.Commit | None:
-        return None if self.repo.head_is_unborn else self.repo.head.peel(pygit2.Commit)
+        if self.repo.head_is_unborn:
+            return None
+        try:
+            return self.repo.head.peel(pygit2.Commit)
+        except (KeyError, ValueError, pygit2.GitError) as e:
+            raise TxgitError(f"HEAD names a commit that cannot be read: the repository is damaged ({_one_line(e)});"
+                             " run `txgit fsck`") from e
 
     def current_branch(self) -> str | None:
         """The branch HEAD is on (also when it has no commit yet); None when detached."""
@@ -151,10 +182,13 @@ class History:
         walker = self.repo.walk(starts[0], SortMode.TOPOLOGICAL | SortMode.TIME)
         for s in starts[1:]:
             walker.push(s)
-        for i, c in enumerate(walker):
-            if max_count is not None and i >= max_count:
-                return
-            yield c
+        try:
+            for i, c in enumerate(walker):
+                if max_count is not None and i >= max_count:
+                    return
+                yield c
+        except (KeyError, pygit2.GitError) as e:  # a commit object is gone
+            raise TxgitError(f"the history is damaged: {_one_line(e)}; run `txgit fsck`") from e
 
     # -- reading states --------------------------------------------------------
     def read_state(self, commit: pygit2.Commit, *, groups: bool = True) -> State:
@@ -171,22 +205,191 @@ class History:
         return self._states[(commit_id, groups)]
 
     def _read_state(self, commit: pygit2.Commit, groups: bool) -> State:
-        tree = commit.tree
+        problems: list[str] = []
+        state = self._parse_state(commit, groups, problems, first_only=True)
+        if problems:
+            raise TxgitError(f"commit {str(commit.id)[:8]} holds a malformed state record: {problems[0]}"
+                             " (run `txgit fsck`)")
+        return state
+
+    def _parse_state(self, commit: pygit2.Commit, groups: bool, problems: list[str], *,
+                     first_only: bool = False) -> State:
+        """Parse a commit's tree, appending what is wrong with it to ``problems``.
+
+        Trees may come from a fetched repository, so nothing in them is trusted:
+        entry kinds, names (variables must be identifiers, groups blake3 hashes)
+        and record fields are all checked.
+        """
         variables: dict[str, VarRecord] = {}
         group_records: dict[str, GroupRecord] = {}
         meta: dict[str, Any] = {}
+
+        def blobs_of(folder: str) -> Iterator[tuple[str, bytes]]:
+            if folder not in commit.tree:
+                return
+            sub = self.repo[commit.tree[folder].id]  # KeyError when the object is gone: reported below
+            if not isinstance(sub, pygit2.Tree):
+                problems.append(f"{folder} is not a folder")
+                return
+            for entry in sub:
+                obj = self.repo[entry.id]
+                if not isinstance(obj, pygit2.Blob):
+                    problems.append(f"{folder}/{_show(entry.name)} is not a file")
+                    continue
+                yield entry.name, obj.data
+
         try:
-            if VARS in tree:
-                for entry in self.repo[tree[VARS].id]:
-                    variables[entry.name] = VarRecord.from_bytes(self.repo[entry.id].data)
-            if groups and GROUPS in tree:
-                for entry in self.repo[tree[GROUPS].id]:
-                    group_records[entry.name] = GroupRecord.from_bytes(self.repo[entry.id].data)
-            if META in tree:
-                meta = json.loads(self.repo[tree[META].id].data)
-        except (ValueError, KeyError, TypeError) as e:
-            raise TxgitError(f"commit {str(commit.id)[:8]} holds a malformed state record: {e}") from e
+            for name, data in blobs_of(VARS):
+                if first_only and problems:
+                    break
+                if not is_variable_name(name):
+                    problems.append(f"invalid variable name {name[:80]!r}")
+                    continue
+                try:
+                    variables[name] = VarRecord.from_bytes(data)
+                except (ValueError, TypeError, TxgitError) as e:
+                    problems.append(f"{VARS}/{_show(name)}: {_one_line(e)}")
+            if groups:
+                for gid, data in blobs_of(GROUPS):
+                    if first_only and problems:
+                        break
+                    try:
+                        record = GroupRecord.from_bytes(data)
+                    except (ValueError, TypeError, TxgitError) as e:
+                        problems.append(f"{GROUPS}/{_show(gid)}: {_one_line(e)}")
+                        continue
+                    if hash_bytes(data) != gid:
+                        problems.append(f"{GROUPS}/{_show(gid)}: its name is not the hash of its record")
+                        continue
+                    group_records[gid] = record
+                for name, rec in variables.items():
+                    if rec.kind == VALUE and rec.group not in group_records:
+                        problems.append(f"{VARS}/{_show(name)} names group {str(rec.group)[:12]}, which the commit lacks")
+                    elif rec.kind == VALUE and name not in group_records[rec.group].names:
+                        problems.append(f"{VARS}/{_show(name)}: its group {str(rec.group)[:12]} does not list it")
+            if META in commit.tree:
+                obj = self.repo[commit.tree[META].id]
+                try:
+                    meta = json.loads(obj.data) if isinstance(obj, pygit2.Blob) else None
+                except ValueError as e:
+                    problems.append(f"{META}: {_one_line(e)}")
+                    meta = {}
+                if not isinstance(meta, dict):
+                    problems.append(f"{META} is not a JSON object")
+                    meta = {}
+        except (KeyError, pygit2.GitError) as e:  # an object the tree names is not in the repository
+            problems.append(f"unreadable git object: {_one_line(e)}")
         return State(variables, group_records, meta)
+
+    def state_problems(self, commit: pygit2.Commit) -> tuple[State, list[str]]:
+        """Everything wrong with a commit's records (for fsck), and what could be read of it."""
+        problems: list[str] = []
+        return self._parse_state(commit, True, problems), problems
+
+    def reachable(self, *, reflog_since: float | None = None) -> tuple[list[pygit2.Commit], list[str]]:
+        """Every commit any ref, HEAD or reflog entry reaches (what fsck checks and gc keeps).
+
+        ``reflog_since``: ignore reflog entries older than this time (what gc is
+        about to expire). Returns the commits and the problems met on the way (a
+        ref naming a missing object); a caller that deletes things must stop on any.
+        """
+        problems: list[str] = []
+        starts: set[pygit2.Oid] = set()
+
+        def add(oid: pygit2.Oid, where: str) -> None:
+            if oid == pygit2.Oid(hex="0" * 40):
+                return
+            try:
+                starts.add(self.repo[oid].peel(pygit2.Commit).id)
+            except (KeyError, ValueError, pygit2.GitError) as e:
+                problems.append(f"{where} names {str(oid)[:8]}, which is not a readable commit ({_one_line(e)})")
+
+        names = ["HEAD", *self.repo.references]
+        for name in names:
+            try:
+                ref = self.repo.references[name].resolve()
+            except (KeyError, pygit2.GitError):
+                if name == "HEAD" and self.repo.head_is_unborn:
+                    continue
+                problems.append(f"ref {name} cannot be resolved")
+                continue
+            add(ref.target, name)
+            try:
+                for entry in self.repo.references[name].log():
+                    if reflog_since is not None and entry.committer.time < reflog_since:
+                        continue
+                    add(entry.oid_new, f"reflog of {name}")
+                    add(entry.oid_old, f"reflog of {name}")
+            except (KeyError, pygit2.GitError, ValueError) as e:
+                problems.append(f"reflog of {name} cannot be read ({_one_line(e)})")
+        # Walked by hand, not with libgit2's walker: one unreadable commit must not
+        # hide the others from fsck.
+        commits: list[pygit2.Commit] = []
+        seen: set[pygit2.Oid] = set()
+        stack = sorted(starts, key=str)
+        while stack:
+            oid = stack.pop()
+            if oid in seen:
+                continue
+            seen.add(oid)
+            try:
+                commit = self.repo[oid]
+                parents = list(commit.parent_ids)
+            except (KeyError, ValueError, pygit2.GitError) as e:
+                problems.append(f"commit {str(oid)[:8]} cannot be read ({_one_line(e)})")
+                continue
+            commits.append(commit)
+            stack.extend(parents)
+        return commits, problems
+
+    def expire_reflogs(self, older_than_seconds: float) -> int:
+        """Drop reflog entries older than this (as ``git reflog expire`` does); returns how many.
+
+        Their commits stop being reachable unless a ref still leads to them, so
+        gc may then collect their blobs. Each log is rewritten to a temp file and
+        renamed over the old one. Call under the workspace lock.
+        """
+        cutoff = time.time() - older_than_seconds
+        dropped = 0
+        logs = os.path.join(self.repo.path, "logs")
+        for dirpath, _, files in os.walk(logs):
+            for f in files:
+                if f.endswith(".lock") or f.startswith(".tmp-"):
+                    continue
+                path = os.path.join(dirpath, f)
+                with open(path, "rb") as fh:
+                    lines = fh.readlines()
+                keep = [line for line in lines if _reflog_time(line) >= cutoff]
+                if len(keep) == len(lines):
+                    continue
+                tmp = os.path.join(dirpath, f".tmp-{f}-{os.getpid()}")
+                with open(tmp, "wb") as fh:
+                    fh.writelines(keep)
+                os.replace(tmp, path)
+                dropped += len(lines) - len(keep)
+        return dropped
+
+    def clear_stale_locks(self) -> list[str]:
+        """Remove git's ``*.lock`` files that a killed writer left behind.
+
+        Call only while holding the workspace lock: every txgit writer takes it
+        before touching a ref, so a lock file seen then has no living owner, and
+        left in place it would block every later commit.
+        """
+        removed = []
+        root = self.repo.path
+        for top in ("", "refs", "logs"):
+            folder = os.path.join(root, top)
+            walker = os.walk(folder) if top else [(folder, [], os.listdir(folder))]
+            for dirpath, _, files in walker:
+                for f in files:
+                    if f.endswith(".lock"):
+                        try:
+                            os.unlink(os.path.join(dirpath, f))
+                            removed.append(os.path.relpath(os.path.join(dirpath, f), root))
+                        except FileNotFoundError:
+                            pass
+        return removed
 
     def read_file(self, commit: pygit2.Commit, path: str) -> bytes | None:
         try:
@@ -265,6 +468,7 @@ class History:
         self.repo.branches.local.create(name, commit, force=force)
 
     def delete_branch(self, name: str) -> None:
+        validate_ref_name("branch", name)
         if name not in self.repo.branches.local:
             raise InvalidName(f"no branch named {name!r}")
         if name == self.current_branch():
@@ -291,6 +495,7 @@ class History:
             self.repo.references.create(ref, commit.id)
 
     def delete_tag(self, name: str) -> None:
+        validate_ref_name("tag", name)
         ref = f"refs/tags/{name}"
         if ref not in self.repo.references:
             raise InvalidName(f"no tag named {name!r}")

@@ -13,6 +13,7 @@ This module knows nothing about pickles, git or sessions.
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -31,6 +32,8 @@ _THREADED_HASH_MIN = 8 << 20
 # Listing a whole store is cheaper than one request per blob past this many.
 _LIST_INSTEAD_OF_STAT = 256
 _BATCH = 256
+_HEX = frozenset("0123456789abcdef")
+TEMP_PREFIX = ".tmp-"
 
 
 _pool: ThreadPoolExecutor | None = None
@@ -57,8 +60,9 @@ def hash_bytes(data: bytes | bytearray | memoryview) -> str:
     return blake3.blake3(data).hexdigest()
 
 
-def is_blob_name(name: str) -> bool:
-    return len(name) == HASH_LEN and all(c in "0123456789abcdef" for c in name)
+def is_blob_name(name: object) -> bool:
+    """A blake3 hex digest: the only names a store reads or writes (no path can hide in one)."""
+    return isinstance(name, str) and len(name) == HASH_LEN and _HEX.issuperset(name)
 
 
 @dataclass
@@ -98,6 +102,10 @@ class ObjectStore:
 
     # -- names ---------------------------------------------------------------
     def path(self, name: str) -> str:
+        # Names come from git trees, which a fetched repository controls: never
+        # let one become a path outside the store ("../../x").
+        if not is_blob_name(name):
+            raise BlobError(f"invalid blob name {str(name)[:80]!r}: not a blake3 hash")
         return f"{self.root}/{name[:2]}/{name[2:]}"
 
     def _name_of(self, path: str) -> str | None:
@@ -183,7 +191,7 @@ class ObjectStore:
         final = self.path(name)
         folder = os.path.dirname(final)
         os.makedirs(folder, exist_ok=True)
-        tmp = os.path.join(folder, f".tmp-{uuid.uuid4().hex}")
+        tmp = os.path.join(folder, f"{TEMP_PREFIX}{uuid.uuid4().hex}")
         try:
             with open(tmp, "wb") as f:
                 f.write(data)
@@ -199,6 +207,91 @@ class ObjectStore:
         paths = [self.path(n) for n in names]
         if paths:
             self.fs.rm(paths)
+
+    # -- maintenance (fsck, gc) ------------------------------------------------
+    def check(self, names: Iterable[str]) -> dict[str, str]:
+        """Verify blobs one by one without keeping them: name -> "missing" or "corrupt" for each bad one."""
+        bad: dict[str, str] = {}
+        for name in sorted(set(names)):
+            try:
+                if self.is_local:
+                    with open(self.path(name), "rb") as f:
+                        h = blake3.blake3()
+                        for piece in iter(lambda: f.read(1 << 22), b""):
+                            h.update(piece)
+                    ok = h.hexdigest() == name
+                else:
+                    ok = hash_bytes(self.fs.cat_file(self.path(name))) == name
+            except FileNotFoundError:
+                bad[name] = "missing"
+                continue
+            if not ok:
+                bad[name] = "corrupt"
+        return bad
+
+    def repair_from(self, names: Iterable[str], stores: Iterable[ObjectStore]) -> dict[str, str]:
+        """Replace missing or corrupt blobs with good copies from other stores (remotes, backups).
+
+        Each copy is verified before it is written; a corrupt copy is skipped and
+        the next store is tried. Returns name -> URL of the store it came from for
+        each blob repaired; the others are left as they were.
+        """
+        todo = set(names)
+        repaired: dict[str, str] = {}
+        for store in stores:
+            if not todo:
+                break
+            for name in sorted(todo - store.missing(todo)):
+                try:
+                    data = store.get(name)  # verified: a tampered copy raises
+                except BlobError:
+                    continue
+                self._replace(name, data)
+                repaired[name] = store.url
+                todo.discard(name)
+        return repaired
+
+    def _replace(self, name: str, data: bytes) -> None:
+        if self.is_local:
+            self._write_local(name, data)  # os.replace: overwrites a corrupt copy atomically
+        else:
+            self.fs.pipe({self.path(name): bytes(data)})
+        self.stats.blobs_written += 1
+        self.stats.bytes_written += len(data)
+
+    def entries(self) -> Iterable[tuple[str, float]]:
+        """(blob name, modification time) of every blob; a local store only."""
+        if not self.is_local or not os.path.isdir(self.root):
+            return
+        for fan in os.scandir(self.root):
+            if len(fan.name) != 2 or not fan.is_dir(follow_symlinks=False):
+                continue
+            for e in os.scandir(fan.path):
+                name = fan.name + e.name
+                if is_blob_name(name):
+                    try:
+                        yield name, e.stat(follow_symlinks=False).st_mtime
+                    except FileNotFoundError:  # deleted under us: nothing to collect
+                        continue
+
+    def remove_stale_temp_files(self, older_than: float) -> int:
+        """Delete temp files that writers killed mid-write left behind (older than ``older_than`` seconds)."""
+        if not self.is_local or not os.path.isdir(self.root):
+            return 0
+        cutoff = time.time() - older_than
+        removed = 0
+        for fan in os.scandir(self.root):
+            if not fan.is_dir(follow_symlinks=False):
+                continue
+            for e in os.scandir(fan.path):
+                if e.name.startswith(TEMP_PREFIX):
+                    try:
+                        if e.stat(follow_symlinks=False).st_mtime < cutoff:
+                            os.unlink(e.path)
+                            removed += 1
+                    except FileNotFoundError:
+                        continue
+        return removed
 
     # -- reads ---------------------------------------------------------------
     def get(self, name: str) -> bytes:
@@ -281,5 +374,6 @@ class StoreChain:
         if need:
             where = ", ".join([self.local.url] + [s.url for s in self.fallbacks])
             first = sorted(need)[0]
-            raise MissingBlob(f"blob {first[:12]} is missing (looked in {where})")
+            raise MissingBlob(f"blob {first[:12]} is missing (looked in {where});"
+                              " run `txgit fsck` (--repair fetches blobs from a store that has them)")
         return self.local.get_many(names)

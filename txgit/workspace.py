@@ -19,11 +19,11 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pygit2
 
@@ -52,7 +52,12 @@ from txgit.state import (
 from txgit.state.summary import type_name
 from txgit.storage import ObjectStore
 
+if TYPE_CHECKING:
+    from txgit.integrity import FsckReport, GcReport
+
 TXGIT_DIR = ".txgit"
+# gc leaves blobs younger than this alone: see txgit.integrity for why
+GC_GRACE_SECONDS = 3600.0
 
 
 @dataclass
@@ -197,10 +202,15 @@ class Workspace:
 
     @contextmanager
     def lock(self) -> Iterator[None]:
-        """One writer at a time in this workspace; the OS drops the lock if we are killed."""
+        """One writer at a time in this workspace; the OS drops the lock if we are killed.
+
+        Every write (commit, checkout, refs, gc) runs under it, so git ``*.lock``
+        files found once it is held were left by a killed writer: they are removed.
+        """
         with open(self.dir / "lock", "a") as f:
             fcntl.flock(f, fcntl.LOCK_EX)
             try:
+                self.history.clear_stale_locks()
                 yield
             finally:
                 fcntl.flock(f, fcntl.LOCK_UN)
@@ -489,6 +499,28 @@ class Workspace:
     def delete_tag(self, name: str) -> None:
         with self.lock():
             self.history.delete_tag(name)
+
+    # -- maintenance ---------------------------------------------------------------------
+    def fsck(self, *, repair: bool = False, stores: Iterable[ObjectStore] | None = None) -> FsckReport:
+        """Check every commit reachable from a ref or reflog: records parse, blobs exist and verify.
+
+        ``repair``: replace missing or corrupt blobs with verified copies from
+        ``stores`` (default: this workspace's remote stores). See :mod:`txgit.integrity`.
+        """
+        from txgit.integrity import fsck
+
+        return fsck(self, repair=repair, stores=stores)
+
+    def gc(self, *, grace_seconds: float = GC_GRACE_SECONDS, reflog_days: float = 30.0,
+           dry_run: bool = False) -> GcReport:
+        """Delete local blobs that no ref, HEAD or reflog entry reaches. See :mod:`txgit.integrity`.
+
+        Reflog entries older than ``reflog_days`` are expired first; blobs
+        younger than ``grace_seconds`` are kept.
+        """
+        from txgit.integrity import gc
+
+        return gc(self, grace_seconds=grace_seconds, reflog_days=reflog_days, dry_run=dry_run)
 
     def _resolve_for_ref(self, rev: str) -> pygit2.Commit:
         if rev == "HEAD" and self.history.head_commit() is None:

@@ -30,7 +30,7 @@ import xxhash
 from txgit.errors import RestoreError
 from txgit.state import pickling
 from txgit.state.summary import describe, type_name
-from txgit.storage import hash_bytes, shared_pool
+from txgit.storage import hash_bytes, is_blob_name, shared_pool
 
 CHUNK_SIZE = 1 << 20
 # Streams from this size on are looked up in a StreamCache before being cut and hashed.
@@ -42,11 +42,19 @@ VALUE = "value"
 MODULE = "module"
 UNPICKLABLE = "unpicklable"
 NAMESPACE = "namespace"  # the variable is the namespace itself (g = globals())
+KINDS = frozenset({VALUE, MODULE, UNPICKLABLE, NAMESPACE})
+
+
+# git (libgit2) cannot read back a tree entry name over 65535 bytes: a longer variable
+# name would make a commit that no later process can open. 1024 characters of any
+# script stay far below that.
+MAX_NAME_LENGTH = 1024
 
 
 def is_variable_name(name: object) -> bool:
-    """Names that are committed: identifiers, but not dunders (``__name__``, ``__builtins__``…)."""
-    return isinstance(name, str) and name.isidentifier() and not (name.startswith("__") and name.endswith("__"))
+    """Names that are committed: identifiers up to MAX_NAME_LENGTH, but not dunders (``__name__``…)."""
+    return (isinstance(name, str) and len(name) <= MAX_NAME_LENGTH and name.isidentifier()
+            and not (name.startswith("__") and name.endswith("__")))
 
 
 @dataclass
@@ -74,7 +82,18 @@ class VarRecord:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> VarRecord:
+        """Parse a pointer file; ValueError when it is not one (it may come from a fetched repository)."""
         d = json.loads(data)
+        if not isinstance(d, dict):
+            raise ValueError("a variable record must be a JSON object")
+        if d.get("kind") not in KINDS:
+            raise ValueError(f"unknown variable kind {str(d.get('kind'))[:40]!r}")
+        for key, types_ in (("type", str), ("summary", str), ("size", int), ("group", str), ("module", str),
+                            ("reason", str), ("details", dict)):
+            if d.get(key) is not None and not isinstance(d[key], types_):
+                raise ValueError(f"field {key!r} has the wrong type")
+        if d["kind"] == VALUE and not is_blob_name(d.get("group")):
+            raise ValueError("a value's group is not a blake3 hash")
         return cls(**{k: d.get(k) for k in ("kind", "type", "summary", "size", "group", "module", "reason")},
                    details=d.get("details") or {}, raw=bytes(data))
 
@@ -116,9 +135,22 @@ class GroupRecord:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> GroupRecord:
+        """Parse a group record; ValueError when it is not one (it may come from a fetched repository)."""
         d = json.loads(data)
+        if not isinstance(d, dict):
+            raise ValueError("a group record must be a JSON object")
         if d.get("format") != FORMAT:
-            raise RestoreError(f"unknown state format {d.get('format')!r}")
+            raise RestoreError(f"unknown state format {str(d.get('format'))[:40]!r}")
+        names, streams = d.get("names"), d.get("streams")
+        if not isinstance(names, list) or not names or not all(is_variable_name(n) for n in names):
+            raise ValueError("a group's names must be a non-empty list of variable names")
+        if not isinstance(streams, list) or not streams:
+            raise ValueError("a group must have at least one stream")
+        for st in streams:
+            if (not isinstance(st, dict) or not isinstance(st.get("size"), int) or isinstance(st["size"], bool)
+                    or st["size"] < 0 or not isinstance(st.get("chunks"), list)
+                    or not all(is_blob_name(c) for c in st["chunks"])):
+                raise ValueError("a stream must have a size and a list of blake3 chunk names")
         return cls(names=list(d["names"]), streams=[StreamRecord(int(s["size"]), list(s["chunks"])) for s in d["streams"]],
                    raw=bytes(data))
 
@@ -384,6 +416,9 @@ def snapshot(namespace: Mapping[str, Any], names: Iterable[str] | None = None, *
 # -- restore --------------------------------------------------------------------
 
 def _assemble(stream: StreamRecord, blobs: Mapping[str, bytes]) -> bytearray:
+    total = sum(len(blobs[name]) for name in stream.chunks)
+    if total != stream.size:  # checked before allocating: a damaged record may claim any size
+        raise RestoreError(f"stream of {stream.size} bytes rebuilt to {total}: the group record is damaged")
     out = bytearray(stream.size)  # writable: arrays restored on it can be mutated
     pos = 0
     for name in stream.chunks:
@@ -426,6 +461,9 @@ def restore(records: Mapping[str, VarRecord], groups: Mapping[str, GroupRecord],
     out: dict[str, Any] = {}
     need = sorted({r.group for r in records.values() if r.kind == VALUE and r.group})
     if need:
+        lost = [gid for gid in need if gid not in groups]
+        if lost:
+            raise RestoreError(f"the state names group {lost[0][:12]} but does not hold it: the commit is damaged")
         blobs = fetch(sorted({c for gid in need for c in groups[gid].chunk_names()}))
         for gid in need:
             values = restore_group(groups[gid], blobs, namespace)

@@ -1,0 +1,163 @@
+"""fsck and gc: checking a workspace's history against its store, and cleaning the store.
+
+What "reachable" means here (the same for both): every commit that HEAD, any
+ref under ``refs/`` (branches, tags, remote-tracking refs) or any reflog entry
+leads to. A blob is reachable when a group record of such a commit names it.
+
+**fsck** walks all of them: every pointer file and group record must parse and
+agree with each other, every blob they name must exist and hash to its name.
+Problems are reported one per line, each naming the blob or record. With
+``repair`` a missing or corrupt blob is replaced by a verified copy from other
+object stores (:meth:`txgit.storage.ObjectStore.repair_from`): by default the
+stores of this workspace's remotes (``Workspace.blobs.fallbacks``).
+
+**gc** deletes local blobs that nothing reachable names. It is safe against a
+concurrent commit because it holds the workspace lock for its whole run, and a
+commit holds the same lock from reading HEAD until its ref has moved: a blob
+written by a commit in flight is either named by a ref by the time gc looks,
+or gc runs before the commit starts writing. Reflog entries keep their commits
+(a way back after a mistake) until gc expires them, after ``reflog_days``. A lock was chosen over a grace
+period alone because it is exact (no clock, no guess at how long a commit can
+take). As a second line of defence for writers that do not take the lock
+(another tool writing into ``.txgit/objects``), blobs younger than a grace
+period (1 hour by default) are kept too. gc refuses to delete anything when any
+ref, reflog or record cannot be read, since it could not know what they name.
+
+This module stands beside :mod:`txgit.workspace`: it uses history and storage,
+and nothing above them.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from txgit.errors import TxgitError
+from txgit.storage import ObjectStore
+
+if TYPE_CHECKING:
+    from txgit.workspace import Workspace
+
+
+@dataclass
+class FsckReport:
+    """What fsck checked and found: ``problems`` are one line each; empty means all is well."""
+
+    commits: int = 0
+    blobs: int = 0
+    problems: list[str] = field(default_factory=list)
+    repaired: dict[str, str] = field(default_factory=dict)  # blob name -> store URL it came from
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+@dataclass
+class GcReport:
+    """What gc kept and deleted."""
+
+    reachable: int = 0
+    deleted: list[str] = field(default_factory=list)
+    bytes_freed: int = 0
+    kept_young: int = 0  # unreachable, but inside the grace period
+    temp_files_removed: int = 0
+    reflog_entries_expired: int = 0
+    dry_run: bool = False
+
+
+@dataclass
+class _Use:
+    """Where a blob is used, for messages: the first commit and variables met."""
+
+    commit: str
+    names: list[str]
+    more_commits: int = 0
+
+
+def _uses(ws: Workspace, reflog_since: float | None = None) -> tuple[int, dict[str, _Use], list[str]]:
+    """Reachable commits' count, blob name -> first use, and record problems."""
+    commits, problems = ws.history.reachable(reflog_since=reflog_since)
+    uses: dict[str, _Use] = {}
+    seen_groups: set[str] = set()
+    for commit in commits:
+        state, found = ws.history.state_problems(commit)
+        short = str(commit.id)[:8]
+        problems.extend(f"commit {short}: {p}" for p in found)
+        for gid, record in state.groups.items():
+            if gid in seen_groups:
+                for name in record.chunk_names():
+                    uses[name].more_commits += 1
+                continue
+            seen_groups.add(gid)
+            for name in record.chunk_names():
+                use = uses.setdefault(name, _Use(short, list(record.names)))
+                if use.commit != short:
+                    use.more_commits += 1
+    return len(commits), uses, problems
+
+
+def _where(use: _Use) -> str:
+    names = ", ".join(use.names[:3]) + (" …" if len(use.names) > 3 else "")
+    more = f" and {use.more_commits} more" if use.more_commits else ""
+    return f"{names} in commit {use.commit}{more}"
+
+
+def fsck(ws: Workspace, *, repair: bool = False, stores: Iterable[ObjectStore] | None = None) -> FsckReport:
+    """Check (and with ``repair``, mend) every reachable commit of ``ws``. Reads every blob once."""
+    report = FsckReport()
+    report.commits, uses, report.problems = _uses(ws)
+    report.blobs = len(uses)
+    bad = ws.store.check(uses)
+    if repair and bad:
+        sources = list(ws.blobs.fallbacks if stores is None else stores)
+        with ws.lock():  # the repaired copy must not race a gc
+            report.repaired = ws.store.repair_from(bad, sources)
+        for name in report.repaired:
+            del bad[name]
+    for name in sorted(bad):
+        hint = " (no store had a good copy)" if repair else ""
+        report.problems.append(f"{bad[name]} blob {name} ({_where(uses[name])}){hint}")
+    return report
+
+
+def gc(ws: Workspace, *, grace_seconds: float = 3600.0, reflog_days: float = 30.0,
+       dry_run: bool = False) -> GcReport:
+    """Delete local blobs no reachable commit names (and temp files of killed writers).
+
+    Reflog entries older than ``reflog_days`` are dropped first (git's default
+    for unreachable entries is 30 days too). Blobs modified less than
+    ``grace_seconds`` ago are kept. Nothing is deleted when the history cannot
+    be read in full.
+    """
+    report = GcReport(dry_run=dry_run)
+    with ws.lock():
+        since = time.time() - reflog_days * 86400
+        _, uses, problems = _uses(ws, reflog_since=since)
+        if problems:
+            raise TxgitError(f"gc deleted nothing: {problems[0]} (run `txgit fsck`)")
+        report.reachable = len(uses)
+        if not dry_run:  # before any blob goes: a kill between the two leaves only garbage
+            report.reflog_entries_expired = ws.history.expire_reflogs(time.time() - since)
+        cutoff = time.time() - grace_seconds
+        for name, mtime in list(ws.store.entries()):
+            if name in uses:
+                continue
+            if mtime >= cutoff:
+                report.kept_young += 1
+                continue
+            path = ws.store.path(name)
+            try:
+                size = os.stat(path).st_size
+                if not dry_run:
+                    os.unlink(path)
+            except FileNotFoundError:
+                continue
+            report.deleted.append(name)
+            report.bytes_freed += size
+        if not dry_run:
+            report.temp_files_removed = ws.store.remove_stale_temp_files(grace_seconds)
+    return report
