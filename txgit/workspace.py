@@ -42,6 +42,7 @@ from txgit.state import (
     MODULE,
     NAMESPACE,
     UNPICKLABLE,
+    RestoredGroups,
     VALUE,
     StreamCache,
     VarRecord,
@@ -179,6 +180,8 @@ class Workspace:
         self.blobs = RemoteChain(self.store, self.remotes)  # blobs the cache lacks come from remotes
         # streams this workspace stored, by fast fingerprint: unchanged bytes are not hashed again
         self.stream_cache = StreamCache()
+        # what values restored into a namespace pickle to: a value only read is not a change
+        self.restored_groups = RestoredGroups()
 
     # -- lifecycle ---------------------------------------------------------------
     @classmethod
@@ -274,8 +277,10 @@ class Workspace:
                         redo |= by_group[rec.group] & live
                 kept = {n: r for n, r in head.variables.items() if n in live and n not in redo and n not in names}
             snap = snapshot(namespace, sorted(redo), cache=self.stream_cache)
+            self.restored_groups.apply(snap)
             if snap.reused and self.store.missing(snap.reused):  # the store lost chunks (gc, by hand)
                 self.stream_cache.clear()
+                self.restored_groups.clear()
                 snap = snapshot(namespace, sorted(redo))
             serialized = time.perf_counter()
             before = (self.store.stats.bytes_written, self.store.stats.blobs_written)
@@ -315,7 +320,19 @@ class Workspace:
 
     # -- status / diff -----------------------------------------------------------------
     def _live_records(self, namespace: Mapping[str, Any]) -> dict[str, VarRecord]:
-        return snapshot(namespace).variables
+        snap = snapshot(namespace)
+        self.restored_groups.apply(snap)
+        return snap.variables
+
+    def remember_restored(self, namespace: Mapping[str, Any], values: Mapping[str, Any], state: State,
+                          fingerprints: Mapping[Any, list[str]] | None = None) -> None:
+        """``values`` were just restored from ``state`` into ``namespace``: learn how they pickle now,
+        so that committing them unchanged records the groups they came from (see RestoredGroups)."""
+        if fingerprints:
+            chunks = {c for names in fingerprints.values() for c in names}
+            if not self.store.missing(chunks):  # the cache may only name chunks the store holds
+                self.stream_cache.update(dict(fingerprints))
+        self.restored_groups.note(namespace, values, state.variables, state.groups, self.stream_cache)
 
     def status(self, namespace: Mapping[str, Any] | None = None) -> StatusReport:
         """How ``namespace`` differs from HEAD (nothing is written)."""
@@ -409,11 +426,13 @@ class Workspace:
         want = self.history.read_state(target)
         if known is None:
             current = snapshot(namespace)
+            self.restored_groups.apply(current)
             have_groups = set(current.groups)
         else:
             base = self.history.read_state(self.history.resolve(known), groups=False).variables
             present = set(_variable_names(namespace))
             current = snapshot(namespace, present - set(base))  # names the known commit lacks
+            self.restored_groups.apply(current)
             current.variables.update({n: r for n, r in base.items() if n in present})
             have_groups = set(current.groups) | {r.group for r in current.variables.values() if r.group}
         if not force:
@@ -443,7 +462,8 @@ class Workspace:
             elif rec.kind == VALUE:
                 result.kept.append(name)
         before = (self.store.stats.bytes_read, self.store.stats.blobs_read)
-        values = restore(to_load, want.groups, self.blobs.get_many, namespace)  # may raise: nothing changed yet
+        fingerprints: dict[Any, list[str]] = {}
+        values = restore(to_load, want.groups, self.blobs.get_many, namespace, fingerprints)  # may raise: nothing changed yet
         result.bytes_read = self.store.stats.bytes_read - before[0]
         result.blobs_read = self.store.stats.blobs_read - before[1]
         for name in sorted(_variable_names(namespace)):
@@ -452,6 +472,7 @@ class Workspace:
                 if name not in want.variables:
                     result.removed.append(name)
         namespace.update(values)
+        self.remember_restored(namespace, values, want, fingerprints)
         result.loaded = sorted(values)
         result.kept.sort()
 

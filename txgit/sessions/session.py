@@ -253,8 +253,11 @@ class NamespaceSession:
         groups = {state.variables[n].group for n in changed if state.variables[n].group}
         changed |= {n for n, r in state.variables.items() if r.group in groups}
         records = {n: state.variables[n] for n in changed}
-        values = restore(records, state.groups, self.workspace.blobs.get_many, self.namespace)
+        fingerprints: dict[Any, list[str]] = {}
+        values = restore(records, state.groups, self.workspace.blobs.get_many, self.namespace, fingerprints)
         self.namespace.update(values)
+        with self._without_hidden():
+            self.workspace.remember_restored(self.namespace, values, state, fingerprints)
         out.restored = sorted(values)
         out.removed.sort()
         self._remember_sharing(set(values))

@@ -229,6 +229,71 @@ class Snapshot:
         return sum(g.nbytes for g in self.groups.values())
 
 
+class RestoredGroups:
+    """Serializations of restored values -> the committed group they were restored from.
+
+    Pickling a value restored from group G rarely gives G's bytes again:
+    unpickling interns some strings and not others, so pickle's memo sees
+    other identities and the skeleton differs although the value is equal.
+    Right after a restore the session pickles the restored values once
+    (:meth:`note`); later, a snapshot that produces exactly those bytes again
+    (the value was only read) is mapped back to G (:meth:`apply`), so an
+    unchanged value is recorded as unchanged. A real mutation pickles to other
+    bytes, misses the map and is recorded as a change. The map is keyed by
+    content (the group id hashes every chunk name), so it never goes stale.
+    """
+
+    def __init__(self, limit: int = 4096) -> None:
+        self.limit = limit
+        self._map: OrderedDict[str, tuple[GroupRecord, dict[str, VarRecord]]] = OrderedDict()
+
+    def note(self, namespace: Mapping[str, Any], names: Iterable[str], records: Mapping[str, VarRecord],
+             groups: Mapping[str, GroupRecord], cache: StreamCache | None = None) -> None:
+        """``names`` of ``namespace`` were just restored from ``records``/``groups``: learn their bytes."""
+        names = [n for n in names if n in records and records[n].kind == VALUE]
+        if not names:
+            return
+        snap = snapshot(namespace, names, cache=cache)
+        for gid, rec in snap.groups.items():
+            committed = {records[n].group for n in rec.names if n in records}
+            if len(committed) != 1:
+                continue
+            cid = committed.pop()
+            old = groups.get(cid)
+            if old is None or gid == cid or sorted(old.names) != sorted(rec.names):
+                continue
+            self._map[gid] = (old, {n: records[n] for n in rec.names})
+            self._map.move_to_end(gid)
+        while len(self._map) > self.limit:
+            self._map.popitem(last=False)
+
+    def apply(self, snap: Snapshot) -> None:
+        """Replace groups of ``snap`` that are known re-serializations by the committed ones."""
+        if not self._map:
+            return
+        hits = {gid: self._map[gid] for gid in snap.groups if gid in self._map}
+        if not hits:
+            return
+        for gid, (old, records) in hits.items():
+            del snap.groups[gid]
+            snap.groups[old.id] = old
+            snap.reused.update(old.chunk_names())
+            for n in old.names:
+                snap.variables[n] = records[n]
+        # chunks only the replaced serializations had are not stored (nor cached as stored)
+        needed = {c for g in snap.groups.values() for c in g.chunk_names()}
+        for c in [c for c in snap.chunks if c not in needed]:
+            del snap.chunks[c]
+        snap.fingerprints = {k: v for k, v in snap.fingerprints.items() if needed.issuperset(v)}
+        snap.reused &= needed
+
+    def clear(self) -> None:
+        self._map.clear()
+
+    def __len__(self) -> int:
+        return len(self._map)
+
+
 # -- identity: which objects make two variables one group -----------------------
 
 _ATOMS = frozenset({str, bytes, int, float, complex, bool, type(None), range, slice, type(Ellipsis)})
@@ -430,13 +495,20 @@ def _assemble(stream: StreamRecord, blobs: Mapping[str, bytes]) -> bytearray:
     return out
 
 
-def restore_group(record: GroupRecord, blobs: Mapping[str, bytes], namespace: dict[str, Any] | None) -> dict[str, Any]:
+def restore_group(record: GroupRecord, blobs: Mapping[str, bytes], namespace: dict[str, Any] | None,
+                  fingerprints: dict[Fingerprint, list[str]] | None = None) -> dict[str, Any]:
     """Rebuild a group's variables from its (already verified) chunks.
 
-    Session functions in it get ``namespace`` as their globals.
+    Session functions in it get ``namespace`` as their globals. ``fingerprints``
+    collects the fingerprints of the large buffers rebuilt (for a StreamCache):
+    the restored arrays then need no blake3 pass when they are committed again.
     """
     skeleton = bytes(_assemble(record.streams[0], blobs))
     buffers = [_assemble(s, blobs) for s in record.streams[1:]]
+    if fingerprints is not None:
+        for stream, buf in zip(record.streams[1:], buffers):
+            if len(buf) >= FINGERPRINT_MIN:
+                fingerprints[fingerprint_stream(memoryview(buf))] = list(stream.chunks)
     try:
         value = pickling.loads(skeleton, buffers, namespace)
     except ModuleNotFoundError as e:
@@ -456,8 +528,11 @@ def import_module_for(name: str, record: VarRecord) -> types.ModuleType:
 
 
 def restore(records: Mapping[str, VarRecord], groups: Mapping[str, GroupRecord],
-            fetch: Callable[[list[str]], Mapping[str, bytes]], namespace: dict[str, Any]) -> dict[str, Any]:
-    """Rebuild the named variables (values, modules) as a dict; unpicklable ones are left out."""
+            fetch: Callable[[list[str]], Mapping[str, bytes]], namespace: dict[str, Any],
+            fingerprints: dict[Fingerprint, list[str]] | None = None) -> dict[str, Any]:
+    """Rebuild the named variables (values, modules) as a dict; unpicklable ones are left out.
+
+    ``fingerprints``: see :func:`restore_group`."""
     out: dict[str, Any] = {}
     need = sorted({r.group for r in records.values() if r.kind == VALUE and r.group})
     if need:
@@ -466,7 +541,7 @@ def restore(records: Mapping[str, VarRecord], groups: Mapping[str, GroupRecord],
             raise RestoreError(f"the state names group {lost[0][:12]} but does not hold it: the commit is damaged")
         blobs = fetch(sorted({c for gid in need for c in groups[gid].chunk_names()}))
         for gid in need:
-            values = restore_group(groups[gid], blobs, namespace)
+            values = restore_group(groups[gid], blobs, namespace, fingerprints)
             out.update({k: v for k, v in values.items() if k in records})
     for name, rec in records.items():
         if rec.kind == MODULE:
