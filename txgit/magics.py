@@ -95,6 +95,7 @@ class TxgitMagics(Magics):
     def _dispatch(self, args: list[str]) -> None:
         ext = kernel_side.attach(self.shell)
         s = ext.session
+        s.flush()  # every verb sees the last cell's commit
         if not args or args[0] in ("help", "-h", "--help"):
             print(USAGE.format(auto="on" if s.auto else "off", atomic="on" if s.atomic else "off"))
             return

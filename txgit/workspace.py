@@ -42,8 +42,9 @@ from txgit.state import (
     MODULE,
     NAMESPACE,
     UNPICKLABLE,
-    RestoredGroups,
     VALUE,
+    RestoredGroups,
+    Snapshot,
     StreamCache,
     VarRecord,
     is_variable_name,
@@ -75,6 +76,50 @@ class CommitResult:
     seconds: float
     # ids of the mutable objects each serialized variable reaches (sessions keep them for alias checks)
     shared: dict[str, set[int]] = field(default_factory=dict, repr=False)
+
+
+@dataclass
+class PreparedCommit:
+    """A commit serialized but not yet written (see :meth:`Workspace.prepare_commit`)."""
+
+    snap: Snapshot
+    head: State | None
+    kept: dict[str, VarRecord]
+    redo: set[str]
+    message: str
+    files: dict[str, bytes]
+    meta: dict[str, Any]
+    serialize_seconds: float
+
+    def own_chunks(self) -> int:
+        """Copy the chunk bytes still borrowed from live (mutable) objects; returns bytes copied.
+
+        After this the namespace may change freely while the commit is written.
+        """
+        copied = 0
+        for name, data in self.snap.chunks.items():
+            if not isinstance(data.obj, bytes):  # slices of a pickle's bytes are immutable already
+                self.snap.chunks[name] = memoryview(bytes(data))
+                copied += len(data)
+        return copied
+
+
+class WorkspaceLock:
+    """The workspace's writer lock, held until :meth:`release` (from any thread)."""
+
+    def __init__(self, workspace: Workspace) -> None:
+        self._file = open(workspace.dir / "lock", "a")
+        try:
+            fcntl.flock(self._file, fcntl.LOCK_EX)
+            workspace.history.clear_stale_locks()
+        except BaseException:
+            self._file.close()
+            raise
+
+    def release(self) -> None:
+        if not self._file.closed:
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+            self._file.close()
 
 
 @dataclass
@@ -210,13 +255,26 @@ class Workspace:
         Every write (commit, checkout, refs, gc) runs under it, so git ``*.lock``
         files found once it is held were left by a killed writer: they are removed.
         """
+        held = WorkspaceLock(self)
+        try:
+            yield
+        finally:
+            held.release()
+
+    def hold_lock(self) -> WorkspaceLock:
+        """Take the writer lock and return it: a session hands it to its background writer."""
+        return WorkspaceLock(self)
+
+    def settle(self) -> None:
+        """Wait until no writer (a kernel's background commit, another process) holds the lock.
+
+        A kernel writes each cell's commit in a background thread, holding
+        the lock from the moment the cell's state is serialized until the
+        commit is written: after this returns, that commit is in history.
+        """
         with open(self.dir / "lock", "a") as f:
-            fcntl.flock(f, fcntl.LOCK_EX)
-            try:
-                self.history.clear_stale_locks()
-                yield
-            finally:
-                fcntl.flock(f, fcntl.LOCK_UN)
+            fcntl.flock(f, fcntl.LOCK_SH)
+            fcntl.flock(f, fcntl.LOCK_UN)
 
     # -- HEAD ----------------------------------------------------------------------
     @property
@@ -258,54 +316,76 @@ class Workspace:
         serialized (unchanged data is still never written twice).
         ``files``: extra files for the tree (``code/…``); ``meta``: extra meta.
         """
-        started = time.perf_counter()
         with self.lock():
-            head = self._head_state()
-            live = _variable_names(namespace)
-            if names is None or head is None:
-                redo = live
-                kept: dict[str, VarRecord] = {}
-            else:
-                redo = {n for n in names if n in live} | (live - set(head.variables))
-                by_group: dict[str, set[str]] = {}
-                for n, r in head.variables.items():
-                    if r.group:
-                        by_group.setdefault(r.group, set()).add(n)
-                for n in list(redo):
-                    rec = head.variables.get(n)
-                    if rec is not None and rec.group:
-                        redo |= by_group[rec.group] & live
-                kept = {n: r for n, r in head.variables.items() if n in live and n not in redo and n not in names}
-            snap = snapshot(namespace, sorted(redo), cache=self.stream_cache)
-            self.restored_groups.apply(snap)
-            if snap.reused and self.store.missing(snap.reused):  # the store lost chunks (gc, by hand)
-                self.stream_cache.clear()
-                self.restored_groups.clear()
-                snap = snapshot(namespace, sorted(redo))
-            serialized = time.perf_counter()
-            before = (self.store.stats.bytes_written, self.store.stats.blobs_written)
-            self.store.put_named(snap.chunks, check=False)
-            self.stream_cache.update(snap.fingerprints)  # only now are those chunks stored
-            written = (self.store.stats.bytes_written - before[0], self.store.stats.blobs_written - before[1])
-            variables = dict(kept)
-            variables.update(snap.variables)
-            groups = {r.group: head.groups[r.group] for r in kept.values() if r.group and head} if kept else {}
-            groups.update(snap.groups)
-            skipped = {n: r.reason or "" for n, r in variables.items() if r.kind == UNPICKLABLE}
-            meta_doc: dict[str, Any] = {
-                "txgit": txgit.__version__,
-                "python": platform.python_version(),
-                "platform": _platform(),
-                "packages": _package_versions(variables),
-                "serialized": sorted(redo),
-                "skipped": skipped,
-                "seconds": {"serialize": round(serialized - started, 6)},
-                "bytes": {"state": sum(g.nbytes for g in groups.values()), "written": written[0]},
-            }
-            meta_doc.update(meta or {})
-            state = State(variables, groups, meta_doc)
-            commit_id = self.history.write_state(state, message, files=files)
-            info = self.history.info(self.history.resolve(commit_id), self.history.refs_by_commit())
+            return self.finish_commit(self.prepare_commit(namespace, message, names=names, files=files, meta=meta))
+
+    def prepare_commit(
+        self,
+        namespace: Mapping[str, Any],
+        message: str = "",
+        *,
+        names: set[str] | list[str] | None = None,
+        files: Mapping[str, bytes] | None = None,
+        meta: Mapping[str, Any] | None = None,
+    ) -> PreparedCommit:
+        """The first half of :meth:`commit`: serialize what changed; nothing is written.
+
+        The caller holds the lock (:meth:`hold_lock`) until :meth:`finish_commit`
+        has run, so that HEAD cannot move in between.
+        """
+        started = time.perf_counter()
+        head = self._head_state()
+        live = _variable_names(namespace)
+        if names is None or head is None:
+            redo = live
+            kept: dict[str, VarRecord] = {}
+        else:
+            redo = {n for n in names if n in live} | (live - set(head.variables))
+            by_group: dict[str, set[str]] = {}
+            for n, r in head.variables.items():
+                if r.group:
+                    by_group.setdefault(r.group, set()).add(n)
+            for n in list(redo):
+                rec = head.variables.get(n)
+                if rec is not None and rec.group:
+                    redo |= by_group[rec.group] & live
+            kept = {n: r for n, r in head.variables.items() if n in live and n not in redo and n not in names}
+        snap = snapshot(namespace, sorted(redo), cache=self.stream_cache)
+        self.restored_groups.apply(snap)
+        if snap.reused and self.store.missing(snap.reused):  # the store lost chunks (gc, by hand)
+            self.stream_cache.clear()
+            self.restored_groups.clear()
+            snap = snapshot(namespace, sorted(redo))
+        return PreparedCommit(snap, head, kept, redo, message, dict(files or {}), dict(meta or {}),
+                              time.perf_counter() - started)
+
+    def finish_commit(self, prepared: PreparedCommit) -> CommitResult:
+        """The second half of :meth:`commit`: store the chunks, write the git commit, move HEAD."""
+        snap, head, kept, redo = prepared.snap, prepared.head, prepared.kept, prepared.redo
+        started = time.perf_counter()
+        before = (self.store.stats.bytes_written, self.store.stats.blobs_written)
+        self.store.put_named(snap.chunks, check=False)
+        self.stream_cache.update(snap.fingerprints)  # only now are those chunks stored
+        written = (self.store.stats.bytes_written - before[0], self.store.stats.blobs_written - before[1])
+        variables = dict(kept)
+        variables.update(snap.variables)
+        groups = {r.group: head.groups[r.group] for r in kept.values() if r.group and head} if kept else {}
+        groups.update(snap.groups)
+        skipped = {n: r.reason or "" for n, r in variables.items() if r.kind == UNPICKLABLE}
+        meta_doc: dict[str, Any] = {
+            "txgit": txgit.__version__,
+            "python": platform.python_version(),
+            "platform": _platform(),
+            "packages": _package_versions(variables),
+            "serialized": sorted(redo),
+            "skipped": skipped,
+            "seconds": {"serialize": round(prepared.serialize_seconds, 6)},
+            "bytes": {"state": sum(g.nbytes for g in groups.values()), "written": written[0]},
+        }
+        meta_doc.update(prepared.meta)
+        state = State(variables, groups, meta_doc)
+        commit_id = self.history.write_state(state, prepared.message, files=prepared.files)
+        info = self.history.info(self.history.resolve(commit_id), self.history.refs_by_commit())
         return CommitResult(
             info=info,
             variables=len(variables),
@@ -314,7 +394,7 @@ class Workspace:
             bytes_written=written[0],
             blobs_written=written[1],
             skipped=skipped,
-            seconds=time.perf_counter() - started,
+            seconds=prepared.serialize_seconds + time.perf_counter() - started,
             shared=snap.shared,
         )
 

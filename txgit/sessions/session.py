@@ -9,6 +9,8 @@ the code it ran, and rolls a failed cell back to the last commit.
 from __future__ import annotations
 
 import json
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, MutableMapping
 from contextlib import contextmanager
@@ -18,7 +20,7 @@ from typing import Any
 from txgit.state import UNPICKLABLE, is_variable_name, restore, snapshot
 from txgit.state.snapshot import shared_ids
 from txgit.sessions.tracking import CellChanges, CellTracker
-from txgit.workspace import CheckoutResult, CommitResult, StatusReport, Workspace
+from txgit.workspace import CheckoutResult, CommitResult, PreparedCommit, StatusReport, Workspace, WorkspaceLock
 
 
 @dataclass
@@ -91,6 +93,10 @@ class NamespaceSession:
         self.base: str | None = None
         self._tracker: CellTracker | None = None
         self._started = 0.0
+        # Auto-commits written by a background thread (see commit()); off unless the host turns it on.
+        self.background = False
+        self._writer: _Writer | None = None
+        self.last_commit: CommitResult | None = None
 
     # -- names ---------------------------------------------------------------------
     def is_variable(self, name: str) -> bool:
@@ -141,7 +147,7 @@ class NamespaceSession:
             if message is None:
                 where = label or (f"[{execution_count}]" if execution_count is not None else "")
                 message = f"cell {where}: {_first_line(self._code)}".replace("cell : ", "cell: ")
-            outcome.commit = self.commit(message, meta=meta)
+            outcome.commit = self._commit(message, meta, None, background=self.background)
         return outcome
 
     # -- commit ----------------------------------------------------------------------
@@ -163,6 +169,38 @@ class NamespaceSession:
     def commit(self, message: str = "", *, meta: dict[str, Any] | None = None,
                files: dict[str, bytes] | None = None) -> CommitResult:
         """Commit the namespace; only what changed since the last commit is serialized again."""
+        result = self._commit(message, meta, files, background=False)
+        assert result is not None
+        return result
+
+    def flush(self) -> CommitResult | None:
+        """Wait for the auto-commit being written in the background, if any; returns it (None: none,
+        or it failed, which is reported on stderr and its cells go into the next commit)."""
+        writer, self._writer = self._writer, None
+        if writer is None:
+            return None
+        writer.join()
+        if writer.error is not None:
+            print(f"txgit: auto-commit failed: {writer.error}", file=sys.stderr)
+            self.pending[:0] = writer.cells
+            self.full_next = True  # what it serialized is not in history: serialize everything next time
+            return None
+        self.base = writer.result.info.id
+        self.last_commit = writer.result
+        return writer.result
+
+    def _commit(self, message: str, meta: dict[str, Any] | None, files: dict[str, bytes] | None, *,
+                background: bool) -> CommitResult | None:
+        """Serialize now; write now, or (``background``) in a thread while the next cell runs.
+
+        The workspace lock is taken before serializing and released only once
+        the commit is written, by whichever thread writes it: no other writer
+        (process or session) can move HEAD in between, and anyone who takes
+        the lock (``Workspace.settle``, every txgit command that writes) sees
+        the commit. The next commit, checkout, rollback, status and magic wait
+        for it first (:meth:`flush`).
+        """
+        self.flush()
         names = self._hint()
         all_files = dict(files or {})
         for cell in self.pending:
@@ -178,13 +216,34 @@ class NamespaceSession:
             meta_doc["cell"] = {"execution_count": last.execution_count, "seconds": last.seconds,
                                 "reads": last.reads, "writes": last.writes, "label": last.label}
         meta_doc.update(meta or {})
-        with self._without_hidden():
-            result = self.workspace.commit(self.namespace, message, names=names, files=all_files, meta=meta_doc)
-        self._remember_sharing(None if names is None else set(result.serialized_names), result.shared)
-        self.base = result.info.id
+        lock = self.workspace.hold_lock()
+        try:
+            with self._without_hidden():
+                prepared = self.workspace.prepare_commit(self.namespace, message, names=names, files=all_files,
+                                                         meta=meta_doc)
+            if background:
+                prepared.own_chunks()  # the next cell may mutate what the chunks were borrowed from
+        except BaseException:
+            lock.release()
+            raise
+        self._remember_sharing(None if names is None else prepared.redo, prepared.snap.shared)
+        cells = list(self.pending)
         self.pending.clear()
         self.touched = set()
         self.full_next = False
+        if background:
+            self._writer = _Writer(self.workspace, prepared, lock, cells)
+            return None
+        try:
+            result = self.workspace.finish_commit(prepared)
+        except BaseException:
+            self.pending[:0] = cells
+            self.full_next = True
+            raise
+        finally:
+            lock.release()
+        self.base = result.info.id
+        self.last_commit = result
         return result
 
     def _remember_sharing(self, names: set[str] | None, known: dict[str, set[int]] | None = None) -> None:
@@ -205,6 +264,7 @@ class NamespaceSession:
         An empty namespace (a fresh kernel) or one with nothing run since its
         last commit has nothing to lose, so it is not checked for changes.
         """
+        self.flush()
         # Nothing ran since our last commit or checkout: the namespace is that state (even if
         # another session moved HEAD meanwhile), so there is nothing to lose.
         clean = not self.pending and self.touched == set() and not self.full_next and self.base is not None
@@ -220,6 +280,7 @@ class NamespaceSession:
         return result
 
     def status(self) -> StatusReport:
+        self.flush()
         with self._without_hidden():
             return self.workspace.status(self.namespace)
 
@@ -229,6 +290,7 @@ class NamespaceSession:
         Only names whose value differs from HEAD are reloaded (with their
         co-variables, so aliasing holds); names HEAD lacks are deleted.
         """
+        self.flush()
         out = RollbackResult()
         if self.base is None:
             return out
@@ -262,6 +324,31 @@ class NamespaceSession:
         out.removed.sort()
         self._remember_sharing(set(values))
         return out
+
+
+class _Writer:
+    """Writes one prepared commit in a thread, then releases the workspace lock."""
+
+    def __init__(self, workspace: Workspace, prepared: PreparedCommit, lock: WorkspaceLock,
+                 cells: list[CellRecord]) -> None:
+        self.workspace, self.prepared, self.lock, self.cells = workspace, prepared, lock, cells
+        self.result: CommitResult | None = None
+        self.error: BaseException | None = None
+        # not a daemon: an interpreter that exits normally finishes the write first
+        self.thread = threading.Thread(target=self._run, name="txgit-writer")
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.result = self.workspace.finish_commit(self.prepared)
+        except BaseException as e:  # reported by NamespaceSession.flush in the main thread
+            self.error = e
+        finally:
+            self.prepared = None  # type: ignore[assignment]  # the chunk copies can go
+            self.lock.release()
+
+    def join(self) -> None:
+        self.thread.join()
 
 
 # -- the session of a namespace -------------------------------------------------------------
