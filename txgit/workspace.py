@@ -31,6 +31,7 @@ import txgit
 from txgit.errors import (
     DirtyNamespace,
     EmptyHistory,
+    MissingBlob,
     NotAWorkspace,
     RefExists,
     UnknownVariable,
@@ -327,11 +328,13 @@ class Workspace:
         names: set[str] | list[str] | None = None,
         files: Mapping[str, bytes] | None = None,
         meta: Mapping[str, Any] | None = None,
+        defer: bool = False,
     ) -> PreparedCommit:
         """The first half of :meth:`commit`: serialize what changed; nothing is written.
 
         The caller holds the lock (:meth:`hold_lock`) until :meth:`finish_commit`
-        has run, so that HEAD cannot move in between.
+        has run, so that HEAD cannot move in between. ``defer``: large new
+        streams are copied, and cut and hashed by :meth:`finish_commit`.
         """
         started = time.perf_counter()
         head = self._head_state()
@@ -350,12 +353,13 @@ class Workspace:
                 if rec is not None and rec.group:
                     redo |= by_group[rec.group] & live
             kept = {n: r for n, r in head.variables.items() if n in live and n not in redo and n not in names}
-        snap = snapshot(namespace, sorted(redo), cache=self.stream_cache)
-        self.restored_groups.apply(snap)
+        snap = snapshot(namespace, sorted(redo), cache=self.stream_cache, defer=defer)
+        if not snap.deferred:
+            self.restored_groups.apply(snap)
         if snap.reused and self.store.missing(snap.reused):  # the store lost chunks (gc, by hand)
             self.stream_cache.clear()
             self.restored_groups.clear()
-            snap = snapshot(namespace, sorted(redo))
+            snap = snapshot(namespace, sorted(redo), defer=defer)
         return PreparedCommit(snap, head, kept, redo, message, dict(files or {}), dict(meta or {}),
                               time.perf_counter() - started)
 
@@ -363,6 +367,12 @@ class Workspace:
         """The second half of :meth:`commit`: store the chunks, write the git commit, move HEAD."""
         snap, head, kept, redo = prepared.snap, prepared.head, prepared.kept, prepared.redo
         started = time.perf_counter()
+        if snap.deferred:
+            snap.resolve()
+            if self.restored_groups.apply(snap) and self.store.missing(snap.reused):
+                self.restored_groups.clear()
+                raise MissingBlob("chunks of a restored value are missing from the object store; "
+                                 "the next commit serializes everything again")
         before = (self.store.stats.bytes_written, self.store.stats.blobs_written)
         self.store.put_named(snap.chunks, check=False)
         self.stream_cache.update(snap.fingerprints)  # only now are those chunks stored

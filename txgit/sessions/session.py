@@ -220,7 +220,7 @@ class NamespaceSession:
         try:
             with self._without_hidden():
                 prepared = self.workspace.prepare_commit(self.namespace, message, names=names, files=all_files,
-                                                         meta=meta_doc)
+                                                         meta=meta_doc, defer=background)
             if background:
                 prepared.own_chunks()  # the next cell may mutate what the chunks were borrowed from
         except BaseException:

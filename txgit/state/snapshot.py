@@ -33,8 +33,9 @@ from txgit.state.summary import describe, type_name
 from txgit.storage import hash_bytes, is_blob_name, shared_pool
 
 CHUNK_SIZE = 1 << 20
-# Streams from this size on are looked up in a StreamCache before being cut and hashed.
-FINGERPRINT_MIN = 256 * 1024
+# Streams from this size on are looked up in a StreamCache before being cut and hashed
+# (out-of-band buffers start at 64 KiB: a random forest's trees are ~180 KiB each).
+FINGERPRINT_MIN = 64 * 1024
 FORMAT = "txgit-state-1"
 
 # kinds of VarRecord
@@ -223,6 +224,25 @@ class Snapshot:
     fingerprints: dict[Fingerprint, list[str]] = field(default_factory=dict)
     # ids of the mutable objects each serialized variable reaches (see shared_ids)
     shared: dict[str, set[int]] = field(default_factory=dict)
+    # groups whose new streams are copied but not yet cut and hashed (snapshot(defer=True))
+    deferred: list[_DeferredGroup] = field(default_factory=list)
+
+    def resolve(self, pool: ThreadPoolExecutor | None = None, chunk_size: int = CHUNK_SIZE) -> None:
+        """Cut and hash the deferred streams; their groups get their ids and join ``groups``."""
+        pool = pool or shared_pool()
+        for d in self.deferred:
+            for i, data in d.copies.items():
+                rec, ch = _chunk_stream(memoryview(data), chunk_size, pool)
+                d.streams[i] = rec
+                self.chunks.update(ch)
+                if d.keys.get(i) is not None:
+                    self.fingerprints[d.keys[i]] = rec.chunks
+            record = GroupRecord(names=d.names, streams=d.streams)
+            gid = record.id
+            self.groups[gid] = record
+            for n in d.names:
+                self.variables[n].group = gid
+        self.deferred = []
 
     @property
     def nbytes(self) -> int:
@@ -267,13 +287,13 @@ class RestoredGroups:
         while len(self._map) > self.limit:
             self._map.popitem(last=False)
 
-    def apply(self, snap: Snapshot) -> None:
-        """Replace groups of ``snap`` that are known re-serializations by the committed ones."""
+    def apply(self, snap: Snapshot) -> bool:
+        """Replace groups of ``snap`` that are known re-serializations by the committed ones (True: any)."""
         if not self._map:
-            return
+            return False
         hits = {gid: self._map[gid] for gid in snap.groups if gid in self._map}
         if not hits:
-            return
+            return False
         for gid, (old, records) in hits.items():
             del snap.groups[gid]
             snap.groups[old.id] = old
@@ -286,12 +306,21 @@ class RestoredGroups:
             del snap.chunks[c]
         snap.fingerprints = {k: v for k, v in snap.fingerprints.items() if needed.issuperset(v)}
         snap.reused &= needed
+        return True
 
     def clear(self) -> None:
         self._map.clear()
 
     def __len__(self) -> int:
         return len(self._map)
+
+
+@dataclass
+class _DeferredGroup:
+    names: list[str]
+    streams: list[StreamRecord]  # placeholders at the indexes of ``copies``
+    copies: dict[int, bytes]  # stream index -> a private copy of its bytes
+    keys: dict[int, Fingerprint | None]
 
 
 # -- identity: which objects make two variables one group -----------------------
@@ -400,8 +429,11 @@ def _chunk_stream(data: memoryview, chunk_size: int, pool: ThreadPoolExecutor | 
 
 def _group_record(skeleton: bytes, buffers: list[pickle.PickleBuffer], names: list[str],
                   chunk_size: int, pool: ThreadPoolExecutor | None,
-                  cache: StreamCache | None = None, snap: Snapshot | None = None) -> tuple[GroupRecord, dict[str, memoryview]]:
+                  cache: StreamCache | None = None, snap: Snapshot | None = None,
+                  defer: bool = False) -> tuple[GroupRecord | _DeferredGroup, dict[str, memoryview]]:
     streams, chunks = [], {}
+    copies: dict[int, bytes] = {}
+    keys: dict[int, Fingerprint | None] = {}
     for data in [memoryview(skeleton)] + [b.raw() for b in buffers]:
         data = data.cast("B") if data.format != "B" else data
         key = fingerprint_stream(data) if cache is not None and len(data) >= FINGERPRINT_MIN else None
@@ -410,11 +442,18 @@ def _group_record(skeleton: bytes, buffers: list[pickle.PickleBuffer], names: li
             streams.append(StreamRecord(len(data), list(known)))
             snap.reused.update(known)
             continue
+        if defer and len(data) >= FINGERPRINT_MIN:  # copy now (a memcpy), cut and hash later
+            copies[len(streams)] = bytes(data)
+            keys[len(streams)] = key
+            streams.append(StreamRecord(len(data), []))
+            continue
         rec, ch = _chunk_stream(data, chunk_size, pool)
         streams.append(rec)
         chunks.update(ch)
         if key is not None and snap is not None:
             snap.fingerprints[key] = rec.chunks
+    if copies:
+        return _DeferredGroup(names, streams, copies, keys), chunks
     return GroupRecord(names=names, streams=streams), chunks
 
 
@@ -424,12 +463,15 @@ def _clip_reason(e: BaseException) -> str:
 
 
 def snapshot(namespace: Mapping[str, Any], names: Iterable[str] | None = None, *,
-             chunk_size: int = CHUNK_SIZE, cache: StreamCache | None = None) -> Snapshot:
+             chunk_size: int = CHUNK_SIZE, cache: StreamCache | None = None, defer: bool = False) -> Snapshot:
     """Serialize ``names`` (default: every variable) of ``namespace``.
 
     Returns records and the chunk bytes; nothing is written anywhere. With a
     ``cache``, streams it knows are not cut or hashed again: their chunk names
     land in ``Snapshot.reused`` and the caller must make sure those exist.
+    ``defer``: large new streams are only copied; their groups wait in
+    ``Snapshot.deferred`` (no group id yet) until :meth:`Snapshot.resolve`,
+    which may run in another thread while the namespace changes.
     """
     wanted = sorted(n for n in (namespace if names is None else names) if n in namespace and is_variable_name(n))
     variables: dict[str, VarRecord] = {}
@@ -469,7 +511,11 @@ def snapshot(namespace: Mapping[str, Any], names: Iterable[str] | None = None, *
             skeleton, buffers = pickled[members[0]]
         else:  # pickle the sharers together so their shared objects stay one
             skeleton, buffers = pickling.dumps({n: namespace[n] for n in members}, namespace)
-        record, ch = _group_record(skeleton, buffers, members, chunk_size, pool, cache, snap)
+        record, ch = _group_record(skeleton, buffers, members, chunk_size, pool, cache, snap, defer)
+        if isinstance(record, _DeferredGroup):
+            snap.chunks.update(ch)
+            snap.deferred.append(record)
+            continue
         gid = record.id
         snap.groups[gid] = record
         snap.chunks.update(ch)
