@@ -245,3 +245,34 @@ def test_reading_restored_values_records_no_change(tmp_path):
         assert ws.state(ws.head().id).variables["df"].group == ws.state(rev).variables["df"].group
     finally:
         kb.shutdown()
+
+
+# -- values that cannot be pickled are made again by their code ------------------------------
+
+def test_fresh_kernel_recomputes_unpicklable_values(tmp_path):
+    ws = Workspace.init(tmp_path / "ws")
+    ka = Kernel(ws.root)
+    try:
+        ka.ok("%load_ext txgit")
+        ka.ok("import sqlite3\nimport threading\npath = 'data.db'\ncon = sqlite3.connect(path)\nlock = threading.Lock()")
+        ka.ok("pair = (con, 1)")  # made from a value that is itself not saved
+        ka.ok("gen = (i * i for i in range(3))\nnext(gen)")
+        ka.ok("counter = 1")
+    finally:
+        ka.shutdown()
+    rev = ws.head().id
+    assert set(ws.state(rev).meta["skipped"]) == {"con", "lock", "pair", "gen"}
+    kb = Kernel(ws.root)
+    try:
+        kb.ok("%load_ext txgit")
+        out = checkout(kb, rev)
+        assert "recomputed by re-running the code that made them: con, gen, lock" in out, out
+        assert "not restored: pair" in out and "its code needs con" in out
+        assert silent_eval(kb, "(con.execute('select 6 * 7').fetchone()[0], path, type(lock).__name__, list(gen), counter)") == \
+            (42, "data.db", "lock", [1, 4], 1)  # the cell also ran next(gen)
+        status = kb.ok("%txgit status").stdout  # what was recomputed matches; what could not be, is missing
+        assert "removed: pair" in status and not {"con", "lock", "gen"} & set(status.split())
+        kb.ok("x = 1")
+        assert ws.state().variables["con"].details["recipe"]["code"].strip().endswith("lock = threading.Lock()")
+    finally:
+        kb.shutdown()

@@ -121,6 +121,8 @@ class TxgitMagics(Magics):
             print(f"checked out {where}: loaded {len(r.loaded)}, kept {len(r.kept)}, removed {len(r.removed)}")
             if r.loaded and len(r.loaded) <= 12:
                 print(f"  loaded: {', '.join(r.loaded)}")
+            if r.recomputed:
+                print(f"  recomputed by re-running the code that made them: {', '.join(r.recomputed)}")
             for name, why in r.not_restored.items():
                 print(f"  not restored: {name}: {why}")
         elif verb == "status":

@@ -151,6 +151,7 @@ class CheckoutResult:
     kept: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     not_restored: dict[str, str] = field(default_factory=dict)  # name -> why
+    recomputed: list[str] = field(default_factory=list)  # unpicklable, made again by their code (sessions)
     bytes_read: int = 0
     blobs_read: int = 0
 

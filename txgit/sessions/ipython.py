@@ -188,7 +188,8 @@ def remote(request: str) -> str:
         if op == "checkout":
             r = s.checkout(req["rev"], force=bool(req.get("force")), new_branch=req.get("new_branch"))
             return json.dumps({"ok": True, "commit": r.info.id, "branch": r.branch, "loaded": r.loaded,
-                               "removed": r.removed, "not_restored": r.not_restored})
+                               "removed": r.removed, "not_restored": r.not_restored,
+                               "recomputed": r.recomputed})
         if op == "status":
             st = s.status()
             return json.dumps({"ok": True, "added": st.added, "removed": st.removed, "modified": st.modified})

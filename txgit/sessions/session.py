@@ -8,6 +8,7 @@ the code it ran, and rolls a failed cell back to the last commit.
 
 from __future__ import annotations
 
+import builtins
 import json
 import sys
 import threading
@@ -17,7 +18,8 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from txgit.state import UNPICKLABLE, is_variable_name, restore, snapshot
+from txgit.state import UNPICKLABLE, VALUE, MODULE, is_variable_name, restore, snapshot
+from txgit.state.summary import type_name
 from txgit.state.snapshot import shared_ids
 from txgit.sessions.tracking import CellChanges, CellTracker
 from txgit.workspace import CheckoutResult, CommitResult, PreparedCommit, StatusReport, Workspace, WorkspaceLock
@@ -97,6 +99,9 @@ class NamespaceSession:
         self.background = False
         self._writer: _Writer | None = None
         self.last_commit: CommitResult | None = None
+        # name -> (the code that last assigned it, the names that code read): kept with values that
+        # cannot be pickled, so a checkout in a fresh kernel can make them again
+        self._made_by: dict[str, tuple[str, list[str]]] = {}
 
     # -- names ---------------------------------------------------------------------
     def is_variable(self, name: str) -> bool:
@@ -119,6 +124,7 @@ class NamespaceSession:
     def before_cell(self, code: str, *, source: str | None = None) -> None:
         """Call just before ``code`` (plain Python) runs; ``source``: what the user typed, if different."""
         self._tracker = CellTracker(self.namespace, code, self.is_variable)
+        self._python = code
         self._code = code if source is None else source
         self._started = time.perf_counter()
 
@@ -139,6 +145,8 @@ class NamespaceSession:
             outcome.rollback = self.rollback(changes.hint)
             return outcome
         self.pending.append(cell)
+        for name in changes.writes:
+            self._made_by[name] = (self._python, sorted(changes.reads - {name}))
         if changes.hint is None:
             self.touched = None
         elif self.touched is not None:
@@ -223,6 +231,7 @@ class NamespaceSession:
                                                          meta=meta_doc, defer=background)
             if background:
                 prepared.own_chunks()  # the next cell may mutate what the chunks were borrowed from
+            self._attach_recipes(prepared)
         except BaseException:
             lock.release()
             raise
@@ -245,6 +254,52 @@ class NamespaceSession:
         self.base = result.info.id
         self.last_commit = result
         return result
+
+    def _attach_recipes(self, prepared: PreparedCommit) -> None:
+        """Record, with each value that cannot be pickled, the code that made it (``details.recipe``)."""
+        head = prepared.head.variables if prepared.head is not None else {}
+        for name, rec in prepared.snap.variables.items():
+            if rec.kind != UNPICKLABLE:
+                continue
+            made = self._made_by.get(name)
+            if made is not None:
+                rec.details = {**rec.details, "recipe": {"code": made[0], "reads": made[1]}}
+            elif head.get(name) is not None and "recipe" in head[name].details:
+                rec.details = {**rec.details, "recipe": head[name].details["recipe"]}
+
+    def _recompute(self, result: CheckoutResult) -> None:
+        """Make unpicklable values of the checked-out state again by re-running the code that made
+        them, on fresh copies of its inputs (so its side effects on them are thrown away)."""
+        todo = [n for n in result.not_restored if n not in result.kept]
+        if not todo:
+            return
+        state = self.workspace.state(result.info.id)
+        for name in todo:
+            rec = state.variables[name]
+            recipe = rec.details.get("recipe")
+            if not isinstance(recipe, dict) or not isinstance(recipe.get("code"), str):
+                continue
+            reads = [r for r in recipe.get("reads", []) if isinstance(r, str) and r in state.variables]
+            # (a name the state lacks may be local to the code, e.g. a comprehension's variable:
+            # if it is not, running the code says so)
+            lost = [r for r in reads if state.variables[r].kind not in (VALUE, MODULE)]
+            if lost:
+                result.not_restored[name] += f"; not recomputed: its code needs {', '.join(sorted(lost))}"
+                continue
+            scratch: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
+            try:
+                scratch.update(restore({r: state.variables[r] for r in reads}, state.groups,
+                                       self.workspace.blobs.get_many, scratch))
+                exec(compile(recipe["code"], f"<txgit: code that made {name}>", "exec"), scratch)
+            except Exception as e:
+                result.not_restored[name] += f"; re-running its code failed: {type(e).__name__}: {e}"
+                continue
+            if name in scratch and type_name(scratch[name]) == rec.type:
+                self.namespace[name] = scratch[name]
+                del result.not_restored[name]
+                result.recomputed.append(name)
+            else:
+                result.not_restored[name] += "; re-running its code did not make it again"
 
     def _remember_sharing(self, names: set[str] | None, known: dict[str, set[int]] | None = None) -> None:
         live = self.variable_names()
@@ -276,6 +331,7 @@ class NamespaceSession:
         self.pending.clear()
         self.touched = set()
         self.full_next = False
+        self._recompute(result)
         self._remember_sharing(None)
         return result
 
