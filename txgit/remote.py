@@ -684,6 +684,16 @@ class Remotes:
         commits = self._new_commits(to_move.values(), remote_refs.values())
         names, result.bytes_state = self._blobs_of(commits)
         result.blobs_named = len(names)
+        if not force:
+            # Refs only ever name fully stored states, so the blobs of the remote's tips we know are
+            # there already: ask the storage about the rest only (one blob after a one-variable
+            # change, not a listing of the bucket). --force may re-record the storage: trust nothing.
+            for ref, tip in remote_refs.items():
+                if ref.startswith("refs/heads/") and tip in self.repo and names:
+                    try:
+                        names -= self._blobs_of([self.repo[tip].peel(pygit2.Commit)])[0]
+                    except (TxgitError, pygit2.GitError, KeyError, ValueError):
+                        continue  # not a state txgit can read: it vouches for nothing
         lacking = sorted(store.missing(names))
         if lacking:
             local = self.ws.store
