@@ -3,10 +3,12 @@
 Two states: ``small`` (1,000 small variables: about 1,000 small blobs) and
 ``large`` (one array cut into 10 chunks of 1 MiB: 10 large blobs). For each:
 the first push (blobs + refs), a second push of the unchanged state (the
-no-op: nothing uploaded), a push after changing one variable, a clone with
-every blob fetched (``eager``), and bytes uploaded vs. bytes of the state. The
-peer is what a user without txgit does: pickle the namespace and upload it as
-one object with the same s3fs (again in full after every change).
+no-op: nothing uploaded), a clone by another workspace with every blob
+fetched (``eager``), a push after changing one variable and the clone's pull
+of it into its namespace, and the bytes each step moved vs. the bytes of the
+state. The peer is what a user without txgit does: pickle the namespace and
+upload it as one object with the same s3fs (again in full after every
+change), and download + unpickle it.
 
     python benchmarks/run.py remote [--quick]
 """
@@ -50,6 +52,8 @@ def main(quick: bool = False) -> dict:
     from servers import S3_ENV, make_bucket, moto_s3
     from txgit import Workspace
 
+    import s3fs  # noqa: F401  (imported once, outside every timing)
+
     os.environ.update(S3_ENV)
     results: dict = {"rows": []}
     base = Path(tempfile.mkdtemp(prefix="txgit-bench-remote-"))
@@ -64,8 +68,18 @@ def main(quick: bool = False) -> dict:
                 ws.commit(ns, label)
                 ws.remotes.add("origin", str(base / f"{label}.git"), storage=f"s3://{bucket}/blobs",
                                storage_options=opts)
+                # Warm both clients (import, session, connection) so the timings compare transfers.
+                ws.remotes.store("origin").fs.ls(bucket)
+                fs.ls(bucket)
                 first, t_first = _timed(lambda: ws.push())
                 noop, t_noop = _timed(lambda: ws.push())
+                # B clones with every blob (the full download), then checks the state out.
+                clone, t_clone = _timed(lambda: Workspace.clone(str(base / f"{label}.git"), base / f"{label}-clone",
+                                                                storage_options=opts, eager=True))
+                clone_bytes = clone.store.stats.bytes_written
+                bns: dict = {"__name__": "__main__"}
+                clone.checkout("main", bns)
+                # A changes one variable and pushes; B pulls it into its namespace (on-demand blobs).
                 key = next(k for k in ns if not k.startswith("__"))
                 if label == "large":
                     ns[key] = ns[key].copy()
@@ -74,19 +88,22 @@ def main(quick: bool = False) -> dict:
                     ns[key] = {"id": -1}
                 ws.commit(ns, "one variable changed")
                 change, t_change = _timed(lambda: ws.push())
-                clone, t_clone = _timed(lambda: Workspace.clone(str(base / f"{label}.git"), base / f"{label}-clone",
-                                                                storage_options=opts, eager=True))
-                blobs_cloned = len(list(clone.store.names()))
+                clone.store.stats.reset()
+                pulled, t_pull = _timed(lambda: clone.pull(namespace=bns))
+                assert pulled.status == "fast-forward" and _same(bns[key], ns[key])
+                pull_bytes = clone.store.stats.bytes_written
+                # The peer: pickle the namespace and upload/download it whole, after every change too.
                 payload, t_pickle = _timed(lambda: pickle.dumps({k: v for k, v in ns.items() if k != "__name__"},
                                                                 protocol=5))
                 _, t_put = _timed(lambda: fs.pipe(f"{bucket}/peer.pkl", payload))
-                _, t_get = _timed(lambda: fs.cat(f"{bucket}/peer.pkl"))
+                _, t_get = _timed(lambda: pickle.loads(fs.cat(f"{bucket}/peer.pkl")))
                 row = {
                     "state": label, "blobs": first.blobs_uploaded, "state_bytes": first.bytes_state,
                     "push_s": round(t_first, 3), "push_bytes": first.bytes_uploaded,
                     "noop_push_s": round(t_noop, 4), "noop_push_bytes": noop.bytes_uploaded,
                     "change_push_s": round(t_change, 3), "change_push_bytes": change.bytes_uploaded,
-                    "clone_eager_s": round(t_clone, 3), "blobs_cloned": blobs_cloned,
+                    "clone_eager_s": round(t_clone, 3), "clone_bytes": clone_bytes,
+                    "pull_s": round(t_pull, 3), "pull_bytes": pull_bytes,
                     "pickle_upload_s": round(t_pickle + t_put, 3), "pickle_download_s": round(t_get, 3),
                     "pickle_bytes": len(payload),
                 }
@@ -94,18 +111,40 @@ def main(quick: bool = False) -> dict:
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
-    print(f"\n{'state':6} {'blobs':>6} {'state MB':>9} {'push s':>7} {'no-op s':>8} {'no-op B':>8} "
-          f"{'1-var push B':>13} {'clone s':>8} {'pickle up s':>12} {'pickle MB/change':>17}")
+    print(f"\n{'state':6} {'blobs':>5} {'state B':>9} {'push s':>7} {'push B':>9} {'no-op s':>8} {'no-op B':>7} "
+          f"{'1-var push s':>12} {'1-var push B':>12} {'clone s':>8} {'clone B':>9} {'pull s':>7} {'pull B':>8} "
+          f"{'pickle up s':>11} {'pickle down s':>13} {'pickle B':>9}")
     for r in results["rows"]:
-        print(f"{r['state']:6} {r['blobs']:>6} {r['state_bytes'] / 1e6:>9.2f} {r['push_s']:>7.2f} "
-              f"{r['noop_push_s']:>8.3f} {r['noop_push_bytes']:>8} {r['change_push_bytes']:>13} "
-              f"{r['clone_eager_s']:>8.2f} {r['pickle_upload_s']:>12.3f} {r['pickle_bytes'] / 1e6:>17.2f}")
+        print(f"{r['state']:6} {r['blobs']:>5} {r['state_bytes']:>9} {r['push_s']:>7.2f} {r['push_bytes']:>9} "
+              f"{r['noop_push_s']:>8.3f} {r['noop_push_bytes']:>7} {r['change_push_s']:>12.3f} "
+              f"{r['change_push_bytes']:>12} {r['clone_eager_s']:>8.2f} {r['clone_bytes']:>9} {r['pull_s']:>7.3f} "
+              f"{r['pull_bytes']:>8} {r['pickle_upload_s']:>11.3f} {r['pickle_download_s']:>13.3f} "
+              f"{r['pickle_bytes']:>9}")
+    for r in results["rows"]:
+        r["push_bytes_vs_state"] = round(r["push_bytes"] / max(r["state_bytes"], 1), 4)
         r["change_bytes_vs_pickle"] = round(r["change_push_bytes"] / max(r["pickle_bytes"], 1), 4)
-        r["noop_vs_pickle_upload"] = round(r["noop_push_s"] / max(r["pickle_upload_s"], 1e-9), 3)
-        print(f"  {r['state']}: after a one-variable change txgit uploads {r['change_bytes_vs_pickle']:.1%} of the "
-              f"bytes a pickle re-upload sends; the no-op push takes {r['noop_vs_pickle_upload']:.2f}x "
-              "the pickle re-upload's time and sends nothing")
+        r["pull_bytes_vs_pickle"] = round(r["pull_bytes"] / max(r["pickle_bytes"], 1), 4)
+        r["push_vs_pickle_upload"] = round(r["push_s"] / max(r["pickle_upload_s"], 1e-9), 1)
+        r["change_push_vs_pickle_upload"] = round(r["change_push_s"] / max(r["pickle_upload_s"], 1e-9), 2)
+        r["pull_vs_pickle_download"] = round(r["pull_s"] / max(r["pickle_download_s"], 1e-9), 2)
+        print(f"  {r['state']}: first push sends {r['push_bytes_vs_state']:.2f}x the state's bytes in "
+              f"{r['push_vs_pickle_upload']:.1f}x the pickle upload's time; the no-op push sends "
+              f"{r['noop_push_bytes']} B in {r['noop_push_s'] * 1000:.0f} ms; after a one-variable change push "
+              f"sends {r['change_bytes_vs_pickle']:.2%} and pull receives {r['pull_bytes_vs_pickle']:.2%} of the "
+              f"bytes a pickle re-upload/download moves, in {r['change_push_vs_pickle_upload']:.2f}x / "
+              f"{r['pull_vs_pickle_download']:.2f}x its time")
     return results
+
+
+def _same(a, b) -> bool:
+    try:
+        import numpy as np
+
+        if isinstance(a, np.ndarray):
+            return bool(np.array_equal(a, b))
+    except ImportError:
+        pass
+    return a == b
 
 
 if __name__ == "__main__":

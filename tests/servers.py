@@ -2,6 +2,11 @@
 
 Each is a context manager that starts the server on a free port, waits until it
 answers, and stops it on exit (also when the body fails).
+
+A server's output goes to a log file, never to a pipe nobody reads: moto
+(werkzeug) logs one line per request, and once an unread pipe's 64 KiB buffer
+is full the server blocks in write(2) and every request after about the 900th
+hangs (seen as a push of 1,000 blobs stalling inside s3fs).
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from contextlib import contextmanager
@@ -25,11 +31,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _wait_port(port: int, proc: subprocess.Popen, what: str, timeout: float = 60.0) -> None:
+def _log_file(what: str):
+    """An anonymous temporary file for a server's stdout+stderr (deleted when closed)."""
+    return tempfile.TemporaryFile(mode="w+", prefix=f"txgit-{what}-")
+
+
+def _log_tail(log) -> str:
+    log.flush()
+    log.seek(0)
+    return log.read()[-2000:]
+
+
+def _wait_port(port: int, proc: subprocess.Popen, what: str, log, timeout: float = 60.0) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with {proc.returncode}: {proc.stderr.read() if proc.stderr else ''}")
+            raise RuntimeError(f"{what} exited with {proc.returncode}: {_log_tail(log)}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 return
@@ -51,10 +68,11 @@ def _stop(proc: subprocess.Popen) -> None:
 def moto_s3() -> Iterator[str]:
     """moto's S3 server; yields its endpoint URL (credentials: any, see S3_ENV)."""
     port = free_port()
+    log = _log_file("moto")
     proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            stdout=log, stderr=subprocess.STDOUT)
     try:
-        _wait_port(port, proc, "moto server")
+        _wait_port(port, proc, "moto server", log)
         endpoint = f"http://127.0.0.1:{port}"
         deadline = time.time() + 30
         while True:  # the port opens before the app answers
@@ -68,6 +86,7 @@ def moto_s3() -> Iterator[str]:
         yield endpoint
     finally:
         _stop(proc)
+        log.close()
 
 
 def make_bucket(endpoint: str, bucket: str) -> None:
@@ -81,15 +100,17 @@ def make_bucket(endpoint: str, bucket: str) -> None:
 def git_daemon(base: Path) -> Iterator[str]:
     """`git daemon` serving the bare repositories under ``base`` (push enabled); yields git://127.0.0.1:PORT."""
     port = free_port()
+    log = _log_file("git-daemon")
     proc = subprocess.Popen(
         ["git", "daemon", "--reuseaddr", "--listen=127.0.0.1", f"--port={port}", f"--base-path={base}",
          "--export-all", "--enable=receive-pack", str(base)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        stdout=log, stderr=subprocess.STDOUT)
     try:
-        _wait_port(port, proc, "git daemon")
+        _wait_port(port, proc, "git daemon", log)
         yield f"git://127.0.0.1:{port}"
     finally:
         _stop(proc)
+        log.close()
 
 
 def init_bare(path: Path) -> Path:

@@ -257,6 +257,37 @@ def test_fetch_blobs_from_remotes_repairs_a_corrupt_local_blob(tmp_path):
     assert float(ws.load("arr")[5]) == 5.0
 
 
+def test_fsck_repair_mends_local_blobs_from_a_remotes_s3_storage(tmp_path, run_txgit, s3):
+    """A corrupted and a deleted local blob: `txgit fsck` reports both, `fsck --repair` brings verified
+    copies from the configured remote's S3 storage, and `txgit fsck` then passes."""
+    ws, _ = alice_history(tmp_path / "a")
+    a = tmp_path / "a"
+    make_bucket(s3, "fsck-repair")
+    run_txgit("remote", "add", "origin", str(tmp_path / "r.git"), "--storage", "s3://fsck-repair/blobs",
+              "--storage-option", f"endpoint_url={s3}", cwd=a, check=True)
+    run_txgit("push", "--all", cwd=a, check=True, env=S3_ENV)
+    state = ws.state("exp")
+    rotten = sorted(state.groups[state.variables["arr"].group].chunk_names())[0]
+    gone = sorted(state.groups[state.variables["config"].group].chunk_names())[0]
+    Path(ws.store.path(rotten)).write_bytes(b"bit rot")
+    Path(ws.store.path(gone)).unlink()
+
+    proc = run_txgit("fsck", cwd=a, env=S3_ENV)
+    assert proc.returncode == 1 and rotten in proc.stdout and gone in proc.stdout, proc.stdout + proc.stderr
+    assert proc.stderr.count("\n") == 1 and "2 problems" in proc.stderr and "Traceback" not in proc.stderr
+
+    proc = run_txgit("fsck", "--repair", cwd=a, env=S3_ENV)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"repaired blob {rotten} from s3://fsck-repair/blobs" in proc.stdout
+    assert f"repaired blob {gone} from s3://fsck-repair/blobs" in proc.stdout
+    assert "ok (2 repaired)" in proc.stdout
+    proc = run_txgit("fsck", cwd=a, env=S3_ENV)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith(": ok"), proc.stdout + proc.stderr
+    got = session_namespace()
+    Workspace.open(a).checkout("exp", got)
+    assert float(got["arr"][0]) == -1.0 and float(got["arr"][10]) == 10.0 and got["config"]["lr"] == 0.01
+
+
 def test_errors_are_one_line(tmp_path, run_txgit, s3):
     ws, _ = alice_history(tmp_path / "a")
     a = tmp_path / "a"

@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
+import fsspec
 import pygit2
 from pygit2.enums import FileMode, SortMode
 
@@ -71,7 +72,10 @@ DEFAULT_REMOTE = "origin"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _BATCH_BLOBS = 32  # blobs per upload/download task (chunks are <= 1 MiB)
 _WORKERS = 8  # transfers in flight for blocking backends (folders): remote stores are latency-bound
-_ASYNC_BATCH_BLOBS = 16  # blobs per call for async backends, which send them concurrently themselves
+# Blobs per call for async backends, which send a call's requests concurrently themselves:
+# enough to keep a connection pool of _S3_POOL busy, few enough to bound memory (chunks <= 1 MiB).
+_ASYNC_BATCH_BLOBS = 128
+_S3_POOL = 64  # connections per S3 client (botocore's default, 10, caps requests in flight at 10)
 _HEAD_CHECKS_UPTO = 64  # up to this many names, ask per blob (in parallel); past it, list the store once
 
 Progress = Callable[[str, int, int], None]  # (phase, bytes done, bytes total)
@@ -136,6 +140,11 @@ class RemoteStore(ObjectStore):
     """
 
     def __init__(self, url: str, **storage_options: Any) -> None:
+        if fsspec.core.split_protocol(url)[0] in ("s3", "s3a"):
+            # Many small blobs go up concurrently: a larger pool, unless the user chose one.
+            config = dict(storage_options.get("config_kwargs") or {})
+            config.setdefault("max_pool_connections", _S3_POOL)
+            storage_options = {**storage_options, "config_kwargs": config}
         try:
             super().__init__(url, **storage_options)
         except (ImportError, ValueError) as e:  # e.g. s3fs not installed, unknown protocol
@@ -568,29 +577,44 @@ class Remotes:
     def _transfer(self, names: list[str], read: Callable[[list[str]], Mapping[str, bytes]],
                   write: Callable[[Mapping[str, bytes]], int], sizes: Callable[[str], int] | None,
                   phase: str, progress: Progress | None, remote_fs: Any = None) -> tuple[int, int]:
-        """Copy blobs in batches on a thread pool; returns (blobs, bytes) written."""
-        # fsspec's async backends (s3fs, gcsfs, …) already send a batch's requests concurrently on
-        # their own event loop; driving that loop from several threads at once can hang them.
-        threads = 1 if getattr(remote_fs, "async_impl", False) else _WORKERS
-        size = _BATCH_BLOBS if threads > 1 else _ASYNC_BATCH_BLOBS
+        """Copy blobs in batches; returns (blobs, bytes) written.
+
+        Blocking backends (folders): batches on a thread pool. Async backends
+        (s3fs, gcsfs, …): each batch is one concurrent call on the backend's own
+        event loop, large enough to keep its connection pool busy, while the next
+        batch is read on another thread; one caller drives that loop, so batches
+        land in order.
+        """
+        is_async = bool(getattr(remote_fs, "async_impl", False))
+        size = _ASYNC_BATCH_BLOBS if is_async else _BATCH_BLOBS
         batches = [names[i : i + size] for i in range(0, len(names), size)]
         total = sum(sizes(n) for n in names) if sizes else 0
         done = [0, 0]
         delay = float(os.environ.get("TXGIT_DEBUG_TRANSFER_DELAY", "0") or 0)  # fault-injection tests only
 
-        def one(batch: list[str]) -> int:
-            data = read(batch)
+        def one(data: Mapping[str, bytes]) -> int:
             n = write(data)
             if delay:
                 time.sleep(delay)
             return n
 
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            for batch, n in zip(batches, pool.map(one, batches)):
-                done[0] += len(batch)
-                done[1] += n
-                if progress is not None:
-                    progress(phase, done[1], max(total, done[1]))
+        def finished(batch: list[str], n: int) -> None:
+            done[0] += len(batch)
+            done[1] += n
+            if progress is not None:
+                progress(phase, done[1], max(total, done[1]))
+
+        if is_async:
+            with ThreadPoolExecutor(max_workers=1) as reader:
+                ahead = reader.submit(read, batches[0]) if batches else None
+                for i, batch in enumerate(batches):
+                    data = ahead.result()
+                    ahead = reader.submit(read, batches[i + 1]) if i + 1 < len(batches) else None
+                    finished(batch, one(data))
+            return done[0], done[1]
+        with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
+            for batch, n in zip(batches, pool.map(lambda b: one(read(b)), batches)):
+                finished(batch, n)
         return done[0], done[1]
 
     # -- push ------------------------------------------------------------------------------------------
@@ -660,6 +684,16 @@ class Remotes:
         commits = self._new_commits(to_move.values(), remote_refs.values())
         names, result.bytes_state = self._blobs_of(commits)
         result.blobs_named = len(names)
+        if not force:
+            # Refs only ever name fully stored states, so the blobs of the remote's tips we know are
+            # there already: ask the storage about the rest only (one blob after a one-variable
+            # change, not a listing of the bucket). --force may re-record the storage: trust nothing.
+            for ref, tip in remote_refs.items():
+                if ref.startswith("refs/heads/") and tip in self.repo and names:
+                    try:
+                        names -= self._blobs_of([self.repo[tip].peel(pygit2.Commit)])[0]
+                    except (TxgitError, pygit2.GitError, KeyError, ValueError):
+                        continue  # not a state txgit can read: it vouches for nothing
         lacking = sorted(store.missing(names))
         if lacking:
             local = self.ws.store
