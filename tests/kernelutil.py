@@ -24,6 +24,7 @@ class Kernel:
     """A real ipykernel whose cwd is ``cwd``; ``run`` executes one cell and collects its output."""
 
     def __init__(self, cwd: Path, env: dict | None = None) -> None:
+        self.cwd = Path(cwd)
         self.km, self.kc = start_new_kernel(cwd=str(cwd), env={**os.environ, **(env or {})}, startup_timeout=60)
 
     @property
@@ -54,7 +55,19 @@ class Kernel:
                 break
         reply = self.kc.get_shell_msg(timeout=timeout)
         out.execution_count = reply["content"].get("execution_count")
+        self.settle()
         return out
+
+    def settle(self) -> None:
+        """Wait for the cell's auto-commit, which the kernel writes in the background holding the
+        workspace lock (as ``Workspace.settle`` does; every txgit command that writes waits alike)."""
+        import fcntl
+
+        lock = self.cwd / ".txgit" / "lock"
+        if lock.exists():
+            with open(lock, "a") as f:
+                fcntl.flock(f, fcntl.LOCK_SH)
+                fcntl.flock(f, fcntl.LOCK_UN)
 
     def ok(self, code: str, timeout: float = 120) -> CellResult:
         r = self.run(code, timeout)

@@ -211,3 +211,68 @@ def test_magic_serve_runs_in_the_background_of_the_kernel(k1, workspace, noteboo
     page = urllib.request.urlopen(url, timeout=30).read().decode()
     assert page.count('class="txgit-node"') == len(workspace.log(all_refs=True))
     assert k1.ok("1 + 1").status == "ok"  # the kernel is not blocked
+
+
+# -- reading a restored value is not a change ------------------------------------------------
+
+def test_reading_restored_values_records_no_change(tmp_path):
+    """Re-pickling a restored DataFrame/model gives other bytes (pickle's memo sees other string
+    identities); a cell that only reads it must still commit it as the group it was restored from."""
+    ws = Workspace.init(tmp_path / "ws")
+    ka = Kernel(ws.root)
+    try:
+        ka.ok("%load_ext txgit")
+        ka.ok("import numpy as np\nimport pandas as pd\nfrom sklearn.linear_model import LogisticRegression")
+        ka.ok("df = pd.DataFrame({'a': np.arange(3000.0), 'name': ['r%d' % i for i in range(3000)],\n"
+              "                   'city': ['ber', 'par'] * 1500})\n"
+              "model = LogisticRegression().fit(df[['a']], df['a'] > 1500)\nnames = {'name': df['name'].tolist()}")
+    finally:
+        ka.shutdown()
+    rev = ws.head().id
+    kb = Kernel(ws.root)
+    try:
+        kb.ok("%load_ext txgit")
+        checkout(kb, rev)
+        assert "nothing to commit" in kb.ok("%txgit status").stdout
+        kb.ok("shape = df.shape\nn = len(names['name'])\np = model.predict(df[['a']].iloc[:5])")
+        read = ws.head().id
+        assert read != rev and {"df", "model", "names"} <= set(ws.state(read).meta["serialized"])
+        diff = ws.diff(rev, read)
+        assert not diff.changed and set(diff.added) == {"shape", "n", "p"}, diff.changed
+        kb.ok("df.loc[0, 'name'] = 'changed'\nnames['name'].append('x')")  # a real change is still one
+        assert set(ws.diff(read, ws.head().id).changed) == {"df", "names"}
+        kb.ok("df.loc[0, 'name'] = 'r0'\nx = df.shape")  # and back to the restored value
+        assert ws.state(ws.head().id).variables["df"].group == ws.state(rev).variables["df"].group
+    finally:
+        kb.shutdown()
+
+
+# -- values that cannot be pickled are made again by their code ------------------------------
+
+def test_fresh_kernel_recomputes_unpicklable_values(tmp_path):
+    ws = Workspace.init(tmp_path / "ws")
+    ka = Kernel(ws.root)
+    try:
+        ka.ok("%load_ext txgit")
+        ka.ok("import sqlite3\nimport threading\npath = 'data.db'\ncon = sqlite3.connect(path)\nlock = threading.Lock()")
+        ka.ok("pair = (con, 1)")  # made from a value that is itself not saved
+        ka.ok("gen = (i * i for i in range(3))\nnext(gen)")
+        ka.ok("counter = 1")
+    finally:
+        ka.shutdown()
+    rev = ws.head().id
+    assert set(ws.state(rev).meta["skipped"]) == {"con", "lock", "pair", "gen"}
+    kb = Kernel(ws.root)
+    try:
+        kb.ok("%load_ext txgit")
+        out = checkout(kb, rev)
+        assert "recomputed by re-running the code that made them: con, gen, lock" in out, out
+        assert "not restored: pair" in out and "its code needs con" in out
+        assert silent_eval(kb, "(con.execute('select 6 * 7').fetchone()[0], path, type(lock).__name__, list(gen), counter)") == \
+            (42, "data.db", "lock", [1, 4], 1)  # the cell also ran next(gen)
+        status = kb.ok("%txgit status").stdout  # what was recomputed matches; what could not be, is missing
+        assert "removed: pair" in status and not {"con", "lock", "gen"} & set(status.split())
+        kb.ok("x = 1")
+        assert ws.state().variables["con"].details["recipe"]["code"].strip().endswith("lock = threading.Lock()")
+    finally:
+        kb.shutdown()

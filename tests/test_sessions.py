@@ -3,6 +3,7 @@ mutation must reach the commit, proven by loading the committed value back."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from conftest import session_namespace
 
@@ -146,3 +147,101 @@ def test_head_moved_by_another_session_forces_a_full_commit(sess, ws):
     out = run(sess, "b = 3")
     assert out.commit.serialized_names == ["a", "b"]  # everything: HEAD was not our last commit
     assert ws.load("a") == [1] and "zzz" not in ws.state().variables
+
+
+# -- background auto-commits (what a kernel does) ------------------------------------------------
+
+@pytest.fixture
+def bg(ws):
+    s = NamespaceSession(ws, session_namespace("import numpy as np"), kind="test")
+    s.background = True
+    return s
+
+
+def test_background_commit_is_the_state_when_the_cell_ended(bg, ws):
+    """The next cell mutates the array in place while the writer still works: the commit
+    must hold the values the cell left (its bytes were copied), and the next commit the new ones."""
+    run(bg, "big = np.arange(3_000_000, dtype=np.float64)\nsmall = [1, 2]")
+    first = run(bg, "big[::2] = -1.0\nsmall.append(3)")  # runs while the first commit may be in flight
+    assert first.commit is None  # written in the background
+    result = bg.flush()
+    assert result is not None and result.info.id == ws.head().id and bg.base == ws.head().id
+    log = ws.log()
+    import numpy as np
+
+    assert np.array_equal(ws.load("big", log[1].id), np.arange(3_000_000, dtype=np.float64))
+    assert ws.load("small", log[1].id) == [1, 2]
+    assert ws.load("big")[::2].max() == -1.0 and ws.load("small") == [1, 2, 3]
+    assert [c.summary for c in log[:2]] == ["cell: big[::2] = -1.0", "cell: big = np.arange(3_000_000, dtype=np.float64)"]
+
+
+def test_failed_background_write_is_reported_and_its_cells_go_into_the_next_commit(bg, ws, capsys):
+    import shutil
+
+    run(bg, "x = 1")
+    bg.flush()
+    objects = ws.dir / "objects"
+    moved = ws.dir / "objects-away"
+    objects.rename(moved)
+    objects.write_text("not a folder")  # every blob write fails
+    try:
+        run(bg, "y = np.ones(100_000)")
+        assert bg.flush() is None
+        assert "auto-commit failed" in capsys.readouterr().err
+        assert "y" not in ws.state().variables and bg.full_next and len(bg.pending) == 1
+    finally:
+        objects.unlink()
+        moved.rename(objects)
+    out = run(bg, "z = 2")
+    assert out.commit is None and bg.flush() is not None
+    state = ws.state()
+    assert {"x", "y", "z"} <= set(state.variables) and ws.load("y").sum() == 100_000
+    cells = [c["code"] for c in __import__("json").loads(
+        ws.history.read_file(ws.history.resolve("HEAD"), "code/cells.json"))]
+    assert cells == ["y = np.ones(100_000)", "z = 2"]
+    shutil.rmtree(moved, ignore_errors=True)
+
+
+def test_status_and_checkout_wait_for_the_background_write(bg, ws):
+    run(bg, "a = np.zeros(200_000)")
+    assert bg.status().clean and ws.head() is not None  # status flushed first
+    run(bg, "a[0] = 5")
+    first = ws.log()[-1].id
+    bg.checkout(first)
+    assert bg.namespace["a"][0] == 0 and len(ws.log(all_refs=True)) == 2
+
+
+# -- string columns: the pickle of an object array is reused only while provably unchanged --------
+
+@pytest.mark.parametrize("mutate, expect", [
+    ("names[7] = 'changed'", "changed"),                      # an element replaced in place
+    ("names[:] = names[::-1]", "r9999"),                      # all pointers moved
+    ("frame.loc[7, 'name'] = 'changed'", "changed"),          # through pandas
+])
+def test_object_array_changes_are_committed(sess, mutate, expect):
+    run(sess, "import numpy as np\nimport pandas as pd\n"
+              "names = np.array(['r%d' % i for i in range(10_000)], dtype=object)\n"
+              "frame = pd.DataFrame({'name': names.copy()})")
+    run(sess, "n = len(names) + len(frame)")  # only reads: the cached pickles are reused
+    run(sess, mutate)
+    ws = sess.workspace
+    got = ws.load("frame")["name"][7] if "frame" in mutate else ws.load("names")[0 if "::-1" in mutate else 7]
+    assert got == expect
+
+
+def test_object_array_of_mutable_elements_is_never_cached(sess):
+    run(sess, "import numpy as np\ncells = np.empty(5000, dtype=object)\nfor i in range(5000):\n    cells[i] = [i]")
+    run(sess, "cells[3].append('x')")  # same pointers, changed element
+    assert sess.workspace.load("cells")[3] == [3, "x"]
+
+
+def test_datetime_arrays_round_trip(sess):
+    run(sess, "import numpy as np\nimport pandas as pd\n"
+              "ts = pd.DataFrame({'t': pd.date_range('2024-01-01', periods=50_000, freq='min', tz='Europe/Berlin'),\n"
+              "                   'd': pd.to_timedelta(np.arange(50_000), unit='s'),\n"
+              "                   'n': pd.date_range('2024-01-01', periods=50_000, freq='s').values})\n"
+              "raw = np.arange(20_000).astype('datetime64[ns]').reshape(100, 200).T")  # F-ordered
+    ws = sess.workspace
+    back, raw = ws.load("ts"), ws.load("raw")
+    assert back.equals(sess.namespace["ts"]) and list(back.dtypes) == list(sess.namespace["ts"].dtypes)
+    assert raw.dtype == np.dtype("datetime64[ns]") and (raw == sess.namespace["raw"]).all()

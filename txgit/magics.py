@@ -95,6 +95,7 @@ class TxgitMagics(Magics):
     def _dispatch(self, args: list[str]) -> None:
         ext = kernel_side.attach(self.shell)
         s = ext.session
+        s.flush()  # every verb sees the last cell's commit
         if not args or args[0] in ("help", "-h", "--help"):
             print(USAGE.format(auto="on" if s.auto else "off", atomic="on" if s.atomic else "off"))
             return
@@ -120,6 +121,8 @@ class TxgitMagics(Magics):
             print(f"checked out {where}: loaded {len(r.loaded)}, kept {len(r.kept)}, removed {len(r.removed)}")
             if r.loaded and len(r.loaded) <= 12:
                 print(f"  loaded: {', '.join(r.loaded)}")
+            if r.recomputed:
+                print(f"  recomputed by re-running the code that made them: {', '.join(r.recomputed)}")
             for name, why in r.not_restored.items():
                 print(f"  not restored: {name}: {why}")
         elif verb == "status":

@@ -31,6 +31,7 @@ import txgit
 from txgit.errors import (
     DirtyNamespace,
     EmptyHistory,
+    MissingBlob,
     NotAWorkspace,
     RefExists,
     UnknownVariable,
@@ -43,6 +44,8 @@ from txgit.state import (
     NAMESPACE,
     UNPICKLABLE,
     VALUE,
+    RestoredGroups,
+    Snapshot,
     StreamCache,
     VarRecord,
     is_variable_name,
@@ -77,6 +80,50 @@ class CommitResult:
 
 
 @dataclass
+class PreparedCommit:
+    """A commit serialized but not yet written (see :meth:`Workspace.prepare_commit`)."""
+
+    snap: Snapshot
+    head: State | None
+    kept: dict[str, VarRecord]
+    redo: set[str]
+    message: str
+    files: dict[str, bytes]
+    meta: dict[str, Any]
+    serialize_seconds: float
+
+    def own_chunks(self) -> int:
+        """Copy the chunk bytes still borrowed from live (mutable) objects; returns bytes copied.
+
+        After this the namespace may change freely while the commit is written.
+        """
+        copied = 0
+        for name, data in self.snap.chunks.items():
+            if not isinstance(data.obj, bytes):  # slices of a pickle's bytes are immutable already
+                self.snap.chunks[name] = memoryview(bytes(data))
+                copied += len(data)
+        return copied
+
+
+class WorkspaceLock:
+    """The workspace's writer lock, held until :meth:`release` (from any thread)."""
+
+    def __init__(self, workspace: Workspace) -> None:
+        self._file = open(workspace.dir / "lock", "a")
+        try:
+            fcntl.flock(self._file, fcntl.LOCK_EX)
+            workspace.history.clear_stale_locks()
+        except BaseException:
+            self._file.close()
+            raise
+
+    def release(self) -> None:
+        if not self._file.closed:
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+            self._file.close()
+
+
+@dataclass
 class StatusReport:
     """A live namespace compared with HEAD."""
 
@@ -104,6 +151,7 @@ class CheckoutResult:
     kept: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     not_restored: dict[str, str] = field(default_factory=dict)  # name -> why
+    recomputed: list[str] = field(default_factory=list)  # unpicklable, made again by their code (sessions)
     bytes_read: int = 0
     blobs_read: int = 0
 
@@ -179,6 +227,8 @@ class Workspace:
         self.blobs = RemoteChain(self.store, self.remotes)  # blobs the cache lacks come from remotes
         # streams this workspace stored, by fast fingerprint: unchanged bytes are not hashed again
         self.stream_cache = StreamCache()
+        # what values restored into a namespace pickle to: a value only read is not a change
+        self.restored_groups = RestoredGroups()
 
     # -- lifecycle ---------------------------------------------------------------
     @classmethod
@@ -207,13 +257,26 @@ class Workspace:
         Every write (commit, checkout, refs, gc) runs under it, so git ``*.lock``
         files found once it is held were left by a killed writer: they are removed.
         """
+        held = WorkspaceLock(self)
+        try:
+            yield
+        finally:
+            held.release()
+
+    def hold_lock(self) -> WorkspaceLock:
+        """Take the writer lock and return it: a session hands it to its background writer."""
+        return WorkspaceLock(self)
+
+    def settle(self) -> None:
+        """Wait until no writer (a kernel's background commit, another process) holds the lock.
+
+        A kernel writes each cell's commit in a background thread, holding
+        the lock from the moment the cell's state is serialized until the
+        commit is written: after this returns, that commit is in history.
+        """
         with open(self.dir / "lock", "a") as f:
-            fcntl.flock(f, fcntl.LOCK_EX)
-            try:
-                self.history.clear_stale_locks()
-                yield
-            finally:
-                fcntl.flock(f, fcntl.LOCK_UN)
+            fcntl.flock(f, fcntl.LOCK_SH)
+            fcntl.flock(f, fcntl.LOCK_UN)
 
     # -- HEAD ----------------------------------------------------------------------
     @property
@@ -255,52 +318,85 @@ class Workspace:
         serialized (unchanged data is still never written twice).
         ``files``: extra files for the tree (``code/…``); ``meta``: extra meta.
         """
-        started = time.perf_counter()
         with self.lock():
-            head = self._head_state()
-            live = _variable_names(namespace)
-            if names is None or head is None:
-                redo = live
-                kept: dict[str, VarRecord] = {}
-            else:
-                redo = {n for n in names if n in live} | (live - set(head.variables))
-                by_group: dict[str, set[str]] = {}
-                for n, r in head.variables.items():
-                    if r.group:
-                        by_group.setdefault(r.group, set()).add(n)
-                for n in list(redo):
-                    rec = head.variables.get(n)
-                    if rec is not None and rec.group:
-                        redo |= by_group[rec.group] & live
-                kept = {n: r for n, r in head.variables.items() if n in live and n not in redo and n not in names}
-            snap = snapshot(namespace, sorted(redo), cache=self.stream_cache)
-            if snap.reused and self.store.missing(snap.reused):  # the store lost chunks (gc, by hand)
-                self.stream_cache.clear()
-                snap = snapshot(namespace, sorted(redo))
-            serialized = time.perf_counter()
-            before = (self.store.stats.bytes_written, self.store.stats.blobs_written)
-            self.store.put_named(snap.chunks, check=False)
-            self.stream_cache.update(snap.fingerprints)  # only now are those chunks stored
-            written = (self.store.stats.bytes_written - before[0], self.store.stats.blobs_written - before[1])
-            variables = dict(kept)
-            variables.update(snap.variables)
-            groups = {r.group: head.groups[r.group] for r in kept.values() if r.group and head} if kept else {}
-            groups.update(snap.groups)
-            skipped = {n: r.reason or "" for n, r in variables.items() if r.kind == UNPICKLABLE}
-            meta_doc: dict[str, Any] = {
-                "txgit": txgit.__version__,
-                "python": platform.python_version(),
-                "platform": _platform(),
-                "packages": _package_versions(variables),
-                "serialized": sorted(redo),
-                "skipped": skipped,
-                "seconds": {"serialize": round(serialized - started, 6)},
-                "bytes": {"state": sum(g.nbytes for g in groups.values()), "written": written[0]},
-            }
-            meta_doc.update(meta or {})
-            state = State(variables, groups, meta_doc)
-            commit_id = self.history.write_state(state, message, files=files)
-            info = self.history.info(self.history.resolve(commit_id), self.history.refs_by_commit())
+            return self.finish_commit(self.prepare_commit(namespace, message, names=names, files=files, meta=meta))
+
+    def prepare_commit(
+        self,
+        namespace: Mapping[str, Any],
+        message: str = "",
+        *,
+        names: set[str] | list[str] | None = None,
+        files: Mapping[str, bytes] | None = None,
+        meta: Mapping[str, Any] | None = None,
+        defer: bool = False,
+    ) -> PreparedCommit:
+        """The first half of :meth:`commit`: serialize what changed; nothing is written.
+
+        The caller holds the lock (:meth:`hold_lock`) until :meth:`finish_commit`
+        has run, so that HEAD cannot move in between. ``defer``: large new
+        streams are copied, and cut and hashed by :meth:`finish_commit`.
+        """
+        started = time.perf_counter()
+        head = self._head_state()
+        live = _variable_names(namespace)
+        if names is None or head is None:
+            redo = live
+            kept: dict[str, VarRecord] = {}
+        else:
+            redo = {n for n in names if n in live} | (live - set(head.variables))
+            by_group: dict[str, set[str]] = {}
+            for n, r in head.variables.items():
+                if r.group:
+                    by_group.setdefault(r.group, set()).add(n)
+            for n in list(redo):
+                rec = head.variables.get(n)
+                if rec is not None and rec.group:
+                    redo |= by_group[rec.group] & live
+            kept = {n: r for n, r in head.variables.items() if n in live and n not in redo and n not in names}
+        snap = snapshot(namespace, sorted(redo), cache=self.stream_cache, defer=defer)
+        if not snap.deferred:
+            self.restored_groups.apply(snap)
+        if snap.reused and self.store.missing(snap.reused):  # the store lost chunks (gc, by hand)
+            self.stream_cache.clear()
+            self.restored_groups.clear()
+            snap = snapshot(namespace, sorted(redo), defer=defer)
+        return PreparedCommit(snap, head, kept, redo, message, dict(files or {}), dict(meta or {}),
+                              time.perf_counter() - started)
+
+    def finish_commit(self, prepared: PreparedCommit) -> CommitResult:
+        """The second half of :meth:`commit`: store the chunks, write the git commit, move HEAD."""
+        snap, head, kept, redo = prepared.snap, prepared.head, prepared.kept, prepared.redo
+        started = time.perf_counter()
+        if snap.deferred:
+            snap.resolve()
+            if self.restored_groups.apply(snap) and self.store.missing(snap.reused):
+                self.restored_groups.clear()
+                raise MissingBlob("chunks of a restored value are missing from the object store; "
+                                 "the next commit serializes everything again")
+        before = (self.store.stats.bytes_written, self.store.stats.blobs_written)
+        self.store.put_named(snap.chunks, check=False)
+        self.stream_cache.update(snap.fingerprints)  # only now are those chunks stored
+        written = (self.store.stats.bytes_written - before[0], self.store.stats.blobs_written - before[1])
+        variables = dict(kept)
+        variables.update(snap.variables)
+        groups = {r.group: head.groups[r.group] for r in kept.values() if r.group and head} if kept else {}
+        groups.update(snap.groups)
+        skipped = {n: r.reason or "" for n, r in variables.items() if r.kind == UNPICKLABLE}
+        meta_doc: dict[str, Any] = {
+            "txgit": txgit.__version__,
+            "python": platform.python_version(),
+            "platform": _platform(),
+            "packages": _package_versions(variables),
+            "serialized": sorted(redo),
+            "skipped": skipped,
+            "seconds": {"serialize": round(prepared.serialize_seconds, 6)},
+            "bytes": {"state": sum(g.nbytes for g in groups.values()), "written": written[0]},
+        }
+        meta_doc.update(prepared.meta)
+        state = State(variables, groups, meta_doc)
+        commit_id = self.history.write_state(state, prepared.message, files=prepared.files)
+        info = self.history.info(self.history.resolve(commit_id), self.history.refs_by_commit())
         return CommitResult(
             info=info,
             variables=len(variables),
@@ -309,13 +405,25 @@ class Workspace:
             bytes_written=written[0],
             blobs_written=written[1],
             skipped=skipped,
-            seconds=time.perf_counter() - started,
+            seconds=prepared.serialize_seconds + time.perf_counter() - started,
             shared=snap.shared,
         )
 
     # -- status / diff -----------------------------------------------------------------
     def _live_records(self, namespace: Mapping[str, Any]) -> dict[str, VarRecord]:
-        return snapshot(namespace).variables
+        snap = snapshot(namespace)
+        self.restored_groups.apply(snap)
+        return snap.variables
+
+    def remember_restored(self, namespace: Mapping[str, Any], values: Mapping[str, Any], state: State,
+                          fingerprints: Mapping[Any, list[str]] | None = None) -> None:
+        """``values`` were just restored from ``state`` into ``namespace``: learn how they pickle now,
+        so that committing them unchanged records the groups they came from (see RestoredGroups)."""
+        if fingerprints:
+            chunks = {c for names in fingerprints.values() for c in names}
+            if not self.store.missing(chunks):  # the cache may only name chunks the store holds
+                self.stream_cache.update(dict(fingerprints))
+        self.restored_groups.note(namespace, values, state.variables, state.groups, self.stream_cache)
 
     def status(self, namespace: Mapping[str, Any] | None = None) -> StatusReport:
         """How ``namespace`` differs from HEAD (nothing is written)."""
@@ -409,11 +517,13 @@ class Workspace:
         want = self.history.read_state(target)
         if known is None:
             current = snapshot(namespace)
+            self.restored_groups.apply(current)
             have_groups = set(current.groups)
         else:
             base = self.history.read_state(self.history.resolve(known), groups=False).variables
             present = set(_variable_names(namespace))
             current = snapshot(namespace, present - set(base))  # names the known commit lacks
+            self.restored_groups.apply(current)
             current.variables.update({n: r for n, r in base.items() if n in present})
             have_groups = set(current.groups) | {r.group for r in current.variables.values() if r.group}
         if not force:
@@ -443,7 +553,8 @@ class Workspace:
             elif rec.kind == VALUE:
                 result.kept.append(name)
         before = (self.store.stats.bytes_read, self.store.stats.blobs_read)
-        values = restore(to_load, want.groups, self.blobs.get_many, namespace)  # may raise: nothing changed yet
+        fingerprints: dict[Any, list[str]] = {}
+        values = restore(to_load, want.groups, self.blobs.get_many, namespace, fingerprints)  # may raise: nothing changed yet
         result.bytes_read = self.store.stats.bytes_read - before[0]
         result.blobs_read = self.store.stats.blobs_read - before[1]
         for name in sorted(_variable_names(namespace)):
@@ -452,6 +563,7 @@ class Workspace:
                 if name not in want.variables:
                     result.removed.append(name)
         namespace.update(values)
+        self.remember_restored(namespace, values, want, fingerprints)
         result.loaded = sorted(values)
         result.kept.sort()
 

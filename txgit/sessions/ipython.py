@@ -54,7 +54,11 @@ class IPythonSession:
             return name in hidden_ns and shell.user_ns.get(name) is hidden_ns[name]
 
         self.session = NamespaceSession(workspace, shell.user_ns, kind="ipython", hidden=hidden)
+        # Each cell's commit is written while the next cell runs (or the user reads the output):
+        # see NamespaceSession._commit and docs/notebooks.md for what that means for durability.
+        self.session.background = os.environ.get("TXGIT_BACKGROUND_COMMITS", "1") != "0"
         register(self.session)
+        atexit.register(self.session.flush)
         self.kernel_record: str | None = None
         self._skip = False
         # seconds txgit's hooks took around each tracked cell (pre + post): what a user waits for
@@ -161,6 +165,7 @@ def detach(shell: Any) -> None:
             shell.events.unregister(event, fn)
         except ValueError:
             pass
+    _active.session.flush()
     _active.unregister_kernel()
     unregister(_active.session)
     _active = None
@@ -175,6 +180,7 @@ def remote(request: str) -> str:
             raise TxgitError("the txgit extension is not loaded in this kernel")
         op = req.get("op")
         s = ext.session
+        s.flush()
         if op == "commit":
             r = s.commit(req.get("message") or "commit from terminal", meta={"from": "terminal"})
             return json.dumps({"ok": True, "commit": r.info.id, "variables": r.variables,
@@ -182,7 +188,8 @@ def remote(request: str) -> str:
         if op == "checkout":
             r = s.checkout(req["rev"], force=bool(req.get("force")), new_branch=req.get("new_branch"))
             return json.dumps({"ok": True, "commit": r.info.id, "branch": r.branch, "loaded": r.loaded,
-                               "removed": r.removed, "not_restored": r.not_restored})
+                               "removed": r.removed, "not_restored": r.not_restored,
+                               "recomputed": r.recomputed})
         if op == "status":
             st = s.status()
             return json.dumps({"ok": True, "added": st.added, "removed": st.removed, "modified": st.modified})

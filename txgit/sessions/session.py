@@ -8,17 +8,21 @@ the code it ran, and rolls a failed cell back to the last commit.
 
 from __future__ import annotations
 
+import builtins
 import json
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, MutableMapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from txgit.state import UNPICKLABLE, is_variable_name, restore, snapshot
+from txgit.state import UNPICKLABLE, VALUE, MODULE, is_variable_name, restore, snapshot
+from txgit.state.summary import type_name
 from txgit.state.snapshot import shared_ids
 from txgit.sessions.tracking import CellChanges, CellTracker
-from txgit.workspace import CheckoutResult, CommitResult, StatusReport, Workspace
+from txgit.workspace import CheckoutResult, CommitResult, PreparedCommit, StatusReport, Workspace, WorkspaceLock
 
 
 @dataclass
@@ -91,6 +95,13 @@ class NamespaceSession:
         self.base: str | None = None
         self._tracker: CellTracker | None = None
         self._started = 0.0
+        # Auto-commits written by a background thread (see commit()); off unless the host turns it on.
+        self.background = False
+        self._writer: _Writer | None = None
+        self.last_commit: CommitResult | None = None
+        # name -> (the code that last assigned it, the names that code read): kept with values that
+        # cannot be pickled, so a checkout in a fresh kernel can make them again
+        self._made_by: dict[str, tuple[str, list[str]]] = {}
 
     # -- names ---------------------------------------------------------------------
     def is_variable(self, name: str) -> bool:
@@ -113,6 +124,7 @@ class NamespaceSession:
     def before_cell(self, code: str, *, source: str | None = None) -> None:
         """Call just before ``code`` (plain Python) runs; ``source``: what the user typed, if different."""
         self._tracker = CellTracker(self.namespace, code, self.is_variable)
+        self._python = code
         self._code = code if source is None else source
         self._started = time.perf_counter()
 
@@ -133,6 +145,8 @@ class NamespaceSession:
             outcome.rollback = self.rollback(changes.hint)
             return outcome
         self.pending.append(cell)
+        for name in changes.writes:
+            self._made_by[name] = (self._python, sorted(changes.reads - {name}))
         if changes.hint is None:
             self.touched = None
         elif self.touched is not None:
@@ -141,7 +155,7 @@ class NamespaceSession:
             if message is None:
                 where = label or (f"[{execution_count}]" if execution_count is not None else "")
                 message = f"cell {where}: {_first_line(self._code)}".replace("cell : ", "cell: ")
-            outcome.commit = self.commit(message, meta=meta)
+            outcome.commit = self._commit(message, meta, None, background=self.background)
         return outcome
 
     # -- commit ----------------------------------------------------------------------
@@ -163,6 +177,38 @@ class NamespaceSession:
     def commit(self, message: str = "", *, meta: dict[str, Any] | None = None,
                files: dict[str, bytes] | None = None) -> CommitResult:
         """Commit the namespace; only what changed since the last commit is serialized again."""
+        result = self._commit(message, meta, files, background=False)
+        assert result is not None
+        return result
+
+    def flush(self) -> CommitResult | None:
+        """Wait for the auto-commit being written in the background, if any; returns it (None: none,
+        or it failed, which is reported on stderr and its cells go into the next commit)."""
+        writer, self._writer = self._writer, None
+        if writer is None:
+            return None
+        writer.join()
+        if writer.error is not None:
+            print(f"txgit: auto-commit failed: {writer.error}", file=sys.stderr)
+            self.pending[:0] = writer.cells
+            self.full_next = True  # what it serialized is not in history: serialize everything next time
+            return None
+        self.base = writer.result.info.id
+        self.last_commit = writer.result
+        return writer.result
+
+    def _commit(self, message: str, meta: dict[str, Any] | None, files: dict[str, bytes] | None, *,
+                background: bool) -> CommitResult | None:
+        """Serialize now; write now, or (``background``) in a thread while the next cell runs.
+
+        The workspace lock is taken before serializing and released only once
+        the commit is written, by whichever thread writes it: no other writer
+        (process or session) can move HEAD in between, and anyone who takes
+        the lock (``Workspace.settle``, every txgit command that writes) sees
+        the commit. The next commit, checkout, rollback, status and magic wait
+        for it first (:meth:`flush`).
+        """
+        self.flush()
         names = self._hint()
         all_files = dict(files or {})
         for cell in self.pending:
@@ -178,14 +224,82 @@ class NamespaceSession:
             meta_doc["cell"] = {"execution_count": last.execution_count, "seconds": last.seconds,
                                 "reads": last.reads, "writes": last.writes, "label": last.label}
         meta_doc.update(meta or {})
-        with self._without_hidden():
-            result = self.workspace.commit(self.namespace, message, names=names, files=all_files, meta=meta_doc)
-        self._remember_sharing(None if names is None else set(result.serialized_names), result.shared)
-        self.base = result.info.id
+        lock = self.workspace.hold_lock()
+        try:
+            with self._without_hidden():
+                prepared = self.workspace.prepare_commit(self.namespace, message, names=names, files=all_files,
+                                                         meta=meta_doc, defer=background)
+            if background:
+                prepared.own_chunks()  # the next cell may mutate what the chunks were borrowed from
+            self._attach_recipes(prepared)
+        except BaseException:
+            lock.release()
+            raise
+        self._remember_sharing(None if names is None else prepared.redo, prepared.snap.shared)
+        cells = list(self.pending)
         self.pending.clear()
         self.touched = set()
         self.full_next = False
+        if background:
+            self._writer = _Writer(self.workspace, prepared, lock, cells)
+            return None
+        try:
+            result = self.workspace.finish_commit(prepared)
+        except BaseException:
+            self.pending[:0] = cells
+            self.full_next = True
+            raise
+        finally:
+            lock.release()
+        self.base = result.info.id
+        self.last_commit = result
         return result
+
+    def _attach_recipes(self, prepared: PreparedCommit) -> None:
+        """Record, with each value that cannot be pickled, the code that made it (``details.recipe``)."""
+        head = prepared.head.variables if prepared.head is not None else {}
+        for name, rec in prepared.snap.variables.items():
+            if rec.kind != UNPICKLABLE:
+                continue
+            made = self._made_by.get(name)
+            if made is not None:
+                rec.details = {**rec.details, "recipe": {"code": made[0], "reads": made[1]}}
+            elif head.get(name) is not None and "recipe" in head[name].details:
+                rec.details = {**rec.details, "recipe": head[name].details["recipe"]}
+
+    def _recompute(self, result: CheckoutResult) -> None:
+        """Make unpicklable values of the checked-out state again by re-running the code that made
+        them, on fresh copies of its inputs (so its side effects on them are thrown away)."""
+        todo = [n for n in result.not_restored if n not in result.kept]
+        if not todo:
+            return
+        state = self.workspace.state(result.info.id)
+        for name in todo:
+            rec = state.variables[name]
+            recipe = rec.details.get("recipe")
+            if not isinstance(recipe, dict) or not isinstance(recipe.get("code"), str):
+                continue
+            reads = [r for r in recipe.get("reads", []) if isinstance(r, str) and r in state.variables]
+            # (a name the state lacks may be local to the code, e.g. a comprehension's variable:
+            # if it is not, running the code says so)
+            lost = [r for r in reads if state.variables[r].kind not in (VALUE, MODULE)]
+            if lost:
+                result.not_restored[name] += f"; not recomputed: its code needs {', '.join(sorted(lost))}"
+                continue
+            scratch: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
+            try:
+                scratch.update(restore({r: state.variables[r] for r in reads}, state.groups,
+                                       self.workspace.blobs.get_many, scratch))
+                exec(compile(recipe["code"], f"<txgit: code that made {name}>", "exec"), scratch)
+            except Exception as e:
+                result.not_restored[name] += f"; re-running its code failed: {type(e).__name__}: {e}"
+                continue
+            if name in scratch and type_name(scratch[name]) == rec.type:
+                self.namespace[name] = scratch[name]
+                del result.not_restored[name]
+                result.recomputed.append(name)
+            else:
+                result.not_restored[name] += "; re-running its code did not make it again"
 
     def _remember_sharing(self, names: set[str] | None, known: dict[str, set[int]] | None = None) -> None:
         live = self.variable_names()
@@ -205,6 +319,7 @@ class NamespaceSession:
         An empty namespace (a fresh kernel) or one with nothing run since its
         last commit has nothing to lose, so it is not checked for changes.
         """
+        self.flush()
         # Nothing ran since our last commit or checkout: the namespace is that state (even if
         # another session moved HEAD meanwhile), so there is nothing to lose.
         clean = not self.pending and self.touched == set() and not self.full_next and self.base is not None
@@ -216,10 +331,12 @@ class NamespaceSession:
         self.pending.clear()
         self.touched = set()
         self.full_next = False
+        self._recompute(result)
         self._remember_sharing(None)
         return result
 
     def status(self) -> StatusReport:
+        self.flush()
         with self._without_hidden():
             return self.workspace.status(self.namespace)
 
@@ -229,6 +346,7 @@ class NamespaceSession:
         Only names whose value differs from HEAD are reloaded (with their
         co-variables, so aliasing holds); names HEAD lacks are deleted.
         """
+        self.flush()
         out = RollbackResult()
         if self.base is None:
             return out
@@ -253,12 +371,40 @@ class NamespaceSession:
         groups = {state.variables[n].group for n in changed if state.variables[n].group}
         changed |= {n for n, r in state.variables.items() if r.group in groups}
         records = {n: state.variables[n] for n in changed}
-        values = restore(records, state.groups, self.workspace.blobs.get_many, self.namespace)
+        fingerprints: dict[Any, list[str]] = {}
+        values = restore(records, state.groups, self.workspace.blobs.get_many, self.namespace, fingerprints)
         self.namespace.update(values)
+        with self._without_hidden():
+            self.workspace.remember_restored(self.namespace, values, state, fingerprints)
         out.restored = sorted(values)
         out.removed.sort()
         self._remember_sharing(set(values))
         return out
+
+
+class _Writer:
+    """Writes one prepared commit in a thread, then releases the workspace lock."""
+
+    def __init__(self, workspace: Workspace, prepared: PreparedCommit, lock: WorkspaceLock,
+                 cells: list[CellRecord]) -> None:
+        self.workspace, self.prepared, self.lock, self.cells = workspace, prepared, lock, cells
+        self.result: CommitResult | None = None
+        self.error: BaseException | None = None
+        # not a daemon: an interpreter that exits normally finishes the write first
+        self.thread = threading.Thread(target=self._run, name="txgit-writer")
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.result = self.workspace.finish_commit(self.prepared)
+        except BaseException as e:  # reported by NamespaceSession.flush in the main thread
+            self.error = e
+        finally:
+            self.prepared = None  # type: ignore[assignment]  # the chunk copies can go
+            self.lock.release()
+
+    def join(self) -> None:
+        self.thread.join()
 
 
 # -- the session of a namespace -------------------------------------------------------------

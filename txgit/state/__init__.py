@@ -8,6 +8,7 @@ from txgit.state.snapshot import (
     VALUE,
     GroupRecord,
     Snapshot,
+    RestoredGroups,
     StreamCache,
     StreamRecord,
     VarRecord,
@@ -17,6 +18,6 @@ from txgit.state.snapshot import (
 )
 
 __all__ = [
-    "CHUNK_SIZE", "MODULE", "NAMESPACE", "UNPICKLABLE", "VALUE", "GroupRecord", "Snapshot", "StreamCache",
+    "CHUNK_SIZE", "MODULE", "NAMESPACE", "UNPICKLABLE", "VALUE", "GroupRecord", "Snapshot", "RestoredGroups", "StreamCache",
     "StreamRecord", "VarRecord", "is_variable_name", "restore", "snapshot",
 ]

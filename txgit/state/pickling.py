@@ -10,19 +10,29 @@ Two things plain cloudpickle gets wrong for a session snapshot:
   load time to the namespace being restored into, as they were.
 * Large buffers (numpy arrays, pandas blocks) must go out of band so they can be
   chunked and deduplicated; small ones stay in the pickle.
+
+And one thing it does slowly: an object array (a pandas string column) is
+pickled one Python object at a time, ~0.2 us per value, every time a cell so
+much as reads its DataFrame. Such arrays are pickled once into a nested pickle
+that is remembered (:class:`_ObjectArrayCache`) and reused while the array
+provably holds the same immutable values.
 """
 
 from __future__ import annotations
 
 import contextvars
 import copyreg
+import ctypes
 import io
 import pickle
+import sys
 import types
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
 import cloudpickle
+import xxhash
 from cloudpickle import cloudpickle as _cp
 
 PROTOCOL = 5
@@ -71,6 +81,106 @@ def _set_session_function_state(func: types.FunctionType, state: tuple[dict, dic
         setattr(func, k, v)
 
 
+# -- object arrays: pickled once, reused while provably unchanged ---------------------------
+
+# Smaller object arrays pickle in well under a millisecond: not worth an entry.
+OBJECT_ARRAY_MIN = 4096
+_IMMUTABLE = frozenset({str, bytes, int, float, complex, bool, type(None)})
+
+
+def _load_object_array(data: Any) -> Any:
+    """Unpickle an object array stored as a nested pickle (see _ObjectArrayCache)."""
+    return pickle.loads(data)
+
+
+def _immutable_type(t: type) -> bool:
+    if t in _IMMUTABLE:
+        return True
+    np = sys.modules.get("numpy")
+    if np is not None and issubclass(t, np.generic) and not issubclass(t, (np.void, np.object_)):
+        return True  # numpy scalars
+    # pandas' missing-value singletons
+    return (t.__module__, t.__name__) in {("pandas._libs.missing", "NAType"), ("pandas._libs.tslibs.nattype", "NaTType")}
+
+
+class _Entry:
+    __slots__ = ("keep", "data")
+
+    def __init__(self, arr: Any, data: bytes) -> None:
+        # A copy holds references to the same elements: while the entry lives, none of them is
+        # freed, so no other object can appear at the address of one of them.
+        self.keep = arr.copy(order="K")
+        self.data = data
+
+
+class _ObjectArrayCache:
+    """The element pointers of an object ndarray -> its pickle.
+
+    Keyed by content, not by array: an xxh3 of the array's raw memory (its
+    element pointers), its shape and memory order. Every element of a cached
+    array is of an immutable type (checked once, when the entry is made) and
+    is kept alive by the entry, so the same pointers mean the same objects and
+    so the same values, whichever array holds them now (pandas copies the
+    pointers of a string column on ``join``, ``copy``, ``get_dummies`` …).
+    Arrays of anything else (lists, user objects) are never cached.
+    """
+
+    def __init__(self, limit_bytes: int = 256 << 20) -> None:
+        self.limit_bytes = limit_bytes
+        self._entries: OrderedDict[tuple[Any, ...], _Entry] = OrderedDict()
+        self._bytes = 0
+
+    @staticmethod
+    def _key(arr: Any) -> tuple[Any, ...]:
+        raw = (ctypes.c_char * arr.nbytes).from_address(arr.ctypes.data)
+        return xxhash.xxh3_128_digest(memoryview(raw)), arr.shape, bool(arr.flags.c_contiguous)
+
+    def pickled(self, arr: Any) -> bytes | None:
+        """The pickle of ``arr`` (an object ndarray), or None when it must be pickled as usual."""
+        if arr.size < OBJECT_ARRAY_MIN or not (arr.flags.c_contiguous or arr.flags.f_contiguous):
+            return None
+        key = self._key(arr)
+        entry = self._entries.get(key)
+        if entry is not None:
+            self._entries.move_to_end(key)
+            return entry.data
+        if not all(_immutable_type(t) for t in set(map(type, arr.ravel(order="K")))):
+            return None
+        data = pickle.dumps(arr, protocol=PROTOCOL)
+        self._entries[key] = _Entry(arr, data)
+        self._bytes += len(data) + arr.nbytes
+        while self._bytes > self.limit_bytes and len(self._entries) > 1:
+            _, old = self._entries.popitem(last=False)
+            self._bytes -= len(old.data) + old.keep.nbytes
+        return data
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+object_arrays = _ObjectArrayCache()
+
+
+def _is_object_ndarray(obj: Any) -> bool:
+    np = sys.modules.get("numpy")
+    return np is not None and type(obj) is np.ndarray and obj.dtype == object
+
+
+def _is_datetime_ndarray(obj: Any) -> bool:
+    np = sys.modules.get("numpy")
+    return (np is not None and type(obj) is np.ndarray and obj.dtype.kind in "mM" and obj.dtype.itemsize == 8
+            and obj.nbytes >= OUT_OF_BAND_MIN and (obj.flags.c_contiguous or obj.flags.f_contiguous))
+
+
+def _view_as(arr: Any, dtype: str) -> Any:
+    """Load a datetime64/timedelta64 array pickled as its int64 view."""
+    return arr.view(dtype)
+
+
 class NamespacePickler(cloudpickle.Pickler):
     """cloudpickle.Pickler that rebinds functions of ``namespace`` on load."""
 
@@ -83,6 +193,14 @@ class NamespacePickler(cloudpickle.Pickler):
             # Pickling an instance makes copyreg cache __slotnames__ on its class;
             # settle it first so a class pickles to the same bytes before and after.
             copyreg._slotnames(obj)
+        elif _is_datetime_ndarray(obj):
+            # numpy pickles datetime64 in band (its dtype has no buffer format): as int64 it goes
+            # out of band, so an unchanged timestamp column is recognised, not re-hashed
+            return (_view_as, (obj.view("<i8" if obj.dtype.byteorder in "=<|" else ">i8"), obj.dtype.str))
+        elif _is_object_ndarray(obj):
+            data = object_arrays.pickled(obj)
+            if data is not None:  # out of band when large, like any other big buffer
+                return (_load_object_array, (pickle.PickleBuffer(data),))
         return super().reducer_override(obj)
 
     def _dynamic_function_reduce(self, func: types.FunctionType) -> Any:

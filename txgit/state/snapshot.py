@@ -33,8 +33,9 @@ from txgit.state.summary import describe, type_name
 from txgit.storage import hash_bytes, is_blob_name, shared_pool
 
 CHUNK_SIZE = 1 << 20
-# Streams from this size on are looked up in a StreamCache before being cut and hashed.
-FINGERPRINT_MIN = 256 * 1024
+# Streams from this size on are looked up in a StreamCache before being cut and hashed
+# (out-of-band buffers start at 64 KiB: a random forest's trees are ~180 KiB each).
+FINGERPRINT_MIN = 64 * 1024
 FORMAT = "txgit-state-1"
 
 # kinds of VarRecord
@@ -223,10 +224,103 @@ class Snapshot:
     fingerprints: dict[Fingerprint, list[str]] = field(default_factory=dict)
     # ids of the mutable objects each serialized variable reaches (see shared_ids)
     shared: dict[str, set[int]] = field(default_factory=dict)
+    # groups whose new streams are copied but not yet cut and hashed (snapshot(defer=True))
+    deferred: list[_DeferredGroup] = field(default_factory=list)
+
+    def resolve(self, pool: ThreadPoolExecutor | None = None, chunk_size: int = CHUNK_SIZE) -> None:
+        """Cut and hash the deferred streams; their groups get their ids and join ``groups``."""
+        pool = pool or shared_pool()
+        for d in self.deferred:
+            for i, data in d.copies.items():
+                rec, ch = _chunk_stream(memoryview(data), chunk_size, pool)
+                d.streams[i] = rec
+                self.chunks.update(ch)
+                if d.keys.get(i) is not None:
+                    self.fingerprints[d.keys[i]] = rec.chunks
+            record = GroupRecord(names=d.names, streams=d.streams)
+            gid = record.id
+            self.groups[gid] = record
+            for n in d.names:
+                self.variables[n].group = gid
+        self.deferred = []
 
     @property
     def nbytes(self) -> int:
         return sum(g.nbytes for g in self.groups.values())
+
+
+class RestoredGroups:
+    """Serializations of restored values -> the committed group they were restored from.
+
+    Pickling a value restored from group G rarely gives G's bytes again:
+    unpickling interns some strings and not others, so pickle's memo sees
+    other identities and the skeleton differs although the value is equal.
+    Right after a restore the session pickles the restored values once
+    (:meth:`note`); later, a snapshot that produces exactly those bytes again
+    (the value was only read) is mapped back to G (:meth:`apply`), so an
+    unchanged value is recorded as unchanged. A real mutation pickles to other
+    bytes, misses the map and is recorded as a change. The map is keyed by
+    content (the group id hashes every chunk name), so it never goes stale.
+    """
+
+    def __init__(self, limit: int = 4096) -> None:
+        self.limit = limit
+        self._map: OrderedDict[str, tuple[GroupRecord, dict[str, VarRecord]]] = OrderedDict()
+
+    def note(self, namespace: Mapping[str, Any], names: Iterable[str], records: Mapping[str, VarRecord],
+             groups: Mapping[str, GroupRecord], cache: StreamCache | None = None) -> None:
+        """``names`` of ``namespace`` were just restored from ``records``/``groups``: learn their bytes."""
+        names = [n for n in names if n in records and records[n].kind == VALUE]
+        if not names:
+            return
+        snap = snapshot(namespace, names, cache=cache)
+        for gid, rec in snap.groups.items():
+            committed = {records[n].group for n in rec.names if n in records}
+            if len(committed) != 1:
+                continue
+            cid = committed.pop()
+            old = groups.get(cid)
+            if old is None or gid == cid or sorted(old.names) != sorted(rec.names):
+                continue
+            self._map[gid] = (old, {n: records[n] for n in rec.names})
+            self._map.move_to_end(gid)
+        while len(self._map) > self.limit:
+            self._map.popitem(last=False)
+
+    def apply(self, snap: Snapshot) -> bool:
+        """Replace groups of ``snap`` that are known re-serializations by the committed ones (True: any)."""
+        if not self._map:
+            return False
+        hits = {gid: self._map[gid] for gid in snap.groups if gid in self._map}
+        if not hits:
+            return False
+        for gid, (old, records) in hits.items():
+            del snap.groups[gid]
+            snap.groups[old.id] = old
+            snap.reused.update(old.chunk_names())
+            for n in old.names:
+                snap.variables[n] = records[n]
+        # chunks only the replaced serializations had are not stored (nor cached as stored)
+        needed = {c for g in snap.groups.values() for c in g.chunk_names()}
+        for c in [c for c in snap.chunks if c not in needed]:
+            del snap.chunks[c]
+        snap.fingerprints = {k: v for k, v in snap.fingerprints.items() if needed.issuperset(v)}
+        snap.reused &= needed
+        return True
+
+    def clear(self) -> None:
+        self._map.clear()
+
+    def __len__(self) -> int:
+        return len(self._map)
+
+
+@dataclass
+class _DeferredGroup:
+    names: list[str]
+    streams: list[StreamRecord]  # placeholders at the indexes of ``copies``
+    copies: dict[int, bytes]  # stream index -> a private copy of its bytes
+    keys: dict[int, Fingerprint | None]
 
 
 # -- identity: which objects make two variables one group -----------------------
@@ -335,8 +429,11 @@ def _chunk_stream(data: memoryview, chunk_size: int, pool: ThreadPoolExecutor | 
 
 def _group_record(skeleton: bytes, buffers: list[pickle.PickleBuffer], names: list[str],
                   chunk_size: int, pool: ThreadPoolExecutor | None,
-                  cache: StreamCache | None = None, snap: Snapshot | None = None) -> tuple[GroupRecord, dict[str, memoryview]]:
+                  cache: StreamCache | None = None, snap: Snapshot | None = None,
+                  defer: bool = False) -> tuple[GroupRecord | _DeferredGroup, dict[str, memoryview]]:
     streams, chunks = [], {}
+    copies: dict[int, bytes] = {}
+    keys: dict[int, Fingerprint | None] = {}
     for data in [memoryview(skeleton)] + [b.raw() for b in buffers]:
         data = data.cast("B") if data.format != "B" else data
         key = fingerprint_stream(data) if cache is not None and len(data) >= FINGERPRINT_MIN else None
@@ -345,11 +442,18 @@ def _group_record(skeleton: bytes, buffers: list[pickle.PickleBuffer], names: li
             streams.append(StreamRecord(len(data), list(known)))
             snap.reused.update(known)
             continue
+        if defer and len(data) >= FINGERPRINT_MIN:  # copy now (a memcpy), cut and hash later
+            copies[len(streams)] = bytes(data)
+            keys[len(streams)] = key
+            streams.append(StreamRecord(len(data), []))
+            continue
         rec, ch = _chunk_stream(data, chunk_size, pool)
         streams.append(rec)
         chunks.update(ch)
         if key is not None and snap is not None:
             snap.fingerprints[key] = rec.chunks
+    if copies:
+        return _DeferredGroup(names, streams, copies, keys), chunks
     return GroupRecord(names=names, streams=streams), chunks
 
 
@@ -359,12 +463,15 @@ def _clip_reason(e: BaseException) -> str:
 
 
 def snapshot(namespace: Mapping[str, Any], names: Iterable[str] | None = None, *,
-             chunk_size: int = CHUNK_SIZE, cache: StreamCache | None = None) -> Snapshot:
+             chunk_size: int = CHUNK_SIZE, cache: StreamCache | None = None, defer: bool = False) -> Snapshot:
     """Serialize ``names`` (default: every variable) of ``namespace``.
 
     Returns records and the chunk bytes; nothing is written anywhere. With a
     ``cache``, streams it knows are not cut or hashed again: their chunk names
     land in ``Snapshot.reused`` and the caller must make sure those exist.
+    ``defer``: large new streams are only copied; their groups wait in
+    ``Snapshot.deferred`` (no group id yet) until :meth:`Snapshot.resolve`,
+    which may run in another thread while the namespace changes.
     """
     wanted = sorted(n for n in (namespace if names is None else names) if n in namespace and is_variable_name(n))
     variables: dict[str, VarRecord] = {}
@@ -404,7 +511,11 @@ def snapshot(namespace: Mapping[str, Any], names: Iterable[str] | None = None, *
             skeleton, buffers = pickled[members[0]]
         else:  # pickle the sharers together so their shared objects stay one
             skeleton, buffers = pickling.dumps({n: namespace[n] for n in members}, namespace)
-        record, ch = _group_record(skeleton, buffers, members, chunk_size, pool, cache, snap)
+        record, ch = _group_record(skeleton, buffers, members, chunk_size, pool, cache, snap, defer)
+        if isinstance(record, _DeferredGroup):
+            snap.chunks.update(ch)
+            snap.deferred.append(record)
+            continue
         gid = record.id
         snap.groups[gid] = record
         snap.chunks.update(ch)
@@ -430,13 +541,20 @@ def _assemble(stream: StreamRecord, blobs: Mapping[str, bytes]) -> bytearray:
     return out
 
 
-def restore_group(record: GroupRecord, blobs: Mapping[str, bytes], namespace: dict[str, Any] | None) -> dict[str, Any]:
+def restore_group(record: GroupRecord, blobs: Mapping[str, bytes], namespace: dict[str, Any] | None,
+                  fingerprints: dict[Fingerprint, list[str]] | None = None) -> dict[str, Any]:
     """Rebuild a group's variables from its (already verified) chunks.
 
-    Session functions in it get ``namespace`` as their globals.
+    Session functions in it get ``namespace`` as their globals. ``fingerprints``
+    collects the fingerprints of the large buffers rebuilt (for a StreamCache):
+    the restored arrays then need no blake3 pass when they are committed again.
     """
     skeleton = bytes(_assemble(record.streams[0], blobs))
     buffers = [_assemble(s, blobs) for s in record.streams[1:]]
+    if fingerprints is not None:
+        for stream, buf in zip(record.streams[1:], buffers):
+            if len(buf) >= FINGERPRINT_MIN:
+                fingerprints[fingerprint_stream(memoryview(buf))] = list(stream.chunks)
     try:
         value = pickling.loads(skeleton, buffers, namespace)
     except ModuleNotFoundError as e:
@@ -456,8 +574,11 @@ def import_module_for(name: str, record: VarRecord) -> types.ModuleType:
 
 
 def restore(records: Mapping[str, VarRecord], groups: Mapping[str, GroupRecord],
-            fetch: Callable[[list[str]], Mapping[str, bytes]], namespace: dict[str, Any]) -> dict[str, Any]:
-    """Rebuild the named variables (values, modules) as a dict; unpicklable ones are left out."""
+            fetch: Callable[[list[str]], Mapping[str, bytes]], namespace: dict[str, Any],
+            fingerprints: dict[Fingerprint, list[str]] | None = None) -> dict[str, Any]:
+    """Rebuild the named variables (values, modules) as a dict; unpicklable ones are left out.
+
+    ``fingerprints``: see :func:`restore_group`."""
     out: dict[str, Any] = {}
     need = sorted({r.group for r in records.values() if r.kind == VALUE and r.group})
     if need:
@@ -466,7 +587,7 @@ def restore(records: Mapping[str, VarRecord], groups: Mapping[str, GroupRecord],
             raise RestoreError(f"the state names group {lost[0][:12]} but does not hold it: the commit is damaged")
         blobs = fetch(sorted({c for gid in need for c in groups[gid].chunk_names()}))
         for gid in need:
-            values = restore_group(groups[gid], blobs, namespace)
+            values = restore_group(groups[gid], blobs, namespace, fingerprints)
             out.update({k: v for k, v in values.items() if k in records})
     for name, rec in records.items():
         if rec.kind == MODULE:
