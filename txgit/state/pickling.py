@@ -120,9 +120,13 @@ def dumps(obj: Any, namespace: Mapping[str, Any] | None) -> tuple[bytes, list[pi
 
 
 def loads(skeleton: bytes, buffers: list[Any], namespace: dict[str, Any] | None) -> Any:
-    """Unpickle, binding session functions to ``namespace``."""
+    """Unpickle, binding session functions to ``namespace``; allow-listed types only in safe mode."""
+    from txgit.state import safe
+
     token = _target_namespace.set(namespace)
     try:
+        if safe.active():
+            return safe.loads(skeleton, buffers)
         return pickle.loads(skeleton, buffers=buffers)
     finally:
         _target_namespace.reset(token)
