@@ -1,6 +1,7 @@
 """Crash safety, the short version of tests/stress/crash_stress.py (run that for 200+ trials):
-a worker committing, switching branches and running gc is SIGKILLed at random instants; after
-each kill fsck passes and every commit it completed checks out exactly."""
+a worker committing, switching branches, pushing to a local remote and running gc is SIGKILLed at
+random instants; after each kill fsck passes, every commit it completed checks out exactly, the
+remote's branches name only commits whose blobs its storage holds, and pushing again completes."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ def test_random_kills_lose_nothing(tmp_path):
     result = crash_stress.run(12, seed=7, block=6, max_delay=0.8, workdir=tmp_path, verbose=False)
     assert result["failures"] == []
     assert result["trials"] == 12 and result["completed_commits"] > 12
+    assert (tmp_path / "remote0.git" / "refs").is_dir()  # the workers did push
 
 
 def test_git_lock_files_left_by_a_killed_writer_do_not_block_later_writes(ws):

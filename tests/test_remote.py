@@ -21,6 +21,7 @@ from servers import S3_ENV, git_daemon, init_bare, make_bucket, moto_s3
 from txgit import Workspace
 from txgit.errors import CorruptBlob, DivergedHistory, PushRejected, UnknownRemote
 from txgit.remote import EMBEDDED_DIR
+from txgit.trust import UntrustedState
 
 STATE = """
 import numpy as np
@@ -121,7 +122,8 @@ def test_two_users_share_states(kind, tmp_path, run_txgit, request):
     ws.checkout("exp", ns)
     alice_exp = fingerprint(ns)
 
-    run_txgit("remote", "add", "origin", *add_args, cwd=alice_root, check=True, env=env)
+    # Alice and Bob trust each other: their states load without --trust (see test_trust.py for strangers)
+    run_txgit("remote", "add", "origin", *add_args, "--trusted", cwd=alice_root, check=True, env=env)
     out = run_txgit("push", "origin", "--all", cwd=alice_root, check=True, env=env).stdout
     assert "main -> origin/main" in out and "exp -> origin/exp" in out
     again = run_txgit("push", "origin", "--all", cwd=alice_root, check=True, env=env).stdout
@@ -129,7 +131,7 @@ def test_two_users_share_states(kind, tmp_path, run_txgit, request):
 
     # B: another folder, other processes
     remote_url = add_args[0]
-    run_txgit("clone", remote_url, "bob", *clone_args, cwd=tmp_path, check=True, env=env)
+    run_txgit("clone", remote_url, "bob", *clone_args, "--trusted", cwd=tmp_path, check=True, env=env)
     bob = tmp_path / "bob"
     assert "exp" in run_txgit("branch", cwd=bob, check=True).stdout
     proc = subprocess.run([sys.executable, "-c", B_SCRIPT], cwd=bob, capture_output=True, text=True,
@@ -161,8 +163,13 @@ def test_pull_into_namespace_and_refusals(tmp_path):
     bns["config"]["lr"] = 5
     bob.commit(bns, "bob")
     bob.push()
+    # A: origin is not marked trusted, so Bob's state is not loaded without trust=True; nothing moves
+    head = alice.head().id
+    with pytest.raises(UntrustedState, match="not trusted"):
+        alice.pull(namespace=ns)
+    assert alice.head().id == head and ns["config"]["lr"] != 5
     # A: fast-forward, with the live namespace following
-    r = alice.pull(namespace=ns)
+    r = alice.pull(namespace=ns, trust=True)
     assert r.status == "fast-forward" and ns["config"]["lr"] == 5 and r.checkout is not None
     # divergence: both commit on main
     ns["config"]["lr"] = 6

@@ -22,7 +22,7 @@ from txgit.sessions import ipython as kernel_side
 
 USAGE = """usage: %txgit VERB [ARGS]
   commit -m MSG          commit the namespace now
-  checkout REV [--force] [-b BRANCH]
+  checkout REV [--force] [--trust|--safe] [-b BRANCH]
                          make the namespace equal REV (loads only what differs)
   status                 variables changed since HEAD
   log [-n N]             history        show [REV]          one commit
@@ -111,12 +111,13 @@ class TxgitMagics(Magics):
                 print(f"  not saved: {name} ({why})")
         elif verb == "checkout":
             force = _flag(rest, "--force", "-f")
+            trust, safe = _flag(rest, "--trust"), _flag(rest, "--safe")
             new_branch = _opt(rest, "-b")
             if new_branch is not None and not rest:
                 rest = ["HEAD"]  # `checkout -b NEW` forks where we are, as in git
             if len(rest) != 1:
-                raise TxgitError("usage: %txgit checkout REV [--force] [-b BRANCH]")
-            r = s.checkout(rest[0], force=force, new_branch=new_branch)
+                raise TxgitError("usage: %txgit checkout REV [--force] [--trust|--safe] [-b BRANCH]")
+            r = s.checkout(rest[0], force=force, new_branch=new_branch, trust=trust, safe=safe)
             where = f"branch {r.branch}" if r.branch else f"{r.info.short_id} (detached)"
             print(f"checked out {where}: loaded {len(r.loaded)}, kept {len(r.kept)}, removed {len(r.removed)}")
             if r.loaded and len(r.loaded) <= 12:
@@ -125,6 +126,8 @@ class TxgitMagics(Magics):
                 print(f"  recomputed by re-running the code that made them: {', '.join(r.recomputed)}")
             for name, why in r.not_restored.items():
                 print(f"  not restored: {name}: {why}")
+            for line in r.drift:
+                print(f"  warning: recorded under other versions: {line}")
         elif verb == "status":
             st = s.status()
             print(f"on {'branch ' + st.branch if st.branch else 'detached HEAD'}"

@@ -60,6 +60,7 @@ from txgit.errors import (
     UnknownRemote,
     WorkspaceExists,
 )
+from txgit import trust
 from txgit.storage import ObjectStore, StoreChain
 
 if TYPE_CHECKING:
@@ -91,6 +92,7 @@ class Remote:
     url: str  # the git URL: a path, file://, git://, https://, ssh
     storage: str | None = None  # an fsspec URL given by the user; None: recorded by the remote, or embedded
     storage_options: dict[str, Any] = field(default_factory=dict)
+    trusted: bool = False  # its states load without --trust (see txgit.trust)
 
     @property
     def local_path(self) -> Path | None:
@@ -342,11 +344,14 @@ class Remotes:
         options = {}
         if f"remote.{name}.txgit-storage-options" in cfg:
             options = json.loads(cfg[f"remote.{name}.txgit-storage-options"])
-        return Remote(name, git_remote.url, storage or None, options)
+        return Remote(name, git_remote.url, storage or None, options, trust.is_trusted(self.repo, name))
 
     def add(self, name: str, url: str, *, storage: str | None = None,
-            storage_options: Mapping[str, Any] | None = None) -> Remote:
-        """Configure a remote. Nothing is contacted; a local path is stored absolute."""
+            storage_options: Mapping[str, Any] | None = None, trusted: bool = False) -> Remote:
+        """Configure a remote. Nothing is contacted; a local path is stored absolute.
+
+        ``trusted``: states fetched from it load without ``trust=True`` (see :mod:`txgit.trust`).
+        """
         if not _NAME.match(name or ""):
             raise InvalidName(f"invalid remote name {name!r}")
         if name in self.names():
@@ -364,7 +369,13 @@ class Remotes:
                 self.repo.config[f"remote.{name}.txgit-storage"] = storage
             if storage_options:
                 self.repo.config[f"remote.{name}.txgit-storage-options"] = json.dumps(dict(storage_options))
+            if trusted:
+                self.repo.config[f"remote.{name}.txgit-trusted"] = "true"
         return self.get(name)
+
+    def set_trusted(self, name: str, trusted: bool = True) -> None:
+        """Mark ``name`` trusted (its fetched states load without ``trust=True``) or not."""
+        trust.set_trusted(self.ws, name, trusted)
 
     def remove(self, name: str) -> None:
         """Forget a remote and its tracking refs (nothing on the remote changes)."""
@@ -767,8 +778,10 @@ class Remotes:
         if r.local_path is not None and not r.local_path.exists():
             raise RemoteError(f"cannot reach remote {r.name!r}: {r.local_path} does not exist")
         before = self._tracking(r.name)
+        had = trust.tips(self.repo)
         self._fetch_git(r, [f"+refs/heads/*:refs/remotes/{r.name}/*", "+refs/tags/*:refs/tags/*",
                             f"+refs/txgit/*:refs/txgit/remotes/{r.name}/*"], _Callbacks())
+        trust.note_fetched(self.ws, r.name, had)  # provenance of what came, unless the remote is trusted
         after = self._tracking(r.name)
         result = FetchResult(r.name)
         for ref in sorted(set(before) | set(after)):
@@ -791,12 +804,14 @@ class Remotes:
                               store.fs)
 
     def pull(self, remote: str | None = None, namespace: dict[str, Any] | None = None, *,
-             force: bool = False, progress: Progress | None = None) -> PullResult:
+             force: bool = False, progress: Progress | None = None, trust: bool = False,
+             safe: bool = False) -> PullResult:
         """Fetch, then fast-forward the current branch to its remote branch.
 
         Divergent histories are refused (:class:`DivergedHistory`): txgit does
         not merge states. Given ``namespace``, it is checked out to the new
-        state (only what differs is loaded; uncommitted changes refuse unless ``force``).
+        state (only what differs is loaded; uncommitted changes refuse unless ``force``);
+        ``trust``/``safe`` as for :meth:`Workspace.checkout` (a remote not trusted needs one).
         """
         branch = self.ws.branch
         if branch is None:
@@ -823,7 +838,7 @@ class Remotes:
                 "or push --force to keep yours")
         if namespace is not None:
             # Checkout first (it may refuse: uncommitted changes, missing or corrupt blob): nothing moved yet.
-            result.checkout = self.ws.checkout(str(theirs), namespace, force=force)
+            result.checkout = self.ws.checkout(str(theirs), namespace, force=force, trust=trust, safe=safe)
         with self.ws.lock():
             self.repo.references.create(f"refs/heads/{branch}", theirs, force=True)
             self.ws.history.set_head(branch=branch)
@@ -837,12 +852,14 @@ class Remotes:
 
 def clone(url: str, path: str | os.PathLike[str] | None = None, *, storage: str | None = None,
           storage_options: Mapping[str, Any] | None = None, eager: bool = False, name: str = DEFAULT_REMOTE,
-          progress: Progress | None = None) -> Workspace:
+          progress: Progress | None = None, trusted: bool | None = None) -> Workspace:
     """A new workspace at ``path`` with the remote's history; blobs on demand (all now with ``eager``).
 
     The remote's storage is the one it records, unless ``storage`` overrides it.
     Every remote branch becomes a local branch tracking it; HEAD is the remote's
     default branch. A clone that fails leaves no folder behind.
+    ``trusted``: mark the origin trusted (its states load without ``trust=True``); default:
+    yes for a local path the caller named, no for a network URL (see :mod:`txgit.trust`).
     """
     from txgit.workspace import TXGIT_DIR, Workspace
 
@@ -858,7 +875,9 @@ def clone(url: str, path: str | os.PathLike[str] | None = None, *, storage: str 
         raise RemoteError(f"cannot clone {url}: {src} does not exist")
     ws = Workspace.init(root)
     try:
-        ws.remotes.add(name, url, storage=storage, storage_options=storage_options)
+        if trusted is None:
+            trusted = src is not None
+        ws.remotes.add(name, url, storage=storage, storage_options=storage_options, trusted=trusted)
         fetched = ws.remotes.fetch(name)
         tracking = ws.remotes._tracking(name)
         if not tracking:

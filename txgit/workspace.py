@@ -17,8 +17,8 @@ import fcntl
 import functools
 import os
 import platform
-import sys
 import time
+import warnings
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import pygit2
 
 import txgit
+from txgit import environment, trust as _trust
 from txgit.errors import (
     DirtyNamespace,
     EmptyHistory,
@@ -52,6 +53,7 @@ from txgit.state import (
     restore,
     snapshot,
 )
+from txgit.state.safe import safe_loading
 from txgit.state.summary import type_name
 from txgit.storage import ObjectStore
 
@@ -152,6 +154,7 @@ class CheckoutResult:
     removed: list[str] = field(default_factory=list)
     not_restored: dict[str, str] = field(default_factory=dict)  # name -> why
     recomputed: list[str] = field(default_factory=list)  # unpicklable, made again by their code (sessions)
+    drift: list[str] = field(default_factory=list)  # Python/package versions that differ from the recording
     bytes_read: int = 0
     blobs_read: int = 0
 
@@ -180,13 +183,7 @@ def _package_versions(records: Mapping[str, VarRecord]) -> dict[str, str]:
     """Versions of the top-level packages the state's types and modules come from."""
     tops = {r.module.split(".")[0] for r in records.values() if r.kind == MODULE and r.module}
     tops |= {r.type.split(".")[0] for r in records.values() if "." in r.type}
-    out = {}
-    for top in sorted(tops):
-        mod = sys.modules.get(top)
-        version = getattr(mod, "__version__", None)
-        if isinstance(version, str):
-            out[top] = version
-    return out
+    return environment.package_versions(tops)
 
 
 class _CommitNamespace(dict):
@@ -478,6 +475,8 @@ class Workspace:
         force: bool = False,
         new_branch: str | None = None,
         known: str | None = None,
+        trust: bool = False,
+        safe: bool = False,
     ) -> CheckoutResult:
         """Move HEAD to ``rev`` and, given a namespace, make it equal that state.
 
@@ -491,6 +490,10 @@ class Workspace:
         since it); its records stand in for serializing the namespace again, which is
         faster and immune to equal values whose pickles differ (restored strings lose
         the identity sharing of the originals, so their pickles' memo differs).
+        ``trust``: load a state fetched from a remote not marked trusted (unpickling runs its
+        code; :class:`txgit.trust.UntrustedState` otherwise). ``safe``: unpickle only allow-listed
+        plain data types (:mod:`txgit.state.safe`), for inspecting a stranger's state.
+        ``result.drift`` lists Python/package versions that differ from the commit's record.
         """
         with self.lock():
             if rev == "HEAD" and self.branch is not None and new_branch is None:
@@ -503,7 +506,9 @@ class Workspace:
             branch = new_branch or (rev if rev in self.history.repo.branches.local else None)
             result = CheckoutResult(info=self.history.info(target, self.history.refs_by_commit()), branch=branch)
             if namespace is not None:
-                self._checkout_namespace(target, namespace, force, result, known)  # may fail: nothing moved yet
+                _trust.require(self, str(target.id), trust=trust, safe=safe)
+                with safe_loading(safe):
+                    self._checkout_namespace(target, namespace, force, result, known)  # may fail: nothing moved yet
             if new_branch is not None:
                 self.history.create_branch(new_branch, target)
             if branch is not None:
@@ -515,6 +520,7 @@ class Workspace:
     def _checkout_namespace(self, target: pygit2.Commit, namespace: MutableMapping[str, Any], force: bool,
                             result: CheckoutResult, known: str | None = None) -> None:
         want = self.history.read_state(target)
+        result.drift = environment.drift(want.meta)
         if known is None:
             current = snapshot(namespace)
             self.restored_groups.apply(current)
@@ -568,11 +574,14 @@ class Workspace:
         result.kept.sort()
 
     # -- single variables ----------------------------------------------------------------
-    def load(self, name: str, rev: str = "HEAD", *, namespace: dict[str, Any] | None = None) -> Any:
+    def load(self, name: str, rev: str = "HEAD", *, namespace: dict[str, Any] | None = None,
+             trust: bool = False, safe: bool = False) -> Any:
         """One variable's value at ``rev``, without a checkout.
 
         Functions defined in the session get ``namespace`` as their globals;
         by default, one from which the commit's other variables load on first use.
+        ``trust``/``safe`` as for :meth:`checkout`; version differences from the commit's
+        record are raised as :class:`txgit.environment.EnvironmentDrift` warnings.
         """
         commit = self.history.resolve(rev)
         state = self.history.read_state(commit)
@@ -581,8 +590,12 @@ class Workspace:
             raise UnknownVariable(f"no variable {name!r} in {rev} ({str(commit.id)[:8]})")
         if rec.kind == UNPICKLABLE:
             raise UnknownVariable(f"{name!r} in {rev} could not be saved: {rec.reason}")
+        _trust.require(self, str(commit.id), trust=trust, safe=safe)
+        for line in environment.drift(state.meta):
+            warnings.warn(f"{str(commit.id)[:8]}: {line}", environment.EnvironmentDrift, stacklevel=2)
         ns = namespace if namespace is not None else _CommitNamespace(self, state)
-        return restore({name: rec}, state.groups, self.blobs.get_many, ns)[name]
+        with safe_loading(safe):
+            return restore({name: rec}, state.groups, self.blobs.get_many, ns)[name]
 
     # -- refs ------------------------------------------------------------------------------
     def branches(self) -> dict[str, str]:
@@ -651,9 +664,11 @@ class Workspace:
         return self.remotes.fetch(remote, eager=eager, progress=progress)
 
     def pull(self, remote: str | None = None, namespace: MutableMapping[str, Any] | None = None, *,
-             force: bool = False, progress: Progress | None = None) -> PullResult:
+             force: bool = False, progress: Progress | None = None, trust: bool = False,
+             safe: bool = False) -> PullResult:
         """Fetch and fast-forward the current branch; refuses divergent histories (txgit does not merge states)."""
-        return self.remotes.pull(remote, namespace, force=force, progress=progress)  # type: ignore[arg-type]
+        return self.remotes.pull(remote, namespace, force=force, progress=progress,  # type: ignore[arg-type]
+                                 trust=trust, safe=safe)
 
     def fetch_blobs_from_remotes(self, names: list[str] | set[str], *, replace_local: bool = False) -> BlobRepair:
         """Fetch blobs by hash from any remote storage with a good copy (verified) into the local cache."""
@@ -662,8 +677,9 @@ class Workspace:
     @classmethod
     def clone(cls, url: str, path: str | os.PathLike[str] | None = None, *, storage: str | None = None,
               storage_options: Mapping[str, Any] | None = None, eager: bool = False,
-              progress: Progress | None = None) -> Workspace:
-        """A new workspace with ``url``'s history (see :func:`txgit.remote.clone`)."""
+              progress: Progress | None = None, trusted: bool | None = None) -> Workspace:
+        """A new workspace with ``url``'s history (see :func:`txgit.remote.clone`; ``trusted``: see :mod:`txgit.trust`)."""
         from txgit.remote import clone
 
-        return clone(url, path, storage=storage, storage_options=storage_options, eager=eager, progress=progress)
+        return clone(url, path, storage=storage, storage_options=storage_options, eager=eager, progress=progress,
+                     trusted=trusted)

@@ -1,19 +1,23 @@
-"""Crash stress: commit, checkout and gc in a subprocess SIGKILLed at random instants.
+"""Crash stress: commit, checkout, push and gc in a subprocess SIGKILLed at random instants.
 
     python tests/stress/crash_stress.py --trials 200 [--seed 1] [--json out.json]
 
 Each trial starts a worker on the same workspace. The worker checks out ``main``
 and then loops: commit a changed state on ``main`` (arrays of random sizes, some
 over one 1 MiB chunk, a dict, a deleted variable now and then), commit on a
-scratch branch and drop it (garbage for gc), or run gc with no grace period and
-no reflog retention (so it really deletes). After each commit returns, the
+scratch branch and drop it (garbage for gc), push ``main`` to a local remote
+(a bare repository with its blobs beside it, ``<remote>/txgit-objects``), or run
+gc with no grace period and no reflog retention (so it really deletes). After each commit returns, the
 worker appends the commit id and a digest of every variable to a journal. The
 parent SIGKILLs it at a random instant, then checks:
 
 * ``Workspace.fsck()`` reports no problem;
 * every commit in the journal (all trials so far) is still on ``main``'s
   history, and a checkout of it into a fresh namespace gives exactly the
-  digests the worker recorded.
+  digests the worker recorded;
+* on the remote, every ref names only commits whose blobs are all in the
+  remote's storage, each hashing to its name;
+* running push again completes, and leaves the remote's ``main`` equal to ours.
 
 A new workspace is started every ``--block`` trials to keep the re-checking of
 every earlier commit affordable. Prints trials run and failures found.
@@ -76,7 +80,11 @@ def worker(ws_path: str, journal: str, seed: int) -> None:
                 print("op gc", flush=True)
                 ws.gc(grace_seconds=0, reflog_days=0)
                 continue
-            if op < 0.27 and "main" in ws.branches():  # a scratch branch: commit there, come back, drop it
+            if op < 0.27 and "main" in ws.branches() and ws.branch == "main":
+                print("op push", flush=True)
+                ws.push("origin", "main")
+                continue
+            if op < 0.42 and "main" in ws.branches():  # a scratch branch: commit there, come back, drop it
                 print("op branch", flush=True)
                 name = f"scratch{seed}-{step}"
                 ws.checkout("main", ns, force=True, new_branch=name)
@@ -112,8 +120,45 @@ def _journal(path: Path) -> list[dict]:
     return out
 
 
-def check(ws_path: Path, journal: Path) -> list[str]:
-    """Everything wrong with the workspace after a kill: fsck problems, lost or changed commits."""
+def check_remote(remote: Path) -> list[str]:
+    """Every ref of the bare repository ``remote`` names only commits whose blobs its storage holds, intact."""
+    from txgit.errors import TxgitError
+    from txgit.history import History
+    from txgit.remote import EMBEDDED_DIR
+    from txgit.storage import ObjectStore
+
+    if not remote.exists():  # no push has got that far yet
+        return []
+    try:
+        history = History(remote)
+    except Exception as e:  # noqa: BLE001 - a half-made remote repository is exactly what we look for
+        return [f"remote unreadable: {e}"]
+    store = ObjectStore(str(remote / EMBEDDED_DIR))
+    failures: list[str] = []
+    refs = [r for r in history.repo.references if r.startswith("refs/heads/")]
+    tips = [history.repo.references[r].peel().id for r in refs]
+    seen: set[str] = set()
+    for commit in history.walk(tips):
+        try:
+            state = history.read_state(commit)
+        except TxgitError as e:
+            failures.append(f"remote commit {str(commit.id)[:8]} unreadable: {e}")
+            continue
+        names = {c for g in state.groups.values() for c in g.chunk_names()} - seen
+        seen |= names
+        lacking = store.missing(names)
+        if lacking:
+            failures.append(f"remote commit {str(commit.id)[:8]} names {len(lacking)} blobs its storage lacks")
+        try:
+            store.get_many(sorted(names - lacking))  # reads verify every blob against its name
+        except TxgitError as e:
+            failures.append(f"remote commit {str(commit.id)[:8]}: {e}")
+    return failures
+
+
+def check(ws_path: Path, journal: Path, remote: Path | None = None) -> list[str]:
+    """Everything wrong with the workspace (and its remote) after a kill: fsck problems, lost or
+    changed commits, remote refs naming blobs the remote lacks, a push that cannot be finished."""
     from txgit import Workspace
     from txgit.errors import TxgitError
 
@@ -121,6 +166,20 @@ def check(ws_path: Path, journal: Path) -> list[str]:
     ws = Workspace.open(ws_path)
     report = ws.fsck()
     failures += [f"fsck: {p}" for p in report.problems]
+    if remote is not None:
+        failures += check_remote(remote)
+        if "main" in ws.branches():
+            try:
+                ws.push("origin", "main")  # what the killed push left undone, finished now
+            except TxgitError as e:
+                failures.append(f"push again failed: {e}")
+            else:
+                from txgit.history import History
+
+                theirs = History(remote).repo.references.get("refs/heads/main")
+                if theirs is None or str(theirs.target) != ws.branches()["main"]:
+                    failures.append("push again did not bring the remote's main up to ours")
+                failures += [f"after push again: {f}" for f in check_remote(remote)]
     entries = _journal(journal)
     if not entries:
         return failures
@@ -156,12 +215,13 @@ def run(trials: int, *, seed: int = 1, block: int = 20, max_delay: float = 1.5,
     commits = 0
     killed_in: dict[str, int] = {}  # the operation each kill interrupted
     started = time.time()
-    ws_path = journal = None
+    ws_path = journal = remote = None
     for t in range(trials):
         if t % block == 0:
             ws_path = tmp / f"ws{t // block}"
             journal = tmp / f"journal{t // block}.jsonl"
-            Workspace.init(ws_path)
+            remote = tmp / f"remote{t // block}.git"
+            Workspace.init(ws_path).remotes.add("origin", str(remote))  # created by the first push
         proc = subprocess.Popen(
             [sys.executable, __file__, "--worker", str(ws_path), str(journal), str(seed * 100_000 + t)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -176,7 +236,7 @@ def run(trials: int, *, seed: int = 1, block: int = 20, max_delay: float = 1.5,
         killed_in[ops[-1] if ops else "startup"] = killed_in.get(ops[-1] if ops else "startup", 0) + 1
         if not ready or not alive:  # the worker died by itself: that is a bug too
             failures.append(f"trial {t}: worker failed before the kill: {err.strip().splitlines()[-1:]}")
-        found = check(ws_path, journal)
+        found = check(ws_path, journal, remote)
         commits = sum(len(_journal(tmp / f"journal{b}.jsonl")) for b in range(t // block + 1))
         failures += [f"trial {t}: {f}" for f in found]
         if verbose:

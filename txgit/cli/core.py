@@ -8,6 +8,7 @@ is written.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -16,8 +17,9 @@ from rich.table import Table
 from rich.text import Text
 
 from txgit.cli import render
-from txgit.cli.app import app, console
+from txgit.cli.app import app, console, err_console
 from txgit.cli.graph import render_graph
+from txgit.environment import EnvironmentDrift
 from txgit.errors import EmptyHistory, TxgitError
 from txgit.history import CommitInfo
 from txgit.state import UNPICKLABLE
@@ -183,6 +185,9 @@ def _header(info: CommitInfo, refs: _Refs) -> None:
 def show(
     rev: str = typer.Argument("HEAD", metavar="REV", help="The commit to show (default HEAD)."),
     var: Optional[str] = typer.Argument(None, metavar="VAR", help="Print this variable's value (loads it)."),
+    trust: bool = typer.Option(False, "--trust", help="With VAR: load it even if the commit came from a remote "
+                                                      "not marked trusted (unpickling runs its code)."),
+    safe: bool = typer.Option(False, "--safe", help="With VAR: load only allow-listed plain data types."),
 ) -> None:
     """Show a commit: its variables (summary, type, size), what was not saved, and meta.
 
@@ -191,7 +196,11 @@ def show(
     ws = _open()
     info = ws.resolve(rev)
     if var is not None:
-        value = ws.load(var, rev)  # reads and verifies blobs: a corrupt one raises here
+        with warnings.catch_warnings(record=True) as drifted:
+            warnings.simplefilter("always", EnvironmentDrift)
+            value = ws.load(var, rev, trust=trust, safe=safe)  # reads and verifies blobs: a corrupt one raises here
+        for w in drifted:
+            err_console.print(f"warning: recorded under other versions: {w.message}", markup=False, highlight=False)
         rec = ws.state(info.id).variables[var]
         _out(Text(f"{var}: {rec.summary}  ({render.record_kind(rec)}, {info.short_id})", style="bold"))
         _out(render.truncated_repr(value))
@@ -361,6 +370,10 @@ def checkout(
     rev: str = typer.Argument(..., metavar="REV", help="Branch, tag, commit id, HEAD~2, main^ …"),
     new_branch: Optional[str] = typer.Option(None, "-b", metavar="NEW", help="Create branch NEW at REV and switch to it."),
     force: bool = typer.Option(False, "--force", "-f", help="Drop uncommitted changes in an attached session's state."),
+    trust: bool = typer.Option(False, "--trust", help="Load a state fetched from a remote not marked trusted "
+                                                      "(unpickling runs its code)."),
+    safe: bool = typer.Option(False, "--safe", help="Load only allow-listed plain data types (numpy, pandas, "
+                                                    "builtins containers …): for inspecting a stranger's state."),
 ) -> None:
     """Move HEAD to REV: a branch attaches HEAD to it; any other revision detaches HEAD there."""
     from txgit.cli.session import print_kernel_checkout
@@ -370,7 +383,8 @@ def checkout(
     before = ws.branch
     kernel = attached_kernel(ws)
     if kernel is not None:  # a kernel runs the extension here: its live state follows HEAD
-        print_kernel_checkout(checkout_in_kernel(ws, rev, force=force, new_branch=new_branch), kernel.pid)
+        print_kernel_checkout(checkout_in_kernel(ws, rev, force=force, new_branch=new_branch, trust=trust, safe=safe),
+                              kernel.pid)
         return
     result = ws.checkout(rev, None, force=force, new_branch=new_branch)
     _report_checkout(result.branch, result.info, new_branch is not None, before)

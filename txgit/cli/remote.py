@@ -58,7 +58,8 @@ def _short(ref: str) -> str:
 
 @app.command()
 def remote(
-    action: str = typer.Argument("list", metavar="[list|add|remove]", help="What to do (default: list)."),
+    action: str = typer.Argument("list", metavar="[list|add|remove|trust|untrust]",
+                                 help="What to do (default: list)."),
     name: Optional[str] = typer.Argument(None, metavar="NAME", help="The remote's name (e.g. origin)."),
     url: Optional[str] = typer.Argument(None, metavar="GIT_URL",
                                         help="Where the history goes: a path, file://, git://, https:// or ssh URL."),
@@ -68,8 +69,11 @@ def remote(
     storage_option: List[str] = typer.Option([], "--storage-option", metavar="KEY=VALUE",
                                              help="An fsspec storage option (e.g. endpoint_url=http://…); repeatable; "
                                                   "kept in this workspace only."),
+    trusted: bool = typer.Option(False, "--trusted", help="With add: states fetched from it load without --trust "
+                                                          "(loading a state runs its code: only remotes you trust)."),
 ) -> None:
-    """List, add or remove remotes: `txgit remote add NAME GIT_URL [--storage URL]`, `txgit remote remove NAME`."""
+    """List, add or remove remotes: `txgit remote add NAME GIT_URL [--storage URL] [--trusted]`,
+    `txgit remote remove NAME`; `txgit remote trust NAME` / `untrust NAME` marks whose states load without --trust."""
     ws = Workspace.open(".")
     if action in ("list", "-v"):
         if name is not None:
@@ -80,23 +84,29 @@ def remote(
             except TxgitError:
                 where = "(no storage yet)"
             opts = f"  options: {', '.join(sorted(r.storage_options))}" if r.storage_options else ""
-            _out(f"{r.name}\t{r.url}\tblobs: {where}{opts}")
+            _out(f"{r.name}\t{r.url}\tblobs: {where}{opts}{'  (trusted)' if r.trusted else ''}")
     elif action == "add":
         if name is None or url is None:
             raise TxgitError("usage: txgit remote add NAME GIT_URL [--storage FSSPEC_URL]")
-        r = ws.remotes.add(name, url, storage=storage, storage_options=parse_storage_options(storage_option))
+        r = ws.remotes.add(name, url, storage=storage, storage_options=parse_storage_options(storage_option),
+                           trusted=trusted)
         try:
             where = ws.remotes.storage_url(r)
         except TxgitError:
             where = "recorded by the remote (found at fetch)"
-        _out(f"added remote {r.name}: {r.url} (blobs: {where})")
+        _out(f"added remote {r.name}: {r.url} (blobs: {where})" + (", trusted" if r.trusted else ""))
     elif action in ("remove", "rm"):
         if name is None or url is not None:
             raise TxgitError("usage: txgit remote remove NAME")
         ws.remotes.remove(name)
         _out(f"removed remote {name}")
+    elif action in ("trust", "untrust"):
+        if name is None or url is not None:
+            raise TxgitError(f"usage: txgit remote {action} NAME")
+        ws.remotes.set_trusted(name, action == "trust")
+        _out(f"remote {name}: {'trusted: its states load' if action == 'trust' else 'not trusted: its states load only with --trust or --safe'}")
     else:
-        raise TxgitError(f"unknown action {action!r}: use list, add or remove")
+        raise TxgitError(f"unknown action {action!r}: use list, add, remove, trust or untrust")
 
 
 @app.command()
@@ -178,11 +188,17 @@ def clone(
     storage_option: List[str] = typer.Option([], "--storage-option", metavar="KEY=VALUE",
                                              help="An fsspec storage option (e.g. endpoint_url=http://…); repeatable."),
     eager: bool = typer.Option(False, "--eager", help="Fetch every blob now, not on demand."),
+    trusted: Optional[bool] = typer.Option(None, "--trusted/--untrusted",
+                                           help="Mark origin trusted (its states load without --trust). Default: "
+                                                "trusted for a local path, not for a network URL."),
 ) -> None:
     """Make a workspace from a remote: its branches, HEAD on its default branch, blobs on demand."""
     with _progress() as progress:
         ws = Workspace.clone(url, directory, storage=storage, storage_options=parse_storage_options(storage_option),
-                             eager=eager, progress=progress)
+                             eager=eager, progress=progress, trusted=trusted)
     branches = sorted(ws.branches())
     _out(f"Cloned {url} into {ws.root}: {len(branches)} branches ({', '.join(branches)}), on {ws.branch}")
     _out(f"blobs: {ws.remotes.storage_url('origin')}" + (" (fetched)" if eager else " (fetched on demand)"))
+    if not ws.remotes.get("origin").trusted:
+        _out("origin is not trusted: check out its states with --trust (runs their code) or --safe, "
+             "or `txgit remote trust origin`")

@@ -32,6 +32,11 @@ def print_kernel_checkout(answer: dict, pid: int) -> None:
                   f"removed {len(answer['removed'])}", markup=False, highlight=False)
     for name, why in answer.get("not_restored", {}).items():
         console.print(f"  not restored: {name}: {why}", markup=False, highlight=False)
+    if answer.get("recomputed"):
+        console.print(f"  recomputed by re-running the code that made them: {', '.join(answer['recomputed'])}",
+                      markup=False, highlight=False)
+    for line in answer.get("drift", []):
+        console.print(f"  warning: recorded under other versions: {line}", markup=False, highlight=False)
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True,

@@ -186,10 +186,11 @@ def remote(request: str) -> str:
             return json.dumps({"ok": True, "commit": r.info.id, "variables": r.variables,
                                "serialized": r.serialized_names, "skipped": r.skipped})
         if op == "checkout":
-            r = s.checkout(req["rev"], force=bool(req.get("force")), new_branch=req.get("new_branch"))
+            r = s.checkout(req["rev"], force=bool(req.get("force")), new_branch=req.get("new_branch"),
+                           trust=bool(req.get("trust")), safe=bool(req.get("safe")))
             return json.dumps({"ok": True, "commit": r.info.id, "branch": r.branch, "loaded": r.loaded,
                                "removed": r.removed, "not_restored": r.not_restored,
-                               "recomputed": r.recomputed})
+                               "recomputed": r.recomputed, "drift": r.drift})
         if op == "status":
             st = s.status()
             return json.dumps({"ok": True, "added": st.added, "removed": st.removed, "modified": st.modified})

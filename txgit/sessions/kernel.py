@@ -147,7 +147,8 @@ def commit_in_kernel(ws: Workspace, message: str) -> dict[str, Any]:
     return call_kernel(require_kernel(ws, "commit"), {"op": "commit", "message": message})
 
 
-def checkout_in_kernel(ws: Workspace, rev: str, *, force: bool = False, new_branch: str | None = None) -> dict[str, Any]:
+def checkout_in_kernel(ws: Workspace, rev: str, *, force: bool = False, new_branch: str | None = None,
+                       trust: bool = False, safe: bool = False) -> dict[str, Any]:
     """Check ``rev`` out into the attached kernel (it moves HEAD too); returns its answer."""
-    return call_kernel(require_kernel(ws, "checkout"),
-                       {"op": "checkout", "rev": rev, "force": force, "new_branch": new_branch})
+    return call_kernel(require_kernel(ws, "checkout"), {"op": "checkout", "rev": rev, "force": force,
+                                                        "new_branch": new_branch, "trust": trust, "safe": safe})

@@ -313,7 +313,8 @@ class NamespaceSession:
             self._shared[n] = ids if ids is not None else shared_ids(self.namespace[n], self.namespace)
 
     # -- checkout / status / rollback ------------------------------------------------------
-    def checkout(self, rev: str, *, force: bool = False, new_branch: str | None = None) -> CheckoutResult:
+    def checkout(self, rev: str, *, force: bool = False, new_branch: str | None = None, trust: bool = False,
+                 safe: bool = False) -> CheckoutResult:
         """Make the namespace equal ``rev`` (loading only what differs) and move HEAD there.
 
         An empty namespace (a fresh kernel) or one with nothing run since its
@@ -326,7 +327,7 @@ class NamespaceSession:
         fresh = not self.variable_names()
         with self._without_hidden():
             result = self.workspace.checkout(rev, self.namespace, force=force or clean or fresh, new_branch=new_branch,
-                                             known=self.base if clean else None)
+                                             known=self.base if clean else None, trust=trust, safe=safe)
         self.base = result.info.id
         self.pending.clear()
         self.touched = set()

@@ -238,9 +238,17 @@ def dumps(obj: Any, namespace: Mapping[str, Any] | None) -> tuple[bytes, list[pi
 
 
 def loads(skeleton: bytes, buffers: list[Any], namespace: dict[str, Any] | None) -> Any:
-    """Unpickle, binding session functions to ``namespace``."""
+    """Unpickle, binding session functions to ``namespace``; allow-listed types only in safe mode.
+
+    Safe mode is a context variable (:func:`txgit.state.safe.safe_loading`): a caller that moves
+    loads to worker threads must run them in the caller's context (``contextvars.copy_context``).
+    """
+    from txgit.state import safe
+
     token = _target_namespace.set(namespace)
     try:
+        if safe.active():
+            return safe.loads(skeleton, buffers)
         return pickle.loads(skeleton, buffers=buffers)
     finally:
         _target_namespace.reset(token)

@@ -28,7 +28,7 @@ from typing import Any
 import xxhash
 
 from txgit.errors import RestoreError
-from txgit.state import pickling
+from txgit.state import pickling, safe
 from txgit.state.summary import describe, type_name
 from txgit.storage import hash_bytes, is_blob_name, shared_pool
 
@@ -557,6 +557,8 @@ def restore_group(record: GroupRecord, blobs: Mapping[str, bytes], namespace: di
                 fingerprints[fingerprint_stream(memoryview(buf))] = list(stream.chunks)
     try:
         value = pickling.loads(skeleton, buffers, namespace)
+    except safe.UnsafeObject:
+        raise  # already one line naming the refused class
     except ModuleNotFoundError as e:
         raise RestoreError(f"cannot restore {', '.join(record.names)}: module {e.name!r} is not installed here") from e
     except Exception as e:
@@ -567,6 +569,7 @@ def restore_group(record: GroupRecord, blobs: Mapping[str, bytes], namespace: di
 
 
 def import_module_for(name: str, record: VarRecord) -> types.ModuleType:
+    safe.check_module(record.module or "")
     try:
         return importlib.import_module(record.module or "")
     except ImportError as e:
