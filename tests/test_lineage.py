@@ -143,3 +143,56 @@ def test_api_errors(tmp_path):
 
     with pytest.raises(UnknownVariable):
         select(lineage_of_script(CORPUS / "titanic_lists.py"), "other")
+
+
+def test_workspace_lineage_reads_the_fitted_models_columns(tmp_path, run_txgit):
+    (tmp_path / "data").mkdir()
+    rows = "\n".join(f"{i},{i * 0.5},{i % 7},{i * 0.1},{i % 3},{i % 2}" for i in range(30))
+    (tmp_path / "data" / "sensors.csv").write_text("id,f_temp,g_noise,f_press,f_hum,label\n" + rows + "\n")
+    (tmp_path / "data" / "chosen.json").write_text('["f_press", "f_temp"]')
+    (tmp_path / "train.py").write_text(
+        "import json\nimport pandas as pd\nfrom sklearn.linear_model import LogisticRegression\n"
+        "from sklearn.pipeline import make_pipeline\nfrom sklearn.preprocessing import StandardScaler\n"
+        "df = pd.read_csv('data/sensors.csv')\n"
+        # a mask the analysis cannot evaluate, and a list read from a file: no static pass knows these columns
+        "model = make_pipeline(StandardScaler(), LogisticRegression()).fit(\n"
+        "    df[df.columns[df.columns.str.startswith('f_')]], df['label'])\n"
+        "chosen = json.load(open('data/chosen.json'))\n"
+        "y = df['label']\n"
+        "named = LogisticRegression().fit(df[chosen], y)\n"
+        "unnamed = LogisticRegression().fit(df[chosen].to_numpy(), y)\n")
+    Workspace.init(tmp_path)
+    run_txgit("run", "train.py", cwd=tmp_path, check=True)
+    ws = Workspace.open(tmp_path)
+    code_only = lineage_of_workspace(ws, use_files=False, load_models=False).models
+    assert code_only["model"].feature_columns != ["f_hum", "f_press", "f_temp"]
+    assert code_only["model"].runtime is None
+
+    report = lineage_of_workspace(ws, use_files=False)
+    model = report.models["model"]
+    assert model.feature_columns == ["f_hum", "f_press", "f_temp"] and not model.features_rest
+    assert {c.source for c in model.features} == {"data/sensors.csv"}
+    rt = model.runtime
+    assert rt.features == ["f_temp", "f_press", "f_hum"] and rt.n_features == 3  # the order fit saw
+    assert rt.cell == "train.py:7" and rt.agrees is False
+    assert set(rt.code_features) == set(code_only["model"].feature_columns)
+    assert model.label_columns == ["label"] and rt.label_seen == []  # y was not yet committed
+    assert any(c.summary.startswith("run train.py:7") and c.id.startswith(rt.commit) for c in ws.log())
+
+    named = report.models["named"]
+    assert named.feature_columns == ["f_press", "f_temp"] and named.runtime.features == ["f_press", "f_temp"]
+    assert named.runtime.cell == "train.py:11" and named.runtime.label_seen == ["y"]
+    # fitted on an array: no names, only the count, and the code's answer stays, with a note
+    unnamed = report.models["unnamed"]
+    assert unnamed.runtime.features is None and unnamed.runtime.n_features == 2
+    assert unnamed.feature_columns == code_only["unnamed"].feature_columns
+    assert any("2 unnamed columns" in n for n in unnamed.runtime.notes)
+
+    # too big to load: the static answer, and why
+    capped = lineage_of_workspace(ws, use_files=False, max_model_bytes=10).models["model"]
+    assert capped.runtime is None and any("run-time facts not read" in u for u in capped.unknown)
+
+    doc = json.loads(run_txgit("lineage", "model", "--json", "--no-files", cwd=tmp_path, check=True).stdout)
+    assert doc["models"]["model"]["runtime"]["features"] == ["f_temp", "f_press", "f_hum"]
+    text = run_txgit("lineage", "named", "--no-files", cwd=tmp_path, check=True).stdout
+    assert "run-time: fit at train.py:11" in text and "is committed as y" in text

@@ -61,6 +61,12 @@ def lineage(
             _out(f"            + {rest}")
         if m.cells:
             _out(f"  cells:    {', '.join(m.cells)}")
+        if m.runtime is not None:
+            rt = m.runtime
+            if rt.agrees:
+                _out(f"  run-time: confirmed by the fitted model ({rt.cell or rt.commit}, commit {rt.commit})")
+            for note in rt.notes:
+                _out(f"  run-time: {note}")
         for u in m.unknown:
             _out(f"  unknown:  {u}")
     if report.unknown and not var:

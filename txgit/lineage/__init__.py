@@ -14,7 +14,9 @@ real columns of every frame each commit recorded.
 from __future__ import annotations
 
 import json
+import re
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,7 @@ from txgit.errors import TxgitError, UnknownVariable
 from txgit.lineage import ir
 from txgit.lineage.analysis import (Data, Facts, Interpreter, KnowledgeBase, Model, Rest, SourceColumn)
 
-__all__ = ["LineageReport", "ModelLineage", "SourceColumn", "KnowledgeBase", "lineage_of_source",
+__all__ = ["LineageReport", "ModelLineage", "RuntimeFit", "SourceColumn", "KnowledgeBase", "lineage_of_source",
            "lineage_of_script", "lineage_of_workspace"]
 
 
@@ -41,6 +43,8 @@ class ModelLineage:
     cells: list[str] = field(default_factory=list)  # the cells / lines that shaped X, y and the model
     fit_at: str | None = None
     unknown: list[str] = field(default_factory=list)  # what the analysis could not follow for this model
+    # what the committed, fitted model itself says (workspace only): see RuntimeFit
+    runtime: RuntimeFit | None = None
 
     @property
     def feature_columns(self) -> list[str]:
@@ -57,7 +61,35 @@ class ModelLineage:
             "label": [{"source": c.source, "column": c.column} for c in self.label],
             "features_rest": self.features_rest, "label_rest": self.label_rest,
             "cells": self.cells, "fit_at": self.fit_at, "unknown": self.unknown,
+            "runtime": None if self.runtime is None else self.runtime.to_dict(),
         }
+
+
+@dataclass
+class RuntimeFit:
+    """Run-time facts about one model, read from the fitted estimator a workspace commit recorded.
+
+    ``features``: its ``feature_names_in_`` (the exact columns passed to ``fit``; None when it was
+    fitted on an array); ``n_features``: its ``n_features_in_``; ``commit``/``cell``: the commit
+    that last wrote the variable and, of its cells, the last that names it. ``code_features``: what
+    the code analysis alone listed, kept when it disagrees (``agrees`` False). scikit-learn keeps
+    no label name: ``label_seen`` are committed Series/arrays named by the code's label column.
+    ``notes``: the same, in words.
+    """
+
+    commit: str
+    cell: str | None
+    features: list[str] | None
+    n_features: int | None
+    agrees: bool | None = None
+    code_features: list[str] = field(default_factory=list)
+    label_seen: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"commit": self.commit, "cell": self.cell, "features": self.features, "n_features": self.n_features,
+                "agrees": self.agrees, "code_features": self.code_features, "label_seen": self.label_seen,
+                "notes": self.notes}
 
 
 @dataclass
@@ -149,14 +181,24 @@ def lineage_of_script(path: str | Path, *, use_files: bool = True, kb: Knowledge
     return lineage_of_source(source, filename=str(path), data_dir=path.resolve().parent if use_files else None, kb=kb)
 
 
-def lineage_of_workspace(ws: Any, rev: str = "HEAD", *, use_files: bool = True,
-                         kb: KnowledgeBase | None = None) -> LineageReport:
+# fitted models bigger than this are not loaded for their run-time facts (a forest can be gigabytes)
+MAX_MODEL_BYTES = 50 * 1024 * 1024
+_MODEL_MODULES = ("sklearn.", "xgboost.", "lightgbm.")
+
+
+def lineage_of_workspace(ws: Any, rev: str = "HEAD", *, use_files: bool = True, kb: KnowledgeBase | None = None,
+                         load_models: bool = True, max_model_bytes: int = MAX_MODEL_BYTES) -> LineageReport:
     """Lineage of the models in ``rev`` of a workspace, from the code its history recorded.
 
     The cells recorded by each commit on the first-parent path from the root to
     ``rev`` are analysed in order; after each commit's cells, every frame the
     commit recorded replaces the analysis's idea of its columns (so
     ``df.drop(columns=[…])`` or ``iloc`` resolve to real column names).
+
+    ``load_models``: each model variable ``rev`` recorded as a scikit-learn (or
+    xgboost/lightgbm scikit-learn-style) estimator of at most ``max_model_bytes``
+    is loaded (``ws.load``), and its ``feature_names_in_`` — the columns ``fit``
+    was actually given — replace the analysis's features (see :class:`RuntimeFit`).
     """
     started = time.perf_counter()
     history = ws.history
@@ -170,18 +212,23 @@ def lineage_of_workspace(ws: Any, rev: str = "HEAD", *, use_files: bool = True,
         c = c.parents[0]
     chain.reverse()
     interp = Interpreter(kb, Facts(Path(ws.root) if use_files else None))
+    # name -> (commit that last changed its record, that commit's cells as (label, code))
+    written: dict[str, tuple[Any, list[tuple[str, str]]]] = {}
+    previous: dict[str, Any] = {}
     for commit in chain:
         raw = history.read_file(commit, "code/cells.json")
-        if raw is None:
-            continue
-        try:
-            cells = json.loads(raw)
-        except ValueError:
-            interp.unknown.append(f"{str(commit.id)[:8]}: unreadable code/cells.json")
-            continue
+        cells = []
+        if raw is not None:
+            try:
+                cells = json.loads(raw)
+            except ValueError:
+                interp.unknown.append(f"{str(commit.id)[:8]}: unreadable code/cells.json")
+                cells = []
+        labelled = []
         for cell in cells:
             label = cell.get("label") or (f"[{cell['execution_count']}]" if cell.get("execution_count") is not None
                                           else str(commit.id)[:8])
+            labelled.append((label, cell.get("code", "")))
             try:
                 stmts = ir.parse(cell.get("code", ""), label)
             except SyntaxError:
@@ -197,13 +244,101 @@ def lineage_of_workspace(ws: Any, rev: str = "HEAD", *, use_files: bool = True,
                 interp.run(stmts, label)
         state = history.read_state(commit, groups=False)
         for name, rec in state.variables.items():
+            if not rec.same_content(previous.get(name)):
+                written[name] = (commit, labelled)
             cols = rec.details.get("columns") if rec.details else None
             if cols is not None:
                 interp.sharpen(name, [str(c) for c in cols], rec.details.get("dtypes"))
             elif rec.details and rec.details.get("name") is not None and rec.type.endswith("Series"):
                 interp.sharpen(name, [], series_name=str(rec.details["name"]))
+        previous = state.variables
     report = _report(interp, "workspace", started, str(target.id))
+    if load_models:
+        _runtime_facts(ws, target, report, interp, written, max_model_bytes)
+    report.seconds = time.perf_counter() - started
     return report
+
+
+def _runtime_facts(ws: Any, target: Any, report: LineageReport, interp: Interpreter,
+                   written: dict[str, tuple[Any, list[tuple[str, str]]]], max_bytes: int) -> None:
+    """Fill in :class:`RuntimeFit` for each model ``target`` recorded as a fitted estimator.
+
+    No estimator class is patched: the committed model itself says what it was fitted
+    on. Only variables the code analysis found as models are read, and only when small.
+    """
+    state = ws.history.read_state(target, groups=False)
+    for name, m in report.models.items():
+        rec = state.variables.get(name)
+        if rec is None or rec.kind != "value" or not rec.type.startswith(_MODEL_MODULES):
+            continue
+        commit, cells = written.get(name, (target, []))
+        commit_id = str(commit.id)[:8]
+        # of the cells that wrote it, the last that names the variable (a script block is one cell)
+        naming = [lab for lab, code in cells if re.search(rf"\b{re.escape(name)}\b", code)]
+        cell = naming[-1] if naming else (cells[-1][0] if cells else None)
+        where = f"{cell} (commit {commit_id})" if cell else f"commit {commit_id}"
+        if rec.size > max_bytes:
+            m.unknown.append(f"run-time facts not read: the committed model is {rec.size / 2**20:.0f} MB "
+                             f"(limit {max_bytes / 2**20:.0f} MB)")
+            continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # version drift and sklearn's unpickle warnings: names still hold
+                model = ws.load(name, str(target.id))
+        except Exception as e:  # an untrusted commit, a missing library: the static answer stands
+            m.unknown.append(f"run-time facts not read: {str(e).splitlines()[0][:200] if str(e) else type(e).__name__}")
+            continue
+        names = getattr(model, "feature_names_in_", None)
+        n = getattr(model, "n_features_in_", None)
+        try:
+            names = None if names is None else [str(c) for c in names]
+            n = None if n is None else int(n)
+        except (TypeError, ValueError):
+            names, n = None, None
+        if names is None and n is None:
+            continue  # not fitted (or a kind that keeps neither): nothing to say
+        fact = RuntimeFit(commit_id, cell, names, n)
+        code_cols = m.feature_columns
+        v = interp.env.get(name)
+        X = v.X if isinstance(v, Model) else None
+        if names is not None:
+            fact.agrees = sorted(set(names)) == code_cols and not m.features_rest
+            if not fact.agrees:
+                fact.code_features = code_cols + m.features_rest
+                fact.notes.append(f"fit at {where} was given {len(names)} columns: {', '.join(names)}; "
+                                  f"the code analysis alone had {', '.join(fact.code_features) or 'none'}")
+            feats: set[SourceColumn] = set()
+            for c in names:
+                if X is not None and c in X.cols and X.cols[c]:
+                    feats |= X.cols[c]
+                elif X is not None and X.rest is not None and c not in X.rest.excluded:
+                    feats |= {SourceColumn(s, c) for s in X.rest.sources}
+                else:
+                    feats.add(SourceColumn("?", c))
+            m.features = sorted(feats)
+            m.features_rest = []
+            if any(c.source == "?" for c in m.features):
+                m.unknown.append("features: the model names columns whose source the code analysis did not find "
+                                 "(listed under source '?')")
+            m.unknown = [u for u in m.unknown if not u.startswith("features: origin unknown")]
+        else:
+            listed = len(code_cols) if not m.features_rest else None
+            fact.agrees = None if listed is None else listed == n
+            if listed != n:
+                fact.notes.append(f"fit at {where} was given {n} unnamed columns (an array); the code analysis "
+                                  f"lists {'some of ' if listed is None else ''}{len(code_cols)}"
+                                  f"{' and ' + '; '.join(m.features_rest) if m.features_rest else ''}")
+        # sklearn keeps no label name: say where the code's label is to be seen when the model was written
+        at_fit = ws.history.read_state(commit, groups=False)
+        for lab in m.label_columns:
+            for vname, vrec in at_fit.variables.items():
+                is_series = vrec.type.endswith("Series") and str((vrec.details or {}).get("name")) == lab
+                if vrec.kind == "value" and (is_series or (vname == lab and vrec.type.endswith("ndarray"))):
+                    fact.label_seen.append(vname)
+        if fact.label_seen:
+            fact.notes.append(f"label column {', '.join(m.label_columns)} is committed as {', '.join(fact.label_seen)} "
+                              "(the model itself keeps no label name)")
+        m.runtime = fact
 
 
 def _shift(stmts: list[ir.Stmt], by: int) -> None:
