@@ -735,6 +735,10 @@ class Interpreter:
                         Unknown("slice of column names", obj.cells)
                 return obj.with_(cells=obj.cells | {self.cell})  # df[10:20]: rows
             if isinstance(index, (Data, Unknown)):
+                if obj.kind == "names":  # df.columns[mask]: which names survive is not known statically
+                    self._note("column names chosen by a mask not known statically")
+                    return obj.with_(cells=obj.cells | value_cells(index) | {self.cell},
+                                     notes=obj.notes + ("columns chosen by a mask: all kept",))
                 return obj.with_(cells=obj.cells | value_cells(index) | {self.cell})  # a row mask
             return obj
         if isinstance(obj, SeqV):
@@ -757,9 +761,11 @@ class Interpreter:
 
     def _select_names(self, frame: Data, names: Data) -> Data:
         """``df[cols]`` where ``cols`` is a names value (possibly with a Rest)."""
-        if names.rest is None:
-            return self._select(frame, list(names.cols))
         out = self._select(frame, list(names.cols))
+        if names.notes:  # e.g. "chosen by a mask": the selection is only an upper bound
+            out = out.with_(notes=out.notes + tuple(n for n in names.notes if n not in out.notes))
+        if names.rest is None:
+            return out
         if frame.rest is not None:
             excluded = frame.rest.excluded | names.rest.excluded
             out = out.with_(rest=Rest(frame.rest.sources & names.rest.sources or frame.rest.sources, excluded))
