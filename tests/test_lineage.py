@@ -205,3 +205,17 @@ def test_workspace_lineage_reads_the_fitted_models_columns(tmp_path, run_txgit):
     assert doc["models"]["model"]["runtime"]["features"] == ["f_temp", "f_press", "f_hum"]
     text = run_txgit("lineage", "named", "--no-files", cwd=tmp_path, check=True).stdout
     assert "run-time: fit at train.py:11" in text and "is committed as y" in text
+
+
+def test_workspace_lineage_keeps_what_a_column_transformer_selects(tmp_path, run_txgit):
+    # fit sees the whole frame, but the pipeline's ColumnTransformer (remainder dropped) uses only
+    # its selection: the model's feature_names_in_ must not widen the answer to every column
+    name = "titanic_pipeline_ct.py"
+    shutil.copy(CORPUS / name, tmp_path / name)
+    shutil.copytree(CORPUS / "data", tmp_path / "data")
+    Workspace.init(tmp_path)
+    run_txgit("run", name, cwd=tmp_path, check=True)
+    got = lineage_of_workspace(Workspace.open(tmp_path), use_files=False).models["pipe"]
+    want = expectations(CORPUS / name)[0]
+    assert set(got.feature_columns) == want.features
+    assert got.runtime is not None and len(got.runtime.features) > len(want.features)

@@ -301,7 +301,14 @@ def _runtime_facts(ws: Any, target: Any, report: LineageReport, interp: Interpre
         code_cols = m.feature_columns
         v = interp.env.get(name)
         X = v.X if isinstance(v, Model) else None
-        if names is not None:
+        narrowed = (isinstance(v, Model) and v.selector is not None and not v.remainder and names is not None
+                    and not m.features_rest and set(code_cols) < set(names))
+        if narrowed:
+            # a pipeline whose ColumnTransformer drops the rest: fit saw more columns than the model uses
+            fact.agrees = True
+            fact.notes.append(f"fit at {where} was given {len(names)} columns; its ColumnTransformer uses "
+                              f"{len(code_cols)} of them: {', '.join(code_cols)}")
+        elif names is not None:
             fact.agrees = sorted(set(names)) == code_cols and not m.features_rest
             if not fact.agrees:
                 fact.code_features = code_cols + m.features_rest
