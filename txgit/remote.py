@@ -50,10 +50,8 @@ from pygit2.enums import FileMode, SortMode
 
 from txgit.errors import (
     BlobError,
-    CorruptBlob,
     DivergedHistory,
     InvalidName,
-    MissingBlob,
     PushRejected,
     RemoteError,
     TxgitError,
@@ -469,30 +467,20 @@ class Remotes:
         todo = list(dict.fromkeys(names))
         if not replace_local:
             todo = sorted(self.ws.store.missing(todo))
-        report = BlobRepair()
+        remote_of: dict[str, str] = {}  # storage URL -> remote name
+        stores: list[ObjectStore] = []
         for rname in (list(remotes) if remotes is not None else self.names()):
-            if not todo:
-                break
             try:
                 store = self.store(rname)
-                present = sorted(set(todo) - store.missing(todo))
             except RemoteError:
                 continue
-            for name in present:
-                try:
-                    data = store.get(name)  # verified
-                except CorruptBlob:
-                    report.corrupt_on.setdefault(name, []).append(rname)
-                    continue
-                except (MissingBlob, RemoteError):
-                    continue
-                if replace_local:
-                    self.ws.store.delete([n for n in [name] if self.ws.store.has(n)])
-                self.ws.store.write_blobs({name: data})
-                report.fetched[name] = rname
-            todo = [n for n in todo if n not in report.fetched]
-        report.missing = todo
-        return report
+            remote_of.setdefault(store.url, rname)
+            stores.append(store)
+        bad: dict[str, list[str]] = {}
+        got = self.ws.store.repair_from(todo, stores, bad_copies=bad)
+        return BlobRepair(fetched={n: remote_of[url] for n, url in got.items()},
+                          corrupt_on={n: [remote_of[url] for url in urls] for n, urls in bad.items()},
+                          missing=[n for n in todo if n not in got])
 
     # -- git plumbing --------------------------------------------------------------------------------
     def _git_remote(self, r: Remote) -> pygit2.Remote:

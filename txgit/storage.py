@@ -24,7 +24,7 @@ import blake3
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from txgit.errors import BlobError, CorruptBlob, MissingBlob
+from txgit.errors import BlobError, CorruptBlob, MissingBlob, TxgitError
 
 HASH_LEN = 64  # blake3 hex digest
 # Hash large inputs on several threads: blake3 releases the GIL and scales.
@@ -229,22 +229,33 @@ class ObjectStore:
                 bad[name] = "corrupt"
         return bad
 
-    def repair_from(self, names: Iterable[str], stores: Iterable[ObjectStore]) -> dict[str, str]:
+    def repair_from(self, names: Iterable[str], stores: Iterable[ObjectStore], *,
+                    bad_copies: dict[str, list[str]] | None = None) -> dict[str, str]:
         """Replace missing or corrupt blobs with good copies from other stores (remotes, backups).
 
-        Each copy is verified before it is written; a corrupt copy is skipped and
-        the next store is tried. Returns name -> URL of the store it came from for
-        each blob repaired; the others are left as they were.
+        Each copy is verified before it is written; a corrupt copy is skipped (and
+        noted in ``bad_copies``: name -> URLs of the stores holding it) and the next
+        store is tried, as is the next store when one cannot be reached. Returns
+        name -> URL of the store it came from for each blob repaired; the others
+        are left as they were.
         """
         todo = set(names)
         repaired: dict[str, str] = {}
         for store in stores:
             if not todo:
                 break
-            for name in sorted(todo - store.missing(todo)):
+            try:
+                present = sorted(todo - store.missing(todo))
+            except TxgitError:  # an unreachable store cannot help; the others may
+                continue
+            for name in present:
                 try:
                     data = store.get(name)  # verified: a tampered copy raises
-                except BlobError:
+                except CorruptBlob:
+                    if bad_copies is not None:
+                        bad_copies.setdefault(name, []).append(store.url)
+                    continue
+                except TxgitError:
                     continue
                 self._replace(name, data)
                 repaired[name] = store.url
