@@ -16,6 +16,7 @@ from pathlib import Path
 import pygit2
 import pytest
 
+from cliutil import assert_one_line_error
 from conftest import session_namespace
 from servers import S3_ENV, git_daemon, init_bare, make_bucket, moto_s3
 from txgit import Workspace
@@ -295,28 +296,22 @@ def test_fsck_repair_mends_local_blobs_from_a_remotes_s3_storage(tmp_path, run_t
     assert float(got["arr"][0]) == -1.0 and float(got["arr"][10]) == 10.0 and got["config"]["lr"] == 0.01
 
 
-def test_errors_are_one_line(tmp_path, run_txgit, s3):
+def test_errors_are_assert_one_line_error(tmp_path, run_txgit, s3):
     ws, _ = alice_history(tmp_path / "a")
     a = tmp_path / "a"
 
-    def one_line(proc, *needles):
-        assert proc.returncode != 0
-        assert proc.stderr.startswith("txgit: error:") and proc.stderr.count("\n") == 1, proc.stderr
-        for n in needles:
-            assert n in proc.stderr, proc.stderr
-
-    one_line(run_txgit("push", cwd=a), "no remote configured")
+    assert_one_line_error(run_txgit("push", cwd=a), "no remote configured")
     run_txgit("remote", "add", "origin", str(tmp_path / "r.git"), cwd=a, check=True)
-    one_line(run_txgit("push", "orign", cwd=a), "no remote named 'orign'", "origin")
-    one_line(run_txgit("remote", "add", "origin", "/elsewhere", cwd=a), "already exists")
-    one_line(run_txgit("clone", str(tmp_path / "nope.git"), "c", cwd=tmp_path), "does not exist")
+    assert_one_line_error(run_txgit("push", "orign", cwd=a), "no remote named 'orign'", "origin")
+    assert_one_line_error(run_txgit("remote", "add", "origin", "/elsewhere", cwd=a), "already exists")
+    assert_one_line_error(run_txgit("clone", str(tmp_path / "nope.git"), "c", cwd=tmp_path), "does not exist")
     assert not (tmp_path / "c").exists()
     run_txgit("remote", "add", "dead", "git://127.0.0.1:9/x.git", "--storage", str(tmp_path / "s"), cwd=a, check=True)
-    one_line(run_txgit("fetch", "dead", cwd=a), "cannot reach remote 'dead'")
-    one_line(run_txgit("push", "dead", cwd=a), "cannot reach remote 'dead'")
+    assert_one_line_error(run_txgit("fetch", "dead", cwd=a), "cannot reach remote 'dead'")
+    assert_one_line_error(run_txgit("push", "dead", cwd=a), "cannot reach remote 'dead'")
     run_txgit("remote", "add", "nobucket", str(tmp_path / "nb.git"), "--storage", "s3://no-such-bucket/x",
               "--storage-option", f"endpoint_url={s3}", cwd=a, check=True)
-    one_line(run_txgit("push", "nobucket", cwd=a, env=S3_ENV), "remote storage s3://no-such-bucket/x failed")
+    assert_one_line_error(run_txgit("push", "nobucket", cwd=a, env=S3_ENV), "remote storage s3://no-such-bucket/x failed")
     assert not [r for r in pygit2.Repository(str(tmp_path / "nb.git")).references if r.startswith("refs/heads")]
     with pytest.raises(UnknownRemote):
         ws.remotes.remove("nosuch")

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from cliutil import assert_one_line_error
 from conftest import session_namespace
 from servers import git_daemon, init_bare
 from txgit import Workspace
@@ -139,14 +140,8 @@ def test_cli_trust_flow_over_git_daemon(tmp_path, run_txgit):
     assert "origin is not trusted" in out  # a network URL: not trusted by default
     copy = tmp_path / "copy"
 
-    def one_line(proc, *needles):
-        assert proc.returncode != 0
-        assert proc.stderr.startswith("txgit: error:") and proc.stderr.count("\n") == 1, proc.stderr
-        for n in needles:
-            assert n in proc.stderr, proc.stderr
-
-    one_line(run_txgit("show", "HEAD", "evil", cwd=copy), "not trusted", "txgit remote trust origin")
-    one_line(run_txgit("show", "HEAD", "evil", "--safe", cwd=copy), "safe mode refused", "system")
+    assert_one_line_error(run_txgit("show", "HEAD", "evil", cwd=copy), "not trusted", "txgit remote trust origin")
+    assert_one_line_error(run_txgit("show", "HEAD", "evil", "--safe", cwd=copy), "safe mode refused", "system")
     shown = run_txgit("show", "HEAD", "df", "--safe", cwd=copy, check=True).stdout
     assert "DataFrame" in shown or "a" in shown
     assert not marker.exists()
@@ -154,7 +149,7 @@ def test_cli_trust_flow_over_git_daemon(tmp_path, run_txgit):
     run_txgit("remote", "trust", "origin", cwd=copy, check=True)
     assert "(trusted)" in run_txgit("remote", cwd=copy, check=True).stdout
     run_txgit("show", "HEAD", "arr", cwd=copy, check=True)  # trusted now: loads without flags
-    one_line(run_txgit("remote", "trust", "nope", cwd=copy), "no remote named 'nope'")
+    assert_one_line_error(run_txgit("remote", "trust", "nope", cwd=copy), "no remote named 'nope'")
     # a local path typed by the user: trusted
     run_txgit("clone", str(tmp_path / "r.git"), "local", cwd=tmp_path, check=True)
     assert Workspace.open(tmp_path / "local").remotes.get("origin").trusted
