@@ -296,7 +296,7 @@ def test_fsck_repair_mends_local_blobs_from_a_remotes_s3_storage(tmp_path, run_t
     assert float(got["arr"][0]) == -1.0 and float(got["arr"][10]) == 10.0 and got["config"]["lr"] == 0.01
 
 
-def test_errors_are_assert_one_line_error(tmp_path, run_txgit, s3):
+def test_errors_are_one_line(tmp_path, run_txgit, s3):
     ws, _ = alice_history(tmp_path / "a")
     a = tmp_path / "a"
 
