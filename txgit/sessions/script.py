@@ -110,7 +110,7 @@ def run_script(ws: Workspace, path: str | os.PathLike[str], args: list[str] | No
                 result.commits += 1
                 break
             except BaseException as e:
-                session._tracker = None  # its partial effects are not committed
+                session.abandon_cell()  # its partial effects are not committed
                 tb = e.__traceback__.tb_next if e.__traceback__ is not None else None  # drop our exec frame
                 traceback.print_exception(type(e), e, tb, file=sys.stderr)
                 last = ws.head()

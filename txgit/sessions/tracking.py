@@ -105,6 +105,11 @@ class _Visitor(ast.NodeVisitor):
             self.out.opaque = f"{name}()"
         self.generic_visit(node)
 
+    def visit_AugAssign(self, node: ast.AugAssign) -> None:
+        if isinstance(node.target, ast.Name):
+            self.out.reads.add(node.target.id)  # x += 1 reads x before it writes it
+        self.generic_visit(node)
+
     def visit_NamedExpr(self, node: ast.NamedExpr) -> None:
         self.out.writes.add(node.target.id)  # := binds in the enclosing scope, even in comprehensions
         self.visit(node.value)
@@ -200,6 +205,7 @@ class CellChanges:
     writes: set[str]
     hint: set[str] | None  # None: commit everything
     opaque: str | None = None
+    rebound: set[str] = field(default_factory=set)  # added, deleted or bound to another object
 
 
 class CellTracker:
@@ -218,8 +224,8 @@ class CellTracker:
         after = fingerprint(self.namespace, (n for n in self.namespace if self.is_variable(n)))
         n = self.names
         if n.opaque is not None:
-            return CellChanges(n.reads, n.writes, None, n.opaque)
+            return CellChanges(n.reads, n.writes, None, n.opaque, changed_bindings(self.before, after))
         rebound = changed_bindings(self.before, after)
         hint = (n.touched | rebound | self.reached | reach(n.writes | rebound, self.namespace))
         hint = {x for x in hint if self.is_variable(x) and (x in after or x in self.before)}
-        return CellChanges(n.reads, n.writes, hint)
+        return CellChanges(n.reads, n.writes, hint, rebound=rebound)
