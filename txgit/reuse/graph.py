@@ -29,6 +29,12 @@ class RecordedOperation:
     op: Operation
     reused_from: str | None  # the commit it was itself loaded from, if it was a reuse
     summary: str  # the commit's first line
+    seconds: float  # what this cell took: the run, or loading the results it reused
+
+    @property
+    def saved_seconds(self) -> float:
+        """Time a reuse saved (0 for a run)."""
+        return max(0.0, self.op.seconds - self.seconds) if self.reused_from else 0.0
 
 
 def _tips(repo: pygit2.Repository) -> dict[str, str]:
@@ -93,8 +99,12 @@ class OperationIndex:
         if op is None:
             return
         reused = op_doc.get("reused_from") if isinstance(op_doc.get("reused_from"), str) else None
+        try:
+            seconds = float(cells[0].get("seconds", op.seconds))
+        except (TypeError, ValueError):
+            seconds = op.seconds
         yield RecordedOperation(str(commit.id), commit.commit_time, op, reused,
-                                commit.message.split("\n", 1)[0])
+                                commit.message.split("\n", 1)[0], seconds)
 
     def candidates(self, key: str) -> list[RecordedOperation]:
         """Recorded runs of the operation ``key`` that can be reused, newest first."""

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,7 +34,7 @@ from txgit.sessions.operations import file_digest, resolve_path, rng_states
 from txgit.sessions.session import NamespaceSession
 
 # What loading costs, to compare with what running cost: a fixed part and a rate (bytes/s).
-LOAD_FIXED_SECONDS = 0.005
+LOAD_FIXED_SECONDS = 0.02
 LOAD_BYTES_PER_SECOND = 200e6
 
 
@@ -145,3 +146,24 @@ class Reuser:
         names = ", ".join(op.outputs[:6]) + (" …" if len(op.outputs) > 6 else "")
         return (f"txgit: reused results of {reused.recorded.commit[:8]} instead of running ({op.seconds:.2f} s); "
                 f"loaded {names or 'nothing'} in {reused.load_seconds:.2f} s")
+
+
+def replayer(*, quiet: bool = False) -> Callable[[NamespaceSession], bool]:
+    """A ``replay`` callback for :func:`txgit.sessions.script.run_script` (``txgit run --reuse``):
+    reuses each statement's recorded results when it can, and says so on stderr."""
+    reusers: dict[int, Reuser] = {}
+
+    def replay(session: NamespaceSession) -> bool:
+        reuser = reusers.get(id(session))
+        if reuser is None or reuser.session is not session:
+            reuser = reusers[id(session)] = Reuser(session)
+        reused = reuser.prepare()
+        if reused is None:
+            reuser.stats.ran += 1
+            return False
+        reuser.apply(reused)
+        if not quiet:
+            print(reuser.describe(reused), file=sys.stderr)
+        return True
+
+    return replay

@@ -52,8 +52,7 @@ _UNSEEDED_IF_NO_ARGS = frozenset({"default_rng", "SeedSequence", "RandomState", 
                                   "Philox", "SFC64", "Generator"})
 _NONDETERMINISTIC = frozenset({"urandom", "uuid1", "uuid4", "SystemRandom", "token_bytes", "token_hex",
                                "token_urlsafe", "randbits", "getrandbits"})
-_CLOCK = {("time", "time"), ("time", "time_ns"), ("datetime", "now"), ("datetime", "today"),
-          ("datetime", "utcnow"), ("date", "today"), ("pd", "Timestamp.now"), ("Timestamp", "now")}
+_CLOCK = {("time", "time"), ("time", "time_ns")}  # and any .now() / .today() / .utcnow()
 
 
 def _hash(*parts: str) -> str:
@@ -90,8 +89,8 @@ def static_effects(code: str) -> list[str]:
             out.add(f"unseeded randomness: {name}()")
         elif name in _NONDETERMINISTIC:
             out.add(f"non-reproducible value: {name}()")
-        elif (owner, name) in _CLOCK or (name in ("now", "utcnow", "today") and owner is not None):
-            out.add(f"reads the clock: {owner}.{name}()")
+        elif (owner, name) in _CLOCK or (name in ("now", "utcnow", "today") and isinstance(f, ast.Attribute)):
+            out.add(f"reads the clock: {name}()")
     return sorted(out)
 
 

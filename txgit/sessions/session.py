@@ -329,7 +329,7 @@ class NamespaceSession:
                            if n in records and not records[n].same_content(head.get(n))}
                 op["outputs"] = sorted((facts.rebound & records.keys()) | mutated)
                 op["removed"] = sorted(facts.rebound & (facts.before - records.keys()))
-            for n in [n for n in op["outputs"] if n in records]:
+            for n in [n for n in op.get("outputs", []) if n in records]:
                 value = self.namespace.get(n)
                 origins[n] = (output_origin(op["full"], n, value) if not op.get("effects") and op.get("full")
                               else content_origin(records[n], value))
