@@ -173,7 +173,7 @@ def test_printed_output_deletions_and_aliasing_are_replayed(root, capsys):
 
 
 def test_results_cheaper_to_compute_than_to_load_are_computed(root):
-    cells = [NOTEBOOK[0], "big = np.ones(30_000_000)"]  # 240 MB made in ~0.1 s
+    cells = [NOTEBOOK[0], "big = np.zeros(30_000_000)"]  # 240 MB, made in no time (calloc)
     run_cells(root, cells, reuse=True)
     _, reused, _ = run_cells(root, cells, reuse=True)
     assert reused == [False, False]
@@ -265,3 +265,32 @@ def test_collaborator_clone_reuses_the_authors_results(tmp_path, run_txgit):
     assert any(p.is_file() for p in (bob / ".txgit" / "objects").rglob("*"))
     ops = json.loads(run_txgit("ops", "--json", cwd=bob, check=True).stdout)
     assert ops["reused"] >= 5
+
+
+def test_cells_after_a_checkout_are_reused(root):
+    run_cells(root, NOTEBOOK, reuse=True)
+    # a fresh kernel checks out the state after cell 3, then runs cells 4-6
+    session = NamespaceSession(Workspace.open(root), session_namespace(), kind="ipython")
+    session.checkout("HEAD~3")
+    assert session.origins["df"].startswith("op:")  # the commit carries its values' origins
+    reuser = Reuser(session)
+    for code in NOTEBOOK[3:]:
+        session.before_cell(code)
+        got = reuser.prepare()
+        assert got is not None, reuser.last_reason
+        reuser.apply(got)
+        session.after_cell()
+    assert session.namespace["summary"]["n"] == 400
+
+
+def test_results_from_an_untrusted_clone_are_not_reused(tmp_path, root):
+    run_cells(root, NOTEBOOK, reuse=True)
+    author = Workspace.open(root)
+    author.remotes.add("origin", str(tmp_path / "shared.git"))
+    author.push()
+    for trusted in (False, True):
+        bob = tmp_path / f"bob-{trusted}"
+        Workspace.clone(str(tmp_path / "shared.git"), bob, trusted=trusted)
+        shutil.copy(root / "data.csv", bob / "data.csv")
+        _, reused, _ = run_cells(bob, NOTEBOOK, reuse=True)
+        assert reused[1:] == [trusted] * 5, (trusted, reused)

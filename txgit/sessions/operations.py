@@ -63,19 +63,21 @@ def _hash(*parts: str) -> str:
     return h.hexdigest()[:32]
 
 
-def code_hash(code: str) -> str:
+def parse(code: str) -> ast.Module | None:
+    try:
+        return ast.parse(code)
+    except SyntaxError:
+        return None
+
+
+def code_hash(code: str, tree: ast.Module | None) -> str:
     """The code's identity: its syntax tree, so layout and comments do not count."""
-    try:
-        return _hash("ast", ast.dump(ast.parse(code)))
-    except SyntaxError:
-        return _hash("text", code.strip())
+    return _hash("ast", ast.dump(tree)) if tree is not None else _hash("text", code.strip())
 
 
-def static_effects(code: str) -> list[str]:
-    """Calls in ``code`` whose results differ from run to run (an unseeded generator, the clock)."""
-    try:
-        tree = ast.parse(code)
-    except SyntaxError:
+def static_effects(tree: ast.Module | None) -> list[str]:
+    """Calls in the code whose results differ from run to run (an unseeded generator, the clock)."""
+    if tree is None:
         return []
     out: set[str] = set()
     for node in ast.walk(tree):
@@ -115,12 +117,10 @@ def _definite_writes(stmt: ast.stmt) -> set[str]:
     return out
 
 
-def input_names(code: str, reads: Iterable[str]) -> set[str]:
+def input_names(tree: ast.Module | None, reads: Iterable[str]) -> set[str]:
     """Of ``reads`` (the names the code loads anywhere), those it may read before it binds them itself."""
     reads = set(reads)
-    try:
-        tree = ast.parse(code)
-    except SyntaxError:
+    if tree is None:
         return reads
     bound: set[str] = set()
     out: set[str] = set()
@@ -205,16 +205,15 @@ _RANDOM_USE = frozenset({"random", "rand", "randn", "randint", "random_sample", 
                          "multinomial", "bernoulli", "exponential", "gamma", "beta", "standard_normal"})
 
 
-def _attribute_names(code: str) -> set[str]:
-    try:
-        tree = ast.parse(code)
-    except SyntaxError:
+def names_used(tree: ast.Module | None) -> set[str]:
+    """Every name and attribute name in the code."""
+    if tree is None:
         return set()
     return {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)} | \
         {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
 
 
-def rng_dependence(code: str, before: Mapping[str, str], after: Mapping[str, str]) -> dict[str, str]:
+def rng_dependence(names: set[str], before: Mapping[str, str], after: Mapping[str, str]) -> dict[str, str]:
     """How a cell's result depends on the global generators, as recorded in its key.
 
     A generator whose state the cell changed was drawn from (or seeded). When the
@@ -225,7 +224,6 @@ def rng_dependence(code: str, before: Mapping[str, str], after: Mapping[str, str
     in a fresh kernel starts from a random state and is not reused. A generator
     first imported by the cell starts from a random state too.
     """
-    names = _attribute_names(code)
     seeded = bool(names & _SEEDS)
     out = {}
     for gen, state in after.items():
@@ -415,23 +413,24 @@ class OperationWatch:
         self._watch: _Watch | None = None
         self._tee: _Tee | None = None
         self._rng: dict[str, str] = {}
-        self._code = ""
+        self._names: set[str] = set()
 
-    def start(self, code: str, names: Iterable[str], origins: Mapping[str, str],
+    def start(self, code: str, reads: Iterable[str], reached: Iterable[str], origins: Mapping[str, str],
               present: Iterable[str]) -> Operation:
-        """``names``: the names whose values the code may read (:func:`input_names`, and what session
-        functions it calls may read); ``present``: the variables that exist now."""
+        """``reads``: the names the code loads; ``reached``: globals that session functions it calls may
+        read; ``present``: the variables that exist now."""
         global _current, _hook_installed
+        tree = parse(code)
         live = set(present)
-        inputs = {n: (origins.get(n, UNKNOWN) if n in live else None) for n in sorted(set(names))}
-        chash = code_hash(code)
-        self.op = Operation(key=pre_key(chash, inputs), code=chash, inputs=inputs,
-                            effects=static_effects(code))
+        names = input_names(tree, reads) | set(reached)
+        inputs = {n: (origins.get(n, UNKNOWN) if n in live else None) for n in sorted(names)}
+        chash = code_hash(code, tree)
+        self.op = Operation(key=pre_key(chash, inputs), code=chash, inputs=inputs, effects=static_effects(tree))
+        self._names = names_used(tree)
         if any(v == UNKNOWN for v in inputs.values()):
             self.op.effects.append("reads a value of unknown origin: " +
                                    ", ".join(n for n, v in inputs.items() if v == UNKNOWN))
         self._rng = rng_states()
-        self._code = code
         if not _hook_installed:
             sys.addaudithook(_audit)
             _hook_installed = True
@@ -452,7 +451,7 @@ class OperationWatch:
             _current = None
         if sys.stdout is tee:
             sys.stdout = tee.target
-        op.rng = rng_dependence(self._code, self._rng, rng_states())
+        op.rng = rng_dependence(self._names, self._rng, rng_states())
         effects = set(op.effects) | watch.effects
         for path in sorted(watch.written):
             effects.add(f"writes {display_path(self.root, path)}")

@@ -21,7 +21,7 @@ from typing import Any
 from txgit.state import UNPICKLABLE, VALUE, MODULE, is_variable_name, restore, snapshot
 from txgit.state.summary import type_name
 from txgit.state.snapshot import shared_ids
-from txgit.sessions.operations import Operation, OperationWatch, content_origin, input_names, output_origin
+from txgit.sessions.operations import Operation, OperationWatch, content_origin, output_origin
 from txgit.sessions.tracking import CellChanges, CellTracker
 from txgit.history import State
 from txgit.workspace import CheckoutResult, CommitResult, PreparedCommit, StatusReport, Workspace, WorkspaceLock
@@ -143,7 +143,7 @@ class NamespaceSession:
         self._op = None
         if self.recording:
             names = self._tracker.names
-            self._op = self._watch.start(code, input_names(code, names.reads) | self._tracker.reached, self.origins,
+            self._op = self._watch.start(code, names.reads, self._tracker.reached, self.origins,
                                          (n for n in self.namespace if self.is_variable(n)))
             if names.opaque is not None:
                 self._op.effects.append(f"may touch any name: {names.opaque}")
