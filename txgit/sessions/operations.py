@@ -31,10 +31,12 @@ clock and uuid readings in the cell's code.
 from __future__ import annotations
 
 import ast
+import marshal
 import os
 import sys
 import sysconfig
 import threading
+import types
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +44,7 @@ from typing import Any
 
 import blake3
 
+from txgit.sessions.tracking import CodeNames
 from txgit.state import MODULE, VALUE, VarRecord
 
 UNKNOWN = "?"
@@ -63,74 +66,34 @@ def _hash(*parts: str) -> str:
     return h.hexdigest()[:32]
 
 
-def parse(code: str) -> ast.Module | None:
-    try:
-        return ast.parse(code)
-    except SyntaxError:
-        return None
-
-
 def code_hash(code: str, tree: ast.Module | None) -> str:
-    """The code's identity: its syntax tree, so layout and comments do not count."""
-    return _hash("ast", ast.dump(tree)) if tree is not None else _hash("text", code.strip())
-
-
-def static_effects(tree: ast.Module | None) -> list[str]:
-    """Calls in the code whose results differ from run to run (an unseeded generator, the clock)."""
+    """The code's identity: its bytecode without line numbers, so layout and comments do not count."""
     if tree is None:
-        return []
+        return _hash("text", code.strip())
+    try:
+        compiled = compile(tree, "<cell>", "exec", dont_inherit=True)
+    except (SyntaxError, ValueError):  # e.g. `return` outside a function: it never ran as written
+        return _hash("text", code.strip())
+    h = blake3.blake3(marshal.dumps(_without_lines(compiled)))
+    return h.hexdigest()[:32]
+
+
+def _without_lines(code: types.CodeType) -> types.CodeType:
+    consts = tuple(_without_lines(c) if isinstance(c, types.CodeType) else c for c in code.co_consts)
+    return code.replace(co_firstlineno=1, co_linetable=b"", co_consts=consts)
+
+
+def static_effects(calls: Iterable[tuple[str | None, str, bool]]) -> list[str]:
+    """Calls (owner, name, has arguments) whose results differ from run to run (an unseeded generator, the clock)."""
     out: set[str] = set()
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.Call):
-            continue
-        f = node.func
-        name = f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else None
-        owner = f.value.id if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) else None
-        seeded = bool(node.args) or any(k.arg in ("seed", "entropy", "x") for k in node.keywords)
-        if name in _UNSEEDED_IF_NO_ARGS and not seeded:
+    for owner, name, has_args in calls:
+        if name in _UNSEEDED_IF_NO_ARGS and not has_args:
             out.add(f"unseeded randomness: {name}()")
         elif name in _NONDETERMINISTIC:
             out.add(f"non-reproducible value: {name}()")
-        elif (owner, name) in _CLOCK or (name in ("now", "utcnow", "today") and isinstance(f, ast.Attribute)):
+        elif (owner, name) in _CLOCK or (name in ("now", "utcnow", "today") and owner is not None):
             out.add(f"reads the clock: {name}()")
     return sorted(out)
-
-
-def _definite_writes(stmt: ast.stmt) -> set[str]:
-    """Names a top-level statement certainly binds (so later statements read its value, not an input)."""
-    targets: list[ast.AST] = []
-    if isinstance(stmt, ast.Assign):
-        targets = list(stmt.targets)
-    elif isinstance(stmt, ast.AnnAssign) and stmt.value is not None:
-        targets = [stmt.target]
-    elif isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-        return {stmt.name}
-    elif isinstance(stmt, (ast.Import, ast.ImportFrom)):
-        return {(a.asname or a.name.split(".")[0]) for a in stmt.names if a.name != "*"}
-    elif isinstance(stmt, ast.With):
-        targets = [i.optional_vars for i in stmt.items if i.optional_vars is not None]
-    out = set()
-    for t in targets:
-        for node in ast.walk(t):
-            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
-                out.add(node.id)
-    return out
-
-
-def input_names(tree: ast.Module | None, reads: Iterable[str]) -> set[str]:
-    """Of ``reads`` (the names the code loads anywhere), those it may read before it binds them itself."""
-    reads = set(reads)
-    if tree is None:
-        return reads
-    bound: set[str] = set()
-    out: set[str] = set()
-    for stmt in tree.body:
-        loaded = {n.id for n in ast.walk(stmt) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
-        if isinstance(stmt, ast.AugAssign) and isinstance(stmt.target, ast.Name):
-            loaded.add(stmt.target.id)
-        out |= (loaded & reads) - bound
-        bound |= _definite_writes(stmt)
-    return out
 
 
 def pre_key(code: str, inputs: Mapping[str, str | None]) -> str:
@@ -149,8 +112,6 @@ def module_origin(module: Any) -> str:
 
 def output_origin(full: str, name: str, value: Any) -> str:
     """The origin of ``name`` as made by the operation ``full``."""
-    import types
-
     if isinstance(value, types.ModuleType):
         return module_origin(value)
     return "op:" + _hash(full, name)
@@ -158,8 +119,6 @@ def output_origin(full: str, name: str, value: Any) -> str:
 
 def content_origin(record: VarRecord | None, value: Any = None) -> str:
     """The origin of a value whose making is unknown: its content, when the record names it."""
-    import types
-
     if isinstance(value, types.ModuleType):
         return module_origin(value)
     if record is None:
@@ -176,11 +135,9 @@ def content_origin(record: VarRecord | None, value: Any = None) -> str:
 def rng_states() -> dict[str, str]:
     """Digests of the global random generators' states: Python's, and numpy's and torch's when imported."""
     import random
-    from array import array
 
     out = {}
-    version, internal, gauss = random.getstate()
-    out["random"] = blake3.blake3(array("Q", internal).tobytes() + repr((version, gauss)).encode()).hexdigest()[:32]
+    out["random"] = str(hash(random.getstate()))  # ints and tuples hash the same in every process
     np = sys.modules.get("numpy")
     if np is not None:
         try:
@@ -203,14 +160,6 @@ _SEEDS = frozenset({"seed", "manual_seed"})
 _RANDOM_USE = frozenset({"random", "rand", "randn", "randint", "random_sample", "choice", "shuffle", "permutation",
                          "normal", "uniform", "sample", "seed", "manual_seed", "randperm", "binomial", "poisson",
                          "multinomial", "bernoulli", "exponential", "gamma", "beta", "standard_normal"})
-
-
-def names_used(tree: ast.Module | None) -> set[str]:
-    """Every name and attribute name in the code."""
-    if tree is None:
-        return set()
-    return {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)} | \
-        {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
 
 
 def rng_dependence(names: set[str], before: Mapping[str, str], after: Mapping[str, str]) -> dict[str, str]:
@@ -415,18 +364,16 @@ class OperationWatch:
         self._rng: dict[str, str] = {}
         self._names: set[str] = set()
 
-    def start(self, code: str, reads: Iterable[str], reached: Iterable[str], origins: Mapping[str, str],
+    def start(self, code: str, names: CodeNames, reached: Iterable[str], origins: Mapping[str, str],
               present: Iterable[str]) -> Operation:
-        """``reads``: the names the code loads; ``reached``: globals that session functions it calls may
-        read; ``present``: the variables that exist now."""
+        """``names``: what the code's syntax says (:func:`txgit.sessions.tracking.analyze_code`);
+        ``reached``: globals that session functions it calls may read; ``present``: the variables now."""
         global _current, _hook_installed
-        tree = parse(code)
         live = set(present)
-        names = input_names(tree, reads) | set(reached)
-        inputs = {n: (origins.get(n, UNKNOWN) if n in live else None) for n in sorted(names)}
-        chash = code_hash(code, tree)
-        self.op = Operation(key=pre_key(chash, inputs), code=chash, inputs=inputs, effects=static_effects(tree))
-        self._names = names_used(tree)
+        inputs = {n: (origins.get(n, UNKNOWN) if n in live else None) for n in sorted(names.inputs | set(reached))}
+        chash = code_hash(code, names.tree)
+        self.op = Operation(key=pre_key(chash, inputs), code=chash, inputs=inputs, effects=static_effects(names.calls))
+        self._names = names.reads | names.writes | names.attributes
         if any(v == UNKNOWN for v in inputs.values()):
             self.op.effects.append("reads a value of unknown origin: " +
                                    ", ".join(n for n, v in inputs.items() if v == UNKNOWN))

@@ -143,7 +143,7 @@ class NamespaceSession:
         self._op = None
         if self.recording:
             names = self._tracker.names
-            self._op = self._watch.start(code, names.reads, self._tracker.reached, self.origins,
+            self._op = self._watch.start(code, names, self._tracker.reached, self.origins,
                                          (n for n in self.namespace if self.is_variable(n)))
             if names.opaque is not None:
                 self._op.effects.append(f"may touch any name: {names.opaque}")
