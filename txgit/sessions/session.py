@@ -147,6 +147,9 @@ class NamespaceSession:
                                          (n for n in self.namespace if self.is_variable(n)))
             if names.opaque is not None:
                 self._op.effects.append(f"may touch any name: {names.opaque}")
+            host = sorted(n for n in names.inputs if n in self.namespace and self.hidden(n))
+            if host:  # e.g. IPython's `_` (the last output): not versioned, so not a known input
+                self._op.effects.append(f"reads {', '.join(host)}, which txgit does not version")
         self._started = time.perf_counter()
 
     def replayed(self, commit: str, op: Operation) -> None:
