@@ -18,6 +18,7 @@ from typing import Any, Iterator
 from IPython.core.magic import Magics, line_magic, magics_class
 
 from txgit.errors import TxgitError
+from txgit.reuse import ipython as reuse_ipython
 from txgit.sessions import ipython as kernel_side
 
 USAGE = """usage: %txgit VERB [ARGS]
@@ -31,9 +32,10 @@ USAGE = """usage: %txgit VERB [ARGS]
   serve [--port N]       the web view of the history, on 127.0.0.1, served by this kernel
   auto on|off            auto-commit after every cell (now: {auto})
   rollback on|off        roll a failed cell back to the last commit (now: {atomic})
+  reuse on|off           load a cell's recorded results instead of running it again (now: {reuse})
   any other CLI verb (push, pull, tag, …) runs as `txgit VERB …` would"""
 
-_LIVE = {"commit", "checkout", "status", "auto", "rollback", "help"}
+_LIVE = {"commit", "checkout", "status", "auto", "rollback", "reuse", "help"}
 
 
 def _opt(args: list[str], *flags: str, default: str | None = None) -> str | None:
@@ -97,7 +99,8 @@ class TxgitMagics(Magics):
         s = ext.session
         s.flush()  # every verb sees the last cell's commit
         if not args or args[0] in ("help", "-h", "--help"):
-            print(USAGE.format(auto="on" if s.auto else "off", atomic="on" if s.atomic else "off"))
+            print(USAGE.format(auto="on" if s.auto else "off", atomic="on" if s.atomic else "off",
+                               reuse="on" if reuse_ipython.active() else "off"))
             return
         verb, rest = args[0], args[1:]
         if verb == "commit":
@@ -143,6 +146,14 @@ class TxgitMagics(Magics):
         elif verb == "rollback":
             s.atomic = _on_off(rest, verb)
             print(f"rollback of failed cells {'on' if s.atomic else 'off'}")
+        elif verb == "reuse":
+            if _on_off(rest, verb):
+                if not s.auto or not s.recording:
+                    raise TxgitError("reuse needs auto-commit (`%txgit auto on`): results are reused from commits")
+                reuse_ipython.enable(ext)
+            else:
+                reuse_ipython.disable()
+            print(f"reuse {'on' if reuse_ipython.active() else 'off'}")
         elif verb in ("log", "show", "diff") and not (verb == "show" and len(rest) > 1):
             self._display(verb, rest, s)
         elif verb == "serve":
@@ -211,12 +222,15 @@ class TxgitMagics(Magics):
 def load_ipython_extension(ip: Any) -> None:
     """``%load_ext txgit``: open (or create) the workspace of the kernel's folder and start tracking."""
     try:
-        kernel_side.attach(ip)
+        ext = kernel_side.attach(ip)
     except TxgitError as e:
         print(f"txgit: error: {e}", file=sys.stderr)
         return
     ip.register_magics(TxgitMagics)
+    if os.environ.get("TXGIT_REUSE", "0") not in ("", "0"):
+        reuse_ipython.enable(ext)
 
 
 def unload_ipython_extension(ip: Any) -> None:
+    reuse_ipython.disable()
     kernel_side.detach(ip)

@@ -45,12 +45,19 @@ def run(
     ctx: typer.Context,
     script: Path = typer.Argument(..., help="The Python script to run as __main__."),
     resume: bool = typer.Option(False, "--resume", help="Continue after the last statement committed at HEAD."),
+    reuse: bool = typer.Option(False, "--reuse", help="Load a statement's recorded results instead of running it "
+                               "again when its code, inputs and files are unchanged."),
 ) -> None:
     """Run SCRIPT [ARGS…], committing its state after each top-level statement."""
     from txgit.sessions.script import run_script
 
     ws = Workspace.open(".")
-    result = run_script(ws, script, list(ctx.args), resume=resume)
+    replay = None
+    if reuse:
+        from txgit.reuse.replay import replayer
+
+        replay = replayer()
+    result = run_script(ws, script, list(ctx.args), resume=resume, replay=replay)
     sys.stdout.flush()
     if result.exit_code:
         sys.exit(result.exit_code)  # the script's own sys.exit(N); typer.Exit's code is dropped outside standalone mode

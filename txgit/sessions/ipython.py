@@ -64,14 +64,41 @@ class IPythonSession:
         # seconds txgit's hooks took around each tracked cell (pre + post): what a user waits for
         self.hook_seconds: list[float] = []
         self._pre_seconds = 0.0
+        self._display: dict[str, str] | None = None  # the cell's value as IPython displayed it
+        self._watch_display()
 
     @property
     def workspace(self) -> Workspace:
         return self.session.workspace
 
+    @property
+    def skipping(self) -> bool:
+        """The running cell only talks to txgit (or is empty): it is not part of the history."""
+        return self._skip
+
+    def _watch_display(self) -> None:
+        """Keep the text and HTML the display hook shows for a cell's value, to record it with the cell
+        (a reused cell shows it again) without formatting the value a second time."""
+        hook = getattr(self.shell, "displayhook", None)
+        write = getattr(hook, "write_format_data", None)
+        if write is None or getattr(write, "_txgit", False):
+            return
+
+        def write_format_data(format_dict: Any, md_dict: Any = None) -> Any:
+            try:
+                self._display = {k: v for k, v in format_dict.items()
+                                 if k in ("text/plain", "text/html") and isinstance(v, str) and len(v) < 65536}
+            except Exception:
+                self._display = None
+            return write(format_dict, md_dict)
+
+        write_format_data._txgit = True  # type: ignore[attr-defined]
+        hook.write_format_data = write_format_data
+
     # -- events --------------------------------------------------------------------
     def pre_run_cell(self, info: Any) -> None:
         started = time.perf_counter()
+        self._display = None
         raw = getattr(info, "raw_cell", "") or ""
         lines = [ln for ln in raw.splitlines() if ln.strip() and not ln.strip().startswith("#")]
         # Cells that only talk to txgit are not part of the program's history.
@@ -98,11 +125,12 @@ class IPythonSession:
 
     def _post_run_cell(self, result: Any) -> None:
         if getattr(result, "error_before_exec", None) is not None:
-            self.session._tracker = None  # nothing ran
+            self.session.abandon_cell()  # nothing ran
             return
         try:
             outcome = self.session.after_cell(error=getattr(result, "error_in_exec", None),
-                                              execution_count=getattr(result, "execution_count", None))
+                                              execution_count=getattr(result, "execution_count", None),
+                                              result=self._display or None)
         except TxgitError as e:
             print(f"txgit: auto-commit failed: {e}", file=sys.stderr)
             return

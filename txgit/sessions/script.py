@@ -14,6 +14,7 @@ import os
 import sys
 import traceback
 import types
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,8 +63,11 @@ def _script_key(ws: Workspace, path: Path) -> str:
 
 
 def run_script(ws: Workspace, path: str | os.PathLike[str], args: list[str] | None = None, *,
-               resume: bool = False) -> ScriptResult:
-    """Run ``path`` with ``args`` as ``__main__`` under ``ws``; see the module doc."""
+               resume: bool = False, replay: Callable[[NamespaceSession], bool] | None = None) -> ScriptResult:
+    """Run ``path`` with ``args`` as ``__main__`` under ``ws``; see the module doc.
+
+    ``replay``: asked before each statement runs (after the session has its operation); when it
+    returns True it has put the statement's results in place instead (``txgit run --reuse``)."""
     path = Path(path)
     try:
         source = path.read_text()
@@ -100,7 +104,8 @@ def run_script(ws: Workspace, path: str | os.PathLike[str], args: list[str] | No
             session.before_cell(text)
             label = f"{path.name}:{line}"
             try:
-                exec(code, ns)
+                if replay is None or not replay(session):
+                    exec(code, ns)
             except SystemExit as e:
                 result.exit_code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
                 if e.code not in (None, 0) and not isinstance(e.code, int):
@@ -110,7 +115,7 @@ def run_script(ws: Workspace, path: str | os.PathLike[str], args: list[str] | No
                 result.commits += 1
                 break
             except BaseException as e:
-                session._tracker = None  # its partial effects are not committed
+                session.abandon_cell()  # its partial effects are not committed
                 tb = e.__traceback__.tb_next if e.__traceback__ is not None else None  # drop our exec frame
                 traceback.print_exception(type(e), e, tb, file=sys.stderr)
                 last = ws.head()

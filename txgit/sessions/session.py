@@ -13,7 +13,7 @@ import json
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -21,7 +21,9 @@ from typing import Any
 from txgit.state import UNPICKLABLE, VALUE, MODULE, is_variable_name, restore, snapshot
 from txgit.state.summary import type_name
 from txgit.state.snapshot import shared_ids
+from txgit.sessions.operations import Operation, OperationWatch, content_origin, output_origin
 from txgit.sessions.tracking import CellChanges, CellTracker
+from txgit.history import State
 from txgit.workspace import CheckoutResult, CommitResult, PreparedCommit, StatusReport, Workspace, WorkspaceLock
 
 
@@ -37,6 +39,7 @@ class CellRecord:
     error: str | None = None
     opaque: str | None = None
     label: str | None = None  # e.g. "script.py:12"
+    op: dict[str, Any] | None = None  # the cell as an operation of the experiment graph (Operation.to_json)
 
 
 @dataclass
@@ -102,6 +105,16 @@ class NamespaceSession:
         # name -> (the code that last assigned it, the names that code read): kept with values that
         # cannot be pickled, so a checkout in a fresh kernel can make them again
         self._made_by: dict[str, tuple[str, list[str]]] = {}
+        # The experiment graph (see txgit.sessions.operations): each cell is recorded as an operation,
+        # and each variable has an origin, so that a later run of the same code on the same inputs
+        # can be recognised (txgit.reuse).
+        self.recording = True
+        self.origins: dict[str, str] = {}
+        self._watch = OperationWatch(workspace.root, private=[workspace.dir])
+        self._op: Operation | None = None
+        # set by txgit.reuse when a cell's results were loaded from an earlier commit instead of computed
+        self._replayed: tuple[str, Operation] | None = None
+        self._facts: _CellFacts | None = None  # of the last recorded cell, for its commit
 
     # -- names ---------------------------------------------------------------------
     def is_variable(self, name: str) -> bool:
@@ -126,20 +139,56 @@ class NamespaceSession:
         self._tracker = CellTracker(self.namespace, code, self.is_variable)
         self._python = code
         self._code = code if source is None else source
+        self._replayed = None
+        self._op = None
+        if self.recording:
+            names = self._tracker.names
+            self._op = self._watch.start(code, names, self._tracker.reached, self.origins,
+                                         (n for n in self.namespace if self.is_variable(n)))
+            if names.opaque is not None:
+                self._op.effects.append(f"may touch any name: {names.opaque}")
+            host = sorted(n for n in names.inputs if n in self.namespace and self.hidden(n))
+            if host:  # e.g. IPython's `_` (the last output): not versioned, so not a known input
+                self._op.effects.append(f"reads {', '.join(host)}, which txgit does not version")
         self._started = time.perf_counter()
 
+    def replayed(self, commit: str, op: Operation) -> None:
+        """The running cell's results were loaded from ``commit`` (the reuse layer) instead of computed:
+        it is recorded as that operation, with the commit it came from in the next commit's meta."""
+        self._replayed = (commit, op)
+
+    def abandon_cell(self) -> None:
+        """The code did not run (or its effects are thrown away): forget the cell."""
+        self._tracker = None
+        self._replayed = None
+        if self._op is not None:
+            self._watch.abandon()
+            self._op = None
+
     def after_cell(self, *, error: BaseException | str | None = None, execution_count: int | None = None,
-                   label: str | None = None, message: str | None = None,
-                   meta: dict[str, Any] | None = None) -> CellOutcome | None:
-        """Call just after the code ran: record it; roll back on error (atomic), else auto-commit."""
+                   label: str | None = None, message: str | None = None, meta: dict[str, Any] | None = None,
+                   result: dict[str, str] | None = None) -> CellOutcome | None:
+        """Call just after the code ran: record it; roll back on error (atomic), else auto-commit.
+
+        ``result``: the cell's value as display data (mime type -> text), kept to replay it."""
         if self._tracker is None:
             return None
         seconds = time.perf_counter() - self._started
         tracker, self._tracker = self._tracker, None
         changes = tracker.finish()
+        op = self._watch.stop(seconds, result) if self._op is not None else None
+        self._op = None
         err = None if error is None else error if isinstance(error, str) else f"{type(error).__name__}: {error}"
         cell = CellRecord(self._code, execution_count, round(seconds, 6), sorted(changes.reads),
                           sorted(changes.writes), err, changes.opaque, label)
+        if op is not None and err is None:
+            if self._replayed is not None:  # recorded as the operation it replayed (its cost, its output)
+                commit, op = self._replayed
+                cell.op = {**op.to_json(), "reused_from": commit}
+            else:
+                cell.op = op.to_json()
+            self._facts = _CellFacts(changes.rebound, set(tracker.before))
+        self._replayed = None
         outcome = CellOutcome(cell, changes)
         if err is not None and self.atomic and self.base is not None:
             outcome.rollback = self.rollback(changes.hint)
@@ -210,15 +259,7 @@ class NamespaceSession:
         """
         self.flush()
         names = self._hint()
-        all_files = dict(files or {})
-        for cell in self.pending:
-            stem = f"cell-{cell.execution_count}" if cell.execution_count is not None else "cell"
-            if cell.label:
-                stem = "block-" + cell.label.replace("/", "_").replace(":", "-")
-            all_files[f"code/{stem}.py"] = cell.code.encode()
-        if self.pending:
-            all_files["code/cells.json"] = (json.dumps([asdict(c) for c in self.pending], indent=1) + "\n").encode()
-        meta_doc = {"session": self.kind}
+        meta_doc: dict[str, Any] = {"session": self.kind}
         if self.pending:
             last = self.pending[-1]
             meta_doc["cell"] = {"execution_count": last.execution_count, "seconds": last.seconds,
@@ -227,11 +268,13 @@ class NamespaceSession:
         lock = self.workspace.hold_lock()
         try:
             with self._without_hidden():
-                prepared = self.workspace.prepare_commit(self.namespace, message, names=names, files=all_files,
+                prepared = self.workspace.prepare_commit(self.namespace, message, names=names, files=files,
                                                          meta=meta_doc, defer=background)
             if background:
                 prepared.own_chunks()  # the next cell may mutate what the chunks were borrowed from
             self._attach_recipes(prepared)
+            self._finish_operations(prepared, exact=names is not None)
+            prepared.files.update(self._code_files())
         except BaseException:
             lock.release()
             raise
@@ -254,6 +297,60 @@ class NamespaceSession:
         self.base = result.info.id
         self.last_commit = result
         return result
+
+    def _code_files(self) -> dict[str, bytes]:
+        """``code/``: each pending cell's source, and their records (``cells.json``)."""
+        out: dict[str, bytes] = {}
+        for cell in self.pending:
+            stem = f"cell-{cell.execution_count}" if cell.execution_count is not None else "cell"
+            if cell.label:
+                stem = "block-" + cell.label.replace("/", "_").replace(":", "-")
+            out[f"code/{stem}.py"] = cell.code.encode()
+        if self.pending:
+            records = [{k: v for k, v in asdict(c).items() if k != "op" or v is not None} for c in self.pending]
+            out["code/cells.json"] = (json.dumps(records, indent=1) + "\n").encode()
+        return out
+
+    def _finish_operations(self, prepared: PreparedCommit, *, exact: bool) -> None:
+        """Fill in what the recorded cell made (its outputs) and move the variables' origins along.
+
+        A cell's outputs are known exactly when it is committed alone and the state it started
+        from is known: HEAD (``exact``: the session is in step with it) or nothing (a fresh
+        namespace). Otherwise its operation is kept as a record but is not reusable, and every
+        value that changed gets its content as origin.
+        """
+        records = {**prepared.kept, **prepared.snap.variables}
+        head = prepared.head.variables if prepared.head is not None else {}
+        facts, self._facts = self._facts, None
+        ops = [c.op for c in self.pending if c.op is not None]
+        origins = self.origins
+        if len(self.pending) == 1 and ops and facts is not None and (exact or not facts.before):
+            op = ops[0]
+            replayed = "reused_from" in op
+            if not replayed:  # (a replayed one keeps the outputs it was recorded with)
+                mutated = {n for n in prepared.redo & (facts.before - facts.rebound)
+                           if n in records and not records[n].same_content(head.get(n))}
+                op["outputs"] = sorted((facts.rebound & records.keys()) | mutated)
+                op["removed"] = sorted(facts.rebound & (facts.before - records.keys()))
+            for n in [n for n in op.get("outputs", []) if n in records]:
+                value = self.namespace.get(n)
+                origins[n] = (output_origin(op["full"], n, value) if not op.get("effects") and op.get("full")
+                              else content_origin(records[n], value))
+            if replayed:
+                prepared.meta["reuse"] = {"from": op["reused_from"], "key": op["key"]}
+        else:
+            why = "committed together with other cells" if len(self.pending) > 1 else "state before it not known"
+            for op in ops:
+                op["effects"] = sorted(set(op.get("effects", [])) | {why})
+            for n in prepared.redo & records.keys():
+                if not records[n].same_content(head.get(n)) or n not in origins:
+                    origins[n] = content_origin(records[n], self.namespace.get(n))
+        for n in [n for n in origins if n not in records]:
+            del origins[n]
+        for n in records.keys() - origins.keys():
+            origins[n] = content_origin(records[n], self.namespace.get(n))
+        # a checkout elsewhere (another kernel, a fresh one) takes them up from here
+        prepared.meta["origins"] = {n: o for n, o in sorted(origins.items()) if o.startswith("op:")}
 
     def _attach_recipes(self, prepared: PreparedCommit) -> None:
         """Record, with each value that cannot be pickled, the code that made it (``details.recipe``)."""
@@ -334,12 +431,54 @@ class NamespaceSession:
         self.full_next = False
         self._recompute(result)
         self._remember_sharing(None)
+        self._take_origins(result)
         return result
+
+    def _take_origins(self, result: CheckoutResult) -> None:
+        """After a checkout the variables have the origins the commit recorded (else their content)."""
+        state = self.workspace.state(result.info.id)
+        recorded = state.meta.get("origins")
+        recorded = recorded if isinstance(recorded, dict) else {}
+        old, kept = self.origins, set(result.kept)
+        self.origins = {}
+        for n, rec in state.variables.items():
+            if n not in self.namespace:
+                continue
+            o = recorded.get(n)
+            if not isinstance(o, str) or not o.startswith("op:"):
+                o = old.get(n) if n in kept and n in old else content_origin(rec, self.namespace[n])
+            if n in result.recomputed:
+                o = content_origin(None)  # made again by its code: not provably the same value
+            self.origins[n] = o
 
     def status(self) -> StatusReport:
         self.flush()
         with self._without_hidden():
             return self.workspace.status(self.namespace)
+
+    def restore_values(self, state: State, names: Iterable[str]) -> tuple[State, dict[str, Any], dict[Any, list[str]]]:
+        """Rebuild ``names`` of ``state`` with their whole groups (a restored list must still be the
+        one its aliases hold), without putting them in the namespace yet (see :meth:`put_values`)."""
+        names = set(names)
+        groups = {state.variables[n].group for n in names if state.variables[n].group}
+        names |= {n for n, r in state.variables.items() if r.group in groups}
+        fingerprints: dict[Any, list[str]] = {}
+        values = restore({n: state.variables[n] for n in names}, state.groups, self.workspace.blobs.get_many,
+                         self.namespace, fingerprints)
+        return state, values, fingerprints
+
+    def put_values(self, state: State, values: dict[str, Any], fingerprints: dict[Any, list[str]]) -> dict[str, Any]:
+        """Put values rebuilt by :meth:`restore_values` in the namespace; committed unchanged, they
+        record the groups they came from."""
+        self.namespace.update(values)
+        with self._without_hidden():
+            self.workspace.remember_restored(self.namespace, values, state, fingerprints)
+        return values
+
+    @property
+    def current_operation(self) -> Operation | None:
+        """The operation of the cell running now (its lookup key and inputs), when recording."""
+        return self._op
 
     def rollback(self, names: set[str] | None) -> RollbackResult:
         """Put ``names`` (None: every variable) back as the last commit has them.
@@ -368,19 +507,17 @@ class NamespaceSession:
                 out.not_restored[n] = f"{old.type} could not be saved ({old.reason})"
             elif not old.same_content(now.get(n)):
                 changed.add(n)
-        # Reload whole groups: a restored list must still be the one its aliases hold.
-        groups = {state.variables[n].group for n in changed if state.variables[n].group}
-        changed |= {n for n, r in state.variables.items() if r.group in groups}
-        records = {n: state.variables[n] for n in changed}
-        fingerprints: dict[Any, list[str]] = {}
-        values = restore(records, state.groups, self.workspace.blobs.get_many, self.namespace, fingerprints)
-        self.namespace.update(values)
-        with self._without_hidden():
-            self.workspace.remember_restored(self.namespace, values, state, fingerprints)
+        values = self.put_values(*self.restore_values(state, changed))
         out.restored = sorted(values)
         out.removed.sort()
         self._remember_sharing(set(values))
         return out
+
+
+@dataclass
+class _CellFacts:
+    rebound: set[str]  # names the cell added, deleted or bound to other objects
+    before: set[str]  # the variables that existed when it started
 
 
 class _Writer:

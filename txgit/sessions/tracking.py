@@ -37,6 +37,11 @@ class CodeNames:
     reads: set[str] = field(default_factory=set)
     writes: set[str] = field(default_factory=set)
     opaque: str | None = None  # why the code may touch any name (None: it cannot)
+    # what the experiment graph needs (txgit.sessions.operations), collected in the same pass:
+    inputs: set[str] = field(default_factory=set)  # reads that may come before the code binds the name
+    attributes: set[str] = field(default_factory=set)  # attribute names used (np.random.seed -> random, seed)
+    calls: list[tuple[str | None, str, bool]] = field(default_factory=list)  # (owner, name, has arguments)
+    tree: ast.Module | None = field(default=None, repr=False)
 
     @property
     def touched(self) -> set[str]:
@@ -49,12 +54,24 @@ class _Visitor(ast.NodeVisitor):
     def __init__(self) -> None:
         self.out = CodeNames()
         self.depth = 0  # > 0: inside a function or lambda body
+        self.bound: set[str] = set()  # names certainly bound by the top-level statements before this one
+
+    def visit_Module(self, node: ast.Module) -> None:
+        for stmt in node.body:
+            self.visit(stmt)
+            self.bound |= _definite_writes(stmt)
 
     def visit_Name(self, node: ast.Name) -> None:
         if isinstance(node.ctx, ast.Load):
             self.out.reads.add(node.id)
+            if node.id not in self.bound:
+                self.out.inputs.add(node.id)
         elif self.depth == 0:
             self.out.writes.add(node.id)
+
+    def visit_Attribute(self, node: ast.Attribute) -> None:
+        self.out.attributes.add(node.attr)
+        self.visit(node.value)
 
     def visit_Global(self, node: ast.Global) -> None:
         self.out.writes.update(node.names)  # a function that declares it global may rebind it
@@ -103,6 +120,18 @@ class _Visitor(ast.NodeVisitor):
         name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else None
         if name in OPAQUE_CALLS:
             self.out.opaque = f"{name}()"
+        if name is not None:
+            # owner: `np` in np.f(), "." for a method of any other expression, None for a plain f()
+            owner = (None if not isinstance(func, ast.Attribute) else
+                     func.value.id if isinstance(func.value, ast.Name) else ".")
+            self.out.calls.append((owner, name, bool(node.args or node.keywords)))
+        self.generic_visit(node)
+
+    def visit_AugAssign(self, node: ast.AugAssign) -> None:
+        if isinstance(node.target, ast.Name):
+            self.out.reads.add(node.target.id)  # x += 1 reads x before it writes it
+            if node.target.id not in self.bound:
+                self.out.inputs.add(node.target.id)
         self.generic_visit(node)
 
     def visit_NamedExpr(self, node: ast.NamedExpr) -> None:
@@ -124,6 +153,29 @@ def analyze_code(code: str) -> CodeNames:
     v.visit(tree)
     out = v.out
     out.reads -= _BUILTINS - out.writes
+    out.inputs &= out.reads
+    out.tree = tree
+    return out
+
+
+def _definite_writes(stmt: ast.stmt) -> set[str]:
+    """Names a top-level statement certainly binds (later statements read its value, not an input)."""
+    targets: list[ast.AST] = []
+    if isinstance(stmt, ast.Assign):
+        targets = list(stmt.targets)
+    elif isinstance(stmt, ast.AnnAssign) and stmt.value is not None:
+        targets = [stmt.target]
+    elif isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return {stmt.name}
+    elif isinstance(stmt, (ast.Import, ast.ImportFrom)):
+        return {(a.asname or a.name.split(".")[0]) for a in stmt.names if a.name != "*"}
+    elif isinstance(stmt, ast.With):
+        targets = [i.optional_vars for i in stmt.items if i.optional_vars is not None]
+    out = set()
+    for t in targets:
+        for node in ast.walk(t):
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                out.add(node.id)
     return out
 
 
@@ -200,6 +252,7 @@ class CellChanges:
     writes: set[str]
     hint: set[str] | None  # None: commit everything
     opaque: str | None = None
+    rebound: set[str] = field(default_factory=set)  # added, deleted or bound to another object
 
 
 class CellTracker:
@@ -218,8 +271,8 @@ class CellTracker:
         after = fingerprint(self.namespace, (n for n in self.namespace if self.is_variable(n)))
         n = self.names
         if n.opaque is not None:
-            return CellChanges(n.reads, n.writes, None, n.opaque)
+            return CellChanges(n.reads, n.writes, None, n.opaque, changed_bindings(self.before, after))
         rebound = changed_bindings(self.before, after)
         hint = (n.touched | rebound | self.reached | reach(n.writes | rebound, self.namespace))
         hint = {x for x in hint if self.is_variable(x) and (x in after or x in self.before)}
-        return CellChanges(n.reads, n.writes, hint)
+        return CellChanges(n.reads, n.writes, hint, rebound=rebound)

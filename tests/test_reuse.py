@@ -1,0 +1,296 @@
+"""The experiment graph: cells recorded as operations, and their results reused instead of recomputed.
+
+In-process tests drive a NamespaceSession the way the kernel extension does
+(before_cell, then either the reuse layer's results or exec, then after_cell);
+"ran" means exec was called. The kernel tests use real ipykernels, where a
+cell that runs leaves a mark in the kernel's os.environ, which no txgit
+tracking sees.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import session_namespace
+from kernelutil import Kernel
+
+from txgit import Workspace
+from txgit.reuse import Reuser
+from txgit.sessions.session import NamespaceSession
+
+EXPENSIVE = "time.sleep(0.06)\n"  # well above what loading these small results costs
+
+NOTEBOOK = [
+    "import time\nimport numpy as np\nimport pandas as pd",
+    EXPENSIVE + "df = pd.read_csv('data.csv')\nprint('rows', len(df))",
+    EXPENSIVE + "df['ab'] = df['a'] * df['b']\nfeat = df[['a', 'b', 'ab']]",
+    EXPENSIVE + "from sklearn.linear_model import LogisticRegression\n"
+                "model = LogisticRegression(C=1.0).fit(feat, df['y'])",
+    EXPENSIVE + "score = model.score(feat, df['y'])",
+    EXPENSIVE + "summary = {'score': score, 'n': len(df)}",
+]
+
+
+def write_csv(path: Path, seed: int = 0, n: int = 400) -> None:
+    rng = np.random.default_rng(seed)
+    pd.DataFrame({"a": rng.normal(size=n), "b": rng.integers(0, 5, n),
+                  "y": rng.integers(0, 2, n)}).to_csv(path / "data.csv", index=False)
+
+
+def run_cells(root: Path, cells: list[str], *, reuse: bool) -> tuple[dict, list[bool], NamespaceSession]:
+    """Run ``cells`` in a fresh namespace and session (a new kernel); which of them were reused."""
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        session = NamespaceSession(Workspace.open(root), session_namespace(), kind="ipython")
+        reuser = Reuser(session) if reuse else None
+        reused = []
+        for code in cells:
+            session.before_cell(code)
+            got = reuser.prepare() if reuser else None
+            if got is not None:
+                reuser.apply(got)
+            else:
+                exec(compile(code, "<cell>", "exec"), session.namespace)
+            outcome = session.after_cell()
+            assert outcome is not None and outcome.commit is not None
+            reused.append(got is not None)
+        return session.namespace, reused, session
+    finally:
+        os.chdir(cwd)
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    Workspace.init(tmp_path)
+    write_csv(tmp_path)
+    return tmp_path
+
+
+def test_each_cell_is_recorded_as_an_operation(root):
+    ns, _, s = run_cells(root, NOTEBOOK, reuse=False)
+    cells = json.loads(s.workspace.history.read_file(s.workspace.history.resolve("HEAD~4"), "code/cells.json"))
+    op = cells[0]["op"]
+    assert op["files"] == {"data.csv": op["files"]["data.csv"]} and len(op["files"]["data.csv"]) == 32
+    assert op["inputs"] == {"pd": f"m:pandas@{pd.__version__}", "time": "m:time@"}
+    assert op["outputs"] == ["df"] and op["stdout"] == "rows 400\n" and op["seconds"] >= 0.06
+    assert not op.get("effects")
+    # the next cell reads df by its origin (the operation that made it), and mutates it
+    nxt = json.loads(s.workspace.history.read_file(s.workspace.history.resolve("HEAD~3"), "code/cells.json"))[0]["op"]
+    assert nxt["inputs"]["df"] == s.workspace.state("HEAD~4").meta["origins"]["df"]
+    assert nxt["outputs"] == ["df", "feat"]
+
+
+def test_unchanged_rerun_reuses_every_expensive_cell_with_identical_state(root):
+    first, ran_first, s1 = run_cells(root, NOTEBOOK, reuse=True)
+    assert ran_first == [False] * 6  # nothing recorded yet
+    end_first = s1.workspace.head().id
+    second, reused, s2 = run_cells(root, NOTEBOOK, reuse=True)
+    assert reused[1:] == [True] * 5, reused
+    assert first["df"].equals(second["df"]) and second["feat"].equals(first["feat"])
+    assert np.array_equal(first["model"].coef_, second["model"].coef_)
+    assert second["score"] == first["score"] and second["summary"] == first["summary"]
+    # the reused values are the committed ones: the two end states hold the same records
+    diff = s2.workspace.diff(end_first, s2.workspace.head().id)
+    assert not diff.changed and not diff.added and not diff.removed
+    meta = s2.workspace.state("HEAD").meta
+    assert meta["reuse"]["from"] == end_first
+
+
+def test_changing_cell_4_reruns_cells_4_to_6_only(root):
+    run_cells(root, NOTEBOOK, reuse=True)
+    changed = list(NOTEBOOK)
+    changed[3] = changed[3].replace("C=1.0", "C=0.05")
+    ns, reused, _ = run_cells(root, changed, reuse=True)
+    assert reused[1:] == [True, True, False, False, False], reused
+    assert ns["model"].C == 0.05
+    # and the original notebook is still reusable as a whole: both variants are in the graph
+    _, again, _ = run_cells(root, NOTEBOOK, reuse=True)
+    assert again[1:] == [True] * 5
+
+
+def test_a_cell_not_reading_the_changed_one_is_still_reused(root):
+    cells = NOTEBOOK[:3] + [EXPENSIVE + "stats = df['a'].describe()", EXPENSIVE + "top = feat.nlargest(3, 'ab')"]
+    run_cells(root, cells, reuse=True)
+    cells[3] = cells[3].replace("describe()", "quantile(0.9)")
+    _, reused, _ = run_cells(root, cells, reuse=True)
+    assert reused[1:] == [True, True, False, True], reused
+
+
+def test_changed_csv_reruns_its_readers(root):
+    run_cells(root, NOTEBOOK, reuse=True)
+    write_csv(root, seed=1)
+    ns, reused, s = run_cells(root, NOTEBOOK, reuse=True)
+    assert reused[1:] == [False] * 5, reused
+    assert ns["df"]["a"].iloc[0] == pd.read_csv(root / "data.csv")["a"].iloc[0]
+
+
+def test_layout_and_comments_do_not_change_the_key(root):
+    run_cells(root, NOTEBOOK, reuse=True)
+    edited = list(NOTEBOOK)
+    edited[2] = "# features\n" + edited[2].replace(" * ", "*") + "   # the product\n\n"
+    _, reused, _ = run_cells(root, edited, reuse=True)
+    assert reused[1:] == [True] * 5, reused
+
+
+@pytest.mark.parametrize("cell, reusable", [
+    ("x = np.random.rand(3)", False),  # numpy's global generator, unseeded: another state in a fresh run
+    ("np.random.seed(3)\nx = np.random.rand(3)", True),
+    ("x = np.random.default_rng().normal(size=3)", False),
+    ("x = np.random.default_rng(7).normal(size=3)", True),
+    ("from sklearn.ensemble import RandomForestClassifier\n"  # random_state=None draws from numpy's generator
+     "x = RandomForestClassifier(n_estimators=3).fit([[0], [1], [2], [3]], [0, 1, 0, 1])", False),
+    ("open('out.txt', 'w').write('x')\nx = 1", False),
+    ("import datetime\nx = datetime.datetime.now()", False),
+    ("exec('x = 1')", False),
+])
+def test_effects_and_randomness_are_re_run(root, cell, reusable):
+    cells = [NOTEBOOK[0], EXPENSIVE + cell]
+    first, _, s = run_cells(root, cells, reuse=True)
+    _, reused, _ = run_cells(root, cells, reuse=True)
+    assert reused[1] is reusable
+    if not reusable:
+        op = json.loads(s.workspace.history.read_file(s.workspace.history.resolve("HEAD"), "code/cells.json"))[0]["op"]
+        assert op.get("effects") or op.get("rng"), op
+
+
+def test_printed_output_deletions_and_aliasing_are_replayed(root, capsys):
+    cells = [NOTEBOOK[0], "a = [1, 2]\nold = 5",
+             EXPENSIVE + "b = {'k': a}\na.append(3)\ndel old\nprint('made b', b)"]
+    run_cells(root, cells, reuse=True)
+    capsys.readouterr()
+    ns, reused, _ = run_cells(root, cells, reuse=True)
+    assert reused[2] is True
+    assert "made b {'k': [1, 2, 3]}" in capsys.readouterr().out
+    assert "old" not in ns and ns["b"]["k"] is ns["a"] and ns["a"] == [1, 2, 3]
+
+
+def test_results_cheaper_to_compute_than_to_load_are_computed(root):
+    cells = [NOTEBOOK[0], "big = np.zeros(30_000_000)"]  # 240 MB, made in no time (calloc)
+    run_cells(root, cells, reuse=True)
+    _, reused, _ = run_cells(root, cells, reuse=True)
+    assert reused == [False, False]
+
+
+def test_script_reuse_and_ops_listing(tmp_path, run_txgit):
+    run_txgit("init", cwd=tmp_path, check=True)
+    write_csv(tmp_path)
+    (tmp_path / "pipeline.py").write_text(
+        "import sys, time\nimport pandas as pd\n\n"
+        "def slowly(what, make):\n    print('computing', what, file=sys.stderr)\n    time.sleep(0.2)\n    return make()\n\n"
+        "df = slowly('df', lambda: pd.read_csv('data.csv'))\n"
+        "total = slowly('total', lambda: float(df['a'].sum()))\n"
+        "print('total', round(total, 6))\n")
+    first = run_txgit("run", "--reuse", "pipeline.py", cwd=tmp_path, check=True)
+    assert "computing df" in first.stderr and "computing total" in first.stderr
+    second = run_txgit("run", "--reuse", "pipeline.py", cwd=tmp_path, check=True)
+    assert "computing" not in second.stderr, second.stderr
+    assert "loaded df in" in second.stderr and "loaded total in" in second.stderr
+    assert second.stdout == first.stdout
+    (tmp_path / "pipeline.py").write_text((tmp_path / "pipeline.py").read_text().replace("['a']", "['b']"))
+    third = run_txgit("run", "--reuse", "pipeline.py", cwd=tmp_path, check=True)
+    assert "computing df" not in third.stderr and "computing total" in third.stderr
+    ops = run_txgit("ops", "--json", cwd=tmp_path, check=True)
+    doc = json.loads(ops.stdout)
+    reused = [o for o in doc["operations"] if o["reused_from"]]
+    assert sum("total = " in o["summary"] for o in reused) == 1 and sum("df = " in o["summary"] for o in reused) == 2
+    assert doc["saved_seconds"] > 0.5
+    listing = run_txgit("ops", cwd=tmp_path, check=True).stdout
+    assert f"{len(reused)} reused instead of run" in listing and "saved 0.2" in listing
+
+
+# -- real kernels ------------------------------------------------------------------------------
+
+PROBE = "import os\nos.environ['RAN'] = os.environ.get('RAN', '') + '{n},'\n"
+KERNEL_NOTEBOOK = [NOTEBOOK[0]] + [PROBE.format(n=i + 2) + c for i, c in enumerate(NOTEBOOK[1:])] + [
+    "summary"]
+
+
+def run_notebook(root: Path, cells: list[str]) -> tuple[str, list, str]:
+    """Run ``cells`` in a fresh kernel with reuse on: which cells ran, the last cell's output, stderr."""
+    k = Kernel(root)
+    try:
+        k.ok("%load_ext txgit")
+        assert "reuse on" in k.ok("%txgit reuse on").stdout
+        stderr, last = "", None
+        for c in cells:
+            r = k.ok(c)
+            stderr += r.stderr
+            last = r.outputs
+        ran = k.ok("print(os.environ.get('RAN', ''))").stdout.strip()
+        return ran, last, stderr
+    finally:
+        k.km.shutdown_kernel(now=True)
+
+
+def test_kernel_rerun_reuses_and_changes_rerun_what_they_affect(root):
+    ran, out_first, _ = run_notebook(root, KERNEL_NOTEBOOK)
+    assert ran == "2,3,4,5,6,"
+    ran, out_again, stderr = run_notebook(root, KERNEL_NOTEBOOK)
+    assert ran == "", stderr  # no expensive cell executed
+    assert stderr.count("txgit: reused results of") >= 5
+    assert out_again == out_first  # the displayed value, replayed as it was shown
+    changed = list(KERNEL_NOTEBOOK)
+    changed[3] = changed[3].replace("C=1.0", "C=0.05")
+    ran, _, _ = run_notebook(root, changed)
+    assert ran == "4,5,6,"
+    write_csv(root, seed=2)
+    ran, _, _ = run_notebook(root, KERNEL_NOTEBOOK)
+    assert ran == "2,3,4,5,6,"
+
+
+def test_collaborator_clone_reuses_the_authors_results(tmp_path, run_txgit):
+    alice = tmp_path / "alice"
+    Workspace.init(alice)
+    write_csv(alice)
+    ran, out_alice, _ = run_notebook(alice, KERNEL_NOTEBOOK)
+    assert ran == "2,3,4,5,6,"
+    run_txgit("remote", "add", "origin", str(tmp_path / "shared.git"), "--trusted", cwd=alice, check=True)
+    run_txgit("push", "origin", cwd=alice, check=True)
+    run_txgit("clone", str(tmp_path / "shared.git"), "bob", "--trusted", cwd=tmp_path, check=True)
+    bob = tmp_path / "bob"
+    shutil.copy(alice / "data.csv", bob / "data.csv")  # the same data, in Bob's folder
+    assert not any(p.is_file() for p in (bob / ".txgit" / "objects").rglob("*"))  # a clone fetches lazily
+    ran, out_bob, stderr = run_notebook(bob, KERNEL_NOTEBOOK)
+    assert ran == "", stderr
+    assert out_bob == out_alice
+    # Alice's results came from the remote's storage, verified, into Bob's cache
+    assert any(p.is_file() for p in (bob / ".txgit" / "objects").rglob("*"))
+    ops = json.loads(run_txgit("ops", "--json", cwd=bob, check=True).stdout)
+    assert ops["reused"] >= 5
+
+
+def test_cells_after_a_checkout_are_reused(root):
+    run_cells(root, NOTEBOOK, reuse=True)
+    # a fresh kernel checks out the state after cell 3, then runs cells 4-6
+    session = NamespaceSession(Workspace.open(root), session_namespace(), kind="ipython")
+    session.checkout("HEAD~3")
+    assert session.origins["df"].startswith("op:")  # the commit carries its values' origins
+    reuser = Reuser(session)
+    for code in NOTEBOOK[3:]:
+        session.before_cell(code)
+        got = reuser.prepare()
+        assert got is not None, reuser.last_reason
+        reuser.apply(got)
+        session.after_cell()
+    assert session.namespace["summary"]["n"] == 400
+
+
+def test_results_from_an_untrusted_clone_are_not_reused(tmp_path, root):
+    run_cells(root, NOTEBOOK, reuse=True)
+    author = Workspace.open(root)
+    author.remotes.add("origin", str(tmp_path / "shared.git"))
+    author.push()
+    for trusted in (False, True):
+        bob = tmp_path / f"bob-{trusted}"
+        Workspace.clone(str(tmp_path / "shared.git"), bob, trusted=trusted)
+        shutil.copy(root / "data.csv", bob / "data.csv")
+        _, reused, _ = run_cells(bob, NOTEBOOK, reuse=True)
+        assert reused[1:] == [trusted] * 5, (trusted, reused)

@@ -1,0 +1,169 @@
+"""Reuse: load a cell's recorded results instead of running it again.
+
+Before a cell runs, its session has its lookup key (code + the origins of
+what it reads). A recorded run of the same key is reused when
+
+* it had no effect txgit cannot replay (files written, network, unseeded
+  randomness: see :mod:`txgit.sessions.operations`);
+* every file it read still has the same content, and every global random
+  generator it drew from (without seeding it) is in the same state;
+* its commit came from us or a trusted remote, and its outputs can be
+  loaded (from the local store, or fetched from a remote's storage);
+* loading is estimated to be cheaper than the run was.
+
+Reusing puts the outputs (with their whole co-variable groups, so aliasing
+holds) in the namespace, deletes what the cell deleted, and replays what it
+printed. The cell is then committed like any other, recorded as the same
+operation with the commit it came from (``meta.reuse``): the values keep the
+same origins, so the cells after it can be reused too.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from txgit import trust as _trust
+from txgit.errors import TxgitError
+from txgit.history import State
+from txgit.reuse.graph import OperationIndex, RecordedOperation
+from txgit.sessions.operations import file_digest, resolve_path, rng_states
+from txgit.sessions.session import NamespaceSession
+
+# What loading costs, to compare with what running cost: a fixed part and a rate (bytes/s).
+LOAD_FIXED_SECONDS = 0.02
+LOAD_BYTES_PER_SECOND = 200e6
+
+
+@dataclass
+class Reused:
+    """A cell's results, loaded and ready to go into the namespace (:meth:`Reuser.apply`)."""
+
+    recorded: RecordedOperation
+    state: State
+    values: dict[str, Any]
+    fingerprints: dict[Any, list[str]]
+    load_seconds: float
+    removed: list[str] = field(default_factory=list)
+
+    @property
+    def saved_seconds(self) -> float:
+        return max(0.0, self.recorded.op.seconds - self.load_seconds)
+
+
+@dataclass
+class ReuseStats:
+    reused: int = 0
+    ran: int = 0
+    saved_seconds: float = 0.0
+
+
+def _why_not(ws: Any, rec: RecordedOperation, rng_now: dict[str, str]) -> str | None:
+    op = rec.op
+    for path, digest in op.files.items():
+        if file_digest(resolve_path(str(ws.root), path)) != digest:
+            return f"{path} changed"
+    for gen, dep in op.rng.items():
+        if dep.startswith("before:") and rng_now.get(gen) != dep.removeprefix("before:"):
+            return f"the {gen} random generator is in another state"
+    if _trust.source_of(ws, rec.commit) is not None:
+        return "its commit came from an untrusted remote"
+    return None
+
+
+class Reuser:
+    """Finds and loads reusable results for the cells of one session."""
+
+    def __init__(self, session: NamespaceSession, index: OperationIndex | None = None) -> None:
+        self.session = session
+        self.index = index or OperationIndex(session.workspace)
+        self.stats = ReuseStats()
+        self.last_reason: str | None = None  # why the last cell was not reused (None: no record of it)
+
+    def prepare(self) -> Reused | None:
+        """Call after ``session.before_cell``: the loaded results of a recorded run of the running
+        cell, or None (run it). Nothing is changed in the namespace yet."""
+        self.last_reason = None
+        op = self.session.current_operation
+        if op is None:
+            return None
+        if op.effects:
+            self.last_reason = op.effects[0]
+            return None
+        candidates = self.index.candidates(op.key)
+        if not candidates:
+            return None
+        ws = self.session.workspace
+        rng_now = rng_states()
+        for rec in candidates:
+            why = _why_not(ws, rec, rng_now)
+            if why is not None:
+                self.last_reason = why
+                continue
+            try:
+                state = ws.state(rec.commit)
+            except TxgitError as e:
+                self.last_reason = str(e)
+                continue
+            outputs = [n for n in rec.op.outputs if n in state.variables]
+            groups = {state.variables[n].group for n in outputs if state.variables[n].group}
+            nbytes = sum(state.groups[g].nbytes for g in groups if g in state.groups)
+            estimate = LOAD_FIXED_SECONDS + nbytes / LOAD_BYTES_PER_SECOND
+            if estimate >= rec.op.seconds:
+                self.last_reason = f"running it ({rec.op.seconds:.3f} s) is cheaper than loading it"
+                return None
+            started = time.perf_counter()
+            try:
+                _, values, fingerprints = self.session.restore_values(state, outputs)
+            except TxgitError as e:  # not materialized here or on a remote, damaged: run it
+                self.last_reason = f"its results cannot be loaded: {e}"
+                continue
+            missing = [n for n in outputs if n not in values]
+            if missing:  # e.g. an output that could not be pickled: running makes it
+                self.last_reason = f"{', '.join(missing)} was not saved"
+                continue
+            removed = [n for n in rec.op.removed if n not in state.variables]
+            return Reused(rec, state, values, fingerprints, time.perf_counter() - started, removed)
+        return None
+
+    def apply(self, reused: Reused) -> None:
+        """Put the results in the namespace (while the cell "runs"), replay what it printed."""
+        s = self.session
+        s.put_values(reused.state, reused.values, reused.fingerprints)
+        for n in reused.removed:
+            s.namespace.pop(n, None)
+        s.replayed(reused.recorded.commit, reused.recorded.op)
+        if reused.recorded.op.stdout:
+            sys.stdout.write(reused.recorded.op.stdout)
+        self.stats.reused += 1
+        self.stats.saved_seconds += reused.saved_seconds
+
+    def describe(self, reused: Reused) -> str:
+        op = reused.recorded.op
+        names = ", ".join(op.outputs[:6]) + (" …" if len(op.outputs) > 6 else "")
+        return (f"txgit: reused results of {reused.recorded.commit[:8]} instead of running ({op.seconds:.2f} s); "
+                f"loaded {names or 'nothing'} in {reused.load_seconds:.2f} s")
+
+
+def replayer(*, quiet: bool = False) -> Callable[[NamespaceSession], bool]:
+    """A ``replay`` callback for :func:`txgit.sessions.script.run_script` (``txgit run --reuse``):
+    reuses each statement's recorded results when it can, and says so on stderr."""
+    reusers: dict[int, Reuser] = {}
+
+    def replay(session: NamespaceSession) -> bool:
+        reuser = reusers.get(id(session))
+        if reuser is None or reuser.session is not session:
+            reuser = reusers[id(session)] = Reuser(session)
+        reused = reuser.prepare()
+        if reused is None:
+            reuser.stats.ran += 1
+            return False
+        reuser.apply(reused)
+        if not quiet:
+            print(reuser.describe(reused), file=sys.stderr)
+        return True
+
+    return replay

@@ -1,0 +1,420 @@
+"""Each cell as an operation of the experiment graph.
+
+A cell run under a session is recorded with what decides its result: its
+code (normalized, so whitespace and comments do not count), the *origin* of
+every variable it may read, the content of every file it read, and the state
+of the global random generators when it consumed them. What it would take
+to get the same result another time is then a key:
+
+* ``key``: code + input origins, known before the cell runs (lookup);
+* ``full``: ``key`` + file digests + random state, known after it ran.
+
+A variable's *origin* says where its value came from, so equal keys mean
+equal results without comparing values:
+
+* ``op:<hash>``: made by an operation (``full`` key + name). Re-running the
+  same notebook in a fresh kernel gives every value the same origin again,
+  even where pickling the value would not give the same bytes (functions
+  carry the kernel's cell file names, for instance);
+* ``m:<module>@<version>``: an imported module;
+* ``c:<hash>``: a value of unknown making (loaded by a checkout, there
+  before tracking started, made by code with effects): its content;
+* ``?``: unknown; an operation reading it is never reused.
+
+Effects txgit cannot capture or replay make an operation unreusable and
+are recorded with it: files written, network connections, subprocesses,
+randomness without a seed (global generators whose state the cell changed
+are an input instead: the result is reproducible from the same state), wall
+clock and uuid readings in the cell's code.
+"""
+
+from __future__ import annotations
+
+import ast
+import marshal
+import os
+import sys
+import sysconfig
+import threading
+import types
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import blake3
+
+from txgit.sessions.tracking import CodeNames
+from txgit.state import MODULE, VALUE, VarRecord
+
+UNKNOWN = "?"
+STDOUT_LIMIT = 64 * 1024  # bytes of printed output kept for replay
+
+# Calls in a cell's own code whose result differs between runs, by how they are called.
+_UNSEEDED_IF_NO_ARGS = frozenset({"default_rng", "SeedSequence", "RandomState", "Random", "PCG64", "MT19937",
+                                  "Philox", "SFC64", "Generator"})
+_NONDETERMINISTIC = frozenset({"urandom", "uuid1", "uuid4", "SystemRandom", "token_bytes", "token_hex",
+                               "token_urlsafe", "randbits", "getrandbits"})
+_CLOCK = {("time", "time"), ("time", "time_ns")}  # and any .now() / .today() / .utcnow()
+
+
+def _hash(*parts: str) -> str:
+    h = blake3.blake3()
+    for p in parts:
+        h.update(p.encode())
+        h.update(b"\0")
+    return h.hexdigest()[:32]
+
+
+def code_hash(code: str, tree: ast.Module | None) -> str:
+    """The code's identity: its bytecode without line numbers, so layout and comments do not count."""
+    if tree is None:
+        return _hash("text", code.strip())
+    try:
+        compiled = compile(tree, "<cell>", "exec", dont_inherit=True)
+    except (SyntaxError, ValueError):  # e.g. `return` outside a function: it never ran as written
+        return _hash("text", code.strip())
+    h = blake3.blake3(marshal.dumps(_without_lines(compiled)))
+    return h.hexdigest()[:32]
+
+
+def _without_lines(code: types.CodeType) -> types.CodeType:
+    consts = tuple(_without_lines(c) if isinstance(c, types.CodeType) else c for c in code.co_consts)
+    return code.replace(co_firstlineno=1, co_linetable=b"", co_consts=consts)
+
+
+def static_effects(calls: Iterable[tuple[str | None, str, bool]]) -> list[str]:
+    """Calls (owner, name, has arguments) whose results differ from run to run (an unseeded generator, the clock)."""
+    out: set[str] = set()
+    for owner, name, has_args in calls:
+        if name in _UNSEEDED_IF_NO_ARGS and not has_args:
+            out.add(f"unseeded randomness: {name}()")
+        elif name in _NONDETERMINISTIC:
+            out.add(f"non-reproducible value: {name}()")
+        elif (owner, name) in _CLOCK or (name in ("now", "utcnow", "today") and owner is not None):
+            out.add(f"reads the clock: {name}()")
+    return sorted(out)
+
+
+def pre_key(code: str, inputs: Mapping[str, str | None]) -> str:
+    """The lookup key: what is known before a cell runs."""
+    return _hash("op", code, *(f"{n}={inputs[n]}" for n in sorted(inputs)))
+
+
+def full_key(key: str, files: Mapping[str, str], rng: Mapping[str, str]) -> str:
+    return _hash("full", key, *(f"{p}={files[p]}" for p in sorted(files)), *(f"{g}~{rng[g]}" for g in sorted(rng)))
+
+
+def module_origin(module: Any) -> str:
+    name = getattr(module, "__name__", "?")
+    return f"m:{name}@{getattr(module, '__version__', '')}"
+
+
+def output_origin(full: str, name: str, value: Any) -> str:
+    """The origin of ``name`` as made by the operation ``full``."""
+    if isinstance(value, types.ModuleType):
+        return module_origin(value)
+    return "op:" + _hash(full, name)
+
+
+def content_origin(record: VarRecord | None, value: Any = None) -> str:
+    """The origin of a value whose making is unknown: its content, when the record names it."""
+    if isinstance(value, types.ModuleType):
+        return module_origin(value)
+    if record is None:
+        return UNKNOWN
+    if record.kind == VALUE and record.group:
+        return "c:" + record.group[:32]
+    if record.kind == MODULE and record.module:
+        return f"m:{record.module}@{getattr(sys.modules.get(record.module), '__version__', '')}"
+    return UNKNOWN
+
+
+# -- what a cell does while it runs --------------------------------------------------------
+
+def rng_states() -> dict[str, str]:
+    """Digests of the global random generators' states: Python's, and numpy's and torch's when imported."""
+    import random
+
+    out = {}
+    out["random"] = str(hash(random.getstate()))  # ints and tuples hash the same in every process
+    np = sys.modules.get("numpy")
+    if np is not None:
+        try:
+            st = np.random.mtrand._rand.get_state()
+            h = blake3.blake3(st[1].tobytes())
+            h.update(repr(st[2:]).encode())
+            out["numpy"] = h.hexdigest()[:32]
+        except Exception:  # an unusual numpy: its state is then not watched
+            pass
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        try:
+            out["torch"] = blake3.blake3(torch.random.get_rng_state().numpy().tobytes()).hexdigest()[:32]
+        except Exception:
+            pass
+    return out
+
+
+_SEEDS = frozenset({"seed", "manual_seed"})
+_RANDOM_USE = frozenset({"random", "rand", "randn", "randint", "random_sample", "choice", "shuffle", "permutation",
+                         "normal", "uniform", "sample", "seed", "manual_seed", "randperm", "binomial", "poisson",
+                         "multinomial", "bernoulli", "exponential", "gamma", "beta", "standard_normal"})
+
+
+def rng_dependence(names: set[str], before: Mapping[str, str], after: Mapping[str, str]) -> dict[str, str]:
+    """How a cell's result depends on the global generators, as recorded in its key.
+
+    A generator whose state the cell changed was drawn from (or seeded). When the
+    cell seeds it (``np.random.seed(0)``), the result depends on the seed, which is
+    in the code: the state after is recorded (``seeded:``), the same on every run
+    (a cell that draws before it seeds is taken as seeded: a known blind spot).
+    Otherwise the result depends on the state before (``before:``): the same run
+    in a fresh kernel starts from a random state and is not reused. A generator
+    first imported by the cell starts from a random state too.
+    """
+    seeded = bool(names & _SEEDS)
+    out = {}
+    for gen, state in after.items():
+        old = before.get(gen)
+        if old == state:
+            continue
+        if old is None and not names & _RANDOM_USE:
+            continue  # only imported: its fresh random state was not drawn from here
+        if gen == "random" and "random" not in names and not names & _RANDOM_USE:
+            # Python's generator: libraries draw from it when imported (rich's style ids), not to
+            # compute results; code that uses it names it. numpy's and torch's global generators
+            # are drawn from by library code (an estimator without random_state), so they always count.
+            continue
+        out[gen] = f"seeded:{state}" if seeded else f"before:{old or 'fresh:' + state}"
+    return out
+
+
+def _ignored_prefixes() -> tuple[str, ...]:
+    """Files a cell's libraries read and write on their own (installed code, caches, devices)."""
+    paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, "/proc", "/sys", "/dev", "/etc", "/usr/share"}
+    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
+        try:
+            paths.add(sysconfig.get_path(key))
+        except KeyError:
+            pass
+    home = Path.home()
+    for sub in (".cache", ".config", ".local", ".ipython", ".jupyter", ".matplotlib", ".keras", ".nv"):
+        paths.add(str(home / sub))
+    for env in ("JUPYTER_RUNTIME_DIR", "IPYTHONDIR", "MPLCONFIGDIR", "XDG_CACHE_HOME"):
+        if os.environ.get(env):
+            paths.add(os.environ[env])
+    out = set()
+    for p in paths:
+        if p:
+            out.add(os.path.realpath(p).rstrip("/") + "/")
+    return tuple(sorted(out))
+
+
+_IGNORED = _ignored_prefixes()
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
+_current: _Watch | None = None
+_hook_installed = False
+
+
+def _audit(event: str, args: tuple[Any, ...]) -> None:
+    w = _current
+    if w is None or threading.get_ident() != w.thread:
+        return
+    try:
+        if event == "open":
+            w.opened(*args[:3])
+        elif event == "socket.connect":
+            w.effects.add("opens network connections")
+        elif event in ("subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn"):
+            w.effects.add("runs other programs")
+    except Exception:  # an audit hook must never break the code it watches
+        pass
+
+
+class _Tee:
+    """Passes writes to the real stdout and keeps a bounded copy for replay; all else is the real one's."""
+
+    def __init__(self, target: Any) -> None:
+        self.target = target
+        self.kept: list[str] = []
+        self.size = 0
+
+    def write(self, text: str) -> int:
+        if self.size < STDOUT_LIMIT:
+            self.kept.append(text[: STDOUT_LIMIT - self.size])
+            self.size += len(self.kept[-1])
+        return self.target.write(text)
+
+    def flush(self) -> None:
+        self.target.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.target, name)
+
+
+@dataclass
+class _Watch:
+    root: str
+    skip: tuple[str, ...]
+    thread: int = field(default_factory=threading.get_ident)
+    read: set[str] = field(default_factory=set)
+    written: set[str] = field(default_factory=set)
+    effects: set[str] = field(default_factory=set)
+
+    def opened(self, path: Any, mode: Any, flags: Any) -> None:
+        if isinstance(path, int):
+            return  # an already open descriptor: its open was seen (or is not the cell's)
+        p = os.fsdecode(path)
+        full = os.path.realpath(p if os.path.isabs(p) else os.path.join(os.getcwd(), p))
+        if full.startswith(self.skip) or full.endswith(".pyc") or os.path.isdir(full):
+            return
+        writes = any(c in mode for c in "wax+") if isinstance(mode, str) else bool((flags or 0) & _WRITE_FLAGS)
+        (self.written if writes else self.read).add(full)
+
+
+_digests: dict[tuple[str, int, int, int], str] = {}
+
+
+def file_digest(path: str) -> str | None:
+    """blake3 of a file's content (None: it is gone), remembered while its size and mtime stay."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    key = (path, st.st_size, st.st_mtime_ns, st.st_ino)
+    got = _digests.get(key)
+    if got is None:
+        h = blake3.blake3(max_threads=blake3.blake3.AUTO)
+        try:
+            with open(path, "rb") as f:
+                for block in iter(lambda: f.read(8 << 20), b""):
+                    h.update(block)
+        except OSError:
+            return None
+        got = _digests[key] = h.hexdigest()[:32]
+    return got
+
+
+def display_path(root: str, full: str) -> str:
+    """A path as an operation records it: relative to the workspace when inside it (so a clone matches)."""
+    rel = os.path.relpath(full, root)
+    return full if rel.startswith("..") else rel.replace(os.sep, "/")
+
+
+def resolve_path(root: str, recorded: str) -> str:
+    return recorded if os.path.isabs(recorded) else os.path.join(root, recorded)
+
+
+@dataclass
+class Operation:
+    """One recorded cell run (``op`` in ``code/cells.json``)."""
+
+    key: str
+    code: str
+    inputs: dict[str, str | None]
+    files: dict[str, str] = field(default_factory=dict)
+    rng: dict[str, str] = field(default_factory=dict)  # generator -> state it depends on (rng_dependence)
+    full: str = ""
+    outputs: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    effects: list[str] = field(default_factory=list)
+    seconds: float = 0.0  # what running it cost (kept when the result was reused, not recomputed)
+    stdout: str = ""
+    result: dict[str, str] | None = None  # the cell's value as display data (mime type -> text)
+
+    @property
+    def reusable(self) -> bool:
+        return not self.effects and bool(self.full)
+
+    def to_json(self) -> dict[str, Any]:
+        d = dict(self.__dict__)
+        return {k: v for k, v in d.items() if v not in (None, "", [], {}) or k in ("key", "inputs")}
+
+    @classmethod
+    def from_json(cls, d: Any) -> Operation | None:
+        """Parse a recorded operation; None when it is not one (it may come from any repository)."""
+        if not isinstance(d, dict) or not isinstance(d.get("key"), str) or not isinstance(d.get("inputs"), dict):
+            return None
+        try:
+            op = cls(key=d["key"], code=str(d.get("code", "")),
+                     inputs={str(k): (None if v is None else str(v)) for k, v in d["inputs"].items()},
+                     files={str(k): str(v) for k, v in (d.get("files") or {}).items()},
+                     rng={str(k): str(v) for k, v in (d.get("rng") or {}).items()}, full=str(d.get("full", "")),
+                     outputs=[str(x) for x in d.get("outputs", [])], removed=[str(x) for x in d.get("removed", [])],
+                     effects=[str(x) for x in d.get("effects", [])], seconds=float(d.get("seconds", 0.0)),
+                     stdout=str(d.get("stdout", "")),
+                     result={str(k): str(v) for k, v in d["result"].items()} if isinstance(d.get("result"), dict)
+                     else None)
+        except (TypeError, ValueError, AttributeError):
+            return None
+        return op
+
+
+class OperationWatch:
+    """Watches one cell run: started just before it, stopped just after."""
+
+    def __init__(self, root: str | os.PathLike[str], private: Iterable[str] = ()) -> None:
+        self.root = os.path.realpath(root)
+        # txgit's own files in the workspace are not the cell's business
+        self.skip = _IGNORED + tuple(os.path.realpath(p).rstrip("/") + "/" for p in private)
+        self.op: Operation | None = None
+        self._watch: _Watch | None = None
+        self._tee: _Tee | None = None
+        self._rng: dict[str, str] = {}
+        self._names: set[str] = set()
+
+    def start(self, code: str, names: CodeNames, reached: Iterable[str], origins: Mapping[str, str],
+              present: Iterable[str]) -> Operation:
+        """``names``: what the code's syntax says (:func:`txgit.sessions.tracking.analyze_code`);
+        ``reached``: globals that session functions it calls may read; ``present``: the variables now."""
+        global _current, _hook_installed
+        live = set(present)
+        inputs = {n: (origins.get(n, UNKNOWN) if n in live else None) for n in sorted(names.inputs | set(reached))}
+        chash = code_hash(code, names.tree)
+        self.op = Operation(key=pre_key(chash, inputs), code=chash, inputs=inputs, effects=static_effects(names.calls))
+        self._names = names.reads | names.writes | names.attributes
+        if any(v == UNKNOWN for v in inputs.values()):
+            self.op.effects.append("reads a value of unknown origin: " +
+                                   ", ".join(n for n, v in inputs.items() if v == UNKNOWN))
+        self._rng = rng_states()
+        if not _hook_installed:
+            sys.addaudithook(_audit)
+            _hook_installed = True
+        self._watch = _Watch(self.root, self.skip)
+        _current = self._watch
+        self._tee = _Tee(sys.stdout)
+        sys.stdout = self._tee
+        return self.op
+
+    def stop(self, seconds: float, result: dict[str, str] | None = None) -> Operation | None:
+        """End the watch; the operation as far as it is known before its commit (outputs come later)."""
+        global _current
+        watch, tee, op = self._watch, self._tee, self.op
+        self._watch = self._tee = self.op = None
+        if watch is None or op is None or tee is None:
+            return None
+        if _current is watch:
+            _current = None
+        if sys.stdout is tee:
+            sys.stdout = tee.target
+        op.rng = rng_dependence(self._names, self._rng, rng_states())
+        effects = set(op.effects) | watch.effects
+        for path in sorted(watch.written):
+            effects.add(f"writes {display_path(self.root, path)}")
+        for path in sorted(watch.read - watch.written):
+            digest = file_digest(path)
+            if digest is None:
+                effects.add(f"read {display_path(self.root, path)}, which is gone")
+            else:
+                op.files[display_path(self.root, path)] = digest
+        op.effects = sorted(effects)
+        op.full = full_key(op.key, op.files, op.rng)
+        op.seconds = round(seconds, 6)
+        op.stdout = "".join(tee.kept)
+        op.result = result
+        return op
+
+    def abandon(self) -> None:
+        """Stop watching without a record (the cell failed, or did not run)."""
+        self.stop(0.0)
