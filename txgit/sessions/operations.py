@@ -217,6 +217,23 @@ _current: _Watch | None = None
 _hook_installed = False
 
 
+# Programs that only report the machine's cores, as loky (joblib) runs them to count physical cores the
+# first time a kernel fits a scikit-learn estimator that uses OpenMP (HistGradientBoosting, KMeans, ...).
+# Exact command lines only: anything else a cell runs is an effect.
+_CPU_COUNT_COMMANDS = frozenset({("lscpu", "--parse=core"), ("sysctl", "-n", "hw.physicalcpu"),
+                                 ("sysctl", "-n", "kern.smp.cores")})
+
+
+def _reads_cpu_count(argv: Any) -> bool:
+    try:
+        if isinstance(argv, (str, bytes)) or argv is None:
+            return False
+        parts = [os.fsdecode(a) for a in argv]
+        return bool(parts) and (os.path.basename(parts[0]), *parts[1:]) in _CPU_COUNT_COMMANDS
+    except (TypeError, ValueError):
+        return False
+
+
 def _audit(event: str, args: tuple[Any, ...]) -> None:
     w = _current
     if w is None or threading.get_ident() != w.thread:
@@ -226,6 +243,8 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
             w.opened(*args[:3])
         elif event == "socket.connect":
             w.effects.add("opens network connections")
+        elif event in ("subprocess.Popen", "os.posix_spawn") and _reads_cpu_count(args[1]):
+            pass  # libraries counting cores (loky, under scikit-learn's OpenMP estimators): no effect on results
         elif event in ("subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn"):
             w.effects.add("runs other programs")
     except Exception:  # an audit hook must never break the code it watches
