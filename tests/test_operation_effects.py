@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 
 from txgit.sessions.operations import OperationWatch
+from txgit.sessions.tracking import analyze_code
 
 
 def watch(root: Path, run) -> list[str]:
     w = OperationWatch(root)
-    w.start("pass", [], {}, [])
+    w.start("pass", analyze_code("pass"), [], {}, [])
     try:
         run()
     finally:
