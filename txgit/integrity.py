@@ -171,6 +171,7 @@ def gc(ws: Workspace, *, grace_seconds: float = 3600.0, reflog_days: float = 30.
             plan = _budget.plan(ws, commits, states, budget, sizes, young, cutoff)
             report.budget = plan.report
             keep = plan.keep
+            report.reachable = sum(1 for n in uses if n in keep)  # reachable blobs that stay
             if not dry_run:  # the record first: a kill before the deletes leaves states marked, still whole
                 _budget.record_dropped(ws, plan, reachable)
         elif not dry_run:

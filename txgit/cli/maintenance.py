@@ -58,7 +58,7 @@ def fsck(
 @app.command()
 def gc(
     grace: float = typer.Option(GC_GRACE_SECONDS, "--grace", min=0, metavar="SECONDS",
-                                help="Keep unreachable blobs younger than this (default one hour)."),
+                                help="Keep unreachable blobs (with --budget: states) younger than this (default one hour)."),
     reflog_days: float = typer.Option(30.0, "--reflog-days", min=0, metavar="DAYS",
                                       help="Expire reflog entries older than this first (default 30)."),
     dry_run: bool = typer.Option(False, "--dry-run", "-n", help="Say what would be deleted; delete nothing."),
