@@ -210,3 +210,13 @@ def test_parse_size_and_unknown_setting(ws, run_txgit):
     assert parse_size(" 2 kB ") == 2000 and parse_size("3mib") == 3 * 2**20 and parse_size(0) == 0
     assert_one_line_error(run_txgit("config", "gc.nope", "1", cwd=ws.root), "unknown setting")
     assert set_budget(ws, "2GB") == 2 * 10**9 and set_budget(ws, None) is None
+
+
+def test_push_of_a_history_dropped_before_it_was_pushed_is_one_line(tmp_path, run_txgit):
+    ws = Workspace.init(tmp_path / "ws")
+    ids = build(ws)
+    ws.gc(budget=0, grace_seconds=0)
+    ws.remotes.add("origin", str(tmp_path / "r.git"))
+    proc = run_txgit("push", "origin", "main", cwd=ws.root)
+    assert_one_line_error(proc, "cannot push", "dropped by `gc --budget`")
+    assert ws.head().id == ids["c6"] and ws.fsck().ok

@@ -63,7 +63,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from txgit.errors import MissingBlob, TxgitError
+from txgit.errors import DroppedState, TxgitError
 
 if TYPE_CHECKING:
     import pygit2
@@ -75,15 +75,12 @@ DROPPED_FILE = "dropped.json"  # in .txgit/
 CONFIG_KEY = "txgit.gc-budget"  # in the workspace's git config; `txgit config gc.budget` sets it
 AUTO_SLACK = 1.10  # the automatic gc runs once the store exceeds the budget by this factor
 CELLS_FILE = "code/cells.json"
+__all__ = ["DroppedState", "parse_size", "set_budget", "get_budget", "plan", "BudgetReport", "Artifact"]
 
 _UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9,
           "t": 10**12, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40,
           "ki": 2**10, "mi": 2**20, "gi": 2**30, "ti": 2**40}
 _SIZE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-z]*)\s*", re.IGNORECASE)
-
-
-class DroppedState(MissingBlob):
-    """Loading a state whose blobs ``gc --budget`` deleted (and no store we know of has)."""
 
 
 def parse_size(text: str | int) -> int:
