@@ -220,3 +220,22 @@ def test_push_of_a_history_dropped_before_it_was_pushed_is_one_line(tmp_path, ru
     proc = run_txgit("push", "origin", "main", cwd=ws.root)
     assert_one_line_error(proc, "cannot push", "dropped by `gc --budget`")
     assert ws.head().id == ids["c6"] and ws.fsck().ok
+
+
+def test_automatic_policy_runs_in_a_sessions_background_writer(ws):
+    from txgit.sessions.session import NamespaceSession
+
+    set_budget(ws, "1.2MB")
+    ws.budget_policy.grace_seconds = 0
+    session = NamespaceSession(ws, session_namespace("import numpy as np\n"), kind="test")
+    session.background = True  # as in a kernel: each cell's commit is written by a thread
+    for i in range(5):
+        code = f"x = np.arange(100_000) * {i + 1}\n"
+        session.before_cell(code)
+        exec(code, session.namespace)
+        session.after_cell(execution_count=i + 1)
+    session.flush()  # the writer ran the due gc after letting go of the lock
+    commits = [c.id for c in ws.log()]
+    assert len(commits) == 5 and ws.dropped() and set(ws.dropped()) <= set(commits[1:])
+    assert store_bytes(ws) <= 1.2e6 * 1.1 + 900_000 and ws.fsck().ok
+    assert np.array_equal(ws.load("x"), np.arange(100_000) * 5)
