@@ -60,6 +60,10 @@ class MissingBlob(BlobError):
     """A blob that no store we know of holds."""
 
 
+class DroppedState(MissingBlob):
+    """Loading a state whose bytes `gc --budget` dropped and no store we know of has (see txgit.budget)."""
+
+
 class RestoreError(TxgitError):
     """A stored value that could not be rebuilt (e.g. a module that is not installed)."""
 

@@ -23,6 +23,11 @@ take). As a second line of defence for writers that do not take the lock
 period (1 hour by default) are kept too. gc refuses to delete anything when any
 ref, reflog or record cannot be read, since it could not know what they name.
 
+With a **budget** (``gc --budget 5GB``), gc also drops the bytes of the least
+valuable historical states until the local store fits: see :mod:`txgit.budget`
+for the rule. fsck reports states dropped that way as information, not as
+missing blobs.
+
 This module stands beside :mod:`txgit.workspace`: it uses history and storage,
 and nothing above them.
 """
@@ -35,10 +40,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from txgit import budget as _budget
 from txgit.errors import TxgitError
 from txgit.storage import ObjectStore
 
 if TYPE_CHECKING:
+    from txgit.history import State
     from txgit.workspace import Workspace
 
 
@@ -50,6 +57,7 @@ class FsckReport:
     blobs: int = 0
     problems: list[str] = field(default_factory=list)
     repaired: dict[str, str] = field(default_factory=dict)  # blob name -> store URL it came from
+    dropped: list[str] = field(default_factory=list)  # commits whose bytes `gc --budget` dropped (information)
 
     @property
     def ok(self) -> bool:
@@ -67,6 +75,7 @@ class GcReport:
     temp_files_removed: int = 0
     reflog_entries_expired: int = 0
     dry_run: bool = False
+    budget: _budget.BudgetReport | None = None  # with a budget: which states were kept and dropped
 
 
 @dataclass
@@ -78,13 +87,16 @@ class _Use:
     more_commits: int = 0
 
 
-def _uses(ws: Workspace, reflog_since: float | None = None) -> tuple[int, dict[str, _Use], list[str]]:
-    """Reachable commits' count, blob name -> first use, and record problems."""
+def _uses(ws: Workspace, reflog_since: float | None = None,
+          states: dict[str, State] | None = None) -> tuple[list, dict[str, _Use], list[str]]:
+    """Reachable commits, blob name -> first use, and record problems (``states``: filled with each commit's)."""
     commits, problems = ws.history.reachable(reflog_since=reflog_since)
     uses: dict[str, _Use] = {}
     seen_groups: set[str] = set()
     for commit in commits:
         state, found = ws.history.state_problems(commit)
+        if states is not None:
+            states[str(commit.id)] = state
         short = str(commit.id)[:8]
         problems.extend(f"commit {short}: {p}" for p in found)
         for gid, record in state.groups.items():
@@ -97,7 +109,7 @@ def _uses(ws: Workspace, reflog_since: float | None = None) -> tuple[int, dict[s
                 use = uses.setdefault(name, _Use(short, list(record.names)))
                 if use.commit != short:
                     use.more_commits += 1
-    return len(commits), uses, problems
+    return commits, uses, problems
 
 
 def _where(use: _Use) -> str:
@@ -109,9 +121,17 @@ def _where(use: _Use) -> str:
 def fsck(ws: Workspace, *, repair: bool = False, stores: Iterable[ObjectStore] | None = None) -> FsckReport:
     """Check (and with ``repair``, mend) every reachable commit of ``ws``. Reads every blob once."""
     report = FsckReport()
-    report.commits, uses, report.problems = _uses(ws)
+    commits, uses, report.problems = _uses(ws)
+    report.commits = len(commits)
     report.blobs = len(uses)
     bad = ws.store.check(uses)
+    # blobs `gc --budget` deleted on purpose are information, not damage (and not "repaired" back)
+    dropped = _budget.dropped_blobs(ws.dir)
+    gone = {n for n, why in bad.items() if why == "missing" and n in dropped}
+    reachable = {str(c.id) for c in commits}
+    report.dropped = sorted({c for n in gone for c in dropped[n] if c in reachable})
+    for name in gone:
+        del bad[name]
     if repair and bad:
         sources = list(ws.blobs.fallbacks if stores is None else stores)
         with ws.lock():  # the repaired copy must not race a gc
@@ -125,26 +145,41 @@ def fsck(ws: Workspace, *, repair: bool = False, stores: Iterable[ObjectStore] |
 
 
 def gc(ws: Workspace, *, grace_seconds: float = 3600.0, reflog_days: float = 30.0,
-       dry_run: bool = False) -> GcReport:
+       dry_run: bool = False, budget: int | None = None) -> GcReport:
     """Delete local blobs no reachable commit names (and temp files of killed writers).
 
     Reflog entries older than ``reflog_days`` are dropped first (git's default
     for unreachable entries is 30 days too). Blobs modified less than
     ``grace_seconds`` ago are kept. Nothing is deleted when the history cannot
-    be read in full.
+    be read in full. ``budget`` (bytes): also drop the least valuable
+    historical states until the store fits (:mod:`txgit.budget`).
     """
     report = GcReport(dry_run=dry_run)
     with ws.lock():
         since = time.time() - reflog_days * 86400
-        _, uses, problems = _uses(ws, reflog_since=since)
+        states: dict[str, State] = {}
+        commits, uses, problems = _uses(ws, reflog_since=since, states=states if budget is not None else None)
         if problems:
             raise TxgitError(f"gc deleted nothing: {problems[0]} (run `txgit fsck`)")
         report.reachable = len(uses)
+        cutoff = time.time() - grace_seconds
+        reachable = {str(c.id) for c in commits}
+        keep: set[str] | dict[str, _Use] = uses
+        if budget is not None:
+            sizes, mtimes = _budget.blob_sizes(ws)
+            young = {n for n, t in mtimes.items() if t >= cutoff}
+            plan = _budget.plan(ws, commits, states, budget, sizes, young, cutoff)
+            report.budget = plan.report
+            keep = plan.keep
+            report.reachable = sum(1 for n in uses if n in keep)  # reachable blobs that stay
+            if not dry_run:  # the record first: a kill before the deletes leaves states marked, still whole
+                _budget.record_dropped(ws, plan, reachable)
+        elif not dry_run:
+            _budget.forget_unreachable(ws, reachable)
         if not dry_run:  # before any blob goes: a kill between the two leaves only garbage
             report.reflog_entries_expired = ws.history.expire_reflogs(time.time() - since)
-        cutoff = time.time() - grace_seconds
         for name, mtime in list(ws.store.entries()):
-            if name in uses:
+            if name in keep:
                 continue
             if mtime >= cutoff:
                 report.kept_young += 1

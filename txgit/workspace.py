@@ -28,13 +28,14 @@ from typing import TYPE_CHECKING, Any
 import pygit2
 
 import txgit
-from txgit import environment, trust as _trust
+from txgit import budget as _budget, environment, trust as _trust
 from txgit.errors import (
     DirtyNamespace,
     EmptyHistory,
     MissingBlob,
     NotAWorkspace,
     RefExists,
+    TxgitError,
     UnknownVariable,
     WorkspaceExists,
 )
@@ -111,6 +112,7 @@ class WorkspaceLock:
     """The workspace's writer lock, held until :meth:`release` (from any thread)."""
 
     def __init__(self, workspace: Workspace) -> None:
+        self._workspace = workspace
         self._file = open(workspace.dir / "lock", "a")
         try:
             fcntl.flock(self._file, fcntl.LOCK_EX)
@@ -123,6 +125,11 @@ class WorkspaceLock:
         if not self._file.closed:
             fcntl.flock(self._file, fcntl.LOCK_UN)
             self._file.close()
+            if self._workspace.budget_policy.due:  # a commit outgrew `gc.budget`: now is a cheap moment
+                try:
+                    self._workspace.budget_policy.run_if_due(self._workspace)
+                except TxgitError as e:
+                    warnings.warn(f"txgit: automatic gc --budget did not run: {e}", stacklevel=2)
 
 
 @dataclass
@@ -210,6 +217,25 @@ def _variable_names(namespace: Mapping[str, Any]) -> set[str]:
     return {n for n in namespace if is_variable_name(n)}
 
 
+class _Blobs(RemoteChain):
+    """The workspace's blob reader: a blob ``gc --budget`` dropped is reported as such, not as damage."""
+
+    def __init__(self, local: ObjectStore, remotes: Remotes, ws_dir: Path) -> None:
+        super().__init__(local, remotes)
+        self._dir = ws_dir
+        self.focus: str | None = None  # the commit being loaded, named first in that error
+
+    def get_many(self, names: Iterable[str]) -> dict[str, bytes]:
+        names = list(names)
+        try:
+            return super().get_many(names)
+        except MissingBlob as e:
+            dropped = _budget.explain_missing(self._dir, self.local.missing(names), self.focus)
+            if dropped is None:
+                raise
+            raise dropped from e
+
+
 class Workspace:
     """A folder under txgit: history (git) + object cache + optional remote stores."""
 
@@ -221,7 +247,8 @@ class Workspace:
         self.history = History(self.dir / "repo.git")
         self.store = ObjectStore(str(self.dir / "objects"))
         self.remotes = Remotes(self)
-        self.blobs = RemoteChain(self.store, self.remotes)  # blobs the cache lacks come from remotes
+        self.blobs = _Blobs(self.store, self.remotes, self.dir)  # blobs the cache lacks come from remotes
+        self.budget_policy = _budget.AutoPolicy()  # `txgit config gc.budget`: see txgit.budget
         # streams this workspace stored, by fast fingerprint: unchanged bytes are not hashed again
         self.stream_cache = StreamCache()
         # what values restored into a namespace pickle to: a value only read is not a change
@@ -375,6 +402,7 @@ class Workspace:
         self.store.put_named(snap.chunks, check=False)
         self.stream_cache.update(snap.fingerprints)  # only now are those chunks stored
         written = (self.store.stats.bytes_written - before[0], self.store.stats.blobs_written - before[1])
+        self.budget_policy.after_write(self, written[0])
         variables = dict(kept)
         variables.update(snap.variables)
         groups = {r.group: head.groups[r.group] for r in kept.values() if r.group and head} if kept else {}
@@ -507,8 +535,11 @@ class Workspace:
             result = CheckoutResult(info=self.history.info(target, self.history.refs_by_commit()), branch=branch)
             if namespace is not None:
                 _trust.require(self, str(target.id), trust=trust, safe=safe)
+                self.blobs.focus = str(target.id)
                 with safe_loading(safe):
                     self._checkout_namespace(target, namespace, force, result, known)  # may fail: nothing moved yet
+            else:
+                _budget.require_loadable(self, str(target.id))  # HEAD must not move to a state gc --budget dropped
             if new_branch is not None:
                 self.history.create_branch(new_branch, target)
             if branch is not None:
@@ -594,6 +625,7 @@ class Workspace:
         for line in environment.drift(state.meta):
             warnings.warn(f"{str(commit.id)[:8]}: {line}", environment.EnvironmentDrift, stacklevel=2)
         ns = namespace if namespace is not None else _CommitNamespace(self, state)
+        self.blobs.focus = str(commit.id)
         with safe_loading(safe):
             return restore({name: rec}, state.groups, self.blobs.get_many, ns)[name]
 
@@ -637,15 +669,40 @@ class Workspace:
         return fsck(self, repair=repair, stores=stores)
 
     def gc(self, *, grace_seconds: float = GC_GRACE_SECONDS, reflog_days: float = 30.0,
-           dry_run: bool = False) -> GcReport:
+           dry_run: bool = False, budget: int | str | None = None) -> GcReport:
         """Delete local blobs that no ref, HEAD or reflog entry reaches. See :mod:`txgit.integrity`.
 
         Reflog entries older than ``reflog_days`` are expired first; blobs
-        younger than ``grace_seconds`` are kept.
+        younger than ``grace_seconds`` are kept. ``budget`` (bytes, or a size
+        like ``"5GB"``): also drop the least valuable historical states until
+        the local store fits; never what a ref or HEAD names (:mod:`txgit.budget`).
         """
         from txgit.integrity import gc
 
-        return gc(self, grace_seconds=grace_seconds, reflog_days=reflog_days, dry_run=dry_run)
+        size = None if budget is None else _budget.parse_size(budget)
+        return gc(self, grace_seconds=grace_seconds, reflog_days=reflog_days, dry_run=dry_run, budget=size)
+
+    def materialized(self, rev: str | State = "HEAD", names: Iterable[str] | None = None) -> bool:
+        """Whether the local store holds every blob that loading ``names`` (default: all) of ``rev`` needs.
+
+        Cheap (the commit's records, then one existence check per blob; no remote
+        is asked, no byte read): the reuse layer asks it before loading a result
+        instead of recomputing it. False for a state ``gc --budget`` dropped, and
+        for one a lazy clone has not fetched yet. ``rev`` may also be a :class:`State`.
+        """
+        state = rev if isinstance(rev, State) else self.state(rev)
+        asked = None if names is None else set(names)
+        wanted = state.variables if asked is None else {n: state.variables[n] for n in asked
+                                                         if n in state.variables}
+        if asked is not None and len(wanted) != len(asked):
+            raise UnknownVariable(f"no variable {sorted(asked - set(wanted))[0]!r} in that state")
+        chunks = {c for r in wanted.values() if r.group and r.group in state.groups
+                  for c in state.groups[r.group].chunk_names()}
+        return not self.store.missing(chunks)
+
+    def dropped(self) -> list[str]:
+        """Commits whose state ``gc --budget`` dropped and that are not back in the local store."""
+        return _budget.currently_dropped(self)
 
     def _resolve_for_ref(self, rev: str) -> pygit2.Commit:
         if rev == "HEAD" and self.history.head_commit() is None:

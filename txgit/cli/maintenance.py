@@ -1,12 +1,15 @@
-"""Maintenance commands: fsck (check and repair) and gc (delete unreachable blobs)."""
+"""Maintenance commands: fsck (check and repair), gc (delete unreachable blobs, keep a budget), config."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Optional
 
+import math
+
 import typer
 
+from txgit import budget as _budget
 from txgit.cli.app import app, console, err_console
 from txgit.cli.render import human_size
 from txgit.errors import TxgitError
@@ -40,6 +43,11 @@ def fsck(
     for line in report.problems:
         _out(line)
     summary = f"checked {report.commits} commits, {report.blobs} blobs"
+    if report.dropped:  # information, not damage: `gc --budget` deleted these states' bytes on purpose
+        n = len(report.dropped)
+        _out(f"{n} state{'s' if n != 1 else ''} dropped by gc --budget (not errors: re-run their code or fetch "
+             f"them from a remote that has them to bring them back): "
+             + ", ".join(c[:8] for c in report.dropped[:5]) + (" …" if n > 5 else ""))
     if report.problems:
         err_console.print(f"txgit: error: {summary}: {len(report.problems)} problem"
                           f"{'s' if len(report.problems) != 1 else ''}", markup=False, highlight=False)
@@ -50,15 +58,62 @@ def fsck(
 @app.command()
 def gc(
     grace: float = typer.Option(GC_GRACE_SECONDS, "--grace", min=0, metavar="SECONDS",
-                                help="Keep unreachable blobs younger than this (default one hour)."),
+                                help="Keep unreachable blobs (with --budget: states) younger than this (default one hour)."),
     reflog_days: float = typer.Option(30.0, "--reflog-days", min=0, metavar="DAYS",
                                       help="Expire reflog entries older than this first (default 30)."),
     dry_run: bool = typer.Option(False, "--dry-run", "-n", help="Say what would be deleted; delete nothing."),
+    budget: Optional[str] = typer.Option(None, "--budget", metavar="SIZE",
+                                         help="Also drop the least valuable historical states until the local "
+                                              "store fits in SIZE (5GB, 500MB, 1.5GiB); never what a branch, "
+                                              "tag, remote-tracking ref or HEAD names."),
 ) -> None:
-    """Delete stored blobs that no branch, tag, HEAD or reflog entry reaches (safe beside running commits)."""
+    """Delete stored blobs that no branch, tag, HEAD or reflog entry reaches (safe beside running commits).
+
+    With --budget, also drop the bytes of historical states, least valuable first (value = recompute
+    seconds x (1 + times reused) / bytes), until the store fits. Their commits stay in the log; fsck
+    lists them; their bytes come back from a remote that has them, or by re-running their code.
+    """
+    size = None if budget is None else _budget.parse_size(budget)  # a bad size: one line, before anything
     ws = Workspace.open(Path.cwd())
-    report = ws.gc(grace_seconds=grace, reflog_days=reflog_days, dry_run=dry_run)
+    report = ws.gc(grace_seconds=grace, reflog_days=reflog_days, dry_run=dry_run, budget=size)
     verb = "would delete" if dry_run else "deleted"
+    b = report.budget
+    if b is not None:
+        for art in b.dropped:
+            value = "inf" if math.isinf(art.value) else f"{art.value:.3g}"
+            _out(f"{'would drop' if dry_run else 'dropped'} {art.commit[:8]}  {human_size(art.bytes):>9}  "
+                 f"value {value} (recompute {art.cost:.3g}s, reused {art.reuses}x)  {art.message[:50]}")
     _out(f"{verb} {len(report.deleted)} blobs ({human_size(report.bytes_freed)}), "
          f"kept {report.reachable} reachable" + (f" and {report.kept_young} younger than {grace:g}s"
                                                  if report.kept_young else ""))
+    if b is not None:
+        _out(f"store {human_size(b.store_before)} -> {human_size(b.store_after)} (budget {human_size(b.budget)}): "
+             f"{len(b.dropped)} states {'would be ' if dry_run else ''}dropped, {len(b.kept)} historical kept, "
+             f"{len(b.protected)} protected ({human_size(b.protected_bytes)})")
+        if not b.met:
+            _out(f"the budget cannot be met: the states that branches, tags, HEAD and the grace period protect "
+                 f"need {human_size(b.protected_bytes)}")
+
+
+CONFIG_KEYS = {"gc.budget": "the storage budget for the automatic `gc --budget` after commits (e.g. 5GB)"}
+
+
+@app.command()
+def config(
+    key: str = typer.Argument(..., help="The setting: " + "; ".join(f"{k}: {v}" for k, v in CONFIG_KEYS.items())),
+    value: Optional[str] = typer.Argument(None, help="The new value; without it, print the current one."),
+    unset: bool = typer.Option(False, "--unset", help="Remove the setting."),
+) -> None:
+    """Read or set a workspace setting (stored in .txgit's git config). Settings: gc.budget."""
+    if key not in CONFIG_KEYS:
+        raise TxgitError(f"unknown setting {key[:40]!r}: known settings are {', '.join(sorted(CONFIG_KEYS))}")
+    ws = Workspace.open(Path.cwd())
+    if unset:
+        _budget.set_budget(ws, None)
+    elif value is not None:
+        _budget.set_budget(ws, value)
+    else:
+        current = _budget.get_budget(ws)
+        if current is None:
+            raise TxgitError(f"{key} is not set (set it with `txgit config {key} 5GB`)")
+        _out(human_size(current))
