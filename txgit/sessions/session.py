@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from txgit.state import UNPICKLABLE, VALUE, MODULE, is_variable_name, restore, snapshot
+from txgit.state import UNPICKLABLE, VALUE, MODULE, VarRecord, is_variable_name, restore, snapshot
 from txgit.state.summary import type_name
 from txgit.state.snapshot import shared_ids
 from txgit.sessions.operations import Operation, OperationWatch, content_origin, output_origin
@@ -329,7 +329,7 @@ class NamespaceSession:
             replayed = "reused_from" in op
             if not replayed:  # (a replayed one keeps the outputs it was recorded with)
                 mutated = {n for n in prepared.redo & (facts.before - facts.rebound)
-                           if n in records and not records[n].same_content(head.get(n))}
+                           if n in records and not _known_same(records[n], head.get(n))}
                 op["outputs"] = sorted((facts.rebound & records.keys()) | mutated)
                 op["removed"] = sorted(facts.rebound & (facts.before - records.keys()))
             for n in [n for n in op.get("outputs", []) if n in records]:
@@ -343,7 +343,7 @@ class NamespaceSession:
             for op in ops:
                 op["effects"] = sorted(set(op.get("effects", [])) | {why})
             for n in prepared.redo & records.keys():
-                if not records[n].same_content(head.get(n)) or n not in origins:
+                if not _known_same(records[n], head.get(n)) or n not in origins:
                     origins[n] = content_origin(records[n], self.namespace.get(n))
         for n in [n for n in origins if n not in records]:
             del origins[n]
@@ -512,6 +512,12 @@ class NamespaceSession:
         out.removed.sort()
         self._remember_sharing(set(values))
         return out
+
+
+def _known_same(new: VarRecord, old: VarRecord | None) -> bool:
+    """Same content, as far as the records can tell now: a value whose bytes are still being
+    hashed (a deferred group, no id yet) may have changed."""
+    return not (new.kind == VALUE and new.group is None) and new.same_content(old)
 
 
 @dataclass
