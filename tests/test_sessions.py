@@ -235,6 +235,20 @@ def test_object_array_of_mutable_elements_is_never_cached(sess):
     assert sess.workspace.load("cells")[3] == [3, "x"]
 
 
+def test_string_arrays_round_trip_exactly_also_in_safe_mode(sess):
+    run(sess, "import numpy as np\nimport pandas as pd\nclass Tag(str):\n    pass\n"
+              "odd = np.array(['a\\x00b', 'é\\ud800', ''] * 2000, dtype=object).reshape(200, 30, order='F')\n"
+              "tags = np.array([Tag('t')] * 5000, dtype=object)\n"
+              "frame = pd.DataFrame({'city': np.random.default_rng(0).choice(['ber', 'par'], 10_000),\n"
+              "                      'ts': pd.date_range('2024-01-01', periods=10_000, freq='min')})")
+    ws = sess.workspace
+    odd = ws.load("odd")
+    assert odd.shape == (200, 30) and odd.flags.f_contiguous and (odd == sess.namespace["odd"]).all()
+    assert type(ws.load("tags")[0]).__name__ == "Tag"  # a str subclass stays one
+    back = ws.load("frame", safe=True)  # txgit's own array encodings pass the restricted loader
+    assert back.equals(sess.namespace["frame"]) and list(back.dtypes) == list(sess.namespace["frame"].dtypes)
+
+
 def test_datetime_arrays_round_trip(sess):
     run(sess, "import numpy as np\nimport pandas as pd\n"
               "ts = pd.DataFrame({'t': pd.date_range('2024-01-01', periods=50_000, freq='min', tz='Europe/Berlin'),\n"
