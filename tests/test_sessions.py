@@ -92,6 +92,22 @@ def test_alias_created_after_a_commit_is_grouped(sess):
     assert ns["a"] == [1, 2, 3] and ns["b"] is ns["a"]
 
 
+def test_write_through_a_numpy_view_reaches_its_base(sess):
+    run(sess, "import numpy as np\na = np.zeros(10)")
+    run(sess, "b = a[2:5]")   # a view: b's memory is a's
+    run(sess, "b[:] = 7")     # names only b
+    assert sess.workspace.load("a")[3] == 7 and sess.workspace.load("a")[0] == 0
+
+
+def test_optimizer_step_reaches_the_model(sess):
+    """``opt.step()`` names only the optimizer; the model whose parameters it holds changes."""
+    torch = pytest.importorskip("torch", reason="torch is optional (pip install torch)")
+    run(sess, "import torch\nmodel = torch.nn.Linear(2, 1)\nopt = torch.optim.SGD(model.parameters(), lr=1.0)")
+    run(sess, "model(torch.ones(1, 2)).sum().backward()")
+    run(sess, "opt.step()")
+    assert torch.equal(sess.workspace.load("model").bias, sess.namespace["model"].bias)
+
+
 def test_del_removes_the_name_from_the_commit(sess):
     run(sess, "a = 1\nb = 2")
     run(sess, "del a")

@@ -18,6 +18,7 @@ import enum
 import importlib
 import json
 import pickle
+import sys
 import types
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
@@ -375,10 +376,13 @@ def shared_ids(value: Any, namespace: Mapping[str, Any]) -> set[int]:
         else:
             ids.add(oid)
             module = t.__module__ or ""
-            if module.startswith(("numpy", "pandas", "pyarrow", "torch", "scipy")):
+            if module.startswith(("numpy", "pandas", "pyarrow", "scipy")) or _is_tensor(obj):
                 if getattr(obj, "dtype", None) == object and hasattr(obj, "ravel"):
                     stack.extend(obj.ravel().tolist())  # object arrays hold user objects
+                ids.update(_memory_ids(obj))
                 continue
+            # other torch objects (modules, optimizers) are walked: an optimizer holds its model's
+            # parameters, and ``opt.step()`` changes the model
             state = getattr(obj, "__dict__", None)
             if isinstance(state, dict):
                 stack.extend(x for x in state.values() if type(x) not in _ATOMS)
@@ -387,6 +391,31 @@ def shared_ids(value: Any, namespace: Mapping[str, Any]) -> set[int]:
                 if isinstance(slot, str) and hasattr(obj, slot):
                     stack.append(getattr(obj, slot))
     return ids
+
+
+def _is_tensor(obj: Any) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(obj, torch.Tensor)
+
+
+def _memory_ids(obj: Any) -> list[int]:
+    """Stand-ins for the memory an array or tensor views: a view (``b = a[:5]``) writes its base's
+    data, so the two must be committed together."""
+    np = sys.modules.get("numpy")
+    if np is not None and isinstance(obj, np.ndarray):
+        out = []
+        base = obj.base
+        while base is not None and type(base) not in _ATOMS:
+            out.append(id(base))
+            base = base.base if isinstance(base, np.ndarray) else None
+        return out
+    if _is_tensor(obj):
+        try:
+            ptr = obj.untyped_storage().data_ptr()
+        except Exception:  # sparse, meta or other tensors without one storage
+            return []
+        return [ptr] if ptr else []
+    return []
 
 
 def _cell_full(cell: types.CellType) -> bool:
