@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import builtins
 import json
+import os
 import sys
 import threading
 import time
@@ -383,6 +384,14 @@ class NamespaceSession:
         return out
 
 
+def _yield_to_the_cell() -> None:
+    """Lower the calling (writer) thread's CPU priority: the cell running beside it comes first."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)  # Linux: per thread
+    except (AttributeError, OSError):
+        pass
+
+
 class _Writer:
     """Writes one prepared commit in a thread, then releases the workspace lock."""
 
@@ -396,6 +405,7 @@ class _Writer:
         self.thread.start()
 
     def _run(self) -> None:
+        _yield_to_the_cell()
         try:
             self.result = self.workspace.finish_commit(self.prepared)
         except BaseException as e:  # reported by NamespaceSession.flush in the main thread

@@ -229,8 +229,11 @@ class Snapshot:
     deferred: list[_DeferredGroup] = field(default_factory=list)
 
     def resolve(self, pool: ThreadPoolExecutor | None = None, chunk_size: int = CHUNK_SIZE) -> None:
-        """Cut and hash the deferred streams; their groups get their ids and join ``groups``."""
-        pool = pool or shared_pool()
+        """Cut and hash the deferred streams; their groups get their ids and join ``groups``.
+
+        A background writer calls this while the next cell runs: by default it hashes on the
+        calling thread only, so the other core stays the cell's (a pool would take both).
+        """
         for d in self.deferred:
             for i, data in d.copies.items():
                 rec, ch = _chunk_stream(memoryview(data), chunk_size, pool)
