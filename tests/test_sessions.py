@@ -218,6 +218,59 @@ def test_failed_background_write_is_reported_and_its_cells_go_into_the_next_comm
     shutil.rmtree(moved, ignore_errors=True)
 
 
+def _hold_first_write(ws, fail: bool = False):
+    """Make the first background write wait (and then fail, if ``fail``) until the returned event is set."""
+    import threading
+
+    gate, real, calls = threading.Event(), ws.finish_commit, []
+
+    def finish(prepared):
+        calls.append(prepared)
+        if len(calls) == 1:
+            assert gate.wait(30)
+            if fail:
+                raise OSError("disk full")
+        return real(prepared)
+
+    ws.finish_commit = finish
+    return gate, calls
+
+
+def test_cells_chain_onto_a_commit_still_being_written(bg, ws):
+    """Cells that end while the previous commit is still written do not wait for it: their commits
+    are queued on it and written in order, each with the state its own cell left."""
+    import numpy as np
+
+    gate, calls = _hold_first_write(ws)
+    run(bg, "big = np.arange(1_000_000, dtype=np.float64)\nlog = [1]")  # a deferred (large, new) stream
+    run(bg, "log.append(2)")          # carries big over from the commit in flight
+    run(bg, "big[:10] = -1.0\nn = 3")
+    assert ws.head() is None and len(calls) == 1  # nothing written yet, nobody waited
+    gate.set()
+    result = bg.flush()
+    log = ws.log()
+    assert len(log) == 3 and result.info.id == log[0].id == bg.base
+    assert ws.load("log", log[2].id) == [1] and ws.load("log", log[1].id) == [1, 2]
+    assert ws.state(log[1].id).variables["big"].group == ws.state(log[2].id).variables["big"].group
+    assert ws.load("big", log[1].id)[0] == 0 and ws.load("big")[0] == -1.0 and ws.load("n") == 3
+    assert [c.summary for c in log] == ["cell: big[:10] = -1.0", "cell: log.append(2)",
+                                        "cell: big = np.arange(1_000_000, dtype=np.float64)"]
+
+
+def test_a_failed_write_drops_the_commits_chained_on_it_and_keeps_their_cells(bg, ws, capsys):
+    gate, _ = _hold_first_write(ws, fail=True)
+    run(bg, "a = [1]")
+    run(bg, "a.append(2)")
+    run(bg, "b = 5")
+    gate.set()
+    assert bg.flush() is None and "disk full" in capsys.readouterr().err
+    assert ws.head() is None and len(bg.pending) == 3 and bg.full_next
+    run(bg, "c = 1")
+    bg.flush()
+    cells = [c["code"] for c in __import__("json").loads(ws.history.read_file(ws.history.resolve("HEAD"), "code/cells.json"))]
+    assert cells == ["a = [1]", "a.append(2)", "b = 5", "c = 1"] and ws.load("a") == [1, 2] and len(ws.log()) == 1
+
+
 def test_status_and_checkout_wait_for_the_background_write(bg, ws):
     run(bg, "a = np.zeros(200_000)")
     assert bg.status().clean and ws.head() is not None  # status flushed first
