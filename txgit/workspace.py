@@ -341,6 +341,7 @@ class Workspace:
         meta: Mapping[str, Any] | None = None,
         defer: bool = False,
         base: PreparedCommit | None = None,
+        known_shared: Mapping[str, set[int]] | None = None,
     ) -> PreparedCommit:
         """The first half of :meth:`commit`: serialize what changed; nothing is written.
 
@@ -349,6 +350,7 @@ class Workspace:
         streams are copied, and cut and hashed by :meth:`finish_commit`.
         ``base``: a prepared commit not yet written, to build on instead of
         HEAD; it must be finished first, by the same lock holder.
+        ``known_shared``: see :func:`txgit.state.snapshot.snapshot`.
         """
         started = time.perf_counter()
         head = base.state() if base is not None else self._head_state()
@@ -367,13 +369,13 @@ class Workspace:
                 if rec is not None and rec.group:
                     redo |= by_group[rec.group] & live
             kept = {n: r for n, r in head.variables.items() if n in live and n not in redo and n not in names}
-        snap = snapshot(namespace, sorted(redo), cache=self.stream_cache, defer=defer)
+        snap = snapshot(namespace, sorted(redo), cache=self.stream_cache, defer=defer, known_shared=known_shared)
         if not snap.deferred:
             self.restored_groups.apply(snap)
         if snap.reused and self.store.missing(snap.reused):  # the store lost chunks (gc, by hand)
             self.stream_cache.clear()
             self.restored_groups.clear()
-            snap = snapshot(namespace, sorted(redo), defer=defer)
+            snap = snapshot(namespace, sorted(redo), defer=defer, known_shared=known_shared)
         return PreparedCommit(snap, head, kept, redo, message, dict(files or {}), dict(meta or {}),
                               time.perf_counter() - started, chained=base is not None)
 

@@ -164,6 +164,7 @@ class NamespaceSession:
         """The names the next commit must serialize again, with anything sharing objects with them.
 
         ``chained``: the commit builds on ours still being written (HEAD cannot have moved)."""
+        self._walked: dict[str, set[int]] = {}
         if self.full_next or self.touched is None:
             return None
         if not chained:
@@ -171,10 +172,9 @@ class NamespaceSession:
             if head is None or str(head.id) != self.base:
                 return None  # HEAD moved under us (another session, a terminal): compare everything
         hint = set(self.touched)
-        live = [n for n in hint if n in self.namespace]
-        ids: set[int] = set()
-        for n in live:
-            ids |= shared_ids(self.namespace[n], self.namespace)
+        # kept for the snapshot, which would walk the same values again
+        self._walked = {n: shared_ids(self.namespace[n], self.namespace) for n in hint if n in self.namespace}
+        ids: set[int] = set().union(*self._walked.values())
         # A new alias of an older variable (b = a) must be pickled with it.
         if ids:
             hint |= {n for n, s in self._shared.items() if n not in hint and not s.isdisjoint(ids)}
@@ -242,7 +242,8 @@ class NamespaceSession:
             with self._without_hidden():
                 prepared = self.workspace.prepare_commit(self.namespace, message, names=names, files=all_files,
                                                          meta=meta_doc, defer=background,
-                                                         base=writer.tip if writer is not None else None)
+                                                         base=writer.tip if writer is not None else None,
+                                                         known_shared=self._walked)
             if background:
                 prepared.own_chunks()  # the next cell may mutate what the chunks were borrowed from
             self._attach_recipes(prepared)

@@ -495,7 +495,8 @@ def _clip_reason(e: BaseException) -> str:
 
 
 def snapshot(namespace: Mapping[str, Any], names: Iterable[str] | None = None, *,
-             chunk_size: int = CHUNK_SIZE, cache: StreamCache | None = None, defer: bool = False) -> Snapshot:
+             chunk_size: int = CHUNK_SIZE, cache: StreamCache | None = None, defer: bool = False,
+             known_shared: Mapping[str, set[int]] | None = None) -> Snapshot:
     """Serialize ``names`` (default: every variable) of ``namespace``.
 
     Returns records and the chunk bytes; nothing is written anywhere. With a
@@ -504,6 +505,8 @@ def snapshot(namespace: Mapping[str, Any], names: Iterable[str] | None = None, *
     ``defer``: large new streams are only copied; their groups wait in
     ``Snapshot.deferred`` (no group id yet) until :meth:`Snapshot.resolve`,
     which may run in another thread while the namespace changes.
+    ``known_shared``: :func:`shared_ids` of some names, walked by the caller just
+    before (nothing ran in between): not walked again.
     """
     wanted = sorted(n for n in (namespace if names is None else names) if n in namespace and is_variable_name(n))
     variables: dict[str, VarRecord] = {}
@@ -528,7 +531,8 @@ def snapshot(namespace: Mapping[str, Any], names: Iterable[str] | None = None, *
             continue
         pickled[name] = (skeleton, buffers)
         uf.parent[name] = name
-        shared[name] = ids = shared_ids(value, namespace)
+        known = known_shared.get(name) if known_shared is not None else None
+        shared[name] = ids = known if known is not None else shared_ids(value, namespace)
         for oid in ids:
             other = owner.setdefault(oid, name)
             if other != name:
