@@ -92,6 +92,22 @@ def test_alias_created_after_a_commit_is_grouped(sess):
     assert ns["a"] == [1, 2, 3] and ns["b"] is ns["a"]
 
 
+def test_write_through_a_numpy_view_reaches_its_base(sess):
+    run(sess, "import numpy as np\na = np.zeros(10)")
+    run(sess, "b = a[2:5]")   # a view: b's memory is a's
+    run(sess, "b[:] = 7")     # names only b
+    assert sess.workspace.load("a")[3] == 7 and sess.workspace.load("a")[0] == 0
+
+
+def test_optimizer_step_reaches_the_model(sess):
+    """``opt.step()`` names only the optimizer; the model whose parameters it holds changes."""
+    torch = pytest.importorskip("torch", reason="torch is optional (pip install torch)")
+    run(sess, "import torch\nmodel = torch.nn.Linear(2, 1)\nopt = torch.optim.SGD(model.parameters(), lr=1.0)")
+    run(sess, "model(torch.ones(1, 2)).sum().backward()")
+    run(sess, "opt.step()")
+    assert torch.equal(sess.workspace.load("model").bias, sess.namespace["model"].bias)
+
+
 def test_del_removes_the_name_from_the_commit(sess):
     run(sess, "a = 1\nb = 2")
     run(sess, "del a")
@@ -202,6 +218,59 @@ def test_failed_background_write_is_reported_and_its_cells_go_into_the_next_comm
     shutil.rmtree(moved, ignore_errors=True)
 
 
+def _hold_first_write(ws, fail: bool = False):
+    """Make the first background write wait (and then fail, if ``fail``) until the returned event is set."""
+    import threading
+
+    gate, real, calls = threading.Event(), ws.finish_commit, []
+
+    def finish(prepared):
+        calls.append(prepared)
+        if len(calls) == 1:
+            assert gate.wait(30)
+            if fail:
+                raise OSError("disk full")
+        return real(prepared)
+
+    ws.finish_commit = finish
+    return gate, calls
+
+
+def test_cells_chain_onto_a_commit_still_being_written(bg, ws):
+    """Cells that end while the previous commit is still written do not wait for it: their commits
+    are queued on it and written in order, each with the state its own cell left."""
+    import numpy as np
+
+    gate, calls = _hold_first_write(ws)
+    run(bg, "big = np.arange(1_000_000, dtype=np.float64)\nlog = [1]")  # a deferred (large, new) stream
+    run(bg, "log.append(2)")          # carries big over from the commit in flight
+    run(bg, "big[:10] = -1.0\nn = 3")
+    assert ws.head() is None and len(calls) == 1  # nothing written yet, nobody waited
+    gate.set()
+    result = bg.flush()
+    log = ws.log()
+    assert len(log) == 3 and result.info.id == log[0].id == bg.base
+    assert ws.load("log", log[2].id) == [1] and ws.load("log", log[1].id) == [1, 2]
+    assert ws.state(log[1].id).variables["big"].group == ws.state(log[2].id).variables["big"].group
+    assert ws.load("big", log[1].id)[0] == 0 and ws.load("big")[0] == -1.0 and ws.load("n") == 3
+    assert [c.summary for c in log] == ["cell: big[:10] = -1.0", "cell: log.append(2)",
+                                        "cell: big = np.arange(1_000_000, dtype=np.float64)"]
+
+
+def test_a_failed_write_drops_the_commits_chained_on_it_and_keeps_their_cells(bg, ws, capsys):
+    gate, _ = _hold_first_write(ws, fail=True)
+    run(bg, "a = [1]")
+    run(bg, "a.append(2)")
+    run(bg, "b = 5")
+    gate.set()
+    assert bg.flush() is None and "disk full" in capsys.readouterr().err
+    assert ws.head() is None and len(bg.pending) == 3 and bg.full_next
+    run(bg, "c = 1")
+    bg.flush()
+    cells = [c["code"] for c in __import__("json").loads(ws.history.read_file(ws.history.resolve("HEAD"), "code/cells.json"))]
+    assert cells == ["a = [1]", "a.append(2)", "b = 5", "c = 1"] and ws.load("a") == [1, 2] and len(ws.log()) == 1
+
+
 def test_status_and_checkout_wait_for_the_background_write(bg, ws):
     run(bg, "a = np.zeros(200_000)")
     assert bg.status().clean and ws.head() is not None  # status flushed first
@@ -233,6 +302,20 @@ def test_object_array_of_mutable_elements_is_never_cached(sess):
     run(sess, "import numpy as np\ncells = np.empty(5000, dtype=object)\nfor i in range(5000):\n    cells[i] = [i]")
     run(sess, "cells[3].append('x')")  # same pointers, changed element
     assert sess.workspace.load("cells")[3] == [3, "x"]
+
+
+def test_string_arrays_round_trip_exactly_also_in_safe_mode(sess):
+    run(sess, "import numpy as np\nimport pandas as pd\nclass Tag(str):\n    pass\n"
+              "odd = np.array(['a\\x00b', 'é\\ud800', ''] * 2000, dtype=object).reshape(200, 30, order='F')\n"
+              "tags = np.array([Tag('t')] * 5000, dtype=object)\n"
+              "frame = pd.DataFrame({'city': np.random.default_rng(0).choice(['ber', 'par'], 10_000),\n"
+              "                      'ts': pd.date_range('2024-01-01', periods=10_000, freq='min')})")
+    ws = sess.workspace
+    odd = ws.load("odd")
+    assert odd.shape == (200, 30) and odd.flags.f_contiguous and (odd == sess.namespace["odd"]).all()
+    assert type(ws.load("tags")[0]).__name__ == "Tag"  # a str subclass stays one
+    back = ws.load("frame", safe=True)  # txgit's own array encodings pass the restricted loader
+    assert back.equals(sess.namespace["frame"]) and list(back.dtypes) == list(sess.namespace["frame"].dtypes)
 
 
 def test_datetime_arrays_round_trip(sess):

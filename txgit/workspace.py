@@ -94,6 +94,19 @@ class PreparedCommit:
     files: dict[str, bytes]
     meta: dict[str, Any]
     serialize_seconds: float
+    # built on a commit still being written (prepare_commit(base=...)): finish_commit reads HEAD again
+    chained: bool = False
+
+    def state(self) -> State:
+        """The state this commit will record, before it is written: what a chained commit builds on.
+
+        Records of deferred groups get their group ids in place when the commit is written."""
+        variables = dict(self.kept)
+        variables.update(self.snap.variables)
+        groups = {r.group: self.head.groups[r.group] for r in self.kept.values()
+                  if r.group and self.head is not None and r.group in self.head.groups}
+        groups.update(self.snap.groups)
+        return State(variables, groups, {})
 
     def own_chunks(self) -> int:
         """Copy the chunk bytes still borrowed from live (mutable) objects; returns bytes copied.
@@ -354,15 +367,20 @@ class Workspace:
         files: Mapping[str, bytes] | None = None,
         meta: Mapping[str, Any] | None = None,
         defer: bool = False,
+        base: PreparedCommit | None = None,
+        known_shared: Mapping[str, set[int]] | None = None,
     ) -> PreparedCommit:
         """The first half of :meth:`commit`: serialize what changed; nothing is written.
 
         The caller holds the lock (:meth:`hold_lock`) until :meth:`finish_commit`
         has run, so that HEAD cannot move in between. ``defer``: large new
         streams are copied, and cut and hashed by :meth:`finish_commit`.
+        ``base``: a prepared commit not yet written, to build on instead of
+        HEAD; it must be finished first, by the same lock holder.
+        ``known_shared``: see :func:`txgit.state.snapshot.snapshot`.
         """
         started = time.perf_counter()
-        head = self._head_state()
+        head = base.state() if base is not None else self._head_state()
         live = _variable_names(namespace)
         if names is None or head is None:
             redo = live
@@ -378,20 +396,24 @@ class Workspace:
                 if rec is not None and rec.group:
                     redo |= by_group[rec.group] & live
             kept = {n: r for n, r in head.variables.items() if n in live and n not in redo and n not in names}
-        snap = snapshot(namespace, sorted(redo), cache=self.stream_cache, defer=defer)
+        snap = snapshot(namespace, sorted(redo), cache=self.stream_cache, defer=defer, known_shared=known_shared)
         if not snap.deferred:
             self.restored_groups.apply(snap)
         if snap.reused and self.store.missing(snap.reused):  # the store lost chunks (gc, by hand)
             self.stream_cache.clear()
             self.restored_groups.clear()
-            snap = snapshot(namespace, sorted(redo), defer=defer)
+            snap = snapshot(namespace, sorted(redo), defer=defer, known_shared=known_shared)
         return PreparedCommit(snap, head, kept, redo, message, dict(files or {}), dict(meta or {}),
-                              time.perf_counter() - started)
+                              time.perf_counter() - started, chained=base is not None)
 
     def finish_commit(self, prepared: PreparedCommit) -> CommitResult:
         """The second half of :meth:`commit`: store the chunks, write the git commit, move HEAD."""
         snap, head, kept, redo = prepared.snap, prepared.head, prepared.kept, prepared.redo
         started = time.perf_counter()
+        if prepared.chained:  # its base is written now: what it carries over is read from there
+            head = self._head_state()
+            assert head is not None
+            kept = {n: head.variables[n] for n in kept}
         if snap.deferred:
             snap.resolve()
             if self.restored_groups.apply(snap) and self.store.missing(snap.reused):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import builtins
 import json
+import os
 import sys
 import threading
 import time
@@ -208,16 +209,21 @@ class NamespaceSession:
         return outcome
 
     # -- commit ----------------------------------------------------------------------
-    def _hint(self) -> set[str] | None:
-        """The names the next commit must serialize again, with anything sharing objects with them."""
-        head = self.workspace.history.head_commit()  # the id is enough: no ref listing per cell
-        if self.full_next or self.touched is None or head is None or str(head.id) != self.base:
-            return None  # HEAD moved under us (another session, a terminal): compare everything
+    def _hint(self, chained: bool = False) -> set[str] | None:
+        """The names the next commit must serialize again, with anything sharing objects with them.
+
+        ``chained``: the commit builds on ours still being written (HEAD cannot have moved)."""
+        self._walked: dict[str, set[int]] = {}
+        if self.full_next or self.touched is None:
+            return None
+        if not chained:
+            head = self.workspace.history.head_commit()  # the id is enough: no ref listing per cell
+            if head is None or str(head.id) != self.base:
+                return None  # HEAD moved under us (another session, a terminal): compare everything
         hint = set(self.touched)
-        live = [n for n in hint if n in self.namespace]
-        ids: set[int] = set()
-        for n in live:
-            ids |= shared_ids(self.namespace[n], self.namespace)
+        # kept for the snapshot, which would walk the same values again
+        self._walked = {n: shared_ids(self.namespace[n], self.namespace) for n in hint if n in self.namespace}
+        ids: set[int] = set().union(*self._walked.values())
         # A new alias of an older variable (b = a) must be pickled with it.
         if ids:
             hint |= {n for n, s in self._shared.items() if n not in hint and not s.isdisjoint(ids)}
@@ -237,13 +243,14 @@ class NamespaceSession:
         if writer is None:
             return None
         writer.join()
+        if writer.result is not None:
+            self.base = writer.result.info.id
+            self.last_commit = writer.result
         if writer.error is not None:
             print(f"txgit: auto-commit failed: {writer.error}", file=sys.stderr)
             self.pending[:0] = writer.cells
             self.full_next = True  # what it serialized is not in history: serialize everything next time
             return None
-        self.base = writer.result.info.id
-        self.last_commit = writer.result
         return writer.result
 
     def _commit(self, message: str, meta: dict[str, Any] | None, files: dict[str, bytes] | None, *,
@@ -257,32 +264,46 @@ class NamespaceSession:
         the commit. The next commit, checkout, rollback, status and magic wait
         for it first (:meth:`flush`).
         """
-        self.flush()
-        names = self._hint()
-        meta_doc: dict[str, Any] = {"session": self.kind}
-        if self.pending:
-            last = self.pending[-1]
-            meta_doc["cell"] = {"execution_count": last.execution_count, "seconds": last.seconds,
-                                "reads": last.reads, "writes": last.writes, "label": last.label}
-        meta_doc.update(meta or {})
-        lock = self.workspace.hold_lock()
+        # A background commit still being written: build on it (the writer keeps the lock and
+        # writes this one next) rather than wait for it while the user waits for the cell.
+        writer = self._writer if background and self._writer is not None and self._writer.extend() else None
+        if writer is None:
+            self.flush()
+        lock = None
         try:
+            names = self._hint(chained=writer is not None)
+            meta_doc: dict[str, Any] = {"session": self.kind}
+            if self.pending:
+                last = self.pending[-1]
+                meta_doc["cell"] = {"execution_count": last.execution_count, "seconds": last.seconds,
+                                    "reads": last.reads, "writes": last.writes, "label": last.label}
+            meta_doc.update(meta or {})
+            if writer is None:
+                lock = self.workspace.hold_lock()
             with self._without_hidden():
                 prepared = self.workspace.prepare_commit(self.namespace, message, names=names, files=files,
-                                                         meta=meta_doc, defer=background)
+                                                         meta=meta_doc, defer=background,
+                                                         base=writer.tip if writer is not None else None,
+                                                         known_shared=self._walked)
             if background:
                 prepared.own_chunks()  # the next cell may mutate what the chunks were borrowed from
             self._attach_recipes(prepared)
             self._finish_operations(prepared, exact=names is not None)
             prepared.files.update(self._code_files())
         except BaseException:
-            lock.release()
+            if writer is not None:
+                writer.submit(None)
+            elif lock is not None:
+                lock.release()
             raise
         self._remember_sharing(None if names is None else prepared.redo, prepared.snap.shared)
         cells = list(self.pending)
         self.pending.clear()
         self.touched = set()
         self.full_next = False
+        if writer is not None:
+            writer.submit((prepared, cells))
+            return None
         if background:
             self._writer = _Writer(self.workspace, prepared, lock, cells)
             return None
@@ -526,25 +547,83 @@ class _CellFacts:
     before: set[str]  # the variables that existed when it started
 
 
+def _yield_to_the_cell() -> None:
+    """Lower the calling (writer) thread's CPU priority: the cell running beside it comes first."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)  # Linux: per thread
+    except (AttributeError, OSError):
+        pass
+
+
+_MAX_QUEUED = 4  # commits waiting for the writer; past that the next cell waits (bounded memory)
+
+
 class _Writer:
-    """Writes one prepared commit in a thread, then releases the workspace lock."""
+    """Writes prepared commits in a thread, in order, then releases the workspace lock.
+
+    While it writes, the session may chain more commits onto the last one
+    (:meth:`extend`, then :meth:`submit`): they are written next under the same
+    lock. Once one fails, the rest are not written; their cells go back to the
+    session (``cells``), which serializes everything next time.
+    """
 
     def __init__(self, workspace: Workspace, prepared: PreparedCommit, lock: WorkspaceLock,
                  cells: list[CellRecord]) -> None:
-        self.workspace, self.prepared, self.lock, self.cells = workspace, prepared, lock, cells
-        self.result: CommitResult | None = None
+        self.workspace, self.lock = workspace, lock
+        self.tip: PreparedCommit = prepared  # the last commit queued: what the next one builds on
+        self.result: CommitResult | None = None  # the last one written
         self.error: BaseException | None = None
+        self.cells: list[CellRecord] = []  # cells of the commits not written (after an error)
+        self._queue: list[tuple[PreparedCommit, list[CellRecord]]] = [(prepared, cells)]
+        self._cv = threading.Condition()
+        self._extending = False
+        self._done = False
         # not a daemon: an interpreter that exits normally finishes the write first
         self.thread = threading.Thread(target=self._run, name="txgit-writer")
         self.thread.start()
 
+    def extend(self) -> bool:
+        """Promise a chained commit (then call :meth:`submit`); False: write it yourself (the writer
+        is done or failed, has enough queued (each holds copies of the bytes it writes), or its
+        last commit has a new multi-variable group, whose records a chained commit cannot yet
+        tell apart)."""
+        with self._cv:
+            if (self._done or self.error is not None or len(self._queue) >= _MAX_QUEUED
+                    or any(len(d.names) > 1 for d in self.tip.snap.deferred)):
+                return False
+            self._extending = True
+            return True
+
+    def submit(self, item: tuple[PreparedCommit, list[CellRecord]] | None) -> None:
+        """Queue the promised commit (None: it was not made after all)."""
+        with self._cv:
+            self._extending = False
+            if item is not None:
+                self._queue.append(item)
+                self.tip = item[0]
+            self._cv.notify()
+
     def _run(self) -> None:
+        _yield_to_the_cell()
         try:
-            self.result = self.workspace.finish_commit(self.prepared)
-        except BaseException as e:  # reported by NamespaceSession.flush in the main thread
-            self.error = e
+            while True:
+                with self._cv:
+                    while not self._queue and self._extending:
+                        self._cv.wait()
+                    if not self._queue:
+                        self._done = True
+                        self.tip = None  # type: ignore[assignment]  # the chunk copies can go
+                        return
+                    prepared, cells = self._queue.pop(0)
+                if self.error is not None:
+                    self.cells.extend(cells)
+                    continue
+                try:
+                    self.result = self.workspace.finish_commit(prepared)
+                except BaseException as e:  # reported by NamespaceSession.flush in the main thread
+                    self.error = e
+                    self.cells.extend(cells)
         finally:
-            self.prepared = None  # type: ignore[assignment]  # the chunk copies can go
             self.lock.release()
 
     def join(self) -> None:

@@ -13,8 +13,9 @@ Two things plain cloudpickle gets wrong for a session snapshot:
 
 And one thing it does slowly: an object array (a pandas string column) is
 pickled one Python object at a time, ~0.2 us per value, every time a cell so
-much as reads its DataFrame. Such arrays are pickled once into a nested pickle
-that is remembered (:class:`_ObjectArrayCache`) and reused while the array
+much as reads its DataFrame. Such arrays are encoded once (plain ``str`` items as
+NUL-joined UTF-8, several times faster than pickle; others as a nested pickle)
+into bytes that are remembered (:class:`_ObjectArrayCache`) and reused while the array
 provably holds the same immutable values.
 """
 
@@ -90,7 +91,34 @@ _IMMUTABLE = frozenset({str, bytes, int, float, complex, bool, type(None)})
 
 def _load_object_array(data: Any) -> Any:
     """Unpickle an object array stored as a nested pickle (see _ObjectArrayCache)."""
-    return pickle.loads(data)
+    from txgit.state import safe
+
+    return safe.loads(data) if safe.active() else pickle.loads(data)
+
+
+def _load_str_array(data: Any, shape: tuple[int, ...], fortran: bool) -> Any:
+    """Rebuild an object array of ``str`` stored as its items' UTF-8, NUL-separated (see _ObjectArrayCache)."""
+    import numpy as np
+
+    items = bytes(data).decode("utf-8", "surrogatepass").split("\x00")
+    out = np.empty(len(items), dtype=object)
+    out[:] = items
+    return out.reshape(shape, order="F" if fortran else "C")
+
+
+def _encode_str_items(items: list[Any]) -> bytes | None:
+    """Items that are all exactly ``str`` and hold no NUL, joined by NUL as UTF-8; else None.
+
+    Several times faster than pickling them one by one (a pandas string column),
+    and restored exactly: subclasses of str are not taken (they would come back
+    as plain str), nor are strings holding the separator.
+    """
+    if set(map(type, items)) != {str}:
+        return None
+    joined = "\x00".join(items)
+    if joined.count("\x00") != len(items) - 1:
+        return None
+    return joined.encode("utf-8", "surrogatepass")
 
 
 def _immutable_type(t: type) -> bool:
@@ -104,13 +132,14 @@ def _immutable_type(t: type) -> bool:
 
 
 class _Entry:
-    __slots__ = ("keep", "data")
+    __slots__ = ("keep", "data", "reduce")
 
-    def __init__(self, arr: Any, data: bytes) -> None:
+    def __init__(self, arr: Any, data: bytes, reduce: tuple[Any, ...]) -> None:
         # A copy holds references to the same elements: while the entry lives, none of them is
         # freed, so no other object can appear at the address of one of them.
         self.keep = arr.copy(order="K")
         self.data = data
+        self.reduce = reduce
 
 
 class _ObjectArrayCache:
@@ -135,24 +164,31 @@ class _ObjectArrayCache:
         raw = (ctypes.c_char * arr.nbytes).from_address(arr.ctypes.data)
         return xxhash.xxh3_128_digest(memoryview(raw)), arr.shape, bool(arr.flags.c_contiguous)
 
-    def pickled(self, arr: Any) -> bytes | None:
-        """The pickle of ``arr`` (an object ndarray), or None when it must be pickled as usual."""
+    def pickled(self, arr: Any) -> tuple[Any, ...] | None:
+        """A reduce value for ``arr`` (an object ndarray), or None when it must be pickled as usual."""
         if arr.size < OBJECT_ARRAY_MIN or not (arr.flags.c_contiguous or arr.flags.f_contiguous):
             return None
         key = self._key(arr)
         entry = self._entries.get(key)
         if entry is not None:
             self._entries.move_to_end(key)
-            return entry.data
-        if not all(_immutable_type(t) for t in set(map(type, arr.ravel(order="K")))):
+            return entry.reduce
+        items = arr.ravel(order="K").tolist()
+        data = _encode_str_items(items)
+        if data is not None:  # out of band when large, like any other big buffer
+            fortran = bool(arr.flags.f_contiguous and not arr.flags.c_contiguous)
+            reduce: tuple[Any, ...] = (_load_str_array, (pickle.PickleBuffer(data), arr.shape, fortran))
+        elif all(_immutable_type(t) for t in set(map(type, items))):
+            data = pickle.dumps(arr, protocol=PROTOCOL)
+            reduce = (_load_object_array, (pickle.PickleBuffer(data),))
+        else:
             return None
-        data = pickle.dumps(arr, protocol=PROTOCOL)
-        self._entries[key] = _Entry(arr, data)
+        self._entries[key] = _Entry(arr, data, reduce)
         self._bytes += len(data) + arr.nbytes
         while self._bytes > self.limit_bytes and len(self._entries) > 1:
             _, old = self._entries.popitem(last=False)
             self._bytes -= len(old.data) + old.keep.nbytes
-        return data
+        return reduce
 
     def clear(self) -> None:
         self._entries.clear()
@@ -198,9 +234,9 @@ class NamespacePickler(cloudpickle.Pickler):
             # out of band, so an unchanged timestamp column is recognised, not re-hashed
             return (_view_as, (obj.view("<i8" if obj.dtype.byteorder in "=<|" else ">i8"), obj.dtype.str))
         elif _is_object_ndarray(obj):
-            data = object_arrays.pickled(obj)
-            if data is not None:  # out of band when large, like any other big buffer
-                return (_load_object_array, (pickle.PickleBuffer(data),))
+            reduce = object_arrays.pickled(obj)
+            if reduce is not None:
+                return reduce
         return super().reducer_override(obj)
 
     def _dynamic_function_reduce(self, func: types.FunctionType) -> Any:

@@ -18,6 +18,7 @@ import enum
 import importlib
 import json
 import pickle
+import sys
 import types
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
@@ -228,8 +229,11 @@ class Snapshot:
     deferred: list[_DeferredGroup] = field(default_factory=list)
 
     def resolve(self, pool: ThreadPoolExecutor | None = None, chunk_size: int = CHUNK_SIZE) -> None:
-        """Cut and hash the deferred streams; their groups get their ids and join ``groups``."""
-        pool = pool or shared_pool()
+        """Cut and hash the deferred streams; their groups get their ids and join ``groups``.
+
+        A background writer calls this while the next cell runs: by default it hashes on the
+        calling thread only, so the other core stays the cell's (a pool would take both).
+        """
         for d in self.deferred:
             for i, data in d.copies.items():
                 rec, ch = _chunk_stream(memoryview(data), chunk_size, pool)
@@ -375,10 +379,13 @@ def shared_ids(value: Any, namespace: Mapping[str, Any]) -> set[int]:
         else:
             ids.add(oid)
             module = t.__module__ or ""
-            if module.startswith(("numpy", "pandas", "pyarrow", "torch", "scipy")):
+            if module.startswith(("numpy", "pandas", "pyarrow", "scipy")) or _is_tensor(obj):
                 if getattr(obj, "dtype", None) == object and hasattr(obj, "ravel"):
                     stack.extend(obj.ravel().tolist())  # object arrays hold user objects
+                ids.update(_memory_ids(obj))
                 continue
+            # other torch objects (modules, optimizers) are walked: an optimizer holds its model's
+            # parameters, and ``opt.step()`` changes the model
             state = getattr(obj, "__dict__", None)
             if isinstance(state, dict):
                 stack.extend(x for x in state.values() if type(x) not in _ATOMS)
@@ -387,6 +394,31 @@ def shared_ids(value: Any, namespace: Mapping[str, Any]) -> set[int]:
                 if isinstance(slot, str) and hasattr(obj, slot):
                     stack.append(getattr(obj, slot))
     return ids
+
+
+def _is_tensor(obj: Any) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(obj, torch.Tensor)
+
+
+def _memory_ids(obj: Any) -> list[int]:
+    """Stand-ins for the memory an array or tensor views: a view (``b = a[:5]``) writes its base's
+    data, so the two must be committed together."""
+    np = sys.modules.get("numpy")
+    if np is not None and isinstance(obj, np.ndarray):
+        out = []
+        base = obj.base
+        while base is not None and type(base) not in _ATOMS:
+            out.append(id(base))
+            base = base.base if isinstance(base, np.ndarray) else None
+        return out
+    if _is_tensor(obj):
+        try:
+            ptr = obj.untyped_storage().data_ptr()
+        except Exception:  # sparse, meta or other tensors without one storage
+            return []
+        return [ptr] if ptr else []
+    return []
 
 
 def _cell_full(cell: types.CellType) -> bool:
@@ -463,7 +495,8 @@ def _clip_reason(e: BaseException) -> str:
 
 
 def snapshot(namespace: Mapping[str, Any], names: Iterable[str] | None = None, *,
-             chunk_size: int = CHUNK_SIZE, cache: StreamCache | None = None, defer: bool = False) -> Snapshot:
+             chunk_size: int = CHUNK_SIZE, cache: StreamCache | None = None, defer: bool = False,
+             known_shared: Mapping[str, set[int]] | None = None) -> Snapshot:
     """Serialize ``names`` (default: every variable) of ``namespace``.
 
     Returns records and the chunk bytes; nothing is written anywhere. With a
@@ -472,6 +505,8 @@ def snapshot(namespace: Mapping[str, Any], names: Iterable[str] | None = None, *
     ``defer``: large new streams are only copied; their groups wait in
     ``Snapshot.deferred`` (no group id yet) until :meth:`Snapshot.resolve`,
     which may run in another thread while the namespace changes.
+    ``known_shared``: :func:`shared_ids` of some names, walked by the caller just
+    before (nothing ran in between): not walked again.
     """
     wanted = sorted(n for n in (namespace if names is None else names) if n in namespace and is_variable_name(n))
     variables: dict[str, VarRecord] = {}
@@ -496,7 +531,8 @@ def snapshot(namespace: Mapping[str, Any], names: Iterable[str] | None = None, *
             continue
         pickled[name] = (skeleton, buffers)
         uf.parent[name] = name
-        shared[name] = ids = shared_ids(value, namespace)
+        known = known_shared.get(name) if known_shared is not None else None
+        shared[name] = ids = known if known is not None else shared_ids(value, namespace)
         for oid in ids:
             other = owner.setdefault(oid, name)
             if other != name:
