@@ -93,3 +93,28 @@ def test_hinted_commit_drops_deleted_names(ws):
     del ns["b"]
     ws.commit(ns, "deleted b", names={"b"})
     assert set(ws.state().variables) == {"a"}
+
+
+def test_reading_a_datetime_column_is_not_a_change(ws):
+    """pandas caches derived values (the unit) on a datetime array when it is read, and pickles the
+    cache: a cell that only reads the column must not record the frame as modified (issue 5's
+    benchmark re-saved and re-loaded a 1.5 M-row frame after every aggregation)."""
+    import pandas as pd
+
+    from txgit.sessions.session import NamespaceSession
+
+    ns = session_namespace("import pandas as pd")
+    s = NamespaceSession(ws, ns)
+    cells = ["tx = pd.DataFrame({'ts': pd.date_range('2024-01-01', periods=5000, freq='min'),\n"
+             "                   'c': [i % 7 for i in range(5000)]}).sort_values(['c', 'ts'], kind='stable')",
+             "by_month = tx.pivot_table(index='c', columns=tx['ts'].dt.month, values='ts', aggfunc='size')\n"
+             "last = tx.groupby('c')['ts'].max()\nrecent = tx[tx['c'] < 3]"]
+    for code in cells:
+        s.before_cell(code)
+        exec(code, ns)
+        s.after_cell()
+    diff = ws.diff("HEAD~1", "HEAD")
+    assert "tx" not in diff.changed, diff.changed
+    assert set(diff.added) == {"by_month", "last", "recent"}
+    assert isinstance(ws.load("tx")["ts"].dtype, pd.api.types.DatetimeTZDtype) or \
+        str(ws.load("tx")["ts"].dtype).startswith("datetime64")

@@ -212,6 +212,29 @@ def _is_datetime_ndarray(obj: Any) -> bool:
             and obj.nbytes >= OUT_OF_BAND_MIN and (obj.flags.c_contiguous or obj.flags.f_contiguous))
 
 
+_CACHING: dict[type, bool] = {}
+
+
+def _caches_lookups(cls: type) -> bool:
+    """pandas arrays backed by an ndarray (datetimes, timedeltas, periods) keep a ``_cache`` of
+    derived values (``unit`` …) that reading them fills in, and pickle it."""
+    got = _CACHING.get(cls)
+    if got is None:
+        got = _CACHING[cls] = cls.__module__.startswith("pandas.") and hasattr(cls, "_ndarray")
+    return got
+
+
+def _without_cache(obj: Any) -> Any:
+    """Reduce ``obj`` without its ``_cache``: reading a column (``df.groupby``, ``.dt.hour``) must not
+    make it a change, and the cache is rebuilt on demand after loading."""
+    rv = obj.__reduce_ex__(PROTOCOL)
+    if isinstance(rv, tuple) and len(rv) >= 3 and isinstance(rv[2], tuple) and rv[2] and isinstance(rv[2][-1], dict):
+        rest = {k: v for k, v in rv[2][-1].items() if k != "_cache"}
+        state = (*rv[2][:-1], rest) if rest else rv[2][:-1]  # as an array that never had a cache pickles
+        return (rv[0], rv[1], state, *rv[3:])
+    return rv
+
+
 def _view_as(arr: Any, dtype: str) -> Any:
     """Load a datetime64/timedelta64 array pickled as its int64 view."""
     return arr.view(dtype)
@@ -237,6 +260,8 @@ class NamespacePickler(cloudpickle.Pickler):
             reduce = object_arrays.pickled(obj)
             if reduce is not None:
                 return reduce
+        elif _caches_lookups(type(obj)):
+            return _without_cache(obj)
         return super().reducer_override(obj)
 
     def _dynamic_function_reduce(self, func: types.FunctionType) -> Any:
