@@ -186,7 +186,7 @@ def run_notebook(folder: Path, cells: list[tuple[str, str]], mode: str) -> dict:
         t0 = time.perf_counter()
         for name, code in cells:
             s = time.perf_counter()
-            r = run_cell(k, code)
+            r = k.run(code, timeout=1800, settle=False)  # "Run All" does not wait for commits
             per_cell.append(time.perf_counter() - s)
             if r.status != "ok":
                 raise AssertionError(f"cell {name!r} failed: {r.error}\n{r.stderr}")
@@ -215,35 +215,6 @@ def run_notebook(folder: Path, cells: list[tuple[str, str]], mode: str) -> dict:
                 "hook_s": hooks[-len(cells):] if hooks else [], "digest": state}
     finally:
         k.shutdown()
-
-
-def run_cell(k, code: str):
-    """Kernel.run without waiting for the auto-commit after it: "Run All" does not wait either."""
-    import queue
-
-    from kernelutil import CellResult
-
-    msg_id = k.kc.execute(code)
-    out = CellResult("ok")
-    while True:
-        try:
-            msg = k.kc.get_iopub_msg(timeout=1800)
-        except queue.Empty:
-            raise TimeoutError(f"no output within 1800 s for:\n{code}") from None
-        if msg["parent_header"].get("msg_id") != msg_id:
-            continue
-        t, c = msg["msg_type"], msg["content"]
-        if t == "stream":
-            if c["name"] == "stdout":
-                out.stdout += c["text"]
-            else:
-                out.stderr += c["text"]
-        elif t == "error":
-            out.status, out.error = "error", f"{c['ename']}: {c['evalue']}"
-        elif t == "status" and c["execution_state"] == "idle":
-            break
-    k.kc.get_shell_msg(timeout=60)
-    return out
 
 
 def fresh(template: Path, root: Path, name: str) -> Path:

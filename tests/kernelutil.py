@@ -31,7 +31,8 @@ class Kernel:
     def pid(self) -> int:
         return self.km.provisioner.process.pid
 
-    def run(self, code: str, timeout: float = 120) -> CellResult:
+    def run(self, code: str, timeout: float = 120, *, settle: bool = True) -> CellResult:
+        """Execute ``code``; ``settle``: also wait for its auto-commit (a notebook's "Run All" does not)."""
         msg_id = self.kc.execute(code)
         out = CellResult("ok")
         while True:
@@ -55,7 +56,8 @@ class Kernel:
                 break
         reply = self.kc.get_shell_msg(timeout=timeout)
         out.execution_count = reply["content"].get("execution_count")
-        self.settle()
+        if settle:
+            self.settle()
         return out
 
     def settle(self) -> None:
