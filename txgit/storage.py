@@ -60,6 +60,16 @@ def hash_bytes(data: bytes | bytearray | memoryview) -> str:
     return blake3.blake3(data).hexdigest()
 
 
+def hash_file(path: str | os.PathLike[str], block: int = 1 << 22) -> str:
+    """The blake3 hex digest of a local file's bytes, read in blocks (not mapped: a file changed
+    meanwhile must not crash the reader)."""
+    h = blake3.blake3(max_threads=blake3.blake3.AUTO)
+    with open(path, "rb") as f:
+        for piece in iter(lambda: f.read(block), b""):
+            h.update(piece)
+    return h.hexdigest()
+
+
 def is_blob_name(name: object) -> bool:
     """A blake3 hex digest: the only names a store reads or writes (no path can hide in one)."""
     return isinstance(name, str) and len(name) == HASH_LEN and _HEX.issuperset(name)
@@ -215,11 +225,7 @@ class ObjectStore:
         for name in sorted(set(names)):
             try:
                 if self.is_local:
-                    with open(self.path(name), "rb") as f:
-                        h = blake3.blake3()
-                        for piece in iter(lambda: f.read(1 << 22), b""):
-                            h.update(piece)
-                    ok = h.hexdigest() == name
+                    ok = hash_file(self.path(name)) == name
                 else:
                     ok = hash_bytes(self.fs.cat_file(self.path(name))) == name
             except FileNotFoundError:

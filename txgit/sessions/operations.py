@@ -46,6 +46,7 @@ import blake3
 
 from txgit.sessions.tracking import CodeNames
 from txgit.state import MODULE, VALUE, VarRecord
+from txgit.storage import hash_file
 
 UNKNOWN = "?"
 STDOUT_LIMIT = 64 * 1024  # bytes of printed output kept for replay
@@ -106,8 +107,8 @@ def full_key(key: str, files: Mapping[str, str], rng: Mapping[str, str]) -> str:
 
 
 def module_origin(module: Any) -> str:
-    name = getattr(module, "__name__", "?")
-    return f"m:{name}@{getattr(module, '__version__', '')}"
+    """A module's origin: its name and version (a value it makes is only as stable as these)."""
+    return f"m:{getattr(module, '__name__', '?')}@{getattr(module, '__version__', '')}"
 
 
 def output_origin(full: str, name: str, value: Any) -> str:
@@ -304,14 +305,10 @@ def file_digest(path: str) -> str | None:
     key = (path, st.st_size, st.st_mtime_ns, st.st_ino)
     got = _digests.get(key)
     if got is None:
-        h = blake3.blake3(max_threads=blake3.blake3.AUTO)
         try:
-            with open(path, "rb") as f:
-                for block in iter(lambda: f.read(8 << 20), b""):
-                    h.update(block)
+            got = _digests[key] = hash_file(path, 8 << 20)[:32]
         except OSError:
             return None
-        got = _digests[key] = h.hexdigest()[:32]
     return got
 
 
