@@ -117,7 +117,7 @@ class Reuser:
                 return None
             started = time.perf_counter()
             try:
-                _, values, fingerprints = self.session.restore_values(state, outputs)
+                values, fingerprints = self.session.restore_values(state, outputs)
             except TxgitError as e:  # not materialized here or on a remote, damaged: run it
                 self.last_reason = f"its results cannot be loaded: {e}"
                 continue

@@ -477,7 +477,7 @@ class NamespaceSession:
         with self._without_hidden():
             return self.workspace.status(self.namespace)
 
-    def restore_values(self, state: State, names: Iterable[str]) -> tuple[State, dict[str, Any], dict[Any, list[str]]]:
+    def restore_values(self, state: State, names: Iterable[str]) -> tuple[dict[str, Any], dict[Any, list[str]]]:
         """Rebuild ``names`` of ``state`` with their whole groups (a restored list must still be the
         one its aliases hold), without putting them in the namespace yet (see :meth:`put_values`)."""
         names = set(names)
@@ -486,7 +486,7 @@ class NamespaceSession:
         fingerprints: dict[Any, list[str]] = {}
         values = restore({n: state.variables[n] for n in names}, state.groups, self.workspace.blobs.get_many,
                          self.namespace, fingerprints)
-        return state, values, fingerprints
+        return values, fingerprints
 
     def put_values(self, state: State, values: dict[str, Any], fingerprints: dict[Any, list[str]]) -> dict[str, Any]:
         """Put values rebuilt by :meth:`restore_values` in the namespace; committed unchanged, they
@@ -528,7 +528,7 @@ class NamespaceSession:
                 out.not_restored[n] = f"{old.type} could not be saved ({old.reason})"
             elif not old.same_content(now.get(n)):
                 changed.add(n)
-        values = self.put_values(*self.restore_values(state, changed))
+        values = self.put_values(state, *self.restore_values(state, changed))
         out.restored = sorted(values)
         out.removed.sort()
         self._remember_sharing(set(values))
