@@ -64,6 +64,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from txgit.errors import DroppedState, TxgitError
+from txgit.history import ref_tips
 
 if TYPE_CHECKING:
     import pygit2
@@ -92,15 +93,6 @@ def parse_size(text: str | int) -> int:
     if m is None or unit not in _UNITS:
         raise TxgitError(f"invalid size {str(text)[:40]!r}: give a number and a unit, like 5GB, 500MB or 1.5GiB")
     return int(float(m.group(1)) * _UNITS[unit])
-
-
-def format_size(n: float) -> str:
-    """A size for messages (decimal units, like `du -h --si`)."""
-    for unit in ("B", "kB", "MB", "GB"):
-        if abs(n) < 1000:
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"
 
 
 # -- the record of dropped states ----------------------------------------------------------------
@@ -243,20 +235,6 @@ class Plan:
     report: BudgetReport
 
 
-def _protected_tips(history: Any) -> set[str]:
-    """Every commit a ref (branches, tags, remote-tracking, txgit's own) or HEAD names."""
-    import pygit2
-
-    tips: set[str] = set()
-    for name in ["HEAD", *history.repo.references]:
-        try:
-            ref = history.repo.references[name].resolve()
-            tips.add(str(history.repo[ref.target].peel(pygit2.Commit).id))
-        except (KeyError, ValueError, pygit2.GitError):
-            continue  # gc already refused to run on an unreadable ref
-    return tips
-
-
 def plan(ws: Workspace, commits: list[pygit2.Commit], states: Mapping[str, State], budget: int,
          sizes: Mapping[str, int], young: set[str], grace_cutoff: float) -> Plan:
     """Choose which states keep their bytes (see the module docstring for the rule).
@@ -277,7 +255,9 @@ def plan(ws: Workspace, commits: list[pygit2.Commit], states: Mapping[str, State
     for state in states.values():
         for source in reused_from(state.meta):
             reuses[source] = reuses.get(source, 0) + 1
-    tips = _protected_tips(ws.history)
+    # every commit a ref (branches, tags, remote-tracking, txgit's own) or HEAD names; gc already
+    # refused to run on an unreadable ref
+    tips = set(ref_tips(ws.history.repo).values())
     protected = {str(c.id) for c in commits if str(c.id) in tips or c.commit_time >= grace_cutoff}
     keep = {n for n in young if n in sizes}
     for cid in protected:

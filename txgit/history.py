@@ -100,6 +100,18 @@ def _one_line(e: BaseException) -> str:
     return text if len(text) <= 160 else text[:159] + "…"
 
 
+def ref_tips(repo: pygit2.Repository, *, head: bool = True) -> dict[str, str]:
+    """ref name -> the commit it names now, for every ref (and HEAD, with ``head``) that names a
+    readable commit; the others (unborn HEAD, a ref to a missing object) are left out."""
+    out = {}
+    for name in ["HEAD", *repo.references] if head else repo.references:
+        try:
+            out[name] = str(repo.references[name].peel(pygit2.Commit).id)
+        except (KeyError, ValueError, pygit2.GitError, pygit2.InvalidSpecError):
+            continue
+    return out
+
+
 def validate_ref_name(kind: str, name: str) -> str:
     """Branch/tag names follow git's rules; say so plainly when they do not."""
     if not isinstance(name, str) or len(name.encode("utf-8", "surrogatepass")) > MAX_REF_NAME:

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 import pygit2
 
 from txgit.errors import TxgitError
+from txgit.history import ref_tips
 
 if TYPE_CHECKING:
     from txgit.workspace import Workspace
@@ -83,13 +84,7 @@ def _write(ws: Workspace, commits: dict[str, str]) -> None:
 
 def tips(repo: pygit2.Repository) -> set[str]:
     """Every commit a ref of ``repo`` names now (call before a fetch; pass to :func:`note_fetched`)."""
-    out = set()
-    for name in repo.references:
-        try:
-            out.add(str(repo.references[name].peel(pygit2.Commit).id))
-        except (pygit2.GitError, ValueError, KeyError, pygit2.InvalidSpecError):
-            continue
-    return out
+    return set(ref_tips(repo, head=False).values())
 
 
 def note_fetched(ws: Workspace, remote: str, before: Iterable[str]) -> int:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import pygit2
 
-from txgit.history import History
+from txgit.history import History, ref_tips
 from txgit.sessions.operations import Operation
 from txgit.workspace import Workspace
 
@@ -37,18 +37,6 @@ class RecordedOperation:
         return max(0.0, self.op.seconds - self.seconds) if self.reused_from else 0.0
 
 
-def _tips(repo: pygit2.Repository) -> dict[str, str]:
-    out = {}
-    for name in ["HEAD", *repo.references]:
-        if name != "HEAD" and not name.startswith(("refs/heads/", "refs/tags/", "refs/remotes/")):
-            continue
-        try:
-            out[name] = str(repo.revparse_single(name).peel(pygit2.Commit).id)
-        except (KeyError, ValueError, pygit2.GitError):
-            continue
-    return out
-
-
 class OperationIndex:
     """Recorded operations of a workspace's history, by key; :meth:`refresh` reads new commits."""
 
@@ -62,7 +50,8 @@ class OperationIndex:
 
     def refresh(self) -> None:
         repo = self.history.repo
-        tips = _tips(repo)
+        tips = {name: c for name, c in ref_tips(repo).items()
+                if name == "HEAD" or name.startswith(("refs/heads/", "refs/tags/", "refs/remotes/"))}
         if tips == self._tips:
             return
         self._tips = tips
