@@ -145,7 +145,7 @@ class NamespaceSession:
         if self.recording:
             names = self._tracker.names
             self._op = self._watch.start(code, names, self._tracker.reached, self.origins,
-                                         (n for n in self.namespace if self.is_variable(n)))
+                                         self._tracker.before.keys())  # the variables it just listed
             if names.opaque is not None:
                 self._op.effects.append(f"may touch any name: {names.opaque}")
             host = sorted(n for n in names.inputs if n in self.namespace and self.hidden(n))
