@@ -294,3 +294,18 @@ def test_results_from_an_untrusted_clone_are_not_reused(tmp_path, root):
         shutil.copy(root / "data.csv", bob / "data.csv")
         _, reused, _ = run_cells(bob, NOTEBOOK, reuse=True)
         assert reused[1:] == [trusted] * 5, (trusted, reused)
+
+
+@pytest.mark.parametrize("seed_cell", [
+    "np.random.seed(5)\na = np.random.rand(3)",
+    "import random\nrandom.seed(5)\na = [random.random() for _ in range(3)]",
+])
+def test_reusing_a_seeded_cell_leaves_the_generator_where_running_it_would(root, seed_cell):
+    """The next cell draws from the generator the reused one seeded and drew from: its values must be
+    those of a full run, which they are only if reuse puts the generator where running would leave it."""
+    draw = ("b = np.random.rand(3)" if "np." in seed_cell else "b = [random.random() for _ in range(3)]")
+    cells = [NOTEBOOK[0], EXPENSIVE + seed_cell, EXPENSIVE + draw]
+    first, _, _ = run_cells(root, cells, reuse=True)
+    again, reused, _ = run_cells(root, cells, reuse=True)
+    assert np.array_equal(again["b"], first["b"]), (again["b"], first["b"])
+    assert reused == [False, True, True]

@@ -7,6 +7,8 @@ what it reads). A recorded run of the same key is reused when
   randomness: see :mod:`txgit.sessions.operations`);
 * every file it read still has the same content, and every global random
   generator it drew from (without seeding it) is in the same state;
+  reusing then leaves those generators in the state running it left them in,
+  so the draws of the cells after it are those of a full run;
 * its commit came from us or a trusted remote, and its outputs can be
   loaded (from the local store, or fetched from a remote's storage);
 * loading is estimated to be cheaper than the run was.
@@ -30,7 +32,7 @@ from txgit import trust as _trust
 from txgit.errors import TxgitError
 from txgit.history import State
 from txgit.reuse.graph import OperationIndex, RecordedOperation
-from txgit.sessions.operations import file_digest, resolve_path, rng_states
+from txgit.sessions.operations import file_digest, resolve_path, rng_setters, rng_states
 from txgit.sessions.session import NamespaceSession
 
 # What loading costs, to compare with what running cost: a fixed part and a rate (bytes/s).
@@ -48,6 +50,7 @@ class Reused:
     fingerprints: dict[Any, list[str]]
     load_seconds: float
     removed: list[str] = field(default_factory=list)
+    set_generators: list[Callable[[], None]] = field(default_factory=list)  # to where running leaves them
 
     @property
     def saved_seconds(self) -> float:
@@ -69,6 +72,8 @@ def _why_not(ws: Any, rec: RecordedOperation, rng_now: dict[str, str]) -> str | 
     for gen, dep in op.rng.items():
         if dep.startswith("before:") and rng_now.get(gen) != dep.removeprefix("before:"):
             return f"the {gen} random generator is in another state"
+    if set(op.rng) - set(op.rng_after):  # recorded by an older txgit: reusing would leave the generator behind
+        return "its random generators' states after it were not recorded"
     if _trust.source_of(ws, rec.commit) is not None:
         return "its commit came from an untrusted remote"
     return None
@@ -104,6 +109,11 @@ class Reuser:
                 self.last_reason = why
                 continue
             try:
+                set_generators = rng_setters(rec.op.rng_after)
+            except ValueError as e:
+                self.last_reason = str(e)
+                continue
+            try:
                 state = ws.state(rec.commit)
             except TxgitError as e:
                 self.last_reason = str(e)
@@ -126,7 +136,7 @@ class Reuser:
                 self.last_reason = f"{', '.join(missing)} was not saved"
                 continue
             removed = [n for n in rec.op.removed if n not in state.variables]
-            return Reused(rec, state, values, fingerprints, time.perf_counter() - started, removed)
+            return Reused(rec, state, values, fingerprints, time.perf_counter() - started, removed, set_generators)
         return None
 
     def apply(self, reused: Reused) -> None:
@@ -135,6 +145,8 @@ class Reuser:
         s.put_values(reused.state, reused.values, reused.fingerprints)
         for n in reused.removed:
             s.namespace.pop(n, None)
+        for set_generator in reused.set_generators:
+            set_generator()
         s.replayed(reused.recorded.commit, reused.recorded.op)
         if reused.recorded.op.stdout:
             sys.stdout.write(reused.recorded.op.stdout)

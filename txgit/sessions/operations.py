@@ -31,13 +31,15 @@ clock and uuid readings in the cell's code.
 from __future__ import annotations
 
 import ast
+import base64
+import json
 import marshal
 import os
 import sys
 import sysconfig
 import threading
 import types
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -155,6 +157,59 @@ def rng_states() -> dict[str, str]:
         except Exception:
             pass
     return out
+
+
+def rng_snapshot(gens: Iterable[str]) -> dict[str, str]:
+    """The full states of the named global generators, as JSON text :func:`rng_setters` puts back.
+
+    Reusing a cell that drew from a generator must leave it where running the
+    cell would have, or the next draw differs from a full run's.
+    """
+    out = {}
+    for gen in gens:
+        if gen == "random":
+            import random
+
+            version, internal, gauss = random.getstate()
+            out[gen] = json.dumps([version, list(internal), gauss])
+        elif gen == "numpy" and "numpy" in sys.modules:
+            name, keys, pos, has_gauss, cached = sys.modules["numpy"].random.get_state(legacy=True)
+            out[gen] = json.dumps([name, base64.b64encode(keys.astype("<u4").tobytes()).decode(), int(pos),
+                                   int(has_gauss), float(cached)])
+        elif gen == "torch" and "torch" in sys.modules:
+            state = sys.modules["torch"].random.get_rng_state().numpy().tobytes()
+            out[gen] = json.dumps(base64.b64encode(state).decode())
+    return out
+
+
+def rng_setters(states: Mapping[str, str]) -> list[Callable[[], None]]:
+    """Functions that put the generators in the states of :func:`rng_snapshot`; ValueError when a
+    recorded state cannot be read (a record from another version, or a damaged one)."""
+    setters: list[Callable[[], None]] = []
+    try:
+        for gen, text in states.items():
+            data = json.loads(text)
+            if gen == "random":
+                import random
+
+                version, internal, gauss = data
+                state = (int(version), tuple(int(x) for x in internal), None if gauss is None else float(gauss))
+                setters.append(lambda st=state: random.setstate(st))
+            elif gen == "numpy":
+                np = sys.modules.get("numpy") or __import__("numpy")
+                name, keys, pos, has_gauss, cached = data
+                arr = np.frombuffer(base64.b64decode(keys), dtype="<u4").astype(np.uint32)
+                state = (str(name), arr, int(pos), int(has_gauss), float(cached))
+                setters.append(lambda st=state: np.random.set_state(st))
+            elif gen == "torch":
+                torch = sys.modules.get("torch") or __import__("torch")
+                blob = torch.frombuffer(bytearray(base64.b64decode(data)), dtype=torch.uint8)
+                setters.append(lambda st=blob: torch.random.set_rng_state(st))
+            else:
+                raise ValueError(f"unknown generator {gen!r}")
+    except (ValueError, TypeError, ImportError) as e:
+        raise ValueError(f"unreadable random generator state: {e}") from None
+    return setters
 
 
 _SEEDS = frozenset({"seed", "manual_seed"})
@@ -331,6 +386,7 @@ class Operation:
     inputs: dict[str, str | None]
     files: dict[str, str] = field(default_factory=dict)
     rng: dict[str, str] = field(default_factory=dict)  # generator -> state it depends on (rng_dependence)
+    rng_after: dict[str, str] = field(default_factory=dict)  # generator -> its state after (rng_snapshot)
     full: str = ""
     outputs: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
@@ -356,7 +412,9 @@ class Operation:
             op = cls(key=d["key"], code=str(d.get("code", "")),
                      inputs={str(k): (None if v is None else str(v)) for k, v in d["inputs"].items()},
                      files={str(k): str(v) for k, v in (d.get("files") or {}).items()},
-                     rng={str(k): str(v) for k, v in (d.get("rng") or {}).items()}, full=str(d.get("full", "")),
+                     rng={str(k): str(v) for k, v in (d.get("rng") or {}).items()},
+                     rng_after={str(k): str(v) for k, v in (d.get("rng_after") or {}).items()},
+                     full=str(d.get("full", "")),
                      outputs=[str(x) for x in d.get("outputs", [])], removed=[str(x) for x in d.get("removed", [])],
                      effects=[str(x) for x in d.get("effects", [])], seconds=float(d.get("seconds", 0.0)),
                      stdout=str(d.get("stdout", "")),
@@ -415,6 +473,7 @@ class OperationWatch:
         if sys.stdout is tee:
             sys.stdout = tee.target
         op.rng = rng_dependence(self._names, self._rng, rng_states())
+        op.rng_after = rng_snapshot(op.rng)
         effects = set(op.effects) | watch.effects
         for path in sorted(watch.written):
             effects.add(f"writes {display_path(self.root, path)}")
