@@ -210,40 +210,44 @@ def test_script_reuse_and_ops_listing(tmp_path, run_txgit):
 
 PROBE = "import os\nos.environ['RAN'] = os.environ.get('RAN', '') + '{n},'\n"
 KERNEL_NOTEBOOK = [NOTEBOOK[0]] + [PROBE.format(n=i + 2) + c for i, c in enumerate(NOTEBOOK[1:])] + [
+    PROBE.format(n=7) + EXPENSIVE + "from IPython.display import HTML, display\n"
+                                    "display(HTML(f'<b>score {score:.4f}</b>'))\nprint('shown')",
     "summary"]
 
 
 def run_notebook(root: Path, cells: list[str]) -> tuple[str, list, str]:
-    """Run ``cells`` in a fresh kernel with reuse on: which cells ran, the last cell's output, stderr."""
+    """Run ``cells`` in a fresh kernel with reuse on: which cells ran, every cell's stdout and displayed
+    outputs (its value, and what it passed to ``display``), stderr."""
     k = Kernel(root)
     try:
         k.ok("%load_ext txgit")
         assert "reuse on" in k.ok("%txgit reuse on").stdout
-        stderr, last = "", None
+        stderr, shown = "", []
         for c in cells:
             r = k.ok(c)
             stderr += r.stderr
-            last = r.outputs
+            shown.append((r.stdout, r.outputs))
         ran = k.ok("print(os.environ.get('RAN', ''))").stdout.strip()
-        return ran, last, stderr
+        return ran, shown, stderr
     finally:
         k.km.shutdown_kernel(now=True)
 
 
 def test_kernel_rerun_reuses_and_changes_rerun_what_they_affect(root):
     ran, out_first, _ = run_notebook(root, KERNEL_NOTEBOOK)
-    assert ran == "2,3,4,5,6,"
+    assert ran == "2,3,4,5,6,7,"
+    assert any("<b>score " in str(outputs) for _, outputs in out_first)
     ran, out_again, stderr = run_notebook(root, KERNEL_NOTEBOOK)
     assert ran == "", stderr  # no expensive cell executed
-    assert stderr.count("txgit: reused results of") >= 5
-    assert out_again == out_first  # the displayed value, replayed as it was shown
+    assert stderr.count("txgit: reused results of") >= 6
+    assert out_again == out_first  # printed, displayed and the values shown: replayed as they were
     changed = list(KERNEL_NOTEBOOK)
     changed[3] = changed[3].replace("C=1.0", "C=0.05")
     ran, _, _ = run_notebook(root, changed)
-    assert ran == "4,5,6,"
+    assert ran == "4,5,6,7,"
     write_csv(root, seed=2)
     ran, _, _ = run_notebook(root, KERNEL_NOTEBOOK)
-    assert ran == "2,3,4,5,6,"
+    assert ran == "2,3,4,5,6,7,"
 
 
 def test_collaborator_clone_reuses_the_authors_results(tmp_path, run_txgit):
@@ -251,7 +255,7 @@ def test_collaborator_clone_reuses_the_authors_results(tmp_path, run_txgit):
     Workspace.init(alice)
     write_csv(alice)
     ran, out_alice, _ = run_notebook(alice, KERNEL_NOTEBOOK)
-    assert ran == "2,3,4,5,6,"
+    assert ran == "2,3,4,5,6,7,"
     run_txgit("remote", "add", "origin", str(tmp_path / "shared.git"), "--trusted", cwd=alice, check=True)
     run_txgit("push", "origin", cwd=alice, check=True)
     run_txgit("clone", str(tmp_path / "shared.git"), "bob", "--trusted", cwd=tmp_path, check=True)
@@ -264,7 +268,7 @@ def test_collaborator_clone_reuses_the_authors_results(tmp_path, run_txgit):
     # Alice's results came from the remote's storage, verified, into Bob's cache
     assert any(p.is_file() for p in (bob / ".txgit" / "objects").rglob("*"))
     ops = json.loads(run_txgit("ops", "--json", cwd=bob, check=True).stdout)
-    assert ops["reused"] >= 5
+    assert ops["reused"] >= 6
 
 
 def test_cells_after_a_checkout_are_reused(root):
@@ -309,3 +313,17 @@ def test_reusing_a_seeded_cell_leaves_the_generator_where_running_it_would(root,
     again, reused, _ = run_cells(root, cells, reuse=True)
     assert np.array_equal(again["b"], first["b"]), (again["b"], first["b"])
     assert reused == [False, True, True]
+
+
+def test_displays_that_cannot_be_replayed_make_the_cell_unreusable():
+    from txgit.sessions.operations import MAX_DISPLAY_CHARS, Operation, kept_displays
+
+    plot = {"data": {"image/png": "iVBORw0KGgo=", "text/plain": "<Figure>"}, "metadata": {"image/png": {"width": 4}}}
+    kept, why = kept_displays([plot])
+    assert why is None and kept == [plot]
+    op = Operation(key="k", code="c", inputs={}, displays=kept)
+    assert Operation.from_json(json.loads(json.dumps(op.to_json()))).displays == kept  # as cells.json keeps it
+    assert kept_displays([{**plot, "update": True}])[1] == "updates a display in place"
+    huge = {"data": {"image/png": "A" * (MAX_DISPLAY_CHARS + 1)}}
+    assert kept_displays([huge]) == ([], "displays more than txgit keeps (2 MB)")
+    assert kept_displays([{"data": {"x": object()}}])[1] == "displays data txgit cannot keep"

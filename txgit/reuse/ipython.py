@@ -3,7 +3,8 @@
 Before each cell (after the session's own ``pre_run_cell``, which computed
 the cell's lookup key), :class:`txgit.reuse.Reuser` looks for a recorded run
 and loads its results. If it found one, an AST transformer swaps the cell's
-body for a call that puts them in the namespace and replays the output, so
+body for a call that puts them in the namespace and replays the output
+(what it printed, what it passed to ``display()``, its value), so
 the cell's code does not run; IPython still numbers, displays and records it
 as usual, and the session commits it as the operation it replayed.
 """
@@ -71,6 +72,11 @@ def replay_pending() -> Any:
         return None
     reused, hook.pending = hook.pending, None
     hook.reuser.apply(reused)
+    if reused.recorded.op.displays:
+        from IPython.display import publish_display_data
+
+        for shown in reused.recorded.op.displays:
+            publish_display_data(shown["data"], shown["metadata"])
     print(hook.reuser.describe(reused), file=sys.stderr)
     result = reused.recorded.op.result
     return _Recorded(result) if result else None

@@ -65,7 +65,9 @@ class IPythonSession:
         self.hook_seconds: list[float] = []
         self._pre_seconds = 0.0
         self._display: dict[str, str] | None = None  # the cell's value as IPython displayed it
+        self._displays: list[dict[str, Any]] = []  # what the cell passed to display() (plots, tables)
         self._watch_display()
+        self._watch_publish()
 
     @property
     def workspace(self) -> Workspace:
@@ -95,10 +97,28 @@ class IPythonSession:
         write_format_data._txgit = True  # type: ignore[attr-defined]
         hook.write_format_data = write_format_data
 
+    def _watch_publish(self) -> None:
+        """Keep what a cell shows through ``display()`` (inline plots included: matplotlib's backend
+        shows its figures before ``post_run_cell``), so a reused cell shows it again."""
+        pub = getattr(self.shell, "display_pub", None)
+        publish = getattr(pub, "publish", None)
+        if publish is None or getattr(publish, "_txgit", False):
+            return
+
+        def publish_and_keep(data: Any, metadata: Any = None, *args: Any, **kwargs: Any) -> Any:
+            if not self._skip:
+                self._displays.append({"data": data, "metadata": metadata or {},
+                                       "update": bool(kwargs.get("update") or kwargs.get("transient"))})
+            return publish(data, metadata, *args, **kwargs)
+
+        publish_and_keep._txgit = True  # type: ignore[attr-defined]
+        pub.publish = publish_and_keep
+
     # -- events --------------------------------------------------------------------
     def pre_run_cell(self, info: Any) -> None:
         started = time.perf_counter()
         self._display = None
+        self._displays = []
         raw = getattr(info, "raw_cell", "") or ""
         lines = [ln for ln in raw.splitlines() if ln.strip() and not ln.strip().startswith("#")]
         # Cells that only talk to txgit are not part of the program's history.
@@ -130,7 +150,7 @@ class IPythonSession:
         try:
             outcome = self.session.after_cell(error=getattr(result, "error_in_exec", None),
                                               execution_count=getattr(result, "execution_count", None),
-                                              result=self._display or None)
+                                              result=self._display or None, displays=self._displays)
         except TxgitError as e:
             print(f"txgit: auto-commit failed: {e}", file=sys.stderr)
             return

@@ -377,6 +377,27 @@ def resolve_path(root: str, recorded: str) -> str:
     return recorded if os.path.isabs(recorded) else os.path.join(root, recorded)
 
 
+MAX_DISPLAY_CHARS = 2_000_000  # what one cell may show and still be replayed: it is kept in the history
+
+
+def kept_displays(displays: Iterable[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], str | None]:
+    """What a cell displayed, as its operation keeps it; with why it cannot be replayed, if it cannot
+    (a reused cell that did not show what running it shows would not be the same cell)."""
+    kept, size = [], 0
+    for d in displays:
+        if d.get("update"):
+            return [], "updates a display in place"
+        item = {"data": d.get("data"), "metadata": d.get("metadata") or {}}
+        try:
+            size += len(json.dumps(item))
+        except (TypeError, ValueError):
+            return [], "displays data txgit cannot keep"
+        if size > MAX_DISPLAY_CHARS:
+            return [], f"displays more than txgit keeps ({MAX_DISPLAY_CHARS // 1_000_000} MB)"
+        kept.append(item)
+    return kept, None
+
+
 @dataclass
 class Operation:
     """One recorded cell run (``op`` in ``code/cells.json``)."""
@@ -394,6 +415,7 @@ class Operation:
     seconds: float = 0.0  # what running it cost (kept when the result was reused, not recomputed)
     stdout: str = ""
     result: dict[str, str] | None = None  # the cell's value as display data (mime type -> text)
+    displays: list[dict[str, Any]] = field(default_factory=list)  # what it passed to display(), in order
 
     @property
     def reusable(self) -> bool:
@@ -419,7 +441,9 @@ class Operation:
                      effects=[str(x) for x in d.get("effects", [])], seconds=float(d.get("seconds", 0.0)),
                      stdout=str(d.get("stdout", "")),
                      result={str(k): str(v) for k, v in d["result"].items()} if isinstance(d.get("result"), dict)
-                     else None)
+                     else None,
+                     displays=[{"data": x["data"], "metadata": x.get("metadata") or {}}
+                               for x in d.get("displays", []) if isinstance(x.get("data"), dict)])
         except (TypeError, ValueError, AttributeError):
             return None
         return op
@@ -461,8 +485,10 @@ class OperationWatch:
         sys.stdout = self._tee
         return self.op
 
-    def stop(self, seconds: float, result: dict[str, str] | None = None) -> Operation | None:
-        """End the watch; the operation as far as it is known before its commit (outputs come later)."""
+    def stop(self, seconds: float, result: dict[str, str] | None = None,
+             displays: Iterable[Mapping[str, Any]] | None = None) -> Operation | None:
+        """End the watch; the operation as far as it is known before its commit (outputs come later).
+        ``result`` and ``displays``: see :meth:`txgit.sessions.session.NamespaceSession.after_cell`."""
         global _current
         watch, tee, op = self._watch, self._tee, self.op
         self._watch = self._tee = self.op = None
@@ -488,6 +514,9 @@ class OperationWatch:
         op.seconds = round(seconds, 6)
         op.stdout = "".join(tee.kept)
         op.result = result
+        op.displays, why_not = kept_displays(displays or ())
+        if why_not:
+            op.effects = sorted({*op.effects, why_not})
         return op
 
     def abandon(self) -> None:

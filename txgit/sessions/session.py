@@ -168,16 +168,18 @@ class NamespaceSession:
 
     def after_cell(self, *, error: BaseException | str | None = None, execution_count: int | None = None,
                    label: str | None = None, message: str | None = None, meta: dict[str, Any] | None = None,
-                   result: dict[str, str] | None = None) -> CellOutcome | None:
+                   result: dict[str, str] | None = None,
+                   displays: list[dict[str, Any]] | None = None) -> CellOutcome | None:
         """Call just after the code ran: record it; roll back on error (atomic), else auto-commit.
 
-        ``result``: the cell's value as display data (mime type -> text), kept to replay it."""
+        ``result``: the cell's value as display data (mime type -> text); ``displays``: what it passed
+        to ``display()`` (``{"data", "metadata"}``, as IPython publishes them); both kept to replay them."""
         if self._tracker is None:
             return None
         seconds = time.perf_counter() - self._started
         tracker, self._tracker = self._tracker, None
         changes = tracker.finish()
-        op = self._watch.stop(seconds, result) if self._op is not None else None
+        op = self._watch.stop(seconds, result, displays) if self._op is not None else None
         self._op = None
         err = None if error is None else error if isinstance(error, str) else f"{type(error).__name__}: {error}"
         cell = CellRecord(self._code, execution_count, round(seconds, 6), sorted(changes.reads),
