@@ -132,6 +132,28 @@ def test_changed_csv_reruns_its_readers(root):
     assert ns["df"]["a"].iloc[0] == pd.read_csv(root / "data.csv")["a"].iloc[0]
 
 
+@pytest.mark.parametrize("where", ["data.parquet", "parts"])
+def test_changed_parquet_data_reruns_its_readers(root, where):
+    """pyarrow opens Parquet files in C++, where Python's audit hook does not see them: txgit must
+    still know the cell read them, or a changed file would give the old results back."""
+    def write(values: list[int]) -> None:
+        if where == "parts":  # a partitioned data set: a folder of files
+            (root / where).mkdir(exist_ok=True)
+            for i, v in enumerate(values):
+                pd.DataFrame({"a": [v]}).to_parquet(root / where / f"part-{i}.parquet")
+        else:
+            pd.DataFrame({"a": values}).to_parquet(root / where)
+
+    write([1, 2])
+    cells = [NOTEBOOK[0], EXPENSIVE + f"pq = pd.read_parquet('{where}')"]
+    run_cells(root, cells, reuse=True)
+    ns, reused, _ = run_cells(root, cells, reuse=True)
+    assert reused == [False, True] and sorted(ns["pq"]["a"]) == [1, 2]
+    write([1, 2, 5])  # for the folder: the same two files, and a new one beside them
+    ns, reused, _ = run_cells(root, cells, reuse=True)
+    assert reused == [False, False] and sorted(ns["pq"]["a"]) == [1, 2, 5]
+
+
 def test_layout_and_comments_do_not_change_the_key(root):
     run_cells(root, NOTEBOOK, reuse=True)
     edited = list(NOTEBOOK)
@@ -150,6 +172,7 @@ def test_layout_and_comments_do_not_change_the_key(root):
     ("open('out.txt', 'w').write('x')\nx = 1", False),
     ("import datetime\nx = datetime.datetime.now()", False),
     ("exec('x = 1')", False),
+    ("import sqlite3\nx = sqlite3.connect('db.sqlite').execute('select 1').fetchall()", False),  # read in C
 ])
 def test_effects_and_randomness_are_re_run(root, cell, reusable):
     cells = [NOTEBOOK[0], EXPENSIVE + cell]
@@ -327,3 +350,34 @@ def test_displays_that_cannot_be_replayed_make_the_cell_unreusable():
     huge = {"data": {"image/png": "A" * (MAX_DISPLAY_CHARS + 1)}}
     assert kept_displays([huge]) == ([], "displays more than txgit keeps (2 MB)")
     assert kept_displays([{"data": {"x": object()}}])[1] == "displays data txgit cannot keep"
+
+
+def test_script_sees_parquet_read_by_pyarrow_imported_in_the_statement(tmp_path, run_txgit):
+    """In a fresh process pandas imports pyarrow inside the statement that reads: its readers are
+    wrapped on import, so the file is recorded, reused while unchanged and re-read once changed."""
+    run_txgit("init", cwd=tmp_path, check=True)
+    pd.DataFrame({"a": [1, 2]}).to_parquet(tmp_path / "d.parquet")
+    (tmp_path / "job.py").write_text(
+        "import sys, time\nimport pandas as pd\n\n"
+        "def slowly(make):\n    print('reading', file=sys.stderr)\n    time.sleep(0.2)\n    return make()\n\n"
+        "df = slowly(lambda: pd.read_parquet('d.parquet'))\n"
+        "print('sum', int(df['a'].sum()))\n")
+    first = run_txgit("run", "--reuse", "job.py", cwd=tmp_path, check=True)
+    assert "reading" in first.stderr and "sum 3" in first.stdout
+    cells = run_txgit("ops", "--json", cwd=tmp_path, check=True).stdout
+    assert "d.parquet" in cells  # recorded as a file the statement read
+    second = run_txgit("run", "--reuse", "job.py", cwd=tmp_path, check=True)
+    assert "reading" not in second.stderr and "sum 3" in second.stdout
+    pd.DataFrame({"a": [3, 4]}).to_parquet(tmp_path / "d.parquet")
+    third = run_txgit("run", "--reuse", "job.py", cwd=tmp_path, check=True)
+    assert "reading" in third.stderr and "sum 7" in third.stdout
+
+
+def test_a_cell_that_found_no_file_is_reused_until_the_file_appears(root):
+    cells = [NOTEBOOK[0], EXPENSIVE + "try:\n    x = open('cache.txt').read()\nexcept FileNotFoundError:\n    x = 'none'"]
+    run_cells(root, cells, reuse=True)
+    ns, reused, _ = run_cells(root, cells, reuse=True)
+    assert reused == [False, True] and ns["x"] == "none"
+    (root / "cache.txt").write_text("cached")
+    ns, reused, _ = run_cells(root, cells, reuse=True)
+    assert reused == [False, False] and ns["x"] == "cached"

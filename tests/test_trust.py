@@ -156,3 +156,26 @@ def test_cli_trust_flow_over_git_daemon(tmp_path, run_txgit):
     run_txgit("remote", "add", "mate", str(tmp_path / "r.git"), "--trusted", cwd=copy, check=True)
     assert Workspace.open(copy).remotes.get("mate").trusted
     assert not marker.exists()
+
+
+def test_safe_mode_loads_arrow_strings_and_refuses_arrow_buffers_that_do_not_fit():
+    """pandas keeps strings in Arrow arrays when pyarrow is installed; safe mode loads them, and
+    checks the buffers: offsets past the end of the data would otherwise read foreign memory."""
+    import pickle
+
+    import pyarrow as pa
+
+    from txgit.state import safe
+
+    frame = pd.DataFrame({"city": pd.array(["ber", "par", None] * 100, dtype="string[pyarrow]")})
+    assert safe.loads(pickle.dumps(frame, protocol=5)).equals(frame)
+
+    class Forged:  # what a hostile state could hold: 3 strings whose offsets claim 4 KB of 6 bytes
+        def __reduce__(self):
+            offsets = pa.py_buffer(np.array([0, 1, 3, 4096], dtype=np.int64).tobytes())
+            return pa.lib._restore_array, ((pa.large_string(), 3, 0, 0, [None, offsets, pa.py_buffer(b"abbccc")],
+                                            [], None),)
+
+    forged = pickle.dumps(Forged(), protocol=5)
+    with pytest.raises(UnsafeObject, match="do not hold together"):
+        safe.loads(forged)

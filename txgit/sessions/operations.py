@@ -35,6 +35,7 @@ import base64
 import json
 import marshal
 import os
+import stat
 import sys
 import sysconfig
 import threading
@@ -46,6 +47,7 @@ from typing import Any
 
 import blake3
 
+from txgit.sessions import readers
 from txgit.sessions.tracking import CodeNames
 from txgit.state import MODULE, VALUE, VarRecord
 from txgit.storage import hash_file
@@ -299,6 +301,8 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
             w.opened(*args[:3])
         elif event == "socket.connect":
             w.effects.add("opens network connections")
+        elif event == "sqlite3.connect":  # the database file is read (and maybe written) in C
+            w.effects.add("connects to a database")
         elif event in ("subprocess.Popen", "os.posix_spawn") and _reads_cpu_count(args[1]):
             pass  # libraries counting cores (loky, under scikit-learn's OpenMP estimators): no effect on results
         elif event in ("subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn"):
@@ -344,26 +348,61 @@ class _Watch:
         full = os.path.realpath(p if os.path.isabs(p) else os.path.join(os.getcwd(), p))
         if full.startswith(self.skip) or full.endswith(".pyc") or os.path.isdir(full):
             return
+        if ".dist-info/" in full or ".egg-info/" in full:  # an installed package's metadata, wherever it is
+            return
         writes = any(c in mode for c in "wax+") if isinstance(mode, str) else bool((flags or 0) & _WRITE_FLAGS)
         (self.written if writes else self.read).add(full)
+
+    def read_source(self, source: str) -> None:
+        """A native reader (:mod:`txgit.sessions.readers`) is about to read ``source``: a file, a folder
+        of files (its listing counts too: a new part changes the data set), or a URI."""
+        if "://" in source and not source.startswith("file://"):
+            self.effects.add(f"reads {source}, which txgit cannot hash")
+            return
+        full = os.path.realpath(source.removeprefix("file://"))
+        if full.startswith(self.skip):
+            return
+        if not os.path.isdir(full):
+            self.opened(full, "r", 0)
+            return
+        self.read.add(full)
+        for folder, _, files in os.walk(full):
+            for name in files:
+                self.opened(os.path.join(folder, name), "r", 0)
+
+
+def _native_read(source: str) -> None:
+    w = _current
+    if w is not None and threading.get_ident() == w.thread:
+        try:
+            w.read_source(source)
+        except Exception:  # never in the way of the reader
+            w.effects.add(f"reads {source}, which txgit cannot hash")
 
 
 _digests: dict[tuple[str, int, int, int], str] = {}
 
 
-def file_digest(path: str) -> str | None:
-    """blake3 of a file's content (None: it is gone), remembered while its size and mtime stay."""
+ABSENT = "absent"  # the digest of a file that is not there: a cell may depend on a file's absence
+
+
+def file_digest(path: str) -> str:
+    """blake3 of a file's content, remembered while its size and mtime stay; for a folder, of the
+    names of the files under it; ``ABSENT`` when there is nothing at ``path``."""
     try:
         st = os.stat(path)
     except OSError:
-        return None
+        return ABSENT
+    if stat.S_ISDIR(st.st_mode):  # a data set's folder: the names of the files in it
+        listing = sorted(os.path.relpath(os.path.join(d, f), path) for d, _, files in os.walk(path) for f in files)
+        return "dir:" + blake3.blake3("\0".join(listing).encode()).hexdigest()[:28]
     key = (path, st.st_size, st.st_mtime_ns, st.st_ino)
     got = _digests.get(key)
     if got is None:
         try:
             got = _digests[key] = hash_file(path, 8 << 20)[:32]
         except OSError:
-            return None
+            return "unreadable"
     return got
 
 
@@ -478,6 +517,7 @@ class OperationWatch:
         self._rng = rng_states()
         if not _hook_installed:
             sys.addaudithook(_audit)
+            readers.install(_native_read)
             _hook_installed = True
         self._watch = _Watch(self.root, self.skip)
         _current = self._watch
@@ -503,12 +543,8 @@ class OperationWatch:
         effects = set(op.effects) | watch.effects
         for path in sorted(watch.written):
             effects.add(f"writes {display_path(self.root, path)}")
-        for path in sorted(watch.read - watch.written):
-            digest = file_digest(path)
-            if digest is None:
-                effects.add(f"read {display_path(self.root, path)}, which is gone")
-            else:
-                op.files[display_path(self.root, path)] = digest
+        for path in sorted(watch.read - watch.written):  # tried: a file not there counts as absent
+            op.files[display_path(self.root, path)] = file_digest(path)
         op.effects = sorted(effects)
         op.full = full_key(op.key, op.files, op.rng)
         op.seconds = round(seconds, 6)

@@ -74,6 +74,11 @@ ALLOWED: set[tuple[str, str]] = (
     | _pairs("pandas.core.indexes.datetimes", "_new_DatetimeIndex")
     | _pairs("pandas.core.indexes.period", "_new_PeriodIndex")
     | _pairs("pandas.core.internals.managers", "BlockManager SingleBlockManager")
+    # pandas' Arrow-backed arrays (its default for strings when pyarrow is installed); pyarrow's
+    # array reconstructor is replaced by one that validates the buffers (see _VALIDATED)
+    | _pairs("pandas.arrays", "ArrowStringArray ArrowExtensionArray")
+    | _pairs("pandas", "ArrowDtype NA")
+    | _pairs("pyarrow.lib", "_restore_array type_for_alias py_buffer")
     # txgit's own encodings of large arrays (pure data; a nested pickle is loaded safely in turn)
     | _pairs("txgit.state.pickling", "_view_as _load_str_array _load_object_array")
 )
@@ -96,6 +101,23 @@ def safe_loading(on: bool = True) -> Iterator[None]:
         _active.reset(token)
 
 
+def _restore_validated_arrow_array(data: Any) -> Any:
+    """pyarrow's ``_restore_array``, then a full check of what it built: offsets or lengths that do not
+    fit the buffers would otherwise read memory outside them."""
+    from pyarrow.lib import ArrowException, _restore_array
+
+    array = _restore_array(data)
+    try:
+        array.validate(full=True)
+    except ArrowException as e:
+        raise UnsafeObject(f"safe mode refused an Arrow array whose buffers do not hold together: {e}") from None
+    return array
+
+
+# allowed globals that safe mode resolves to a checking stand-in
+_VALIDATED: dict[tuple[str, str], Any] = {("pyarrow.lib", "_restore_array"): _restore_validated_arrow_array}
+
+
 class SafeUnpickler(pickle.Unpickler):
     """A :class:`pickle.Unpickler` that resolves only the globals in :data:`ALLOWED`."""
 
@@ -103,7 +125,7 @@ class SafeUnpickler(pickle.Unpickler):
         if (module, name) not in ALLOWED:
             raise UnsafeObject(f"safe mode refused {module}.{name}: not on the allow-list of plain data types "
                                "(load with --trust only if you trust where this state came from)")
-        return super().find_class(module, name)
+        return _VALIDATED.get((module, name)) or super().find_class(module, name)
 
 
 def loads(data: bytes, buffers: list[Any] | None = None) -> Any:
