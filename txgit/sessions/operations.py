@@ -33,7 +33,6 @@ from __future__ import annotations
 import ast
 import base64
 import json
-import marshal
 import os
 import stat
 import sys
@@ -48,6 +47,7 @@ from typing import Any
 import blake3
 
 from txgit.sessions import readers
+from txgit.sessions.codeform import canonical_code
 from txgit.sessions.tracking import CodeNames
 from txgit.state import MODULE, VALUE, VarRecord
 from txgit.storage import hash_file
@@ -72,20 +72,11 @@ def _hash(*parts: str) -> str:
 
 
 def code_hash(code: str, tree: ast.Module | None) -> str:
-    """The code's identity: its bytecode without line numbers, so layout and comments do not count."""
+    """The code's identity: its canonical syntax (:mod:`txgit.sessions.codeform`), so layout, comments
+    and the Python version do not count."""
     if tree is None:
         return _hash("text", code.strip())
-    try:
-        compiled = compile(tree, "<cell>", "exec", dont_inherit=True)
-    except (SyntaxError, ValueError):  # e.g. `return` outside a function: it never ran as written
-        return _hash("text", code.strip())
-    h = blake3.blake3(marshal.dumps(_without_lines(compiled)))
-    return h.hexdigest()[:32]
-
-
-def _without_lines(code: types.CodeType) -> types.CodeType:
-    consts = tuple(_without_lines(c) if isinstance(c, types.CodeType) else c for c in code.co_consts)
-    return code.replace(co_firstlineno=1, co_linetable=b"", co_consts=consts)
+    return blake3.blake3(("ast\0" + canonical_code(tree)).encode()).hexdigest()[:32]
 
 
 def static_effects(calls: Iterable[tuple[str | None, str, bool]]) -> list[str]:
