@@ -419,3 +419,29 @@ def test_a_cell_that_found_no_file_is_reused_until_the_file_appears(root):
     (root / "cache.txt").write_text("cached")
     ns, reused, _ = run_cells(root, cells, reuse=True)
     assert reused == [False, False] and ns["x"] == "cached"
+
+
+@pytest.mark.parametrize("read", [
+    "pl.read_parquet('d.parquet')",
+    "pl.read_csv('parts/*.csv')",  # a pattern: a new matching file re-runs the cell
+    "pl.scan_csv('parts/a.csv').collect()",
+])
+def test_polars_reads_are_seen(root, read):
+    """polars reads in Rust, out of Python's audit hooks' sight."""
+    import polars as pl
+
+    def write(values: list[int]) -> None:
+        (root / "parts").mkdir(exist_ok=True)
+        pl.DataFrame({"a": values}).write_parquet(root / "d.parquet")
+        for i, v in enumerate(values):  # a.csv, b.csv, ...
+            pl.DataFrame({"a": [v]}).write_csv(root / "parts" / f"{'abc'[i]}.csv")
+
+    write([1, 2])
+    cells = [NOTEBOOK[0] + "\nimport polars as pl", EXPENSIVE + f"got = {read}['a'].to_list()"]
+    first, _, _ = run_cells(root, cells, reuse=True)
+    again, reused, _ = run_cells(root, cells, reuse=True)
+    assert reused == [False, True] and again["got"] == first["got"]
+    # for the pattern: a.csv and b.csv stay the same and c.csv is new; else the file read changes
+    write([1, 2, 7] if "*" in read else [5, 2, 7])
+    ns, reused, _ = run_cells(root, cells, reuse=True)
+    assert reused == [False, False] and ns["got"] != first["got"]

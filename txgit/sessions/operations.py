@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import ast
 import base64
+import glob
 import json
 import os
 import stat
@@ -350,16 +351,19 @@ class _Watch:
         if "://" in source and not source.startswith("file://"):
             self.effects.add(f"reads {source}, which txgit cannot hash")
             return
-        full = os.path.realpath(source.removeprefix("file://"))
+        full = os.path.realpath(os.path.expanduser(source.removeprefix("file://")))
         if full.startswith(self.skip):
             return
-        if not os.path.isdir(full):
+        if os.path.isdir(full):
+            files = [os.path.join(folder, name) for folder, _, names in os.walk(full) for name in names]
+        elif glob.has_magic(full) and not os.path.exists(full):
+            files = [p for p in glob.glob(full, recursive=True) if os.path.isfile(p)]
+        else:
             self.opened(full, "r", 0)
             return
-        self.read.add(full)
-        for folder, _, files in os.walk(full):
-            for name in files:
-                self.opened(os.path.join(folder, name), "r", 0)
+        self.read.add(full)  # a folder or pattern: which files it names counts too
+        for path in files:
+            self.opened(path, "r", 0)
 
 
 def _native_read(source: str) -> None:
@@ -379,10 +383,17 @@ ABSENT = "absent"  # the digest of a file that is not there: a cell may depend o
 
 def file_digest(path: str) -> str:
     """blake3 of a file's content, remembered while its size and mtime stay; for a folder, of the
-    names of the files under it; ``ABSENT`` when there is nothing at ``path``."""
+    names of the files under it; for a glob pattern, of the files it matches; ``ABSENT`` when there
+    is nothing at ``path``."""
     try:
         st = os.stat(path)
     except OSError:
+        if glob.has_magic(path):  # a pattern a reader was given: the files it matches
+            parts = path.split(os.sep)
+            base = os.sep.join(parts[:next(i for i, part in enumerate(parts) if glob.has_magic(part))])
+            # relative to the pattern's fixed part, so that a clone elsewhere matches
+            listing = sorted(os.path.relpath(p, base) for p in glob.glob(path, recursive=True) if os.path.isfile(p))
+            return "glob:" + blake3.blake3("\0".join(listing).encode()).hexdigest()[:27]
         return ABSENT
     if stat.S_ISDIR(st.st_mode):  # a data set's folder: the names of the files in it
         listing = sorted(os.path.relpath(os.path.join(d, f), path) for d, _, files in os.walk(path) for f in files)

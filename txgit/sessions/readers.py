@@ -2,12 +2,13 @@
 
 Python's ``open`` audit event is how a cell's file reads are seen
 (:mod:`txgit.sessions.operations`). pyarrow opens Parquet, ORC, Arrow
-datasets and its own CSV/JSON readers in C++, where that event is not
-raised, so ``pd.read_parquet('data.parquet')`` would look like a cell that
-reads no file, and its results would be reused after the file changed. Each
-of those entry points is wrapped to report the paths it is given before it
-reads them: files, or folders (a partitioned data set), or remote URIs,
-which cannot be hashed here.
+datasets and its own CSV/JSON readers in C++, and polars all its formats in
+Rust, where that event is not raised, so ``pd.read_parquet('data.parquet')``
+would look like a cell that reads no file, and its results would be reused
+after the file changed. Each of those entry points is wrapped to report the
+paths it is given before it reads them: files, folders (a partitioned data
+set), glob patterns (``data/*.csv``), or remote URIs, which cannot be hashed
+here.
 
 Modules imported later are wrapped when they are imported (a finder on
 ``sys.meta_path``), since pandas imports pyarrow only on its first read,
@@ -33,6 +34,11 @@ NATIVE_READERS: dict[str, tuple[str, ...]] = {
     "pyarrow.orc": ("read_table", "ORCFile"),
     "pyarrow.csv": ("read_csv", "open_csv"),
     "pyarrow.json": ("read_json",),
+    # polars reads in Rust; its lazy scans read when collected, and a cell collecting a scan made
+    # earlier reads the scan's value, whose origin changes when the scanned files do
+    "polars": ("read_csv", "read_parquet", "read_ipc", "read_ipc_stream", "read_ndjson", "read_json",
+               "read_avro", "read_excel", "read_ods", "read_delta", "scan_csv", "scan_parquet", "scan_ipc",
+               "scan_ndjson", "scan_delta", "scan_iceberg"),
 }
 _SOURCE_KEYWORDS = ("source", "path", "path_or_paths", "where", "input_file")
 
