@@ -318,6 +318,28 @@ def test_string_arrays_round_trip_exactly_also_in_safe_mode(sess):
     assert back.equals(sess.namespace["frame"]) and list(back.dtypes) == list(sess.namespace["frame"].dtypes)
 
 
+def test_a_restored_string_array_is_not_encoded_again(sess, monkeypatch):
+    """Loading a string column remembers its encoding: committing it unchanged after a checkout (or
+    a reused cell) costs no pass over its items; a change made after the restore is still committed."""
+    from txgit.state import pickling
+
+    run(sess, "import numpy as np\nnames = np.array(['r%d' % i for i in range(10_000)], dtype=object)\n"
+              "mixed = np.array([1, 'a', None] * 5000, dtype=object)")
+    first = sess.workspace.head().id
+    run(sess, "names = names[::-1].copy()\nmixed = mixed[::-1].copy()")
+    pickling.object_arrays.clear()
+    encoded = []
+    real = pickling._encode_str_items
+    monkeypatch.setattr(pickling, "_encode_str_items", lambda items: encoded.append(len(items)) or real(items))
+    sess.checkout(first)
+    run(sess, "n = len(names) + len(mixed)")  # reads both: they are serialized again, from the cache
+    assert encoded == [] and sess.workspace.load("names")[0] == "r0"
+    assert {v: r.group for v, r in sess.workspace.state().variables.items()}["names"] == \
+        sess.workspace.state(first).variables["names"].group  # recorded as the group it came from
+    run(sess, "names[0] = 'changed'\nmixed[1] = 'b'")
+    assert sess.workspace.load("names")[0] == "changed" and sess.workspace.load("mixed")[1] == "b"
+
+
 def test_datetime_arrays_round_trip(sess):
     run(sess, "import numpy as np\nimport pandas as pd\n"
               "ts = pd.DataFrame({'t': pd.date_range('2024-01-01', periods=50_000, freq='min', tz='Europe/Berlin'),\n"

@@ -29,7 +29,7 @@ import pickle
 import sys
 import types
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import cloudpickle
@@ -93,17 +93,23 @@ def _load_object_array(data: Any) -> Any:
     """Unpickle an object array stored as a nested pickle (see _ObjectArrayCache)."""
     from txgit.state import safe
 
-    return safe.loads(data) if safe.active() else pickle.loads(data)
+    data = bytes(data)
+    arr = safe.loads(data) if safe.active() else pickle.loads(data)
+    object_arrays.loaded(arr, data, lambda buf: (_load_object_array, (buf,)))
+    return arr
 
 
 def _load_str_array(data: Any, shape: tuple[int, ...], fortran: bool) -> Any:
     """Rebuild an object array of ``str`` stored as its items' UTF-8, NUL-separated (see _ObjectArrayCache)."""
     import numpy as np
 
-    items = bytes(data).decode("utf-8", "surrogatepass").split("\x00")
+    data = bytes(data)
+    items = data.decode("utf-8", "surrogatepass").split("\x00")
     out = np.empty(len(items), dtype=object)
     out[:] = items
-    return out.reshape(shape, order="F" if fortran else "C")
+    out = out.reshape(shape, order="F" if fortran else "C")
+    object_arrays.loaded(out, data, lambda buf: (_load_str_array, (buf, shape, fortran)))
+    return out
 
 
 def _encode_str_items(items: list[Any]) -> bytes | None:
@@ -183,12 +189,27 @@ class _ObjectArrayCache:
             reduce = (_load_object_array, (pickle.PickleBuffer(data),))
         else:
             return None
+        self._add(key, arr, data, reduce)
+        return reduce
+
+    def loaded(self, arr: Any, data: bytes, reduce: Callable[[pickle.PickleBuffer], tuple[Any, ...]]) -> None:
+        """``arr`` was just rebuilt from ``data`` (its encoding, by one of the loaders above): remember
+        that, so committing the restored array (or learning how it pickles, RestoredGroups.note) does
+        not encode its items again. ``reduce``: its reduce value, given the buffer to store."""
+        if arr.size < OBJECT_ARRAY_MIN or not (arr.flags.c_contiguous or arr.flags.f_contiguous):
+            return
+        self._add(self._key(arr), arr, data, reduce(pickle.PickleBuffer(data)))
+
+    def _add(self, key: tuple[Any, ...], arr: Any, data: bytes, reduce: tuple[Any, ...]) -> None:
+        old = self._entries.pop(key, None)
+        if old is not None:
+            self._bytes -= len(old.data) + old.keep.nbytes
         self._entries[key] = _Entry(arr, data, reduce)
+        self._entries.move_to_end(key)
         self._bytes += len(data) + arr.nbytes
         while self._bytes > self.limit_bytes and len(self._entries) > 1:
             _, old = self._entries.popitem(last=False)
             self._bytes -= len(old.data) + old.keep.nbytes
-        return reduce
 
     def clear(self) -> None:
         self._entries.clear()
