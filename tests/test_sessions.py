@@ -271,6 +271,28 @@ def test_a_failed_write_drops_the_commits_chained_on_it_and_keeps_their_cells(bg
     assert cells == ["a = [1]", "a.append(2)", "b = 5", "c = 1"] and ws.load("a") == [1, 2] and len(ws.log()) == 1
 
 
+def test_a_value_only_read_while_its_commit_is_written_is_not_an_output(bg, ws):
+    """A cell that reads a large value whose commit is still being written serializes it again, and
+    neither side is hashed yet: the same content is still recognised (it is not recorded as made by
+    that cell, which a reuse would then load again); a change made meanwhile still is an output."""
+    import json
+
+    run(bg, "x = 1")
+    bg.flush()  # the first commit takes everything: its outputs are not known
+    gate, calls = _hold_first_write(ws)
+    run(bg, "big = np.arange(1_000_000, dtype=np.float64)")
+    run(bg, "total = float(big.sum())")       # only reads big
+    run(bg, "big[0] = 7.0")                     # changes it
+    gate.set()
+    bg.flush()
+    outputs = []
+    for info in ws.log()[::-1][1:]:
+        cells = json.loads(ws.history.read_file(ws.history.resolve(info.id), "code/cells.json"))
+        outputs.append(cells[0]["op"].get("outputs", []))
+    assert len(calls) == 3 and outputs == [["big"], ["total"], ["big"]]
+    assert ws.load("big")[0] == 7.0 and ws.load("big", ws.log()[2].id)[0] == 0.0
+
+
 def test_status_and_checkout_wait_for_the_background_write(bg, ws):
     run(bg, "a = np.zeros(200_000)")
     assert bg.status().clean and ws.head() is not None  # status flushed first
