@@ -90,10 +90,11 @@ def make_data(folder: Path, n_tx: int, n_customers: int) -> dict:
 # -- the notebook --------------------------------------------------------------------------
 
 def notebook(quick: bool) -> list[tuple[str, str]]:
-    trees = 60 if quick else 250
+    # the full notebook: a 2 x 3 grid, 5-fold CV, 300 boosting rounds; quick: 2 x 1, 3-fold, 60 rounds
+    trees, iters, folds, leaves = (60, 60, 3, [31]) if quick else (250, 300, 5, [15, 31, 63])
     return [
         ("imports", "import numpy as np\nimport pandas as pd\n"
-                    "from sklearn.model_selection import train_test_split\n"
+                    "from sklearn.model_selection import GridSearchCV, StratifiedKFold, train_test_split\n"
                     "from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier\n"
                     "from sklearn.metrics import roc_auc_score, accuracy_score, f1_score"),
         ("load transactions", "tx = pd.read_csv('transactions.csv', parse_dates=['ts'])\n"
@@ -136,10 +137,19 @@ def notebook(quick: bool) -> list[tuple[str, str]]:
         ("one-hot + split", "X = pd.get_dummies(data, columns=['segment', 'region'], dtype=float)\n"
                             "X_train, X_test, y_train, y_test = train_test_split(\n"
                             "    X, y, test_size=0.25, random_state=0, stratify=y)"),
-        ("hist gradient boosting", "hgb = HistGradientBoostingClassifier(max_iter=300, learning_rate=0.05,\n"
-                                   "                                     early_stopping=False, random_state=0)\n"
+        ("model selection",
+         f"grid = {{'learning_rate': [0.05, 0.1], 'max_leaf_nodes': {leaves}}}\n"
+         f"search = GridSearchCV(HistGradientBoostingClassifier(max_iter={iters}, early_stopping=False, random_state=0),\n"
+         f"                      grid, cv=StratifiedKFold({folds}, shuffle=True, random_state=0), scoring='roc_auc',\n"
+         "                      n_jobs=1, refit=False)\n"
+         "search.fit(X_train, y_train)\n"
+         "cv_results = pd.DataFrame(search.cv_results_)[['params', 'mean_test_score', 'std_test_score', 'rank_test_score']]\n"
+         "print(cv_results.round(4).to_string())\nprint('best', search.best_params_)"),
+        ("hist gradient boosting", f"hgb = HistGradientBoostingClassifier(max_iter={iters}, early_stopping=False, random_state=0,\n"
+                                   "                                     **search.best_params_)\n"
                                    "hgb.fit(X_train, y_train)\np_hgb = hgb.predict_proba(X_test)[:, 1]"),
-        ("random forest", f"rf = RandomForestClassifier(n_estimators={trees}, min_samples_leaf=3, random_state=0)\n"
+        ("random forest", f"rf = RandomForestClassifier(n_estimators={trees}, min_samples_leaf=3, n_jobs=1,\n"
+                          "                            random_state=0)\n"
                           "rf.fit(X_train, y_train)\np_rf = rf.predict_proba(X_test)[:, 1]"),
         ("evaluation", "threshold = 0.5\nmetrics = {}\nfor name, p in [('hgb', p_hgb), ('rf', p_rf)]:\n"
                        "    pred = p >= threshold\n"
@@ -207,6 +217,10 @@ def run_notebook(folder: Path, cells: list[tuple[str, str]], mode: str) -> dict:
         state["rf"] = silent_eval(
             k, "__import__('hashlib').sha1(b''.join(t.tree_.__getstate__()['nodes'].tobytes()"
                " + t.tree_.__getstate__()['values'].tobytes() for t in rf.estimators_)).hexdigest()")
+        # GridSearchCV keeps its fit and score times in cv_results_: they differ from run to run, the scores must not
+        state["search"] = silent_eval(
+            k, "__import__('hashlib').sha1(repr(sorted((k, __import__('numpy').asarray(v).tolist()) for k, v in"
+               " search.cv_results_.items() if not k.endswith('_time'))).encode()).hexdigest()")
         state["<predictions>"] = silent_eval(
             k, "__import__('hashlib').sha1(hgb.predict_proba(X_test).tobytes() + rf.predict_proba(X_test).tobytes())"
                ".hexdigest()")
@@ -215,6 +229,20 @@ def run_notebook(folder: Path, cells: list[tuple[str, str]], mode: str) -> dict:
                 "hook_s": hooks[-len(cells):] if hooks else [], "digest": state}
     finally:
         k.shutdown()
+
+
+def best_of(x: dict, y: dict) -> dict:
+    """Two runs of the same notebook as one: per cell the faster (noise on a shared machine only adds
+    time), and the faster final settle. The recording overhead is a difference of two totals of
+    minutes each; a single run of each made it swing by several percent either way."""
+    out = dict(x)
+    out["cell_s"] = [min(a, b) for a, b in zip(x["cell_s"], y["cell_s"])]
+    out["final_settle_s"] = min(x["final_settle_s"], y["final_settle_s"])
+    out["total_s"] = sum(out["cell_s"]) + out["final_settle_s"]
+    out["hook_s"] = [min(a, b) for a, b in zip(x["hook_s"], y["hook_s"])]
+    out["repeats_total_s"] = [x["total_s"], y["total_s"]]
+    out["repeats_same_end_state"] = x["digest"] == y["digest"] and x["stdout"][-2:] == y["stdout"][-2:]
+    return out
 
 
 def fresh(template: Path, root: Path, name: str) -> Path:
@@ -226,7 +254,7 @@ def fresh(template: Path, root: Path, name: str) -> Path:
 
 
 def main(quick: bool = False) -> dict:
-    n_tx, n_customers = (300_000, 15_000) if quick else (1_500_000, 80_000)
+    n_tx, n_customers = (300_000, 15_000) if quick else (3_000_000, 100_000)
     root = Path(tempfile.mkdtemp(prefix="txgit-bench-reuse-"))
     try:
         template = root / "data"
@@ -238,9 +266,11 @@ def main(quick: bool = False) -> dict:
         late, early = modified(cells, "late"), modified(cells, "early")
         names = [n for n, _ in cells]
         shared = fresh(template, root, "reuse-workspace")
-        plan = [  # (run, folder, cells, mode)
+        plan = [  # (run, folder, cells, mode); (a) and (b) twice, interleaved: see best_of
             ("a baseline", fresh(template, root, "a"), cells, "plain"),
             ("b recording", fresh(template, root, "b"), cells, "record"),
+            ("a baseline #2", fresh(template, root, "a2"), cells, "plain"),
+            ("b recording #2", fresh(template, root, "b2"), cells, "record"),
             ("c first, reuse on", shared, cells, "reuse"),
             ("d repeated, reuse on", shared, cells, "reuse"),
             ("e late change, reuse on", shared, late, "reuse"),
@@ -255,6 +285,8 @@ def main(quick: bool = False) -> dict:
             print(f"  {label:<26} {r['total_s']:7.1f} s  reused {sum(r['reused'])}/{len(nb)}", flush=True)
     finally:
         shutil.rmtree(root, ignore_errors=True)
+    for label in ("a baseline", "b recording"):
+        runs[label] = best_of(runs[label], runs.pop(label + " #2"))
 
     def t(label: str) -> float:
         return runs[label]["total_s"]
@@ -281,6 +313,9 @@ def main(quick: bool = False) -> dict:
                "executed_cells": [n for n, u in zip(names, r["reused"]) if not u],
                "txgit_stderr": {n: x for n, x in zip(names, r["txgit_stderr"]) if x},
                "last_cells_stdout": r["stdout"][-2:]}
+        if "repeats_total_s" in r:
+            row["repeats_total_s"] = [round(x, 2) for x in r["repeats_total_s"]]
+            row["repeats_same_end_state"] = r["repeats_same_end_state"]
         if r["hook_s"]:
             row["hook_s"] = {n: round(x, 4) for n, x in zip(names, r["hook_s"])}
             row["hook_total_s"] = round(sum(r["hook_s"]), 3)
@@ -303,8 +338,10 @@ def main(quick: bool = False) -> dict:
         st = ("yes" if row["same_end_state"] else "NO") if vs else ""
         print(f"{label:<26} {row['total_s']:>8.1f} {row['executed']:>8} {row['reused']:>6} {vs:<24} {sp:>8} {st:>14}")
     b = out_runs["b recording"]
-    print(f"recording overhead (b vs a): {b['overhead_pct']:+.1f} % wall; txgit hooks in the kernel "
-          f"{b.get('hook_total_s', 0):.2f} s = {b.get('hook_total_s', 0) / t('a baseline') * 100:.1f} % of (a)")
+    print(f"recording overhead (b vs a, per cell the faster of two interleaved runs each): {b['overhead_pct']:+.1f} % wall"
+          f" (single runs: a {runs['a baseline']['repeats_total_s'][0]:.1f} / {runs['a baseline']['repeats_total_s'][1]:.1f} s,"
+          f" b {runs['b recording']['repeats_total_s'][0]:.1f} / {runs['b recording']['repeats_total_s'][1]:.1f} s);"
+          f" txgit hooks in the kernel {b.get('hook_total_s', 0):.2f} s = {b.get('hook_total_s', 0) / t('a baseline') * 100:.1f} % of (a)")
     print("per cell, seconds (R = reused):")
     print(f"{'cell':<24}" + "".join(f"{label.split()[0]:>8}" for label in runs))
     for i, n in enumerate(names):
