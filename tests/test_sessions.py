@@ -340,6 +340,19 @@ def test_string_arrays_round_trip_exactly_also_in_safe_mode(sess):
     assert back.equals(sess.namespace["frame"]) and list(back.dtypes) == list(sess.namespace["frame"].dtypes)
 
 
+def test_a_string_column_of_few_values_loads_as_one_object_per_value(sess):
+    run(sess, "import numpy as np\nimport pandas as pd\nrng = np.random.default_rng(0)\n"
+              "frame = pd.DataFrame({'city': rng.choice(['ber', 'par', '\u00e9\\ud800'], 50_000).astype(object)})\n"
+              "grid = np.array(['x', 'y', 'z'] * 4000, dtype=object).reshape(200, 60, order='F')")
+    ws, ns = sess.workspace, sess.namespace
+    back, safe_back, grid = ws.load("frame"), ws.load("frame", safe=True), ws.load("grid")
+    assert back.equals(ns["frame"]) and safe_back.equals(ns["frame"]) and list(back.dtypes) == list(ns["frame"].dtypes)
+    assert len({id(v) for v in back["city"].to_numpy(dtype=object)}) == 3  # codes: one object per distinct value
+    assert grid.flags.f_contiguous and (grid == ns["grid"]).all()
+    run(sess, "frame.loc[3, 'city'] = 'lon'")
+    assert ws.load("frame")["city"][3] == "lon" and ws.load("frame")["city"][4] == ns["frame"]["city"][4]
+
+
 def test_a_restored_string_array_is_not_encoded_again(sess, monkeypatch):
     """Loading a string column remembers its encoding: committing it unchanged after a checkout (or
     a reused cell) costs no pass over its items; a change made after the restore is still committed."""
@@ -351,8 +364,9 @@ def test_a_restored_string_array_is_not_encoded_again(sess, monkeypatch):
     run(sess, "names = names[::-1].copy()\nmixed = mixed[::-1].copy()")
     pickling.object_arrays.clear()
     encoded = []
-    real = pickling._encode_str_items
-    monkeypatch.setattr(pickling, "_encode_str_items", lambda items: encoded.append(len(items)) or real(items))
+    for encoder in ("_encode_str_items", "_encode_str_codes"):
+        real = getattr(pickling, encoder)
+        monkeypatch.setattr(pickling, encoder, lambda *a, _real=real, _n=encoder: encoded.append(_n) or _real(*a))
     sess.checkout(first)
     run(sess, "n = len(names) + len(mixed)")  # reads both: they are serialized again, from the cache
     assert encoded == [] and sess.workspace.load("names")[0] == "r0"
