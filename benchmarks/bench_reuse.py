@@ -1,12 +1,26 @@
 """Reuse of recorded cell results: a Kaggle-style pipeline run again, as is and modified.
 
-The workload is a notebook of 11 cells: pandas feature engineering on a
-generated transactions table (CSV, 1.5 M rows; ``--quick``: 300 k) and a
-customers table (80 k; 15 k), then two scikit-learn models (HistGradientBoosting and a
-RandomForest, fixed ``random_state``), their evaluation and a summary. Its
-graph is not a chain: the customers table only feeds the join, the time
+The workload is a churn-prediction notebook of 13 cells, the way Kaggle
+notebooks look: pandas feature engineering on a generated transactions table
+(CSV, 3 M rows, 156 MB; ``--quick``: 300 k) and a customers table (100 k;
+15 k): parsing dates, per-customer sequence features (a rolling mean per
+customer through ``groupby().transform(lambda ...)``, the slow pattern such
+notebooks are full of), aggregates and pivots, a join, one-hot encoding and a
+split; then model selection: a 2 x 3 grid of HistGradientBoosting parameters
+(learning rate x leaves, 300 rounds) scored by 5-fold cross-validation
+(``GridSearchCV``, ``n_jobs=1``, fixed ``random_state``), the best one refit,
+a RandomForest (250 trees) beside it, their evaluation and a summary. Full
+mode is about 4 minutes of work on one core (OMP_NUM_THREADS=1), the size of
+notebook one re-runs after a kernel restart and waits for; ``--quick``
+(2 x 1 grid, 3 folds, 60 rounds/trees) is a smoke run of the same cells.
+In the full run, feature engineering is about 35 s and model selection
+about 175 s (70 %), which is what decides the early modified run: a change
+upstream of the models re-runs the grid search, so only the feature
+engineering that does not read the changed table can be reused.
+
+Its graph is not a chain: the customers table only feeds the join, the time
 features and aggregates do not depend on it, the two models do not depend on
-each other.
+each other (the grid search only feeds the boosted model).
 
 Every run is a fresh ipykernel (a user restarting and running all cells).
 A cell's time is from execute request to idle, as in "Run All"; the total
@@ -20,9 +34,17 @@ so it is what a user waits for until everything is recorded.
     (e) late change       the evaluation threshold changed; reuse on vs the same notebook without txgit
     (f) early change      the customers cleaning changed; reuse on vs the same notebook without txgit
 
+(a) and (b) run twice each, interleaved (a b a b), and per cell the faster
+of the two counts: the recording overhead is a small difference of two
+long wall times on a shared machine, where noise only ever adds time. Both
+single totals are reported too, and beside them the time txgit's hooks took
+inside the kernel (what recording itself costs, without the background
+writer's competition for the two cores).
+
 A cell counts as reused when its stderr has txgit's "reused results of"
 line. End states are compared with ``kernelutil.digest`` (every user
-variable: frames, arrays, fitted estimators) and the metrics the last cells
+variable: frames, arrays, fitted estimators; the grid search by its scores,
+since its fit times differ from run to run) and the metrics the last cells
 print.
 
     python benchmarks/run.py reuse [--quick]
@@ -90,10 +112,11 @@ def make_data(folder: Path, n_tx: int, n_customers: int) -> dict:
 # -- the notebook --------------------------------------------------------------------------
 
 def notebook(quick: bool) -> list[tuple[str, str]]:
-    trees = 60 if quick else 250
+    # the full notebook: a 2 x 3 grid, 5-fold CV, 300 boosting rounds; quick: 2 x 1, 3-fold, 60 rounds
+    trees, iters, folds, leaves = (60, 60, 3, [31]) if quick else (250, 300, 5, [15, 31, 63])
     return [
         ("imports", "import numpy as np\nimport pandas as pd\n"
-                    "from sklearn.model_selection import train_test_split\n"
+                    "from sklearn.model_selection import GridSearchCV, StratifiedKFold, train_test_split\n"
                     "from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier\n"
                     "from sklearn.metrics import roc_auc_score, accuracy_score, f1_score"),
         ("load transactions", "tx = pd.read_csv('transactions.csv', parse_dates=['ts'])\n"
@@ -136,10 +159,20 @@ def notebook(quick: bool) -> list[tuple[str, str]]:
         ("one-hot + split", "X = pd.get_dummies(data, columns=['segment', 'region'], dtype=float)\n"
                             "X_train, X_test, y_train, y_test = train_test_split(\n"
                             "    X, y, test_size=0.25, random_state=0, stratify=y)"),
-        ("hist gradient boosting", "hgb = HistGradientBoostingClassifier(max_iter=300, learning_rate=0.05,\n"
-                                   "                                     early_stopping=False, random_state=0)\n"
+        ("model selection",
+         f"grid = {{'learning_rate': [0.05, 0.1], 'max_leaf_nodes': {leaves}}}\n"
+         f"search = GridSearchCV(HistGradientBoostingClassifier(max_iter={iters}, early_stopping=False, random_state=0),\n"
+         f"                      grid, cv=StratifiedKFold({folds}, shuffle=True, random_state=0), scoring='roc_auc',\n"
+         "                      n_jobs=1, refit=False)\n"
+         "search.fit(X_train, y_train)\n"
+         "cv_results = pd.DataFrame(search.cv_results_)[['param_learning_rate', 'param_max_leaf_nodes',\n"
+         "                                                   'mean_test_score', 'std_test_score', 'rank_test_score']]\n"
+         "print(cv_results.round(4).to_string())\nprint('best', search.best_params_)"),
+        ("hist gradient boosting", f"hgb = HistGradientBoostingClassifier(max_iter={iters}, early_stopping=False, random_state=0,\n"
+                                   "                                     **search.best_params_)\n"
                                    "hgb.fit(X_train, y_train)\np_hgb = hgb.predict_proba(X_test)[:, 1]"),
-        ("random forest", f"rf = RandomForestClassifier(n_estimators={trees}, min_samples_leaf=3, random_state=0)\n"
+        ("random forest", f"rf = RandomForestClassifier(n_estimators={trees}, min_samples_leaf=3, n_jobs=1,\n"
+                          "                            random_state=0)\n"
                           "rf.fit(X_train, y_train)\np_rf = rf.predict_proba(X_test)[:, 1]"),
         ("evaluation", "threshold = 0.5\nmetrics = {}\nfor name, p in [('hgb', p_hgb), ('rf', p_rf)]:\n"
                        "    pred = p >= threshold\n"
@@ -207,6 +240,10 @@ def run_notebook(folder: Path, cells: list[tuple[str, str]], mode: str) -> dict:
         state["rf"] = silent_eval(
             k, "__import__('hashlib').sha1(b''.join(t.tree_.__getstate__()['nodes'].tobytes()"
                " + t.tree_.__getstate__()['values'].tobytes() for t in rf.estimators_)).hexdigest()")
+        # GridSearchCV keeps its fit and score times in cv_results_: they differ from run to run, the scores must not
+        state["search"] = silent_eval(
+            k, "__import__('hashlib').sha1(repr(sorted((k, __import__('numpy').asarray(v).tolist()) for k, v in"
+               " search.cv_results_.items() if not k.endswith('_time'))).encode()).hexdigest()")
         state["<predictions>"] = silent_eval(
             k, "__import__('hashlib').sha1(hgb.predict_proba(X_test).tobytes() + rf.predict_proba(X_test).tobytes())"
                ".hexdigest()")
@@ -215,6 +252,20 @@ def run_notebook(folder: Path, cells: list[tuple[str, str]], mode: str) -> dict:
                 "hook_s": hooks[-len(cells):] if hooks else [], "digest": state}
     finally:
         k.shutdown()
+
+
+def best_of(x: dict, y: dict) -> dict:
+    """Two runs of the same notebook as one: per cell the faster (noise on a shared machine only adds
+    time), and the faster final settle. The recording overhead is a difference of two totals of
+    minutes each; a single run of each made it swing by several percent either way."""
+    out = dict(x)
+    out["cell_s"] = [min(a, b) for a, b in zip(x["cell_s"], y["cell_s"])]
+    out["final_settle_s"] = min(x["final_settle_s"], y["final_settle_s"])
+    out["total_s"] = sum(out["cell_s"]) + out["final_settle_s"]
+    out["hook_s"] = [min(a, b) for a, b in zip(x["hook_s"], y["hook_s"])]
+    out["repeats_total_s"] = [x["total_s"], y["total_s"]]
+    out["repeats_same_end_state"] = x["digest"] == y["digest"] and x["stdout"][-2:] == y["stdout"][-2:]
+    return out
 
 
 def fresh(template: Path, root: Path, name: str) -> Path:
@@ -226,7 +277,7 @@ def fresh(template: Path, root: Path, name: str) -> Path:
 
 
 def main(quick: bool = False) -> dict:
-    n_tx, n_customers = (300_000, 15_000) if quick else (1_500_000, 80_000)
+    n_tx, n_customers = (300_000, 15_000) if quick else (3_000_000, 100_000)
     root = Path(tempfile.mkdtemp(prefix="txgit-bench-reuse-"))
     try:
         template = root / "data"
@@ -238,9 +289,11 @@ def main(quick: bool = False) -> dict:
         late, early = modified(cells, "late"), modified(cells, "early")
         names = [n for n, _ in cells]
         shared = fresh(template, root, "reuse-workspace")
-        plan = [  # (run, folder, cells, mode)
+        plan = [  # (run, folder, cells, mode); (a) and (b) twice, interleaved: see best_of
             ("a baseline", fresh(template, root, "a"), cells, "plain"),
             ("b recording", fresh(template, root, "b"), cells, "record"),
+            ("a baseline #2", fresh(template, root, "a2"), cells, "plain"),
+            ("b recording #2", fresh(template, root, "b2"), cells, "record"),
             ("c first, reuse on", shared, cells, "reuse"),
             ("d repeated, reuse on", shared, cells, "reuse"),
             ("e late change, reuse on", shared, late, "reuse"),
@@ -255,6 +308,8 @@ def main(quick: bool = False) -> dict:
             print(f"  {label:<26} {r['total_s']:7.1f} s  reused {sum(r['reused'])}/{len(nb)}", flush=True)
     finally:
         shutil.rmtree(root, ignore_errors=True)
+    for label in ("a baseline", "b recording"):
+        runs[label] = best_of(runs[label], runs.pop(label + " #2"))
 
     def t(label: str) -> float:
         return runs[label]["total_s"]
@@ -281,6 +336,9 @@ def main(quick: bool = False) -> dict:
                "executed_cells": [n for n, u in zip(names, r["reused"]) if not u],
                "txgit_stderr": {n: x for n, x in zip(names, r["txgit_stderr"]) if x},
                "last_cells_stdout": r["stdout"][-2:]}
+        if "repeats_total_s" in r:
+            row["repeats_total_s"] = [round(x, 2) for x in r["repeats_total_s"]]
+            row["repeats_same_end_state"] = r["repeats_same_end_state"]
         if r["hook_s"]:
             row["hook_s"] = {n: round(x, 4) for n, x in zip(names, r["hook_s"])}
             row["hook_total_s"] = round(sum(r["hook_s"]), 3)
@@ -303,8 +361,10 @@ def main(quick: bool = False) -> dict:
         st = ("yes" if row["same_end_state"] else "NO") if vs else ""
         print(f"{label:<26} {row['total_s']:>8.1f} {row['executed']:>8} {row['reused']:>6} {vs:<24} {sp:>8} {st:>14}")
     b = out_runs["b recording"]
-    print(f"recording overhead (b vs a): {b['overhead_pct']:+.1f} % wall; txgit hooks in the kernel "
-          f"{b.get('hook_total_s', 0):.2f} s = {b.get('hook_total_s', 0) / t('a baseline') * 100:.1f} % of (a)")
+    print(f"recording overhead (b vs a, per cell the faster of two interleaved runs each): {b['overhead_pct']:+.1f} % wall"
+          f" (single runs: a {runs['a baseline']['repeats_total_s'][0]:.1f} / {runs['a baseline']['repeats_total_s'][1]:.1f} s,"
+          f" b {runs['b recording']['repeats_total_s'][0]:.1f} / {runs['b recording']['repeats_total_s'][1]:.1f} s);"
+          f" txgit hooks in the kernel {b.get('hook_total_s', 0):.2f} s = {b.get('hook_total_s', 0) / t('a baseline') * 100:.1f} % of (a)")
     print("per cell, seconds (R = reused):")
     print(f"{'cell':<24}" + "".join(f"{label.split()[0]:>8}" for label in runs))
     for i, n in enumerate(names):

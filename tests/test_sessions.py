@@ -271,6 +271,28 @@ def test_a_failed_write_drops_the_commits_chained_on_it_and_keeps_their_cells(bg
     assert cells == ["a = [1]", "a.append(2)", "b = 5", "c = 1"] and ws.load("a") == [1, 2] and len(ws.log()) == 1
 
 
+def test_a_value_only_read_while_its_commit_is_written_is_not_an_output(bg, ws):
+    """A cell that reads a large value whose commit is still being written serializes it again, and
+    neither side is hashed yet: the same content is still recognised (it is not recorded as made by
+    that cell, which a reuse would then load again); a change made meanwhile still is an output."""
+    import json
+
+    run(bg, "x = 1")
+    bg.flush()  # the first commit takes everything: its outputs are not known
+    gate, calls = _hold_first_write(ws)
+    run(bg, "big = np.arange(1_000_000, dtype=np.float64)")
+    run(bg, "total = float(big.sum())")       # only reads big
+    run(bg, "big[0] = 7.0")                     # changes it
+    gate.set()
+    bg.flush()
+    outputs = []
+    for info in ws.log()[::-1][1:]:
+        cells = json.loads(ws.history.read_file(ws.history.resolve(info.id), "code/cells.json"))
+        outputs.append(cells[0]["op"].get("outputs", []))
+    assert len(calls) == 3 and outputs == [["big"], ["total"], ["big"]]
+    assert ws.load("big")[0] == 7.0 and ws.load("big", ws.log()[2].id)[0] == 0.0
+
+
 def test_status_and_checkout_wait_for_the_background_write(bg, ws):
     run(bg, "a = np.zeros(200_000)")
     assert bg.status().clean and ws.head() is not None  # status flushed first
@@ -316,6 +338,42 @@ def test_string_arrays_round_trip_exactly_also_in_safe_mode(sess):
     assert type(ws.load("tags")[0]).__name__ == "Tag"  # a str subclass stays one
     back = ws.load("frame", safe=True)  # txgit's own array encodings pass the restricted loader
     assert back.equals(sess.namespace["frame"]) and list(back.dtypes) == list(sess.namespace["frame"].dtypes)
+
+
+def test_a_string_column_of_few_values_loads_as_one_object_per_value(sess):
+    run(sess, "import numpy as np\nimport pandas as pd\nrng = np.random.default_rng(0)\n"
+              "frame = pd.DataFrame({'city': rng.choice(['ber', 'par', '\u00e9\\ud800'], 50_000).astype(object)})\n"
+              "grid = np.array(['x', 'y', 'z'] * 4000, dtype=object).reshape(200, 60, order='F')")
+    ws, ns = sess.workspace, sess.namespace
+    back, safe_back, grid = ws.load("frame"), ws.load("frame", safe=True), ws.load("grid")
+    assert back.equals(ns["frame"]) and safe_back.equals(ns["frame"]) and list(back.dtypes) == list(ns["frame"].dtypes)
+    assert len({id(v) for v in back["city"].to_numpy(dtype=object)}) == 3  # codes: one object per distinct value
+    assert grid.flags.f_contiguous and (grid == ns["grid"]).all()
+    run(sess, "frame.loc[3, 'city'] = 'lon'")
+    assert ws.load("frame")["city"][3] == "lon" and ws.load("frame")["city"][4] == ns["frame"]["city"][4]
+
+
+def test_a_restored_string_array_is_not_encoded_again(sess, monkeypatch):
+    """Loading a string column remembers its encoding: committing it unchanged after a checkout (or
+    a reused cell) costs no pass over its items; a change made after the restore is still committed."""
+    from txgit.state import pickling
+
+    run(sess, "import numpy as np\nnames = np.array(['r%d' % i for i in range(10_000)], dtype=object)\n"
+              "mixed = np.array([1, 'a', None] * 5000, dtype=object)")
+    first = sess.workspace.head().id
+    run(sess, "names = names[::-1].copy()\nmixed = mixed[::-1].copy()")
+    pickling.object_arrays.clear()
+    encoded = []
+    for encoder in ("_encode_str_items", "_encode_str_codes"):
+        real = getattr(pickling, encoder)
+        monkeypatch.setattr(pickling, encoder, lambda *a, _real=real, _n=encoder: encoded.append(_n) or _real(*a))
+    sess.checkout(first)
+    run(sess, "n = len(names) + len(mixed)")  # reads both: they are serialized again, from the cache
+    assert encoded == [] and sess.workspace.load("names")[0] == "r0"
+    assert {v: r.group for v, r in sess.workspace.state().variables.items()}["names"] == \
+        sess.workspace.state(first).variables["names"].group  # recorded as the group it came from
+    run(sess, "names[0] = 'changed'\nmixed[1] = 'b'")
+    assert sess.workspace.load("names")[0] == "changed" and sess.workspace.load("mixed")[1] == "b"
 
 
 def test_datetime_arrays_round_trip(sess):

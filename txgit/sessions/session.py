@@ -116,6 +116,7 @@ class NamespaceSession:
         # set by txgit.reuse when a cell's results were loaded from an earlier commit instead of computed
         self._replayed: tuple[str, Operation] | None = None
         self._facts: _CellFacts | None = None  # of the last recorded cell, for its commit
+        self._pending_content: dict[str, tuple[Any, ...]] = {}  # of the last commit prepared (see _finish_operations)
 
     # -- names ---------------------------------------------------------------------
     def is_variable(self, name: str) -> bool:
@@ -290,7 +291,10 @@ class NamespaceSession:
             if background:
                 prepared.own_chunks()  # the next cell may mutate what the chunks were borrowed from
             self._attach_recipes(prepared)
-            self._finish_operations(prepared, exact=names is not None)
+            pending = prepared.snap.pending_content()
+            self._finish_operations(prepared, exact=names is not None,
+                                    same_pending=self._pending_content if writer is not None else {}, pending=pending)
+            self._pending_content = pending
             prepared.files.update(self._code_files())
         except BaseException:
             if writer is not None:
@@ -334,13 +338,20 @@ class NamespaceSession:
             out["code/cells.json"] = (json.dumps(records, indent=1) + "\n").encode()
         return out
 
-    def _finish_operations(self, prepared: PreparedCommit, *, exact: bool) -> None:
+    def _finish_operations(self, prepared: PreparedCommit, *, exact: bool,
+                           same_pending: dict[str, tuple[Any, ...]] | None = None,
+                           pending: dict[str, tuple[Any, ...]] | None = None) -> None:
         """Fill in what the recorded cell made (its outputs) and move the variables' origins along.
 
         A cell's outputs are known exactly when it is committed alone and the state it started
         from is known: HEAD (``exact``: the session is in step with it) or nothing (a fresh
         namespace). Otherwise its operation is kept as a record but is not reusable, and every
         value that changed gets its content as origin.
+
+        ``pending`` / ``same_pending``: :meth:`Snapshot.pending_content` of this commit and of the
+        one it is chained on (still being written). A large value that the cell only read is
+        serialized again and not hashed yet on either side: equal pending content says it did not
+        change, where the records alone would count it as an output (loaded again on reuse).
         """
         records = {**prepared.kept, **prepared.snap.variables}
         head = prepared.head.variables if prepared.head is not None else {}
@@ -351,8 +362,10 @@ class NamespaceSession:
             op = ops[0]
             replayed = "reused_from" in op
             if not replayed:  # (a replayed one keeps the outputs it was recorded with)
+                pending, same_pending = pending or {}, same_pending or {}
                 mutated = {n for n in prepared.redo & (facts.before - facts.rebound)
-                           if n in records and not _known_same(records[n], head.get(n))}
+                           if n in records and not _known_same(records[n], head.get(n))
+                           and not (n in pending and pending[n] == same_pending.get(n))}
                 op["outputs"] = sorted((facts.rebound & records.keys()) | mutated)
                 op["removed"] = sorted(facts.rebound & (facts.before - records.keys()))
             for n in [n for n in op.get("outputs", []) if n in records]:

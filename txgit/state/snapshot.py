@@ -248,6 +248,20 @@ class Snapshot:
                 self.variables[n].group = gid
         self.deferred = []
 
+    def pending_content(self) -> dict[str, tuple[Any, ...]]:
+        """Names in deferred groups -> what their content is known by before the group is hashed:
+        the group's names, and per stream its chunk names or, if not cut yet, its fingerprint.
+        Equal for two snapshots exactly when the groups will get the same id (the fingerprints are
+        what a StreamCache trusts too). Small: safe to keep while the copies are hashed."""
+        out: dict[str, tuple[Any, ...]] = {}
+        for d in self.deferred:
+            if any(d.keys.get(i) is None for i in d.copies):
+                continue  # a stream without a fingerprint: known by nothing short of its hash
+            key = (tuple(sorted(d.names)),
+                   tuple(("fp", d.keys[i]) if i in d.copies else tuple(st.chunks) for i, st in enumerate(d.streams)))
+            out.update((n, key) for n in d.names)
+        return out
+
     @property
     def nbytes(self) -> int:
         return sum(g.nbytes for g in self.groups.values())
