@@ -599,12 +599,9 @@ class _Writer:
 
     def extend(self) -> bool:
         """Promise a chained commit (then call :meth:`submit`); False: write it yourself (the writer
-        is done or failed, has enough queued (each holds copies of the bytes it writes), or its
-        last commit has a new multi-variable group, whose records a chained commit cannot yet
-        tell apart)."""
+        is done or failed, or has enough queued: each holds copies of the bytes it writes)."""
         with self._cv:
-            if (self._done or self.error is not None or len(self._queue) >= _MAX_QUEUED
-                    or any(len(d.names) > 1 for d in self.tip.snap.deferred)):
+            if self._done or self.error is not None or len(self._queue) >= _MAX_QUEUED:
                 return False
             self._extending = True
             return True

@@ -19,7 +19,9 @@ import importlib
 import json
 import pickle
 import sys
+import threading
 import types
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -191,6 +193,10 @@ class StreamCache:
     def __init__(self, limit: int = 1 << 16) -> None:
         self.limit = limit
         self._names: OrderedDict[Fingerprint, list[str]] = OrderedDict()
+        # Streams copied for a commit still being written (snapshot(defer=True)), not yet stored: a
+        # later snapshot of the same bytes (the next cell only read the array) takes the same copy
+        # instead of copying and hashing them again. Gone with the last commit that holds them.
+        self.pending: weakref.WeakValueDictionary[Fingerprint, PendingStream] = weakref.WeakValueDictionary()
 
     def get(self, key: Fingerprint) -> list[str] | None:
         names = self._names.get(key)
@@ -207,9 +213,30 @@ class StreamCache:
 
     def clear(self) -> None:
         self._names.clear()
+        self.pending.clear()
 
     def __len__(self) -> int:
         return len(self._names)
+
+
+class PendingStream:
+    """A private copy of a large stream, cut and hashed later (by a background writer); commits
+    that hold the same bytes share one copy, cut and hashed once."""
+
+    __slots__ = ("data", "_cut", "_lock", "__weakref__")
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self._cut: dict[int, tuple[StreamRecord, dict[str, memoryview]]] = {}  # by chunk size
+        self._lock = threading.Lock()
+
+    def cut(self, chunk_size: int, pool: ThreadPoolExecutor | None) -> tuple[StreamRecord, dict[str, memoryview]]:
+        """The stream's record and chunks (computed by the first commit that asks)."""
+        with self._lock:
+            got = self._cut.get(chunk_size)
+            if got is None:
+                got = self._cut[chunk_size] = _chunk_stream(memoryview(self.data), chunk_size, pool)
+            return StreamRecord(got[0].size, list(got[0].chunks)), dict(got[1])
 
 
 @dataclass
@@ -235,8 +262,8 @@ class Snapshot:
         calling thread only, so the other core stays the cell's (a pool would take both).
         """
         for d in self.deferred:
-            for i, data in d.copies.items():
-                rec, ch = _chunk_stream(memoryview(data), chunk_size, pool)
+            for i, copy in d.copies.items():
+                rec, ch = copy.cut(chunk_size, pool)
                 d.streams[i] = rec
                 self.chunks.update(ch)
                 if d.keys.get(i) is not None:
@@ -337,7 +364,7 @@ class RestoredGroups:
 class _DeferredGroup:
     names: list[str]
     streams: list[StreamRecord]  # placeholders at the indexes of ``copies``
-    copies: dict[int, bytes]  # stream index -> a private copy of its bytes
+    copies: dict[int, PendingStream]  # stream index -> a private copy of its bytes
     keys: dict[int, Fingerprint | None]
 
 
@@ -478,7 +505,7 @@ def _group_record(skeleton: bytes, buffers: list[pickle.PickleBuffer], names: li
                   cache: StreamCache | None = None, snap: Snapshot | None = None,
                   defer: bool = False) -> tuple[GroupRecord | _DeferredGroup, dict[str, memoryview]]:
     streams, chunks = [], {}
-    copies: dict[int, bytes] = {}
+    copies: dict[int, PendingStream] = {}
     keys: dict[int, Fingerprint | None] = {}
     for data in [memoryview(skeleton)] + [b.raw() for b in buffers]:
         data = data.cast("B") if data.format != "B" else data
@@ -489,7 +516,12 @@ def _group_record(skeleton: bytes, buffers: list[pickle.PickleBuffer], names: li
             snap.reused.update(known)
             continue
         if defer and len(data) >= FINGERPRINT_MIN:  # copy now (a memcpy), cut and hash later
-            copies[len(streams)] = bytes(data)
+            copy = cache.pending.get(key) if cache is not None and key is not None else None
+            if copy is None:
+                copy = PendingStream(bytes(data))
+                if cache is not None and key is not None:
+                    cache.pending[key] = copy
+            copies[len(streams)] = copy
             keys[len(streams)] = key
             streams.append(StreamRecord(len(data), []))
             continue
