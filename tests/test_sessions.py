@@ -236,6 +236,16 @@ def _hold_first_write(ws, fail: bool = False):
     return gate, calls
 
 
+def _held(calls, timeout: float = 30.0) -> bool:
+    """The writer thread reached the held first write (it may start a moment after the cell ends)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not calls and time.monotonic() < deadline:
+        time.sleep(0.005)
+    return len(calls) == 1
+
+
 def test_cells_chain_onto_a_commit_still_being_written(bg, ws):
     """Cells that end while the previous commit is still written do not wait for it: their commits
     are queued on it and written in order, each with the state its own cell left."""
@@ -245,7 +255,7 @@ def test_cells_chain_onto_a_commit_still_being_written(bg, ws):
     run(bg, "big = np.arange(1_000_000, dtype=np.float64)\nlog = [1]")  # a deferred (large, new) stream
     run(bg, "log.append(2)")          # carries big over from the commit in flight
     run(bg, "big[:10] = -1.0\nn = 3")
-    assert ws.head() is None and len(calls) == 1  # nothing written yet, nobody waited
+    assert _held(calls) and ws.head() is None  # nothing written yet, nobody waited
     gate.set()
     result = bg.flush()
     log = ws.log()
@@ -276,7 +286,7 @@ def test_a_chained_commit_redoes_whole_groups_still_being_hashed(bg, ws):
     run(bg, "big = np.arange(1_000_000, dtype=np.float64)\nholder = [big]")  # one deferred group, two names
     run(bg, "n = 1")                # carries the group over, still unhashed
     run(bg, "big = np.zeros(3)")     # holder still holds the old big: it must be pickled again too
-    assert ws.head() is None and len(calls) == 1  # all chained: nobody waited for the held write
+    assert _held(calls) and ws.head() is None  # all chained: nobody waited for the held write
     gate.set()
     bg.flush()
     log = ws.log()
@@ -300,6 +310,7 @@ def test_a_stream_still_being_written_is_not_copied_again_when_only_read(bg, ws)
     run(bg, "big = np.arange(1_000_000, dtype=np.float64)")
     run(bg, "total = float(big.sum())")  # reads big: pickled again, same bytes
     run(bg, "big[0] = -1.0")
+    assert _held(calls)
     first, second, third = [calls[0]] + [p for p, _ in bg._writer._queue]
     copies = [next(iter(p.snap.deferred[0].copies.values())) for p in (first, second, third)]
     assert copies[0] is copies[1] and copies[2] is not copies[0]
@@ -439,3 +450,48 @@ def test_datetime_arrays_round_trip(sess):
     back, raw = ws.load("ts"), ws.load("raw")
     assert back.equals(sess.namespace["ts"]) and list(back.dtypes) == list(sess.namespace["ts"].dtypes)
     assert raw.dtype == np.dtype("datetime64[ns]") and (raw == sess.namespace["raw"]).all()
+
+
+@pytest.mark.parametrize("cell", [
+    "x = 1", "x = (a\n%b)", "s = '''\n!not a shell command\n'''", "x = 1  # %not a magic", "lambda: ...",
+    "%time x", "!ls", "x?", "a = !ls", "%%time\nx = 1", "/f 1", ",f a", "  x = 1\n  y = 2",
+    "In [1]: x", ">>> x = 1", "x = 1\n... + 1", "x = [\n  ...\n]", "def f(:",
+])
+def test_cells_skip_ipython_transforms_only_when_those_change_nothing(cell):
+    """A cell taken as plain Python (no transform_cell) must be what IPython runs: same AST."""
+    import ast
+
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    from txgit.sessions.ipython import plain_python
+
+    code, tree = plain_python(cell)
+    if code is not None:
+        assert ast.dump(tree) == ast.dump(ast.parse(TransformerManager().transform_cell(cell)))
+    else:  # only IPython syntax, prompts and broken code take the slow path
+        assert any(c in cell for c in "%!?/,") or cell.startswith(" ") or "In [" in cell or ">>>" in cell \
+            or "..." in cell or "def f(:" in cell
+
+
+def test_background_writer_clears_git_locks_left_by_a_killed_writer(bg, ws):
+    """The cell takes the workspace lock; the writer thread, not the cell, removes stale git locks."""
+    from pathlib import Path
+
+    run(bg, "a = 1")
+    bg.flush()
+    repo = Path(ws.history.repo.path)
+    for stale in ("refs/heads/main.lock", "HEAD.lock", "logs/refs/heads/main.lock"):
+        (repo / stale).write_text("")
+    run(bg, "a = 2")
+    assert bg.flush() is not None and ws.load("a") == 2 and not list(repo.rglob("*.lock"))
+
+
+def test_one_writer_thread_serves_a_sessions_background_commits(bg, ws):
+    import threading
+
+    before = {t.ident for t in threading.enumerate()}
+    for i in range(5):
+        run(bg, f"a = {i}")
+        bg.flush()
+    started = [t for t in threading.enumerate() if t.ident not in before and t.name.startswith("txgit-writer")]
+    assert len(started) == 1 and len(ws.log()) == 5 and ws.load("a") == 4

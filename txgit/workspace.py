@@ -127,12 +127,15 @@ class PreparedCommit:
 class WorkspaceLock:
     """The workspace's writer lock, held until :meth:`release` (from any thread)."""
 
-    def __init__(self, workspace: Workspace) -> None:
+    def __init__(self, workspace: Workspace, *, clear_stale: bool = True) -> None:
+        """``clear_stale=False``: the holder calls ``history.clear_stale_locks()`` itself before it
+        writes to git (a session's background writer does, off the cell's critical path)."""
         self._workspace = workspace
         self._file = open(workspace.dir / "lock", "a")
         try:
             fcntl.flock(self._file, fcntl.LOCK_EX)
-            workspace.history.clear_stale_locks()
+            if clear_stale:
+                workspace.history.clear_stale_locks()
         except BaseException:
             self._file.close()
             raise
@@ -317,9 +320,10 @@ class Workspace:
         finally:
             held.release()
 
-    def hold_lock(self) -> WorkspaceLock:
-        """Take the writer lock and return it: a session hands it to its background writer."""
-        return WorkspaceLock(self)
+    def hold_lock(self, *, clear_stale: bool = True) -> WorkspaceLock:
+        """Take the writer lock and return it: a session hands it to its background writer
+        (``clear_stale``: see :class:`WorkspaceLock`)."""
+        return WorkspaceLock(self, clear_stale=clear_stale)
 
     def settle(self) -> None:
         """Wait until no writer (a kernel's background commit, another process) holds the lock.
