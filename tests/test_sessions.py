@@ -495,3 +495,18 @@ def test_one_writer_thread_serves_a_sessions_background_commits(bg, ws):
         bg.flush()
     started = [t for t in threading.enumerate() if t.ident not in before and t.name.startswith("txgit-writer")]
     assert len(started) == 1 and len(ws.log()) == 5 and ws.load("a") == 4
+
+
+def test_commits_of_an_array_changed_cell_after_cell_keep_each_cells_values(bg, ws):
+    """Each commit's copy may land in a buffer an earlier, written commit used: every commit still
+    holds the values its own cell left, whether or not the writer caught up in between."""
+    import numpy as np
+
+    run(bg, "a = np.zeros(300_000)")
+    for i in range(1, 6):
+        run(bg, f"a[:] = {i}.0")
+        if i % 2:
+            bg.flush()
+    bg.flush()
+    log = ws.log()
+    assert [float(ws.load("a", c.id)[-1]) for c in log] == [5.0, 4.0, 3.0, 2.0, 1.0, 0.0]

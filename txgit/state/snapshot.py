@@ -219,16 +219,80 @@ class StreamCache:
         return len(self._names)
 
 
+class _CopyPool:
+    """Buffers of private copies whose commits are written, kept to copy the next ones into.
+
+    Copying into memory the process already touched is several times faster than into fresh
+    pages (a 20 MB copy: ~3 ms instead of ~18 ms, nearly all page faults), and a cell that
+    changes a large array changes it again and again. At most ``limit`` bytes are kept.
+    """
+
+    def __init__(self, limit: int = 256 << 20) -> None:
+        self.limit = limit
+        self._free: list[bytearray] = []
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def copy(self, data: memoryview) -> tuple[memoryview, bytearray]:
+        """A private copy of ``data`` (exactly its length) and the buffer that holds it."""
+        n = len(data)
+        buf = None
+        with self._lock:
+            for i, b in enumerate(self._free):
+                if n <= len(b) <= n + n // 4 and _unshared(b):
+                    buf = self._free.pop(i)
+                    self._bytes -= len(buf)
+                    break
+        if buf is None:
+            buf = bytearray(data)
+            return memoryview(buf), buf
+        view = memoryview(buf)[:n]
+        view[:] = data
+        return view, buf
+
+    def give(self, buf: bytearray) -> None:
+        with self._lock:
+            if self._bytes + len(buf) > self.limit:
+                return
+            self._free.append(buf)
+            self._bytes += len(buf)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._free.clear()
+            self._bytes = 0
+
+
+def _unshared(buf: bytearray) -> bool:
+    """No view of ``buf`` is left (a chunk being written, say): resizing a bytearray that has any
+    raises BufferError. The one byte appended is taken off again."""
+    try:
+        buf.append(0)
+    except BufferError:
+        return False
+    buf.pop()
+    return True
+
+
+_copies = _CopyPool()
+
+
 class PendingStream:
     """A private copy of a large stream, cut and hashed later (by a background writer); commits
     that hold the same bytes share one copy, cut and hashed once."""
 
-    __slots__ = ("data", "_cut", "_lock", "__weakref__")
+    __slots__ = ("data", "_buffer", "_cut", "_lock", "__weakref__")
 
-    def __init__(self, data: bytes) -> None:
-        self.data = data
+    def __init__(self, data: memoryview) -> None:
+        self.data, self._buffer = _copies.copy(data)
         self._cut: dict[int, tuple[StreamRecord, dict[str, memoryview]]] = {}  # by chunk size
         self._lock = threading.Lock()
+
+    def __del__(self) -> None:
+        try:
+            _copies.give(self._buffer)  # reused only once no chunk view of it is left (_unshared)
+        except Exception:  # interpreter shutdown
+            pass
 
     def cut(self, chunk_size: int, pool: ThreadPoolExecutor | None) -> tuple[StreamRecord, dict[str, memoryview]]:
         """The stream's record and chunks (computed by the first commit that asks)."""
@@ -518,7 +582,7 @@ def _group_record(skeleton: bytes, buffers: list[pickle.PickleBuffer], names: li
         if defer and len(data) >= FINGERPRINT_MIN:  # copy now (a memcpy), cut and hash later
             copy = cache.pending.get(key) if cache is not None and key is not None else None
             if copy is None:
-                copy = PendingStream(bytes(data))
+                copy = PendingStream(data)
                 if cache is not None and key is not None:
                     cache.pending[key] = copy
             copies[len(streams)] = copy
