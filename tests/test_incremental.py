@@ -142,3 +142,17 @@ def test_copy_buffers_are_reused_only_once_no_view_of_them_is_left():
     assert (buf3 is buf or buf3 is buf2) and np.array_equal(np.frombuffer(view3, np.float64), third)
     small = np.arange(10_000, dtype=np.float64)  # much smaller: not served from a big buffer
     assert pool.copy(memoryview(small).cast("B"))[1] not in (buf, buf2)
+
+
+def test_checking_a_buffer_for_views_never_moves_it():
+    """The check resizes by one byte and back: no reallocation (a copy into fresh pages is what the
+    pool avoids), and the buffer's bytes are as they were."""
+    from txgit.state.snapshot import _unshared
+
+    buf = bytearray(np.arange(1_000_000, dtype=np.float64).tobytes())
+    alloc, before = buf.__alloc__(), bytes(buf)
+    assert _unshared(buf) and buf.__alloc__() == alloc and buf == before
+    view = memoryview(buf)[10:20]
+    assert not _unshared(buf) and buf == before
+    view.release()
+    assert _unshared(buf) and buf.__alloc__() == alloc

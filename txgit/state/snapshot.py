@@ -265,12 +265,16 @@ class _CopyPool:
 
 def _unshared(buf: bytearray) -> bool:
     """No view of ``buf`` is left (a chunk being written, say): resizing a bytearray that has any
-    raises BufferError. The one byte appended is taken off again."""
+    raises BufferError. Its last byte is taken off and put back: a shrink by one keeps the
+    allocation, so neither step moves or copies the buffer."""
+    if not buf:
+        return False
+    last = buf[-1]
     try:
-        buf.append(0)
+        del buf[-1]
     except BufferError:
         return False
-    buf.pop()
+    buf.append(last)
     return True
 
 
