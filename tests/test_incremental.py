@@ -118,3 +118,41 @@ def test_reading_a_datetime_column_is_not_a_change(ws):
     assert set(diff.added) == {"by_month", "last", "recent"}
     assert isinstance(ws.load("tx")["ts"].dtype, pd.api.types.DatetimeTZDtype) or \
         str(ws.load("tx")["ts"].dtype).startswith("datetime64")
+
+
+def test_copy_buffers_are_reused_only_once_no_view_of_them_is_left():
+    """Background commits copy large streams into recycled buffers: a buffer a chunk view still
+    reads (a write in progress) is never handed out again; a free one is, with the new bytes."""
+    from txgit.state.snapshot import _CopyPool
+
+    pool = _CopyPool(limit=1 << 30)
+    first = np.arange(100_000, dtype=np.float64)
+    view, buf = pool.copy(memoryview(first).cast("B"))
+    chunk = view[:800]  # as a chunk being written still holds it
+    del view
+    pool.give(buf)
+    second = np.ones(100_000)
+    view2, buf2 = pool.copy(memoryview(second).cast("B"))
+    assert buf2 is not buf and np.array_equal(np.frombuffer(chunk, np.float64), first[:100])
+    del chunk
+    pool.give(buf2)
+    del view2
+    third = np.full(100_000, 7.0)
+    view3, buf3 = pool.copy(memoryview(third).cast("B"))
+    assert (buf3 is buf or buf3 is buf2) and np.array_equal(np.frombuffer(view3, np.float64), third)
+    small = np.arange(10_000, dtype=np.float64)  # much smaller: not served from a big buffer
+    assert pool.copy(memoryview(small).cast("B"))[1] not in (buf, buf2)
+
+
+def test_checking_a_buffer_for_views_never_moves_it():
+    """The check resizes by one byte and back: no reallocation (a copy into fresh pages is what the
+    pool avoids), and the buffer's bytes are as they were."""
+    from txgit.state.snapshot import _unshared
+
+    buf = bytearray(np.arange(1_000_000, dtype=np.float64).tobytes())
+    alloc, before = buf.__alloc__(), bytes(buf)
+    assert _unshared(buf) and buf.__alloc__() == alloc and buf == before
+    view = memoryview(buf)[10:20]
+    assert not _unshared(buf) and buf == before
+    view.release()
+    assert _unshared(buf) and buf.__alloc__() == alloc

@@ -37,3 +37,26 @@ def test_other_programs_still_are(tmp_path: Path) -> None:
     if shutil.which("lscpu"):  # the same program with other arguments is not the core count
         assert watch(tmp_path, lambda: subprocess.run(["lscpu", "--json"], capture_output=True)) == \
             ["runs other programs"]
+
+
+def test_files_read_are_recorded_by_their_real_path_through_links_changed_mid_cell(tmp_path: Path) -> None:
+    """Opens resolve folders once per cell, but a folder link retargeted in the cell, and a link to a
+    file, still record the file really read."""
+    import os
+
+    from txgit.sessions.operations import _Watch
+
+    for d in ("v1", "v2"):
+        (tmp_path / d).mkdir()
+        (tmp_path / d / "x.txt").write_text(d)
+    (tmp_path / "cur").symlink_to(tmp_path / "v1")
+    (tmp_path / "v1" / "alias.txt").symlink_to(tmp_path / "v2" / "x.txt")
+    w = _Watch(str(tmp_path), ())
+    w.opened(str(tmp_path / "cur" / "x.txt"), "r", 0)
+    (tmp_path / "cur").unlink()
+    (tmp_path / "cur").symlink_to(tmp_path / "v2")
+    w.opened(str(tmp_path / "cur" / "x.txt"), "r", 0)
+    w.opened(str(tmp_path / "v1" / "alias.txt"), "r", 0)
+    w.opened(str(tmp_path / "cur" / "new.txt"), "w", 0)
+    real = os.path.realpath(tmp_path)
+    assert w.read == {f"{real}/v1/x.txt", f"{real}/v2/x.txt"} and w.written == {f"{real}/v2/new.txt"}

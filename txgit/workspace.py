@@ -96,6 +96,9 @@ class PreparedCommit:
     serialize_seconds: float
     # built on a commit still being written (prepare_commit(base=...)): finish_commit reads HEAD again
     chained: bool = False
+    # the names of each group of ``snap`` still being cut and hashed, taken when it was prepared: a
+    # chained commit must redo whole groups, and these have no group id to find their members by yet
+    deferred_members: list[list[str]] = field(default_factory=list)
 
     def state(self) -> State:
         """The state this commit will record, before it is written: what a chained commit builds on.
@@ -124,12 +127,15 @@ class PreparedCommit:
 class WorkspaceLock:
     """The workspace's writer lock, held until :meth:`release` (from any thread)."""
 
-    def __init__(self, workspace: Workspace) -> None:
+    def __init__(self, workspace: Workspace, *, clear_stale: bool = True) -> None:
+        """``clear_stale=False``: the holder calls ``history.clear_stale_locks()`` itself before it
+        writes to git (a session's background writer does, off the cell's critical path)."""
         self._workspace = workspace
         self._file = open(workspace.dir / "lock", "a")
         try:
             fcntl.flock(self._file, fcntl.LOCK_EX)
-            workspace.history.clear_stale_locks()
+            if clear_stale:
+                workspace.history.clear_stale_locks()
         except BaseException:
             self._file.close()
             raise
@@ -226,6 +232,20 @@ class _CommitNamespace(dict):
         return values[key]
 
 
+def _co_members(head: State, deferred: list[list[str]]) -> dict[str, set[str]]:
+    """name -> the names of its group in ``head``. ``deferred``: groups of a commit still being written,
+    whose records get their group ids from the writer's thread (read here, they may or may not have one)."""
+    pending = {n for names in deferred for n in names}
+    by_group: dict[str, set[str]] = {}
+    for n, r in head.variables.items():
+        if r.group and n not in pending:
+            by_group.setdefault(r.group, set()).add(n)
+    out = {n: by_group[r.group] for n, r in head.variables.items() if r.group and n not in pending}
+    for names in deferred:
+        out.update(dict.fromkeys(names, set(names)))
+    return out
+
+
 def _variable_names(namespace: Mapping[str, Any]) -> set[str]:
     return {n for n in namespace if is_variable_name(n)}
 
@@ -300,9 +320,10 @@ class Workspace:
         finally:
             held.release()
 
-    def hold_lock(self) -> WorkspaceLock:
-        """Take the writer lock and return it: a session hands it to its background writer."""
-        return WorkspaceLock(self)
+    def hold_lock(self, *, clear_stale: bool = True) -> WorkspaceLock:
+        """Take the writer lock and return it: a session hands it to its background writer
+        (``clear_stale``: see :class:`WorkspaceLock`)."""
+        return WorkspaceLock(self, clear_stale=clear_stale)
 
     def settle(self) -> None:
         """Wait until no writer (a kernel's background commit, another process) holds the lock.
@@ -387,15 +408,13 @@ class Workspace:
             kept: dict[str, VarRecord] = {}
         else:
             redo = {n for n in names if n in live} | (live - set(head.variables))
-            by_group: dict[str, set[str]] = {}
-            for n, r in head.variables.items():
-                if r.group:
-                    by_group.setdefault(r.group, set()).add(n)
+            members = _co_members(head, base.deferred_members if base is not None else [])
             for n in list(redo):
-                rec = head.variables.get(n)
-                if rec is not None and rec.group:
-                    redo |= by_group[rec.group] & live
+                redo |= members.get(n, set()) & live
             kept = {n: r for n, r in head.variables.items() if n in live and n not in redo and n not in names}
+        # groups still being hashed for the commit this one builds on, carried over whole: the next
+        # chained commit must still find their members
+        carried = [k for k in ([n for n in m if n in kept] for m in (base.deferred_members if base else [])) if k]
         snap = snapshot(namespace, sorted(redo), cache=self.stream_cache, defer=defer, known_shared=known_shared)
         if not snap.deferred:
             self.restored_groups.apply(snap)
@@ -404,7 +423,8 @@ class Workspace:
             self.restored_groups.clear()
             snap = snapshot(namespace, sorted(redo), defer=defer, known_shared=known_shared)
         return PreparedCommit(snap, head, kept, redo, message, dict(files or {}), dict(meta or {}),
-                              time.perf_counter() - started, chained=base is not None)
+                              time.perf_counter() - started, chained=base is not None,
+                              deferred_members=[list(d.names) for d in snap.deferred] + carried)
 
     def finish_commit(self, prepared: PreparedCommit) -> CommitResult:
         """The second half of :meth:`commit`: store the chunks, write the git commit, move HEAD."""

@@ -7,6 +7,7 @@ their requests (:func:`remote`). The magics are in :mod:`txgit.magics`.
 
 from __future__ import annotations
 
+import ast
 import atexit
 import json
 import os
@@ -23,6 +24,7 @@ from txgit.workspace import Workspace
 _FIXED_HIDDEN = frozenset({"In", "Out", "_", "__", "___", "_i", "_ii", "_iii", "_oh", "_ih", "_dh",
                            "exit", "quit", "get_ipython"})
 _NUMBERED = re.compile(r"_i?\d+$")  # _3 (output 3), _i3 (input 3)
+_PROMPT = re.compile(r"^\s*(>>>|\.\.\.|In \[)", re.M)  # what IPython's prompt strippers look for
 _OWN_CELL = re.compile(r"^\s*(%%?txgit\b|%(re)?load_ext\s+txgit\b|%unload_ext\s+txgit\b)")
 
 _active: IPythonSession | None = None
@@ -126,11 +128,13 @@ class IPythonSession:
         if self._skip or not raw.strip():
             self._skip = True
             return
-        try:
-            code = self.shell.transform_cell(raw)
-        except Exception:
-            code = raw
-        self.session.before_cell(code, source=raw)
+        code, tree = plain_python(raw)
+        if code is None:
+            try:
+                code = self.shell.transform_cell(raw)
+            except Exception:
+                code = raw
+        self.session.before_cell(code, source=raw, tree=tree)
         self._pre_seconds = time.perf_counter() - started
 
     def post_run_cell(self, result: Any) -> None:
@@ -173,6 +177,21 @@ class IPythonSession:
         if self.kernel_record is not None:
             unregister_kernel(self.workspace)
             self.kernel_record = None
+
+
+def plain_python(raw: str) -> tuple[str | None, ast.Module | None]:
+    """``raw`` and its AST when it is plain Python that IPython runs as typed; else (None, None).
+
+    IPython's own syntax (magics, ``!cmd``, ``x?``, indented pastes) never parses as Python;
+    pasted prompts (``In [3]: x``, ``>>> x``, ``... x``) can, and IPython strips them: such cells,
+    and any that do not parse, go through ``transform_cell``, which costs more than the parse.
+    """
+    if _PROMPT.search(raw):
+        return None, None
+    try:
+        return raw, ast.parse(raw)
+    except (SyntaxError, ValueError):
+        return None, None
 
 
 def report_outcome(outcome: CellOutcome) -> None:

@@ -332,12 +332,14 @@ class _Watch:
     read: set[str] = field(default_factory=set)
     written: set[str] = field(default_factory=set)
     effects: set[str] = field(default_factory=set)
+    # folder as opened -> (its (st_dev, st_ino) now, its realpath), for this cell's opens
+    folders: dict[str, tuple[tuple[int, int], str]] = field(default_factory=dict)
 
     def opened(self, path: Any, mode: Any, flags: Any) -> None:
         if isinstance(path, int):
             return  # an already open descriptor: its open was seen (or is not the cell's)
         p = os.fsdecode(path)
-        full = os.path.realpath(p if os.path.isabs(p) else os.path.join(os.getcwd(), p))
+        full = self._realpath(p if os.path.isabs(p) else os.path.join(os.getcwd(), p))
         if full.startswith(self.skip) or full.endswith(".pyc") or os.path.isdir(full):
             return
         if ".dist-info/" in full or ".egg-info/" in full:  # an installed package's metadata, wherever it is
@@ -364,6 +366,29 @@ class _Watch:
         self.read.add(full)  # a folder or pattern: which files it names counts too
         for path in files:
             self.opened(path, "r", 0)
+
+
+    def _realpath(self, path: str) -> str:
+        """``os.path.realpath(path)``, remembering each folder's real path while it stays the same
+        folder (same device and inode): an import opens hundreds of files in a few folders, and
+        realpath walks every component of every path (~50 us each)."""
+        folder, base = os.path.split(path)
+        if base in ("", ".", ".."):
+            return os.path.realpath(path)
+        try:
+            st = os.stat(folder)  # follows links: the folder the path names now
+        except OSError:
+            return os.path.realpath(path)
+        got = self.folders.get(folder)
+        if got is None or got[0] != (st.st_dev, st.st_ino):
+            got = self.folders[folder] = ((st.st_dev, st.st_ino), os.path.realpath(folder))
+        full = os.path.join(got[1], base)
+        try:
+            if stat.S_ISLNK(os.lstat(full).st_mode):
+                return os.path.realpath(full)
+        except OSError:  # not there (yet): realpath keeps the name as it is too
+            pass
+        return full
 
 
 def _native_read(source: str) -> None:

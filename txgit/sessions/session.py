@@ -8,6 +8,7 @@ the code it ran, and rolls a failed cell back to the last commit.
 
 from __future__ import annotations
 
+import ast
 import builtins
 import json
 import os
@@ -15,8 +16,9 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from txgit.state import UNPICKLABLE, VALUE, MODULE, VarRecord, is_variable_name, restore, snapshot
@@ -102,6 +104,9 @@ class NamespaceSession:
         # Auto-commits written by a background thread (see commit()); off unless the host turns it on.
         self.background = False
         self._writer: _Writer | None = None
+        # runs the writers, one after the other: one thread for the session, not one per commit
+        # (starting a thread costs the cell ~0.5 ms); an interpreter that exits normally lets it finish
+        self._executor: ThreadPoolExecutor | None = None
         self.last_commit: CommitResult | None = None
         # name -> (the code that last assigned it, the names that code read): kept with values that
         # cannot be pickled, so a checkout in a fresh kernel can make them again
@@ -136,9 +141,10 @@ class NamespaceSession:
                 self.namespace.setdefault(n, v)
 
     # -- cells ---------------------------------------------------------------------
-    def before_cell(self, code: str, *, source: str | None = None) -> None:
-        """Call just before ``code`` (plain Python) runs; ``source``: what the user typed, if different."""
-        self._tracker = CellTracker(self.namespace, code, self.is_variable)
+    def before_cell(self, code: str, *, source: str | None = None, tree: ast.Module | None = None) -> None:
+        """Call just before ``code`` (plain Python) runs; ``source``: what the user typed, if different;
+        ``tree``: ``ast.parse(code)``, if the caller has it."""
+        self._tracker = CellTracker(self.namespace, code, self.is_variable, tree)
         self._python = code
         self._code = code if source is None else source
         self._replayed = None
@@ -281,8 +287,8 @@ class NamespaceSession:
                 meta_doc["cell"] = {"execution_count": last.execution_count, "seconds": last.seconds,
                                     "reads": last.reads, "writes": last.writes, "label": last.label}
             meta_doc.update(meta or {})
-            if writer is None:
-                lock = self.workspace.hold_lock()
+            if writer is None:  # a background writer clears stale git locks itself, before it writes
+                lock = self.workspace.hold_lock(clear_stale=not background)
             with self._without_hidden():
                 prepared = self.workspace.prepare_commit(self.namespace, message, names=names, files=files,
                                                          meta=meta_doc, defer=background,
@@ -311,7 +317,9 @@ class NamespaceSession:
             writer.submit((prepared, cells))
             return None
         if background:
-            self._writer = _Writer(self.workspace, prepared, lock, cells)
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="txgit-writer")
+            self._writer = _Writer(self.workspace, prepared, lock, cells, self._executor)
             return None
         try:
             result = self.workspace.finish_commit(prepared)
@@ -334,8 +342,9 @@ class NamespaceSession:
                 stem = "block-" + cell.label.replace("/", "_").replace(":", "-")
             out[f"code/{stem}.py"] = cell.code.encode()
         if self.pending:
-            records = [{k: v for k, v in asdict(c).items() if k != "op" or v is not None} for c in self.pending]
-            out["code/cells.json"] = (json.dumps(records, indent=1) + "\n").encode()
+            # one record a line: json's C encoder (indent= takes the pure-Python one, ~10x slower)
+            records = [{k: v for k, v in c.__dict__.items() if k != "op" or v is not None} for c in self.pending]
+            out["code/cells.json"] = ("[\n" + ",\n".join(json.dumps(r) for r in records) + "\n]\n").encode()
         return out
 
     def _finish_operations(self, prepared: PreparedCommit, *, exact: bool,
@@ -583,7 +592,7 @@ class _Writer:
     """
 
     def __init__(self, workspace: Workspace, prepared: PreparedCommit, lock: WorkspaceLock,
-                 cells: list[CellRecord]) -> None:
+                 cells: list[CellRecord], executor: ThreadPoolExecutor) -> None:
         self.workspace, self.lock = workspace, lock
         self.tip: PreparedCommit = prepared  # the last commit queued: what the next one builds on
         self.result: CommitResult | None = None  # the last one written
@@ -593,18 +602,14 @@ class _Writer:
         self._cv = threading.Condition()
         self._extending = False
         self._done = False
-        # not a daemon: an interpreter that exits normally finishes the write first
-        self.thread = threading.Thread(target=self._run, name="txgit-writer")
-        self.thread.start()
+        self._finished = threading.Event()
+        executor.submit(self._run)
 
     def extend(self) -> bool:
         """Promise a chained commit (then call :meth:`submit`); False: write it yourself (the writer
-        is done or failed, has enough queued (each holds copies of the bytes it writes), or its
-        last commit has a new multi-variable group, whose records a chained commit cannot yet
-        tell apart)."""
+        is done or failed, or has enough queued: each holds copies of the bytes it writes)."""
         with self._cv:
-            if (self._done or self.error is not None or len(self._queue) >= _MAX_QUEUED
-                    or any(len(d.names) > 1 for d in self.tip.snap.deferred)):
+            if self._done or self.error is not None or len(self._queue) >= _MAX_QUEUED:
                 return False
             self._extending = True
             return True
@@ -619,8 +624,12 @@ class _Writer:
             self._cv.notify()
 
     def _run(self) -> None:
-        _yield_to_the_cell()
         try:
+            _yield_to_the_cell()
+            try:
+                self.workspace.history.clear_stale_locks()  # see WorkspaceLock: we hold it, nobody else writes
+            except BaseException as e:
+                self.error = e
             while True:
                 with self._cv:
                     while not self._queue and self._extending:
@@ -639,10 +648,13 @@ class _Writer:
                     self.error = e
                     self.cells.extend(cells)
         finally:
-            self.lock.release()
+            try:
+                self.lock.release()
+            finally:
+                self._finished.set()
 
     def join(self) -> None:
-        self.thread.join()
+        self._finished.wait()
 
 
 # -- the session of a namespace -------------------------------------------------------------

@@ -139,16 +139,18 @@ class _Visitor(ast.NodeVisitor):
         self.visit(node.value)
 
 
-def analyze_code(code: str) -> CodeNames:
+def analyze_code(code: str, tree: ast.Module | None = None) -> CodeNames:
     """Names that ``code`` (plain Python) reads and writes at module scope.
 
     Code that does not parse is opaque: it did not run as written, and
-    whatever did run is not visible here.
+    whatever did run is not visible here. ``tree``: ``ast.parse(code)``, when
+    the caller has it already.
     """
-    try:
-        tree = ast.parse(code)
-    except SyntaxError as e:
-        return CodeNames(opaque=f"syntax error: {e.msg}")
+    if tree is None:
+        try:
+            tree = ast.parse(code)
+        except SyntaxError as e:
+            return CodeNames(opaque=f"syntax error: {e.msg}")
     v = _Visitor()
     v.visit(tree)
     out = v.out
@@ -258,10 +260,11 @@ class CellChanges:
 class CellTracker:
     """Before/after bookkeeping for one piece of code run in ``namespace``."""
 
-    def __init__(self, namespace: Mapping[str, Any], code: str, is_variable: Any) -> None:
+    def __init__(self, namespace: Mapping[str, Any], code: str, is_variable: Any,
+                 tree: ast.Module | None = None) -> None:
         self.namespace = namespace
         self.is_variable = is_variable
-        self.names = analyze_code(code)
+        self.names = analyze_code(code, tree)
         self.before = fingerprint(namespace, (n for n in namespace if is_variable(n)))
         # Session code the cell uses can mutate what it names; collect that before it runs,
         # since the cell may delete or rebind the function itself.

@@ -158,7 +158,7 @@ def _encode_str_items(items: list[Any], all_str: bool | None = None) -> bytes | 
     and restored exactly: subclasses of str are not taken (they would come back
     as plain str), nor are strings holding the separator. ``all_str``: the caller checked the types.
     """
-    if not (all_str if all_str is not None else set(map(type, items)) == {str}):
+    if not (all_str if all_str is not None else list(map(type, items)).count(str) == len(items)):  # exactly str
         return None
     joined = "\x00".join(items)
     if joined.count("\x00") != len(items) - 1:

@@ -19,7 +19,9 @@ import importlib
 import json
 import pickle
 import sys
+import threading
 import types
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -191,6 +193,10 @@ class StreamCache:
     def __init__(self, limit: int = 1 << 16) -> None:
         self.limit = limit
         self._names: OrderedDict[Fingerprint, list[str]] = OrderedDict()
+        # Streams copied for a commit still being written (snapshot(defer=True)), not yet stored: a
+        # later snapshot of the same bytes (the next cell only read the array) takes the same copy
+        # instead of copying and hashing them again. Gone with the last commit that holds them.
+        self.pending: weakref.WeakValueDictionary[Fingerprint, PendingStream] = weakref.WeakValueDictionary()
 
     def get(self, key: Fingerprint) -> list[str] | None:
         names = self._names.get(key)
@@ -207,9 +213,98 @@ class StreamCache:
 
     def clear(self) -> None:
         self._names.clear()
+        self.pending.clear()
 
     def __len__(self) -> int:
         return len(self._names)
+
+
+class _CopyPool:
+    """Buffers of private copies whose commits are written, kept to copy the next ones into.
+
+    Copying into memory the process already touched is several times faster than into fresh
+    pages (a 20 MB copy: ~3 ms instead of ~18 ms, nearly all page faults), and a cell that
+    changes a large array changes it again and again. At most ``limit`` bytes are kept.
+    """
+
+    def __init__(self, limit: int = 256 << 20) -> None:
+        self.limit = limit
+        self._free: list[bytearray] = []
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def copy(self, data: memoryview) -> tuple[memoryview, bytearray]:
+        """A private copy of ``data`` (exactly its length) and the buffer that holds it."""
+        n = len(data)
+        buf = None
+        with self._lock:
+            for i, b in enumerate(self._free):
+                if n <= len(b) <= n + n // 4 and _unshared(b):
+                    buf = self._free.pop(i)
+                    self._bytes -= len(buf)
+                    break
+        if buf is None:
+            buf = bytearray(data)
+            return memoryview(buf), buf
+        view = memoryview(buf)[:n]
+        view[:] = data
+        return view, buf
+
+    def give(self, buf: bytearray) -> None:
+        with self._lock:
+            if self._bytes + len(buf) > self.limit:
+                return
+            self._free.append(buf)
+            self._bytes += len(buf)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._free.clear()
+            self._bytes = 0
+
+
+def _unshared(buf: bytearray) -> bool:
+    """No view of ``buf`` is left (a chunk being written, say): resizing a bytearray that has any
+    raises BufferError. Its last byte is taken off and put back: a shrink by one keeps the
+    allocation, so neither step moves or copies the buffer."""
+    if not buf:
+        return False
+    last = buf[-1]
+    try:
+        del buf[-1]
+    except BufferError:
+        return False
+    buf.append(last)
+    return True
+
+
+_copies = _CopyPool()
+
+
+class PendingStream:
+    """A private copy of a large stream, cut and hashed later (by a background writer); commits
+    that hold the same bytes share one copy, cut and hashed once."""
+
+    __slots__ = ("data", "_buffer", "_cut", "_lock", "__weakref__")
+
+    def __init__(self, data: memoryview) -> None:
+        self.data, self._buffer = _copies.copy(data)
+        self._cut: dict[int, tuple[StreamRecord, dict[str, memoryview]]] = {}  # by chunk size
+        self._lock = threading.Lock()
+
+    def __del__(self) -> None:
+        try:
+            _copies.give(self._buffer)  # reused only once no chunk view of it is left (_unshared)
+        except Exception:  # interpreter shutdown
+            pass
+
+    def cut(self, chunk_size: int, pool: ThreadPoolExecutor | None) -> tuple[StreamRecord, dict[str, memoryview]]:
+        """The stream's record and chunks (computed by the first commit that asks)."""
+        with self._lock:
+            got = self._cut.get(chunk_size)
+            if got is None:
+                got = self._cut[chunk_size] = _chunk_stream(memoryview(self.data), chunk_size, pool)
+            return StreamRecord(got[0].size, list(got[0].chunks)), dict(got[1])
 
 
 @dataclass
@@ -235,8 +330,8 @@ class Snapshot:
         calling thread only, so the other core stays the cell's (a pool would take both).
         """
         for d in self.deferred:
-            for i, data in d.copies.items():
-                rec, ch = _chunk_stream(memoryview(data), chunk_size, pool)
+            for i, copy in d.copies.items():
+                rec, ch = copy.cut(chunk_size, pool)
                 d.streams[i] = rec
                 self.chunks.update(ch)
                 if d.keys.get(i) is not None:
@@ -337,7 +432,7 @@ class RestoredGroups:
 class _DeferredGroup:
     names: list[str]
     streams: list[StreamRecord]  # placeholders at the indexes of ``copies``
-    copies: dict[int, bytes]  # stream index -> a private copy of its bytes
+    copies: dict[int, PendingStream]  # stream index -> a private copy of its bytes
     keys: dict[int, Fingerprint | None]
 
 
@@ -478,7 +573,7 @@ def _group_record(skeleton: bytes, buffers: list[pickle.PickleBuffer], names: li
                   cache: StreamCache | None = None, snap: Snapshot | None = None,
                   defer: bool = False) -> tuple[GroupRecord | _DeferredGroup, dict[str, memoryview]]:
     streams, chunks = [], {}
-    copies: dict[int, bytes] = {}
+    copies: dict[int, PendingStream] = {}
     keys: dict[int, Fingerprint | None] = {}
     for data in [memoryview(skeleton)] + [b.raw() for b in buffers]:
         data = data.cast("B") if data.format != "B" else data
@@ -489,7 +584,12 @@ def _group_record(skeleton: bytes, buffers: list[pickle.PickleBuffer], names: li
             snap.reused.update(known)
             continue
         if defer and len(data) >= FINGERPRINT_MIN:  # copy now (a memcpy), cut and hash later
-            copies[len(streams)] = bytes(data)
+            copy = cache.pending.get(key) if cache is not None and key is not None else None
+            if copy is None:
+                copy = PendingStream(data)
+                if cache is not None and key is not None:
+                    cache.pending[key] = copy
+            copies[len(streams)] = copy
             keys[len(streams)] = key
             streams.append(StreamRecord(len(data), []))
             continue
