@@ -406,7 +406,9 @@ def test_string_arrays_round_trip_exactly_also_in_safe_mode(sess):
 
 def test_a_string_column_of_few_values_loads_as_one_object_per_value(sess):
     run(sess, "import numpy as np\nimport pandas as pd\nrng = np.random.default_rng(0)\n"
-              "frame = pd.DataFrame({'city': rng.choice(['ber', 'par', '\u00e9\\ud800'], 50_000).astype(object)})\n"
+              # dtype=object: with pyarrow installed pandas would make it an Arrow string column
+              "frame = pd.DataFrame({'city': pd.Series(rng.choice(['ber', 'par', '\u00e9\\ud800'], 50_000),\n"
+              "                                        dtype=object)})\n"
               "grid = np.array(['x', 'y', 'z'] * 4000, dtype=object).reshape(200, 60, order='F')")
     ws, ns = sess.workspace, sess.namespace
     back, safe_back, grid = ws.load("frame"), ws.load("frame", safe=True), ws.load("grid")
