@@ -130,7 +130,7 @@ def _load_str_codes(codes: Any, uniques: bytes, shape: tuple[int, ...], fortran:
 STR_CODES_RATIO = 8
 
 
-def _encode_str_codes(arr: Any, items: list[Any]) -> tuple[bytes, bytes] | None:
+def _encode_str_codes(arr: Any) -> tuple[bytes, bytes] | None:
     """A column of few distinct ``str`` values (categories, merchant ids …) as int32 codes (in
     order of first appearance, so the same column always gives the same bytes) and its distinct
     values NUL-joined; None when it has many, or pandas (whose factorize does it in C) is not loaded.
@@ -139,10 +139,10 @@ def _encode_str_codes(arr: Any, items: list[Any]) -> tuple[bytes, bytes] | None:
     caller checked that every item is exactly ``str``.
     """
     pd = sys.modules.get("pandas")
-    if pd is None or len(items) >= 2**31:
+    if pd is None or arr.size >= 2**31:
         return None
     codes, uniques = pd.factorize(arr.ravel(order="K"))
-    if len(uniques) * STR_CODES_RATIO > len(items):
+    if len(uniques) * STR_CODES_RATIO > arr.size:
         return None
     values = uniques.tolist()
     joined = "\x00".join(values)
@@ -151,15 +151,14 @@ def _encode_str_codes(arr: Any, items: list[Any]) -> tuple[bytes, bytes] | None:
     return codes.astype("<i4").tobytes(), joined.encode("utf-8", "surrogatepass")
 
 
-def _encode_str_items(items: list[Any], all_str: bool | None = None) -> bytes | None:
-    """Items that are all exactly ``str`` and hold no NUL, joined by NUL as UTF-8; else None.
+def _encode_str_items(items: list[Any]) -> bytes | None:
+    """Items that are all exactly ``str`` (the caller checked) joined by NUL as UTF-8; None when one
+    holds a NUL.
 
     Several times faster than pickling them one by one (a pandas string column),
     and restored exactly: subclasses of str are not taken (they would come back
-    as plain str), nor are strings holding the separator. ``all_str``: the caller checked the types.
+    as plain str), nor are strings holding the separator.
     """
-    if not (all_str if all_str is not None else list(map(type, items)).count(str) == len(items)):  # exactly str
-        return None
     joined = "\x00".join(items)
     if joined.count("\x00") != len(items) - 1:
         return None
@@ -220,15 +219,13 @@ class _ObjectArrayCache:
             return entry.reduce
         items = arr.ravel(order="K").tolist()
         types_ = set(map(type, items))
-        all_str = types_ == {str}
+        all_str = types_ == {str}  # exactly str: subclasses would come back as plain str
         fortran = bool(arr.flags.f_contiguous and not arr.flags.c_contiguous)
-        coded = _encode_str_codes(arr, items) if all_str else None
-        data = None if coded is not None else _encode_str_items(items, all_str)
         reduce: tuple[Any, ...]
-        if coded is not None:
+        if all_str and (coded := _encode_str_codes(arr)) is not None:
             data = coded[0]
             reduce = (_load_str_codes, (pickle.PickleBuffer(data), coded[1], arr.shape, fortran))
-        elif data is not None:  # out of band when large, like any other big buffer
+        elif all_str and (data := _encode_str_items(items)) is not None:  # out of band when large
             reduce = (_load_str_array, (pickle.PickleBuffer(data), arr.shape, fortran))
         elif all(_immutable_type(t) for t in types_):
             data = pickle.dumps(arr, protocol=PROTOCOL)
