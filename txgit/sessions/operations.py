@@ -367,7 +367,6 @@ class _Watch:
         for path in files:
             self.opened(path, "r", 0)
 
-
     def _realpath(self, path: str) -> str:
         """``os.path.realpath(path)``, remembering each folder's real path while it stays the same
         folder (same device and inode): an import opens hundreds of files in a few folders, and
@@ -416,13 +415,10 @@ def file_digest(path: str) -> str:
         if glob.has_magic(path):  # a pattern a reader was given: the files it matches
             parts = path.split(os.sep)
             base = os.sep.join(parts[:next(i for i, part in enumerate(parts) if glob.has_magic(part))])
-            # relative to the pattern's fixed part, so that a clone elsewhere matches
-            listing = sorted(os.path.relpath(p, base) for p in glob.glob(path, recursive=True) if os.path.isfile(p))
-            return "glob:" + blake3.blake3("\0".join(listing).encode()).hexdigest()[:27]
+            return _listing_digest("glob:", base, (p for p in glob.glob(path, recursive=True) if os.path.isfile(p)))
         return ABSENT
     if stat.S_ISDIR(st.st_mode):  # a data set's folder: the names of the files in it
-        listing = sorted(os.path.relpath(os.path.join(d, f), path) for d, _, files in os.walk(path) for f in files)
-        return "dir:" + blake3.blake3("\0".join(listing).encode()).hexdigest()[:28]
+        return _listing_digest("dir:", path, (os.path.join(d, f) for d, _, files in os.walk(path) for f in files))
     key = (path, st.st_size, st.st_mtime_ns, st.st_ino)
     got = _digests.get(key)
     if got is None:
@@ -431,6 +427,13 @@ def file_digest(path: str) -> str:
         except OSError:
             return "unreadable"
     return got
+
+
+def _listing_digest(kind: str, base: str, paths: Iterable[str]) -> str:
+    """Which files a folder or pattern names, as paths relative to ``base`` (so a clone elsewhere
+    matches): ``kind`` then a digest, 32 characters in all."""
+    listing = sorted(os.path.relpath(p, base) for p in paths)
+    return kind + blake3.blake3("\0".join(listing).encode()).hexdigest()[:32 - len(kind)]
 
 
 def display_path(root: str, full: str) -> str:
