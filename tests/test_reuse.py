@@ -447,3 +447,64 @@ def test_polars_reads_are_seen(root, read):
     write([1, 2, 7] if "*" in read else [5, 2, 7])
     ns, reused, _ = run_cells(root, cells, reuse=True)
     assert reused == [False, False] and ns["got"] != first["got"]
+
+
+# Reading and writing files in native code, as HDF5, netCDF, DuckDB or XGBoost do: through the C library,
+# where Python's audit hook sees no open.
+NATIVE_IO = (NOTEBOOK[0] + "\nimport ctypes\nlibc = ctypes.CDLL(None)\n"
+             "libc.fopen.restype = ctypes.c_void_p\nlibc.fopen.argtypes = [ctypes.c_char_p, ctypes.c_char_p]\n"
+             "libc.fread.argtypes = libc.fwrite.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t,"
+             " ctypes.c_void_p]\nlibc.fclose.argtypes = [ctypes.c_void_p]\n"
+             "def native_read(path):\n    f = libc.fopen(path.encode(), b'rb')\n"
+             "    buf = ctypes.create_string_buffer(64)\n    n = libc.fread(buf, 1, 64, f)\n    libc.fclose(f)\n"
+             "    return buf.raw[:n]\n"
+             "def native_write(path, data):\n    f = libc.fopen(path.encode(), b'wb')\n"
+             "    libc.fwrite(data, 1, len(data), f)\n    libc.fclose(f)\n")
+
+
+def test_files_read_in_native_code_in_the_workspace_are_seen(root):
+    (root / "data").mkdir()
+    (root / "data" / "native.bin").write_bytes(b"first")
+    cells = [NATIVE_IO, EXPENSIVE + "x = native_read('data/native.bin')"]
+    run_cells(root, cells, reuse=True)
+    ns, reused, _ = run_cells(root, cells, reuse=True)
+    assert reused[1] is True and ns["x"] == b"first"  # watching the folder leaves a pure reader reusable
+    (root / "data" / "native.bin").write_bytes(b"second")
+    ns, reused, _ = run_cells(root, cells, reuse=True)
+    assert reused[1] is False and ns["x"] == b"second"
+
+
+_WRITES = {
+    "C library": "native_write('{folder}/out.bin', b'made')",  # seen by the folder watch only
+    "pandas parquet": "pd.DataFrame({{'a': [1, 2]}}).to_parquet('{folder}/out.bin')",  # C++, through pa.OSFile
+    "polars csv": "import polars as pl\npl.DataFrame({{'a': [1, 2]}}).write_csv('{folder}/out.bin')",  # Rust
+    "polars sink": "import polars as pl\npl.DataFrame({{'a': [1, 2]}}).lazy().sink_parquet('{folder}/out.bin')",
+}
+
+
+# outside the workspace there is no folder watch: only the wrapped libraries' writers are seen there
+@pytest.mark.parametrize("how, inside", [(how, True) for how in _WRITES] + [(how, False) for how in _WRITES
+                                                                            if how != "C library"])
+def test_a_cell_writing_files_in_native_code_runs_again(root, tmp_path_factory, how, inside):
+    """Reusing it would skip the write: the file it makes would be missing, or stale."""
+    write = _WRITES[how]
+    folder = root / "out" if inside else tmp_path_factory.mktemp("elsewhere")
+    folder.mkdir(exist_ok=True)
+    cells = [NATIVE_IO, EXPENSIVE + write.format(folder=folder) + "\nx = 1"]
+    _, _, s = run_cells(root, cells, reuse=True)
+    op = json.loads(s.workspace.history.read_file(s.workspace.history.resolve("HEAD"), "code/cells.json"))[0]["op"]
+    assert any(e.startswith("writes") for e in op.get("effects", [])), op
+    (folder / "out.bin").unlink()
+    _, reused, _ = run_cells(root, cells, reuse=True)
+    assert reused[1] is False and (folder / "out.bin").exists()
+
+
+def test_notebook_saves_and_hidden_files_during_a_cell_do_not_count(root):
+    """Jupyter saves the notebook (and its checkpoints) on its own schedule, maybe while a long cell runs."""
+    (root / ".ipynb_checkpoints").mkdir()
+    cells = [NATIVE_IO, EXPENSIVE + "native_write('analysis.ipynb', b'{}')\n"
+                                    "native_write('.ipynb_checkpoints/analysis-checkpoint.ipynb', b'{}')\n"
+                                    "native_write('.~analysis.ipynb', b'{}')\nx = 1"]
+    run_cells(root, cells, reuse=True)
+    _, reused, _ = run_cells(root, cells, reuse=True)
+    assert reused[1] is True

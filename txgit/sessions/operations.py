@@ -48,6 +48,7 @@ from typing import Any
 import blake3
 
 from txgit.sessions import readers
+from txgit.sessions.filewatch import FolderWatch
 from txgit.sessions.codeform import canonical_code
 from txgit.sessions.tracking import CodeNames
 from txgit.state import MODULE, VALUE, VarRecord
@@ -347,6 +348,19 @@ class _Watch:
         writes = any(c in mode for c in "wax+") if isinstance(mode, str) else bool((flags or 0) & _WRITE_FLAGS)
         (self.written if writes else self.read).add(full)
 
+    def seen_in_folder(self, read: set[str], written: set[str], lost: bool) -> None:
+        """What the workspace's folder watch (:mod:`txgit.sessions.filewatch`) saw, native code included."""
+        for path in read:
+            self.opened(path, "r", 0)
+        for path in written:
+            if os.path.isdir(path):  # a folder made or removed (a partitioned data set written)
+                if not path.startswith(self.skip):
+                    self.written.add(path)
+            else:
+                self.opened(path, "w", 0)
+        if lost:
+            self.effects.add("touched more files than txgit could follow")
+
     def read_source(self, source: str) -> None:
         """A native reader (:mod:`txgit.sessions.readers`) is about to read ``source``: a file, a folder
         of files (its listing counts too: a new part changes the data set), or a URI."""
@@ -366,6 +380,15 @@ class _Watch:
         self.read.add(full)  # a folder or pattern: which files it names counts too
         for path in files:
             self.opened(path, "r", 0)
+
+    def write_target(self, target: str) -> None:
+        """A native writer (:mod:`txgit.sessions.readers`) is about to write ``target`` (a file, a folder)."""
+        if "://" in target and not target.startswith("file://"):
+            self.effects.add(f"writes {target}")
+            return
+        full = os.path.realpath(os.path.expanduser(target.removeprefix("file://")))
+        if not full.startswith(self.skip):
+            self.written.add(full)
 
     def _realpath(self, path: str) -> str:
         """``os.path.realpath(path)``, remembering each folder's real path while it stays the same
@@ -390,13 +413,17 @@ class _Watch:
         return full
 
 
-def _native_read(source: str) -> None:
+def _native_io(source: str, writes: bool) -> None:
     w = _current
-    if w is not None and threading.get_ident() == w.thread:
-        try:
+    if w is None or threading.get_ident() != w.thread:
+        return
+    try:
+        if writes:
+            w.write_target(source)
+        else:
             w.read_source(source)
-        except Exception:  # never in the way of the reader
-            w.effects.add(f"reads {source}, which txgit cannot hash")
+    except Exception:  # never in the way of the reader
+        w.effects.add(f"{'writes' if writes else 'reads'} {source}, which txgit cannot follow")
 
 
 _digests: dict[tuple[str, int, int, int], str] = {}
@@ -530,6 +557,7 @@ class OperationWatch:
         self._tee: _Tee | None = None
         self._rng: dict[str, str] = {}
         self._names: set[str] = set()
+        self._folder = FolderWatch(self.root, self.skip)  # what native code does to the workspace's files
 
     def start(self, code: str, names: CodeNames, reached: Iterable[str], origins: Mapping[str, str],
               present: Iterable[str]) -> Operation:
@@ -547,8 +575,9 @@ class OperationWatch:
         self._rng = rng_states()
         if not _hook_installed:
             sys.addaudithook(_audit)
-            readers.install(_native_read)
+            readers.install(_native_io)
             _hook_installed = True
+        self._folder.start()
         self._watch = _Watch(self.root, self.skip)
         _current = self._watch
         self._tee = _Tee(sys.stdout)
@@ -568,6 +597,7 @@ class OperationWatch:
             _current = None
         if sys.stdout is tee:
             sys.stdout = tee.target
+        watch.seen_in_folder(*self._folder.stop())
         op.rng = rng_dependence(self._names, self._rng, rng_states())
         op.rng_after = rng_snapshot(op.rng)
         effects = set(op.effects) | watch.effects
