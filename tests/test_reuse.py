@@ -3,7 +3,7 @@
 In-process tests drive a NamespaceSession the way the kernel extension does
 (before_cell, then either the reuse layer's results or exec, then after_cell);
 "ran" means exec was called. The kernel tests use real ipykernels, where a
-cell that runs leaves a mark in the kernel's os.environ, which no txgit
+cell that runs leaves a mark in the kernel's builtins, which no txgit
 tracking sees.
 """
 
@@ -273,7 +273,8 @@ def test_script_reuse_and_ops_listing(tmp_path, run_txgit):
 
 # -- real kernels ------------------------------------------------------------------------------
 
-PROBE = "import os\nos.environ['RAN'] = os.environ.get('RAN', '') + '{n},'\n"
+# A cell that runs leaves a mark where no txgit tracking looks (its environment would be: setting it is an effect)
+PROBE = "import builtins\nbuiltins.__dict__.setdefault('RAN', []).append({n})\n"
 KERNEL_NOTEBOOK = [NOTEBOOK[0]] + [PROBE.format(n=i + 2) + c for i, c in enumerate(NOTEBOOK[1:])] + [
     PROBE.format(n=7) + EXPENSIVE + "from IPython.display import HTML, display\n"
                                     "display(HTML(f'<b>score {score:.4f}</b>'))\nprint('shown')",
@@ -292,7 +293,7 @@ def run_notebook(root: Path, cells: list[str]) -> tuple[str, list, str]:
             r = k.ok(c)
             stderr += r.stderr
             shown.append((r.stdout, r.outputs))
-        ran = k.ok("print(os.environ.get('RAN', ''))").stdout.strip()
+        ran = k.ok("print(''.join(f'{n},' for n in __import__('builtins').__dict__.get('RAN', [])))").stdout.strip()
         return ran, shown, stderr
     finally:
         k.km.shutdown_kernel(now=True)
@@ -508,3 +509,47 @@ def test_notebook_saves_and_hidden_files_during_a_cell_do_not_count(root):
     run_cells(root, cells, reuse=True)
     _, reused, _ = run_cells(root, cells, reuse=True)
     assert reused[1] is True
+
+
+def test_script_arguments_and_environment_are_inputs(tmp_path, run_txgit):
+    """`txgit run --reuse train.py 0.5` after `... 0.1` must not reuse what the arguments decided."""
+    run_txgit("init", cwd=tmp_path, check=True)
+    (tmp_path / "job.py").write_text(
+        SLOW_SCRIPT + "import argparse, os\n"
+        "lr = slowly('lr', lambda: argparse.ArgumentParser().parse_known_args()[1][0])\n"
+        "name = slowly('name', lambda: os.getenv('RUN_NAME', 'none'))\n"
+        "base = slowly('base', lambda: 40 + 2)\n"
+        "print(lr, name, base)\n")
+
+    def run(*args: str, **env: str) -> tuple[str, str]:
+        proc = run_txgit("run", "--reuse", "job.py", *args, cwd=tmp_path, check=True, env=env)
+        return proc.stdout.strip(), proc.stderr
+
+    assert run("0.1")[0] == "0.1 none 42"
+    out, err = run("0.1")
+    assert out == "0.1 none 42" and "computing" not in err
+    out, err = run("0.5")
+    assert out == "0.5 none 42" and "computing lr" in err and "computing name" not in err
+    out, err = run("0.5", RUN_NAME="x")
+    assert out == "0.5 x 42" and "computing name" in err and "computing lr" not in err and "computing base" not in err
+
+
+def test_setting_the_environment_is_an_effect(root):
+    cells = [NOTEBOOK[0] + "\nimport os", EXPENSIVE + "os.environ['TXGIT_TEST_FLAG'] = '1'\nx = 1"]
+    try:
+        run_cells(root, cells, reuse=True)
+        del os.environ["TXGIT_TEST_FLAG"]
+        _, reused, _ = run_cells(root, cells, reuse=True)
+        assert reused[1] is False and os.environ.get("TXGIT_TEST_FLAG") == "1"  # ran: a later cell may read it
+    finally:
+        os.environ.pop("TXGIT_TEST_FLAG", None)
+
+
+def test_statements_sharing_a_line_are_one_block(tmp_path, run_txgit):
+    """Each statement used to be keyed by its whole line: the second reused the first's results."""
+    run_txgit("init", cwd=tmp_path, check=True)
+    (tmp_path / "job.py").write_text(SLOW_SCRIPT + "a = slowly('a', lambda: 1); b = slowly('b', lambda: 2)\n"
+                                                   "print(a + b)\n")
+    for _ in range(2):
+        proc = run_txgit("run", "--reuse", "job.py", cwd=tmp_path, check=True)
+        assert proc.stdout.strip() == "3", proc.stderr

@@ -99,8 +99,10 @@ def pre_key(code: str, inputs: Mapping[str, str | None]) -> str:
     return _hash("op", code, *(f"{n}={inputs[n]}" for n in sorted(inputs)))
 
 
-def full_key(key: str, files: Mapping[str, str], rng: Mapping[str, str]) -> str:
-    return _hash("full", key, *(f"{p}={files[p]}" for p in sorted(files)), *(f"{g}~{rng[g]}" for g in sorted(rng)))
+def full_key(key: str, files: Mapping[str, str], rng: Mapping[str, str], env: Mapping[str, str] | None = None) -> str:
+    env = env or {}  # (absent from records made before it was watched: the same key as then)
+    return _hash("full", key, *(f"{p}={files[p]}" for p in sorted(files)), *(f"{g}~{rng[g]}" for g in sorted(rng)),
+                 *(f"{e}:{env[e]}" for e in sorted(env)))
 
 
 def module_origin(module: Any) -> str:
@@ -333,6 +335,8 @@ class _Watch:
     read: set[str] = field(default_factory=set)
     written: set[str] = field(default_factory=set)
     effects: set[str] = field(default_factory=set)
+    env: dict[str, str] = field(default_factory=dict)  # environment variables read: "$NAME" -> digest
+    argv_read: bool = False
     # folder as opened -> (its (st_dev, st_ino) now, its realpath), for this cell's opens
     folders: dict[str, tuple[tuple[int, int], str]] = field(default_factory=dict)
 
@@ -426,6 +430,94 @@ def _native_io(source: str, writes: bool) -> None:
         w.effects.add(f"{'writes' if writes else 'reads'} {source}, which txgit cannot follow")
 
 
+def _watching() -> _Watch | None:
+    w = _current
+    return w if w is not None and threading.get_ident() == w.thread else None
+
+
+def _value_digest(value: str | None) -> str:
+    # a digest, not the value: the record is pushed with the history, and variables may hold secrets
+    return ABSENT if value is None else blake3.blake3(value.encode("utf-8", "surrogateescape")).hexdigest()[:32]
+
+
+def process_digest(name: str) -> str:
+    """The digest of what a cell read from its process: ``$NAME`` (an environment variable) or
+    ``sys.argv`` (a script's arguments); what a recorded run's :attr:`Operation.env` is compared with."""
+    if name == "sys.argv":
+        return _value_digest(json.dumps([str(a) for a in sys.argv[1:]]))  # [0]: where the script or kernel is
+    return _value_digest(os.environ.get(name.removeprefix("$")))
+
+
+# Variables that say where the machine, the user and the terminal are, not what a computation is:
+# libraries read them in passing (argparse reads COLUMNS, matplotlib HOME), and a collaborator's differ.
+_MACHINE_ENV = frozenset({"HOME", "USER", "USERNAME", "LOGNAME", "PATH", "PWD", "OLDPWD", "SHELL", "TERM",
+                          "COLUMNS", "LINES", "TMPDIR", "TEMP", "TMP", "DISPLAY", "HOSTNAME", "LANG", "LANGUAGE"})
+_MACHINE_ENV_PREFIXES = ("LC_", "XDG_", "JPY_", "JUPYTER_", "IPYKERNEL_", "PYDEVD_", "VSCODE_", "TERM_", "SSH_")
+
+
+def _env_read(key: object, value: str | None) -> None:
+    w = _watching()
+    if w is not None and isinstance(key, str) and key not in _MACHINE_ENV and not key.startswith(_MACHINE_ENV_PREFIXES):
+        w.env.setdefault("$" + key, _value_digest(value))
+
+
+class _Environ(type(os.environ)):  # type: ignore[misc]
+    """``os.environ``'s class, made to report what a watched cell reads and sets (``os.getenv``,
+    ``os.environ.get``, ``in`` and iteration all go through these): a script run with another
+    ``RUN_NAME=...`` must not reuse the statements that read it."""
+
+    def __getitem__(self, key: str) -> str:
+        try:
+            value = super().__getitem__(key)
+        except KeyError:
+            _env_read(key, None)
+            raise
+        _env_read(key, value)
+        return value
+
+    def __setitem__(self, key: str, value: str) -> None:
+        super().__setitem__(key, value)
+        if (w := _watching()) is not None:
+            w.effects.add("sets environment variables")
+
+    def __delitem__(self, key: str) -> None:
+        super().__delitem__(key)
+        if (w := _watching()) is not None:
+            w.effects.add("sets environment variables")
+
+
+class _Argv(list):  # type: ignore[type-arg]
+    """``sys.argv``, made to report that a watched cell read it (argparse reads ``sys.argv[1:]``)."""
+
+    def _read(self) -> None:
+        if (w := _watching()) is not None:
+            w.argv_read = True
+
+    def __getitem__(self, i: Any) -> Any:
+        self._read()
+        return super().__getitem__(i)
+
+    def __iter__(self) -> Any:
+        self._read()
+        return super().__iter__()
+
+    def __len__(self) -> int:
+        self._read()
+        return super().__len__()
+
+    def __contains__(self, item: object) -> bool:
+        self._read()
+        return super().__contains__(item)
+
+
+def _watch_process() -> None:
+    """Report reads of the environment and of ``sys.argv`` (once per process)."""
+    if type(os.environ) is not _Environ:
+        os.environ.__class__ = _Environ
+    if not isinstance(sys.argv, _Argv):
+        sys.argv = _Argv(sys.argv)
+
+
 _digests: dict[tuple[str, int, int, int], str] = {}
 
 
@@ -502,6 +594,7 @@ class Operation:
     code: str
     inputs: dict[str, str | None]
     files: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)  # "$NAME" / "sys.argv" -> digest (process_digest)
     rng: dict[str, str] = field(default_factory=dict)  # generator -> state it depends on (rng_dependence)
     rng_after: dict[str, str] = field(default_factory=dict)  # generator -> its state after (rng_snapshot)
     full: str = ""
@@ -530,6 +623,7 @@ class Operation:
             op = cls(key=d["key"], code=str(d.get("code", "")),
                      inputs={str(k): (None if v is None else str(v)) for k, v in d["inputs"].items()},
                      files={str(k): str(v) for k, v in (d.get("files") or {}).items()},
+                     env={str(k): str(v) for k, v in (d.get("env") or {}).items()},
                      rng={str(k): str(v) for k, v in (d.get("rng") or {}).items()},
                      rng_after={str(k): str(v) for k, v in (d.get("rng_after") or {}).items()},
                      full=str(d.get("full", "")),
@@ -577,6 +671,7 @@ class OperationWatch:
             sys.addaudithook(_audit)
             readers.install(_native_io)
             _hook_installed = True
+        _watch_process()  # (again: a script runner sets its own sys.argv)
         self._folder.start()
         self._watch = _Watch(self.root, self.skip)
         _current = self._watch
@@ -606,7 +701,10 @@ class OperationWatch:
         for path in sorted(watch.read - watch.written):  # tried: a file not there counts as absent
             op.files[display_path(self.root, path)] = file_digest(path)
         op.effects = sorted(effects)
-        op.full = full_key(op.key, op.files, op.rng)
+        if watch.argv_read:
+            watch.env["sys.argv"] = process_digest("sys.argv")
+        op.env = dict(sorted(watch.env.items()))
+        op.full = full_key(op.key, op.files, op.rng, op.env)
         op.seconds = round(seconds, 6)
         op.stdout = "".join(tee.kept)
         op.result = result
