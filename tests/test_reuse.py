@@ -276,7 +276,7 @@ def test_script_reuse_and_ops_listing(tmp_path, run_txgit):
 # A cell that runs leaves a mark where no txgit tracking looks (its environment would be: setting it is an effect)
 PROBE = "import builtins\nbuiltins.__dict__.setdefault('RAN', []).append({n})\n"
 KERNEL_NOTEBOOK = [NOTEBOOK[0]] + [PROBE.format(n=i + 2) + c for i, c in enumerate(NOTEBOOK[1:])] + [
-    PROBE.format(n=7) + EXPENSIVE + "from IPython.display import HTML, display\n"
+    PROBE.format(n=7) + EXPENSIVE + "from IPython.display import HTML, display\nprint('score:')\n"
                                     "display(HTML(f'<b>score {score:.4f}</b>'))\nprint('shown')",
     "summary"]
 
@@ -292,7 +292,7 @@ def run_notebook(root: Path, cells: list[str]) -> tuple[str, list, str]:
         for c in cells:
             r = k.ok(c)
             stderr += r.stderr
-            shown.append((r.stdout, r.outputs))
+            shown.append(r.shown)
         ran = k.ok("print(''.join(f'{n},' for n in __import__('builtins').__dict__.get('RAN', [])))").stdout.strip()
         return ran, shown, stderr
     finally:
@@ -302,7 +302,7 @@ def run_notebook(root: Path, cells: list[str]) -> tuple[str, list, str]:
 def test_kernel_rerun_reuses_and_changes_rerun_what_they_affect(root):
     ran, out_first, _ = run_notebook(root, KERNEL_NOTEBOOK)
     assert ran == "2,3,4,5,6,7,"
-    assert any("<b>score " in str(outputs) for _, outputs in out_first)
+    assert any("<b>score " in str(outputs) for outputs in out_first)
     ran, out_again, stderr = run_notebook(root, KERNEL_NOTEBOOK)
     assert ran == "", stderr  # no expensive cell executed
     assert stderr.count("txgit: reused results of") >= 6
@@ -553,3 +553,20 @@ def test_statements_sharing_a_line_are_one_block(tmp_path, run_txgit):
     for _ in range(2):
         proc = run_txgit("run", "--reuse", "job.py", cwd=tmp_path, check=True)
         assert proc.stdout.strip() == "3", proc.stderr
+
+
+def test_a_module_setting_its_environment_defaults_while_imported_is_no_effect(root):
+    """scikit-learn sets KMP_DUPLICATE_LIB_OK when imported: a cell importing it and fitting stays reusable."""
+    (root / "envdefaults.py").write_text("import os\nos.environ.setdefault('TXGIT_TEST_DEFAULT', 'on')\n")
+    cells = [NOTEBOOK[0], EXPENSIVE + "import envdefaults\nx = 1"]
+    sys.path.insert(0, str(root))
+    try:
+        run_cells(root, cells, reuse=True)
+        sys.modules.pop("envdefaults", None)  # a fresh kernel: not imported, its default not set
+        os.environ.pop("TXGIT_TEST_DEFAULT")
+        _, reused, _ = run_cells(root, cells, reuse=True)
+        assert reused[1] is True
+    finally:
+        os.environ.pop("TXGIT_TEST_DEFAULT", None)
+        sys.modules.pop("envdefaults", None)
+        sys.path.remove(str(root))

@@ -142,8 +142,9 @@ class Reuser:
             return Reused(rec, state, values, fingerprints, time.perf_counter() - started, removed, set_generators)
         return None
 
-    def apply(self, reused: Reused) -> None:
-        """Put the results in the namespace (while the cell "runs"), replay what it printed."""
+    def apply(self, reused: Reused, *, printed: bool = True) -> None:
+        """Put the results in the namespace (while the cell "runs"), replay what it printed
+        (``printed=False``: the caller does, with its displays between)."""
         s = self.session
         s.put_values(reused.state, reused.values, reused.fingerprints)
         for n in reused.removed:
@@ -151,7 +152,7 @@ class Reuser:
         for set_generator in reused.set_generators:
             set_generator()
         s.replayed(reused.recorded.commit, reused.recorded.op)
-        if reused.recorded.op.stdout:
+        if printed and reused.recorded.op.stdout:
             sys.stdout.write(reused.recorded.op.stdout)
         self.stats.reused += 1
         self.stats.saved_seconds += reused.saved_seconds

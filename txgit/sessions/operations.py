@@ -477,13 +477,23 @@ class _Environ(type(os.environ)):  # type: ignore[misc]
 
     def __setitem__(self, key: str, value: str) -> None:
         super().__setitem__(key, value)
-        if (w := _watching()) is not None:
-            w.effects.add("sets environment variables")
+        _env_set()
 
     def __delitem__(self, key: str) -> None:
         super().__delitem__(key)
-        if (w := _watching()) is not None:
-            w.effects.add("sets environment variables")
+        _env_set()
+
+
+def _env_set() -> None:
+    w = _watching()
+    if w is None:
+        return
+    frame = sys._getframe(2)
+    while frame is not None:  # a module setting its defaults while imported (scikit-learn sets KMP_*):
+        if frame.f_code.co_filename == "<frozen importlib._bootstrap>":  # importing it again does it again
+            return
+        frame = frame.f_back
+    w.effects.add("sets environment variables")
 
 
 class _Argv(list):  # type: ignore[type-arg]
@@ -576,6 +586,8 @@ def kept_displays(displays: Iterable[Mapping[str, Any]]) -> tuple[list[dict[str,
         if d.get("update"):
             return [], "updates a display in place"
         item = {"data": d.get("data"), "metadata": d.get("metadata") or {}}
+        if isinstance(d.get("at"), int):  # after how much printed text it was shown
+            item["at"] = d["at"]
         try:
             size += len(json.dumps(item))
         except (TypeError, ValueError):
@@ -604,7 +616,8 @@ class Operation:
     seconds: float = 0.0  # what running it cost (kept when the result was reused, not recomputed)
     stdout: str = ""
     result: dict[str, str] | None = None  # the cell's value as display data (mime type -> text)
-    displays: list[dict[str, Any]] = field(default_factory=list)  # what it passed to display(), in order
+    # what it passed to display(), in order; "at": after how many characters of ``stdout``
+    displays: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def reusable(self) -> bool:
@@ -632,7 +645,8 @@ class Operation:
                      stdout=str(d.get("stdout", "")),
                      result={str(k): str(v) for k, v in d["result"].items()} if isinstance(d.get("result"), dict)
                      else None,
-                     displays=[{"data": x["data"], "metadata": x.get("metadata") or {}}
+                     displays=[{"data": x["data"], "metadata": x.get("metadata") or {},
+                                **({"at": x["at"]} if isinstance(x.get("at"), int) else {})}
                                for x in d.get("displays", []) if isinstance(x.get("data"), dict)])
         except (TypeError, ValueError, AttributeError):
             return None
@@ -712,6 +726,10 @@ class OperationWatch:
         if why_not:
             op.effects = sorted({*op.effects, why_not})
         return op
+
+    def printed(self) -> int:
+        """How much the running cell has printed so far (characters kept for replay)."""
+        return self._tee.size if self._tee is not None else 0
 
     def abandon(self) -> None:
         """Stop watching without a record (the cell failed, or did not run)."""
