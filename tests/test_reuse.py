@@ -570,3 +570,28 @@ def test_a_module_setting_its_environment_defaults_while_imported_is_no_effect(r
         os.environ.pop("TXGIT_TEST_DEFAULT", None)
         sys.modules.pop("envdefaults", None)
         sys.path.remove(str(root))
+
+
+@pytest.mark.parametrize("setting, reset", [
+    ("from sklearn import set_config\nset_config(transform_output='pandas')",
+     "from sklearn import set_config\nset_config(transform_output='default')"),
+    ("pd.set_option('display.max_columns', 2)", "pd.reset_option('display.max_columns')"),
+])
+def test_library_settings_are_inputs(root, setting, reset):
+    """A cell run under other settings would compute (a frame, not an array) or print otherwise."""
+    import sklearn.preprocessing  # noqa: F401  (its import sets environment defaults: before the first run)
+
+    cells = [NOTEBOOK[0] + "\nfrom sklearn.preprocessing import StandardScaler",
+             EXPENSIVE + "out = StandardScaler().fit_transform(pd.DataFrame({'a': [1.0, 2.0], 'b': [3.0, 5.0],"
+                         " 'c': [0.0, 1.0]}))\nprint(pd.DataFrame(out))"]
+    try:
+        _, reused, _ = run_cells(root, cells, reuse=True)
+        _, reused, _ = run_cells(root, cells, reuse=True)
+        assert reused[1] is True
+        exec(setting, {"pd": pd})
+        ns, reused, _ = run_cells(root, cells, reuse=True)
+        assert reused[1] is False
+        again, reused, _ = run_cells(root, cells, reuse=True)
+        assert reused[1] is True and type(again["out"]) is type(ns["out"])
+    finally:
+        exec(reset, {"pd": pd})

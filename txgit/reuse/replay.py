@@ -71,6 +71,8 @@ def _why_not(ws: Any, rec: RecordedOperation, rng_now: dict[str, str]) -> str | 
             return f"{path} changed"
     for name, digest in op.env.items():
         if process_digest(name) != digest:
+            if name.startswith("settings:"):
+                return f"{name.removeprefix('settings:')}'s settings changed"
             return f"{name} changed" if name == "sys.argv" else f"the environment variable {name[1:]} changed"
     for gen, dep in op.rng.items():
         if dep.startswith("before:") and rng_now.get(gen) != dep.removeprefix("before:"):
