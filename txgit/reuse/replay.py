@@ -32,7 +32,8 @@ from txgit import trust as _trust
 from txgit.errors import TxgitError
 from txgit.history import State
 from txgit.reuse.graph import OperationIndex, RecordedOperation
-from txgit.sessions.operations import file_digest, process_digest, resolve_path, rng_setters, rng_states
+from txgit.sessions import process
+from txgit.sessions.operations import file_digest, resolve_path, rng_setters, rng_states
 from txgit.sessions.session import NamespaceSession
 
 # What loading costs, to compare with what running cost: a fixed part and a rate (bytes/s).
@@ -70,7 +71,7 @@ def _why_not(ws: Any, rec: RecordedOperation, rng_now: dict[str, str]) -> str | 
         if file_digest(resolve_path(str(ws.root), path)) != digest:
             return f"{path} changed"
     for name, digest in op.env.items():
-        if process_digest(name) != digest:
+        if process.digest(name) != digest:
             if name.startswith("settings:"):
                 return f"{name.removeprefix('settings:')}'s settings changed"
             return f"{name} changed" if name == "sys.argv" else f"the environment variable {name[1:]} changed"

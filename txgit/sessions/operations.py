@@ -47,7 +47,7 @@ from typing import Any
 
 import blake3
 
-from txgit.sessions import readers
+from txgit.sessions import process, readers
 from txgit.sessions.filewatch import FolderWatch
 from txgit.sessions.codeform import canonical_code
 from txgit.sessions.tracking import CodeNames
@@ -435,144 +435,10 @@ def _watching() -> _Watch | None:
     return w if w is not None and threading.get_ident() == w.thread else None
 
 
-def _value_digest(value: str | None) -> str:
-    # a digest, not the value: the record is pushed with the history, and variables may hold secrets
-    return ABSENT if value is None else blake3.blake3(value.encode("utf-8", "surrogateescape")).hexdigest()[:32]
-
-
-def _settings_text(lib: str) -> str | None:
-    """The settings of an imported library that change what code computes or prints with it (None:
-    not imported, or unreadable): ``sklearn.set_config(transform_output="pandas")``, pandas' options,
-    ``np.seterr``/print options, torch's default dtype and determinism, the decimal context."""
-    module = sys.modules.get(lib)
-    if module is None:
-        return None
-    try:
-        if lib == "sklearn":
-            return repr(sorted(module.get_config().items()))
-        if lib == "pandas":
-            return repr(sys.modules["pandas._config.config"]._global_config)
-        if lib == "numpy":
-            return repr((sorted(module.geterr().items()), sorted(module.get_printoptions().items())))
-        if lib == "torch":
-            return repr((module.get_default_dtype(), module.are_deterministic_algorithms_enabled()))
-        if lib == "decimal":
-            return repr(module.getcontext())
-    except Exception:  # another version's internals: not watched
-        return None
-    return None
-
-
-SETTINGS_LIBRARIES = ("sklearn", "pandas", "numpy", "torch", "decimal")
-
-
-def settings_digests() -> dict[str, str]:
-    """``settings:<library>`` -> digest, for each library of :data:`SETTINGS_LIBRARIES` imported now:
-    inputs of every cell (about 50 us)."""
-    out = {}
-    for lib in SETTINGS_LIBRARIES:
-        text = _settings_text(lib)
-        if text is not None:
-            out["settings:" + lib] = _value_digest(text)
-    return out
-
-
-def process_digest(name: str) -> str:
-    """The digest of what a cell read from its process: ``$NAME`` (an environment variable),
-    ``sys.argv`` (a script's arguments) or ``settings:<library>`` (:func:`settings_digests`); what a
-    recorded run's :attr:`Operation.env` is compared with."""
-    if name.startswith("settings:"):
-        text = _settings_text(name.removeprefix("settings:"))
-        return "not imported" if text is None else _value_digest(text)
-    if name == "sys.argv":
-        return _value_digest(json.dumps([str(a) for a in sys.argv[1:]]))  # [0]: where the script or kernel is
-    return _value_digest(os.environ.get(name.removeprefix("$")))
-
-
-# Variables that say where the machine, the user and the terminal are, not what a computation is:
-# libraries read them in passing (argparse reads COLUMNS, matplotlib HOME), and a collaborator's differ.
-_MACHINE_ENV = frozenset({"HOME", "USER", "USERNAME", "LOGNAME", "PATH", "PWD", "OLDPWD", "SHELL", "TERM",
-                          "COLUMNS", "LINES", "TMPDIR", "TEMP", "TMP", "DISPLAY", "HOSTNAME", "LANG", "LANGUAGE"})
-_MACHINE_ENV_PREFIXES = ("LC_", "XDG_", "JPY_", "JUPYTER_", "IPYKERNEL_", "PYDEVD_", "VSCODE_", "TERM_", "SSH_")
-
-
-def _env_read(key: object, value: str | None) -> None:
-    w = _watching()
-    if w is not None and isinstance(key, str) and key not in _MACHINE_ENV and not key.startswith(_MACHINE_ENV_PREFIXES):
-        w.env.setdefault("$" + key, _value_digest(value))
-
-
-class _Environ(type(os.environ)):  # type: ignore[misc]
-    """``os.environ``'s class, made to report what a watched cell reads and sets (``os.getenv``,
-    ``os.environ.get``, ``in`` and iteration all go through these): a script run with another
-    ``RUN_NAME=...`` must not reuse the statements that read it."""
-
-    def __getitem__(self, key: str) -> str:
-        try:
-            value = super().__getitem__(key)
-        except KeyError:
-            _env_read(key, None)
-            raise
-        _env_read(key, value)
-        return value
-
-    def __setitem__(self, key: str, value: str) -> None:
-        super().__setitem__(key, value)
-        _env_set()
-
-    def __delitem__(self, key: str) -> None:
-        super().__delitem__(key)
-        _env_set()
-
-
-def _env_set() -> None:
-    w = _watching()
-    if w is None:
-        return
-    frame = sys._getframe(2)
-    while frame is not None:  # a module setting its defaults while imported (scikit-learn sets KMP_*):
-        if frame.f_code.co_filename == "<frozen importlib._bootstrap>":  # importing it again does it again
-            return
-        frame = frame.f_back
-    w.effects.add("sets environment variables")
-
-
-class _Argv(list):  # type: ignore[type-arg]
-    """``sys.argv``, made to report that a watched cell read it (argparse reads ``sys.argv[1:]``)."""
-
-    def _read(self) -> None:
-        if (w := _watching()) is not None:
-            w.argv_read = True
-
-    def __getitem__(self, i: Any) -> Any:
-        self._read()
-        return super().__getitem__(i)
-
-    def __iter__(self) -> Any:
-        self._read()
-        return super().__iter__()
-
-    def __len__(self) -> int:
-        self._read()
-        return super().__len__()
-
-    def __contains__(self, item: object) -> bool:
-        self._read()
-        return super().__contains__(item)
-
-
-def _watch_process() -> None:
-    """Report reads of the environment and of ``sys.argv`` (once per process)."""
-    if type(os.environ) is not _Environ:
-        os.environ.__class__ = _Environ
-    if not isinstance(sys.argv, _Argv):
-        sys.argv = _Argv(sys.argv)
-
-
 _digests: dict[tuple[str, int, int, int], str] = {}
 
 
-ABSENT = "absent"  # the digest of a file that is not there: a cell may depend on a file's absence
+ABSENT = process.ABSENT  # the digest of a file that is not there: a cell may depend on a file's absence
 
 
 def file_digest(path: str) -> str:
@@ -647,7 +513,7 @@ class Operation:
     code: str
     inputs: dict[str, str | None]
     files: dict[str, str] = field(default_factory=dict)
-    env: dict[str, str] = field(default_factory=dict)  # "$NAME" / "sys.argv" -> digest (process_digest)
+    env: dict[str, str] = field(default_factory=dict)  # "$NAME", "sys.argv", "settings:<lib>" -> process.digest
     rng: dict[str, str] = field(default_factory=dict)  # generator -> state it depends on (rng_dependence)
     rng_after: dict[str, str] = field(default_factory=dict)  # generator -> its state after (rng_snapshot)
     full: str = ""
@@ -723,12 +589,12 @@ class OperationWatch:
             self.op.effects.append("reads a value of unknown origin: " +
                                    ", ".join(n for n, v in inputs.items() if v == UNKNOWN))
         self._rng = rng_states()
-        self._settings = settings_digests()
+        self._settings = process.settings_digests()
         if not _hook_installed:
             sys.addaudithook(_audit)
             readers.install(_native_io)
             _hook_installed = True
-        _watch_process()  # (again: a script runner sets its own sys.argv)
+        process.install(_watching)  # (every time: a script runner sets its own sys.argv)
         self._folder.start()
         self._watch = _Watch(self.root, self.skip)
         _current = self._watch
@@ -759,7 +625,7 @@ class OperationWatch:
             op.files[display_path(self.root, path)] = file_digest(path)
         op.effects = sorted(effects)
         if watch.argv_read:
-            watch.env["sys.argv"] = process_digest("sys.argv")
+            watch.env["sys.argv"] = process.digest("sys.argv")
         watch.env.update(self._settings)  # the settings it started with
         op.env = dict(sorted(watch.env.items()))
         op.full = full_key(op.key, op.files, op.rng, op.env)
