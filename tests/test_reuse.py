@@ -211,11 +211,25 @@ def test_layout_and_comments_do_not_change_the_key(root):
     ("import datetime\nx = datetime.datetime.now()", False),
     ("exec('x = 1')", False),
     ("import sqlite3\nx = sqlite3.connect('db.sqlite').execute('select 1').fetchall()", False),  # read in C
+    # process state the cells after it depend on, which loading its results would not set
+    ("import sys\nsys.path.insert(0, 'lib')\nx = 1", False),
+    ("import os\nos.chdir('.')\nx = 1", False),
+    ("from sklearn import set_config\nset_config(assume_finite=True)\nx = 1", False),
+    ("from sklearn import get_config\nx = get_config()['assume_finite']", True),
 ])
 def test_effects_and_randomness_are_re_run(root, cell, reusable):
+    import sklearn
+
     cells = [NOTEBOOK[0], EXPENSIVE + cell]
-    first, _, s = run_cells(root, cells, reuse=True)
-    _, reused, _ = run_cells(root, cells, reuse=True)
+    path, config = list(sys.path), sklearn.get_config()
+    try:
+        first, _, s = run_cells(root, cells, reuse=True)
+        sys.path[:] = path  # a fresh kernel
+        sklearn.set_config(**config)
+        _, reused, _ = run_cells(root, cells, reuse=True)
+    finally:
+        sys.path[:] = path
+        sklearn.set_config(**config)
     assert reused[1] is reusable
     if not reusable:
         op = json.loads(s.workspace.history.read_file(s.workspace.history.resolve("HEAD"), "code/cells.json"))[0]["op"]

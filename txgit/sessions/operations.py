@@ -296,6 +296,8 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
             w.opened(*args[:3])
         elif event == "socket.connect":
             w.effects.add("opens network connections")
+        elif event == "os.chdir":  # the cells after it open files relative to the new folder
+            w.effects.add("changes the working directory")
         elif event == "sqlite3.connect":  # the database file is read (and maybe written) in C
             w.effects.add("connects to a database")
         elif event in ("subprocess.Popen", "os.posix_spawn") and _reads_cpu_count(args[1]):
@@ -572,6 +574,7 @@ class OperationWatch:
         self._tee: _Tee | None = None
         self._rng: dict[str, str] = {}
         self._settings: dict[str, str] = {}
+        self._path: list[str] = []
         self._names: set[str] = set()
         self._folder = FolderWatch(self.root, self.skip)  # what native code does to the workspace's files
 
@@ -590,6 +593,7 @@ class OperationWatch:
                                    ", ".join(n for n, v in inputs.items() if v == UNKNOWN))
         self._rng = rng_states()
         self._settings = process.settings_digests()
+        self._path = list(sys.path)
         if not _hook_installed:
             sys.addaudithook(_audit)
             readers.install(_native_io)
@@ -623,6 +627,12 @@ class OperationWatch:
             effects.add(f"writes {display_path(self.root, path)}")
         for path in sorted(watch.read - watch.written):  # tried: a file not there counts as absent
             op.files[display_path(self.root, path)] = file_digest(path)
+        # Settings it changed would not be changed by reusing it (the cells after it would compute
+        # otherwise); nor would sys.path (their imports would fail).
+        effects |= {f"changes {k.removeprefix('settings:')}'s settings" for k, v in process.settings_digests().items()
+                    if self._settings.get(k, v) != v}
+        if sys.path != self._path:
+            effects.add("changes sys.path")
         op.effects = sorted(effects)
         if watch.argv_read:
             watch.env["sys.argv"] = process.digest("sys.argv")
