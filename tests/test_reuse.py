@@ -213,6 +213,7 @@ def test_layout_and_comments_do_not_change_the_key(root):
     ("import sqlite3\nx = sqlite3.connect('db.sqlite').execute('select 1').fetchall()", False),  # read in C
     # process state the cells after it depend on, which loading its results would not set
     ("import sys\nsys.path.insert(0, 'lib')\nx = 1", False),
+    ("x = input() if False else 1", False),  # what the user answers next time is another input
     ("import os\nos.chdir('.')\nx = 1", False),
     ("from sklearn import set_config\nset_config(assume_finite=True)\nx = 1", False),
     ("from sklearn import get_config\nx = get_config()['assume_finite']", True),

@@ -89,6 +89,8 @@ def static_effects(calls: Iterable[tuple[str | None, str, bool]]) -> list[str]:
             out.add(f"unseeded randomness: {name}()")
         elif name in _NONDETERMINISTIC:
             out.add(f"non-reproducible value: {name}()")
+        elif name in ("input", "getpass", "raw_input") and owner in (None, "getpass", "builtins"):
+            out.add(f"asks the user: {name}()")
         elif (owner, name) in _CLOCK or (name in ("now", "utcnow", "today") and owner is not None):
             out.add(f"reads the clock: {name}()")
     return sorted(out)
