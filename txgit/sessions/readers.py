@@ -75,8 +75,9 @@ _report: Report | None = None
 
 
 def install(report: Report) -> None:
-    """Wrap the readers of every listed module, now and when imported later; ``report`` receives
-    each path they are given (it decides whether a cell is being watched)."""
+    """Wrap the readers and writers of every listed module, now and when imported later; ``report``
+    receives each path they are given, and whether it is written (it decides whether a cell is
+    being watched)."""
     global _report
     first = _report is None
     _report = report
