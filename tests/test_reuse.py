@@ -610,3 +610,30 @@ def test_library_settings_are_inputs(root, setting, reset):
         assert reused[1] is True and type(again["out"]) is type(ns["out"])
     finally:
         exec(reset, {"pd": pd})
+
+
+def test_a_class_imported_from_another_version_of_a_package_is_not_the_same_input(root):
+    """`from pkg import fit` is code-only: after `pip install -U pkg` (or on a collaborator's machine
+    with another version) what it computes may differ, so the cells using it run again."""
+    site = Path.home() / ".cache" / f"txgit-test-site-{os.getpid()}"  # ignored like site-packages
+    (site / "fakepkg").mkdir(parents=True, exist_ok=True)
+
+    def install(version: str, step: int) -> None:
+        (site / "fakepkg" / "__init__.py").write_text(f"__version__ = '{version}'\ndef fit(x):\n    return x + {step}\n")
+        sys.modules.pop("fakepkg", None)
+
+    cells = [NOTEBOOK[0] + "\nfrom fakepkg import fit", EXPENSIVE + "y = fit(1)"]
+    sys.path.insert(0, str(site))
+    try:
+        install("1.0", 1)
+        run_cells(root, cells, reuse=True)
+        install("1.0", 1)
+        ns, reused, _ = run_cells(root, cells, reuse=True)
+        assert reused[1] is True and ns["y"] == 2
+        install("2.0", 10)
+        ns, reused, _ = run_cells(root, cells, reuse=True)
+        assert reused[1] is False and ns["y"] == 11
+    finally:
+        sys.path.remove(str(site))
+        sys.modules.pop("fakepkg", None)
+        shutil.rmtree(site, ignore_errors=True)

@@ -112,11 +112,24 @@ def module_origin(module: Any) -> str:
     return f"m:{getattr(module, '__name__', '?')}@{getattr(module, '__version__', '')}"
 
 
+def _package_of(value: Any) -> str:
+    """``package@version`` of a class or function imported from an installed package ("" otherwise):
+    ``from sklearn.ensemble import RandomForestClassifier`` is code-only, but what the class computes
+    changes with the version installed (a collaborator's, or after ``pip install -U``)."""
+    if not isinstance(value, (type, types.FunctionType, types.BuiltinFunctionType)):
+        return ""
+    top = (getattr(value, "__module__", None) or "").partition(".")[0]
+    package = sys.modules.get(top) if top not in ("", "__main__", "builtins") else None
+    version = getattr(package, "__version__", None)
+    return f"{top}@{version}" if isinstance(version, str) else ""
+
+
 def output_origin(full: str, name: str, value: Any) -> str:
     """The origin of ``name`` as made by the operation ``full``."""
     if isinstance(value, types.ModuleType):
         return module_origin(value)
-    return "op:" + _hash(full, name)
+    package = _package_of(value)
+    return "op:" + (_hash(full, name, package) if package else _hash(full, name))
 
 
 def content_origin(record: VarRecord | None, value: Any = None) -> str:
@@ -126,7 +139,8 @@ def content_origin(record: VarRecord | None, value: Any = None) -> str:
     if record is None:
         return UNKNOWN
     if record.kind == VALUE and record.group:
-        return "c:" + record.group[:32]
+        package = _package_of(value)  # (pickled by reference: the same content in every version)
+        return "c:" + (_hash(record.group, package) if package else record.group[:32])
     if record.kind == MODULE and record.module:
         return f"m:{record.module}@{getattr(sys.modules.get(record.module), '__version__', '')}"
     return UNKNOWN
