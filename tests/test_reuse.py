@@ -327,8 +327,9 @@ def test_kernel_rerun_reuses_and_changes_rerun_what_they_affect(root):
     ran, _, _ = run_notebook(root, changed)
     assert ran == "4,5,6,7,"
     write_csv(root, seed=2)
-    ran, _, _ = run_notebook(root, KERNEL_NOTEBOOK)
+    ran, _, stderr = run_notebook(root, KERNEL_NOTEBOOK)
     assert ran == "2,3,4,5,6,7,"
+    assert "ran instead of reusing" in stderr and ": data.csv changed" in stderr  # the user sees why
 
 
 def test_collaborator_clone_reuses_the_authors_results(tmp_path, run_txgit):
@@ -545,6 +546,7 @@ def test_script_arguments_and_environment_are_inputs(tmp_path, run_txgit):
     assert out == "0.1 none 42" and "computing" not in err
     out, err = run("0.5")
     assert out == "0.5 none 42" and "computing lr" in err and "computing name" not in err
+    assert ": sys.argv changed" in err
     out, err = run("0.5", RUN_NAME="x")
     assert out == "0.5 x 42" and "computing name" in err and "computing lr" not in err and "computing base" not in err
 

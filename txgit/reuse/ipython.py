@@ -63,6 +63,8 @@ class ReuseHook:
             print(f"txgit: reuse: {type(e).__name__}: {e}; running the cell", file=sys.stderr)
         if self.pending is None:
             self.reuser.stats.ran += 1
+            if miss := self.reuser.describe_miss():
+                print(miss, file=sys.stderr)
 
 
 def replay_pending() -> Any:

@@ -93,11 +93,14 @@ class Reuser:
         self.index = index or OperationIndex(session.workspace)
         self.stats = ReuseStats()
         self.last_reason: str | None = None  # why the last cell was not reused (None: no record of it)
+        # a recorded run of the last cell that could not be reused, and why (not when running was
+        # cheaper): what a user re-running a notebook wants to know about a cell that ran again
+        self.missed: tuple[str, str] | None = None
 
     def prepare(self) -> Reused | None:
         """Call after ``session.before_cell``: the loaded results of a recorded run of the running
         cell, or None (run it). Nothing is changed in the namespace yet."""
-        self.last_reason = None
+        self.last_reason = self.missed = None
         op = self.session.current_operation
         if op is None:
             return None
@@ -112,17 +115,17 @@ class Reuser:
         for rec in candidates:
             why = _why_not(ws, rec, rng_now)
             if why is not None:
-                self.last_reason = why
+                self._miss(rec, why)
                 continue
             try:
                 set_generators = rng_setters(rec.op.rng_after)
             except ValueError as e:
-                self.last_reason = str(e)
+                self._miss(rec, str(e))
                 continue
             try:
                 state = ws.state(rec.commit)
             except TxgitError as e:
-                self.last_reason = str(e)
+                self._miss(rec, str(e))
                 continue
             outputs = [n for n in rec.op.outputs if n in state.variables]
             groups = {state.variables[n].group for n in outputs if state.variables[n].group}
@@ -135,15 +138,27 @@ class Reuser:
             try:
                 values, fingerprints = self.session.restore_values(state, outputs)
             except TxgitError as e:  # not materialized here or on a remote, damaged: run it
-                self.last_reason = f"its results cannot be loaded: {e}"
+                self._miss(rec, f"its results cannot be loaded: {e}")
                 continue
             missing = [n for n in outputs if n not in values]
             if missing:  # e.g. an output that could not be pickled: running makes it
-                self.last_reason = f"{', '.join(missing)} was not saved"
+                self._miss(rec, f"{', '.join(missing)} was not saved")
                 continue
             removed = [n for n in rec.op.removed if n not in state.variables]
             return Reused(rec, state, values, fingerprints, time.perf_counter() - started, removed, set_generators)
         return None
+
+    def _miss(self, rec: RecordedOperation, why: str) -> None:
+        self.last_reason = why
+        if self.missed is None:  # the newest recorded run's reason
+            self.missed = (rec.commit, why)
+
+    def describe_miss(self) -> str | None:
+        """One line on why the last cell ran although a run of it is recorded, or None."""
+        if self.missed is None:
+            return None
+        commit, why = self.missed
+        return f"txgit: ran instead of reusing {commit[:8]}: {why}"
 
     def apply(self, reused: Reused, *, printed: bool = True) -> None:
         """Put the results in the namespace (while the cell "runs"), replay what it printed
@@ -179,6 +194,8 @@ def replayer(*, quiet: bool = False) -> Callable[[NamespaceSession], bool]:
         reused = reuser.prepare()
         if reused is None:
             reuser.stats.ran += 1
+            if not quiet and (miss := reuser.describe_miss()):
+                print(miss, file=sys.stderr)
             return False
         reuser.apply(reused)
         if not quiet:
