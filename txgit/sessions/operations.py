@@ -604,6 +604,11 @@ class OperationWatch:
         chash = code_hash(code, names.tree)
         self.op = Operation(key=pre_key(chash, inputs), code=chash, inputs=inputs, effects=static_effects(names.calls))
         self._names = names.reads | names.writes | names.attributes
+        # A module's state (and what `from m import x` names: it lives in m) is not versioned:
+        # loading the cell's results would not change it.
+        modules = sorted(n for n in names.stored_into if n in names.imported or origins.get(n, "").startswith("m:"))
+        if modules:
+            self.op.effects.append(f"changes the state of module {', '.join(modules)}")
         if any(v == UNKNOWN for v in inputs.values()):
             self.op.effects.append("reads a value of unknown origin: " +
                                    ", ".join(n for n, v in inputs.items() if v == UNKNOWN))
