@@ -18,6 +18,7 @@ class CellResult:
     error: str | None = None  # "ename: evalue"
     execution_count: int | None = None
     outputs: list = field(default_factory=list)
+    shown: list = field(default_factory=list)  # stdout text and display data, in the order they came
 
 
 class Kernel:
@@ -46,12 +47,17 @@ class Kernel:
             if t == "stream":
                 if c["name"] == "stdout":
                     out.stdout += c["text"]
+                    if out.shown and isinstance(out.shown[-1], str):  # one stream, however it was flushed
+                        out.shown[-1] += c["text"]
+                    else:
+                        out.shown.append(c["text"])
                 else:
                     out.stderr += c["text"]
             elif t == "error":
                 out.status, out.error = "error", f"{c['ename']}: {c['evalue']}"
             elif t in ("execute_result", "display_data"):
                 out.outputs.append(c["data"])
+                out.shown.append(c["data"])
             elif t == "status" and c["execution_state"] == "idle":
                 break
         reply = self.kc.get_shell_msg(timeout=timeout)

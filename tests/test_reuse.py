@@ -3,7 +3,7 @@
 In-process tests drive a NamespaceSession the way the kernel extension does
 (before_cell, then either the reuse layer's results or exec, then after_cell);
 "ran" means exec was called. The kernel tests use real ipykernels, where a
-cell that runs leaves a mark in the kernel's os.environ, which no txgit
+cell that runs leaves a mark in the kernel's builtins, which no txgit
 tracking sees.
 """
 
@@ -211,11 +211,29 @@ def test_layout_and_comments_do_not_change_the_key(root):
     ("import datetime\nx = datetime.datetime.now()", False),
     ("exec('x = 1')", False),
     ("import sqlite3\nx = sqlite3.connect('db.sqlite').execute('select 1').fetchall()", False),  # read in C
+    # process state the cells after it depend on, which loading its results would not set
+    ("import sys\nsys.path.insert(0, 'lib')\nx = 1", False),
+    ("x = input() if False else 1", False),  # what the user answers next time is another input
+    ("import json\njson.CACHE = {'k': 1}\nx = 1", False),  # a module's state: not versioned, not loaded
+    ("time.txgit_test_mark = 1\nx = 1", False),  # (a module imported by an earlier cell)
+    ("import json\nx = {}\nx['k'] = json.dumps(1)", True),
+    ("import os\nos.chdir('.')\nx = 1", False),
+    ("from sklearn import set_config\nset_config(assume_finite=True)\nx = 1", False),
+    ("from sklearn import get_config\nx = get_config()['assume_finite']", True),
 ])
 def test_effects_and_randomness_are_re_run(root, cell, reusable):
+    import sklearn
+
     cells = [NOTEBOOK[0], EXPENSIVE + cell]
-    first, _, s = run_cells(root, cells, reuse=True)
-    _, reused, _ = run_cells(root, cells, reuse=True)
+    path, config = list(sys.path), sklearn.get_config()
+    try:
+        first, _, s = run_cells(root, cells, reuse=True)
+        sys.path[:] = path  # a fresh kernel
+        sklearn.set_config(**config)
+        _, reused, _ = run_cells(root, cells, reuse=True)
+    finally:
+        sys.path[:] = path
+        sklearn.set_config(**config)
     assert reused[1] is reusable
     if not reusable:
         op = json.loads(s.workspace.history.read_file(s.workspace.history.resolve("HEAD"), "code/cells.json"))[0]["op"]
@@ -273,9 +291,10 @@ def test_script_reuse_and_ops_listing(tmp_path, run_txgit):
 
 # -- real kernels ------------------------------------------------------------------------------
 
-PROBE = "import os\nos.environ['RAN'] = os.environ.get('RAN', '') + '{n},'\n"
+# A cell that runs leaves a mark where no txgit tracking looks (its environment would be: setting it is an effect)
+PROBE = "import builtins\nbuiltins.__dict__.setdefault('RAN', []).append({n})\n"
 KERNEL_NOTEBOOK = [NOTEBOOK[0]] + [PROBE.format(n=i + 2) + c for i, c in enumerate(NOTEBOOK[1:])] + [
-    PROBE.format(n=7) + EXPENSIVE + "from IPython.display import HTML, display\n"
+    PROBE.format(n=7) + EXPENSIVE + "from IPython.display import HTML, display\nprint('score:')\n"
                                     "display(HTML(f'<b>score {score:.4f}</b>'))\nprint('shown')",
     "summary"]
 
@@ -291,8 +310,8 @@ def run_notebook(root: Path, cells: list[str]) -> tuple[str, list, str]:
         for c in cells:
             r = k.ok(c)
             stderr += r.stderr
-            shown.append((r.stdout, r.outputs))
-        ran = k.ok("print(os.environ.get('RAN', ''))").stdout.strip()
+            shown.append(r.shown)
+        ran = k.ok("print(''.join(f'{n},' for n in __import__('builtins').__dict__.get('RAN', [])))").stdout.strip()
         return ran, shown, stderr
     finally:
         k.km.shutdown_kernel(now=True)
@@ -301,7 +320,7 @@ def run_notebook(root: Path, cells: list[str]) -> tuple[str, list, str]:
 def test_kernel_rerun_reuses_and_changes_rerun_what_they_affect(root):
     ran, out_first, _ = run_notebook(root, KERNEL_NOTEBOOK)
     assert ran == "2,3,4,5,6,7,"
-    assert any("<b>score " in str(outputs) for _, outputs in out_first)
+    assert any("<b>score " in str(outputs) for outputs in out_first)
     ran, out_again, stderr = run_notebook(root, KERNEL_NOTEBOOK)
     assert ran == "", stderr  # no expensive cell executed
     assert stderr.count("txgit: reused results of") >= 6
@@ -311,8 +330,9 @@ def test_kernel_rerun_reuses_and_changes_rerun_what_they_affect(root):
     ran, _, _ = run_notebook(root, changed)
     assert ran == "4,5,6,7,"
     write_csv(root, seed=2)
-    ran, _, _ = run_notebook(root, KERNEL_NOTEBOOK)
+    ran, _, stderr = run_notebook(root, KERNEL_NOTEBOOK)
     assert ran == "2,3,4,5,6,7,"
+    assert "ran instead of reusing" in stderr and ": data.csv changed" in stderr  # the user sees why
 
 
 def test_collaborator_clone_reuses_the_authors_results(tmp_path, run_txgit):
@@ -447,3 +467,178 @@ def test_polars_reads_are_seen(root, read):
     write([1, 2, 7] if "*" in read else [5, 2, 7])
     ns, reused, _ = run_cells(root, cells, reuse=True)
     assert reused == [False, False] and ns["got"] != first["got"]
+
+
+# Reading and writing files in native code, as HDF5, netCDF, DuckDB or XGBoost do: through the C library,
+# where Python's audit hook sees no open.
+NATIVE_IO = (NOTEBOOK[0] + "\nimport ctypes\nlibc = ctypes.CDLL(None)\n"
+             "libc.fopen.restype = ctypes.c_void_p\nlibc.fopen.argtypes = [ctypes.c_char_p, ctypes.c_char_p]\n"
+             "libc.fread.argtypes = libc.fwrite.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t,"
+             " ctypes.c_void_p]\nlibc.fclose.argtypes = [ctypes.c_void_p]\n"
+             "def native_read(path):\n    f = libc.fopen(path.encode(), b'rb')\n"
+             "    buf = ctypes.create_string_buffer(64)\n    n = libc.fread(buf, 1, 64, f)\n    libc.fclose(f)\n"
+             "    return buf.raw[:n]\n"
+             "def native_write(path, data):\n    f = libc.fopen(path.encode(), b'wb')\n"
+             "    libc.fwrite(data, 1, len(data), f)\n    libc.fclose(f)\n")
+
+
+def test_files_read_in_native_code_in_the_workspace_are_seen(root):
+    (root / "data").mkdir()
+    (root / "data" / "native.bin").write_bytes(b"first")
+    cells = [NATIVE_IO, EXPENSIVE + "x = native_read('data/native.bin')"]
+    run_cells(root, cells, reuse=True)
+    ns, reused, _ = run_cells(root, cells, reuse=True)
+    assert reused[1] is True and ns["x"] == b"first"  # watching the folder leaves a pure reader reusable
+    (root / "data" / "native.bin").write_bytes(b"second")
+    ns, reused, _ = run_cells(root, cells, reuse=True)
+    assert reused[1] is False and ns["x"] == b"second"
+
+
+_WRITES = {
+    "C library": "native_write('{folder}/out.bin', b'made')",  # seen by the folder watch only
+    "pandas parquet": "pd.DataFrame({{'a': [1, 2]}}).to_parquet('{folder}/out.bin')",  # C++, through pa.OSFile
+    "polars csv": "import polars as pl\npl.DataFrame({{'a': [1, 2]}}).write_csv('{folder}/out.bin')",  # Rust
+    "polars sink": "import polars as pl\npl.DataFrame({{'a': [1, 2]}}).lazy().sink_parquet('{folder}/out.bin')",
+}
+
+
+# outside the workspace there is no folder watch: only the wrapped libraries' writers are seen there
+@pytest.mark.parametrize("how, inside", [(how, True) for how in _WRITES] + [(how, False) for how in _WRITES
+                                                                            if how != "C library"])
+def test_a_cell_writing_files_in_native_code_runs_again(root, tmp_path_factory, how, inside):
+    """Reusing it would skip the write: the file it makes would be missing, or stale."""
+    write = _WRITES[how]
+    folder = root / "out" if inside else tmp_path_factory.mktemp("elsewhere")
+    folder.mkdir(exist_ok=True)
+    cells = [NATIVE_IO, EXPENSIVE + write.format(folder=folder) + "\nx = 1"]
+    _, _, s = run_cells(root, cells, reuse=True)
+    op = json.loads(s.workspace.history.read_file(s.workspace.history.resolve("HEAD"), "code/cells.json"))[0]["op"]
+    assert any(e.startswith("writes") for e in op.get("effects", [])), op
+    (folder / "out.bin").unlink()
+    _, reused, _ = run_cells(root, cells, reuse=True)
+    assert reused[1] is False and (folder / "out.bin").exists()
+
+
+def test_notebook_saves_and_hidden_files_during_a_cell_do_not_count(root):
+    """Jupyter saves the notebook (and its checkpoints) on its own schedule, maybe while a long cell runs."""
+    (root / ".ipynb_checkpoints").mkdir()
+    cells = [NATIVE_IO, EXPENSIVE + "native_write('analysis.ipynb', b'{}')\n"
+                                    "native_write('.ipynb_checkpoints/analysis-checkpoint.ipynb', b'{}')\n"
+                                    "native_write('.~analysis.ipynb', b'{}')\nx = 1"]
+    run_cells(root, cells, reuse=True)
+    _, reused, _ = run_cells(root, cells, reuse=True)
+    assert reused[1] is True
+
+
+def test_script_arguments_and_environment_are_inputs(tmp_path, run_txgit):
+    """`txgit run --reuse train.py 0.5` after `... 0.1` must not reuse what the arguments decided."""
+    run_txgit("init", cwd=tmp_path, check=True)
+    (tmp_path / "job.py").write_text(
+        SLOW_SCRIPT + "import argparse, os\n"
+        "lr = slowly('lr', lambda: argparse.ArgumentParser().parse_known_args()[1][0])\n"
+        "name = slowly('name', lambda: os.getenv('RUN_NAME', 'none'))\n"
+        "base = slowly('base', lambda: 40 + 2)\n"
+        "print(lr, name, base)\n")
+
+    def run(*args: str, **env: str) -> tuple[str, str]:
+        proc = run_txgit("run", "--reuse", "job.py", *args, cwd=tmp_path, check=True, env=env)
+        return proc.stdout.strip(), proc.stderr
+
+    assert run("0.1")[0] == "0.1 none 42"
+    out, err = run("0.1")
+    assert out == "0.1 none 42" and "computing" not in err
+    out, err = run("0.5")
+    assert out == "0.5 none 42" and "computing lr" in err and "computing name" not in err
+    assert ": sys.argv changed" in err
+    out, err = run("0.5", RUN_NAME="x")
+    assert out == "0.5 x 42" and "computing name" in err and "computing lr" not in err and "computing base" not in err
+
+
+def test_setting_the_environment_is_an_effect(root):
+    cells = [NOTEBOOK[0] + "\nimport os", EXPENSIVE + "os.environ['TXGIT_TEST_FLAG'] = '1'\nx = 1"]
+    try:
+        run_cells(root, cells, reuse=True)
+        del os.environ["TXGIT_TEST_FLAG"]
+        _, reused, _ = run_cells(root, cells, reuse=True)
+        assert reused[1] is False and os.environ.get("TXGIT_TEST_FLAG") == "1"  # ran: a later cell may read it
+    finally:
+        os.environ.pop("TXGIT_TEST_FLAG", None)
+
+
+def test_statements_sharing_a_line_are_one_block(tmp_path, run_txgit):
+    """Each statement used to be keyed by its whole line: the second reused the first's results."""
+    run_txgit("init", cwd=tmp_path, check=True)
+    (tmp_path / "job.py").write_text(SLOW_SCRIPT + "a = slowly('a', lambda: 1); b = slowly('b', lambda: 2)\n"
+                                                   "print(a + b)\n")
+    for _ in range(2):
+        proc = run_txgit("run", "--reuse", "job.py", cwd=tmp_path, check=True)
+        assert proc.stdout.strip() == "3", proc.stderr
+
+
+def test_a_module_setting_its_environment_defaults_while_imported_is_no_effect(root):
+    """scikit-learn sets KMP_DUPLICATE_LIB_OK when imported: a cell importing it and fitting stays reusable."""
+    (root / "envdefaults.py").write_text("import os\nos.environ.setdefault('TXGIT_TEST_DEFAULT', 'on')\n")
+    cells = [NOTEBOOK[0], EXPENSIVE + "import envdefaults\nx = 1"]
+    sys.path.insert(0, str(root))
+    try:
+        run_cells(root, cells, reuse=True)
+        sys.modules.pop("envdefaults", None)  # a fresh kernel: not imported, its default not set
+        os.environ.pop("TXGIT_TEST_DEFAULT")
+        _, reused, _ = run_cells(root, cells, reuse=True)
+        assert reused[1] is True
+    finally:
+        os.environ.pop("TXGIT_TEST_DEFAULT", None)
+        sys.modules.pop("envdefaults", None)
+        sys.path.remove(str(root))
+
+
+@pytest.mark.parametrize("setting, reset", [
+    ("from sklearn import set_config\nset_config(transform_output='pandas')",
+     "from sklearn import set_config\nset_config(transform_output='default')"),
+    ("pd.set_option('display.max_columns', 2)", "pd.reset_option('display.max_columns')"),
+])
+def test_library_settings_are_inputs(root, setting, reset):
+    """A cell run under other settings would compute (a frame, not an array) or print otherwise."""
+    import sklearn.preprocessing  # noqa: F401  (its import sets environment defaults: before the first run)
+
+    cells = [NOTEBOOK[0] + "\nfrom sklearn.preprocessing import StandardScaler",
+             EXPENSIVE + "out = StandardScaler().fit_transform(pd.DataFrame({'a': [1.0, 2.0], 'b': [3.0, 5.0],"
+                         " 'c': [0.0, 1.0]}))\nprint(pd.DataFrame(out))"]
+    try:
+        _, reused, _ = run_cells(root, cells, reuse=True)
+        _, reused, _ = run_cells(root, cells, reuse=True)
+        assert reused[1] is True
+        exec(setting, {"pd": pd})
+        ns, reused, _ = run_cells(root, cells, reuse=True)
+        assert reused[1] is False
+        again, reused, _ = run_cells(root, cells, reuse=True)
+        assert reused[1] is True and type(again["out"]) is type(ns["out"])
+    finally:
+        exec(reset, {"pd": pd})
+
+
+def test_a_class_imported_from_another_version_of_a_package_is_not_the_same_input(root):
+    """`from pkg import fit` is code-only: after `pip install -U pkg` (or on a collaborator's machine
+    with another version) what it computes may differ, so the cells using it run again."""
+    site = Path.home() / ".cache" / f"txgit-test-site-{os.getpid()}"  # ignored like site-packages
+    (site / "fakepkg").mkdir(parents=True, exist_ok=True)
+
+    def install(version: str, step: int) -> None:
+        (site / "fakepkg" / "__init__.py").write_text(f"__version__ = '{version}'\ndef fit(x):\n    return x + {step}\n")
+        sys.modules.pop("fakepkg", None)
+
+    cells = [NOTEBOOK[0] + "\nfrom fakepkg import fit", EXPENSIVE + "y = fit(1)"]
+    sys.path.insert(0, str(site))
+    try:
+        install("1.0", 1)
+        run_cells(root, cells, reuse=True)
+        install("1.0", 1)
+        ns, reused, _ = run_cells(root, cells, reuse=True)
+        assert reused[1] is True and ns["y"] == 2
+        install("2.0", 10)
+        ns, reused, _ = run_cells(root, cells, reuse=True)
+        assert reused[1] is False and ns["y"] == 11
+    finally:
+        sys.path.remove(str(site))
+        sys.modules.pop("fakepkg", None)
+        shutil.rmtree(site, ignore_errors=True)

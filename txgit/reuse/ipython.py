@@ -63,6 +63,8 @@ class ReuseHook:
             print(f"txgit: reuse: {type(e).__name__}: {e}; running the cell", file=sys.stderr)
         if self.pending is None:
             self.reuser.stats.ran += 1
+            if miss := self.reuser.describe_miss():
+                print(miss, file=sys.stderr)
 
 
 def replay_pending() -> Any:
@@ -71,12 +73,17 @@ def replay_pending() -> Any:
     if hook is None or hook.pending is None:
         return None
     reused, hook.pending = hook.pending, None
-    hook.reuser.apply(reused)
-    if reused.recorded.op.displays:
+    hook.reuser.apply(reused, printed=False)
+    op = reused.recorded.op
+    done = 0  # printed text and displays in the order the cell showed them
+    for shown in op.displays:
         from IPython.display import publish_display_data
 
-        for shown in reused.recorded.op.displays:
-            publish_display_data(shown["data"], shown["metadata"])
+        at = min(max(done, shown.get("at", len(op.stdout))), len(op.stdout))
+        sys.stdout.write(op.stdout[done:at])
+        done = at
+        publish_display_data(shown["data"], shown["metadata"])  # (flushes what was written first)
+    sys.stdout.write(op.stdout[done:])
     print(hook.reuser.describe(reused), file=sys.stderr)
     result = reused.recorded.op.result
     return _Recorded(result) if result else None

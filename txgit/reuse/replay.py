@@ -32,6 +32,7 @@ from txgit import trust as _trust
 from txgit.errors import TxgitError
 from txgit.history import State
 from txgit.reuse.graph import OperationIndex, RecordedOperation
+from txgit.sessions import process
 from txgit.sessions.operations import file_digest, resolve_path, rng_setters, rng_states
 from txgit.sessions.session import NamespaceSession
 
@@ -69,6 +70,11 @@ def _why_not(ws: Any, rec: RecordedOperation, rng_now: dict[str, str]) -> str | 
     for path, digest in op.files.items():
         if file_digest(resolve_path(str(ws.root), path)) != digest:
             return f"{path} changed"
+    for name, digest in op.env.items():
+        if process.digest(name) != digest:
+            if name.startswith("settings:"):
+                return f"{name.removeprefix('settings:')}'s settings changed"
+            return f"{name} changed" if name == "sys.argv" else f"the environment variable {name[1:]} changed"
     for gen, dep in op.rng.items():
         if dep.startswith("before:") and rng_now.get(gen) != dep.removeprefix("before:"):
             return f"the {gen} random generator is in another state"
@@ -87,11 +93,14 @@ class Reuser:
         self.index = index or OperationIndex(session.workspace)
         self.stats = ReuseStats()
         self.last_reason: str | None = None  # why the last cell was not reused (None: no record of it)
+        # a recorded run of the last cell that could not be reused, and why (not when running was
+        # cheaper): what a user re-running a notebook wants to know about a cell that ran again
+        self.missed: tuple[str, str] | None = None
 
     def prepare(self) -> Reused | None:
         """Call after ``session.before_cell``: the loaded results of a recorded run of the running
         cell, or None (run it). Nothing is changed in the namespace yet."""
-        self.last_reason = None
+        self.last_reason = self.missed = None
         op = self.session.current_operation
         if op is None:
             return None
@@ -106,17 +115,17 @@ class Reuser:
         for rec in candidates:
             why = _why_not(ws, rec, rng_now)
             if why is not None:
-                self.last_reason = why
+                self._miss(rec, why)
                 continue
             try:
                 set_generators = rng_setters(rec.op.rng_after)
             except ValueError as e:
-                self.last_reason = str(e)
+                self._miss(rec, str(e))
                 continue
             try:
                 state = ws.state(rec.commit)
             except TxgitError as e:
-                self.last_reason = str(e)
+                self._miss(rec, str(e))
                 continue
             outputs = [n for n in rec.op.outputs if n in state.variables]
             groups = {state.variables[n].group for n in outputs if state.variables[n].group}
@@ -129,18 +138,31 @@ class Reuser:
             try:
                 values, fingerprints = self.session.restore_values(state, outputs)
             except TxgitError as e:  # not materialized here or on a remote, damaged: run it
-                self.last_reason = f"its results cannot be loaded: {e}"
+                self._miss(rec, f"its results cannot be loaded: {e}")
                 continue
             missing = [n for n in outputs if n not in values]
             if missing:  # e.g. an output that could not be pickled: running makes it
-                self.last_reason = f"{', '.join(missing)} was not saved"
+                self._miss(rec, f"{', '.join(missing)} was not saved")
                 continue
             removed = [n for n in rec.op.removed if n not in state.variables]
             return Reused(rec, state, values, fingerprints, time.perf_counter() - started, removed, set_generators)
         return None
 
-    def apply(self, reused: Reused) -> None:
-        """Put the results in the namespace (while the cell "runs"), replay what it printed."""
+    def _miss(self, rec: RecordedOperation, why: str) -> None:
+        self.last_reason = why
+        if self.missed is None:  # the newest recorded run's reason
+            self.missed = (rec.commit, why)
+
+    def describe_miss(self) -> str | None:
+        """One line on why the last cell ran although a run of it is recorded, or None."""
+        if self.missed is None:
+            return None
+        commit, why = self.missed
+        return f"txgit: ran instead of reusing {commit[:8]}: {why}"
+
+    def apply(self, reused: Reused, *, printed: bool = True) -> None:
+        """Put the results in the namespace (while the cell "runs"), replay what it printed
+        (``printed=False``: the caller does, with its displays between)."""
         s = self.session
         s.put_values(reused.state, reused.values, reused.fingerprints)
         for n in reused.removed:
@@ -148,7 +170,7 @@ class Reuser:
         for set_generator in reused.set_generators:
             set_generator()
         s.replayed(reused.recorded.commit, reused.recorded.op)
-        if reused.recorded.op.stdout:
+        if printed and reused.recorded.op.stdout:
             sys.stdout.write(reused.recorded.op.stdout)
         self.stats.reused += 1
         self.stats.saved_seconds += reused.saved_seconds
@@ -172,6 +194,8 @@ def replayer(*, quiet: bool = False) -> Callable[[NamespaceSession], bool]:
         reused = reuser.prepare()
         if reused is None:
             reuser.stats.ran += 1
+            if not quiet and (miss := reuser.describe_miss()):
+                print(miss, file=sys.stderr)
             return False
         reuser.apply(reused)
         if not quiet:

@@ -109,7 +109,7 @@ class IPythonSession:
 
         def publish_and_keep(data: Any, metadata: Any = None, *args: Any, **kwargs: Any) -> Any:
             if not self._skip:
-                self._displays.append({"data": data, "metadata": metadata or {},
+                self._displays.append({"data": data, "metadata": metadata or {}, "at": self.session.printed(),
                                        "update": bool(kwargs.get("update") or kwargs.get("transient"))})
             return publish(data, metadata, *args, **kwargs)
 

@@ -47,7 +47,8 @@ from typing import Any
 
 import blake3
 
-from txgit.sessions import readers
+from txgit.sessions import process, readers
+from txgit.sessions.filewatch import FolderWatch
 from txgit.sessions.codeform import canonical_code
 from txgit.sessions.tracking import CodeNames
 from txgit.state import MODULE, VALUE, VarRecord
@@ -88,6 +89,8 @@ def static_effects(calls: Iterable[tuple[str | None, str, bool]]) -> list[str]:
             out.add(f"unseeded randomness: {name}()")
         elif name in _NONDETERMINISTIC:
             out.add(f"non-reproducible value: {name}()")
+        elif name in ("input", "getpass", "raw_input") and owner in (None, "getpass", "builtins"):
+            out.add(f"asks the user: {name}()")
         elif (owner, name) in _CLOCK or (name in ("now", "utcnow", "today") and owner is not None):
             out.add(f"reads the clock: {name}()")
     return sorted(out)
@@ -98,8 +101,10 @@ def pre_key(code: str, inputs: Mapping[str, str | None]) -> str:
     return _hash("op", code, *(f"{n}={inputs[n]}" for n in sorted(inputs)))
 
 
-def full_key(key: str, files: Mapping[str, str], rng: Mapping[str, str]) -> str:
-    return _hash("full", key, *(f"{p}={files[p]}" for p in sorted(files)), *(f"{g}~{rng[g]}" for g in sorted(rng)))
+def full_key(key: str, files: Mapping[str, str], rng: Mapping[str, str], env: Mapping[str, str] | None = None) -> str:
+    env = env or {}  # (absent from records made before it was watched: the same key as then)
+    return _hash("full", key, *(f"{p}={files[p]}" for p in sorted(files)), *(f"{g}~{rng[g]}" for g in sorted(rng)),
+                 *(f"{e}:{env[e]}" for e in sorted(env)))
 
 
 def module_origin(module: Any) -> str:
@@ -107,11 +112,24 @@ def module_origin(module: Any) -> str:
     return f"m:{getattr(module, '__name__', '?')}@{getattr(module, '__version__', '')}"
 
 
+def _package_of(value: Any) -> str:
+    """``package@version`` of a class or function imported from an installed package ("" otherwise):
+    ``from sklearn.ensemble import RandomForestClassifier`` is code-only, but what the class computes
+    changes with the version installed (a collaborator's, or after ``pip install -U``)."""
+    if not isinstance(value, (type, types.FunctionType, types.BuiltinFunctionType)):
+        return ""
+    top = (getattr(value, "__module__", None) or "").partition(".")[0]
+    package = sys.modules.get(top) if top not in ("", "__main__", "builtins") else None
+    version = getattr(package, "__version__", None)
+    return f"{top}@{version}" if isinstance(version, str) else ""
+
+
 def output_origin(full: str, name: str, value: Any) -> str:
     """The origin of ``name`` as made by the operation ``full``."""
     if isinstance(value, types.ModuleType):
         return module_origin(value)
-    return "op:" + _hash(full, name)
+    package = _package_of(value)
+    return "op:" + (_hash(full, name, package) if package else _hash(full, name))
 
 
 def content_origin(record: VarRecord | None, value: Any = None) -> str:
@@ -121,7 +139,8 @@ def content_origin(record: VarRecord | None, value: Any = None) -> str:
     if record is None:
         return UNKNOWN
     if record.kind == VALUE and record.group:
-        return "c:" + record.group[:32]
+        package = _package_of(value)  # (pickled by reference: the same content in every version)
+        return "c:" + (_hash(record.group, package) if package else record.group[:32])
     if record.kind == MODULE and record.module:
         return f"m:{record.module}@{getattr(sys.modules.get(record.module), '__version__', '')}"
     return UNKNOWN
@@ -293,6 +312,8 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
             w.opened(*args[:3])
         elif event == "socket.connect":
             w.effects.add("opens network connections")
+        elif event == "os.chdir":  # the cells after it open files relative to the new folder
+            w.effects.add("changes the working directory")
         elif event == "sqlite3.connect":  # the database file is read (and maybe written) in C
             w.effects.add("connects to a database")
         elif event in ("subprocess.Popen", "os.posix_spawn") and _reads_cpu_count(args[1]):
@@ -332,6 +353,8 @@ class _Watch:
     read: set[str] = field(default_factory=set)
     written: set[str] = field(default_factory=set)
     effects: set[str] = field(default_factory=set)
+    env: dict[str, str] = field(default_factory=dict)  # environment variables read: "$NAME" -> digest
+    argv_read: bool = False
     # folder as opened -> (its (st_dev, st_ino) now, its realpath), for this cell's opens
     folders: dict[str, tuple[tuple[int, int], str]] = field(default_factory=dict)
 
@@ -346,6 +369,19 @@ class _Watch:
             return
         writes = any(c in mode for c in "wax+") if isinstance(mode, str) else bool((flags or 0) & _WRITE_FLAGS)
         (self.written if writes else self.read).add(full)
+
+    def seen_in_folder(self, read: set[str], written: set[str], lost: bool) -> None:
+        """What the workspace's folder watch (:mod:`txgit.sessions.filewatch`) saw, native code included."""
+        for path in read:
+            self.opened(path, "r", 0)
+        for path in written:
+            if os.path.isdir(path):  # a folder made or removed (a partitioned data set written)
+                if not path.startswith(self.skip):
+                    self.written.add(path)
+            else:
+                self.opened(path, "w", 0)
+        if lost:
+            self.effects.add("touched more files than txgit could follow")
 
     def read_source(self, source: str) -> None:
         """A native reader (:mod:`txgit.sessions.readers`) is about to read ``source``: a file, a folder
@@ -366,6 +402,15 @@ class _Watch:
         self.read.add(full)  # a folder or pattern: which files it names counts too
         for path in files:
             self.opened(path, "r", 0)
+
+    def write_target(self, target: str) -> None:
+        """A native writer (:mod:`txgit.sessions.readers`) is about to write ``target`` (a file, a folder)."""
+        if "://" in target and not target.startswith("file://"):
+            self.effects.add(f"writes {target}")
+            return
+        full = os.path.realpath(os.path.expanduser(target.removeprefix("file://")))
+        if not full.startswith(self.skip):
+            self.written.add(full)
 
     def _realpath(self, path: str) -> str:
         """``os.path.realpath(path)``, remembering each folder's real path while it stays the same
@@ -390,19 +435,28 @@ class _Watch:
         return full
 
 
-def _native_read(source: str) -> None:
+def _native_io(source: str, writes: bool) -> None:
     w = _current
-    if w is not None and threading.get_ident() == w.thread:
-        try:
+    if w is None or threading.get_ident() != w.thread:
+        return
+    try:
+        if writes:
+            w.write_target(source)
+        else:
             w.read_source(source)
-        except Exception:  # never in the way of the reader
-            w.effects.add(f"reads {source}, which txgit cannot hash")
+    except Exception:  # never in the way of the reader
+        w.effects.add(f"{'writes' if writes else 'reads'} {source}, which txgit cannot follow")
+
+
+def _watching() -> _Watch | None:
+    w = _current
+    return w if w is not None and threading.get_ident() == w.thread else None
 
 
 _digests: dict[tuple[str, int, int, int], str] = {}
 
 
-ABSENT = "absent"  # the digest of a file that is not there: a cell may depend on a file's absence
+ABSENT = process.ABSENT  # the digest of a file that is not there: a cell may depend on a file's absence
 
 
 def file_digest(path: str) -> str:
@@ -457,6 +511,8 @@ def kept_displays(displays: Iterable[Mapping[str, Any]]) -> tuple[list[dict[str,
         if d.get("update"):
             return [], "updates a display in place"
         item = {"data": d.get("data"), "metadata": d.get("metadata") or {}}
+        if isinstance(d.get("at"), int):  # after how much printed text it was shown
+            item["at"] = d["at"]
         try:
             size += len(json.dumps(item))
         except (TypeError, ValueError):
@@ -475,6 +531,7 @@ class Operation:
     code: str
     inputs: dict[str, str | None]
     files: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)  # "$NAME", "sys.argv", "settings:<lib>" -> process.digest
     rng: dict[str, str] = field(default_factory=dict)  # generator -> state it depends on (rng_dependence)
     rng_after: dict[str, str] = field(default_factory=dict)  # generator -> its state after (rng_snapshot)
     full: str = ""
@@ -484,7 +541,8 @@ class Operation:
     seconds: float = 0.0  # what running it cost (kept when the result was reused, not recomputed)
     stdout: str = ""
     result: dict[str, str] | None = None  # the cell's value as display data (mime type -> text)
-    displays: list[dict[str, Any]] = field(default_factory=list)  # what it passed to display(), in order
+    # what it passed to display(), in order; "at": after how many characters of ``stdout``
+    displays: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def reusable(self) -> bool:
@@ -503,6 +561,7 @@ class Operation:
             op = cls(key=d["key"], code=str(d.get("code", "")),
                      inputs={str(k): (None if v is None else str(v)) for k, v in d["inputs"].items()},
                      files={str(k): str(v) for k, v in (d.get("files") or {}).items()},
+                     env={str(k): str(v) for k, v in (d.get("env") or {}).items()},
                      rng={str(k): str(v) for k, v in (d.get("rng") or {}).items()},
                      rng_after={str(k): str(v) for k, v in (d.get("rng_after") or {}).items()},
                      full=str(d.get("full", "")),
@@ -511,7 +570,8 @@ class Operation:
                      stdout=str(d.get("stdout", "")),
                      result={str(k): str(v) for k, v in d["result"].items()} if isinstance(d.get("result"), dict)
                      else None,
-                     displays=[{"data": x["data"], "metadata": x.get("metadata") or {}}
+                     displays=[{"data": x["data"], "metadata": x.get("metadata") or {},
+                                **({"at": x["at"]} if isinstance(x.get("at"), int) else {})}
                                for x in d.get("displays", []) if isinstance(x.get("data"), dict)])
         except (TypeError, ValueError, AttributeError):
             return None
@@ -529,7 +589,10 @@ class OperationWatch:
         self._watch: _Watch | None = None
         self._tee: _Tee | None = None
         self._rng: dict[str, str] = {}
+        self._settings: dict[str, str] = {}
+        self._path: list[str] = []
         self._names: set[str] = set()
+        self._folder = FolderWatch(self.root, self.skip)  # what native code does to the workspace's files
 
     def start(self, code: str, names: CodeNames, reached: Iterable[str], origins: Mapping[str, str],
               present: Iterable[str]) -> Operation:
@@ -541,14 +604,23 @@ class OperationWatch:
         chash = code_hash(code, names.tree)
         self.op = Operation(key=pre_key(chash, inputs), code=chash, inputs=inputs, effects=static_effects(names.calls))
         self._names = names.reads | names.writes | names.attributes
+        # A module's state (and what `from m import x` names: it lives in m) is not versioned:
+        # loading the cell's results would not change it.
+        modules = sorted(n for n in names.stored_into if n in names.imported or origins.get(n, "").startswith("m:"))
+        if modules:
+            self.op.effects.append(f"changes the state of module {', '.join(modules)}")
         if any(v == UNKNOWN for v in inputs.values()):
             self.op.effects.append("reads a value of unknown origin: " +
                                    ", ".join(n for n, v in inputs.items() if v == UNKNOWN))
         self._rng = rng_states()
+        self._settings = process.settings_digests()
+        self._path = list(sys.path)
         if not _hook_installed:
             sys.addaudithook(_audit)
-            readers.install(_native_read)
+            readers.install(_native_io)
             _hook_installed = True
+        process.install(_watching)  # (every time: a script runner sets its own sys.argv)
+        self._folder.start()
         self._watch = _Watch(self.root, self.skip)
         _current = self._watch
         self._tee = _Tee(sys.stdout)
@@ -568,6 +640,7 @@ class OperationWatch:
             _current = None
         if sys.stdout is tee:
             sys.stdout = tee.target
+        watch.seen_in_folder(*self._folder.stop())
         op.rng = rng_dependence(self._names, self._rng, rng_states())
         op.rng_after = rng_snapshot(op.rng)
         effects = set(op.effects) | watch.effects
@@ -575,8 +648,18 @@ class OperationWatch:
             effects.add(f"writes {display_path(self.root, path)}")
         for path in sorted(watch.read - watch.written):  # tried: a file not there counts as absent
             op.files[display_path(self.root, path)] = file_digest(path)
+        # Settings it changed would not be changed by reusing it (the cells after it would compute
+        # otherwise); nor would sys.path (their imports would fail).
+        effects |= {f"changes {k.removeprefix('settings:')}'s settings" for k, v in process.settings_digests().items()
+                    if self._settings.get(k, v) != v}
+        if sys.path != self._path:
+            effects.add("changes sys.path")
         op.effects = sorted(effects)
-        op.full = full_key(op.key, op.files, op.rng)
+        if watch.argv_read:
+            watch.env["sys.argv"] = process.digest("sys.argv")
+        watch.env.update(self._settings)  # the settings it started with
+        op.env = dict(sorted(watch.env.items()))
+        op.full = full_key(op.key, op.files, op.rng, op.env)
         op.seconds = round(seconds, 6)
         op.stdout = "".join(tee.kept)
         op.result = result
@@ -584,6 +667,10 @@ class OperationWatch:
         if why_not:
             op.effects = sorted({*op.effects, why_not})
         return op
+
+    def printed(self) -> int:
+        """How much the running cell has printed so far (characters kept for replay)."""
+        return self._tee.size if self._tee is not None else 0
 
     def abandon(self) -> None:
         """Stop watching without a record (the cell failed, or did not run)."""

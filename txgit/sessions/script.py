@@ -40,19 +40,25 @@ class ScriptResult:
 
 
 def _blocks(source: str, path: Path) -> list[tuple[int, str, types.CodeType]]:
-    """(first line, source, code) of each top-level statement, decorators included."""
+    """(first line, source, code) of each top-level statement, decorators included; statements
+    sharing a line (``a = 1; b = 2``) are one block, so that a block's code is its source's."""
     try:
         tree = ast.parse(source, str(path))
     except SyntaxError as e:
         raise ScriptFailed(f"{path.name}:{e.lineno}: syntax error: {e.msg}") from e
     lines = source.splitlines(keepends=True)
-    out = []
+    groups: list[tuple[int, int, list[ast.stmt]]] = []  # (first line, last line, statements)
     for stmt in tree.body:
         start = min([stmt.lineno] + [d.lineno for d in getattr(stmt, "decorator_list", [])])
-        text = "".join(lines[start - 1 : stmt.end_lineno])
-        code = compile(ast.Module(body=[stmt], type_ignores=[]), str(path), "exec")
-        out.append((start, text, code))
-    return out
+        end = stmt.end_lineno or stmt.lineno
+        if groups and start <= groups[-1][1]:
+            first, _, stmts = groups[-1]
+            groups[-1] = (first, end, [*stmts, stmt])
+        else:
+            groups.append((start, end, [stmt]))
+    return [(first, "".join(lines[first - 1 : last]),
+             compile(ast.Module(body=stmts, type_ignores=[]), str(path), "exec"))
+            for first, last, stmts in groups]
 
 
 def _script_key(ws: Workspace, path: Path) -> str:
@@ -110,7 +116,7 @@ def run_script(ws: Workspace, path: str | os.PathLike[str], args: list[str] | No
                 result.exit_code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
                 if e.code not in (None, 0) and not isinstance(e.code, int):
                     print(e.code, file=sys.stderr)
-                meta = {"script": {"path": key, "sha1": sha, "stmt": i, "line": line, "args": sys.argv[1:]}}
+                meta = {"script": {"path": key, "sha1": sha, "stmt": i, "line": line, "args": list(args or [])}}
                 session.after_cell(label=label, message=f"run {label}: {_first_line(text)} (exit)", meta=meta)
                 result.commits += 1
                 break
@@ -122,7 +128,7 @@ def run_script(ws: Workspace, path: str | os.PathLike[str], args: list[str] | No
                 done = f"its state up to the previous statement is {last.short_id}" if last else "nothing was committed"
                 raise ScriptFailed(f"{label} raised {type(e).__name__}: {e}; {done} "
                                    f"(fix it and `txgit run --resume {key}`)") from None
-            meta = {"script": {"path": key, "sha1": sha, "stmt": i, "line": line, "args": sys.argv[1:]}}
+            meta = {"script": {"path": key, "sha1": sha, "stmt": i, "line": line, "args": list(args or [])}}
             outcome = session.after_cell(label=label, message=f"run {label}: {_first_line(text)}", meta=meta)
             result.commits += 1
             result.last_commit = outcome.commit.info.id if outcome and outcome.commit else result.last_commit

@@ -525,6 +525,11 @@ class NamespaceSession:
         """The operation of the cell running now (its lookup key and inputs), when recording."""
         return self._op
 
+    def printed(self) -> int:
+        """How much the running cell has printed so far, as its operation keeps it (where a display
+        it shows now goes between its printed lines on replay)."""
+        return self._watch.printed() if self._op is not None else 0
+
     def rollback(self, names: set[str] | None) -> RollbackResult:
         """Put ``names`` (None: every variable) back as the last commit has them.
 

@@ -41,6 +41,8 @@ class CodeNames:
     inputs: set[str] = field(default_factory=set)  # reads that may come before the code binds the name
     attributes: set[str] = field(default_factory=set)  # attribute names used (np.random.seed -> random, seed)
     calls: list[tuple[str | None, str, bool]] = field(default_factory=list)  # (owner, name, has arguments)
+    stored_into: set[str] = field(default_factory=set)  # `m` in `m.x = 1`, `m.d['k'] = 1`, `del m.x`
+    imported: set[str] = field(default_factory=set)  # names bound by import statements
     tree: ast.Module | None = field(default=None, repr=False)
 
     @property
@@ -71,7 +73,20 @@ class _Visitor(ast.NodeVisitor):
 
     def visit_Attribute(self, node: ast.Attribute) -> None:
         self.out.attributes.add(node.attr)
+        self._stored_into(node)
         self.visit(node.value)
+
+    def visit_Subscript(self, node: ast.Subscript) -> None:
+        self._stored_into(node)
+        self.generic_visit(node)
+
+    def _stored_into(self, node: ast.Attribute | ast.Subscript) -> None:
+        if self.depth == 0 and isinstance(node.ctx, (ast.Store, ast.Del)):
+            base: ast.AST = node
+            while isinstance(base, (ast.Attribute, ast.Subscript)):
+                base = base.value
+            if isinstance(base, ast.Name):
+                self.out.stored_into.add(base.id)
 
     def visit_Global(self, node: ast.Global) -> None:
         self.out.writes.update(node.names)  # a function that declares it global may rebind it
@@ -107,6 +122,7 @@ class _Visitor(ast.NodeVisitor):
         for alias in node.names:
             if self.depth == 0:
                 self.out.writes.add(alias.asname or alias.name.split(".")[0])
+                self.out.imported.add(alias.asname or alias.name.split(".")[0])
 
     def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
         for alias in node.names:
@@ -114,6 +130,7 @@ class _Visitor(ast.NodeVisitor):
                 self.out.opaque = "import *"
             elif self.depth == 0:
                 self.out.writes.add(alias.asname or alias.name)
+                self.out.imported.add(alias.asname or alias.name)
 
     def visit_Call(self, node: ast.Call) -> None:
         func = node.func

@@ -1,0 +1,169 @@
+"""What a cell reads from its process besides its variables and files: environment variables,
+a script's arguments (``sys.argv``) and the settings of the libraries it computes with.
+
+All three decide a result as much as its inputs do (``txgit run --reuse train.py 0.5`` after
+``... 0.1``; ``sklearn.set_config(transform_output="pandas")``), so they are recorded with each
+operation (as digests: the record is pushed with the history, and values may be secrets) and
+compared before a recorded run is reused (:func:`digest`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import blake3
+
+ABSENT = "absent"  # the digest of a variable that is not set
+_watching: Callable[[], Any] | None = None
+
+
+def _value_digest(value: str | None) -> str:
+    # a digest, not the value: the record is pushed with the history, and variables may hold secrets
+    return ABSENT if value is None else blake3.blake3(value.encode("utf-8", "surrogateescape")).hexdigest()[:32]
+
+
+def _settings_text(lib: str) -> str | None:
+    """The settings of an imported library that change what code computes or prints with it (None:
+    not imported, or unreadable): ``sklearn.set_config(transform_output="pandas")``, pandas' options,
+    ``np.seterr``/print options, torch's default dtype and determinism, the decimal context."""
+    module = sys.modules.get(lib)
+    if module is None:
+        return None
+    try:
+        if lib == "sklearn":
+            return repr(sorted(module.get_config().items()))
+        if lib == "pandas":  # (options are registered as their modules are imported: only changed ones count)
+            config = sys.modules["pandas._config.config"]
+            return repr(sorted(_changed_options(config._global_config, config._registered_options)))
+        if lib == "numpy":
+            return repr((sorted(module.geterr().items()), sorted(module.get_printoptions().items())))
+        if lib == "torch":
+            return repr((module.get_default_dtype(), module.are_deterministic_algorithms_enabled()))
+        if lib == "decimal":
+            return repr(module.getcontext())
+    except Exception:  # another version's internals: not watched
+        return None
+    return None
+
+
+def _changed_options(options: dict[str, Any], registered: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
+    out = []
+    for key, value in options.items():
+        if isinstance(value, dict):
+            out += _changed_options(value, registered, prefix + key + ".")
+        elif (option := registered.get(prefix + key)) is None or option.defval != value:
+            out.append((prefix + key, repr(value)))
+    return out
+
+
+SETTINGS_LIBRARIES = ("sklearn", "pandas", "numpy", "torch", "decimal")
+
+
+def settings_digests() -> dict[str, str]:
+    """``settings:<library>`` -> digest, for each library of :data:`SETTINGS_LIBRARIES` imported now:
+    inputs of every cell (about 50 us)."""
+    out = {}
+    for lib in SETTINGS_LIBRARIES:
+        text = _settings_text(lib)
+        if text is not None:
+            out["settings:" + lib] = _value_digest(text)
+    return out
+
+
+def digest(name: str) -> str:
+    """The digest of what a cell read from its process: ``$NAME`` (an environment variable),
+    ``sys.argv`` (a script's arguments) or ``settings:<library>`` (:func:`settings_digests`); what a
+    recorded run's :attr:`Operation.env` is compared with."""
+    if name.startswith("settings:"):
+        text = _settings_text(name.removeprefix("settings:"))
+        return "not imported" if text is None else _value_digest(text)
+    if name == "sys.argv":
+        return _value_digest(json.dumps([str(a) for a in sys.argv[1:]]))  # [0]: where the script or kernel is
+    return _value_digest(os.environ.get(name.removeprefix("$")))
+
+
+# Variables that say where the machine, the user and the terminal are, not what a computation is:
+# libraries read them in passing (argparse reads COLUMNS, matplotlib HOME), and a collaborator's differ.
+_MACHINE_ENV = frozenset({"HOME", "USER", "USERNAME", "LOGNAME", "PATH", "PWD", "OLDPWD", "SHELL", "TERM",
+                          "COLUMNS", "LINES", "TMPDIR", "TEMP", "TMP", "DISPLAY", "HOSTNAME", "LANG", "LANGUAGE"})
+_MACHINE_ENV_PREFIXES = ("LC_", "XDG_", "JPY_", "JUPYTER_", "IPYKERNEL_", "PYDEVD_", "VSCODE_", "TERM_", "SSH_")
+
+
+def _env_read(key: object, value: str | None) -> None:
+    w = _watching() if _watching is not None else None
+    if w is not None and isinstance(key, str) and key not in _MACHINE_ENV and not key.startswith(_MACHINE_ENV_PREFIXES):
+        w.env.setdefault("$" + key, _value_digest(value))
+
+
+class _Environ(type(os.environ)):  # type: ignore[misc]
+    """``os.environ``'s class, made to report what a watched cell reads and sets (``os.getenv``,
+    ``os.environ.get``, ``in`` and iteration all go through these): a script run with another
+    ``RUN_NAME=...`` must not reuse the statements that read it."""
+
+    def __getitem__(self, key: str) -> str:
+        try:
+            value = super().__getitem__(key)
+        except KeyError:
+            _env_read(key, None)
+            raise
+        _env_read(key, value)
+        return value
+
+    def __setitem__(self, key: str, value: str) -> None:
+        super().__setitem__(key, value)
+        _env_set()
+
+    def __delitem__(self, key: str) -> None:
+        super().__delitem__(key)
+        _env_set()
+
+
+def _env_set() -> None:
+    w = _watching() if _watching is not None else None
+    if w is None:
+        return
+    frame = sys._getframe(2)
+    while frame is not None:  # a module setting its defaults while imported (scikit-learn sets KMP_*):
+        if frame.f_code.co_filename == "<frozen importlib._bootstrap>":  # importing it again does it again
+            return
+        frame = frame.f_back
+    w.effects.add("sets environment variables")
+
+
+class _Argv(list):  # type: ignore[type-arg]
+    """``sys.argv``, made to report that a watched cell read it (argparse reads ``sys.argv[1:]``)."""
+
+    def _read(self) -> None:
+        if _watching is not None and (w := _watching()) is not None:
+            w.argv_read = True
+
+    def __getitem__(self, i: Any) -> Any:
+        self._read()
+        return super().__getitem__(i)
+
+    def __iter__(self) -> Any:
+        self._read()
+        return super().__iter__()
+
+    def __len__(self) -> int:
+        self._read()
+        return super().__len__()
+
+    def __contains__(self, item: object) -> bool:
+        self._read()
+        return super().__contains__(item)
+
+
+def install(watching: Callable[[], Any]) -> None:
+    """Report reads of the environment and of ``sys.argv``, and setting the environment, to
+    ``watching()``: the watched cell's record (``env``, ``argv_read``, ``effects``) or None."""
+    global _watching
+    _watching = watching
+    if type(os.environ) is not _Environ:
+        os.environ.__class__ = _Environ
+    if not isinstance(sys.argv, _Argv):
+        sys.argv = _Argv(sys.argv)
