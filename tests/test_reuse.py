@@ -552,6 +552,8 @@ def test_script_arguments_and_environment_are_inputs(tmp_path, run_txgit):
     assert ": sys.argv changed" in err
     out, err = run("0.5", RUN_NAME="x")
     assert out == "0.5 x 42" and "computing name" in err and "computing lr" not in err and "computing base" not in err
+    ops = json.loads(run_txgit("ops", "--json", cwd=tmp_path, check=True).stdout)["operations"]
+    assert any("sys.argv" in o["process"] for o in ops) and any("$RUN_NAME" in o["process"] for o in ops)
 
 
 def test_setting_the_environment_is_an_effect(root):

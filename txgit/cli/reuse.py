@@ -34,7 +34,7 @@ def ops(
                                "run_seconds": r.op.seconds, "reused_from": r.reused_from,
                                "saved_seconds": round(r.saved_seconds, 6), "reusable": r.op.reusable,
                                "effects": r.op.effects, "inputs": sorted(r.op.inputs), "files": r.op.files,
-                               "outputs": r.op.outputs} for r in recs],
+                               "process": r.op.env, "outputs": r.op.outputs} for r in recs],
                "reused": len(reused), "saved_seconds": round(saved, 6)}
         _out(json.dumps(doc, indent=1))
         return
