@@ -125,6 +125,16 @@ _instance: _Inotify | None = None
 _unavailable = not sys.platform.startswith("linux")
 
 
+def _forget_in_child() -> None:
+    # a forked child shares the parent's queue: reading it would take the parent's events
+    global _instance
+    _instance = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_in_child)
+
+
 def _inotify() -> _Inotify | None:
     global _instance, _unavailable
     if _instance is None and not _unavailable:
@@ -141,10 +151,6 @@ class FolderWatch:
     def __init__(self, root: str, skip: tuple[str, ...] = ()) -> None:
         self.root = root
         self.skip = skip
-
-    @property
-    def available(self) -> bool:
-        return _inotify() is not None
 
     def start(self) -> None:
         """Forget what happened before the cell (the user's own edits between cells, txgit's reads)."""
