@@ -644,3 +644,68 @@ def test_a_class_imported_from_another_version_of_a_package_is_not_the_same_inpu
         sys.path.remove(str(site))
         sys.modules.pop("fakepkg", None)
         shutil.rmtree(site, ignore_errors=True)
+
+
+@pytest.mark.parametrize("imports, call", [
+    ("import utils", "utils.clean(1)"),
+    ("from utils import clean", "clean(1)"),
+    ("import mypkg", "mypkg.sub.clean(1)"),  # a package: a change in any of its modules counts
+    ("from mypkg.sub import clean", "clean(1)"),
+])
+def test_editing_the_users_own_module_reruns_the_cells_using_it(root, imports, call):
+    """A module of the workspace has no version: its source is what its functions compute."""
+    (root / "mypkg").mkdir()
+    (root / "mypkg" / "__init__.py").write_text("from mypkg import sub\n")
+
+    def edit(step: int) -> None:
+        for path in (root / "utils.py", root / "mypkg" / "sub.py"):
+            path.write_text(f"def clean(x):\n    return x + {step}\n")
+        for name in ("utils", "mypkg", "mypkg.sub"):  # a fresh kernel
+            sys.modules.pop(name, None)
+
+    cells = [NOTEBOOK[0] + "\n" + imports, EXPENSIVE + f"y = {call}"]
+    sys.path.insert(0, str(root))
+    try:
+        edit(1)
+        run_cells(root, cells, reuse=True)
+        edit(1)
+        ns, reused, _ = run_cells(root, cells, reuse=True)
+        assert reused[1] is True and ns["y"] == 2
+        edit(100)
+        ns, reused, _ = run_cells(root, cells, reuse=True)
+        assert reused[1] is False and ns["y"] == 101
+    finally:
+        sys.path.remove(str(root))
+        for name in ("utils", "mypkg", "mypkg.sub"):
+            sys.modules.pop(name, None)
+
+
+def test_a_reloaded_module_reruns_the_cells_using_it(root):
+    """%autoreload (or importlib.reload) between cells: the same kernel, new code."""
+    import importlib
+
+    (root / "utils.py").write_text("def clean(x):\n    return x + 1\n")
+    sys.path.insert(0, str(root))
+    try:
+        os.chdir(root)
+        session = NamespaceSession(Workspace.open(root), session_namespace(), kind="ipython")
+        reuser = Reuser(session)
+        reused = []
+        for step, code in [(None, "import time\nimport utils"), (None, EXPENSIVE + "y = utils.clean(1)"),
+                           (100, EXPENSIVE + "y = utils.clean(1)")]:
+            if step is not None:
+                (root / "utils.py").write_text(f"def clean(x):\n    return x + {step}\n")
+                importlib.reload(session.namespace["utils"])
+            session.before_cell(code)
+            got = reuser.prepare()
+            if got is not None:
+                reuser.apply(got)
+            else:
+                exec(code, session.namespace)
+            session.after_cell()
+            reused.append(got is not None)
+        assert reused == [False, False, False] and session.namespace["y"] == 101
+    finally:
+        os.chdir(Path(__file__).parent)
+        sys.path.remove(str(root))
+        sys.modules.pop("utils", None)

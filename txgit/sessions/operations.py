@@ -107,20 +107,54 @@ def full_key(key: str, files: Mapping[str, str], rng: Mapping[str, str], env: Ma
                  *(f"{e}:{env[e]}" for e in sorted(env)))
 
 
+def module_version(module: Any) -> str:
+    """What a module computes depends on: the digest of its source when it is the user's own code
+    (a module or package outside the installation: ``utils.py`` edited, its functions compute
+    otherwise), else its ``__version__``."""
+    file = getattr(module, "__file__", None)
+    if isinstance(file, str) and file.endswith(".py"):
+        real = os.path.realpath(file)
+        if not real.startswith(_IGNORED):
+            if os.path.basename(real) == "__init__.py":  # a package: all its modules
+                folder = os.path.dirname(real)
+                files = sorted(os.path.join(d, f) for d, subs, names in os.walk(folder)
+                               for f in names if f.endswith(".py") and "__pycache__" not in d)
+                parts = [f"{os.path.relpath(f, folder)}={file_digest(f)}" for f in files]
+                return "src:" + _hash(*parts)[:16]
+            return "src:" + file_digest(real)[:16]
+    version = getattr(module, "__version__", None)
+    return version if isinstance(version, str) else ""
+
+
 def module_origin(module: Any) -> str:
     """A module's origin: its name and version (a value it makes is only as stable as these)."""
-    return f"m:{getattr(module, '__name__', '?')}@{getattr(module, '__version__', '')}"
+    return f"m:{getattr(module, '__name__', '?')}@{module_version(module)}"
+
+
+def refreshed_module_origin(origin: str) -> str:
+    """A module origin as of now: the user's own module may have been edited and reloaded
+    (``%autoreload``, ``importlib.reload``) since the origin was taken."""
+    if not origin.startswith("m:") or "@src:" not in origin:
+        return origin
+    module = sys.modules.get(origin[2:origin.index("@")])
+    return module_origin(module) if module is not None else origin
 
 
 def _package_of(value: Any) -> str:
-    """``package@version`` of a class or function imported from an installed package ("" otherwise):
+    """``package@version`` of a class or function imported from a module ("" otherwise):
     ``from sklearn.ensemble import RandomForestClassifier`` is code-only, but what the class computes
-    changes with the version installed (a collaborator's, or after ``pip install -U``)."""
+    changes with the version installed (a collaborator's, or after ``pip install -U``), and
+    ``from utils import clean`` with the source of ``utils.py``."""
     if not isinstance(value, (type, types.FunctionType, types.BuiltinFunctionType)):
         return ""
-    top = (getattr(value, "__module__", None) or "").partition(".")[0]
-    package = sys.modules.get(top) if top not in ("", "__main__", "builtins") else None
-    version = getattr(package, "__version__", None)
+    name = getattr(value, "__module__", None) or ""
+    if name in ("", "__main__", "builtins"):
+        return ""
+    own = module_version(sys.modules.get(name))
+    if own.startswith("src:"):
+        return f"{name}@{own}"
+    top = name.partition(".")[0]
+    version = getattr(sys.modules.get(top), "__version__", None)
     return f"{top}@{version}" if isinstance(version, str) else ""
 
 
@@ -142,7 +176,8 @@ def content_origin(record: VarRecord | None, value: Any = None) -> str:
         package = _package_of(value)  # (pickled by reference: the same content in every version)
         return "c:" + (_hash(record.group, package) if package else record.group[:32])
     if record.kind == MODULE and record.module:
-        return f"m:{record.module}@{getattr(sys.modules.get(record.module), '__version__', '')}"
+        module = sys.modules.get(record.module)
+        return module_origin(module) if module is not None else f"m:{record.module}@"
     return UNKNOWN
 
 
@@ -600,7 +635,8 @@ class OperationWatch:
         ``reached``: globals that session functions it calls may read; ``present``: the variables now."""
         global _current, _hook_installed
         live = set(present)
-        inputs = {n: (origins.get(n, UNKNOWN) if n in live else None) for n in sorted(names.inputs | set(reached))}
+        inputs = {n: (refreshed_module_origin(origins.get(n, UNKNOWN)) if n in live else None)
+                  for n in sorted(names.inputs | set(reached))}
         chash = code_hash(code, names.tree)
         self.op = Operation(key=pre_key(chash, inputs), code=chash, inputs=inputs, effects=static_effects(names.calls))
         self._names = names.reads | names.writes | names.attributes
