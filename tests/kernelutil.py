@@ -36,6 +36,7 @@ class Kernel:
         """Execute ``code``; ``settle``: also wait for its auto-commit (a notebook's "Run All" does not)."""
         msg_id = self.kc.execute(code)
         out = CellResult("ok")
+        shown_at: dict[str, int] = {}  # display id -> where in out.shown
         while True:
             try:
                 msg = self.kc.get_iopub_msg(timeout=timeout)
@@ -58,6 +59,12 @@ class Kernel:
             elif t in ("execute_result", "display_data"):
                 out.outputs.append(c["data"])
                 out.shown.append(c["data"])
+                if (c.get("transient") or {}).get("display_id"):
+                    shown_at[c["transient"]["display_id"]] = len(out.shown) - 1
+            elif t == "update_display_data":  # what a frontend shows: the display as last updated
+                at = shown_at.get((c.get("transient") or {}).get("display_id"))
+                if at is not None:
+                    out.shown[at] = c["data"]
             elif t == "status" and c["execution_state"] == "idle":
                 break
         reply = self.kc.get_shell_msg(timeout=timeout)

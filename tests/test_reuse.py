@@ -295,7 +295,9 @@ def test_script_reuse_and_ops_listing(tmp_path, run_txgit):
 PROBE = "import builtins\nbuiltins.__dict__.setdefault('RAN', []).append({n})\n"
 KERNEL_NOTEBOOK = [NOTEBOOK[0]] + [PROBE.format(n=i + 2) + c for i, c in enumerate(NOTEBOOK[1:])] + [
     PROBE.format(n=7) + EXPENSIVE + "from IPython.display import HTML, display\nprint('score:')\n"
-                                    "display(HTML(f'<b>score {score:.4f}</b>'))\nprint('shown')",
+                                    "display(HTML(f'<b>score {score:.4f}</b>'))\nprint('shown')\n"
+                                    "progress = display(HTML('<i>0 %</i>'), display_id=True)\n"
+                                    "progress.update(HTML('<i>100 %</i>'))",
     "summary"]
 
 
@@ -408,7 +410,14 @@ def test_displays_that_cannot_be_replayed_make_the_cell_unreusable():
     assert why is None and kept == [plot]
     op = Operation(key="k", code="c", inputs={}, displays=kept)
     assert Operation.from_json(json.loads(json.dumps(op.to_json()))).displays == kept  # as cells.json keeps it
-    assert kept_displays([{**plot, "update": True}])[1] == "updates a display in place"
+    # a display updated in place (a progress report) is kept as it was last shown
+    first, last = {"data": {"text/plain": "10 %"}, "display_id": "p"}, {"data": {"text/plain": "100 %"}}
+    assert kept_displays([first, plot, {**last, "display_id": "p", "update": True}]) == (
+        [{"data": {"text/plain": "100 %"}, "metadata": {}}, plot], None)
+    assert kept_displays([{**last, "display_id": "q", "update": True}])[1] == "updates a display another cell showed"
+    # a widget's view needs its model in the kernel that made it: not kept
+    widget = {"data": {"application/vnd.jupyter.widget-view+json": {"model_id": "m1"}, "text/plain": "HBox()"}}
+    assert kept_displays([widget, plot]) == ([plot], None)
     huge = {"data": {"image/png": "A" * (MAX_DISPLAY_CHARS + 1)}}
     assert kept_displays([huge]) == ([], "displays more than txgit keeps (2 MB)")
     assert kept_displays([{"data": {"x": object()}}])[1] == "displays data txgit cannot keep"

@@ -109,8 +109,11 @@ class IPythonSession:
 
         def publish_and_keep(data: Any, metadata: Any = None, *args: Any, **kwargs: Any) -> Any:
             if not self._skip:
+                transient = kwargs.get("transient")
                 self._displays.append({"data": data, "metadata": metadata or {}, "at": self.session.printed(),
-                                       "update": bool(kwargs.get("update") or kwargs.get("transient"))})
+                                       "update": bool(kwargs.get("update")),
+                                       "display_id": transient.get("display_id") if isinstance(transient, dict)
+                                       else None})
             return publish(data, metadata, *args, **kwargs)
 
         publish_and_keep._txgit = True  # type: ignore[attr-defined]

@@ -538,23 +538,40 @@ def resolve_path(root: str, recorded: str) -> str:
 MAX_DISPLAY_CHARS = 2_000_000  # what one cell may show and still be replayed: it is kept in the history
 
 
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
 def kept_displays(displays: Iterable[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], str | None]:
     """What a cell displayed, as its operation keeps it; with why it cannot be replayed, if it cannot
-    (a reused cell that did not show what running it shows would not be the same cell)."""
-    kept, size = [], 0
+    (a reused cell that did not show what running it shows would not be the same cell).
+
+    A display the cell updated in place (``display(..., display_id=True)`` then ``.update()``, as
+    progress reports do) is kept as it was last shown. Widgets (``tqdm.notebook``'s bar, sliders) are
+    live controls whose model lives in the kernel that made them: they are not kept.
+    """
+    kept: list[dict[str, Any]] = []
+    shown: dict[str, dict[str, Any]] = {}  # display id -> its kept item
     for d in displays:
+        data, display_id = d.get("data"), d.get("display_id")
+        if isinstance(data, dict) and WIDGET_VIEW in data:
+            continue
         if d.get("update"):
-            return [], "updates a display in place"
-        item = {"data": d.get("data"), "metadata": d.get("metadata") or {}}
+            if display_id not in shown:  # shown by an earlier cell: replaying would show it here
+                return [], "updates a display another cell showed"
+            shown[display_id].update(data=data, metadata=d.get("metadata") or {})
+            continue
+        item = {"data": data, "metadata": d.get("metadata") or {}}
         if isinstance(d.get("at"), int):  # after how much printed text it was shown
             item["at"] = d["at"]
-        try:
-            size += len(json.dumps(item))
-        except (TypeError, ValueError):
-            return [], "displays data txgit cannot keep"
-        if size > MAX_DISPLAY_CHARS:
-            return [], f"displays more than txgit keeps ({MAX_DISPLAY_CHARS // 1_000_000} MB)"
+        if isinstance(display_id, str):
+            shown[display_id] = item
         kept.append(item)
+    try:
+        size = len(json.dumps(kept))
+    except (TypeError, ValueError):
+        return [], "displays data txgit cannot keep"
+    if size > MAX_DISPLAY_CHARS:
+        return [], f"displays more than txgit keeps ({MAX_DISPLAY_CHARS // 1_000_000} MB)"
     return kept, None
 
 
