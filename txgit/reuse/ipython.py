@@ -72,13 +72,13 @@ def replay_pending() -> Any:
     hook = _hook
     if hook is None or hook.pending is None:
         return None
+    from IPython.display import publish_display_data
+
     reused, hook.pending = hook.pending, None
     hook.reuser.apply(reused, printed=False)
     op = reused.recorded.op
     done = 0  # printed text and displays in the order the cell showed them
     for shown in op.displays:
-        from IPython.display import publish_display_data
-
         at = min(max(done, shown.get("at", len(op.stdout))), len(op.stdout))
         sys.stdout.write(op.stdout[done:at])
         done = at
