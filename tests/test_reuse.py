@@ -447,3 +447,61 @@ def test_polars_reads_are_seen(root, read):
     write([1, 2, 7] if "*" in read else [5, 2, 7])
     ns, reused, _ = run_cells(root, cells, reuse=True)
     assert reused == [False, False] and ns["got"] != first["got"]
+
+
+# -- early cutoff: a cell that ran but made the values of a recorded run ---------------------------
+
+CUTOFF_NOTEBOOK = [
+    "import time",
+    EXPENSIVE + "base = list(range(200))\nsquares = [i * i for i in base]",
+    EXPENSIVE + "total = sum(squares)\nparts = {'total': total, 'n': len(squares)}",
+    EXPENSIVE + "report = f\"{parts['total']} over {parts['n']}\"",
+]
+
+
+def test_an_edit_that_leaves_a_cells_outputs_unchanged_lets_the_next_cells_be_reused(root, capsys):
+    first, _, s1 = run_cells(root, CUTOFF_NOTEBOOK, reuse=True)
+    end_first = s1.workspace.head().id
+    edited = list(CUTOFF_NOTEBOOK)
+    edited[1] = edited[1] + "\nprint('made', len(squares), 'squares')"
+    ns, reused, s2 = run_cells(root, edited, reuse=True)
+    assert reused == [False, False, True, True], reused
+    assert "made 200 squares" in capsys.readouterr().out
+    assert ns["report"] == first["report"] and ns["parts"] == first["parts"]
+    diff = s2.workspace.diff(end_first, s2.workspace.head().id)
+    assert not diff.changed and not diff.added and not diff.removed
+    # and again with another cosmetic edit: the cutoff finds the origins the recorded cells read
+    edited[1] = edited[1].replace("'made'", "'computed'")
+    _, reused, _ = run_cells(root, edited, reuse=True)
+    assert reused == [False, False, True, True], reused
+
+
+def test_an_edit_that_changes_a_cells_outputs_reruns_the_next_cells(root):
+    run_cells(root, CUTOFF_NOTEBOOK, reuse=True)
+    edited = list(CUTOFF_NOTEBOOK)
+    edited[1] = edited[1] + "\nprint('made them')"
+    _, reused, _ = run_cells(root, edited, reuse=True)
+    assert reused == [False, False, True, True], reused  # the cutoff works here...
+    edited[1] = edited[1].replace("range(200)", "range(201)")
+    ns, reused, _ = run_cells(root, edited, reuse=True)
+    assert reused == [False, False, False, False], reused  # ...but not when a value changed
+    assert ns["parts"]["n"] == 201 and ns["report"].endswith("over 201")
+
+
+def test_no_cutoff_when_aliasing_differs(root):
+    """``a`` and ``b`` were one list in the recorded run; after the edit they are equal but distinct
+    lists: a cell that mutates ``a`` and reads ``b`` gives another result, so it must run."""
+    cells = ["import time", "a = [1, 2]\nb = a",
+             EXPENSIVE + "a.append(3)\nn = len(b)"]
+    run_cells(root, cells, reuse=True)
+    cosmetic = list(cells)
+    cosmetic[1] = "a = [1, 2]\nb = a\nprint('aliased')"
+    _, reused, _ = run_cells(root, cosmetic, reuse=True)
+    assert reused == [False, False, True], reused  # same values, same aliasing: cut off
+    distinct = list(cells)
+    distinct[1] = "a = [1, 2]\nb = [1, 2]"
+    ns, reused, _ = run_cells(root, distinct, reuse=True)
+    assert reused == [False, False, False], reused
+    full, _, _ = run_cells(root, distinct, reuse=False)
+    assert ns["n"] == full["n"] == 2 and ns["a"] == full["a"] == [1, 2, 3] and ns["b"] == full["b"] == [1, 2]
+    assert ns["a"] is not ns["b"]

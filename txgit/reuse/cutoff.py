@@ -1,0 +1,238 @@
+"""Early cutoff: a cell that ran but made the same values as a recorded run gives them that run's origins.
+
+A variable's origin names the operation that made it, so editing a cell
+(a ``print`` added, a local renamed, a plot changed) gives its outputs new
+origins and every later cell a new key, even when the values are the same
+bytes as before. Build systems call the fix *early cutoff*: once the cell
+ran and was committed, each of its outputs whose whole co-variable group
+(same names, same content: the group's hash) equals that of the same name
+as a recorded operation output it takes that operation's origin, and the
+cells after it match their recorded runs again.
+
+It is sound because an origin stands for a value's content: a recorded
+run that read a value of that origin read these very bytes, aliasing
+included (a group's hash covers its member names). Nothing is substituted
+for a value that could not be pickled (its content is unknown), a module,
+the output of a cell with effects, a cell committed together with others,
+or from a commit of an untrusted remote.
+
+Costs, kept small: the check runs before the next cell (see
+:meth:`txgit.reuse.Reuser.prepare`), reads only the ``meta.json`` and
+``vars/<name>`` files of the commits whose recorded operation output one of
+the cell's output names (each read once, newest :data:`MAX_CANDIDATES` per
+name), and waits for a background commit only when such a commit records
+another origin for one of those names.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pygit2
+
+from txgit import trust as _trust
+from txgit.errors import TxgitError
+from txgit.reuse.graph import OperationIndex, RecordedOperation
+from txgit.sessions.operations import output_origin
+from txgit.sessions.session import CommittedOperation, NamespaceSession
+from txgit.state import VALUE, VarRecord
+
+MAX_CANDIDATES = 64  # recorded operations looked at per output name, newest first
+
+
+@dataclass
+class Cutoff:
+    """Outputs of the last cell that took the origins of a recorded run's equal values."""
+
+    names: list[str]
+    commit: str  # the commit of the (newest) recorded run they were taken from
+    origins: dict[str, tuple[str, str]]  # name -> (origin it had, origin it took)
+    waited: bool  # had to wait for the background commit to know the values' hashes
+
+    def describe(self, label: str = "the last cell") -> str:
+        names = ", ".join(self.names[:6]) + (" …" if len(self.names) > 6 else "")
+        return (f"txgit: {label}'s outputs ({names}) are identical to those of the recorded run "
+                f"{self.commit[:8]}: the cells after it can be reused")
+
+
+class _Commit:
+    """What early cutoff reads of one recorded commit, read lazily and kept."""
+
+    __slots__ = ("origins", "groups")
+
+    def __init__(self) -> None:
+        self.origins: dict[str, str] | None = None
+        self.groups: dict[str, str | None] = {}  # name -> its group (None: no value record)
+
+
+class EarlyCutoff:
+    """Finds recorded origins for a session's last outputs (see the module docstring)."""
+
+    def __init__(self, session: NamespaceSession, index: OperationIndex) -> None:
+        self.session = session
+        self.index = index
+        self._done: CommittedOperation | None = None
+        self._by_output: dict[str, list[RecordedOperation]] = {}  # name -> records outputting it, newest first
+        self._used: set[str] = set()  # origins some recorded operation read
+        self._indexed = 0  # records of index.all taken into the two above
+        self._commits: dict[str, _Commit] = {}
+        self._trusted: dict[str, bool] = {}
+
+    # -- the recorded side ---------------------------------------------------------------------
+    def _update(self) -> None:
+        self.index.refresh()
+        new = self.index.all[self._indexed:]
+        if not new:
+            return
+        self._indexed = len(self.index.all)
+        touched = set()
+        for rec in new:
+            self._used.update(o for o in rec.op.inputs.values() if o)
+            if rec.op.effects or not rec.op.full:
+                continue  # its outputs have content origins, not its own
+            for n in rec.op.outputs:
+                self._by_output.setdefault(n, []).append(rec)
+                touched.add(n)
+        for n in touched:
+            self._by_output[n].sort(key=lambda r: r.time, reverse=True)
+
+    def _commit(self, cid: str) -> _Commit:
+        c = self._commits.get(cid)
+        if c is None:
+            c = self._commits[cid] = _Commit()
+        return c
+
+    def _read(self, cid: str, path: str) -> bytes | None:
+        history = self.index.history
+        try:
+            return history.read_file(history.repo[pygit2.Oid(hex=cid)], path)
+        except (KeyError, ValueError, pygit2.GitError):
+            return None
+
+    def _origins(self, cid: str) -> dict[str, str]:
+        c = self._commit(cid)
+        if c.origins is None:
+            c.origins = {}
+            data = self._read(cid, "meta.json")
+            try:
+                doc = json.loads(data) if data is not None else {}
+            except ValueError:
+                doc = {}
+            got = doc.get("origins") if isinstance(doc, dict) else None
+            if isinstance(got, dict):
+                c.origins = {str(k): v for k, v in got.items() if isinstance(v, str) and v.startswith("op:")}
+        return c.origins
+
+    def _group(self, cid: str, name: str) -> str | None:
+        c = self._commit(cid)
+        if name not in c.groups:
+            data = self._read(cid, f"vars/{name}")
+            group = None
+            if data is not None:
+                try:
+                    rec = VarRecord.from_bytes(data)
+                    group = rec.group if rec.kind == VALUE else None
+                except (ValueError, TypeError, TxgitError):
+                    pass
+            c.groups[name] = group
+        return c.groups[name]
+
+    def _is_trusted(self, cid: str) -> bool:
+        if cid not in self._trusted:
+            try:
+                self._trusted[cid] = _trust.source_of(self.session.workspace, cid) is None
+            except TxgitError:
+                self._trusted[cid] = False
+        return self._trusted[cid]
+
+    # -- the check -----------------------------------------------------------------------------
+    def settle(self) -> Cutoff | None:
+        """Give the outputs of the session's last committed cell recorded origins where their values
+        equal a recorded run's; returns what it did (None: nothing). Call before the next cell's key
+        is used (the caller re-keys the running operation with the new origins)."""
+        last = self.session.last_operation
+        if last is None or last is self._done:
+            return None
+        self._done = last
+        op = last.op
+        if "reused_from" in op or op.get("effects") or not op.get("full"):
+            return None  # a replayed cell keeps its origins already; others have no origin of their own
+        s = self.session
+        mine = {n: output_origin(op["full"], n, None) for n in op.get("outputs", [])}
+        # still the values that cell made (nothing moved their origins since), and values, not modules
+        outputs = [n for n, o in mine.items() if s.origins.get(n) == o and n in last.records
+                   and last.records[n].kind == VALUE]
+        if not outputs:
+            return None
+        self._update()
+        # Only where a recorded run made a value of that name under another origin can it matter:
+        # only then is it worth waiting for the background writer to hash what the cell made.
+        candidates = {n: [r for r in self._by_output.get(n, [])[:MAX_CANDIDATES]
+                          if self._origins(r.commit).get(n, mine[n]) != mine[n]] for n in outputs}
+        candidates = {n: rs for n, rs in candidates.items() if rs}
+        if not candidates:
+            return None
+        records = last.records
+        waited = False
+        if any(records[n].group is None for n in candidates):
+            s.flush()  # the group ids are set in place once the commit is written
+            waited = True
+        members: dict[str, list[str]] = {}
+        for n, r in records.items():
+            if r.kind == VALUE and r.group:
+                members.setdefault(r.group, []).append(n)
+        taken: dict[str, tuple[str, str]] = {}
+        source: str | None = None
+        done_groups: set[str] = set()
+        for n in sorted(candidates):
+            group = records[n].group
+            if not group or group in done_groups:
+                continue
+            done_groups.add(group)
+            got = self._match(group, members.get(group, []), set(mine), mine, candidates[n])
+            if got is None:
+                continue
+            rec, new = got
+            for m, o in new.items():
+                if o != s.origins.get(m):
+                    taken[m] = (s.origins[m], o)
+            source = source or rec.commit
+        if not taken or source is None:
+            return None
+        for m, (_, o) in taken.items():
+            s.origins[m] = o
+        return Cutoff(sorted(taken), source, taken, waited)
+
+    def _match(self, group: str, members: list[str], outputs: set[str], mine: dict[str, str],
+               recs: list[RecordedOperation]) -> tuple[RecordedOperation, dict[str, str]] | None:
+        """The best recorded run whose commit holds ``group`` (same names, same bytes) with recorded
+        origins for its members that the cell made, and the same origins for the others; and the
+        origins to take. Best: origins that recorded cells read (so the next cells match), then newest."""
+        if not members:
+            return None
+        s = self.session
+        best: tuple[tuple[int, int], RecordedOperation, dict[str, str]] | None = None
+        for rec in recs:
+            origins = self._origins(rec.commit)
+            new: dict[str, str] = {}
+            ok = True
+            for m in members:
+                if self._group(rec.commit, m) != group:
+                    ok = False
+                elif m in outputs:  # made by the cell: must have been an op's output there too
+                    o = origins.get(m)
+                    ok = o is not None and mine.get(m) == s.origins.get(m)
+                    if ok:
+                        new[m] = o  # type: ignore[assignment]
+                else:  # an older variable aliased with the outputs: must be the same value there
+                    ok = origins.get(m) is not None and origins.get(m) == s.origins.get(m)
+                if not ok:
+                    break
+            if not ok or not new or not self._is_trusted(rec.commit):
+                continue
+            score = (sum(o in self._used for o in new.values()), rec.time)
+            if best is None or score > best[0]:
+                best = (score, rec, new)
+        return None if best is None else (best[1], best[2])
