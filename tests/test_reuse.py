@@ -505,3 +505,17 @@ def test_no_cutoff_when_aliasing_differs(root):
     full, _, _ = run_cells(root, distinct, reuse=False)
     assert ns["n"] == full["n"] == 2 and ns["a"] == full["a"] == [1, 2, 3] and ns["b"] == full["b"] == [1, 2]
     assert ns["a"] is not ns["b"]
+
+
+def test_kernel_cosmetic_edit_of_an_early_cell_reuses_the_later_expensive_one(root):
+    cells = [NOTEBOOK[0], PROBE.format(n=2) + "squares = [i * i for i in range(300)]",
+             PROBE.format(n=3) + EXPENSIVE + "total = sum(squares)", "total"]
+    ran, shown, _ = run_notebook(root, cells)
+    assert ran == "2,3,"
+    edited = list(cells)
+    edited[1] = PROBE.format(n=2) + "squares = [k * k for k in range(300)]\nprint('squares made')"  # a renamed local
+    ran, shown_again, stderr = run_notebook(root, edited)
+    assert ran == "2,", stderr  # the expensive cell was not executed
+    assert "the previous cell's outputs (squares) are identical to those of the recorded run" in stderr
+    assert "txgit: reused results of" in stderr
+    assert shown_again[3] == shown[3]  # total, as shown
