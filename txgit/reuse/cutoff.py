@@ -35,11 +35,12 @@ import pygit2
 from txgit import trust as _trust
 from txgit.errors import TxgitError
 from txgit.reuse.graph import OperationIndex, RecordedOperation
-from txgit.sessions.operations import output_origin
+from txgit.sessions.operations import Operation, output_origin
 from txgit.sessions.session import CommittedOperation, NamespaceSession
 from txgit.state import VALUE, VarRecord
 
 MAX_CANDIDATES = 64  # recorded operations looked at per output name, newest first
+MAX_PENDING = 32  # cells that ran whose outputs are kept for comparing later
 
 
 @dataclass
@@ -47,14 +48,16 @@ class Cutoff:
     """Outputs of the last cell that took the origins of a recorded run's equal values."""
 
     names: list[str]
-    commit: str  # the commit of the (newest) recorded run they were taken from
+    commit: str  # the commit of the recorded run they were taken from
     origins: dict[str, tuple[str, str]]  # name -> (origin it had, origin it took)
-    waited: bool  # had to wait for the background commit to know the values' hashes
+    message: str  # the commit message of the cell that made them ("cell [2]: ...")
+    waited: bool = False  # waited for the background writer to hash them
 
-    def describe(self, label: str = "the last cell") -> str:
+    def describe(self) -> str:
         names = ", ".join(self.names[:6]) + (" …" if len(self.names) > 6 else "")
-        return (f"txgit: {label}'s outputs ({names}) are identical to those of the recorded run "
-                f"{self.commit[:8]}: the cells after it can be reused")
+        cell = self.message.split(":", 1)[0] if self.message else "a cell"
+        return (f"txgit: {cell} made the same {names} as the recorded run {self.commit[:8]}: "
+                "the cells after it can be reused")
 
 
 class _Commit:
@@ -73,7 +76,10 @@ class EarlyCutoff:
     def __init__(self, session: NamespaceSession, index: OperationIndex) -> None:
         self.session = session
         self.index = index
-        self._done: CommittedOperation | None = None
+        self._seen: CommittedOperation | None = None
+        self._pending: list[CommittedOperation] = []  # cells that ran, outputs not compared yet
+        self._by_code: dict[str, list[RecordedOperation]] = {}  # code hash -> its recorded runs
+        self._source = ""
         self._by_output: dict[str, list[RecordedOperation]] = {}  # name -> records outputting it, newest first
         self._used: set[str] = set()  # origins some recorded operation read
         self._indexed = 0  # records of index.all taken into the two above
@@ -90,6 +96,7 @@ class EarlyCutoff:
         touched = set()
         for rec in new:
             self._used.update(o for o in rec.op.inputs.values() if o)
+            self._by_code.setdefault(rec.op.code, []).append(rec)
             if rec.op.effects or not rec.op.full:
                 continue  # its outputs have content origins, not its own
             for n in rec.op.outputs:
@@ -148,65 +155,113 @@ class EarlyCutoff:
         return self._trusted[cid]
 
     # -- the check -----------------------------------------------------------------------------
-    def settle(self) -> Cutoff | None:
-        """Give the outputs of the session's last committed cell recorded origins where their values
-        equal a recorded run's; returns what it did (None: nothing). Call before the next cell's key
-        is used (the caller re-keys the running operation with the new origins)."""
-        last = self.session.last_operation
-        if last is None or last is self._done:
-            return None
-        self._done = last
-        op = last.op
-        if "reused_from" in op or op.get("effects") or not op.get("full"):
-            return None  # a replayed cell keeps its origins already; others have no origin of their own
+    def settle(self, running: Operation | None = None) -> Cutoff | None:
+        """Give outputs of cells that ran (the session's last committed one, and earlier ones not
+        settled yet) recorded origins where their values equal a recorded run's; returns what it did
+        (None: nothing). ``running``: the operation about to run, whose key the caller computes again.
+
+        Where the hashes of the values are known (small values; commits written in the foreground)
+        this is settled at once. Where they are still being computed by the background writer, it
+        waits for them only if that can let ``running`` be reused (it reads one of those values,
+        and a recorded run of its code read a value of that name made by another operation);
+        otherwise the check waits for a later cell that reads them."""
         s = self.session
-        mine = {n: output_origin(op["full"], n, None) for n in op.get("outputs", [])}
-        # still the values that cell made (nothing moved their origins since), and values, not modules
-        outputs = [n for n, o in mine.items() if s.origins.get(n) == o and n in last.records
-                   and last.records[n].kind == VALUE]
-        if not outputs:
+        last = s.last_operation
+        if last is not None and last is not self._seen:
+            self._seen = last
+            op = last.op
+            # a replayed cell has recorded origins already; one with effects has no origin of its own
+            if "reused_from" not in op and not op.get("effects") and op.get("full"):
+                self._pending.append(last)
+                del self._pending[:-MAX_PENDING]
+        # still the values those cells made (nothing moved their origins since), and values, not modules
+        todo: list[tuple[CommittedOperation, dict[str, str]]] = []
+        for c in self._pending:
+            mine = {n: output_origin(c.op["full"], n, None) for n in c.op.get("outputs", [])}
+            live = {n: o for n, o in mine.items() if s.origins.get(n) == o and n in c.records
+                    and c.records[n].kind == VALUE}
+            if live:
+                todo.append((c, live))
+        self._pending = [c for c, _ in todo]
+        if not todo:
             return None
         self._update()
-        # Only where a recorded run made a value of that name under another origin can it matter:
-        # only then is it worth waiting for the background writer to hash what the cell made.
-        candidates = {n: [r for r in self._by_output.get(n, [])[:MAX_CANDIDATES]
-                          if self._origins(r.commit).get(n, mine[n]) != mine[n]] for n in outputs}
-        candidates = {n: rs for n, rs in candidates.items() if rs}
-        if not candidates:
-            return None
-        records = last.records
+        # Only where a recorded run made a value of that name under another origin can it matter.
+        work = []
+        options: dict[str, set[str]] = {}  # name -> the recorded origins it might take
+        for c, mine in todo:
+            candidates = {n: [r for r in self._by_output.get(n, [])[:MAX_CANDIDATES]
+                              if self._origins(r.commit).get(n, mine[n]) != mine[n]] for n in mine}
+            candidates = {n: rs for n, rs in candidates.items() if rs}
+            if not candidates:
+                self._pending.remove(c)
+                continue
+            work.append((c, mine, candidates))
+            for n, rs in candidates.items():
+                group = c.records[n].group  # known: only the runs that made these bytes count
+                options.setdefault(n, set()).update(self._origins(r.commit)[n] for r in rs
+                                                    if group is None or self._group(r.commit, n) == group)
+        taken: dict[str, tuple[str, str]] = {}
+        source: tuple[str, str] | None = None
         waited = False
-        if any(records[n].group is None for n in candidates):
-            s.flush()  # the group ids are set in place once the commit is written
-            waited = True
+        for c, mine, candidates in work:
+            if any(c.records[n].group is None for n in candidates):  # hashed by the background writer
+                if not self._helps(running, options):
+                    continue  # kept for a later cell
+                s.flush()  # the group ids are set in place once the commit is written
+                waited = True
+                if any(c.records[n].group is None for n in candidates):
+                    self._pending.remove(c)  # the commit failed
+                    continue
+            self._pending.remove(c)
+            got = self._settle_one(c, mine, candidates)
+            taken.update(got)
+            if got and source is None:
+                source = (c.message, self._source)
+        if not taken or source is None:
+            return None
+        for m, (_, o) in taken.items():
+            s.origins[m] = o
+        return Cutoff(sorted(taken), source[1], taken, source[0], waited)
+
+    def _helps(self, running: Operation | None, options: dict[str, set[str]]) -> bool:
+        """Could ``running`` be reused if the values it reads took some of the recorded origins in
+        ``options``: is there a recorded run of its code that read the same origins but for those?"""
+        if running is None or not any(n in options for n in running.inputs):
+            return False
+        for rec in self._by_code.get(running.code, []):
+            if rec.op.inputs.keys() == running.inputs.keys() and all(
+                    o == now or (n in options and o in options[n])
+                    for n, o in rec.op.inputs.items() for now in (running.inputs[n],)):
+                return True
+        return False
+
+    def _settle_one(self, c: CommittedOperation, mine: dict[str, str],
+                    candidates: dict[str, list[RecordedOperation]]) -> dict[str, tuple[str, str]]:
+        s = self.session
         members: dict[str, list[str]] = {}
-        for n, r in records.items():
+        for n, r in c.records.items():
             if r.kind == VALUE and r.group:
                 members.setdefault(r.group, []).append(n)
         taken: dict[str, tuple[str, str]] = {}
-        source: str | None = None
         done_groups: set[str] = set()
+        self._source = ""
         for n in sorted(candidates):
-            group = records[n].group
+            group = c.records[n].group
             if not group or group in done_groups:
                 continue
             done_groups.add(group)
-            got = self._match(group, members.get(group, []), set(mine), mine, candidates[n])
+            got = self._match(group, members.get(group, []), mine, candidates[n])
             if got is None:
                 continue
             rec, new = got
             for m, o in new.items():
                 if o != s.origins.get(m):
                     taken[m] = (s.origins[m], o)
-            source = source or rec.commit
-        if not taken or source is None:
-            return None
-        for m, (_, o) in taken.items():
-            s.origins[m] = o
-        return Cutoff(sorted(taken), source, taken, waited)
+            self._source = self._source or rec.commit
+        return taken
 
-    def _match(self, group: str, members: list[str], outputs: set[str], mine: dict[str, str],
-               recs: list[RecordedOperation]) -> tuple[RecordedOperation, dict[str, str]] | None:
+    def _match(self, group: str, members: list[str], mine: dict[str, str], recs: list[RecordedOperation]) -> tuple[RecordedOperation, dict[str, str]] | None:
         """The best recorded run whose commit holds ``group`` (same names, same bytes) with recorded
         origins for its members that the cell made, and the same origins for the others; and the
         origins to take. Best: origins that recorded cells read (so the next cells match), then newest."""
@@ -221,7 +276,7 @@ class EarlyCutoff:
             for m in members:
                 if self._group(rec.commit, m) != group:
                     ok = False
-                elif m in outputs:  # made by the cell: must have been an op's output there too
+                elif m in mine:  # made by the cell: must have been an op's output there too
                     o = origins.get(m)
                     ok = o is not None and mine.get(m) == s.origins.get(m)
                     if ok:

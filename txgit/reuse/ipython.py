@@ -62,7 +62,7 @@ class ReuseHook:
         except Exception as e:  # never in the way of running the cell
             print(f"txgit: reuse: {type(e).__name__}: {e}; running the cell", file=sys.stderr)
         if self.reuser.last_cutoff is not None:
-            print(self.reuser.last_cutoff.describe("the previous cell"), file=sys.stderr)
+            print(self.reuser.last_cutoff.describe(), file=sys.stderr)
         if self.pending is None:
             self.reuser.stats.ran += 1
 

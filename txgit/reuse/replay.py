@@ -103,7 +103,7 @@ class Reuser:
         a background commit it may have to wait for has had the user's think time to finish."""
         started = time.perf_counter()
         try:
-            cut = self.cutoff.settle()
+            cut = self.cutoff.settle(self.session.current_operation)
         except TxgitError as e:
             self.last_reason = f"early cutoff failed: {e}"
             cut = None
@@ -208,7 +208,7 @@ def replayer(*, quiet: bool = False) -> Callable[[NamespaceSession], bool]:
             reuser = reusers[id(session)] = Reuser(session)
         reused = reuser.prepare()
         if reuser.last_cutoff is not None and not quiet:
-            print(reuser.last_cutoff.describe("the previous statement"), file=sys.stderr)
+            print(reuser.last_cutoff.describe(), file=sys.stderr)
         if reused is None:
             reuser.stats.ran += 1
             return False

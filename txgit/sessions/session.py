@@ -385,7 +385,7 @@ class NamespaceSession:
                               else content_origin(records[n], value))
             if replayed:
                 prepared.meta["reuse"] = {"from": op["reused_from"], "key": op["key"]}
-            self.last_operation = CommittedOperation(op, records)
+            self.last_operation = CommittedOperation(op, records, prepared.message)
         else:
             self.last_operation = None
             why = "committed together with other cells" if len(self.pending) > 1 else "state before it not known"
@@ -579,6 +579,7 @@ class CommittedOperation:
 
     op: dict[str, Any]  # Operation.to_json(), with its outputs filled in
     records: dict[str, VarRecord]
+    message: str  # its commit's message ("cell [3]: ...")
 
 
 @dataclass
