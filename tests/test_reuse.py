@@ -527,3 +527,17 @@ def test_kernel_cosmetic_edit_of_an_early_cell_reuses_the_later_expensive_one(ro
     assert "txgit: cell [4] made the same squares as the recorded run" in stderr  # [1], [2]: %load_ext, %txgit
     assert "txgit: reused results of" in stderr
     assert shown_again[3] == shown[3]  # total, as shown
+
+
+def test_script_statement_edited_without_changing_its_value_lets_the_next_be_reused(tmp_path, run_txgit):
+    run_txgit("init", cwd=tmp_path, check=True)
+    script = tmp_path / "job.py"
+    script.write_text(SLOW_SCRIPT + "base = slowly('base', lambda: list(range(100)))\n"
+                      "total = slowly('total', lambda: sum(base))\nprint('total', total)\n")
+    first = run_txgit("run", "--reuse", "job.py", cwd=tmp_path, check=True)
+    assert "computing total" in first.stderr
+    script.write_text(script.read_text().replace("range(100)", "range(0, 100)"))
+    second = run_txgit("run", "--reuse", "job.py", cwd=tmp_path, check=True)
+    assert "computing base" in second.stderr and "computing total" not in second.stderr, second.stderr
+    assert "txgit: job.py:9 made the same base as the recorded run" in second.stderr
+    assert second.stdout == first.stdout

@@ -19,16 +19,17 @@ or from a commit of an untrusted remote.
 Costs, kept small: the check runs before the next cell (see
 :meth:`txgit.reuse.Reuser.prepare`), reads only the ``meta.json`` and
 ``vars/<name>`` files of the commits whose recorded operation output one of
-the cell's output names (each read once, newest :data:`MAX_CANDIDATES` per
-name), and waits for a background commit only when such a commit records
-another origin for one of those names.
+the cell's output names (each read once and kept, newest
+:data:`MAX_CANDIDATES` per name). A value hashed by the background writer
+is waited for only when a recorded run of the cell about to run read that
+name with an origin the value may take; else its check waits for a later
+cell (at most :data:`MAX_PENDING` cells are kept).
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
 
 import pygit2
 
@@ -45,7 +46,7 @@ MAX_PENDING = 32  # cells that ran whose outputs are kept for comparing later
 
 @dataclass
 class Cutoff:
-    """Outputs of the last cell that took the origins of a recorded run's equal values."""
+    """Outputs of a cell that ran which took the origins of a recorded run's equal values."""
 
     names: list[str]
     commit: str  # the commit of the recorded run they were taken from
@@ -55,7 +56,7 @@ class Cutoff:
 
     def describe(self) -> str:
         names = ", ".join(self.names[:6]) + (" …" if len(self.names) > 6 else "")
-        cell = self.message.split(":", 1)[0] if self.message else "a cell"
+        cell = self.message.split(": ", 1)[0].removeprefix("run ") if self.message else "a cell"
         return (f"txgit: {cell} made the same {names} as the recorded run {self.commit[:8]}: "
                 "the cells after it can be reused")
 
@@ -79,7 +80,6 @@ class EarlyCutoff:
         self._seen: CommittedOperation | None = None
         self._pending: list[CommittedOperation] = []  # cells that ran, outputs not compared yet
         self._by_code: dict[str, list[RecordedOperation]] = {}  # code hash -> its recorded runs
-        self._source = ""
         self._by_output: dict[str, list[RecordedOperation]] = {}  # name -> records outputting it, newest first
         self._used: set[str] = set()  # origins some recorded operation read
         self._indexed = 0  # records of index.all taken into the two above
@@ -214,10 +214,10 @@ class EarlyCutoff:
                     self._pending.remove(c)  # the commit failed
                     continue
             self._pending.remove(c)
-            got = self._settle_one(c, mine, candidates)
+            got, commit = self._settle_one(c, mine, candidates)
             taken.update(got)
             if got and source is None:
-                source = (c.message, self._source)
+                source = (c.message, commit)
         if not taken or source is None:
             return None
         for m, (_, o) in taken.items():
@@ -236,8 +236,10 @@ class EarlyCutoff:
                 return True
         return False
 
-    def _settle_one(self, c: CommittedOperation, mine: dict[str, str],
-                    candidates: dict[str, list[RecordedOperation]]) -> dict[str, tuple[str, str]]:
+    def _settle_one(self, c: CommittedOperation, mine: dict[str, str], candidates: dict[str, list[RecordedOperation]]
+                    ) -> tuple[dict[str, tuple[str, str]], str]:
+        """The origins ``c``'s outputs take, group by group (name -> (had, takes)), and the commit
+        of a recorded run they come from."""
         s = self.session
         members: dict[str, list[str]] = {}
         for n, r in c.records.items():
@@ -245,7 +247,7 @@ class EarlyCutoff:
                 members.setdefault(r.group, []).append(n)
         taken: dict[str, tuple[str, str]] = {}
         done_groups: set[str] = set()
-        self._source = ""
+        source = ""
         for n in sorted(candidates):
             group = c.records[n].group
             if not group or group in done_groups:
@@ -258,10 +260,11 @@ class EarlyCutoff:
             for m, o in new.items():
                 if o != s.origins.get(m):
                     taken[m] = (s.origins[m], o)
-            self._source = self._source or rec.commit
-        return taken
+            source = source or rec.commit
+        return taken, source
 
-    def _match(self, group: str, members: list[str], mine: dict[str, str], recs: list[RecordedOperation]) -> tuple[RecordedOperation, dict[str, str]] | None:
+    def _match(self, group: str, members: list[str], mine: dict[str, str], recs: list[RecordedOperation]
+               ) -> tuple[RecordedOperation, dict[str, str]] | None:
         """The best recorded run whose commit holds ``group`` (same names, same bytes) with recorded
         origins for its members that the cell made, and the same origins for the others; and the
         origins to take. Best: origins that recorded cells read (so the next cells match), then newest."""
@@ -278,9 +281,9 @@ class EarlyCutoff:
                     ok = False
                 elif m in mine:  # made by the cell: must have been an op's output there too
                     o = origins.get(m)
-                    ok = o is not None and mine.get(m) == s.origins.get(m)
-                    if ok:
-                        new[m] = o  # type: ignore[assignment]
+                    ok = o is not None
+                    if o is not None:
+                        new[m] = o
                 else:  # an older variable aliased with the outputs: must be the same value there
                     ok = origins.get(m) is not None and origins.get(m) == s.origins.get(m)
                 if not ok:
