@@ -84,7 +84,8 @@ class EarlyCutoff:
         self._used: set[str] = set()  # origins some recorded operation read
         self._indexed = 0  # records of index.all taken into the two above
         self._commits: dict[str, _Commit] = {}
-        self._trusted: dict[str, bool] = {}
+        self._fetched: dict[str, str] | None = None  # see _is_trusted
+        self._fetched_tips: dict[str, str] = {}
 
     # -- the recorded side ---------------------------------------------------------------------
     def _update(self) -> None:
@@ -147,12 +148,18 @@ class EarlyCutoff:
         return c.groups[name]
 
     def _is_trusted(self, cid: str) -> bool:
-        if cid not in self._trusted:
+        """Ours or from a trusted remote. The list of fetched commits is read again only after a
+        fetch moved a remote-tracking ref (reading a file while the background writer hashes costs
+        the GIL's switch interval, 5 ms); whether a remote is trusted is asked every time."""
+        tips = self.index.remote_tips()
+        if self._fetched is None or tips != self._fetched_tips:
             try:
-                self._trusted[cid] = _trust.source_of(self.session.workspace, cid) is None
-            except TxgitError:
-                self._trusted[cid] = False
-        return self._trusted[cid]
+                self._fetched = _trust.fetched_commits(self.session.workspace)
+            except TxgitError:  # an unreadable list: trust nothing fetched
+                return False
+            self._fetched_tips = tips
+        remote = self._fetched.get(cid)
+        return remote is None or _trust.is_trusted(self.index.history.repo, remote)
 
     # -- the check -----------------------------------------------------------------------------
     def settle(self, running: Operation | None = None) -> Cutoff | None:
@@ -271,7 +278,7 @@ class EarlyCutoff:
         if not members:
             return None
         s = self.session
-        best: tuple[tuple[int, int], RecordedOperation, dict[str, str]] | None = None
+        found: list[tuple[tuple[int, int], RecordedOperation, dict[str, str]]] = []
         for rec in recs:
             origins = self._origins(rec.commit)
             new: dict[str, str] = {}
@@ -288,9 +295,10 @@ class EarlyCutoff:
                     ok = origins.get(m) is not None and origins.get(m) == s.origins.get(m)
                 if not ok:
                     break
-            if not ok or not new or not self._is_trusted(rec.commit):
-                continue
-            score = (sum(o in self._used for o in new.values()), rec.time)
-            if best is None or score > best[0]:
-                best = (score, rec, new)
-        return None if best is None else (best[1], best[2])
+            if ok and new:
+                found.append(((sum(o in self._used for o in new.values()), rec.time), rec, new))
+        found.sort(key=lambda f: f[0], reverse=True)
+        for _, rec, new in found:
+            if self._is_trusted(rec.commit):  # (reads the list of fetched commits: the best one first)
+                return rec, new
+        return None
