@@ -114,6 +114,11 @@ def note_fetched(ws: Workspace, remote: str, before: Iterable[str]) -> int:
     return len(fresh)
 
 
+def fetched_commits(ws: Workspace) -> dict[str, str]:
+    """Every fetched commit listed, with the remote it came from (ours are not listed)."""
+    return _read(ws)
+
+
 def source_of(ws: Workspace, commit_id: str) -> str | None:
     """The untrusted remote ``commit_id`` came from; None for our own commits and trusted remotes'."""
     remote = _read(ws).get(commit_id)

@@ -95,6 +95,10 @@ class OperationIndex:
         yield RecordedOperation(str(commit.id), commit.commit_time, op, reused,
                                 commit.message.split("\n", 1)[0], seconds)
 
+    def remote_tips(self) -> dict[str, str]:
+        """The remote-tracking refs as the last :meth:`refresh` saw them (a fetch moves them)."""
+        return {name: c for name, c in self._tips.items() if name.startswith("refs/remotes/")}
+
     def candidates(self, key: str) -> list[RecordedOperation]:
         """Recorded runs of the operation ``key`` that can be reused, newest first."""
         self.refresh()

@@ -31,9 +31,10 @@ from typing import Any
 from txgit import trust as _trust
 from txgit.errors import TxgitError
 from txgit.history import State
+from txgit.reuse.cutoff import Cutoff, EarlyCutoff
 from txgit.reuse.graph import OperationIndex, RecordedOperation
 from txgit.sessions import process
-from txgit.sessions.operations import file_digest, resolve_path, rng_setters, rng_states
+from txgit.sessions.operations import file_digest, pre_key, resolve_path, rng_setters, rng_states
 from txgit.sessions.session import NamespaceSession
 
 # What loading costs, to compare with what running cost: a fixed part and a rate (bytes/s).
@@ -63,6 +64,8 @@ class ReuseStats:
     reused: int = 0
     ran: int = 0
     saved_seconds: float = 0.0
+    cutoffs: int = 0  # cells whose outputs took a recorded run's origins (early cutoff)
+    cutoff_seconds: float = 0.0  # what checking for it cost, waits for background commits included
 
 
 def _why_not(ws: Any, rec: RecordedOperation, rng_now: dict[str, str]) -> str | None:
@@ -96,11 +99,45 @@ class Reuser:
         # a recorded run of the last cell that could not be reused, and why (not when running was
         # cheaper): what a user re-running a notebook wants to know about a cell that ran again
         self.missed: tuple[str, str] | None = None
+        self.cutoff = EarlyCutoff(session, self.index)
+        self.last_cutoff: Cutoff | None = None  # what early cutoff did before the running cell
+
+    def settle_previous(self) -> Cutoff | None:
+        """Early cutoff (:mod:`txgit.reuse.cutoff`) for the cell committed last, if it ran: its
+        outputs equal to a recorded run's take that run's origins, and the running cell's lookup
+        key is computed again with them. :meth:`prepare` calls it first.
+
+        Done here, before the next cell, rather than in a hook after the cell: one place serves the
+        kernel, ``txgit run --reuse`` (which asks for reuse after ``before_cell``) and the API, and
+        a background commit it may have to wait for has had the user's think time to finish."""
+        started = time.perf_counter()
+        try:
+            cut = self.cutoff.settle(self.session.current_operation)
+        except TxgitError as e:
+            self.last_reason = f"early cutoff failed: {e}"
+            cut = None
+        finally:
+            self.stats.cutoff_seconds += time.perf_counter() - started
+        self.last_cutoff = cut
+        if cut is None:
+            return None
+        self.stats.cutoffs += 1
+        op = self.session.current_operation
+        if op is not None:
+            changed = False
+            for n, (old, new) in cut.origins.items():
+                if n in op.inputs and op.inputs[n] == old:
+                    op.inputs[n] = new
+                    changed = True
+            if changed:
+                op.key = pre_key(op.code, op.inputs)
+        return cut
 
     def prepare(self) -> Reused | None:
         """Call after ``session.before_cell``: the loaded results of a recorded run of the running
         cell, or None (run it). Nothing is changed in the namespace yet."""
         self.last_reason = self.missed = None
+        self.settle_previous()
         op = self.session.current_operation
         if op is None:
             return None
@@ -192,6 +229,8 @@ def replayer(*, quiet: bool = False) -> Callable[[NamespaceSession], bool]:
         if reuser is None or reuser.session is not session:
             reuser = reusers[id(session)] = Reuser(session)
         reused = reuser.prepare()
+        if reuser.last_cutoff is not None and not quiet:
+            print(reuser.last_cutoff.describe(), file=sys.stderr)
         if reused is None:
             reuser.stats.ran += 1
             if not quiet and (miss := reuser.describe_miss()):

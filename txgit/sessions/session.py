@@ -122,6 +122,8 @@ class NamespaceSession:
         self._replayed: tuple[str, Operation] | None = None
         self._facts: _CellFacts | None = None  # of the last recorded cell, for its commit
         self._pending_content: dict[str, tuple[Any, ...]] = {}  # of the last commit prepared (see _finish_operations)
+        # the last cell committed alone as an operation, for the reuse layer's early cutoff
+        self.last_operation: CommittedOperation | None = None
 
     # -- names ---------------------------------------------------------------------
     def is_variable(self, name: str) -> bool:
@@ -383,7 +385,9 @@ class NamespaceSession:
                               else content_origin(records[n], value))
             if replayed:
                 prepared.meta["reuse"] = {"from": op["reused_from"], "key": op["key"]}
+            self.last_operation = CommittedOperation(op, records, prepared.message)
         else:
+            self.last_operation = None
             why = "committed together with other cells" if len(self.pending) > 1 else "state before it not known"
             for op in ops:
                 op["effects"] = sorted(set(op.get("effects", [])) | {why})
@@ -568,6 +572,19 @@ def _known_same(new: VarRecord, old: VarRecord | None) -> bool:
     """Same content, as far as the records can tell now: a value whose bytes are still being
     hashed (a deferred group, no id yet) may have changed."""
     return not (new.kind == VALUE and new.group is None) and new.same_content(old)
+
+
+@dataclass
+class CommittedOperation:
+    """The last cell committed alone as an operation (:attr:`NamespaceSession.last_operation`).
+
+    ``records``: every variable record of its commit. Records of values still being hashed by the
+    background writer have no group yet; they get it in place once :meth:`NamespaceSession.flush`
+    returned. The reuse layer compares its outputs with recorded runs' (early cutoff)."""
+
+    op: dict[str, Any]  # Operation.to_json(), with its outputs filled in
+    records: dict[str, VarRecord]
+    message: str  # its commit's message ("cell [3]: ...")
 
 
 @dataclass
