@@ -200,10 +200,14 @@ class ObjectStore:
     def _write_local(self, name: str, data: bytes | bytearray | memoryview) -> None:
         final = self.path(name)
         folder = os.path.dirname(final)
-        os.makedirs(folder, exist_ok=True)
         tmp = os.path.join(folder, f"{TEMP_PREFIX}{uuid.uuid4().hex}")
         try:
-            with open(tmp, "wb") as f:
+            try:
+                f = open(tmp, "wb")
+            except FileNotFoundError:  # the first blob of its fan-out folder (makedirs first: ~3 syscalls more)
+                os.makedirs(folder, exist_ok=True)
+                f = open(tmp, "wb")
+            with f:
                 f.write(data)
             os.replace(tmp, final)  # atomic: readers see all of it or nothing
         except BaseException:
