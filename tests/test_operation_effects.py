@@ -60,3 +60,24 @@ def test_files_read_are_recorded_by_their_real_path_through_links_changed_mid_ce
     w.opened(str(tmp_path / "cur" / "new.txt"), "w", 0)
     real = os.path.realpath(tmp_path)
     assert w.read == {f"{real}/v1/x.txt", f"{real}/v2/x.txt"} and w.written == {f"{real}/v2/new.txt"}
+
+
+def test_rng_probe_does_not_import_numpy_random_and_sees_it_once_imported():
+    """numpy 2 imports numpy.random on first use: until then its global generator does not exist
+    (nothing drew from it), and probing it must not import it (~8 ms in a cell's hook)."""
+    code = (
+        "import sys, numpy\n"
+        "from txgit.sessions.operations import rng_dependence, rng_states\n"
+        "before = rng_states()\n"
+        "assert 'numpy.random.mtrand' not in sys.modules and 'numpy' not in before, before\n"
+        "x = numpy.random.rand(3)\n"  # a cell that draws from it first
+        "after = rng_states()\n"
+        "dep = rng_dependence({'numpy', 'random', 'rand', 'x'}, before, after)\n"
+        "assert dep['numpy'].startswith('before:fresh:'), dep\n"  # a fresh random state: not reusable
+        "again = rng_states()\n"
+        "numpy.random.rand(1)\n"
+        "assert rng_states()['numpy'] != again['numpy']\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr

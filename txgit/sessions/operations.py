@@ -189,10 +189,13 @@ def rng_states() -> dict[str, str]:
 
     out = {}
     out["random"] = str(hash(random.getstate()))  # ints and tuples hash the same in every process
-    np = sys.modules.get("numpy")
-    if np is not None:
+    # numpy.random is imported lazily (numpy 2): before it is, the global generator does not
+    # exist, so nothing drew from it (it is made, freshly seeded, on first use, which
+    # rng_dependence treats like a first import); probing it would import it (~8 ms)
+    mtrand = sys.modules.get("numpy.random.mtrand")
+    if mtrand is not None:
         try:
-            st = np.random.mtrand._rand.get_state()
+            st = mtrand._rand.get_state()
             h = blake3.blake3(st[1].tobytes())
             h.update(repr(st[2:]).encode())
             out["numpy"] = h.hexdigest()[:32]
