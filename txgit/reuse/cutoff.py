@@ -181,7 +181,10 @@ class EarlyCutoff:
             if "reused_from" not in op and not op.get("effects") and op.get("full"):
                 self._pending.append(last)
                 del self._pending[:-MAX_PENDING]
-        # still the values those cells made (nothing moved their origins since), and values, not modules
+        # still the values those cells made (nothing moved their origins since), and values, not modules.
+        # (A class or function imported from a module has its module's version or source in its
+        # origin, not in its pickle, which names it by reference: such an origin differs from the
+        # plain one computed here, so it is never cut off; tests: ..._another_version_..., ..._own_module_...)
         todo: list[tuple[CommittedOperation, dict[str, str]]] = []
         for c in self._pending:
             mine = {n: output_origin(c.op["full"], n, None) for n in c.op.get("outputs", [])}
