@@ -341,9 +341,15 @@ def _reads_cpu_count(argv: Any) -> bool:
         return False
 
 
-def _audit(event: str, args: tuple[Any, ...]) -> None:
+def _watching() -> _Watch | None:
+    """The watch of the cell running now, when called from its thread (other threads are not the cell's)."""
     w = _current
-    if w is None or threading.get_ident() != w.thread:
+    return w if w is not None and threading.get_ident() == w.thread else None
+
+
+def _audit(event: str, args: tuple[Any, ...]) -> None:
+    w = _watching()
+    if w is None:
         return
     try:
         if event == "open":
@@ -421,14 +427,19 @@ class _Watch:
         if lost:
             self.effects.add("touched more files than txgit could follow")
 
+    def _local(self, source: str) -> str | None:
+        """The real path a native reader or writer was given (None: one txgit does not watch)."""
+        full = os.path.realpath(os.path.expanduser(source.removeprefix("file://")))
+        return None if full.startswith(self.skip) else full
+
     def read_source(self, source: str) -> None:
         """A native reader (:mod:`txgit.sessions.readers`) is about to read ``source``: a file, a folder
         of files (its listing counts too: a new part changes the data set), or a URI."""
-        if "://" in source and not source.startswith("file://"):
+        if _is_remote(source):
             self.effects.add(f"reads {source}, which txgit cannot hash")
             return
-        full = os.path.realpath(os.path.expanduser(source.removeprefix("file://")))
-        if full.startswith(self.skip):
+        full = self._local(source)
+        if full is None:
             return
         if os.path.isdir(full):
             files = [os.path.join(folder, name) for folder, _, names in os.walk(full) for name in names]
@@ -443,11 +454,11 @@ class _Watch:
 
     def write_target(self, target: str) -> None:
         """A native writer (:mod:`txgit.sessions.readers`) is about to write ``target`` (a file, a folder)."""
-        if "://" in target and not target.startswith("file://"):
+        if _is_remote(target):
             self.effects.add(f"writes {target}")
             return
-        full = os.path.realpath(os.path.expanduser(target.removeprefix("file://")))
-        if not full.startswith(self.skip):
+        full = self._local(target)
+        if full is not None:
             self.written.add(full)
 
     def _realpath(self, path: str) -> str:
@@ -473,9 +484,13 @@ class _Watch:
         return full
 
 
+def _is_remote(source: str) -> bool:
+    return "://" in source and not source.startswith("file://")
+
+
 def _native_io(source: str, writes: bool) -> None:
-    w = _current
-    if w is None or threading.get_ident() != w.thread:
+    w = _watching()
+    if w is None:
         return
     try:
         if writes:
@@ -486,9 +501,6 @@ def _native_io(source: str, writes: bool) -> None:
         w.effects.add(f"{'writes' if writes else 'reads'} {source}, which txgit cannot follow")
 
 
-def _watching() -> _Watch | None:
-    w = _current
-    return w if w is not None and threading.get_ident() == w.thread else None
 
 
 _digests: dict[tuple[str, int, int, int], str] = {}

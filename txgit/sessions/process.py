@@ -18,7 +18,13 @@ from typing import Any
 import blake3
 
 ABSENT = "absent"  # the digest of a variable that is not set
-_watching: Callable[[], Any] | None = None
+
+
+def _nobody() -> None:
+    return None
+
+
+_watching: Callable[[], Any] = _nobody  # the watched cell's record, or None (see install)
 
 
 def _value_digest(value: str | None) -> str:
@@ -94,7 +100,7 @@ _MACHINE_ENV_PREFIXES = ("LC_", "XDG_", "JPY_", "JUPYTER_", "IPYKERNEL_", "PYDEV
 
 
 def _env_read(key: object, value: str | None) -> None:
-    w = _watching() if _watching is not None else None
+    w = _watching()
     if w is not None and isinstance(key, str) and key not in _MACHINE_ENV and not key.startswith(_MACHINE_ENV_PREFIXES):
         w.env.setdefault("$" + key, _value_digest(value))
 
@@ -123,7 +129,7 @@ class _Environ(type(os.environ)):  # type: ignore[misc]
 
 
 def _env_set() -> None:
-    w = _watching() if _watching is not None else None
+    w = _watching()
     if w is None:
         return
     frame = sys._getframe(2)
@@ -138,7 +144,7 @@ class _Argv(list):  # type: ignore[type-arg]
     """``sys.argv``, made to report that a watched cell read it (argparse reads ``sys.argv[1:]``)."""
 
     def _read(self) -> None:
-        if _watching is not None and (w := _watching()) is not None:
+        if (w := _watching()) is not None:
             w.argv_read = True
 
     def __getitem__(self, i: Any) -> Any:
