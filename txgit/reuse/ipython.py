@@ -61,12 +61,10 @@ class ReuseHook:
             self.pending = self.reuser.prepare()
         except Exception as e:  # never in the way of running the cell
             print(f"txgit: reuse: {type(e).__name__}: {e}; running the cell", file=sys.stderr)
-        if self.reuser.last_cutoff is not None:
-            print(self.reuser.last_cutoff.describe(), file=sys.stderr)
+        for note in self.reuser.notes():
+            print(note, file=sys.stderr)
         if self.pending is None:
             self.reuser.stats.ran += 1
-            if miss := self.reuser.describe_miss():
-                print(miss, file=sys.stderr)
 
 
 def replay_pending() -> Any:

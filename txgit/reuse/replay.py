@@ -182,6 +182,7 @@ class Reuser:
                 self._miss(rec, f"{', '.join(missing)} was not saved")
                 continue
             removed = [n for n in rec.op.removed if n not in state.variables]
+            self.missed = None  # (a newer recorded run could not be used, this one is)
             return Reused(rec, state, values, fingerprints, time.perf_counter() - started, removed, set_generators)
         return None
 
@@ -190,12 +191,14 @@ class Reuser:
         if self.missed is None:  # the newest recorded run's reason
             self.missed = (rec.commit, why)
 
-    def describe_miss(self) -> str | None:
-        """One line on why the last cell ran although a run of it is recorded, or None."""
-        if self.missed is None:
-            return None
-        commit, why = self.missed
-        return f"txgit: ran instead of reusing {commit[:8]}: {why}"
+    def notes(self) -> list[str]:
+        """What the user is told before the last prepared cell: the early cutoff that let it match a
+        recorded run, and why it runs although a run of it is recorded."""
+        out = [self.last_cutoff.describe()] if self.last_cutoff is not None else []
+        if self.missed is not None:
+            commit, why = self.missed
+            out.append(f"txgit: ran instead of reusing {commit[:8]}: {why}")
+        return out
 
     def apply(self, reused: Reused, *, printed: bool = True) -> None:
         """Put the results in the namespace (while the cell "runs"), replay what it printed
@@ -229,12 +232,10 @@ def replayer(*, quiet: bool = False) -> Callable[[NamespaceSession], bool]:
         if reuser is None or reuser.session is not session:
             reuser = reusers[id(session)] = Reuser(session)
         reused = reuser.prepare()
-        if reuser.last_cutoff is not None and not quiet:
-            print(reuser.last_cutoff.describe(), file=sys.stderr)
+        for note in [] if quiet else reuser.notes():
+            print(note, file=sys.stderr)
         if reused is None:
             reuser.stats.ran += 1
-            if not quiet and (miss := reuser.describe_miss()):
-                print(miss, file=sys.stderr)
             return False
         reuser.apply(reused)
         if not quiet:
