@@ -208,6 +208,20 @@ def test_hostile_variable_names_in_a_namespace(tmp_path, run_txgit):
     assert sorted(p.name for p in ws.root.iterdir()) == [".txgit"]
 
 
+def test_undecodable_branch_and_tag_names_are_refused_plainly(tmp_path, run_txgit):
+    """Bytes that are not UTF-8 on the command line reach Python as lone surrogates, which
+    libgit2's name check cannot even encode: one line, no branch or tag made."""
+    ws = Workspace.init(tmp_path / "ws")
+    ws.commit(session_namespace("x = 1"), "one")
+    for command in (["branch", "bad\udcff"], ["branch", "-f", "bad\udcff"], ["tag", "bad\udcff"],
+                    ["checkout", "-b", "bad\udcff", "HEAD"]):
+        proc = run_txgit(*command, cwd=ws.root)  # subprocess passes it as the byte 0xff
+        assert proc.returncode == 1, (command, proc.stderr)
+        assert proc.stderr.startswith("txgit: error: invalid ") and proc.stderr.count("\n") == 1, proc.stderr
+        assert "not UTF-8" in proc.stderr
+    assert list(ws.history.branches()) == ["main"] and not ws.history.tags()
+
+
 # -- garbage command lines ----------------------------------------------------------------------
 
 COMMANDS = ["status", "log", "show", "diff", "branch", "tag", "checkout", "fsck", "gc", "commit"]

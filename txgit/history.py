@@ -117,6 +117,10 @@ def validate_ref_name(kind: str, name: str) -> str:
     if not isinstance(name, str) or len(name.encode("utf-8", "surrogatepass")) > MAX_REF_NAME:
         # a ref is a file: libgit2 cannot even look up a name past the file system's limit
         raise InvalidName(f"invalid {kind} name {str(name)[:40]!r}…: longer than {MAX_REF_NAME} bytes")
+    try:
+        name.encode("utf-8")  # undecodable command-line bytes arrive as lone surrogates; git names are UTF-8
+    except UnicodeEncodeError:
+        raise InvalidName(f"invalid {kind} name {name!r}: not UTF-8") from None
     if not name or name.startswith("-") or name == "HEAD" or not pygit2.reference_is_valid_name(f"refs/heads/{name}"):
         raise InvalidName(f"invalid {kind} name {name!r}")
     return name
