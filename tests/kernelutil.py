@@ -152,3 +152,76 @@ def digest(ns):
 def digest(kernel: Kernel) -> dict:
     expr = f"(lambda g: (exec({DIGEST!r}, g), g['digest'](get_ipython().user_ns))[1])({{}})"
     return silent_eval(kernel, expr)
+
+
+def silent_exec(kernel: Kernel, code: str, timeout: float = 120) -> None:
+    """Run ``code`` as a silent request: no cell, so no pre/post_run_cell hooks fire and no history."""
+    msg_id = kernel.kc.execute(code, silent=True, store_history=False)
+    while True:
+        reply = kernel.kc.get_shell_msg(timeout=timeout)
+        if reply["parent_header"].get("msg_id") == msg_id:
+            break
+    if reply["content"]["status"] != "ok":
+        raise AssertionError(f"{code}: {reply['content'].get('ename')}: {reply['content'].get('evalue')}")
+
+
+# Times Kishu's own pre/post_run_cell hooks: callbacks run in the order they were registered, so a
+# mark registered before Kishu's hooks and one after bracket them; one line per cell, in seconds.
+KISHU_TIMER = """
+def _txgit_kishu_timer(path):
+    import time
+    marks = {}
+    def start(*args):
+        marks["t"] = time.perf_counter()
+    def after_pre(*args):
+        marks["pre"] = time.perf_counter() - marks["t"]
+    def after_post(*args):
+        with open(path, "a") as f:
+            f.write(f"{marks.pop('pre', 0.0) + time.perf_counter() - marks['t']}\\n")
+    return start, after_pre, after_post
+"""
+
+
+def kishu_kernel(folder: Path, cells: list[str], hook_times: Path | None = None) -> Kernel:
+    """A real ipykernel with Kishu (https://github.com/illinoisdata/kishu) checkpointing after every cell.
+
+    Kishu finds its notebook through a Jupyter server and saves/reloads it through the browser
+    (ipylab). With no frontend we use what Kishu itself ships for that case, nothing patched:
+    ``TEST_NOTEBOOK_PATH`` names the notebook file (and a fixed kernel id), ``ENV_KISHU_TEST_MODE``
+    skips asking the browser to save/reload the notebook, ``KISHU_PATH_ROOT`` keeps its config out of
+    $HOME. The notebook file holds ``cells``, as the frontend would have saved it; Kishu reads it
+    after each cell as usual. ``init_kishu()`` is what a user runs; it is sent as a silent request so
+    that its own cell is not half-hooked (a cell that installs the hooks gets post_run_cell without
+    pre_run_cell, which Kishu reports as an error). Its database is ``folder/notebook.kishudb``.
+    ``hook_times``: a file that gets the seconds Kishu's hooks took, one line per cell."""
+    import nbformat
+
+    notebook = Path(folder) / "notebook.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells]), notebook)
+    env = {"TEST_NOTEBOOK_PATH": str(notebook), "ENV_KISHU_TEST_MODE": "1", "KISHU_PATH_ROOT": str(folder)}
+    k = Kernel(folder, env=env)
+    try:
+        init = "from kishu import init_kishu\ninit_kishu()\n"
+        if hook_times is not None:
+            init = (KISHU_TIMER + f"_s, _a, _b = _txgit_kishu_timer({str(hook_times)!r})\n"
+                    "get_ipython().events.register('pre_run_cell', _s)\n"
+                    "get_ipython().events.register('post_run_cell', _s)\n" + init
+                    + "get_ipython().events.register('pre_run_cell', _a)\n"
+                    "get_ipython().events.register('post_run_cell', _b)\n"
+                    "del _s, _a, _b, _txgit_kishu_timer\n")
+        silent_exec(k, init)
+    except BaseException:
+        k.shutdown()
+        raise
+    return k
+
+
+def kishu_commits(folder: Path) -> list[str]:
+    """Kishu's commit ids in ``folder``'s database, oldest first (read from outside the kernel)."""
+    import sqlite3
+
+    con = sqlite3.connect(Path(folder) / "notebook.kishudb")
+    try:
+        return [r[0] for r in con.execute("select commit_id from commit_entry order by rowid")]
+    finally:
+        con.close()
