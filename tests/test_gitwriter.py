@@ -147,3 +147,29 @@ def test_the_helper_dies_with_its_kernel(tmp_path):
         assert _gone(pid)
     finally:
         k.shutdown()
+
+
+def test_a_helper_that_cannot_start_leaves_the_session_writing_in_process(ws, monkeypatch):
+    monkeypatch.setattr(sys, "executable", "/bin/false")  # not a Python: the helper never says it is ready
+    s = NamespaceSession(ws, session_namespace(), kind="test")
+    s.background = True
+    s.start_writer()
+    try:
+        run(s, "x = 1")
+        assert s.flush() is not None and ws.load("x") == 1
+        assert "did not start" in (s._git.start_error or "")
+        run(s, "y = 2")
+        assert s.flush() is not None and ws.load("y") == 2
+    finally:
+        s.close()
+
+
+def test_an_interrupt_does_not_stop_the_helper(bg, ws):
+    """Interrupting a kernel sends SIGINT to its process group; a commit being written must go on."""
+    pid = _helper(bg)
+    assert os.getpgid(pid) != os.getpgid(0)  # not in our process group
+    run(bg, "x = 1")
+    assert bg.flush() is not None
+    os.kill(pid, signal.SIGINT)
+    run(bg, "y = 2")
+    assert bg.flush() is not None and ws.load("y") == 2 and _helper(bg) == pid

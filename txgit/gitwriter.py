@@ -134,35 +134,63 @@ class GitWriter:
         self.repo_path = repo_path
         self._proc: subprocess.Popen[bytes] | None = None
         self._pid = os.getpid()  # a forked child must not talk to its parent's helper
-        self.start_error: str | None = None
+        self._ready = False  # the running helper said it opened the repository
+        self.start_error: str | None = None  # set once no helper could be started: the session writes in-process
 
     @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc is not None else None
 
     def start(self) -> bool:
-        """Make sure a helper runs; False if none can be started (the caller writes in-process)."""
+        """Start a helper unless one runs (not waiting for it); False if none can be started."""
+        if self.start_error is not None:
+            return False
         if self._pid != os.getpid():
-            self._proc, self._pid = None, os.getpid()
+            self._proc, self._ready, self._pid = None, False, os.getpid()
         if self._proc is not None and self._proc.poll() is None:
             return True
-        self._proc = None
+        self._proc, self._ready = None, False
         code = ("import importlib.util as u, sys; s = u.spec_from_file_location('txgit_gitwriter', sys.argv[1]);"
                 " m = u.module_from_spec(s); s.loader.exec_module(m); m.main(sys.argv[2:])")
         try:
-            # cwd: the repository, so that nothing in the user's folder shadows a module the helper imports
+            # cwd: the repository, so that nothing in the user's folder shadows a module the helper imports;
+            # a session of its own: interrupting the kernel (SIGINT to its process group) must not reach it
             self._proc = subprocess.Popen([sys.executable, "-c", code, os.path.abspath(__file__), self.repo_path,
                                            str(os.getpid())], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                          cwd=self.repo_path, close_fds=True)
+                                          cwd=self.repo_path, close_fds=True, start_new_session=True)
         except OSError as e:
             self.start_error = str(e)
             return False
-        self.start_error = None
+        return True
+
+    def ready(self) -> bool:
+        """A helper runs and has opened the repository; False (for good: the caller writes in-process)
+        if it could not start, e.g. ``sys.executable`` is not a Python that has pygit2."""
+        if not self.start():
+            return False
+        if self._ready:
+            return True
+        proc = self._proc
+        assert proc is not None and proc.stdout is not None
+        try:
+            hello = _receive(proc.stdout)
+        except (OSError, ValueError):
+            hello = None
+        if hello != "ready":
+            self._proc = None
+            try:
+                proc.kill()
+                code = proc.wait()
+            except OSError:
+                code = None
+            self.start_error = f"the git writer process did not start (exit status {code})"
+            return False
+        self._ready = True
         return True
 
     def commit(self, files: Mapping[str, bytes], message: str, name: str, email: str) -> dict[str, Any]:
         """Write the commit (see :func:`write_commit`) in the helper; returns once it is written."""
-        if not self.start():
+        if not self.ready():
             raise _TxgitError(f"the git writer process could not be started: {self.start_error}")
         proc = self._proc
         assert proc is not None and proc.stdin is not None and proc.stdout is not None
@@ -172,7 +200,7 @@ class GitWriter:
         except (OSError, ValueError):  # broken pipe, or a closed file after close()
             reply = None
         if reply is None:
-            self._proc = None
+            self._proc, self._ready = None, False
             try:
                 code: int | None = proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
@@ -189,7 +217,7 @@ class GitWriter:
 
     def close(self) -> None:
         """Stop the helper (it exits at the end of its input); idempotent."""
-        proc, self._proc = self._proc, None
+        proc, self._proc, self._ready = self._proc, None, False
         if proc is None or self._pid != os.getpid():
             return
         try:
@@ -229,12 +257,16 @@ class _Invalid(Exception):
 
 
 def main(argv: list[str]) -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # an interrupt is for the cell, not for a commit being written
     repo_path, parent = argv[0], int(argv[1])
     _die_with_parent(parent)
     inp = sys.stdin.buffer
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # a stray print must not corrupt the replies
     repo = pygit2.Repository(repo_path)
+    _send(out, "ready")
     while True:
         request = _receive(inp)
         if request is None:

@@ -439,7 +439,7 @@ class History:
                      writer: GitWriter | None = None) -> CommitInfo:
         """:meth:`write_state`, and the new commit as :meth:`info` describes it. ``writer``: write the
         git objects in that helper process (see :mod:`txgit.gitwriter`) unless it cannot start."""
-        if writer is None or not writer.start():
+        if writer is None or not writer.ready():
             oid = self.write_state(state, message, files=files)
             return self.info(self.resolve(oid), self.refs_by_commit())
         tree_files = self._tree_files(state, files)
