@@ -224,13 +224,13 @@ def _hold_first_write(ws, fail: bool = False):
 
     gate, real, calls = threading.Event(), ws.finish_commit, []
 
-    def finish(prepared):
+    def finish(prepared, **kw):
         calls.append(prepared)
         if len(calls) == 1:
             assert gate.wait(30)
             if fail:
                 raise OSError("disk full")
-        return real(prepared)
+        return real(prepared, **kw)
 
     ws.finish_commit = finish
     return gate, calls

@@ -24,9 +24,10 @@ from datetime import datetime, timezone
 from typing import Any
 
 import pygit2
-from pygit2.enums import FileMode, SortMode
+from pygit2.enums import SortMode
 
 from txgit.errors import InvalidName, RefExists, TxgitError, UnknownRevision
+from txgit.gitwriter import GitWriter, build_tree
 from txgit.state import VALUE, GroupRecord, VarRecord, is_variable_name
 from txgit.storage import hash_bytes, is_blob_name
 
@@ -417,37 +418,8 @@ class History:
 
     # -- writing states --------------------------------------------------------
     def _tree(self, files: Mapping[str, bytes], base: pygit2.Tree | None = None) -> pygit2.Oid:
-        """Build nested trees from {posix path: bytes}.
-
-        Blobs the ``base`` tree already has (same name, same content) are not
-        written again: a commit that changes one variable writes a handful of
-        objects, not one per variable.
-        """
-        subdirs: dict[str, dict[str, bytes]] = {}
-        known = {e.name: e for e in base} if base is not None else {}
-        builder = self.repo.TreeBuilder(base) if base is not None else self.repo.TreeBuilder()
-        names: set[str] = set()
-        for path, data in files.items():
-            parts = path.split("/")
-            if any(p in ("", ".", "..") for p in parts):
-                raise InvalidName(f"invalid path in state tree: {path!r}")
-            if len(parts) == 1:
-                names.add(parts[0])
-                entry = known.get(parts[0])
-                if entry is None or entry.id != pygit2.hash(data):
-                    builder.insert(parts[0], self.repo.create_blob(data), FileMode.BLOB)
-            else:
-                subdirs.setdefault(parts[0], {})["/".join(parts[1:])] = data
-        for name, sub in subdirs.items():
-            names.add(name)
-            entry = known.get(name)
-            sub_base = self.repo[entry.id] if entry is not None and entry.filemode == FileMode.TREE else None
-            oid = self._tree(sub, sub_base)
-            if entry is None or entry.id != oid:
-                builder.insert(name, oid, FileMode.TREE)
-        for name in set(known) - names:
-            builder.remove(name)
-        return builder.write()
+        """Build nested trees from {posix path: bytes}, writing only blobs ``base`` lacks (see build_tree)."""
+        return build_tree(self.repo, files, base, InvalidName)
 
     def write_state(self, state: State, message: str, *, files: Mapping[str, bytes] | None = None) -> str:
         """Commit ``state`` on top of HEAD and move HEAD (its branch, or itself when detached).
@@ -455,13 +427,7 @@ class History:
         libgit2 refuses to move the ref if it no longer points at the parent we
         read, so a concurrent writer is never silently overwritten.
         """
-        tree_files: dict[str, bytes] = {f"{VARS}/{n}": r.to_bytes() for n, r in state.variables.items()}
-        tree_files.update({f"{GROUPS}/{g}": r.to_bytes() for g, r in state.groups.items()})
-        tree_files[META] = (json.dumps(state.meta, sort_keys=True, indent=1, default=str) + "\n").encode()
-        for path, data in (files or {}).items():
-            if path.split("/")[0] in (VARS, GROUPS, META):
-                raise InvalidName(f"{path!r} is reserved in a state tree")
-            tree_files[path] = data
+        tree_files = self._tree_files(state, files)
         head = self.head_commit()
         tree = self._tree(tree_files, head.tree if head is not None else None)
         parents = [head.id] if head is not None else []
@@ -472,6 +438,36 @@ class History:
             raise TxgitError(f"HEAD moved while committing (another process committed?): {e}; retry") from e
         self._remember(str(oid), True, state)  # the next commit reads it as HEAD
         return str(oid)
+
+    def commit_state(self, state: State, message: str, *, files: Mapping[str, bytes] | None = None,
+                     writer: GitWriter | None = None) -> CommitInfo:
+        """:meth:`write_state`, and the new commit as :meth:`info` describes it. ``writer``: write the
+        git objects in that helper process (see :mod:`txgit.gitwriter`) unless it cannot start."""
+        if writer is None or not writer.ready():
+            oid = self.write_state(state, message, files=files)
+            return self.info(self.resolve(oid), self.refs_by_commit())
+        tree_files = self._tree_files(state, files)
+        for path in tree_files:  # the helper checks too; this keeps the error the in-process one
+            if any(p in ("", ".", "..") for p in path.split("/")):
+                raise InvalidName(f"invalid path in state tree: {path!r}")
+        sig = _signature()
+        message = message or "(no message)"
+        done = writer.commit(tree_files, message, sig.name, sig.email)
+        self._remember(done["id"], True, state)
+        # a new commit: only HEAD's branch can name it (refs_by_commit lists branches and tags)
+        return CommitInfo(id=done["id"], message=message.rstrip("\n"), author=sig.name, email=sig.email,
+                          time=datetime.fromtimestamp(done["time"], timezone.utc), parents=done["parents"],
+                          refs=[done["branch"]] if done["branch"] else [])
+
+    def _tree_files(self, state: State, files: Mapping[str, bytes] | None) -> dict[str, bytes]:
+        tree_files: dict[str, bytes] = {f"{VARS}/{n}": r.to_bytes() for n, r in state.variables.items()}
+        tree_files.update({f"{GROUPS}/{g}": r.to_bytes() for g, r in state.groups.items()})
+        tree_files[META] = (json.dumps(state.meta, sort_keys=True, indent=1, default=str) + "\n").encode()
+        for path, data in (files or {}).items():
+            if path.split("/")[0] in (VARS, GROUPS, META):
+                raise InvalidName(f"{path!r} is reserved in a state tree")
+            tree_files[path] = data
+        return tree_files
 
     # -- refs -------------------------------------------------------------------
     def branches(self) -> dict[str, str]:

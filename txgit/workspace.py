@@ -39,6 +39,7 @@ from txgit.errors import (
     UnknownVariable,
     WorkspaceExists,
 )
+from txgit.gitwriter import GitWriter
 from txgit.history import CommitInfo, History, State, validate_ref_name
 from txgit.remote import BlobRepair, FetchResult, Progress, PullResult, PushResult, RemoteChain, Remotes
 from txgit.state import (
@@ -426,8 +427,9 @@ class Workspace:
                               time.perf_counter() - started, chained=base is not None,
                               deferred_members=[list(d.names) for d in snap.deferred] + carried)
 
-    def finish_commit(self, prepared: PreparedCommit) -> CommitResult:
-        """The second half of :meth:`commit`: store the chunks, write the git commit, move HEAD."""
+    def finish_commit(self, prepared: PreparedCommit, *, git_writer: GitWriter | None = None) -> CommitResult:
+        """The second half of :meth:`commit`: store the chunks, write the git commit, move HEAD.
+        ``git_writer``: a helper process that writes the git objects (a kernel's background writer)."""
         snap, head, kept, redo = prepared.snap, prepared.head, prepared.kept, prepared.redo
         started = time.perf_counter()
         if prepared.chained:  # its base is written now: what it carries over is read from there
@@ -462,8 +464,7 @@ class Workspace:
         }
         meta_doc.update(prepared.meta)
         state = State(variables, groups, meta_doc)
-        commit_id = self.history.write_state(state, prepared.message, files=prepared.files)
-        info = self.history.info(self.history.resolve(commit_id), self.history.refs_by_commit())
+        info = self.history.commit_state(state, prepared.message, files=prepared.files, writer=git_writer)
         return CommitResult(
             info=info,
             variables=len(variables),

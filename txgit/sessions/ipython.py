@@ -59,8 +59,10 @@ class IPythonSession:
         # Each cell's commit is written while the next cell runs (or the user reads the output):
         # see NamespaceSession._commit and docs/notebooks.md for what that means for durability.
         self.session.background = os.environ.get("TXGIT_BACKGROUND_COMMITS", "1") != "0"
+        if self.session.background:
+            self.session.start_writer()  # its git helper starts while the user types the first cell
         register(self.session)
-        atexit.register(self.session.flush)
+        atexit.register(self.session.close)
         self.kernel_record: str | None = None
         self._skip = False
         # seconds txgit's hooks took around each tracked cell (pre + post): what a user waits for
@@ -235,7 +237,7 @@ def detach(shell: Any) -> None:
             shell.events.unregister(event, fn)
         except ValueError:
             pass
-    _active.session.flush()
+    _active.session.close()
     _active.unregister_kernel()
     unregister(_active.session)
     _active = None

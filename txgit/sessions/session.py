@@ -26,6 +26,7 @@ from txgit.state.summary import type_name
 from txgit.state.snapshot import shared_ids
 from txgit.sessions.operations import Operation, OperationWatch, content_origin, output_origin
 from txgit.sessions.tracking import CellChanges, CellTracker
+from txgit.gitwriter import GitWriter
 from txgit.history import State
 from txgit.workspace import CheckoutResult, CommitResult, PreparedCommit, StatusReport, Workspace, WorkspaceLock
 
@@ -107,6 +108,8 @@ class NamespaceSession:
         # runs the writers, one after the other: one thread for the session, not one per commit
         # (starting a thread costs the cell ~0.5 ms); an interpreter that exits normally lets it finish
         self._executor: ThreadPoolExecutor | None = None
+        # the helper process that writes the background commits' git objects (see txgit.gitwriter)
+        self._git: GitWriter | None = None
         self.last_commit: CommitResult | None = None
         # name -> (the code that last assigned it, the names that code read): kept with values that
         # cannot be pickled, so a checkout in a fresh kernel can make them again
@@ -319,9 +322,8 @@ class NamespaceSession:
             writer.submit((prepared, cells))
             return None
         if background:
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="txgit-writer")
-            self._writer = _Writer(self.workspace, prepared, lock, cells, self._executor)
+            executor = self.start_writer()
+            self._writer = _Writer(self.workspace, prepared, lock, cells, executor, self._git)
             return None
         try:
             result = self.workspace.finish_commit(prepared)
@@ -334,6 +336,26 @@ class NamespaceSession:
         self.base = result.info.id
         self.last_commit = result
         return result
+
+    def start_writer(self) -> ThreadPoolExecutor:
+        """Start the background writer's thread and, beside it, its git helper process (unless
+        ``TXGIT_GIT_HELPER=0``): a host that commits in the background calls this when it attaches."""
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="txgit-writer")
+            if os.environ.get("TXGIT_GIT_HELPER", "1") != "0":
+                self._git = GitWriter(self.workspace.history.repo.path)
+                # from the writer's thread: the helper is killed when the thread that started it ends
+                self._executor.submit(self._git.start)
+        return self._executor
+
+    def close(self) -> None:
+        """Wait for the background commits, then stop the git helper process (detach, exit)."""
+        try:
+            self.flush()
+        finally:
+            git, self._git = self._git, None
+            if git is not None:
+                git.close()
 
     def _code_files(self) -> dict[str, bytes]:
         """``code/``: each pending cell's source, and their records (``cells.json``)."""
@@ -614,8 +636,8 @@ class _Writer:
     """
 
     def __init__(self, workspace: Workspace, prepared: PreparedCommit, lock: WorkspaceLock,
-                 cells: list[CellRecord], executor: ThreadPoolExecutor) -> None:
-        self.workspace, self.lock = workspace, lock
+                 cells: list[CellRecord], executor: ThreadPoolExecutor, git: GitWriter | None = None) -> None:
+        self.workspace, self.lock, self.git = workspace, lock, git
         self.tip: PreparedCommit = prepared  # the last commit queued: what the next one builds on
         self.result: CommitResult | None = None  # the last one written
         self.error: BaseException | None = None
@@ -665,7 +687,7 @@ class _Writer:
                     self.cells.extend(cells)
                     continue
                 try:
-                    self.result = self.workspace.finish_commit(prepared)
+                    self.result = self.workspace.finish_commit(prepared, git_writer=self.git)
                 except BaseException as e:  # reported by NamespaceSession.flush in the main thread
                     self.error = e
                     self.cells.extend(cells)

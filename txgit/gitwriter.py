@@ -1,0 +1,283 @@
+"""A helper process that writes a session's git commits, so that pygit2 does not hold the kernel's GIL.
+
+A kernel's background writer (see :mod:`txgit.sessions.session`) writes each
+cell's commit while the next cell runs. libgit2 calls made through pygit2
+hold the GIL for their whole duration, file I/O included: building and
+writing a commit's trees took 3.5-4.8 ms of the writer thread's CPU per cell
+in the session benchmark's notebooks, the largest part of the writer's work
+that holds the GIL (hashing chunks and writing their files release it), and
+a cell that releases the GIL (numpy, pandas) waits for it to come back. The
+helper does that part in its own process: the kernel sends the tree's files
+(path -> bytes, a few KB) over a pipe and waits for the reply with the GIL
+released.
+
+Guarantees are those of writing in-process: the reply comes only once the
+commit object is written and HEAD moved (libgit2 refuses to move HEAD if it
+no longer names the parent the helper read); the caller holds the workspace
+lock throughout. The helper dies with the thread that started it (Linux:
+``PR_SET_PDEATHSIG``), so a killed kernel cannot leave it writing. If it dies
+mid-commit the caller gets :class:`GitWriterDied`; the next commit starts a
+new one.
+
+This file runs as the helper's main program without importing the txgit
+package (only pygit2 and the standard library), so it starts in ~0.1 s.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import struct
+import subprocess
+import sys
+from collections.abc import Callable, Mapping
+from typing import IO, Any
+
+import pygit2
+from pygit2.enums import FileMode
+
+if __name__ == "txgit_gitwriter":  # the helper's main program: the txgit package is not imported there
+    _TxgitError: type[Exception] = Exception
+    _InvalidName: type[Exception] = Exception
+else:
+    from txgit.errors import InvalidName as _InvalidName, TxgitError as _TxgitError
+
+_HEADER = struct.Struct("<Q")
+
+
+def build_tree(repo: pygit2.Repository, files: Mapping[str, bytes], base: pygit2.Tree | None,
+               invalid: Callable[[str], Exception]) -> pygit2.Oid:
+    """Build nested trees from {posix path: bytes}.
+
+    Blobs the ``base`` tree already has (same name, same content) are not
+    written again: a commit that changes one variable writes a handful of
+    objects, not one per variable.
+    """
+    subdirs: dict[str, dict[str, bytes]] = {}
+    known = {e.name: e for e in base} if base is not None else {}
+    builder = repo.TreeBuilder(base) if base is not None else repo.TreeBuilder()
+    names: set[str] = set()
+    for path, data in files.items():
+        parts = path.split("/")
+        if any(p in ("", ".", "..") for p in parts):
+            raise invalid(f"invalid path in state tree: {path!r}")
+        if len(parts) == 1:
+            names.add(parts[0])
+            entry = known.get(parts[0])
+            if entry is None or entry.id != pygit2.hash(data):
+                builder.insert(parts[0], repo.create_blob(data), FileMode.BLOB)
+        else:
+            subdirs.setdefault(parts[0], {})["/".join(parts[1:])] = data
+    for name, sub in subdirs.items():
+        names.add(name)
+        entry = known.get(name)
+        sub_base = repo[entry.id] if entry is not None and entry.filemode == FileMode.TREE else None
+        oid = build_tree(repo, sub, sub_base, invalid)
+        if entry is None or entry.id != oid:
+            builder.insert(name, oid, FileMode.TREE)
+    for name in set(known) - names:
+        builder.remove(name)
+    return builder.write()
+
+
+def write_commit(repo: pygit2.Repository, files: Mapping[str, bytes], message: str, name: str, email: str,
+                 invalid: Callable[[str], Exception]) -> dict[str, Any]:
+    """Commit ``files`` as a tree on top of HEAD and move HEAD; what the caller needs to describe it."""
+    head = None if repo.head_is_unborn else repo.head.peel(pygit2.Commit)
+    tree = build_tree(repo, files, head.tree if head is not None else None, invalid)
+    parents = [head.id] if head is not None else []
+    sig = pygit2.Signature(name, email)
+    try:
+        oid = repo.create_commit("HEAD", sig, sig, message, tree, parents)
+    except pygit2.GitError as e:
+        raise HeadMoved(f"HEAD moved while committing (another process committed?): {e}; retry") from e
+    target = None if repo.head_is_detached else repo.references["HEAD"].target
+    branch = target.removeprefix("refs/heads/") if isinstance(target, str) else None
+    return {"id": str(oid), "parents": [str(p) for p in parents], "time": sig.time, "branch": branch}
+
+
+class HeadMoved(Exception):
+    """libgit2 refused to move HEAD: it no longer names the parent read."""
+
+
+# -- the pipe protocol: a little-endian length, then a pickle ------------------------------------
+
+def _send(out: IO[bytes], message: Any) -> None:
+    data = pickle.dumps(message, protocol=5)
+    out.write(_HEADER.pack(len(data)))
+    out.write(data)
+    out.flush()
+
+
+def _receive(inp: IO[bytes]) -> Any:
+    """The next message; None at end of file (the other side is gone)."""
+    head = inp.read(_HEADER.size)
+    if len(head) < _HEADER.size:
+        return None
+    (n,) = _HEADER.unpack(head)
+    data = inp.read(n)
+    if len(data) < n:
+        return None
+    return pickle.loads(data)
+
+
+# -- the client, in the kernel -------------------------------------------------------------------
+
+class GitWriter:
+    """A session's helper process; :meth:`commit` from one thread at a time (the session's writer).
+
+    Started by :meth:`start` (or the first commit) from the thread that will use it: the helper
+    is killed when that thread ends, so start it from a thread that lives as long as the session.
+    """
+
+    def __init__(self, repo_path: str) -> None:
+        self.repo_path = repo_path
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._pid = os.getpid()  # a forked child must not talk to its parent's helper
+        self._ready = False  # the running helper said it opened the repository
+        self.start_error: str | None = None  # set once no helper could be started: the session writes in-process
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    def start(self) -> bool:
+        """Start a helper unless one runs (not waiting for it); False if none can be started."""
+        if self.start_error is not None:
+            return False
+        if self._pid != os.getpid():
+            self._proc, self._ready, self._pid = None, False, os.getpid()
+        if self._proc is not None and self._proc.poll() is None:
+            return True
+        self._proc, self._ready = None, False
+        code = ("import importlib.util as u, sys; s = u.spec_from_file_location('txgit_gitwriter', sys.argv[1]);"
+                " m = u.module_from_spec(s); s.loader.exec_module(m); m.main(sys.argv[2:])")
+        try:
+            # cwd: the repository, so that nothing in the user's folder shadows a module the helper imports;
+            # a session of its own: interrupting the kernel (SIGINT to its process group) must not reach it
+            self._proc = subprocess.Popen([sys.executable, "-c", code, os.path.abspath(__file__), self.repo_path,
+                                           str(os.getpid())], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                          cwd=self.repo_path, close_fds=True, start_new_session=True)
+        except OSError as e:
+            self.start_error = str(e)
+            return False
+        return True
+
+    def ready(self) -> bool:
+        """A helper runs and has opened the repository; False (for good: the caller writes in-process)
+        if it could not start, e.g. ``sys.executable`` is not a Python that has pygit2."""
+        if not self.start():
+            return False
+        if self._ready:
+            return True
+        proc = self._proc
+        assert proc is not None and proc.stdout is not None
+        try:
+            hello = _receive(proc.stdout)
+        except (OSError, ValueError):
+            hello = None
+        if hello != "ready":
+            self._proc = None
+            try:
+                proc.kill()
+                code = proc.wait()
+            except OSError:
+                code = None
+            self.start_error = f"the git writer process did not start (exit status {code})"
+            return False
+        self._ready = True
+        return True
+
+    def commit(self, files: Mapping[str, bytes], message: str, name: str, email: str) -> dict[str, Any]:
+        """Write the commit (see :func:`write_commit`) in the helper; returns once it is written."""
+        if not self.ready():
+            raise _TxgitError(f"the git writer process could not be started: {self.start_error}")
+        proc = self._proc
+        assert proc is not None and proc.stdin is not None and proc.stdout is not None
+        try:
+            _send(proc.stdin, ("commit", dict(files), message, name, email))
+            reply = _receive(proc.stdout)
+        except (OSError, ValueError):  # broken pipe, or a closed file after close()
+            reply = None
+        if reply is None:
+            self._proc, self._ready = None, False
+            try:
+                code: int | None = proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                code = proc.wait()
+            raise GitWriterDied(f"the git writer process died (exit status {code}) while writing the commit;"
+                                " it may be missing from the history")
+        status, value = reply
+        if status == "ok":
+            return value
+        if status == "invalid":
+            raise _InvalidName(value)
+        raise _TxgitError(value)
+
+    def close(self) -> None:
+        """Stop the helper (it exits at the end of its input); idempotent."""
+        proc, self._proc, self._ready = self._proc, None, False
+        if proc is None or self._pid != os.getpid():
+            return
+        try:
+            assert proc.stdin is not None
+            proc.stdin.close()
+            proc.wait(timeout=5)
+        except (OSError, subprocess.TimeoutExpired):
+            proc.kill()
+            proc.wait()
+        finally:
+            if proc.stdout is not None:
+                proc.stdout.close()
+
+
+class GitWriterDied(_TxgitError):  # type: ignore[misc,valid-type]
+    """The helper process ended before it answered: the commit may or may not be written."""
+
+
+# -- the helper --------------------------------------------------------------------------------
+
+def _die_with_parent(parent: int) -> None:
+    """Be killed when the thread that started us ends (Linux), and exit if it already has."""
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:
+        os._exit(0)
+
+
+class _Invalid(Exception):
+    pass
+
+
+def main(argv: list[str]) -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # an interrupt is for the cell, not for a commit being written
+    repo_path, parent = argv[0], int(argv[1])
+    _die_with_parent(parent)
+    inp = sys.stdin.buffer
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # a stray print must not corrupt the replies
+    repo = pygit2.Repository(repo_path)
+    _send(out, "ready")
+    while True:
+        request = _receive(inp)
+        if request is None:
+            return
+        _, files, message, name, email = request
+        try:
+            reply: tuple[str, Any] = ("ok", write_commit(repo, files, message, name, email, _Invalid))
+        except _Invalid as e:
+            reply = ("invalid", str(e))
+        except HeadMoved as e:
+            reply = ("error", str(e))
+        except Exception as e:  # noqa: BLE001 - reported to the kernel, which raises it
+            reply = ("error", f"the git writer process failed: {type(e).__name__}: {e}")
+        _send(out, reply)
