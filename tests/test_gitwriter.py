@@ -122,9 +122,9 @@ def test_the_helper_reports_errors_as_the_in_process_writer_does(bg, ws):
     run(bg, "x = 1")
     assert bg.flush() is not None
     head = ws.head().id
-    with pytest.raises(InvalidName, match="invalid path in state tree"):  # checked in the kernel
+    with pytest.raises(InvalidName, match="invalid path in state tree"):  # through commit_state
         ws.history.commit_state(State({}, {}, {}), "m", files={"code/../x": b""}, writer=bg._git)
-    with pytest.raises(InvalidName, match="invalid path in state tree"):  # and by the helper
+    with pytest.raises(InvalidName, match="invalid path in state tree"):  # and the helper asked directly
         bg._git.commit({"code//x": b""}, "m", "n", "n@x")
     assert ws.head().id == head and ws.fsck().ok
     run(bg, "y = 2")  # the helper still serves

@@ -80,24 +80,35 @@ def build_tree(repo: pygit2.Repository, files: Mapping[str, bytes], base: pygit2
     return builder.write()
 
 
-def write_commit(repo: pygit2.Repository, files: Mapping[str, bytes], message: str, name: str, email: str,
-                 invalid: Callable[[str], Exception]) -> dict[str, Any]:
-    """Commit ``files`` as a tree on top of HEAD and move HEAD; what the caller needs to describe it."""
-    head = None if repo.head_is_unborn else repo.head.peel(pygit2.Commit)
-    tree = build_tree(repo, files, head.tree if head is not None else None, invalid)
-    parents = [head.id] if head is not None else []
-    sig = pygit2.Signature(name, email)
-    try:
-        oid = repo.create_commit("HEAD", sig, sig, message, tree, parents)
-    except pygit2.GitError as e:
-        raise HeadMoved(f"HEAD moved while committing (another process committed?): {e}; retry") from e
-    target = None if repo.head_is_detached else repo.references["HEAD"].target
-    branch = target.removeprefix("refs/heads/") if isinstance(target, str) else None
-    return {"id": str(oid), "parents": [str(p) for p in parents], "time": sig.time, "branch": branch}
-
-
 class HeadMoved(Exception):
     """libgit2 refused to move HEAD: it no longer names the parent read."""
+
+
+def commit_files(repo: pygit2.Repository, files: Mapping[str, bytes], head: pygit2.Commit | None, message: str,
+                 sig: pygit2.Signature, invalid: Callable[[str], Exception]) -> pygit2.Oid:
+    """Commit ``files`` as a tree on top of ``head`` (None: HEAD is unborn) and move HEAD.
+
+    libgit2 refuses to move HEAD if it no longer names ``head``, so a
+    concurrent writer is never silently overwritten (:class:`HeadMoved`).
+    """
+    tree = build_tree(repo, files, head.tree if head is not None else None, invalid)
+    parents = [head.id] if head is not None else []
+    try:
+        return repo.create_commit("HEAD", sig, sig, message, tree, parents)
+    except pygit2.GitError as e:
+        raise HeadMoved(f"HEAD moved while committing (another process committed?): {e}; retry") from e
+
+
+def write_commit(repo: pygit2.Repository, files: Mapping[str, bytes], message: str, name: str, email: str,
+                 invalid: Callable[[str], Exception]) -> dict[str, Any]:
+    """The helper's :func:`commit_files` on top of HEAD; what the caller needs to describe the commit."""
+    head = None if repo.head_is_unborn else repo.head.peel(pygit2.Commit)
+    sig = pygit2.Signature(name, email)
+    oid = commit_files(repo, files, head, message, sig, invalid)
+    target = None if repo.head_is_detached else repo.references["HEAD"].target
+    branch = target.removeprefix("refs/heads/") if isinstance(target, str) else None
+    return {"id": str(oid), "parents": [str(head.id)] if head is not None else [], "time": sig.time,
+            "branch": branch}
 
 
 # -- the pipe protocol: a little-endian length, then a pickle ------------------------------------

@@ -27,7 +27,7 @@ import pygit2
 from pygit2.enums import SortMode
 
 from txgit.errors import InvalidName, RefExists, TxgitError, UnknownRevision
-from txgit.gitwriter import GitWriter, build_tree
+from txgit.gitwriter import GitWriter, HeadMoved, commit_files
 from txgit.state import VALUE, GroupRecord, VarRecord, is_variable_name
 from txgit.storage import hash_bytes, is_blob_name
 
@@ -417,10 +417,6 @@ class History:
         return obj.data if isinstance(obj, pygit2.Blob) else None
 
     # -- writing states --------------------------------------------------------
-    def _tree(self, files: Mapping[str, bytes], base: pygit2.Tree | None = None) -> pygit2.Oid:
-        """Build nested trees from {posix path: bytes}, writing only blobs ``base`` lacks (see build_tree)."""
-        return build_tree(self.repo, files, base, InvalidName)
-
     def write_state(self, state: State, message: str, *, files: Mapping[str, bytes] | None = None) -> str:
         """Commit ``state`` on top of HEAD and move HEAD (its branch, or itself when detached).
 
@@ -428,14 +424,11 @@ class History:
         read, so a concurrent writer is never silently overwritten.
         """
         tree_files = self._tree_files(state, files)
-        head = self.head_commit()
-        tree = self._tree(tree_files, head.tree if head is not None else None)
-        parents = [head.id] if head is not None else []
-        sig = _signature()
         try:
-            oid = self.repo.create_commit("HEAD", sig, sig, message or "(no message)", tree, parents)
-        except pygit2.GitError as e:
-            raise TxgitError(f"HEAD moved while committing (another process committed?): {e}; retry") from e
+            oid = commit_files(self.repo, tree_files, self.head_commit(), message or "(no message)", _signature(),
+                               InvalidName)
+        except HeadMoved as e:
+            raise TxgitError(str(e)) from e
         self._remember(str(oid), True, state)  # the next commit reads it as HEAD
         return str(oid)
 
@@ -447,9 +440,6 @@ class History:
             oid = self.write_state(state, message, files=files)
             return self.info(self.resolve(oid), self.refs_by_commit())
         tree_files = self._tree_files(state, files)
-        for path in tree_files:  # the helper checks too; this keeps the error the in-process one
-            if any(p in ("", ".", "..") for p in path.split("/")):
-                raise InvalidName(f"invalid path in state tree: {path!r}")
         sig = _signature()
         message = message or "(no message)"
         done = writer.commit(tree_files, message, sig.name, sig.email)
