@@ -239,6 +239,13 @@ def _pct(base: list[float], other: list[float], extra: float = 0.0) -> tuple[lis
     return per_cell, statistics.median(per_cell), (sum(other) + extra - sum(base)) / sum(base) * 100
 
 
+def _share(base: list[float], part: list[float], extra: float = 0.0) -> tuple[list[float], float, float]:
+    """``part`` (time spent inside each cell: hooks, dumps) as % of the ``base`` cell, its median, and
+    the total % (``extra``: time after the last cell, counted in the total only)."""
+    per_cell = [x / b * 100 for b, x in zip(base, part)]
+    return per_cell, statistics.median(per_cell), (sum(part) + extra) / sum(base) * 100
+
+
 def main(quick: bool = False) -> dict:
     repeats = 1 if quick else 3
     results: dict = {"repeats": repeats, "workloads": {}}
@@ -267,23 +274,22 @@ def main(quick: bool = False) -> dict:
         per_cell, med, total = _pct(base, tx, drain)
         # The hooks' own time over the cell's baseline: the same overhead, measured without the
         # noise of subtracting two wall times on a shared machine.
-        per_cell_hook = [h / b * 100 for b, h in zip(base, hooks)]
-        total_hook = (sum(hooks) + drain) / sum(base) * 100
+        per_cell_hook, med_hook, total_hook = _share(base, hooks, drain)
         row = results["workloads"][name] = {
             "cells": len(cells), "baseline_s": [round(x, 4) for x in base], "txgit_s": [round(x, 4) for x in tx],
             "txgit_hook_s": [round(x, 4) for x in hooks],
             "per_cell_overhead_pct": [round(x, 1) for x in per_cell],
             "median_cell_overhead_pct": round(med, 1), "total_overhead_pct": round(total, 1),
             "per_cell_hook_pct": [round(x, 1) for x in per_cell_hook],
-            "median_cell_hook_pct": round(statistics.median(per_cell_hook), 1),
+            "median_cell_hook_pct": round(med_hook, 1),
             "total_hook_pct": round(total_hook, 1),
             "median_hook_ms": round(statistics.median(hooks) * 1000, 1),
             "drain_s": round(drain, 4),
         }
         rows.append((name, len(cells), sum(base), sum(tx), med, total,
-                     statistics.median(per_cell_hook), total_hook, statistics.median(hooks) * 1000, drain * 1000))
+                     med_hook, total_hook, statistics.median(hooks) * 1000, drain * 1000))
         peer = {"txgit": (med, total)}
-        hook_peer = {"txgit": (statistics.median(per_cell_hook), total_hook)}
+        hook_peer = {"txgit": (med_hook, total_hook)}
         for config in ("kishu", "dill"):
             if config not in runs:
                 continue
@@ -294,8 +300,7 @@ def main(quick: bool = False) -> dict:
                 continue
             t, h = fastest(config), fastest(config, "hooks")
             p_cell, p_med, p_total = _pct(base, t)
-            h_cell = [x / b * 100 for b, x in zip(base, h)]
-            h_med, h_total = statistics.median(h_cell), sum(h) / sum(base) * 100
+            _, h_med, h_total = _share(base, h)
             hook_peer[config] = (h_med, h_total)
             row.update({f"{config}_hook_s": [round(x, 4) for x in h],
                         f"{config}_median_cell_hook_pct": round(h_med, 1), f"{config}_total_hook_pct": round(h_total, 1),
@@ -310,8 +315,7 @@ def main(quick: bool = False) -> dict:
         if "dill" in runs:
             row["dill_file_bytes"] = runs["dill"][0]["file_bytes"]
         floor = fastest("floor", "floor")
-        f_cell = [f / b * 100 for b, f in zip(base, floor)]
-        f_med, f_total = statistics.median(f_cell), sum(floor) / sum(base) * 100
+        f_cell, f_med, f_total = _share(base, floor)
         row.update({"floor_pickle_s": [round(x, 4) for x in floor], "floor_per_cell_pct": [round(x, 1) for x in f_cell],
                     "floor_median_cell_pct": round(f_med, 1), "floor_total_pct": round(f_total, 1),
                     "floor_changed": runs["floor"][0]["changed"], "floor_refused": runs["floor"][0]["refused"]})
