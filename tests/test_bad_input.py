@@ -268,3 +268,15 @@ def test_garbage_command_lines_give_one_line_errors():
         assert fingerprint(root, ws.root) == before
         assert sorted(p.name for p in ws.root.iterdir()) == [".txgit"]
         assert Workspace.open(ws.root).fsck().ok
+
+
+def test_names_with_a_nul_character_are_refused_plainly(tmp_path, monkeypatch):
+    """libgit2 reads a ref name up to its first NUL; a name with one is refused before it gets there
+    (found by the fuzz test: "embedded null character" from pygit2)."""
+    ws = Workspace.init(tmp_path / "ws")
+    ws.commit(session_namespace("x = 1"), "one")
+    monkeypatch.chdir(ws.root)
+    for command in (["branch", "a\0b"], ["tag", "a\0b"], ["checkout", "-b", "a\0b"]):
+        code, out, err = run_cli(command)
+        assert code == 1 and err.startswith("txgit: error: invalid ") and err.count("\n") == 1, (command, err)
+    assert list(ws.history.branches()) == ["main"] and not ws.history.tags()

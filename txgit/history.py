@@ -122,7 +122,9 @@ def validate_ref_name(kind: str, name: str) -> str:
         name.encode("utf-8")  # undecodable command-line bytes arrive as lone surrogates; git names are UTF-8
     except UnicodeEncodeError:
         raise InvalidName(f"invalid {kind} name {name!r}: not UTF-8") from None
-    if not name or name.startswith("-") or name == "HEAD" or not pygit2.reference_is_valid_name(f"refs/heads/{name}"):
+    # (libgit2 reads a name up to its first NUL: "a\0b" would pass as "a")
+    if not name or name.startswith("-") or name == "HEAD" or "\0" in name \
+            or not pygit2.reference_is_valid_name(f"refs/heads/{name}"):
         raise InvalidName(f"invalid {kind} name {name!r}")
     return name
 
