@@ -20,7 +20,7 @@ from cliutil import assert_one_line_error
 from conftest import session_namespace
 from servers import S3_ENV, git_daemon, init_bare, make_bucket, moto_s3
 from txgit import Workspace
-from txgit.errors import CorruptBlob, DivergedHistory, PushRejected, UnknownRemote
+from txgit.errors import CorruptBlob, PushRejected, UnknownRemote
 from txgit.remote import EMBEDDED_DIR
 from txgit.trust import UntrustedState
 
@@ -171,21 +171,27 @@ def test_pull_into_namespace_and_refusals(tmp_path):
     assert alice.head().id == head and ns["config"]["lr"] != 5
     # A: fast-forward, with the live namespace following
     r = alice.pull(namespace=ns, trust=True)
-    assert r.status == "fast-forward" and ns["config"]["lr"] == 5 and r.checkout is not None
-    # divergence: both commit on main
+    assert r.status == "fast-forward" and ns["config"]["lr"] == 5 and r.merge.loaded == ["config"]
+    # divergence: both commit on main, to the same variable: the pull merges and stops on the conflict
     ns["config"]["lr"] = 6
     alice.commit(ns, "alice")
     bns["config"]["lr"] = 7
+    bns["bobs_note"] = "only bob"
     bob.commit(bns, "bob again")
     bob.push()
     with pytest.raises(PushRejected, match="non-fast-forward"):
         alice.push()
-    with pytest.raises(DivergedHistory, match="diverged"):
-        alice.pull()
     before = alice.head().id
-    assert alice.head().id == before  # nothing moved
-    r = alice.push(force=True)
-    assert r.updated["refs/heads/main"][1] == before
+    r = alice.pull(namespace=ns, trust=True)
+    assert r.status == "conflicts" and [c.names for c in r.merge.conflicts] == [["config"]]
+    assert alice.head().id == before and ns["config"]["lr"] == 6  # nothing moved; ours kept
+    assert ns["bobs_note"] == "only bob"  # what only Bob changed is taken already
+    resolved = alice.merge_resolve("config", "theirs", ns, trust=True)
+    assert resolved.status == "merged" and ns["config"]["lr"] == 7
+    merge = alice.head()
+    assert merge.parents == [before, bob.head().id] and alice.merge_in_progress() is None
+    r = alice.push()
+    assert r.updated["refs/heads/main"][1] == merge.id
 
 
 def test_killed_push_leaves_consistent_remote(tmp_path, run_txgit):

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
+from txgit.errors import MergeInProgress
 from conftest import session_namespace
 
 from txgit.sessions import NamespaceSession, analyze_code, reach
@@ -156,13 +158,26 @@ def test_hidden_names_are_never_committed_nor_removed(ws):
     assert ns["v"] == 1 and ns["In"] == [""] and ns["_1"] == 5
 
 
-def test_head_moved_by_another_session_forces_a_full_commit(sess, ws):
-    run(sess, "a = [1]\nb = 2")
-    other = NamespaceSession(ws, session_namespace("a = 'other'\nzzz = 1"))
-    other.commit("someone else")
-    out = run(sess, "b = 3")
-    assert out.commit.serialized_names == ["a", "b"]  # everything: HEAD was not our last commit
-    assert ws.load("a") == [1] and "zzz" not in ws.state().variables
+def test_a_branch_moved_by_another_session_is_merged_not_overwritten(sess, ws):
+    """Another session committed on our branch: our next commit must not undo what it did. Ours is
+    committed on our base and the branch merged into it; where both changed a variable, that is a
+    conflict, resolved here by setting it again."""
+    run(sess, "a = [1]\nb = 2\nc = 'kept'")
+    base = sess.base
+    other = NamespaceSession(ws, session_namespace("a = 'other'\nc = 'kept'\nzzz = 1"))
+    other.commit("someone else")  # a fresh session: its state has no b
+    theirs = ws.head().id
+    with pytest.raises(MergeInProgress, match="unresolved: b"):
+        run(sess, "b = 3")
+    # what the other session changed and we did not is here now; the conflict keeps ours
+    assert sess.namespace["a"] == "other" and sess.namespace["zzz"] == 1 and sess.namespace["b"] == 3
+    assert ws.head().id == theirs  # nothing moved the branch while the conflict stands
+    ours = ws.merge_in_progress().ours
+    assert ws.resolve(ours).parents == [base] and ws.load("b", ours) == 3
+    run(sess, "b = b + 1")  # setting the variable resolves the conflict: the merge commit follows
+    merge = ws.head()
+    assert sorted(merge.parents) == sorted([theirs, ours]) and ws.merge_in_progress() is None
+    assert {n: ws.load(n) for n in ws.state().variables} == {"a": "other", "b": 4, "c": "kept", "zzz": 1}
 
 
 # -- background auto-commits (what a kernel does) ------------------------------------------------

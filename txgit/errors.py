@@ -84,5 +84,10 @@ class PushRejected(RemoteError):
     """A push the remote would lose commits by (non-fast-forward) and --force was not given."""
 
 
-class DivergedHistory(RemoteError):
-    """A pull whose local and remote branches both have commits the other lacks."""
+
+class MergeInProgress(TxgitError):
+    """An operation that cannot run while a merge waits for its conflicts to be resolved."""
+
+
+class NothingToCommit(TxgitError):
+    """A commit whose state equals its parent's (``git commit`` says "nothing to commit" too)."""

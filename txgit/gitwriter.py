@@ -81,34 +81,51 @@ def build_tree(repo: pygit2.Repository, files: Mapping[str, bytes], base: pygit2
 
 
 class HeadMoved(Exception):
-    """libgit2 refused to move HEAD: it no longer names the parent read."""
+    """libgit2 refused to move the ref: it no longer names the parent read."""
 
 
 def commit_files(repo: pygit2.Repository, files: Mapping[str, bytes], head: pygit2.Commit | None, message: str,
-                 sig: pygit2.Signature, invalid: Callable[[str], Exception]) -> pygit2.Oid:
-    """Commit ``files`` as a tree on top of ``head`` (None: HEAD is unborn) and move HEAD.
+                 sig: pygit2.Signature, invalid: Callable[[str], Exception], *, ref: str | None = "HEAD",
+                 merged: list[pygit2.Oid] | None = None) -> pygit2.Oid:
+    """Commit ``files`` as a tree on top of ``head`` (None: no parent) and move ``ref`` (HEAD, or a branch).
 
-    libgit2 refuses to move HEAD if it no longer names ``head``, so a
-    concurrent writer is never silently overwritten (:class:`HeadMoved`).
+    libgit2 refuses to move ``ref`` if it no longer names ``head``, so a concurrent writer is never
+    silently overwritten (:class:`HeadMoved`). ``merged``: further parents (a merge commit).
     """
     tree = build_tree(repo, files, head.tree if head is not None else None, invalid)
-    parents = [head.id] if head is not None else []
+    parents = ([head.id] if head is not None else []) + list(merged or [])
     try:
-        return repo.create_commit("HEAD", sig, sig, message, tree, parents)
+        return repo.create_commit(ref, sig, sig, message, tree, parents)
     except pygit2.GitError as e:
-        raise HeadMoved(f"HEAD moved while committing (another process committed?): {e}; retry") from e
+        where = "HEAD" if ref in ("HEAD", None) else ref.removeprefix("refs/heads/")
+        raise HeadMoved(f"{where} moved while committing (another process committed?): {e}; retry") from e
 
 
 def write_commit(repo: pygit2.Repository, files: Mapping[str, bytes], message: str, name: str, email: str,
-                 invalid: Callable[[str], Exception]) -> dict[str, Any]:
-    """The helper's :func:`commit_files` on top of HEAD; what the caller needs to describe the commit."""
-    head = None if repo.head_is_unborn else repo.head.peel(pygit2.Commit)
+                 invalid: Callable[[str], Exception], ref: str = "HEAD", parent: str | None = "HEAD") -> dict[str, Any]:
+    """The helper's :func:`commit_files`: on top of ``parent`` (a commit id; "HEAD": whatever ``ref``
+    names now; None: no parent), moving ``ref``; what the caller needs to describe the commit."""
+    if parent == "HEAD":
+        head = None if ref == "HEAD" and repo.head_is_unborn else _tip(repo, ref)
+    else:
+        head = None if parent is None else repo[parent].peel(pygit2.Commit)
     sig = pygit2.Signature(name, email)
-    oid = commit_files(repo, files, head, message, sig, invalid)
-    target = None if repo.head_is_detached else repo.references["HEAD"].target
-    branch = target.removeprefix("refs/heads/") if isinstance(target, str) else None
+    oid = commit_files(repo, files, head, message, sig, invalid, ref=ref)
+    if ref == "HEAD":
+        target = None if repo.head_is_detached else repo.references["HEAD"].target
+        branch = target.removeprefix("refs/heads/") if isinstance(target, str) else None
+    else:
+        branch = ref.removeprefix("refs/heads/")
     return {"id": str(oid), "parents": [str(head.id)] if head is not None else [], "time": sig.time,
             "branch": branch}
+
+
+def _tip(repo: pygit2.Repository, ref: str) -> pygit2.Commit | None:
+    """The commit ``ref`` names now; None if it does not exist yet (a branch's first commit)."""
+    try:
+        return repo.references[ref].peel(pygit2.Commit)
+    except KeyError:
+        return None
 
 
 # -- the pipe protocol: a little-endian length, then a pickle ------------------------------------
@@ -199,14 +216,15 @@ class GitWriter:
         self._ready = True
         return True
 
-    def commit(self, files: Mapping[str, bytes], message: str, name: str, email: str) -> dict[str, Any]:
+    def commit(self, files: Mapping[str, bytes], message: str, name: str, email: str, ref: str = "HEAD",
+               parent: str | None = "HEAD") -> dict[str, Any]:
         """Write the commit (see :func:`write_commit`) in the helper; returns once it is written."""
         if not self.ready():
             raise _TxgitError(f"the git writer process could not be started: {self.start_error}")
         proc = self._proc
         assert proc is not None and proc.stdin is not None and proc.stdout is not None
         try:
-            _send(proc.stdin, ("commit", dict(files), message, name, email))
+            _send(proc.stdin, ("commit", dict(files), message, name, email, ref, parent))
             reply = _receive(proc.stdout)
         except (OSError, ValueError):  # broken pipe, or a closed file after close()
             reply = None
@@ -282,9 +300,9 @@ def main(argv: list[str]) -> None:
         request = _receive(inp)
         if request is None:
             return
-        _, files, message, name, email = request
+        _, files, message, name, email, ref, parent = request
         try:
-            reply: tuple[str, Any] = ("ok", write_commit(repo, files, message, name, email, _Invalid))
+            reply: tuple[str, Any] = ("ok", write_commit(repo, files, message, name, email, _Invalid, ref, parent))
         except _Invalid as e:
             reply = ("invalid", str(e))
         except HeadMoved as e:

@@ -419,32 +419,55 @@ class History:
         return obj.data if isinstance(obj, pygit2.Blob) else None
 
     # -- writing states --------------------------------------------------------
-    def write_state(self, state: State, message: str, *, files: Mapping[str, bytes] | None = None) -> str:
-        """Commit ``state`` on top of HEAD and move HEAD (its branch, or itself when detached).
+    def write_state(self, state: State, message: str, *, files: Mapping[str, bytes] | None = None,
+                    ref: str | None = "HEAD", parent: str | None = "HEAD", merged: Iterable[str] = ()) -> str:
+        """Commit ``state`` on top of ``parent`` and move ``ref`` (HEAD: its branch, or itself when detached;
+        None: no ref, the caller keeps the commit's id).
 
-        libgit2 refuses to move the ref if it no longer points at the parent we
-        read, so a concurrent writer is never silently overwritten.
+        ``parent``: a commit id, None for none, "HEAD" for what ``ref`` names now. ``merged``: further
+        parents (a merge commit). libgit2 refuses to move the ref if it no longer names the parent,
+        so a concurrent writer is never silently overwritten.
         """
         tree_files = self._tree_files(state, files)
+        head = self._parent(ref, parent)
         try:
-            oid = commit_files(self.repo, tree_files, self.head_commit(), message or "(no message)", _signature(),
-                               InvalidName)
+            oid = commit_files(self.repo, tree_files, head, message or "(no message)", _signature(),
+                               InvalidName, ref=ref, merged=[pygit2.Oid(hex=m) for m in merged])
         except HeadMoved as e:
             raise TxgitError(str(e)) from e
         self._remember(str(oid), True, state)  # the next commit reads it as HEAD
         return str(oid)
 
+    def _parent(self, ref: str | None, parent: str | None) -> pygit2.Commit | None:
+        if parent is None:
+            return None
+        if parent != "HEAD" or ref is None:
+            return self.resolve(parent)
+        return self.head_commit() if ref == "HEAD" else self.tip(ref)
+
+    def tip(self, ref: str) -> pygit2.Commit | None:
+        """The commit a ref (``refs/heads/main``, ``HEAD``) names now; None if it does not exist or HEAD is unborn."""
+        if ref == "HEAD":
+            return self.head_commit()
+        try:
+            return self.repo.references[ref].peel(pygit2.Commit)
+        except (KeyError, ValueError, pygit2.GitError):
+            return None
+
     def commit_state(self, state: State, message: str, *, files: Mapping[str, bytes] | None = None,
-                     writer: GitWriter | None = None) -> CommitInfo:
+                     writer: GitWriter | None = None, ref: str | None = "HEAD", parent: str | None = "HEAD",
+                     merged: Iterable[str] = ()) -> CommitInfo:
         """:meth:`write_state`, and the new commit as :meth:`info` describes it. ``writer``: write the
-        git objects in that helper process (see :mod:`txgit.gitwriter`) unless it cannot start."""
-        if writer is None or not writer.ready():
-            oid = self.write_state(state, message, files=files)
+        git objects in that helper process (see :mod:`txgit.gitwriter`) unless it cannot start
+        (a merge commit is written here)."""
+        merged = list(merged)
+        if writer is None or merged or ref is None or not writer.ready():
+            oid = self.write_state(state, message, files=files, ref=ref, parent=parent, merged=merged)
             return self.info(self.resolve(oid), self.refs_by_commit())
         tree_files = self._tree_files(state, files)
         sig = _signature()
         message = message or "(no message)"
-        done = writer.commit(tree_files, message, sig.name, sig.email)
+        done = writer.commit(tree_files, message, sig.name, sig.email, ref, parent)
         self._remember(done["id"], True, state)
         # a new commit: only HEAD's branch can name it (refs_by_commit lists branches and tags)
         return CommitInfo(id=done["id"], message=message.rstrip("\n"), author=sig.name, email=sig.email,
@@ -504,6 +527,30 @@ class History:
         if ref not in self.repo.references:
             raise InvalidName(f"no tag named {name!r}")
         self.repo.references.delete(ref)
+
+    def unreferenced(self, commit_id: str, keep: Iterable[str] = ()) -> int:
+        """How many commits ``commit_id`` reaches that no branch, tag or remote-tracking ref (nor ``keep``)
+        does: what leaving a detached HEAD there would leave behind."""
+        walker = self.repo.walk(pygit2.Oid(hex=commit_id), SortMode.TOPOLOGICAL)
+        for name, tip in ref_tips(self.repo, head=False).items():
+            if name.startswith(("refs/heads/", "refs/tags/", "refs/remotes/")):
+                walker.hide(pygit2.Oid(hex=tip))
+        for k in keep:
+            walker.hide(pygit2.Oid(hex=k))
+        return sum(1 for _ in walker)
+
+    def move_ref(self, ref: str, commit: pygit2.Commit, *, expect: pygit2.Commit | None, why: str = "txgit") -> None:
+        """Point ``ref`` (HEAD: its branch, or itself when detached) at ``commit``, if it still names
+        ``expect`` (None: it does not exist). Call under the workspace lock."""
+        now = self.tip(ref)
+        if (now is None) != (expect is None) or (now is not None and expect is not None and now.id != expect.id):
+            raise TxgitError(f"{ref.removeprefix('refs/heads/')} moved meanwhile (another process?): try again")
+        if ref == "HEAD":
+            if self.repo.head_is_detached or self.repo.head_is_unborn and self.current_branch() is None:
+                self.repo.set_head(commit.id)
+                return
+            ref = f"refs/heads/{self.current_branch()}"
+        self.repo.create_reference_direct(ref, commit.id, True, message=why)
 
     def set_head(self, *, branch: str | None = None, commit: pygit2.Commit | None = None) -> None:
         if branch is not None:

@@ -17,15 +17,20 @@ from typing import Any, Iterator
 
 from IPython.core.magic import Magics, line_magic, magics_class
 
-from txgit.errors import TxgitError
+from txgit.errors import NothingToCommit, TxgitError
 from txgit.reuse import ipython as reuse_ipython
 from txgit.sessions import ipython as kernel_side
 
 USAGE = """usage: %txgit VERB [ARGS]
-  commit -m MSG          commit the namespace now
+  commit -m MSG [--allow-empty]
+                         commit the namespace now (nothing changed: says so)
   checkout REV [--force] [--trust|--safe] [-b BRANCH]
                          make the namespace equal REV (loads only what differs)
-  status                 variables changed since HEAD
+  merge REV | --ours VAR | --theirs VAR | --abort
+                         merge REV into this kernel's branch, variable by variable
+  pull [REMOTE [BRANCH]] fetch and merge (the namespace follows)
+  reset REV [--force]    point this kernel's branch at REV (the namespace follows)
+  status                 variables changed since this kernel's last commit
   log [-n N]             history        show [REV]          one commit
   diff A [B]             variables that differ (B: the live namespace if omitted)
   branch [NAME [REV]]    list or create branches
@@ -105,10 +110,15 @@ class TxgitMagics(Magics):
         verb, rest = args[0], args[1:]
         if verb == "commit":
             message = _opt(rest, "-m", "--message", default="")
+            allow_empty = _flag(rest, "--allow-empty")
             if rest:
                 raise TxgitError(f"unexpected arguments: {' '.join(rest)}")
-            r = s.commit(message or "commit from %txgit")
-            print(f"[{s.workspace.branch or 'detached'} {r.info.short_id}] {r.info.summary}: "
+            try:
+                r = s.commit(message or "commit from %txgit", allow_empty=allow_empty)
+            except NothingToCommit as e:
+                print(e)
+                return
+            print(f"[{s.branch or 'detached'} {r.info.short_id}] {r.info.summary}: "
                   f"{r.variables} variables, {len(r.serialized_names)} serialized, {r.bytes_written} bytes written")
             for name, why in r.skipped.items():
                 print(f"  not saved: {name} ({why})")
@@ -123,6 +133,9 @@ class TxgitMagics(Magics):
             r = s.checkout(rest[0], force=force, new_branch=new_branch, trust=trust, safe=safe)
             where = f"branch {r.branch}" if r.branch else f"{r.info.short_id} (detached)"
             print(f"checked out {where}: loaded {len(r.loaded)}, kept {len(r.kept)}, removed {len(r.removed)}")
+            if r.left_behind and r.left_from:
+                print(f"  warning: leaving {r.left_behind} commit{'s' if r.left_behind != 1 else ''} behind, not "
+                      f"connected to any branch; keep them with: %txgit branch NAME {r.left_from[:8]}")
             if r.loaded and len(r.loaded) <= 12:
                 print(f"  loaded: {', '.join(r.loaded)}")
             if r.recomputed:
@@ -134,7 +147,11 @@ class TxgitMagics(Magics):
         elif verb == "status":
             st = s.status()
             print(f"on {'branch ' + st.branch if st.branch else 'detached HEAD'}"
-                  f"{', HEAD ' + st.head[:8] if st.head else ', no commits yet'}")
+                  f"{', at ' + st.head[:8] if st.head else ', no commits yet'}")
+            merging = s.merging()
+            if merging is not None:
+                plan = s.workspace.merge_plan(merging)
+                print(f"merging {merging.label}: unresolved: {', '.join(c.label for c in plan.conflicts) or 'none'}")
             if st.clean:
                 print("nothing to commit")
             for label, names in (("added", st.added), ("modified", st.modified), ("removed", st.removed)):
@@ -208,13 +225,21 @@ class TxgitMagics(Magics):
         print(f"txgit: serving {ext.workspace.root} at {TxgitMagics._server.url}")
 
     def _run_cli(self, ext: kernel_side.IPythonSession, args: list[str]) -> None:
+        """The CLI verb in this kernel's workspace; verbs that act on a kernel act on this one."""
         from txgit.cli import main
 
+        old = os.environ.get("TXGIT_KERNEL")
+        os.environ["TXGIT_KERNEL"] = str(os.getpid())
         with _cwd(str(ext.workspace.root)):
             try:
                 main(args)
             except SystemExit:  # the CLI already printed its one line
                 pass
+            finally:
+                if old is None:
+                    del os.environ["TXGIT_KERNEL"]
+                else:
+                    os.environ["TXGIT_KERNEL"] = old
 
 
 

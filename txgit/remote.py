@@ -50,7 +50,6 @@ from pygit2.enums import FileMode, SortMode
 
 from txgit.errors import (
     BlobError,
-    DivergedHistory,
     InvalidName,
     PushRejected,
     RemoteError,
@@ -62,7 +61,7 @@ from txgit import trust
 from txgit.storage import ObjectStore, StoreChain
 
 if TYPE_CHECKING:
-    from txgit.workspace import CheckoutResult, Workspace
+    from txgit.workspace import Workspace
 
 EMBEDDED_DIR = "txgit-objects"  # blobs beside a bare repository: <repo.git>/txgit-objects
 CONFIG_REF = "refs/txgit/config"  # on the remote: the commit that records where its blobs are
@@ -249,16 +248,6 @@ class FetchResult:
     seconds: float = 0.0
 
 
-@dataclass
-class PullResult:
-    """What a pull did to the current branch."""
-
-    fetch: FetchResult
-    branch: str
-    old: str | None
-    new: str | None
-    status: str  # "up-to-date", "fast-forward", "ahead"
-    checkout: CheckoutResult | None = None
 
 
 @dataclass
@@ -542,9 +531,18 @@ class Remotes:
                     continue
         return out
 
-    def set_upstream(self, branch: str, remote: str) -> None:
+    def set_upstream(self, branch: str, remote: str, remote_branch: str | None = None) -> None:
+        """``branch`` tracks ``remote``'s ``remote_branch`` (default: the same name), as in git."""
         self.repo.config[f"branch.{branch}.remote"] = remote
-        self.repo.config[f"branch.{branch}.merge"] = f"refs/heads/{branch}"
+        self.repo.config[f"branch.{branch}.merge"] = f"refs/heads/{remote_branch or branch}"
+
+    def upstream(self, branch: str) -> tuple[str, str] | None:
+        """The (remote, branch) ``branch`` tracks, if it tracks one."""
+        cfg = self.repo.config
+        if f"branch.{branch}.remote" not in cfg:
+            return None
+        merge = cfg[f"branch.{branch}.merge"] if f"branch.{branch}.merge" in cfg else f"refs/heads/{branch}"
+        return cfg[f"branch.{branch}.remote"], merge.removeprefix("refs/heads/")
 
     # -- blobs of commits ------------------------------------------------------------------------------
     def _new_commits(self, tips: Iterable[str], hide: Iterable[str]) -> list[pygit2.Commit]:
@@ -713,18 +711,20 @@ class Remotes:
                 lacking, read, store.write_blobs, size if local.is_local else None, "upload", progress, store.fs)
         # 2. refs, only now that every blob they name is stored
         config_oid = _config_commit(self.repo, record)
-        if remote_refs.get(CONFIG_REF) != str(config_oid):
-            self.repo.references.create(f"refs/txgit/outgoing/{r.name}", config_oid, force=True)
-            to_move_specs = [f"+refs/txgit/outgoing/{r.name}:{CONFIG_REF}"]
-        else:
-            to_move_specs = []
         tmp_refs = []
-        for ref, new in to_move.items():
-            # push from a ref that names exactly the commit whose blobs we uploaded
-            tmp = f"refs/txgit/push/{r.name}/{ref.removeprefix('refs/')}"
-            self.repo.references.create(tmp, pygit2.Oid(hex=new), force=True)
-            tmp_refs.append(tmp)
-            to_move_specs.append(f"{'+' if force else ''}{tmp}:{ref}")
+        # under the lock, which clears the ``*.lock`` files a killed push left on these refs
+        with self.ws.lock():
+            if remote_refs.get(CONFIG_REF) != str(config_oid):
+                self.repo.references.create(f"refs/txgit/outgoing/{r.name}", config_oid, force=True)
+                to_move_specs = [f"+refs/txgit/outgoing/{r.name}:{CONFIG_REF}"]
+            else:
+                to_move_specs = []
+            for ref, new in to_move.items():
+                # push from a ref that names exactly the commit whose blobs we uploaded
+                tmp = f"refs/txgit/push/{r.name}/{ref.removeprefix('refs/')}"
+                self.repo.references.create(tmp, pygit2.Oid(hex=new), force=True)
+                tmp_refs.append(tmp)
+                to_move_specs.append(f"{'+' if force else ''}{tmp}:{ref}")
         callbacks = _Callbacks()
         try:
             self._git_remote(r).push(to_move_specs, callbacks=callbacks)
@@ -790,51 +790,6 @@ class Remotes:
         store = self.store(remote)
         return self._transfer(lacking, store.get_many, self.ws.store.write_blobs, None, "download", progress,
                               store.fs)
-
-    def pull(self, remote: str | None = None, namespace: dict[str, Any] | None = None, *,
-             force: bool = False, progress: Progress | None = None, trust: bool = False,
-             safe: bool = False) -> PullResult:
-        """Fetch, then fast-forward the current branch to its remote branch.
-
-        Divergent histories are refused (:class:`DivergedHistory`): txgit does
-        not merge states. Given ``namespace``, it is checked out to the new
-        state (only what differs is loaded; uncommitted changes refuse unless ``force``);
-        ``trust``/``safe`` as for :meth:`Workspace.checkout` (a remote not trusted needs one).
-        """
-        branch = self.ws.branch
-        if branch is None:
-            raise TxgitError("HEAD is detached: check out a branch to pull into")
-        name = remote or self.default(branch)
-        fetched = self.fetch(name, progress=progress)
-        ref = f"refs/remotes/{name}/{branch}"
-        if ref not in self.repo.references:
-            raise RemoteError(f"remote {name!r} has no branch {branch!r}")
-        theirs = self.repo.references[ref].peel(pygit2.Commit).id
-        head = self.ws.history.head_commit()
-        ours = head.id if head is not None else None
-        result = PullResult(fetched, branch, None if ours is None else str(ours), str(theirs), "up-to-date")
-        if ours == theirs:
-            return result
-        if ours is not None and self.repo.descendant_of(ours, theirs):
-            result.status, result.new = "ahead", str(ours)
-            return result
-        if ours is not None and not self.repo.descendant_of(theirs, ours):
-            ahead, behind = self.repo.ahead_behind(ours, theirs)
-            raise DivergedHistory(
-                f"{branch} and {name}/{branch} have diverged ({ahead} and {behind} different commits); txgit does "
-                f"not merge states: `txgit checkout -b NEW {name}/{branch}` to continue from theirs, "
-                "or push --force to keep yours")
-        if namespace is not None:
-            # Checkout first (it may refuse: uncommitted changes, missing or corrupt blob): nothing moved yet.
-            result.checkout = self.ws.checkout(str(theirs), namespace, force=force, trust=trust, safe=safe)
-        with self.ws.lock():
-            self.repo.references.create(f"refs/heads/{branch}", theirs, force=True)
-            self.ws.history.set_head(branch=branch)
-        if f"branch.{branch}.remote" not in self.repo.config:
-            self.set_upstream(branch, name)
-        result.status = "fast-forward"
-        return result
-
 
 # -- clone ---------------------------------------------------------------------------------------------
 

@@ -138,3 +138,14 @@ def require(ws: Workspace, commit_id: str, *, trust: bool = False, safe: bool = 
             f"commit {commit_id[:8]} came from remote {remote!r}, which is not trusted, and loading a state runs "
             f"its code: `txgit remote trust {remote}` if you trust it, or load with --trust (this once) or --safe "
             "(plain data types only)")
+
+
+def note_derived(ws: Workspace, commit_id: str, sources: Iterable[str]) -> None:
+    """``commit_id`` was made of other commits' records without loading them (a merge): it is listed
+    as coming from the remote any of ``sources`` came from, so loading it needs the same trust.
+    Call under the workspace lock."""
+    commits = _read(ws)
+    remotes = sorted({commits[s] for s in sources if s in commits})
+    if remotes:
+        commits[commit_id] = remotes[0]
+        _write(ws, commits)

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import fcntl
 import functools
+import json
 import os
 import platform
 import time
+import urllib.parse
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
@@ -32,17 +34,21 @@ from txgit import budget as _budget, environment, trust as _trust
 from txgit.errors import (
     DirtyNamespace,
     EmptyHistory,
+    MergeInProgress as MergeInProgressError,
     MissingBlob,
     NotAWorkspace,
+    RemoteError,
     RefExists,
     TxgitError,
     UnknownVariable,
     WorkspaceExists,
 )
 from txgit.gitwriter import GitWriter
+from txgit.merge import KERNEL, OURS, THEIRS, Conflict, MergeInProgress, MergePlan, merge_states
 from txgit.history import CommitInfo, History, State, validate_ref_name
-from txgit.remote import BlobRepair, FetchResult, Progress, PullResult, PushResult, RemoteChain, Remotes
+from txgit.remote import BlobRepair, FetchResult, Progress, PushResult, RemoteChain, Remotes
 from txgit.state import (
+    GroupRecord,
     MODULE,
     NAMESPACE,
     UNPICKLABLE,
@@ -100,6 +106,9 @@ class PreparedCommit:
     # the names of each group of ``snap`` still being cut and hashed, taken when it was prepared: a
     # chained commit must redo whole groups, and these have no group id to find their members by yet
     deferred_members: list[list[str]] = field(default_factory=list)
+    ref: str | None = "HEAD"  # the ref the commit moves (None: none; the caller keeps its id)
+    parent: str | None = None  # the commit it is built on (a chained commit: read when it is written)
+    merged: list[str] = field(default_factory=list)  # further parents: a merge commit
 
     def state(self) -> State:
         """The state this commit will record, before it is written: what a chained commit builds on.
@@ -184,6 +193,63 @@ class CheckoutResult:
     drift: list[str] = field(default_factory=list)  # Python/package versions that differ from the recording
     bytes_read: int = 0
     blobs_read: int = 0
+    left_behind: int = 0  # commits of the detached HEAD left that no branch or tag holds
+    left_from: str | None = None  # that detached commit
+
+
+@dataclass
+class MergeResult:
+    """What a merge (or a pull) did to a ref and, given one, to a namespace."""
+
+    status: str  # "up-to-date", "fast-forward", "merged", "conflicts", "aborted"
+    ref: str
+    ours: str | None
+    theirs: str
+    label: str  # what was merged, as named ("origin/main")
+    base: str | None = None
+    info: CommitInfo | None = None  # the merge commit, or the commit the ref moved to
+    plan: MergePlan | None = None
+    loaded: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    bytes_read: int = 0
+    blobs_read: int = 0
+
+    @property
+    def conflicts(self) -> list[Conflict]:
+        return list(self.plan.conflicts) if self.plan is not None and self.status == "conflicts" else []
+
+    def to_json(self) -> dict[str, Any]:
+        """As JSON: what a kernel answers a terminal, and what both print from."""
+        return {"status": self.status, "ref": self.ref, "ours": self.ours, "theirs": self.theirs, "base": self.base,
+                "label": self.label, "commit": self.info.id if self.info is not None else None,
+                "loaded": self.loaded, "removed": self.removed, "bytes_read": self.bytes_read,
+                "conflicts": [{"names": c.names, "how": {n: c.describe(n) for n in c.names}} for c in self.conflicts],
+                "resolved": dict(self.plan.resolved) if self.plan is not None else {}}
+
+
+def _same_record(a: VarRecord | None, b: VarRecord | None) -> bool:
+    return a is b or (a is not None and a.same_content(b))
+
+
+def _ref_label(ref: str) -> str:
+    return ref.removeprefix("refs/heads/")
+
+
+def _merge_message(label: str, ref: str) -> str:
+    into = "" if ref == "HEAD" else f" into {_ref_label(ref)}"
+    return f"Merge {label}{into}"
+
+
+@dataclass
+class PullResult:
+    """What a pull did to a branch: the fetch, then the merge (or fast-forward) of what it brought."""
+
+    fetch: FetchResult
+    branch: str
+    old: str | None
+    new: str | None
+    status: str  # "up-to-date", "fast-forward", "merged", "conflicts"
+    merge: MergeResult | None = None
 
 
 @dataclass
@@ -204,6 +270,21 @@ class StateDiff:
 @functools.lru_cache(maxsize=1)
 def _platform() -> str:
     return platform.platform()  # slow (reads the interpreter binary): once per process
+
+
+def _state_meta(variables: Mapping[str, VarRecord], groups: Mapping[str, GroupRecord],
+                extra: Mapping[str, Any]) -> dict[str, Any]:
+    """``meta.json`` of a state: versions of what made it, what could not be saved, and ``extra``."""
+    doc: dict[str, Any] = {
+        "txgit": txgit.__version__,
+        "python": platform.python_version(),
+        "platform": _platform(),
+        "packages": _package_versions(variables),
+        "skipped": {n: r.reason or "" for n, r in variables.items() if r.kind == UNPICKLABLE},
+        "bytes": {"state": sum(g.nbytes for g in groups.values())},
+    }
+    doc.update(extra)
+    return doc
 
 
 def _package_versions(records: Mapping[str, VarRecord]) -> dict[str, str]:
@@ -354,10 +435,6 @@ class Workspace:
         """The records of a commit's state (no bytes are read)."""
         return self.history.read_state(self.history.resolve(rev))
 
-    def _head_state(self) -> State | None:
-        commit = self.history.head_commit()
-        return None if commit is None else self.history.read_state(commit)
-
     # -- commit ----------------------------------------------------------------------
     def commit(
         self,
@@ -391,18 +468,31 @@ class Workspace:
         defer: bool = False,
         base: PreparedCommit | None = None,
         known_shared: Mapping[str, set[int]] | None = None,
+        ref: str | None = "HEAD",
+        parent: str | None = "HEAD",
+        head_state: State | None = None,
+        merged: Iterable[str] = (),
     ) -> PreparedCommit:
         """The first half of :meth:`commit`: serialize what changed; nothing is written.
 
         The caller holds the lock (:meth:`hold_lock`) until :meth:`finish_commit`
-        has run, so that HEAD cannot move in between. ``defer``: large new
+        has run, so that the ref cannot move in between. ``defer``: large new
         streams are copied, and cut and hashed by :meth:`finish_commit`.
         ``base``: a prepared commit not yet written, to build on instead of
         HEAD; it must be finished first, by the same lock holder.
         ``known_shared``: see :func:`txgit.state.snapshot.snapshot`.
+        ``ref``: the ref to move (HEAD, or a session's branch); ``parent``: the commit to build on
+        ("HEAD": what ``ref`` names now; None: none). ``head_state``: the records unchanged names
+        are carried over from, when not the parent's (a merge: the merged records); ``merged``:
+        further parents.
         """
         started = time.perf_counter()
-        head = base.state() if base is not None else self._head_state()
+        if base is not None:
+            parent_id, head = None, base.state()
+        else:
+            tip = self.history.tip(ref) if parent == "HEAD" else (None if parent is None else self.history.resolve(parent))
+            parent_id = None if tip is None else str(tip.id)
+            head = head_state if head_state is not None else (None if tip is None else self.history.read_state(tip))
         live = _variable_names(namespace)
         if names is None or head is None:
             redo = live
@@ -425,16 +515,19 @@ class Workspace:
             snap = snapshot(namespace, sorted(redo), defer=defer, known_shared=known_shared)
         return PreparedCommit(snap, head, kept, redo, message, dict(files or {}), dict(meta or {}),
                               time.perf_counter() - started, chained=base is not None,
-                              deferred_members=[list(d.names) for d in snap.deferred] + carried)
+                              deferred_members=[list(d.names) for d in snap.deferred] + carried,
+                              ref=ref, parent=parent_id, merged=list(merged))
 
     def finish_commit(self, prepared: PreparedCommit, *, git_writer: GitWriter | None = None) -> CommitResult:
         """The second half of :meth:`commit`: store the chunks, write the git commit, move HEAD.
         ``git_writer``: a helper process that writes the git objects (a kernel's background writer)."""
         snap, head, kept, redo = prepared.snap, prepared.head, prepared.kept, prepared.redo
+        parent = prepared.parent
         started = time.perf_counter()
         if prepared.chained:  # its base is written now: what it carries over is read from there
-            head = self._head_state()
-            assert head is not None
+            tip = self.history.tip(prepared.ref)
+            assert tip is not None
+            parent, head = str(tip.id), self.history.read_state(tip)
             kept = {n: head.variables[n] for n in kept}
         if snap.deferred:
             snap.resolve()
@@ -452,19 +545,15 @@ class Workspace:
         groups = {r.group: head.groups[r.group] for r in kept.values() if r.group and head} if kept else {}
         groups.update(snap.groups)
         skipped = {n: r.reason or "" for n, r in variables.items() if r.kind == UNPICKLABLE}
-        meta_doc: dict[str, Any] = {
-            "txgit": txgit.__version__,
-            "python": platform.python_version(),
-            "platform": _platform(),
-            "packages": _package_versions(variables),
+        meta_doc = _state_meta(variables, groups, {
             "serialized": sorted(redo),
-            "skipped": skipped,
             "seconds": {"serialize": round(prepared.serialize_seconds, 6)},
             "bytes": {"state": sum(g.nbytes for g in groups.values()), "written": written[0]},
-        }
+        })
         meta_doc.update(prepared.meta)
         state = State(variables, groups, meta_doc)
-        info = self.history.commit_state(state, prepared.message, files=prepared.files, writer=git_writer)
+        info = self.history.commit_state(state, prepared.message, files=prepared.files, writer=git_writer,
+                                         ref=prepared.ref, parent=parent, merged=prepared.merged)
         return CommitResult(
             info=info,
             variables=len(variables),
@@ -478,8 +567,13 @@ class Workspace:
         )
 
     # -- status / diff -----------------------------------------------------------------
-    def _live_records(self, namespace: Mapping[str, Any]) -> dict[str, VarRecord]:
-        snap = snapshot(namespace)
+    def _live_records(self, namespace: Mapping[str, Any], names: Iterable[str] | None = None) -> dict[str, VarRecord]:
+        """Records of the namespace's values as they are now (``names``: only those present of them)."""
+        if names is not None:
+            names = sorted(n for n in names if n in namespace)
+            if not names:
+                return {}
+        snap = snapshot(namespace, names)
         self.restored_groups.apply(snap)
         return snap.variables
 
@@ -493,13 +587,18 @@ class Workspace:
                 self.stream_cache.update(dict(fingerprints))
         self.restored_groups.note(namespace, values, state.variables, state.groups, self.stream_cache)
 
-    def status(self, namespace: Mapping[str, Any] | None = None) -> StatusReport:
-        """How ``namespace`` differs from HEAD (nothing is written)."""
+    def status(self, namespace: Mapping[str, Any] | None = None, *, against: str | State | None = None) -> StatusReport:
+        """How ``namespace`` differs from HEAD (``against``: from that commit or state); nothing is written."""
         head = self.history.head_commit()
         report = StatusReport(branch=self.branch, head=None if head is None else str(head.id))
         if namespace is None:
             return report
-        old = self.history.read_state(head, groups=False).variables if head is not None else {}
+        if isinstance(against, State):
+            old = against.variables
+        elif against is not None:
+            old = self.history.read_state(self.history.resolve(against), groups=False).variables
+        else:
+            old = self.history.read_state(head, groups=False).variables if head is not None else {}
         new = self._live_records(namespace)
         report.added = sorted(set(new) - set(old))
         report.removed = sorted(set(old) - set(new))
@@ -548,13 +647,16 @@ class Workspace:
         known: str | None = None,
         trust: bool = False,
         safe: bool = False,
+        move_head: bool = True,
+        against: str | None = None,
+        leaving: str | None = None,
     ) -> CheckoutResult:
         """Move HEAD to ``rev`` and, given a namespace, make it equal that state.
 
         Only groups whose content differs from what the namespace holds are
         loaded; names the target lacks are removed. A namespace with changes
-        not committed at HEAD is refused unless ``force``. Everything is
-        loaded and verified before the namespace or HEAD change, so a failure
+        not committed at HEAD (``against``: at that commit) is refused unless ``force``.
+        Everything is loaded and verified before the namespace or HEAD change, so a failure
         (missing or corrupt blob, missing module) leaves both as they were.
         ``new_branch``: create that branch at ``rev`` and switch to it (``checkout -b``).
         ``known``: a commit the namespace is known to equal (a session with nothing run
@@ -564,6 +666,9 @@ class Workspace:
         ``trust``: load a state fetched from a remote not marked trusted (unpickling runs its
         code; :class:`txgit.trust.UntrustedState` otherwise). ``safe``: unpickle only allow-listed
         plain data types (:mod:`txgit.state.safe`), for inspecting a stranger's state.
+        ``move_head``: False leaves the repository's HEAD alone (a session on a branch of its own).
+        ``leaving``: the detached commit being left (default: HEAD's, when detached): commits only it
+        reaches are counted in ``result.left_behind``.
         ``result.drift`` lists Python/package versions that differ from the commit's record.
         """
         with self.lock():
@@ -576,23 +681,58 @@ class Workspace:
                     raise RefExists(f"a branch named {new_branch!r} already exists")
             branch = new_branch or (rev if rev in self.history.repo.branches.local else None)
             result = CheckoutResult(info=self.history.info(target, self.history.refs_by_commit()), branch=branch)
+            if leaving is None and move_head and self.branch is None:
+                head = self.history.head_commit()
+                leaving = None if head is None else str(head.id)
             if namespace is not None:
                 _trust.require(self, str(target.id), trust=trust, safe=safe)
                 self.blobs.focus = str(target.id)
                 with safe_loading(safe):
-                    self._checkout_namespace(target, namespace, force, result, known)  # may fail: nothing moved yet
+                    self._checkout_namespace(target, namespace, force, result, known, against)  # may fail: nothing moved yet
             else:
                 _budget.require_loadable(self, str(target.id))  # HEAD must not move to a state gc --budget dropped
+            if leaving is not None and leaving != str(target.id):
+                result.left_behind = self.history.unreferenced(leaving, keep=[str(target.id)])
+                result.left_from = leaving
             if new_branch is not None:
                 self.history.create_branch(new_branch, target)
-            if branch is not None:
-                self.history.set_head(branch=branch)
+            if move_head:
+                if branch is not None:
+                    self.history.set_head(branch=branch)
+                else:
+                    self.history.set_head(commit=target)
+        return result
+
+    def reset(self, rev: str, namespace: MutableMapping[str, Any] | None = None, *, ref: str = "HEAD",
+              force: bool = False, known: str | None = None, against: str | None = None, trust: bool = False,
+              safe: bool = False) -> CheckoutResult:
+        """Point ``ref`` (HEAD's branch, or a session's) at ``rev``, as ``git reset --hard`` does, and make
+        ``namespace`` equal that state (only what differs is loaded; uncommitted changes refuse unless
+        ``force``; ``known``/``against`` as for :meth:`checkout`). Commits the branch had that no ref
+        holds any more are counted in ``result.left_behind`` (the reflog still has them)."""
+        with self.lock():
+            if self.merge_in_progress(ref) is not None:
+                raise MergeInProgressError(f"a merge into {_ref_label(ref)} is in progress: `txgit merge --abort` first")
+            target = self.history.resolve(rev)
+            tip = self.history.tip(ref)
+            branch = self.branch if ref == "HEAD" else _ref_label(ref)
+            result = CheckoutResult(info=self.history.info(target, self.history.refs_by_commit()), branch=branch)
+            if namespace is not None:
+                _trust.require(self, str(target.id), trust=trust, safe=safe)
+                self.blobs.focus = str(target.id)
+                with safe_loading(safe):
+                    self._checkout_namespace(target, namespace, force, result, known, against)
             else:
-                self.history.set_head(commit=target)
+                _budget.require_loadable(self, str(target.id))
+            if tip is None or tip.id != target.id:
+                self.history.move_ref(ref, target, expect=tip, why=f"txgit reset: moving to {rev}")
+                if tip is not None:
+                    result.left_behind = self.history.unreferenced(str(tip.id))
+                    result.left_from = str(tip.id)
         return result
 
     def _checkout_namespace(self, target: pygit2.Commit, namespace: MutableMapping[str, Any], force: bool,
-                            result: CheckoutResult, known: str | None = None) -> None:
+                            result: CheckoutResult, known: str | None = None, against: str | None = None) -> None:
         want = self.history.read_state(target)
         result.drift = environment.drift(want.meta)
         if known is None:
@@ -607,7 +747,7 @@ class Workspace:
             current.variables.update({n: r for n, r in base.items() if n in present})
             have_groups = set(current.groups) | {r.group for r in current.variables.values() if r.group}
         if not force:
-            head = self.history.head_commit()
+            head = self.history.head_commit() if against is None else self.history.resolve(against)
             old = self.history.read_state(head, groups=False).variables if head is not None else {}
             # Only what the namespace holds and HEAD does not can be lost; a
             # name HEAD has and the namespace lacks (a fresh kernel) is safe.
@@ -646,6 +786,288 @@ class Workspace:
         self.remember_restored(namespace, values, want, fingerprints)
         result.loaded = sorted(values)
         result.kept.sort()
+
+    # -- merge -------------------------------------------------------------------------------
+    def merge(self, rev: str, namespace: MutableMapping[str, Any] | None = None, *, ref: str = "HEAD",
+              ours: str | None = None, changed: set[str] | None = None, label: str | None = None,
+              message: str | None = None, trust: bool = False, safe: bool = False) -> MergeResult:
+        """Merge ``rev`` into ``ref`` (HEAD, or a session's branch), three ways, variable by variable.
+
+        ``ours``: the commit the namespace is based on (default: what ``ref`` names). Ours and theirs
+        may each contain the other (nothing to do, or a fast-forward); otherwise the states are merged
+        from their merge base (:mod:`txgit.merge`) and a merge commit with both parents is written from
+        the records alone: no value is serialized again, no chunk is read. Given ``namespace`` (a live
+        session, holding ``ours``), it loads only what the merge takes from theirs and deletes what
+        theirs removed; values it changed since ``ours`` (``changed``: those names; None: any) that the
+        merge would overwrite refuse it (:class:`DirtyNamespace`), and nothing is changed.
+        Conflicts leave ``ref`` where it is and a merge in progress (:meth:`merge_in_progress`), to be
+        resolved with :meth:`merge_resolve` or :meth:`merge_abort`. ``trust``/``safe``: as for
+        :meth:`checkout`, for loading theirs' values.
+        """
+        with self.lock():
+            if self.merge_in_progress(ref) is not None:
+                raise MergeInProgressError(f"a merge into {_ref_label(ref)} is in progress: resolve its conflicts "
+                                           "or `txgit merge --abort` first")
+            theirs = self.history.resolve(rev)
+            tip = self.history.tip(ref)
+            mine = tip if ours is None else self.history.resolve(ours)
+            label = label or rev
+            result = MergeResult("up-to-date", ref, None if mine is None else str(mine.id), str(theirs.id), label)
+            repo = self.history.repo
+            if mine is not None and (mine.id == theirs.id or repo.descendant_of(mine.id, theirs.id)):
+                final = mine  # theirs is in ours already
+            elif mine is None or repo.descendant_of(theirs.id, mine.id):
+                result.status, final = "fast-forward", theirs
+                empty = State({}, {}, {})
+                mine_state = self.history.read_state(mine) if mine is not None else empty
+                result.plan = merge_states(mine_state, mine_state, self.history.read_state(theirs), base_id=result.ours,
+                                           ours_id=result.ours or "", theirs_id=str(theirs.id))
+            else:
+                base_oid = repo.merge_base(mine.id, theirs.id)
+                result.base = None if base_oid is None else str(base_oid)
+                base = None if base_oid is None else self.history.read_state(repo[base_oid])
+                result.plan = merge_states(base, self.history.read_state(mine), self.history.read_state(theirs),
+                                           base_id=result.base, ours_id=str(mine.id), theirs_id=str(theirs.id))
+                result.status, final = ("conflicts" if result.plan.conflicts else "merged"), None
+            values: dict[str, Any] = {}
+            fingerprints: dict[Any, list[str]] = {}
+            if namespace is not None and result.plan is not None:
+                values, fingerprints = self._merge_values(result, namespace, changed, trust=trust, safe=safe)
+            if result.status == "conflicts":
+                assert mine is not None
+                self._save_merge(MergeInProgress(ref, str(mine.id), str(theirs.id), result.base, label,
+                                                 message or _merge_message(label, ref)))
+            elif final is None:  # a merge commit, on whichever of the two ``ref`` names now
+                result.info = self._write_merge(result.plan, ref, tip, message or _merge_message(label, ref))
+            else:
+                if tip is None or tip.id != final.id:
+                    self.history.move_ref(ref, final, expect=tip)
+                result.info = self.history.info(final, self.history.refs_by_commit())
+            if namespace is not None and result.plan is not None:
+                self._put_merged(result, namespace, values, fingerprints)
+        return result
+
+    def _merge_values(self, result: MergeResult, namespace: MutableMapping[str, Any], changed: set[str] | None, *,
+                      trust: bool, safe: bool) -> tuple[dict[str, Any], dict[Any, list[str]]]:
+        """Check that the namespace loses nothing, and rebuild the values the merge takes from theirs
+        (nothing in the namespace changes yet)."""
+        plan = result.plan
+        assert plan is not None
+        ours = self.history.read_state(self.history.resolve(plan.ours)).variables if plan.ours else {}
+        overwritten = [n for n in plan.from_theirs + plan.removed if changed is None or n in changed]
+        now = self._live_records(namespace, overwritten)
+        dirty = sorted(n for n in overwritten
+                       if (n in namespace) != (n in ours) or (n in now and not now[n].same_content(ours.get(n))))
+        if dirty:
+            shown = ", ".join(dirty[:5]) + (" …" if len(dirty) > 5 else "")
+            raise DirtyNamespace(f"uncommitted changes to {shown} would be overwritten by the merge: "
+                                 "commit them first")
+        if not plan.from_theirs:
+            return {}, {}
+        _trust.require(self, plan.theirs, trust=trust, safe=safe)
+        self.blobs.focus = plan.theirs
+        before = (self.store.stats.bytes_read, self.store.stats.blobs_read)
+        fingerprints: dict[Any, list[str]] = {}
+        with safe_loading(safe):
+            values = restore({n: plan.variables[n] for n in plan.from_theirs}, plan.groups, self.blobs.get_many,
+                             namespace, fingerprints)
+        result.bytes_read = self.store.stats.bytes_read - before[0]
+        result.blobs_read = self.store.stats.blobs_read - before[1]
+        return values, fingerprints
+
+    def _put_merged(self, result: MergeResult, namespace: MutableMapping[str, Any], values: dict[str, Any],
+                    fingerprints: dict[Any, list[str]]) -> None:
+        plan = result.plan
+        assert plan is not None
+        for n in plan.removed:
+            if n in namespace:
+                del namespace[n]
+                result.removed.append(n)
+        namespace.update(values)
+        self.remember_restored(namespace, values, plan.state(), fingerprints)
+        result.loaded = sorted(values)
+
+    def _write_merge(self, plan: MergePlan, ref: str, tip: pygit2.Commit | None, message: str) -> CommitInfo:
+        """The merge commit of a plan with no conflicts left: records only. Its first parent is the one
+        ``ref`` names now (libgit2 moves the ref only if it still does)."""
+        if tip is None or str(tip.id) not in (plan.ours, plan.theirs):
+            raise TxgitError(f"{_ref_label(ref)} moved during the merge (now {'nothing' if tip is None else str(tip.id)[:8]}):"
+                             " `txgit merge --abort` and merge again")
+        other = plan.theirs if str(tip.id) == plan.ours else plan.ours
+        origins: dict[str, Any] = {}
+        for cid, names in ((plan.ours, set(plan.variables) - set(plan.from_theirs)), (plan.theirs, set(plan.from_theirs))):
+            recorded = self.history.read_state(self.history.resolve(cid)).meta.get("origins")
+            if isinstance(recorded, dict):
+                origins.update({n: o for n, o in recorded.items() if n in names})
+        meta = _state_meta(plan.variables, plan.groups, {
+            "merge": {"base": plan.base, "ours": plan.ours, "theirs": plan.theirs, "from_theirs": plan.from_theirs,
+                      "removed": plan.removed, "resolved": dict(sorted(plan.resolved.items()))},
+            "origins": dict(sorted(origins.items())),
+        })
+        oid = self.history.write_state(plan.state(meta), message, ref=ref, parent=str(tip.id), merged=[other])
+        _trust.note_derived(self, oid, [plan.ours, plan.theirs])
+        return self.history.info(self.history.resolve(oid), self.history.refs_by_commit())
+
+    # merges waiting for their conflicts: one file per ref, and refs that keep both sides reachable (gc)
+    def _merge_file(self, ref: str) -> Path:
+        return self.dir / "merges" / (urllib.parse.quote(ref, safe="") + ".json")
+
+    @staticmethod
+    def _merge_ref(ref: str, side: str) -> str:
+        return f"refs/txgit/merge/{ref.removeprefix('refs/')}/{side}"
+
+    def merge_in_progress(self, ref: str = "HEAD") -> MergeInProgress | None:
+        """The merge into ``ref`` that waits for its conflicts to be resolved, if any."""
+        if ref == "HEAD" and self.branch is not None:
+            ref = f"refs/heads/{self.branch}"
+        path = self._merge_file(ref)
+        try:
+            doc = json.loads(path.read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as e:
+            raise TxgitError(f"{path} is unreadable ({e}): `txgit merge --abort`") from e
+        return MergeInProgress.from_json(doc)
+
+    def merge_done(self, merging: MergeInProgress, commit_id: str) -> None:
+        """A session wrote the merge commit of ``merging`` itself: forget the merge in progress.
+        Call under the lock."""
+        _trust.note_derived(self, commit_id, [merging.ours, merging.theirs])
+        self._clear_merge(merging.ref)
+
+    def save_merge(self, merging: MergeInProgress) -> None:
+        """Record a merge in progress (its resolutions so far). Call under the lock."""
+        self._save_merge(merging)
+
+    def _save_merge(self, merging: MergeInProgress) -> None:
+        if merging.ref == "HEAD" and self.branch is not None:
+            merging.ref = f"refs/heads/{self.branch}"
+        path = self._merge_file(merging.ref)
+        path.parent.mkdir(exist_ok=True)
+        for side in ("ours", "theirs"):
+            self.history.repo.references.create(self._merge_ref(merging.ref, side),
+                                                pygit2.Oid(hex=getattr(merging, side)), force=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(merging.to_json(), indent=1, sort_keys=True))
+        os.replace(tmp, path)
+
+    def _clear_merge(self, ref: str) -> None:
+        self._merge_file(ref).unlink(missing_ok=True)
+        for side in ("ours", "theirs"):
+            name = self._merge_ref(ref, side)
+            if name in self.history.repo.references:
+                self.history.repo.references.delete(name)
+
+    def merge_plan(self, merging: MergeInProgress) -> MergePlan:
+        """The plan of a merge in progress, with the resolutions recorded so far applied."""
+        base = None if merging.base is None else self.state(merging.base)
+        ours, theirs = self.state(merging.ours), self.state(merging.theirs)
+        plan = merge_states(base, ours, theirs, base_id=merging.base, ours_id=merging.ours, theirs_id=merging.theirs)
+        for name, side in merging.resolved.items():
+            if side in (OURS, THEIRS) and any(name in c.names for c in plan.conflicts):
+                plan.resolve(name, side, ours, theirs)
+            elif side == KERNEL:
+                plan.conflicts = [c for c in plan.conflicts if name not in c.names]
+                plan.resolved[name] = KERNEL
+        return plan
+
+    def merge_resolve(self, name: str, side: str, namespace: MutableMapping[str, Any] | None = None, *,
+                      ref: str = "HEAD", commit: bool = True, trust: bool = False, safe: bool = False) -> MergeResult:
+        """Resolve the conflict that holds ``name`` with ``side``'s version ("ours" or "theirs") of its
+        whole unit (aliases stay aliases). Given ``namespace``, the unit's values are loaded from that
+        side where the namespace differs. Once no conflict is left and ``commit``, the merge commit is
+        written (records only; a session that set variables itself commits them instead)."""
+        if side not in (OURS, THEIRS):
+            raise TxgitError(f"resolve with ours or theirs, not {side!r}")
+        with self.lock():
+            merging = self._require_merge(ref)
+            plan = self.merge_plan(merging)
+            ours, theirs = self.state(merging.ours), self.state(merging.theirs)
+            conflict = plan.resolve(name, side, ours, theirs)
+            result = MergeResult("conflicts", merging.ref, merging.ours, merging.theirs, merging.label,
+                                 base=merging.base, plan=plan)
+            if namespace is not None:
+                chosen = ours if side == OURS else theirs
+                names = [n for n in conflict.names if n in chosen.variables]
+                now = self._live_records(namespace, names)
+                load = [n for n in names if not chosen.variables[n].same_content(now.get(n))]
+                if load:
+                    if side == THEIRS:
+                        _trust.require(self, merging.theirs, trust=trust, safe=safe)
+                    fingerprints: dict[Any, list[str]] = {}
+                    with safe_loading(safe):
+                        values = restore({n: chosen.variables[n] for n in load}, chosen.groups, self.blobs.get_many,
+                                         namespace, fingerprints)
+                    namespace.update(values)
+                    self.remember_restored(namespace, values, chosen, fingerprints)
+                    result.loaded = sorted(values)
+                for n in conflict.names:
+                    if n not in chosen.variables and n in namespace:
+                        del namespace[n]
+                        result.removed.append(n)
+            for n in conflict.names:
+                merging.resolved[n] = side
+            if plan.conflicts or not commit:
+                self._save_merge(merging)
+                return result
+            return self._finish_merge(merging, plan, result)
+
+    def _require_merge(self, ref: str) -> MergeInProgress:
+        merging = self.merge_in_progress(ref)
+        if merging is None:
+            raise TxgitError(f"no merge in progress on {_ref_label(ref if ref != 'HEAD' else self._head_ref())}")
+        return merging
+
+    def _head_ref(self) -> str:
+        return f"refs/heads/{self.branch}" if self.branch is not None else "HEAD"
+
+    def _finish_merge(self, merging: MergeInProgress, plan: MergePlan, result: MergeResult) -> MergeResult:
+        result.info = self._write_merge(plan, merging.ref, self.history.tip(merging.ref), merging.message)
+        result.status = "merged"
+        self._clear_merge(merging.ref)
+        return result
+
+    def merge_continue(self, *, ref: str = "HEAD") -> MergeResult:
+        """Write the merge commit once every conflict is resolved (from the records alone)."""
+        with self.lock():
+            merging = self._require_merge(ref)
+            plan = self.merge_plan(merging)
+            if plan.conflicts:
+                raise TxgitError(f"unresolved conflicts: {', '.join(c.label for c in plan.conflicts)} "
+                                 "(`txgit merge --ours NAME` or `--theirs NAME`)")
+            if any(side == KERNEL for side in merging.resolved.values()):
+                raise TxgitError("conflicts were resolved in a kernel: commit from that kernel")
+            result = MergeResult("conflicts", merging.ref, merging.ours, merging.theirs, merging.label,
+                                 base=merging.base, plan=plan)
+            return self._finish_merge(merging, plan, result)
+
+    def merge_abort(self, namespace: MutableMapping[str, Any] | None = None, *, ref: str = "HEAD") -> MergeResult:
+        """Give up a merge in progress: forget it and, given ``namespace``, put back the values the merge
+        loaded or removed as ours has them (the ref never moved)."""
+        with self.lock():
+            merging = self._require_merge(ref)
+            result = MergeResult("aborted", merging.ref, merging.ours, merging.theirs, merging.label,
+                                 base=merging.base)
+            if namespace is not None:
+                ours, theirs = self.state(merging.ours), self.state(merging.theirs)
+                # where the merge may have loaded or removed anything: names ours and theirs disagree on
+                touched = {n for n in set(ours.variables) | set(theirs.variables)
+                           if not _same_record(ours.variables.get(n), theirs.variables.get(n))}
+                now = self._live_records(namespace, touched)
+                load = sorted(n for n in touched if n in ours.variables and ours.variables[n].kind in (VALUE, MODULE)
+                              and not ours.variables[n].same_content(now.get(n)))
+                fingerprints: dict[Any, list[str]] = {}
+                values = restore({n: ours.variables[n] for n in load}, ours.groups, self.blobs.get_many, namespace,
+                                 fingerprints)
+                for n in sorted(touched):
+                    if n not in ours.variables and n in namespace:
+                        del namespace[n]
+                        result.removed.append(n)
+                namespace.update(values)
+                self.remember_restored(namespace, values, ours, fingerprints)
+                result.loaded = sorted(values)
+            self._clear_merge(merging.ref)
+        return result
 
     # -- single variables ----------------------------------------------------------------
     def load(self, name: str, rev: str = "HEAD", *, namespace: dict[str, Any] | None = None,
@@ -764,11 +1186,35 @@ class Workspace:
         return self.remotes.fetch(remote, eager=eager, progress=progress)
 
     def pull(self, remote: str | None = None, namespace: MutableMapping[str, Any] | None = None, *,
-             force: bool = False, progress: Progress | None = None, trust: bool = False,
-             safe: bool = False) -> PullResult:
-        """Fetch and fast-forward the current branch; refuses divergent histories (txgit does not merge states)."""
-        return self.remotes.pull(remote, namespace, force=force, progress=progress,  # type: ignore[arg-type]
-                                 trust=trust, safe=safe)
+             branch: str | None = None, into: str | None = None, progress: Progress | None = None,
+             trust: bool = False, safe: bool = False, ours: str | None = None,
+             changed: set[str] | None = None) -> PullResult:
+        """Fetch, then merge the remote branch into ``into`` (default: the current branch), as ``git pull``.
+
+        ``remote``/``branch``: default the upstream ``into`` tracks, else origin and the same name.
+        Ours contained in theirs is a fast-forward; divergent histories are merged variable by variable
+        (:meth:`merge`; a conflict leaves a merge in progress). Given ``namespace`` (holding ``ours``,
+        default the branch's tip), it follows: only what the merge takes from theirs is loaded.
+        ``trust``/``safe`` as for :meth:`checkout` (a remote not trusted needs one to load its values).
+        The branch tracks what it pulled from, unless it tracked something already."""
+        into = into or self.branch
+        if into is None:
+            raise TxgitError("HEAD is detached: check out a branch to pull into")
+        tracked = self.remotes.upstream(into)
+        name = remote or (tracked[0] if tracked else self.remotes.default(into))
+        their_branch = branch or (tracked[1] if tracked and tracked[0] == name else into)
+        fetched = self.remotes.fetch(name, progress=progress)
+        ref = f"refs/remotes/{name}/{their_branch}"
+        if ref not in self.history.repo.references:
+            raise RemoteError(f"remote {name!r} has no branch {their_branch!r}")
+        old = self.history.tip(f"refs/heads/{into}")
+        merged = self.merge(ref, namespace, ref=f"refs/heads/{into}", ours=ours, changed=changed,
+                            label=f"{name}/{their_branch}", trust=trust, safe=safe)
+        if tracked is None:
+            with self.lock():
+                self.remotes.set_upstream(into, name, their_branch)
+        new = merged.info.id if merged.info is not None else (None if old is None else str(old.id))
+        return PullResult(fetched, into, None if old is None else str(old.id), new, merged.status, merged)
 
     def fetch_blobs_from_remotes(self, names: list[str] | set[str], *, replace_local: bool = False) -> BlobRepair:
         """Fetch blobs by hash from any remote storage with a good copy (verified) into the local cache."""

@@ -13,7 +13,7 @@ import sys
 import typer
 
 from txgit.cli.app import app, console, err_console  # noqa: F401
-from txgit.cli import core, lineage, maintenance, remote, reuse, session, visual  # noqa: F401,E402  (registers commands)
+from txgit.cli import core, lineage, maintenance, merge, remote, reuse, session, visual  # noqa: F401,E402  (registers commands)
 from txgit.errors import TxgitError
 
 

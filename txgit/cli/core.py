@@ -82,8 +82,14 @@ def init(path: Path = typer.Argument(Path("."), metavar="PATH", help="Folder to 
 
 
 @app.command()
-def status() -> None:
-    """Show the current branch (or detached HEAD) and the commit HEAD is at."""
+def status(
+    kernel: Optional[str] = typer.Option(None, "--kernel", metavar="KERNEL",
+                                         help="The kernel whose changes to show (PID, notebook or branch)."),
+) -> None:
+    """Show the branch (or detached HEAD), its commit, how it stands against its upstream, the kernels
+    attached and their uncommitted changes, and a merge in progress."""
+    from txgit.sessions.kernel import call_kernel, live_kernels
+
     ws = _open()
     head = ws.head()
     if ws.branch is not None:
@@ -92,12 +98,72 @@ def status() -> None:
         _out(f"HEAD detached at {head.short_id if head else '?'}")
     if head is None:
         _out("No commits yet")
-        return
-    state = ws.state(head.id)
-    skipped = sum(1 for r in state.variables.values() if r.kind == UNPICKLABLE)
-    _out(f"HEAD: {head.short_id} {head.summary}")
-    _out(f"      {len(state.variables)} variables" + (f" ({skipped} not saved)" if skipped else "")
-         + f", committed {render.format_date(head.time)} by {head.author}")
+    else:
+        state = ws.state(head.id)
+        skipped = sum(1 for r in state.variables.values() if r.kind == UNPICKLABLE)
+        _out(f"HEAD: {head.short_id} {head.summary}")
+        _out(f"      {len(state.variables)} variables" + (f" ({skipped} not saved)" if skipped else "")
+             + f", committed {render.format_date(head.time)} by {head.author}")
+    if ws.branch is not None:
+        line = _upstream_line(ws, ws.branch)
+        if line:
+            _out(line)
+    merging = ws.merge_in_progress()
+    if merging is not None:
+        _out(f"Merging {merging.label}: unresolved conflicts: "
+             + (", ".join(c.label for c in ws.merge_plan(merging).conflicts) or "none (`txgit merge --continue`)"))
+    kernels = live_kernels(ws)
+    if kernel is not None:
+        from txgit.sessions.kernel import attached_kernel
+
+        chosen = attached_kernel(ws, kernel)
+        kernels = [k for k in kernels if chosen is not None and k.pid == chosen.pid]
+    for k in kernels:
+        _out(f"{k.describe()}:")
+        if k.branch is not None and k.branch != ws.branch:
+            line = _upstream_line(ws, k.branch)
+            if line:
+                _out("  " + line)
+        try:
+            answer = call_kernel(k, {"op": "status"}, timeout=30)
+        except TxgitError as e:
+            _out(f"  (no answer: {e})")
+            continue
+        if answer.get("merging"):
+            _out(f"  merging {answer['merging']}")
+        changes = [("added", n) for n in answer["added"]] + [("modified", n) for n in answer["modified"]] + \
+            [("removed", n) for n in answer["removed"]]
+        if not changes:
+            _out(f"  nothing to commit (at {(answer.get('base') or 'no commit yet')[:8]})")
+        for label, n in changes:
+            _out(f"  {label}: {n}")
+
+
+def _upstream_line(ws: Workspace, branch: str) -> str | None:
+    """`Your branch is ahead of 'origin/main' by 1 commit` and the like, as git says it."""
+    tracked = ws.remotes.upstream(branch)
+    if tracked is None:
+        return None
+    name = f"{tracked[0]}/{tracked[1]}"
+    repo = ws.history.repo
+    ours, theirs = ws.history.tip(f"refs/heads/{branch}"), ws.history.tip(f"refs/remotes/{name}")
+    if theirs is None:
+        return f"Your branch is based on '{name}', but the upstream is gone (or not fetched yet)."
+    if ours is None:
+        return None
+    ahead, behind = repo.ahead_behind(ours.id, theirs.id)
+
+    def n(k: int) -> str:
+        return f"{k} commit{'s' if k != 1 else ''}"
+
+    if ahead and behind:
+        return (f"Your branch and '{name}' have diverged, and have {ahead} and {behind} different commits each "
+                "(`txgit pull` merges them).")
+    if ahead:
+        return f"Your branch is ahead of '{name}' by {n(ahead)} (`txgit push` publishes them)."
+    if behind:
+        return f"Your branch is behind '{name}' by {n(behind)} (`txgit pull` brings them)."
+    return f"Your branch is up to date with '{name}'."
 
 
 # -- log -----------------------------------------------------------------------------
@@ -367,27 +433,55 @@ def tag(
 
 @app.command()
 def checkout(
-    rev: str = typer.Argument(..., metavar="REV", help="Branch, tag, commit id, HEAD~2, main^ …"),
+    rev: Optional[str] = typer.Argument(None, metavar="REV", help="Branch, tag, commit id, HEAD~2, main^ … "
+                                                                "(with -b: where the new branch starts, default HEAD)"),
     new_branch: Optional[str] = typer.Option(None, "-b", metavar="NEW", help="Create branch NEW at REV and switch to it."),
     force: bool = typer.Option(False, "--force", "-f", help="Drop uncommitted changes in an attached session's state."),
     trust: bool = typer.Option(False, "--trust", help="Load a state fetched from a remote not marked trusted "
                                                       "(unpickling runs its code)."),
     safe: bool = typer.Option(False, "--safe", help="Load only allow-listed plain data types (numpy, pandas, "
                                                     "builtins containers …): for inspecting a stranger's state."),
+    kernel: Optional[str] = typer.Option(None, "--kernel", metavar="KERNEL",
+                                         help="The kernel to act on (PID, notebook or branch) when several are attached."),
 ) -> None:
-    """Move HEAD to REV: a branch attaches HEAD to it; any other revision detaches HEAD there."""
+    """Move HEAD to REV: a branch attaches HEAD to it; any other revision detaches HEAD there.
+
+    With a kernel attached, the kernel moves and its namespace follows (only what differs is loaded).
+    `checkout -b NEW REMOTE/BRANCH` makes NEW track that remote branch.
+    """
+    from txgit.cli.merge import warn_left_behind
     from txgit.cli.session import print_kernel_checkout
     from txgit.sessions.kernel import attached_kernel, checkout_in_kernel
 
+    if rev is None:
+        if new_branch is None:
+            raise _usage("Missing argument 'REV' (or -b NEW to start a branch where HEAD is)")
+        rev = "HEAD"
     ws = _open()
     before = ws.branch
-    kernel = attached_kernel(ws)
-    if kernel is not None:  # a kernel runs the extension here: its live state follows HEAD
-        print_kernel_checkout(checkout_in_kernel(ws, rev, force=force, new_branch=new_branch, trust=trust, safe=safe),
-                              kernel.pid)
-        return
-    result = ws.checkout(rev, None, force=force, new_branch=new_branch)
-    _report_checkout(result.branch, result.info, new_branch is not None, before)
+    tracked = _remote_branch(ws, rev) if new_branch is not None else None
+    k = attached_kernel(ws, kernel)
+    if k is not None:  # a kernel runs the extension here: its live state follows
+        answer = checkout_in_kernel(ws, rev, force=force, new_branch=new_branch, trust=trust, safe=safe,
+                                    kernel=str(k.pid))
+        print_kernel_checkout(answer, k.pid)
+    else:
+        result = ws.checkout(rev, None, force=force, new_branch=new_branch)
+        _report_checkout(result.branch, result.info, new_branch is not None, before)
+        answer = {"left_behind": result.left_behind, "left_from": result.left_from}
+    if tracked is not None and new_branch is not None:
+        with ws.lock():
+            ws.remotes.set_upstream(new_branch, *tracked)
+        _out(f"branch '{new_branch}' set up to track '{tracked[0]}/{tracked[1]}'")
+    warn_left_behind(answer)
+
+
+def _remote_branch(ws: Workspace, rev: str) -> tuple[str, str] | None:
+    """(remote, branch) when ``rev`` names a remote-tracking branch (``origin/main``)."""
+    for name in ws.remotes.names():
+        if rev.startswith(name + "/") and f"refs/remotes/{rev}" in ws.history.repo.references:
+            return name, rev[len(name) + 1:]
+    return None
 
 
 def _report_checkout(branch: str | None, info: CommitInfo, created: bool, before: str | None) -> None:

@@ -11,7 +11,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 
 from txgit.cli.app import app, console, err_console
 from txgit.errors import TxgitError
-from txgit.remote import EMBEDDED_DIR, parse_storage_options
+from txgit.remote import EMBEDDED_DIR, FetchResult, parse_storage_options
 from txgit.workspace import Workspace
 
 _SHOW_PROGRESS_FROM = 8 << 20  # bytes: a bar only for transfers long enough to watch
@@ -22,7 +22,7 @@ def _out(text: str) -> None:
 
 
 @contextmanager
-def _progress() -> Iterator:
+def progress_bar() -> Iterator:
     """A callback for the API's ``progress=``: a rich bar on stderr once a transfer is big enough."""
     bar: Progress | None = None
     task = None
@@ -121,7 +121,7 @@ def push(
     ws = Workspace.open(".")
     if branch is not None and all_branches:
         raise TxgitError("give BRANCH or --all, not both")
-    with _progress() as progress:
+    with progress_bar() as progress:
         r = ws.push(remote, branch, all_branches=all_branches, tags=tags, force=force, progress=progress)
     for ref, (old, new) in r.updated.items():
         span = f"{old[:8]}..{new[:8]}" if old else "new"
@@ -133,6 +133,18 @@ def push(
          f"of {_mb(r.bytes_state)} of state) in {r.seconds:.2f}s")
 
 
+def fetch_lines(r: FetchResult) -> list[str]:
+    """What a fetch moved, a line a ref (as git prints it)."""
+    lines = []
+    for ref, (old, new) in r.updated.items():
+        if new is None:
+            lines.append(f"  [deleted]          {_short(ref)}")
+        else:
+            span = f"{old[:8]}..{new[:8]}" if old else "[new branch]"
+            lines.append(f"  {span:18} {_short(ref)}")
+    return lines
+
+
 @app.command()
 def fetch(
     remote: Optional[str] = typer.Argument(None, metavar="REMOTE", help="Default: the branch's upstream, else origin."),
@@ -140,43 +152,14 @@ def fetch(
 ) -> None:
     """Bring the remote's branches over as REMOTE/BRANCH (blobs come when a state is checked out or loaded)."""
     ws = Workspace.open(".")
-    with _progress() as progress:
+    with progress_bar() as progress:
         r = ws.fetch(remote, eager=eager, progress=progress)
-    for ref, (old, new) in r.updated.items():
-        if new is None:
-            _out(f"  [deleted]          {_short(ref)}")
-        else:
-            span = f"{old[:8]}..{new[:8]}" if old else "[new branch]"
-            _out(f"  {span:18} {_short(ref)}")
+    for line in fetch_lines(r):
+        _out(line)
     if eager:
         _out(f"fetched {r.blobs_fetched} blobs ({_mb(r.bytes_fetched)})")
     if not r.updated and not eager:
         _out(f"{r.remote}: up to date")
-
-
-@app.command()
-def pull(
-    remote: Optional[str] = typer.Argument(None, metavar="REMOTE", help="Default: the branch's upstream, else origin."),
-) -> None:
-    """Fetch, then fast-forward the current branch to the remote's; divergent histories are refused."""
-    ws = Workspace.open(".")
-    with _progress() as progress:
-        r = ws.pull(remote, progress=progress)
-    for ref, (old, new) in r.fetch.updated.items():
-        if new is not None:
-            _out(f"  {(old[:8] + '..' + new[:8]) if old else '[new branch]':18} {_short(ref)}")
-    if r.status == "up-to-date":
-        _out("Already up to date.")
-    elif r.status == "ahead":
-        _out(f"{r.branch} is ahead of {r.fetch.remote}/{r.branch}: nothing to pull (push to publish)")
-    else:
-        head = ws.head()
-        _out(f"Fast-forward {r.branch}: {(r.old or '')[:8] or '(none)'}..{(r.new or '')[:8]}"
-             + (f" {head.summary}" if head else ""))
-        from txgit.sessions.kernel import attached_kernel
-
-        if attached_kernel(ws) is not None:
-            _out(f"note: a kernel is attached: `%txgit checkout {r.branch} --force` in it loads the pulled state")
 
 
 @app.command()
@@ -193,7 +176,7 @@ def clone(
                                                 "trusted for a local path, not for a network URL."),
 ) -> None:
     """Make a workspace from a remote: its branches, HEAD on its default branch, blobs on demand."""
-    with _progress() as progress:
+    with progress_bar() as progress:
         ws = Workspace.clone(url, directory, storage=storage, storage_options=parse_storage_options(storage_option),
                              eager=eager, progress=progress, trusted=trusted)
     branches = sorted(ws.branches())

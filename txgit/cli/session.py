@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -12,15 +13,29 @@ from txgit.workspace import Workspace
 
 
 @app.command()
-def commit(message: str = typer.Option(..., "-m", "--message", help="Commit message.")) -> None:
-    """Commit the live state of the kernel attached to this workspace (one running `%load_ext txgit`)."""
+def commit(
+    message: str = typer.Option(..., "-m", "--message", help="Commit message."),
+    allow_empty: bool = typer.Option(False, "--allow-empty", help="Commit even if nothing changed."),
+    kernel: Optional[str] = typer.Option(None, "--kernel", metavar="KERNEL",
+                                         help="The kernel to act on (PID, notebook or branch) when several are attached."),
+) -> None:
+    """Commit the live state of the kernel attached to this workspace (one running `%load_ext txgit`).
+
+    Nothing changed since its last commit: says so and exits 1, as git does (--allow-empty commits anyway).
+    During a merge, this is the merge commit, once every conflict is resolved."""
+    from txgit.errors import NothingToCommit
     from txgit.sessions.kernel import commit_in_kernel, require_kernel
 
     ws = Workspace.open(".")
-    kernel = require_kernel(ws, "commit")
-    answer = commit_in_kernel(ws, message)
-    console.print(f"[kernel {kernel.pid}] committed {answer['commit'][:8]}: {answer['variables']} variables, "
-                  f"{len(answer['serialized'])} serialized", markup=False, highlight=False)
+    k = require_kernel(ws, "commit", kernel)
+    try:
+        answer = commit_in_kernel(ws, message, kernel=str(k.pid), allow_empty=allow_empty)
+    except NothingToCommit as e:
+        console.print(f"[kernel {k.pid}] {e}", markup=False, highlight=False)
+        raise typer.Exit(1) from None
+    console.print(f"[kernel {k.pid}] committed {answer['commit'][:8]} on {answer.get('branch') or 'detached HEAD'}: "
+                  f"{answer['variables']} variables, {len(answer['serialized'])} serialized", markup=False,
+                  highlight=False)
     for name, why in answer.get("skipped", {}).items():
         console.print(f"  not saved: {name} ({why})", markup=False, highlight=False)
 

@@ -81,19 +81,29 @@ class OperationIndex:
             cells = json.loads(data)
         except ValueError:
             return
-        if not isinstance(cells, list) or len(cells) != 1 or not isinstance(cells[0], dict):
-            return  # several cells in one commit: none of them has its own outputs
-        op_doc = cells[0].get("op")
+        if not isinstance(cells, list) or not all(isinstance(c, dict) for c in cells):
+            return
+        # A cell that changed no variable is settled with no outputs when it runs; of the others, only one
+        # committed alone has outputs of its own (several in one commit: none of them has).
+        live = [c for c in cells if not (isinstance(c.get("op"), dict) and c["op"].get("settled"))]
+        for cell in [c for c in cells if c not in live] + (live if len(live) == 1 else []):
+            rec = self._record(commit, cell)
+            if rec is not None:
+                yield rec
+
+    @staticmethod
+    def _record(commit: pygit2.Commit, cell: dict) -> RecordedOperation | None:
+        op_doc = cell.get("op")
         op = Operation.from_json(op_doc)
         if op is None:
-            return
+            return None
         reused = op_doc.get("reused_from") if isinstance(op_doc.get("reused_from"), str) else None
         try:
-            seconds = float(cells[0].get("seconds", op.seconds))
+            seconds = float(cell.get("seconds", op.seconds))
         except (TypeError, ValueError):
             seconds = op.seconds
-        yield RecordedOperation(str(commit.id), commit.commit_time, op, reused,
-                                commit.message.split("\n", 1)[0], seconds)
+        return RecordedOperation(str(commit.id), commit.commit_time, op, reused, commit.message.split("\n", 1)[0],
+                                 seconds)
 
     def remote_tips(self) -> dict[str, str]:
         """The remote-tracking refs as the last :meth:`refresh` saw them (a fetch moves them)."""

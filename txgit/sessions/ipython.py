@@ -16,8 +16,15 @@ import sys
 import time
 from typing import Any
 
-from txgit.errors import NotAWorkspace, TxgitError
-from txgit.sessions.kernel import register_kernel, unregister_kernel
+from txgit.errors import MergeInProgress, NotAWorkspace, TxgitError
+from txgit.sessions.kernel import (
+    branch_for,
+    live_kernels,
+    notebook_name,
+    register_kernel,
+    unregister_kernel,
+    update_kernel,
+)
 from txgit.sessions.session import CellOutcome, NamespaceSession, register, unregister
 from txgit.workspace import Workspace
 
@@ -56,6 +63,11 @@ class IPythonSession:
             return name in hidden_ns and shell.user_ns.get(name) is hidden_ns[name]
 
         self.session = NamespaceSession(workspace, shell.user_ns, kind="ipython", hidden=hidden)
+        # Another live kernel on HEAD's branch: this one commits to a branch of its own (and says so).
+        self.notebook = notebook_name()
+        self.session.branch, self.note = branch_for(workspace, self.notebook)
+        self.session.guard_branch = self._guard_branch
+        self.session.on_move = lambda s: update_kernel(s.workspace, s.branch)
         # Each cell's commit is written while the next cell runs (or the user reads the output):
         # see NamespaceSession._commit and docs/notebooks.md for what that means for durability.
         self.session.background = os.environ.get("TXGIT_BACKGROUND_COMMITS", "1") != "0"
@@ -76,6 +88,12 @@ class IPythonSession:
     @property
     def workspace(self) -> Workspace:
         return self.session.workspace
+
+    def _guard_branch(self, branch: str) -> None:
+        for k in live_kernels(self.workspace):
+            if k.pid != os.getpid() and k.branch == branch:
+                raise TxgitError(f"{k.describe()} holds branch '{branch}': two kernels never commit to one branch "
+                                 f"(`%txgit checkout {branch}~0` looks at it detached; `-b NEW {branch}` forks it)")
 
     @property
     def skipping(self) -> bool:
@@ -133,6 +151,10 @@ class IPythonSession:
         if self._skip or not raw.strip():
             self._skip = True
             return
+        try:
+            self.session.follow()  # the branch moved outside this kernel: be in step before the cell runs
+        except TxgitError as e:
+            print(f"txgit: {e}", file=sys.stderr)
         code, tree = plain_python(raw)
         if code is None:
             try:
@@ -160,6 +182,9 @@ class IPythonSession:
             outcome = self.session.after_cell(error=getattr(result, "error_in_exec", None),
                                               execution_count=getattr(result, "execution_count", None),
                                               result=self._display or None, displays=self._displays)
+        except MergeInProgress as e:  # says itself what happened and what to type
+            print(f"txgit: {e}", file=sys.stderr)
+            return
         except TxgitError as e:
             print(f"txgit: auto-commit failed: {e}", file=sys.stderr)
             return
@@ -175,7 +200,8 @@ class IPythonSession:
         except Exception:  # a terminal IPython has no kernel to attach to
             return
         if connection_file and os.path.isfile(connection_file):
-            self.kernel_record = str(register_kernel(self.workspace, connection_file))
+            self.kernel_record = str(register_kernel(self.workspace, connection_file, branch=self.session.branch,
+                                                     notebook=self.notebook))
             atexit.register(self.unregister_kernel)
 
     def unregister_kernel(self) -> None:
@@ -225,6 +251,8 @@ def attach(shell: Any, path: str | None = None) -> IPythonSession:
     shell.events.register("post_run_cell", ext.post_run_cell)
     ext.register_kernel()
     _active = ext
+    if ext.note:
+        print(f"txgit: {ext.note}")
     return ext
 
 
@@ -250,24 +278,46 @@ def remote(request: str) -> str:
         ext = _active
         if ext is None:
             raise TxgitError("the txgit extension is not loaded in this kernel")
-        op = req.get("op")
-        s = ext.session
-        s.flush()
-        if op == "commit":
-            r = s.commit(req.get("message") or "commit from terminal", meta={"from": "terminal"})
-            return json.dumps({"ok": True, "commit": r.info.id, "variables": r.variables,
-                               "serialized": r.serialized_names, "skipped": r.skipped})
-        if op == "checkout":
-            r = s.checkout(req["rev"], force=bool(req.get("force")), new_branch=req.get("new_branch"),
-                           trust=bool(req.get("trust")), safe=bool(req.get("safe")))
-            return json.dumps({"ok": True, "commit": r.info.id, "branch": r.branch, "loaded": r.loaded,
-                               "removed": r.removed, "not_restored": r.not_restored,
-                               "recomputed": r.recomputed, "drift": r.drift})
-        if op == "status":
-            st = s.status()
-            return json.dumps({"ok": True, "added": st.added, "removed": st.removed, "modified": st.modified})
-        raise TxgitError(f"unknown request {op!r}")
+        return json.dumps({"ok": True, **handle(ext.session, req)})
     except TxgitError as e:
-        return json.dumps({"ok": False, "error": str(e)})
+        return json.dumps({"ok": False, "error": str(e), "kind": type(e).__name__})
     except Exception as e:  # the terminal gets one line; the kernel keeps running
         return json.dumps({"ok": False, "error": f"{type(e).__name__}: {e}"})
+
+
+def handle(s: NamespaceSession, req: dict[str, Any]) -> dict[str, Any]:
+    """One request on a session: what terminal commands (and magics through them) ask of a kernel."""
+    op = req.get("op")
+    s.flush()
+    trust, safe = bool(req.get("trust")), bool(req.get("safe"))
+    if op == "commit":
+        r = s.commit(req.get("message") or "commit from terminal", meta={"from": "terminal"},
+                     allow_empty=bool(req.get("allow_empty")))
+        return {"commit": r.info.id, "variables": r.variables, "serialized": r.serialized_names, "skipped": r.skipped,
+                "branch": s.branch}
+    if op in ("checkout", "reset"):
+        if op == "checkout":
+            c = s.checkout(req["rev"], force=bool(req.get("force")), new_branch=req.get("new_branch"), trust=trust,
+                           safe=safe)
+        else:
+            c = s.reset(req["rev"], force=bool(req.get("force")), trust=trust, safe=safe)
+        return {"commit": c.info.id, "branch": c.branch, "loaded": c.loaded, "removed": c.removed,
+                "not_restored": c.not_restored, "recomputed": c.recomputed, "drift": c.drift,
+                "left_behind": c.left_behind, "left_from": c.left_from}
+    if op == "status":
+        st = s.status()
+        merging = s.merging()
+        return {"added": st.added, "removed": st.removed, "modified": st.modified, "branch": s.branch,
+                "base": s.base, "merging": merging.label if merging is not None else None}
+    if op == "merge":
+        action = req.get("action")
+        if action == "abort":
+            m = s.merge_abort()
+        elif action in ("ours", "theirs"):
+            m = s.merge_resolve(req["name"], action, trust=trust, safe=safe)
+        else:
+            m = s.merge(req["rev"], label=req.get("label"), message=req.get("message"), trust=trust, safe=safe)
+        return m.to_json() | {"branch": s.branch}
+    raise TxgitError(f"unknown request {op!r}")
+
+

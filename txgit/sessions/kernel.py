@@ -13,12 +13,14 @@ from __future__ import annotations
 import ast
 import json
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from txgit.errors import TxgitError
+from txgit.history import validate_ref_name
 from txgit.workspace import Workspace
 
 KERNELS = "kernels"
@@ -38,22 +40,46 @@ class KernelInfo:
     connection_file: str
     record: Path
     started: float
+    branch: str | None = None  # the branch its commits go to; None: detached
+    notebook: str | None = None  # the notebook it runs, where Jupyter says (JPY_SESSION_NAME)
+
+    def describe(self) -> str:
+        """``kernel 1234 (analysis.ipynb, on main)``: how a terminal names it."""
+        where = f"on {self.branch}" if self.branch else "detached"
+        return f"kernel {self.pid} ({Path(self.notebook).name + ', ' if self.notebook else ''}{where})"
 
 
 def kernels_dir(ws: Workspace) -> Path:
     return ws.dir / KERNELS
 
 
-def register_kernel(ws: Workspace, connection_file: str, pid: int | None = None) -> Path:
-    """Record that kernel ``pid`` (this process by default) serves ``ws``."""
+def register_kernel(ws: Workspace, connection_file: str, pid: int | None = None, *, branch: str | None = None,
+                    notebook: str | None = None) -> Path:
+    """Record that kernel ``pid`` (this process by default) serves ``ws``, committing to ``branch``."""
     pid = os.getpid() if pid is None else pid
     folder = kernels_dir(ws)
     folder.mkdir(exist_ok=True)
     path = folder / f"{pid}.json"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"pid": pid, "connection_file": str(connection_file), "started": time.time()}))
-    os.replace(tmp, path)
+    _write_record(path, {"pid": pid, "connection_file": str(connection_file), "started": time.time(),
+                         "branch": branch, "notebook": notebook})
     return path
+
+
+def update_kernel(ws: Workspace, branch: str | None, pid: int | None = None) -> None:
+    """The kernel (this process by default) now commits to ``branch`` (None: detached)."""
+    path = kernels_dir(ws) / f"{os.getpid() if pid is None else pid}.json"
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    record["branch"] = branch
+    _write_record(path, record)
+
+
+def _write_record(path: Path, record: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record))
+    os.replace(tmp, path)
 
 
 def unregister_kernel(ws: Workspace, pid: int | None = None) -> None:
@@ -61,6 +87,47 @@ def unregister_kernel(ws: Workspace, pid: int | None = None) -> None:
         (kernels_dir(ws) / f"{os.getpid() if pid is None else pid}.json").unlink()
     except FileNotFoundError:
         pass
+
+
+def notebook_name() -> str | None:
+    """The notebook this kernel runs, as Jupyter Server tells its kernels (JPY_SESSION_NAME)."""
+    name = os.environ.get("JPY_SESSION_NAME", "").strip()
+    return name or None
+
+
+def branch_for(ws: Workspace, notebook: str | None, pid: int | None = None) -> tuple[str | None, str | None]:
+    """The branch a kernel attaching now commits to, and what to tell the user about it (or None).
+
+    HEAD's branch, unless another live kernel holds it: then a branch of its own, named after its
+    notebook (``analysis.ipynb`` -> ``analysis``, ``analysis-2`` if that is held too) or ``kernel-PID``,
+    started where HEAD is, so that two kernels never write one branch unknowingly."""
+    pid = os.getpid() if pid is None else pid
+    current = ws.branch
+    held = {k.branch: k for k in live_kernels(ws) if k.pid != pid and k.branch is not None}
+    if current is None or current not in held:
+        return current, None
+    stem = Path(notebook).stem if notebook else ""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-.") or f"kernel-{pid}"
+    branches = ws.branches()
+    name, n = stem, 1
+    while name in held or name == current or not _valid_branch(name):
+        n += 1
+        name = f"{stem}-{n}"
+    head = ws.head()
+    if name not in branches and head is not None:
+        ws.create_branch(name, head.id)
+        made = f"new branch '{name}' at {head.short_id}"
+    else:
+        made = f"branch '{name}'" + ("" if name in branches else " (no commits yet)")
+    return name, (f"{held[current].describe()} holds branch '{current}': this kernel commits to {made}")
+
+
+def _valid_branch(name: str) -> bool:
+    try:
+        validate_ref_name("branch", name)
+    except TxgitError:
+        return False
+    return True
 
 
 def _alive(pid: int) -> bool:
@@ -80,7 +147,9 @@ def live_kernels(ws: Workspace) -> list[KernelInfo]:
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
         try:
             d = json.loads(path.read_text())
-            info = KernelInfo(int(d["pid"]), str(d["connection_file"]), path, float(d.get("started", 0)))
+            info = KernelInfo(int(d["pid"]), str(d["connection_file"]), path, float(d.get("started", 0)),
+                              d.get("branch") if isinstance(d.get("branch"), str) else None,
+                              d.get("notebook") if isinstance(d.get("notebook"), str) else None)
         except (OSError, ValueError, KeyError, TypeError):
             continue
         if _alive(info.pid) and Path(info.connection_file).is_file():
@@ -90,14 +159,38 @@ def live_kernels(ws: Workspace) -> list[KernelInfo]:
     return sorted(out, key=lambda k: k.started, reverse=True)
 
 
-def attached_kernel(ws: Workspace) -> KernelInfo | None:
-    """The newest live kernel serving ``ws``, or None."""
+def attached_kernel(ws: Workspace, which: str | None = None) -> KernelInfo | None:
+    """The live kernel serving ``ws`` that a terminal command acts on, or None when none is attached.
+
+    ``which``: a pid, a notebook (path, name or stem) or the branch a kernel is on. Without it, the only
+    kernel attached; several attached is an error that lists them (the command must say which).
+    ``TXGIT_KERNEL`` in the environment stands for ``which`` (a magic sets it to its own kernel)."""
+    which = which or os.environ.get("TXGIT_KERNEL") or None
+    if which == str(os.getpid()):  # a magic of this very kernel (a terminal IPython has no record)
+        from txgit.sessions.ipython import active
+
+        ext = active()
+        if ext is not None and ext.workspace.root == ws.root:
+            return KernelInfo(os.getpid(), "", Path(ext.kernel_record or ""), 0.0, ext.session.branch, ext.notebook)
     kernels = live_kernels(ws)
+    if which is not None:
+        for k in kernels:
+            names = {str(k.pid), k.branch or ""}
+            if k.notebook:
+                names |= {k.notebook, Path(k.notebook).name, Path(k.notebook).stem}
+            if which in names:
+                return k
+        listed = "; ".join(k.describe() for k in kernels) or "none"
+        raise NoKernelAttached(f"no kernel {which!r} attached to {ws.root} (attached: {listed})")
+    if len(kernels) > 1:
+        listed = "; ".join(k.describe() for k in kernels)
+        raise TxgitError(f"{len(kernels)} kernels are attached to {ws.root}: {listed}; "
+                         "say which with --kernel PID, NOTEBOOK or BRANCH")
     return kernels[0] if kernels else None
 
 
-def require_kernel(ws: Workspace, verb: str) -> KernelInfo:
-    kernel = attached_kernel(ws)
+def require_kernel(ws: Workspace, verb: str, which: str | None = None) -> KernelInfo:
+    kernel = attached_kernel(ws, which)
     if kernel is None:
         raise NoKernelAttached(
             f"no kernel attached to {ws.root}: `txgit {verb}` acts on a live session "
@@ -108,6 +201,10 @@ def require_kernel(ws: Workspace, verb: str) -> KernelInfo:
 
 def call_kernel(kernel: KernelInfo, request: dict[str, Any], timeout: float = 600.0) -> dict[str, Any]:
     """Run one request in the kernel's session (see ``txgit.sessions.ipython.remote``)."""
+    if kernel.pid == os.getpid():  # a CLI verb run by a magic inside that kernel: it is busy with us
+        from txgit.sessions.ipython import remote
+
+        return _answer(json.loads(remote(json.dumps(request))))
     from jupyter_client import BlockingKernelClient
 
     client = BlockingKernelClient(connection_file=kernel.connection_file)
@@ -136,19 +233,30 @@ def call_kernel(kernel: KernelInfo, request: dict[str, Any], timeout: float = 60
     if content.get("status") != "ok" or result.get("status") != "ok":
         err = result or content
         raise KernelError(f"kernel {kernel.pid}: {err.get('ename', 'error')}: {err.get('evalue', '')}")
-    answer = json.loads(ast.literal_eval(result["data"]["text/plain"]))
+    return _answer(json.loads(ast.literal_eval(result["data"]["text/plain"])))
+
+
+def _answer(answer: dict[str, Any]) -> dict[str, Any]:
     if not answer.get("ok"):
-        raise TxgitError(answer.get("error", "the kernel refused the request"))
+        import txgit.errors
+
+        cls = getattr(txgit.errors, str(answer.get("kind")), TxgitError)  # the same kind of error as in the kernel
+        if not (isinstance(cls, type) and issubclass(cls, TxgitError)):
+            cls = TxgitError
+        raise cls(answer.get("error", "the kernel refused the request"))
     return answer
 
 
-def commit_in_kernel(ws: Workspace, message: str) -> dict[str, Any]:
+def commit_in_kernel(ws: Workspace, message: str, *, kernel: str | None = None,
+                     allow_empty: bool = False) -> dict[str, Any]:
     """Commit the attached kernel's live namespace; returns the kernel's answer (commit id, counts)."""
-    return call_kernel(require_kernel(ws, "commit"), {"op": "commit", "message": message})
+    return call_kernel(require_kernel(ws, "commit", kernel),
+                       {"op": "commit", "message": message, "allow_empty": allow_empty})
 
 
 def checkout_in_kernel(ws: Workspace, rev: str, *, force: bool = False, new_branch: str | None = None,
-                       trust: bool = False, safe: bool = False) -> dict[str, Any]:
+                       trust: bool = False, safe: bool = False, kernel: str | None = None) -> dict[str, Any]:
     """Check ``rev`` out into the attached kernel (it moves HEAD too); returns its answer."""
-    return call_kernel(require_kernel(ws, "checkout"), {"op": "checkout", "rev": rev, "force": force,
-                                                        "new_branch": new_branch, "trust": trust, "safe": safe})
+    return call_kernel(require_kernel(ws, "checkout", kernel), {"op": "checkout", "rev": rev, "force": force,
+                                                                "new_branch": new_branch, "trust": trust,
+                                                                "safe": safe})

@@ -2,14 +2,17 @@
 
 A crashed script's state up to the last statement that finished is in
 history; ``resume`` checks HEAD out into a fresh ``__main__`` and goes on
-with the statement after the last one committed (the script may have been
-fixed in between: statements are matched by position).
+with the statement after the last one that finished (the script may have been
+fixed in between: statements are matched by position). A statement that
+changed no variable makes no commit: the run notes its progress in
+``.txgit/runs/`` so that resuming does not run it again.
 """
 
 from __future__ import annotations
 
 import ast
 import hashlib
+import json
 import os
 import sys
 import traceback
@@ -68,6 +71,26 @@ def _script_key(ws: Workspace, path: Path) -> str:
         return str(path.resolve())
 
 
+def _progress_file(ws: Workspace, key: str) -> Path:
+    """Where a run of ``key`` notes the last statement it finished, and the commit that was then."""
+    return ws.dir / "runs" / (hashlib.sha1(key.encode()).hexdigest()[:16] + ".json")
+
+
+def _read_progress(path: Path) -> dict:
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def _write_progress(path: Path, doc: dict) -> None:
+    path.parent.mkdir(exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(doc))
+    os.replace(tmp, path)
+
+
 def run_script(ws: Workspace, path: str | os.PathLike[str], args: list[str] | None = None, *,
                resume: bool = False, replay: Callable[[NamespaceSession], bool] | None = None) -> ScriptResult:
     """Run ``path`` with ``args`` as ``__main__`` under ``ws``; see the module doc.
@@ -88,6 +111,7 @@ def run_script(ws: Workspace, path: str | os.PathLike[str], args: list[str] | No
     session = NamespaceSession(ws, ns, kind="script")
     session.atomic = False
     start = 0
+    progress = _progress_file(ws, key)
     if resume:
         head = ws.head()
         meta = ws.state("HEAD").meta if head is not None else {}
@@ -97,6 +121,9 @@ def run_script(ws: Workspace, path: str | os.PathLike[str], args: list[str] | No
                                "nothing to resume")
         session.checkout("HEAD")
         start = int(info["stmt"]) + 1
+        done = _read_progress(progress)  # statements that changed no variable made no commit
+        if done.get("commit") == session.base and isinstance(done.get("stmt"), int):
+            start = max(start, done["stmt"] + 1)
     saved = sys.argv, sys.modules.get("__main__"), list(sys.path)
     sys.argv = [str(path), *(args or [])]
     sys.modules["__main__"] = module
@@ -117,8 +144,8 @@ def run_script(ws: Workspace, path: str | os.PathLike[str], args: list[str] | No
                 if e.code not in (None, 0) and not isinstance(e.code, int):
                     print(e.code, file=sys.stderr)
                 meta = {"script": {"path": key, "sha1": sha, "stmt": i, "line": line, "args": list(args or [])}}
-                session.after_cell(label=label, message=f"run {label}: {_first_line(text)} (exit)", meta=meta)
-                result.commits += 1
+                outcome = session.after_cell(label=label, message=f"run {label}: {_first_line(text)} (exit)", meta=meta)
+                result.commits += 1 if outcome is not None and outcome.commit is not None else 0
                 break
             except BaseException as e:
                 session.abandon_cell()  # its partial effects are not committed
@@ -130,8 +157,11 @@ def run_script(ws: Workspace, path: str | os.PathLike[str], args: list[str] | No
                                    f"(fix it and `txgit run --resume {key}`)") from None
             meta = {"script": {"path": key, "sha1": sha, "stmt": i, "line": line, "args": list(args or [])}}
             outcome = session.after_cell(label=label, message=f"run {label}: {_first_line(text)}", meta=meta)
-            result.commits += 1
-            result.last_commit = outcome.commit.info.id if outcome and outcome.commit else result.last_commit
+            if outcome is not None and outcome.commit is not None:
+                result.commits += 1
+                result.last_commit = outcome.commit.info.id
+            session.flush()
+            _write_progress(progress, {"commit": session.base, "stmt": i})
     finally:
         sys.argv, main, sys.path[:] = saved[0], saved[1], saved[2]
         if main is not None:

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,9 +27,19 @@ from txgit.state.summary import type_name
 from txgit.state.snapshot import shared_ids
 from txgit.sessions.operations import Operation, OperationWatch, content_origin, output_origin
 from txgit.sessions.tracking import CellChanges, CellTracker
+from txgit.errors import MergeInProgress as MergeInProgressError, NothingToCommit, TxgitError
 from txgit.gitwriter import GitWriter
 from txgit.history import State
-from txgit.workspace import CheckoutResult, CommitResult, PreparedCommit, StatusReport, Workspace, WorkspaceLock
+from txgit.merge import KERNEL, Conflict, MergeInProgress
+from txgit.workspace import (
+    CheckoutResult,
+    CommitResult,
+    MergeResult,
+    PreparedCommit,
+    StatusReport,
+    Workspace,
+    WorkspaceLock,
+)
 
 
 @dataclass
@@ -100,6 +111,14 @@ class NamespaceSession:
         # The commit the namespace was last in step with (a commit or checkout of ours): not HEAD
         # at start, since a fresh kernel holds none of HEAD's state.
         self.base: str | None = None
+        # The branch its commits go to (None: detached, at ``base``). Commits move that branch only
+        # if it still names ``base``: a branch moved by anyone else is merged, never overwritten.
+        self.branch: str | None = workspace.branch
+        # told when the session's branch changes (the kernel record says which branch each kernel holds)
+        self.on_move: Callable[[NamespaceSession], None] | None = None
+        # asked before the session takes a branch: raises if another live session holds it
+        self.guard_branch: Callable[[str], None] | None = None
+        self._told_moved: str | None = None  # the moved tip we last told the user about
         self._tracker: CellTracker | None = None
         self._started = 0.0
         # Auto-commits written by a background thread (see commit()); off unless the host turns it on.
@@ -226,14 +245,11 @@ class NamespaceSession:
     def _hint(self, chained: bool = False) -> set[str] | None:
         """The names the next commit must serialize again, with anything sharing objects with them.
 
-        ``chained``: the commit builds on ours still being written (HEAD cannot have moved)."""
+        ``chained``: the commit builds on ours still being written. A session that never committed
+        nor checked out (``base`` None) compares everything."""
         self._walked: dict[str, set[int]] = {}
-        if self.full_next or self.touched is None:
+        if self.full_next or self.touched is None or (self.base is None and not chained):
             return None
-        if not chained:
-            head = self.workspace.history.head_commit()  # the id is enough: no ref listing per cell
-            if head is None or str(head.id) != self.base:
-                return None  # HEAD moved under us (another session, a terminal): compare everything
         hint = set(self.touched)
         # kept for the snapshot, which would walk the same values again
         self._walked = {n: shared_ids(self.namespace[n], self.namespace) for n in hint if n in self.namespace}
@@ -244,11 +260,49 @@ class NamespaceSession:
         return hint
 
     def commit(self, message: str = "", *, meta: dict[str, Any] | None = None,
-               files: dict[str, bytes] | None = None) -> CommitResult:
-        """Commit the namespace; only what changed since the last commit is serialized again."""
-        result = self._commit(message, meta, files, background=False)
-        assert result is not None
+               files: dict[str, bytes] | None = None, allow_empty: bool = False) -> CommitResult:
+        """Commit the namespace; only what changed since the last commit is serialized again.
+
+        Nothing changed: :class:`NothingToCommit`, unless ``allow_empty``. During a merge, this is
+        the merge commit, once every conflict is resolved (:class:`MergeInProgress` otherwise)."""
+        result = self._commit(message, meta, files, background=False, allow_empty=allow_empty, explicit=True)
+        if result is None:
+            head = self.base[:8] if self.base else "the branch"
+            raise NothingToCommit(f"nothing to commit: the namespace equals {head} (--allow-empty commits anyway)")
         return result
+
+    # -- where the session is --------------------------------------------------------
+    @property
+    def ref(self) -> str:
+        """The ref its commits move: its branch, or HEAD when detached."""
+        return f"refs/heads/{self.branch}" if self.branch is not None else "HEAD"
+
+    def tip(self) -> str | None:
+        """The commit the session's branch (or HEAD) names now."""
+        c = self.workspace.history.tip(self.ref)
+        return None if c is None else str(c.id)
+
+    def holds_head(self) -> bool:
+        """Whether the repository's HEAD is where this session is (a terminal's HEAD follows it)."""
+        if self.branch is not None:
+            return self.workspace.branch == self.branch
+        if self.workspace.branch is not None:
+            return False
+        head = self.workspace.history.head_commit()
+        return self.base is None or (head is not None and str(head.id) == self.base)
+
+    def merging(self) -> MergeInProgress | None:
+        """The merge into this session's branch that waits for its conflicts, if any."""
+        return self.workspace.merge_in_progress(self.ref)
+
+    def _moved(self) -> None:
+        if self.on_move is not None:
+            self.on_move(self)
+
+    @property
+    def clean(self) -> bool:
+        """Nothing changed since ``base`` (cells that changed no variable do not count)."""
+        return self.touched == set() and not self.full_next and self.base is not None
 
     def flush(self) -> CommitResult | None:
         """Wait for the auto-commit being written in the background, if any; returns it (None: none,
@@ -268,15 +322,21 @@ class NamespaceSession:
         return writer.result
 
     def _commit(self, message: str, meta: dict[str, Any] | None, files: dict[str, bytes] | None, *,
-                background: bool) -> CommitResult | None:
+                background: bool, allow_empty: bool = False, explicit: bool = False) -> CommitResult | None:
         """Serialize now; write now, or (``background``) in a thread while the next cell runs.
 
         The workspace lock is taken before serializing and released only once
         the commit is written, by whichever thread writes it: no other writer
-        (process or session) can move HEAD in between, and anyone who takes
+        (process or session) can move the branch in between, and anyone who takes
         the lock (``Workspace.settle``, every txgit command that writes) sees
         the commit. The next commit, checkout, rollback, status and magic wait
-        for it first (:meth:`flush`).
+        for it first (:meth:`flush`). Returns None when nothing changed: no commit
+        (the cells go into the next one) unless ``allow_empty``.
+
+        A branch that moved since ``base`` (a pull, a commit from elsewhere) is not
+        overwritten: the session's changes are committed on ``base`` and merged with it
+        (:meth:`_commit_diverged`); during a merge with conflicts the commit is the merge
+        commit, once they are resolved (:meth:`_commit_merge`).
         """
         # A background commit still being written: build on it (the writer keeps the lock and
         # writes this one next) rather than wait for it while the user waits for the cell.
@@ -285,39 +345,41 @@ class NamespaceSession:
             self.flush()
         lock = None
         try:
-            names = self._hint(chained=writer is not None)
-            meta_doc: dict[str, Any] = {"session": self.kind}
-            if self.pending:
-                last = self.pending[-1]
-                meta_doc["cell"] = {"execution_count": last.execution_count, "seconds": last.seconds,
-                                    "reads": last.reads, "writes": last.writes, "label": last.label}
-            meta_doc.update(meta or {})
             if writer is None:  # a background writer clears stale git locks itself, before it writes
                 lock = self.workspace.hold_lock(clear_stale=not background)
+                merging = self.merging()
+                tip = self.tip()
+                if merging is not None or (self.base is not None and tip != self.base):
+                    lock.release()
+                    lock = None
+                    if merging is not None:
+                        return self._commit_merge(merging, message, meta, files, explicit=explicit)
+                    return self._commit_diverged(message, meta, files, allow_empty=allow_empty)
+            names = self._hint(chained=writer is not None)
+            meta_doc = self._meta(meta)
             with self._without_hidden():
                 prepared = self.workspace.prepare_commit(self.namespace, message, names=names, files=files,
                                                          meta=meta_doc, defer=background,
                                                          base=writer.tip if writer is not None else None,
-                                                         known_shared=self._walked)
+                                                         known_shared=self._walked, ref=self.ref,
+                                                         parent=self.base if self.base is not None else "HEAD")
+            if not allow_empty and _unchanged(prepared):
+                self._nothing_changed(prepared, exact=names is not None)
+                if writer is not None:
+                    writer.submit(None)
+                elif lock is not None:
+                    lock.release()
+                return None
             if background:
                 prepared.own_chunks()  # the next cell may mutate what the chunks were borrowed from
-            self._attach_recipes(prepared)
-            pending = prepared.snap.pending_content()
-            self._finish_operations(prepared, exact=names is not None,
-                                    same_pending=self._pending_content if writer is not None else {}, pending=pending)
-            self._pending_content = pending
-            prepared.files.update(self._code_files())
+            self._record_cells(prepared, names, writer is not None)
         except BaseException:
             if writer is not None:
                 writer.submit(None)
             elif lock is not None:
                 lock.release()
             raise
-        self._remember_sharing(None if names is None else prepared.redo, prepared.snap.shared)
-        cells = list(self.pending)
-        self.pending.clear()
-        self.touched = set()
-        self.full_next = False
+        cells = self._committed(prepared, names)
         if writer is not None:
             writer.submit((prepared, cells))
             return None
@@ -335,6 +397,135 @@ class NamespaceSession:
             lock.release()
         self.base = result.info.id
         self.last_commit = result
+        return result
+
+    def _meta(self, meta: dict[str, Any] | None) -> dict[str, Any]:
+        meta_doc: dict[str, Any] = {"session": self.kind}
+        if self.pending:
+            last = self.pending[-1]
+            meta_doc["cell"] = {"execution_count": last.execution_count, "seconds": last.seconds,
+                                "reads": last.reads, "writes": last.writes, "label": last.label}
+        meta_doc.update(meta or {})
+        return meta_doc
+
+    def _record_cells(self, prepared: PreparedCommit, names: set[str] | None, chained: bool) -> None:
+        """Put the pending cells, their operations and the recipes of unpicklable values in the commit."""
+        self._attach_recipes(prepared)
+        pending = prepared.snap.pending_content()
+        self._finish_operations(prepared, exact=names is not None,
+                                same_pending=self._pending_content if chained else {}, pending=pending)
+        self._pending_content = pending
+        prepared.files.update(self._code_files())
+
+    def _committed(self, prepared: PreparedCommit, names: set[str] | None) -> list[CellRecord]:
+        """The bookkeeping of a commit prepared: its cells are in it, nothing is touched any more."""
+        self._remember_sharing(None if names is None else prepared.redo, prepared.snap.shared)
+        cells = list(self.pending)
+        self.pending.clear()
+        self.touched = set()
+        self.full_next = False
+        return cells
+
+    def _nothing_changed(self, prepared: PreparedCommit, *, exact: bool) -> None:
+        """No variable changed: no commit. The cells stay pending (their code goes into the next commit);
+        a cell that alone ran since the last commit is settled now as an operation with no outputs."""
+        facts, self._facts = self._facts, None
+        unsettled = [c for c in self.pending if c.op is not None and not c.op.get("settled")]
+        if len(unsettled) == 1 and len([c for c in self.pending if not (c.op or {}).get("settled")]) == 1 \
+                and facts is not None and (exact or not facts.before):
+            op = unsettled[0].op
+            assert op is not None
+            if "reused_from" not in op:
+                op["outputs"], op["removed"] = [], []
+            op["settled"] = True
+        self._remember_sharing(None if not exact else prepared.redo, prepared.snap.shared)
+        self.touched = set()
+        self.full_next = False
+
+    def _finish_write(self, prepared: PreparedCommit, cells: list[CellRecord]) -> CommitResult:
+        """Write a prepared commit now, under the lock the caller holds."""
+        try:
+            result = self.workspace.finish_commit(prepared)
+        except BaseException:
+            self.pending[:0] = cells
+            self.full_next = True
+            raise
+        self.base = result.info.id
+        self.last_commit = result
+        return result
+
+    def _commit_diverged(self, message: str, meta: dict[str, Any] | None, files: dict[str, bytes] | None, *,
+                         allow_empty: bool) -> CommitResult | None:
+        """The branch moved since ``base`` (someone else committed or pulled into it): commit the session's
+        changes on ``base`` (a commit no ref names yet), then merge the branch into it, so that nothing
+        either side did is undone. Nothing changed here: the session just loads the branch's state."""
+        tip, base = self.tip(), self.base
+        names = self._hint()
+        lock = self.workspace.hold_lock()
+        try:
+            with self._without_hidden():
+                prepared = self.workspace.prepare_commit(self.namespace, message, names=names, files=files,
+                                                         meta=self._meta(meta), known_shared=self._walked,
+                                                         ref=None, parent=base)
+            unchanged = not allow_empty and _unchanged(prepared)
+            if unchanged:
+                self._nothing_changed(prepared, exact=names is not None)
+            else:
+                self._record_cells(prepared, names, False)
+                result = self._finish_write(prepared, self._committed(prepared, names))
+        finally:
+            lock.release()
+        where = self.branch or "HEAD"
+        if unchanged:
+            self.follow()
+            return None
+        print(f"txgit: {where} moved to {(tip or 'nothing')[:8]} outside this session: committed this cell as "
+              f"{result.info.short_id} on {(base or '')[:8]}, then merged {where} into it", file=sys.stderr)
+        merged = self._merge(self.ref, label=f"{where} (moved outside this session)")
+        if merged.status == "conflicts":
+            raise MergeInProgressError(_conflict_note(merged.conflicts, where))
+        return self.last_commit if merged.info is None else _merge_commit_result(merged, result)
+
+    def _commit_merge(self, merging: MergeInProgress, message: str, meta: dict[str, Any] | None,
+                      files: dict[str, bytes] | None, *, explicit: bool) -> CommitResult:
+        """During a merge with conflicts: conflicts whose variables the session set are resolved by its
+        values; once none is left, the merge commit is written (both parents), with what changed here."""
+        plan = self.workspace.merge_plan(merging)
+        names = self._hint()
+        if names is not None:
+            names |= {n for c in plan.conflicts for n in c.names}
+        lock = self.workspace.hold_lock()
+        try:
+            tip = self.tip()
+            if tip not in (merging.ours, merging.theirs):
+                raise MergeInProgressError(f"{self.branch or 'HEAD'} moved during the merge: "
+                                           "`%txgit merge --abort` and merge again")
+            other = merging.theirs if tip == merging.ours else merging.ours
+            meta_doc = self._meta(meta)
+            meta_doc["merge"] = {"base": merging.base, "ours": merging.ours, "theirs": merging.theirs,
+                                 "resolved": merging.resolved}
+            with self._without_hidden():
+                prepared = self.workspace.prepare_commit(self.namespace, message or merging.message, names=names,
+                                                         files=files, meta=meta_doc, known_shared=self._walked,
+                                                         ref=self.ref, parent=tip, head_state=plan.state(),
+                                                         merged=[other])
+            now = prepared.state().variables
+            for c in list(plan.conflicts):
+                if any(not _known_same_or_absent(now.get(n), plan.variables.get(n)) for n in c.names):
+                    plan.conflicts.remove(c)
+                    merging.resolved.update(dict.fromkeys(c.names, KERNEL))
+            meta_doc["merge"]["resolved"] = dict(sorted(merging.resolved.items()))
+            if plan.conflicts:
+                self.workspace.save_merge(merging)
+                note = _conflict_note(plan.conflicts, self.branch or "HEAD")
+                if explicit:
+                    raise MergeInProgressError(note)
+                raise MergeInProgressError("not committed: " + note)
+            self._record_cells(prepared, names, False)
+            result = self._finish_write(prepared, self._committed(prepared, names))
+            self.workspace.merge_done(merging, result.info.id)
+        finally:
+            lock.release()
         return result
 
     def start_writer(self) -> ThreadPoolExecutor:
@@ -389,9 +580,12 @@ class NamespaceSession:
         records = {**prepared.kept, **prepared.snap.variables}
         head = prepared.head.variables if prepared.head is not None else {}
         facts, self._facts = self._facts, None
-        ops = [c.op for c in self.pending if c.op is not None]
+        # cells that changed nothing were settled when they ran (see _nothing_changed): the one left made
+        # this commit's changes alone
+        live = [c for c in self.pending if not (c.op or {}).get("settled")]
+        ops = [c.op for c in live if c.op is not None]
         origins = self.origins
-        if len(self.pending) == 1 and ops and facts is not None and (exact or not facts.before):
+        if len(live) == 1 and ops and facts is not None and (exact or not facts.before):
             op = ops[0]
             replayed = "reused_from" in op
             if not replayed:  # (a replayed one keeps the outputs it was recorded with)
@@ -410,7 +604,7 @@ class NamespaceSession:
             self.last_operation = CommittedOperation(op, records, prepared.message)
         else:
             self.last_operation = None
-            why = "committed together with other cells" if len(self.pending) > 1 else "state before it not known"
+            why = "committed together with other cells" if len(live) > 1 else "state before it not known"
             for op in ops:
                 op["effects"] = sorted(set(op.get("effects", [])) | {why})
             for n in prepared.redo & records.keys():
@@ -481,21 +675,52 @@ class NamespaceSession:
             self._shared[n] = ids if ids is not None else shared_ids(self.namespace[n], self.namespace)
 
     # -- checkout / status / rollback ------------------------------------------------------
+    def _rev(self, rev: str) -> str:
+        """``HEAD`` as the user types it means where this session is (its branch may not be HEAD's)."""
+        if self.base is None or not rev.startswith("HEAD") or self.holds_head():
+            return rev
+        if rev == "HEAD" and self.branch is not None:
+            return self.branch
+        return self.base + rev[len("HEAD"):]
+
+    def _no_merge(self, verb: str) -> None:
+        merging = self.merging()
+        if merging is not None:
+            raise MergeInProgressError(f"cannot {verb} during the merge of {merging.label}: resolve its conflicts "
+                                       "or `%txgit merge --abort` first")
+
     def checkout(self, rev: str, *, force: bool = False, new_branch: str | None = None, trust: bool = False,
                  safe: bool = False) -> CheckoutResult:
-        """Make the namespace equal ``rev`` (loading only what differs) and move HEAD there.
+        """Make the namespace equal ``rev`` (loading only what differs) and go there: onto its branch when
+        ``rev`` names one, detached otherwise. The repository's HEAD moves with it when it was where the
+        session was (the terminal follows the notebook).
 
         An empty namespace (a fresh kernel) or one with nothing run since its
         last commit has nothing to lose, so it is not checked for changes.
         """
         self.flush()
+        self._no_merge("check out")
+        rev = self._rev(rev)
+        target_branch = new_branch or (rev if rev in self.workspace.branches() else None)
+        if target_branch is not None and target_branch != self.branch and self.guard_branch is not None:
+            self.guard_branch(target_branch)
         # Nothing ran since our last commit or checkout: the namespace is that state (even if
         # another session moved HEAD meanwhile), so there is nothing to lose.
-        clean = not self.pending and self.touched == set() and not self.full_next and self.base is not None
+        clean = self.clean
         fresh = not self.variable_names()
         with self._without_hidden():
             result = self.workspace.checkout(rev, self.namespace, force=force or clean or fresh, new_branch=new_branch,
-                                             known=self.base if clean else None, trust=trust, safe=safe)
+                                             known=self.base if clean else None, trust=trust, safe=safe,
+                                             move_head=self.holds_head(), against=self.base,
+                                             leaving=self.base if self.branch is None else None)
+        self._arrived(result)
+        if self.branch != result.branch:
+            self.branch = result.branch
+            self._moved()
+        return result
+
+    def _arrived(self, result: CheckoutResult) -> None:
+        """The namespace now equals the commit ``result`` names."""
         self.base = result.info.id
         self.pending.clear()
         self.touched = set()
@@ -503,6 +728,122 @@ class NamespaceSession:
         self._recompute(result)
         self._remember_sharing(None)
         self._take_origins(result)
+
+    def reset(self, rev: str, *, force: bool = False, trust: bool = False, safe: bool = False) -> CheckoutResult:
+        """Point the session's branch at ``rev`` and make the namespace equal it (``git reset --hard``);
+        uncommitted changes refuse unless ``force``."""
+        self.flush()
+        rev = self._rev(rev)
+        if self.base is not None and self.tip() != self.base and not force:
+            raise TxgitError(f"{self.branch or 'HEAD'} moved outside this session: look first "
+                             "(`%txgit log`), then reset with --force")
+        clean = self.clean
+        with self._without_hidden():
+            result = self.workspace.reset(rev, self.namespace, ref=self.ref, force=force or clean or not self.variable_names(),
+                                          known=self.base if clean else None, against=self.base, trust=trust, safe=safe)
+        result.branch = self.branch
+        self._arrived(result)
+        return result
+
+    def follow(self, *, trust: bool = False) -> CheckoutResult | None:
+        """The session's branch moved outside it (a raw git command, another process): with nothing
+        changed here, load what differs and be there; with changes, say so once (the next commit merges).
+        Returns what was loaded, or None."""
+        if self.base is None or (self._writer is not None and not self._writer.done):
+            return None
+        tip = self.tip()
+        if tip is None or tip == self.base or self.merging() is not None:
+            return None
+        where = self.branch or "HEAD"
+        if not self.clean:
+            if self._told_moved != tip:
+                self._told_moved = tip
+                print(f"txgit: {where} moved to {tip[:8]} outside this session; your changes are kept, and the "
+                      "next commit merges them with it", file=sys.stderr)
+            return None
+        with self._without_hidden():
+            result = self.workspace.checkout(tip, self.namespace, force=True, known=self.base, trust=trust,
+                                             move_head=False)
+        result.branch = self.branch
+        self._arrived(result)
+        loaded = f": loaded {', '.join(result.loaded)}" if result.loaded else ""
+        removed = f"; removed {', '.join(result.removed)}" if result.removed else ""
+        print(f"txgit: {where} moved to {tip[:8]} outside this session{loaded}{removed}", file=sys.stderr)
+        return result
+
+    def merge(self, rev: str, *, label: str | None = None, message: str | None = None, trust: bool = False,
+              safe: bool = False) -> MergeResult:
+        """Merge ``rev`` into the session's branch and its namespace (see :meth:`Workspace.merge`): what
+        the merge takes from theirs is loaded; uncommitted changes it would overwrite refuse it. A session
+        that never committed nor checked out holds nothing of the history: only its branch moves."""
+        self.flush()
+        self._no_merge("merge")
+        rev = self._rev(rev)
+        if self.base is not None and self.tip() != self.base:
+            if not self.clean:
+                raise TxgitError(f"{self.branch or 'HEAD'} moved outside this session and the session has "
+                                 "uncommitted changes: commit them first (the commit merges them with it)")
+            self.follow(trust=trust)
+        if self.base is None:
+            return self.workspace.merge(rev, None, ref=self.ref, label=label, message=message)
+        return self._merge(rev, label=label, message=message, trust=trust, safe=safe)
+
+    def _merge(self, rev: str, *, label: str | None = None, message: str | None = None, trust: bool = False,
+               safe: bool = False) -> MergeResult:
+        changed = None if self.touched is None or self.full_next else set(self.touched)
+        with self._without_hidden():
+            result = self.workspace.merge(rev, self.namespace, ref=self.ref, ours=self.base, changed=changed,
+                                          label=label, message=message, trust=trust, safe=safe)
+        if result.info is not None:
+            self.base = result.info.id
+        self._remember_sharing(set(result.loaded) | set(result.removed))
+        self._merged_origins(result)
+        return result
+
+    def _merged_origins(self, result: MergeResult) -> None:
+        """Values loaded from theirs have the origins theirs recorded (else their content)."""
+        if not result.loaded and not result.removed:
+            return
+        recorded = self.workspace.state(result.theirs).meta.get("origins")
+        recorded = recorded if isinstance(recorded, dict) else {}
+        records = self.workspace.state(result.theirs).variables
+        for n in result.removed:
+            self.origins.pop(n, None)
+        for n in result.loaded:
+            o = recorded.get(n)
+            self.origins[n] = o if isinstance(o, str) and o.startswith("op:") else content_origin(records.get(n),
+                                                                                                  self.namespace.get(n))
+
+    def merge_resolve(self, name: str, side: str, *, trust: bool = False, safe: bool = False) -> MergeResult:
+        """Take ``side``'s version ("ours" or "theirs") of the conflict that holds ``name``; once none is
+        left, the merge commit is written, with what else changed here meanwhile."""
+        self.flush()
+        with self._without_hidden():
+            result = self.workspace.merge_resolve(name, side, self.namespace, ref=self.ref, commit=False,
+                                                  trust=trust, safe=safe)
+        if result.loaded or result.removed:
+            self._merged_origins(result)
+        self._remember_sharing(set(result.loaded) | set(result.removed))
+        # the unit's values are now exactly a side's: not changes of the session's own
+        if self.touched is not None:
+            self.touched -= set(result.loaded) | set(result.removed)
+        if result.plan is not None and not result.plan.conflicts:
+            merging = self.merging()
+            assert merging is not None
+            commit = self._commit_merge(merging, "", None, None, explicit=True)
+            result.status, result.info = "merged", commit.info
+        return result
+
+    def merge_abort(self) -> MergeResult:
+        """Give up the merge in progress: values it loaded or removed are put back as ours has them."""
+        self.flush()
+        with self._without_hidden():
+            result = self.workspace.merge_abort(self.namespace, ref=self.ref)
+        self._remember_sharing(set(result.loaded) | set(result.removed))
+        if self.touched is not None:
+            self.touched -= set(result.loaded) | set(result.removed)
+        if result.ours is not None:
+            self.base = result.ours
         return result
 
     def _take_origins(self, result: CheckoutResult) -> None:
@@ -523,9 +864,18 @@ class NamespaceSession:
             self.origins[n] = o
 
     def status(self) -> StatusReport:
+        """How the namespace differs from where the session is (its last commit, or the merge it is in)."""
         self.flush()
+        merging = self.merging()
+        against: str | State | None = self.base
+        if merging is not None:
+            against = self.workspace.merge_plan(merging).state()
         with self._without_hidden():
-            return self.workspace.status(self.namespace)
+            report = self.workspace.status(self.namespace, against=against)
+        report.branch = self.branch
+        if self.base is not None:
+            report.head = self.base
+        return report
 
     def restore_values(self, state: State, names: Iterable[str]) -> tuple[dict[str, Any], dict[Any, list[str]]]:
         """Rebuild ``names`` of ``state`` with their whole groups (a restored list must still be the
@@ -566,7 +916,9 @@ class NamespaceSession:
         out = RollbackResult()
         if self.base is None:
             return out
-        state = self.workspace.state(self.base)  # our last commit, even if HEAD moved since
+        merging = self.merging()
+        # our last commit (even if the branch moved since), or the merge in progress
+        state = self.workspace.merge_plan(merging).state() if merging is not None else self.workspace.state(self.base)
         if names is None:
             names = self.variable_names() | set(state.variables)
         names = {n for n in names if self.is_variable(n)}
@@ -588,6 +940,33 @@ class NamespaceSession:
         out.removed.sort()
         self._remember_sharing(set(values))
         return out
+
+
+def _unchanged(prepared: PreparedCommit) -> bool:
+    """A prepared commit whose state is its parent's, as far as the records can tell now."""
+    head = prepared.head.variables if prepared.head is not None else {}
+    now = {**prepared.kept, **prepared.snap.variables}
+    return now.keys() == head.keys() and all(_known_same(r, head[n]) for n, r in now.items())
+
+
+def _known_same_or_absent(new: VarRecord | None, old: VarRecord | None) -> bool:
+    if new is None or old is None:
+        return new is None and old is None
+    return _known_same(new, old)
+
+
+def _conflict_note(conflicts: list[Conflict], where: str) -> str:
+    names = ", ".join(c.label for c in conflicts)
+    first = conflicts[0].names[0] if conflicts else "NAME"
+    return (f"merge into {where} in progress, unresolved: {names} (set it and commit, or "
+            f"`%txgit merge --ours {first}` / `--theirs {first}`; `%txgit merge --abort` gives up)")
+
+
+def _merge_commit_result(merged: MergeResult, result: CommitResult) -> CommitResult:
+    """The commit of a cell that was merged with a moved branch: the merge commit, with the cell's costs."""
+    assert merged.info is not None
+    return dataclasses.replace(result, info=merged.info,
+                               variables=len(merged.plan.variables) if merged.plan else result.variables)
 
 
 def _known_same(new: VarRecord, old: VarRecord | None) -> bool:
@@ -699,6 +1078,10 @@ class _Writer:
 
     def join(self) -> None:
         self._finished.wait()
+
+    @property
+    def done(self) -> bool:
+        return self._finished.is_set()
 
 
 # -- the session of a namespace -------------------------------------------------------------

@@ -474,13 +474,14 @@ def _loadable(rec: VarRecord, limit: int) -> str | None:
 
 def semantic_diff(ws: Workspace, a: str = "HEAD", b: str | None = None, *,
                   namespace: Mapping[str, Any] | None = None, names: list[str] | None = None,
-                  load_limit: int = LOAD_LIMIT) -> SemanticDiff:
+                  load_limit: int = LOAD_LIMIT, trust: bool = False, safe: bool = False) -> SemanticDiff:
     """Which variables differ from revision ``a`` to ``b`` (or to a live ``namespace``), and how.
 
     Changed variables are loaded on both sides and compared with
     :func:`compare_values`; added and removed ones are described by their
     records. ``names`` limits the diff to those variables. Revisions that do not
-    exist raise :class:`txgit.errors.UnknownRevision`.
+    exist raise :class:`txgit.errors.UnknownRevision`. ``trust``/``safe``: as for
+    :meth:`Workspace.load`, for states from remotes not marked trusted.
     """
     old_info = ws.resolve(a)
     new_info = ws.resolve(b) if b is not None else None
@@ -498,8 +499,9 @@ def semantic_diff(ws: Workspace, a: str = "HEAD", b: str | None = None, *,
         why = _loadable(old_rec, load_limit) or (_loadable(new_rec, load_limit) if new_info is not None else None)
         if why is None:
             try:
-                old = ws.load(name, old_info.id)
-                new = ws.load(name, new_info.id) if new_info is not None else namespace[name]  # type: ignore[index]
+                old = ws.load(name, old_info.id, trust=trust, safe=safe)
+                new = (ws.load(name, new_info.id, trust=trust, safe=safe) if new_info is not None
+                       else namespace[name])  # type: ignore[index]
                 ch.diff = compare_values(old, new)
             except (TxgitError, ImportError, AttributeError) as e:
                 ch.note = f"values not compared: {e}"

@@ -305,9 +305,10 @@ class DiffView:
     """What changed from revision ``a`` to ``b`` (or to a live ``namespace``), inside each variable."""
 
     def __init__(self, ws: Workspace, a: str = "HEAD", b: str | None = None, *,
-                 namespace: Any = None, names: list[str] | None = None, href: Href | None = None) -> None:
+                 namespace: Any = None, names: list[str] | None = None, href: Href | None = None,
+                 trust: bool = False, safe: bool = False) -> None:
         self.workspace = ws
-        self.diff: SemanticDiff = semantic_diff(ws, a, b, namespace=namespace, names=names)
+        self.diff: SemanticDiff = semantic_diff(ws, a, b, namespace=namespace, names=names, trust=trust, safe=safe)
         self.href = href
 
     def _side(self, rev: str, commit_id: str | None) -> str:

@@ -1,0 +1,219 @@
+"""Commands that bring states together: merge, pull, reset.
+
+With a kernel attached (``%load_ext txgit``), the kernel does the work on its own
+branch and its live namespace follows (only what differs is loaded), so a
+kernel is never out of step with its branch; without one, they act on HEAD's
+branch and the records alone (nothing is loaded or written but git objects).
+Both paths print from the same JSON answer (:meth:`txgit.workspace.MergeResult.to_json`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import typer
+
+from txgit.cli.app import app, console
+from txgit.cli.remote import fetch_lines, progress_bar
+from txgit.errors import TxgitError
+from txgit.sessions.kernel import KernelInfo, attached_kernel, call_kernel
+from txgit.trust import source_of
+from txgit.workspace import Workspace
+
+KERNEL_HELP = "The kernel to act on (PID, notebook or branch) when several are attached."
+
+
+def _out(text: str = "") -> None:
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+def kernel_tag(kernel: KernelInfo | None) -> str:
+    """``[kernel 1234] `` before what a command did in a kernel."""
+    return f"[kernel {kernel.pid}] " if kernel is not None else ""
+
+
+def print_merge(ws: Workspace, answer: dict[str, Any], kernel: KernelInfo | None = None, *,
+                trust: bool = False) -> None:
+    """What a merge, a pull's merge or a resolution did; conflicts with a semantic diff of both versions."""
+    tag = kernel_tag(kernel)
+    where = answer["ref"].removeprefix("refs/heads/")
+    status = answer["status"]
+    loaded = answer.get("loaded") or []
+    removed = answer.get("removed") or []
+    follow = (f"; loaded {', '.join(loaded)}" if loaded else "") + (f"; removed {', '.join(removed)}" if removed else "")
+    if status == "up-to-date":
+        _out(f"{tag}Already up to date.")
+    elif status == "fast-forward":
+        _out(f"{tag}Fast-forward {where}: {(answer['ours'] or '')[:8] or '(none)'}..{answer['commit'][:8]}{follow}")
+    elif status == "merged":
+        info = ws.resolve(answer["commit"])
+        _out(f"{tag}Merged {answer['label']} into {where}: {info.short_id} {info.summary}{follow}")
+        taken = {n: s for n, s in (answer.get("resolved") or {}).items()}
+        if taken:
+            _out("  resolved: " + ", ".join(f"{n} ({s})" for n, s in sorted(taken.items())))
+    elif status == "aborted":
+        _out(f"{tag}Merge of {answer['label']} aborted: back at {(answer['ours'] or '')[:8]}{follow}")
+    if status != "conflicts":
+        return
+    conflicts = answer["conflicts"]
+    _out(f"{tag}Merging {answer['label']} into {where}: {len(conflicts)} conflict"
+         f"{'s' if len(conflicts) != 1 else ''}{follow}")
+    from txgit.visual.views import DiffView
+
+    safe = not trust and source_of(ws, answer["theirs"]) is not None  # a stranger's values: plain data only
+    for c in conflicts:
+        for name in c["names"]:
+            _out(f"CONFLICT ({c['how'][name]}): {name}")
+        try:
+            text = DiffView(ws, answer["ours"], answer["theirs"], names=c["names"], safe=safe).text()
+        except TxgitError as e:
+            text = f"(not compared: {e})"
+        for line in text.splitlines()[1:-1]:  # the changes, without the header and counts lines
+            _out(f"    {line}")
+    first = conflicts[0]["names"][0]
+    _out(f"Resolve with `txgit merge --ours {first}` or `--theirs {first}` (or set it in the kernel and commit); "
+         "`txgit merge --abort` gives up.")
+
+
+def _local_ref(ws: Workspace) -> str:
+    return f"refs/heads/{ws.branch}" if ws.branch is not None else "HEAD"
+
+
+@app.command()
+def merge(
+    rev: Optional[str] = typer.Argument(None, metavar="REV", help="The branch, tag or commit to merge in."),
+    message: Optional[str] = typer.Option(None, "-m", "--message", help="The merge commit's message."),
+    ours: Optional[str] = typer.Option(None, "--ours", metavar="VAR", help="Resolve VAR's conflict with our version."),
+    theirs: Optional[str] = typer.Option(None, "--theirs", metavar="VAR",
+                                         help="Resolve VAR's conflict with theirs."),
+    abort: bool = typer.Option(False, "--abort", help="Give up the merge in progress (the kernel gets ours back)."),
+    cont: bool = typer.Option(False, "--continue", help="Write the merge commit once every conflict is resolved."),
+    trust: bool = typer.Option(False, "--trust", help="Load values from a remote not marked trusted "
+                                                      "(unpickling runs their code)."),
+    safe: bool = typer.Option(False, "--safe", help="Load only allow-listed plain data types."),
+    kernel: Optional[str] = typer.Option(None, "--kernel", metavar="KERNEL", help=KERNEL_HELP),
+) -> None:
+    """Merge REV into the current branch, variable by variable, from their merge base.
+
+    What changed on one side only is taken from that side; what both changed differently is a conflict,
+    listed with both versions: resolve it with --ours VAR / --theirs VAR (a whole group of aliased
+    variables at once), or by setting it in the kernel and committing; --abort gives up. The merge
+    commit has both parents. With a kernel attached, its namespace follows (only what differs is loaded).
+    """
+    chosen = [x for x in (rev is not None, ours is not None, theirs is not None, abort, cont) if x]
+    if len(chosen) != 1:
+        raise TxgitError("give one of REV, --ours VAR, --theirs VAR, --abort or --continue")
+    ws = Workspace.open(".")
+    k = attached_kernel(ws, kernel)
+    if k is not None:
+        if cont:
+            raise TxgitError(f"a kernel is attached: commit in it (`txgit commit -m MSG`) to finish the merge")
+        req: dict[str, Any] = {"op": "merge", "trust": trust, "safe": safe}
+        if abort:
+            req["action"] = "abort"
+        elif ours is not None or theirs is not None:
+            req.update(action="ours" if ours is not None else "theirs", name=ours or theirs)
+        else:
+            req.update(rev=rev, label=rev, message=message)
+        answer = call_kernel(k, req)
+    else:
+        ref = _local_ref(ws)
+        if abort:
+            result = ws.merge_abort(ref=ref)
+        elif cont:
+            result = ws.merge_continue(ref=ref)
+        elif ours is not None or theirs is not None:
+            result = ws.merge_resolve(ours or theirs or "", "ours" if ours is not None else "theirs", ref=ref)
+        else:
+            assert rev is not None
+            result = ws.merge(rev, ref=ref, message=message)
+        answer = result.to_json()
+    print_merge(ws, answer, k, trust=trust)
+    if answer["status"] == "conflicts" and rev is not None:
+        raise typer.Exit(1)  # as git: a merge that stopped on conflicts exits non-zero
+
+
+@app.command()
+def pull(
+    remote: Optional[str] = typer.Argument(None, metavar="REMOTE", help="Default: the branch's upstream, else origin."),
+    branch: Optional[str] = typer.Argument(None, metavar="BRANCH",
+                                           help="The remote's branch (default: the upstream's, else the same name)."),
+    trust: bool = typer.Option(False, "--trust", help="Load values from a remote not marked trusted "
+                                                      "(unpickling runs their code)."),
+    safe: bool = typer.Option(False, "--safe", help="Load only allow-listed plain data types."),
+    kernel: Optional[str] = typer.Option(None, "--kernel", metavar="KERNEL", help=KERNEL_HELP),
+) -> None:
+    """Fetch, then merge the remote branch into the current one (a fast-forward when yours is behind).
+
+    With a kernel attached, it is the kernel's branch that pulls and its namespace follows; divergent
+    histories are merged variable by variable (see `txgit merge`).
+    """
+    ws = Workspace.open(".")
+    k = attached_kernel(ws, kernel)
+    into = k.branch if k is not None else ws.branch
+    if into is None:
+        raise TxgitError(f"{'the kernel' if k else 'HEAD'} is detached: check out a branch to pull into")
+    tracked = ws.remotes.upstream(into)
+    name = remote or (tracked[0] if tracked else ws.remotes.default(into))
+    their_branch = branch or (tracked[1] if tracked and tracked[0] == name else into)
+    with progress_bar() as progress:
+        if k is None:
+            r = ws.pull(name, branch=their_branch, progress=progress, trust=trust, safe=safe)
+            fetched, answer = r.fetch, r.merge.to_json() if r.merge is not None else None
+        else:
+            fetched = ws.fetch(name, progress=progress)
+    for line in fetch_lines(fetched):
+        _out(line)
+    if k is not None:
+        ref = f"refs/remotes/{name}/{their_branch}"
+        if ref not in ws.history.repo.references:
+            raise TxgitError(f"remote {name!r} has no branch {their_branch!r}")
+        answer = call_kernel(k, {"op": "merge", "rev": ref, "label": f"{name}/{their_branch}", "trust": trust,
+                                 "safe": safe})
+        if tracked is None:
+            with ws.lock():
+                ws.remotes.set_upstream(into, name, their_branch)
+    assert answer is not None
+    print_merge(ws, answer, k, trust=trust)
+    if answer["status"] == "conflicts":
+        raise typer.Exit(1)
+
+
+@app.command()
+def reset(
+    rev: str = typer.Argument(..., metavar="REV", help="Where the branch goes: a commit, HEAD~1, a tag …"),
+    force: bool = typer.Option(False, "--force", "-f", help="Drop the attached kernel's uncommitted changes."),
+    trust: bool = typer.Option(False, "--trust", help="Load a state from a remote not marked trusted."),
+    safe: bool = typer.Option(False, "--safe", help="Load only allow-listed plain data types."),
+    kernel: Optional[str] = typer.Option(None, "--kernel", metavar="KERNEL", help=KERNEL_HELP),
+) -> None:
+    """Point the current branch at REV (like `git reset --hard`); an attached kernel's namespace follows.
+
+    Commits the branch had that nothing else holds are left behind (the reflog keeps them): it says how
+    many and how to keep them.
+    """
+    ws = Workspace.open(".")
+    k = attached_kernel(ws, kernel)
+    if k is not None:
+        answer = call_kernel(k, {"op": "reset", "rev": rev, "force": force, "trust": trust, "safe": safe})
+    else:
+        r = ws.reset(rev, ref=_local_ref(ws))
+        answer = {"commit": r.info.id, "branch": r.branch, "left_behind": r.left_behind, "left_from": r.left_from,
+                  "loaded": [], "removed": []}
+    info = ws.resolve(answer["commit"])
+    where = answer.get("branch") or "HEAD"
+    _out(f"{kernel_tag(k)}{where} is now at {info.short_id} {info.summary}" + _loaded(answer))
+    warn_left_behind(answer)
+
+
+def _loaded(answer: dict[str, Any]) -> str:
+    loaded, removed = answer.get("loaded") or [], answer.get("removed") or []
+    return (f": loaded {', '.join(loaded)}" if loaded else "") + (f"; removed {', '.join(removed)}" if removed else "")
+
+
+def warn_left_behind(answer: dict[str, Any]) -> None:
+    """Git's warning when commits are left that no branch holds, with the command that keeps them."""
+    n, tip = answer.get("left_behind") or 0, answer.get("left_from")
+    if n and tip:
+        _out(f"Warning: leaving {n} commit{'s' if n != 1 else ''} behind, not connected to any branch "
+             f"(last: {tip[:8]}); keep {'them' if n != 1 else 'it'} with: txgit branch NAME {tip[:8]}")
