@@ -749,7 +749,11 @@ class NamespaceSession:
         """The session's branch moved outside it (a raw git command, another process): with nothing
         changed here, load what differs and be there; with changes, say so once (the next commit merges).
         Returns what was loaded, or None."""
-        if self.base is None or (self._writer is not None and not self._writer.done):
+        if self._writer is not None:
+            if not self._writer.done:
+                return None  # the branch is ours while our commit is written: nothing moved it
+            self.flush()  # (takes the commit's id as base)
+        if self.base is None:
             return None
         tip = self.tip()
         if tip is None or tip == self.base or self.merging() is not None:

@@ -1,0 +1,225 @@
+"""Two people, two real kernels, one shared remote: pulls and merges that never lose a change.
+
+Each user has a workspace, a real ipykernel with the extension loaded and a terminal (the real
+`txgit` command in a subprocess). The remote is a bare repository served by `git daemon` on
+127.0.0.1, with its blobs in a folder or in moto's S3 server on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from kernelutil import Kernel, digest, silent_eval
+from servers import S3_ENV, git_daemon, init_bare, make_bucket, moto_s3
+
+from txgit import Workspace
+
+pytestmark = pytest.mark.timeout(600)
+
+
+@pytest.fixture(scope="module")
+def s3():
+    with moto_s3() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def shared(tmp_path, request):
+    """(git URL, remote-add args, clone args, env) of a fresh shared remote: a bare repository served by
+    git daemon, its blobs in a folder or an S3 bucket."""
+    base = tmp_path / "served"
+    base.mkdir()
+    init_bare(base / "team.git")
+    with git_daemon(base) as url:
+        if request.param == "folder":
+            yield f"{url}/team.git", ["--storage", str(tmp_path / "team-blobs")], [], {}
+        else:
+            endpoint = request.getfixturevalue("s3")
+            for k, v in S3_ENV.items():  # this process reads the remote too (a third person's clone)
+                request.getfixturevalue("monkeypatch").setenv(k, v)
+            bucket = f"team-{tmp_path.name.lower().replace('_', '-')[-40:]}"
+            make_bucket(endpoint, bucket)
+            opt = ["--storage-option", f"endpoint_url={endpoint}"]
+            yield f"{url}/team.git", ["--storage", f"s3://{bucket}/team", *opt], opt, S3_ENV
+
+
+class User:
+    """A workspace, its kernel and a terminal in it."""
+
+    def __init__(self, name: str, ws: Workspace, run_txgit, env: dict) -> None:
+        self.name, self.ws, self._run, self.env = name, ws, run_txgit, env
+        self.kernel = Kernel(ws.root, env=env)
+        self.kernel.ok("%load_ext txgit")
+
+    def tx(self, *args: str, code: int | None = 0) -> subprocess.CompletedProcess:
+        proc = self._run(*args, cwd=self.ws.root, env=self.env)
+        if code is not None:
+            assert proc.returncode == code, f"{self.name}: txgit {' '.join(args)} -> {proc.returncode}\n" \
+                                            f"{proc.stdout}\n{proc.stderr}"
+        return proc
+
+    def cell(self, code: str):
+        return self.kernel.ok(code)
+
+    def value(self, expr: str):
+        return silent_eval(self.kernel, expr)
+
+    def commits(self) -> int:
+        return len(self.ws.log())
+
+    def shutdown(self) -> None:
+        self.kernel.shutdown()
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=True).stdout
+
+
+def _on_remote(url: str, tmp: Path, clone_args: list[str], env: dict, run_txgit, name: str, var: str):
+    """A variable as the remote's main has it, seen from a fresh clone (a third person)."""
+    run_txgit("clone", url, name, *clone_args, "--trusted", cwd=tmp, env=env, check=True)
+    return Workspace(tmp / name).load(var)
+
+
+@pytest.mark.parametrize("shared", ["folder", "s3"], indirect=True)
+def test_two_people_pull_and_merge_beside_live_kernels(shared, tmp_path, run_txgit):
+    url, add_args, clone_args, env = shared
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, env)
+    bob = None
+    try:
+        alice.cell("x = 1\nimport numpy as np\nfeatures = np.arange(6.0)")
+        alice.tx("remote", "add", "origin", url, *add_args, "--trusted")
+        alice.tx("push")
+        alice.tx("clone", url, str(tmp_path / "bob"), *clone_args, "--trusted")
+        bob = User("bob", Workspace(tmp_path / "bob"), run_txgit, env)
+        bob.cell("%txgit checkout main")
+        assert bob.value("(x, features.tolist())") == (1, [0.0, 1, 2, 3, 4, 5])
+
+        # -- the reported loss: Bob's change pulled from a terminal beside Alice's kernel ----------------
+        bob.cell("x = 2")
+        bob.tx("push")
+        pulled = alice.tx("pull").stdout
+        assert f"[kernel {alice.kernel.pid}] Fast-forward main" in pulled and "loaded x" in pulled
+        before = alice.commits()
+        shown = alice.cell("print('hi', x)")
+        assert shown.stdout == "hi 2\n"  # the kernel holds what was pulled
+        assert alice.commits() == before  # a cell that only reads makes no commit
+        alice.cell("y = x * 10")  # her next cell commits on top of Bob's change, keeping it
+        assert alice.ws.load("x") == 2 and alice.ws.load("y") == 20
+        alice.tx("push")
+        assert _on_remote(url, tmp_path, clone_args, env, run_txgit, "carol", "x") == 2
+
+        # -- different variables: the pull merges with no question; both end equal ------------------------
+        bob.tx("pull")
+        alice.cell("a_only = {'who': 'alice'}\nfeatures = features * 2")
+        bob.cell("b_only = 'bob'")
+        bob.tx("push")
+        assert alice.tx("push", code=1).stderr.startswith("txgit: error: rejected main")
+        merged = alice.tx("pull").stdout
+        assert "Merged origin/main into main" in merged and "loaded b_only" in merged
+        merge = alice.ws.head()
+        assert len(merge.parents) == 2
+        alice.tx("push")
+        assert "Fast-forward" in bob.tx("pull").stdout
+        assert digest(alice.kernel) == digest(bob.kernel)
+        assert bob.value("(a_only, b_only, features.tolist())") == ({"who": "alice"}, "bob", [0.0, 2, 4, 6, 8, 10])
+
+        # -- the same variable: a conflict, listed with both values; --theirs resolves it -----------------
+        alice.cell("x = 100")
+        bob.cell("x = 200")
+        bob.tx("push")
+        conflict = alice.tx("pull", code=1).stdout
+        assert "CONFLICT (changed on both sides): x" in conflict and "100 -> 200" in conflict
+        assert alice.value("x") == 100  # ours until resolved
+        status = alice.tx("status").stdout
+        assert "Merging origin/main: unresolved conflicts: x" in status and f"kernel {alice.kernel.pid}" in status
+        resolved = alice.tx("merge", "--theirs", "x").stdout
+        assert "Merged origin/main into main" in resolved and "resolved: x (theirs)" in resolved
+        assert alice.value("x") == 200
+        merge = alice.ws.head()
+        # the merge commit has both parents in the git repository itself
+        parents = _git(alice.ws.dir / "repo.git", "rev-list", "--parents", "-n", "1", merge.id).split()
+        assert parents[1:] == merge.parents and len(parents) == 3
+        graph = _git(alice.ws.dir / "repo.git", "log", "--graph", "--oneline", "-n", "4")
+        assert "|\\" in graph and "Merge origin/main into main" in graph
+        alice.tx("push")
+        bob.tx("pull")
+        assert bob.value("x") == 200
+
+        # -- a conflict inside a co-variable group: resolving it keeps the aliasing -----------------------
+        alice.cell("shared = [1, 2]\nview = {'data': shared}")
+        alice.tx("push")
+        bob.tx("pull")
+        assert bob.value("view['data'] is shared") is True
+        alice.cell("shared.append(3)")
+        bob.cell("view['data'].append(4)")  # the same list, through the other name
+        bob.tx("push")
+        conflict = alice.tx("pull", code=1).stdout
+        assert "CONFLICT" in conflict and ": shared" in conflict and ": view" in conflict
+        alice.tx("merge", "--theirs", "view")  # the whole group comes from theirs
+        assert alice.value("(shared, view['data'] is shared)") == ([1, 2, 4], True)
+        alice.cell("shared.append(5)")  # still one list: the next commit records it through both names
+        assert alice.ws.load("view")["data"] == [1, 2, 4, 5]
+        alice.tx("push")
+        bob.tx("pull")
+        assert bob.value("(shared, view['data'] is shared)") == ([1, 2, 4, 5], True)
+        assert digest(alice.kernel) == digest(bob.kernel)
+    finally:
+        alice.shutdown()
+        if bob is not None:
+            bob.shutdown()
+
+
+def test_a_conflict_resolved_by_setting_the_variable_in_the_kernel(tmp_path, run_txgit):
+    """Set the conflicted variable in a cell: that resolves it, and the cell's commit is the merge."""
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
+    try:
+        alice.cell("lr = 0.1\nepochs = 3")
+        alice.tx("remote", "add", "origin", str(tmp_path / "team.git"), "--trusted")
+        alice.tx("push")
+        bob_ws = Workspace.clone(str(tmp_path / "team.git"), tmp_path / "bob")
+        ns: dict = {}
+        bob_ws.checkout("main", ns)
+        ns["lr"] = 0.05
+        bob_ws.commit(ns, "bob: lr 0.05")
+        bob_ws.push()
+        alice.cell("lr = 0.2")
+        assert "CONFLICT (changed on both sides): lr" in alice.tx("pull", code=1).stdout
+        before = alice.commits()
+        r = alice.cell("epochs = 5")  # not the conflict: no commit while it stands, and the cell says why
+        assert "unresolved: lr" in r.stderr and alice.commits() == before
+        alice.cell("lr = (0.2 + 0.05) / 2")
+        merge = alice.ws.head()
+        assert len(merge.parents) == 2 and alice.ws.merge_in_progress() is None
+        assert alice.ws.load("lr") == 0.125 and alice.ws.load("epochs") == 5
+        assert alice.ws.state().meta["merge"]["resolved"] == {"lr": "kernel"}
+    finally:
+        alice.shutdown()
+
+
+def test_merge_abort_puts_the_kernel_back(tmp_path, run_txgit):
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
+    try:
+        alice.cell("a = [1]\nb = 'base'")
+        alice.tx("branch", "other")
+        alice.cell("a.append(2)")
+        ours = alice.ws.head().id
+        other = Workspace(alice.ws.root)
+        ns: dict = {}
+        # another writer on `other` (the kernel is on main): both change a, other also changes b
+        other.history.set_head(branch="other")
+        other.checkout("other", ns, move_head=False)
+        ns["a"] = [1, 99]
+        ns["b"] = "theirs"
+        other.commit(ns, "other: a and b")
+        other.history.set_head(branch="main")
+        out = alice.tx("merge", "other", code=1).stdout
+        assert "CONFLICT" in out and alice.value("(a, b)") == ([1, 2], "theirs")
+        out = alice.tx("merge", "--abort").stdout
+        assert "aborted" in out and alice.value("(a, b)") == ([1, 2], "base")
+        assert alice.ws.head().id == ours and alice.ws.merge_in_progress() is None
+        assert "nothing to commit" in alice.tx("status").stdout
+    finally:
+        alice.shutdown()

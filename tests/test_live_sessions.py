@@ -1,0 +1,193 @@
+"""Live kernels and the branches they commit to: many kernels in one folder, branches moved under a
+kernel by other processes or raw git, detached HEADs and upstreams, cells that change nothing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from conftest import session_namespace
+from kernelutil import Kernel, silent_eval
+
+from txgit import Workspace
+from txgit.reuse.graph import OperationIndex
+from txgit.sessions import NamespaceSession
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def _run(session: NamespaceSession, code: str):
+    session.before_cell(code)
+    exec(code, session.namespace)
+    return session.after_cell()
+
+
+def _git(repo, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=True).stdout.strip()
+
+
+# -- cells that change nothing ---------------------------------------------------------------------
+
+def test_a_cell_that_changes_nothing_makes_no_commit_but_is_recorded(ws):
+    s = NamespaceSession(ws, session_namespace(), kind="test")
+    _run(s, "rows = [1, 2, 3]")
+    head = ws.head().id
+    out = _run(s, "print(len(rows))")
+    assert out.commit is None and ws.head().id == head
+    out = _run(s, "rows.append(4)")
+    assert out.commit is not None and out.commit.info.parents == [head]
+    cells = json.loads(ws.history.read_file(ws.history.resolve("HEAD"), "code/cells.json"))
+    assert [c["code"] for c in cells] == ["print(len(rows))", "rows.append(4)"]
+    # both are operations of the experiment graph: the read-only one with no outputs
+    index = OperationIndex(ws)
+    index.refresh()
+    keys = {c["code"]: c["op"]["key"] for c in cells}
+    assert [r.op.outputs for r in index.candidates(keys["print(len(rows))"])] == [[]]
+    assert [r.op.outputs for r in index.candidates(keys["rows.append(4)"])] == [["rows"]]
+
+
+def test_commit_with_nothing_changed_says_so(ws, run_txgit):
+    s = NamespaceSession(ws, session_namespace(), kind="test")
+    _run(s, "x = 1")
+    from txgit.errors import NothingToCommit
+
+    with pytest.raises(NothingToCommit, match="nothing to commit"):
+        s.commit("again")
+    assert s.commit("again", allow_empty=True).info.summary == "again"
+
+
+# -- many kernels, one folder ---------------------------------------------------------------------
+
+def test_two_kernels_in_one_folder_never_share_a_branch(tmp_path, run_txgit):
+    ws = Workspace.init(tmp_path / "proj")
+    first = Kernel(ws.root, env={"JPY_SESSION_NAME": str(ws.root / "first.ipynb")})
+    second = None
+    try:
+        first.ok("%load_ext txgit")
+        first.ok("a = 1")
+        second = Kernel(ws.root, env={"JPY_SESSION_NAME": str(ws.root / "second.ipynb")})
+        said = second.ok("%load_ext txgit").stdout
+        assert f"kernel {first.pid} (first.ipynb, on main) holds branch 'main'" in said
+        assert "this kernel commits to new branch 'second'" in said
+        second.ok("b = 2")
+        first.ok("a2 = 3")
+        main, own = ws.state("main").variables, ws.state("second").variables
+        assert set(main) == {"a", "a2"} and set(own) == {"b"}  # neither wrote over the other
+        # the terminal refuses to guess, then names the kernel it used
+        proc = run_txgit("commit", "-m", "x", cwd=ws.root)
+        assert proc.returncode == 1 and "2 kernels are attached" in proc.stderr and "--kernel" in proc.stderr
+        assert len(proc.stderr.splitlines()) == 1
+        second.ok("%txgit auto off")
+        second.ok("c = 3")
+        status = run_txgit("status", cwd=ws.root, check=True).stdout
+        assert f"kernel {first.pid} (first.ipynb, on main):" in status
+        assert f"kernel {second.pid} (second.ipynb, on second):\n  added: c" in status
+        done = run_txgit("commit", "-m", "from the terminal", "--kernel", "second.ipynb", cwd=ws.root, check=True)
+        assert done.stdout.startswith(f"[kernel {second.pid}] committed") and "on second" in done.stdout
+        assert ws.load("c", "second") == 3 and "c" not in ws.state("main").variables
+        # a kernel cannot take a branch another kernel holds
+        r = second.run("%txgit checkout main")
+        assert f"kernel {first.pid} (first.ipynb, on main) holds branch 'main'" in r.stderr
+        assert silent_eval(second, "sorted(k for k in ('a', 'b', 'c') if k in globals())") == ["b", "c"]
+    finally:
+        first.shutdown()
+        if second is not None:
+            second.shutdown()
+
+
+# -- a branch moved under a kernel by something else --------------------------------------------------
+
+ELSEWHERE = """
+import sys
+from txgit import Workspace
+ws = Workspace(".")
+ns = {}
+ws.checkout("main", ns, move_head=False)
+ns["y"] = int(sys.argv[1])
+ws.commit(ns, "elsewhere: y = " + sys.argv[1])
+"""
+
+
+def test_a_branch_moved_under_a_kernel_is_followed_or_merged(tmp_path):
+    ws = Workspace.init(tmp_path / "proj")
+    k = Kernel(ws.root)
+    try:
+        k.ok("%load_ext txgit")
+        k.ok("x = 1\ny = 1")
+        # another process commits on the kernel's branch; the kernel changed nothing since: it follows
+        subprocess.run([sys.executable, "-c", ELSEWHERE, "2"], cwd=ws.root, check=True)
+        r = k.ok("print(x, y)")
+        assert r.stdout == "1 2\n" and "moved to" in r.stderr and "loaded y" in r.stderr
+        # again, but this time the kernel has a change not committed yet: its commit is merged with the branch
+        k.ok("%txgit auto off")
+        k.ok("x = 5")
+        subprocess.run([sys.executable, "-c", ELSEWHERE, "3"], cwd=ws.root, check=True)
+        theirs = ws.head().id
+        r = k.ok("print(x, y)")  # it says so, and keeps both
+        assert r.stdout == "5 2\n" and "your changes are kept" in r.stderr
+        r = k.ok("%txgit commit -m 'mine'")
+        merge = ws.head()
+        assert len(merge.parents) == 2 and theirs in merge.parents
+        assert ws.load("x") == 5 and ws.load("y") == 3 and silent_eval(k, "(x, y)") == (5, 3)
+        k.ok("%txgit auto on")
+        # a raw git command moves the branch back: the kernel follows, nothing is committed over it
+        back = ws.log()[1].id
+        _git(ws.dir / "repo.git", "update-ref", "refs/heads/main", back)
+        r = k.ok("print(x, y)")
+        assert r.stdout == "1 3\n" and ws.head().id == back
+    finally:
+        k.shutdown()
+
+
+# -- detached HEAD, new branches, upstreams, status ---------------------------------------------------
+
+def test_leaving_detached_commits_behind_warns_with_the_command_that_keeps_them(ws, run_txgit):
+    ns = session_namespace("v = 1")
+    ws.commit(ns, "one")
+    ns["v"] = 2
+    ws.commit(ns, "two")
+    run_txgit("checkout", "HEAD~1", cwd=ws.root, check=True)
+    ns["v"] = 10
+    lost = ws.commit(ns, "on a detached HEAD").info.id
+    out = run_txgit("checkout", "main", cwd=ws.root, check=True).stdout
+    assert "leaving 1 commit behind" in out and f"txgit branch NAME {lost[:8]}" in out
+    run_txgit("branch", "kept", lost[:8], cwd=ws.root, check=True)  # the advice works as typed
+    assert ws.load("v", "kept") == 10
+    run_txgit("checkout", "kept~0", cwd=ws.root, check=True)
+    assert "leaving" not in run_txgit("checkout", "main", cwd=ws.root, check=True).stdout  # a branch holds it
+
+
+def test_checkout_b_defaults_to_head_and_tracks_a_remote_branch(ws, tmp_path, run_txgit):
+    ws.commit(session_namespace("v = 1"), "one")
+    out = run_txgit("checkout", "-b", "fresh", cwd=ws.root, check=True).stdout
+    assert "Switched to a new branch 'fresh'" in out and ws.branch == "fresh"
+    assert ws.branches()["fresh"] == ws.branches()["main"]
+    run_txgit("remote", "add", "origin", str(tmp_path / "shared.git"), cwd=ws.root, check=True)
+    run_txgit("push", "origin", "main", cwd=ws.root, check=True)
+    out = run_txgit("checkout", "-b", "mine", "origin/main", cwd=ws.root, check=True).stdout
+    assert "branch 'mine' set up to track 'origin/main'" in out
+    assert ws.remotes.upstream("mine") == ("origin", "main")
+    assert "Your branch is up to date with 'origin/main'." in run_txgit("status", cwd=ws.root, check=True).stdout
+    ws.commit(session_namespace("v = 2"), "two")
+    status = run_txgit("status", cwd=ws.root, check=True).stdout
+    assert "Your branch is ahead of 'origin/main' by 1 commit" in status
+
+
+def test_status_shows_the_kernels_uncommitted_changes(tmp_path, run_txgit):
+    ws = Workspace.init(tmp_path / "proj")
+    k = Kernel(ws.root)
+    try:
+        k.ok("%load_ext txgit")
+        k.ok("kept = 1\ngone = 2")
+        k.ok("%txgit auto off")
+        k.ok("kept = 10\nnew = 3\ndel gone")
+        out = run_txgit("status", cwd=ws.root, check=True).stdout
+        assert f"kernel {k.pid} (on main):\n  added: new\n  modified: kept\n  removed: gone" in out
+        k.ok("%txgit commit -m 'by hand'")
+        assert "nothing to commit" in run_txgit("status", cwd=ws.root, check=True).stdout
+        proc = run_txgit("commit", "-m", "again", cwd=ws.root)
+        assert proc.returncode == 1 and "nothing to commit" in proc.stdout
+    finally:
+        k.shutdown()
