@@ -21,6 +21,12 @@ travel: they are fsspec storage options, given per workspace
 SDK's usual environment variables (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``,
 ``FSSPEC_S3_…``).
 
+**Failing fast.** A network git remote that connects but never answers fails after
+:func:`remote_timeout` seconds (``TXGIT_REMOTE_TIMEOUT``, else the git config
+``txgit.remote-timeout``, else 30), with one line naming the remote. The CLI
+says ``connecting to URL ...`` when a remote has not answered for a second
+(:func:`notify_when_slow`); the Python API stays quiet.
+
 **Trust.** Every blob read from a remote storage is verified against its hash
 (:class:`txgit.storage.ObjectStore` does it on every read) before it is kept
 in the local cache or unpickled.
@@ -35,11 +41,13 @@ import json
 import os
 import re
 import shutil
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
@@ -76,6 +84,10 @@ _WORKERS = 8  # transfers in flight for blocking backends (folders): remote stor
 _ASYNC_BATCH_BLOBS = 128
 _S3_POOL = 64  # connections per S3 client (botocore's default, 10, caps requests in flight at 10)
 _HEAD_CHECKS_UPTO = 64  # up to this many names, ask per blob (in parallel); past it, list the store once
+DEFAULT_TIMEOUT = 30.0  # seconds a git remote may stay silent before we give up on it
+TIMEOUT_ENV = "TXGIT_REMOTE_TIMEOUT"
+TIMEOUT_KEY = "txgit.remote-timeout"  # in the workspace's (or the user's global) git config
+SLOW_AFTER = 1.0  # seconds without an answer before the CLI says "connecting to URL ..."
 
 Progress = Callable[[str, int, int], None]  # (phase, bytes done, bytes total)
 
@@ -121,8 +133,92 @@ def parse_storage_options(items: Iterable[str]) -> dict[str, Any]:
     return out
 
 
-def _git_error(remote: Remote, e: Exception) -> RemoteError:
+def remote_timeout(repo: pygit2.Repository | None = None) -> float:
+    """Seconds a network git remote may stay silent (0: no limit).
+
+    ``TXGIT_REMOTE_TIMEOUT`` wins, then ``txgit.remote-timeout`` in ``repo``'s git config (which
+    includes the user's global one), then :data:`DEFAULT_TIMEOUT`. A bad value is a one-line error.
+    """
+    raw, where = os.environ.get(TIMEOUT_ENV, "").strip(), TIMEOUT_ENV
+    if not raw and repo is not None and TIMEOUT_KEY in repo.config:
+        raw, where = str(repo.config[TIMEOUT_KEY]).strip(), f"git config {TIMEOUT_KEY}"
+    if not raw:
+        return DEFAULT_TIMEOUT
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0 or seconds == float("inf"):  # also refuses nan
+        raise RemoteError(f"{where}={raw[:40]!r} is not a number of seconds (0: no limit)")
+    return seconds
+
+
+def set_remote_timeout(repo: pygit2.Repository, seconds: float | str | None) -> float | None:
+    """Store (None: remove) ``txgit.remote-timeout`` in ``repo``'s config; checked as :func:`remote_timeout` does."""
+    if seconds is None:
+        if TIMEOUT_KEY in repo.config:
+            del repo.config[TIMEOUT_KEY]
+        return None
+    try:
+        value = float(seconds)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise InvalidName(f"remote timeout {str(seconds)[:40]!r} is not a number of seconds (0: no limit)")
+    repo.config[TIMEOUT_KEY] = f"{value:g}"
+    return value
+
+
+# The CLI's "connecting to URL ..." (set with notify_when_slow); None in the Python API: it stays quiet.
+_slow_notice: ContextVar[Callable[[str | None], None] | None] = ContextVar("txgit_slow_notice", default=None)
+
+
+@contextmanager
+def notify_when_slow(show: Callable[[str | None], None]) -> Iterator[None]:
+    """Within this block, a remote that has not answered for :data:`SLOW_AFTER` seconds is reported:
+    ``show(url)`` (from a timer thread), then ``show(None)`` once it answers or the call ends."""
+    token = _slow_notice.set(show)
+    try:
+        yield
+    finally:
+        _slow_notice.reset(token)
+
+
+class _Watch:
+    """One network call: fires the slow notice unless an answer (or the end) comes first."""
+
+    def __init__(self, url: str, show: Callable[[str | None], None] | None) -> None:
+        self._show = show
+        self._lock = threading.Lock()
+        self._shown = self._done = False
+        self._timer: threading.Timer | None = None
+        if show is not None:
+            self._timer = threading.Timer(SLOW_AFTER, self._fire, [url])
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _fire(self, url: str) -> None:
+        with self._lock:
+            if not self._done and self._show is not None:
+                self._shown = True
+                self._show(url)
+
+    def answered(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self._done = True
+            if self._timer is not None:
+                self._timer.cancel()
+            if self._shown and self._show is not None:
+                self._show(None)
+
+
+def _git_error(remote: Remote, e: Exception, timeout: float | None = None) -> RemoteError:
     text = " ".join(str(e).split()) or type(e).__name__
+    if timeout and "timed out" in text:
+        text += (f" (no answer within {timeout:g} s; {TIMEOUT_ENV} or `txgit config remote.timeout SECONDS` "
+                 "sets how long to wait)")
     return RemoteError(f"cannot reach remote {remote.name!r} ({remote.url}): {text}")
 
 
@@ -281,8 +377,26 @@ class _Callbacks(pygit2.RemoteCallbacks):
         super().__init__()
         self.rejected: dict[str, str] = {}
         self._asked = 0
+        self.watch: _Watch | None = None  # the call in flight: any callback means the remote answered
+
+    def _answered(self) -> None:
+        if self.watch is not None:
+            self.watch.answered()
+
+    def sideband_progress(self, string: str) -> None:
+        self._answered()
+
+    def transfer_progress(self, stats: Any) -> None:
+        self._answered()
+
+    def push_transfer_progress(self, objects_pushed: int, total_objects: int, bytes_pushed: int) -> None:
+        self._answered()
+
+    def update_tips(self, refname: str, old: Any, new: Any) -> None:
+        self._answered()
 
     def credentials(self, url: str, username_from_url: str | None, allowed_types: Any) -> Any:
+        self._answered()  # asked for credentials: the server is there
         self._asked += 1
         if self._asked > 1:
             raise RemoteError(f"authentication to {url} failed")
@@ -297,6 +411,7 @@ class _Callbacks(pygit2.RemoteCallbacks):
         raise RemoteError(f"{url} asks for a kind of credentials txgit cannot give")
 
     def push_update_reference(self, refname: str, message: str | None) -> None:
+        self._answered()
         if message:
             self.rejected[refname] = message
 
@@ -486,14 +601,32 @@ class Remotes:
     def _git_remote(self, r: Remote) -> pygit2.Remote:
         return self.repo.remotes[r.name]
 
+    @contextmanager
+    def _contact(self, r: Remote, callbacks: _Callbacks) -> Iterator[float]:
+        """Around one network git call: bound how long the remote may stay silent, and let the CLI
+        say "connecting to URL ..." if it does for a while. Yields the limit in seconds (0: none)."""
+        timeout = remote_timeout(self.repo)
+        # libgit2's limits are process-wide and in ms; set before every call, as the config may differ
+        # between workspaces in one process. They bound each connect and each socket read/write.
+        ms = max(1, round(timeout * 1000)) if timeout else 0  # 0: libgit2's default, no limit
+        pygit2.settings.server_connect_timeout = ms
+        pygit2.settings.server_timeout = ms
+        callbacks.watch = _Watch(r.url, _slow_notice.get() if r.local_path is None else None)
+        try:
+            yield timeout
+        finally:
+            callbacks.watch.answered()
+            callbacks.watch = None
+
     def _advertised(self, r: Remote, callbacks: _Callbacks) -> dict[str, str]:
         """The remote's refs: name -> commit id (``ls-remote``)."""
-        try:
-            heads = self._git_remote(r).list_heads(callbacks=callbacks)
-        except TxgitError:
-            raise
-        except (pygit2.GitError, OSError, ValueError) as e:
-            raise _git_error(r, e) from e
+        with self._contact(r, callbacks) as timeout:
+            try:
+                heads = self._git_remote(r).list_heads(callbacks=callbacks)
+            except TxgitError:
+                raise
+            except (pygit2.GitError, OSError, ValueError) as e:
+                raise _git_error(r, e, timeout) from e
         out = {}
         for h in heads:
             name = h["name"] if isinstance(h, dict) else h.name
@@ -503,8 +636,10 @@ class Remotes:
         return out
 
     def _remote_head_branch(self, r: Remote) -> str | None:
+        callbacks = _Callbacks()
         try:
-            heads = self._git_remote(r).list_heads(callbacks=_Callbacks())
+            with self._contact(r, callbacks):
+                heads = self._git_remote(r).list_heads(callbacks=callbacks)
         except (pygit2.GitError, OSError, ValueError):
             return None
         for h in heads:
@@ -524,12 +659,13 @@ class Remotes:
         pygit2.init_repository(str(path), bare=True, initial_head=self.ws.branch or "main")
 
     def _fetch_git(self, r: Remote, refspecs: list[str], callbacks: _Callbacks) -> None:
-        try:
-            self._git_remote(r).fetch(refspecs, callbacks=callbacks, prune=pygit2.enums.FetchPrune.PRUNE)
-        except TxgitError:
-            raise
-        except (pygit2.GitError, OSError, ValueError) as e:
-            raise _git_error(r, e) from e
+        with self._contact(r, callbacks) as timeout:
+            try:
+                self._git_remote(r).fetch(refspecs, callbacks=callbacks, prune=pygit2.enums.FetchPrune.PRUNE)
+            except TxgitError:
+                raise
+            except (pygit2.GitError, OSError, ValueError) as e:
+                raise _git_error(r, e, timeout) from e
 
     def _tracking(self, name: str) -> dict[str, str]:
         prefix = f"refs/remotes/{name}/"
@@ -727,14 +863,15 @@ class Remotes:
             to_move_specs.append(f"{'+' if force else ''}{tmp}:{ref}")
         callbacks = _Callbacks()
         try:
-            self._git_remote(r).push(to_move_specs, callbacks=callbacks)
+            with self._contact(r, callbacks) as timeout:
+                self._git_remote(r).push(to_move_specs, callbacks=callbacks)
         except TxgitError:
             raise
         except (pygit2.GitError, OSError, ValueError) as e:
             text = " ".join(str(e).split())
             if "non-fastforward" in text.replace("-", "").replace(" ", "") or "fast-forward" in text:
                 raise PushRejected(f"rejected by {r.name}: {text} (someone pushed meanwhile: pull first)") from e
-            raise _git_error(r, e) from e
+            raise _git_error(r, e, timeout) from e
         finally:
             for tmp in tmp_refs:
                 self.repo.references.delete(tmp)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, List, Optional
@@ -11,7 +13,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 
 from txgit.cli.app import app, console, err_console
 from txgit.errors import TxgitError
-from txgit.remote import EMBEDDED_DIR, parse_storage_options
+from txgit.remote import EMBEDDED_DIR, notify_when_slow, parse_storage_options
 from txgit.workspace import Workspace
 
 _SHOW_PROGRESS_FROM = 8 << 20  # bytes: a bar only for transfers long enough to watch
@@ -43,6 +45,26 @@ def _progress() -> Iterator:
     finally:
         if bar is not None:
             bar.stop()
+
+
+@contextmanager
+def _slow_notice() -> Iterator[None]:
+    """"connecting to URL ..." on stderr while a git remote has not answered for a second, erased
+    once it answers or fails. Only on a terminal, like git's progress: a pipe or log gets just the
+    result, or the one error line."""
+    stream = sys.stderr
+    if not stream.isatty():
+        yield
+        return
+    lock = threading.Lock()  # the notice comes from a timer thread
+
+    def show(url: str | None) -> None:
+        with lock:
+            stream.write(f"connecting to {url} ..." if url is not None else "\r\x1b[2K")
+            stream.flush()
+
+    with notify_when_slow(show):
+        yield
 
 
 def _mb(n: int) -> str:
@@ -121,7 +143,7 @@ def push(
     ws = Workspace.open(".")
     if branch is not None and all_branches:
         raise TxgitError("give BRANCH or --all, not both")
-    with _progress() as progress:
+    with _progress() as progress, _slow_notice():
         r = ws.push(remote, branch, all_branches=all_branches, tags=tags, force=force, progress=progress)
     for ref, (old, new) in r.updated.items():
         span = f"{old[:8]}..{new[:8]}" if old else "new"
@@ -140,7 +162,7 @@ def fetch(
 ) -> None:
     """Bring the remote's branches over as REMOTE/BRANCH (blobs come when a state is checked out or loaded)."""
     ws = Workspace.open(".")
-    with _progress() as progress:
+    with _progress() as progress, _slow_notice():
         r = ws.fetch(remote, eager=eager, progress=progress)
     for ref, (old, new) in r.updated.items():
         if new is None:
@@ -160,7 +182,7 @@ def pull(
 ) -> None:
     """Fetch, then fast-forward the current branch to the remote's; divergent histories are refused."""
     ws = Workspace.open(".")
-    with _progress() as progress:
+    with _progress() as progress, _slow_notice():
         r = ws.pull(remote, progress=progress)
     for ref, (old, new) in r.fetch.updated.items():
         if new is not None:
@@ -193,7 +215,7 @@ def clone(
                                                 "trusted for a local path, not for a network URL."),
 ) -> None:
     """Make a workspace from a remote: its branches, HEAD on its default branch, blobs on demand."""
-    with _progress() as progress:
+    with _progress() as progress, _slow_notice():
         ws = Workspace.clone(url, directory, storage=storage, storage_options=parse_storage_options(storage_option),
                              eager=eager, progress=progress, trusted=trusted)
     branches = sorted(ws.branches())
