@@ -105,6 +105,7 @@ def test_remote_timeout_settings_are_checked(tmp_path, run_txgit):
     assert_one_line_error(run_txgit("config", "remote.timeout", cwd=a), "remote.timeout is not set", "default 30")
     assert_one_line_error(run_txgit("push", cwd=a, env={"TXGIT_REMOTE_TIMEOUT": "nan"}),
                           "TXGIT_REMOTE_TIMEOUT='nan' is not a number of seconds")
+    assert not (tmp_path / "r.git").exists()  # refused before anything was made
     run_txgit("config", "remote.timeout", "0", cwd=a, check=True)  # 0: no limit
     run_txgit("push", cwd=a, check=True)
     run_txgit("config", "remote.timeout", "--unset", cwd=a, check=True)
@@ -146,3 +147,79 @@ def test_a_silent_remote_is_announced_on_a_terminal_only(tmp_path, run_txgit, ca
         finally:
             del os.environ["TXGIT_REMOTE_TIMEOUT"]
         assert capfd.readouterr().err == ""
+
+
+# -- local paths: refused when they cannot be, nothing left behind, nothing made by reading -----------------
+
+def test_local_remote_whose_folder_does_not_exist_is_refused(tmp_path, run_txgit):
+    a = tmp_path / "a"
+    _workspace(a)
+    run_txgit("remote", "add", "origin", str(tmp_path / "typo" / "r.git"), cwd=a, check=True)
+    assert_one_line_error(run_txgit("push", cwd=a), f"{tmp_path / 'typo' / 'r.git'} does not exist",
+                          "set-url origin")
+    assert not (tmp_path / "typo").exists()
+    (tmp_path / "typo").mkdir()  # the parent exists: the first push makes the bare repository, as before
+    run_txgit("push", cwd=a, check=True)
+    assert (tmp_path / "typo" / "r.git" / EMBEDDED_DIR).is_dir()
+
+
+def test_push_whose_blob_upload_fails_removes_the_repository_it_made(tmp_path, run_txgit):
+    a = tmp_path / "a"
+    _workspace(a)
+    (tmp_path / "afile").write_text("a file where the storage's folder would go")
+    run_txgit("remote", "add", "origin", str(tmp_path / "r.git"), "--storage", str(tmp_path / "afile" / "blobs"),
+              cwd=a, check=True)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert_one_line_error(run_txgit("push", cwd=a), "remote storage", "failed")
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # r.git was made, then removed
+
+
+def test_push_whose_git_push_fails_removes_only_the_folders_it_made(tmp_path, run_txgit):
+    """The daemon serves fetches but refuses pushes: the blobs went up first, then moving the refs
+    failed. A storage folder this push made goes; one that was there before stays, blobs and all."""
+    a = tmp_path / "a"
+    _workspace(a)
+    served = tmp_path / "served"
+    init_bare(served / "proj.git")
+    (tmp_path / "blobs").mkdir()
+    (tmp_path / "blobs" / "keep.txt").write_text("someone else's")
+    with git_daemon(served, receive_pack=False) as daemon:
+        run_txgit("remote", "add", "origin", f"{daemon}/proj.git", "--storage", str(tmp_path / "new" / "blobs"),
+                  cwd=a, check=True)
+        run_txgit("remote", "add", "shared", f"{daemon}/proj.git", "--storage", str(tmp_path / "blobs"),
+                  cwd=a, check=True)
+        proc = run_txgit("push", "origin", cwd=a, env=TIMEOUT, timeout=120)
+        assert_one_line_error(proc, "cannot reach remote 'origin'")
+        assert not (tmp_path / "new").exists()
+        assert_one_line_error(run_txgit("push", "shared", cwd=a, env=TIMEOUT, timeout=120), "cannot reach remote")
+    assert (tmp_path / "blobs" / "keep.txt").exists()
+    assert len([p for p in (tmp_path / "blobs").rglob("*") if p.is_file()]) > 1  # the uploaded blobs stay too
+    assert not list(pygit2.Repository(str(served / "proj.git")).references)
+
+
+def test_reading_commands_create_no_remote_folders(tmp_path, run_txgit):
+    a = tmp_path / "a"
+    ws = _workspace(a)
+    ws.remotes.add("origin", str(tmp_path / "r.git"))
+    ws.push()
+    run_txgit("clone", str(tmp_path / "r.git"), "b", cwd=tmp_path, check=True)  # lazy: no blob fetched
+    b = tmp_path / "b"
+    blobs = tmp_path / "r.git" / EMBEDDED_DIR
+    blobs.rename(tmp_path / "moved")  # the remote's storage is gone
+    # a second remote whose storage folder was never made
+    run_txgit("remote", "add", "other", str(tmp_path / "r.git"), "--storage", str(tmp_path / "nowhere" / "blobs"),
+              cwd=b, check=True)
+    for args in (["fetch", "--eager"], ["fetch", "other", "--eager"], ["pull"], ["status"], ["fsck"],
+                 ["fsck", "--repair"], ["remote"], ["log"], ["show", "main"]):
+        run_txgit(*args, cwd=b)
+        assert not blobs.exists(), args
+        assert not (tmp_path / "nowhere").exists(), args
+    # a lazy checkout and load ask every remote's storage for the blobs
+    clone = Workspace.open(b)
+    with pytest.raises(MissingBlob):
+        clone.checkout("main", session_namespace())
+    with pytest.raises(MissingBlob):
+        clone.load("x")
+    assert not blobs.exists() and not (tmp_path / "nowhere").exists()
+    proc = run_txgit("clone", str(tmp_path / "r.git"), "c", "--eager", cwd=tmp_path)
+    assert proc.returncode == 1 and not blobs.exists() and not (tmp_path / "c").exists()

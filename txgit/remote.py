@@ -232,8 +232,11 @@ def _storage_error(url: str, e: Exception) -> RemoteError:
 class RemoteStore(ObjectStore):
     """An :class:`ObjectStore` on a remote URL: batched existence checks, errors as one line.
 
-    Reads stay verified (the base class hashes every blob it returns).
+    Reads stay verified (the base class hashes every blob it returns). Opening one creates
+    nothing: a local folder appears with the first blob written.
     """
+
+    create_on_open = False
 
     def __init__(self, url: str, **storage_options: Any) -> None:
         if fsspec.core.split_protocol(url)[0] in ("s3", "s3a"):
@@ -287,6 +290,16 @@ class RemoteStore(ObjectStore):
     def write_blobs(self, blobs: Mapping[str, bytes | bytearray | memoryview]) -> int:
         with self._errors():
             return super().write_blobs(blobs)
+
+
+def _first_missing(path: Path) -> Path | None:
+    """The outermost folder of ``path`` (itself included) that does not exist yet; None if it exists."""
+    path = path.absolute()
+    if path.exists():
+        return None
+    while not path.parent.exists() and path.parent != path:
+        path = path.parent
+    return path
 
 
 async def _gather_exists(fs: Any, paths: list[str]) -> list[bool]:
@@ -649,14 +662,21 @@ class Remotes:
                 return target.removeprefix("refs/heads/")
         return None
 
-    def _ensure_local_bare(self, r: Remote) -> None:
-        """A local-path remote that does not exist yet is created (``git init --bare``) on first push."""
+    def _ensure_local_bare(self, r: Remote) -> Path | None:
+        """A local-path remote that does not exist yet is created (``git init --bare``) on first push,
+        if its parent folder exists (a typo in the path is refused, as git refuses it). Returns the
+        folder it created, for the push to remove if it fails."""
         path = r.local_path
         if path is None or path.exists():
             if path is not None and not (path / "HEAD").exists() and not (path / ".git").exists():
                 raise RemoteError(f"remote {r.name!r}: {path} exists but is not a git repository")
-            return
+            return None
+        if not path.parent.is_dir():
+            raise RemoteError(f"cannot reach remote {r.name!r}: {path} does not exist and neither does its "
+                              f"folder {path.parent} (create the folder, or fix the URL with "
+                              f"`txgit remote set-url {r.name} URL`)")
         pygit2.init_repository(str(path), bare=True, initial_head=self.ws.branch or "main")
+        return path
 
     def _fetch_git(self, r: Remote, refspecs: list[str], callbacks: _Callbacks) -> None:
         with self._contact(r, callbacks) as timeout:
@@ -783,7 +803,19 @@ class Remotes:
         if tags:
             wanted.update({f"refs/tags/{t}": str(self.repo.references[f"refs/tags/{t}"].target)
                            for t in self.ws.history.tags()})
-        self._ensure_local_bare(r)
+        made: list[Path] = []  # folders this push creates: a failed push removes them again
+        created = self._ensure_local_bare(r)
+        if created is not None:
+            made.append(created)
+        try:
+            return self._push(r, wanted, force, progress, started, made)
+        except BaseException:
+            for folder in made:
+                shutil.rmtree(folder, ignore_errors=True)
+            raise
+
+    def _push(self, r: Remote, wanted: dict[str, str], force: bool, progress: Progress | None, started: float,
+              made: list[Path]) -> PushResult:
         callbacks = _Callbacks()
         # What the remote holds now, and where it says its blobs are.
         self._fetch_git(r, [f"+refs/txgit/*:refs/txgit/remotes/{r.name}/*"], callbacks)
@@ -831,6 +863,10 @@ class Remotes:
                         continue  # not a state txgit can read: it vouches for nothing
         lacking = sorted(store.missing(names))
         if lacking:
+            if store.is_local:
+                top = _first_missing(Path(store.root))
+                if top is not None and not any(top == m or m in top.parents for m in made):
+                    made.append(top)  # the upload creates it
             local = self.ws.store
 
             def read(batch: list[str]) -> Mapping[str, bytes]:
