@@ -223,3 +223,83 @@ def test_reading_commands_create_no_remote_folders(tmp_path, run_txgit):
     assert not blobs.exists() and not (tmp_path / "nowhere").exists()
     proc = run_txgit("clone", str(tmp_path / "r.git"), "c", "--eager", cwd=tmp_path)
     assert proc.returncode == 1 and not blobs.exists() and not (tmp_path / "c").exists()
+
+
+# -- S3: errors say which endpoint; new credentials take effect ---------------------------------------------
+
+def test_s3_errors_name_the_endpoint(tmp_path, run_txgit, s3):
+    a = tmp_path / "a"
+    _workspace(a)
+    run_txgit("remote", "add", "nobucket", str(tmp_path / "nb.git"), "--storage", "s3://no-such-bucket/x",
+              "--storage-option", f"endpoint_url={s3}", cwd=a, check=True)
+    assert_one_line_error(run_txgit("push", "nobucket", cwd=a, env=S3_ENV),
+                          f"remote storage s3://no-such-bucket/x at endpoint {s3} failed", "bucket does not exist",
+                          "AWS_ENDPOINT_URL", "--storage-option endpoint_url=")
+    assert not (tmp_path / "nb.git").exists()  # the failed push removed the repository it made
+
+    # the endpoint given the SDK's way, in the environment
+    run_txgit("remote", "add", "envbucket", str(tmp_path / "eb.git"), "--storage", "s3://no-such-bucket/y",
+              cwd=a, check=True)
+    assert_one_line_error(run_txgit("push", "envbucket", cwd=a, env={**S3_ENV, "AWS_ENDPOINT_URL": s3}),
+                          f"at endpoint {s3} failed")
+
+    # nothing listens there: connection refused, on 127.0.0.1
+    dead = f"http://127.0.0.1:{free_port()}"
+    run_txgit("remote", "add", "refused", str(tmp_path / "rf.git"), "--storage", "s3://bucket/x",
+              "--storage-option", f"endpoint_url={dead}", cwd=a, check=True)
+    proc = run_txgit("push", "refused", cwd=a, env=S3_ENV, timeout=300)
+    assert_one_line_error(proc, f"remote storage s3://bucket/x at endpoint {dead} failed", "Could not connect")
+
+
+def test_s3_error_without_an_endpoint_says_it_is_aws(monkeypatch):
+    """No request is made: the store is only built, and the error message is formed from what it knows."""
+    for k in list(os.environ):
+        if k.startswith(("AWS_ENDPOINT_URL", "FSSPEC_S3")):
+            monkeypatch.delenv(k)
+    store = RemoteStore("s3://some-bucket/prefix", key="k", secret="s")
+    with pytest.raises(RemoteError, match="at AWS's default endpoint failed: FileNotFoundError: no such bucket "
+                                          r"\(for another S3 server set AWS_ENDPOINT_URL"):
+        with store._errors():
+            raise FileNotFoundError("no such bucket")
+
+
+def _moto_with_auth(endpoint: str, bucket: str) -> dict:
+    """Make moto check credentials from now on (it accepts any by default); returns a key it accepts."""
+    iam = boto3.client("iam", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
+                       aws_secret_access_key="testing")
+    iam.create_user(UserName="alice")
+    iam.put_user_policy(UserName="alice", PolicyName="s3", PolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))
+    key = iam.create_access_key(UserName="alice")["AccessKey"]
+    make_bucket(endpoint, bucket)
+    # moto's documented switch (INITIAL_NO_AUTH_ACTION_COUNT, set at run time in server mode): 0 = check every request
+    request = urllib.request.Request(endpoint + "/moto-api/reset-auth", data=b"0", method="POST",
+                                     headers={"Content-Type": "text/plain"})
+    urllib.request.urlopen(request, timeout=10).read()
+    return {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
+
+
+def test_new_credentials_take_effect_without_a_restart(tmp_path, monkeypatch):
+    """As in a running kernel: the first push fails with a key the server refuses; the user sets the
+    right key in os.environ; the next push in the same process (same Workspace) uses it."""
+    with moto_s3() as endpoint:  # its own server: checking credentials would break the other tests' moto
+        good = _moto_with_auth(endpoint, "creds")
+        monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAWRONGWRONGWRONG0")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong")
+        ws = _workspace(tmp_path / "a")
+        ws.remotes.add("origin", str(tmp_path / "r.git"), storage="s3://creds/blobs",
+                       storage_options={"endpoint_url": endpoint})
+        with pytest.raises(RemoteError, match=f"at endpoint {endpoint} failed: PermissionError: .*credentials"):
+            ws.push()
+        for k, v in good.items():
+            monkeypatch.setenv(k, v)
+        result = ws.push()
+        assert result.blobs_uploaded > 0
+        listed = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id=good[
+            "AWS_ACCESS_KEY_ID"], aws_secret_access_key=good["AWS_SECRET_ACCESS_KEY"]).list_objects_v2(Bucket="creds")
+        assert listed["KeyCount"] == result.blobs_uploaded
+        # and back: a key taken away is not kept either
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong")
+        with pytest.raises(RemoteError, match="PermissionError"):
+            ws.remotes.store("origin").missing(["0" * 64])

@@ -37,6 +37,7 @@ nothing of sessions or the CLI.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -88,6 +89,9 @@ DEFAULT_TIMEOUT = 30.0  # seconds a git remote may stay silent before we give up
 TIMEOUT_ENV = "TXGIT_REMOTE_TIMEOUT"
 TIMEOUT_KEY = "txgit.remote-timeout"  # in the workspace's (or the user's global) git config
 SLOW_AFTER = 1.0  # seconds without an answer before the CLI says "connecting to URL ..."
+# Environment variables that change what credentials or endpoint a storage backend uses: a store
+# built before they changed is rebuilt (a kernel must not need a restart to pick up new keys).
+_CREDENTIAL_ENV = ("AWS_", "FSSPEC_", "GOOGLE_", "GCSFS_", "AZURE_")
 
 Progress = Callable[[str, int, int], None]  # (phase, bytes done, bytes total)
 
@@ -222,11 +226,56 @@ def _git_error(remote: Remote, e: Exception, timeout: float | None = None) -> Re
     return RemoteError(f"cannot reach remote {remote.name!r} ({remote.url}): {text}")
 
 
-def _storage_error(url: str, e: Exception) -> RemoteError:
+def _s3_endpoint(options: Mapping[str, Any], fs: Any = None) -> str | None:
+    """The endpoint an S3 store talks to, or None for AWS's default (no request is made to find out)."""
+    client = getattr(fs, "_s3", None)  # s3fs's botocore client, once it exists: what it really uses
+    if client is not None:
+        url = getattr(getattr(client, "meta", None), "endpoint_url", None)
+        if url and not str(url).endswith(".amazonaws.com"):
+            return str(url)
+        if url:
+            return None
+    kwargs = options.get("client_kwargs") or {}
+    for candidate in (options.get("endpoint_url"), kwargs.get("endpoint_url") if isinstance(kwargs, dict) else None,
+                      getattr(fs, "endpoint_url", None), (getattr(fs, "client_kwargs", None) or {}).get("endpoint_url"),
+                      os.environ.get("AWS_ENDPOINT_URL_S3"), os.environ.get("AWS_ENDPOINT_URL")):
+        if candidate:
+            return str(candidate)
+    return None
+
+
+def _storage_error(url: str, e: Exception, options: Mapping[str, Any] | None = None, fs: Any = None) -> RemoteError:
     text = " ".join(f"{type(e).__name__}: {e}".split())
     if len(text) > 300:
         text = text[:299] + "…"
-    return RemoteError(f"remote storage {url} failed: {text}")
+    if fsspec.core.split_protocol(url)[0] not in ("s3", "s3a"):
+        return RemoteError(f"remote storage {url} failed: {text}")
+    # Most S3 failures are a wrong endpoint, bucket or key: say which endpoint was asked and how to change it.
+    endpoint = _s3_endpoint(options or {}, fs)
+    if isinstance(e, PermissionError):  # s3fs's name for 403: the server is there and refused these keys
+        hint = "check the credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE; "
+    else:
+        hint = ""
+    if endpoint is None:
+        return RemoteError(f"remote storage {url} at AWS's default endpoint failed: {text} ({hint}for another S3 "
+                           "server set AWS_ENDPOINT_URL or --storage-option endpoint_url=URL)")
+    return RemoteError(f"remote storage {url} at endpoint {endpoint} failed: {text} ({hint}set AWS_ENDPOINT_URL "
+                       "or --storage-option endpoint_url=URL to change the endpoint)")
+
+
+def _credential_fingerprint() -> str:
+    """A digest of what decides a storage's credentials besides its options: the SDKs' environment
+    variables and the AWS shared files' modification times (a digest: no secret kept in memory twice)."""
+    h = hashlib.sha256()
+    for k in sorted(os.environ):
+        if k.startswith(_CREDENTIAL_ENV):
+            h.update(f"{k}={os.environ[k]}\0".encode("utf-8", "surrogateescape"))
+    for env, default in (("AWS_SHARED_CREDENTIALS_FILE", "~/.aws/credentials"), ("AWS_CONFIG_FILE", "~/.aws/config")):
+        try:
+            h.update(str(os.stat(os.path.expanduser(os.environ.get(env) or default)).st_mtime_ns).encode())
+        except OSError:
+            h.update(b"-")
+    return h.hexdigest()
 
 
 class RemoteStore(ObjectStore):
@@ -239,17 +288,20 @@ class RemoteStore(ObjectStore):
     create_on_open = False
 
     def __init__(self, url: str, **storage_options: Any) -> None:
+        self.options = dict(storage_options)  # as given: named in error messages (the endpoint)
         if fsspec.core.split_protocol(url)[0] in ("s3", "s3a"):
             # Many small blobs go up concurrently: a larger pool, unless the user chose one.
             config = dict(storage_options.get("config_kwargs") or {})
             config.setdefault("max_pool_connections", _S3_POOL)
             storage_options = {**storage_options, "config_kwargs": config}
+        if "::" not in url:
+            # fsspec hands back a cached instance for equal arguments, with the credentials it resolved
+            # when it was made: a fresh one sees keys set in os.environ since (Remotes.store caches ours).
+            storage_options.setdefault("skip_instance_cache", True)
         try:
             super().__init__(url, **storage_options)
-        except (ImportError, ValueError) as e:  # e.g. s3fs not installed, unknown protocol
-            raise _storage_error(url, e) from e
-        except Exception as e:
-            raise _storage_error(url, e) from e
+        except Exception as e:  # e.g. s3fs not installed, unknown protocol, bad option
+            raise _storage_error(url, e, self.options) from e
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
@@ -258,7 +310,7 @@ class RemoteStore(ObjectStore):
         except TxgitError:
             raise
         except Exception as e:  # fsspec backends raise their SDK's errors: make them one line
-            raise _storage_error(self.url, e) from e
+            raise _storage_error(self.url, e, self.options, self.fs) from e
 
     def missing(self, names: Iterable[str]) -> set[str]:
         """Which names the store lacks: per-blob checks in parallel for a few, one listing for many."""
@@ -446,7 +498,7 @@ class Remotes:
 
     def __init__(self, workspace: Workspace) -> None:
         self.ws = workspace
-        self._stores: dict[str, tuple[tuple[str, str], RemoteStore]] = {}
+        self._stores: dict[str, tuple[tuple[str, str, str], RemoteStore]] = {}  # name -> (key, store)
 
     @property
     def repo(self) -> pygit2.Repository:
@@ -563,10 +615,11 @@ class Remotes:
         )
 
     def store(self, remote: Remote | str) -> RemoteStore:
-        """The object store of a remote's blobs (made once per URL and options)."""
+        """The object store of a remote's blobs: made once per URL, options and credentials in the
+        environment, so keys set in ``os.environ`` (say, in a running kernel) take effect at the next call."""
         r = self.get(remote) if isinstance(remote, str) else remote
         url = self.storage_url(r)
-        key = (url, json.dumps(r.storage_options, sort_keys=True))
+        key = (url, json.dumps(r.storage_options, sort_keys=True), _credential_fingerprint())
         cached = self._stores.get(r.name)
         if cached is None or cached[0] != key:
             cached = (key, RemoteStore(url, **r.storage_options))
