@@ -303,3 +303,50 @@ def test_new_credentials_take_effect_without_a_restart(tmp_path, monkeypatch):
         monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong")
         with pytest.raises(RemoteError, match="PermissionError"):
             ws.remotes.store("origin").missing(["0" * 64])
+
+
+# -- set-url, set-storage ----------------------------------------------------------------------------------
+
+def test_set_url_keeps_trust_and_history(tmp_path, run_txgit):
+    a = tmp_path / "a"
+    _workspace(a)
+    run_txgit("remote", "add", "origin", str(tmp_path / "old.git"), "--trusted", cwd=a, check=True)
+    run_txgit("push", cwd=a, check=True)
+    run_txgit("clone", str(tmp_path / "old.git"), "b", cwd=tmp_path, check=True)
+    (tmp_path / "old.git").rename(tmp_path / "new.git")  # the remote moved
+    b = tmp_path / "b"
+    assert_one_line_error(run_txgit("fetch", cwd=b), "does not exist")
+    out = run_txgit("remote", "set-url", "origin", str(tmp_path / "new.git"), cwd=b, check=True).stdout
+    assert f"remote origin: {tmp_path / 'new.git'}" in out
+    listing = run_txgit("remote", cwd=b, check=True).stdout
+    assert str(tmp_path / "new.git") in listing and "(trusted)" in listing
+    run_txgit("fetch", cwd=b, check=True)
+    Workspace.open(b).checkout("main", ns := session_namespace())
+    assert ns["y"] == {"a": 1}
+    assert_one_line_error(run_txgit("remote", "set-url", "nosuch", "/x", cwd=b), "no remote named 'nosuch'")
+    assert_one_line_error(run_txgit("remote", "set-url", "origin", cwd=b), "usage: txgit remote set-url")
+
+
+def test_set_storage_moves_the_blobs_and_keeps_trust(tmp_path, run_txgit, s3):
+    a = tmp_path / "a"
+    ws = _workspace(a)
+    ws.remotes.add("origin", str(tmp_path / "r.git"), trusted=True)
+    ws.push()
+    make_bucket(s3, "moved-blobs")
+    out = run_txgit("remote", "set-storage", "origin", "s3://moved-blobs/p", "--storage-option",
+                    f"endpoint_url={s3}", cwd=a, check=True).stdout
+    assert "blobs at s3://moved-blobs/p (options: endpoint_url)" in out
+    r = Workspace.open(a).remotes.get("origin")
+    assert r.trusted and r.storage == "s3://moved-blobs/p" and r.storage_options == {"endpoint_url": s3}
+    # the remote records the old storage: a plain push says how to go on, --force re-records
+    ws.commit(session_namespace("x = 2"), "second")
+    assert_one_line_error(run_txgit("push", cwd=a, env=S3_ENV), "records its blobs at the repository",
+                          "set-storage origin")
+    run_txgit("push", "--force", cwd=a, check=True, env=S3_ENV)
+    run_txgit("clone", str(tmp_path / "r.git"), "b", "--storage-option", f"endpoint_url={s3}", "--eager",
+              cwd=tmp_path, check=True, env=S3_ENV)
+    assert "blobs: s3://moved-blobs/p" in run_txgit("remote", cwd=tmp_path / "b", check=True, env=S3_ENV).stdout
+    # the Python API, and back to the repository's own folder (None); the options go with the old URL
+    r = Workspace.open(a).remotes.set_storage("origin", None)
+    assert r.storage is None and r.storage_options == {} and r.trusted
+    assert_one_line_error(run_txgit("remote", "set-storage", "origin", cwd=a), "usage: txgit remote set-storage")

@@ -344,6 +344,10 @@ class RemoteStore(ObjectStore):
             return super().write_blobs(blobs)
 
 
+def _short_ref(ref: str) -> str:
+    return ref.removeprefix("refs/heads/").removeprefix("refs/tags/")
+
+
 def _first_missing(path: Path) -> Path | None:
     """The outermost folder of ``path`` (itself included) that does not exist yet; None if it exists."""
     path = path.absolute()
@@ -555,6 +559,42 @@ class Remotes:
         """Mark ``name`` trusted (its fetched states load without ``trust=True``) or not."""
         trust.set_trusted(self.ws, name, trusted)
 
+    def set_url(self, name: str, url: str) -> Remote:
+        """Point ``name`` at another git URL (a moved server, a new path). Nothing is contacted; its
+        trust mark, storage, tracking branches and upstreams stay as they are."""
+        self.get(name)  # UnknownRemote for a typo
+        if not url:
+            raise InvalidName("a remote needs a git URL")
+        path = local_path(url)
+        if path is not None and not url.startswith("file://"):
+            url = str(path.resolve())
+        with self.ws.lock():
+            self.repo.remotes.set_url(name, url)  # as `git remote set-url`: a pushurl set by hand stays
+        self._stores.pop(name, None)
+        return self.get(name)
+
+    def set_storage(self, name: str, storage: str | None, *,
+                    storage_options: Mapping[str, Any] | None = None) -> Remote:
+        """Keep ``name``'s blobs at another fsspec URL (None: the one the remote records, or beside a
+        local repository). ``storage_options`` replace the old ones (none given: none kept), so an
+        endpoint meant for one backend never reaches another. The trust mark stays."""
+        self.get(name)
+        if storage is not None and not storage:
+            raise InvalidName("a storage needs an fsspec URL (a folder, s3://bucket/prefix, …)")
+        if storage is not None and local_path(storage) is not None and "://" not in storage:
+            storage = str(Path(storage).expanduser().resolve())
+        with self.ws.lock():
+            cfg = self.repo.config
+            for key, value in ((f"remote.{name}.txgit-storage", storage),
+                               (f"remote.{name}.txgit-storage-options",
+                                json.dumps(dict(storage_options)) if storage_options else None)):
+                if value is not None:
+                    cfg[key] = value
+                elif key in cfg:
+                    del cfg[key]
+        self._stores.pop(name, None)
+        return self.get(name)
+
     def remove(self, name: str) -> None:
         """Forget a remote and its tracking refs (nothing on the remote changes)."""
         self.get(name)
@@ -606,12 +646,11 @@ class Remotes:
         if r.local_path is not None:
             return str(r.local_path / EMBEDDED_DIR)
         where = "keeps its blobs beside its repository, which" if recorded else ""
+        how = f"give one with `txgit remote set-storage {r.name} FSSPEC_URL` (or `txgit clone --storage FSSPEC_URL`)"
         raise RemoteError(
-            f"remote {r.name!r} ({r.url}) {where or 'has no blob storage that'} a network git URL cannot serve: "
-            f"give one with `txgit remote add {r.name} URL --storage FSSPEC_URL`"
+            f"remote {r.name!r} ({r.url}) {where} a network git URL cannot serve: {how}"
             if where else
-            f"remote {r.name!r} ({r.url}) has no blob storage: give one with "
-            f"`txgit remote add {r.name} URL --storage FSSPEC_URL`"
+            f"remote {r.name!r} ({r.url}) has no blob storage: {how}"
         )
 
     def store(self, remote: Remote | str) -> RemoteStore:
@@ -893,15 +932,28 @@ class Remotes:
         recorded = self.recorded(r.name)
         # None: the blobs are beside the repository. A clone configured nothing: it keeps the record.
         record = {"storage": r.storage or (recorded or {}).get("storage")}
-        if recorded is not None and recorded.get("storage") != record["storage"] and not force:
+        moved = recorded is not None and recorded.get("storage") != record["storage"]
+        if moved and not force:
             raise PushRejected(
                 f"remote {r.name!r} records its blobs at {recorded.get('storage') or 'the repository (embedded)'}, "
-                f"not {record['storage'] or 'the repository (embedded)'}: fix --storage, or push --force to re-record")
-        if not to_move:
+                f"not {record['storage'] or 'the repository (embedded)'}: "
+                f"fix it with `txgit remote set-storage {r.name} URL`, or push --force to re-record")
+        if not to_move and not moved:
             result.seconds = time.perf_counter() - started
             return result
-        # 1. blobs: every one the new commits name that the storage lacks
-        commits = self._new_commits(to_move.values(), remote_refs.values())
+        # 1. blobs: every one the new commits name that the storage lacks. Re-recording the storage
+        # (--force after set-storage): every commit the remote's refs will name, as the new storage
+        # may hold none of them; a blob we cannot read fails the push before any ref moves.
+        tips = list(to_move.values())
+        if moved:
+            kept = {ref: t for ref, t in remote_refs.items()
+                    if ref.startswith(("refs/heads/", "refs/tags/")) and ref not in to_move}
+            unknown = sorted(ref for ref, t in kept.items() if t not in self.repo)
+            if unknown:
+                raise PushRejected(f"cannot move {r.name}'s blobs to {record['storage'] or 'the repository'}: "
+                                   f"{_short_ref(unknown[0])} has commits you do not have (fetch first)")
+            tips += list(kept.values())
+        commits = self._new_commits(tips, [] if moved else remote_refs.values())
         names, result.bytes_state = self._blobs_of(commits)
         result.blobs_named = len(names)
         if not force:

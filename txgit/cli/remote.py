@@ -80,22 +80,26 @@ def _short(ref: str) -> str:
 
 @app.command()
 def remote(
-    action: str = typer.Argument("list", metavar="[list|add|remove|trust|untrust]",
+    action: str = typer.Argument("list", metavar="[list|add|remove|set-url|set-storage|trust|untrust]",
                                  help="What to do (default: list)."),
     name: Optional[str] = typer.Argument(None, metavar="NAME", help="The remote's name (e.g. origin)."),
-    url: Optional[str] = typer.Argument(None, metavar="GIT_URL",
-                                        help="Where the history goes: a path, file://, git://, https:// or ssh URL."),
+    url: Optional[str] = typer.Argument(None, metavar="URL",
+                                        help="add, set-url: where the history goes (a path, file://, git://, https:// "
+                                             "or ssh URL); set-storage: where the blobs go (an fsspec URL)."),
     storage: Optional[str] = typer.Option(None, "--storage", metavar="FSSPEC_URL",
-                                          help=f"Where the blobs go (s3://bucket/prefix, a folder, …). Default for a "
-                                               f"local path: beside the repository ({EMBEDDED_DIR}/)."),
+                                          help=f"With add: where the blobs go (s3://bucket/prefix, a folder, …). Default "
+                                               f"for a local path: beside the repository ({EMBEDDED_DIR}/)."),
     storage_option: List[str] = typer.Option([], "--storage-option", metavar="KEY=VALUE",
-                                             help="An fsspec storage option (e.g. endpoint_url=http://…); repeatable; "
-                                                  "kept in this workspace only."),
+                                             help="With add or set-storage: an fsspec storage option (e.g. "
+                                                  "endpoint_url=http://…); repeatable; kept in this workspace only; "
+                                                  "set-storage replaces the old ones."),
     trusted: bool = typer.Option(False, "--trusted", help="With add: states fetched from it load without --trust "
                                                           "(loading a state runs its code: only remotes you trust)."),
 ) -> None:
     """List, add or remove remotes: `txgit remote add NAME GIT_URL [--storage URL] [--trusted]`,
-    `txgit remote remove NAME`; `txgit remote trust NAME` / `untrust NAME` marks whose states load without --trust."""
+    `txgit remote remove NAME`; `txgit remote set-url NAME GIT_URL` and `txgit remote set-storage NAME FSSPEC_URL
+    [--storage-option K=V]` change one (its trust mark stays); `txgit remote trust NAME` / `untrust NAME` marks
+    whose states load without --trust."""
     ws = Workspace.open(".")
     if action in ("list", "-v"):
         if name is not None:
@@ -122,13 +126,24 @@ def remote(
             raise TxgitError("usage: txgit remote remove NAME")
         ws.remotes.remove(name)
         _out(f"removed remote {name}")
+    elif action == "set-url":
+        if name is None or url is None or storage is not None or storage_option:
+            raise TxgitError("usage: txgit remote set-url NAME GIT_URL")
+        r = ws.remotes.set_url(name, url)
+        _out(f"remote {r.name}: {r.url}")
+    elif action == "set-storage":
+        if name is None or url is None or storage is not None:
+            raise TxgitError("usage: txgit remote set-storage NAME FSSPEC_URL [--storage-option KEY=VALUE …]")
+        r = ws.remotes.set_storage(name, url, storage_options=parse_storage_options(storage_option))
+        opts = f" (options: {', '.join(sorted(r.storage_options))})" if r.storage_options else ""
+        _out(f"remote {r.name}: blobs at {ws.remotes.storage_url(r)}{opts}")
     elif action in ("trust", "untrust"):
         if name is None or url is not None:
             raise TxgitError(f"usage: txgit remote {action} NAME")
         ws.remotes.set_trusted(name, action == "trust")
         _out(f"remote {name}: {'trusted: its states load' if action == 'trust' else 'not trusted: its states load only with --trust or --safe'}")
     else:
-        raise TxgitError(f"unknown action {action!r}: use list, add, remove, trust or untrust")
+        raise TxgitError(f"unknown action {action!r}: use list, add, remove, set-url, set-storage, trust or untrust")
 
 
 @app.command()
