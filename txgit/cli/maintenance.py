@@ -10,7 +10,7 @@ import math
 import typer
 
 from txgit import budget as _budget
-from txgit.cli.app import app, console, err_console
+from txgit.cli.app import app, console
 from txgit.cli.render import human_size
 from txgit.errors import TxgitError
 from txgit.remote import DEFAULT_TIMEOUT, TIMEOUT_ENV, TIMEOUT_KEY, set_remote_timeout
@@ -49,10 +49,8 @@ def fsck(
         _out(f"{n} state{'s' if n != 1 else ''} dropped by gc --budget (not errors: re-run their code or fetch "
              f"them from a remote that has them to bring them back): "
              + ", ".join(c[:8] for c in report.dropped[:5]) + (" …" if n > 5 else ""))
-    if report.problems:
-        err_console.print(f"txgit: error: {summary}: {len(report.problems)} problem"
-                          f"{'s' if len(report.problems) != 1 else ''}", markup=False, highlight=False)
-        raise typer.Exit(1)
+    if report.problems:  # one error line, as every failing command (and a failed %txgit fsck cell) has
+        raise TxgitError(f"{summary}: {len(report.problems)} problem{'s' if len(report.problems) != 1 else ''}")
     _out(f"{summary}: ok" + (f" ({len(report.repaired)} repaired)" if report.repaired else ""))
 
 
