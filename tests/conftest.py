@@ -35,10 +35,13 @@ def session_namespace(code: str = "") -> dict:
 def run_txgit():
     """Run the installed CLI in a subprocess, as a user would."""
 
-    def run(*args: str, cwd: Path, check: bool = False, env: dict | None = None) -> subprocess.CompletedProcess:
+    def run(*args: str, cwd: Path, check: bool = False, env: dict | None = None,
+            timeout: float | None = None) -> subprocess.CompletedProcess:
+        # timeout: for commands that could hang (an unresponsive remote): the test fails instead
         proc = subprocess.run(
             [sys.executable, "-m", "txgit", *args],
             cwd=cwd, capture_output=True, text=True, env={**os.environ, "COLUMNS": "200", **(env or {})},
+            timeout=timeout,
         )
         if check and proc.returncode != 0:
             raise AssertionError(f"txgit {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")

@@ -16,6 +16,7 @@ class CellResult:
     stdout: str = ""
     stderr: str = ""
     error: str | None = None  # "ename: evalue"
+    traceback: list = field(default_factory=list)  # the error's lines, as the frontend shows them
     execution_count: int | None = None
     outputs: list = field(default_factory=list)
     shown: list = field(default_factory=list)  # stdout text and display data, in the order they came
@@ -56,6 +57,7 @@ class Kernel:
                     out.stderr += c["text"]
             elif t == "error":
                 out.status, out.error = "error", f"{c['ename']}: {c['evalue']}"
+                out.traceback = list(c.get("traceback") or [])
             elif t in ("execute_result", "display_data"):
                 out.outputs.append(c["data"])
                 out.shown.append(c["data"])

@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from contextlib import contextmanager
@@ -97,13 +98,15 @@ def make_bucket(endpoint: str, bucket: str) -> None:
 
 
 @contextmanager
-def git_daemon(base: Path) -> Iterator[str]:
-    """`git daemon` serving the bare repositories under ``base`` (push enabled); yields git://127.0.0.1:PORT."""
+def git_daemon(base: Path, *, receive_pack: bool = True) -> Iterator[str]:
+    """`git daemon` serving the bare repositories under ``base``; yields git://127.0.0.1:PORT.
+
+    ``receive_pack``: pushes are accepted (without it the daemon serves fetches and refuses pushes)."""
     port = free_port()
     log = _log_file("git-daemon")
     proc = subprocess.Popen(
         ["git", "daemon", "--reuseaddr", "--listen=127.0.0.1", f"--port={port}", f"--base-path={base}",
-         "--export-all", "--enable=receive-pack", str(base)],
+         "--export-all", *(["--enable=receive-pack"] if receive_pack else []), str(base)],
         stdout=log, stderr=subprocess.STDOUT)
     try:
         _wait_port(port, proc, "git daemon", log)
@@ -111,6 +114,40 @@ def git_daemon(base: Path) -> Iterator[str]:
     finally:
         _stop(proc)
         log.close()
+
+
+@contextmanager
+def silent_listener() -> Iterator[int]:
+    """A TCP listener on 127.0.0.1 that accepts connections, holds them and never answers: a remote
+    that is up but hangs. Yields its port; every connection is closed on exit."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(64)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:  # closed on exit
+                return
+            held.append(conn)
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield server.getsockname()[1]
+    finally:
+        stop.set()
+        try:
+            server.shutdown(socket.SHUT_RDWR)  # wakes accept() on Linux
+        except OSError:
+            pass
+        server.close()
+        thread.join(10)
+        for conn in held:
+            conn.close()
 
 
 def init_bare(path: Path) -> Path:

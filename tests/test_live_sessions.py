@@ -89,7 +89,7 @@ def test_two_kernels_in_one_folder_never_share_a_branch(tmp_path, run_txgit):
         assert ws.load("c", "second") == 3 and "c" not in ws.state("main").variables
         # a kernel cannot take a branch another kernel holds
         r = second.run("%txgit checkout main")
-        assert f"kernel {first.pid} (first.ipynb, on main) holds branch 'main'" in r.stderr
+        assert r.status == "error" and f"kernel {first.pid} (first.ipynb, on main) holds branch 'main'" in r.error
         assert silent_eval(second, "sorted(k for k in ('a', 'b', 'c') if k in globals())") == ["b", "c"]
     finally:
         first.shutdown()

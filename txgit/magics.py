@@ -5,6 +5,10 @@ on this kernel's namespace through :mod:`txgit.sessions`. ``log``, ``show`` and
 ``diff`` display the views of :mod:`txgit.visual` (HTML in a notebook: the commit
 graph, variable tables, semantic diffs; text in a terminal). Other read-only
 verbs go to the CLI command of the same name.
+
+A verb that fails raises :class:`MagicError`, so its cell fails and a notebook's
+"Run All" stops there instead of running later cells on the wrong state. IPython
+shows it as one line (``txgit: error: …``), not a traceback.
 """
 
 from __future__ import annotations
@@ -41,6 +45,37 @@ USAGE = """usage: %txgit VERB [ARGS]
   any other CLI verb (push, pull, tag, …) runs as `txgit VERB …` would"""
 
 _LIVE = {"commit", "checkout", "status", "auto", "rollback", "reuse", "help"}
+
+
+class MagicError(TxgitError):
+    """A ``%txgit`` verb that failed: fails its cell, shown as one line. ``__cause__`` is the original error."""
+
+    def _render_traceback_(self) -> list[str]:
+        # IPython shows these lines instead of a traceback (the kernel's error output, a terminal's too).
+        return [f"txgit: error: {self}"]
+
+
+def _spare_namespace_on_failure(shell: Any, session: Any) -> None:
+    """Keep the session from rolling this cell back because the magic failed.
+
+    A failed cell is rolled back to the last commit, and a cell with a line magic may have touched
+    anything, so in a cell that mixes code and ``%txgit`` the whole namespace would go back: with
+    auto-commit off, work not yet committed. A failed verb changed nothing (each refuses before it
+    moves anything), so the cell is recorded as failed but not rolled back. Rollback is off until
+    this cell's post_run_cell, then restored. (A cell of ``%txgit`` lines only is not tracked.)
+    """
+    if not session.atomic:
+        return
+
+    def restore(*_: Any) -> None:
+        session.atomic = True
+        try:
+            shell.events.unregister("post_run_cell", restore)
+        except ValueError:
+            pass
+
+    session.atomic = False
+    shell.events.register("post_run_cell", restore)  # after the session's own hook, registered at load
 
 
 def _opt(args: list[str], *flags: str, default: str | None = None) -> str | None:
@@ -93,11 +128,18 @@ class TxgitMagics(Magics):
     def txgit(self, line: str) -> Any:
         """Version this kernel's state: %txgit commit -m MSG | log | diff | show | branch | checkout | status | auto | rollback."""
         try:
-            self._dispatch(shlex.split(line))
+            try:
+                args = shlex.split(line)
+            except ValueError as e:  # unbalanced quotes
+                raise TxgitError(f"cannot parse {line.strip()[:80]!r}: {e}") from e
+            self._dispatch(args)
+        except MagicError:
+            raise
         except TxgitError as e:
-            print(f"txgit: error: {e}", file=sys.stderr)
-        except ValueError as e:  # shlex: unbalanced quotes
-            print(f"txgit: error: {e}", file=sys.stderr)
+            ext = kernel_side.active()
+            if ext is not None:
+                _spare_namespace_on_failure(self.shell, ext.session)
+            raise MagicError(str(e)) from e
 
     def _dispatch(self, args: list[str]) -> None:
         ext = kernel_side.attach(self.shell)
@@ -226,20 +268,22 @@ class TxgitMagics(Magics):
 
     def _run_cli(self, ext: kernel_side.IPythonSession, args: list[str]) -> None:
         """The CLI verb in this kernel's workspace; verbs that act on a kernel act on this one."""
-        from txgit.cli import main
+        from txgit.cli import invoke
 
         old = os.environ.get("TXGIT_KERNEL")
         os.environ["TXGIT_KERNEL"] = str(os.getpid())
         with _cwd(str(ext.workspace.root)):
             try:
-                main(args)
-            except SystemExit:  # the CLI already printed its one line
-                pass
+                code = invoke(args)  # a TxgitError propagates: the cell fails with its one line
+            except SystemExit as e:  # `txgit run`'s script called sys.exit(N)
+                code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
             finally:
                 if old is None:
                     del os.environ["TXGIT_KERNEL"]
                 else:
                     os.environ["TXGIT_KERNEL"] = old
+        if code:
+            raise TxgitError(f"`txgit {' '.join(args)[:80]}` exited with status {code}")
 
 
 

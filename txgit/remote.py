@@ -21,6 +21,12 @@ travel: they are fsspec storage options, given per workspace
 SDK's usual environment variables (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``,
 ``FSSPEC_S3_…``).
 
+**Failing fast.** A network git remote that connects but never answers fails after
+:func:`remote_timeout` seconds (``TXGIT_REMOTE_TIMEOUT``, else the git config
+``txgit.remote-timeout``, else 30), with one line naming the remote. The CLI
+says ``connecting to URL ...`` when a remote has not answered for a second
+(:func:`notify_when_slow`); the Python API stays quiet.
+
 **Trust.** Every blob read from a remote storage is verified against its hash
 (:class:`txgit.storage.ObjectStore` does it on every read) before it is kept
 in the local cache or unpickled.
@@ -31,15 +37,18 @@ nothing of sessions or the CLI.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import shutil
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
@@ -75,6 +84,13 @@ _WORKERS = 8  # transfers in flight for blocking backends (folders): remote stor
 _ASYNC_BATCH_BLOBS = 128
 _S3_POOL = 64  # connections per S3 client (botocore's default, 10, caps requests in flight at 10)
 _HEAD_CHECKS_UPTO = 64  # up to this many names, ask per blob (in parallel); past it, list the store once
+DEFAULT_TIMEOUT = 30.0  # seconds a git remote may stay silent before we give up on it
+TIMEOUT_ENV = "TXGIT_REMOTE_TIMEOUT"
+TIMEOUT_KEY = "txgit.remote-timeout"  # in the workspace's (or the user's global) git config
+SLOW_AFTER = 1.0  # seconds without an answer before the CLI says "connecting to URL ..."
+# Environment variables that change what credentials or endpoint a storage backend uses: a store
+# built before they changed is rebuilt (a kernel must not need a restart to pick up new keys).
+_CREDENTIAL_ENV = ("AWS_", "FSSPEC_", "GOOGLE_", "GCSFS_", "AZURE_")
 
 Progress = Callable[[str, int, int], None]  # (phase, bytes done, bytes total)
 
@@ -120,36 +136,171 @@ def parse_storage_options(items: Iterable[str]) -> dict[str, Any]:
     return out
 
 
-def _git_error(remote: Remote, e: Exception) -> RemoteError:
+def remote_timeout(repo: pygit2.Repository | None = None) -> float:
+    """Seconds a network git remote may stay silent (0: no limit).
+
+    ``TXGIT_REMOTE_TIMEOUT`` wins, then ``txgit.remote-timeout`` in ``repo``'s git config (which
+    includes the user's global one), then :data:`DEFAULT_TIMEOUT`. A bad value is a one-line error.
+    """
+    raw, where = os.environ.get(TIMEOUT_ENV, "").strip(), TIMEOUT_ENV
+    if not raw and repo is not None and TIMEOUT_KEY in repo.config:
+        raw, where = str(repo.config[TIMEOUT_KEY]).strip(), f"git config {TIMEOUT_KEY}"
+    if not raw:
+        return DEFAULT_TIMEOUT
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0 or seconds == float("inf"):  # also refuses nan
+        raise RemoteError(f"{where}={raw[:40]!r} is not a number of seconds (0: no limit)")
+    return seconds
+
+
+def set_remote_timeout(repo: pygit2.Repository, seconds: float | str | None) -> float | None:
+    """Store (None: remove) ``txgit.remote-timeout`` in ``repo``'s config; checked as :func:`remote_timeout` does."""
+    if seconds is None:
+        if TIMEOUT_KEY in repo.config:
+            del repo.config[TIMEOUT_KEY]
+        return None
+    try:
+        value = float(seconds)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise InvalidName(f"remote timeout {str(seconds)[:40]!r} is not a number of seconds (0: no limit)")
+    repo.config[TIMEOUT_KEY] = f"{value:g}"
+    return value
+
+
+# The CLI's "connecting to URL ..." (set with notify_when_slow); None in the Python API: it stays quiet.
+_slow_notice: ContextVar[Callable[[str | None], None] | None] = ContextVar("txgit_slow_notice", default=None)
+
+
+@contextmanager
+def notify_when_slow(show: Callable[[str | None], None]) -> Iterator[None]:
+    """Within this block, a remote that has not answered for :data:`SLOW_AFTER` seconds is reported:
+    ``show(url)`` (from a timer thread), then ``show(None)`` once it answers or the call ends."""
+    token = _slow_notice.set(show)
+    try:
+        yield
+    finally:
+        _slow_notice.reset(token)
+
+
+class _Watch:
+    """One network call: fires the slow notice unless an answer (or the end) comes first."""
+
+    def __init__(self, url: str, show: Callable[[str | None], None] | None) -> None:
+        self._show = show
+        self._lock = threading.Lock()
+        self._shown = self._done = False
+        self._timer: threading.Timer | None = None
+        if show is not None:
+            self._timer = threading.Timer(SLOW_AFTER, self._fire, [url])
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _fire(self, url: str) -> None:
+        with self._lock:
+            if not self._done and self._show is not None:
+                self._shown = True
+                self._show(url)
+
+    def answered(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self._done = True
+            if self._timer is not None:
+                self._timer.cancel()
+            if self._shown and self._show is not None:
+                self._show(None)
+
+
+def _git_error(remote: Remote, e: Exception, timeout: float | None = None) -> RemoteError:
     text = " ".join(str(e).split()) or type(e).__name__
+    if timeout and "timed out" in text:
+        text += (f" (no answer within {timeout:g} s; {TIMEOUT_ENV} or `txgit config remote.timeout SECONDS` "
+                 "sets how long to wait)")
     return RemoteError(f"cannot reach remote {remote.name!r} ({remote.url}): {text}")
 
 
-def _storage_error(url: str, e: Exception) -> RemoteError:
+def _s3_endpoint(options: Mapping[str, Any], fs: Any = None) -> str | None:
+    """The endpoint an S3 store talks to, or None for AWS's default (no request is made to find out)."""
+    client = getattr(fs, "_s3", None)  # s3fs's botocore client, once it exists: what it really uses
+    if client is not None:
+        url = getattr(getattr(client, "meta", None), "endpoint_url", None)
+        if url and not str(url).endswith(".amazonaws.com"):
+            return str(url)
+        if url:
+            return None
+    kwargs = options.get("client_kwargs") or {}
+    for candidate in (options.get("endpoint_url"), kwargs.get("endpoint_url") if isinstance(kwargs, dict) else None,
+                      getattr(fs, "endpoint_url", None), (getattr(fs, "client_kwargs", None) or {}).get("endpoint_url"),
+                      os.environ.get("AWS_ENDPOINT_URL_S3"), os.environ.get("AWS_ENDPOINT_URL")):
+        if candidate:
+            return str(candidate)
+    return None
+
+
+def _storage_error(url: str, e: Exception, options: Mapping[str, Any] | None = None, fs: Any = None) -> RemoteError:
     text = " ".join(f"{type(e).__name__}: {e}".split())
     if len(text) > 300:
         text = text[:299] + "…"
-    return RemoteError(f"remote storage {url} failed: {text}")
+    if fsspec.core.split_protocol(url)[0] not in ("s3", "s3a"):
+        return RemoteError(f"remote storage {url} failed: {text}")
+    # Most S3 failures are a wrong endpoint, bucket or key: say which endpoint was asked and how to change it.
+    endpoint = _s3_endpoint(options or {}, fs)
+    if isinstance(e, PermissionError):  # s3fs's name for 403: the server is there and refused these keys
+        hint = "check the credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE; "
+    else:
+        hint = ""
+    if endpoint is None:
+        return RemoteError(f"remote storage {url} at AWS's default endpoint failed: {text} ({hint}for another S3 "
+                           "server set AWS_ENDPOINT_URL or --storage-option endpoint_url=URL)")
+    return RemoteError(f"remote storage {url} at endpoint {endpoint} failed: {text} ({hint}set AWS_ENDPOINT_URL "
+                       "or --storage-option endpoint_url=URL to change the endpoint)")
+
+
+def _credential_fingerprint() -> str:
+    """A digest of what decides a storage's credentials besides its options: the SDKs' environment
+    variables and the AWS shared files' modification times (a digest: no secret kept in memory twice)."""
+    h = hashlib.sha256()
+    for k in sorted(os.environ):
+        if k.startswith(_CREDENTIAL_ENV):
+            h.update(f"{k}={os.environ[k]}\0".encode("utf-8", "surrogateescape"))
+    for env, default in (("AWS_SHARED_CREDENTIALS_FILE", "~/.aws/credentials"), ("AWS_CONFIG_FILE", "~/.aws/config")):
+        try:
+            h.update(str(os.stat(os.path.expanduser(os.environ.get(env) or default)).st_mtime_ns).encode())
+        except OSError:
+            h.update(b"-")
+    return h.hexdigest()
 
 
 class RemoteStore(ObjectStore):
     """An :class:`ObjectStore` on a remote URL: batched existence checks, errors as one line.
 
-    Reads stay verified (the base class hashes every blob it returns).
+    Reads stay verified (the base class hashes every blob it returns). Opening one creates
+    nothing: a local folder appears with the first blob written.
     """
 
+    create_on_open = False
+
     def __init__(self, url: str, **storage_options: Any) -> None:
+        self.options = dict(storage_options)  # as given: named in error messages (the endpoint)
         if fsspec.core.split_protocol(url)[0] in ("s3", "s3a"):
             # Many small blobs go up concurrently: a larger pool, unless the user chose one.
             config = dict(storage_options.get("config_kwargs") or {})
             config.setdefault("max_pool_connections", _S3_POOL)
             storage_options = {**storage_options, "config_kwargs": config}
+        if "::" not in url:
+            # fsspec hands back a cached instance for equal arguments, with the credentials it resolved
+            # when it was made: a fresh one sees keys set in os.environ since (Remotes.store caches ours).
+            storage_options.setdefault("skip_instance_cache", True)
         try:
             super().__init__(url, **storage_options)
-        except (ImportError, ValueError) as e:  # e.g. s3fs not installed, unknown protocol
-            raise _storage_error(url, e) from e
-        except Exception as e:
-            raise _storage_error(url, e) from e
+        except Exception as e:  # e.g. s3fs not installed, unknown protocol, bad option
+            raise _storage_error(url, e, self.options) from e
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
@@ -158,7 +309,7 @@ class RemoteStore(ObjectStore):
         except TxgitError:
             raise
         except Exception as e:  # fsspec backends raise their SDK's errors: make them one line
-            raise _storage_error(self.url, e) from e
+            raise _storage_error(self.url, e, self.options, self.fs) from e
 
     def missing(self, names: Iterable[str]) -> set[str]:
         """Which names the store lacks: per-blob checks in parallel for a few, one listing for many."""
@@ -190,6 +341,20 @@ class RemoteStore(ObjectStore):
     def write_blobs(self, blobs: Mapping[str, bytes | bytearray | memoryview]) -> int:
         with self._errors():
             return super().write_blobs(blobs)
+
+
+def _short_ref(ref: str) -> str:
+    return ref.removeprefix("refs/heads/").removeprefix("refs/tags/")
+
+
+def _first_missing(path: Path) -> Path | None:
+    """The outermost folder of ``path`` (itself included) that does not exist yet; None if it exists."""
+    path = path.absolute()
+    if path.exists():
+        return None
+    while not path.parent.exists() and path.parent != path:
+        path = path.parent
+    return path
 
 
 async def _gather_exists(fs: Any, paths: list[str]) -> list[bool]:
@@ -270,8 +435,26 @@ class _Callbacks(pygit2.RemoteCallbacks):
         super().__init__()
         self.rejected: dict[str, str] = {}
         self._asked = 0
+        self.watch: _Watch | None = None  # the call in flight: any callback means the remote answered
+
+    def _answered(self) -> None:
+        if self.watch is not None:
+            self.watch.answered()
+
+    def sideband_progress(self, string: str) -> None:
+        self._answered()
+
+    def transfer_progress(self, stats: Any) -> None:
+        self._answered()
+
+    def push_transfer_progress(self, objects_pushed: int, total_objects: int, bytes_pushed: int) -> None:
+        self._answered()
+
+    def update_tips(self, refname: str, old: Any, new: Any) -> None:
+        self._answered()
 
     def credentials(self, url: str, username_from_url: str | None, allowed_types: Any) -> Any:
+        self._answered()  # asked for credentials: the server is there
         self._asked += 1
         if self._asked > 1:
             raise RemoteError(f"authentication to {url} failed")
@@ -286,6 +469,7 @@ class _Callbacks(pygit2.RemoteCallbacks):
         raise RemoteError(f"{url} asks for a kind of credentials txgit cannot give")
 
     def push_update_reference(self, refname: str, message: str | None) -> None:
+        self._answered()
         if message:
             self.rejected[refname] = message
 
@@ -307,7 +491,7 @@ class Remotes:
 
     def __init__(self, workspace: Workspace) -> None:
         self.ws = workspace
-        self._stores: dict[str, tuple[tuple[str, str], RemoteStore]] = {}
+        self._stores: dict[str, tuple[tuple[str, str, str], RemoteStore]] = {}  # name -> (key, store)
 
     @property
     def repo(self) -> pygit2.Repository:
@@ -364,6 +548,42 @@ class Remotes:
         """Mark ``name`` trusted (its fetched states load without ``trust=True``) or not."""
         trust.set_trusted(self.ws, name, trusted)
 
+    def set_url(self, name: str, url: str) -> Remote:
+        """Point ``name`` at another git URL (a moved server, a new path). Nothing is contacted; its
+        trust mark, storage, tracking branches and upstreams stay as they are."""
+        self.get(name)  # UnknownRemote for a typo
+        if not url:
+            raise InvalidName("a remote needs a git URL")
+        path = local_path(url)
+        if path is not None and not url.startswith("file://"):
+            url = str(path.resolve())
+        with self.ws.lock():
+            self.repo.remotes.set_url(name, url)  # as `git remote set-url`: a pushurl set by hand stays
+        self._stores.pop(name, None)
+        return self.get(name)
+
+    def set_storage(self, name: str, storage: str | None, *,
+                    storage_options: Mapping[str, Any] | None = None) -> Remote:
+        """Keep ``name``'s blobs at another fsspec URL (None: the one the remote records, or beside a
+        local repository). ``storage_options`` replace the old ones (none given: none kept), so an
+        endpoint meant for one backend never reaches another. The trust mark stays."""
+        self.get(name)
+        if storage is not None and not storage:
+            raise InvalidName("a storage needs an fsspec URL (a folder, s3://bucket/prefix, …)")
+        if storage is not None and local_path(storage) is not None and "://" not in storage:
+            storage = str(Path(storage).expanduser().resolve())
+        with self.ws.lock():
+            cfg = self.repo.config
+            for key, value in ((f"remote.{name}.txgit-storage", storage),
+                               (f"remote.{name}.txgit-storage-options",
+                                json.dumps(dict(storage_options)) if storage_options else None)):
+                if value is not None:
+                    cfg[key] = value
+                elif key in cfg:
+                    del cfg[key]
+        self._stores.pop(name, None)
+        return self.get(name)
+
     def remove(self, name: str) -> None:
         """Forget a remote and its tracking refs (nothing on the remote changes)."""
         self.get(name)
@@ -415,19 +635,19 @@ class Remotes:
         if r.local_path is not None:
             return str(r.local_path / EMBEDDED_DIR)
         where = "keeps its blobs beside its repository, which" if recorded else ""
+        how = f"give one with `txgit remote set-storage {r.name} FSSPEC_URL` (or `txgit clone --storage FSSPEC_URL`)"
         raise RemoteError(
-            f"remote {r.name!r} ({r.url}) {where or 'has no blob storage that'} a network git URL cannot serve: "
-            f"give one with `txgit remote add {r.name} URL --storage FSSPEC_URL`"
+            f"remote {r.name!r} ({r.url}) {where} a network git URL cannot serve: {how}"
             if where else
-            f"remote {r.name!r} ({r.url}) has no blob storage: give one with "
-            f"`txgit remote add {r.name} URL --storage FSSPEC_URL`"
+            f"remote {r.name!r} ({r.url}) has no blob storage: {how}"
         )
 
     def store(self, remote: Remote | str) -> RemoteStore:
-        """The object store of a remote's blobs (made once per URL and options)."""
+        """The object store of a remote's blobs: made once per URL, options and credentials in the
+        environment, so keys set in ``os.environ`` (say, in a running kernel) take effect at the next call."""
         r = self.get(remote) if isinstance(remote, str) else remote
         url = self.storage_url(r)
-        key = (url, json.dumps(r.storage_options, sort_keys=True))
+        key = (url, json.dumps(r.storage_options, sort_keys=True), _credential_fingerprint())
         cached = self._stores.get(r.name)
         if cached is None or cached[0] != key:
             cached = (key, RemoteStore(url, **r.storage_options))
@@ -475,14 +695,32 @@ class Remotes:
     def _git_remote(self, r: Remote) -> pygit2.Remote:
         return self.repo.remotes[r.name]
 
+    @contextmanager
+    def _contact(self, r: Remote, callbacks: _Callbacks) -> Iterator[float]:
+        """Around one network git call: bound how long the remote may stay silent, and let the CLI
+        say "connecting to URL ..." if it does for a while. Yields the limit in seconds (0: none)."""
+        timeout = remote_timeout(self.repo)
+        # libgit2's limits are process-wide and in ms; set before every call, as the config may differ
+        # between workspaces in one process. They bound each connect and each socket read/write.
+        ms = max(1, round(timeout * 1000)) if timeout else 0  # 0: libgit2's default, no limit
+        pygit2.settings.server_connect_timeout = ms
+        pygit2.settings.server_timeout = ms
+        callbacks.watch = _Watch(r.url, _slow_notice.get() if r.local_path is None else None)
+        try:
+            yield timeout
+        finally:
+            callbacks.watch.answered()
+            callbacks.watch = None
+
     def _advertised(self, r: Remote, callbacks: _Callbacks) -> dict[str, str]:
         """The remote's refs: name -> commit id (``ls-remote``)."""
-        try:
-            heads = self._git_remote(r).list_heads(callbacks=callbacks)
-        except TxgitError:
-            raise
-        except (pygit2.GitError, OSError, ValueError) as e:
-            raise _git_error(r, e) from e
+        with self._contact(r, callbacks) as timeout:
+            try:
+                heads = self._git_remote(r).list_heads(callbacks=callbacks)
+            except TxgitError:
+                raise
+            except (pygit2.GitError, OSError, ValueError) as e:
+                raise _git_error(r, e, timeout) from e
         out = {}
         for h in heads:
             name = h["name"] if isinstance(h, dict) else h.name
@@ -492,8 +730,10 @@ class Remotes:
         return out
 
     def _remote_head_branch(self, r: Remote) -> str | None:
+        callbacks = _Callbacks()
         try:
-            heads = self._git_remote(r).list_heads(callbacks=_Callbacks())
+            with self._contact(r, callbacks):
+                heads = self._git_remote(r).list_heads(callbacks=callbacks)
         except (pygit2.GitError, OSError, ValueError):
             return None
         for h in heads:
@@ -503,22 +743,30 @@ class Remotes:
                 return target.removeprefix("refs/heads/")
         return None
 
-    def _ensure_local_bare(self, r: Remote) -> None:
-        """A local-path remote that does not exist yet is created (``git init --bare``) on first push."""
+    def _ensure_local_bare(self, r: Remote) -> Path | None:
+        """A local-path remote that does not exist yet is created (``git init --bare``) on first push,
+        if its parent folder exists (a typo in the path is refused, as git refuses it). Returns the
+        folder it created, for the push to remove if it fails."""
         path = r.local_path
         if path is None or path.exists():
             if path is not None and not (path / "HEAD").exists() and not (path / ".git").exists():
                 raise RemoteError(f"remote {r.name!r}: {path} exists but is not a git repository")
-            return
+            return None
+        if not path.parent.is_dir():
+            raise RemoteError(f"cannot reach remote {r.name!r}: {path} does not exist and neither does its "
+                              f"folder {path.parent} (create the folder, or fix the URL with "
+                              f"`txgit remote set-url {r.name} URL`)")
         pygit2.init_repository(str(path), bare=True, initial_head=self.ws.branch or "main")
+        return path
 
     def _fetch_git(self, r: Remote, refspecs: list[str], callbacks: _Callbacks) -> None:
-        try:
-            self._git_remote(r).fetch(refspecs, callbacks=callbacks, prune=pygit2.enums.FetchPrune.PRUNE)
-        except TxgitError:
-            raise
-        except (pygit2.GitError, OSError, ValueError) as e:
-            raise _git_error(r, e) from e
+        with self._contact(r, callbacks) as timeout:
+            try:
+                self._git_remote(r).fetch(refspecs, callbacks=callbacks, prune=pygit2.enums.FetchPrune.PRUNE)
+            except TxgitError:
+                raise
+            except (pygit2.GitError, OSError, ValueError) as e:
+                raise _git_error(r, e, timeout) from e
 
     def _tracking(self, name: str) -> dict[str, str]:
         prefix = f"refs/remotes/{name}/"
@@ -645,7 +893,19 @@ class Remotes:
         if tags:
             wanted.update({f"refs/tags/{t}": str(self.repo.references[f"refs/tags/{t}"].target)
                            for t in self.ws.history.tags()})
-        self._ensure_local_bare(r)
+        made: list[Path] = []  # folders this push creates: a failed push removes them again
+        created = self._ensure_local_bare(r)
+        if created is not None:
+            made.append(created)
+        try:
+            return self._push(r, wanted, force, progress, started, made)
+        except BaseException:
+            for folder in made:
+                shutil.rmtree(folder, ignore_errors=True)
+            raise
+
+    def _push(self, r: Remote, wanted: dict[str, str], force: bool, progress: Progress | None, started: float,
+              made: list[Path]) -> PushResult:
         callbacks = _Callbacks()
         # What the remote holds now, and where it says its blobs are.
         self._fetch_git(r, [f"+refs/txgit/*:refs/txgit/remotes/{r.name}/*"], callbacks)
@@ -670,15 +930,28 @@ class Remotes:
         recorded = self.recorded(r.name)
         # None: the blobs are beside the repository. A clone configured nothing: it keeps the record.
         record = {"storage": r.storage or (recorded or {}).get("storage")}
-        if recorded is not None and recorded.get("storage") != record["storage"] and not force:
+        moved = recorded is not None and recorded.get("storage") != record["storage"]
+        if moved and not force:
             raise PushRejected(
                 f"remote {r.name!r} records its blobs at {recorded.get('storage') or 'the repository (embedded)'}, "
-                f"not {record['storage'] or 'the repository (embedded)'}: fix --storage, or push --force to re-record")
-        if not to_move:
+                f"not {record['storage'] or 'the repository (embedded)'}: "
+                f"fix it with `txgit remote set-storage {r.name} URL`, or push --force to re-record")
+        if not to_move and not moved:
             result.seconds = time.perf_counter() - started
             return result
-        # 1. blobs: every one the new commits name that the storage lacks
-        commits = self._new_commits(to_move.values(), remote_refs.values())
+        # 1. blobs: every one the new commits name that the storage lacks. Re-recording the storage
+        # (--force after set-storage): every commit the remote's refs will name, as the new storage
+        # may hold none of them; a blob we cannot read fails the push before any ref moves.
+        tips = list(to_move.values())
+        if moved:
+            kept = {ref: t for ref, t in remote_refs.items()
+                    if ref.startswith(("refs/heads/", "refs/tags/")) and ref not in to_move}
+            unknown = sorted(ref for ref, t in kept.items() if t not in self.repo)
+            if unknown:
+                raise PushRejected(f"cannot move {r.name}'s blobs to {record['storage'] or 'the repository'}: "
+                                   f"{_short_ref(unknown[0])} has commits you do not have (fetch first)")
+            tips += list(kept.values())
+        commits = self._new_commits(tips, [] if moved else remote_refs.values())
         names, result.bytes_state = self._blobs_of(commits)
         result.blobs_named = len(names)
         if not force:
@@ -693,6 +966,10 @@ class Remotes:
                         continue  # not a state txgit can read: it vouches for nothing
         lacking = sorted(store.missing(names))
         if lacking:
+            if store.is_local:
+                top = _first_missing(Path(store.root))
+                if top is not None and not any(top == m or m in top.parents for m in made):
+                    made.append(top)  # the upload creates it
             local = self.ws.store
 
             def read(batch: list[str]) -> Mapping[str, bytes]:
@@ -727,14 +1004,15 @@ class Remotes:
                 to_move_specs.append(f"{'+' if force else ''}{tmp}:{ref}")
         callbacks = _Callbacks()
         try:
-            self._git_remote(r).push(to_move_specs, callbacks=callbacks)
+            with self._contact(r, callbacks) as timeout:
+                self._git_remote(r).push(to_move_specs, callbacks=callbacks)
         except TxgitError:
             raise
         except (pygit2.GitError, OSError, ValueError) as e:
             text = " ".join(str(e).split())
             if "non-fastforward" in text.replace("-", "").replace(" ", "") or "fast-forward" in text:
                 raise PushRejected(f"rejected by {r.name}: {text} (someone pushed meanwhile: pull first)") from e
-            raise _git_error(r, e) from e
+            raise _git_error(r, e, timeout) from e
         finally:
             for tmp in tmp_refs:
                 self.repo.references.delete(tmp)

@@ -98,13 +98,17 @@ class ObjectStore:
     keyword arguments are fsspec storage options.
     """
 
+    # A local store makes its folder when opened. Remote stores say False: reading one (fetch, a lazy
+    # checkout, fsck) must not create a remote's folders; the first blob written makes them.
+    create_on_open = True
+
     def __init__(self, url: str, **storage_options: Any) -> None:
         self.url = url
         self.fs, self.root = fsspec.core.url_to_fs(url, **storage_options)
         self.root = self.root.rstrip("/")
         self.is_local = isinstance(self.fs, LocalFileSystem)
         self.stats = TransferStats()
-        if self.is_local:
+        if self.is_local and self.create_on_open:
             os.makedirs(self.root, exist_ok=True)
 
     def __repr__(self) -> str:

@@ -17,15 +17,38 @@ from txgit.cli import core, lineage, maintenance, merge, remote, reuse, session,
 from txgit.errors import TxgitError
 
 
-def main(argv: list[str] | None = None) -> None:
+class UsageError(TxgitError):
+    """A command line typer/click refused (unknown option, missing argument): exit status 2."""
+
+    exit_code = 2
+
+
+def invoke(argv: list[str] | None = None) -> int:
+    """Run one command and return its exit status.
+
+    A :class:`TxgitError` (a usage error too, as :class:`UsageError`) propagates: the caller shows
+    it, :func:`main` as one line on stderr, the ``%txgit`` magic by failing its cell.
+    """
     try:
         code = app(args=argv, prog_name="txgit", standalone_mode=False)
-        if isinstance(code, int) and code:  # a command's typer.Exit(n) comes back as a return value
-            sys.exit(code)
+    except typer.Exit as e:
+        return e.exit_code
+    except typer.TyperException as e:  # usage errors (typer's bundled click)
+        if type(e).__name__ == "NoArgsIsHelpError":
+            e.show()  # `txgit` alone prints the help
+            return 0
+        message = e.format_message() if hasattr(e, "format_message") else str(e)
+        error = UsageError(message)
+        error.exit_code = getattr(e, "exit_code", 2)
+        raise error from None
+    return code if isinstance(code, int) else 0  # a command's typer.Exit(n) comes back as a return value
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        code = invoke(argv)
     except TxgitError as e:
         err_console.print(f"txgit: error: {e}", markup=False, highlight=False, soft_wrap=True)
-        sys.exit(e.exit_code)
-    except typer.Exit as e:
         sys.exit(e.exit_code)
     except typer.Abort:
         err_console.print("txgit: aborted", markup=False)
@@ -33,10 +56,5 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         err_console.print("txgit: interrupted", markup=False)
         sys.exit(130)
-    except typer.TyperException as e:  # usage errors (typer's bundled click): one line, exit 2
-        if type(e).__name__ == "NoArgsIsHelpError":
-            e.show()  # `txgit` alone prints the help
-            sys.exit(0)
-        message = e.format_message() if hasattr(e, "format_message") else str(e)
-        err_console.print(f"txgit: error: {message}", markup=False, highlight=False, soft_wrap=True)
-        sys.exit(getattr(e, "exit_code", 2))
+    if code:
+        sys.exit(code)

@@ -10,9 +10,10 @@ import math
 import typer
 
 from txgit import budget as _budget
-from txgit.cli.app import app, console, err_console
+from txgit.cli.app import app, console
 from txgit.cli.render import human_size
 from txgit.errors import TxgitError
+from txgit.remote import DEFAULT_TIMEOUT, TIMEOUT_ENV, TIMEOUT_KEY, set_remote_timeout
 from txgit.storage import ObjectStore
 from txgit.workspace import GC_GRACE_SECONDS, Workspace
 
@@ -48,10 +49,8 @@ def fsck(
         _out(f"{n} state{'s' if n != 1 else ''} dropped by gc --budget (not errors: re-run their code or fetch "
              f"them from a remote that has them to bring them back): "
              + ", ".join(c[:8] for c in report.dropped[:5]) + (" …" if n > 5 else ""))
-    if report.problems:
-        err_console.print(f"txgit: error: {summary}: {len(report.problems)} problem"
-                          f"{'s' if len(report.problems) != 1 else ''}", markup=False, highlight=False)
-        raise typer.Exit(1)
+    if report.problems:  # one error line, as every failing command (and a failed %txgit fsck cell) has
+        raise TxgitError(f"{summary}: {len(report.problems)} problem{'s' if len(report.problems) != 1 else ''}")
     _out(f"{summary}: ok" + (f" ({len(report.repaired)} repaired)" if report.repaired else ""))
 
 
@@ -95,7 +94,9 @@ def gc(
                  f"need {human_size(b.protected_bytes)}")
 
 
-CONFIG_KEYS = {"gc.budget": "the storage budget for the automatic `gc --budget` after commits (e.g. 5GB)"}
+CONFIG_KEYS = {"gc.budget": "the storage budget for the automatic `gc --budget` after commits (e.g. 5GB)",
+               "remote.timeout": f"seconds a git remote may stay silent before push, fetch, pull or clone give up "
+                                 f"(default {DEFAULT_TIMEOUT:g}, 0: no limit; {TIMEOUT_ENV} overrides it)"}
 
 
 @app.command()
@@ -104,10 +105,21 @@ def config(
     value: Optional[str] = typer.Argument(None, help="The new value; without it, print the current one."),
     unset: bool = typer.Option(False, "--unset", help="Remove the setting."),
 ) -> None:
-    """Read or set a workspace setting (stored in .txgit's git config). Settings: gc.budget."""
+    """Read or set a workspace setting (stored in .txgit's git config). Settings: gc.budget, remote.timeout."""
     if key not in CONFIG_KEYS:
         raise TxgitError(f"unknown setting {key[:40]!r}: known settings are {', '.join(sorted(CONFIG_KEYS))}")
     ws = Workspace.open(Path.cwd())
+    if key == "remote.timeout":
+        repo = ws.history.repo
+        if unset or value is not None:
+            with ws.lock():
+                set_remote_timeout(repo, None if unset else value)
+        elif TIMEOUT_KEY not in repo.config:
+            raise TxgitError(f"{key} is not set (default {DEFAULT_TIMEOUT:g} seconds; set it with "
+                             f"`txgit config {key} 60`)")
+        else:
+            _out(str(repo.config[TIMEOUT_KEY]))
+        return
     if unset:
         _budget.set_budget(ws, None)
     elif value is not None:

@@ -14,7 +14,7 @@ from typing import Any, Optional
 import typer
 
 from txgit.cli.app import app, console
-from txgit.cli.remote import fetch_lines, progress_bar
+from txgit.cli.remote import fetch_lines, progress_bar, slow_notice
 from txgit.errors import TxgitError
 from txgit.sessions.kernel import KernelInfo, attached_kernel, call_kernel
 from txgit.trust import source_of
@@ -156,7 +156,7 @@ def pull(
     tracked = ws.remotes.upstream(into)
     name = remote or (tracked[0] if tracked else ws.remotes.default(into))
     their_branch = branch or (tracked[1] if tracked and tracked[0] == name else into)
-    with progress_bar() as progress:
+    with progress_bar() as progress, slow_notice():
         if k is None:
             r = ws.pull(name, branch=their_branch, progress=progress, trust=trust, safe=safe)
             fetched, answer = r.fetch, r.merge.to_json() if r.merge is not None else None

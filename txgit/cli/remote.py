@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, List, Optional
@@ -11,7 +13,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 
 from txgit.cli.app import app, console, err_console
 from txgit.errors import TxgitError
-from txgit.remote import EMBEDDED_DIR, FetchResult, parse_storage_options
+from txgit.remote import EMBEDDED_DIR, FetchResult, notify_when_slow, parse_storage_options
 from txgit.workspace import Workspace
 
 _SHOW_PROGRESS_FROM = 8 << 20  # bytes: a bar only for transfers long enough to watch
@@ -45,6 +47,26 @@ def progress_bar() -> Iterator:
             bar.stop()
 
 
+@contextmanager
+def slow_notice() -> Iterator[None]:
+    """"connecting to URL ..." on stderr while a git remote has not answered for a second, erased
+    once it answers or fails. Only on a terminal, like git's progress: a pipe or log gets just the
+    result, or the one error line."""
+    stream = sys.stderr
+    if not stream.isatty():
+        yield
+        return
+    lock = threading.Lock()  # the notice comes from a timer thread
+
+    def show(url: str | None) -> None:
+        with lock:
+            stream.write(f"connecting to {url} ..." if url is not None else "\r\x1b[2K")
+            stream.flush()
+
+    with notify_when_slow(show):
+        yield
+
+
 def _mb(n: int) -> str:
     return f"{n / 1e6:.1f} MB" if n >= 100_000 else f"{n} bytes"
 
@@ -58,22 +80,26 @@ def _short(ref: str) -> str:
 
 @app.command()
 def remote(
-    action: str = typer.Argument("list", metavar="[list|add|remove|trust|untrust]",
+    action: str = typer.Argument("list", metavar="[list|add|remove|set-url|set-storage|trust|untrust]",
                                  help="What to do (default: list)."),
     name: Optional[str] = typer.Argument(None, metavar="NAME", help="The remote's name (e.g. origin)."),
-    url: Optional[str] = typer.Argument(None, metavar="GIT_URL",
-                                        help="Where the history goes: a path, file://, git://, https:// or ssh URL."),
+    url: Optional[str] = typer.Argument(None, metavar="URL",
+                                        help="add, set-url: where the history goes (a path, file://, git://, https:// "
+                                             "or ssh URL); set-storage: where the blobs go (an fsspec URL)."),
     storage: Optional[str] = typer.Option(None, "--storage", metavar="FSSPEC_URL",
-                                          help=f"Where the blobs go (s3://bucket/prefix, a folder, …). Default for a "
-                                               f"local path: beside the repository ({EMBEDDED_DIR}/)."),
+                                          help=f"With add: where the blobs go (s3://bucket/prefix, a folder, …). Default "
+                                               f"for a local path: beside the repository ({EMBEDDED_DIR}/)."),
     storage_option: List[str] = typer.Option([], "--storage-option", metavar="KEY=VALUE",
-                                             help="An fsspec storage option (e.g. endpoint_url=http://…); repeatable; "
-                                                  "kept in this workspace only."),
+                                             help="With add or set-storage: an fsspec storage option (e.g. "
+                                                  "endpoint_url=http://…); repeatable; kept in this workspace only; "
+                                                  "set-storage replaces the old ones."),
     trusted: bool = typer.Option(False, "--trusted", help="With add: states fetched from it load without --trust "
                                                           "(loading a state runs its code: only remotes you trust)."),
 ) -> None:
     """List, add or remove remotes: `txgit remote add NAME GIT_URL [--storage URL] [--trusted]`,
-    `txgit remote remove NAME`; `txgit remote trust NAME` / `untrust NAME` marks whose states load without --trust."""
+    `txgit remote remove NAME`; `txgit remote set-url NAME GIT_URL` and `txgit remote set-storage NAME FSSPEC_URL
+    [--storage-option K=V]` change one (its trust mark stays); `txgit remote trust NAME` / `untrust NAME` marks
+    whose states load without --trust."""
     ws = Workspace.open(".")
     if action in ("list", "-v"):
         if name is not None:
@@ -100,13 +126,24 @@ def remote(
             raise TxgitError("usage: txgit remote remove NAME")
         ws.remotes.remove(name)
         _out(f"removed remote {name}")
+    elif action == "set-url":
+        if name is None or url is None or storage is not None or storage_option:
+            raise TxgitError("usage: txgit remote set-url NAME GIT_URL")
+        r = ws.remotes.set_url(name, url)
+        _out(f"remote {r.name}: {r.url}")
+    elif action == "set-storage":
+        if name is None or url is None or storage is not None:
+            raise TxgitError("usage: txgit remote set-storage NAME FSSPEC_URL [--storage-option KEY=VALUE …]")
+        r = ws.remotes.set_storage(name, url, storage_options=parse_storage_options(storage_option))
+        opts = f" (options: {', '.join(sorted(r.storage_options))})" if r.storage_options else ""
+        _out(f"remote {r.name}: blobs at {ws.remotes.storage_url(r)}{opts}")
     elif action in ("trust", "untrust"):
         if name is None or url is not None:
             raise TxgitError(f"usage: txgit remote {action} NAME")
         ws.remotes.set_trusted(name, action == "trust")
         _out(f"remote {name}: {'trusted: its states load' if action == 'trust' else 'not trusted: its states load only with --trust or --safe'}")
     else:
-        raise TxgitError(f"unknown action {action!r}: use list, add, remove, trust or untrust")
+        raise TxgitError(f"unknown action {action!r}: use list, add, remove, set-url, set-storage, trust or untrust")
 
 
 @app.command()
@@ -121,7 +158,7 @@ def push(
     ws = Workspace.open(".")
     if branch is not None and all_branches:
         raise TxgitError("give BRANCH or --all, not both")
-    with progress_bar() as progress:
+    with progress_bar() as progress, slow_notice():
         r = ws.push(remote, branch, all_branches=all_branches, tags=tags, force=force, progress=progress)
     for ref, (old, new) in r.updated.items():
         span = f"{old[:8]}..{new[:8]}" if old else "new"
@@ -152,7 +189,7 @@ def fetch(
 ) -> None:
     """Bring the remote's branches over as REMOTE/BRANCH (blobs come when a state is checked out or loaded)."""
     ws = Workspace.open(".")
-    with progress_bar() as progress:
+    with progress_bar() as progress, slow_notice():
         r = ws.fetch(remote, eager=eager, progress=progress)
     for line in fetch_lines(r):
         _out(line)
@@ -176,7 +213,7 @@ def clone(
                                                 "trusted for a local path, not for a network URL."),
 ) -> None:
     """Make a workspace from a remote: its branches, HEAD on its default branch, blobs on demand."""
-    with progress_bar() as progress:
+    with progress_bar() as progress, slow_notice():
         ws = Workspace.clone(url, directory, storage=storage, storage_options=parse_storage_options(storage_option),
                              eager=eager, progress=progress, trusted=trusted)
     branches = sorted(ws.branches())
