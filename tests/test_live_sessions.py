@@ -191,3 +191,14 @@ def test_status_shows_the_kernels_uncommitted_changes(tmp_path, run_txgit):
         assert proc.returncode == 1 and "nothing to commit" in proc.stdout
     finally:
         k.shutdown()
+
+
+def test_push_u_sets_the_upstream(ws, tmp_path, run_txgit):
+    ws.commit(session_namespace("v = 1"), "one")
+    run_txgit("remote", "add", "origin", str(tmp_path / "a.git"), cwd=ws.root, check=True)
+    run_txgit("remote", "add", "backup", str(tmp_path / "b.git"), cwd=ws.root, check=True)
+    run_txgit("push", "origin", cwd=ws.root, check=True)
+    assert ws.remotes.upstream("main") == ("origin", "main")  # a first push sets it, as before
+    out = run_txgit("push", "-u", "backup", cwd=ws.root, check=True).stdout
+    assert "branch 'main' set up to track 'backup/main'" in out and ws.remotes.upstream("main") == ("backup", "main")
+    assert "up to date with 'backup/main'" in run_txgit("status", cwd=ws.root, check=True).stdout

@@ -1176,10 +1176,18 @@ class Workspace:
 
     # -- remotes (see txgit.remote) ------------------------------------------------------------
     def push(self, remote: str | None = None, branch: str | None = None, *, all_branches: bool = False,
-             tags: bool = False, force: bool = False, progress: Progress | None = None) -> PushResult:
-        """Upload the blobs ``remote``'s storage lacks, then move its refs (see :meth:`Remotes.push`)."""
-        return self.remotes.push(remote, [branch] if branch else None, all_branches=all_branches, tags=tags,
-                                 force=force, progress=progress)
+             tags: bool = False, force: bool = False, progress: Progress | None = None,
+             set_upstream: bool = False) -> PushResult:
+        """Upload the blobs ``remote``'s storage lacks, then move its refs (see :meth:`Remotes.push`).
+        ``set_upstream``: the pushed branches track their remote branch from now on (``push -u``)."""
+        result = self.remotes.push(remote, [branch] if branch else None, all_branches=all_branches, tags=tags,
+                                   force=force, progress=progress)
+        if set_upstream:
+            pushed = sorted(self.branches()) if all_branches else [branch or self.branch or ""]
+            with self.lock():
+                for b in pushed:
+                    self.remotes.set_upstream(b, result.remote)
+        return result
 
     def fetch(self, remote: str | None = None, *, eager: bool = False, progress: Progress | None = None) -> FetchResult:
         """Bring ``remote``'s branches over as ``<remote>/<branch>``; blobs on demand (now with ``eager``)."""

@@ -153,13 +153,19 @@ def push(
     all_branches: bool = typer.Option(False, "--all", help="Push every branch."),
     tags: bool = typer.Option(False, "--tags", help="Push every tag too."),
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite remote branches even if that loses their commits."),
+    set_upstream: bool = typer.Option(False, "--set-upstream", "-u",
+                                      help="Make the pushed branches track REMOTE's (what pull and status use)."),
 ) -> None:
     """Upload the blobs the remote storage lacks, then move the remote's branches (non-fast-forward refused)."""
     ws = Workspace.open(".")
     if branch is not None and all_branches:
         raise TxgitError("give BRANCH or --all, not both")
     with progress_bar() as progress, slow_notice():
-        r = ws.push(remote, branch, all_branches=all_branches, tags=tags, force=force, progress=progress)
+        r = ws.push(remote, branch, all_branches=all_branches, tags=tags, force=force, progress=progress,
+                    set_upstream=set_upstream)
+    if set_upstream:
+        for b in sorted(ws.branches()) if all_branches else [branch or ws.branch or ""]:
+            _out(f"branch '{b}' set up to track '{r.remote}/{b}'")
     for ref, (old, new) in r.updated.items():
         span = f"{old[:8]}..{new[:8]}" if old else "new"
         _out(f"  {span:18} {_short(ref)} -> {r.remote}/{_short(ref)}")
