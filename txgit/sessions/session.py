@@ -949,8 +949,10 @@ class NamespaceSession:
 def _unchanged(prepared: PreparedCommit) -> bool:
     """A prepared commit whose state is its parent's, as far as the records can tell now."""
     head = prepared.head.variables if prepared.head is not None else {}
-    now = {**prepared.kept, **prepared.snap.variables}
-    return now.keys() == head.keys() and all(_known_same(r, head[n]) for n, r in now.items())
+    redone = prepared.snap.variables
+    # kept records are head's own, for names not redone: only the redone ones need comparing (a cell's worth)
+    return (len(prepared.kept.keys() - redone.keys()) + len(redone) == len(head)
+            and all(n in head and _known_same(r, head[n]) for n, r in redone.items()))
 
 
 def _known_same_or_absent(new: VarRecord | None, old: VarRecord | None) -> bool:
