@@ -223,3 +223,34 @@ def test_merge_abort_puts_the_kernel_back(tmp_path, run_txgit):
         assert "nothing to commit" in alice.tx("status").stdout
     finally:
         alice.shutdown()
+
+
+def test_pull_merge_and_reset_as_magics(tmp_path, run_txgit):
+    """The same verbs from inside the notebook: `%txgit pull`, `%txgit merge --theirs`, `%txgit reset`."""
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
+    try:
+        alice.cell("x = 1")
+        alice.tx("remote", "add", "origin", str(tmp_path / "team.git"), "--trusted")
+        alice.tx("push")
+        bob = Workspace.clone(str(tmp_path / "team.git"), tmp_path / "bob")
+        ns: dict = {}
+        bob.checkout("main", ns)
+        ns["x"] = 2
+        bob.commit(ns, "bob: x = 2")
+        bob.push()
+        out = alice.cell("%txgit pull").stdout
+        assert f"[kernel {alice.kernel.pid}] Fast-forward main" in out and alice.value("x") == 2
+        alice.cell("x = 3")
+        ns["x"] = 4
+        bob.commit(ns, "bob: x = 4")
+        bob.push()
+        r = alice.kernel.run("%txgit pull\nprint('not reached')")  # a conflict stops the cell (and Run All)
+        assert r.status == "error" and "CONFLICT (changed on both sides): x" in r.stdout and "not reached" not in r.stdout
+        out = alice.cell("%txgit merge --theirs x").stdout
+        assert "Merged origin/main into main" in out and alice.value("x") == 4
+        merge = alice.ws.head().id
+        out = alice.cell("%txgit reset HEAD~1").stdout
+        assert "main is now at" in out and alice.value("x") == 3 and alice.ws.head().id != merge
+        assert "leaving 1 commit behind" in out and f"txgit branch NAME {merge[:8]}" in out
+    finally:
+        alice.shutdown()

@@ -295,6 +295,11 @@ class NamespaceSession:
         """The merge into this session's branch that waits for its conflicts, if any."""
         return self.workspace.merge_in_progress(self.ref)
 
+    @property
+    def _verb(self) -> str:
+        """How the user types txgit's verbs where this session runs."""
+        return "%txgit" if self.kind == "ipython" else "txgit"
+
     def _moved(self) -> None:
         if self.on_move is not None:
             self.on_move(self)
@@ -483,7 +488,7 @@ class NamespaceSession:
               f"{result.info.short_id} on {(base or '')[:8]}, then merged {where} into it", file=sys.stderr)
         merged = self._merge(self.ref, label=f"{where} (moved outside this session)")
         if merged.status == "conflicts":
-            raise MergeInProgressError(_conflict_note(merged.conflicts, where))
+            raise MergeInProgressError(_conflict_note(merged.conflicts, where, self._verb))
         return self.last_commit if merged.info is None else _merge_commit_result(merged, result)
 
     def _commit_merge(self, merging: MergeInProgress, message: str, meta: dict[str, Any] | None,
@@ -499,7 +504,7 @@ class NamespaceSession:
             tip = self.tip()
             if tip not in (merging.ours, merging.theirs):
                 raise MergeInProgressError(f"{self.branch or 'HEAD'} moved during the merge: "
-                                           "`%txgit merge --abort` and merge again")
+                                           f"`{self._verb} merge --abort` and merge again")
             other = merging.theirs if tip == merging.ours else merging.ours
             meta_doc = self._meta(meta)
             meta_doc["merge"] = {"base": merging.base, "ours": merging.ours, "theirs": merging.theirs,
@@ -517,7 +522,7 @@ class NamespaceSession:
             meta_doc["merge"]["resolved"] = dict(sorted(merging.resolved.items()))
             if plan.conflicts:
                 self.workspace.save_merge(merging)
-                note = _conflict_note(plan.conflicts, self.branch or "HEAD")
+                note = _conflict_note(plan.conflicts, self.branch or "HEAD", self._verb)
                 if explicit:
                     raise MergeInProgressError(note)
                 raise MergeInProgressError("not committed: " + note)
@@ -687,7 +692,7 @@ class NamespaceSession:
         merging = self.merging()
         if merging is not None:
             raise MergeInProgressError(f"cannot {verb} during the merge of {merging.label}: resolve its conflicts "
-                                       "or `%txgit merge --abort` first")
+                                       f"or `{self._verb} merge --abort` first")
 
     def checkout(self, rev: str, *, force: bool = False, new_branch: str | None = None, trust: bool = False,
                  safe: bool = False) -> CheckoutResult:
@@ -736,7 +741,7 @@ class NamespaceSession:
         rev = self._rev(rev)
         if self.base is not None and self.tip() != self.base and not force:
             raise TxgitError(f"{self.branch or 'HEAD'} moved outside this session: look first "
-                             "(`%txgit log`), then reset with --force")
+                             f"(`{self._verb} log`), then reset with --force")
         clean = self.clean
         with self._without_hidden():
             result = self.workspace.reset(rev, self.namespace, ref=self.ref, force=force or clean or not self.variable_names(),
@@ -765,9 +770,16 @@ class NamespaceSession:
                 print(f"txgit: {where} moved to {tip[:8]} outside this session; your changes are kept, and the "
                       "next commit merges them with it", file=sys.stderr)
             return None
-        with self._without_hidden():
-            result = self.workspace.checkout(tip, self.namespace, force=True, known=self.base, trust=trust,
-                                             move_head=False)
+        try:
+            with self._without_hidden():
+                result = self.workspace.checkout(tip, self.namespace, force=True, known=self.base, trust=trust,
+                                                 move_head=False)
+        except TxgitError as e:  # e.g. a state from a remote not trusted: said once, not before every cell
+            if self._told_moved != tip:
+                self._told_moved = tip
+                print(f"txgit: {where} moved to {tip[:8]} outside this session and cannot be loaded here: {e}",
+                      file=sys.stderr)
+            return None
         result.branch = self.branch
         self._arrived(result)
         loaded = f": loaded {', '.join(result.loaded)}" if result.loaded else ""
@@ -961,11 +973,12 @@ def _known_same_or_absent(new: VarRecord | None, old: VarRecord | None) -> bool:
     return _known_same(new, old)
 
 
-def _conflict_note(conflicts: list[Conflict], where: str) -> str:
+def _conflict_note(conflicts: list[Conflict], where: str, verb: str = "%txgit") -> str:
+    """What stops a commit during a merge, and what to type (``verb``: ``%txgit`` in a kernel, else ``txgit``)."""
     names = ", ".join(c.label for c in conflicts)
     first = conflicts[0].names[0] if conflicts else "NAME"
     return (f"merge into {where} in progress, unresolved: {names} (set it and commit, or "
-            f"`%txgit merge --ours {first}` / `--theirs {first}`; `%txgit merge --abort` gives up)")
+            f"`{verb} merge --ours {first}` / `--theirs {first}`; `{verb} merge --abort` gives up)")
 
 
 def _merge_commit_result(merged: MergeResult, result: CommitResult) -> CommitResult:
