@@ -435,11 +435,9 @@ class NamespaceSession:
         """No variable changed: no commit. The cells stay pending (their code goes into the next commit);
         a cell that alone ran since the last commit is settled now as an operation with no outputs."""
         facts, self._facts = self._facts, None
-        unsettled = [c for c in self.pending if c.op is not None and not c.op.get("settled")]
-        if len(unsettled) == 1 and len([c for c in self.pending if not (c.op or {}).get("settled")]) == 1 \
-                and facts is not None and (exact or not facts.before):
-            op = unsettled[0].op
-            assert op is not None
+        live = [c for c in self.pending if not (c.op or {}).get("settled")]
+        if len(live) == 1 and live[0].op is not None and facts is not None and (exact or not facts.before):
+            op = live[0].op
             if "reused_from" not in op:
                 op["outputs"], op["removed"] = [], []
             op["settled"] = True
