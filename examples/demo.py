@@ -9,6 +9,9 @@
    folder here, no cloud account), and Bob clones it elsewhere.
 3. Bob checks out Alice's experiment and gets exactly her state: the same
    DataFrame, the same fitted model, the same predictions.
+4. Both go on working on main at the same time. Bob pushes; Alice runs
+   `txgit pull` in a terminal beside her live kernel: the two states are
+   merged variable by variable and her kernel loads only Bob's change.
 
 Everything happens in a temporary folder (kept with --keep).
 """
@@ -60,6 +63,15 @@ NOTEBOOK_CELLS = [
     "print(type(model).__name__, score)   # main's state is back in the live kernel",
 ]
 
+BOB_CONTINUES = """\
+from txgit import Workspace
+ws = Workspace.open(".")
+ns = {"__name__": "__main__"}
+ws.checkout("main", ns)
+ns["reviewed"] = "Bob: churn labels checked against the CRM export"
+print("committed", ws.commit(ns, "Bob reviews the labels").info.short_id)
+"""
+
 BOB_CHECK = """\
 import sys
 from txgit import Workspace
@@ -88,10 +100,49 @@ def txgit(*args: str, cwd: Path) -> str:
     return proc.stdout
 
 
+class LiveKernel:
+    """A real Jupyter kernel that stays up while the terminal works beside it."""
+
+    def __init__(self, folder: Path) -> None:
+        from jupyter_client.manager import KernelManager
+
+        # ipc: a local socket file, not TCP (the kernel warns about unencrypted TCP otherwise)
+        self.km = KernelManager(transport="ipc", connection_file=str(folder / ".kernel.json"))
+        self.km.start_kernel(cwd=str(folder))
+        self.kc = self.km.client()
+        self.kc.start_channels()
+        self.kc.wait_for_ready(timeout=60)
+
+    def run(self, code: str) -> None:
+        print(textwrap.indent(code, "  In  | "))
+        msg_id = self.kc.execute(code)
+        while True:
+            msg = self.kc.get_iopub_msg(timeout=300)
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            kind, content = msg["msg_type"], msg["content"]
+            if kind == "stream":
+                print(textwrap.indent(content["text"].rstrip(), "  Out | "))
+            elif kind == "error":
+                raise SystemExit(f"demo failed: {content['ename']}: {content['evalue']}")
+            elif kind == "status" and content["execution_state"] == "idle":
+                return
+
+    def shutdown(self) -> None:
+        self.kc.stop_channels()
+        self.km.shutdown_kernel(now=True)
+
+
 def run_notebook(folder: Path) -> None:
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(textwrap.dedent(c)) for c in NOTEBOOK_CELLS]
-    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(folder)}}).execute()
+    from jupyter_client.manager import KernelManager
+
+    km = KernelManager(kernel_name="python3", transport="ipc", connection_file=str(folder / ".nb-kernel.json"))
+    try:
+        NotebookClient(nb, km=km, timeout=300, resources={"metadata": {"path": str(folder)}}).execute()
+    finally:
+        km.shutdown_kernel(now=False)  # nbclient leaves a kernel it was given running
     nbformat.write(nb, folder / "analysis.ipynb")
     for cell in nb.cells:
         print(textwrap.indent(cell.source, "  In  | "))
@@ -118,7 +169,7 @@ def main() -> int:
         txgit("show", "forest", cwd=alice)
 
         step("Alice: push to a remote (a local folder: git repository and blobs side by side)")
-        txgit("remote", "add", "origin", str(remote), cwd=alice)
+        txgit("remote", "add", "origin", str(remote), "--trusted", cwd=alice)  # Bob's states may load here
         txgit("push", "origin", "--all", cwd=alice)
 
         step("Bob: clone elsewhere and continue from Alice's experiment")
@@ -130,7 +181,27 @@ def main() -> int:
         print(textwrap.indent((proc.stdout + proc.stderr).rstrip(), "  "))
         if proc.returncode != 0:
             raise SystemExit("demo failed: Bob's state differs from Alice's")
-        print(f"\nDemo complete: Bob has exactly Alice's state. Folder: {base if args.keep else '(removed)'}")
+
+        step("Both go on: Alice in a live kernel, Bob in a script; Bob pushes first")
+        kernel = LiveKernel(alice)
+        try:
+            kernel.run("%load_ext txgit\n%txgit checkout main")
+            kernel.run("threshold = 0.35   # Alice tunes the decision threshold")
+            print("$ python -c '<Bob: check out main, add a note, commit>'")
+            proc = subprocess.run([sys.executable, "-c", BOB_CONTINUES], cwd=bob, capture_output=True, text=True)
+            print(textwrap.indent((proc.stdout + proc.stderr).rstrip(), "  "))
+            if proc.returncode != 0:
+                raise SystemExit("demo failed: Bob could not commit")
+            txgit("push", cwd=bob)
+            step("Alice: pull from her terminal; her live kernel follows (only Bob's change is loaded)")
+            txgit("pull", cwd=alice)
+            kernel.run("print(reviewed, '| threshold', threshold)")
+            txgit("push", cwd=alice)
+            txgit("log", "--graph", "--oneline", "-n", "4", cwd=alice)
+        finally:
+            kernel.shutdown()
+        print(f"\nDemo complete: Bob has exactly Alice's state, and Alice has Bob's change merged with hers. "
+              f"Folder: {base if args.keep else '(removed)'}")
         return 0
     finally:
         if not args.keep:
