@@ -527,3 +527,15 @@ def test_commits_of_an_array_changed_cell_after_cell_keep_each_cells_values(bg, 
     bg.flush()
     log = ws.log()
     assert [float(ws.load("a", c.id)[-1]) for c in log] == [5.0, 4.0, 3.0, 2.0, 1.0, 0.0]
+
+
+def test_a_failed_cell_is_rolled_back_while_the_first_background_commit_is_written(bg, ws):
+    """The session's first commit may still be in the writer's hands when the next cell fails: the
+    failed cell must be rolled back to it, not committed (issue 17's first defect)."""
+    run(bg, "x = 1")
+    run(bg, "import json")  # chained on the first commit, which may not be written yet
+    out = run(bg, "x = 2\nraise ValueError('boom')")
+    assert out.rollback is not None and out.rollback.restored == ["x"]
+    bg.flush()
+    assert bg.namespace["x"] == 1 and ws.load("x") == 1
+    assert all("raise ValueError" not in c.message for c in ws.log())

@@ -224,6 +224,8 @@ class NamespaceSession:
             self._facts = _CellFacts(changes.rebound, set(tracker.before))
         self._replayed = None
         outcome = CellOutcome(cell, changes)
+        if err is not None and self.atomic and self._writer is not None:
+            self.flush()  # the last commit may still be being written: it is what the cell rolls back to
         if err is not None and self.atomic and self.base is not None:
             outcome.rollback = self.rollback(changes.hint)
             return outcome
