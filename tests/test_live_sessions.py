@@ -48,6 +48,35 @@ def test_a_cell_that_changes_nothing_makes_no_commit_but_is_recorded(ws):
     assert [r.op.outputs for r in index.candidates(keys["rows.append(4)"])] == [["rows"]]
 
 
+def test_a_fresh_session_never_deletes_what_it_did_not_load(ws):
+    """A new kernel on a branch with history holds none of it: a cell that only reads makes no commit,
+    and its commits carry the branch's other variables over until it loads them."""
+    ws.commit(session_namespace("lr = 0.1\ndata = [1, 2, 3]"), "base")
+    base = ws.head().id
+    s = NamespaceSession(ws, session_namespace(), kind="test")
+    assert s.status().unloaded == ["data", "lr"] and s.status().removed == []
+    assert _run(s, "print('hello')").commit is None and ws.head().id == base
+    out = _run(s, "lr = 0.5")
+    assert out.commit.info.parents == [base]
+    assert {n: ws.load(n) for n in ws.state().variables} == {"lr": 0.5, "data": [1, 2, 3]}
+    assert s.status().unloaded == ["data"] and s.status().clean
+    s.checkout("HEAD")  # loads everything: nothing is left unloaded
+    assert s.namespace["data"] == [1, 2, 3] and s.unloaded == set()
+
+
+def test_cells_that_change_nothing_are_found_by_reuse_without_a_later_commit(ws):
+    """The last cells of a session make no commit: the operations log has them."""
+    s = NamespaceSession(ws, session_namespace(), kind="test")
+    _run(s, "rows = [1, 2, 3]")
+    _run(s, "total = sum(rows)")
+    _run(s, "print(total)")  # the session ends here: no commit will record this cell
+    key = s.pending[-1].op["key"]
+    index = OperationIndex(ws)
+    index.refresh()
+    [rec] = index.candidates(key)
+    assert rec.commit == ws.head().id and rec.op.outputs == [] and rec.summary.startswith("cell")
+
+
 def test_commit_with_nothing_changed_says_so(ws, run_txgit):
     s = NamespaceSession(ws, session_namespace(), kind="test")
     _run(s, "x = 1")
@@ -74,7 +103,8 @@ def test_two_kernels_in_one_folder_never_share_a_branch(tmp_path, run_txgit):
         second.ok("b = 2")
         first.ok("a2 = 3")
         main, own = ws.state("main").variables, ws.state("second").variables
-        assert set(main) == {"a", "a2"} and set(own) == {"b"}  # neither wrote over the other
+        # neither wrote over the other; the second kernel carries main's `a`, which it never loaded
+        assert set(main) == {"a", "a2"} and set(own) == {"a", "b"}
         # the terminal refuses to guess, then names the kernel it used
         proc = run_txgit("commit", "-m", "x", cwd=ws.root)
         assert proc.returncode == 1 and "2 kernels are attached" in proc.stderr and "--kernel" in proc.stderr

@@ -164,8 +164,8 @@ def test_a_branch_moved_by_another_session_is_merged_not_overwritten(sess, ws):
     conflict, resolved here by setting it again."""
     run(sess, "a = [1]\nb = 2\nc = 'kept'")
     base = sess.base
-    other = NamespaceSession(ws, session_namespace("a = 'other'\nc = 'kept'\nzzz = 1"))
-    other.commit("someone else")  # a fresh session: its state has no b
+    other = NamespaceSession(ws, session_namespace("a = 'other'\nb = 'theirs'\nzzz = 1"))
+    other.commit("someone else")  # a fresh session: it carries c, which it never loaded
     theirs = ws.head().id
     with pytest.raises(MergeInProgress, match="unresolved: b"):
         run(sess, "b = 3")

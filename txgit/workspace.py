@@ -170,6 +170,7 @@ class StatusReport:
     added: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     modified: list[str] = field(default_factory=list)
+    unloaded: list[str] = field(default_factory=list)  # a session's, never loaded: kept as they are, not removed
 
     @property
     def clean(self) -> bool:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import pygit2
 
 from txgit.history import History, ref_tips
+from txgit.sessions import opslog
 from txgit.sessions.operations import Operation
 from txgit.workspace import Workspace
 
@@ -47,11 +48,15 @@ class OperationIndex:
         self.all: list[RecordedOperation] = []
         self._seen: set[str] = set()
         self._tips: dict[str, str] = {}
+        self._dir = workspace.dir
+        self._log_offset = 0  # how far the operations log was read
+        self._known: set[tuple[str, str, float]] = set()  # runs recorded: (holder, key, seconds)
 
     def refresh(self) -> None:
         repo = self.history.repo
         tips = {name: c for name, c in ref_tips(repo).items()
                 if name == "HEAD" or name.startswith(("refs/heads/", "refs/tags/", "refs/remotes/"))}
+        self._read_log()
         if tips == self._tips:
             return
         self._tips = tips
@@ -68,10 +73,37 @@ class OperationIndex:
                 continue
             stack.extend(p for p in commit.parent_ids if str(p) not in self._seen)
             for rec in self._read(commit):
-                self.all.append(rec)
-                self.by_key.setdefault(rec.op.key, []).append(rec)
+                self._add(rec)
         for recs in self.by_key.values():
             recs.sort(key=lambda r: r.time, reverse=True)
+
+    def _add(self, rec: RecordedOperation) -> None:
+        # a cell noted in the operations log and later in a commit is one run: the same key and holder,
+        # and the same time taken to the microsecond
+        run = (rec.commit, rec.op.key, rec.seconds)
+        if run in self._known:
+            return
+        self._known.add(run)
+        self.all.append(rec)
+        self.by_key.setdefault(rec.op.key, []).append(rec)
+
+    def _read_log(self) -> None:
+        """Cells that changed no variable, from the operations log (:mod:`txgit.sessions.opslog`): those no
+        commit records yet (the last cells of a session) are found there."""
+        entries, self._log_offset = opslog.read(self._dir, self._log_offset)
+        added = False
+        for entry in entries:
+            try:
+                commit = self.history.repo[entry["commit"]]
+            except (KeyError, ValueError, pygit2.GitError):
+                continue  # a commit gc dropped, or one from another repository
+            rec = self._record(commit, entry["cell"], str(commit.id), time=int(entry.get("time", 0)))
+            if rec is not None:
+                self._add(rec)
+                added = True
+        if added:
+            for recs in self.by_key.values():
+                recs.sort(key=lambda r: r.time, reverse=True)
 
     def _read(self, commit: pygit2.Commit) -> Iterator[RecordedOperation]:
         data = self.history.read_file(commit, "code/cells.json")
@@ -83,16 +115,21 @@ class OperationIndex:
             return
         if not isinstance(cells, list) or not all(isinstance(c, dict) for c in cells):
             return
-        # A cell that changed no variable is settled with no outputs when it runs; of the others, only one
-        # committed alone has outputs of its own (several in one commit: none of them has).
+        # A cell that changed no variable is settled when it runs: its outputs (values equal to what the
+        # state held) are in this commit's parent. Of the others, only one committed alone has outputs of
+        # its own in this commit (several in one commit: none of them has).
         live = [c for c in cells if not (isinstance(c.get("op"), dict) and c["op"].get("settled"))]
-        for cell in [c for c in cells if c not in live] + (live if len(live) == 1 else []):
-            rec = self._record(commit, cell)
+        parent = str(commit.parent_ids[0]) if commit.parent_ids else None
+        for cell in cells:
+            if cell in live and len(live) != 1:
+                continue
+            rec = self._record(commit, cell, str(commit.id) if cell in live else parent)
             if rec is not None:
                 yield rec
 
     @staticmethod
-    def _record(commit: pygit2.Commit, cell: dict) -> RecordedOperation | None:
+    def _record(commit: pygit2.Commit, cell: dict, holder: str | None,
+                time: int | None = None) -> RecordedOperation | None:
         op_doc = cell.get("op")
         op = Operation.from_json(op_doc)
         if op is None:
@@ -102,8 +139,12 @@ class OperationIndex:
             seconds = float(cell.get("seconds", op.seconds))
         except (TypeError, ValueError):
             seconds = op.seconds
-        return RecordedOperation(str(commit.id), commit.commit_time, op, reused, commit.message.split("\n", 1)[0],
-                                 seconds)
+        if holder is None:  # a settled cell before the first commit: nothing holds its outputs
+            if op.outputs:
+                return None
+            holder = str(commit.id)
+        summary = op_doc.get("summary") if isinstance(op_doc.get("summary"), str) else commit.message.split("\n", 1)[0]
+        return RecordedOperation(holder, commit.commit_time if time is None else time, op, reused, summary, seconds)
 
     def remote_tips(self) -> dict[str, str]:
         """The remote-tracking refs as the last :meth:`refresh` saw them (a fetch moves them)."""

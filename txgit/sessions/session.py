@@ -25,6 +25,7 @@ from typing import Any
 from txgit.state import UNPICKLABLE, VALUE, MODULE, VarRecord, is_variable_name, restore, snapshot
 from txgit.state.summary import type_name
 from txgit.state.snapshot import shared_ids
+from txgit.sessions import opslog
 from txgit.sessions.operations import Operation, OperationWatch, content_origin, output_origin
 from txgit.sessions.tracking import CellChanges, CellTracker
 from txgit.errors import MergeInProgress as MergeInProgressError, NothingToCommit, TxgitError
@@ -119,6 +120,10 @@ class NamespaceSession:
         # asked before the session takes a branch: raises if another live session holds it
         self.guard_branch: Callable[[str], None] | None = None
         self._told_moved: str | None = None  # the moved tip we last told the user about
+        # Variables of ``base`` the namespace never loaded (a fresh kernel on a branch with history): its
+        # commits carry them over as they are, so that starting a kernel never deletes a branch's state.
+        self.unloaded: set[str] = set()
+        self._written: set[str] = set()  # names set or deleted here while fresh: those are not carried
         self._tracker: CellTracker | None = None
         self._started = 0.0
         # Auto-commits written by a background thread (see commit()); off unless the host turns it on.
@@ -232,6 +237,9 @@ class NamespaceSession:
         self.pending.append(cell)
         for name in changes.writes:
             self._made_by[name] = (self._python, sorted(changes.reads - {name}))
+        if self.base is None:
+            self._written |= changes.writes
+        self.unloaded -= changes.writes
         if changes.hint is None:
             self.touched = None
         elif self.touched is not None:
@@ -370,8 +378,9 @@ class NamespaceSession:
                                                          base=writer.tip if writer is not None else None,
                                                          known_shared=self._walked, ref=self.ref,
                                                          parent=self.base if self.base is not None else "HEAD")
+            self._carry(prepared, fresh=self.base is None and writer is None)
             if not allow_empty and _unchanged(prepared):
-                self._nothing_changed(prepared, exact=names is not None)
+                self._nothing_changed(prepared, exact=names is not None, writer=writer)
                 if writer is not None:
                     writer.submit(None)
                 elif lock is not None:
@@ -406,6 +415,21 @@ class NamespaceSession:
         self.last_commit = result
         return result
 
+    def _carry(self, prepared: PreparedCommit, *, fresh: bool = False) -> None:
+        """Carry the variables the namespace never loaded into the commit, as its parent has them.
+
+        ``fresh``: the session's first commit (it never committed nor checked out): what its parent
+        holds that the namespace lacks and no cell here set or deleted was never loaded."""
+        head = prepared.head
+        if head is None:
+            self.unloaded = set()
+            return
+        if fresh:
+            self.unloaded = set(head.variables) - self._written
+        self.unloaded = {n for n in self.unloaded if n in head.variables and n not in prepared.snap.variables
+                         and n not in self.namespace}
+        prepared.kept.update({n: head.variables[n] for n in self.unloaded})
+
     def _meta(self, meta: dict[str, Any] | None) -> dict[str, Any]:
         meta_doc: dict[str, Any] = {"session": self.kind}
         if self.pending:
@@ -433,19 +457,27 @@ class NamespaceSession:
         self.full_next = False
         return cells
 
-    def _nothing_changed(self, prepared: PreparedCommit, *, exact: bool) -> None:
-        """No variable changed: no commit. The cells stay pending (their code goes into the next commit);
-        a cell that alone ran since the last commit is settled now as an operation with no outputs."""
-        facts, self._facts = self._facts, None
+    def _nothing_changed(self, prepared: PreparedCommit, *, exact: bool, writer: _Writer | None = None) -> None:
+        """No variable changed: no commit. The cells stay pending (their code goes into the next commit).
+        A cell that alone ran since the last commit is settled now as an operation: its outputs (names it
+        bound, to values equal to what the state held) are in the commit before the one that records it."""
         live = [c for c in self.pending if not (c.op or {}).get("settled")]
-        if len(live) == 1 and live[0].op is not None and facts is not None and (exact or not facts.before):
-            op = live[0].op
-            if "reused_from" not in op:
-                op["outputs"], op["removed"] = [], []
-            op["settled"] = True
+        self._finish_operations(prepared, exact=exact, pending=prepared.snap.pending_content(),
+                                same_pending=self._pending_content if prepared.chained else {})
+        last = self.last_operation
+        if len(live) == 1 and live[0].op is not None and last is not None and last.op is live[0].op:
+            live[0].op["settled"] = True
+            live[0].op["summary"] = prepared.message.split("\n", 1)[0]  # the commit it did not make
+            entry = _cell_doc(live[0])
+            if prepared.parent is not None:
+                opslog.append(self.workspace.dir, prepared.parent, entry)
+            elif writer is not None:  # its state is that of the commit being written: noted once written
+                writer.after_tip(lambda commit: opslog.append(self.workspace.dir, commit, entry))
         self._remember_sharing(None if not exact else prepared.redo, prepared.snap.shared)
         self.touched = set()
         self.full_next = False
+        if self.base is None and not prepared.chained:
+            self.base = prepared.parent  # a fresh session whose namespace (and what it carries) is its branch's tip
 
     def _finish_write(self, prepared: PreparedCommit, cells: list[CellRecord]) -> CommitResult:
         """Write a prepared commit now, under the lock the caller holds."""
@@ -472,6 +504,7 @@ class NamespaceSession:
                 prepared = self.workspace.prepare_commit(self.namespace, message, names=names, files=files,
                                                          meta=self._meta(meta), known_shared=self._walked,
                                                          ref=None, parent=base)
+            self._carry(prepared)
             unchanged = not allow_empty and _unchanged(prepared)
             if unchanged:
                 self._nothing_changed(prepared, exact=names is not None)
@@ -514,6 +547,7 @@ class NamespaceSession:
                                                          files=files, meta=meta_doc, known_shared=self._walked,
                                                          ref=self.ref, parent=tip, head_state=plan.state(),
                                                          merged=[other])
+            self._carry(prepared)
             now = prepared.state().variables
             for c in list(plan.conflicts):
                 if any(not _known_same_or_absent(now.get(n), plan.variables.get(n)) for n in c.names):
@@ -563,7 +597,7 @@ class NamespaceSession:
             out[f"code/{stem}.py"] = cell.code.encode()
         if self.pending:
             # one record a line: json's C encoder (indent= takes the pure-Python one, ~10x slower)
-            records = [{k: v for k, v in c.__dict__.items() if k != "op" or v is not None} for c in self.pending]
+            records = [_cell_doc(c) for c in self.pending]
             out["code/cells.json"] = ("[\n" + ",\n".join(json.dumps(r) for r in records) + "\n]\n").encode()
         return out
 
@@ -727,6 +761,7 @@ class NamespaceSession:
     def _arrived(self, result: CheckoutResult) -> None:
         """The namespace now equals the commit ``result`` names."""
         self.base = result.info.id
+        self.unloaded = set()
         self.pending.clear()
         self.touched = set()
         self.full_next = False
@@ -812,6 +847,7 @@ class NamespaceSession:
                                           label=label, message=message, trust=trust, safe=safe)
         if result.info is not None:
             self.base = result.info.id
+        self.unloaded -= set(result.loaded) | set(result.plan.removed if result.plan else ())
         self._remember_sharing(set(result.loaded) | set(result.removed))
         self._merged_origins(result)
         return result
@@ -883,7 +919,7 @@ class NamespaceSession:
         """How the namespace differs from where the session is (its last commit, or the merge it is in)."""
         self.flush()
         merging = self.merging()
-        against: str | State | None = self.base
+        against: str | State | None = self.base if self.base is not None else self.tip()
         if merging is not None:
             against = self.workspace.merge_plan(merging).state()
         with self._without_hidden():
@@ -891,6 +927,9 @@ class NamespaceSession:
         report.branch = self.branch
         if self.base is not None:
             report.head = self.base
+        unloaded = self.unloaded if self.base is not None else set(report.removed) - self._written
+        report.unloaded = sorted(unloaded & set(report.removed))
+        report.removed = [n for n in report.removed if n not in unloaded]
         return report
 
     def restore_values(self, state: State, names: Iterable[str]) -> tuple[dict[str, Any], dict[Any, list[str]]]:
@@ -936,7 +975,7 @@ class NamespaceSession:
         # our last commit (even if the branch moved since), or the merge in progress
         state = self.workspace.merge_plan(merging).state() if merging is not None else self.workspace.state(self.base)
         if names is None:
-            names = self.variable_names() | set(state.variables)
+            names = self.variable_names() | (set(state.variables) - self.unloaded)
         names = {n for n in names if self.is_variable(n)}
         with self._without_hidden():
             now = snapshot(self.namespace, sorted(n for n in names if n in self.namespace)).variables
@@ -956,6 +995,11 @@ class NamespaceSession:
         out.removed.sort()
         self._remember_sharing(set(values))
         return out
+
+
+def _cell_doc(cell: CellRecord) -> dict[str, Any]:
+    """A cell record as ``code/cells.json`` (and the operations log) hold it."""
+    return {k: v for k, v in cell.__dict__.items() if k != "op" or v is not None}
 
 
 def _unchanged(prepared: PreparedCommit) -> bool:
@@ -1041,6 +1085,9 @@ class _Writer:
         self.error: BaseException | None = None
         self.cells: list[CellRecord] = []  # cells of the commits not written (after an error)
         self._queue: list[tuple[PreparedCommit, list[CellRecord]]] = [(prepared, cells)]
+        # id(prepared) -> what to call with its commit's id once written (see after_tip)
+        self._after: dict[int, list[Callable[[str], None]]] = {}
+        self._written: tuple[int, str] | None = None  # the last commit written: (id(prepared), commit id)
         self._cv = threading.Condition()
         self._extending = False
         self._done = False
@@ -1064,6 +1111,16 @@ class _Writer:
                 self._queue.append(item)
                 self.tip = item[0]
             self._cv.notify()
+
+    def after_tip(self, call: Callable[[str], None]) -> None:
+        """Call ``call(commit id)`` once the last commit queued is written (not if it fails); runs in the
+        writer's thread."""
+        with self._cv:
+            written = self._written if self._written is not None and self._written[0] == id(self.tip) else None
+            if written is None:
+                self._after.setdefault(id(self.tip), []).append(call)
+        if written is not None:  # already written
+            call(written[1])
 
     def _run(self) -> None:
         try:
@@ -1089,6 +1146,15 @@ class _Writer:
                 except BaseException as e:  # reported by NamespaceSession.flush in the main thread
                     self.error = e
                     self.cells.extend(cells)
+                    continue
+                with self._cv:
+                    calls = self._after.pop(id(prepared), [])
+                    self._written = (id(prepared), self.result.info.id)
+                for call in calls:
+                    try:
+                        call(self.result.info.id)
+                    except OSError:
+                        pass  # a note for reuse: never worth failing the commit
         finally:
             try:
                 self.lock.release()
