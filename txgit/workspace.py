@@ -32,6 +32,7 @@ from txgit import (
     environment,
     integrity as _integrity,
     merging as _merging,
+    remote as _remote,
     trust as _trust,
 )
 from txgit.errors import (
@@ -142,7 +143,7 @@ class Workspace(Repository):
     def _after_unlock(self) -> None:
         if self.budget_policy.due:  # a commit outgrew `gc.budget`: now is a cheap moment
             try:
-                self.budget_policy.run_if_due(self)
+                self.budget_policy.run_if_due(self, _integrity.gc)
             except TxgitError as e:
                 # stacklevel: the caller of WorkspaceLock.release, as when release ran this itself
                 warnings.warn(f"txgit: automatic gc --budget did not run: {e}", stacklevel=3)
@@ -395,8 +396,6 @@ class Workspace(Repository):
               storage_options: Mapping[str, Any] | None = None, eager: bool = False,
               progress: Progress | None = None, trusted: bool | None = None) -> Workspace:
         """A new workspace with ``url``'s history (see :func:`txgit.remote.clone`; ``trusted``: see :mod:`txgit.trust`)."""
-        from txgit.remote import clone
-
-        return clone(url, path, storage=storage, storage_options=storage_options, eager=eager, progress=progress,
-                     trusted=trusted)
+        return _remote.clone(url, path, storage=storage, storage_options=storage_options, eager=eager,
+                             progress=progress, trusted=trusted, init=cls.init)
 
