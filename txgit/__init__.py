@@ -4,13 +4,12 @@ The Python API is :class:`Workspace`; the CLI (``txgit …``) and the IPython
 magics are thin shells over it.
 """
 
-__version__ = "0.1.0"
+import sys as _sys
+from typing import Any as _Any
 
-import sys as _sys  # noqa: E402
-from typing import Any as _Any  # noqa: E402
-
-from txgit.errors import TxgitError  # noqa: E402
-from txgit.workspace import CheckoutResult, CommitResult, StateDiff, StatusReport, Workspace  # noqa: E402
+from txgit._version import __version__
+from txgit.errors import TxgitError
+from txgit.workspace import CheckoutResult, CommitResult, StateDiff, StatusReport, Workspace
 
 
 def commit(message: str = "", namespace: dict | None = None) -> CommitResult:

@@ -48,7 +48,8 @@ releases the workspace lock (in a kernel: in the background writer thread, while
 the next cell runs). Its estimate of the store's size is one scan of the store
 per process plus the bytes each commit wrote, so a commit pays almost nothing.
 
-This module stands beside :mod:`txgit.integrity` (it uses history and storage).
+This module stands on the engine (:mod:`txgit.repository`: history and storage);
+:mod:`txgit.integrity` stands on it.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ import math
 import os
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -70,7 +71,7 @@ if TYPE_CHECKING:
     import pygit2
 
     from txgit.history import State
-    from txgit.workspace import Workspace
+    from txgit.repository import Repository
 
 DROPPED_FILE = "dropped.json"  # in .txgit/
 CONFIG_KEY = "txgit.gc-budget"  # in the workspace's git config; `txgit config gc.budget` sets it
@@ -145,7 +146,7 @@ def explain_missing(ws_dir: Path, missing: Iterable[str], prefer: str | None = N
         "and load it again, to bring it back")
 
 
-def require_loadable(ws: Workspace, commit_id: str) -> None:
+def require_loadable(ws: Repository, commit_id: str) -> None:
     """Raise :class:`DroppedState` when ``gc --budget`` dropped this state and no remote store has its bytes.
 
     For a checkout that moves HEAD without loading (the terminal, no kernel):
@@ -235,7 +236,7 @@ class Plan:
     report: BudgetReport
 
 
-def plan(ws: Workspace, commits: list[pygit2.Commit], states: Mapping[str, State], budget: int,
+def plan(ws: Repository, commits: list[pygit2.Commit], states: Mapping[str, State], budget: int,
          sizes: Mapping[str, int], young: set[str], grace_cutoff: float) -> Plan:
     """Choose which states keep their bytes (see the module docstring for the rule).
 
@@ -299,7 +300,7 @@ def plan(ws: Workspace, commits: list[pygit2.Commit], states: Mapping[str, State
     return Plan(keep, {c: b for c, b in lost.items() if b}, report)
 
 
-def record_dropped(ws: Workspace, plan_: Plan, reachable: set[str]) -> None:
+def record_dropped(ws: Repository, plan_: Plan, reachable: set[str]) -> None:
     """Add this run's dropped states to ``.txgit/dropped.json`` (before any blob goes); forget unreachable ones."""
     commits = {c: r for c, r in read_dropped(ws.dir).items() if c in reachable}
     now = time.time()
@@ -313,7 +314,7 @@ def record_dropped(ws: Workspace, plan_: Plan, reachable: set[str]) -> None:
     _write_dropped(ws.dir, commits)
 
 
-def forget_unreachable(ws: Workspace, reachable: set[str]) -> None:
+def forget_unreachable(ws: Repository, reachable: set[str]) -> None:
     """Drop records of states no ref or reflog reaches any more (plain gc calls this)."""
     commits = read_dropped(ws.dir)
     kept = {c: r for c, r in commits.items() if c in reachable}
@@ -321,7 +322,7 @@ def forget_unreachable(ws: Workspace, reachable: set[str]) -> None:
         _write_dropped(ws.dir, kept)
 
 
-def currently_dropped(ws: Workspace, reachable: set[str] | None = None) -> list[str]:
+def currently_dropped(ws: Repository, reachable: set[str] | None = None) -> list[str]:
     """Recorded dropped states (reachable ones, if given) that still lack a blob locally, sorted."""
     out = []
     for cid, rec in read_dropped(ws.dir).items():
@@ -334,7 +335,7 @@ def currently_dropped(ws: Workspace, reachable: set[str] | None = None) -> list[
 
 # -- the setting and the automatic policy ------------------------------------------------------------
 
-def get_budget(ws: Workspace) -> int | None:
+def get_budget(ws: Repository) -> int | None:
     """The workspace's automatic budget in bytes (``txgit config gc.budget``), or None."""
     cfg = ws.history.repo.config
     if CONFIG_KEY not in cfg:
@@ -345,7 +346,7 @@ def get_budget(ws: Workspace) -> int | None:
         return None  # a hand-edited bad value turns the policy off rather than breaking commits
 
 
-def set_budget(ws: Workspace, size: str | int | None) -> int | None:
+def set_budget(ws: Repository, size: str | int | None) -> int | None:
     """Set (or with None, remove) the automatic budget; returns it in bytes. Bad sizes raise TxgitError."""
     value = None if size is None else parse_size(size)
     with ws.lock():
@@ -358,7 +359,7 @@ def set_budget(ws: Workspace, size: str | int | None) -> int | None:
     return value
 
 
-def store_bytes(ws: Workspace) -> int:
+def store_bytes(ws: Repository) -> int:
     """Bytes of every blob in the local store (one scan)."""
     total = 0
     for name, _ in ws.store.entries():
@@ -369,7 +370,7 @@ def store_bytes(ws: Workspace) -> int:
     return total
 
 
-def blob_sizes(ws: Workspace) -> tuple[dict[str, int], dict[str, float]]:
+def blob_sizes(ws: Repository) -> tuple[dict[str, int], dict[str, float]]:
     """Size and modification time of every local blob."""
     sizes: dict[str, int] = {}
     mtimes: dict[str, float] = {}
@@ -391,7 +392,7 @@ class AutoPolicy:
         self.threshold = 0
         self.due = False
 
-    def after_write(self, ws: Workspace, written: int) -> None:
+    def after_write(self, ws: Repository, written: int) -> None:
         """A commit wrote ``written`` bytes (under the lock): note whether the budgeted gc is due."""
         budget = get_budget(ws)
         if budget is None:
@@ -403,16 +404,16 @@ class AutoPolicy:
         if self.estimate > max(self.threshold, budget * AUTO_SLACK):
             self.due = True
 
-    def run_if_due(self, ws: Workspace) -> Any:
-        """Run the budgeted gc if a commit made it due (call without holding the lock)."""
+    def run_if_due(self, ws: Repository, gc: Callable[..., Any]) -> Any:
+        """Run the budgeted gc if a commit made it due (call without holding the lock).
+
+        ``gc``: :func:`txgit.integrity.gc`, passed in because integrity stands on this module."""
         if not self.due:
             return None
         self.due = False
         budget = get_budget(ws)
         if budget is None:
             return None
-        from txgit.integrity import gc
-
         report = gc(ws, budget=budget, grace_seconds=self.grace_seconds)
         after = report.budget.store_after if report.budget is not None else store_bytes(ws)
         self.estimate = after

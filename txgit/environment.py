@@ -9,7 +9,7 @@ few dictionary look-ups.
 
 A checkout compares that record with this process: one line per difference
 (``pandas: recorded 2.2.3, here 3.0.0``; a package not installed here; another
-Python), returned on :class:`txgit.workspace.CheckoutResult` as ``drift`` and
+Python), returned on :class:`txgit.repository.CheckoutResult` as ``drift`` and
 printed by the CLI and the magics; :meth:`Workspace.load` raises them as an
 :class:`EnvironmentDrift` warning. A module the state needs that is missing
 fails the restore with an error naming it.

@@ -28,8 +28,8 @@ valuable historical states until the local store fits: see :mod:`txgit.budget`
 for the rule. fsck reports states dropped that way as information, not as
 missing blobs.
 
-This module stands beside :mod:`txgit.workspace`: it uses history and storage,
-and nothing above them.
+This module stands on the engine, :mod:`txgit.repository` (history and
+storage), and on :mod:`txgit.budget`; nothing above them.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ from txgit.storage import ObjectStore
 
 if TYPE_CHECKING:
     from txgit.history import State
-    from txgit.workspace import Workspace
+    from txgit.repository import Repository
 
 
 @dataclass
@@ -87,7 +87,7 @@ class _Use:
     more_commits: int = 0
 
 
-def _uses(ws: Workspace, reflog_since: float | None = None,
+def _uses(ws: Repository, reflog_since: float | None = None,
           states: dict[str, State] | None = None) -> tuple[list, dict[str, _Use], list[str]]:
     """Reachable commits, blob name -> first use, and record problems (``states``: filled with each commit's)."""
     commits, problems = ws.history.reachable(reflog_since=reflog_since)
@@ -118,7 +118,7 @@ def _where(use: _Use) -> str:
     return f"{names} in commit {use.commit}{more}"
 
 
-def fsck(ws: Workspace, *, repair: bool = False, stores: Iterable[ObjectStore] | None = None) -> FsckReport:
+def fsck(ws: Repository, *, repair: bool = False, stores: Iterable[ObjectStore] | None = None) -> FsckReport:
     """Check (and with ``repair``, mend) every reachable commit of ``ws``. Reads every blob once."""
     report = FsckReport()
     commits, uses, report.problems = _uses(ws)
@@ -144,7 +144,7 @@ def fsck(ws: Workspace, *, repair: bool = False, stores: Iterable[ObjectStore] |
     return report
 
 
-def gc(ws: Workspace, *, grace_seconds: float = 3600.0, reflog_days: float = 30.0,
+def gc(ws: Repository, *, grace_seconds: float = 3600.0, reflog_days: float = 30.0,
        dry_run: bool = False, budget: int | None = None) -> GcReport:
     """Delete local blobs no reachable commit names (and temp files of killed writers).
 

@@ -31,8 +31,8 @@ says ``connecting to URL ...`` when a remote has not answered for a second
 (:class:`txgit.storage.ObjectStore` does it on every read) before it is kept
 in the local cache or unpickled.
 
-This module stands beside :mod:`txgit.workspace` (history + storage); it knows
-nothing of sessions or the CLI.
+This module stands on the engine, :mod:`txgit.repository` (history + storage);
+it knows nothing of the facade (:mod:`txgit.workspace`), sessions or the CLI.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import Any, Iterator, TypeVar
 
 import fsspec
 import pygit2
@@ -67,10 +67,8 @@ from txgit.errors import (
     WorkspaceExists,
 )
 from txgit import trust
+from txgit.repository import TXGIT_DIR, Repository
 from txgit.storage import ObjectStore, StoreChain
-
-if TYPE_CHECKING:
-    from txgit.workspace import Workspace
 
 EMBEDDED_DIR = "txgit-objects"  # blobs beside a bare repository: <repo.git>/txgit-objects
 CONFIG_REF = "refs/txgit/config"  # on the remote: the commit that records where its blobs are
@@ -489,7 +487,7 @@ class Remotes:
     """The remotes of one workspace: configuration (in the workspace's git config), their
     stores, and push / fetch / pull."""
 
-    def __init__(self, workspace: Workspace) -> None:
+    def __init__(self, workspace: Repository) -> None:
         self.ws = workspace
         self._stores: dict[str, tuple[tuple[str, str, str], RemoteStore]] = {}  # name -> (key, store)
 
@@ -546,6 +544,7 @@ class Remotes:
 
     def set_trusted(self, name: str, trusted: bool = True) -> None:
         """Mark ``name`` trusted (its fetched states load without ``trust=True``) or not."""
+        self.get(name)  # UnknownRemote for a typo
         trust.set_trusted(self.ws, name, trusted)
 
     def set_url(self, name: str, url: str) -> Remote:
@@ -1071,9 +1070,13 @@ class Remotes:
 
 # -- clone ---------------------------------------------------------------------------------------------
 
+_Repo = TypeVar("_Repo", bound=Repository)  # what a clone's ``init`` makes: the facade, from Workspace.clone
+
+
 def clone(url: str, path: str | os.PathLike[str] | None = None, *, storage: str | None = None,
           storage_options: Mapping[str, Any] | None = None, eager: bool = False, name: str = DEFAULT_REMOTE,
-          progress: Progress | None = None, trusted: bool | None = None) -> Workspace:
+          progress: Progress | None = None, trusted: bool | None = None,
+          init: Callable[[Path], _Repo] = Repository.init) -> _Repo:
     """A new workspace at ``path`` with the remote's history; blobs on demand (all now with ``eager``).
 
     The remote's storage is the one it records, unless ``storage`` overrides it.
@@ -1081,9 +1084,10 @@ def clone(url: str, path: str | os.PathLike[str] | None = None, *, storage: str 
     default branch. A clone that fails leaves no folder behind.
     ``trusted``: mark the origin trusted (its states load without ``trust=True``); default:
     yes for a local path the caller named, no for a network URL (see :mod:`txgit.trust`).
+    ``init``: makes the new, empty workspace's object; :meth:`txgit.workspace.Workspace.clone` passes
+    its own, so that a clone is a full workspace (this module stands below the facade, so it cannot
+    name that class itself).
     """
-    from txgit.workspace import TXGIT_DIR, Workspace
-
     if path is None:
         tail = url.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1]
         path = tail.removesuffix(".git") or "clone"
@@ -1094,27 +1098,28 @@ def clone(url: str, path: str | os.PathLike[str] | None = None, *, storage: str 
     src = local_path(url)
     if src is not None and not src.exists():
         raise RemoteError(f"cannot clone {url}: {src} does not exist")
-    ws = Workspace.init(root)
+    ws = init(root)
+    remotes = Remotes(ws)  # ws may have its own (the facade's): both read the remotes from the git config
     try:
         if trusted is None:
             trusted = src is not None
-        ws.remotes.add(name, url, storage=storage, storage_options=storage_options, trusted=trusted)
-        fetched = ws.remotes.fetch(name)
-        tracking = ws.remotes._tracking(name)
+        remotes.add(name, url, storage=storage, storage_options=storage_options, trusted=trusted)
+        fetched = remotes.fetch(name)
+        tracking = remotes._tracking(name)
         if not tracking:
             raise RemoteError(f"{url} has no branches: nothing to clone")
-        default = ws.remotes._remote_head_branch(ws.remotes.get(name))
+        default = remotes._remote_head_branch(remotes.get(name))
         branches = {ref.removeprefix(f"refs/remotes/{name}/"): oid for ref, oid in tracking.items()}
         if default not in branches:
             default = "main" if "main" in branches else sorted(branches)[0]
         with ws.lock():
             for b, oid in branches.items():
                 ws.history.repo.references.create(f"refs/heads/{b}", pygit2.Oid(hex=oid), force=True)
-                ws.remotes.set_upstream(b, name)
+                remotes.set_upstream(b, name)
             ws.history.set_head(branch=default)
-        ws.remotes.storage_url(name)  # the storage must be findable: say so now, not at the first checkout
+        remotes.storage_url(name)  # the storage must be findable: say so now, not at the first checkout
         if eager:
-            ws.remotes.fetch_all_blobs(name, branches.values(), progress)
+            remotes.fetch_all_blobs(name, branches.values(), progress)
         del fetched
     except BaseException:
         shutil.rmtree(root if created else root / TXGIT_DIR, ignore_errors=True)

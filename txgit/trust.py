@@ -32,11 +32,11 @@ from typing import TYPE_CHECKING
 
 import pygit2
 
-from txgit.errors import TxgitError
+from txgit.errors import TxgitError, UnknownRemote
 from txgit.history import ref_tips
 
 if TYPE_CHECKING:
-    from txgit.workspace import Workspace
+    from txgit.repository import Repository
 
 FETCHED_FILE = "fetched.json"  # in .txgit/: {"commits": {commit id: remote it came from}}
 
@@ -55,14 +55,16 @@ def is_trusted(repo: pygit2.Repository, name: str) -> bool:
     return key in repo.config and repo.config.get_bool(key)
 
 
-def set_trusted(ws: Workspace, name: str, trusted: bool = True) -> None:
-    """Mark a remote trusted (its commits load without --trust) or not; the remote must exist."""
-    ws.remotes.get(name)  # UnknownRemote for a typo
+def set_trusted(ws: Repository, name: str, trusted: bool = True) -> None:
+    """Mark a remote trusted (its commits load without --trust) or not; the remote must exist
+    (:meth:`txgit.remote.Remotes.set_trusted` checks it first, naming the remotes there are)."""
+    if name not in ws.history.repo.remotes.names():  # a typo would mark nothing that exists
+        raise UnknownRemote(f"no remote named {name!r}")
     with ws.lock():
         ws.history.repo.config[_key(name)] = "true" if trusted else "false"
 
 
-def _read(ws: Workspace) -> dict[str, str]:
+def _read(ws: Repository) -> dict[str, str]:
     try:
         doc = json.loads((ws.dir / FETCHED_FILE).read_text())
         commits = doc.get("commits", {})
@@ -75,7 +77,7 @@ def _read(ws: Workspace) -> dict[str, str]:
                          "(deleting trusts every fetched commit)") from e
 
 
-def _write(ws: Workspace, commits: dict[str, str]) -> None:
+def _write(ws: Repository, commits: dict[str, str]) -> None:
     target = ws.dir / FETCHED_FILE
     tmp = target.with_name(f".{FETCHED_FILE}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps({"commits": commits}, indent=0, sort_keys=True))
@@ -87,7 +89,7 @@ def tips(repo: pygit2.Repository) -> set[str]:
     return set(ref_tips(repo, head=False).values())
 
 
-def note_fetched(ws: Workspace, remote: str, before: Iterable[str]) -> int:
+def note_fetched(ws: Repository, remote: str, before: Iterable[str]) -> int:
     """After a fetch from ``remote``: list the commits it brought (new to us) as its.
 
     Listed whether or not the remote is trusted now: trust is decided when a state is loaded,
@@ -114,12 +116,12 @@ def note_fetched(ws: Workspace, remote: str, before: Iterable[str]) -> int:
     return len(fresh)
 
 
-def fetched_commits(ws: Workspace) -> dict[str, str]:
+def fetched_commits(ws: Repository) -> dict[str, str]:
     """Every fetched commit listed, with the remote it came from (ours are not listed)."""
     return _read(ws)
 
 
-def source_of(ws: Workspace, commit_id: str) -> str | None:
+def source_of(ws: Repository, commit_id: str) -> str | None:
     """The untrusted remote ``commit_id`` came from; None for our own commits and trusted remotes'."""
     remote = _read(ws).get(commit_id)
     if remote is None or is_trusted(ws.history.repo, remote):
@@ -127,7 +129,7 @@ def source_of(ws: Workspace, commit_id: str) -> str | None:
     return remote
 
 
-def require(ws: Workspace, commit_id: str, *, trust: bool = False, safe: bool = False) -> None:
+def require(ws: Repository, commit_id: str, *, trust: bool = False, safe: bool = False) -> None:
     """Refuse (:class:`UntrustedState`) to unpickle ``commit_id``'s state unless it is ours, from a
     trusted remote, or the caller passed ``trust`` or ``safe``."""
     if trust or safe:
@@ -140,7 +142,7 @@ def require(ws: Workspace, commit_id: str, *, trust: bool = False, safe: bool = 
             "(plain data types only)")
 
 
-def note_derived(ws: Workspace, commit_id: str, sources: Iterable[str]) -> None:
+def note_derived(ws: Repository, commit_id: str, sources: Iterable[str]) -> None:
     """``commit_id`` was made of other commits' records without loading them (a merge): it is listed
     as coming from the remote any of ``sources`` came from, so loading it needs the same trust.
     Call under the workspace lock."""

@@ -1,0 +1,375 @@
+"""Merging branches of a workspace: the orchestration around the pure records engine, :mod:`txgit.merge`.
+
+:mod:`txgit.merge` decides, from three states' records alone, what a merge
+takes from each side and what conflicts. This module does what that needs
+from a workspace: find the merge base, load what the merge takes from theirs
+into a live namespace (and refuse when that would lose uncommitted changes),
+write the merge commit from the records (no value serialized again, no chunk
+read), and keep a merge with conflicts in progress until they are resolved.
+
+A merge in progress into a ref is ``.txgit/merges/<ref>.json`` (its plan's
+inputs and the resolutions so far) plus the refs
+``refs/txgit/merge/<ref>/{ours,theirs}``, which keep both sides reachable for gc.
+
+The functions take the engine (:class:`txgit.repository.Repository`);
+:class:`txgit.workspace.Workspace` exposes them as methods (``ws.merge(...)``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.parse
+from collections.abc import MutableMapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pygit2
+
+from txgit import trust as _trust
+from txgit.errors import DirtyNamespace, MergeInProgress as MergeInProgressError, TxgitError
+from txgit.history import CommitInfo, State
+from txgit.merge import KERNEL, OURS, THEIRS, Conflict, MergeInProgress, MergePlan, merge_states
+from txgit.repository import Repository, state_meta
+from txgit.state import MODULE, VALUE, VarRecord, restore
+from txgit.state.safe import safe_loading
+
+
+@dataclass
+class MergeResult:
+    """What a merge (or a pull) did to a ref and, given one, to a namespace."""
+
+    status: str  # "up-to-date", "fast-forward", "merged", "conflicts", "aborted"
+    ref: str
+    ours: str | None
+    theirs: str
+    label: str  # what was merged, as named ("origin/main")
+    base: str | None = None
+    info: CommitInfo | None = None  # the merge commit, or the commit the ref moved to
+    plan: MergePlan | None = None
+    loaded: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    bytes_read: int = 0
+    blobs_read: int = 0
+
+    @property
+    def conflicts(self) -> list[Conflict]:
+        return list(self.plan.conflicts) if self.plan is not None and self.status == "conflicts" else []
+
+    def to_json(self) -> dict[str, Any]:
+        """As JSON: what a kernel answers a terminal, and what both print from."""
+        return {"status": self.status, "ref": self.ref, "ours": self.ours, "theirs": self.theirs, "base": self.base,
+                "label": self.label, "commit": self.info.id if self.info is not None else None,
+                "loaded": self.loaded, "removed": self.removed, "bytes_read": self.bytes_read,
+                "conflicts": [{"names": c.names, "how": {n: c.describe(n) for n in c.names}} for c in self.conflicts],
+                "resolved": dict(self.plan.resolved) if self.plan is not None else {}}
+
+
+def _same_record(a: VarRecord | None, b: VarRecord | None) -> bool:
+    return a is b or (a is not None and a.same_content(b))
+
+
+def ref_label(ref: str) -> str:
+    """A ref as messages name it: a branch by its name."""
+    return ref.removeprefix("refs/heads/")
+
+
+def _merge_message(label: str, ref: str) -> str:
+    into = "" if ref == "HEAD" else f" into {ref_label(ref)}"
+    return f"Merge {label}{into}"
+
+
+def merge(ws: Repository, rev: str, namespace: MutableMapping[str, Any] | None = None, *, ref: str = "HEAD",
+          ours: str | None = None, changed: set[str] | None = None, label: str | None = None,
+          message: str | None = None, trust: bool = False, safe: bool = False) -> MergeResult:
+    """Merge ``rev`` into ``ref`` (HEAD, or a session's branch), three ways, variable by variable.
+
+    ``ours``: the commit the namespace is based on (default: what ``ref`` names). Ours and theirs
+    may each contain the other (nothing to do, or a fast-forward); otherwise the states are merged
+    from their merge base (:mod:`txgit.merge`) and a merge commit with both parents is written from
+    the records alone: no value is serialized again, no chunk is read. Given ``namespace`` (a live
+    session, holding ``ours``), it loads only what the merge takes from theirs and deletes what
+    theirs removed; values it changed since ``ours`` (``changed``: those names; None: any) that the
+    merge would overwrite refuse it (:class:`DirtyNamespace`), and nothing is changed.
+    Conflicts leave ``ref`` where it is and a merge in progress (:func:`merge_in_progress`), to be
+    resolved with :func:`merge_resolve` or :func:`merge_abort`. ``trust``/``safe``: as for
+    :meth:`Workspace.checkout`, for loading theirs' values.
+    """
+    with ws.lock():
+        if merge_in_progress(ws, ref) is not None:
+            raise MergeInProgressError(f"a merge into {ref_label(ref)} is in progress: resolve its conflicts "
+                                       "or `txgit merge --abort` first")
+        theirs = ws.history.resolve(rev)
+        tip = ws.history.tip(ref)
+        mine = tip if ours is None else ws.history.resolve(ours)
+        label = label or rev
+        result = MergeResult("up-to-date", ref, None if mine is None else str(mine.id), str(theirs.id), label)
+        repo = ws.history.repo
+        if mine is not None and (mine.id == theirs.id or repo.descendant_of(mine.id, theirs.id)):
+            final = mine  # theirs is in ours already
+        elif mine is None or repo.descendant_of(theirs.id, mine.id):
+            result.status, final = "fast-forward", theirs
+            empty = State({}, {}, {})
+            mine_state = ws.history.read_state(mine) if mine is not None else empty
+            result.plan = merge_states(mine_state, mine_state, ws.history.read_state(theirs), base_id=result.ours,
+                                       ours_id=result.ours or "", theirs_id=str(theirs.id))
+        else:
+            base_oid = repo.merge_base(mine.id, theirs.id)
+            result.base = None if base_oid is None else str(base_oid)
+            base = None if base_oid is None else ws.history.read_state(repo[base_oid])
+            result.plan = merge_states(base, ws.history.read_state(mine), ws.history.read_state(theirs),
+                                       base_id=result.base, ours_id=str(mine.id), theirs_id=str(theirs.id))
+            result.status, final = ("conflicts" if result.plan.conflicts else "merged"), None
+        values: dict[str, Any] = {}
+        fingerprints: dict[Any, list[str]] = {}
+        if namespace is not None and result.plan is not None:
+            values, fingerprints = _merge_values(ws, result, namespace, changed, trust=trust, safe=safe)
+        if result.status == "conflicts":
+            assert mine is not None
+            save_merge(ws, MergeInProgress(ref, str(mine.id), str(theirs.id), result.base, label,
+                                           message or _merge_message(label, ref)))
+        elif final is None:  # a merge commit, on whichever of the two ``ref`` names now
+            result.info = _write_merge(ws, result.plan, ref, tip, message or _merge_message(label, ref))
+        else:
+            if tip is None or tip.id != final.id:
+                ws.history.move_ref(ref, final, expect=tip)
+            result.info = ws.history.info(final, ws.history.refs_by_commit())
+        if namespace is not None and result.plan is not None:
+            _put_merged(ws, result, namespace, values, fingerprints)
+    return result
+
+
+def _merge_values(ws: Repository, result: MergeResult, namespace: MutableMapping[str, Any],
+                  changed: set[str] | None, *, trust: bool, safe: bool) -> tuple[dict[str, Any], dict[Any, list[str]]]:
+    """Check that the namespace loses nothing, and rebuild the values the merge takes from theirs
+    (nothing in the namespace changes yet)."""
+    plan = result.plan
+    assert plan is not None
+    ours = ws.history.read_state(ws.history.resolve(plan.ours)).variables if plan.ours else {}
+    overwritten = [n for n in plan.from_theirs + plan.removed if changed is None or n in changed]
+    now = ws.live_records(namespace, overwritten)
+    dirty = sorted(n for n in overwritten
+                   if (n in namespace) != (n in ours) or (n in now and not now[n].same_content(ours.get(n))))
+    if dirty:
+        shown = ", ".join(dirty[:5]) + (" …" if len(dirty) > 5 else "")
+        raise DirtyNamespace(f"uncommitted changes to {shown} would be overwritten by the merge: "
+                             "commit them first")
+    if not plan.from_theirs:
+        return {}, {}
+    _trust.require(ws, plan.theirs, trust=trust, safe=safe)
+    ws.blobs.focus = plan.theirs
+    before = (ws.store.stats.bytes_read, ws.store.stats.blobs_read)
+    fingerprints: dict[Any, list[str]] = {}
+    with safe_loading(safe):
+        values = restore({n: plan.variables[n] for n in plan.from_theirs}, plan.groups, ws.blobs.get_many,
+                         namespace, fingerprints)
+    result.bytes_read = ws.store.stats.bytes_read - before[0]
+    result.blobs_read = ws.store.stats.blobs_read - before[1]
+    return values, fingerprints
+
+
+def _put_merged(ws: Repository, result: MergeResult, namespace: MutableMapping[str, Any], values: dict[str, Any],
+                fingerprints: dict[Any, list[str]]) -> None:
+    plan = result.plan
+    assert plan is not None
+    for n in plan.removed:
+        if n in namespace:
+            del namespace[n]
+            result.removed.append(n)
+    namespace.update(values)
+    ws.remember_restored(namespace, values, plan.state(), fingerprints)
+    result.loaded = sorted(values)
+
+
+def _write_merge(ws: Repository, plan: MergePlan, ref: str, tip: pygit2.Commit | None, message: str) -> CommitInfo:
+    """The merge commit of a plan with no conflicts left: records only. Its first parent is the one
+    ``ref`` names now (libgit2 moves the ref only if it still does)."""
+    if tip is None or str(tip.id) not in (plan.ours, plan.theirs):
+        raise TxgitError(f"{ref_label(ref)} moved during the merge (now {'nothing' if tip is None else str(tip.id)[:8]}):"
+                         " `txgit merge --abort` and merge again")
+    other = plan.theirs if str(tip.id) == plan.ours else plan.ours
+    origins: dict[str, Any] = {}
+    for cid, names in ((plan.ours, set(plan.variables) - set(plan.from_theirs)), (plan.theirs, set(plan.from_theirs))):
+        recorded = ws.history.read_state(ws.history.resolve(cid)).meta.get("origins")
+        if isinstance(recorded, dict):
+            origins.update({n: o for n, o in recorded.items() if n in names})
+    meta = state_meta(plan.variables, plan.groups, {
+        "merge": {"base": plan.base, "ours": plan.ours, "theirs": plan.theirs, "from_theirs": plan.from_theirs,
+                  "removed": plan.removed, "resolved": dict(sorted(plan.resolved.items()))},
+        "origins": dict(sorted(origins.items())),
+    })
+    oid = ws.history.write_state(plan.state(meta), message, ref=ref, parent=str(tip.id), merged=[other])
+    _trust.note_derived(ws, oid, [plan.ours, plan.theirs])
+    return ws.history.info(ws.history.resolve(oid), ws.history.refs_by_commit())
+
+
+# merges waiting for their conflicts: one file per ref, and refs that keep both sides reachable (gc)
+def _merge_file(ws: Repository, ref: str) -> Path:
+    return ws.dir / "merges" / (urllib.parse.quote(ref, safe="") + ".json")
+
+
+def _merge_ref(ref: str, side: str) -> str:
+    return f"refs/txgit/merge/{ref.removeprefix('refs/')}/{side}"
+
+
+def merge_in_progress(ws: Repository, ref: str = "HEAD") -> MergeInProgress | None:
+    """The merge into ``ref`` that waits for its conflicts to be resolved, if any."""
+    if ref == "HEAD" and ws.branch is not None:
+        ref = f"refs/heads/{ws.branch}"
+    path = _merge_file(ws, ref)
+    try:
+        doc = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:
+        raise TxgitError(f"{path} is unreadable ({e}): `txgit merge --abort`") from e
+    return MergeInProgress.from_json(doc)
+
+
+def merge_done(ws: Repository, merging: MergeInProgress, commit_id: str) -> None:
+    """A session wrote the merge commit of ``merging`` itself: forget the merge in progress.
+    Call under the lock."""
+    _trust.note_derived(ws, commit_id, [merging.ours, merging.theirs])
+    _clear_merge(ws, merging.ref)
+
+
+def save_merge(ws: Repository, merging: MergeInProgress) -> None:
+    """Record a merge in progress (its resolutions so far). Call under the lock."""
+    if merging.ref == "HEAD" and ws.branch is not None:
+        merging.ref = f"refs/heads/{ws.branch}"
+    path = _merge_file(ws, merging.ref)
+    path.parent.mkdir(exist_ok=True)
+    for side in ("ours", "theirs"):
+        ws.history.repo.references.create(_merge_ref(merging.ref, side),
+                                          pygit2.Oid(hex=getattr(merging, side)), force=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(merging.to_json(), indent=1, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def _clear_merge(ws: Repository, ref: str) -> None:
+    _merge_file(ws, ref).unlink(missing_ok=True)
+    for side in ("ours", "theirs"):
+        name = _merge_ref(ref, side)
+        if name in ws.history.repo.references:
+            ws.history.repo.references.delete(name)
+
+
+def merge_plan(ws: Repository, merging: MergeInProgress) -> MergePlan:
+    """The plan of a merge in progress, with the resolutions recorded so far applied."""
+    base = None if merging.base is None else ws.state(merging.base)
+    ours, theirs = ws.state(merging.ours), ws.state(merging.theirs)
+    plan = merge_states(base, ours, theirs, base_id=merging.base, ours_id=merging.ours, theirs_id=merging.theirs)
+    for name, side in merging.resolved.items():
+        if side in (OURS, THEIRS) and any(name in c.names for c in plan.conflicts):
+            plan.resolve(name, side, ours, theirs)
+        elif side == KERNEL:
+            plan.conflicts = [c for c in plan.conflicts if name not in c.names]
+            plan.resolved[name] = KERNEL
+    return plan
+
+
+def merge_resolve(ws: Repository, name: str, side: str, namespace: MutableMapping[str, Any] | None = None, *,
+                  ref: str = "HEAD", commit: bool = True, trust: bool = False, safe: bool = False) -> MergeResult:
+    """Resolve the conflict that holds ``name`` with ``side``'s version ("ours" or "theirs") of its
+    whole unit (aliases stay aliases). Given ``namespace``, the unit's values are loaded from that
+    side where the namespace differs. Once no conflict is left and ``commit``, the merge commit is
+    written (records only; a session that set variables itself commits them instead)."""
+    if side not in (OURS, THEIRS):
+        raise TxgitError(f"resolve with ours or theirs, not {side!r}")
+    with ws.lock():
+        merging = _require_merge(ws, ref)
+        plan = merge_plan(ws, merging)
+        ours, theirs = ws.state(merging.ours), ws.state(merging.theirs)
+        conflict = plan.resolve(name, side, ours, theirs)
+        result = MergeResult("conflicts", merging.ref, merging.ours, merging.theirs, merging.label,
+                             base=merging.base, plan=plan)
+        if namespace is not None:
+            chosen = ours if side == OURS else theirs
+            names = [n for n in conflict.names if n in chosen.variables]
+            now = ws.live_records(namespace, names)
+            load = [n for n in names if not chosen.variables[n].same_content(now.get(n))]
+            if load:
+                if side == THEIRS:
+                    _trust.require(ws, merging.theirs, trust=trust, safe=safe)
+                fingerprints: dict[Any, list[str]] = {}
+                with safe_loading(safe):
+                    values = restore({n: chosen.variables[n] for n in load}, chosen.groups, ws.blobs.get_many,
+                                     namespace, fingerprints)
+                namespace.update(values)
+                ws.remember_restored(namespace, values, chosen, fingerprints)
+                result.loaded = sorted(values)
+            for n in conflict.names:
+                if n not in chosen.variables and n in namespace:
+                    del namespace[n]
+                    result.removed.append(n)
+        for n in conflict.names:
+            merging.resolved[n] = side
+        if plan.conflicts or not commit:
+            save_merge(ws, merging)
+            return result
+        return _finish_merge(ws, merging, plan, result)
+
+
+def _require_merge(ws: Repository, ref: str) -> MergeInProgress:
+    merging = merge_in_progress(ws, ref)
+    if merging is None:
+        raise TxgitError(f"no merge in progress on {ref_label(ref if ref != 'HEAD' else _head_ref(ws))}")
+    return merging
+
+
+def _head_ref(ws: Repository) -> str:
+    return f"refs/heads/{ws.branch}" if ws.branch is not None else "HEAD"
+
+
+def _finish_merge(ws: Repository, merging: MergeInProgress, plan: MergePlan, result: MergeResult) -> MergeResult:
+    result.info = _write_merge(ws, plan, merging.ref, ws.history.tip(merging.ref), merging.message)
+    result.status = "merged"
+    _clear_merge(ws, merging.ref)
+    return result
+
+
+def merge_continue(ws: Repository, *, ref: str = "HEAD") -> MergeResult:
+    """Write the merge commit once every conflict is resolved (from the records alone)."""
+    with ws.lock():
+        merging = _require_merge(ws, ref)
+        plan = merge_plan(ws, merging)
+        if plan.conflicts:
+            raise TxgitError(f"unresolved conflicts: {', '.join(c.label for c in plan.conflicts)} "
+                             "(`txgit merge --ours NAME` or `--theirs NAME`)")
+        if any(side == KERNEL for side in merging.resolved.values()):
+            raise TxgitError("conflicts were resolved in a kernel: commit from that kernel")
+        result = MergeResult("conflicts", merging.ref, merging.ours, merging.theirs, merging.label,
+                             base=merging.base, plan=plan)
+        return _finish_merge(ws, merging, plan, result)
+
+
+def merge_abort(ws: Repository, namespace: MutableMapping[str, Any] | None = None, *, ref: str = "HEAD") -> MergeResult:
+    """Give up a merge in progress: forget it and, given ``namespace``, put back the values the merge
+    loaded or removed as ours has them (the ref never moved)."""
+    with ws.lock():
+        merging = _require_merge(ws, ref)
+        result = MergeResult("aborted", merging.ref, merging.ours, merging.theirs, merging.label,
+                             base=merging.base)
+        if namespace is not None:
+            ours, theirs = ws.state(merging.ours), ws.state(merging.theirs)
+            # where the merge may have loaded or removed anything: names ours and theirs disagree on
+            touched = {n for n in set(ours.variables) | set(theirs.variables)
+                       if not _same_record(ours.variables.get(n), theirs.variables.get(n))}
+            now = ws.live_records(namespace, touched)
+            load = sorted(n for n in touched if n in ours.variables and ours.variables[n].kind in (VALUE, MODULE)
+                          and not ours.variables[n].same_content(now.get(n)))
+            fingerprints: dict[Any, list[str]] = {}
+            values = restore({n: ours.variables[n] for n in load}, ours.groups, ws.blobs.get_many, namespace,
+                             fingerprints)
+            for n in sorted(touched):
+                if n not in ours.variables and n in namespace:
+                    del namespace[n]
+                    result.removed.append(n)
+            namespace.update(values)
+            ws.remember_restored(namespace, values, ours, fingerprints)
+            result.loaded = sorted(values)
+        _clear_merge(ws, merging.ref)
+    return result
+
