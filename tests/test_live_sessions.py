@@ -232,3 +232,29 @@ def test_push_u_sets_the_upstream(ws, tmp_path, run_txgit):
     out = run_txgit("push", "-u", "backup", cwd=ws.root, check=True).stdout
     assert "branch 'main' set up to track 'backup/main'" in out and ws.remotes.upstream("main") == ("backup", "main")
     assert "up to date with 'backup/main'" in run_txgit("status", cwd=ws.root, check=True).stdout
+
+
+def test_a_merge_touching_an_uncommitted_change_is_refused(tmp_path):
+    """An uncommitted value of a variable the merge conflicts on would be lost by --theirs, --ours or
+    --abort alike: the merge is refused, as git refuses to merge into a file with local changes."""
+    from txgit.errors import DirtyNamespace
+
+    ws = Workspace.init(tmp_path / "ws")
+    s = NamespaceSession(ws, session_namespace(), kind="test")
+    s.auto = False
+    s.namespace["lr"] = 0.1
+    s.commit("base")
+    ws.create_branch("other")
+    other = Workspace(ws.root)
+    ns: dict = {}
+    other.checkout("other", ns, move_head=False)
+    ns["lr"] = 0.05
+    other.history.set_head(branch="other")
+    other.commit(ns, "other: lr 0.05")
+    other.history.set_head(branch="main")
+    _run(s, "lr = 0.2")
+    s.commit("ours: lr 0.2")
+    _run(s, "lr = 0.25")  # not committed
+    with pytest.raises(DirtyNamespace, match="uncommitted changes to lr"):
+        s.merge("other")
+    assert s.namespace["lr"] == 0.25 and ws.merge_in_progress() is None

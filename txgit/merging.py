@@ -147,7 +147,10 @@ def _merge_values(ws: Repository, result: MergeResult, namespace: MutableMapping
     plan = result.plan
     assert plan is not None
     ours = ws.history.read_state(ws.history.resolve(plan.ours)).variables if plan.ours else {}
-    overwritten = [n for n in plan.from_theirs + plan.removed if changed is None or n in changed]
+    # what the merge loads or deletes, and what it may replace once a conflict is resolved (as git, which
+    # refuses to merge into a file with local changes that the merge touches at all)
+    touched = plan.from_theirs + plan.removed + [n for c in plan.conflicts for n in c.names]
+    overwritten = [n for n in touched if changed is None or n in changed]
     now = ws.live_records(namespace, overwritten)
     dirty = sorted(n for n in overwritten
                    if (n in namespace) != (n in ours) or (n in now and not now[n].same_content(ours.get(n))))
