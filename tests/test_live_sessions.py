@@ -258,3 +258,50 @@ def test_a_merge_touching_an_uncommitted_change_is_refused(tmp_path):
     with pytest.raises(DirtyNamespace, match="uncommitted changes to lr"):
         s.merge("other")
     assert s.namespace["lr"] == 0.25 and ws.merge_in_progress() is None
+
+
+def test_a_checkout_that_loads_nothing_needs_no_trust(tmp_path):
+    """Trust is asked for where a stranger's values would be unpickled, not for starting a branch on a
+    state the kernel already holds."""
+    from txgit.trust import UntrustedState
+
+    alice = Workspace.init(tmp_path / "alice")
+    alice.commit(session_namespace("v = [1, 2]"), "one")
+    alice.remotes.add("origin", str(tmp_path / "r.git"))
+    alice.push()
+    bob = Workspace.clone(str(tmp_path / "r.git"), tmp_path / "bob", trusted=False)
+    s = NamespaceSession(bob, session_namespace(), kind="test")
+    with pytest.raises(UntrustedState):
+        s.checkout("main")
+    s.checkout("main", trust=True)
+    r = s.checkout("HEAD", new_branch="tuning")
+    assert r.loaded == [] and s.branch == "tuning" and s.namespace["v"] == [1, 2]
+
+
+def test_a_session_branch_from_a_remote_branch_tracks_it(tmp_path):
+    """`%txgit checkout -b NEW origin/X` sets the upstream, as the terminal's does."""
+    alice = Workspace.init(tmp_path / "alice")
+    alice.commit(session_namespace("v = 1"), "one")
+    alice.remotes.add("origin", str(tmp_path / "r.git"))
+    alice.push()
+    s = NamespaceSession(alice, session_namespace(), kind="test")
+    r = s.checkout("origin/main", new_branch="try2")
+    assert r.upstream == ("origin", "main") and alice.remotes.upstream("try2") == ("origin", "main")
+    assert s.branch == "try2" and s.namespace["v"] == 1
+
+
+def test_a_script_beside_a_kernel_changes_only_what_it_defines(tmp_path, run_txgit):
+    """`txgit run` in a kernel's folder commits on the kernel's branch; it carries the kernel's variables
+    over, so the kernel follows with the script's results and keeps its own."""
+    ws = Workspace.init(tmp_path / "proj")
+    k = Kernel(ws.root)
+    try:
+        k.ok("%load_ext txgit")
+        k.ok("threshold = 0.7\nrows = [1, 2]")
+        (ws.root / "job.py").write_text("import json\nsummary = json.dumps({'n': 3})\n")
+        run_txgit("run", "job.py", cwd=ws.root, check=True)
+        assert set(ws.state().variables) == {"threshold", "rows", "json", "summary"}
+        r = k.ok("print(threshold, rows, summary)")
+        assert r.stdout == '0.7 [1, 2] {"n": 3}\n' and "loaded json, summary" in r.stderr
+    finally:
+        k.shutdown()

@@ -24,6 +24,7 @@ from IPython.core.magic import Magics, line_magic, magics_class
 from txgit.errors import NothingToCommit, TxgitError
 from txgit.reuse import ipython as reuse_ipython
 from txgit.sessions import ipython as kernel_side
+from txgit.visual.text import left_behind_warning
 
 USAGE = """usage: %txgit VERB [ARGS]
   commit -m MSG [--allow-empty]
@@ -175,9 +176,10 @@ class TxgitMagics(Magics):
             r = s.checkout(rest[0], force=force, new_branch=new_branch, trust=trust, safe=safe)
             where = f"branch {r.branch}" if r.branch else f"{r.info.short_id} (detached)"
             print(f"checked out {where}: loaded {len(r.loaded)}, kept {len(r.kept)}, removed {len(r.removed)}")
+            if r.upstream is not None:
+                print(f"  branch '{r.branch}' set up to track '{r.upstream[0]}/{r.upstream[1]}'")
             if r.left_behind and r.left_from:
-                print(f"  warning: leaving {r.left_behind} commit{'s' if r.left_behind != 1 else ''} behind, not "
-                      f"connected to any branch; keep them with: %txgit branch NAME {r.left_from[:8]}")
+                print("  " + left_behind_warning(r.left_behind, r.left_from, "%txgit"))
             if r.loaded and len(r.loaded) <= 12:
                 print(f"  loaded: {', '.join(r.loaded)}")
             if r.recomputed:

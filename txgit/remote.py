@@ -791,6 +791,13 @@ class Remotes:
         merge = cfg[f"branch.{branch}.merge"] if f"branch.{branch}.merge" in cfg else f"refs/heads/{branch}"
         return cfg[f"branch.{branch}.remote"], merge.removeprefix("refs/heads/")
 
+    def tracking_branch(self, rev: str) -> tuple[str, str] | None:
+        """(remote, branch) when ``rev`` names a remote-tracking branch (``origin/main``), else None."""
+        for name in self.names():
+            if rev.startswith(name + "/") and f"refs/remotes/{rev}" in self.repo.references:
+                return name, rev[len(name) + 1:]
+        return None
+
     # -- blobs of commits ------------------------------------------------------------------------------
     def _new_commits(self, tips: Iterable[str], hide: Iterable[str]) -> list[pygit2.Commit]:
         tips = [pygit2.Oid(hex=t) for t in dict.fromkeys(tips)]

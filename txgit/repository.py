@@ -24,7 +24,7 @@ import functools
 import os
 import platform
 import time
-from collections.abc import Iterable, Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -183,6 +183,7 @@ class CheckoutResult:
     blobs_read: int = 0
     left_behind: int = 0  # commits of the detached HEAD left that no branch or tag holds
     left_from: str | None = None  # that detached commit
+    upstream: tuple[str, str] | None = None  # (remote, branch) the new branch tracks (`checkout -b NEW origin/X`)
 
 
 @dataclass
@@ -544,7 +545,8 @@ class Repository:
 
     # -- checkout core -----------------------------------------------------------------
     def _checkout_namespace(self, target: pygit2.Commit, namespace: MutableMapping[str, Any], force: bool,
-                            result: CheckoutResult, known: str | None = None, against: str | None = None) -> None:
+                            result: CheckoutResult, known: str | None = None, against: str | None = None,
+                            before_loading: Callable[[], None] | None = None) -> None:
         """Make ``namespace`` equal ``target``'s state, loading only what differs (into ``result``);
         nothing changes if anything fails. ``checkout``/``reset`` (the facade) call it under the lock,
         once trust allowed the load; arguments as theirs."""
@@ -589,6 +591,8 @@ class Repository:
                 result.kept.append(name)
         before = (self.store.stats.bytes_read, self.store.stats.blobs_read)
         fingerprints: dict[Any, list[str]] = {}
+        if to_load and before_loading is not None:
+            before_loading()  # (the facade's trust check: only a state whose values are loaded needs it)
         values = restore(to_load, want.groups, self.blobs.get_many, namespace, fingerprints)  # may raise: nothing changed yet
         result.bytes_read = self.store.stats.bytes_read - before[0]
         result.blobs_read = self.store.stats.blobs_read - before[1]

@@ -180,7 +180,8 @@ class Workspace(Repository):
         plain data types (:mod:`txgit.state.safe`), for inspecting a stranger's state.
         ``move_head``: False leaves the repository's HEAD alone (a session on a branch of its own).
         ``leaving``: the detached commit being left (default: HEAD's, when detached): commits only it
-        reaches are counted in ``result.left_behind``.
+        reaches are counted in ``result.left_behind``. ``new_branch`` made from a remote-tracking
+        branch (``origin/main``) tracks it (``result.upstream``).
         ``result.drift`` lists Python/package versions that differ from the commit's record.
         """
         with self.lock():
@@ -197,10 +198,10 @@ class Workspace(Repository):
                 head = self.history.head_commit()
                 leaving = None if head is None else str(head.id)
             if namespace is not None:
-                _trust.require(self, str(target.id), trust=trust, safe=safe)
                 self.blobs.focus = str(target.id)
-                with safe_loading(safe):
-                    self._checkout_namespace(target, namespace, force, result, known, against)  # may fail: nothing moved yet
+                with safe_loading(safe):  # may fail: nothing moved yet
+                    self._checkout_namespace(target, namespace, force, result, known, against,
+                                             lambda: _trust.require(self, str(target.id), trust=trust, safe=safe))
             else:
                 _budget.require_loadable(self, str(target.id))  # HEAD must not move to a state gc --budget dropped
             if leaving is not None and leaving != str(target.id):
@@ -208,6 +209,9 @@ class Workspace(Repository):
                 result.left_from = leaving
             if new_branch is not None:
                 self.history.create_branch(new_branch, target)
+                result.upstream = self.remotes.tracking_branch(rev)  # `-b NEW origin/X` tracks it, as in git
+                if result.upstream is not None:
+                    self.remotes.set_upstream(new_branch, *result.upstream)
             if move_head:
                 if branch is not None:
                     self.history.set_head(branch=branch)
@@ -230,10 +234,10 @@ class Workspace(Repository):
             branch = self.branch if ref == "HEAD" else ref_label(ref)
             result = CheckoutResult(info=self.history.info(target, self.history.refs_by_commit()), branch=branch)
             if namespace is not None:
-                _trust.require(self, str(target.id), trust=trust, safe=safe)
                 self.blobs.focus = str(target.id)
                 with safe_loading(safe):
-                    self._checkout_namespace(target, namespace, force, result, known, against)
+                    self._checkout_namespace(target, namespace, force, result, known, against,
+                                             lambda: _trust.require(self, str(target.id), trust=trust, safe=safe))
             else:
                 _budget.require_loadable(self, str(target.id))
             if tip is None or tip.id != target.id:

@@ -104,11 +104,11 @@ def status(
         _out(f"HEAD: {head.short_id} {head.summary}")
         _out(f"      {len(state.variables)} variables" + (f" ({skipped} not saved)" if skipped else "")
              + f", committed {render.format_date(head.time)} by {head.author}")
+    merging = ws.merge_in_progress()
     if ws.branch is not None:
-        line = _upstream_line(ws, ws.branch)
+        line = _upstream_line(ws, ws.branch, merging=merging is not None)
         if line:
             _out(line)
-    merging = ws.merge_in_progress()
     if merging is not None:
         _out(f"Merging {merging.label}: unresolved conflicts: "
              + (", ".join(c.label for c in ws.merge_plan(merging).conflicts) or "none (`txgit merge --continue`)"))
@@ -139,8 +139,9 @@ def status(
             _out(f"  {label}: {n}")
 
 
-def _upstream_line(ws: Workspace, branch: str) -> str | None:
-    """`Your branch is ahead of 'origin/main' by 1 commit` and the like, as git says it."""
+def _upstream_line(ws: Workspace, branch: str, *, merging: bool = False) -> str | None:
+    """`Your branch is ahead of 'origin/main' by 1 commit` and the like, as git says it (``merging``: a
+    merge is in progress, so no advice to pull)."""
     tracked = ws.remotes.upstream(branch)
     if tracked is None:
         return None
@@ -157,8 +158,8 @@ def _upstream_line(ws: Workspace, branch: str) -> str | None:
         return f"{k} commit{'s' if k != 1 else ''}"
 
     if ahead and behind:
-        return (f"Your branch and '{name}' have diverged, and have {ahead} and {behind} different commits each "
-                "(`txgit pull` merges them).")
+        return (f"Your branch and '{name}' have diverged, and have {ahead} and {behind} different commits each"
+                + ("." if merging else " (`txgit pull` merges them)."))
     if ahead:
         return f"Your branch is ahead of '{name}' by {n(ahead)} (`txgit push` publishes them)."
     if behind:
@@ -459,7 +460,6 @@ def checkout(
         rev = "HEAD"
     ws = _open()
     before = ws.branch
-    tracked = _remote_branch(ws, rev) if new_branch is not None else None
     k = attached_kernel(ws, kernel)
     if k is not None:  # a kernel runs the extension here: its live state follows
         answer = checkout_in_kernel(ws, rev, force=force, new_branch=new_branch, trust=trust, safe=safe,
@@ -468,20 +468,11 @@ def checkout(
     else:
         result = ws.checkout(rev, None, force=force, new_branch=new_branch)
         _report_checkout(result.branch, result.info, new_branch is not None, before)
-        answer = {"left_behind": result.left_behind, "left_from": result.left_from}
-    if tracked is not None and new_branch is not None:
-        with ws.lock():
-            ws.remotes.set_upstream(new_branch, *tracked)
-        _out(f"branch '{new_branch}' set up to track '{tracked[0]}/{tracked[1]}'")
+        answer = {"left_behind": result.left_behind, "left_from": result.left_from, "upstream": result.upstream}
+    if answer.get("upstream"):
+        remote, branch = answer["upstream"]
+        _out(f"branch '{new_branch}' set up to track '{remote}/{branch}'")
     warn_left_behind(answer)
-
-
-def _remote_branch(ws: Workspace, rev: str) -> tuple[str, str] | None:
-    """(remote, branch) when ``rev`` names a remote-tracking branch (``origin/main``)."""
-    for name in ws.remotes.names():
-        if rev.startswith(name + "/") and f"refs/remotes/{rev}" in ws.history.repo.references:
-            return name, rev[len(name) + 1:]
-    return None
 
 
 def _report_checkout(branch: str | None, info: CommitInfo, created: bool, before: str | None) -> None:

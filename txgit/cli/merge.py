@@ -18,6 +18,7 @@ from txgit.cli.remote import fetch_lines, progress_bar, slow_notice
 from txgit.errors import TxgitError
 from txgit.sessions.kernel import KernelInfo, attached_kernel, call_kernel
 from txgit.trust import source_of
+from txgit.visual.text import left_behind_warning
 from txgit.workspace import Workspace
 
 KERNEL_HELP = "The kernel to act on (PID, notebook or branch) when several are attached."
@@ -65,7 +66,7 @@ def print_merge(ws: Workspace, answer: dict[str, Any], kernel: KernelInfo | None
         for name in c["names"]:
             _out(f"CONFLICT ({c['how'][name]}): {name}")
         try:
-            text = DiffView(ws, answer["ours"], answer["theirs"], names=c["names"], safe=safe).text()
+            text = DiffView(ws, answer["ours"], answer["theirs"], names=c["names"], trust=trust, safe=safe).text()
         except TxgitError as e:
             text = f"(not compared: {e})"
         for line in text.splitlines()[1:-1]:  # the changes, without the header and counts lines
@@ -215,5 +216,4 @@ def warn_left_behind(answer: dict[str, Any]) -> None:
     """Git's warning when commits are left that no branch holds, with the command that keeps them."""
     n, tip = answer.get("left_behind") or 0, answer.get("left_from")
     if n and tip:
-        _out(f"Warning: leaving {n} commit{'s' if n != 1 else ''} behind, not connected to any branch "
-             f"(last: {tip[:8]}); keep {'them' if n != 1 else 'it'} with: txgit branch NAME {tip[:8]}")
+        _out(left_behind_warning(n, tip))

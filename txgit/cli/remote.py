@@ -223,7 +223,8 @@ def clone(
         ws = Workspace.clone(url, directory, storage=storage, storage_options=parse_storage_options(storage_option),
                              eager=eager, progress=progress, trusted=trusted)
     branches = sorted(ws.branches())
-    _out(f"Cloned {url} into {ws.root}: {len(branches)} branches ({', '.join(branches)}), on {ws.branch}")
+    _out(f"Cloned {url} into {ws.root}: {len(branches)} branch{'es' if len(branches) != 1 else ''} "
+         f"({', '.join(branches)}), on {ws.branch}")
     _out(f"blobs: {ws.remotes.storage_url('origin')}" + (" (fetched)" if eager else " (fetched on demand)"))
     if not ws.remotes.get("origin").trusted:
         _out("origin is not trusted: check out its states with --trust (runs their code) or --safe, "

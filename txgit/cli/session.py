@@ -31,11 +31,11 @@ def commit(
     try:
         answer = commit_in_kernel(ws, message, kernel=str(k.pid), allow_empty=allow_empty)
     except NothingToCommit as e:
-        console.print(f"[kernel {k.pid}] {e}", markup=False, highlight=False)
+        console.print(f"[kernel {k.pid}] {e}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
     console.print(f"[kernel {k.pid}] committed {answer['commit'][:8]} on {answer.get('branch') or 'detached HEAD'}: "
                   f"{answer['variables']} variables, {len(answer['serialized'])} serialized", markup=False,
-                  highlight=False)
+                  highlight=False, soft_wrap=True)
     for name, why in answer.get("skipped", {}).items():
         console.print(f"  not saved: {name} ({why})", markup=False, highlight=False)
 

@@ -278,7 +278,8 @@ class NamespaceSession:
         result = self._commit(message, meta, files, background=False, allow_empty=allow_empty, explicit=True)
         if result is None:
             head = self.base[:8] if self.base else "the branch"
-            raise NothingToCommit(f"nothing to commit: the namespace equals {head} (--allow-empty commits anyway)")
+            raise NothingToCommit(f"nothing to commit: the namespace equals {head} "
+                                  "(allow_empty=True, or --allow-empty, commits anyway)")
         return result
 
     # -- where the session is --------------------------------------------------------

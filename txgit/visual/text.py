@@ -107,3 +107,11 @@ def truncated_repr(value: Any, *, max_lines: int = 40, max_chars: int = 4000) ->
         text, cut = text[:max_chars], True
         tail = f"… ({more:,} more characters)"
     return text + ("\n" + tail if cut else "")
+
+
+def left_behind_warning(count: int, last: str, verb: str = "txgit") -> str:
+    """Git's warning when leaving commits that no branch holds, with the command that keeps them
+    (``verb``: ``%txgit`` in a notebook)."""
+    them = "them" if count != 1 else "it"
+    return (f"Warning: leaving {count} commit{'s' if count != 1 else ''} behind, not connected to any branch "
+            f"(last: {last[:8]}); keep {them} with: {verb} branch NAME {last[:8]}")
