@@ -405,16 +405,9 @@ class NamespaceSession:
             self._writer = _Writer(self.workspace, prepared, lock, cells, executor, self._git)
             return None
         try:
-            result = self.workspace.finish_commit(prepared)
-        except BaseException:
-            self.pending[:0] = cells
-            self.full_next = True
-            raise
+            return self._finish_write(prepared, cells)
         finally:
             lock.release()
-        self.base = result.info.id
-        self.last_commit = result
-        return result
 
     def _carry(self, prepared: PreparedCommit, *, fresh: bool = False) -> None:
         """Carry the variables the namespace never loaded into the commit, as its parent has them.
