@@ -305,3 +305,21 @@ def test_a_script_beside_a_kernel_changes_only_what_it_defines(tmp_path, run_txg
         assert r.stdout == '0.7 [1, 2] {"n": 3}\n' and "loaded json, summary" in r.stderr
     finally:
         k.shutdown()
+
+
+def test_status_beside_a_busy_kernel_does_not_wait_for_its_cell(tmp_path, run_txgit):
+    ws = Workspace.init(tmp_path / "proj")
+    k = Kernel(ws.root)
+    try:
+        k.ok("%load_ext txgit")
+        k.ok("x = 1")
+        k.kc.execute("import time\ntime.sleep(20)")  # a long cell, running while the terminal asks
+        import time
+
+        time.sleep(1)
+        started = time.monotonic()
+        out = run_txgit("status", cwd=ws.root, check=True).stdout
+        assert time.monotonic() - started < 18  # it did not wait for the cell (which takes 20 s)
+        assert f"kernel {k.pid} (on main):\n  (its changes are not shown: kernel {k.pid} did not answer" in out
+    finally:
+        k.shutdown()

@@ -125,9 +125,9 @@ def status(
             if line:
                 _out("  " + line)
         try:
-            answer = call_kernel(k, {"op": "status"}, timeout=30)
+            answer = call_kernel(k, {"op": "status"}, timeout=5)  # a kernel running a cell answers after it
         except TxgitError as e:
-            _out(f"  (no answer: {e})")
+            _out(f"  (its changes are not shown: {e})")
             continue
         if answer.get("merging"):
             _out(f"  merging {answer['merging']}")
