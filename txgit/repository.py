@@ -243,6 +243,14 @@ def _co_members(head: State, deferred: list[list[str]]) -> dict[str, set[str]]:
     return out
 
 
+def _ignore_in_git(txgit_dir: Path) -> None:
+    """Keep ``.txgit/`` out of the user's own git repository, should the workspace be (or become) part of a
+    git work tree: a ``.gitignore`` inside it ignoring everything, itself included (an existing one is kept)."""
+    ignore = txgit_dir / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text("# txgit's workspace: git ignores it (its history is a git repository of its own)\n*\n")
+
+
 def _variable_names(namespace: Mapping[str, Any]) -> set[str]:
     return {n for n in namespace if is_variable_name(n)}
 
@@ -269,12 +277,28 @@ class Repository:
     # -- lifecycle ---------------------------------------------------------------
     @classmethod
     def init(cls, path: str | os.PathLike[str] = ".") -> Self:
+        """A new, empty workspace in ``path`` (made if missing). One there already raises
+        :class:`WorkspaceExists`: :meth:`open_or_init` is for code that runs more than once."""
         root = Path(path).resolve()
         if (root / TXGIT_DIR / "repo.git").exists():
-            raise WorkspaceExists(f"already a txgit workspace: {root}")
+            raise WorkspaceExists(f"already a txgit workspace: {root} (Workspace.open_or_init opens it)")
         root.mkdir(parents=True, exist_ok=True)
         (root / TXGIT_DIR / "objects").mkdir(parents=True, exist_ok=True)
+        _ignore_in_git(root / TXGIT_DIR)
         History.init(root / TXGIT_DIR / "repo.git")
+        return cls(root)
+
+    @classmethod
+    def open_or_init(cls, path: str | os.PathLike[str] = ".") -> Self:
+        """The workspace in ``path`` itself, made if it has none (a notebook cell or script run twice).
+        Unlike :meth:`open` it does not look in parent folders: ``path`` is where the workspace is."""
+        root = Path(path).resolve()
+        if not (root / TXGIT_DIR / "repo.git").exists():
+            try:
+                return cls.init(root)
+            except WorkspaceExists:  # another process made it meanwhile
+                pass
+        _ignore_in_git(root / TXGIT_DIR)  # (a workspace made before txgit wrote one gets it)
         return cls(root)
 
     @classmethod

@@ -20,7 +20,7 @@ from txgit.cli import render
 from txgit.cli.app import app, console, err_console
 from txgit.cli.graph import render_graph
 from txgit.environment import EnvironmentDrift
-from txgit.errors import EmptyHistory, TxgitError
+from txgit.errors import EmptyHistory, TxgitError, WorkspaceExists
 from txgit.history import CommitInfo
 from txgit.state import UNPICKLABLE
 from txgit.workspace import StateDiff, Workspace
@@ -76,8 +76,16 @@ class _Refs:
 
 @app.command()
 def init(path: Path = typer.Argument(Path("."), metavar="PATH", help="Folder to make a workspace.")) -> None:
-    """Create a workspace (.txgit/) in PATH."""
-    ws = Workspace.init(path)
+    """Create a workspace (.txgit/) in PATH.
+
+    Run where a workspace already is, it says so and changes nothing in it, as `git init` does.
+    """
+    try:
+        ws = Workspace.init(path)
+    except WorkspaceExists:
+        ws = Workspace.open_or_init(path)
+        _out(f"Reinitialized existing txgit workspace in {ws.dir}")
+        return
     _out(f"Initialized empty txgit workspace in {ws.dir}")
 
 
