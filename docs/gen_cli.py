@@ -42,7 +42,7 @@ def _params(cmd: _click.Command, ctx: _click.Context) -> list[str]:
 def render() -> str:
     """The whole reference as markdown."""
     group = typer.main.get_command(app)
-    root = _click.Context(group, info_name="txgit")
+    root = _click.Context(group, info_name="txgit", **group.context_settings)  # -h as well as --help
     out = [
         "# txgit command line reference",
         "",
@@ -58,9 +58,16 @@ def render() -> str:
         "print one line, `txgit: error: …`, on stderr and exit non-zero (2 for bad arguments);",
         "nothing is changed.",
         "",
+        "On a terminal, `log`, `show` and `diff` go through a pager as git's do: `$TXGIT_PAGER`, else",
+        "`$PAGER`, else `less` (with `LESS=FRX` unless `$LESS` is set); `txgit --no-pager` (or a pager set",
+        "to `\"\"` or `cat`) prints straight to the terminal. Output is coloured only on a terminal, and not",
+        "with `NO_COLOR` set. `txgit --install-completion` sets up tab completion in your shell",
+        "(bash, zsh, fish, PowerShell); `txgit --show-completion` prints the script instead.",
+        "",
         "Commands: " + ", ".join(f"[`{n}`](#txgit-{n})" for n in sorted(group.commands)),
         "",
     ]
+    out += ["Global options (before the command: `txgit --no-pager log`):", ""] + _params(group, root)[1:]
     for name in sorted(group.commands):
         cmd = group.commands[name]
         ctx = _click.Context(cmd, info_name=name, parent=root)

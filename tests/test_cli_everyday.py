@@ -4,7 +4,12 @@ Run as a user types it: the real `txgit` in a subprocess (a pseudo-terminal wher
 
 from __future__ import annotations
 
+import os
+import pty
+import re
+import select
 import subprocess
+import sys
 from pathlib import Path
 
 import pygit2
@@ -88,3 +93,175 @@ def test_clones_and_older_workspaces_are_ignored_too(tmp_path, run_txgit):
     run_txgit("init", "src", cwd=tmp_path, check=True)  # reinitializing adds it
     assert git("status", "--porcelain", cwd=tmp_path) == ""
     assert pygit2.Repository(str(tmp_path / "src" / ".txgit" / "repo.git")).is_bare
+
+
+# -- --version, -h, shell completion ------------------------------------------------------------
+
+def all_commands() -> list[str]:
+    import typer.main
+
+    from txgit.cli import app
+
+    return sorted(typer.main.get_command(app).commands)
+
+
+def test_version(tmp_path, run_txgit):
+    from txgit._version import __version__
+
+    proc = run_txgit("--version", cwd=tmp_path, check=True)
+    assert proc.stdout == f"txgit version {__version__}\n" and proc.stderr == ""
+
+
+def test_dash_h_is_help_for_txgit_and_every_command(tmp_path, run_txgit):
+    top = run_txgit("-h", cwd=tmp_path, check=True).stdout
+    assert top == run_txgit("--help", cwd=tmp_path, check=True).stdout and "Usage: txgit [OPTIONS] COMMAND" in top
+    assert run_txgit("log", "-h", cwd=tmp_path, check=True).stdout == run_txgit("log", "--help", cwd=tmp_path).stdout
+    for command in all_commands():  # (outside a workspace: help needs none)
+        proc = run_txgit(command, "-h", cwd=tmp_path)
+        assert proc.returncode == 0 and f"Usage: txgit {command} " in proc.stdout, (command, proc.stdout, proc.stderr)
+
+
+def test_shell_completion_installs_the_typer_way(tmp_path, run_txgit):
+    """`txgit --install-completion` in bash writes the script and sources it from ~/.bashrc; the script
+    then completes commands and options by asking txgit."""
+    home, bin_dir = tmp_path / "home", tmp_path / "bin"
+    home.mkdir()
+    bin_dir.mkdir()
+    shim = bin_dir / "txgit"  # `txgit` on PATH is this checkout's
+    shim.write_text(f"#!/bin/sh\nexec {subprocess.list2cmdline([sys.executable])} -m txgit \"$@\"\n")
+    shim.chmod(0o755)
+    env = {**os.environ, "HOME": str(home), "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    shown = run_txgit("--show-completion", "bash", cwd=tmp_path, env={"HOME": str(home)}, check=True).stdout
+    assert "_TXGIT_COMPLETE=complete_bash" in shown and "complete -o default -F _txgit_completion txgit" in shown
+    proc = subprocess.run(["bash", "-c", "txgit --install-completion"], cwd=tmp_path, env=env, capture_output=True,
+                          text=True)
+    assert proc.returncode == 0 and "bash completion installed in" in proc.stdout, proc.stdout + proc.stderr
+    script = home / ".bash_completions" / "txgit.sh"
+    assert f"source '{script}'" in (home / ".bashrc").read_text()
+    complete = (f"source '{script}'\n"
+                "COMP_WORDS=(txgit lo); COMP_CWORD=1; _txgit_completion txgit; echo \"${COMPREPLY[@]}\"\n"
+                "COMP_WORDS=(txgit log --on); COMP_CWORD=2; _txgit_completion txgit; echo \"${COMPREPLY[@]}\"\n")
+    proc = subprocess.run(["bash", "-c", complete], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert proc.stdout.splitlines() == ["log", "--oneline"], proc.stdout + proc.stderr
+
+
+# -- the pager, and colour only on a terminal -------------------------------------------------
+
+def on_a_terminal(args: list[str], cwd: Path, env: dict | None = None) -> tuple[int, str]:
+    """Run `txgit ARGS` with a pseudo-terminal as stdin, stdout and stderr: (exit status, what the terminal got)."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "txgit", *args], cwd=cwd, stdin=slave, stdout=slave, stderr=slave,
+                            env={**os.environ, **(env or {})}, close_fds=True)
+    os.close(slave)
+    got = b""
+    try:
+        while True:
+            ready, _, _ = select.select([master], [], [], 60)
+            if not ready:
+                break
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # the terminal's other side closed: txgit has exited
+                break
+            if not chunk:
+                break
+            got += chunk
+        code = proc.wait(timeout=60)
+    finally:
+        os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+    return code, got.decode().replace("\r\n", "\n")
+
+
+@pytest.fixture(scope="module")
+def long_history(tmp_path_factory) -> Path:
+    """40 commits: more than a screenful of `txgit log`."""
+    root = tmp_path_factory.mktemp("long")
+    ws = Workspace.init(root)
+    ns = session_namespace("import threading\nlock = threading.Lock()")
+    for i in range(40):
+        ns["step"] = i
+        ws.commit(ns, f"step {i}")
+    return root
+
+
+@pytest.fixture
+def recording_pager(tmp_path) -> tuple[dict, Path, Path]:
+    """A pager that records it ran (with $LESS) and what it was given."""
+    ran, got = tmp_path / "pager-ran", tmp_path / "pager-got"
+    script = tmp_path / "pager.sh"
+    script.write_text(f"#!/bin/sh\necho \"LESS=$LESS\" >> '{ran}'\ncat > '{got}'\n")
+    script.chmod(0o755)
+    return {"TXGIT_PAGER": str(script), "PAGER_IS_NOT": "used"}, ran, got
+
+
+def test_log_show_diff_on_a_terminal_go_through_the_pager(long_history, recording_pager, run_txgit):
+    env, ran, got = recording_pager
+    code, screen = on_a_terminal(["log"], long_history, env)
+    assert code == 0 and ran.read_text() == "LESS=FRX\n"  # less, if it is the pager, runs as git runs it
+    assert screen == ""  # all of it went to the pager ...
+    paged = got.read_text()
+    assert colours(paged)  # ... in colour: the pager is on the terminal (less -R shows it)
+    plain = run_txgit("log", cwd=long_history, check=True).stdout
+    assert re.sub(r"\x1b\[[0-9;]*m", "", paged) == plain and plain.count("Author: ") == 40
+    for args in (["show"], ["diff", "HEAD~3"], ["log", "--oneline", "--graph"]):
+        ran.unlink()
+        code, screen = on_a_terminal(args, long_history, env)
+        assert code == 0 and ran.exists() and screen == "", args
+    ran.unlink()
+    for args in (["status"], ["branch"]):  # short output: no pager, as git's status
+        code, screen = on_a_terminal(args, long_history, env)
+        assert code == 0 and screen and not ran.exists(), args
+
+
+def test_no_pager_when_told_or_not_on_a_terminal(long_history, recording_pager, run_txgit):
+    env, ran, got = recording_pager
+    code, screen = on_a_terminal(["--no-pager", "log"], long_history, env)
+    assert code == 0 and "step 0" in screen and "step 39" in screen
+    code, screen = on_a_terminal(["-P", "log", "--oneline"], long_history, env)
+    assert code == 0 and screen.count("step ") == 40
+    for off in ("", "cat"):  # a pager set to nothing, or to cat: none, as in git
+        code, screen = on_a_terminal(["log", "-n", "2"], long_history, {**env, "TXGIT_PAGER": off})
+        assert code == 0 and "step 39" in screen, off
+    proc = run_txgit("log", cwd=long_history, env=env, check=True)  # stdout a pipe
+    assert proc.stdout.count("step ") == 40
+    assert not ran.exists()
+
+
+def test_pager_choice_and_a_pager_quit_early(long_history, recording_pager, tmp_path):
+    env, ran, got = recording_pager
+    pager_env = {"PAGER": env["TXGIT_PAGER"], "LESS": "-i"}  # $PAGER when $TXGIT_PAGER is not set; $LESS kept
+    code, screen = on_a_terminal(["log", "-n", "1"], long_history, {**pager_env, "TXGIT_PAGER": ""})
+    assert code == 0 and not ran.exists()  # $TXGIT_PAGER wins
+    clean = {k: v for k, v in os.environ.items() if k != "TXGIT_PAGER"}
+    code = subprocess.run([sys.executable, "-c", "import os, sys, pty; sys.exit(os.waitstatus_to_exitcode("
+                           "pty.spawn([sys.executable, '-m', 'txgit', 'log', '-n', '1'])))"],
+                          cwd=long_history, env={**clean, **pager_env}, capture_output=True).returncode
+    assert code == 0 and ran.read_text() == "LESS=-i\n"
+    # the user quits the pager after one line (or it never reads): no error, exit 0
+    for quitter in ("head -n 1", "true"):
+        code, screen = on_a_terminal(["log", "--graph"], long_history, {"TXGIT_PAGER": quitter})
+        assert code == 0 and "Traceback" not in screen and "error" not in screen, screen
+    # an error before anything is printed shows no pager
+    code, screen = on_a_terminal(["log", "nope"], long_history, env)
+    assert code == 1 and screen == "txgit: error: unknown revision 'nope'\n"
+
+
+def colours(text: str) -> set[str]:
+    """The colour codes (SGR 30-39, 90-97) in ``text``; bold and dim are not colours."""
+    found = set()
+    for params in re.findall(r"\x1b\[([0-9;]*)m", text):
+        found |= {p for p in params.split(";") if p.isdigit() and (30 <= int(p) <= 39 or 90 <= int(p) <= 97)}
+    return found
+
+
+def test_colour_only_on_a_terminal(long_history, run_txgit):
+    for args in (["log", "-n", "3"], ["log", "--graph", "--oneline"], ["show"], ["diff", "HEAD~2"], ["branch"],
+                 ["status"]):
+        piped = run_txgit(*args, cwd=long_history, check=True).stdout
+        assert "\x1b" not in piped, args  # no escape code at all in a pipe or file
+    code, screen = on_a_terminal(["--no-pager", "log", "-n", "3"], long_history)
+    assert code == 0 and colours(screen)
+    code, screen = on_a_terminal(["--no-pager", "log", "-n", "3"], long_history, {"NO_COLOR": "1"})
+    assert code == 0 and "step 39" in screen and not colours(screen)
