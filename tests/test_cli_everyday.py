@@ -265,3 +265,43 @@ def test_colour_only_on_a_terminal(long_history, run_txgit):
     assert code == 0 and colours(screen)
     code, screen = on_a_terminal(["--no-pager", "log", "-n", "3"], long_history, {"NO_COLOR": "1"})
     assert code == 0 and "step 39" in screen and not colours(screen)
+
+
+# -- wording ---------------------------------------------------------------------------------------
+
+def test_checkout_counts_every_name_it_kept(tmp_path):
+    """Imports the namespace already has, and unpicklable values it holds, stay: they are kept, not
+    left out of the count (and not reported as not restored)."""
+    ws = Workspace.init(tmp_path / "ws")
+    ns = session_namespace("import json\nimport os.path as osp\nimport threading\nlock = threading.Lock()\n"
+                           "x = 1\ny = [1, 2]\nz = 3")
+    first = ws.commit(ns, "one").info.id
+    ns.update(z=4, w=5)
+    ws.commit(ns, "two")
+    live_lock = ns["lock"]
+    r = ws.checkout(first, ns)
+    assert (r.loaded, r.removed, r.not_restored) == (["z"], ["w"], {})
+    assert r.kept == ["json", "lock", "osp", "threading", "x", "y"]
+    assert ns["lock"] is live_lock and ns["z"] == 3 and "w" not in ns
+    assert len(r.loaded) + len(r.kept) == len(ws.state(first).variables)
+
+
+@pytest.mark.timeout(300)
+def test_magic_checkout_report_counts_right(tmp_path):
+    """What `%txgit checkout` says, in a real kernel, against what happened."""
+    from kernelutil import Kernel
+
+    ws = Workspace.init(tmp_path / "ws")
+    k = Kernel(ws.root)
+    try:
+        k.ok("%load_ext txgit")
+        k.ok("import json\nimport threading\nlock = threading.Lock()\nx = 1\ny = [1, 2]\nz = 3")
+        first = ws.head().id
+        k.ok("z = 4\nw = 5")
+        out = k.ok(f"%txgit checkout {first}").stdout
+        # z loaded; json, threading, lock, x, y kept; w removed; nothing left out
+        assert f"checked out {first[:8]} (detached): loaded 1, kept 5, removed 1" in out, out
+        assert "not restored" not in out and "loaded: z" in out, out
+        assert k.value("(z, 'w' in globals(), type(lock).__name__)") == (3, False, "lock")
+    finally:
+        k.shutdown()

@@ -609,9 +609,10 @@ class Repository:
                 to_load[name] = rec
             elif rec.kind == UNPICKLABLE:
                 if name in namespace and type_name(namespace[name]) == rec.type:
-                    result.kept.append(name)
-                result.not_restored[name] = f"{rec.type} could not be saved ({rec.reason})"
-            elif rec.kind == VALUE:
+                    result.kept.append(name)  # the live one stays: nothing is missing
+                else:
+                    result.not_restored[name] = f"{rec.type} could not be saved ({rec.reason})"
+            else:  # a value, or an import, the namespace holds as the state has it
                 result.kept.append(name)
         before = (self.store.stats.bytes_read, self.store.stats.blobs_read)
         fingerprints: dict[Any, list[str]] = {}
