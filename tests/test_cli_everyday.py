@@ -269,6 +269,15 @@ def test_colour_only_on_a_terminal(long_history, run_txgit):
 
 # -- wording ---------------------------------------------------------------------------------------
 
+def test_no_help_shows_a_flag_as_taking_a_value(tmp_path, run_txgit):
+    """`--force <bool>` read as if --force took a value; flags show no type (options with values keep theirs)."""
+    for command in ["", *all_commands()]:
+        out = run_txgit(*filter(None, [command]), "--help", cwd=tmp_path, check=True).stdout
+        assert "<bool>" not in out, (command, out)
+    out = run_txgit("log", "--help", cwd=tmp_path, check=True).stdout
+    assert re.search(r"--oneline +One line per commit", out) and re.search(r"--max-count +-n +N ", out), out
+
+
 def test_checkout_counts_every_name_it_kept(tmp_path):
     """Imports the namespace already has, and unpicklable values it holds, stay: they are kept, not
     left out of the count (and not reported as not restored)."""

@@ -8,6 +8,24 @@ from rich.console import Console
 from txgit._version import __version__
 from txgit.cli import pager
 
+def _flags_take_no_value() -> None:
+    """typer 0.29's rich help shows a flag as if it took a value (``--force <bool>``, ``--help <bool>``);
+    its plain help and docs/cli.md do not. A flag shows no type here (typers without the column: nothing to do)."""
+    from typer.core import TyperOption
+
+    shown = getattr(TyperOption, "display_type_rich", None)
+    if shown is None or getattr(shown, "txgit_flags", False):
+        return
+
+    def display_type_rich(self: TyperOption, ctx: typer.Context) -> str | None:
+        return None if self.is_flag else shown(self, ctx)
+
+    display_type_rich.txgit_flags = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_flags_take_no_value()
+
 app = typer.Typer(
     name="txgit",
     help="git for the live state of Python programs.",
