@@ -87,7 +87,8 @@ def test_clones_and_older_workspaces_are_ignored_too(tmp_path, run_txgit):
     src.remotes.add("origin", str(tmp_path / "r.git"))
     src.push()
     (tmp_path / "r.git" / ".gitignore").write_text("*\n")  # (the bare remote is not what this test is about)
-    run_txgit("clone", str(tmp_path / "r.git"), "bob", "--trusted", cwd=tmp_path, check=True)
+    out = run_txgit("clone", str(tmp_path / "r.git"), "bob", "--trusted", cwd=tmp_path, check=True).stdout
+    assert ": 1 branch (main), on main" in out  # (not "1 branches")
     (tmp_path / "src" / ".txgit" / ".gitignore").unlink()  # as a workspace made before txgit wrote one
     assert git("status", "--porcelain", cwd=tmp_path) == "?? src/\n"
     run_txgit("init", "src", cwd=tmp_path, check=True)  # reinitializing adds it
@@ -276,6 +277,20 @@ def test_no_help_shows_a_flag_as_taking_a_value(tmp_path, run_txgit):
         assert "<bool>" not in out, (command, out)
     out = run_txgit("log", "--help", cwd=tmp_path, check=True).stdout
     assert re.search(r"--oneline +One line per commit", out) and re.search(r"--max-count +-n +N ", out), out
+
+
+def test_branch_f_on_an_existing_branch_says_reset(tmp_path, run_txgit):
+    ws = Workspace.init(tmp_path)
+    ns = session_namespace("x = 1")
+    one = ws.commit(ns, "one").info
+    ns["x"] = 2
+    two = ws.commit(ns, "two").info
+    out = run_txgit("branch", "-f", "exp", "HEAD~1", cwd=tmp_path, check=True).stdout
+    assert out == f"Created branch exp at {one.short_id} one\n"  # -f on a new name creates it
+    out = run_txgit("branch", "-f", "exp", cwd=tmp_path, check=True).stdout
+    assert out == f"Reset branch exp to {two.short_id} two (was {one.short_id})\n"
+    assert ws.branches()["exp"] == two.id
+    assert "      1 variable, committed " in run_txgit("status", cwd=tmp_path, check=True).stdout  # not "1 variables"
 
 
 def test_checkout_counts_every_name_it_kept(tmp_path):

@@ -110,7 +110,8 @@ def status(
         state = ws.state(head.id)
         skipped = sum(1 for r in state.variables.values() if r.kind == UNPICKLABLE)
         _out(f"HEAD: {head.short_id} {head.summary}")
-        _out(f"      {len(state.variables)} variables" + (f" ({skipped} not saved)" if skipped else "")
+        n = len(state.variables)
+        _out(f"      {n} variable{'s' if n != 1 else ''}" + (f" ({skipped} not saved)" if skipped else "")
              + f", committed {render.format_date(head.time)} by {head.author}")
     merging = ws.merge_in_progress()
     if ws.branch is not None:
@@ -390,8 +391,12 @@ def branch(
         _out(f"Deleted branch {name} (was {gone[:8] if gone else '?'})")
         return
     if name is not None:
+        was = ws.branches().get(name)
         info = ws.create_branch(name, rev or "HEAD", force=force)
-        _out(f"Created branch {name} at {info.short_id} {info.summary}")
+        if was is None:
+            _out(f"Created branch {name} at {info.short_id} {info.summary}")
+        else:  # -f moved it
+            _out(f"Reset branch {name} to {info.short_id} {info.summary} (was {was[:8]})")
         return
     if rev is not None:
         raise _usage("give a branch name")
