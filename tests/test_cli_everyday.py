@@ -329,3 +329,39 @@ def test_magic_checkout_report_counts_right(tmp_path):
         assert k.value("(z, 'w' in globals(), type(lock).__name__)") == (3, False, "lock")
     finally:
         k.shutdown()
+
+
+def test_ci_run_says_when_it_installs_chromium(tmp_path):
+    """`.ci/run` is quiet for a minute or two while apt-get installs chromium: it says so first. Run here
+    with apt-get, id and the virtual environment's python stubbed (nothing is installed or tested)."""
+    import shutil
+
+    from conftest import ROOT
+
+    (tmp_path / ".ci").mkdir()
+    shutil.copy(ROOT / ".ci" / "run", tmp_path / ".ci" / "run")
+    venv_bin, stubs, calls = tmp_path / ".venv" / "bin", tmp_path / "stubs", tmp_path / "calls"
+    venv_bin.mkdir(parents=True)
+    stubs.mkdir()
+
+    def stub(path: Path, body: str) -> None:
+        path.write_text(f"#!/bin/sh\n{body}\n")
+        path.chmod(0o755)
+
+    stub(venv_bin / "python", f"echo \"python $*\" >> '{calls}'")
+    (venv_bin / "activate").write_text(f"PATH='{venv_bin}':\"$PATH\"\n")
+    stub(stubs / "apt-get", f"echo \"apt-get $*\" >> '{calls}'")
+    stub(stubs / "id", "echo 0")  # as root, as in CI
+    for tool in ("dirname", "grep"):
+        (stubs / tool).symlink_to(shutil.which(tool))
+    env = {"PATH": str(stubs), "HOME": str(tmp_path)}  # no chromium on it
+    proc = subprocess.run([shutil.which("bash"), str(tmp_path / ".ci" / "run")], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.startswith(".ci/run: installing chromium for the browser tests"), proc.stdout
+    assert "apt-get install -y -q chromium" in calls.read_text() and "python -m pytest" in calls.read_text()
+    calls.unlink()
+    stub(stubs / "chromium", "exit 0")  # already there: nothing said, nothing installed
+    proc = subprocess.run([shutil.which("bash"), str(tmp_path / ".ci" / "run")], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout == "" and "apt-get" not in calls.read_text(), proc.stdout
