@@ -8,6 +8,7 @@ from rich.console import Console
 from txgit._version import __version__
 from txgit.cli import pager
 
+
 def _flags_take_no_value() -> None:
     """typer 0.29's rich help shows a flag as if it took a value (``--force <bool>``, ``--help <bool>``);
     its plain help and docs/cli.md do not. A flag shows no type here (typers without the column: nothing to do)."""
