@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import sys
 from contextlib import contextmanager
 from typing import Any, Iterator
 
@@ -291,12 +290,13 @@ class TxgitMagics(Magics):
 
 
 def load_ipython_extension(ip: Any) -> None:
-    """``%load_ext txgit``: open (or create) the workspace of the kernel's folder and start tracking."""
+    """``%load_ext txgit``: open (or create) the workspace of the kernel's folder and start tracking; says
+    which in one line. Refused (the cell fails with one line, the extension is not loaded, so `%load_ext
+    txgit` can be run again): a new workspace in a home folder or ``/``, a workspace that cannot be opened."""
     try:
         ext = kernel_side.attach(ip)
     except TxgitError as e:
-        print(f"txgit: error: {e}", file=sys.stderr)
-        return
+        raise MagicError(str(e)) from e
     ip.register_magics(TxgitMagics)
     if os.environ.get("TXGIT_REUSE", "0") not in ("", "0"):
         reuse_ipython.enable(ext)
