@@ -7,9 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from kernelutil import Kernel
+from kernelutil import Kernel, silent_eval
 
 from txgit import Workspace
+from txgit.state import UNPICKLABLE
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -78,3 +79,91 @@ def test_the_root_folder_is_refused_too():
     with pytest.raises(TxgitError, match="not creating a workspace in the root folder /"):
         open_workspace("/")
     assert not Path("/.txgit").exists()
+
+
+# -- a fresh kernel makes values that could not be saved again -------------------------------------
+
+MAKE = ("con = sqlite3.connect('data.db')\n"
+        "version = con.execute('select sqlite_version()').fetchone()[0]\n"
+        "gen = (i * i for i in range(4))\n"
+        "next(gen)\n"
+        "lock = threading.Lock()\n"
+        "open('runs.txt', 'a').write('ran\\n')")
+
+
+def test_one_cell_that_made_several_unpicklable_values_runs_once_for_all(tmp_path, run_txgit):
+    """The cell read `con` and `gen` after making them: they are no inputs of its own code, so re-running
+    it once makes `con`, `gen` and `lock` again (it used to be refused: "its code needs con")."""
+    ws = Workspace.init(tmp_path / "ws")
+    k = Kernel(ws.root)
+    try:
+        k.ok("%load_ext txgit")
+        k.ok("import sqlite3, threading")
+        k.ok(MAKE)
+        k.ok("n = 1")
+    finally:
+        k.shutdown()
+    assert set(ws.state().meta["skipped"]) == {"con", "gen", "lock"}
+    k = Kernel(ws.root)
+    try:
+        k.ok("%load_ext txgit")
+        out = k.ok("%txgit checkout main").stdout
+        assert "recomputed by re-running the code that made them: con, gen, lock\n" in out, out
+        assert "not restored" not in out
+        assert (ws.root / "runs.txt").read_text() == "ran\n" * 2  # once when it ran, once for all three
+        assert silent_eval(k, "(con.execute('select 6 * 7').fetchone()[0], list(gen), type(lock).__name__, n)") == \
+            (42, [1, 4, 9], "lock", 1)
+        status = k.ok("%txgit status").stdout
+        assert status.endswith("nothing to commit\n") and "removed" not in status, status
+    finally:
+        k.shutdown()
+    # the same from a terminal beside a fresh kernel
+    k = Kernel(ws.root)
+    try:
+        k.ok("%load_ext txgit")
+        out = run_txgit("checkout", "main", cwd=ws.root, check=True).stdout
+        assert f"[kernel {k.pid}] checked out branch main" in out
+        assert "recomputed by re-running the code that made them: con, gen, lock" in out and "not restored" not in out
+        status = run_txgit("status", cwd=ws.root, check=True).stdout
+        assert f"kernel {k.pid} (on main):\n  nothing to commit" in status and "removed" not in status, status
+        assert (ws.root / "runs.txt").read_text() == "ran\n" * 3
+    finally:
+        k.shutdown()
+
+
+def test_values_that_cannot_be_made_again_are_not_called_removed(tmp_path, run_txgit):
+    """Their code fails now (the file it read is gone): the checkout says so, status lists them as not
+    restored (not removed), and the next commit keeps them as they were, recipe included."""
+    ws = Workspace.init(tmp_path / "ws")
+    (ws.root / "settings.txt").write_text("fast")
+    k = Kernel(ws.root)
+    try:
+        k.ok("%load_ext txgit")
+        k.ok("import sqlite3, threading")
+        k.ok(MAKE + "\nmode = open('settings.txt').read()")
+        k.ok("n = 1")
+    finally:
+        k.shutdown()
+    (ws.root / "settings.txt").unlink()
+    k = Kernel(ws.root)
+    try:
+        k.ok("%load_ext txgit")
+        out = k.ok("%txgit checkout main").stdout
+        for name in ("con", "gen", "lock"):
+            assert f"not restored: {name}: " in out and "re-running its code failed: FileNotFoundError" in out
+        status = k.ok("%txgit status").stdout
+        assert "removed" not in status and "nothing to commit" in status, status
+        assert "  not restored: con: sqlite3.Connection could not be saved" in status
+        assert "  not restored: gen: " in status and "  not restored: lock: " in status
+        terminal = run_txgit("status", cwd=ws.root, check=True).stdout
+        assert "removed" not in terminal and "  not restored: con: " in terminal, terminal
+        k.ok("m = 2")
+        state = ws.state()
+        assert {"con", "gen", "lock", "m", "mode"} <= set(state.variables)
+        assert state.variables["con"].kind == UNPICKLABLE and "recipe" in state.variables["con"].details
+        assert "not restored: con" in k.ok("%txgit status").stdout  # still: nothing set it since
+        k.ok("con = None")  # set here: an ordinary variable again
+        status = k.ok("%txgit status").stdout
+        assert "not restored: con" not in status and "not restored: gen" in status
+    finally:
+        k.shutdown()

@@ -200,6 +200,8 @@ class TxgitMagics(Magics):
             for label, names in (("added", st.added), ("modified", st.modified), ("removed", st.removed)):
                 for n in names:
                     print(f"  {label}: {n}")
+            for n, why in s.not_restored().items():  # not removed: the next commit keeps them as they are
+                print(f"  not restored: {n}: {why}")
         elif verb == "auto":
             s.auto = _on_off(rest, verb)
             print(f"auto-commit {'on' if s.auto else 'off'}")

@@ -351,7 +351,8 @@ def handle(s: NamespaceSession, req: dict[str, Any]) -> dict[str, Any]:
         st = s.status()
         merging = s.merging()
         return {"added": st.added, "removed": st.removed, "modified": st.modified, "branch": s.branch,
-                "base": s.base, "merging": merging.label if merging is not None else None}
+                "base": s.base, "merging": merging.label if merging is not None else None,
+                "not_restored": s.not_restored()}
     if op == "merge":
         action = req.get("action")
         if action == "abort":
