@@ -167,3 +167,43 @@ def test_values_that_cannot_be_made_again_are_not_called_removed(tmp_path, run_t
         assert "not restored: con" not in status and "not restored: gen" in status
     finally:
         k.shutdown()
+
+
+# -- %txgit auto on commits what the cells did while it was off ------------------------------------
+
+def test_auto_on_commits_the_changes_made_while_it_was_off(tmp_path, run_txgit):
+    ws = Workspace.init(tmp_path / "ws")
+    k = Kernel(ws.root)
+    try:
+        k.ok("%load_ext txgit")  # [1]
+        k.ok("a = 1")  # [2]
+        assert k.ok("%txgit auto off").stdout == "auto-commit off\n"  # [3]
+        k.ok("b = 2")  # [4]
+        k.ok("print(b)")  # [5]
+        k.ok("a = 3")  # [6]
+        before = ws.head()
+        assert before.summary == "cell [2]: a = 1"
+        said = k.ok("%txgit auto on").stdout  # [7]
+        head = ws.head()
+        assert head.id != before.id and head.summary == "changes made with auto-commit off (cells [4]-[6])"
+        assert said.startswith(f"auto-commit on\n[main {head.short_id}] changes made with auto-commit off "
+                               "(cells [4]-[6]): "), said
+        diff = ws.diff(before.id, head.id)
+        assert list(diff.added) == ["b"] and list(diff.changed) == ["a"]
+        k.ok("c = 4")  # [8]: its own commit, with its own change only
+        last = ws.head()
+        assert last.summary == "cell [8]: c = 4" and list(ws.diff(head.id, last.id).added) == ["c"]
+        assert not ws.diff(head.id, last.id).changed
+        # on again with nothing done meanwhile (or on while on): no commit
+        k.ok("%txgit auto off")
+        k.ok("print(a)")
+        assert k.ok("%txgit auto on").stdout == "auto-commit on\n"
+        assert k.ok("%txgit auto on").stdout == "auto-commit on\n" and ws.head().id == last.id
+        k.ok("e = 0")  # [13]: auto-committed, with the code of [10]
+        k.ok("%txgit auto off")
+        k.ok("d = 5")  # [15]
+        assert "changes made with auto-commit off (cell [15])" in k.ok("%txgit auto on").stdout
+    finally:
+        k.shutdown()
+    log = run_txgit("log", cwd=ws.root, check=True).stdout
+    assert "changes made with auto-commit off (cells [4]-[6])" in log and "changes made with auto-commit off (cell [15])" in log

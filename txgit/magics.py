@@ -105,6 +105,13 @@ def _on_off(args: list[str], verb: str) -> bool:
     return args[0] == "on"
 
 
+def _print_commit(s: Any, r: Any) -> None:
+    print(f"[{s.branch or 'detached'} {r.info.short_id}] {r.info.summary}: "
+          f"{r.variables} variables, {len(r.serialized_names)} serialized, {r.bytes_written} bytes written")
+    for name, why in r.skipped.items():
+        print(f"  not saved: {name} ({why})")
+
+
 @contextmanager
 def _cwd(path: str) -> Iterator[None]:
     old = os.getcwd()
@@ -160,10 +167,7 @@ class TxgitMagics(Magics):
             except NothingToCommit as e:
                 print(e)
                 return
-            print(f"[{s.branch or 'detached'} {r.info.short_id}] {r.info.summary}: "
-                  f"{r.variables} variables, {len(r.serialized_names)} serialized, {r.bytes_written} bytes written")
-            for name, why in r.skipped.items():
-                print(f"  not saved: {name} ({why})")
+            _print_commit(s, r)
         elif verb == "checkout":
             force = _flag(rest, "--force", "-f")
             trust, safe = _flag(rest, "--trust"), _flag(rest, "--safe")
@@ -203,8 +207,10 @@ class TxgitMagics(Magics):
             for n, why in s.not_restored().items():  # not removed: the next commit keeps them as they are
                 print(f"  not restored: {n}: {why}")
         elif verb == "auto":
-            s.auto = _on_off(rest, verb)
+            committed = s.set_auto(_on_off(rest, verb))  # on again: what the cells did meanwhile is committed
             print(f"auto-commit {'on' if s.auto else 'off'}")
+            if committed is not None:
+                _print_commit(s, committed)
         elif verb == "rollback":
             s.atomic = _on_off(rest, verb)
             print(f"rollback of failed cells {'on' if s.atomic else 'off'}")

@@ -283,6 +283,30 @@ class NamespaceSession:
                                   "(allow_empty=True, or --allow-empty, commits anyway)")
         return result
 
+    def set_auto(self, on: bool) -> CommitResult | None:
+        """Turn auto-commit on or off. Turned on after a time off, what the cells run meanwhile changed is
+        committed at once, under a message that says so (``changes made with auto-commit off (cells
+        [4]-[7])``), not with whatever cell runs next; returns that commit (None: nothing to commit, or a
+        merge waits for its conflicts: its commit comes when they are resolved)."""
+        was, self.auto = self.auto, on
+        if not on or was:
+            return None
+        self.flush()
+        if self.clean or self.merging() is not None:
+            return None
+        counts = [c.execution_count for c in self.pending if c.execution_count is not None]
+        labels = [c.label for c in self.pending if c.label]
+        if counts:
+            which = f"cell [{counts[0]}]" if len(counts) == 1 else f"cells [{counts[0]}]-[{counts[-1]}]"
+        elif labels:
+            which = labels[0] if len(labels) == 1 else f"{labels[0]} to {labels[-1]}"
+        else:
+            which = ""
+        try:
+            return self.commit("changes made with auto-commit off" + (f" ({which})" if which else ""))
+        except NothingToCommit:
+            return None
+
     # -- where the session is --------------------------------------------------------
     @property
     def ref(self) -> str:
