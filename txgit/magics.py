@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import sys
 from contextlib import contextmanager
 from typing import Any, Iterator
 
@@ -106,6 +105,13 @@ def _on_off(args: list[str], verb: str) -> bool:
     return args[0] == "on"
 
 
+def _print_commit(s: Any, r: Any) -> None:
+    print(f"[{s.branch or 'detached'} {r.info.short_id}] {r.info.summary}: "
+          f"{r.variables} variables, {len(r.serialized_names)} serialized, {r.bytes_written} bytes written")
+    for name, why in r.skipped.items():
+        print(f"  not saved: {name} ({why})")
+
+
 @contextmanager
 def _cwd(path: str) -> Iterator[None]:
     old = os.getcwd()
@@ -161,10 +167,7 @@ class TxgitMagics(Magics):
             except NothingToCommit as e:
                 print(e)
                 return
-            print(f"[{s.branch or 'detached'} {r.info.short_id}] {r.info.summary}: "
-                  f"{r.variables} variables, {len(r.serialized_names)} serialized, {r.bytes_written} bytes written")
-            for name, why in r.skipped.items():
-                print(f"  not saved: {name} ({why})")
+            _print_commit(s, r)
         elif verb == "checkout":
             force = _flag(rest, "--force", "-f")
             trust, safe = _flag(rest, "--trust"), _flag(rest, "--safe")
@@ -201,9 +204,13 @@ class TxgitMagics(Magics):
             for label, names in (("added", st.added), ("modified", st.modified), ("removed", st.removed)):
                 for n in names:
                     print(f"  {label}: {n}")
+            for n, why in s.not_restored().items():  # not removed: the next commit keeps them as they are
+                print(f"  not restored: {n}: {why}")
         elif verb == "auto":
-            s.auto = _on_off(rest, verb)
+            committed = s.set_auto(_on_off(rest, verb))  # on again: what the cells did meanwhile is committed
             print(f"auto-commit {'on' if s.auto else 'off'}")
+            if committed is not None:
+                _print_commit(s, committed)
         elif verb == "rollback":
             s.atomic = _on_off(rest, verb)
             print(f"rollback of failed cells {'on' if s.atomic else 'off'}")
@@ -291,12 +298,13 @@ class TxgitMagics(Magics):
 
 
 def load_ipython_extension(ip: Any) -> None:
-    """``%load_ext txgit``: open (or create) the workspace of the kernel's folder and start tracking."""
+    """``%load_ext txgit``: open (or create) the workspace of the kernel's folder and start tracking; says
+    which in one line. Refused (the cell fails with one line, the extension is not loaded, so `%load_ext
+    txgit` can be run again): a new workspace in a home folder or ``/``, a workspace that cannot be opened."""
     try:
         ext = kernel_side.attach(ip)
     except TxgitError as e:
-        print(f"txgit: error: {e}", file=sys.stderr)
-        return
+        raise MagicError(str(e)) from e
     ip.register_magics(TxgitMagics)
     if os.environ.get("TXGIT_REUSE", "0") not in ("", "0"):
         reuse_ipython.enable(ext)

@@ -146,6 +146,8 @@ def status(
             _out(f"  nothing to commit (at {(answer.get('base') or 'no commit yet')[:8]})")
         for label, n in changes:
             _out(f"  {label}: {n}")
+        for n, why in answer.get("not_restored", {}).items():  # not removed: its next commit keeps them
+            _out(f"  not restored: {n}: {why}")
 
 
 def _upstream_line(ws: Workspace, branch: str, *, merging: bool = False) -> str | None:

@@ -14,6 +14,7 @@ import os
 import re
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from txgit.errors import MergeInProgress, NotAWorkspace, TxgitError
@@ -42,11 +43,51 @@ def active() -> IPythonSession | None:
     return _active
 
 
-def open_workspace(path: str) -> Workspace:
+ALLOW_HOME = "TXGIT_ALLOW_HOME"
+
+
+def broad_folder(path: str | os.PathLike[str]) -> str | None:
+    """What ``path`` is if a workspace there would hold every kernel started below it: "your home folder",
+    "the root folder" or "a folder above your home folder"; None for any other folder."""
+    folder = Path(path).resolve()
+    home = Path.home().resolve()
+    if folder == home:
+        return "your home folder"
+    if folder == Path(folder.anchor):
+        return "the root folder"
+    if folder in home.parents:
+        return "a folder above your home folder"
+    return None
+
+
+def open_workspace(path: str) -> tuple[Workspace, bool]:
+    """The workspace of ``path`` (or of a folder above it), else a new one at ``path``; and whether it
+    was created. Never created in a home folder, ``/`` or a folder above home (every kernel started
+    below would be versioned there) unless ``TXGIT_ALLOW_HOME=1``: `txgit init` there creates one."""
     try:
-        return Workspace.open(path)
+        return Workspace.open(path), False
     except NotAWorkspace:
-        return Workspace.init(path)
+        what = broad_folder(path)
+        if what is not None and os.environ.get(ALLOW_HOME, "") in ("", "0"):
+            raise TxgitError(f"not creating a workspace in {what} {Path(path).resolve()} (every kernel started "
+                             "below it would be versioned there): start the kernel in a project folder, or `%cd` "
+                             "to one and `%load_ext txgit` again; to version this folder, `txgit init` it or "
+                             f"`%env {ALLOW_HOME}=1` first")
+        return Workspace.init(path), True
+
+
+def opened_line(ext: IPythonSession, created: bool) -> str:
+    """What ``%load_ext txgit`` says: the workspace, the kernel's branch and where it is, on one line."""
+    s = ext.session
+    where = f"on branch {s.branch}" if s.branch is not None else "HEAD detached"
+    tip = s.workspace.history.tip(s.ref)
+    if tip is None:
+        at = "no commits yet"
+    else:
+        info = s.workspace.history.info(tip)
+        summary = info.summary if len(info.summary) <= 60 else info.summary[:59] + "…"
+        at = f"at {info.short_id} ({summary})"
+    return f"txgit: {'created' if created else 'opened'} workspace {s.workspace.root}, {where}, {at}"
 
 
 class IPythonSession:
@@ -246,11 +287,13 @@ def attach(shell: Any, path: str | None = None) -> IPythonSession:
     global _active
     if _active is not None and _active.shell is shell:
         return _active
-    ext = IPythonSession(shell, open_workspace(path or os.getcwd()))
+    workspace, created = open_workspace(path or os.getcwd())
+    ext = IPythonSession(shell, workspace)
     shell.events.register("pre_run_cell", ext.pre_run_cell)
     shell.events.register("post_run_cell", ext.post_run_cell)
     ext.register_kernel()
     _active = ext
+    print(opened_line(ext, created))
     if ext.note:
         print(f"txgit: {ext.note}")
     return ext
@@ -308,7 +351,8 @@ def handle(s: NamespaceSession, req: dict[str, Any]) -> dict[str, Any]:
         st = s.status()
         merging = s.merging()
         return {"added": st.added, "removed": st.removed, "modified": st.modified, "branch": s.branch,
-                "base": s.base, "merging": merging.label if merging is not None else None}
+                "base": s.base, "merging": merging.label if merging is not None else None,
+                "not_restored": s.not_restored()}
     if op == "merge":
         action = req.get("action")
         if action == "abort":

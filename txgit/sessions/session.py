@@ -124,6 +124,7 @@ class NamespaceSession:
         # commits carry them over as they are, so that starting a kernel never deletes a branch's state.
         self.unloaded: set[str] = set()
         self._written: set[str] = set()  # names set or deleted here while fresh: those are not carried
+        self._not_restored: dict[str, str] = {}  # name -> why: of the last checkout, carried as ``unloaded``
         self._tracker: CellTracker | None = None
         self._started = 0.0
         # Auto-commits written by a background thread (see commit()); off unless the host turns it on.
@@ -281,6 +282,30 @@ class NamespaceSession:
             raise NothingToCommit(f"nothing to commit: the namespace equals {head} "
                                   "(allow_empty=True, or --allow-empty, commits anyway)")
         return result
+
+    def set_auto(self, on: bool) -> CommitResult | None:
+        """Turn auto-commit on or off. Turned on after a time off, what the cells run meanwhile changed is
+        committed at once, under a message that says so (``changes made with auto-commit off (cells
+        [4]-[7])``), not with whatever cell runs next; returns that commit (None: nothing to commit, or a
+        merge waits for its conflicts: its commit comes when they are resolved)."""
+        was, self.auto = self.auto, on
+        if not on or was:
+            return None
+        self.flush()
+        if self.clean or self.merging() is not None:
+            return None
+        counts = [c.execution_count for c in self.pending if c.execution_count is not None]
+        labels = [c.label for c in self.pending if c.label]
+        if counts:
+            which = f"cell [{counts[0]}]" if len(counts) == 1 else f"cells [{counts[0]}]-[{counts[-1]}]"
+        elif labels:
+            which = labels[0] if len(labels) == 1 else f"{labels[0]} to {labels[-1]}"
+        else:
+            which = ""
+        try:
+            return self.commit("changes made with auto-commit off" + (f" ({which})" if which else ""))
+        except NothingToCommit:
+            return None
 
     # -- where the session is --------------------------------------------------------
     @property
@@ -664,37 +689,73 @@ class NamespaceSession:
 
     def _recompute(self, result: CheckoutResult) -> None:
         """Make unpicklable values of the checked-out state again by re-running the code that made
-        them, on fresh copies of its inputs (so its side effects on them are thrown away)."""
+        them, on fresh copies of its inputs (so its side effects on them are thrown away).
+
+        Code that made several of them (``con``, ``gen`` and ``lock`` in one cell) runs once and gives
+        them all: what it made itself is no input of it, even if it read it (``next(gen)``). Code that
+        read a value made again this way (``pair = (con, 1)``) runs once that one is, with it."""
         todo = [n for n in result.not_restored if n not in result.kept]
         if not todo:
             return
         state = self.workspace.state(result.info.id)
+        makes: dict[str, list[str]] = {}  # code -> the names to make again with it
         for name in todo:
-            rec = state.variables[name]
-            recipe = rec.details.get("recipe")
-            if not isinstance(recipe, dict) or not isinstance(recipe.get("code"), str):
-                continue
-            reads = [r for r in recipe.get("reads", []) if isinstance(r, str) and r in state.variables]
+            recipe = state.variables[name].details.get("recipe")
+            if isinstance(recipe, dict) and isinstance(recipe.get("code"), str):
+                makes.setdefault(recipe["code"], []).append(name)
+        inputs: dict[str, set[str]] = {}
+        for code, names in makes.items():
+            reads = {r for n in names for r in state.variables[n].details["recipe"].get("reads", [])
+                     if isinstance(r, str) and r in state.variables}
             # (a name the state lacks may be local to the code, e.g. a comprehension's variable:
             # if it is not, running the code says so)
-            lost = [r for r in reads if state.variables[r].kind not in (VALUE, MODULE)]
-            if lost:
-                result.not_restored[name] += f"; not recomputed: its code needs {', '.join(sorted(lost))}"
-                continue
-            scratch: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
-            try:
-                scratch.update(restore({r: state.variables[r] for r in reads}, state.groups,
-                                       self.workspace.blobs.get_many, scratch))
-                exec(compile(recipe["code"], f"<txgit: code that made {name}>", "exec"), scratch)
-            except Exception as e:
+            inputs[code] = reads - set(names)
+        made = {n for n in result.kept if n in self.namespace}  # unpicklable values there are, live
+        waiting = dict(makes)
+        while waiting:
+            ready = {}
+            for code, names in waiting.items():
+                lost = [r for r in inputs[code] if state.variables[r].kind not in (VALUE, MODULE) and r not in made]
+                if not any(r in todo_names for r in lost for todo_names in waiting.values()):
+                    ready[code] = (names, lost)
+            if not ready:  # each waits for another (a cycle): none can be made
+                ready = {code: (names, [r for r in inputs[code] if state.variables[r].kind not in (VALUE, MODULE)
+                                        and r not in made]) for code, names in waiting.items()}
+            for code, (names, lost) in ready.items():
+                del waiting[code]
+                if lost:
+                    for name in names:
+                        result.not_restored[name] += f"; not recomputed: its code needs {', '.join(sorted(lost))}"
+                    continue
+                made |= self._run_recipe(code, names, inputs[code], state, result)
+        result.recomputed.sort()
+
+    def _run_recipe(self, code: str, names: list[str], reads: set[str], state: State,
+                    result: CheckoutResult) -> set[str]:
+        """Run ``code`` once in a scratch namespace holding ``reads`` (fresh copies from ``state``; values
+        that could not be saved, as the namespace has them now) and take ``names`` from it; returns the
+        names made."""
+        scratch: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
+        stored = sorted(r for r in reads if state.variables[r].kind in (VALUE, MODULE))
+        scratch.update({r: self.namespace[r] for r in reads if r not in stored})
+        try:
+            scratch.update(restore({r: state.variables[r] for r in stored}, state.groups,
+                                   self.workspace.blobs.get_many, scratch))
+            exec(compile(code, f"<txgit: code that made {', '.join(sorted(names))}>", "exec"), scratch)
+        except Exception as e:
+            for name in names:
                 result.not_restored[name] += f"; re-running its code failed: {type(e).__name__}: {e}"
-                continue
-            if name in scratch and type_name(scratch[name]) == rec.type:
+            return set()
+        done = set()
+        for name in names:
+            if name in scratch and type_name(scratch[name]) == state.variables[name].type:
                 self.namespace[name] = scratch[name]
                 del result.not_restored[name]
                 result.recomputed.append(name)
+                done.add(name)
             else:
                 result.not_restored[name] += "; re-running its code did not make it again"
+        return done
 
     def _remember_sharing(self, names: set[str] | None, known: dict[str, set[int]] | None = None) -> None:
         live = self.variable_names()
@@ -760,6 +821,10 @@ class NamespaceSession:
         self.touched = set()
         self.full_next = False
         self._recompute(result)
+        # neither restored nor made again: still part of the state (its next commit carries them as they
+        # are), not removed by the user
+        self._not_restored = {n: why for n, why in result.not_restored.items() if n not in self.namespace}
+        self.unloaded = set(self._not_restored)
         self._remember_sharing(None)
         self._take_origins(result)
 
@@ -908,6 +973,11 @@ class NamespaceSession:
             if n in result.recomputed:
                 o = content_origin(None)  # made again by its code: not provably the same value
             self.origins[n] = o
+
+    def not_restored(self) -> dict[str, str]:
+        """Variables the last checkout could neither load nor make again (name -> why), that no cell set
+        or deleted since: the next commit keeps them as they are."""
+        return {n: why for n, why in self._not_restored.items() if n in self.unloaded}
 
     def status(self) -> StatusReport:
         """How the namespace differs from where the session is (its last commit, or the merge it is in)."""
