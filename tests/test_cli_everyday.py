@@ -349,6 +349,7 @@ def test_ci_run_says_when_it_installs_chromium(tmp_path):
         path.chmod(0o755)
 
     stub(venv_bin / "python", f"echo \"python $*\" >> '{calls}'")
+    stub(tmp_path / ".ci" / "wheel_smoke.sh", f"echo wheel_smoke >> '{calls}'")  # .ci/run's last step
     (venv_bin / "activate").write_text(f"PATH='{venv_bin}':\"$PATH\"\n")
     stub(stubs / "apt-get", f"echo \"apt-get $*\" >> '{calls}'")
     stub(stubs / "id", "echo 0")  # as root, as in CI
