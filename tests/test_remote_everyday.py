@@ -76,3 +76,65 @@ def test_remote_tracking_branches_decorate_log_and_serve(tmp_path, run_txgit):
     assert '<span class="txgit-ref head">HEAD -&gt; main</span>' in html
     assert '<span class="txgit-ref remote">origin/main</span>' in page
     assert f"{second[:8]} (origin/main) second" in html  # in the diff form's choices too
+
+
+# -- 5. fsck in a lazy clone: not downloaded yet, or missing everywhere -------------------------
+
+def test_fsck_in_a_lazy_clone_tells_not_downloaded_from_missing(tmp_path, run_txgit):
+    remote = tmp_path / "r.git"
+    alice = _alice(tmp_path, remote)
+    alice.commit(session_namespace("x = 2\nweights = list(range(1000))\nnotes = 'v2'"), "second")
+    alice.push()
+    run_txgit("clone", str(remote), "bob", cwd=tmp_path, check=True)  # lazy: no blob yet
+    bob = tmp_path / "bob"
+    named = set().union(*(g.chunk_names() for c in alice.log() for g in alice.state(c.id).groups.values()))
+
+    proc = run_txgit("fsck", cwd=bob)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == (f"{len(named)} blobs not downloaded yet: on remote origin (fetched when a state needs them, "
+                        "or all now with `txgit fetch --eager origin`)") and len(lines) == 2, lines
+    assert re.fullmatch(rf"checked \d+ commits, {len(named)} blobs: ok \({len(named)} not downloaded yet\)", lines[1])
+
+    # a blob gone from the remote too is missing everywhere: the one problem, naming whom fsck asked
+    lost = alice.state().groups[alice.state().variables["notes"].group].chunk_names()[0]
+    (remote / "txgit-objects" / lost[:2] / lost[2:]).unlink()
+    proc = run_txgit("fsck", cwd=bob)
+    assert proc.returncode == 1
+    assert f"missing blob {lost} (notes in commit {alice.head().short_id}): on no remote (asked origin)" \
+        in proc.stdout, proc.stdout
+    assert f"{len(named) - 1} blobs not downloaded yet: on remote origin" in proc.stdout
+    assert re.fullmatch(rf"txgit: error: checked \d+ commits, {len(named)} blobs: 1 problem\n", proc.stderr)
+
+
+def test_fsck_repair_tries_the_reachable_remotes_and_says_which(tmp_path, run_txgit):
+    from servers import S3_ENV, free_port
+
+    remote = tmp_path / "r.git"
+    alice = _alice(tmp_path, remote)
+    run_txgit("clone", str(remote), "bob", cwd=tmp_path, check=True)
+    bob = tmp_path / "bob"
+    # a second remote whose storage does not answer (nothing listens on that port), configured first
+    dead = f"http://127.0.0.1:{free_port()}"
+    run_txgit("remote", "add", "backup", str(tmp_path / "b.git"), "--storage", "s3://gone/blobs",
+              "--storage-option", f"endpoint_url={dead}", "--storage-option",
+              'config_kwargs={"retries": {"max_attempts": 1}, "connect_timeout": 2}', cwd=bob, check=True)
+    run_txgit("fetch", "--eager", "origin", cwd=bob, check=True)  # every blob here now
+    ws = Workspace.open(bob)
+    rotten = ws.state().groups[ws.state().variables["weights"].group].chunk_names()[0]
+    Path(ws.store.path(rotten)).write_bytes(b"bit rot")
+
+    proc = run_txgit("fsck", cwd=bob, env=S3_ENV)
+    assert proc.returncode == 1
+    assert f"corrupt blob {rotten} (weights in commit {alice.head().short_id}) (remote origin has a copy: " \
+           "`txgit fsck --repair` fetches it)" in proc.stdout, proc.stdout
+
+    proc = run_txgit("fsck", "--repair", cwd=bob, env=S3_ENV)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == f"repair: tried origin ({remote / 'txgit-objects'}): 1 blob repaired", lines
+    assert lines[1].startswith(f"repair: not tried backup (s3://gone/blobs): remote storage s3://gone/blobs at "
+                               f"endpoint {dead} failed"), lines
+    assert f"repaired blob {rotten} from {remote / 'txgit-objects'}" in lines
+    assert lines[-1].endswith(": ok (1 repaired)")
+    assert run_txgit("fsck", cwd=bob, check=True).stdout.strip().endswith(": ok")
