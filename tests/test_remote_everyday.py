@@ -138,3 +138,69 @@ def test_fsck_repair_tries_the_reachable_remotes_and_says_which(tmp_path, run_tx
     assert f"repaired blob {rotten} from {remote / 'txgit-objects'}" in lines
     assert lines[-1].endswith(": ok (1 repaired)")
     assert run_txgit("fsck", cwd=bob, check=True).stdout.strip().endswith(": ok")
+
+
+# -- 7. progress with totals known in advance ---------------------------------------------------
+
+def _checked_progress(calls: list[tuple[str, int, int]], phase: str) -> int:
+    """The (phase, done, total) calls a transfer made: total known and the same from the first call,
+    which says 0 done; done grows to it. Returns the total."""
+    assert len(calls) > 2, calls  # several batches, so several steps
+    total = calls[0][2]
+    assert calls[0] == (phase, 0, total) and total > 0, calls[:3]
+    assert all(p == phase and t == total for p, _, t in calls), calls
+    done = [d for _, d, _ in calls]
+    assert done == sorted(done) and done[-1] == total, done
+    return total
+
+
+def test_progress_totals_are_known_from_the_first_call(tmp_path):
+    ws = Workspace.init(tmp_path / "a")
+    # 120 small variables (120 blobs: four batches) and one of 2.5 MiB (three chunks, the last one shorter)
+    code = "\n".join(f"v{i} = bytes(range(256)) * {i + 1}" for i in range(120))
+    ws.commit(session_namespace(code + "\nbig = __import__('os').urandom(5 << 19)"), "many blobs")
+    ws.remotes.add("origin", str(tmp_path / "r.git"))
+    up: list[tuple[str, int, int]] = []
+    pushed = ws.push(progress=lambda *call: up.append(call))
+    assert _checked_progress(up, "upload") == pushed.bytes_uploaded  # the records' sizes are the bytes moved
+
+    down: list[tuple[str, int, int]] = []
+    clone = Workspace.clone(str(tmp_path / "r.git"), tmp_path / "b", eager=True,
+                            progress=lambda *call: down.append(call))
+    total = _checked_progress(down, "download")
+    assert total == pushed.bytes_uploaded == sum(os.path.getsize(clone.store.path(n)) for n in clone.store.names())
+
+
+def test_the_cli_shows_a_bar_on_a_terminal(tmp_path):
+    """`txgit clone --eager` on a terminal (a pty): a bar that starts at 0 of the known total."""
+    import pty
+
+    ws = Workspace.init(tmp_path / "a")
+    # 9.8 MB in 300 blobs (past the 8 MiB from which a bar is shown), in ten batches
+    code = "import os\n" + "\n".join(f"v{i} = os.urandom(32 << 10)" for i in range(300))
+    ws.commit(session_namespace(code), "9.8 MB")
+    ws.remotes.add("origin", str(tmp_path / "r.git"))
+    ws.push()
+    main, child = pty.openpty()
+    env = {**os.environ, "TERM": "xterm", "COLUMNS": "120", "TXGIT_DEBUG_TRANSFER_DELAY": "0.4"}
+    proc = subprocess.Popen([sys.executable, "-m", "txgit", "clone", "--eager", str(tmp_path / "r.git"), "b"],
+                            cwd=tmp_path, stdin=child, stdout=child, stderr=child, env=env)
+    os.close(child)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(main, 65536)
+        except OSError:  # EIO: the command ended and closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    assert proc.wait(60) == 0
+    os.close(main)
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out.decode(errors="replace"))
+    assert "downloading blobs" in text and "━" in text, text[-2000:]
+    frames = [(float(a), float(b)) for a, b in re.findall(r"(\d+\.\d+)/(\d+\.\d+) MB", text)]
+    assert frames and frames[0][0] == 0.0, frames  # the bar starts at nothing done...
+    assert {t for _, t in frames} == {frames[0][1]} and frames[0][1] >= 9.8, frames  # ...of a total known from the start
+    assert "Cloned" in text
+

@@ -68,6 +68,7 @@ from txgit.errors import (
 )
 from txgit import trust
 from txgit.repository import TXGIT_DIR, Repository
+from txgit.state.snapshot import CHUNK_SIZE
 from txgit.storage import ObjectStore, StoreChain
 
 EMBEDDED_DIR = "txgit-objects"  # blobs beside a bare repository: <repo.git>/txgit-objects
@@ -90,7 +91,9 @@ SLOW_AFTER = 1.0  # seconds without an answer before the CLI says "connecting to
 # built before they changed is rebuilt (a kernel must not need a restart to pick up new keys).
 _CREDENTIAL_ENV = ("AWS_", "FSSPEC_", "GOOGLE_", "GCSFS_", "AZURE_")
 
-Progress = Callable[[str, int, int], None]  # (phase, bytes done, bytes total)
+# (phase, bytes done, bytes total): called with (phase, 0, total) before the first blob moves, then
+# after each batch; total is known from the records up front and stays the same, done grows to it.
+Progress = Callable[[str, int, int], None]
 
 
 # -- configuration -------------------------------------------------------------------------
@@ -353,6 +356,22 @@ def _first_missing(path: Path) -> Path | None:
     while not path.parent.exists() and path.parent != path:
         path = path.parent
     return path
+
+
+def _chunk_sizes(size: int, chunks: list[str]) -> dict[str, int]:
+    """Each chunk's size, from its stream's record: streams are cut in pieces of CHUNK_SIZE, the
+    last one shorter (a stream cut otherwise gets an even share per chunk: right in total)."""
+    if len(chunks) == 1:
+        return {chunks[0]: size}
+    if not chunks:
+        return {}
+    k = len(chunks)
+    if (k - 1) * CHUNK_SIZE < size <= k * CHUNK_SIZE:
+        out = dict.fromkeys(chunks[:-1], CHUNK_SIZE)
+        out.setdefault(chunks[-1], size - (k - 1) * CHUNK_SIZE)
+        return out
+    share, extra = divmod(size, k)
+    return {c: share + (1 if i < extra else 0) for i, c in enumerate(chunks)}
 
 
 async def _gather_exists(fs: Any, paths: list[str]) -> list[bool]:
@@ -811,8 +830,10 @@ class Remotes:
                 walker.hide(pygit2.Oid(hex=h))
         return list(walker)
 
-    def _blobs_of(self, commits: Iterable[pygit2.Commit]) -> tuple[set[str], int]:
-        """Chunk names the commits' states name, and the bytes of those states' distinct groups."""
+    def _blobs_of(self, commits: Iterable[pygit2.Commit],
+                  sizes: dict[str, int] | None = None) -> tuple[set[str], int]:
+        """Chunk names the commits' states name, and the bytes of those states' distinct groups.
+        ``sizes``: filled with each chunk's size, from the records (no blob is read)."""
         names: set[str] = set()
         seen_groups: set[str] = set()
         nbytes = 0
@@ -823,12 +844,18 @@ class Remotes:
                     seen_groups.add(gid)
                     nbytes += g.nbytes
                     names.update(g.chunk_names())
+                    if sizes is not None:
+                        for stream in g.streams:
+                            sizes.update(_chunk_sizes(stream.size, stream.chunks))
         return names, nbytes
 
     def _transfer(self, names: list[str], read: Callable[[list[str]], Mapping[str, bytes]],
-                  write: Callable[[Mapping[str, bytes]], int], sizes: Callable[[str], int] | None,
+                  write: Callable[[Mapping[str, bytes]], int], sizes: Mapping[str, int],
                   phase: str, progress: Progress | None, remote_fs: Any = None) -> tuple[int, int]:
         """Copy blobs in batches; returns (blobs, bytes) written.
+
+        ``sizes``: each blob's size from the records, so that ``progress`` knows the total before
+        the first byte moves.
 
         Blocking backends (folders): batches on a thread pool. Async backends
         (s3fs, gcsfs, …): each batch is one concurrent call on the backend's own
@@ -839,8 +866,9 @@ class Remotes:
         is_async = bool(getattr(remote_fs, "async_impl", False))
         size = _ASYNC_BATCH_BLOBS if is_async else _BATCH_BLOBS
         batches = [names[i : i + size] for i in range(0, len(names), size)]
-        total = sum(sizes(n) for n in names) if sizes else 0
+        total = sum(sizes.get(n, 0) for n in names)
         done = [0, 0]
+        moved = 0  # bytes as the records count them: reaches ``total`` exactly
         delay = float(os.environ.get("TXGIT_DEBUG_TRANSFER_DELAY", "0") or 0)  # fault-injection tests only
 
         def one(data: Mapping[str, bytes]) -> int:
@@ -850,11 +878,15 @@ class Remotes:
             return n
 
         def finished(batch: list[str], n: int) -> None:
+            nonlocal moved
             done[0] += len(batch)
             done[1] += n
+            moved += sum(sizes.get(name, 0) for name in batch)
             if progress is not None:
-                progress(phase, done[1], max(total, done[1]))
+                progress(phase, moved, total)
 
+        if progress is not None:
+            progress(phase, 0, total)
         if is_async:
             with ThreadPoolExecutor(max_workers=1) as reader:
                 ahead = reader.submit(read, batches[0]) if batches else None
@@ -958,7 +990,8 @@ class Remotes:
                                    f"{_short_ref(unknown[0])} has commits you do not have (fetch first)")
             tips += list(kept.values())
         commits = self._new_commits(tips, [] if moved else remote_refs.values())
-        names, result.bytes_state = self._blobs_of(commits)
+        sizes: dict[str, int] = {}
+        names, result.bytes_state = self._blobs_of(commits, sizes)
         result.blobs_named = len(names)
         if not force:
             # Refs only ever name fully stored states, so the blobs of the remote's tips we know are
@@ -976,22 +1009,14 @@ class Remotes:
                 top = _first_missing(Path(store.root))
                 if top is not None and not any(top == m or m in top.parents for m in made):
                     made.append(top)  # the upload creates it
-            local = self.ws.store
-
             def read(batch: list[str]) -> Mapping[str, bytes]:
                 try:
                     return self.ws.blobs.get_many(batch)  # verified; fetched from other remotes if need be
                 except BlobError as e:
                     raise BlobError(f"cannot push: {e}") from e
 
-            def size(n: str) -> int:
-                try:
-                    return os.path.getsize(local.path(n))
-                except OSError:
-                    return 0
-
             result.blobs_uploaded, result.bytes_uploaded = self._transfer(
-                lacking, read, store.write_blobs, size if local.is_local else None, "upload", progress, store.fs)
+                lacking, read, store.write_blobs, sizes, "upload", progress, store.fs)
         # 2. refs, only now that every blob they name is stored
         config_oid = _config_commit(self.repo, record)
         tmp_refs = []
@@ -1065,14 +1090,16 @@ class Remotes:
         return result
 
     def fetch_all_blobs(self, remote: str, tips: Iterable[str], progress: Progress | None = None) -> tuple[int, int]:
-        """Every blob of every commit reachable from ``tips`` that the local cache lacks, from ``remote``."""
+        """Every blob of every commit reachable from ``tips`` that the local cache lacks, from ``remote``.
+        ``progress`` knows the total (from the records) from its first call."""
         commits = self._new_commits(tips, [])
-        names, _ = self._blobs_of(commits)
+        sizes: dict[str, int] = {}
+        names, _ = self._blobs_of(commits, sizes)
         lacking = sorted(self.ws.store.missing(names))
         if not lacking:
             return 0, 0
         store = self.store(remote)
-        return self._transfer(lacking, store.get_many, self.ws.store.write_blobs, None, "download", progress,
+        return self._transfer(lacking, store.get_many, self.ws.store.write_blobs, sizes, "download", progress,
                               store.fs)
 
 # -- clone ---------------------------------------------------------------------------------------------
