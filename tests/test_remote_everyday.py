@@ -204,3 +204,132 @@ def test_the_cli_shows_a_bar_on_a_terminal(tmp_path):
     assert {t for _, t in frames} == {frames[0][1]} and frames[0][1] >= 9.8, frames  # ...of a total known from the start
     assert "Cloned" in text
 
+
+# -- 6. Ctrl-C in the middle of push, fetch, clone and commit -------------------------------------
+
+def _interrupt_when(args: list[str], cwd: Path, ready, *, delay: str = "2") -> tuple[int, str, str]:
+    """Start `txgit ARGS` with slowed transfers, send it SIGINT (Ctrl-C) once ``ready()`` holds, and
+    return (exit status, stdout, stderr)."""
+    import signal
+
+    proc = subprocess.Popen([sys.executable, "-m", "txgit", *args], cwd=cwd, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "TXGIT_DEBUG_TRANSFER_DELAY": delay})
+    deadline = time.time() + 60
+    while time.time() < deadline and proc.poll() is None and not ready():
+        time.sleep(0.01)
+    assert proc.poll() is None, proc.communicate()  # still running: the interrupt comes mid-transfer
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    return proc.returncode, out, err
+
+
+def _files(folder: Path) -> set[Path]:
+    return {p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".tmp-")} if folder.exists() \
+        else set()
+
+
+def _remote_is_whole(ws: Workspace, remote: Path) -> list[str]:
+    """The remote's branches, each naming a commit all of whose blobs its storage holds."""
+    import pygit2
+
+    repo = pygit2.Repository(str(remote))
+    held = {p.parent.name + p.name for p in _files(remote / "txgit-objects")}
+    heads = [r for r in repo.references if r.startswith("refs/heads/")]
+    for ref in heads:
+        tip = str(repo.references[ref].target)
+        named = ws.remotes._blobs_of(ws.remotes._new_commits([tip], []))[0]
+        assert named <= held, f"{ref} names {len(named - held)} blobs {remote} lacks"
+    return heads
+
+
+def _many(n: int = 400) -> dict:
+    return session_namespace("\n".join(f"v{i} = list(range({i}, {i} + 50))" for i in range(n)))
+
+
+def test_ctrl_c_during_push_says_nothing_changed_on_the_remote(tmp_path, run_txgit):
+    remote = tmp_path / "r.git"
+    alice = _alice(tmp_path, remote)
+    before = alice.head().id
+    alice.commit(_many(), "400 variables")
+    store = remote / "txgit-objects"
+    had = len(_files(store))
+    code, out, err = _interrupt_when(["push"], alice.root, lambda: len(_files(store)) > had)
+    assert code == 130, (out, err)
+    uploaded = len(_files(store)) - had
+    assert err.splitlines() == [
+        f"txgit: interrupted: nothing was changed on origin: its branches are where they were ({uploaded} of 400 "
+        "blobs were uploaded already: the next push sends only the rest)"], err
+    assert 0 < uploaded < 400 and out == ""
+    assert _remote_is_whole(alice, remote) == ["refs/heads/main"]
+    assert str(__import__("pygit2").Repository(str(remote)).references["refs/heads/main"].target) == before
+    assert run_txgit("fsck", cwd=alice.root).returncode == 0
+    # pushed again, it sends the rest only
+    out = run_txgit("push", cwd=alice.root, check=True).stdout
+    assert f"{400 - uploaded} of 400 blobs uploaded" in out
+
+    # a push that creates the remote takes it away again when interrupted
+    run_txgit("remote", "add", "fresh", str(tmp_path / "new.git"), cwd=alice.root, check=True)
+    code, out, err = _interrupt_when(["push", "fresh"], alice.root, lambda: bool(_files(tmp_path / "new.git")))
+    assert code == 130 and err == (f"txgit: interrupted: nothing was changed on fresh: what this push had created "
+                                   f"was removed ({tmp_path / 'new.git'})\n"), err
+    assert not (tmp_path / "new.git").exists()
+
+
+def test_ctrl_c_during_clone_and_fetch(tmp_path, run_txgit):
+    remote = tmp_path / "r.git"
+    alice = _alice(tmp_path, remote)
+    alice.commit(_many(), "400 variables")
+    alice.push()
+
+    objects = tmp_path / "c" / ".txgit" / "objects"
+    code, out, err = _interrupt_when(["clone", "--eager", str(remote), "c"], tmp_path,
+                                     lambda: bool(_files(objects)))
+    assert code == 130 and err == (f"txgit: interrupted: nothing was cloned: the half-made workspace was removed "
+                                   f"({tmp_path / 'c'})\n"), (out, err)
+    assert not (tmp_path / "c").exists()
+
+    run_txgit("clone", str(remote), "bob", cwd=tmp_path, check=True)
+    bob = tmp_path / "bob"
+    alice.commit(_many(300) | {"extra": list(range(5000))}, "more")
+    alice.push()
+    objects = bob / ".txgit" / "objects"
+    code, out, err = _interrupt_when(["fetch", "--eager"], bob, lambda: bool(_files(objects)))
+    assert code == 130, (out, err)
+    m = re.fullmatch(r"txgit: interrupted: the fetch from origin had updated origin/main; (\d+) of (\d+) blobs were "
+                     r"downloaded \(the others come on demand, or with `txgit fetch --eager`\)\n", err)
+    assert m and 0 < int(m.group(1)) < int(m.group(2)), err
+    assert run_txgit("log", "--oneline", "-n", "1", "origin/main", cwd=bob, check=True).stdout.startswith(
+        f"{alice.head().short_id} (origin/main) more")
+    proc = run_txgit("fsck", cwd=bob)  # whole: what did not come yet is on the remote
+    assert proc.returncode == 0 and "not downloaded yet: on remote origin" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_ctrl_c_during_a_terminal_commit_of_a_large_state(tmp_path, run_txgit):
+    """`txgit commit` of a kernel's large state, interrupted: the terminal stops waiting and says the
+    kernel goes on; the kernel's commit lands whole, and fsck passes."""
+    from kernelutil import Kernel
+
+    ws = Workspace.init(tmp_path / "ws")
+    started = tmp_path / "pickling-started"
+    k = Kernel(ws.root)
+    try:
+        k.ok("%load_ext txgit\n%txgit auto off")
+        # 64 MB of data, and objects slow to pickle (0.05 s each): a commit that takes a few seconds,
+        # which says when it has started
+        k.ok("import os, time\nbig = os.urandom(64 << 20)\n"
+             "class Slow:\n    def __init__(self, i): self.i = i\n"
+             "    def __reduce__(self):\n"
+             f"        open({str(started)!r}, 'a').close(); time.sleep(0.05); return (Slow, (self.i,))\n"
+             "slow = [Slow(i) for i in range(60)]")
+        code, out, err = _interrupt_when(["commit", "-m", "large"], ws.root, started.exists)
+        assert code == 130, (out, err)
+        assert err == (f"txgit: interrupted: stopped waiting for kernel {k.pid}, which goes on with the commit (a "
+                       "commit is written whole or not at all: `txgit log` shows it once it is)\n"), err
+        k.ok("1")  # the kernel answers once it is done with the commit
+        k.settle()
+        ws = Workspace.open(ws.root)
+        assert ws.head().summary == "large" and len(ws.load("big")) == 64 << 20
+        proc = run_txgit("fsck", cwd=ws.root)
+        assert proc.returncode == 0 and proc.stdout.strip().endswith(": ok"), proc.stdout + proc.stderr
+    finally:
+        k.shutdown()
