@@ -812,21 +812,21 @@ class Remotes:
                 return target.removeprefix("refs/heads/")
         return None
 
-    def _ensure_local_bare(self, r: Remote) -> Path | None:
+    def _ensure_local_bare(self, r: Remote, made: list[Path]) -> None:
         """A local-path remote that does not exist yet is created (``git init --bare``) on first push,
-        if its parent folder exists (a typo in the path is refused, as git refuses it). Returns the
-        folder it created, for the push to remove if it fails."""
+        if its parent folder exists (a typo in the path is refused, as git refuses it). The folder is
+        added to ``made`` before it is created, for the push to remove if it fails or is interrupted."""
         path = r.local_path
         if path is None or path.exists():
             if path is not None and not (path / "HEAD").exists() and not (path / ".git").exists():
                 raise RemoteError(f"remote {r.name!r}: {path} exists but is not a git repository")
-            return None
+            return
         if not path.parent.is_dir():
             raise RemoteError(f"cannot reach remote {r.name!r}: {path} does not exist and neither does its "
                               f"folder {path.parent} (create the folder, or fix the URL with "
                               f"`txgit remote set-url {r.name} URL`)")
+        made.append(path)
         pygit2.init_repository(str(path), bare=True, initial_head=self.ws.branch or "main")
-        return path
 
     def _fetch_git(self, r: Remote, refspecs: list[str], callbacks: _Callbacks) -> None:
         with self._contact(r, callbacks) as timeout:
@@ -1010,9 +1010,7 @@ class Remotes:
         made: list[Path] = []  # folders this push creates: a failed push removes them again
         stage = _PushStage()
         try:
-            created = self._ensure_local_bare(r)
-            if created is not None:
-                made.append(created)
+            self._ensure_local_bare(r, made)
             return self._push(r, wanted, force, progress, started, made, stage)
         except BaseException as e:
             if stage.refs != "moved":  # once the remote's refs moved, what it holds is the pushed history
@@ -1239,9 +1237,9 @@ def clone(url: str, path: str | os.PathLike[str] | None = None, *, storage: str 
     src = local_path(url)
     if src is not None and not src.exists():
         raise RemoteError(f"cannot clone {url}: {src} does not exist")
-    ws = init(root)
-    remotes = Remotes(ws)  # ws may have its own (the facade's): both read the remotes from the git config
     try:
+        ws = init(root)
+        remotes = Remotes(ws)  # ws may have its own (the facade's): both read the remotes from the git config
         if trusted is None:
             trusted = src is not None
         remotes.add(name, url, storage=storage, storage_options=storage_options, trusted=trusted)
