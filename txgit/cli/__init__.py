@@ -2,8 +2,9 @@
 
 Each concern registers its commands from its own module (core, session,
 remote, …) on the one ``app``. ``main`` turns a :class:`TxgitError` into one
-line on stderr and a non-zero exit; anything else is a bug and keeps its
-traceback.
+line on stderr and a non-zero exit, and Ctrl-C into ``txgit: interrupted: …``
+(what had changed by then) and exit status 130; anything else is a bug and keeps
+its traceback.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def _keep_interrupts(callback: Callable[..., Any]) -> Callable[..., Any]:
     return run
 
 
-for _command in app.registered_commands:
+for _command in app.registered_commands:  # every command module is imported above
     _command.callback = _keep_interrupts(_command.callback)
 
 
