@@ -135,7 +135,8 @@ def test_cli_repair_from_a_folder(armed, run_txgit):
     proc = run_txgit("fsck", "--repair", cwd=ws.root)  # no remote: nothing to repair from
     assert proc.returncode == 1 and len(proc.stdout.splitlines()) == 2
     proc = run_txgit("fsck", "--repair", "--from", str(backup), cwd=ws.root, check=True)
-    assert sorted(proc.stdout.splitlines()[:2]) == sorted(f"repaired blob {n} from {backup}" for n in names)
+    assert proc.stdout.splitlines()[0] == f"repair: tried {backup}: 2 blobs repaired"  # says which store it tried
+    assert sorted(proc.stdout.splitlines()[1:3]) == sorted(f"repaired blob {n} from {backup}" for n in names)
     assert proc.stdout.splitlines()[-1].endswith(": ok (2 repaired)")
     assert run_txgit("fsck", cwd=ws.root, check=True).stdout.startswith("checked 1 commits, ")
     assert not marker.exists()

@@ -91,3 +91,18 @@ class MergeInProgress(TxgitError):
 
 class NothingToCommit(TxgitError):
     """A commit whose state equals its parent's (``git commit`` says "nothing to commit" too)."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a push, fetch, clone or a wait on a kernel: a KeyboardInterrupt (code that
+    catches one still does) whose message says what had changed by then, or that nothing had.
+
+    The CLI prints it as ``txgit: interrupted: <message>`` and exits 130, as a shell expects.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message

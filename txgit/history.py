@@ -48,7 +48,7 @@ class CommitInfo:
     email: str
     time: datetime
     parents: list[str]
-    refs: list[str] = field(default_factory=list)  # branch and tag names pointing here
+    refs: list[str] = field(default_factory=list)  # branch, remote-tracking branch (origin/main) and tag names pointing here
 
     @property
     def short_id(self) -> str:
@@ -111,6 +111,11 @@ def ref_tips(repo: pygit2.Repository, *, head: bool = True) -> dict[str, str]:
         except (KeyError, ValueError, pygit2.GitError, pygit2.InvalidSpecError):
             continue
     return out
+
+
+def _remote_head(ref: str) -> bool:
+    """``refs/remotes/<remote>/HEAD``: git's pointer to a remote's default branch, not a branch of its own."""
+    return ref.startswith("refs/remotes/") and ref.endswith("/HEAD")
 
 
 def validate_ref_name(kind: str, name: str) -> str:
@@ -184,9 +189,10 @@ class History:
         )
 
     def refs_by_commit(self) -> dict[str, list[str]]:
+        """commit id -> the branches, remote-tracking branches (``origin/main``) and tags naming it."""
         out: dict[str, list[str]] = {}
         for name in self.repo.references:
-            if name.startswith(("refs/heads/", "refs/tags/")):
+            if name.startswith(("refs/heads/", "refs/tags/", "refs/remotes/")) and not _remote_head(name):
                 try:
                     target = str(self.repo.references[name].peel(pygit2.Commit).id)
                 except (pygit2.GitError, ValueError, KeyError):
@@ -469,7 +475,7 @@ class History:
         message = message or "(no message)"
         done = writer.commit(tree_files, message, sig.name, sig.email, ref, parent)
         self._remember(done["id"], True, state)
-        # a new commit: only HEAD's branch can name it (refs_by_commit lists branches and tags)
+        # a new commit: only HEAD's branch can name it (no tag or remote-tracking branch names it yet)
         return CommitInfo(id=done["id"], message=message.rstrip("\n"), author=sig.name, email=sig.email,
                           time=datetime.fromtimestamp(done["time"], timezone.utc), parents=done["parents"],
                           refs=[done["branch"]] if done["branch"] else [])
@@ -501,6 +507,18 @@ class History:
         if name == self.current_branch():
             raise TxgitError(f"cannot delete branch {name!r}: HEAD is on it (check out another first)")
         self.repo.branches.local.delete(name)
+
+    def remote_branches(self) -> dict[str, str]:
+        """Remote-tracking branches, as git names them (``origin/main``) -> commit id: where each
+        remote's branches were at the last fetch or push."""
+        out = {}
+        for ref in self.repo.references:
+            if ref.startswith("refs/remotes/") and not _remote_head(ref):
+                try:
+                    out[ref[len("refs/remotes/"):]] = str(self.repo.references[ref].peel(pygit2.Commit).id)
+                except (pygit2.GitError, ValueError, KeyError):
+                    continue
+        return out
 
     def tags(self) -> dict[str, str]:
         out = {}

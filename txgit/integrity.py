@@ -6,10 +6,15 @@ leads to. A blob is reachable when a group record of such a commit names it.
 
 **fsck** walks all of them: every pointer file and group record must parse and
 agree with each other, every blob they name must exist and hash to its name.
-Problems are reported one per line, each naming the blob or record. With
-``repair`` a missing or corrupt blob is replaced by a verified copy from other
-object stores (:meth:`txgit.storage.ObjectStore.repair_from`): by default the
-stores of this workspace's remotes (``Workspace.blobs.fallbacks``).
+Problems are reported one per line, each naming the blob or record. A blob the
+local store lacks but a remote's store holds is not a problem: it is *not
+downloaded yet* (a lazy clone fetches blobs on demand), reported per remote; only
+a blob that no reachable store has is *missing*. (That a remote holds a blob is
+asked, not verified: its bytes are hashed when they are fetched.) With
+``repair`` a corrupt blob, or one missing everywhere, is replaced by a verified
+copy from other object stores (:meth:`txgit.storage.ObjectStore.repair_from`):
+the remotes that answered, in their configured order (the ones that did not are
+named, not tried), or the ``stores`` given; the report says which were tried.
 
 **gc** deletes local blobs that nothing reachable names. It is safe against a
 concurrent commit because it holds the workspace lock for its whole run, and a
@@ -36,7 +41,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -50,6 +55,17 @@ if TYPE_CHECKING:
 
 
 @dataclass
+class RepairSource:
+    """One store ``fsck --repair`` turned to: a remote (by name) or a store given by URL."""
+
+    name: str
+    url: str
+    tried: bool = True  # False: it could not be reached (``error`` says why), so it was not asked for copies
+    repaired: int = 0
+    error: str | None = None
+
+
+@dataclass
 class FsckReport:
     """What fsck checked and found: ``problems`` are one line each; empty means all is well."""
 
@@ -58,6 +74,17 @@ class FsckReport:
     problems: list[str] = field(default_factory=list)
     repaired: dict[str, str] = field(default_factory=dict)  # blob name -> store URL it came from
     dropped: list[str] = field(default_factory=list)  # commits whose bytes `gc --budget` dropped (information)
+    # blob name -> the remote whose store holds it: not downloaded yet (information, not a problem)
+    on_remote: dict[str, str] = field(default_factory=dict)
+    unreachable: dict[str, str] = field(default_factory=dict)  # remote -> why it could not be asked
+    sources: list[RepairSource] = field(default_factory=list)  # with repair: the stores turned to, in order
+
+    def not_downloaded(self) -> dict[str, int]:
+        """Remote -> how many blobs it holds that are not downloaded yet."""
+        out: dict[str, int] = {}
+        for remote in self.on_remote.values():
+            out[remote] = out.get(remote, 0) + 1
+        return out
 
     @property
     def ok(self) -> bool:
@@ -118,8 +145,13 @@ def _where(use: _Use) -> str:
     return f"{names} in commit {use.commit}{more}"
 
 
-def fsck(ws: Repository, *, repair: bool = False, stores: Iterable[ObjectStore] | None = None) -> FsckReport:
-    """Check (and with ``repair``, mend) every reachable commit of ``ws``. Reads every blob once."""
+def fsck(ws: Repository, *, repair: bool = False, stores: Iterable[ObjectStore] | None = None,
+         remotes: Mapping[str, ObjectStore | Exception] | None = None) -> FsckReport:
+    """Check (and with ``repair``, mend) every reachable commit of ``ws``. Reads every local blob once.
+
+    ``remotes``: remote name -> its store (or why it has none), asked about the blobs the local
+    store lacks or holds damaged; ``stores``: repair from these instead of the remotes.
+    """
     report = FsckReport()
     commits, uses, report.problems = _uses(ws)
     report.commits = len(commits)
@@ -132,16 +164,75 @@ def fsck(ws: Repository, *, repair: bool = False, stores: Iterable[ObjectStore] 
     report.dropped = sorted({c for n in gone for c in dropped[n] if c in reachable})
     for name in gone:
         del bad[name]
+    # Which remote holds what is missing or damaged here: the missing ones are then only not downloaded yet.
+    holders: dict[str, str] = {}
+    answered: list[tuple[str, ObjectStore]] = []
+    for rname, store in (remotes or {}).items() if bad else ():
+        if isinstance(store, Exception):
+            report.unreachable[rname] = _one_line(store)
+            continue
+        try:
+            lacking = store.missing(bad)
+        except (TxgitError, OSError) as e:
+            report.unreachable[rname] = _one_line(e)
+            continue
+        answered.append((rname, store))
+        for name in sorted(set(bad) - lacking):
+            holders.setdefault(name, rname)
+    for name in [n for n, why in bad.items() if why == "missing" and n in holders]:
+        report.on_remote[name] = holders[name]
+        del bad[name]
     if repair and bad:
-        sources = list(ws.blobs.fallbacks if stores is None else stores)
+        if stores is not None:
+            sources = [(s.url, s) for s in stores]
+        else:  # the remotes that answered; those that did not are named, not tried
+            sources = list(answered)
+            report.sources = [RepairSource(r, _url(remotes[r]), tried=False, error=why)
+                              for r, why in report.unreachable.items()]
+        tried = []
         with ws.lock():  # the repaired copy must not race a gc
-            report.repaired = ws.store.repair_from(bad, sources)
-        for name in report.repaired:
-            del bad[name]
+            for label, store in sources:
+                if not bad:
+                    break
+                source = RepairSource(label, store.url)
+                tried.append(source)
+                try:
+                    have = set(bad) - store.missing(bad)
+                except (TxgitError, OSError) as e:
+                    source.tried, source.error = False, _one_line(e)
+                    continue
+                got = ws.store.repair_from(sorted(have), [store])
+                source.repaired = len(got)
+                report.repaired.update(got)
+                for name in got:
+                    del bad[name]
+        report.sources = tried + report.sources
+    asked = [r for r, _ in answered]
     for name in sorted(bad):
-        hint = " (no store had a good copy)" if repair else ""
-        report.problems.append(f"{bad[name]} blob {name} ({_where(uses[name])}){hint}")
+        report.problems.append(f"{bad[name]} blob {name} ({_where(uses[name])})"
+                               f"{_elsewhere(bad[name], holders.get(name), asked, report.unreachable, repair)}")
     return report
+
+
+def _elsewhere(why: str, holder: str | None, asked: list[str], unreachable: Mapping[str, str], repair: bool) -> str:
+    """What a problem line adds about other copies: where one is, or whom fsck asked."""
+    if repair:
+        return " (no store had a good copy)"
+    if holder is not None:  # a corrupt local copy of a blob a remote holds
+        return f" (remote {holder} has a copy: `txgit fsck --repair` fetches it)"
+    if why != "missing" or not (asked or unreachable):
+        return ""
+    parts = [f"on no remote (asked {', '.join(asked)})"] if asked else []
+    parts += [f"remote {r} could not be asked" for r in unreachable]
+    return f": {'; '.join(parts)}"
+
+
+def _url(store: ObjectStore | Exception | None) -> str:
+    return store.url if isinstance(store, ObjectStore) else ""
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split()) or type(e).__name__
 
 
 def gc(ws: Repository, *, grace_seconds: float = 3600.0, reflog_days: float = 30.0,

@@ -27,6 +27,13 @@ SDK's usual environment variables (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``,
 says ``connecting to URL ...`` when a remote has not answered for a second
 (:func:`notify_when_slow`); the Python API stays quiet.
 
+**Interrupts.** Ctrl-C (a KeyboardInterrupt) during push, fetch or clone becomes
+:class:`txgit.errors.Interrupted`, still a KeyboardInterrupt, whose message says
+what had changed by then: a push's uploads in flight finish and the rest are
+dropped, and its refs had moved or not; a fetch's remote-tracking branches and
+blobs brought so far (their provenance recorded all the same); a clone leaves
+nothing behind.
+
 **Trust.** Every blob read from a remote storage is verified against its hash
 (:class:`txgit.storage.ObjectStore` does it on every read) before it is kept
 in the local cache or unpickled.
@@ -47,6 +54,7 @@ import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait as _wait_all
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -59,6 +67,7 @@ from pygit2.enums import FileMode, SortMode
 
 from txgit.errors import (
     BlobError,
+    Interrupted,
     InvalidName,
     PushRejected,
     RemoteError,
@@ -68,6 +77,7 @@ from txgit.errors import (
 )
 from txgit import trust
 from txgit.repository import TXGIT_DIR, Repository
+from txgit.state.snapshot import CHUNK_SIZE
 from txgit.storage import ObjectStore, StoreChain
 
 EMBEDDED_DIR = "txgit-objects"  # blobs beside a bare repository: <repo.git>/txgit-objects
@@ -90,7 +100,9 @@ SLOW_AFTER = 1.0  # seconds without an answer before the CLI says "connecting to
 # built before they changed is rebuilt (a kernel must not need a restart to pick up new keys).
 _CREDENTIAL_ENV = ("AWS_", "FSSPEC_", "GOOGLE_", "GCSFS_", "AZURE_")
 
-Progress = Callable[[str, int, int], None]  # (phase, bytes done, bytes total)
+# (phase, bytes done, bytes total): called with (phase, 0, total) before the first blob moves, then
+# after each batch; total is known from the records up front and stays the same, done grows to it.
+Progress = Callable[[str, int, int], None]
 
 
 # -- configuration -------------------------------------------------------------------------
@@ -353,6 +365,64 @@ def _first_missing(path: Path) -> Path | None:
     while not path.parent.exists() and path.parent != path:
         path = path.parent
     return path
+
+
+def _chunk_sizes(size: int, chunks: list[str]) -> dict[str, int]:
+    """Each chunk's size, from its stream's record: streams are cut in pieces of CHUNK_SIZE, the
+    last one shorter (a stream cut otherwise gets an even share per chunk: right in total)."""
+    if len(chunks) == 1:
+        return {chunks[0]: size}
+    if not chunks:
+        return {}
+    k = len(chunks)
+    if (k - 1) * CHUNK_SIZE < size <= k * CHUNK_SIZE:
+        out = dict.fromkeys(chunks[:-1], CHUNK_SIZE)
+        out.setdefault(chunks[-1], size - (k - 1) * CHUNK_SIZE)
+        return out
+    share, extra = divmod(size, k)
+    return {c: share + (1 if i < extra else 0) for i, c in enumerate(chunks)}
+
+
+@dataclass
+class _Tally:
+    """How far a transfer got: blobs and bytes written so far, of ``total_blobs``."""
+
+    blobs: int = 0
+    bytes: int = 0
+    total_blobs: int = 0
+    in_flight: bool = False  # stopped with a batch under way on an async backend: it may still land
+
+    def done(self) -> str:
+        """``37 of 400`` (``at least 37 of 400`` while a batch may still land)."""
+        return f"{'at least ' if self.in_flight else ''}{self.blobs} of {self.total_blobs}"
+
+
+@dataclass
+class _PushStage:
+    """How far a push got, for what an interrupt says: the blobs uploaded, and the remote's refs
+    (``before`` they are touched, ``moving`` while the git push runs, ``moved`` once it returned)."""
+
+    blobs: _Tally = field(default_factory=_Tally)
+    refs: str = "before"
+    moving: list[str] = field(default_factory=list)
+    store_root: Path | None = None  # the storage's folder, when it is one
+
+    def describe(self, remote: str, made: list[Path]) -> str:
+        root = self.store_root
+        kept = (f" ({self.blobs.done()} blobs were uploaded already: the next push sends only the rest)"
+                if self.blobs.blobs or self.blobs.in_flight else "")
+        if self.refs != "moved" and made:
+            if root is not None and any(root == m or m in root.parents for m in made):
+                kept = ""  # the uploaded blobs went with the folder
+            return (f"nothing was changed on {remote}: what this push had created was removed "
+                    f"({', '.join(str(m) for m in made)}){kept}")
+        if self.refs == "before":
+            return f"nothing was changed on {remote}: its branches are where they were{kept}"
+        refs = ", ".join(_short_ref(ref) for ref in self.moving)
+        if self.refs == "moving":
+            return (f"{remote}'s {refs} may or may not have moved (every blob they name was uploaded before): "
+                    f"`txgit fetch {remote}` shows where they are")
+        return f"the push was done: {remote}'s {refs} moved; `txgit fetch {remote}` updates {remote}/… here"
 
 
 async def _gather_exists(fs: Any, paths: list[str]) -> list[bool]:
@@ -742,21 +812,21 @@ class Remotes:
                 return target.removeprefix("refs/heads/")
         return None
 
-    def _ensure_local_bare(self, r: Remote) -> Path | None:
+    def _ensure_local_bare(self, r: Remote, made: list[Path]) -> None:
         """A local-path remote that does not exist yet is created (``git init --bare``) on first push,
-        if its parent folder exists (a typo in the path is refused, as git refuses it). Returns the
-        folder it created, for the push to remove if it fails."""
+        if its parent folder exists (a typo in the path is refused, as git refuses it). The folder is
+        added to ``made`` before it is created, for the push to remove if it fails or is interrupted."""
         path = r.local_path
         if path is None or path.exists():
             if path is not None and not (path / "HEAD").exists() and not (path / ".git").exists():
                 raise RemoteError(f"remote {r.name!r}: {path} exists but is not a git repository")
-            return None
+            return
         if not path.parent.is_dir():
             raise RemoteError(f"cannot reach remote {r.name!r}: {path} does not exist and neither does its "
                               f"folder {path.parent} (create the folder, or fix the URL with "
                               f"`txgit remote set-url {r.name} URL`)")
+        made.append(path)
         pygit2.init_repository(str(path), bare=True, initial_head=self.ws.branch or "main")
-        return path
 
     def _fetch_git(self, r: Remote, refspecs: list[str], callbacks: _Callbacks) -> None:
         with self._contact(r, callbacks) as timeout:
@@ -811,8 +881,10 @@ class Remotes:
                 walker.hide(pygit2.Oid(hex=h))
         return list(walker)
 
-    def _blobs_of(self, commits: Iterable[pygit2.Commit]) -> tuple[set[str], int]:
-        """Chunk names the commits' states name, and the bytes of those states' distinct groups."""
+    def _blobs_of(self, commits: Iterable[pygit2.Commit],
+                  sizes: dict[str, int] | None = None) -> tuple[set[str], int]:
+        """Chunk names the commits' states name, and the bytes of those states' distinct groups.
+        ``sizes``: filled with each chunk's size, from the records (no blob is read)."""
         names: set[str] = set()
         seen_groups: set[str] = set()
         nbytes = 0
@@ -823,12 +895,20 @@ class Remotes:
                     seen_groups.add(gid)
                     nbytes += g.nbytes
                     names.update(g.chunk_names())
+                    if sizes is not None:
+                        for stream in g.streams:
+                            sizes.update(_chunk_sizes(stream.size, stream.chunks))
         return names, nbytes
 
     def _transfer(self, names: list[str], read: Callable[[list[str]], Mapping[str, bytes]],
-                  write: Callable[[Mapping[str, bytes]], int], sizes: Callable[[str], int] | None,
-                  phase: str, progress: Progress | None, remote_fs: Any = None) -> tuple[int, int]:
+                  write: Callable[[Mapping[str, bytes]], int], sizes: Mapping[str, int],
+                  phase: str, progress: Progress | None, remote_fs: Any = None,
+                  tally: _Tally | None = None) -> tuple[int, int]:
         """Copy blobs in batches; returns (blobs, bytes) written.
+
+        ``sizes``: each blob's size from the records, so that ``progress`` knows the total before
+        the first byte moves. ``tally``: counts what was written as it goes, so that an interrupted
+        transfer can say how far it got (blobs in flight when it stops are finished and counted).
 
         Blocking backends (folders): batches on a thread pool. Async backends
         (s3fs, gcsfs, …): each batch is one concurrent call on the backend's own
@@ -839,8 +919,10 @@ class Remotes:
         is_async = bool(getattr(remote_fs, "async_impl", False))
         size = _ASYNC_BATCH_BLOBS if is_async else _BATCH_BLOBS
         batches = [names[i : i + size] for i in range(0, len(names), size)]
-        total = sum(sizes(n) for n in names) if sizes else 0
-        done = [0, 0]
+        total = sum(sizes.get(n, 0) for n in names)
+        done = tally if tally is not None else _Tally()
+        done.total_blobs = len(names)
+        moved = 0  # bytes as the records count them: reaches ``total`` exactly
         delay = float(os.environ.get("TXGIT_DEBUG_TRANSFER_DELAY", "0") or 0)  # fault-injection tests only
 
         def one(data: Mapping[str, bytes]) -> int:
@@ -850,23 +932,49 @@ class Remotes:
             return n
 
         def finished(batch: list[str], n: int) -> None:
-            done[0] += len(batch)
-            done[1] += n
+            nonlocal moved
+            done.blobs += len(batch)
+            done.bytes += n
+            moved += sum(sizes.get(name, 0) for name in batch)
             if progress is not None:
-                progress(phase, done[1], max(total, done[1]))
+                progress(phase, moved, total)
 
+        if progress is not None:
+            progress(phase, 0, total)
         if is_async:
             with ThreadPoolExecutor(max_workers=1) as reader:
                 ahead = reader.submit(read, batches[0]) if batches else None
                 for i, batch in enumerate(batches):
                     data = ahead.result()
                     ahead = reader.submit(read, batches[i + 1]) if i + 1 < len(batches) else None
-                    finished(batch, one(data))
-            return done[0], done[1]
+                    try:
+                        n = one(data)
+                    except BaseException:
+                        # the batch's requests run on the backend's own loop: some may land after this
+                        done.in_flight = True
+                        raise
+                    finished(batch, n)
+            return done.blobs, done.bytes
         with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
-            for batch, n in zip(batches, pool.map(lambda b: one(read(b)), batches)):
-                finished(batch, n)
-        return done[0], done[1]
+            futures = [pool.submit(lambda b=b: one(read(b))) for b in batches]
+            counted = 0
+            try:
+                for batch, future in zip(batches, futures):
+                    n = future.result()
+                    counted += 1
+                    finished(batch, n)
+            except BaseException:
+                # Ctrl-C or a failed batch: batches not started are dropped, those in flight end
+                # (each blob lands whole or not at all) and are counted, then the error goes on.
+                for future in futures:
+                    future.cancel()
+                _wait_all(futures)
+                for batch, future in zip(batches[counted:], futures[counted:]):
+                    if not future.cancelled() and future.exception() is None:
+                        done.blobs += len(batch)
+                        done.bytes += future.result()
+                raise
+        return done.blobs, done.bytes
 
     # -- push ------------------------------------------------------------------------------------------
     def push(self, remote: str | None = None, branches: Iterable[str] | None = None, *,
@@ -900,18 +1008,20 @@ class Remotes:
             wanted.update({f"refs/tags/{t}": str(self.repo.references[f"refs/tags/{t}"].target)
                            for t in self.ws.history.tags()})
         made: list[Path] = []  # folders this push creates: a failed push removes them again
-        created = self._ensure_local_bare(r)
-        if created is not None:
-            made.append(created)
+        stage = _PushStage()
         try:
-            return self._push(r, wanted, force, progress, started, made)
-        except BaseException:
-            for folder in made:
-                shutil.rmtree(folder, ignore_errors=True)
+            self._ensure_local_bare(r, made)
+            return self._push(r, wanted, force, progress, started, made, stage)
+        except BaseException as e:
+            if stage.refs != "moved":  # once the remote's refs moved, what it holds is the pushed history
+                for folder in made:
+                    shutil.rmtree(folder, ignore_errors=True)
+            if isinstance(e, KeyboardInterrupt):
+                raise Interrupted(stage.describe(r.name, made)) from e
             raise
 
     def _push(self, r: Remote, wanted: dict[str, str], force: bool, progress: Progress | None, started: float,
-              made: list[Path]) -> PushResult:
+              made: list[Path], stage: _PushStage) -> PushResult:
         callbacks = _Callbacks()
         # What the remote holds now, and where it says its blobs are.
         self._fetch_git(r, [f"+refs/txgit/*:refs/txgit/remotes/{r.name}/*"], callbacks)
@@ -958,7 +1068,8 @@ class Remotes:
                                    f"{_short_ref(unknown[0])} has commits you do not have (fetch first)")
             tips += list(kept.values())
         commits = self._new_commits(tips, [] if moved else remote_refs.values())
-        names, result.bytes_state = self._blobs_of(commits)
+        sizes: dict[str, int] = {}
+        names, result.bytes_state = self._blobs_of(commits, sizes)
         result.blobs_named = len(names)
         if not force:
             # Refs only ever name fully stored states, so the blobs of the remote's tips we know are
@@ -971,27 +1082,20 @@ class Remotes:
                     except (TxgitError, pygit2.GitError, KeyError, ValueError):
                         continue  # not a state txgit can read: it vouches for nothing
         lacking = sorted(store.missing(names))
+        stage.store_root = Path(store.root).absolute() if store.is_local else None
         if lacking:
             if store.is_local:
                 top = _first_missing(Path(store.root))
                 if top is not None and not any(top == m or m in top.parents for m in made):
                     made.append(top)  # the upload creates it
-            local = self.ws.store
-
             def read(batch: list[str]) -> Mapping[str, bytes]:
                 try:
                     return self.ws.blobs.get_many(batch)  # verified; fetched from other remotes if need be
                 except BlobError as e:
                     raise BlobError(f"cannot push: {e}") from e
 
-            def size(n: str) -> int:
-                try:
-                    return os.path.getsize(local.path(n))
-                except OSError:
-                    return 0
-
             result.blobs_uploaded, result.bytes_uploaded = self._transfer(
-                lacking, read, store.write_blobs, size if local.is_local else None, "upload", progress, store.fs)
+                lacking, read, store.write_blobs, sizes, "upload", progress, store.fs, stage.blobs)
         # 2. refs, only now that every blob they name is stored
         config_oid = _config_commit(self.repo, record)
         tmp_refs = []
@@ -1009,6 +1113,7 @@ class Remotes:
                 tmp_refs.append(tmp)
                 to_move_specs.append(f"{'+' if force else ''}{tmp}:{ref}")
         callbacks = _Callbacks()
+        stage.refs, stage.moving = "moving", [ref for ref in to_move]
         try:
             with self._contact(r, callbacks) as timeout:
                 self._git_remote(r).push(to_move_specs, callbacks=callbacks)
@@ -1025,6 +1130,7 @@ class Remotes:
         if callbacks.rejected:
             ref, why = next(iter(callbacks.rejected.items()))
             raise PushRejected(f"{r.name} rejected {ref}: {why}")
+        stage.refs = "moved"
         with self.ws.lock():
             for ref, new in to_move.items():
                 result.updated[ref] = (remote_refs.get(ref), new)
@@ -1051,29 +1157,55 @@ class Remotes:
             raise RemoteError(f"cannot reach remote {r.name!r}: {r.local_path} does not exist")
         before = self._tracking(r.name)
         had = trust.tips(self.repo)
-        self._fetch_git(r, [f"+refs/heads/*:refs/remotes/{r.name}/*", "+refs/tags/*:refs/tags/*",
-                            f"+refs/txgit/*:refs/txgit/remotes/{r.name}/*"], _Callbacks())
-        trust.note_fetched(self.ws, r.name, had)  # provenance of what came, unless the remote is trusted
-        after = self._tracking(r.name)
-        result = FetchResult(r.name)
-        for ref in sorted(set(before) | set(after)):
-            if before.get(ref) != after.get(ref):
-                result.updated[ref] = (before.get(ref), after.get(ref))
-        if eager:
-            result.blobs_fetched, result.bytes_fetched = self.fetch_all_blobs(r.name, after.values(), progress)
+        noted = False
+        blobs = _Tally()
+        try:
+            self._fetch_git(r, [f"+refs/heads/*:refs/remotes/{r.name}/*", "+refs/tags/*:refs/tags/*",
+                                f"+refs/txgit/*:refs/txgit/remotes/{r.name}/*"], _Callbacks())
+            trust.note_fetched(self.ws, r.name, had)  # provenance of what came, unless the remote is trusted
+            noted = True
+            after = self._tracking(r.name)
+            result = FetchResult(r.name)
+            for ref in sorted(set(before) | set(after)):
+                if before.get(ref) != after.get(ref):
+                    result.updated[ref] = (before.get(ref), after.get(ref))
+            if eager:
+                result.blobs_fetched, result.bytes_fetched = self.fetch_all_blobs(r.name, after.values(), progress,
+                                                                                  tally=blobs)
+        except KeyboardInterrupt as e:
+            if not noted:  # whatever came before the interrupt came from r: its provenance is kept all the same
+                trust.note_fetched(self.ws, r.name, had)
+            raise Interrupted(self._fetch_interrupted(r.name, before, blobs)) from e
         result.seconds = time.perf_counter() - started
         return result
 
-    def fetch_all_blobs(self, remote: str, tips: Iterable[str], progress: Progress | None = None) -> tuple[int, int]:
-        """Every blob of every commit reachable from ``tips`` that the local cache lacks, from ``remote``."""
+    def _fetch_interrupted(self, remote: str, before: Mapping[str, str], blobs: _Tally) -> str:
+        """What an interrupted fetch had changed here: remote-tracking branches moved, blobs brought."""
+        after = self._tracking(remote)
+        moved = sorted(ref.removeprefix("refs/remotes/") for ref in set(before) | set(after)
+                       if before.get(ref) != after.get(ref))
+        if not moved and not blobs.blobs:
+            return f"nothing was changed: the fetch from {remote} had not updated any of {remote}/… here"
+        what = f"the fetch from {remote} had updated {', '.join(moved)}" if moved else \
+            f"the fetch from {remote} had updated no branch"
+        if blobs.total_blobs:
+            what += (f"; {blobs.done()} blobs were downloaded (the others come on demand, "
+                     "or with `txgit fetch --eager`)")
+        return what
+
+    def fetch_all_blobs(self, remote: str, tips: Iterable[str], progress: Progress | None = None, *,
+                        tally: _Tally | None = None) -> tuple[int, int]:
+        """Every blob of every commit reachable from ``tips`` that the local cache lacks, from ``remote``.
+        ``progress`` knows the total (from the records) from its first call."""
         commits = self._new_commits(tips, [])
-        names, _ = self._blobs_of(commits)
+        sizes: dict[str, int] = {}
+        names, _ = self._blobs_of(commits, sizes)
         lacking = sorted(self.ws.store.missing(names))
         if not lacking:
             return 0, 0
         store = self.store(remote)
-        return self._transfer(lacking, store.get_many, self.ws.store.write_blobs, None, "download", progress,
-                              store.fs)
+        return self._transfer(lacking, store.get_many, self.ws.store.write_blobs, sizes, "download", progress,
+                              store.fs, tally)
 
 # -- clone ---------------------------------------------------------------------------------------------
 
@@ -1105,9 +1237,9 @@ def clone(url: str, path: str | os.PathLike[str] | None = None, *, storage: str 
     src = local_path(url)
     if src is not None and not src.exists():
         raise RemoteError(f"cannot clone {url}: {src} does not exist")
-    ws = init(root)
-    remotes = Remotes(ws)  # ws may have its own (the facade's): both read the remotes from the git config
     try:
+        ws = init(root)
+        remotes = Remotes(ws)  # ws may have its own (the facade's): both read the remotes from the git config
         if trusted is None:
             trusted = src is not None
         remotes.add(name, url, storage=storage, storage_options=storage_options, trusted=trusted)
@@ -1128,7 +1260,10 @@ def clone(url: str, path: str | os.PathLike[str] | None = None, *, storage: str 
         if eager:
             remotes.fetch_all_blobs(name, branches.values(), progress)
         del fetched
-    except BaseException:
-        shutil.rmtree(root if created else root / TXGIT_DIR, ignore_errors=True)
+    except BaseException as e:
+        gone = root if created else root / TXGIT_DIR
+        shutil.rmtree(gone, ignore_errors=True)
+        if isinstance(e, KeyboardInterrupt):
+            raise Interrupted(f"nothing was cloned: the half-made workspace was removed ({gone})") from e
         raise
     return ws

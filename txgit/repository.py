@@ -553,10 +553,12 @@ class Repository:
 
     # -- log / show --------------------------------------------------------------------
     def log(self, rev: str | None = None, *, all_refs: bool = False, max_count: int | None = None) -> list[CommitInfo]:
-        """Commits reachable from ``rev`` (default HEAD), newest first; ``all_refs``: from every branch and tag."""
+        """Commits reachable from ``rev`` (default HEAD), newest first; ``all_refs``: from every branch,
+        remote-tracking branch (``origin/main``) and tag, as ``git log --all``."""
         if all_refs:
             starts = {self.history.resolve(f"refs/heads/{b}").id for b in self.history.branches()}
             starts |= {self.history.resolve(f"refs/tags/{t}").id for t in self.history.tags()}
+            starts |= {pygit2.Oid(hex=c) for c in self.history.remote_branches().values()}
             head = self.history.head_commit()
             if head is not None:
                 starts.add(head.id)
@@ -635,6 +637,10 @@ class Repository:
     def branches(self) -> dict[str, str]:
         """Branch name -> commit id."""
         return self.history.branches()
+
+    def remote_branches(self) -> dict[str, str]:
+        """Remote-tracking branch (``origin/main``) -> commit id, as the last fetch or push left them."""
+        return self.history.remote_branches()
 
     def create_branch(self, name: str, rev: str = "HEAD", *, force: bool = False) -> CommitInfo:
         commit = self._resolve_for_ref(rev)

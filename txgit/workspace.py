@@ -318,10 +318,18 @@ class Workspace(Repository):
     def fsck(self, *, repair: bool = False, stores: Iterable[ObjectStore] | None = None) -> FsckReport:
         """Check every commit reachable from a ref or reflog: records parse, blobs exist and verify.
 
-        ``repair``: replace missing or corrupt blobs with verified copies from
-        ``stores`` (default: this workspace's remote stores). See :mod:`txgit.integrity`.
+        A blob the local store lacks and a remote's store holds is not downloaded yet
+        (``report.on_remote``), not a problem. ``repair``: replace corrupt blobs, and blobs missing
+        everywhere, with verified copies from ``stores`` (default: the remotes that answer;
+        ``report.sources`` says which were tried). See :mod:`txgit.integrity`.
         """
-        return _integrity.fsck(self, repair=repair, stores=stores)
+        remotes: dict[str, ObjectStore | Exception] = {}
+        for name in self.remotes.names():
+            try:
+                remotes[name] = self.remotes.store(name)
+            except TxgitError as e:  # no storage it can name: it cannot hold a blob
+                remotes[name] = e
+        return _integrity.fsck(self, repair=repair, stores=stores, remotes=remotes)
 
     def gc(self, *, grace_seconds: float = GC_GRACE_SECONDS, reflog_days: float = 30.0,
            dry_run: bool = False, budget: int | str | None = None) -> GcReport:

@@ -2,19 +2,42 @@
 
 Each concern registers its commands from its own module (core, session,
 remote, …) on the one ``app``. ``main`` turns a :class:`TxgitError` into one
-line on stderr and a non-zero exit; anything else is a bug and keeps its
-traceback.
+line on stderr and a non-zero exit, and Ctrl-C into ``txgit: interrupted: …``
+(what had changed by then) and exit status 130; anything else is a bug and keeps
+its traceback.
 """
 
 from __future__ import annotations
 
+import functools
 import sys
+from typing import Any, Callable
 
 import typer
 
 from txgit.cli.app import app, console, err_console  # noqa: F401
 from txgit.cli import core, lineage, maintenance, merge, remote, reuse, session, visual  # noqa: F401,E402  (registers commands)
 from txgit.errors import TxgitError
+
+
+class _Interrupt(Exception):
+    """Carries a command's KeyboardInterrupt past typer, which would turn it into a silent exit status
+    130 and lose what the interrupt says (:class:`txgit.errors.Interrupted`: what had changed by then)."""
+
+
+def _keep_interrupts(callback: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(callback)  # typer reads the parameters through __wrapped__
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return callback(*args, **kwargs)
+        except KeyboardInterrupt as e:
+            raise _Interrupt() from e
+
+    return run
+
+
+for _command in app.registered_commands:  # every command module is imported above
+    _command.callback = _keep_interrupts(_command.callback)
 
 
 class UsageError(TxgitError):
@@ -31,6 +54,8 @@ def invoke(argv: list[str] | None = None) -> int:
     """
     try:
         code = app(args=argv, prog_name="txgit", standalone_mode=False)
+    except _Interrupt as e:
+        raise e.__cause__ from None  # the KeyboardInterrupt, with what it says had changed
     except typer.Exit as e:
         return e.exit_code
     except typer.TyperException as e:  # usage errors (typer's bundled click)
@@ -53,8 +78,9 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Abort:
         err_console.print("txgit: aborted", markup=False)
         sys.exit(130)
-    except KeyboardInterrupt:
-        err_console.print("txgit: interrupted", markup=False)
+    except KeyboardInterrupt as e:  # an Interrupted says what had changed by then
+        err_console.print(f"txgit: interrupted: {e}" if str(e) else "txgit: interrupted", markup=False,
+                          highlight=False, soft_wrap=True)
         sys.exit(130)
     if code:
         sys.exit(code)

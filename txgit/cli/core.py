@@ -46,17 +46,20 @@ def _usage(message: str) -> UsageMistake:
 
 
 class _Refs:
-    """Branches, tags and HEAD, read once per command, to decorate commits like git does."""
+    """Branches, remote-tracking branches, tags and HEAD, read once per command, to decorate commits
+    like git does."""
 
     def __init__(self, ws: Workspace) -> None:
         self.branches = ws.branches()
+        self.remote_branches = ws.remote_branches()
         self.tags = ws.tags()
         self.head_branch = ws.branch
         head = ws.head()
         self.head_id = head.id if head is not None else None
 
     def of(self, info: CommitInfo) -> list[str]:
-        return render.decorations(info, self.branches, self.tags, self.head_branch, self.head_id)
+        return render.decorations(info, self.branches, self.tags, self.head_branch, self.head_id,
+                                  self.remote_branches)
 
     def text(self, info: CommitInfo) -> Text:
         refs = self.of(info)
@@ -66,7 +69,8 @@ class _Refs:
         for i, ref in enumerate(refs):
             if i:
                 out.append(", ", style="yellow")
-            style = "bold cyan" if ref.startswith("HEAD") else "bold yellow" if ref.startswith("tag: ") else "bold green"
+            style = ("bold cyan" if ref.startswith("HEAD") else "bold yellow" if ref.startswith("tag: ")
+                     else "bold red" if ref in self.remote_branches and ref not in self.branches else "bold green")
             out.append(ref, style=style)
         out.append(")", style="yellow")
         return out
@@ -222,7 +226,8 @@ def log(
     rev: Optional[str] = typer.Argument(None, metavar="REV", help="Start from this revision (default HEAD)."),
     oneline: bool = typer.Option(False, "--oneline", help="One line per commit: short id, refs, message."),
     graph: bool = typer.Option(False, "--graph", help="Draw branches and merges as lanes, with what each commit changed."),
-    all_refs: bool = typer.Option(False, "--all", help="Commits reachable from any branch or tag, not just REV."),
+    all_refs: bool = typer.Option(False, "--all", help="Commits reachable from any branch, remote-tracking branch "
+                                                      "(origin/main) or tag, not just REV."),
     max_count: Optional[int] = typer.Option(None, "-n", "--max-count", min=0, metavar="N", help="Show at most N commits."),
 ) -> None:
     """Show commits, newest first, with ids, refs, author, date and message."""

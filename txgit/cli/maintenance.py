@@ -24,14 +24,17 @@ def _out(text: str) -> None:
 
 @app.command()
 def fsck(
-    repair: bool = typer.Option(False, "--repair", help="Replace missing or corrupt blobs with verified copies "
-                                "from the remotes' stores (or the --from stores)."),
+    repair: bool = typer.Option(False, "--repair", help="Replace corrupt blobs, and blobs missing everywhere, with "
+                                "verified copies from the remotes that answer (or the --from stores); says which "
+                                "it tried."),
     sources: Optional[list[str]] = typer.Option(None, "--from", metavar="STORE",
                                                 help="A store (folder or fsspec URL) to repair from; repeatable."),
 ) -> None:
     """Check every commit reachable from a branch, tag, HEAD or reflog: records parse, blobs exist and verify.
 
-    Prints one line per problem and exits 1 if there is any.
+    A blob this workspace lacks but a remote holds is not downloaded yet (a lazy clone fetches blobs on
+    demand): counted per remote, not a problem. Prints one line per problem (a corrupt blob, a blob missing
+    everywhere) and exits 1 if there is any.
     """
     ws = Workspace.open(Path.cwd())
     for s in sources or []:
@@ -39,10 +42,20 @@ def fsck(
             raise TxgitError(f"no object store at {s!r}: not a folder")
     stores = [ObjectStore(s) for s in sources] if sources else None
     report = ws.fsck(repair=repair or bool(sources), stores=stores)
+    for source in report.sources:
+        label = source.name if source.name == source.url or not source.url else f"{source.name} ({source.url})"
+        if source.tried:
+            _out(f"repair: tried {label}: {source.repaired} blob{'s' if source.repaired != 1 else ''} repaired")
+        else:
+            _out(f"repair: not tried {label}: {source.error}")
     for name, url in sorted(report.repaired.items()):
         _out(f"repaired blob {name} from {url}")
     for line in report.problems:
         _out(line)
+    waiting = report.not_downloaded()
+    for remote, n in sorted(waiting.items()):
+        _out(f"{n} blob{'s' if n != 1 else ''} not downloaded yet: on remote {remote} (fetched when a state needs "
+             f"{'them' if n != 1 else 'it'}, or all now with `txgit fetch --eager {remote}`)")
     summary = f"checked {report.commits} commits, {report.blobs} blobs"
     if report.dropped:  # information, not damage: `gc --budget` deleted these states' bytes on purpose
         n = len(report.dropped)
@@ -51,7 +64,9 @@ def fsck(
              + ", ".join(c[:8] for c in report.dropped[:5]) + (" …" if n > 5 else ""))
     if report.problems:  # one error line, as every failing command (and a failed %txgit fsck cell) has
         raise TxgitError(f"{summary}: {len(report.problems)} problem{'s' if len(report.problems) != 1 else ''}")
-    _out(f"{summary}: ok" + (f" ({len(report.repaired)} repaired)" if report.repaired else ""))
+    notes = ([f"{len(report.repaired)} repaired"] if report.repaired else []) + \
+        ([f"{len(report.on_remote)} not downloaded yet"] if report.on_remote else [])
+    _out(f"{summary}: ok" + (f" ({', '.join(notes)})" if notes else ""))
 
 
 @app.command()

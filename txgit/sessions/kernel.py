@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from txgit.errors import TxgitError
+from txgit.errors import Interrupted, TxgitError
 from txgit.history import validate_ref_name
 from txgit.workspace import Workspace
 
@@ -210,6 +210,7 @@ def call_kernel(kernel: KernelInfo, request: dict[str, Any], timeout: float = 60
     client = BlockingKernelClient(connection_file=kernel.connection_file)
     client.load_connection_file()
     client.start_channels()
+    msg_id = None
     try:
         expr = f"__import__('txgit.sessions.ipython', fromlist=['remote']).remote({json.dumps(request)!r})"
         msg_id = client.execute("", silent=True, store_history=False, user_expressions={"r": expr})
@@ -226,6 +227,8 @@ def call_kernel(kernel: KernelInfo, request: dict[str, Any], timeout: float = 60
                 continue
             if reply.get("parent_header", {}).get("msg_id") == msg_id:
                 break
+    except KeyboardInterrupt as e:  # Ctrl-C in the terminal stops the waiting, not the kernel
+        raise Interrupted(_left_to_kernel(kernel, str(request.get("op")), asked=msg_id is not None)) from e
     finally:
         client.stop_channels()
     content = reply["content"]
@@ -234,6 +237,16 @@ def call_kernel(kernel: KernelInfo, request: dict[str, Any], timeout: float = 60
         err = result or content
         raise KernelError(f"kernel {kernel.pid}: {err.get('ename', 'error')}: {err.get('evalue', '')}")
     return _answer(json.loads(ast.literal_eval(result["data"]["text/plain"])))
+
+
+def _left_to_kernel(kernel: KernelInfo, op: str, *, asked: bool) -> str:
+    """What Ctrl-C during :func:`call_kernel` leaves: nothing, or the kernel doing what it was asked."""
+    if not asked:
+        return f"nothing was changed: kernel {kernel.pid} had not been asked anything yet"
+    if op == "commit":
+        return (f"stopped waiting for kernel {kernel.pid}, which goes on with the commit (a commit is written "
+                "whole or not at all: `txgit log` shows it once it is)")
+    return f"stopped waiting for kernel {kernel.pid}, which goes on with the {op} (`txgit status` shows where it is)"
 
 
 def _answer(answer: dict[str, Any]) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
 Pages (server-rendered HTML, the same fragments as the notebook views):
 
-    /                      the commit graph of every branch and tag, and a form to diff two commits
+    /                      the commit graph of every branch, remote-tracking branch and tag, and a form
+                           to diff two commits
     /commit/<rev>          one commit: its variables, what was not saved, its code
     /diff?a=<rev>&b=<rev>  what changed inside each variable from a to b
 

@@ -35,14 +35,18 @@ def format_date(when: datetime) -> str:
 
 
 def decorations(info: CommitInfo, branches: Mapping[str, str], tags: Mapping[str, str],
-                head_branch: str | None, head_id: str | None) -> list[str]:
-    """git's decorations for one commit: 'HEAD -> main', 'exp', 'tag: v1' (HEAD alone when detached)."""
+                head_branch: str | None, head_id: str | None,
+                remote_branches: Mapping[str, str] | None = None) -> list[str]:
+    """git's decorations for one commit: 'HEAD -> main', 'exp', 'origin/main', 'tag: v1' (HEAD alone
+    when detached). ``remote_branches``: remote-tracking branches (``origin/main`` -> commit id)."""
     out: list[str] = []
     if head_branch is None and head_id == info.id:
         out.append("HEAD")
     for name in sorted(branches, key=lambda b: (b != head_branch, b)):
         if branches[name] == info.id:
             out.append(f"HEAD -> {name}" if name == head_branch else name)
+    remote_branches = remote_branches or {}
+    out.extend(r for r in sorted(remote_branches) if remote_branches[r] == info.id)
     out.extend(f"tag: {t}" for t in sorted(tags) if tags[t] == info.id)
     return out
 

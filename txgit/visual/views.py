@@ -3,7 +3,7 @@
 Each view is an object with ``_repr_html_`` (Jupyter displays it as HTML) and
 ``__repr__`` (terminals and logs get text), built from a :class:`txgit.Workspace`:
 
-    LogView(ws)                  # the commit graph with branches, tags and what each commit changed
+    LogView(ws)                  # the commit graph with branches (origin/… too), tags and what each commit changed
     CommitView(ws, "HEAD~1")     # one commit: its variables, what was not saved, the cell code
     DiffView(ws, "main", "exp")  # what changed inside each variable (see txgit.visual.diffs)
 
@@ -17,7 +17,7 @@ the clipboard (JupyterLab).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from html import escape
 from typing import Any
 
@@ -49,6 +49,7 @@ CSS = """
   border-radius: 8px; font-size: 11px; background: #dcffe4; color: #165c26; border: 1px solid #85e89d; }
 .txgit-view .txgit-ref.head { background: #dbedff; color: #032f62; border-color: #79b8ff; }
 .txgit-view .txgit-ref.tag { background: #fff5b1; color: #735c0f; border-color: #ffdf5d; }
+.txgit-view .txgit-ref.remote { background: #ffeef0; color: #86181d; border-color: #fdaeb7; }
 .txgit-view .txgit-msg { margin: 0 6px; }
 .txgit-view .txgit-add { color: #22863a; }
 .txgit-view .txgit-del { color: #cb2431; }
@@ -87,10 +88,12 @@ def _id_link(info_id: str, href: Href | None) -> str:
             f'title="click: {escape(cmd)}" onclick="{escape(_CHECKOUT_JS)}">{short}</a>')
 
 
-def _refs_html(refs: list[str]) -> str:
+def _refs_html(refs: list[str], remote: Collection[str] = ()) -> str:
+    """Decorations as labels; ``remote``: which of them are remote-tracking branches (``origin/main``)."""
     out = []
     for ref in refs:
-        cls = "head" if ref.startswith("HEAD") else "tag" if ref.startswith("tag: ") else ""
+        cls = "head" if ref.startswith("HEAD") else "tag" if ref.startswith("tag: ") else \
+            "remote" if ref in remote else ""
         out.append(f'<span class="txgit-ref {cls}">{escape(ref)}</span>')
     return "".join(out)
 
@@ -155,21 +158,27 @@ def _commit_changes(ws: Workspace, info: CommitInfo) -> StateDiff:
 
 
 class _RefsOf:
-    """Branches, tags and HEAD, read once, to decorate commits like git does."""
+    """Branches, remote-tracking branches, tags and HEAD, read once, to decorate commits like git does."""
 
     def __init__(self, ws: Workspace) -> None:
         self.branches, self.tags, self.head_branch = ws.branches(), ws.tags(), ws.branch
+        self.remote_branches = ws.remote_branches()
         head = ws.head()
         self.head_id = head.id if head is not None else None
 
     def __call__(self, info: CommitInfo) -> list[str]:
-        return decorations(info, self.branches, self.tags, self.head_branch, self.head_id)
+        return decorations(info, self.branches, self.tags, self.head_branch, self.head_id, self.remote_branches)
+
+    @property
+    def remote(self) -> set[str]:
+        """The decorations that name remote-tracking branches (a local branch of that name wins)."""
+        return set(self.remote_branches) - set(self.branches)
 
 
 class LogView:
     """The commit graph: lanes for branches and merges, refs, messages, what each commit changed.
 
-    ``rev``: commits reachable from it (default: every branch and tag, like ``log --all``).
+    ``rev``: commits reachable from it (default: every branch, remote-tracking branch and tag, like ``log --all``).
     ``href``: commit id -> URL for links (the web view); None: click to check out (notebook).
     """
 
@@ -180,6 +189,7 @@ class LogView:
         self.commits: list[CommitInfo] = ws.log(rev, all_refs=all_refs, max_count=max_count)
         refs = _RefsOf(ws)
         self.refs = {c.id: refs(c) for c in self.commits}
+        self._remote = refs.remote
         self.changes = {c.id: _commit_changes(ws, c) for c in self.commits}
         self.layout = layout([(c.id, c.parents) for c in self.commits])
         self.href = href
@@ -193,7 +203,7 @@ class LogView:
         for c in self.commits:
             rows.append(
                 f'<div class="txgit-row" data-commit="{escape(c.id)}">{_id_link(c.id, self.href)} '
-                f'{_refs_html(self.refs[c.id])}<span class="txgit-msg">{escape(c.summary)}</span>'
+                f'{_refs_html(self.refs[c.id], self._remote)}<span class="txgit-msg">{escape(c.summary)}</span>'
                 f'<span class="txgit-dim" title="{escape(c.author)}">{escape(c.time.astimezone().strftime("%Y-%m-%d %H:%M"))}</span>&nbsp; '
                 f'{_changes_html(self.changes[c.id])}</div>'
             )
@@ -228,7 +238,9 @@ class CommitView:
     def __init__(self, ws: Workspace, rev: str = "HEAD", *, href: Href | None = None) -> None:
         self.workspace = ws
         self.info = ws.resolve(rev)
-        self.refs = _RefsOf(ws)(self.info)
+        refs = _RefsOf(ws)
+        self.refs = refs(self.info)
+        self._remote = refs.remote
         self.state = ws.state(self.info.id)
         self.changes = _commit_changes(ws, self.info)
         self.code = _cells(ws, self.info.id)
@@ -238,7 +250,7 @@ class CommitView:
         i = self.info
         parents = " ".join(_id_link(p, self.href) for p in i.parents) or '<span class="txgit-dim">none (root)</span>'
         out = [f'<div class="txgit-commit" data-commit="{escape(i.id)}">',
-               f'<div><b>commit</b> <code>{escape(i.id)}</code> {_refs_html(self.refs)}</div>',
+               f'<div><b>commit</b> <code>{escape(i.id)}</code> {_refs_html(self.refs, self._remote)}</div>',
                f'<div class="txgit-dim">{escape(i.author)} &lt;{escape(i.email)}&gt;, {escape(format_date(i.time))}'
                f' &middot; parents: {parents}</div>',
                f'<pre>{escape(i.message)}</pre>',

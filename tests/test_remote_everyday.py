@@ -1,0 +1,335 @@
+"""Remotes in everyday use, as a git user expects them (issue 21): remote-tracking branches in the
+log and the web page, fsck in a lazy clone, Ctrl-C in the middle of a transfer, progress bars.
+
+Every CLI check runs the real `txgit` in a subprocess, as a user types it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from conftest import session_namespace
+from txgit import Workspace
+
+
+def _alice(tmp_path: Path, remote: Path) -> Workspace:
+    """A workspace with one commit pushed to a local remote (blobs beside the bare repository)."""
+    ws = Workspace.init(tmp_path / "alice")
+    ws.commit(session_namespace("x = 1\nweights = list(range(1000))"), "first")
+    ws.remotes.add("origin", str(remote))
+    ws.push()
+    return ws
+
+
+def _serve(cwd: Path) -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen([sys.executable, "-m", "txgit", "serve", "--port", "0"], cwd=cwd,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    m = re.search(r"at (http://127\.0\.0\.1:\d+/) ", line)
+    if not m:
+        proc.kill()
+        raise AssertionError((line, proc.communicate()[1]))
+    return proc, m.group(1)
+
+
+# -- 10. remote-tracking branches in log, log --all and serve ------------------------------------
+
+def test_remote_tracking_branches_decorate_log_and_serve(tmp_path, run_txgit):
+    remote = tmp_path / "r.git"
+    alice = _alice(tmp_path, remote)
+    first = alice.head().id
+    run_txgit("clone", str(remote), "bob", cwd=tmp_path, check=True)
+    bob = tmp_path / "bob"
+    out = run_txgit("log", "--oneline", cwd=bob, check=True).stdout
+    assert out.splitlines()[0].startswith(f"{first[:8]} (HEAD -> main, origin/main) first"), out
+
+    alice.commit(session_namespace("x = 2\nweights = list(range(1000))"), "second")
+    second = alice.head().id
+    alice.push()
+    run_txgit("fetch", cwd=bob, check=True)
+    # bob's main is behind: log (from HEAD) stops at his tip, log --all shows what only origin/main reaches
+    out = run_txgit("log", "--oneline", cwd=bob, check=True).stdout
+    assert second[:8] not in out and out.splitlines()[0].startswith(f"{first[:8]} (HEAD -> main) first"), out
+    out = run_txgit("log", "--oneline", "--all", cwd=bob, check=True).stdout
+    assert out.splitlines()[:2] == [f"{second[:8]} (origin/main) second", f"{first[:8]} (HEAD -> main) first"], out
+    out = run_txgit("log", "--all", "--graph", "--oneline", cwd=bob, check=True).stdout
+    assert f"{second[:8]} (origin/main) second" in out, out
+    out = run_txgit("log", "origin/main", cwd=bob, check=True).stdout
+    assert f"commit {second} (origin/main)" in out, out
+
+    # the web page: the fetched commit is in the graph, labelled origin/main as a remote branch
+    proc, url = _serve(bob)
+    try:
+        html = urllib.request.urlopen(url, timeout=10).read().decode()
+        page = urllib.request.urlopen(f"{url}commit/{second}", timeout=10).read().decode()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert f'data-commit="{second}"' in html and "2 commits" in html
+    assert '<span class="txgit-ref remote">origin/main</span>' in html
+    assert '<span class="txgit-ref head">HEAD -&gt; main</span>' in html
+    assert '<span class="txgit-ref remote">origin/main</span>' in page
+    assert f"{second[:8]} (origin/main) second" in html  # in the diff form's choices too
+
+
+# -- 5. fsck in a lazy clone: not downloaded yet, or missing everywhere -------------------------
+
+def test_fsck_in_a_lazy_clone_tells_not_downloaded_from_missing(tmp_path, run_txgit):
+    remote = tmp_path / "r.git"
+    alice = _alice(tmp_path, remote)
+    alice.commit(session_namespace("x = 2\nweights = list(range(1000))\nnotes = 'v2'"), "second")
+    alice.push()
+    run_txgit("clone", str(remote), "bob", cwd=tmp_path, check=True)  # lazy: no blob yet
+    bob = tmp_path / "bob"
+    named = set().union(*(g.chunk_names() for c in alice.log() for g in alice.state(c.id).groups.values()))
+
+    proc = run_txgit("fsck", cwd=bob)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == (f"{len(named)} blobs not downloaded yet: on remote origin (fetched when a state needs them, "
+                        "or all now with `txgit fetch --eager origin`)") and len(lines) == 2, lines
+    assert re.fullmatch(rf"checked \d+ commits, {len(named)} blobs: ok \({len(named)} not downloaded yet\)", lines[1])
+
+    # a blob gone from the remote too is missing everywhere: the one problem, naming whom fsck asked
+    lost = alice.state().groups[alice.state().variables["notes"].group].chunk_names()[0]
+    (remote / "txgit-objects" / lost[:2] / lost[2:]).unlink()
+    proc = run_txgit("fsck", cwd=bob)
+    assert proc.returncode == 1
+    assert f"missing blob {lost} (notes in commit {alice.head().short_id}): on no remote (asked origin)" \
+        in proc.stdout, proc.stdout
+    assert f"{len(named) - 1} blobs not downloaded yet: on remote origin" in proc.stdout
+    assert re.fullmatch(rf"txgit: error: checked \d+ commits, {len(named)} blobs: 1 problem\n", proc.stderr)
+
+
+def test_fsck_repair_tries_the_reachable_remotes_and_says_which(tmp_path, run_txgit):
+    from servers import S3_ENV, free_port
+
+    remote = tmp_path / "r.git"
+    alice = _alice(tmp_path, remote)
+    run_txgit("clone", str(remote), "bob", cwd=tmp_path, check=True)
+    bob = tmp_path / "bob"
+    # a second remote whose storage does not answer (nothing listens on that port), configured first
+    dead = f"http://127.0.0.1:{free_port()}"
+    run_txgit("remote", "add", "backup", str(tmp_path / "b.git"), "--storage", "s3://gone/blobs",
+              "--storage-option", f"endpoint_url={dead}", "--storage-option",
+              'config_kwargs={"retries": {"max_attempts": 1}, "connect_timeout": 2}', cwd=bob, check=True)
+    run_txgit("fetch", "--eager", "origin", cwd=bob, check=True)  # every blob here now
+    ws = Workspace.open(bob)
+    rotten = ws.state().groups[ws.state().variables["weights"].group].chunk_names()[0]
+    Path(ws.store.path(rotten)).write_bytes(b"bit rot")
+
+    proc = run_txgit("fsck", cwd=bob, env=S3_ENV)
+    assert proc.returncode == 1
+    assert f"corrupt blob {rotten} (weights in commit {alice.head().short_id}) (remote origin has a copy: " \
+           "`txgit fsck --repair` fetches it)" in proc.stdout, proc.stdout
+
+    proc = run_txgit("fsck", "--repair", cwd=bob, env=S3_ENV)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == f"repair: tried origin ({remote / 'txgit-objects'}): 1 blob repaired", lines
+    assert lines[1].startswith(f"repair: not tried backup (s3://gone/blobs): remote storage s3://gone/blobs at "
+                               f"endpoint {dead} failed"), lines
+    assert f"repaired blob {rotten} from {remote / 'txgit-objects'}" in lines
+    assert lines[-1].endswith(": ok (1 repaired)")
+    assert run_txgit("fsck", cwd=bob, check=True).stdout.strip().endswith(": ok")
+
+
+# -- 7. progress with totals known in advance ---------------------------------------------------
+
+def _checked_progress(calls: list[tuple[str, int, int]], phase: str) -> int:
+    """The (phase, done, total) calls a transfer made: total known and the same from the first call,
+    which says 0 done; done grows to it. Returns the total."""
+    assert len(calls) > 2, calls  # several batches, so several steps
+    total = calls[0][2]
+    assert calls[0] == (phase, 0, total) and total > 0, calls[:3]
+    assert all(p == phase and t == total for p, _, t in calls), calls
+    done = [d for _, d, _ in calls]
+    assert done == sorted(done) and done[-1] == total, done
+    return total
+
+
+def test_progress_totals_are_known_from_the_first_call(tmp_path):
+    ws = Workspace.init(tmp_path / "a")
+    # 120 small variables (120 blobs: four batches) and one of 2.5 MiB (three chunks, the last one shorter)
+    code = "\n".join(f"v{i} = bytes(range(256)) * {i + 1}" for i in range(120))
+    ws.commit(session_namespace(code + "\nbig = __import__('os').urandom(5 << 19)"), "many blobs")
+    ws.remotes.add("origin", str(tmp_path / "r.git"))
+    up: list[tuple[str, int, int]] = []
+    pushed = ws.push(progress=lambda *call: up.append(call))
+    assert _checked_progress(up, "upload") == pushed.bytes_uploaded  # the records' sizes are the bytes moved
+
+    down: list[tuple[str, int, int]] = []
+    clone = Workspace.clone(str(tmp_path / "r.git"), tmp_path / "b", eager=True,
+                            progress=lambda *call: down.append(call))
+    total = _checked_progress(down, "download")
+    assert total == pushed.bytes_uploaded == sum(os.path.getsize(clone.store.path(n)) for n in clone.store.names())
+
+
+def test_the_cli_shows_a_bar_on_a_terminal(tmp_path):
+    """`txgit clone --eager` on a terminal (a pty): a bar that starts at 0 of the known total."""
+    import pty
+
+    ws = Workspace.init(tmp_path / "a")
+    # 9.8 MB in 300 blobs (past the 8 MiB from which a bar is shown), in ten batches
+    code = "import os\n" + "\n".join(f"v{i} = os.urandom(32 << 10)" for i in range(300))
+    ws.commit(session_namespace(code), "9.8 MB")
+    ws.remotes.add("origin", str(tmp_path / "r.git"))
+    ws.push()
+    main, child = pty.openpty()
+    env = {**os.environ, "TERM": "xterm", "COLUMNS": "120", "TXGIT_DEBUG_TRANSFER_DELAY": "0.4"}
+    proc = subprocess.Popen([sys.executable, "-m", "txgit", "clone", "--eager", str(tmp_path / "r.git"), "b"],
+                            cwd=tmp_path, stdin=child, stdout=child, stderr=child, env=env)
+    os.close(child)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(main, 65536)
+        except OSError:  # EIO: the command ended and closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    assert proc.wait(60) == 0
+    os.close(main)
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out.decode(errors="replace"))
+    assert "downloading blobs" in text and "━" in text, text[-2000:]
+    frames = [(float(a), float(b)) for a, b in re.findall(r"(\d+\.\d+)/(\d+\.\d+) MB", text)]
+    assert frames and frames[0][0] == 0.0, frames  # the bar starts at nothing done...
+    assert {t for _, t in frames} == {frames[0][1]} and frames[0][1] >= 9.8, frames  # ...of a total known from the start
+    assert "Cloned" in text
+
+
+# -- 6. Ctrl-C in the middle of push, fetch, clone and commit -------------------------------------
+
+def _interrupt_when(args: list[str], cwd: Path, ready, *, delay: str = "2") -> tuple[int, str, str]:
+    """Start `txgit ARGS` with slowed transfers, send it SIGINT (Ctrl-C) once ``ready()`` holds, and
+    return (exit status, stdout, stderr)."""
+    import signal
+
+    proc = subprocess.Popen([sys.executable, "-m", "txgit", *args], cwd=cwd, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "TXGIT_DEBUG_TRANSFER_DELAY": delay})
+    deadline = time.time() + 60
+    while time.time() < deadline and proc.poll() is None and not ready():
+        time.sleep(0.01)
+    assert proc.poll() is None, proc.communicate()  # still running: the interrupt comes mid-transfer
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    return proc.returncode, out, err
+
+
+def _files(folder: Path) -> set[Path]:
+    return {p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".tmp-")} if folder.exists() \
+        else set()
+
+
+def _remote_is_whole(ws: Workspace, remote: Path) -> list[str]:
+    """The remote's branches, each naming a commit all of whose blobs its storage holds."""
+    import pygit2
+
+    repo = pygit2.Repository(str(remote))
+    held = {p.parent.name + p.name for p in _files(remote / "txgit-objects")}
+    heads = [r for r in repo.references if r.startswith("refs/heads/")]
+    for ref in heads:
+        tip = str(repo.references[ref].target)
+        named = ws.remotes._blobs_of(ws.remotes._new_commits([tip], []))[0]
+        assert named <= held, f"{ref} names {len(named - held)} blobs {remote} lacks"
+    return heads
+
+
+def _many(n: int = 400) -> dict:
+    return session_namespace("\n".join(f"v{i} = list(range({i}, {i} + 50))" for i in range(n)))
+
+
+def test_ctrl_c_during_push_says_nothing_changed_on_the_remote(tmp_path, run_txgit):
+    remote = tmp_path / "r.git"
+    alice = _alice(tmp_path, remote)
+    before = alice.head().id
+    alice.commit(_many(), "400 variables")
+    store = remote / "txgit-objects"
+    had = len(_files(store))
+    code, out, err = _interrupt_when(["push"], alice.root, lambda: len(_files(store)) > had)
+    assert code == 130, (out, err)
+    uploaded = len(_files(store)) - had
+    assert err.splitlines() == [
+        f"txgit: interrupted: nothing was changed on origin: its branches are where they were ({uploaded} of 400 "
+        "blobs were uploaded already: the next push sends only the rest)"], err
+    assert 0 < uploaded < 400 and out == ""
+    assert _remote_is_whole(alice, remote) == ["refs/heads/main"]
+    assert str(__import__("pygit2").Repository(str(remote)).references["refs/heads/main"].target) == before
+    assert run_txgit("fsck", cwd=alice.root).returncode == 0
+    # pushed again, it sends the rest only
+    out = run_txgit("push", cwd=alice.root, check=True).stdout
+    assert f"{400 - uploaded} of 400 blobs uploaded" in out
+
+    # a push that creates the remote takes it away again when interrupted
+    run_txgit("remote", "add", "fresh", str(tmp_path / "new.git"), cwd=alice.root, check=True)
+    code, out, err = _interrupt_when(["push", "fresh"], alice.root, lambda: bool(_files(tmp_path / "new.git")))
+    assert code == 130 and err == (f"txgit: interrupted: nothing was changed on fresh: what this push had created "
+                                   f"was removed ({tmp_path / 'new.git'})\n"), err
+    assert not (tmp_path / "new.git").exists()
+
+
+def test_ctrl_c_during_clone_and_fetch(tmp_path, run_txgit):
+    remote = tmp_path / "r.git"
+    alice = _alice(tmp_path, remote)
+    alice.commit(_many(), "400 variables")
+    alice.push()
+
+    objects = tmp_path / "c" / ".txgit" / "objects"
+    code, out, err = _interrupt_when(["clone", "--eager", str(remote), "c"], tmp_path,
+                                     lambda: bool(_files(objects)))
+    assert code == 130 and err == (f"txgit: interrupted: nothing was cloned: the half-made workspace was removed "
+                                   f"({tmp_path / 'c'})\n"), (out, err)
+    assert not (tmp_path / "c").exists()
+
+    run_txgit("clone", str(remote), "bob", cwd=tmp_path, check=True)
+    bob = tmp_path / "bob"
+    alice.commit(_many(300) | {"extra": list(range(5000))}, "more")
+    alice.push()
+    objects = bob / ".txgit" / "objects"
+    code, out, err = _interrupt_when(["fetch", "--eager"], bob, lambda: bool(_files(objects)))
+    assert code == 130, (out, err)
+    m = re.fullmatch(r"txgit: interrupted: the fetch from origin had updated origin/main; (\d+) of (\d+) blobs were "
+                     r"downloaded \(the others come on demand, or with `txgit fetch --eager`\)\n", err)
+    assert m and 0 < int(m.group(1)) < int(m.group(2)), err
+    assert run_txgit("log", "--oneline", "-n", "1", "origin/main", cwd=bob, check=True).stdout.startswith(
+        f"{alice.head().short_id} (origin/main) more")
+    proc = run_txgit("fsck", cwd=bob)  # whole: what did not come yet is on the remote
+    assert proc.returncode == 0 and "not downloaded yet: on remote origin" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_ctrl_c_during_a_terminal_commit_of_a_large_state(tmp_path, run_txgit):
+    """`txgit commit` of a kernel's large state, interrupted: the terminal stops waiting and says the
+    kernel goes on; the kernel's commit lands whole, and fsck passes."""
+    from kernelutil import Kernel
+
+    ws = Workspace.init(tmp_path / "ws")
+    started = tmp_path / "pickling-started"
+    k = Kernel(ws.root)
+    try:
+        k.ok("%load_ext txgit\n%txgit auto off")
+        # 64 MB of data, and objects slow to pickle (0.05 s each): a commit that takes a few seconds,
+        # which says when it has started
+        k.ok("import os, time\nbig = os.urandom(64 << 20)\n"
+             "class Slow:\n    def __init__(self, i): self.i = i\n"
+             "    def __reduce__(self):\n"
+             f"        open({str(started)!r}, 'a').close(); time.sleep(0.05); return (Slow, (self.i,))\n"
+             "slow = [Slow(i) for i in range(60)]")
+        code, out, err = _interrupt_when(["commit", "-m", "large"], ws.root, started.exists)
+        assert code == 130, (out, err)
+        assert err == (f"txgit: interrupted: stopped waiting for kernel {k.pid}, which goes on with the commit (a "
+                       "commit is written whole or not at all: `txgit log` shows it once it is)\n"), err
+        k.ok("1")  # the kernel answers once it is done with the commit
+        k.settle()
+        ws = Workspace.open(ws.root)
+        assert ws.head().summary == "large" and len(ws.load("big")) == 64 << 20
+        proc = run_txgit("fsck", cwd=ws.root)
+        assert proc.returncode == 0 and proc.stdout.strip().endswith(": ok"), proc.stdout + proc.stderr
+    finally:
+        k.shutdown()
