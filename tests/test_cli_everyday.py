@@ -293,6 +293,28 @@ def test_branch_f_on_an_existing_branch_says_reset(tmp_path, run_txgit):
     assert "      1 variable, committed " in run_txgit("status", cwd=tmp_path, check=True).stdout  # not "1 variables"
 
 
+def test_tag_f_on_an_existing_tag_says_updated(tmp_path, run_txgit):
+    ws = Workspace.init(tmp_path)
+    ns = session_namespace("x = 1")
+    one = ws.commit(ns, "one").info
+    ns["x"] = 2
+    two = ws.commit(ns, "two").info
+    out = run_txgit("tag", "v1", "HEAD~1", cwd=tmp_path, check=True).stdout
+    assert out == f"Tagged {one.short_id} one as v1\n"
+    assert_one_line_error(run_txgit("tag", "v1", cwd=tmp_path), "v1")  # exists: -f needed
+    out = run_txgit("tag", "-f", "v1", cwd=tmp_path, check=True).stdout
+    assert out == f"Updated tag v1 (was {one.short_id}): now {two.short_id} two\n"
+    assert ws.tags()["v1"] == two.id
+
+
+def test_oneline_colours_the_id_not_the_message(long_history):
+    code, screen = on_a_terminal(["--no-pager", "log", "--oneline", "-n", "2"], long_history)
+    assert code == 0 and "33" in colours(screen)  # the ids are yellow ...
+    before = screen[:screen.index("step 38")]
+    last = re.findall(r"\x1b\[([0-9;]*)m", before)[-1]
+    assert "33" not in last.split(";"), repr(screen)  # ... the message is not
+
+
 def test_checkout_counts_every_name_it_kept(tmp_path):
     """Imports the namespace already has, and unpicklable values it holds, stay: they are kept, not
     left out of the count (and not reported as not restored)."""

@@ -207,3 +207,28 @@ def test_auto_on_commits_the_changes_made_while_it_was_off(tmp_path, run_txgit):
         k.shutdown()
     log = run_txgit("log", cwd=ws.root, check=True).stdout
     assert "changes made with auto-commit off (cells [4]-[6])" in log and "changes made with auto-commit off (cell [15])" in log
+
+
+# -- what a terminal and the magics say about a kernel's commit and checkout -----------------------
+
+def test_commit_and_checkout_reports_from_magic_and_terminal(tmp_path, run_txgit):
+    """One variable is "1 variable"; a terminal checkout into the kernel counts what it kept, as the magic does."""
+    ws = Workspace.init(tmp_path / "ws")
+    k = Kernel(ws.root)
+    try:
+        k.ok("%load_ext txgit")
+        k.ok("%txgit auto off")
+        k.ok("x = 1")
+        said = k.ok("%txgit commit -m one").stdout
+        assert ": 1 variable, 1 serialized, " in said, said
+        first = ws.head().id
+        k.ok("y = 3")
+        out = run_txgit("commit", "-m", "two", cwd=ws.root, check=True).stdout
+        assert out.startswith("[kernel ") and ": 2 variables, 1 serialized" in out, out
+        out = run_txgit("checkout", first, cwd=ws.root, check=True).stdout
+        assert f"checked out {first[:8]} (detached): loaded 0, kept 1, removed 1" in out, out  # x kept, y removed
+        out = run_txgit("checkout", "main", cwd=ws.root, check=True).stdout
+        assert "checked out branch main: loaded 1, kept 1, removed 0" in out, out
+        assert k.value("(x, y)") == (1, 3)
+    finally:
+        k.shutdown()

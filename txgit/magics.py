@@ -23,7 +23,7 @@ from IPython.core.magic import Magics, line_magic, magics_class
 from txgit.errors import NothingToCommit, TxgitError
 from txgit.reuse import ipython as reuse_ipython
 from txgit.sessions import ipython as kernel_side
-from txgit.visual.text import left_behind_warning
+from txgit.visual.text import left_behind_warning, plural
 
 USAGE = """usage: %txgit VERB [ARGS]
   commit -m MSG [--allow-empty]
@@ -107,7 +107,7 @@ def _on_off(args: list[str], verb: str) -> bool:
 
 def _print_commit(s: Any, r: Any) -> None:
     print(f"[{s.branch or 'detached'} {r.info.short_id}] {r.info.summary}: "
-          f"{r.variables} variables, {len(r.serialized_names)} serialized, {r.bytes_written} bytes written")
+          f"{plural(r.variables, 'variable')}, {len(r.serialized_names)} serialized, {r.bytes_written} bytes written")
     for name, why in r.skipped.items():
         print(f"  not saved: {name} ({why})")
 

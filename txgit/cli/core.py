@@ -197,7 +197,8 @@ def _entry(info: CommitInfo, refs: _Refs, oneline: bool, changes: str | None) ->
     """The lines of one log entry (without graph)."""
     decor = refs.text(info)
     if oneline:
-        line = Text(info.short_id, style="yellow")
+        line = Text()
+        line.append(info.short_id, style="yellow")  # only the id: Text(id, style=...) would colour the whole line
         if decor:
             line.append(" ").append_text(decor)
         line.append(" " + info.summary)
@@ -438,8 +439,12 @@ def tag(
         _out(f"Deleted tag {name} (was {gone[:8] if gone else '?'})")
         return
     if name is not None:
+        was = ws.tags().get(name)
         info = ws.create_tag(name, rev or "HEAD", message, force=force)
-        _out(f"Tagged {info.short_id} {info.summary} as {name}")
+        if was is not None:  # only reachable with -f, as git's "Updated tag"
+            _out(f"Updated tag {name} (was {was[:8]}): now {info.short_id} {info.summary}")
+        else:
+            _out(f"Tagged {info.short_id} {info.summary} as {name}")
         return
     if rev is not None or message is not None:
         raise _usage("give a tag name")

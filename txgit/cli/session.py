@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 
 from txgit.cli.app import app, console
+from txgit.visual.text import plural
 from txgit.workspace import Workspace
 
 
@@ -34,7 +35,7 @@ def commit(
         console.print(f"[kernel {k.pid}] {e}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
     console.print(f"[kernel {k.pid}] committed {answer['commit'][:8]} on {answer.get('branch') or 'detached HEAD'}: "
-                  f"{answer['variables']} variables, {len(answer['serialized'])} serialized", markup=False,
+                  f"{plural(answer['variables'], 'variable')}, {len(answer['serialized'])} serialized", markup=False,
                   highlight=False, soft_wrap=True)
     for name, why in answer.get("skipped", {}).items():
         console.print(f"  not saved: {name} ({why})", markup=False, highlight=False)
@@ -44,7 +45,7 @@ def print_kernel_checkout(answer: dict, pid: int) -> None:
     """What `txgit checkout` prints after checking out into an attached kernel."""
     where = f"branch {answer['branch']}" if answer.get("branch") else f"{answer['commit'][:8]} (detached)"
     console.print(f"[kernel {pid}] checked out {where}: loaded {len(answer['loaded'])}, "
-                  f"removed {len(answer['removed'])}", markup=False, highlight=False)
+                  f"kept {len(answer.get('kept', []))}, removed {len(answer['removed'])}", markup=False, highlight=False)
     for name, why in answer.get("not_restored", {}).items():
         console.print(f"  not restored: {name}: {why}", markup=False, highlight=False)
     if answer.get("recomputed"):

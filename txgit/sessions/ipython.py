@@ -344,7 +344,7 @@ def handle(s: NamespaceSession, req: dict[str, Any]) -> dict[str, Any]:
                            safe=safe)
         else:
             c = s.reset(req["rev"], force=bool(req.get("force")), trust=trust, safe=safe)
-        return {"commit": c.info.id, "branch": c.branch, "loaded": c.loaded, "removed": c.removed,
+        return {"commit": c.info.id, "branch": c.branch, "loaded": c.loaded, "kept": c.kept, "removed": c.removed,
                 "not_restored": c.not_restored, "recomputed": c.recomputed, "drift": c.drift,
                 "left_behind": c.left_behind, "left_from": c.left_from, "upstream": c.upstream}
     if op == "status":

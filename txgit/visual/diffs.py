@@ -28,6 +28,7 @@ from typing import Any
 
 from txgit.errors import TxgitError
 from txgit.state import UNPICKLABLE, VarRecord
+from txgit.visual.text import plural
 from txgit.workspace import StateDiff, Workspace
 
 SAMPLE_ROWS = 5
@@ -227,10 +228,6 @@ def compare_arrays(old: Any, new: Any) -> ValueDiff:
     return out
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n:,} {word}{'' if n == 1 else 's'}"
-
-
 def _num(x: float) -> str:
     return f"{x:.6g}"
 
@@ -280,9 +277,9 @@ def compare_frames(old: Any, new: Any) -> ValueDiff:
         out.facts.append("rows not compared: the index has duplicates and the lengths differ")
         return out
     if len(rows_added):
-        out.facts.append(f"{_plural(len(rows_added), 'row')} added")
+        out.facts.append(f"{plural(len(rows_added), 'row')} added")
     if len(rows_removed):
-        out.facts.append(f"{_plural(len(rows_removed), 'row')} removed")
+        out.facts.append(f"{plural(len(rows_removed), 'row')} removed")
     out.details.update(rows_added=int(len(rows_added)), rows_removed=int(len(rows_removed)))
     if not common or not len(o):
         out.details.update(rows_changed=0, cells_changed=0)
@@ -306,7 +303,7 @@ def compare_frames(old: Any, new: Any) -> ValueDiff:
     if max_abs is not None:
         out.details["max_abs_diff"] = max_abs
     if changed_rows.size:
-        out.facts.append(f"{_plural(int(changed_rows.size), 'row')} changed ({_plural(int(diff_mask.sum()), 'cell')})"
+        out.facts.append(f"{plural(int(changed_rows.size), 'row')} changed ({plural(int(diff_mask.sum()), 'cell')})"
                          + (f", max abs difference {_num(max_abs)}" if max_abs is not None else ""))
         cols = [j for j in range(len(common)) if diff_mask[:, j].any()][:SAMPLE_COLUMNS]
         rows = []

@@ -113,9 +113,14 @@ def truncated_repr(value: Any, *, max_lines: int = 40, max_chars: int = 4000) ->
     return text + ("\n" + tail if cut else "")
 
 
+def plural(count: int, word: str) -> str:
+    """``1 variable``, ``2 variables``: the count and the word, in the number English wants."""
+    return f"{count:,} {word}{'' if count == 1 else 's'}"
+
+
 def left_behind_warning(count: int, last: str, verb: str = "txgit") -> str:
     """Git's warning when leaving commits that no branch holds, with the command that keeps them
     (``verb``: ``%txgit`` in a notebook)."""
     them = "them" if count != 1 else "it"
-    return (f"Warning: leaving {count} commit{'s' if count != 1 else ''} behind, not connected to any branch "
+    return (f"Warning: leaving {plural(count, 'commit')} behind, not connected to any branch "
             f"(last: {last[:8]}); keep {them} with: {verb} branch NAME {last[:8]}")
