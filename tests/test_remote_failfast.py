@@ -251,6 +251,22 @@ def test_s3_errors_name_the_endpoint(tmp_path, run_txgit, s3):
     assert_one_line_error(proc, f"remote storage s3://bucket/x at endpoint {dead} failed", "Could not connect")
 
 
+def test_unresponsive_s3_endpoint_fails_within_the_timeout(tmp_path, run_txgit):
+    """An S3 server that accepts connections and never answers: push and clone stop after the remote
+    timeout (a few tries of it), not after botocore's and s3fs's retries of a 60 s read timeout each."""
+    a = tmp_path / "a"
+    _workspace(a)
+    with silent_listener() as port:
+        endpoint = f"http://127.0.0.1:{port}"
+        run_txgit("remote", "add", "hung", str(tmp_path / "h.git"), "--storage", "s3://bucket/x",
+                  "--storage-option", f"endpoint_url={endpoint}", cwd=a, check=True)
+        proc, seconds = _timed(run_txgit, "push", "hung", cwd=a, env={**S3_ENV, **TIMEOUT})
+        assert_one_line_error(proc, f"remote storage s3://bucket/x at endpoint {endpoint} failed",
+                              "no answer within 3 s", "remote.timeout")
+        assert seconds < BOUND, seconds
+        assert not (tmp_path / "h.git").exists()
+
+
 def test_s3_error_without_an_endpoint_says_it_is_aws(monkeypatch):
     """No request is made: the store is only built, and the error message is formed from what it knows."""
     for k in list(os.environ):

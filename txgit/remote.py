@@ -91,8 +91,9 @@ _WORKERS = 8  # transfers in flight for blocking backends (folders): remote stor
 # enough to keep a connection pool of _S3_POOL busy, few enough to bound memory (chunks <= 1 MiB).
 _ASYNC_BATCH_BLOBS = 128
 _S3_POOL = 64  # connections per S3 client (botocore's default, 10, caps requests in flight at 10)
+_S3_TRIES = 2  # s3fs's tries of one request when a remote timeout is set (its default is 5)
 _HEAD_CHECKS_UPTO = 64  # up to this many names, ask per blob (in parallel); past it, list the store once
-DEFAULT_TIMEOUT = 30.0  # seconds a git remote may stay silent before we give up on it
+DEFAULT_TIMEOUT = 30.0  # seconds a git remote (or an S3 request) may stay silent before we give up on it
 TIMEOUT_ENV = "TXGIT_REMOTE_TIMEOUT"
 TIMEOUT_KEY = "txgit.remote-timeout"  # in the workspace's (or the user's global) git config
 SLOW_AFTER = 1.0  # seconds without an answer before the CLI says "connecting to URL ..."
@@ -227,11 +228,15 @@ class _Watch:
                 self._show(None)
 
 
+def _timeout_note(timeout: float) -> str:
+    return (f"no answer within {timeout:g} s; {TIMEOUT_ENV} or `txgit config remote.timeout SECONDS` "
+            "sets how long to wait")
+
+
 def _git_error(remote: Remote, e: Exception, timeout: float | None = None) -> RemoteError:
     text = " ".join(str(e).split()) or type(e).__name__
     if timeout and "timed out" in text:
-        text += (f" (no answer within {timeout:g} s; {TIMEOUT_ENV} or `txgit config remote.timeout SECONDS` "
-                 "sets how long to wait)")
+        text += f" ({_timeout_note(timeout)})"
     return RemoteError(f"cannot reach remote {remote.name!r} ({remote.url}): {text}")
 
 
@@ -253,10 +258,13 @@ def _s3_endpoint(options: Mapping[str, Any], fs: Any = None) -> str | None:
     return None
 
 
-def _storage_error(url: str, e: Exception, options: Mapping[str, Any] | None = None, fs: Any = None) -> RemoteError:
+def _storage_error(url: str, e: Exception, options: Mapping[str, Any] | None = None, fs: Any = None,
+                   timeout: float = 0.0) -> RemoteError:
     text = " ".join(f"{type(e).__name__}: {e}".split())
     if len(text) > 300:
         text = text[:299] + "…"
+    if timeout and ("timeout" in text.lower() or "timed out" in text):
+        text += f" ({_timeout_note(timeout)})"
     if fsspec.core.split_protocol(url)[0] not in ("s3", "s3a"):
         return RemoteError(f"remote storage {url} failed: {text}")
     # Most S3 failures are a wrong endpoint, bucket or key: say which endpoint was asked and how to change it.
@@ -296,12 +304,22 @@ class RemoteStore(ObjectStore):
 
     create_on_open = False
 
-    def __init__(self, url: str, **storage_options: Any) -> None:
+    def __init__(self, url: str, *, timeout: float = 0.0, **storage_options: Any) -> None:
+        """``timeout``: seconds a network store may stay silent (0: the backend's defaults)."""
         self.options = dict(storage_options)  # as given: named in error messages (the endpoint)
-        if fsspec.core.split_protocol(url)[0] in ("s3", "s3a"):
+        self.timeout = timeout
+        s3 = fsspec.core.split_protocol(url)[0] in ("s3", "s3a")
+        if s3:
             # Many small blobs go up concurrently: a larger pool, unless the user chose one.
             config = dict(storage_options.get("config_kwargs") or {})
             config.setdefault("max_pool_connections", _S3_POOL)
+            if timeout:
+                # botocore waits 60 s for an answer and retries 4 times, and s3fs retries that 5 times:
+                # a server that accepts and never answers held a push for 20 minutes. Wait `timeout`
+                # per try, leave the retrying to s3fs (it also backs off on SlowDown), and try twice.
+                config.setdefault("connect_timeout", timeout)
+                config.setdefault("read_timeout", timeout)
+                config.setdefault("retries", {"max_attempts": 1, "mode": "standard"})
             storage_options = {**storage_options, "config_kwargs": config}
         if "::" not in url:
             # fsspec hands back a cached instance for equal arguments, with the credentials it resolved
@@ -311,6 +329,8 @@ class RemoteStore(ObjectStore):
             super().__init__(url, **storage_options)
         except Exception as e:  # e.g. s3fs not installed, unknown protocol, bad option
             raise _storage_error(url, e, self.options) from e
+        if s3 and timeout and isinstance(getattr(self.fs, "retries", None), int):
+            self.fs.retries = min(self.fs.retries, _S3_TRIES)
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
@@ -319,7 +339,7 @@ class RemoteStore(ObjectStore):
         except TxgitError:
             raise
         except Exception as e:  # fsspec backends raise their SDK's errors: make them one line
-            raise _storage_error(self.url, e, self.options, self.fs) from e
+            raise _storage_error(self.url, e, self.options, self.fs, self.timeout) from e
 
     def missing(self, names: Iterable[str]) -> set[str]:
         """Which names the store lacks: per-blob checks in parallel for a few, one listing for many."""
@@ -716,10 +736,11 @@ class Remotes:
         environment, so keys set in ``os.environ`` (say, in a running kernel) take effect at the next call."""
         r = self.get(remote) if isinstance(remote, str) else remote
         url = self.storage_url(r)
-        key = (url, json.dumps(r.storage_options, sort_keys=True), _credential_fingerprint())
+        timeout = remote_timeout(self.repo)
+        key = (url, json.dumps(r.storage_options, sort_keys=True), _credential_fingerprint(), timeout)
         cached = self._stores.get(r.name)
         if cached is None or cached[0] != key:
-            cached = (key, RemoteStore(url, **r.storage_options))
+            cached = (key, RemoteStore(url, timeout=timeout, **r.storage_options))
             self._stores[r.name] = cached
         return cached[1]
 

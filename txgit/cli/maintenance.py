@@ -110,8 +110,8 @@ def gc(
 
 
 CONFIG_KEYS = {"gc.budget": "the storage budget for the automatic `gc --budget` after commits (e.g. 5GB)",
-               "remote.timeout": f"seconds a git remote may stay silent before push, fetch, pull or clone give up "
-                                 f"(default {DEFAULT_TIMEOUT:g}, 0: no limit; {TIMEOUT_ENV} overrides it)"}
+               "remote.timeout": f"seconds a git remote or S3 storage may stay silent before push, fetch, pull or "
+                                 f"clone give up (default {DEFAULT_TIMEOUT:g}, 0: no limit; {TIMEOUT_ENV} overrides it)"}
 
 
 @app.command()
