@@ -22,7 +22,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from txgit.state import UNPICKLABLE, VALUE, MODULE, VarRecord, is_variable_name, restore, snapshot
+from txgit.state import UNPICKLABLE, VALUE, MODULE, VarRecord, is_variable_name, restore
 from txgit.state.summary import type_name
 from txgit.state.snapshot import shared_ids
 from txgit.sessions import opslog
@@ -1042,7 +1042,9 @@ class NamespaceSession:
             names = self.variable_names() | (set(state.variables) - self.unloaded)
         names = {n for n in names if self.is_variable(n)}
         with self._without_hidden():
-            now = snapshot(self.namespace, sorted(n for n in names if n in self.namespace)).variables
+            # as a commit would record them: a restored value that was only read pickles to other bytes
+            # than the commit it came from, and is still that commit's (see RestoredGroups)
+            now = self.workspace.live_records(self.namespace, names)
         changed = set()
         for n in names:
             old = state.variables.get(n)
