@@ -22,11 +22,12 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from txgit.state import UNPICKLABLE, VALUE, MODULE, VarRecord, is_variable_name, restore, snapshot
+from txgit.state import UNPICKLABLE, VALUE, MODULE, VarRecord, is_variable_name, restore
 from txgit.state.summary import type_name
 from txgit.state.snapshot import shared_ids
 from txgit.sessions import opslog
 from txgit.sessions.operations import Operation, OperationWatch, content_origin, output_origin
+from txgit.sessions.detect import UnnamedChanges, group_candidates, used_packages
 from txgit.sessions.tracking import CellChanges, CellTracker
 from txgit.errors import MergeInProgress as MergeInProgressError, NothingToCommit, TxgitError
 from txgit.gitwriter import GitWriter
@@ -126,6 +127,8 @@ class NamespaceSession:
         self._written: set[str] = set()  # names set or deleted here while fresh: those are not carried
         self._not_restored: dict[str, str] = {}  # name -> why: of the last checkout, carried as ``unloaded``
         self._tracker: CellTracker | None = None
+        # fingerprints of values a library may change without the cell naming them (see detect.py)
+        self.unnamed = UnnamedChanges()
         self._started = 0.0
         # Auto-commits written by a background thread (see commit()); off unless the host turns it on.
         self.background = False
@@ -175,6 +178,8 @@ class NamespaceSession:
         """Call just before ``code`` (plain Python) runs; ``source``: what the user typed, if different;
         ``tree``: ``ast.parse(code)``, if the caller has it."""
         self._tracker = CellTracker(self.namespace, code, self.is_variable, tree)
+        if self._tracker.names.opaque is None:
+            self._baseline_unnamed(self._tracker.names.touched | self._tracker.reached, self._tracker.before)
         self._python = code
         self._code = code if source is None else source
         self._replayed = None
@@ -189,6 +194,38 @@ class NamespaceSession:
             if host:  # e.g. IPython's `_` (the last output): not versioned, so not a known input
                 self._op.effects.append(f"reads {', '.join(host)}, which txgit does not version")
         self._started = time.perf_counter()
+
+    def _packages_used(self, names: Iterable[str]) -> set[str]:
+        out: set[str] = set()
+        for n in names:
+            if n in self.namespace:
+                out |= used_packages(self.namespace[n])
+        return out
+
+    def _baseline_unnamed(self, named: set[str], variables: Iterable[str]) -> None:
+        """Before a cell: fingerprint the values it may change without naming them, where no
+        fingerprint of them is at hand (see :meth:`_detect_unnamed`)."""
+        packages = self._packages_used(named)
+        if packages:
+            names = self.unnamed.candidates(self.namespace, (n for n in variables if n not in named), packages)
+            self.unnamed.baseline(self.namespace, group_candidates(names, self._shared))
+
+    def _detect_unnamed(self, changes: CellChanges) -> None:
+        """After a cell: add to its hint the values it did not name whose object graphs changed (a library
+        changed them through its own state: ``plt.plot`` drawing into a variable's axes). Candidates are
+        values of the packages the cell used; see :mod:`txgit.sessions.detect`."""
+        if changes.hint is None:
+            self.unnamed.clear()  # everything is serialized again: any fingerprint may be stale
+            return
+        hint = changes.hint
+        packages = self._packages_used(hint)
+        if packages:
+            names = self.unnamed.candidates(self.namespace, (n for n in self.variable_names() if n not in hint),
+                                            packages)
+            changes.unnamed = self.unnamed.changed(self.namespace, group_candidates(names, self._shared))
+            hint |= changes.unnamed
+        self.unnamed.forget(hint - changes.unnamed)  # serialized again, or changed by name: stale
+        self.unnamed.prune(self.namespace)
 
     def replayed(self, commit: str, op: Operation) -> None:
         """The running cell's results were loaded from ``commit`` (the reuse layer) instead of computed:
@@ -216,6 +253,7 @@ class NamespaceSession:
         seconds = time.perf_counter() - self._started
         tracker, self._tracker = self._tracker, None
         changes = tracker.finish()
+        self._detect_unnamed(changes)
         op = self._watch.stop(seconds, result, displays) if self._op is not None else None
         self._op = None
         err = None if error is None else error if isinstance(error, str) else f"{type(error).__name__}: {error}"
@@ -1042,7 +1080,9 @@ class NamespaceSession:
             names = self.variable_names() | (set(state.variables) - self.unloaded)
         names = {n for n in names if self.is_variable(n)}
         with self._without_hidden():
-            now = snapshot(self.namespace, sorted(n for n in names if n in self.namespace)).variables
+            # as a commit would record them: a restored value that was only read pickles to other bytes
+            # than the commit it came from, and is still that commit's (see RestoredGroups)
+            now = self.workspace.live_records(self.namespace, names)
         changed = set()
         for n in names:
             old = state.variables.get(n)

@@ -272,6 +272,7 @@ class CellChanges:
     hint: set[str] | None  # None: commit everything
     opaque: str | None = None
     rebound: set[str] = field(default_factory=set)  # added, deleted or bound to another object
+    unnamed: set[str] = field(default_factory=set)  # changed without being named (see txgit.sessions.detect)
 
 
 class CellTracker:

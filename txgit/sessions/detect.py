@@ -1,0 +1,223 @@
+"""Changes no cell named: values a library mutated through its own state.
+
+Tracking by name (:mod:`txgit.sessions.tracking`) misses a value changed by
+code that reaches it another way: ``plt.plot(...)`` draws into the current
+axes, which a variable ``ax`` holds; ``registry.register(5)`` appends to a
+list of an object a variable ``r`` holds. This module finds those, cheaply:
+
+* **candidates**: library code can only change what it reaches, and what a
+  package reaches of a session's values is, in practice, its own kind of
+  object. So after a cell, the variables it did not name whose value's type
+  (or, for a list, tuple, set or dict, an element's type) comes from a
+  top-level package the cell used (a module, function, class or object of
+  that package that the cell named, or that session code it called names)
+  are candidates; nothing else is looked at.
+* **fingerprints**: a candidate is pickled with the C pickler (protocol 5,
+  large buffers out of band) and the bytes hashed with xxh3; the digest is
+  compared with the one taken the last time it was looked at (after an
+  earlier cell, or just before this one). Candidates sharing objects are
+  fingerprinted together, once. Only a changed digest, or none to compare
+  with, sends a value to the commit, which serializes it as usual.
+
+Not seen: a value of another package than the ones the cell used (a
+library changing an object of another library it was never given), and
+values whose pickle does not show the change (state pickled by reference,
+such as a class's attributes or a module's globals; matplotlib's callback
+registries, which are left out because pickling one changes it).
+"""
+
+from __future__ import annotations
+
+import copyreg
+import io
+import pickle
+import sys
+import types
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import cloudpickle
+import xxhash
+
+# Packages whose objects are the session's own or the language's: their changes are found by name
+# (tracking's reach covers session code), and every value would be a candidate through them.
+_NOT_LIBRARIES = frozenset({"builtins", "__main__", ""})
+_SAMPLE = 32  # elements of a container whose types are looked at
+
+
+def _top(module: object) -> str:
+    return module.partition(".")[0] if isinstance(module, str) else ""
+
+
+def _element_types(value: Any) -> Iterable[type]:
+    t = type(value)
+    if t is dict:
+        items: Iterable[Any] = value.values()
+    elif t in (list, tuple, set, frozenset):
+        items = value
+    else:
+        return ()
+    out = []
+    for i, x in enumerate(items):
+        if i >= _SAMPLE:
+            break
+        out.append(type(x))
+    return out
+
+
+def value_packages(value: Any) -> set[str]:
+    """Top-level packages a value is made of: its type's, or its elements' (a list of axes)."""
+    out = {_top(type(value).__module__)}
+    out.update(_top(t.__module__) for t in _element_types(value))
+    return out - _NOT_LIBRARIES
+
+
+def used_packages(value: Any) -> set[str]:
+    """Top-level packages whose code a cell runs, or whose state it reaches, by using ``value``."""
+    if isinstance(value, types.ModuleType):
+        return {_top(value.__name__)} - _NOT_LIBRARIES
+    if isinstance(value, types.MethodType):
+        return (used_packages(value.__self__) | {_top(getattr(value.__func__, "__module__", None))}) - _NOT_LIBRARIES
+    if isinstance(value, (type, types.FunctionType, types.BuiltinFunctionType)):
+        return {_top(getattr(value, "__module__", None))} - _NOT_LIBRARIES
+    return value_packages(value)
+
+
+def _callbacks_reduce(registry: Any) -> tuple[Any, ...]:
+    # matplotlib's CallbackRegistry pickles the next value of its id counter, taking it: every pickle of
+    # a figure differs from the last. The callbacks are plumbing, not the figure's content: left out.
+    return (type(registry), ())
+
+
+_tables: dict[int, dict[Any, Any]] = {}
+
+
+def _stable_reducers() -> dict[Any, Any] | None:
+    """A pickle dispatch table for types whose own pickling changes them (None: none is loaded)."""
+    cbook = sys.modules.get("matplotlib.cbook")
+    registry = getattr(cbook, "CallbackRegistry", None)
+    if registry is None:
+        return None
+    table = _tables.get(id(registry))
+    if table is None:
+        table = _tables[id(registry)] = {**copyreg.dispatch_table, registry: _callbacks_reduce}
+    return table
+
+
+def fingerprint(values: tuple[Any, ...]) -> bytes | None:
+    """A digest of the object graphs of ``values`` (None: they cannot be pickled).
+
+    The C pickler walks the graph at C speed; large buffers (arrays) go out of band and are hashed
+    where they lie. Values it refuses (lambdas, local classes) are tried with cloudpickle."""
+    buffers: list[pickle.PickleBuffer] = []
+    try:
+        out = io.BytesIO()
+        pickler = pickle.Pickler(out, protocol=5, buffer_callback=buffers.append)
+        table = _stable_reducers()
+        if table:
+            pickler.dispatch_table = table
+        pickler.dump(values)
+        skeleton = out.getvalue()
+    except Exception:
+        buffers = []
+        try:
+            skeleton = cloudpickle.dumps(values, protocol=5, buffer_callback=buffers.append)
+        except Exception:
+            return None
+    h = xxhash.xxh3_128(skeleton)
+    for b in buffers:
+        try:
+            h.update(b.raw())
+        except BufferError:  # not contiguous: hash a copy
+            h.update(bytes(memoryview(b)))
+    return h.digest()
+
+
+class UnnamedChanges:
+    """Fingerprints of a session's candidate values, kept between cells.
+
+    Each entry is held with the objects it was taken of (not their ids: an id can be reused by a
+    new object): it is valid while the namespace still holds exactly those objects.
+    """
+
+    def __init__(self) -> None:
+        # members (sorted names) -> (their values when fingerprinted, the digest)
+        self._prints: dict[tuple[str, ...], tuple[tuple[Any, ...], bytes | None]] = {}
+        self.fingerprinted = 0  # groups fingerprinted so far (what the cost test counts)
+
+    def candidates(self, namespace: Mapping[str, Any], names: Iterable[str], packages: set[str]) -> list[str]:
+        """``names`` whose values are made of one of ``packages`` (modules are stored by name: never)."""
+        if not packages:
+            return []
+        out = []
+        for n in names:
+            v = namespace.get(n)
+            if v is None or isinstance(v, (types.ModuleType, type, types.FunctionType)):
+                continue
+            if not value_packages(v).isdisjoint(packages):
+                out.append(n)
+        return out
+
+    def _valid(self, key: tuple[str, ...], namespace: Mapping[str, Any]) -> tuple[Any, ...] | None:
+        entry = self._prints.get(key)
+        if entry is None:
+            return None
+        objs = entry[0]
+        if any(namespace.get(n, _MISSING) is not o for n, o in zip(key, objs)):
+            return None
+        return objs
+
+    def baseline(self, namespace: Mapping[str, Any], groups: list[tuple[str, ...]]) -> None:
+        """Fingerprint the groups that have no valid fingerprint yet (just before a cell runs)."""
+        for key in groups:
+            if self._valid(key, namespace) is None:
+                values = tuple(namespace[n] for n in key)
+                self._prints[key] = (values, fingerprint(values))
+                self.fingerprinted += 1
+
+    def changed(self, namespace: Mapping[str, Any], groups: list[tuple[str, ...]]) -> set[str]:
+        """Names of ``groups`` whose graphs differ from their last fingerprint (or have none, or
+        cannot be fingerprinted); every group's fingerprint is now the one taken here."""
+        out: set[str] = set()
+        for key in groups:
+            old = self._prints.get(key) if self._valid(key, namespace) is not None else None
+            values = tuple(namespace[n] for n in key)
+            digest = fingerprint(values)
+            self.fingerprinted += 1
+            self._prints[key] = (values, digest)
+            if old is None or digest is None or old[1] != digest:
+                out.update(key)
+        return out
+
+    def forget(self, names: Iterable[str]) -> None:
+        """Drop fingerprints that involve ``names`` (serialized again, or changed by name)."""
+        names = set(names)
+        for key in [k for k in self._prints if not names.isdisjoint(k)]:
+            del self._prints[key]
+
+    def prune(self, namespace: Mapping[str, Any]) -> None:
+        """Drop fingerprints of values no longer held (they would keep the old objects alive)."""
+        for key in [k for k in self._prints if self._valid(k, namespace) is None]:
+            del self._prints[key]
+
+    def clear(self) -> None:
+        self._prints.clear()
+
+
+_MISSING = object()
+
+
+def group_candidates(names: list[str], shared: Mapping[str, set[int]]) -> list[tuple[str, ...]]:
+    """``names`` in groups of those that share objects (``shared``: name -> ids of the mutable objects it
+    reaches, as the session last saw them): a figure and its axes are pickled once, together."""
+    groups: list[tuple[set[str], set[int]]] = []
+    for n in sorted(names):
+        ids = shared.get(n, set())
+        merged = [g for g in groups if not g[1].isdisjoint(ids)] if ids else []
+        names_, ids_ = {n}, set(ids)
+        for g in merged:
+            groups.remove(g)
+            names_ |= g[0]
+            ids_ |= g[1]
+        groups.append((names_, ids_))
+    return [tuple(sorted(g[0])) for g in groups]
