@@ -265,11 +265,6 @@ class _ObjectArrayCache:
 object_arrays = _ObjectArrayCache()
 
 
-def _is_object_ndarray(obj: Any) -> bool:
-    np = sys.modules.get("numpy")
-    return np is not None and type(obj) is np.ndarray and obj.dtype == object
-
-
 def _is_datetime_ndarray(obj: Any) -> bool:
     np = sys.modules.get("numpy")
     return (np is not None and type(obj) is np.ndarray and obj.dtype.kind in "mM" and obj.dtype.itemsize == 8
@@ -304,29 +299,86 @@ def _view_as(arr: Any, dtype: str) -> Any:
     return arr.view(dtype)
 
 
+def _reduce_class(pickler: NamespacePickler, cls: type) -> Any:
+    if "__slotnames__" not in cls.__dict__:
+        # Pickling an instance makes copyreg cache __slotnames__ on its class;
+        # settle it first so a class pickles to the same bytes before and after.
+        copyreg._slotnames(cls)
+    return _cp._class_reduce(cls)
+
+
+def _reduce_function(pickler: NamespacePickler, func: types.FunctionType) -> Any:
+    return pickler._function_reduce(func)
+
+
+def _reduce_ndarray(pickler: NamespacePickler, arr: Any) -> Any:
+    if _is_datetime_ndarray(arr):
+        # numpy pickles datetime64 in band (its dtype has no buffer format): as int64 it goes
+        # out of band, so an unchanged timestamp column is recognised, not re-hashed
+        return (_view_as, (arr.view("<i8" if arr.dtype.byteorder in "=<|" else ">i8"), arr.dtype.str))
+    if arr.dtype == object:
+        reduce = object_arrays.pickled(arr)
+        if reduce is not None:
+            return reduce
+    return NotImplemented
+
+
+def _reduce_without_cache(pickler: NamespacePickler, obj: Any) -> Any:
+    return _without_cache(obj)
+
+
+# Most objects a pickle meets (instances of ordinary classes) need nothing from reducer_override,
+# which the C pickler calls for every object but exact builtins: deciding that once per type
+# keeps the per-object cost to one dict look-up instead of several isinstance checks.
+_Reducer = Callable[["NamespacePickler", Any], Any]
+# A cache this size holds every type of a session many times over; past it (classes redefined
+# again and again) it starts afresh rather than keep old classes alive.
+ROUTES_LIMIT = 8192
+
+
+def _route(t: type) -> _Reducer | None:
+    """How objects of exact type ``t`` are reduced: a reducer, or None for pickle's own way."""
+    if issubclass(t, type):  # classes (any metaclass): by value when defined in the session
+        return _reduce_class
+    if t is types.FunctionType:  # cannot be subclassed
+        return _reduce_function
+    np = sys.modules.get("numpy")
+    if np is not None and t is np.ndarray:
+        return _reduce_ndarray
+    if _caches_lookups(t):
+        return _reduce_without_cache
+    return None
+
+
+class _Routes(dict[type, "_Reducer | None"]):
+    """type -> its reducer; a type is classified on first sight (``__missing__``), so a look-up
+    of a known type stays in C. Keyed by the type object itself: a class redefined in the
+    session is another key, never confused with the old one."""
+
+    def __missing__(self, t: type) -> _Reducer | None:
+        if len(self) >= ROUTES_LIMIT:
+            self.clear()
+        reducer = self[t] = _route(t)
+        return reducer
+
+
+_routes = _Routes()
+
+
 class NamespacePickler(cloudpickle.Pickler):
     """cloudpickle.Pickler that rebinds functions of ``namespace`` on load."""
 
     def __init__(self, file: io.BytesIO, namespace: Mapping[str, Any] | None, buffer_callback: Any) -> None:
+        # cloudpickle's dispatch_table is a ChainMap: the C pickler would call its Python
+        # __getitem__ (and raise KeyError twice) for every object. A plain dict with the same
+        # precedence is looked up in C; made per pickler so later copyreg registrations count.
+        self.dispatch_table = {**copyreg.dispatch_table, **_cp.Pickler._dispatch_table}
         super().__init__(file, protocol=PROTOCOL, buffer_callback=buffer_callback)
         self._namespace = namespace
 
     def reducer_override(self, obj: Any) -> Any:
-        if isinstance(obj, type) and "__slotnames__" not in obj.__dict__:
-            # Pickling an instance makes copyreg cache __slotnames__ on its class;
-            # settle it first so a class pickles to the same bytes before and after.
-            copyreg._slotnames(obj)
-        elif _is_datetime_ndarray(obj):
-            # numpy pickles datetime64 in band (its dtype has no buffer format): as int64 it goes
-            # out of band, so an unchanged timestamp column is recognised, not re-hashed
-            return (_view_as, (obj.view("<i8" if obj.dtype.byteorder in "=<|" else ">i8"), obj.dtype.str))
-        elif _is_object_ndarray(obj):
-            reduce = object_arrays.pickled(obj)
-            if reduce is not None:
-                return reduce
-        elif _caches_lookups(type(obj)):
-            return _without_cache(obj)
-        return super().reducer_override(obj)
+        reducer = _routes[type(obj)]
+        return NotImplemented if reducer is None else reducer(self, obj)
 
     def _dynamic_function_reduce(self, func: types.FunctionType) -> Any:
         if self._namespace is None or func.__globals__ is not self._namespace:

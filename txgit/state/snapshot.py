@@ -450,6 +450,52 @@ def _is_session_function(obj: types.FunctionType, namespace: Mapping[str, Any]) 
     return obj.__globals__ is namespace and ("." not in qual or "<locals>" in qual)
 
 
+# What shared_ids does with an object, decided once per type (see _walk_kind).
+_SKIP, _ITEMS, _MUTABLE_ITEMS, _VALUES, _FUNCTION, _LEAF, _OBJECT = range(7)
+_LEAF_MODULES = ("numpy", "pandas", "pyarrow", "scipy")
+# A cache this size holds every type of a session many times over; past it (classes redefined
+# again and again) it starts afresh rather than keep old classes alive.
+WALK_KINDS_LIMIT = 8192
+
+
+def _walk_kind(t: type) -> int:
+    if t in _ATOMS:
+        return _SKIP
+    if t is tuple or t is frozenset:
+        return _ITEMS  # immutable: only what they hold can be shared
+    if issubclass(t, (list, set, frozenset, tuple)) or t.__name__ == "deque":
+        return _MUTABLE_ITEMS
+    if issubclass(t, dict):
+        return _VALUES
+    if issubclass(t, _OPAQUE):
+        return _SKIP
+    if t is types.FunctionType:  # cannot be subclassed
+        return _FUNCTION
+    torch = sys.modules.get("torch")
+    if (t.__module__ or "").startswith(_LEAF_MODULES) or (torch is not None and issubclass(t, torch.Tensor)):
+        return _LEAF
+    return _OBJECT
+
+
+class _WalkKinds(dict[type, int]):
+    """type -> its _walk_kind, decided on first sight (``__missing__``) so that a look-up stays in C.
+    Keyed by the type itself: a class redefined in the session is another key."""
+
+    def __missing__(self, t: type) -> int:
+        if len(self) >= WALK_KINDS_LIMIT:
+            self.clear()
+            _slots.clear()
+        kind = self[t] = _walk_kind(t)
+        if kind == _OBJECT:
+            slots = getattr(t, "__slots__", ())
+            _slots[t] = tuple(s for s in ((slots,) if isinstance(slots, str) else slots) if isinstance(s, str))
+        return kind
+
+
+_walk_kinds = _WalkKinds()
+_slots: dict[type, tuple[str, ...]] = {}
+
+
 def shared_ids(value: Any, namespace: Mapping[str, Any]) -> set[int]:
     """ids of the mutable objects a user can reach from ``value``.
 
@@ -457,51 +503,52 @@ def shared_ids(value: Any, namespace: Mapping[str, Any]) -> set[int]:
     follows what a user sees (items, instance ``__dict__``, closures), not
     pickle internals, so library singletons and reduce-time temporaries never
     glue unrelated variables together. numpy and pandas objects are leaves.
+    What to do with an object is decided once per type (a dict look-up in C):
+    the walk visits every object of a value, and per-object isinstance chains
+    made it cost as much as pickling the value.
     """
+    kinds = _walk_kinds
     ids: set[int] = set()
     seen: set[int] = set()
     stack = [value]
+    pop, extend = stack.pop, stack.extend
     while stack:
-        obj = stack.pop()
-        t = type(obj)
-        if t in _ATOMS:
+        obj = pop()
+        kind = kinds[type(obj)]
+        if kind == _SKIP:
             continue
         oid = id(obj)
         if oid in seen:
             continue
         seen.add(oid)
-        if t is tuple or t is frozenset:
-            stack.extend(x for x in obj if type(x) not in _ATOMS)
-        elif isinstance(obj, (list, set, frozenset, tuple)) or t.__name__ == "deque":
+        if kind == _OBJECT:
             ids.add(oid)
-            stack.extend(x for x in obj if type(x) not in _ATOMS)
-        elif isinstance(obj, dict):
-            ids.add(oid)
-            stack.extend(x for x in obj.values() if type(x) not in _ATOMS)
-        elif isinstance(obj, _OPAQUE):
-            continue
-        elif isinstance(obj, types.FunctionType):
-            if _is_session_function(obj, namespace):
-                ids.add(oid)
-                stack.extend(c.cell_contents for c in (obj.__closure__ or ()) if _cell_full(c))
-                stack.extend(obj.__defaults__ or ())
-        else:
-            ids.add(oid)
-            module = t.__module__ or ""
-            if module.startswith(("numpy", "pandas", "pyarrow", "scipy")) or _is_tensor(obj):
-                if getattr(obj, "dtype", None) == object and hasattr(obj, "ravel"):
-                    stack.extend(obj.ravel().tolist())  # object arrays hold user objects
-                ids.update(_memory_ids(obj))
-                continue
             # other torch objects (modules, optimizers) are walked: an optimizer holds its model's
             # parameters, and ``opt.step()`` changes the model
             state = getattr(obj, "__dict__", None)
-            if isinstance(state, dict):
-                stack.extend(x for x in state.values() if type(x) not in _ATOMS)
-            slots = getattr(t, "__slots__", ())
-            for slot in (slots,) if isinstance(slots, str) else slots:
-                if isinstance(slot, str) and hasattr(obj, slot):
+            if type(state) is dict or isinstance(state, dict):
+                extend(state.values())
+            for slot in _slots[type(obj)]:
+                if hasattr(obj, slot):
                     stack.append(getattr(obj, slot))
+        elif kind == _VALUES:
+            ids.add(oid)
+            extend(obj.values())
+        elif kind == _MUTABLE_ITEMS:
+            ids.add(oid)
+            extend(obj)
+        elif kind == _ITEMS:
+            extend(obj)
+        elif kind == _FUNCTION:
+            if _is_session_function(obj, namespace):
+                ids.add(oid)
+                extend(c.cell_contents for c in (obj.__closure__ or ()) if _cell_full(c))
+                extend(obj.__defaults__ or ())
+        else:  # _LEAF
+            ids.add(oid)
+            if getattr(obj, "dtype", None) == object and hasattr(obj, "ravel"):
+                extend(obj.ravel().tolist())  # object arrays hold user objects
+            ids.update(_memory_ids(obj))
     return ids
 
 

@@ -1,0 +1,138 @@
+"""Object-heavy values (issue 17): the per-type decisions that make pickling and the aliasing walk
+cheap must not change what is committed or restored.
+
+Values are made by session code (exec'd as `__main__`), as in a notebook.
+"""
+
+from __future__ import annotations
+
+import copyreg
+import textwrap
+
+import numpy as np
+from conftest import session_namespace
+
+from txgit import Workspace
+from txgit.state import pickling
+from txgit.state.snapshot import shared_ids
+
+
+def roundtrip(ws: Workspace, ns: dict) -> dict:
+    ws.commit(ns, "state")
+    fresh = session_namespace()
+    ws.checkout("HEAD", fresh)
+    return fresh
+
+
+def test_a_figure_round_trips_with_every_line_and_its_axes(ws):
+    ns = session_namespace(textwrap.dedent("""
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        import numpy as np
+        rng = np.random.default_rng(0)
+        fig, axs = plt.subplots(2, 2)
+        for ax in axs.flat:
+            for _ in range(40):
+                ax.plot(rng.random(50))
+    """))
+    out = roundtrip(ws, ns)
+    fig, axs = out["fig"], out["axs"]
+    assert [len(ax.get_lines()) for ax in fig.axes] == [40, 40, 40, 40]
+    for ax_before, ax_after in zip(ns["fig"].axes, fig.axes):
+        for a, b in zip(ax_before.get_lines(), ax_after.get_lines()):
+            assert np.array_equal(a.get_ydata(), b.get_ydata())
+    # fig and axs share the axes: one group, restored as one figure
+    groups = {n: r.group for n, r in ws.state().variables.items() if r.group}
+    assert groups["fig"] == groups["axs"]
+    assert all(ax.figure is fig for ax in axs.flat)
+    assert axs[0, 0] is fig.axes[0]
+
+
+def test_a_class_redefined_in_the_session_is_pickled_as_redefined(ws):
+    ns = session_namespace(textwrap.dedent("""
+        class Shape:
+            def area(self):
+                return 1
+        first = Shape()
+    """))
+    ws.commit(ns, "first Shape")
+    # the same name, another class: the per-type caches key on the class object, not its name
+    exec(textwrap.dedent("""
+        import numpy as np
+        class Shape(np.ndarray):
+            def area(self):
+                return 2
+        second = np.zeros(3).view(Shape)
+        class Plain:
+            def area(self):
+                return 3
+        third = Plain()
+    """), ns)
+    out = roundtrip(ws, ns)
+    assert out["first"].area() == 1
+    assert type(out["second"]).__name__ == "Shape" and isinstance(out["second"], np.ndarray)
+    assert out["second"].area() == 2 and out["third"].area() == 3
+    assert type(out["first"]) is not type(out["second"])
+
+
+def test_a_copyreg_reducer_registered_after_import_is_used():
+    class Celsius:
+        def __init__(self, degrees: float) -> None:
+            self.degrees = degrees
+
+    calls: list[float] = []
+
+    def reduce_celsius(c: Celsius):
+        calls.append(c.degrees)
+        return (Celsius, (c.degrees,))
+
+    pickling.dumps([1], None)  # a pickler was made before the registration
+    copyreg.pickle(Celsius, reduce_celsius)
+    try:
+        pickling.dumps([Celsius(21.5)], None)
+    finally:
+        del copyreg.dispatch_table[Celsius]
+    assert calls == [21.5]
+
+
+def test_the_aliasing_walk_finds_what_is_shared_through_slots_deques_closures_and_object_arrays():
+    ns = session_namespace(textwrap.dedent("""
+        import collections
+        import numpy as np
+        shared = [1, 2]
+        class Slotted:
+            __slots__ = ("items", "name")
+        s = Slotted(); s.items = shared; s.name = "n"
+        dq = collections.deque([shared])
+        def make(items):
+            def inner():
+                return items
+            return inner
+        closure = make(shared)
+        arr = np.empty(1, dtype=object); arr[0] = {"x": shared}
+        other = [3]
+    """))
+    target = id(ns["shared"])
+    for name in ("s", "dq", "closure", "arr"):
+        assert target in shared_ids(ns[name], ns), name
+    assert target not in shared_ids(ns["other"], ns)
+
+
+def test_instances_of_one_session_class_in_two_variables_stay_separate_groups(ws):
+    ns = session_namespace(textwrap.dedent("""
+        import dataclasses
+        @dataclasses.dataclass
+        class Point:
+            x: float
+            tags: list
+        p = [Point(1.0, ["a"]) for _ in range(100)]
+        q = Point(2.0, ["b"])
+        alias = p[0].tags
+    """))
+    out = roundtrip(ws, ns)
+    groups = {n: r.group for n, r in ws.state().variables.items() if r.group}
+    # the class's own tables (its dataclass fields) are the class's, not shared between values
+    assert groups["q"] != groups["p"] and groups["alias"] == groups["p"]
+    assert out["alias"] is out["p"][0].tags
+    assert out["q"] == ns["q"]
