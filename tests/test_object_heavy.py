@@ -136,3 +136,49 @@ def test_instances_of_one_session_class_in_two_variables_stay_separate_groups(ws
     assert groups["q"] != groups["p"] and groups["alias"] == groups["p"]
     assert out["alias"] is out["p"][0].tags
     assert out["q"] == ns["q"]
+
+
+REDUCED: list[int] = []
+
+
+class Counted:
+    """Says each time it is pickled."""
+
+    def __init__(self, i: int) -> None:
+        self.i = i
+
+    def __reduce__(self) -> tuple:
+        REDUCED.append(self.i)
+        return (Counted, (self.i,))
+
+
+def test_variables_that_share_objects_are_pickled_once_together(ws):
+    """`fig, ax = plt.subplots()` shares objects: the group is pickled once, not each member alone
+    first (to size it) and then all together again."""
+    shared = Counted(1)
+    ns = session_namespace("x = 1")
+    ns.update(a=shared, b=[shared], c={"k": shared}, d=Counted(2))
+    REDUCED.clear()
+    ws.commit(ns, "state")
+    assert sorted(REDUCED) == [1, 2], REDUCED  # before: [1, 1, 1, 2, 1]: each sharer alone, then together
+    out = session_namespace()
+    ws.checkout("HEAD", out)
+    variables = ws.state().variables
+    assert variables["a"].group == variables["b"].group == variables["c"].group != variables["d"].group
+    assert variables["a"].size == variables["b"].size  # a member's size is its group's
+    assert out["b"][0] is out["a"] and out["c"]["k"] is out["a"]
+
+
+def test_an_unpicklable_member_of_a_group_is_reported_and_the_rest_saved_together(ws):
+    ns = session_namespace(textwrap.dedent("""
+        import threading
+        data = [1, 2]
+        holder = [threading.Lock(), data]
+        other = {"data": data}
+        same = data
+    """))
+    out = roundtrip(ws, ns)
+    variables = ws.state().variables
+    assert variables["holder"].kind == "unpicklable" and "lock" in variables["holder"].reason
+    assert variables["data"].group == variables["other"].group == variables["same"].group
+    assert out["other"]["data"] is out["data"] is out["same"] and "holder" not in out

@@ -655,6 +655,34 @@ def _clip_reason(e: BaseException) -> str:
     return text if len(text) <= 200 else text[:199] + "…"
 
 
+def _pickle_groups(members: list[str], namespace: Mapping[str, Any], variables: dict[str, VarRecord],
+                   described: Mapping[str, tuple[str, dict | None]]
+                   ) -> list[tuple[list[str], bytes, list[pickle.PickleBuffer]]]:
+    """Pickle ``members`` as one stream (a lone variable as itself, sharers as a dict of them).
+
+    Unpicklable values are recorded in ``variables`` with the reason, never fatal: a group that
+    fails is pickled member by member to find which, and the others go on together (or, should
+    only their union fail, each alone). Returns (members, skeleton, buffers) per stream made."""
+    def dump(names: list[str]) -> tuple[list[str], bytes, list[pickle.PickleBuffer]]:
+        value = namespace[names[0]] if len(names) == 1 else {n: namespace[n] for n in names}
+        return (names, *pickling.dumps(value, namespace))
+
+    try:
+        return [dump(members)]
+    except Exception as e:
+        if len(members) == 1:
+            variables[members[0]] = VarRecord(UNPICKLABLE, type_name(namespace[members[0]]),
+                                              described[members[0]][0], reason=_clip_reason(e))
+            return []
+    alone = [g for n in members for g in _pickle_groups([n], namespace, variables, described)]
+    if len(alone) in (0, 1) or len(alone) == len(members):
+        return alone  # nothing left to join, or nothing was wrong with any one of them
+    try:
+        return [dump([g[0][0] for g in alone])]
+    except Exception:
+        return alone
+
+
 def snapshot(namespace: Mapping[str, Any], names: Iterable[str] | None = None, *,
              chunk_size: int = CHUNK_SIZE, cache: StreamCache | None = None, defer: bool = False,
              known_shared: Mapping[str, set[int]] | None = None) -> Snapshot:
@@ -671,11 +699,13 @@ def snapshot(namespace: Mapping[str, Any], names: Iterable[str] | None = None, *
     """
     wanted = sorted(n for n in (namespace if names is None else names) if n in namespace and is_variable_name(n))
     variables: dict[str, VarRecord] = {}
-    pickled: dict[str, tuple[bytes, list[pickle.PickleBuffer]]] = {}
+    described: dict[str, tuple[str, dict | None]] = {}
     owner: dict[int, str] = {}
     shared: dict[str, set[int]] = {}
     uf = _UnionFind([])
 
+    # Which variables share objects is known from the walk alone: each group is pickled once, the
+    # sharers together (a figure and its axes were pickled alone, to size them, and then again together).
     for name in wanted:
         value = namespace[name]
         summary, details = describe(value)
@@ -685,12 +715,7 @@ def snapshot(namespace: Mapping[str, Any], names: Iterable[str] | None = None, *
         if value is namespace:
             variables[name] = VarRecord(NAMESPACE, type_name(value), "the namespace itself")
             continue
-        try:
-            skeleton, buffers = pickling.dumps(value, namespace)
-        except Exception as e:  # unpicklable values are recorded, never fatal
-            variables[name] = VarRecord(UNPICKLABLE, type_name(value), summary, reason=_clip_reason(e))
-            continue
-        pickled[name] = (skeleton, buffers)
+        described[name] = (summary, details)
         uf.parent[name] = name
         known = known_shared.get(name) if known_shared is not None else None
         shared[name] = ids = known if known is not None else shared_ids(value, namespace)
@@ -698,16 +723,15 @@ def snapshot(namespace: Mapping[str, Any], names: Iterable[str] | None = None, *
             other = owner.setdefault(oid, name)
             if other != name:
                 uf.union(name, other)
-        size = len(skeleton) + sum(b.raw().nbytes for b in buffers)
-        variables[name] = VarRecord(VALUE, type_name(value), summary, size=size, details=details)
 
     snap = Snapshot(variables, {}, {}, shared=shared)
     pool = shared_pool()
-    for members in uf.components():
-        if len(members) == 1:
-            skeleton, buffers = pickled[members[0]]
-        else:  # pickle the sharers together so their shared objects stay one
-            skeleton, buffers = pickling.dumps({n: namespace[n] for n in members}, namespace)
+    streams = [s for members in uf.components() for s in _pickle_groups(members, namespace, variables, described)]
+    for members, skeleton, buffers in streams:
+        size = len(skeleton) + sum(b.raw().nbytes for b in buffers)
+        for n in members:  # a member's size is its group's: what loading it reads
+            summary, details = described[n]
+            variables[n] = VarRecord(VALUE, type_name(namespace[n]), summary, size=size, details=details)
         record, ch = _group_record(skeleton, buffers, members, chunk_size, pool, cache, snap, defer)
         if isinstance(record, _DeferredGroup):
             snap.chunks.update(ch)
