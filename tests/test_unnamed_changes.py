@@ -122,3 +122,22 @@ def test_a_failed_cell_reloads_only_what_it_changed(tmp_path, background):
         assert silent_eval(k, "(lst, r.items, 'n' in dir())") == ([1], [1], False)
     finally:
         k.shutdown()
+
+
+def test_arrays_and_frames_are_not_fingerprinted_by_every_cell_that_calls_numpy(ws):
+    """numpy and pandas keep no user data in their own state: a cell calling ``np.`` does not make every
+    array it did not name a candidate (each would be hashed after every such cell); a figure still is."""
+    pytest.importorskip("matplotlib", reason="matplotlib is a test dependency (pip install '.[test]')")
+    from test_sessions import run
+
+    from txgit.sessions.session import NamespaceSession
+
+    s = NamespaceSession(ws, {"__name__": "__main__"}, kind="test")
+    run(s, "import numpy as np\nimport pandas as pd\na = np.zeros(1000)\nrows = [np.ones(3), np.ones(4)]\n"
+           "df = pd.DataFrame({'x': [1, 2]})\ns = df.x")
+    for code in ("b = np.arange(3)", "c = pd.Series([1])", "d = np.ones(2).sum()"):
+        run(s, code)
+    assert s.unnamed.fingerprinted == 0
+    run(s, "import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\nfig, ax = plt.subplots()")
+    run(s, "plt.plot(a[:3])")
+    assert s.unnamed.fingerprinted > 0 and "ax" in s.last_commit.serialized_names

@@ -65,11 +65,32 @@ def _element_types(value: Any) -> Iterable[type]:
     return out
 
 
+_passive: dict[type, bool] = {}
+
+
+def _is_passive(t: type) -> bool:
+    """Arrays, frames and their scalars: data that numpy and pandas never keep in their own state, so
+    a library cannot change one the cell did not name (views of it are aliases, found by name).
+    Without this, every cell that calls ``np.`` anything would fingerprint every array it did not name."""
+    known = _passive.get(t)
+    if known is None:
+        kinds: list[type] = []
+        np, pd = sys.modules.get("numpy"), sys.modules.get("pandas")
+        if np is not None:
+            kinds += [np.ndarray, np.generic]
+        if pd is not None:
+            kinds += [pd.DataFrame, pd.Series, pd.Index]
+        known = issubclass(t, tuple(kinds)) if kinds else False
+        if np is not None and pd is not None:  # final only once both could be known
+            _passive[t] = known
+    return known
+
+
 def value_packages(value: Any) -> set[str]:
-    """Top-level packages a value is made of: its type's, or its elements' (a list of axes)."""
-    out = {_top(type(value).__module__)}
-    out.update(_top(t.__module__) for t in _element_types(value))
-    return out - _NOT_LIBRARIES
+    """Top-level packages a value is made of: its type's, or its elements' (a list of axes); arrays and
+    frames are made of none (see :func:`_is_passive`)."""
+    types_ = [type(value), *_element_types(value)]
+    return {_top(t.__module__) for t in types_ if not _is_passive(t)} - _NOT_LIBRARIES
 
 
 def used_packages(value: Any) -> set[str]:
@@ -80,7 +101,8 @@ def used_packages(value: Any) -> set[str]:
         return (used_packages(value.__self__) | {_top(getattr(value.__func__, "__module__", None))}) - _NOT_LIBRARIES
     if isinstance(value, (type, types.FunctionType, types.BuiltinFunctionType)):
         return {_top(getattr(value, "__module__", None))} - _NOT_LIBRARIES
-    return value_packages(value)
+    # a frame's methods are pandas code (df.plot draws with matplotlib through it): passive or not
+    return {_top(t.__module__) for t in (type(value), *_element_types(value))} - _NOT_LIBRARIES
 
 
 def _callbacks_reduce(registry: Any) -> tuple[Any, ...]:

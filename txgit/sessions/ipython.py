@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import atexit
+import functools
 import json
 import os
 import re
@@ -90,6 +91,12 @@ def opened_line(ext: IPythonSession, created: bool) -> str:
     return f"txgit: {'created' if created else 'opened'} workspace {s.workspace.root}, {where}, {at}"
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _ipython_name(name: str) -> bool:
+    """IPython's own names (In, Out, _, _i3, _3 ...), remembered: asked for every name after every cell."""
+    return name in _FIXED_HIDDEN or _NUMBERED.match(name) is not None
+
+
 class IPythonSession:
     """The extension's state in one shell."""
 
@@ -98,7 +105,7 @@ class IPythonSession:
         hidden_ns = dict(getattr(shell, "user_ns_hidden", {}))
 
         def hidden(name: str) -> bool:
-            if name in _FIXED_HIDDEN or _NUMBERED.match(name):
+            if _ipython_name(name):
                 return True
             # IPython's own `open` etc., unless the user rebound the name
             return name in hidden_ns and shell.user_ns.get(name) is hidden_ns[name]

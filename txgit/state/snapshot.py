@@ -15,6 +15,7 @@ Nothing here knows git or sessions; it reads and writes bytes through callables.
 from __future__ import annotations
 
 import enum
+import functools
 import importlib
 import json
 import pickle
@@ -57,7 +58,14 @@ MAX_NAME_LENGTH = 1024
 
 def is_variable_name(name: object) -> bool:
     """Names that are committed: identifiers up to MAX_NAME_LENGTH, but not dunders (``__name__``…)."""
-    return (isinstance(name, str) and len(name) <= MAX_NAME_LENGTH and name.isidentifier()
+    return _is_variable_str(name) if isinstance(name, str) else False
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _is_variable_str(name: str) -> bool:
+    # Sessions ask for every name of the namespace before and after each cell, and IPython adds two
+    # (_i12, _12) per cell: remembered, a long session's check stays a dict lookup per name.
+    return (len(name) <= MAX_NAME_LENGTH and name.isidentifier()
             and not (name.startswith("__") and name.endswith("__")))
 
 
