@@ -65,32 +65,35 @@ def _element_types(value: Any) -> Iterable[type]:
     return out
 
 
-_passive: dict[type, bool] = {}
+_packages: dict[type, str] = {}  # type -> its top-level package, "" for passive data (see _package_of)
+_packages_made_with: list[bool] = [False, False]  # whether numpy, pandas were loaded when it was filled
 
 
-def _is_passive(t: type) -> bool:
-    """Arrays, frames and their scalars: data that numpy and pandas never keep in their own state, so
-    a library cannot change one the cell did not name (views of it are aliases, found by name).
-    Without this, every cell that calls ``np.`` anything would fingerprint every array it did not name."""
-    known = _passive.get(t)
-    if known is None:
-        kinds: list[type] = []
-        np, pd = sys.modules.get("numpy"), sys.modules.get("pandas")
-        if np is not None:
-            kinds += [np.ndarray, np.generic]
-        if pd is not None:
-            kinds += [pd.DataFrame, pd.Series, pd.Index]
-        known = issubclass(t, tuple(kinds)) if kinds else False
-        if np is not None and pd is not None:  # final only once both could be known
-            _passive[t] = known
-    return known
+def _package_of(t: type) -> str:
+    """The top-level package of ``t`` as a place a library can change values from: "" for arrays,
+    frames and their scalars, data that numpy and pandas never keep in their own state (so a library
+    cannot change one the cell did not name; a view of one is an alias, found by name). Without this,
+    every cell that calls ``np.`` anything would fingerprint every array it did not name."""
+    np, pd = sys.modules.get("numpy"), sys.modules.get("pandas")
+    loaded = [np is not None, pd is not None]
+    if loaded != _packages_made_with:  # a type cached before numpy or pandas came may be theirs
+        _packages.clear()
+        _packages_made_with[:] = loaded
+    top = _packages.get(t)
+    if top is None:
+        kinds: tuple[type, ...] = ((np.ndarray, np.generic) if np is not None else ()) + (
+            (pd.DataFrame, pd.Series, pd.Index) if pd is not None else ())
+        top = _packages[t] = "" if kinds and issubclass(t, kinds) else _top(t.__module__)
+    return top
 
 
 def value_packages(value: Any) -> set[str]:
     """Top-level packages a value is made of: its type's, or its elements' (a list of axes); arrays and
-    frames are made of none (see :func:`_is_passive`)."""
-    types_ = [type(value), *_element_types(value)]
-    return {_top(t.__module__) for t in types_ if not _is_passive(t)} - _NOT_LIBRARIES
+    frames are made of none (see :func:`_package_of`)."""
+    out = {_package_of(type(value))}
+    for t in _element_types(value):
+        out.add(_package_of(t))
+    return out - _NOT_LIBRARIES
 
 
 def used_packages(value: Any) -> set[str]:

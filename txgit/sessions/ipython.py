@@ -110,7 +110,8 @@ class IPythonSession:
             # IPython's own `open` etc., unless the user rebound the name
             return name in hidden_ns and shell.user_ns.get(name) is hidden_ns[name]
 
-        self.session = NamespaceSession(workspace, shell.user_ns, kind="ipython", hidden=hidden)
+        self.session = NamespaceSession(workspace, shell.user_ns, kind="ipython", hidden=hidden,
+                                        always_hidden=_ipython_name)
         # Another live kernel on HEAD's branch: this one commits to a branch of its own (and says so).
         self.notebook = notebook_name()
         self.session.branch, self.note = branch_for(workspace, self.notebook)

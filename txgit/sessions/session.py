@@ -94,15 +94,24 @@ class NamespaceSession:
     """A namespace (a kernel's ``user_ns``, a script's globals) committed to a workspace.
 
     ``hidden``: names that belong to the host (IPython's ``In``, ``Out``,
-    ``_i3`` …), never committed, never removed by a checkout.
+    ``_i3`` …), never committed, never removed by a checkout; ``always_hidden``:
+    those of them that are the host's whatever they are bound to (``_i3``), so
+    that a name is asked about once, not before and after every cell.
     """
 
     def __init__(self, workspace: Workspace, namespace: MutableMapping[str, Any], *, kind: str = "python",
-                 hidden: Callable[[str], bool] | None = None) -> None:
+                 hidden: Callable[[str], bool] | None = None,
+                 always_hidden: Callable[[str], bool] | None = None) -> None:
         self.workspace = workspace
         self.namespace = namespace
         self.kind = kind
         self.hidden = hidden or (lambda name: False)
+        self._always_hidden = always_hidden or (lambda name: False)
+        # every name seen in the namespace, and those never variables: not identifiers (or dunders),
+        # and the host's (IPython adds _iN and _N each cell: a long session holds thousands)
+        self._seen: set[Any] = set()
+        self._not_names: set[Any] = set()
+        self._host: set[str] = set()
         self.auto = True
         self.atomic = True
         self.pending: list[CellRecord] = []
@@ -160,13 +169,28 @@ class NamespaceSession:
     def is_variable(self, name: str) -> bool:
         return is_variable_name(name) and not self.hidden(name)
 
+    def _maybe_variables(self) -> set[str]:
+        """The namespace's names less those that are never variables (names seen before are not asked again)."""
+        keys = self.namespace.keys()
+        new = keys - self._seen
+        if new:
+            self._seen |= new
+            for n in new:
+                if not is_variable_name(n):
+                    self._not_names.add(n)
+                elif self._always_hidden(n):
+                    self._host.add(n)
+        return keys - self._not_names - self._host
+
     def variable_names(self) -> set[str]:
-        return {n for n in self.namespace if self.is_variable(n)}
+        return {n for n in self._maybe_variables() if not self.hidden(n)}
 
     @contextmanager
     def _without_hidden(self) -> Iterator[None]:
         """Take the host's names out of the namespace while the workspace looks at it."""
-        held = {n: self.namespace.pop(n) for n in [n for n in self.namespace if is_variable_name(n) and self.hidden(n)]}
+        maybe = self._maybe_variables()  # first: it files names it has not seen yet under _host
+        host = (self.namespace.keys() & self._host) | {n for n in maybe if self.hidden(n)}
+        held = {n: self.namespace.pop(n) for n in host}
         try:
             yield
         finally:
@@ -177,7 +201,7 @@ class NamespaceSession:
     def before_cell(self, code: str, *, source: str | None = None, tree: ast.Module | None = None) -> None:
         """Call just before ``code`` (plain Python) runs; ``source``: what the user typed, if different;
         ``tree``: ``ast.parse(code)``, if the caller has it."""
-        self._tracker = CellTracker(self.namespace, code, self.is_variable, tree)
+        self._tracker = CellTracker(self.namespace, code, self.is_variable, tree, variables=self.variable_names)
         if self._tracker.names.opaque is None:
             self._baseline_unnamed(self._tracker.names.touched | self._tracker.reached, self._tracker.before)
         self._python = code

@@ -20,7 +20,7 @@ from __future__ import annotations
 import ast
 import builtins
 import types
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -278,18 +278,20 @@ class CellChanges:
 class CellTracker:
     """Before/after bookkeeping for one piece of code run in ``namespace``."""
 
-    def __init__(self, namespace: Mapping[str, Any], code: str, is_variable: Any,
-                 tree: ast.Module | None = None) -> None:
+    def __init__(self, namespace: Mapping[str, Any], code: str, is_variable: Callable[[str], bool],
+                 tree: ast.Module | None = None, *, variables: Callable[[], Iterable[str]] | None = None) -> None:
+        """``variables``: the namespace's variable names (default: its names that ``is_variable``)."""
         self.namespace = namespace
         self.is_variable = is_variable
+        self.variables = variables or (lambda: [n for n in namespace if is_variable(n)])
         self.names = analyze_code(code, tree)
-        self.before = fingerprint(namespace, (n for n in namespace if is_variable(n)))
+        self.before = fingerprint(namespace, self.variables())
         # Session code the cell uses can mutate what it names; collect that before it runs,
         # since the cell may delete or rebind the function itself.
         self.reached = reach(self.names.touched, namespace) if self.names.opaque is None else set()
 
     def finish(self) -> CellChanges:
-        after = fingerprint(self.namespace, (n for n in self.namespace if self.is_variable(n)))
+        after = fingerprint(self.namespace, self.variables())
         n = self.names
         if n.opaque is not None:
             return CellChanges(n.reads, n.writes, None, n.opaque, changed_bindings(self.before, after))
