@@ -182,3 +182,34 @@ def test_an_unpicklable_member_of_a_group_is_reported_and_the_rest_saved_togethe
     assert variables["holder"].kind == "unpicklable" and "lock" in variables["holder"].reason
     assert variables["data"].group == variables["other"].group == variables["same"].group
     assert out["other"]["data"] is out["data"] is out["same"] and "holder" not in out
+
+
+def _refuse_to_load() -> None:
+    raise ValueError("made to fail on load")
+
+
+class LoadsBadly:
+    """Pickles fine, and cannot be loaded (as gmpy2's mpq or matplotlib's rcParams in some versions)."""
+
+    def __reduce__(self) -> tuple:
+        return (_refuse_to_load, ())
+
+
+def test_a_value_that_cannot_be_loaded_is_listed_and_the_rest_checked_out(ws):
+    """One of 900 star-imported names failing to load must not leave a fresh kernel with nothing."""
+    from test_sessions import run
+
+    from txgit.sessions.session import NamespaceSession
+
+    ns = session_namespace("x = 1\ny = [1, 2]")
+    ns["bad"] = LoadsBadly()
+    ns["pair"] = (ns["bad"], 1)  # same group: neither can be loaded
+    ws.commit(ns, "state")
+    fresh = session_namespace()
+    session = NamespaceSession(ws, fresh, kind="test")
+    r = session.checkout("HEAD")
+    assert fresh["x"] == 1 and fresh["y"] == [1, 2] and "bad" not in fresh and "pair" not in fresh
+    assert r.not_restored == {n: f"{t} could not be loaded here (ValueError: made to fail on load)"
+                              for n, t in (("bad", "test_object_heavy.LoadsBadly"), ("pair", "tuple"))}
+    run(session, "z = 3")  # the next commit carries what was not loaded: nothing deleted
+    assert {"bad", "pair", "x", "y", "z"} <= set(ws.state().variables)

@@ -67,6 +67,10 @@ class DroppedState(MissingBlob):
 class RestoreError(TxgitError):
     """A stored value that could not be rebuilt (e.g. a module that is not installed)."""
 
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason or message  # why, without the names (a checkout lists it per name)
+
 
 class EmptyHistory(TxgitError):
     """An operation that needs a commit, in a workspace that has none yet."""

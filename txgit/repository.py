@@ -620,11 +620,18 @@ class Repository:
         fingerprints: dict[Any, list[str]] = {}
         if to_load and before_loading is not None:
             before_loading()  # (the facade's trust check: only a state whose values are loaded needs it)
-        values = restore(to_load, want.groups, self.blobs.get_many, namespace, fingerprints)  # may raise: nothing changed yet
+        # A value this process cannot rebuild (its pickle fails to load here, a module it needs is not
+        # installed) is reported as not restored, like an unpicklable one, and the rest is checked out;
+        # damaged or missing bytes and refused classes still raise, with nothing changed.
+        failed: dict[str, str] = {}
+        values = restore(to_load, want.groups, self.blobs.get_many, namespace, fingerprints, failed)
         result.bytes_read = self.store.stats.bytes_read - before[0]
         result.blobs_read = self.store.stats.blobs_read - before[1]
+        for name, why in sorted(failed.items()):
+            result.not_restored[name] = f"{want.variables[name].type} could not be loaded here ({why})"
         for name in sorted(_variable_names(namespace)):
-            if name not in want.variables or (want.variables[name].kind == UNPICKLABLE and name not in result.kept):
+            if (name not in want.variables or name in failed
+                    or (want.variables[name].kind == UNPICKLABLE and name not in result.kept)):
                 del namespace[name]
                 if name not in want.variables:
                     result.removed.append(name)

@@ -789,9 +789,11 @@ def restore_group(record: GroupRecord, blobs: Mapping[str, bytes], namespace: di
     except safe.UnsafeObject:
         raise  # already one line naming the refused class
     except ModuleNotFoundError as e:
-        raise RestoreError(f"cannot restore {', '.join(record.names)}: module {e.name!r} is not installed here") from e
+        raise RestoreError(f"cannot restore {', '.join(record.names)}: module {e.name!r} is not installed here",
+                           reason=f"module {e.name!r} is not installed here") from e
     except Exception as e:
-        raise RestoreError(f"cannot restore {', '.join(record.names)}: {_clip_reason(e)}") from e
+        raise RestoreError(f"cannot restore {', '.join(record.names)}: {_clip_reason(e)}",
+                           reason=_clip_reason(e)) from e
     if len(record.names) == 1:
         return {record.names[0]: value}
     return dict(value)
@@ -802,15 +804,20 @@ def import_module_for(name: str, record: VarRecord) -> types.ModuleType:
     try:
         return importlib.import_module(record.module or "")
     except ImportError as e:
-        raise RestoreError(f"cannot restore {name}: module {record.module!r} is not installed here") from e
+        raise RestoreError(f"cannot restore {name}: module {record.module!r} is not installed here",
+                           reason=f"module {record.module!r} is not installed here") from e
 
 
 def restore(records: Mapping[str, VarRecord], groups: Mapping[str, GroupRecord],
             fetch: Callable[[list[str]], Mapping[str, bytes]], namespace: dict[str, Any],
-            fingerprints: dict[Fingerprint, list[str]] | None = None) -> dict[str, Any]:
+            fingerprints: dict[Fingerprint, list[str]] | None = None,
+            failed: dict[str, str] | None = None) -> dict[str, Any]:
     """Rebuild the named variables (values, modules) as a dict; unpicklable ones are left out.
 
-    ``fingerprints``: see :func:`restore_group`."""
+    ``fingerprints``: see :func:`restore_group`. ``failed``: where a group that cannot be
+    rebuilt here (its pickle fails to load, a module it needs is missing) is noted, name -> why,
+    and the others go on; without it the first such group raises :class:`RestoreError`. A damaged
+    commit, missing bytes and a refused (untrusted) class always raise."""
     out: dict[str, Any] = {}
     need = sorted({r.group for r in records.values() if r.kind == VALUE and r.group})
     if need:
@@ -819,11 +826,22 @@ def restore(records: Mapping[str, VarRecord], groups: Mapping[str, GroupRecord],
             raise RestoreError(f"the state names group {lost[0][:12]} but does not hold it: the commit is damaged")
         blobs = fetch(sorted({c for gid in need for c in groups[gid].chunk_names()}))
         for gid in need:
-            values = restore_group(groups[gid], blobs, namespace, fingerprints)
+            try:
+                values = restore_group(groups[gid], blobs, namespace, fingerprints)
+            except RestoreError as e:
+                if failed is None:
+                    raise
+                failed.update({n: e.reason for n in groups[gid].names if n in records})
+                continue
             out.update({k: v for k, v in values.items() if k in records})
     for name, rec in records.items():
         if rec.kind == MODULE:
-            out[name] = import_module_for(name, rec)
+            try:
+                out[name] = import_module_for(name, rec)
+            except RestoreError as e:
+                if failed is None:
+                    raise
+                failed[name] = e.reason
         elif rec.kind == NAMESPACE:
             out[name] = namespace
     return out
