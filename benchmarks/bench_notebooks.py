@@ -157,8 +157,9 @@ def materialize(nb: Notebook, corpus_dir: Path, mirrors: Path) -> Path:
     return folder
 
 
-def code_cells(nb: Notebook, folder: Path) -> list[str]:
-    """The code cells to run, after the corpus's skips and patches; empty cells dropped."""
+def code_cells(nb: Notebook, folder: Path) -> dict[int, str]:
+    """The code cells to run, by their index among the notebook's code cells, after the corpus's skips
+    and patches; empty cells dropped."""
     doc = json.loads((folder / "notebook.ipynb").read_text())
     cells = [c for c in doc["cells"] if c.get("cell_type") == "code"]
     sources = ["".join(c["source"]) if isinstance(c["source"], list) else c["source"] for c in cells]
@@ -169,7 +170,7 @@ def code_cells(nb: Notebook, folder: Path) -> list[str]:
         if p["old"] not in sources[p["cell"]]:
             raise ValueError(f"{nb.path}: patch for cell {p['cell']} does not apply: {p['old']!r} not in it")
         sources[p["cell"]] = sources[p["cell"]].replace(p["old"], p["new"])
-    return [s for i, s in enumerate(sources) if i not in nb.skip_cells and s.strip()]
+    return {i: s for i, s in enumerate(sources) if i not in nb.skip_cells and s.strip()}
 
 
 # -- in the kernel -----------------------------------------------------------------------------------
@@ -192,12 +193,16 @@ def _txgit_bench_fingerprints(ns):
             canvas.draw()
             rendered[id(fig)] = h(bytes(canvas.buffer_rgba()))
         return rendered[id(fig)]
+    def code(c):
+        # nested code objects (comprehensions, inner functions) by their contents: their repr names
+        # the kernel's temporary file, which differs from kernel to kernel
+        consts = [code(x) if isinstance(x, types.CodeType) else repr(x) for x in c.co_consts]
+        return h(c.co_code + repr((consts, c.co_names, c.co_varnames)).encode())
     def fp(v, depth=0):
         if isinstance(v, types.ModuleType):
             return "module:" + v.__name__
         if isinstance(v, types.FunctionType):
-            c = v.__code__
-            return "function:" + h(c.co_code + address.sub("", repr((c.co_consts, c.co_names, v.__defaults__))).encode())
+            return "function:" + h((code(v.__code__) + address.sub("", repr(v.__defaults__))).encode())
         if isinstance(v, type):
             return "class:" + v.__module__ + "." + v.__qualname__
         np = sys.modules.get("numpy")
@@ -222,7 +227,7 @@ def _txgit_bench_fingerprints(ns):
                 return "drawn:" + h((type(v).__qualname__ + render(figure.figure if hasattr(figure, "figure") else figure)).encode())
             except Exception:
                 pass
-        if depth < 3 and isinstance(v, (dict, list, tuple, set, frozenset)):
+        if depth < 6 and isinstance(v, (dict, list, tuple, set, frozenset)):
             if isinstance(v, dict):
                 parts = [repr(k) + "=" + fp(x, depth + 1) for k, x in v.items()]
             elif isinstance(v, (set, frozenset)):
@@ -231,7 +236,7 @@ def _txgit_bench_fingerprints(ns):
                 parts = [fp(x, depth + 1) for x in v]
             return type(v).__name__ + ":" + h("\n".join(parts).encode())
         state = getattr(v, "__dict__", None)
-        if depth < 2 and type(v).__module__.split(".")[0] == "sklearn" and isinstance(state, dict):
+        if depth < 6 and type(v).__module__.split(".")[0] == "sklearn" and isinstance(state, dict):
             return "object:" + type(v).__qualname__ + ":" + fp(dict(state), depth + 1)
         try:
             return "pickle:" + h(pickle.dumps(v, protocol=5))
@@ -260,9 +265,9 @@ def define_fingerprints(k) -> None:
 
 
 def fingerprints(k) -> dict[str, str]:
-    from kernelutil import silent_eval
+    from kernelutil import silent_json
 
-    return silent_eval(k, FINGERPRINTS, timeout=CELL_TIMEOUT)
+    return silent_json(k, FINGERPRINTS, timeout=CELL_TIMEOUT)
 
 
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+|0x[0-9a-fA-F]{6,}")
@@ -391,8 +396,14 @@ def restore_check(folder: Path, original: dict[str, str]) -> dict:
 
 # -- the benchmark -----------------------------------------------------------------------------------
 
-def measure(nb: Notebook, cells: list[str], files: Path, reps: int, kishu: bool) -> dict:
-    """Every run of one notebook, interleaved, and what they show."""
+def measure(nb: Notebook, numbered: dict[int, str], files: Path, reps: int, kishu: bool) -> dict:
+    """Every run of one notebook, interleaved, and what they show. Cells are reported by their index
+    among the notebook's code cells (as the corpus's skip_cells count them)."""
+    cells, numbers = list(numbered.values()), list(numbered)
+
+    def renumber(text: str) -> str:  # "cell i: ..." of a run -> the notebook's numbering
+        return re.sub(r"^cell (\d+)", lambda m: f"cell {numbers[int(m.group(1))]}", text)
+
     base_runs, tx_runs = [], []
     for rep in range(reps):
         last = rep == reps - 1
@@ -400,7 +411,7 @@ def measure(nb: Notebook, cells: list[str], files: Path, reps: int, kishu: bool)
         tx_runs.append(run_notebook(cells, files, "txgit", restore=last))
         for run, config in ((base_runs[-1], "baseline"), (tx_runs[-1], "txgit")):
             if run.get("failed"):
-                return {"label": nb.label, "cells": len(cells), "failed": f"{config}: {run['failed']}"}
+                return {"label": nb.label, "cells": len(cells), "failed": f"{config}: {renumber(run['failed'])}"}
 
     def fastest(runs: list[dict], key: str = "times") -> list[float]:
         return [min(ts) for ts in zip(*(r[key] for r in runs))]
@@ -410,12 +421,12 @@ def measure(nb: Notebook, cells: list[str], files: Path, reps: int, kishu: bool)
     last_tx, probed = tx_runs[-1], base_runs[-1]
     changed_counts = [c for c, names in zip(last_tx["execution_counts"], probed["changed"]) if names]
     # cell index -> the names it changed, for cells that changed some and made no commit
-    uncommitted = {i: names for i, (c, names) in enumerate(zip(last_tx["execution_counts"], probed["changed"]))
+    uncommitted = {numbers[i]: names for i, (c, names) in enumerate(zip(last_tx["execution_counts"], probed["changed"]))
                    if names and c not in last_tx["committed_counts"]}
-    nondeterministic = ({i for i, (a, b) in enumerate(zip(base_runs[0]["shown"], base_runs[1]["shown"])) if a != b}
+    nondeterministic = ({numbers[i] for i, (a, b) in enumerate(zip(base_runs[0]["shown"], base_runs[1]["shown"])) if a != b}
                         if reps > 1 else set())
-    differ = [i for i, (a, b) in enumerate(zip(base_runs[0]["shown"], tx_runs[0]["shown"]))
-              if a != b and i not in nondeterministic]
+    differ = [numbers[i] for i, (a, b) in enumerate(zip(base_runs[0]["shown"], tx_runs[0]["shown"]))
+              if a != b and numbers[i] not in nondeterministic]
     row = {
         "label": nb.label, "repo": nb.repo, "path": nb.path, "cells": len(cells),
         "baseline_s": round(sum(base), 3), "txgit_s": round(sum(tx) + drain, 3),
@@ -430,10 +441,10 @@ def measure(nb: Notebook, cells: list[str], files: Path, reps: int, kishu: bool)
         "restore": last_tx["restore"],
     }
     if last_tx.get("txgit_said"):
-        row["txgit_said"] = last_tx["txgit_said"]
+        row["txgit_said"] = [renumber(x) for x in last_tx["txgit_said"]]
     if kishu:
         k = run_notebook(cells, files, "kishu")
-        row["kishu"] = ({"failed": k["failed"]} if k.get("failed") else
+        row["kishu"] = ({"failed": renumber(k["failed"])} if k.get("failed") else
                         {"s": round(sum(k["times"]), 3), "ratio": round(sum(k["times"]) / sum(base), 3)})
     return row
 
@@ -507,8 +518,13 @@ def print_table(rows: dict[str, dict], summary: dict) -> None:
     print(f"variables restored exactly: {s['restored_exactly']} / {s['variables']}")
     for name, r in rows.items():
         if not r.get("failed"):
-            if r["restore"]["misses"]:
-                print(f"  {name}: not restored exactly: {r['restore']['misses']}")
+            misses = r["restore"]["misses"]
+            if misses:
+                shown = dict(list(misses.items())[:10])
+                more = f" and {len(misses) - 10} more" if len(misses) > 10 else ""
+                print(f"  {name}: not restored exactly ({len(misses)}): {shown}{more}")
+            for line in r.get("txgit_said", [])[:3]:
+                print(f"  {name}: txgit said: {line[:200]}")
             if r["restore"].get("checkout_said"):
                 print(f"  {name}: checkout said: {r['restore']['checkout_said'][:300]}")
             if r["changed_without_commit"]:

@@ -119,6 +119,14 @@ def silent_eval(kernel: Kernel, expr: str, timeout: float = 60):
     return ast.literal_eval(r["data"]["text/plain"])
 
 
+def silent_json(kernel: Kernel, expr: str, timeout: float = 60):
+    """``silent_eval`` for a JSON-able value, passed as a JSON string: it survives a notebook that
+    changed how values print (sympy's ``init_printing`` pretty-prints and wraps lists)."""
+    import json
+
+    return json.loads(silent_eval(kernel, f"__import__('json').dumps({expr})", timeout=timeout))
+
+
 # A digest of every user variable, computed inside a kernel: equal digests = equal values.
 DIGEST = r'''
 def digest(ns):
@@ -172,9 +180,9 @@ def txgit_drain_and_hooks(kernel: Kernel, cells: int) -> tuple[float, list[float
     commits in flight (waited for and timed inside the kernel: a user's next txgit command waits for
     them too), and the seconds txgit's hooks took around each of those cells, as its session records."""
     session = "__import__('txgit.sessions.ipython').sessions.ipython.active()"
-    drain = silent_eval(kernel, f"(lambda s, pc: -pc() + (s.flush(), pc())[1])({session}.session, "
+    drain = silent_json(kernel, f"(lambda s, pc: -pc() + (s.flush(), pc())[1])({session}.session, "
                                 "__import__('time').perf_counter)", timeout=600)
-    hooks = silent_eval(kernel, f"{session}.hook_seconds")
+    hooks = silent_json(kernel, f"{session}.hook_seconds")
     return drain, hooks[-cells:] if cells else []
 
 
