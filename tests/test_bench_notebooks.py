@@ -14,7 +14,8 @@ import pytest
 
 pytestmark = pytest.mark.timeout(600)
 
-BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_notebooks.py"
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+BENCH = BENCHMARKS / "bench_notebooks.py"
 
 CELLS = [
     "import numpy as np\nimport pandas as pd",
@@ -80,3 +81,13 @@ def test_the_benchmark_runs_a_corpus_notebook_and_reports_it(corpus, tmp_path):
     restore = row["restore"]
     assert restore["misses"] == {} and restore["exact"] == restore["variables"], restore
     assert restore["names"] == ["frame", "grid", "label", "np", "pd", "rows"]  # rows: mutated in place
+
+
+def test_run_py_loads_the_benchmark():
+    """`benchmarks/run.py notebooks` loads the module as run.py loads every benchmark."""
+    r = subprocess.run([sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); import run; "
+                        "m = run.load(run.HERE / 'bench_notebooks.py'); print(callable(m.main), len(m.load_corpus()))",
+                        str(BENCHMARKS)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    count = int(r.stdout.split()[1])
+    assert r.stdout.split()[0] == "True" and count >= 30  # the corpus: at least 30 real notebooks
