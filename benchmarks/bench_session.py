@@ -159,7 +159,7 @@ def time_notebook(cells: list[str], config: str) -> dict:
     """One run of ``cells`` in a fresh kernel under ``config`` (one of CONFIGS): "times", wall seconds
     per cell; with txgit also "hooks", the seconds its hooks took inside the kernel, and "drain", the
     seconds the background writer still needed after the last cell; per peer what shows it worked."""
-    from kernelutil import Kernel, kishu_commits, kishu_kernel, silent_eval, silent_exec
+    from kernelutil import Kernel, kishu_commits, kishu_kernel, silent_eval, silent_exec, txgit_drain_and_hooks
 
     folder = Path(tempfile.mkdtemp(prefix="txgit-bench-"))
     k = kishu_kernel(folder, cells, folder / "hook-times.txt") if config == "kishu" else Kernel(folder)
@@ -197,10 +197,7 @@ def time_notebook(cells: list[str], config: str) -> dict:
         if config == "txgit":
             # Commits still being written after the last cell are work too: wait for them, timed
             # inside the kernel, and count it (a user's next txgit command would wait for it).
-            session = "__import__('txgit.sessions.ipython').sessions.ipython.active().session"
-            out["drain"] = silent_eval(k, f"(lambda s, pc: -pc() + (s.flush(), pc())[1])({session}, __import__('time').perf_counter)")
-            hooks = silent_eval(k, "__import__('txgit.sessions.ipython').sessions.ipython.active().hook_seconds")
-            out["hooks"] = hooks[-len(cells):]
+            out["drain"], out["hooks"] = txgit_drain_and_hooks(k, len(cells))
         elif config == "kishu":
             # One commit per cell (and one for the warm-up cell), or Kishu did not checkpoint.
             commits = kishu_commits(folder)

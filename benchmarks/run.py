@@ -12,9 +12,19 @@ import json
 import sys
 import time
 from pathlib import Path
+from types import ModuleType
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # this checkout's txgit
+
+
+def load(path: Path) -> ModuleType:
+    """The benchmark module at ``path``, registered in sys.modules as dataclasses (and pickle) need."""
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def main() -> int:
@@ -30,9 +40,7 @@ def main() -> int:
         print(f"no benchmark matches {args.names}; have: {[f.stem.removeprefix('bench_') for f in files]}")
         return 2
     for f in chosen:
-        spec = importlib.util.spec_from_file_location(f.stem, f)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        module = load(f)
         started = time.time()
         result = module.main(quick=args.quick)
         result = {"benchmark": f.stem, "quick": args.quick, "seconds": round(time.time() - started, 2), **result}

@@ -119,6 +119,14 @@ def silent_eval(kernel: Kernel, expr: str, timeout: float = 60):
     return ast.literal_eval(r["data"]["text/plain"])
 
 
+def silent_json(kernel: Kernel, expr: str, timeout: float = 60):
+    """``silent_eval`` for a JSON-able value, passed as a JSON string: it survives a notebook that
+    changed how values print (sympy's ``init_printing`` pretty-prints and wraps lists)."""
+    import json
+
+    return json.loads(silent_eval(kernel, f"__import__('json').dumps({expr})", timeout=timeout))
+
+
 # A digest of every user variable, computed inside a kernel: equal digests = equal values.
 DIGEST = r'''
 def digest(ns):
@@ -167,6 +175,17 @@ def silent_exec(kernel: Kernel, code: str, timeout: float = 120) -> None:
         raise AssertionError(f"{code}: {reply['content'].get('ename')}: {reply['content'].get('evalue')}")
 
 
+def txgit_drain_and_hooks(kernel: Kernel, cells: int) -> tuple[float, list[float]]:
+    """After a run of ``cells`` cells with txgit: the seconds the kernel still needed to write the
+    commits in flight (waited for and timed inside the kernel: a user's next txgit command waits for
+    them too), and the seconds txgit's hooks took around each of those cells, as its session records."""
+    session = "__import__('txgit.sessions.ipython').sessions.ipython.active()"
+    drain = silent_json(kernel, f"(lambda s, pc: -pc() + (s.flush(), pc())[1])({session}.session, "
+                                "__import__('time').perf_counter)", timeout=600)
+    hooks = silent_json(kernel, f"{session}.hook_seconds")
+    return drain, hooks[-cells:] if cells else []
+
+
 # Times Kishu's own pre/post_run_cell hooks: callbacks run in the order they were registered, so a
 # mark registered before Kishu's hooks and one after bracket them; one line per cell, in seconds.
 KISHU_TIMER = """
@@ -184,7 +203,7 @@ def _txgit_kishu_timer(path):
 """
 
 
-def kishu_kernel(folder: Path, cells: list[str], hook_times: Path | None = None) -> Kernel:
+def kishu_kernel(folder: Path, cells: list[str], hook_times: Path | None = None, env: dict | None = None) -> Kernel:
     """A real ipykernel with Kishu (https://github.com/illinoisdata/kishu) checkpointing after every cell.
 
     Kishu finds its notebook through a Jupyter server and saves/reloads it through the browser
@@ -195,13 +214,14 @@ def kishu_kernel(folder: Path, cells: list[str], hook_times: Path | None = None)
     after each cell as usual. ``init_kishu()`` is what a user runs; it is sent as a silent request so
     that its own cell is not half-hooked (a cell that installs the hooks gets post_run_cell without
     pre_run_cell, which Kishu reports as an error). Its database is ``folder/notebook.kishudb``.
-    ``hook_times``: a file that gets the seconds Kishu's hooks took, one line per cell."""
+    ``hook_times``: a file that gets the seconds Kishu's hooks took, one line per cell; ``env``: more
+    environment for the kernel."""
     import nbformat
 
     notebook = Path(folder) / "notebook.ipynb"
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells]), notebook)
-    env = {"TEST_NOTEBOOK_PATH": str(notebook), "ENV_KISHU_TEST_MODE": "1", "KISHU_PATH_ROOT": str(folder)}
-    k = Kernel(folder, env=env)
+    kishu_env = {"TEST_NOTEBOOK_PATH": str(notebook), "ENV_KISHU_TEST_MODE": "1", "KISHU_PATH_ROOT": str(folder)}
+    k = Kernel(folder, env={**(env or {}), **kishu_env})
     try:
         init = "from kishu import init_kishu\ninit_kishu()\n"
         if hook_times is not None:

@@ -1,0 +1,93 @@
+"""The real-notebook benchmark end to end, on a notebook this test writes: materialized from a local
+git mirror by the corpus's pointer, run with and without txgit in real kernels, its JSON complete,
+and a variable mutated in place (not rebound) reported committed and restored in a fresh kernel."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+pytestmark = pytest.mark.timeout(600)
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+BENCH = BENCHMARKS / "bench_notebooks.py"
+
+CELLS = [
+    "import numpy as np\nimport pandas as pd",
+    "frame = pd.read_csv('data/points.csv')\nrows = []",
+    "rows.append(len(frame))\nrows.append(2)",  # a mutation: `rows` is never rebound
+    "print(frame.shape)",  # changes nothing
+    "raise RuntimeError('this cell needs the network')",  # dropped by the corpus, with why
+    "grid = np.arange(12.0).reshape(3, 4).T  # a Fortran-ordered view\nlabel = 'LABEL'",
+]
+
+
+def git(*args: str, cwd: Path) -> None:
+    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True)
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> tuple[Path, Path]:
+    """A corpus file pointing at a notebook in a repository that exists only as a local bare mirror."""
+    work = tmp_path / "upstream"
+    (work / "nb" / "data").mkdir(parents=True)
+    (work / "nb" / "data" / "points.csv").write_text("x,y\n1,2\n3,4\n5,6\n")
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# a notebook")]
+                                        + [nbformat.v4.new_code_cell(c) for c in CELLS])
+    nbformat.write(notebook, work / "nb" / "demo.ipynb")
+    git("init", "-q", cwd=work)
+    git("-c", "user.name=t", "-c", "user.email=t@t", "add", ".", cwd=work)
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "notebook", cwd=work)
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=work, capture_output=True, text=True).stdout.strip()
+    mirrors = tmp_path / "mirrors"
+    git("clone", "-q", "--bare", str(work), str(mirrors / "someone+notebooks" / "repo"), cwd=tmp_path)
+    entry = {"repo": "someone/notebooks", "commit": commit, "path": "nb/demo.ipynb", "label": "pandas: csv",
+             "data": {"data/points.csv": "nb/data/points.csv"}, "skip_cells": {"4": "needs the network"},
+             "patches": [{"cell": 5, "old": "'LABEL'", "new": "'label'", "why": "a patch is applied"}]}
+    path = tmp_path / "corpus.json"
+    path.write_text(json.dumps({"notebooks": [entry]}))
+    return path, mirrors
+
+
+def test_the_benchmark_runs_a_corpus_notebook_and_reports_it(corpus, tmp_path):
+    corpus_file, mirrors = corpus
+    out = tmp_path / "result.json"
+    r = subprocess.run([sys.executable, str(BENCH), "--corpus", str(corpus_file), "--corpus-dir", str(tmp_path / "cache"),
+                        "--mirrors", str(mirrors), "--reps", "2", "--kishu", "0", "--out", str(out)],
+                       capture_output=True, text=True, timeout=540)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "variables restored exactly: " in r.stdout
+    result = json.loads(out.read_text())
+    assert result["reps"] == 2
+    summary = result["summary"]
+    for key in ("notebooks", "cells", "ratio_corpus", "ratio_median", "worst", "hook_ms", "noise_corpus", "noise_median",
+                "commits", "cells_that_changed", "changed_without_commit", "outputs_differ", "restored_exactly", "variables"):
+        assert key in summary, key
+    assert summary["notebooks"] == 1 and summary["failed"] == 0
+    (name, row), = result["notebooks"].items()
+    assert name == "notebooks/demo" and row["label"] == "pandas: csv"
+    assert row["cells"] == len(CELLS) - 1  # the skipped cell is not run
+    assert len(row["hook_s"]) == row["cells"] and all(h > 0 for h in row["hook_s"])
+    assert row["ratio"] > 0 and row["noise"] > 0 and row["baseline_s"] > 0
+    # every cell but the one that only prints changed a variable, and each of them committed
+    assert row["cells_that_changed"] == row["cells"] - 1 == row["commits"]
+    assert row["changed_without_commit"] == {}
+    assert row["outputs_differ"] == []
+    restore = row["restore"]
+    assert restore["misses"] == {} and restore["exact"] == restore["variables"], restore
+    assert restore["names"] == ["frame", "grid", "label", "np", "pd", "rows"]  # rows: mutated in place
+
+
+def test_run_py_loads_the_benchmark():
+    """`benchmarks/run.py notebooks` loads the module as run.py loads every benchmark."""
+    r = subprocess.run([sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); import run; "
+                        "m = run.load(run.HERE / 'bench_notebooks.py'); print(callable(m.main), len(m.load_corpus()))",
+                        str(BENCHMARKS)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    count = int(r.stdout.split()[1])
+    assert r.stdout.split()[0] == "True" and count >= 30  # the corpus: at least 30 real notebooks
