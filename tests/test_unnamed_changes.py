@@ -141,3 +141,7 @@ def test_arrays_and_frames_are_not_fingerprinted_by_every_cell_that_calls_numpy(
     run(s, "import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\nfig, ax = plt.subplots()")
     run(s, "plt.plot(a[:3])")
     assert s.unnamed.fingerprinted > 0 and "ax" in s.last_commit.serialized_names
+    # an array of axes is no passive data: its elements are matplotlib's
+    run(s, "axs = plt.subplots(1, 2)[1]")  # no variable holds the figure
+    run(s, "plt.plot([1, 2])")  # into the current axes, axs[1]
+    assert "axs" in s.last_commit.serialized_names and len(ws.load("axs")[1].lines) == 1

@@ -55,6 +55,8 @@ def _element_types(value: Any) -> Iterable[type]:
         items: Iterable[Any] = value.values()
     elif t in (list, tuple, set, frozenset):
         items = value
+    elif getattr(getattr(value, "dtype", None), "hasobject", False) and hasattr(value, "flat"):
+        items = value.flat  # an object array holds anything: `fig, axs = plt.subplots(2, 2)`
     else:
         return ()
     out = []
