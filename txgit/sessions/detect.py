@@ -33,7 +33,7 @@ import io
 import pickle
 import sys
 import types
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import cloudpickle
@@ -92,10 +92,7 @@ def _package_of(t: type) -> str:
 def value_packages(value: Any) -> set[str]:
     """Top-level packages a value is made of: its type's, or its elements' (a list of axes); arrays and
     frames are made of none (see :func:`_package_of`)."""
-    out = {_package_of(type(value))}
-    for t in _element_types(value):
-        out.add(_package_of(t))
-    return out - _NOT_LIBRARIES
+    return {_package_of(t) for t in (type(value), *_element_types(value))} - _NOT_LIBRARIES
 
 
 def used_packages(value: Any) -> set[str]:
@@ -194,19 +191,20 @@ class UnnamedChanges:
             return None
         return objs
 
-    def baseline(self, namespace: Mapping[str, Any], groups: list[tuple[str, ...]]) -> None:
-        """Fingerprint the groups that have no valid fingerprint yet (just before a cell runs)."""
-        for key in groups:
+    def baseline(self, namespace: Mapping[str, Any], groups: Iterable[Sequence[str]]) -> None:
+        """Fingerprint the groups (names that share objects, sorted: fingerprinted together) that have no
+        valid fingerprint yet (just before a cell runs)."""
+        for key in map(tuple, groups):
             if self._valid(key, namespace) is None:
                 values = tuple(namespace[n] for n in key)
                 self._prints[key] = (values, fingerprint(values))
                 self.fingerprinted += 1
 
-    def changed(self, namespace: Mapping[str, Any], groups: list[tuple[str, ...]]) -> set[str]:
+    def changed(self, namespace: Mapping[str, Any], groups: Iterable[Sequence[str]]) -> set[str]:
         """Names of ``groups`` whose graphs differ from their last fingerprint (or have none, or
         cannot be fingerprinted); every group's fingerprint is now the one taken here."""
         out: set[str] = set()
-        for key in groups:
+        for key in map(tuple, groups):
             old = self._prints.get(key) if self._valid(key, namespace) is not None else None
             values = tuple(namespace[n] for n in key)
             digest = fingerprint(values)
@@ -232,19 +230,3 @@ class UnnamedChanges:
 
 
 _MISSING = object()
-
-
-def group_candidates(names: list[str], shared: Mapping[str, set[int]]) -> list[tuple[str, ...]]:
-    """``names`` in groups of those that share objects (``shared``: name -> ids of the mutable objects it
-    reaches, as the session last saw them): a figure and its axes are pickled once, together."""
-    groups: list[tuple[set[str], set[int]]] = []
-    for n in sorted(names):
-        ids = shared.get(n, set())
-        merged = [g for g in groups if not g[1].isdisjoint(ids)] if ids else []
-        names_, ids_ = {n}, set(ids)
-        for g in merged:
-            groups.remove(g)
-            names_ |= g[0]
-            ids_ |= g[1]
-        groups.append((names_, ids_))
-    return [tuple(sorted(g[0])) for g in groups]

@@ -24,10 +24,10 @@ from typing import Any
 
 from txgit.state import UNPICKLABLE, VALUE, MODULE, VarRecord, is_variable_name, restore
 from txgit.state.summary import type_name
-from txgit.state.snapshot import shared_ids
+from txgit.state.snapshot import shared_ids, sharing_groups
 from txgit.sessions import opslog
 from txgit.sessions.operations import Operation, OperationWatch, content_origin, output_origin
-from txgit.sessions.detect import UnnamedChanges, group_candidates, used_packages
+from txgit.sessions.detect import UnnamedChanges, used_packages
 from txgit.sessions.tracking import CellChanges, CellTracker
 from txgit.errors import MergeInProgress as MergeInProgressError, NothingToCommit, TxgitError
 from txgit.gitwriter import GitWriter
@@ -232,7 +232,7 @@ class NamespaceSession:
         packages = self._packages_used(named)
         if packages:
             names = self.unnamed.candidates(self.namespace, (n for n in variables if n not in named), packages)
-            self.unnamed.baseline(self.namespace, group_candidates(names, self._shared))
+            self.unnamed.baseline(self.namespace, sharing_groups(names, self._shared))
 
     def _detect_unnamed(self, changes: CellChanges) -> None:
         """After a cell: add to its hint the values it did not name whose object graphs changed (a library
@@ -246,7 +246,7 @@ class NamespaceSession:
         if packages:
             names = self.unnamed.candidates(self.namespace, (n for n in self.variable_names() if n not in hint),
                                             packages)
-            changes.unnamed = self.unnamed.changed(self.namespace, group_candidates(names, self._shared))
+            changes.unnamed = self.unnamed.changed(self.namespace, sharing_groups(names, self._shared))
             hint |= changes.unnamed
         self.unnamed.forget(hint - changes.unnamed)  # serialized again, or changed by name: stale
         self.unnamed.prune(self.namespace)

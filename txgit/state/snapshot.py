@@ -615,6 +615,19 @@ class _UnionFind:
         return [sorted(v) for v in out.values()]
 
 
+def sharing_groups(names: Iterable[str], shared: Mapping[str, set[int]]) -> list[list[str]]:
+    """``names`` in groups of those that reach a common object (``shared``: name -> :func:`shared_ids`
+    of its value; a name it lacks shares nothing): the co-variable groups, each sorted."""
+    uf = _UnionFind(names)
+    owner: dict[int, str] = {}
+    for name in uf.parent:
+        for oid in shared.get(name, ()):
+            other = owner.setdefault(oid, name)
+            if other != name:
+                uf.union(name, other)
+    return uf.components()
+
+
 # -- serialize ------------------------------------------------------------------
 
 def _chunk_stream(data: memoryview, chunk_size: int, pool: ThreadPoolExecutor | None) -> tuple[StreamRecord, dict[str, memoryview]]:
@@ -708,9 +721,7 @@ def snapshot(namespace: Mapping[str, Any], names: Iterable[str] | None = None, *
     wanted = sorted(n for n in (namespace if names is None else names) if n in namespace and is_variable_name(n))
     variables: dict[str, VarRecord] = {}
     described: dict[str, tuple[str, dict | None]] = {}
-    owner: dict[int, str] = {}
     shared: dict[str, set[int]] = {}
-    uf = _UnionFind([])
 
     # Which variables share objects is known from the walk alone: each group is pickled once, the
     # sharers together (a figure and its axes were pickled alone, to size them, and then again together).
@@ -724,17 +735,13 @@ def snapshot(namespace: Mapping[str, Any], names: Iterable[str] | None = None, *
             variables[name] = VarRecord(NAMESPACE, type_name(value), "the namespace itself")
             continue
         described[name] = (summary, details)
-        uf.parent[name] = name
         known = known_shared.get(name) if known_shared is not None else None
-        shared[name] = ids = known if known is not None else shared_ids(value, namespace)
-        for oid in ids:
-            other = owner.setdefault(oid, name)
-            if other != name:
-                uf.union(name, other)
+        shared[name] = known if known is not None else shared_ids(value, namespace)
 
     snap = Snapshot(variables, {}, {}, shared=shared)
     pool = shared_pool()
-    streams = [s for members in uf.components() for s in _pickle_groups(members, namespace, variables, described)]
+    streams = [s for members in sharing_groups(described, shared)
+               for s in _pickle_groups(members, namespace, variables, described)]
     for members, skeleton, buffers in streams:
         size = len(skeleton) + sum(b.raw().nbytes for b in buffers)
         for n in members:  # a member's size is its group's: what loading it reads
