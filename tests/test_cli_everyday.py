@@ -19,6 +19,7 @@ from cliutil import assert_one_line_error
 from conftest import session_namespace
 from txgit import Workspace
 from txgit.errors import WorkspaceExists
+from txgit.history import CommitInfo
 
 
 def fingerprint(root: Path) -> dict[str, bytes]:
@@ -279,12 +280,17 @@ def test_no_help_shows_a_flag_as_taking_a_value(tmp_path, run_txgit):
     assert re.search(r"--oneline +One line per commit", out) and re.search(r"--max-count +-n +N ", out), out
 
 
-def test_branch_f_on_an_existing_branch_says_reset(tmp_path, run_txgit):
-    ws = Workspace.init(tmp_path)
+def two_commits(root: Path) -> tuple[Workspace, CommitInfo, CommitInfo]:
+    """A workspace at ``root`` with commits "one" (x = 1) and "two" (x = 2)."""
+    ws = Workspace.init(root)
     ns = session_namespace("x = 1")
     one = ws.commit(ns, "one").info
     ns["x"] = 2
-    two = ws.commit(ns, "two").info
+    return ws, one, ws.commit(ns, "two").info
+
+
+def test_branch_f_on_an_existing_branch_says_reset(tmp_path, run_txgit):
+    ws, one, two = two_commits(tmp_path)
     out = run_txgit("branch", "-f", "exp", "HEAD~1", cwd=tmp_path, check=True).stdout
     assert out == f"Created branch exp at {one.short_id} one\n"  # -f on a new name creates it
     out = run_txgit("branch", "-f", "exp", cwd=tmp_path, check=True).stdout
@@ -294,11 +300,7 @@ def test_branch_f_on_an_existing_branch_says_reset(tmp_path, run_txgit):
 
 
 def test_tag_f_on_an_existing_tag_says_updated(tmp_path, run_txgit):
-    ws = Workspace.init(tmp_path)
-    ns = session_namespace("x = 1")
-    one = ws.commit(ns, "one").info
-    ns["x"] = 2
-    two = ws.commit(ns, "two").info
+    ws, one, two = two_commits(tmp_path)
     out = run_txgit("tag", "v1", "HEAD~1", cwd=tmp_path, check=True).stdout
     assert out == f"Tagged {one.short_id} one as v1\n"
     assert_one_line_error(run_txgit("tag", "v1", cwd=tmp_path), "v1")  # exists: -f needed
