@@ -133,6 +133,8 @@ def default_mirrors() -> Path:
 def _repo_file(repo: str, commit: str, path: str, mirrors: Path) -> bytes:
     """A file of ``repo`` at ``commit``: from a local git mirror when there is one, else from GitHub."""
     git_dir = mirrors / repo.replace("/", "+") / "repo"
+    if (git_dir / ".git").is_dir():  # a clone with a work tree rather than a bare mirror
+        git_dir = git_dir / ".git"
     if git_dir.is_dir():
         r = subprocess.run(["git", "--git-dir", str(git_dir), "show", f"{commit}:{path}"], capture_output=True)
         if r.returncode == 0:
