@@ -31,6 +31,7 @@ Targets (issue #18, real scripts with headers): precision >= 0.98, recall >= 0.9
 from __future__ import annotations
 
 import hashlib
+import http.client
 import importlib.util
 import json
 import os
@@ -263,12 +264,14 @@ def real_corpus(repeats: int, cache: Path | None = None, mirrors: Path | None = 
             sources[e["name"]] = fetch_real_script(e, cache, mirrors)
         except ValueError as err:
             missing.append(str(err))
-        except OSError as err:  # offline and not cached
+        except (OSError, http.client.HTTPException) as err:  # offline and not cached
             missing.append(f"{e['repo']}:{e['path']}: not cached in {cache} and not fetchable ({err})")
     if missing:
         print(f"real-script corpus: {len(missing)} of {len(entries)} scripts unavailable, first: {missing[0]}")
         print(f"  (fetch them once with network or a mirror under {mirrors}; cache: {cache})")
-    out: dict[str, dict] = {"per_script": {}}
+    out: dict[str, dict] = {"per_script": {}, "unavailable": missing}
+    if not sources:
+        return out
     with tempfile.TemporaryDirectory() as tmp:
         for mode, use_files in MODES.items():
             side = _SideBySide()
@@ -288,7 +291,6 @@ def real_corpus(repeats: int, cache: Path | None = None, mirrors: Path | None = 
                     continue
                 out["per_script"].setdefault(e["name"], {})[mode] = side.add(e["name"], report, expected, secs)
             out[mode] = side.summary()
-    out["unavailable"] = missing
     return out
 
 
