@@ -286,7 +286,8 @@ def real_corpus(repeats: int, cache: Path | None = None, mirrors: Path | None = 
                 except (TxgitError, SyntaxError, RecursionError, ValueError, KeyError, TypeError,
                         AttributeError, IndexError) as err:
                     # an analysis that gives up on a whole script is what issue #18 counts against it
-                    side.fail(e["name"], expected, f"{type(err).__name__}: {str(err).splitlines()[0][:160]}")
+                    why = str(err).replace(f"{script.parent}{os.sep}", "").splitlines()[0][:160]
+                    side.fail(e["name"], expected, f"{type(err).__name__}: {why}")
                     out["per_script"].setdefault(e["name"], {})[mode] = {"failed": side.failed[e["name"]]}
                     continue
                 out["per_script"].setdefault(e["name"], {})[mode] = side.add(e["name"], report, expected, secs)
@@ -314,6 +315,9 @@ def _print_side_by_side(own: dict[str, dict], real: dict) -> None:
             print(f"  real {mode} failed: {name}: {why}")
         for bare in r.get("bare_models", [])[:20]:
             print(f"  real {mode} model with neither features nor rest: {bare}")
+    extra = (real.get("code+headers") or {}).get("extra_models", [])
+    if extra:
+        print(f"  real scripts: {len(extra)} reported models nobody labelled: {', '.join(extra[:12])}")
 
 
 if __name__ == "__main__":
