@@ -236,7 +236,7 @@ def fetch_real_script(entry: dict, cache: Path, mirrors: Path) -> bytes:
     return data
 
 
-def _place(entry: dict, data: bytes, folder: Path) -> Path:
+def _place(entry: dict, data: bytes, folder: Path, headers: Path = REAL) -> Path:
     """The script in ``folder`` under its own file name, deep enough that every relative path it reads
     ("../input/train.csv") lands inside ``folder``, with each header file at the path the script reads."""
     depth = max([p.replace("\\", "/").count("../") for p in entry["reads"]] + [0])
@@ -249,14 +249,15 @@ def _place(entry: dict, data: bytes, folder: Path) -> Path:
             continue  # /Users/... cannot be placed: that header stays unknown, as it would on another machine
         target = here / read
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(REAL / info["header"], target)
+        shutil.copy(headers / info["header"], target)
     return script
 
 
-def real_corpus(repeats: int, cache: Path | None = None, mirrors: Path | None = None) -> dict:
-    """Scores the real-script corpus in both modes; {"unavailable": why} when it cannot be fetched."""
+def real_corpus(repeats: int, corpus: Path = REAL / "corpus.json", cache: Path | None = None,
+                mirrors: Path | None = None) -> dict:
+    """Scores the real-script corpus in both modes; no modes, only "unavailable", when it cannot be fetched."""
     cache, mirrors = cache or default_real_cache(), mirrors or default_mirrors()
-    entries = load_real_corpus()
+    entries = load_real_corpus(corpus)
     sources: dict[str, bytes] = {}
     missing = []
     for e in entries:
@@ -280,7 +281,7 @@ def real_corpus(repeats: int, cache: Path | None = None, mirrors: Path | None = 
                     continue
                 expected = [Expected(m["model"], set(m["features"]), set(m["label"]), set(m["sources"]))
                             for m in e["models"]]
-                script = _place(e, sources[e["name"]], Path(tmp) / mode.replace(" ", "_") / e["name"])
+                script = _place(e, sources[e["name"]], Path(tmp) / mode.replace(" ", "_") / e["name"], corpus.parent)
                 try:
                     report, secs = _measure(lambda: lineage_of_script(script, use_files=use_files), repeats)
                 except (TxgitError, SyntaxError, RecursionError, ValueError, KeyError, TypeError,
