@@ -71,6 +71,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -133,11 +134,13 @@ def default_mirrors() -> Path:
 def _repo_file(repo: str, commit: str, path: str, mirrors: Path) -> bytes:
     """A file of ``repo`` at ``commit``: from a local git mirror when there is one, else from GitHub."""
     git_dir = mirrors / repo.replace("/", "+") / "repo"
+    if (git_dir / ".git").is_dir():  # a clone with a work tree rather than a bare mirror
+        git_dir = git_dir / ".git"
     if git_dir.is_dir():
         r = subprocess.run(["git", "--git-dir", str(git_dir), "show", f"{commit}:{path}"], capture_output=True)
         if r.returncode == 0:
             return r.stdout
-    url = f"https://raw.githubusercontent.com/{repo}/{commit}/{path}"
+    url = f"https://raw.githubusercontent.com/{repo}/{commit}/{urllib.parse.quote(path)}"  # paths may hold spaces
     with urllib.request.urlopen(url, timeout=60) as response:
         return response.read()
 
