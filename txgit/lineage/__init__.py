@@ -163,10 +163,11 @@ def lineage_of_source(source: str, *, filename: str = "<script>", data_dir: str 
     """Lineage of one piece of code. ``data_dir``: where the files it reads are (their headers help)."""
     started = time.perf_counter()
     try:
-        stmts = ir.parse(source, filename)
-    except SyntaxError as e:
+        stmts, skipped = ir.parse_tolerant(source, filename)
+    except SyntaxError as e:  # not one statement could be read
         raise TxgitError(f"{filename}:{e.lineno}: syntax error: {e.msg}") from e
     interp = Interpreter(kb, Facts(None if data_dir is None else Path(data_dir)))
+    interp.unknown += [f"{Path(filename).name}:{s.line}: {s.why}" for s in skipped]
     interp.run(stmts, Path(filename).name, per_statement=True)
     return _report(interp, "static" if data_dir is None else "static+files", started)
 
@@ -230,10 +231,11 @@ def lineage_of_workspace(ws: Any, rev: str = "HEAD", *, use_files: bool = True, 
                                           else str(commit.id)[:8])
             labelled.append((label, cell.get("code", "")))
             try:
-                stmts = ir.parse(cell.get("code", ""), label)
+                stmts, skipped = ir.parse_tolerant(cell.get("code", ""), label)
             except SyntaxError:
                 interp.unknown.append(f"{label}: not Python that can be parsed")
                 continue
+            interp.unknown += [f"{label}: line {s.line}: {s.why}" for s in skipped]
             # a script block's lines count from its own first line
             base_line = int(label.rsplit(":", 1)[1]) - 1 if ":" in label and label.rsplit(":", 1)[1].isdigit() else 0
             if base_line:

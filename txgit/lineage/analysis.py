@@ -349,6 +349,9 @@ class Interpreter:
                 self._stmt(s, env)
             except RecursionError:
                 self._note("too deeply nested to follow")
+            except (TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
+                # one construct the interpreter trips on must not lose the rest of the script
+                self._note(f"statement not followed ({type(exc).__name__}: {exc})")
 
     def _stmt(self, s: ir.Stmt, env: Env) -> None:
         if isinstance(s, ir.Assign):
@@ -750,7 +753,7 @@ class Interpreter:
             return Unknown("item of a sequence")
         if isinstance(obj, DictV):
             iv = _const_value(index)
-            if iv in obj.items:
+            if _hashable(iv) and iv in obj.items:
                 return obj.items[iv]
             return Unknown("item of a dict")
         if isinstance(obj, Ref):
@@ -836,7 +839,8 @@ class Interpreter:
             if name == "values":
                 return SeqV(list(obj.items.values()))
             if name == "get" and args:
-                return obj.items.get(_const_value(args[0]), Unknown("dict get"))
+                k = _const_value(args[0])
+                return obj.items.get(k, Unknown("dict get")) if _hashable(k) else Unknown("dict get")
         return Unknown(name)
 
     def _unknown_call(self, what: str, recv: Value, args: list[Value], kwargs: dict[str, Value]) -> Value:
@@ -1384,6 +1388,14 @@ def _kind_of(v: Value) -> str:
     if isinstance(v, DictV):
         return "dict"
     return "unknown"
+
+
+def _hashable(v: Any) -> bool:
+    try:
+        hash(v)
+    except TypeError:
+        return False
+    return True
 
 
 def _const_value(v: Value) -> Any:
