@@ -23,6 +23,116 @@ def lineage(code: str, tmp_path: Path | None = None, **files: str):
 TITANIC = "PassengerId,Survived,Pclass,Name,Sex,Age,Fare\n1,0,3,A,male,22,7.2\n2,1,1,B,female,38,71.3\n"
 
 
+# -- 1. the knowledge base ----------------------------------------------------------------------
+
+def test_sklearn_functions_are_not_transformer_classes():
+    report = lineage('''
+        import pandas as pd
+        from sklearn import preprocessing
+        from sklearn.svm import SVC
+        df = pd.read_csv("d.csv")
+        X = preprocessing.scale(df[["a", "b"]])
+        y = preprocessing.label_binarize(df["target"], classes=[0, 1])
+        clf = SVC().fit(X, y)
+    ''')
+    m = report.models["clf"]
+    assert m.feature_columns == ["a", "b"] and m.label_columns == ["target"]
+    assert "X" not in report.models and "y" not in report.models
+
+
+def test_pre_020_module_paths_are_their_model_selection_names():
+    m = lineage('''
+        import pandas as pd
+        from sklearn.cross_validation import train_test_split, cross_val_score
+        from sklearn.grid_search import GridSearchCV
+        from sklearn.ensemble import RandomForestClassifier
+        df = pd.read_csv("d.csv")
+        X_train, X_test, y_train, y_test = train_test_split(df[["a", "b"]], df["y"])
+        search = GridSearchCV(RandomForestClassifier(), {"n_estimators": [10]})
+        search.fit(X_train, y_train)
+    ''').models
+    assert list(m) == ["search"]
+    assert m["search"].type == "GridSearchCV(RandomForestClassifier)"
+    assert m["search"].feature_columns == ["a", "b"] and m["search"].label_columns == ["y"]
+
+
+def test_manifold_embedding_and_keras_history_are_not_models():
+    report = lineage('''
+        import pandas as pd
+        from sklearn.manifold import TSNE
+        from keras.models import Sequential
+        from keras.layers import Dense
+        df = pd.read_csv("d.csv")
+        emb = TSNE(n_components=2).fit_transform(df[["a", "b"]])
+        net = Sequential()
+        net.add(Dense(8, activation="relu"))
+        net.compile(loss="binary_crossentropy", optimizer="adam")
+        history = net.fit(df[["a", "b", "c"]], df["y"], epochs=3)
+    ''')
+    assert list(report.models) == ["net"]
+    assert report.models["net"].feature_columns == ["a", "b", "c"]
+    assert report.models["net"].label_columns == ["y"]
+
+
+def test_generated_kb_knows_estimators_the_hand_list_did_not():
+    report = lineage('''
+        import pandas as pd
+        from sklearn.neighbors import KNeighborsClassifier
+        from sklearn.feature_selection import VarianceThreshold
+        from sklearn.ensemble import AdaBoostClassifier
+        from sklearn.tree import DecisionTreeClassifier
+        from catboost import CatBoostRegressor
+        from lightgbm import LGBMRegressor
+        df = pd.read_csv("d.csv")
+        knn = KNeighborsClassifier().fit(df[["a"]], df["y"])
+        ada = AdaBoostClassifier(DecisionTreeClassifier()).fit(df[["b"]], df["y"])
+        vt = VarianceThreshold().fit(df[["a", "b"]])
+        cb = CatBoostRegressor().fit(df[["c"]], df["z"])
+    ''')
+    assert report.models["knn"].type == "KNeighborsClassifier"
+    assert report.models["ada"].type == "AdaBoostClassifier(DecisionTreeClassifier)"
+    assert report.models["cb"].type == "CatBoostRegressor"
+    assert "vt" not in report.models  # a selector, fitted without a label, is a transformer
+    assert not any("unknown API" in u for u in report.unknown), report.unknown
+
+
+def test_kb_file_is_current_with_the_installed_sklearn():
+    pytest.importorskip("sklearn")
+    from txgit.lineage import gen_kb
+
+    assert not gen_kb.covers_installed(), "run python -m txgit.lineage.gen_kb"
+
+
+def test_unknown_frame_method_keeps_the_columns_that_flow_in():
+    m = lineage('''
+        import pandas as pd
+        from sklearn.linear_model import LogisticRegression
+        train = pd.read_csv("train.csv")
+        test = pd.read_csv("test.csv")
+        full = train.append(test)
+        odd = full.frobnicate()
+        X = odd.drop(["Survived", "Name"], axis=1)
+        clf = LogisticRegression().fit(X, odd["Survived"])
+    ''')
+    clf = m.models["clf"]
+    assert clf.label_columns == ["Survived"]
+    assert "Survived" not in clf.feature_columns
+    assert clf.features_rest == ["all columns of test.csv, train.csv except Name, Survived"]
+    assert any("through unknown call frame.frobnicate" in u for u in clf.unknown), clf.unknown
+
+
+def test_unknown_frame_method_with_headers_narrows(tmp_path):
+    m = lineage('''
+        import pandas as pd
+        from sklearn.linear_model import LogisticRegression
+        train = pd.read_csv("train.csv")
+        full = train.append(train).frobnicate()
+        clf = LogisticRegression().fit(full.drop(columns=["Survived", "Name"]), full.Survived)
+    ''', tmp_path, train__csv=TITANIC).models["clf"]
+    assert m.feature_columns == ["Age", "Fare", "PassengerId", "Pclass", "Sex"]
+    assert m.label_columns == ["Survived"]
+
+
 # -- 2. the front end ------------------------------------------------------------------------------
 
 def test_python2_script_is_analysed_and_said_to_be_python2():
@@ -87,3 +197,48 @@ def test_computed_key_in_nested_dict_assignment_does_not_stop_the_script():
         final = LogisticRegression().fit(df[["a", "b"]], df["y"])
     ''')
     assert report.models["final"].feature_columns == ["a", "b"]
+
+
+# -- models ------------------------------------------------------------------------------------------
+
+def test_pipeline_ending_in_an_unknown_estimator_is_a_model():
+    report = lineage('''
+        import pandas as pd
+        from sklearn.pipeline import Pipeline
+        from sklearn.preprocessing import StandardScaler
+        from mylib import FancyModel
+        df = pd.read_csv("d.csv")
+        pipe = Pipeline([("scale", StandardScaler()), ("model", FancyModel())])
+        pipe.fit(df[["a", "b"]], df["y"])
+    ''')
+    assert report.models["pipe"].type == "Pipeline(unknown)"
+    assert report.models["pipe"].feature_columns == ["a", "b"]
+
+
+def test_fitted_alias_is_one_model():
+    report = lineage('''
+        import pandas as pd
+        from sklearn.ensemble import RandomForestRegressor
+        df = pd.read_csv("d.csv")
+        rf = RandomForestRegressor()
+        fitted = rf.fit(df[["a", "b"]], df["y"])
+        pred = fitted.predict(df[["a", "b"]])
+    ''')
+    assert len(report.models) == 1 and report.models["rf"].feature_columns == ["a", "b"]
+
+
+def test_pickled_frame_loaded_back_keeps_its_source():
+    m = lineage('''
+        import pickle
+        import pandas as pd
+        from sklearn.linear_model import Ridge
+        df = pd.read_csv("d.csv")
+        df.to_pickle("clean.pkl")
+        with open("frame.pkl", "wb") as f:
+            pickle.dump(df, f)
+        back = pd.read_pickle("clean.pkl")
+        with open("frame.pkl", "rb") as f:
+            again = pickle.load(f)
+        m = Ridge().fit(back[["a"]], again["y"])
+    ''').models["m"]
+    assert m.sources == ["d.csv"] and m.feature_columns == ["a"] and m.label_columns == ["y"]

@@ -119,8 +119,8 @@ def _sort_key(c: str) -> tuple[int, str]:
 def _model_lineage(name: str, m: Model) -> ModelLineage:
     feats = sorted(m.X.prov()) if m.X is not None else []
     label = sorted(m.y.prov()) if m.y is not None else []
-    frest = [m.X.rest.describe()] if m.X is not None and m.X.rest else []
-    lrest = [m.y.rest.describe()] if m.y is not None and m.y.rest else []
+    frest = [m.X.rest.describe(listed=any(c.column != "*" for c in feats))] if m.X is not None and m.X.rest else []
+    lrest = [m.y.rest.describe(listed=any(c.column != "*" for c in label))] if m.y is not None and m.y.rest else []
     sources = set()
     for d in (m.X, m.y):
         if d is not None:
@@ -146,6 +146,8 @@ def _report(interp: Interpreter, mode: str, started: float, rev: str | None = No
     models: dict[str, ModelLineage] = {}
     bound: set[int] = set()
     for name, v in interp.env.items():
+        if id(v) in bound:  # fitted = rf.fit(X, y): one model, named by the variable that held it first
+            continue
         if isinstance(v, Model) and (v.X is not None or v.y is not None) and not v.transformer:
             models[name] = _model_lineage(name, v)
             bound.add(id(v))

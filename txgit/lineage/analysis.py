@@ -23,6 +23,8 @@ from typing import Any
 from txgit.lineage import ir
 
 KB_PATH = Path(__file__).with_name("kb.json")
+# the scikit-learn surface, generated from the installed library by gen_kb.py (hand rules in kb.json win)
+KB_GENERATED_PATH = Path(__file__).with_name("kb_sklearn.json")
 
 
 # -- values ------------------------------------------------------------------------------
@@ -45,9 +47,11 @@ class Rest:
     sources: frozenset[str]
     excluded: frozenset[str]
 
-    def describe(self) -> str:
+    def describe(self, listed: bool = True) -> str:
+        """In words; ``listed``: some columns of the value are also named (the rest are the "other" ones)."""
         srcs = ", ".join(sorted(self.sources))
-        return f"all other columns of {srcs}" + (f" except {', '.join(sorted(self.excluded))}" if self.excluded else "")
+        exc = f" except {', '.join(sorted(self.excluded))}" if self.excluded else ""
+        return f"all {'other ' if listed else ''}columns of {srcs}" + exc
 
 
 @dataclass
@@ -91,6 +95,7 @@ class Model:
     transformer: bool = False
     subset: bool = False  # keeps an unknown subset of its input (feature selection)
     notes: tuple[str, ...] = ()
+    fit_returns_self: bool = True  # False: fit returns something else (a Keras History), not the model
 
 
 @dataclass
@@ -100,6 +105,13 @@ class DatasetV:
     X: Data | None
     y: Data | None
     cells: frozenset[str] = frozenset()
+
+
+@dataclass
+class Handle:
+    """An open file (``open(path)``): where a pickle is written to or read from."""
+
+    path: str | None
 
 
 @dataclass
@@ -171,6 +183,8 @@ class KnowledgeBase:
 
     def __init__(self, doc: dict[str, Any]) -> None:
         self.apis: dict[str, dict[str, Any]] = doc["apis"]
+        # old module paths -> today's (sklearn.cross_validation -> sklearn.model_selection), longest first
+        self.aliases = sorted(doc.get("aliases", {}).items(), key=lambda kv: -len(kv[0]))
         self.exact = {k: v for k, v in self.apis.items() if "*" not in k}
         # most specific pattern first
         self.patterns = sorted(((k, v) for k, v in self.apis.items() if "*" in k), key=lambda kv: -len(kv[0]))
@@ -180,9 +194,18 @@ class KnowledgeBase:
     @classmethod
     def load(cls, path: str | Path | None = None, extra: dict[str, dict[str, Any]] | None = None) -> KnowledgeBase:
         doc = _load_json(str(path or KB_PATH))
+        if path is None and KB_GENERATED_PATH.exists():
+            doc = {**doc, "apis": {**_load_json(str(KB_GENERATED_PATH))["apis"], **doc["apis"]}}
         if extra:
             doc = {**doc, "apis": {**doc["apis"], **extra}}
         return cls(doc)
+
+    def canonical(self, qualname: str) -> str:
+        """The current name of an API imported by an old module path."""
+        for old, new in self.aliases:
+            if qualname == old or qualname.startswith(old + "."):
+                return new + qualname[len(old):]
+        return qualname
 
     def rule(self, key: str) -> dict[str, Any] | None:
         r = self.exact.get(key)
@@ -316,6 +339,7 @@ class Interpreter:
         self.line = 0
         self._depth = 0
         self._returns: list[list[Value]] = []
+        self.saved: dict[str, Value] = {}  # path -> the value the script wrote there (pickle, to_csv)
 
     # -- statements ----------------------------------------------------------------------------
     def run(self, stmts: list[ir.Stmt], cell: str | None = None, *, per_statement: bool = False) -> None:
@@ -362,7 +386,7 @@ class Interpreter:
             self.eval(s.value, env)
         elif isinstance(s, ir.Import):
             for local, qual in s.bindings.items():
-                env[local] = Ref(qual)
+                env[local] = Ref(self.kb.canonical(qual))
         elif isinstance(s, ir.For):
             it = self.eval(s.iter, env)
             items = self._iter_items(it)
@@ -590,7 +614,7 @@ class Interpreter:
 
     def _attr(self, obj: Value, name: str) -> Value:
         if isinstance(obj, Ref):
-            return Ref(f"{obj.qualname}.{name}")
+            return Ref(self.kb.canonical(f"{obj.qualname}.{name}"))
         if isinstance(obj, Data):
             if name == "columns":
                 return obj.with_(kind="names")
@@ -607,7 +631,7 @@ class Interpreter:
         if isinstance(obj, Model):
             if name.endswith("_") and not name.startswith("_"):
                 if name in ("best_estimator_",):
-                    return obj
+                    return replace(obj)  # another object than the search (reported under its own name)
                 return Unknown(f"fitted attribute {name}", obj.cells)
             return Bound(obj, name)
         if isinstance(obj, (SeqV, DictV, DatasetV, UserFunction, Unknown, Const)):
@@ -779,7 +803,13 @@ class Interpreter:
 
     # -- calls ------------------------------------------------------------------------------------
     def _call(self, e: ir.Call, env: Env) -> Value:
-        func = self.eval(e.func, env)
+        if isinstance(e.func, ir.Attr):
+            obj = self.eval(e.func.obj, env)
+            func = self._attr(obj, e.func.name)
+            if isinstance(obj, Data) and isinstance(func, Data) and func is not obj:
+                func = Bound(obj, e.func.name)  # df.somemethod(...) on a frame of unlisted columns: a call, not a column
+        else:
+            func = self.eval(e.func, env)
         args = [self.eval(a, env) for a in e.args]
         kwargs = {k: self.eval(v, env) for k, v in e.kwargs.items()}
         if e.starred:
@@ -850,6 +880,22 @@ class Interpreter:
         ins = ([recv] if recv is not None else []) + args + list(kwargs.values())
         prov = _union(*(value_prov(v) for v in ins))
         cells = frozenset({self.cell}).union(*(value_cells(v) for v in ins)) if ins else frozenset({self.cell})
+        datas = [v for v in ins if isinstance(v, Data) and v.kind in ("frame", "series", "array")]
+        if datas:
+            # narrow and honest: the columns that flow in (a file's unlisted rest included), flagged
+            cols: dict[str, frozenset[SourceColumn]] = {}
+            for d in datas:
+                for c, p in d.cols.items():
+                    cols[c] = cols.get(c, frozenset()) | p
+            for v in ins:  # inputs that are not frames (an Unknown with known origins) still count
+                if not isinstance(v, Data):
+                    for sc in value_prov(v):
+                        cols[sc.column] = cols.get(sc.column, frozenset()) | {sc}
+            first = datas[0]
+            note = f"partly unknown: through unknown call {what}"
+            return Data(first.kind, cols, next((d.rest for d in datas if d.rest), None), cells,
+                        tuple(dict.fromkeys([n for d in datas for n in d.notes] + [note])),
+                        {k: t for d in datas for k, t in d.dtypes.items()})
         return Unknown(f"result of {what}", cells, prov)
 
     def _call_user(self, func: UserFunction, args: list[Value], kwargs: dict[str, Value]) -> Value:
@@ -922,6 +968,8 @@ class Interpreter:
             return result
         if op in ("fit", "cv_fit") and recv_expr is not None and isinstance(recv, Model):
             self._rebind(recv_expr, out if isinstance(out, Model) else recv, env)
+        if op == "fit" and isinstance(out, Model) and not out.fit_returns_self:
+            return Unknown(f"training history of {out.type}", out.cells)  # Keras: fit returns a History
         if isinstance(out, tuple):
             return out[0]
         return out
@@ -981,6 +1029,39 @@ class Interpreter:
         if isinstance(src, Model):
             return src
         return Unknown(f"result of {key}", cells)
+
+    def _path_of(self, v: Value) -> str | None:
+        if isinstance(v, Handle):
+            return v.path
+        pv = _const_value(v) if v is not None else None
+        return pv if isinstance(pv, str) else None
+
+    def _op_open(self, key, rule, recv, args, kwargs, cells) -> Value:
+        return Handle(self._path_of(self._arg(rule, "path", recv, args, kwargs)))
+
+    def _op_save(self, key, rule, recv, args, kwargs, cells) -> Value:
+        """``df.to_pickle(p)``, ``pickle.dump(df, f)``: remember what went to ``p`` so loading it back keeps its source."""
+        data = self._arg(rule, "data", recv, args, kwargs)
+        path = self._path_of(self._arg(rule, "path", recv, args, kwargs))
+        if path is not None and data is not None:
+            self.saved[path] = data
+        return Const(None)
+
+    def _op_load(self, key, rule, recv, args, kwargs, cells) -> Value:
+        path = self._path_of(self._arg(rule, "path", recv, args, kwargs))
+        v = self.saved.get(path) if path is not None else None
+        if v is None:
+            self._note(f"{key} of {path or 'a file'} that the analysed code did not write: contents unknown")
+            return Unknown(f"result of {key}", cells)
+        if isinstance(v, Data):
+            return v.with_(cells=v.cells | cells)
+        return v
+
+    def _op_append(self, key, rule, recv, args, kwargs, cells) -> Value:
+        """``df.append(other)`` (pandas < 2): more rows; the columns of both."""
+        other = self._arg(rule, "other", recv, args, kwargs)
+        items = [recv] + (other.items if isinstance(other, SeqV) else [other] if other is not None else [])
+        return self._op_concat(key, {"items": [0, None], "axis_default": 0}, None, [SeqV(items)], {}, cells)
 
     def _op_self(self, key, rule, recv, args, kwargs, cells) -> Value:
         return recv
@@ -1195,7 +1276,15 @@ class Interpreter:
 
     # models
     def _op_estimator(self, key, rule, recv, args, kwargs, cells) -> Value:
-        return Model(key.rsplit(".", 1)[-1], cells=frozenset({self.cell}))
+        return Model(key.rsplit(".", 1)[-1], cells=frozenset({self.cell}),
+                     fit_returns_self=rule.get("fit_returns", "self") == "self")
+
+    def _op_estimator_data(self, key, rule, recv, args, kwargs, cells) -> Value:
+        """statsmodels style: ``OLS(y, X)`` is given its data when built; ``.fit()`` takes none."""
+        m = Model(key.rsplit(".", 1)[-1], cells=frozenset({self.cell}))
+        X, y = self._arg(rule, "X", recv, args, kwargs), self._arg(rule, "y", recv, args, kwargs)
+        m.X, m.y = self._data_in(key, X, cells), self._data_in(key, y, cells)
+        return m
 
     def _op_transformer(self, key, rule, recv, args, kwargs, cells) -> Value:
         return Model(key.rsplit(".", 1)[-1], cells=frozenset({self.cell}), transformer=True,
@@ -1203,6 +1292,8 @@ class Interpreter:
 
     def _op_wrap_model(self, key, rule, recv, args, kwargs, cells) -> Value:
         inner = self._arg(rule, "inner", recv, args, kwargs)
+        if inner is None:  # before scikit-learn 1.2 the inner model was base_estimator=
+            inner = kwargs.get("base_estimator")
         m = Model(key.rsplit(".", 1)[-1], cells=frozenset({self.cell}) | value_cells(inner))
         if isinstance(inner, Model):
             m.selector, m.remainder, m.subset = inner.selector, inner.remainder, inner.subset
@@ -1216,9 +1307,11 @@ class Interpreter:
         for s in (steps_v.items if isinstance(steps_v, SeqV) else []):
             steps.append(s.items[1] if isinstance(s, SeqV) and len(s.items) == 2 else s)
         models = [s for s in steps if isinstance(s, Model)]
-        if not models:
+        if not models and not steps:
             self._note(f"{key} with steps not known statically")
         last = models[-1] if models else None
+        if steps and isinstance(steps[-1], Unknown):  # a last step the knowledge base does not know: a model
+            last = Model("unknown")
         m = Model("Pipeline" + (f"({last.type})" if last else ""),
                   cells=frozenset({self.cell}).union(*(s.cells for s in models)),
                   transformer=bool(last and last.transformer))
@@ -1280,6 +1373,8 @@ class Interpreter:
         yd = self._data_in(key, y, cells) if y is not None and not (isinstance(y, Const) and y.value is None) else None
         if X is not None and Xd is None:
             self._note("model trained on data not traced to any source")
+        if X is None and model.X is not None:  # statsmodels: the data came with the constructor
+            Xd, yd = model.X, model.y
         fitted = replace(model, X=None if Xd is None else self._narrow(model, Xd), y=yd,
                          cells=model.cells | cells, fit_at=self.where())
         self.fits.append(Fit(fitted, self.where()))
