@@ -242,3 +242,100 @@ def test_pickled_frame_loaded_back_keeps_its_source():
         m = Ridge().fit(back[["a"]], again["y"])
     ''').models["m"]
     assert m.sources == ["d.csv"] and m.feature_columns == ["a"] and m.label_columns == ["y"]
+
+
+# -- 3. schema without data ------------------------------------------------------------------------------
+
+def test_positional_selection_without_header_is_kept_symbolically():
+    m = lineage('''
+        import pandas as pd
+        from sklearn.svm import SVC
+        data = pd.read_csv("data.csv")
+        X = data.iloc[:, 1:-1]
+        y = data.iloc[:, -1]
+        clf = SVC().fit(X, y)
+    ''').models["clf"]
+    assert m.features_rest == ["columns 1..-2 of data.csv"]
+    assert m.label_rest == ["column -1 of data.csv"]
+    assert m.sources == ["data.csv"]
+    assert not any("not traced" in u for u in m.unknown)
+
+
+def test_drop_without_header_says_all_columns_except():
+    m = lineage('''
+        import pandas as pd
+        from sklearn.svm import SVC
+        data = pd.read_csv("data.csv")
+        clf = SVC().fit(data.drop("label", axis=1).values, data["label"].values)
+    ''').models["clf"]
+    assert m.features_rest == ["all columns of data.csv except label"] and m.label_columns == ["label"]
+
+
+def test_positional_selection_with_header_lists_columns(tmp_path):
+    m = lineage('''
+        import pandas as pd
+        from sklearn.svm import SVC
+        data = pd.read_csv("data.csv")
+        clf = SVC().fit(data.iloc[:, 2:-1], data.iloc[:, 1])
+    ''', tmp_path, data__csv=TITANIC).models["clf"]
+    assert m.feature_columns == ["Age", "Name", "Pclass", "Sex"] and m.label_columns == ["Survived"]
+
+
+def test_columns_set_in_code_rename_the_header(tmp_path):
+    m = lineage('''
+        import pandas as pd
+        from sklearn.linear_model import LogisticRegression
+        df = pd.read_csv("data.csv")
+        df.columns = ["pid", "survived", "pclass", "name", "sex", "age", "fare"]
+        X = df.drop(["survived", "name"], axis=1)
+        clf = LogisticRegression().fit(X, df["survived"])
+    ''', tmp_path, data__csv=TITANIC).models["clf"]
+    assert m.label_columns == ["Survived"]
+    assert m.feature_columns == ["Age", "Fare", "PassengerId", "Pclass", "Sex"]
+
+
+def test_columns_lowercased_in_code_follow_the_header(tmp_path):
+    m = lineage('''
+        import pandas as pd
+        from sklearn.linear_model import LogisticRegression
+        df = pd.read_csv("data.csv")
+        df.columns = df.columns.str.lower()
+        df = df.rename(columns={"pclass": "klass"})
+        clf = LogisticRegression().fit(df[["klass", "age"]], df["survived"])
+    ''', tmp_path, data__csv=TITANIC).models["clf"]
+    assert m.feature_columns == ["Age", "Pclass"] and m.label_columns == ["Survived"]
+
+
+def test_names_given_to_a_headerless_file(tmp_path):
+    m = lineage('''
+        import pandas as pd
+        from sklearn.linear_model import LogisticRegression
+        cols = ["age", "workclass", "income"]
+        df = pd.read_csv("adult.data", header=None, names=cols)
+        clf = LogisticRegression().fit(df.drop("income", axis=1), df["income"])
+    ''', tmp_path, adult__data="39,State-gov,<=50K\n50,Private,>50K\n").models["clf"]
+    assert m.feature_columns == ["age", "workclass"] and m.label_columns == ["income"]
+    assert not m.features_rest
+
+
+def test_headerless_file_without_names_has_positions(tmp_path):
+    m = lineage('''
+        import pandas as pd
+        from sklearn.linear_model import LogisticRegression
+        df = pd.read_csv("data.csv", header=None)
+        clf = LogisticRegression().fit(df.iloc[:, :-1], df.iloc[:, -1])
+    ''', tmp_path, data__csv="1,2,3,0\n4,5,6,1\n").models["clf"]
+    assert m.feature_columns == ["0", "1", "2"] and m.label_columns == ["3"]
+
+
+def test_index_col_is_not_a_feature(tmp_path):
+    m = lineage('''
+        import pandas as pd
+        from sklearn.linear_model import LogisticRegression
+        df = pd.read_csv("data.csv", index_col="PassengerId")
+        clf = LogisticRegression().fit(df.drop(columns=["Survived", "Name"]), df["Survived"])
+        df2 = pd.read_csv("data.csv", index_col=0)
+        clf2 = LogisticRegression().fit(df2.drop(columns=["Survived", "Name"]), df2["Survived"])
+    ''', tmp_path, data__csv=TITANIC).models
+    for name in ("clf", "clf2"):
+        assert m[name].feature_columns == ["Age", "Fare", "Pclass", "Sex"], name

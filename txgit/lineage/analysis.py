@@ -46,11 +46,19 @@ class Rest:
 
     sources: frozenset[str]
     excluded: frozenset[str]
+    # chosen by position from a source whose header is not known: "1..-2" (iloc[:, 1:-1]), "-1", or "?"
+    # (a positional choice the code does not state); None: every column not excluded
+    positions: str | None = None
 
     def describe(self, listed: bool = True) -> str:
         """In words; ``listed``: some columns of the value are also named (the rest are the "other" ones)."""
         srcs = ", ".join(sorted(self.sources))
         exc = f" except {', '.join(sorted(self.excluded))}" if self.excluded else ""
+        if self.positions == "?":
+            return f"some columns of {srcs}, chosen by position" + exc
+        if self.positions is not None:
+            many = ".." in self.positions or ":" in self.positions
+            return f"column{'s' if many else ''} {self.positions} of {srcs}" + exc
         return f"all {'other ' if listed else ''}columns of {srcs}" + exc
 
 
@@ -236,16 +244,21 @@ class Facts:
     base: Path | None = None
     headers: dict[str, tuple[list[str], dict[str, str]]] = field(default_factory=dict)
 
-    def header(self, path: str) -> tuple[list[str], dict[str, str]] | None:
+    def header(self, path: str, sep: str | None = None, any_text: bool = False
+               ) -> tuple[list[str], dict[str, str]] | None:
+        """The first row of a delimited text file and a guess of each column's type (from 50 rows).
+        ``any_text``: the code reads it with read_csv, so a name like ``adult.data`` is text too."""
         if path in self.headers:
             return self.headers[path]
-        if self.base is None or not path.endswith((".csv", ".tsv", ".txt", ".csv.gz")) or path.endswith(".gz"):
+        if self.base is None or path.endswith(_BINARY_SUFFIXES) or not (
+                any_text or path.endswith((".csv", ".tsv", ".txt"))):
             return None
         f = (self.base / path) if not Path(path).is_absolute() else Path(path)
+        delimiter = sep if sep is not None and len(sep) == 1 else "\t" if path.endswith(".tsv") else ","
         try:
             with f.open(newline="") as fh:
-                rows = list(zip(range(51), csv.reader(fh, delimiter="\t" if path.endswith(".tsv") else ",")))
-        except OSError:
+                rows = list(zip(range(51), csv.reader(fh, delimiter=delimiter, skipinitialspace=True)))
+        except (OSError, UnicodeDecodeError, csv.Error):
             return None
         if not rows:
             return None
@@ -260,6 +273,10 @@ class Facts:
                 dtypes[n] = "object"
         self.headers[path] = (names, dtypes)
         return self.headers[path]
+
+
+_BINARY_SUFFIXES = (".gz", ".zip", ".bz2", ".xz", ".parquet", ".feather", ".xlsx", ".xls", ".pkl", ".pickle", ".h5",
+                    ".hdf", ".json", ".npy", ".npz")
 
 
 # -- results ------------------------------------------------------------------------------------
@@ -442,8 +459,31 @@ class Interpreter:
                     obj.items[key.value] = v
         elif isinstance(t, ir.TAttr):
             obj = self.eval(t.obj, env)
-            if isinstance(obj, Data) and obj.kind == "frame" and t.name not in self.kb.frame_attributes:
+            if isinstance(obj, Data) and obj.kind == "frame" and t.name == "columns":
+                self._rebind(t.obj, self._set_columns(obj, v), env)
+            elif isinstance(obj, Data) and obj.kind == "frame" and t.name not in self.kb.frame_attributes:
                 self._setitem(t.obj, obj, Const(t.name), v, env)
+
+    def _set_columns(self, frame: Data, v: Value) -> Data:
+        """``df.columns = [...]``: new names for the same columns, by position."""
+        if isinstance(v, Data) and v.kind == "names":  # df.columns.str.lower(): names that keep their origin
+            return frame.with_(cols=dict(v.cols), rest=v.rest, cells=frame.cells | v.cells | {self.cell},
+                               notes=frame.notes + tuple(n for n in v.notes if n not in frame.notes))
+        names = _const_names(v)
+        if names is None:
+            self._note("columns renamed to names not known statically")
+            return frame.with_(cells=frame.cells | {self.cell}, notes=frame.notes + ("columns renamed in code",))
+        names = [str(n) for n in names]
+        if frame.rest is None and len(names) == len(frame.cols):
+            return frame.with_(cols=dict(zip(names, frame.cols.values())), cells=frame.cells | {self.cell},
+                               dtypes={n: frame.dtypes[c] for n, c in zip(names, frame.cols) if c in frame.dtypes})
+        if frame.rest is not None and not frame.cols and len(frame.rest.sources) == 1 and not frame.rest.excluded:
+            # the file's own header is not known: the names the code gives are all we can say
+            (src,) = frame.rest.sources
+            return Data("frame", {n: frozenset({SourceColumn(src, n)}) for n in names}, None,
+                        frame.cells | {self.cell}, frame.notes + (f"column names of {src} as the code sets them",))
+        self._note(f"{len(names)} column names set for a frame whose columns are not all known")
+        return frame.with_(cells=frame.cells | {self.cell}, notes=frame.notes + ("columns renamed in code",))
 
     def _rebind(self, e: ir.Expr, v: Value, env: Env) -> None:
         """Write ``v`` back where ``e`` reads from (in-place methods, column assignment)."""
@@ -497,7 +537,7 @@ class Interpreter:
             for n in names:
                 new[str(n)] = prov
         if rest is not None:
-            rest = Rest(rest.sources, rest.excluded | {str(n) for n in names})
+            rest = replace(rest, excluded=rest.excluded | {str(n) for n in names})
         self._rebind(obj_expr, frame.with_(cols=new, rest=rest, cells=frame.cells | value_cells(v) | {self.cell}), env)
 
     # -- expressions ----------------------------------------------------------------------------
@@ -666,7 +706,7 @@ class Interpreter:
     def _drop(self, frame: Data, names: list[Any]) -> Data:
         drop = {str(n) for n in names}
         cols = {c: p for c, p in frame.cols.items() if c not in drop}
-        rest = Rest(frame.rest.sources, frame.rest.excluded | drop) if frame.rest else None
+        rest = replace(frame.rest, excluded=frame.rest.excluded | drop) if frame.rest else None
         return frame.with_(cols=cols, rest=rest, cells=frame.cells | {self.cell})
 
     def _add_names(self, names: Data, add: list[Any]) -> Data:
@@ -678,9 +718,7 @@ class Interpreter:
     def _positional(self, frame: Data, sel: Value) -> Data | Unknown:
         """``iloc`` columns / ``X[:, 1:]`` on arrays: needs the full, ordered list of columns."""
         if frame.rest is not None:
-            self._note("positional column selection on a frame whose columns are not all known")
-            return Unknown("positional selection", frame.cells, frame.prov() | frozenset(
-                SourceColumn(s, "*") for s in frame.rest.sources))
+            return self._positional_rest(frame, sel)
         order = list(frame.cols)
         sv = _const_value(sel)
         if isinstance(sv, slice):
@@ -701,6 +739,24 @@ class Interpreter:
                     pass
         self._note("positional column selection not known statically")
         return Unknown("positional selection", frame.cells, frame.prov())
+
+    def _positional_rest(self, frame: Data, sel: Value) -> Data:
+        """Columns chosen by position from a file whose header is not known: keep the positions as a fact
+        ("columns 1..-2 of data.csv"), or, when they cannot be stated, say the choice is positional."""
+        sv = _const_value(sel)
+        single = isinstance(sv, int) and not isinstance(sv, bool)
+        kind = "series" if single and frame.kind != "array" else ("array" if frame.kind == "array" else "frame")
+        cells = frame.cells | {self.cell}
+        rest = frame.rest
+        if not frame.cols and not rest.excluded and rest.positions is None:
+            if single:
+                return Data(kind, {}, replace(rest, positions=str(sv)), cells, frame.notes)
+            if isinstance(sv, slice) and all(x is None or isinstance(x, int) for x in (sv.start, sv.stop, sv.step)):
+                return Data(kind, {}, replace(rest, positions=_describe_slice(sv)), cells, frame.notes)
+        self._note("positional column selection on a frame whose columns are not all known")
+        sources = rest.sources | frozenset(c.source for c in frame.prov())
+        return Data(kind, {}, Rest(sources, frozenset(), "?"), cells,
+                    frame.notes + ("columns chosen by position among columns not all known",))
 
     def _getitem(self, obj: Value, index_e: ir.Expr, env: Env) -> Value:
         index = self.eval(index_e, env)
@@ -824,6 +880,12 @@ class Interpreter:
             return self._apply_rule(func.qualname, rule, None, args, kwargs, env)
         if isinstance(func, Bound):
             obj = func.obj
+            if isinstance(obj, Const) and isinstance(obj.value, str) and not func.name.startswith("_") \
+                    and hasattr(str, func.name) and all(isinstance(a, Const) for a in args) and not kwargs:
+                try:  # "Age".lower(): column names computed by string methods
+                    return Const(getattr(obj.value, func.name)(*[a.value for a in args]))
+                except (TypeError, ValueError):
+                    pass
             kind = _kind_of(obj)
             key = f"{kind}.{func.name}"
             rule = self.kb.rule(key)
@@ -993,8 +1055,24 @@ class Interpreter:
             path = "<unknown source>"
         src = path
         wanted = _const_names(self._arg(rule, "columns", recv, args, kwargs)) if rule.get("columns") else None
-        header = self.facts.header(path) if path != "<unknown source>" else None
-        if header is not None:
+        sep = _const_value(kwargs.get("sep", kwargs.get("delimiter", Const(None))))
+        header = self.facts.header(path, sep if isinstance(sep, str) else None,
+                                   any_text=key in ("pandas.read_csv", "pandas.read_table")) \
+            if path != "<unknown source>" else None
+        given = _const_names(self._arg(rule, "names", recv, args, kwargs)) if "names" in rule else None
+        header_v = self._arg(rule, "header", recv, args, kwargs) if "header" in rule else None
+        # names= without header= means the file has no header row (pandas' rule)
+        no_header_row = (isinstance(header_v, Const) and header_v.value is None) or (given is not None and header_v is None)
+        if given is not None:
+            file_names = header[0] if header is not None and not no_header_row else None
+            origin = file_names if file_names is not None and len(file_names) == len(given) else [str(n) for n in given]
+            data = Data("frame", {str(n): frozenset({SourceColumn(src, o)}) for n, o in zip(given, origin)}, None,
+                        cells, (), {str(n): header[1][h] for n, h in zip(given, header[0]) if h in header[1]}
+                        if header is not None and len(header[0]) == len(given) else {})
+        elif header is not None and no_header_row:  # columns are numbered 0..n-1
+            n = len(header[0])
+            data = Data("frame", {str(i): frozenset({SourceColumn(src, str(i))}) for i in range(n)}, None, cells)
+        elif header is not None:
             names, dtypes = header
             cols = {n: frozenset({SourceColumn(src, n)}) for n in names}
             data = Data("frame", cols, None, cells, (), dict(dtypes))
@@ -1002,7 +1080,28 @@ class Interpreter:
             data = Data("frame", {}, Rest(frozenset({src}), frozenset()), cells)
         if wanted is not None:
             data = self._select(data, wanted)
+        index_v = self._arg(rule, "index_col", recv, args, kwargs) if "index_col" in rule else None
+        if index_v is not None:
+            data = self._index_col(data, index_v)
         return data
+
+    def _index_col(self, data: Data, index_v: Value) -> Data:
+        """``read_csv(index_col=...)``: that column becomes the index, so it is no feature."""
+        iv = _const_value(index_v)
+        wanted = iv if isinstance(iv, list) else [iv]
+        if any(w is None or w is False for w in wanted):
+            return data
+        drop = []
+        for w in wanted:
+            if isinstance(w, int) and not isinstance(w, bool):
+                if data.rest is None and -len(data.cols) <= w < len(data.cols):
+                    drop.append(list(data.cols)[w])
+                else:
+                    drop.append(f"column {w}")
+            else:
+                drop.append(str(w))
+        out = self._drop(data, drop)
+        return out.with_(cells=data.cells)
 
     def _op_same(self, key, rule, recv, args, kwargs, cells) -> Value:
         src = recv if recv is not None else self._arg(rule, "data", recv, args, kwargs, args[0] if args else None)
@@ -1062,6 +1161,47 @@ class Interpreter:
         other = self._arg(rule, "other", recv, args, kwargs)
         items = [recv] + (other.items if isinstance(other, SeqV) else [other] if other is not None else [])
         return self._op_concat(key, {"items": [0, None], "axis_default": 0}, None, [SeqV(items)], {}, cells)
+
+    def _op_rename_names(self, key, rule, recv, args, kwargs, cells) -> Value:
+        """``df.columns.str.lower()`` and friends: each name changed, its origin kept."""
+        if not isinstance(recv, Data):
+            return Unknown(key, cells)
+        how = rule.get("how")
+        fn = args[0] if how == "map" and args else None
+
+        def renamed(name: str) -> str | None:
+            if how == "map":
+                return self._map_name(fn, name)
+            try:
+                return getattr(name, how)(*[_const_value(a) for a in args])
+            except (TypeError, ValueError, AttributeError):
+                return None
+
+        cols: dict[str, frozenset[SourceColumn]] = {}
+        for c, p in recv.cols.items():
+            new = renamed(c)
+            if new is None:
+                self._note(f"{key}: new column names not known statically")
+                return recv.with_(cells=recv.cells | cells, notes=recv.notes + ("columns renamed in code",))
+            cols[new] = p
+        notes = recv.notes
+        if recv.rest is not None:
+            notes += (f"columns not listed were renamed by {how}",)
+        return recv.with_(cols=cols, cells=recv.cells | cells, notes=notes)
+
+    def _map_name(self, fn: Value, name: str) -> str | None:
+        """A column name through a renaming function: ``str.lower``, a lambda, a user function."""
+        if isinstance(fn, Ref) and fn.qualname.startswith("builtins.str."):
+            try:
+                return getattr(name, fn.qualname.rsplit(".", 1)[1])()
+            except (TypeError, AttributeError):
+                return None
+        if isinstance(fn, UserFunction):
+            out = self._call_user(fn, [Const(name)], {})
+            return out.value if isinstance(out, Const) and isinstance(out.value, str) else None
+        if isinstance(fn, DictV):
+            return str(_const_value(fn.items.get(name, Const(name))))
+        return None
 
     def _op_self(self, key, rule, recv, args, kwargs, cells) -> Value:
         return recv
@@ -1123,6 +1263,10 @@ class Interpreter:
         mapping = self._arg(rule, "mapper", recv, args, kwargs)
         if not isinstance(recv, Data):
             return Unknown(key, cells)
+        if not isinstance(mapping, DictV) and mapping is not None and recv.rest is None:
+            new = {c: self._map_name(mapping, c) for c in recv.cols}
+            if all(n is not None for n in new.values()):
+                mapping = DictV({c: Const(n) for c, n in new.items()})
         if not isinstance(mapping, DictV):
             if mapping is not None:
                 self._note(f"{key} with a mapping not known statically")
@@ -1132,7 +1276,7 @@ class Interpreter:
         for old, new in m.items():
             if old not in recv.cols and recv.rest is not None and old not in recv.rest.excluded:
                 cols[str(new)] = frozenset(SourceColumn(s, old) for s in recv.rest.sources)
-        rest = Rest(recv.rest.sources, recv.rest.excluded | set(m)) if recv.rest else None
+        rest = replace(recv.rest, excluded=recv.rest.excluded | set(m)) if recv.rest else None
         return recv.with_(cols=cols, rest=rest, cells=recv.cells | cells)
 
     def _op_assign(self, key, rule, recv, args, kwargs, cells) -> Value:
@@ -1143,7 +1287,7 @@ class Interpreter:
             if isinstance(v, UserFunction):
                 v = self._call_user(v, [recv], {})
             cols[name] = value_prov(v)
-        rest = Rest(recv.rest.sources, recv.rest.excluded | set(kwargs)) if recv.rest else None
+        rest = replace(recv.rest, excluded=recv.rest.excluded | set(kwargs)) if recv.rest else None
         return recv.with_(cols=cols, rest=rest, cells=recv.cells | cells)
 
     def _op_select(self, key, rule, recv, args, kwargs, cells) -> Value:
@@ -1251,7 +1395,7 @@ class Interpreter:
             if n not in data.cols and rest is not None:
                 cols[f"{n}_*"] = frozenset(SourceColumn(s, n) for s in rest.sources)
         if rest is not None:
-            rest = Rest(rest.sources, rest.excluded | {str(n) for n in names})
+            rest = replace(rest, excluded=rest.excluded | {str(n) for n in names})
         return data.with_(cols=cols, rest=rest, cells=data.cells | cells)
 
     def _op_add_names(self, key, rule, recv, args, kwargs, cells) -> Value:
@@ -1491,6 +1635,16 @@ def _hashable(v: Any) -> bool:
     except TypeError:
         return False
     return True
+
+
+def _describe_slice(sv: slice) -> str:
+    """slice(1, -1) -> '1..-2' (inclusive, as a reader counts columns); a step keeps Python's a:b:c."""
+    if sv.step not in (None, 1):
+        return f"{'' if sv.start is None else sv.start}:{'' if sv.stop is None else sv.stop}:{sv.step}"
+    start = sv.start or 0
+    if sv.stop is None:
+        return f"{start}..-1"
+    return f"{start}..{sv.stop - 1}" if sv.stop != 0 else f"{start}:0"
 
 
 def _const_value(v: Value) -> Any:
