@@ -339,3 +339,65 @@ def test_index_col_is_not_a_feature(tmp_path):
     ''', tmp_path, data__csv=TITANIC).models
     for name in ("clf", "clf2"):
         assert m[name].feature_columns == ["Age", "Fare", "Pclass", "Sex"], name
+
+
+def test_numpy_loadtxt_has_numbered_columns(tmp_path):
+    code = '''
+        import numpy as np
+        from sklearn.linear_model import LogisticRegression
+        data = np.loadtxt("pima.csv", delimiter=",")
+        clf = LogisticRegression().fit(data[:, 0:3], data[:, 3])
+    '''
+    static = lineage(code).models["clf"]
+    assert static.features_rest == ["columns 0..2 of pima.csv"] and static.label_rest == ["column 3 of pima.csv"]
+    m = lineage(code, tmp_path, pima__csv="6,148,72,1\n1,85,66,0\n").models["clf"]
+    assert m.feature_columns == ["0", "1", "2"] and m.label_columns == ["3"]
+
+
+def test_first_record_taken_for_a_header_then_named_in_code(tmp_path):
+    m = lineage('''
+        import pandas as pd
+        from sklearn.tree import DecisionTreeClassifier
+        df = pd.read_csv("iris.csv")
+        df.columns = ["sl", "sw", "pl", "pw", "species"]
+        clf = DecisionTreeClassifier().fit(df.values[:, 0:4], df.values[:, 4])
+    ''', tmp_path, iris__csv="5.1,3.5,1.4,0.2,Iris-setosa\n4.9,3.0,1.4,0.2,Iris-setosa\n").models["clf"]
+    assert m.feature_columns == ["pl", "pw", "sl", "sw"] and m.label_columns == ["species"]
+
+
+def test_empty_header_cell_is_unnamed_as_pandas_names_it(tmp_path):
+    m = lineage('''
+        import pandas as pd
+        from sklearn.svm import SVC
+        data = pd.read_csv("data.csv")
+        data.drop(["id", "Unnamed: 3"], axis=1, inplace=True)
+        x = data.drop(["diagnosis"], axis=1)
+        x = (x - np.min(x)) / (np.max(x) - np.min(x))
+        svm = SVC().fit(x, data.diagnosis.values)
+    ''', tmp_path, data__csv="id,diagnosis,radius,\n1,M,17.9,\n2,B,20.5,\n").models["svm"]
+    assert m.feature_columns == ["radius"] and m.label_columns == ["diagnosis"]
+
+
+def test_arithmetic_on_unlisted_columns_keeps_them_as_the_rest():
+    m = lineage('''
+        import numpy as np
+        import pandas as pd
+        from sklearn.svm import SVC
+        data = pd.read_csv("data.csv")
+        x = data.drop(["diagnosis"], axis=1)
+        x = (x - np.min(x)) / (np.max(x) - np.min(x))
+        svm = SVC().fit(x, data.diagnosis.values)
+    ''').models["svm"]
+    assert m.features_rest == ["all columns of data.csv except diagnosis"] and not m.unknown
+
+
+def test_resampling_returns_features_and_label():
+    m = lineage('''
+        import pandas as pd
+        from imblearn.over_sampling import SMOTE
+        from sklearn.linear_model import LogisticRegression
+        df = pd.read_csv("d.csv")
+        X_res, y_res = SMOTE().fit_resample(df[["a", "b"]], df["y"])
+        model = LogisticRegression().fit(X_res, y_res)
+    ''').models
+    assert list(m) == ["model"] and m["model"].feature_columns == ["a", "b"] and m["model"].label_columns == ["y"]

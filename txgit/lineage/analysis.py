@@ -262,7 +262,13 @@ class Facts:
             return None
         if not rows:
             return None
-        names = rows[0][1]
+        names: list[str] = []
+        for i, n in enumerate(rows[0][1]):  # pandas' names for empty and repeated header cells
+            n = n or f"Unnamed: {i}"
+            k, base = 1, n
+            while n in names:
+                n, k = f"{base}.{k}", k + 1
+            names.append(n)
         dtypes: dict[str, str] = {}
         for i, n in enumerate(names):
             vals = [r[i] for _, r in rows[1:] if i < len(r) and r[i] != ""]
@@ -475,7 +481,15 @@ class Interpreter:
             return frame.with_(cells=frame.cells | {self.cell}, notes=frame.notes + ("columns renamed in code",))
         names = [str(n) for n in names]
         if frame.rest is None and len(names) == len(frame.cols):
-            return frame.with_(cols=dict(zip(names, frame.cols.values())), cells=frame.cells | {self.cell},
+            cols = {}
+            header_is_data = any(_looks_like_data(old) for old in frame.cols)
+            for n, (old, p) in zip(names, frame.cols.items()):
+                # a file without a header row: pandas took its first record as names ("5.1"); the code's
+                # names are the only names these columns have
+                if header_is_data and p == {SourceColumn(s.source, old) for s in p}:
+                    p = frozenset(SourceColumn(s.source, n) for s in p)
+                cols[n] = p
+            return frame.with_(cols=cols, cells=frame.cells | {self.cell},
                                dtypes={n: frame.dtypes[c] for n, c in zip(names, frame.cols) if c in frame.dtypes})
         if frame.rest is not None and not frame.cols and len(frame.rest.sources) == 1 and not frame.rest.excluded:
             # the file's own header is not known: the names the code gives are all we can say
@@ -610,6 +624,10 @@ class Interpreter:
             return datas[0].with_(cells=cells)  # df * 2, df.fillna(0) + 1: same columns
         prov = _union(*(value_prov(v) for v in vals))
         kind = "series" if all(d.kind in ("series", "array") for d in datas) else "frame"
+        rests = [d.rest for d in datas if d.rest is not None]
+        if rests:  # (X - X.min()) / X.std() on columns not all listed: the same columns, rest included
+            return Data("frame" if kind == "frame" else "array", {c: p for d in datas for c, p in d.cols.items()},
+                        rests[0], cells, tuple(dict.fromkeys(n for d in datas for n in d.notes)))
         if kind == "series":
             return Data("series", {_derived_name(datas): prov}, None, cells)
         return Data("frame", {c: p for d in datas for c, p in d.cols.items()}, datas[0].rest, cells)
@@ -1057,12 +1075,15 @@ class Interpreter:
         wanted = _const_names(self._arg(rule, "columns", recv, args, kwargs)) if rule.get("columns") else None
         sep = _const_value(kwargs.get("sep", kwargs.get("delimiter", Const(None))))
         header = self.facts.header(path, sep if isinstance(sep, str) else None,
-                                   any_text=key in ("pandas.read_csv", "pandas.read_table")) \
+                                   any_text=key in ("pandas.read_csv", "pandas.read_table") or bool(rule.get("no_header"))) \
             if path != "<unknown source>" else None
         given = _const_names(self._arg(rule, "names", recv, args, kwargs)) if "names" in rule else None
         header_v = self._arg(rule, "header", recv, args, kwargs) if "header" in rule else None
         # names= without header= means the file has no header row (pandas' rule)
         no_header_row = (isinstance(header_v, Const) and header_v.value is None) or (given is not None and header_v is None)
+        if rule.get("no_header"):  # numpy.loadtxt: numbered columns, unless genfromtxt(names=True)
+            no_header_row = not (isinstance(kwargs.get("names"), Const) and kwargs["names"].value is True)
+            given = None
         if given is not None:
             file_names = header[0] if header is not None and not no_header_row else None
             origin = file_names if file_names is not None and len(file_names) == len(given) else [str(n) for n in given]
@@ -1083,6 +1104,8 @@ class Interpreter:
         index_v = self._arg(rule, "index_col", recv, args, kwargs) if "index_col" in rule else None
         if index_v is not None:
             data = self._index_col(data, index_v)
+        if rule.get("kind"):
+            data = data.with_(kind=rule["kind"])
         return data
 
     def _index_col(self, data: Data, index_v: Value) -> Data:
@@ -1543,6 +1566,15 @@ class Interpreter:
             self._op_fit(key, rule, recv, args, kwargs, cells)  # a fitted transformer is a model too
         return self._op_transform(key, rule, recv, args, kwargs, cells) if X is not None else Unknown(key, cells)
 
+    def _op_fit_resample(self, key, rule, recv, args, kwargs, cells) -> Value:
+        """imblearn's ``X_res, y_res = sampler.fit_resample(X, y)``: more or fewer rows, the same columns."""
+        X = self._arg(rule, "X", recv, args, kwargs)
+        y = self._arg(rule, "y", recv, args, kwargs)
+        Xd = self._op_fit_transform(key, rule, recv, args, kwargs, cells)
+        yd = self._data_in(key, y, cells)
+        return SeqV([Xd, yd.with_(cells=yd.cells | cells) if yd is not None else Unknown(f"labels of {key}", cells)]) \
+            if X is not None else Unknown(key, cells)
+
     def _op_transform(self, key, rule, recv, args, kwargs, cells) -> Value:
         X = self._data_in(key, self._arg(rule, "X", recv, args, kwargs), cells)
         if X is None:
@@ -1633,6 +1665,15 @@ def _hashable(v: Any) -> bool:
     try:
         hash(v)
     except TypeError:
+        return False
+    return True
+
+
+def _looks_like_data(name: str) -> bool:
+    """A header cell that is a value (a number), as when a file without a header is read with one."""
+    try:
+        float(name)
+    except ValueError:
         return False
     return True
 
