@@ -401,3 +401,78 @@ def test_resampling_returns_features_and_label():
         model = LogisticRegression().fit(X_res, y_res)
     ''').models
     assert list(m) == ["model"] and m["model"].feature_columns == ["a", "b"] and m["model"].label_columns == ["y"]
+
+
+def test_reshaping_pandas_calls_are_flagged_and_common_calls_are_known():
+    report = lineage('''
+        import pandas as pd
+        from sklearn.linear_model import Ridge
+        df = pd.read_csv("d.csv")
+        df.info()
+        wide = df.pivot_table(index="k", columns="kind", values="v")
+        X = df[["a", "b"]].values.reshape(-1, 2).astype(float)
+        m = Ridge().fit(X, df["y"].values.ravel())
+        w = Ridge().fit(wide, df["y"])
+    ''')
+    assert report.models["m"].feature_columns == ["a", "b"] and not report.models["m"].unknown
+    assert any("reshaped by frame.pivot_table" in u for u in report.models["w"].unknown)
+    assert not any("unknown API" in u for u in report.unknown), report.unknown
+
+
+def test_loops_over_enumerate_and_zip_of_column_lists():
+    m = lineage('''
+        import pandas as pd
+        from sklearn.preprocessing import LabelEncoder
+        from sklearn.linear_model import LogisticRegression
+        df = pd.read_csv("d.csv")
+        feats = []
+        for i, col in enumerate(["a", "b"]):
+            df[col + "_enc"] = LabelEncoder().fit_transform(df[col])
+            feats.append(col + "_enc")
+        for new, old in zip(["c2"], ["c"]):
+            df[new] = df[old] * 2
+        clf = LogisticRegression().fit(df[feats + ["c2"]], df["y"])
+    ''').models["clf"]
+    assert m.feature_columns == ["a", "b", "c"] and m.label_columns == ["y"]
+
+
+def test_old_ix_indexer_by_position_and_array_columns_encoded_in_place(tmp_path):
+    m = lineage('''
+        import pandas as pd
+        from sklearn import preprocessing
+        from sklearn.tree import DecisionTreeClassifier
+        df = pd.read_csv("data.csv", delimiter=",")
+        X = df[["Age", "Sex", "Fare"]].values
+        le = preprocessing.LabelEncoder()
+        le.fit(["female", "male"])
+        X[:, 1] = le.transform(X[:, 1])
+        tree = DecisionTreeClassifier().fit(X, df.ix[:, 1])
+    ''', tmp_path, data__csv=TITANIC)
+    assert m.models["tree"].feature_columns == ["Age", "Fare", "Sex"]
+    assert m.models["tree"].label_columns == ["Survived"]
+    assert not m.unknown, m.unknown
+
+
+def test_cross_validating_a_trained_model_is_not_another_model():
+    report = lineage('''
+        import pandas as pd
+        from sklearn.ensemble import RandomForestRegressor
+        from sklearn.model_selection import KFold, cross_val_score
+        from sklearn.base import clone
+        from sklearn.utils import shuffle
+        df = pd.read_csv("d.csv")
+        X, y = shuffle(df[["a", "b"]], df["y"])
+        for n in range(1, 20):
+            rf = RandomForestRegressor(n_estimators=n)
+            rf.fit(X, y)
+            score = cross_val_score(rf, X, y, cv=KFold(5))
+        fresh = clone(rf)
+    ''')
+    assert list(report.models) == ["rf"]
+    assert report.models["rf"].feature_columns == ["a", "b"] and report.models["rf"].label_columns == ["y"]
+
+
+def test_invisible_characters_pasted_from_the_web_are_ignored():
+    report = lineage("import pandas as pd\nfrom sklearn.svm import SVR\ndf = pd.read_csv('d.csv')\n"
+                     "m = SVR().fit(df[['a']], df['y'])\n\u200b\nprint(1 +\u00a02)\n")
+    assert report.models["m"].feature_columns == ["a"] and not report.unknown, report.unknown

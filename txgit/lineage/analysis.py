@@ -23,8 +23,8 @@ from typing import Any
 from txgit.lineage import ir
 
 KB_PATH = Path(__file__).with_name("kb.json")
-# the scikit-learn surface, generated from the installed library by gen_kb.py (hand rules in kb.json win)
-KB_GENERATED_PATH = Path(__file__).with_name("kb_sklearn.json")
+# the scikit-learn and pandas surfaces, generated from the installed libraries by gen_kb.py (kb.json wins)
+KB_GENERATED_PATHS = (Path(__file__).with_name("kb_sklearn.json"), Path(__file__).with_name("kb_pandas.json"))
 
 
 # -- values ------------------------------------------------------------------------------
@@ -202,8 +202,12 @@ class KnowledgeBase:
     @classmethod
     def load(cls, path: str | Path | None = None, extra: dict[str, dict[str, Any]] | None = None) -> KnowledgeBase:
         doc = _load_json(str(path or KB_PATH))
-        if path is None and KB_GENERATED_PATH.exists():
-            doc = {**doc, "apis": {**_load_json(str(KB_GENERATED_PATH))["apis"], **doc["apis"]}}
+        if path is None:
+            generated: dict[str, dict[str, Any]] = {}
+            for gen in KB_GENERATED_PATHS:
+                if gen.exists():
+                    generated.update(_load_json(str(gen))["apis"])
+            doc = {**doc, "apis": {**generated, **doc["apis"]}}
         if extra:
             doc = {**doc, "apis": {**doc["apis"], **extra}}
         return cls(doc)
@@ -506,7 +510,7 @@ class Interpreter:
             while target is not None and e.id not in target:
                 target = target.parent
             (target if target is not None else env)[e.id] = v
-        elif isinstance(e, ir.Attr) and e.name in ("loc", "iloc", "at", "iat", "values"):
+        elif isinstance(e, ir.Attr) and e.name in ("loc", "iloc", "at", "iat", "ix", "values"):
             self._rebind(e.obj, v, env)
 
     def _setitem(self, obj_expr: ir.Expr, frame: Data, index: Value, v: Value, env: Env) -> None:
@@ -533,6 +537,15 @@ class Interpreter:
                     old = frozenset(SourceColumn(s, str(n)) for s in frame.rest.sources)
                 new[str(n)] = _union(old or (), prov)
             self._rebind(obj_expr, frame.with_(cols=new, cells=frame.cells | value_cells(v) | {self.cell}), env)
+            return
+        if frame.kind == "array" and isinstance(index, SeqV) and len(index.items) == 2:
+            # X[:, 1] = encoder.transform(X[:, 1]): that position keeps its column, plus what the value derives from
+            pos = _const_value(index.items[1])
+            order = list(frame.cols)
+            if isinstance(pos, int) and not isinstance(pos, bool) and frame.rest is None and -len(order) <= pos < len(order):
+                new = dict(frame.cols)
+                new[order[pos]] = new[order[pos]] | value_prov(v)
+                self._rebind(obj_expr, frame.with_(cols=new, cells=frame.cells | value_cells(v) | {self.cell}), env)
             return
         names = _const_names(index)
         if names is None:
@@ -678,7 +691,7 @@ class Interpreter:
                 return obj.with_(kind="names")
             if name in self.kb.same_attributes:
                 return obj.with_(kind="array" if name in ("values", "array") else obj.kind)
-            if name in ("loc", "iloc", "at", "iat"):
+            if name in ("loc", "iloc", "at", "iat", "ix"):  # ix: pandas < 1.0, labels or positions
                 return Bound(obj, name)
             if name in ("shape", "index", "dtypes", "size", "empty", "ndim", "name", "axes"):
                 return Unknown(f".{name}")
@@ -778,7 +791,7 @@ class Interpreter:
 
     def _getitem(self, obj: Value, index_e: ir.Expr, env: Env) -> Value:
         index = self.eval(index_e, env)
-        if isinstance(obj, Bound) and isinstance(obj.obj, Data) and obj.name in ("loc", "iloc", "at", "iat"):
+        if isinstance(obj, Bound) and isinstance(obj.obj, Data) and obj.name in ("loc", "iloc", "at", "iat", "ix"):
             frame = obj.obj
             if isinstance(index, SeqV) and isinstance(index_e, ir.Seq) and len(index.items) == 2:
                 rows, cols = index.items
@@ -786,7 +799,7 @@ class Interpreter:
                 return frame.with_(cells=frame.cells | {self.cell})  # rows only
             if isinstance(cols, Const) and isinstance(cols.value, slice) and cols.value == slice(None):
                 return frame.with_(cells=frame.cells | {self.cell})
-            if obj.name in ("iloc", "iat"):
+            if obj.name in ("iloc", "iat") or (obj.name == "ix" and _positions_only(cols)):
                 return self._positional(frame, cols)
             sv = _const_value(cols)
             if isinstance(sv, slice):  # label slice 'a':'c'
@@ -1226,6 +1239,29 @@ class Interpreter:
             return str(_const_value(fn.items.get(name, Const(name))))
         return None
 
+    def _op_reshape(self, key, rule, recv, args, kwargs, cells) -> Value:
+        """pivot, melt, corr, T: the result's columns are not the input's; what flowed in is all we can say."""
+        ins = ([recv] if recv is not None else []) + args + list(kwargs.values())
+        datas = [v for v in ins if isinstance(v, Data)]
+        if not datas:
+            return Unknown(f"result of {key}", cells, _union(*(value_prov(v) for v in ins)))
+        cols: dict[str, frozenset[SourceColumn]] = {}
+        for d in datas:
+            for c, p in d.cols.items():
+                cols[c] = cols.get(c, frozenset()) | p
+        note = f"partly unknown: columns reshaped by {key}"
+        return Data("frame", cols, next((d.rest for d in datas if d.rest), None), cells,
+                    tuple(dict.fromkeys([n for d in datas for n in d.notes] + [note])))
+
+    def _op_enumerate(self, key, rule, recv, args, kwargs, cells) -> Value:
+        """enumerate(x), zip(a, b): pairs, when the items are known (loops over column lists)."""
+        seqs = [self._iter_items(a) for a in args]
+        if not seqs or any(len(items) == 1 and isinstance(items[0], Unknown) for items in seqs):
+            return Unknown(f"result of {key}", cells, _union(*(value_prov(a) for a in args)))
+        if key.endswith("enumerate"):
+            return SeqV([SeqV([Const(i), item]) for i, item in enumerate(seqs[0])])
+        return SeqV([SeqV(list(items)) for items in zip(*seqs)])
+
     def _op_self(self, key, rule, recv, args, kwargs, cells) -> Value:
         return recv
 
@@ -1434,6 +1470,17 @@ class Interpreter:
             return Unknown(key, cells)
         return self._keep(recv, [n for n in names if str(n) in recv.cols or recv.rest])
 
+    def _op_clone(self, key, rule, recv, args, kwargs, cells) -> Value:
+        """``clone(est)``: a new, untrained estimator with the same settings."""
+        if args and isinstance(args[0], Model):
+            return replace(args[0], X=None, y=None, fit_at=None, cells=args[0].cells | cells)
+        return Unknown(f"result of {key}", cells)
+
+    def _op_rows(self, key, rule, recv, args, kwargs, cells) -> Value:
+        """``shuffle(X, y)``, ``resample(X)``: the same values, rows reordered or drawn; one result per input."""
+        out = [a.with_(cells=a.cells | cells) if isinstance(a, Data) else a for a in args]
+        return out[0] if len(out) == 1 else SeqV(out)
+
     def _op_split(self, key, rule, recv, args, kwargs, cells) -> Value:
         out = []
         for a in args:
@@ -1538,7 +1585,7 @@ class Interpreter:
             X, y = X.X, X.y
         Xd = self._data_in(key, X, cells)
         yd = self._data_in(key, y, cells) if y is not None and not (isinstance(y, Const) and y.value is None) else None
-        if X is not None and Xd is None:
+        if X is not None and Xd is None and not _literal(X):  # le.fit(["F", "M"]) learns no data
             self._note("model trained on data not traced to any source")
         if X is None and model.X is not None:  # statsmodels: the data came with the constructor
             Xd, yd = model.X, model.y
@@ -1549,6 +1596,9 @@ class Interpreter:
 
     def _op_cv_fit(self, key, rule, recv, args, kwargs, cells) -> Value:
         model = self._arg(rule, "model", recv, args, kwargs)
+        if isinstance(model, Model) and model.fit_at is not None:
+            # cross-validation of a model the code already trained fits clones: that model stays as it was
+            return Unknown(f"scores of {key}", model.cells | cells)
         if isinstance(model, Model):
             y = self._arg(rule, "y", recv, args, kwargs)
             fitted = self._op_fit(key, {"X": [0, None], "y": [1, None]}, model,
@@ -1644,7 +1694,22 @@ class Interpreter:
 
 
 _BUILTINS = {"list", "sorted", "set", "tuple", "len", "range", "print", "zip", "enumerate", "dict", "str", "int",
-             "float", "abs", "min", "max", "sum", "round", "map", "filter", "isinstance", "open", "bool", "type"}
+             "float", "abs", "min", "max", "sum", "round", "map", "filter", "isinstance", "open", "bool", "type",
+             "input"}
+
+
+def _literal(v: Value) -> bool:
+    return isinstance(v, Const) or (isinstance(v, SeqV) and all(_literal(i) for i in v.items))
+
+
+def _positions_only(v: Value) -> bool:
+    """``ix[:, 1:5]``, ``ix[:, 3]``, ``ix[:, [0, 2]]``: positions, not labels (frames here have string labels)."""
+    sv = _const_value(v)
+    if isinstance(sv, slice):
+        return all(x is None or (isinstance(x, int) and not isinstance(x, bool)) for x in (sv.start, sv.stop, sv.step))
+    if isinstance(sv, list):
+        return bool(sv) and all(isinstance(x, int) and not isinstance(x, bool) for x in sv)
+    return isinstance(sv, int) and not isinstance(sv, bool)
 
 
 def _kind_of(v: Value) -> str:

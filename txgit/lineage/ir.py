@@ -473,7 +473,8 @@ def parse_tolerant(source: str, filename: str = "<cell>") -> tuple[list[Stmt], l
         first_error = first
     except ValueError as e:  # null bytes
         raise SyntaxError(str(e)) from e
-    lines = text.split("\n")
+    # invisible characters pasted from web pages (zero-width space, BOM, no-break space) are no Python
+    lines = text.replace("\u200b", "").replace("\ufeff", "").replace("\xa0", " ").split("\n")
     body: list[ast.stmt] = []
     skipped: list[Skipped] = []
     py2: list[tuple[int, str]] = []
