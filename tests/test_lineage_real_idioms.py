@@ -476,3 +476,26 @@ def test_invisible_characters_pasted_from_the_web_are_ignored():
     report = lineage("import pandas as pd\nfrom sklearn.svm import SVR\ndf = pd.read_csv('d.csv')\n"
                      "m = SVR().fit(df[['a']], df['y'])\n\u200b\nprint(1 +\u00a02)\n")
     assert report.models["m"].feature_columns == ["a"] and not report.unknown, report.unknown
+
+
+def test_frames_and_models_changed_in_place_through_a_loop_variable(tmp_path):
+    (tmp_path / "input").mkdir()
+    report = lineage('''
+        import pandas as pd
+        from sklearn.ensemble import RandomForestClassifier
+        from sklearn.linear_model import LogisticRegression
+        train = pd.read_csv("input/train.csv")
+        test = pd.read_csv("input/test.csv")
+        for dataset in [train, test]:
+            dataset["FamilySize"] = dataset["SibSp"] + dataset["Parch"] + 1
+        train = train.drop(["PassengerId", "Name", "SibSp", "Parch"], axis=1)
+        y = train.pop("Survived")
+        rf, lr = RandomForestClassifier(), LogisticRegression()
+        for name, model in {"rf": rf, "lr": lr}.items():
+            model.fit(train.values, y)
+    ''', tmp_path, **{"input/train__csv": "PassengerId,Survived,Pclass,Name,Sex,Age,SibSp,Parch\n1,0,3,A,male,22,1,0\n",
+                      "input/test__csv": "PassengerId,Pclass,Name,Sex,Age,SibSp,Parch\n2,1,B,female,38,1,0\n"})
+    assert sorted(report.models) == ["lr", "rf"]
+    for m in report.models.values():
+        assert m.feature_columns == ["Age", "Parch", "Pclass", "Sex", "SibSp"], m.feature_columns
+        assert m.label_columns == ["Survived"]

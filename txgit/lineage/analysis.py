@@ -509,9 +509,31 @@ class Interpreter:
             target = env
             while target is not None and e.id not in target:
                 target = target.parent
+            old = (target if target is not None else env).get(e.id)
             (target if target is not None else env)[e.id] = v
+            if isinstance(old, (Data, Model)) and old is not v:
+                self._alias(old, v, env)
         elif isinstance(e, ir.Attr) and e.name in ("loc", "iloc", "at", "iat", "ix", "values"):
             self._rebind(e.obj, v, env)
+
+    def _alias(self, old: Value, new: Value, env: Env) -> None:
+        """An object changed in place is changed under every name and in every list that holds it
+        (``for d in [train, test]: d["f"] = ...`` changes train and test; ``for m in models: m.fit(...)``)."""
+        def swap(v: Value, depth: int = 0) -> Value:
+            if v is old:
+                return new
+            if depth < 3 and isinstance(v, SeqV):
+                v.items[:] = [swap(i, depth + 1) for i in v.items]
+            elif depth < 3 and isinstance(v, DictV):
+                for k in list(v.items):
+                    v.items[k] = swap(v.items[k], depth + 1)
+            return v
+
+        scope: Env | None = env
+        while scope is not None:
+            for name in list(scope):
+                scope[name] = swap(scope[name])
+            scope = scope.parent
 
     def _setitem(self, obj_expr: ir.Expr, frame: Data, index: Value, v: Value, env: Env) -> None:
         """``df['c'] = …``, ``df[['a', 'b']] = …``, ``df.loc[mask, 'c'] = …``."""
