@@ -499,3 +499,33 @@ def test_frames_and_models_changed_in_place_through_a_loop_variable(tmp_path):
     for m in report.models.values():
         assert m.feature_columns == ["Age", "Parch", "Pclass", "Sex", "SibSp"], m.feature_columns
         assert m.label_columns == ["Survived"]
+
+
+def test_label_range_of_columns_without_header_is_kept_symbolically():
+    m = lineage('''
+        import numpy as np
+        import pandas as pd
+        from sklearn.linear_model import Ridge
+        train = pd.read_csv("train.csv")
+        test = pd.read_csv("test.csv")
+        all_data = pd.concat((train.loc[:, "MSSubClass":"SaleCondition"], test.loc[:, "MSSubClass":"SaleCondition"]))
+        all_data = pd.get_dummies(all_data).fillna(0)
+        model = Ridge().fit(all_data[:train.shape[0]], np.log1p(train.SalePrice))
+    ''').models["model"]
+    assert m.features_rest == ["columns MSSubClass..SaleCondition of test.csv, train.csv"]
+    assert m.label_columns == ["SalePrice"]
+
+
+def test_positional_selection_by_a_mask_over_column_names(tmp_path):
+    code = '''
+        import pandas as pd
+        from sklearn.linear_model import LogisticRegression
+        data = pd.read_csv("creditcard.csv")
+        X = data.iloc[:, data.columns != "Class"]
+        y = data.iloc[:, data.columns == "Class"]
+        lr = LogisticRegression().fit(X, y.values.ravel())
+    '''
+    m = lineage(code, tmp_path, creditcard__csv="Time,V1,Amount,Class\n0,-1.3,149.6,0\n").models["lr"]
+    assert m.feature_columns == ["Amount", "Time", "V1"] and m.label_columns == ["Class"]
+    static = lineage(code).models["lr"]
+    assert static.features_rest == ["all columns of creditcard.csv except Class"] and static.label_columns == ["Class"]

@@ -632,6 +632,13 @@ class Interpreter:
         if e.op == "not" and isinstance(vals[0], Const):
             return Const(not vals[0].value)
         vals = [v.obj if isinstance(v, Bound) and isinstance(v.obj, Data) else v for v in vals]
+        if e.op in ("==", "!=") and len(vals) == 2 and isinstance(vals[0], Data) and vals[0].kind == "names" \
+                and _const_names(vals[1]) is not None and len(_const_names(vals[1])) == 1:
+            # df.columns != "Class": a mask over column names, kept as the names it selects
+            picked = _const_names(vals[1])
+            if e.op == "!=":
+                return self._drop(vals[0], picked)
+            return self._select(vals[0], picked)
         if e.op == "+" and all(isinstance(v, SeqV) for v in vals):
             return SeqV(vals[0].items + vals[1].items)
         if e.op == "+" and all(isinstance(v, Const) for v in vals):
@@ -821,11 +828,19 @@ class Interpreter:
                 return frame.with_(cells=frame.cells | {self.cell})  # rows only
             if isinstance(cols, Const) and isinstance(cols.value, slice) and cols.value == slice(None):
                 return frame.with_(cells=frame.cells | {self.cell})
+            if isinstance(cols, Data) and cols.kind == "names":  # iloc[:, df.columns != "y"]: a mask over names
+                return self._select_names(frame, cols)
             if obj.name in ("iloc", "iat") or (obj.name == "ix" and _positions_only(cols)):
                 return self._positional(frame, cols)
             sv = _const_value(cols)
             if isinstance(sv, slice):  # label slice 'a':'c'
                 if frame.rest is not None:
+                    if not frame.cols and not frame.rest.excluded and frame.rest.positions is None \
+                            and all(x is None or isinstance(x, str) for x in (sv.start, sv.stop)) and sv.step is None:
+                        # loc[:, "MSSubClass":"SaleCondition"] without the header: the range is the fact
+                        span = f"{sv.start if sv.start is not None else 'first'}..{sv.stop if sv.stop is not None else 'last'}"
+                        return Data(frame.kind, {}, replace(frame.rest, positions=span), frame.cells | {self.cell},
+                                    frame.notes)
                     self._note("label slice of columns on a frame whose columns are not all known")
                     return Unknown("label slice", frame.cells, frame.prov())
                 order = list(frame.cols)
@@ -1446,8 +1461,9 @@ class Interpreter:
                     k = f"{c}#{len(cols)}"
                 cols[k] = cols.get(k, frozenset()) | p
         rests = [d.rest for d in datas if d.rest]
-        rest = Rest(frozenset().union(*(r.sources for r in rests)), frozenset().union(*(r.excluded for r in rests))) \
-            if rests else None
+        positions = {r.positions for r in rests}  # concat of train[:, a..b] and test[:, a..b]: still a..b
+        rest = Rest(frozenset().union(*(r.sources for r in rests)), frozenset().union(*(r.excluded for r in rests)),
+                    positions.pop() if len(positions) == 1 else "?" if any(positions) else None) if rests else None
         kind = "array" if key.startswith("numpy") else "frame"
         return Data(kind, cols, rest, cells.union(*(d.cells for d in datas)),
                     tuple(n for d in datas for n in d.notes), {k: v for d in datas for k, v in d.dtypes.items()})
