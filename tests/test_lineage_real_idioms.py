@@ -529,3 +529,34 @@ def test_positional_selection_by_a_mask_over_column_names(tmp_path):
     assert m.feature_columns == ["Amount", "Time", "V1"] and m.label_columns == ["Class"]
     static = lineage(code).models["lr"]
     assert static.features_rest == ["all columns of creditcard.csv except Class"] and static.label_columns == ["Class"]
+
+
+def test_dummies_of_object_columns_after_the_label_was_recoded(tmp_path):
+    (tmp_path / "data").mkdir()
+    report = lineage('''
+        import os
+        import pandas as pd
+        from sklearn.ensemble import GradientBoostingClassifier
+        get_ipython().run_line_magic("matplotlib", "inline")
+        columns = ["age", "workclass", "fnlwgt", "income"]
+        df = pd.read_csv(os.path.join("data", "adult.data"), names=columns, sep=r"\\s*,\\s*", engine="python")
+        df["income"] = df["income"].apply(lambda x: 1 if x == ">50K" else 0)
+        cat = df.select_dtypes(include="object").columns
+        df = pd.get_dummies(df, columns=cat)
+        display(df.head())
+        gb = GradientBoostingClassifier().fit(df.drop("income", axis=1), df.income)
+    ''', tmp_path, **{"data/adult__data": "39, State-gov, 77516, <=50K\n50, Self-emp, 83311, >50K\n"})
+    m = report.models["gb"]
+    assert m.feature_columns == ["age", "fnlwgt", "workclass"] and m.label_columns == ["income"]
+    assert m.sources == ["data/adult.data"]
+    assert not any("unknown API" in u or "not known statically" in u for u in report.unknown), report.unknown
+
+
+def test_a_label_that_cannot_be_traced_is_said():
+    report = lineage('''
+        import pandas as pd
+        from sklearn.svm import SVC
+        df = pd.read_csv("d.csv")
+        clf = SVC().fit(df[["a"]], labels_from_elsewhere)
+    ''')
+    assert any("label not traced to any source" in u for u in report.unknown), report.unknown

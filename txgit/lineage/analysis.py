@@ -587,7 +587,10 @@ class Interpreter:
                 new[str(n)] = prov
         if rest is not None:
             rest = replace(rest, excluded=rest.excluded | {str(n) for n in names})
-        self._rebind(obj_expr, frame.with_(cols=new, rest=rest, cells=frame.cells | value_cells(v) | {self.cell}), env)
+        # the assigned columns' types are no longer the file's ("<=50K" mapped to 0/1): unknown from here on
+        dtypes = {c: t for c, t in frame.dtypes.items() if c not in {str(n) for n in names}}
+        self._rebind(obj_expr, frame.with_(cols=new, rest=rest, cells=frame.cells | value_cells(v) | {self.cell},
+                                           dtypes=dtypes), env)
 
     # -- expressions ----------------------------------------------------------------------------
     def eval(self, e: ir.Expr, env: Env) -> Value:
@@ -596,6 +599,8 @@ class Interpreter:
             if v is None:
                 if e.id in _BUILTINS:
                     return Ref(f"builtins.{e.id}")
+                if e.id in ("get_ipython", "display"):  # notebooks exported as scripts
+                    return Ref(f"IPython.{e.id}")
                 return Unknown(f"name {e.id!r} not defined in the analysed code")
             return v
         if isinstance(e, ir.Const):
@@ -1399,7 +1404,8 @@ class Interpreter:
             return Unknown(key, cells)
         inc = _const_names(self._arg(rule, "include", recv, args, kwargs) or SeqV([]))
         exc = _const_names(self._arg(rule, "exclude", recv, args, kwargs) or SeqV([]))
-        if recv.rest is not None or any(c not in recv.dtypes for c in recv.cols) or inc is None or exc is None:
+        untyped = [c for c in recv.cols if c not in recv.dtypes]
+        if recv.rest is not None or inc is None or exc is None or len(untyped) == len(recv.cols):
             self._note(f"{key}: column types not known here, all columns kept")
             return recv.with_(cells=recv.cells | cells, notes=recv.notes + ("select_dtypes: types unknown",))
 
@@ -1417,9 +1423,13 @@ class Interpreter:
                     return True
             return False
 
-        keep = [c for c, t in recv.dtypes.items() if c in recv.cols and (not inc or match(t, inc))
-                and not (exc and match(t, exc))]
-        return self._select(recv, keep).with_(cells=recv.cells | cells)
+        keep = [c for c in recv.cols if c in untyped or ((not inc or match(recv.dtypes[c], inc))
+                                                         and not (exc and match(recv.dtypes[c], exc)))]
+        out = self._select(recv, keep).with_(cells=recv.cells | cells)
+        if untyped:  # columns the code assigned: their type is not known, so they are kept (an upper bound)
+            self._note(f"{key}: types of {', '.join(untyped[:5])} not known here, kept")
+            out = out.with_(notes=out.notes + (f"select_dtypes: types of {', '.join(untyped[:5])} unknown",))
+        return out
 
     def _op_merge(self, key, rule, recv, args, kwargs, cells) -> Value:
         left = self._arg(rule, "left", recv, args, kwargs)
@@ -1472,7 +1482,13 @@ class Interpreter:
         data = self._arg(rule, "data", recv, args, kwargs)
         if not isinstance(data, Data):
             return Unknown(key, cells)
-        names = _const_names(self._arg(rule, "columns", recv, args, kwargs)) if "columns" in rule else None
+        cols_v = self._arg(rule, "columns", recv, args, kwargs) if "columns" in rule else None
+        names = _const_names(cols_v)
+        if isinstance(cols_v, Data) and cols_v.notes:
+            # the column list is only an upper bound (select_dtypes with types unknown): renaming all of them
+            # to dummies would hide the label; each keeps its name, with the same origin either way
+            return data.with_(cells=data.cells | cells, kind="frame",
+                              notes=data.notes + ("get_dummies of columns not known exactly",))
         if names is None:
             if data.kind == "series" and len(data.cols) == 1:
                 (c, p), = data.cols.items()
@@ -1507,6 +1523,14 @@ class Interpreter:
         if not isinstance(recv, Data) or names is None:
             return Unknown(key, cells)
         return self._keep(recv, [n for n in names if str(n) in recv.cols or recv.rest])
+
+    def _op_path_join(self, key, rule, recv, args, kwargs, cells) -> Value:
+        """``os.path.join(DATA, "train.csv")`` of known strings: the path the code reads."""
+        parts = [_const_value(a) for a in args]
+        if parts and all(isinstance(p, str) for p in parts):
+            return Const("/".join(p.rstrip("/") for p in parts[:-1] if p) + ("/" if len(parts) > 1 and any(parts[:-1]) else "")
+                         + parts[-1])
+        return Unknown(f"result of {key}", cells)
 
     def _op_clone(self, key, rule, recv, args, kwargs, cells) -> Value:
         """``clone(est)``: a new, untrained estimator with the same settings."""
@@ -1625,6 +1649,8 @@ class Interpreter:
         yd = self._data_in(key, y, cells) if y is not None and not (isinstance(y, Const) and y.value is None) else None
         if X is not None and Xd is None and not _literal(X):  # le.fit(["F", "M"]) learns no data
             self._note("model trained on data not traced to any source")
+        if y is not None and yd is None and not _literal(y):
+            self._note("label not traced to any source")
         if X is None and model.X is not None:  # statsmodels: the data came with the constructor
             Xd, yd = model.X, model.y
         fitted = replace(model, X=None if Xd is None else self._narrow(model, Xd), y=yd,
