@@ -560,3 +560,14 @@ def test_a_label_that_cannot_be_traced_is_said():
         clf = SVC().fit(df[["a"]], labels_from_elsewhere)
     ''')
     assert any("label not traced to any source" in u for u in report.unknown), report.unknown
+
+
+def test_python2_tabs_mixed_with_spaces_and_tensorflow_keras():
+    report = lineage_of_source(
+        'import pandas as pd\nfrom tensorflow import keras\nfrom tensorflow.keras import layers\n'
+        'df = pd.read_csv("d.csv")\nif True:\n\tX = df[["a", "b"]]\n        y = df["y"]\n'
+        'model = keras.Sequential([layers.Dense(8), layers.Dense(1)])\n'
+        'model.compile(optimizer="adam", loss="mse")\nhist = model.fit(X, y, epochs=2)\n', filename="s.py")
+    assert list(report.models) == ["model"]
+    assert report.models["model"].feature_columns == ["a", "b"] and report.models["model"].label_columns == ["y"]
+    assert report.unknown == ["s.py:5: Python 2 source: tabs mixed with spaces (read as Python 3)"]

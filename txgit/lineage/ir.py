@@ -491,6 +491,14 @@ def parse_tolerant(source: str, filename: str = "<cell>") -> tuple[list[Stmt], l
         except SyntaxError:
             pass
         fixed, found = _python2_fix(chunk)
+        if "\t" in chunk:  # Python 2 let tabs and spaces mix: a tab goes to the next multiple of 8
+            try:
+                ast.parse(pad + chunk, filename)
+            except TabError:
+                fixed = "\n".join(line.expandtabs(8) for line in fixed.split("\n"))
+                found.append("tabs mixed with spaces")
+            except SyntaxError:
+                pass
         if found:
             try:
                 body += ast.parse(pad + fixed, filename).body
