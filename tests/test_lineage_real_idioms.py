@@ -571,3 +571,14 @@ def test_python2_tabs_mixed_with_spaces_and_tensorflow_keras():
     assert list(report.models) == ["model"]
     assert report.models["model"].feature_columns == ["a", "b"] and report.models["model"].label_columns == ["y"]
     assert report.unknown == ["s.py:5: Python 2 source: tabs mixed with spaces (read as Python 3)"]
+
+
+def test_cli_prints_what_it_knows_without_a_header_and_the_python2_note(tmp_path, run_txgit):
+    (tmp_path / "old.py").write_text(
+        'import pandas as pd\nfrom sklearn.cross_validation import train_test_split\nfrom sklearn.svm import SVC\n'
+        'data = pd.read_csv("data.csv")\nprint "rows:", len(data)\n'
+        'X_tr, X_te, y_tr, y_te = train_test_split(data.iloc[:, 1:-1], data.iloc[:, -1])\n'
+        'clf = SVC().fit(X_tr, y_tr)\n')
+    out = run_txgit("lineage", "--script", "old.py", cwd=tmp_path, check=True).stdout
+    assert "  features: columns 1..-2 of data.csv\n  label:    column -1 of data.csv\n" in out
+    assert "not followed (1): old.py:5: Python 2 source: print statement (read as Python 3)" in out
