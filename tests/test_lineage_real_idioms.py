@@ -582,3 +582,42 @@ def test_cli_prints_what_it_knows_without_a_header_and_the_python2_note(tmp_path
     out = run_txgit("lineage", "--script", "old.py", cwd=tmp_path, check=True).stdout
     assert "  features: columns 1..-2 of data.csv\n  label:    column -1 of data.csv\n" in out
     assert "not followed (1): old.py:5: Python 2 source: print statement (read as Python 3)" in out
+
+
+def test_classes_of_the_script_make_transformers_and_models():
+    report = lineage('''
+        import pandas as pd
+        from sklearn.base import BaseEstimator, TransformerMixin
+        from sklearn.pipeline import Pipeline
+        from sklearn.preprocessing import StandardScaler
+        from sklearn.linear_model import LinearRegression
+        from mylib import Fancy
+
+        class Selector(BaseEstimator, TransformerMixin):
+            def __init__(self, names):
+                self.names = names
+            def fit(self, X, y=None):
+                return self
+            def transform(self, X):
+                return X[self.names].values
+
+        class MeanModel:
+            def fit(self, X, y):
+                self.mean = y.mean()
+            def predict(self, X):
+                return [self.mean] * len(X)
+
+        housing = pd.read_csv("housing.csv")
+        labels = housing.pop("value")
+        prep = Pipeline([("select", Selector(["rooms", "age"])), ("scale", StandardScaler())])
+        prepared = prep.fit_transform(housing)
+        other = Pipeline([("scale", StandardScaler()), ("f", Fancy())]).fit_transform(housing)
+        lin = LinearRegression().fit(prepared, labels)
+        base = MeanModel()
+        base.fit(housing[["rooms"]], labels)
+    ''')
+    assert sorted(report.models) == ["base", "lin"]
+    assert report.models["base"].type == "MeanModel" and report.models["base"].feature_columns == ["rooms"]
+    lin = report.models["lin"]
+    assert lin.features_rest == ["all columns of housing.csv except value"] and lin.label_columns == ["value"]
+    assert any("Selector is defined in the analysed code" in u for u in lin.unknown), lin.unknown

@@ -104,6 +104,7 @@ class Model:
     subset: bool = False  # keeps an unknown subset of its input (feature selection)
     notes: tuple[str, ...] = ()
     fit_returns_self: bool = True  # False: fit returns something else (a Keras History), not the model
+    kind_known: bool = True  # False: not known to be a model or a transformer (a pipeline ending in an unknown step)
 
 
 @dataclass
@@ -113,6 +114,15 @@ class DatasetV:
     X: Data | None
     y: Data | None
     cells: frozenset[str] = frozenset()
+
+
+@dataclass
+class UserClass:
+    """A model or transformer class the analysed code defines."""
+
+    name: str
+    transformer: bool
+    model: bool  # has fit (or scikit-learn bases); else some other class, whose instances we do not follow
 
 
 @dataclass
@@ -425,6 +435,8 @@ class Interpreter:
                 self._block(body, env)
         elif isinstance(s, ir.FunctionDef):
             env[s.name] = UserFunction(s, env)
+        elif isinstance(s, ir.ClassDef):
+            env[s.name] = self._user_class(s, env)
         elif isinstance(s, ir.Return):
             if self._returns:
                 self._returns[-1].append(Const(None) if s.value is None else self.eval(s.value, env))
@@ -437,6 +449,15 @@ class Interpreter:
                     names = _const_names(self.eval(t.index, env))
                     if isinstance(obj, Data) and names:
                         self._rebind(t.obj, self._drop(obj, names), env)
+
+    def _user_class(self, s: ir.ClassDef, env: Env) -> Value:
+        """A class the script defines. One with ``fit`` (or built on scikit-learn's bases) makes models or
+        transformers; its methods are not followed, so the columns it is given flow through, noted."""
+        bases = [b.qualname for b in (self.eval(x, env) for x in s.bases) if isinstance(b, Ref)]
+        sklearn_base = any(b.startswith(("sklearn.", "xgboost.", "lightgbm.", "keras.")) for b in bases)
+        transformer = ("transform" in s.methods or any(b.endswith("TransformerMixin") for b in bases)) \
+            and "predict" not in s.methods
+        return UserClass(s.name, transformer, model="fit" in s.methods or sklearn_base)
 
     def _iter_items(self, it: Value) -> list[Value]:
         if isinstance(it, SeqV):
@@ -946,6 +967,11 @@ class Interpreter:
                 self.eval(s, env)
         if isinstance(func, UserFunction):
             return self._call_user(func, args, kwargs)
+        if isinstance(func, UserClass) and not func.model:
+            return self._unknown_call(f"{func.name} (a class of the analysed code)", None, args, kwargs)
+        if isinstance(func, UserClass):
+            return Model(func.name, cells=frozenset({self.cell}), transformer=func.transformer,
+                         notes=(f"{func.name} is defined in the analysed code: its methods are not followed",))
         if isinstance(func, Ref):
             rule = self.kb.rule(func.qualname)
             if rule is None:
@@ -1587,7 +1613,7 @@ class Interpreter:
             self._note(f"{key} with steps not known statically")
         last = models[-1] if models else None
         if steps and isinstance(steps[-1], Unknown):  # a last step the knowledge base does not know: a model
-            last = Model("unknown")
+            last = Model("unknown", kind_known=False)
         m = Model("Pipeline" + (f"({last.type})" if last else ""),
                   cells=frozenset({self.cell}).union(*(s.cells for s in models)),
                   transformer=bool(last and last.transformer))
@@ -1596,6 +1622,7 @@ class Interpreter:
                 m.selector, m.remainder = s.selector, s.remainder
                 break
         m.subset = any(s.subset for s in models)
+        m.kind_known = bool(last is None or last.kind_known)
         m.notes = tuple(n for s in models for n in s.notes)
         return m
 
@@ -1676,6 +1703,8 @@ class Interpreter:
 
     def _op_fit_transform(self, key, rule, recv, args, kwargs, cells) -> Value:
         X = self._arg(rule, "X", recv, args, kwargs)
+        if isinstance(recv, Model) and not recv.kind_known:  # used to transform data: a transformer
+            recv = replace(recv, transformer=True, kind_known=True)
         if isinstance(recv, Model):
             self._op_fit(key, rule, recv, args, kwargs, cells)  # a fitted transformer is a model too
         return self._op_transform(key, rule, recv, args, kwargs, cells) if X is not None else Unknown(key, cells)
@@ -1697,6 +1726,8 @@ class Interpreter:
             X = self._narrow(recv, X)
             if recv.subset:
                 X = X.with_(notes=X.notes + (f"{recv.type} keeps a subset of these columns",))
+            if recv.notes:  # e.g. a transformer class of the analysed code: what it does to columns is not followed
+                X = X.with_(notes=X.notes + tuple(n for n in recv.notes if n not in X.notes))
         return X.with_(kind="array", cells=X.cells | cells)
 
     def _op_predict(self, key, rule, recv, args, kwargs, cells) -> Value:

@@ -187,7 +187,17 @@ class Delete:
     line: int
 
 
-Stmt = Union[Assign, ExprStmt, Import, For, Branch, FunctionDef, Return, Delete]
+@dataclass
+class ClassDef:
+    """A class the script defines: only what kind of object it makes matters (its methods, its bases)."""
+
+    name: str
+    methods: list[str]
+    bases: list[Expr]
+    line: int
+
+
+Stmt = Union[Assign, ExprStmt, Import, For, Branch, FunctionDef, Return, Delete, ClassDef]
 
 _BINOPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.FloorDiv: "//", ast.Mod: "%", ast.Pow: "**",
            ast.BitAnd: "&", ast.BitOr: "|", ast.BitXor: "^", ast.MatMult: "@", ast.LShift: "<<", ast.RShift: ">>"}
@@ -317,7 +327,10 @@ def statements(body: list[ast.stmt]) -> list[Stmt]:
             out.append(Delete([target(t) for t in node.targets], line))
         elif isinstance(node, ast.Match):
             out.append(Branch([statements(c.body) for c in node.cases], line))
-        # class definitions, global, pass, raise, assert: no data flow we follow
+        elif isinstance(node, ast.ClassDef):
+            methods = [n.name for n in node.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+            out.append(ClassDef(node.name, methods, [expr(b) for b in node.bases], line))
+        # global, pass, raise, assert: no data flow we follow
     return out
 
 
