@@ -621,3 +621,45 @@ def test_classes_of_the_script_make_transformers_and_models():
     lin = report.models["lin"]
     assert lin.features_rest == ["all columns of housing.csv except value"] and lin.label_columns == ["value"]
     assert any("Selector is defined in the analysed code" in u for u in lin.unknown), lin.unknown
+
+
+def test_label_recoded_by_conditions_keeps_its_source():
+    report = lineage('''
+        import pandas as pd
+        from keras.utils import np_utils
+        from sklearn.ensemble import RandomForestClassifier
+        from sklearn.svm import SVC
+        def good_wine(row):
+            if row["quality"] >= 7:
+                val = 1
+            else:
+                val = 0
+            return val
+        wine = pd.read_csv("wine.csv", sep=";")
+        wine["good"] = wine.apply(good_wine, axis=1)
+        rf = RandomForestClassifier().fit(wine.drop(["quality", "good"], axis=1), wine["good"])
+        classes = []
+        for v in list(wine["quality"]):
+            if v <= 4:
+                classes += [0]
+            else:
+                classes += [1]
+        svc = SVC().fit(wine[["alcohol"]], np_utils.to_categorical(classes))
+    ''')
+    assert report.models["rf"].label_columns == ["quality"]
+    assert report.models["rf"].features_rest == ["all columns of wine.csv except good, quality"]
+    assert report.models["svc"].label_columns == ["quality"]
+
+
+def test_pipeline_step_imported_from_another_file_is_said_unknown():
+    m = lineage('''
+        import pandas as pd
+        from sklearn.pipeline import Pipeline
+        from sklearn.ensemble import RandomForestClassifier
+        from preprocess import preprocessor
+        df = pd.read_csv("d.csv")
+        pipeline = Pipeline(steps=[("pre", preprocessor), ("clf", RandomForestClassifier())])
+        pipeline.fit(df.drop("y", axis=1), df.y)
+    ''').models["pipeline"]
+    assert m.type == "Pipeline(RandomForestClassifier)"
+    assert any("pipeline step(s) not known" in u for u in m.unknown), m.unknown

@@ -377,6 +377,7 @@ class Interpreter:
         self._depth = 0
         self._returns: list[list[Value]] = []
         self.saved: dict[str, Value] = {}  # path -> the value the script wrote there (pickle, to_csv)
+        self._control: list[frozenset[SourceColumn]] = []  # what the enclosing if/while tests derive from
 
     # -- statements ----------------------------------------------------------------------------
     def run(self, stmts: list[ir.Stmt], cell: str | None = None, *, per_statement: bool = False) -> None:
@@ -431,8 +432,15 @@ class Interpreter:
                 self.assign(s.target, item, env)
                 self._block(s.body, env)
         elif isinstance(s, ir.Branch):
-            for body in s.bodies:
-                self._block(body, env)
+            control = value_prov(self.eval(s.test, env)) if s.test is not None else frozenset()
+            if control:
+                self._control.append(control)
+            try:
+                for body in s.bodies:
+                    self._block(body, env)
+            finally:
+                if control:
+                    self._control.pop()
         elif isinstance(s, ir.FunctionDef):
             env[s.name] = UserFunction(s, env)
         elif isinstance(s, ir.ClassDef):
@@ -468,7 +476,19 @@ class Interpreter:
             return list(it.items.keys())
         return [Unknown("loop item", value_cells(it), value_prov(it))]
 
+    def _under_control(self, v: Value) -> Value:
+        """A number chosen by a test on data derives from that data (``if row["quality"] >= 7: val = 1``;
+        ``if v <= 4: labels += [0]``): the recoding idiom. Strings (column names) and data values stay as they are."""
+        prov = frozenset().union(*self._control)
+        if isinstance(v, Const) and isinstance(v.value, (int, float, bool)) and not isinstance(v.value, str):
+            return Unknown("a value chosen by a condition on data", frozenset({self.cell}), prov)
+        if isinstance(v, SeqV) and any(isinstance(i, Const) and isinstance(i.value, (int, float, bool)) for i in v.items):
+            return SeqV([self._under_control(i) if isinstance(i, Const) else i for i in v.items])
+        return v
+
     def assign(self, t: ir.Target, v: Value, env: Env) -> None:
+        if self._control and isinstance(v, (Const, SeqV)):
+            v = self._under_control(v)
         if isinstance(t, ir.TName):
             env[t.id] = v
         elif isinstance(t, ir.TTuple):
@@ -1307,6 +1327,19 @@ class Interpreter:
             return str(_const_value(fn.items.get(name, Const(name))))
         return None
 
+    def _op_apply(self, key, rule, recv, args, kwargs, cells) -> Value:
+        """``df.apply(f, axis=1)``: f sees one row; the result derives from what f reads of it (and from the
+        tests that choose its value), not from every column. Column-wise or unknown f: the columns, as before."""
+        fn = args[0] if args else kwargs.get("func")
+        axis = _const_value(kwargs.get("axis", args[1] if len(args) > 1 else Const(0)))
+        if isinstance(recv, Data) and recv.kind == "frame" and isinstance(fn, UserFunction) and axis in (1, "columns"):
+            out = self._call_user(fn, [recv], {})
+            prov = value_prov(out)
+            if prov:
+                return Data("series", {_derived_name([out]) if isinstance(out, Data) else "apply": prov}, None,
+                            recv.cells | value_cells(out) | cells)
+        return self._op_same(key, rule, recv, args, kwargs, cells)
+
     def _op_reshape(self, key, rule, recv, args, kwargs, cells) -> Value:
         """pivot, melt, corr, T: the result's columns are not the input's; what flowed in is all we can say."""
         ins = ([recv] if recv is not None else []) + args + list(kwargs.values())
@@ -1624,6 +1657,9 @@ class Interpreter:
         m.subset = any(s.subset for s in models)
         m.kind_known = bool(last is None or last.kind_known)
         m.notes = tuple(n for s in models for n in s.notes)
+        unknown_steps = [s for s in steps[:-1] if not isinstance(s, (Model, Const))]
+        if unknown_steps:  # e.g. a ColumnTransformer imported from another file: its column choice is not seen
+            m.notes += (f"{len(unknown_steps)} pipeline step(s) not known: what they do to the columns is not followed",)
         return m
 
     def _op_column_transformer(self, key, rule, recv, args, kwargs, cells) -> Value:

@@ -164,6 +164,7 @@ class Branch:
 
     bodies: list[list[Stmt]]
     line: int
+    test: Expr | None = None  # if/while: what the choice depends on (literals assigned under it derive from it)
 
 
 @dataclass
@@ -303,9 +304,9 @@ def statements(body: list[ast.stmt]) -> list[Stmt]:
             if node.orelse:
                 out.append(Branch([statements(node.orelse)], line))
         elif isinstance(node, ast.While):
-            out.append(Branch([statements(node.body), statements(node.orelse)], line))
+            out.append(Branch([statements(node.body), statements(node.orelse)], line, expr(node.test)))
         elif isinstance(node, ast.If):
-            out.append(Branch([statements(node.body), statements(node.orelse)], line))
+            out.append(Branch([statements(node.body), statements(node.orelse)], line, expr(node.test)))
         elif isinstance(node, (ast.With, ast.AsyncWith)):
             for item in node.items:
                 if item.optional_vars is not None:
