@@ -663,3 +663,19 @@ def test_pipeline_step_imported_from_another_file_is_said_unknown():
     ''').models["pipeline"]
     assert m.type == "Pipeline(RandomForestClassifier)"
     assert any("pipeline step(s) not known" in u for u in m.unknown), m.unknown
+
+
+def test_python2_builtins_and_dict_iteration():
+    report = lineage('''
+        import pandas as pd
+        from sklearn.linear_model import LogisticRegression
+        df = pd.read_csv("d.csv")
+        lr = LogisticRegression()
+        models = {"lr": lr}
+        for i in xrange(2):
+            print i
+        for name, model in models.iteritems():
+            model.fit(df[["a"]], df["y"])
+    ''')
+    assert report.models["lr"].feature_columns == ["a"]
+    assert report.unknown == ["s.py:8: Python 2 source: print statement (read as Python 3)"]

@@ -1019,7 +1019,8 @@ class Interpreter:
                     return self._apply_rule(key, self.kb.rule("model.fit"), model, args, kwargs, env,
                                             recv_expr=e.func.obj if isinstance(e.func, ir.Attr) else None)
                 if isinstance(obj, (SeqV, DictV)) and func.name in ("append", "extend", "remove", "items",
-                                                                    "keys", "values", "get", "copy", "pop"):
+                                                                    "keys", "values", "get", "copy", "pop",
+                                                                    "iteritems", "iterkeys", "itervalues"):
                     return self._container_method(obj, func.name, args, e, env)
                 return self._unknown_call(key, obj, args, kwargs)
             return self._apply_rule(key, rule, obj, args, kwargs, env,
@@ -1043,11 +1044,11 @@ class Interpreter:
                 return obj.items.pop() if obj.items else Unknown("pop")
             return Const(None)
         if isinstance(obj, DictV):
-            if name == "items":
+            if name in ("items", "iteritems"):  # iter*: Python 2
                 return SeqV([SeqV([Const(k), v]) for k, v in obj.items.items()])
-            if name == "keys":
+            if name in ("keys", "iterkeys"):
                 return SeqV([Const(k) for k in obj.items])
-            if name == "values":
+            if name in ("values", "itervalues"):
                 return SeqV(list(obj.items.values()))
             if name == "get" and args:
                 k = _const_value(args[0])
@@ -1826,7 +1827,7 @@ class Interpreter:
 
 _BUILTINS = {"list", "sorted", "set", "tuple", "len", "range", "print", "zip", "enumerate", "dict", "str", "int",
              "float", "abs", "min", "max", "sum", "round", "map", "filter", "isinstance", "open", "bool", "type",
-             "input"}
+             "input", "xrange", "raw_input", "unicode", "long"}
 
 
 def _literal(v: Value) -> bool:

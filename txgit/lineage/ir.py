@@ -395,32 +395,33 @@ _PY2_EXCEPT = re.compile(r"^(\s*except\s+[^,:]+?)\s*,\s*([A-Za-z_]\w*)\s*:")
 _PY2_EXEC = re.compile(r"^(\s*)exec\s+(?!\()(.+)$")
 
 
-def _python2_fix(chunk: str) -> tuple[str, list[str]]:
-    """Rewrite the Python 2 statements of ``chunk`` into Python 3 equivalents; say which were found."""
-    found: list[str] = []
+def _python2_fix(chunk: str) -> tuple[str, list[tuple[int, str]]]:
+    """Rewrite the Python 2 statements of ``chunk`` into Python 3 equivalents; say which were found, where
+    (as the line's offset in the chunk)."""
+    found: list[tuple[int, str]] = []
     out = []
-    for line in chunk.split("\n"):
+    for offset, line in enumerate(chunk.split("\n")):
         m = _PY2_PRINT.match(line)
         if m and (m.group(2) is not None or m.group(3) is not None) and not re.match(r"^\s*print\s*[=.\[]", line):
             body = m.group(2) if m.group(2) is not None else m.group(3)
             line = f"{m.group(1)}print({body.rstrip(',')})"
-            found.append("print statement")
+            found.append((offset, "print statement"))
         m = _PY2_EXCEPT.match(line)
         if m:
             line = f"{m.group(1)} as {m.group(2)}:" + line[m.end():]
-            found.append("except X, e")
+            found.append((offset, "except X, e"))
         m = _PY2_EXEC.match(line)
         if m:
             line = f"{m.group(1)}exec({m.group(2)})"
-            found.append("exec statement")
+            found.append((offset, "exec statement"))
         if "`" in line and not line.lstrip().startswith("#"):
             line = re.sub(r"`([^`]*)`", r"repr(\1)", line)
-            found.append("backquotes")
+            found.append((offset, "backquotes"))
         line2 = re.sub(r"\b(\d+)[lL]\b", r"\1", line)
         line2 = re.sub(r"(?<![\w.])0(\d+)\b", r"0o\1", line2)
         line2 = re.sub(r"\bur(['\"])", r"u\1", line2)
         if line2 != line:
-            found.append("Python 2 literal")
+            found.append((offset, "Python 2 literal"))
             line = line2
         line = line.replace("<>", "!=") if "<>" in line and not re.search(r"['\"].*<>.*['\"]", line) else line
         out.append(line)
@@ -510,14 +511,14 @@ def parse_tolerant(source: str, filename: str = "<cell>") -> tuple[list[Stmt], l
                 ast.parse(pad + chunk, filename)
             except TabError:
                 fixed = "\n".join(line.expandtabs(8) for line in fixed.split("\n"))
-                found.append("tabs mixed with spaces")
+                found.append((0, "tabs mixed with spaces"))
             except SyntaxError:
                 pass
         if found:
             try:
                 body += ast.parse(pad + fixed, filename).body
                 read_any = True
-                py2 += [(a + 1, f) for f in found]
+                py2 += [(a + 1 + offset, f) for offset, f in found]
                 continue
             except SyntaxError:
                 pass
@@ -527,7 +528,7 @@ def parse_tolerant(source: str, filename: str = "<cell>") -> tuple[list[Stmt], l
         raise first_error
     if py2:
         kinds = sorted({f for _, f in py2})
-        skipped.insert(0, Skipped(py2[0][0], f"Python 2 source: {', '.join(kinds)} (read as Python 3)"))
+        skipped.insert(0, Skipped(min(line for line, _ in py2), f"Python 2 source: {', '.join(kinds)} (read as Python 3)"))
     return statements(body), skipped
 
 
