@@ -679,3 +679,21 @@ def test_python2_builtins_and_dict_iteration():
     ''')
     assert report.models["lr"].feature_columns == ["a"]
     assert report.unknown == ["s.py:8: Python 2 source: print statement (read as Python 3)"]
+
+
+def test_path_with_an_unknown_root_and_named_aggregations():
+    report = lineage('''
+        import os
+        import pandas as pd
+        from sklearn.linear_model import LogisticRegression
+        from myproject.utils import get_project_root
+        patients = pd.read_csv(os.path.join(str(get_project_root()), "healthcare", "patients.csv"))
+        stats = patients.groupby("age_group").agg(mean_c=("complications", "mean"))
+        data = patients.merge(stats, on=["age_group"])
+        data["label"] = data["complications"] > 1.2 * data["mean_c"]
+        clf = LogisticRegression().fit(data[["smoker", "income"]], data["label"])
+    ''')
+    m = report.models["clf"]
+    assert m.sources == ["healthcare/patients.csv"]
+    assert m.feature_columns == ["income", "smoker"] and m.label_columns == ["complications"]
+    assert any("start of a path is not known" in u for u in report.unknown)

@@ -1341,6 +1341,16 @@ class Interpreter:
                             recv.cells | value_cells(out) | cells)
         return self._op_same(key, rule, recv, args, kwargs, cells)
 
+    def _op_agg(self, key, rule, recv, args, kwargs, cells) -> Value:
+        """``agg(mean_c=("c", "mean"))``: named aggregations make new columns from the named ones."""
+        named = {k: v for k, v in kwargs.items() if isinstance(v, SeqV) and len(v.items) == 2
+                 and isinstance(v.items[0], Const) and isinstance(v.items[0].value, str)}
+        if not isinstance(recv, Data) or not named:
+            return self._op_same(key, rule, recv, args, kwargs, cells)
+        src = recv.with_(kind="frame")
+        cols = {k: self._select(src, [v.items[0].value]).prov() for k, v in named.items()}
+        return Data("frame", cols, None, recv.cells | cells)
+
     def _op_reshape(self, key, rule, recv, args, kwargs, cells) -> Value:
         """pivot, melt, corr, T: the result's columns are not the input's; what flowed in is all we can say."""
         ins = ([recv] if recv is not None else []) + args + list(kwargs.values())
@@ -1587,9 +1597,15 @@ class Interpreter:
     def _op_path_join(self, key, rule, recv, args, kwargs, cells) -> Value:
         """``os.path.join(DATA, "train.csv")`` of known strings: the path the code reads."""
         parts = [_const_value(a) for a in args]
-        if parts and all(isinstance(p, str) for p in parts):
-            return Const("/".join(p.rstrip("/") for p in parts[:-1] if p) + ("/" if len(parts) > 1 and any(parts[:-1]) else "")
-                         + parts[-1])
+        known: list[str] = []
+        for p in reversed(parts):  # the known tail: os.path.join(get_root(), "data", "patients.csv")
+            if not isinstance(p, str):
+                break
+            known.insert(0, p)
+        if known:
+            if len(known) < len(parts):
+                self._note(f"{key}: the start of a path is not known statically; the file is named by its known end")
+            return Const("/".join(k.rstrip("/") for k in known[:-1] if k) + ("/" if any(known[:-1]) else "") + known[-1])
         return Unknown(f"result of {key}", cells)
 
     def _op_clone(self, key, rule, recv, args, kwargs, cells) -> Value:
