@@ -697,3 +697,15 @@ def test_path_with_an_unknown_root_and_named_aggregations():
     assert m.sources == ["healthcare/patients.csv"]
     assert m.feature_columns == ["income", "smoker"] and m.label_columns == ["complications"]
     assert any("start of a path is not known" in u for u in report.unknown)
+
+
+def test_positions_after_a_drop_without_header_say_what_they_count():
+    m = lineage('''
+        import pandas as pd
+        from sklearn.svm import SVC
+        df = pd.read_csv("data.csv")
+        df.drop("id", axis=1, inplace=True)
+        clf = SVC().fit(df.iloc[:, :-1], df.iloc[:, -1])
+    ''').models["clf"]
+    assert m.features_rest == ["columns 0..-2 of data.csv (counted without id)"]
+    assert m.label_rest == ["column -1 of data.csv (counted without id)"]

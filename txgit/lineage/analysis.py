@@ -49,6 +49,7 @@ class Rest:
     # chosen by position from a source whose header is not known: "1..-2" (iloc[:, 1:-1]), "-1", or "?"
     # (a positional choice the code does not state); None: every column not excluded
     positions: str | None = None
+    counted_without: bool = False  # the positions count the columns left once ``excluded`` were dropped
 
     def describe(self, listed: bool = True) -> str:
         """In words; ``listed``: some columns of the value are also named (the rest are the "other" ones)."""
@@ -58,6 +59,9 @@ class Rest:
             return f"some columns of {srcs}, chosen by position" + exc
         if self.positions is not None:
             many = ".." in self.positions or ":" in self.positions
+            if self.counted_without and self.excluded:
+                return f"column{'s' if many else ''} {self.positions} of {srcs} (counted without " \
+                       f"{', '.join(sorted(self.excluded))})"
             return f"column{'s' if many else ''} {self.positions} of {srcs}" + exc
         return f"all {'other ' if listed else ''}columns of {srcs}" + exc
 
@@ -854,11 +858,14 @@ class Interpreter:
         kind = "series" if single and frame.kind != "array" else ("array" if frame.kind == "array" else "frame")
         cells = frame.cells | {self.cell}
         rest = frame.rest
-        if not frame.cols and not rest.excluded and rest.positions is None:
+        if not frame.cols and rest.positions is None:
+            # after a drop, positions count the columns that are left: say so
+            after = bool(rest.excluded)
             if single:
-                return Data(kind, {}, replace(rest, positions=str(sv)), cells, frame.notes)
+                return Data(kind, {}, replace(rest, positions=str(sv), counted_without=after), cells, frame.notes)
             if isinstance(sv, slice) and all(x is None or isinstance(x, int) for x in (sv.start, sv.stop, sv.step)):
-                return Data(kind, {}, replace(rest, positions=_describe_slice(sv)), cells, frame.notes)
+                return Data(kind, {}, replace(rest, positions=_describe_slice(sv), counted_without=after), cells,
+                            frame.notes)
         self._note("positional column selection on a frame whose columns are not all known")
         sources = rest.sources | frozenset(c.source for c in frame.prov())
         return Data(kind, {}, Rest(sources, frozenset(), "?"), cells,
