@@ -96,8 +96,9 @@ def test_generated_kb_knows_estimators_the_hand_list_did_not():
     assert not any("unknown API" in u for u in report.unknown), report.unknown
 
 
-def test_kb_file_is_current_with_the_installed_sklearn():
+def test_kb_files_are_current_with_the_installed_sklearn_and_pandas():
     pytest.importorskip("sklearn")
+    pytest.importorskip("pandas")
     from txgit.lineage import gen_kb
 
     assert not gen_kb.covers_installed(), "run python -m txgit.lineage.gen_kb"
