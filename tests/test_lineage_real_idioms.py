@@ -710,3 +710,11 @@ def test_positions_after_a_drop_without_header_say_what_they_count():
     ''').models["clf"]
     assert m.features_rest == ["columns 0..-2 of data.csv (counted without id)"]
     assert m.label_rest == ["column -1 of data.csv (counted without id)"]
+
+
+def test_a_statement_nested_deeper_than_the_parser_goes_is_skipped():
+    chain = "x = " + " + ".join(["df.a"] * 3000)
+    report = lineage_of_source("import pandas as pd\nfrom sklearn.svm import SVR\ndf = pd.read_csv('d.csv')\n"
+                               + chain + "\nm = SVR().fit(df[['a']], df.y)\n", filename="s.py")
+    assert report.models["m"].feature_columns == ["a"]
+    assert len(report.unknown) == 1 and report.unknown[0].startswith("s.py:4: cannot read this statement")

@@ -1006,8 +1006,8 @@ class Interpreter:
             return self._apply_rule(func.qualname, rule, None, args, kwargs, env)
         if isinstance(func, Bound):
             obj = func.obj
-            if isinstance(obj, Const) and isinstance(obj.value, str) and not func.name.startswith("_") \
-                    and hasattr(str, func.name) and all(isinstance(a, Const) for a in args) and not kwargs:
+            if isinstance(obj, Const) and isinstance(obj.value, str) and func.name in _NAME_METHODS \
+                    and all(isinstance(a, Const) for a in args) and not kwargs:
                 try:  # "Age".lower(): column names computed by string methods
                     return Const(getattr(obj.value, func.name)(*[a.value for a in args]))
                 except (TypeError, ValueError):
@@ -1851,6 +1851,11 @@ class Interpreter:
 _BUILTINS = {"list", "sorted", "set", "tuple", "len", "range", "print", "zip", "enumerate", "dict", "str", "int",
              "float", "abs", "min", "max", "sum", "round", "map", "filter", "isinstance", "open", "bool", "type",
              "input", "xrange", "raw_input", "unicode", "long"}
+
+
+# string methods computed on known column names ("Age".lower()); others (center, zfill…) could be unbounded
+_NAME_METHODS = {"lower", "upper", "strip", "lstrip", "rstrip", "replace", "title", "capitalize", "casefold",
+                 "startswith", "endswith", "split", "format", "removeprefix", "removesuffix", "swapcase"}
 
 
 def _literal(v: Value) -> bool:

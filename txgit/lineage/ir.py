@@ -483,11 +483,13 @@ def parse_tolerant(source: str, filename: str = "<cell>") -> tuple[list[Stmt], l
     """
     text = _strip_magics(source)
     try:
-        return statements(ast.parse(text, filename).body), []
+        return _statements_each(ast.parse(text, filename).body)
     except SyntaxError as first:
         first_error = first
     except ValueError as e:  # null bytes
         raise SyntaxError(str(e)) from e
+    except (RecursionError, MemoryError):  # nested deeper than the parser goes: read it piece by piece
+        first_error = SyntaxError("too deeply nested")
     # invisible characters pasted from web pages (zero-width space, BOM, no-break space) are no Python
     lines = text.replace("\u200b", "").replace("\ufeff", "").replace("\xa0", " ").split("\n")
     body: list[ast.stmt] = []
@@ -503,7 +505,7 @@ def parse_tolerant(source: str, filename: str = "<cell>") -> tuple[list[Stmt], l
             body += ast.parse(pad + chunk, filename).body
             read_any = True
             continue
-        except SyntaxError:
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
             pass
         fixed, found = _python2_fix(chunk)
         if "\t" in chunk:  # Python 2 let tabs and spaces mix: a tab goes to the next multiple of 8
@@ -520,7 +522,7 @@ def parse_tolerant(source: str, filename: str = "<cell>") -> tuple[list[Stmt], l
                 read_any = True
                 py2 += [(a + 1 + offset, f) for offset, f in found]
                 continue
-            except SyntaxError:
+            except (SyntaxError, ValueError, RecursionError, MemoryError):
                 pass
         first_line = lines[a].strip()
         skipped.append(Skipped(a + 1, f"cannot read this statement ({first_line[:60]})"))
@@ -529,7 +531,20 @@ def parse_tolerant(source: str, filename: str = "<cell>") -> tuple[list[Stmt], l
     if py2:
         kinds = sorted({f for _, f in py2})
         skipped.insert(0, Skipped(min(line for line, _ in py2), f"Python 2 source: {', '.join(kinds)} (read as Python 3)"))
-    return statements(body), skipped
+    stmts, too_deep = _statements_each(body)
+    return stmts, skipped + too_deep
+
+
+def _statements_each(body: list[ast.stmt]) -> tuple[list[Stmt], list[Skipped]]:
+    """IR of each top-level statement; one nested too deeply to convert is skipped and named."""
+    out: list[Stmt] = []
+    skipped: list[Skipped] = []
+    for node in body:
+        try:
+            out += statements([node])
+        except RecursionError:
+            skipped.append(Skipped(getattr(node, "lineno", 0), "cannot read this statement (nested too deeply)"))
+    return out, skipped
 
 
 def parse(source: str, filename: str = "<cell>") -> list[Stmt]:
