@@ -718,3 +718,16 @@ def test_a_statement_nested_deeper_than_the_parser_goes_is_skipped():
                                + chain + "\nm = SVR().fit(df[['a']], df.y)\n", filename="s.py")
     assert report.models["m"].feature_columns == ["a"]
     assert len(report.unknown) == 1 and report.unknown[0].startswith("s.py:4: cannot read this statement")
+
+
+def test_names_from_star_imports():
+    report = lineage('''
+        import pandas as pd
+        from sklearn.ensemble import *
+        from sklearn.cross_validation import *
+        df = pd.read_csv("d.csv")
+        X_tr, X_te, y_tr, y_te = train_test_split(df[["a"]], df["y"])
+        gb = GradientBoostingClassifier().fit(X_tr, y_tr)
+    ''')
+    assert list(report.models) == ["gb"] and report.models["gb"].type == "GradientBoostingClassifier"
+    assert report.models["gb"].feature_columns == ["a"] and report.models["gb"].label_columns == ["y"]

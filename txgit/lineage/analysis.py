@@ -382,6 +382,7 @@ class Interpreter:
         self._returns: list[list[Value]] = []
         self.saved: dict[str, Value] = {}  # path -> the value the script wrote there (pickle, to_csv)
         self._control: list[frozenset[SourceColumn]] = []  # what the enclosing if/while tests derive from
+        self._star_modules: list[str] = []  # from M import *: where undefined names may come from, latest first
 
     # -- statements ----------------------------------------------------------------------------
     def run(self, stmts: list[ir.Stmt], cell: str | None = None, *, per_statement: bool = False) -> None:
@@ -428,7 +429,10 @@ class Interpreter:
             self.eval(s.value, env)
         elif isinstance(s, ir.Import):
             for local, qual in s.bindings.items():
-                env[local] = Ref(self.kb.canonical(qual))
+                if local.startswith("*"):
+                    self._star_modules.insert(0, self.kb.canonical(qual))
+                else:
+                    env[local] = Ref(self.kb.canonical(qual))
         elif isinstance(s, ir.For):
             it = self.eval(s.iter, env)
             items = self._iter_items(it)
@@ -646,6 +650,9 @@ class Interpreter:
                     return Ref(f"builtins.{e.id}")
                 if e.id in ("get_ipython", "display"):  # notebooks exported as scripts
                     return Ref(f"IPython.{e.id}")
+                for mod in self._star_modules:
+                    if self.kb.exact.get(self.kb.canonical(f"{mod}.{e.id}")) is not None:
+                        return Ref(self.kb.canonical(f"{mod}.{e.id}"))
                 return Unknown(f"name {e.id!r} not defined in the analysed code")
             return v
         if isinstance(e, ir.Const):

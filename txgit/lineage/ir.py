@@ -298,7 +298,10 @@ def statements(body: list[ast.stmt]) -> list[Stmt]:
                                for a in node.names}, line))
         elif isinstance(node, ast.ImportFrom):
             mod = node.module or ""
-            out.append(Import({(a.asname or a.name): f"{mod}.{a.name}" for a in node.names if a.name != "*"}, line))
+            bindings = {(a.asname or a.name): f"{mod}.{a.name}" for a in node.names if a.name != "*"}
+            if any(a.name == "*" for a in node.names):  # from sklearn.svm import *: names looked up there later
+                bindings[f"*{mod}"] = mod
+            out.append(Import(bindings, line))
         elif isinstance(node, (ast.For, ast.AsyncFor)):
             out.append(For(target(node.target), expr(node.iter), statements(node.body), line))
             if node.orelse:
