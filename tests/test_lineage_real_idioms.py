@@ -731,3 +731,24 @@ def test_names_from_star_imports():
     ''')
     assert list(report.models) == ["gb"] and report.models["gb"].type == "GradientBoostingClassifier"
     assert report.models["gb"].feature_columns == ["a"] and report.models["gb"].label_columns == ["y"]
+
+
+def test_a_latin1_python2_script_and_a_notebook_file(tmp_path):
+    from txgit.lineage import lineage_of_script
+
+    (tmp_path / "old.py").write_bytes(
+        b"# -*- coding: latin-1 -*-\nimport pandas as pd\nfrom sklearn.svm import SVC\n"
+        b"df = pd.read_csv('d.csv')\nprint 'donn\xe9es'\nclf = SVC().fit(df[['a']], df['y'])\n")
+    report = lineage_of_script(tmp_path / "old.py", use_files=False)
+    assert report.models["clf"].feature_columns == ["a"]
+    nb = {"cells": [
+        {"cell_type": "markdown", "source": ["# Titanic"]},
+        {"cell_type": "code", "execution_count": 1, "source": ["%matplotlib inline\n", "import pandas as pd\n",
+                                                              "from sklearn.svm import SVC\n"]},
+        {"cell_type": "code", "execution_count": 2, "source": "df = pd.read_csv('d.csv')\ndf.head()"},
+        {"cell_type": "code", "execution_count": None, "source": ["clf = SVC().fit(df[['a', 'b']], df.y)"]}],
+        "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    import json
+    (tmp_path / "nb.ipynb").write_text(json.dumps(nb))
+    m = lineage_of_script(tmp_path / "nb.ipynb", use_files=False).models["clf"]
+    assert m.feature_columns == ["a", "b"] and m.label_columns == ["y"] and m.fit_at == "cell 3:1"

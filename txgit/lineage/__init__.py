@@ -178,10 +178,40 @@ def lineage_of_script(path: str | Path, *, use_files: bool = True, kb: Knowledge
     """Lineage of a plain script, static only; ``use_files``: read the headers of data files next to it."""
     path = Path(path)
     try:
-        source = path.read_text()
+        raw = path.read_bytes()
     except OSError as e:
         raise TxgitError(f"cannot read {path}: {e.strerror or e}") from e
-    return lineage_of_source(source, filename=str(path), data_dir=path.resolve().parent if use_files else None, kb=kb)
+    try:
+        source = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:  # Python 2 scripts are often Latin-1; a wrong guess only garbles non-ASCII text
+        source = raw.decode("latin-1")
+    data_dir = path.resolve().parent if use_files else None
+    if path.suffix == ".ipynb":
+        return _lineage_of_notebook(path, source, data_dir, kb)
+    return lineage_of_source(source, filename=str(path), data_dir=data_dir, kb=kb)
+
+
+def _lineage_of_notebook(path: Path, text: str, data_dir: Path | None, kb: KnowledgeBase | None) -> LineageReport:
+    """A Jupyter notebook file: its code cells in order, each named ``[n]`` by its execution count
+    (``cell i``, its place among the code cells, when it was never run)."""
+    started = time.perf_counter()
+    try:
+        cells = [c for c in json.loads(text).get("cells", []) if c.get("cell_type") == "code"]
+    except (ValueError, AttributeError) as e:
+        raise TxgitError(f"{path}: not a notebook that can be read ({e})") from e
+    interp = Interpreter(kb, Facts(data_dir))
+    for i, cell in enumerate(cells, 1):
+        code = cell.get("source", "")
+        code = "".join(code) if isinstance(code, list) else str(code)
+        label = f"[{cell['execution_count']}]" if cell.get("execution_count") else f"cell {i}"
+        try:
+            stmts, skipped = ir.parse_tolerant(code, label)
+        except SyntaxError:
+            interp.unknown.append(f"{label}: not Python that can be parsed")
+            continue
+        interp.unknown += [f"{label}:{s.line}: {s.why}" for s in skipped]
+        interp.run(stmts, label)
+    return _report(interp, "static" if data_dir is None else "static+files", started)
 
 
 # fitted models bigger than this are not loaded for their run-time facts (a forest can be gigabytes)
