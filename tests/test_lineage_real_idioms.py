@@ -752,3 +752,17 @@ def test_a_latin1_python2_script_and_a_notebook_file(tmp_path):
     (tmp_path / "nb.ipynb").write_text(json.dumps(nb))
     m = lineage_of_script(tmp_path / "nb.ipynb", use_files=False).models["clf"]
     assert m.feature_columns == ["a", "b"] and m.label_columns == ["y"] and m.fit_at == "cell 3:1"
+
+
+def test_statsmodels_gets_its_data_when_built():
+    report = lineage('''
+        import pandas as pd
+        import statsmodels.api as sm
+        df = pd.read_csv("d.csv")
+        X = sm.add_constant(df[["a", "b"]])
+        results = sm.OLS(df["y"], X).fit()
+        print(results.summary())
+    ''')
+    assert list(report.models) == ["results"] and report.models["results"].type == "OLS"
+    assert report.models["results"].feature_columns == ["a", "b"] and report.models["results"].label_columns == ["y"]
+    assert not report.unknown, report.unknown
