@@ -490,7 +490,8 @@ class Interpreter:
         prov = frozenset().union(*self._control)
         if isinstance(v, Const) and isinstance(v.value, (int, float, bool)) and not isinstance(v.value, str):
             return Unknown("a value chosen by a condition on data", frozenset({self.cell}), prov)
-        if isinstance(v, SeqV) and any(isinstance(i, Const) and isinstance(i.value, (int, float, bool)) for i in v.items):
+        if isinstance(v, SeqV) and any(isinstance(i, Const) and isinstance(i.value, (int, float, bool))
+                                       for i in v.items):
             return SeqV([self._under_control(i) if isinstance(i, Const) else i for i in v.items])
         return v
 
@@ -613,7 +614,8 @@ class Interpreter:
             # X[:, 1] = encoder.transform(X[:, 1]): that position keeps its column, plus what the value derives from
             pos = _const_value(index.items[1])
             order = list(frame.cols)
-            if isinstance(pos, int) and not isinstance(pos, bool) and frame.rest is None and -len(order) <= pos < len(order):
+            if isinstance(pos, int) and not isinstance(pos, bool) and frame.rest is None \
+                    and -len(order) <= pos < len(order):
                 new = dict(frame.cols)
                 new[order[pos]] = new[order[pos]] | value_prov(v)
                 self._rebind(obj_expr, frame.with_(cols=new, cells=frame.cells | value_cells(v) | {self.cell}), env)
@@ -898,7 +900,8 @@ class Interpreter:
                     if not frame.cols and not frame.rest.excluded and frame.rest.positions is None \
                             and all(x is None or isinstance(x, str) for x in (sv.start, sv.stop)) and sv.step is None:
                         # loc[:, "MSSubClass":"SaleCondition"] without the header: the range is the fact
-                        span = f"{sv.start if sv.start is not None else 'first'}..{sv.stop if sv.stop is not None else 'last'}"
+                        first = sv.start if sv.start is not None else "first"
+                        span = f"{first}..{sv.stop if sv.stop is not None else 'last'}"
                         return Data(frame.kind, {}, replace(frame.rest, positions=span), frame.cells | {self.cell},
                                     frame.notes)
                     self._note("label slice of columns on a frame whose columns are not all known")
@@ -991,7 +994,7 @@ class Interpreter:
             obj = self.eval(e.func.obj, env)
             func = self._attr(obj, e.func.name)
             if isinstance(obj, Data) and isinstance(func, Data) and func is not obj:
-                func = Bound(obj, e.func.name)  # df.somemethod(...) on a frame of unlisted columns: a call, not a column
+                func = Bound(obj, e.func.name)  # df.method(...) on a frame of unlisted columns: a call, no column
         else:
             func = self.eval(e.func, env)
         args = [self.eval(a, env) for a in e.args]
@@ -1191,12 +1194,14 @@ class Interpreter:
         wanted = _const_names(self._arg(rule, "columns", recv, args, kwargs)) if rule.get("columns") else None
         sep = _const_value(kwargs.get("sep", kwargs.get("delimiter", Const(None))))
         header = self.facts.header(path, sep if isinstance(sep, str) else None,
-                                   any_text=key in ("pandas.read_csv", "pandas.read_table") or bool(rule.get("no_header"))) \
+                                   any_text=key in ("pandas.read_csv", "pandas.read_table")
+                                   or bool(rule.get("no_header"))) \
             if path != "<unknown source>" else None
         given = _const_names(self._arg(rule, "names", recv, args, kwargs)) if "names" in rule else None
         header_v = self._arg(rule, "header", recv, args, kwargs) if "header" in rule else None
         # names= without header= means the file has no header row (pandas' rule)
-        no_header_row = (isinstance(header_v, Const) and header_v.value is None) or (given is not None and header_v is None)
+        no_header_row = (isinstance(header_v, Const) and header_v.value is None) \
+            or (given is not None and header_v is None)
         if rule.get("no_header"):  # numpy.loadtxt: numbered columns, unless genfromtxt(names=True)
             no_header_row = not (isinstance(kwargs.get("names"), Const) and kwargs["names"].value is True)
             given = None
@@ -1278,7 +1283,8 @@ class Interpreter:
         return Handle(self._path_of(self._arg(rule, "path", recv, args, kwargs)))
 
     def _op_save(self, key, rule, recv, args, kwargs, cells) -> Value:
-        """``df.to_pickle(p)``, ``pickle.dump(df, f)``: remember what went to ``p`` so loading it back keeps its source."""
+        """``df.to_pickle(p)``, ``pickle.dump(df, f)``: remember what went to ``p``, so that loading it back
+        keeps its source."""
         data = self._arg(rule, "data", recv, args, kwargs)
         path = self._path_of(self._arg(rule, "path", recv, args, kwargs))
         if path is not None and data is not None:
@@ -1619,7 +1625,8 @@ class Interpreter:
         if known:
             if len(known) < len(parts):
                 self._note(f"{key}: the start of a path is not known statically; the file is named by its known end")
-            return Const("/".join(k.rstrip("/") for k in known[:-1] if k) + ("/" if any(known[:-1]) else "") + known[-1])
+            head = "/".join(k.rstrip("/") for k in known[:-1] if k)
+            return Const(head + ("/" if head else "") + known[-1])
         return Unknown(f"result of {key}", cells)
 
     def _op_clone(self, key, rule, recv, args, kwargs, cells) -> Value:
@@ -1690,7 +1697,8 @@ class Interpreter:
         m.notes = tuple(n for s in models for n in s.notes)
         unknown_steps = [s for s in steps[:-1] if not isinstance(s, (Model, Const))]
         if unknown_steps:  # e.g. a ColumnTransformer imported from another file: its column choice is not seen
-            m.notes += (f"{len(unknown_steps)} pipeline step(s) not known: what they do to the columns is not followed",)
+            m.notes += (f"{len(unknown_steps)} pipeline step(s) not known: what they do to the columns is not "
+                        "followed",)
         return m
 
     def _op_column_transformer(self, key, rule, recv, args, kwargs, cells) -> Value:

@@ -533,7 +533,8 @@ def parse_tolerant(source: str, filename: str = "<cell>") -> tuple[list[Stmt], l
         raise first_error
     if py2:
         kinds = sorted({f for _, f in py2})
-        skipped.insert(0, Skipped(min(line for line, _ in py2), f"Python 2 source: {', '.join(kinds)} (read as Python 3)"))
+        first = min(line for line, _ in py2)
+        skipped.insert(0, Skipped(first, f"Python 2 source: {', '.join(kinds)} (read as Python 3)"))
     stmts, too_deep = _statements_each(body)
     return stmts, skipped + too_deep
 
