@@ -766,3 +766,18 @@ def test_statsmodels_gets_its_data_when_built():
     assert list(report.models) == ["results"] and report.models["results"].type == "OLS"
     assert report.models["results"].feature_columns == ["a", "b"] and report.models["results"].label_columns == ["y"]
     assert not report.unknown, report.unknown
+
+
+def test_dict_comprehensions_are_mappings():
+    report = lineage('''
+        import pandas as pd
+        from sklearn.svm import SVC
+        df = pd.read_csv("d.csv")
+        codes = {k: i for i, k in enumerate(["S", "C", "Q"])}
+        df["port"] = df["Embarked"].map(codes)
+        df = df.rename(columns={c: c.lower() for c in ["Age", "Survived"]})
+        clf = SVC().fit(df[["port", "age"]], df.survived)
+    ''')
+    m = report.models["clf"]
+    assert m.feature_columns == ["Age", "Embarked"] and m.label_columns == ["Survived"]
+    assert not report.unknown, report.unknown

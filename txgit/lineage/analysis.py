@@ -681,6 +681,16 @@ class Interpreter:
             return UserFunction(e, env)
         if isinstance(e, ir.Comp):
             return self._comp(e, env)
+        if isinstance(e, ir.DictComp):  # {k: i for i, k in enumerate(cats)}: a mapping, as a dict display
+            inner = Env(env)
+            out: dict[Any, Any] = {}
+            for item in self._iter_items(self.eval(e.iter, env))[: self.MAX_UNROLL]:
+                self.assign(e.target, item, inner)
+                if any(isinstance(c, Const) and c.value is False for c in (self.eval(x, inner) for x in e.conds)):
+                    continue
+                k = self.eval(e.key, inner)
+                out[k.value if isinstance(k, Const) and _hashable(k.value) else id(k)] = self.eval(e.value, inner)
+            return DictV(out)
         self._note(f"{e.what} expression")
         return Unknown(e.what)
 

@@ -97,11 +97,22 @@ class Comp:
 
 
 @dataclass
+class DictComp:
+    """``{key: value for var in iter if conds}`` (one generator)."""
+
+    key: Expr
+    value: Expr
+    target: Target
+    iter: Expr
+    conds: list[Expr]
+
+
+@dataclass
 class Opaque:
     what: str  # the construct, for the "unknown" report
 
 
-Expr = Union[Name, Const, Attr, Sub, Slice, Seq, DictE, Call, Operator, Lambda, Comp, Opaque]
+Expr = Union[Name, Const, Attr, Sub, Slice, Seq, DictE, Call, Operator, Lambda, Comp, DictComp, Opaque]
 
 
 # -- targets and statements ------------------------------------------------------------
@@ -247,6 +258,9 @@ def expr(node: ast.expr | None) -> Expr:
     if isinstance(node, (ast.ListComp, ast.SetComp, ast.GeneratorExp)) and len(node.generators) == 1:
         g = node.generators[0]
         return Comp(expr(node.elt), target(g.target), expr(g.iter), [expr(c) for c in g.ifs])
+    if isinstance(node, ast.DictComp) and len(node.generators) == 1:
+        g = node.generators[0]
+        return DictComp(expr(node.key), expr(node.value), target(g.target), expr(g.iter), [expr(c) for c in g.ifs])
     if isinstance(node, ast.JoinedStr):
         return Const(None) if any(isinstance(v, ast.FormattedValue) for v in node.values) else Const("")
     if isinstance(node, ast.Starred):
