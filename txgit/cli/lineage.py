@@ -53,12 +53,11 @@ def lineage(
     for name, m in models.items():
         _out(f"{name} ({m.type})" + (f", trained at {m.fit_at}" if m.fit_at else ""))
         _out(f"  sources:  {', '.join(m.sources) or '(unknown)'}")
-        _out(f"  features: {_columns(m.features)}")
-        for rest in m.features_rest:
-            _out(f"            + {rest}")
-        _out(f"  label:    {_columns(m.label)}")
-        for rest in m.label_rest:
-            _out(f"            + {rest}")
+        for role, listed, rests in (("features", m.features, m.features_rest), ("label", m.label, m.label_rest)):
+            # columns the analysis can only describe ("columns 1..-2 of data.csv") stand alone when none is listed
+            lines = ([_columns(listed)] if listed or not rests else []) + [f"+ {r}" if listed else r for r in rests]
+            for i, line in enumerate(lines):
+                _out(f"  {role + ':':<9} {line}" if i == 0 else f"            {line}")
         if m.cells:
             _out(f"  cells:    {', '.join(m.cells)}")
         if m.runtime is not None:

@@ -119,8 +119,8 @@ def _sort_key(c: str) -> tuple[int, str]:
 def _model_lineage(name: str, m: Model) -> ModelLineage:
     feats = sorted(m.X.prov()) if m.X is not None else []
     label = sorted(m.y.prov()) if m.y is not None else []
-    frest = [m.X.rest.describe()] if m.X is not None and m.X.rest else []
-    lrest = [m.y.rest.describe()] if m.y is not None and m.y.rest else []
+    frest = [m.X.rest.describe(listed=any(c.column != "*" for c in feats))] if m.X is not None and m.X.rest else []
+    lrest = [m.y.rest.describe(listed=any(c.column != "*" for c in label))] if m.y is not None and m.y.rest else []
     sources = set()
     for d in (m.X, m.y):
         if d is not None:
@@ -146,6 +146,8 @@ def _report(interp: Interpreter, mode: str, started: float, rev: str | None = No
     models: dict[str, ModelLineage] = {}
     bound: set[int] = set()
     for name, v in interp.env.items():
+        if id(v) in bound:  # fitted = rf.fit(X, y): one model, named by the variable that held it first
+            continue
         if isinstance(v, Model) and (v.X is not None or v.y is not None) and not v.transformer:
             models[name] = _model_lineage(name, v)
             bound.add(id(v))
@@ -163,10 +165,11 @@ def lineage_of_source(source: str, *, filename: str = "<script>", data_dir: str 
     """Lineage of one piece of code. ``data_dir``: where the files it reads are (their headers help)."""
     started = time.perf_counter()
     try:
-        stmts = ir.parse(source, filename)
-    except SyntaxError as e:
+        stmts, skipped = ir.parse_tolerant(source, filename)
+    except SyntaxError as e:  # not one statement could be read
         raise TxgitError(f"{filename}:{e.lineno}: syntax error: {e.msg}") from e
     interp = Interpreter(kb, Facts(None if data_dir is None else Path(data_dir)))
+    interp.unknown += [f"{Path(filename).name}:{s.line}: {s.why}" for s in skipped]
     interp.run(stmts, Path(filename).name, per_statement=True)
     return _report(interp, "static" if data_dir is None else "static+files", started)
 
@@ -175,10 +178,40 @@ def lineage_of_script(path: str | Path, *, use_files: bool = True, kb: Knowledge
     """Lineage of a plain script, static only; ``use_files``: read the headers of data files next to it."""
     path = Path(path)
     try:
-        source = path.read_text()
+        raw = path.read_bytes()
     except OSError as e:
         raise TxgitError(f"cannot read {path}: {e.strerror or e}") from e
-    return lineage_of_source(source, filename=str(path), data_dir=path.resolve().parent if use_files else None, kb=kb)
+    try:
+        source = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:  # Python 2 scripts are often Latin-1; a wrong guess only garbles non-ASCII text
+        source = raw.decode("latin-1")
+    data_dir = path.resolve().parent if use_files else None
+    if path.suffix == ".ipynb":
+        return _lineage_of_notebook(path, source, data_dir, kb)
+    return lineage_of_source(source, filename=str(path), data_dir=data_dir, kb=kb)
+
+
+def _lineage_of_notebook(path: Path, text: str, data_dir: Path | None, kb: KnowledgeBase | None) -> LineageReport:
+    """A Jupyter notebook file: its code cells in order, each named ``[n]`` by its execution count
+    (``cell i``, its place among the code cells, when it was never run)."""
+    started = time.perf_counter()
+    try:
+        cells = [c for c in json.loads(text).get("cells", []) if c.get("cell_type") == "code"]
+    except (ValueError, AttributeError) as e:
+        raise TxgitError(f"{path}: not a notebook that can be read ({e})") from e
+    interp = Interpreter(kb, Facts(data_dir))
+    for i, cell in enumerate(cells, 1):
+        code = cell.get("source", "")
+        code = "".join(code) if isinstance(code, list) else str(code)
+        label = f"[{cell['execution_count']}]" if cell.get("execution_count") else f"cell {i}"
+        try:
+            stmts, skipped = ir.parse_tolerant(code, label)
+        except SyntaxError:
+            interp.unknown.append(f"{label}: not Python that can be parsed")
+            continue
+        interp.unknown += [f"{label}:{s.line}: {s.why}" for s in skipped]
+        interp.run(stmts, label)
+    return _report(interp, "static" if data_dir is None else "static+files", started)
 
 
 # fitted models bigger than this are not loaded for their run-time facts (a forest can be gigabytes)
@@ -230,10 +263,11 @@ def lineage_of_workspace(ws: Any, rev: str = "HEAD", *, use_files: bool = True, 
                                           else str(commit.id)[:8])
             labelled.append((label, cell.get("code", "")))
             try:
-                stmts = ir.parse(cell.get("code", ""), label)
+                stmts, skipped = ir.parse_tolerant(cell.get("code", ""), label)
             except SyntaxError:
                 interp.unknown.append(f"{label}: not Python that can be parsed")
                 continue
+            interp.unknown += [f"{label}: line {s.line}: {s.why}" for s in skipped]
             # a script block's lines count from its own first line
             base_line = int(label.rsplit(":", 1)[1]) - 1 if ":" in label and label.rsplit(":", 1)[1].isdigit() else 0
             if base_line:

@@ -23,6 +23,8 @@ from typing import Any
 from txgit.lineage import ir
 
 KB_PATH = Path(__file__).with_name("kb.json")
+# the scikit-learn and pandas surfaces, generated from the installed libraries by gen_kb.py (kb.json wins)
+KB_GENERATED_PATHS = (Path(__file__).with_name("kb_sklearn.json"), Path(__file__).with_name("kb_pandas.json"))
 
 
 # -- values ------------------------------------------------------------------------------
@@ -44,10 +46,24 @@ class Rest:
 
     sources: frozenset[str]
     excluded: frozenset[str]
+    # chosen by position from a source whose header is not known: "1..-2" (iloc[:, 1:-1]), "-1", or "?"
+    # (a positional choice the code does not state); None: every column not excluded
+    positions: str | None = None
+    counted_without: bool = False  # the positions count the columns left once ``excluded`` were dropped
 
-    def describe(self) -> str:
+    def describe(self, listed: bool = True) -> str:
+        """In words; ``listed``: some columns of the value are also named (the rest are the "other" ones)."""
         srcs = ", ".join(sorted(self.sources))
-        return f"all other columns of {srcs}" + (f" except {', '.join(sorted(self.excluded))}" if self.excluded else "")
+        exc = f" except {', '.join(sorted(self.excluded))}" if self.excluded else ""
+        if self.positions == "?":
+            return f"some columns of {srcs}, chosen by position" + exc
+        if self.positions is not None:
+            many = ".." in self.positions or ":" in self.positions
+            if self.counted_without and self.excluded:
+                return f"column{'s' if many else ''} {self.positions} of {srcs} (counted without " \
+                       f"{', '.join(sorted(self.excluded))})"
+            return f"column{'s' if many else ''} {self.positions} of {srcs}" + exc
+        return f"all {'other ' if listed else ''}columns of {srcs}" + exc
 
 
 @dataclass
@@ -91,6 +107,8 @@ class Model:
     transformer: bool = False
     subset: bool = False  # keeps an unknown subset of its input (feature selection)
     notes: tuple[str, ...] = ()
+    fit_returns_self: bool = True  # False: fit returns something else (a Keras History), not the model
+    kind_known: bool = True  # False: not known to be a model or a transformer (a pipeline ending in an unknown step)
 
 
 @dataclass
@@ -100,6 +118,22 @@ class DatasetV:
     X: Data | None
     y: Data | None
     cells: frozenset[str] = frozenset()
+
+
+@dataclass
+class UserClass:
+    """A model or transformer class the analysed code defines."""
+
+    name: str
+    transformer: bool
+    model: bool  # has fit (or scikit-learn bases); else some other class, whose instances we do not follow
+
+
+@dataclass
+class Handle:
+    """An open file (``open(path)``): where a pickle is written to or read from."""
+
+    path: str | None
 
 
 @dataclass
@@ -171,6 +205,8 @@ class KnowledgeBase:
 
     def __init__(self, doc: dict[str, Any]) -> None:
         self.apis: dict[str, dict[str, Any]] = doc["apis"]
+        # old module paths -> today's (sklearn.cross_validation -> sklearn.model_selection), longest first
+        self.aliases = sorted(doc.get("aliases", {}).items(), key=lambda kv: -len(kv[0]))
         self.exact = {k: v for k, v in self.apis.items() if "*" not in k}
         # most specific pattern first
         self.patterns = sorted(((k, v) for k, v in self.apis.items() if "*" in k), key=lambda kv: -len(kv[0]))
@@ -180,9 +216,22 @@ class KnowledgeBase:
     @classmethod
     def load(cls, path: str | Path | None = None, extra: dict[str, dict[str, Any]] | None = None) -> KnowledgeBase:
         doc = _load_json(str(path or KB_PATH))
+        if path is None:
+            generated: dict[str, dict[str, Any]] = {}
+            for gen in KB_GENERATED_PATHS:
+                if gen.exists():
+                    generated.update(_load_json(str(gen))["apis"])
+            doc = {**doc, "apis": {**generated, **doc["apis"]}}
         if extra:
             doc = {**doc, "apis": {**doc["apis"], **extra}}
         return cls(doc)
+
+    def canonical(self, qualname: str) -> str:
+        """The current name of an API imported by an old module path."""
+        for old, new in self.aliases:
+            if qualname == old or qualname.startswith(old + "."):
+                return new + qualname[len(old):]
+        return qualname
 
     def rule(self, key: str) -> dict[str, Any] | None:
         r = self.exact.get(key)
@@ -213,20 +262,31 @@ class Facts:
     base: Path | None = None
     headers: dict[str, tuple[list[str], dict[str, str]]] = field(default_factory=dict)
 
-    def header(self, path: str) -> tuple[list[str], dict[str, str]] | None:
+    def header(self, path: str, sep: str | None = None, any_text: bool = False
+               ) -> tuple[list[str], dict[str, str]] | None:
+        """The first row of a delimited text file and a guess of each column's type (from 50 rows).
+        ``any_text``: the code reads it with read_csv, so a name like ``adult.data`` is text too."""
         if path in self.headers:
             return self.headers[path]
-        if self.base is None or not path.endswith((".csv", ".tsv", ".txt", ".csv.gz")) or path.endswith(".gz"):
+        if self.base is None or path.endswith(_BINARY_SUFFIXES) or not (
+                any_text or path.endswith((".csv", ".tsv", ".txt"))):
             return None
         f = (self.base / path) if not Path(path).is_absolute() else Path(path)
+        delimiter = sep if sep is not None and len(sep) == 1 else "\t" if path.endswith(".tsv") else ","
         try:
             with f.open(newline="") as fh:
-                rows = list(zip(range(51), csv.reader(fh, delimiter="\t" if path.endswith(".tsv") else ",")))
-        except OSError:
+                rows = list(zip(range(51), csv.reader(fh, delimiter=delimiter, skipinitialspace=True)))
+        except (OSError, UnicodeDecodeError, csv.Error):
             return None
         if not rows:
             return None
-        names = rows[0][1]
+        names: list[str] = []
+        for i, n in enumerate(rows[0][1]):  # pandas' names for empty and repeated header cells
+            n = n or f"Unnamed: {i}"
+            k, base = 1, n
+            while n in names:
+                n, k = f"{base}.{k}", k + 1
+            names.append(n)
         dtypes: dict[str, str] = {}
         for i, n in enumerate(names):
             vals = [r[i] for _, r in rows[1:] if i < len(r) and r[i] != ""]
@@ -237,6 +297,10 @@ class Facts:
                 dtypes[n] = "object"
         self.headers[path] = (names, dtypes)
         return self.headers[path]
+
+
+_BINARY_SUFFIXES = (".gz", ".zip", ".bz2", ".xz", ".parquet", ".feather", ".xlsx", ".xls", ".pkl", ".pickle", ".h5",
+                    ".hdf", ".json", ".npy", ".npz")
 
 
 # -- results ------------------------------------------------------------------------------------
@@ -316,6 +380,9 @@ class Interpreter:
         self.line = 0
         self._depth = 0
         self._returns: list[list[Value]] = []
+        self.saved: dict[str, Value] = {}  # path -> the value the script wrote there (pickle, to_csv)
+        self._control: list[frozenset[SourceColumn]] = []  # what the enclosing if/while tests derive from
+        self._star_modules: list[str] = []  # from M import *: where undefined names may come from, latest first
 
     # -- statements ----------------------------------------------------------------------------
     def run(self, stmts: list[ir.Stmt], cell: str | None = None, *, per_statement: bool = False) -> None:
@@ -349,6 +416,9 @@ class Interpreter:
                 self._stmt(s, env)
             except RecursionError:
                 self._note("too deeply nested to follow")
+            except (TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
+                # one construct the interpreter trips on must not lose the rest of the script
+                self._note(f"statement not followed ({type(exc).__name__}: {exc})")
 
     def _stmt(self, s: ir.Stmt, env: Env) -> None:
         if isinstance(s, ir.Assign):
@@ -359,7 +429,10 @@ class Interpreter:
             self.eval(s.value, env)
         elif isinstance(s, ir.Import):
             for local, qual in s.bindings.items():
-                env[local] = Ref(qual)
+                if local.startswith("*"):
+                    self._star_modules.insert(0, self.kb.canonical(qual))
+                else:
+                    env[local] = Ref(self.kb.canonical(qual))
         elif isinstance(s, ir.For):
             it = self.eval(s.iter, env)
             items = self._iter_items(it)
@@ -367,10 +440,19 @@ class Interpreter:
                 self.assign(s.target, item, env)
                 self._block(s.body, env)
         elif isinstance(s, ir.Branch):
-            for body in s.bodies:
-                self._block(body, env)
+            control = value_prov(self.eval(s.test, env)) if s.test is not None else frozenset()
+            if control:
+                self._control.append(control)
+            try:
+                for body in s.bodies:
+                    self._block(body, env)
+            finally:
+                if control:
+                    self._control.pop()
         elif isinstance(s, ir.FunctionDef):
             env[s.name] = UserFunction(s, env)
+        elif isinstance(s, ir.ClassDef):
+            env[s.name] = self._user_class(s, env)
         elif isinstance(s, ir.Return):
             if self._returns:
                 self._returns[-1].append(Const(None) if s.value is None else self.eval(s.value, env))
@@ -384,6 +466,15 @@ class Interpreter:
                     if isinstance(obj, Data) and names:
                         self._rebind(t.obj, self._drop(obj, names), env)
 
+    def _user_class(self, s: ir.ClassDef, env: Env) -> Value:
+        """A class the script defines. One with ``fit`` (or built on scikit-learn's bases) makes models or
+        transformers; its methods are not followed, so the columns it is given flow through, noted."""
+        bases = [b.qualname for b in (self.eval(x, env) for x in s.bases) if isinstance(b, Ref)]
+        sklearn_base = any(b.startswith(("sklearn.", "xgboost.", "lightgbm.", "keras.")) for b in bases)
+        transformer = ("transform" in s.methods or any(b.endswith("TransformerMixin") for b in bases)) \
+            and "predict" not in s.methods
+        return UserClass(s.name, transformer, model="fit" in s.methods or sklearn_base)
+
     def _iter_items(self, it: Value) -> list[Value]:
         if isinstance(it, SeqV):
             return list(it.items)
@@ -393,7 +484,20 @@ class Interpreter:
             return list(it.items.keys())
         return [Unknown("loop item", value_cells(it), value_prov(it))]
 
+    def _under_control(self, v: Value) -> Value:
+        """A number chosen by a test on data derives from that data (``if row["quality"] >= 7: val = 1``;
+        ``if v <= 4: labels += [0]``): the recoding idiom. Strings (column names) and data values stay as they are."""
+        prov = frozenset().union(*self._control)
+        if isinstance(v, Const) and isinstance(v.value, (int, float, bool)) and not isinstance(v.value, str):
+            return Unknown("a value chosen by a condition on data", frozenset({self.cell}), prov)
+        if isinstance(v, SeqV) and any(isinstance(i, Const) and isinstance(i.value, (int, float, bool))
+                                       for i in v.items):
+            return SeqV([self._under_control(i) if isinstance(i, Const) else i for i in v.items])
+        return v
+
     def assign(self, t: ir.Target, v: Value, env: Env) -> None:
+        if self._control and isinstance(v, (Const, SeqV)):
+            v = self._under_control(v)
         if isinstance(t, ir.TName):
             env[t.id] = v
         elif isinstance(t, ir.TTuple):
@@ -415,8 +519,39 @@ class Interpreter:
                     obj.items[key.value] = v
         elif isinstance(t, ir.TAttr):
             obj = self.eval(t.obj, env)
-            if isinstance(obj, Data) and obj.kind == "frame" and t.name not in self.kb.frame_attributes:
+            if isinstance(obj, Data) and obj.kind == "frame" and t.name == "columns":
+                self._rebind(t.obj, self._set_columns(obj, v), env)
+            elif isinstance(obj, Data) and obj.kind == "frame" and t.name not in self.kb.frame_attributes:
                 self._setitem(t.obj, obj, Const(t.name), v, env)
+
+    def _set_columns(self, frame: Data, v: Value) -> Data:
+        """``df.columns = [...]``: new names for the same columns, by position."""
+        if isinstance(v, Data) and v.kind == "names":  # df.columns.str.lower(): names that keep their origin
+            return frame.with_(cols=dict(v.cols), rest=v.rest, cells=frame.cells | v.cells | {self.cell},
+                               notes=frame.notes + tuple(n for n in v.notes if n not in frame.notes))
+        names = _const_names(v)
+        if names is None:
+            self._note("columns renamed to names not known statically")
+            return frame.with_(cells=frame.cells | {self.cell}, notes=frame.notes + ("columns renamed in code",))
+        names = [str(n) for n in names]
+        if frame.rest is None and len(names) == len(frame.cols):
+            cols = {}
+            header_is_data = any(_looks_like_data(old) for old in frame.cols)
+            for n, (old, p) in zip(names, frame.cols.items()):
+                # a file without a header row: pandas took its first record as names ("5.1"); the code's
+                # names are the only names these columns have
+                if header_is_data and p == {SourceColumn(s.source, old) for s in p}:
+                    p = frozenset(SourceColumn(s.source, n) for s in p)
+                cols[n] = p
+            return frame.with_(cols=cols, cells=frame.cells | {self.cell},
+                               dtypes={n: frame.dtypes[c] for n, c in zip(names, frame.cols) if c in frame.dtypes})
+        if frame.rest is not None and not frame.cols and len(frame.rest.sources) == 1 and not frame.rest.excluded:
+            # the file's own header is not known: the names the code gives are all we can say
+            (src,) = frame.rest.sources
+            return Data("frame", {n: frozenset({SourceColumn(src, n)}) for n in names}, None,
+                        frame.cells | {self.cell}, frame.notes + (f"column names of {src} as the code sets them",))
+        self._note(f"{len(names)} column names set for a frame whose columns are not all known")
+        return frame.with_(cells=frame.cells | {self.cell}, notes=frame.notes + ("columns renamed in code",))
 
     def _rebind(self, e: ir.Expr, v: Value, env: Env) -> None:
         """Write ``v`` back where ``e`` reads from (in-place methods, column assignment)."""
@@ -424,9 +559,31 @@ class Interpreter:
             target = env
             while target is not None and e.id not in target:
                 target = target.parent
+            old = (target if target is not None else env).get(e.id)
             (target if target is not None else env)[e.id] = v
-        elif isinstance(e, ir.Attr) and e.name in ("loc", "iloc", "at", "iat", "values"):
+            if isinstance(old, (Data, Model)) and old is not v:
+                self._alias(old, v, env)
+        elif isinstance(e, ir.Attr) and e.name in ("loc", "iloc", "at", "iat", "ix", "values"):
             self._rebind(e.obj, v, env)
+
+    def _alias(self, old: Value, new: Value, env: Env) -> None:
+        """An object changed in place is changed under every name and in every list that holds it
+        (``for d in [train, test]: d["f"] = ...`` changes train and test; ``for m in models: m.fit(...)``)."""
+        def swap(v: Value, depth: int = 0) -> Value:
+            if v is old:
+                return new
+            if depth < 3 and isinstance(v, SeqV):
+                v.items[:] = [swap(i, depth + 1) for i in v.items]
+            elif depth < 3 and isinstance(v, DictV):
+                for k in list(v.items):
+                    v.items[k] = swap(v.items[k], depth + 1)
+            return v
+
+        scope: Env | None = env
+        while scope is not None:
+            for name in list(scope):
+                scope[name] = swap(scope[name])
+            scope = scope.parent
 
     def _setitem(self, obj_expr: ir.Expr, frame: Data, index: Value, v: Value, env: Env) -> None:
         """``df['c'] = …``, ``df[['a', 'b']] = …``, ``df.loc[mask, 'c'] = …``."""
@@ -453,6 +610,16 @@ class Interpreter:
                 new[str(n)] = _union(old or (), prov)
             self._rebind(obj_expr, frame.with_(cols=new, cells=frame.cells | value_cells(v) | {self.cell}), env)
             return
+        if frame.kind == "array" and isinstance(index, SeqV) and len(index.items) == 2:
+            # X[:, 1] = encoder.transform(X[:, 1]): that position keeps its column, plus what the value derives from
+            pos = _const_value(index.items[1])
+            order = list(frame.cols)
+            if isinstance(pos, int) and not isinstance(pos, bool) and frame.rest is None \
+                    and -len(order) <= pos < len(order):
+                new = dict(frame.cols)
+                new[order[pos]] = new[order[pos]] | value_prov(v)
+                self._rebind(obj_expr, frame.with_(cols=new, cells=frame.cells | value_cells(v) | {self.cell}), env)
+            return
         names = _const_names(index)
         if names is None:
             if isinstance(index, Data) and index.kind in ("series", "array"):
@@ -470,8 +637,11 @@ class Interpreter:
             for n in names:
                 new[str(n)] = prov
         if rest is not None:
-            rest = Rest(rest.sources, rest.excluded | {str(n) for n in names})
-        self._rebind(obj_expr, frame.with_(cols=new, rest=rest, cells=frame.cells | value_cells(v) | {self.cell}), env)
+            rest = replace(rest, excluded=rest.excluded | {str(n) for n in names})
+        # the assigned columns' types are no longer the file's ("<=50K" mapped to 0/1): unknown from here on
+        dtypes = {c: t for c, t in frame.dtypes.items() if c not in {str(n) for n in names}}
+        self._rebind(obj_expr, frame.with_(cols=new, rest=rest, cells=frame.cells | value_cells(v) | {self.cell},
+                                           dtypes=dtypes), env)
 
     # -- expressions ----------------------------------------------------------------------------
     def eval(self, e: ir.Expr, env: Env) -> Value:
@@ -480,6 +650,11 @@ class Interpreter:
             if v is None:
                 if e.id in _BUILTINS:
                     return Ref(f"builtins.{e.id}")
+                if e.id in ("get_ipython", "display"):  # notebooks exported as scripts
+                    return Ref(f"IPython.{e.id}")
+                for mod in self._star_modules:
+                    if self.kb.exact.get(self.kb.canonical(f"{mod}.{e.id}")) is not None:
+                        return Ref(self.kb.canonical(f"{mod}.{e.id}"))
                 return Unknown(f"name {e.id!r} not defined in the analysed code")
             return v
         if isinstance(e, ir.Const):
@@ -506,6 +681,16 @@ class Interpreter:
             return UserFunction(e, env)
         if isinstance(e, ir.Comp):
             return self._comp(e, env)
+        if isinstance(e, ir.DictComp):  # {k: i for i, k in enumerate(cats)}: a mapping, as a dict display
+            inner = Env(env)
+            out: dict[Any, Any] = {}
+            for item in self._iter_items(self.eval(e.iter, env))[: self.MAX_UNROLL]:
+                self.assign(e.target, item, inner)
+                if any(isinstance(c, Const) and c.value is False for c in (self.eval(x, inner) for x in e.conds)):
+                    continue
+                k = self.eval(e.key, inner)
+                out[k.value if isinstance(k, Const) and _hashable(k.value) else id(k)] = self.eval(e.value, inner)
+            return DictV(out)
         self._note(f"{e.what} expression")
         return Unknown(e.what)
 
@@ -516,6 +701,13 @@ class Interpreter:
         if e.op == "not" and isinstance(vals[0], Const):
             return Const(not vals[0].value)
         vals = [v.obj if isinstance(v, Bound) and isinstance(v.obj, Data) else v for v in vals]
+        if e.op in ("==", "!=") and len(vals) == 2 and isinstance(vals[0], Data) and vals[0].kind == "names" \
+                and _const_names(vals[1]) is not None and len(_const_names(vals[1])) == 1:
+            # df.columns != "Class": a mask over column names, kept as the names it selects
+            picked = _const_names(vals[1])
+            if e.op == "!=":
+                return self._drop(vals[0], picked)
+            return self._select(vals[0], picked)
         if e.op == "+" and all(isinstance(v, SeqV) for v in vals):
             return SeqV(vals[0].items + vals[1].items)
         if e.op == "+" and all(isinstance(v, Const) for v in vals):
@@ -543,6 +735,10 @@ class Interpreter:
             return datas[0].with_(cells=cells)  # df * 2, df.fillna(0) + 1: same columns
         prov = _union(*(value_prov(v) for v in vals))
         kind = "series" if all(d.kind in ("series", "array") for d in datas) else "frame"
+        rests = [d.rest for d in datas if d.rest is not None]
+        if rests:  # (X - X.min()) / X.std() on columns not all listed: the same columns, rest included
+            return Data("frame" if kind == "frame" else "array", {c: p for d in datas for c, p in d.cols.items()},
+                        rests[0], cells, tuple(dict.fromkeys(n for d in datas for n in d.notes)))
         if kind == "series":
             return Data("series", {_derived_name(datas): prov}, None, cells)
         return Data("frame", {c: p for d in datas for c, p in d.cols.items()}, datas[0].rest, cells)
@@ -587,13 +783,13 @@ class Interpreter:
 
     def _attr(self, obj: Value, name: str) -> Value:
         if isinstance(obj, Ref):
-            return Ref(f"{obj.qualname}.{name}")
+            return Ref(self.kb.canonical(f"{obj.qualname}.{name}"))
         if isinstance(obj, Data):
             if name == "columns":
                 return obj.with_(kind="names")
             if name in self.kb.same_attributes:
                 return obj.with_(kind="array" if name in ("values", "array") else obj.kind)
-            if name in ("loc", "iloc", "at", "iat"):
+            if name in ("loc", "iloc", "at", "iat", "ix"):  # ix: pandas < 1.0, labels or positions
                 return Bound(obj, name)
             if name in ("shape", "index", "dtypes", "size", "empty", "ndim", "name", "axes"):
                 return Unknown(f".{name}")
@@ -604,7 +800,7 @@ class Interpreter:
         if isinstance(obj, Model):
             if name.endswith("_") and not name.startswith("_"):
                 if name in ("best_estimator_",):
-                    return obj
+                    return replace(obj)  # another object than the search (reported under its own name)
                 return Unknown(f"fitted attribute {name}", obj.cells)
             return Bound(obj, name)
         if isinstance(obj, (SeqV, DictV, DatasetV, UserFunction, Unknown, Const)):
@@ -639,7 +835,7 @@ class Interpreter:
     def _drop(self, frame: Data, names: list[Any]) -> Data:
         drop = {str(n) for n in names}
         cols = {c: p for c, p in frame.cols.items() if c not in drop}
-        rest = Rest(frame.rest.sources, frame.rest.excluded | drop) if frame.rest else None
+        rest = replace(frame.rest, excluded=frame.rest.excluded | drop) if frame.rest else None
         return frame.with_(cols=cols, rest=rest, cells=frame.cells | {self.cell})
 
     def _add_names(self, names: Data, add: list[Any]) -> Data:
@@ -651,9 +847,7 @@ class Interpreter:
     def _positional(self, frame: Data, sel: Value) -> Data | Unknown:
         """``iloc`` columns / ``X[:, 1:]`` on arrays: needs the full, ordered list of columns."""
         if frame.rest is not None:
-            self._note("positional column selection on a frame whose columns are not all known")
-            return Unknown("positional selection", frame.cells, frame.prov() | frozenset(
-                SourceColumn(s, "*") for s in frame.rest.sources))
+            return self._positional_rest(frame, sel)
         order = list(frame.cols)
         sv = _const_value(sel)
         if isinstance(sv, slice):
@@ -675,9 +869,30 @@ class Interpreter:
         self._note("positional column selection not known statically")
         return Unknown("positional selection", frame.cells, frame.prov())
 
+    def _positional_rest(self, frame: Data, sel: Value) -> Data:
+        """Columns chosen by position from a file whose header is not known: keep the positions as a fact
+        ("columns 1..-2 of data.csv"), or, when they cannot be stated, say the choice is positional."""
+        sv = _const_value(sel)
+        single = isinstance(sv, int) and not isinstance(sv, bool)
+        kind = "series" if single and frame.kind != "array" else ("array" if frame.kind == "array" else "frame")
+        cells = frame.cells | {self.cell}
+        rest = frame.rest
+        if not frame.cols and rest.positions is None:
+            # after a drop, positions count the columns that are left: say so
+            after = bool(rest.excluded)
+            if single:
+                return Data(kind, {}, replace(rest, positions=str(sv), counted_without=after), cells, frame.notes)
+            if isinstance(sv, slice) and all(x is None or isinstance(x, int) for x in (sv.start, sv.stop, sv.step)):
+                return Data(kind, {}, replace(rest, positions=_describe_slice(sv), counted_without=after), cells,
+                            frame.notes)
+        self._note("positional column selection on a frame whose columns are not all known")
+        sources = rest.sources | frozenset(c.source for c in frame.prov())
+        return Data(kind, {}, Rest(sources, frozenset(), "?"), cells,
+                    frame.notes + ("columns chosen by position among columns not all known",))
+
     def _getitem(self, obj: Value, index_e: ir.Expr, env: Env) -> Value:
         index = self.eval(index_e, env)
-        if isinstance(obj, Bound) and isinstance(obj.obj, Data) and obj.name in ("loc", "iloc", "at", "iat"):
+        if isinstance(obj, Bound) and isinstance(obj.obj, Data) and obj.name in ("loc", "iloc", "at", "iat", "ix"):
             frame = obj.obj
             if isinstance(index, SeqV) and isinstance(index_e, ir.Seq) and len(index.items) == 2:
                 rows, cols = index.items
@@ -685,11 +900,20 @@ class Interpreter:
                 return frame.with_(cells=frame.cells | {self.cell})  # rows only
             if isinstance(cols, Const) and isinstance(cols.value, slice) and cols.value == slice(None):
                 return frame.with_(cells=frame.cells | {self.cell})
-            if obj.name in ("iloc", "iat"):
+            if isinstance(cols, Data) and cols.kind == "names":  # iloc[:, df.columns != "y"]: a mask over names
+                return self._select_names(frame, cols)
+            if obj.name in ("iloc", "iat") or (obj.name == "ix" and _positions_only(cols)):
                 return self._positional(frame, cols)
             sv = _const_value(cols)
             if isinstance(sv, slice):  # label slice 'a':'c'
                 if frame.rest is not None:
+                    if not frame.cols and not frame.rest.excluded and frame.rest.positions is None \
+                            and all(x is None or isinstance(x, str) for x in (sv.start, sv.stop)) and sv.step is None:
+                        # loc[:, "MSSubClass":"SaleCondition"] without the header: the range is the fact
+                        first = sv.start if sv.start is not None else "first"
+                        span = f"{first}..{sv.stop if sv.stop is not None else 'last'}"
+                        return Data(frame.kind, {}, replace(frame.rest, positions=span), frame.cells | {self.cell},
+                                    frame.notes)
                     self._note("label slice of columns on a frame whose columns are not all known")
                     return Unknown("label slice", frame.cells, frame.prov())
                 order = list(frame.cols)
@@ -750,7 +974,7 @@ class Interpreter:
             return Unknown("item of a sequence")
         if isinstance(obj, DictV):
             iv = _const_value(index)
-            if iv in obj.items:
+            if _hashable(iv) and iv in obj.items:
                 return obj.items[iv]
             return Unknown("item of a dict")
         if isinstance(obj, Ref):
@@ -776,7 +1000,13 @@ class Interpreter:
 
     # -- calls ------------------------------------------------------------------------------------
     def _call(self, e: ir.Call, env: Env) -> Value:
-        func = self.eval(e.func, env)
+        if isinstance(e.func, ir.Attr):
+            obj = self.eval(e.func.obj, env)
+            func = self._attr(obj, e.func.name)
+            if isinstance(obj, Data) and isinstance(func, Data) and func is not obj:
+                func = Bound(obj, e.func.name)  # df.method(...) on a frame of unlisted columns: a call, no column
+        else:
+            func = self.eval(e.func, env)
         args = [self.eval(a, env) for a in e.args]
         kwargs = {k: self.eval(v, env) for k, v in e.kwargs.items()}
         if e.starred:
@@ -784,6 +1014,11 @@ class Interpreter:
                 self.eval(s, env)
         if isinstance(func, UserFunction):
             return self._call_user(func, args, kwargs)
+        if isinstance(func, UserClass) and not func.model:
+            return self._unknown_call(f"{func.name} (a class of the analysed code)", None, args, kwargs)
+        if isinstance(func, UserClass):
+            return Model(func.name, cells=frozenset({self.cell}), transformer=func.transformer,
+                         notes=(f"{func.name} is defined in the analysed code: its methods are not followed",))
         if isinstance(func, Ref):
             rule = self.kb.rule(func.qualname)
             if rule is None:
@@ -791,6 +1026,12 @@ class Interpreter:
             return self._apply_rule(func.qualname, rule, None, args, kwargs, env)
         if isinstance(func, Bound):
             obj = func.obj
+            if isinstance(obj, Const) and isinstance(obj.value, str) and func.name in _NAME_METHODS \
+                    and all(isinstance(a, Const) for a in args) and not kwargs:
+                try:  # "Age".lower(): column names computed by string methods
+                    return Const(getattr(obj.value, func.name)(*[a.value for a in args]))
+                except (TypeError, ValueError):
+                    pass
             kind = _kind_of(obj)
             key = f"{kind}.{func.name}"
             rule = self.kb.rule(key)
@@ -805,7 +1046,8 @@ class Interpreter:
                     return self._apply_rule(key, self.kb.rule("model.fit"), model, args, kwargs, env,
                                             recv_expr=e.func.obj if isinstance(e.func, ir.Attr) else None)
                 if isinstance(obj, (SeqV, DictV)) and func.name in ("append", "extend", "remove", "items",
-                                                                    "keys", "values", "get", "copy", "pop"):
+                                                                    "keys", "values", "get", "copy", "pop",
+                                                                    "iteritems", "iterkeys", "itervalues"):
                     return self._container_method(obj, func.name, args, e, env)
                 return self._unknown_call(key, obj, args, kwargs)
             return self._apply_rule(key, rule, obj, args, kwargs, env,
@@ -829,14 +1071,15 @@ class Interpreter:
                 return obj.items.pop() if obj.items else Unknown("pop")
             return Const(None)
         if isinstance(obj, DictV):
-            if name == "items":
+            if name in ("items", "iteritems"):  # iter*: Python 2
                 return SeqV([SeqV([Const(k), v]) for k, v in obj.items.items()])
-            if name == "keys":
+            if name in ("keys", "iterkeys"):
                 return SeqV([Const(k) for k in obj.items])
-            if name == "values":
+            if name in ("values", "itervalues"):
                 return SeqV(list(obj.items.values()))
             if name == "get" and args:
-                return obj.items.get(_const_value(args[0]), Unknown("dict get"))
+                k = _const_value(args[0])
+                return obj.items.get(k, Unknown("dict get")) if _hashable(k) else Unknown("dict get")
         return Unknown(name)
 
     def _unknown_call(self, what: str, recv: Value, args: list[Value], kwargs: dict[str, Value]) -> Value:
@@ -846,6 +1089,22 @@ class Interpreter:
         ins = ([recv] if recv is not None else []) + args + list(kwargs.values())
         prov = _union(*(value_prov(v) for v in ins))
         cells = frozenset({self.cell}).union(*(value_cells(v) for v in ins)) if ins else frozenset({self.cell})
+        datas = [v for v in ins if isinstance(v, Data) and v.kind in ("frame", "series", "array")]
+        if datas:
+            # narrow and honest: the columns that flow in (a file's unlisted rest included), flagged
+            cols: dict[str, frozenset[SourceColumn]] = {}
+            for d in datas:
+                for c, p in d.cols.items():
+                    cols[c] = cols.get(c, frozenset()) | p
+            for v in ins:  # inputs that are not frames (an Unknown with known origins) still count
+                if not isinstance(v, Data):
+                    for sc in value_prov(v):
+                        cols[sc.column] = cols.get(sc.column, frozenset()) | {sc}
+            first = datas[0]
+            note = f"partly unknown: through unknown call {what}"
+            return Data(first.kind, cols, next((d.rest for d in datas if d.rest), None), cells,
+                        tuple(dict.fromkeys([n for d in datas for n in d.notes] + [note])),
+                        {k: t for d in datas for k, t in d.dtypes.items()})
         return Unknown(f"result of {what}", cells, prov)
 
     def _call_user(self, func: UserFunction, args: list[Value], kwargs: dict[str, Value]) -> Value:
@@ -918,6 +1177,8 @@ class Interpreter:
             return result
         if op in ("fit", "cv_fit") and recv_expr is not None and isinstance(recv, Model):
             self._rebind(recv_expr, out if isinstance(out, Model) else recv, env)
+        if op == "fit" and isinstance(out, Model) and not out.fit_returns_self:
+            return Unknown(f"training history of {out.type}", out.cells)  # Keras: fit returns a History
         if isinstance(out, tuple):
             return out[0]
         return out
@@ -941,8 +1202,29 @@ class Interpreter:
             path = "<unknown source>"
         src = path
         wanted = _const_names(self._arg(rule, "columns", recv, args, kwargs)) if rule.get("columns") else None
-        header = self.facts.header(path) if path != "<unknown source>" else None
-        if header is not None:
+        sep = _const_value(kwargs.get("sep", kwargs.get("delimiter", Const(None))))
+        header = self.facts.header(path, sep if isinstance(sep, str) else None,
+                                   any_text=key in ("pandas.read_csv", "pandas.read_table")
+                                   or bool(rule.get("no_header"))) \
+            if path != "<unknown source>" else None
+        given = _const_names(self._arg(rule, "names", recv, args, kwargs)) if "names" in rule else None
+        header_v = self._arg(rule, "header", recv, args, kwargs) if "header" in rule else None
+        # names= without header= means the file has no header row (pandas' rule)
+        no_header_row = (isinstance(header_v, Const) and header_v.value is None) \
+            or (given is not None and header_v is None)
+        if rule.get("no_header"):  # numpy.loadtxt: numbered columns, unless genfromtxt(names=True)
+            no_header_row = not (isinstance(kwargs.get("names"), Const) and kwargs["names"].value is True)
+            given = None
+        if given is not None:
+            file_names = header[0] if header is not None and not no_header_row else None
+            origin = file_names if file_names is not None and len(file_names) == len(given) else [str(n) for n in given]
+            data = Data("frame", {str(n): frozenset({SourceColumn(src, o)}) for n, o in zip(given, origin)}, None,
+                        cells, (), {str(n): header[1][h] for n, h in zip(given, header[0]) if h in header[1]}
+                        if header is not None and len(header[0]) == len(given) else {})
+        elif header is not None and no_header_row:  # columns are numbered 0..n-1
+            n = len(header[0])
+            data = Data("frame", {str(i): frozenset({SourceColumn(src, str(i))}) for i in range(n)}, None, cells)
+        elif header is not None:
             names, dtypes = header
             cols = {n: frozenset({SourceColumn(src, n)}) for n in names}
             data = Data("frame", cols, None, cells, (), dict(dtypes))
@@ -950,7 +1232,30 @@ class Interpreter:
             data = Data("frame", {}, Rest(frozenset({src}), frozenset()), cells)
         if wanted is not None:
             data = self._select(data, wanted)
+        index_v = self._arg(rule, "index_col", recv, args, kwargs) if "index_col" in rule else None
+        if index_v is not None:
+            data = self._index_col(data, index_v)
+        if rule.get("kind"):
+            data = data.with_(kind=rule["kind"])
         return data
+
+    def _index_col(self, data: Data, index_v: Value) -> Data:
+        """``read_csv(index_col=...)``: that column becomes the index, so it is no feature."""
+        iv = _const_value(index_v)
+        wanted = iv if isinstance(iv, list) else [iv]
+        if any(w is None or w is False for w in wanted):
+            return data
+        drop = []
+        for w in wanted:
+            if isinstance(w, int) and not isinstance(w, bool):
+                if data.rest is None and -len(data.cols) <= w < len(data.cols):
+                    drop.append(list(data.cols)[w])
+                else:
+                    drop.append(f"column {w}")
+            else:
+                drop.append(str(w))
+        out = self._drop(data, drop)
+        return out.with_(cells=data.cells)
 
     def _op_same(self, key, rule, recv, args, kwargs, cells) -> Value:
         src = recv if recv is not None else self._arg(rule, "data", recv, args, kwargs, args[0] if args else None)
@@ -977,6 +1282,127 @@ class Interpreter:
         if isinstance(src, Model):
             return src
         return Unknown(f"result of {key}", cells)
+
+    def _path_of(self, v: Value) -> str | None:
+        if isinstance(v, Handle):
+            return v.path
+        pv = _const_value(v) if v is not None else None
+        return pv if isinstance(pv, str) else None
+
+    def _op_open(self, key, rule, recv, args, kwargs, cells) -> Value:
+        return Handle(self._path_of(self._arg(rule, "path", recv, args, kwargs)))
+
+    def _op_save(self, key, rule, recv, args, kwargs, cells) -> Value:
+        """``df.to_pickle(p)``, ``pickle.dump(df, f)``: remember what went to ``p``, so that loading it back
+        keeps its source."""
+        data = self._arg(rule, "data", recv, args, kwargs)
+        path = self._path_of(self._arg(rule, "path", recv, args, kwargs))
+        if path is not None and data is not None:
+            self.saved[path] = data
+        return Const(None)
+
+    def _op_load(self, key, rule, recv, args, kwargs, cells) -> Value:
+        path = self._path_of(self._arg(rule, "path", recv, args, kwargs))
+        v = self.saved.get(path) if path is not None else None
+        if v is None:
+            self._note(f"{key} of {path or 'a file'} that the analysed code did not write: contents unknown")
+            return Unknown(f"result of {key}", cells)
+        if isinstance(v, Data):
+            return v.with_(cells=v.cells | cells)
+        return v
+
+    def _op_append(self, key, rule, recv, args, kwargs, cells) -> Value:
+        """``df.append(other)`` (pandas < 2): more rows; the columns of both."""
+        other = self._arg(rule, "other", recv, args, kwargs)
+        items = [recv] + (other.items if isinstance(other, SeqV) else [other] if other is not None else [])
+        return self._op_concat(key, {"items": [0, None], "axis_default": 0}, None, [SeqV(items)], {}, cells)
+
+    def _op_rename_names(self, key, rule, recv, args, kwargs, cells) -> Value:
+        """``df.columns.str.lower()`` and friends: each name changed, its origin kept."""
+        if not isinstance(recv, Data):
+            return Unknown(key, cells)
+        how = rule.get("how")
+        fn = args[0] if how == "map" and args else None
+
+        def renamed(name: str) -> str | None:
+            if how == "map":
+                return self._map_name(fn, name)
+            try:
+                return getattr(name, how)(*[_const_value(a) for a in args])
+            except (TypeError, ValueError, AttributeError):
+                return None
+
+        cols: dict[str, frozenset[SourceColumn]] = {}
+        for c, p in recv.cols.items():
+            new = renamed(c)
+            if new is None:
+                self._note(f"{key}: new column names not known statically")
+                return recv.with_(cells=recv.cells | cells, notes=recv.notes + ("columns renamed in code",))
+            cols[new] = p
+        notes = recv.notes
+        if recv.rest is not None:
+            notes += (f"columns not listed were renamed by {how}",)
+        return recv.with_(cols=cols, cells=recv.cells | cells, notes=notes)
+
+    def _map_name(self, fn: Value, name: str) -> str | None:
+        """A column name through a renaming function: ``str.lower``, a lambda, a user function."""
+        if isinstance(fn, Ref) and fn.qualname.startswith("builtins.str."):
+            try:
+                return getattr(name, fn.qualname.rsplit(".", 1)[1])()
+            except (TypeError, AttributeError):
+                return None
+        if isinstance(fn, UserFunction):
+            out = self._call_user(fn, [Const(name)], {})
+            return out.value if isinstance(out, Const) and isinstance(out.value, str) else None
+        if isinstance(fn, DictV):
+            return str(_const_value(fn.items.get(name, Const(name))))
+        return None
+
+    def _op_apply(self, key, rule, recv, args, kwargs, cells) -> Value:
+        """``df.apply(f, axis=1)``: f sees one row; the result derives from what f reads of it (and from the
+        tests that choose its value), not from every column. Column-wise or unknown f: the columns, as before."""
+        fn = args[0] if args else kwargs.get("func")
+        axis = _const_value(kwargs.get("axis", args[1] if len(args) > 1 else Const(0)))
+        if isinstance(recv, Data) and recv.kind == "frame" and isinstance(fn, UserFunction) and axis in (1, "columns"):
+            out = self._call_user(fn, [recv], {})
+            prov = value_prov(out)
+            if prov:
+                return Data("series", {_derived_name([out]) if isinstance(out, Data) else "apply": prov}, None,
+                            recv.cells | value_cells(out) | cells)
+        return self._op_same(key, rule, recv, args, kwargs, cells)
+
+    def _op_agg(self, key, rule, recv, args, kwargs, cells) -> Value:
+        """``agg(mean_c=("c", "mean"))``: named aggregations make new columns from the named ones."""
+        named = {k: v for k, v in kwargs.items() if isinstance(v, SeqV) and len(v.items) == 2
+                 and isinstance(v.items[0], Const) and isinstance(v.items[0].value, str)}
+        if not isinstance(recv, Data) or not named:
+            return self._op_same(key, rule, recv, args, kwargs, cells)
+        src = recv.with_(kind="frame")
+        cols = {k: self._select(src, [v.items[0].value]).prov() for k, v in named.items()}
+        return Data("frame", cols, None, recv.cells | cells)
+
+    def _op_reshape(self, key, rule, recv, args, kwargs, cells) -> Value:
+        """pivot, melt, corr, T: the result's columns are not the input's; what flowed in is all we can say."""
+        ins = ([recv] if recv is not None else []) + args + list(kwargs.values())
+        datas = [v for v in ins if isinstance(v, Data)]
+        if not datas:
+            return Unknown(f"result of {key}", cells, _union(*(value_prov(v) for v in ins)))
+        cols: dict[str, frozenset[SourceColumn]] = {}
+        for d in datas:
+            for c, p in d.cols.items():
+                cols[c] = cols.get(c, frozenset()) | p
+        note = f"partly unknown: columns reshaped by {key}"
+        return Data("frame", cols, next((d.rest for d in datas if d.rest), None), cells,
+                    tuple(dict.fromkeys([n for d in datas for n in d.notes] + [note])))
+
+    def _op_enumerate(self, key, rule, recv, args, kwargs, cells) -> Value:
+        """enumerate(x), zip(a, b): pairs, when the items are known (loops over column lists)."""
+        seqs = [self._iter_items(a) for a in args]
+        if not seqs or any(len(items) == 1 and isinstance(items[0], Unknown) for items in seqs):
+            return Unknown(f"result of {key}", cells, _union(*(value_prov(a) for a in args)))
+        if key.endswith("enumerate"):
+            return SeqV([SeqV([Const(i), item]) for i, item in enumerate(seqs[0])])
+        return SeqV([SeqV(list(items)) for items in zip(*seqs)])
 
     def _op_self(self, key, rule, recv, args, kwargs, cells) -> Value:
         return recv
@@ -1038,6 +1464,10 @@ class Interpreter:
         mapping = self._arg(rule, "mapper", recv, args, kwargs)
         if not isinstance(recv, Data):
             return Unknown(key, cells)
+        if not isinstance(mapping, DictV) and mapping is not None and recv.rest is None:
+            new = {c: self._map_name(mapping, c) for c in recv.cols}
+            if all(n is not None for n in new.values()):
+                mapping = DictV({c: Const(n) for c, n in new.items()})
         if not isinstance(mapping, DictV):
             if mapping is not None:
                 self._note(f"{key} with a mapping not known statically")
@@ -1047,7 +1477,7 @@ class Interpreter:
         for old, new in m.items():
             if old not in recv.cols and recv.rest is not None and old not in recv.rest.excluded:
                 cols[str(new)] = frozenset(SourceColumn(s, old) for s in recv.rest.sources)
-        rest = Rest(recv.rest.sources, recv.rest.excluded | set(m)) if recv.rest else None
+        rest = replace(recv.rest, excluded=recv.rest.excluded | set(m)) if recv.rest else None
         return recv.with_(cols=cols, rest=rest, cells=recv.cells | cells)
 
     def _op_assign(self, key, rule, recv, args, kwargs, cells) -> Value:
@@ -1058,7 +1488,7 @@ class Interpreter:
             if isinstance(v, UserFunction):
                 v = self._call_user(v, [recv], {})
             cols[name] = value_prov(v)
-        rest = Rest(recv.rest.sources, recv.rest.excluded | set(kwargs)) if recv.rest else None
+        rest = replace(recv.rest, excluded=recv.rest.excluded | set(kwargs)) if recv.rest else None
         return recv.with_(cols=cols, rest=rest, cells=recv.cells | cells)
 
     def _op_select(self, key, rule, recv, args, kwargs, cells) -> Value:
@@ -1074,7 +1504,8 @@ class Interpreter:
             return Unknown(key, cells)
         inc = _const_names(self._arg(rule, "include", recv, args, kwargs) or SeqV([]))
         exc = _const_names(self._arg(rule, "exclude", recv, args, kwargs) or SeqV([]))
-        if recv.rest is not None or any(c not in recv.dtypes for c in recv.cols) or inc is None or exc is None:
+        untyped = [c for c in recv.cols if c not in recv.dtypes]
+        if recv.rest is not None or inc is None or exc is None or len(untyped) == len(recv.cols):
             self._note(f"{key}: column types not known here, all columns kept")
             return recv.with_(cells=recv.cells | cells, notes=recv.notes + ("select_dtypes: types unknown",))
 
@@ -1092,9 +1523,13 @@ class Interpreter:
                     return True
             return False
 
-        keep = [c for c, t in recv.dtypes.items() if c in recv.cols and (not inc or match(t, inc))
-                and not (exc and match(t, exc))]
-        return self._select(recv, keep).with_(cells=recv.cells | cells)
+        keep = [c for c in recv.cols if c in untyped or ((not inc or match(recv.dtypes[c], inc))
+                                                         and not (exc and match(recv.dtypes[c], exc)))]
+        out = self._select(recv, keep).with_(cells=recv.cells | cells)
+        if untyped:  # columns the code assigned: their type is not known, so they are kept (an upper bound)
+            self._note(f"{key}: types of {', '.join(untyped[:5])} not known here, kept")
+            out = out.with_(notes=out.notes + (f"select_dtypes: types of {', '.join(untyped[:5])} unknown",))
+        return out
 
     def _op_merge(self, key, rule, recv, args, kwargs, cells) -> Value:
         left = self._arg(rule, "left", recv, args, kwargs)
@@ -1136,8 +1571,9 @@ class Interpreter:
                     k = f"{c}#{len(cols)}"
                 cols[k] = cols.get(k, frozenset()) | p
         rests = [d.rest for d in datas if d.rest]
-        rest = Rest(frozenset().union(*(r.sources for r in rests)), frozenset().union(*(r.excluded for r in rests))) \
-            if rests else None
+        positions = {r.positions for r in rests}  # concat of train[:, a..b] and test[:, a..b]: still a..b
+        rest = Rest(frozenset().union(*(r.sources for r in rests)), frozenset().union(*(r.excluded for r in rests)),
+                    positions.pop() if len(positions) == 1 else "?" if any(positions) else None) if rests else None
         kind = "array" if key.startswith("numpy") else "frame"
         return Data(kind, cols, rest, cells.union(*(d.cells for d in datas)),
                     tuple(n for d in datas for n in d.notes), {k: v for d in datas for k, v in d.dtypes.items()})
@@ -1146,7 +1582,13 @@ class Interpreter:
         data = self._arg(rule, "data", recv, args, kwargs)
         if not isinstance(data, Data):
             return Unknown(key, cells)
-        names = _const_names(self._arg(rule, "columns", recv, args, kwargs)) if "columns" in rule else None
+        cols_v = self._arg(rule, "columns", recv, args, kwargs) if "columns" in rule else None
+        names = _const_names(cols_v)
+        if isinstance(cols_v, Data) and cols_v.notes:
+            # the column list is only an upper bound (select_dtypes with types unknown): renaming all of them
+            # to dummies would hide the label; each keeps its name, with the same origin either way
+            return data.with_(cells=data.cells | cells, kind="frame",
+                              notes=data.notes + ("get_dummies of columns not known exactly",))
         if names is None:
             if data.kind == "series" and len(data.cols) == 1:
                 (c, p), = data.cols.items()
@@ -1166,7 +1608,7 @@ class Interpreter:
             if n not in data.cols and rest is not None:
                 cols[f"{n}_*"] = frozenset(SourceColumn(s, n) for s in rest.sources)
         if rest is not None:
-            rest = Rest(rest.sources, rest.excluded | {str(n) for n in names})
+            rest = replace(rest, excluded=rest.excluded | {str(n) for n in names})
         return data.with_(cols=cols, rest=rest, cells=data.cells | cells)
 
     def _op_add_names(self, key, rule, recv, args, kwargs, cells) -> Value:
@@ -1182,6 +1624,32 @@ class Interpreter:
             return Unknown(key, cells)
         return self._keep(recv, [n for n in names if str(n) in recv.cols or recv.rest])
 
+    def _op_path_join(self, key, rule, recv, args, kwargs, cells) -> Value:
+        """``os.path.join(DATA, "train.csv")`` of known strings: the path the code reads."""
+        parts = [_const_value(a) for a in args]
+        known: list[str] = []
+        for p in reversed(parts):  # the known tail: os.path.join(get_root(), "data", "patients.csv")
+            if not isinstance(p, str):
+                break
+            known.insert(0, p)
+        if known:
+            if len(known) < len(parts):
+                self._note(f"{key}: the start of a path is not known statically; the file is named by its known end")
+            head = "/".join(k.rstrip("/") for k in known[:-1] if k)
+            return Const(head + ("/" if head else "") + known[-1])
+        return Unknown(f"result of {key}", cells)
+
+    def _op_clone(self, key, rule, recv, args, kwargs, cells) -> Value:
+        """``clone(est)``: a new, untrained estimator with the same settings."""
+        if args and isinstance(args[0], Model):
+            return replace(args[0], X=None, y=None, fit_at=None, cells=args[0].cells | cells)
+        return Unknown(f"result of {key}", cells)
+
+    def _op_rows(self, key, rule, recv, args, kwargs, cells) -> Value:
+        """``shuffle(X, y)``, ``resample(X)``: the same values, rows reordered or drawn; one result per input."""
+        out = [a.with_(cells=a.cells | cells) if isinstance(a, Data) else a for a in args]
+        return out[0] if len(out) == 1 else SeqV(out)
+
     def _op_split(self, key, rule, recv, args, kwargs, cells) -> Value:
         out = []
         for a in args:
@@ -1191,7 +1659,15 @@ class Interpreter:
 
     # models
     def _op_estimator(self, key, rule, recv, args, kwargs, cells) -> Value:
-        return Model(key.rsplit(".", 1)[-1], cells=frozenset({self.cell}))
+        return Model(key.rsplit(".", 1)[-1], cells=frozenset({self.cell}),
+                     fit_returns_self=rule.get("fit_returns", "self") == "self")
+
+    def _op_estimator_data(self, key, rule, recv, args, kwargs, cells) -> Value:
+        """statsmodels style: ``OLS(y, X)`` is given its data when built; ``.fit()`` takes none."""
+        m = Model(key.rsplit(".", 1)[-1], cells=frozenset({self.cell}))
+        X, y = self._arg(rule, "X", recv, args, kwargs), self._arg(rule, "y", recv, args, kwargs)
+        m.X, m.y = self._data_in(key, X, cells), self._data_in(key, y, cells)
+        return m
 
     def _op_transformer(self, key, rule, recv, args, kwargs, cells) -> Value:
         return Model(key.rsplit(".", 1)[-1], cells=frozenset({self.cell}), transformer=True,
@@ -1199,6 +1675,8 @@ class Interpreter:
 
     def _op_wrap_model(self, key, rule, recv, args, kwargs, cells) -> Value:
         inner = self._arg(rule, "inner", recv, args, kwargs)
+        if inner is None:  # before scikit-learn 1.2 the inner model was base_estimator=
+            inner = kwargs.get("base_estimator")
         m = Model(key.rsplit(".", 1)[-1], cells=frozenset({self.cell}) | value_cells(inner))
         if isinstance(inner, Model):
             m.selector, m.remainder, m.subset = inner.selector, inner.remainder, inner.subset
@@ -1212,9 +1690,11 @@ class Interpreter:
         for s in (steps_v.items if isinstance(steps_v, SeqV) else []):
             steps.append(s.items[1] if isinstance(s, SeqV) and len(s.items) == 2 else s)
         models = [s for s in steps if isinstance(s, Model)]
-        if not models:
+        if not models and not steps:
             self._note(f"{key} with steps not known statically")
         last = models[-1] if models else None
+        if steps and isinstance(steps[-1], Unknown):  # a last step the knowledge base does not know: a model
+            last = Model("unknown", kind_known=False)
         m = Model("Pipeline" + (f"({last.type})" if last else ""),
                   cells=frozenset({self.cell}).union(*(s.cells for s in models)),
                   transformer=bool(last and last.transformer))
@@ -1223,7 +1703,12 @@ class Interpreter:
                 m.selector, m.remainder = s.selector, s.remainder
                 break
         m.subset = any(s.subset for s in models)
+        m.kind_known = bool(last is None or last.kind_known)
         m.notes = tuple(n for s in models for n in s.notes)
+        unknown_steps = [s for s in steps[:-1] if not isinstance(s, (Model, Const))]
+        if unknown_steps:  # e.g. a ColumnTransformer imported from another file: its column choice is not seen
+            m.notes += (f"{len(unknown_steps)} pipeline step(s) not known: what they do to the columns is not "
+                        "followed",)
         return m
 
     def _op_column_transformer(self, key, rule, recv, args, kwargs, cells) -> Value:
@@ -1274,8 +1759,12 @@ class Interpreter:
             X, y = X.X, X.y
         Xd = self._data_in(key, X, cells)
         yd = self._data_in(key, y, cells) if y is not None and not (isinstance(y, Const) and y.value is None) else None
-        if X is not None and Xd is None:
+        if X is not None and Xd is None and not _literal(X):  # le.fit(["F", "M"]) learns no data
             self._note("model trained on data not traced to any source")
+        if y is not None and yd is None and not _literal(y):
+            self._note("label not traced to any source")
+        if X is None and model.X is not None:  # statsmodels: the data came with the constructor
+            Xd, yd = model.X, model.y
         fitted = replace(model, X=None if Xd is None else self._narrow(model, Xd), y=yd,
                          cells=model.cells | cells, fit_at=self.where())
         self.fits.append(Fit(fitted, self.where()))
@@ -1283,6 +1772,9 @@ class Interpreter:
 
     def _op_cv_fit(self, key, rule, recv, args, kwargs, cells) -> Value:
         model = self._arg(rule, "model", recv, args, kwargs)
+        if isinstance(model, Model) and model.fit_at is not None:
+            # cross-validation of a model the code already trained fits clones: that model stays as it was
+            return Unknown(f"scores of {key}", model.cells | cells)
         if isinstance(model, Model):
             y = self._arg(rule, "y", recv, args, kwargs)
             fitted = self._op_fit(key, {"X": [0, None], "y": [1, None]}, model,
@@ -1296,9 +1788,20 @@ class Interpreter:
 
     def _op_fit_transform(self, key, rule, recv, args, kwargs, cells) -> Value:
         X = self._arg(rule, "X", recv, args, kwargs)
+        if isinstance(recv, Model) and not recv.kind_known:  # used to transform data: a transformer
+            recv = replace(recv, transformer=True, kind_known=True)
         if isinstance(recv, Model):
             self._op_fit(key, rule, recv, args, kwargs, cells)  # a fitted transformer is a model too
         return self._op_transform(key, rule, recv, args, kwargs, cells) if X is not None else Unknown(key, cells)
+
+    def _op_fit_resample(self, key, rule, recv, args, kwargs, cells) -> Value:
+        """imblearn's ``X_res, y_res = sampler.fit_resample(X, y)``: more or fewer rows, the same columns."""
+        X = self._arg(rule, "X", recv, args, kwargs)
+        y = self._arg(rule, "y", recv, args, kwargs)
+        Xd = self._op_fit_transform(key, rule, recv, args, kwargs, cells)
+        yd = self._data_in(key, y, cells)
+        return SeqV([Xd, yd.with_(cells=yd.cells | cells) if yd is not None else Unknown(f"labels of {key}", cells)]) \
+            if X is not None else Unknown(key, cells)
 
     def _op_transform(self, key, rule, recv, args, kwargs, cells) -> Value:
         X = self._data_in(key, self._arg(rule, "X", recv, args, kwargs), cells)
@@ -1308,6 +1811,8 @@ class Interpreter:
             X = self._narrow(recv, X)
             if recv.subset:
                 X = X.with_(notes=X.notes + (f"{recv.type} keeps a subset of these columns",))
+            if recv.notes:  # e.g. a transformer class of the analysed code: what it does to columns is not followed
+                X = X.with_(notes=X.notes + tuple(n for n in recv.notes if n not in X.notes))
         return X.with_(kind="array", cells=X.cells | cells)
 
     def _op_predict(self, key, rule, recv, args, kwargs, cells) -> Value:
@@ -1369,7 +1874,27 @@ class Interpreter:
 
 
 _BUILTINS = {"list", "sorted", "set", "tuple", "len", "range", "print", "zip", "enumerate", "dict", "str", "int",
-             "float", "abs", "min", "max", "sum", "round", "map", "filter", "isinstance", "open", "bool", "type"}
+             "float", "abs", "min", "max", "sum", "round", "map", "filter", "isinstance", "open", "bool", "type",
+             "input", "xrange", "raw_input", "unicode", "long"}
+
+
+# string methods computed on known column names ("Age".lower()); others (center, zfill…) could be unbounded
+_NAME_METHODS = {"lower", "upper", "strip", "lstrip", "rstrip", "replace", "title", "capitalize", "casefold",
+                 "startswith", "endswith", "split", "format", "removeprefix", "removesuffix", "swapcase"}
+
+
+def _literal(v: Value) -> bool:
+    return isinstance(v, Const) or (isinstance(v, SeqV) and all(_literal(i) for i in v.items))
+
+
+def _positions_only(v: Value) -> bool:
+    """``ix[:, 1:5]``, ``ix[:, 3]``, ``ix[:, [0, 2]]``: positions, not labels (frames here have string labels)."""
+    sv = _const_value(v)
+    if isinstance(sv, slice):
+        return all(x is None or (isinstance(x, int) and not isinstance(x, bool)) for x in (sv.start, sv.stop, sv.step))
+    if isinstance(sv, list):
+        return bool(sv) and all(isinstance(x, int) and not isinstance(x, bool) for x in sv)
+    return isinstance(sv, int) and not isinstance(sv, bool)
 
 
 def _kind_of(v: Value) -> str:
@@ -1384,6 +1909,33 @@ def _kind_of(v: Value) -> str:
     if isinstance(v, DictV):
         return "dict"
     return "unknown"
+
+
+def _hashable(v: Any) -> bool:
+    try:
+        hash(v)
+    except TypeError:
+        return False
+    return True
+
+
+def _looks_like_data(name: str) -> bool:
+    """A header cell that is a value (a number), as when a file without a header is read with one."""
+    try:
+        float(name)
+    except ValueError:
+        return False
+    return True
+
+
+def _describe_slice(sv: slice) -> str:
+    """slice(1, -1) -> '1..-2' (inclusive, as a reader counts columns); a step keeps Python's a:b:c."""
+    if sv.step not in (None, 1):
+        return f"{'' if sv.start is None else sv.start}:{'' if sv.stop is None else sv.stop}:{sv.step}"
+    start = sv.start or 0
+    if sv.stop is None:
+        return f"{start}..-1"
+    return f"{start}..{sv.stop - 1}" if sv.stop != 0 else f"{start}:0"
 
 
 def _const_value(v: Value) -> Any:
