@@ -1,0 +1,80 @@
+"""The panel's side inside the notebook's kernel: its status, and actions run through the ``%txgit`` magic.
+
+The panel sends one silent execute request (not recorded as a cell, not committed)::
+
+    __import__("txgit.jupyter.kernel", fromlist=["call"]).call('{"op": "magic", "args": ["checkout", "a1b2"]}')
+
+and reads back one stdout line: :data:`MARK` followed by a JSON object. Nothing is bound in the user's
+namespace. Actions are the magic's own code (``%txgit checkout``, ``branch``, ``commit``, ``pull``,
+``push``, ``auto``, ``reuse``), so a checkout that would drop uncommitted changes is refused exactly as
+the magic refuses it; the answer then says ``"needs_force": true`` and the panel asks before it
+repeats the checkout with ``--force``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import shlex
+from typing import Any
+
+from txgit.errors import DirtyNamespace, TxgitError
+from txgit.sessions import ipython as kernel_side
+
+MARK = "@@txgit-lab@@ "
+
+# what the panel may ask the magic to do; anything else is refused here
+ACTIONS = {"checkout", "branch", "commit", "pull", "push", "auto", "reuse", "tag"}
+
+
+def status() -> dict[str, Any]:
+    """Whether ``%load_ext txgit`` ran in this kernel, and if so where its session stands."""
+    ext = kernel_side.active()
+    if ext is None:
+        return {"loaded": False}
+    s = ext.session
+    s.flush()  # the last cell's auto-commit is in the history before the panel reads it
+    from txgit.reuse import ipython as reuse_ipython
+
+    return {"loaded": True, "root": str(ext.workspace.root), "branch": s.branch, "head": s.base,
+            "auto": bool(s.auto), "clean": bool(s.clean), "reuse": reuse_ipython.active()}
+
+
+def run_magic(args: list[str]) -> dict[str, Any]:
+    """``%txgit ARGS`` as if typed in a cell: what it printed, or its one-line error."""
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    if shell is None or kernel_side.active() is None:
+        return {"ok": False, "error": "txgit is not loaded in this kernel: run %load_ext txgit"}
+    if not args or args[0] not in ACTIONS:
+        return {"ok": False, "error": f"the panel cannot run %txgit {' '.join(args)[:60]}"}
+    from txgit.magics import MagicError
+
+    out = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out):
+            shell.run_line_magic("txgit", shlex.join(args))
+    except MagicError as e:
+        return {"ok": False, "error": str(e), "output": out.getvalue(),
+                "needs_force": isinstance(e.__cause__, DirtyNamespace)}
+    except TxgitError as e:
+        return {"ok": False, "error": str(e), "output": out.getvalue()}
+    return {"ok": True, "output": out.getvalue()}
+
+
+def call(request: str) -> None:
+    """Answer one request of the panel on stdout (see the module docstring)."""
+    try:
+        req = json.loads(request)
+        op = req.get("op")
+        if op == "status":
+            answer = status()
+        elif op == "magic":
+            answer = run_magic([str(a) for a in req.get("args", [])])
+        else:
+            answer = {"ok": False, "error": f"unknown request {str(op)[:40]!r}"}
+    except Exception as e:  # never a traceback in the kernel's output: the panel shows the line
+        answer = {"ok": False, "error": f"{type(e).__name__}: {e}"}
+    print(MARK + json.dumps(answer), flush=True)
