@@ -54,10 +54,14 @@ class Lab:
 def jupyter_lab(root: Path, home: Path) -> Iterator[Lab]:
     """``jupyter lab`` serving ``root`` on a free port with a token; stopped on exit (also on failure)."""
     config = home / "jupyter-config"
+    # Jupyter serves a lab extension's files from <a labextensions folder>/<its npm name>/static
+    extensions = home / "labextensions"
+    extensions.mkdir(parents=True, exist_ok=True)
+    (extensions / "txgit-labextension").symlink_to(LABEXTENSION, target_is_directory=True)
     (config / "labconfig").mkdir(parents=True, exist_ok=True)
     (config / "jupyter_server_config.json").write_text(json.dumps({
         "ServerApp": {"jpserver_extensions": {"txgit.jupyter": True}},
-        "LabApp": {"extra_labextensions_path": [str(LABEXTENSION.parent)], "news_url": None,
+        "LabApp": {"extra_labextensions_path": [str(extensions)], "news_url": None,
                    "check_for_updates_class": "jupyterlab.NeverCheckForUpdate",
                    "extension_manager": "readonly"},
     }))

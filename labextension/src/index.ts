@@ -258,7 +258,7 @@ export class TxgitPanel extends Widget {
       this.autoBox.checked = !!status.auto;
       const where = status.branch ? `on ${status.branch}` : 'detached HEAD';
       const head = status.head ? ` at ${status.head.slice(0, 8)}` : ', no commits yet';
-      this.statusLine.textContent = `${where}${head}${status.clean ? '' : ' · uncommitted changes'}`;
+      this.statusLine.textContent = `${where}${head}${status.clean ? '' : ' · cells ran since the last commit'}`;
       this.statusLine.dataset.head = status.head || '';
       await this.loadPage(0, generation);
     } catch (e) {

@@ -1,0 +1,147 @@
+"""The JupyterLab panel in a real JupyterLab (started here on 127.0.0.1 with a token) and headless Debian
+chromium, driven by Playwright as a person would use it: open a notebook, run its cells, watch the panel
+fill, check out an earlier commit into the kernel (confirming the loss of an uncommitted change), make a
+branch, search a variable's history, and read a DataFrame's diff.
+
+It also writes the panel's screenshots in docs/images/ that docs/visual.md shows, so they stay current.
+Skipped only where no browser can run (no chromium, or Playwright missing); `.ci/run` installs both.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from labutil import SOURCE, jupyter_lab
+from txgit import Workspace
+
+CHROMIUM = os.environ.get("TXGIT_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (pip install playwright)")
+if not CHROMIUM:
+    pytest.skip("no chromium on this machine (apt-get install chromium); Playwright's own browser downloads "
+                "cannot be reached here", allow_module_level=True)
+expect = sync_api.expect
+
+IMAGES = SOURCE / "docs" / "images"
+CELLS = ["%load_ext txgit", "x = 1", "x = 2", "import pandas as pd\ndf = pd.DataFrame({'a': [1, 2, 3]})",
+         "df['b'] = df['a'] * 2"]
+WAIT = 90_000  # ms: a kernel start and a cell's commit on a busy 2-core machine
+
+
+def notebook(path: Path, cells: list[str]) -> None:
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+
+
+@pytest.fixture
+def page(tmp_path):
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        try:
+            pg = browser.new_page(viewport={"width": 1500, "height": 950})
+            errors: list[str] = []
+            pg.on("pageerror", lambda e: errors.append(str(e)))
+            yield pg
+            assert not errors, errors
+        finally:
+            browser.close()
+
+
+def run_new_cell(page, code: str) -> str:
+    """Type ``code`` into the notebook's last cell (the empty one after the last run), run it, return its output."""
+    cells = page.locator(".jp-Notebook .jp-Cell")
+    n = cells.count()
+    last = cells.nth(n - 1)
+    last.locator(".jp-InputArea-editor").click()
+    page.keyboard.type(code)
+    page.keyboard.press("Shift+Enter")
+    expect(last.locator(".jp-OutputArea-output")).not_to_have_count(0, timeout=WAIT)
+    return last.locator(".jp-OutputArea-output").inner_text()
+
+
+def test_panel_history_checkout_branch_search_and_diff(tmp_path, page):
+    root = tmp_path / "project"
+    root.mkdir()
+    notebook(root / "analysis.ipynb", CELLS)
+    with jupyter_lab(root, tmp_path / "home") as lab:
+        page.goto(f"{lab.url}lab/tree/analysis.ipynb?reset&token={lab.token}")
+        page.locator("li[data-id='txgit-panel']").click()
+        panel = page.locator("#txgit-panel")
+        _widen(page, panel, 560)
+        # before %load_ext txgit: the panel says how to start
+        expect(panel.locator(".txgit-lab-enable")).to_contain_text("Run %load_ext txgit", timeout=WAIT)
+
+        # run the cells one by one: one commit per cell, in the panel
+        page.locator(".jp-Notebook .jp-Cell").first.locator(".jp-InputPrompt").click()
+        for _ in CELLS:
+            page.keyboard.press("Shift+Enter")
+        rows = panel.locator(".txgit-lab-graph .txgit-row")
+        ws = Workspace(root)
+        expect(rows).to_have_count(len(CELLS) - 1, timeout=WAIT)  # the %load_ext cell defines nothing
+        log = ws.log()
+        assert len(log) == len(CELLS) - 1
+        assert [r.get_attribute("data-commit") for r in rows.all()] == [c.id for c in log]
+        first = next(c.id for c in log if "x" in ws.state(c.id).variables and ws.load("x", c.id) == 1)
+
+        # auto-commit off from the panel, then a change no commit holds
+        panel.locator(".txgit-lab-auto").uncheck()
+        expect(panel.locator(".txgit-lab-message")).to_have_text("auto-commit off", timeout=WAIT)
+        assert "x is 99" in run_new_cell(page, "x = 99\nprint('x is', x)")
+        expect(panel.locator(".txgit-lab-status")).to_contain_text("cells ran since the last commit", timeout=WAIT)
+
+        # click the earlier commit, check it out: the panel asks before the change is lost
+        rows.locator(f"xpath=self::*[@data-commit='{first}']").locator(".txgit-msg").click()
+        expect(panel.locator(".txgit-lab-commit-view .txgit-commit")).to_have_attribute("data-commit", first)
+        page.screenshot(path=str(IMAGES / "lab-panel.png"), clip=_box(page, panel))
+        panel.locator(".txgit-lab-checkout").click()
+        dialog = page.locator(".jp-Dialog")
+        expect(dialog).to_contain_text("Discard uncommitted changes?", timeout=WAIT)
+        expect(dialog).to_contain_text("x")
+        dialog.locator(".jp-mod-accept").click()
+        expect(panel.locator(".txgit-lab-message")).to_contain_text("checked out", timeout=WAIT)
+        assert "x is 1" in run_new_cell(page, "print('x is', x)")
+
+        # a new branch from the selected commit
+        panel.locator(".txgit-lab-branch").click()
+        page.locator(".jp-Dialog input").fill("from-panel")
+        page.locator(".jp-Dialog .jp-mod-accept").click()
+        expect(panel.locator(".txgit-lab-graph .txgit-ref", has_text="from-panel")).to_have_count(1, timeout=WAIT)
+        assert Workspace(root).branches()["from-panel"] == first
+
+        # search by variable: df was added, then changed; the change's diff shows the added column
+        panel.locator(".txgit-lab-search").fill("df")
+        panel.locator(".txgit-lab-search").press("Enter")
+        hits = panel.locator(".txgit-varhistory .txgit-hit")
+        expect(hits).to_have_count(2, timeout=WAIT)
+        assert [h.get_attribute("data-status") for h in hits.all()] == ["changed", "added"]
+        page.screenshot(path=str(IMAGES / "lab-search.png"), clip=_box(page, panel))
+        hits.first.locator("a.txgit-id").click()
+        panel.locator(".txgit-lab-diff-parent").click()
+        df = panel.locator(".txgit-lab-diff-view .txgit-var[data-var='df']")
+        expect(df).to_contain_text("columns added: b (int64)", timeout=WAIT)
+        expect(df).to_contain_text("shape 3x1 -> 3x2")
+        page.screenshot(path=str(IMAGES / "lab-diff.png"), clip=_box(page, panel))
+
+
+def _widen(page, panel, width: int) -> None:
+    """Drag the handle at the right sidebar's left edge, as a person makes the panel wider."""
+    expect(panel).to_be_visible(timeout=WAIT)
+    box = panel.bounding_box()
+    handles = page.locator("#jp-main-split-panel > .lm-SplitPanel-handle:not(.lm-mod-hidden)")
+    handle = min((h.bounding_box() for h in handles.all()), key=lambda b: abs(b["x"] - box["x"]))
+    x, y = handle["x"] + handle["width"] / 2, handle["y"] + 300
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x - (width - box["width"]), y, steps=5)
+    page.mouse.up()
+
+
+def _box(page, locator) -> dict:
+    b = locator.bounding_box()
+    return {"x": b["x"], "y": b["y"], "width": b["width"], "height": b["height"]}
