@@ -84,6 +84,13 @@ def test_history_pages_line_up_with_the_whole_graph(tmp_path):
         seen += page["ids"]
     assert seen == everything
     assert api.history(str(tmp_path), 27, 10)["ids"] == []
+    # the pages' shared log is kept between requests only while no ref moves
+    ns["j"] = 99
+    newest = ws.commit(ns, "after the pages").info.id
+    page = api.history(str(tmp_path), 0, 10)
+    assert page["total"] == 28 and page["ids"][0] == newest
+    ws.create_branch("late", everything[-1])  # a ref on an old commit: decorated, nothing else moves
+    assert "late" in Tree(api.history(str(tmp_path), 20, 10)["html"]).all_text
 
 
 @pytest.mark.parametrize("call, message", [

@@ -10,6 +10,7 @@ Links to commits in the fragments are ``#txgit-commit-<id>``: the panel catches 
 from __future__ import annotations
 
 import os
+import threading
 from typing import Any
 
 from txgit.errors import TxgitError
@@ -37,11 +38,34 @@ def history(root: str, start: int = 0, count: int = PAGE_SIZE) -> dict[str, Any]
     if start < 0 or not 0 < count <= MAX_PAGE:
         raise TxgitError(f"bad page: start {start}, count {count} (1 to {MAX_PAGE})")
     ws = open_workspace(root)
-    page = LogPage(ws, start, count, href=panel_href)
+    page = LogPage(ws, start, count, href=panel_href, graph=_graph_of(ws))
     head = ws.head()
     return {"html": page.html(), "start": page.start, "stop": page.stop, "total": page.total,
             "branch": ws.branch, "head": head.id if head is not None else None,
             "ids": [c.id for c in page.commits]}
+
+
+_graphs: dict[str, tuple[tuple[Any, ...], Any]] = {}  # root -> (its refs when laid out, (log, layout))
+_graphs_lock = threading.Lock()  # the handlers answer from worker threads
+
+
+def _graph_of(ws: Workspace) -> Any:
+    """The log and layout of every ref, kept while no ref moves: the next page of a long history then
+    costs only its own commits (walking 2,000 commits and laying them out is most of a page's time)."""
+    head = ws.head()
+    refs = (tuple(sorted(ws.branches().items())), tuple(sorted(ws.tags().items())),
+            tuple(sorted(ws.remote_branches().items())), head.id if head is not None else None)
+    key = str(ws.root)
+    with _graphs_lock:
+        kept = _graphs.get(key)
+        if kept is not None and kept[0] == refs:
+            return kept[1]
+    graph = LogPage.graph(ws)
+    with _graphs_lock:
+        if len(_graphs) >= 16:  # a few notebooks' workspaces, not every folder ever opened
+            _graphs.pop(next(iter(_graphs)))
+        _graphs[key] = (refs, graph)
+    return graph
 
 
 def commit(root: str, rev: str) -> dict[str, Any]:

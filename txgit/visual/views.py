@@ -250,17 +250,24 @@ class LogPage:
     and the HTML are made for the page's commits only. Pages drawn one under another line up.
     """
 
-    def __init__(self, ws: Workspace, start: int = 0, count: int = 200, *, href: Href | None = None) -> None:
-        commits = ws.log(None, all_refs=True)
+    def __init__(self, ws: Workspace, start: int = 0, count: int = 200, *, href: Href | None = None,
+                 graph: tuple[list[CommitInfo], Layout] | None = None) -> None:
+        # ``graph``: the log and its layout, when the caller kept them from an earlier page of the same refs
+        commits, self.layout = graph if graph is not None else LogPage.graph(ws)
         self.total = len(commits)
         self.start = max(0, min(start, self.total))
         self.commits: list[CommitInfo] = commits[self.start:self.start + max(count, 0)]
-        self.layout = layout([(c.id, c.parents) for c in commits])
         refs = _RefsOf(ws)
         self.refs = {c.id: refs(c) for c in self.commits}
         self._remote = refs.remote
         self.changes = {c.id: _commit_changes(ws, c) for c in self.commits}
         self.href = href
+
+    @staticmethod
+    def graph(ws: Workspace) -> tuple[list[CommitInfo], Layout]:
+        """Every commit of every ref, newest first, and their picture: what all pages share."""
+        commits = ws.log(None, all_refs=True)
+        return commits, layout([(c.id, c.parents) for c in commits])
 
     @property
     def stop(self) -> int:
