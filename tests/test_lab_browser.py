@@ -27,8 +27,7 @@ if not CHROMIUM:
 expect = sync_api.expect
 
 IMAGES = SOURCE / "docs" / "images"
-CELLS = ["%load_ext txgit", "x = 1", "x = 2", "import pandas as pd\ndf = pd.DataFrame({'a': [1, 2, 3]})",
-         "df['b'] = df['a'] * 2"]
+CELLS = ["x = 1", "x = 2", "import pandas as pd\ndf = pd.DataFrame({'a': [1, 2, 3]})", "df['b'] = df['a'] * 2"]
 WAIT = 90_000  # ms: a kernel start and a cell's commit on a busy 2-core machine
 
 
@@ -74,18 +73,22 @@ def test_panel_history_checkout_branch_search_and_diff(tmp_path, page):
         page.locator("li[data-id='txgit-panel']").click()
         panel = page.locator("#txgit-panel")
         _widen(page, panel, 560)
-        # before %load_ext txgit: the panel says how to start
+        # before %load_ext txgit: the panel says how to start, and its button puts the line on top
         expect(panel.locator(".txgit-lab-enable")).to_contain_text("Run %load_ext txgit", timeout=WAIT)
+        panel.locator(".txgit-lab-insert").click()
+        cells = page.locator(".jp-Notebook .jp-Cell")
+        expect(cells).to_have_count(len(CELLS) + 1)
+        expect(cells.first.locator(".jp-InputArea-editor")).to_have_text("%load_ext txgit")
 
         # run the cells one by one: one commit per cell, in the panel
-        page.locator(".jp-Notebook .jp-Cell").first.locator(".jp-InputPrompt").click()
-        for _ in CELLS:
+        cells.first.locator(".jp-InputPrompt").click()
+        for _ in range(len(CELLS) + 1):
             page.keyboard.press("Shift+Enter")
         rows = panel.locator(".txgit-lab-graph .txgit-row")
         ws = Workspace(root)
-        expect(rows).to_have_count(len(CELLS) - 1, timeout=WAIT)  # the %load_ext cell defines nothing
+        expect(rows).to_have_count(len(CELLS), timeout=WAIT)  # the %load_ext cell defines nothing to commit
         log = ws.log()
-        assert len(log) == len(CELLS) - 1
+        assert len(log) == len(CELLS)
         assert [r.get_attribute("data-commit") for r in rows.all()] == [c.id for c in log]
         first = next(c.id for c in log if "x" in ws.state(c.id).variables and ws.load("x", c.id) == 1)
 
