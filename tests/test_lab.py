@@ -209,6 +209,24 @@ def test_kernel_side_status_checkout_and_the_force_it_asks_for(kernel, tmp_path)
     assert Workspace(tmp_path).branches()["from-panel"] == first
     r = panel_call(kernel, {"op": "magic", "args": ["commit", "-m", "by hand"]})
     assert r["ok"] or "nothing to commit" in r["output"], r
+    # reuse needs auto-commit: refused with the magic's line while it is off, then on and off again
+    r = panel_call(kernel, {"op": "magic", "args": ["reuse", "on"]})
+    assert not r["ok"] and "auto-commit" in r["error"]
+    assert panel_call(kernel, {"op": "magic", "args": ["auto", "on"]})["ok"]
+    assert panel_call(kernel, {"op": "magic", "args": ["reuse", "on"]})["output"].strip() == "reuse on"
+    assert panel_call(kernel, {"op": "status"})["reuse"]
+    assert panel_call(kernel, {"op": "magic", "args": ["reuse", "off"]})["ok"]
+
+    # push and pull are the CLI's, on this kernel: no remote yet is one line; a folder remote works
+    r = panel_call(kernel, {"op": "magic", "args": ["push"]})
+    assert not r["ok"] and "remote" in r["error"], r
+    assert panel_call(kernel, {"op": "magic", "args": ["checkout", "main", "--force"]})["ok"]
+    assert kernel.run("%txgit remote add origin ../team.git").status == "ok"
+    r = panel_call(kernel, {"op": "magic", "args": ["push"]})
+    assert r["ok"] and "pushed to origin" in r["output"], r
+    r = panel_call(kernel, {"op": "magic", "args": ["pull"]})
+    assert r["ok"], r
+
     # a verb the panel has no business running is refused before the magic sees it
     r = panel_call(kernel, {"op": "magic", "args": ["gc"]})
     assert not r["ok"] and "cannot run" in r["error"]

@@ -131,6 +131,16 @@ def test_panel_history_checkout_branch_search_and_diff(tmp_path, page):
         expect(df).to_contain_text("shape 3x1 -> 3x2")
         page.screenshot(path=str(IMAGES / "lab-diff.png"), clip=_box(page, panel))
 
+        # compare any two commits: mark one, open another, compare
+        rows.locator(f"xpath=self::*[@data-commit='{first}']").locator(".txgit-msg").click()
+        panel.locator(".txgit-lab-mark").click()
+        rows.locator(f"xpath=self::*[@data-commit='{log[0].id}']").locator(".txgit-msg").click()
+        panel.locator(".txgit-lab-compare").click()
+        diff = panel.locator(".txgit-lab-diff-view .txgit-diff")
+        expect(diff).to_contain_text("2 added, 0 removed, 1 changed", timeout=WAIT)
+        assert {v.get_attribute("data-var") for v in diff.locator(".txgit-var").all()} == {"x", "pd", "df"}
+        assert "int 1 → int 2" in diff.locator(".txgit-var[data-var='x']").inner_text()
+
 
 def _widen(page, panel, width: int) -> None:
     """Drag the handle at the right sidebar's left edge, as a person makes the panel wider."""

@@ -118,6 +118,7 @@ export class TxgitPanel extends Widget {
   private detail = el('div', 'txgit-lab-detail txgit-view');
   private searchBox = document.createElement('input');
   private autoBox = document.createElement('input');
+  private reuseBox = document.createElement('input');
   private loaded = 0; // commits shown in the graph
   private total = 0;
   private loading = false;
@@ -162,6 +163,13 @@ export class TxgitPanel extends Widget {
     const auto = el('label', 'txgit-lab-auto-label');
     auto.appendChild(this.autoBox);
     auto.appendChild(document.createTextNode(' auto-commit'));
+    this.reuseBox.type = 'checkbox';
+    this.reuseBox.className = 'txgit-lab-reuse';
+    this.reuseBox.addEventListener('change', () => void this.action(['reuse', this.reuseBox.checked ? 'on' : 'off']));
+    const reuse = el('label', 'txgit-lab-reuse-label');
+    reuse.title = "load a cell's recorded results instead of running it again (needs auto-commit)";
+    reuse.appendChild(this.reuseBox);
+    reuse.appendChild(document.createTextNode(' reuse'));
     this.searchBox.type = 'search';
     this.searchBox.placeholder = 'variable history: name';
     this.searchBox.className = 'txgit-lab-search';
@@ -175,6 +183,7 @@ export class TxgitPanel extends Widget {
     this.bar.appendChild(button('Pull', 'txgit-lab-pull', () => void this.action(['pull'])));
     this.bar.appendChild(button('Push', 'txgit-lab-push', () => void this.action(['push'])));
     this.bar.appendChild(auto);
+    this.bar.appendChild(reuse);
     this.bar.appendChild(this.searchBox);
     this.bar.appendChild(button('Search', 'txgit-lab-search-go', () => void this.search(this.searchBox.value)));
   }
@@ -256,6 +265,7 @@ export class TxgitPanel extends Widget {
       }
       this.bar.style.display = '';
       this.autoBox.checked = !!status.auto;
+      this.reuseBox.checked = !!status.reuse;
       const where = status.branch ? `on ${status.branch}` : 'detached HEAD';
       const head = status.head ? ` at ${status.head.slice(0, 8)}` : ', no commits yet';
       this.statusLine.textContent = `${where}${head}${status.clean ? '' : ' · cells ran since the last commit'}`;

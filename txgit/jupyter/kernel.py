@@ -38,7 +38,7 @@ def status() -> dict[str, Any]:
     from txgit.reuse import ipython as reuse_ipython
 
     return {"loaded": True, "root": str(ext.workspace.root), "branch": s.branch, "head": s.base,
-            "auto": bool(s.auto), "clean": bool(s.clean), "reuse": reuse_ipython.active()}
+            "auto": bool(s.auto), "clean": bool(s.clean), "reuse": reuse_ipython.active() is not None}
 
 
 def run_magic(args: list[str]) -> dict[str, Any]:
