@@ -226,6 +226,8 @@ def test_kernel_side_status_checkout_and_the_force_it_asks_for(kernel, tmp_path)
     assert r["ok"] and "pushed to origin" in r["output"], r
     r = panel_call(kernel, {"op": "magic", "args": ["pull"]})
     assert r["ok"], r
+    # the graph shows the remote-tracking branch the push left
+    assert '<span class="txgit-ref remote">origin/main</span>' in api.history(str(tmp_path))["html"]
 
     # a verb the panel has no business running is refused before the magic sees it
     r = panel_call(kernel, {"op": "magic", "args": ["gc"]})

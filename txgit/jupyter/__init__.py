@@ -20,10 +20,6 @@ def _jupyter_server_extension_points() -> list[dict[str, str]]:
     return [{"module": "txgit.jupyter"}]
 
 
-def _jupyter_labextension_paths() -> list[dict[str, str]]:
-    return [{"src": "labextension", "dest": "txgit-labextension"}]
-
-
 def _load_jupyter_server_extension(server_app: Any) -> None:
     from txgit.jupyter.handlers import setup_handlers
 
