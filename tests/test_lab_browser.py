@@ -10,6 +10,7 @@ Skipped only where no browser can run (no chromium, or Playwright missing); `.ci
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -158,3 +159,42 @@ def _widen(page, panel, width: int) -> None:
 def _box(page, locator) -> dict:
     b = locator.bounding_box()
     return {"x": b["x"], "y": b["y"], "width": b["width"], "height": b["height"]}
+
+
+def test_panel_follows_the_active_notebook_and_its_kernel_only(tmp_path, page):
+    """Two notebooks in two folders (two workspaces, two kernels): the panel shows the history of the
+    notebook in front, and a checkout from it moves that notebook's kernel, not the other's."""
+    root = tmp_path / "project"
+    for name, value in (("one", 1), ("two", 2)):
+        (root / name).mkdir(parents=True)
+        notebook(root / name / f"{name}.ipynb", ["%load_ext txgit", f"{name} = {value}", f"{name} = {value * 10}"])
+    with jupyter_lab(root, tmp_path / "home") as lab:
+        page.goto(f"{lab.url}lab/tree/one/one.ipynb?reset&token={lab.token}")
+        page.locator("li[data-id='txgit-panel']").click()
+        panel = page.locator("#txgit-panel")
+        rows = panel.locator(".txgit-lab-graph .txgit-row")
+        for name in ("one", "two"):
+            if name == "two":  # the second notebook's URL: JupyterLab keeps the first open in its own tab
+                page.goto(f"{lab.url}lab/tree/two/two.ipynb?token={lab.token}")
+                tabs = page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab")
+                expect(tabs.filter(has_text="one.ipynb")).to_have_count(1, timeout=WAIT)
+                expect(tabs.filter(has_text="two.ipynb")).to_have_class(re.compile("lm-mod-current"), timeout=WAIT)
+                if not panel.is_visible():
+                    page.locator("li[data-id='txgit-panel']").click()
+            nb = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook")
+            nb.locator(".jp-Cell").first.locator(".jp-InputPrompt").click()
+            for _ in range(3):
+                page.keyboard.press("Shift+Enter")
+            expect(rows).to_have_count(2, timeout=WAIT)
+            expect(rows.first).to_contain_text(f"{name} = ", timeout=WAIT)
+        # back to the first notebook's tab: the panel shows its history again
+        page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text="one.ipynb").click()
+        expect(rows.first).to_contain_text("one = 10", timeout=WAIT)
+        one = Workspace(root / "one")
+        older = one.log()[1].id
+        rows.locator(f"xpath=self::*[@data-commit='{older}']").locator(".txgit-msg").click()
+        panel.locator(".txgit-lab-checkout").click()
+        expect(panel.locator(".txgit-lab-message")).to_contain_text("checked out", timeout=WAIT)
+        assert one.head().id == older
+        two = Workspace(root / "two")
+        assert two.load("two", two.head().id) == 20 and two.branch == "main"  # the other kernel's workspace did not move
