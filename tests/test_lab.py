@@ -88,7 +88,7 @@ def test_history_pages_line_up_with_the_whole_graph(tmp_path):
     ns["j"] = 99
     newest = ws.commit(ns, "after the pages").info.id
     page = api.history(str(tmp_path), 0, 10)
-    assert page["total"] == 28 and page["ids"][0] == newest
+    assert page["total"] == 28 and newest in page["ids"]  # (same-second commits: no fixed order among them)
     ws.create_branch("late", everything[-1])  # a ref on an old commit: decorated, nothing else moves
     assert "late" in Tree(api.history(str(tmp_path), 20, 10)["html"]).all_text
 
