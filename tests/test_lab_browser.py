@@ -86,8 +86,8 @@ def test_panel_history_checkout_branch_search_and_diff(tmp_path, page):
         for _ in range(len(CELLS) + 1):
             page.keyboard.press("Shift+Enter")
         rows = panel.locator(".txgit-lab-graph .txgit-row")
-        ws = Workspace(root)
         expect(rows).to_have_count(len(CELLS), timeout=WAIT)  # the %load_ext cell defines nothing to commit
+        ws = Workspace(root)
         log = ws.log()
         assert len(log) == len(CELLS)
         assert [r.get_attribute("data-commit") for r in rows.all()] == [c.id for c in log]
@@ -126,6 +126,9 @@ def test_panel_history_checkout_branch_search_and_diff(tmp_path, page):
         assert [h.get_attribute("data-status") for h in hits.all()] == ["changed", "added"]
         page.screenshot(path=str(IMAGES / "lab-search.png"), clip=_box(page, panel))
         hits.first.locator("a.txgit-id").click()
+        # a commit opens with what changed inside each variable since its parent
+        expect(panel.locator(".txgit-lab-parent-diff .txgit-var[data-var='df']")).to_contain_text(
+            "columns added: b (int64)", timeout=WAIT)
         panel.locator(".txgit-lab-diff-parent").click()
         df = panel.locator(".txgit-lab-diff-view .txgit-var[data-var='df']")
         expect(df).to_contain_text("columns added: b (int64)", timeout=WAIT)

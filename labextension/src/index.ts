@@ -353,6 +353,15 @@ export class TxgitPanel extends Widget {
       const body = el('div', 'txgit-lab-commit-view');
       body.innerHTML = c.html;
       this.detail.appendChild(body);
+      if (c.parents.length) {
+        // what changed inside each variable, below: it loads values, so it comes after the commit shows
+        const d = await ask('diff', { root: this.status.root, a: c.parents[0], b: c.id });
+        if (this.selected === c.id && body.isConnected) {
+          const diff = el('div', 'txgit-lab-parent-diff');
+          diff.innerHTML = d.html;
+          this.detail.appendChild(diff);
+        }
+      }
     } catch (e) {
       this.say((e as Error).message, true);
     }
