@@ -180,7 +180,7 @@ def kernel(tmp_path):
         k.shutdown()
 
 
-def test_kernel_side_status_checkout_and_the_force_it_asks_for(kernel, tmp_path):
+def test_kernel_side_status_checkout_and_the_force_it_asks_for(kernel, tmp_path, tmp_path_factory):
     assert panel_call(kernel, {"op": "status"}) == {"loaded": False}
     assert panel_call(kernel, {"op": "magic", "args": ["commit", "-m", "x"]})["error"].startswith(
         "txgit is not loaded")
@@ -221,7 +221,8 @@ def test_kernel_side_status_checkout_and_the_force_it_asks_for(kernel, tmp_path)
     r = panel_call(kernel, {"op": "magic", "args": ["push"]})
     assert not r["ok"] and "remote" in r["error"], r
     assert panel_call(kernel, {"op": "magic", "args": ["checkout", "main", "--force"]})["ok"]
-    assert kernel.run("%txgit remote add origin ../team.git").status == "ok"
+    team = tmp_path_factory.mktemp("remote") / "team.git"
+    assert kernel.run(f"%txgit remote add origin {team}").status == "ok"
     r = panel_call(kernel, {"op": "magic", "args": ["push"]})
     assert r["ok"] and "pushed to origin" in r["output"], r
     r = panel_call(kernel, {"op": "magic", "args": ["pull"]})

@@ -45,6 +45,7 @@ def page(tmp_path):
                                     args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
         try:
             pg = browser.new_page(viewport={"width": 1500, "height": 950})
+            pg.set_default_timeout(WAIT)  # JupyterLab's first load on a busy machine
             errors: list[str] = []
             pg.on("pageerror", lambda e: errors.append(str(e)))
             yield pg
