@@ -235,3 +235,19 @@ def test_kernel_side_status_checkout_and_the_force_it_asks_for(kernel, tmp_path,
     assert not r["ok"] and "cannot run" in r["error"]
     r = panel_call(kernel, {"op": "magic", "args": ["checkout", "no-such-rev"]})
     assert not r["ok"] and not r["needs_force"] and "no-such-rev" in r["error"]
+
+
+def test_an_auto_commit_that_failed_is_told_to_the_panel(kernel, tmp_path):
+    """The panel's status waits for the last cell's auto-commit (flush), which reports a failure on stderr;
+    a silent request's stderr is shown nowhere, so the answer must carry it, or the user never learns
+    that the cell was not committed (the next cell would have said it, but the panel asked first)."""
+    import shutil
+
+    kernel.ok("%load_ext txgit")
+    kernel.ok("a = 1")
+    shutil.rmtree(tmp_path / ".txgit" / "objects")
+    (tmp_path / ".txgit" / "objects").write_text("a file where the object store was")  # writes fail, even as root
+    assert kernel.run("b = list(range(1000))", settle=False).status == "ok"
+    st = panel_call(kernel, {"op": "status"})
+    assert st["warning"].startswith("txgit: auto-commit failed:"), st
+    assert not st["clean"]  # the cell's change waits for the next commit

@@ -33,6 +33,7 @@ interface IStatus {
   auto?: boolean;
   clean?: boolean;
   reuse?: boolean;
+  warning?: string;
   error?: string;
   missing?: boolean;
 }
@@ -264,6 +265,9 @@ export class TxgitPanel extends Widget {
         return;
       }
       this.bar.style.display = '';
+      if (status.warning) {
+        this.say(status.warning, true); // e.g. an auto-commit that failed: the next cell would have said it
+      }
       this.autoBox.checked = !!status.auto;
       this.reuseBox.checked = !!status.reuse;
       const where = status.branch ? `on ${status.branch}` : 'detached HEAD';

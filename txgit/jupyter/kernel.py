@@ -34,11 +34,16 @@ def status() -> dict[str, Any]:
     if ext is None:
         return {"loaded": False}
     s = ext.session
-    s.flush()  # the last cell's auto-commit is in the history before the panel reads it
+    said = io.StringIO()
+    # the last cell's auto-commit is in the history before the panel reads it; had it failed, flush says
+    # so on stderr, which a silent request's reader never shows: the answer carries it to the panel
+    with contextlib.redirect_stderr(said):
+        s.flush()
     from txgit.reuse import ipython as reuse_ipython
 
     return {"loaded": True, "root": str(ext.workspace.root), "branch": s.branch, "head": s.base,
-            "auto": bool(s.auto), "clean": bool(s.clean), "reuse": reuse_ipython.active() is not None}
+            "auto": bool(s.auto), "clean": bool(s.clean), "reuse": reuse_ipython.active() is not None,
+            "warning": said.getvalue().strip()}
 
 
 def run_magic(args: list[str]) -> dict[str, Any]:
@@ -52,9 +57,9 @@ def run_magic(args: list[str]) -> dict[str, Any]:
         return {"ok": False, "error": f"the panel cannot run %txgit {' '.join(args)[:60]}"}
     from txgit.magics import MagicError
 
-    out = io.StringIO()
+    out = io.StringIO()  # stdout and stderr both: the panel shows what the cell would have
     try:
-        with contextlib.redirect_stdout(out):
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
             shell.run_line_magic("txgit", shlex.join(args))
     except MagicError as e:
         return {"ok": False, "error": str(e), "output": out.getvalue(),
