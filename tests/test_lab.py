@@ -251,3 +251,15 @@ def test_an_auto_commit_that_failed_is_told_to_the_panel(kernel, tmp_path):
     st = panel_call(kernel, {"op": "status"})
     assert st["warning"].startswith("txgit: auto-commit failed:"), st
     assert not st["clean"]  # the cell's change waits for the next commit
+
+
+def test_a_refused_panel_action_leaves_rollback_of_failed_cells_on(kernel):
+    """A failed %txgit in a cell keeps that cell from being rolled back (the magic changed nothing); a
+    panel request is no cell, so the user's next failing cell must still be rolled back."""
+    kernel.ok("%load_ext txgit")
+    kernel.ok("x = 1")
+    r = panel_call(kernel, {"op": "magic", "args": ["checkout", "no-such-rev"]})
+    assert not r["ok"]
+    failed = kernel.run("x = 5\nraise ValueError('boom')")
+    assert failed.status == "error"
+    assert kernel.value("x") == 1

@@ -5,7 +5,7 @@ The panel sends one silent execute request (not recorded as a cell, not committe
     __import__("txgit.jupyter.kernel", fromlist=["call"]).call('{"op": "magic", "args": ["checkout", "a1b2"]}')
 
 and reads back one stdout line: :data:`MARK` followed by a JSON object. Nothing is bound in the user's
-namespace. Actions are the magic's own code (``%txgit checkout``, ``branch``, ``commit``, ``pull``,
+namespace. Actions are the magic's own code (its verbs ``checkout``, ``branch``, ``commit``, ``pull``,
 ``push``, ``auto``, ``reuse``), so a checkout that would drop uncommitted changes is refused exactly as
 the magic refuses it; the answer then says ``"needs_force": true`` and the panel asks before it
 repeats the checkout with ``--force``.
@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import shlex
 from typing import Any
 
 from txgit.errors import DirtyNamespace, TxgitError
@@ -47,7 +46,7 @@ def status() -> dict[str, Any]:
 
 
 def run_magic(args: list[str]) -> dict[str, Any]:
-    """``%txgit ARGS`` as if typed in a cell: what it printed, or its one-line error."""
+    """What ``%txgit ARGS`` does in a cell, and what it printed, or its one-line error."""
     from IPython import get_ipython
 
     shell = get_ipython()
@@ -55,17 +54,18 @@ def run_magic(args: list[str]) -> dict[str, Any]:
         return {"ok": False, "error": "txgit is not loaded in this kernel: run %load_ext txgit"}
     if not args or args[0] not in ACTIONS:
         return {"ok": False, "error": f"the panel cannot run %txgit {' '.join(args)[:60]}"}
-    from txgit.magics import MagicError
-
+    magics = shell.magics_manager.registry.get("TxgitMagics")
+    if magics is None:
+        return {"ok": False, "error": "txgit's magics are not registered in this kernel: run %load_ext txgit"}
     out = io.StringIO()  # stdout and stderr both: the panel shows what the cell would have
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
-            shell.run_line_magic("txgit", shlex.join(args))
-    except MagicError as e:
-        return {"ok": False, "error": str(e), "output": out.getvalue(),
-                "needs_force": isinstance(e.__cause__, DirtyNamespace)}
+            # the verb's own code, without the line magic's wrapper: that one spares the *cell* it runs
+            # in from rollback when it fails, and a panel request is no cell (the user's next cell
+            # would lose its rollback instead)
+            magics._dispatch(args)
     except TxgitError as e:
-        return {"ok": False, "error": str(e), "output": out.getvalue()}
+        return {"ok": False, "error": str(e), "output": out.getvalue(), "needs_force": isinstance(e, DirtyNamespace)}
     return {"ok": True, "output": out.getvalue()}
 
 
