@@ -50,9 +50,23 @@ class Lab:
                 return e.code, body.decode(errors="replace")
 
 
+try:
+    from jupyter_server.auth import Authorizer
+except ImportError:  # the tests that need it skip without the jupyter extra
+    Authorizer = object  # type: ignore[assignment,misc]
+
+
+class NoFilesAuthorizer(Authorizer):  # type: ignore[misc,valid-type]
+    """A server whose users may not read files (``contents``): run with ``authorizer="labutil.NoFilesAuthorizer"``."""
+
+    def is_authorized(self, handler: Any, user: Any, action: str, resource: str) -> bool:
+        return resource != "contents"
+
+
 @contextmanager
-def jupyter_lab(root: Path, home: Path) -> Iterator[Lab]:
-    """``jupyter lab`` serving ``root`` on a free port with a token; stopped on exit (also on failure)."""
+def jupyter_lab(root: Path, home: Path, *, authorizer: str | None = None) -> Iterator[Lab]:
+    """``jupyter lab`` serving ``root`` on a free port with a token; stopped on exit (also on failure).
+    ``authorizer``: an Authorizer class by dotted name (importable from tests/)."""
     config = home / "jupyter-config"
     # Jupyter serves a lab extension's files from <a labextensions folder>/<its npm name>/static
     extensions = home / "labextensions"
@@ -71,11 +85,14 @@ def jupyter_lab(root: Path, home: Path) -> Iterator[Lab]:
     port, token = free_port(), secrets.token_hex(16)
     env = {**os.environ, "JUPYTER_CONFIG_DIR": str(config), "JUPYTER_DATA_DIR": str(home / "jupyter-data"),
            "JUPYTER_RUNTIME_DIR": str(home / "jupyter-runtime"), "JUPYTER_PLATFORM_DIRS": "1"}
+    if authorizer is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SOURCE / "tests"), env.get("PYTHONPATH")]))
     log = _log_file("jupyterlab")
     proc = subprocess.Popen(
         [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
          "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
          f"--LabApp.workspaces_dir={home / 'lab-workspaces'}",
+         *([f"--ServerApp.authorizer_class={authorizer}"] if authorizer else []),
          *(["--allow-root"] if os.geteuid() == 0 else [])],  # CI machines run as root
         cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
     lab = Lab(f"http://127.0.0.1:{port}/", token, root)

@@ -146,6 +146,13 @@ def test_handlers_answer_over_http_with_the_token_only(hist, lab):
     assert lab.get(f"txgit/history?root={r}", token=False)[0] == 403
 
 
+def test_a_server_that_forbids_reading_files_forbids_the_history(hist, tmp_path):
+    root, ids = hist
+    with jupyter_lab(root, tmp_path / "home", authorizer="labutil.NoFilesAuthorizer") as lab:
+        assert lab.get("api/status")[0] == 200  # the server answers, the history is files it may not read
+        assert lab.get(f"txgit/commit?root={quote(str(root))}&rev={ids['c1']}")[0] == 403
+
+
 # -- in the kernel: status, and actions through the magic -----------------------------------------
 
 def panel_call(k: Kernel, request: dict, timeout: float = 120) -> dict:

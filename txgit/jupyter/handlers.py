@@ -2,7 +2,8 @@
 
 Thin: each parses its query and calls :mod:`txgit.jupyter.api` in a worker thread (git reads do not
 block the server); a :class:`TxgitError` (a typo'd revision, a folder that is no workspace) answers
-400 with its one line as ``{"error": ...}``. Authenticated like every Jupyter API (token or cookie).
+400 with its one line as ``{"error": ...}``. Authenticated like every Jupyter API (token or cookie), and
+authorized as reading files (``contents``).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import asyncio
 import json
 from typing import Any, Callable
 
+from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 from tornado import web
@@ -20,6 +22,9 @@ from txgit.jupyter import api
 
 
 class _TxgitHandler(APIHandler):
+    # reading a workspace is reading files: a server that limits who may read its contents limits this too
+    auth_resource = "contents"
+
     def answer(self) -> Callable[[], dict[str, Any]]:
         raise NotImplementedError
 
@@ -37,6 +42,7 @@ class _TxgitHandler(APIHandler):
             raise TxgitError(f"{name} must be a number, not {value[:40]!r}") from None
 
     @web.authenticated
+    @authorized
     async def get(self) -> None:
         try:
             call = self.answer()
