@@ -72,8 +72,12 @@ def test_history_pages_line_up_with_the_whole_graph(tmp_path):
     for j in range(4):
         ns["j"] = j
         ws.commit(ns, f"side {j}")
-    everything = [c.id for c in ws.log(None, all_refs=True)]
+    log = ws.log(None, all_refs=True)
+    everything = [c.id for c in log]
     assert len(everything) == 27
+    # the line from the 10th commit down to its parent crosses from the first page into the second
+    crossing = (log[9].id, log[9].parents[0])
+    assert everything.index(crossing[1]) >= 10
     seen = []
     for start in range(0, 27, 10):
         page = api.history(str(tmp_path), start, 10)
@@ -81,6 +85,8 @@ def test_history_pages_line_up_with_the_whole_graph(tmp_path):
         tree = Tree(page["html"])
         dots = [c["data-commit"] for c in tree.find("circle", cls="txgit-node")]
         assert dots == page["ids"] == everything[start:start + 10]
+        lines = {(e["data-child"], e["data-parent"]) for e in tree.find("path", cls="txgit-edge")}
+        assert (crossing in lines) == (start in (0, 10)), start  # drawn on both pages it crosses, only there
         seen += page["ids"]
     assert seen == everything
     assert api.history(str(tmp_path), 27, 10)["ids"] == []
