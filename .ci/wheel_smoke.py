@@ -153,6 +153,7 @@ def main() -> None:
         kernel.run("%txgit checkout v1")
     finally:
         kernel.shutdown()
+    jupyterlab_panel()
     from txgit.cli import app  # every command the CLI has
 
     commands = {c.name or c.callback.__name__.replace("_", "-") for c in app.registered_commands if c.callback}
@@ -160,6 +161,21 @@ def main() -> None:
     if missing:
         fail(f"not run from the wheel: {', '.join(sorted(missing))} (add them to .ci/wheel_smoke.py)")
     print(f"wheel smoke test: all {len(commands)} commands ran from the wheel")
+
+
+def jupyterlab_panel() -> None:
+    """The wheel's JupyterLab panel: its prebuilt lab extension and its server extension, switched on by
+    the files the wheel puts in share/ and etc/ (no npm, no `jupyter ... enable`), as Jupyter lists them."""
+    jupyter = shutil.which("jupyter", path=str(VENV / "bin"))
+    if jupyter is None:
+        fail("the jupyter extra installed no `jupyter` command")
+    for args, expect in ((["labextension", "list"], r"txgit-labextension v\S+ enabled\s+OK"),
+                         (["server", "extension", "list"], r"txgit\.jupyter enabled")):
+        proc = subprocess.run([jupyter, *args], capture_output=True, text=True, timeout=120)
+        out = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout + proc.stderr)  # its colours
+        if proc.returncode != 0 or not re.search(expect, out):
+            fail(f"`jupyter {' '.join(args)}` does not list txgit's extension as enabled:\n{out}")
+        print(f"  ok  jupyter {' '.join(args)}: txgit's extension enabled")
 
 
 if __name__ == "__main__":

@@ -24,8 +24,8 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("features", ["txgit.remote", "txgit.integrity", "txgit.budget", "txgit.trust", "txgit.merging"]),
     ("facade", ["txgit.workspace"]),
     ("sessions", ["txgit.sessions"]),
-    ("tools", ["txgit.reuse", "txgit.lineage", "txgit.visual"]),
-    ("shells", ["txgit.magics", "txgit.cli", "txgit.__main__", "txgit"]),
+    ("tools", ["txgit.reuse", "txgit.lineage", "txgit.visual", "txgit.jupyter.api"]),
+    ("shells", ["txgit.magics", "txgit.cli", "txgit.__main__", "txgit.jupyter", "txgit"]),
 ]
 # Layers whose modules must not import each other in a loop either (the engine and what stands on it).
 NO_CYCLES_UP_TO = "facade"

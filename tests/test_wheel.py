@@ -44,6 +44,17 @@ def test_the_wheel_holds_every_file_of_the_package(wheel):
     assert "txgit/lineage/kb.json" in packaged and "txgit/gitwriter.py" in packaged
 
 
+def test_the_wheel_switches_on_the_jupyterlab_panel(wheel):
+    """`pip install` puts the prebuilt lab extension and the server extension's switch where Jupyter looks."""
+    data = "txgit-0.1.0.data/data/"
+    packaged = set(zipfile.ZipFile(wheel).namelist())
+    built = {p.relative_to(ROOT / "txgit" / "jupyter" / "labextension").as_posix()
+             for p in (ROOT / "txgit" / "jupyter" / "labextension").rglob("*") if p.is_file()}
+    assert any(b.startswith("static/remoteEntry.") for b in built)
+    assert {f"{data}share/jupyter/labextensions/txgit-labextension/{b}" for b in built} <= packaged
+    assert f"{data}etc/jupyter/jupyter_server_config.d/txgit.json" in packaged
+
+
 def test_lineage_runs_from_the_wheel(wheel, tmp_path):
     """`txgit lineage` reads txgit/lineage/kb.json: from a wheel without it, FileNotFoundError."""
     site = tmp_path / "site"

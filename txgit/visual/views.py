@@ -113,20 +113,28 @@ def _changes_html(diff: StateDiff, limit: int = 8) -> str:
     return "&nbsp; ".join(items)
 
 
-def graph_svg(lay: Layout, *, row: int = ROW, lane: int = LANE) -> str:
-    """The lanes of a commit graph as one SVG: a dot per commit, a line per parent edge."""
+def graph_svg(lay: Layout, *, row: int = ROW, lane: int = LANE, rows: range | None = None) -> str:
+    """The lanes of a commit graph as one SVG: a dot per commit, a line per parent edge.
+
+    ``rows``: draw only that window of rows (a page of a long history), lines crossing its edges cut
+    there; colours and lanes are those of the whole picture, so pages put one under another line up.
+    """
+    window = rows if rows is not None else range(0, max(lay.rows, 1))
     width = max(lay.lanes, 1) * lane + lane // 2
-    height = max(lay.rows, 1) * row
+    height = max(len(window), 1) * row
 
     def x(col: int) -> float:
         return col * lane + lane / 2 + 2
 
     def y(r: int) -> float:
-        return r * row + row / 2
+        return (r - window.start) * row + row / 2
 
     parts = [f'<svg class="txgit-lanes" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
              f'viewBox="0 0 {width} {height}">']
     for e in lay.edges:
+        if rows is not None and (e.points[0][0] >= window.stop or
+                                 (e.points[-1][0] < window.start and e.parent_shown)):
+            continue  # wholly above or below the window
         (r0, c0), rest = e.points[0], e.points[1:]
         d = f"M{x(c0)},{y(r0)}"
         prev = (r0, c0)
@@ -143,6 +151,8 @@ def graph_svg(lay: Layout, *, row: int = ROW, lane: int = LANE) -> str:
         parts.append(f'<path class="txgit-edge" data-child="{escape(e.child)}" data-parent="{escape(e.parent)}" '
                      f'd="{d}" stroke="{color}" stroke-width="2" fill="none"/>')
     for n in lay.nodes:
+        if n.row not in window:
+            continue
         color = PALETTE[n.lane % len(PALETTE)]
         parts.append(f'<circle class="txgit-node" data-commit="{escape(n.id)}" cx="{x(n.lane)}" cy="{y(n.row)}" r="5" '
                      f'fill="{color}" stroke="white" stroke-width="1.5"/>')
@@ -175,6 +185,14 @@ class _RefsOf:
         return set(self.remote_branches) - set(self.branches)
 
 
+def _row_html(c: CommitInfo, refs: list[str], remote: Collection[str], changes: StateDiff, href: Href | None) -> str:
+    """One commit's line beside the graph: id, refs, message, date, what it changed."""
+    return (f'<div class="txgit-row" data-commit="{escape(c.id)}">{_id_link(c.id, href)} '
+            f'{_refs_html(refs, remote)}<span class="txgit-msg">{escape(c.summary)}</span>'
+            f'<span class="txgit-dim" title="{escape(c.author)}">'
+            f'{escape(c.time.astimezone().strftime("%Y-%m-%d %H:%M"))}</span>&nbsp; {_changes_html(changes)}</div>')
+
+
 class LogView:
     """The commit graph: lanes for branches and merges, refs, messages, what each commit changed.
 
@@ -199,14 +217,7 @@ class LogView:
         if not self.commits:
             return '<div class="txgit-log txgit-dim">no commits yet</div>'
         lanes_px = max(self.layout.lanes, 1) * LANE + LANE // 2 + 6
-        rows = []
-        for c in self.commits:
-            rows.append(
-                f'<div class="txgit-row" data-commit="{escape(c.id)}">{_id_link(c.id, self.href)} '
-                f'{_refs_html(self.refs[c.id], self._remote)}<span class="txgit-msg">{escape(c.summary)}</span>'
-                f'<span class="txgit-dim" title="{escape(c.author)}">{escape(c.time.astimezone().strftime("%Y-%m-%d %H:%M"))}</span>&nbsp; '
-                f'{_changes_html(self.changes[c.id])}</div>'
-            )
+        rows = [_row_html(c, self.refs[c.id], self._remote, self.changes[c.id], self.href) for c in self.commits]
         return (f'<div class="txgit-log txgit-graph">{graph_svg(self.layout)}'
                 f'<div style="padding-left:{lanes_px}px">{"".join(rows)}</div></div>')
 
@@ -230,6 +241,101 @@ class LogView:
 
     def __repr__(self) -> str:
         return self.text()
+
+
+class LogPage:
+    """Rows ``start`` to ``start + count`` of :class:`LogView`'s picture, for histories too long to draw at once.
+
+    The graph is laid out whole (ids and parents only: cheap), but what each commit changed, its refs
+    and the HTML are made for the page's commits only. Pages drawn one under another line up.
+    """
+
+    def __init__(self, ws: Workspace, start: int = 0, count: int = 200, *, href: Href | None = None,
+                 graph: tuple[list[CommitInfo], Layout] | None = None) -> None:
+        # ``graph``: the log and its layout, when the caller kept them from an earlier page of the same refs
+        commits, self.layout = graph if graph is not None else LogPage.graph(ws)
+        self.total = len(commits)
+        self.start = max(0, min(start, self.total))
+        self.commits: list[CommitInfo] = commits[self.start:self.start + max(count, 0)]
+        refs = _RefsOf(ws)
+        self.refs = {c.id: refs(c) for c in self.commits}
+        self._remote = refs.remote
+        self.changes = {c.id: _commit_changes(ws, c) for c in self.commits}
+        self.href = href
+
+    @staticmethod
+    def graph(ws: Workspace) -> tuple[list[CommitInfo], Layout]:
+        """Every commit of every ref, newest first, and their picture: what all pages share."""
+        commits = ws.log(None, all_refs=True)
+        return commits, layout([(c.id, c.parents) for c in commits])
+
+    @property
+    def stop(self) -> int:
+        return self.start + len(self.commits)
+
+    def html(self) -> str:
+        """The page as an HTML fragment: the graph's window and the commits' rows beside it."""
+        if not self.commits:
+            return '<div class="txgit-log txgit-dim">no commits yet</div>' if not self.total else ""
+        lanes_px = max(self.layout.lanes, 1) * LANE + LANE // 2 + 6
+        rows = [_row_html(c, self.refs[c.id], self._remote, self.changes[c.id], self.href) for c in self.commits]
+        return (f'<div class="txgit-log txgit-graph" data-start="{self.start}">'
+                f'{graph_svg(self.layout, rows=range(self.start, self.stop))}'
+                f'<div style="padding-left:{lanes_px}px">{"".join(rows)}</div></div>')
+
+    def _repr_html_(self) -> str:
+        return _wrap(self.html())
+
+
+class VariableHistoryView:
+    """The commits where one variable was added, changed or removed (against each commit's first parent),
+    newest first, over every branch, remote-tracking branch and tag: "when did ``model`` change".
+
+    Records only: no value is loaded. ``history``: (commit, status, old record or None, new record or None).
+    """
+
+    def __init__(self, ws: Workspace, name: str, *, href: Href | None = None) -> None:
+        self.name = name
+        self.href = href
+        records: dict[str, Any] = {}  # commit id -> the variable's record there (None: absent)
+
+        def record_at(commit_id: str) -> Any:
+            if commit_id not in records:
+                state = ws.history.read_state(ws.history.resolve(commit_id), groups=False)
+                records[commit_id] = state.variables.get(name)
+            return records[commit_id]
+
+        self.history: list[tuple[CommitInfo, str, Any, Any]] = []
+        for c in ws.log(None, all_refs=True):
+            new = record_at(c.id)
+            old = record_at(c.parents[0]) if c.parents else None
+            if new is None and old is None:
+                continue
+            if old is None:
+                self.history.append((c, "added", None, new))
+            elif new is None:
+                self.history.append((c, "removed", old, None))
+            elif not new.same_content(old):
+                self.history.append((c, "changed", old, new))
+
+    def html(self) -> str:
+        if not self.history:
+            return (f'<div class="txgit-varhistory txgit-dim" data-var="{escape(self.name)}">'
+                    f'no commit holds a variable named <code>{escape(self.name)}</code></div>')
+        out = [f'<div class="txgit-varhistory" data-var="{escape(self.name)}">'
+               f'<div><b><code>{escape(self.name)}</code></b>: {len(self.history)} commits changed it</div>']
+        for c, status, old, new in self.history:
+            cls = {"added": "txgit-add", "removed": "txgit-del", "changed": "txgit-mod"}[status]
+            what = (new.summary if status == "added" else old.summary if status == "removed"
+                    else f"{old.summary} → {new.summary}" if old.summary != new.summary else new.summary)
+            out.append(f'<div class="txgit-row txgit-hit" data-commit="{escape(c.id)}" data-status="{status}">'
+                       f'{_id_link(c.id, self.href)} <span class="{cls}">{_status_mark(status)}</span> '
+                       f'<span>{escape(what)}</span> <span class="txgit-dim">{escape(c.summary)}</span></div>')
+        out.append("</div>")
+        return "".join(out)
+
+    def _repr_html_(self) -> str:
+        return _wrap(self.html())
 
 
 class CommitView:

@@ -1,0 +1,278 @@
+"""The JupyterLab panel's Python halves: what its server handlers answer (txgit.jupyter.api, then over the
+HTTP of a real Jupyter server), and its side in a real kernel (txgit.jupyter.kernel).
+
+The panel itself, in headless chromium, is tests/test_lab_browser.py.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+from urllib.parse import quote
+
+import pytest
+
+from conftest import session_namespace
+from kernelutil import Kernel
+from labutil import jupyter_lab
+from test_visual import Tree, build
+from txgit import Workspace
+from txgit.errors import TxgitError, UnknownRevision
+from txgit.jupyter import api
+from txgit.jupyter.kernel import MARK
+
+
+@pytest.fixture(scope="module")
+def hist(tmp_path_factory):
+    root = tmp_path_factory.mktemp("lab")
+    return root, build(root)
+
+
+# -- the answers, without a server ----------------------------------------------------------------
+
+def test_history_commit_diff_and_variable_answers(hist):
+    root, ids = hist
+    page = api.history(str(root))
+    assert (page["start"], page["stop"], page["total"], page["branch"]) == (0, 3, 3, "main")
+    assert set(page["ids"]) == set(ids.values()) and page["head"] == ids["c2"]
+    tree = Tree(page["html"])
+    assert len(tree.find("circle", cls="txgit-node")) == 3
+    # commit links stay in the panel (an anchor it intercepts), never a page of another server
+    assert {a["href"] for a in tree.find("a", cls="txgit-id")} == {f"#txgit-commit-{i}" for i in ids.values()}
+
+    c2 = api.commit(str(root), ids["c2"])
+    assert c2["parents"] == [ids["c1"]] and c2["summary"] == "widen df"
+    assert Tree(c2["html"]).find("tr", **{"data-var": "df"})
+
+    d = api.diff(str(root), ids["c1"], ids["c2"])
+    assert (d["a"], d["b"]) == (ids["c1"], ids["c2"])
+    text = Tree(d["html"]).all_text
+    assert "columns added: g (float64), h" in text and "shape 1000x12 -> 1000x14" in text
+
+    # "when did df change": added by c1, changed by c2; y2 only on exp; model refit on main
+    assert api.variable(str(root), "df")["ids"] == [ids["c2"], ids["c1"]]
+    assert api.variable(str(root), "y2")["ids"] == [ids["c3"]]
+    tmp = api.variable(str(root), "tmp")
+    assert tmp["ids"] == [ids["c2"], ids["c1"]]
+    assert [h["data-status"] for h in Tree(tmp["html"]).find("div", cls="txgit-hit")] == ["removed", "added"]
+    assert api.variable(str(root), "nope")["ids"] == []
+
+
+def test_history_pages_line_up_with_the_whole_graph(tmp_path):
+    """Pages of a long history, laid one under another, are the whole graph: every commit once, in
+    log order, each page drawing only its own commits' dots."""
+    ws = Workspace.init(tmp_path)
+    ns = session_namespace()
+    for i in range(23):
+        ns["i"] = i
+        ws.commit(ns, f"step {i}")
+        if i == 10:
+            ws.create_branch("side")
+    ws.checkout("side", ns)
+    for j in range(4):
+        ns["j"] = j
+        ws.commit(ns, f"side {j}")
+    log = ws.log(None, all_refs=True)
+    everything = [c.id for c in log]
+    assert len(everything) == 27
+    # the line from the 10th commit down to its parent crosses from the first page into the second
+    crossing = (log[9].id, log[9].parents[0])
+    assert everything.index(crossing[1]) >= 10
+    seen = []
+    for start in range(0, 27, 10):
+        page = api.history(str(tmp_path), start, 10)
+        assert page["start"] == start and page["total"] == 27
+        tree = Tree(page["html"])
+        dots = [c["data-commit"] for c in tree.find("circle", cls="txgit-node")]
+        assert dots == page["ids"] == everything[start:start + 10]
+        lines = {(e["data-child"], e["data-parent"]) for e in tree.find("path", cls="txgit-edge")}
+        assert (crossing in lines) == (start in (0, 10)), start  # drawn on both pages it crosses, only there
+        seen += page["ids"]
+    assert seen == everything
+    assert api.history(str(tmp_path), 27, 10)["ids"] == []
+    # the pages' shared log is kept between requests only while no ref moves
+    ns["j"] = 99
+    newest = ws.commit(ns, "after the pages").info.id
+    page = api.history(str(tmp_path), 0, 10)
+    assert page["total"] == 28 and newest in page["ids"]  # (same-second commits: no fixed order among them)
+    ws.create_branch("late", everything[-1])  # a ref on an old commit: decorated, nothing else moves
+    assert "late" in Tree(api.history(str(tmp_path), 20, 10)["html"]).all_text
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda root: api.history("relative/path"), "not an absolute workspace folder"),
+    (lambda root: api.history(root, -1, 10), "bad page"),
+    (lambda root: api.history(root, 0, 0), "bad page"),
+    (lambda root: api.variable(root, "df; rm"), "not a variable name"),
+])
+def test_bad_questions_get_one_line(hist, call, message):
+    root, _ = hist
+    with pytest.raises(TxgitError, match=message):
+        call(str(root))
+
+
+def test_unknown_revision_and_folder_without_workspace(hist, tmp_path):
+    root, _ = hist
+    with pytest.raises(UnknownRevision):
+        api.commit(str(root), "no-such-branch")
+    with pytest.raises(TxgitError, match="workspace"):
+        api.history(str(tmp_path))
+
+
+# -- over HTTP: the handlers in a real Jupyter server ----------------------------------------------
+
+@pytest.fixture(scope="module")
+def lab(hist, tmp_path_factory):
+    root, _ = hist
+    with jupyter_lab(root, tmp_path_factory.mktemp("lab-home")) as lab:
+        yield lab
+
+
+def test_handlers_answer_over_http_with_the_token_only(hist, lab):
+    root, ids = hist
+    r = quote(str(root))
+    status, page = lab.get(f"txgit/history?root={r}&start=0&count=2")
+    assert status == 200 and (page["stop"], page["total"]) == (2, 3)
+    status, c = lab.get(f"txgit/commit?root={r}&rev={ids['c1']}")
+    assert status == 200 and c["id"] == ids["c1"]
+    status, d = lab.get(f"txgit/diff?root={r}&a={ids['c1']}&b={ids['c2']}")
+    assert status == 200 and "columns added: g (float64), h" in Tree(d["html"]).all_text
+    status, v = lab.get(f"txgit/variable?root={r}&name=y2")
+    assert status == 200 and v["ids"] == [ids["c3"]]
+    status, css = lab.get("txgit/css")
+    assert status == 200 and ".txgit-view" in css["css"]
+    # a typo: 400 and the one line the CLI would print
+    status, err = lab.get(f"txgit/commit?root={r}&rev=no-such-branch")
+    assert status == 400 and "no-such-branch" in err["error"]
+    status, err = lab.get(f"txgit/history?root={r}&count=lots")
+    assert status == 400 and err["error"] == "count must be a number, not 'lots'"
+    status, err = lab.get("txgit/history")
+    assert status == 400 and "root" in err["error"]
+    # no token, no history
+    assert lab.get(f"txgit/history?root={r}", token=False)[0] == 403
+
+
+def test_a_server_that_forbids_reading_files_forbids_the_history(hist, tmp_path):
+    root, ids = hist
+    with jupyter_lab(root, tmp_path / "home", authorizer="labutil.NoFilesAuthorizer") as lab:
+        assert lab.get("api/status")[0] == 200  # the server answers, the history is files it may not read
+        assert lab.get(f"txgit/commit?root={quote(str(root))}&rev={ids['c1']}")[0] == 403
+
+
+# -- in the kernel: status, and actions through the magic -----------------------------------------
+
+def panel_call(k: Kernel, request: dict, timeout: float = 120) -> dict:
+    """What the panel does: one silent execute of txgit.jupyter.kernel.call, one marked stdout line back."""
+    code = f'__import__("txgit.jupyter.kernel", fromlist=["call"]).call({json.dumps(json.dumps(request))})'
+    msg_id = k.kc.execute(code, silent=True, store_history=False)
+    out = ""
+    while True:
+        try:
+            msg = k.kc.get_iopub_msg(timeout=timeout)
+        except queue.Empty:
+            raise TimeoutError(code) from None
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        if msg["msg_type"] == "stream" and msg["content"]["name"] == "stdout":
+            out += msg["content"]["text"]
+        elif msg["msg_type"] == "error":
+            raise AssertionError(msg["content"])
+        elif msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+            break
+    lines = [line for line in out.splitlines() if line.startswith(MARK)]
+    assert len(lines) == 1, out
+    return json.loads(lines[0][len(MARK):])
+
+
+@pytest.fixture
+def kernel(tmp_path):
+    k = Kernel(tmp_path)
+    try:
+        yield k
+    finally:
+        k.shutdown()
+
+
+def test_kernel_side_status_checkout_and_the_force_it_asks_for(kernel, tmp_path, tmp_path_factory):
+    assert panel_call(kernel, {"op": "status"}) == {"loaded": False}
+    assert panel_call(kernel, {"op": "magic", "args": ["commit", "-m", "x"]})["error"].startswith(
+        "txgit is not loaded")
+    kernel.ok("%load_ext txgit")
+    kernel.ok("x = 1")
+    kernel.ok("x = 2")
+    st = panel_call(kernel, {"op": "status"})
+    assert st["loaded"] and st["root"] == str(tmp_path) and st["branch"] == "main" and st["auto"] and st["clean"]
+    ws = Workspace(tmp_path)
+    first = next(c.id for c in ws.log() if ws.load("x", c.id) == 1)
+
+    # auto-commit off, then a change no commit holds: checkout refuses, and says it needs --force
+    assert panel_call(kernel, {"op": "magic", "args": ["auto", "off"]})["ok"]
+    kernel.ok("x = 99")
+    r = panel_call(kernel, {"op": "magic", "args": ["checkout", first]})
+    assert not r["ok"] and r["needs_force"] and "x" in r["error"], r
+    assert kernel.value("x") == 99  # nothing lost
+    r = panel_call(kernel, {"op": "magic", "args": ["checkout", first, "--force"]})
+    assert r["ok"] and "checked out" in r["output"], r
+    assert kernel.value("x") == 1
+    # the panel's calls were not cells: no commit, nothing in the namespace
+    assert not {n for n in kernel.value("list(globals())") if "txgit" in n.lower() and not n.startswith("_")}
+
+    r = panel_call(kernel, {"op": "magic", "args": ["branch", "from-panel", first]})
+    assert r["ok"], r
+    assert Workspace(tmp_path).branches()["from-panel"] == first
+    r = panel_call(kernel, {"op": "magic", "args": ["commit", "-m", "by hand"]})
+    assert r["ok"] or "nothing to commit" in r["output"], r
+    # reuse needs auto-commit: refused with the magic's line while it is off, then on and off again
+    r = panel_call(kernel, {"op": "magic", "args": ["reuse", "on"]})
+    assert not r["ok"] and "auto-commit" in r["error"]
+    assert panel_call(kernel, {"op": "magic", "args": ["auto", "on"]})["ok"]
+    assert panel_call(kernel, {"op": "magic", "args": ["reuse", "on"]})["output"].strip() == "reuse on"
+    assert panel_call(kernel, {"op": "status"})["reuse"]
+    assert panel_call(kernel, {"op": "magic", "args": ["reuse", "off"]})["ok"]
+
+    # push and pull are the CLI's, on this kernel: no remote yet is one line; a folder remote works
+    r = panel_call(kernel, {"op": "magic", "args": ["push"]})
+    assert not r["ok"] and "remote" in r["error"], r
+    assert panel_call(kernel, {"op": "magic", "args": ["checkout", "main", "--force"]})["ok"]
+    team = tmp_path_factory.mktemp("remote") / "team.git"
+    assert kernel.run(f"%txgit remote add origin {team}").status == "ok"
+    r = panel_call(kernel, {"op": "magic", "args": ["push"]})
+    assert r["ok"] and "pushed to origin" in r["output"], r
+    r = panel_call(kernel, {"op": "magic", "args": ["pull"]})
+    assert r["ok"], r
+    # the graph shows the remote-tracking branch the push left
+    assert '<span class="txgit-ref remote">origin/main</span>' in api.history(str(tmp_path))["html"]
+
+    # a verb the panel has no business running is refused before the magic sees it
+    r = panel_call(kernel, {"op": "magic", "args": ["gc"]})
+    assert not r["ok"] and "cannot run" in r["error"]
+    r = panel_call(kernel, {"op": "magic", "args": ["checkout", "no-such-rev"]})
+    assert not r["ok"] and not r["needs_force"] and "no-such-rev" in r["error"]
+
+
+def test_an_auto_commit_that_failed_is_told_to_the_panel(kernel, tmp_path):
+    """The panel's status waits for the last cell's auto-commit (flush), which reports a failure on stderr;
+    a silent request's stderr is shown nowhere, so the answer must carry it, or the user never learns
+    that the cell was not committed (the next cell would have said it, but the panel asked first)."""
+    import shutil
+
+    kernel.ok("%load_ext txgit")
+    kernel.ok("a = 1")
+    shutil.rmtree(tmp_path / ".txgit" / "objects")
+    (tmp_path / ".txgit" / "objects").write_text("a file where the object store was")  # writes fail, even as root
+    assert kernel.run("b = list(range(1000))", settle=False).status == "ok"
+    st = panel_call(kernel, {"op": "status"})
+    assert st["warning"].startswith("txgit: auto-commit failed:"), st
+    assert not st["clean"]  # the cell's change waits for the next commit
+
+
+def test_a_refused_panel_action_leaves_rollback_of_failed_cells_on(kernel):
+    """A failed %txgit in a cell keeps that cell from being rolled back (the magic changed nothing); a
+    panel request is no cell, so the user's next failing cell must still be rolled back."""
+    kernel.ok("%load_ext txgit")
+    kernel.ok("x = 1")
+    r = panel_call(kernel, {"op": "magic", "args": ["checkout", "no-such-rev"]})
+    assert not r["ok"]
+    failed = kernel.run("x = 5\nraise ValueError('boom')")
+    assert failed.status == "error"
+    assert kernel.value("x") == 1

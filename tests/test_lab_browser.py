@@ -1,0 +1,204 @@
+"""The JupyterLab panel in a real JupyterLab (started here on 127.0.0.1 with a token) and headless Debian
+chromium, driven by Playwright as a person would use it: open a notebook, run its cells, watch the panel
+fill, check out an earlier commit into the kernel (confirming the loss of an uncommitted change), make a
+branch, search a variable's history, and read a DataFrame's diff.
+
+It also writes the panel's screenshots in docs/images/ that docs/visual.md shows, so they stay current.
+Skipped only where no browser can run (no chromium, or Playwright missing); `.ci/run` installs both.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from labutil import SOURCE, jupyter_lab
+from txgit import Workspace
+
+CHROMIUM = os.environ.get("TXGIT_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (pip install playwright)")
+if not CHROMIUM:
+    pytest.skip("no chromium on this machine (apt-get install chromium); Playwright's own browser downloads "
+                "cannot be reached here", allow_module_level=True)
+expect = sync_api.expect
+
+IMAGES = SOURCE / "docs" / "images"
+CELLS = ["x = 1", "x = 2", "import pandas as pd\ndf = pd.DataFrame({'a': [1, 2, 3]})", "df['b'] = df['a'] * 2"]
+WAIT = 90_000  # ms: a kernel start and a cell's commit on a busy 2-core machine
+
+
+def notebook(path: Path, cells: list[str]) -> None:
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+
+
+@pytest.fixture
+def page(tmp_path):
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        try:
+            pg = browser.new_page(viewport={"width": 1500, "height": 950})
+            pg.set_default_timeout(WAIT)  # JupyterLab's first load on a busy machine
+            errors: list[str] = []
+            pg.on("pageerror", lambda e: errors.append(str(e)))
+            yield pg
+            assert not errors, errors
+        finally:
+            browser.close()
+
+
+def run_new_cell(page, code: str) -> str:
+    """Type ``code`` into the notebook's last cell (the empty one after the last run), run it, return its output."""
+    cells = page.locator(".jp-Notebook .jp-Cell")
+    n = cells.count()
+    last = cells.nth(n - 1)
+    last.locator(".jp-InputArea-editor").click()
+    page.keyboard.type(code)
+    page.keyboard.press("Shift+Enter")
+    expect(last.locator(".jp-OutputArea-output")).not_to_have_count(0, timeout=WAIT)
+    return last.locator(".jp-OutputArea-output").inner_text()
+
+
+def test_panel_history_checkout_branch_search_and_diff(tmp_path, page):
+    root = tmp_path / "project"
+    root.mkdir()
+    notebook(root / "analysis.ipynb", CELLS)
+    with jupyter_lab(root, tmp_path / "home") as lab:
+        page.goto(f"{lab.url}lab/tree/analysis.ipynb?reset&token={lab.token}")
+        page.locator("li[data-id='txgit-panel']").click()
+        panel = page.locator("#txgit-panel")
+        _widen(page, panel, 560)
+        # before %load_ext txgit: the panel says how to start, and its button puts the line on top
+        expect(panel.locator(".txgit-lab-enable")).to_contain_text("Run %load_ext txgit", timeout=WAIT)
+        panel.locator(".txgit-lab-insert").click()
+        cells = page.locator(".jp-Notebook .jp-Cell")
+        expect(cells).to_have_count(len(CELLS) + 1)
+        expect(cells.first.locator(".jp-InputArea-editor")).to_have_text("%load_ext txgit")
+
+        # run the cells one by one: one commit per cell, in the panel
+        cells.first.locator(".jp-InputPrompt").click()
+        for _ in range(len(CELLS) + 1):
+            page.keyboard.press("Shift+Enter")
+        rows = panel.locator(".txgit-lab-graph .txgit-row")
+        expect(rows).to_have_count(len(CELLS), timeout=WAIT)  # the %load_ext cell defines nothing to commit
+        ws = Workspace(root)
+        log = ws.log()
+        assert len(log) == len(CELLS)
+        assert [r.get_attribute("data-commit") for r in rows.all()] == [c.id for c in log]
+        first = next(c.id for c in log if "x" in ws.state(c.id).variables and ws.load("x", c.id) == 1)
+
+        # auto-commit off from the panel, then a change no commit holds
+        panel.locator(".txgit-lab-auto").uncheck()
+        expect(panel.locator(".txgit-lab-message")).to_have_text("auto-commit off", timeout=WAIT)
+        assert "x is 99" in run_new_cell(page, "x = 99\nprint('x is', x)")
+        expect(panel.locator(".txgit-lab-status")).to_contain_text("cells ran since the last commit", timeout=WAIT)
+
+        # click the earlier commit, check it out: the panel asks before the change is lost
+        rows.locator(f"xpath=self::*[@data-commit='{first}']").locator(".txgit-msg").click()
+        expect(panel.locator(".txgit-lab-commit-view .txgit-commit")).to_have_attribute("data-commit", first)
+        page.screenshot(path=str(IMAGES / "lab-panel.png"), clip=_box(page, panel))
+        panel.locator(".txgit-lab-checkout").click()
+        dialog = page.locator(".jp-Dialog")
+        expect(dialog).to_contain_text("Discard uncommitted changes?", timeout=WAIT)
+        expect(dialog).to_contain_text("x")
+        dialog.locator(".jp-mod-accept").click()
+        expect(panel.locator(".txgit-lab-message")).to_contain_text("checked out", timeout=WAIT)
+        assert "x is 1" in run_new_cell(page, "print('x is', x)")
+
+        # a new branch from the selected commit
+        panel.locator(".txgit-lab-branch").click()
+        page.locator(".jp-Dialog input").fill("from-panel")
+        page.locator(".jp-Dialog .jp-mod-accept").click()
+        expect(panel.locator(".txgit-lab-graph .txgit-ref", has_text="from-panel")).to_have_count(1, timeout=WAIT)
+        assert Workspace(root).branches()["from-panel"] == first
+
+        # search by variable: df was added, then changed; the change's diff shows the added column
+        panel.locator(".txgit-lab-search").fill("df")
+        panel.locator(".txgit-lab-search").press("Enter")
+        hits = panel.locator(".txgit-varhistory .txgit-hit")
+        expect(hits).to_have_count(2, timeout=WAIT)
+        assert [h.get_attribute("data-status") for h in hits.all()] == ["changed", "added"]
+        page.screenshot(path=str(IMAGES / "lab-search.png"), clip=_box(page, panel))
+        hits.first.locator("a.txgit-id").click()
+        # a commit opens with what changed inside each variable since its parent
+        expect(panel.locator(".txgit-lab-parent-diff .txgit-var[data-var='df']")).to_contain_text(
+            "columns added: b (int64)", timeout=WAIT)
+        panel.locator(".txgit-lab-diff-parent").click()
+        df = panel.locator(".txgit-lab-diff-view .txgit-var[data-var='df']")
+        expect(df).to_contain_text("columns added: b (int64)", timeout=WAIT)
+        expect(df).to_contain_text("shape 3x1 -> 3x2")
+        page.screenshot(path=str(IMAGES / "lab-diff.png"), clip=_box(page, panel))
+
+        # compare any two commits: mark one, open another, compare
+        rows.locator(f"xpath=self::*[@data-commit='{first}']").locator(".txgit-msg").click()
+        panel.locator(".txgit-lab-mark").click()
+        rows.locator(f"xpath=self::*[@data-commit='{log[0].id}']").locator(".txgit-msg").click()
+        panel.locator(".txgit-lab-compare").click()
+        diff = panel.locator(".txgit-lab-diff-view .txgit-diff")
+        expect(diff).to_contain_text("2 added, 0 removed, 1 changed", timeout=WAIT)
+        assert {v.get_attribute("data-var") for v in diff.locator(".txgit-var").all()} == {"x", "pd", "df"}
+        assert "int 1 → int 2" in diff.locator(".txgit-var[data-var='x']").inner_text()
+
+
+def _widen(page, panel, width: int) -> None:
+    """Drag the handle at the right sidebar's left edge, as a person makes the panel wider."""
+    expect(panel).to_be_visible(timeout=WAIT)
+    box = panel.bounding_box()
+    handles = page.locator("#jp-main-split-panel > .lm-SplitPanel-handle:not(.lm-mod-hidden)")
+    handle = min((h.bounding_box() for h in handles.all()), key=lambda b: abs(b["x"] - box["x"]))
+    x, y = handle["x"] + handle["width"] / 2, handle["y"] + 300
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x - (width - box["width"]), y, steps=5)
+    page.mouse.up()
+
+
+def _box(page, locator) -> dict:
+    b = locator.bounding_box()
+    return {"x": b["x"], "y": b["y"], "width": b["width"], "height": b["height"]}
+
+
+def test_panel_follows_the_active_notebook_and_its_kernel_only(tmp_path, page):
+    """Two notebooks in two folders (two workspaces, two kernels): the panel shows the history of the
+    notebook in front, and a checkout from it moves that notebook's kernel, not the other's."""
+    root = tmp_path / "project"
+    for name, value in (("one", 1), ("two", 2)):
+        (root / name).mkdir(parents=True)
+        notebook(root / name / f"{name}.ipynb", ["%load_ext txgit", f"{name} = {value}", f"{name} = {value * 10}"])
+    with jupyter_lab(root, tmp_path / "home") as lab:
+        page.goto(f"{lab.url}lab/tree/one/one.ipynb?reset&token={lab.token}")
+        page.locator("li[data-id='txgit-panel']").click()
+        panel = page.locator("#txgit-panel")
+        rows = panel.locator(".txgit-lab-graph .txgit-row")
+        for name in ("one", "two"):
+            if name == "two":  # the second notebook's URL: JupyterLab keeps the first open in its own tab
+                page.goto(f"{lab.url}lab/tree/two/two.ipynb?token={lab.token}")
+                tabs = page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab")
+                expect(tabs.filter(has_text="one.ipynb")).to_have_count(1, timeout=WAIT)
+                expect(tabs.filter(has_text="two.ipynb")).to_have_class(re.compile("lm-mod-current"), timeout=WAIT)
+                if not panel.is_visible():
+                    page.locator("li[data-id='txgit-panel']").click()
+            nb = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook")
+            nb.locator(".jp-Cell").first.locator(".jp-InputPrompt").click()
+            for _ in range(3):
+                page.keyboard.press("Shift+Enter")
+            expect(rows).to_have_count(2, timeout=WAIT)
+            expect(rows.first).to_contain_text(f"{name} = ", timeout=WAIT)
+        # back to the first notebook's tab: the panel shows its history again
+        page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text="one.ipynb").click()
+        expect(rows.first).to_contain_text("one = 10", timeout=WAIT)
+        one = Workspace(root / "one")
+        older = one.log()[1].id
+        rows.locator(f"xpath=self::*[@data-commit='{older}']").locator(".txgit-msg").click()
+        panel.locator(".txgit-lab-checkout").click()
+        expect(panel.locator(".txgit-lab-message")).to_contain_text("checked out", timeout=WAIT)
+        assert one.head().id == older
+        two = Workspace(root / "two")
+        assert two.load("two", two.head().id) == 20 and two.branch == "main"  # the other kernel's workspace did not move
