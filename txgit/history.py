@@ -17,6 +17,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import re
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -26,7 +27,8 @@ from typing import Any
 import pygit2
 from pygit2.enums import SortMode
 
-from txgit.errors import InvalidName, RefExists, TxgitError, UnknownRevision
+from txgit._version import FORMAT_VERSION, __version__
+from txgit.errors import InvalidName, NewerFormat, RefExists, TxgitError, UnknownRevision
 from txgit.gitwriter import GitWriter, HeadMoved, commit_files
 from txgit.state import VALUE, GroupRecord, VarRecord, is_variable_name
 from txgit.storage import hash_bytes, is_blob_name
@@ -34,6 +36,7 @@ from txgit.storage import hash_bytes, is_blob_name
 VARS = "vars"
 GROUPS = "groups"
 META = "meta.json"
+FORMAT_KEY = "format"  # in meta.json: the storage format the commit needs (see txgit._version.FORMAT_VERSION)
 DEFAULT_BRANCH = "main"
 MAX_REF_NAME = 200  # bytes; file systems allow 255 per path component
 
@@ -264,6 +267,31 @@ class History:
                 yield entry.name, obj.data
 
         try:
+            # meta.json first: it says which format the records are in, and a newer one is not parsed at all
+            if META in commit.tree:
+                obj = self.repo[commit.tree[META].id]
+                try:
+                    meta = json.loads(obj.data) if isinstance(obj, pygit2.Blob) else None
+                except ValueError as e:
+                    problems.append(f"{META}: {_one_line(e)}")
+                    meta = {}
+                if not isinstance(meta, dict):
+                    problems.append(f"{META} is not a JSON object")
+                    meta = {}
+            fmt = meta.get(FORMAT_KEY, 1)  # a commit made before the field existed is format 1
+            if isinstance(fmt, bool) or not isinstance(fmt, int) or fmt < 1:
+                problems.append(f"{META}: {FORMAT_KEY} must be a positive integer, not {str(fmt)[:20]!r}")
+                return State(variables, group_records, meta)
+            if fmt > FORMAT_VERSION:
+                made_by = meta.get("txgit")
+                if not (isinstance(made_by, str) and re.fullmatch(r"[0-9A-Za-z.+-]{1,40}", made_by)):
+                    made_by = "a newer version"  # (shown as is only when it looks like a version)
+                too_new = (f"made by txgit {made_by}, which this version cannot read (it needs storage format "
+                           f"{fmt}; txgit {__version__} reads up to {FORMAT_VERSION}): upgrade txgit to read it")
+                if first_only:
+                    raise NewerFormat(f"commit {str(commit.id)[:8]} was {too_new}")
+                problems.append(too_new)  # (fsck names the commit)
+                return State(variables, group_records, meta)
             for name, data in blobs_of(VARS):
                 if first_only and problems:
                     break
@@ -292,16 +320,6 @@ class History:
                         problems.append(f"{VARS}/{_show(name)} names group {str(rec.group)[:12]}, which the commit lacks")
                     elif rec.kind == VALUE and name not in group_records[rec.group].names:
                         problems.append(f"{VARS}/{_show(name)}: its group {str(rec.group)[:12]} does not list it")
-            if META in commit.tree:
-                obj = self.repo[commit.tree[META].id]
-                try:
-                    meta = json.loads(obj.data) if isinstance(obj, pygit2.Blob) else None
-                except ValueError as e:
-                    problems.append(f"{META}: {_one_line(e)}")
-                    meta = {}
-                if not isinstance(meta, dict):
-                    problems.append(f"{META} is not a JSON object")
-                    meta = {}
         except (KeyError, pygit2.GitError) as e:  # an object the tree names is not in the repository
             problems.append(f"unreadable git object: {_one_line(e)}")
         return State(variables, group_records, meta)
