@@ -29,6 +29,7 @@ from pygit2.enums import SortMode
 
 from txgit._version import FORMAT_VERSION, __version__
 from txgit.errors import InvalidName, NewerFormat, RefExists, TxgitError, UnknownRevision
+from txgit import gitpack
 from txgit.gitwriter import GitWriter, HeadMoved, commit_files
 from txgit.state import VALUE, GroupRecord, VarRecord, is_variable_name
 from txgit.storage import hash_bytes, is_blob_name
@@ -143,6 +144,10 @@ class History:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.repo = pygit2.Repository(str(path))
         self._states: dict[tuple[str, bool], State] = {}  # commits never change: parse each once
+        # packing the history in the background (txgit.gitpack): on by default; off, only gc packs
+        self.auto_pack = True
+        self._until_pack_check = 1  # the first commit of a process looks (a CLI commit is all it makes)
+        self._packer: int | None = None  # the pid of the background packer this process started
 
     @classmethod
     def init(cls, path: str | os.PathLike[str]) -> History:
@@ -460,7 +465,36 @@ class History:
         except HeadMoved as e:
             raise TxgitError(str(e)) from e
         self._remember(str(oid), True, state)  # the next commit reads it as HEAD
+        self._after_commit()
         return str(oid)
+
+    def _after_commit(self) -> None:
+        """Now and then, look at the loose objects; past :data:`txgit.gitpack.LOOSE_LIMIT`, pack them in a
+        background process (no cell waits for it; a kill of either process at any instant is harmless)."""
+        if not self.auto_pack:
+            return
+        self._until_pack_check -= 1
+        if self._until_pack_check > 0:
+            return
+        self._until_pack_check = gitpack.CHECK_EVERY
+        if self._packer is not None:
+            try:
+                if os.waitpid(self._packer, os.WNOHANG)[0] == 0:
+                    return  # still packing
+            except ChildProcessError:
+                pass
+            self._packer = None
+        if gitpack.estimate_loose(self.repo.path) >= gitpack.LOOSE_LIMIT:
+            self._packer = gitpack.start_background(self.repo.path)
+
+    def pack(self, *, gather: bool = True) -> gitpack.PackReport:
+        """Pack the history's loose objects now (``gather``: with every pack there is, into one), waiting for
+        a background packer to finish first. Safe beside commits and readers (see :mod:`txgit.gitpack`)."""
+        return gitpack.pack(self.repo.path, gather=gather, wait=True)
+
+    def count_objects(self) -> gitpack.ObjectCounts:
+        """Loose and packed git objects, and their bytes (``git count-objects -v``)."""
+        return gitpack.count_objects(self.repo.path)
 
     def _parent(self, ref: str | None, parent: str | None) -> pygit2.Commit | None:
         if parent is None:
@@ -493,6 +527,7 @@ class History:
         message = message or "(no message)"
         done = writer.commit(tree_files, message, sig.name, sig.email, ref, parent)
         self._remember(done["id"], True, state)
+        self._after_commit()
         # a new commit: only HEAD's branch can name it (no tag or remote-tracking branch names it yet)
         return CommitInfo(id=done["id"], message=message.rstrip("\n"), author=sig.name, email=sig.email,
                           time=datetime.fromtimestamp(done["time"], timezone.utc), parents=done["parents"],
