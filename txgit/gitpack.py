@@ -5,10 +5,14 @@ changed, meta.json), each a file of its own ("loose") until something packs them
 ``git gc --auto``; txgit's history is written by libgit2, which never does, so txgit packs it here,
 with pygit2's :class:`pygit2.PackBuilder`:
 
-* **when**: a committing process looks at the number of loose objects now and then (an estimate
-  from 16 of git's 256 fan-out folders, as ``git gc --auto`` does) and, past :data:`LOOSE_LIMIT`,
-  starts this module as a process of its own in the background (:func:`start_background`), so
-  that no cell waits for it; ``txgit gc`` packs too, in the foreground, everything into one pack.
+* **when**: a committing process looks at the number of loose objects every :data:`CHECK_EVERY`
+  commits (an estimate from 16 of git's 256 fan-out folders, as ``git gc --auto`` does) and, past
+  :data:`LOOSE_LIMIT`, starts this module as a process of its own in the background
+  (:func:`start_background`), so that no cell waits for it. It packs the loose objects and rolls
+  the small packs up with them, keeping the packs a geometric progression (as ``git repack
+  --geometric``): a handful of packs after 10,000 commits, each object rewritten a few times.
+  It runs at a lower priority (nice 10): a cell's process comes first.
+  ``txgit gc`` packs too, in the foreground, everything into one pack.
 * **crash safety** (a kill at any instant leaves a whole repository): the pack and its index are
   written into a staging folder, every object is read back from them alone and hashed against its
   id, then the ``.pack`` is moved into ``objects/pack`` and its ``.idx`` after it (git finds a pack
@@ -37,7 +41,9 @@ from dataclasses import dataclass
 import pygit2
 
 LOOSE_LIMIT = 512  # loose objects that start a background pack: ~100 cell commits
-MAX_PACKS = 8  # more packs than this and the next pack gathers them all into one
+# packs kept apart grow by this factor (git's usual 2 rewrites each object more often; 4 keeps about
+# as few packs, log base 5 of the history's size, for less rewriting)
+GEOMETRIC = 4
 CHECK_EVERY = 16  # commits between two looks at the loose count (each costs 16 small directory listings)
 LOCK = "txgit-pack-lock"  # (not "*.lock": txgit removes git's stale lock files in that folder)
 STAGING = "txgit-pack-tmp"
@@ -143,10 +149,16 @@ def count_objects(repo_path: str) -> ObjectCounts:
 
 
 def _verify(pack_dir_parent: str, oids: list[pygit2.Oid]) -> None:
-    """Read every object back from the packs under ``pack_dir_parent``/pack alone and hash it against its id."""
+    """Check the new pack under ``pack_dir_parent``/pack, read through a pack-only object database: its
+    index lists every object of ``oids`` (libgit2's indexer built the index by hashing each object as the
+    pack was written, so a listed id is an object whose bytes hash to it), and a sample of them read back
+    in full hashes to its id."""
     odb = pygit2.Odb()
     odb.add_backend(pygit2.OdbBackendPack(pack_dir_parent), 1)
     for oid in oids:
+        if not odb.exists(oid):
+            raise pygit2.GitError(f"the new pack lacks object {oid}")
+    for oid in oids[:: max(1, len(oids) // 64)]:
         kind, data = odb.read(oid)
         h = hashlib.sha1(_TYPE_NAMES[int(kind)] + b" %d\0" % len(data))
         h.update(data)
@@ -154,11 +166,25 @@ def _verify(pack_dir_parent: str, oids: list[pygit2.Oid]) -> None:
             raise pygit2.GitError(f"the new pack gives object {oid} bytes that do not hash to it")
 
 
+def _to_gather(packs: list[str], loose: int) -> list[str]:
+    """The packs to roll up with ``loose`` loose objects so that the packs left form a geometric
+    progression (each at least :data:`GEOMETRIC` times the size of all smaller ones together, as
+    ``git repack --geometric``): a few packs at any time, and each object rewritten only a few times."""
+    sized = sorted((_idx_count(p + ".idx"), p) for p in packs)
+    split, total = 0, loose
+    for i, (n, _) in enumerate(sized):
+        if n < GEOMETRIC * total:
+            split = i + 1  # this pack is small next to what is rolled up below it: it joins
+        total += n
+    return [p for _, p in sized[:split]]
+
+
 def pack(repo_path: str, *, gather: bool | None = None, min_loose: int = 1, wait: bool = False) -> PackReport:
-    """Pack the loose objects (``gather``: and every pack there is; None: if there are more than
-    :data:`MAX_PACKS`) into one new pack, then delete what it replaces. See the module's docstring
-    for the order that makes a kill at any instant harmless. Skipped when another packer runs (``wait``:
-    wait for it instead) or fewer than ``min_loose`` objects are loose (and nothing is to be gathered)."""
+    """Pack the loose objects into one new pack, then delete what it replaces. ``gather``: True, with every
+    pack there is (gc); None, with the small packs (see :func:`_to_gather`); False, with none. See the
+    module's docstring for the order that makes a kill at any instant harmless. Skipped when another
+    packer runs (``wait``: wait for it instead) or fewer than ``min_loose`` objects are loose (and no
+    pack is to be gathered)."""
     report = PackReport()
     repo_path = os.path.abspath(repo_path)
     lock = open(os.path.join(repo_path, LOCK), "a")
@@ -172,23 +198,19 @@ def pack(repo_path: str, *, gather: bool | None = None, min_loose: int = 1, wait
             return report
         staging = os.path.join(repo_path, STAGING)
         shutil.rmtree(staging, ignore_errors=True)  # a killed packer's: we hold the lock, so nobody uses it
-        old_packs = _packs(repo_path)
-        if gather is None:
-            gather = len(old_packs) > MAX_PACKS
         loose = loose_objects(repo_path)
-        gather = bool(gather) and len(old_packs) + (1 if loose else 0) > 1  # (one pack alone is gathered already)
-        if len(loose) < min_loose and not gather:
-            report.skipped = "nothing to pack"
+        packs = _packs(repo_path)
+        if gather is None:
+            gathered = _to_gather(packs, len(loose))
+        else:
+            gathered = packs if gather else []
+        if len(loose) < max(min_loose, 1) and len(gathered) + bool(loose) < 2:
+            report.skipped = "nothing to pack"  # (one pack alone is gathered already)
             return report
         repo = pygit2.Repository(repo_path)
         oids = {pygit2.Oid(hex=h) for h in loose}
-        if gather:
-            odb = pygit2.Odb()
-            odb.add_backend(pygit2.OdbBackendPack(_objects(repo_path)), 1)
-            oids.update(odb)  # every object of every pack in place now
-        if not oids:
-            report.skipped = "nothing to pack"
-            return report
+        for base in gathered:
+            oids.update(_idx_oids(base + ".idx"))
         ordered = sorted(oids, key=str)
         builder = pygit2.PackBuilder(repo)
         for oid in ordered:
@@ -208,25 +230,35 @@ def pack(repo_path: str, *, gather: bool | None = None, min_loose: int = 1, wait
         os.replace(os.path.join(staging, "pack", name + ".idx"), os.path.join(target, name + ".idx"))
         shutil.rmtree(staging, ignore_errors=True)
         new_pack = os.path.join(target, name)
-        for h, path in loose.items():
+        for path in loose.values():
             try:
                 os.unlink(path)
                 report.loose_deleted += 1
             except FileNotFoundError:
                 pass
-        if gather:
-            for base in old_packs:
-                if base == new_pack:  # the same objects gave the same pack: it stays
-                    continue
-                for ext in (".idx", ".rev", ".pack"):  # the index first: never one without its pack
-                    try:
-                        os.unlink(base + ext)
-                    except FileNotFoundError:
-                        pass
-                report.packs_replaced += 1
+        for base in gathered:
+            if base == new_pack:  # the same objects gave the same pack: it stays
+                continue
+            for ext in (".idx", ".rev", ".pack"):  # the index first: never one without its pack
+                try:
+                    os.unlink(base + ext)
+                except FileNotFoundError:
+                    pass
+            report.packs_replaced += 1
         return report
     finally:
         lock.close()
+
+
+def _idx_oids(idx_path: str) -> list[pygit2.Oid]:
+    """The ids a version-2 pack index lists (its sorted table of 20-byte names after the fan-out)."""
+    with open(idx_path, "rb") as f:
+        data = f.read()
+    if data[:4] != b"\xfftOc" or int.from_bytes(data[4:8], "big") != 2:
+        raise pygit2.GitError(f"{os.path.basename(idx_path)} is not a version-2 pack index")
+    n = int.from_bytes(data[8 + 255 * 4: 8 + 256 * 4], "big")
+    table = 8 + 256 * 4
+    return [pygit2.Oid(raw=data[table + 20 * i: table + 20 * (i + 1)]) for i in range(n)]
 
 
 def start_background(repo_path: str) -> int | None:
@@ -247,5 +279,9 @@ def start_background(repo_path: str) -> int | None:
 def main(argv: list[str]) -> None:
     """The background packer: pack once if still worth it (a starter's estimate may be stale)."""
     repo_path = argv[0]
-    if estimate_loose(repo_path) >= LOOSE_LIMIT // 2 or len(_packs(repo_path)) > MAX_PACKS:
+    try:
+        os.nice(10)  # the kernel's cells come first; packing can wait for an idle core
+    except OSError:
+        pass
+    if estimate_loose(repo_path) >= LOOSE_LIMIT // 2:
         pack(repo_path)

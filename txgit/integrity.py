@@ -238,8 +238,9 @@ def _one_line(e: BaseException) -> str:
 
 
 def gc(ws: Repository, *, grace_seconds: float = 3600.0, reflog_days: float = 30.0,
-       dry_run: bool = False, budget: int | None = None) -> GcReport:
-    """Delete local blobs no reachable commit names (and temp files of killed writers).
+       dry_run: bool = False, budget: int | None = None, pack: bool = True) -> GcReport:
+    """Delete local blobs no reachable commit names (and temp files of killed writers); then (``pack``)
+    pack the git history into one pack (:func:`pack_history`).
 
     Reflog entries older than ``reflog_days`` are dropped first (git's default
     for unreachable entries is 30 days too). Blobs modified less than
@@ -288,7 +289,7 @@ def gc(ws: Repository, *, grace_seconds: float = 3600.0, reflog_days: float = 30
             report.bytes_freed += size
         if not dry_run:
             report.temp_files_removed = ws.store.remove_stale_temp_files(grace_seconds)
-    if not dry_run:
+    if pack and not dry_run:
         report.history = pack_history(ws)
     return report
 
