@@ -277,11 +277,14 @@ def start_background(repo_path: str) -> int | None:
 
 
 def main(argv: list[str]) -> None:
-    """The background packer: pack once if still worth it (a starter's estimate may be stale)."""
+    """The background packer: pack while it is worth it (a starter's estimate may be stale)."""
     repo_path = argv[0]
     try:
         os.nice(10)  # the kernel's cells come first; packing can wait for an idle core
     except OSError:
         pass
-    if estimate_loose(repo_path) >= LOOSE_LIMIT // 2:
-        pack(repo_path)
+    # again while commits made more than the limit meanwhile (a fast loop of cells outruns one packing),
+    # a bounded number of times: the next commit's look starts another packer anyway
+    for _ in range(8):
+        if estimate_loose(repo_path) < LOOSE_LIMIT // 2 or pack(repo_path).skipped:
+            return
