@@ -1,4 +1,4 @@
-"""Packing the git history: loose objects into packs, so that 10,000 cell commits are not 60,000 files.
+"""Packing the git history: loose objects into packs, so that 10,000 cell commits are not 90,000 files.
 
 Each commit writes a handful of small git objects (the commit, its trees, the pointer files that
 changed, meta.json), each a file of its own ("loose") until something packs them. Git does that in
@@ -14,15 +14,15 @@ with pygit2's :class:`pygit2.PackBuilder`:
   It runs at a lower priority (nice 10): a cell's process comes first.
   ``txgit gc`` packs too, in the foreground, everything into one pack.
 * **crash safety** (a kill at any instant leaves a whole repository): the pack and its index are
-  written into a staging folder, every object is read back from them alone and hashed against its
-  id, then the ``.pack`` is moved into ``objects/pack`` and its ``.idx`` after it (git finds a pack
+  written into a staging folder and checked, read through them alone (see :func:`_verify`), then
+  the ``.pack`` is moved into ``objects/pack`` and its ``.idx`` after it (git finds a pack
   through its index, so no reader ever sees an index without its pack); only then are the loose
   copies, and packs it replaced, deleted (an index before its pack). A kill before the moves
   leaves a staging folder, removed by the next packer; after them, objects that are both loose
   and packed, which git reads either way.
 * **no lock against writers**: packing only adds copies and deletes a loose object once a verified
   pack holds it, so commits, gc and readers go on beside it; one packer at a time
-  (``txgit-pack.lock``, not waited for: a second one just does not run).
+  (:data:`LOCK`, not waited for: a second one just does not run).
 
 This file runs as the background packer's main program without importing the txgit package
 (only pygit2 and the standard library), like :mod:`txgit.gitwriter`.
@@ -40,7 +40,7 @@ from dataclasses import dataclass
 
 import pygit2
 
-LOOSE_LIMIT = 512  # loose objects that start a background pack: ~100 cell commits
+LOOSE_LIMIT = 512  # loose objects that start a background pack: ~55 cell commits of ~9 objects
 # packs kept apart grow by this factor (git's usual 2 rewrites each object more often; 4 keeps about
 # as few packs, log base 5 of the history's size, for less rewriting)
 GEOMETRIC = 4
