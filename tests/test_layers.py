@@ -19,7 +19,7 @@ from pathlib import Path
 LAYERS: list[tuple[str, list[str]]] = [
     ("base", ["txgit._version", "txgit.errors", "txgit.environment", "txgit.storage"]),
     ("state", ["txgit.state"]),
-    ("history", ["txgit.history", "txgit.gitwriter", "txgit.merge"]),
+    ("history", ["txgit.history", "txgit.gitwriter", "txgit.gitpack", "txgit.merge"]),
     ("engine", ["txgit.repository"]),
     ("features", ["txgit.remote", "txgit.integrity", "txgit.budget", "txgit.trust", "txgit.merging"]),
     ("facade", ["txgit.workspace"]),

@@ -414,7 +414,8 @@ class AutoPolicy:
         budget = get_budget(ws)
         if budget is None:
             return None
-        report = gc(ws, budget=budget, grace_seconds=self.grace_seconds)
+        # pack=False: in a kernel this runs in the writer thread; the background packer keeps the history packed
+        report = gc(ws, budget=budget, grace_seconds=self.grace_seconds, pack=False)
         after = report.budget.store_after if report.budget is not None else store_bytes(ws)
         self.estimate = after
         # protected states alone may exceed the budget: wait for another 10 % of growth, not every commit

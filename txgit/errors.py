@@ -72,6 +72,10 @@ class RestoreError(TxgitError):
         self.reason = reason or message  # why, without the names (a checkout lists it per name)
 
 
+class NewerFormat(TxgitError):
+    """A commit recorded by a newer txgit, in a storage format this version cannot read."""
+
+
 class EmptyHistory(TxgitError):
     """An operation that needs a commit, in a workspace that has none yet."""
 

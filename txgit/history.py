@@ -17,6 +17,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import re
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -26,7 +27,9 @@ from typing import Any
 import pygit2
 from pygit2.enums import SortMode
 
-from txgit.errors import InvalidName, RefExists, TxgitError, UnknownRevision
+from txgit._version import FORMAT_VERSION, __version__
+from txgit.errors import InvalidName, NewerFormat, RefExists, TxgitError, UnknownRevision
+from txgit import gitpack
 from txgit.gitwriter import GitWriter, HeadMoved, commit_files
 from txgit.state import VALUE, GroupRecord, VarRecord, is_variable_name
 from txgit.storage import hash_bytes, is_blob_name
@@ -34,6 +37,7 @@ from txgit.storage import hash_bytes, is_blob_name
 VARS = "vars"
 GROUPS = "groups"
 META = "meta.json"
+FORMAT_KEY = "format"  # in meta.json: the storage format the commit needs (see txgit._version.FORMAT_VERSION)
 DEFAULT_BRANCH = "main"
 MAX_REF_NAME = 200  # bytes; file systems allow 255 per path component
 
@@ -140,6 +144,10 @@ class History:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.repo = pygit2.Repository(str(path))
         self._states: dict[tuple[str, bool], State] = {}  # commits never change: parse each once
+        # packing the history in the background (txgit.gitpack): on by default; off, only gc packs
+        self.auto_pack = True
+        self._until_pack_check = 1  # the first commit of a process looks (a CLI commit is all it makes)
+        self._packer: int | None = None  # the pid of the background packer this process started
 
     @classmethod
     def init(cls, path: str | os.PathLike[str]) -> History:
@@ -264,6 +272,31 @@ class History:
                 yield entry.name, obj.data
 
         try:
+            # meta.json first: it says which format the records are in, and a newer one is not parsed at all
+            if META in commit.tree:
+                obj = self.repo[commit.tree[META].id]
+                try:
+                    meta = json.loads(obj.data) if isinstance(obj, pygit2.Blob) else None
+                except ValueError as e:
+                    problems.append(f"{META}: {_one_line(e)}")
+                    meta = {}
+                if not isinstance(meta, dict):
+                    problems.append(f"{META} is not a JSON object")
+                    meta = {}
+            fmt = meta.get(FORMAT_KEY, 1)  # a commit made before the field existed is format 1
+            if isinstance(fmt, bool) or not isinstance(fmt, int) or fmt < 1:
+                problems.append(f"{META}: {FORMAT_KEY} must be a positive integer, not {str(fmt)[:20]!r}")
+                return State(variables, group_records, meta)
+            if fmt > FORMAT_VERSION:
+                made_by = meta.get("txgit")
+                if not (isinstance(made_by, str) and re.fullmatch(r"[0-9A-Za-z.+-]{1,40}", made_by)):
+                    made_by = "a newer version"  # (shown as is only when it looks like a version)
+                too_new = (f"made by txgit {made_by}, which this version cannot read (it needs storage format "
+                           f"{fmt}; txgit {__version__} reads up to {FORMAT_VERSION}): upgrade txgit to read it")
+                if first_only:
+                    raise NewerFormat(f"commit {str(commit.id)[:8]} was {too_new}")
+                problems.append(too_new)  # (fsck names the commit)
+                return State(variables, group_records, meta)
             for name, data in blobs_of(VARS):
                 if first_only and problems:
                     break
@@ -292,16 +325,6 @@ class History:
                         problems.append(f"{VARS}/{_show(name)} names group {str(rec.group)[:12]}, which the commit lacks")
                     elif rec.kind == VALUE and name not in group_records[rec.group].names:
                         problems.append(f"{VARS}/{_show(name)}: its group {str(rec.group)[:12]} does not list it")
-            if META in commit.tree:
-                obj = self.repo[commit.tree[META].id]
-                try:
-                    meta = json.loads(obj.data) if isinstance(obj, pygit2.Blob) else None
-                except ValueError as e:
-                    problems.append(f"{META}: {_one_line(e)}")
-                    meta = {}
-                if not isinstance(meta, dict):
-                    problems.append(f"{META} is not a JSON object")
-                    meta = {}
         except (KeyError, pygit2.GitError) as e:  # an object the tree names is not in the repository
             problems.append(f"unreadable git object: {_one_line(e)}")
         return State(variables, group_records, meta)
@@ -442,7 +465,36 @@ class History:
         except HeadMoved as e:
             raise TxgitError(str(e)) from e
         self._remember(str(oid), True, state)  # the next commit reads it as HEAD
+        self._after_commit()
         return str(oid)
+
+    def _after_commit(self) -> None:
+        """Now and then, look at the loose objects; past :data:`txgit.gitpack.LOOSE_LIMIT`, pack them in a
+        background process (no cell waits for it; a kill of either process at any instant is harmless)."""
+        if not self.auto_pack:
+            return
+        self._until_pack_check -= 1
+        if self._until_pack_check > 0:
+            return
+        self._until_pack_check = gitpack.CHECK_EVERY
+        if self._packer is not None:
+            try:
+                if os.waitpid(self._packer, os.WNOHANG)[0] == 0:
+                    return  # still packing
+            except ChildProcessError:
+                pass
+            self._packer = None
+        if gitpack.estimate_loose(self.repo.path) >= gitpack.LOOSE_LIMIT:
+            self._packer = gitpack.start_background(self.repo.path)
+
+    def pack(self, *, gather: bool = True) -> gitpack.PackReport:
+        """Pack the history's loose objects now (``gather``: with every pack there is, into one), waiting for
+        a background packer to finish first. Safe beside commits and readers (see :mod:`txgit.gitpack`)."""
+        return gitpack.pack(self.repo.path, gather=gather, wait=True)
+
+    def count_objects(self) -> gitpack.ObjectCounts:
+        """Loose and packed git objects, and their bytes (``git count-objects -v``)."""
+        return gitpack.count_objects(self.repo.path)
 
     def _parent(self, ref: str | None, parent: str | None) -> pygit2.Commit | None:
         if parent is None:
@@ -475,6 +527,7 @@ class History:
         message = message or "(no message)"
         done = writer.commit(tree_files, message, sig.name, sig.email, ref, parent)
         self._remember(done["id"], True, state)
+        self._after_commit()
         # a new commit: only HEAD's branch can name it (no tag or remote-tracking branch names it yet)
         return CommitInfo(id=done["id"], message=message.rstrip("\n"), author=sig.name, email=sig.email,
                           time=datetime.fromtimestamp(done["time"], timezone.utc), parents=done["parents"],

@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING
 
 from txgit import budget as _budget
 from txgit.errors import TxgitError
+from txgit.gitpack import PackReport
 from txgit.storage import ObjectStore
 
 if TYPE_CHECKING:
@@ -103,6 +104,7 @@ class GcReport:
     reflog_entries_expired: int = 0
     dry_run: bool = False
     budget: _budget.BudgetReport | None = None  # with a budget: which states were kept and dropped
+    history: PackReport | None = None  # the git history's objects packed (not on a dry run)
 
 
 @dataclass
@@ -236,8 +238,9 @@ def _one_line(e: BaseException) -> str:
 
 
 def gc(ws: Repository, *, grace_seconds: float = 3600.0, reflog_days: float = 30.0,
-       dry_run: bool = False, budget: int | None = None) -> GcReport:
-    """Delete local blobs no reachable commit names (and temp files of killed writers).
+       dry_run: bool = False, budget: int | None = None, pack: bool = True) -> GcReport:
+    """Delete local blobs no reachable commit names (and temp files of killed writers); then (``pack``)
+    pack the git history into one pack (:func:`pack_history`).
 
     Reflog entries older than ``reflog_days`` are dropped first (git's default
     for unreachable entries is 30 days too). Blobs modified less than
@@ -286,4 +289,13 @@ def gc(ws: Repository, *, grace_seconds: float = 3600.0, reflog_days: float = 30
             report.bytes_freed += size
         if not dry_run:
             report.temp_files_removed = ws.store.remove_stale_temp_files(grace_seconds)
+    if pack and not dry_run:
+        report.history = pack_history(ws)
     return report
+
+
+def pack_history(ws: Repository) -> PackReport:
+    """gc's packing of the git history: every loose object and every pack into one pack (see
+    :mod:`txgit.gitpack`; a kill at any instant is harmless). Outside the workspace lock: it
+    runs safely beside commits, which need not wait for it."""
+    return ws.history.pack(gather=True)

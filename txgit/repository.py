@@ -33,7 +33,7 @@ from typing import Any, Self
 import pygit2
 
 from txgit import environment
-from txgit._version import __version__
+from txgit._version import FORMAT_VERSION, __version__
 from txgit.errors import (
     DirtyNamespace,
     EmptyHistory,
@@ -43,7 +43,7 @@ from txgit.errors import (
     WorkspaceExists,
 )
 from txgit.gitwriter import GitWriter
-from txgit.history import CommitInfo, History, State
+from txgit.history import FORMAT_KEY, CommitInfo, History, State
 from txgit.state import (
     GroupRecord,
     MODULE,
@@ -212,6 +212,7 @@ def state_meta(variables: Mapping[str, VarRecord], groups: Mapping[str, GroupRec
     (a merge commit's too: :mod:`txgit.merging`)."""
     doc: dict[str, Any] = {
         "txgit": __version__,
+        FORMAT_KEY: FORMAT_VERSION,
         "python": platform.python_version(),
         "platform": _platform(),
         "packages": _package_versions(variables),
@@ -219,6 +220,7 @@ def state_meta(variables: Mapping[str, VarRecord], groups: Mapping[str, GroupRec
         "bytes": {"state": sum(g.nbytes for g in groups.values())},
     }
     doc.update(extra)
+    doc[FORMAT_KEY] = FORMAT_VERSION  # what the records need is not the caller's to say
     return doc
 
 
@@ -482,6 +484,7 @@ class Repository:
             "bytes": {"state": sum(g.nbytes for g in groups.values()), "written": written[0]},
         })
         meta_doc.update(prepared.meta)
+        meta_doc[FORMAT_KEY] = FORMAT_VERSION  # (nor a session's extra meta)
         state = State(variables, groups, meta_doc)
         info = self.history.commit_state(state, prepared.message, files=prepared.files, writer=git_writer,
                                          ref=prepared.ref, parent=parent, merged=prepared.merged)

@@ -203,6 +203,7 @@ class Workspace(Repository):
                     self._checkout_namespace(target, namespace, force, result, known, against,
                                              lambda: _trust.require(self, str(target.id), trust=trust, safe=safe))
             else:
+                self.history.read_state(target, groups=False)  # nor to one this version cannot read
                 _budget.require_loadable(self, str(target.id))  # HEAD must not move to a state gc --budget dropped
             if leaving is not None and leaving != str(target.id):
                 result.left_behind = self.history.unreferenced(leaving, keep=[str(target.id)])
@@ -239,6 +240,7 @@ class Workspace(Repository):
                     self._checkout_namespace(target, namespace, force, result, known, against,
                                              lambda: _trust.require(self, str(target.id), trust=trust, safe=safe))
             else:
+                self.history.read_state(target, groups=False)  # refuses a state this version cannot read
                 _budget.require_loadable(self, str(target.id))
             if tip is None or tip.id != target.id:
                 self.history.move_ref(ref, target, expect=tip, why=f"txgit reset: moving to {rev}")

@@ -7,7 +7,8 @@ and then loops: commit a changed state on ``main`` (arrays of random sizes, some
 over one 1 MiB chunk, a dict, a deleted variable now and then), commit on a
 scratch branch and drop it (garbage for gc), push ``main`` to a local remote
 (a bare repository with its blobs beside it, ``<remote>/txgit-objects``), or run
-gc with no grace period and no reflog retention (so it really deletes). After each commit returns, the
+gc with no grace period and no reflog retention (so it really deletes; it packs the git history into one
+pack too, so kills land inside packing as well). After each commit returns, the
 worker appends the commit id and a digest of every variable to a journal. The
 parent SIGKILLs it at a random instant, then checks:
 

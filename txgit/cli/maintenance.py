@@ -81,7 +81,8 @@ def gc(
                                               "store fits in SIZE (5GB, 500MB, 1.5GiB); never what a branch, "
                                               "tag, remote-tracking ref or HEAD names."),
 ) -> None:
-    """Delete stored blobs that no branch, tag, HEAD or reflog entry reaches (safe beside running commits).
+    """Delete stored blobs that no branch, tag, HEAD or reflog entry reaches (safe beside running commits),
+    and pack the git history's objects into one pack.
 
     With --budget, also drop the bytes of historical states, least valuable first (value = recompute
     seconds x (1 + times reused) / bytes), until the store fits. Their commits stay in the log; fsck
@@ -100,6 +101,10 @@ def gc(
     _out(f"{verb} {len(report.deleted)} blobs ({human_size(report.bytes_freed)}), "
          f"kept {report.reachable} reachable" + (f" and {report.kept_young} younger than {grace:g}s"
                                                  if report.kept_young else ""))
+    packed = report.history
+    if packed is not None and packed.packed:
+        _out(f"packed {packed.packed} git objects of the history into one pack ({packed.loose_deleted} were "
+             f"loose, {packed.packs_replaced} older pack{'s' if packed.packs_replaced != 1 else ''} replaced)")
     if b is not None:
         _out(f"store {human_size(b.store_before)} -> {human_size(b.store_after)} (budget {human_size(b.budget)}): "
              f"{len(b.dropped)} states {'would be ' if dry_run else ''}dropped, {len(b.kept)} historical kept, "

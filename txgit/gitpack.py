@@ -1,0 +1,290 @@
+"""Packing the git history: loose objects into packs, so that 10,000 cell commits are not 90,000 files.
+
+Each commit writes a handful of small git objects (the commit, its trees, the pointer files that
+changed, meta.json), each a file of its own ("loose") until something packs them. Git does that in
+``git gc --auto``; txgit's history is written by libgit2, which never does, so txgit packs it here,
+with pygit2's :class:`pygit2.PackBuilder`:
+
+* **when**: a committing process looks at the number of loose objects every :data:`CHECK_EVERY`
+  commits (an estimate from 16 of git's 256 fan-out folders, as ``git gc --auto`` does) and, past
+  :data:`LOOSE_LIMIT`, starts this module as a process of its own in the background
+  (:func:`start_background`), so that no cell waits for it. It packs the loose objects and rolls
+  the small packs up with them, keeping the packs a geometric progression (as ``git repack
+  --geometric``): a handful of packs after 10,000 commits, each object rewritten a few times.
+  It runs at a lower priority (nice 10): a cell's process comes first.
+  ``txgit gc`` packs too, in the foreground, everything into one pack.
+* **crash safety** (a kill at any instant leaves a whole repository): the pack and its index are
+  written into a staging folder and checked, read through them alone (see :func:`_verify`), then
+  the ``.pack`` is moved into ``objects/pack`` and its ``.idx`` after it (git finds a pack
+  through its index, so no reader ever sees an index without its pack); only then are the loose
+  copies, and packs it replaced, deleted (an index before its pack). A kill before the moves
+  leaves a staging folder, removed by the next packer; after them, objects that are both loose
+  and packed, which git reads either way.
+* **no lock against writers**: packing only adds copies and deletes a loose object once a verified
+  pack holds it, so commits, gc and readers go on beside it; one packer at a time
+  (:data:`LOCK`, not waited for: a second one just does not run).
+
+This file runs as the background packer's main program without importing the txgit package
+(only pygit2 and the standard library), like :mod:`txgit.gitwriter`.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import hashlib
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+
+import pygit2
+
+LOOSE_LIMIT = 512  # loose objects that start a background pack: ~55 cell commits of ~9 objects
+# packs kept apart grow by this factor (git's usual 2 rewrites each object more often; 4 keeps about
+# as few packs, log base 5 of the history's size, for less rewriting)
+GEOMETRIC = 4
+CHECK_EVERY = 16  # commits between two looks at the loose count (each costs 16 small directory listings)
+LOCK = "txgit-pack-lock"  # (not "*.lock": txgit removes git's stale lock files in that folder)
+STAGING = "txgit-pack-tmp"
+_SAMPLE = [f"{i:02x}" for i in range(16)]  # 16 of the 256 fan-out folders: 1/16 of the loose objects
+_TYPE_NAMES = {1: b"commit", 2: b"tree", 3: b"blob", 4: b"tag"}
+
+
+@dataclass
+class ObjectCounts:
+    """What ``git count-objects -v`` says: loose objects and their bytes, packs and theirs."""
+
+    loose: int = 0
+    loose_bytes: int = 0
+    packs: int = 0
+    packed: int = 0  # objects in packs (from their indexes)
+    pack_bytes: int = 0  # .pack and .idx files
+
+    @property
+    def bytes(self) -> int:
+        return self.loose_bytes + self.pack_bytes
+
+
+@dataclass
+class PackReport:
+    """What one packing did."""
+
+    packed: int = 0  # objects written into the new pack
+    loose_deleted: int = 0
+    packs_replaced: int = 0  # older packs gathered into the new one and deleted
+    skipped: str | None = None  # why nothing was done (another packer runs, nothing to pack)
+
+
+def _objects(repo_path: str) -> str:
+    return os.path.join(repo_path, "objects")
+
+
+def loose_objects(repo_path: str) -> dict[str, str]:
+    """id -> path of every loose object."""
+    root = _objects(repo_path)
+    out = {}
+    for fan in os.listdir(root):
+        if len(fan) != 2:
+            continue
+        try:
+            names = os.listdir(os.path.join(root, fan))
+        except (NotADirectoryError, FileNotFoundError):
+            continue
+        for name in names:
+            if len(name) == 38 and not name.startswith("tmp"):
+                out[fan + name] = os.path.join(root, fan, name)
+    return out
+
+
+def estimate_loose(repo_path: str) -> int:
+    """About how many loose objects there are, from 1/16 of the fan-out folders (ids are uniform)."""
+    root = _objects(repo_path)
+    n = 0
+    for fan in _SAMPLE:
+        try:
+            n += sum(1 for name in os.listdir(os.path.join(root, fan)) if len(name) == 38)
+        except FileNotFoundError:
+            pass
+    return n * 16
+
+
+def _packs(repo_path: str) -> list[str]:
+    """Paths of the packs in place (those with an index), without their extension."""
+    folder = os.path.join(_objects(repo_path), "pack")
+    try:
+        names = os.listdir(folder)
+    except FileNotFoundError:
+        return []
+    return sorted(os.path.join(folder, n[:-4]) for n in names if n.startswith("pack-") and n.endswith(".idx")
+                  and os.path.exists(os.path.join(folder, n[:-4] + ".pack")))
+
+
+def _idx_count(idx_path: str) -> int:
+    """Objects in a version-2 pack index: the last entry of its fan-out table."""
+    with open(idx_path, "rb") as f:
+        head = f.read(8 + 256 * 4)
+    if head[:4] != b"\xfftOc" or len(head) < 8 + 256 * 4:
+        return 0
+    return int.from_bytes(head[-4:], "big")
+
+
+def count_objects(repo_path: str) -> ObjectCounts:
+    """``git count-objects -v`` for a repository (exact: every fan-out folder is listed)."""
+    counts = ObjectCounts()
+    for path in loose_objects(repo_path).values():
+        try:
+            counts.loose_bytes += os.stat(path).st_size
+            counts.loose += 1
+        except FileNotFoundError:
+            pass
+    for base in _packs(repo_path):
+        try:
+            counts.pack_bytes += os.stat(base + ".pack").st_size + os.stat(base + ".idx").st_size
+            counts.packed += _idx_count(base + ".idx")
+            counts.packs += 1
+        except FileNotFoundError:
+            pass
+    return counts
+
+
+def _verify(pack_dir_parent: str, oids: list[pygit2.Oid]) -> None:
+    """Check the new pack under ``pack_dir_parent``/pack, read through a pack-only object database: its
+    index lists every object of ``oids`` (libgit2's indexer built the index by hashing each object as the
+    pack was written, so a listed id is an object whose bytes hash to it), and a sample of them read back
+    in full hashes to its id."""
+    odb = pygit2.Odb()
+    odb.add_backend(pygit2.OdbBackendPack(pack_dir_parent), 1)
+    for oid in oids:
+        if not odb.exists(oid):
+            raise pygit2.GitError(f"the new pack lacks object {oid}")
+    for oid in oids[:: max(1, len(oids) // 64)]:
+        kind, data = odb.read(oid)
+        h = hashlib.sha1(_TYPE_NAMES[int(kind)] + b" %d\0" % len(data))
+        h.update(data)
+        if h.hexdigest() != str(oid):
+            raise pygit2.GitError(f"the new pack gives object {oid} bytes that do not hash to it")
+
+
+def _to_gather(packs: list[str], loose: int) -> list[str]:
+    """The packs to roll up with ``loose`` loose objects so that the packs left form a geometric
+    progression (each at least :data:`GEOMETRIC` times the size of all smaller ones together, as
+    ``git repack --geometric``): a few packs at any time, and each object rewritten only a few times."""
+    sized = sorted((_idx_count(p + ".idx"), p) for p in packs)
+    split, total = 0, loose
+    for i, (n, _) in enumerate(sized):
+        if n < GEOMETRIC * total:
+            split = i + 1  # this pack is small next to what is rolled up below it: it joins
+        total += n
+    return [p for _, p in sized[:split]]
+
+
+def pack(repo_path: str, *, gather: bool | None = None, min_loose: int = 1, wait: bool = False) -> PackReport:
+    """Pack the loose objects into one new pack, then delete what it replaces. ``gather``: True, with every
+    pack there is (gc); None, with the small packs (see :func:`_to_gather`); False, with none. See the
+    module's docstring for the order that makes a kill at any instant harmless. Skipped when another
+    packer runs (``wait``: wait for it instead) or fewer than ``min_loose`` objects are loose (and no
+    pack is to be gathered)."""
+    report = PackReport()
+    repo_path = os.path.abspath(repo_path)
+    lock = open(os.path.join(repo_path, LOCK), "a")
+    try:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except OSError as e:
+            if e.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            report.skipped = "another packer is running"
+            return report
+        staging = os.path.join(repo_path, STAGING)
+        shutil.rmtree(staging, ignore_errors=True)  # a killed packer's: we hold the lock, so nobody uses it
+        loose = loose_objects(repo_path)
+        packs = _packs(repo_path)
+        if gather is None:
+            gathered = _to_gather(packs, len(loose))
+        else:
+            gathered = packs if gather else []
+        if len(loose) < max(min_loose, 1) and len(gathered) + bool(loose) < 2:
+            report.skipped = "nothing to pack"  # (one pack alone is gathered already)
+            return report
+        repo = pygit2.Repository(repo_path)
+        oids = {pygit2.Oid(hex=h) for h in loose}
+        for base in gathered:
+            oids.update(_idx_oids(base + ".idx"))
+        ordered = sorted(oids, key=str)
+        builder = pygit2.PackBuilder(repo)
+        for oid in ordered:
+            builder.add(oid)
+        os.makedirs(os.path.join(staging, "pack"))
+        builder.write(os.path.join(staging, "pack"))
+        report.packed = builder.written_objects_count
+        _verify(staging, ordered)
+        written = [n[:-4] for n in os.listdir(os.path.join(staging, "pack")) if n.endswith(".idx")]
+        if len(written) != 1:
+            raise pygit2.GitError(f"the pack builder wrote {len(written)} indexes, not one")
+        name = written[0]
+        target = os.path.join(_objects(repo_path), "pack")
+        os.makedirs(target, exist_ok=True)
+        # the pack first, its index last: a reader finds a pack only through its index
+        os.replace(os.path.join(staging, "pack", name + ".pack"), os.path.join(target, name + ".pack"))
+        os.replace(os.path.join(staging, "pack", name + ".idx"), os.path.join(target, name + ".idx"))
+        shutil.rmtree(staging, ignore_errors=True)
+        new_pack = os.path.join(target, name)
+        for path in loose.values():
+            try:
+                os.unlink(path)
+                report.loose_deleted += 1
+            except FileNotFoundError:
+                pass
+        for base in gathered:
+            if base == new_pack:  # the same objects gave the same pack: it stays
+                continue
+            for ext in (".idx", ".rev", ".pack"):  # the index first: never one without its pack
+                try:
+                    os.unlink(base + ext)
+                except FileNotFoundError:
+                    pass
+            report.packs_replaced += 1
+        return report
+    finally:
+        lock.close()
+
+
+def _idx_oids(idx_path: str) -> list[pygit2.Oid]:
+    """The ids a version-2 pack index lists (its sorted table of 20-byte names after the fan-out)."""
+    with open(idx_path, "rb") as f:
+        data = f.read()
+    if data[:4] != b"\xfftOc" or int.from_bytes(data[4:8], "big") != 2:
+        raise pygit2.GitError(f"{os.path.basename(idx_path)} is not a version-2 pack index")
+    n = int.from_bytes(data[8 + 255 * 4: 8 + 256 * 4], "big")
+    table = 8 + 256 * 4
+    return [pygit2.Oid(raw=data[table + 20 * i: table + 20 * (i + 1)]) for i in range(n)]
+
+
+def start_background(repo_path: str) -> int | None:
+    """Start :func:`pack` in a process of its own and return its pid (the caller reaps it with
+    ``os.waitpid(pid, os.WNOHANG)``); None if it could not be started. Its own session: an interrupt
+    of the kernel does not reach it, and it outlives its starter, finishing what it began."""
+    code = ("import importlib.util as u, sys; s = u.spec_from_file_location('txgit_gitpack', sys.argv[1]);"
+            " m = u.module_from_spec(s); sys.modules[s.name] = m; s.loader.exec_module(m); m.main(sys.argv[2:])")
+    quiet = [(os.POSIX_SPAWN_OPEN, fd, os.devnull, os.O_RDWR, 0) for fd in (0, 1, 2)]
+    try:
+        return os.posix_spawn(sys.executable, [sys.executable, "-c", code, os.path.abspath(__file__),
+                                               os.path.abspath(repo_path)],
+                              os.environ, file_actions=quiet, setsid=True)
+    except OSError:
+        return None
+
+
+def main(argv: list[str]) -> None:
+    """The background packer: pack while it is worth it (a starter's estimate may be stale)."""
+    repo_path = argv[0]
+    try:
+        os.nice(10)  # the kernel's cells come first; packing can wait for an idle core
+    except OSError:
+        pass
+    # again while commits made more than the limit meanwhile (a fast loop of cells outruns one packing),
+    # a bounded number of times: the next commit's look starts another packer anyway
+    for _ in range(8):
+        if estimate_loose(repo_path) < LOOSE_LIMIT // 2 or pack(repo_path).skipped:
+            return
