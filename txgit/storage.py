@@ -33,9 +33,11 @@ _THREADED_HASH_MIN = 8 << 20
 # Listing a whole store is cheaper than one request per blob past this many.
 _LIST_INSTEAD_OF_STAT = 256
 _BATCH = 256
-# read_joined hands the pool batches of about this many bytes (and at most _JOIN_BATCH_BLOBS blobs):
-# a task per 1 MiB chunk cost more in scheduling than the read, one task per stream left a core idle.
+# read_joined hands the pool about _JOIN_TASKS batches of at least this many bytes (and at most
+# _JOIN_BATCH_BLOBS blobs): a task per 1 MiB chunk cost more in scheduling than the read, one task
+# per stream left a core idle, and many small tasks only made the threads contend.
 _JOIN_BATCH_BYTES = 4 << 20
+_JOIN_TASKS = 8
 _JOIN_BATCH_BLOBS = 64
 # Buffers from this size on are anonymous maps: bytearray(n) zero-fills all of it first (a pass over
 # fresh pages as slow as the read itself); a map's pages are faulted in by the read that fills them.
@@ -380,7 +382,8 @@ class ObjectStore:
         while still in the CPU cache, on the shared pool: one copy of every byte, as ``pickle.load``
         makes, instead of a read, a hash pass and a copy. A run whose blobs are sound but do not add
         up to its size gets None (the caller's record is damaged); no buffer of that size is made.
-        Raises MissingBlob / CorruptBlob like :meth:`get_many`.
+        A run with a blob that is not a loose file of the right length, or fails its hash, is read by
+        :meth:`get_many` instead, which raises MissingBlob / CorruptBlob naming it.
         """
         out: list[Buffer | None] = [None] * len(runs)
         slow: list[int] = []
@@ -402,7 +405,11 @@ class ObjectStore:
             for name, n in zip(run, lengths):
                 jobs.append((self.path(name), name, view[pos : pos + n]))
                 pos += n
-        self._fill_verified(jobs)
+        bad = set(self._fill_verified(jobs))
+        if bad:  # the general reader decides: it names the damaged blob, or knows a good copy elsewhere
+            slow = sorted(set(slow) | {i for i, run in enumerate(runs) if out[i] is not None and bad.intersection(run)})
+            for i in slow:
+                out[i] = None
         if slow:
             blobs = self.get_many([n for i in slow for n in runs[i]])  # verified; counted in stats there
             for i in slow:
@@ -410,15 +417,16 @@ class ObjectStore:
                     out[i] = bytearray().join(blobs[n] for n in runs[i])
         return out
 
-    def _fill_verified(self, jobs: list[tuple[str, str, memoryview]]) -> None:
-        """Read each local blob into its view and check its hash there; CorruptBlob names the first bad one."""
+    def _fill_verified(self, jobs: list[tuple[str, str, memoryview]]) -> list[str]:
+        """Read each local blob into its view and check its hash there; returns the names that fail it."""
         def fill(batch: list[tuple[str, str, memoryview]]) -> list[str]:
             bad = []
             for path, name, view in batch:
                 try:
                     f = open(path, "rb", buffering=0)
-                except FileNotFoundError:  # deleted since it was looked at
-                    raise MissingBlob(f"blob {name[:12]} is missing from {self.url}") from None
+                except FileNotFoundError:  # gone since it was looked at: the general reader says where it is
+                    bad.append(name)
+                    continue
                 with f:
                     got = 0
                     while got < len(view):
@@ -431,11 +439,12 @@ class ObjectStore:
             return bad
 
         if not jobs:
-            return
+            return []
+        batch_bytes = max(_JOIN_BATCH_BYTES, sum(len(j[2]) for j in jobs) // _JOIN_TASKS)
         batches: list[list[tuple[str, str, memoryview]]] = [[]]
         filled = 0
         for job in jobs:
-            if filled >= _JOIN_BATCH_BYTES or len(batches[-1]) >= _JOIN_BATCH_BLOBS:
+            if filled >= batch_bytes or len(batches[-1]) >= _JOIN_BATCH_BLOBS:
                 batches.append([])
                 filled = 0
             batches[-1].append(job)
@@ -444,12 +453,10 @@ class ObjectStore:
             results = list(shared_pool().map(fill, batches))
         else:
             results = [fill(batches[0])]
-        bad = [name for r in results for name in r]
-        if bad:
-            raise self._corrupt(bad[0])
         self.stats.blobs_read += len(jobs)
         self.stats.bytes_read += sum(len(j[2]) for j in jobs)
         self.stats.read_names.extend(j[1] for j in jobs)
+        return [name for r in results for name in r]
 
     def _corrupt(self, name: str) -> CorruptBlob:
         return CorruptBlob(f"blob {name} in {self.url} is corrupted (its bytes do not match its hash);"
