@@ -156,3 +156,36 @@ def test_checking_a_buffer_for_views_never_moves_it():
     assert not _unshared(buf) and buf == before
     view.release()
     assert _unshared(buf) and buf.__alloc__() == alloc
+
+
+def test_checkout_of_multi_chunk_arrays_is_byte_exact_writable_and_recommits_unchanged(ws):
+    """Checkout reads each large buffer straight into its final place: the arrays must come back
+    byte-exact (odd sizes, a zero array whose chunks are all one blob), writable, still aliased as
+    committed, and committing them unchanged must record the groups they came from."""
+    import types
+
+    rng = np.random.default_rng(5)
+    shared = rng.random(3 * CHUNK_SIZE // 8 + 17)  # 3 full chunks and a short one
+    ns = session_namespace()
+    # "name" is one interned string in a, and its restored copy is not: a's pickle changes after a
+    # checkout, so only the group remembered at checkout (a with its alias) records it as unchanged
+    ns.update(a=["name", types.SimpleNamespace(name=1), shared], view_holder={"x": None, "tag": "t"},
+              zeros=np.zeros(5 * CHUNK_SIZE // 8), ints=rng.integers(0, 1 << 60, size=(2000, 999)),
+              small=[1, "two", 3.0])
+    ns["view_holder"]["x"] = ns["a"]
+    ws.commit(ns, "arrays")
+    fresh = session_namespace()
+    ws.checkout("HEAD", fresh)
+    for got, want in ((fresh["a"][2], shared), (fresh["zeros"], ns["zeros"]), (fresh["ints"], ns["ints"])):
+        assert got.tobytes() == want.tobytes() and got.flags.writeable
+    assert fresh["view_holder"]["x"] is fresh["a"] and fresh["small"] == [1, "two", 3.0]
+    again = ws.commit(fresh, "unchanged")
+    assert again.bytes_written == 0
+    assert {n: r.group for n, r in ws.state().variables.items()} == \
+        {n: r.group for n, r in ws.state("HEAD~1").variables.items()}
+    fresh["a"][2][5] += 1.0  # a real change after the checkout is still one
+    fresh["small"].append(4)
+    changed = ws.commit(fresh, "changed")
+    assert 0 < changed.bytes_written < 2 * CHUNK_SIZE + 4096
+    assert ws.load("a")[2][5] == shared[5] + 1.0 and ws.load("small") == [1, "two", 3.0, 4]
+    assert ws.load("view_holder")["x"][2][5] == shared[5] + 1.0

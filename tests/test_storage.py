@@ -115,3 +115,81 @@ def test_chain_reports_a_blob_no_store_has(tmp_path):
     chain = StoreChain(ObjectStore(str(tmp_path / "l")), [ObjectStore(str(tmp_path / "r"))])
     with pytest.raises(MissingBlob, match="looked in"):
         chain.get_many([hash_bytes(b"nowhere")])
+
+
+# -- read_joined: runs of blobs read straight into one buffer each (a checkout's large arrays) --------
+
+def _runs(store: ObjectStore, sizes: list[list[int]], seed: int = 7) -> tuple[list[list[str]], list[bytes]]:
+    """Runs of distinct random blobs stored in ``store``: their names and each run's bytes joined."""
+    import random
+
+    rnd = random.Random(seed)
+    runs, joined = [], []
+    for run in sizes:
+        pieces = [rnd.randbytes(n) for n in run]
+        runs.append([store.put(p) for p in pieces])
+        joined.append(b"".join(pieces))
+    return runs, joined
+
+
+def test_read_joined_lays_runs_out_byte_exact_in_writable_buffers(store):
+    runs, joined = _runs(store, [[1 << 20, 1 << 20, 1 << 20, 12345], [7], [300_000, 5], [0]])
+    store.stats.reset()
+    out = store.read_joined(runs, [len(j) for j in joined])
+    assert [bytes(b) for b in out] == joined
+    assert not any(memoryview(b).readonly for b in out)  # arrays restored on them stay writable
+    assert store.stats.blobs_read == sum(len(r) for r in runs)
+    assert store.stats.bytes_read == sum(len(j) for j in joined)
+
+
+def test_read_joined_refuses_a_corrupted_blob_in_the_middle_of_a_run(tmp_path):
+    store = ObjectStore(str(tmp_path / "o"))
+    runs, joined = _runs(store, [[1 << 20] * 6, [100]])
+    bad = runs[0][3]
+    with open(store.path(bad), "r+b") as f:
+        f.seek(1000)
+        byte = f.read(1)
+        f.seek(1000)
+        f.write(bytes([byte[0] ^ 1]))
+    with pytest.raises(CorruptBlob, match=bad):
+        store.read_joined(runs, [len(j) for j in joined])
+
+
+@pytest.mark.parametrize("how", ["truncated", "longer"])
+def test_read_joined_refuses_a_blob_of_the_wrong_length(tmp_path, how):
+    store = ObjectStore(str(tmp_path / "o"))
+    runs, joined = _runs(store, [[1 << 20] * 3])
+    bad = runs[0][1]
+    with open(store.path(bad), "r+b") as f:
+        if how == "truncated":
+            f.truncate(1000)
+        else:
+            f.seek(0, 2)
+            f.write(b"x")
+    with pytest.raises(CorruptBlob, match=bad):
+        store.read_joined(runs, [len(joined[0])])
+
+
+def test_read_joined_reports_a_missing_blob(store):
+    runs, joined = _runs(store, [[5000, 6000]])
+    gone = hash_bytes(b"never stored")
+    with pytest.raises(MissingBlob, match=gone[:12]):
+        store.read_joined([runs[0] + [gone]], [len(joined[0]) + 1])
+
+
+def test_read_joined_answers_none_for_a_run_whose_sound_blobs_do_not_add_up(store):
+    # every blob is intact but the caller's size is wrong (a damaged record): no buffer of that size
+    runs, joined = _runs(store, [[5000, 6000], [10]])
+    out = store.read_joined(runs, [len(joined[0]) + 1, len(joined[1])])
+    assert out[0] is None and bytes(out[1]) == joined[1]
+
+
+def test_chain_read_joined_fetches_what_the_cache_lacks(tmp_path):
+    local = ObjectStore(str(tmp_path / "local"))
+    remote = ObjectStore(str(tmp_path / "remote"))
+    runs, joined = _runs(remote, [[200_000, 3]])
+    runs_local, joined_local = _runs(local, [[4000]], seed=8)
+    chain = StoreChain(local, [remote])
+    out = chain.read_joined(runs + runs_local, [len(joined[0]), len(joined_local[0])])
+    assert [bytes(b) for b in out] == joined + joined_local
+    assert not local.missing(runs[0])

@@ -166,7 +166,7 @@ def _merge_values(ws: Repository, result: MergeResult, namespace: MutableMapping
     fingerprints: dict[Any, list[str]] = {}
     with safe_loading(safe):
         values = restore({n: plan.variables[n] for n in plan.from_theirs}, plan.groups, ws.blobs.get_many,
-                         namespace, fingerprints)
+                         namespace, fingerprints, join=ws.blobs.read_joined)
     result.bytes_read = ws.store.stats.bytes_read - before[0]
     result.blobs_read = ws.store.stats.blobs_read - before[1]
     return values, fingerprints
@@ -299,7 +299,7 @@ def merge_resolve(ws: Repository, name: str, side: str, namespace: MutableMappin
                 fingerprints: dict[Any, list[str]] = {}
                 with safe_loading(safe):
                     values = restore({n: chosen.variables[n] for n in load}, chosen.groups, ws.blobs.get_many,
-                                     namespace, fingerprints)
+                                     namespace, fingerprints, join=ws.blobs.read_joined)
                 namespace.update(values)
                 ws.remember_restored(namespace, values, chosen, fingerprints)
                 result.loaded = sorted(values)
@@ -365,7 +365,7 @@ def merge_abort(ws: Repository, namespace: MutableMapping[str, Any] | None = Non
                           and not ours.variables[n].same_content(now.get(n)))
             fingerprints: dict[Any, list[str]] = {}
             values = restore({n: ours.variables[n] for n in load}, ours.groups, ws.blobs.get_many, namespace,
-                             fingerprints)
+                             fingerprints, join=ws.blobs.read_joined)
             for n in sorted(touched):
                 if n not in ours.variables and n in namespace:
                     del namespace[n]

@@ -627,7 +627,8 @@ class Repository:
         # installed) is reported as not restored, like an unpicklable one, and the rest is checked out;
         # damaged or missing bytes and refused classes still raise, with nothing changed.
         failed: dict[str, str] = {}
-        values = restore(to_load, want.groups, self.blobs.get_many, namespace, fingerprints, failed)
+        values = restore(to_load, want.groups, self.blobs.get_many, namespace, fingerprints, failed,
+                         join=self.blobs.read_joined)
         result.bytes_read = self.store.stats.bytes_read - before[0]
         result.blobs_read = self.store.stats.blobs_read - before[1]
         for name, why in sorted(failed.items()):

@@ -313,7 +313,7 @@ class Workspace(Repository):
         ns = namespace if namespace is not None else _CommitNamespace(self, state)
         self.blobs.focus = str(commit.id)
         with safe_loading(safe):
-            return restore({name: rec}, state.groups, self.blobs.get_many, ns)[name]
+            return restore({name: rec}, state.groups, self.blobs.get_many, ns, join=self.blobs.read_joined)[name]
 
 
     # -- maintenance ---------------------------------------------------------------------

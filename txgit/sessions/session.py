@@ -1066,7 +1066,7 @@ class NamespaceSession:
         names |= {n for n, r in state.variables.items() if r.group in groups}
         fingerprints: dict[Any, list[str]] = {}
         values = restore({n: state.variables[n] for n in names}, state.groups, self.workspace.blobs.get_many,
-                         self.namespace, fingerprints)
+                         self.namespace, fingerprints, join=self.workspace.blobs.read_joined)
         return values, fingerprints
 
     def put_values(self, state: State, values: dict[str, Any], fingerprints: dict[Any, list[str]]) -> dict[str, Any]:

@@ -394,7 +394,12 @@ class RestoredGroups:
         names = [n for n in names if n in records and records[n].kind == VALUE]
         if not names:
             return
-        snap = snapshot(namespace, names, cache=cache)
+        # Values restored from different groups share no object (each group was unpickled on its own):
+        # the committed grouping stands in for walking every restored object, which cost as much as
+        # unpickling them. The stand-in ids are negative: no id() of a live object is.
+        stand_in = {gid: -1 - i for i, gid in enumerate(sorted({records[n].group for n in names}))}
+        known = {n: {stand_in[records[n].group]} for n in names}
+        snap = snapshot(namespace, names, cache=cache, known_shared=known)
         for gid, rec in snap.groups.items():
             committed = {records[n].group for n in rec.names if n in records}
             if len(committed) != 1:
@@ -778,15 +783,19 @@ def _assemble(stream: StreamRecord, blobs: Mapping[str, bytes]) -> bytearray:
 
 
 def restore_group(record: GroupRecord, blobs: Mapping[str, bytes], namespace: dict[str, Any] | None,
-                  fingerprints: dict[Fingerprint, list[str]] | None = None) -> dict[str, Any]:
+                  fingerprints: dict[Fingerprint, list[str]] | None = None,
+                  joined: list[Any] | None = None) -> dict[str, Any]:
     """Rebuild a group's variables from its (already verified) chunks.
 
     Session functions in it get ``namespace`` as their globals. ``fingerprints``
     collects the fingerprints of the large buffers rebuilt (for a StreamCache):
     the restored arrays then need no blake3 pass when they are committed again.
+    ``joined``: the group's streams already assembled (see :func:`restore`'s ``join``);
+    ``blobs`` is not read then.
     """
-    skeleton = bytes(_assemble(record.streams[0], blobs))
-    buffers = [_assemble(s, blobs) for s in record.streams[1:]]
+    if joined is None:
+        joined = [_assemble(s, blobs) for s in record.streams]
+    skeleton, buffers = joined[0], joined[1:]
     if fingerprints is not None:
         for stream, buf in zip(record.streams[1:], buffers):
             if len(buf) >= FINGERPRINT_MIN:
@@ -815,26 +824,53 @@ def import_module_for(name: str, record: VarRecord) -> types.ModuleType:
                            reason=f"module {record.module!r} is not installed here") from e
 
 
+Join = Callable[[list[list[str]], list[int]], list[Any]]  # ObjectStore.read_joined
+
+
+def _join_streams(need: list[str], groups: Mapping[str, GroupRecord], join: Join) -> dict[str, list[Any]]:
+    """Every stream of the groups ``need`` assembled by ``join`` (group id -> its streams' buffers)."""
+    streams = [s for gid in need for s in groups[gid].streams]
+    buffers = join([s.chunks for s in streams], [s.size for s in streams])
+    out: dict[str, list[Any]] = {}
+    it = iter(zip(streams, buffers))
+    for gid in need:
+        mine = out[gid] = []
+        for _ in groups[gid].streams:
+            stream, buf = next(it)
+            if buf is None:  # its chunks are sound (join verified them) but add up to another size
+                raise RestoreError(f"stream of {stream.size} bytes does not match its chunks' sizes:"
+                                   " the group record is damaged")
+            mine.append(buf)
+    return out
+
+
 def restore(records: Mapping[str, VarRecord], groups: Mapping[str, GroupRecord],
             fetch: Callable[[list[str]], Mapping[str, bytes]], namespace: dict[str, Any],
             fingerprints: dict[Fingerprint, list[str]] | None = None,
-            failed: dict[str, str] | None = None) -> dict[str, Any]:
+            failed: dict[str, str] | None = None, *, join: Join | None = None) -> dict[str, Any]:
     """Rebuild the named variables (values, modules) as a dict; unpicklable ones are left out.
 
     ``fingerprints``: see :func:`restore_group`. ``failed``: where a group that cannot be
     rebuilt here (its pickle fails to load, a module it needs is missing) is noted, name -> why,
     and the others go on; without it the first such group raises :class:`RestoreError`. A damaged
-    commit, missing bytes and a refused (untrusted) class always raise."""
+    commit, missing bytes and a refused (untrusted) class always raise.
+    ``join``: a blob reader's ``read_joined``, used instead of ``fetch``: each stream is read
+    straight into its final buffer (every chunk still verified before anything is unpickled)."""
     out: dict[str, Any] = {}
     need = sorted({r.group for r in records.values() if r.kind == VALUE and r.group})
     if need:
         lost = [gid for gid in need if gid not in groups]
         if lost:
             raise RestoreError(f"the state names group {lost[0][:12]} but does not hold it: the commit is damaged")
-        blobs = fetch(sorted({c for gid in need for c in groups[gid].chunk_names()}))
+        if join is not None:
+            blobs: Mapping[str, bytes] = {}
+            joined = _join_streams(need, groups, join)
+        else:
+            blobs = fetch(sorted({c for gid in need for c in groups[gid].chunk_names()}))
+            joined = {}
         for gid in need:
             try:
-                values = restore_group(groups[gid], blobs, namespace, fingerprints)
+                values = restore_group(groups[gid], blobs, namespace, fingerprints, joined.pop(gid, None))
             except RestoreError as e:
                 if failed is None:
                     raise
