@@ -75,7 +75,7 @@ from txgit.errors import (
     UnknownRemote,
     WorkspaceExists,
 )
-from txgit import trust
+from txgit import packs, trust
 from txgit.repository import TXGIT_DIR, Repository
 from txgit.state.snapshot import CHUNK_SIZE
 from txgit.storage import ObjectStore, StoreChain
@@ -348,7 +348,18 @@ class RemoteStore(ObjectStore):
             return super().missing(wanted)
         with self._errors():
             self.fs.invalidate_cache(self.root)  # a listing cached earlier may predate others' uploads
+            # The remote index: one listing of the pack folder and the indexes not read before say
+            # what every push stored (packed or loose). A hint only: what it names is not asked again,
+            # but a pack that is gone or cut short vouches for nothing (txgit.packs).
+            self.packs.refresh()
+            wanted -= self.packs.where.keys()
+            if not wanted:
+                return wanted
             if len(wanted) > _HEAD_CHECKS_UPTO:
+                if self.packs.indexes():
+                    # an indexed remote: what no index names was not stored by a push that wrote
+                    # indexes; at worst a blob stored before the first of them goes again (once)
+                    return wanted
                 return wanted - set(self.names())
             if getattr(self.fs, "async_impl", False):  # one concurrent batch on the backend's loop
                 from fsspec.asyn import sync
@@ -385,6 +396,22 @@ def _first_missing(path: Path) -> Path | None:
     while not path.parent.exists() and path.parent != path:
         path = path.parent
     return path
+
+
+def _batches(names: list[str], sizes: Mapping[str, int], per_batch: int) -> list[list[str]]:
+    """Transfer batches: small blobs together, up to a pack's worth of bytes each (a store writes
+    each such batch as one pack: one request, not one per blob); large blobs ``per_batch`` at a time."""
+    small = [n for n in names if sizes.get(n, packs.SMALL_BLOB_MAX + 1) <= packs.SMALL_BLOB_MAX]
+    large = [n for n in names if sizes.get(n, packs.SMALL_BLOB_MAX + 1) > packs.SMALL_BLOB_MAX]
+    out: list[list[str]] = []
+    size = 0
+    for n in small:
+        if not out or size + sizes[n] > packs.PACK_MAX_BYTES:
+            out.append([])
+            size = 0
+        out[-1].append(n)
+        size += sizes[n]
+    return out + [large[i : i + per_batch] for i in range(0, len(large), per_batch)]
 
 
 def _chunk_sizes(size: int, chunks: list[str]) -> dict[str, int]:
@@ -939,7 +966,7 @@ class Remotes:
         """
         is_async = bool(getattr(remote_fs, "async_impl", False))
         size = _ASYNC_BATCH_BLOBS if is_async else _BATCH_BLOBS
-        batches = [names[i : i + size] for i in range(0, len(names), size)]
+        batches = _batches(names, sizes, size)
         total = sum(sizes.get(n, 0) for n in names)
         done = tally if tally is not None else _Tally()
         done.total_blobs = len(names)
