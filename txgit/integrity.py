@@ -103,6 +103,8 @@ class GcReport:
     reflog_entries_expired: int = 0
     dry_run: bool = False
     budget: _budget.BudgetReport | None = None  # with a budget: which states were kept and dropped
+    packs_rewritten: int = 0  # packs rewritten without their garbage
+    kept_in_packs: int = 0  # unreachable blobs left inside packs that are mostly live (see _collect_packed)
 
 
 @dataclass
@@ -235,6 +237,9 @@ def _one_line(e: BaseException) -> str:
     return " ".join(str(e).split()) or type(e).__name__
 
 
+PACK_REWRITE_SHARE = 0.25  # gc rewrites a pack once this share of its bytes is garbage
+
+
 def gc(ws: Repository, *, grace_seconds: float = 3600.0, reflog_days: float = 30.0,
        dry_run: bool = False, budget: int | None = None) -> GcReport:
     """Delete local blobs no reachable commit names (and temp files of killed writers).
@@ -284,6 +289,39 @@ def gc(ws: Repository, *, grace_seconds: float = 3600.0, reflog_days: float = 30
                 continue
             report.deleted.append(name)
             report.bytes_freed += size
+        _collect_packed(ws, keep, cutoff, dry_run, rewrite_all=budget is not None, report=report)
         if not dry_run:
             report.temp_files_removed = ws.store.remove_stale_temp_files(grace_seconds)
     return report
+
+
+def _collect_packed(ws: Repository, keep: set[str] | Mapping[str, object], cutoff: float, dry_run: bool,
+                    rewrite_all: bool, report: GcReport) -> None:
+    """Garbage inside packs. A pack is rewritten without its garbage once that is at least
+    :data:`PACK_REWRITE_SHARE` of its bytes (or with a budget, which asks for the bytes); below that
+    it is kept whole: rewriting would copy several live bytes per byte freed, and packs hold only
+    small blobs, so what stays is bounded by that share. A pack written within the grace period
+    is kept whole too, like a young loose blob."""
+    by_pack: dict[str, list[tuple[str, int]]] = {}
+    sizes: dict[str, int] = {}
+    young: set[str] = set()
+    for name, pack, length, mtime in ws.store.packed_entries():
+        sizes[pack] = sizes.get(pack, 0) + length
+        if name in keep:
+            continue
+        by_pack.setdefault(pack, []).append((name, length))
+        if mtime >= cutoff:
+            young.add(pack)
+    for pack, garbage in sorted(by_pack.items()):
+        dead = sum(n for _, n in garbage)
+        if pack in young:
+            report.kept_young += len(garbage)
+            continue
+        if not rewrite_all and dead < PACK_REWRITE_SHARE * sizes[pack]:
+            report.kept_in_packs += len(garbage)
+            continue
+        if not dry_run:
+            ws.store.rewrite_packs(keep=lambda n, m: n in keep, packs=[pack])
+        report.packs_rewritten += 1
+        report.deleted.extend(n for n, _ in garbage)
+        report.bytes_freed += dead

@@ -341,8 +341,9 @@ class RemoteStore(ObjectStore):
         except Exception as e:  # fsspec backends raise their SDK's errors: make them one line
             raise _storage_error(self.url, e, self.options, self.fs, self.timeout) from e
 
-    def missing(self, names: Iterable[str]) -> set[str]:
-        """Which names the store lacks: per-blob checks in parallel for a few, one listing for many."""
+    def missing(self, names: Iterable[str], *, refresh: bool = True) -> set[str]:
+        """Which names the store lacks: the remote index first, then per-blob checks in parallel
+        for a few, one listing for many. ``refresh=False``: the caller has just refreshed the index."""
         wanted = set(names)
         if not wanted or self.is_local:
             return super().missing(wanted)
@@ -351,7 +352,8 @@ class RemoteStore(ObjectStore):
             # The remote index: one listing of the pack folder and the indexes not read before say
             # what every push stored (packed or loose). A hint only: what it names is not asked again,
             # but a pack that is gone or cut short vouches for nothing (txgit.packs).
-            self.packs.refresh()
+            if refresh or not self.packs.loaded:
+                self.packs.refresh()
             wanted -= self.packs.where.keys()
             if not wanted:
                 return wanted
@@ -1119,17 +1121,22 @@ class Remotes:
         sizes: dict[str, int] = {}
         names, result.bytes_state = self._blobs_of(commits, sizes)
         result.blobs_named = len(names)
-        if not force:
+        with store._errors():
+            store.packs.refresh()  # the remote index: what the storage's pushes stored
+        indexed = bool(store.packs.indexes())
+        if not force and not indexed:
             # Refs only ever name fully stored states, so the blobs of the remote's tips we know are
             # there already: ask the storage about the rest only (one blob after a one-variable
             # change, not a listing of the bucket). --force may re-record the storage: trust nothing.
+            # An indexed storage is asked about every blob instead: its index answers for all of
+            # them at once, and notices a pack deleted behind our back (its blobs go again).
             for ref, tip in remote_refs.items():
                 if ref.startswith("refs/heads/") and tip in self.repo and names:
                     try:
                         names -= self._blobs_of([self.repo[tip].peel(pygit2.Commit)])[0]
                     except (TxgitError, pygit2.GitError, KeyError, ValueError):
                         continue  # not a state txgit can read: it vouches for nothing
-        lacking = sorted(store.missing(names))
+        lacking = sorted(store.missing(names, refresh=False))
         stage.store_root = Path(store.root).absolute() if store.is_local else None
         if lacking:
             if store.is_local:

@@ -371,6 +371,18 @@ class ObjectStore:
                     except FileNotFoundError:  # deleted under us: nothing to collect
                         continue
 
+    def packed_entries(self) -> Iterable[tuple[str, str, int, float]]:
+        """(blob name, pack id, length, the pack's modification time) of every packed member; a local store only.
+        A blob in two packs (a rewrite killed half way) is listed twice."""
+        if not self.is_local:
+            return
+        self.packs.refresh()
+        for pack, members in self.packs.indexes().items():
+            mtime = self.packs.mtime(pack)
+            for name, (off, length) in members.items():
+                if off != _packs.LOOSE:
+                    yield name, pack, length, mtime
+
     def remove_stale_temp_files(self, older_than: float) -> int:
         """Delete temp files that writers killed mid-write left behind (older than ``older_than`` seconds)."""
         if not self.is_local or not os.path.isdir(self.root):
@@ -388,6 +400,13 @@ class ObjectStore:
                             removed += 1
                     except FileNotFoundError:
                         continue
+        for path, mtime in self.packs.stale_files():  # temp files, and packs whose index never came
+            if mtime < cutoff and not os.path.basename(path).startswith(TEMP_PREFIX):
+                try:
+                    os.unlink(path)
+                    removed += 1
+                except FileNotFoundError:
+                    continue
         return removed
 
     # -- reads ---------------------------------------------------------------

@@ -100,6 +100,9 @@ def gc(
     _out(f"{verb} {len(report.deleted)} blobs ({human_size(report.bytes_freed)}), "
          f"kept {report.reachable} reachable" + (f" and {report.kept_young} younger than {grace:g}s"
                                                  if report.kept_young else ""))
+    if report.packs_rewritten or report.kept_in_packs:
+        _out(f"packs: {report.packs_rewritten} {'would be ' if dry_run else ''}rewritten without their unreachable "
+             f"blobs; {report.kept_in_packs} unreachable blobs left in packs that are mostly reachable")
     if b is not None:
         _out(f"store {human_size(b.store_before)} -> {human_size(b.store_after)} (budget {human_size(b.budget)}): "
              f"{len(b.dropped)} states {'would be ' if dry_run else ''}dropped, {len(b.kept)} historical kept, "
