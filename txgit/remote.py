@@ -1006,9 +1006,12 @@ class Remotes:
                     finished(batch, n)
             return done.blobs, done.bytes
         with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
-            futures = [pool.submit(lambda b=b: one(read(b))) for b in batches]
+            futures: list = []
             counted = 0
             try:
+                # submitted inside the try: a first batch can land before the last is submitted, and
+                # an interrupt then must still count it
+                futures.extend(pool.submit(lambda b=b: one(read(b))) for b in batches)
                 for batch, future in zip(batches, futures):
                     n = future.result()
                     counted += 1
