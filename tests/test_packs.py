@@ -268,3 +268,39 @@ def test_a_pack_deleted_from_the_remote_behind_txgits_back_is_sent_again(tmp_pat
     got = session_namespace()
     clone.checkout("main", got)
     assert got["v49"] == ns["v49"] and got["extra"] == 1
+
+
+def test_fsck_remote_notices_blobs_deleted_behind_txgits_back_and_repair_sends_them(tmp_path, s3, monkeypatch,
+                                                                                     run_txgit):
+    """The remote index says a loose blob is there; `txgit fsck --remote` lists the storage and knows
+    better, and `--repair` uploads it (and a deleted pack's blobs) again."""
+    import fsspec
+    import numpy as np
+
+    ws, ns = s3_workspace(tmp_path, s3, "packs-fsck", 40, monkeypatch)
+    ns["big"] = np.arange(300_000)  # 2.4 MB: loose chunks
+    ws.commit(ns, "and a big one")
+    ws.push()
+    fs = fsspec.filesystem("s3", endpoint_url=s3, skip_instance_cache=True)
+    state = ws.state()
+    chunk = sorted(state.groups[state.variables["big"].group].chunk_names())[0]
+    fs.rm(f"packs-fsck/blobs/{chunk[:2]}/{chunk[2:]}")
+    [pack] = [p for p in fs.ls("packs-fsck/blobs/packs") if p.endswith(".pack")]
+    members = packs.parse_index(fs.cat(pack.removesuffix(".pack") + ".idx"))
+    lost = 1 + sum(1 for off, _ in members.values() if off != packs.LOOSE)  # the chunk, and the pack's members
+    fs.rm(pack)
+    a = tmp_path / "a"
+    assert ws.remotes.store("origin").missing([chunk]) == set()  # the index still vouches for it: a hint
+    proc = run_txgit("fsck", "--remote", "origin", cwd=a, env=S3_ENV)
+    assert proc.returncode == 1 and f"remote origin lacks blob {chunk}" in proc.stdout, proc.stdout + proc.stderr
+    assert proc.stdout.count("remote origin lacks blob") == lost > 40
+    assert proc.stderr.count("\n") == 1 and f"{lost} missing" in proc.stderr and "--repair" in proc.stderr
+    proc = run_txgit("fsck", "--remote", "origin", "--repair", cwd=a, env=S3_ENV)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith(f"ok ({lost} uploaded again)"), proc.stdout + proc.stderr
+    proc = run_txgit("fsck", "--remote", "origin", cwd=a, env=S3_ENV)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith(": ok"), proc.stdout + proc.stderr
+    clone = Workspace.clone(str(tmp_path / "r.git"), tmp_path / "b", storage_options={"endpoint_url": s3},
+                            eager=True)
+    got = session_namespace()
+    clone.checkout("main", got)
+    assert got["v39"] == ns["v39"] and int(got["big"][-1]) == 299_999

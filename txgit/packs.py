@@ -169,10 +169,13 @@ class PackSet:
         else:
             try:
                 self.fs.invalidate_cache(self.dir)
-                files = [(str(d["name"]).rstrip("/").rsplit("/", 1)[-1], int(d.get("size") or 0))
-                         for d in self.fs.ls(self.dir, detail=True)]
+                # find, not ls: one listing request where the folder exists (s3fs's ls asks twice
+                # to tell a missing folder from an empty one)
+                listed = self.fs.find(self.dir, detail=True)
             except FileNotFoundError:
                 return found
+            files = [(str(path).rstrip("/").rsplit("/", 1)[-1], int(d.get("size") or 0))
+                     for path, d in listed.items() if str(path).rstrip("/").rsplit("/", 1)[0] == self.dir]
         for fname, size in files:
             if fname.startswith(TEMP_PREFIX):
                 continue

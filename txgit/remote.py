@@ -362,7 +362,7 @@ class RemoteStore(ObjectStore):
                     # an indexed remote: what no index names was not stored by a push that wrote
                     # indexes; at worst a blob stored before the first of them goes again (once)
                     return wanted
-                return wanted - set(self.names())
+                return wanted - set(self.loose_names())  # packs: listed above
             if getattr(self.fs, "async_impl", False):  # one concurrent batch on the backend's loop
                 from fsspec.asyn import sync
 
@@ -376,6 +376,10 @@ class RemoteStore(ObjectStore):
     def names(self) -> Iterator[str]:
         with self._errors():
             yield from super().names()
+
+    def loose_names(self) -> Iterator[str]:
+        with self._errors():
+            yield from super().loose_names()
 
     def get_many(self, names: Iterable[str]) -> dict[str, bytes]:
         with self._errors():
@@ -517,6 +521,21 @@ class PushResult:
     bytes_uploaded: int = 0
     bytes_state: int = 0  # bytes of the pushed states (sum over the new commits' groups, deduplicated)
     seconds: float = 0.0
+
+
+@dataclass
+class StorageCheck:
+    """What :meth:`Remotes.check_storage` found: the blobs a remote's branches name that its storage lacks."""
+
+    remote: str
+    blobs: int = 0  # distinct blobs the remote's branches name
+    lacking: list[str] = field(default_factory=list)  # not in its storage (listed, not taken from the index)
+    resent: list[str] = field(default_factory=list)  # of those, uploaded again from here
+    unavailable: list[str] = field(default_factory=list)  # lacking there and here: nothing to send
+
+    @property
+    def ok(self) -> bool:
+        return not (set(self.lacking) - set(self.resent))
 
 
 @dataclass
@@ -1200,6 +1219,32 @@ class Remotes:
             self.repo.references.create(f"refs/txgit/remotes/{r.name}/config", config_oid, force=True)
         result.seconds = time.perf_counter() - started
         return result
+
+    # -- checking a remote's storage ----------------------------------------------------------------------
+    def check_storage(self, remote: str | None = None, *, resend: bool = False) -> StorageCheck:
+        """Whether ``remote``'s storage holds every blob its branches name, asked exactly: its
+        loose blobs are listed and its packs' sizes checked, not taken from the remote index (which
+        push trusts as a hint). ``resend``: upload what it lacks from the local store (verified
+        on the way, as any push). Fetches the remote's refs first (no blobs)."""
+        r = self.get(remote or self.default())
+        self.fetch(r.name)
+        check = StorageCheck(r.name)
+        sizes: dict[str, int] = {}
+        names, _ = self._blobs_of(self._new_commits(list(self._tracking(r.name).values()), []), sizes)
+        check.blobs = len(names)
+        store = self.store(r)
+        with store._errors():
+            store.packs.refresh()
+            present = set(store.packs.packed()) | set(store.loose_names())
+        check.lacking = sorted(names - present)
+        if resend and check.lacking:
+            have = set(check.lacking) - self.ws.store.missing(check.lacking)
+            check.unavailable = sorted(set(check.lacking) - have)
+            if have:
+                self._transfer(sorted(have), self.ws.store.get_many, store.write_blobs, sizes, "upload", None,
+                               store.fs)
+                check.resent = sorted(have)
+        return check
 
     # -- fetch / pull ----------------------------------------------------------------------------------
     def fetch(self, remote: str | None = None, *, eager: bool = False,

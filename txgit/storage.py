@@ -159,13 +159,21 @@ class ObjectStore:
         self.packs.refresh()
         packed = self.packs.packed()
         yield from packed
+        for name in self.loose_names():
+            if name not in packed:
+                yield name
+
+    def loose_names(self) -> Iterable[str]:
+        """The names of the blobs stored loose, one file or object each (one listing)."""
+        if self.is_local and not os.path.isdir(self.root):
+            return
         try:
             paths = self.fs.find(self.root)
         except FileNotFoundError:
             return
         for p in paths:
             name = self._name_of(p)
-            if name is not None and name not in packed:
+            if name is not None:
                 yield name
 
     def size(self, name: str) -> int:

@@ -29,6 +29,10 @@ def fsck(
                                 "it tried."),
     sources: Optional[list[str]] = typer.Option(None, "--from", metavar="STORE",
                                                 help="A store (folder or fsspec URL) to repair from; repeatable."),
+    remote: Optional[str] = typer.Option(None, "--remote", metavar="NAME",
+                                         help="Check the remote's storage instead: every blob its branches name is "
+                                              "there (listed, not taken from its index); with --repair, upload the "
+                                              "missing ones again from here."),
 ) -> None:
     """Check every commit reachable from a branch, tag, HEAD or reflog: records parse, blobs exist and verify.
 
@@ -37,6 +41,20 @@ def fsck(
     everywhere) and exits 1 if there is any.
     """
     ws = Workspace.open(Path.cwd())
+    if remote is not None:
+        if sources:
+            raise TxgitError("--from repairs the local store; --remote checks a remote's: use one of them")
+        check = ws.remotes.check_storage(remote, resend=repair)
+        for name in check.lacking:
+            _out(f"remote {check.remote} lacks blob {name}" + (" (uploaded again)" if name in check.resent else
+                 " (not here either)" if name in check.unavailable else ""))
+        summary = f"checked remote {check.remote}: {check.blobs} blobs its branches name"
+        missing = len(check.lacking) - len(check.resent)
+        if missing:
+            raise TxgitError(f"{summary}: {missing} missing" + ("" if repair else " (`txgit fsck --remote "
+                                                                              f"{check.remote} --repair` uploads them)"))
+        _out(f"{summary}: ok" + (f" ({len(check.resent)} uploaded again)" if check.resent else ""))
+        return
     for s in sources or []:
         if "://" not in s and not Path(s).is_dir():  # a typo must not create a folder
             raise TxgitError(f"no object store at {s!r}: not a folder")
