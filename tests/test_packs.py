@@ -84,6 +84,28 @@ def test_a_damaged_member_is_named_and_mended_from_another_store(tmp_path):
     assert ObjectStore(str(tmp_path / "objects")).get_many(sorted(blobs)) == blobs
 
 
+def test_a_corrupted_pack_member_is_repaired_from_a_remote(tmp_path, run_txgit):
+    ws = Workspace.init(tmp_path / "a")
+    ns = session_namespace("".join(f"v{i} = {{'i': {i}, 'pad': 'x' * {i}}}\n" for i in range(40)))
+    ws.commit(ns, "forty small variables: one pack")
+    ws.remotes.add("origin", str(tmp_path / "r.git"))
+    ws.push()
+    state = ws.state()
+    victim = sorted(state.groups[state.variables["v7"].group].chunk_names())[0]
+    member = ws.store.packs.where[victim]
+    with open(ws.store.packs.pack_path(member.pack), "r+b") as f:
+        f.seek(member.offset + member.length // 2)
+        f.write(b"\xff")
+    proc = run_txgit("fsck", cwd=tmp_path / "a")
+    assert proc.returncode == 1 and f"corrupt blob {victim}" in proc.stdout and "v7" in proc.stdout, proc.stdout
+    proc = run_txgit("fsck", "--repair", cwd=tmp_path / "a")
+    assert proc.returncode == 0 and f"repaired blob {victim} from" in proc.stdout, proc.stdout + proc.stderr
+    assert run_txgit("fsck", cwd=tmp_path / "a").returncode == 0
+    got = session_namespace()
+    Workspace.open(tmp_path / "a").checkout("main", got)
+    assert got["v7"] == {"i": 7, "pad": "x" * 7}
+
+
 def test_an_index_whose_pack_is_gone_or_cut_vouches_for_nothing(tmp_path):
     blobs = small_blobs(30)
     store = ObjectStore(str(tmp_path / "objects"))
