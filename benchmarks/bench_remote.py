@@ -122,6 +122,7 @@ def main(quick: bool = False) -> dict:
                     "push_requests": push_requests, "clone_requests": clone_requests,
                     "pickle_requests": peer_requests,
                 }
+                row.update(_blobs_only(endpoint, bucket, opts, ws))
                 results["rows"].append(row)
             results["existence"] = _existence_checks(endpoint, opts, 1_000 if quick else 10_000)
     finally:
@@ -142,6 +143,13 @@ def main(quick: bool = False) -> dict:
         print(f"{r['state']:6} {r['push_requests']:>13} {r['clone_requests']:>14} {r['pickle_requests']:>23} "
               f"{r['push_s'] / max(r['pickle_upload_s'], 1e-9):>19.1f}x "
               f"{r['clone_eager_s'] / max(r['pickle_download_s'], 1e-9):>22.1f}x")
+    print(f"\nthe storage's share alone (the blobs into a fresh prefix and back; no git, no records):")
+    print(f"{'state':6} {'up s':>6} {'up requests':>11} {'up / pickle upload':>18} {'down s':>7} "
+          f"{'down requests':>13} {'down / pickle download':>22}")
+    for r in results["rows"]:
+        print(f"{r['state']:6} {r['blobs_up_s']:>6.3f} {r['blobs_up_requests']:>11} "
+              f"{r['blobs_up_s'] / max(r['pickle_upload_s'], 1e-9):>17.1f}x {r['blobs_down_s']:>7.3f} "
+              f"{r['blobs_down_requests']:>13} {r['blobs_down_s'] / max(r['pickle_download_s'], 1e-9):>21.1f}x")
     e = results["existence"]
     print(f"\nexistence check of {e['new']:,} new small blobs (the remote holds {e['held']:,}): "
           f"{e['requests']} requests, {e['seconds']:.3f} s, {e['missing']:,} reported missing")
@@ -159,6 +167,29 @@ def main(quick: bool = False) -> dict:
               f"bytes a pickle re-upload/download moves, in {r['change_push_vs_pickle_upload']:.2f}x / "
               f"{r['pull_vs_pickle_download']:.2f}x its time")
     return results
+
+
+def _blobs_only(endpoint: str, bucket: str, opts: dict, ws) -> dict:
+    """The storage's share of a first push and a clone: the state's blobs put into a fresh prefix
+    (existence check + upload) and read back by a fresh, warmed client (index + download, verified),
+    without the git side (refs, commits) or reading the states' records."""
+    from servers import s3_requests
+    from txgit.remote import RemoteStore
+
+    names = ws.remotes._blobs_of([ws.history.head_commit()])[0]
+    blobs = ws.store.get_many(sorted(names))
+    up = RemoteStore(f"s3://{bucket}/blobs-only", **opts)
+    up.fs.ls(bucket)
+    n0 = len(s3_requests(endpoint, bucket))
+    _, t_up = _timed(lambda: up.put_named(blobs, check=False))
+    up_requests = len(s3_requests(endpoint, bucket)) - n0
+    down = RemoteStore(f"s3://{bucket}/blobs-only", **opts)
+    down.fs.ls(bucket)
+    n0 = len(s3_requests(endpoint, bucket))
+    got, t_down = _timed(lambda: down.get_many(sorted(names)))
+    assert got == blobs
+    return {"blobs_up_s": round(t_up, 3), "blobs_up_requests": up_requests,
+            "blobs_down_s": round(t_down, 3), "blobs_down_requests": len(s3_requests(endpoint, bucket)) - n0}
 
 
 def _existence_checks(endpoint: str, opts: dict, new: int) -> dict:

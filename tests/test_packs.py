@@ -326,3 +326,16 @@ def test_fsck_remote_notices_blobs_deleted_behind_txgits_back_and_repair_sends_t
     got = session_namespace()
     clone.checkout("main", got)
     assert got["v39"] == ns["v39"] and int(got["big"][-1]) == 299_999
+
+
+def test_an_index_that_does_not_parse_is_ignored_not_a_crash(tmp_path):
+    store = ObjectStore(str(tmp_path / "objects"))
+    blobs = small_blobs(20)
+    store.put_named(blobs)
+    pack = next(iter(store.packs.indexes()))
+    Path(store.packs.index_path(pack)).write_bytes(b"txgit-pack-index 1\nnot a line\n")
+    fresh = ObjectStore(str(tmp_path / "objects"))
+    assert fresh.missing(blobs) == set(blobs) and pack in fresh.packs.broken
+    assert fresh.check(blobs) == dict.fromkeys(blobs, "missing")
+    fresh.put_named(blobs)  # the next writer stores them again, in a pack of its own
+    assert ObjectStore(str(tmp_path / "objects")).get_many(sorted(blobs)) == blobs

@@ -30,6 +30,7 @@ pickles, git or sessions.
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -49,6 +50,7 @@ PACK_MAX_BYTES = 64 << 20  # a bigger write becomes several packs (bounded memor
 WHOLE_PACK_SHARE = 0.25
 TEMP_PREFIX = ".tmp-"
 LOOSE = -1  # offset of an index line that records a loose blob
+_UNPARSED = "its index does not parse"
 
 
 @dataclass(frozen=True)
@@ -141,6 +143,8 @@ class PackSet:
         self.pack_sizes: dict[str, int] = {}  # pack id -> bytes of its .pack (0: no pack file)
         self.broken: dict[str, str] = {}  # pack id -> why its index vouches for nothing (fsck reports these)
         self.where: dict[str, Member] = {}  # blob name -> where a readable copy is
+        self._packed: dict[str, Member] = {}  # where, packed members only
+        self._lock = threading.Lock()
         self.loaded = False  # refreshed at least once
         self._listing: frozenset[str] | None = None  # local: the folder's names when last read
 
@@ -185,8 +189,13 @@ class PackSet:
         return found
 
     def refresh(self) -> None:
-        """Re-read which packs exist; read the indexes not seen yet."""
-        self.loaded = True
+        """Re-read which packs exist; read the indexes not seen yet. Safe beside readers on other
+        threads (a transfer's workers): the new maps are built aside and swapped in whole."""
+        with self._lock:
+            self._refresh()
+            self.loaded = True
+
+    def _refresh(self) -> None:
         if self.is_local:
             try:
                 listing = frozenset(os.listdir(self.dir))
@@ -197,31 +206,31 @@ class PackSet:
             self._listing = listing
         found = self._list()
         fresh = [p for p, files in found.items() if "idx" in files and p not in self._indexes]
+        indexes = {p: m for p, m in self._indexes.items() if p in found and "idx" in found[p]}  # gc removes some
+        broken = {p: why for p, why in self.broken.items() if p in indexes and why == _UNPARSED}
         if fresh:
             texts = self._read_indexes(fresh)
             for pack in fresh:
                 members = parse_index(texts[pack]) if pack in texts else None
-                self._indexes[pack] = members if members is not None else {}
+                indexes[pack] = members if members is not None else {}
                 if members is None:
-                    self.broken[pack] = "its index does not parse"
-        for pack in [p for p in self._indexes if p not in found or "idx" not in found[p]]:
-            del self._indexes[pack]  # removed (gc rewrote it)
-            self.broken.pop(pack, None)
-        self.pack_sizes = {p: found[p].get("pack", 0) for p in self._indexes}
-        self.where = {}
-        for pack, members in self._indexes.items():
-            if pack in self.broken and self.broken[pack] == "its index does not parse":
+                    broken[pack] = _UNPARSED
+        sizes = {p: found[p].get("pack", 0) for p in indexes}
+        where: dict[str, Member] = {}
+        for pack, members in indexes.items():
+            if pack in broken:
                 continue
             end = max((o + n for o, n in members.values() if o != LOOSE), default=0)
-            if end > self.pack_sizes[pack]:
+            if end > sizes[pack]:
                 # the pack was deleted or cut short behind our back: its members are not vouched for
-                self.broken[pack] = f"its pack holds {self.pack_sizes[pack]} bytes, its index names {end}"
+                broken[pack] = f"its pack holds {sizes[pack]} bytes, its index names {end}"
                 members = {n: m for n, m in members.items() if m[0] == LOOSE}
-            else:
-                self.broken.pop(pack, None)
             for name, (off, length) in members.items():
-                if off != LOOSE or name not in self.where:  # a packed copy wins over a loose record
-                    self.where[name] = Member(pack, off, length)
+                if off != LOOSE or name not in where:  # a packed copy wins over a loose record
+                    where[name] = Member(pack, off, length)
+        self._indexes, self.broken, self.pack_sizes = indexes, broken, sizes
+        self._packed = {n: m for n, m in where.items() if m.offset != LOOSE}
+        self.where = where
 
     def _read_indexes(self, packs: list[str]) -> dict[str, bytes]:
         paths = [self.index_path(p) for p in packs]
@@ -237,9 +246,9 @@ class PackSet:
         got = self.fs.cat(paths, on_error="omit")
         return {p: got[path] for p, path in zip(packs, paths) if path in got}
 
-    def packed(self) -> dict[str, Member]:
-        """Blob name -> its place in a pack (loose records left out)."""
-        return {n: m for n, m in self.where.items() if m.offset != LOOSE}
+    def packed(self) -> Mapping[str, Member]:
+        """Blob name -> its place in a pack (loose records left out); read it, do not change it."""
+        return self._packed
 
     def indexes(self) -> dict[str, dict[str, tuple[int, int]]]:
         return dict(self._indexes)
@@ -295,11 +304,16 @@ class PackSet:
                 self.fs.pipe_file(self.pack_path(pack), data)
             self.fs.pipe_file(self.index_path(pack), index)
         members = parse_index(index) or {}
-        self._indexes[pack] = members
-        self.pack_sizes[pack] = len(data)
-        for name, (off, length) in members.items():
-            if off != LOOSE or name not in self.where:
-                self.where[name] = Member(pack, off, length)
+        with self._lock:
+            self._indexes = {**self._indexes, pack: members}
+            self.pack_sizes = {**self.pack_sizes, pack: len(data)}
+            where, packed = dict(self.where), dict(self._packed)
+            for name, (off, length) in members.items():
+                if off != LOOSE or name not in where:
+                    where[name] = Member(pack, off, length)
+                    if off != LOOSE:
+                        packed[name] = where[name]
+            self.where, self._packed = where, packed
         return pack
 
     def remove(self, packs: Iterable[str]) -> None:
@@ -313,11 +327,9 @@ class PackSet:
                         self.fs.rm_file(path)
                 except FileNotFoundError:
                     pass
-            self._indexes.pop(pack, None)
-            self.pack_sizes.pop(pack, None)
-            self.broken.pop(pack, None)
-        self._listing = None
-        self.refresh()
+        with self._lock:
+            self._listing = None
+        self.refresh()  # rebuilds the maps without the removed packs
 
     def stale_files(self) -> list[tuple[str, float]]:
         """(path, mtime) of local temp files and packs without an index (a writer killed between them)."""
