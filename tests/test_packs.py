@@ -339,3 +339,27 @@ def test_an_index_that_does_not_parse_is_ignored_not_a_crash(tmp_path):
     assert fresh.check(blobs) == dict.fromkeys(blobs, "missing")
     fresh.put_named(blobs)  # the next writer stores them again, in a pack of its own
     assert ObjectStore(str(tmp_path / "objects")).get_many(sorted(blobs)) == blobs
+
+
+def test_a_workspace_reads_each_remote_index_once(tmp_path, s3, monkeypatch):
+    """After many pushes a remote holds many indexes; a new process reads only those pushed since
+    its workspace last looked (the others are kept in .txgit/remote-index, checked by their hash)."""
+    ws, ns = s3_workspace(tmp_path, s3, "packs-cache", 20, monkeypatch)
+    for step in range(5):
+        for i in range(20):
+            ns[f"v{i}"] = {"step": step, "i": i}
+        ws.commit(ns, f"step {step}")
+        ws.push()
+    names = ws.remotes._blobs_of([ws.history.head_commit()])[0]
+    again = Workspace.open(tmp_path / "a")  # a new process, as the next `txgit push` is
+    n0 = len(s3_requests(s3, "packs-cache"))
+    assert again.remotes.store("origin").missing(names) == set()
+    asked = s3_requests(s3, "packs-cache")[n0:]
+    assert len(asked) == 1 and asked[0][0] == "GET" and "list-type" in asked[0][1], asked
+    # a tampered copy is not believed: it is read from the remote again
+    cached = sorted((tmp_path / "a" / ".txgit" / "remote-index").iterdir())
+    assert len(cached) >= 5
+    cached[0].write_bytes(b"txgit-pack-index 1\n")
+    n0 = len(s3_requests(s3, "packs-cache"))
+    assert Workspace.open(tmp_path / "a").remotes.store("origin").missing(names) == set()
+    assert len(s3_requests(s3, "packs-cache")[n0:]) == 2

@@ -146,6 +146,9 @@ class PackSet:
         self._packed: dict[str, Member] = {}  # where, packed members only
         self._lock = threading.Lock()
         self.loaded = False  # refreshed at least once
+        # A remote's indexes read before, kept in a local folder (the workspace sets it): a new
+        # process then reads only the indexes pushed since, not every one again.
+        self.cache_dir: str | None = None
         self._listing: frozenset[str] | None = None  # local: the folder's names when last read
 
     # -- paths -----------------------------------------------------------------------------------
@@ -243,8 +246,37 @@ class PackSet:
                 except FileNotFoundError:
                     continue
             return out
-        got = self.fs.cat(paths, on_error="omit")
-        return {p: got[path] for p, path in zip(packs, paths) if path in got}
+        out = {}
+        for p in packs:  # indexes read before, kept here: named by their hash, so checked, never stale
+            cached = self._cached_index(p)
+            if cached is not None:
+                out[p] = cached
+        todo = [(p, path) for p, path in zip(packs, paths) if p not in out]
+        got = self.fs.cat([path for _, path in todo], on_error="omit") if todo else {}
+        for p, path in todo:
+            if path in got:
+                out[p] = got[path]
+                self._keep_index(p, got[path])
+        return out
+
+    def _cached_index(self, pack: str) -> bytes | None:
+        if self.cache_dir is None:
+            return None
+        try:
+            with open(os.path.join(self.cache_dir, f"{pack}.idx"), "rb") as f:
+                text = f.read()
+        except OSError:
+            return None
+        return text if blake3.blake3(text).hexdigest() == pack else None
+
+    def _keep_index(self, pack: str, text: bytes) -> None:
+        if self.cache_dir is None or blake3.blake3(text).hexdigest() != pack:
+            return
+        try:
+            os.makedirs(self.cache_dir, exist_ok=True)
+            _write_atomic(os.path.join(self.cache_dir, f"{pack}.idx"), bytes(text))
+        except OSError:  # a cache: a read-only workspace only reads more
+            pass
 
     def packed(self) -> Mapping[str, Member]:
         """Blob name -> its place in a pack (loose records left out); read it, do not change it."""
@@ -303,6 +335,7 @@ class PackSet:
             if blobs:
                 self.fs.pipe_file(self.pack_path(pack), data)
             self.fs.pipe_file(self.index_path(pack), index)
+            self._keep_index(pack, index)
         members = parse_index(index) or {}
         with self._lock:
             self._indexes = {**self._indexes, pack: members}

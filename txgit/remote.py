@@ -84,6 +84,7 @@ EMBEDDED_DIR = "txgit-objects"  # blobs beside a bare repository: <repo.git>/txg
 CONFIG_REF = "refs/txgit/config"  # on the remote: the commit that records where its blobs are
 CONFIG_FILE = "remote.json"
 DEFAULT_REMOTE = "origin"
+REMOTE_INDEX_DIR = "remote-index"  # in .txgit/: copies of remotes' pack indexes (see txgit.packs)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _BATCH_BLOBS = 32  # blobs per upload/download task (chunks are <= 1 MiB)
 _WORKERS = 8  # transfers in flight for blocking backends (folders): remote stores are latency-bound
@@ -789,6 +790,9 @@ class Remotes:
         cached = self._stores.get(r.name)
         if cached is None or cached[0] != key:
             cached = (key, RemoteStore(url, timeout=timeout, **r.storage_options))
+            # the remote index's parts read before (immutable, checked by their hash when used):
+            # the next push or fetch from this workspace reads only the indexes pushed since
+            cached[1].packs.cache_dir = str(self.ws.dir / REMOTE_INDEX_DIR)
             self._stores[r.name] = cached
         return cached[1]
 
