@@ -177,6 +177,8 @@ class ObjectStore:
                 yield name
 
     def size(self, name: str) -> int:
+        if self.is_local or not self.packs.loaded:
+            self.packs.refresh()
         member = self.packs.packed().get(name)
         if member is not None:
             return member.length
