@@ -363,3 +363,25 @@ def test_a_workspace_reads_each_remote_index_once(tmp_path, s3, monkeypatch):
     n0 = len(s3_requests(s3, "packs-cache"))
     assert Workspace.open(tmp_path / "a").remotes.store("origin").missing(names) == set()
     assert len(s3_requests(s3, "packs-cache")[n0:]) == 2
+
+
+def test_a_rewrite_carries_the_good_copy_of_a_damaged_member_never_the_damage(tmp_path):
+    blobs = small_blobs(30)
+    store = ObjectStore(str(tmp_path / "objects"))
+    backup = ObjectStore(str(tmp_path / "backup"))
+    store.put_named(blobs)
+    backup.put_named(blobs)
+    damaged, dropped = sorted(blobs)[3], sorted(blobs)[4]
+    member = store.packs.where[damaged]
+    with open(store.packs.pack_path(member.pack), "r+b") as f:
+        f.seek(member.offset)
+        f.write(b"#")
+    with pytest.raises(CorruptBlob):  # no good copy yet: the rewrite stops, the pack stays as it was
+        store.rewrite_packs(keep=lambda n, m: n != dropped, packs=[member.pack])
+    assert member.pack in store.packs.indexes()
+    store.repair_from([damaged], [backup])  # a good loose copy
+    gone, _ = store.rewrite_packs(keep=lambda n, m: n != dropped, packs=[member.pack])
+    assert gone == [dropped] and member.pack not in store.packs.indexes()
+    os.unlink(store.path(damaged))  # the new pack alone must hold the good bytes
+    fresh = ObjectStore(str(tmp_path / "objects"))
+    assert fresh.get(damaged) == blobs[damaged] and fresh.missing(blobs) == {dropped}

@@ -281,14 +281,18 @@ class ObjectStore:
             members = indexes.get(pack)
             if members is None:
                 continue
-            kept = [n for n, (off, length) in members.items()
-                    if off != _packs.LOOSE and keep(n, _packs.Member(pack, off, length))]
-            gone = [n for n, (off, _) in members.items() if off != _packs.LOOSE and n not in set(kept)]
+            kept = {n for n, (off, length) in members.items()
+                    if off != _packs.LOOSE and keep(n, _packs.Member(pack, off, length))}
+            gone = [n for n, (off, _) in members.items() if off != _packs.LOOSE and n not in kept]
             if not gone:
                 continue
             if kept:
                 data = self.packs.read(kept)
-                self._verify(data)  # never carry a damaged member into a new pack unnoticed
+                if len(data) < len(kept):  # the pack went meanwhile: rewrite nothing rather than lose members
+                    raise MissingBlob(f"pack {pack[:12]} in {self.url} could not be read whole; run `txgit fsck`")
+                # never carry a damaged member into the new pack: its good loose copy goes instead
+                # (fsck --repair writes one); with none, CorruptBlob stops the rewrite, pack untouched
+                self._loose_over_damaged_members(data)
                 self.packs.write(data)
             self.packs.remove([pack])
             dropped += gone
