@@ -16,7 +16,7 @@ copy from other object stores (:meth:`txgit.storage.ObjectStore.repair_from`):
 the remotes that answered, in their configured order (the ones that did not are
 named, not tried), or the ``stores`` given; the report says which were tried.
 
-**gc** deletes local blobs that nothing reachable names. It is safe against a
+**gc** deletes local blobs that nothing reachable names (inside packs: see :func:`_collect_packed`). It is safe against a
 concurrent commit because it holds the workspace lock for its whole run, and a
 commit holds the same lock from reading HEAD until its ref has moved: a blob
 written by a commit in flight is either named by a ref by the time gc looks,
