@@ -10,6 +10,13 @@ state. The peer is what a user without txgit does: pickle the namespace and
 upload it as one object with the same s3fs (again in full after every
 change), and download + unpickle it.
 
+Requests are counted from moto's own request log (every request the server
+answered, to the state's bucket): the first push, the clone and the peer's
+upload/download. Small blobs travel as packs (txgit.packs), so the first push
+and the clone of 1,000 small variables are a handful of requests. A last row
+asks the remote which of 10,000 new small blobs it lacks (with 1,000 held):
+the remote index answers in a few requests, not one per blob.
+
     python benchmarks/run.py remote [--quick]
 """
 
@@ -49,7 +56,7 @@ def _timed(fn):
 def main(quick: bool = False) -> dict:
     import fsspec
 
-    from servers import S3_ENV, make_bucket, moto_s3
+    from servers import S3_ENV, make_bucket, moto_s3, s3_requests
     from txgit import Workspace
 
     import s3fs  # noqa: F401  (imported once, outside every timing)
@@ -71,11 +78,15 @@ def main(quick: bool = False) -> dict:
                 # Warm both clients (import, session, connection) so the timings compare transfers.
                 ws.remotes.store("origin").fs.ls(bucket)
                 fs.ls(bucket)
+                n0 = len(s3_requests(endpoint, bucket))
                 first, t_first = _timed(lambda: ws.push())
+                push_requests = len(s3_requests(endpoint, bucket)) - n0
                 noop, t_noop = _timed(lambda: ws.push())
                 # B clones with every blob (the full download), then checks the state out.
+                n0 = len(s3_requests(endpoint, bucket))
                 clone, t_clone = _timed(lambda: Workspace.clone(str(base / f"{label}.git"), base / f"{label}-clone",
                                                                 storage_options=opts, eager=True))
+                clone_requests = len(s3_requests(endpoint, bucket)) - n0
                 clone_bytes = clone.store.stats.bytes_written
                 bns: dict = {"__name__": "__main__"}
                 clone.checkout("main", bns)
@@ -95,8 +106,10 @@ def main(quick: bool = False) -> dict:
                 # The peer: pickle the namespace and upload/download it whole, after every change too.
                 payload, t_pickle = _timed(lambda: pickle.dumps({k: v for k, v in ns.items() if k != "__name__"},
                                                                 protocol=5))
+                n0 = len(s3_requests(endpoint, bucket))
                 _, t_put = _timed(lambda: fs.pipe(f"{bucket}/peer.pkl", payload))
                 _, t_get = _timed(lambda: pickle.loads(fs.cat(f"{bucket}/peer.pkl")))
+                peer_requests = len(s3_requests(endpoint, bucket)) - n0
                 row = {
                     "state": label, "blobs": first.blobs_uploaded, "state_bytes": first.bytes_state,
                     "push_s": round(t_first, 3), "push_bytes": first.bytes_uploaded,
@@ -106,8 +119,12 @@ def main(quick: bool = False) -> dict:
                     "pull_s": round(t_pull, 3), "pull_bytes": pull_bytes,
                     "pickle_upload_s": round(t_pickle + t_put, 3), "pickle_download_s": round(t_get, 3),
                     "pickle_bytes": len(payload),
+                    "push_requests": push_requests, "clone_requests": clone_requests,
+                    "pickle_requests": peer_requests,
                 }
+                row.update(_blobs_only(endpoint, bucket, opts, ws))
                 results["rows"].append(row)
+            results["existence"] = _existence_checks(endpoint, opts, 1_000 if quick else 10_000)
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
@@ -120,6 +137,22 @@ def main(quick: bool = False) -> dict:
               f"{r['change_push_bytes']:>12} {r['clone_eager_s']:>8.2f} {r['clone_bytes']:>9} {r['pull_s']:>7.3f} "
               f"{r['pull_bytes']:>8} {r['pickle_upload_s']:>11.3f} {r['pickle_download_s']:>13.3f} "
               f"{r['pickle_bytes']:>9}")
+    print(f"\n{'state':6} {'push requests':>13} {'clone requests':>14} {'pickle up+down requests':>23} "
+          f"{'push / pickle upload':>20} {'clone / pickle download':>23}")
+    for r in results["rows"]:
+        print(f"{r['state']:6} {r['push_requests']:>13} {r['clone_requests']:>14} {r['pickle_requests']:>23} "
+              f"{r['push_s'] / max(r['pickle_upload_s'], 1e-9):>19.1f}x "
+              f"{r['clone_eager_s'] / max(r['pickle_download_s'], 1e-9):>22.1f}x")
+    print(f"\nthe storage's share alone (the blobs into a fresh prefix and back; no git, no records):")
+    print(f"{'state':6} {'up s':>6} {'up requests':>11} {'up / pickle upload':>18} {'down s':>7} "
+          f"{'down requests':>13} {'down / pickle download':>22}")
+    for r in results["rows"]:
+        print(f"{r['state']:6} {r['blobs_up_s']:>6.3f} {r['blobs_up_requests']:>11} "
+              f"{r['blobs_up_s'] / max(r['pickle_upload_s'], 1e-9):>17.1f}x {r['blobs_down_s']:>7.3f} "
+              f"{r['blobs_down_requests']:>13} {r['blobs_down_s'] / max(r['pickle_download_s'], 1e-9):>21.1f}x")
+    e = results["existence"]
+    print(f"\nexistence check of {e['new']:,} new small blobs (the remote holds {e['held']:,}): "
+          f"{e['requests']} requests, {e['seconds']:.3f} s, {e['missing']:,} reported missing")
     for r in results["rows"]:
         r["push_bytes_vs_state"] = round(r["push_bytes"] / max(r["state_bytes"], 1), 4)
         r["change_bytes_vs_pickle"] = round(r["change_push_bytes"] / max(r["pickle_bytes"], 1), 4)
@@ -134,6 +167,48 @@ def main(quick: bool = False) -> dict:
               f"bytes a pickle re-upload/download moves, in {r['change_push_vs_pickle_upload']:.2f}x / "
               f"{r['pull_vs_pickle_download']:.2f}x its time")
     return results
+
+
+def _blobs_only(endpoint: str, bucket: str, opts: dict, ws) -> dict:
+    """The storage's share of a first push and a clone: the state's blobs put into a fresh prefix
+    (existence check + upload) and read back by a fresh, warmed client (index + download, verified),
+    without the git side (refs, commits) or reading the states' records."""
+    from servers import s3_requests
+    from txgit.remote import RemoteStore
+
+    names = ws.remotes._blobs_of([ws.history.head_commit()])[0]
+    blobs = ws.store.get_many(sorted(names))
+    up = RemoteStore(f"s3://{bucket}/blobs-only", **opts)
+    up.fs.ls(bucket)
+    n0 = len(s3_requests(endpoint, bucket))
+    _, t_up = _timed(lambda: up.put_named(blobs, check=False))
+    up_requests = len(s3_requests(endpoint, bucket)) - n0
+    down = RemoteStore(f"s3://{bucket}/blobs-only", **opts)
+    down.fs.ls(bucket)
+    n0 = len(s3_requests(endpoint, bucket))
+    got, t_down = _timed(lambda: down.get_many(sorted(names)))
+    assert got == blobs
+    return {"blobs_up_s": round(t_up, 3), "blobs_up_requests": up_requests,
+            "blobs_down_s": round(t_down, 3), "blobs_down_requests": len(s3_requests(endpoint, bucket)) - n0}
+
+
+def _existence_checks(endpoint: str, opts: dict, new: int) -> dict:
+    """Which of ``new`` small blobs a remote holding 1,000 others lacks, asked by a fresh client."""
+    from servers import make_bucket, s3_requests
+    from txgit.remote import RemoteStore
+    from txgit.storage import hash_bytes
+
+    bucket = "bench-index"
+    make_bucket(endpoint, bucket)
+    held = {hash_bytes(b"held %d" % i): b"held %d" % i for i in range(1_000)}
+    RemoteStore(f"s3://{bucket}/blobs", **opts).put_named(held)
+    names = [hash_bytes(b"new %d" % i) for i in range(new)]
+    store = RemoteStore(f"s3://{bucket}/blobs", **opts)
+    store.fs.ls(bucket)  # the client's session, outside the count (as for the pushes)
+    n0 = len(s3_requests(endpoint, bucket))
+    lacking, seconds = _timed(lambda: store.missing([*names, *held]))
+    return {"new": new, "held": len(held), "requests": len(s3_requests(endpoint, bucket)) - n0,
+            "seconds": round(seconds, 3), "missing": len(lacking)}
 
 
 def _same(a, b) -> bool:

@@ -12,6 +12,7 @@ hangs (seen as a push of 1,000 blobs stalling inside s3fs).
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -84,10 +85,30 @@ def moto_s3() -> Iterator[str]:
                 if time.time() > deadline:
                     raise
                 time.sleep(0.2)
+        _moto_logs[endpoint] = log
         yield endpoint
     finally:
+        _moto_logs.pop(f"http://127.0.0.1:{port}", None)
         _stop(proc)
         log.close()
+
+
+_moto_logs: dict = {}  # endpoint -> the log file of the moto server answering there
+_REQUEST_LINE = re.compile(r'"(GET|PUT|HEAD|POST|DELETE) (/[^ ]*) HTTP/[0-9.]+" ')
+
+
+def s3_requests(endpoint: str, bucket: str | None = None) -> list[tuple[str, str]]:
+    """Every request moto's server has answered so far (from its request log): (method, path);
+    ``bucket``: only those to that bucket. Tests and benchmarks count requests with it."""
+    log = _moto_logs[endpoint]
+    log.flush()
+    log.seek(0)
+    text = log.read()
+    log.seek(0, 2)  # the server keeps appending (the file is shared with it)
+    out = [(m.group(1), m.group(2)) for m in _REQUEST_LINE.finditer(text)]
+    if bucket is not None:
+        out = [(m, p) for m, p in out if p == f"/{bucket}" or p.startswith((f"/{bucket}/", f"/{bucket}?"))]
+    return out
 
 
 def make_bucket(endpoint: str, bucket: str) -> None:

@@ -19,7 +19,7 @@ import pytest
 from cliutil import assert_one_line_error
 from conftest import session_namespace
 from servers import S3_ENV, git_daemon, init_bare, make_bucket, moto_s3
-from txgit import Workspace
+from txgit import Workspace, packs
 from txgit.errors import CorruptBlob, PushRejected, UnknownRemote
 from txgit.remote import EMBEDDED_DIR
 from txgit.trust import UntrustedState
@@ -196,7 +196,9 @@ def test_pull_into_namespace_and_refusals(tmp_path):
 
 def test_killed_push_leaves_consistent_remote(tmp_path, run_txgit):
     ws = Workspace.init(tmp_path / "a")
-    ns = session_namespace("values = {}\n" + "\n".join(f"v{i} = list(range({i}, {i} + 50))" for i in range(400)))
+    # blobs just over the pack size: loose, moved in batches (a kill lands between them)
+    ns = session_namespace("values = {}\n" + "\n".join(f"v{i} = bytes([{i % 251}]) * {packs.SMALL_BLOB_MAX + 64 + i}"
+                                                       for i in range(400)))
     ws.commit(ns, "400 variables")
     ws.remotes.add("origin", str(tmp_path / "r.git"))
     blobs = tmp_path / "r.git" / EMBEDDED_DIR
@@ -220,7 +222,7 @@ def test_killed_push_leaves_consistent_remote(tmp_path, run_txgit):
     clone = Workspace.clone(str(tmp_path / "r.git"), tmp_path / "b", eager=True)
     got = session_namespace()
     clone.checkout("main", got)
-    assert got["v399"] == list(range(399, 449))
+    assert got["v399"] == bytes([399 % 251]) * (packs.SMALL_BLOB_MAX + 64 + 399)
 
 
 def test_tampered_blob_is_detected_and_never_unpickled(tmp_path, run_txgit):

@@ -15,7 +15,7 @@ import urllib.request
 from pathlib import Path
 
 from conftest import session_namespace
-from txgit import Workspace
+from txgit import Workspace, packs
 
 
 def _alice(tmp_path: Path, remote: Path) -> Workspace:
@@ -156,7 +156,7 @@ def _checked_progress(calls: list[tuple[str, int, int]], phase: str) -> int:
 
 def test_progress_totals_are_known_from_the_first_call(tmp_path):
     ws = Workspace.init(tmp_path / "a")
-    # 120 small variables (120 blobs: four batches) and one of 2.5 MiB (three chunks, the last one shorter)
+    # 120 small variables (120 blobs: one pack) and one of 2.5 MiB (three chunks, the last one shorter)
     code = "\n".join(f"v{i} = bytes(range(256)) * {i + 1}" for i in range(120))
     ws.commit(session_namespace(code + "\nbig = __import__('os').urandom(5 << 19)"), "many blobs")
     ws.remotes.add("origin", str(tmp_path / "r.git"))
@@ -168,7 +168,7 @@ def test_progress_totals_are_known_from_the_first_call(tmp_path):
     clone = Workspace.clone(str(tmp_path / "r.git"), tmp_path / "b", eager=True,
                             progress=lambda *call: down.append(call))
     total = _checked_progress(down, "download")
-    assert total == pushed.bytes_uploaded == sum(os.path.getsize(clone.store.path(n)) for n in clone.store.names())
+    assert total == pushed.bytes_uploaded == sum(clone.store.size(n) for n in clone.store.names())
 
 
 def test_the_cli_shows_a_bar_on_a_terminal(tmp_path):
@@ -243,7 +243,11 @@ def _remote_is_whole(ws: Workspace, remote: Path) -> list[str]:
 
 
 def _many(n: int = 400) -> dict:
-    return session_namespace("\n".join(f"v{i} = list(range({i}, {i} + 50))" for i in range(n)))
+    """``n`` variables of one blob each, just over the size that goes into packs: they stay loose and
+    move in batches, so an interrupt lands between batches (small blobs move as one pack: all or none)."""
+    ns = session_namespace()
+    ns.update({f"v{i}": bytes([i % 251]) * (packs.SMALL_BLOB_MAX + 64 + i) for i in range(n)})
+    return ns
 
 
 def test_ctrl_c_during_push_says_nothing_changed_on_the_remote(tmp_path, run_txgit):

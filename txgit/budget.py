@@ -360,13 +360,16 @@ def set_budget(ws: Repository, size: str | int | None) -> int | None:
 
 
 def store_bytes(ws: Repository) -> int:
-    """Bytes of every blob in the local store (one scan)."""
+    """Bytes of every blob in the local store, loose or packed (one scan)."""
     total = 0
+    ws.store.packs.refresh()
     for name, _ in ws.store.entries():
         try:
             total += os.stat(ws.store.path(name)).st_size
         except FileNotFoundError:
             continue
+    for pack, size in ws.store.packs.pack_sizes.items():  # refreshed by entries' caller below
+        total += size
     return total
 
 
@@ -380,6 +383,9 @@ def blob_sizes(ws: Repository) -> tuple[dict[str, int], dict[str, float]]:
         except FileNotFoundError:
             continue
         sizes[name], mtimes[name] = st.st_size, st.st_mtime
+    for name, _pack, length, mtime in ws.store.packed_entries():
+        if name not in sizes:
+            sizes[name], mtimes[name] = length, mtime
     return sizes, mtimes
 
 

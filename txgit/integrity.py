@@ -16,7 +16,7 @@ copy from other object stores (:meth:`txgit.storage.ObjectStore.repair_from`):
 the remotes that answered, in their configured order (the ones that did not are
 named, not tried), or the ``stores`` given; the report says which were tried.
 
-**gc** deletes local blobs that nothing reachable names. It is safe against a
+**gc** deletes local blobs that nothing reachable names (inside packs: see :func:`_collect_packed`). It is safe against a
 concurrent commit because it holds the workspace lock for its whole run, and a
 commit holds the same lock from reading HEAD until its ref has moved: a blob
 written by a commit in flight is either named by a ref by the time gc looks,
@@ -105,6 +105,10 @@ class GcReport:
     dry_run: bool = False
     budget: _budget.BudgetReport | None = None  # with a budget: which states were kept and dropped
     history: PackReport | None = None  # the git history's objects packed (not on a dry run)
+
+
+    packs_rewritten: int = 0  # packs rewritten without their garbage
+    kept_in_packs: int = 0  # unreachable blobs left inside packs that are mostly live (see _collect_packed)
 
 
 @dataclass
@@ -237,6 +241,9 @@ def _one_line(e: BaseException) -> str:
     return " ".join(str(e).split()) or type(e).__name__
 
 
+PACK_REWRITE_SHARE = 0.25  # gc rewrites a pack once this share of its bytes is garbage
+
+
 def gc(ws: Repository, *, grace_seconds: float = 3600.0, reflog_days: float = 30.0,
        dry_run: bool = False, budget: int | None = None, pack: bool = True) -> GcReport:
     """Delete local blobs no reachable commit names (and temp files of killed writers); then (``pack``)
@@ -287,6 +294,7 @@ def gc(ws: Repository, *, grace_seconds: float = 3600.0, reflog_days: float = 30
                 continue
             report.deleted.append(name)
             report.bytes_freed += size
+        _collect_packed(ws, keep, cutoff, dry_run, rewrite_all=budget is not None, report=report)
         if not dry_run:
             report.temp_files_removed = ws.store.remove_stale_temp_files(grace_seconds)
     if pack and not dry_run:
@@ -299,3 +307,35 @@ def pack_history(ws: Repository) -> PackReport:
     :mod:`txgit.gitpack`; a kill at any instant is harmless). Outside the workspace lock: it
     runs safely beside commits, which need not wait for it."""
     return ws.history.pack(gather=True)
+
+
+def _collect_packed(ws: Repository, keep: set[str] | Mapping[str, object], cutoff: float, dry_run: bool,
+                    rewrite_all: bool, report: GcReport) -> None:
+    """Garbage inside packs. A pack is rewritten without its garbage once that is at least
+    :data:`PACK_REWRITE_SHARE` of its bytes (or with a budget, which asks for the bytes); below that
+    it is kept whole: rewriting would copy several live bytes per byte freed, and packs hold only
+    small blobs, so what stays is bounded by that share. A pack written within the grace period
+    is kept whole too, like a young loose blob."""
+    by_pack: dict[str, list[tuple[str, int]]] = {}
+    sizes: dict[str, int] = {}
+    young: set[str] = set()
+    for name, pack, length, mtime in ws.store.packed_entries():
+        sizes[pack] = sizes.get(pack, 0) + length
+        if name in keep:
+            continue
+        by_pack.setdefault(pack, []).append((name, length))
+        if mtime >= cutoff:
+            young.add(pack)
+    for pack, garbage in sorted(by_pack.items()):
+        dead = sum(n for _, n in garbage)
+        if pack in young:
+            report.kept_young += len(garbage)
+            continue
+        if not rewrite_all and dead < PACK_REWRITE_SHARE * sizes[pack]:
+            report.kept_in_packs += len(garbage)
+            continue
+        if not dry_run:
+            ws.store.rewrite_packs(keep=lambda n, m: n in keep, packs=[pack])
+        report.packs_rewritten += 1
+        report.deleted.extend(n for n, _ in garbage)
+        report.bytes_freed += dead

@@ -75,7 +75,7 @@ from txgit.errors import (
     UnknownRemote,
     WorkspaceExists,
 )
-from txgit import trust
+from txgit import packs, trust
 from txgit.repository import TXGIT_DIR, Repository
 from txgit.state.snapshot import CHUNK_SIZE
 from txgit.storage import ObjectStore, StoreChain
@@ -84,6 +84,7 @@ EMBEDDED_DIR = "txgit-objects"  # blobs beside a bare repository: <repo.git>/txg
 CONFIG_REF = "refs/txgit/config"  # on the remote: the commit that records where its blobs are
 CONFIG_FILE = "remote.json"
 DEFAULT_REMOTE = "origin"
+REMOTE_INDEX_DIR = "remote-index"  # in .txgit/: copies of remotes' pack indexes (see txgit.packs)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _BATCH_BLOBS = 32  # blobs per upload/download task (chunks are <= 1 MiB)
 _WORKERS = 8  # transfers in flight for blocking backends (folders): remote stores are latency-bound
@@ -341,15 +342,28 @@ class RemoteStore(ObjectStore):
         except Exception as e:  # fsspec backends raise their SDK's errors: make them one line
             raise _storage_error(self.url, e, self.options, self.fs, self.timeout) from e
 
-    def missing(self, names: Iterable[str]) -> set[str]:
-        """Which names the store lacks: per-blob checks in parallel for a few, one listing for many."""
+    def missing(self, names: Iterable[str], *, refresh: bool = True) -> set[str]:
+        """Which names the store lacks: the remote index first, then per-blob checks in parallel
+        for a few, one listing for many. ``refresh=False``: the caller has just refreshed the index."""
         wanted = set(names)
         if not wanted or self.is_local:
             return super().missing(wanted)
         with self._errors():
             self.fs.invalidate_cache(self.root)  # a listing cached earlier may predate others' uploads
+            # The remote index: one listing of the pack folder and the indexes not read before say
+            # what every push stored (packed or loose). A hint only: what it names is not asked again,
+            # but a pack that is gone or cut short vouches for nothing (txgit.packs).
+            if refresh or not self.packs.loaded:
+                self.packs.refresh()
+            wanted -= self.packs.where.keys()
+            if not wanted:
+                return wanted
             if len(wanted) > _HEAD_CHECKS_UPTO:
-                return wanted - set(self.names())
+                if self.packs.indexes():
+                    # an indexed remote: what no index names was not stored by a push that wrote
+                    # indexes; at worst a blob stored before the first of them goes again (once)
+                    return wanted
+                return wanted - set(self.loose_names())  # packs: listed above
             if getattr(self.fs, "async_impl", False):  # one concurrent batch on the backend's loop
                 from fsspec.asyn import sync
 
@@ -363,6 +377,10 @@ class RemoteStore(ObjectStore):
     def names(self) -> Iterator[str]:
         with self._errors():
             yield from super().names()
+
+    def loose_names(self) -> Iterator[str]:
+        with self._errors():
+            yield from super().loose_names()
 
     def get_many(self, names: Iterable[str]) -> dict[str, bytes]:
         with self._errors():
@@ -385,6 +403,22 @@ def _first_missing(path: Path) -> Path | None:
     while not path.parent.exists() and path.parent != path:
         path = path.parent
     return path
+
+
+def _batches(names: list[str], sizes: Mapping[str, int], per_batch: int) -> list[list[str]]:
+    """Transfer batches: small blobs together, up to a pack's worth of bytes each (a store writes
+    each such batch as one pack: one request, not one per blob); large blobs ``per_batch`` at a time."""
+    small = [n for n in names if sizes.get(n, packs.SMALL_BLOB_MAX + 1) <= packs.SMALL_BLOB_MAX]
+    large = [n for n in names if sizes.get(n, packs.SMALL_BLOB_MAX + 1) > packs.SMALL_BLOB_MAX]
+    out: list[list[str]] = []
+    size = 0
+    for n in small:
+        if not out or size + sizes[n] > packs.PACK_MAX_BYTES:
+            out.append([])
+            size = 0
+        out[-1].append(n)
+        size += sizes[n]
+    return out + [large[i : i + per_batch] for i in range(0, len(large), per_batch)]
 
 
 def _chunk_sizes(size: int, chunks: list[str]) -> dict[str, int]:
@@ -488,6 +522,21 @@ class PushResult:
     bytes_uploaded: int = 0
     bytes_state: int = 0  # bytes of the pushed states (sum over the new commits' groups, deduplicated)
     seconds: float = 0.0
+
+
+@dataclass
+class StorageCheck:
+    """What :meth:`Remotes.check_storage` found: the blobs a remote's branches name that its storage lacks."""
+
+    remote: str
+    blobs: int = 0  # distinct blobs the remote's branches name
+    lacking: list[str] = field(default_factory=list)  # not in its storage (listed, not taken from the index)
+    resent: list[str] = field(default_factory=list)  # of those, uploaded again from here
+    unavailable: list[str] = field(default_factory=list)  # lacking there and here: nothing to send
+
+    @property
+    def ok(self) -> bool:
+        return not (set(self.lacking) - set(self.resent))
 
 
 @dataclass
@@ -741,6 +790,9 @@ class Remotes:
         cached = self._stores.get(r.name)
         if cached is None or cached[0] != key:
             cached = (key, RemoteStore(url, timeout=timeout, **r.storage_options))
+            # the remote index's parts read before (immutable, checked by their hash when used):
+            # the next push or fetch from this workspace reads only the indexes pushed since
+            cached[1].packs.cache_dir = str(self.ws.dir / REMOTE_INDEX_DIR)
             self._stores[r.name] = cached
         return cached[1]
 
@@ -939,7 +991,7 @@ class Remotes:
         """
         is_async = bool(getattr(remote_fs, "async_impl", False))
         size = _ASYNC_BATCH_BLOBS if is_async else _BATCH_BLOBS
-        batches = [names[i : i + size] for i in range(0, len(names), size)]
+        batches = _batches(names, sizes, size)
         total = sum(sizes.get(n, 0) for n in names)
         done = tally if tally is not None else _Tally()
         done.total_blobs = len(names)
@@ -977,9 +1029,12 @@ class Remotes:
                     finished(batch, n)
             return done.blobs, done.bytes
         with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
-            futures = [pool.submit(lambda b=b: one(read(b))) for b in batches]
+            futures: list = []
             counted = 0
             try:
+                # submitted inside the try: a first batch can land before the last is submitted, and
+                # an interrupt then must still count it
+                futures.extend(pool.submit(lambda b=b: one(read(b))) for b in batches)
                 for batch, future in zip(batches, futures):
                     n = future.result()
                     counted += 1
@@ -1092,17 +1147,22 @@ class Remotes:
         sizes: dict[str, int] = {}
         names, result.bytes_state = self._blobs_of(commits, sizes)
         result.blobs_named = len(names)
-        if not force:
+        with store._errors():
+            store.packs.refresh()  # the remote index: what the storage's pushes stored
+        indexed = bool(store.packs.indexes())
+        if not force and not indexed:
             # Refs only ever name fully stored states, so the blobs of the remote's tips we know are
             # there already: ask the storage about the rest only (one blob after a one-variable
             # change, not a listing of the bucket). --force may re-record the storage: trust nothing.
+            # An indexed storage is asked about every blob instead: its index answers for all of
+            # them at once, and notices a pack deleted behind our back (its blobs go again).
             for ref, tip in remote_refs.items():
                 if ref.startswith("refs/heads/") and tip in self.repo and names:
                     try:
                         names -= self._blobs_of([self.repo[tip].peel(pygit2.Commit)])[0]
                     except (TxgitError, pygit2.GitError, KeyError, ValueError):
                         continue  # not a state txgit can read: it vouches for nothing
-        lacking = sorted(store.missing(names))
+        lacking = sorted(store.missing(names, refresh=False))
         stage.store_root = Path(store.root).absolute() if store.is_local else None
         if lacking:
             if store.is_local:
@@ -1163,6 +1223,32 @@ class Remotes:
             self.repo.references.create(f"refs/txgit/remotes/{r.name}/config", config_oid, force=True)
         result.seconds = time.perf_counter() - started
         return result
+
+    # -- checking a remote's storage ----------------------------------------------------------------------
+    def check_storage(self, remote: str | None = None, *, resend: bool = False) -> StorageCheck:
+        """Whether ``remote``'s storage holds every blob its branches name, asked exactly: its
+        loose blobs are listed and its packs' sizes checked, not taken from the remote index (which
+        push trusts as a hint). ``resend``: upload what it lacks from the local store (verified
+        on the way, as any push). Fetches the remote's refs first (no blobs)."""
+        r = self.get(remote or self.default())
+        self.fetch(r.name)
+        check = StorageCheck(r.name)
+        sizes: dict[str, int] = {}
+        names, _ = self._blobs_of(self._new_commits(list(self._tracking(r.name).values()), []), sizes)
+        check.blobs = len(names)
+        store = self.store(r)
+        with store._errors():
+            store.packs.refresh()
+            present = set(store.packs.packed()) | set(store.loose_names())
+        check.lacking = sorted(names - present)
+        if resend and check.lacking:
+            have = set(check.lacking) - self.ws.store.missing(check.lacking)
+            check.unavailable = sorted(set(check.lacking) - have)
+            if have:
+                self._transfer(sorted(have), self.ws.store.get_many, store.write_blobs, sizes, "upload", None,
+                               store.fs)
+                check.resent = sorted(have)
+        return check
 
     # -- fetch / pull ----------------------------------------------------------------------------------
     def fetch(self, remote: str | None = None, *, eager: bool = False,

@@ -24,6 +24,7 @@ import blake3
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
+from txgit import packs as _packs
 from txgit.errors import BlobError, CorruptBlob, MissingBlob, TxgitError
 
 HASH_LEN = 64  # blake3 hex digest
@@ -141,6 +142,11 @@ class ObjectStore:
         self.stats = TransferStats()
         if self.is_local and self.create_on_open:
             os.makedirs(self.root, exist_ok=True)
+        # Small blobs written many at a time live in packs (txgit.packs); a remote's writes also
+        # record their loose blobs in an index, so that one listing says what the remote holds.
+        self.packs = _packs.PackSet(self.fs, self.root, self.is_local)
+        self.pack_min_members = _packs.PACK_MIN_MEMBERS if self.is_local else 2
+        self.index_loose = not self.is_local
 
     def __repr__(self) -> str:
         return f"ObjectStore({self.url!r})"
@@ -169,6 +175,8 @@ class ObjectStore:
         wanted = set(names)
         if not wanted:
             return set()
+        self.packs.refresh()
+        wanted -= self.packs.packed().keys()
         if self.is_local:
             return {n for n in wanted if not os.path.exists(self.path(n))}
         if len(wanted) >= _LIST_INSTEAD_OF_STAT:
@@ -176,7 +184,18 @@ class ObjectStore:
         return {n for n in wanted if not self.fs.exists(self.path(n))}
 
     def names(self) -> Iterable[str]:
-        """Every blob name in the store (temp files and strays are ignored)."""
+        """Every blob name in the store, loose or packed (temp files and strays are ignored)."""
+        if self.is_local and not os.path.isdir(self.root):
+            return
+        self.packs.refresh()
+        packed = self.packs.packed()
+        yield from packed
+        for name in self.loose_names():
+            if name not in packed:
+                yield name
+
+    def loose_names(self) -> Iterable[str]:
+        """The names of the blobs stored loose, one file or object each (one listing)."""
         if self.is_local and not os.path.isdir(self.root):
             return
         try:
@@ -189,6 +208,11 @@ class ObjectStore:
                 yield name
 
     def size(self, name: str) -> int:
+        if self.is_local or not self.packs.loaded:
+            self.packs.refresh()
+        member = self.packs.packed().get(name)
+        if member is not None:
+            return member.length
         return int(self.fs.size(self.path(name)))
 
     # -- writes --------------------------------------------------------------
@@ -217,6 +241,22 @@ class ObjectStore:
 
         Each blob appears whole or not at all. Returns the number of bytes written.
         """
+        small = {n: d for n, d in blobs.items() if _packs.is_small(d)}
+        if len(small) < self.pack_min_members:
+            small = {}
+        loose = {n: d for n, d in blobs.items() if n not in small}
+        written = self._write_loose(loose)
+        if small or (self.index_loose and loose):
+            # after the loose blobs: an index appears only once all it names is stored
+            groups = _packs.split(small) if small else [{}]
+            for i, group in enumerate(groups):
+                self.packs.write(group, {n: len(d) for n, d in loose.items()} if i == 0 and self.index_loose else None)
+                written += sum(len(d) for d in group.values())
+        self.stats.blobs_written += len(blobs)
+        self.stats.bytes_written += written
+        return written
+
+    def _write_loose(self, blobs: Mapping[str, bytes | bytearray | memoryview]) -> int:
         written = 0
         if self.is_local:
             for name in sorted(blobs):
@@ -228,8 +268,6 @@ class ObjectStore:
                 batch = {self.path(n): bytes(blobs[n]) for n in names[i : i + _BATCH]}
                 self.fs.pipe(batch)
                 written += sum(len(v) for v in batch.values())
-        self.stats.blobs_written += len(blobs)
-        self.stats.bytes_written += written
         return written
 
     def _write_local(self, name: str, data: bytes | bytearray | memoryview) -> None:
@@ -253,15 +291,63 @@ class ObjectStore:
             raise
 
     def delete(self, names: Iterable[str]) -> None:
-        paths = [self.path(n) for n in names]
+        """Remove blobs: loose files, and packed members (their packs are rewritten without them)."""
+        names = set(names)
+        self.packs.refresh()
+        packed = self.packs.packed()
+        if names & packed.keys():
+            self.rewrite_packs(keep=lambda n, m: n not in names, packs={packed[n].pack for n in names if n in packed})
+        paths = [self.path(n) for n in names if n not in packed or self.fs.exists(self.path(n))]
         if paths:
             self.fs.rm(paths)
+
+    def rewrite_packs(self, keep: Any, packs: Iterable[str]) -> tuple[list[str], int]:
+        """Rewrite ``packs`` with only the members ``keep(name, member)`` accepts; returns the names
+        dropped and their bytes. The new pack and its index land before the old index goes, so
+        every kept member is readable at every moment (for a while from both)."""
+        dropped: list[str] = []
+        freed = 0
+        indexes = self.packs.indexes()
+        for pack in sorted(set(packs)):
+            members = indexes.get(pack)
+            if members is None:
+                continue
+            kept = {n for n, (off, length) in members.items()
+                    if off != _packs.LOOSE and keep(n, _packs.Member(pack, off, length))}
+            gone = [n for n, (off, _) in members.items() if off != _packs.LOOSE and n not in kept]
+            if not gone:
+                continue
+            if kept:
+                data = self.packs.read(kept)
+                if len(data) < len(kept):  # the pack went meanwhile: rewrite nothing rather than lose members
+                    raise MissingBlob(f"pack {pack[:12]} in {self.url} could not be read whole; run `txgit fsck`")
+                # never carry a damaged member into the new pack: its good loose copy goes instead
+                # (fsck --repair writes one); with none, CorruptBlob stops the rewrite, pack untouched
+                self._loose_over_damaged_members(data)
+                self.packs.write(data)
+            self.packs.remove([pack])
+            dropped += gone
+            freed += sum(members[n][1] for n in gone)
+        return dropped, freed
 
     # -- maintenance (fsck, gc) ------------------------------------------------
     def check(self, names: Iterable[str]) -> dict[str, str]:
         """Verify blobs one by one without keeping them: name -> "missing" or "corrupt" for each bad one."""
         bad: dict[str, str] = {}
+        self.packs.refresh()
         for name in sorted(set(names)):
+            if name in self.packs.where and self.packs.where[name].offset != _packs.LOOSE:
+                data = self.packs.read([name]).get(name)
+                if data is not None and hash_bytes(data) == name:
+                    continue
+                # a damaged member: a good loose copy (fsck --repair writes one) serves instead
+                try:
+                    ok = hash_bytes(self._read_one_loose(name)) == name
+                except FileNotFoundError:
+                    ok = False
+                if not ok:
+                    bad[name] = "corrupt" if data is not None else "missing"
+                continue
             try:
                 if self.is_local:
                     ok = hash_file(self.path(name)) == name
@@ -330,6 +416,18 @@ class ObjectStore:
                     except FileNotFoundError:  # deleted under us: nothing to collect
                         continue
 
+    def packed_entries(self) -> Iterable[tuple[str, str, int, float]]:
+        """(blob name, pack id, length, the pack's modification time) of every packed member; a local store only.
+        A blob in two packs (a rewrite killed half way) is listed twice."""
+        if not self.is_local:
+            return
+        self.packs.refresh()
+        for pack, members in self.packs.indexes().items():
+            mtime = self.packs.mtime(pack)
+            for name, (off, length) in members.items():
+                if off != _packs.LOOSE:
+                    yield name, pack, length, mtime
+
     def remove_stale_temp_files(self, older_than: float) -> int:
         """Delete temp files that writers killed mid-write left behind (older than ``older_than`` seconds)."""
         if not self.is_local or not os.path.isdir(self.root):
@@ -347,6 +445,13 @@ class ObjectStore:
                             removed += 1
                     except FileNotFoundError:
                         continue
+        for path, mtime in self.packs.stale_files():  # temp files, and packs whose index never came
+            if mtime < cutoff and not os.path.basename(path).startswith(TEMP_PREFIX):
+                try:
+                    os.unlink(path)
+                    removed += 1
+                except FileNotFoundError:
+                    continue
         return removed
 
     # -- reads ---------------------------------------------------------------
@@ -358,22 +463,56 @@ class ObjectStore:
         names = list(dict.fromkeys(names))
         if not names:
             return {}
-        if self.is_local:
-            out = self._read_local(names)
-        else:
-            out = {}
-            for i in range(0, len(names), _BATCH):
-                batch = names[i : i + _BATCH]
-                got = self.fs.cat([self.path(n) for n in batch], on_error="omit")
-                out.update({n: got[self.path(n)] for n in batch if self.path(n) in got})
+        if self.is_local or not self.packs.loaded:  # a remote's packs: listed once here (missing() lists again)
+            self.packs.refresh()
+        out = self.packs.read(names)
+        rest = [n for n in names if n not in out]
+        if rest:
+            out.update(self._read_loose(rest))
+        if len(out) < len(names):  # packs written or rewritten since we looked: look again once
+            self.packs.refresh()
+            out.update(self.packs.read([n for n in names if n not in out]))
         for n in names:
             if n not in out:
                 raise MissingBlob(f"blob {n[:12]} is missing from {self.url}")
-        self._verify(out)
+        try:
+            self._verify(out)
+        except CorruptBlob:
+            self._loose_over_damaged_members(out)
         self.stats.blobs_read += len(out)
         self.stats.bytes_read += sum(len(v) for v in out.values())
         self.stats.read_names.extend(out)
         return out
+
+    def _read_loose(self, names: list[str]) -> dict[str, bytes]:
+        if self.is_local:
+            return self._read_local(names)
+        out: dict[str, bytes] = {}
+        for i in range(0, len(names), _BATCH):
+            batch = names[i : i + _BATCH]
+            got = self.fs.cat([self.path(n) for n in batch], on_error="omit")
+            out.update({n: got[self.path(n)] for n in batch if self.path(n) in got})
+        return out
+
+    def _read_one_loose(self, name: str) -> bytes:
+        if self.is_local:
+            with open(self.path(name), "rb") as f:
+                return f.read()
+        return bytes(self.fs.cat_file(self.path(name)))
+
+    def _loose_over_damaged_members(self, out: dict[str, bytes]) -> None:
+        """Replace packed members that fail their hash with a good loose copy, if the store has one
+        (``fsck --repair`` writes one); raise CorruptBlob for the first that has none."""
+        for name in sorted(out):
+            if hash_bytes(out[name]) == name:
+                continue
+            try:
+                data = self._read_one_loose(name)
+            except FileNotFoundError:
+                data = b""
+            if hash_bytes(data) != name:
+                self._verify({name: out[name]})  # raises, naming it
+            out[name] = data
 
     def _read_local(self, names: list[str]) -> dict[str, bytes]:
         def read(n: str) -> tuple[str, bytes | None]:

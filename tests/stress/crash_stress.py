@@ -4,11 +4,13 @@
 
 Each trial starts a worker on the same workspace. The worker checks out ``main``
 and then loops: commit a changed state on ``main`` (arrays of random sizes, some
-over one 1 MiB chunk, a dict, a deleted variable now and then), commit on a
+over one 1 MiB chunk, a dict, now and then 16-40 new small variables, which the
+store writes as one pack, a deleted variable now and then), commit on a
 scratch branch and drop it (garbage for gc), push ``main`` to a local remote
 (a bare repository with its blobs beside it, ``<remote>/txgit-objects``), or run
-gc with no grace period and no reflog retention (so it really deletes; it packs the git history into one
-pack too, so kills land inside packing as well). After each commit returns, the
+gc with no grace period and no reflog retention (so it really deletes, rewrites packs whose
+members became garbage, and packs the git history into one pack, so kills land inside packing
+as well). After each commit returns, the
 worker appends the commit id and a digest of every variable to a journal. The
 parent SIGKILLs it at a random instant, then checks:
 
@@ -98,6 +100,9 @@ def worker(ws_path: str, journal: str, seed: int) -> None:
             n = rng.choice([rng.randint(1, 2_000), rng.randint(1, 200_000), rng.randint(300_000, 700_000)])
             ns[f"a{rng.randint(0, 3)}"] = np.arange(n, dtype="int64") * rng.randint(1, 9) + seed
             ns["meta"] = {"seed": seed, "step": step, "note": "x" * rng.randint(0, 50)}
+            if rng.random() < 0.3:  # many new small variables: the commit writes them as one pack
+                for i in range(rng.randint(16, 40)):
+                    ns[f"s{i}"] = {"step": step, "i": i, "pad": "y" * rng.randint(0, 200)}
             if rng.random() < 0.1:
                 victims = [k for k in ns if k.startswith("a")]
                 if victims:

@@ -29,6 +29,10 @@ def fsck(
                                 "it tried."),
     sources: Optional[list[str]] = typer.Option(None, "--from", metavar="STORE",
                                                 help="A store (folder or fsspec URL) to repair from; repeatable."),
+    remote: Optional[str] = typer.Option(None, "--remote", metavar="NAME",
+                                         help="Check the remote's storage instead: every blob its branches name is "
+                                              "there (listed, not taken from its index); with --repair, upload the "
+                                              "missing ones again from here."),
 ) -> None:
     """Check every commit reachable from a branch, tag, HEAD or reflog: records parse, blobs exist and verify.
 
@@ -37,6 +41,20 @@ def fsck(
     everywhere) and exits 1 if there is any.
     """
     ws = Workspace.open(Path.cwd())
+    if remote is not None:
+        if sources:
+            raise TxgitError("--from repairs the local store; --remote checks a remote's: use one of them")
+        check = ws.remotes.check_storage(remote, resend=repair)
+        for name in check.lacking:
+            _out(f"remote {check.remote} lacks blob {name}" + (" (uploaded again)" if name in check.resent else
+                 " (not here either)" if name in check.unavailable else ""))
+        summary = f"checked remote {check.remote}: {check.blobs} blobs its branches name"
+        missing = len(check.lacking) - len(check.resent)
+        if missing:
+            raise TxgitError(f"{summary}: {missing} missing" + ("" if repair else " (`txgit fsck --remote "
+                                                                              f"{check.remote} --repair` uploads them)"))
+        _out(f"{summary}: ok" + (f" ({len(check.resent)} uploaded again)" if check.resent else ""))
+        return
     for s in sources or []:
         if "://" not in s and not Path(s).is_dir():  # a typo must not create a folder
             raise TxgitError(f"no object store at {s!r}: not a folder")
@@ -105,6 +123,9 @@ def gc(
     if packed is not None and packed.packed:
         _out(f"packed {packed.packed} git objects of the history into one pack ({packed.loose_deleted} were "
              f"loose, {packed.packs_replaced} older pack{'s' if packed.packs_replaced != 1 else ''} replaced)")
+    if report.packs_rewritten or report.kept_in_packs:
+        _out(f"packs: {report.packs_rewritten} {'would be ' if dry_run else ''}rewritten without their unreachable "
+             f"blobs; {report.kept_in_packs} unreachable blobs left in packs that are mostly reachable")
     if b is not None:
         _out(f"store {human_size(b.store_before)} -> {human_size(b.store_after)} (budget {human_size(b.budget)}): "
              f"{len(b.dropped)} states {'would be ' if dry_run else ''}dropped, {len(b.kept)} historical kept, "

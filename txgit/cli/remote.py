@@ -32,7 +32,8 @@ def progress_bar() -> Iterator:
     def update(phase: str, done: int, total: int) -> None:
         nonlocal bar, task
         if bar is None:
-            if total < _SHOW_PROGRESS_FROM:
+            # only on a terminal, like the slow notice: a pipe or log got a stray blank line from rich
+            if total < _SHOW_PROGRESS_FROM or not sys.stderr.isatty():
                 return
             bar = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                            TimeRemainingColumn(), console=err_console, transient=True)

@@ -1,0 +1,407 @@
+"""Packs: many small blobs stored, and moved, as one object with an index.
+
+A store keeps blobs loose (``<root>/ab/cdef…``, one file or object each) and, for
+small blobs written many at a time, in packs under ``<root>/packs/``:
+
+* ``<id>.pack``: the members' bytes, one after another (no header: a member is
+  a plain byte range, so a remote serves one with a range read);
+* ``<id>.idx``: what the pack holds, as text: the line ``txgit-pack-index 1``,
+  then ``<blob name> <offset> <length>`` per member. A line ``<name> - <length>``
+  records a blob that the same write stored loose: the index of a remote is then
+  the whole list of what its pushes stored (the *remote index*). ``<id>`` is the
+  blake3 hash of the index's text, so the same members make the same pack.
+
+**Order, for crash safety.** Loose blobs first, then the pack (a temp name renamed
+into place on a local disk; one PUT on an object store), then its index the same
+way. An index is what makes members visible, and it appears only once everything
+it names is stored: a killed writer leaves at worst a pack without an index
+(garbage that gc removes after its grace period), never an index pointing at
+missing bytes. Removing goes the other way: index first, then pack.
+
+**Trust.** An index only says where to look. Every member read is hashed and must
+match its name (the store does it, as for loose blobs); an index that does not
+parse is ignored (fsck reports it), and one whose pack is missing or shorter than
+its members say vouches for nothing.
+
+This module is at the storage layer: it knows fsspec paths and bytes, nothing of
+pickles, git or sessions.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import blake3
+
+PACK_DIR = "packs"
+INDEX_MAGIC = "txgit-pack-index 1"
+# Blobs up to this size go into packs when written many at a time; larger ones (chunks of big
+# arrays) stay loose: they are read in parallel straight into their buffers, and one request
+# per MiB costs little next to the bytes.
+SMALL_BLOB_MAX = 128 << 10
+PACK_MIN_MEMBERS = 16  # fewer small blobs than this in one write stay loose: a pack saves little
+PACK_MAX_BYTES = 64 << 20  # a bigger write becomes several packs (bounded memory per request)
+# Read a whole remote pack in one request when the wanted members cover this share of it.
+WHOLE_PACK_SHARE = 0.25
+TEMP_PREFIX = ".tmp-"
+LOOSE = -1  # offset of an index line that records a loose blob
+_UNPARSED = "its index does not parse"
+
+
+@dataclass(frozen=True)
+class Member:
+    """Where one blob is: in pack ``pack`` at ``offset`` (or loose: offset :data:`LOOSE`)."""
+
+    pack: str
+    offset: int
+    length: int
+
+
+def is_small(data: bytes | bytearray | memoryview) -> bool:
+    return len(data) <= SMALL_BLOB_MAX
+
+
+def format_index(members: Mapping[str, tuple[int, int]]) -> bytes:
+    """The index text for ``name -> (offset, length)`` (offset :data:`LOOSE`: stored loose)."""
+    lines = [INDEX_MAGIC]
+    for name in sorted(members):
+        off, length = members[name]
+        lines.append(f"{name} {'-' if off == LOOSE else off} {length}")
+    return ("\n".join(lines) + "\n").encode()
+
+
+def parse_index(text: bytes) -> dict[str, tuple[int, int]] | None:
+    """``name -> (offset, length)``, or None when the text is no pack index (damaged or foreign)."""
+    try:
+        lines = text.decode("ascii").splitlines()
+    except UnicodeDecodeError:
+        return None
+    if not lines or lines[0] != INDEX_MAGIC:
+        return None
+    out: dict[str, tuple[int, int]] = {}
+    for line in lines[1:]:
+        parts = line.split(" ")
+        if len(parts) != 3 or len(parts[0]) != 64:
+            return None
+        try:
+            off = LOOSE if parts[1] == "-" else int(parts[1])
+            length = int(parts[2])
+        except ValueError:
+            return None
+        if length < 0 or (off < 0 and off != LOOSE):
+            return None
+        out[parts[0]] = (off, length)
+    return out
+
+
+def build(blobs: Mapping[str, bytes | bytearray | memoryview],
+          loose: Mapping[str, int] | None = None) -> tuple[str, bytes, bytes]:
+    """(pack id, pack bytes, index bytes) for ``blobs`` packed and ``loose`` (name -> length) recorded."""
+    members: dict[str, tuple[int, int]] = {n: (LOOSE, size) for n, size in (loose or {}).items()}
+    parts: list[bytes | bytearray | memoryview] = []
+    offset = 0
+    for name in sorted(blobs):
+        data = blobs[name]
+        members[name] = (offset, len(data))
+        parts.append(data)
+        offset += len(data)
+    index = format_index(members)
+    return blake3.blake3(index).hexdigest(), b"".join(parts), index
+
+
+def split(blobs: Mapping[str, bytes | bytearray | memoryview]) -> list[dict[str, Any]]:
+    """``blobs`` cut into groups of at most :data:`PACK_MAX_BYTES` each (sorted by name)."""
+    groups: list[dict[str, Any]] = [{}]
+    size = 0
+    for name in sorted(blobs):
+        n = len(blobs[name])
+        if groups[-1] and size + n > PACK_MAX_BYTES:
+            groups.append({})
+            size = 0
+        groups[-1][name] = blobs[name]
+        size += n
+    return groups
+
+
+class PackSet:
+    """The packs of one store: which blobs they hold, reading members, writing and removing packs.
+
+    Indexes are immutable (named by their hash), so each is read once per PackSet; :meth:`refresh`
+    lists the pack folder (one request on a remote) and reads only indexes it has not seen.
+    """
+
+    def __init__(self, fs: Any, root: str, is_local: bool) -> None:
+        self.fs = fs
+        self.dir = f"{root}/{PACK_DIR}"
+        self.is_local = is_local
+        self._indexes: dict[str, dict[str, tuple[int, int]]] = {}  # pack id -> its members
+        self.pack_sizes: dict[str, int] = {}  # pack id -> bytes of its .pack (0: no pack file)
+        self.broken: dict[str, str] = {}  # pack id -> why its index vouches for nothing (fsck reports these)
+        self.where: dict[str, Member] = {}  # blob name -> where a readable copy is
+        self._packed: dict[str, Member] = {}  # where, packed members only
+        self._lock = threading.Lock()
+        self.loaded = False  # refreshed at least once
+        # A remote's indexes read before, kept in a local folder (the workspace sets it): a new
+        # process then reads only the indexes pushed since, not every one again.
+        self.cache_dir: str | None = None
+        self._listing: frozenset[str] | None = None  # local: the folder's names when last read
+
+    # -- paths -----------------------------------------------------------------------------------
+    def pack_path(self, pack: str) -> str:
+        return f"{self.dir}/{pack}.pack"
+
+    def index_path(self, pack: str) -> str:
+        return f"{self.dir}/{pack}.idx"
+
+    # -- what the packs hold ---------------------------------------------------------------------
+    def _list(self) -> dict[str, dict[str, int]]:
+        """pack id -> {"idx": size, "pack": size} of the files present."""
+        found: dict[str, dict[str, int]] = {}
+        if self.is_local:
+            try:
+                entries = list(os.scandir(self.dir))
+            except FileNotFoundError:
+                return found
+            files = []
+            for e in entries:
+                try:
+                    files.append((e.name, e.stat().st_size))
+                except FileNotFoundError:
+                    continue
+        else:
+            try:
+                self.fs.invalidate_cache(self.dir)
+                # find, not ls: one listing request where the folder exists (s3fs's ls asks twice
+                # to tell a missing folder from an empty one)
+                listed = self.fs.find(self.dir, detail=True)
+            except FileNotFoundError:
+                return found
+            files = [(str(path).rstrip("/").rsplit("/", 1)[-1], int(d.get("size") or 0))
+                     for path, d in listed.items() if str(path).rstrip("/").rsplit("/", 1)[0] == self.dir]
+        for fname, size in files:
+            if fname.startswith(TEMP_PREFIX):
+                continue
+            stem, dot, ext = fname.rpartition(".")
+            if dot and ext in ("idx", "pack") and len(stem) == 64:
+                found.setdefault(stem, {})[ext] = size
+        return found
+
+    def refresh(self) -> None:
+        """Re-read which packs exist; read the indexes not seen yet. Safe beside readers on other
+        threads (a transfer's workers): the new maps are built aside and swapped in whole."""
+        with self._lock:
+            self._refresh()
+            self.loaded = True
+
+    def _refresh(self) -> None:
+        if self.is_local:
+            try:
+                listing = frozenset(os.listdir(self.dir))
+            except FileNotFoundError:
+                listing = frozenset()
+            if listing == self._listing:  # nothing added or removed since the last look
+                return
+            self._listing = listing
+        found = self._list()
+        fresh = [p for p, files in found.items() if "idx" in files and p not in self._indexes]
+        indexes = {p: m for p, m in self._indexes.items() if p in found and "idx" in found[p]}  # gc removes some
+        broken = {p: why for p, why in self.broken.items() if p in indexes and why == _UNPARSED}
+        if fresh:
+            texts = self._read_indexes(fresh)
+            for pack in fresh:
+                members = parse_index(texts[pack]) if pack in texts else None
+                indexes[pack] = members if members is not None else {}
+                if members is None:
+                    broken[pack] = _UNPARSED
+        sizes = {p: found[p].get("pack", 0) for p in indexes}
+        where: dict[str, Member] = {}
+        for pack, members in indexes.items():
+            if pack in broken:
+                continue
+            end = max((o + n for o, n in members.values() if o != LOOSE), default=0)
+            if end > sizes[pack]:
+                # the pack was deleted or cut short behind our back: its members are not vouched for
+                broken[pack] = f"its pack holds {sizes[pack]} bytes, its index names {end}"
+                members = {n: m for n, m in members.items() if m[0] == LOOSE}
+            for name, (off, length) in members.items():
+                if off != LOOSE or name not in where:  # a packed copy wins over a loose record
+                    where[name] = Member(pack, off, length)
+        self._indexes, self.broken, self.pack_sizes = indexes, broken, sizes
+        self._packed = {n: m for n, m in where.items() if m.offset != LOOSE}
+        self.where = where
+
+    def _read_indexes(self, packs: list[str]) -> dict[str, bytes]:
+        paths = [self.index_path(p) for p in packs]
+        if self.is_local:
+            out = {}
+            for p, path in zip(packs, paths):
+                try:
+                    with open(path, "rb") as f:
+                        out[p] = f.read()
+                except FileNotFoundError:
+                    continue
+            return out
+        out = {}
+        for p in packs:  # indexes read before, kept here: named by their hash, so checked, never stale
+            cached = self._cached_index(p)
+            if cached is not None:
+                out[p] = cached
+        todo = [(p, path) for p, path in zip(packs, paths) if p not in out]
+        got = self.fs.cat([path for _, path in todo], on_error="omit") if todo else {}
+        for p, path in todo:
+            if path in got:
+                out[p] = got[path]
+                self._keep_index(p, got[path])
+        return out
+
+    def _cached_index(self, pack: str) -> bytes | None:
+        if self.cache_dir is None:
+            return None
+        try:
+            with open(os.path.join(self.cache_dir, f"{pack}.idx"), "rb") as f:
+                text = f.read()
+        except OSError:
+            return None
+        return text if blake3.blake3(text).hexdigest() == pack else None
+
+    def _keep_index(self, pack: str, text: bytes) -> None:
+        if self.cache_dir is None or blake3.blake3(text).hexdigest() != pack:
+            return
+        try:
+            os.makedirs(self.cache_dir, exist_ok=True)
+            _write_atomic(os.path.join(self.cache_dir, f"{pack}.idx"), bytes(text))
+        except OSError:  # a cache: a read-only workspace only reads more
+            pass
+
+    def packed(self) -> Mapping[str, Member]:
+        """Blob name -> its place in a pack (loose records left out); read it, do not change it."""
+        return self._packed
+
+    def indexes(self) -> dict[str, dict[str, tuple[int, int]]]:
+        return dict(self._indexes)
+
+    # -- reads -----------------------------------------------------------------------------------
+    def read(self, names: Iterable[str]) -> dict[str, bytes]:
+        """The bytes of each packed blob among ``names`` (unverified: the store hashes them)."""
+        by_pack: dict[str, list[tuple[str, Member]]] = {}
+        for name in names:
+            m = self.where.get(name)
+            if m is not None and m.offset != LOOSE:
+                by_pack.setdefault(m.pack, []).append((name, m))
+        out: dict[str, bytes] = {}
+        for pack, wanted in by_pack.items():
+            wanted.sort(key=lambda item: item[1].offset)
+            try:
+                if self.is_local:
+                    with open(self.pack_path(pack), "rb") as f:
+                        for name, m in wanted:
+                            f.seek(m.offset)
+                            out[name] = f.read(m.length)
+                    continue
+                share = sum(m.length for _, m in wanted) / max(self.pack_sizes.get(pack, 1), 1)
+                if share >= WHOLE_PACK_SHARE or len(wanted) > 64:
+                    whole = self.fs.cat_file(self.pack_path(pack))
+                    view = memoryview(whole)
+                    for name, m in wanted:
+                        out[name] = bytes(view[m.offset : m.offset + m.length])
+                else:  # a few members of a big pack: one range read each
+                    path = self.pack_path(pack)
+                    got = self.fs.cat_ranges([path] * len(wanted), [m.offset for _, m in wanted],
+                                             [m.offset + m.length for _, m in wanted], on_error="return")
+                    for (name, _), data in zip(wanted, got):
+                        if isinstance(data, (bytes, bytearray)):
+                            out[name] = bytes(data)
+            except FileNotFoundError:
+                continue  # the pack went (gc rewrote it): the caller reports what is missing
+        return out
+
+    # -- writes ----------------------------------------------------------------------------------
+    def write(self, blobs: Mapping[str, bytes | bytearray | memoryview],
+              loose: Mapping[str, int] | None = None) -> str:
+        """Store ``blobs`` as one pack (and record ``loose`` blobs, already stored, in its index).
+        The pack lands before its index. Returns the pack id."""
+        pack, data, index = build(blobs, loose)
+        if self.is_local:
+            os.makedirs(self.dir, exist_ok=True)
+            if blobs:
+                _write_atomic(self.pack_path(pack), data)
+            _write_atomic(self.index_path(pack), index)
+        else:
+            if blobs:
+                self.fs.pipe_file(self.pack_path(pack), data)
+            self.fs.pipe_file(self.index_path(pack), index)
+            self._keep_index(pack, index)
+        members = parse_index(index) or {}
+        with self._lock:
+            self._indexes = {**self._indexes, pack: members}
+            self.pack_sizes = {**self.pack_sizes, pack: len(data)}
+            where, packed = dict(self.where), dict(self._packed)
+            for name, (off, length) in members.items():
+                if off != LOOSE or name not in where:
+                    where[name] = Member(pack, off, length)
+                    if off != LOOSE:
+                        packed[name] = where[name]
+            self.where, self._packed = where, packed
+        return pack
+
+    def remove(self, packs: Iterable[str]) -> None:
+        """Remove packs: each index first, so no index ever names a pack that is gone."""
+        for pack in packs:
+            for path in (self.index_path(pack), self.pack_path(pack)):
+                try:
+                    if self.is_local:
+                        os.unlink(path)
+                    else:
+                        self.fs.rm_file(path)
+                except FileNotFoundError:
+                    pass
+        with self._lock:
+            self._listing = None
+        self.refresh()  # rebuilds the maps without the removed packs
+
+    def stale_files(self) -> list[tuple[str, float]]:
+        """(path, mtime) of local temp files and packs without an index (a writer killed between them)."""
+        out: list[tuple[str, float]] = []
+        if not self.is_local:
+            return out
+        try:
+            entries = list(os.scandir(self.dir))
+        except FileNotFoundError:
+            return out
+        names = {e.name for e in entries}
+        for e in entries:
+            orphan = e.name.endswith(".pack") and e.name[:-5] + ".idx" not in names
+            if e.name.startswith(TEMP_PREFIX) or orphan:
+                try:
+                    out.append((e.path, e.stat().st_mtime))
+                except FileNotFoundError:
+                    continue
+        return out
+
+    def mtime(self, pack: str) -> float:
+        """When a local pack's index was written (0 on remotes)."""
+        if not self.is_local:
+            return 0.0
+        try:
+            return os.stat(self.index_path(pack)).st_mtime
+        except FileNotFoundError:
+            return 0.0
+
+
+def _write_atomic(final: str, data: bytes) -> None:
+    tmp = os.path.join(os.path.dirname(final), f"{TEMP_PREFIX}{uuid.uuid4().hex}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, final)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
