@@ -7,33 +7,16 @@ the diff form. It is skipped only where no browser can be installed (no
 
 from __future__ import annotations
 
-import os
-import shutil
-
 import pytest
 
+from browserutil import browser_page
 from test_visual import served  # noqa: F401  (the fixture: `txgit serve` on a fresh history)
-
-CHROMIUM = os.environ.get("TXGIT_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (pip install playwright)")
-if not CHROMIUM:
-    pytest.skip("no chromium on this machine (apt-get install chromium); Playwright's own browser downloads "
-                "cannot be reached here", allow_module_level=True)
 
 
 @pytest.fixture
-def page(tmp_path):
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        try:
-            pg = browser.new_page(viewport={"width": 1200, "height": 900})
-            errors: list[str] = []
-            pg.on("pageerror", lambda e: errors.append(str(e)))
-            yield pg
-            assert not errors, errors
-        finally:
-            browser.close()
+def page():
+    with browser_page(1200, 900) as pg:
+        yield pg
 
 
 def test_browser_graph_commit_and_diff(served, page, tmp_path):  # noqa: F811

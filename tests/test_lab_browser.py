@@ -9,22 +9,16 @@ Skipped only where no browser can run (no chromium, or Playwright missing); `.ci
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 from pathlib import Path
 
 import nbformat
 import pytest
 
+from browserutil import browser_page, sync_api
 from labutil import SOURCE, jupyter_lab
 from txgit import Workspace
 
-CHROMIUM = os.environ.get("TXGIT_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (pip install playwright)")
-if not CHROMIUM:
-    pytest.skip("no chromium on this machine (apt-get install chromium); Playwright's own browser downloads "
-                "cannot be reached here", allow_module_level=True)
 expect = sync_api.expect
 
 IMAGES = SOURCE / "docs" / "images"
@@ -39,19 +33,9 @@ def notebook(path: Path, cells: list[str]) -> None:
 
 
 @pytest.fixture
-def page(tmp_path):
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        try:
-            pg = browser.new_page(viewport={"width": 1500, "height": 950})
-            pg.set_default_timeout(WAIT)  # JupyterLab's first load on a busy machine
-            errors: list[str] = []
-            pg.on("pageerror", lambda e: errors.append(str(e)))
-            yield pg
-            assert not errors, errors
-        finally:
-            browser.close()
+def page():
+    with browser_page(1500, 950, timeout_ms=WAIT) as pg:  # WAIT: JupyterLab's first load on a busy machine
+        yield pg
 
 
 def run_new_cell(page, code: str) -> str:
