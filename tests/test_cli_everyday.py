@@ -377,6 +377,8 @@ def test_ci_run_says_when_it_installs_chromium(tmp_path):
     (venv_bin / "activate").write_text(f"PATH='{venv_bin}':\"$PATH\"\n")
     stub(stubs / "apt-get", f"echo \"apt-get $*\" >> '{calls}'")
     stub(stubs / "id", "echo 0")  # as root, as in CI
+    stub(stubs / "npm", f"echo \"npm $*\" >> '{calls}'")  # the JupyterLab extension's build
+    (tmp_path / "labextension").mkdir()
     for tool in ("dirname", "grep"):
         (stubs / tool).symlink_to(shutil.which(tool))
     env = {"PATH": str(stubs), "HOME": str(tmp_path)}  # no chromium on it
@@ -385,6 +387,7 @@ def test_ci_run_says_when_it_installs_chromium(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.startswith(".ci/run: installing chromium for the browser tests"), proc.stdout
     assert "apt-get install -y -q chromium" in calls.read_text() and "python -m pytest" in calls.read_text()
+    assert "npm run build" in calls.read_text()
     calls.unlink()
     stub(stubs / "chromium", "exit 0")  # already there: nothing said, nothing installed
     proc = subprocess.run([shutil.which("bash"), str(tmp_path / ".ci" / "run")], env=env, capture_output=True,
