@@ -122,6 +122,68 @@ class TransferStats:
         self.read_names.clear()
 
 
+_writer: ThreadPoolExecutor | None = None
+_writer_pid = 0
+
+
+def _write_thread() -> ThreadPoolExecutor:
+    """One thread that writes blobs ahead, in the order given. Several writers made no local write
+    faster (file creation serializes in the file system) and took the cores the hashing needs."""
+    global _writer, _writer_pid
+    if _writer is None or _writer_pid != os.getpid():
+        _writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="txgit-write")
+        _writer_pid = os.getpid()
+    return _writer
+
+
+class WriteAhead:
+    """Large blobs handed over as soon as they are hashed and written by a background thread while
+    the caller goes on pickling and hashing the next ones: a commit then takes about the longer of
+    hashing and writing instead of their sum.
+
+    Only blobs too large for a pack are written here (small ones wait for :meth:`ObjectStore.write_blobs`,
+    which packs them). Each blob appears whole or not at all, as with every write; what was written
+    for a commit that then fails is an unreferenced blob, which gc removes. :meth:`wait` before the
+    ref moves: it raises the first write error.
+    """
+
+    def __init__(self, store: ObjectStore) -> None:
+        self.store = store
+        self.names: set[str] = set()  # handed over (written, or found present)
+        self.blobs_written = 0
+        self.bytes_written = 0
+        self._futures: list[Any] = []
+
+    def submit(self, blobs: Mapping[str, bytes | bytearray | memoryview]) -> None:
+        """Write those of ``blobs`` the store lacks, in the background (the caller must not change
+        their bytes until :meth:`wait` returns)."""
+        todo = {n: d for n, d in blobs.items() if n not in self.names and not _packs.is_small(d)}
+        if todo:
+            self.names.update(todo)
+            self._futures.append(_write_thread().submit(self._write, todo))
+
+    def _write(self, blobs: dict[str, bytes | bytearray | memoryview]) -> None:
+        todo = {n: blobs[n] for n in sorted(blobs) if not os.path.exists(self.store.path(n))}
+        self.bytes_written += self.store._write_loose(todo)
+        self.blobs_written += len(todo)
+
+    def wait(self) -> None:
+        """Block until every blob handed over is stored; count them in the store's stats."""
+        futures, self._futures = self._futures, []
+        error: BaseException | None = None
+        for f in futures:  # all of them, even after an error: nothing may still write once this returns
+            try:
+                f.result()
+            except BaseException as e:  # noqa: BLE001 - re-raised below
+                error = error or e
+        self.store.stats.blobs_written += self.blobs_written
+        self.store.stats.bytes_written += self.bytes_written
+        self.blobs_written = self.bytes_written = 0
+        if error is not None:
+            self.names.clear()  # unknown which were written: let the ordinary write look again
+            raise error
+
+
 class ObjectStore:
     """Blobs named by their blake3 hash, under one fsspec URL.
 
@@ -220,6 +282,11 @@ class ObjectStore:
         name = hash_bytes(data)
         self.put_named({name: data})
         return name
+
+    def write_ahead(self) -> WriteAhead | None:
+        """A :class:`WriteAhead` for this store, or None where writing ahead does not pay: a remote
+        store's writes are batched requests (and may hold an index to update)."""
+        return WriteAhead(self) if self.is_local else None
 
     def put_named(self, blobs: Mapping[str, bytes | bytearray | memoryview], *, check: bool = True) -> int:
         """Store blobs whose names the caller already computed; skip those present.

@@ -635,20 +635,41 @@ def sharing_groups(names: Iterable[str], shared: Mapping[str, set[int]]) -> list
 
 # -- serialize ------------------------------------------------------------------
 
-def _chunk_stream(data: memoryview, chunk_size: int, pool: ThreadPoolExecutor | None) -> tuple[StreamRecord, dict[str, memoryview]]:
+Sink = Callable[[Mapping[str, memoryview]], None]  # WriteAhead.submit
+# A sink gets a large stream's chunks this many at a time, as the pool hashes them: the writer starts
+# on the first ones while the rest are hashed.
+SINK_BATCH = 8
+
+
+def _chunk_stream(data: memoryview, chunk_size: int, pool: ThreadPoolExecutor | None,
+                  sink: Sink | None = None) -> tuple[StreamRecord, dict[str, memoryview]]:
     pieces = [data[i : i + chunk_size] for i in range(0, len(data), chunk_size)] or [data[0:0]]
-    names = list(pool.map(hash_bytes, pieces)) if pool and len(pieces) > 2 else [hash_bytes(p) for p in pieces]
-    return StreamRecord(len(data), names), dict(zip(names, pieces))
+    if sink is None or len(pieces) <= SINK_BATCH:
+        names = list(pool.map(hash_bytes, pieces)) if pool and len(pieces) > 2 else [hash_bytes(p) for p in pieces]
+        chunks = dict(zip(names, pieces))
+        if sink is not None:
+            sink(chunks)
+        return StreamRecord(len(data), names), chunks
+    names, chunks, batch = [], {}, {}
+    for name, piece in zip(pool.map(hash_bytes, pieces) if pool else map(hash_bytes, pieces), pieces):
+        names.append(name)
+        chunks[name] = batch[name] = piece
+        if len(batch) >= SINK_BATCH:
+            sink(batch)
+            batch = {}
+    if batch:
+        sink(batch)
+    return StreamRecord(len(data), names), chunks
 
 
 def _group_record(skeleton: bytes, buffers: list[pickle.PickleBuffer], names: list[str],
                   chunk_size: int, pool: ThreadPoolExecutor | None,
                   cache: StreamCache | None = None, snap: Snapshot | None = None,
-                  defer: bool = False) -> tuple[GroupRecord | _DeferredGroup, dict[str, memoryview]]:
+                  defer: bool = False, sink: Sink | None = None) -> tuple[GroupRecord | _DeferredGroup, dict[str, memoryview]]:
     streams, chunks = [], {}
     copies: dict[int, PendingStream] = {}
     keys: dict[int, Fingerprint | None] = {}
-    for data in [memoryview(skeleton)] + [b.raw() for b in buffers]:
+    for index, data in enumerate([memoryview(skeleton)] + [b.raw() for b in buffers]):
         data = data.cast("B") if data.format != "B" else data
         key = fingerprint_stream(data) if cache is not None and len(data) >= FINGERPRINT_MIN else None
         known = cache.get(key) if key is not None else None
@@ -666,7 +687,9 @@ def _group_record(skeleton: bytes, buffers: list[pickle.PickleBuffer], names: li
             keys[len(streams)] = key
             streams.append(StreamRecord(len(data), []))
             continue
-        rec, ch = _chunk_stream(data, chunk_size, pool)
+        # only out-of-band buffers go to the sink: a skeleton may be a restored value's re-serialization,
+        # which RestoredGroups drops for the committed one (a restored buffer is known by the cache)
+        rec, ch = _chunk_stream(data, chunk_size, pool, sink if index and len(data) > chunk_size else None)
         streams.append(rec)
         chunks.update(ch)
         if key is not None and snap is not None:
@@ -711,7 +734,7 @@ def _pickle_groups(members: list[str], namespace: Mapping[str, Any], variables: 
 
 def snapshot(namespace: Mapping[str, Any], names: Iterable[str] | None = None, *,
              chunk_size: int = CHUNK_SIZE, cache: StreamCache | None = None, defer: bool = False,
-             known_shared: Mapping[str, set[int]] | None = None) -> Snapshot:
+             known_shared: Mapping[str, set[int]] | None = None, sink: Sink | None = None) -> Snapshot:
     """Serialize ``names`` (default: every variable) of ``namespace``.
 
     Returns records and the chunk bytes; nothing is written anywhere. With a
@@ -722,6 +745,8 @@ def snapshot(namespace: Mapping[str, Any], names: Iterable[str] | None = None, *
     which may run in another thread while the namespace changes.
     ``known_shared``: :func:`shared_ids` of some names, walked by the caller just
     before (nothing ran in between): not walked again.
+    ``sink``: called with the chunks of each out-of-band buffer larger than one chunk as soon as they
+    are hashed (a store's :class:`~txgit.storage.WriteAhead`); they are in ``Snapshot.chunks`` too.
     """
     wanted = sorted(n for n in (namespace if names is None else names) if n in namespace and is_variable_name(n))
     variables: dict[str, VarRecord] = {}
@@ -752,7 +777,7 @@ def snapshot(namespace: Mapping[str, Any], names: Iterable[str] | None = None, *
         for n in members:  # a member's size is its group's: what loading it reads
             summary, details = described[n]
             variables[n] = VarRecord(VALUE, type_name(namespace[n]), summary, size=size, details=details)
-        record, ch = _group_record(skeleton, buffers, members, chunk_size, pool, cache, snap, defer)
+        record, ch = _group_record(skeleton, buffers, members, chunk_size, pool, cache, snap, defer, sink)
         if isinstance(record, _DeferredGroup):
             snap.chunks.update(ch)
             snap.deferred.append(record)
