@@ -50,6 +50,7 @@ from txgit.state import (
     NAMESPACE,
     UNPICKLABLE,
     VALUE,
+    Fingerprints,
     RestoredGroups,
     Snapshot,
     StreamCache,
@@ -541,7 +542,8 @@ class Repository:
             chunks = {c for names in fingerprints.values() for c in names}
             if not self.store.missing(chunks):  # the cache may only name chunks the store holds
                 self.stream_cache.update(dict(fingerprints))
-        self.restored_groups.note(namespace, values, state.variables, state.groups, self.stream_cache)
+        self.restored_groups.note(namespace, values, state.variables, state.groups, self.stream_cache,
+                                  fingerprints if isinstance(fingerprints, Fingerprints) else None)
 
     def status(self, namespace: Mapping[str, Any] | None = None, *, against: str | State | None = None) -> StatusReport:
         """How ``namespace`` differs from HEAD (``against``: from that commit or state); nothing is written."""
@@ -642,7 +644,7 @@ class Repository:
             else:  # a value, or an import, the namespace holds as the state has it
                 result.kept.append(name)
         before = (self.store.stats.bytes_read, self.store.stats.blobs_read)
-        fingerprints: dict[Any, list[str]] = {}
+        fingerprints = Fingerprints()
         if to_load and before_loading is not None:
             before_loading()  # (the facade's trust check: only a state whose values are loaded needs it)
         # A value this process cannot rebuild (its pickle fails to load here, a module it needs is not
