@@ -52,3 +52,38 @@ def test_after_a_checkout_an_unchanged_value_commits_as_unchanged_and_a_changed_
     Workspace.open(tmp_path / "ws").checkout("HEAD", again, force=True)
     assert again["arr"].tobytes() == target["arr"].tobytes()
     assert again["df"].equals(target["df"]) and again["df"].loc[5, "b"] == -1.0
+
+
+def test_fingerprints_made_from_the_pieces_a_checkout_read_equal_those_of_the_whole_buffers():
+    import xxhash
+
+    from txgit.state.snapshot import CHUNK_SIZE, fingerprint_of_pieces
+
+    data = memoryview(np.random.default_rng(2).bytes(3 * CHUNK_SIZE + 5))
+    for size in (1, 70_000, CHUNK_SIZE, CHUNK_SIZE + 1, 2 * CHUNK_SIZE, 3 * CHUNK_SIZE + 5):
+        view = data[:size]
+        pieces = [(len(view[i : i + CHUNK_SIZE]), xxhash.xxh3_128_digest(view[i : i + CHUNK_SIZE]))
+                  for i in range(0, size, CHUNK_SIZE)]
+        assert fingerprint_of_pieces(size, pieces) == fingerprint_stream(view)
+    # cut another way: no fingerprint from its pieces (the whole buffer is read instead)
+    half = CHUNK_SIZE // 2
+    odd = [(half, xxhash.xxh3_128_digest(data[i : i + half])) for i in range(0, 2 * CHUNK_SIZE, half)]
+    assert fingerprint_of_pieces(2 * CHUNK_SIZE, odd) is None
+    assert fingerprint_of_pieces(10, [(4, b"x" * 16)]) is None
+
+
+def test_a_checkout_learns_the_same_fingerprints_as_a_restore_that_reads_whole_buffers(tmp_path):
+    ns = _namespace()
+    ws = Workspace.init(tmp_path / "ws")
+    ws.commit(ns, "one")
+    state = ws.state()
+    joined, fetched = Fingerprints(), Fingerprints()
+    restore(state.variables, state.groups, ws.blobs.get_many, {}, joined, join=ws.blobs.read_joined)
+    restore(state.variables, state.groups, ws.blobs.get_many, {}, fetched)  # no join: fingerprinted whole
+    assert len(joined) >= 3 and dict(joined) == dict(fetched)
+    # the next commit of the unchanged values finds every buffer in the cache: nothing is hashed again
+    ws2 = Workspace.open(tmp_path / "ws")
+    target: dict = {"__name__": "__main__"}
+    ws2.checkout("HEAD", target, force=True)
+    snap_keys = set(ws2.stream_cache._names)
+    assert set(joined) <= snap_keys

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -595,9 +595,15 @@ class ObjectStore:
             pairs = [read(n) for n in names]
         return {n: data for n, data in pairs if data is not None}
 
-    def read_joined(self, runs: Sequence[Sequence[str]], sizes: Sequence[int]) -> list[bytearray | None]:
+    def read_joined(self, runs: Sequence[Sequence[str]], sizes: Sequence[int], *,
+                    digest: Callable[[memoryview], bytes] | None = None,
+                    digests: list[list[tuple[int, bytes]] | None] | None = None) -> list[bytearray | None]:
         """Each run of blobs concatenated into one new bytearray of ``sizes[i]`` bytes (writable:
         arrays restored on it can be changed), every blob verified before this returns.
+
+        ``digest``/``digests``: ``digest`` is applied to each blob read the fast way, right after
+        its hash, while it is still in the CPU cache; ``digests`` gets, per run, (length, digest)
+        of each of its blobs, or None for a run read another way (the caller computes it then).
 
         On a local store each blob is read straight into its place in the buffer and hashed there
         while still in the CPU cache, on the shared pool: one copy of every byte, as ``pickle.load``
@@ -609,6 +615,7 @@ class ObjectStore:
         out: list[bytearray | None] = [None] * len(runs)
         slow: list[int] = []
         jobs: list[tuple[str, str, memoryview]] = []  # (path, name, its place in a run's buffer)
+        spans: list[tuple[int, int] | None] = [None] * len(runs)  # each run's jobs
         for i, run in enumerate(runs):
             if not self.is_local:
                 slow.append(i)
@@ -623,10 +630,12 @@ class ObjectStore:
                 continue
             buf = out[i] = writable_buffer(sizes[i])
             view, pos = memoryview(buf), 0
+            spans[i] = (len(jobs), len(jobs) + len(run))
             for name, n in zip(run, lengths):
                 jobs.append((self.path(name), name, view[pos : pos + n]))
                 pos += n
-        bad = set(self._fill_verified(jobs))
+        found: list[bytes | None] = [None] * len(jobs) if digest is not None else []
+        bad = set(self._fill_verified(jobs, digest, found))
         if bad:  # the general reader decides: it names the damaged blob, or knows a good copy elsewhere
             slow = sorted(set(slow) | {i for i, run in enumerate(runs) if out[i] is not None and bad.intersection(run)})
             for i in slow:
@@ -636,13 +645,26 @@ class ObjectStore:
             for i in slow:
                 if sum(len(blobs[n]) for n in runs[i]) == sizes[i]:
                     out[i] = bytearray().join(blobs[n] for n in runs[i])
+        if digests is not None:
+            done = set(slow)
+            for i, span in enumerate(spans):
+                if span is None or i in done or any(found[k] is None for k in range(*span)):
+                    digests.append(None)
+                else:
+                    digests.append([(len(jobs[k][2]), found[k]) for k in range(*span)])  # type: ignore[misc]
         return out
 
-    def _fill_verified(self, jobs: list[tuple[str, str, memoryview]]) -> list[str]:
-        """Read each local blob into its view and check its hash there; returns the names that fail it."""
+    def _fill_verified(self, jobs: list[tuple[str, str, memoryview]],
+                       digest: Callable[[memoryview], bytes] | None = None,
+                       found: list[bytes | None] | None = None) -> list[str]:
+        """Read each local blob into its view and check its hash there; returns the names that fail it.
+        ``digest``: also applied to each sound blob, into ``found`` at its job's index."""
+        index = {id(job): k for k, job in enumerate(jobs)} if digest is not None else {}
+
         def fill(batch: list[tuple[str, str, memoryview]]) -> list[str]:
             bad = []
-            for path, name, view in batch:
+            for job in batch:
+                path, name, view = job
                 try:
                     f = open(path, "rb", buffering=0)
                 except FileNotFoundError:  # gone since it was looked at: the general reader says where it is
@@ -657,6 +679,8 @@ class ObjectStore:
                         got += n
                 if got != len(view) or hash_bytes(view) != name:
                     bad.append(name)
+                elif digest is not None and found is not None:
+                    found[index[id(job)]] = digest(view)
             return bad
 
         if not jobs:
@@ -725,10 +749,12 @@ class StoreChain:
                               " run `txgit fsck` (--repair fetches blobs from a store that has them)")
         return self.local.get_many(names)
 
-    def read_joined(self, runs: Sequence[Sequence[str]], sizes: Sequence[int]) -> list[bytearray | None]:
+    def read_joined(self, runs: Sequence[Sequence[str]], sizes: Sequence[int], *,
+                    digest: Callable[[memoryview], bytes] | None = None,
+                    digests: list[list[tuple[int, bytes]] | None] | None = None) -> list[bytearray | None]:
         """:meth:`ObjectStore.read_joined` from the local cache, after fetching what it lacks as
         :meth:`get_many` does (a subclass's get_many: its remotes, its error for a dropped blob)."""
         missing = self.local.missing({n for run in runs for n in run})
         if missing:
             self.get_many(sorted(missing))
-        return self.local.read_joined(runs, sizes)
+        return self.local.read_joined(runs, sizes, digest=digest, digests=digests)

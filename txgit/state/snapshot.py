@@ -183,8 +183,26 @@ Fingerprint = tuple[int, bytes]  # (size, xxh3-128 digest) of a stream's bytes
 
 
 def fingerprint_stream(data: memoryview) -> Fingerprint:
-    """A cheap content fingerprint: xxh3 reads memory several times faster than blake3 hashes it."""
-    return len(data), xxhash.xxh3_128_digest(data)
+    """A cheap content fingerprint: xxh3 reads memory several times faster than blake3 hashes it.
+
+    Made of the xxh3 of each CHUNK_SIZE piece, so that a checkout gets it from the chunks as it
+    reads and verifies them (:func:`fingerprint_of_pieces`), with no pass of its own."""
+    n = len(data)
+    if n <= CHUNK_SIZE:
+        return n, xxhash.xxh3_128_digest(data)
+    digest = xxhash.xxh3_128_digest
+    return n, digest(b"".join([digest(data[i : i + CHUNK_SIZE]) for i in range(0, n, CHUNK_SIZE)]))
+
+
+def fingerprint_of_pieces(size: int, pieces: list[tuple[int, bytes]]) -> Fingerprint | None:
+    """:func:`fingerprint_stream` of a stream of ``size`` bytes from the (length, xxh3) of its
+    consecutive pieces; None unless every piece but the last is CHUNK_SIZE long (a stream cut
+    otherwise must be fingerprinted whole)."""
+    if not pieces or any(n != CHUNK_SIZE for n, _ in pieces[:-1]) or not 0 < pieces[-1][0] <= CHUNK_SIZE:
+        return None
+    if size <= CHUNK_SIZE:
+        return (size, pieces[0][1]) if len(pieces) == 1 and pieces[0][0] == size else None
+    return size, xxhash.xxh3_128_digest(b"".join([d for _, d in pieces]))
 
 
 def _address(data: memoryview | bytearray) -> int | None:
@@ -854,25 +872,29 @@ def _assemble(stream: StreamRecord, blobs: Mapping[str, bytes]) -> bytearray:
 
 def restore_group(record: GroupRecord, blobs: Mapping[str, bytes], namespace: dict[str, Any] | None,
                   fingerprints: dict[Fingerprint, list[str]] | None = None,
-                  joined: list[Any] | None = None) -> dict[str, Any]:
+                  joined: list[Any] | None = None,
+                  pieces: list[list[tuple[int, bytes]] | None] | None = None) -> dict[str, Any]:
     """Rebuild a group's variables from its (already verified) chunks.
 
     Session functions in it get ``namespace`` as their globals. ``fingerprints``
     collects the fingerprints of the large buffers rebuilt (for a StreamCache):
     the restored arrays then need no blake3 pass when they are committed again.
     ``joined``: the group's streams already assembled (see :func:`restore`'s ``join``);
-    ``blobs`` is not read then.
+    ``blobs`` is not read then. ``pieces``: per stream, the (length, xxh3) of its chunks as the
+    join read them, or None: the fingerprints are made from them instead of reading the buffers again.
     """
     if joined is None:
         joined = [_assemble(s, blobs) for s in record.streams]
     skeleton, buffers = joined[0], joined[1:]
     if fingerprints is not None:
-        for stream, buf in zip(record.streams[1:], buffers):
+        for i, (stream, buf) in enumerate(zip(record.streams[1:], buffers), 1):
             if len(buf) >= FINGERPRINT_MIN:
+                known = pieces[i] if pieces is not None and i < len(pieces) else None
+                key = (fingerprint_of_pieces(len(buf), known) if known else None) or fingerprint_stream(memoryview(buf))
                 if isinstance(fingerprints, Fingerprints):
-                    fingerprints.add(buf, fingerprint_stream(memoryview(buf)), list(stream.chunks))
+                    fingerprints.add(buf, key, list(stream.chunks))
                 else:
-                    fingerprints[fingerprint_stream(memoryview(buf))] = list(stream.chunks)
+                    fingerprints[key] = list(stream.chunks)
     try:
         value = pickling.loads(skeleton, buffers, namespace)
     except safe.UnsafeObject:
@@ -897,13 +919,23 @@ def import_module_for(name: str, record: VarRecord) -> types.ModuleType:
                            reason=f"module {record.module!r} is not installed here") from e
 
 
-Join = Callable[[list[list[str]], list[int]], list[Any]]  # ObjectStore.read_joined
+Join = Callable[..., list[Any]]  # ObjectStore.read_joined
 
 
-def _join_streams(need: list[str], groups: Mapping[str, GroupRecord], join: Join) -> dict[str, list[Any]]:
-    """Every stream of the groups ``need`` assembled by ``join`` (group id -> its streams' buffers)."""
+def _join_streams(need: list[str], groups: Mapping[str, GroupRecord], join: Join,
+                  pieces: dict[str, list[Any]] | None = None) -> dict[str, list[Any]]:
+    """Every stream of the groups ``need`` assembled by ``join`` (group id -> its streams' buffers).
+    ``pieces``: gets group id -> per stream, the (length, xxh3) of its chunks or None."""
     streams = [s for gid in need for s in groups[gid].streams]
-    buffers = join([s.chunks for s in streams], [s.size for s in streams])
+    if pieces is not None:
+        digests: list[Any] = []
+        buffers = join([s.chunks for s in streams], [s.size for s in streams],
+                       digest=xxhash.xxh3_128_digest, digests=digests)
+        it_pieces = iter(digests)
+        for gid in need:
+            pieces[gid] = [next(it_pieces, None) for _ in groups[gid].streams]
+    else:
+        buffers = join([s.chunks for s in streams], [s.size for s in streams])
     out: dict[str, list[Any]] = {}
     it = iter(zip(streams, buffers))
     for gid in need:
@@ -935,15 +967,17 @@ def restore(records: Mapping[str, VarRecord], groups: Mapping[str, GroupRecord],
         lost = [gid for gid in need if gid not in groups]
         if lost:
             raise RestoreError(f"the state names group {lost[0][:12]} but does not hold it: the commit is damaged")
+        pieces: dict[str, list[Any]] = {}
         if join is not None:
             blobs: Mapping[str, bytes] = {}
-            joined = _join_streams(need, groups, join)
+            joined = _join_streams(need, groups, join, pieces if fingerprints is not None else None)
         else:
             blobs = fetch(sorted({c for gid in need for c in groups[gid].chunk_names()}))
             joined = {}
         for gid in need:
             try:
-                values = restore_group(groups[gid], blobs, namespace, fingerprints, joined.pop(gid, None))
+                values = restore_group(groups[gid], blobs, namespace, fingerprints, joined.pop(gid, None),
+                                       pieces.pop(gid, None))
             except RestoreError as e:
                 if failed is None:
                     raise
