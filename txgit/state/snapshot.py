@@ -198,7 +198,8 @@ def fingerprint_of_pieces(size: int, pieces: list[tuple[int, bytes]]) -> Fingerp
     """:func:`fingerprint_stream` of a stream of ``size`` bytes from the (length, xxh3) of its
     consecutive pieces; None unless every piece but the last is CHUNK_SIZE long (a stream cut
     otherwise must be fingerprinted whole)."""
-    if not pieces or any(n != CHUNK_SIZE for n, _ in pieces[:-1]) or not 0 < pieces[-1][0] <= CHUNK_SIZE:
+    if (not pieces or any(n != CHUNK_SIZE for n, _ in pieces[:-1]) or not 0 < pieces[-1][0] <= CHUNK_SIZE
+            or sum(n for n, _ in pieces) != size):
         return None
     if size <= CHUNK_SIZE:
         return (size, pieces[0][1]) if len(pieces) == 1 and pieces[0][0] == size else None
