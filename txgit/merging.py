@@ -32,7 +32,7 @@ from txgit.errors import DirtyNamespace, MergeInProgress as MergeInProgressError
 from txgit.history import CommitInfo, State
 from txgit.merge import KERNEL, OURS, THEIRS, Conflict, MergeInProgress, MergePlan, merge_states
 from txgit.repository import Repository, state_meta
-from txgit.state import MODULE, VALUE, VarRecord, restore
+from txgit.state import MODULE, VALUE, Fingerprints, VarRecord, restore
 from txgit.state.safe import safe_loading
 
 
@@ -122,7 +122,7 @@ def merge(ws: Repository, rev: str, namespace: MutableMapping[str, Any] | None =
                                        base_id=result.base, ours_id=str(mine.id), theirs_id=str(theirs.id))
             result.status, final = ("conflicts" if result.plan.conflicts else "merged"), None
         values: dict[str, Any] = {}
-        fingerprints: dict[Any, list[str]] = {}
+        fingerprints = Fingerprints()
         if namespace is not None and result.plan is not None:
             values, fingerprints = _merge_values(ws, result, namespace, changed, trust=trust, safe=safe)
         if result.status == "conflicts":
@@ -163,7 +163,7 @@ def _merge_values(ws: Repository, result: MergeResult, namespace: MutableMapping
     _trust.require(ws, plan.theirs, trust=trust, safe=safe)
     ws.blobs.focus = plan.theirs
     before = (ws.store.stats.bytes_read, ws.store.stats.blobs_read)
-    fingerprints: dict[Any, list[str]] = {}
+    fingerprints = Fingerprints()
     with safe_loading(safe):
         values = restore({n: plan.variables[n] for n in plan.from_theirs}, plan.groups, ws.blobs.get_many,
                          namespace, fingerprints, join=ws.blobs.read_joined)
@@ -296,7 +296,7 @@ def merge_resolve(ws: Repository, name: str, side: str, namespace: MutableMappin
             if load:
                 if side == THEIRS:
                     _trust.require(ws, merging.theirs, trust=trust, safe=safe)
-                fingerprints: dict[Any, list[str]] = {}
+                fingerprints = Fingerprints()
                 with safe_loading(safe):
                     values = restore({n: chosen.variables[n] for n in load}, chosen.groups, ws.blobs.get_many,
                                      namespace, fingerprints, join=ws.blobs.read_joined)
@@ -363,7 +363,7 @@ def merge_abort(ws: Repository, namespace: MutableMapping[str, Any] | None = Non
             now = ws.live_records(namespace, touched)
             load = sorted(n for n in touched if n in ours.variables and ours.variables[n].kind in (VALUE, MODULE)
                           and not ours.variables[n].same_content(now.get(n)))
-            fingerprints: dict[Any, list[str]] = {}
+            fingerprints = Fingerprints()
             values = restore({n: ours.variables[n] for n in load}, ours.groups, ws.blobs.get_many, namespace,
                              fingerprints, join=ws.blobs.read_joined)
             for n in sorted(touched):

@@ -50,6 +50,7 @@ from txgit.state import (
     NAMESPACE,
     UNPICKLABLE,
     VALUE,
+    Fingerprints,
     RestoredGroups,
     Snapshot,
     StreamCache,
@@ -58,8 +59,9 @@ from txgit.state import (
     restore,
     snapshot,
 )
+from txgit.state.snapshot import Sink
 from txgit.state.summary import type_name
-from txgit.storage import ObjectStore, StoreChain
+from txgit.storage import ObjectStore, StoreChain, WriteAhead
 
 TXGIT_DIR = ".txgit"
 
@@ -388,7 +390,16 @@ class Repository:
         ``files``: extra files for the tree (``code/…``); ``meta``: extra meta.
         """
         with self.lock():
-            return self.finish_commit(self.prepare_commit(namespace, message, names=names, files=files, meta=meta))
+            # large chunks are written while the next ones are pickled and hashed (see WriteAhead)
+            ahead = self.store.write_ahead()
+            try:
+                prepared = self.prepare_commit(namespace, message, names=names, files=files, meta=meta,
+                                               sink=ahead.submit if ahead is not None else None)
+            except BaseException:
+                if ahead is not None:
+                    ahead.wait()  # nothing may write on once the lock is released
+                raise
+            return self.finish_commit(prepared, ahead=ahead)
 
     def prepare_commit(
         self,
@@ -405,8 +416,9 @@ class Repository:
         parent: str | None = "HEAD",
         head_state: State | None = None,
         merged: Iterable[str] = (),
+        sink: Sink | None = None,
     ) -> PreparedCommit:
-        """The first half of :meth:`commit`: serialize what changed; nothing is written.
+        """The first half of :meth:`commit`: serialize what changed; nothing is written (but what ``sink`` writes).
 
         The caller holds the lock (:meth:`hold_lock`) until :meth:`finish_commit`
         has run, so that the ref cannot move in between. ``defer``: large new
@@ -417,7 +429,8 @@ class Repository:
         ``ref``: the ref to move (HEAD, or a session's branch); ``parent``: the commit to build on
         ("HEAD": what ``ref`` names now; None: none). ``head_state``: the records unchanged names
         are carried over from, when not the parent's (a merge: the merged records); ``merged``:
-        further parents.
+        further parents. ``sink``: gets large chunks as soon as they are hashed (a store's
+        :class:`~txgit.storage.WriteAhead`; pass it to :meth:`finish_commit` too).
         """
         started = time.perf_counter()
         if base is not None:
@@ -439,21 +452,24 @@ class Repository:
         # groups still being hashed for the commit this one builds on, carried over whole: the next
         # chained commit must still find their members
         carried = [k for k in ([n for n in m if n in kept] for m in (base.deferred_members if base else [])) if k]
-        snap = snapshot(namespace, sorted(redo), cache=self.stream_cache, defer=defer, known_shared=known_shared)
+        snap = snapshot(namespace, sorted(redo), cache=self.stream_cache, defer=defer, known_shared=known_shared,
+                        sink=sink)
         if not snap.deferred:
             self.restored_groups.apply(snap)
         if snap.reused and self.store.missing(snap.reused):  # the store lost chunks (gc, by hand)
             self.stream_cache.clear()
             self.restored_groups.clear()
-            snap = snapshot(namespace, sorted(redo), defer=defer, known_shared=known_shared)
+            snap = snapshot(namespace, sorted(redo), defer=defer, known_shared=known_shared, sink=sink)
         return PreparedCommit(snap, head, kept, redo, message, dict(files or {}), dict(meta or {}),
                               time.perf_counter() - started, chained=base is not None,
                               deferred_members=[list(d.names) for d in snap.deferred] + carried,
                               ref=ref, parent=parent_id, merged=list(merged))
 
-    def finish_commit(self, prepared: PreparedCommit, *, git_writer: GitWriter | None = None) -> CommitResult:
+    def finish_commit(self, prepared: PreparedCommit, *, git_writer: GitWriter | None = None,
+                      ahead: WriteAhead | None = None) -> CommitResult:
         """The second half of :meth:`commit`: store the chunks, write the git commit, move HEAD.
-        ``git_writer``: a helper process that writes the git objects (a kernel's background writer)."""
+        ``git_writer``: a helper process that writes the git objects (a kernel's background writer).
+        ``ahead``: the writer that :meth:`prepare_commit`'s ``sink`` fed; waited for before the ref moves."""
         snap, head, kept, redo = prepared.snap, prepared.head, prepared.kept, prepared.redo
         parent = prepared.parent
         started = time.perf_counter()
@@ -469,7 +485,14 @@ class Repository:
                 raise MissingBlob("chunks of a restored value are missing from the object store; "
                                  "the next commit serializes everything again")
         before = (self.store.stats.bytes_written, self.store.stats.blobs_written)
-        self.store.put_named(snap.chunks, check=False)
+        try:
+            if ahead is not None and ahead.names:
+                self.store.put_named({n: d for n, d in snap.chunks.items() if n not in ahead.names}, check=False)
+            else:
+                self.store.put_named(snap.chunks, check=False)
+        finally:
+            if ahead is not None:
+                ahead.wait()  # (raises a write error: the ref has not moved)
         self.stream_cache.update(snap.fingerprints)  # only now are those chunks stored
         written = (self.store.stats.bytes_written - before[0], self.store.stats.blobs_written - before[1])
         self._after_write(written[0])
@@ -519,7 +542,8 @@ class Repository:
             chunks = {c for names in fingerprints.values() for c in names}
             if not self.store.missing(chunks):  # the cache may only name chunks the store holds
                 self.stream_cache.update(dict(fingerprints))
-        self.restored_groups.note(namespace, values, state.variables, state.groups, self.stream_cache)
+        self.restored_groups.note(namespace, values, state.variables, state.groups, self.stream_cache,
+                                  fingerprints if isinstance(fingerprints, Fingerprints) else None)
 
     def status(self, namespace: Mapping[str, Any] | None = None, *, against: str | State | None = None) -> StatusReport:
         """How ``namespace`` differs from HEAD (``against``: from that commit or state); nothing is written."""
@@ -620,7 +644,7 @@ class Repository:
             else:  # a value, or an import, the namespace holds as the state has it
                 result.kept.append(name)
         before = (self.store.stats.bytes_read, self.store.stats.blobs_read)
-        fingerprints: dict[Any, list[str]] = {}
+        fingerprints = Fingerprints()
         if to_load and before_loading is not None:
             before_loading()  # (the facade's trust check: only a state whose values are loaded needs it)
         # A value this process cannot rebuild (its pickle fails to load here, a module it needs is not

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -122,6 +122,68 @@ class TransferStats:
         self.read_names.clear()
 
 
+_writer: ThreadPoolExecutor | None = None
+_writer_pid = 0
+
+
+def _write_thread() -> ThreadPoolExecutor:
+    """One thread that writes blobs ahead, in the order given. Several writers made no local write
+    faster (file creation serializes in the file system) and took the cores the hashing needs."""
+    global _writer, _writer_pid
+    if _writer is None or _writer_pid != os.getpid():
+        _writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="txgit-write")
+        _writer_pid = os.getpid()
+    return _writer
+
+
+class WriteAhead:
+    """Large blobs handed over as soon as they are hashed and written by a background thread while
+    the caller goes on pickling and hashing the next ones: a commit then takes about the longer of
+    hashing and writing instead of their sum.
+
+    Only blobs too large for a pack are written here (small ones wait for :meth:`ObjectStore.write_blobs`,
+    which packs them). Each blob appears whole or not at all, as with every write; what was written
+    for a commit that then fails is an unreferenced blob, which gc removes. :meth:`wait` before the
+    ref moves: it raises the first write error.
+    """
+
+    def __init__(self, store: ObjectStore) -> None:
+        self.store = store
+        self.names: set[str] = set()  # handed over (written, or found present)
+        self.blobs_written = 0
+        self.bytes_written = 0
+        self._futures: list[Any] = []
+
+    def submit(self, blobs: Mapping[str, bytes | bytearray | memoryview]) -> None:
+        """Write those of ``blobs`` the store lacks, in the background (the caller must not change
+        their bytes until :meth:`wait` returns)."""
+        todo = {n: d for n, d in blobs.items() if n not in self.names and not _packs.is_small(d)}
+        if todo:
+            self.names.update(todo)
+            self._futures.append(_write_thread().submit(self._write, todo))
+
+    def _write(self, blobs: dict[str, bytes | bytearray | memoryview]) -> None:
+        todo = {n: blobs[n] for n in sorted(blobs) if not os.path.exists(self.store.path(n))}
+        self.bytes_written += self.store._write_loose(todo)
+        self.blobs_written += len(todo)
+
+    def wait(self) -> None:
+        """Block until every blob handed over is stored; count them in the store's stats."""
+        futures, self._futures = self._futures, []
+        error: BaseException | None = None
+        for f in futures:  # all of them, even after an error: nothing may still write once this returns
+            try:
+                f.result()
+            except BaseException as e:  # noqa: BLE001 - re-raised below
+                error = error or e
+        self.store.stats.blobs_written += self.blobs_written
+        self.store.stats.bytes_written += self.bytes_written
+        self.blobs_written = self.bytes_written = 0
+        if error is not None:
+            self.names.clear()  # unknown which were written: let the ordinary write look again
+            raise error
+
+
 class ObjectStore:
     """Blobs named by their blake3 hash, under one fsspec URL.
 
@@ -220,6 +282,11 @@ class ObjectStore:
         name = hash_bytes(data)
         self.put_named({name: data})
         return name
+
+    def write_ahead(self) -> WriteAhead | None:
+        """A :class:`WriteAhead` for this store, or None where writing ahead does not pay: a remote
+        store's writes are batched requests (and may hold an index to update)."""
+        return WriteAhead(self) if self.is_local else None
 
     def put_named(self, blobs: Mapping[str, bytes | bytearray | memoryview], *, check: bool = True) -> int:
         """Store blobs whose names the caller already computed; skip those present.
@@ -528,9 +595,15 @@ class ObjectStore:
             pairs = [read(n) for n in names]
         return {n: data for n, data in pairs if data is not None}
 
-    def read_joined(self, runs: Sequence[Sequence[str]], sizes: Sequence[int]) -> list[bytearray | None]:
+    def read_joined(self, runs: Sequence[Sequence[str]], sizes: Sequence[int], *,
+                    digest: Callable[[memoryview], bytes] | None = None,
+                    digests: list[list[tuple[int, bytes]] | None] | None = None) -> list[bytearray | None]:
         """Each run of blobs concatenated into one new bytearray of ``sizes[i]`` bytes (writable:
         arrays restored on it can be changed), every blob verified before this returns.
+
+        ``digest``/``digests``: ``digest`` is applied to each blob read the fast way, right after
+        its hash, while it is still in the CPU cache; ``digests`` gets, per run, (length, digest)
+        of each of its blobs, or None for a run read another way (the caller computes it then).
 
         On a local store each blob is read straight into its place in the buffer and hashed there
         while still in the CPU cache, on the shared pool: one copy of every byte, as ``pickle.load``
@@ -542,6 +615,7 @@ class ObjectStore:
         out: list[bytearray | None] = [None] * len(runs)
         slow: list[int] = []
         jobs: list[tuple[str, str, memoryview]] = []  # (path, name, its place in a run's buffer)
+        spans: list[tuple[int, int] | None] = [None] * len(runs)  # each run's jobs
         for i, run in enumerate(runs):
             if not self.is_local:
                 slow.append(i)
@@ -556,10 +630,12 @@ class ObjectStore:
                 continue
             buf = out[i] = writable_buffer(sizes[i])
             view, pos = memoryview(buf), 0
+            spans[i] = (len(jobs), len(jobs) + len(run))
             for name, n in zip(run, lengths):
                 jobs.append((self.path(name), name, view[pos : pos + n]))
                 pos += n
-        bad = set(self._fill_verified(jobs))
+        found: list[bytes | None] = [None] * len(jobs) if digest is not None else []
+        bad = set(self._fill_verified(jobs, digest, found))
         if bad:  # the general reader decides: it names the damaged blob, or knows a good copy elsewhere
             slow = sorted(set(slow) | {i for i, run in enumerate(runs) if out[i] is not None and bad.intersection(run)})
             for i in slow:
@@ -569,13 +645,26 @@ class ObjectStore:
             for i in slow:
                 if sum(len(blobs[n]) for n in runs[i]) == sizes[i]:
                     out[i] = bytearray().join(blobs[n] for n in runs[i])
+        if digests is not None:
+            done = set(slow)
+            for i, span in enumerate(spans):
+                if span is None or i in done or any(found[k] is None for k in range(*span)):
+                    digests.append(None)
+                else:
+                    digests.append([(len(jobs[k][2]), found[k]) for k in range(*span)])  # type: ignore[misc]
         return out
 
-    def _fill_verified(self, jobs: list[tuple[str, str, memoryview]]) -> list[str]:
-        """Read each local blob into its view and check its hash there; returns the names that fail it."""
+    def _fill_verified(self, jobs: list[tuple[str, str, memoryview]],
+                       digest: Callable[[memoryview], bytes] | None = None,
+                       found: list[bytes | None] | None = None) -> list[str]:
+        """Read each local blob into its view and check its hash there; returns the names that fail it.
+        ``digest``: also applied to each sound blob, into ``found`` at its job's index."""
+        index = {id(job): k for k, job in enumerate(jobs)} if digest is not None else {}
+
         def fill(batch: list[tuple[str, str, memoryview]]) -> list[str]:
             bad = []
-            for path, name, view in batch:
+            for job in batch:
+                path, name, view = job
                 try:
                     f = open(path, "rb", buffering=0)
                 except FileNotFoundError:  # gone since it was looked at: the general reader says where it is
@@ -590,6 +679,8 @@ class ObjectStore:
                         got += n
                 if got != len(view) or hash_bytes(view) != name:
                     bad.append(name)
+                elif digest is not None and found is not None:
+                    found[index[id(job)]] = digest(view)
             return bad
 
         if not jobs:
@@ -658,10 +749,12 @@ class StoreChain:
                               " run `txgit fsck` (--repair fetches blobs from a store that has them)")
         return self.local.get_many(names)
 
-    def read_joined(self, runs: Sequence[Sequence[str]], sizes: Sequence[int]) -> list[bytearray | None]:
+    def read_joined(self, runs: Sequence[Sequence[str]], sizes: Sequence[int], *,
+                    digest: Callable[[memoryview], bytes] | None = None,
+                    digests: list[list[tuple[int, bytes]] | None] | None = None) -> list[bytearray | None]:
         """:meth:`ObjectStore.read_joined` from the local cache, after fetching what it lacks as
         :meth:`get_many` does (a subclass's get_many: its remotes, its error for a dropped blob)."""
         missing = self.local.missing({n for run in runs for n in run})
         if missing:
             self.get_many(sorted(missing))
-        return self.local.read_joined(runs, sizes)
+        return self.local.read_joined(runs, sizes, digest=digest, digests=digests)

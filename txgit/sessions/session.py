@@ -22,7 +22,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from txgit.state import UNPICKLABLE, VALUE, MODULE, VarRecord, is_variable_name, restore
+from txgit.state import UNPICKLABLE, VALUE, MODULE, Fingerprints, VarRecord, is_variable_name, restore
 from txgit.state.summary import type_name
 from txgit.state.snapshot import shared_ids, sharing_groups
 from txgit.sessions import opslog
@@ -1064,7 +1064,7 @@ class NamespaceSession:
         names = set(names)
         groups = {state.variables[n].group for n in names if state.variables[n].group}
         names |= {n for n, r in state.variables.items() if r.group in groups}
-        fingerprints: dict[Any, list[str]] = {}
+        fingerprints = Fingerprints()
         values = restore({n: state.variables[n] for n in names}, state.groups, self.workspace.blobs.get_many,
                          self.namespace, fingerprints, join=self.workspace.blobs.read_joined)
         return values, fingerprints

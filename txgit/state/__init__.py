@@ -6,6 +6,7 @@ from txgit.state.snapshot import (
     NAMESPACE,
     UNPICKLABLE,
     VALUE,
+    Fingerprints,
     GroupRecord,
     Snapshot,
     RestoredGroups,
@@ -18,6 +19,6 @@ from txgit.state.snapshot import (
 )
 
 __all__ = [
-    "CHUNK_SIZE", "MODULE", "NAMESPACE", "UNPICKLABLE", "VALUE", "GroupRecord", "Snapshot", "RestoredGroups", "StreamCache",
+    "CHUNK_SIZE", "MODULE", "NAMESPACE", "UNPICKLABLE", "VALUE", "Fingerprints", "GroupRecord", "Snapshot", "RestoredGroups", "StreamCache",
     "StreamRecord", "VarRecord", "is_variable_name", "restore", "snapshot",
 ]
