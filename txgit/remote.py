@@ -296,6 +296,23 @@ def _credential_fingerprint() -> str:
     return h.hexdigest()
 
 
+_shared_filesystems: dict[tuple[str, ...], Any] = {}
+_shared_filesystems_lock = threading.Lock()
+_SHARED_FILESYSTEMS_MAX = 8
+
+
+def _shared_filesystem(key: tuple[Any, ...], made: Any) -> Any:
+    """The filesystem kept for ``key`` (``made`` is kept if none is yet). Stores that share one share
+    its client and connections; ``key`` holds the options, the credential fingerprint and the
+    process id, so new keys in the environment or a forked child get a fresh one."""
+    with _shared_filesystems_lock:
+        fs = _shared_filesystems.pop(key, None) or made
+        _shared_filesystems[key] = fs  # most recently used last
+        while len(_shared_filesystems) > _SHARED_FILESYSTEMS_MAX:
+            _shared_filesystems.pop(next(iter(_shared_filesystems)))
+        return fs
+
+
 class RemoteStore(ObjectStore):
     """An :class:`ObjectStore` on a remote URL: batched existence checks, errors as one line.
 
@@ -330,6 +347,19 @@ class RemoteStore(ObjectStore):
             super().__init__(url, **storage_options)
         except Exception as e:  # e.g. s3fs not installed, unknown protocol, bad option
             raise _storage_error(url, e, self.options) from e
+        if s3 and "max_concurrency" not in self.options and getattr(self.fs, "max_concurrency", 1) > 1:
+            # s3fs >= 2025 asks a blob's size (a HEAD) before every whole read, to split reads of
+            # files over its block size (50 MiB) into ranges: our chunks are <= 1 MiB and packs are
+            # read whole or by member ranges, so that doubled the requests of a clone.
+            self.fs.max_concurrency = 1
+        if not self.is_local and getattr(self.fs, "async_impl", False):
+            # one client per process for equal options and credentials: making an S3 client (its
+            # session, endpoint resolution, first connection) cost 0.1-0.5 s, paid again by every
+            # workspace that opened the same storage (a clone beside the pushing workspace)
+            key = (type(self.fs).__name__, json.dumps(storage_options, sort_keys=True, default=repr),
+                   _credential_fingerprint(), os.getpid())
+            self.fs = _shared_filesystem(key, self.fs)
+            self.packs = packs.PackSet(self.fs, self.root, self.is_local)
         if s3 and timeout and isinstance(getattr(self.fs, "retries", None), int):
             self.fs.retries = min(self.fs.retries, _S3_TRIES)
 
@@ -380,7 +410,17 @@ class RemoteStore(ObjectStore):
 
     def loose_names(self) -> Iterator[str]:
         with self._errors():
-            yield from super().loose_names()
+            if self.is_local:
+                yield from super().loose_names()
+                return
+            try:
+                listed = packs.list_below(self.fs, self.root)  # one request, even for an empty storage
+            except FileNotFoundError:
+                return
+            for path in listed:
+                name = self._name_of(path)
+                if name is not None:
+                    yield name
 
     def get_many(self, names: Iterable[str]) -> dict[str, bytes]:
         with self._errors():
