@@ -19,8 +19,9 @@ the remote index answers in a few requests, not one per blob.
 
 The floor under the small state's git side is printed beside it: a commit of
 1,000 tiny files pushed and cloned with the git CLI and with pygit2 (libgit2,
-as txgit calls it), and pygit2's push and fetch of the state's own git objects
-(one record per variable and per group) into a bare repository. The clone
+as txgit calls it), and pygit2's push, fetch and local clone (objects linked,
+as txgit's clone of a local path does) of the state's own git objects (one
+record per variable and per group). The clone
 shares the pushing workspace's S3 client (one per process for equal options
 and credentials), so both clients are as warm as the peer's.
 
@@ -171,7 +172,9 @@ def main(quick: bool = False) -> dict:
               f"pygit2 fetch {r['floor_pygit2_fetch_s']:.3f} s ({r['floor_pygit2_fetch_s'] / down:.1f}x)")
         print(f"  pygit2 push/fetch of the state's own {r['floor_state_objects']:,} git objects (a record per "
               f"variable and per group): {r['floor_state_push_s']:.3f} s / {r['floor_state_fetch_s']:.3f} s "
-              f"({r['floor_state_push_s'] / up:.1f}x / {r['floor_state_fetch_s'] / down:.1f}x)")
+              f"({r['floor_state_push_s'] / up:.1f}x / {r['floor_state_fetch_s'] / down:.1f}x); "
+              f"a local clone of them (objects linked) {r['floor_state_local_clone_s']:.3f} s "
+              f"({r['floor_state_local_clone_s'] / down:.1f}x)")
     e = results["existence"]
     print(f"\nexistence check of {e['new']:,} new small blobs (the remote holds {e['held']:,}): "
           f"{e['requests']} requests, {e['seconds']:.3f} s, {e['missing']:,} reported missing")
@@ -267,6 +270,9 @@ def _git_floor(base: Path, ws, files: int) -> dict:
     out["floor_state_objects"] = objects
     out["floor_state_push_s"] = best(lambda i: pygit2_push(state_repo, f"floor-s{i}.git"))
     out["floor_state_fetch_s"] = best(lambda i: pygit2_fetch(base / "floor-s0.git", f"floor-sf{i}"))
+    # a local clone links the objects instead (what txgit's clone of a local path does)
+    out["floor_state_local_clone_s"] = best(lambda i: pygit2.clone_repository(
+        str(base / "floor-s0.git"), str(base / f"floor-sl{i}"), bare=True))
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in out.items()}
 
 
