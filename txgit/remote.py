@@ -1356,6 +1356,9 @@ class Remotes:
 
 # -- clone ---------------------------------------------------------------------------------------------
 
+_HEX_DIGITS = frozenset("0123456789abcdef")
+
+
 class _RemoteChangedDuringCopy(Exception):
     """A local remote's objects changed while a clone copied them: the clone starts again."""
 
@@ -1370,8 +1373,9 @@ def _objects_dir(repo: Path) -> Path | None:
     return None
 
 
-def _object_files(objects: Path) -> frozenset[tuple[str, int]]:
-    """(path below ``objects``, size) of every loose object and every pack with its index."""
+def _object_files(objects: Path) -> frozenset[tuple[str, int]] | None:
+    """(path below ``objects``, size) of every loose object and every pack and pack index; None
+    when a folder or file went while it was read (a gc at work: not a moment to copy)."""
     found: set[tuple[str, int]] = set()
     try:
         with os.scandir(objects) as top:
@@ -1379,10 +1383,12 @@ def _object_files(objects: Path) -> frozenset[tuple[str, int]]:
         for folder in folders:
             with os.scandir(objects / folder) as entries:
                 for e in entries:
-                    if folder != "pack" or e.name.endswith((".pack", ".idx")):
+                    # objects and packs only: no temp files of a writer at work, no .keep or bitmaps
+                    if (e.name.startswith("pack-") and e.name.endswith((".pack", ".idx")) if folder == "pack"
+                            else len(e.name) in (38, 62) and _HEX_DIGITS.issuperset(e.name)):
                         found.add((f"{folder}/{e.name}", e.stat().st_size))
     except OSError:
-        pass  # a folder or file gone meanwhile: the listings differ, or the copy fails
+        return None
     return frozenset(found)
 
 
@@ -1391,9 +1397,12 @@ def _copy_objects(source: Path, target: Path) -> frozenset[tuple[str, int]] | No
     listed, or None when the copy failed (what was copied is removed: the fetch brings it all).
     A pack's index goes after its pack, and only with it: an index never names missing bytes."""
     listed = _object_files(source)
+    if listed is None:
+        return None
     names = {rel for rel, _ in listed}
-    order = sorted(rel for rel in names if not rel.endswith(".idx"))
-    order += sorted(rel for rel in names if rel.endswith(".idx") and rel[:-4] + ".pack" in names)
+    whole_packs = sorted(rel[:-4] for rel in names if rel.endswith(".idx") and rel[:-4] + ".pack" in names)
+    order = sorted(rel for rel in names if not rel.startswith("pack/"))
+    order += [f"{stem}.pack" for stem in whole_packs] + [f"{stem}.idx" for stem in whole_packs]
     made: list[Path] = []
     try:
         for rel in order:
@@ -1401,11 +1410,11 @@ def _copy_objects(source: Path, target: Path) -> frozenset[tuple[str, int]] | No
             if dest.exists():
                 continue
             dest.parent.mkdir(exist_ok=True)
+            made.append(dest)
             try:
                 os.link(source / rel, dest)
             except OSError:  # another file system, or links not allowed: a copy
                 shutil.copyfile(source / rel, dest)
-            made.append(dest)
     except OSError:
         for dest in made:
             dest.unlink(missing_ok=True)
