@@ -103,3 +103,17 @@ def test_a_push_while_the_clone_copies_makes_it_start_again(tmp_path, monkeypatc
     clone = Workspace.clone(str(tmp_path / "r.git"), tmp_path / "b")
     assert len(fetches) == 2  # the first attempt was dropped, the second fetched the ordinary way
     assert _checked_out(clone)["late"] == "pushed meanwhile" and clone.fsck().ok
+
+
+def test_a_writers_temp_files_and_a_pack_without_its_index_are_not_taken(tmp_path):
+    _, ns = _alice(tmp_path, 20)
+    objects = tmp_path / "r.git" / "objects"
+    (objects / "ab").mkdir(exist_ok=True)
+    (objects / "ab" / "tmp_obj_Xy12Zq").write_bytes(b"half-written")  # git's temp name for a loose object
+    half = "pack-" + "0" * 40
+    (objects / "pack" / f"{half}.pack").write_bytes(b"PACK, its index not written yet")
+    clone = Workspace.clone(str(tmp_path / "r.git"), tmp_path / "b")
+    mine = Path(clone.history.repo.path) / "objects"
+    assert not (mine / "ab" / "tmp_obj_Xy12Zq").exists() and not (mine / "pack" / f"{half}.pack").exists()
+    assert _packs(tmp_path / "r.git") - {f"{half}.pack"} <= _packs(mine.parent)  # the whole packs were taken
+    assert _checked_out(clone)["v19"] == ns["v19"] and clone.fsck().ok
