@@ -17,6 +17,14 @@ and the clone of 1,000 small variables are a handful of requests. A last row
 asks the remote which of 10,000 new small blobs it lacks (with 1,000 held):
 the remote index answers in a few requests, not one per blob.
 
+The floor under the small state's git side is printed beside it: a commit of
+1,000 tiny files pushed and cloned with the git CLI and with pygit2 (libgit2,
+as txgit calls it), and pygit2's push, fetch and local clone (objects linked,
+as txgit's clone of a local path does) of the state's own git objects (one
+record per variable and per group). The clone
+shares the pushing workspace's S3 client (one per process for equal options
+and credentials), so both clients are as warm as the peer's.
+
     python benchmarks/run.py remote [--quick]
 """
 
@@ -123,6 +131,8 @@ def main(quick: bool = False) -> dict:
                     "pickle_requests": peer_requests,
                 }
                 row.update(_blobs_only(endpoint, bucket, opts, ws))
+                if label == "small":
+                    row.update(_git_floor(base, ws, len(ns) - 1))
                 results["rows"].append(row)
             results["existence"] = _existence_checks(endpoint, opts, 1_000 if quick else 10_000)
     finally:
@@ -150,6 +160,21 @@ def main(quick: bool = False) -> dict:
         print(f"{r['state']:6} {r['blobs_up_s']:>6.3f} {r['blobs_up_requests']:>11} "
               f"{r['blobs_up_s'] / max(r['pickle_upload_s'], 1e-9):>17.1f}x {r['blobs_down_s']:>7.3f} "
               f"{r['blobs_down_requests']:>13} {r['blobs_down_s'] / max(r['pickle_download_s'], 1e-9):>21.1f}x")
+    for r in results["rows"]:
+        if "floor_git_push_s" not in r:
+            continue
+        up, down = max(r["pickle_upload_s"], 1e-9), max(r["pickle_download_s"], 1e-9)
+        print(f"\nthe git side's floor on this machine ({r['floor_files']:,} tiny files in one commit, pushed to and "
+              f"cloned from a local bare repository; best of 3):")
+        print(f"  git push {r['floor_git_push_s']:.3f} s ({r['floor_git_push_s'] / up:.1f}x the pickle upload), "
+              f"git clone {r['floor_git_clone_s']:.3f} s ({r['floor_git_clone_s'] / down:.1f}x the download)")
+        print(f"  pygit2 push {r['floor_pygit2_push_s']:.3f} s ({r['floor_pygit2_push_s'] / up:.1f}x), "
+              f"pygit2 fetch {r['floor_pygit2_fetch_s']:.3f} s ({r['floor_pygit2_fetch_s'] / down:.1f}x)")
+        print(f"  pygit2 push/fetch of the state's own {r['floor_state_objects']:,} git objects (a record per "
+              f"variable and per group): {r['floor_state_push_s']:.3f} s / {r['floor_state_fetch_s']:.3f} s "
+              f"({r['floor_state_push_s'] / up:.1f}x / {r['floor_state_fetch_s'] / down:.1f}x); "
+              f"a local clone of them (objects linked) {r['floor_state_local_clone_s']:.3f} s "
+              f"({r['floor_state_local_clone_s'] / down:.1f}x)")
     e = results["existence"]
     print(f"\nexistence check of {e['new']:,} new small blobs (the remote holds {e['held']:,}): "
           f"{e['requests']} requests, {e['seconds']:.3f} s, {e['missing']:,} reported missing")
@@ -190,6 +215,65 @@ def _blobs_only(endpoint: str, bucket: str, opts: dict, ws) -> dict:
     assert got == blobs
     return {"blobs_up_s": round(t_up, 3), "blobs_up_requests": up_requests,
             "blobs_down_s": round(t_down, 3), "blobs_down_requests": len(s3_requests(endpoint, bucket)) - n0}
+
+
+def _git_floor(base: Path, ws, files: int) -> dict:
+    """What git alone costs here, the floor under a first push and a clone's git side: a commit of
+    ``files`` tiny files pushed and cloned with the git CLI and with pygit2 (libgit2, as txgit
+    uses it), and the pygit2 push and fetch of the benchmarked state's own commit. Best of 3."""
+    import subprocess
+
+    import pygit2
+
+    def best(fn) -> float:
+        return min(_timed(lambda i=i: fn(i))[1] for i in range(3))
+
+    src = pygit2.init_repository(str(base / "floor-src"))
+    tree = src.TreeBuilder()
+    for i in range(files):
+        tree.insert(f"v{i}", src.create_blob(b"variable %d" % i), pygit2.enums.FileMode.BLOB)
+    sig = pygit2.Signature("bench", "bench@example.com")
+    src.create_commit("refs/heads/main", sig, sig, "tiny files", tree.write(), [])
+
+    def bare(name: str) -> Path:
+        path = base / name
+        pygit2.init_repository(str(path), bare=True)
+        return path
+
+    def pygit2_push(repo: pygit2.Repository, name: str) -> Path:
+        target = bare(name)
+        repo.remotes.create_anonymous(str(target)).push(["refs/heads/main:refs/heads/main"])
+        return target
+
+    def pygit2_fetch(source: Path, name: str) -> None:
+        pygit2.init_repository(str(base / name), bare=True).remotes.create_anonymous(str(source)).fetch(
+            ["+refs/heads/*:refs/remotes/o/*"])
+
+    git = ["git", "-c", "user.name=bench", "-c", "user.email=bench@example.com"]
+    out = {"floor_files": files}
+    out["floor_git_push_s"] = best(lambda i: subprocess.run(
+        [*git, "-C", str(base / "floor-src"), "push", "-q", str(bare(f"floor-g{i}.git")), "main"], check=True))
+    out["floor_git_clone_s"] = best(lambda i: subprocess.run(
+        [*git, "clone", "-q", "--bare", "--no-local", str(base / "floor-g0.git"), str(base / f"floor-gc{i}")],
+        check=True))
+    out["floor_pygit2_push_s"] = best(lambda i: pygit2_push(src, f"floor-p{i}.git"))
+    out["floor_pygit2_fetch_s"] = best(lambda i: pygit2_fetch(base / "floor-p0.git", f"floor-pf{i}"))
+    state = ws.history.repo
+    head = state.head.peel(pygit2.Commit)
+    state_repo = pygit2.init_repository(str(base / "floor-state"), bare=True)
+    objects = 0
+    for oid in state.odb:  # the branch's commit, its trees and records, copied into a clean repository
+        obj = state.odb.read(oid)
+        state_repo.odb.write(obj[0], obj[1])
+        objects += 1
+    state_repo.references.create("refs/heads/main", head.id)
+    out["floor_state_objects"] = objects
+    out["floor_state_push_s"] = best(lambda i: pygit2_push(state_repo, f"floor-s{i}.git"))
+    out["floor_state_fetch_s"] = best(lambda i: pygit2_fetch(base / "floor-s0.git", f"floor-sf{i}"))
+    # a local clone links the objects instead (what txgit's clone of a local path does)
+    out["floor_state_local_clone_s"] = best(lambda i: pygit2.clone_repository(
+        str(base / "floor-s0.git"), str(base / f"floor-sl{i}"), bare=True))
+    return {k: round(v, 4) if isinstance(v, float) else v for k, v in out.items()}
 
 
 def _existence_checks(endpoint: str, opts: dict, new: int) -> dict:

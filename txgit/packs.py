@@ -176,9 +176,7 @@ class PackSet:
         else:
             try:
                 self.fs.invalidate_cache(self.dir)
-                # find, not ls: one listing request where the folder exists (s3fs's ls asks twice
-                # to tell a missing folder from an empty one)
-                listed = self.fs.find(self.dir, detail=True)
+                listed = list_below(self.fs, self.dir)
             except FileNotFoundError:
                 return found
             files = [(str(path).rstrip("/").rsplit("/", 1)[-1], int(d.get("size") or 0))
@@ -391,6 +389,24 @@ class PackSet:
             return os.stat(self.index_path(pack)).st_mtime
         except FileNotFoundError:
             return 0.0
+
+
+def list_below(fs: Any, folder: str) -> dict[str, dict[str, Any]]:
+    """Every file below ``folder`` (path -> details), in one listing request on S3.
+
+    s3fs's ``find`` of an empty or missing folder asks a second time (is it a file?), and its
+    ``ls`` asks twice to tell a missing folder from an empty one; a first push to an empty storage
+    paid that for the pack folder and for the blobs' folder. A listing of the parent restricted
+    to the prefix ``<name>/`` is one request whatever it finds. Raises FileNotFoundError (other
+    backends) where the folder is missing."""
+    parent, _, name = folder.rstrip("/").rpartition("/")
+    protocols = getattr(fs, "protocol", ())
+    if parent and "s3" in ((protocols,) if isinstance(protocols, str) else tuple(protocols)):
+        try:
+            return fs.find(parent, prefix=f"{name}/", detail=True)
+        except TypeError:  # an s3fs without ``prefix``
+            pass
+    return fs.find(folder, detail=True)
 
 
 def _write_atomic(final: str, data: bytes) -> None:

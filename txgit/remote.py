@@ -296,6 +296,23 @@ def _credential_fingerprint() -> str:
     return h.hexdigest()
 
 
+_shared_filesystems: dict[tuple[str, ...], Any] = {}
+_shared_filesystems_lock = threading.Lock()
+_SHARED_FILESYSTEMS_MAX = 8
+
+
+def _shared_filesystem(key: tuple[Any, ...], made: Any) -> Any:
+    """The filesystem kept for ``key`` (``made`` is kept if none is yet). Stores that share one share
+    its client and connections; ``key`` holds the options, the credential fingerprint and the
+    process id, so new keys in the environment or a forked child get a fresh one."""
+    with _shared_filesystems_lock:
+        fs = _shared_filesystems.pop(key, None) or made
+        _shared_filesystems[key] = fs  # most recently used last
+        while len(_shared_filesystems) > _SHARED_FILESYSTEMS_MAX:
+            _shared_filesystems.pop(next(iter(_shared_filesystems)))
+        return fs
+
+
 class RemoteStore(ObjectStore):
     """An :class:`ObjectStore` on a remote URL: batched existence checks, errors as one line.
 
@@ -330,6 +347,19 @@ class RemoteStore(ObjectStore):
             super().__init__(url, **storage_options)
         except Exception as e:  # e.g. s3fs not installed, unknown protocol, bad option
             raise _storage_error(url, e, self.options) from e
+        if s3 and "max_concurrency" not in self.options and getattr(self.fs, "max_concurrency", 1) > 1:
+            # s3fs >= 2025 asks a blob's size (a HEAD) before every whole read, to split reads of
+            # files over its block size (50 MiB) into ranges: our chunks are <= 1 MiB and packs are
+            # read whole or by member ranges, so that doubled the requests of a clone.
+            self.fs.max_concurrency = 1
+        if not self.is_local and getattr(self.fs, "async_impl", False):
+            # one client per process for equal options and credentials: making an S3 client (its
+            # session, endpoint resolution, first connection) cost 0.1-0.5 s, paid again by every
+            # workspace that opened the same storage (a clone beside the pushing workspace)
+            key = (type(self.fs).__name__, json.dumps(storage_options, sort_keys=True, default=repr),
+                   _credential_fingerprint(), os.getpid())
+            self.fs = _shared_filesystem(key, self.fs)
+            self.packs = packs.PackSet(self.fs, self.root, self.is_local)
         if s3 and timeout and isinstance(getattr(self.fs, "retries", None), int):
             self.fs.retries = min(self.fs.retries, _S3_TRIES)
 
@@ -380,7 +410,17 @@ class RemoteStore(ObjectStore):
 
     def loose_names(self) -> Iterator[str]:
         with self._errors():
-            yield from super().loose_names()
+            if self.is_local:
+                yield from super().loose_names()
+                return
+            try:
+                listed = packs.list_below(self.fs, self.root)  # one request, even for an empty storage
+            except FileNotFoundError:
+                return
+            for path in listed:
+                name = self._name_of(path)
+                if name is not None:
+                    yield name
 
     def get_many(self, names: Iterable[str]) -> dict[str, bytes]:
         with self._errors():
@@ -1316,13 +1356,79 @@ class Remotes:
 
 # -- clone ---------------------------------------------------------------------------------------------
 
+_HEX_DIGITS = frozenset("0123456789abcdef")
+
+
+class _RemoteChangedDuringCopy(Exception):
+    """A local remote's objects changed while a clone copied them: the clone starts again."""
+
+
+def _objects_dir(repo: Path) -> Path | None:
+    """The objects folder of the git repository at ``repo`` (bare or not), if its objects are all
+    there: one that borrows objects from elsewhere (``info/alternates``) is fetched the ordinary way."""
+    for git_dir in (repo, repo / ".git"):
+        objects = git_dir / "objects"
+        if (git_dir / "HEAD").is_file() and objects.is_dir():
+            return None if (objects / "info" / "alternates").exists() else objects
+    return None
+
+
+def _object_files(objects: Path) -> frozenset[tuple[str, int]] | None:
+    """(path below ``objects``, size) of every loose object and every pack and pack index; None
+    when a folder or file went while it was read (a gc at work: not a moment to copy)."""
+    found: set[tuple[str, int]] = set()
+    try:
+        with os.scandir(objects) as top:
+            folders = [e.name for e in top if e.is_dir() and (len(e.name) == 2 or e.name == "pack")]
+        for folder in folders:
+            with os.scandir(objects / folder) as entries:
+                for e in entries:
+                    # objects and packs only: no temp files of a writer at work, no .keep or bitmaps
+                    if (e.name.startswith("pack-") and e.name.endswith((".pack", ".idx")) if folder == "pack"
+                            else len(e.name) in (38, 62) and _HEX_DIGITS.issuperset(e.name)):
+                        found.add((f"{folder}/{e.name}", e.stat().st_size))
+    except OSError:
+        return None
+    return frozenset(found)
+
+
+def _copy_objects(source: Path, target: Path) -> frozenset[tuple[str, int]] | None:
+    """Link (else copy) ``source``'s loose objects and packs into ``target``; returns what was
+    listed, or None when the copy failed (what was copied is removed: the fetch brings it all).
+    A pack's index goes after its pack, and only with it: an index never names missing bytes."""
+    listed = _object_files(source)
+    if listed is None:
+        return None
+    names = {rel for rel, _ in listed}
+    whole_packs = sorted(rel[:-4] for rel in names if rel.endswith(".idx") and rel[:-4] + ".pack" in names)
+    order = sorted(rel for rel in names if not rel.startswith("pack/"))
+    order += [f"{stem}.pack" for stem in whole_packs] + [f"{stem}.idx" for stem in whole_packs]
+    made: list[Path] = []
+    try:
+        for rel in order:
+            dest = target / rel
+            if dest.exists():
+                continue
+            dest.parent.mkdir(exist_ok=True)
+            made.append(dest)
+            try:
+                os.link(source / rel, dest)
+            except OSError:  # another file system, or links not allowed: a copy
+                shutil.copyfile(source / rel, dest)
+    except OSError:
+        for dest in made:
+            dest.unlink(missing_ok=True)
+        return None
+    return listed
+
+
 _Repo = TypeVar("_Repo", bound=Repository)  # what a clone's ``init`` makes: the facade, from Workspace.clone
 
 
 def clone(url: str, path: str | os.PathLike[str] | None = None, *, storage: str | None = None,
           storage_options: Mapping[str, Any] | None = None, eager: bool = False, name: str = DEFAULT_REMOTE,
           progress: Progress | None = None, trusted: bool | None = None,
-          init: Callable[[Path], _Repo] = Repository.init) -> _Repo:
+          init: Callable[[Path], _Repo] = Repository.init, local_objects: bool = True) -> _Repo:
     """A new workspace at ``path`` with the remote's history; blobs on demand (all now with ``eager``).
 
     The remote's storage is the one it records, unless ``storage`` overrides it.
@@ -1333,6 +1439,12 @@ def clone(url: str, path: str | os.PathLike[str] | None = None, *, storage: str 
     ``init``: makes the new, empty workspace's object; :meth:`txgit.workspace.Workspace.clone` passes
     its own, so that a clone is a full workspace (this module stands below the facade, so it cannot
     name that class itself).
+
+    From a local path, the remote's git objects are copied (hard-linked where the file system
+    allows) before the fetch, as ``git clone`` does for a local repository: the fetch then finds
+    every commit present and moves only refs, where libgit2 would pack and index every object
+    again (1,000 variables are 2,000 records). libgit2 verifies each object's hash when it reads
+    it, copied or fetched. ``local_objects=False``: fetch them the ordinary way.
     """
     if path is None:
         tail = url.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1]
@@ -1350,7 +1462,14 @@ def clone(url: str, path: str | os.PathLike[str] | None = None, *, storage: str 
         if trusted is None:
             trusted = src is not None
         remotes.add(name, url, storage=storage, storage_options=storage_options, trusted=trusted)
+        source_objects = _objects_dir(src) if src is not None and local_objects else None
+        listed = _copy_objects(source_objects, Path(ws.history.repo.path) / "objects") if source_objects else None
         fetched = remotes.fetch(name)
+        if listed is not None and _object_files(source_objects) != listed:
+            # the remote's objects changed while we copied and fetched (a push or gc meanwhile): a
+            # commit copied before the objects it names were all written could be taken as whole
+            # by the fetch. Start again the ordinary way (rare: only with a writer at work).
+            raise _RemoteChangedDuringCopy()
         tracking = remotes._tracking(name)
         if not tracking:
             raise RemoteError(f"{url} has no branches: nothing to clone")
@@ -1370,6 +1489,9 @@ def clone(url: str, path: str | os.PathLike[str] | None = None, *, storage: str 
     except BaseException as e:
         gone = root if created else root / TXGIT_DIR
         shutil.rmtree(gone, ignore_errors=True)
+        if isinstance(e, _RemoteChangedDuringCopy):
+            return clone(url, path, storage=storage, storage_options=storage_options, eager=eager, name=name,
+                         progress=progress, trusted=trusted, init=init, local_objects=False)
         if isinstance(e, KeyboardInterrupt):
             raise Interrupted(f"nothing was cloned: the half-made workspace was removed ({gone})") from e
         raise
