@@ -272,7 +272,7 @@ class PackSet:
             return
         try:
             os.makedirs(self.cache_dir, exist_ok=True)
-            _write_atomic(os.path.join(self.cache_dir, f"{pack}.idx"), bytes(text))
+            write_atomic(os.path.join(self.cache_dir, f"{pack}.idx"), bytes(text))
         except OSError:  # a cache: a read-only workspace only reads more
             pass
 
@@ -327,8 +327,8 @@ class PackSet:
         if self.is_local:
             os.makedirs(self.dir, exist_ok=True)
             if blobs:
-                _write_atomic(self.pack_path(pack), data)
-            _write_atomic(self.index_path(pack), index)
+                write_atomic(self.pack_path(pack), data)
+            write_atomic(self.index_path(pack), index)
         else:
             if blobs:
                 self.fs.pipe_file(self.pack_path(pack), data)
@@ -409,10 +409,21 @@ def list_below(fs: Any, folder: str) -> dict[str, dict[str, Any]]:
     return fs.find(folder, detail=True)
 
 
-def _write_atomic(final: str, data: bytes) -> None:
-    tmp = os.path.join(os.path.dirname(final), f"{TEMP_PREFIX}{uuid.uuid4().hex}")
+def write_atomic(final: str, data: bytes | bytearray | memoryview, *, make_folder: bool = False) -> None:
+    """Write a local file whole or not at all: a temp name beside it, then a rename, so readers
+    never see part of it. ``make_folder``: create the folder if missing, only when the first open
+    fails (most writes land in a folder that exists: no makedirs syscalls for them)."""
+    folder = os.path.dirname(final)
+    tmp = os.path.join(folder, f"{TEMP_PREFIX}{uuid.uuid4().hex}")
     try:
-        with open(tmp, "wb") as f:
+        try:
+            f = open(tmp, "wb")
+        except FileNotFoundError:
+            if not make_folder:
+                raise
+            os.makedirs(folder, exist_ok=True)
+            f = open(tmp, "wb")
+        with f:
             f.write(data)
         os.replace(tmp, final)
     except BaseException:

@@ -410,17 +410,7 @@ class RemoteStore(ObjectStore):
 
     def loose_names(self) -> Iterator[str]:
         with self._errors():
-            if self.is_local:
-                yield from super().loose_names()
-                return
-            try:
-                listed = packs.list_below(self.fs, self.root)  # one request, even for an empty storage
-            except FileNotFoundError:
-                return
-            for path in listed:
-                name = self._name_of(path)
-                if name is not None:
-                    yield name
+            yield from super().loose_names()
 
     def get_many(self, names: Iterable[str]) -> dict[str, bytes]:
         with self._errors():

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import time
-import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -34,7 +33,7 @@ _THREADED_HASH_MIN = 8 << 20
 _LIST_INSTEAD_OF_STAT = 256
 _BATCH = 256
 _HEX = frozenset("0123456789abcdef")
-TEMP_PREFIX = ".tmp-"
+TEMP_PREFIX = _packs.TEMP_PREFIX  # one prefix for every temp file of a store (gc removes stale ones)
 # read_joined hands the pool about _JOIN_TASKS batches of at least this many bytes (and at most
 # _JOIN_BATCH_BLOBS blobs): a task per 1 MiB chunk cost more in scheduling than the read, one task
 # per stream left a core idle, and many small tasks only made the threads contend.
@@ -261,7 +260,7 @@ class ObjectStore:
         if self.is_local and not os.path.isdir(self.root):
             return
         try:
-            paths = self.fs.find(self.root)
+            paths = _packs.list_below(self.fs, self.root)  # one request, even for an empty S3 storage
         except FileNotFoundError:
             return
         for p in paths:
@@ -338,24 +337,8 @@ class ObjectStore:
         return written
 
     def _write_local(self, name: str, data: bytes | bytearray | memoryview) -> None:
-        final = self.path(name)
-        folder = os.path.dirname(final)
-        tmp = os.path.join(folder, f"{TEMP_PREFIX}{uuid.uuid4().hex}")
-        try:
-            try:
-                f = open(tmp, "wb")
-            except FileNotFoundError:  # the first blob of its fan-out folder (makedirs first: ~3 syscalls more)
-                os.makedirs(folder, exist_ok=True)
-                f = open(tmp, "wb")
-            with f:
-                f.write(data)
-            os.replace(tmp, final)  # atomic: readers see all of it or nothing
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        # the first blob of its fan-out folder creates the folder
+        _packs.write_atomic(self.path(name), data, make_folder=True)
 
     def delete(self, names: Iterable[str]) -> None:
         """Remove blobs: loose files, and packed members (their packs are rewritten without them)."""
