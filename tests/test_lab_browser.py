@@ -3,12 +3,14 @@ chromium, driven by Playwright as a person would use it: open a notebook, run it
 fill, check out an earlier commit into the kernel (confirming the loss of an uncommitted change), make a
 branch, search a variable's history, and read a DataFrame's diff.
 
-It also writes the panel's screenshots in docs/images/ that docs/visual.md shows, so they stay current.
+It also takes the panel's screenshots; with TXGIT_UPDATE_SCREENSHOTS=1 they replace the ones in docs/images/
+that docs/visual.md shows (a plain test run leaves the tree as it was: ids and times differ on every run).
 Skipped only where no browser can run (no chromium, or Playwright missing); `.ci/run` installs both.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -21,7 +23,7 @@ from txgit import Workspace
 
 expect = sync_api.expect
 
-IMAGES = SOURCE / "docs" / "images"
+DOC_IMAGES = SOURCE / "docs" / "images"
 CELLS = ["x = 1", "x = 2", "import pandas as pd\ndf = pd.DataFrame({'a': [1, 2, 3]})", "df['b'] = df['a'] * 2"]
 WAIT = 90_000  # ms: a kernel start and a cell's commit on a busy 2-core machine
 
@@ -50,7 +52,16 @@ def run_new_cell(page, code: str) -> str:
     return last.locator(".jp-OutputArea-output").inner_text()
 
 
-def test_panel_history_checkout_branch_search_and_diff(tmp_path, page):
+@pytest.fixture
+def images(tmp_path: Path) -> Path:
+    """Where screenshots go: docs/images/ when asked to refresh them, else a temporary folder."""
+    if os.environ.get("TXGIT_UPDATE_SCREENSHOTS") == "1":
+        return DOC_IMAGES
+    (tmp_path / "images").mkdir()
+    return tmp_path / "images"
+
+
+def test_panel_history_checkout_branch_search_and_diff(tmp_path, page, images):
     root = tmp_path / "project"
     root.mkdir()
     notebook(root / "analysis.ipynb", CELLS)
@@ -87,7 +98,7 @@ def test_panel_history_checkout_branch_search_and_diff(tmp_path, page):
         # click the earlier commit, check it out: the panel asks before the change is lost
         rows.locator(f"xpath=self::*[@data-commit='{first}']").locator(".txgit-msg").click()
         expect(panel.locator(".txgit-lab-commit-view .txgit-commit")).to_have_attribute("data-commit", first)
-        page.screenshot(path=str(IMAGES / "lab-panel.png"), clip=_box(page, panel))
+        page.screenshot(path=str(images / "lab-panel.png"), clip=_box(page, panel))
         panel.locator(".txgit-lab-checkout").click()
         dialog = page.locator(".jp-Dialog")
         expect(dialog).to_contain_text("Discard uncommitted changes?", timeout=WAIT)
@@ -109,7 +120,7 @@ def test_panel_history_checkout_branch_search_and_diff(tmp_path, page):
         hits = panel.locator(".txgit-varhistory .txgit-hit")
         expect(hits).to_have_count(2, timeout=WAIT)
         assert [h.get_attribute("data-status") for h in hits.all()] == ["changed", "added"]
-        page.screenshot(path=str(IMAGES / "lab-search.png"), clip=_box(page, panel))
+        page.screenshot(path=str(images / "lab-search.png"), clip=_box(page, panel))
         hits.first.locator("a.txgit-id").click()
         # a commit opens with what changed inside each variable since its parent
         expect(panel.locator(".txgit-lab-parent-diff .txgit-var[data-var='df']")).to_contain_text(
@@ -118,7 +129,7 @@ def test_panel_history_checkout_branch_search_and_diff(tmp_path, page):
         df = panel.locator(".txgit-lab-diff-view .txgit-var[data-var='df']")
         expect(df).to_contain_text("columns added: b (int64)", timeout=WAIT)
         expect(df).to_contain_text("shape 3x1 -> 3x2")
-        page.screenshot(path=str(IMAGES / "lab-diff.png"), clip=_box(page, panel))
+        page.screenshot(path=str(images / "lab-diff.png"), clip=_box(page, panel))
 
         # compare any two commits: mark one, open another, compare
         rows.locator(f"xpath=self::*[@data-commit='{first}']").locator(".txgit-msg").click()
