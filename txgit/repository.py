@@ -487,9 +487,8 @@ class Repository:
         before = (self.store.stats.bytes_written, self.store.stats.blobs_written)
         try:
             if ahead is not None:
-                # the large blobs not handed over yet (skeletons, buffers of one chunk) join the same pack
-                ahead.submit({n: d for n, d in snap.chunks.items() if n not in ahead.names})
-                self.store.put_named({n: d for n, d in snap.chunks.items() if n not in ahead.names}, check=False)
+                # the blobs not handed over yet (skeletons, buffers of one chunk, small ones) join the same pack
+                ahead.submit({n: d for n, d in snap.chunks.items() if n not in ahead.names}, small=True)
             else:
                 self.store.put_named(snap.chunks, check=False)
         finally:

@@ -140,10 +140,11 @@ class WriteAhead:
     the caller goes on pickling and hashing the next ones: a commit then takes about the longer of
     hashing and writing instead of their sum.
 
-    Only blobs too large for a pack of small ones are written here (small ones wait for
-    :meth:`ObjectStore.write_blobs`, which packs them). In a local store they go into one pack, appended
-    as they come (:class:`~txgit.packs.PackWriter`): one file for the commit's large chunks, not one per
-    chunk; fewer than :data:`~txgit.packs.BIG_PACK_MIN_MEMBERS` new ones are written loose instead. The
+    Blobs too large for a pack of small ones are written here as they come; the small ones come last
+    (``submit(small=True)``). In a local store they all go into one pack, appended as they come
+    (:class:`~txgit.packs.PackWriter`): one file for the commit's new blobs, not one per chunk; with fewer
+    than :data:`~txgit.packs.BIG_PACK_MIN_MEMBERS` large ones the blobs are written as
+    :meth:`ObjectStore.write_blobs` writes them (loose, or small ones in a pack of their own). The
     pack's index is written by :meth:`wait`, after all its bytes: what was written for a commit that then
     fails is a temp file or an unreferenced pack, which gc removes. :meth:`wait` before the ref moves:
     it raises the first write error.
@@ -158,10 +159,12 @@ class WriteAhead:
         self._pack: _packs.PackWriter | None = None
         self._held: dict[str, bytes | bytearray | memoryview] = {}  # new blobs waiting for a pack
 
-    def submit(self, blobs: Mapping[str, bytes | bytearray | memoryview]) -> None:
+    def submit(self, blobs: Mapping[str, bytes | bytearray | memoryview], *, small: bool = False) -> None:
         """Write those of ``blobs`` the store lacks, in the background (the caller must not change
-        their bytes until :meth:`wait` returns)."""
-        todo = {n: d for n, d in blobs.items() if n not in self.names and not _packs.is_small(d)}
+        their bytes until :meth:`wait` returns). ``small``: small blobs too (the last blobs of a
+        commit): they join the pack of large ones if there is one, else are written as
+        :meth:`ObjectStore.write_blobs` does (a pack of their own, or loose)."""
+        todo = {n: d for n, d in blobs.items() if n not in self.names and (small or not _packs.is_small(d))}
         if todo:
             self.names.update(todo)
             self._futures.append(_write_thread().submit(self._write, todo))
@@ -172,12 +175,11 @@ class WriteAhead:
         if not todo:
             return
         if not self.store.big_packs:
-            self.bytes_written += self.store._write_loose(todo)
-            self.blobs_written += len(todo)
+            self.store.write_blobs(todo)  # counts them in the store's stats itself
             return
         if self._pack is None:
             self._held.update(todo)
-            if len(self._held) < _packs.BIG_PACK_MIN_MEMBERS:
+            if sum(1 for d in self._held.values() if not _packs.is_small(d)) < _packs.BIG_PACK_MIN_MEMBERS:
                 return
             self._pack = self.store.packs.writer()
             todo, self._held = self._held, {}
@@ -190,8 +192,7 @@ class WriteAhead:
         """The last task of the writer thread: what waits for a pack goes loose; the pack gets its index."""
         held, self._held = self._held, {}
         if held:
-            self.bytes_written += self.store._write_loose(held)
-            self.blobs_written += len(held)
+            self.store.write_blobs(held)  # counts them in the store's stats itself
         pack, self._pack = self._pack, None
         if pack is not None:
             pack.finish()
@@ -350,17 +351,19 @@ class ObjectStore:
 
         Each blob appears whole or not at all. Returns the number of bytes written.
         """
+        if self.big_packs and sum(1 for d in blobs.values() if not _packs.is_small(d)) >= _packs.BIG_PACK_MIN_MEMBERS:
+            # many large blobs: all of them in one pack streamed into one file (its index last), the
+            # small ones too: they would have cost a file (and a folder) each, or a pack of their own
+            self.packs.write(blobs)
+            written = sum(len(d) for d in blobs.values())
+            self.stats.blobs_written += len(blobs)
+            self.stats.bytes_written += written
+            return written
         small = {n: d for n, d in blobs.items() if _packs.is_small(d)}
         if len(small) < self.pack_min_members:
             small = {}
-        big = {n: d for n, d in blobs.items() if not _packs.is_small(d)} if self.big_packs else {}
-        if len(big) < _packs.BIG_PACK_MIN_MEMBERS:
-            big = {}
-        loose = {n: d for n, d in blobs.items() if n not in small and n not in big}
+        loose = {n: d for n, d in blobs.items() if n not in small}
         written = self._write_loose(loose)
-        if big:
-            self.packs.write(big)  # streamed into one file; its index last
-            written += sum(len(d) for d in big.values())
         if small or (self.index_loose and loose):
             # after the loose blobs: an index appears only once all it names is stored
             groups = _packs.split(small) if small else [{}]
