@@ -291,3 +291,25 @@ def test_a_kill_9_during_the_pack_write_leaves_the_workspace_whole(tmp_path):
     got = session_namespace()
     Workspace.open(tmp_path / "ws").checkout(done.info.id, got, force=True)
     assert same(ns, got) and Workspace.open(tmp_path / "ws").fsck().ok
+
+
+def test_a_pack_being_written_does_not_make_existence_checks_rescan_the_pack_folder(tmp_path):
+    """WriteAhead asks the store what it lacks for every batch of chunks while its pack's temp file
+    sits in the pack folder: that file must not count as a change of the folder (each change means
+    a stat of every pack file, thousands after a long session)."""
+    store = ObjectStore(str(tmp_path / "objects"))
+    blobs = {hash_bytes(d): d for d in (os.urandom(packs.SMALL_BLOB_MAX + 1) for _ in range(packs.BIG_PACK_MIN_MEMBERS))}
+    store.put_named(blobs)
+    store.packs.refresh()  # sees the new pack: one rescan, as after every change
+    scans = []
+    listed = store.packs._list
+    store.packs._list = lambda: scans.append(1) or listed()
+    writer = store.packs.writer()  # a temp file in the folder from now on
+    writer.add(*next(iter(blobs.items())))
+    for _ in range(3):
+        assert store.missing(blobs) == set()
+    assert scans == []
+    writer.abort()
+    (Path(store.packs.dir) / ("ab" * 32 + ".idx")).write_text("not an index")  # a real change is seen
+    store.missing(blobs)
+    assert scans == [1] and "ab" * 32 in store.packs.broken

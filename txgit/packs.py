@@ -204,7 +204,9 @@ class PackSet:
     def _refresh(self) -> None:
         if self.is_local:
             try:
-                listing = frozenset(os.listdir(self.dir))
+                # a writer's temp file is no pack: the pack being streamed must not make every
+                # existence check of its own commit rescan (and stat) the whole folder
+                listing = frozenset(n for n in os.listdir(self.dir) if not n.startswith(TEMP_PREFIX))
             except FileNotFoundError:
                 listing = frozenset()
             if listing == self._listing:  # nothing added or removed since the last look
