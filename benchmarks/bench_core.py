@@ -117,6 +117,7 @@ def run_txgit(ns: dict[str, Any], tmp: Path, repeats: int) -> dict[str, Any]:
         ok = _same(ns, target)
         del target, ws2
     t_commit, t_checkout = min(commits), min(checkouts)
+    first_files = blob_files(ws)
     # incremental: 1 % of the largest array's rows and one small variable change
     feats = ns["features"]
     n = max(1, len(feats) // 100)
@@ -126,11 +127,17 @@ def run_txgit(ns: dict[str, Any], tmp: Path, repeats: int) -> dict[str, Any]:
     t_inc_full, inc_full = timed(lambda: ws.commit(_touch(ns), "no hint"))
     return {
         "commit_s": t_commit, "checkout_s": t_checkout, "stored_bytes": folder_bytes(tmp / f"tx{repeats - 1}" / ".txgit"),
+        "blob_files": first_files, "blob_files_after_incremental": blob_files(ws),
         "bytes_written": res.bytes_written, "roundtrip_equal": ok,
         "incremental_commit_s": t_inc, "incremental_bytes_written": inc.bytes_written,
         "incremental_state_bytes": inc.bytes_state,
         "rescan_commit_s": t_inc_full, "rescan_bytes_written": inc_full.bytes_written,
     }
+
+
+def blob_files(ws: Any) -> int:
+    """Files in the object store (loose blobs, packs and their indexes): what a commit had to create."""
+    return sum(1 for f in Path(ws.store.root).rglob("*") if f.is_file())
 
 
 def _touch(ns: dict[str, Any]) -> dict[str, Any]:
@@ -291,7 +298,8 @@ def _print(results: dict[str, Any]) -> None:
               f"({t['incremental_bytes_written'] / max(1, t['incremental_state_bytes']) * 100:.1f} %), "
               f"{_ratio(p['commit_s'], t['incremental_commit_s'])} faster than a pickle dump; "
               f"re-scan without a hint {t['rescan_commit_s']:.3f} s, wrote {t['rescan_bytes_written'] / MB:.2f} MB; "
-              f"round trip equal: {t['roundtrip_equal']}")
+              f"round trip equal: {t['roundtrip_equal']}; files in the object store after the first commit "
+              f"{t['blob_files']}, after both incremental ones {t['blob_files_after_incremental']}")
     print()
     head = (f"{'state':>7} {'first commit / pickle.dump':>26} {'target':>7} {'checkout / pickle.load':>22} {'target':>7} "
             f"{'incr. commit s':>14} {'incr. written MB':>16} {'runs':>5}")

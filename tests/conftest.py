@@ -31,6 +31,40 @@ def session_namespace(code: str = "") -> dict:
     return ns
 
 
+def damage_blob(store, name: str, data: bytes | None = b"bit rot") -> None:
+    """Bit rot in one stored blob, wherever the store keeps it: a loose file is overwritten with
+    ``data``; a packed member (a commit's blobs share one pack) gets ``data`` over its first bytes.
+    ``data=None``: one byte in the middle of the blob flipped instead."""
+    store.packs.refresh()
+    member = store.packs.packed().get(name)
+    if member is None:
+        path, offset, length = Path(store.path(name)), 0, os.path.getsize(store.path(name))
+        if data is not None:
+            path.write_bytes(data)
+            return
+    else:
+        path, offset, length = Path(store.packs.pack_path(member.pack)), member.offset, member.length
+    with open(path, "r+b") as f:
+        if data is None:
+            f.seek(offset + length // 2)
+            byte = f.read(1)[0]
+            f.seek(offset + length // 2)
+            f.write(bytes([byte ^ 0xFF]))
+        else:
+            f.seek(offset)
+            f.write(data[:length])
+
+
+def remove_blob(store, name: str) -> None:
+    """One blob gone from a store, loose or packed (its pack is rewritten without it)."""
+    store.packs.refresh()
+    member = store.packs.packed().get(name)
+    if member is None:
+        Path(store.path(name)).unlink()
+    else:
+        store.rewrite_packs(keep=lambda n, m: n != name, packs=[member.pack])
+
+
 @pytest.fixture
 def run_txgit():
     """Run the installed CLI in a subprocess, as a user would."""

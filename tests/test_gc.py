@@ -24,8 +24,11 @@ def blobs_of(ws: Workspace, rev: str) -> set[str]:
 def age(ws: Workspace, seconds: float = 7200) -> None:
     """Make every stored blob look old, so the grace period does not protect it."""
     old = time.time() - seconds
-    for name in ws.store.names():
+    for name in ws.store.loose_names():
         os.utime(ws.store.path(name), (old, old))
+    packs = Path(ws.store.packs.dir)
+    for path in packs.iterdir() if packs.is_dir() else ():  # a commit's large chunks are packed
+        os.utime(path, (old, old))
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ import pygit2
 import pytest
 
 from cliutil import assert_one_line_error
-from conftest import session_namespace
+from conftest import damage_blob, remove_blob, session_namespace
 from servers import S3_ENV, git_daemon, init_bare, make_bucket, moto_s3
 from txgit import Workspace, packs
 from txgit.errors import CorruptBlob, PushRejected, UnknownRemote
@@ -264,8 +264,7 @@ def test_fetch_blobs_from_remotes_repairs_a_corrupt_local_blob(tmp_path):
     ws.remotes.add("origin", str(tmp_path / "r.git"))
     ws.push(all_branches=True)
     name = sorted(ws.state().groups[ws.state().variables["arr"].group].chunk_names())[0]
-    path = Path(ws.store.path(name))
-    path.write_bytes(b"bit rot")
+    damage_blob(ws.store, name)
     with pytest.raises(CorruptBlob):
         ws.load("arr")
     report = ws.fetch_blobs_from_remotes([name], replace_local=True)
@@ -286,8 +285,8 @@ def test_fsck_repair_mends_local_blobs_from_a_remotes_s3_storage(tmp_path, run_t
     state = ws.state("exp")
     rotten = sorted(state.groups[state.variables["arr"].group].chunk_names())[0]
     gone = sorted(state.groups[state.variables["config"].group].chunk_names())[0]
-    Path(ws.store.path(rotten)).write_bytes(b"bit rot")
-    Path(ws.store.path(gone)).unlink()
+    damage_blob(ws.store, rotten)
+    remove_blob(ws.store, gone)
 
     proc = run_txgit("fsck", cwd=a, env=S3_ENV)
     assert proc.returncode == 1 and rotten in proc.stdout and gone not in proc.stdout, proc.stdout + proc.stderr

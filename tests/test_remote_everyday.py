@@ -14,7 +14,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from conftest import session_namespace
+from conftest import damage_blob, session_namespace
 from txgit import Workspace, packs
 
 
@@ -122,7 +122,7 @@ def test_fsck_repair_tries_the_reachable_remotes_and_says_which(tmp_path, run_tx
     run_txgit("fetch", "--eager", "origin", cwd=bob, check=True)  # every blob here now
     ws = Workspace.open(bob)
     rotten = ws.state().groups[ws.state().variables["weights"].group].chunk_names()[0]
-    Path(ws.store.path(rotten)).write_bytes(b"bit rot")
+    damage_blob(ws.store, rotten)
 
     proc = run_txgit("fsck", cwd=bob, env=S3_ENV)
     assert proc.returncode == 1

@@ -68,9 +68,9 @@ def test_a_chunk_written_ahead_and_then_damaged_is_refused_on_checkout(tmp_path)
     ws.commit(ns, "first")
     state = ws.state()
     name = state.groups[state.variables["big"].group].streams[1].chunks[5]
-    path = ws.store.path(name)
-    with open(path, "r+b") as f:
-        f.seek(1000)
+    member = ws.store.packs.packed()[name]  # the commit's large chunks are in one pack
+    with open(ws.store.packs.pack_path(member.pack), "r+b") as f:
+        f.seek(member.offset + 1000)
         f.write(b"\xff" * 8)
     target: dict = {"__name__": "__main__"}
     with pytest.raises(CorruptBlob, match=name[:12]):
@@ -83,10 +83,8 @@ def test_a_failed_write_ahead_moves_no_ref_and_the_next_commit_completes(tmp_pat
     ns = {"__name__": "__main__", "x": 1}
     base = ws.commit(ns, "base").info.id
     ns.update(_namespace())
-    # a real write failure for one large chunk: its fan-out folder's place is taken by a file
-    snap = snapshot(ns)
-    chunk = snap.groups[snap.variables["big"].group].streams[1].chunks[SINK_BATCH + 1]
-    blocker = Path(ws.store.root) / chunk[:2]
+    # a real write failure for the large chunks: their pack folder's place is taken by a file
+    blocker = Path(ws.store.packs.dir)
     assert not blocker.exists()
     blocker.write_bytes(b"")
     with pytest.raises(OSError):

@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING
 from txgit import budget as _budget
 from txgit.errors import TxgitError
 from txgit.gitpack import PackReport
+from txgit.packs import SMALL_BLOB_MAX
 from txgit.storage import ObjectStore
 
 if TYPE_CHECKING:
@@ -241,7 +242,10 @@ def _one_line(e: BaseException) -> str:
     return " ".join(str(e).split()) or type(e).__name__
 
 
-PACK_REWRITE_SHARE = 0.25  # gc rewrites a pack once this share of its bytes is garbage
+PACK_REWRITE_SHARE = 0.25  # gc rewrites a pack of small blobs once this share of its bytes is garbage
+# ... and a pack holding large chunks (a commit's new arrays, up to GBs) from half on: rewriting then
+# never copies more live bytes than it frees, and such a pack never holds more than twice its live bytes.
+BIG_PACK_REWRITE_SHARE = 0.5
 
 
 def gc(ws: Repository, *, grace_seconds: float = 3600.0, reflog_days: float = 30.0,
@@ -314,13 +318,17 @@ def _collect_packed(ws: Repository, keep: set[str] | Mapping[str, object], cutof
     """Garbage inside packs. A pack is rewritten without its garbage once that is at least
     :data:`PACK_REWRITE_SHARE` of its bytes (or with a budget, which asks for the bytes); below that
     it is kept whole: rewriting would copy several live bytes per byte freed, and packs hold only
-    small blobs, so what stays is bounded by that share. A pack written within the grace period
-    is kept whole too, like a young loose blob."""
+    small blobs, so what stays is bounded by that share. A pack holding large chunks waits for
+    :data:`BIG_PACK_REWRITE_SHARE`: it can be GBs, and a little garbage must not copy them all. A pack
+    written within the grace period is kept whole too, like a young loose blob."""
     by_pack: dict[str, list[tuple[str, int]]] = {}
     sizes: dict[str, int] = {}
     young: set[str] = set()
+    big: set[str] = set()
     for name, pack, length, mtime in ws.store.packed_entries():
         sizes[pack] = sizes.get(pack, 0) + length
+        if length > SMALL_BLOB_MAX:
+            big.add(pack)
         if name in keep:
             continue
         by_pack.setdefault(pack, []).append((name, length))
@@ -331,7 +339,8 @@ def _collect_packed(ws: Repository, keep: set[str] | Mapping[str, object], cutof
         if pack in young:
             report.kept_young += len(garbage)
             continue
-        if not rewrite_all and dead < PACK_REWRITE_SHARE * sizes[pack]:
+        share = BIG_PACK_REWRITE_SHARE if pack in big else PACK_REWRITE_SHARE
+        if not rewrite_all and dead < share * sizes[pack]:
             report.kept_in_packs += len(garbage)
             continue
         if not dry_run:

@@ -1,7 +1,8 @@
-"""Packs: many small blobs stored, and moved, as one object with an index.
+"""Packs: many blobs stored, and moved, as one object with an index.
 
 A store keeps blobs loose (``<root>/ab/cdef…``, one file or object each) and, for
-small blobs written many at a time, in packs under ``<root>/packs/``:
+small blobs written many at a time and (in a local store) the new large chunks of
+one commit, in packs under ``<root>/packs/``:
 
 * ``<id>.pack``: the members' bytes, one after another (no header: a member is
   a plain byte range, so a remote serves one with a range read);
@@ -40,11 +41,15 @@ import blake3
 
 PACK_DIR = "packs"
 INDEX_MAGIC = "txgit-pack-index 1"
-# Blobs up to this size go into packs when written many at a time; larger ones (chunks of big
-# arrays) stay loose: they are read in parallel straight into their buffers, and one request
-# per MiB costs little next to the bytes.
+# Blobs up to this size go into packs when written many at a time. Larger ones (chunks of big
+# arrays) go into packs of their own in a local store (a file per 1 MiB chunk made a first commit
+# twice as slow as writing the same bytes as one file: inode allocation, renames, fan-out folders);
+# on remotes they stay loose objects: one request per MiB costs little next to the bytes.
 SMALL_BLOB_MAX = 128 << 10
 PACK_MIN_MEMBERS = 16  # fewer small blobs than this in one write stay loose: a pack saves little
+# Fewer large blobs than this in one write stay loose: a pack is two files (and an index every
+# later process reads), so one or two changed chunks of an incremental commit are cheaper loose.
+BIG_PACK_MIN_MEMBERS = 4
 PACK_MAX_BYTES = 64 << 20  # a bigger write becomes several packs (bounded memory per request)
 # Read a whole remote pack in one request when the wanted members cover this share of it.
 WHOLE_PACK_SHARE = 0.25
@@ -199,7 +204,9 @@ class PackSet:
     def _refresh(self) -> None:
         if self.is_local:
             try:
-                listing = frozenset(os.listdir(self.dir))
+                # a writer's temp file is no pack: the pack being streamed must not make every
+                # existence check of its own commit rescan (and stat) the whole folder
+                listing = frozenset(n for n in os.listdir(self.dir) if not n.startswith(TEMP_PREFIX))
             except FileNotFoundError:
                 listing = frozenset()
             if listing == self._listing:  # nothing added or removed since the last look
@@ -323,6 +330,15 @@ class PackSet:
               loose: Mapping[str, int] | None = None) -> str:
         """Store ``blobs`` as one pack (and record ``loose`` blobs, already stored, in its index).
         The pack lands before its index. Returns the pack id."""
+        if self.is_local and not loose:
+            writer = self.writer()
+            try:
+                for name in sorted(blobs):
+                    writer.add(name, blobs[name])
+                return writer.finish()
+            except BaseException:
+                writer.abort()
+                raise
         pack, data, index = build(blobs, loose)
         if self.is_local:
             os.makedirs(self.dir, exist_ok=True)
@@ -334,10 +350,20 @@ class PackSet:
                 self.fs.pipe_file(self.pack_path(pack), data)
             self.fs.pipe_file(self.index_path(pack), index)
             self._keep_index(pack, index)
-        members = parse_index(index) or {}
+        self._register(pack, parse_index(index) or {}, len(data))
+        return pack
+
+    def writer(self) -> PackWriter:
+        """A pack of a local store written member by member (see :class:`PackWriter`)."""
+        if not self.is_local:
+            raise ValueError("a pack is streamed into a local store only")
+        return PackWriter(self)
+
+    def _register(self, pack: str, members: Mapping[str, tuple[int, int]], size: int) -> None:
+        """Make a pack just written (its index last) readable by this PackSet at once."""
         with self._lock:
-            self._indexes = {**self._indexes, pack: members}
-            self.pack_sizes = {**self.pack_sizes, pack: len(data)}
+            self._indexes = {**self._indexes, pack: dict(members)}
+            self.pack_sizes = {**self.pack_sizes, pack: size}
             where, packed = dict(self.where), dict(self._packed)
             for name, (off, length) in members.items():
                 if off != LOOSE or name not in where:
@@ -345,7 +371,6 @@ class PackSet:
                     if off != LOOSE:
                         packed[name] = where[name]
             self.where, self._packed = where, packed
-        return pack
 
     def remove(self, packs: Iterable[str]) -> None:
         """Remove packs: each index first, so no index ever names a pack that is gone."""
@@ -389,6 +414,65 @@ class PackSet:
             return os.stat(self.index_path(pack)).st_mtime
         except FileNotFoundError:
             return 0.0
+
+
+class PackWriter:
+    """One pack of a local store written member by member, as the members come (a commit's large
+    chunks, each as soon as it is hashed): the bytes go to a temp file in the pack folder, straight
+    from the caller's buffers (no joined copy); :meth:`finish` renames it to ``<id>.pack`` and then
+    writes the index, so the members become visible only once all their bytes are in place. A writer
+    killed before that leaves a temp file (or a pack without its index) that no reader looks at and
+    gc removes. Not thread-safe: one thread adds, then finishes or aborts.
+    """
+
+    def __init__(self, packs: PackSet) -> None:
+        self.packs = packs
+        self.members: dict[str, tuple[int, int]] = {}
+        self.size = 0
+        self._tmp = os.path.join(packs.dir, f"{TEMP_PREFIX}{uuid.uuid4().hex}")
+        try:
+            self._fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileNotFoundError:
+            os.makedirs(packs.dir, exist_ok=True)
+            self._fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+
+    def add(self, name: str, data: bytes | bytearray | memoryview) -> None:
+        """Append one member (a name already added is skipped: a pack holds a blob once)."""
+        if name in self.members:
+            return
+        view = memoryview(data)
+        if view.ndim != 1 or view.format != "B":
+            view = view.cast("B")
+        done = 0
+        while done < len(view):  # a short write (a full disk) is retried, then raises
+            done += os.write(self._fd, view[done:])
+        self.members[name] = (self.size, len(view))
+        self.size += len(view)
+
+    def finish(self) -> str:
+        """Close the pack, move it into place, then write its index. Returns the pack id."""
+        os.close(self._fd)
+        self._fd = -1
+        index = format_index(self.members)
+        pack = blake3.blake3(index).hexdigest()
+        try:
+            os.replace(self._tmp, self.packs.pack_path(pack))
+        except BaseException:
+            self.abort()
+            raise
+        write_atomic(self.packs.index_path(pack), index)  # last: it makes the members visible
+        self.packs._register(pack, self.members, self.size)
+        return pack
+
+    def abort(self) -> None:
+        """Drop what was written (nothing of it is visible: it has no index)."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        try:
+            os.unlink(self._tmp)
+        except OSError:
+            pass
 
 
 def list_below(fs: Any, folder: str) -> dict[str, dict[str, Any]]:

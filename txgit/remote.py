@@ -321,6 +321,9 @@ class RemoteStore(ObjectStore):
     """
 
     create_on_open = False
+    # Large chunks stay loose objects on a remote (a push reads them from the local packs by range):
+    # one request per MiB, as before, and nothing to rewrite when a remote's garbage is collected.
+    pack_large = False
 
     def __init__(self, url: str, *, timeout: float = 0.0, **storage_options: Any) -> None:
         """``timeout``: seconds a network store may stay silent (0: the backend's defaults)."""

@@ -486,8 +486,9 @@ class Repository:
                                  "the next commit serializes everything again")
         before = (self.store.stats.bytes_written, self.store.stats.blobs_written)
         try:
-            if ahead is not None and ahead.names:
-                self.store.put_named({n: d for n, d in snap.chunks.items() if n not in ahead.names}, check=False)
+            if ahead is not None:
+                # the blobs not handed over yet (skeletons, buffers of one chunk, small ones) join the same pack
+                ahead.submit({n: d for n, d in snap.chunks.items() if n not in ahead.names}, small=True)
             else:
                 self.store.put_named(snap.chunks, check=False)
         finally:

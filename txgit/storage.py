@@ -140,10 +140,14 @@ class WriteAhead:
     the caller goes on pickling and hashing the next ones: a commit then takes about the longer of
     hashing and writing instead of their sum.
 
-    Only blobs too large for a pack are written here (small ones wait for :meth:`ObjectStore.write_blobs`,
-    which packs them). Each blob appears whole or not at all, as with every write; what was written
-    for a commit that then fails is an unreferenced blob, which gc removes. :meth:`wait` before the
-    ref moves: it raises the first write error.
+    Blobs too large for a pack of small ones are written here as they come; the small ones come last
+    (``submit(small=True)``). In a local store they all go into one pack, appended as they come
+    (:class:`~txgit.packs.PackWriter`): one file for the commit's new blobs, not one per chunk; with fewer
+    than :data:`~txgit.packs.BIG_PACK_MIN_MEMBERS` large ones the blobs are written as
+    :meth:`ObjectStore.write_blobs` writes them (loose, or small ones in a pack of their own). The
+    pack's index is written by :meth:`wait`, after all its bytes: what was written for a commit that then
+    fails is a temp file or an unreferenced pack, which gc removes. :meth:`wait` before the ref moves:
+    it raises the first write error.
     """
 
     def __init__(self, store: ObjectStore) -> None:
@@ -152,19 +156,46 @@ class WriteAhead:
         self.blobs_written = 0
         self.bytes_written = 0
         self._futures: list[Any] = []
+        self._pack: _packs.PackWriter | None = None
+        self._held: dict[str, bytes | bytearray | memoryview] = {}  # new blobs waiting for a pack
 
-    def submit(self, blobs: Mapping[str, bytes | bytearray | memoryview]) -> None:
+    def submit(self, blobs: Mapping[str, bytes | bytearray | memoryview], *, small: bool = False) -> None:
         """Write those of ``blobs`` the store lacks, in the background (the caller must not change
-        their bytes until :meth:`wait` returns)."""
-        todo = {n: d for n, d in blobs.items() if n not in self.names and not _packs.is_small(d)}
+        their bytes until :meth:`wait` returns). ``small``: small blobs too (the last blobs of a
+        commit): they join the pack of large ones if there is one, else are written as
+        :meth:`ObjectStore.write_blobs` does (a pack of their own, or loose)."""
+        todo = {n: d for n, d in blobs.items() if n not in self.names and (small or not _packs.is_small(d))}
         if todo:
             self.names.update(todo)
             self._futures.append(_write_thread().submit(self._write, todo))
 
     def _write(self, blobs: dict[str, bytes | bytearray | memoryview]) -> None:
-        todo = {n: blobs[n] for n in sorted(blobs) if not os.path.exists(self.store.path(n))}
-        self.bytes_written += self.store._write_loose(todo)
-        self.blobs_written += len(todo)
+        lacking = self.store.missing(blobs)
+        todo = {n: blobs[n] for n in sorted(blobs) if n in lacking}
+        if not todo:
+            return
+        if not self.store.big_packs:
+            self.store.write_blobs(todo)  # counts them in the store's stats itself
+            return
+        if self._pack is None:
+            self._held.update(todo)
+            if sum(1 for d in self._held.values() if not _packs.is_small(d)) < _packs.BIG_PACK_MIN_MEMBERS:
+                return
+            self._pack = self.store.packs.writer()
+            todo, self._held = self._held, {}
+        for name, data in todo.items():
+            self._pack.add(name, data)
+            self.bytes_written += len(data)
+            self.blobs_written += 1
+
+    def _close(self) -> None:
+        """The last task of the writer thread: what waits for a pack goes loose; the pack gets its index."""
+        held, self._held = self._held, {}
+        if held:
+            self.store.write_blobs(held)  # counts them in the store's stats itself
+        pack, self._pack = self._pack, None
+        if pack is not None:
+            pack.finish()
 
     def wait(self) -> None:
         """Block until every blob handed over is stored; count them in the store's stats."""
@@ -175,6 +206,15 @@ class WriteAhead:
                 f.result()
             except BaseException as e:  # noqa: BLE001 - re-raised below
                 error = error or e
+        if error is None:
+            try:
+                _write_thread().submit(self._close).result()
+            except BaseException as e:  # noqa: BLE001 - re-raised below
+                error = e
+        if error is not None and self._pack is not None:
+            self._pack.abort()  # its bytes never become visible
+            self._pack = None
+        self._held = {}
         self.store.stats.blobs_written += self.blobs_written
         self.store.stats.bytes_written += self.bytes_written
         self.blobs_written = self.bytes_written = 0
@@ -194,6 +234,9 @@ class ObjectStore:
     # A local store makes its folder when opened. Remote stores say False: reading one (fetch, a lazy
     # checkout, fsck) must not create a remote's folders; the first blob written makes them.
     create_on_open = True
+    # A local store writes the new large chunks of one write into one pack (see txgit.packs); a remote's
+    # store (RemoteStore says False) keeps them loose objects, one range-free request each.
+    pack_large = True
 
     def __init__(self, url: str, **storage_options: Any) -> None:
         self.url = url
@@ -208,6 +251,7 @@ class ObjectStore:
         self.packs = _packs.PackSet(self.fs, self.root, self.is_local)
         self.pack_min_members = _packs.PACK_MIN_MEMBERS if self.is_local else 2
         self.index_loose = not self.is_local
+        self.big_packs = self.is_local and self.pack_large
 
     def __repr__(self) -> str:
         return f"ObjectStore({self.url!r})"
@@ -307,6 +351,14 @@ class ObjectStore:
 
         Each blob appears whole or not at all. Returns the number of bytes written.
         """
+        if self.big_packs and sum(1 for d in blobs.values() if not _packs.is_small(d)) >= _packs.BIG_PACK_MIN_MEMBERS:
+            # many large blobs: all of them in one pack streamed into one file (its index last), the
+            # small ones too: they would have cost a file (and a folder) each, or a pack of their own
+            self.packs.write(blobs)
+            written = sum(len(d) for d in blobs.values())
+            self.stats.blobs_written += len(blobs)
+            self.stats.bytes_written += written
+            return written
         small = {n: d for n, d in blobs.items() if _packs.is_small(d)}
         if len(small) < self.pack_min_members:
             small = {}
@@ -367,18 +419,32 @@ class ObjectStore:
             gone = [n for n, (off, _) in members.items() if off != _packs.LOOSE and n not in kept]
             if not gone:
                 continue
-            if kept:
-                data = self.packs.read(kept)
-                if len(data) < len(kept):  # the pack went meanwhile: rewrite nothing rather than lose members
-                    raise MissingBlob(f"pack {pack[:12]} in {self.url} could not be read whole; run `txgit fsck`")
-                # never carry a damaged member into the new pack: its good loose copy goes instead
-                # (fsck --repair writes one); with none, CorruptBlob stops the rewrite, pack untouched
-                self._loose_over_damaged_members(data)
-                self.packs.write(data)
+            if kept and self.is_local:  # member by member: a pack of large chunks is never held in memory
+                writer = self.packs.writer()
+                try:
+                    for name in sorted(kept, key=lambda n: members[n][0]):
+                        data = self._member_to_keep(pack, [name])
+                        writer.add(name, data[name])
+                    writer.finish()
+                except BaseException:
+                    writer.abort()
+                    raise
+            elif kept:
+                self.packs.write(self._member_to_keep(pack, kept))
             self.packs.remove([pack])
             dropped += gone
             freed += sum(members[n][1] for n in gone)
         return dropped, freed
+
+    def _member_to_keep(self, pack: str, names: Iterable[str]) -> dict[str, bytes]:
+        names = list(names)
+        data = self.packs.read(names)
+        if len(data) < len(names):  # the pack went meanwhile: rewrite nothing rather than lose members
+            raise MissingBlob(f"pack {pack[:12]} in {self.url} could not be read whole; run `txgit fsck`")
+        # never carry a damaged member into the new pack: its good loose copy goes instead
+        # (fsck --repair writes one); with none, CorruptBlob stops the rewrite, pack untouched
+        self._loose_over_damaged_members(data)
+        return data
 
     # -- maintenance (fsck, gc) ------------------------------------------------
     def check(self, names: Iterable[str]) -> dict[str, str]:
@@ -588,34 +654,46 @@ class ObjectStore:
         its hash, while it is still in the CPU cache; ``digests`` gets, per run, (length, digest)
         of each of its blobs, or None for a run read another way (the caller computes it then).
 
-        On a local store each blob is read straight into its place in the buffer and hashed there
+        On a local store each blob (a loose file, or a pack member read at its offset) is read straight
+        into its place in the buffer and hashed there
         while still in the CPU cache, on the shared pool: one copy of every byte, as ``pickle.load``
         makes, instead of a read, a hash pass and a copy. A run whose blobs are sound but do not add
         up to its size gets None (the caller's record is damaged); no buffer of that size is made.
-        A run with a blob that is not a loose file of the right length, or fails its hash, is read by
+        A run with a blob stored nowhere here, or of the wrong length, or failing its hash, is read by
         :meth:`get_many` instead, which raises MissingBlob / CorruptBlob naming it.
         """
         out: list[bytearray | None] = [None] * len(runs)
         slow: list[int] = []
-        jobs: list[tuple[str, str, memoryview]] = []  # (path, name, its place in a run's buffer)
+        # (path, offset in a pack or -1 for a loose file, name, its place in a run's buffer)
+        jobs: list[tuple[str, int, str, memoryview]] = []
         spans: list[tuple[int, int] | None] = [None] * len(runs)  # each run's jobs
+        if self.is_local:
+            self.packs.refresh()
+        packed = self.packs.packed()
         for i, run in enumerate(runs):
             if not self.is_local:
                 slow.append(i)
                 continue
+            places: list[tuple[str, int, int]] = []  # (path, offset or -1, length) per blob
             try:
-                lengths = [os.stat(self.path(n)).st_size for n in run]
-            except FileNotFoundError:  # not a loose file here: the general reader says what it is
+                for n in run:
+                    m = packed.get(n)
+                    if m is not None:
+                        places.append((self.packs.pack_path(m.pack), m.offset, m.length))
+                    else:
+                        path = self.path(n)
+                        places.append((path, -1, os.stat(path).st_size))
+            except FileNotFoundError:  # stored nowhere here: the general reader says what it is
                 slow.append(i)
                 continue
-            if sum(lengths) != sizes[i]:  # a blob cut short or grown, or a damaged record: get_many tells which
+            if sum(p[2] for p in places) != sizes[i]:  # a blob cut short or grown, or a damaged record: get_many tells which
                 slow.append(i)
                 continue
             buf = out[i] = writable_buffer(sizes[i])
             view, pos = memoryview(buf), 0
             spans[i] = (len(jobs), len(jobs) + len(run))
-            for name, n in zip(run, lengths):
-                jobs.append((self.path(name), name, view[pos : pos + n]))
+            for name, (path, offset, n) in zip(run, places):
+                jobs.append((path, offset, name, view[pos : pos + n]))
                 pos += n
         found: list[bytes | None] = [None] * len(jobs) if digest is not None else []
         bad = set(self._fill_verified(jobs, digest, found))
@@ -634,56 +712,69 @@ class ObjectStore:
                 if span is None or i in done or any(found[k] is None for k in range(*span)):
                     digests.append(None)
                 else:
-                    digests.append([(len(jobs[k][2]), found[k]) for k in range(*span)])  # type: ignore[misc]
+                    digests.append([(len(jobs[k][3]), found[k]) for k in range(*span)])  # type: ignore[misc]
         return out
 
-    def _fill_verified(self, jobs: list[tuple[str, str, memoryview]],
+    def _fill_verified(self, jobs: list[tuple[str, int, str, memoryview]],
                        digest: Callable[[memoryview], bytes] | None = None,
                        found: list[bytes | None] | None = None) -> list[str]:
-        """Read each local blob into its view and check its hash there; returns the names that fail it.
+        """Read each local blob (a loose file, or a member of a pack at its offset) into its view and
+        check its hash there; returns the names that fail it.
         ``digest``: also applied to each sound blob, into ``found`` at its job's index."""
         index = {id(job): k for k, job in enumerate(jobs)} if digest is not None else {}
 
-        def fill(batch: list[tuple[str, str, memoryview]]) -> list[str]:
+        def fill(batch: list[tuple[str, int, str, memoryview]]) -> list[str]:
             bad = []
-            for job in batch:
-                path, name, view = job
-                try:
-                    f = open(path, "rb", buffering=0)
-                except FileNotFoundError:  # gone since it was looked at: the general reader says where it is
-                    bad.append(name)
-                    continue
-                with f:
-                    got = 0
-                    while got < len(view):
-                        n = f.readinto(view[got:])
-                        if not n:
-                            break
-                        got += n
-                if got != len(view) or hash_bytes(view) != name:
-                    bad.append(name)
-                elif digest is not None and found is not None:
-                    found[index[id(job)]] = digest(view)
+            packs: dict[str, int] = {}  # a pack's descriptor, kept open for its next members
+            try:
+                for job in batch:
+                    path, offset, name, view = job
+                    fd = packs.get(path)
+                    if fd is None:
+                        try:
+                            fd = os.open(path, os.O_RDONLY)
+                        except FileNotFoundError:  # gone since it was looked at: the general reader says where it is
+                            bad.append(name)
+                            continue
+                        if offset >= 0:
+                            packs[path] = fd
+                    try:
+                        got, start = 0, max(offset, 0)
+                        while got < len(view):
+                            n = os.preadv(fd, [view[got:]], start + got)
+                            if not n:
+                                break
+                            got += n
+                    finally:
+                        if offset < 0:
+                            os.close(fd)
+                    if got != len(view) or hash_bytes(view) != name:
+                        bad.append(name)
+                    elif digest is not None and found is not None:
+                        found[index[id(job)]] = digest(view)
+            finally:
+                for fd in packs.values():
+                    os.close(fd)
             return bad
 
         if not jobs:
             return []
-        batch_bytes = max(_JOIN_BATCH_BYTES, sum(len(j[2]) for j in jobs) // _JOIN_TASKS)
-        batches: list[list[tuple[str, str, memoryview]]] = [[]]
+        batch_bytes = max(_JOIN_BATCH_BYTES, sum(len(j[3]) for j in jobs) // _JOIN_TASKS)
+        batches: list[list[tuple[str, int, str, memoryview]]] = [[]]
         filled = 0
         for job in jobs:
             if filled >= batch_bytes or len(batches[-1]) >= _JOIN_BATCH_BLOBS:
                 batches.append([])
                 filled = 0
             batches[-1].append(job)
-            filled += len(job[2])
+            filled += len(job[3])
         if len(batches) > 1:
             results = list(shared_pool().map(fill, batches))
         else:
             results = [fill(batches[0])]
         self.stats.blobs_read += len(jobs)
-        self.stats.bytes_read += sum(len(j[2]) for j in jobs)
-        self.stats.read_names.extend(j[1] for j in jobs)
+        self.stats.bytes_read += sum(len(j[3]) for j in jobs)
+        self.stats.read_names.extend(j[2] for j in jobs)
         return [name for r in results for name in r]
 
     def _corrupt(self, name: str) -> CorruptBlob:
