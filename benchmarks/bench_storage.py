@@ -86,8 +86,89 @@ def txgit_bytes(folder: Path) -> dict:
     return {**disk_usage([root]), "blobs": disk_usage([root / "objects"]), "git": disk_usage([root / "repo.git"])}
 
 
+def profile_txgit(folder: Path, top: int = 5) -> dict:
+    """What txgit's bytes are, read from the workspace's git history as a user's ``git`` would read it:
+    "git": the bytes (uncompressed, each object once) of commits, trees and the blobs under each
+    top-level path of the commit trees (``vars/``, ``groups/``, ``code/``, ``meta.json``), with
+    ``displays``: the part of ``code/cells.json`` that is the cells' displayed outputs (kept so a
+    reused cell shows them again); "variables": the blob-store bytes each variable's groups name,
+    each chunk counted once for the first group that names it (chunk sizes are the stream's size
+    split evenly over its chunks), the ``top`` largest. A record this cannot read is counted under
+    its path and left out of "variables"."""
+    import pygit2
+
+    repo = pygit2.Repository(str(folder / ".txgit" / "repo.git"))
+    git = {"commits": 0, "trees": 0, "displays": 0}
+    variables: dict[str, float] = {}
+    seen: set = set()
+    chunks_seen: set[str] = set()
+    heads = [r.target for r in repo.references.objects if isinstance(r.target, pygit2.Oid)]
+    for commit in repo.walk(heads[0], pygit2.enums.SortMode.TOPOLOGICAL) if heads else []:
+        if commit.id in seen:
+            continue
+        seen.add(commit.id)
+        git["commits"] += len(commit.read_raw())
+        stack = [("", commit.tree)]
+        while stack:
+            top_name, tree = stack.pop()
+            if tree.id in seen:
+                continue
+            seen.add(tree.id)
+            git["trees"] += len(tree.read_raw())
+            for entry in tree:
+                part = top_name or entry.name
+                if entry.type_str == "tree":
+                    stack.append((part, repo[entry.id]))
+                    continue
+                if entry.id in seen:
+                    continue
+                seen.add(entry.id)
+                data = repo[entry.id].read_raw()
+                git[part] = git.get(part, 0) + len(data)
+                try:
+                    if part == "code" and entry.name == "cells.json":
+                        cells = json.loads(data)
+                        git["displays"] += sum(len(json.dumps((c.get("op") or {}).get("displays") or []))
+                                               for c in cells if (c.get("op") or {}).get("displays"))
+                    elif part == "groups":
+                        group = json.loads(data)
+                        for stream in group["streams"]:
+                            each = stream["size"] / max(1, len(stream["chunks"]))
+                            for chunk in stream["chunks"]:
+                                if chunk not in chunks_seen:
+                                    chunks_seen.add(chunk)
+                                    key = ", ".join(group["names"])
+                                    variables[key] = variables.get(key, 0) + each
+                except (ValueError, KeyError, TypeError, AttributeError):
+                    pass  # another record format: its bytes stay counted under its path
+    largest = sorted(variables.items(), key=lambda kv: -kv[1])[:top]
+    return {"git": git, "variables": {k: round(v) for k, v in largest}}
+
+
 def kishu_bytes(folder: Path) -> dict:
     return disk_usage([folder / name for name in KISHU_FILES])
+
+
+def kishu_unstored(folder: Path) -> dict:
+    """What Kishu did not store, from its own database: its graph lists every variable snapshot (a
+    co-variable group at a version); the bytes of the ones it stored are rows of its
+    ``variable_snapshot`` table. A snapshot (not a deletion) without a row has no bytes in the
+    database: a checkout would re-run the cells that made it. So a small database can mean values
+    left out, not values stored more compactly."""
+    import sqlite3
+
+    con = sqlite3.connect(folder / "notebook.kishudb")
+    try:
+        graph = con.execute("select versioned_name, deleted from ahg_variable_snapshot").fetchall()
+        stored = {v for (v,) in con.execute("select versioned_name from variable_snapshot")}
+    except sqlite3.Error as e:  # another Kishu version's schema: say so rather than guess
+        return {"error": str(e)}
+    finally:
+        con.close()
+    kept = [v for v, deleted in graph if not deleted]
+    unstored = [v for v in kept if v not in stored]
+    names = sorted({n for v in unstored for n in v.split(",")[1:]})
+    return {"snapshots": len(kept), "unstored": len(unstored), "unstored_names": names}
 
 
 def measured_run(cells: list[str], files: Path, config: str) -> dict:
@@ -98,6 +179,8 @@ def measured_run(cells: list[str], files: Path, config: str) -> dict:
     series: list[dict] = []
     start: dict = {}
     after_gc: dict = {}
+    profile: dict = {}
+    unstored: dict = {}
 
     def after_cell(k, folder: Path, i: int) -> None:
         if config == "txgit":
@@ -110,9 +193,12 @@ def measured_run(cells: list[str], files: Path, config: str) -> dict:
             start.update(measured)
         else:
             series.append(measured)
+        if config == "kishu" and i == len(cells) - 1:
+            unstored.update(kishu_unstored(folder))
         if config == "txgit" and i == len(cells) - 1:
             from txgit import Workspace
 
+            profile.update(profile_txgit(folder))
             Workspace.open(folder).gc()
             after_gc.update(txgit_bytes(folder))
 
@@ -120,6 +206,10 @@ def measured_run(cells: list[str], files: Path, config: str) -> dict:
     out = {"start": start, "per_cell": series}
     if after_gc:
         out["after_gc"] = after_gc
+    if profile:
+        out["profile"] = profile
+    if unstored:
+        out["unstored"] = unstored
     if run.get("failed"):
         out["failed"] = run["failed"]
     if config == "txgit" and "commits" in run:
@@ -170,12 +260,21 @@ def _mb(x: int | None) -> str:
     return "-" if x is None else f"{x / MB:.2f}"
 
 
+def _unstored(kishu_run: dict) -> str:
+    u = kishu_run.get("unstored") or {}
+    if "unstored" not in u:
+        return "-"
+    names = ", ".join(u["unstored_names"][:4]) + (" ..." if len(u["unstored_names"]) > 4 else "")
+    return f"{u['unstored']}/{u['snapshots']}" + (f" ({names})" if names else "")
+
+
 def print_table(rows: dict[str, dict], summary: dict) -> None:
     print("MB (1e6 bytes) after the last cell. allocated = du -s -B1 (the headline), apparent = du -sb, files = the"
           " regular files' bytes alone; txgit = .txgit/ (git = repo.git/, blobs = objects/ incl. packs), after gc ="
-          " allocated after `txgit gc`; Kishu = notebook.kishudb + .kishu/; t/K = txgit / Kishu")
+          " allocated after `txgit gc`; Kishu = notebook.kishudb + .kishu/; t/K = txgit / Kishu; K unstored = Kishu's"
+          " variable snapshots with no bytes in its database (a checkout re-runs their cells) / all of them")
     print(f"{'notebook':<40} {'cells':>5} {'commits':>7} | {'txgit':>6} {'git':>6} {'blobs':>6} {'Kishu':>6} {'t/K':>5}"
-          f" | {'apparent t':>10} {'K':>6} {'t/K':>5} | {'files t':>7} {'K':>6} {'t/K':>5} | {'after gc':>8} {'t/K':>5}")
+          f" | {'apparent t':>10} {'K':>6} {'t/K':>5} | {'files t':>7} {'K':>6} {'t/K':>5} | {'after gc':>8} {'t/K':>5} | K unstored")
     for name, r in rows.items():
         tx, ki = r["txgit"], r["kishu"]
         if tx.get("failed"):
@@ -193,7 +292,7 @@ def print_table(rows: dict[str, dict], summary: dict) -> None:
               f" {_mb(t['git']['allocated']):>6} {_mb(t['blobs']['allocated']):>6} {_mb(k.get('allocated')):>6}"
               f" {ratio.get('allocated', '-'):>5} | {_mb(t['apparent']):>10} {_mb(k.get('apparent')):>6}"
               f" {ratio.get('apparent', '-'):>5} | {_mb(t['files']):>7} {_mb(k.get('files')):>6} {ratio.get('files', '-'):>5}"
-              f" | {_mb(gc):>8} {round(gc / k['allocated'], 3) if k else '-':>5}")
+              f" | {_mb(gc):>8} {round(gc / k['allocated'], 3) if k else '-':>5} | {_unstored(ki)}")
     print()
     print("allocated MB at cell marks, txgit / Kishu (cells in run order, 1-based; start = after the warm-up cell)")
     for name, r in rows.items():
@@ -204,6 +303,17 @@ def print_table(rows: dict[str, dict], summary: dict) -> None:
         parts = [f"start {_mb(tx['start']['allocated'])} / {'-' if ki.get('failed') else _mb(ki['start']['allocated'])}"]
         parts += [f"{i + 1}: {_mb(tx['per_cell'][i]['allocated'])} / {kishu_at(i)}" for i in marks(len(tx["per_cell"]))]
         print(f"  {name[:40]:<40} " + "; ".join(parts))
+    print()
+    print("where txgit's bytes are (KB, uncompressed, each object once), for notebooks where txgit stores more than"
+          " Kishu on some measure: git by path (displays: the cells' displayed outputs inside code/), and the"
+          " variables whose chunks take the most of the blob store")
+    for name, r in rows.items():
+        profile = r["txgit"].get("profile")
+        if not profile or not any(x > 1 for x in (r.get("txgit_over_kishu") or {}).values()):
+            continue
+        git = ", ".join(f"{k} {v / 1000:.0f}" for k, v in sorted(profile["git"].items(), key=lambda kv: -kv[1]))
+        top = ", ".join(f"{k[:30]} {v / 1000:.0f}" for k, v in profile["variables"].items())
+        print(f"  {name[:40]:<40} git: {git}; blobs: {top or '-'}")
     for name, r in rows.items():
         if r["kishu"].get("failed") and not r["kishu"]["failed"].startswith("not run"):
             print(f"  {name}: Kishu could not run it: {r['kishu']['failed'][:200]}")

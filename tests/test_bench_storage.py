@@ -106,6 +106,12 @@ def test_the_benchmark_measures_bytes_after_every_cell(corpus, tmp_path: Path):
     assert txgit["per_cell"][BIG_CELL]["blobs"]["files"] - txgit["per_cell"][BIG_CELL - 1]["blobs"]["files"] >= BIG
     assert txgit["after_gc"]["blobs"]["files"] == txgit["per_cell"][-1]["blobs"]["files"]
     assert txgit["commits"] >= 3
+    # what the bytes are: the big value's chunks, and git's records by path
+    assert txgit["profile"]["variables"]["big"] >= BIG
+    assert {"commits", "trees", "vars", "groups", "code", "meta.json"} <= set(txgit["profile"]["git"])
+    assert "where txgit's bytes are" in r.stdout
     if "kishu" in sides:
         assert row["txgit_over_kishu"]["allocated"] > 0
+        unstored = row["kishu"]["unstored"]  # read from Kishu's database: it stored `big` itself
+        assert unstored["snapshots"] >= 1 and "big" not in unstored["unstored_names"], unstored
         assert result["summary"]["with_kishu"] == 1
