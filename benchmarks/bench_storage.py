@@ -22,6 +22,12 @@ them "files": the bytes the regular files hold, folders left out, which is what 
 upload carries. A store of many small files pays at least a block per file and per fan-out folder;
 the gap between "files" and the du numbers is that overhead.
 
+What the bytes are, printed for notebooks where txgit stores more: git by top-level path (and the
+cells' displayed outputs inside ``code/cells.json``), the blob store by variable; and, read from
+Kishu's database, its variable snapshots that have no bytes in it ("K unstored": Kishu's profiler
+set them aside and a checkout would re-run their cells), so a small database is not mistaken for
+values stored more compactly.
+
 Before the first cell, after the warm-up cell, each folder is measured too ("start"); after the
 last cell txgit's is measured once more after ``Workspace.gc()`` (``txgit gc``: nothing is
 deleted, as every blob is reachable or young, and the git history is packed), "after_gc".
