@@ -75,6 +75,10 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    from kernelutil import Kernel
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
@@ -301,11 +305,14 @@ def _fresh_folder(files: Path) -> Path:
     return folder
 
 
-def run_notebook(cells: list[str], files: Path, config: str, *, probe: bool = False, restore: bool = False) -> dict:
+def run_notebook(cells: list[str], files: Path, config: str, *, probe: bool = False, restore: bool = False,
+                 after_cell: Callable[[Kernel, Path, int], None] | None = None) -> dict:
     """One run of ``cells`` in a fresh kernel in a fresh folder holding ``files``; ``config`` is
     "baseline", "txgit" or "kishu". "times": wall seconds per cell; "shown": what each cell showed.
     ``probe`` (baseline): after each cell, the names whose fingerprint changed. ``restore`` (txgit):
-    the restore check in a fresh kernel. A cell that fails ends the run with "failed"."""
+    the restore check in a fresh kernel. ``after_cell(kernel, folder, i)``: called after the warm-up
+    cell (i = -1) and after each cell, outside its timing (bench_storage.py measures the folder
+    there, before it is removed). A cell that fails ends the run with "failed"."""
     from kernelutil import Kernel, kishu_commits, kishu_kernel, txgit_drain_and_hooks
 
     folder = _fresh_folder(files)
@@ -318,6 +325,8 @@ def run_notebook(cells: list[str], files: Path, config: str, *, probe: bool = Fa
         if probe:
             define_fingerprints(k)
         k.ok("pass")  # warm the kernel
+        if after_cell is not None:
+            after_cell(k, folder, -1)
         before = fingerprints(k) if probe else {}
         changed, counts = [], []
         for i, code in enumerate(cells):
@@ -333,6 +342,8 @@ def run_notebook(cells: list[str], files: Path, config: str, *, probe: bool = Fa
             counts.append(r.execution_count)
             if config == "txgit" and any(line.startswith("txgit:") for line in r.stderr.splitlines()):
                 out.setdefault("txgit_said", []).append(f"cell {i}: " + r.stderr.strip().splitlines()[-1][:300])
+            if after_cell is not None:
+                after_cell(k, folder, i)
             if probe:
                 now = fingerprints(k)
                 changed.append(sorted(n for n in set(now) | set(before) if now.get(n) != before.get(n)))
@@ -452,6 +463,12 @@ def measure(nb: Notebook, numbered: dict[int, str], files: Path, reps: int, kish
     return row
 
 
+def spread(count: int, n: int) -> set[int]:
+    """Indexes of ``n`` of ``count`` notebooks spread over the corpus (it is ordered by topic): the
+    ones Kishu runs on."""
+    return {round(j * count / n) for j in range(n)} if n else set()
+
+
 def _pctl(xs: list[float], q: float) -> float:
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(round(q * (len(xs) - 1))))]
@@ -552,8 +569,7 @@ def main(quick: bool = False, *, reps: int | None = None, kishu: int | None = No
     except ImportError:
         kishu = 0
     corpus_dir, mirrors = corpus_dir or default_corpus_dir(), mirrors or default_mirrors()
-    # Kishu on ``kishu`` notebooks spread over the corpus (it is ordered by topic)
-    with_kishu = {round(j * len(notebooks) / kishu) for j in range(kishu)} if kishu else set()
+    with_kishu = spread(len(notebooks), kishu)
     rows: dict[str, dict] = {}
     for i, nb in enumerate(notebooks):
         name = f"{nb.repo.split('/')[-1]}/{nb.name}"
