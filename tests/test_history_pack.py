@@ -71,6 +71,30 @@ def test_gc_packs_the_whole_history_into_one_pack(ws, run_txgit):
     assert "packed" not in run_txgit("gc", cwd=ws.root, check=True).stdout  # one pack, nothing loose: no work
 
 
+def test_gc_removes_the_folders_packing_emptied_and_a_killed_packers_orphan_pack(ws):
+    ws.history.auto_pack = False
+    made = _commits(ws, session_namespace(), 20)
+    objects = ws.dir / "repo.git" / "objects"
+    fanout = {p.name for p in objects.iterdir() if len(p.name) == 2}
+    assert len(fanout) > 20
+    orphan = objects / "pack" / ("pack-" + "0" * 40 + ".pack")  # a packer killed between its two moves
+    orphan.parent.mkdir(exist_ok=True)
+    orphan.write_bytes(b"PACK")
+    young = orphan.with_name("pack-" + "1" * 40 + ".pack")  # maybe a fetch about to move its index
+    young.write_bytes(b"PACK")
+    old = time.time() - gitpack.ORPHAN_AGE - 60
+    os.utime(orphan, (old, old))
+    report = ws.gc(grace_seconds=0)
+    assert report.history.orphans_removed == 1 and not orphan.exists() and young.exists()
+    assert report.history_folders_removed == len(fanout)
+    assert not [p for p in objects.iterdir() if len(p.name) == 2]
+    ns = session_namespace()
+    _commits(ws, ns, 3, start=100)  # a commit after gc makes the folders it needs again
+    assert Workspace.open(ws.root).fsck().ok
+    for commit, value in made.items():
+        assert Workspace.open(ws.root).load("x", commit) == value
+
+
 _PACKER = """
 import sys
 from txgit import gitpack

@@ -36,6 +36,7 @@ import hashlib
 import os
 import shutil
 import sys
+import time
 from dataclasses import dataclass
 
 import pygit2
@@ -45,6 +46,7 @@ LOOSE_LIMIT = 512  # loose objects that start a background pack: ~55 cell commit
 # as few packs, log base 5 of the history's size, for less rewriting)
 GEOMETRIC = 4
 CHECK_EVERY = 16  # commits between two looks at the loose count (each costs 16 small directory listings)
+ORPHAN_AGE = 600.0  # seconds: a .pack without its index this old is no fetch or packer still moving it
 LOCK = "txgit-pack-lock"  # (not "*.lock": txgit removes git's stale lock files in that folder)
 STAGING = "txgit-pack-tmp"
 _SAMPLE = [f"{i:02x}" for i in range(16)]  # 16 of the 256 fan-out folders: 1/16 of the loose objects
@@ -73,6 +75,7 @@ class PackReport:
     packed: int = 0  # objects written into the new pack
     loose_deleted: int = 0
     packs_replaced: int = 0  # older packs gathered into the new one and deleted
+    orphans_removed: int = 0  # .pack files without an index that a killed packer left (gather only)
     skipped: str | None = None  # why nothing was done (another packer runs, nothing to pack)
 
 
@@ -204,6 +207,8 @@ def pack(repo_path: str, *, gather: bool | None = None, min_loose: int = 1, wait
             gathered = _to_gather(packs, len(loose))
         else:
             gathered = packs if gather else []
+        if gather:
+            report.orphans_removed = _remove_orphan_packs(repo_path)
         if len(loose) < max(min_loose, 1) and len(gathered) + bool(loose) < 2:
             report.skipped = "nothing to pack"  # (one pack alone is gathered already)
             return report
@@ -248,6 +253,47 @@ def pack(repo_path: str, *, gather: bool | None = None, min_loose: int = 1, wait
         return report
     finally:
         lock.close()
+
+
+def _remove_orphan_packs(repo_path: str) -> int:
+    """Delete the ``.pack`` files that have no index and are older than :data:`ORPHAN_AGE`: a packer killed
+    between moving a pack and its index leaves one. git never reads a pack without its index, so they
+    only take space. Young ones are left: a fetch or packer may be about to move the index beside it."""
+    folder = os.path.join(_objects(repo_path), "pack")
+    try:
+        names = os.listdir(folder)
+    except FileNotFoundError:
+        return 0
+    removed = 0
+    for n in names:
+        if not (n.startswith("pack-") and n.endswith(".pack")) or n[:-5] + ".idx" in names:
+            continue
+        path = os.path.join(folder, n)
+        try:
+            if time.time() - os.stat(path).st_mtime > ORPHAN_AGE:
+                os.unlink(path)
+                removed += 1
+        except FileNotFoundError:
+            pass
+    return removed
+
+
+def remove_empty_fanout(repo_path: str) -> int:
+    """Remove the loose-object folders (``objects/ab``) that packing emptied, as ``git prune-packed`` does:
+    each takes a disk block, and a packed history of a short notebook left ~130 of them. The caller must
+    hold the workspace lock: a commit may be about to write into one (libgit2 makes the folder, then
+    renames the object into it)."""
+    root = _objects(repo_path)
+    removed = 0
+    for fan in os.listdir(root):
+        if len(fan) != 2:
+            continue
+        try:
+            os.rmdir(os.path.join(root, fan))
+            removed += 1
+        except OSError:  # not empty (or not a folder): kept
+            pass
+    return removed
 
 
 def _idx_oids(idx_path: str) -> list[pygit2.Oid]:

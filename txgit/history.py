@@ -492,6 +492,11 @@ class History:
         a background packer to finish first. Safe beside commits and readers (see :mod:`txgit.gitpack`)."""
         return gitpack.pack(self.repo.path, gather=gather, wait=True)
 
+    def remove_empty_fanout(self) -> int:
+        """Remove the loose-object folders that packing emptied. Only under the workspace lock (see
+        :func:`txgit.gitpack.remove_empty_fanout`)."""
+        return gitpack.remove_empty_fanout(self.repo.path)
+
     def count_objects(self) -> gitpack.ObjectCounts:
         """Loose and packed git objects, and their bytes (``git count-objects -v``)."""
         return gitpack.count_objects(self.repo.path)

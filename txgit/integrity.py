@@ -106,6 +106,7 @@ class GcReport:
     dry_run: bool = False
     budget: _budget.BudgetReport | None = None  # with a budget: which states were kept and dropped
     history: PackReport | None = None  # the git history's objects packed (not on a dry run)
+    history_folders_removed: int = 0  # loose-object folders the packing emptied
 
 
     packs_rewritten: int = 0  # packs rewritten without their garbage
@@ -303,6 +304,8 @@ def gc(ws: Repository, *, grace_seconds: float = 3600.0, reflog_days: float = 30
             report.temp_files_removed = ws.store.remove_stale_temp_files(grace_seconds)
     if pack and not dry_run:
         report.history = pack_history(ws)
+        with ws.lock():  # no commit is writing a loose object into a folder being removed
+            report.history_folders_removed = ws.history.remove_empty_fanout()
     return report
 
 
