@@ -82,3 +82,59 @@ def test_a_cell_that_only_changes_a_setting_is_committed_and_checkouts_move_betw
 def test_a_failed_cell_puts_the_settings_back(session):
     assert session["after failed cell"][1] == session["linewidth"][1]
 
+
+# A library holding singletons that only it can make: pickled by value, CC does not load elsewhere
+# (as sympy's CC did: its reduce leaves out what __init__ needs).
+SINGLETONS = '''
+class Domain:
+    def __init__(self, precision):
+        self.precision = precision
+
+    def __reduce__(self):
+        return (Domain, ())
+
+CC = Domain(53)
+'''
+
+
+def test_a_library_s_own_objects_imported_by_name_are_restored_as_those_objects(tmp_path, monkeypatch):
+    ws = Workspace.init(tmp_path / "ws")
+    (ws.root / "domains.py").write_text(SINGLETONS)
+    monkeypatch.syspath_prepend(str(ws.root))
+    k = Kernel(ws.root)
+    try:
+        k.ok("%load_ext txgit")
+        k.ok("from domains import *\nfrom matplotlib import rcParams\nmine = Domain(8)")
+    finally:
+        k.shutdown()
+    k = fresh(ws)
+    try:
+        r = k.ok(f"%txgit checkout {ws.head().id}")
+        said = r.stdout + r.stderr
+        assert "CC" in said and "not restored: CC" not in said, said
+        assert k.value("CC is __import__('domains').CC and CC.precision == 53")
+        assert k.value("rcParams is __import__('matplotlib').rcParams")
+        # a copy the session made itself is a value: this one cannot be rebuilt, and says so
+        assert "not restored: mine: domains.Domain could not be loaded here" in said, said
+    finally:
+        k.shutdown()
+
+
+def test_sympy_singletons_from_a_star_import_are_restored(tmp_path):
+    pytest.importorskip("sympy")
+    ws = Workspace.init(tmp_path / "ws")
+    k = Kernel(ws.root)
+    try:
+        k.ok("%load_ext txgit")
+        k.ok("from sympy import *\nx = Symbol('x')\nexpr = pi * x + I")
+    finally:
+        k.shutdown()
+    k = fresh(ws)
+    try:
+        r = k.ok(f"%txgit checkout {ws.head().id}")
+        assert "not restored" not in r.stdout + r.stderr, r.stdout + r.stderr
+        k.ok("import sympy as _sympy")
+        assert k.value("(CC is _sympy.CC, RR is _sympy.RR, test is _sympy.test, str(expr))") == (
+            True, True, True, "pi*x + I")
+    finally:
+        k.shutdown()
