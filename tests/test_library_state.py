@@ -104,7 +104,7 @@ def test_a_library_s_own_objects_imported_by_name_are_restored_as_those_objects(
     k = Kernel(ws.root)
     try:
         k.ok("%load_ext txgit")
-        k.ok("from domains import *\nfrom matplotlib import rcParams\nmine = Domain(8)")
+        k.ok("from domains import *\nfrom matplotlib import rcParams\nfrom numpy.random import beta\nmine = Domain(8)")
     finally:
         k.shutdown()
     k = fresh(ws)
@@ -114,6 +114,8 @@ def test_a_library_s_own_objects_imported_by_name_are_restored_as_those_objects(
         assert "CC" in said and "not restored: CC" not in said, said
         assert k.value("CC is __import__('domains').CC and CC.precision == 53")
         assert k.value("rcParams is __import__('matplotlib').rcParams")
+        # numpy's function bound to its global generator, not a copy of the generator
+        assert k.value("beta is __import__('numpy').random.beta")
         # a copy the session made itself is a value: this one cannot be rebuilt, and says so
         assert "not restored: mine: domains.Domain could not be loaded here" in said, said
     finally:

@@ -776,7 +776,7 @@ def library_module_of(name: str, value: Any) -> str | None:
     the value's type and the type's own module are asked, through their ``__dict__`` (no lazy import)."""
     if isinstance(value, (type, types.ModuleType)):
         return None  # pickled by reference already
-    if isinstance(value, (types.FunctionType, types.BuiltinFunctionType)):
+    if isinstance(value, (types.FunctionType, types.BuiltinFunctionType, types.MethodType)):
         # a library's function (a wrapper cloudpickle would copy: sympy's cacheit) or a method bound to
         # its own object (pylab's `beta` is numpy's global RandomState's)
         owner = getattr(value, "__self__", None)
