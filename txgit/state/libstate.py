@@ -11,8 +11,9 @@ the recorded ones.
 
 What is captured, and why only this (see docs/notebooks.md, "What a checkout restores"):
 
-* matplotlib's ``rcParams`` (every key but ``backend``, which names this process's display, not a
-  setting of the state), when matplotlib is loaded.
+* matplotlib's ``rcParams``, when matplotlib is loaded. ``backend`` is recorded (a cell that only
+  switches it is committed) but never set back: it names the process's display (inline, a window),
+  chosen by its host, not a setting of the state.
 
 Not captured: the global random generators (``random``, ``numpy.random``'s legacy global state).
 They advance on every draw, so recording them would either commit cells that changed nothing else
@@ -29,7 +30,7 @@ from collections.abc import Mapping
 from typing import Any
 
 RCPARAMS = "matplotlib.rcParams"
-_NOT_STATE = frozenset({"backend"})  # the process's display, chosen by its host (inline, Agg, a window)
+_NOT_RESTORED = frozenset({"backend"})  # the process's display, chosen by its host (inline, Agg, a window)
 
 
 def _to_json(value: Any) -> Any:
@@ -73,13 +74,16 @@ class LibraryState:
         if not isinstance(params, dict) or not isinstance(defaults, dict):
             return {}
         values = tuple(dict.values(params))
-        if self._values is not None and len(values) == len(self._values) and all(
-                a is b for a, b in zip(values, self._values)):
+        try:
+            same = values == self._values  # in C: each element by identity first
+        except Exception:  # a value whose == raises (an array someone set): look again
+            same = False
+        if same:
             return self._doc
         changed: dict[str, Any] = {}
         for key, value in dict.items(params):
-            if key in _NOT_STATE:
-                continue
+            if key == "backend" and not isinstance(value, str):
+                continue  # not resolved yet: matplotlib's "choose one when first needed" sentinel
             try:
                 same = bool(value == dict.get(defaults, key, _MISSING))
             except Exception:
@@ -104,7 +108,7 @@ def restore(doc: Mapping[str, Any] | None) -> list[str]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a key deprecated since the commit: set all the same
         for key in list(params):
-            if key in _NOT_STATE or key in recorded:
+            if key in _NOT_RESTORED or key in recorded:
                 continue
             if key in defaults and dict.__getitem__(params, key) is not dict.__getitem__(defaults, key):
                 try:
@@ -113,7 +117,7 @@ def restore(doc: Mapping[str, Any] | None) -> list[str]:
                 except Exception:
                     pass
         for key, value in recorded.items():
-            if key in _NOT_STATE:
+            if key in _NOT_RESTORED:
                 continue
             try:
                 params[key] = value
