@@ -4,6 +4,8 @@ ones take the same style (issue 17). In real kernels."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from kernelutil import Kernel
 
@@ -68,7 +70,7 @@ def test_a_cell_that_only_changes_a_setting_is_committed_and_checkouts_move_betw
     commit, settings, _ = session["linewidth"]
     assert commit != styled
     assert settings != styled_settings
-    assert proj.state(commit).meta["libraries"]["matplotlib.rcParams"]["lines.linewidth"] == 4.5
+    assert json.loads(proj.state(commit).meta["libraries"]["matplotlib.rcParams"])["lines.linewidth"] == 4.5
     k = fresh(proj)
     try:
         k.ok(f"%txgit checkout {commit}")

@@ -473,12 +473,11 @@ class NamespaceSession:
                                                          parent=self.base if self.base is not None else "HEAD")
             self._carry(prepared, fresh=self.base is None and writer is None)
             libraries = meta_doc.get("libraries", {})
-            if self._libraries is not None:
-                known_libraries = self._libraries
-            else:
-                known_libraries = (prepared.head.meta or {}).get("libraries", {}) if prepared.head is not None else {}
-            # a cell that only changed a setting (`plt.style.use(...)`) changed the state: committed
-            if not allow_empty and _unchanged(prepared) and libraries == known_libraries:
+            # a cell that only changed a setting (`plt.style.use(...)`) changed the state: committed. Not
+            # before this session committed or checked out one: a fresh kernel's own settings are not
+            # a change to the branch's (as its variables not loaded yet are not deletions)
+            settings_changed = self._libraries is not None and libraries != self._libraries
+            if not allow_empty and _unchanged(prepared) and not settings_changed:
                 self._nothing_changed(prepared, exact=names is not None, writer=writer)
                 if writer is not None:
                     writer.submit(None)
