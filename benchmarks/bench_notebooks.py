@@ -45,10 +45,11 @@ fresh folder holding the notebook's data files, the next cell sent as soon as th
   objects by ``pandas.util.hash_pandas_object`` plus index, columns and dtypes; dicts, lists,
   tuples and sets element by element (sets order-free); anything else by a hash of
   ``pickle.dumps`` where plain pickle takes it, else by ``repr`` with memory addresses blanked.
-  Three kinds of value are compared by what they hold rather than by their pickle, whose bytes
-  depend on memory layout or on ids: numpy scalars by dtype and bytes; scikit-learn objects by
-  their attributes (so a Fortran-ordered array inside equals its C-ordered copy); matplotlib
-  artists (figures, axes, lines, legends) and the matplotlib objects tied to a figure (colorbars,
+  Some kinds of value are compared by what they hold rather than by their pickle, whose bytes
+  depend on memory layout or on ids (a restored array's dtype is an equal dtype, not always the
+  same object, and pickle shares objects by identity): numpy scalars by dtype and bytes; random
+  generators by their position; scikit-learn and scipy objects by their attributes (so a
+  Fortran-ordered array inside equals its C-ordered copy); matplotlib artists (figures, axes, lines, legends) and the matplotlib objects tied to a figure (colorbars,
   formatters, locators) by the pixels of their figure rendered with Agg; object arrays (a grid of
   axes) element by element. Pickles leave matplotlib's callback registries out: pickling one
   advances its id counter, so two pickles of one figure differ (this once made every cell after
@@ -244,6 +245,11 @@ def _txgit_bench_fingerprints(ns):
             return "array:" + h(repr((str(v.dtype), v.shape)).encode() + np.ascontiguousarray(v).tobytes())
         if np is not None and isinstance(v, np.ndarray) and v.size <= 10_000 and depth < 6:  # of objects: element by element
             return "objects:" + h((repr(v.shape) + "\n".join(fp(x, depth + 1) for x in v.flat)).encode())
+        if np is not None and isinstance(v, (np.random.RandomState, np.random.Generator)):
+            # by the generator's position: its pickle shares dtype objects by identity, which a restored
+            # array's dtype need not be
+            state = v.get_state(legacy=False) if isinstance(v, np.random.RandomState) else v.bit_generator.state
+            return "rng:" + fp(state, depth + 1)
         if np is not None and isinstance(v, np.generic):
             return "scalar:" + h(repr(v.dtype).encode() + v.tobytes())
         if pd is not None and isinstance(v, (pd.DataFrame, pd.Series, pd.Index)):
@@ -271,7 +277,7 @@ def _txgit_bench_fingerprints(ns):
                 parts = [fp(x, depth + 1) for x in v]
             return type(v).__name__ + ":" + h("\n".join(parts).encode())
         state = getattr(v, "__dict__", None)
-        if depth < 6 and type(v).__module__.split(".")[0] == "sklearn" and isinstance(state, dict):
+        if depth < 6 and type(v).__module__.split(".")[0] in ("sklearn", "scipy") and isinstance(state, dict):
             return "object:" + type(v).__qualname__ + ":" + fp(dict(state), depth + 1)
         owner = getattr(v, "__self__", None) if isinstance(v, (types.BuiltinMethodType, types.MethodType)) else None
         if owner is not None and (owner is getattr(sys.modules.get("numpy.random.mtrand"), "_rand", None)
