@@ -69,7 +69,12 @@ class Kernel:
                     out.shown[at] = c["data"]
             elif t == "status" and c["execution_state"] == "idle":
                 break
-        reply = self.kc.get_shell_msg(timeout=timeout)
+        # this request's reply: a loaded machine can leave an earlier one unread (a second
+        # kernel_info reply from the start), which would shift every execution count by one
+        while True:
+            reply = self.kc.get_shell_msg(timeout=timeout)
+            if reply["parent_header"].get("msg_id") == msg_id:
+                break
         out.execution_count = reply["content"].get("execution_count")
         if settle:
             self.settle()

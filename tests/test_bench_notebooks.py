@@ -91,3 +91,34 @@ def test_run_py_loads_the_benchmark():
     assert r.returncode == 0, r.stderr[-2000:]
     count = int(r.stdout.split()[1])
     assert r.stdout.split()[0] == "True" and count >= 30  # the corpus: at least 30 real notebooks
+
+
+def test_fingerprints_of_figures_do_not_change_by_being_taken(tmp_path):
+    """A grid of axes, a colorbar and a formatter fingerprint the same twice over (pickling a figure
+    advances its callback registries' counters: the benchmark once saw every cell after
+    `fig, ax = plt.subplots(2, 3)` as changing `ax`), and a function of the global random generator is
+    told apart."""
+    pytest.importorskip("matplotlib")
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import bench_notebooks
+        from kernelutil import Kernel
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    k = Kernel(tmp_path)
+    try:
+        k.ok("import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\nimport numpy as np\n"
+             "fig, ax = plt.subplots(2, 2)\nim = ax[0, 0].imshow(np.eye(3))\ncb = fig.colorbar(im)\n"
+             "formatter = ax[0, 1].xaxis.get_major_formatter()\nfrom numpy.random import beta\n"
+             # a generator as txgit restores it: equal position, a dtype that is equal but another object
+             "from txgit.state import pickling\nrs = np.random.RandomState(0)\n"
+             "restored_rs = pickling.loads(*(lambda s, b: (s, [x.raw() for x in b]))(*pickling.dumps(rs, None)), None)")
+        bench_notebooks.define_fingerprints(k)
+        first = bench_notebooks.fingerprints(k)
+        second = bench_notebooks.fingerprints(k)
+    finally:
+        k.shutdown()
+    assert {n: first[n] for n in ("ax", "cb", "formatter")} == {n: second[n] for n in ("ax", "cb", "formatter")}
+    assert first["cb"].startswith("drawn:") and first["ax"].startswith("objects:")
+    assert first["beta"].startswith("globalrng:")
+    assert first["rs"] == first["restored_rs"]

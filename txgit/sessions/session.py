@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from txgit.state import UNPICKLABLE, VALUE, MODULE, Fingerprints, VarRecord, is_variable_name, restore
+from txgit.state import libstate
 from txgit.state.summary import type_name
 from txgit.state.snapshot import shared_ids, sharing_groups
 from txgit.sessions import opslog
@@ -138,6 +139,10 @@ class NamespaceSession:
         self._tracker: CellTracker | None = None
         # fingerprints of values a library may change without the cell naming them (see detect.py)
         self.unnamed = UnnamedChanges()
+        # library settings in module state (matplotlib's rcParams): recorded with each commit, put back on
+        # checkout; ``_libraries`` is what the last commit or checkout of ours recorded (None: none yet)
+        self._library_state = libstate.LibraryState()
+        self._libraries: dict[str, Any] | None = None
         self._started = 0.0
         # Auto-commits written by a background thread (see commit()); off unless the host turns it on.
         self.background = False
@@ -467,7 +472,12 @@ class NamespaceSession:
                                                          known_shared=self._walked, ref=self.ref,
                                                          parent=self.base if self.base is not None else "HEAD")
             self._carry(prepared, fresh=self.base is None and writer is None)
-            if not allow_empty and _unchanged(prepared):
+            libraries = meta_doc.get("libraries", {})
+            # a cell that only changed a setting (`plt.style.use(...)`) changed the state: committed. Not
+            # before this session committed or checked out one: a fresh kernel's own settings are not
+            # a change to the branch's (as its variables not loaded yet are not deletions)
+            settings_changed = self._libraries is not None and libraries != self._libraries
+            if not allow_empty and _unchanged(prepared) and not settings_changed:
                 self._nothing_changed(prepared, exact=names is not None, writer=writer)
                 if writer is not None:
                     writer.submit(None)
@@ -477,6 +487,7 @@ class NamespaceSession:
             if background:
                 prepared.own_chunks()  # the next cell may mutate what the chunks were borrowed from
             self._record_cells(prepared, names, writer is not None)
+            self._libraries = libraries
         except BaseException:
             if writer is not None:
                 writer.submit(None)
@@ -517,6 +528,9 @@ class NamespaceSession:
             last = self.pending[-1]
             meta_doc["cell"] = {"execution_count": last.execution_count, "seconds": last.seconds,
                                 "reads": last.reads, "writes": last.writes, "label": last.label}
+        libraries = self._library_state.capture()
+        if libraries:
+            meta_doc["libraries"] = libraries
         meta_doc.update(meta or {})
         return meta_doc
 
@@ -882,6 +896,7 @@ class NamespaceSession:
         self.pending.clear()
         self.touched = set()
         self.full_next = False
+        self._restore_libraries(result.info.id)
         self._recompute(result)
         # neither restored nor made again: still part of the state (its next commit carries them as they
         # are), not removed by the user
@@ -889,6 +904,14 @@ class NamespaceSession:
         self.unloaded = set(self._not_restored)
         self._remember_sharing(None)
         self._take_origins(result)
+
+    def _restore_libraries(self, commit: str) -> None:
+        """Make the process's library settings those ``commit`` recorded (before values are made again
+        by their code, which may draw with them)."""
+        recorded = (self.workspace.state(commit).meta or {}).get("libraries")
+        for problem in libstate.restore(recorded):
+            print(f"txgit: setting not restored: {problem}", file=sys.stderr)
+        self._libraries = self._library_state.capture() if recorded is not None else None
 
     def reset(self, rev: str, *, force: bool = False, trust: bool = False, safe: bool = False) -> CheckoutResult:
         """Point the session's branch at ``rev`` and make the namespace equal it (``git reset --hard``);
@@ -1122,6 +1145,11 @@ class NamespaceSession:
         out.restored = sorted(values)
         out.removed.sort()
         self._remember_sharing(set(values))
+        recorded = (state.meta or {}).get("libraries")
+        if recorded is not None and self._library_state.capture() != recorded:  # the cell changed a setting
+            for problem in libstate.restore(recorded):
+                out.not_restored[problem.split(":", 1)[0]] = problem.split(":", 1)[1].strip()
+            out.restored.append("matplotlib settings")
         return out
 
 

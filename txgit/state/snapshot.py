@@ -766,8 +766,58 @@ def _clip_reason(e: BaseException) -> str:
     return text if len(text) <= 200 else text[:199] + "…"
 
 
+def library_module_of(name: str, value: Any) -> str | None:
+    """The library module whose attribute ``name`` is ``value`` itself (``from sympy import *`` binds
+    ``CC``, ``test``; ``from pylab import *`` binds ``rcParams``), else None.
+
+    Such a value is recorded by that name rather than by value: what the variable holds is the
+    library's own object, which only the library can make (a copy of sympy's ``CC`` does not load in a
+    fresh process, and a copy of ``rcParams`` would not be matplotlib's). Only the top-level package of
+    the value's type and the type's own module are asked, through their ``__dict__`` (no lazy import)."""
+    if isinstance(value, (type, types.ModuleType)):
+        return None  # pickled by reference already
+    if isinstance(value, (types.FunctionType, types.BuiltinFunctionType, types.MethodType)):
+        # a library's function (a wrapper cloudpickle would copy: sympy's cacheit) or a method bound to
+        # its own object (pylab's `beta` is numpy's global RandomState's)
+        owner = getattr(value, "__self__", None)
+        module = getattr(value, "__module__", None) or (
+            None if owner is None or isinstance(owner, types.ModuleType) else type(owner).__module__)
+    else:
+        module = getattr(type(value), "__module__", None)
+    if not isinstance(module, str):
+        return None
+    top = module.partition(".")[0]
+    if top in ("builtins", "__main__", "") or top.startswith("txgit"):
+        return None
+    for candidate in (top, module):
+        found = getattr(sys.modules.get(candidate), "__dict__", None)
+        if isinstance(found, dict) and found.get(name, _ABSENT) is value:
+            return candidate
+    return None
+
+
+_ABSENT = object()
+
+
+class _LibraryObject:
+    """Pickles as ``getattr(import_module(module), name)``: see :func:`library_module_of`."""
+
+    __slots__ = ("module", "name")
+
+    def __init__(self, module: str, name: str) -> None:
+        self.module, self.name = module, name
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return library_object, (self.module, self.name)
+
+
+def library_object(module: str, name: str) -> Any:
+    """The object a library module holds under ``name`` (what a stored :class:`_LibraryObject` loads as)."""
+    return getattr(importlib.import_module(module), name)
+
+
 def _pickle_groups(members: list[str], namespace: Mapping[str, Any], variables: dict[str, VarRecord],
-                   described: Mapping[str, tuple[str, dict | None]]
+                   described: Mapping[str, tuple[str, dict | None]], by_name: Mapping[str, str] | None = None,
                    ) -> list[tuple[list[str], bytes, list[pickle.PickleBuffer]]]:
     """Pickle ``members`` as one stream (a lone variable as itself, sharers as a dict of them).
 
@@ -775,6 +825,8 @@ def _pickle_groups(members: list[str], namespace: Mapping[str, Any], variables: 
     fails is pickled member by member to find which, and the others go on together (or, should
     only their union fail, each alone). Returns (members, skeleton, buffers) per stream made."""
     def dump(names: list[str]) -> tuple[list[str], bytes, list[pickle.PickleBuffer]]:
+        if len(names) == 1 and by_name and names[0] in by_name:
+            return (names, *pickling.dumps(_LibraryObject(by_name[names[0]], names[0]), None))
         value = namespace[names[0]] if len(names) == 1 else {n: namespace[n] for n in names}
         return (names, *pickling.dumps(value, namespace))
 
@@ -785,7 +837,7 @@ def _pickle_groups(members: list[str], namespace: Mapping[str, Any], variables: 
             variables[members[0]] = VarRecord(UNPICKLABLE, type_name(namespace[members[0]]),
                                               described[members[0]][0], reason=_clip_reason(e))
             return []
-    alone = [g for n in members for g in _pickle_groups([n], namespace, variables, described)]
+    alone = [g for n in members for g in _pickle_groups([n], namespace, variables, described, by_name)]
     if len(alone) in (0, 1) or len(alone) == len(members):
         return alone  # nothing left to join, or nothing was wrong with any one of them
     try:
@@ -816,6 +868,7 @@ def snapshot(namespace: Mapping[str, Any], names: Iterable[str] | None = None, *
     variables: dict[str, VarRecord] = {}
     described: dict[str, tuple[str, dict | None]] = {}
     shared: dict[str, set[int]] = {}
+    by_name: dict[str, str] = {}  # name -> the library module whose own object it holds
 
     # Which variables share objects is known from the walk alone: each group is pickled once, the
     # sharers together (a figure and its axes were pickled alone, to size them, and then again together).
@@ -829,13 +882,18 @@ def snapshot(namespace: Mapping[str, Any], names: Iterable[str] | None = None, *
             variables[name] = VarRecord(NAMESPACE, type_name(value), "the namespace itself")
             continue
         described[name] = (summary, details)
+        library = library_module_of(name, value)
+        if library is not None:  # recorded by its name: shares nothing with the session's values
+            by_name[name] = library
+            shared[name] = set()
+            continue
         known = known_shared.get(name) if known_shared is not None else None
         shared[name] = known if known is not None else shared_ids(value, namespace)
 
     snap = Snapshot(variables, {}, {}, shared=shared)
     pool = shared_pool()
     streams = [s for members in sharing_groups(described, shared)
-               for s in _pickle_groups(members, namespace, variables, described)]
+               for s in _pickle_groups(members, namespace, variables, described, by_name)]
     for members, skeleton, buffers in streams:
         size = len(skeleton) + sum(b.raw().nbytes for b in buffers)
         for n in members:  # a member's size is its group's: what loading it reads

@@ -1,0 +1,144 @@
+"""Library settings that live in module state (matplotlib's rcParams): committed with the session's
+values and put back by a checkout in a fresh kernel, so that restored figures draw as they did and new
+ones take the same style (issue 17). In real kernels."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from kernelutil import Kernel
+
+from txgit import Workspace
+
+pytestmark = pytest.mark.timeout(300)
+
+SETTINGS = ("[str(plt.rcParams[k]) for k in ('axes.facecolor', 'axes.grid', 'lines.linewidth', 'font.size',"
+            " 'axes.prop_cycle', 'lines.solid_capstyle', 'axes3d.xaxis.panecolor')]")
+# the figure's pixels drawn with Agg (a figure restored in a fresh kernel has no pyplot canvas)
+DRAWN = ("(lambda c: (c.draw(), __import__('hashlib').md5(bytes(c.buffer_rgba())).hexdigest())[1])("
+         "__import__('matplotlib.backends.backend_agg', fromlist=['FigureCanvasAgg']).FigureCanvasAgg(fig))")
+
+
+@pytest.fixture(scope="module")
+def proj(tmp_path_factory) -> Workspace:
+    pytest.importorskip("matplotlib", reason="matplotlib is a test dependency (pip install '.[test]')")
+    return Workspace.init(tmp_path_factory.mktemp("libstate") / "ws")
+
+
+@pytest.fixture(scope="module")
+def session(proj):
+    """Cells that set a style, draw, then change only a setting; what the kernel held after each."""
+    k = Kernel(proj.root)
+    seen: dict[str, tuple[str, list[str], str | None]] = {}
+    try:
+        k.ok("%load_ext txgit")
+        # a style whose settings are read again when a figure is drawn (grid, fonts), not only when made
+        k.ok("import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\n"
+             "plt.style.use('seaborn-v0_8-whitegrid')\n"
+             "fig, ax = plt.subplots()\nax.plot([1, 2, 3])\nax.set_title('styled')")
+        seen["styled"] = (proj.head().id, k.value(SETTINGS), k.value(DRAWN))
+        k.ok("plt.rcParams['lines.linewidth'] = 4.5")  # no variable changes: only a setting
+        seen["linewidth"] = (proj.head().id, k.value(SETTINGS), None)
+        k.run("plt.style.use('dark_background')\nraise ValueError('boom')")
+        seen["after failed cell"] = ("", k.value(SETTINGS), None)
+    finally:
+        k.shutdown()
+    return seen
+
+
+def fresh(proj: Workspace) -> Kernel:
+    k = Kernel(proj.root)
+    k.ok("%load_ext txgit")
+    return k
+
+
+def test_a_checkout_in_a_fresh_kernel_restores_the_style_and_the_figure_draws_the_same(proj, session):
+    commit, settings, drawn = session["styled"]
+    k = fresh(proj)
+    try:
+        r = k.ok(f"%txgit checkout {commit}")
+        assert "error" not in r.stderr, r.stderr
+        assert k.value(SETTINGS) == settings
+        assert k.value(DRAWN) == drawn
+    finally:
+        k.shutdown()
+
+
+def test_a_cell_that_only_changes_a_setting_is_committed_and_checkouts_move_between_settings(proj, session):
+    styled, styled_settings, _ = session["styled"]
+    commit, settings, _ = session["linewidth"]
+    assert commit != styled
+    assert settings != styled_settings
+    assert json.loads(proj.state(commit).meta["libraries"]["matplotlib.rcParams"])["lines.linewidth"] == 4.5
+    k = fresh(proj)
+    try:
+        k.ok(f"%txgit checkout {commit}")
+        assert k.value(SETTINGS) == settings
+        k.ok(f"%txgit checkout {styled}")  # a setting the older commit does not have goes back to the default
+        assert k.value(SETTINGS) == styled_settings
+    finally:
+        k.shutdown()
+
+
+def test_a_failed_cell_puts_the_settings_back(session):
+    assert session["after failed cell"][1] == session["linewidth"][1]
+
+
+# A library holding singletons that only it can make: pickled by value, CC does not load elsewhere
+# (as sympy's CC did: its reduce leaves out what __init__ needs).
+SINGLETONS = '''
+class Domain:
+    def __init__(self, precision):
+        self.precision = precision
+
+    def __reduce__(self):
+        return (Domain, ())
+
+CC = Domain(53)
+'''
+
+
+def test_a_library_s_own_objects_imported_by_name_are_restored_as_those_objects(tmp_path, monkeypatch):
+    ws = Workspace.init(tmp_path / "ws")
+    (ws.root / "domains.py").write_text(SINGLETONS)
+    monkeypatch.syspath_prepend(str(ws.root))
+    k = Kernel(ws.root)
+    try:
+        k.ok("%load_ext txgit")
+        k.ok("from domains import *\nfrom matplotlib import rcParams\nfrom numpy.random import beta\nmine = Domain(8)")
+    finally:
+        k.shutdown()
+    k = fresh(ws)
+    try:
+        r = k.ok(f"%txgit checkout {ws.head().id}")
+        said = r.stdout + r.stderr
+        assert "CC" in said and "not restored: CC" not in said, said
+        assert k.value("CC is __import__('domains').CC and CC.precision == 53")
+        assert k.value("rcParams is __import__('matplotlib').rcParams")
+        # numpy's function bound to its global generator, not a copy of the generator
+        assert k.value("beta is __import__('numpy').random.beta")
+        # a copy the session made itself is a value: this one cannot be rebuilt, and says so
+        assert "not restored: mine: domains.Domain could not be loaded here" in said, said
+    finally:
+        k.shutdown()
+
+
+def test_sympy_singletons_from_a_star_import_are_restored(tmp_path):
+    pytest.importorskip("sympy")
+    ws = Workspace.init(tmp_path / "ws")
+    k = Kernel(ws.root)
+    try:
+        k.ok("%load_ext txgit")
+        k.ok("from sympy import *\nx = Symbol('x')\nexpr = pi * x + I")
+    finally:
+        k.shutdown()
+    k = fresh(ws)
+    try:
+        r = k.ok(f"%txgit checkout {ws.head().id}")
+        assert "not restored" not in r.stdout + r.stderr, r.stdout + r.stderr
+        k.ok("import sympy as _sympy")
+        assert k.value("(CC is _sympy.CC, RR is _sympy.RR, test is _sympy.test, str(expr))") == (
+            True, True, True, "pi*x + I")
+    finally:
+        k.shutdown()
