@@ -579,49 +579,75 @@ def shared_ids(value: Any, namespace: Mapping[str, Any]) -> set[int]:
     the walk visits every object of a value, and per-object isinstance chains
     made it cost as much as pickling the value.
     """
+    return walk_shared({"": value}, namespace)[""]
+
+
+def walk_shared(values: Mapping[str, Any], namespace: Mapping[str, Any],
+                known: Mapping[str, set[int]] | None = None) -> dict[str, set[int]]:
+    """:func:`shared_ids` of several values in one walk: an object another value already reached is
+    not walked again (``fig`` and ``ax`` of one figure cost one walk, not two).
+
+    A value's set then holds the objects it reached first, plus those it met that an earlier
+    value (or one of ``known``, sets of this kind or whole :func:`shared_ids`, taken with nothing
+    run since) had reached: the union of the sets is that of whole walks, and two values share
+    an id exactly when their whole walks would, so :func:`sharing_groups` gives the same groups.
+    """
     kinds = _walk_kinds
-    ids: set[int] = set()
-    seen: set[int] = set()
-    stack = [value]
-    pop, extend = stack.pop, stack.extend
-    while stack:
-        obj = pop()
-        kind = kinds[type(obj)]
-        if kind == _SKIP:
-            continue
-        oid = id(obj)
-        if oid in seen:
-            continue
-        seen.add(oid)
-        if kind == _OBJECT:
-            ids.add(oid)
-            # other torch objects (modules, optimizers) are walked: an optimizer holds its model's
-            # parameters, and ``opt.step()`` changes the model
-            state = getattr(obj, "__dict__", None)
-            if type(state) is dict or isinstance(state, dict):
-                extend(state.values())
-            for slot in _slots[type(obj)]:
-                if hasattr(obj, slot):
-                    stack.append(getattr(obj, slot))
-        elif kind == _VALUES:
-            ids.add(oid)
-            extend(obj.values())
-        elif kind == _MUTABLE_ITEMS:
-            ids.add(oid)
-            extend(obj)
-        elif kind == _ITEMS:
-            extend(obj)
-        elif kind == _FUNCTION:
-            if _is_session_function(obj, namespace):
+    # every id in ``claimed`` had what it reaches walked (and claimed) by some value
+    claimed: set[int] = set().union(*known.values()) if known else set()
+    out: dict[str, set[int]] = {}
+    for name, value in values.items():
+        ids: set[int] = set()
+        seen: set[int] = set()  # objects without an id of their own (tuples, library functions)
+        stack = [value]
+        pop, extend = stack.pop, stack.extend
+        while stack:
+            obj = pop()
+            kind = kinds[type(obj)]
+            if kind == _SKIP:
+                continue
+            oid = id(obj)
+            if kind == _ITEMS:
+                if oid not in seen:
+                    seen.add(oid)
+                    extend(obj)
+                continue
+            if oid in claimed:
+                ids.add(oid)  # walked from here already
+                continue
+            if kind == _OBJECT:
+                claimed.add(oid)
                 ids.add(oid)
-                extend(c.cell_contents for c in (obj.__closure__ or ()) if _cell_full(c))
-                extend(obj.__defaults__ or ())
-        else:  # _LEAF
-            ids.add(oid)
-            if getattr(obj, "dtype", None) == object and hasattr(obj, "ravel"):
-                extend(obj.ravel().tolist())  # object arrays hold user objects
-            ids.update(_memory_ids(obj))
-    return ids
+                # other torch objects (modules, optimizers) are walked: an optimizer holds its model's
+                # parameters, and ``opt.step()`` changes the model
+                state = getattr(obj, "__dict__", None)
+                if type(state) is dict or isinstance(state, dict):
+                    extend(state.values())
+                for slot in _slots[type(obj)]:
+                    if hasattr(obj, slot):
+                        stack.append(getattr(obj, slot))
+            elif kind == _VALUES:
+                claimed.add(oid)
+                ids.add(oid)
+                extend(obj.values())
+            elif kind == _MUTABLE_ITEMS:
+                claimed.add(oid)
+                ids.add(oid)
+                extend(obj)
+            elif kind == _FUNCTION:
+                if _is_session_function(obj, namespace):
+                    claimed.add(oid)
+                    ids.add(oid)
+                    extend(c.cell_contents for c in (obj.__closure__ or ()) if _cell_full(c))
+                    extend(obj.__defaults__ or ())
+            else:  # _LEAF
+                claimed.add(oid)
+                ids.add(oid)
+                if getattr(obj, "dtype", None) == object and hasattr(obj, "ravel"):
+                    extend(obj.ravel().tolist())  # object arrays hold user objects
+                ids.update(_memory_ids(obj))
+        out[name] = ids
+    return out
 
 
 def _is_tensor(obj: Any) -> bool:
@@ -829,8 +855,10 @@ def snapshot(namespace: Mapping[str, Any], names: Iterable[str] | None = None, *
             variables[name] = VarRecord(NAMESPACE, type_name(value), "the namespace itself")
             continue
         described[name] = (summary, details)
-        known = known_shared.get(name) if known_shared is not None else None
-        shared[name] = known if known is not None else shared_ids(value, namespace)
+        if known_shared is not None and name in known_shared:
+            shared[name] = known_shared[name]
+    # the others in one walk, which does not walk again what the known ones reached
+    shared.update(walk_shared({n: namespace[n] for n in described if n not in shared}, namespace, shared))
 
     snap = Snapshot(variables, {}, {}, shared=shared)
     pool = shared_pool()

@@ -1,0 +1,134 @@
+"""What txgit's hooks do around a cell, counted (issue 17: the tail of per-cell hook times on real
+notebooks): the same work is not done twice, and doing less never changes what is committed.
+
+Costs are counted (objects visited, values pickled), never timed: the machine is shared.
+"""
+
+from __future__ import annotations
+
+import importlib
+import textwrap
+
+import pytest
+from conftest import session_namespace
+
+from txgit.sessions.session import NamespaceSession
+from txgit.state.snapshot import shared_ids, sharing_groups
+
+snapshot = importlib.import_module("txgit.state.snapshot")  # the module (txgit.state exports a function so named)
+
+# A figure-like graph: a root holding many children that point back at it (``fig`` and ``ax`` of
+# ``fig, ax = plt.subplots()`` reach the same thousands of objects).
+FIGURE = textwrap.dedent("""
+    class Node:
+        def __init__(self, parent=None):
+            self.parent = parent
+            self.children = []
+            self.style = {"color": "k", "width": [1.0]}
+    fig = Node()
+    for _ in range(300):
+        child = Node(fig)
+        fig.children.append(child)
+        for _ in range(3):
+            child.children.append(Node(child))
+    ax = fig.children[0]
+    del child
+""")
+
+
+class CountingKinds(dict):
+    """Stands in for the walk's per-type table and counts the objects the walk looks at."""
+
+    def __init__(self, real: dict) -> None:
+        super().__init__()
+        self.real = real
+        self.looked = 0
+
+    def __getitem__(self, t: type) -> int:
+        self.looked += 1
+        return self.real[t]
+
+
+def test_values_that_share_one_graph_are_walked_once_per_cell(ws, monkeypatch):
+    """``fig`` and ``ax`` reach the same objects: the cell that made them walks them once (the walk
+    for sharing cost as much as pickling them, once per name)."""
+    ns = session_namespace()
+    s = NamespaceSession(ws, ns, kind="test")
+    s.before_cell("x = 1")
+    exec("x = 1", ns)
+    s.after_cell()
+    real = snapshot._walk_kinds
+    kinds = CountingKinds(real)
+    monkeypatch.setattr(snapshot, "_walk_kinds", kinds)
+    s.before_cell(FIGURE)
+    exec(FIGURE, ns)
+    s.after_cell()
+    alone = CountingKinds(real)
+    monkeypatch.setattr(snapshot, "_walk_kinds", alone)
+    shared_ids(ns["fig"], ns)
+    # the commit walks the figure's objects once, plus a few look-ups for what it meets again
+    assert kinds.looked < 1.3 * alone.looked, (kinds.looked, alone.looked)
+    groups = {n: r.group for n, r in ws.state().variables.items() if r.group}
+    assert groups["fig"] == groups["ax"] != groups["x"]
+    s.close()
+
+
+GRAPHS = textwrap.dedent("""
+    import collections
+    import numpy as np
+    shared = [1, 2]
+    pair = (shared, 3)           # a tuple has no id of its own here: what it holds does
+    holder = {"p": pair}
+    other = [pair]
+    base = np.arange(10.0)
+    view = base[2:5]
+    view2 = base[5:]
+    def make(items):
+        def inner():
+            return items
+        return inner
+    closure = make(shared)
+    objs = np.empty(2, dtype=object); objs[0] = {"x": shared}; objs[1] = 7
+    cyc = []; cyc.append(cyc)
+    lone = {"a": [1]}
+    dq = collections.deque([lone["a"]])
+    tup_of_tup = ((view2,),)
+    alone = [9]
+""")
+
+
+def _groups(shared: dict) -> list[list[str]]:
+    return sorted(sharing_groups(shared, shared))
+
+
+@pytest.mark.parametrize("order", ["sorted", "reversed"])
+def test_one_walk_for_several_values_groups_them_as_separate_walks_do(order):
+    ns = session_namespace(GRAPHS)
+    names = sorted(n for n in ns if not n.startswith("__") and n not in ("np", "collections", "make"))
+    if order == "reversed":
+        names.reverse()
+    separate = {n: shared_ids(ns[n], ns) for n in names}
+    walk_shared = snapshot.walk_shared
+    joint = walk_shared({n: ns[n] for n in names}, ns)
+    assert _groups(joint) == _groups(separate)
+    assert set().union(*joint.values()) == set().union(*separate.values())
+    # known sets (walked just before) are not walked again, and still link what shares with them
+    half = names[: len(names) // 2]
+    known = walk_shared({n: ns[n] for n in half}, ns)
+    rest = walk_shared({n: ns[n] for n in names if n not in known}, ns, known)
+    assert _groups({**known, **rest}) == _groups(separate)
+    by_name = {n: g for g in _groups(separate) for n in g}
+    assert by_name["pair"] == by_name["holder"] == by_name["other"] == by_name["shared"] == by_name["closure"]
+    assert by_name["view"] == by_name["view2"] == by_name["base"] == by_name["tup_of_tup"]
+    assert by_name["dq"] == by_name["lone"] and by_name["alone"] == ["alone"]
+
+
+def test_a_commit_after_one_walk_restores_the_sharing(ws):
+    ns = session_namespace(GRAPHS)
+    ws.commit(ns, "state")
+    out = session_namespace()
+    ws.checkout("HEAD", out)
+    assert out["holder"]["p"] is out["pair"] and out["pair"][0] is out["shared"] is out["closure"]()
+    assert out["objs"][0]["x"] is out["shared"] and out["dq"][0] is out["lone"]["a"]
+    groups = {n: r.group for n, r in ws.state().variables.items() if r.group}
+    assert groups["view"] == groups["view2"] == groups["base"] == groups["tup_of_tup"] != groups["alone"]
