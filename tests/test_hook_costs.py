@@ -132,3 +132,50 @@ def test_a_commit_after_one_walk_restores_the_sharing(ws):
     assert out["objs"][0]["x"] is out["shared"] and out["dq"][0] is out["lone"]["a"]
     groups = {n: r.group for n, r in ws.state().variables.items() if r.group}
     assert groups["view"] == groups["view2"] == groups["base"] == groups["tup_of_tup"] != groups["alone"]
+
+
+def test_figures_are_not_one_group_through_what_the_library_holds(ws):
+    """Every figure reaches objects matplotlib keeps in its own state (``rcParams``' default lists, a
+    marker's cached path): those do not make all the figures of a notebook one group, re-pickled
+    whenever any of them changes. What a figure and its axes share still does."""
+    ns = session_namespace(textwrap.dedent("""
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        from matplotlib import rcParams
+        fig1, ax1 = plt.subplots()
+        ax1.plot([1, 2, 3], "r*-")
+        ax1.set_title("one")
+        ax1.legend(["a"])
+        fig2, axes2 = plt.subplots(1, 2)
+        axes2[0].plot([3, 2, 1], "b.-")
+        axes2[1].scatter([1, 2], [2, 1])
+        lines = ax1.get_lines()
+    """))
+    ws.commit(ns, "figures")
+    groups = {n: r.group for n, r in ws.state().variables.items() if r.group}
+    assert groups["fig1"] == groups["ax1"] == groups["lines"]
+    assert groups["fig2"] == groups["axes2"]
+    assert groups["fig1"] != groups["fig2"]
+    assert groups["rcParams"] not in (groups["fig1"], groups["fig2"])
+    out = session_namespace()
+    ws.checkout("HEAD", out)
+    assert out["lines"][0].axes is out["ax1"]
+    assert out["ax1"].figure is out["fig1"] and out["axes2"][1].figure is out["fig2"]
+
+
+def test_a_library_object_a_variable_holds_is_shared_as_any_value(ws):
+    ns = session_namespace(textwrap.dedent("""
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        limits = matplotlib.rcParams["axes.formatter.limits"]
+        also_limits = [limits]
+        fig, ax = plt.subplots()
+    """))
+    ws.commit(ns, "state")
+    groups = {n: r.group for n, r in ws.state().variables.items() if r.group}
+    assert groups["limits"] == groups["also_limits"]
+    out = session_namespace()
+    ws.checkout("HEAD", out)
+    assert out["also_limits"][0] is out["limits"]

@@ -561,11 +561,74 @@ class _WalkKinds(dict[type, int]):
         if kind == _OBJECT:
             slots = getattr(t, "__slots__", ())
             _slots[t] = tuple(s for s in ((slots,) if isinstance(slots, str) else slots) if isinstance(s, str))
+            _library_state.learn(t)
         return kind
 
 
 _walk_kinds = _WalkKinds()
 _slots: dict[type, tuple[str, ...]] = {}
+
+
+class _LibraryState:
+    """Objects a library holds in its own state: its modules' globals (and the values of those that
+    are dicts, such as matplotlib's ``rcParams``) and its classes' attributes (cached paths, default
+    styles). Every figure reaches some of them (a marker's cached path, ``rcParams``' default lists);
+    they are the library's, not the session's, so reaching one does not make two variables one group
+    (every figure of a notebook was one group, pickled again whenever any of them changed). Learnt per
+    type, as the walk first meets one from a library; held (not only their ids) so that an id is
+    never taken for a new object's."""
+
+    DICT_LIMIT = 4096  # a module's dict global this large is a table, not state worth following
+    LIMIT = 1 << 18  # past this many, start afresh (learnt again as types are met)
+
+    def __init__(self) -> None:
+        self.objects: dict[int, Any] = {}
+        self.dicts: list[dict[Any, Any]] = []  # looked at again before each walk: their values get replaced
+        self._classes: set[type] = set()
+        self._modules: set[str] = set()
+
+    def learn(self, t: type) -> None:
+        if (t.__module__ or "__main__") == "__main__":
+            return  # the session's own classes: their attributes are its state
+        if len(self.objects) > self.LIMIT:
+            self.__init__()  # type: ignore[misc]
+        for klass in t.__mro__:
+            if klass is object or klass in self._classes:
+                continue
+            self._classes.add(klass)
+            self._hold(list(vars(klass).values()))
+            module = klass.__module__ or "__main__"
+            for name in {module, module.partition(".")[0]} - self._modules - {"__main__", "builtins"}:
+                self._modules.add(name)
+                module_vars = vars(sys.modules[name]) if name in sys.modules else {}
+                for key, d in list(module_vars.items()):
+                    # a dict of objects (rcParams), not of strings (a table of colour names), nor a namespace
+                    if (self._hold([d]) and isinstance(d, dict) and not key.startswith("__")
+                            and len(d) <= self.DICT_LIMIT and self._hold(list(d.values()))
+                            and all(d is not known for known in self.dicts)):
+                        self.dicts.append(d)
+
+    def _hold(self, values: list[Any]) -> bool:
+        """Hold what the walk would follow of ``values``; whether there was any."""
+        held = False
+        for v in values:
+            t = type(v)
+            # not classes, modules or functions: the walk never takes them
+            if t in _ATOMS or t is types.FunctionType or isinstance(v, (type, types.ModuleType)):
+                continue
+            self.objects[id(v)] = v
+            held = held or t is not tuple  # (a table of colours by name holds tuples)
+        return held
+
+    def refresh(self) -> None:
+        for d in self.dicts:
+            try:
+                self._hold(list(d.values()))
+            except RuntimeError:  # changed while read (another thread): next time
+                pass
+
+
+_library_state = _LibraryState()
 
 
 def shared_ids(value: Any, namespace: Mapping[str, Any]) -> set[int]:
@@ -596,6 +659,13 @@ def walk_shared(values: Mapping[str, Any], namespace: Mapping[str, Any],
     # every id in ``claimed`` had what it reaches walked (and claimed) by some value
     claimed: set[int] = set().union(*known.values()) if known else set()
     out: dict[str, set[int]] = {}
+    if not values:
+        return out
+    library = _library_state.objects
+    refreshed = False  # the library's dicts are looked at again once a walk meets a library object
+    # a library's object that a variable holds itself (``limits = rcParams["axes.formatter.limits"]``)
+    # is that variable's, and groups it with any other that reaches it
+    named = {id(v) for v in namespace.values()}
     for name, value in values.items():
         ids: set[int] = set()
         seen: set[int] = set()  # objects without an id of their own (tuples, library functions)
@@ -607,6 +677,8 @@ def walk_shared(values: Mapping[str, Any], namespace: Mapping[str, Any],
             if kind == _SKIP:
                 continue
             oid = id(obj)
+            if oid in library and library[oid] is obj and oid not in named:
+                continue  # the library's (see _LibraryState)
             if kind == _ITEMS:
                 if oid not in seen:
                     seen.add(oid)
@@ -616,6 +688,9 @@ def walk_shared(values: Mapping[str, Any], namespace: Mapping[str, Any],
                 ids.add(oid)  # walked from here already
                 continue
             if kind == _OBJECT:
+                if not refreshed:
+                    _library_state.refresh()
+                    refreshed = True
                 claimed.add(oid)
                 ids.add(oid)
                 # other torch objects (modules, optimizers) are walked: an optimizer holds its model's
