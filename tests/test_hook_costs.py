@@ -179,3 +179,25 @@ def test_a_library_object_a_variable_holds_is_shared_as_any_value(ws):
     out = session_namespace()
     ws.checkout("HEAD", out)
     assert out["also_limits"][0] is out["limits"]
+
+
+def test_axes_of_an_open_figure_no_variable_holds_are_still_one_group(ws):
+    """pyplot keeps open figures in its own registry (a script's, or any backend that does not close
+    them): a figure reached only through it is still what two axes share."""
+    ns = session_namespace(textwrap.dedent("""
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        plt.figure()
+        left = plt.subplot(1, 2, 1)
+        right = plt.subplot(1, 2, 2)
+        left.plot([1, 2])
+        others = [plt.figure().add_subplot() for _ in range(2)]
+    """))
+    ws.commit(ns, "open figures")
+    groups = {n: r.group for n, r in ws.state().variables.items() if r.group}
+    assert groups["left"] == groups["right"] != groups["others"]
+    out = session_namespace()
+    ws.checkout("HEAD", out)
+    assert out["left"].figure is out["right"].figure and len(out["left"].get_lines()) == 1
+    assert out["others"][0].figure is not out["others"][1].figure

@@ -570,20 +570,23 @@ _slots: dict[type, tuple[str, ...]] = {}
 
 
 class _LibraryState:
-    """Objects a library holds in its own state: its modules' globals (and the values of those that
-    are dicts, such as matplotlib's ``rcParams``) and its classes' attributes (cached paths, default
-    styles). Every figure reaches some of them (a marker's cached path, ``rcParams``' default lists);
-    they are the library's, not the session's, so reaching one does not make two variables one group
-    (every figure of a notebook was one group, pickled again whenever any of them changed). Learnt per
-    type, as the walk first meets one from a library; held (not only their ids) so that an id is
-    never taken for a new object's."""
+    """Objects a library holds in its own state: its modules' globals and its classes' attributes,
+    and what those hold a little way down (the values of ``rcParams``; the colormaps of matplotlib's
+    registry and their colour lists, which every image's colormap copy shares). Every figure reaches
+    some of them (a marker's cached path, ``rcParams``' default lists); they are the library's, not
+    the session's, so reaching one does not make two variables one group (every figure of a notebook
+    was one group, pickled again whenever any of them changed). Learnt per type, as the walk first
+    meets one from a library; held (not only their ids) so that an id is never taken for a new
+    object's. Not deeper than ``DEPTH``: pyplot's open figures are three steps below its registry."""
 
-    DICT_LIMIT = 4096  # a module's dict global this large is a table, not state worth following
+    DEPTH = 2  # steps below a global or class attribute (an instance attribute that is a dict: no step)
+    DICT_LIMIT = 4096  # a dict this large is a table, not state worth following
     LIMIT = 1 << 18  # past this many, start afresh (learnt again as types are met)
 
     def __init__(self) -> None:
         self.objects: dict[int, Any] = {}
-        self.dicts: list[dict[Any, Any]] = []  # looked at again before each walk: their values get replaced
+        self.dicts: list[dict[Any, Any]] = []  # module globals looked at again before a walk: values get replaced
+        self._depth: dict[int, int] = {}  # id -> how far below it was held
         self._classes: set[type] = set()
         self._modules: set[str] = set()
 
@@ -596,34 +599,58 @@ class _LibraryState:
             if klass is object or klass in self._classes:
                 continue
             self._classes.add(klass)
-            self._hold(list(vars(klass).values()))
+            self._hold(list(vars(klass).values()), self.DEPTH)
             module = klass.__module__ or "__main__"
             for name in {module, module.partition(".")[0]} - self._modules - {"__main__", "builtins"}:
                 self._modules.add(name)
                 module_vars = vars(sys.modules[name]) if name in sys.modules else {}
                 for key, d in list(module_vars.items()):
-                    # a dict of objects (rcParams), not of strings (a table of colour names), nor a namespace
-                    if (self._hold([d]) and isinstance(d, dict) and not key.startswith("__")
-                            and len(d) <= self.DICT_LIMIT and self._hold(list(d.values()))
-                            and all(d is not known for known in self.dicts)):
+                    if key.startswith("__"):
+                        continue  # __builtins__ and the like
+                    # a dict of objects (rcParams), not of strings (a table of colour names)
+                    if self._hold([d], self.DEPTH) and isinstance(d, dict) and len(d) <= self.DICT_LIMIT and \
+                            any(type(v) not in _ATOMS and type(v) is not tuple for v in list(d.values())) and \
+                            all(d is not known for known in self.dicts):
                         self.dicts.append(d)
 
-    def _hold(self, values: list[Any]) -> bool:
-        """Hold what the walk would follow of ``values``; whether there was any."""
+    def _hold(self, values: list[Any], depth: int) -> bool:
+        """Hold what the walk would follow of ``values`` and, ``depth`` steps down, what they hold;
+        whether there was any."""
         held = False
         for v in values:
             t = type(v)
             # not classes, modules or functions: the walk never takes them
             if t in _ATOMS or t is types.FunctionType or isinstance(v, (type, types.ModuleType)):
                 continue
-            self.objects[id(v)] = v
-            held = held or t is not tuple  # (a table of colours by name holds tuples)
+            oid = id(v)
+            self.objects[oid] = v
+            held = True
+            if depth <= 0 or self._depth.get(oid, -1) >= depth:
+                continue
+            self._depth[oid] = depth
+            try:
+                if isinstance(v, dict):
+                    if len(v) <= self.DICT_LIMIT:
+                        self._hold(list(v.values()), depth - 1)
+                elif isinstance(v, (list, tuple, set, frozenset)):
+                    if len(v) <= self.DICT_LIMIT:
+                        self._hold(list(v), depth - 1)
+                else:
+                    state = getattr(v, "__dict__", None)
+                    if type(state) is dict and len(state) <= self.DICT_LIMIT:
+                        inner = list(state.values())
+                        self._hold(inner, depth - 1)
+                        for d in inner:  # a registry's table of entries is the registry's own level
+                            if type(d) is dict and len(d) <= self.DICT_LIMIT:
+                                self._hold(list(d.values()), depth - 1)
+            except Exception:  # an odd object (a proxy that fails when asked): held, not followed
+                continue
         return held
 
     def refresh(self) -> None:
         for d in self.dicts:
             try:
-                self._hold(list(d.values()))
+                self._hold(list(d.values()), 0)
             except RuntimeError:  # changed while read (another thread): next time
                 pass
 
