@@ -201,3 +201,56 @@ def test_axes_of_an_open_figure_no_variable_holds_are_still_one_group(ws):
     ws.checkout("HEAD", out)
     assert out["left"].figure is out["right"].figure and len(out["left"].get_lines()) == 1
     assert out["others"][0].figure is not out["others"][1].figure
+
+
+def _run_cells(s: NamespaceSession, ns: dict, *cells: str) -> list:
+    outcomes = []
+    for code in cells:
+        code = textwrap.dedent(code)
+        s.before_cell(code)
+        exec(code, ns)
+        outcomes.append(s.after_cell())
+    return outcomes
+
+
+PYPLOT = """
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+"""
+
+
+def test_figures_closed_before_a_cell_are_not_fingerprinted_by_it(ws):
+    """A notebook's inline plots are closed when their cell ends: pyplot cannot draw into them any
+    more, so a later plotting cell does not fingerprint them (it did, before and after the cell)."""
+    ns = session_namespace()
+    s = NamespaceSession(ws, ns, kind="test")
+    _run_cells(s, ns, PYPLOT, """
+        fig, ax = plt.subplots()
+        ax.plot([1, 2])
+        axes = [ax]
+        plt.close("all")   # what the inline backend does when the cell ends
+    """)
+    before = s.unnamed.fingerprinted
+    out = _run_cells(s, ns, """
+        plt.plot([3, 4])
+        plt.title("another")
+        plt.close("all")
+    """)
+    assert s.unnamed.fingerprinted == before and out[0].changes.unnamed == set()
+    s.close()
+
+
+def test_a_figure_open_when_the_cell_started_is_still_checked_even_if_the_cell_closes_it(ws):
+    ns = session_namespace()
+    s = NamespaceSession(ws, ns, kind="test")
+    _run_cells(s, ns, PYPLOT, "fig, ax = plt.subplots()")
+    out = _run_cells(s, ns, """
+        plt.plot([1, 2, 3])   # draws into ax, which the cell never names
+        plt.close("all")
+    """)
+    assert {"ax", "fig"} <= out[0].changes.unnamed
+    restored = session_namespace()
+    ws.checkout("HEAD", restored)
+    assert len(restored["ax"].get_lines()) == 1
+    s.close()

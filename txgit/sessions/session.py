@@ -202,6 +202,7 @@ class NamespaceSession:
         """Call just before ``code`` (plain Python) runs; ``source``: what the user typed, if different;
         ``tree``: ``ast.parse(code)``, if the caller has it."""
         self._tracker = CellTracker(self.namespace, code, self.is_variable, tree, variables=self.variable_names)
+        self.unnamed.cell_starts()
         if self._tracker.names.opaque is None:
             self._baseline_unnamed(self._tracker.names.touched | self._tracker.reached, self._tracker.before)
         self._python = code
