@@ -499,7 +499,7 @@ def measure(nb: Notebook, numbered: dict[int, str], files: Path, reps: int, kish
         "ratio": round((sum(tx) + drain) / sum(base), 3),
         "noise": round(sum(base_runs[1]["times"]) / sum(base_runs[0]["times"]), 3) if reps > 1 else None,
         "drain_s": round(drain, 4),
-        "hook_s": [round(x, 5) for x in hooks],
+        "hook_s": [round(x, 5) for x in hooks], "cell_numbers": numbers,
         "baseline_cell_s": [round(x, 4) for x in base], "txgit_cell_s": [round(x, 4) for x in tx],
         "commits": last_tx["commits"], "cells_that_changed": len(changed_counts),
         "changed_without_commit": uncommitted,
@@ -540,6 +540,10 @@ def summarize(rows: dict[str, dict]) -> dict:
         "worst": {"notebook": worst, "ratio": ok[worst]["ratio"]},
         "hook_ms": {"median": round(statistics.median(hooks) * 1000, 2), "p90": round(_pctl(hooks, 0.9) * 1000, 2),
                     "max": round(max(hooks) * 1000, 1)},
+        # the tail: where the slowest hooks are (cells numbered as the corpus counts code cells)
+        "slowest_hooks": sorted(({"notebook": n, "cell": r["cell_numbers"][i], "ms": round(h * 1000, 1)}
+                                 for n, r in ok.items() for i, h in enumerate(r["hook_s"])),
+                                key=lambda x: -x["ms"])[:10],
         "commits": sum(r["commits"] for r in ok.values()),
         "cells_that_changed": sum(r["cells_that_changed"] for r in ok.values()),
         "changed_without_commit": sum(len(r["changed_without_commit"]) for r in ok.values()),
@@ -585,6 +589,8 @@ def print_table(rows: dict[str, dict], summary: dict) -> None:
     print(f"{s['notebooks']} notebooks ({s['failed']} failed), {s['cells']} cells: whole corpus {s['ratio_corpus']:.3f}x,"
           f" median notebook {s['ratio_median']:.3f}x, worst {s['worst']['notebook']} {s['worst']['ratio']:.2f}x{noise}")
     print(f"hooks per cell: median {s['hook_ms']['median']} ms, p90 {s['hook_ms']['p90']} ms, max {s['hook_ms']['max']} ms")
+    print("slowest hooks: " + ", ".join(f"{h['notebook'].split('/')[-1]} cell {h['cell']} {h['ms']:.0f} ms"
+                                        for h in s["slowest_hooks"]))
     print(f"commits {s['commits']} for {s['cells']} cells; cells that changed a variable {s['cells_that_changed']},"
           f" of them without a commit: {s['changed_without_commit']}")
     print(f"outputs that differ with txgit: {s['outputs_differ']} cells (nondeterministic without txgit too:"

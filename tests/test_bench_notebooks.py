@@ -66,8 +66,14 @@ def test_the_benchmark_runs_a_corpus_notebook_and_reports_it(corpus, tmp_path):
     assert result["reps"] == 2
     summary = result["summary"]
     for key in ("notebooks", "cells", "ratio_corpus", "ratio_median", "worst", "hook_ms", "noise_corpus", "noise_median",
-                "commits", "cells_that_changed", "changed_without_commit", "outputs_differ", "restored_exactly", "variables"):
+                "commits", "cells_that_changed", "changed_without_commit", "outputs_differ", "restored_exactly", "variables",
+                "slowest_hooks"):
         assert key in summary, key
+    # where the tail of the hook times is: notebook, cell (numbered as the corpus counts code cells), ms
+    slowest = summary["slowest_hooks"]
+    assert 0 < len(slowest) <= 10 and slowest == sorted(slowest, key=lambda h: -h["ms"])
+    assert {h["notebook"] for h in slowest} == {"notebooks/demo"} and 4 not in {h["cell"] for h in slowest}
+    assert "slowest hooks: " in r.stdout
     assert summary["notebooks"] == 1 and summary["failed"] == 0
     (name, row), = result["notebooks"].items()
     assert name == "notebooks/demo" and row["label"] == "pandas: csv"

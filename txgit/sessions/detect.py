@@ -157,6 +157,54 @@ def fingerprint(values: tuple[Any, ...]) -> bytes | None:
     return h.digest()
 
 
+def open_figures() -> set[int] | None:
+    """ids of the figures pyplot holds open (None: pyplot is not in use). Inline plotting in a notebook
+    closes every figure when its cell ends."""
+    helpers = sys.modules.get("matplotlib._pylab_helpers")
+    if helpers is None or "matplotlib.artist" not in sys.modules:
+        return None
+    try:
+        return {id(m.canvas.figure) for m in list(helpers.Gcf.figs.values())}
+    except Exception:
+        return None
+
+
+_ARTISTS_LOOKED_AT = 1024  # a container of more artists than this is looked at as any value
+
+
+def _in_closed_figures(value: Any, open_at_start: set[int]) -> bool:
+    """Whether ``value`` is matplotlib artists (an axes, a figure, a list or array of them) whose figures
+    were all closed when the cell started. Library code reaches a figure through pyplot's registry of
+    open ones; once closed, only code that names it (or something sharing objects with it, which is
+    serialized again as named) can draw into it."""
+    artist = getattr(sys.modules.get("matplotlib.artist"), "Artist", None)
+    if artist is None:
+        return False
+    t = type(value)
+    if t is dict:
+        items: Any = list(value.values())
+    elif t in (list, tuple):
+        items = value
+    elif getattr(getattr(value, "dtype", None), "hasobject", False) and hasattr(value, "flat"):
+        items = list(value.flat) if value.size <= _ARTISTS_LOOKED_AT else None
+    else:
+        items = [value]
+    if not items or len(items) > _ARTISTS_LOOKED_AT:
+        return False
+    for x in items:
+        if not isinstance(x, artist):
+            return False
+        figure = x
+        for _ in range(8):  # an artist's figure, a subfigure's figure ... up to the root
+            parent = getattr(figure, "figure", None)
+            if parent is None or parent is figure:
+                break
+            figure = parent
+        if getattr(figure, "figure", None) is not figure or id(figure) in open_at_start:
+            return False  # not in a figure (it could be added to an open one), or its figure was open
+    return True
+
+
 class UnnamedChanges:
     """Fingerprints of a session's candidate values, kept between cells.
 
@@ -168,17 +216,29 @@ class UnnamedChanges:
         # members (sorted names) -> (their values when fingerprinted, the digest)
         self._prints: dict[tuple[str, ...], tuple[tuple[Any, ...], bytes | None]] = {}
         self.fingerprinted = 0  # groups fingerprinted so far (what the cost test counts)
+        # ids of pyplot's open figures when the running cell started (see cell_starts)
+        self._open_at_start: set[int] | None = None
+
+    def cell_starts(self) -> None:
+        """Note which figures are open as a cell starts: artists of the others are no candidates."""
+        self._open_at_start = open_figures()
 
     def candidates(self, namespace: Mapping[str, Any], names: Iterable[str], packages: set[str]) -> list[str]:
-        """``names`` whose values are made of one of ``packages`` (modules are stored by name: never)."""
+        """``names`` whose values are made of one of ``packages`` (modules are stored by name: never),
+        less matplotlib artists whose figures were closed when the cell started (a notebook's figures
+        of earlier cells: fingerprinting every one of them after every plotting cell was most of the
+        cost of the slowest cells)."""
         if not packages:
             return []
         out = []
+        closed = self._open_at_start if "matplotlib" in packages else None
         for n in names:
             v = namespace.get(n)
             if v is None or isinstance(v, (types.ModuleType, type, types.FunctionType)):
                 continue
             if not value_packages(v).isdisjoint(packages):
+                if closed is not None and _in_closed_figures(v, closed):
+                    continue
                 out.append(n)
         return out
 

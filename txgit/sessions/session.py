@@ -25,7 +25,7 @@ from typing import Any
 from txgit.state import UNPICKLABLE, VALUE, MODULE, Fingerprints, VarRecord, is_variable_name, restore
 from txgit.state import libstate
 from txgit.state.summary import type_name
-from txgit.state.snapshot import shared_ids, sharing_groups
+from txgit.state.snapshot import sharing_groups, walk_shared
 from txgit.sessions import opslog
 from txgit.sessions.operations import Operation, OperationWatch, content_origin, output_origin
 from txgit.sessions.detect import UnnamedChanges, used_packages
@@ -207,6 +207,7 @@ class NamespaceSession:
         """Call just before ``code`` (plain Python) runs; ``source``: what the user typed, if different;
         ``tree``: ``ast.parse(code)``, if the caller has it."""
         self._tracker = CellTracker(self.namespace, code, self.is_variable, tree, variables=self.variable_names)
+        self.unnamed.cell_starts()
         if self._tracker.names.opaque is None:
             self._baseline_unnamed(self._tracker.names.touched | self._tracker.reached, self._tracker.before)
         self._python = code
@@ -329,8 +330,8 @@ class NamespaceSession:
         if self.full_next or self.touched is None or (self.base is None and not chained):
             return None
         hint = set(self.touched)
-        # kept for the snapshot, which would walk the same values again
-        self._walked = {n: shared_ids(self.namespace[n], self.namespace) for n in hint if n in self.namespace}
+        # kept for the snapshot, which would walk the same values again; one walk for all (see walk_shared)
+        self._walked = walk_shared({n: self.namespace[n] for n in sorted(hint) if n in self.namespace}, self.namespace)
         ids: set[int] = set().union(*self._walked.values())
         # A new alias of an older variable (b = a) must be pickled with it.
         if ids:
@@ -839,10 +840,12 @@ class NamespaceSession:
             if n not in live:
                 del self._shared[n]
         known = known or {}
-        for n in live if names is None else names & live:
-            # the commit's snapshot already walked what it serialized; walking again costs as much
-            ids = known.get(n)
-            self._shared[n] = ids if ids is not None else shared_ids(self.namespace[n], self.namespace)
+        wanted = live if names is None else names & live
+        # the commit's snapshot already walked what it serialized; walking again costs as much
+        walked = walk_shared({n: self.namespace[n] for n in sorted(wanted) if n not in known}, self.namespace,
+                             {n: known[n] for n in wanted if n in known})
+        for n in wanted:
+            self._shared[n] = known[n] if n in known else walked[n]
 
     # -- checkout / status / rollback ------------------------------------------------------
     def _rev(self, rev: str) -> str:

@@ -561,11 +561,101 @@ class _WalkKinds(dict[type, int]):
         if kind == _OBJECT:
             slots = getattr(t, "__slots__", ())
             _slots[t] = tuple(s for s in ((slots,) if isinstance(slots, str) else slots) if isinstance(s, str))
+            _library_state.learn(t)
         return kind
 
 
 _walk_kinds = _WalkKinds()
 _slots: dict[type, tuple[str, ...]] = {}
+
+
+class _LibraryState:
+    """Objects a library holds in its own state: its modules' globals and its classes' attributes,
+    and what those hold a little way down (the values of ``rcParams``; the colormaps of matplotlib's
+    registry and their colour lists, which every image's colormap copy shares). Every figure reaches
+    some of them (a marker's cached path, ``rcParams``' default lists); they are the library's, not
+    the session's, so reaching one does not make two variables one group (every figure of a notebook
+    was one group, pickled again whenever any of them changed). Learnt per type, as the walk first
+    meets one from a library; held (not only their ids) so that an id is never taken for a new
+    object's. Not deeper than ``DEPTH``: pyplot's open figures are three steps below its registry."""
+
+    DEPTH = 2  # steps below a global or class attribute (an instance attribute that is a dict: no step)
+    DICT_LIMIT = 4096  # a dict this large is a table, not state worth following
+    LIMIT = 1 << 18  # past this many, start afresh (learnt again as types are met)
+
+    def __init__(self) -> None:
+        self.objects: dict[int, Any] = {}
+        self.dicts: list[dict[Any, Any]] = []  # module globals looked at again before a walk: values get replaced
+        self._depth: dict[int, int] = {}  # id -> how far below it was held
+        self._classes: set[type] = set()
+        self._modules: set[str] = set()
+
+    def learn(self, t: type) -> None:
+        if (t.__module__ or "__main__") == "__main__":
+            return  # the session's own classes: their attributes are its state
+        if len(self.objects) > self.LIMIT:
+            self.__init__()  # type: ignore[misc]
+        for klass in t.__mro__:
+            if klass is object or klass in self._classes:
+                continue
+            self._classes.add(klass)
+            self._hold(list(vars(klass).values()), self.DEPTH)
+            module = klass.__module__ or "__main__"
+            for name in {module, module.partition(".")[0]} - self._modules - {"__main__", "builtins"}:
+                self._modules.add(name)
+                module_vars = vars(sys.modules[name]) if name in sys.modules else {}
+                for key, d in list(module_vars.items()):
+                    if key.startswith("__"):
+                        continue  # __builtins__ and the like
+                    # a dict of objects (rcParams), not of strings (a table of colour names)
+                    if self._hold([d], self.DEPTH) and isinstance(d, dict) and len(d) <= self.DICT_LIMIT and \
+                            any(type(v) not in _ATOMS and type(v) is not tuple for v in list(d.values())) and \
+                            all(d is not known for known in self.dicts):
+                        self.dicts.append(d)
+
+    def _hold(self, values: list[Any], depth: int) -> bool:
+        """Hold what the walk would follow of ``values`` and, ``depth`` steps down, what they hold;
+        whether there was any."""
+        held = False
+        for v in values:
+            t = type(v)
+            # not classes, modules or functions: the walk never takes them
+            if t in _ATOMS or t is types.FunctionType or isinstance(v, (type, types.ModuleType)):
+                continue
+            oid = id(v)
+            self.objects[oid] = v
+            held = True
+            if depth <= 0 or self._depth.get(oid, -1) >= depth:
+                continue
+            self._depth[oid] = depth
+            try:
+                if isinstance(v, dict):
+                    if len(v) <= self.DICT_LIMIT:
+                        self._hold(list(v.values()), depth - 1)
+                elif isinstance(v, (list, tuple, set, frozenset)):
+                    if len(v) <= self.DICT_LIMIT:
+                        self._hold(list(v), depth - 1)
+                else:
+                    state = getattr(v, "__dict__", None)
+                    if type(state) is dict and len(state) <= self.DICT_LIMIT:
+                        inner = list(state.values())
+                        self._hold(inner, depth - 1)
+                        for d in inner:  # a registry's table of entries is the registry's own level
+                            if type(d) is dict and len(d) <= self.DICT_LIMIT:
+                                self._hold(list(d.values()), depth - 1)
+            except Exception:  # an odd object (a proxy that fails when asked): held, not followed
+                continue
+        return held
+
+    def refresh(self) -> None:
+        for d in self.dicts:
+            try:
+                self._hold(list(d.values()), 0)
+            except RuntimeError:  # changed while read (another thread): next time
+                pass
+
+
+_library_state = _LibraryState()
 
 
 def shared_ids(value: Any, namespace: Mapping[str, Any]) -> set[int]:
@@ -579,49 +669,87 @@ def shared_ids(value: Any, namespace: Mapping[str, Any]) -> set[int]:
     the walk visits every object of a value, and per-object isinstance chains
     made it cost as much as pickling the value.
     """
+    return walk_shared({"": value}, namespace)[""]
+
+
+def walk_shared(values: Mapping[str, Any], namespace: Mapping[str, Any],
+                known: Mapping[str, set[int]] | None = None) -> dict[str, set[int]]:
+    """:func:`shared_ids` of several values in one walk: an object another value already reached is
+    not walked again (``fig`` and ``ax`` of one figure cost one walk, not two).
+
+    A value's set then holds the objects it reached first, plus those it met that an earlier
+    value (or one of ``known``, sets of this kind or whole :func:`shared_ids`, taken with nothing
+    run since) had reached: the union of the sets is that of whole walks, and two values share
+    an id exactly when their whole walks would, so :func:`sharing_groups` gives the same groups.
+    """
     kinds = _walk_kinds
-    ids: set[int] = set()
-    seen: set[int] = set()
-    stack = [value]
-    pop, extend = stack.pop, stack.extend
-    while stack:
-        obj = pop()
-        kind = kinds[type(obj)]
-        if kind == _SKIP:
-            continue
-        oid = id(obj)
-        if oid in seen:
-            continue
-        seen.add(oid)
-        if kind == _OBJECT:
-            ids.add(oid)
-            # other torch objects (modules, optimizers) are walked: an optimizer holds its model's
-            # parameters, and ``opt.step()`` changes the model
-            state = getattr(obj, "__dict__", None)
-            if type(state) is dict or isinstance(state, dict):
-                extend(state.values())
-            for slot in _slots[type(obj)]:
-                if hasattr(obj, slot):
-                    stack.append(getattr(obj, slot))
-        elif kind == _VALUES:
-            ids.add(oid)
-            extend(obj.values())
-        elif kind == _MUTABLE_ITEMS:
-            ids.add(oid)
-            extend(obj)
-        elif kind == _ITEMS:
-            extend(obj)
-        elif kind == _FUNCTION:
-            if _is_session_function(obj, namespace):
+    # every id in ``claimed`` had what it reaches walked (and claimed) by some value
+    claimed: set[int] = set().union(*known.values()) if known else set()
+    out: dict[str, set[int]] = {}
+    if not values:
+        return out
+    library = _library_state.objects
+    refreshed = False  # the library's dicts are looked at again once a walk meets a library object
+    # a library's object that a variable holds itself (``limits = rcParams["axes.formatter.limits"]``)
+    # is that variable's, and groups it with any other that reaches it
+    named = {id(v) for v in namespace.values()}
+    for name, value in values.items():
+        ids: set[int] = set()
+        seen: set[int] = set()  # objects without an id of their own (tuples, library functions)
+        stack = [value]
+        pop, extend = stack.pop, stack.extend
+        while stack:
+            obj = pop()
+            kind = kinds[type(obj)]
+            if kind == _SKIP:
+                continue
+            oid = id(obj)
+            if oid in library and library[oid] is obj and oid not in named:
+                continue  # the library's (see _LibraryState)
+            if kind == _ITEMS:
+                if oid not in seen:
+                    seen.add(oid)
+                    extend(obj)
+                continue
+            if oid in claimed:
+                ids.add(oid)  # walked from here already
+                continue
+            if kind == _OBJECT:
+                if not refreshed:
+                    _library_state.refresh()
+                    refreshed = True
+                claimed.add(oid)
                 ids.add(oid)
-                extend(c.cell_contents for c in (obj.__closure__ or ()) if _cell_full(c))
-                extend(obj.__defaults__ or ())
-        else:  # _LEAF
-            ids.add(oid)
-            if getattr(obj, "dtype", None) == object and hasattr(obj, "ravel"):
-                extend(obj.ravel().tolist())  # object arrays hold user objects
-            ids.update(_memory_ids(obj))
-    return ids
+                # other torch objects (modules, optimizers) are walked: an optimizer holds its model's
+                # parameters, and ``opt.step()`` changes the model
+                state = getattr(obj, "__dict__", None)
+                if type(state) is dict or isinstance(state, dict):
+                    extend(state.values())
+                for slot in _slots[type(obj)]:
+                    if hasattr(obj, slot):
+                        stack.append(getattr(obj, slot))
+            elif kind == _VALUES:
+                claimed.add(oid)
+                ids.add(oid)
+                extend(obj.values())
+            elif kind == _MUTABLE_ITEMS:
+                claimed.add(oid)
+                ids.add(oid)
+                extend(obj)
+            elif kind == _FUNCTION:
+                if _is_session_function(obj, namespace):
+                    claimed.add(oid)
+                    ids.add(oid)
+                    extend(c.cell_contents for c in (obj.__closure__ or ()) if _cell_full(c))
+                    extend(obj.__defaults__ or ())
+            else:  # _LEAF
+                claimed.add(oid)
+                ids.add(oid)
+                if getattr(obj, "dtype", None) == object and hasattr(obj, "ravel"):
+                    extend(obj.ravel().tolist())  # object arrays hold user objects
+                ids.update(_memory_ids(obj))
+        out[name] = ids
+    return out
 
 
 def _is_tensor(obj: Any) -> bool:
@@ -887,8 +1015,10 @@ def snapshot(namespace: Mapping[str, Any], names: Iterable[str] | None = None, *
             by_name[name] = library
             shared[name] = set()
             continue
-        known = known_shared.get(name) if known_shared is not None else None
-        shared[name] = known if known is not None else shared_ids(value, namespace)
+        if known_shared is not None and name in known_shared:
+            shared[name] = known_shared[name]
+    # the others in one walk, which does not walk again what the known ones reached
+    shared.update(walk_shared({n: namespace[n] for n in described if n not in shared}, namespace, shared))
 
     snap = Snapshot(variables, {}, {}, shared=shared)
     pool = shared_pool()

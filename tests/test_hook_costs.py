@@ -1,0 +1,256 @@
+"""What txgit's hooks do around a cell, counted (issue 17: the tail of per-cell hook times on real
+notebooks): the same work is not done twice, and doing less never changes what is committed.
+
+Costs are counted (objects visited, values pickled), never timed: the machine is shared.
+"""
+
+from __future__ import annotations
+
+import importlib
+import textwrap
+
+import pytest
+from conftest import session_namespace
+
+from txgit.sessions.session import NamespaceSession
+from txgit.state.snapshot import shared_ids, sharing_groups
+
+snapshot = importlib.import_module("txgit.state.snapshot")  # the module (txgit.state exports a function so named)
+
+# A figure-like graph: a root holding many children that point back at it (``fig`` and ``ax`` of
+# ``fig, ax = plt.subplots()`` reach the same thousands of objects).
+FIGURE = textwrap.dedent("""
+    class Node:
+        def __init__(self, parent=None):
+            self.parent = parent
+            self.children = []
+            self.style = {"color": "k", "width": [1.0]}
+    fig = Node()
+    for _ in range(300):
+        child = Node(fig)
+        fig.children.append(child)
+        for _ in range(3):
+            child.children.append(Node(child))
+    ax = fig.children[0]
+    del child
+""")
+
+
+class CountingKinds(dict):
+    """Stands in for the walk's per-type table and counts the objects the walk looks at."""
+
+    def __init__(self, real: dict) -> None:
+        super().__init__()
+        self.real = real
+        self.looked = 0
+
+    def __getitem__(self, t: type) -> int:
+        self.looked += 1
+        return self.real[t]
+
+
+def test_values_that_share_one_graph_are_walked_once_per_cell(ws, monkeypatch):
+    """``fig`` and ``ax`` reach the same objects: the cell that made them walks them once (the walk
+    for sharing cost as much as pickling them, once per name)."""
+    ns = session_namespace()
+    s = NamespaceSession(ws, ns, kind="test")
+    s.before_cell("x = 1")
+    exec("x = 1", ns)
+    s.after_cell()
+    real = snapshot._walk_kinds
+    kinds = CountingKinds(real)
+    monkeypatch.setattr(snapshot, "_walk_kinds", kinds)
+    s.before_cell(FIGURE)
+    exec(FIGURE, ns)
+    s.after_cell()
+    alone = CountingKinds(real)
+    monkeypatch.setattr(snapshot, "_walk_kinds", alone)
+    shared_ids(ns["fig"], ns)
+    # the commit walks the figure's objects once, plus a few look-ups for what it meets again
+    assert kinds.looked < 1.3 * alone.looked, (kinds.looked, alone.looked)
+    groups = {n: r.group for n, r in ws.state().variables.items() if r.group}
+    assert groups["fig"] == groups["ax"] != groups["x"]
+    s.close()
+
+
+GRAPHS = textwrap.dedent("""
+    import collections
+    import numpy as np
+    shared = [1, 2]
+    pair = (shared, 3)           # a tuple has no id of its own here: what it holds does
+    holder = {"p": pair}
+    other = [pair]
+    base = np.arange(10.0)
+    view = base[2:5]
+    view2 = base[5:]
+    def make(items):
+        def inner():
+            return items
+        return inner
+    closure = make(shared)
+    objs = np.empty(2, dtype=object); objs[0] = {"x": shared}; objs[1] = 7
+    cyc = []; cyc.append(cyc)
+    lone = {"a": [1]}
+    dq = collections.deque([lone["a"]])
+    tup_of_tup = ((view2,),)
+    alone = [9]
+""")
+
+
+def _groups(shared: dict) -> list[list[str]]:
+    return sorted(sharing_groups(shared, shared))
+
+
+@pytest.mark.parametrize("order", ["sorted", "reversed"])
+def test_one_walk_for_several_values_groups_them_as_separate_walks_do(order):
+    ns = session_namespace(GRAPHS)
+    names = sorted(n for n in ns if not n.startswith("__") and n not in ("np", "collections", "make"))
+    if order == "reversed":
+        names.reverse()
+    separate = {n: shared_ids(ns[n], ns) for n in names}
+    walk_shared = snapshot.walk_shared
+    joint = walk_shared({n: ns[n] for n in names}, ns)
+    assert _groups(joint) == _groups(separate)
+    assert set().union(*joint.values()) == set().union(*separate.values())
+    # known sets (walked just before) are not walked again, and still link what shares with them
+    half = names[: len(names) // 2]
+    known = walk_shared({n: ns[n] for n in half}, ns)
+    rest = walk_shared({n: ns[n] for n in names if n not in known}, ns, known)
+    assert _groups({**known, **rest}) == _groups(separate)
+    by_name = {n: g for g in _groups(separate) for n in g}
+    assert by_name["pair"] == by_name["holder"] == by_name["other"] == by_name["shared"] == by_name["closure"]
+    assert by_name["view"] == by_name["view2"] == by_name["base"] == by_name["tup_of_tup"]
+    assert by_name["dq"] == by_name["lone"] and by_name["alone"] == ["alone"]
+
+
+def test_a_commit_after_one_walk_restores_the_sharing(ws):
+    ns = session_namespace(GRAPHS)
+    ws.commit(ns, "state")
+    out = session_namespace()
+    ws.checkout("HEAD", out)
+    assert out["holder"]["p"] is out["pair"] and out["pair"][0] is out["shared"] is out["closure"]()
+    assert out["objs"][0]["x"] is out["shared"] and out["dq"][0] is out["lone"]["a"]
+    groups = {n: r.group for n, r in ws.state().variables.items() if r.group}
+    assert groups["view"] == groups["view2"] == groups["base"] == groups["tup_of_tup"] != groups["alone"]
+
+
+def test_figures_are_not_one_group_through_what_the_library_holds(ws):
+    """Every figure reaches objects matplotlib keeps in its own state (``rcParams``' default lists, a
+    marker's cached path): those do not make all the figures of a notebook one group, re-pickled
+    whenever any of them changes. What a figure and its axes share still does."""
+    ns = session_namespace(textwrap.dedent("""
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        from matplotlib import rcParams
+        fig1, ax1 = plt.subplots()
+        ax1.plot([1, 2, 3], "r*-")
+        ax1.set_title("one")
+        ax1.legend(["a"])
+        fig2, axes2 = plt.subplots(1, 2)
+        axes2[0].plot([3, 2, 1], "b.-")
+        axes2[1].scatter([1, 2], [2, 1])
+        lines = ax1.get_lines()
+    """))
+    ws.commit(ns, "figures")
+    groups = {n: r.group for n, r in ws.state().variables.items() if r.group}
+    assert groups["fig1"] == groups["ax1"] == groups["lines"]
+    assert groups["fig2"] == groups["axes2"]
+    assert groups["fig1"] != groups["fig2"]
+    assert groups["rcParams"] not in (groups["fig1"], groups["fig2"])
+    out = session_namespace()
+    ws.checkout("HEAD", out)
+    assert out["lines"][0].axes is out["ax1"]
+    assert out["ax1"].figure is out["fig1"] and out["axes2"][1].figure is out["fig2"]
+
+
+def test_a_library_object_a_variable_holds_is_shared_as_any_value(ws):
+    ns = session_namespace(textwrap.dedent("""
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        limits = matplotlib.rcParams["axes.formatter.limits"]
+        also_limits = [limits]
+        fig, ax = plt.subplots()
+    """))
+    ws.commit(ns, "state")
+    groups = {n: r.group for n, r in ws.state().variables.items() if r.group}
+    assert groups["limits"] == groups["also_limits"]
+    out = session_namespace()
+    ws.checkout("HEAD", out)
+    assert out["also_limits"][0] is out["limits"]
+
+
+def test_axes_of_an_open_figure_no_variable_holds_are_still_one_group(ws):
+    """pyplot keeps open figures in its own registry (a script's, or any backend that does not close
+    them): a figure reached only through it is still what two axes share."""
+    ns = session_namespace(textwrap.dedent("""
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        plt.figure()
+        left = plt.subplot(1, 2, 1)
+        right = plt.subplot(1, 2, 2)
+        left.plot([1, 2])
+        others = [plt.figure().add_subplot() for _ in range(2)]
+    """))
+    ws.commit(ns, "open figures")
+    groups = {n: r.group for n, r in ws.state().variables.items() if r.group}
+    assert groups["left"] == groups["right"] != groups["others"]
+    out = session_namespace()
+    ws.checkout("HEAD", out)
+    assert out["left"].figure is out["right"].figure and len(out["left"].get_lines()) == 1
+    assert out["others"][0].figure is not out["others"][1].figure
+
+
+def _run_cells(s: NamespaceSession, ns: dict, *cells: str) -> list:
+    outcomes = []
+    for code in cells:
+        code = textwrap.dedent(code)
+        s.before_cell(code)
+        exec(code, ns)
+        outcomes.append(s.after_cell())
+    return outcomes
+
+
+PYPLOT = """
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+"""
+
+
+def test_figures_closed_before_a_cell_are_not_fingerprinted_by_it(ws):
+    """A notebook's inline plots are closed when their cell ends: pyplot cannot draw into them any
+    more, so a later plotting cell does not fingerprint them (it did, before and after the cell)."""
+    ns = session_namespace()
+    s = NamespaceSession(ws, ns, kind="test")
+    _run_cells(s, ns, PYPLOT, """
+        fig, ax = plt.subplots()
+        ax.plot([1, 2])
+        axes = [ax]
+        plt.close("all")   # what the inline backend does when the cell ends
+    """)
+    before = s.unnamed.fingerprinted
+    out = _run_cells(s, ns, """
+        plt.plot([3, 4])
+        plt.title("another")
+        plt.close("all")
+    """)
+    assert s.unnamed.fingerprinted == before and out[0].changes.unnamed == set()
+    s.close()
+
+
+def test_a_figure_open_when_the_cell_started_is_still_checked_even_if_the_cell_closes_it(ws):
+    ns = session_namespace()
+    s = NamespaceSession(ws, ns, kind="test")
+    _run_cells(s, ns, PYPLOT, "fig, ax = plt.subplots()")
+    out = _run_cells(s, ns, """
+        plt.plot([1, 2, 3])   # draws into ax, which the cell never names
+        plt.close("all")
+    """)
+    assert {"ax", "fig"} <= out[0].changes.unnamed
+    restored = session_namespace()
+    ws.checkout("HEAD", restored)
+    assert len(restored["ax"].get_lines()) == 1
+    s.close()
