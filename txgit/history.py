@@ -10,15 +10,16 @@ A shard is named by the 16 hex digits where its range of name keys starts (a nam
 its 64-bit blake2b hash); a variable whose key is a multiple of :data:`SHARD_EVERY` starts a new
 shard (and so does one that would make a shard longer than :data:`SHARD_MAX`), so where shards
 begin depends on the names, not on their number: adding or removing a variable rewrites its own
-shard (or splits one), not the others. A line is either::
+shard (or splits one; in a run of names longer than SHARD_MAX, the shards after it up to the run's
+end), not the others. A line is either::
 
     v <name> <JSON record>     kind, type, summary, size, group (see txgit.state.VarRecord)
     g <JSON record>            a group of co-variables: its names and chunk hashes; its id is the
                                blake3 hash of the JSON and its newline (see txgit.state.GroupRecord)
 
-and a group lives in the shard of its member with the smallest key. 1,000 variables take ~32
+and a group lives in the shard of its member with the smallest key. 1,000 variables take ~40
 blobs instead of ~2,000, so a push or a clone moves a few dozen git objects, and a commit that
-changes one variable writes one shard (a few KB). ``git diff`` between two commits still shows
+changes one variable writes one shard (a few KB, at most :data:`SHARD_MAX` variables). ``git diff`` between two commits still shows
 which variables changed, as changed ``v`` lines. Bulky bytes stay in the object store; the
 records only name them.
 
