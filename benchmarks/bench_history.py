@@ -16,7 +16,9 @@ started past :data:`txgit.gitpack.LOOSE_LIMIT` loose objects); ``loose``: automa
 * hook time per cell (before_cell + after_cell: what a cell waits for), median / p99 / max, and the
   hook time of the cells right after a packer was started (those it could stall); the time of
   starting a packer itself (in the writer thread, not a cell); wall time of all cells plus drain.
-* reading: ``log`` of the whole history and a load of the first commit's state, on the result.
+* reading: ``log`` of the whole history and a load of the first commit's state, on the result;
+* the records' git cost apart: the git objects and bytes of a first commit of N small variables
+  and of a commit changing one of them (N = 4, 30, 100, 1,000; what the storage format decides).
 
 The two configurations alternate in blocks of cells in one process, so machine noise hits both.
 """
@@ -181,10 +183,54 @@ def main(quick: bool = False) -> dict:
             print(f"{k:32}" + "".join(f"{str(row[k]):>14}" for _, row in rows))
         print(f"starting a packer (writer thread, not a cell): max {out['packer_start_ms_max']} ms "
               f"over {len(spawn_times)} starts")
+        out["records"] = _records_cost(tmp / "records")
         return out
     finally:
         gitpack.start_background = real_start
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _records_cost(folder: Path, sizes: tuple[int, ...] = (4, 30, 100, 1000), changes: int = 20) -> list[dict]:
+    """Git objects and bytes (loose, zlib'd, as git stores them) that a state's records cost: a first
+    commit of N small variables, then ``changes`` commits that each change one of them."""
+    rows = []
+    for n in sizes:
+        ws = Workspace.init(folder / f"n{n}")
+        ws.history.auto_pack = False  # loose: every object a file we can count and size
+        objects = Path(ws.history.repo.path) / "objects"
+
+        def loose() -> dict[Path, int]:
+            return {p: p.stat().st_size for p in objects.glob("??/*")}
+
+        ns: dict = {"__name__": "__main__"}
+        ns.update({f"v{i}": {"id": i, "name": f"row-{i}"} for i in range(n)})
+        ws.commit(ns, "first")
+        first = before = loose()
+        counts, sizes_ = [], []
+        for k in range(changes):
+            name = f"v{(k * 7) % n}"
+            ns[name] = {"id": -k}
+            ws.commit(ns, f"change {name}", names={name})
+            now = loose()
+            counts.append(len(now) - len(before))
+            sizes_.append(sum(s for p, s in now.items() if p not in before))
+            before = now
+        rows.append({"variables": n, "first_objects": len(first), "first_bytes": sum(first.values()),
+                     "change_objects": round(statistics.mean(counts), 1),
+                     "change_bytes": round(statistics.mean(sizes_))})
+    print(f"\nthe records' git cost (format {_format()}): a first commit of N small variables, then a commit "
+          f"changing one of them ({changes} times; loose objects, zlib'd)")
+    print(f"{'variables':>9} {'first: objects':>15} {'bytes':>9} {'one change: objects':>20} {'bytes':>8}")
+    for r in rows:
+        print(f"{r['variables']:>9} {r['first_objects']:>15} {r['first_bytes']:>9} {r['change_objects']:>20} "
+              f"{r['change_bytes']:>8}")
+    return rows
+
+
+def _format() -> int:
+    from txgit._version import FORMAT_VERSION
+
+    return FORMAT_VERSION
 
 
 if __name__ == "__main__":

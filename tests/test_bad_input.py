@@ -186,6 +186,52 @@ def test_hostile_tree_is_reported_by_fsck_and_cli(run_txgit):
         assert proc.stdout.splitlines() == problems
 
 
+@st.composite
+def hostile_records(draw, chunks):
+    """A format-2 ``records/`` folder: (shard name, lines or None for a subfolder), lines of records
+    (good-looking or not) under hostile names, and junk."""
+    def line():
+        kind = draw(st.integers(0, 3))
+        if kind == 0:
+            name = draw(st.sampled_from(HOSTILE_NAMES)).encode("utf-8", "surrogateescape")
+            return b"v " + name + b" " + draw(var_record(chunks)).replace(b"\n", b" ")
+        if kind == 1:
+            return b"g " + draw(group_record(chunks)).replace(b"\n", b" ")
+        return draw(st.binary(max_size=60))
+
+    shard_names = st.sampled_from(["0000000000000000", "8000000000000000", "ffffffffffffffff", "../x", "g", "0" * 64])
+    shards = draw(st.lists(st.tuples(shard_names, st.none() | st.lists(st.builds(line), max_size=5)),
+                           max_size=3, unique_by=lambda e: e[0]))
+    return [(n, None if lines is None else b"\n".join(lines) + draw(st.sampled_from([b"\n", b""])))
+            for n, lines in shards]
+
+
+def test_hostile_format_2_records_give_clear_errors_and_write_nothing_outside():
+    with sandbox() as (root, ws):
+        state = ws.state()
+        chunks = [c for g in state.groups.values() for c in g.chunk_names()] + list(state.groups)
+        before = fingerprint(root, ws.root)
+        counter = iter(range(10**6))
+        repo = ws.history.repo
+        empty = repo.odb.write(ObjectType.TREE, b"")
+        meta = json.dumps({"format": 2}).encode()
+
+        @SETTINGS
+        @given(hostile_records(chunks))
+        def check(shards):
+            records = raw_tree(repo, [(n, (empty if d is None else repo.create_blob(d)).raw, d is None)
+                                      for n, d in shards])
+            top = raw_tree(repo, [("records", records.raw, True), ("meta.json", repo.create_blob(meta).raw, False)])
+            sig = pygit2.Signature("evil", "evil@example.com")
+            rev = str(repo.create_commit(f"refs/heads/evil{next(counter)}", sig, sig, "hostile", top,
+                                         [repo.head.peel(pygit2.Commit).id]))
+            exercise(ws, rev)
+
+        check()
+        assert fingerprint(root, ws.root) == before
+        assert int(ws.load("x", "main")[-1]) == 199_999
+
+
 # -- hostile variable names through the API ---------------------------------------------------
 
 def test_hostile_variable_names_in_a_namespace(tmp_path, run_txgit):

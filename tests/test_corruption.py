@@ -158,15 +158,15 @@ def _drop_git_object(ws: Workspace, oid: str) -> None:
     path.unlink()
 
 
-@pytest.mark.parametrize("what", ["vars tree", "group record", "parent commit", "head commit"])
+@pytest.mark.parametrize("what", ["records tree", "records shard", "parent commit", "head commit"])
 def test_missing_git_objects_are_reported_not_tracebacks(ws, what, run_txgit):
     ns = session_namespace("a = [1]\n")
     ws.commit(ns, "one")
     ns["a"] = [2]
     ws.commit(ns, "two")
     head = ws.history.head_commit()
-    oid = {"vars tree": lambda: head.tree["vars"].id,
-           "group record": lambda: head.tree["groups"][ws.state().variables["a"].group].id,
+    oid = {"records tree": lambda: head.tree["records"].id,
+           "records shard": lambda: next(iter(ws.history.repo[head.tree["records"].id])).id,
            "parent commit": lambda: head.parent_ids[0],
            "head commit": lambda: head.id}[what]()
     _drop_git_object(ws, str(oid))

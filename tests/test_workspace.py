@@ -47,8 +47,9 @@ def test_history_is_a_real_git_repository(ws):
     repo = pygit2.Repository(str(ws.dir / "repo.git"))
     commit = repo[info.id]
     assert commit.message.strip() == "first state"
-    assert sorted(e.name for e in commit.tree["vars"]) == ["x", "y"]
-    assert "meta.json" in commit.tree and "groups" in commit.tree
+    records = b"".join(repo[e.id].data for e in commit.tree["records"]).splitlines()
+    assert sorted(line.split()[1] for line in records if line.startswith(b"v ")) == [b"x", b"y"]
+    assert sorted(e.name for e in commit.tree) == ["meta.json", "records"]
     assert repo.head.shorthand == "main"
 
 

@@ -3,8 +3,10 @@ the package's ``__init__`` (which pulls in the whole Python API) is above the en
 
 __version__ = "0.1.0"
 
-# The storage format a commit needs to be read: its records (vars/, groups/, meta.json), how values are
+# The storage format a commit needs to be read: its records (records/, meta.json), how values are
 # pickled and how their bytes are cut into blobs. Every commit records it in meta.json ("format"); a
 # commit without it is format 1. Raise it when a commit written from now on could not be read by a
 # txgit that knows only the formats before it; a reader refuses commits of a format above its own.
-FORMAT_VERSION = 1
+# 1: one git file per record (vars/<name>, groups/<id>). 2: the records as lines in ~32-variable
+# shards (records/<shard>; see txgit.history), so that a state of many variables is few git objects.
+FORMAT_VERSION = 2

@@ -1,20 +1,39 @@
 """History: states as commits in a real git repository (pygit2, bare, in ``.txgit/repo.git``).
 
-A commit's tree::
+A commit's tree (storage format 2)::
 
-    vars/<name>      one JSON pointer per variable (kind, type, summary, size, group)
-    groups/<id>      one JSON record per group of co-variables (names, chunk hashes)
+    records/<shard>  the variable and group records, one per line, in text files of ~32 variables each
     meta.json        Python and package versions, timings, what made the commit
     code/…           what the session recorded (cells, scripts), when it did
 
-so ``git diff`` between two commits already lists the variables that changed and
-``git log -- vars/model`` is one variable's history. Bulky bytes stay in the
-object store; the tree only names them.
+A shard is named by the 16 hex digits where its range of name keys starts (a name's key:
+its 64-bit blake2b hash); a variable whose key is a multiple of :data:`SHARD_EVERY` starts a new
+shard (and so does one that would make a shard longer than :data:`SHARD_MAX`), so where shards
+begin depends on the names, not on their number: adding or removing a variable rewrites its own
+shard (or splits one; in a run of names longer than SHARD_MAX, the shards after it up to the run's
+end), not the others. A line is either::
+
+    v <name> <JSON record>     kind, type, summary, size, group (see txgit.state.VarRecord)
+    g <JSON record>            a group of co-variables: its names and chunk hashes; its id is the
+                               blake3 hash of the JSON and its newline (see txgit.state.GroupRecord)
+
+and a group lives in the shard of its member with the smallest key. 1,000 variables take ~40
+blobs instead of ~2,000, so a push or a clone moves a few dozen git objects, and a commit that
+changes one variable writes one shard (a few KB, at most :data:`SHARD_MAX` variables). ``git diff`` between two commits still shows
+which variables changed, as changed ``v`` lines. Bulky bytes stay in the object store; the
+records only name them.
+
+Format 1 (commits without ``"format"`` in meta.json, or with 1) had one file per record,
+``vars/<name>`` and ``groups/<id>``; they are read as before, and a commit on top of one is
+written in format 2.
 """
 
 from __future__ import annotations
 
+import bisect
+import functools
 import getpass
+import hashlib
 import json
 import os
 import re
@@ -34,8 +53,12 @@ from txgit.gitwriter import GitWriter, HeadMoved, commit_files
 from txgit.state import VALUE, GroupRecord, VarRecord, is_variable_name
 from txgit.storage import hash_bytes, is_blob_name
 
-VARS = "vars"
-GROUPS = "groups"
+VARS = "vars"  # format 1: one file per variable
+GROUPS = "groups"  # format 1: one file per group
+RECORDS = "records"  # format 2: variable and group records, one per line, in shards
+SHARD_EVERY = 32  # a variable whose key is a multiple of this starts a shard: ~32 variables a shard
+SHARD_MAX = 64  # and so does the variable after this many in one shard: a change never rewrites more
+_SHARD_NAME = re.compile(r"[0-9a-f]{16}")
 META = "meta.json"
 FORMAT_KEY = "format"  # in meta.json: the storage format the commit needs (see txgit._version.FORMAT_VERSION)
 DEFAULT_BRANCH = "main"
@@ -103,6 +126,49 @@ def _show(name: str) -> str:
 def _one_line(e: BaseException) -> str:
     text = " ".join(str(e).split())
     return text if len(text) <= 160 else text[:159] + "…"
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def shard_key(name: str) -> int:
+    """Where a variable's record lies in format 2: a 64-bit hash of its name (the same in every
+    process and version: it decides which shard a reader opens)."""
+    return int.from_bytes(hashlib.blake2b(name.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "big")
+
+
+def _shard_of(starts: list[int], key: int) -> int:
+    """The start of the shard a key falls in (``starts``: sorted, beginning with 0)."""
+    return starts[bisect.bisect_right(starts, key) - 1]
+
+
+def _var_line_body(record: VarRecord) -> bytes:
+    """A variable record as one line of JSON. Kept on the record (its ``raw``), so a record
+    carried over from commit to commit is encoded once."""
+    raw = record.raw
+    if raw is None or not raw.endswith(b"\n") or raw.count(b"\n") != 1:
+        raw = json.dumps(json.loads(record.to_bytes()), sort_keys=True, separators=(",", ":")).encode() + b"\n"
+        record.raw = raw  # the same record, in the bytes it is stored as from now on
+    return raw
+
+
+def record_shards(state: State) -> dict[str, bytes]:
+    """Format 2's ``records/`` folder for a state: shard name -> its lines (see the module's docstring)."""
+    starts = [0]
+    lines: dict[int, list[bytes]] = {}
+    for key, name in sorted((shard_key(n), n) for n in state.variables):
+        if key != starts[-1] and (key % SHARD_EVERY == 0 or len(lines.get(starts[-1], ())) >= SHARD_MAX):
+            starts.append(key)
+        body = _var_line_body(state.variables[name])
+        lines.setdefault(starts[-1], []).append(b"v " + name.encode() + b" " + body)
+    for gid in sorted(state.groups):
+        record = state.groups[gid]
+        body = record.to_bytes()
+        if not body.endswith(b"\n") or body.count(b"\n") != 1:
+            # only a hand-made format-1 record can be written over several lines; its id is the hash of those bytes
+            raise TxgitError(f"group {gid[:12]} has a record of several lines, which storage format 2 cannot hold"
+                             " (run `txgit fsck`)")
+        key = min((shard_key(n) for n in record.names), default=0)
+        lines.setdefault(_shard_of(starts, key), []).append(b"g " + body)
+    return {f"{start:016x}": b"".join(shard) for start, shard in lines.items()}
 
 
 def ref_tips(repo: pygit2.Repository, *, head: bool = True) -> dict[str, str]:
@@ -297,37 +363,139 @@ class History:
                     raise NewerFormat(f"commit {str(commit.id)[:8]} was {too_new}")
                 problems.append(too_new)  # (fsck names the commit)
                 return State(variables, group_records, meta)
-            for name, data in blobs_of(VARS):
-                if first_only and problems:
-                    break
-                if not is_variable_name(name):
-                    problems.append(f"invalid variable name {name[:80]!r}")
-                    continue
-                try:
-                    variables[name] = VarRecord.from_bytes(data)
-                except (ValueError, TypeError, TxgitError) as e:
-                    problems.append(f"{VARS}/{_show(name)}: {_one_line(e)}")
-            if groups:
-                for gid, data in blobs_of(GROUPS):
+            where: dict[str, str] = {}  # variable -> where its record is, for messages
+            if fmt == 1:
+                for name, data in blobs_of(VARS):
                     if first_only and problems:
                         break
+                    if not is_variable_name(name):
+                        problems.append(f"invalid variable name {name[:80]!r}")
+                        continue
                     try:
-                        record = GroupRecord.from_bytes(data)
+                        variables[name] = VarRecord.from_bytes(data)
+                        where[name] = f"{VARS}/{_show(name)}"
                     except (ValueError, TypeError, TxgitError) as e:
-                        problems.append(f"{GROUPS}/{_show(gid)}: {_one_line(e)}")
-                        continue
-                    if hash_bytes(data) != gid:
-                        problems.append(f"{GROUPS}/{_show(gid)}: its name is not the hash of its record")
-                        continue
-                    group_records[gid] = record
+                        problems.append(f"{VARS}/{_show(name)}: {_one_line(e)}")
+                if groups:
+                    for gid, data in blobs_of(GROUPS):
+                        if first_only and problems:
+                            break
+                        try:
+                            record = GroupRecord.from_bytes(data)
+                        except (ValueError, TypeError, TxgitError) as e:
+                            problems.append(f"{GROUPS}/{_show(gid)}: {_one_line(e)}")
+                            continue
+                        if hash_bytes(data) != gid:
+                            problems.append(f"{GROUPS}/{_show(gid)}: its name is not the hash of its record")
+                            continue
+                        group_records[gid] = record
+            else:
+                self._parse_records(commit, groups, problems, first_only, variables, group_records, where)
+            if groups:
                 for name, rec in variables.items():
+                    if first_only and problems:
+                        break
                     if rec.kind == VALUE and rec.group not in group_records:
-                        problems.append(f"{VARS}/{_show(name)} names group {str(rec.group)[:12]}, which the commit lacks")
+                        problems.append(f"{where[name]} names group {str(rec.group)[:12]}, which the commit lacks")
                     elif rec.kind == VALUE and name not in group_records[rec.group].names:
-                        problems.append(f"{VARS}/{_show(name)}: its group {str(rec.group)[:12]} does not list it")
+                        problems.append(f"{where[name]}: its group {str(rec.group)[:12]} does not list it")
         except (KeyError, pygit2.GitError) as e:  # an object the tree names is not in the repository
             problems.append(f"unreadable git object: {_one_line(e)}")
         return State(variables, group_records, meta)
+
+    def _parse_records(self, commit: pygit2.Commit, groups: bool, problems: list[str], first_only: bool,
+                       variables: dict[str, VarRecord], group_records: dict[str, GroupRecord],
+                       where: dict[str, str]) -> None:
+        """Format 2's ``records/`` shards into ``variables`` and (``groups``) ``group_records``, checking
+        each line as :meth:`_parse_state` checks format 1's files, and that each variable lies in the
+        shard its key falls in (where :meth:`read_variable` looks for it)."""
+        if RECORDS not in commit.tree:
+            return  # a state without variables
+        sub = self.repo[commit.tree[RECORDS].id]
+        if not isinstance(sub, pygit2.Tree):
+            problems.append(f"{RECORDS} is not a folder")
+            return
+        shards: list[tuple[int, str]] = []  # (start, where) of every shard read, for the placement check
+        for entry in sub:
+            at = f"{RECORDS}/{entry.name if _SHARD_NAME.fullmatch(entry.name) else _show(entry.name)}"
+            obj = self.repo[entry.id]
+            if not isinstance(obj, pygit2.Blob):
+                problems.append(f"{at} is not a file")
+                continue
+            if not _SHARD_NAME.fullmatch(entry.name):
+                problems.append(f"{at}: not a shard name (16 hex digits)")
+                continue
+            data = obj.data
+            if data and not data.endswith(b"\n"):
+                problems.append(f"{at}: does not end with a newline")
+                continue
+            start = int(entry.name, 16)
+            shards.append((start, at))
+            for n, line in enumerate(data.split(b"\n")[:-1], 1):
+                if first_only and problems:
+                    return
+                tag, _, rest = line.partition(b" ")
+                if tag == b"v":
+                    raw_name, _, body = rest.partition(b" ")
+                    name = raw_name.decode("utf-8", "replace")
+                    if not is_variable_name(name):
+                        problems.append(f"{at} line {n}: invalid variable name {name[:80]!r}")
+                    elif name in variables:
+                        problems.append(f"{at} line {n}: {name} is recorded twice")
+                    else:
+                        try:
+                            variables[name] = VarRecord.from_bytes(body + b"\n")
+                            where[name] = f"{at} line {n}: {name}"
+                        except (ValueError, TypeError, TxgitError) as e:
+                            problems.append(f"{at} line {n}: {name}: {_one_line(e)}")
+                elif tag == b"g":
+                    if not groups:
+                        continue
+                    body = rest + b"\n"
+                    try:
+                        group_records[hash_bytes(body)] = GroupRecord.from_bytes(body)
+                    except (ValueError, TypeError, TxgitError) as e:
+                        problems.append(f"{at} line {n}: group: {_one_line(e)}")
+                else:
+                    problems.append(f"{at} line {n}: not a record (a record's line starts with 'v ' or 'g ')")
+        starts = sorted(start for start, _ in shards)
+        for name in variables:
+            key = shard_key(name)
+            if not starts or key < starts[0] or not where[name].startswith(
+                    f"{RECORDS}/{_shard_of(starts, key):016x} "):
+                problems.append(f"{where[name]} lies outside the shard its key {key:016x} falls in")
+                if first_only:
+                    return
+
+    def read_variable(self, commit: pygit2.Commit, name: str) -> VarRecord | None:
+        """One variable's record, reading only its file (format 1) or its shard (format 2); None when
+        the commit has no such variable or its record cannot be read. For quick look-ups (early cutoff):
+        it checks neither the commit's format nor the rest of its tree, as :meth:`read_state` does."""
+        if not is_variable_name(name):
+            return None
+        tree = commit.tree
+        try:
+            if RECORDS in tree:
+                sub = self.repo[tree[RECORDS].id]
+                key = f"{shard_key(name):016x}"
+                # shard names have 16 hex digits: text order is the order of their starts
+                shard = max((e.name for e in sub if _SHARD_NAME.fullmatch(e.name) and e.name <= key), default=None)
+                if shard is None:
+                    return None
+                data = self.repo[sub[shard].id].data
+                prefix = b"v " + name.encode() + b" "
+                if data.startswith(prefix):
+                    at = 0
+                else:
+                    at = data.find(b"\n" + prefix) + 1
+                    if at == 0:
+                        return None
+                end = data.find(b"\n", at)
+                return VarRecord.from_bytes(data[at + len(prefix): end + 1 if end >= 0 else len(data)])
+            data = self.read_file(commit, f"{VARS}/{name}")
+            return VarRecord.from_bytes(data) if data is not None else None
+        except (KeyError, ValueError, TypeError, TxgitError, pygit2.GitError):
+            return None
 
     def state_problems(self, commit: pygit2.Commit) -> tuple[State, list[str]]:
         """Everything wrong with a commit's records (for fsck), and what could be read of it."""
@@ -539,11 +707,10 @@ class History:
                           refs=[done["branch"]] if done["branch"] else [])
 
     def _tree_files(self, state: State, files: Mapping[str, bytes] | None) -> dict[str, bytes]:
-        tree_files: dict[str, bytes] = {f"{VARS}/{n}": r.to_bytes() for n, r in state.variables.items()}
-        tree_files.update({f"{GROUPS}/{g}": r.to_bytes() for g, r in state.groups.items()})
+        tree_files = {f"{RECORDS}/{shard}": data for shard, data in record_shards(state).items()}
         tree_files[META] = (json.dumps(state.meta, sort_keys=True, indent=1, default=str) + "\n").encode()
         for path, data in (files or {}).items():
-            if path.split("/")[0] in (VARS, GROUPS, META):
+            if path.split("/")[0] in (VARS, GROUPS, RECORDS, META):
                 raise InvalidName(f"{path!r} is reserved in a state tree")
             tree_files[path] = data
         return tree_files

@@ -17,9 +17,10 @@ the output of a cell with effects, a cell committed together with others,
 or from a commit of an untrusted remote.
 
 Costs, kept small: the check runs before the next cell (see
-:meth:`txgit.reuse.Reuser.prepare`), reads only the ``meta.json`` and
-``vars/<name>`` files of the commits whose recorded operation output one of
-the cell's output names (each read once and kept, newest
+:meth:`txgit.reuse.Reuser.prepare`), reads only the ``meta.json`` and the
+records of the cell's output names (each in the one file or shard that
+holds it: :meth:`txgit.history.History.read_variable`) of the commits whose
+recorded operation output one of those names (each read once and kept, newest
 :data:`MAX_CANDIDATES` per name). A value hashed by the background writer
 is waited for only when a recorded run of the cell about to run read that
 name with an origin the value may take; else its check waits for a later
@@ -38,7 +39,7 @@ from txgit.errors import TxgitError
 from txgit.reuse.graph import OperationIndex, RecordedOperation
 from txgit.sessions.operations import Operation, output_origin
 from txgit.sessions.session import CommittedOperation, NamespaceSession
-from txgit.state import VALUE, VarRecord
+from txgit.state import VALUE
 
 MAX_CANDIDATES = 64  # recorded operations looked at per output name, newest first
 MAX_PENDING = 32  # cells that ran whose outputs are kept for comparing later
@@ -136,15 +137,12 @@ class EarlyCutoff:
     def _group(self, cid: str, name: str) -> str | None:
         c = self._commit(cid)
         if name not in c.groups:
-            data = self._read(cid, f"vars/{name}")
-            group = None
-            if data is not None:
-                try:
-                    rec = VarRecord.from_bytes(data)
-                    group = rec.group if rec.kind == VALUE else None
-                except (ValueError, TypeError, TxgitError):
-                    pass
-            c.groups[name] = group
+            history = self.index.history
+            try:
+                rec = history.read_variable(history.repo[pygit2.Oid(hex=cid)], name)  # its file or shard only
+            except (KeyError, ValueError, pygit2.GitError):
+                rec = None
+            c.groups[name] = rec.group if rec is not None and rec.kind == VALUE else None
         return c.groups[name]
 
     def _is_trusted(self, cid: str) -> bool:
