@@ -95,7 +95,8 @@ def txgit_bytes(folder: Path) -> dict:
 def profile_txgit(folder: Path, top: int = 5) -> dict:
     """What txgit's bytes are, read from the workspace's git history as a user's ``git`` would read it:
     "git": the bytes (uncompressed, each object once) of commits, trees and the blobs under each
-    top-level path of the commit trees (``vars/``, ``groups/``, ``code/``, ``meta.json``), with
+    top-level path of the commit trees (``records/``, or ``vars/`` and ``groups/`` in storage format 1;
+    ``code/``, ``meta.json``), with
     ``displays``: the part of ``code/cells.json`` that is the cells' displayed outputs (kept so a
     reused cell shows them again); "variables": the blob-store bytes each variable's groups name,
     each chunk counted once for the first group that names it (chunk sizes are the stream's size
@@ -108,6 +109,15 @@ def profile_txgit(folder: Path, top: int = 5) -> dict:
     variables: dict[str, float] = {}
     seen: set = set()
     chunks_seen: set[str] = set()
+    def count_group(group: dict) -> None:
+        for stream in group["streams"]:
+            each = stream["size"] / max(1, len(stream["chunks"]))
+            for chunk in stream["chunks"]:
+                if chunk not in chunks_seen:
+                    chunks_seen.add(chunk)
+                    key = ", ".join(group["names"])
+                    variables[key] = variables.get(key, 0) + each
+
     heads = [r.target for r in repo.references.objects if isinstance(r.target, pygit2.Oid)]
     for commit in repo.walk(heads[0], pygit2.enums.SortMode.TOPOLOGICAL) if heads else []:
         if commit.id in seen:
@@ -136,15 +146,12 @@ def profile_txgit(folder: Path, top: int = 5) -> dict:
                         cells = json.loads(data)
                         git["displays"] += sum(len(json.dumps((c.get("op") or {}).get("displays") or []))
                                                for c in cells if (c.get("op") or {}).get("displays"))
-                    elif part == "groups":
-                        group = json.loads(data)
-                        for stream in group["streams"]:
-                            each = stream["size"] / max(1, len(stream["chunks"]))
-                            for chunk in stream["chunks"]:
-                                if chunk not in chunks_seen:
-                                    chunks_seen.add(chunk)
-                                    key = ", ".join(group["names"])
-                                    variables[key] = variables.get(key, 0) + each
+                    elif part == "groups":  # storage format 1: a file per group
+                        count_group(json.loads(data))
+                    elif part == "records":  # format 2: shards of lines, "g <JSON>" a group
+                        for line in data.decode().splitlines():
+                            if line.startswith("g "):
+                                count_group(json.loads(line[2:]))
                 except (ValueError, KeyError, TypeError, AttributeError):
                     pass  # another record format: its bytes stay counted under its path
     largest = sorted(variables.items(), key=lambda kv: -kv[1])[:top]

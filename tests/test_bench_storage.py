@@ -108,7 +108,7 @@ def test_the_benchmark_measures_bytes_after_every_cell(corpus, tmp_path: Path):
     assert txgit["commits"] >= 3
     # what the bytes are: the big value's chunks, and git's records by path
     assert txgit["profile"]["variables"]["big"] >= BIG
-    assert {"commits", "trees", "vars", "groups", "code", "meta.json"} <= set(txgit["profile"]["git"])
+    assert {"commits", "trees", "records", "code", "meta.json"} <= set(txgit["profile"]["git"])
     assert "where txgit's bytes are" in r.stdout
     if "kishu" in sides:
         assert row["txgit_over_kishu"]["allocated"] > 0
