@@ -387,7 +387,8 @@ def _print(results: dict[str, Any]) -> None:
     print()
     print("the floor of a first commit: the state's own bytes (pickle's skeleton and buffers, 1 MiB chunks), fastest "
           "of each, alternated; 'overlapped' hashes (on txgit's pool of 4 threads / on one thread) while this thread "
-          "writes to one file, each chunk as soon as it is hashed; floor ratio: the faster of the two / pickle.dump")
+          "writes to one file, each chunk as soon as it is hashed; floor ratio: the faster of the two / pickle.dump "
+          "(the fastest of this state's dumps, here and in the table above)")
     head = (f"{'state':>7} {'pickle.dump s':>13} {'write s':>8} {'blake3 s':>9} {'overl. pool s':>13} "
             f"{'overl. 1 thread s':>17} "
             f"{'floor ratio':>11} {'txgit commit s':>14} {'txgit / floor':>13}")
@@ -395,9 +396,10 @@ def _print(results: dict[str, Any]) -> None:
     print("-" * len(head))
     for size, row in results["states"].items():
         f, t = row["floor"], row["txgit"]
-        print(f"{size:>7} {f['pickle_dump']:>13.3f} {f['write']:>8.3f} {f['hash']:>9.3f} {f['overlapped_pool']:>13.3f} "
+        dump = min(f["pickle_dump"], row["pickle"]["commit_s"])  # every pickle.dump of this state in the run
+        print(f"{size:>7} {dump:>13.3f} {f['write']:>8.3f} {f['hash']:>9.3f} {f['overlapped_pool']:>13.3f} "
               f"{f['overlapped_one']:>17.3f} "
-              f"{_ratio(f['overlapped'], f['pickle_dump']):>11} {t['commit_s']:>14.3f} "
+              f"{_ratio(f['overlapped'], dump):>11} {t['commit_s']:>14.3f} "
               f"{_ratio(t['commit_s'], f['overlapped']):>13}")
 
 
