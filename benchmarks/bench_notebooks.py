@@ -28,6 +28,9 @@ fresh folder holding the notebook's data files, the next cell sent as soon as th
   being written after the last cell) / sum of the baseline's cells.
 - noise: the first baseline run against the second, as a ratio of their totals (needs reps >= 2);
   the whole-corpus and median noise are printed beside the ratios they qualify.
+- floor (unless ``--no-floor``): a third configuration, interleaved with the other two, whose only
+  hook pickles the values each cell newly bound (``FLOOR_HOOK``); its ratio over the baseline is a
+  lower bound on what saving each cell's state costs in that notebook at all.
 - hooks: txgit's own time around each cell, as its session records it (``hook_seconds``).
 - commits per cell, and whether every cell that changed a variable made a commit: the last
   baseline run takes a value fingerprint of every variable after each cell (outside the cell's
@@ -62,7 +65,7 @@ fresh folder holding the notebook's data files, the next cell sent as soon as th
 
     python benchmarks/run.py notebooks [--quick]
     python benchmarks/bench_notebooks.py [--quick] [--reps N] [--kishu N] [--only LABEL ...]
-        [--corpus FILE] [--corpus-dir DIR] [--mirrors DIR] [--out FILE]
+        [--corpus FILE] [--corpus-dir DIR] [--mirrors DIR] [--no-floor] [--out FILE]
 """
 
 from __future__ import annotations
@@ -312,6 +315,37 @@ FINGERPRINTS = "_txgit_bench_fingerprints(get_ipython().user_ns)"
 SESSION = "__import__('txgit.sessions.ipython').sessions.ipython.active()"
 
 
+# The floor of any per-cell auto-save, as a peer in the same run: after each cell, pickle (protocol 5,
+# appended to one file, no fsync, no hashing, no history) the values of the names the cell bound or
+# rebound, found by identity. It misses in-place changes and keeps no history, so it does strictly
+# less than txgit must (issue 17: unnamed changes saved, every version kept and verified); what it
+# costs over the baseline is a lower bound on what saving each cell's state costs at all.
+FLOOR_HOOK = """
+def _txgit_bench_floor():
+    import pickle
+    ip = get_ipython()
+    seen = {}
+    out = open('.floor-saves.pkl', 'ab')
+    saves = [0]
+    def post_run_cell(result):
+        ns, hidden = ip.user_ns, ip.user_ns_hidden
+        for name, value in list(ns.items()):
+            if name.startswith('_') or name in hidden or seen.get(name) is value:
+                continue
+            seen[name] = value
+            try:
+                pickle.dump(value, out, protocol=5)
+                saves[0] += 1
+            except Exception:
+                pass
+        out.flush()
+    ip.events.register('post_run_cell', post_run_cell)
+    return saves
+_txgit_bench_floor_saves = _txgit_bench_floor()
+del _txgit_bench_floor
+"""
+
+
 def define_fingerprints(k) -> None:
     from kernelutil import silent_exec
 
@@ -355,12 +389,12 @@ def _fresh_folder(files: Path) -> Path:
 def run_notebook(cells: list[str], files: Path, config: str, *, probe: bool = False, restore: bool = False,
                  after_cell: Callable[[Kernel, Path, int], None] | None = None) -> dict:
     """One run of ``cells`` in a fresh kernel in a fresh folder holding ``files``; ``config`` is
-    "baseline", "txgit" or "kishu". "times": wall seconds per cell; "shown": what each cell showed.
+    "baseline", "txgit", "floor" (FLOOR_HOOK) or "kishu". "times": wall seconds per cell; "shown": what each cell showed.
     ``probe`` (baseline): after each cell, the names whose fingerprint changed. ``restore`` (txgit):
     the restore check in a fresh kernel. ``after_cell(kernel, folder, i)``: called after the warm-up
     cell (i = -1) and after each cell, outside its timing (bench_storage.py measures the folder
     there, before it is removed). A cell that fails ends the run with "failed"."""
-    from kernelutil import Kernel, kishu_commits, kishu_kernel, txgit_drain_and_hooks
+    from kernelutil import Kernel, kishu_commits, kishu_kernel, silent_json, txgit_drain_and_hooks
 
     folder = _fresh_folder(files)
     env = dict(KERNEL_ENV)
@@ -369,6 +403,8 @@ def run_notebook(cells: list[str], files: Path, config: str, *, probe: bool = Fa
     try:
         if config == "txgit":
             k.ok("%load_ext txgit")
+        elif config == "floor":
+            k.ok(FLOOR_HOOK)
         if probe:
             define_fingerprints(k)
         k.ok("pass")  # warm the kernel
@@ -397,6 +433,8 @@ def run_notebook(cells: list[str], files: Path, config: str, *, probe: bool = Fa
                 before = now
         if probe:
             out["changed"] = changed
+        if config == "floor":
+            out["saves"] = silent_json(k, "_txgit_bench_floor_saves[0]")
         if config == "txgit":
             out["drain"], out["hooks"] = txgit_drain_and_hooks(k, len(cells))
             out["execution_counts"] = counts
@@ -462,7 +500,7 @@ def restore_check(folder: Path, original: dict[str, str]) -> dict:
 
 # -- the benchmark -----------------------------------------------------------------------------------
 
-def measure(nb: Notebook, numbered: dict[int, str], files: Path, reps: int, kishu: bool) -> dict:
+def measure(nb: Notebook, numbered: dict[int, str], files: Path, reps: int, kishu: bool, floor: bool = True) -> dict:
     """Every run of one notebook, interleaved, and what they show. Cells are reported by their index
     among the notebook's code cells (as the corpus's skip_cells count them)."""
     cells, numbers = list(numbered.values()), list(numbered)
@@ -470,12 +508,15 @@ def measure(nb: Notebook, numbered: dict[int, str], files: Path, reps: int, kish
     def renumber(text: str) -> str:  # "cell i: ..." of a run -> the notebook's numbering
         return re.sub(r"^cell (\d+)", lambda m: f"cell {numbers[int(m.group(1))]}", text)
 
-    base_runs, tx_runs = [], []
+    base_runs, tx_runs, floor_runs = [], [], []
     for rep in range(reps):
         last = rep == reps - 1
         base_runs.append(run_notebook(cells, files, "baseline", probe=last))
         tx_runs.append(run_notebook(cells, files, "txgit", restore=last))
-        for run, config in ((base_runs[-1], "baseline"), (tx_runs[-1], "txgit")):
+        if floor:
+            floor_runs.append(run_notebook(cells, files, "floor"))
+        latest = [(base_runs[-1], "baseline"), (tx_runs[-1], "txgit")] + ([(floor_runs[-1], "floor")] if floor else [])
+        for run, config in latest:
             if run.get("failed"):
                 return {"label": nb.label, "cells": len(cells), "failed": f"{config}: {renumber(run['failed'])}"}
 
@@ -506,6 +547,10 @@ def measure(nb: Notebook, numbered: dict[int, str], files: Path, reps: int, kish
         "outputs_differ": differ, "outputs_nondeterministic": sorted(nondeterministic),
         "restore": last_tx["restore"],
     }
+    if floor_runs:
+        row["floor_s"] = round(sum(fastest(floor_runs)), 3)
+        row["floor_ratio"] = round(row["floor_s"] / sum(base), 3)
+        row["floor_saves"] = floor_runs[-1]["saves"]
     if last_tx.get("txgit_said"):
         row["txgit_said"] = [renumber(x) for x in last_tx["txgit_said"]]
     if kishu:
@@ -554,6 +599,10 @@ def summarize(rows: dict[str, dict]) -> dict:
         "global_rng": sum(len(r["restore"].get("global_rng", [])) for r in ok.values()),
         "variables": sum(r["restore"]["variables"] for r in ok.values()),
     }
+    floored = [r for r in ok.values() if "floor_s" in r]
+    if floored:
+        out["floor_corpus"] = round(sum(r["floor_s"] for r in floored) / sum(r["baseline_s"] for r in floored), 3)
+        out["floor_median"] = round(statistics.median(r["floor_ratio"] for r in floored), 3)
     if noises:
         base = [r["baseline_s"] for r in ok.values() if r["noise"] is not None]
         out["noise_corpus"] = round(sum(b * x for b, x in zip(base, noises)) / sum(base), 3)
@@ -565,8 +614,9 @@ def summarize(rows: dict[str, dict]) -> dict:
 def print_table(rows: dict[str, dict], summary: dict) -> None:
     print("ratio = wall time with txgit (+ drain) / without, per cell the fastest of the repeats; noise = baseline"
           " run 2 / run 1; hook = txgit's hooks per cell; restored = variables equal by fingerprint after a"
-          " checkout of HEAD in a fresh kernel")
-    print(f"{'notebook':<44} {'label':<22} {'cells':>5} {'base s':>7} {'ratio':>6} {'noise':>6} {'hook med ms':>11}"
+          " checkout of HEAD in a fresh kernel; floor = the same with a hook that only pickles each cell's newly bound"
+          " values (FLOOR_HOOK), over the baseline")
+    print(f"{'notebook':<44} {'label':<22} {'cells':>5} {'base s':>7} {'ratio':>6} {'noise':>6} {'floor':>6} {'hook med ms':>11}"
           f" {'hook max ms':>11} {'commits':>7} {'changed':>7} {'restored':>9} {'out diff':>8} {'kishu':>7}")
     for name, r in rows.items():
         if r.get("failed"):
@@ -576,7 +626,7 @@ def print_table(rows: dict[str, dict], summary: dict) -> None:
         kishu_text = "" if kishu is None else ("failed" if kishu.get("failed") else f"{kishu['ratio']:.2f}")
         restore = f"{r['restore']['exact']}/{r['restore']['variables']}"
         print(f"{name[:44]:<44} {r['label'][:22]:<22} {r['cells']:>5} {r['baseline_s']:>7.2f} {r['ratio']:>6.2f}"
-              f" {r['noise'] if r['noise'] is not None else '-':>6} {statistics.median(r['hook_s']) * 1000:>11.1f}"
+              f" {r['noise'] if r['noise'] is not None else '-':>6} {r.get('floor_ratio', '-'):>6} {statistics.median(r['hook_s']) * 1000:>11.1f}"
               f" {max(r['hook_s']) * 1000:>11.1f} {r['commits']:>7} {r['cells_that_changed']:>7} {restore:>9}"
               f" {len(r['outputs_differ']):>8} {kishu_text:>7}")
     print()
@@ -588,6 +638,9 @@ def print_table(rows: dict[str, dict], summary: dict) -> None:
              f" furthest from 1 {s['noise_worst']:.3f}x" if "noise_corpus" in s else "")
     print(f"{s['notebooks']} notebooks ({s['failed']} failed), {s['cells']} cells: whole corpus {s['ratio_corpus']:.3f}x,"
           f" median notebook {s['ratio_median']:.3f}x, worst {s['worst']['notebook']} {s['worst']['ratio']:.2f}x{noise}")
+    if "floor_corpus" in s:
+        print(f"floor (a hook that only pickles what each cell newly bound, no history): whole corpus "
+              f"{s['floor_corpus']:.3f}x, median notebook {s['floor_median']:.3f}x")
     print(f"hooks per cell: median {s['hook_ms']['median']} ms, p90 {s['hook_ms']['p90']} ms, max {s['hook_ms']['max']} ms")
     print("slowest hooks: " + ", ".join(f"{h['notebook'].split('/')[-1]} cell {h['cell']} {h['ms']:.0f} ms"
                                         for h in s["slowest_hooks"]))
@@ -620,7 +673,7 @@ def print_table(rows: dict[str, dict], summary: dict) -> None:
 
 
 def main(quick: bool = False, *, reps: int | None = None, kishu: int | None = None, only: list[str] | None = None,
-         corpus: Path = CORPUS, corpus_dir: Path | None = None, mirrors: Path | None = None) -> dict:
+         corpus: Path = CORPUS, corpus_dir: Path | None = None, mirrors: Path | None = None, floor: bool = True) -> dict:
     reps = reps or (1 if quick else 2)
     notebooks = load_corpus(corpus)
     if only:
@@ -640,7 +693,7 @@ def main(quick: bool = False, *, reps: int | None = None, kishu: int | None = No
         folder = materialize(nb, corpus_dir, mirrors)
         cells = code_cells(nb, folder)
         started = time.perf_counter()
-        rows[name] = measure(nb, cells, folder / "files", reps, kishu=i in with_kishu)
+        rows[name] = measure(nb, cells, folder / "files", reps, kishu=i in with_kishu, floor=floor)
         print(f"[{i + 1}/{len(notebooks)}] {name}: {time.perf_counter() - started:.0f} s", file=sys.stderr)
     summary = summarize(rows)
     print_table(rows, summary)
@@ -656,11 +709,12 @@ if __name__ == "__main__":
     parser.add_argument("--corpus", type=Path, default=CORPUS)
     parser.add_argument("--corpus-dir", type=Path)
     parser.add_argument("--mirrors", type=Path)
+    parser.add_argument("--no-floor", action="store_true", help="skip the floor peer (FLOOR_HOOK) runs")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "notebooks.json", help="where the JSON goes")
     args = parser.parse_args()
     started = time.time()
     result = main(args.quick, reps=args.reps, kishu=args.kishu, only=args.only, corpus=args.corpus,
-                  corpus_dir=args.corpus_dir, mirrors=args.mirrors)
+                  corpus_dir=args.corpus_dir, mirrors=args.mirrors, floor=not args.no_floor)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"benchmark": "bench_notebooks", "quick": args.quick,
                                     "seconds": round(time.time() - started, 2), **result}, indent=2, default=str))

@@ -80,6 +80,10 @@ def test_the_benchmark_runs_a_corpus_notebook_and_reports_it(corpus, tmp_path):
     assert row["cells"] == len(CELLS) - 1  # the skipped cell is not run
     assert len(row["hook_s"]) == row["cells"] and all(h > 0 for h in row["hook_s"])
     assert row["ratio"] > 0 and row["noise"] > 0 and row["baseline_s"] > 0
+    # the floor peer pickled what each cell newly bound: frame and rows, then grid and label (the
+    # modules do not pickle; the in-place append rebinds nothing)
+    assert row["floor_ratio"] > 0 and row["floor_saves"] == 4
+    assert "floor_corpus" in summary and "floor (a hook that only pickles" in r.stdout
     # every cell but the one that only prints changed a variable, and each of them committed
     assert row["cells_that_changed"] == row["cells"] - 1 == row["commits"]
     assert row["changed_without_commit"] == {}
