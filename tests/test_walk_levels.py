@@ -93,6 +93,18 @@ def reference_walk(values: dict[str, Any], namespace: dict[str, Any],
     return out
 
 
+def reference_groups(names: list[str], shared: dict[str, set[int]]) -> list[list[str]]:
+    """sharing_groups as it was before (one id at a time), the oracle for the set-operation one."""
+    uf = snapshot._UnionFind(names)
+    owner: dict[int, str] = {}
+    for name in uf.parent:
+        for oid in shared.get(name, ()):
+            other = owner.setdefault(oid, name)
+            if other != name:
+                uf.union(name, other)
+    return uf.components()
+
+
 # Session classes (their module is __main__, as in a kernel) and a stand-in library module whose
 # globals and class attributes the walk treats as the library's own.
 CLASSES = textwrap.dedent("""
@@ -244,7 +256,9 @@ def _compare(values: dict[str, Any], ns: dict[str, Any]) -> None:
     new = snapshot.walk_shared(values, ns)
     old = reference_walk(values, ns)
     assert new == old
-    assert sharing_groups(values, new) == sharing_groups(values, old)
+    assert sharing_groups(values, new) == reference_groups(list(values), old)
+    # names that reach nothing, or that the sets do not mention, are groups of their own
+    assert sharing_groups(["zz", *values, "aa"], new) == reference_groups(["zz", *values, "aa"], old)
     names = list(values)
     half = {n: values[n] for n in names[: len(names) // 2]}
     rest = {n: values[n] for n in names[len(names) // 2:]}

@@ -935,12 +935,13 @@ def sharing_groups(names: Iterable[str], shared: Mapping[str, set[int]]) -> list
     """``names`` in groups of those that reach a common object (``shared``: name -> :func:`shared_ids`
     of its value; a name it lacks shares nothing): the co-variable groups, each sorted."""
     uf = _UnionFind(names)
-    owner: dict[int, str] = {}
+    owner: dict[int, str] = {}  # id -> a name that reaches it (any one of its group will do)
     for name in uf.parent:
-        for oid in shared.get(name, ()):
-            other = owner.setdefault(oid, name)
-            if other != name:
-                uf.union(name, other)
+        ids = shared.get(name, ())
+        # set operations in C: a 1 GB state's 260,000 ids, one by one, were 90 ms
+        for other in {owner[oid] for oid in owner.keys() & ids}:
+            uf.union(name, other)
+        owner.update(dict.fromkeys(ids, name))
     return uf.components()
 
 
