@@ -309,3 +309,32 @@ def test_a_deep_chain_is_walked_to_its_end():
     ns["head"], ns["tail"] = head, node
     _compare({"head": head, "tail": node}, ns)
     assert id(node) in snapshot.walk_shared({"head": head}, ns)["head"]
+
+
+def test_many_instances_of_one_class_walked_in_bulk_find_what_the_stack_walk_found():
+    """100 k plain instances (bench_serialize's workload) are one level of one class: their
+    ``__dict__`` values are taken in bulk; some share a list, some hold a library's object."""
+    ns = session_namespace(CLASSES)
+    ns["LIB"] = fakelib.registry["marker"]
+    exec(textwrap.dedent("""
+        import types
+        shared = [1]
+        items = []
+        for i in range(3000):
+            p = Plain()
+            p.items.append(i)
+            p.n = types.SimpleNamespace(i=i, tags=["x"], s=shared if i % 1000 == 0 else None)
+            items.append(p)
+        spaces = [types.SimpleNamespace(i=i, d={"k": [i]}) for i in range(2000)]
+        spaces.append(types.SimpleNamespace(lib=LIB["path"]))
+        del p, i
+    """), ns)
+    ns.pop("LIB")
+    ns["thing"] = LibThing()  # walked first: the library's objects are learnt from its class
+    values = {n: ns[n] for n in ("thing", "items", "spaces", "shared")}
+    reference_walk(values, ns)
+    _compare(values, ns)
+    walked = snapshot.walk_shared(values, ns)
+    assert id(ns["shared"]) in walked["items"]
+    assert id(fakelib.registry["marker"]["path"]) not in walked["spaces"]  # the library's
+    assert len(walked["spaces"]) == 1 + 2001 + 2 * 2000

@@ -815,7 +815,9 @@ class _Walk:
             if kind == _SKIP:
                 return below
             picked = list(itertools.compress(level, map(operator.is_, types_of, itertools.repeat(t))))
-            return self._claim(kind, t in _PLAIN_TYPES, picked, ids, seen, below)
+            # instances of one class without slots: their ``__dict__`` values taken in bulk too
+            plain = t in _PLAIN_TYPES or (kind == _OBJECT and not _slot_names(t))
+            return self._claim(kind, plain, picked, ids, seen, below)
         kinds_of = list(map(kinds.__getitem__, types_of))
         # kinds that some other type of this level has too (a dict subclass, a namedtuple): one by one
         present = {kinds[t] for t in types}
@@ -829,7 +831,7 @@ class _Walk:
     def _claim(self, kind: int, plain: bool, picked: list[Any], ids: set[int], seen: set[int],
                below: list[Any]) -> list[Any]:
         """Walk ``picked`` (objects of one kind) one step: what they hold is added to ``below``."""
-        if not plain or kind not in _BULK_KINDS:
+        if not plain or (kind not in _BULK_KINDS and kind != _OBJECT):
             below += self.each(picked, ids, seen)
             return below
         oids = list(map(id, picked))
@@ -845,6 +847,18 @@ class _Walk:
             return below
         if kind != _ITEMS:
             ids.update(oids)
+        if kind == _OBJECT:
+            if not self.refreshed:
+                _library_state.refresh()
+                self.refreshed = True
+            states = list(map(getattr, picked, itertools.repeat("__dict__"), itertools.repeat(None)))
+            if set(map(type, states)) == {dict}:
+                below += itertools.chain.from_iterable(map(dict.values, states))
+            else:
+                for state in states:
+                    if type(state) is dict or isinstance(state, dict):
+                        below += state.values()
+            return below
         held = gc.get_referents(*picked)
         # a list, set or tuple visits exactly its items; a dict its values, unless its keys are not
         # all strings (it visits those keys too): then its values are asked for
