@@ -860,10 +860,10 @@ class _Walk:
                         below += state.values()
             return below
         held = gc.get_referents(*picked)
-        # a list, set or tuple visits exactly its items; a dict its values, unless its keys are not
-        # all strings (it visits those keys too): then its values are asked for
-        if kind == _VALUES and len(held) != sum(map(len, picked)):
-            held = list(itertools.chain.from_iterable(map(dict.values, picked)))
+        # a list, set or tuple visits exactly its items and a dict its values, unless its keys are not
+        # all strings (it visits those keys too): counted, and if it is not that, asked for them
+        if len(held) != sum(map(len, picked)):
+            held = itertools.chain.from_iterable(map(dict.values, picked) if kind == _VALUES else picked)
         below += held
         return below
 
