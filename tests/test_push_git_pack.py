@@ -71,3 +71,34 @@ def test_push_of_several_commits_keeps_deltas_between_versions(tmp_path):
     got = session_namespace()
     clone.checkout("main", got)
     assert got["v7"] == ns["v7"] and got["v399"] == ns["v399"]
+
+
+def test_an_eager_clone_of_a_history_reads_each_record_shard_once(tmp_path, monkeypatch):
+    # 15 commits of 400 variables, each changing one: the clone needs every commit's chunk names, and
+    # reads them from the record shards each commit changed, not from every commit's whole state
+    ws = Workspace.init(tmp_path / "a")
+    ns = _many_variables(400)
+    ws.commit(ns, "state")
+    for i in range(15):
+        ns[f"v{i * 25}"] = {"id": -i}
+        ws.commit(ns, f"change {i}")
+    ws.remotes.add("origin", str(tmp_path / "r.git"))
+    ws.push()
+    from txgit.state import GroupRecord
+
+    parsed = []  # group records parsed (instrumented, not replaced: the real parser still runs)
+    real = GroupRecord.from_bytes.__func__
+    monkeypatch.setattr(GroupRecord, "from_bytes",
+                        classmethod(lambda cls, data: parsed.append(data) or real(cls, data)))
+    clone = Workspace.clone(str(tmp_path / "r.git"), tmp_path / "b", eager=True)
+    # the tip's state read whole (the checkout reads it next), the others' changed shards (<= 64 lines)
+    assert len(parsed) <= 400 + 15 * 64 < 16 * 400, len(parsed)
+    every_commit = ws.remotes._new_commits([str(ws.history.head_commit().id)], [])
+    assert len(every_commit) == 16 and not clone.store.missing(ws.remotes._blobs_of(every_commit)[0])
+    monkeypatch.undo()
+    for back in (0, 7, 15):
+        got = session_namespace()
+        clone.checkout(f"main~{back}", got)
+        want = session_namespace()
+        ws.checkout(f"main~{back}", want)
+        assert {k: v for k, v in got.items() if k.startswith("v")} == {k: v for k, v in want.items() if k.startswith("v")}

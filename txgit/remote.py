@@ -76,9 +76,10 @@ from txgit.errors import (
     WorkspaceExists,
 )
 from txgit import packs, trust
+from txgit.history import FORMAT_KEY, META, RECORDS
 from txgit.repository import TXGIT_DIR, Repository
-from txgit.state.snapshot import CHUNK_SIZE
-from txgit.storage import ObjectStore, StoreChain
+from txgit.state.snapshot import CHUNK_SIZE, GroupRecord
+from txgit.storage import ObjectStore, StoreChain, hash_bytes
 
 EMBEDDED_DIR = "txgit-objects"  # blobs beside a bare repository: <repo.git>/txgit-objects
 CONFIG_REF = "refs/txgit/config"  # on the remote: the commit that records where its blobs are
@@ -1028,16 +1029,30 @@ class Remotes:
                 walker.hide(pygit2.Oid(hex=h))
         return list(walker)
 
-    def _blobs_of(self, commits: Iterable[pygit2.Commit],
-                  sizes: dict[str, int] | None = None) -> tuple[set[str], int]:
+    def _blobs_of(self, commits: Iterable[pygit2.Commit], sizes: dict[str, int] | None = None, *,
+                  whole: Iterable[str] | None = None) -> tuple[set[str], int]:
         """Chunk names the commits' states name, and the bytes of those states' distinct groups.
-        ``sizes``: filled with each chunk's size, from the records (no blob is read)."""
+        ``sizes``: filled with each chunk's size, from the records (no blob is read).
+
+        ``whole``: ids of the commits whose states are read whole (every record checked, and kept
+        for a checkout to come); default the first commit (a walk's tip). The others' group records
+        are read from the record shards no commit before them had: a history's commits share most
+        shards (a cell rewrites one), so a clone of N commits reads each shard once, not N states."""
         names: set[str] = set()
         seen_groups: set[str] = set()
+        seen_shards: set[pygit2.Oid] = set()
         nbytes = 0
-        for c in commits:
-            state = self.ws.history.read_state(c)
-            for gid, g in state.groups.items():
+        read_whole = None if whole is None else set(whole)
+        for i, c in enumerate(commits):
+            groups = None
+            if (i > 0) if read_whole is None else (str(c.id) not in read_whole):
+                groups = self._new_shards_groups(c, seen_shards)
+            if groups is None:  # read whole: with the reader's checks and messages
+                groups = self.ws.history.read_state(c).groups.items()
+                tree = c.tree
+                if RECORDS in tree and isinstance(shards := self.repo[tree[RECORDS].id], pygit2.Tree):
+                    seen_shards.update(entry.id for entry in shards)  # their groups are read now
+            for gid, g in groups:
                 if gid not in seen_groups:
                     seen_groups.add(gid)
                     nbytes += g.nbytes
@@ -1046,6 +1061,39 @@ class Remotes:
                         for stream in g.streams:
                             sizes.update(_chunk_sizes(stream.size, stream.chunks))
         return names, nbytes
+
+    def _new_shards_groups(self, commit: pygit2.Commit,
+                           seen_shards: set[pygit2.Oid]) -> list[tuple[str, GroupRecord]] | None:
+        """The group records of the commit's record shards not in ``seen_shards`` (added to it).
+        None where the commit is not of storage format 2 or a record does not parse: its state is
+        then read whole, which says what is wrong (groups are checked here as the reader checks them;
+        variable lines are left to the checkout, which reads them whole)."""
+        repo = self.repo
+        tree = commit.tree
+        try:
+            meta = json.loads(repo[tree[META].id].data) if META in tree else {}
+            if not isinstance(meta, dict) or meta.get(FORMAT_KEY) != 2:
+                return None
+            if RECORDS not in tree:
+                return []
+            shards = repo[tree[RECORDS].id]
+            if not isinstance(shards, pygit2.Tree):
+                return None
+            out: list[tuple[str, GroupRecord]] = []
+            for entry in shards:
+                if entry.id in seen_shards:
+                    continue
+                obj = repo[entry.id]
+                if not isinstance(obj, pygit2.Blob):
+                    return None
+                for line in obj.data.split(b"\n"):
+                    if line.startswith(b"g "):
+                        body = line[2:] + b"\n"
+                        out.append((hash_bytes(body), GroupRecord.from_bytes(body)))
+                seen_shards.add(entry.id)
+            return out
+        except (ValueError, TypeError, TxgitError, KeyError, pygit2.GitError):
+            return None
 
     def _transfer(self, names: list[str], read: Callable[[list[str]], Mapping[str, bytes]],
                   write: Callable[[Mapping[str, bytes]], int], sizes: Mapping[str, int],
@@ -1415,9 +1463,10 @@ class Remotes:
             # the records are parsed here (CPU): a clone of 1,000 variables waited for both in turn.
             # What it fails on is left to the download, which reads the index again and says why.
             index = ahead.submit(store.packs.refresh) if not store.is_local and not store.packs.loaded else None
+            tips = list(tips)
             commits = self._new_commits(tips, [])
             sizes: dict[str, int] = {}
-            names, _ = self._blobs_of(commits, sizes)
+            names, _ = self._blobs_of(commits, sizes, whole=tips)  # the tips whole: a checkout reads them
             lacking = sorted(self.ws.store.missing(names))
             if index is not None:
                 _wait_all([index])
