@@ -1341,6 +1341,8 @@ class Remotes:
                 raise PushRejected(f"rejected by {r.name}: {text} (someone pushed meanwhile: pull first)") from e
             raise _git_error(r, e, timeout) from e
         finally:
+            if pushing is not self.repo:
+                pushing.free()  # the second handle's open files (packs, indexes) go now, not at gc
             for tmp in tmp_refs:
                 self.repo.references.delete(tmp)
         if callbacks.rejected:
