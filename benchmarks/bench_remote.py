@@ -176,6 +176,15 @@ def main(quick: bool = False) -> dict:
               f"({r['floor_state_push_s'] / up:.1f}x / {r['floor_state_fetch_s'] / down:.1f}x); "
               f"a local clone of them (objects linked) {r['floor_state_local_clone_s']:.3f} s "
               f"({r['floor_state_local_clone_s'] / down:.1f}x)")
+        print(f"  pygit2 push of them without delta search (as txgit pushes one new commit): "
+              f"{r['floor_state_push_no_delta_s']:.3f} s ({r['floor_state_push_no_delta_s'] / up:.1f}x)")
+        push_floor = r["blobs_up_s"] + r["floor_state_push_no_delta_s"]
+        clone_floor = r["blobs_down_s"] + r["floor_state_local_clone_s"]
+        print(f"  the design's floor, its parts added (the storage's share + the git side's floor): first push "
+              f"{push_floor:.3f} s ({push_floor / up:.1f}x), clone {clone_floor:.3f} s ({clone_floor / down:.1f}x); "
+              f"txgit: {r['push_s']:.3f} s ({r['push_s'] / up:.1f}x), {r['clone_eager_s']:.3f} s "
+              f"({r['clone_eager_s'] / down:.1f}x)")
+        r["floor_push_s"], r["floor_clone_s"] = round(push_floor, 4), round(clone_floor, 4)
     e = results["existence"]
     print(f"\nexistence check of {e['new']:,} new small blobs (the remote holds {e['held']:,}): "
           f"{e['requests']} requests, {e['seconds']:.3f} s, {e['missing']:,} reported missing")
@@ -270,6 +279,19 @@ def _git_floor(base: Path, ws, files: int) -> dict:
     state_repo.references.create("refs/heads/main", head.id)
     out["floor_state_objects"] = objects
     out["floor_state_push_s"] = best(lambda i: pygit2_push(state_repo, f"floor-s{i}.git"))
+    # the same without libgit2's delta search, as txgit pushes a single new commit (a second handle
+    # whose pack builder reads an in-memory config level: see Remotes._repo_without_delta_search)
+    from txgit.remote import _NO_DELTA_SEARCH
+
+    no_delta = base / "floor-no-delta.gitconfig"
+    no_delta.write_text(_NO_DELTA_SEARCH)
+
+    def pygit2_push_no_delta(name: str) -> Path:
+        handle = pygit2.Repository(state_repo.path)
+        pygit2.Config.add_file(handle.config, str(no_delta), pygit2.enums.ConfigLevel.APP, True)
+        return pygit2_push(handle, name)
+
+    out["floor_state_push_no_delta_s"] = best(lambda i: pygit2_push_no_delta(f"floor-sn{i}.git"))
     out["floor_state_fetch_s"] = best(lambda i: pygit2_fetch(base / "floor-s0.git", f"floor-sf{i}"))
     # a local clone links the objects instead (what txgit's clone of a local path does)
     out["floor_state_local_clone_s"] = best(lambda i: pygit2.clone_repository(

@@ -45,8 +45,9 @@ def test_first_push_and_clone_of_small_variables_ask_no_more_than_needed(tmp_pat
     ws = _workspace(tmp_path, s3, "req-small", ns, monkeypatch)
     n0 = len(s3_requests(s3, "req-small"))
     assert ws.push().blobs_uploaded == 300
-    # the pack folder and the blob folder listed once each (empty), then the pack and its index
-    assert _kinds(s3_requests(s3, "req-small")[n0:]) == ["LIST", "LIST", "PUT", "PUT"]
+    # a first push to a new git remote: the storage listed once (packs and loose blobs), then the
+    # pack and its index
+    assert _kinds(s3_requests(s3, "req-small")[n0:]) == ["LIST", "PUT", "PUT"]
     n0 = len(s3_requests(s3, "req-small"))
     clone = Workspace.clone(str(tmp_path / "r.git"), tmp_path / "b", storage_options={"endpoint_url": s3},
                             eager=True)
@@ -88,3 +89,32 @@ def test_workspaces_of_one_process_share_an_s3_client_until_credentials_change(t
     got = session_namespace()
     clone.checkout("main", got)
     assert got["x"] == 1
+
+
+def test_a_new_git_remote_on_a_used_storage_sends_only_what_the_storage_lacks(tmp_path, s3, monkeypatch):
+    # the one listing of a first push finds packed blobs (through their index) and loose ones alike
+    ns = session_namespace()
+    for i in range(200):
+        ns[f"v{i}"] = {"id": i, "values": list(range(i % 17, i % 17 + 20))}
+    ns["big"] = np.arange(300_000, dtype=np.float64)  # 2.4 MB: chunks kept loose on the storage
+    ws = _workspace(tmp_path, s3, "req-used", ns, monkeypatch)
+    assert ws.push().blobs_uploaded > 200
+    other = Workspace.init(tmp_path / "other")
+    ns["v0"] = {"id": -1}
+    other.commit(ns, "same state but v0")
+    other.remotes.add("origin", str(tmp_path / "r2.git"), storage="s3://req-used/blobs",
+                      storage_options={"endpoint_url": s3})
+    n0 = len(s3_requests(s3, "req-used"))
+    pushed = other.push()
+    assert pushed.blobs_uploaded == 1  # v0's new blob only
+    # the storage listed once and its indexes read (nothing asked per blob), then the new blob and
+    # an index naming it
+    asked = s3_requests(s3, "req-used")[n0:]
+    assert _kinds(asked).count("LIST") == 1 and "HEAD" not in _kinds(asked)
+    assert all(p.endswith(".idx") for m, p in asked if m == "GET" and "list-type=" not in p)
+    assert _kinds(asked).count("PUT") == 2
+    clone = Workspace.clone(str(tmp_path / "r2.git"), tmp_path / "c", storage_options={"endpoint_url": s3},
+                            eager=True)
+    got = session_namespace()
+    clone.checkout("main", got)
+    assert got["v0"] == {"id": -1} and got["v199"] == ns["v199"] and np.array_equal(got["big"], ns["big"])

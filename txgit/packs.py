@@ -164,8 +164,9 @@ class PackSet:
         return f"{self.dir}/{pack}.idx"
 
     # -- what the packs hold ---------------------------------------------------------------------
-    def _list(self) -> dict[str, dict[str, int]]:
-        """pack id -> {"idx": size, "pack": size} of the files present."""
+    def _list(self, listed: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, dict[str, int]]:
+        """pack id -> {"idx": size, "pack": size} of the files present. ``listed``: a remote's
+        listing made by the caller (path -> details, of a folder holding this one), used instead."""
         found: dict[str, dict[str, int]] = {}
         if self.is_local:
             try:
@@ -179,11 +180,12 @@ class PackSet:
                 except FileNotFoundError:
                     continue
         else:
-            try:
-                self.fs.invalidate_cache(self.dir)
-                listed = list_below(self.fs, self.dir)
-            except FileNotFoundError:
-                return found
+            if listed is None:
+                try:
+                    self.fs.invalidate_cache(self.dir)
+                    listed = list_below(self.fs, self.dir)
+                except FileNotFoundError:
+                    return found
             files = [(str(path).rstrip("/").rsplit("/", 1)[-1], int(d.get("size") or 0))
                      for path, d in listed.items() if str(path).rstrip("/").rsplit("/", 1)[0] == self.dir]
         for fname, size in files:
@@ -194,14 +196,15 @@ class PackSet:
                 found.setdefault(stem, {})[ext] = size
         return found
 
-    def refresh(self) -> None:
+    def refresh(self, listed: Mapping[str, Mapping[str, Any]] | None = None) -> None:
         """Re-read which packs exist; read the indexes not seen yet. Safe beside readers on other
-        threads (a transfer's workers): the new maps are built aside and swapped in whole."""
+        threads (a transfer's workers): the new maps are built aside and swapped in whole.
+        ``listed``: a remote store's listing of everything below it, just made (not listed again)."""
         with self._lock:
-            self._refresh()
+            self._refresh(listed)
             self.loaded = True
 
-    def _refresh(self) -> None:
+    def _refresh(self, listed: Mapping[str, Mapping[str, Any]] | None = None) -> None:
         if self.is_local:
             try:
                 # a writer's temp file is no pack: the pack being streamed must not make every
@@ -212,7 +215,7 @@ class PackSet:
             if listing == self._listing:  # nothing added or removed since the last look
                 return
             self._listing = listing
-        found = self._list()
+        found = self._list(listed)
         fresh = [p for p, files in found.items() if "idx" in files and p not in self._indexes]
         indexes = {p: m for p, m in self._indexes.items() if p in found and "idx" in found[p]}  # gc removes some
         broken = {p: why for p, why in self.broken.items() if p in indexes and why == _UNPARSED}

@@ -32,6 +32,7 @@ _THREADED_HASH_MIN = 8 << 20
 # Listing a whole store is cheaper than one request per blob past this many.
 _LIST_INSTEAD_OF_STAT = 256
 _BATCH = 256
+_VERIFY_HERE_UPTO = 64 << 10  # blobs up to this size are verified on the calling thread (see _verify)
 _HEX = frozenset("0123456789abcdef")
 TEMP_PREFIX = _packs.TEMP_PREFIX  # one prefix for every temp file of a store (gc removes stale ones)
 # read_joined hands the pool about _JOIN_TASKS batches of at least this many bytes (and at most
@@ -786,13 +787,14 @@ class ObjectStore:
             name, data = item
             return None if hash_bytes(data) == name else name
 
-        items = list(blobs.items())
-        if len(items) > 4:
-            bad = [b for b in shared_pool().map(check, items) if b]
-        else:
-            bad = [b for b in map(check, items) if b]
+        # Small blobs are hashed right here: a task on the pool costs more than hashing a few KiB
+        # (1,000 blobs of ~90 bytes, a clone of 1,000 small variables: 18-30 ms on the pool, 0.8 ms
+        # here); large ones in parallel on the pool (blake3 releases the GIL on large inputs).
+        large = [(n, d) for n, d in blobs.items() if len(d) > _VERIFY_HERE_UPTO]
+        bad = {n for n, d in blobs.items() if len(d) <= _VERIFY_HERE_UPTO and hash_bytes(d) != n}
+        bad.update(b for b in (shared_pool().map(check, large) if len(large) > 1 else map(check, large)) if b)
         if bad:
-            raise self._corrupt(bad[0])
+            raise self._corrupt(next(n for n in blobs if n in bad))  # the first, in the order asked
 
 
 class StoreChain:
