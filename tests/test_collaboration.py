@@ -276,3 +276,24 @@ def test_status_in_a_fresh_kernel_of_a_clone_says_what_it_has_not_loaded(tmp_pat
         assert "not loaded" not in out and bob.value("(lr, epochs, note)") == (0.1, 3, "mine"), out
     finally:
         bob.shutdown()
+
+
+def test_push_again_after_a_push_killed_once_the_remote_moved_records_the_tracking_branch(tmp_path, run_txgit):
+    """kill -9 of `txgit push` just after the remote's branch moved (seen in a two-user session): the
+    local origin/main and upstream were never written, and the next push ("Everything up-to-date")
+    did not write them either, so status said nothing of the upstream and log showed no origin/main."""
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
+    try:
+        alice.cell("x = 1")
+        alice.tx("remote", "add", "origin", str(tmp_path / "team.git"), "--trusted")
+        alice.tx("push")
+        repo = alice.ws.dir / "repo.git"
+        # what the killed push leaves: the remote holds main; this workspace recorded none of it
+        subprocess.run(["git", "--git-dir", str(repo), "update-ref", "-d", "refs/remotes/origin/main"], check=True)
+        for key in ("branch.main.remote", "branch.main.merge"):
+            subprocess.run(["git", "--git-dir", str(repo), "config", "--unset", key], check=True)
+        assert "up-to-date" in alice.tx("push").stdout.lower()
+        assert "Your branch is up to date with 'origin/main'." in alice.tx("status").stdout
+        assert "origin/main" in alice.tx("log", "--oneline", "-n", "1").stdout
+    finally:
+        alice.shutdown()
