@@ -297,3 +297,27 @@ def test_push_again_after_a_push_killed_once_the_remote_moved_records_the_tracki
         assert "origin/main" in alice.tx("log", "--oneline", "-n", "1").stdout
     finally:
         alice.shutdown()
+
+
+def test_a_kernel_killed_by_the_system_does_not_hold_its_branch(tmp_path, run_txgit):
+    """An OOM-killed kernel stays a zombie until its frontend reaps it: it must not keep holding
+    `main` (a new kernel in the folder was sent to a branch of its own, and `txgit pull` failed
+    with "kernel N stopped answering")."""
+    import os
+    import signal
+
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
+    again = None
+    try:
+        alice.cell("x = 1")
+        os.kill(alice.kernel.pid, signal.SIGKILL)  # the manager here does not reap it: a zombie
+        out = alice.tx("status").stdout
+        assert "stopped answering" not in out and f"kernel {alice.kernel.pid}" not in out, out
+        again = User("alice", alice.ws, run_txgit, {})  # the restarted kernel takes the branch back
+        again.cell("%txgit checkout main")
+        assert again.value("x") == 1 and again.ws.branch == "main"
+    finally:
+        alice.kernel.kc.stop_channels()
+        alice.kernel.km.shutdown_kernel(now=True)
+        if again is not None:
+            again.shutdown()

@@ -137,7 +137,13 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    # A killed kernel (OOM, kill -9) stays a zombie until its frontend reaps it: signals still "reach"
+    # it, but it answers nothing and must not hold its branch meanwhile.
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # no /proc (macOS): what kill(0) said
+        return True
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]
 
 
 def live_kernels(ws: Workspace) -> list[KernelInfo]:
