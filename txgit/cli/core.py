@@ -152,7 +152,9 @@ def status(
         for label, n in changes:
             _out(f"  {label}: {n}")
         if answer.get("unloaded"):  # a fresh kernel holds none of the branch's values: say so, not "all there"
-            _out(f"  not loaded: {', '.join(answer['unloaded'])} (its commits carry them over; "
+            unloaded = answer["unloaded"]
+            listed = ", ".join(unloaded[:8]) + (f" and {len(unloaded) - 8} more" if len(unloaded) > 8 else "")
+            _out(f"  not loaded: {listed} (its commits carry them over; "
                  f"`txgit checkout {k.branch or 'REV'}` loads them)")
         for n, why in answer.get("not_restored", {}).items():  # not removed: its next commit keeps them
             _out(f"  not restored: {n}: {why}")
