@@ -353,3 +353,28 @@ def test_a_conflict_listing_loads_only_the_conflicting_values(tmp_path):
     assert [c.name for c in diff.changes] == ["x"] and diff.changes[0].diff is not None
     assert not marker.exists(), "the diff of x loaded another variable"
     assert [c.name for c in semantic_diff(ws, "HEAD~1", "HEAD").changes] == ["other", "x"] and marker.exists()
+
+
+def test_a_kernel_refusal_shown_in_a_terminal_names_the_terminal_command(tmp_path, run_txgit):
+    """The kernel's refusal reached the terminal as "... or `%txgit merge --abort` first": a magic,
+    which a terminal does not run."""
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
+    try:
+        alice.cell("a = 1")
+        alice.tx("branch", "other")
+        alice.cell("a = 2")
+        other = Workspace(alice.ws.root)
+        ns: dict = {}
+        other.checkout("other", ns, move_head=False)
+        ns["a"] = 3
+        other.history.set_head(branch="other")
+        other.commit(ns, "other: a = 3")
+        other.history.set_head(branch="main")
+        assert "CONFLICT" in alice.tx("merge", "other", code=1).stdout
+        err = alice.tx("checkout", "other", code=1).stderr
+        assert err.startswith("txgit: error: cannot check out during the merge") and "`txgit merge --abort`" in err, err
+        assert "%txgit" not in err
+        assert "`%txgit merge --abort`" in alice.kernel.run("%txgit checkout other").stdout + \
+            "".join(alice.kernel.run("%txgit checkout other").traceback)  # in the notebook: the magic
+    finally:
+        alice.shutdown()

@@ -262,7 +262,8 @@ def _answer(answer: dict[str, Any]) -> dict[str, Any]:
         cls = getattr(txgit.errors, str(answer.get("kind")), TxgitError)  # the same kind of error as in the kernel
         if not (isinstance(cls, type) and issubclass(cls, TxgitError)):
             cls = TxgitError
-        raise cls(answer.get("error", "the kernel refused the request"))
+        # the kernel words its advice for its notebook (`%txgit merge --abort`); this is a terminal
+        raise cls(str(answer.get("error", "the kernel refused the request")).replace("`%txgit ", "`txgit "))
     return answer
 
 
