@@ -378,3 +378,36 @@ def test_a_kernel_refusal_shown_in_a_terminal_names_the_terminal_command(tmp_pat
             "".join(alice.kernel.run("%txgit checkout other").traceback)  # in the notebook: the magic
     finally:
         alice.shutdown()
+
+
+def test_a_kernel_restarted_during_a_merge_does_not_commit_the_merge_without_the_branch_values(tmp_path, run_txgit):
+    """Alice's kernel died with a conflict standing (OOM, restart). The new, fresh kernel held only what
+    its first cell set: that cell wrote the merge commit with that one variable, every other variable of
+    the branch deleted, and the conflict "resolved" by deleting it."""
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
+    again = None
+    try:
+        alice.cell("a = [1, 2]\nx = 'base'")
+        alice.tx("branch", "other")
+        alice.cell("x = 'ours'")
+        ours = alice.ws.head().id
+        other = Workspace(alice.ws.root)
+        ns: dict = {}
+        other.checkout("other", ns, move_head=False)
+        ns["x"] = "theirs"
+        other.history.set_head(branch="other")
+        other.commit(ns, "other: x")
+        other.history.set_head(branch="main")
+        assert "CONFLICT" in alice.tx("merge", "other", code=1).stdout
+        alice.shutdown()
+        again = User("alice", alice.ws, run_txgit, {})  # the restarted kernel: holds nothing yet
+        r = again.cell("z = 1")
+        assert "unresolved: x" in r.stderr and alice.ws.head().id == ours and alice.ws.merge_in_progress() is not None
+        again.cell("%txgit merge --theirs x")
+        merge = alice.ws.head()
+        assert len(merge.parents) == 2 and alice.ws.merge_in_progress() is None
+        assert sorted(alice.ws.state(merge.id).variables) == ["a", "x", "z"]
+        assert (alice.ws.load("a"), alice.ws.load("x"), alice.ws.load("z")) == ([1, 2], "theirs", 1)
+    finally:
+        if again is not None:
+            again.shutdown()

@@ -643,7 +643,9 @@ class NamespaceSession:
                                                          files=files, meta=meta_doc, known_shared=self._walked,
                                                          ref=self.ref, parent=tip, head_state=plan.state(),
                                                          merged=[other])
-            self._carry(prepared)
+            # a fresh session (a kernel restarted during the merge) never loaded the merged state: carry
+            # it, as its first ordinary commit would, rather than commit its few names as the whole state
+            self._carry(prepared, fresh=self.base is None)
             now = prepared.state().variables
             for c in list(plan.conflicts):
                 if any(not _known_same_or_absent(now.get(n), plan.variables.get(n)) for n in c.names):
