@@ -411,3 +411,32 @@ def test_a_kernel_restarted_during_a_merge_does_not_commit_the_merge_without_the
     finally:
         if again is not None:
             again.shutdown()
+
+
+def test_a_kernel_restarted_during_a_merge_can_abort_it_and_keep_every_variable(tmp_path, run_txgit):
+    """After `%txgit merge --abort` in a kernel restarted during the merge, status said "removed: a" for
+    a variable it had never loaded, and its next cell committed the branch without it."""
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
+    again = None
+    try:
+        alice.cell("a = [1, 2]\nx = 'base'")
+        alice.tx("branch", "other")
+        alice.cell("x = 'ours'")
+        other = Workspace(alice.ws.root)
+        ns: dict = {}
+        other.checkout("other", ns, move_head=False)
+        ns["x"] = "theirs"
+        other.history.set_head(branch="other")
+        other.commit(ns, "other: x")
+        other.history.set_head(branch="main")
+        assert "CONFLICT" in alice.tx("merge", "other", code=1).stdout
+        alice.shutdown()
+        again = User("alice", alice.ws, run_txgit, {})
+        again.cell("%txgit merge --abort")
+        assert "removed: a" not in alice.tx("status").stdout
+        again.cell("q = 1")
+        assert sorted(alice.ws.state().variables) == ["a", "q", "x"]
+        assert (alice.ws.load("a"), alice.ws.load("x")) == ([1, 2], "ours")
+    finally:
+        if again is not None:
+            again.shutdown()

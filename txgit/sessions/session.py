@@ -1044,6 +1044,11 @@ class NamespaceSession:
         if self.touched is not None:
             self.touched -= set(result.loaded) | set(result.removed)
         if result.ours is not None:
+            if self.base is None:
+                # a fresh session (a kernel restarted during the merge) now stands on ours, of which it
+                # loaded only what the abort put back: the rest is not loaded, not deleted
+                ours = self.workspace.state(result.ours).variables
+                self.unloaded = {n for n in ours if n not in self.namespace} - self._written
             self.base = result.ours
         return result
 
