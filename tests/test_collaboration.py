@@ -440,3 +440,35 @@ def test_a_kernel_restarted_during_a_merge_can_abort_it_and_keep_every_variable(
     finally:
         if again is not None:
             again.shutdown()
+
+
+def test_a_criss_cross_merge_does_not_silently_undo_a_resolution(tmp_path):
+    """Alice (main) and Bob (feature) each merged the other's branch and resolved the conflict on x their
+    own way. Merging feature into main again has two merge bases; the merge used one of them, saw Bob's
+    x as "unchanged" and kept Alice's without a word (git reports this conflict)."""
+    ws = Workspace.init(tmp_path / "w")
+    ns = {"x": 0, "y": 0}
+    ws.commit(ns, "base")
+    ws.create_branch("feature", ws.head().id)
+    ns["x"] = "alice"
+    ws.commit(ns, "A1: x = alice")
+    ws.history.set_head(branch="feature")
+    bob: dict = {}
+    ws.checkout("feature", bob)
+    bob["x"] = "bob"
+    b1 = ws.commit(bob, "B1: x = bob").info.id
+    assert ws.merge("main", bob).status == "conflicts"
+    ws.merge_resolve("x", "ours", bob)  # feature keeps x = bob
+    ws.history.set_head(branch="main")
+    alice: dict = {}
+    ws.checkout("main", alice)
+    assert ws.merge(b1, alice).status == "conflicts"
+    ws.merge_resolve("x", "ours", alice)  # main keeps x = alice
+    alice["y"] = "alice"
+    ws.commit(alice, "y")
+    again = ws.merge("feature", alice)
+    assert again.status == "conflicts" and [c.names for c in again.plan.conflicts] == [["x"]]
+    assert alice["x"] == "alice" and ws.load("x", "main") == "alice"  # nothing moved
+    assert [c.names for c in ws.merge_plan(ws.merge_in_progress()).conflicts] == [["x"]]  # the plan again
+    ws.merge_resolve("x", "theirs", alice)
+    assert (ws.load("x"), ws.load("y")) == ("bob", "alice") and len(ws.head().parents) == 2
