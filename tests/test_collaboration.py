@@ -468,6 +468,7 @@ def test_a_criss_cross_merge_does_not_silently_undo_a_resolution(tmp_path):
     ws.commit(alice, "y")
     again = ws.merge("feature", alice)
     assert again.status == "conflicts" and [c.names for c in again.plan.conflicts] == [["x"]]
+    assert again.plan.conflicts[0].describe("x") == "changed on both sides since their merge bases, which disagree"
     assert alice["x"] == "alice" and ws.load("x", "main") == "alice"  # nothing moved
     assert [c.names for c in ws.merge_plan(ws.merge_in_progress()).conflicts] == [["x"]]  # the plan again
     ws.merge_resolve("x", "theirs", alice)

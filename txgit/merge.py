@@ -43,6 +43,7 @@ class Conflict:
     base: dict[str, VarRecord]
     ours: dict[str, VarRecord]
     theirs: dict[str, VarRecord]
+    disputed: bool = False  # several merge bases disagree on it: no base says which side changed it
 
     @property
     def label(self) -> str:
@@ -50,6 +51,9 @@ class Conflict:
 
     def describe(self, name: str) -> str:
         """How ``name`` changed on each side: "changed on both sides", "deleted by us, changed by them" ..."""
+        if self.disputed:
+            return "changed on both sides since their merge bases, which disagree"
+
         def how(side: Mapping[str, VarRecord]) -> str:
             if name not in side:
                 return "deleted" if name in self.base else "absent"
@@ -181,7 +185,7 @@ def merge_states(base: State | None, ours: State, theirs: State, *, base_id: str
                 unit,
                 {n: base.variables[n] for n in unit if n in base.variables},
                 {n: ours.variables[n] for n in unit if n in ours.variables},
-                {n: theirs.variables[n] for n in unit if n in theirs.variables}))
+                {n: theirs.variables[n] for n in unit if n in theirs.variables}, unknown))
     return plan
 
 
