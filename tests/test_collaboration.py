@@ -254,3 +254,222 @@ def test_pull_merge_and_reset_as_magics(tmp_path, run_txgit):
         assert "leaving 1 commit behind" in out and f"txgit branch NAME {merge[:8]}" in out
     finally:
         alice.shutdown()
+
+
+def test_status_in_a_fresh_kernel_of_a_clone_says_what_it_has_not_loaded(tmp_path, run_txgit):
+    """A fresh kernel holds none of the branch's values: status must not say it is all there."""
+    alice = Workspace.init(tmp_path / "alice")
+    alice.commit({"lr": 0.1, "epochs": 3, **{f"v{i:02}": i for i in range(20)}}, "baseline")
+    alice.remotes.add("origin", str(tmp_path / "team.git"), trusted=True)
+    alice.push()
+    run_txgit("clone", str(tmp_path / "team.git"), "bob", cwd=tmp_path, check=True)
+    bob = User("bob", Workspace(tmp_path / "bob"), run_txgit, {})
+    try:
+        out = bob.tx("status").stdout
+        unloaded = "not loaded: epochs, lr, v00, v01, v02, v03, v04, v05 and 14 more"
+        assert unloaded in out and "nothing to commit (at no commi)" not in out, out
+        assert unloaded in bob.cell("%txgit status").stdout
+        bob.cell("note = 'mine'")  # its commit carries epochs and lr over; still not in the kernel
+        out = bob.tx("status").stdout
+        assert unloaded in out and "nothing to commit (at " in out, out
+        bob.cell("%txgit checkout main")
+        out = bob.tx("status").stdout
+        assert "not loaded" not in out and bob.value("(lr, epochs, note)") == (0.1, 3, "mine"), out
+    finally:
+        bob.shutdown()
+
+
+def test_push_again_after_a_push_killed_once_the_remote_moved_records_the_tracking_branch(tmp_path, run_txgit):
+    """kill -9 of `txgit push` just after the remote's branch moved (seen in a two-user session): the
+    local origin/main and upstream were never written, and the next push ("Everything up-to-date")
+    did not write them either, so status said nothing of the upstream and log showed no origin/main."""
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
+    try:
+        alice.cell("x = 1")
+        alice.tx("remote", "add", "origin", str(tmp_path / "team.git"), "--trusted")
+        alice.tx("push")
+        repo = alice.ws.dir / "repo.git"
+        # what the killed push leaves: the remote holds main; this workspace recorded none of it
+        subprocess.run(["git", "--git-dir", str(repo), "update-ref", "-d", "refs/remotes/origin/main"], check=True)
+        for key in ("branch.main.remote", "branch.main.merge"):
+            subprocess.run(["git", "--git-dir", str(repo), "config", "--unset", key], check=True)
+        assert "up-to-date" in alice.tx("push").stdout.lower()
+        assert "Your branch is up to date with 'origin/main'." in alice.tx("status").stdout
+        assert "origin/main" in alice.tx("log", "--oneline", "-n", "1").stdout
+    finally:
+        alice.shutdown()
+
+
+def test_a_kernel_killed_by_the_system_does_not_hold_its_branch(tmp_path, run_txgit):
+    """An OOM-killed kernel stays a zombie until its frontend reaps it: it must not keep holding
+    `main` (a new kernel in the folder was sent to a branch of its own, and `txgit pull` failed
+    with "kernel N stopped answering")."""
+    import os
+    import signal
+
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
+    again = None
+    try:
+        alice.cell("x = 1")
+        os.kill(alice.kernel.pid, signal.SIGKILL)  # the manager here does not reap it: a zombie
+        out = alice.tx("status").stdout
+        assert "stopped answering" not in out and f"kernel {alice.kernel.pid}" not in out, out
+        again = User("alice", alice.ws, run_txgit, {})  # the restarted kernel takes the branch back
+        again.cell("%txgit checkout main")
+        assert again.value("x") == 1 and again.ws.branch == "main"
+    finally:
+        alice.kernel.kc.stop_channels()
+        alice.kernel.km.shutdown_kernel(now=True)
+        if again is not None:
+            again.shutdown()
+
+
+def _touch_and_return(path: str) -> str:
+    Path(path).touch()
+    return "loaded"
+
+
+class _NoisyOnLoad:
+    """Unpickling it leaves a file behind: shows whether a value was loaded."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return _touch_and_return, (self.path,)
+
+
+def test_a_conflict_listing_loads_only_the_conflicting_values(tmp_path):
+    """A merge of two histories that changed 1,000 variables, with 44 conflicts, took 30 s per
+    `txgit merge --ours VAR`: each conflict's diff loaded every changed variable, then kept one."""
+    from txgit.visual.diffs import semantic_diff
+
+    marker = tmp_path / "other-was-loaded"
+    ws = Workspace.init(tmp_path / "w")
+    ws.commit({"x": 1, "other": 0}, "base")
+    ws.commit({"x": 2, "other": _NoisyOnLoad(str(marker))}, "both changed")
+    assert not marker.exists()
+    diff = semantic_diff(ws, "HEAD~1", "HEAD", names=["x"])
+    assert [c.name for c in diff.changes] == ["x"] and diff.changes[0].diff is not None
+    assert not marker.exists(), "the diff of x loaded another variable"
+    assert [c.name for c in semantic_diff(ws, "HEAD~1", "HEAD").changes] == ["other", "x"] and marker.exists()
+
+
+def test_a_kernel_refusal_shown_in_a_terminal_names_the_terminal_command(tmp_path, run_txgit):
+    """The kernel's refusal reached the terminal as "... or `%txgit merge --abort` first": a magic,
+    which a terminal does not run."""
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
+    try:
+        alice.cell("a = 1")
+        alice.tx("branch", "other")
+        alice.cell("a = 2")
+        other = Workspace(alice.ws.root)
+        ns: dict = {}
+        other.checkout("other", ns, move_head=False)
+        ns["a"] = 3
+        other.history.set_head(branch="other")
+        other.commit(ns, "other: a = 3")
+        other.history.set_head(branch="main")
+        assert "CONFLICT" in alice.tx("merge", "other", code=1).stdout
+        err = alice.tx("checkout", "other", code=1).stderr
+        assert err.startswith("txgit: error: cannot check out during the merge") and "`txgit merge --abort`" in err, err
+        assert "%txgit" not in err
+        assert "`%txgit merge --abort`" in alice.kernel.run("%txgit checkout other").stdout + \
+            "".join(alice.kernel.run("%txgit checkout other").traceback)  # in the notebook: the magic
+    finally:
+        alice.shutdown()
+
+
+def test_a_kernel_restarted_during_a_merge_does_not_commit_the_merge_without_the_branch_values(tmp_path, run_txgit):
+    """Alice's kernel died with a conflict standing (OOM, restart). The new, fresh kernel held only what
+    its first cell set: that cell wrote the merge commit with that one variable, every other variable of
+    the branch deleted, and the conflict "resolved" by deleting it."""
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
+    again = None
+    try:
+        alice.cell("a = [1, 2]\nx = 'base'")
+        alice.tx("branch", "other")
+        alice.cell("x = 'ours'")
+        ours = alice.ws.head().id
+        other = Workspace(alice.ws.root)
+        ns: dict = {}
+        other.checkout("other", ns, move_head=False)
+        ns["x"] = "theirs"
+        other.history.set_head(branch="other")
+        other.commit(ns, "other: x")
+        other.history.set_head(branch="main")
+        assert "CONFLICT" in alice.tx("merge", "other", code=1).stdout
+        alice.shutdown()
+        again = User("alice", alice.ws, run_txgit, {})  # the restarted kernel: holds nothing yet
+        r = again.cell("z = 1")
+        assert "unresolved: x" in r.stderr and alice.ws.head().id == ours and alice.ws.merge_in_progress() is not None
+        again.cell("%txgit merge --theirs x")
+        merge = alice.ws.head()
+        assert len(merge.parents) == 2 and alice.ws.merge_in_progress() is None
+        assert sorted(alice.ws.state(merge.id).variables) == ["a", "x", "z"]
+        assert (alice.ws.load("a"), alice.ws.load("x"), alice.ws.load("z")) == ([1, 2], "theirs", 1)
+    finally:
+        if again is not None:
+            again.shutdown()
+
+
+def test_a_kernel_restarted_during_a_merge_can_abort_it_and_keep_every_variable(tmp_path, run_txgit):
+    """After `%txgit merge --abort` in a kernel restarted during the merge, status said "removed: a" for
+    a variable it had never loaded, and its next cell committed the branch without it."""
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
+    again = None
+    try:
+        alice.cell("a = [1, 2]\nx = 'base'")
+        alice.tx("branch", "other")
+        alice.cell("x = 'ours'")
+        other = Workspace(alice.ws.root)
+        ns: dict = {}
+        other.checkout("other", ns, move_head=False)
+        ns["x"] = "theirs"
+        other.history.set_head(branch="other")
+        other.commit(ns, "other: x")
+        other.history.set_head(branch="main")
+        assert "CONFLICT" in alice.tx("merge", "other", code=1).stdout
+        alice.shutdown()
+        again = User("alice", alice.ws, run_txgit, {})
+        again.cell("%txgit merge --abort")
+        assert "removed: a" not in alice.tx("status").stdout
+        again.cell("q = 1")
+        assert sorted(alice.ws.state().variables) == ["a", "q", "x"]
+        assert (alice.ws.load("a"), alice.ws.load("x")) == ([1, 2], "ours")
+    finally:
+        if again is not None:
+            again.shutdown()
+
+
+def test_a_criss_cross_merge_does_not_silently_undo_a_resolution(tmp_path):
+    """Alice (main) and Bob (feature) each merged the other's branch and resolved the conflict on x their
+    own way. Merging feature into main again has two merge bases; the merge used one of them, saw Bob's
+    x as "unchanged" and kept Alice's without a word (git reports this conflict)."""
+    ws = Workspace.init(tmp_path / "w")
+    ns = {"x": 0, "y": 0}
+    ws.commit(ns, "base")
+    ws.create_branch("feature", ws.head().id)
+    ns["x"] = "alice"
+    ws.commit(ns, "A1: x = alice")
+    ws.history.set_head(branch="feature")
+    bob: dict = {}
+    ws.checkout("feature", bob)
+    bob["x"] = "bob"
+    b1 = ws.commit(bob, "B1: x = bob").info.id
+    assert ws.merge("main", bob).status == "conflicts"
+    ws.merge_resolve("x", "ours", bob)  # feature keeps x = bob
+    ws.history.set_head(branch="main")
+    alice: dict = {}
+    ws.checkout("main", alice)
+    assert ws.merge(b1, alice).status == "conflicts"
+    ws.merge_resolve("x", "ours", alice)  # main keeps x = alice
+    alice["y"] = "alice"
+    ws.commit(alice, "y")
+    again = ws.merge("feature", alice)
+    assert again.status == "conflicts" and [c.names for c in again.plan.conflicts] == [["x"]]
+    assert again.plan.conflicts[0].describe("x") == "changed on both sides since their merge bases, which disagree"
+    assert alice["x"] == "alice" and ws.load("x", "main") == "alice"  # nothing moved
+    assert [c.names for c in ws.merge_plan(ws.merge_in_progress()).conflicts] == [["x"]]  # the plan again
+    ws.merge_resolve("x", "theirs", alice)
+    assert (ws.load("x"), ws.load("y")) == ("bob", "alice") and len(ws.head().parents) == 2

@@ -206,6 +206,9 @@ class TxgitMagics(Magics):
                     print(f"  {label}: {n}")
             for n, why in s.not_restored().items():  # not removed: the next commit keeps them as they are
                 print(f"  not restored: {n}: {why}")
+            if st.unloaded:  # a fresh kernel's: in the branch, not in the kernel (commits carry them over)
+                listed = ", ".join(st.unloaded[:8]) + (f" and {len(st.unloaded) - 8} more" if len(st.unloaded) > 8 else "")
+                print(f"  not loaded: {listed} (`%txgit checkout {st.branch or 'REV'}` loads them)")
         elif verb == "auto":
             committed = s.set_auto(_on_off(rest, verb))  # on again: what the cells did meanwhile is committed
             print(f"auto-commit {'on' if s.auto else 'off'}")

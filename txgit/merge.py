@@ -17,7 +17,7 @@ Stands on :mod:`txgit.state` (records) and :mod:`txgit.history` (states).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from txgit.errors import TxgitError
@@ -43,6 +43,7 @@ class Conflict:
     base: dict[str, VarRecord]
     ours: dict[str, VarRecord]
     theirs: dict[str, VarRecord]
+    disputed: bool = False  # several merge bases disagree on it: no base says which side changed it
 
     @property
     def label(self) -> str:
@@ -50,6 +51,9 @@ class Conflict:
 
     def describe(self, name: str) -> str:
         """How ``name`` changed on each side: "changed on both sides", "deleted by us, changed by them" ..."""
+        if self.disputed:
+            return "changed on both sides since their merge bases, which disagree"
+
         def how(side: Mapping[str, VarRecord]) -> str:
             if name not in side:
                 return "deleted" if name in self.base else "absent"
@@ -158,13 +162,18 @@ def units(*states: State) -> list[list[str]]:
 
 
 def merge_states(base: State | None, ours: State, theirs: State, *, base_id: str | None, ours_id: str,
-                 theirs_id: str) -> MergePlan:
-    """Merge ``theirs`` into ``ours`` from their merge base (None: no common history)."""
+                 theirs_id: str, disputed: Collection[str] = ()) -> MergePlan:
+    """Merge ``theirs`` into ``ours`` from their merge base (None: no common history).
+
+    ``disputed``: variables whose records differ between the merge bases, when there are several (a
+    criss-cross merge): no base says which side changed them, so a unit holding one is taken only
+    where both sides agree, else it is a conflict (never one side's silently)."""
     base = base if base is not None else State({}, {}, {})
     plan = MergePlan(base_id, ours_id, theirs_id, dict(ours.variables), dict(ours.groups))
     for unit in units(base, ours, theirs):
-        we = any(not _same(base.variables.get(n), ours.variables.get(n)) for n in unit)
-        they = any(not _same(base.variables.get(n), theirs.variables.get(n)) for n in unit)
+        unknown = any(n in disputed for n in unit)
+        we = unknown or any(not _same(base.variables.get(n), ours.variables.get(n)) for n in unit)
+        they = unknown or any(not _same(base.variables.get(n), theirs.variables.get(n)) for n in unit)
         if not they:
             continue  # ours stands (changed or not)
         if not we:
@@ -176,7 +185,7 @@ def merge_states(base: State | None, ours: State, theirs: State, *, base_id: str
                 unit,
                 {n: base.variables[n] for n in unit if n in base.variables},
                 {n: ours.variables[n] for n in unit if n in ours.variables},
-                {n: theirs.variables[n] for n in unit if n in theirs.variables}))
+                {n: theirs.variables[n] for n in unit if n in theirs.variables}, unknown))
     return plan
 
 

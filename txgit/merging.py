@@ -115,11 +115,10 @@ def merge(ws: Repository, rev: str, namespace: MutableMapping[str, Any] | None =
             result.plan = merge_states(mine_state, mine_state, ws.history.read_state(theirs), base_id=result.ours,
                                        ours_id=result.ours or "", theirs_id=str(theirs.id))
         else:
-            base_oid = repo.merge_base(mine.id, theirs.id)
-            result.base = None if base_oid is None else str(base_oid)
-            base = None if base_oid is None else ws.history.read_state(repo[base_oid])
+            result.base, base, disputed = _merge_base(ws, str(mine.id), str(theirs.id))
             result.plan = merge_states(base, ws.history.read_state(mine), ws.history.read_state(theirs),
-                                       base_id=result.base, ours_id=str(mine.id), theirs_id=str(theirs.id))
+                                       base_id=result.base, ours_id=str(mine.id), theirs_id=str(theirs.id),
+                                       disputed=disputed)
             result.status, final = ("conflicts" if result.plan.conflicts else "merged"), None
         values: dict[str, Any] = {}
         fingerprints = Fingerprints()
@@ -259,11 +258,45 @@ def _clear_merge(ws: Repository, ref: str) -> None:
             ws.history.repo.references.delete(name)
 
 
+def _merge_base(ws: Repository, ours: str, theirs: str) -> tuple[str | None, State | None, set[str]]:
+    """The merge base of two commits (id and state; None: no common history), and the variables whose
+    records differ between their best common ancestors when there are several (a criss-cross: each
+    side merged the other's branch). libgit2 names one of those bases; taken alone, a resolution
+    made on one side looked like an unchanged value there, and the other side's won silently."""
+    repo = ws.history.repo
+    first = repo.merge_base(pygit2.Oid(hex=ours), pygit2.Oid(hex=theirs))
+    if first is None:
+        return None, None, set()
+    base = ws.history.read_state(repo[first])
+
+    def since_first(tip: str) -> list[pygit2.Oid]:
+        walker = repo.walk(pygit2.Oid(hex=tip), pygit2.enums.SortMode.TOPOLOGICAL)
+        walker.hide(first)
+        return [c.id for c in walker]
+
+    # other best common ancestors are not ancestors of the first: among what both reach beside it
+    from_ours = set(since_first(ours))
+    common = [c for c in since_first(theirs) if c in from_ours]
+    others = [c for c in common if not any(o != c and repo.descendant_of(o, c) for o in common)]
+    disputed: set[str] = set()
+    for other in others:
+        variables = ws.history.read_state(repo[other]).variables
+        for n in set(variables) | set(base.variables):
+            a, b = base.variables.get(n), variables.get(n)
+            if (a is None) != (b is None) or (a is not None and not a.same_content(b)):
+                disputed.add(n)
+    return str(first), base, disputed
+
+
 def merge_plan(ws: Repository, merging: MergeInProgress) -> MergePlan:
     """The plan of a merge in progress, with the resolutions recorded so far applied."""
     base = None if merging.base is None else ws.state(merging.base)
+    disputed: set[str] = set()
+    if merging.base is not None:
+        _, _, disputed = _merge_base(ws, merging.ours, merging.theirs)
     ours, theirs = ws.state(merging.ours), ws.state(merging.theirs)
-    plan = merge_states(base, ours, theirs, base_id=merging.base, ours_id=merging.ours, theirs_id=merging.theirs)
+    plan = merge_states(base, ours, theirs, base_id=merging.base, ours_id=merging.ours, theirs_id=merging.theirs,
+                        disputed=disputed)
     for name, side in merging.resolved.items():
         if side in (OURS, THEIRS) and any(name in c.names for c in plan.conflicts):
             plan.resolve(name, side, ours, theirs)

@@ -1250,6 +1250,11 @@ class Remotes:
                 f"remote {r.name!r} records its blobs at {recorded.get('storage') or 'the repository (embedded)'}, "
                 f"not {record['storage'] or 'the repository (embedded)'}: "
                 f"fix it with `txgit remote set-storage {r.name} URL`, or push --force to re-record")
+        if result.up_to_date:
+            # a push killed after the remote's branch moved never recorded it here: record it now,
+            # as git does for an up-to-date ref (origin/main, and the upstream of a branch with none)
+            with self.ws.lock():
+                self._record_pushed(r.name, {ref: remote_refs[ref] for ref in result.up_to_date})
         if not to_move and not moved:
             result.seconds = time.perf_counter() - started
             return result
@@ -1352,11 +1357,7 @@ class Remotes:
         with self.ws.lock():
             for ref, new in to_move.items():
                 result.updated[ref] = (remote_refs.get(ref), new)
-                if ref.startswith("refs/heads/"):
-                    branch = ref.removeprefix("refs/heads/")
-                    self.repo.references.create(f"refs/remotes/{r.name}/{branch}", pygit2.Oid(hex=new), force=True)
-                    if f"branch.{branch}.remote" not in self.repo.config:
-                        self.set_upstream(branch, r.name)
+            self._record_pushed(r.name, to_move)
             self.repo.references.create(f"refs/txgit/remotes/{r.name}/config", config_oid, force=True)
         result.seconds = time.perf_counter() - started
         return result
@@ -1378,6 +1379,16 @@ class Remotes:
                     except (TxgitError, pygit2.GitError, KeyError, ValueError):
                         continue  # not a state txgit can read: it vouches for nothing
         return sorted(store.missing(names, refresh=False))
+
+    def _record_pushed(self, remote: str, tips: Mapping[str, str]) -> None:
+        """The remote's branches now name ``tips`` (ref -> commit): move ``remote/BRANCH`` there, and
+        make a branch with no upstream track it (under the workspace lock)."""
+        for ref, new in tips.items():
+            if ref.startswith("refs/heads/"):
+                branch = ref.removeprefix("refs/heads/")
+                self.repo.references.create(f"refs/remotes/{remote}/{branch}", pygit2.Oid(hex=new), force=True)
+                if f"branch.{branch}.remote" not in self.repo.config:
+                    self.set_upstream(branch, remote)
 
     # -- checking a remote's storage ----------------------------------------------------------------------
     def check_storage(self, remote: str | None = None, *, resend: bool = False) -> StorageCheck:

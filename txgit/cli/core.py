@@ -147,9 +147,15 @@ def status(
         changes = [("added", n) for n in answer["added"]] + [("modified", n) for n in answer["modified"]] + \
             [("removed", n) for n in answer["removed"]]
         if not changes:
-            _out(f"  nothing to commit (at {(answer.get('base') or 'no commit yet')[:8]})")
+            base = answer.get("base")
+            _out(f"  nothing to commit ({f'at {base[:8]}' if base else 'no commit of its own yet'})")
         for label, n in changes:
             _out(f"  {label}: {n}")
+        if answer.get("unloaded"):  # a fresh kernel holds none of the branch's values: say so, not "all there"
+            unloaded = answer["unloaded"]
+            listed = ", ".join(unloaded[:8]) + (f" and {len(unloaded) - 8} more" if len(unloaded) > 8 else "")
+            _out(f"  not loaded: {listed} (its commits carry them over; "
+                 f"`txgit checkout {k.branch or 'REV'}` loads them)")
         for n, why in answer.get("not_restored", {}).items():  # not removed: its next commit keeps them
             _out(f"  not restored: {n}: {why}")
 

@@ -137,7 +137,13 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    # A killed kernel (OOM, kill -9) stays a zombie until its frontend reaps it: signals still "reach"
+    # it, but it answers nothing and must not hold its branch meanwhile.
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # no /proc (macOS): what kill(0) said
+        return True
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]
 
 
 def live_kernels(ws: Workspace) -> list[KernelInfo]:
@@ -256,7 +262,8 @@ def _answer(answer: dict[str, Any]) -> dict[str, Any]:
         cls = getattr(txgit.errors, str(answer.get("kind")), TxgitError)  # the same kind of error as in the kernel
         if not (isinstance(cls, type) and issubclass(cls, TxgitError)):
             cls = TxgitError
-        raise cls(answer.get("error", "the kernel refused the request"))
+        # the kernel words its advice for its notebook (`%txgit merge --abort`); this is a terminal
+        raise cls(str(answer.get("error", "the kernel refused the request")).replace("`%txgit ", "`txgit "))
     return answer
 
 

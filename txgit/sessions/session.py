@@ -643,7 +643,9 @@ class NamespaceSession:
                                                          files=files, meta=meta_doc, known_shared=self._walked,
                                                          ref=self.ref, parent=tip, head_state=plan.state(),
                                                          merged=[other])
-            self._carry(prepared)
+            # a fresh session (a kernel restarted during the merge) never loaded the merged state: carry
+            # it, as its first ordinary commit would, rather than commit its few names as the whole state
+            self._carry(prepared, fresh=self.base is None)
             now = prepared.state().variables
             for c in list(plan.conflicts):
                 if any(not _known_same_or_absent(now.get(n), plan.variables.get(n)) for n in c.names):
@@ -1042,6 +1044,11 @@ class NamespaceSession:
         if self.touched is not None:
             self.touched -= set(result.loaded) | set(result.removed)
         if result.ours is not None:
+            if self.base is None:
+                # a fresh session (a kernel restarted during the merge) now stands on ours, of which it
+                # loaded only what the abort put back: the rest is not loaded, not deleted
+                ours = self.workspace.state(result.ours).variables
+                self.unloaded = {n for n in ours if n not in self.namespace} - self._written
             self.base = result.ours
         return result
 

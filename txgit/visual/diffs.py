@@ -492,6 +492,8 @@ def semantic_diff(ws: Workspace, a: str = "HEAD", b: str | None = None, *,
     for name, rec in records.removed.items():
         changes.append(VariableChange(name, "removed", rec, None))
     for name, (old_rec, new_rec) in records.changed.items():
+        if keep is not None and name not in keep:
+            continue  # loading it to drop it was O(changed) loads per conflict listed
         ch = VariableChange(name, "changed", old_rec, new_rec)
         why = _loadable(old_rec, load_limit) or (_loadable(new_rec, load_limit) if new_info is not None else None)
         if why is None:
