@@ -142,3 +142,57 @@ def test_sympy_singletons_from_a_star_import_are_restored(tmp_path):
             True, True, True, "pi*x + I")
     finally:
         k.shutdown()
+
+
+# -- the global random generators' positions ---------------------------------------------------------
+
+# the next draws of both global generators, and of a function bound to numpy's (pylab's `beta`)
+NEXT_DRAWS = "(float(np.random.rand()), random.random(), float(beta(2.0, 3.0)))"
+POSITIONS = ("(__import__('hashlib').md5(np.random.get_state()[1].tobytes()).hexdigest(),"
+             " np.random.get_state()[2], hash(random.getstate()))")
+
+
+def test_a_checkout_puts_the_global_generators_where_they_were_when_the_commit_was_made(tmp_path):
+    pytest.importorskip("numpy")
+    ws = Workspace.init(tmp_path / "ws")
+    k = Kernel(ws.root)
+    try:
+        k.ok("%load_ext txgit")
+        k.ok("import random\nimport numpy as np\nfrom numpy.random import beta\n"
+             "np.random.seed(1)\nrandom.seed(2)\nx = np.random.rand(3)")
+        seeded = ws.head().id
+        after_seeded = k.value(NEXT_DRAWS)  # a cell that only draws: no commit of its own
+        assert ws.head().id == seeded
+        k.ok("y = np.random.rand(5) + random.random()")
+        drawn = ws.head().id
+        assert drawn != seeded
+        after_drawn = k.value(NEXT_DRAWS)
+    finally:
+        k.shutdown()
+    k = fresh(ws)
+    try:
+        r = k.ok(f"%txgit checkout {drawn}")
+        assert "not restored" not in r.stdout + r.stderr, r.stdout + r.stderr
+        k.ok("import random\nimport numpy as np")
+        assert k.value(NEXT_DRAWS) == after_drawn
+        k.ok(f"%txgit checkout {seeded}")  # in the same kernel, back to the older position
+        assert k.value(NEXT_DRAWS) == after_seeded
+    finally:
+        k.shutdown()
+
+
+def test_a_failed_cell_puts_the_global_generators_back_where_they_were_before_it(tmp_path):
+    pytest.importorskip("numpy")
+    ws = Workspace.init(tmp_path / "ws")
+    k = Kernel(ws.root)
+    try:
+        k.ok("%load_ext txgit")
+        k.ok("import random\nimport numpy as np\nnp.random.seed(3)\nx = 1")
+        k.ok("print(np.random.rand(), random.random())")  # draws after the commit stand: not rewound
+        before = k.value(POSITIONS)
+        r = k.run("y = np.random.rand(4)\nrandom.shuffle([1, 2, 3])\nraise ValueError('boom')")
+        assert r.status != "ok"
+        assert "numpy.random generator" in r.stderr, r.stderr
+        assert k.value(POSITIONS) == before
+    finally:
+        k.shutdown()

@@ -207,6 +207,7 @@ class NamespaceSession:
         """Call just before ``code`` (plain Python) runs; ``source``: what the user typed, if different;
         ``tree``: ``ast.parse(code)``, if the caller has it."""
         self._tracker = CellTracker(self.namespace, code, self.is_variable, tree, variables=self.variable_names)
+        self._library_state.mark()  # where the global generators are, for the rollback if the cell fails
         self.unnamed.cell_starts()
         if self._tracker.names.opaque is None:
             self._baseline_unnamed(self._tracker.names.touched | self._tracker.reached, self._tracker.before)
@@ -473,7 +474,7 @@ class NamespaceSession:
                                                          known_shared=self._walked, ref=self.ref,
                                                          parent=self.base if self.base is not None else "HEAD")
             self._carry(prepared, fresh=self.base is None and writer is None)
-            libraries = meta_doc.get("libraries", {})
+            libraries = libstate.settings(meta_doc.get("libraries"))  # a generator that moved is no change
             # a cell that only changed a setting (`plt.style.use(...)`) changed the state: committed. Not
             # before this session committed or checked out one: a fresh kernel's own settings are not
             # a change to the branch's (as its variables not loaded yet are not deletions)
@@ -529,7 +530,7 @@ class NamespaceSession:
             last = self.pending[-1]
             meta_doc["cell"] = {"execution_count": last.execution_count, "seconds": last.seconds,
                                 "reads": last.reads, "writes": last.writes, "label": last.label}
-        libraries = self._library_state.capture()
+        libraries = {**self._library_state.capture(), **self._library_state.positions()}
         if libraries:
             meta_doc["libraries"] = libraries
         meta_doc.update(meta or {})
@@ -899,8 +900,10 @@ class NamespaceSession:
         self.pending.clear()
         self.touched = set()
         self.full_next = False
-        self._restore_libraries(result.info.id)
+        recorded = self._restore_libraries(result.info.id)
         self._recompute(result)
+        for problem in libstate.restore_generators(recorded):  # after recipes, which may draw
+            print(f"txgit: setting not restored: {problem}", file=sys.stderr)
         # neither restored nor made again: still part of the state (its next commit carries them as they
         # are), not removed by the user
         self._not_restored = {n: why for n, why in result.not_restored.items() if n not in self.namespace}
@@ -908,13 +911,14 @@ class NamespaceSession:
         self._remember_sharing(None)
         self._take_origins(result)
 
-    def _restore_libraries(self, commit: str) -> None:
+    def _restore_libraries(self, commit: str) -> dict[str, Any] | None:
         """Make the process's library settings those ``commit`` recorded (before values are made again
-        by their code, which may draw with them)."""
+        by their code, which may draw with them); returns what it recorded."""
         recorded = (self.workspace.state(commit).meta or {}).get("libraries")
         for problem in libstate.restore(recorded):
             print(f"txgit: setting not restored: {problem}", file=sys.stderr)
         self._libraries = self._library_state.capture() if recorded is not None else None
+        return recorded
 
     def reset(self, rev: str, *, force: bool = False, trust: bool = False, safe: bool = False) -> CheckoutResult:
         """Point the session's branch at ``rev`` and make the namespace equal it (``git reset --hard``);
@@ -1149,10 +1153,13 @@ class NamespaceSession:
         out.removed.sort()
         self._remember_sharing(set(values))
         recorded = (state.meta or {}).get("libraries")
-        if recorded is not None and self._library_state.capture() != recorded:  # the cell changed a setting
+        if recorded is not None and self._library_state.capture() != libstate.settings(recorded):  # a setting changed
             for problem in libstate.restore(recorded):
                 out.not_restored[problem.split(":", 1)[0]] = problem.split(":", 1)[1].strip()
             out.restored.append("matplotlib settings")
+        # the generators back where they were before the cell, not where the commit was: cells since
+        # that drew without changing a variable made no commit, and their draws stand
+        out.restored.extend(f"{gen} generator" for gen in self._library_state.rewind())
         return out
 
 
