@@ -196,3 +196,38 @@ def test_a_failed_cell_puts_the_global_generators_back_where_they_were_before_it
         assert k.value(POSITIONS) == before
     finally:
         k.shutdown()
+
+
+# A library's registry (as matplotlib's `colormaps`) holding functools.partial objects: a partial makes
+# its `__dict__` when first asked for it, so a walk over it leaves a mark in the library's objects.
+REGISTRY = '''
+import functools
+
+class Registry:
+    def __init__(self):
+        self.entries = {"square": functools.partial(pow, exp=2)}
+
+REGISTRY = Registry()
+'''
+
+
+def test_a_checkout_leaves_a_library_s_own_objects_untouched(tmp_path, monkeypatch):
+    ws = Workspace.init(tmp_path / "ws")
+    (ws.root / "registry.py").write_text(REGISTRY)
+    monkeypatch.syspath_prepend(str(ws.root))
+    untouched = "REGISTRY.entries['square'].__reduce__()[2][3] is None"  # no __dict__ made
+    k = Kernel(ws.root)
+    try:
+        k.ok("%load_ext txgit")
+        k.ok("from registry import REGISTRY\nn = 3")
+        assert k.value(untouched)
+    finally:
+        k.shutdown()
+    k = fresh(ws)
+    try:
+        k.ok(f"%txgit checkout {ws.head().id}")
+        assert k.value("REGISTRY is __import__('registry').REGISTRY")
+        # bound again by name: not walked as a value of the session's (the commit did not walk it either)
+        assert k.value(untouched)
+    finally:
+        k.shutdown()

@@ -25,7 +25,7 @@ from typing import Any
 from txgit.state import UNPICKLABLE, VALUE, MODULE, Fingerprints, VarRecord, is_variable_name, restore
 from txgit.state import libstate
 from txgit.state.summary import type_name
-from txgit.state.snapshot import sharing_groups, walk_shared
+from txgit.state.snapshot import library_module_of, sharing_groups, walk_shared
 from txgit.sessions import opslog
 from txgit.sessions.operations import Operation, OperationWatch, content_origin, output_origin
 from txgit.sessions.detect import UnnamedChanges, used_packages
@@ -840,8 +840,11 @@ class NamespaceSession:
         for n in list(self._shared):
             if n not in live:
                 del self._shared[n]
-        known = known or {}
+        known = dict(known or {})
         wanted = live if names is None else names & live
+        for n in wanted:  # a library's own object (recorded by name) shares nothing, as a snapshot takes it:
+            if n not in known and library_module_of(n, self.namespace[n]) is not None:
+                known[n] = set()  # walking it would touch the library's objects (and cost a walk)
         # the commit's snapshot already walked what it serialized; walking again costs as much
         walked = walk_shared({n: self.namespace[n] for n in sorted(wanted) if n not in known}, self.namespace,
                              {n: known[n] for n in wanted if n in known})
