@@ -91,29 +91,51 @@ def _raw_positions() -> dict[str, Any]:
     gen = _numpy_random()
     if gen is not None:
         try:
-            out[NUMPY_RANDOM] = gen.get_state(legacy=True)
+            # the dict form: a quarter cheaper than the legacy tuple, and it also holds a bit generator
+            # other than MT19937 (np.random.set_bit_generator)
+            out[NUMPY_RANDOM] = gen.get_state(legacy=False)
         except Exception:
             pass
     return out
 
 
 def _same_raw(a: Any, b: Any) -> bool:
-    if a is None or b is None:
-        return False
-    if isinstance(a, tuple) and len(a) == 5 and hasattr(a[1], "tobytes"):  # numpy's legacy tuple
-        return a[0] == b[0] and a[2:] == b[2:] and a[1].tobytes() == b[1].tobytes()
-    return bool(a == b)
+    """Equal states; numpy's arrays compared by their bytes."""
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_same_raw(a[k], b[k]) for k in a)
+    if hasattr(a, "tobytes"):
+        return hasattr(b, "tobytes") and a.dtype == b.dtype and a.tobytes() == b.tobytes()
+    return a is not None and b is not None and bool(a == b)
+
+
+def _state_to_json(state: Any) -> Any:
+    """numpy's state dict as JSON: arrays as dtype and base64 of their bytes, ints of any size as JSON's."""
+    if isinstance(state, dict):
+        return {k: _state_to_json(v) for k, v in state.items()}
+    if hasattr(state, "tobytes"):
+        return {"ndarray": state.dtype.newbyteorder("<").str, "b64": base64.b64encode(
+            state.astype(state.dtype.newbyteorder("<")).tobytes()).decode()}
+    return state.item() if hasattr(state, "item") else state  # a numpy scalar
+
+
+def _state_from_json(data: Any) -> Any:
+    if isinstance(data, dict):
+        if "ndarray" in data:
+            import numpy as np
+
+            return np.frombuffer(base64.b64decode(data["b64"]), dtype=data["ndarray"]).astype(
+                np.dtype(data["ndarray"]).newbyteorder("="))
+        return {k: _state_from_json(v) for k, v in data.items()}
+    return data
 
 
 def _encode(gen: str, raw: Any) -> str:
-    """A generator's state as compact JSON text (its MT19937 words as base64 of little-endian uint32)."""
+    """A generator's state as compact JSON text (Python's MT19937 words as base64 of little-endian uint32)."""
     if gen == PYTHON_RANDOM:
         version, internal, gauss = raw
         words = base64.b64encode(struct.pack(f"<{len(internal)}I", *internal)).decode()
         return json.dumps([version, words, gauss], separators=(",", ":"))
-    name, keys, pos, has_gauss, cached = raw
-    words = base64.b64encode(keys.astype("<u4").tobytes()).decode()
-    return json.dumps([str(name), words, int(pos), int(has_gauss), float(cached)], separators=(",", ":"))
+    return json.dumps(_state_to_json(raw), separators=(",", ":"))
 
 
 def _decode(gen: str, text: str) -> Any:
@@ -123,11 +145,7 @@ def _decode(gen: str, text: str) -> Any:
         raw = base64.b64decode(words)
         internal = struct.unpack(f"<{len(raw) // 4}I", raw)
         return int(version), tuple(int(x) for x in internal), None if gauss is None else float(gauss)
-    import numpy as np
-
-    name, words, pos, has_gauss, cached = data
-    keys = np.frombuffer(base64.b64decode(words), dtype="<u4").astype(np.uint32)
-    return str(name), keys, int(pos), int(has_gauss), float(cached)
+    return _state_from_json(data)
 
 
 def _set_raw(gen: str, raw: Any) -> None:
