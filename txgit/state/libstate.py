@@ -197,7 +197,12 @@ class LibraryState:
         out: dict[str, str] = {}
         for gen, raw in _raw_positions().items():
             if not _same_raw(raw, self._raw.get(gen)):
-                self._raw[gen], self._text[gen] = raw, _encode(gen, raw)
+                try:
+                    self._raw[gen], self._text[gen] = raw, _encode(gen, raw)
+                except Exception:  # a state of a form not known here: not recorded, the commit goes on
+                    self._raw.pop(gen, None)
+                    self._text.pop(gen, None)
+                    continue
             out[gen] = self._text[gen]
         return out
 
@@ -212,7 +217,10 @@ class LibraryState:
         for gen, raw in _raw_positions().items():
             before = self._marked.get(gen)
             if before is not None and not _same_raw(raw, before):
-                _set_raw(gen, before)
+                try:
+                    _set_raw(gen, before)
+                except Exception:  # the cell replaced the generator by one of another kind: left as it is
+                    continue
                 moved.append(gen)
         return moved
 
