@@ -474,7 +474,7 @@ class NamespaceSession:
                                                          known_shared=self._walked, ref=self.ref,
                                                          parent=self.base if self.base is not None else "HEAD")
             self._carry(prepared, fresh=self.base is None and writer is None)
-            libraries = libstate.settings(meta_doc.get("libraries"))  # a generator that moved is no change
+            libraries = meta_doc.get("libraries", {})
             # a cell that only changed a setting (`plt.style.use(...)`) changed the state: committed. Not
             # before this session committed or checked out one: a fresh kernel's own settings are not
             # a change to the branch's (as its variables not loaded yet are not deletions)
@@ -530,7 +530,7 @@ class NamespaceSession:
             last = self.pending[-1]
             meta_doc["cell"] = {"execution_count": last.execution_count, "seconds": last.seconds,
                                 "reads": last.reads, "writes": last.writes, "label": last.label}
-        libraries = {**self._library_state.capture(), **self._library_state.positions()}
+        libraries = self._library_state.capture()
         if libraries:
             meta_doc["libraries"] = libraries
         meta_doc.update(meta or {})
@@ -544,6 +544,10 @@ class NamespaceSession:
                                 same_pending=self._pending_content if chained else {}, pending=pending)
         self._pending_content = pending
         prepared.files.update(self._code_files())
+        # the generators' positions, a file each: a commit whose generators did not move stores nothing
+        # new (in meta.json, 6.7 kB of every commit's, which differs by its timings anyway)
+        prepared.files.update({libstate.position_file(gen): text.encode()
+                               for gen, text in self._library_state.positions().items()})
 
     def _committed(self, prepared: PreparedCommit, names: set[str] | None) -> list[CellRecord]:
         """The bookkeeping of a commit prepared: its cells are in it, nothing is touched any more."""
@@ -903,10 +907,10 @@ class NamespaceSession:
         self.pending.clear()
         self.touched = set()
         self.full_next = False
-        recorded = self._restore_libraries(result.info.id)
+        self._restore_libraries(result.info.id)
         self._recompute(result)
-        for problem in libstate.restore_generators(recorded):  # after recipes, which may draw
-            print(f"txgit: setting not restored: {problem}", file=sys.stderr)
+        for problem in libstate.restore_generators(self._recorded_positions(result.info.id)):  # after recipes,
+            print(f"txgit: setting not restored: {problem}", file=sys.stderr)  # which may draw
         # neither restored nor made again: still part of the state (its next commit carries them as they
         # are), not removed by the user
         self._not_restored = {n: why for n, why in result.not_restored.items() if n not in self.namespace}
@@ -914,14 +918,27 @@ class NamespaceSession:
         self._remember_sharing(None)
         self._take_origins(result)
 
-    def _restore_libraries(self, commit: str) -> dict[str, Any] | None:
+    def _restore_libraries(self, commit: str) -> None:
         """Make the process's library settings those ``commit`` recorded (before values are made again
-        by their code, which may draw with them); returns what it recorded."""
+        by their code, which may draw with them)."""
         recorded = (self.workspace.state(commit).meta or {}).get("libraries")
         for problem in libstate.restore(recorded):
             print(f"txgit: setting not restored: {problem}", file=sys.stderr)
         self._libraries = self._library_state.capture() if recorded is not None else None
-        return recorded
+
+    def _recorded_positions(self, commit: str) -> dict[str, str]:
+        """The global generators' positions ``commit`` recorded (none: a commit made before they were)."""
+        history = self.workspace.history
+        try:
+            tree_of = history.repo[commit]
+        except (KeyError, ValueError):
+            return {}
+        out = {}
+        for gen in libstate.GENERATORS:
+            data = history.read_file(tree_of, libstate.position_file(gen))
+            if data is not None:
+                out[gen] = data.decode("utf-8", "replace")
+        return out
 
     def reset(self, rev: str, *, force: bool = False, trust: bool = False, safe: bool = False) -> CheckoutResult:
         """Point the session's branch at ``rev`` and make the namespace equal it (``git reset --hard``);
@@ -1156,7 +1173,7 @@ class NamespaceSession:
         out.removed.sort()
         self._remember_sharing(set(values))
         recorded = (state.meta or {}).get("libraries")
-        if recorded is not None and self._library_state.capture() != libstate.settings(recorded):  # a setting changed
+        if recorded is not None and self._library_state.capture() != recorded:  # the cell changed a setting
             for problem in libstate.restore(recorded):
                 out.not_restored[problem.split(":", 1)[0]] = problem.split(":", 1)[1].strip()
             out.restored.append("matplotlib settings")

@@ -19,8 +19,9 @@ What is captured, and why only this (see docs/notebooks.md, "What a checkout res
   it). A commit records where they were when it was made, so that after a checkout of it the next
   ``np.random.rand()`` gives the number it gave right after the commit, in a fresh kernel too; pylab's
   ``beta``, ``normal`` ... are functions of that generator. They advance on every draw, so a move of
-  theirs alone is not a change that makes a commit (a cell that only prints ``np.random.rand()``):
-  :func:`settings` leaves them out of the comparison. A failed cell puts them back where they were
+  theirs alone is not a change that makes a commit (a cell that only prints ``np.random.rand()``).
+  They are not in ``meta.json`` but a file each in the commit's tree (:func:`position_file`), shared
+  by the commits whose generators did not move. A failed cell puts them back where they were
   before it ran (:meth:`LibraryState.mark`, :meth:`LibraryState.rewind`).
 
 Other module globals (a library's caches, registries) are not seen.
@@ -159,16 +160,17 @@ def _set_raw(gen: str, raw: Any) -> None:
         numpy.random.set_state(raw)
 
 
-def settings(doc: Mapping[str, Any] | None) -> dict[str, Any]:
-    """A commit's ``libraries`` without the generators' positions: what, changed, is a change of state
-    that makes a commit (a draw moves the generators on every cell that draws)."""
-    return {k: v for k, v in (doc or {}).items() if k not in GENERATORS}
+def position_file(gen: str) -> str:
+    """Where in a commit's tree the position of generator ``gen`` is: a file each, so that commits whose
+    generators did not move share it (3.3 kB each, incompressible)."""
+    return f"libraries/{gen}.json"
 
 
-def restore_generators(doc: Mapping[str, Any] | None) -> list[str]:
-    """Put the global generators where ``doc`` (a commit's ``libraries``) recorded them; one line per
-    one that could not be set. A generator the commit records nothing of is left where it is. Call it
-    after values were made again by their code (which may draw)."""
+def restore_generators(doc: Mapping[str, str] | None) -> list[str]:
+    """Put the global generators where ``doc`` (generator -> :meth:`LibraryState.positions` text, as a
+    commit's files hold them) says; one line per one that could not be set. A generator the commit
+    records nothing of is left where it is. Call it after values were made again by their code (which
+    may draw)."""
     problems: list[str] = []
     for gen in GENERATORS:
         text = (doc or {}).get(gen)
