@@ -231,3 +231,28 @@ def test_a_checkout_leaves_a_library_s_own_objects_untouched(tmp_path, monkeypat
         assert k.value(untouched)
     finally:
         k.shutdown()
+
+
+def test_commits_whose_generators_did_not_move_share_their_recorded_positions(tmp_path):
+    pytest.importorskip("numpy")
+    ws = Workspace.init(tmp_path / "ws")
+    k = Kernel(ws.root)
+    try:
+        k.ok("%load_ext txgit")
+        k.ok("import numpy as np\nx = np.random.rand(3)")
+        drawn = ws.head().id
+        k.ok("y = 2")  # draws nothing
+        still = ws.head().id
+        k.ok("z = np.random.rand()")
+        moved = ws.head().id
+    finally:
+        k.shutdown()
+    repo = ws.history.repo
+
+    def blob(commit: str) -> str:
+        return str(repo[commit].tree["libraries/numpy.random.json"].id)
+
+    assert len({drawn, still, moved}) == 3
+    assert blob(drawn) == blob(still) != blob(moved)
+    # not in meta.json, which is new with every commit (timings)
+    assert len(repo[repo[still].tree["meta.json"].id].data) < 2000
