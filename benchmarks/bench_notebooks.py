@@ -54,11 +54,18 @@ fresh folder holding the notebook's data files, the next cell sent as soon as th
   generators by their position; scikit-learn and scipy objects by their attributes (so a
   Fortran-ordered array inside equals its C-ordered copy); matplotlib artists (figures, axes, lines, legends) and the matplotlib objects tied to a figure (colorbars,
   formatters, locators) by the pixels of their figure rendered with Agg; object arrays (a grid of
-  axes) element by element. Pickles leave matplotlib's callback registries out: pickling one
+  axes) element by element; sympy expressions by ``srepr`` (their structure, what sympy's ``==``
+  compares: its cache makes two equal symbols one object or two, which pickle tells apart);
+  matplotlib's ``rcParams`` without ``backend`` (the kernel's display, which a checkout leaves
+  alone: "inline" and "module://matplotlib_inline.backend_inline" are one); matplotlib's backend
+  registry by being matplotlib's own (it holds caches of the backends the process looked up).
+  Pickles leave matplotlib's callback registries out: pickling one
   advances its id counter, so two pickles of one figure differ (this once made every cell after
   `fig, ax = plt.subplots(2, 3)` look as if it changed `ax`). Misses are told apart: variables the
   checkout itself reported as not restored, and functions bound to the global random generator
-  (pylab's `beta`), whose position txgit does not capture (docs/notebooks.md).
+  (pylab's `beta`), compared by name and by the generator's position, which a commit records as it
+  was when the commit was made (docs/notebooks.md): they differ when a cell drew after the last commit
+  and changed no variable (no commit of its own).
 - Kishu (``--kishu N``: on N notebooks spread over the corpus, default 6; quick: 1) in one more fresh kernel each,
   as in bench_session.py (``init_kishu()``, nothing patched); its wall ratio over the same
   baseline, or why it could not run the notebook.
@@ -268,6 +275,18 @@ def _txgit_bench_fingerprints(ns):
                 return "pandas:" + h(values + repr((type(v).__name__, cols, dtypes, index)).encode())
             except Exception:
                 pass
+        sympy = sys.modules.get("sympy")
+        if sympy is not None and isinstance(v, sympy.Basic):
+            # by structure, which is what sympy's == compares: pickle shares subexpressions by identity,
+            # and sympy's cache makes equal symbols one object or two depending on what it evicted
+            try:
+                return "sympy:" + h(sympy.srepr(v).encode())
+            except Exception:
+                pass
+        registry = sys.modules.get("matplotlib.backends.registry")
+        if registry is not None and isinstance(v, registry.BackendRegistry):
+            # matplotlib's own: what it holds are caches of the backends this process looked up
+            return "backends:" + ("matplotlib's" if v is registry.backend_registry else h(stable_pickle(v)))
         mine = mpl is not None and (isinstance(v, mpl.Artist) or type(v).__module__.startswith("matplotlib."))
         figure = figure_of(v) if mine else None
         if figure is not None:
@@ -277,7 +296,10 @@ def _txgit_bench_fingerprints(ns):
                 pass
         if depth < 6 and isinstance(v, (dict, list, tuple, set, frozenset)):
             if isinstance(v, dict):
-                parts = [repr(k) + "=" + fp(x, depth + 1) for k, x in v.items()]
+                # matplotlib's rcParams without `backend`: the kernel's display ("inline" and
+                # "module://matplotlib_inline.backend_inline" are one), which a checkout leaves alone
+                rc = type(v).__name__ == "RcParams" and type(v).__module__.startswith("matplotlib")
+                parts = [repr(k) + "=" + fp(x, depth + 1) for k, x in dict.items(v) if not (rc and k == "backend")]
             elif isinstance(v, (set, frozenset)):
                 parts = sorted(fp(x, depth + 1) for x in v)
             else:
@@ -289,10 +311,12 @@ def _txgit_bench_fingerprints(ns):
         owner = getattr(v, "__self__", None) if isinstance(v, (types.BuiltinMethodType, types.MethodType)) else None
         if owner is not None and (owner is getattr(sys.modules.get("numpy.random.mtrand"), "_rand", None)
                                   or owner is getattr(sys.modules.get("random"), "_inst", None)):
-            # a function of the global random generator (pylab's `beta`): its pickle is the generator's
-            # position, which txgit does not capture (docs/notebooks.md); told apart in the report
+            # a function of the global random generator (pylab's `beta`): the function by name and the
+            # generator by its position (as generators above: the pickle's bytes share dtype objects by
+            # identity); told apart in the report
             try:
-                return "globalrng:" + h(stable_pickle(v))
+                state = owner.get_state(legacy=False) if hasattr(owner, "get_state") else owner.getstate()
+                return "globalrng:" + h((v.__name__ + fp(state, depth + 1)).encode())
             except Exception:
                 pass
         try:
@@ -492,6 +516,7 @@ def restore_check(folder: Path, original: dict[str, str]) -> dict:
     out = {"variables": len(original), "exact": len(original) - len(misses), "names": sorted(original),
            "misses": {n: f"{original[n].split(':')[0]} -> {restored.get(n, 'missing').split(':')[0]}" for n in misses},
            "not_restored": {n: said[n][:200] for n in misses if n in said},
+           # the generator's position differs (a cell that drew after the last commit: no commit of its own)
            "global_rng": [n for n in misses if original[n].startswith("globalrng:") and n not in said]}
     if r.status != "ok" or "error" in r.stderr.lower():
         out["checkout_said"] = (r.error or r.stderr.strip())[-500:]
@@ -649,8 +674,8 @@ def print_table(rows: dict[str, dict], summary: dict) -> None:
     print(f"outputs that differ with txgit: {s['outputs_differ']} cells (nondeterministic without txgit too:"
           f" {s['outputs_nondeterministic']})")
     print(f"variables restored exactly: {s['restored_exactly']} / {s['variables']}; of the others, reported by the"
-          f" checkout as not restored: {s['not_restored_said']}; functions of the global random generator, whose"
-          f" position is not captured: {s['global_rng']}")
+          f" checkout as not restored: {s['not_restored_said']}; functions of the global random generator at"
+          f" another position: {s['global_rng']}")
     for name, r in rows.items():
         if not r.get("failed"):
             misses = r["restore"]["misses"]

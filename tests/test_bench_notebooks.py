@@ -132,3 +132,37 @@ def test_fingerprints_of_figures_do_not_change_by_being_taken(tmp_path):
     assert first["cb"].startswith("drawn:") and first["ax"].startswith("objects:")
     assert first["beta"].startswith("globalrng:")
     assert first["rs"] == first["restored_rs"]
+
+
+def test_fingerprints_compare_what_a_restore_must_keep_and_nothing_more(tmp_path):
+    """Equal sympy expressions whose equal symbols are one object or two (sympy's cache decides) are one
+    value; rcParams' backend (the kernel's display, left alone by a checkout) is not compared, any other
+    setting is; a function of the global generator is compared by the generator's position."""
+    pytest.importorskip("sympy")
+    pytest.importorskip("matplotlib")
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import bench_notebooks
+        from kernelutil import Kernel, silent_exec
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    k = Kernel(tmp_path)
+    try:
+        k.ok("import sympy\nimport matplotlib\nmatplotlib.use('Agg')\nimport numpy as np\n"
+             "from numpy.random import beta\nfrom matplotlib import rcParams\n"
+             "x = sympy.Symbol('x')\none = sympy.Add(x, sympy.Pow(x, 2))\n"
+             "sympy.core.cache.clear_cache()  # the next Symbol('x') is another object\n"
+             "two = sympy.Add(x, sympy.Pow(sympy.Symbol('x'), 2))\nother = sympy.Add(x, sympy.Pow(x, 3))")
+        assert k.value("(one == two, one.args[0] is one.args[1].args[0], two.args[0] is two.args[1].args[0])") == (
+            True, True, False)
+        bench_notebooks.define_fingerprints(k)
+        first = bench_notebooks.fingerprints(k)
+        silent_exec(k, "rcParams['backend'] = 'agg'\nstate = np.random.get_state()\nnp.random.rand()")
+        drawn = bench_notebooks.fingerprints(k)
+        silent_exec(k, "rcParams['lines.linewidth'] = 7.5\nnp.random.set_state(state)")
+        set_back = bench_notebooks.fingerprints(k)
+    finally:
+        k.shutdown()
+    assert first["one"] == first["two"] != first["other"]
+    assert drawn["rcParams"] == first["rcParams"] != set_back["rcParams"]
+    assert drawn["beta"] != first["beta"] == set_back["beta"]

@@ -142,3 +142,117 @@ def test_sympy_singletons_from_a_star_import_are_restored(tmp_path):
             True, True, True, "pi*x + I")
     finally:
         k.shutdown()
+
+
+# -- the global random generators' positions ---------------------------------------------------------
+
+# the next draws of both global generators, and of a function bound to numpy's (pylab's `beta`)
+NEXT_DRAWS = "(float(np.random.rand()), random.random(), float(beta(2.0, 3.0)))"
+POSITIONS = ("(__import__('hashlib').md5(np.random.get_state()[1].tobytes()).hexdigest(),"
+             " np.random.get_state()[2], hash(random.getstate()))")
+
+
+def test_a_checkout_puts_the_global_generators_where_they_were_when_the_commit_was_made(tmp_path):
+    pytest.importorskip("numpy")
+    ws = Workspace.init(tmp_path / "ws")
+    k = Kernel(ws.root)
+    try:
+        k.ok("%load_ext txgit")
+        k.ok("import random\nimport numpy as np\nfrom numpy.random import beta\n"
+             "np.random.seed(1)\nrandom.seed(2)\nx = np.random.rand(3)")
+        seeded = ws.head().id
+        after_seeded = k.value(NEXT_DRAWS)  # a cell that only draws: no commit of its own
+        assert ws.head().id == seeded
+        k.ok("y = np.random.rand(5) + random.random()")
+        drawn = ws.head().id
+        assert drawn != seeded
+        after_drawn = k.value(NEXT_DRAWS)
+    finally:
+        k.shutdown()
+    k = fresh(ws)
+    try:
+        r = k.ok(f"%txgit checkout {drawn}")
+        assert "not restored" not in r.stdout + r.stderr, r.stdout + r.stderr
+        k.ok("import random\nimport numpy as np")
+        assert k.value(NEXT_DRAWS) == after_drawn
+        k.ok(f"%txgit checkout {seeded}")  # in the same kernel, back to the older position
+        assert k.value(NEXT_DRAWS) == after_seeded
+    finally:
+        k.shutdown()
+
+
+def test_a_failed_cell_puts_the_global_generators_back_where_they_were_before_it(tmp_path):
+    pytest.importorskip("numpy")
+    ws = Workspace.init(tmp_path / "ws")
+    k = Kernel(ws.root)
+    try:
+        k.ok("%load_ext txgit")
+        k.ok("import random\nimport numpy as np\nnp.random.seed(3)\nx = 1")
+        k.ok("print(np.random.rand(), random.random())")  # draws after the commit stand: not rewound
+        before = k.value(POSITIONS)
+        r = k.run("y = np.random.rand(4)\nrandom.shuffle([1, 2, 3])\nraise ValueError('boom')")
+        assert r.status != "ok"
+        assert "numpy.random generator" in r.stderr, r.stderr
+        assert k.value(POSITIONS) == before
+    finally:
+        k.shutdown()
+
+
+# A library's registry (as matplotlib's `colormaps`) holding functools.partial objects: a partial makes
+# its `__dict__` when first asked for it, so a walk over it leaves a mark in the library's objects.
+REGISTRY = '''
+import functools
+
+class Registry:
+    def __init__(self):
+        self.entries = {"square": functools.partial(pow, exp=2)}
+
+REGISTRY = Registry()
+'''
+
+
+def test_a_checkout_leaves_a_library_s_own_objects_untouched(tmp_path, monkeypatch):
+    ws = Workspace.init(tmp_path / "ws")
+    (ws.root / "registry.py").write_text(REGISTRY)
+    monkeypatch.syspath_prepend(str(ws.root))
+    untouched = "REGISTRY.entries['square'].__reduce__()[2][3] is None"  # no __dict__ made
+    k = Kernel(ws.root)
+    try:
+        k.ok("%load_ext txgit")
+        k.ok("from registry import REGISTRY\nn = 3")
+        assert k.value(untouched)
+    finally:
+        k.shutdown()
+    k = fresh(ws)
+    try:
+        k.ok(f"%txgit checkout {ws.head().id}")
+        assert k.value("REGISTRY is __import__('registry').REGISTRY")
+        # bound again by name: not walked as a value of the session's (the commit did not walk it either)
+        assert k.value(untouched)
+    finally:
+        k.shutdown()
+
+
+def test_commits_whose_generators_did_not_move_share_their_recorded_positions(tmp_path):
+    pytest.importorskip("numpy")
+    ws = Workspace.init(tmp_path / "ws")
+    k = Kernel(ws.root)
+    try:
+        k.ok("%load_ext txgit")
+        k.ok("import numpy as np\nx = np.random.rand(3)")
+        drawn = ws.head().id
+        k.ok("y = 2")  # draws nothing
+        still = ws.head().id
+        k.ok("z = np.random.rand()")
+        moved = ws.head().id
+    finally:
+        k.shutdown()
+    repo = ws.history.repo
+
+    def blob(commit: str) -> str:
+        return str(repo[commit].tree["libraries/numpy.random.json"].id)
+
+    assert len({drawn, still, moved}) == 3
+    assert blob(drawn) == blob(still) != blob(moved)
+    # not in meta.json, which is new with every commit (timings)
+    assert len(repo[repo[still].tree["meta.json"].id].data) < 2000

@@ -25,7 +25,7 @@ from typing import Any
 from txgit.state import UNPICKLABLE, VALUE, MODULE, Fingerprints, VarRecord, is_variable_name, restore
 from txgit.state import libstate
 from txgit.state.summary import type_name
-from txgit.state.snapshot import sharing_groups, walk_shared
+from txgit.state.snapshot import library_module_of, sharing_groups, walk_shared
 from txgit.sessions import opslog
 from txgit.sessions.operations import Operation, OperationWatch, content_origin, output_origin
 from txgit.sessions.detect import UnnamedChanges, used_packages
@@ -207,6 +207,7 @@ class NamespaceSession:
         """Call just before ``code`` (plain Python) runs; ``source``: what the user typed, if different;
         ``tree``: ``ast.parse(code)``, if the caller has it."""
         self._tracker = CellTracker(self.namespace, code, self.is_variable, tree, variables=self.variable_names)
+        self._library_state.mark()  # where the global generators are, for the rollback if the cell fails
         self.unnamed.cell_starts()
         if self._tracker.names.opaque is None:
             self._baseline_unnamed(self._tracker.names.touched | self._tracker.reached, self._tracker.before)
@@ -543,6 +544,10 @@ class NamespaceSession:
                                 same_pending=self._pending_content if chained else {}, pending=pending)
         self._pending_content = pending
         prepared.files.update(self._code_files())
+        # the generators' positions, a file each: a commit whose generators did not move stores nothing
+        # new (in meta.json, 6.7 kB of every commit's, which differs by its timings anyway)
+        prepared.files.update({libstate.position_file(gen): text.encode()
+                               for gen, text in self._library_state.positions().items()})
 
     def _committed(self, prepared: PreparedCommit, names: set[str] | None) -> list[CellRecord]:
         """The bookkeeping of a commit prepared: its cells are in it, nothing is touched any more."""
@@ -841,8 +846,11 @@ class NamespaceSession:
         for n in list(self._shared):
             if n not in live:
                 del self._shared[n]
-        known = known or {}
+        known = dict(known or {})
         wanted = live if names is None else names & live
+        for n in wanted:  # a library's own object (recorded by name) shares nothing, as a snapshot takes it:
+            if n not in known and library_module_of(n, self.namespace[n]) is not None:
+                known[n] = set()  # walking it would touch the library's objects (and cost a walk)
         # the commit's snapshot already walked what it serialized; walking again costs as much
         walked = walk_shared({n: self.namespace[n] for n in sorted(wanted) if n not in known}, self.namespace,
                              {n: known[n] for n in wanted if n in known})
@@ -903,6 +911,8 @@ class NamespaceSession:
         self.full_next = False
         self._restore_libraries(result.info.id)
         self._recompute(result)
+        for problem in libstate.restore_generators(self._recorded_positions(result.info.id)):  # after recipes,
+            print(f"txgit: setting not restored: {problem}", file=sys.stderr)  # which may draw
         # neither restored nor made again: still part of the state (its next commit carries them as they
         # are), not removed by the user
         self._not_restored = {n: why for n, why in result.not_restored.items() if n not in self.namespace}
@@ -917,6 +927,20 @@ class NamespaceSession:
         for problem in libstate.restore(recorded):
             print(f"txgit: setting not restored: {problem}", file=sys.stderr)
         self._libraries = self._library_state.capture() if recorded is not None else None
+
+    def _recorded_positions(self, commit: str) -> dict[str, str]:
+        """The global generators' positions ``commit`` recorded (none: a commit made before they were)."""
+        history = self.workspace.history
+        try:
+            tree_of = history.repo[commit]
+        except (KeyError, ValueError):
+            return {}
+        out = {}
+        for gen in libstate.GENERATORS:
+            data = history.read_file(tree_of, libstate.position_file(gen))
+            if data is not None:
+                out[gen] = data.decode("utf-8", "replace")
+        return out
 
     def reset(self, rev: str, *, force: bool = False, trust: bool = False, safe: bool = False) -> CheckoutResult:
         """Point the session's branch at ``rev`` and make the namespace equal it (``git reset --hard``);
@@ -1160,6 +1184,9 @@ class NamespaceSession:
             for problem in libstate.restore(recorded):
                 out.not_restored[problem.split(":", 1)[0]] = problem.split(":", 1)[1].strip()
             out.restored.append("matplotlib settings")
+        # the generators back where they were before the cell, not where the commit was: cells since
+        # that drew without changing a variable made no commit, and their draws stand
+        out.restored.extend(f"{gen} generator" for gen in self._library_state.rewind())
         return out
 
 

@@ -14,23 +14,33 @@ What is captured, and why only this (see docs/notebooks.md, "What a checkout res
 * matplotlib's ``rcParams``, when matplotlib is loaded. ``backend`` is recorded (a cell that only
   switches it is committed) but never set back: it names the process's display (inline, a window),
   chosen by its host, not a setting of the state.
+* the positions of the global random generators: Python's ``random`` and numpy's legacy global
+  ``RandomState`` (once ``numpy.random`` is loaded: before, it does not exist and nothing drew from
+  it). A commit records where they were when it was made, so that after a checkout of it the next
+  ``np.random.rand()`` gives the number it gave right after the commit, in a fresh kernel too; pylab's
+  ``beta``, ``normal`` ... are functions of that generator. They advance on every draw, so a move of
+  theirs alone is not a change that makes a commit (a cell that only prints ``np.random.rand()``).
+  They are not in ``meta.json`` but a file each in the commit's tree (:func:`position_file`), shared
+  by the commits whose generators did not move. A failed cell puts them back where they were
+  before it ran (:meth:`LibraryState.mark`, :meth:`LibraryState.rewind`).
 
-Not captured: the global random generators (``random``, ``numpy.random``'s legacy global state).
-They advance on every draw, so recording them would either commit cells that changed nothing else
-or record a position already stale; no stored value depends on them; and the code that seeded them
-is in the history. A generator held in a variable (``rng = np.random.default_rng(0)``) is a value
-and is restored exactly. Other module globals (a library's caches, registries) are not seen either.
+Other module globals (a library's caches, registries) are not seen.
 """
 
 from __future__ import annotations
 
+import base64
 import json
+import struct
 import sys
 import warnings
 from collections.abc import Mapping
 from typing import Any
 
 RCPARAMS = "matplotlib.rcParams"
+PYTHON_RANDOM = "random"
+NUMPY_RANDOM = "numpy.random"
+GENERATORS = (PYTHON_RANDOM, NUMPY_RANDOM)
 _NOT_RESTORED = frozenset({"backend"})  # the process's display, chosen by its host (inline, Agg, a window)
 
 
@@ -58,12 +68,163 @@ def _from_json(value: Any) -> Any:
     return value
 
 
+# -- the global random generators -------------------------------------------------------------------
+
+def _python_random() -> Any:
+    return sys.modules.get("random")
+
+
+def _numpy_random() -> Any:
+    """numpy's legacy global RandomState, if it exists (numpy 2 makes it when numpy.random is loaded)."""
+    mtrand = sys.modules.get("numpy.random.mtrand")
+    return getattr(mtrand, "_rand", None)
+
+
+def _raw_positions() -> dict[str, Any]:
+    """The generators' states as their modules give them (copies: later draws do not change them)."""
+    out: dict[str, Any] = {}
+    rnd = _python_random()
+    if rnd is not None:
+        try:
+            out[PYTHON_RANDOM] = rnd.getstate()
+        except Exception:  # a patched random module: its position is not recorded
+            pass
+    gen = _numpy_random()
+    if gen is not None:
+        try:
+            # the dict form: a quarter cheaper than the legacy tuple, and it also holds a bit generator
+            # other than MT19937 (np.random.set_bit_generator)
+            out[NUMPY_RANDOM] = gen.get_state(legacy=False)
+        except Exception:
+            pass
+    return out
+
+
+def _same_raw(a: Any, b: Any) -> bool:
+    """Equal states; numpy's arrays compared by their bytes."""
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_same_raw(a[k], b[k]) for k in a)
+    if hasattr(a, "tobytes"):
+        return hasattr(b, "tobytes") and a.dtype == b.dtype and a.tobytes() == b.tobytes()
+    return a is not None and b is not None and bool(a == b)
+
+
+def _state_to_json(state: Any) -> Any:
+    """numpy's state dict as JSON: arrays as dtype and base64 of their bytes, ints of any size as JSON's."""
+    if isinstance(state, dict):
+        return {k: _state_to_json(v) for k, v in state.items()}
+    if hasattr(state, "tobytes"):
+        return {"ndarray": state.dtype.newbyteorder("<").str, "b64": base64.b64encode(
+            state.astype(state.dtype.newbyteorder("<")).tobytes()).decode()}
+    return state.item() if hasattr(state, "item") else state  # a numpy scalar
+
+
+def _state_from_json(data: Any) -> Any:
+    if isinstance(data, dict):
+        if "ndarray" in data:
+            import numpy as np
+
+            return np.frombuffer(base64.b64decode(data["b64"]), dtype=data["ndarray"]).astype(
+                np.dtype(data["ndarray"]).newbyteorder("="))
+        return {k: _state_from_json(v) for k, v in data.items()}
+    return data
+
+
+def _encode(gen: str, raw: Any) -> str:
+    """A generator's state as compact JSON text (Python's MT19937 words as base64 of little-endian uint32)."""
+    if gen == PYTHON_RANDOM:
+        version, internal, gauss = raw
+        words = base64.b64encode(struct.pack(f"<{len(internal)}I", *internal)).decode()
+        return json.dumps([version, words, gauss], separators=(",", ":"))
+    return json.dumps(_state_to_json(raw), separators=(",", ":"))
+
+
+def _decode(gen: str, text: str) -> Any:
+    data = json.loads(text)
+    if gen == PYTHON_RANDOM:
+        version, words, gauss = data
+        raw = base64.b64decode(words)
+        internal = struct.unpack(f"<{len(raw) // 4}I", raw)
+        return int(version), tuple(int(x) for x in internal), None if gauss is None else float(gauss)
+    return _state_from_json(data)
+
+
+def _set_raw(gen: str, raw: Any) -> None:
+    if gen == PYTHON_RANDOM:
+        import random
+
+        random.setstate(raw)
+    else:
+        import numpy.random
+
+        numpy.random.set_state(raw)
+
+
+def position_file(gen: str) -> str:
+    """Where in a commit's tree the position of generator ``gen`` is: a file each, so that commits whose
+    generators did not move share it (3.3 kB each, incompressible)."""
+    return f"libraries/{gen}.json"
+
+
+def restore_generators(doc: Mapping[str, str] | None) -> list[str]:
+    """Put the global generators where ``doc`` (generator -> :meth:`LibraryState.positions` text, as a
+    commit's files hold them) says; one line per one that could not be set. A generator the commit
+    records nothing of is left where it is. Call it after values were made again by their code (which
+    may draw)."""
+    problems: list[str] = []
+    for gen in GENERATORS:
+        text = (doc or {}).get(gen)
+        if not isinstance(text, str):
+            continue
+        try:
+            _set_raw(gen, _decode(gen, text))
+        except Exception as e:  # a damaged record, numpy gone from this environment
+            problems.append(f"{gen} generator: {type(e).__name__}: {e}")
+    return problems
+
+
 class LibraryState:
     """Captures the recorded library settings of this process, cheaply when nothing changed."""
 
     def __init__(self) -> None:
         self._values: tuple[Any, ...] | None = None  # rcParams' values when last captured
         self._doc: dict[str, Any] = {}
+        self._raw: dict[str, Any] = {}  # generator -> its state when last recorded, and its text
+        self._text: dict[str, str] = {}
+        self._marked: dict[str, Any] = {}  # generator -> its state before the running cell
+
+    def positions(self) -> dict[str, str]:
+        """``{"random": text, "numpy.random": text}``: where the global generators are now, for a commit's
+        ``libraries`` (numpy's only once its global generator exists). Encoded again only when moved."""
+        out: dict[str, str] = {}
+        for gen, raw in _raw_positions().items():
+            if not _same_raw(raw, self._raw.get(gen)):
+                try:
+                    self._raw[gen], self._text[gen] = raw, _encode(gen, raw)
+                except Exception:  # a state of a form not known here: not recorded, the commit goes on
+                    self._raw.pop(gen, None)
+                    self._text.pop(gen, None)
+                    continue
+            out[gen] = self._text[gen]
+        return out
+
+    def mark(self) -> None:
+        """Remember where the generators are, before a cell that may fail runs (a few microseconds)."""
+        self._marked = _raw_positions()
+
+    def rewind(self) -> list[str]:
+        """Put the generators back where :meth:`mark` found them, those that moved since; returns their
+        names. One that did not exist then (its module first loaded by the cell) is left alone."""
+        moved = []
+        for gen, raw in _raw_positions().items():
+            before = self._marked.get(gen)
+            if before is not None and not _same_raw(raw, before):
+                try:
+                    _set_raw(gen, before)
+                except Exception:  # the cell replaced the generator by one of another kind: left as it is
+                    continue
+                moved.append(gen)
+        return moved
 
     def capture(self) -> dict[str, Any]:
         """``{"matplotlib.rcParams": "{key: value, ...}"}`` (as JSON text): the settings that differ from
