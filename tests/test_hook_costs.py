@@ -254,3 +254,45 @@ def test_a_figure_open_when_the_cell_started_is_still_checked_even_if_the_cell_c
     ws.checkout("HEAD", restored)
     assert len(restored["ax"].get_lines()) == 1
     s.close()
+
+
+# What a plotting notebook leaves in its namespace besides artists: a colorbar (not an artist), a
+# formatter set on an axis, a bar container (a tuple of artists), and pyplot's own rcParams.
+FIGURE_TIES = """
+    from matplotlib.pyplot import rcParams
+    import matplotlib.ticker as ticker
+    fig, ax = plt.subplots()
+    im = ax.imshow([[1, 2], [3, 4]])
+    plt.sci(im)  # the current image, as plt.imshow leaves it
+    cb = fig.colorbar(im, ax=ax)
+    formatter = ticker.ScalarFormatter()
+    ax.xaxis.set_major_formatter(formatter)
+    bars = ax.bar([1, 2], [3, 4])
+"""
+
+
+def test_what_ties_to_a_closed_figure_and_library_objects_are_not_fingerprinted(ws):
+    """Lecture-4-Matplotlib: a colorbar of a closed figure was pickled, whole figure and all, after every
+    later plotting cell (0.35 s each); pylab's own objects (stored by name, whatever they hold) too."""
+    ns = session_namespace()
+    s = NamespaceSession(ws, ns, kind="test")
+    _run_cells(s, ns, PYPLOT, FIGURE_TIES + '    plt.close("all")\n')
+    before = s.unnamed.fingerprinted
+    out = _run_cells(s, ns, """
+        plt.plot([3, 4])
+        plt.close("all")
+    """)
+    assert s.unnamed.fingerprinted == before and out[0].changes.unnamed == set()
+    s.close()
+
+
+def test_a_colorbar_of_an_open_figure_is_still_checked(ws):
+    ns = session_namespace()
+    s = NamespaceSession(ws, ns, kind="test")
+    _run_cells(s, ns, PYPLOT, FIGURE_TIES)
+    out = _run_cells(s, ns, "plt.clim(0, 10)")  # rescales the current image, and so its colorbar
+    assert {"cb", "im", "fig", "ax"} <= out[0].changes.unnamed
+    restored = session_namespace()
+    ws.checkout("HEAD", restored)
+    assert restored["cb"].mappable.get_clim() == (0, 10)
+    s.close()

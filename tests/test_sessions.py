@@ -34,10 +34,25 @@ def test_analyze_reads_writes_and_deletes():
 
 
 @pytest.mark.parametrize("code", ["exec('a = 1')", "eval('a')", "globals()['a'] = 1", "vars()['a'] = 1",
-                                  "from os.path import *", "get_ipython().run_line_magic('time', 'x')",
-                                  "def broken(:"])
+                                  "from os.path import *", "get_ipython().run_line_magic('run', 'script.py')",
+                                  "get_ipython().run_line_magic('timeit', '-n1 x = (')",
+                                  "get_ipython().run_line_magic('timeit', '-z x')", "def broken(:"])
 def test_analyze_falls_back_to_everything(code):
     assert analyze_code(code).opaque is not None
+
+
+@pytest.mark.parametrize("code, reads, writes", [
+    ("get_ipython().run_line_magic('matplotlib', 'inline')", set(), set()),
+    ("get_ipython().run_line_magic('config', \"InlineBackend.figure_format='svg'\")\nimport numpy", set(), {"numpy"}),
+    ("get_ipython().run_line_magic('time', 'y = f(x)')", {"f", "x"}, {"y"}),
+    ("get_ipython().run_line_magic('timeit', '-n1 -r 1 -q df1 + df2')", {"df1", "df2"}, set()),
+    ("get_ipython().run_cell_magic('time', '', 'a = b\\nc.append(1)\\n')", {"b", "c"}, {"a"}),
+])
+def test_magics_that_change_no_variable_or_run_plain_code_are_analyzed(code, reads, writes):
+    """A notebook's `%matplotlib inline` or `%timeit` made the cell opaque: every variable was
+    serialized again (Lecture-4-Matplotlib's `%matplotlib inline` late in the notebook: 0.5 s)."""
+    n = analyze_code(code)
+    assert n.opaque is None and n.reads == reads and n.writes == writes and n.magics
 
 
 def test_reach_follows_session_functions_transitively():

@@ -39,6 +39,8 @@ from typing import Any
 import cloudpickle
 import xxhash
 
+from txgit.state.snapshot import library_module_of
+
 # Packages whose objects are the session's own or the language's: their changes are found by name
 # (tracking's reach covers session code), and every value would be a candidate through them.
 _NOT_LIBRARIES = frozenset({"builtins", "__main__", ""})
@@ -170,12 +172,53 @@ def open_figures() -> set[int] | None:
 
 
 _ARTISTS_LOOKED_AT = 1024  # a container of more artists than this is looked at as any value
+# Where a matplotlib object that is no artist keeps what ties it to a figure: a colorbar its axes and
+# image, a formatter or locator its axis, a grid spec its figure.
+_FIGURE_LINKS = ("figure", "axes", "ax", "axis", "mappable")
+_PLOTTING = frozenset({"matplotlib", "mpl_toolkits"})
+
+
+def _root_figure(artist: Any) -> Any:
+    """The figure at the top of ``artist`` (a subfigure's figure's ...), or None: not in one."""
+    figure = artist
+    for _ in range(8):
+        parent = getattr(figure, "figure", None)
+        if parent is None or parent is figure:
+            break
+        figure = parent
+    return figure if getattr(figure, "figure", None) is figure else None
+
+
+def _in_closed_figure(x: Any, artist: type, open_at_start: set[int]) -> bool:
+    """Whether ``x`` is an artist, or a matplotlib object tied to artists, whose figures were all
+    closed when the cell started (False: not in a figure, or tied to anything else)."""
+    if isinstance(x, artist):
+        figure = _root_figure(x)
+        return figure is not None and id(figure) not in open_at_start
+    if _top(getattr(type(x), "__module__", None)) not in _PLOTTING:
+        return False
+    tied = False
+    for link in _FIGURE_LINKS:
+        try:
+            y = getattr(x, link, None)
+        except Exception:
+            return False
+        if y is None:
+            continue
+        if not isinstance(y, artist):
+            return False
+        figure = _root_figure(y)
+        if figure is None or id(figure) in open_at_start:
+            return False
+        tied = True
+    return tied
 
 
 def _in_closed_figures(value: Any, open_at_start: set[int]) -> bool:
-    """Whether ``value`` is matplotlib artists (an axes, a figure, a list or array of them) whose figures
-    were all closed when the cell started. Library code reaches a figure through pyplot's registry of
-    open ones; once closed, only code that names it (or something sharing objects with it, which is
+    """Whether ``value`` is matplotlib artists (an axes, a figure, a list, tuple or array of them) or
+    objects tied to them (a colorbar, a formatter: see _in_closed_figure) whose figures were all
+    closed when the cell started. Library code reaches a figure through pyplot's registry of open
+    ones; once closed, only code that names it (or something sharing objects with it, which is
     serialized again as named) can draw into it."""
     artist = getattr(sys.modules.get("matplotlib.artist"), "Artist", None)
     if artist is None:
@@ -183,7 +226,7 @@ def _in_closed_figures(value: Any, open_at_start: set[int]) -> bool:
     t = type(value)
     if t is dict:
         items: Any = list(value.values())
-    elif t in (list, tuple):
+    elif isinstance(value, (list, tuple)):  # a BarContainer is a tuple of its bars
         items = value
     elif getattr(getattr(value, "dtype", None), "hasobject", False) and hasattr(value, "flat"):
         items = list(value.flat) if value.size <= _ARTISTS_LOOKED_AT else None
@@ -191,18 +234,7 @@ def _in_closed_figures(value: Any, open_at_start: set[int]) -> bool:
         items = [value]
     if not items or len(items) > _ARTISTS_LOOKED_AT:
         return False
-    for x in items:
-        if not isinstance(x, artist):
-            return False
-        figure = x
-        for _ in range(8):  # an artist's figure, a subfigure's figure ... up to the root
-            parent = getattr(figure, "figure", None)
-            if parent is None or parent is figure:
-                break
-            figure = parent
-        if getattr(figure, "figure", None) is not figure or id(figure) in open_at_start:
-            return False  # not in a figure (it could be added to an open one), or its figure was open
-    return True
+    return all(_in_closed_figure(x, artist, open_at_start) for x in items)
 
 
 class UnnamedChanges:
@@ -225,9 +257,10 @@ class UnnamedChanges:
 
     def candidates(self, namespace: Mapping[str, Any], names: Iterable[str], packages: set[str]) -> list[str]:
         """``names`` whose values are made of one of ``packages`` (modules are stored by name: never),
-        less matplotlib artists whose figures were closed when the cell started (a notebook's figures
-        of earlier cells: fingerprinting every one of them after every plotting cell was most of the
-        cost of the slowest cells)."""
+        less matplotlib artists (and colorbars, formatters ... tied to them) whose figures were closed
+        when the cell started (a notebook's figures of earlier cells: fingerprinting every one of them
+        after every plotting cell was most of the cost of the slowest cells), less a library's own
+        objects, which a commit records by name whatever they hold (``from pylab import *``)."""
         if not packages:
             return []
         out = []
@@ -239,6 +272,8 @@ class UnnamedChanges:
             if not value_packages(v).isdisjoint(packages):
                 if closed is not None and _in_closed_figures(v, closed):
                     continue
+                if library_module_of(n, v) is not None:
+                    continue  # the library's own object (pylab's rcParams): committed by name, never by value
                 out.append(n)
         return out
 

@@ -12,13 +12,15 @@ Three kinds of evidence, all cheap:
 Mutation through an alias (``b.append`` where ``b is a``) needs nothing here:
 the commit expands every name to its co-variable group. When code can touch
 names we cannot see (``exec``, ``eval``, ``globals()``, ``vars()``,
-``import *``, IPython magics), the answer is "everything" (``None``).
+``import *``, IPython magics other than a few whose effect is known: see
+``NEUTRAL_MAGICS`` and ``%time``/``%timeit``), the answer is "everything" (``None``).
 """
 
 from __future__ import annotations
 
 import ast
 import builtins
+import re
 import types
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -28,6 +30,12 @@ from typing import Any
 OPAQUE_CALLS = frozenset({"exec", "eval", "globals", "vars", "locals", "get_ipython", "__import__", "execfile",
                           "run_line_magic", "run_cell_magic", "run_cell", "system"})
 _BUILTINS = frozenset(dir(builtins))
+# IPython magics (as ``get_ipython().run_line_magic(NAME, LINE)``) that bind, rebind or mutate no
+# variable: they set the kernel's plotting or display up. What they change in a library's settings
+# is committed as such (the session compares library settings before and after).
+NEUTRAL_MAGICS = frozenset({"matplotlib", "config", "precision", "who", "whos", "pwd"})
+# `%timeit` options, as IPython reads them: -n<N> -r<R> -p<P> (value attached or apart), flags -t -c -q -o
+_TIMEIT_OPTIONS = re.compile(r"\s*(?:(?:-[nrp]\s*\d+|-[tcqo]+)(?:\s+|$))*")
 
 
 @dataclass
@@ -43,6 +51,7 @@ class CodeNames:
     calls: list[tuple[str | None, str, bool]] = field(default_factory=list)  # (owner, name, has arguments)
     stored_into: set[str] = field(default_factory=set)  # `m` in `m.x = 1`, `m.d['k'] = 1`, `del m.x`
     imported: set[str] = field(default_factory=set)  # names bound by import statements
+    magics: list[str] = field(default_factory=list)  # IPython magics it runs that were seen through
     tree: ast.Module | None = field(default=None, repr=False)
 
     @property
@@ -133,6 +142,9 @@ class _Visitor(ast.NodeVisitor):
                 self.out.imported.add(alias.asname or alias.name)
 
     def visit_Call(self, node: ast.Call) -> None:
+        magic = _magic(node)
+        if magic is not None and self._seen_through(*magic):
+            return
         func = node.func
         name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else None
         if name in OPAQUE_CALLS:
@@ -144,6 +156,35 @@ class _Visitor(ast.NodeVisitor):
             self.out.calls.append((owner, name, bool(node.args or node.keywords)))
         self.generic_visit(node)
 
+    def _seen_through(self, name: str, line: str, body: str | None) -> bool:
+        """Account for what magic ``name`` does with the namespace, if that is known: nothing (a
+        neutral magic), or running plain Python (``%time``'s statement at module scope, ``%timeit``'s in
+        a function of its own). False: unknown, or its code does not parse (the cell stays opaque)."""
+        if name in NEUTRAL_MAGICS and body is None:
+            self.out.magics.append(name)
+            return True
+        if name == "time":
+            code, scoped = (line if body is None else body if not line.strip() else None), False
+        elif name == "timeit":
+            rest = line[_TIMEIT_OPTIONS.match(line).end():]  # type: ignore[union-attr]
+            if rest.startswith("-"):
+                return False  # an option not known here
+            code, scoped = (rest if body is None else rest + "\n" + body), True
+        else:
+            return False
+        try:
+            tree = ast.parse(code) if code is not None else None
+        except SyntaxError:
+            return False
+        if tree is None:
+            return False
+        self.out.magics.append(name)
+        self.depth += scoped  # names %timeit assigns are locals of the function it times
+        for stmt in tree.body:
+            self.visit(stmt)
+        self.depth -= scoped
+        return True
+
     def visit_AugAssign(self, node: ast.AugAssign) -> None:
         if isinstance(node.target, ast.Name):
             self.out.reads.add(node.target.id)  # x += 1 reads x before it writes it
@@ -154,6 +195,23 @@ class _Visitor(ast.NodeVisitor):
     def visit_NamedExpr(self, node: ast.NamedExpr) -> None:
         self.out.writes.add(node.target.id)  # := binds in the enclosing scope, even in comprehensions
         self.visit(node.value)
+
+
+def _magic(node: ast.Call) -> tuple[str, str, str | None] | None:
+    """(name, line, cell body or None) of ``get_ipython().run_line_magic(NAME, LINE)`` or
+    ``get_ipython().run_cell_magic(NAME, LINE, BODY)`` with literal arguments (how IPython rewrites
+    ``%name line`` and ``%%name``), else None."""
+    func = node.func
+    if not (isinstance(func, ast.Attribute) and func.attr in ("run_line_magic", "run_cell_magic")
+            and isinstance(func.value, ast.Call) and isinstance(func.value.func, ast.Name)
+            and func.value.func.id == "get_ipython" and not func.value.args and not node.keywords):
+        return None
+    args = node.args
+    if len(args) != (2 if func.attr == "run_line_magic" else 3) or not all(
+            isinstance(a, ast.Constant) and isinstance(a.value, str) for a in args):
+        return None
+    values = [a.value for a in args]  # type: ignore[attr-defined]
+    return values[0], values[1], values[2] if len(values) == 3 else None
 
 
 def analyze_code(code: str, tree: ast.Module | None = None) -> CodeNames:

@@ -312,14 +312,16 @@ def _reduce_function(pickler: NamespacePickler, func: types.FunctionType) -> Any
 
 
 def _reduce_ndarray(pickler: NamespacePickler, arr: Any) -> Any:
-    if _is_datetime_ndarray(arr):
+    # Called for every array in the graph (36 k small float arrays in a figure of 3,000 lines): the kind
+    # of its dtype, read once, sends all but datetimes and object arrays back to numpy's own reduce.
+    kind = arr.dtype.kind
+    if kind == "O":
+        reduce = object_arrays.pickled(arr)
+        return NotImplemented if reduce is None else reduce
+    if kind in "mM" and _is_datetime_ndarray(arr):
         # numpy pickles datetime64 in band (its dtype has no buffer format): as int64 it goes
         # out of band, so an unchanged timestamp column is recognised, not re-hashed
         return (_view_as, (arr.view("<i8" if arr.dtype.byteorder in "=<|" else ">i8"), arr.dtype.str))
-    if arr.dtype == object:
-        reduce = object_arrays.pickled(arr)
-        if reduce is not None:
-            return reduce
     return NotImplemented
 
 
