@@ -77,6 +77,34 @@ def test_cells_that_change_nothing_are_found_by_reuse_without_a_later_commit(ws)
     assert rec.commit == ws.head().id and rec.op.outputs == [] and rec.summary.startswith("cell")
 
 
+def test_cells_that_change_nothing_do_not_wait_for_the_workspace_lock(tmp_path):
+    """Another process holding the writer lock (a long `txgit push`, `gc`) stalls only cells that may
+    have something to commit: a cell that changed no variable, calling modules only (``np.zeros(3)``:
+    a module's record is its name), is settled without the lock, and recorded with the next commit as
+    before (issue 17: the fixed cost of such a cell is a check, not a commit)."""
+    ws = Workspace.init(tmp_path / "proj")
+    k = Kernel(ws.root)
+    try:
+        k.ok("%load_ext txgit")
+        k.ok("import math\nrows = [1, 2, 3]")
+        head = ws.head().id
+        lock = ws.hold_lock()
+        try:
+            r = k.run("print(math.factorial(4))", timeout=30, settle=False)
+            assert r.status == "ok" and r.stdout == "24\n"
+            assert k.run("math.sqrt(16)", timeout=30, settle=False).outputs == [{"text/plain": "4.0"}]
+            assert k.run("pass", timeout=30, settle=False).status == "ok"
+        finally:
+            lock.release()
+        k.ok("rows.append(4)")
+        assert ws.head().id != head
+        cells = json.loads(ws.history.read_file(ws.history.resolve("HEAD"), "code/cells.json"))
+        assert [c["code"] for c in cells] == ["print(math.factorial(4))", "math.sqrt(16)", "pass", "rows.append(4)"]
+        assert k.value("rows") == [1, 2, 3, 4]
+    finally:
+        k.shutdown()
+
+
 def test_commit_with_nothing_changed_says_so(ws, run_txgit):
     s = NamespaceSession(ws, session_namespace(), kind="test")
     _run(s, "x = 1")
