@@ -406,8 +406,10 @@ class _Watch:
         if isinstance(path, int):
             return  # an already open descriptor: its open was seen (or is not the cell's)
         p = os.fsdecode(path)
+        if p.endswith(".pyc"):  # an import reading its bytecode: first, as `import numpy` opens hundreds
+            return
         full = self._realpath(p if os.path.isabs(p) else os.path.join(os.getcwd(), p))
-        if full.startswith(self.skip) or full.endswith(".pyc") or os.path.isdir(full):
+        if full.startswith(self.skip) or os.path.isdir(full):
             return
         if ".dist-info/" in full or ".egg-info/" in full:  # an installed package's metadata, wherever it is
             return
