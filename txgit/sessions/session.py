@@ -162,6 +162,10 @@ class NamespaceSession:
         # can be recognised (txgit.reuse).
         self.recording = True
         self.origins: dict[str, str] = {}
+        # name -> the function or class it was bound to when last serialized, where that value pickles as
+        # a reference to where it is defined (`from numpy import zeros`): its record cannot change while
+        # the name holds the same object, so a cell that only calls it changed nothing (_settle_quiet_cell)
+        self._by_reference: dict[str, Any] = {}
         self._watch = OperationWatch(workspace.root, private=[workspace.dir])
         self._op: Operation | None = None
         # set by txgit.reuse when a cell's results were loaded from an earlier commit instead of computed
@@ -542,8 +546,11 @@ class NamespaceSession:
                 parent = self.base
             for name in self.touched:
                 value, rec = self.namespace.get(name), head.variables.get(name)
-                if not (isinstance(value, types.ModuleType) and rec is not None and rec.kind == MODULE
-                        and rec.module == value.__name__):
+                if rec is None:
+                    return False
+                if not (isinstance(value, types.ModuleType) and rec.kind == MODULE and rec.module == value.__name__
+                        or name in self._by_reference and self._by_reference[name] is value
+                        and _pickled_by_reference(value)):  # (still named by its module: still a reference)
                     return False
             live = self.variable_names()
             unloaded = {n for n in self.unloaded if n in head.variables and n not in self.namespace}
@@ -798,6 +805,14 @@ class NamespaceSession:
             for n in prepared.redo & records.keys():
                 if not _known_same(records[n], head.get(n)) or n not in origins:
                     origins[n] = content_origin(records[n], self.namespace.get(n))
+        for n in prepared.redo:
+            value = self.namespace.get(n)
+            if n in records and records[n].kind == VALUE and _pickled_by_reference(value):
+                self._by_reference[n] = value
+            else:
+                self._by_reference.pop(n, None)
+        for n in [n for n in self._by_reference if n not in records]:
+            del self._by_reference[n]
         for n in [n for n in origins if n not in records]:
             del origins[n]
         for n in records.keys() - origins.keys():
@@ -1207,6 +1222,27 @@ class NamespaceSession:
                 out.not_restored[problem.split(":", 1)[0]] = problem.split(":", 1)[1].strip()
             out.restored.append("matplotlib settings")
         return out
+
+
+def _pickled_by_reference(value: Any) -> bool:
+    """A function or class of an imported module other than ``__main__`` that its module still names:
+    pickled as that reference, whatever it holds (``numpy.zeros``, ``math.sqrt``, ``pandas.DataFrame``)."""
+    if not isinstance(value, (types.FunctionType, types.BuiltinFunctionType, type)):
+        # others only when they reduce to their name, as pickle's globals do (numpy 2's dispatchers: `linspace`)
+        if isinstance(value, types.ModuleType) or not callable(value):
+            return False
+        try:
+            if not isinstance(value.__reduce_ex__(5), str):
+                return False
+        except Exception:
+            return False
+    module = getattr(value, "__module__", None)
+    if not isinstance(module, str) or module == "__main__" or module not in sys.modules:
+        return False
+    found: Any = sys.modules[module]
+    for part in str(getattr(value, "__qualname__", "")).split("."):
+        found = getattr(found, part, None)
+    return found is value
 
 
 def _cell_doc(cell: CellRecord) -> dict[str, Any]:
