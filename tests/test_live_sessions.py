@@ -77,6 +77,52 @@ def test_cells_that_change_nothing_are_found_by_reuse_without_a_later_commit(ws)
     assert rec.commit == ws.head().id and rec.op.outputs == [] and rec.summary.startswith("cell")
 
 
+def test_cells_that_change_nothing_do_not_wait_for_the_workspace_lock(tmp_path):
+    """Another process holding the writer lock (a long `txgit push`, `gc`) stalls only cells that may
+    have something to commit: a cell that changed no variable, calling only modules (``np.zeros(3)``:
+    a module's record is its name) or functions imported from them (``from math import factorial``:
+    pickled as a reference), is settled without the lock, and recorded with the next commit as
+    before (issue 17: the fixed cost of such a cell is a check, not a commit)."""
+    ws = Workspace.init(tmp_path / "proj")
+    k = Kernel(ws.root)
+    try:
+        k.ok("%load_ext txgit")
+        k.ok("import math\nfrom math import factorial\nrows = [1, 2, 3]")
+        head = ws.head().id
+        lock = ws.hold_lock()
+        try:
+            r = k.run("print(math.factorial(4))", timeout=30, settle=False)
+            assert r.status == "ok" and r.stdout == "24\n"
+            assert k.run("math.sqrt(16)", timeout=30, settle=False).outputs == [{"text/plain": "4.0"}]
+            assert k.run("pass", timeout=30, settle=False).status == "ok"
+            assert k.run("factorial(5)", timeout=30, settle=False).outputs == [{"text/plain": "120"}]
+        finally:
+            lock.release()
+        k.ok("rows.append(4)")
+        assert ws.head().id != head
+        cells = json.loads(ws.history.read_file(ws.history.resolve("HEAD"), "code/cells.json"))
+        assert [c["code"] for c in cells] == ["print(math.factorial(4))", "math.sqrt(16)", "pass", "factorial(5)",
+                                              "rows.append(4)"]
+        assert k.value("rows") == [1, 2, 3, 4]
+    finally:
+        k.shutdown()
+
+
+def test_a_function_its_module_no_longer_names_is_serialized_again(ws, tmp_path, monkeypatch):
+    """A function imported from a module pickles as a reference while the module names it, so a cell
+    that only calls it changed nothing; once the module's name is rebound it pickles by value, and the
+    cell that rebound it makes a commit."""
+    (tmp_path / "probe_mod_i17.py").write_text("def f(x):\n    return x + 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "probe_mod_i17", raising=False)
+    s = NamespaceSession(ws, session_namespace(), kind="test")
+    _run(s, "import probe_mod_i17\nfrom probe_mod_i17 import f")
+    head = ws.head().id
+    assert _run(s, "f(1)").commit is None and ws.head().id == head
+    out = _run(s, "probe_mod_i17.f = lambda x: x\nf(1)")
+    assert out.commit is not None and "f" in out.commit.serialized_names
+
+
 def test_commit_with_nothing_changed_says_so(ws, run_txgit):
     s = NamespaceSession(ws, session_namespace(), kind="test")
     _run(s, "x = 1")

@@ -81,3 +81,33 @@ def test_rng_probe_does_not_import_numpy_random_and_sees_it_once_imported():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+def test_numpy_rng_digest_read_in_place_sees_every_draw():
+    """The global generator's digest is read from its words in place when they did not move (issue 17:
+    ``get_state()`` twice per cell cost ~120 us); it must still change with every draw, a cached normal
+    drawn without moving the words included, and equal what a full ``get_state()`` read gives."""
+    code = (
+        "import numpy as np, blake3\n"
+        "from txgit.sessions.operations import rng_states\n"
+        "def full():\n"
+        "    st = np.random.get_state(); h = blake3.blake3(st[1].tobytes()); h.update(repr(st[2:]).encode())\n"
+        "    return h.hexdigest()[:32]\n"
+        "np.random.seed(0)\n"
+        "a = rng_states()['numpy']\n"
+        "assert a == rng_states()['numpy'] == full()\n"
+        "np.random.rand(1)\n"
+        "b = rng_states()['numpy']\n"
+        "assert b != a and b == full()\n"
+        "np.random.seed(0)\n"
+        "assert rng_states()['numpy'] == a\n"
+        "np.random.standard_normal()\n"  # draws a pair: one is cached, the words moved
+        "c = rng_states()['numpy']\n"
+        "assert c == full() and np.random.get_state()[3] == 1\n"
+        "np.random.standard_normal()\n"  # the cached one: the words stay as they are
+        "d = rng_states()['numpy']\n"
+        "assert d != c and d == full() and rng_states()['numpy'] == d\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr

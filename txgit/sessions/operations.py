@@ -195,10 +195,7 @@ def rng_states() -> dict[str, str]:
     mtrand = sys.modules.get("numpy.random.mtrand")
     if mtrand is not None:
         try:
-            st = mtrand._rand.get_state()
-            h = blake3.blake3(st[1].tobytes())
-            h.update(repr(st[2:]).encode())
-            out["numpy"] = h.hexdigest()[:32]
+            out["numpy"] = _numpy_rng_digest(mtrand._rand)
         except Exception:  # an unusual numpy: its state is then not watched
             pass
     torch = sys.modules.get("torch")
@@ -208,6 +205,36 @@ def rng_states() -> dict[str, str]:
         except Exception:
             pass
     return out
+
+
+_MT_STATE_BYTES = 624 * 4 + 4  # numpy's mt19937_state: uint32 key[624], int pos
+# (the legacy global generator, the bytes of its MT19937 state, their digest) when it held no cached normal
+_numpy_rng_known: tuple[Any, bytes, str] | None = None
+
+
+def _numpy_rng_digest(rand: Any) -> str:
+    """The digest of numpy's legacy global generator's state (its words, position and cached normal).
+
+    ``get_state()`` copies the 624 words into a new array (~60 us, twice per cell); reading them in
+    place costs ~1 us, and equal words with no cached normal are the same state: a cached normal is
+    filled by drawing, which moves the words, and only ``set_state`` could add one to unchanged words.
+    A state holding a cached normal is read in full, since drawing it leaves the words as they are."""
+    global _numpy_rng_known
+    try:
+        import ctypes
+
+        words: bytes | None = ctypes.string_at(rand._bit_generator.ctypes.state_address, _MT_STATE_BYTES)
+    except Exception:  # not an MT19937 underneath: read in full each time
+        words = None
+    known = _numpy_rng_known
+    if words is not None and known is not None and known[0] is rand and known[1] == words:
+        return known[2]
+    st = rand.get_state()
+    h = blake3.blake3(st[1].tobytes())
+    h.update(repr(st[2:]).encode())
+    digest = h.hexdigest()[:32]
+    _numpy_rng_known = (rand, words, digest) if words is not None and not st[3] else None
+    return digest
 
 
 def rng_snapshot(gens: Iterable[str]) -> dict[str, str]:
@@ -406,8 +433,10 @@ class _Watch:
         if isinstance(path, int):
             return  # an already open descriptor: its open was seen (or is not the cell's)
         p = os.fsdecode(path)
+        if p.endswith(".pyc"):  # an import reading its bytecode: first, as `import numpy` opens hundreds
+            return
         full = self._realpath(p if os.path.isabs(p) else os.path.join(os.getcwd(), p))
-        if full.startswith(self.skip) or full.endswith(".pyc") or os.path.isdir(full):
+        if full.startswith(self.skip) or os.path.isdir(full):
             return
         if ".dist-info/" in full or ".egg-info/" in full:  # an installed package's metadata, wherever it is
             return

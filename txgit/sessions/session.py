@@ -15,6 +15,7 @@ import os
 import sys
 import threading
 import time
+import types
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -25,7 +26,7 @@ from typing import Any
 from txgit.state import UNPICKLABLE, VALUE, MODULE, Fingerprints, VarRecord, is_variable_name, restore
 from txgit.state import libstate
 from txgit.state.summary import type_name
-from txgit.state.snapshot import library_module_of, sharing_groups, walk_shared
+from txgit.state.snapshot import Snapshot, library_module_of, sharing_groups, walk_shared
 from txgit.sessions import opslog
 from txgit.sessions.operations import Operation, OperationWatch, content_origin, output_origin
 from txgit.sessions.detect import UnnamedChanges, used_packages
@@ -161,6 +162,10 @@ class NamespaceSession:
         # can be recognised (txgit.reuse).
         self.recording = True
         self.origins: dict[str, str] = {}
+        # name -> the function or class it was bound to when last serialized, where that value pickles as
+        # a reference to where it is defined (`from numpy import zeros`): its record cannot change while
+        # the name holds the same object, so a cell that only calls it changed nothing (_settle_quiet_cell)
+        self._by_reference: dict[str, Any] = {}
         self._watch = OperationWatch(workspace.root, private=[workspace.dir])
         self._op: Operation | None = None
         # set by txgit.reuse when a cell's results were loaded from an earlier commit instead of computed
@@ -450,6 +455,8 @@ class NamespaceSession:
         (:meth:`_commit_diverged`); during a merge with conflicts the commit is the merge
         commit, once they are resolved (:meth:`_commit_merge`).
         """
+        if not explicit and not allow_empty and files is None and self._settle_quiet_cell(message, meta):
+            return None
         # A background commit still being written: build on it (the writer keeps the lock and
         # writes this one next) rather than wait for it while the user waits for the cell.
         writer = self._writer if background and self._writer is not None and self._writer.extend() else None
@@ -510,6 +517,59 @@ class NamespaceSession:
             return self._finish_write(prepared, cells)
         finally:
             lock.release()
+
+    def _settle_quiet_cell(self, message: str, meta: dict[str, Any] | None) -> bool:
+        """Settle an auto-commit that has nothing to commit without preparing one: no lock, no
+        snapshot, no walk. Most cells of a notebook change no variable (``np.zeros(3)``, ``df.head()``,
+        a plot of values already committed); their fixed cost is this check. True: settled as
+        :meth:`_nothing_changed` settles it; False: the caller commits as usual.
+
+        Nothing to commit means: the names touched since the commit the session is in step with are
+        modules still bound to the same module (``np`` in ``np.zeros(3)``: its record is its name;
+        any other value is serialized again to know), no variable appeared or vanished outside the
+        cells' tracking, no library setting changed, no merge waits and the branch did not move
+        (those take the usual path, which handles them)."""
+        if self.touched is None or self.full_next:
+            return False
+        writer = self._writer
+        if writer is not None and not writer.extend():  # written (or failed): in step with its commit
+            self.flush()
+            writer = None
+        try:
+            if self.touched is None or self.full_next or (self.base is None and writer is None):
+                return False
+            if writer is not None:
+                head = writer.tip.state()  # the state being written: what this cell saw
+                parent = None
+            else:
+                tip = self.workspace.history.tip(self.ref)
+                if tip is None or str(tip.id) != self.base or self.merging() is not None:
+                    return False
+                head = self.workspace.history.read_state(tip)
+                parent = self.base
+            for name in self.touched:
+                value, rec = self.namespace.get(name), head.variables.get(name)
+                if rec is None:
+                    return False
+                if not (isinstance(value, types.ModuleType) and rec.kind == MODULE and rec.module == value.__name__
+                        or name in self._by_reference and self._by_reference[name] is value
+                        and _pickled_by_reference(value)):  # (still named by its module: still a reference)
+                    return False
+            live = self.variable_names()
+            unloaded = {n for n in self.unloaded if n in head.variables and n not in self.namespace}
+            if live | unloaded != head.variables.keys():
+                return False
+            meta_doc = self._meta(meta)
+            if self._libraries is not None and meta_doc.get("libraries", {}) != self._libraries:
+                return False
+            self.unloaded = unloaded
+            prepared = PreparedCommit(Snapshot({}, {}, {}), head, dict(head.variables), set(), message, {},
+                                      meta_doc, 0.0, chained=writer is not None, ref=self.ref, parent=parent)
+            self._nothing_changed(prepared, exact=True, writer=writer)
+            return True
+        finally:
+            if writer is not None:
+                writer.submit(None)
 
     def _carry(self, prepared: PreparedCommit, *, fresh: bool = False) -> None:
         """Carry the variables the namespace never loaded into the commit, as its parent has them.
@@ -754,6 +814,14 @@ class NamespaceSession:
             for n in prepared.redo & records.keys():
                 if not _known_same(records[n], head.get(n)) or n not in origins:
                     origins[n] = content_origin(records[n], self.namespace.get(n))
+        for n in prepared.redo:
+            value = self.namespace.get(n)
+            if n in records and records[n].kind == VALUE and _pickled_by_reference(value):
+                self._by_reference[n] = value
+            else:
+                self._by_reference.pop(n, None)
+        for n in [n for n in self._by_reference if n not in records]:
+            del self._by_reference[n]
         for n in [n for n in origins if n not in records]:
             del origins[n]
         for n in records.keys() - origins.keys():
@@ -1190,6 +1258,27 @@ class NamespaceSession:
         # that drew without changing a variable made no commit, and their draws stand
         out.restored.extend(f"{gen} generator" for gen in self._library_state.rewind())
         return out
+
+
+def _pickled_by_reference(value: Any) -> bool:
+    """A function or class of an imported module other than ``__main__`` that its module still names:
+    pickled as that reference, whatever it holds (``numpy.zeros``, ``math.sqrt``, ``pandas.DataFrame``)."""
+    if not isinstance(value, (types.FunctionType, types.BuiltinFunctionType, type)):
+        # others only when they reduce to their name, as pickle's globals do (numpy 2's dispatchers: `linspace`)
+        if isinstance(value, types.ModuleType) or not callable(value):
+            return False
+        try:
+            if not isinstance(value.__reduce_ex__(5), str):
+                return False
+        except Exception:
+            return False
+    module = getattr(value, "__module__", None)
+    if not isinstance(module, str) or module == "__main__" or module not in sys.modules:
+        return False
+    found: Any = sys.modules[module]
+    for part in str(getattr(value, "__qualname__", "")).split("."):
+        found = getattr(found, part, None)
+    return found is value
 
 
 def _cell_doc(cell: CellRecord) -> dict[str, Any]:
