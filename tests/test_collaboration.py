@@ -473,3 +473,23 @@ def test_a_criss_cross_merge_does_not_silently_undo_a_resolution(tmp_path):
     assert [c.names for c in ws.merge_plan(ws.merge_in_progress()).conflicts] == [["x"]]  # the plan again
     ws.merge_resolve("x", "theirs", alice)
     assert (ws.load("x"), ws.load("y")) == ("bob", "alice") and len(ws.head().parents) == 2
+
+
+def test_status_shows_a_figure_as_modified_only_once_it_changed(tmp_path, run_txgit):
+    """matplotlib's callback registries count up each time a figure is pickled: status must not take
+    that for a change (as auto-commit does not), and must still show a real one."""
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
+    try:
+        alice.cell("import matplotlib.pyplot as plt\nfig, ax = plt.subplots()")
+        for _ in range(2):  # each look pickles again: still nothing
+            out = alice.tx("status").stdout
+            assert "nothing to commit (at " in out and "modified" not in out, out
+            out = alice.cell("%txgit status").stdout
+            assert "nothing to commit" in out and "modified" not in out, out
+        alice.cell("%txgit auto off")
+        alice.cell("ax.plot([1, 2])")
+        out = alice.tx("status").stdout
+        assert "modified: ax" in out and "modified: fig" in out, out
+        assert "modified: ax" in alice.cell("%txgit status").stdout
+    finally:
+        alice.shutdown()

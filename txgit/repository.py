@@ -546,8 +546,14 @@ class Repository:
         self.restored_groups.note(namespace, values, state.variables, state.groups, self.stream_cache,
                                   fingerprints if isinstance(fingerprints, Fingerprints) else None)
 
-    def status(self, namespace: Mapping[str, Any] | None = None, *, against: str | State | None = None) -> StatusReport:
-        """How ``namespace`` differs from HEAD (``against``: from that commit or state); nothing is written."""
+    def status(self, namespace: Mapping[str, Any] | None = None, *, against: str | State | None = None,
+               names: Iterable[str] | None = None) -> StatusReport:
+        """How ``namespace`` differs from HEAD (``against``: from that commit or state); nothing is written.
+
+        ``names``: the only variables that may have changed (a session's next commit serializes just
+        those again, with what shares a group with them, and carries the others over): the others are
+        taken as unchanged, as that commit takes them. Pickling everything again would call a value
+        changed whose pickle differs each time though the value did not (a matplotlib figure)."""
         head = self.history.head_commit()
         report = StatusReport(branch=self.branch, head=None if head is None else str(head.id))
         if namespace is None:
@@ -558,9 +564,16 @@ class Repository:
             old = self.history.read_state(self.history.resolve(against), groups=False).variables
         else:
             old = self.history.read_state(head, groups=False).variables if head is not None else {}
-        new = self.live_records(namespace)
-        report.added = sorted(set(new) - set(old))
-        report.removed = sorted(set(old) - set(new))
+        live = _variable_names(namespace)
+        if names is None:
+            new = self.live_records(namespace)
+        else:
+            redo = set(names) & live & set(old)
+            groups = {old[n].group for n in redo if old[n].group}
+            redo |= {n for n, r in old.items() if r.group in groups and n in live}
+            new = self.live_records(namespace, redo)
+        report.added = sorted(live - set(old)) if names is not None else sorted(set(new) - set(old))
+        report.removed = sorted(set(old) - (live if names is not None else set(new)))
         report.modified = sorted(n for n in set(old) & set(new) if not new[n].same_content(old[n]))
         return report
 

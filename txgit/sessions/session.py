@@ -1103,10 +1103,15 @@ class NamespaceSession:
         self.flush()
         merging = self.merging()
         against: str | State | None = self.base if self.base is not None else self.tip()
+        # what the next commit would serialize again (None: everything); the rest it carries over unchanged
+        names = self._hint()
         if merging is not None:
-            against = self.workspace.merge_plan(merging).state()
+            plan = self.workspace.merge_plan(merging)
+            against = plan.state()
+            if names is not None:
+                names |= {n for c in plan.conflicts for n in c.names}
         with self._without_hidden():
-            report = self.workspace.status(self.namespace, against=against)
+            report = self.workspace.status(self.namespace, against=against, names=names)
         report.branch = self.branch
         if self.base is not None:
             report.head = self.base
