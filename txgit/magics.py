@@ -30,8 +30,9 @@ USAGE = """usage: %txgit VERB [ARGS]
                          commit the namespace now (nothing changed: says so)
   checkout REV [--force] [--trust|--safe] [-b BRANCH]
                          make the namespace equal REV (loads only what differs)
-  merge REV | --ours VAR | --theirs VAR | --abort
-                         merge REV into this kernel's branch, variable by variable
+  merge REV | --ours [VAR...] | --theirs [VAR...] | --abort
+                         merge REV into this kernel's branch, variable by variable;
+                         --ours/--theirs with no VAR: every conflict left
   pull [REMOTE [BRANCH]] fetch and merge (the namespace follows)
   reset REV [--force]    point this kernel's branch at REV (the namespace follows)
   status                 variables changed since this kernel's last commit

@@ -1039,12 +1039,14 @@ class NamespaceSession:
             self.origins[n] = o if isinstance(o, str) and o.startswith("op:") else content_origin(records.get(n),
                                                                                                   self.namespace.get(n))
 
-    def merge_resolve(self, name: str, side: str, *, trust: bool = False, safe: bool = False) -> MergeResult:
-        """Take ``side``'s version ("ours" or "theirs") of the conflict that holds ``name``; once none is
-        left, the merge commit is written, with what else changed here meanwhile."""
+    def merge_resolve(self, names: str | Iterable[str] | None, side: str, *, trust: bool = False,
+                      safe: bool = False) -> MergeResult:
+        """Take ``side``'s version ("ours" or "theirs") of the conflicts that hold ``names`` (None: of
+        every one left); once none is left, the one merge commit is written, with what else changed
+        here meanwhile."""
         self.flush()
         with self._without_hidden():
-            result = self.workspace.merge_resolve(name, side, self.namespace, ref=self.ref, commit=False,
+            result = self.workspace.merge_resolve(names, side, self.namespace, ref=self.ref, commit=False,
                                                   trust=trust, safe=safe)
         if result.loaded or result.removed:
             self._merged_origins(result)
@@ -1219,8 +1221,9 @@ def _conflict_note(conflicts: list[Conflict], where: str, verb: str = "%txgit") 
     """What stops a commit during a merge, and what to type (``verb``: ``%txgit`` in a kernel, else ``txgit``)."""
     names = ", ".join(c.label for c in conflicts)
     first = conflicts[0].names[0] if conflicts else "NAME"
+    every = "" if len(conflicts) < 2 else f"; `{verb} merge --ours` / `--theirs` alone: all of them"
     return (f"merge into {where} in progress, unresolved: {names} (set it and commit, or "
-            f"`{verb} merge --ours {first}` / `--theirs {first}`; `{verb} merge --abort` gives up)")
+            f"`{verb} merge --ours {first}` / `--theirs {first}`{every}; `{verb} merge --abort` gives up)")
 
 
 def _merge_commit_result(merged: MergeResult, result: CommitResult) -> CommitResult:
