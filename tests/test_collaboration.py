@@ -487,11 +487,15 @@ def test_status_shows_a_figure_as_modified_only_once_it_changed(tmp_path, run_tx
             assert "nothing to commit (at " in out and "modified" not in out, out
             out = alice.cell("%txgit status").stdout
             assert "nothing to commit" in out and "modified" not in out, out
+            shown = alice.cell("%txgit diff HEAD").outputs[0]["text/plain"]  # the namespace against HEAD: the same
+            assert "0 added, 0 removed, 0 changed" in shown, shown
         alice.cell("%txgit auto off")
         alice.cell("ax.plot([1, 2])")
         out = alice.tx("status").stdout
         assert "modified: ax" in out and "modified: fig" in out, out
         assert "modified: ax" in alice.cell("%txgit status").stdout
+        shown = alice.cell("%txgit diff HEAD").outputs[0]["text/plain"]
+        assert "0 added, 0 removed, 2 changed" in shown, shown
     finally:
         alice.shutdown()
 

@@ -261,7 +261,9 @@ class TxgitMagics(Magics):
             if len(args) not in (1, 2):
                 raise TxgitError("usage: %txgit diff A [B]  (B omitted: this namespace)")
             live = None if len(args) == 2 else {n: v for n, v in s.namespace.items() if s.is_variable(n)}
-            view = DiffView(ws, args[0], args[1] if len(args) == 2 else None, namespace=live)
+            # the records the next commit would make: re-pickling all would show untouched figures changed
+            records = None if live is None else {n: r for n, r in s.live_records().items() if n in live}
+            view = DiffView(ws, args[0], args[1] if len(args) == 2 else None, namespace=live, live=records)
         display(view)
 
     _server: Any = None

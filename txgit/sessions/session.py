@@ -1100,20 +1100,39 @@ class NamespaceSession:
         or deleted since: the next commit keeps them as they are."""
         return {n: why for n, why in self._not_restored.items() if n in self.unloaded}
 
-    def status(self) -> StatusReport:
-        """How the namespace differs from where the session is (its last commit, or the merge it is in)."""
+    def _against(self) -> tuple[str | State | None, set[str] | None]:
+        """What the namespace is compared with (its last commit, or the merge it is in), and the names
+        that may differ from it: what the next commit would serialize again (None: everything)."""
         self.flush()
         merging = self.merging()
         against: str | State | None = self.base if self.base is not None else self.tip()
-        # what the next commit would serialize again (None: everything); the rest it carries over unchanged
         names = self._hint()
         if merging is not None:
             plan = self.workspace.merge_plan(merging)
             against = plan.state()
             if names is not None:
                 names |= {n for c in plan.conflicts for n in c.names}
+        return against, names
+
+    def live_records(self) -> dict[str, VarRecord]:
+        """The namespace's records as a commit now would make them: only what may have changed is
+        serialized again (the change detection auto-commit trusts), the rest is its last commit's."""
+        return self._live_records(*self._against())
+
+    def _live_records(self, against: str | State | None, names: set[str] | None) -> dict[str, VarRecord]:
         with self._without_hidden():
-            report = self.workspace.status(self.namespace, against=against, names=names)
+            if names is None or against is None:
+                return self.workspace.live_records(self.namespace)
+            since = against if isinstance(against, State) else \
+                self.workspace.history.read_state(self.workspace.history.resolve(against), groups=False)
+            return self.workspace.live_records_since(self.namespace, since.variables, names)
+
+    def status(self) -> StatusReport:
+        """How the namespace differs from where the session is (its last commit, or the merge it is in)."""
+        against, names = self._against()
+        live = self._live_records(against, names)
+        with self._without_hidden():
+            report = self.workspace.status(self.namespace, against=against, live=live)
         report.branch = self.branch
         if self.base is not None:
             report.head = self.base
