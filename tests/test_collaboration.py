@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from cliutil import assert_one_line_error
 from kernelutil import Kernel, digest, silent_eval
 from servers import S3_ENV, git_daemon, init_bare, make_bucket, moto_s3
 
@@ -473,3 +474,95 @@ def test_a_criss_cross_merge_does_not_silently_undo_a_resolution(tmp_path):
     assert [c.names for c in ws.merge_plan(ws.merge_in_progress()).conflicts] == [["x"]]  # the plan again
     ws.merge_resolve("x", "theirs", alice)
     assert (ws.load("x"), ws.load("y")) == ("bob", "alice") and len(ws.head().parents) == 2
+
+
+def test_status_shows_a_figure_as_modified_only_once_it_changed(tmp_path, run_txgit):
+    """matplotlib's callback registries count up each time a figure is pickled: status must not take
+    that for a change (as auto-commit does not), and must still show a real one."""
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
+    try:
+        alice.cell("import matplotlib.pyplot as plt\nfig, ax = plt.subplots()")
+        for _ in range(2):  # each look pickles again: still nothing
+            out = alice.tx("status").stdout
+            assert "nothing to commit (at " in out and "modified" not in out, out
+            out = alice.cell("%txgit status").stdout
+            assert "nothing to commit" in out and "modified" not in out, out
+            shown = alice.cell("%txgit diff HEAD").outputs[0]["text/plain"]  # the namespace against HEAD: the same
+            assert "0 added, 0 removed, 0 changed" in shown, shown
+        alice.cell("%txgit auto off")
+        alice.cell("ax.plot([1, 2])")
+        out = alice.tx("status").stdout
+        assert "modified: ax" in out and "modified: fig" in out, out
+        assert "modified: ax" in alice.cell("%txgit status").stdout
+        shown = alice.cell("%txgit diff HEAD").outputs[0]["text/plain"]
+        assert "0 added, 0 removed, 2 changed" in shown, shown
+    finally:
+        alice.shutdown()
+
+
+def _many_conflicts(alice: User, n: int) -> None:
+    """``n`` variables changed differently on main (alice's kernel) and on `other` (another writer)."""
+    alice.cell("\n".join(f"v{i} = 'base'" for i in range(n)) + "\nkeep = 1")
+    alice.tx("branch", "other")
+    other = Workspace(alice.ws.root)
+    ns: dict = {}
+    other.history.set_head(branch="other")
+    other.checkout("other", ns, move_head=False)
+    ns.update({f"v{i}": "theirs" for i in range(n)})
+    other.commit(ns, "other: every v")
+    other.history.set_head(branch="main")
+    alice.cell("\n".join(f"v{i} = 'ours'" for i in range(n)))
+
+
+def test_many_conflicts_resolved_in_one_command_with_one_merge_commit(tmp_path, run_txgit):
+    """`txgit merge --theirs A B` resolves several; `--ours` alone (or --all) every one left, as
+    `git checkout --ours .`; one merge commit at the end; --continue then says where the merge went."""
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
+    try:
+        _many_conflicts(alice, 6)
+        assert alice.tx("merge", "other", code=1).stdout.count("CONFLICT") == 6
+        ours = alice.ws.head().id
+        out = alice.tx("merge", "--theirs", "v0", "v1").stdout
+        assert "4 conflicts" in out and alice.ws.head().id == ours, out
+        assert alice.value("[v0, v1, v2]") == ["theirs", "theirs", "ours"]
+        bad = alice.tx("merge", "--ours", "v2", "nope", code=1)  # a name not in conflict: nothing changes
+        assert "'nope' is not in conflict" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+        assert "unresolved conflicts: v2, v3, v4, v5" in alice.tx("status").stdout
+        out = alice.tx("merge", "--ours").stdout
+        assert "Merged other into main" in out, out
+        merge = alice.ws.head()  # one commit on top of ours: the merge
+        assert merge.parents == [ours, alice.ws.resolve("other").id], merge.parents
+        resolved = alice.ws.state().meta["merge"]["resolved"]
+        assert resolved == {"v0": "theirs", "v1": "theirs", **{f"v{i}": "ours" for i in range(2, 6)}}
+        assert [alice.ws.load(f"v{i}") for i in range(6)] == ["theirs"] * 2 + ["ours"] * 4
+        assert alice.value("[v5, keep]") == ["ours", 1]
+        again = alice.tx("merge", "--continue", code=1)
+        assert "nothing to continue: the merge was committed as " + alice.ws.head().id[:8] in again.stderr
+    finally:
+        alice.shutdown()
+
+
+def test_every_conflict_resolved_at_once_as_a_magic_and_without_a_kernel(tmp_path, run_txgit):
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
+    try:
+        _many_conflicts(alice, 4)
+        alice.kernel.run("%txgit merge other")
+        out = alice.cell("%txgit merge --theirs --all").stdout
+        assert "Merged other into main" in out and alice.value("[v0, v3]") == ["theirs", "theirs"], out
+        assert alice.ws.state().meta["merge"]["resolved"] == {f"v{i}": "theirs" for i in range(4)}
+    finally:
+        alice.shutdown()
+    # no kernel attached: the records alone
+    ws = alice.ws
+    ns: dict = {}
+    ws.checkout("HEAD~1", ns, new_branch="third")
+    ns.update({f"v{i}": "third" for i in range(4)})
+    ws.commit(ns, "third: every v")
+    ws.checkout("main", ns)
+    assert run_txgit("merge", "third", cwd=ws.root).returncode == 1
+    for bad in (["--all"], ["--ours", "--theirs"], ["--ours", "--all", "v0"]):
+        assert_one_line_error(run_txgit("merge", *bad, cwd=ws.root))
+    assert "Merged third into main" in run_txgit("merge", "--ours", "--all", cwd=ws.root, check=True).stdout
+    assert [ws.load(f"v{i}") for i in range(4)] == ["theirs"] * 4 and len(ws.head().parents) == 2
+    proc = run_txgit("merge", "--continue", cwd=ws.root)
+    assert proc.returncode != 0 and "nothing to continue: the merge was committed as" in proc.stderr

@@ -30,8 +30,9 @@ USAGE = """usage: %txgit VERB [ARGS]
                          commit the namespace now (nothing changed: says so)
   checkout REV [--force] [--trust|--safe] [-b BRANCH]
                          make the namespace equal REV (loads only what differs)
-  merge REV | --ours VAR | --theirs VAR | --abort
-                         merge REV into this kernel's branch, variable by variable
+  merge REV | --ours [VAR...] | --theirs [VAR...] | --abort
+                         merge REV into this kernel's branch, variable by variable;
+                         --ours/--theirs with no VAR: every conflict left
   pull [REMOTE [BRANCH]] fetch and merge (the namespace follows)
   reset REV [--force]    point this kernel's branch at REV (the namespace follows)
   status                 variables changed since this kernel's last commit
@@ -260,7 +261,9 @@ class TxgitMagics(Magics):
             if len(args) not in (1, 2):
                 raise TxgitError("usage: %txgit diff A [B]  (B omitted: this namespace)")
             live = None if len(args) == 2 else {n: v for n, v in s.namespace.items() if s.is_variable(n)}
-            view = DiffView(ws, args[0], args[1] if len(args) == 2 else None, namespace=live)
+            # the records the next commit would make: re-pickling all would show untouched figures changed
+            records = None if live is None else {n: r for n, r in s.live_records().items() if n in live}
+            view = DiffView(ws, args[0], args[1] if len(args) == 2 else None, namespace=live, live=records)
         display(view)
 
     _server: Any = None

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import os
 import urllib.parse
-from collections.abc import MutableMapping
+from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -306,26 +306,42 @@ def merge_plan(ws: Repository, merging: MergeInProgress) -> MergePlan:
     return plan
 
 
-def merge_resolve(ws: Repository, name: str, side: str, namespace: MutableMapping[str, Any] | None = None, *,
-                  ref: str = "HEAD", commit: bool = True, trust: bool = False, safe: bool = False) -> MergeResult:
-    """Resolve the conflict that holds ``name`` with ``side``'s version ("ours" or "theirs") of its
-    whole unit (aliases stay aliases). Given ``namespace``, the unit's values are loaded from that
-    side where the namespace differs. Once no conflict is left and ``commit``, the merge commit is
-    written (records only; a session that set variables itself commits them instead)."""
+def merge_resolve(ws: Repository, names: str | Iterable[str] | None, side: str,
+                  namespace: MutableMapping[str, Any] | None = None, *, ref: str = "HEAD", commit: bool = True,
+                  trust: bool = False, safe: bool = False) -> MergeResult:
+    """Resolve the conflicts that hold ``names`` (one name, several, or None: every one left) with
+    ``side``'s version ("ours" or "theirs") of each whole unit (aliases stay aliases), as git's
+    ``checkout --ours PATH...``. A name not in conflict changes nothing. Given ``namespace``, the
+    units' values are loaded from that side where the namespace differs. Once no conflict is left
+    and ``commit``, the one merge commit is written (records only; a session that set variables
+    itself commits them instead)."""
     if side not in (OURS, THEIRS):
         raise TxgitError(f"resolve with ours or theirs, not {side!r}")
     with ws.lock():
         merging = _require_merge(ws, ref)
         plan = merge_plan(ws, merging)
+        if names is None:
+            chosen_conflicts = list(plan.conflicts)
+        else:
+            wanted = [names] if isinstance(names, str) else list(names)
+            if not wanted:
+                raise TxgitError("name the variables to resolve, or resolve them all")
+            chosen_conflicts = []
+            for n in wanted:  # every name is checked before anything changes
+                c = plan.conflict_of(n)
+                if all(c is not x for x in chosen_conflicts):
+                    chosen_conflicts.append(c)
         ours, theirs = ws.state(merging.ours), ws.state(merging.theirs)
-        conflict = plan.resolve(name, side, ours, theirs)
+        unit_names = [n for c in chosen_conflicts for n in c.names]
+        for c in chosen_conflicts:
+            plan.resolve(c.names[0], side, ours, theirs)
         result = MergeResult("conflicts", merging.ref, merging.ours, merging.theirs, merging.label,
                              base=merging.base, plan=plan)
-        if namespace is not None:
+        if namespace is not None and unit_names:
             chosen = ours if side == OURS else theirs
-            names = [n for n in conflict.names if n in chosen.variables]
-            now = ws.live_records(namespace, names)
-            load = [n for n in names if not chosen.variables[n].same_content(now.get(n))]
+            present = [n for n in unit_names if n in chosen.variables]
+            now = ws.live_records(namespace, present)
+            load = [n for n in present if not chosen.variables[n].same_content(now.get(n))]
             if load:
                 if side == THEIRS:
                     _trust.require(ws, merging.theirs, trust=trust, safe=safe)
@@ -336,16 +352,31 @@ def merge_resolve(ws: Repository, name: str, side: str, namespace: MutableMappin
                 namespace.update(values)
                 ws.remember_restored(namespace, values, chosen, fingerprints)
                 result.loaded = sorted(values)
-            for n in conflict.names:
+            for n in unit_names:
                 if n not in chosen.variables and n in namespace:
                     del namespace[n]
                     result.removed.append(n)
-        for n in conflict.names:
+        for n in unit_names:
             merging.resolved[n] = side
         if plan.conflicts or not commit:
             save_merge(ws, merging)
             return result
         return _finish_merge(ws, merging, plan, result)
+
+
+def nothing_to_continue(ws: Repository, ref: str = "HEAD") -> str:
+    """Why there is no merge to continue on ``ref``: none was started, or (what a user who just
+    resolved the last conflict meets) its last resolution already wrote the merge commit."""
+    ref = ref if ref != "HEAD" else _head_ref(ws)
+    where = ref_label(ref)
+    tip = ws.history.tip(ref)
+    if tip is not None and len(tip.parents) > 1:
+        merge_meta = ws.history.read_state(tip, groups=False).meta.get("merge")
+        if isinstance(merge_meta, dict) and merge_meta.get("resolved"):
+            return (f"nothing to continue: the merge was committed as {str(tip.id)[:8]} "
+                    f"({tip.message.splitlines()[0] if tip.message else 'merge'}) when its last conflict "
+                    f"was resolved")
+    return f"nothing to continue: no merge in progress on {where}"
 
 
 def _require_merge(ws: Repository, ref: str) -> MergeInProgress:
@@ -369,11 +400,13 @@ def _finish_merge(ws: Repository, merging: MergeInProgress, plan: MergePlan, res
 def merge_continue(ws: Repository, *, ref: str = "HEAD") -> MergeResult:
     """Write the merge commit once every conflict is resolved (from the records alone)."""
     with ws.lock():
+        if merge_in_progress(ws, ref) is None:
+            raise TxgitError(nothing_to_continue(ws, ref))
         merging = _require_merge(ws, ref)
         plan = merge_plan(ws, merging)
         if plan.conflicts:
             raise TxgitError(f"unresolved conflicts: {', '.join(c.label for c in plan.conflicts)} "
-                             "(`txgit merge --ours NAME` or `--theirs NAME`)")
+                             "(`txgit merge --ours NAME...` or `--theirs NAME...`; no NAME: all of them)")
         if any(side == KERNEL for side in merging.resolved.values()):
             raise TxgitError("conflicts were resolved in a kernel: commit from that kernel")
         result = MergeResult("conflicts", merging.ref, merging.ours, merging.theirs, merging.label,

@@ -546,8 +546,26 @@ class Repository:
         self.restored_groups.note(namespace, values, state.variables, state.groups, self.stream_cache,
                                   fingerprints if isinstance(fingerprints, Fingerprints) else None)
 
-    def status(self, namespace: Mapping[str, Any] | None = None, *, against: str | State | None = None) -> StatusReport:
-        """How ``namespace`` differs from HEAD (``against``: from that commit or state); nothing is written."""
+    def live_records_since(self, namespace: Mapping[str, Any], since: Mapping[str, VarRecord],
+                           names: Iterable[str]) -> dict[str, VarRecord]:
+        """Records of the namespace as a commit on ``since`` (a state's records) would make them when only
+        ``names`` may have changed since: those, new names and what shares a group with them are
+        serialized again; the others keep ``since``'s records (as a session's next commit carries them
+        over). Pickling everything again would call a value changed whose pickle differs each time
+        though the value did not (a matplotlib figure: its callback registries count up)."""
+        live = _variable_names(namespace)
+        redo = (set(names) & live) | (live - set(since))
+        groups = {since[n].group for n in redo if n in since and since[n].group}
+        redo |= {n for n, r in since.items() if r.group in groups and n in live}
+        out = {n: r for n, r in since.items() if n in live and n not in redo}
+        out.update(self.live_records(namespace, redo))
+        return out
+
+    def status(self, namespace: Mapping[str, Any] | None = None, *, against: str | State | None = None,
+               live: Mapping[str, VarRecord] | None = None) -> StatusReport:
+        """How ``namespace`` differs from HEAD (``against``: from that commit or state); nothing is written.
+        ``live``: the namespace's records when the caller has them (see :meth:`live_records_since`);
+        else every value is serialized again."""
         head = self.history.head_commit()
         report = StatusReport(branch=self.branch, head=None if head is None else str(head.id))
         if namespace is None:
@@ -558,17 +576,21 @@ class Repository:
             old = self.history.read_state(self.history.resolve(against), groups=False).variables
         else:
             old = self.history.read_state(head, groups=False).variables if head is not None else {}
-        new = self.live_records(namespace)
+        new = live if live is not None else self.live_records(namespace)
         report.added = sorted(set(new) - set(old))
         report.removed = sorted(set(old) - set(new))
         report.modified = sorted(n for n in set(old) & set(new) if not new[n].same_content(old[n]))
         return report
 
-    def diff(self, a: str = "HEAD", b: str | None = None, *, namespace: Mapping[str, Any] | None = None) -> StateDiff:
-        """Variables that differ between revisions ``a`` and ``b`` (or ``a`` and a live namespace)."""
+    def diff(self, a: str = "HEAD", b: str | None = None, *, namespace: Mapping[str, Any] | None = None,
+             live: Mapping[str, VarRecord] | None = None) -> StateDiff:
+        """Variables that differ between revisions ``a`` and ``b`` (or ``a`` and a live namespace; ``live``:
+        its records, when the caller has them, as for :meth:`status`)."""
         old = self.history.read_state(self.history.resolve(a), groups=False).variables
         if b is not None:
             new = self.history.read_state(self.history.resolve(b), groups=False).variables
+        elif live is not None:
+            new = dict(live)
         elif namespace is not None:
             new = self.live_records(namespace)
         else:

@@ -275,11 +275,13 @@ class Workspace(Repository):
         """The plan of a merge in progress, with the resolutions recorded so far applied."""
         return _merging.merge_plan(self, merging)
 
-    def merge_resolve(self, name: str, side: str, namespace: MutableMapping[str, Any] | None = None, *,
-                      ref: str = "HEAD", commit: bool = True, trust: bool = False, safe: bool = False) -> MergeResult:
-        """Resolve the conflict that holds ``name`` with ``side``'s version ("ours" or "theirs") of its
-        whole unit (:func:`txgit.merging.merge_resolve`)."""
-        return _merging.merge_resolve(self, name, side, namespace, ref=ref, commit=commit, trust=trust, safe=safe)
+    def merge_resolve(self, names: str | Iterable[str] | None, side: str,
+                      namespace: MutableMapping[str, Any] | None = None, *, ref: str = "HEAD", commit: bool = True,
+                      trust: bool = False, safe: bool = False) -> MergeResult:
+        """Resolve the conflicts that hold ``names`` (a name, several, or None: all that are left) with
+        ``side``'s version ("ours" or "theirs") of each whole unit; one merge commit once none is left
+        (:func:`txgit.merging.merge_resolve`)."""
+        return _merging.merge_resolve(self, names, side, namespace, ref=ref, commit=commit, trust=trust, safe=safe)
 
     def merge_continue(self, *, ref: str = "HEAD") -> MergeResult:
         """Write the merge commit once every conflict is resolved (from the records alone)."""

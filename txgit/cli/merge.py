@@ -16,6 +16,7 @@ import typer
 from txgit.cli.app import app, console
 from txgit.cli.remote import fetch_lines, progress_bar, slow_notice
 from txgit.errors import TxgitError
+from txgit.merging import nothing_to_continue
 from txgit.sessions.kernel import KernelInfo, attached_kernel, call_kernel
 from txgit.trust import source_of
 from txgit.visual.text import left_behind_warning
@@ -72,8 +73,12 @@ def print_merge(ws: Workspace, answer: dict[str, Any], kernel: KernelInfo | None
         for line in text.splitlines()[1:-1]:  # the changes, without the header and counts lines
             _out(f"    {line}")
     first = conflicts[0]["names"][0]
-    _out(f"Resolve with `txgit merge --ours {first}` or `--theirs {first}` (or set it in the kernel and commit); "
-         "`txgit merge --abort` gives up.")
+    if len(conflicts) == 1:
+        _out(f"Resolve with `txgit merge --ours {first}` or `--theirs {first}` (or set it in the kernel and commit); "
+             "`txgit merge --abort` gives up.")
+    else:
+        _out(f"Resolve with `txgit merge --ours {first} ...` or `--theirs {first} ...` (no name: all "
+             f"{len(conflicts)} at once), or set them in the kernel and commit; `txgit merge --abort` gives up.")
 
 
 def _local_ref(ws: Workspace) -> str:
@@ -82,11 +87,16 @@ def _local_ref(ws: Workspace) -> str:
 
 @app.command()
 def merge(
-    rev: Optional[str] = typer.Argument(None, metavar="REV", help="The branch, tag or commit to merge in."),
+    args: Optional[list[str]] = typer.Argument(None, metavar="REV | VAR",
+                                               help="The branch, tag or commit to merge in; with --ours or "
+                                                    "--theirs, the variables whose conflicts to resolve."),
     message: Optional[str] = typer.Option(None, "-m", "--message", help="The merge commit's message."),
-    ours: Optional[str] = typer.Option(None, "--ours", metavar="VAR", help="Resolve VAR's conflict with our version."),
-    theirs: Optional[str] = typer.Option(None, "--theirs", metavar="VAR",
-                                         help="Resolve VAR's conflict with theirs."),
+    ours: bool = typer.Option(False, "--ours", help="Resolve the conflicts of VAR... (none named: all that are "
+                                                    "left) with our version."),
+    theirs: bool = typer.Option(False, "--theirs", help="Resolve the conflicts of VAR... (none named: all that "
+                                                        "are left) with theirs."),
+    every: bool = typer.Option(False, "--all", help="With --ours or --theirs: every conflict left (the same as "
+                                                    "naming none)."),
     abort: bool = typer.Option(False, "--abort", help="Give up the merge in progress (the kernel gets ours back)."),
     cont: bool = typer.Option(False, "--continue", help="Write the merge commit once every conflict is resolved."),
     trust: bool = typer.Option(False, "--trust", help="Load values from a remote not marked trusted "
@@ -97,23 +107,41 @@ def merge(
     """Merge REV into the current branch, variable by variable, from their merge base.
 
     What changed on one side only is taken from that side; what both changed differently is a conflict,
-    listed with both versions: resolve it with --ours VAR / --theirs VAR (a whole group of aliased
-    variables at once), or by setting it in the kernel and committing; --abort gives up. The merge
-    commit has both parents. With a kernel attached, its namespace follows (only what differs is loaded).
+    listed with both versions: resolve it with --ours VAR... / --theirs VAR... (each a whole group of
+    aliased variables; no VAR, or --all: every conflict left, as `git checkout --ours .`), or by setting
+    it in the kernel and committing; --abort gives up. Resolving the last conflict writes the merge
+    commit, which has both parents: no --continue is needed. With a kernel attached, its namespace
+    follows (only what differs is loaded).
     """
-    chosen = [x for x in (rev is not None, ours is not None, theirs is not None, abort, cont) if x]
-    if len(chosen) != 1:
-        raise TxgitError("give one of REV, --ours VAR, --theirs VAR, --abort or --continue")
+    args = args or []
+    side = "ours" if ours else "theirs" if theirs else None
+    if ours and theirs:
+        raise TxgitError("give --ours or --theirs, not both")
+    if every and side is None:
+        raise TxgitError("--all goes with --ours or --theirs: `txgit merge --ours --all`")
+    if every and args:
+        raise TxgitError(f"--all resolves every conflict: name no variable with it (got {', '.join(args)})")
+    if (abort or cont) and (args or side or (abort and cont)):
+        raise TxgitError("--abort and --continue take nothing else")
+    if side is None and not (abort or cont) and len(args) != 1:
+        raise TxgitError("give one of REV, --ours [VAR...], --theirs [VAR...], --abort or --continue")
+    if side is not None and message is not None:
+        raise TxgitError("-m goes with merge REV; a resolution's merge commit keeps the merge's message")
+    names = args if side is not None and args else None  # None: every conflict left
+    rev = args[0] if side is None and args else None
     ws = Workspace.open(".")
     k = attached_kernel(ws, kernel)
     if k is not None:
         if cont:
-            raise TxgitError(f"a kernel is attached: commit in it (`txgit commit -m MSG`) to finish the merge")
+            ref = f"refs/heads/{k.branch}" if k.branch is not None else "HEAD"
+            if ws.merge_in_progress(ref) is None:
+                raise TxgitError(nothing_to_continue(ws, ref))
+            raise TxgitError("a kernel is attached: commit in it (`txgit commit -m MSG`) to finish the merge")
         req: dict[str, Any] = {"op": "merge", "trust": trust, "safe": safe}
         if abort:
             req["action"] = "abort"
-        elif ours is not None or theirs is not None:
-            req.update(action="ours" if ours is not None else "theirs", name=ours or theirs)
+        elif side is not None:
+            req.update(action=side, names=names)
         else:
             req.update(rev=rev, label=rev, message=message)
         answer = call_kernel(k, req)
@@ -123,8 +151,8 @@ def merge(
             result = ws.merge_abort(ref=ref)
         elif cont:
             result = ws.merge_continue(ref=ref)
-        elif ours is not None or theirs is not None:
-            result = ws.merge_resolve(ours or theirs or "", "ours" if ours is not None else "theirs", ref=ref)
+        elif side is not None:
+            result = ws.merge_resolve(names, side, ref=ref)
         else:
             assert rev is not None
             result = ws.merge(rev, ref=ref, message=message)

@@ -366,7 +366,7 @@ def handle(s: NamespaceSession, req: dict[str, Any]) -> dict[str, Any]:
         if action == "abort":
             m = s.merge_abort()
         elif action in ("ours", "theirs"):
-            m = s.merge_resolve(req["name"], action, trust=trust, safe=safe)
+            m = s.merge_resolve(req.get("names"), action, trust=trust, safe=safe)  # None: every conflict left
         else:
             m = s.merge(req["rev"], label=req.get("label"), message=req.get("message"), trust=trust, safe=safe)
         return m.to_json() | {"branch": s.branch}

@@ -1109,12 +1109,14 @@ class NamespaceSession:
             self.origins[n] = o if isinstance(o, str) and o.startswith("op:") else content_origin(records.get(n),
                                                                                                   self.namespace.get(n))
 
-    def merge_resolve(self, name: str, side: str, *, trust: bool = False, safe: bool = False) -> MergeResult:
-        """Take ``side``'s version ("ours" or "theirs") of the conflict that holds ``name``; once none is
-        left, the merge commit is written, with what else changed here meanwhile."""
+    def merge_resolve(self, names: str | Iterable[str] | None, side: str, *, trust: bool = False,
+                      safe: bool = False) -> MergeResult:
+        """Take ``side``'s version ("ours" or "theirs") of the conflicts that hold ``names`` (None: of
+        every one left); once none is left, the one merge commit is written, with what else changed
+        here meanwhile."""
         self.flush()
         with self._without_hidden():
-            result = self.workspace.merge_resolve(name, side, self.namespace, ref=self.ref, commit=False,
+            result = self.workspace.merge_resolve(names, side, self.namespace, ref=self.ref, commit=False,
                                                   trust=trust, safe=safe)
         if result.loaded or result.removed:
             self._merged_origins(result)
@@ -1168,15 +1170,39 @@ class NamespaceSession:
         or deleted since: the next commit keeps them as they are."""
         return {n: why for n, why in self._not_restored.items() if n in self.unloaded}
 
-    def status(self) -> StatusReport:
-        """How the namespace differs from where the session is (its last commit, or the merge it is in)."""
+    def _against(self) -> tuple[str | State | None, set[str] | None]:
+        """What the namespace is compared with (its last commit, or the merge it is in), and the names
+        that may differ from it: what the next commit would serialize again (None: everything)."""
         self.flush()
         merging = self.merging()
         against: str | State | None = self.base if self.base is not None else self.tip()
+        names = self._hint()
         if merging is not None:
-            against = self.workspace.merge_plan(merging).state()
+            plan = self.workspace.merge_plan(merging)
+            against = plan.state()
+            if names is not None:
+                names |= {n for c in plan.conflicts for n in c.names}
+        return against, names
+
+    def live_records(self) -> dict[str, VarRecord]:
+        """The namespace's records as a commit now would make them: only what may have changed is
+        serialized again (the change detection auto-commit trusts), the rest is its last commit's."""
+        return self._live_records(*self._against())
+
+    def _live_records(self, against: str | State | None, names: set[str] | None) -> dict[str, VarRecord]:
         with self._without_hidden():
-            report = self.workspace.status(self.namespace, against=against)
+            if names is None or against is None:
+                return self.workspace.live_records(self.namespace)
+            since = against if isinstance(against, State) else \
+                self.workspace.history.read_state(self.workspace.history.resolve(against), groups=False)
+            return self.workspace.live_records_since(self.namespace, since.variables, names)
+
+    def status(self) -> StatusReport:
+        """How the namespace differs from where the session is (its last commit, or the merge it is in)."""
+        against, names = self._against()
+        live = self._live_records(against, names)
+        with self._without_hidden():
+            report = self.workspace.status(self.namespace, against=against, live=live)
         report.branch = self.branch
         if self.base is not None:
             report.head = self.base
@@ -1305,8 +1331,9 @@ def _conflict_note(conflicts: list[Conflict], where: str, verb: str = "%txgit") 
     """What stops a commit during a merge, and what to type (``verb``: ``%txgit`` in a kernel, else ``txgit``)."""
     names = ", ".join(c.label for c in conflicts)
     first = conflicts[0].names[0] if conflicts else "NAME"
+    every = "" if len(conflicts) < 2 else f"; `{verb} merge --ours` / `--theirs` alone: all of them"
     return (f"merge into {where} in progress, unresolved: {names} (set it and commit, or "
-            f"`{verb} merge --ours {first}` / `--theirs {first}`; `{verb} merge --abort` gives up)")
+            f"`{verb} merge --ours {first}` / `--theirs {first}`{every}; `{verb} merge --abort` gives up)")
 
 
 def _merge_commit_result(merged: MergeResult, result: CommitResult) -> CommitResult:

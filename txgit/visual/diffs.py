@@ -471,8 +471,10 @@ def _loadable(rec: VarRecord, limit: int) -> str | None:
 
 def semantic_diff(ws: Workspace, a: str = "HEAD", b: str | None = None, *,
                   namespace: Mapping[str, Any] | None = None, names: list[str] | None = None,
-                  load_limit: int = LOAD_LIMIT, trust: bool = False, safe: bool = False) -> SemanticDiff:
+                  load_limit: int = LOAD_LIMIT, trust: bool = False, safe: bool = False,
+                  live: Mapping[str, Any] | None = None) -> SemanticDiff:
     """Which variables differ from revision ``a`` to ``b`` (or to a live ``namespace``), and how.
+    ``live``: the namespace's records when a session has them (:meth:`Workspace.diff`).
 
     Changed variables are loaded on both sides and compared with
     :func:`compare_values`; added and removed ones are described by their
@@ -484,7 +486,7 @@ def semantic_diff(ws: Workspace, a: str = "HEAD", b: str | None = None, *,
     new_info = ws.resolve(b) if b is not None else None
     if new_info is None and namespace is None:
         raise TypeError("semantic_diff needs a second revision or a namespace")
-    records: StateDiff = ws.diff(old_info.id, new_info.id if new_info else None, namespace=namespace)
+    records: StateDiff = ws.diff(old_info.id, new_info.id if new_info else None, namespace=namespace, live=live)
     keep = set(names) if names is not None else None
     changes: list[VariableChange] = []
     for name, rec in records.added.items():
