@@ -30,7 +30,7 @@ fresh folder holding the notebook's data files, the next cell sent as soon as th
   the whole-corpus and median noise are printed beside the ratios they qualify.
 - floor (unless ``--no-floor``): a third configuration, interleaved with the other two, whose only
   hook pickles the values each cell newly bound (``FLOOR_HOOK``); its ratio over the baseline is a
-  lower bound on what saving each cell's state costs in that notebook at all.
+  lower bound on what saving each cell's state inside the kernel's process costs in that notebook.
 - hooks: txgit's own time around each cell, as its session records it (``hook_seconds``).
 - commits per cell, and whether every cell that changed a variable made a commit: the last
   baseline run takes a value fingerprint of every variable after each cell (outside the cell's
@@ -343,7 +343,7 @@ SESSION = "__import__('txgit.sessions.ipython').sessions.ipython.active()"
 # appended to one file, no fsync, no hashing, no history) the values of the names the cell bound or
 # rebound, found by identity. It misses in-place changes and keeps no history, so it does strictly
 # less than txgit must (issue 17: unnamed changes saved, every version kept and verified); what it
-# costs over the baseline is a lower bound on what saving each cell's state costs at all.
+# costs over the baseline is a lower bound on saving each cell's state inside the kernel's process.
 FLOOR_HOOK = """
 def _txgit_bench_floor():
     import pickle
