@@ -284,10 +284,30 @@ class ObjectStore:
         self.packs.refresh()
         wanted -= self.packs.packed().keys()
         if self.is_local:
-            return {n for n in wanted if not os.path.exists(self.path(n))}
+            return self._missing_locally(wanted)
         if len(wanted) >= _LIST_INSTEAD_OF_STAT:
             return wanted - set(self.names())
         return {n for n in wanted if not self.fs.exists(self.path(n))}
+
+    def _missing_locally(self, wanted: set[str]) -> set[str]:
+        """Which loose blobs of ``wanted`` a local store lacks. For many names, one listing of the
+        store's top folder first: a name whose two-digit folder is not there needs no stat of its
+        own (a fresh clone's store is empty: 1,000 stats were ~10 ms of its clone)."""
+        folders: set[str] | None = None
+        if len(wanted) >= _LIST_INSTEAD_OF_STAT:
+            try:
+                with os.scandir(self.root) as top:
+                    folders = {e.name for e in top if len(e.name) == 2}
+            except FileNotFoundError:
+                folders = set()
+            except OSError:
+                folders = None  # unreadable here: each name is looked for itself, as before
+        lacking = set()
+        for name in wanted:
+            path = self.path(name)  # (checks the name even where no stat follows)
+            if (folders is not None and name[:2] not in folders) or not os.path.exists(path):
+                lacking.add(name)
+        return lacking
 
     def names(self) -> Iterable[str]:
         """Every blob name in the store, loose or packed (temp files and strays are ignored)."""
