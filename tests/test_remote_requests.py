@@ -118,38 +118,3 @@ def test_a_new_git_remote_on_a_used_storage_sends_only_what_the_storage_lacks(tm
     got = session_namespace()
     clone.checkout("main", got)
     assert got["v0"] == {"id": -1} and got["v199"] == ns["v199"] and np.array_equal(got["big"], ns["big"])
-
-
-def test_an_eager_clone_reads_the_remote_index_before_writing_its_refs_and_config(tmp_path, s3, monkeypatch):
-    # the index read waits on the network: started right after the git fetch, it overlaps the clone's
-    # refs, upstream config writes and record parsing (it used to start after all of them but the parse)
-    from txgit import packs
-    from txgit.remote import Remotes
-    ns = session_namespace()
-    for i in range(50):
-        ns[f"v{i}"] = {"id": i}
-    ws = _workspace(tmp_path, s3, "req-ahead", ns, monkeypatch)
-    ws.push()
-    events = []
-    refresh, set_upstream = packs.PackSet.refresh, Remotes.set_upstream
-    monkeypatch.setattr(packs.PackSet, "refresh", lambda self, *a, **k: events.append("index") or refresh(self, *a, **k))
-    monkeypatch.setattr(Remotes, "set_upstream", lambda self, *a, **k: events.append("upstream") or set_upstream(self, *a, **k))
-    clone = Workspace.clone(str(tmp_path / "r.git"), tmp_path / "b", storage_options={"endpoint_url": s3}, eager=True)
-    assert "index" in events and "upstream" in events
-    assert events.index("index") < events.index("upstream"), events
-    got = session_namespace()
-    clone.checkout("main", got)
-    assert got["v49"] == ns["v49"]
-
-
-def test_an_eager_clone_that_fails_after_its_index_read_began_leaves_no_folder(tmp_path, s3, monkeypatch):
-    from txgit.remote import Remotes
-    ws = _workspace(tmp_path, s3, "req-ahead-fail", {**session_namespace(), "x": [1, 2]}, monkeypatch)
-    ws.push()
-
-    def broken(self, *a, **k):
-        raise OSError("disk full (simulated)")
-    monkeypatch.setattr(Remotes, "set_upstream", broken)
-    with pytest.raises(OSError, match="disk full"):
-        Workspace.clone(str(tmp_path / "r.git"), tmp_path / "b", storage_options={"endpoint_url": s3}, eager=True)
-    assert not (tmp_path / "b").exists()

@@ -1466,32 +1466,16 @@ class Remotes:
                      "or with `txgit fetch --eager`)")
         return what
 
-    def read_index_ahead(self, remote: str, pool: ThreadPoolExecutor) -> Future | None:
-        """Start reading ``remote``'s index on ``pool`` (None: a local storage, one not found, or an
-        index read already): a clone starts it as soon as its git fetch says where the storage is,
-        so that the requests overlap its refs, config writes and record parsing. Errors are left to
-        the download, which reads the index again and says what is wrong."""
-        try:
-            store = self.store(remote)
-        except (RemoteError, OSError, ValueError, ImportError):
-            return None  # the clone says why in its own words, next
-        if store.is_local or store.packs.loaded:
-            return None
-        return pool.submit(store.packs.refresh)
-
     def fetch_all_blobs(self, remote: str, tips: Iterable[str], progress: Progress | None = None, *,
-                        tally: _Tally | None = None, index_read: Future | None = None) -> tuple[int, int]:
+                        tally: _Tally | None = None) -> tuple[int, int]:
         """Every blob of every commit reachable from ``tips`` that the local cache lacks, from ``remote``.
-        ``progress`` knows the total (from the records) from its first call. ``index_read``: the
-        remote index's read, already started by the caller (:func:`clone`, see :meth:`read_index_ahead`)."""
+        ``progress`` knows the total (from the records) from its first call."""
         store = self.store(remote)
         with ThreadPoolExecutor(max_workers=1) as ahead:
             # The remote index (a listing, the indexes: requests, waiting on the network) is read while
             # the records are parsed here (CPU): a clone of 1,000 variables waited for both in turn.
             # What it fails on is left to the download, which reads the index again and says why.
-            index = index_read
-            if index is None and not store.is_local and not store.packs.loaded:
-                index = ahead.submit(store.packs.refresh)
+            index = ahead.submit(store.packs.refresh) if not store.is_local and not store.packs.loaded else None
             tips = list(tips)
             commits = self._new_commits(tips, [])
             sizes: dict[str, int] = {}
@@ -1603,8 +1587,6 @@ def clone(url: str, path: str | os.PathLike[str] | None = None, *, storage: str 
     if (root / TXGIT_DIR).exists():
         raise WorkspaceExists(f"already a txgit workspace: {root}")
     created = not root.exists()
-    ahead: ThreadPoolExecutor | None = None
-    index_read: Future | None = None
     src = local_path(url)
     if src is not None and not src.exists():
         raise RemoteError(f"cannot clone {url}: {src} does not exist")
@@ -1625,9 +1607,6 @@ def clone(url: str, path: str | os.PathLike[str] | None = None, *, storage: str 
         tracking = remotes._tracking(name)
         if not tracking:
             raise RemoteError(f"{url} has no branches: nothing to clone")
-        if eager:  # the storage is known now (the fetch brought its record): its index is read meanwhile
-            ahead = ThreadPoolExecutor(max_workers=1)
-            index_read = remotes.read_index_ahead(name, ahead)
         default = remotes._remote_head_branch(remotes.get(name))
         branches = {ref.removeprefix(f"refs/remotes/{name}/"): oid for ref, oid in tracking.items()}
         if default not in branches:
@@ -1639,11 +1618,9 @@ def clone(url: str, path: str | os.PathLike[str] | None = None, *, storage: str 
             ws.history.set_head(branch=default)
         remotes.storage_url(name)  # the storage must be findable: say so now, not at the first checkout
         if eager:
-            remotes.fetch_all_blobs(name, branches.values(), progress, index_read=index_read)
+            remotes.fetch_all_blobs(name, branches.values(), progress)
         del fetched
     except BaseException as e:
-        if ahead is not None:  # the index read writes its cache into the workspace: done before it goes
-            ahead.shutdown(wait=True)
         gone = root if created else root / TXGIT_DIR
         shutil.rmtree(gone, ignore_errors=True)
         if isinstance(e, _RemoteChangedDuringCopy):
@@ -1652,6 +1629,4 @@ def clone(url: str, path: str | os.PathLike[str] | None = None, *, storage: str 
         if isinstance(e, KeyboardInterrupt):
             raise Interrupted(f"nothing was cloned: the half-made workspace was removed ({gone})") from e
         raise
-    if ahead is not None:
-        ahead.shutdown(wait=True)
     return ws
