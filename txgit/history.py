@@ -369,8 +369,8 @@ class History:
                     raise NewerFormat(f"commit {str(commit.id)[:8]} was {too_new}")
                 problems.append(too_new)  # (fsck names the commit)
                 return State(variables, group_records, meta)
-            # variable -> where its record is, for messages: a path (format 1), or (shard path, line) made a
-            # message only when one is needed (formatting 1,000 of them was a tenth of a clone's parse)
+            # variable -> where its record is, for messages: a path (format 1), or (shard path, line), made a
+            # message only when one is needed (not two strings per variable on every read)
             where: dict[str, str | tuple[str, int]] = {}
             if fmt == 1:
                 for name, data in blobs_of(VARS):
