@@ -193,3 +193,29 @@ def test_chain_read_joined_fetches_what_the_cache_lacks(tmp_path):
     out = chain.read_joined(runs + runs_local, [len(joined[0]), len(joined_local[0])])
     assert [bytes(b) for b in out] == joined + joined_local
     assert not local.missing(runs[0])
+
+
+def test_missing_of_many_names_in_an_empty_local_store_stats_none_of_them(tmp_path, monkeypatch):
+    # a fresh clone asks its empty store about every blob of the state: one listing answers
+    store = ObjectStore(str(tmp_path / "objects"))
+    wanted = {hash_bytes(b"%d" % i) for i in range(1000)}
+    looked = []
+    real_exists = os.path.exists
+
+    def counting_exists(path):
+        if str(path).startswith(store.root + "/"):
+            looked.append(path)
+        return real_exists(path)
+    monkeypatch.setattr(os.path, "exists", counting_exists)
+    assert store.missing(wanted) == wanted
+    assert len(looked) < 10, f"{len(looked)} stats for an empty store"
+
+
+def test_missing_of_many_names_finds_loose_blobs_beside_absent_ones(tmp_path):
+    store = ObjectStore(str(tmp_path / "objects"))
+    present = [store.put(b"loose %d" % i) for i in range(20)]  # one at a time: loose files
+    assert all(os.path.exists(store.path(n)) for n in present)
+    absent = {hash_bytes(b"absent %d" % i) for i in range(400)}
+    assert store.missing(present + sorted(absent)) == absent
+    with pytest.raises(Exception, match="not a blake3 hash"):
+        store.missing(sorted(absent) + ["../../etc/passwd"])  # a bad name is refused, stat or not

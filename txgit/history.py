@@ -135,6 +135,12 @@ def shard_key(name: str) -> int:
     return int.from_bytes(hashlib.blake2b(name.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "big")
 
 
+def _where(where: Mapping[str, str | tuple[str, int]], name: str) -> str:
+    """Where a variable's record lies, for a message: its file, or its shard and line."""
+    place = where[name]
+    return place if isinstance(place, str) else f"{place[0]} line {place[1]}: {name}"
+
+
 def _shard_of(starts: list[int], key: int) -> int:
     """The start of the shard a key falls in (``starts``: sorted, beginning with 0)."""
     return starts[bisect.bisect_right(starts, key) - 1]
@@ -363,7 +369,9 @@ class History:
                     raise NewerFormat(f"commit {str(commit.id)[:8]} was {too_new}")
                 problems.append(too_new)  # (fsck names the commit)
                 return State(variables, group_records, meta)
-            where: dict[str, str] = {}  # variable -> where its record is, for messages
+            # variable -> where its record is, for messages: a path (format 1), or (shard path, line), made a
+            # message only when one is needed (not two strings per variable on every read)
+            where: dict[str, str | tuple[str, int]] = {}
             if fmt == 1:
                 for name, data in blobs_of(VARS):
                     if first_only and problems:
@@ -396,16 +404,17 @@ class History:
                     if first_only and problems:
                         break
                     if rec.kind == VALUE and rec.group not in group_records:
-                        problems.append(f"{where[name]} names group {str(rec.group)[:12]}, which the commit lacks")
+                        problems.append(f"{_where(where, name)} names group {str(rec.group)[:12]}, which the commit"
+                                        " lacks")
                     elif rec.kind == VALUE and name not in group_records[rec.group].names:
-                        problems.append(f"{where[name]}: its group {str(rec.group)[:12]} does not list it")
+                        problems.append(f"{_where(where, name)}: its group {str(rec.group)[:12]} does not list it")
         except (KeyError, pygit2.GitError) as e:  # an object the tree names is not in the repository
             problems.append(f"unreadable git object: {_one_line(e)}")
         return State(variables, group_records, meta)
 
     def _parse_records(self, commit: pygit2.Commit, groups: bool, problems: list[str], first_only: bool,
                        variables: dict[str, VarRecord], group_records: dict[str, GroupRecord],
-                       where: dict[str, str]) -> None:
+                       where: dict[str, str | tuple[str, int]]) -> None:
         """Format 2's ``records/`` shards into ``variables`` and (``groups``) ``group_records``, checking
         each line as :meth:`_parse_state` checks format 1's files, and that each variable lies in the
         shard its key falls in (where :meth:`read_variable` looks for it)."""
@@ -416,6 +425,7 @@ class History:
             problems.append(f"{RECORDS} is not a folder")
             return
         shards: list[tuple[int, str]] = []  # (start, where) of every shard read, for the placement check
+        shard_start: dict[str, int] = {}  # variable -> the start of the shard it was read from
         for entry in sub:
             at = f"{RECORDS}/{entry.name if _SHARD_NAME.fullmatch(entry.name) else _show(entry.name)}"
             obj = self.repo[entry.id]
@@ -445,7 +455,8 @@ class History:
                     else:
                         try:
                             variables[name] = VarRecord.from_bytes(body + b"\n")
-                            where[name] = f"{at} line {n}: {name}"
+                            where[name] = (at, n)
+                            shard_start[name] = start
                         except (ValueError, TypeError, TxgitError) as e:
                             problems.append(f"{at} line {n}: {name}: {_one_line(e)}")
                 elif tag == b"g":
@@ -461,9 +472,8 @@ class History:
         starts = sorted(start for start, _ in shards)
         for name in variables:
             key = shard_key(name)
-            if not starts or key < starts[0] or not where[name].startswith(
-                    f"{RECORDS}/{_shard_of(starts, key):016x} "):
-                problems.append(f"{where[name]} lies outside the shard its key {key:016x} falls in")
+            if not starts or key < starts[0] or shard_start[name] != _shard_of(starts, key):
+                problems.append(f"{_where(where, name)} lies outside the shard its key {key:016x} falls in")
                 if first_only:
                     return
 

@@ -13,6 +13,7 @@ This module knows nothing about pickles, git or sessions.
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -33,7 +34,8 @@ _THREADED_HASH_MIN = 8 << 20
 _LIST_INSTEAD_OF_STAT = 256
 _BATCH = 256
 _VERIFY_HERE_UPTO = 64 << 10  # blobs up to this size are verified on the calling thread (see _verify)
-_HEX = frozenset("0123456789abcdef")
+# a blake3 hex digest, whole: one C call (a clone of 1,000 variables checks 3,000 names)
+_BLOB_NAME = re.compile(r"[0-9a-f]{%d}" % HASH_LEN).fullmatch
 TEMP_PREFIX = _packs.TEMP_PREFIX  # one prefix for every temp file of a store (gc removes stale ones)
 # read_joined hands the pool about _JOIN_TASKS batches of at least this many bytes (and at most
 # _JOIN_BATCH_BLOBS blobs): a task per 1 MiB chunk cost more in scheduling than the read, one task
@@ -104,7 +106,7 @@ def hash_file(path: str | os.PathLike[str], block: int = 1 << 22) -> str:
 
 def is_blob_name(name: object) -> bool:
     """A blake3 hex digest: the only names a store reads or writes (no path can hide in one)."""
-    return isinstance(name, str) and len(name) == HASH_LEN and _HEX.issuperset(name)
+    return isinstance(name, str) and _BLOB_NAME(name) is not None
 
 
 @dataclass
@@ -284,10 +286,30 @@ class ObjectStore:
         self.packs.refresh()
         wanted -= self.packs.packed().keys()
         if self.is_local:
-            return {n for n in wanted if not os.path.exists(self.path(n))}
+            return self._missing_locally(wanted)
         if len(wanted) >= _LIST_INSTEAD_OF_STAT:
             return wanted - set(self.names())
         return {n for n in wanted if not self.fs.exists(self.path(n))}
+
+    def _missing_locally(self, wanted: set[str]) -> set[str]:
+        """Which loose blobs of ``wanted`` a local store lacks. For many names, one listing of the
+        store's top folder first: a name whose two-digit folder is not there needs no stat of its
+        own (a fresh clone's store is empty: 1,000 stats were ~10 ms of its clone)."""
+        folders: set[str] | None = None
+        if len(wanted) >= _LIST_INSTEAD_OF_STAT:
+            try:
+                with os.scandir(self.root) as top:
+                    folders = {e.name for e in top if len(e.name) == 2}
+            except FileNotFoundError:
+                folders = set()
+            except OSError:
+                folders = None  # unreadable here: each name is looked for itself, as before
+        lacking = set()
+        for name in wanted:
+            path = self.path(name)  # (checks the name even where no stat follows)
+            if (folders is not None and name[:2] not in folders) or not os.path.exists(path):
+                lacking.add(name)
+        return lacking
 
     def names(self) -> Iterable[str]:
         """Every blob name in the store, loose or packed (temp files and strays are ignored)."""
