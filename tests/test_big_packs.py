@@ -303,7 +303,7 @@ def test_a_pack_being_written_does_not_make_existence_checks_rescan_the_pack_fol
     store.packs.refresh()  # sees the new pack: one rescan, as after every change
     scans = []
     listed = store.packs._list
-    store.packs._list = lambda: scans.append(1) or listed()
+    store.packs._list = lambda *args: scans.append(1) or listed(*args)
     writer = store.packs.writer()  # a temp file in the folder from now on
     writer.add(*next(iter(blobs.items())))
     for _ in range(3):
