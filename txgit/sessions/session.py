@@ -29,7 +29,7 @@ from txgit.state.summary import type_name
 from txgit.state.snapshot import Snapshot, library_module_of, sharing_groups, walk_shared
 from txgit.sessions import opslog
 from txgit.sessions.operations import Operation, OperationWatch, content_origin, output_origin
-from txgit.sessions.detect import UnnamedChanges, used_packages
+from txgit.sessions.detect import ReadValues, UnnamedChanges, used_packages
 from txgit.sessions.tracking import CellChanges, CellTracker
 from txgit.errors import MergeInProgress as MergeInProgressError, NothingToCommit, TxgitError
 from txgit.gitwriter import GitWriter
@@ -140,6 +140,9 @@ class NamespaceSession:
         self._tracker: CellTracker | None = None
         # fingerprints of values a library may change without the cell naming them (see detect.py)
         self.unnamed = UnnamedChanges()
+        # tokens of the values the running cell may touch, taken before it: a value it left as it was
+        # (an array it only read) is not serialized again to know (see detect.ReadValues)
+        self.reads = ReadValues()
         # library settings in module state (matplotlib's rcParams): recorded with each commit, put back on
         # checkout; ``_libraries`` is what the last commit or checkout of ours recorded (None: none yet)
         self._library_state = libstate.LibraryState()
@@ -215,7 +218,11 @@ class NamespaceSession:
         self._library_state.mark()  # where the global generators are, for the rollback if the cell fails
         self.unnamed.cell_starts()
         if self._tracker.names.opaque is None:
-            self._baseline_unnamed(self._tracker.names.touched | self._tracker.reached, self._tracker.before)
+            touched = self._tracker.names.touched | self._tracker.reached
+            self._baseline_unnamed(touched, self._tracker.before)
+            self.reads.baseline(self.namespace, (n for n in touched if n in self._tracker.before))
+        else:
+            self.reads.clear()
         self._python = code
         self._code = code if source is None else source
         self._replayed = None
@@ -320,7 +327,8 @@ class NamespaceSession:
         if changes.hint is None:
             self.touched = None
         elif self.touched is not None:
-            self.touched |= changes.hint
+            # names the cell left as they were (same object, same token) are no change of its
+            self.touched |= changes.hint - self.reads.unchanged(self.namespace, changes.hint - changes.writes)
         if self.auto:
             if message is None:
                 where = label or (f"[{execution_count}]" if execution_count is not None else "")

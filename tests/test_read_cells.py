@@ -1,0 +1,120 @@
+"""Cells that only read variables (issue 17): `len(rows)`, `arr.mean()`, `df.head()`, `e * 2` are most
+cells of real notebooks. What they read is not serialized again to learn it did not change where a
+cheap token says so (detect.ReadValues), and a mutation through a method is still committed.
+
+Serializations are counted (the snapshot's pickling of each group), never timed."""
+
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import session_namespace
+
+from txgit.sessions import NamespaceSession
+from txgit.sessions.detect import read_token
+
+snapshot = importlib.import_module("txgit.state.snapshot")  # the module (txgit.state exports a function so named)
+
+SETUP = """
+import numpy as np, pandas as pd
+from math import *
+rows = [3, 1, 2]
+arr = np.arange(2_000_000, dtype=float)[::-1].copy()
+df = pd.DataFrame({"a": np.arange(100_000), "b": np.ones(100_000), "s": ["x"] * 100_000})
+series = df["a"] * 2
+words = np.array(["b", "a"], dtype=object)
+pair = ("x", (1, 2.5))
+n = 5
+"""
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    """The names of each group the snapshot pickles."""
+    pickled: list[list[str]] = []
+    real = snapshot._pickle_groups
+
+    def counting(members, *args, **kwargs):
+        pickled.append(list(members))
+        return real(members, *args, **kwargs)
+
+    monkeypatch.setattr(snapshot, "_pickle_groups", counting)
+    return pickled
+
+
+def _run(s: NamespaceSession, code: str):
+    s.before_cell(code)
+    exec(code, s.namespace)
+    return s.after_cell()
+
+
+@pytest.mark.parametrize("code", ["arr.mean()", "df.head()", "df['a'].sum()", "series.max()", "e * 2",
+                                  "pair[0]", "n + 1", "sorted(words)", "print(arr.shape, df.shape)"])
+def test_a_cell_that_only_reads_serializes_nothing(ws, counted, code):
+    s = NamespaceSession(ws, session_namespace(), kind="test")
+    _run(s, SETUP)
+    head = ws.head().id
+    counted.clear()
+    out = _run(s, code)
+    assert out.commit is None and ws.head().id == head
+    assert counted == []
+    s.close()
+
+
+def test_a_cell_that_reads_and_binds_serializes_only_what_it_bound(ws, counted):
+    s = NamespaceSession(ws, session_namespace(), kind="test")
+    _run(s, SETUP)
+    counted.clear()
+    out = _run(s, "m = arr.mean() + df['b'].sum()")
+    assert out.commit is not None and counted == [["m"]]
+    out = _run(s, "view = arr[:10]")  # an alias of what it read: serialized with it, so sharing survives
+    assert out.commit is not None and {"arr", "view"} <= set(out.commit.serialized_names)
+    s.close()
+
+
+@pytest.mark.parametrize("code, name", [
+    ("arr.sort()", "arr"),
+    ("np.add(arr, 1, out=arr)", "arr"),
+    ("arr.shape = (1000, 2000)", "arr"),
+    ("df.drop(columns=['b'], inplace=True)", "df"),
+    ("df.sort_values('a', ascending=False, inplace=True)", "df"),
+    ("df.columns.name = 'cols'", "df"),
+    ("df.attrs['unit'] = 'm'", "df"),
+    ("series.iloc[0] = -1", "series"),
+    ("series.rename('twice', inplace=True)", "series"),
+    ("rows.append(4)", "rows"),
+    ("words[0] = 'z'", "words"),
+])
+def test_a_mutation_through_a_method_is_still_committed(ws, code, name):
+    import warnings
+    s = NamespaceSession(ws, session_namespace(), kind="test")
+    _run(s, SETUP)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pandas' notice that `inplace` is deprecated
+        out = _run(s, code)
+    assert out.commit is not None and name in out.commit.serialized_names
+    loaded = ws.load(name)
+    live = s.namespace[name]
+    if isinstance(live, np.ndarray):
+        np.testing.assert_array_equal(loaded, live)
+        assert loaded.shape == live.shape
+    elif isinstance(live, (pd.DataFrame, pd.Series)):
+        assert loaded.equals(live) and loaded.attrs == live.attrs
+        assert getattr(loaded, "name", None) == getattr(live, "name", None)
+        if isinstance(live, pd.DataFrame):
+            assert loaded.columns.name == live.columns.name
+    else:
+        assert loaded == live
+    s.close()
+
+
+def test_values_without_a_cheap_token_are_checked_in_full():
+    assert read_token([1, 2]) is None  # a list: serialized to compare, as before
+    assert read_token(("x", [1])) is None  # a tuple holding a list
+    assert read_token(np.array([[1.0, 2.0], [3.0, 4.0]])[:, 0]) is None  # not contiguous
+    assert read_token(np.ma.masked_array([1, 2])) is None  # a subclass
+    assert read_token(pd.Series(["a", "b"], dtype="category")) is None
+    assert read_token(np.array([{"k": 1}], dtype=object)) is None  # mutable elements
