@@ -118,3 +118,38 @@ def test_values_without_a_cheap_token_are_checked_in_full():
     assert read_token(np.ma.masked_array([1, 2])) is None  # a subclass
     assert read_token(pd.Series(["a", "b"], dtype="category")) is None
     assert read_token(np.array([{"k": 1}], dtype=object)) is None  # mutable elements
+
+
+@pytest.mark.timeout(300)
+def test_in_a_kernel_reads_settle_without_the_lock_and_a_sort_in_place_is_restored(tmp_path):
+    """A real kernel: cells that only read an array, a frame or a star-imported constant are settled
+    without the workspace lock (no serialization, no commit: another process holding the lock does not
+    stall them), and `arr.sort()` afterwards is committed and restored by a fresh kernel."""
+    from kernelutil import Kernel
+
+    from txgit import Workspace
+
+    ws = Workspace.init(tmp_path / "proj")
+    k = Kernel(ws.root)
+    try:
+        k.ok("%load_ext txgit")
+        k.ok(SETUP)
+        head = ws.head().id
+        lock = ws.hold_lock()
+        try:
+            for code in ("arr.mean()", "df.head()", "e * 2", "len(words)"):
+                assert k.run(code, timeout=30, settle=False).status == "ok", code
+        finally:
+            lock.release()
+        assert ws.head().id == head
+        k.ok("arr.sort()")
+        assert ws.head().id != head
+    finally:
+        k.shutdown()
+    fresh = Kernel(ws.root)
+    try:
+        fresh.ok("%load_ext txgit")
+        fresh.ok("%txgit checkout HEAD")
+        assert fresh.value("bool((arr[1:] >= arr[:-1]).all()) and arr.size == 2_000_000") is True
+    finally:
+        fresh.shutdown()
