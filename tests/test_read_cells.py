@@ -27,6 +27,7 @@ df = pd.DataFrame({"a": np.arange(100_000), "b": np.ones(100_000), "s": ["x"] * 
 series = df["a"] * 2
 words = np.array(["b", "a"], dtype=object)
 pair = ("x", (1, 2.5))
+mat = np.matrix([[1, 2], [3, 4]])
 n = 5
 """
 
@@ -52,7 +53,8 @@ def _run(s: NamespaceSession, code: str):
 
 
 @pytest.mark.parametrize("code", ["arr.mean()", "df.head()", "df['a'].sum()", "series.max()", "e * 2",
-                                  "pair[0]", "n + 1", "sorted(words)", "print(arr.shape, df.shape)"])
+                                  "pair[0]", "n + 1", "sorted(words)", "print(arr.shape, df.shape)",
+                                  "mat * 2", "np.shape(mat), sqrt(n)"])
 def test_a_cell_that_only_reads_serializes_nothing(ws, counted, code):
     s = NamespaceSession(ws, session_namespace(), kind="test")
     _run(s, SETUP)
@@ -68,7 +70,7 @@ def test_a_cell_that_reads_and_binds_serializes_only_what_it_bound(ws, counted):
     s = NamespaceSession(ws, session_namespace(), kind="test")
     _run(s, SETUP)
     counted.clear()
-    out = _run(s, "m = arr.mean() + df['b'].sum()")
+    out = _run(s, "m = arr.mean() + df['b'].sum() + sqrt(n)")  # (sqrt: math's, a reference)
     assert out.commit is not None and counted == [["m"]]
     out = _run(s, "view = arr[:10]")  # an alias of what it read: serialized with it, so sharing survives
     assert out.commit is not None and {"arr", "view"} <= set(out.commit.serialized_names)
@@ -87,6 +89,7 @@ def test_a_cell_that_reads_and_binds_serializes_only_what_it_bound(ws, counted):
     ("series.rename('twice', inplace=True)", "series"),
     ("rows.append(4)", "rows"),
     ("words[0] = 'z'", "words"),
+    ("mat[0, 0] = 9", "mat"),
 ])
 def test_a_mutation_through_a_method_is_still_committed(ws, code, name):
     import warnings

@@ -381,7 +381,7 @@ def _array_token(array: Any, np: types.ModuleType) -> tuple[Any, ...] | None:
     stand for its content only while each element is immutable (strings, numbers). pandas' string
     arrays: an Arrow-backed one is immutable data that pandas replaces on every write (its identity
     is enough); a Python-backed one is an object array of strings."""
-    if type(array) is not np.ndarray:
+    if type(array) is not np.ndarray and type(array) is not np.matrix:  # (a matrix holds nothing more)
         pd = sys.modules.get("pandas")
         if pd is None or not isinstance(getattr(array, "dtype", None), pd.StringDtype):
             return None
@@ -453,7 +453,7 @@ def read_token(value: Any) -> tuple[Any, ...] | None:
     np = sys.modules.get("numpy")
     if np is None:
         return None
-    if t is np.ndarray:
+    if t is np.ndarray or t is np.matrix:
         return _array_token(value, np)
     pd = sys.modules.get("pandas")
     if pd is not None and (t is pd.DataFrame or t is pd.Series):

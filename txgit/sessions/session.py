@@ -327,8 +327,13 @@ class NamespaceSession:
         if changes.hint is None:
             self.touched = None
         elif self.touched is not None:
-            # names the cell left as they were (same object, same token) are no change of its
-            self.touched |= changes.hint - self.reads.unchanged(self.namespace, changes.hint - changes.writes)
+            # names the cell left as they were (same object, same token) are no change of its, nor are
+            # functions it called that still pickle as the same reference (`shape(M)` after `from numpy
+            # import *`), also when the cell changed something else and is committed
+            same = self.reads.unchanged(self.namespace, changes.hint - changes.writes)
+            same |= {n for n in changes.hint - changes.writes if n in self._by_reference
+                     and self._by_reference[n] is self.namespace.get(n) and _pickled_by_reference(self._by_reference[n])}
+            self.touched |= changes.hint - same
         if self.auto:
             if message is None:
                 where = label or (f"[{execution_count}]" if execution_count is not None else "")
