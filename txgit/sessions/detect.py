@@ -376,6 +376,34 @@ class _Same:
         return id(self.obj)
 
 
+class _SameElements:
+    """Equal to another holding the very same elements in the same order (held, so no id is reused)."""
+
+    __slots__ = ("items",)
+
+    def __init__(self, items: tuple[Any, ...]) -> None:
+        self.items = items
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, _SameElements) and len(other.items) == len(self.items)
+                and all(a is b for a, b in zip(self.items, other.items)))
+
+    def __hash__(self) -> int:
+        return len(self.items)
+
+
+def _container_token(value: Any, t: type) -> tuple[Any, ...] | None:
+    """A list, set or dict of immutable values (`rows = [3, 1, 2]`, `d = {"a": 1}`): which objects it
+    holds, in order. Anything nested that can change (a list in a list) gets None."""
+    if len(value) > _ELEMENTS_LOOKED_AT:
+        return None
+    items = tuple(value.items()) if t is dict else tuple(value)
+    budget = [_ELEMENTS_LOOKED_AT]
+    if not all(_immutable(x, budget) for x in items):  # (a dict's pairs are tuples of key and value)
+        return None
+    return t, _SameElements(tuple(x for pair in items for x in pair) if t is dict else items)
+
+
 def _array_token(array: Any, np: types.ModuleType) -> tuple[Any, ...] | None:
     """A plain ndarray's shape, layout, dtype and bytes. An object array's bytes are pointers: they
     stand for its content only while each element is immutable (strings, numbers). pandas' string
@@ -450,6 +478,8 @@ def read_token(value: Any) -> tuple[Any, ...] | None:
     if _immutable(value, [_ELEMENTS_LOOKED_AT]):
         return ()
     t = type(value)
+    if t is list or t is dict or t is set:
+        return _container_token(value, t)
     np = sys.modules.get("numpy")
     if np is None:
         return None
