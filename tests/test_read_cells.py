@@ -166,3 +166,23 @@ def test_in_a_kernel_reads_settle_without_the_lock_and_a_sort_in_place_is_restor
         assert fresh.value("bool((arr[1:] >= arr[:-1]).all()) and arr.size == 2_000_000") is True
     finally:
         fresh.shutdown()
+
+
+def test_a_value_held_for_its_token_is_let_go_when_the_cell_fails(ws):
+    """The tokens hold the values they were taken of while the cell runs; a failed cell (rolled back)
+    must not keep a big array it deleted alive until the next cell."""
+    import gc
+    import weakref
+
+    s = NamespaceSession(ws, session_namespace(), kind="test")
+    _run(s, "import numpy as np\nbig = np.zeros(1_000_000)")
+    ref = weakref.ref(s.namespace["big"])
+    code = "del big\nraise ValueError('no')"
+    s.before_cell(code)
+    with pytest.raises(ValueError):
+        exec(code, s.namespace)
+    out = s.after_cell(error=ValueError("no"))
+    assert out.rollback is not None and "big" in s.namespace  # put back, as committed
+    gc.collect()
+    assert ref() is None
+    s.close()

@@ -281,6 +281,7 @@ class NamespaceSession:
         """The code did not run (or its effects are thrown away): forget the cell."""
         self._tracker = None
         self._replayed = None
+        self.reads.clear()
         if self._op is not None:
             self._watch.abandon()
             self._op = None
@@ -299,6 +300,10 @@ class NamespaceSession:
         tracker, self._tracker = self._tracker, None
         changes = tracker.finish()
         self._detect_unnamed(changes)
+        # names the cell left as they were (same object, same token) are no change of its; taken now, so
+        # that the values held for the tokens (a deleted array, say) are let go whatever happens next
+        same = set() if changes.hint is None else self.reads.unchanged(self.namespace, changes.hint - changes.writes)
+        self.reads.clear()
         op = self._watch.stop(seconds, result, displays) if self._op is not None else None
         self._op = None
         err = None if error is None else error if isinstance(error, str) else f"{type(error).__name__}: {error}"
@@ -327,10 +332,8 @@ class NamespaceSession:
         if changes.hint is None:
             self.touched = None
         elif self.touched is not None:
-            # names the cell left as they were (same object, same token) are no change of its, nor are
-            # functions it called that still pickle as the same reference (`shape(M)` after `from numpy
-            # import *`), also when the cell changed something else and is committed
-            same = self.reads.unchanged(self.namespace, changes.hint - changes.writes)
+            # nor are functions it called that still pickle as the same reference (`shape(M)` after
+            # `from numpy import *`), also when the cell changed something else and is committed
             same |= {n for n in changes.hint - changes.writes if n in self._by_reference
                      and self._by_reference[n] is self.namespace.get(n) and _pickled_by_reference(self._by_reference[n])}
             self.touched |= changes.hint - same
