@@ -325,3 +325,206 @@ class UnnamedChanges:
 
 
 _MISSING = object()
+
+
+# -- values a cell only read ---------------------------------------------------------------------
+#
+# A cell that reads a variable (`len(rows)`, `arr.mean()`, `df.head()`, `e * 2`) touches it, and a
+# touched name used to be serialized again to learn that it had not changed. For values whose
+# content can be summed up without pickling, a token taken just before the cell and again after
+# it says so instead: equal tokens (and the same object) mean the same content, so the name needs
+# no serialization. Anything else gets no token (None) and is checked in full, as before.
+
+# Types whose instances never change: the same object is the same content.
+_ATOMS = frozenset({int, float, complex, str, bytes, bool, type(None), range})
+_ELEMENTS_LOOKED_AT = 10_000  # a tuple or frozenset larger than this is checked in full
+
+
+def _immutable(value: Any, budget: list[int]) -> bool:
+    t = type(value)
+    if t in _ATOMS:
+        return True
+    if t is tuple or t is frozenset:
+        budget[0] -= len(value)
+        return budget[0] >= 0 and all(_immutable(x, budget) for x in value)
+    np = sys.modules.get("numpy")
+    # numpy's scalars are immutable, except a structured one (np.void: a view into its array) and np.object_
+    return np is not None and isinstance(value, np.generic) and not isinstance(value, (np.void, np.object_))
+
+
+def _buffer_digest(array: Any) -> bytes | None:
+    """xxh3 of a contiguous buffer's bytes, read in place (no copy); None for anything else."""
+    try:
+        raw = pickle.PickleBuffer(array).raw()  # contiguous (C or Fortran) buffers only
+    except (BufferError, TypeError, ValueError):
+        return None
+    return xxhash.xxh3_128_digest(raw)
+
+
+class _Same:
+    """Equal to itself only: a token part for an immutable object (an Arrow array), held, not its id."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj: Any) -> None:
+        self.obj = obj
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Same) and other.obj is self.obj
+
+    def __hash__(self) -> int:
+        return id(self.obj)
+
+
+class _SameElements:
+    """Equal to another holding the very same elements in the same order (held, so no id is reused)."""
+
+    __slots__ = ("items",)
+
+    def __init__(self, items: tuple[Any, ...]) -> None:
+        self.items = items
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, _SameElements) and len(other.items) == len(self.items)
+                and all(a is b for a, b in zip(self.items, other.items)))
+
+    def __hash__(self) -> int:
+        return len(self.items)
+
+
+def _container_token(value: Any, t: type) -> tuple[Any, ...] | None:
+    """A list, set or dict of immutable values (`rows = [3, 1, 2]`, `d = {"a": 1}`): which objects it
+    holds, in order. Anything nested that can change (a list in a list) gets None."""
+    if len(value) > _ELEMENTS_LOOKED_AT:
+        return None
+    items = tuple(value.items()) if t is dict else tuple(value)
+    budget = [_ELEMENTS_LOOKED_AT]
+    if not all(_immutable(x, budget) for x in items):  # (a dict's pairs are tuples of key and value)
+        return None
+    return t, _SameElements(tuple(x for pair in items for x in pair) if t is dict else items)
+
+
+def _array_token(array: Any, np: types.ModuleType) -> tuple[Any, ...] | None:
+    """A plain ndarray's shape, layout, dtype and bytes. An object array's bytes are pointers: they
+    stand for its content only while each element is immutable (strings, numbers). pandas' string
+    arrays: an Arrow-backed one is immutable data that pandas replaces on every write (its identity
+    is enough); a Python-backed one is an object array of strings."""
+    if type(array) is not np.ndarray and type(array) is not np.matrix:  # (a matrix holds nothing more)
+        pd = sys.modules.get("pandas")
+        if pd is None or not isinstance(getattr(array, "dtype", None), pd.StringDtype):
+            return None
+        arrow = getattr(array, "_pa_array", None)
+        if arrow is not None:
+            return type(array), str(array.dtype.storage), array.dtype.na_value is pd.NA, _Same(arrow)
+        inner = getattr(array, "_ndarray", None)
+        token = None if inner is None else _array_token(inner, np)
+        return None if token is None else (type(array), array.dtype.na_value is pd.NA, token)
+    if array.dtype.hasobject:
+        if array.dtype != object or not _all_immutable_objects(array):
+            return None
+    digest = _buffer_digest(array)
+    if digest is None:
+        return None
+    return array.shape, array.strides, array.dtype.str, array.dtype.descr, digest
+
+
+def _all_immutable_objects(array: Any) -> bool:
+    """Every element of an object array a string, number, bytes or missing value (pandas checks in C)."""
+    pd = sys.modules.get("pandas")
+    if pd is None:
+        return False
+    kind = pd.api.types.infer_dtype(array.ravel(order="K"), skipna=True)
+    return kind in ("string", "bytes", "integer", "floating", "mixed-integer-float", "boolean", "empty")
+
+
+def _index_token(index: Any, pd: types.ModuleType, np: types.ModuleType) -> tuple[Any, ...] | None:
+    t = type(index)
+    if t is pd.RangeIndex:
+        return t, index.start, index.stop, index.step, index.name
+    if t is not pd.Index or not _immutable(index.name, [_ELEMENTS_LOOKED_AT]):
+        return None  # a MultiIndex, a DatetimeIndex... (and a name that is no plain value): in full
+    values = _array_token(index._values, np)
+    return None if values is None else (t, index.name, values)
+
+
+def _pandas_token(value: Any, pd: types.ModuleType, np: types.ModuleType) -> tuple[Any, ...] | None:
+    """A DataFrame's or Series' blocks (which columns each holds, and its array's token), axes, name
+    and flags. Extension arrays (categoricals, nullable and Arrow dtypes), MultiIndexes and frames
+    with ``attrs`` get None: checked in full."""
+    if value.attrs:
+        return None
+    mgr = value._mgr
+    parts: list[Any] = [type(value), id(mgr), value.flags.allows_duplicate_labels]
+    if type(value) is pd.Series:
+        if not _immutable(value.name, [_ELEMENTS_LOOKED_AT]):
+            return None
+        parts.append(value.name)
+    for block in mgr.blocks:
+        values = _array_token(block.values, np)
+        if values is None:
+            return None
+        parts.append((id(block), block.mgr_locs.as_array.tobytes(), values))
+    for axis in mgr.axes:
+        token = _index_token(axis, pd, np)
+        if token is None:
+            return None
+        parts.append(token)
+    return tuple(parts)
+
+
+def read_token(value: Any) -> tuple[Any, ...] | None:
+    """What stands for ``value``'s content, cheaply: equal tokens of the same object mean equal content.
+    None: no cheap token (the value is compared by serializing it)."""
+    if _immutable(value, [_ELEMENTS_LOOKED_AT]):
+        return ()
+    t = type(value)
+    if t is list or t is dict or t is set:
+        return _container_token(value, t)
+    np = sys.modules.get("numpy")
+    if np is None:
+        return None
+    if t is np.ndarray or t is np.matrix:
+        return _array_token(value, np)
+    pd = sys.modules.get("pandas")
+    if pd is not None and (t is pd.DataFrame or t is pd.Series):
+        try:
+            return _pandas_token(value, pd, np)
+        except (AttributeError, TypeError, ValueError):  # another pandas' internals: no shortcut
+            return None
+    return None
+
+
+class ReadValues:
+    """Tokens (:func:`read_token`) of the variables a cell may touch, taken just before it runs, so
+    that after it those it left as they were need no serialization."""
+
+    def __init__(self) -> None:
+        self._before: dict[str, tuple[Any, tuple[Any, ...]]] = {}  # name -> (value, token): held, not ids
+        self.tokens = 0  # tokens taken so far (what the tests count)
+
+    def baseline(self, namespace: Mapping[str, Any], names: Iterable[str]) -> None:
+        self._before = {}
+        for n in names:
+            value = namespace.get(n, _MISSING)
+            if value is _MISSING:
+                continue
+            token = read_token(value)
+            self.tokens += 1
+            if token is not None:
+                self._before[n] = (value, token)
+
+    def unchanged(self, namespace: Mapping[str, Any], names: Iterable[str]) -> set[str]:
+        """Those of ``names`` bound to the object they held before the cell, with the same token."""
+        out = set()
+        before, self._before = self._before, {}
+        for n in names:
+            entry = before.get(n)
+            if entry is None or namespace.get(n, _MISSING) is not entry[0]:
+                continue
+            if entry[1] == () or read_token(entry[0]) == entry[1]:  # () : immutable, identity is enough
+                out.add(n)
+            self.tokens += entry[1] != ()
+        return out
+
+    def clear(self) -> None:
+        self._before = {}

@@ -29,7 +29,7 @@ from txgit.state.summary import type_name
 from txgit.state.snapshot import Snapshot, library_module_of, sharing_groups, walk_shared
 from txgit.sessions import opslog
 from txgit.sessions.operations import Operation, OperationWatch, content_origin, output_origin
-from txgit.sessions.detect import UnnamedChanges, used_packages
+from txgit.sessions.detect import ReadValues, UnnamedChanges, used_packages
 from txgit.sessions.tracking import CellChanges, CellTracker
 from txgit.errors import MergeInProgress as MergeInProgressError, NothingToCommit, TxgitError
 from txgit.gitwriter import GitWriter
@@ -140,6 +140,9 @@ class NamespaceSession:
         self._tracker: CellTracker | None = None
         # fingerprints of values a library may change without the cell naming them (see detect.py)
         self.unnamed = UnnamedChanges()
+        # tokens of the values the running cell may touch, taken before it: a value it left as it was
+        # (an array it only read) is not serialized again to know (see detect.ReadValues)
+        self.reads = ReadValues()
         # library settings in module state (matplotlib's rcParams): recorded with each commit, put back on
         # checkout; ``_libraries`` is what the last commit or checkout of ours recorded (None: none yet)
         self._library_state = libstate.LibraryState()
@@ -215,7 +218,11 @@ class NamespaceSession:
         self._library_state.mark()  # where the global generators are, for the rollback if the cell fails
         self.unnamed.cell_starts()
         if self._tracker.names.opaque is None:
-            self._baseline_unnamed(self._tracker.names.touched | self._tracker.reached, self._tracker.before)
+            touched = self._tracker.names.touched | self._tracker.reached
+            self._baseline_unnamed(touched, self._tracker.before)
+            self.reads.baseline(self.namespace, (n for n in touched if n in self._tracker.before))
+        else:
+            self.reads.clear()
         self._python = code
         self._code = code if source is None else source
         self._replayed = None
@@ -274,6 +281,7 @@ class NamespaceSession:
         """The code did not run (or its effects are thrown away): forget the cell."""
         self._tracker = None
         self._replayed = None
+        self.reads.clear()
         if self._op is not None:
             self._watch.abandon()
             self._op = None
@@ -292,6 +300,10 @@ class NamespaceSession:
         tracker, self._tracker = self._tracker, None
         changes = tracker.finish()
         self._detect_unnamed(changes)
+        # names the cell left as they were (same object, same token) are no change of its; taken now, so
+        # that the values held for the tokens (a deleted array, say) are let go whatever happens next
+        same = set() if changes.hint is None else self.reads.unchanged(self.namespace, changes.hint - changes.writes)
+        self.reads.clear()
         op = self._watch.stop(seconds, result, displays) if self._op is not None else None
         self._op = None
         err = None if error is None else error if isinstance(error, str) else f"{type(error).__name__}: {error}"
@@ -320,7 +332,11 @@ class NamespaceSession:
         if changes.hint is None:
             self.touched = None
         elif self.touched is not None:
-            self.touched |= changes.hint
+            # nor are functions it called that still pickle as the same reference (`shape(M)` after
+            # `from numpy import *`), also when the cell changed something else and is committed
+            same |= {n for n in changes.hint - changes.writes if n in self._by_reference
+                     and self._by_reference[n] is self.namespace.get(n) and _pickled_by_reference(self._by_reference[n])}
+            self.touched |= changes.hint - same
         if self.auto:
             if message is None:
                 where = label or (f"[{execution_count}]" if execution_count is not None else "")

@@ -1,0 +1,188 @@
+"""Cells that only read variables (issue 17): `len(rows)`, `arr.mean()`, `df.head()`, `e * 2` are most
+cells of real notebooks. What they read is not serialized again to learn it did not change where a
+cheap token says so (detect.ReadValues), and a mutation through a method is still committed.
+
+Serializations are counted (the snapshot's pickling of each group), never timed."""
+
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import session_namespace
+
+from txgit.sessions import NamespaceSession
+from txgit.sessions.detect import read_token
+
+snapshot = importlib.import_module("txgit.state.snapshot")  # the module (txgit.state exports a function so named)
+
+SETUP = """
+import numpy as np, pandas as pd
+from math import *
+rows = [3, 1, 2]
+table = {"a": 1, "b": "two"}
+tags = {"x", "y"}
+nested = [[1], [2]]
+arr = np.arange(2_000_000, dtype=float)[::-1].copy()
+df = pd.DataFrame({"a": np.arange(100_000), "b": np.ones(100_000), "s": ["x"] * 100_000})
+series = df["a"] * 2
+words = np.array(["b", "a"], dtype=object)
+pair = ("x", (1, 2.5))
+mat = np.matrix([[1, 2], [3, 4]])
+n = 5
+"""
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    """The names of each group the snapshot pickles."""
+    pickled: list[list[str]] = []
+    real = snapshot._pickle_groups
+
+    def counting(members, *args, **kwargs):
+        pickled.append(list(members))
+        return real(members, *args, **kwargs)
+
+    monkeypatch.setattr(snapshot, "_pickle_groups", counting)
+    return pickled
+
+
+def _run(s: NamespaceSession, code: str):
+    s.before_cell(code)
+    exec(code, s.namespace)
+    return s.after_cell()
+
+
+@pytest.mark.parametrize("code", ["arr.mean()", "df.head()", "df['a'].sum()", "series.max()", "e * 2",
+                                  "pair[0]", "n + 1", "sorted(words)", "print(arr.shape, df.shape)",
+                                  "mat * 2", "np.shape(mat), sqrt(n)", "len(rows), table['a'], 'x' in tags"])
+def test_a_cell_that_only_reads_serializes_nothing(ws, counted, code):
+    s = NamespaceSession(ws, session_namespace(), kind="test")
+    _run(s, SETUP)
+    head = ws.head().id
+    counted.clear()
+    out = _run(s, code)
+    assert out.commit is None and ws.head().id == head
+    assert counted == []
+    s.close()
+
+
+def test_a_cell_that_reads_and_binds_serializes_only_what_it_bound(ws, counted):
+    s = NamespaceSession(ws, session_namespace(), kind="test")
+    _run(s, SETUP)
+    counted.clear()
+    out = _run(s, "m = arr.mean() + df['b'].sum() + sqrt(n)")  # (sqrt: math's, a reference)
+    assert out.commit is not None and counted == [["m"]]
+    out = _run(s, "view = arr[:10]")  # an alias of what it read: serialized with it, so sharing survives
+    assert out.commit is not None and {"arr", "view"} <= set(out.commit.serialized_names)
+    s.close()
+
+
+@pytest.mark.parametrize("code, name", [
+    ("arr.sort()", "arr"),
+    ("np.add(arr, 1, out=arr)", "arr"),
+    ("arr.shape = (1000, 2000)", "arr"),
+    ("df.drop(columns=['b'], inplace=True)", "df"),
+    ("df.sort_values('a', ascending=False, inplace=True)", "df"),
+    ("df.columns.name = 'cols'", "df"),
+    ("df.attrs['unit'] = 'm'", "df"),
+    ("series.iloc[0] = -1", "series"),
+    ("series.rename('twice', inplace=True)", "series"),
+    ("rows.append(4)", "rows"),
+    ("words[0] = 'z'", "words"),
+    ("mat[0, 0] = 9", "mat"),
+    ("rows.sort()", "rows"),
+    ("rows[0] = 3.0", "rows"),
+    ("table['a'] = 2", "table"),
+    ("table.pop('a'); table['a'] = 1", "table"),  # the same content in another order: another pickle
+    ("tags.add('z')", "tags"),
+    ("nested[0].append(5)", "nested"),
+])
+def test_a_mutation_through_a_method_is_still_committed(ws, code, name):
+    import warnings
+    s = NamespaceSession(ws, session_namespace(), kind="test")
+    _run(s, SETUP)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pandas' notice that `inplace` is deprecated
+        out = _run(s, code)
+    assert out.commit is not None and name in out.commit.serialized_names
+    loaded = ws.load(name)
+    live = s.namespace[name]
+    if isinstance(live, np.ndarray):
+        np.testing.assert_array_equal(loaded, live)
+        assert loaded.shape == live.shape
+    elif isinstance(live, (pd.DataFrame, pd.Series)):
+        assert loaded.equals(live) and loaded.attrs == live.attrs
+        assert getattr(loaded, "name", None) == getattr(live, "name", None)
+        if isinstance(live, pd.DataFrame):
+            assert loaded.columns.name == live.columns.name
+    else:
+        assert loaded == live
+    s.close()
+
+
+def test_values_without_a_cheap_token_are_checked_in_full():
+    assert read_token([[1], 2]) is None  # a list holding a list: serialized to compare, as before
+    assert read_token({"k": [1]}) is None
+    assert read_token(("x", [1])) is None  # a tuple holding a list
+    assert read_token(np.array([[1.0, 2.0], [3.0, 4.0]])[:, 0]) is None  # not contiguous
+    assert read_token(np.ma.masked_array([1, 2])) is None  # a subclass
+    assert read_token(pd.Series(["a", "b"], dtype="category")) is None
+    assert read_token(np.array([{"k": 1}], dtype=object)) is None  # mutable elements
+
+
+@pytest.mark.timeout(300)
+def test_in_a_kernel_reads_settle_without_the_lock_and_a_sort_in_place_is_restored(tmp_path):
+    """A real kernel: cells that only read an array, a frame or a star-imported constant are settled
+    without the workspace lock (no serialization, no commit: another process holding the lock does not
+    stall them), and `arr.sort()` afterwards is committed and restored by a fresh kernel."""
+    from kernelutil import Kernel
+
+    from txgit import Workspace
+
+    ws = Workspace.init(tmp_path / "proj")
+    k = Kernel(ws.root)
+    try:
+        k.ok("%load_ext txgit")
+        k.ok(SETUP)
+        head = ws.head().id
+        lock = ws.hold_lock()
+        try:
+            for code in ("arr.mean()", "df.head()", "e * 2", "len(words)"):
+                assert k.run(code, timeout=30, settle=False).status == "ok", code
+        finally:
+            lock.release()
+        assert ws.head().id == head
+        k.ok("arr.sort()")
+        assert ws.head().id != head
+    finally:
+        k.shutdown()
+    fresh = Kernel(ws.root)
+    try:
+        fresh.ok("%load_ext txgit")
+        fresh.ok("%txgit checkout HEAD")
+        assert fresh.value("bool((arr[1:] >= arr[:-1]).all()) and arr.size == 2_000_000") is True
+    finally:
+        fresh.shutdown()
+
+
+def test_a_value_held_for_its_token_is_let_go_when_the_cell_fails(ws):
+    """The tokens hold the values they were taken of while the cell runs; a failed cell (rolled back)
+    must not keep a big array it deleted alive until the next cell."""
+    import gc
+    import weakref
+
+    s = NamespaceSession(ws, session_namespace(), kind="test")
+    _run(s, "import numpy as np\nbig = np.zeros(1_000_000)")
+    ref = weakref.ref(s.namespace["big"])
+    code = "del big\nraise ValueError('no')"
+    s.before_cell(code)
+    with pytest.raises(ValueError):
+        exec(code, s.namespace)
+    out = s.after_cell(error=ValueError("no"))
+    assert out.rollback is not None and "big" in s.namespace  # put back, as committed
+    gc.collect()
+    assert ref() is None
+    s.close()
