@@ -234,7 +234,11 @@ class NamespaceSession:
             if names.opaque is not None:
                 self._op.effects.append(f"may touch any name: {names.opaque}")
             elif names.magics:  # seen through for the commit, but a skipped `%matplotlib` would set nothing up
-                self._op.effects.append("runs IPython magics: " + ", ".join(f"%{m}" for m in names.magics))
+                magics = [f"%{m}" for m in names.magics if m != "!"]
+                if magics:
+                    self._op.effects.append("runs IPython magics: " + ", ".join(magics))
+                if "!" in names.magics:  # what a command does to files or the world is not versioned
+                    self._op.effects.append("runs shell commands")
             host = sorted(n for n in names.inputs if n in self.namespace and self.hidden(n))
             if host:  # e.g. IPython's `_` (the last output): not versioned, so not a known input
                 self._op.effects.append(f"reads {', '.join(host)}, which txgit does not version")
