@@ -296,3 +296,44 @@ def test_a_colorbar_of_an_open_figure_is_still_checked(ws):
     ws.checkout("HEAD", restored)
     assert restored["cb"].mappable.get_clim() == (0, 10)
     s.close()
+
+
+class CountingCells(list):
+    """Stands in for a session's list of pending cells and counts the cells looked at by iterating it."""
+
+    looked = 0
+
+    def __iter__(self):
+        for cell in super().__iter__():
+            self.looked += 1
+            yield cell
+
+
+def test_a_quiet_cell_does_not_look_at_every_cell_pending_before_it(ws):
+    """Cells that change nothing stay pending until the next commit; each must not scan them all
+    again (a long run of quiet cells was quadratic)."""
+    ns = session_namespace()
+    s = NamespaceSession(ws, ns, kind="test")
+    s.before_cell("x = [1, 2]")
+    exec("x = [1, 2]", ns)
+    s.after_cell()
+    s.flush()
+    s.pending = CountingCells(s.pending)
+    looked = []
+    for _ in range(40):
+        s.before_cell("n = len(x)\ndel n")
+        exec("n = len(x)\ndel n", ns)
+        s.after_cell()
+        looked.append(s.pending.looked)
+    assert len(s.pending) == 40  # all still pending: their code goes into the next commit
+    assert looked[-1] - looked[-11] <= 10, looked  # the last ten cells: a constant each
+    s.before_cell("x.append(3)")
+    exec("x.append(3)", ns)
+    s.after_cell()
+    s.flush()
+    assert ws.load("x") == [1, 2, 3]
+    import json
+
+    cells = json.loads(ws.history.read_file(ws.history.resolve("HEAD"), "code/cells.json"))
+    assert len(cells) == 41 and sum(bool((c.get("op") or {}).get("settled")) for c in cells) == 40
+    s.close()
