@@ -296,3 +296,109 @@ def test_a_colorbar_of_an_open_figure_is_still_checked(ws):
     ws.checkout("HEAD", restored)
     assert restored["cb"].mappable.get_clim() == (0, 10)
     s.close()
+
+
+class CountingCells(list):
+    """Stands in for a session's list of pending cells and counts the cells looked at by iterating it."""
+
+    looked = 0
+
+    def __iter__(self):
+        for cell in super().__iter__():
+            self.looked += 1
+            yield cell
+
+
+def test_a_quiet_cell_does_not_look_at_every_cell_pending_before_it(ws):
+    """Cells that change nothing stay pending until the next commit; each must not scan them all
+    again (a long run of quiet cells was quadratic)."""
+    ns = session_namespace()
+    s = NamespaceSession(ws, ns, kind="test")
+    s.before_cell("x = [1, 2]")
+    exec("x = [1, 2]", ns)
+    s.after_cell()
+    s.flush()
+    s.pending = CountingCells(s.pending)
+    looked = []
+    for _ in range(40):
+        s.before_cell("n = len(x)\ndel n")
+        exec("n = len(x)\ndel n", ns)
+        s.after_cell()
+        looked.append(s.pending.looked)
+    assert len(s.pending) == 40  # all still pending: their code goes into the next commit
+    assert looked[-1] - looked[-11] <= 10, looked  # the last ten cells: a constant each
+    s.before_cell("x.append(3)")
+    exec("x.append(3)", ns)
+    s.after_cell()
+    s.flush()
+    assert ws.load("x") == [1, 2, 3]
+    import json
+
+    cells = json.loads(ws.history.read_file(ws.history.resolve("HEAD"), "code/cells.json"))
+    assert len(cells) == 41 and sum(bool((c.get("op") or {}).get("settled")) for c in cells) == 40
+    s.close()
+
+
+def test_a_new_record_is_encoded_once_in_the_bytes_it_was_stored_as(monkeypatch):
+    """A new variable's record line was made by encoding it indented, parsing that and encoding it
+    again (884 records of `from pylab import *`: 13 ms a commit); one encoding makes the same bytes."""
+    import json
+
+    from txgit import history
+    from txgit.state import VarRecord
+
+    def records() -> dict[str, VarRecord]:
+        return {
+            "df": VarRecord("value", "pandas.DataFrame", "DataFrame 3x2", size=120, group="g" * 64,
+                            details={"shape": [3, 2], "columns": ["a", "é"], "dtypes": ["int64", "object"]}),
+            "sin": VarRecord("value", "numpy.ufunc", "ufunc…", module="numpy"),
+            "np": VarRecord("module", "module", "module numpy", module="numpy"),
+            "bad": VarRecord("unpicklable", "_thread.lock", "lock", reason="cannot pickle 'lock'", size=0,
+                             details={"recipe": {"code": "l = threading.Lock()", "reads": ["threading"]}}),
+            "n": VarRecord("value", "int", "int 0", size=0, details={}),
+        }
+
+    expected = {n: json.dumps(json.loads(r.to_bytes()), sort_keys=True, separators=(",", ":")).encode() + b"\n"
+                for n, r in records().items()}
+    counts = {"dumps": 0, "loads": 0}
+    dumps, loads = json.dumps, json.loads
+
+    def counting_dumps(*a, **k):
+        counts["dumps"] += 1
+        return dumps(*a, **k)
+
+    def counting_loads(*a, **k):
+        counts["loads"] += 1
+        return loads(*a, **k)
+
+    monkeypatch.setattr(json, "dumps", counting_dumps)
+    monkeypatch.setattr(json, "loads", counting_loads)
+    fresh = records()
+    got = {n: history._var_line_body(r) for n, r in fresh.items()}
+    assert got == expected
+    assert counts == {"dumps": len(fresh), "loads": 0}, counts
+    # kept on the record: a record carried over to the next commit is not encoded again
+    assert {n: history._var_line_body(r) for n, r in fresh.items()} == expected and counts["dumps"] == len(fresh)
+
+
+def test_where_a_library_module_lives_is_resolved_once(monkeypatch):
+    """Every class and function a commit records asks for its module's version; for an installed
+    library the answer is its ``__version__``, found after resolving the module's file (428
+    resolutions per commit after `from pylab import *`): resolved once per file."""
+    import json
+    import os
+
+    from txgit.sessions import operations
+
+    calls = []
+    realpath = os.path.realpath
+
+    def counting(path, *a, **k):
+        calls.append(path)
+        return realpath(path, *a, **k)
+
+    monkeypatch.setattr(os.path, "realpath", counting)
+    first = operations.module_version(json.decoder)
+    again = operations.module_version(json.decoder)
+    assert first == again
+    assert calls.count(json.decoder.__file__) <= 1, calls

@@ -150,8 +150,11 @@ def _var_line_body(record: VarRecord) -> bytes:
     """A variable record as one line of JSON. Kept on the record (its ``raw``), so a record
     carried over from commit to commit is encoded once."""
     raw = record.raw
-    if raw is None or not raw.endswith(b"\n") or raw.count(b"\n") != 1:
-        raw = json.dumps(json.loads(record.to_bytes()), sort_keys=True, separators=(",", ":")).encode() + b"\n"
+    if raw is None:  # a new record: encoded once, straight to its line (the indented form is not made)
+        raw = record.to_line()
+        record.raw = raw
+    elif not raw.endswith(b"\n") or raw.count(b"\n") != 1:  # read from format 1's indented file
+        raw = json.dumps(json.loads(raw), sort_keys=True, separators=(",", ":")).encode() + b"\n"
         record.raw = raw  # the same record, in the bytes it is stored as from now on
     return raw
 

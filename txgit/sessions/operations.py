@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import ast
 import base64
+import functools
 import glob
 import json
 import os
@@ -113,8 +114,8 @@ def module_version(module: Any) -> str:
     otherwise), else its ``__version__``."""
     file = getattr(module, "__file__", None)
     if isinstance(file, str) and file.endswith(".py"):
-        real = os.path.realpath(file)
-        if not real.startswith(_IGNORED):
+        real = _own_source(file)
+        if real is not None:
             if os.path.basename(real) == "__init__.py":  # a package: all its modules
                 folder = os.path.dirname(real)
                 files = sorted(os.path.join(d, f) for d, subs, names in os.walk(folder)
@@ -124,6 +125,15 @@ def module_version(module: Any) -> str:
             return "src:" + file_digest(real)[:16]
     version = getattr(module, "__version__", None)
     return version if isinstance(version, str) else ""
+
+
+@functools.lru_cache(maxsize=1 << 12)
+def _own_source(file: str) -> str | None:
+    """The real path of a module's file if it is the user's own code (outside the installation), else
+    None. Remembered: a commit asks for every class and function it records (428 times after
+    `from pylab import *`), and where a module's file lies does not change while a session runs."""
+    real = os.path.realpath(file)
+    return None if real.startswith(_IGNORED) else real
 
 
 def module_origin(module: Any) -> str:

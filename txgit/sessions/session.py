@@ -117,6 +117,9 @@ class NamespaceSession:
         self.auto = True
         self.atomic = True
         self.pending: list[CellRecord] = []
+        # the pending cells not settled (see _nothing_changed), in order: kept alongside, so that a quiet
+        # cell does not scan every cell pending before it (a long run of them was quadratic)
+        self._live: list[CellRecord] = []
         self.touched: set[str] | None = set()  # since the last commit; None = anything
         # Variables that exist before we track anything may differ from HEAD: the first commit takes all.
         self.full_next = bool(self.variable_names()) or workspace.head() is None
@@ -234,7 +237,11 @@ class NamespaceSession:
             if names.opaque is not None:
                 self._op.effects.append(f"may touch any name: {names.opaque}")
             elif names.magics:  # seen through for the commit, but a skipped `%matplotlib` would set nothing up
-                self._op.effects.append("runs IPython magics: " + ", ".join(f"%{m}" for m in names.magics))
+                magics = [f"%{m}" for m in names.magics if m != "!"]
+                if magics:
+                    self._op.effects.append("runs IPython magics: " + ", ".join(magics))
+                if "!" in names.magics:  # what a command does to files or the world is not versioned
+                    self._op.effects.append("runs shell commands")
             host = sorted(n for n in names.inputs if n in self.namespace and self.hidden(n))
             if host:  # e.g. IPython's `_` (the last output): not versioned, so not a known input
                 self._op.effects.append(f"reads {', '.join(host)}, which txgit does not version")
@@ -324,6 +331,7 @@ class NamespaceSession:
             outcome.rollback = self.rollback(changes.hint)
             return outcome
         self.pending.append(cell)
+        self._live.append(cell)
         for name in changes.writes:
             self._made_by[name] = (self._python, sorted(changes.reads - {name}))
         if self.base is None:
@@ -450,6 +458,7 @@ class NamespaceSession:
         if writer.error is not None:
             print(f"txgit: auto-commit failed: {writer.error}", file=sys.stderr)
             self.pending[:0] = writer.cells
+            self._relist_live()
             self.full_next = True  # what it serialized is not in history: serialize everything next time
             return None
         return writer.result
@@ -632,20 +641,26 @@ class NamespaceSession:
         self._remember_sharing(None if names is None else prepared.redo, prepared.snap.shared)
         cells = list(self.pending)
         self.pending.clear()
+        self._live = []
         self.touched = set()
         self.full_next = False
         return cells
+
+    def _relist_live(self) -> None:
+        """After cells were put back in front of the pending ones (a commit that failed)."""
+        self._live = [c for c in self.pending if not (c.op or {}).get("settled")]
 
     def _nothing_changed(self, prepared: PreparedCommit, *, exact: bool, writer: _Writer | None = None) -> None:
         """No variable changed: no commit. The cells stay pending (their code goes into the next commit).
         A cell that alone ran since the last commit is settled now as an operation: its outputs (names it
         bound, to values equal to what the state held) are in the commit before the one that records it."""
-        live = [c for c in self.pending if not (c.op or {}).get("settled")]
+        live = list(self._live)
         self._finish_operations(prepared, exact=exact, pending=prepared.snap.pending_content(),
                                 same_pending=self._pending_content if prepared.chained else {})
         last = self.last_operation
         if len(live) == 1 and live[0].op is not None and last is not None and last.op is live[0].op:
             live[0].op["settled"] = True
+            self._live.remove(live[0])
             live[0].op["summary"] = prepared.message.split("\n", 1)[0]  # the commit it did not make
             entry = _cell_doc(live[0])
             if prepared.parent is not None:
@@ -664,6 +679,7 @@ class NamespaceSession:
             result = self.workspace.finish_commit(prepared)
         except BaseException:
             self.pending[:0] = cells
+            self._relist_live()
             self.full_next = True
             raise
         self.base = result.info.id
@@ -802,7 +818,7 @@ class NamespaceSession:
         facts, self._facts = self._facts, None
         # cells that changed nothing were settled when they ran (see _nothing_changed): the one left made
         # this commit's changes alone
-        live = [c for c in self.pending if not (c.op or {}).get("settled")]
+        live = self._live
         ops = [c.op for c in live if c.op is not None]
         origins = self.origins
         if len(live) == 1 and ops and facts is not None and (exact or not facts.before):
@@ -993,6 +1009,7 @@ class NamespaceSession:
         self.base = result.info.id
         self.unloaded = set()
         self.pending.clear()
+        self._live = []
         self.touched = set()
         self.full_next = False
         self._restore_libraries(result.info.id)

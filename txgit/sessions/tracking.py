@@ -13,7 +13,7 @@ Mutation through an alias (``b.append`` where ``b is a``) needs nothing here:
 the commit expands every name to its co-variable group. When code can touch
 names we cannot see (``exec``, ``eval``, ``globals()``, ``vars()``,
 ``import *``, IPython magics other than a few whose effect is known: see
-``NEUTRAL_MAGICS`` and ``%time``/``%timeit``), the answer is "everything" (``None``).
+``NEUTRAL_MAGICS``, ``%time``/``%timeit`` and shell escapes), the answer is "everything" (``None``).
 """
 
 from __future__ import annotations
@@ -34,6 +34,12 @@ _BUILTINS = frozenset(dir(builtins))
 # variable: they set the kernel's plotting or display up. What they change in a library's settings
 # is committed as such (the session compares library settings before and after).
 NEUTRAL_MAGICS = frozenset({"matplotlib", "config", "precision", "who", "whos", "pwd"})
+# Shell escapes: `!cmd` is `get_ipython().system(CMD)`, `x = !cmd` is `x = get_ipython().getoutput(CMD)`,
+# and the magics `%system`/`%sx` do the same. They bind nothing but the assignment's target (and
+# IPython's `_exit_code`, which the run-time evidence sees); IPython expands `$name` and `{expr}`
+# in CMD by evaluating them in the namespace, so those are read as code.
+SHELL_CALLS = frozenset({"system", "getoutput"})
+SHELL_MAGICS = frozenset({"system", "sx"})
 # `%timeit` options, as IPython reads them: -n<N> -r<R> -p<P> (value attached or apart), flags -t -c -q -o
 _TIMEIT_OPTIONS = re.compile(r"\s*(?:(?:-[nrp]\s*\d+|-[tcqo]+)(?:\s+|$))*")
 
@@ -145,6 +151,10 @@ class _Visitor(ast.NodeVisitor):
         magic = _magic(node)
         if magic is not None and self._seen_through(*magic):
             return
+        command = _shell_escape(node)
+        if command is not None:
+            self._shell(command)
+            return
         func = node.func
         name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else None
         if name in OPAQUE_CALLS:
@@ -162,6 +172,9 @@ class _Visitor(ast.NodeVisitor):
         a function of its own). False: unknown, or its code does not parse (the cell stays opaque)."""
         if name in NEUTRAL_MAGICS and body is None:
             self.out.magics.append(name)
+            return True
+        if name in SHELL_MAGICS and body is None:
+            self._shell(line)
             return True
         if name == "time":
             code, scoped = (line if body is None else body if not line.strip() else None), False
@@ -184,6 +197,25 @@ class _Visitor(ast.NodeVisitor):
             self.visit(stmt)
         self.depth -= scoped
         return True
+
+    def _shell(self, command: str) -> None:
+        """A shell command run by IPython: what its expansion evaluates is read (or called) as code."""
+        from IPython.utils.text import DollarFormatter  # only IPython runs shell escapes
+
+        self.out.magics.append("!")
+        fields: list[str] = []
+        try:
+            for _, field_name, spec, _ in DollarFormatter().parse(command):
+                if field_name is not None:
+                    fields.append(field_name + (":" + spec if spec else ""))  # as IPython evaluates it
+        except ValueError:
+            pass  # a stray brace: IPython evaluates the fields before it, then runs the command unexpanded
+        for text in fields:
+            try:
+                expr = ast.parse(text, mode="eval")
+            except SyntaxError:
+                continue  # `awk '{print $1}'`: IPython's eval fails and nothing in it runs
+            self.visit(expr.body)
 
     def visit_AugAssign(self, node: ast.AugAssign) -> None:
         if isinstance(node.target, ast.Name):
@@ -212,6 +244,19 @@ def _magic(node: ast.Call) -> tuple[str, str, str | None] | None:
         return None
     values = [a.value for a in args]  # type: ignore[attr-defined]
     return values[0], values[1], values[2] if len(values) == 3 else None
+
+
+def _shell_escape(node: ast.Call) -> str | None:
+    """CMD of ``get_ipython().system(CMD)`` or ``get_ipython().getoutput(CMD)`` with a literal CMD (how
+    IPython rewrites ``!cmd`` and ``!!cmd``/``x = !cmd``), else None."""
+    func = node.func
+    if not (isinstance(func, ast.Attribute) and func.attr in SHELL_CALLS
+            and isinstance(func.value, ast.Call) and isinstance(func.value.func, ast.Name)
+            and func.value.func.id == "get_ipython" and not func.value.args and not node.keywords):
+        return None
+    if len(node.args) != 1 or not (isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+        return None
+    return node.args[0].value
 
 
 def analyze_code(code: str, tree: ast.Module | None = None) -> CodeNames:

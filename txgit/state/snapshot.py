@@ -110,13 +110,19 @@ class VarRecord:
     # bytes this record was read from: carried over unchanged, it is not encoded again
     raw: bytes | None = field(default=None, repr=False, compare=False)
 
+    def _fields(self) -> dict[str, Any]:
+        d = {"kind": self.kind, "type": self.type, "summary": self.summary, "size": self.size,
+             "group": self.group, "module": self.module, "reason": self.reason, "details": self.details}
+        return {k: v for k, v in d.items() if v not in (None, {}) or k == "kind"}
+
     def to_bytes(self) -> bytes:
         if self.raw is not None:
             return self.raw
-        d = {"kind": self.kind, "type": self.type, "summary": self.summary, "size": self.size,
-             "group": self.group, "module": self.module, "reason": self.reason, "details": self.details}
-        d = {k: v for k, v in d.items() if v not in (None, {}) or k == "kind"}
-        return (json.dumps(d, sort_keys=True, indent=1) + "\n").encode()
+        return (json.dumps(self._fields(), sort_keys=True, indent=1) + "\n").encode()
+
+    def to_line(self) -> bytes:
+        """The record as one line of compact JSON (storage format 2's ``records/``), newline included."""
+        return json.dumps(self._fields(), sort_keys=True, separators=(",", ":")).encode() + b"\n"
 
     @classmethod
     def from_bytes(cls, data: bytes) -> VarRecord:
