@@ -239,7 +239,9 @@ def test_reading_restored_values_records_no_change(tmp_path):
         assert "nothing to commit" in kb.ok("%txgit status").stdout
         kb.ok("shape = df.shape\nn = len(names['name'])\np = model.predict(df[['a']].iloc[:5])")
         read = ws.head().id
-        assert read != rev and {"df", "model", "names"} <= set(ws.state(read).meta["serialized"])
+        # the model and the dict are serialized again to compare; the frame is settled by its read
+        # token (tests/test_read_cells.py) and is serialized again only below, once changed back
+        assert read != rev and {"model", "names"} <= set(ws.state(read).meta["serialized"])
         diff = ws.diff(rev, read)
         assert not diff.changed and set(diff.added) == {"shape", "n", "p"}, diff.changed
         kb.ok("df.loc[0, 'name'] = 'changed'\nnames['name'].append('x')")  # a real change is still one
