@@ -180,6 +180,9 @@ def test_panel_follows_the_active_notebook_and_its_kernel_only(tmp_path, page):
                 expect(tabs.filter(has_text="two.ipynb")).to_have_class(re.compile("lm-mod-current"), timeout=WAIT)
                 if not panel.is_visible():
                     page.locator("li[data-id='txgit-panel']").click()
+            # the panel has reached this notebook's kernel (not yet running txgit) before any key is
+            # pressed: keys sent while the notebook still loads were lost on a busy machine
+            expect(panel.locator(".txgit-lab-enable")).to_contain_text("Run %load_ext txgit", timeout=WAIT)
             nb = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook")
             nb.locator(".jp-Cell").first.locator(".jp-InputPrompt").click()
             for _ in range(3):
