@@ -286,6 +286,26 @@ class PackSet:
         except OSError:  # a cache: a read-only workspace only reads more
             pass
 
+    def learn(self, texts: Mapping[str, bytes]) -> int:
+        """Take indexes known from elsewhere, without listing the pack folder: a remote's git data
+        carries the indexes of its storage (``refs/txgit/config``), so a clone reads the pack alone.
+        Each must hash to its pack id and parse; its pack is taken to hold exactly its members. A
+        hint like any index: a read that finds the pack gone lists the folder (see
+        ``ObjectStore.get_many``), and a refresh keeps only what the listing confirms. Returns how
+        many indexes were new here."""
+        taken = 0
+        for pack, text in texts.items():
+            if pack in self._indexes or blake3.blake3(text).hexdigest() != pack:
+                continue
+            members = parse_index(text)
+            if members is None:
+                continue
+            end = max((o + n for o, n in members.values() if o != LOOSE), default=0)
+            self._register(pack, members, end)
+            self._keep_index(pack, text)  # a later listing then reads no index it names
+            taken += 1
+        return taken
+
     def packed(self) -> Mapping[str, Member]:
         """Blob name -> its place in a pack (loose records left out); read it, do not change it."""
         return self._packed
