@@ -51,9 +51,9 @@ def test_first_push_and_clone_of_small_variables_ask_no_more_than_needed(tmp_pat
     n0 = len(s3_requests(s3, "req-small"))
     clone = Workspace.clone(str(tmp_path / "r.git"), tmp_path / "b", storage_options={"endpoint_url": s3},
                             eager=True)
-    # the remote index came with the git data (the push carries it in refs/txgit/config): no listing,
-    # no index read, only the pack; no size asked first
-    assert _kinds(s3_requests(s3, "req-small")[n0:]) == ["GET"]
+    # the git data names the remote's indexes (the push writes their names in refs/txgit/config): no
+    # listing, the index and the pack read; no size asked first
+    assert _kinds(s3_requests(s3, "req-small")[n0:]) == ["GET", "GET"]
     got = session_namespace()
     clone.checkout("main", got)
     assert got["v299"] == ns["v299"]
@@ -85,9 +85,11 @@ def test_a_clone_of_a_remote_whose_git_data_carries_no_index_lists_the_storage(t
 
 
 def test_a_clone_whose_carried_index_names_a_gone_pack_reads_the_storage_itself(tmp_path, s3, monkeypatch):
-    """The index carried in git is a hint: its pack deleted behind txgit's back and the blobs stored
-    loose again, a clone finds them (one failed read, then the storage listed)."""
+    """The indexes named in git are a hint: the pack deleted behind txgit's back (its index left) and
+    its blobs stored in another pack, a clone finds them (the pack not found, then the storage listed)."""
     import fsspec
+
+    from txgit.storage import hash_bytes
 
     ns = session_namespace()
     for i in range(100):
@@ -96,12 +98,17 @@ def test_a_clone_whose_carried_index_names_a_gone_pack_reads_the_storage_itself(
     ws.push()
     fs = fsspec.filesystem("s3", endpoint_url=s3, skip_instance_cache=True)
     for path in fs.ls("req-gone/blobs/packs"):
-        fs.rm(path)  # the pack and its index gone
-    store = ws.remotes.store("origin")
-    store.pack_min_members, store.index_loose = 10**9, False  # the blobs back, loose, with no index
-    store.write_blobs(ws.store.get_many(ws.remotes._blobs_of([ws.history.head_commit()])[0]))
+        if path.endswith(".pack"):
+            fs.rm(path)  # the pack gone, its index left
+    blobs = ws.store.get_many(ws.remotes._blobs_of([ws.history.head_commit()])[0])
+    extra = b"another blob"
+    # the blobs back in another pack (as a repack would leave them), which git does not name
+    ws.remotes.store("origin").write_blobs({**blobs, hash_bytes(extra): extra})
+    n0 = len(s3_requests(s3, "req-gone"))
     clone = Workspace.clone(str(tmp_path / "r.git"), tmp_path / "b", storage_options={"endpoint_url": s3},
                             eager=True)
+    # not a request per blob
+    assert len(s3_requests(s3, "req-gone")[n0:]) <= 6, s3_requests(s3, "req-gone")[n0:]
     got = session_namespace()
     clone.checkout("main", got)
     assert got["v99"] == {"id": 99} and clone.fsck().ok

@@ -288,7 +288,7 @@ class PackSet:
 
     def learn(self, texts: Mapping[str, bytes]) -> int:
         """Take indexes known from elsewhere, without listing the pack folder: a remote's git data
-        carries the indexes of its storage (``refs/txgit/config``), so a clone reads the pack alone.
+        names the indexes of its storage (``refs/txgit/config``), so a clone reads them directly.
         Each must hash to its pack id and parse; its pack is taken to hold exactly its members. A
         hint like any index: a read that finds the pack gone lists the folder (see
         ``ObjectStore.get_many``), and a refresh keeps only what the listing confirms. Returns how
@@ -302,9 +302,15 @@ class PackSet:
                 continue
             end = max((o + n for o, n in members.values() if o != LOOSE), default=0)
             self._register(pack, members, end)
-            self._keep_index(pack, text)  # a later listing then reads no index it names
             taken += 1
         return taken
+
+    def learn_named(self, packs: Iterable[str]) -> int:
+        """:meth:`learn` the indexes of ``packs``, read directly (or from the local copies) without
+        listing the folder; one that cannot be read is left out (a later read lists the folder)."""
+        with self._lock:
+            todo = [p for p in dict.fromkeys(packs) if p not in self._indexes]
+        return self.learn(self._read_indexes(todo)) if todo else 0
 
     def packed(self) -> Mapping[str, Member]:
         """Blob name -> its place in a pack (loose records left out); read it, do not change it."""

@@ -609,14 +609,10 @@ class ObjectStore:
             self.packs.refresh()
         out = self.packs.read(names)
         rest = [n for n in names if n not in out]
-        if rest and not self.packs.loaded and any(n in self.packs.packed() for n in rest):
-            # a pack named by a given index is gone or short: list the storage before reading loose
-            self.packs.refresh()
-            out.update(self.packs.read(rest))
-            rest = [n for n in names if n not in out]
         if rest:
             out.update(self._read_loose(rest))
-        if len(out) < len(names):  # packs written or rewritten since we looked: look again once
+        if len(out) < len(names):  # packs written or rewritten since we looked (or a given index's pack
+            # gone): look again once
             self.packs.refresh()
             out.update(self.packs.read([n for n in names if n not in out]))
         for n in names:
