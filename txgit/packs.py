@@ -14,10 +14,15 @@ one commit, in packs under ``<root>/packs/``:
 
 **Order, for crash safety.** Loose blobs first, then the pack (a temp name renamed
 into place on a local disk; one PUT on an object store), then its index the same
-way. An index is what makes members visible, and it appears only once everything
-it names is stored: a killed writer leaves at worst a pack without an index
-(garbage that gc removes after its grace period), never an index pointing at
-missing bytes. Removing goes the other way: index first, then pack.
+way on a local disk. An index is what makes members visible, and locally it appears
+only once everything it names is stored: a killed writer leaves at worst a pack
+without an index (garbage that gc removes after its grace period), never an index
+pointing at missing bytes. On an object store the pack and its index go up
+together (two PUTs at once: one request's wait, not two): a reader there lists the
+folder and takes a packed member only where the listed pack is long enough, so an
+index whose pack has not landed (or never will: a killed push) vouches for its
+loose records alone, and a push names the blobs (moves a ref) only after both
+landed. Removing goes the other way: index first, then pack.
 
 **Trust.** An index only says where to look. Every member read is hashed and must
 match its name (the store does it, as for loose blobs); an index that does not
@@ -358,7 +363,8 @@ class PackSet:
     def write(self, blobs: Mapping[str, bytes | bytearray | memoryview],
               loose: Mapping[str, int] | None = None) -> str:
         """Store ``blobs`` as one pack (and record ``loose`` blobs, already stored, in its index).
-        The pack lands before its index. Returns the pack id."""
+        Locally the pack lands before its index; on a remote both at once (see the module's
+        notes). Returns the pack id."""
         if self.is_local and not loose:
             writer = self.writer()
             try:
@@ -374,9 +380,13 @@ class PackSet:
             if blobs:
                 write_atomic(self.pack_path(pack), data)
             write_atomic(self.index_path(pack), index)
+        elif blobs:
+            # the pack and its index in one concurrent call, not one request after the other: a
+            # reader that lists the folder takes a member only once its pack is there whole (refresh
+            # checks the sizes), and nothing names these blobs until both calls returned
+            self.fs.pipe({self.pack_path(pack): data, self.index_path(pack): index})
+            self._keep_index(pack, index)
         else:
-            if blobs:
-                self.fs.pipe_file(self.pack_path(pack), data)
             self.fs.pipe_file(self.index_path(pack), index)
             self._keep_index(pack, index)
         self._register(pack, parse_index(index) or {}, len(data))
