@@ -604,7 +604,7 @@ class ObjectStore:
             return {}
         where = self.packs.where
         # a remote's packs: listed once here (missing() lists again), unless indexes it was given
-        # (a clone's git data carries them: PackSet.learn) name every blob asked for
+        # (a clone's git data names them: PackSet.learn_named) name every blob asked for
         if self.is_local or not (self.packs.loaded or all(n in where for n in names)):
             self.packs.refresh()
         out = self.packs.read(names)
