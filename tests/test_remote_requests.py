@@ -51,11 +51,67 @@ def test_first_push_and_clone_of_small_variables_ask_no_more_than_needed(tmp_pat
     n0 = len(s3_requests(s3, "req-small"))
     clone = Workspace.clone(str(tmp_path / "r.git"), tmp_path / "b", storage_options={"endpoint_url": s3},
                             eager=True)
-    # the pack folder listed, the index and the pack read: no size asked first
-    assert _kinds(s3_requests(s3, "req-small")[n0:]) == ["GET", "GET", "LIST"]
+    # the git data names the remote's indexes (the push writes their names in refs/txgit/config): no
+    # listing, the index and the pack read; no size asked first
+    assert _kinds(s3_requests(s3, "req-small")[n0:]) == ["GET", "GET"]
     got = session_namespace()
     clone.checkout("main", got)
     assert got["v299"] == ns["v299"]
+
+
+def test_a_clone_of_a_remote_whose_git_data_carries_no_index_lists_the_storage(tmp_path, s3, monkeypatch):
+    """A remote pushed by an older txgit (its refs/txgit/config records the storage only): the clone
+    lists the pack folder and reads the index, as before."""
+    import pygit2
+
+    from txgit.remote import CONFIG_REF, _config_commit
+
+    ns = session_namespace()
+    for i in range(100):
+        ns[f"v{i}"] = {"id": i}
+    ws = _workspace(tmp_path, s3, "req-old-config", ns, monkeypatch)
+    ws.push()
+    bare = pygit2.Repository(str(tmp_path / "r.git"))
+    old = _config_commit(bare, {"storage": "s3://req-old-config/blobs"})  # no index beside the record
+    assert len(bare[bare.references[CONFIG_REF].target].peel(pygit2.Commit).tree) > 1  # this one had it
+    bare.references.create(CONFIG_REF, old, force=True)
+    n0 = len(s3_requests(s3, "req-old-config"))
+    clone = Workspace.clone(str(tmp_path / "r.git"), tmp_path / "b", storage_options={"endpoint_url": s3},
+                            eager=True)
+    assert _kinds(s3_requests(s3, "req-old-config")[n0:]) == ["GET", "GET", "LIST"]
+    got = session_namespace()
+    clone.checkout("main", got)
+    assert got["v99"] == {"id": 99} and clone.fsck().ok
+
+
+def test_a_clone_whose_carried_index_names_a_gone_pack_reads_the_storage_itself(tmp_path, s3, monkeypatch):
+    """The indexes named in git are a hint: the pack deleted behind txgit's back (its index left) and
+    its blobs stored in another pack, a clone finds them (the pack not found, then the storage listed)."""
+    import fsspec
+
+    from txgit.storage import hash_bytes
+
+    ns = session_namespace()
+    for i in range(100):
+        ns[f"v{i}"] = {"id": i}
+    ws = _workspace(tmp_path, s3, "req-gone", ns, monkeypatch)
+    ws.push()
+    fs = fsspec.filesystem("s3", endpoint_url=s3, skip_instance_cache=True)
+    for path in fs.ls("req-gone/blobs/packs"):
+        if path.endswith(".pack"):
+            fs.rm(path)  # the pack gone, its index left
+    blobs = ws.store.get_many(ws.remotes._blobs_of([ws.history.head_commit()])[0])
+    extra = b"another blob"
+    # the blobs back in another pack (as a repack would leave them), which git does not name
+    ws.remotes.store("origin").write_blobs({**blobs, hash_bytes(extra): extra})
+    n0 = len(s3_requests(s3, "req-gone"))
+    clone = Workspace.clone(str(tmp_path / "r.git"), tmp_path / "b", storage_options={"endpoint_url": s3},
+                            eager=True)
+    # not a request per blob
+    assert len(s3_requests(s3, "req-gone")[n0:]) <= 6, s3_requests(s3, "req-gone")[n0:]
+    got = session_namespace()
+    clone.checkout("main", got)
+    assert got["v99"] == {"id": 99} and clone.fsck().ok
 
 
 def test_reading_large_chunks_asks_no_sizes_first(tmp_path, s3, monkeypatch):

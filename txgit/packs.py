@@ -14,10 +14,15 @@ one commit, in packs under ``<root>/packs/``:
 
 **Order, for crash safety.** Loose blobs first, then the pack (a temp name renamed
 into place on a local disk; one PUT on an object store), then its index the same
-way. An index is what makes members visible, and it appears only once everything
-it names is stored: a killed writer leaves at worst a pack without an index
-(garbage that gc removes after its grace period), never an index pointing at
-missing bytes. Removing goes the other way: index first, then pack.
+way on a local disk. An index is what makes members visible, and locally it appears
+only once everything it names is stored: a killed writer leaves at worst a pack
+without an index (garbage that gc removes after its grace period), never an index
+pointing at missing bytes. On an object store the pack and its index go up
+together (two PUTs at once: one request's wait, not two): a reader there lists the
+folder and takes a packed member only where the listed pack is long enough, so an
+index whose pack has not landed (or never will: a killed push) vouches for its
+loose records alone, and a push names the blobs (moves a ref) only after both
+landed. Removing goes the other way: index first, then pack.
 
 **Trust.** An index only says where to look. Every member read is hashed and must
 match its name (the store does it, as for loose blobs); an index that does not
@@ -286,6 +291,32 @@ class PackSet:
         except OSError:  # a cache: a read-only workspace only reads more
             pass
 
+    def learn(self, texts: Mapping[str, bytes]) -> int:
+        """Take indexes known from elsewhere, without listing the pack folder: a remote's git data
+        names the indexes of its storage (``refs/txgit/config``), so a clone reads them directly.
+        Each must hash to its pack id and parse; its pack is taken to hold exactly its members. A
+        hint like any index: a read that finds the pack gone lists the folder (see
+        ``ObjectStore.get_many``), and a refresh keeps only what the listing confirms. Returns how
+        many indexes were new here."""
+        taken = 0
+        for pack, text in texts.items():
+            if pack in self._indexes or blake3.blake3(text).hexdigest() != pack:
+                continue
+            members = parse_index(text)
+            if members is None:
+                continue
+            end = max((o + n for o, n in members.values() if o != LOOSE), default=0)
+            self._register(pack, members, end)
+            taken += 1
+        return taken
+
+    def learn_named(self, packs: Iterable[str]) -> int:
+        """:meth:`learn` the indexes of ``packs``, read directly (or from the local copies) without
+        listing the folder; one that cannot be read is left out (a later read lists the folder)."""
+        with self._lock:
+            todo = [p for p in dict.fromkeys(packs) if p not in self._indexes]
+        return self.learn(self._read_indexes(todo)) if todo else 0
+
     def packed(self) -> Mapping[str, Member]:
         """Blob name -> its place in a pack (loose records left out); read it, do not change it."""
         return self._packed
@@ -332,7 +363,8 @@ class PackSet:
     def write(self, blobs: Mapping[str, bytes | bytearray | memoryview],
               loose: Mapping[str, int] | None = None) -> str:
         """Store ``blobs`` as one pack (and record ``loose`` blobs, already stored, in its index).
-        The pack lands before its index. Returns the pack id."""
+        Locally the pack lands before its index; on a remote both at once (see the module's
+        notes). Returns the pack id."""
         if self.is_local and not loose:
             writer = self.writer()
             try:
@@ -348,9 +380,13 @@ class PackSet:
             if blobs:
                 write_atomic(self.pack_path(pack), data)
             write_atomic(self.index_path(pack), index)
+        elif blobs:
+            # the pack and its index in one concurrent call, not one request after the other: a
+            # reader that lists the folder takes a member only once its pack is there whole (refresh
+            # checks the sizes), and nothing names these blobs until both calls returned
+            self.fs.pipe({self.pack_path(pack): data, self.index_path(pack): index})
+            self._keep_index(pack, index)
         else:
-            if blobs:
-                self.fs.pipe_file(self.pack_path(pack), data)
             self.fs.pipe_file(self.index_path(pack), index)
             self._keep_index(pack, index)
         self._register(pack, parse_index(index) or {}, len(data))

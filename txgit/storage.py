@@ -602,13 +602,17 @@ class ObjectStore:
         names = list(dict.fromkeys(names))
         if not names:
             return {}
-        if self.is_local or not self.packs.loaded:  # a remote's packs: listed once here (missing() lists again)
+        where = self.packs.where
+        # a remote's packs: listed once here (missing() lists again), unless indexes it was given
+        # (a clone's git data names them: PackSet.learn_named) name every blob asked for
+        if self.is_local or not (self.packs.loaded or all(n in where for n in names)):
             self.packs.refresh()
         out = self.packs.read(names)
         rest = [n for n in names if n not in out]
         if rest:
             out.update(self._read_loose(rest))
-        if len(out) < len(names):  # packs written or rewritten since we looked: look again once
+        if len(out) < len(names):  # packs written or rewritten since we looked (or a given index's pack
+            # gone): look again once
             self.packs.refresh()
             out.update(self.packs.read([n for n in names if n not in out]))
         for n in names:
