@@ -101,3 +101,62 @@ def test_settings_are_described_again_only_when_they_changed(monkeypatch):
         pd.reset_option("display.max_rows")
         sklearn.set_config(assume_finite=False)
     assert process.settings_digests() == first
+
+
+def test_pythons_generator_is_copied_again_only_when_it_moved():
+    """Each cell reads Python's generator four times (before, after, commit, record); getstate() copies
+    625 words each time. Its words are read in place, and the last copy is given again while they, the
+    index and the cached normal are the same: every move is still seen."""
+    import random
+
+    from txgit.sessions.operations import rng_states
+    from txgit.state import libstate
+
+    first = libstate.python_random_state(random)
+    assert first == random.getstate() and libstate._python_words_readable
+    assert libstate.python_random_state(random) is first and rng_states()["random"] == str(hash(first))
+
+    def check() -> tuple:
+        state = libstate.python_random_state(random)
+        assert state == random.getstate() and rng_states()["random"] == str(hash(random.getstate()))
+        return state
+
+    random.random()
+    moved = check()
+    assert moved != first
+    random.gauss(0, 1)  # draws two normals, caches one (gauss_next)
+    cached = check()
+    assert cached[2] is not None
+    random.setstate((cached[0], cached[1], None))  # the same words without the cached normal
+    assert check()[2] is None
+    random.seed(1)
+    seeded = check()
+    random.seed(1)
+    assert check() == seeded
+    random.setstate(first)
+    assert check() == first
+
+
+def test_a_generator_a_failed_cell_drew_from_is_put_back_after_quiet_cells(ws):
+    """The rollback's copy of Python's generator is the one read in place before the cell: after quiet
+    cells that did not move it, a failing cell that draws still leaves it where it was."""
+    import random
+
+    from conftest import session_namespace
+
+    from txgit.sessions.session import NamespaceSession
+
+    ns = session_namespace()
+    s = NamespaceSession(ws, ns, kind="test")
+    for code in ("import random\nrandom.seed(3)", "x = 1", "y = 2"):
+        s.before_cell(code)
+        exec(code, ns)
+        s.after_cell()
+    where = random.getstate()
+    code = "z = random.random() + random.gauss(0, 1)\nraise ValueError('no')"
+    s.before_cell(code)
+    try:
+        exec(code, ns)
+    except ValueError as e:
+        s.after_cell(error=e)
+    assert random.getstate() == where and "z" not in ns
