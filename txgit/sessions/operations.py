@@ -52,6 +52,7 @@ from txgit.sessions import process, readers
 from txgit.sessions.filewatch import FolderWatch
 from txgit.sessions.codeform import canonical_code
 from txgit.sessions.tracking import CodeNames
+from txgit.state import libstate
 from txgit.state import MODULE, VALUE, VarRecord
 from txgit.storage import hash_file
 
@@ -193,12 +194,19 @@ def content_origin(record: VarRecord | None, value: Any = None) -> str:
 
 # -- what a cell does while it runs --------------------------------------------------------
 
+_python_rng_known: tuple[Any, str] | None = None  # (Python's generator's state, its digest) last read
+
+
 def rng_states() -> dict[str, str]:
     """Digests of the global random generators' states: Python's, and numpy's and torch's when imported."""
     import random
 
+    global _python_rng_known
     out = {}
-    out["random"] = str(hash(random.getstate()))  # ints and tuples hash the same in every process
+    state = libstate.python_random_state(random)  # (the same tuple while it does not move)
+    if _python_rng_known is None or _python_rng_known[0] is not state:
+        _python_rng_known = (state, str(hash(state)))  # ints and tuples hash the same in every process
+    out["random"] = _python_rng_known[1]
     # numpy.random is imported lazily (numpy 2): before it is, the global generator does not
     # exist, so nothing drew from it (it is made, freshly seeded, on first use, which
     # rng_dependence treats like a first import); probing it would import it (~8 ms)

@@ -1,0 +1,162 @@
+"""The fixed cost of every cell (issue 17): probes txgit takes before and after each cell are
+computed once and cheaply when nothing changed, and still see every change.
+
+Costs are counted (walks, calls), never timed: the machine is shared.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from txgit.sessions import process
+
+
+@pytest.fixture
+def walks(monkeypatch):
+    """Counts the walks of pandas' nested option dicts."""
+    count = [0]
+    real = process._OptionLeaves._walk
+
+    def counting(self, root, registered):
+        count[0] += 1
+        real(self, root, registered)
+
+    monkeypatch.setattr(process._OptionLeaves, "_walk", counting)
+    return count
+
+
+def _reference() -> str:
+    config = pd._config.config
+    return repr(sorted(process._changed_options(config._global_config, config._registered_options)))
+
+
+def test_pandas_options_are_walked_again_only_when_their_dicts_change(walks):
+    """Twice per cell, all of pandas' ~150 options were walked and compared; now a flat list is kept,
+    and a new option (registered when a pandas module is first imported) makes it walk again."""
+    name = "txgit_test.fixed_cost_option"
+    process._pandas_options = process._OptionLeaves()
+    before = process.digest("settings:pandas")
+    assert process.digest("settings:pandas") == before and walks[0] == 1
+    try:
+        pd.set_option("display.max_columns", 3)
+        changed = process.digest("settings:pandas")
+        assert changed != before and walks[0] == 1  # a value set: no walk, still seen
+        assert process._settings_text("pandas") == _reference()
+        pd.reset_option("display.max_columns")
+        assert process.digest("settings:pandas") == before
+
+        pd._config.config.register_option(name, 1)  # a module imported later registers its own
+        assert process.digest("settings:pandas") == before and walks[0] == 2
+        pd.set_option(name, 2)
+        assert process.digest("settings:pandas") not in (before, changed) and walks[0] == 2
+        assert process._settings_text("pandas") == _reference()
+        assert "txgit_test.fixed_cost_option" in process._settings_text("pandas")
+    finally:
+        pd.reset_option("display.max_columns")
+        config = pd._config.config
+        config._registered_options.pop(name, None)
+        config._global_config.pop("txgit_test", None)
+    assert process._settings_text("pandas") == _reference() and walks[0] == 3  # (a dict removed: walked)
+
+
+def test_an_option_dict_replaced_by_hand_is_walked_again(walks):
+    """Code that replaces one of pandas' nested dicts (not through set_option) is still seen."""
+    process._pandas_options = process._OptionLeaves()
+    config = pd._config.config
+    before = process.digest("settings:pandas")
+    display = config._global_config["display"]
+    try:
+        config._global_config["display"] = {**display, "max_columns": 7}
+        assert process.digest("settings:pandas") != before and walks[0] == 2
+        assert process._settings_text("pandas") == _reference()
+    finally:
+        config._global_config["display"] = display
+    assert process.digest("settings:pandas") == before
+
+
+def test_settings_are_described_again_only_when_they_changed(monkeypatch):
+    """settings_digests runs twice per cell: settings unchanged since the last call are compared, not
+    described and digested again; a changed one (numpy's, pandas', sklearn's) is."""
+    import numpy as np
+    import sklearn
+
+    described = []
+    real = process._settings_text
+    monkeypatch.setattr(process, "_settings_text", lambda lib: described.append(lib) or real(lib))
+    first = process.settings_digests()
+    described.clear()
+    assert process.settings_digests() == first
+    assert not {"pandas", "numpy", "sklearn"} & set(described)
+    old = np.seterr(over="raise")
+    try:
+        pd.set_option("display.max_rows", 5)
+        sklearn.set_config(assume_finite=True)
+        changed = process.settings_digests()
+        for lib in ("pandas", "numpy", "sklearn"):
+            assert changed["settings:" + lib] != first["settings:" + lib]
+            assert changed["settings:" + lib] == process.digest("settings:" + lib)  # what reuse compares
+    finally:
+        np.seterr(**old)
+        pd.reset_option("display.max_rows")
+        sklearn.set_config(assume_finite=False)
+    assert process.settings_digests() == first
+
+
+def test_pythons_generator_is_copied_again_only_when_it_moved():
+    """Each cell reads Python's generator four times (before, after, commit, record); getstate() copies
+    625 words each time. Its words are read in place, and the last copy is given again while they, the
+    index and the cached normal are the same: every move is still seen."""
+    import random
+
+    from txgit.sessions.operations import rng_states
+    from txgit.state import libstate
+
+    first = libstate.python_random_state(random)
+    assert first == random.getstate() and libstate._python_words_readable
+    assert libstate.python_random_state(random) is first and rng_states()["random"] == str(hash(first))
+
+    def check() -> tuple:
+        state = libstate.python_random_state(random)
+        assert state == random.getstate() and rng_states()["random"] == str(hash(random.getstate()))
+        return state
+
+    random.random()
+    moved = check()
+    assert moved != first
+    random.gauss(0, 1)  # draws two normals, caches one (gauss_next)
+    cached = check()
+    assert cached[2] is not None
+    random.setstate((cached[0], cached[1], None))  # the same words without the cached normal
+    assert check()[2] is None
+    random.seed(1)
+    seeded = check()
+    random.seed(1)
+    assert check() == seeded
+    random.setstate(first)
+    assert check() == first
+
+
+def test_a_generator_a_failed_cell_drew_from_is_put_back_after_quiet_cells(ws):
+    """The rollback's copy of Python's generator is the one read in place before the cell: after quiet
+    cells that did not move it, a failing cell that draws still leaves it where it was."""
+    import random
+
+    from conftest import session_namespace
+
+    from txgit.sessions.session import NamespaceSession
+
+    ns = session_namespace()
+    s = NamespaceSession(ws, ns, kind="test")
+    for code in ("import random\nrandom.seed(3)", "x = 1", "y = 2"):
+        s.before_cell(code)
+        exec(code, ns)
+        s.after_cell()
+    where = random.getstate()
+    code = "z = random.random() + random.gauss(0, 1)\nraise ValueError('no')"
+    s.before_cell(code)
+    try:
+        exec(code, ns)
+    except ValueError as e:
+        s.after_cell(error=e)
+    assert random.getstate() == where and "z" not in ns
