@@ -566,3 +566,83 @@ def test_every_conflict_resolved_at_once_as_a_magic_and_without_a_kernel(tmp_pat
     assert [ws.load(f"v{i}") for i in range(4)] == ["theirs"] * 4 and len(ws.head().parents) == 2
     proc = run_txgit("merge", "--continue", cwd=ws.root)
     assert proc.returncode != 0 and "nothing to continue: the merge was committed as" in proc.stderr
+
+
+# kernels that draw with matplotlib off screen
+_AGG = {"MPLBACKEND": "Agg"}
+_PLOTS = "import matplotlib\nimport matplotlib.pyplot as plt\nimport numpy as np\n"
+
+
+def test_a_merge_commit_keeps_the_settings_and_generator_positions_both_sides_had(tmp_path, run_txgit):
+    """A pull that merges writes its merge commit from the records: it kept no matplotlib settings and
+    no generator positions, so the shared tip, checked out in a fresh kernel (a third person's clone),
+    lost the style both sides used and drew other numbers than the kernel that made it."""
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, _AGG)
+    carol = None
+    try:
+        alice.cell(_PLOTS + "plt.style.use('ggplot')\nnp.random.seed(7)\nx = 1")
+        alice.tx("remote", "add", "origin", str(tmp_path / "team.git"), "--trusted")
+        alice.tx("push")
+        bob = Workspace.clone(str(tmp_path / "team.git"), tmp_path / "bob")
+        ns: dict = {}
+        bob.checkout("main", ns)
+        ns["y"] = 2
+        bob.commit(ns, "bob: y")
+        bob.push()
+        alice.cell("z = 3")
+        assert "Merged origin/main into main" in alice.tx("pull").stdout
+        alice.tx("push")
+        expected = alice.value("(matplotlib.rcParams['axes.facecolor'], np.random.rand())")
+
+        run_txgit("clone", str(tmp_path / "team.git"), "carol", "--trusted", cwd=tmp_path, check=True)
+        carol = User("carol", Workspace(tmp_path / "carol"), run_txgit, _AGG)
+        carol.cell("%txgit checkout main")
+        assert carol.value("(x, y, z)") == (1, 2, 3)
+        assert carol.value("(matplotlib.rcParams['axes.facecolor'], np.random.rand())") == expected
+    finally:
+        alice.shutdown()
+        if carol is not None:
+            carol.shutdown()
+
+
+def test_a_fast_forward_pull_brings_the_style_and_generator_the_other_kernel_committed(tmp_path, run_txgit):
+    """Bob's cell `plt.style.use('ggplot')` is a commit of its own; Alice's pull loaded his variables but
+    left her kernel's settings and generator as they were, so her next commit recorded her old style on
+    top of his: his change was gone from the branch without a word."""
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, _AGG)
+    bob = None
+    try:
+        alice.cell(_PLOTS + "x = 1")
+        alice.tx("remote", "add", "origin", str(tmp_path / "team.git"), "--trusted")
+        alice.tx("push")
+        alice.tx("clone", str(tmp_path / "team.git"), str(tmp_path / "bob"), "--trusted")
+        bob = User("bob", Workspace(tmp_path / "bob"), run_txgit, _AGG)
+        bob.cell("%txgit checkout main")
+        before = bob.commits()
+        bob.cell("plt.style.use('ggplot')")
+        assert bob.commits() == before + 1  # a setting changed: a commit
+        bob.cell("np.random.seed(3)\nfirst = np.random.rand()")
+        bob.tx("push")
+        expected = bob.value("(matplotlib.rcParams['axes.facecolor'], np.random.rand())")
+
+        assert "Fast-forward main" in alice.tx("pull").stdout
+        assert alice.value("(matplotlib.rcParams['axes.facecolor'], np.random.rand())") == expected
+        alice.cell("w = 1")  # her next commit keeps Bob's style
+        assert "axes.facecolor" in alice.ws.state().meta["libraries"]["matplotlib.rcParams"]
+
+        # a merge: the style only Bob changed is taken; the generator both drew from stays hers, and is said
+        bob.tx("pull")
+        bob.cell("plt.style.use('bmh')\nb = np.random.rand()")
+        bob.tx("push")
+        alice.cell("a = np.random.rand(2)")  # not the one draw Bob made from the same position
+        ours = alice.value("np.random.get_state()[2]")
+        merged = alice.tx("pull").stdout
+        assert "Merged origin/main into main" in merged and "set matplotlib settings" in merged, merged
+        assert "kept ours (changed on both sides): numpy.random generator" in merged, merged
+        assert alice.value("(matplotlib.rcParams['axes.facecolor'], np.random.get_state()[2])") == \
+            (bob.value("matplotlib.rcParams['axes.facecolor']"), ours)
+        assert alice.ws.state().meta["libraries"] == bob.ws.state().meta["libraries"]
+    finally:
+        alice.shutdown()
+        if bob is not None:
+            bob.shutdown()
