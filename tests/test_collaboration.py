@@ -646,3 +646,33 @@ def test_a_fast_forward_pull_brings_the_style_and_generator_the_other_kernel_com
         alice.shutdown()
         if bob is not None:
             bob.shutdown()
+
+
+def test_a_cell_that_only_reads_a_figure_does_not_make_the_next_pull_conflict(tmp_path, run_txgit):
+    """`print(len(ax.lines))` re-pickled the figure, and each pickle of it differed (pickling a matplotlib
+    callback registry advances its id counter): the read was committed as a change of `fig` and `ax`,
+    so Bob's pull of Alice's real change to the figure was a conflict he had to settle by hand, and
+    `--ours` there threw her change away."""
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, _AGG)
+    bob = None
+    try:
+        alice.cell(_PLOTS + "fig, ax = plt.subplots()\nax.plot([1, 2])")
+        before = alice.commits()
+        alice.cell("print(len(ax.lines))")
+        assert alice.commits() == before  # a read: no commit
+        alice.tx("remote", "add", "origin", str(tmp_path / "team.git"), "--trusted")
+        alice.tx("push")
+        alice.tx("clone", str(tmp_path / "team.git"), str(tmp_path / "bob"), "--trusted")
+        bob = User("bob", Workspace(tmp_path / "bob"), run_txgit, _AGG)
+        bob.cell("%txgit checkout main")
+        before = bob.commits()
+        assert bob.cell("print(len(ax.lines))").stdout == "1\n"
+        assert bob.commits() == before
+        alice.cell("ax.set_title('alice')")
+        alice.tx("push")
+        assert "Fast-forward main" in bob.tx("pull").stdout
+        assert bob.value("(ax.get_title(), ax.figure is fig)") == ("alice", True)
+    finally:
+        alice.shutdown()
+        if bob is not None:
+            bob.shutdown()
