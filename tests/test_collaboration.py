@@ -676,3 +676,38 @@ def test_a_cell_that_only_reads_a_figure_does_not_make_the_next_pull_conflict(tm
         alice.shutdown()
         if bob is not None:
             bob.shutdown()
+
+
+def test_a_conflict_resolved_beside_quiet_cells_takes_the_style_only_theirs_changed(tmp_path, run_txgit):
+    """The merge commit a kernel writes when the last conflict is resolved records its process's
+    settings: the style only Bob changed is set in Alice's kernel then, and her cells that only read
+    (or only draw) while the conflict stood change nothing of the merge."""
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, _AGG)
+    bob = None
+    try:
+        alice.cell(_PLOTS + "x = 1")
+        alice.tx("remote", "add", "origin", str(tmp_path / "team.git"), "--trusted")
+        alice.tx("push")
+        alice.tx("clone", str(tmp_path / "team.git"), str(tmp_path / "bob"), "--trusted")
+        bob = User("bob", Workspace(tmp_path / "bob"), run_txgit, _AGG)
+        bob.cell("%txgit checkout main")
+        bob.cell("plt.style.use('ggplot')\nx = 2")
+        bob.tx("push")
+        alice.cell("x = 3")
+        assert "CONFLICT (changed on both sides): x" in alice.tx("pull", code=1).stdout
+        before = alice.commits()
+        assert alice.cell("print(x)").stdout == "3\n"  # quiet cells while the conflict stands
+        alice.cell("np.random.rand(3)")
+        assert alice.commits() == before and alice.ws.merge_in_progress() is not None
+        resolved = alice.tx("merge", "--theirs", "x").stdout
+        assert "Merged origin/main into main" in resolved, resolved
+        facecolor = bob.value("matplotlib.rcParams['axes.facecolor']")
+        assert alice.value("(x, matplotlib.rcParams['axes.facecolor'])") == (2, facecolor)
+        assert alice.ws.state().meta["libraries"] == bob.ws.state().meta["libraries"]
+        alice.tx("push")  # right after: the merge, as committed
+        assert "Fast-forward main" in bob.tx("pull").stdout
+        assert bob.value("x") == 2 and bob.ws.head().id == alice.ws.head().id
+    finally:
+        alice.shutdown()
+        if bob is not None:
+            bob.shutdown()
