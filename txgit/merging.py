@@ -29,7 +29,7 @@ import pygit2
 
 from txgit import trust as _trust
 from txgit.errors import DirtyNamespace, MergeInProgress as MergeInProgressError, TxgitError
-from txgit.history import CommitInfo, State
+from txgit.history import META, CommitInfo, State
 from txgit.merge import KERNEL, OURS, THEIRS, Conflict, MergeInProgress, MergePlan, merge_states
 from txgit.repository import Repository, state_meta
 from txgit.state import MODULE, VALUE, Fingerprints, VarRecord, libstate, restore
@@ -78,7 +78,10 @@ def library_items(ws: Repository, commit: str | None) -> dict[str, Any]:
     if commit is None:
         return {}
     found = ws.history.resolve(commit)
-    recorded = ws.history.read_state(found).meta.get("libraries")
+    try:  # its meta.json alone: the records (a state of thousands of variables) are not needed
+        recorded = json.loads(ws.history.read_file(found, META) or b"{}").get("libraries")
+    except (ValueError, AttributeError):
+        recorded = None
     out: dict[str, Any] = dict(recorded) if isinstance(recorded, dict) else {}
     for gen in libstate.GENERATORS:
         data = ws.history.read_file(found, libstate.position_file(gen))
