@@ -566,3 +566,148 @@ def test_every_conflict_resolved_at_once_as_a_magic_and_without_a_kernel(tmp_pat
     assert [ws.load(f"v{i}") for i in range(4)] == ["theirs"] * 4 and len(ws.head().parents) == 2
     proc = run_txgit("merge", "--continue", cwd=ws.root)
     assert proc.returncode != 0 and "nothing to continue: the merge was committed as" in proc.stderr
+
+
+# kernels that draw with matplotlib off screen
+_AGG = {"MPLBACKEND": "Agg"}
+_PLOTS = "import matplotlib\nimport matplotlib.pyplot as plt\nimport numpy as np\n"
+
+
+def test_a_merge_commit_keeps_the_settings_and_generator_positions_both_sides_had(tmp_path, run_txgit):
+    """A pull that merges writes its merge commit from the records: it kept no matplotlib settings and
+    no generator positions, so the shared tip, checked out in a fresh kernel (a third person's clone),
+    lost the style both sides used and drew other numbers than the kernel that made it."""
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, _AGG)
+    carol = None
+    try:
+        alice.cell(_PLOTS + "plt.style.use('ggplot')\nnp.random.seed(7)\nx = 1")
+        alice.tx("remote", "add", "origin", str(tmp_path / "team.git"), "--trusted")
+        alice.tx("push")
+        bob = Workspace.clone(str(tmp_path / "team.git"), tmp_path / "bob")
+        ns: dict = {}
+        bob.checkout("main", ns)
+        ns["y"] = 2
+        bob.commit(ns, "bob: y")
+        bob.push()
+        alice.cell("z = 3")
+        assert "Merged origin/main into main" in alice.tx("pull").stdout
+        alice.tx("push")
+        expected = alice.value("(matplotlib.rcParams['axes.facecolor'], np.random.rand())")
+
+        run_txgit("clone", str(tmp_path / "team.git"), "carol", "--trusted", cwd=tmp_path, check=True)
+        carol = User("carol", Workspace(tmp_path / "carol"), run_txgit, _AGG)
+        carol.cell("%txgit checkout main")
+        assert carol.value("(x, y, z)") == (1, 2, 3)
+        assert carol.value("(matplotlib.rcParams['axes.facecolor'], np.random.rand())") == expected
+    finally:
+        alice.shutdown()
+        if carol is not None:
+            carol.shutdown()
+
+
+def test_a_fast_forward_pull_brings_the_style_and_generator_the_other_kernel_committed(tmp_path, run_txgit):
+    """Bob's cell `plt.style.use('ggplot')` is a commit of its own; Alice's pull loaded his variables but
+    left her kernel's settings and generator as they were, so her next commit recorded her old style on
+    top of his: his change was gone from the branch without a word."""
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, _AGG)
+    bob = None
+    try:
+        alice.cell(_PLOTS + "x = 1")
+        alice.tx("remote", "add", "origin", str(tmp_path / "team.git"), "--trusted")
+        alice.tx("push")
+        alice.tx("clone", str(tmp_path / "team.git"), str(tmp_path / "bob"), "--trusted")
+        bob = User("bob", Workspace(tmp_path / "bob"), run_txgit, _AGG)
+        bob.cell("%txgit checkout main")
+        before = bob.commits()
+        bob.cell("plt.style.use('ggplot')")
+        assert bob.commits() == before + 1  # a setting changed: a commit
+        bob.cell("np.random.seed(3)\nfirst = np.random.rand()")
+        bob.tx("push")
+        expected = bob.value("(matplotlib.rcParams['axes.facecolor'], np.random.rand())")
+
+        assert "Fast-forward main" in alice.tx("pull").stdout
+        assert alice.value("(matplotlib.rcParams['axes.facecolor'], np.random.rand())") == expected
+        alice.cell("w = 1")  # her next commit keeps Bob's style
+        assert "axes.facecolor" in alice.ws.state().meta["libraries"]["matplotlib.rcParams"]
+
+        # a merge: the style only Bob changed is taken; the generator both drew from stays hers, and is said
+        bob.tx("pull")
+        bob.cell("plt.style.use('bmh')\nb = np.random.rand()")
+        bob.tx("push")
+        alice.cell("a = np.random.rand(2)")  # not the one draw Bob made from the same position
+        ours = alice.value("np.random.get_state()[2]")
+        merged = alice.tx("pull").stdout
+        assert "Merged origin/main into main" in merged and "set matplotlib settings" in merged, merged
+        assert "kept ours (changed on both sides): numpy.random generator" in merged, merged
+        assert alice.value("(matplotlib.rcParams['axes.facecolor'], np.random.get_state()[2])") == \
+            (bob.value("matplotlib.rcParams['axes.facecolor']"), ours)
+        assert alice.ws.state().meta["libraries"] == bob.ws.state().meta["libraries"]
+    finally:
+        alice.shutdown()
+        if bob is not None:
+            bob.shutdown()
+
+
+def test_a_cell_that_only_reads_a_figure_does_not_make_the_next_pull_conflict(tmp_path, run_txgit):
+    """`print(len(ax.lines))` re-pickled the figure, and each pickle of it differed (pickling a matplotlib
+    callback registry advances its id counter): the read was committed as a change of `fig` and `ax`,
+    so Bob's pull of Alice's real change to the figure was a conflict he had to settle by hand, and
+    `--ours` there threw her change away."""
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, _AGG)
+    bob = None
+    try:
+        alice.cell(_PLOTS + "fig, ax = plt.subplots()\nax.plot([1, 2])")
+        before = alice.commits()
+        alice.cell("print(len(ax.lines))")
+        assert alice.commits() == before  # a read: no commit
+        alice.tx("remote", "add", "origin", str(tmp_path / "team.git"), "--trusted")
+        alice.tx("push")
+        alice.tx("clone", str(tmp_path / "team.git"), str(tmp_path / "bob"), "--trusted")
+        bob = User("bob", Workspace(tmp_path / "bob"), run_txgit, _AGG)
+        bob.cell("%txgit checkout main")
+        before = bob.commits()
+        assert bob.cell("print(len(ax.lines))").stdout == "1\n"
+        assert bob.commits() == before
+        alice.cell("ax.set_title('alice')")
+        alice.tx("push")
+        assert "Fast-forward main" in bob.tx("pull").stdout
+        assert bob.value("(ax.get_title(), ax.figure is fig)") == ("alice", True)
+    finally:
+        alice.shutdown()
+        if bob is not None:
+            bob.shutdown()
+
+
+def test_a_conflict_resolved_beside_quiet_cells_takes_the_style_only_theirs_changed(tmp_path, run_txgit):
+    """The merge commit a kernel writes when the last conflict is resolved records its process's
+    settings: the style only Bob changed is set in Alice's kernel then, and her cells that only read
+    (or only draw) while the conflict stood change nothing of the merge."""
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, _AGG)
+    bob = None
+    try:
+        alice.cell(_PLOTS + "x = 1")
+        alice.tx("remote", "add", "origin", str(tmp_path / "team.git"), "--trusted")
+        alice.tx("push")
+        alice.tx("clone", str(tmp_path / "team.git"), str(tmp_path / "bob"), "--trusted")
+        bob = User("bob", Workspace(tmp_path / "bob"), run_txgit, _AGG)
+        bob.cell("%txgit checkout main")
+        bob.cell("plt.style.use('ggplot')\nx = 2")
+        bob.tx("push")
+        alice.cell("x = 3")
+        assert "CONFLICT (changed on both sides): x" in alice.tx("pull", code=1).stdout
+        before = alice.commits()
+        assert alice.cell("print(x)").stdout == "3\n"  # quiet cells while the conflict stands
+        alice.cell("np.random.rand(3)")
+        assert alice.commits() == before and alice.ws.merge_in_progress() is not None
+        resolved = alice.tx("merge", "--theirs", "x").stdout
+        assert "Merged origin/main into main" in resolved, resolved
+        facecolor = bob.value("matplotlib.rcParams['axes.facecolor']")
+        assert alice.value("(x, matplotlib.rcParams['axes.facecolor'])") == (2, facecolor)
+        assert alice.ws.state().meta["libraries"] == bob.ws.state().meta["libraries"]
+        alice.tx("push")  # right after: the merge, as committed
+        assert "Fast-forward main" in bob.tx("pull").stdout
+        assert bob.value("x") == 2 and bob.ws.head().id == alice.ws.head().id
+    finally:
+        alice.shutdown()
+        if bob is not None:
+            bob.shutdown()

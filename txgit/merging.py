@@ -29,10 +29,10 @@ import pygit2
 
 from txgit import trust as _trust
 from txgit.errors import DirtyNamespace, MergeInProgress as MergeInProgressError, TxgitError
-from txgit.history import CommitInfo, State
+from txgit.history import META, CommitInfo, State
 from txgit.merge import KERNEL, OURS, THEIRS, Conflict, MergeInProgress, MergePlan, merge_states
 from txgit.repository import Repository, state_meta
-from txgit.state import MODULE, VALUE, Fingerprints, VarRecord, restore
+from txgit.state import MODULE, VALUE, Fingerprints, VarRecord, libstate, restore
 from txgit.state.safe import safe_loading
 
 
@@ -52,6 +52,11 @@ class MergeResult:
     removed: list[str] = field(default_factory=list)
     bytes_read: int = 0
     blobs_read: int = 0
+    # library settings and generator positions (see txgit.state.libstate) the merge takes from theirs:
+    # item -> its recorded text, for a live session to set in its process; and those both sides changed
+    # differently, of which ours' are kept
+    settings: dict[str, Any] = field(default_factory=dict)
+    settings_kept: list[str] = field(default_factory=list)
 
     @property
     def conflicts(self) -> list[Conflict]:
@@ -63,7 +68,53 @@ class MergeResult:
                 "label": self.label, "commit": self.info.id if self.info is not None else None,
                 "loaded": self.loaded, "removed": self.removed, "bytes_read": self.bytes_read,
                 "conflicts": [{"names": c.names, "how": {n: c.describe(n) for n in c.names}} for c in self.conflicts],
-                "resolved": dict(self.plan.resolved) if self.plan is not None else {}}
+                "resolved": dict(self.plan.resolved) if self.plan is not None else {},
+                "settings": sorted(self.settings), "settings_kept": self.settings_kept}
+
+
+def library_items(ws: Repository, commit: str | None) -> dict[str, Any]:
+    """What ``commit`` recorded of the process's library state: its ``libraries`` meta (matplotlib's
+    rcParams) and the global generators' positions (files of its tree), by name; none for no commit."""
+    if commit is None:
+        return {}
+    found = ws.history.resolve(commit)
+    try:  # its meta.json alone: the records (a state of thousands of variables) are not needed
+        recorded = json.loads(ws.history.read_file(found, META) or b"{}").get("libraries")
+    except (ValueError, AttributeError):
+        recorded = None
+    out: dict[str, Any] = dict(recorded) if isinstance(recorded, dict) else {}
+    for gen in libstate.GENERATORS:
+        data = ws.history.read_file(found, libstate.position_file(gen))
+        if data is not None:
+            out[gen] = data.decode("utf-8", "replace")
+    return out
+
+
+def merge_library_items(ws: Repository, base: str | None, ours: str | None,
+                        theirs: str) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+    """Three ways, item by item, as variables merge: theirs' where only theirs changed it since ``base``,
+    else ours' (the live kernel's). Returns (what the merged state records, what it takes from theirs,
+    the items both sides changed differently: ours' kept, not a conflict, since generators move on
+    every draw and a setting holds no user's data)."""
+    b, o, t = library_items(ws, base), library_items(ws, ours), library_items(ws, theirs)
+    merged, taken, kept = dict(o), {}, []
+    # one a side does not record (a commit of the Python API, made before matplotlib was loaded) is
+    # not known there: not a change, as a checkout leaves such a setting where it is
+    for item in sorted(t.keys()):
+        if t[item] == o.get(item) or t[item] == b.get(item):
+            continue
+        if o.get(item) == b.get(item):
+            merged[item] = taken[item] = t[item]
+        else:
+            kept.append(item)
+    return merged, taken, kept
+
+
+def _library_files(items: dict[str, Any]) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """Merged library items as a commit holds them: (its ``libraries`` meta, its tree files)."""
+    meta = {k: v for k, v in items.items() if k not in libstate.GENERATORS}
+    files = {libstate.position_file(g): str(items[g]).encode() for g in libstate.GENERATORS if g in items}
+    return meta, files
 
 
 def _same_record(a: VarRecord | None, b: VarRecord | None) -> bool:
@@ -120,6 +171,9 @@ def merge(ws: Repository, rev: str, namespace: MutableMapping[str, Any] | None =
                                        base_id=result.base, ours_id=str(mine.id), theirs_id=str(theirs.id),
                                        disputed=disputed)
             result.status, final = ("conflicts" if result.plan.conflicts else "merged"), None
+        if result.status in ("fast-forward", "merged"):  # a fast-forward takes all theirs changed since ours
+            _, result.settings, result.settings_kept = merge_library_items(
+                ws, result.base if result.status == "merged" else result.ours, result.ours, str(theirs.id))
         values: dict[str, Any] = {}
         fingerprints = Fingerprints()
         if namespace is not None and result.plan is not None:
@@ -196,12 +250,16 @@ def _write_merge(ws: Repository, plan: MergePlan, ref: str, tip: pygit2.Commit |
         recorded = ws.history.read_state(ws.history.resolve(cid)).meta.get("origins")
         if isinstance(recorded, dict):
             origins.update({n: o for n, o in recorded.items() if n in names})
+    # the settings and generator positions too: a checkout of the merge (a clone's first) puts them back
+    libraries, files = _library_files(merge_library_items(ws, plan.base, plan.ours, plan.theirs)[0])
     meta = state_meta(plan.variables, plan.groups, {
         "merge": {"base": plan.base, "ours": plan.ours, "theirs": plan.theirs, "from_theirs": plan.from_theirs,
                   "removed": plan.removed, "resolved": dict(sorted(plan.resolved.items()))},
         "origins": dict(sorted(origins.items())),
+        **({"libraries": libraries} if libraries else {}),
     })
-    oid = ws.history.write_state(plan.state(meta), message, ref=ref, parent=str(tip.id), merged=[other])
+    oid = ws.history.write_state(plan.state(meta), message, files=files, ref=ref, parent=str(tip.id),
+                                 merged=[other])
     _trust.note_derived(ws, oid, [plan.ours, plan.theirs])
     return ws.history.info(ws.history.resolve(oid), ws.history.refs_by_commit())
 

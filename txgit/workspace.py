@@ -275,6 +275,12 @@ class Workspace(Repository):
         """The plan of a merge in progress, with the resolutions recorded so far applied."""
         return _merging.merge_plan(self, merging)
 
+    def merge_library_items(self, base: str | None, ours: str | None,
+                            theirs: str) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+        """The library settings and generator positions a merge records, takes from theirs, and keeps
+        as ours' where both changed them (:func:`txgit.merging.merge_library_items`)."""
+        return _merging.merge_library_items(self, base, ours, theirs)
+
     def merge_resolve(self, names: str | Iterable[str] | None, side: str,
                       namespace: MutableMapping[str, Any] | None = None, *, ref: str = "HEAD", commit: bool = True,
                       trust: bool = False, safe: bool = False) -> MergeResult:

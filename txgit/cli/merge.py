@@ -18,6 +18,7 @@ from txgit.cli.remote import fetch_lines, progress_bar, slow_notice
 from txgit.errors import TxgitError
 from txgit.merging import nothing_to_continue
 from txgit.sessions.kernel import KernelInfo, attached_kernel, call_kernel
+from txgit.state.libstate import describe
 from txgit.trust import source_of
 from txgit.visual.text import left_behind_warning
 from txgit.workspace import Workspace
@@ -43,6 +44,8 @@ def print_merge(ws: Workspace, answer: dict[str, Any], kernel: KernelInfo | None
     loaded = answer.get("loaded") or []
     removed = answer.get("removed") or []
     follow = (f"; loaded {', '.join(loaded)}" if loaded else "") + (f"; removed {', '.join(removed)}" if removed else "")
+    if answer.get("settings"):
+        follow += "; set " + ", ".join(describe(s) for s in answer["settings"])
     if status == "up-to-date":
         _out(f"{tag}Already up to date.")
     elif status == "fast-forward":
@@ -53,6 +56,8 @@ def print_merge(ws: Workspace, answer: dict[str, Any], kernel: KernelInfo | None
         taken = {n: s for n, s in (answer.get("resolved") or {}).items()}
         if taken:
             _out("  resolved: " + ", ".join(f"{n} ({s})" for n, s in sorted(taken.items())))
+        if answer.get("settings_kept"):  # not a conflict: ours' stand, as the kernel has them
+            _out("  kept ours (changed on both sides): " + ", ".join(describe(s) for s in answer["settings_kept"]))
     elif status == "aborted":
         _out(f"{tag}Merge of {answer['label']} aborted: back at {(answer['ours'] or '')[:8]}{follow}")
     if status != "conflicts":

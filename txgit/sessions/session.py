@@ -757,8 +757,14 @@ class NamespaceSession:
                 if explicit:
                     raise MergeInProgressError(note)
                 raise MergeInProgressError("not committed: " + note)
+            # what theirs alone changed of the library settings and generators comes with the merge too
+            self._take_settings(self.workspace.merge_library_items(merging.base, merging.ours, merging.theirs)[1])
+            libraries = self._library_state.capture()
+            if libraries:
+                prepared.meta["libraries"] = libraries
             self._record_cells(prepared, names, False)
             result = self._finish_write(prepared, self._committed(prepared, names))
+            self._libraries = libraries
             self.workspace.merge_done(merging, result.info.id)
         finally:
             lock.release()
@@ -1124,9 +1130,22 @@ class NamespaceSession:
         if result.info is not None:
             self.base = result.info.id
         self.unloaded -= set(result.loaded) | set(result.plan.removed if result.plan else ())
+        self._take_settings(result.settings)
         self._remember_sharing(set(result.loaded) | set(result.removed))
         self._merged_origins(result)
         return result
+
+    def _take_settings(self, settings: dict[str, Any]) -> None:
+        """Set in this process the library settings and generator positions a merge took from theirs
+        (a fast-forward: all theirs changed), as it loads their variables: else the next commit would
+        record ours' again over them."""
+        if not settings:
+            return
+        generators = {g: t for g, t in settings.items() if g in libstate.GENERATORS}
+        others = {k: v for k, v in settings.items() if k not in libstate.GENERATORS}
+        for problem in libstate.restore(others) + libstate.restore_generators(generators):
+            print(f"txgit: setting not restored: {problem}", file=sys.stderr)
+        self._libraries = self._library_state.capture()
 
     def _merged_origins(self, result: MergeResult) -> None:
         """Values loaded from theirs have the origins theirs recorded (else their content)."""

@@ -214,6 +214,11 @@ def position_file(gen: str) -> str:
     return f"libraries/{gen}.json"
 
 
+def describe(item: str) -> str:
+    """How messages name a recorded item: ``matplotlib settings``, ``numpy.random generator``."""
+    return "matplotlib settings" if item == RCPARAMS else f"{item} generator" if item in GENERATORS else item
+
+
 def restore_generators(doc: Mapping[str, str] | None) -> list[str]:
     """Put the global generators where ``doc`` (generator -> :meth:`LibraryState.positions` text, as a
     commit's files hold them) says; one line per one that could not be set. A generator the commit

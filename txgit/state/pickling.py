@@ -329,6 +329,24 @@ def _reduce_without_cache(pickler: NamespacePickler, obj: Any) -> Any:
     return _without_cache(obj)
 
 
+def _is_callback_registry(cls: type) -> bool:
+    return cls.__name__ == "CallbackRegistry" and cls.__module__ == "matplotlib.cbook"
+
+
+def _reduce_callback_registry(pickler: NamespacePickler, registry: Any) -> Any:
+    """matplotlib's ``CallbackRegistry`` pickles the next id of its counter, drawing it: every figure
+    pickled differently each time, so a cell that only read one committed it as changed (and a pull of
+    someone's real change to it conflicted). The counter is set back to the id pickled: the same
+    bytes each time, and the registry hands out the ids it would have without the pickle."""
+    import itertools
+
+    rv = registry.__reduce_ex__(PROTOCOL)
+    state = rv[2] if isinstance(rv, tuple) and len(rv) >= 3 else None
+    if isinstance(state, dict) and type(state.get("_cid_gen")) is int:
+        registry._cid_gen = itertools.count(state["_cid_gen"])
+    return rv
+
+
 # Most objects a pickle meets (instances of ordinary classes) need nothing from reducer_override,
 # which the C pickler calls for every object but exact builtins: deciding that once per type
 # keeps the per-object cost to one dict look-up instead of several isinstance checks.
@@ -349,6 +367,8 @@ def _route(t: type) -> _Reducer | None:
         return _reduce_ndarray
     if _caches_lookups(t):
         return _reduce_without_cache
+    if _is_callback_registry(t):
+        return _reduce_callback_registry
     return None
 
 
