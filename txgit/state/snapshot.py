@@ -1045,7 +1045,11 @@ def _reached(objs: list[Any], namespace: Mapping[str, Any], named: set[int]) -> 
     # the walk takes classes: not a path between its instances
     for klass in itertools.compress(objs, map(isinstance, objs, itertools.repeat(type))):
         if klass.__module__ == "__main__":
-            ids.difference_update(map(id, vars(klass).values()))
+            for attr in list(vars(klass).values()):
+                ids.discard(id(attr))
+                if type(attr) is types.FunctionType:  # a method's own tables are its class's too
+                    ids.discard(id(attr.__dict__))
+                    ids.discard(id(attr.__kwdefaults__))
     np = sys.modules.get("numpy")
     for obj in counted:
         t = type(obj)
@@ -1064,10 +1068,15 @@ def pickle_alone(namespace: Mapping[str, Any], names: Iterable[str]) -> dict[str
     """``names`` pickled each on its own, with what each pickle reached (see :class:`Pickled`): the
     sharing between them, and with others, read from the pickles instead of a walk of their own.
     A name that fails to pickle, or that a snapshot takes otherwise (a module, the namespace, a
-    library's own object), is left out."""
+    library's own object), is left out, and so are values that hold one another (see :func:`_near`):
+    the caller walks those, as they would only be pickled again, together."""
+    names = list(names)
+    near = _near({n: namespace[n] for n in names}) if len(names) > 1 else set()
     named = {id(v) for v in namespace.values()}
     out: dict[str, Pickled] = {}
     for name in names:
+        if name in near:
+            continue
         value = namespace[name]
         if isinstance(value, types.ModuleType) or value is namespace or library_module_of(name, value) is not None:
             continue
@@ -1076,11 +1085,13 @@ def pickle_alone(namespace: Mapping[str, Any], names: Iterable[str]) -> dict[str
             skeleton, buffers = pickling.dumps(value, namespace, memo)
         except Exception:
             continue  # snapshot pickles it again and records why it fails
-        out[name] = Pickled(skeleton, buffers, _reached(memo, namespace, named), memo)
+        # a class (or another value the walk does not enter) shares nothing, as shared_ids says
+        reached = set() if _walk_kinds[type(value)] == _SKIP else _reached(memo, namespace, named)
+        out[name] = Pickled(skeleton, buffers, reached, memo)
     return out
 
 
-def _suspects(reached: Mapping[str, set[int]], exact: Mapping[str, set[int]]) -> set[str]:
+def overlapping(reached: Mapping[str, set[int]], exact: Mapping[str, set[int]]) -> set[str]:
     """Names of ``reached`` whose set meets another one's or one of ``exact``."""
     owner: dict[int, str] = {}
     out: set[str] = set()
@@ -1323,16 +1334,25 @@ def snapshot(namespace: Mapping[str, Any], names: Iterable[str] | None = None, *
             shared[name] = known_shared[name]
     # The others are pickled alone, as most end up anyway; their pickles tell which of them may share.
     alone = dict(pickled or {})
-    rest = [n for n in described if n not in shared and n not in alone]
-    near = _near({n: namespace[n] for n in rest}) if len(rest) > 1 else set()
-    alone.update(pickle_alone(namespace, [n for n in rest if n not in near]))
-    reached = {n: p.reached for n, p in alone.items() if n in described and n not in shared}
+    alone.update(pickle_alone(namespace, [n for n in described if n not in shared and n not in alone]))
+    reached = {n: p.reached for n, p in alone.items() if n in described and by_name.get(n) is None}
     # Those that fail to pickle, and those whose pickles overlap another's, in one walk, which does
     # not walk again what the known ones reached (the pickled sets are supersets: not ``known``).
+    unknown = {n: ids for n, ids in reached.items() if n not in shared}
     walked = [n for n in described if n not in shared and n not in reached]
-    walked += sorted(_suspects(reached, shared))
+    walked += sorted(overlapping(unknown, {n: ids | reached.get(n, set()) for n, ids in shared.items()}))
     shared.update(walk_shared({n: namespace[n] for n in walked}, namespace, shared))
-    approximate = {n for n in reached if n not in shared}
+    approximate = {n for n in unknown if n not in shared}
+    # What a pickle reached that another value's walk counts is shared too, even where the walk does not
+    # see the path (``functools.partial``'s arguments, a reducer's own state): pickled apart, it would
+    # come back as two objects.
+    owner: dict[int, str] = {}
+    for n, ids in shared.items():
+        owner.update(dict.fromkeys(ids, n))
+    for n in [n for n in reached if n not in approximate]:
+        extra = {i for i in owner.keys() & reached[n] if owner[i] != n}
+        if extra:
+            shared[n] = shared[n] | extra
     shared.update((n, reached[n]) for n in approximate)
 
     snap = Snapshot(variables, {}, {}, shared=shared, approximate=approximate)

@@ -1,0 +1,88 @@
+"""Who shares objects with whom is read from each value's own pickle (its pickler's memo), not from a
+second walk of its object graph (issue 17): values whose pickles meet are pickled together, wherever the
+path runs, and values whose pickles do not meet are kept apart, even where a walk of their attributes
+would meet. Proven by identity after a checkout into a fresh kernel, and in-process by the groups."""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+from conftest import session_namespace
+from kernelutil import Kernel, silent_eval
+
+from txgit import Workspace
+from txgit.state.snapshot import pickle_alone
+
+pytestmark = pytest.mark.timeout(300)
+
+# ``shared`` reaches ``held`` only through a functools.partial's arguments: no attribute, no
+# ``__dict__``, nothing the sharing walk follows; the pickle takes that path. ``dropped`` and ``keeper``
+# meet only through an attribute that ``Cache.__getstate__`` leaves out: nothing of it is saved.
+CELLS = [
+    "import functools\nheld = [1, 2]\nshared = functools.partial(print, [[[held]]])",
+    "class Cache:\n"
+    "    def __init__(self, scratch):\n        self.value, self.scratch = 3, {'a': [[scratch]]}\n"
+    "    def __getstate__(self):\n        return {'value': self.value}\n"
+    "    def __setstate__(self, state):\n        self.__dict__.update(state, scratch=None)\n"
+    "keeper = [7]\ndropped = Cache(keeper)",
+    "held.append(3)",  # changes held alone: its group (with shared) goes again, together
+    "later = functools.partial(print, {'k': [keeper]})",  # a new alias of an older variable, by pickle only
+]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """The cells in a live kernel, then every name checked out into a fresh one."""
+    ws = Workspace.init(tmp_path_factory.mktemp("pickled") / "ws")
+    k1 = Kernel(ws.root)
+    try:
+        k1.ok("%load_ext txgit")
+        for code in CELLS:
+            k1.ok(code)
+    finally:
+        k1.shutdown()
+    k2 = Kernel(ws.root)
+    k2.ok("%load_ext txgit")
+    r = k2.ok("%txgit checkout HEAD")
+    assert "error" not in r.stderr, r.stderr
+    yield ws, k2
+    k2.shutdown()
+
+
+def test_values_that_share_only_through_what_the_pickle_takes_come_back_as_one(run):
+    ws, k2 = run
+    assert silent_eval(k2, "(shared.args[0][0][0][0] is held, held)") == (True, [1, 2, 3])
+    assert silent_eval(k2, "later.args[0]['k'][0] is keeper") is True
+    groups = {n: r.group for n, r in ws.state().variables.items()}
+    assert groups["shared"] == groups["held"] and groups["later"] == groups["keeper"]
+
+
+def test_values_that_meet_only_where_the_pickle_does_not_go_are_kept_apart(run):
+    ws, k2 = run
+    groups = {n: r.group for n, r in ws.state().variables.items()}
+    assert groups["dropped"] != groups["keeper"]  # (the walk of __dict__ grouped them)
+    assert silent_eval(k2, "(dropped.value, dropped.scratch, keeper)") == (3, None, [7])
+
+
+def test_a_pickle_memo_reaches_what_the_walk_cannot_and_not_what_is_left_out(ws):
+    ns = session_namespace("import functools\nclass Cache:\n"
+                           "    def __getstate__(self):\n        return {'value': 1}\n")
+    ns.update(held=[1], keeper=[2])
+    ns["shared"] = functools.partial(print, [[[ns["held"]]]])
+    cache = ns["dropped"] = ns["Cache"]()
+    cache.scratch = {"a": [[ns["keeper"]]]}  # (deeper than _near looks: found by pickles, or not at all)
+    text = "a string" * 3
+    ns["text"], ns["other_text"] = text, [text]  # immutables: never a link
+    reached = {n: p.reached for n, p in pickle_alone(ns, ["held", "shared", "keeper", "dropped", "text",
+                                                          "other_text"]).items()}
+    assert id(ns["held"]) in reached["shared"]
+    assert id(ns["keeper"]) not in reached["dropped"]
+    assert reached["text"].isdisjoint(reached["other_text"])
+    ws.commit(ns, "state")
+    out = session_namespace()
+    ws.checkout("HEAD", out)
+    assert out["shared"].args[0][0][0][0] is out["held"]
+    groups = {n: r.group for n, r in ws.state().variables.items()}
+    assert groups["shared"] == groups["held"] and len({groups[n] for n in ("dropped", "keeper", "text",
+                                                                           "other_text", "held")}) == 5
