@@ -27,7 +27,7 @@ from txgit.state import UNPICKLABLE, VALUE, MODULE, Fingerprints, VarRecord, is_
 from txgit.state import libstate
 from txgit.state.summary import type_name
 from txgit.state.snapshot import (
-    Pickled, Snapshot, is_variable_name, library_module_of, overlapping, pickle_alone, sharing_groups, walk_shared,
+    Pickled, Snapshot, library_module_of, overlapping, pickle_alone, sharing_groups, walk_shared,
 )
 from txgit.sessions import opslog
 from txgit.sessions.operations import Operation, OperationWatch, content_origin, output_origin
@@ -531,6 +531,7 @@ class NamespaceSession:
                                                          base=writer.tip if writer is not None else None,
                                                          known_shared=self._walked, pickled=self._pickled, ref=self.ref,
                                                          parent=self.base if self.base is not None else "HEAD")
+            self._pickled = {}  # (they hold every object they reached)
             self._carry(prepared, fresh=self.base is None and writer is None)
             libraries = meta_doc.get("libraries", {})
             # a cell that only changed a setting (`plt.style.use(...)`) changed the state: committed. Not
@@ -723,6 +724,7 @@ class NamespaceSession:
                 prepared = self.workspace.prepare_commit(self.namespace, message, names=names, files=files,
                                                          meta=self._meta(meta), known_shared=self._walked, pickled=self._pickled,
                                                          ref=None, parent=base)
+            self._pickled = {}
             self._carry(prepared)
             unchanged = not allow_empty and _unchanged(prepared)
             if unchanged:
@@ -766,6 +768,7 @@ class NamespaceSession:
                                                          files=files, meta=meta_doc, known_shared=self._walked, pickled=self._pickled,
                                                          ref=self.ref, parent=tip, head_state=plan.state(),
                                                          merged=[other])
+            self._pickled = {}
             # a fresh session (a kernel restarted during the merge) never loaded the merged state: carry
             # it, as its first ordinary commit would, rather than commit its few names as the whole state
             self._carry(prepared, fresh=self.base is None)
