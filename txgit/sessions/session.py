@@ -128,7 +128,9 @@ class NamespaceSession:
         self._shared: dict[str, set[int]] = {}
         # names whose ``_shared`` set is what their pickle reached (a superset of a walk's: see Pickled)
         self._approximate: set[str] = set()
-        self._pickled: dict[str, Pickled] = {}  # made by _hint for the commit that follows it
+        self._pickled: dict[str, Pickled] | None = None  # made by _hint for the commit that follows it
+        # names last committed in a group with others (fig and ax): walked, not pickled alone first
+        self._grouped: set[str] = set()
         # The commit the namespace was last in step with (a commit or checkout of ours): not HEAD
         # at start, since a fresh kernel holds none of HEAD's state.
         self.base: str | None = None
@@ -364,18 +366,20 @@ class NamespaceSession:
         ``chained``: the commit builds on ours still being written. A session that never committed
         nor checked out (``base`` None) compares everything."""
         self._walked: dict[str, set[int]] = {}
-        self._pickled = {}
+        self._pickled = None  # (no hint: the snapshot pickles every value alone first)
         if self.full_next or self.touched is None or (self.base is None and not chained):
             return None
         hint = set(self.touched)
         present = sorted(n for n in hint if n in self.namespace)
+        self._pickled = {}
         if not pickle:
             # kept for the snapshot, which would walk the same values again; one walk for all (see walk_shared)
             self._walked = walk_shared({n: self.namespace[n] for n in present}, self.namespace)
         else:
             # Pickled alone, as the commit that follows keeps them unless they share: what each pickle
             # reached stands in for a walk (see Pickled); only values whose pickles meet another's are walked.
-            self._pickled = pickle_alone(self.namespace, [n for n in present if is_variable_name(n)])
+            self._pickled = pickle_alone(self.namespace, [n for n in present if is_variable_name(n)
+                                                          and n not in self._grouped])
             reached = {n: p.reached for n, p in self._pickled.items()}
             self._walked = walk_shared({n: self.namespace[n] for n in present if n not in reached}, self.namespace)
             older = {n: ids for n, ids in self._shared.items() if n not in hint}
@@ -531,7 +535,7 @@ class NamespaceSession:
                                                          base=writer.tip if writer is not None else None,
                                                          known_shared=self._walked, pickled=self._pickled, ref=self.ref,
                                                          parent=self.base if self.base is not None else "HEAD")
-            self._pickled = {}  # (they hold every object they reached)
+            self._pickled = None  # (they hold every object they reached)
             self._carry(prepared, fresh=self.base is None and writer is None)
             libraries = meta_doc.get("libraries", {})
             # a cell that only changed a setting (`plt.style.use(...)`) changed the state: committed. Not
@@ -664,6 +668,7 @@ class NamespaceSession:
     def _committed(self, prepared: PreparedCommit, names: set[str] | None) -> list[CellRecord]:
         """The bookkeeping of a commit prepared: its cells are in it, nothing is touched any more."""
         self._remember_sharing(None if names is None else prepared.redo, prepared.snap.shared, prepared.snap.approximate)
+        self._grouped = (self._grouped - set(prepared.snap.variables)) | prepared.snap.grouped
         cells = list(self.pending)
         self.pending.clear()
         self._live = []
@@ -693,6 +698,7 @@ class NamespaceSession:
             elif writer is not None:  # its state is that of the commit being written: noted once written
                 writer.after_tip(lambda commit: opslog.append(self.workspace.dir, commit, entry))
         self._remember_sharing(None if not exact else prepared.redo, prepared.snap.shared, prepared.snap.approximate)
+        self._grouped = (self._grouped - set(prepared.snap.variables)) | prepared.snap.grouped
         self.touched = set()
         self.full_next = False
         if self.base is None and not prepared.chained:
@@ -724,7 +730,7 @@ class NamespaceSession:
                 prepared = self.workspace.prepare_commit(self.namespace, message, names=names, files=files,
                                                          meta=self._meta(meta), known_shared=self._walked, pickled=self._pickled,
                                                          ref=None, parent=base)
-            self._pickled = {}
+            self._pickled = None
             self._carry(prepared)
             unchanged = not allow_empty and _unchanged(prepared)
             if unchanged:
@@ -768,7 +774,7 @@ class NamespaceSession:
                                                          files=files, meta=meta_doc, known_shared=self._walked, pickled=self._pickled,
                                                          ref=self.ref, parent=tip, head_state=plan.state(),
                                                          merged=[other])
-            self._pickled = {}
+            self._pickled = None
             # a fresh session (a kernel restarted during the merge) never loaded the merged state: carry
             # it, as its first ordinary commit would, rather than commit its few names as the whole state
             self._carry(prepared, fresh=self.base is None)
@@ -979,6 +985,7 @@ class NamespaceSession:
             if n not in live:
                 del self._shared[n]
         self._approximate &= live
+        self._grouped &= live
         known = dict(known or {})
         vague = {n: known.pop(n) for n in approximate if n in known}  # not a walk's: never ``claimed``
         wanted = live if names is None else names & live

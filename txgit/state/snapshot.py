@@ -424,6 +424,8 @@ class Snapshot:
     shared: dict[str, set[int]] = field(default_factory=dict)
     # names whose ``shared`` set is what their pickle reached (a superset, see Pickled), not a walk's
     approximate: set[str] = field(default_factory=set)
+    # names pickled in a group with others (by the sharing found): likely to share again next time
+    grouped: set[str] = field(default_factory=set)
     # groups whose new streams are copied but not yet cut and hashed (snapshot(defer=True))
     deferred: list[_DeferredGroup] = field(default_factory=list)
 
@@ -1303,7 +1305,8 @@ def snapshot(namespace: Mapping[str, Any], names: Iterable[str] | None = None, *
     are hashed (a store's :class:`~txgit.storage.WriteAhead`); they are in ``Snapshot.chunks`` too.
     ``restored``: what :func:`restore` just fingerprinted; those buffers are not fingerprinted again.
     ``pickled``: :func:`pickle_alone` of some names, made by the caller just before (nothing ran in
-    between); the others not in ``known_shared`` are pickled alone here. Who shares with whom is read
+    between); the others not in ``known_shared`` are walked (the caller expects them to share). Without
+    it, every name not in ``known_shared`` is pickled alone here first. Who shares with whom is read
     from those pickles (:class:`Pickled`); only values whose pickles overlap are walked, and only
     groups of several are pickled again, together.
     """
@@ -1334,7 +1337,8 @@ def snapshot(namespace: Mapping[str, Any], names: Iterable[str] | None = None, *
             shared[name] = known_shared[name]
     # The others are pickled alone, as most end up anyway; their pickles tell which of them may share.
     alone = dict(pickled or {})
-    alone.update(pickle_alone(namespace, [n for n in described if n not in shared and n not in alone]))
+    if pickled is None:  # (a caller that passes pickles chose which values to pickle alone: the rest are walked)
+        alone.update(pickle_alone(namespace, [n for n in described if n not in shared]))
     reached = {n: p.reached for n, p in alone.items() if n in described and by_name.get(n) is None}
     # Those that fail to pickle, and those whose pickles overlap another's, in one walk, which does
     # not walk again what the known ones reached (the pickled sets are supersets: not ``known``).
@@ -1357,7 +1361,9 @@ def snapshot(namespace: Mapping[str, Any], names: Iterable[str] | None = None, *
 
     snap = Snapshot(variables, {}, {}, shared=shared, approximate=approximate)
     pool = shared_pool()
-    streams = [s for members in sharing_groups(described, shared)
+    groups = sharing_groups(described, shared)
+    snap.grouped = {n for members in groups if len(members) > 1 for n in members}
+    streams = [s for members in groups
                for s in ([(members, alone[members[0]].skeleton, alone[members[0]].buffers)]
                          if len(members) == 1 and members[0] in alone
                          else _pickle_groups(members, namespace, variables, described, by_name))]
