@@ -1,18 +1,15 @@
-"""Who shares objects with whom is read from each value's own pickle (its pickler's memo), not from a
-second walk of its object graph (issue 17): values whose pickles meet are pickled together, wherever the
-path runs, and values whose pickles do not meet are kept apart, even where a walk of their attributes
-would meet. Proven by identity after a checkout into a fresh kernel, and in-process by the groups."""
+"""Sharing only through a path the pickle takes, and meeting only through what a reducer leaves out
+(issue 17, branch i17-onewalk), checked by identity after a checkout into a fresh kernel.
+
+The first is a known gap of the sharing walk (xfail, strict: it passes once sharing is found along the
+pickle's paths); the second holds: what a reducer leaves out comes back as the reducer restores it."""
 
 from __future__ import annotations
 
-import functools
-
 import pytest
-from conftest import session_namespace
 from kernelutil import Kernel, silent_eval
 
 from txgit import Workspace
-from txgit.state.snapshot import pickle_alone
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -50,6 +47,9 @@ def run(tmp_path_factory):
     k2.shutdown()
 
 
+@pytest.mark.xfail(strict=True, reason="the sharing walk does not follow a functools.partial's arguments (no "
+                   "__dict__ entry): pickled apart, they come back as two objects. Reading sharing from "
+                   "pickle memos finds it, but cost more than the walk (docs/performance.md, i17-onewalk)")
 def test_values_that_share_only_through_what_the_pickle_takes_come_back_as_one(run):
     ws, k2 = run
     assert silent_eval(k2, "(shared.args[0][0][0][0] is held, held)") == (True, [1, 2])
@@ -63,26 +63,3 @@ def test_values_that_meet_only_where_the_pickle_does_not_go_come_back_as_saved(r
     # pickle met another's is still grouped by the walk's paths, which may take the dropped attribute)
     ws, k2 = run
     assert silent_eval(k2, "(dropped.value, dropped.scratch, keeper)") == (3, None, [7])
-
-
-def test_a_pickle_memo_reaches_what_the_walk_cannot_and_not_what_is_left_out(ws):
-    ns = session_namespace("import functools\nclass Cache:\n"
-                           "    def __getstate__(self):\n        return {'value': 1}\n")
-    ns.update(held=[1], keeper=[2])
-    ns["shared"] = functools.partial(print, [[[ns["held"]]]])
-    cache = ns["dropped"] = ns["Cache"]()
-    cache.scratch = {"a": [[ns["keeper"]]]}  # (deeper than _near looks: found by pickles, or not at all)
-    text = "a string" * 3
-    ns["text"], ns["other_text"] = text, [text]  # immutables: never a link
-    reached = {n: p.reached for n, p in pickle_alone(ns, ["held", "shared", "keeper", "dropped", "text",
-                                                          "other_text"]).items()}
-    assert id(ns["held"]) in reached["shared"]
-    assert id(ns["keeper"]) not in reached["dropped"]
-    assert reached["text"].isdisjoint(reached["other_text"])
-    ws.commit(ns, "state")
-    out = session_namespace()
-    ws.checkout("HEAD", out)
-    assert out["shared"].args[0][0][0][0] is out["held"]
-    groups = {n: r.group for n, r in ws.state().variables.items()}
-    assert groups["shared"] == groups["held"] and len({groups[n] for n in ("dropped", "keeper", "text",
-                                                                           "other_text", "held")}) == 5

@@ -59,7 +59,7 @@ from txgit.state import (
     restore,
     snapshot,
 )
-from txgit.state.snapshot import Pickled, Sink
+from txgit.state.snapshot import Sink
 from txgit.state.summary import type_name
 from txgit.storage import ObjectStore, StoreChain, WriteAhead
 
@@ -417,7 +417,6 @@ class Repository:
         head_state: State | None = None,
         merged: Iterable[str] = (),
         sink: Sink | None = None,
-        pickled: Mapping[str, Pickled] | None = None,
     ) -> PreparedCommit:
         """The first half of :meth:`commit`: serialize what changed; nothing is written (but what ``sink`` writes).
 
@@ -426,7 +425,7 @@ class Repository:
         streams are copied, and cut and hashed by :meth:`finish_commit`.
         ``base``: a prepared commit not yet written, to build on instead of
         HEAD; it must be finished first, by the same lock holder.
-        ``known_shared``, ``pickled``: see :func:`txgit.state.snapshot.snapshot`.
+        ``known_shared``: see :func:`txgit.state.snapshot.snapshot`.
         ``ref``: the ref to move (HEAD, or a session's branch); ``parent``: the commit to build on
         ("HEAD": what ``ref`` names now; None: none). ``head_state``: the records unchanged names
         are carried over from, when not the parent's (a merge: the merged records); ``merged``:
@@ -454,13 +453,13 @@ class Repository:
         # chained commit must still find their members
         carried = [k for k in ([n for n in m if n in kept] for m in (base.deferred_members if base else [])) if k]
         snap = snapshot(namespace, sorted(redo), cache=self.stream_cache, defer=defer, known_shared=known_shared,
-                        sink=sink, pickled=pickled)
+                        sink=sink)
         if not snap.deferred:
             self.restored_groups.apply(snap)
         if snap.reused and self.store.missing(snap.reused):  # the store lost chunks (gc, by hand)
             self.stream_cache.clear()
             self.restored_groups.clear()
-            snap = snapshot(namespace, sorted(redo), defer=defer, known_shared=known_shared, sink=sink, pickled=pickled)
+            snap = snapshot(namespace, sorted(redo), defer=defer, known_shared=known_shared, sink=sink)
         return PreparedCommit(snap, head, kept, redo, message, dict(files or {}), dict(meta or {}),
                               time.perf_counter() - started, chained=base is not None,
                               deferred_members=[list(d.names) for d in snap.deferred] + carried,

@@ -26,9 +26,7 @@ from typing import Any
 from txgit.state import UNPICKLABLE, VALUE, MODULE, Fingerprints, VarRecord, is_variable_name, restore
 from txgit.state import libstate
 from txgit.state.summary import type_name
-from txgit.state.snapshot import (
-    Pickled, Snapshot, library_module_of, overlapping, pickle_alone, sharing_groups, walk_shared,
-)
+from txgit.state.snapshot import Snapshot, library_module_of, sharing_groups, walk_shared
 from txgit.sessions import opslog
 from txgit.sessions.operations import Operation, OperationWatch, content_origin, output_origin
 from txgit.sessions.detect import ReadValues, UnnamedChanges, used_packages
@@ -126,11 +124,6 @@ class NamespaceSession:
         # Variables that exist before we track anything may differ from HEAD: the first commit takes all.
         self.full_next = bool(self.variable_names()) or workspace.head() is None
         self._shared: dict[str, set[int]] = {}
-        # names whose ``_shared`` set is what their pickle reached (a superset of a walk's: see Pickled)
-        self._approximate: set[str] = set()
-        self._pickled: dict[str, Pickled] | None = None  # made by _hint for the commit that follows it
-        # names last committed in a group with others (fig and ax): walked, not pickled alone first
-        self._grouped: set[str] = set()
         # The commit the namespace was last in step with (a commit or checkout of ours): not HEAD
         # at start, since a fresh kernel holds none of HEAD's state.
         self.base: str | None = None
@@ -360,39 +353,18 @@ class NamespaceSession:
         return outcome
 
     # -- commit ----------------------------------------------------------------------
-    def _hint(self, chained: bool = False, pickle: bool = True) -> set[str] | None:
+    def _hint(self, chained: bool = False) -> set[str] | None:
         """The names the next commit must serialize again, with anything sharing objects with them.
 
         ``chained``: the commit builds on ours still being written. A session that never committed
         nor checked out (``base`` None) compares everything."""
         self._walked: dict[str, set[int]] = {}
-        self._pickled = None  # (no hint: the snapshot pickles every value alone first)
         if self.full_next or self.touched is None or (self.base is None and not chained):
             return None
         hint = set(self.touched)
-        present = sorted(n for n in hint if n in self.namespace)
-        self._pickled = {}
-        if not pickle:
-            # kept for the snapshot, which would walk the same values again; one walk for all (see walk_shared)
-            self._walked = walk_shared({n: self.namespace[n] for n in present}, self.namespace)
-        else:
-            # Pickled alone, as the commit that follows keeps them unless they share: what each pickle
-            # reached stands in for a walk (see Pickled); only values whose pickles meet another's are walked.
-            self._pickled = pickle_alone(self.namespace, [n for n in present if is_variable_name(n)
-                                                          and n not in self._grouped])
-            reached = {n: p.reached for n, p in self._pickled.items()}
-            self._walked = walk_shared({n: self.namespace[n] for n in present if n not in reached}, self.namespace)
-            older = {n: ids for n, ids in self._shared.items() if n not in hint}
-            meets = sorted(overlapping(reached, {**older, **self._walked}))
-            if meets:
-                self._walked.update(walk_shared({n: self.namespace[n] for n in meets}, self.namespace, self._walked))
-            # what their pickles reached counts as what they share (see snapshot): an older variable known
-            # only by what its own pickle reached, and met by it, is walked first
-            ids = set().union(*self._walked.values(), *reached.values())
-            vague = {n for n in self._approximate & older.keys() if not self._shared[n].isdisjoint(ids)}
-            if vague:
-                self._remember_sharing(vague)
-        ids = set().union(*self._walked.values(), *(p.reached for p in self._pickled.values()))
+        # kept for the snapshot, which would walk the same values again; one walk for all (see walk_shared)
+        self._walked = walk_shared({n: self.namespace[n] for n in sorted(hint) if n in self.namespace}, self.namespace)
+        ids: set[int] = set().union(*self._walked.values())
         # A new alias of an older variable (b = a) must be pickled with it.
         if ids:
             hint |= {n for n, s in self._shared.items() if n not in hint and not s.isdisjoint(ids)}
@@ -533,9 +505,8 @@ class NamespaceSession:
                 prepared = self.workspace.prepare_commit(self.namespace, message, names=names, files=files,
                                                          meta=meta_doc, defer=background,
                                                          base=writer.tip if writer is not None else None,
-                                                         known_shared=self._walked, pickled=self._pickled, ref=self.ref,
+                                                         known_shared=self._walked, ref=self.ref,
                                                          parent=self.base if self.base is not None else "HEAD")
-            self._pickled = None  # (they hold every object they reached)
             self._carry(prepared, fresh=self.base is None and writer is None)
             libraries = meta_doc.get("libraries", {})
             # a cell that only changed a setting (`plt.style.use(...)`) changed the state: committed. Not
@@ -667,8 +638,7 @@ class NamespaceSession:
 
     def _committed(self, prepared: PreparedCommit, names: set[str] | None) -> list[CellRecord]:
         """The bookkeeping of a commit prepared: its cells are in it, nothing is touched any more."""
-        self._remember_sharing(None if names is None else prepared.redo, prepared.snap.shared, prepared.snap.approximate)
-        self._grouped = (self._grouped - set(prepared.snap.variables)) | prepared.snap.grouped
+        self._remember_sharing(None if names is None else prepared.redo, prepared.snap.shared)
         cells = list(self.pending)
         self.pending.clear()
         self._live = []
@@ -697,8 +667,7 @@ class NamespaceSession:
                 opslog.append(self.workspace.dir, prepared.parent, entry)
             elif writer is not None:  # its state is that of the commit being written: noted once written
                 writer.after_tip(lambda commit: opslog.append(self.workspace.dir, commit, entry))
-        self._remember_sharing(None if not exact else prepared.redo, prepared.snap.shared, prepared.snap.approximate)
-        self._grouped = (self._grouped - set(prepared.snap.variables)) | prepared.snap.grouped
+        self._remember_sharing(None if not exact else prepared.redo, prepared.snap.shared)
         self.touched = set()
         self.full_next = False
         if self.base is None and not prepared.chained:
@@ -728,9 +697,8 @@ class NamespaceSession:
         try:
             with self._without_hidden():
                 prepared = self.workspace.prepare_commit(self.namespace, message, names=names, files=files,
-                                                         meta=self._meta(meta), known_shared=self._walked, pickled=self._pickled,
+                                                         meta=self._meta(meta), known_shared=self._walked,
                                                          ref=None, parent=base)
-            self._pickled = None
             self._carry(prepared)
             unchanged = not allow_empty and _unchanged(prepared)
             if unchanged:
@@ -771,10 +739,9 @@ class NamespaceSession:
                                  "resolved": merging.resolved}
             with self._without_hidden():
                 prepared = self.workspace.prepare_commit(self.namespace, message or merging.message, names=names,
-                                                         files=files, meta=meta_doc, known_shared=self._walked, pickled=self._pickled,
+                                                         files=files, meta=meta_doc, known_shared=self._walked,
                                                          ref=self.ref, parent=tip, head_state=plan.state(),
                                                          merged=[other])
-            self._pickled = None
             # a fresh session (a kernel restarted during the merge) never loaded the merged state: carry
             # it, as its first ordinary commit would, rather than commit its few names as the whole state
             self._carry(prepared, fresh=self.base is None)
@@ -976,32 +943,21 @@ class NamespaceSession:
                 result.not_restored[name] += "; re-running its code did not make it again"
         return done
 
-    def _remember_sharing(self, names: set[str] | None, known: dict[str, set[int]] | None = None,
-                          approximate: set[str] = frozenset()) -> None:  # type: ignore[assignment]
-        """Remember which objects ``names`` (None: every variable) reach: ``known`` sets where given (those
-        of ``approximate`` are what a pickle reached: see Pickled), a walk for the others."""
+    def _remember_sharing(self, names: set[str] | None, known: dict[str, set[int]] | None = None) -> None:
         live = self.variable_names()
         for n in list(self._shared):
             if n not in live:
                 del self._shared[n]
-        self._approximate &= live
-        self._grouped &= live
         known = dict(known or {})
-        vague = {n: known.pop(n) for n in approximate if n in known}  # not a walk's: never ``claimed``
         wanted = live if names is None else names & live
         for n in wanted:  # a library's own object (recorded by name) shares nothing, as a snapshot takes it:
             if n not in known and library_module_of(n, self.namespace[n]) is not None:
                 known[n] = set()  # walking it would touch the library's objects (and cost a walk)
         # the commit's snapshot already walked what it serialized; walking again costs as much
-        walked = walk_shared({n: self.namespace[n] for n in sorted(wanted) if n not in known and n not in vague},
-                             self.namespace, {n: known[n] for n in wanted if n in known})
+        walked = walk_shared({n: self.namespace[n] for n in sorted(wanted) if n not in known}, self.namespace,
+                             {n: known[n] for n in wanted if n in known})
         for n in wanted:
-            if n in vague:
-                self._shared[n] = vague[n]
-                self._approximate.add(n)
-            else:
-                self._shared[n] = known[n] if n in known else walked[n]
-                self._approximate.discard(n)
+            self._shared[n] = known[n] if n in known else walked[n]
 
     # -- checkout / status / rollback ------------------------------------------------------
     def _rev(self, rev: str) -> str:
@@ -1253,7 +1209,7 @@ class NamespaceSession:
         self.flush()
         merging = self.merging()
         against: str | State | None = self.base if self.base is not None else self.tip()
-        names = self._hint(pickle=False)  # (compared, not committed: nothing would keep the pickles)
+        names = self._hint()
         if merging is not None:
             plan = self.workspace.merge_plan(merging)
             against = plan.state()

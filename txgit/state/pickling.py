@@ -400,11 +400,8 @@ class NamespacePickler(cloudpickle.Pickler):
         return (_cp._make_function, newargs, (obj_dict, slotstate), None, None, _set_session_function_state)
 
 
-def dumps(obj: Any, namespace: Mapping[str, Any] | None,
-          memo: list[Any] | None = None) -> tuple[bytes, list[pickle.PickleBuffer]]:
-    """Pickle ``obj``; return the skeleton and its out-of-band buffers. ``memo``: gets every object the
-    pickle memoized (what it reached; see snapshot.pickle_alone), held there, and the pickler's own
-    references to them dropped."""
+def dumps(obj: Any, namespace: Mapping[str, Any] | None) -> tuple[bytes, list[pickle.PickleBuffer]]:
+    """Pickle ``obj``; return the skeleton and its out-of-band buffers."""
     buffers: list[pickle.PickleBuffer] = []
 
     def keep_large(buf: pickle.PickleBuffer) -> bool:
@@ -416,9 +413,6 @@ def dumps(obj: Any, namespace: Mapping[str, Any] | None,
     f = io.BytesIO()
     pickler = NamespacePickler(f, namespace, keep_large)
     pickler.dump(obj)
-    if memo is not None:
-        memo.extend([entry[1] for entry in pickler.memo.copy().values()])
-        pickler.clear_memo()
     return f.getvalue(), buffers
 
 

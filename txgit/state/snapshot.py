@@ -422,10 +422,6 @@ class Snapshot:
     fingerprints: dict[Fingerprint, list[str]] = field(default_factory=dict)
     # ids of the mutable objects each serialized variable reaches (see shared_ids)
     shared: dict[str, set[int]] = field(default_factory=dict)
-    # names whose ``shared`` set is what their pickle reached (a superset, see Pickled), not a walk's
-    approximate: set[str] = field(default_factory=set)
-    # names pickled in a group with others (by the sharing found): likely to share again next time
-    grouped: set[str] = field(default_factory=set)
     # groups whose new streams are copied but not yet cut and hashed (snapshot(defer=True))
     deferred: list[_DeferredGroup] = field(default_factory=list)
 
@@ -553,9 +549,7 @@ class _DeferredGroup:
 
 _ATOMS = frozenset({str, bytes, int, float, complex, bool, type(None), range, slice, type(Ellipsis)})
 _OPAQUE = (type, types.ModuleType, types.BuiltinFunctionType, types.MethodDescriptorType,
-           types.WrapperDescriptorType, types.MethodWrapperType, types.CodeType, enum.Enum,
-           # what a class pickled by value holds (see Pickled): the class's, as the class is
-           types.GetSetDescriptorType, types.MemberDescriptorType, property, staticmethod, classmethod)
+           types.WrapperDescriptorType, types.MethodWrapperType, types.CodeType, enum.Enum)
 
 
 def _is_session_function(obj: types.FunctionType, namespace: Mapping[str, Any]) -> bool:
@@ -690,8 +684,6 @@ class _LibraryState:
                 else:
                     state = getattr(v, "__dict__", None)
                     if type(state) is dict and len(state) <= self.DICT_LIMIT:
-                        # the dict itself too: a pickle of the object memoizes it (see Pickled)
-                        self.objects[id(state)] = state
                         inner = list(state.values())
                         self._hold(inner, depth - 1)
                         for d in inner:  # a registry's table of entries is the registry's own level
@@ -1001,113 +993,6 @@ def sharing_groups(names: Iterable[str], shared: Mapping[str, set[int]]) -> list
     return uf.components()
 
 
-# -- sharing from the pickle itself -----------------------------------------------
-
-@dataclass
-class Pickled:
-    """A variable pickled on its own, and what that pickle reached.
-
-    ``reached``: ids of the objects the pickle memoized that the sharing walk would count (mutable,
-    not a library's, not a reduce-time temporary), plus the memory ids of arrays (see _memory_ids).
-    Every object the walk reaches by a path the pickle also takes is memoized by the pickle, so this
-    is a superset of the walk's set (see :func:`shared_ids`): two values whose ``reached`` sets are
-    disjoint share nothing the walk would find, and are pickled each alone, as they already were.
-    What a reducer leaves out is not saved, so it cannot alias in the stored state either.
-    It can hold more than the walk's (what a library object or a pandas frame holds inside; a
-    temporary that another temporary holds): an overlap is only a reason to walk, never to group.
-    ``keep``: the memoized objects, held so that no id in ``reached`` is reused while it is compared."""
-
-    skeleton: bytes
-    buffers: list[pickle.PickleBuffer]
-    reached: set[int]
-    keep: list[Any]
-
-
-_COUNTED = frozenset({_VALUES, _MUTABLE_ITEMS, _OBJECT, _LEAF, _FUNCTION})
-
-
-def _reached(objs: list[Any], namespace: Mapping[str, Any], named: set[int]) -> set[int]:
-    """The ids in ``objs`` (what a pickle memoized, held only by ``objs`` and their owners) that
-    count for sharing, as :class:`_Walk` counts them; see :class:`Pickled`. In a few passes in C."""
-    objs.append([])  # held by ``objs`` alone: what a temporary's reference count reads
-    refs = list(map(sys.getrefcount, objs))
-    objs.pop()
-    temporary = refs.pop()
-    kinds = list(map(_walk_kinds.__getitem__, map(type, objs)))
-    counted = list(itertools.compress(objs, map(operator.and_, map(_COUNTED.__contains__, kinds),
-                                                    map(operator.lt, itertools.repeat(temporary), refs))))
-    ids = set(map(id, counted))
-    if _OBJECT in kinds:
-        _library_state.refresh()
-    library = _library_state.objects
-    for oid in ids & library.keys():
-        if oid not in named:
-            ids.discard(oid)  # the library's (see _LibraryState); an id alive here is that object's
-    # what a class pickled by value holds (``__slotnames__``, class attributes) is the class's, as
-    # the walk takes classes: not a path between its instances
-    for klass in itertools.compress(objs, map(isinstance, objs, itertools.repeat(type))):
-        if klass.__module__ == "__main__":
-            for attr in list(vars(klass).values()):
-                ids.discard(id(attr))
-                if type(attr) is types.FunctionType:  # a method's own tables are its class's too
-                    ids.discard(id(attr.__dict__))
-                    ids.discard(id(attr.__kwdefaults__))
-    np = sys.modules.get("numpy")
-    for obj in counted:
-        t = type(obj)
-        if t is types.FunctionType:
-            if not _is_session_function(obj, namespace):
-                ids.discard(id(obj))
-        elif np is not None and t is np.ndarray:
-            if obj.base is not None:
-                ids.update(_memory_ids(obj))
-        elif _walk_kinds[t] == _LEAF and _is_tensor(obj):
-            ids.update(_memory_ids(obj))
-    return ids
-
-
-def pickle_alone(namespace: Mapping[str, Any], names: Iterable[str]) -> dict[str, Pickled]:
-    """``names`` pickled each on its own, with what each pickle reached (see :class:`Pickled`): the
-    sharing between them, and with others, read from the pickles instead of a walk of their own.
-    A name that fails to pickle, or that a snapshot takes otherwise (a module, the namespace, a
-    library's own object), is left out, and so are values that hold one another (see :func:`_near`):
-    the caller walks those, as they would only be pickled again, together."""
-    names = list(names)
-    near = _near({n: namespace[n] for n in names}) if len(names) > 1 else set()
-    named = {id(v) for v in namespace.values()}
-    out: dict[str, Pickled] = {}
-    for name in names:
-        if name in near:
-            continue
-        value = namespace[name]
-        if isinstance(value, types.ModuleType) or value is namespace or library_module_of(name, value) is not None:
-            continue
-        memo: list[Any] = []
-        try:
-            skeleton, buffers = pickling.dumps(value, namespace, memo)
-        except Exception:
-            continue  # snapshot pickles it again and records why it fails
-        # a class (or another value the walk does not enter) shares nothing, as shared_ids says
-        reached = set() if _walk_kinds[type(value)] == _SKIP else _reached(memo, namespace, named)
-        out[name] = Pickled(skeleton, buffers, reached, memo)
-    return out
-
-
-def overlapping(reached: Mapping[str, set[int]], exact: Mapping[str, set[int]]) -> set[str]:
-    """Names of ``reached`` whose set meets another one's or one of ``exact``."""
-    owner: dict[int, str] = {}
-    out: set[str] = set()
-    for name, ids in exact.items():
-        owner.update(dict.fromkeys(ids, name))
-    for name, ids in reached.items():
-        common = owner.keys() & ids
-        if common:
-            out.add(name)
-            out.update(owner[i] for i in common if owner[i] in reached)
-        owner.update(dict.fromkeys(ids, name))
-    return out
-
-
 # -- serialize ------------------------------------------------------------------
 
 Sink = Callable[[Mapping[str, memoryview]], None]  # WriteAhead.submit
@@ -1262,35 +1147,10 @@ def _pickle_groups(members: list[str], namespace: Mapping[str, Any], variables: 
         return alone
 
 
-# How many steps of gc.get_referents below a value :func:`_near` looks for another one.
-NEAR_STEPS = 3
-NEAR_LIMIT = 4096  # objects looked at per value, at most
-
-
-def _near(values: Mapping[str, Any]) -> set[str]:
-    """Names of ``values`` that hold another of them within a few steps (``ax.figure``, ``b = [a]``):
-    such values share (the one held is reached by both), so they are walked and pickled together at
-    once rather than each pickled alone first (:class:`Pickled`), only to be pickled again together."""
-    owners = {id(v): n for n, v in values.items() if _walk_kinds[type(v)] not in (_SKIP, _ITEMS)}
-    out: set[str] = set()
-    for name, value in values.items():
-        level, seen = [value], 0
-        for _ in range(NEAR_STEPS):
-            level = [o for o in gc.get_referents(*level) if type(o) not in _ATOMS and not isinstance(o, type)]
-            hits = {owners[i] for i in owners.keys() & set(map(id, level))} - {name}
-            if hits:
-                out |= hits | {name}
-                break
-            seen += len(level)
-            if not level or seen > NEAR_LIMIT:
-                break
-    return out
-
-
 def snapshot(namespace: Mapping[str, Any], names: Iterable[str] | None = None, *,
              chunk_size: int = CHUNK_SIZE, cache: StreamCache | None = None, defer: bool = False,
              known_shared: Mapping[str, set[int]] | None = None, sink: Sink | None = None,
-             restored: Fingerprints | None = None, pickled: Mapping[str, Pickled] | None = None) -> Snapshot:
+             restored: Fingerprints | None = None) -> Snapshot:
     """Serialize ``names`` (default: every variable) of ``namespace``.
 
     Returns records and the chunk bytes; nothing is written anywhere. With a
@@ -1304,11 +1164,6 @@ def snapshot(namespace: Mapping[str, Any], names: Iterable[str] | None = None, *
     ``sink``: called with the chunks of each out-of-band buffer larger than one chunk as soon as they
     are hashed (a store's :class:`~txgit.storage.WriteAhead`); they are in ``Snapshot.chunks`` too.
     ``restored``: what :func:`restore` just fingerprinted; those buffers are not fingerprinted again.
-    ``pickled``: :func:`pickle_alone` of some names, made by the caller just before (nothing ran in
-    between); the others not in ``known_shared`` are walked (the caller expects them to share). Without
-    it, every name not in ``known_shared`` is pickled alone here first. Who shares with whom is read
-    from those pickles (:class:`Pickled`); only values whose pickles overlap are walked, and only
-    groups of several are pickled again, together.
     """
     wanted = sorted(n for n in (namespace if names is None else names) if n in namespace and is_variable_name(n))
     variables: dict[str, VarRecord] = {}
@@ -1335,39 +1190,13 @@ def snapshot(namespace: Mapping[str, Any], names: Iterable[str] | None = None, *
             continue
         if known_shared is not None and name in known_shared:
             shared[name] = known_shared[name]
-    # The others are pickled alone, as most end up anyway; their pickles tell which of them may share.
-    alone = dict(pickled or {})
-    if pickled is None:  # (a caller that passes pickles chose which values to pickle alone: the rest are walked)
-        alone.update(pickle_alone(namespace, [n for n in described if n not in shared]))
-    reached = {n: p.reached for n, p in alone.items() if n in described and by_name.get(n) is None}
-    # Those that fail to pickle, and those whose pickles overlap another's, in one walk, which does
-    # not walk again what the known ones reached (the pickled sets are supersets: not ``known``).
-    unknown = {n: ids for n, ids in reached.items() if n not in shared}
-    walked = [n for n in described if n not in shared and n not in reached]
-    walked += sorted(overlapping(unknown, {n: ids | reached.get(n, set()) for n, ids in shared.items()}))
-    shared.update(walk_shared({n: namespace[n] for n in walked}, namespace, shared))
-    approximate = {n for n in unknown if n not in shared}
-    # What a pickle reached that another value's walk counts is shared too, even where the walk does not
-    # see the path (``functools.partial``'s arguments, a reducer's own state): pickled apart, it would
-    # come back as two objects.
-    owner: dict[int, str] = {}
-    for n, ids in shared.items():
-        owner.update(dict.fromkeys(ids, n))
-    for n in [n for n in reached if n not in approximate]:
-        extra = {i for i in owner.keys() & reached[n] if owner[i] != n}
-        if extra:
-            shared[n] = shared[n] | extra
-    shared.update((n, reached[n]) for n in approximate)
+    # the others in one walk, which does not walk again what the known ones reached
+    shared.update(walk_shared({n: namespace[n] for n in described if n not in shared}, namespace, shared))
 
-    snap = Snapshot(variables, {}, {}, shared=shared, approximate=approximate)
+    snap = Snapshot(variables, {}, {}, shared=shared)
     pool = shared_pool()
-    groups = sharing_groups(described, shared)
-    snap.grouped = {n for members in groups if len(members) > 1 for n in members}
-    streams = [s for members in groups
-               for s in ([(members, alone[members[0]].skeleton, alone[members[0]].buffers)]
-                         if len(members) == 1 and members[0] in alone
-                         else _pickle_groups(members, namespace, variables, described, by_name))]
-    del alone, reached  # (the pickles' memoized objects)
+    streams = [s for members in sharing_groups(described, shared)
+               for s in _pickle_groups(members, namespace, variables, described, by_name)]
     for members, skeleton, buffers in streams:
         size = len(skeleton) + sum(b.raw().nbytes for b in buffers)
         for n in members:  # a member's size is its group's: what loading it reads
