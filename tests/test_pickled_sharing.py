@@ -1,8 +1,8 @@
 """Sharing only through a path the pickle takes, and meeting only through what a reducer leaves out
 (issue 17, branch i17-onewalk), checked by identity after a checkout into a fresh kernel.
 
-The first is a known gap of the sharing walk (xfail, strict: it passes once sharing is found along the
-pickle's paths); the second holds: what a reducer leaves out comes back as the reducer restores it."""
+The first was a gap of the sharing walk (it did not follow a ``functools.partial``'s arguments, held in C
+outside any ``__dict__``), now closed; the second holds: what a reducer leaves out comes back as the reducer restores it."""
 
 from __future__ import annotations
 
@@ -47,9 +47,6 @@ def run(tmp_path_factory):
     k2.shutdown()
 
 
-@pytest.mark.xfail(strict=True, reason="the sharing walk does not follow a functools.partial's arguments (no "
-                   "__dict__ entry): pickled apart, they come back as two objects. Reading sharing from "
-                   "pickle memos finds it, but cost more than the walk (docs/performance.md, i17-onewalk)")
 def test_values_that_share_only_through_what_the_pickle_takes_come_back_as_one(run):
     ws, k2 = run
     assert silent_eval(k2, "(shared.args[0][0][0][0] is held, held)") == (True, [1, 2])

@@ -611,7 +611,12 @@ def _slot_names(t: type) -> tuple[str, ...]:
     names = _slots.get(t)
     if names is None:
         slots = getattr(t, "__slots__", ())
-        names = _slots[t] = tuple(s for s in ((slots,) if isinstance(slots, str) else slots) if isinstance(s, str))
+        names = tuple(s for s in ((slots,) if isinstance(slots, str) else slots) if isinstance(s, str))
+        if issubclass(t, functools.partial):
+            # held in C, outside any ``__dict__`` or slot, yet pickled: ``functools.partial(f, rows)``
+            # shares ``rows`` with the variable that names it
+            names += ("func", "args", "keywords")
+        _slots[t] = names
     return names
 
 
