@@ -305,7 +305,15 @@ def _reduce_class(pickler: NamespacePickler, cls: type) -> Any:
         # Pickling an instance makes copyreg cache __slotnames__ on its class;
         # settle it first so a class pickles to the same bytes before and after.
         copyreg._slotnames(cls)
+    if cls in _cp._BUILTIN_TYPE_NAMES and _found_by_name(cls):
+        # types.SimpleNamespace: by name, as the plain pickler writes it (the same bytes either way)
+        return NotImplemented
     return _cp._class_reduce(cls)
+
+
+def _found_by_name(cls: type) -> bool:
+    module = sys.modules.get(getattr(cls, "__module__", None) or "")
+    return module is not None and getattr(module, cls.__qualname__, None) is cls
 
 
 def _reduce_function(pickler: NamespacePickler, func: types.FunctionType) -> Any:
@@ -343,22 +351,15 @@ def _reduce_ndarray(arr: Any) -> Any:
         # out of band, so an unchanged timestamp column is recognised, not re-hashed
         return (_view_as, (arr.view("<i8" if arr.dtype.byteorder in "=<|" else ">i8"), arr.dtype.str))
     rv = arr.__reduce_ex__(PROTOCOL)
-    if arr.nbytes < OUT_OF_BAND_MIN and rv[0] is _numpy_frombuffer():
+    if arr.nbytes < OUT_OF_BAND_MIN and rv[0] is _numpy_frombuffer:
         buf, *rest = rv[1]
         return (rv[0], (bytearray(buf) if arr.flags.writeable else bytes(buf), *rest))
     return rv
 
 
-_FROMBUFFER: list[Any] = []
-
-
-def _numpy_frombuffer() -> Any:
-    """numpy's loader of an array pickled from a buffer (its module moved in numpy 2)."""
-    if not _FROMBUFFER:
-        import numpy as np
-
-        _FROMBUFFER.append(np.zeros(1).__reduce_ex__(PROTOCOL)[0])
-    return _FROMBUFFER[0]
+# numpy's loader of an array pickled from a buffer (its module moved in numpy 2): set when the
+# dispatch table first meets an ndarray, so numpy is imported by then
+_numpy_frombuffer: Any = None
 
 
 def _reduce_without_cache_entry(obj: Any) -> Any:
@@ -415,6 +416,8 @@ class _DispatchTable(dict[type, Callable[[Any], Any]]):
         if self.plain and not _by_reference(t):
             reducer: Callable[[Any], Any] = _stop_plain
         elif np is not None and t is np.ndarray:
+            global _numpy_frombuffer
+            _numpy_frombuffer = np.zeros(1).__reduce_ex__(PROTOCOL)[0]
             reducer = _reduce_ndarray
         elif _caches_lookups(t):
             reducer = _reduce_without_cache_entry
