@@ -11,6 +11,12 @@ Two things plain cloudpickle gets wrong for a session snapshot:
 * Large buffers (numpy arrays, pandas blocks) must go out of band so they can be
   chunked and deduplicated; small ones stay in the pickle.
 
+Most values need none of that: they are pickled first by the plain C pickler, which
+makes no Python call per object (cloudpickle's ``reducer_override`` is one call per
+instance), and go to cloudpickle only when they hold a class or function of the
+session (see :func:`_plain_dumps`). Small arrays stay in band without a call to the
+buffer callback each (:func:`_reduce_ndarray`).
+
 And one thing it does slowly: an object array (a pandas string column) is
 pickled one Python object at a time, ~0.2 us per value, every time a cell so
 much as reads its DataFrame. Such arrays are encoded once (plain ``str`` items as
@@ -531,7 +537,8 @@ def _module_name_opcode(name: str) -> bytes | None:
 _MAIN_MARKER = _module_name_opcode("__main__")
 
 
-def _plain_dumps(obj: Any, namespace: Mapping[str, Any] | None, buffer_callback: Any) -> bytes | None:
+def _plain_dumps(obj: Any, namespace: Mapping[str, Any] | None, buffer_callback: Any,
+                 memo: list[Any] | None = None) -> bytes | None:
     """``obj`` pickled by the C pickler alone, or None when cloudpickle's by-value rules are needed.
 
     The C pickler calls a Python reducer_override for every object that is not a builtin
@@ -558,11 +565,20 @@ def _plain_dumps(obj: Any, namespace: Mapping[str, Any] | None, buffer_callback:
         pickler.dump(obj)
     except Exception:  # noqa: BLE001 - whatever it is, cloudpickle gets the value (and reports a real error)
         return None
+    _take_memo(pickler, memo)
     return b"".join(out.chunks)
 
 
-def dumps(obj: Any, namespace: Mapping[str, Any] | None) -> tuple[bytes, list[pickle.PickleBuffer]]:
-    """Pickle ``obj``; return the skeleton and its out-of-band buffers."""
+def _take_memo(pickler: pickle.Pickler, memo: list[Any] | None) -> None:
+    if memo is not None:
+        memo.extend([entry[1] for entry in pickler.memo.copy().values()])
+        pickler.clear_memo()
+
+
+def dumps(obj: Any, namespace: Mapping[str, Any] | None,
+          memo: list[Any] | None = None) -> tuple[bytes, list[pickle.PickleBuffer]]:
+    """Pickle ``obj``; return the skeleton and its out-of-band buffers. ``memo``: gets every object the
+    pickle memoized (what it reached), held there, and the pickler's own references to them dropped."""
     buffers: list[pickle.PickleBuffer] = []
 
     def keep_large(buf: pickle.PickleBuffer) -> bool:
@@ -572,13 +588,14 @@ def dumps(obj: Any, namespace: Mapping[str, Any] | None) -> tuple[bytes, list[pi
             return False  # false means: out of band
         return True
 
-    skeleton = _plain_dumps(obj, namespace, keep_large)
+    skeleton = _plain_dumps(obj, namespace, keep_large, memo)
     if skeleton is not None:
         return skeleton, buffers
     buffers.clear()
     f = io.BytesIO()
     pickler = NamespacePickler(f, namespace, keep_large)
     pickler.dump(obj)
+    _take_memo(pickler, memo)
     return f.getvalue(), buffers
 
 
