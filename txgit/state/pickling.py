@@ -393,11 +393,6 @@ class _DispatchTable(dict[type, Callable[[Any], Any]]):
     def __init__(self, plain: bool) -> None:
         super().__init__()
         self.plain = plain
-        self.copyreg_seen: dict[type, Any] = {}
-        self.reset()
-
-    def reset(self) -> None:
-        self.clear()
         self.copyreg_seen = dict(copyreg.dispatch_table)
         self.update(self.copyreg_seen)
         self.update(_cp.Pickler._dispatch_table)
@@ -409,11 +404,9 @@ class _DispatchTable(dict[type, Callable[[Any], Any]]):
                 if not _by_reference(t):
                     self[t] = _stop_plain
 
-    def current(self) -> _DispatchTable:
-        """This table, rebuilt when a reducer was registered with copyreg since it was made."""
-        if copyreg.dispatch_table != self.copyreg_seen or len(self) > ROUTES_LIMIT:
-            self.reset()
-        return self
+    def stale(self) -> bool:
+        """Whether a reducer was registered with copyreg since it was made, or it grew too big."""
+        return copyreg.dispatch_table != self.copyreg_seen or len(self) > ROUTES_LIMIT
 
     def __missing__(self, t: type) -> Callable[[Any], Any]:
         if issubclass(t, type):
@@ -460,6 +453,20 @@ _dispatch = _DispatchTable(plain=False)
 _plain_dispatch = _DispatchTable(plain=True)
 
 
+def _table(plain: bool) -> _DispatchTable:
+    """The current table; a stale one is replaced, not cleared, as a pickler in another thread may
+    be using it."""
+    global _dispatch, _plain_dispatch
+    table = _plain_dispatch if plain else _dispatch
+    if table.stale():
+        table = _DispatchTable(plain)
+        if plain:
+            _plain_dispatch = table
+        else:
+            _dispatch = table
+    return table
+
+
 class _Routes(dict[type, "_Reducer | None"]):
     """type -> what reducer_override does with its objects; see _DispatchTable."""
 
@@ -479,7 +486,7 @@ class NamespacePickler(cloudpickle.Pickler):
     def __init__(self, file: Any, namespace: Mapping[str, Any] | None, buffer_callback: Any) -> None:
         # cloudpickle's dispatch_table is a ChainMap: the C pickler would call its Python
         # __getitem__ (and raise KeyError twice) for every object.
-        self.dispatch_table = _dispatch.current()
+        self.dispatch_table = _table(plain=False)
         super().__init__(file, protocol=PROTOCOL, buffer_callback=buffer_callback)
         self._namespace = namespace
 
@@ -560,7 +567,7 @@ def _plain_dumps(obj: Any, namespace: Mapping[str, Any] | None, buffer_callback:
         markers.append(marker)
     out = _Frames(tuple(m for m in markers if m is not None))
     pickler = pickle.Pickler(out, protocol=PROTOCOL, buffer_callback=buffer_callback)
-    pickler.dispatch_table = _plain_dispatch.current()
+    pickler.dispatch_table = _table(plain=True)
     try:
         pickler.dump(obj)
     except Exception:  # noqa: BLE001 - whatever it is, cloudpickle gets the value (and reports a real error)
