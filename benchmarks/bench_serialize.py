@@ -17,7 +17,8 @@ Then the committed value is checked out into an empty namespace and compared
 with the original. Workloads: a matplotlib figure of 4 subplots x 750 lines
 (Agg), the same with its axes array as a second variable (as ``fig, axs =
 plt.subplots(2, 2)`` leaves them in a notebook), 100 k small plain
-instances (SimpleNamespace), a dict-of-dicts config tree, a pandas frame with object columns.
+instances (SimpleNamespace), a dict-of-dicts config tree, a pandas frame with object columns, a sympy
+expression tree, a list of 100 k small numpy arrays.
 
     python benchmarks/run.py serialize [--quick]
 """
@@ -68,10 +69,17 @@ def make_workload(name: str, quick: bool) -> dict[str, Any]:
         n = 100_000 // scale
         return {"df": pd.DataFrame({"id": np.arange(n), "name": [f"user{i % 5000}" for i in range(n)],
                                     "pair": [(i, str(i)) for i in range(n)], "x": np.random.default_rng(0).random(n)})}
+    if name == "sympy":
+        import sympy
+
+        x, y, z = sympy.symbols("x y z")
+        return {"expr": sympy.expand(sum((x**i + y * i - z) ** 3 for i in range(1, 400 // scale)))}
+    if name == "arrays":
+        return {"arrays": [np.arange(i % 20, dtype=float) for i in range(100_000 // scale)]}
     raise ValueError(name)
 
 
-WORKLOADS = ["figure", "figure+axes", "objects", "config", "frame"]
+WORKLOADS = ["figure", "figure+axes", "objects", "config", "frame", "sympy", "arrays"]
 
 
 def _same(name: str, a: dict[str, Any], b: dict[str, Any]) -> bool:
@@ -91,6 +99,11 @@ def _same(name: str, a: dict[str, Any], b: dict[str, Any]) -> bool:
         return ok
     if name == "frame":
         return a["df"].equals(b["df"])
+    if name == "arrays":
+        import numpy as np
+
+        return len(a["arrays"]) == len(b["arrays"]) and all(
+            p.dtype == q.dtype and np.array_equal(p, q) for p, q in zip(a["arrays"], b["arrays"]))
     return a == b
 
 

@@ -7,7 +7,9 @@ Values are made by session code (exec'd as `__main__`), as in a notebook.
 from __future__ import annotations
 
 import copyreg
+import sys
 import textwrap
+import types
 
 import numpy as np
 from conftest import session_namespace
@@ -213,3 +215,93 @@ def test_a_value_that_cannot_be_loaded_is_listed_and_the_rest_checked_out(ws):
                               for n, t in (("bad", "test_object_heavy.LoadsBadly"), ("pair", "tuple"))}
     run(session, "z = 3")  # the next commit carries what was not loaded: nothing deleted
     assert {"bad", "pair", "x", "y", "z"} <= set(ws.state().variables)
+
+
+def _python_calls_into_pickling(fn) -> int:
+    """How many Python functions of txgit.state.pickling run while ``fn()`` runs."""
+    calls = 0
+
+    def count(frame, event, arg):
+        nonlocal calls
+        if event == "call" and frame.f_code.co_filename == pickling.__file__:
+            calls += 1
+
+    sys.setprofile(count)
+    try:
+        fn()
+    finally:
+        sys.setprofile(None)
+    return calls
+
+
+def test_library_objects_are_pickled_without_a_python_call_per_object():
+    # The C pickler used to call a Python reducer_override for every instance and the buffer
+    # callback for every small array: three calls per array, two per plain instance.
+    small = [np.arange(i % 7, dtype=float) for i in range(500)]
+    plain = [types.SimpleNamespace(x=i) for i in range(500)]
+    big = np.arange(100_000)
+    pickling.dumps([small, plain, big], None)  # types seen once: their routes are decided once
+    calls = _python_calls_into_pickling(lambda: pickling.dumps([small, plain, big], None))
+    assert calls <= len(small) + 20  # one reduce per small array, nothing per plain instance
+
+
+def test_small_arrays_stay_in_band_and_large_ones_go_out_of_band_exactly():
+    writable = np.arange(12, dtype=np.float32).reshape(3, 4)
+    fortran = np.asfortranarray(np.arange(20).reshape(4, 5))
+    frozen = np.arange(5)
+    frozen.flags.writeable = False
+    empty = np.zeros((0, 3))
+    big = np.arange(200_000, dtype=np.int64)
+    value = {"w": writable, "f": fortran, "r": frozen, "e": empty, "big": big, "again": big}
+    skeleton, buffers = pickling.dumps(value, None)
+    assert [b.raw().nbytes for b in buffers] == [big.nbytes]  # one buffer: the big array, once
+    out = pickling.loads(skeleton, [b.raw().tobytes() for b in buffers], None)
+    for k, v in value.items():
+        assert out[k].dtype == v.dtype and out[k].shape == v.shape and np.array_equal(out[k], v)
+    assert out["w"].flags.writeable and out["f"].flags.f_contiguous and not out["r"].flags.writeable
+    assert out["again"] is out["big"]
+    # the small ones are in the skeleton, as the bytes numpy's own reduction would have carried
+    assert writable.tobytes() in skeleton and fortran.tobytes(order="F") in skeleton
+
+
+def test_the_plain_and_the_cloudpickle_paths_write_the_same_bytes():
+    import collections
+    import io
+
+    import pandas as pd
+    from matplotlib.path import Path
+    from matplotlib.transforms import Affine2D
+
+    # (not a whole figure: matplotlib's callback registries advance a counter each time they are pickled)
+    frame = pd.DataFrame({"t": pd.date_range("2024", periods=5), "s": list("abcde"), "x": np.arange(5.0)})
+    shapes = [Path(np.random.default_rng(i).random((5, 2))) for i in range(3)]
+    for value in (frame, {"method": frame.sum, "arr": np.arange(10), "shapes": shapes, "t": Affine2D().rotate(1)},
+                  collections.OrderedDict(a=types.SimpleNamespace(x=1), b=collections.Counter("abc"))):
+        plain = pickling._plain_dumps(value, None, lambda buf: True)
+        assert plain is not None  # nothing in these needs cloudpickle
+        f = io.BytesIO()
+        pickling.NamespacePickler(f, None, lambda buf: True).dump(value)
+        assert plain == f.getvalue()
+
+
+def test_a_session_class_and_function_are_pickled_by_value_even_where_main_resolves_them(monkeypatch):
+    # In a kernel `__main__` is the session's namespace, so the pickler finds session classes and
+    # functions by name there: they must still be pickled by value (a fresh kernel has no `P`).
+    main = types.ModuleType("__main__")
+    monkeypatch.setitem(sys.modules, "__main__", main)
+    ns = main.__dict__
+    exec(textwrap.dedent("""
+        class P:
+            def __init__(self, x):
+                self.x = x
+            def double(self):
+                return 2 * self.x
+        def scale(v):
+            return 10 * v
+        value = {"points": [P(i) for i in range(3)], "scale": scale}
+    """), ns)
+    skeleton, buffers = pickling.dumps(ns["value"], ns)
+    del ns["P"], ns["scale"]
+    out = pickling.loads(skeleton, buffers, session_namespace())
+    # by name, `__main__.P` would not be found now
+    assert [p.double() for p in out["points"]] == [0, 2, 4] and out["scale"](2) == 20

@@ -11,6 +11,12 @@ Two things plain cloudpickle gets wrong for a session snapshot:
 * Large buffers (numpy arrays, pandas blocks) must go out of band so they can be
   chunked and deduplicated; small ones stay in the pickle.
 
+Most values need none of that: they are pickled first by the plain C pickler, which
+makes no Python call per object (cloudpickle's ``reducer_override`` is one call per
+instance), and go to cloudpickle only when they hold a class or function of the
+session (see :func:`_plain_dumps`). Small arrays stay in band without a call to the
+buffer callback each (:func:`_reduce_ndarray`).
+
 And one thing it does slowly: an object array (a pandas string column) is
 pickled one Python object at a time, ~0.2 us per value, every time a cell so
 much as reads its DataFrame. Such arrays are encoded once (plain ``str`` items as
@@ -25,6 +31,7 @@ import contextvars
 import copyreg
 import ctypes
 import io
+import operator
 import pickle
 import sys
 import types
@@ -304,28 +311,64 @@ def _reduce_class(pickler: NamespacePickler, cls: type) -> Any:
         # Pickling an instance makes copyreg cache __slotnames__ on its class;
         # settle it first so a class pickles to the same bytes before and after.
         copyreg._slotnames(cls)
+    if cls in _cp._BUILTIN_TYPE_NAMES and _found_by_name(cls):
+        # types.SimpleNamespace: by name, as the plain pickler writes it (the same bytes either way)
+        return NotImplemented
     return _cp._class_reduce(cls)
+
+
+def _found_by_name(cls: type) -> bool:
+    module = sys.modules.get(getattr(cls, "__module__", None) or "")
+    return module is not None and getattr(module, cls.__qualname__, None) is cls
 
 
 def _reduce_function(pickler: NamespacePickler, func: types.FunctionType) -> Any:
     return pickler._function_reduce(func)
 
 
-def _reduce_ndarray(pickler: NamespacePickler, arr: Any) -> Any:
-    # Called for every array in the graph (36 k small float arrays in a figure of 3,000 lines): the kind
-    # of its dtype, read once, sends all but datetimes and object arrays back to numpy's own reduce.
+# Only classes and functions need reducer_override (cloudpickle pickles those defined in the
+# session by value); the C pickler never consults the dispatch table for them.
+_Reducer = Callable[["NamespacePickler", Any], Any]
+
+
+def _override_for(t: type) -> _Reducer | None:
+    if issubclass(t, type):  # classes (any metaclass): by value when defined in the session
+        return _reduce_class
+    if t is types.FunctionType:  # cannot be subclassed
+        return _reduce_function
+    return None
+
+
+def _reduce_ndarray(arr: Any) -> Any:
+    """An ndarray's reduce value (the dispatch table's entry for exact ``numpy.ndarray``).
+
+    numpy hands every contiguous array to the pickler as a PickleBuffer, and the pickler calls
+    the buffer callback, a Python function, for each one: 36 k times for a figure of 3,000 lines.
+    A small array's bytes go in band anyway, so it is reduced here to the very bytes the pickler
+    would have written for its buffer (bytearray when writable, bytes when read-only: the same
+    opcodes); only large ones reach the callback and go out of band.
+    """
     kind = arr.dtype.kind
     if kind == "O":
         reduce = object_arrays.pickled(arr)
-        return NotImplemented if reduce is None else reduce
+        return arr.__reduce_ex__(PROTOCOL) if reduce is None else reduce
     if kind in "mM" and _is_datetime_ndarray(arr):
         # numpy pickles datetime64 in band (its dtype has no buffer format): as int64 it goes
         # out of band, so an unchanged timestamp column is recognised, not re-hashed
         return (_view_as, (arr.view("<i8" if arr.dtype.byteorder in "=<|" else ">i8"), arr.dtype.str))
-    return NotImplemented
+    rv = arr.__reduce_ex__(PROTOCOL)
+    if arr.nbytes < OUT_OF_BAND_MIN and rv[0] is _numpy_frombuffer:
+        buf, *rest = rv[1]
+        return (rv[0], (bytearray(buf) if arr.flags.writeable else bytes(buf), *rest))
+    return rv
 
 
-def _reduce_without_cache(pickler: NamespacePickler, obj: Any) -> Any:
+# numpy's loader of an array pickled from a buffer (its module moved in numpy 2): set when the
+# dispatch table first meets an ndarray, so numpy is imported by then
+_numpy_frombuffer: Any = None
+
+
+def _reduce_without_cache_entry(obj: Any) -> Any:
     return _without_cache(obj)
 
 
@@ -333,7 +376,7 @@ def _is_callback_registry(cls: type) -> bool:
     return cls.__name__ == "CallbackRegistry" and cls.__module__ == "matplotlib.cbook"
 
 
-def _reduce_callback_registry(pickler: NamespacePickler, registry: Any) -> Any:
+def _reduce_callback_registry(registry: Any) -> Any:
     """matplotlib's ``CallbackRegistry`` pickles the next id of its counter, drawing it: every figure
     pickled differently each time, so a cell that only read one committed it as changed (and a pull of
     someone's real change to it conflicted). The counter is set back to the id pickled: the same
@@ -347,40 +390,110 @@ def _reduce_callback_registry(pickler: NamespacePickler, registry: Any) -> Any:
     return rv
 
 
-# Most objects a pickle meets (instances of ordinary classes) need nothing from reducer_override,
-# which the C pickler calls for every object but exact builtins: deciding that once per type
-# keeps the per-object cost to one dict look-up instead of several isinstance checks.
-_Reducer = Callable[["NamespacePickler", Any], Any]
 # A cache this size holds every type of a session many times over; past it (classes redefined
 # again and again) it starts afresh rather than keep old classes alive.
 ROUTES_LIMIT = 8192
+# The default reduction, as the pickler would do it itself, but callable from C without a frame.
+_REDUCE_EX = operator.methodcaller("__reduce_ex__", PROTOCOL)
 
 
-def _route(t: type) -> _Reducer | None:
-    """How objects of exact type ``t`` are reduced: a reducer, or None for pickle's own way."""
-    if issubclass(t, type):  # classes (any metaclass): by value when defined in the session
-        return _reduce_class
-    if t is types.FunctionType:  # cannot be subclassed
-        return _reduce_function
-    np = sys.modules.get("numpy")
-    if np is not None and t is np.ndarray:
-        return _reduce_ndarray
-    if _caches_lookups(t):
-        return _reduce_without_cache
-    if _is_callback_registry(t):
-        return _reduce_callback_registry
-    return None
+class _DispatchTable(dict[type, Callable[[Any], Any]]):
+    """The dispatch table of txgit's picklers: copyreg's and cloudpickle's entries, then a reducer
+    per type, decided on first sight (``__missing__``) so that a look-up of a known type stays in
+    C. Instances of ordinary types get ``_REDUCE_EX`` (what the pickler does when a type is not in
+    the table), classes with a metaclass are left to the pickler (KeyError).
+
+    The plain pickler's table (``plain``) stops at the first instance of a class that cloudpickle
+    would pickle by value (a class of the session), before its reducer runs: the value goes to
+    cloudpickle then, and a reducer with effects runs once. Keyed by the type object itself: a
+    class redefined in the session is another key."""
+
+    def __init__(self, plain: bool) -> None:
+        super().__init__()
+        self.plain = plain
+        self.copyreg_seen = dict(copyreg.dispatch_table)
+        self.update(self.copyreg_seen)
+        self.update(_cp.Pickler._dispatch_table)
+        # cloudpickle reduces a bound method to types.MethodType, a class only its reducer_override
+        # can pickle: a plain pickler could not, so a function of txgit's own stands in for it
+        self[types.MethodType] = _reduce_method
+        if self.plain:  # a reducer registered for a class of the session (its effects run once)
+            for t in self.copyreg_seen:
+                if not _by_reference(t):
+                    self[t] = _stop_plain
+
+    def stale(self) -> bool:
+        """Whether a reducer was registered with copyreg since it was made, or it grew too big."""
+        return copyreg.dispatch_table != self.copyreg_seen or len(self) > ROUTES_LIMIT
+
+    def __missing__(self, t: type) -> Callable[[Any], Any]:
+        if issubclass(t, type):
+            raise KeyError(t)  # a class with a metaclass: pickled by name (or by reducer_override)
+        np = sys.modules.get("numpy")
+        if self.plain and not _by_reference(t):
+            reducer: Callable[[Any], Any] = _stop_plain
+        elif np is not None and t is np.ndarray:
+            global _numpy_frombuffer
+            _numpy_frombuffer = np.zeros(1).__reduce_ex__(PROTOCOL)[0]
+            reducer = _reduce_ndarray
+        elif _caches_lookups(t):
+            reducer = _reduce_without_cache_entry
+        elif _is_callback_registry(t):
+            reducer = _reduce_callback_registry
+        else:
+            reducer = _REDUCE_EX
+        self[t] = reducer
+        return reducer
+
+
+def _by_reference(t: type) -> bool:
+    """False for a class of the session or one local to a function: pickling its instances needs
+    cloudpickle (library classes that cannot be found by name are left to the pickler: most
+    reduce to something else, a dtype to ``numpy.dtype``)."""
+    return getattr(t, "__module__", None) != "__main__" and "<locals>" not in getattr(t, "__qualname__", "")
+
+
+class _NeedsByValue(Exception):
+    """The plain pickler met a class or function that cloudpickle would pickle by value."""
+
+
+def _stop_plain(obj: Any) -> Any:
+    raise _NeedsByValue
+
+
+def _make_method(func: Any, obj: Any) -> types.MethodType:
+    return types.MethodType(func, obj)
+
+
+def _reduce_method(method: types.MethodType) -> Any:
+    return (_make_method, (method.__func__, method.__self__))
+
+
+_dispatch = _DispatchTable(plain=False)
+_plain_dispatch = _DispatchTable(plain=True)
+
+
+def _table(plain: bool) -> _DispatchTable:
+    """The current table; a stale one is replaced, not cleared, as a pickler in another thread may
+    be using it."""
+    global _dispatch, _plain_dispatch
+    table = _plain_dispatch if plain else _dispatch
+    if table.stale():
+        table = _DispatchTable(plain)
+        if plain:
+            _plain_dispatch = table
+        else:
+            _dispatch = table
+    return table
 
 
 class _Routes(dict[type, "_Reducer | None"]):
-    """type -> its reducer; a type is classified on first sight (``__missing__``), so a look-up
-    of a known type stays in C. Keyed by the type object itself: a class redefined in the
-    session is another key, never confused with the old one."""
+    """type -> what reducer_override does with its objects; see _DispatchTable."""
 
     def __missing__(self, t: type) -> _Reducer | None:
         if len(self) >= ROUTES_LIMIT:
             self.clear()
-        reducer = self[t] = _route(t)
+        reducer = self[t] = _override_for(t)
         return reducer
 
 
@@ -390,11 +503,10 @@ _routes = _Routes()
 class NamespacePickler(cloudpickle.Pickler):
     """cloudpickle.Pickler that rebinds functions of ``namespace`` on load."""
 
-    def __init__(self, file: io.BytesIO, namespace: Mapping[str, Any] | None, buffer_callback: Any) -> None:
+    def __init__(self, file: Any, namespace: Mapping[str, Any] | None, buffer_callback: Any) -> None:
         # cloudpickle's dispatch_table is a ChainMap: the C pickler would call its Python
-        # __getitem__ (and raise KeyError twice) for every object. A plain dict with the same
-        # precedence is looked up in C; made per pickler so later copyreg registrations count.
-        self.dispatch_table = {**copyreg.dispatch_table, **_cp.Pickler._dispatch_table}
+        # __getitem__ (and raise KeyError twice) for every object.
+        self.dispatch_table = _table(plain=False)
         super().__init__(file, protocol=PROTOCOL, buffer_callback=buffer_callback)
         self._namespace = namespace
 
@@ -420,16 +532,83 @@ class NamespacePickler(cloudpickle.Pickler):
         return (_cp._make_function, newargs, (obj_dict, slotstate), None, None, _set_session_function_state)
 
 
+# -- the plain path: no Python call per object -------------------------------------------------
+
+class _Frames:
+    """The plain pickler's output file. The C pickler writes a frame (~64 KB) at a time, each
+    ending on an opcode boundary, so a module name it pickles a global from lies whole in one
+    frame: the first frame naming the session's module stops the plain attempt there."""
+
+    __slots__ = ("chunks", "markers")
+
+    def __init__(self, markers: tuple[bytes, ...]) -> None:
+        self.chunks: list[bytes] = []
+        self.markers = markers
+
+    def write(self, data: Any) -> int:
+        # a frame comes as bytes; a large in-band payload may come as the object itself
+        chunk = data if type(data) is bytes else bytes(data)
+        for marker in self.markers:
+            if marker in chunk:
+                raise _NeedsByValue
+        self.chunks.append(chunk)
+        return len(chunk)
+
+
+def _module_name_opcode(name: str) -> bytes | None:
+    """How protocol 5 writes ``name`` as a global's module name: SHORT_BINUNICODE."""
+    raw = name.encode("utf-8", "surrogatepass")
+    return b"\x8c" + bytes([len(raw)]) + raw if len(raw) < 256 else None
+
+
+_MAIN_MARKER = _module_name_opcode("__main__")
+
+
+def _plain_dumps(obj: Any, namespace: Mapping[str, Any] | None, buffer_callback: Any) -> bytes | None:
+    """``obj`` pickled by the C pickler alone, or None when cloudpickle's by-value rules are needed.
+
+    The C pickler calls a Python reducer_override for every object that is not a builtin
+    container (a third of the pickling time of a figure); without one, classes and functions are
+    pickled by name, as cloudpickle does for everything importable. What it cannot (a lambda, a
+    class or function of the session, a module registered to be pickled by value) makes it fail
+    or name the session's module, and then the caller pickles with cloudpickle instead. Both give
+    the same bytes where both succeed: they share the dispatch table, and cloudpickle's
+    reducer_override leaves importable classes and functions to the pickler too.
+    """
+    if _cp._PICKLE_BY_VALUE_MODULES:
+        return None
+    markers = [_MAIN_MARKER]
+    name = namespace.get("__name__") if namespace is not None else None
+    if isinstance(name, str) and name != "__main__":
+        marker = _module_name_opcode(name)
+        if marker is None:
+            return None
+        markers.append(marker)
+    out = _Frames(tuple(m for m in markers if m is not None))
+    pickler = pickle.Pickler(out, protocol=PROTOCOL, buffer_callback=buffer_callback)
+    pickler.dispatch_table = _table(plain=True)
+    try:
+        pickler.dump(obj)
+    except Exception:  # noqa: BLE001 - whatever it is, cloudpickle gets the value (and reports a real error)
+        return None
+    return b"".join(out.chunks)
+
+
 def dumps(obj: Any, namespace: Mapping[str, Any] | None) -> tuple[bytes, list[pickle.PickleBuffer]]:
     """Pickle ``obj``; return the skeleton and its out-of-band buffers."""
     buffers: list[pickle.PickleBuffer] = []
 
     def keep_large(buf: pickle.PickleBuffer) -> bool:
+        # small numpy arrays never get here (_reduce_ndarray); other libraries' buffers may
         if buf.raw().nbytes >= OUT_OF_BAND_MIN:
             buffers.append(buf)
             return False  # false means: out of band
         return True
 
+    skeleton = _plain_dumps(obj, namespace, keep_large)
+    if skeleton is not None:
+        return skeleton, buffers
+    buffers.clear()
     f = io.BytesIO()
     pickler = NamespacePickler(f, namespace, keep_large)
     pickler.dump(obj)
