@@ -402,3 +402,72 @@ def test_where_a_library_module_lives_is_resolved_once(monkeypatch):
     again = operations.module_version(json.decoder)
     assert first == again
     assert calls.count(json.decoder.__file__) <= 1, calls
+
+
+# A library that binds many of its own objects at module level (as `from pylab import *` or
+# `from sympy import *` leave hundreds in a namespace), and can mutate an object it is handed later.
+OWNLIB = '''
+class Registry:
+    def __init__(self):
+        self.items = []
+
+for _i in range(40):
+    globals()[f"OBJ{_i}"] = Registry()
+REG = OBJ0
+TARGET = None
+
+def aim(registry):
+    global TARGET
+    TARGET = registry
+
+def register(x):
+    TARGET.items.append(x)
+'''
+
+
+@pytest.fixture
+def ownlib(tmp_path, monkeypatch):
+    name = f"ownlib_{tmp_path.name.replace('-', '_')}"
+    (tmp_path / f"{name}.py").write_text(OWNLIB)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield name
+    import sys
+    sys.modules.pop(name, None)
+
+
+def test_a_library_s_own_objects_are_not_looked_up_again_by_every_cell(ws, ownlib, monkeypatch):
+    """After `from pylab import *`, every cell that used numpy asked each of ~900 names again whether it
+    was the library's own object (0.9 s over Lecture-4-Matplotlib): asked once while it still is."""
+    from txgit.sessions import detect
+
+    asked = []
+    real = detect.library_module_of
+    monkeypatch.setattr(detect, "library_module_of", lambda n, v: asked.append(n) or real(n, v))
+    ns = session_namespace()
+    s = NamespaceSession(ws, ns, kind="test")
+    _run_cells(s, ns, f"from {ownlib} import *\nimport {ownlib} as lib\nmine = lib.Registry()",
+               "lib.aim(mine)", "lib.register(1)")
+    first = len(asked)
+    assert first >= 40
+    _run_cells(s, ns, "lib.register(2)", "lib.register(3)")
+    assert set(asked[first:]) == {"mine"}  # the one candidate that is no library object, before and after
+    assert ws.load("mine").items == [1, 2, 3]
+    s.close()
+
+
+def test_a_name_that_no_longer_holds_the_library_s_object_is_a_candidate_again(ws, ownlib):
+    """The shortcut holds only while the name holds that object and the module still binds it: a value
+    of the same name that the library changes through its own state is still committed."""
+    ns = session_namespace()
+    s = NamespaceSession(ws, ns, kind="test")
+    _run_cells(s, ns, f"from {ownlib} import *\nimport {ownlib} as lib", "lib.register", "lib.aim(REG)",
+               "lib.register(1)")  # the library's own REG: recorded by name
+    out = _run_cells(s, ns, "REG = lib.Registry()", "lib.aim(REG)", "lib.register(2)", "lib.register(3)")
+    assert "REG" in out[-1].changes.unnamed
+    assert ws.load("REG").items == [2, 3]
+    # the module rebinds its attribute: the name holds the same object, no longer the library's own
+    _run_cells(s, ns, "OBJ5.items.append(0)")
+    out = _run_cells(s, ns, "lib.OBJ5 = None", "lib.aim(OBJ5)", "lib.register(4)")
+    assert "OBJ5" in out[-1].changes.unnamed
+    assert ws.load("OBJ5").items == [0, 4]
+    s.close()

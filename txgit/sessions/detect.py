@@ -250,6 +250,11 @@ class UnnamedChanges:
         self.fingerprinted = 0  # groups fingerprinted so far (what the cost test counts)
         # ids of pyplot's open figures when the running cell started (see cell_starts)
         self._open_at_start: set[int] | None = None
+        # name -> (the library's own object it held, that module's __dict__): no candidate while the name
+        # still holds it and the module still binds it (`from pylab import *` binds ~900 of them, which
+        # every cell that used numpy looked up in their modules again, before and after it)
+        self._own: dict[str, tuple[Any, dict[str, Any]]] = {}
+        self.looked_up = 0  # library_module_of asked so far (what the cost test counts)
 
     def cell_starts(self) -> None:
         """Note which figures are open as a cell starts: artists of the others are no candidates."""
@@ -265,15 +270,22 @@ class UnnamedChanges:
             return []
         out = []
         closed = self._open_at_start if "matplotlib" in packages else None
+        own = self._own
         for n in names:
             v = namespace.get(n)
             if v is None or isinstance(v, (types.ModuleType, type, types.FunctionType)):
                 continue
+            mine = own.get(n)
+            if mine is not None and mine[0] is v and mine[1].get(n, _MISSING) is v:
+                continue  # still the library's own object, as its module still says
             if not value_packages(v).isdisjoint(packages):
                 if closed is not None and _in_closed_figures(v, closed):
                     continue
-                if library_module_of(n, v) is not None:
-                    continue  # the library's own object (pylab's rcParams): committed by name, never by value
+                self.looked_up += 1
+                library = library_module_of(n, v)
+                if library is not None:  # the library's own object (pylab's rcParams): committed by name
+                    own[n] = (v, sys.modules[library].__dict__)
+                    continue
                 out.append(n)
         return out
 
@@ -319,9 +331,11 @@ class UnnamedChanges:
         """Drop fingerprints of values no longer held (they would keep the old objects alive)."""
         for key in [k for k in self._prints if self._valid(k, namespace) is None]:
             del self._prints[key]
+        for n in [n for n, (v, _) in self._own.items() if namespace.get(n, _MISSING) is not v]:
+            del self._own[n]
 
     def clear(self) -> None:
-        self._prints.clear()
+        self._prints.clear()  # (the library objects' verdicts are checked on use: kept)
 
 
 _MISSING = object()
