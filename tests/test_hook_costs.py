@@ -471,3 +471,50 @@ def test_a_name_that_no_longer_holds_the_library_s_object_is_a_candidate_again(w
     assert "OBJ5" in out[-1].changes.unnamed
     assert ws.load("OBJ5").items == [0, 4]
     s.close()
+
+
+SKLEARN = """
+    import numpy as np
+    from sklearn import metrics
+    from sklearn.ensemble import RandomForestClassifier
+    X = np.arange(40.0).reshape(20, 2)
+    y = np.arange(20) % 2
+    model = RandomForestClassifier(n_estimators=5, random_state=0).fit(X, y)
+    pred = model.predict(X)
+"""
+
+
+def test_a_fitted_model_is_not_fingerprinted_by_every_cell_that_calls_sklearn(ws):
+    """05.08-Random-Forests: `metrics.classification_report(...)` made the forest of 1,000 trees a
+    candidate, pickled before and after the cell (120 ms); scikit-learn holds no estimator of its own."""
+    pytest.importorskip("sklearn")
+    ns = session_namespace()
+    s = NamespaceSession(ws, ns, kind="test")
+    _run_cells(s, ns, SKLEARN)
+    before = s.unnamed.fingerprinted
+    out = _run_cells(s, ns, "report = metrics.classification_report(y, pred)", "acc = metrics.accuracy_score(y, pred)")
+    assert s.unnamed.fingerprinted == before and out[-1].changes.unnamed == set()
+    # changed by name, it is committed as ever
+    _run_cells(s, ns, "model.set_params(n_estimators=7)")
+    assert ws.load("model").n_estimators == 7
+    s.close()
+
+
+def test_scikit_learn_objects_that_hold_a_figure_are_still_checked(ws):
+    """Only estimators are left out: a display object holds matplotlib axes, which pyplot draws into
+    without the cell naming it."""
+    pytest.importorskip("sklearn")
+    pytest.importorskip("matplotlib")
+    ns = session_namespace()
+    s = NamespaceSession(ws, ns, kind="test")
+    _run_cells(s, ns, PYPLOT, SKLEARN, """
+        from sklearn.metrics import ConfusionMatrixDisplay
+        disp = ConfusionMatrixDisplay(metrics.confusion_matrix(y, pred)).plot()
+    """)
+    out = _run_cells(s, ns, """
+        acc = metrics.accuracy_score(y, pred)
+        plt.title("accuracy")   # into disp.ax_, the current axes
+    """)
+    assert "disp" in out[0].changes.unnamed
+    assert ws.load("disp").ax_.get_title() == "accuracy"
+    s.close()

@@ -70,25 +70,39 @@ def _element_types(value: Any) -> Iterable[type]:
 
 
 _packages: dict[type, str] = {}  # type -> its top-level package, "" for passive data (see _package_of)
-_packages_made_with: list[bool] = [False, False]  # whether numpy, pandas were loaded when it was filled
+_packages_made_with: list[bool] = [False, False, False]  # whether numpy, pandas, sklearn were loaded when filled
 
 
 def _package_of(t: type) -> str:
     """The top-level package of ``t`` as a place a library can change values from: "" for arrays,
     frames and their scalars, data that numpy and pandas never keep in their own state (so a library
-    cannot change one the cell did not name; a view of one is an alias, found by name). Without this,
-    every cell that calls ``np.`` anything would fingerprint every array it did not name."""
+    cannot change one the cell did not name; a view of one is an alias, found by name), and for
+    scikit-learn's estimators (see _passive_estimator). Without this, every cell that calls ``np.``
+    anything would fingerprint every array it did not name."""
     np, pd = sys.modules.get("numpy"), sys.modules.get("pandas")
-    loaded = [np is not None, pd is not None]
-    if loaded != _packages_made_with:  # a type cached before numpy or pandas came may be theirs
+    estimator = getattr(sys.modules.get("sklearn.base"), "BaseEstimator", None)
+    loaded = [np is not None, pd is not None, estimator is not None]
+    if loaded != _packages_made_with:  # a type cached before numpy, pandas or scikit-learn came may be theirs
         _packages.clear()
         _packages_made_with[:] = loaded
     top = _packages.get(t)
     if top is None:
         kinds: tuple[type, ...] = ((np.ndarray, np.generic) if np is not None else ()) + (
             (pd.DataFrame, pd.Series, pd.Index) if pd is not None else ())
-        top = _packages[t] = "" if kinds and issubclass(t, kinds) else _top(t.__module__)
+        top = _top(t.__module__)
+        if kinds and issubclass(t, kinds) or _passive_estimator(t, top, estimator):
+            top = ""
+        _packages[t] = top
     return top
+
+
+def _passive_estimator(t: type, top: str, estimator: type | None) -> bool:
+    """scikit-learn's own estimators: it keeps none in its own state (no registry, no current model), so
+    one changes only through a call that names it (``model.fit``) or a value sharing it (a pipeline).
+    Without this, every cell that calls ``sklearn.metrics`` fingerprinted every fitted model it did not
+    name (a forest of 1,000 trees: 60 ms, before and after the cell). Its other objects (a display that
+    holds a figure) stay candidates."""
+    return estimator is not None and top == "sklearn" and issubclass(t, estimator)
 
 
 def value_packages(value: Any) -> set[str]:
