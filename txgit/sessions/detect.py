@@ -287,7 +287,10 @@ class UnnamedChanges:
         own = self._own
         for n in names:
             v = namespace.get(n)
-            if v is None or isinstance(v, (types.ModuleType, type, types.FunctionType)):
+            # numbers, strings and builtins are no library's (value_packages would say so, slower: after
+            # `from pylab import *` hundreds of names hold them, looked at before and after every cell)
+            if type(v) in _ATOMS or isinstance(v, (types.ModuleType, type, types.FunctionType,
+                                                   types.BuiltinFunctionType)):
                 continue
             mine = own.get(n)
             if mine is not None and mine[0] is v and mine[1].get(n, _MISSING) is v:
