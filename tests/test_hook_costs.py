@@ -422,6 +422,28 @@ def aim(registry):
 
 def register(x):
     TARGET.items.append(x)
+
+import functools
+
+class Memo:
+    """A class-based decorator: its instances carry the module and name of the function they wrap."""
+    def __init__(self, f):
+        functools.update_wrapper(self, f)
+        self.seen = []
+
+    def __call__(self, x):
+        self.seen.append(x)
+        return x * x
+
+@Memo
+def square(x):
+    return x * x
+
+def other_square():
+    return Memo(square.__wrapped__)  # looks like `square` (same module, same name), is not it
+
+def call(x):
+    return TARGET(x)
 '''
 
 
@@ -517,4 +539,29 @@ def test_scikit_learn_objects_that_hold_a_figure_are_still_checked(ws):
     """)
     assert "disp" in out[0].changes.unnamed
     assert ws.load("disp").ax_.get_title() == "accuracy"
+    s.close()
+
+
+def test_what_its_module_binds_by_name_is_not_fingerprinted_but_a_look_alike_is(ws, ownlib):
+    """After `from pylab import *`, numpy.linalg's and numpy.fft's 47 functions (array-function dispatchers,
+    no Python functions, bound under other names than pylab's) were fingerprinted after every cell that
+    used numpy, though each pickles as a reference. An object that only carries a function's module and
+    name (a class-based decorator's instance) pickles by value, and is still checked."""
+    pytest.importorskip("numpy")
+    ns = session_namespace()
+    s = NamespaceSession(ws, ns, kind="test")
+    _run_cells(s, ns, f"import numpy as np\nfrom numpy.linalg import *\nimport {ownlib} as lib\n"
+               "from numpy.fft import fft as transform\nmine = lib.other_square()\nreg = lib.Registry()",
+               "lib.aim(reg)", "lib.register(1)", "n = np.sum([1, 2])")
+    before = s.unnamed.fingerprinted
+    _run_cells(s, ns, "m = np.sum([3, 4])", "lib.register(2)")
+    # `reg` and `mine`, after the cell that used lib; not the linalg functions after both cells
+    assert s.unnamed.fingerprinted - before == 2
+    out = _run_cells(s, ns, "lib.aim(mine)", "lib.call(3)")
+    assert "mine" in out[-1].changes.unnamed
+    assert ws.load("mine").seen == [3]
+    # the module's own `square` under another name: bound by its module, but an instance, pickled by value
+    out = _run_cells(s, ns, "from {0} import square as sq".format(ownlib), "lib.aim(lib.square)", "lib.call(4)")
+    assert "sq" in out[-1].changes.unnamed
+    assert ws.load("sq").seen == [4]
     s.close()

@@ -251,6 +251,24 @@ def _in_closed_figures(value: Any, open_at_start: set[int]) -> bool:
     return all(_in_closed_figure(x, artist, open_at_start) for x in items)
 
 
+def _bound_by_its_module(value: Any) -> tuple[dict[str, Any], str] | None:
+    """(its module's __dict__, its name there) for a value its own module binds under its ``__qualname__``
+    and that pickles as that reference (its ``__reduce_ex__`` gives a name: numpy's array-function
+    dispatchers, which are no Python functions), so its fingerprint cannot change while the module
+    binds it. None: anything else (an object that merely looks like a function it wraps pickles by value)."""
+    module, name = getattr(value, "__module__", None), getattr(value, "__qualname__", None)
+    if not isinstance(module, str) or not isinstance(name, str):
+        return None
+    found = getattr(sys.modules.get(module), "__dict__", None)
+    if not isinstance(found, dict) or found.get(name, _MISSING) is not value:
+        return None
+    try:
+        by_name = isinstance(value.__reduce_ex__(5), str)
+    except Exception:
+        return None
+    return (found, name) if by_name else None
+
+
 class UnnamedChanges:
     """Fingerprints of a session's candidate values, kept between cells.
 
@@ -264,10 +282,11 @@ class UnnamedChanges:
         self.fingerprinted = 0  # groups fingerprinted so far (what the cost test counts)
         # ids of pyplot's open figures when the running cell started (see cell_starts)
         self._open_at_start: set[int] | None = None
-        # name -> (the library's own object it held, that module's __dict__): no candidate while the name
-        # still holds it and the module still binds it (`from pylab import *` binds ~900 of them, which
-        # every cell that used numpy looked up in their modules again, before and after it)
-        self._own: dict[str, tuple[Any, dict[str, Any]]] = {}
+        # name -> (the library's own object it held, that module's __dict__, the name it has there): no
+        # candidate while the name still holds it and the module still binds it (`from pylab import *`
+        # binds ~900 of them, which every cell that used numpy looked up in their modules again, before
+        # and after it)
+        self._own: dict[str, tuple[Any, dict[str, Any], str]] = {}
         self.looked_up = 0  # library_module_of asked so far (what the cost test counts)
 
     def cell_starts(self) -> None:
@@ -293,7 +312,7 @@ class UnnamedChanges:
                                                    types.BuiltinFunctionType)):
                 continue
             mine = own.get(n)
-            if mine is not None and mine[0] is v and mine[1].get(n, _MISSING) is v:
+            if mine is not None and mine[0] is v and mine[1].get(mine[2], _MISSING) is v:
                 continue  # still the library's own object, as its module still says
             if not value_packages(v).isdisjoint(packages):
                 if closed is not None and _in_closed_figures(v, closed):
@@ -301,7 +320,11 @@ class UnnamedChanges:
                 self.looked_up += 1
                 library = library_module_of(n, v)
                 if library is not None:  # the library's own object (pylab's rcParams): committed by name
-                    own[n] = (v, sys.modules[library].__dict__)
+                    own[n] = (v, sys.modules[library].__dict__, n)
+                    continue
+                where = _bound_by_its_module(v)
+                if where is not None:  # numpy.linalg's `cholesky`, a dispatcher: pickles as that reference
+                    own[n] = (v, *where)
                     continue
                 out.append(n)
         return out
@@ -348,7 +371,7 @@ class UnnamedChanges:
         """Drop fingerprints of values no longer held (they would keep the old objects alive)."""
         for key in [k for k in self._prints if self._valid(k, namespace) is None]:
             del self._prints[key]
-        for n in [n for n, (v, _) in self._own.items() if namespace.get(n, _MISSING) is not v]:
+        for n in [n for n, (v, _, _) in self._own.items() if namespace.get(n, _MISSING) is not v]:
             del self._own[n]
 
     def clear(self) -> None:
