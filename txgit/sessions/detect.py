@@ -20,8 +20,10 @@ list of an object a variable ``r`` holds. This module finds those, cheaply:
   with, sends a value to the commit, which serializes it as usual.
 
 Not seen: a value of another package than the ones the cell used (a
-library changing an object of another library it was never given), and
-values whose pickle does not show the change (state pickled by reference,
+library changing an object of another library it was never given); values
+of a library that keeps none in its own state (arrays, frames,
+scikit-learn's estimators: see ``_package_of``), which it changes only when
+given them by name or through a value sharing them; and values whose pickle does not show the change (state pickled by reference,
 such as a class's attributes or a module's globals; matplotlib's callback
 registries, which are left out because pickling one changes it).
 """
@@ -256,13 +258,13 @@ def _bound_by_its_module(value: Any) -> tuple[dict[str, Any], str] | None:
     and that pickles as that reference (its ``__reduce_ex__`` gives a name: numpy's array-function
     dispatchers, which are no Python functions), so its fingerprint cannot change while the module
     binds it. None: anything else (an object that merely looks like a function it wraps pickles by value)."""
-    module, name = getattr(value, "__module__", None), getattr(value, "__qualname__", None)
-    if not isinstance(module, str) or not isinstance(name, str):
-        return None
-    found = getattr(sys.modules.get(module), "__dict__", None)
-    if not isinstance(found, dict) or found.get(name, _MISSING) is not value:
-        return None
-    try:
+    try:  # (a proxy's __getattr__ may raise anything)
+        module, name = getattr(value, "__module__", None), getattr(value, "__qualname__", None)
+        if not isinstance(module, str) or not isinstance(name, str):
+            return None
+        found = getattr(sys.modules.get(module), "__dict__", None)
+        if not isinstance(found, dict) or found.get(name, _MISSING) is not value:
+            return None
         by_name = isinstance(value.__reduce_ex__(5), str)
     except Exception:
         return None
@@ -287,7 +289,6 @@ class UnnamedChanges:
         # binds ~900 of them, which every cell that used numpy looked up in their modules again, before
         # and after it)
         self._own: dict[str, tuple[Any, dict[str, Any], str]] = {}
-        self.looked_up = 0  # library_module_of asked so far (what the cost test counts)
 
     def cell_starts(self) -> None:
         """Note which figures are open as a cell starts: artists of the others are no candidates."""
@@ -317,7 +318,6 @@ class UnnamedChanges:
             if not value_packages(v).isdisjoint(packages):
                 if closed is not None and _in_closed_figures(v, closed):
                     continue
-                self.looked_up += 1
                 library = library_module_of(n, v)
                 if library is not None:  # the library's own object (pylab's rcParams): committed by name
                     own[n] = (v, sys.modules[library].__dict__, n)
