@@ -561,7 +561,7 @@ def test_what_its_module_binds_by_name_is_not_fingerprinted_but_a_look_alike_is(
     assert "mine" in out[-1].changes.unnamed
     assert ws.load("mine").seen == [3]
     # the module's own `square` under another name: bound by its module, but an instance, pickled by value
-    out = _run_cells(s, ns, "from {0} import square as sq".format(ownlib), "lib.aim(lib.square)", "lib.call(4)")
+    out = _run_cells(s, ns, f"from {ownlib} import square as sq", "lib.aim(lib.square)", "lib.call(4)")
     assert "sq" in out[-1].changes.unnamed
     assert ws.load("sq").seen == [4]
     s.close()
