@@ -402,3 +402,166 @@ def test_where_a_library_module_lives_is_resolved_once(monkeypatch):
     again = operations.module_version(json.decoder)
     assert first == again
     assert calls.count(json.decoder.__file__) <= 1, calls
+
+
+# A library that binds many of its own objects at module level (as `from pylab import *` or
+# `from sympy import *` leave hundreds in a namespace), and can mutate an object it is handed later.
+OWNLIB = '''
+class Registry:
+    def __init__(self):
+        self.items = []
+
+for _i in range(40):
+    globals()[f"OBJ{_i}"] = Registry()
+REG = OBJ0
+TARGET = None
+
+def aim(registry):
+    global TARGET
+    TARGET = registry
+
+def register(x):
+    TARGET.items.append(x)
+
+import functools
+
+class Memo:
+    """A class-based decorator: its instances carry the module and name of the function they wrap."""
+    def __init__(self, f):
+        functools.update_wrapper(self, f)
+        self.seen = []
+
+    def __call__(self, x):
+        self.seen.append(x)
+        return x * x
+
+@Memo
+def square(x):
+    return x * x
+
+def other_square():
+    return Memo(square.__wrapped__)  # looks like `square` (same module, same name), is not it
+
+def call(x):
+    return TARGET(x)
+'''
+
+
+@pytest.fixture
+def ownlib(tmp_path, monkeypatch):
+    name = f"ownlib_{tmp_path.name.replace('-', '_')}"
+    (tmp_path / f"{name}.py").write_text(OWNLIB)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield name
+    import sys
+    sys.modules.pop(name, None)
+
+
+def test_a_library_s_own_objects_are_not_looked_up_again_by_every_cell(ws, ownlib, monkeypatch):
+    """After `from pylab import *`, every cell that used numpy asked each of ~900 names again whether it
+    was the library's own object (0.9 s over Lecture-4-Matplotlib): asked once while it still is."""
+    from txgit.sessions import detect
+
+    asked = []
+    real = detect.library_module_of
+    monkeypatch.setattr(detect, "library_module_of", lambda n, v: asked.append(n) or real(n, v))
+    ns = session_namespace()
+    s = NamespaceSession(ws, ns, kind="test")
+    _run_cells(s, ns, f"from {ownlib} import *\nimport {ownlib} as lib\nmine = lib.Registry()",
+               "lib.aim(mine)", "lib.register(1)")
+    first = len(asked)
+    assert first >= 40
+    _run_cells(s, ns, "lib.register(2)", "lib.register(3)")
+    assert set(asked[first:]) == {"mine"}  # the one candidate that is no library object, before and after
+    assert ws.load("mine").items == [1, 2, 3]
+    s.close()
+
+
+def test_a_name_that_no_longer_holds_the_library_s_object_is_a_candidate_again(ws, ownlib):
+    """The shortcut holds only while the name holds that object and the module still binds it: a value
+    of the same name that the library changes through its own state is still committed."""
+    ns = session_namespace()
+    s = NamespaceSession(ws, ns, kind="test")
+    _run_cells(s, ns, f"from {ownlib} import *\nimport {ownlib} as lib", "lib.register", "lib.aim(REG)",
+               "lib.register(1)")  # the library's own REG: recorded by name
+    out = _run_cells(s, ns, "REG = lib.Registry()", "lib.aim(REG)", "lib.register(2)", "lib.register(3)")
+    assert "REG" in out[-1].changes.unnamed
+    assert ws.load("REG").items == [2, 3]
+    # the module rebinds its attribute: the name holds the same object, no longer the library's own
+    _run_cells(s, ns, "OBJ5.items.append(0)")
+    out = _run_cells(s, ns, "lib.OBJ5 = None", "lib.aim(OBJ5)", "lib.register(4)")
+    assert "OBJ5" in out[-1].changes.unnamed
+    assert ws.load("OBJ5").items == [0, 4]
+    s.close()
+
+
+SKLEARN = """
+    import numpy as np
+    from sklearn import metrics
+    from sklearn.ensemble import RandomForestClassifier
+    X = np.arange(40.0).reshape(20, 2)
+    y = np.arange(20) % 2
+    model = RandomForestClassifier(n_estimators=5, random_state=0).fit(X, y)
+    pred = model.predict(X)
+"""
+
+
+def test_a_fitted_model_is_not_fingerprinted_by_every_cell_that_calls_sklearn(ws):
+    """05.08-Random-Forests: `metrics.classification_report(...)` made the forest of 1,000 trees a
+    candidate, pickled before and after the cell (120 ms); scikit-learn holds no estimator of its own."""
+    pytest.importorskip("sklearn")
+    ns = session_namespace()
+    s = NamespaceSession(ws, ns, kind="test")
+    _run_cells(s, ns, SKLEARN)
+    before = s.unnamed.fingerprinted
+    out = _run_cells(s, ns, "report = metrics.classification_report(y, pred)", "acc = metrics.accuracy_score(y, pred)")
+    assert s.unnamed.fingerprinted == before and out[-1].changes.unnamed == set()
+    # changed by name, it is committed as ever
+    _run_cells(s, ns, "model.set_params(n_estimators=7)")
+    assert ws.load("model").n_estimators == 7
+    s.close()
+
+
+def test_scikit_learn_objects_that_hold_a_figure_are_still_checked(ws):
+    """Only estimators are left out: a display object holds matplotlib axes, which pyplot draws into
+    without the cell naming it."""
+    pytest.importorskip("sklearn")
+    pytest.importorskip("matplotlib")
+    ns = session_namespace()
+    s = NamespaceSession(ws, ns, kind="test")
+    _run_cells(s, ns, PYPLOT, SKLEARN, """
+        from sklearn.metrics import ConfusionMatrixDisplay
+        disp = ConfusionMatrixDisplay(metrics.confusion_matrix(y, pred)).plot()
+    """)
+    out = _run_cells(s, ns, """
+        acc = metrics.accuracy_score(y, pred)
+        plt.title("accuracy")   # into disp.ax_, the current axes
+    """)
+    assert "disp" in out[0].changes.unnamed
+    assert ws.load("disp").ax_.get_title() == "accuracy"
+    s.close()
+
+
+def test_what_its_module_binds_by_name_is_not_fingerprinted_but_a_look_alike_is(ws, ownlib):
+    """After `from pylab import *`, numpy.linalg's and numpy.fft's 47 functions (array-function dispatchers,
+    no Python functions, bound under other names than pylab's) were fingerprinted after every cell that
+    used numpy, though each pickles as a reference. An object that only carries a function's module and
+    name (a class-based decorator's instance) pickles by value, and is still checked."""
+    pytest.importorskip("numpy")
+    ns = session_namespace()
+    s = NamespaceSession(ws, ns, kind="test")
+    _run_cells(s, ns, f"import numpy as np\nfrom numpy.linalg import *\nimport {ownlib} as lib\n"
+               "from numpy.fft import fft as transform\nmine = lib.other_square()\nreg = lib.Registry()",
+               "lib.aim(reg)", "lib.register(1)", "n = np.sum([1, 2])")
+    before = s.unnamed.fingerprinted
+    _run_cells(s, ns, "m = np.sum([3, 4])", "lib.register(2)")
+    # `reg` and `mine`, after the cell that used lib; not the linalg functions after both cells
+    assert s.unnamed.fingerprinted - before == 2
+    out = _run_cells(s, ns, "lib.aim(mine)", "lib.call(3)")
+    assert "mine" in out[-1].changes.unnamed
+    assert ws.load("mine").seen == [3]
+    # the module's own `square` under another name: bound by its module, but an instance, pickled by value
+    out = _run_cells(s, ns, f"from {ownlib} import square as sq", "lib.aim(lib.square)", "lib.call(4)")
+    assert "sq" in out[-1].changes.unnamed
+    assert ws.load("sq").seen == [4]
+    s.close()

@@ -20,8 +20,10 @@ list of an object a variable ``r`` holds. This module finds those, cheaply:
   with, sends a value to the commit, which serializes it as usual.
 
 Not seen: a value of another package than the ones the cell used (a
-library changing an object of another library it was never given), and
-values whose pickle does not show the change (state pickled by reference,
+library changing an object of another library it was never given); values
+of a library that keeps none in its own state (arrays, frames,
+scikit-learn's estimators: see ``_package_of``), which it changes only when
+given them by name or through a value sharing them; and values whose pickle does not show the change (state pickled by reference,
 such as a class's attributes or a module's globals; matplotlib's callback
 registries, which are left out because pickling one changes it).
 """
@@ -70,25 +72,39 @@ def _element_types(value: Any) -> Iterable[type]:
 
 
 _packages: dict[type, str] = {}  # type -> its top-level package, "" for passive data (see _package_of)
-_packages_made_with: list[bool] = [False, False]  # whether numpy, pandas were loaded when it was filled
+_packages_made_with: list[bool] = [False, False, False]  # whether numpy, pandas, sklearn were loaded when filled
 
 
 def _package_of(t: type) -> str:
     """The top-level package of ``t`` as a place a library can change values from: "" for arrays,
     frames and their scalars, data that numpy and pandas never keep in their own state (so a library
-    cannot change one the cell did not name; a view of one is an alias, found by name). Without this,
-    every cell that calls ``np.`` anything would fingerprint every array it did not name."""
+    cannot change one the cell did not name; a view of one is an alias, found by name), and for
+    scikit-learn's estimators (see _passive_estimator). Without this, every cell that calls ``np.``
+    anything would fingerprint every array it did not name."""
     np, pd = sys.modules.get("numpy"), sys.modules.get("pandas")
-    loaded = [np is not None, pd is not None]
-    if loaded != _packages_made_with:  # a type cached before numpy or pandas came may be theirs
+    estimator = getattr(sys.modules.get("sklearn.base"), "BaseEstimator", None)
+    loaded = [np is not None, pd is not None, estimator is not None]
+    if loaded != _packages_made_with:  # a type cached before numpy, pandas or scikit-learn came may be theirs
         _packages.clear()
         _packages_made_with[:] = loaded
     top = _packages.get(t)
     if top is None:
         kinds: tuple[type, ...] = ((np.ndarray, np.generic) if np is not None else ()) + (
             (pd.DataFrame, pd.Series, pd.Index) if pd is not None else ())
-        top = _packages[t] = "" if kinds and issubclass(t, kinds) else _top(t.__module__)
+        top = _top(t.__module__)
+        if kinds and issubclass(t, kinds) or _passive_estimator(t, top, estimator):
+            top = ""
+        _packages[t] = top
     return top
+
+
+def _passive_estimator(t: type, top: str, estimator: type | None) -> bool:
+    """scikit-learn's own estimators: it keeps none in its own state (no registry, no current model), so
+    one changes only through a call that names it (``model.fit``) or a value sharing it (a pipeline).
+    Without this, every cell that calls ``sklearn.metrics`` fingerprinted every fitted model it did not
+    name (a forest of 1,000 trees: 60 ms, before and after the cell). Its other objects (a display that
+    holds a figure) stay candidates."""
+    return estimator is not None and top == "sklearn" and issubclass(t, estimator)
 
 
 def value_packages(value: Any) -> set[str]:
@@ -237,6 +253,24 @@ def _in_closed_figures(value: Any, open_at_start: set[int]) -> bool:
     return all(_in_closed_figure(x, artist, open_at_start) for x in items)
 
 
+def _bound_by_its_module(value: Any) -> tuple[dict[str, Any], str] | None:
+    """(its module's __dict__, its name there) for a value its own module binds under its ``__qualname__``
+    and that pickles as that reference (its ``__reduce_ex__`` gives a name: numpy's array-function
+    dispatchers, which are no Python functions), so its fingerprint cannot change while the module
+    binds it. None: anything else (an object that merely looks like a function it wraps pickles by value)."""
+    try:  # (a proxy's __getattr__ may raise anything)
+        module, name = getattr(value, "__module__", None), getattr(value, "__qualname__", None)
+        if not isinstance(module, str) or not isinstance(name, str):
+            return None
+        found = getattr(sys.modules.get(module), "__dict__", None)
+        if not isinstance(found, dict) or found.get(name, _MISSING) is not value:
+            return None
+        by_name = isinstance(value.__reduce_ex__(5), str)
+    except Exception:
+        return None
+    return (found, name) if by_name else None
+
+
 class UnnamedChanges:
     """Fingerprints of a session's candidate values, kept between cells.
 
@@ -250,6 +284,11 @@ class UnnamedChanges:
         self.fingerprinted = 0  # groups fingerprinted so far (what the cost test counts)
         # ids of pyplot's open figures when the running cell started (see cell_starts)
         self._open_at_start: set[int] | None = None
+        # name -> (the library's own object it held, that module's __dict__, the name it has there): no
+        # candidate while the name still holds it and the module still binds it (`from pylab import *`
+        # binds ~900 of them, which every cell that used numpy looked up in their modules again, before
+        # and after it)
+        self._own: dict[str, tuple[Any, dict[str, Any], str]] = {}
 
     def cell_starts(self) -> None:
         """Note which figures are open as a cell starts: artists of the others are no candidates."""
@@ -265,15 +304,28 @@ class UnnamedChanges:
             return []
         out = []
         closed = self._open_at_start if "matplotlib" in packages else None
+        own = self._own
         for n in names:
             v = namespace.get(n)
-            if v is None or isinstance(v, (types.ModuleType, type, types.FunctionType)):
+            # numbers, strings and builtins are no library's (value_packages would say so, slower: after
+            # `from pylab import *` hundreds of names hold them, looked at before and after every cell)
+            if type(v) in _ATOMS or isinstance(v, (types.ModuleType, type, types.FunctionType,
+                                                   types.BuiltinFunctionType)):
                 continue
+            mine = own.get(n)
+            if mine is not None and mine[0] is v and mine[1].get(mine[2], _MISSING) is v:
+                continue  # still the library's own object, as its module still says
             if not value_packages(v).isdisjoint(packages):
                 if closed is not None and _in_closed_figures(v, closed):
                     continue
-                if library_module_of(n, v) is not None:
-                    continue  # the library's own object (pylab's rcParams): committed by name, never by value
+                library = library_module_of(n, v)
+                if library is not None:  # the library's own object (pylab's rcParams): committed by name
+                    own[n] = (v, sys.modules[library].__dict__, n)
+                    continue
+                where = _bound_by_its_module(v)
+                if where is not None:  # numpy.linalg's `cholesky`, a dispatcher: pickles as that reference
+                    own[n] = (v, *where)
+                    continue
                 out.append(n)
         return out
 
@@ -319,9 +371,11 @@ class UnnamedChanges:
         """Drop fingerprints of values no longer held (they would keep the old objects alive)."""
         for key in [k for k in self._prints if self._valid(k, namespace) is None]:
             del self._prints[key]
+        for n in [n for n, (v, _, _) in self._own.items() if namespace.get(n, _MISSING) is not v]:
+            del self._own[n]
 
     def clear(self) -> None:
-        self._prints.clear()
+        self._prints.clear()  # (the library objects' verdicts are checked on use: kept)
 
 
 _MISSING = object()
