@@ -248,3 +248,28 @@ def test_cells_that_only_read_values_a_fresh_kernel_checked_out_commit_nothing(t
             assert again.value(f"{expr}") == want, expr
     finally:
         again.shutdown()
+
+
+def test_a_background_session_settles_reads_of_checked_out_values_before_their_hash(ws):
+    """The same in one process: a session that commits in the background (as a kernel does) checks out
+    a figure and a list of lists into a fresh namespace; reads of them commit nothing, changes commit."""
+    from txgit import Workspace
+
+    s = NamespaceSession(ws, session_namespace(), kind="test")
+    _run(s, _RESTORED)
+    s.close()
+    fresh = NamespaceSession(Workspace(ws.root), session_namespace(), kind="test")
+    fresh.background = True
+    fresh.checkout("main")
+    head = ws.head().id
+    for code in ["len(ax.lines)", "ax.get_title()", "len(nested)", "len(ax.lines)", "nested[3]"]:
+        _run(fresh, code)
+        fresh.flush()
+        assert ws.head().id == head, f"a read committed: {code}"
+    for code in ["ax.set_title('t')", "nested[0].append('z')"]:
+        _run(fresh, code)
+        fresh.flush()
+        assert ws.head().id != head, f"a change not committed: {code}"
+        head = ws.head().id
+    assert ws.load("ax").get_title() == "t" and ws.load("nested")[0][-1] == "z"
+    fresh.close()
