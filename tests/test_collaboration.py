@@ -711,3 +711,63 @@ def test_a_conflict_resolved_beside_quiet_cells_takes_the_style_only_theirs_chan
         alice.shutdown()
         if bob is not None:
             bob.shutdown()
+
+
+_VALUES = _PLOTS + """import pandas as pd
+df = pd.DataFrame({"a": np.arange(1000.0)})
+fig, ax = plt.subplots()
+ax.plot(df["a"])
+rows = list(range(1000))
+columns = {"x": np.arange(100_000.0), "y": np.ones(100_000)}
+nested = [[i, str(i)] for i in range(20_000)]
+"""
+_READS = ["print(len(ax.lines))", "ax.get_title()", "df['a'].sum()", "len(rows)", "columns['x'].mean()",
+          "len(nested), nested[5]"]
+
+
+def test_cells_that_only_read_what_a_pull_or_merge_brought_into_a_live_kernel_commit_nothing(tmp_path, run_txgit):
+    """Values a fast-forward pull or a merge loads into Bob's live kernel (a figure, a frame, a list, a
+    dict of arrays, a list of lists) are re-pickled there to other bytes than the committed ones, hashed
+    in the background: cells that only read them commit nothing, and one that changes them commits."""
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, _AGG)
+    bob = None
+
+    def reads_commit_nothing(user: User) -> None:
+        before = user.commits()
+        for code in _READS:
+            user.cell(code)
+            assert user.commits() == before, f"a read committed: {code}"
+
+    try:
+        alice.cell(_VALUES)
+        alice.tx("remote", "add", "origin", str(tmp_path / "team.git"), "--trusted")
+        alice.tx("push")
+        alice.tx("clone", str(tmp_path / "team.git"), str(tmp_path / "bob"), "--trusted")
+        bob = User("bob", Workspace(tmp_path / "bob"), run_txgit, _AGG)
+        bob.cell("%txgit checkout main")
+        reads_commit_nothing(bob)
+
+        alice.cell("ax.set_title('alice')\nrows.append(-1)\ndf.loc[0, 'a'] = -1.0")
+        alice.tx("push")
+        assert "Fast-forward main" in bob.tx("pull").stdout
+        reads_commit_nothing(bob)
+        before = bob.commits()
+        bob.cell("rows.append(-2)")
+        assert bob.commits() == before + 1
+
+        bob.tx("push")
+        alice.tx("pull")
+        alice.cell("nested[1].append('a')\ncolumns['x'][1] = -1.0")
+        alice.tx("push")
+        bob.cell("df.loc[1, 'a'] = 5.0")
+        assert "Merged origin/main into main" in bob.tx("pull").stdout
+        reads_commit_nothing(bob)
+        before = bob.commits()
+        bob.cell("ax.set_title('bob')")
+        assert bob.commits() == before + 1
+        assert bob.ws.load("ax").get_title() == "bob" and bob.ws.load("nested")[1][-1] == "a"
+        assert (bob.ws.load("columns")["x"][1], bob.ws.load("df")["a"][1]) == (-1.0, 5.0)
+    finally:
+        alice.shutdown()
+        if bob is not None:
+            bob.shutdown()

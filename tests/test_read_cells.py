@@ -186,3 +186,90 @@ def test_a_value_held_for_its_token_is_let_go_when_the_cell_fails(ws):
     gc.collect()
     assert ref() is None
     s.close()
+
+
+_RESTORED = """
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np, pandas as pd
+df = pd.DataFrame({"a": np.arange(1000.0)})
+fig, ax = plt.subplots()
+ax.plot(df["a"])
+rows = list(range(1000))
+columns = {"x": np.arange(100_000.0), "y": np.ones(100_000)}
+nested = [[i, str(i)] for i in range(20_000)]
+"""
+
+
+@pytest.mark.timeout(300)
+def test_cells_that_only_read_values_a_fresh_kernel_checked_out_commit_nothing(tmp_path):
+    """A figure of 1,000 points, re-pickled after a checkout, pickles to other bytes than the committed
+    ones (its restored strings are interned otherwise); big enough to be hashed in the background, its
+    group had no id yet when the cell was settled, so every read of `ax` committed the same state again
+    (only the origins in meta.json differed). Reads commit nothing; a change to each value still does,
+    and a fresh kernel gets it back."""
+    from kernelutil import Kernel
+
+    from txgit import Workspace
+
+    ws = Workspace.init(tmp_path / "proj")
+    env = {"MPLBACKEND": "Agg"}
+    k = Kernel(ws.root, env=env)
+    try:
+        k.ok("%load_ext txgit")
+        k.ok(_RESTORED)
+    finally:
+        k.shutdown()
+    reads = ["print(len(ax.lines))", "ax.get_title()", "df['a'].sum()",
+             "len(rows)", "columns['x'].mean()", "len(nested), nested[5]"]
+    changes = [("ax.set_title('t')", "ax.get_title()", "t"), ("df.loc[0, 'a'] = -1.0", "float(df.loc[0, 'a'])", -1.0),
+               ("rows.append(-1)", "rows[-1]", -1), ("columns['x'][0] = -1.0", "float(columns['x'][0])", -1.0),
+               ("nested[0].append('z')", "nested[0][-1]", "z")]
+    fresh = Kernel(ws.root, env=env)
+    try:
+        fresh.ok("%load_ext txgit")
+        fresh.ok("%txgit checkout main")
+        head = ws.head().id
+        for code in reads * 2:
+            fresh.ok(code)
+            assert ws.head().id == head, f"a read committed: {code}"
+        for code, _, _ in changes:
+            fresh.ok(code)
+            assert ws.head().id != head, f"a change not committed: {code}"
+            head = ws.head().id
+    finally:
+        fresh.shutdown()
+    again = Kernel(ws.root, env=env)
+    try:
+        again.ok("%load_ext txgit")
+        again.ok("%txgit checkout main")
+        for _, expr, want in changes:
+            assert again.value(f"{expr}") == want, expr
+    finally:
+        again.shutdown()
+
+
+def test_a_background_session_settles_reads_of_checked_out_values_before_their_hash(ws):
+    """The same in one process: a session that commits in the background (as a kernel does) checks out
+    a figure and a list of lists into a fresh namespace; reads of them commit nothing, changes commit."""
+    from txgit import Workspace
+
+    s = NamespaceSession(ws, session_namespace(), kind="test")
+    _run(s, _RESTORED)
+    s.close()
+    fresh = NamespaceSession(Workspace(ws.root), session_namespace(), kind="test")
+    fresh.background = True
+    fresh.checkout("main")
+    head = ws.head().id
+    for code in ["len(ax.lines)", "ax.get_title()", "len(nested)", "len(ax.lines)", "nested[3]"]:
+        _run(fresh, code)
+        fresh.flush()
+        assert ws.head().id == head, f"a read committed: {code}"
+    for code in ["ax.set_title('t')", "nested[0].append('z')"]:
+        _run(fresh, code)
+        fresh.flush()
+        assert ws.head().id != head, f"a change not committed: {code}"
+        head = ws.head().id
+    assert ws.load("ax").get_title() == "t" and ws.load("nested")[0][-1] == "z"
+    fresh.close()

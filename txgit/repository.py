@@ -454,8 +454,8 @@ class Repository:
         carried = [k for k in ([n for n in m if n in kept] for m in (base.deferred_members if base else [])) if k]
         snap = snapshot(namespace, sorted(redo), cache=self.stream_cache, defer=defer, known_shared=known_shared,
                         sink=sink)
-        if not snap.deferred:
-            self.restored_groups.apply(snap)
+        # (deferred groups too: their streams' fingerprints may be those of a restored value's re-serialization)
+        self.restored_groups.apply(snap)
         if snap.reused and self.store.missing(snap.reused):  # the store lost chunks (gc, by hand)
             self.stream_cache.clear()
             self.restored_groups.clear()

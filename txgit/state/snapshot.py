@@ -481,6 +481,9 @@ class RestoredGroups:
     def __init__(self, limit: int = 4096) -> None:
         self.limit = limit
         self._map: OrderedDict[str, tuple[GroupRecord, dict[str, VarRecord]]] = OrderedDict()
+        # fingerprint -> chunk names of the large streams of those serializations (never stored): a
+        # snapshot that defers hashing them (a kernel's background commit) gets its group's id from these
+        self._streams: OrderedDict[Fingerprint, list[str]] = OrderedDict()
 
     def note(self, namespace: Mapping[str, Any], names: Iterable[str], records: Mapping[str, VarRecord],
              groups: Mapping[str, GroupRecord], cache: StreamCache | None = None,
@@ -502,36 +505,69 @@ class RestoredGroups:
                 continue
             cid = committed.pop()
             old = groups.get(cid)
-            if old is None or gid == cid or sorted(old.names) != sorted(rec.names):
+            if old is None or sorted(old.names) != sorted(rec.names):
+                continue
+            if gid == cid:
+                # pickled to the committed bytes, whose chunks the store holds: the cache may know them
+                # now, or the next snapshot of this value hashes it afresh (in a kernel: with no group
+                # id when its cell is settled, a change as far as the session can tell)
+                if cache is not None:
+                    chunks = set(rec.chunk_names())
+                    cache.update({k: v for k, v in snap.fingerprints.items() if chunks.issuperset(v)})
                 continue
             self._map[gid] = (old, {n: records[n] for n in rec.names})
             self._map.move_to_end(gid)
+            chunks = set(rec.chunk_names())
+            for key, names in snap.fingerprints.items():
+                if chunks.issuperset(names):
+                    self._streams[key] = names
+                    self._streams.move_to_end(key)
         while len(self._map) > self.limit:
             self._map.popitem(last=False)
+        while len(self._streams) > self.limit:
+            self._streams.popitem(last=False)
 
     def apply(self, snap: Snapshot) -> bool:
         """Replace groups of ``snap`` that are known re-serializations by the committed ones (True: any)."""
         if not self._map:
             return False
         hits = {gid: self._map[gid] for gid in snap.groups if gid in self._map}
+        for d in list(snap.deferred):
+            gid = self._deferred_id(d)
+            if gid is not None and gid in self._map:
+                snap.deferred.remove(d)
+                hits[gid] = self._map[gid]
         if not hits:
             return False
         for gid, (old, records) in hits.items():
-            del snap.groups[gid]
+            snap.groups.pop(gid, None)  # (a deferred one is in no group yet)
             snap.groups[old.id] = old
             snap.reused.update(old.chunk_names())
             for n in old.names:
                 snap.variables[n] = records[n]
         # chunks only the replaced serializations had are not stored (nor cached as stored)
         needed = {c for g in snap.groups.values() for c in g.chunk_names()}
+        needed.update(c for d in snap.deferred for st in d.streams for c in st.chunks)  # those still to hash
         for c in [c for c in snap.chunks if c not in needed]:
             del snap.chunks[c]
         snap.fingerprints = {k: v for k, v in snap.fingerprints.items() if needed.issuperset(v)}
         snap.reused &= needed
         return True
 
+    def _deferred_id(self, d: _DeferredGroup) -> str | None:
+        """The id a deferred group will get once hashed, if each of its unhashed streams is a noted one."""
+        streams = list(d.streams)
+        for i in d.copies:
+            key = d.keys.get(i)
+            names = self._streams.get(key) if key is not None else None
+            if names is None:
+                return None
+            streams[i] = StreamRecord(streams[i].size, list(names))
+        return GroupRecord(names=d.names, streams=streams).id
+
     def clear(self) -> None:
         self._map.clear()
+        self._streams.clear()
 
     def __len__(self) -> int:
         return len(self._map)
