@@ -219,3 +219,34 @@ def test_numpys_generator_is_copied_again_only_when_it_moved(numpy_copies):
     assert st["has_gauss"] == 0
     moved_and_put_back(lambda: np.random.set_state(dict(st, has_gauss=1, gauss=0.25)))
     moved_and_put_back(lambda: np.random.seed(7))
+
+
+def test_a_frame_is_described_reading_its_dtypes_once_and_a_series_without_columns():
+    """Each value a commit saves is described (its pointer file's summary); a DataFrame's ``dtypes``
+    builds a new Series (~15 us) and was built twice, and a Series was asked for ``columns``, which
+    pandas answers by searching its index. The descriptions stay the same."""
+    import numpy as np
+
+    from txgit.state.summary import describe
+
+    reads: list[str] = []
+
+    class Frame(pd.DataFrame):
+        @property
+        def dtypes(self):
+            reads.append("dtypes")
+            return super().dtypes
+
+    class Series(pd.Series):
+        def __getattr__(self, name):
+            reads.append(name)
+            return super().__getattr__(name)
+
+    frame = Frame(np.zeros((3, 2)), columns=pd.MultiIndex.from_product([["a"], ["x", "y"]]))
+    assert describe(frame) == ("Frame 3x2", {"shape": [3, 2], "columns": ["('a', 'x')", "('a', 'y')"],
+                                             "dtypes": ["float64", "float64"]})
+    assert reads == ["dtypes"]
+    reads.clear()
+    series = Series(np.arange(4), index=pd.MultiIndex.from_product([["a", "b"], [1, 2]]), name="n")
+    assert describe(series) == ("Series 4 int64", {"shape": [4], "dtype": "int64", "name": "n"})
+    assert "columns" not in reads
