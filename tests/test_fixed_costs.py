@@ -160,3 +160,93 @@ def test_a_generator_a_failed_cell_drew_from_is_put_back_after_quiet_cells(ws):
     except ValueError as e:
         s.after_cell(error=e)
     assert random.getstate() == where and "z" not in ns
+
+
+@pytest.fixture
+def numpy_copies(monkeypatch):
+    """Counts the full copies of numpy's global generator (``get_state``, 624 words: ~40-60 us each)."""
+    from txgit.state import libstate
+
+    count = [0]
+    real = libstate._numpy_full_state
+
+    def counting(gen):
+        count[0] += 1
+        return real(gen)
+
+    monkeypatch.setattr(libstate, "_numpy_full_state", counting)
+    return count
+
+
+def test_numpys_generator_is_copied_again_only_when_it_moved(numpy_copies):
+    """The rollback's mark and the commit's position read numpy's global generator each cell; a quiet
+    cell's reads share one copy (words, position and cached normal read in place), and every move is
+    still seen: draws, a cached normal drawn without moving the words, set_state adding one to
+    unchanged words, reseeding."""
+    import numpy as np
+
+    from txgit.state import libstate
+
+    np.random.rand()
+    state = libstate.LibraryState()
+    state.mark()
+    first = state.positions()[libstate.NUMPY_RANDOM]
+    copies = numpy_copies[0]
+    for _ in range(5):
+        state.mark()
+        assert state.positions()[libstate.NUMPY_RANDOM] == first
+        assert state.rewind() == []
+    assert numpy_copies[0] == copies  # nothing moved: no copy
+
+    def moved_and_put_back(move) -> None:
+        state.mark()
+        before = np.random.get_state(legacy=False)
+        text = state.positions()[libstate.NUMPY_RANDOM]
+        move()
+        assert state.positions()[libstate.NUMPY_RANDOM] != text
+        assert state.rewind() == [libstate.NUMPY_RANDOM]
+        after = np.random.get_state(legacy=False)
+        assert (after["state"]["key"] == before["state"]["key"]).all()
+        assert [after["state"]["pos"], after["has_gauss"], after["gauss"]] == [
+            before["state"]["pos"], before["has_gauss"], before["gauss"]]
+
+    moved_and_put_back(np.random.rand)
+    np.random.standard_normal()  # draws two normals, caches one
+    assert np.random.get_state(legacy=False)["has_gauss"] == 1
+    moved_and_put_back(np.random.standard_normal)  # takes the cached one: the words do not move
+    np.random.standard_normal()  # the cached one drawn: none left
+    st = np.random.get_state(legacy=False)
+    assert st["has_gauss"] == 0
+    moved_and_put_back(lambda: np.random.set_state(dict(st, has_gauss=1, gauss=0.25)))
+    moved_and_put_back(lambda: np.random.seed(7))
+
+
+def test_a_frame_is_described_reading_its_dtypes_once_and_a_series_without_columns():
+    """Each value a commit saves is described (its pointer file's summary); a DataFrame's ``dtypes``
+    builds a new Series (~15 us) and was built twice, and a Series was asked for ``columns``, which
+    pandas answers by searching its index. The descriptions stay the same."""
+    import numpy as np
+
+    from txgit.state.summary import describe
+
+    reads: list[str] = []
+
+    class Frame(pd.DataFrame):
+        @property
+        def dtypes(self):
+            reads.append("dtypes")
+            return super().dtypes
+
+    class Series(pd.Series):
+        def __getattr__(self, name):
+            reads.append(name)
+            return super().__getattr__(name)
+
+    frame = Frame(np.zeros((3, 2)), columns=pd.MultiIndex.from_product([["a"], ["x", "y"]]))
+    assert describe(frame) == ("Frame 3x2", {"shape": [3, 2], "columns": ["('a', 'x')", "('a', 'y')"],
+                                             "dtypes": ["float64", "float64"]})
+    assert reads == ["dtypes"]
+    reads.clear()
+    series = Series(np.arange(4), index=pd.MultiIndex.from_product([["a", "b"], [1, 2]]), name="n")
+    assert describe(series) == ("Series 4 int64", {"shape": [4], "dtype": "int64", "name": "n"})
+    assert "columns" not in reads

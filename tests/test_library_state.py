@@ -198,6 +198,28 @@ def test_a_failed_cell_puts_the_global_generators_back_where_they_were_before_it
         k.shutdown()
 
 
+
+def test_a_failed_cell_that_only_draws_numpys_cached_normal_is_put_back(tmp_path):
+    """numpy's generator is read in place while it does not move; drawing its cached normal leaves its
+    words as they are, and the rollback must still see that it moved and give the normal back."""
+    pytest.importorskip("numpy")
+    ws = Workspace.init(tmp_path / "ws")
+    k = Kernel(ws.root)
+    try:
+        k.ok("%load_ext txgit")
+        k.ok("import numpy as np\nnp.random.seed(3)\nx = 1")
+        k.ok("print(np.random.standard_normal())")  # one normal drawn, its pair cached
+        k.ok("y = 2")
+        cached = "(np.random.get_state()[3], np.random.get_state()[4])"
+        before = k.value(cached)
+        assert before[0] == 1
+        r = k.run("z = np.random.standard_normal()\nraise ValueError('boom')")
+        assert r.status != "ok"
+        assert "numpy.random generator" in r.stderr, r.stderr
+        assert k.value(cached) == before
+    finally:
+        k.shutdown()
+
 # A library's registry (as matplotlib's `colormaps`) holding functools.partial objects: a partial makes
 # its `__dict__` when first asked for it, so a walk over it leaves a mark in the library's objects.
 REGISTRY = '''

@@ -83,6 +83,30 @@ def test_rng_probe_does_not_import_numpy_random_and_sees_it_once_imported():
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
 
 
+def test_numpy_rng_digest_sees_a_cached_normal_set_on_unchanged_words():
+    """``set_state`` can give the generator a cached normal without moving its words: the next normal
+    drawn is then that one, so the digest must change (its cached normal is read in place too)."""
+    code = (
+        "import numpy as np, blake3\n"
+        "from txgit.sessions.operations import rng_states\n"
+        "def full():\n"
+        "    st = np.random.get_state(); h = blake3.blake3(st[1].tobytes()); h.update(repr(st[2:]).encode())\n"
+        "    return h.hexdigest()[:32]\n"
+        "np.random.seed(0)\n"
+        "a = rng_states()['numpy']\n"
+        "assert a == rng_states()['numpy'] == full()\n"
+        "st = np.random.get_state()\n"
+        "np.random.set_state(st[:3] + (1, 0.25))\n"
+        "b = rng_states()['numpy']\n"
+        "assert b != a and b == full(), (a, b, full())\n"
+        "np.random.set_state(st)\n"
+        "assert rng_states()['numpy'] == a\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
 def test_numpy_rng_digest_read_in_place_sees_every_draw():
     """The global generator's digest is read from its words in place when they did not move (issue 17:
     ``get_state()`` twice per cell cost ~120 us); it must still change with every draw, a cached normal

@@ -225,33 +225,26 @@ def rng_states() -> dict[str, str]:
     return out
 
 
-_MT_STATE_BYTES = 624 * 4 + 4  # numpy's mt19937_state: uint32 key[624], int pos
-# (the legacy global generator, the bytes of its MT19937 state, their digest) when it held no cached normal
-_numpy_rng_known: tuple[Any, bytes, str] | None = None
+# (numpy's state as libstate.numpy_random_state last gave it, its digest)
+_numpy_rng_known: tuple[Any, str] | None = None
 
 
 def _numpy_rng_digest(rand: Any) -> str:
     """The digest of numpy's legacy global generator's state (its words, position and cached normal).
 
-    ``get_state()`` copies the 624 words into a new array (~60 us, twice per cell); reading them in
-    place costs ~1 us, and equal words with no cached normal are the same state: a cached normal is
-    filled by drawing, which moves the words, and only ``set_state`` could add one to unchanged words.
-    A state holding a cached normal is read in full, since drawing it leaves the words as they are."""
+    ``get_state()`` copies the 624 words into a new array (~60 us, twice per cell); libstate reads
+    them and the cached normal in place, and hands out the same copy while none moved, whose digest
+    is then the one made last."""
     global _numpy_rng_known
-    try:
-        import ctypes
-
-        words: bytes | None = ctypes.string_at(rand._bit_generator.ctypes.state_address, _MT_STATE_BYTES)
-    except Exception:  # not an MT19937 underneath: read in full each time
-        words = None
+    st = libstate.numpy_random_state(rand)
     known = _numpy_rng_known
-    if words is not None and known is not None and known[0] is rand and known[1] == words:
-        return known[2]
-    st = rand.get_state()
-    h = blake3.blake3(st[1].tobytes())
-    h.update(repr(st[2:]).encode())
+    if known is not None and known[0] is st:
+        return known[1]
+    h = blake3.blake3(st["state"]["key"].tobytes())
+    # as the legacy tuple's (pos, has_gauss, cached_gaussian) print, so digests match earlier records
+    h.update(repr((st["state"]["pos"], st["has_gauss"], st["gauss"])).encode())
     digest = h.hexdigest()[:32]
-    _numpy_rng_known = (rand, words, digest) if words is not None and not st[3] else None
+    _numpy_rng_known = (st, digest)
     return digest
 
 

@@ -126,6 +126,90 @@ def python_random_state(rnd: Any) -> Any:
     return state
 
 
+# numpy's legacy generator likewise: ``get_state`` copies its 624 words into a new array (~40-60 us;
+# the rollback's mark and the commit's position read it every cell). Its MT19937 words and position
+# are read in place (the bit generator's public ``ctypes.state_address``), and so is its cached normal
+# (``has_gauss``, ``gauss``: a field of the RandomState object, drawn without moving the words), whose
+# offset is found once per process on a private RandomState and checked against ``get_state``.
+_MT_STATE_BYTES = 4 * _MT_WORDS + 4  # numpy's mt19937_state: uint32 key[624], int pos
+_numpy_cached_normal_at: int | None = None  # offset of (int has_gauss, double gauss) in a RandomState
+_numpy_layout_known: bool | None = None  # None: not checked yet; False: another layout, always copied
+_numpy_known: tuple[Any, Any, bytes, Any] | None = None  # (generator, bit generator, bytes, get_state())
+
+
+def _numpy_full_state(gen: Any) -> Any:
+    return gen.get_state(legacy=False)
+
+
+def _numpy_check_layout(cls: type) -> bool:
+    """Find and check where a RandomState keeps its cached normal, and that its MT19937 words are
+    where ``ctypes.state_address`` says: on private generators, never the user's."""
+    global _numpy_cached_normal_at
+    probe = cls(12345)
+    probe.standard_normal()  # two normals drawn, one cached
+    st = probe.get_state(legacy=False)
+    size = cls.__basicsize__
+    mem = ctypes.string_at(id(probe), size)
+    wanted = struct.pack("=d", st["gauss"])
+    found = [at for at in range(8, size - 7, 8) if mem[at:at + 8] == wanted]
+    if st["has_gauss"] != 1 or len(found) != 1:
+        return False
+    at = found[0] - 8  # C layout: int has_gauss, padding, double gauss
+
+    for has_gauss, gauss in ((1, 0.25), (0, 0.0)):
+        probe.set_state(dict(st, has_gauss=has_gauss, gauss=gauss))
+        if _numpy_cached_normal(probe, at) != struct.pack("=i", has_gauss) + struct.pack("=d", gauss):
+            return False
+    probe.random_sample()
+    st = probe.get_state(legacy=False)
+    words = ctypes.string_at(probe._bit_generator.ctypes.state_address, _MT_STATE_BYTES)
+    if words != struct.pack(f"={_MT_WORDS}Ii", *(int(w) for w in st["state"]["key"]), st["state"]["pos"]):
+        return False
+    _numpy_cached_normal_at = at
+    return True
+
+
+def _numpy_cached_normal(gen: Any, at: int) -> bytes:
+    """``has_gauss`` and ``gauss`` as they are in memory (not the padding between them)."""
+    return ctypes.string_at(id(gen) + at, 4) + ctypes.string_at(id(gen) + at + 8, 8)
+
+
+def _numpy_in_place(gen: Any) -> bytes | None:
+    """numpy's legacy generator's words, position and cached normal read in place; None where that is not
+    known to be right (a subclass, another bit generator, another numpy's layout)."""
+    global _numpy_layout_known
+    mtrand = sys.modules.get("numpy.random.mtrand")
+    bitgen = getattr(gen, "_bit_generator", None)
+    if _numpy_layout_known is False or mtrand is None or type(gen) is not mtrand.RandomState or \
+            type(bitgen).__name__ != "MT19937" or type(bitgen).__module__ != "numpy.random._mt19937":
+        return None
+    if _numpy_layout_known is None:
+        try:
+            _numpy_layout_known = _numpy_check_layout(type(gen))
+        except Exception:
+            _numpy_layout_known = False
+        if not _numpy_layout_known:
+            return None
+    at = _numpy_cached_normal_at
+    assert at is not None
+    return ctypes.string_at(bitgen.ctypes.state_address, _MT_STATE_BYTES) + _numpy_cached_normal(gen, at)
+
+
+def numpy_random_state(gen: Any) -> Any:
+    """``gen.get_state(legacy=False)``, the same dict as last time when the generator did not move
+    (callers must not change it)."""
+    global _numpy_known
+    now = _numpy_in_place(gen)
+    known = _numpy_known
+    if now is not None and known is not None and known[0] is gen and known[1] is gen._bit_generator \
+            and known[2] == now:
+        return known[3]
+    state = _numpy_full_state(gen)
+    if now is not None and _numpy_in_place(gen) == now:  # (not drawn from by another thread meanwhile)
+        _numpy_known = (gen, gen._bit_generator, now, state)
+    return state
+
+
 def _raw_positions() -> dict[str, Any]:
     """The generators' states as their modules give them (copies: later draws do not change them)."""
     out: dict[str, Any] = {}
@@ -140,7 +224,7 @@ def _raw_positions() -> dict[str, Any]:
         try:
             # the dict form: a quarter cheaper than the legacy tuple, and it also holds a bit generator
             # other than MT19937 (np.random.set_bit_generator)
-            out[NUMPY_RANDOM] = gen.get_state(legacy=False)
+            out[NUMPY_RANDOM] = numpy_random_state(gen)
         except Exception:
             pass
     return out

@@ -47,11 +47,14 @@ def describe(value: Any) -> tuple[str, dict[str, Any]]:
             return _clip(f"function {value.__name__}{sig}"), details
         if isinstance(value, type):
             return f"class {value.__qualname__}", details
-        columns = getattr(value, "columns", None)
         shape = getattr(value, "shape", None)
-        if columns is not None and isinstance(shape, tuple) and len(shape) == 2 and hasattr(value, "dtypes"):
+        # (pandas answers a missing attribute by searching the index or columns, and builds dtypes anew
+        # each time: a Series is not asked for columns, a frame's dtypes are read once)
+        columns = getattr(value, "columns", None) if isinstance(shape, tuple) and len(shape) == 2 else None
+        dtypes = getattr(value, "dtypes", None) if columns is not None else None
+        if dtypes is not None:
             cols = [str(c) for c in list(columns)]
-            details = {"shape": list(shape), "columns": cols, "dtypes": [str(d) for d in list(value.dtypes)]}
+            details = {"shape": list(shape), "columns": cols, "dtypes": [str(d) for d in list(dtypes)]}
             return f"{name} {shape[0]}x{shape[1]}", details
         if isinstance(shape, tuple) and hasattr(value, "dtype"):
             details = {"shape": list(shape), "dtype": str(value.dtype)}
