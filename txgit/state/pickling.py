@@ -376,17 +376,41 @@ def _is_callback_registry(cls: type) -> bool:
     return cls.__name__ == "CallbackRegistry" and cls.__module__ == "matplotlib.cbook"
 
 
+class _CidCounter:
+    """A ``CallbackRegistry``'s id counter that a pickle can set back in place (matplotlib only calls
+    ``next`` on it; its own unpickling makes a fresh ``itertools.count``). Replacing the counter at
+    every pickle freed the old one, and a new object born at its address looked, to the sharing
+    walk's remembered ids, like one the earlier figure held: every old figure was grouped with each
+    new one and pickled again (Lecture-4's walk 2.5x). The count it replaced is kept alive for the
+    same reason."""
+
+    __slots__ = ("next_id", "replaced")
+
+    def __init__(self, next_id: int, replaced: Any) -> None:
+        self.next_id, self.replaced = next_id, replaced
+
+    def __iter__(self) -> _CidCounter:
+        return self
+
+    def __next__(self) -> int:
+        n = self.next_id
+        self.next_id = n + 1
+        return n
+
+
 def _reduce_callback_registry(registry: Any) -> Any:
     """matplotlib's ``CallbackRegistry`` pickles the next id of its counter, drawing it: every figure
     pickled differently each time, so a cell that only read one committed it as changed (and a pull of
     someone's real change to it conflicted). The counter is set back to the id pickled: the same
     bytes each time, and the registry hands out the ids it would have without the pickle."""
-    import itertools
-
     rv = registry.__reduce_ex__(PROTOCOL)
     state = rv[2] if isinstance(rv, tuple) and len(rv) >= 3 else None
     if isinstance(state, dict) and type(state.get("_cid_gen")) is int:
-        registry._cid_gen = itertools.count(state["_cid_gen"])
+        counter = registry.__dict__.get("_cid_gen")
+        if type(counter) is _CidCounter:
+            counter.next_id = state["_cid_gen"]
+        else:
+            registry._cid_gen = _CidCounter(state["_cid_gen"], counter)
     return rv
 
 
