@@ -12,7 +12,8 @@ started past :data:`txgit.gitpack.LOOSE_LIMIT` loose objects); ``loose``: automa
 * ``git count-objects -v``-style numbers at the end (after the last packer finished): loose objects,
   packs, objects in packs, their bytes, and the most loose objects seen at any of the checkpoints;
 * repository bytes per cell commit (``repo.git``: the files' sizes, and what they occupy on disk,
-  which for tiny loose objects is a 4 KiB block each);
+  which for tiny loose objects is a 4 KiB block each); the blob store's files and disk bytes (its small
+  loose blobs are packed past :data:`txgit.repository.LOOSE_BLOB_LIMIT` in ``packing``, never in ``loose``);
 * hook time per cell (before_cell + after_cell: what a cell waits for), median / p99 / max, and the
   hook time of the cells right after a packer was started (those it could stall); the time of
   starting a packer itself (in the writer thread, not a cell); wall time of all cells plus drain.
@@ -65,6 +66,7 @@ class Run:
     def __init__(self, root: Path, packing: bool) -> None:
         self.ws = Workspace.init(root)
         self.ws.history.auto_pack = packing
+        self.ws.auto_pack_blobs = packing  # the small blobs' packing too: 'loose' is the store as it was
         ns = {"__name__": "__main__", "__builtins__": __builtins__}
         self.session = NamespaceSession(self.ws, ns, kind="bench")
         self.session.background = True
@@ -143,6 +145,8 @@ def main(quick: bool = False) -> dict:
             counts = run.ws.history.count_objects()
             commits = len(run.ws.log())
             size, used = _disk_bytes(run.ws.dir / "repo.git")
+            blob_files = sum(1 for p in (run.ws.dir / "objects").rglob("*") if p.is_file())
+            _, blob_used = _disk_bytes(run.ws.dir / "objects")
             t = time.perf_counter()
             fresh = Workspace.open(run.ws.root)
             n_log = len(fresh.log())
@@ -160,6 +164,7 @@ def main(quick: bool = False) -> dict:
                 "loose_bytes": counts.loose_bytes, "pack_bytes": counts.pack_bytes,
                 "repo_bytes": size, "repo_disk_bytes": used,
                 "bytes_per_commit": round(size / commits, 1), "disk_bytes_per_commit": round(used / commits, 1),
+                "blob_store_files": blob_files, "blob_store_disk_bytes": blob_used,
                 "hook_ms_median": round(statistics.median(hooks) * 1e3, 3),
                 "hook_ms_p99": round(hooks[int(0.99 * (len(hooks) - 1))] * 1e3, 3),
                 "hook_ms_max": round(hooks[-1] * 1e3, 3),
@@ -175,7 +180,8 @@ def main(quick: bool = False) -> dict:
         print(f"\n{n_cells} cell commits (a NamespaceSession with its background writer, as in a kernel), in {tmp}")
         out["folder"] = str(tmp)
         keys = ["commits", "loose_objects", "max_loose_seen", "packs", "packed_objects", "repo_bytes",
-                "repo_disk_bytes", "bytes_per_commit", "disk_bytes_per_commit", "wall_ms_per_commit", "last_packer_s",
+                "repo_disk_bytes", "bytes_per_commit", "disk_bytes_per_commit", "blob_store_files",
+                "blob_store_disk_bytes", "wall_ms_per_commit", "last_packer_s",
                 "hook_ms_median", "hook_ms_p99", "hook_ms_max", "hook_ms_after_pack_start_max",
                 "packers_started", "log_s", "checkout_first_s"]
         print(f"{'':32}" + "".join(f"{name:>14}" for name, _ in rows))

@@ -110,6 +110,9 @@ class GcReport:
 
 
     packs_rewritten: int = 0  # packs rewritten without their garbage
+    blobs_packed: int = 0  # small blobs gathered into one pack (loose ones and those of other small packs)
+    loose_blob_files_removed: int = 0
+    blob_packs_merged: int = 0  # packs of small blobs that the gathered pack replaced
     kept_in_packs: int = 0  # unreachable blobs left inside packs that are mostly live (see _collect_packed)
 
 
@@ -284,8 +287,10 @@ def gc(ws: Repository, *, grace_seconds: float = 3600.0, reflog_days: float = 30
             _budget.forget_unreachable(ws, reachable)
         if not dry_run:  # before any blob goes: a kill between the two leaves only garbage
             report.reflog_entries_expired = ws.history.expire_reflogs(time.time() - since)
+        kept_loose: list[str] = []
         for name, mtime in list(ws.store.entries()):
             if name in keep:
+                kept_loose.append(name)
                 continue
             if mtime >= cutoff:
                 report.kept_young += 1
@@ -300,6 +305,11 @@ def gc(ws: Repository, *, grace_seconds: float = 3600.0, reflog_days: float = 30
             report.deleted.append(name)
             report.bytes_freed += size
         _collect_packed(ws, keep, cutoff, dry_run, rewrite_all=budget is not None, report=report)
+        if not dry_run:  # the small blobs that stay: into one pack with the other packs of small blobs
+            packed = ws.store.pack_loose(kept_loose, gather=True, min_members=2)
+            report.blobs_packed, report.loose_blob_files_removed = packed.blobs, packed.loose_removed
+            report.blob_packs_merged = packed.packs_merged
+            ws.store.remove_empty_folders()
         if not dry_run:
             report.temp_files_removed = ws.store.remove_stale_temp_files(grace_seconds)
     if pack and not dry_run:

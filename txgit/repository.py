@@ -39,6 +39,7 @@ from txgit.errors import (
     EmptyHistory,
     MissingBlob,
     NotAWorkspace,
+    TxgitError,
     UnknownVariable,
     WorkspaceExists,
 )
@@ -259,6 +260,10 @@ def _variable_names(namespace: Mapping[str, Any]) -> set[str]:
     return {n for n in namespace if is_variable_name(n)}
 
 
+LOOSE_BLOB_LIMIT = 512  # estimated loose blobs that make a commit pack them (~170 cell commits of ~3 blobs)
+LOOSE_CHECK_EVERY = 16  # commits between two estimates (each lists 16 small fan-out folders)
+
+
 class Repository:
     """A folder under txgit: history (git) + object cache + writer lock; the engine under
     :class:`txgit.workspace.Workspace`, which adds remotes, trust, the budget, fsck/gc and merges."""
@@ -277,6 +282,9 @@ class Repository:
         self.stream_cache = StreamCache()
         # what values restored into a namespace pickle to: a value only read is not a change
         self.restored_groups = RestoredGroups()
+        # small loose blobs are packed now and then after a commit (see _pack_loose_now_and_then)
+        self.auto_pack_blobs = True
+        self._until_loose_check = LOOSE_CHECK_EVERY
 
     # -- lifecycle ---------------------------------------------------------------
     @classmethod
@@ -347,6 +355,23 @@ class Repository:
     # The two moments a feature must act inside the engine's own operations (the storage budget:
     # see txgit.workspace). Overridden by the facade rather than imported here, so that the features
     # can stand on the engine without an import loop. They do nothing in a bare engine.
+    def _pack_loose_now_and_then(self) -> None:
+        """Every LOOSE_CHECK_EVERY commits, estimate the loose blobs; past LOOSE_BLOB_LIMIT, pack them.
+        A cell commit writes a few small blobs, each a file of its own: without this, 10,000 cells
+        left 30,000 files of a few hundred bytes. Runs under the commit's lock (in a kernel, on its
+        background writer: no cell waits): ~20 ms for 512 blobs, once per ~170 cell commits."""
+        if not self.auto_pack_blobs:
+            return
+        self._until_loose_check -= 1
+        if self._until_loose_check > 0:
+            return
+        self._until_loose_check = LOOSE_CHECK_EVERY
+        try:
+            if self.store.estimate_loose() >= LOOSE_BLOB_LIMIT:
+                self.store.pack_loose()
+        except (OSError, TxgitError):  # upkeep only: the commit stands, and gc packs them
+            pass
+
     def _after_write(self, nbytes: int) -> None:
         """A commit stored ``nbytes`` of new blobs; called under the writer lock."""
 
@@ -512,6 +537,7 @@ class Repository:
         state = State(variables, groups, meta_doc)
         info = self.history.commit_state(state, prepared.message, files=prepared.files, writer=git_writer,
                                          ref=prepared.ref, parent=parent, merged=prepared.merged)
+        self._pack_loose_now_and_then()
         return CommitResult(
             info=info,
             variables=len(variables),

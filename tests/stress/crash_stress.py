@@ -9,8 +9,8 @@ store writes as one pack, a deleted variable now and then), commit on a
 scratch branch and drop it (garbage for gc), push ``main`` to a local remote
 (a bare repository with its blobs beside it, ``<remote>/txgit-objects``), or run
 gc with no grace period and no reflog retention (so it really deletes, rewrites packs whose
-members became garbage, and packs the git history into one pack, so kills land inside packing
-as well). After each commit returns, the
+members became garbage, packs the small blobs and the git history, so kills land inside packing
+as well; commits pack their small loose blobs every few commits too). After each commit returns, the
 worker appends the commit id and a digest of every variable to a journal. The
 parent SIGKILLs it at a random instant, then checks:
 
@@ -64,8 +64,10 @@ def digest(value: Any) -> str:
 def worker(ws_path: str, journal: str, seed: int) -> None:
     import numpy as np
 
-    from txgit import Workspace
+    from txgit import Workspace, repository
 
+    # small loose blobs packed after commits every few commits, not every ~170: kills land in it too
+    repository.LOOSE_BLOB_LIMIT, repository.LOOSE_CHECK_EVERY = 16, 3
     rng = random.Random(seed)
     ws = Workspace.open(ws_path)
     ns: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__}

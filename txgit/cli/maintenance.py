@@ -100,7 +100,7 @@ def gc(
                                               "tag, remote-tracking ref or HEAD names."),
 ) -> None:
     """Delete stored blobs that no branch, tag, HEAD or reflog entry reaches (safe beside running commits),
-    and pack the git history's objects into one pack.
+    pack the small blobs that stay into one pack, and pack the git history's objects into one pack.
 
     With --budget, also drop the bytes of historical states, least valuable first (value = recompute
     seconds x (1 + times reused) / bytes), until the store fits. Their commits stay in the log; fsck
@@ -123,6 +123,9 @@ def gc(
     if packed is not None and packed.packed:
         _out(f"packed {packed.packed} git objects of the history into one pack ({packed.loose_deleted} were "
              f"loose, {packed.packs_replaced} older pack{'s' if packed.packs_replaced != 1 else ''} replaced)")
+    if report.blobs_packed:
+        _out(f"packed {report.blobs_packed} small blobs into one pack ({report.loose_blob_files_removed} were loose "
+             f"files, {report.blob_packs_merged} older pack{'s' if report.blob_packs_merged != 1 else ''} replaced)")
     if report.packs_rewritten or report.kept_in_packs:
         _out(f"packs: {report.packs_rewritten} {'would be ' if dry_run else ''}rewritten without their unreachable "
              f"blobs; {report.kept_in_packs} unreachable blobs left in packs that are mostly reachable")
