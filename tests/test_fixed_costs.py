@@ -250,3 +250,56 @@ def test_a_frame_is_described_reading_its_dtypes_once_and_a_series_without_colum
     series = Series(np.arange(4), index=pd.MultiIndex.from_product([["a", "b"], [1, 2]]), name="n")
     assert describe(series) == ("Series 4 int64", {"shape": [4], "dtype": "int64", "name": "n"})
     assert "columns" not in reads
+
+
+def test_a_quiet_cell_reads_no_commit_object_nor_a_merge_file(ws, monkeypatch):
+    """Before and after every cell a session asks whether its branch moved (``follow``, the quiet
+    cell's settling) and whether a merge waits. The branch's id is read from its ref alone and the state
+    by that id (the commit object was read each time), and no merge waiting is one stat of the merges
+    folder (the merge file's path was built and a missing file opened). Both are still seen."""
+    from conftest import session_namespace
+
+    from txgit import merging
+    from txgit.history import History
+    from txgit.merge import MergeInProgress
+    from txgit.sessions.session import NamespaceSession
+    from txgit.workspace import Workspace
+
+    ns = session_namespace()
+    s = NamespaceSession(ws, ns, kind="test")
+
+    def cell(code: str) -> None:
+        s.follow()  # as a kernel's pre_run_cell does
+        s.before_cell(code)
+        exec(code, ns)
+        s.after_cell()
+
+    cell("x = [1, 2]")
+    reads = {"commit objects": 0, "merge files": 0}
+
+    def counting(key, real):
+        def wrapper(*args, **kwargs):
+            reads[key] += 1
+            return real(*args, **kwargs)
+        return wrapper
+
+    monkeypatch.setattr(History, "tip", counting("commit objects", History.tip))
+    monkeypatch.setattr(merging, "_merge_file", counting("merge files", merging._merge_file))
+    committed = s.base
+    for _ in range(3):
+        cell("len(x)")
+    assert s.base == committed and reads == {"commit objects": 0, "merge files": 0}
+
+    # the branch moved outside the session (another process): the next cell's follow() loads it
+    other = NamespaceSession(Workspace.open(ws.root), {"x": [1, 2], "y": 3}, kind="test")
+    other.commit("y from elsewhere")
+    cell("len(x)")
+    assert ns["y"] == 3 and s.base == other.base
+
+    # a merge waiting for its conflicts is seen, and once it is gone, no merge file is read again
+    waiting = MergeInProgress(s.ref, s.base, s.base, s.base, "test", "a merge")
+    merging.save_merge(ws, waiting)
+    assert s.merging() is not None
+    merging._clear_merge(ws, s.ref)
+    reads["merge files"] = 0
+    assert s.merging() is None and reads["merge files"] == 0

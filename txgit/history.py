@@ -299,10 +299,15 @@ class History:
             raise TxgitError(f"the history is damaged: {_one_line(e)}; run `txgit fsck`") from e
 
     # -- reading states --------------------------------------------------------
-    def read_state(self, commit: pygit2.Commit, *, groups: bool = True) -> State:
-        cached = self._states.get((str(commit.id), True)) or self._states.get((str(commit.id), groups))
+    def read_state(self, commit: pygit2.Commit | str, *, groups: bool = True) -> State:
+        """The state a commit records (``commit``: the commit, or its full id: a state read before is
+        not read again, nor is its commit object)."""
+        commit_id = commit if isinstance(commit, str) else str(commit.id)
+        cached = self._states.get((commit_id, True)) or self._states.get((commit_id, groups))
         if cached is None:
-            cached = self._remember(str(commit.id), groups, self._read_state(commit, groups))
+            if isinstance(commit, str):
+                commit = self.repo[commit].peel(pygit2.Commit)
+            cached = self._remember(commit_id, groups, self._read_state(commit, groups))
         # callers may edit the dicts they get; the cache keeps its own
         return State(dict(cached.variables), dict(cached.groups), dict(cached.meta))
 
@@ -697,6 +702,18 @@ class History:
             return self.repo.references[ref].peel(pygit2.Commit)
         except (KeyError, ValueError, pygit2.GitError):
             return None
+
+    def tip_id(self, ref: str) -> str | None:
+        """The id of the commit a branch ref (``refs/heads/main``) or HEAD names now, from the ref alone:
+        :meth:`tip` also reads the commit object, which a session asking before and after every cell
+        whether its branch moved does not need. None if there is no such ref or HEAD is unborn."""
+        try:
+            reference = self.repo.lookup_reference(ref)
+            if reference.type != pygit2.enums.ReferenceType.DIRECT:
+                reference = reference.resolve()  # HEAD
+        except (KeyError, ValueError, pygit2.GitError):
+            return None
+        return str(reference.target) if reference.type == pygit2.enums.ReferenceType.DIRECT else None
 
     def commit_state(self, state: State, message: str, *, files: Mapping[str, bytes] | None = None,
                      writer: GitWriter | None = None, ref: str | None = "HEAD", parent: str | None = "HEAD",

@@ -275,6 +275,10 @@ def _merge_ref(ref: str, side: str) -> str:
 
 def merge_in_progress(ws: Repository, ref: str = "HEAD") -> MergeInProgress | None:
     """The merge into ``ref`` that waits for its conflicts to be resolved, if any."""
+    # Asked before and after every cell, and almost always no merge waits: one stat of the folder
+    # says so, without reading HEAD, building the file's path and raising for the missing file.
+    if not os.path.isdir(os.path.join(ws.dir, "merges")):
+        return None
     if ref == "HEAD" and ws.branch is not None:
         ref = f"refs/heads/{ws.branch}"
     path = _merge_file(ws, ref)
@@ -310,6 +314,10 @@ def save_merge(ws: Repository, merging: MergeInProgress) -> None:
 
 def _clear_merge(ws: Repository, ref: str) -> None:
     _merge_file(ws, ref).unlink(missing_ok=True)
+    try:  # the folder goes once empty, so that merge_in_progress answers "none" with one stat again
+        os.rmdir(os.path.join(ws.dir, "merges"))
+    except OSError:  # another merge still waits (or the folder is gone)
+        pass
     for side in ("ours", "theirs"):
         name = _merge_ref(ref, side)
         if name in ws.history.repo.references:

@@ -415,8 +415,7 @@ class NamespaceSession:
 
     def tip(self) -> str | None:
         """The commit the session's branch (or HEAD) names now."""
-        c = self.workspace.history.tip(self.ref)
-        return None if c is None else str(c.id)
+        return self.workspace.history.tip_id(self.ref)
 
     def holds_head(self) -> bool:
         """Whether the repository's HEAD is where this session is (a terminal's HEAD follows it)."""
@@ -567,10 +566,10 @@ class NamespaceSession:
                 head = writer.tip.state()  # the state being written: what this cell saw
                 parent = None
             else:
-                tip = self.workspace.history.tip(self.ref)
-                if tip is None or str(tip.id) != self.base or self.merging() is not None:
+                # (the ref's id alone, and the state read by id: its commit object is not read again)
+                if self.workspace.history.tip_id(self.ref) != self.base or self.merging() is not None:
                     return False
-                head = self.workspace.history.read_state(tip)
+                head = self.workspace.history.read_state(self.base)
                 parent = self.base
             for name in self.touched:
                 value, rec = self.namespace.get(name), head.variables.get(name)
