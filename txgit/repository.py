@@ -355,6 +355,9 @@ class Repository:
     # The two moments a feature must act inside the engine's own operations (the storage budget:
     # see txgit.workspace). Overridden by the facade rather than imported here, so that the features
     # can stand on the engine without an import loop. They do nothing in a bare engine.
+    def _store_now(self, chunks: Mapping[str, memoryview]) -> None:
+        self.store.put_named(chunks, check=False)
+
     def _pack_loose_now_and_then(self) -> None:
         """Every LOOSE_CHECK_EVERY commits, estimate the loose blobs; past LOOSE_BLOB_LIMIT, pack them.
         A cell commit writes a few small blobs, each a file of its own: without this, 10,000 cells
@@ -477,6 +480,9 @@ class Repository:
         # groups still being hashed for the commit this one builds on, carried over whole: the next
         # chained commit must still find their members
         carried = [k for k in ([n for n in m if n in kept] for m in (base.deferred_members if base else [])) if k]
+        if defer and sink is None:
+            # a buffer too large to copy for the background writer is stored now, before the cell goes on
+            sink = self._store_now
         snap = snapshot(namespace, sorted(redo), cache=self.stream_cache, defer=defer, known_shared=known_shared,
                         sink=sink)
         # (deferred groups too: their streams' fingerprints may be those of a restored value's re-serialization)

@@ -22,6 +22,7 @@ import importlib
 import itertools
 import json
 import operator
+import os
 import pickle
 import sys
 import threading
@@ -382,6 +383,34 @@ def _unshared(buf: bytearray) -> bool:
 
 _copies = _CopyPool()
 
+# A private copy of up to this many bytes is always made; a larger one only while it is at most
+# COPY_SHARE of the memory the system has available.
+COPY_ALWAYS = 64 << 20
+COPY_SHARE = 8
+
+
+def available_memory() -> int | None:
+    """Bytes the system can still give without swapping (Linux's MemAvailable), or None where unknown."""
+    try:
+        with open("/proc/meminfo", "rb") as f:
+            for line in f:
+                if line.startswith(b"MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def copy_fits(nbytes: int) -> bool:
+    """Whether a background commit may copy a buffer of ``nbytes`` (see :class:`PendingStream`)."""
+    if nbytes <= COPY_ALWAYS:
+        return True
+    available = available_memory()
+    return available is None or nbytes * COPY_SHARE <= available
+
 
 class PendingStream:
     """A private copy of a large stream, cut and hashed later (by a background writer); commits
@@ -389,12 +418,16 @@ class PendingStream:
 
     __slots__ = ("data", "_buffer", "_cut", "_lock", "__weakref__")
 
-    def __init__(self, data: memoryview) -> None:
-        self.data, self._buffer = _copies.copy(data)
+    def __init__(self, data: memoryview, *, owned: bool = False) -> None:
+        """``owned``: ``data`` views an immutable object nobody else holds (a skeleton's bytes): kept, not
+        copied. Raises MemoryError where the copy cannot be made."""
+        self.data, self._buffer = (data, None) if owned else _copies.copy(data)
         self._cut: dict[int, tuple[StreamRecord, dict[str, memoryview]]] = {}  # by chunk size
         self._lock = threading.Lock()
 
     def __del__(self) -> None:
+        if getattr(self, "_buffer", None) is None:  # owned bytes, or a copy that failed
+            return
         try:
             _copies.give(self._buffer)  # reused only once no chunk view of it is left (_unshared)
         except Exception:  # interpreter shutdown
@@ -1043,9 +1076,11 @@ SINK_BATCH = 8
 
 
 def _chunk_stream(data: memoryview, chunk_size: int, pool: ThreadPoolExecutor | None,
-                  sink: Sink | None = None) -> tuple[StreamRecord, dict[str, memoryview]]:
+                  sink: Sink | None = None, whole: bool = False) -> tuple[StreamRecord, dict[str, memoryview]]:
+    """Cut and hash a stream; ``sink`` gets its chunks SINK_BATCH at a time as they are hashed or,
+    ``whole``, all at once when all are."""
     pieces = [data[i : i + chunk_size] for i in range(0, len(data), chunk_size)] or [data[0:0]]
-    if sink is None or len(pieces) <= SINK_BATCH:
+    if sink is None or whole or len(pieces) <= SINK_BATCH:
         names = list(pool.map(hash_bytes, pieces)) if pool and len(pieces) > 2 else [hash_bytes(p) for p in pieces]
         chunks = dict(zip(names, pieces))
         if sink is not None:
@@ -1084,13 +1119,28 @@ def _group_record(skeleton: bytes, buffers: list[pickle.PickleBuffer], names: li
         if defer and len(data) >= FINGERPRINT_MIN:  # copy now (a memcpy), cut and hash later
             copy = cache.pending.get(key) if cache is not None and key is not None else None
             if copy is None:
-                copy = PendingStream(data)
-                if cache is not None and key is not None:
+                # the skeleton's bytes are immutable and ours: kept as they are. A buffer is the live
+                # value's: copied if the copy fits in memory (a 10 GB frame copied on a 16 GB laptop
+                # would bring the OOM killer to the kernel), else cut, hashed and stored right now
+                owned = index == 0 and type(skeleton) is bytes
+                try:
+                    copy = PendingStream(data, owned=owned) if owned or copy_fits(len(data)) else None
+                except MemoryError:
+                    copy = None
+                if copy is not None and cache is not None and key is not None:
                     cache.pending[key] = copy
-            copies[len(streams)] = copy
-            keys[len(streams)] = key
-            streams.append(StreamRecord(len(data), []))
-            continue
+            if copy is not None:
+                copies[len(streams)] = copy
+                keys[len(streams)] = key
+                streams.append(StreamRecord(len(data), []))
+                continue
+            if sink is None:
+                raise MemoryError(f"a buffer of {len(data)} bytes cannot be copied, and nothing can store it now")
+            rec, ch = _chunk_stream(data, chunk_size, pool, sink, whole=True)  # stored before the cell goes on
+            streams.append(rec)
+            if key is not None and snap is not None:
+                snap.fingerprints[key] = rec.chunks
+            continue  # (its chunks are stored: the views of the live buffer must not be written later)
         # only out-of-band buffers go to the sink: a skeleton may be a restored value's re-serialization,
         # which RestoredGroups drops for the committed one (a restored buffer is known by the cache)
         rec, ch = _chunk_stream(data, chunk_size, pool, sink if index and len(data) > chunk_size else None)
