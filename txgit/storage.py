@@ -615,7 +615,7 @@ class ObjectStore:
         # a loose copy beside a packed one (a packing killed before its deletes) goes once the packed
         # copy verifies; beside a damaged member it is fsck's repair, and stays
         twins = [n for n in wanted if n in packed]
-        redundant = [n for n, data in self.packs.read(twins).items() if hash_bytes(data) == n]
+        redundant = {n for n, data in self.packs.read(twins).items() if hash_bytes(data) == n}
         for name in wanted:
             if name in packed:
                 continue
