@@ -713,6 +713,51 @@ def test_a_conflict_resolved_beside_quiet_cells_takes_the_style_only_theirs_chan
             bob.shutdown()
 
 
+def test_a_conflict_sets_theirs_settings_at_once_and_abort_puts_ours_back(tmp_path, run_txgit):
+    """git's rule: while a conflict stands the kernel holds the partial merge, and `--abort` brings back
+    exactly the state before it. The style and generator position only Bob changed were set in Alice's
+    kernel only when the merge commit was written, not when the pull reported the conflict; so her
+    cells during the conflict drew and plotted with her own, and `--abort` had nothing to roll back."""
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, _AGG)
+    bob = None
+    probe = "(matplotlib.rcParams['axes.facecolor'], int(np.random.get_state()[2]), " \
+            "int(np.random.get_state()[1].sum()))"
+    try:
+        alice.cell(_PLOTS + "np.random.seed(1)\nx = 1")
+        alice.tx("remote", "add", "origin", str(tmp_path / "team.git"), "--trusted")
+        alice.tx("push")
+        alice.tx("clone", str(tmp_path / "team.git"), str(tmp_path / "bob"), "--trusted")
+        bob = User("bob", Workspace(tmp_path / "bob"), run_txgit, _AGG)
+        bob.cell("%txgit checkout main")
+        bob.cell("plt.style.use('ggplot')\nnp.random.seed(5)\nx = 2")
+        bob.tx("push")
+        theirs = bob.value(probe)
+        alice.cell("x = 3")
+        ours = alice.value(probe)
+        assert ours != theirs
+        pulled = alice.tx("pull", code=1).stdout
+        assert "CONFLICT (changed on both sides): x" in pulled
+        assert "set matplotlib settings, numpy.random generator" in pulled, pulled
+        assert alice.value(probe) == theirs  # the partial merge: what only Bob changed is in
+        aborted = alice.tx("merge", "--abort").stdout
+        assert "aborted" in aborted and "set matplotlib settings, numpy.random generator" in aborted, aborted
+        assert alice.value("x") == 3 and alice.value(probe) == ours  # exactly as before the pull
+        assert "nothing to commit" in alice.tx("status").stdout
+
+        # again, resolved: the draws made while the conflict stood are the kernel's, kept by the merge
+        alice.tx("pull", code=1)
+        alice.cell("drawn = np.random.rand(3)")
+        during = alice.value(probe)
+        assert during[0] == theirs[0] and during[1:] != theirs[1:]
+        assert "Merged origin/main into main" in alice.tx("merge", "--ours", "x").stdout
+        assert alice.value("x") == 3 and alice.value(probe) == during
+        assert alice.ws.state().meta["libraries"] == bob.ws.state().meta["libraries"]
+    finally:
+        alice.shutdown()
+        if bob is not None:
+            bob.shutdown()
+
+
 _VALUES = _PLOTS + """import pandas as pd
 df = pd.DataFrame({"a": np.arange(1000.0)})
 fig, ax = plt.subplots()

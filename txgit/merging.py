@@ -171,9 +171,11 @@ def merge(ws: Repository, rev: str, namespace: MutableMapping[str, Any] | None =
                                        base_id=result.base, ours_id=str(mine.id), theirs_id=str(theirs.id),
                                        disputed=disputed)
             result.status, final = ("conflicts" if result.plan.conflicts else "merged"), None
-        if result.status in ("fast-forward", "merged"):  # a fast-forward takes all theirs changed since ours
+        # a fast-forward takes all theirs changed since ours; a merge with conflicts too, at once (the
+        # working state is the partial merge: what only theirs changed is in, as their variables are)
+        if result.status in ("fast-forward", "merged", "conflicts"):
             _, result.settings, result.settings_kept = merge_library_items(
-                ws, result.base if result.status == "merged" else result.ours, result.ours, str(theirs.id))
+                ws, result.ours if result.status == "fast-forward" else result.base, result.ours, str(theirs.id))
         values: dict[str, Any] = {}
         fingerprints = Fingerprints()
         if namespace is not None and result.plan is not None:
