@@ -414,6 +414,38 @@ def _reduce_callback_registry(registry: Any) -> Any:
     return rv
 
 
+def _transform_invalid_level(cls: type) -> int | None:
+    """For a matplotlib transform node (a figure's bboxes and transforms): the level of its
+    ``_invalid`` flag that a new node starts at (None: not a transform node)."""
+    transforms = sys.modules.get("matplotlib.transforms")
+    node = getattr(transforms, "TransformNode", None)
+    if not isinstance(node, type) or not issubclass(cls, node):
+        return None
+    level = getattr(cls, "_INVALID_FULL", getattr(cls, "INVALID", None))  # matplotlib >= 3.8, before
+    return level if type(level) is int else None
+
+
+# transform node class -> its _invalid level when new, found once per type (by _DispatchTable)
+_transform_levels: dict[type, int] = {}
+
+
+def _reduce_transform_node(node: Any) -> Any:
+    """matplotlib's transforms compute lazily and clear their ``_invalid`` flag when read: the first
+    ``fig.get_size_inches()`` changed the figure's pickle, so a cell that only read a figure committed
+    it (and the next pull of someone's change to it conflicted). The flag is pickled as a new node
+    has it (invalid: computed again when first read, as after construction), not as the last read
+    left it; every node of a figure is, so a node is never valid below an invalid parent."""
+    rv = node.__reduce_ex__(PROTOCOL)
+    state = rv[2] if isinstance(rv, tuple) and len(rv) >= 3 else None
+    level = _transform_levels.get(type(node))
+    if isinstance(state, dict) and type(state.get("_invalid")) is int and level is not None:
+        if state is getattr(node, "__dict__", None):  # never the node's own (matplotlib's is a copy)
+            state = dict(state)
+            rv = (*rv[:2], state, *rv[3:])
+        state["_invalid"] = level
+    return rv
+
+
 # A cache this size holds every type of a session many times over; past it (classes redefined
 # again and again) it starts afresh rather than keep old classes alive.
 ROUTES_LIMIT = 8192
@@ -464,6 +496,9 @@ class _DispatchTable(dict[type, Callable[[Any], Any]]):
             reducer = _reduce_without_cache_entry
         elif _is_callback_registry(t):
             reducer = _reduce_callback_registry
+        elif (level := _transform_invalid_level(t)) is not None:
+            _transform_levels[t] = level
+            reducer = _reduce_transform_node
         else:
             reducer = _REDUCE_EX
         self[t] = reducer
