@@ -226,6 +226,37 @@ def test_merge_abort_puts_the_kernel_back(tmp_path, run_txgit):
         alice.shutdown()
 
 
+def test_merge_abort_refuses_to_drop_what_the_kernel_changed_during_the_merge(tmp_path, run_txgit):
+    """The merge loaded Bob's new `batch`; Alice set it again while the conflict stood. `--abort` removed
+    it without a word ("removed batch"): her value was gone. As git's `reset --merge` refuses when a file
+    the merge touched has changes of its own, the abort is refused, saying which, and nothing moves;
+    a change the merge did not touch (`epochs`) is kept by an abort, as before."""
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
+    try:
+        alice.cell("x = 1\nepochs = 3")
+        alice.tx("remote", "add", "origin", str(tmp_path / "team.git"), "--trusted")
+        alice.tx("push")
+        bob_ws = Workspace.clone(str(tmp_path / "team.git"), tmp_path / "bob")
+        ns: dict = {}
+        bob_ws.checkout("main", ns)
+        ns["x"], ns["batch"] = 2, 64
+        bob_ws.commit(ns, "bob: x, batch")
+        bob_ws.push()
+        alice.cell("x = 3")
+        assert "loaded batch" in alice.tx("pull", code=1).stdout
+        alice.cell("batch = 128")  # while the conflict stands: not committed
+        refused = alice.tx("merge", "--abort", code=None)
+        assert_one_line_error(refused, "batch", "changed during the merge")
+        assert alice.value("(x, batch)") == (3, 128) and alice.ws.merge_in_progress() is not None
+        alice.cell("batch = 64")  # set back to what the merge loaded: nothing of hers is lost
+        alice.cell("epochs = 5")  # not touched by the merge: an abort keeps it
+        assert "aborted" in alice.tx("merge", "--abort").stdout
+        assert alice.value("(x, epochs, 'batch' in globals())") == (3, 5, False)
+        assert "modified: epochs" in alice.tx("status").stdout
+    finally:
+        alice.shutdown()
+
+
 def test_pull_merge_and_reset_as_magics(tmp_path, run_txgit):
     """The same verbs from inside the notebook: `%txgit pull`, `%txgit merge --theirs`, `%txgit reset`."""
     alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})

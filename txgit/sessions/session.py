@@ -1206,7 +1206,8 @@ class NamespaceSession:
         """Give up the merge in progress: values it loaded or removed are put back as ours has them."""
         self.flush()
         with self._without_hidden():
-            result = self.workspace.merge_abort(self.namespace, ref=self.ref)
+            changed = None if self.touched is None or self.full_next else set(self.touched)
+            result = self.workspace.merge_abort(self.namespace, ref=self.ref, changed=changed)
         self._remember_sharing(set(result.loaded) | set(result.removed))
         if self.touched is not None:
             self.touched -= set(result.loaded) | set(result.removed)
