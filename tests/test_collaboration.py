@@ -775,6 +775,9 @@ def test_a_conflict_sets_theirs_settings_at_once_and_abort_puts_ours_back(tmp_pa
         assert "aborted" in aborted and "set matplotlib settings, numpy.random generator" in aborted, aborted
         assert alice.value("x") == 3 and alice.value(probe) == ours  # exactly as before the pull
         assert "nothing to commit" in alice.tx("status").stdout
+        before = alice.commits()
+        alice.cell("print(x)")  # the settings put back are the committed ones: a read commits nothing
+        assert alice.commits() == before
 
         # again, resolved: the draws made while the conflict stood are the kernel's, kept by the merge
         alice.tx("pull", code=1)
