@@ -691,6 +691,7 @@ def test_a_cell_that_only_reads_a_figure_does_not_make_the_next_pull_conflict(tm
         before = alice.commits()
         alice.cell("print(len(ax.lines))")
         alice.cell("fig.get_size_inches()")  # computes the figure's lazy transforms: still a read
+        alice.cell("ax.get_xlim(), ax.transData.transform((1, 1))")  # its view limits, computed when read
         assert alice.commits() == before  # a read: no commit
         alice.tx("remote", "add", "origin", str(tmp_path / "team.git"), "--trusted")
         alice.tx("push")

@@ -766,7 +766,6 @@ class NamespaceSession:
             if not self._took_settings_of(merging.ours, merging.theirs):
                 self._take_settings(self.workspace.merge_library_items(merging.base, merging.ours,
                                                                        merging.theirs)[1])
-            self._before_merge = None
             libraries = self._library_state.capture()
             if libraries:
                 prepared.meta["libraries"] = libraries
@@ -774,6 +773,7 @@ class NamespaceSession:
             result = self._finish_write(prepared, self._committed(prepared, names))
             self._libraries = libraries
             self.workspace.merge_done(merging, result.info.id)
+            self._before_merge = None
         finally:
             lock.release()
         return result
