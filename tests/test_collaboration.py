@@ -794,6 +794,26 @@ def test_a_conflict_sets_theirs_settings_at_once_and_abort_puts_ours_back(tmp_pa
             bob.shutdown()
 
 
+def test_a_terminal_verb_run_as_a_magic_does_not_draw_from_the_kernels_random_generator(tmp_path):
+    """`%txgit fetch` (any verb the magic hands to the CLI) imported rich in the kernel, and rich draws
+    `random.getrandbits(24)` when first imported: the notebook's seeded stream moved, so its next
+    numbers differed from a run without the magic (and a merge stopped on conflicts recorded that
+    moved position as the one to put back on `--abort`)."""
+    import random
+
+    random.seed(0)
+    expected = [random.random() for _ in range(2)]
+    kernel = Kernel(Workspace.init(tmp_path / "alice").root)
+    try:
+        kernel.ok("%load_ext txgit")
+        kernel.ok("import random\nrandom.seed(0)")
+        assert "main" in kernel.ok("%txgit branch").stdout
+        kernel.ok("drawn = [random.random() for _ in range(2)]")
+        assert silent_eval(kernel, "drawn") == expected
+    finally:
+        kernel.shutdown()
+
+
 _VALUES = _PLOTS + """import pandas as pd
 df = pd.DataFrame({"a": np.arange(1000.0)})
 fig, ax = plt.subplots()
