@@ -226,6 +226,37 @@ def test_merge_abort_puts_the_kernel_back(tmp_path, run_txgit):
         alice.shutdown()
 
 
+def test_merge_abort_refuses_to_drop_what_the_kernel_changed_during_the_merge(tmp_path, run_txgit):
+    """The merge loaded Bob's new `batch`; Alice set it again while the conflict stood. `--abort` removed
+    it without a word ("removed batch"): her value was gone. As git's `reset --merge` refuses when a file
+    the merge touched has changes of its own, the abort is refused, saying which, and nothing moves;
+    a change the merge did not touch (`epochs`) is kept by an abort, as before."""
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
+    try:
+        alice.cell("x = 1\nepochs = 3")
+        alice.tx("remote", "add", "origin", str(tmp_path / "team.git"), "--trusted")
+        alice.tx("push")
+        bob_ws = Workspace.clone(str(tmp_path / "team.git"), tmp_path / "bob")
+        ns: dict = {}
+        bob_ws.checkout("main", ns)
+        ns["x"], ns["batch"] = 2, 64
+        bob_ws.commit(ns, "bob: x, batch")
+        bob_ws.push()
+        alice.cell("x = 3")
+        assert "loaded batch" in alice.tx("pull", code=1).stdout
+        alice.cell("batch = 128")  # while the conflict stands: not committed
+        refused = alice.tx("merge", "--abort", code=None)
+        assert_one_line_error(refused, "batch", "changed during the merge")
+        assert alice.value("(x, batch)") == (3, 128) and alice.ws.merge_in_progress() is not None
+        alice.cell("batch = 64")  # set back to what the merge loaded: nothing of hers is lost
+        alice.cell("epochs = 5")  # not touched by the merge: an abort keeps it
+        assert "aborted" in alice.tx("merge", "--abort").stdout
+        assert alice.value("(x, epochs, 'batch' in globals())") == (3, 5, False)
+        assert "modified: epochs" in alice.tx("status").stdout
+    finally:
+        alice.shutdown()
+
+
 def test_pull_merge_and_reset_as_magics(tmp_path, run_txgit):
     """The same verbs from inside the notebook: `%txgit pull`, `%txgit merge --theirs`, `%txgit reset`."""
     alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
@@ -659,6 +690,8 @@ def test_a_cell_that_only_reads_a_figure_does_not_make_the_next_pull_conflict(tm
         alice.cell(_PLOTS + "fig, ax = plt.subplots()\nax.plot([1, 2])")
         before = alice.commits()
         alice.cell("print(len(ax.lines))")
+        alice.cell("fig.get_size_inches()")  # computes the figure's lazy transforms: still a read
+        alice.cell("ax.get_xlim(), ax.transData.transform((1, 1))")  # its view limits, computed when read
         assert alice.commits() == before  # a read: no commit
         alice.tx("remote", "add", "origin", str(tmp_path / "team.git"), "--trusted")
         alice.tx("push")
@@ -711,6 +744,74 @@ def test_a_conflict_resolved_beside_quiet_cells_takes_the_style_only_theirs_chan
         alice.shutdown()
         if bob is not None:
             bob.shutdown()
+
+
+def test_a_conflict_sets_theirs_settings_at_once_and_abort_puts_ours_back(tmp_path, run_txgit):
+    """git's rule: while a conflict stands the kernel holds the partial merge, and `--abort` brings back
+    exactly the state before it. The style and generator position only Bob changed were set in Alice's
+    kernel only when the merge commit was written, not when the pull reported the conflict; so her
+    cells during the conflict drew and plotted with her own, and `--abort` had nothing to roll back."""
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, _AGG)
+    bob = None
+    probe = "(matplotlib.rcParams['axes.facecolor'], int(np.random.get_state()[2]), " \
+            "int(np.random.get_state()[1].sum()))"
+    try:
+        alice.cell(_PLOTS + "np.random.seed(1)\nx = 1")
+        alice.tx("remote", "add", "origin", str(tmp_path / "team.git"), "--trusted")
+        alice.tx("push")
+        alice.tx("clone", str(tmp_path / "team.git"), str(tmp_path / "bob"), "--trusted")
+        bob = User("bob", Workspace(tmp_path / "bob"), run_txgit, _AGG)
+        bob.cell("%txgit checkout main")
+        bob.cell("plt.style.use('ggplot')\nnp.random.seed(5)\nx = 2")
+        bob.tx("push")
+        theirs = bob.value(probe)
+        alice.cell("x = 3")
+        ours = alice.value(probe)
+        assert ours != theirs
+        pulled = alice.tx("pull", code=1).stdout
+        assert "CONFLICT (changed on both sides): x" in pulled
+        assert "set matplotlib settings, numpy.random generator" in pulled, pulled
+        assert alice.value(probe) == theirs  # the partial merge: what only Bob changed is in
+        aborted = alice.tx("merge", "--abort").stdout
+        assert "aborted" in aborted and "set matplotlib settings, numpy.random generator" in aborted, aborted
+        assert alice.value("x") == 3 and alice.value(probe) == ours  # exactly as before the pull
+        assert "nothing to commit" in alice.tx("status").stdout
+        before = alice.commits()
+        alice.cell("print(x)")  # the settings put back are the committed ones: a read commits nothing
+        assert alice.commits() == before
+
+        # again, resolved: the draws made while the conflict stood are the kernel's, kept by the merge
+        alice.tx("pull", code=1)
+        alice.cell("drawn = np.random.rand(3)")
+        during = alice.value(probe)
+        assert during[0] == theirs[0] and during[1:] != theirs[1:]
+        assert "Merged origin/main into main" in alice.tx("merge", "--ours", "x").stdout
+        assert alice.value("x") == 3 and alice.value(probe) == during
+        assert alice.ws.state().meta["libraries"] == bob.ws.state().meta["libraries"]
+    finally:
+        alice.shutdown()
+        if bob is not None:
+            bob.shutdown()
+
+
+def test_a_terminal_verb_run_as_a_magic_does_not_draw_from_the_kernels_random_generator(tmp_path):
+    """`%txgit fetch` (any verb the magic hands to the CLI) imported rich in the kernel, and rich draws
+    `random.getrandbits(24)` when first imported: the notebook's seeded stream moved, so its next
+    numbers differed from a run without the magic (and a merge stopped on conflicts recorded that
+    moved position as the one to put back on `--abort`)."""
+    import random
+
+    random.seed(0)
+    expected = [random.random() for _ in range(2)]
+    kernel = Kernel(Workspace.init(tmp_path / "alice").root)
+    try:
+        kernel.ok("%load_ext txgit")
+        kernel.ok("import random\nrandom.seed(0)")
+        assert "main" in kernel.ok("%txgit branch").stdout
+        kernel.ok("drawn = [random.random() for _ in range(2)]")
+        assert silent_eval(kernel, "drawn") == expected
+    finally:
+        kernel.shutdown()
 
 
 _VALUES = _PLOTS + """import pandas as pd

@@ -335,3 +335,38 @@ def test_pickling_a_figure_again_gives_the_same_bytes_and_frees_no_object_it_hol
     handlers = [lambda *a: None, lambda *a: None]
     ids = [registries[1].connect("xlim_changed", h) for h in handlers]
     assert ids[1] == ids[0] + 1 and pickling.dumps(fig, ns)[0] != first  # callbacks connected: a change
+
+
+def test_a_read_that_computes_a_figures_transforms_gives_the_same_bytes_and_the_copy_computes_them_again():
+    # matplotlib's transforms compute lazily and clear their `_invalid` flag when read: the first
+    # `fig.get_size_inches()` changed the figure's pickle, so a cell that only read it committed it
+    ns = session_namespace(textwrap.dedent("""
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        fig, ax = plt.subplots()
+        ax.plot([1, 2, 3])
+    """))
+    fig, ax = ns["fig"], ns["ax"]
+    first = pickling.dumps(fig, ns)[0]
+    assert list(fig.get_size_inches()) == [6.4, 4.8]  # reads that compute lazily kept values
+    assert pickling.dumps(fig, ns)[0] == first
+    assert ax.get_xlim() == (-0.1, 2.1)  # the view limits of what was plotted
+    ax.transData.transform((1, 1)), ax.transAxes.inverted(), fig.bbox.width
+    assert pickling.dumps(fig, ns)[0] == first
+    # the copy of a figure whose transforms were all computed is not left valid below a changed parent
+    fig.bbox.width
+    copy = pickling.loads(*pickling.dumps(fig, ns), session_namespace())
+    assert copy.bbox.width == fig.bbox.width
+    copy.set_size_inches(3, 2)
+    assert copy.bbox.width == 3 * copy.dpi and list(fig.get_size_inches()) == [6.4, 4.8]
+    fig.set_size_inches(3, 2)  # a change: other bytes
+    assert pickling.dumps(fig, ns)[0] != first
+    # a copy draws what the figure draws
+    copy = pickling.loads(*pickling.dumps(fig, ns), session_namespace())
+    assert copy.axes[0].get_xlim() == ax.get_xlim()
+    drawn = []
+    for f in (fig, copy):
+        f.canvas.draw()
+        drawn.append(bytes(f.canvas.buffer_rgba()))
+    assert drawn[0] == drawn[1]

@@ -123,9 +123,23 @@ def _cwd(path: str) -> Iterator[None]:
         os.chdir(old)
 
 
+@contextmanager
+def _keeping_random() -> Iterator[None]:
+    """Imports made for the user inside the kernel leave its global random generator where it was:
+    rich draws ``random.getrandbits`` when first imported, which moved a notebook's seeded stream."""
+    import random
+
+    state = random.getstate()
+    try:
+        yield
+    finally:
+        random.setstate(state)
+
+
 def _cli_commands() -> set[str]:
-    from txgit.cli.app import app
-    import txgit.cli  # noqa: F401  (registers the commands)
+    with _keeping_random():
+        from txgit.cli.app import app
+        import txgit.cli  # noqa: F401  (registers the commands)
 
     return {c.name or c.callback.__name__.replace("_", "-") for c in app.registered_commands if c.callback}
 

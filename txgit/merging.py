@@ -171,9 +171,11 @@ def merge(ws: Repository, rev: str, namespace: MutableMapping[str, Any] | None =
                                        base_id=result.base, ours_id=str(mine.id), theirs_id=str(theirs.id),
                                        disputed=disputed)
             result.status, final = ("conflicts" if result.plan.conflicts else "merged"), None
-        if result.status in ("fast-forward", "merged"):  # a fast-forward takes all theirs changed since ours
+        # a fast-forward takes all theirs changed since ours; a merge with conflicts too, at once (the
+        # working state is the partial merge: what only theirs changed is in, as their variables are)
+        if result.status in ("fast-forward", "merged", "conflicts"):
             _, result.settings, result.settings_kept = merge_library_items(
-                ws, result.base if result.status == "merged" else result.ours, result.ours, str(theirs.id))
+                ws, result.ours if result.status == "fast-forward" else result.base, result.ours, str(theirs.id))
         values: dict[str, Any] = {}
         fingerprints = Fingerprints()
         if namespace is not None and result.plan is not None:
@@ -480,9 +482,31 @@ def merge_continue(ws: Repository, *, ref: str = "HEAD") -> MergeResult:
         return _finish_merge(ws, merging, plan, result)
 
 
-def merge_abort(ws: Repository, namespace: MutableMapping[str, Any] | None = None, *, ref: str = "HEAD") -> MergeResult:
+def _no_changes_since_merged(ws: Repository, merging: MergeInProgress, namespace: MutableMapping[str, Any],
+                             now: dict[str, VarRecord], ours: State, names: set[str]) -> None:
+    """Refuse an abort that would drop a value the namespace set after the merge loaded or removed
+    it: neither what the merge put there nor ours'. (A conflict's own variables hold ours' until a
+    resolution; as git's abort, it drops a resolution in progress.)"""
+    plan = merge_plan(ws, merging)
+
+    def differs(n: str, record: VarRecord | None) -> bool:
+        return (n in namespace) != (record is not None) or (n in now and not now[n].same_content(record))
+
+    merged = set(plan.from_theirs) | set(plan.removed)
+    lost = sorted(n for n in names & merged
+                  if differs(n, plan.variables.get(n)) and differs(n, ours.variables.get(n)))
+    if lost:
+        shown = ", ".join(lost[:5]) + (" …" if len(lost) > 5 else "")
+        raise DirtyNamespace(f"the abort would lose {shown}, changed during the merge: finish the merge (the "
+                             "next commit keeps them), or set them back first")
+
+
+def merge_abort(ws: Repository, namespace: MutableMapping[str, Any] | None = None, *, ref: str = "HEAD",
+                changed: set[str] | None = None) -> MergeResult:
     """Give up a merge in progress: forget it and, given ``namespace``, put back the values the merge
-    loaded or removed as ours has them (the ref never moved)."""
+    loaded or removed as ours has them (the ref never moved). One of those that the namespace changed
+    since the merge put it there (``changed``: the names it may have changed; None: any) refuses it
+    (:class:`DirtyNamespace`), as git's ``reset --merge`` refuses to drop a merged file's own changes."""
     with ws.lock():
         merging = _require_merge(ws, ref)
         result = MergeResult("aborted", merging.ref, merging.ours, merging.theirs, merging.label,
@@ -493,6 +517,7 @@ def merge_abort(ws: Repository, namespace: MutableMapping[str, Any] | None = Non
             touched = {n for n in set(ours.variables) | set(theirs.variables)
                        if not _same_record(ours.variables.get(n), theirs.variables.get(n))}
             now = ws.live_records(namespace, touched)
+            _no_changes_since_merged(ws, merging, namespace, now, ours, touched if changed is None else touched & changed)
             load = sorted(n for n in touched if n in ours.variables and ours.variables[n].kind in (VALUE, MODULE)
                           and not ours.variables[n].same_content(now.get(n)))
             fingerprints = Fingerprints()

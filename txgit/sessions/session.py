@@ -150,6 +150,9 @@ class NamespaceSession:
         # checkout; ``_libraries`` is what the last commit or checkout of ours recorded (None: none yet)
         self._library_state = libstate.LibraryState()
         self._libraries: dict[str, Any] | None = None
+        # a merge stopped on conflicts set theirs' settings here at once (the kernel holds the partial
+        # merge, as git's work tree does): ((ours, theirs), what those items were before), for --abort
+        self._before_merge: tuple[tuple[str | None, str], dict[str, Any]] | None = None
         self._started = 0.0
         # Auto-commits written by a background thread (see commit()); off unless the host turns it on.
         self.background = False
@@ -756,8 +759,12 @@ class NamespaceSession:
                 if explicit:
                     raise MergeInProgressError(note)
                 raise MergeInProgressError("not committed: " + note)
-            # what theirs alone changed of the library settings and generators comes with the merge too
-            self._take_settings(self.workspace.merge_library_items(merging.base, merging.ours, merging.theirs)[1])
+            # what theirs alone changed of the library settings and generators comes with the merge too,
+            # unless this session set it when the conflict was reported: what the kernel did with them
+            # since (a draw, a style) is its own, as a variable set during the conflict
+            if not self._took_settings_of(merging.ours, merging.theirs):
+                self._take_settings(self.workspace.merge_library_items(merging.base, merging.ours,
+                                                                       merging.theirs)[1])
             libraries = self._library_state.capture()
             if libraries:
                 prepared.meta["libraries"] = libraries
@@ -765,6 +772,7 @@ class NamespaceSession:
             result = self._finish_write(prepared, self._committed(prepared, names))
             self._libraries = libraries
             self.workspace.merge_done(merging, result.info.id)
+            self._before_merge = None
         finally:
             lock.release()
         return result
@@ -1129,10 +1137,21 @@ class NamespaceSession:
         if result.info is not None:
             self.base = result.info.id
         self.unloaded -= set(result.loaded) | set(result.plan.removed if result.plan else ())
+        if result.status == "conflicts":
+            self._before_merge = ((result.ours, result.theirs), self._library_items(result.settings))
         self._take_settings(result.settings)
         self._remember_sharing(set(result.loaded) | set(result.removed))
         self._merged_origins(result)
         return result
+
+    def _library_items(self, items: Iterable[str]) -> dict[str, Any]:
+        """This process's library settings and generator positions now, as a commit records them: those of
+        ``items`` that it has."""
+        now = {**self._library_state.capture(), **self._library_state.positions()}
+        return {item: now[item] for item in items if item in now}
+
+    def _took_settings_of(self, ours: str | None, theirs: str) -> bool:
+        return self._before_merge is not None and self._before_merge[0] == (ours, theirs)
 
     def _take_settings(self, settings: dict[str, Any]) -> None:
         """Set in this process the library settings and generator positions a merge took from theirs
@@ -1186,10 +1205,16 @@ class NamespaceSession:
         """Give up the merge in progress: values it loaded or removed are put back as ours has them."""
         self.flush()
         with self._without_hidden():
-            result = self.workspace.merge_abort(self.namespace, ref=self.ref)
+            changed = None if self.touched is None or self.full_next else set(self.touched)
+            result = self.workspace.merge_abort(self.namespace, ref=self.ref, changed=changed)
         self._remember_sharing(set(result.loaded) | set(result.removed))
         if self.touched is not None:
             self.touched -= set(result.loaded) | set(result.removed)
+        if self._took_settings_of(result.ours, result.theirs):  # what the merge set here, as it was before
+            assert self._before_merge is not None
+            result.settings = self._before_merge[1]
+            self._take_settings(result.settings)
+        self._before_merge = None
         if result.ours is not None:
             if self.base is None:
                 # a fresh session (a kernel restarted during the merge) now stands on ours, of which it

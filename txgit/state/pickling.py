@@ -414,6 +414,70 @@ def _reduce_callback_registry(registry: Any) -> Any:
     return rv
 
 
+def _transform_invalid_level(cls: type) -> int | None:
+    """For a matplotlib transform node (a figure's bboxes and transforms): the level of its
+    ``_invalid`` flag that a new node starts at (None: not a transform node)."""
+    transforms = sys.modules.get("matplotlib.transforms")
+    node = getattr(transforms, "TransformNode", None)
+    if not isinstance(node, type) or not issubclass(cls, node):
+        return None
+    level = getattr(cls, "_INVALID_FULL", getattr(cls, "INVALID", None))  # matplotlib >= 3.8, before
+    return level if type(level) is int else None
+
+
+# transform node class -> its _invalid level when new, found once per type (by _DispatchTable)
+_transform_levels: dict[type, int] = {}
+
+
+def _reduce_transform_node(node: Any) -> Any:
+    """matplotlib's transforms compute lazily and clear their ``_invalid`` flag when read: the first
+    ``fig.get_size_inches()`` or ``ax.transData.transform(...)`` changed the figure's pickle, so a
+    cell that only read a figure committed it (and the next pull of someone's change to it
+    conflicted). What a read computes (a box's points, a matrix) is computed first, and the flag is
+    pickled as a new node has it (invalid: computed again when first read, as after construction),
+    with no cached inverse; every node of a figure is, so a node is never valid below an invalid
+    parent."""
+    if getattr(node, "__dict__", {}).get("_invalid"):
+        transforms = sys.modules["matplotlib.transforms"]
+        try:
+            if isinstance(node, transforms.BboxBase):
+                node.get_points()
+            elif isinstance(node, transforms.AffineBase):
+                node.get_matrix()
+        except Exception:  # one that cannot compute now (a singular box): pickled as it is
+            pass
+    rv = node.__reduce_ex__(PROTOCOL)
+    state = rv[2] if isinstance(rv, tuple) and len(rv) >= 3 else None
+    level = _transform_levels.get(type(node))
+    if isinstance(state, dict) and type(state.get("_invalid")) is int and level is not None:
+        if state is getattr(node, "__dict__", None):  # never the node's own (matplotlib's is a copy)
+            state = dict(state)
+            rv = (*rv[:2], state, *rv[3:])
+        state["_invalid"] = level
+        if state.get("_inverted") is not None:  # a cache, made again when asked for (the node is invalid)
+            state["_inverted"] = None
+    return rv
+
+
+def _is_axes(cls: type) -> bool:
+    base = getattr(sys.modules.get("matplotlib.axes._base"), "_AxesBase", None)
+    return isinstance(base, type) and issubclass(cls, base)
+
+
+def _reduce_axes(ax: Any) -> Any:
+    """An Axes whose data limits changed (a plot) computes its view limits only when they are read:
+    the first ``ax.get_xlim()`` changed its pickle (placeholder limits, marked stale, became the
+    computed ones), so a cell that only read them committed. They are computed first, as that read,
+    or a draw, would."""
+    stale = getattr(ax, "_stale_viewlims", None)
+    if isinstance(stale, dict) and any(stale.values()):
+        try:
+            ax._unstale_viewLim()
+        except Exception:  # a matplotlib without it, an Axes that cannot autoscale: pickled as it is
+            pass
+    return ax.__reduce_ex__(PROTOCOL)
+
+
 # A cache this size holds every type of a session many times over; past it (classes redefined
 # again and again) it starts afresh rather than keep old classes alive.
 ROUTES_LIMIT = 8192
@@ -464,6 +528,11 @@ class _DispatchTable(dict[type, Callable[[Any], Any]]):
             reducer = _reduce_without_cache_entry
         elif _is_callback_registry(t):
             reducer = _reduce_callback_registry
+        elif _is_axes(t):
+            reducer = _reduce_axes
+        elif (level := _transform_invalid_level(t)) is not None:
+            _transform_levels[t] = level
+            reducer = _reduce_transform_node
         else:
             reducer = _REDUCE_EX
         self[t] = reducer
