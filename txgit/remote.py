@@ -44,6 +44,7 @@ it knows nothing of the facade (:mod:`txgit.workspace`), sessions or the CLI.
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import json
 import os
@@ -107,6 +108,13 @@ _HEAD_CHECKS_UPTO = 64  # up to this many names, ask per blob (in parallel); pas
 # core.bigFileThreshold; windowMemory=1 leaves one object in the window, should that ever change.
 _NO_DELTA_SEARCH = "[pack]\n\tdeltaCacheSize = 1\n\twindowMemory = 1\n"
 _NO_DELTA_SEARCH_FILE = "push-no-delta-search.gitconfig"  # in .txgit/
+# On the remote: a commit whose git objects a push sent while its blobs were still uploading. Outside
+# refs/heads, refs/tags and refs/txgit, so no fetch or clone reads it; the push's last step deletes it.
+PENDING_PREFIX = "refs/txgit-pending/"
+# A push sends its git objects beside the blob upload from this many new blobs (or bytes) on; below it,
+# the upload is a request or two and a second git push would cost more than the overlap saves.
+_EARLY_OBJECTS_BLOBS = _HEAD_CHECKS_UPTO
+_EARLY_OBJECTS_BYTES = 1 << 20
 DEFAULT_TIMEOUT = 30.0  # seconds a git remote (or an S3 request) may stay silent before we give up on it
 TIMEOUT_ENV = "TXGIT_REMOTE_TIMEOUT"
 TIMEOUT_KEY = "txgit.remote-timeout"  # in the workspace's (or the user's global) git config
@@ -525,6 +533,7 @@ class _PushStage:
     refs: str = "before"
     moving: list[str] = field(default_factory=list)
     store_root: Path | None = None  # the storage's folder, when it is one
+    sources: dict[str, str] = field(default_factory=dict)  # remote ref -> the local ref pushed to it
 
     def describe(self, remote: str, made: list[Path]) -> str:
         root = self.store_root
@@ -933,6 +942,26 @@ class Remotes:
     def _git_remote(self, r: Remote) -> pygit2.Remote:
         return self.repo.remotes[r.name]
 
+    def _push_handle(self, delta_search: bool) -> pygit2.Repository:
+        """A handle of its own on the workspace's git repository, for a push on another thread
+        (libgit2's repository objects are not to be used from two threads at once)."""
+        repo = None if delta_search else self._repo_without_delta_search()
+        return repo if repo is not None and repo is not self.repo else pygit2.Repository(self.repo.path)
+
+    def _send_objects(self, r: Remote, specs: list[str], delta_search: bool) -> None:
+        """Push ``specs`` (sources to pending refs): the git objects only, no branch moves. Runs
+        on a thread beside the blob upload; raises what the push raised."""
+        handle = self._push_handle(delta_search)
+        callbacks = _Callbacks()
+        try:
+            with self._contact(r, callbacks):
+                handle.remotes[r.name].push(specs, callbacks=callbacks)
+        finally:
+            handle.free()
+        if callbacks.rejected:
+            ref, why = next(iter(callbacks.rejected.items()))
+            raise RemoteError(f"{r.name} rejected {ref}: {why}")
+
     def _repo_without_delta_search(self) -> pygit2.Repository:
         """A second handle on the workspace's git repository whose pack builder skips the delta
         search, for one push: the override is an in-memory config level of this handle only (the
@@ -968,7 +997,8 @@ class Remotes:
             callbacks.watch = None
 
     def _advertised(self, r: Remote, callbacks: _Callbacks) -> dict[str, str]:
-        """The remote's refs: name -> commit id (``ls-remote``)."""
+        """The remote's refs: name -> commit id (``ls-remote``). Pending refs are left out: their
+        commits' blobs may not all be stored, so they vouch for nothing (a push still sends them)."""
         with self._contact(r, callbacks) as timeout:
             try:
                 heads = self._git_remote(r).list_heads(callbacks=callbacks)
@@ -980,7 +1010,7 @@ class Remotes:
         for h in heads:
             name = h["name"] if isinstance(h, dict) else h.name
             oid = h["oid"] if isinstance(h, dict) else h.oid
-            if name != "HEAD" and not name.endswith("^{}"):
+            if name != "HEAD" and not name.endswith("^{}") and not name.startswith(PENDING_PREFIX):
                 out[name] = str(oid)
         return out
 
@@ -1255,6 +1285,12 @@ class Remotes:
             if isinstance(e, KeyboardInterrupt):
                 raise Interrupted(stage.describe(r.name, made)) from e
             raise
+        finally:
+            for source in stage.sources.values():
+                try:
+                    self.repo.references.delete(source)
+                except (KeyError, pygit2.GitError):
+                    pass  # never made (the push stopped before), or gone already
 
     def _push(self, r: Remote, wanted: dict[str, str], force: bool, progress: Progress | None, started: float,
               made: list[Path], stage: _PushStage) -> PushResult:
@@ -1319,60 +1355,78 @@ class Remotes:
             except BlobError as e:
                 raise BlobError(f"cannot push: {e}") from e
 
-        read_ahead: Future | None = None  # the first batch, read while the storage is asked
-        if not remote_refs and not store.is_local and len(names) > _HEAD_CHECKS_UPTO:
-            # A git remote nothing was pushed to: its storage is new too, most likely. One listing
-            # says what it holds, packed (the index) and loose; nothing on it vouches for more. The
-            # blobs will most likely all go: the first batch is read from here meanwhile.
-            with ThreadPoolExecutor(max_workers=1) as ahead:
-                first = _batches(sorted(names), sizes, _ASYNC_BATCH_BLOBS)[0]
-                read_ahead = ahead.submit(read, first)
-                try:
-                    lacking = sorted(store.missing_by_listing(names))
-                finally:
-                    _wait_all([read_ahead])
-        else:
-            lacking = self._lacking(store, names, remote_refs, force)
-        stage.store_root = Path(store.root).absolute() if store.is_local else None
-        if lacking:
-            if store.is_local:
-                top = _first_missing(Path(store.root))
-                if top is not None and not any(top == m or m in top.parents for m in made):
-                    made.append(top)  # the upload creates it
+        # The git objects (commits, trees, records) go up beside the blobs, to a pending ref on the
+        # remote that no fetch reads; only the branches wait for both (step 2), so a remote's branch
+        # still never names a commit whose blobs are not all stored. One thread: the push's own.
+        source_refs = stage.sources = self._push_sources(r, to_move)
+        early: Future | None = None
+        pending: dict[str, str] = {}  # on the remote -> the local ref it is pushed from
+        for ref, src in source_refs.items():
+            pending.setdefault(f"{PENDING_PREFIX}{to_move[ref]}", src)
+        big = len(names) >= _EARLY_OBJECTS_BLOBS or sum(sizes.values()) >= _EARLY_OBJECTS_BYTES
+        git_side = ThreadPoolExecutor(max_workers=1)
+        try:
+            if big and pending:
+                early = git_side.submit(contextvars.copy_context().run, self._send_objects, r,
+                                        [f"+{src}:{dst}" for dst, src in pending.items()], len(commits) > 1)
+            read_ahead: Future | None = None  # the first batch, read while the storage is asked
+            if not remote_refs and not store.is_local and len(names) > _HEAD_CHECKS_UPTO:
+                # A git remote nothing was pushed to: its storage is new too, most likely. One listing
+                # says what it holds, packed (the index) and loose; nothing on it vouches for more. The
+                # blobs will most likely all go: the first batch is read from here meanwhile.
+                with ThreadPoolExecutor(max_workers=1) as ahead:
+                    first = _batches(sorted(names), sizes, _ASYNC_BATCH_BLOBS)[0]
+                    read_ahead = ahead.submit(read, first)
+                    try:
+                        lacking = sorted(store.missing_by_listing(names))
+                    finally:
+                        _wait_all([read_ahead])
+            else:
+                lacking = self._lacking(store, names, remote_refs, force)
+            stage.store_root = Path(store.root).absolute() if store.is_local else None
+            if lacking:
+                if store.is_local:
+                    top = _first_missing(Path(store.root))
+                    if top is not None and not any(top == m or m in top.parents for m in made):
+                        made.append(top)  # the upload creates it
 
-            def read_batch(batch: list[str]) -> Mapping[str, bytes]:
-                nonlocal read_ahead
-                if read_ahead is not None:
-                    got = read_ahead.result()  # (raises what reading it raised)
-                    read_ahead = None  # used once: not held in memory for the rest of the transfer
-                    if all(n in got for n in batch):
-                        return {n: got[n] for n in batch}
-                return read(batch)
+                def read_batch(batch: list[str]) -> Mapping[str, bytes]:
+                    nonlocal read_ahead
+                    if read_ahead is not None:
+                        got = read_ahead.result()  # (raises what reading it raised)
+                        read_ahead = None  # used once: not held in memory for the rest of the transfer
+                        if all(n in got for n in batch):
+                            return {n: got[n] for n in batch}
+                    return read(batch)
 
-            result.blobs_uploaded, result.bytes_uploaded = self._transfer(
-                lacking, read_batch, store.write_blobs, sizes, "upload", progress, store.fs, stage.blobs)
+                result.blobs_uploaded, result.bytes_uploaded = self._transfer(
+                    lacking, read_batch, store.write_blobs, sizes, "upload", progress, store.fs, stage.blobs)
+        finally:
+            git_side.shutdown(wait=True)  # (also on an error or interrupt: its push ends before we go on)
         # 2. refs, only now that every blob they name is stored
         config_oid = _config_commit(self.repo, record, self._indexes_to_carry(store))
-        tmp_refs = []
+        to_move_specs = []
         # under the lock, which clears the ``*.lock`` files a killed push left on these refs
         with self.ws.lock():
             if remote_refs.get(CONFIG_REF) != str(config_oid):
                 self.repo.references.create(f"refs/txgit/outgoing/{r.name}", config_oid, force=True)
-                to_move_specs = [f"+refs/txgit/outgoing/{r.name}:{CONFIG_REF}"]
-            else:
-                to_move_specs = []
-            for ref, new in to_move.items():
-                # push from a ref that names exactly the commit whose blobs we uploaded
-                tmp = f"refs/txgit/push/{r.name}/{ref.removeprefix('refs/')}"
-                self.repo.references.create(tmp, pygit2.Oid(hex=new), force=True)
-                tmp_refs.append(tmp)
-                to_move_specs.append(f"{'+' if force else ''}{tmp}:{ref}")
+                to_move_specs.append(f"+refs/txgit/outgoing/{r.name}:{CONFIG_REF}")
+        to_move_specs += [f"{'+' if force else ''}{source_refs[ref]}:{ref}" for ref in to_move]
+        sent = False
+        if early is not None:
+            try:
+                early.result()
+                sent = True
+            except (TxgitError, pygit2.GitError, OSError, ValueError):
+                pass  # the objects go with the refs below, as without the early push (which says why if it fails)
+        if sent:  # the remote holds the objects: the refs move alone, and the pending refs go with them
+            to_move_specs += [f":{dst}" for dst in pending]
         callbacks = _Callbacks()
         stage.refs, stage.moving = "moving", [ref for ref in to_move]
         # One new commit holds one version of each record shard: the delta search could only pair
         # different variables' shards, ~2 % of the pack's bytes for ~3/4 of the push's time (1,000
         # variables). Several commits keep it: a shard's successive versions delta well.
-        pushing = self._repo_without_delta_search() if len(commits) <= 1 else self.repo
+        pushing = self._repo_without_delta_search() if len(commits) <= 1 and not sent else self.repo
         try:
             with self._contact(r, callbacks) as timeout:
                 pushing.remotes[r.name].push(to_move_specs, callbacks=callbacks)
@@ -1386,10 +1440,10 @@ class Remotes:
         finally:
             if pushing is not self.repo:
                 pushing.free()  # the second handle's open files (packs, indexes) go now, not at gc
-            for tmp in tmp_refs:
-                self.repo.references.delete(tmp)
-        if callbacks.rejected:
-            ref, why = next(iter(callbacks.rejected.items()))
+        # a pending ref that was gone already (a push of the same commit deleted it meanwhile) is no failure
+        rejected = {ref: why for ref, why in callbacks.rejected.items() if not ref.startswith(PENDING_PREFIX)}
+        if rejected:
+            ref, why = next(iter(rejected.items()))
             raise PushRejected(f"{r.name} rejected {ref}: {why}")
         stage.refs = "moved"
         with self.ws.lock():
@@ -1399,6 +1453,16 @@ class Remotes:
             self.repo.references.create(f"refs/txgit/remotes/{r.name}/config", config_oid, force=True)
         result.seconds = time.perf_counter() - started
         return result
+
+    def _push_sources(self, r: Remote, to_move: Mapping[str, str]) -> dict[str, str]:
+        """A local ref per remote ref to move, naming exactly the commit whose blobs this push
+        uploads (git pushes from refs, and the branch may move here meanwhile): ref -> source ref."""
+        sources = {ref: f"refs/txgit/push/{r.name}/{ref.removeprefix('refs/')}" for ref in to_move}
+        # under the lock, which clears the ``*.lock`` files a killed push left on these refs
+        with self.ws.lock():
+            for ref, new in to_move.items():
+                self.repo.references.create(sources[ref], pygit2.Oid(hex=new), force=True)
+        return sources
 
     def _lacking(self, store: RemoteStore, names: set[str], remote_refs: Mapping[str, str], force: bool) -> list[str]:
         """Which of ``names`` the remote's storage lacks, asking it as little as it allows."""
