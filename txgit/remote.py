@@ -428,15 +428,9 @@ class RemoteStore(ObjectStore):
                 present = dict(zip(wanted, pool.map(lambda n: self.fs.exists(self.path(n)), wanted)))
             return {n for n, ok in present.items() if not ok}
 
-    def missing_by_listing(self, names: Iterable[str]) -> set[str]:
-        """Which names the store lacks, from one listing of everything below it: the packs, their
-        indexes, and the blobs stored loose. For a storage that is new or small, most likely (a
-        first push to a new git remote), where :meth:`missing` would list the pack folder and then,
-        finding no index, the whole storage: two requests. On a storage holding many loose blobs
-        the listing takes one request per thousand of them, as :meth:`missing` would without an index."""
-        wanted = set(names)
-        if not wanted or self.is_local:
-            return super().missing(wanted)
+    def listing(self) -> dict[str, dict[str, Any]]:
+        """Everything below the store (path -> details), in one request on S3; the remote index is
+        refreshed from it. For :meth:`missing_by_listing`, which may then be asked later."""
         with self._errors():
             self.fs.invalidate_cache(self.root)
             try:
@@ -444,6 +438,21 @@ class RemoteStore(ObjectStore):
             except FileNotFoundError:
                 listed = {}
             self.packs.refresh(listed=listed)
+            return listed
+
+    def missing_by_listing(self, names: Iterable[str], *, listed: dict[str, dict[str, Any]] | None = None) -> set[str]:
+        """Which names the store lacks, from one listing of everything below it: the packs, their
+        indexes, and the blobs stored loose. For a storage that is new or small, most likely (a
+        first push to a new git remote), where :meth:`missing` would list the pack folder and then,
+        finding no index, the whole storage: two requests. On a storage holding many loose blobs
+        the listing takes one request per thousand of them, as :meth:`missing` would without an index.
+        ``listed``: what :meth:`listing` returned just before (nothing is asked again)."""
+        wanted = set(names)
+        if not wanted or self.is_local:
+            return super().missing(wanted)
+        if listed is None:
+            listed = self.listing()
+        with self._errors():
             wanted -= self.packs.where.keys()
             return wanted - {n for n in map(self._name_of, map(str, listed)) if n is not None}
 
@@ -1028,21 +1037,26 @@ class Remotes:
                 return target.removeprefix("refs/heads/")
         return None
 
-    def _ensure_local_bare(self, r: Remote, made: list[Path]) -> None:
-        """A local-path remote that does not exist yet is created (``git init --bare``) on first push,
-        if its parent folder exists (a typo in the path is refused, as git refuses it). The folder is
-        added to ``made`` before it is created, for the push to remove if it fails or is interrupted."""
+    def _ensure_local_bare(self, r: Remote, made: list[Path]) -> bool:
+        """Whether ``r`` is a local-path remote that does not exist yet, for the push to create
+        (``git init --bare``, :meth:`_init_local_bare`), if its parent folder exists (a typo in the path
+        is refused, as git refuses it). The folder is added to ``made``, for the push to remove if it
+        fails or is interrupted."""
         path = r.local_path
         if path is None or path.exists():
             if path is not None and not (path / "HEAD").exists() and not (path / ".git").exists():
                 raise RemoteError(f"remote {r.name!r}: {path} exists but is not a git repository")
-            return
+            return False
         if not path.parent.is_dir():
             raise RemoteError(f"cannot reach remote {r.name!r}: {path} does not exist and neither does its "
                               f"folder {path.parent} (create the folder, or fix the URL with "
                               f"`txgit remote set-url {r.name} URL`)")
         made.append(path)
-        pygit2.init_repository(str(path), bare=True, initial_head=self.ws.branch or "main")
+        return True
+
+    def _init_local_bare(self, r: Remote) -> None:
+        assert r.local_path is not None
+        pygit2.init_repository(str(r.local_path), bare=True, initial_head=self.ws.branch or "main")
 
     def _fetch_git(self, r: Remote, refspecs: list[str], callbacks: _Callbacks) -> None:
         with self._contact(r, callbacks) as timeout:
@@ -1276,8 +1290,11 @@ class Remotes:
         made: list[Path] = []  # folders this push creates: a failed push removes them again
         stage = _PushStage()
         try:
-            self._ensure_local_bare(r, made)
-            return self._push(r, wanted, force, progress, started, made, stage)
+            create = self._ensure_local_bare(r, made)
+            # threads beside the push's own: the git objects' push, a first listing of the storage.
+            # Left only when both ended (also on an error: a folder this push made is removed after)
+            with ThreadPoolExecutor(max_workers=2) as aside:
+                return self._push(r, wanted, force, progress, started, made, stage, aside, create)
         except BaseException as e:
             if stage.refs != "moved":  # once the remote's refs moved, what it holds is the pushed history
                 for folder in made:
@@ -1293,11 +1310,23 @@ class Remotes:
                     pass  # never made (the push stopped before), or gone already
 
     def _push(self, r: Remote, wanted: dict[str, str], force: bool, progress: Progress | None, started: float,
-              made: list[Path], stage: _PushStage) -> PushResult:
-        callbacks = _Callbacks()
-        # What the remote holds now, and where it says its blobs are.
-        self._fetch_git(r, [f"+refs/txgit/*:refs/txgit/remotes/{r.name}/*"], callbacks)
-        remote_refs = self._advertised(r, _Callbacks())
+              made: list[Path], stage: _PushStage, aside: ThreadPoolExecutor, create: bool) -> PushResult:
+        listing: Future | None = None
+        if create:
+            # A git remote this push creates holds nothing yet, and its storage most likely nothing:
+            # its listing (a request) starts now, beside the repository's making and the records' reading.
+            recorded = None
+            store = self.store(r)
+            if not store.is_local:
+                listing = aside.submit(store.listing)
+            self._init_local_bare(r)
+            remote_refs: dict[str, str] = {}
+        else:
+            # What the remote holds now, and where it says its blobs are.
+            self._fetch_git(r, [f"+refs/txgit/*:refs/txgit/remotes/{r.name}/*"], _Callbacks())
+            remote_refs = self._advertised(r, _Callbacks())
+            store = self.store(r)
+            recorded = self.recorded(r.name)
         result = PushResult(r.name)
         to_move: dict[str, str] = {}
         for ref, new in wanted.items():
@@ -1314,8 +1343,6 @@ class Remotes:
                 raise PushRejected(f"rejected tag {ref.removeprefix('refs/tags/')} -> {r.name}: the remote's tag "
                                    "points elsewhere (push --force to move it)")
             to_move[ref] = new
-        store = self.store(r)
-        recorded = self.recorded(r.name)
         # None: the blobs are beside the repository. A clone configured nothing: it keeps the record.
         record = {"storage": r.storage or (recorded or {}).get("storage")}
         moved = recorded is not None and recorded.get("storage") != record["storage"]
@@ -1364,45 +1391,40 @@ class Remotes:
         for ref, src in source_refs.items():
             pending.setdefault(f"{PENDING_PREFIX}{to_move[ref]}", src)
         big = len(names) >= _EARLY_OBJECTS_BLOBS or sum(sizes.values()) >= _EARLY_OBJECTS_BYTES
-        git_side = ThreadPoolExecutor(max_workers=1)
-        try:
-            if big and pending:
-                early = git_side.submit(contextvars.copy_context().run, self._send_objects, r,
-                                        [f"+{src}:{dst}" for dst, src in pending.items()], len(commits) > 1)
-            read_ahead: Future | None = None  # the first batch, read while the storage is asked
-            if not remote_refs and not store.is_local and len(names) > _HEAD_CHECKS_UPTO:
-                # A git remote nothing was pushed to: its storage is new too, most likely. One listing
-                # says what it holds, packed (the index) and loose; nothing on it vouches for more. The
-                # blobs will most likely all go: the first batch is read from here meanwhile.
-                with ThreadPoolExecutor(max_workers=1) as ahead:
-                    first = _batches(sorted(names), sizes, _ASYNC_BATCH_BLOBS)[0]
-                    read_ahead = ahead.submit(read, first)
-                    try:
-                        lacking = sorted(store.missing_by_listing(names))
-                    finally:
-                        _wait_all([read_ahead])
-            else:
-                lacking = self._lacking(store, names, remote_refs, force)
-            stage.store_root = Path(store.root).absolute() if store.is_local else None
-            if lacking:
-                if store.is_local:
-                    top = _first_missing(Path(store.root))
-                    if top is not None and not any(top == m or m in top.parents for m in made):
-                        made.append(top)  # the upload creates it
-
-                def read_batch(batch: list[str]) -> Mapping[str, bytes]:
-                    nonlocal read_ahead
-                    if read_ahead is not None:
-                        got = read_ahead.result()  # (raises what reading it raised)
-                        read_ahead = None  # used once: not held in memory for the rest of the transfer
-                        if all(n in got for n in batch):
-                            return {n: got[n] for n in batch}
-                    return read(batch)
-
-                result.blobs_uploaded, result.bytes_uploaded = self._transfer(
-                    lacking, read_batch, store.write_blobs, sizes, "upload", progress, store.fs, stage.blobs)
-        finally:
-            git_side.shutdown(wait=True)  # (also on an error or interrupt: its push ends before we go on)
+        if big and pending:
+            early = aside.submit(contextvars.copy_context().run, self._send_objects, r,
+                                 [f"+{src}:{dst}" for dst, src in pending.items()], len(commits) > 1)
+        read_ahead: Future | None = None  # the first batch, read while the storage is asked
+        if listing is not None or (not remote_refs and not store.is_local and len(names) > _HEAD_CHECKS_UPTO):
+            # A git remote nothing was pushed to: its storage is new too, most likely. One listing
+            # says what it holds, packed (the index) and loose; nothing on it vouches for more. The
+            # blobs will most likely all go: the first batch is read from here meanwhile.
+            with ThreadPoolExecutor(max_workers=1) as ahead:
+                first = _batches(sorted(names), sizes, _ASYNC_BATCH_BLOBS)[0]
+                read_ahead = ahead.submit(read, first)
+                try:
+                    lacking = sorted(store.missing_by_listing(names, listed=None if listing is None
+                                                              else listing.result()))
+                finally:
+                    _wait_all([read_ahead])
+        else:
+            lacking = self._lacking(store, names, remote_refs, force)
+        stage.store_root = Path(store.root).absolute() if store.is_local else None
+        if lacking:
+            if store.is_local:
+                top = _first_missing(Path(store.root))
+                if top is not None and not any(top == m or m in top.parents for m in made):
+                    made.append(top)  # the upload creates it
+            def read_batch(batch: list[str]) -> Mapping[str, bytes]:
+                nonlocal read_ahead
+                if read_ahead is not None:
+                    got = read_ahead.result()  # (raises what reading it raised)
+                    read_ahead = None  # used once: not held in memory for the rest of the transfer
+                    if all(n in got for n in batch):
+                        return {n: got[n] for n in batch}
+                return read(batch)
+            result.blobs_uploaded, result.bytes_uploaded = self._transfer(
+                lacking, read_batch, store.write_blobs, sizes, "upload", progress, store.fs, stage.blobs)
         # 2. refs, only now that every blob they name is stored
         config_oid = _config_commit(self.repo, record, self._indexes_to_carry(store))
         to_move_specs = []
