@@ -115,6 +115,7 @@ PENDING_PREFIX = "refs/txgit-pending/"
 # the upload is a request or two and a second git push would cost more than the overlap saves.
 _EARLY_OBJECTS_BLOBS = _HEAD_CHECKS_UPTO
 _EARLY_OBJECTS_BYTES = 1 << 20
+_PREFETCH_PACKS_MAX = 4  # an eager fetch reads up to this many packs named in git beside their indexes
 DEFAULT_TIMEOUT = 30.0  # seconds a git remote (or an S3 request) may stay silent before we give up on it
 TIMEOUT_ENV = "TXGIT_REMOTE_TIMEOUT"
 TIMEOUT_KEY = "txgit.remote-timeout"  # in the workspace's (or the user's global) git config
@@ -1602,7 +1603,10 @@ class Remotes:
             # A remote whose git data names its indexes needs no listing: those are read directly.
             carried = self._carried_indexes(remote) if not store.is_local and not store.packs.loaded else []
             if carried:
-                index = ahead.submit(store.packs.learn_named, carried)
+                # a few packs: read whole in the same concurrent call, as every blob is wanted next
+                # (more are read as needed, one at a time: memory stays bounded)
+                index = ahead.submit(store.packs.learn_named, carried,
+                                     with_packs=len(carried) <= _PREFETCH_PACKS_MAX)
             else:
                 index = ahead.submit(store.packs.refresh) if not store.is_local and not store.packs.loaded else None
             tips = list(tips)
@@ -1612,10 +1616,13 @@ class Remotes:
             lacking = sorted(self.ws.store.missing(names))
             if index is not None:
                 _wait_all([index])
-        if not lacking:
-            return 0, 0
-        return self._transfer(lacking, store.get_many, self.ws.store.write_blobs, sizes, "download", progress,
-                              store.fs, tally)
+        try:
+            if not lacking:
+                return 0, 0
+            return self._transfer(lacking, store.get_many, self.ws.store.write_blobs, sizes, "download", progress,
+                                  store.fs, tally)
+        finally:
+            store.packs.drop_prefetched()
 
 # -- clone ---------------------------------------------------------------------------------------------
 
