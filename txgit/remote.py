@@ -1006,9 +1006,11 @@ class Remotes:
             callbacks.watch.answered()
             callbacks.watch = None
 
-    def _advertised(self, r: Remote, callbacks: _Callbacks) -> dict[str, str]:
+    def _advertised(self, r: Remote, callbacks: _Callbacks,
+                    pending: dict[str, str] | None = None) -> dict[str, str]:
         """The remote's refs: name -> commit id (``ls-remote``). Pending refs are left out: their
-        commits' blobs may not all be stored, so they vouch for nothing (a push still sends them)."""
+        commits' blobs may not all be stored, so they vouch for nothing (a push still sends them).
+        ``pending``: filled with them instead."""
         with self._contact(r, callbacks) as timeout:
             try:
                 heads = self._git_remote(r).list_heads(callbacks=callbacks)
@@ -1020,7 +1022,10 @@ class Remotes:
         for h in heads:
             name = h["name"] if isinstance(h, dict) else h.name
             oid = h["oid"] if isinstance(h, dict) else h.oid
-            if name != "HEAD" and not name.endswith("^{}") and not name.startswith(PENDING_PREFIX):
+            if name.startswith(PENDING_PREFIX):
+                if pending is not None:
+                    pending[name] = str(oid)
+            elif name != "HEAD" and not name.endswith("^{}"):
                 out[name] = str(oid)
         return out
 
@@ -1313,6 +1318,7 @@ class Remotes:
     def _push(self, r: Remote, wanted: dict[str, str], force: bool, progress: Progress | None, started: float,
               made: list[Path], stage: _PushStage, aside: ThreadPoolExecutor, create: bool) -> PushResult:
         listing: Future | None = None
+        left_pending: dict[str, str] = {}  # pending refs on the remote already: pushes killed before the end
         if create:
             # A git remote this push creates holds nothing yet, and its storage most likely nothing:
             # its listing (a request) starts now, beside the repository's making and the records' reading.
@@ -1325,7 +1331,7 @@ class Remotes:
         else:
             # What the remote holds now, and where it says its blobs are.
             self._fetch_git(r, [f"+refs/txgit/*:refs/txgit/remotes/{r.name}/*"], _Callbacks())
-            remote_refs = self._advertised(r, _Callbacks())
+            remote_refs = self._advertised(r, _Callbacks(), left_pending)
             store = self.store(r)
             recorded = self.recorded(r.name)
         result = PushResult(r.name)
@@ -1442,8 +1448,16 @@ class Remotes:
                 sent = True
             except (TxgitError, pygit2.GitError, OSError, ValueError):
                 pass  # the objects go with the refs below, as without the early push (which says why if it fails)
-        if sent:  # the remote holds the objects: the refs move alone, and the pending refs go with them
-            to_move_specs += [f":{dst}" for dst in pending]
+        # the remote holds the objects: the refs move alone, and the pending refs go with them. So does
+        # a pending ref left by a killed push whose commit the branches moved now contain (its objects
+        # stay, reachable from them): abandoned ones do not pile up
+        gone = list(pending) if sent else []
+        branch_tips = [pygit2.Oid(hex=t) for ref, t in to_move.items() if ref.startswith("refs/heads/")]
+        for ref, oid in left_pending.items():
+            if ref not in gone and oid in self.repo and any(
+                    t == pygit2.Oid(hex=oid) or self.repo.descendant_of(t, pygit2.Oid(hex=oid)) for t in branch_tips):
+                gone.append(ref)
+        to_move_specs += [f":{ref}" for ref in gone]
         callbacks = _Callbacks()
         stage.refs, stage.moving = "moving", [ref for ref in to_move]
         # One new commit holds one version of each record shard: the delta search could only pair
