@@ -7,11 +7,18 @@ shard delta well. The choice is per push: the workspace's git config is left as 
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 
+import pygit2
+
 from conftest import session_namespace
-from txgit import Workspace
+from txgit import Workspace, packs
+from txgit.remote import EMBEDDED_DIR
 
 
 def _pack_objects(remote: Path) -> tuple[int, int]:
@@ -102,3 +109,87 @@ def test_an_eager_clone_of_a_history_reads_each_record_shard_once(tmp_path, monk
         want = session_namespace()
         ws.checkout(f"main~{back}", want)
         assert {k: v for k, v in got.items() if k.startswith("v")} == {k: v for k, v in want.items() if k.startswith("v")}
+
+
+def _push_killed_mid_upload(tmp_path: Path) -> tuple[Workspace, dict, str, str, set[str]]:
+    """A workspace whose push of a 400-blob state was killed while the blobs went up, with the state's
+    git objects on the remote already: (workspace, namespace, the remote main's commit, the killed
+    push's commit, the blobs it names)."""
+    ws = Workspace.init(tmp_path / "a")
+    ns = session_namespace()
+    ns["x"] = 1
+    ws.commit(ns, "before")
+    old = ws.head().id
+    ws.remotes.add("origin", str(tmp_path / "r.git"))
+    ws.push()
+    # blobs just over the pack size: loose, moved in batches with a delay after each (the kill lands
+    # mid-upload)
+    for i in range(400):
+        ns[f"v{i}"] = bytes([i % 251]) * (packs.SMALL_BLOB_MAX + 64 + i)
+    ws.commit(ns, "400 variables")
+    new = ws.head().id
+    named = ws.remotes._blobs_of([ws.history.head_commit()])[0]
+    blobs = tmp_path / "r.git" / EMBEDDED_DIR
+
+    def stored() -> int:
+        return sum(1 for p in blobs.rglob("*") if p.is_file() and not p.name.startswith(".tmp-"))
+
+    held = stored()
+    proc = subprocess.Popen([sys.executable, "-m", "txgit", "push"], cwd=tmp_path / "a",
+                            env={**os.environ, "TXGIT_DEBUG_TRANSFER_DELAY": "3"},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline and stored() == held:
+            time.sleep(0.01)
+        # the first batches wait 3 s after landing: the commit must arrive well within that
+        deadline = time.time() + 2.0
+        while time.time() < deadline and new not in pygit2.Repository(str(tmp_path / "r.git")):
+            time.sleep(0.02)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    remote = pygit2.Repository(str(tmp_path / "r.git"))
+    assert held < stored() < held + len(named)  # killed half way through the blob upload
+    assert new in remote  # ... with the state's git objects there already
+    return ws, ns, old, new, named
+
+
+def test_git_objects_go_up_with_the_blobs_and_the_branch_moves_only_after_them(tmp_path, run_txgit):
+    """A push sends the state's git objects while its blobs upload (under a pending ref the remote's
+    fetchers never read); the branch moves only once both are stored. Killed mid-upload: the remote's
+    main is where it was and a clone gets the old state; a rerun completes and leaves no pending ref."""
+    ws, ns, old, new, named = _push_killed_mid_upload(tmp_path)
+    remote = pygit2.Repository(str(tmp_path / "r.git"))
+    refs = {name: str(remote.references[name].target) for name in remote.references}
+    assert refs["refs/heads/main"] == old  # the branch is where it was
+    assert [name for name, oid in refs.items() if oid == new] == [f"refs/txgit-pending/{new}"]
+    peek = Workspace.clone(str(tmp_path / "r.git"), tmp_path / "peek")
+    assert peek.head().id == old and "refs/txgit-pending" not in str(list(peek.history.repo.references))
+
+    out = run_txgit("push", cwd=tmp_path / "a", check=True).stdout
+    assert f"of {len(named)} blobs uploaded" in out
+    remote = pygit2.Repository(str(tmp_path / "r.git"))
+    assert str(remote.references["refs/heads/main"].target) == new
+    assert not [name for name in remote.references if name.startswith("refs/txgit-pending/")]
+    clone = Workspace.clone(str(tmp_path / "r.git"), tmp_path / "b", eager=True)
+    got = session_namespace()
+    clone.checkout("main", got)
+    assert got["v399"] == ns["v399"] and got["x"] == 1
+
+
+def test_a_pending_ref_left_by_a_killed_push_goes_with_the_next_push_of_a_later_commit(tmp_path, run_txgit):
+    """The killed push is not rerun: the user changes a variable and pushes. The new commit's branch
+    contains the pending one, whose ref has done its part: it is removed, and the remote is whole."""
+    ws, ns, old, new, named = _push_killed_mid_upload(tmp_path)
+    ns["x"] = 2
+    ws.commit(ns, "after the killed push")
+    newest = ws.head().id
+    run_txgit("push", cwd=tmp_path / "a", check=True)
+    remote = pygit2.Repository(str(tmp_path / "r.git"))
+    assert str(remote.references["refs/heads/main"].target) == newest
+    assert not [name for name in remote.references if name.startswith("refs/txgit-pending/")]
+    clone = Workspace.clone(str(tmp_path / "r.git"), tmp_path / "b", eager=True)
+    got = session_namespace()
+    clone.checkout("main", got)
+    assert got["v399"] == ns["v399"] and got["x"] == 2

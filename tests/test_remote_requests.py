@@ -174,3 +174,52 @@ def test_a_new_git_remote_on_a_used_storage_sends_only_what_the_storage_lacks(tm
     got = session_namespace()
     clone.checkout("main", got)
     assert got["v0"] == {"id": -1} and got["v199"] == ns["v199"] and np.array_equal(got["big"], ns["big"])
+
+
+def test_a_first_push_that_creates_its_git_remote_lists_the_storage_once_even_for_a_few_blobs(tmp_path, s3,
+                                                                                             monkeypatch):
+    """A git remote this push creates has no refs and its storage most likely nothing: one listing
+    (begun while the repository is made and the records read), not an existence check per blob."""
+    ns = session_namespace()
+    ns["arr"] = np.random.default_rng(2).random(3 * (1 << 20) // 8)  # three 1 MiB chunks, loose there
+    ns["x"] = 1
+    ws = _workspace(tmp_path, s3, "req-created", ns, monkeypatch)
+    n0 = len(s3_requests(s3, "req-created"))
+    pushed = ws.push()
+    asked = _kinds(s3_requests(s3, "req-created")[n0:])
+    assert asked.count("LIST") == 1 and "HEAD" not in asked, asked
+    assert asked.count("PUT") >= pushed.blobs_uploaded >= 3
+    clone = Workspace.clone(str(tmp_path / "r.git"), tmp_path / "b", storage_options={"endpoint_url": s3},
+                            eager=True)
+    got = session_namespace()
+    clone.checkout("main", got)
+    assert np.array_equal(got["arr"], ns["arr"]) and got["x"] == 1
+
+
+def test_an_eager_clone_reads_a_named_pack_with_its_index_and_still_checks_every_member(tmp_path, s3, monkeypatch):
+    """An eager clone reads the pack named in git in the same call as its index (one wait, not two);
+    its members are hashed all the same: a pack altered on the storage (same length) is refused and
+    the half-made clone removed."""
+    import fsspec
+
+    from txgit.errors import CorruptBlob
+
+    ns = session_namespace()
+    for i in range(100):
+        ns[f"v{i}"] = {"id": i, "values": list(range(20))}
+    ws = _workspace(tmp_path, s3, "req-altered", ns, monkeypatch)
+    ws.push()
+    n0 = len(s3_requests(s3, "req-altered"))
+    good = Workspace.clone(str(tmp_path / "r.git"), tmp_path / "good", storage_options={"endpoint_url": s3},
+                           eager=True)
+    assert _kinds(s3_requests(s3, "req-altered")[n0:]) == ["GET", "GET"]
+    assert good.fsck().ok
+    fs = fsspec.filesystem("s3", endpoint_url=s3, skip_instance_cache=True)
+    (pack,) = [p for p in fs.ls("req-altered/blobs/packs") if p.endswith(".pack")]
+    data = bytearray(fs.cat_file(pack))
+    data[len(data) // 2] ^= 0xFF
+    fs.pipe_file(pack, bytes(data))
+    with pytest.raises(CorruptBlob):
+        Workspace.clone(str(tmp_path / "r.git"), tmp_path / "bad", storage_options={"endpoint_url": s3},
+                        eager=True)
+    assert not (tmp_path / "bad").exists()

@@ -160,6 +160,9 @@ class PackSet:
         # process then reads only the indexes pushed since, not every one again.
         self.cache_dir: str | None = None
         self._listing: frozenset[str] | None = None  # local: the folder's names when last read
+        # remote packs read whole beside their indexes (learn_named(with_packs=True)), for read() to
+        # slice instead of asking again; dropped by drop_prefetched()
+        self._prefetched: dict[str, bytes] = {}
 
     # -- paths -----------------------------------------------------------------------------------
     def pack_path(self, pack: str) -> str:
@@ -310,12 +313,38 @@ class PackSet:
             taken += 1
         return taken
 
-    def learn_named(self, packs: Iterable[str]) -> int:
+    def learn_named(self, packs: Iterable[str], *, with_packs: bool = False) -> int:
         """:meth:`learn` the indexes of ``packs``, read directly (or from the local copies) without
-        listing the folder; one that cannot be read is left out (a later read lists the folder)."""
+        listing the folder; one that cannot be read is left out (a later read lists the folder).
+
+        ``with_packs`` (a remote store): the packs themselves are read whole in the same concurrent
+        call, for a reader about to want (nearly) all their members, such as an eager clone: one
+        request's wait instead of the index's and then the pack's. A pack shorter than its index
+        says is not kept (read() then asks as usual); members are verified by the store as always."""
         with self._lock:
             todo = [p for p in dict.fromkeys(packs) if p not in self._indexes]
-        return self.learn(self._read_indexes(todo)) if todo else 0
+        if not todo:
+            return 0
+        if not with_packs or self.is_local:
+            return self.learn(self._read_indexes(todo))
+        wanted = {p: self.index_path(p) for p in todo if self._cached_index(p) is None}
+        got = self.fs.cat([*wanted.values(), *(self.pack_path(p) for p in todo)], on_error="omit")
+        texts = {p: got[path] for p, path in wanted.items() if path in got}
+        for p in wanted.keys() & texts.keys():
+            self._keep_index(p, texts[p])
+        texts.update({p: text for p in todo if p not in wanted and (text := self._cached_index(p)) is not None})
+        taken = self.learn(texts)
+        with self._lock:
+            for p in todo:
+                data = got.get(self.pack_path(p))
+                if isinstance(data, (bytes, bytearray)) and p in self._indexes and len(data) >= self.pack_sizes.get(p, 0):
+                    self._prefetched[p] = bytes(data)
+        return taken
+
+    def drop_prefetched(self) -> None:
+        """Forget the packs :meth:`learn_named` read whole (their memory goes)."""
+        with self._lock:
+            self._prefetched = {}
 
     def packed(self) -> Mapping[str, Member]:
         """Blob name -> its place in a pack (loose records left out); read it, do not change it."""
@@ -343,8 +372,10 @@ class PackSet:
                             out[name] = f.read(m.length)
                     continue
                 share = sum(m.length for _, m in wanted) / max(self.pack_sizes.get(pack, 1), 1)
-                if share >= WHOLE_PACK_SHARE or len(wanted) > 64:
-                    whole = self.fs.cat_file(self.pack_path(pack))
+                whole = self._prefetched.get(pack)
+                if whole is not None or share >= WHOLE_PACK_SHARE or len(wanted) > 64:
+                    if whole is None:
+                        whole = self.fs.cat_file(self.pack_path(pack))
                     view = memoryview(whole)
                     for name, m in wanted:
                         out[name] = bytes(view[m.offset : m.offset + m.length])

@@ -44,6 +44,7 @@ it knows nothing of the facade (:mod:`txgit.workspace`), sessions or the CLI.
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import json
 import os
@@ -107,6 +108,14 @@ _HEAD_CHECKS_UPTO = 64  # up to this many names, ask per blob (in parallel); pas
 # core.bigFileThreshold; windowMemory=1 leaves one object in the window, should that ever change.
 _NO_DELTA_SEARCH = "[pack]\n\tdeltaCacheSize = 1\n\twindowMemory = 1\n"
 _NO_DELTA_SEARCH_FILE = "push-no-delta-search.gitconfig"  # in .txgit/
+# On the remote: a commit whose git objects a push sent while its blobs were still uploading. Outside
+# refs/heads, refs/tags and refs/txgit, so no fetch or clone reads it; the push's last step deletes it.
+PENDING_PREFIX = "refs/txgit-pending/"
+# A push sends its git objects beside the blob upload from this many new blobs (or bytes) on; below it,
+# the upload is a request or two and a second git push would cost more than the overlap saves.
+_EARLY_OBJECTS_BLOBS = _HEAD_CHECKS_UPTO
+_EARLY_OBJECTS_BYTES = 1 << 20
+_PREFETCH_PACKS_MAX = 4  # an eager fetch reads up to this many packs named in git beside their indexes
 DEFAULT_TIMEOUT = 30.0  # seconds a git remote (or an S3 request) may stay silent before we give up on it
 TIMEOUT_ENV = "TXGIT_REMOTE_TIMEOUT"
 TIMEOUT_KEY = "txgit.remote-timeout"  # in the workspace's (or the user's global) git config
@@ -420,15 +429,9 @@ class RemoteStore(ObjectStore):
                 present = dict(zip(wanted, pool.map(lambda n: self.fs.exists(self.path(n)), wanted)))
             return {n for n, ok in present.items() if not ok}
 
-    def missing_by_listing(self, names: Iterable[str]) -> set[str]:
-        """Which names the store lacks, from one listing of everything below it: the packs, their
-        indexes, and the blobs stored loose. For a storage that is new or small, most likely (a
-        first push to a new git remote), where :meth:`missing` would list the pack folder and then,
-        finding no index, the whole storage: two requests. On a storage holding many loose blobs
-        the listing takes one request per thousand of them, as :meth:`missing` would without an index."""
-        wanted = set(names)
-        if not wanted or self.is_local:
-            return super().missing(wanted)
+    def listing(self) -> dict[str, dict[str, Any]]:
+        """Everything below the store (path -> details), in one request on S3; the remote index is
+        refreshed from it. For :meth:`missing_by_listing`, which may then be asked later."""
         with self._errors():
             self.fs.invalidate_cache(self.root)
             try:
@@ -436,6 +439,21 @@ class RemoteStore(ObjectStore):
             except FileNotFoundError:
                 listed = {}
             self.packs.refresh(listed=listed)
+            return listed
+
+    def missing_by_listing(self, names: Iterable[str], *, listed: dict[str, dict[str, Any]] | None = None) -> set[str]:
+        """Which names the store lacks, from one listing of everything below it: the packs, their
+        indexes, and the blobs stored loose. For a storage that is new or small, most likely (a
+        first push to a new git remote), where :meth:`missing` would list the pack folder and then,
+        finding no index, the whole storage: two requests. On a storage holding many loose blobs
+        the listing takes one request per thousand of them, as :meth:`missing` would without an index.
+        ``listed``: what :meth:`listing` returned just before (nothing is asked again)."""
+        wanted = set(names)
+        if not wanted or self.is_local:
+            return super().missing(wanted)
+        if listed is None:
+            listed = self.listing()
+        with self._errors():
             wanted -= self.packs.where.keys()
             return wanted - {n for n in map(self._name_of, map(str, listed)) if n is not None}
 
@@ -525,6 +543,7 @@ class _PushStage:
     refs: str = "before"
     moving: list[str] = field(default_factory=list)
     store_root: Path | None = None  # the storage's folder, when it is one
+    sources: dict[str, str] = field(default_factory=dict)  # remote ref -> the local ref pushed to it
 
     def describe(self, remote: str, made: list[Path]) -> str:
         root = self.store_root
@@ -933,6 +952,26 @@ class Remotes:
     def _git_remote(self, r: Remote) -> pygit2.Remote:
         return self.repo.remotes[r.name]
 
+    def _push_handle(self, delta_search: bool) -> pygit2.Repository:
+        """A handle of its own on the workspace's git repository, for a push on another thread
+        (libgit2's repository objects are not to be used from two threads at once)."""
+        repo = None if delta_search else self._repo_without_delta_search()
+        return repo if repo is not None and repo is not self.repo else pygit2.Repository(self.repo.path)
+
+    def _send_objects(self, r: Remote, specs: list[str], delta_search: bool) -> None:
+        """Push ``specs`` (sources to pending refs): the git objects only, no branch moves. Runs
+        on a thread beside the blob upload; raises what the push raised."""
+        handle = self._push_handle(delta_search)
+        callbacks = _Callbacks()
+        try:
+            with self._contact(r, callbacks):
+                handle.remotes[r.name].push(specs, callbacks=callbacks)
+        finally:
+            handle.free()
+        if callbacks.rejected:
+            ref, why = next(iter(callbacks.rejected.items()))
+            raise RemoteError(f"{r.name} rejected {ref}: {why}")
+
     def _repo_without_delta_search(self) -> pygit2.Repository:
         """A second handle on the workspace's git repository whose pack builder skips the delta
         search, for one push: the override is an in-memory config level of this handle only (the
@@ -967,8 +1006,11 @@ class Remotes:
             callbacks.watch.answered()
             callbacks.watch = None
 
-    def _advertised(self, r: Remote, callbacks: _Callbacks) -> dict[str, str]:
-        """The remote's refs: name -> commit id (``ls-remote``)."""
+    def _advertised(self, r: Remote, callbacks: _Callbacks,
+                    pending: dict[str, str] | None = None) -> dict[str, str]:
+        """The remote's refs: name -> commit id (``ls-remote``). Pending refs are left out: their
+        commits' blobs may not all be stored, so they vouch for nothing (a push still sends them).
+        ``pending``: filled with them instead."""
         with self._contact(r, callbacks) as timeout:
             try:
                 heads = self._git_remote(r).list_heads(callbacks=callbacks)
@@ -980,7 +1022,10 @@ class Remotes:
         for h in heads:
             name = h["name"] if isinstance(h, dict) else h.name
             oid = h["oid"] if isinstance(h, dict) else h.oid
-            if name != "HEAD" and not name.endswith("^{}"):
+            if name.startswith(PENDING_PREFIX):
+                if pending is not None:
+                    pending[name] = str(oid)
+            elif name != "HEAD" and not name.endswith("^{}"):
                 out[name] = str(oid)
         return out
 
@@ -998,21 +1043,26 @@ class Remotes:
                 return target.removeprefix("refs/heads/")
         return None
 
-    def _ensure_local_bare(self, r: Remote, made: list[Path]) -> None:
-        """A local-path remote that does not exist yet is created (``git init --bare``) on first push,
-        if its parent folder exists (a typo in the path is refused, as git refuses it). The folder is
-        added to ``made`` before it is created, for the push to remove if it fails or is interrupted."""
+    def _ensure_local_bare(self, r: Remote, made: list[Path]) -> bool:
+        """Whether ``r`` is a local-path remote that does not exist yet, for the push to create
+        (``git init --bare``, :meth:`_init_local_bare`), if its parent folder exists (a typo in the path
+        is refused, as git refuses it). The folder is added to ``made``, for the push to remove if it
+        fails or is interrupted."""
         path = r.local_path
         if path is None or path.exists():
             if path is not None and not (path / "HEAD").exists() and not (path / ".git").exists():
                 raise RemoteError(f"remote {r.name!r}: {path} exists but is not a git repository")
-            return
+            return False
         if not path.parent.is_dir():
             raise RemoteError(f"cannot reach remote {r.name!r}: {path} does not exist and neither does its "
                               f"folder {path.parent} (create the folder, or fix the URL with "
                               f"`txgit remote set-url {r.name} URL`)")
         made.append(path)
-        pygit2.init_repository(str(path), bare=True, initial_head=self.ws.branch or "main")
+        return True
+
+    def _init_local_bare(self, r: Remote) -> None:
+        assert r.local_path is not None
+        pygit2.init_repository(str(r.local_path), bare=True, initial_head=self.ws.branch or "main")
 
     def _fetch_git(self, r: Remote, refspecs: list[str], callbacks: _Callbacks) -> None:
         with self._contact(r, callbacks) as timeout:
@@ -1246,8 +1296,11 @@ class Remotes:
         made: list[Path] = []  # folders this push creates: a failed push removes them again
         stage = _PushStage()
         try:
-            self._ensure_local_bare(r, made)
-            return self._push(r, wanted, force, progress, started, made, stage)
+            create = self._ensure_local_bare(r, made)
+            # threads beside the push's own: the git objects' push, a first listing of the storage.
+            # Left only when both ended (also on an error: a folder this push made is removed after)
+            with ThreadPoolExecutor(max_workers=2) as aside:
+                return self._push(r, wanted, force, progress, started, made, stage, aside, create)
         except BaseException as e:
             if stage.refs != "moved":  # once the remote's refs moved, what it holds is the pushed history
                 for folder in made:
@@ -1255,13 +1308,32 @@ class Remotes:
             if isinstance(e, KeyboardInterrupt):
                 raise Interrupted(stage.describe(r.name, made)) from e
             raise
+        finally:
+            for source in stage.sources.values():
+                try:
+                    self.repo.references.delete(source)
+                except (KeyError, pygit2.GitError):
+                    pass  # never made (the push stopped before), or gone already
 
     def _push(self, r: Remote, wanted: dict[str, str], force: bool, progress: Progress | None, started: float,
-              made: list[Path], stage: _PushStage) -> PushResult:
-        callbacks = _Callbacks()
-        # What the remote holds now, and where it says its blobs are.
-        self._fetch_git(r, [f"+refs/txgit/*:refs/txgit/remotes/{r.name}/*"], callbacks)
-        remote_refs = self._advertised(r, _Callbacks())
+              made: list[Path], stage: _PushStage, aside: ThreadPoolExecutor, create: bool) -> PushResult:
+        listing: Future | None = None
+        left_pending: dict[str, str] = {}  # pending refs on the remote already: pushes killed before the end
+        if create:
+            # A git remote this push creates holds nothing yet, and its storage most likely nothing:
+            # its listing (a request) starts now, beside the repository's making and the records' reading.
+            recorded = None
+            store = self.store(r)
+            if not store.is_local:
+                listing = aside.submit(store.listing)
+            self._init_local_bare(r)
+            remote_refs: dict[str, str] = {}
+        else:
+            # What the remote holds now, and where it says its blobs are.
+            self._fetch_git(r, [f"+refs/txgit/*:refs/txgit/remotes/{r.name}/*"], _Callbacks())
+            remote_refs = self._advertised(r, _Callbacks(), left_pending)
+            store = self.store(r)
+            recorded = self.recorded(r.name)
         result = PushResult(r.name)
         to_move: dict[str, str] = {}
         for ref, new in wanted.items():
@@ -1278,8 +1350,6 @@ class Remotes:
                 raise PushRejected(f"rejected tag {ref.removeprefix('refs/tags/')} -> {r.name}: the remote's tag "
                                    "points elsewhere (push --force to move it)")
             to_move[ref] = new
-        store = self.store(r)
-        recorded = self.recorded(r.name)
         # None: the blobs are beside the repository. A clone configured nothing: it keeps the record.
         record = {"storage": r.storage or (recorded or {}).get("storage")}
         moved = recorded is not None and recorded.get("storage") != record["storage"]
@@ -1319,8 +1389,20 @@ class Remotes:
             except BlobError as e:
                 raise BlobError(f"cannot push: {e}") from e
 
+        # The git objects (commits, trees, records) go up beside the blobs, to a pending ref on the
+        # remote that no fetch reads; only the branches wait for both (step 2), so a remote's branch
+        # still never names a commit whose blobs are not all stored. One thread: the push's own.
+        source_refs = stage.sources = self._push_sources(r, to_move)
+        early: Future | None = None
+        pending: dict[str, str] = {}  # on the remote -> the local ref it is pushed from
+        for ref, src in source_refs.items():
+            pending.setdefault(f"{PENDING_PREFIX}{to_move[ref]}", src)
+        big = len(names) >= _EARLY_OBJECTS_BLOBS or sum(sizes.values()) >= _EARLY_OBJECTS_BYTES
+        if big and pending:
+            early = aside.submit(contextvars.copy_context().run, self._send_objects, r,
+                                 [f"+{src}:{dst}" for dst, src in pending.items()], len(commits) > 1)
         read_ahead: Future | None = None  # the first batch, read while the storage is asked
-        if not remote_refs and not store.is_local and len(names) > _HEAD_CHECKS_UPTO:
+        if listing is not None or (not remote_refs and not store.is_local and len(names) > _HEAD_CHECKS_UPTO):
             # A git remote nothing was pushed to: its storage is new too, most likely. One listing
             # says what it holds, packed (the index) and loose; nothing on it vouches for more. The
             # blobs will most likely all go: the first batch is read from here meanwhile.
@@ -1328,7 +1410,8 @@ class Remotes:
                 first = _batches(sorted(names), sizes, _ASYNC_BATCH_BLOBS)[0]
                 read_ahead = ahead.submit(read, first)
                 try:
-                    lacking = sorted(store.missing_by_listing(names))
+                    lacking = sorted(store.missing_by_listing(names, listed=None if listing is None
+                                                              else listing.result()))
                 finally:
                     _wait_all([read_ahead])
         else:
@@ -1339,7 +1422,6 @@ class Remotes:
                 top = _first_missing(Path(store.root))
                 if top is not None and not any(top == m or m in top.parents for m in made):
                     made.append(top)  # the upload creates it
-
             def read_batch(batch: list[str]) -> Mapping[str, bytes]:
                 nonlocal read_ahead
                 if read_ahead is not None:
@@ -1348,31 +1430,40 @@ class Remotes:
                     if all(n in got for n in batch):
                         return {n: got[n] for n in batch}
                 return read(batch)
-
             result.blobs_uploaded, result.bytes_uploaded = self._transfer(
                 lacking, read_batch, store.write_blobs, sizes, "upload", progress, store.fs, stage.blobs)
         # 2. refs, only now that every blob they name is stored
         config_oid = _config_commit(self.repo, record, self._indexes_to_carry(store))
-        tmp_refs = []
+        to_move_specs = []
         # under the lock, which clears the ``*.lock`` files a killed push left on these refs
         with self.ws.lock():
             if remote_refs.get(CONFIG_REF) != str(config_oid):
                 self.repo.references.create(f"refs/txgit/outgoing/{r.name}", config_oid, force=True)
-                to_move_specs = [f"+refs/txgit/outgoing/{r.name}:{CONFIG_REF}"]
-            else:
-                to_move_specs = []
-            for ref, new in to_move.items():
-                # push from a ref that names exactly the commit whose blobs we uploaded
-                tmp = f"refs/txgit/push/{r.name}/{ref.removeprefix('refs/')}"
-                self.repo.references.create(tmp, pygit2.Oid(hex=new), force=True)
-                tmp_refs.append(tmp)
-                to_move_specs.append(f"{'+' if force else ''}{tmp}:{ref}")
+                to_move_specs.append(f"+refs/txgit/outgoing/{r.name}:{CONFIG_REF}")
+        to_move_specs += [f"{'+' if force else ''}{source_refs[ref]}:{ref}" for ref in to_move]
+        sent = False
+        if early is not None:
+            try:
+                early.result()
+                sent = True
+            except (TxgitError, pygit2.GitError, OSError, ValueError):
+                pass  # the objects go with the refs below, as without the early push (which says why if it fails)
+        # the remote holds the objects: the refs move alone, and the pending refs go with them. So does
+        # a pending ref left by a killed push whose commit the branches moved now contain (its objects
+        # stay, reachable from them): abandoned ones do not pile up
+        gone = list(pending) if sent else []
+        branch_tips = [pygit2.Oid(hex=t) for ref, t in to_move.items() if ref.startswith("refs/heads/")]
+        for ref, oid in left_pending.items():
+            if ref not in gone and oid in self.repo and any(
+                    t == pygit2.Oid(hex=oid) or self.repo.descendant_of(t, pygit2.Oid(hex=oid)) for t in branch_tips):
+                gone.append(ref)
+        to_move_specs += [f":{ref}" for ref in gone]
         callbacks = _Callbacks()
         stage.refs, stage.moving = "moving", [ref for ref in to_move]
         # One new commit holds one version of each record shard: the delta search could only pair
         # different variables' shards, ~2 % of the pack's bytes for ~3/4 of the push's time (1,000
         # variables). Several commits keep it: a shard's successive versions delta well.
-        pushing = self._repo_without_delta_search() if len(commits) <= 1 else self.repo
+        pushing = self._repo_without_delta_search() if len(commits) <= 1 and not sent else self.repo
         try:
             with self._contact(r, callbacks) as timeout:
                 pushing.remotes[r.name].push(to_move_specs, callbacks=callbacks)
@@ -1386,10 +1477,10 @@ class Remotes:
         finally:
             if pushing is not self.repo:
                 pushing.free()  # the second handle's open files (packs, indexes) go now, not at gc
-            for tmp in tmp_refs:
-                self.repo.references.delete(tmp)
-        if callbacks.rejected:
-            ref, why = next(iter(callbacks.rejected.items()))
+        # a pending ref that was gone already (a push of the same commit deleted it meanwhile) is no failure
+        rejected = {ref: why for ref, why in callbacks.rejected.items() if not ref.startswith(PENDING_PREFIX)}
+        if rejected:
+            ref, why = next(iter(rejected.items()))
             raise PushRejected(f"{r.name} rejected {ref}: {why}")
         stage.refs = "moved"
         with self.ws.lock():
@@ -1399,6 +1490,16 @@ class Remotes:
             self.repo.references.create(f"refs/txgit/remotes/{r.name}/config", config_oid, force=True)
         result.seconds = time.perf_counter() - started
         return result
+
+    def _push_sources(self, r: Remote, to_move: Mapping[str, str]) -> dict[str, str]:
+        """A local ref per remote ref to move, naming exactly the commit whose blobs this push
+        uploads (git pushes from refs, and the branch may move here meanwhile): ref -> source ref."""
+        sources = {ref: f"refs/txgit/push/{r.name}/{ref.removeprefix('refs/')}" for ref in to_move}
+        # under the lock, which clears the ``*.lock`` files a killed push left on these refs
+        with self.ws.lock():
+            for ref, new in to_move.items():
+                self.repo.references.create(sources[ref], pygit2.Oid(hex=new), force=True)
+        return sources
 
     def _lacking(self, store: RemoteStore, names: set[str], remote_refs: Mapping[str, str], force: bool) -> list[str]:
         """Which of ``names`` the remote's storage lacks, asking it as little as it allows."""
@@ -1516,7 +1617,10 @@ class Remotes:
             # A remote whose git data names its indexes needs no listing: those are read directly.
             carried = self._carried_indexes(remote) if not store.is_local and not store.packs.loaded else []
             if carried:
-                index = ahead.submit(store.packs.learn_named, carried)
+                # a few packs: read whole in the same concurrent call, as every blob is wanted next
+                # (more are read as needed, one at a time: memory stays bounded)
+                index = ahead.submit(store.packs.learn_named, carried,
+                                     with_packs=len(carried) <= _PREFETCH_PACKS_MAX)
             else:
                 index = ahead.submit(store.packs.refresh) if not store.is_local and not store.packs.loaded else None
             tips = list(tips)
@@ -1526,10 +1630,13 @@ class Remotes:
             lacking = sorted(self.ws.store.missing(names))
             if index is not None:
                 _wait_all([index])
-        if not lacking:
-            return 0, 0
-        return self._transfer(lacking, store.get_many, self.ws.store.write_blobs, sizes, "download", progress,
-                              store.fs, tally)
+        try:
+            if not lacking:
+                return 0, 0
+            return self._transfer(lacking, store.get_many, self.ws.store.write_blobs, sizes, "download", progress,
+                                  store.fs, tally)
+        finally:
+            store.packs.drop_prefetched()
 
 # -- clone ---------------------------------------------------------------------------------------------
 
