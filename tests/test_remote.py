@@ -333,3 +333,32 @@ def test_errors_are_one_line(tmp_path, run_txgit, s3):
     run_txgit("remote", "remove", "dead", cwd=a, check=True)
     listing = run_txgit("remote", cwd=a, check=True).stdout
     assert "origin" in listing and "dead" not in listing
+
+
+def test_a_push_during_a_merge_says_to_finish_the_merge_not_to_pull(tmp_path, run_txgit):
+    """A pull that stopped on a conflict leaves a merge waiting; a push then is behind the remote.
+    "pull first, or push --force" was wrong advice: a pull refuses while the merge waits, and --force
+    would drop the other person's commit."""
+    from cliutil import assert_one_line_error
+
+    alice = Workspace.init(tmp_path / "alice")
+    ns: dict = {"__name__": "__main__", "x": 1}
+    alice.commit(ns, "x = 1")
+    alice.remotes.add("origin", str(tmp_path / "team.git"), trusted=True)
+    alice.push()
+    bob = Workspace.clone(str(tmp_path / "team.git"), tmp_path / "bob")
+    theirs: dict = {"__name__": "__main__"}
+    bob.checkout("main", theirs)
+    theirs["x"] = 2
+    bob.commit(theirs, "bob: x = 2")
+    bob.push()
+    ns["x"] = 3
+    alice.commit(ns, "alice: x = 3")
+    alice.pull()
+    assert alice.merge_in_progress() is not None
+    proc = run_txgit("push", cwd=alice.root)
+    assert_one_line_error(proc, "a merge is in progress", "txgit merge --abort")
+    assert "push --force" not in proc.stderr
+    remote_main = subprocess.run(["git", "-C", str(tmp_path / "team.git"), "rev-parse", "main"],
+                                 capture_output=True, text=True, check=True).stdout.strip()
+    assert remote_main == bob.head().id  # nothing moved

@@ -38,6 +38,7 @@ from txgit import (
 from txgit.errors import (
     MergeInProgress as MergeInProgressError,
     MissingBlob,
+    PushRejected,
     RefExists,
     RemoteError,
     TxgitError,
@@ -367,8 +368,17 @@ class Workspace(Repository):
              set_upstream: bool = False) -> PushResult:
         """Upload the blobs ``remote``'s storage lacks, then move its refs (see :meth:`Remotes.push`).
         ``set_upstream``: the pushed branches track their remote branch from now on (``push -u``)."""
-        result = self.remotes.push(remote, [branch] if branch else None, all_branches=all_branches, tags=tags,
-                                   force=force, progress=progress)
+        try:
+            result = self.remotes.push(remote, [branch] if branch else None, all_branches=all_branches, tags=tags,
+                                       force=force, progress=progress)
+        except PushRejected as e:
+            merging = self.merge_in_progress(f"refs/heads/{branch}" if branch else "HEAD")
+            if merging is None or "non-fast-forward" not in str(e):
+                raise
+            # "pull first" cannot work while the last pull's merge waits, and --force would drop theirs
+            raise PushRejected(f"{str(e).partition('; pull first')[0]}; a merge is in progress on this branch: "
+                               "resolve its conflicts and commit (`txgit merge --continue`), or `txgit merge "
+                               "--abort`, then pull and push") from e
         if set_upstream:
             pushed = sorted(self.branches()) if all_branches else [branch or self.branch or ""]
             with self.lock():
