@@ -102,9 +102,11 @@ def test_the_benchmark_measures_bytes_after_every_cell(corpus, tmp_path: Path):
         assert all(g < BIG / 10 for i, g in enumerate(grown) if i != BIG_CELL), (side, grown)
         assert series[BIG_CELL]["allocated"] - series[BIG_CELL - 1]["allocated"] >= BIG, side
     txgit = row["txgit"]
-    # the big value is a blob, not git history; gc packs the history and deletes nothing
+    # the big value is a blob, not git history; gc packs the history and the small blobs (their bytes
+    # move into a pack, which adds its index) and deletes nothing
     assert txgit["per_cell"][BIG_CELL]["blobs"]["files"] - txgit["per_cell"][BIG_CELL - 1]["blobs"]["files"] >= BIG
-    assert txgit["after_gc"]["blobs"]["files"] == txgit["per_cell"][-1]["blobs"]["files"]
+    before, after = txgit["per_cell"][-1]["blobs"]["files"], txgit["after_gc"]["blobs"]["files"]
+    assert before <= after <= before + 4096, (before, after)
     assert txgit["commits"] >= 3
     # what the bytes are: the big value's chunks, and git's records by path
     assert txgit["profile"]["variables"]["big"] >= BIG
