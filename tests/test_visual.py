@@ -207,6 +207,26 @@ def test_dict_and_plain_value_diffs():
     assert d.facts == ["type int -> str"] and (d.params[0].old, d.params[0].new) == ("3", "'three'")
 
 
+class _Cache:
+    """Unequal to any other instance, printed the same: what a figure's transforms look like to a diff."""
+
+    def __repr__(self) -> str:
+        return "Cache()"
+
+
+class _Plot:
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.cache = _Cache()
+        self.transform = _Cache()
+
+
+def test_an_object_diff_shows_the_real_change_not_attributes_printed_the_same():
+    d = compare_values(_Plot("A"), _Plot("B"))
+    assert [(p.name, p.old, p.new) for p in d.params] == [("label", "'A'", "'B'")]
+    assert d.facts == ["1 attribute changed", "2 more differ in what their repr does not show"]
+
+
 def test_semantic_diff_of_two_commits_loads_values(hist):
     ws, ids = hist
     sd = semantic_diff(ws, ids["c1"], ids["c2"])

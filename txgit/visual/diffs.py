@@ -394,13 +394,21 @@ def compare_models(old: Any, new: Any) -> ValueDiff:
             fa = {k: v for k, v in getattr(old, "__dict__", {}).items() if not k.startswith("__")}
             fb = {k: v for k, v in getattr(new, "__dict__", {}).items() if not k.startswith("__")}
         before = len(out.params)
+        unseen = 0
         for k in sorted(set(fa) | set(fb)):
             p = _param(k, fa.get(k, missing), fb.get(k, missing), missing)
-            if p:
+            if p and p.status == "changed" and p.old == p.new and p.max_abs_diff is None:
+                # unequal, yet printed the same (a matplotlib transform keyed by id(), a cache): a line
+                # with two equal sides shows nothing, and a figure had ~20 of them around its real change
+                unseen += 1
+            elif p:
                 out.params.append(p)
         learned = len(out.params) - before
         if learned:
             out.facts.append(f"{learned} attribute{'s' if learned != 1 else ''} changed")
+        if unseen:
+            out.facts.append(f"{unseen} more differ{'s' if unseen == 1 else ''} in what {'its' if unseen == 1 else 'their'} "
+                             "repr does not show")
     diffs = [p.max_abs_diff for p in out.params if p.max_abs_diff is not None]
     if diffs:
         out.details["max_abs_diff"] = max(diffs)
