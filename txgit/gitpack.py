@@ -11,6 +11,7 @@ with pygit2's :class:`pygit2.PackBuilder`:
   (:func:`start_background`), so that no cell waits for it. It packs the loose objects into a new
   pack and rolls the packs of one size class into one when there are :data:`TIER_WIDTH` of them
   (see :func:`gather_plan`): under ten packs after 10,000 commits, each object rewritten ~3 times.
+  It then lingers while commits keep coming (see :func:`main`): one process for a loop of cells.
   It runs at a lower priority (nice 10): a cell's process comes first.
   ``txgit gc`` packs too, in the foreground, everything into one pack.
 * **crash safety** (a kill at any instant leaves a whole repository): the pack and its index are
