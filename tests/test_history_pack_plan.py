@@ -26,7 +26,7 @@ def _replay(commits: int, objects_per_commit: int = 8) -> tuple[int, int, int]:
 
 def test_ten_thousand_commits_rewrite_each_object_about_three_times_in_a_few_packs():
     written, most, _ = _replay(10_000)
-    assert written <= 3.5 * 10_000 * 8  # a geometric progression of factor 4 wrote ~7.6x
+    assert written <= 3.5 * 10_000 * 8  # a geometric progression of factor 4 wrote ~8x
     assert most <= 12
 
 

@@ -45,7 +45,7 @@ import pygit2
 LOOSE_LIMIT = 512  # loose objects that start a background pack: ~55 cell commits of ~9 objects
 # packs of one size class (a factor of 4 apart) that are rolled up into one: each object is rewritten
 # once per class it climbs, ~3x in all over 10,000 commits (a geometric progression of factor 4, as
-# ``git repack --geometric=4`` keeps, rewrote each ~7.6x: see docs/performance.md), for ~3 packs a class
+# ``git repack --geometric=4`` keeps, rewrote each ~8x: see docs/performance.md), for ~3 packs a class
 TIER_WIDTH = 4
 CHECK_EVERY = 16  # commits between two looks at the loose count (each costs 16 small directory listings)
 ORPHAN_AGE = 600.0  # seconds: a .pack without its index this old is no fetch or packer still moving it
