@@ -45,6 +45,21 @@ def test_commits_past_the_limit_are_packed_in_the_background(ws):
         assert fresh.load("x", commit) == value
 
 
+def test_one_packer_serves_a_fast_loop_of_commits(ws):
+    """A packer lingers while commits keep coming, so a loop of cells does not start a process (Python and
+    pygit2's import, ~0.14 s of CPU) for every batch of LOOSE_LIMIT objects (issue 19)."""
+    ns = session_namespace()
+    started = set()
+    for i in range(6 * gitpack.LOOSE_LIMIT // 6):  # 6-9 git objects a commit: past the limit 4-6 times
+        _commits(ws, ns, 1, start=i)
+        if ws.history._packer is not None:
+            started.add(ws.history._packer)
+    _wait_for_packer(ws)
+    assert len(started) == 1
+    counts = ws.history.count_objects()
+    assert counts.packs >= 2 and counts.loose < gitpack.LOOSE_LIMIT  # it packed more than one batch
+
+
 def test_auto_pack_off_leaves_objects_loose(ws):
     ws.history.auto_pack = False
     _commits(ws, session_namespace(), 2 * gitpack.LOOSE_LIMIT // 9 + gitpack.CHECK_EVERY)

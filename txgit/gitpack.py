@@ -8,9 +8,10 @@ with pygit2's :class:`pygit2.PackBuilder`:
 * **when**: a committing process looks at the number of loose objects every :data:`CHECK_EVERY`
   commits (an estimate from 16 of git's 256 fan-out folders, as ``git gc --auto`` does) and, past
   :data:`LOOSE_LIMIT`, starts this module as a process of its own in the background
-  (:func:`start_background`), so that no cell waits for it. It packs the loose objects and rolls
-  the small packs up with them, keeping the packs a geometric progression (as ``git repack
-  --geometric``): a handful of packs after 10,000 commits, each object rewritten a few times.
+  (:func:`start_background`), so that no cell waits for it. It packs the loose objects into a new
+  pack and rolls the packs of one size class into one when there are :data:`TIER_WIDTH` of them
+  (see :func:`gather_plan`): under ten packs after 10,000 commits, each object rewritten ~3 times.
+  It then lingers while commits keep coming (see :func:`main`): one process for a loop of cells.
   It runs at a lower priority (nice 10): a cell's process comes first.
   ``txgit gc`` packs too, in the foreground, everything into one pack.
 * **crash safety** (a kill at any instant leaves a whole repository): the pack and its index are
@@ -42,11 +43,14 @@ from dataclasses import dataclass
 import pygit2
 
 LOOSE_LIMIT = 512  # loose objects that start a background pack: ~55 cell commits of ~9 objects
-# packs kept apart grow by this factor (git's usual 2 rewrites each object more often; 4 keeps about
-# as few packs, log base 5 of the history's size, for less rewriting)
-GEOMETRIC = 4
+# packs of one size class (a factor of 4 apart) that are rolled up into one: each object is rewritten
+# once per class it climbs, ~3x in all over 10,000 commits (a geometric progression of factor 4, as
+# ``git repack --geometric=4`` keeps, rewrote each ~8x: see docs/performance.md), for ~3 packs a class
+TIER_WIDTH = 4
 CHECK_EVERY = 16  # commits between two looks at the loose count (each costs 16 small directory listings)
 ORPHAN_AGE = 600.0  # seconds: a .pack without its index this old is no fetch or packer still moving it
+LINGER = 3.0  # seconds a background packer waits for another batch before it exits
+LINGER_POLL = 0.25  # seconds between its looks at the loose count meanwhile (16 directory listings each)
 LOCK = "txgit-pack-lock"  # (not "*.lock": txgit removes git's stale lock files in that folder)
 STAGING = "txgit-pack-tmp"
 _SAMPLE = [f"{i:02x}" for i in range(16)]  # 16 of the 256 fan-out folders: 1/16 of the loose objects
@@ -169,17 +173,37 @@ def _verify(pack_dir_parent: str, oids: list[pygit2.Oid]) -> None:
             raise pygit2.GitError(f"the new pack gives object {oid} bytes that do not hash to it")
 
 
+def _tier(objects: int) -> int:
+    """A pack's size class: 0 up to :data:`TIER_WIDTH` times one batch of :data:`LOOSE_LIMIT` objects, then
+    one class per factor of :data:`TIER_WIDTH`."""
+    tier, size = 0, LOOSE_LIMIT * TIER_WIDTH
+    while objects >= size:
+        tier, size = tier + 1, size * TIER_WIDTH
+    return tier
+
+
+def gather_plan(pack_sizes: list[int], loose: int) -> list[int]:
+    """Which packs (indexes into ``pack_sizes``, objects in each) to roll up with ``loose`` loose objects.
+    The new pack joins its size class; when that class then holds :data:`TIER_WIDTH` packs they become one
+    (which may fill the next class, and so on, as a counter carries). Every object is thus rewritten
+    about once per class, a logarithm base :data:`TIER_WIDTH` of the history's size, and at most
+    ``TIER_WIDTH - 1`` packs stay in each class."""
+    chosen: list[int] = []
+    total = loose
+    rest = sorted(range(len(pack_sizes)), key=lambda i: pack_sizes[i])
+    while True:
+        peers = [i for i in rest if _tier(pack_sizes[i]) <= _tier(total)]
+        if len(peers) + 1 < TIER_WIDTH:
+            return chosen
+        chosen += peers
+        rest = [i for i in rest if i not in peers]
+        total += sum(pack_sizes[i] for i in peers)
+
+
 def _to_gather(packs: list[str], loose: int) -> list[str]:
-    """The packs to roll up with ``loose`` loose objects so that the packs left form a geometric
-    progression (each at least :data:`GEOMETRIC` times the size of all smaller ones together, as
-    ``git repack --geometric``): a few packs at any time, and each object rewritten only a few times."""
-    sized = sorted((_idx_count(p + ".idx"), p) for p in packs)
-    split, total = 0, loose
-    for i, (n, _) in enumerate(sized):
-        if n < GEOMETRIC * total:
-            split = i + 1  # this pack is small next to what is rolled up below it: it joins
-        total += n
-    return [p for _, p in sized[:split]]
+    """The packs to roll up with ``loose`` loose objects (see :func:`gather_plan`)."""
+    sizes = [_idx_count(p + ".idx") for p in packs]
+    return [packs[i] for i in gather_plan(sizes, loose)]
 
 
 def pack(repo_path: str, *, gather: bool | None = None, min_loose: int = 1, wait: bool = False) -> PackReport:
@@ -323,14 +347,23 @@ def start_background(repo_path: str) -> int | None:
 
 
 def main(argv: list[str]) -> None:
-    """The background packer: pack while it is worth it (a starter's estimate may be stale)."""
+    """The background packer: pack while it is worth it (a starter's estimate may be stale), then linger
+    while commits keep coming, packing each further batch, and exit after :data:`LINGER` seconds without
+    one. A loop of cells thus runs one packer, not one process (Python and pygit2's import: ~0.14 s of
+    CPU) per batch; its starter starts none while it lives. Killing it at any instant stays harmless."""
     repo_path = argv[0]
     try:
         os.nice(10)  # the kernel's cells come first; packing can wait for an idle core
     except OSError:
         pass
-    # again while commits made more than the limit meanwhile (a fast loop of cells outruns one packing),
-    # a bounded number of times: the next commit's look starts another packer anyway
-    for _ in range(8):
-        if estimate_loose(repo_path) < LOOSE_LIMIT // 2 or pack(repo_path).skipped:
-            return
+    # the first look packs from half the limit (a starter's estimate said the limit was passed)
+    threshold = LOOSE_LIMIT // 2
+    idle_since = time.monotonic()
+    while time.monotonic() - idle_since < LINGER:
+        if estimate_loose(repo_path) >= threshold:
+            if pack(repo_path).skipped:
+                return  # another packer runs (or nothing was loose after all): it is its job
+            threshold = LOOSE_LIMIT
+            idle_since = time.monotonic()
+        else:
+            time.sleep(LINGER_POLL)
