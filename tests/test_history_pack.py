@@ -57,7 +57,9 @@ def test_one_packer_serves_a_fast_loop_of_commits(ws):
     _wait_for_packer(ws)
     assert len(started) == 1
     counts = ws.history.count_objects()
-    assert counts.packs >= 2 and counts.loose < gitpack.LOOSE_LIMIT  # it packed more than one batch
+    # it packed more than one batch (whether into several packs depends on the roll-ups, and on how
+    # fast this machine ran the loop)
+    assert counts.packed >= 2 * gitpack.LOOSE_LIMIT and counts.loose < gitpack.LOOSE_LIMIT
 
 
 def test_auto_pack_off_leaves_objects_loose(ws):

@@ -348,8 +348,8 @@ def start_background(repo_path: str) -> int | None:
 
 def main(argv: list[str]) -> None:
     """The background packer: pack while it is worth it (a starter's estimate may be stale), then linger
-    while commits keep coming, packing each further batch, and exit after :data:`LINGER` seconds without
-    one. A loop of cells thus runs one packer, not one process (Python and pygit2's import: ~0.14 s of
+    while commits keep coming, packing each further batch, and exit after :data:`LINGER` seconds in which
+    no loose object came. A loop of cells thus runs one packer, not one process (Python and pygit2's import: ~0.14 s of
     CPU) per batch; its starter starts none while it lives. Killing it at any instant stays harmless."""
     repo_path = argv[0]
     try:
@@ -359,11 +359,16 @@ def main(argv: list[str]) -> None:
     # the first look packs from half the limit (a starter's estimate said the limit was passed)
     threshold = LOOSE_LIMIT // 2
     idle_since = time.monotonic()
+    seen = -1
     while time.monotonic() - idle_since < LINGER:
-        if estimate_loose(repo_path) >= threshold:
+        loose = estimate_loose(repo_path)
+        if loose >= threshold:
             if pack(repo_path).skipped:
                 return  # another packer runs (or nothing was loose after all): it is its job
             threshold = LOOSE_LIMIT
-            idle_since = time.monotonic()
+            idle_since, seen = time.monotonic(), -1
         else:
+            if loose > seen >= 0:  # commits still coming (a loaded machine's loop is slow): stay
+                idle_since = time.monotonic()
+            seen = loose
             time.sleep(LINGER_POLL)
