@@ -74,6 +74,30 @@ class User:
         self.kernel.shutdown()
 
 
+def _publish_and_clone(alice: User, tmp_path: Path, run_txgit, env: dict) -> User:
+    """Alice adds the shared remote ``team.git`` (trusted) and pushes; Bob clones it and opens a kernel on main."""
+    alice.tx("remote", "add", "origin", str(tmp_path / "team.git"), "--trusted")
+    alice.tx("push")
+    alice.tx("clone", str(tmp_path / "team.git"), str(tmp_path / "bob"), "--trusted")
+    bob = User("bob", Workspace(tmp_path / "bob"), run_txgit, env)
+    bob.cell("%txgit checkout main")
+    return bob
+
+
+def _publish_and_push_from_a_clone(alice: User, tmp_path: Path, message: str, **changes) -> Workspace:
+    """Alice adds the shared remote ``team.git`` (trusted) and pushes; Bob, with no kernel, clones it,
+    sets ``changes``, commits them and pushes."""
+    alice.tx("remote", "add", "origin", str(tmp_path / "team.git"), "--trusted")
+    alice.tx("push")
+    bob = Workspace.clone(str(tmp_path / "team.git"), tmp_path / "bob")
+    ns: dict = {}
+    bob.checkout("main", ns)
+    ns.update(changes)
+    bob.commit(ns, message)
+    bob.push()
+    return bob
+
+
 def _git(repo: Path, *args: str) -> str:
     return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=True).stdout
 
@@ -178,14 +202,7 @@ def test_a_conflict_resolved_by_setting_the_variable_in_the_kernel(tmp_path, run
     alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
     try:
         alice.cell("lr = 0.1\nepochs = 3")
-        alice.tx("remote", "add", "origin", str(tmp_path / "team.git"), "--trusted")
-        alice.tx("push")
-        bob_ws = Workspace.clone(str(tmp_path / "team.git"), tmp_path / "bob")
-        ns: dict = {}
-        bob_ws.checkout("main", ns)
-        ns["lr"] = 0.05
-        bob_ws.commit(ns, "bob: lr 0.05")
-        bob_ws.push()
+        _publish_and_push_from_a_clone(alice, tmp_path, "bob: lr 0.05", lr=0.05)
         alice.cell("lr = 0.2")
         assert "CONFLICT (changed on both sides): lr" in alice.tx("pull", code=1).stdout
         before = alice.commits()
@@ -234,14 +251,7 @@ def test_merge_abort_refuses_to_drop_what_the_kernel_changed_during_the_merge(tm
     alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
     try:
         alice.cell("x = 1\nepochs = 3")
-        alice.tx("remote", "add", "origin", str(tmp_path / "team.git"), "--trusted")
-        alice.tx("push")
-        bob_ws = Workspace.clone(str(tmp_path / "team.git"), tmp_path / "bob")
-        ns: dict = {}
-        bob_ws.checkout("main", ns)
-        ns["x"], ns["batch"] = 2, 64
-        bob_ws.commit(ns, "bob: x, batch")
-        bob_ws.push()
+        _publish_and_push_from_a_clone(alice, tmp_path, "bob: x, batch", x=2, batch=64)
         alice.cell("x = 3")
         assert "loaded batch" in alice.tx("pull", code=1).stdout
         alice.cell("batch = 128")  # while the conflict stands: not committed
@@ -644,11 +654,7 @@ def test_a_fast_forward_pull_brings_the_style_and_generator_the_other_kernel_com
     bob = None
     try:
         alice.cell(_PLOTS + "x = 1")
-        alice.tx("remote", "add", "origin", str(tmp_path / "team.git"), "--trusted")
-        alice.tx("push")
-        alice.tx("clone", str(tmp_path / "team.git"), str(tmp_path / "bob"), "--trusted")
-        bob = User("bob", Workspace(tmp_path / "bob"), run_txgit, _AGG)
-        bob.cell("%txgit checkout main")
+        bob = _publish_and_clone(alice, tmp_path, run_txgit, _AGG)
         before = bob.commits()
         bob.cell("plt.style.use('ggplot')")
         assert bob.commits() == before + 1  # a setting changed: a commit
@@ -693,11 +699,7 @@ def test_a_cell_that_only_reads_a_figure_does_not_make_the_next_pull_conflict(tm
         alice.cell("fig.get_size_inches()")  # computes the figure's lazy transforms: still a read
         alice.cell("ax.get_xlim(), ax.transData.transform((1, 1))")  # its view limits, computed when read
         assert alice.commits() == before  # a read: no commit
-        alice.tx("remote", "add", "origin", str(tmp_path / "team.git"), "--trusted")
-        alice.tx("push")
-        alice.tx("clone", str(tmp_path / "team.git"), str(tmp_path / "bob"), "--trusted")
-        bob = User("bob", Workspace(tmp_path / "bob"), run_txgit, _AGG)
-        bob.cell("%txgit checkout main")
+        bob = _publish_and_clone(alice, tmp_path, run_txgit, _AGG)
         before = bob.commits()
         assert bob.cell("print(len(ax.lines))").stdout == "1\n"
         assert bob.commits() == before
@@ -719,11 +721,7 @@ def test_a_conflict_resolved_beside_quiet_cells_takes_the_style_only_theirs_chan
     bob = None
     try:
         alice.cell(_PLOTS + "x = 1")
-        alice.tx("remote", "add", "origin", str(tmp_path / "team.git"), "--trusted")
-        alice.tx("push")
-        alice.tx("clone", str(tmp_path / "team.git"), str(tmp_path / "bob"), "--trusted")
-        bob = User("bob", Workspace(tmp_path / "bob"), run_txgit, _AGG)
-        bob.cell("%txgit checkout main")
+        bob = _publish_and_clone(alice, tmp_path, run_txgit, _AGG)
         bob.cell("plt.style.use('ggplot')\nx = 2")
         bob.tx("push")
         alice.cell("x = 3")
@@ -757,11 +755,7 @@ def test_a_conflict_sets_theirs_settings_at_once_and_abort_puts_ours_back(tmp_pa
             "int(np.random.get_state()[1].sum()))"
     try:
         alice.cell(_PLOTS + "np.random.seed(1)\nx = 1")
-        alice.tx("remote", "add", "origin", str(tmp_path / "team.git"), "--trusted")
-        alice.tx("push")
-        alice.tx("clone", str(tmp_path / "team.git"), str(tmp_path / "bob"), "--trusted")
-        bob = User("bob", Workspace(tmp_path / "bob"), run_txgit, _AGG)
-        bob.cell("%txgit checkout main")
+        bob = _publish_and_clone(alice, tmp_path, run_txgit, _AGG)
         bob.cell("plt.style.use('ggplot')\nnp.random.seed(5)\nx = 2")
         bob.tx("push")
         theirs = bob.value(probe)
@@ -841,11 +835,7 @@ def test_cells_that_only_read_what_a_pull_or_merge_brought_into_a_live_kernel_co
 
     try:
         alice.cell(_VALUES)
-        alice.tx("remote", "add", "origin", str(tmp_path / "team.git"), "--trusted")
-        alice.tx("push")
-        alice.tx("clone", str(tmp_path / "team.git"), str(tmp_path / "bob"), "--trusted")
-        bob = User("bob", Workspace(tmp_path / "bob"), run_txgit, _AGG)
-        bob.cell("%txgit checkout main")
+        bob = _publish_and_clone(alice, tmp_path, run_txgit, _AGG)
         reads_commit_nothing(bob)
 
         alice.cell("ax.set_title('alice')\nrows.append(-1)\ndf.loc[0, 'a'] = -1.0")
