@@ -126,7 +126,7 @@ def _show(name: str) -> str:
 
 
 @contextmanager
-def _collector_paused() -> Iterator[None]:
+def collector_paused() -> Iterator[None]:
     """Python's cyclic garbage collector off for a bulk read of records. A state of 1,000 variables is
     thousands of new objects that outlive the read, which set off one young collection every 700 and
     move the next full one closer; those find nothing to free here (records hold no cycles), but a full
@@ -338,7 +338,7 @@ class History:
 
     def _read_state(self, commit: pygit2.Commit, groups: bool) -> State:
         problems: list[str] = []
-        with _collector_paused():
+        with collector_paused():
             state = self._parse_state(commit, groups, problems, first_only=True)
         if problems:
             raise TxgitError(f"commit {str(commit.id)[:8]} holds a malformed state record: {problems[0]}"
