@@ -77,7 +77,7 @@ from txgit.errors import (
     WorkspaceExists,
 )
 from txgit import packs, trust
-from txgit.history import FORMAT_KEY, META, RECORDS
+from txgit.history import FORMAT_KEY, META, RECORDS, collector_paused
 from txgit.repository import TXGIT_DIR, Repository
 from txgit.state.snapshot import CHUNK_SIZE, GroupRecord
 from txgit.storage import ObjectStore, StoreChain, hash_bytes
@@ -1131,23 +1131,24 @@ class Remotes:
         seen_shards: set[pygit2.Oid] = set()
         nbytes = 0
         read_whole = None if whole is None else set(whole)
-        for i, c in enumerate(commits):
-            groups = None
-            if (i > 0) if read_whole is None else (str(c.id) not in read_whole):
-                groups = self._new_shards_groups(c, seen_shards)
-            if groups is None:  # read whole: with the reader's checks and messages
-                groups = self.ws.history.read_state(c).groups.items()
-                tree = c.tree
-                if RECORDS in tree and isinstance(shards := self.repo[tree[RECORDS].id], pygit2.Tree):
-                    seen_shards.update(entry.id for entry in shards)  # their groups are read now
-            for gid, g in groups:
-                if gid not in seen_groups:
-                    seen_groups.add(gid)
-                    nbytes += g.nbytes
-                    names.update(g.chunk_names())
-                    if sizes is not None:
-                        for stream in g.streams:
-                            sizes.update(_chunk_sizes(stream.size, stream.chunks))
+        with collector_paused():  # thousands of records, no cycles among them (see collector_paused)
+            for i, c in enumerate(commits):
+                groups = None
+                if (i > 0) if read_whole is None else (str(c.id) not in read_whole):
+                    groups = self._new_shards_groups(c, seen_shards)
+                if groups is None:  # read whole: with the reader's checks and messages
+                    groups = self.ws.history.read_state(c).groups.items()
+                    tree = c.tree
+                    if RECORDS in tree and isinstance(shards := self.repo[tree[RECORDS].id], pygit2.Tree):
+                        seen_shards.update(entry.id for entry in shards)  # their groups are read now
+                for gid, g in groups:
+                    if gid not in seen_groups:
+                        seen_groups.add(gid)
+                        nbytes += g.nbytes
+                        names.update(g.chunk_names())
+                        if sizes is not None:
+                            for stream in g.streams:
+                                sizes.update(_chunk_sizes(stream.size, stream.chunks))
         return names, nbytes
 
     def _new_shards_groups(self, commit: pygit2.Commit,
