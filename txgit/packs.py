@@ -251,7 +251,10 @@ class PackSet:
         self._packed = {n: m for n, m in where.items() if m.offset != LOOSE}
         self.where = where
 
-    def _read_indexes(self, packs: list[str]) -> dict[str, bytes]:
+    def _read_indexes(self, packs: list[str], also: list[str] | None = None,
+                      extra: dict[str, bytes] | None = None) -> dict[str, bytes]:
+        """pack id -> its index's text, for those that could be read. ``also`` (a remote store): more
+        paths read in the same concurrent call, into ``extra`` (path -> bytes)."""
         paths = [self.index_path(p) for p in packs]
         if self.is_local:
             out = {}
@@ -268,7 +271,10 @@ class PackSet:
             if cached is not None:
                 out[p] = cached
         todo = [(p, path) for p, path in zip(packs, paths) if p not in out]
-        got = self.fs.cat([path for _, path in todo], on_error="omit") if todo else {}
+        wanted = [path for _, path in todo] + list(also or ())
+        got = self.fs.cat(wanted, on_error="omit") if wanted else {}
+        if extra is not None:
+            extra.update({path: got[path] for path in also or () if path in got})
         for p, path in todo:
             if path in got:
                 out[p] = got[path]
@@ -327,13 +333,8 @@ class PackSet:
             return 0
         if not with_packs or self.is_local:
             return self.learn(self._read_indexes(todo))
-        wanted = {p: self.index_path(p) for p in todo if self._cached_index(p) is None}
-        got = self.fs.cat([*wanted.values(), *(self.pack_path(p) for p in todo)], on_error="omit")
-        texts = {p: got[path] for p, path in wanted.items() if path in got}
-        for p in wanted.keys() & texts.keys():
-            self._keep_index(p, texts[p])
-        texts.update({p: text for p in todo if p not in wanted and (text := self._cached_index(p)) is not None})
-        taken = self.learn(texts)
+        got: dict[str, bytes] = {}
+        taken = self.learn(self._read_indexes(todo, also=[self.pack_path(p) for p in todo], extra=got))
         with self._lock:
             for p in todo:
                 data = got.get(self.pack_path(p))
