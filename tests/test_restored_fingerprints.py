@@ -87,29 +87,3 @@ def test_a_checkout_learns_the_same_fingerprints_as_a_restore_that_reads_whole_b
     target: dict = {"__name__": "__main__"}
     ws2.checkout("HEAD", target, force=True)
     assert all(ws2.stream_cache.get(key) == chunks for key, chunks in joined.items())
-
-
-def test_a_first_commit_learns_the_fingerprints_a_whole_pass_would_have_taken(tmp_path):
-    """With an empty stream cache (a first commit) each stream's fingerprint is taken from its chunks as
-    they are hashed, not in a pass of its own: the cache must learn exactly fingerprint_stream of every
-    stream, buffers of one chunk, of several and of a ragged last one alike, so that the next commit
-    recognises every unchanged buffer and hashes none of them again."""
-    from txgit.state import pickling
-    from txgit.state.snapshot import CHUNK_SIZE, FINGERPRINT_MIN
-
-    rng = np.random.default_rng(5)
-    ns = {"__name__": "__main__", "one": rng.standard_normal(100_000),  # 800 kB: one chunk
-          "ragged": rng.standard_normal((3 * CHUNK_SIZE + 4096) // 8), "df": _namespace()["df"]}
-    ws = Workspace.init(tmp_path / "ws")
-    assert len(ws.stream_cache) == 0
-    ws.commit(ns, "first")
-    expected = set()
-    for name in ("one", "ragged", "df"):
-        skeleton, buffers = pickling.dumps(ns[name], ns)
-        for view in [memoryview(skeleton)] + [b.raw() for b in buffers]:
-            if view.nbytes >= FINGERPRINT_MIN:
-                expected.add(fingerprint_stream(view.cast("B") if view.format != "B" else view))
-    assert len(expected) >= 4 and expected <= set(ws.stream_cache._names)
-    state = ws.state()
-    for key in expected:  # each to the very chunks the state names
-        assert ws.stream_cache.get(key) in [list(s.chunks) for g in state.groups.values() for s in g.streams]

@@ -1080,32 +1080,19 @@ Sink = Callable[[Mapping[str, memoryview]], None]  # WriteAhead.submit
 SINK_BATCH = 8
 
 
-def _hash_and_digest(piece: memoryview) -> tuple[str, bytes]:
-    return hash_bytes(piece), xxhash.xxh3_128_digest(piece)
-
-
 def _chunk_stream(data: memoryview, chunk_size: int, pool: ThreadPoolExecutor | None,
-                  sink: Sink | None = None, whole: bool = False,
-                  digests: list[tuple[int, bytes]] | None = None) -> tuple[StreamRecord, dict[str, memoryview]]:
+                  sink: Sink | None = None, whole: bool = False) -> tuple[StreamRecord, dict[str, memoryview]]:
     """Cut and hash a stream; ``sink`` gets its chunks SINK_BATCH at a time as they are hashed or,
-    ``whole``, all at once when all are. ``digests``: gets (length, xxh3) of each chunk, taken in the
-    same task as its blake3 while its bytes are in the CPU cache (:func:`fingerprint_of_pieces`)."""
+    ``whole``, all at once when all are."""
     pieces = [data[i : i + chunk_size] for i in range(0, len(data), chunk_size)] or [data[0:0]]
-    hasher: Callable[[memoryview], Any] = hash_bytes if digests is None else _hash_and_digest
     if sink is None or whole or len(pieces) <= SINK_BATCH:
-        names = list(pool.map(hasher, pieces)) if pool and len(pieces) > 2 else [hasher(p) for p in pieces]
-        if digests is not None:
-            digests.extend((len(p), d) for p, (_, d) in zip(pieces, names))
-            names = [n for n, _ in names]
+        names = list(pool.map(hash_bytes, pieces)) if pool and len(pieces) > 2 else [hash_bytes(p) for p in pieces]
         chunks = dict(zip(names, pieces))
         if sink is not None:
             sink(chunks)
         return StreamRecord(len(data), names), chunks
     names, chunks, batch = [], {}, {}
-    for name, piece in zip(pool.map(hasher, pieces) if pool else map(hasher, pieces), pieces):
-        if digests is not None:
-            name, digest = name
-            digests.append((len(piece), digest))
+    for name, piece in zip(pool.map(hash_bytes, pieces) if pool else map(hash_bytes, pieces), pieces):
         names.append(name)
         chunks[name] = batch[name] = piece
         if len(batch) >= SINK_BATCH:
@@ -1124,20 +1111,11 @@ def _group_record(skeleton: bytes, buffers: list[pickle.PickleBuffer], names: li
     streams, chunks = [], {}
     copies: dict[int, PendingStream] = {}
     keys: dict[int, Fingerprint | None] = {}
-    # an empty cache knows no stream: a fingerprint is then only to be learnt, and is taken from the
-    # chunks as they are hashed rather than in a pass of its own over the bytes (a first commit of
-    # 10 MB: 2 ms of 12; of 1 GB: 35-50 ms)
-    learn_only = cache is not None and not defer and len(cache) == 0 and chunk_size == CHUNK_SIZE
     for index, data in enumerate([memoryview(skeleton)] + [b.raw() for b in buffers]):
         data = data.cast("B") if data.format != "B" else data
         key = None
-        digests: list[tuple[int, bytes]] | None = None
         if cache is not None and len(data) >= FINGERPRINT_MIN:
-            key = restored.known(data) if restored is not None else None
-            if key is None and learn_only:
-                digests = []
-            elif key is None:
-                key = fingerprint_stream(data)
+            key = (restored.known(data) if restored is not None else None) or fingerprint_stream(data)
         known = cache.get(key) if key is not None else None
         if known is not None and snap is not None:
             streams.append(StreamRecord(len(data), list(known)))
@@ -1170,12 +1148,9 @@ def _group_record(skeleton: bytes, buffers: list[pickle.PickleBuffer], names: li
             continue  # (its chunks are stored: the views of the live buffer must not be written later)
         # only out-of-band buffers go to the sink: a skeleton may be a restored value's re-serialization,
         # which RestoredGroups drops for the committed one (a restored buffer is known by the cache)
-        rec, ch = _chunk_stream(data, chunk_size, pool, sink if index and len(data) > chunk_size else None,
-                                digests=digests)
+        rec, ch = _chunk_stream(data, chunk_size, pool, sink if index and len(data) > chunk_size else None)
         streams.append(rec)
         chunks.update(ch)
-        if digests is not None:
-            key = fingerprint_of_pieces(len(data), digests)
         if key is not None and snap is not None:
             snap.fingerprints[key] = rec.chunks
     if copies:
