@@ -338,3 +338,13 @@ def test_many_instances_of_one_class_walked_in_bulk_find_what_the_stack_walk_fou
     assert id(ns["shared"]) in walked["items"]
     assert id(fakelib.registry["marker"]["path"]) not in walked["spaces"]  # the library's
     assert len(walked["spaces"]) == 1 + 2001 + 2 * 2000
+
+
+def test_groups_joined_only_through_the_largest_set():
+    """sharing_groups takes the largest set last and never indexes its ids: two small values that share
+    nothing with each other but each an object with the largest are still one group with it, whatever
+    order the names come in; a small value touching none of them stays alone."""
+    shared = {"big": set(range(1000, 5000)) | {1, 2}, "a": {1, 10}, "b": {2, 20}, "c": {30, 31}, "d": {10, 40}}
+    for names in (["big", "a", "b", "c", "d"], ["d", "c", "b", "a", "big"], ["a", "big", "c", "d", "b"]):
+        assert sharing_groups(names, shared) == reference_groups(names, shared)
+        assert sorted(map(sorted, sharing_groups(names, shared))) == [["a", "b", "big", "d"], ["c"]]

@@ -1058,12 +1058,17 @@ def sharing_groups(names: Iterable[str], shared: Mapping[str, set[int]]) -> list
     of its value; a name it lacks shares nothing): the co-variable groups, each sorted."""
     uf = _UnionFind(names)
     owner: dict[int, str] = {}  # id -> a name that reaches it (any one of its group will do)
-    for name in uf.parent:
+    # the largest set last, and never copied into ``owner``: nothing after it looks there (a 1 GB
+    # state's list of 131,000 records reached 262,000 ids, 50 ms of a 0.8 s first commit to put in
+    # ``owner`` for nothing); the groups do not depend on the order the names are taken in
+    order = sorted(uf.parent, key=lambda n: len(shared.get(n, ())))
+    for i, name in enumerate(order):
         ids = shared.get(name, ())
         # set operations in C: a 1 GB state's 260,000 ids, one by one, were 90 ms
         for other in {owner[oid] for oid in owner.keys() & ids}:
             uf.union(name, other)
-        owner.update(dict.fromkeys(ids, name))
+        if i < len(order) - 1:
+            owner.update(dict.fromkeys(ids, name))
     return uf.components()
 
 
