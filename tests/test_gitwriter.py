@@ -211,8 +211,11 @@ def test_commits_do_not_wait_for_a_helper_that_is_still_starting(ws):
     s = NamespaceSession(ws, session_namespace(), kind="test")
     s.background = True
     s.start_writer()
+    deadline = time.monotonic() + 30
+    while (s._git is None or s._git.pid is None) and time.monotonic() < deadline:
+        time.sleep(0.0005)  # (a tight look: the helper must be stopped before it says it is ready)
     pid = _helper(s)
-    os.kill(pid, signal.SIGSTOP)  # a helper that has not said it is ready (pygit2's import takes longer)
+    os.kill(pid, signal.SIGSTOP)  # a helper that has not said it is ready (pygit2's import takes ~0.1 s)
     resume = _Resume(pid, 20.0)
     try:
         for i in range(6):
