@@ -40,6 +40,14 @@ def _helper(session: NamespaceSession) -> int:
     raise AssertionError("no git helper process started")
 
 
+def _ready_helper(session: NamespaceSession) -> int:
+    """The pid of the session's helper once it has said it is ready (the commits before that are
+    written in-process); call it between commits (after a flush), when the writer thread is idle."""
+    pid = _helper(session)
+    assert session._git is not None and session._git.ready()
+    return pid
+
+
 def _alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -74,7 +82,7 @@ def test_background_commits_are_written_by_the_helper_process(bg, ws):
 def test_a_helper_killed_between_commits_is_replaced_and_nothing_is_lost(bg, ws):
     run(bg, "x = 1")
     assert bg.flush() is not None
-    pid = _helper(bg)
+    pid = _ready_helper(bg)
     os.kill(pid, signal.SIGKILL)
     assert _gone(pid)
     run(bg, "y = 2")
@@ -86,7 +94,7 @@ def test_a_helper_killed_between_commits_is_replaced_and_nothing_is_lost(bg, ws)
 def test_a_helper_that_dies_mid_commit_is_a_clear_error_and_the_next_commit_has_everything(bg, ws, capsys):
     run(bg, "x = 1")
     assert bg.flush() is not None
-    pid = _helper(bg)
+    pid = _ready_helper(bg)
     os.kill(pid, signal.SIGSTOP)  # it cannot answer the next commit...
     try:
         run(bg, "y = np.ones(1000)")
@@ -155,6 +163,7 @@ def test_a_helper_that_cannot_start_leaves_the_session_writing_in_process(ws, mo
     s.background = True
     s.start_writer()
     try:
+        assert _gone(_helper(s))  # /bin/false has ended (before the first commit: deterministic)
         run(s, "x = 1")
         assert s.flush() is not None and ws.load("x") == 1
         assert "did not start" in (s._git.start_error or "")
@@ -166,10 +175,82 @@ def test_a_helper_that_cannot_start_leaves_the_session_writing_in_process(ws, mo
 
 def test_an_interrupt_does_not_stop_the_helper(bg, ws):
     """Interrupting a kernel sends SIGINT to its process group; a commit being written must go on."""
-    pid = _helper(bg)
-    assert os.getpgid(pid) != os.getpgid(0)  # not in our process group
     run(bg, "x = 1")
     assert bg.flush() is not None
+    pid = _ready_helper(bg)  # (it ignores SIGINT from then on)
+    assert os.getpgid(pid) != os.getpgid(0)  # not in our process group
     os.kill(pid, signal.SIGINT)
     run(bg, "y = 2")
     assert bg.flush() is not None and ws.load("y") == 2 and _helper(bg) == pid
+
+
+class _Resume:
+    """Send SIGCONT to a stopped helper after ``after`` seconds (so that a test that would wait for it
+    forever ends); ``needed`` says whether it had to."""
+
+    def __init__(self, pid: int, after: float) -> None:
+        import threading
+
+        self.pid, self.needed = pid, False
+        self._timer = threading.Timer(after, self._resume)
+        self._timer.start()
+
+    def _resume(self) -> None:
+        self.needed = True
+        os.kill(self.pid, signal.SIGCONT)
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+        os.kill(self.pid, signal.SIGCONT)
+
+
+def test_commits_do_not_wait_for_a_helper_that_is_still_starting(ws):
+    """The helper takes ~0.1 s of CPU to start (Python and pygit2's import), more on a loaded machine:
+    the first cells' commits are written in-process meanwhile instead of queueing behind its start
+    (a quick notebook's fifth cell waited for the four before it and the start)."""
+    s = NamespaceSession(ws, session_namespace(), kind="test")
+    s.background = True
+    s.start_writer()
+    deadline = time.monotonic() + 30
+    while (s._git is None or s._git.pid is None) and time.monotonic() < deadline:
+        time.sleep(0.0005)  # (a tight look: the helper must be stopped before it says it is ready)
+    pid = _helper(s)
+    os.kill(pid, signal.SIGSTOP)  # a helper that has not said it is ready (pygit2's import takes ~0.1 s)
+    resume = _Resume(pid, 20.0)
+    try:
+        for i in range(6):
+            run(s, f"x{i} = {i}")
+        assert s.flush() is not None
+        written_without_it = not resume.needed
+        assert {f"x{i}" for i in range(6)} <= set(ws.state().variables)
+    finally:
+        resume.cancel()
+    assert written_without_it, "the commits waited for the helper to start"
+    assert s._git is not None and s._git.ready()  # once it runs, it writes
+    run(s, "y = 1")
+    assert s.flush() is not None and ws.load("y") == 1
+    s.close()
+    assert ws.fsck().ok
+
+
+def test_a_cell_behind_a_full_queue_waits_for_one_commit_not_all(bg, ws):
+    """Quick cells chain their commits onto the one being written (up to a few queued); past that the
+    next cell waits for room in the queue, not for the whole queue to be written (which left the
+    writer idle while the cells ran, then the cells idle while it wrote)."""
+    run(bg, "a = 0")
+    assert bg.flush() is not None
+    pid = _ready_helper(bg)
+    os.kill(pid, signal.SIGSTOP)  # the next commit is stuck in the helper...
+    resume = _Resume(pid, 1.0)  # ...for a second
+    try:
+        run(bg, "a = 1")
+        writer = bg._writer
+        assert writer is not None
+        for i in range(2, 8):  # four queue behind it; the others wait for room
+            run(bg, f"a = {i}")
+            assert bg._writer is writer, f"cell {i} waited for the whole queue and started a new writer"
+    finally:
+        resume.cancel()
+    assert bg.flush() is not None and ws.load("a") == 7
+    assert [c.summary for c in ws.log()[:7]] == [f"cell: a = {i}" for i in range(7, 0, -1)]
+    assert ws.fsck().ok

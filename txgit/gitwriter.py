@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import select
 import struct
 import subprocess
 import sys
@@ -177,6 +178,10 @@ class GitWriter:
             self._proc, self._ready, self._pid = None, False, os.getpid()
         if self._proc is not None and self._proc.poll() is None:
             return True
+        if self._proc is not None and not self._ready:  # it ended before it said it was ready
+            self.start_error = f"the git writer process did not start (exit status {self._proc.returncode})"
+            self._proc = None
+            return False
         self._proc, self._ready = None, False
         code = ("import importlib.util as u, sys; s = u.spec_from_file_location('txgit_gitwriter', sys.argv[1]);"
                 " m = u.module_from_spec(s); s.loader.exec_module(m); m.main(sys.argv[2:])")
@@ -191,15 +196,23 @@ class GitWriter:
             return False
         return True
 
-    def ready(self) -> bool:
+    def ready(self, *, wait: bool = True) -> bool:
         """A helper runs and has opened the repository; False (for good: the caller writes in-process)
-        if it could not start, e.g. ``sys.executable`` is not a Python that has pygit2."""
+        if it could not start, e.g. ``sys.executable`` is not a Python that has pygit2.
+        ``wait=False``: also False while it is still starting (~0.1 s of CPU, Python and pygit2's
+        import; more on a loaded machine), rather than wait for it."""
         if not self.start():
             return False
         if self._ready:
             return True
         proc = self._proc
         assert proc is not None and proc.stdout is not None
+        if not wait:
+            try:
+                if not select.select([proc.stdout], [], [], 0)[0]:
+                    return False  # not said anything yet (its hello, or the end of its output)
+            except (OSError, ValueError):
+                pass  # the read below says what is wrong
         try:
             hello = _receive(proc.stdout)
         except (OSError, ValueError):

@@ -740,9 +740,10 @@ class History:
                      merged: Iterable[str] = ()) -> CommitInfo:
         """:meth:`write_state`, and the new commit as :meth:`info` describes it. ``writer``: write the
         git objects in that helper process (see :mod:`txgit.gitwriter`) unless it cannot start
-        (a merge commit is written here)."""
+        (a merge commit is written here), or while it is still starting (the first cells' commits
+        would wait for its start)."""
         merged = list(merged)
-        if writer is None or merged or ref is None or not writer.ready():
+        if writer is None or merged or ref is None or not writer.ready(wait=False):
             oid = self.write_state(state, message, files=files, ref=ref, parent=parent, merged=merged)
             return self.info(self.resolve(oid), self.refs_by_commit())
         tree_files = self._tree_files(state, files)

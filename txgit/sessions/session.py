@@ -1483,11 +1483,24 @@ class _Writer:
 
     def extend(self) -> bool:
         """Promise a chained commit (then call :meth:`submit`); False: write it yourself (the writer
-        is done or failed, or has enough queued: each holds copies of the bytes it writes)."""
+        is done or failed). With enough queued (each holds copies of the bytes it writes), wait for
+        the writer to take the next one: waiting for the whole queue instead left the writer idle
+        while the next cells ran, after the cell had been idle while it wrote."""
         with self._cv:
-            if self._done or self.error is not None or len(self._queue) >= _MAX_QUEUED:
+            if self._done or self.error is not None:
                 return False
-            self._extending = True
+            self._extending = True  # (the writer does not finish while we wait for room)
+            try:
+                while len(self._queue) >= _MAX_QUEUED and self.error is None:
+                    self._cv.wait()
+            except BaseException:  # an interrupt while waiting: no promise, or the writer waits forever
+                self._extending = False
+                self._cv.notify_all()
+                raise
+            if self.error is not None:
+                self._extending = False
+                self._cv.notify_all()
+                return False
             return True
 
     def submit(self, item: tuple[PreparedCommit, list[CellRecord]] | None) -> None:
@@ -1525,13 +1538,16 @@ class _Writer:
                         self.tip = None  # type: ignore[assignment]  # the chunk copies can go
                         return
                     prepared, cells = self._queue.pop(0)
+                    self._cv.notify_all()  # room for a cell waiting in extend()
                 if self.error is not None:
                     self.cells.extend(cells)
                     continue
                 try:
                     self.result = self.workspace.finish_commit(prepared, git_writer=self.git)
                 except BaseException as e:  # reported by NamespaceSession.flush in the main thread
-                    self.error = e
+                    with self._cv:
+                        self.error = e
+                        self._cv.notify_all()  # a cell waiting in extend() writes its commit itself
                     self.cells.extend(cells)
                     continue
                 with self._cv:
