@@ -862,3 +862,63 @@ def test_cells_that_only_read_what_a_pull_or_merge_brought_into_a_live_kernel_co
         alice.shutdown()
         if bob is not None:
             bob.shutdown()
+
+
+def test_a_push_that_loses_a_race_says_pull_first_and_the_pull_keeps_both(tmp_path, run_txgit):
+    """Alice and Bob push to main at the same moment. Alice's push read the remote's main, then
+    uploaded her blobs; Bob's push landed meanwhile. Her push ended on "cannot reach remote 'origin'
+    (...): cannot push because a reference ... contains commits that are not present locally" (the
+    remote was reachable; nothing said to pull). Stopped with SIGSTOP while it uploads, so that Bob's
+    push lands in that window every time."""
+    import os
+    import signal
+    import sys
+    import time
+
+    base = tmp_path / "served"
+    base.mkdir()
+    init_bare(base / "team.git")
+    with git_daemon(base) as url:
+        url = f"{url}/team.git"
+        alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
+        bob = None
+        try:
+            alice.cell("x = 1")
+            alice.tx("remote", "add", "origin", url, "--storage", str(tmp_path / "blobs"), "--trusted")
+            alice.tx("push")
+            alice.tx("clone", url, str(tmp_path / "bob"), "--trusted")
+            bob = User("bob", Workspace(tmp_path / "bob"), run_txgit, {})
+            bob.cell("%txgit checkout main")
+            alice.cell("import numpy as np\nbig = np.random.default_rng(1).random(4_000_000)\na_only = 'alice'")
+            bob.cell("b_only = 'bob'\nx = 2")
+            # Alice's push, stopped once it has read the remote's main (its source ref is made then)
+            source = alice.ws.dir / "repo.git" / "refs" / "txgit" / "push" / "origin" / "heads" / "main"
+            pushing = subprocess.Popen([sys.executable, "-m", "txgit", "push"], cwd=alice.ws.root,
+                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            deadline = time.monotonic() + 60
+            while not source.exists() and pushing.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.001)
+            os.kill(pushing.pid, signal.SIGSTOP)
+            try:
+                bob.tx("push")  # lands first
+            finally:
+                os.kill(pushing.pid, signal.SIGCONT)
+            _, err = pushing.communicate(timeout=120)
+            assert pushing.returncode == 1
+            assert err.startswith("txgit: error: rejected main -> origin") and err.count("\n") == 1, err
+            assert "pull first" in err and "cannot reach" not in err
+            # the loser pulls (a merge: different variables) and pushes; Bob pulls
+            assert "Merged origin/main into main" in alice.tx("pull").stdout
+            alice.tx("push")
+            assert "Fast-forward" in bob.tx("pull").stdout
+            for user in (alice, bob):
+                assert user.value("(x, a_only, b_only, big.shape)") == (2, "alice", "bob", (4_000_000,))
+            assert digest(alice.kernel) == digest(bob.kernel)
+            run_txgit("clone", url, "carol", "--trusted", cwd=tmp_path, check=True)
+            carol: dict = {}
+            Workspace(tmp_path / "carol").checkout("main", carol)
+            assert (carol["x"], carol["a_only"], carol["b_only"]) == (2, "alice", "bob")
+        finally:
+            alice.shutdown()
+            if bob is not None:
+                bob.shutdown()

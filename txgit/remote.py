@@ -695,6 +695,12 @@ class _Callbacks(pygit2.RemoteCallbacks):
             self.rejected[refname] = message
 
 
+def _behind(ref: str, r: Remote) -> PushRejected:
+    """The one line for a push whose branch the remote has commits past (what a pull brings)."""
+    return PushRejected(f"rejected {ref.removeprefix('refs/heads/')} -> {r.name} (non-fast-forward: the remote "
+                        "has commits you do not have); pull first, or push --force to overwrite them")
+
+
 def _config_commit(repo: pygit2.Repository, record: dict[str, Any],
                    indexes: Iterable[str] = ()) -> pygit2.Oid:
     """The commit that records a remote's storage; deterministic, so equal records are one object.
@@ -1344,9 +1350,7 @@ class Remotes:
                 continue
             if old is not None and not force and ref.startswith("refs/heads/"):
                 if old not in self.repo or not self.repo.descendant_of(pygit2.Oid(hex=new), pygit2.Oid(hex=old)):
-                    raise PushRejected(
-                        f"rejected {ref.removeprefix('refs/heads/')} -> {r.name} (non-fast-forward: the remote has "
-                        "commits you do not have); pull first, or push --force to overwrite them")
+                    raise _behind(ref, r)
             if old is not None and not force and ref.startswith("refs/tags/"):
                 raise PushRejected(f"rejected tag {ref.removeprefix('refs/tags/')} -> {r.name}: the remote's tag "
                                    "points elsewhere (push --force to move it)")
@@ -1471,6 +1475,11 @@ class Remotes:
         except TxgitError:
             raise
         except (pygit2.GitError, OSError, ValueError) as e:
+            # another push landed since this one read the remote's branch: libgit2 refuses to send
+            # ("contains commits that are not present locally"), or the server's compare-and-swap does
+            raced = None if force else self._raced(r, to_move, remote_refs)
+            if raced is not None:
+                raise _behind(raced, r) from e
             text = " ".join(str(e).split())
             if "non-fastforward" in text.replace("-", "").replace(" ", "") or "fast-forward" in text:
                 raise PushRejected(f"rejected by {r.name}: {text} (someone pushed meanwhile: pull first)") from e
@@ -1481,6 +1490,9 @@ class Remotes:
         # a pending ref that was gone already (a push of the same commit deleted it meanwhile) is no failure
         rejected = {ref: why for ref, why in callbacks.rejected.items() if not ref.startswith(PENDING_PREFIX)}
         if rejected:
+            raced = None if force else self._raced(r, to_move, remote_refs)
+            if raced is not None:
+                raise _behind(raced, r)
             ref, why = next(iter(rejected.items()))
             raise PushRejected(f"{r.name} rejected {ref}: {why}")
         stage.refs = "moved"
@@ -1491,6 +1503,18 @@ class Remotes:
             self.repo.references.create(f"refs/txgit/remotes/{r.name}/config", config_oid, force=True)
         result.seconds = time.perf_counter() - started
         return result
+
+    def _raced(self, r: Remote, to_move: Mapping[str, str], seen: Mapping[str, str]) -> str | None:
+        """The first branch of ``to_move`` that the remote moved since this push read it as ``seen``
+        (someone else's push landed meanwhile), or None (also when the remote cannot be asked)."""
+        try:
+            now = self._advertised(r, _Callbacks())
+        except TxgitError:
+            return None
+        for ref, new in to_move.items():
+            if ref.startswith("refs/heads/") and now.get(ref) not in (seen.get(ref), new):
+                return ref
+        return None
 
     def _push_sources(self, r: Remote, to_move: Mapping[str, str]) -> dict[str, str]:
         """A local ref per remote ref to move, naming exactly the commit whose blobs this push
