@@ -1006,6 +1006,15 @@ class NamespaceSession:
         # another session moved HEAD meanwhile), so there is nothing to lose.
         clean = self.clean
         fresh = not self.variable_names()
+        if (new_branch is not None and not (force or clean or fresh) and self.base is not None
+                and str(self.workspace.history.resolve(rev).id) == self.base):
+            # `checkout -b NEW` where the namespace stands replaces nothing: its uncommitted values go
+            # with it to the new branch, as git's work tree does, and so does its next commit
+            result = self.workspace.checkout(rev, None, new_branch=new_branch, move_head=self.holds_head())
+            result.kept = sorted(self.variable_names())
+            self.branch = result.branch
+            self._moved()
+            return result
         with self._without_hidden():
             result = self.workspace.checkout(rev, self.namespace, force=force or clean or fresh, new_branch=new_branch,
                                              known=self.base if clean else None, trust=trust, safe=safe,
