@@ -922,3 +922,41 @@ def test_a_push_that_loses_a_race_says_pull_first_and_the_pull_keeps_both(tmp_pa
             alice.shutdown()
             if bob is not None:
                 bob.shutdown()
+
+
+def test_checkout_of_a_branch_only_the_remote_has_makes_it_track_the_remote_one(tmp_path, run_txgit):
+    """Bob pushes branch exp; Alice fetches and types what git users type, `txgit checkout exp`: it
+    said "unknown revision 'exp'". As in git, one remote branch of that name makes a local branch
+    that tracks it, in her kernel too, and her push goes to origin/exp."""
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
+    bob = None
+    try:
+        alice.cell("x = 1")
+        bob = _publish_and_clone(alice, tmp_path, run_txgit, {})
+        bob.tx("checkout", "-b", "exp")
+        bob.cell("e = 1")
+        bob.tx("push", "-u", "origin", "exp")
+        alice.tx("fetch")
+        out = alice.tx("checkout", "exp").stdout
+        assert f"[kernel {alice.kernel.pid}] checked out branch exp" in out
+        assert "branch 'exp' set up to track 'origin/exp'" in out
+        assert alice.value("(x, e)") == (1, 1) and alice.ws.branch == "exp"
+        assert "Your branch is up to date with 'origin/exp'." in alice.tx("status").stdout
+        alice.cell("a1 = 'alice on exp'")
+        assert "exp -> origin/exp" in alice.tx("push").stdout
+        assert "loaded a1" in bob.tx("pull").stdout
+        assert bob.value("a1") == "alice on exp"
+        # the magic does the same; a name no remote has is still one clear line
+        bob.tx("checkout", "main")
+        bob.cell("%txgit checkout -b exp2")
+        bob.cell("f = 2")
+        bob.tx("push", "-u", "origin", "exp2")
+        alice.tx("fetch")
+        shown = alice.cell("%txgit checkout exp2").stdout
+        assert "checked out branch exp2" in shown and "set up to track 'origin/exp2'" in shown
+        assert alice.value("f") == 2
+        assert_one_line_error(alice.tx("checkout", "nope", code=None), "unknown revision 'nope'")
+    finally:
+        alice.shutdown()
+        if bob is not None:
+            bob.shutdown()

@@ -1110,6 +1110,20 @@ class Remotes:
                 return name, rev[len(name) + 1:]
         return None
 
+    def to_track(self, name: str) -> str | None:
+        """``REMOTE/name`` when ``name`` is no local branch nor any other revision and exactly one remote
+        has a branch of that name: git's `checkout NAME` makes NAME there, tracking it. Else None."""
+        if name == "HEAD" or name in self.ws.history.branches():
+            return None
+        found = [f"{r}/{name}" for r in self.names() if f"refs/remotes/{r}/{name}" in self.repo.references]
+        if len(found) != 1:
+            return None
+        try:
+            self.ws.history.resolve(name)
+        except TxgitError:
+            return found[0]
+        return None  # a tag or a commit of that name: checked out as it is, as git does
+
     # -- blobs of commits ------------------------------------------------------------------------------
     def _new_commits(self, tips: Iterable[str], hide: Iterable[str]) -> list[pygit2.Commit]:
         tips = [pygit2.Oid(hex=t) for t in dict.fromkeys(tips)]
