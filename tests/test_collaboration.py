@@ -960,3 +960,34 @@ def test_checkout_of_a_branch_only_the_remote_has_makes_it_track_the_remote_one(
         alice.shutdown()
         if bob is not None:
             bob.shutdown()
+
+
+def test_push_as_a_magic_of_the_second_kernel_of_a_folder_pushes_its_own_branch(tmp_path, run_txgit):
+    """Two notebooks in one folder: the second kernel commits to a branch of its own. Its `%txgit
+    push` pushed HEAD's branch (the first kernel's main) instead, and said "Everything up-to-date":
+    its user believed the work was shared, and it was not."""
+    ws = Workspace.init(tmp_path / "alice")
+    first = Kernel(ws.root)
+    second = None
+    try:
+        first.ok("%load_ext txgit")
+        first.ok("a = 1")
+        run_txgit("remote", "add", "origin", str(tmp_path / "team.git"), "--trusted", cwd=ws.root, check=True)
+        run_txgit("push", cwd=ws.root, check=True)
+        second = Kernel(ws.root)
+        own = f"kernel-{second.pid}"
+        assert f"new branch '{own}'" in second.ok("%load_ext txgit").stdout
+        second.ok(f"%txgit checkout {own}")
+        second.ok("b = 2")
+        shown = second.ok("%txgit push").stdout
+        assert f"{own} -> origin/{own}" in shown, shown
+        run_txgit("clone", str(tmp_path / "team.git"), "carol", cwd=tmp_path, check=True)
+        carol = Workspace(tmp_path / "carol")
+        assert (carol.load("a", f"origin/{own}"), carol.load("b", f"origin/{own}")) == (1, 2)
+        assert carol.load("a", "origin/main") == 1 and "b" not in carol.state("origin/main").variables
+        # the terminal's push is still HEAD's branch, as in git
+        assert "Everything up-to-date" in run_txgit("push", cwd=ws.root, check=True).stdout
+    finally:
+        first.shutdown()
+        if second is not None:
+            second.shutdown()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from contextlib import contextmanager
@@ -150,7 +151,8 @@ def remote(
 @app.command()
 def push(
     remote: Optional[str] = typer.Argument(None, metavar="REMOTE", help="Default: the branch's upstream, else origin."),
-    branch: Optional[str] = typer.Argument(None, metavar="BRANCH", help="Default: the current branch."),
+    branch: Optional[str] = typer.Argument(None, metavar="BRANCH", help="Default: the current branch "
+                                           "(as a magic, or with TXGIT_KERNEL: that kernel's branch)."),
     all_branches: bool = typer.Option(False, "--all", help="Push every branch."),
     tags: bool = typer.Option(False, "--tags", help="Push every tag too."),
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite remote branches even if that loses their commits."),
@@ -161,6 +163,16 @@ def push(
     ws = Workspace.open(".")
     if branch is not None and all_branches:
         raise TxgitError("give BRANCH or --all, not both")
+    if branch is None and not all_branches and os.environ.get("TXGIT_KERNEL"):
+        # as a magic (or for the kernel TXGIT_KERNEL names): that kernel's branch, which is not HEAD's
+        # for the second kernel of a folder
+        from txgit.sessions.kernel import attached_kernel
+
+        k = attached_kernel(ws)
+        if k is not None:
+            if k.branch is None:
+                raise TxgitError("the kernel is detached: name the branch to push")
+            branch = k.branch
     with progress_bar() as progress, slow_notice():
         r = ws.push(remote, branch, all_branches=all_branches, tags=tags, force=force, progress=progress,
                     set_upstream=set_upstream)
