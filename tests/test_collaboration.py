@@ -991,3 +991,46 @@ def test_push_as_a_magic_of_the_second_kernel_of_a_folder_pushes_its_own_branch(
         first.shutdown()
         if second is not None:
             second.shutdown()
+
+
+def test_head_in_the_magics_of_the_second_kernel_of_a_folder_is_where_that_kernel_is(tmp_path, run_txgit):
+    """The second kernel of a folder is on a branch of its own, but its `%txgit log`, `show`, `diff HEAD`,
+    `tag NAME` and `branch NAME` read HEAD, the first kernel's main: its log showed none of its commits,
+    its diff showed the first kernel's changes as its own, its tag named the first kernel's commit."""
+    ws = Workspace.init(tmp_path / "ws")
+    first = Kernel(ws.root)
+    second = None
+    try:
+        first.ok("%load_ext txgit")
+        first.ok("a = 1")
+        second = Kernel(ws.root)
+        own = f"kernel-{second.pid}"
+        second.ok("%load_ext txgit")
+        second.ok(f"%txgit checkout {own}")
+        second.ok("b = 2")
+        first.ok("a = 5")
+        mine = ws.resolve(own)
+        assert mine.summary == "cell [3]: b = 2" and ws.head().summary == "cell [3]: a = 5"
+
+        def text(code: str) -> str:
+            r = second.ok(code)
+            return r.outputs[0]["text/plain"] if r.outputs else r.stdout
+
+        log = text("%txgit log --oneline")
+        assert log.splitlines()[0].split()[1] == mine.id[:8] and "a = 5" not in log, log
+        assert "b = 2" in text("%txgit show HEAD") and "a = 5" not in text("%txgit show")
+        diff = text("%txgit diff HEAD")
+        assert "0 added, 0 removed, 0 changed" in diff, diff  # its namespace is its own commit
+        assert "~ a" in text("%txgit diff HEAD main")
+        second.ok("%txgit tag v1")
+        second.ok("%txgit branch fromk2")
+        second.ok("%txgit branch older HEAD~1")
+        assert ws.resolve("v1").id == mine.id and ws.resolve("fromk2").id == mine.id
+        assert ws.resolve("older").id == mine.parents[0]
+        # the first kernel's HEAD is the workspace's, as before
+        first.ok("%txgit tag v2")
+        assert ws.resolve("v2").id == ws.head().id
+    finally:
+        first.shutdown()
+        if second is not None:
+            second.shutdown()

@@ -973,6 +973,10 @@ class NamespaceSession:
             self._shared[n] = known[n] if n in known else walked[n]
 
     # -- checkout / status / rollback ------------------------------------------------------
+    def rev_here(self, rev: str) -> str:
+        """``rev`` with ``HEAD`` meaning where this session is (for the verbs of its magics)."""
+        return self._rev(rev)
+
     def _rev(self, rev: str) -> str:
         """``HEAD`` as the user types it means where this session is (its branch may not be HEAD's)."""
         if self.base is None or not rev.startswith("HEAD") or self.holds_head():
