@@ -1034,3 +1034,33 @@ def test_head_in_the_magics_of_the_second_kernel_of_a_folder_is_where_that_kerne
         first.shutdown()
         if second is not None:
             second.shutdown()
+
+
+def test_a_forced_push_says_how_many_commits_the_remote_branch_no_longer_has(tmp_path, run_txgit):
+    """Bob rewrote exp (reset past Alice's commit, which he had pulled) and pushed with --force: it
+    printed the same line as a fast-forward, so neither he nor anyone reading it knew that Alice's
+    commit had left origin/exp. Now it says so, as git's "(forced update)" does, with the count."""
+    alice = Workspace.init(tmp_path / "alice")
+    a = {"x": 1}
+    alice.commit(a, "base")
+    alice.remotes.add("origin", str(tmp_path / "team.git"), trusted=True)
+    alice.push()
+    bob = Workspace.clone(str(tmp_path / "team.git"), tmp_path / "bob")
+    a["alice_work"] = "A"
+    alice.commit(a, "alice's work")
+    alice.push()
+    b: dict = {}
+    bob.pull(namespace=b)
+    bob.reset("HEAD~1", b)
+    b["y"] = 2
+    bob.commit(b, "bob rewrites")
+    refused = run_txgit("push", cwd=bob.root)
+    assert_one_line_error(refused, "non-fast-forward", "pull first")
+    out = run_txgit("push", "--force", cwd=bob.root, check=True).stdout
+    assert "main -> origin/main (forced update: 1 commit no longer on origin/main)" in out, out
+    assert "..." in out.splitlines()[0] and out.lstrip().startswith("+ "), out
+    # a forced push that drops nothing is a plain update
+    b["y"] = 3
+    bob.commit(b, "more")
+    plain = run_txgit("push", "--force", cwd=bob.root, check=True).stdout
+    assert "forced update" not in plain and ".." in plain

@@ -606,6 +606,9 @@ class PushResult:
     bytes_uploaded: int = 0
     bytes_state: int = 0  # bytes of the pushed states (sum over the new commits' groups, deduplicated)
     seconds: float = 0.0
+    # branches --force moved off commits of theirs -> how many the branch no longer reaches (None:
+    # not known here, the old tip was never fetched)
+    forced: dict[str, int | None] = field(default_factory=dict)
 
 
 @dataclass
@@ -1513,10 +1516,23 @@ class Remotes:
         with self.ws.lock():
             for ref, new in to_move.items():
                 result.updated[ref] = (remote_refs.get(ref), new)
+                if force and ref.startswith("refs/heads/") and remote_refs.get(ref) is not None:
+                    dropped = self._dropped(remote_refs[ref], new)
+                    if dropped != 0:
+                        result.forced[ref] = dropped
             self._record_pushed(r.name, to_move)
             self.repo.references.create(f"refs/txgit/remotes/{r.name}/config", config_oid, force=True)
         result.seconds = time.perf_counter() - started
         return result
+
+    def _dropped(self, old: str, new: str) -> int | None:
+        """How many commits ``old`` reaches that ``new`` does not (what a forced move of a branch from
+        ``old`` to ``new`` takes off it); None when ``old`` is not here to count."""
+        if old not in self.repo:
+            return None
+        walker = self.repo.walk(pygit2.Oid(hex=old), SortMode.NONE)
+        walker.hide(pygit2.Oid(hex=new))
+        return sum(1 for _ in walker)
 
     def _raced(self, r: Remote, to_move: Mapping[str, str], seen: Mapping[str, str]) -> str | None:
         """The first branch of ``to_move`` that the remote moved since this push read it as ``seen``

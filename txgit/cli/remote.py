@@ -181,7 +181,13 @@ def push(
             _out(f"branch '{b}' set up to track '{r.remote}/{b}'")
     for ref, (old, new) in r.updated.items():
         span = f"{old[:8]}..{new[:8]}" if old else "new"
-        _out(f"  {span:18} {_short(ref)} -> {r.remote}/{_short(ref)}")
+        note = ""
+        if ref in r.forced:  # the remote's branch lost commits: said as git says it, with how many
+            span = f"+ {old[:8]}...{new[:8]}"
+            dropped = r.forced[ref]
+            note = (f" (forced update: {dropped} commit{'s' if dropped != 1 else ''} no longer on "
+                    f"{r.remote}/{_short(ref)})" if dropped is not None else " (forced update)")
+        _out(f"  {span:18} {_short(ref)} -> {r.remote}/{_short(ref)}{note}")
     if not r.updated:
         _out(f"Everything up-to-date ({r.remote})")
         return
