@@ -1064,3 +1064,8 @@ def test_a_forced_push_says_how_many_commits_the_remote_branch_no_longer_has(tmp
     bob.commit(b, "more")
     plain = run_txgit("push", "--force", cwd=bob.root, check=True).stdout
     assert "forced update" not in plain and ".." in plain
+    # Alice's fetch says the branch was rewritten; her pull merges, and her commit stays
+    fetched = run_txgit("fetch", cwd=alice.root, check=True).stdout
+    assert "origin/main (forced update)" in fetched and "+ " in fetched, fetched
+    assert alice.pull(namespace=a).status == "merged"
+    assert (alice.load("alice_work"), alice.load("y")) == ("A", 3)

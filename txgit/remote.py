@@ -632,6 +632,7 @@ class FetchResult:
 
     remote: str
     updated: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)  # ref -> (old, new)
+    forced: list[str] = field(default_factory=list)  # updated refs whose new tip does not contain the old one
     blobs_fetched: int = 0
     bytes_fetched: int = 0
     seconds: float = 0.0
@@ -1636,6 +1637,8 @@ class Remotes:
             for ref in sorted(set(before) | set(after)):
                 if before.get(ref) != after.get(ref):
                     result.updated[ref] = (before.get(ref), after.get(ref))
+                    if before.get(ref) and after.get(ref) and self._dropped(before[ref], after[ref]):
+                        result.forced.append(ref)  # rewritten (a push --force): what pull merges says so
             if eager:
                 result.blobs_fetched, result.bytes_fetched = self.fetch_all_blobs(r.name, after.values(), progress,
                                                                                   tally=blobs)

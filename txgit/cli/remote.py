@@ -202,6 +202,9 @@ def fetch_lines(r: FetchResult) -> list[str]:
         if new is None:
             lines.append(f"  [deleted]          {_short(ref)}")
         else:
+            if ref in r.forced:  # as git says it: the remote's branch lost commits it had
+                lines.append(f"  {'+ ' + old[:8] + '...' + new[:8]:18} {_short(ref)} (forced update)")
+                continue
             span = f"{old[:8]}..{new[:8]}" if old else "[new branch]"
             lines.append(f"  {span:18} {_short(ref)}")
     return lines
