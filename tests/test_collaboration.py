@@ -987,6 +987,13 @@ def test_push_as_a_magic_of_the_second_kernel_of_a_folder_pushes_its_own_branch(
         assert carol.load("a", "origin/main") == 1 and "b" not in carol.state("origin/main").variables
         # the terminal's push is still HEAD's branch, as in git
         assert "Everything up-to-date" in run_txgit("push", cwd=ws.root, check=True).stdout
+        # a pull of the second kernel's branch before any push of it says how to go on
+        third = f"{own}-b"
+        second.ok(f"%txgit checkout -b {third}")
+        refused = second.run("%txgit pull")
+        assert refused.status == "error" and f"remote 'origin' has no branch '{third}'" in refused.error
+        assert "`pull origin BRANCH` merges one it has; `push -u` publishes" in refused.error
+        second.ok(f"%txgit pull origin {own}")
     finally:
         first.shutdown()
         if second is not None:
