@@ -1003,8 +1003,9 @@ class NamespaceSession:
         self.flush()
         self._no_merge("check out")
         rev = self._rev(rev)
-        if new_branch is None and self.workspace.remotes.to_track(rev) is not None:
-            new_branch, rev = rev, self.workspace.remotes.to_track(rev)  # `checkout exp`: exp from origin/exp
+        remote_branch = self.workspace.remotes.to_track(rev) if new_branch is None else None
+        if remote_branch is not None:
+            new_branch, rev = rev, remote_branch  # `checkout exp`: exp from origin/exp, tracking it
         target_branch = new_branch or (rev if rev in self.workspace.branches() else None)
         if target_branch is not None and target_branch != self.branch and self.guard_branch is not None:
             self.guard_branch(target_branch)
