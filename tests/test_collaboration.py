@@ -862,3 +862,217 @@ def test_cells_that_only_read_what_a_pull_or_merge_brought_into_a_live_kernel_co
         alice.shutdown()
         if bob is not None:
             bob.shutdown()
+
+
+def test_a_push_that_loses_a_race_says_pull_first_and_the_pull_keeps_both(tmp_path, run_txgit):
+    """Alice and Bob push to main at the same moment. Alice's push read the remote's main, then
+    uploaded her blobs; Bob's push landed meanwhile. Her push ended on "cannot reach remote 'origin'
+    (...): cannot push because a reference ... contains commits that are not present locally" (the
+    remote was reachable; nothing said to pull). Stopped with SIGSTOP while it uploads, so that Bob's
+    push lands in that window every time."""
+    import os
+    import signal
+    import sys
+    import time
+
+    base = tmp_path / "served"
+    base.mkdir()
+    init_bare(base / "team.git")
+    with git_daemon(base) as url:
+        url = f"{url}/team.git"
+        alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
+        bob = None
+        try:
+            alice.cell("x = 1")
+            alice.tx("remote", "add", "origin", url, "--storage", str(tmp_path / "blobs"), "--trusted")
+            alice.tx("push")
+            alice.tx("clone", url, str(tmp_path / "bob"), "--trusted")
+            bob = User("bob", Workspace(tmp_path / "bob"), run_txgit, {})
+            bob.cell("%txgit checkout main")
+            alice.cell("import numpy as np\nbig = np.random.default_rng(1).random(4_000_000)\na_only = 'alice'")
+            bob.cell("b_only = 'bob'\nx = 2")
+            # Alice's push, stopped once it has read the remote's main (its source ref is made then)
+            source = alice.ws.dir / "repo.git" / "refs" / "txgit" / "push" / "origin" / "heads" / "main"
+            pushing = subprocess.Popen([sys.executable, "-m", "txgit", "push"], cwd=alice.ws.root,
+                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            deadline = time.monotonic() + 60
+            while not source.exists() and pushing.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.001)
+            os.kill(pushing.pid, signal.SIGSTOP)
+            try:
+                bob.tx("push")  # lands first
+            finally:
+                os.kill(pushing.pid, signal.SIGCONT)
+            _, err = pushing.communicate(timeout=120)
+            assert pushing.returncode == 1
+            assert err.startswith("txgit: error: rejected main -> origin") and err.count("\n") == 1, err
+            assert "pull first" in err and "cannot reach" not in err
+            # the loser pulls (a merge: different variables) and pushes; Bob pulls
+            assert "Merged origin/main into main" in alice.tx("pull").stdout
+            alice.tx("push")
+            assert "Fast-forward" in bob.tx("pull").stdout
+            for user in (alice, bob):
+                assert user.value("(x, a_only, b_only, big.shape)") == (2, "alice", "bob", (4_000_000,))
+            assert digest(alice.kernel) == digest(bob.kernel)
+            run_txgit("clone", url, "carol", "--trusted", cwd=tmp_path, check=True)
+            carol: dict = {}
+            Workspace(tmp_path / "carol").checkout("main", carol)
+            assert (carol["x"], carol["a_only"], carol["b_only"]) == (2, "alice", "bob")
+        finally:
+            alice.shutdown()
+            if bob is not None:
+                bob.shutdown()
+
+
+def test_checkout_of_a_branch_only_the_remote_has_makes_it_track_the_remote_one(tmp_path, run_txgit):
+    """Bob pushes branch exp; Alice fetches and types what git users type, `txgit checkout exp`: it
+    said "unknown revision 'exp'". As in git, one remote branch of that name makes a local branch
+    that tracks it, in her kernel too, and her push goes to origin/exp."""
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
+    bob = None
+    try:
+        alice.cell("x = 1")
+        bob = _publish_and_clone(alice, tmp_path, run_txgit, {})
+        bob.tx("checkout", "-b", "exp")
+        bob.cell("e = 1")
+        bob.tx("push", "-u", "origin", "exp")
+        alice.tx("fetch")
+        out = alice.tx("checkout", "exp").stdout
+        assert f"[kernel {alice.kernel.pid}] checked out branch exp" in out
+        assert "branch 'exp' set up to track 'origin/exp'" in out
+        assert alice.value("(x, e)") == (1, 1) and alice.ws.branch == "exp"
+        assert "Your branch is up to date with 'origin/exp'." in alice.tx("status").stdout
+        alice.cell("a1 = 'alice on exp'")
+        assert "exp -> origin/exp" in alice.tx("push").stdout
+        assert "loaded a1" in bob.tx("pull").stdout
+        assert bob.value("a1") == "alice on exp"
+        # the magic does the same; a name no remote has is still one clear line
+        bob.tx("checkout", "main")
+        bob.cell("%txgit checkout -b exp2")
+        bob.cell("f = 2")
+        bob.tx("push", "-u", "origin", "exp2")
+        alice.tx("fetch")
+        shown = alice.cell("%txgit checkout exp2").stdout
+        assert "checked out branch exp2" in shown and "set up to track 'origin/exp2'" in shown
+        assert alice.value("f") == 2
+        assert_one_line_error(alice.tx("checkout", "nope", code=None), "unknown revision 'nope'")
+    finally:
+        alice.shutdown()
+        if bob is not None:
+            bob.shutdown()
+
+
+def test_push_as_a_magic_of_the_second_kernel_of_a_folder_pushes_its_own_branch(tmp_path, run_txgit):
+    """Two notebooks in one folder: the second kernel commits to a branch of its own. Its `%txgit
+    push` pushed HEAD's branch (the first kernel's main) instead, and said "Everything up-to-date":
+    its user believed the work was shared, and it was not."""
+    ws = Workspace.init(tmp_path / "alice")
+    first = Kernel(ws.root)
+    second = None
+    try:
+        first.ok("%load_ext txgit")
+        first.ok("a = 1")
+        run_txgit("remote", "add", "origin", str(tmp_path / "team.git"), "--trusted", cwd=ws.root, check=True)
+        run_txgit("push", cwd=ws.root, check=True)
+        second = Kernel(ws.root)
+        own = f"kernel-{second.pid}"
+        assert f"new branch '{own}'" in second.ok("%load_ext txgit").stdout
+        second.ok(f"%txgit checkout {own}")
+        second.ok("b = 2")
+        shown = second.ok("%txgit push").stdout
+        assert f"{own} -> origin/{own}" in shown, shown
+        run_txgit("clone", str(tmp_path / "team.git"), "carol", cwd=tmp_path, check=True)
+        carol = Workspace(tmp_path / "carol")
+        assert (carol.load("a", f"origin/{own}"), carol.load("b", f"origin/{own}")) == (1, 2)
+        assert carol.load("a", "origin/main") == 1 and "b" not in carol.state("origin/main").variables
+        # the terminal's push is still HEAD's branch, as in git
+        assert "Everything up-to-date" in run_txgit("push", cwd=ws.root, check=True).stdout
+        # a pull of the second kernel's branch before any push of it says how to go on
+        third = f"{own}-b"
+        second.ok(f"%txgit checkout -b {third}")
+        refused = second.run("%txgit pull")
+        assert refused.status == "error" and f"remote 'origin' has no branch '{third}'" in refused.error
+        assert "`pull origin BRANCH` merges one it has; `push -u` publishes" in refused.error
+        second.ok(f"%txgit pull origin {own}")
+    finally:
+        first.shutdown()
+        if second is not None:
+            second.shutdown()
+
+
+def test_head_in_the_magics_of_the_second_kernel_of_a_folder_is_where_that_kernel_is(tmp_path, run_txgit):
+    """The second kernel of a folder is on a branch of its own, but its `%txgit log`, `show`, `diff HEAD`,
+    `tag NAME` and `branch NAME` read HEAD, the first kernel's main: its log showed none of its commits,
+    its diff showed the first kernel's changes as its own, its tag named the first kernel's commit."""
+    ws = Workspace.init(tmp_path / "ws")
+    first = Kernel(ws.root)
+    second = None
+    try:
+        first.ok("%load_ext txgit")
+        first.ok("a = 1")
+        second = Kernel(ws.root)
+        own = f"kernel-{second.pid}"
+        second.ok("%load_ext txgit")
+        second.ok(f"%txgit checkout {own}")
+        second.ok("b = 2")
+        first.ok("a = 5")
+        mine = ws.resolve(own)
+        assert mine.summary == "cell [3]: b = 2" and ws.head().summary == "cell [3]: a = 5"
+
+        def text(code: str) -> str:
+            r = second.ok(code)
+            return r.outputs[0]["text/plain"] if r.outputs else r.stdout
+
+        log = text("%txgit log --oneline")
+        assert log.splitlines()[0].split()[1] == mine.id[:8] and "a = 5" not in log, log
+        assert "b = 2" in text("%txgit show HEAD") and "a = 5" not in text("%txgit show")
+        diff = text("%txgit diff HEAD")
+        assert "0 added, 0 removed, 0 changed" in diff, diff  # its namespace is its own commit
+        assert "~ a" in text("%txgit diff HEAD main")
+        second.ok("%txgit tag v1")
+        second.ok("%txgit branch fromk2")
+        second.ok("%txgit branch older HEAD~1")
+        assert ws.resolve("v1").id == mine.id and ws.resolve("fromk2").id == mine.id
+        assert ws.resolve("older").id == mine.parents[0]
+        # the first kernel's HEAD is the workspace's, as before
+        first.ok("%txgit tag v2")
+        assert ws.resolve("v2").id == ws.head().id
+    finally:
+        first.shutdown()
+        if second is not None:
+            second.shutdown()
+
+
+def test_a_forced_push_says_how_many_commits_the_remote_branch_no_longer_has(tmp_path, run_txgit):
+    """Bob rewrote exp (reset past Alice's commit, which he had pulled) and pushed with --force: it
+    printed the same line as a fast-forward, so neither he nor anyone reading it knew that Alice's
+    commit had left origin/exp. Now it says so, as git's "(forced update)" does, with the count."""
+    alice = Workspace.init(tmp_path / "alice")
+    a = {"x": 1}
+    alice.commit(a, "base")
+    alice.remotes.add("origin", str(tmp_path / "team.git"), trusted=True)
+    alice.push()
+    bob = Workspace.clone(str(tmp_path / "team.git"), tmp_path / "bob")
+    a["alice_work"] = "A"
+    alice.commit(a, "alice's work")
+    alice.push()
+    b: dict = {}
+    bob.pull(namespace=b)
+    bob.reset("HEAD~1", b)
+    b["y"] = 2
+    bob.commit(b, "bob rewrites")
+    refused = run_txgit("push", cwd=bob.root)
+    assert_one_line_error(refused, "non-fast-forward", "pull first")
+    out = run_txgit("push", "--force", cwd=bob.root, check=True).stdout
+    assert "main -> origin/main (forced update: 1 commit no longer on origin/main)" in out, out
+    assert "..." in out.splitlines()[0] and out.lstrip().startswith("+ "), out
+    # a forced push that drops nothing is a plain update
+    b["y"] = 3
+    bob.commit(b, "more")
+    plain = run_txgit("push", "--force", cwd=bob.root, check=True).stdout
+    assert "forced update" not in plain and ".." in plain
+    # Alice's fetch says the branch was rewritten; her pull merges, and her commit stays
+    fetched = run_txgit("fetch", cwd=alice.root, check=True).stdout
+    assert "origin/main (forced update)" in fetched and "+ " in fetched, fetched
+    assert alice.pull(namespace=a).status == "merged"
+    assert (alice.load("alice_work"), alice.load("y")) == ("A", 3)

@@ -370,3 +370,28 @@ def test_status_beside_a_busy_kernel_does_not_wait_for_its_cell(tmp_path, run_tx
         assert f"kernel {k.pid} (on main):\n  (its changes are not shown: kernel {k.pid} did not answer" in out
     finally:
         k.shutdown()
+
+
+def test_kernels_opened_at_the_same_moment_in_one_folder_take_one_branch_each(tmp_path):
+    """Four notebooks of one folder opened at once (a restored JupyterLab session): each kernel
+    chose its branch (HEAD's, unless a live kernel's record held it) before writing the record that
+    says it holds it, so two kernels could both take main, and commit over each other's cells.
+    A race: before the fix, one of two such pairs collided in 1 of 5 tries; four kernels make it likely."""
+
+    ws = Workspace.init(tmp_path / "ws")
+    ns = {"seed": 0}
+    ws.commit(ns, "seed")
+    kernels = [Kernel(ws.root) for _ in range(4)]
+    try:
+        for k in kernels:  # imported first: the attaches themselves run side by side
+            k.ok("import txgit.magics, txgit.sessions.ipython")
+        sent = [(k, k.kc.execute("%load_ext txgit")) for k in kernels]
+        for k, msg in sent:
+            while k.kc.get_shell_msg(timeout=120)["parent_header"].get("msg_id") != msg:
+                pass
+        branches = [silent_eval(k, "__import__('txgit.sessions.ipython').sessions.ipython.active().session.branch")
+                    for k in kernels]
+        assert len(set(branches)) == 4 and "main" in branches, branches
+    finally:
+        for k in kernels:
+            k.shutdown()

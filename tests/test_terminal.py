@@ -82,3 +82,41 @@ def test_kernel_record_is_removed_on_shutdown(tmp_path):
     k.shutdown()
     assert not os.path.exists(kernels_dir(ws) / f"{pid}.json")
     assert attached_kernel(ws) is None
+
+
+def test_checkout_b_where_the_kernel_stands_keeps_its_uncommitted_values(tmp_path, run_txgit):
+    """With auto-commit off, `txgit checkout -b fork` (git's way to put work in progress on a new
+    branch) was refused for the kernel's uncommitted values, and the hint, `--force`, dropped them.
+    A new branch where the kernel stands replaces nothing: the values go with it, and so does the
+    next commit."""
+    from cliutil import assert_one_line_error
+
+    ws = Workspace.init(tmp_path / "ws")
+    k = Kernel(ws.root)
+    try:
+        k.ok("%load_ext txgit\n%txgit auto off")
+        k.ok("a = 1\nb = [1]")
+        run_txgit("commit", "-m", "first", cwd=ws.root, check=True)
+        k.ok("a = 77\nc = 'new'\nb.append(2)")
+        out = run_txgit("checkout", "-b", "fork", cwd=ws.root, check=True).stdout
+        assert f"[kernel {k.pid}] checked out branch fork" in out
+        assert silent_eval(k, "(a, b, c)") == (77, [1, 2], "new")  # nothing dropped
+        assert ws.branch == "fork"
+        status = run_txgit("status", cwd=ws.root, check=True).stdout
+        assert "On branch fork" in status and "added: c" in status and "modified: a\n" in status and "modified: b" in status
+        run_txgit("commit", "-m", "work in progress", cwd=ws.root, check=True)
+        assert (ws.load("a", "fork"), ws.load("b", "fork"), ws.load("c", "fork")) == (77, [1, 2], "new")
+        assert (ws.load("a", "main"), ws.load("b", "main")) == (1, [1]) and ws.branch == "fork"
+        # the same as a magic
+        k.ok("a = 78")
+        k.ok("%txgit checkout -b fork2")
+        assert silent_eval(k, "a") == 78
+        k.ok("%txgit commit -m more")
+        assert ws.load("a", "fork2") == 78 and ws.load("a", "fork") == 77
+        # a checkout that would replace them still refuses, and says what --force does
+        k.ok("a = 79")
+        refused = run_txgit("checkout", "main", cwd=ws.root)
+        assert_one_line_error(refused, "uncommitted changes to a", "--force drops them")
+        assert silent_eval(k, "a") == 79
+    finally:
+        k.shutdown()

@@ -136,6 +136,31 @@ def _keeping_random() -> Iterator[None]:
         random.setstate(state)
 
 
+def _at_session_head(args: list[str], s: Any) -> list[str]:
+    """`tag`/`branch` arguments with HEAD as this kernel's position: a revision written HEAD… becomes
+    the session's, and NAME alone (create it) gets the session's position as its REV."""
+    if s.holds_head() or s.base is None:
+        return args
+    out, positional, skip = [], 0, False
+    for a in args:
+        if skip:
+            out.append(a)
+            skip = False
+            continue
+        if a in ("-m", "--message"):
+            skip = True
+        elif a.startswith("-"):
+            pass
+        else:
+            positional += 1
+            if positional == 2:
+                a = s.rev_here(a)
+        out.append(a)
+    if positional == 1 and not {"-d", "--delete"} & set(args):
+        out.append(s.rev_here("HEAD"))
+    return out
+
+
 def _cli_commands() -> set[str]:
     with _keeping_random():
         from txgit.cli.app import app
@@ -245,6 +270,8 @@ class TxgitMagics(Magics):
         elif verb == "serve":
             self._serve(ext, rest)
         elif verb in _cli_commands():
+            if verb in ("tag", "branch"):
+                args = [verb, *_at_session_head(rest, s)]
             self._run_cli(ext, args)
         else:
             raise TxgitError(f"unknown verb {verb!r} (see %txgit help)")
@@ -264,16 +291,18 @@ class TxgitMagics(Magics):
                 raise TxgitError("usage: %txgit log [REV] [--all] [-n N]")
             if ws.head() is None and not args:
                 raise TxgitError(f"no commits yet on branch {ws.branch or '?'}")
-            view: Any = LogView(ws, args[0] if args else None, all_refs=all_refs,
-                                max_count=int(n) if n is not None else None)
+            # HEAD is where this kernel is (the second kernel of a folder is not on HEAD's branch)
+            start = s.rev_here(args[0]) if args else (None if s.holds_head() or s.base is None else s.rev_here("HEAD"))
+            view: Any = LogView(ws, start, all_refs=all_refs, max_count=int(n) if n is not None else None)
         elif verb == "show":
-            view = CommitView(ws, args[0] if args else "HEAD")
+            view = CommitView(ws, s.rev_here(args[0] if args else "HEAD"))
         else:
             if len(args) == 1 and ".." in args[0]:
                 a, _, b = args[0].partition("..")
                 args = [a or "HEAD", b or "HEAD"]
             if len(args) not in (1, 2):
                 raise TxgitError("usage: %txgit diff A [B]  (B omitted: this namespace)")
+            args = [s.rev_here(a) for a in args]
             live = None if len(args) == 2 else {n: v for n, v in s.namespace.items() if s.is_variable(n)}
             # the records the next commit would make: re-pickling all would show untouched figures changed
             records = None if live is None else {n: r for n, r in s.live_records().items() if n in live}

@@ -606,6 +606,9 @@ class PushResult:
     bytes_uploaded: int = 0
     bytes_state: int = 0  # bytes of the pushed states (sum over the new commits' groups, deduplicated)
     seconds: float = 0.0
+    # branches --force moved off commits of theirs -> how many the branch no longer reaches (None:
+    # not known here, the old tip was never fetched)
+    forced: dict[str, int | None] = field(default_factory=dict)
 
 
 @dataclass
@@ -629,6 +632,7 @@ class FetchResult:
 
     remote: str
     updated: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)  # ref -> (old, new)
+    forced: list[str] = field(default_factory=list)  # updated refs whose new tip does not contain the old one
     blobs_fetched: int = 0
     bytes_fetched: int = 0
     seconds: float = 0.0
@@ -693,6 +697,12 @@ class _Callbacks(pygit2.RemoteCallbacks):
         self._answered()
         if message:
             self.rejected[refname] = message
+
+
+def _behind(ref: str, r: Remote) -> PushRejected:
+    """The one line for a push whose branch the remote has commits past (what a pull brings)."""
+    return PushRejected(f"rejected {ref.removeprefix('refs/heads/')} -> {r.name} (non-fast-forward: the remote "
+                        "has commits you do not have); pull first, or push --force to overwrite them")
 
 
 def _config_commit(repo: pygit2.Repository, record: dict[str, Any],
@@ -1104,6 +1114,20 @@ class Remotes:
                 return name, rev[len(name) + 1:]
         return None
 
+    def to_track(self, name: str) -> str | None:
+        """``REMOTE/name`` when ``name`` is no local branch nor any other revision and exactly one remote
+        has a branch of that name: git's `checkout NAME` makes NAME there, tracking it. Else None."""
+        if name == "HEAD" or name in self.ws.history.branches():
+            return None
+        found = [f"{r}/{name}" for r in self.names() if f"refs/remotes/{r}/{name}" in self.repo.references]
+        if len(found) != 1:
+            return None
+        try:
+            self.ws.history.resolve(name)
+        except TxgitError:
+            return found[0]
+        return None  # a tag or a commit of that name: checked out as it is, as git does
+
     # -- blobs of commits ------------------------------------------------------------------------------
     def _new_commits(self, tips: Iterable[str], hide: Iterable[str]) -> list[pygit2.Commit]:
         tips = [pygit2.Oid(hex=t) for t in dict.fromkeys(tips)]
@@ -1344,9 +1368,7 @@ class Remotes:
                 continue
             if old is not None and not force and ref.startswith("refs/heads/"):
                 if old not in self.repo or not self.repo.descendant_of(pygit2.Oid(hex=new), pygit2.Oid(hex=old)):
-                    raise PushRejected(
-                        f"rejected {ref.removeprefix('refs/heads/')} -> {r.name} (non-fast-forward: the remote has "
-                        "commits you do not have); pull first, or push --force to overwrite them")
+                    raise _behind(ref, r)
             if old is not None and not force and ref.startswith("refs/tags/"):
                 raise PushRejected(f"rejected tag {ref.removeprefix('refs/tags/')} -> {r.name}: the remote's tag "
                                    "points elsewhere (push --force to move it)")
@@ -1471,6 +1493,11 @@ class Remotes:
         except TxgitError:
             raise
         except (pygit2.GitError, OSError, ValueError) as e:
+            # another push landed since this one read the remote's branch: libgit2 refuses to send
+            # ("contains commits that are not present locally"), or the server's compare-and-swap does
+            raced = None if force else self._raced(r, to_move, remote_refs)
+            if raced is not None:
+                raise _behind(raced, r) from e
             text = " ".join(str(e).split())
             if "non-fastforward" in text.replace("-", "").replace(" ", "") or "fast-forward" in text:
                 raise PushRejected(f"rejected by {r.name}: {text} (someone pushed meanwhile: pull first)") from e
@@ -1481,16 +1508,44 @@ class Remotes:
         # a pending ref that was gone already (a push of the same commit deleted it meanwhile) is no failure
         rejected = {ref: why for ref, why in callbacks.rejected.items() if not ref.startswith(PENDING_PREFIX)}
         if rejected:
+            raced = None if force else self._raced(r, to_move, remote_refs)
+            if raced is not None:
+                raise _behind(raced, r)
             ref, why = next(iter(rejected.items()))
             raise PushRejected(f"{r.name} rejected {ref}: {why}")
         stage.refs = "moved"
         with self.ws.lock():
             for ref, new in to_move.items():
                 result.updated[ref] = (remote_refs.get(ref), new)
+                if force and ref.startswith("refs/heads/") and remote_refs.get(ref) is not None:
+                    dropped = self._dropped(remote_refs[ref], new)
+                    if dropped != 0:
+                        result.forced[ref] = dropped
             self._record_pushed(r.name, to_move)
             self.repo.references.create(f"refs/txgit/remotes/{r.name}/config", config_oid, force=True)
         result.seconds = time.perf_counter() - started
         return result
+
+    def _dropped(self, old: str, new: str) -> int | None:
+        """How many commits ``old`` reaches that ``new`` does not (what a forced move of a branch from
+        ``old`` to ``new`` takes off it); None when ``old`` is not here to count."""
+        if old not in self.repo:
+            return None
+        walker = self.repo.walk(pygit2.Oid(hex=old), SortMode.NONE)
+        walker.hide(pygit2.Oid(hex=new))
+        return sum(1 for _ in walker)
+
+    def _raced(self, r: Remote, to_move: Mapping[str, str], seen: Mapping[str, str]) -> str | None:
+        """The first branch of ``to_move`` that the remote moved since this push read it as ``seen``
+        (someone else's push landed meanwhile), or None (also when the remote cannot be asked)."""
+        try:
+            now = self._advertised(r, _Callbacks())
+        except TxgitError:
+            return None
+        for ref, new in to_move.items():
+            if ref.startswith("refs/heads/") and now.get(ref) not in (seen.get(ref), new):
+                return ref
+        return None
 
     def _push_sources(self, r: Remote, to_move: Mapping[str, str]) -> dict[str, str]:
         """A local ref per remote ref to move, naming exactly the commit whose blobs this push
@@ -1582,6 +1637,8 @@ class Remotes:
             for ref in sorted(set(before) | set(after)):
                 if before.get(ref) != after.get(ref):
                     result.updated[ref] = (before.get(ref), after.get(ref))
+                    if before.get(ref) and after.get(ref) and self._dropped(before[ref], after[ref]):
+                        result.forced.append(ref)  # rewritten (a push --force): what pull merges says so
             if eager:
                 result.blobs_fetched, result.bytes_fetched = self.fetch_all_blobs(r.name, after.values(), progress,
                                                                                   tally=blobs)

@@ -682,7 +682,7 @@ class Repository:
             if dirty:
                 shown = ", ".join(dirty[:5]) + (" …" if len(dirty) > 5 else "")
                 raise DirtyNamespace(
-                    f"uncommitted changes to {shown}: commit them first or check out with --force"
+                    f"uncommitted changes to {shown}: commit them first (--force drops them)"
                 )
         to_load: dict[str, VarRecord] = {}
         for name, rec in want.variables.items():

@@ -188,6 +188,9 @@ class Workspace(Repository):
         with self.lock():
             if rev == "HEAD" and self.branch is not None and new_branch is None:
                 rev = self.branch  # `checkout HEAD` on a branch stays on it, as in git
+            remote_branch = self.remotes.to_track(rev) if new_branch is None else None
+            if remote_branch is not None:
+                new_branch, rev = rev, remote_branch  # `checkout exp`: exp from origin/exp, tracking it
             target = self.history.resolve(rev)
             if new_branch is not None:
                 validate_ref_name("branch", new_branch)

@@ -479,7 +479,8 @@ def checkout(
     """Move HEAD to REV: a branch attaches HEAD to it; any other revision detaches HEAD there.
 
     With a kernel attached, the kernel moves and its namespace follows (only what differs is loaded).
-    `checkout -b NEW REMOTE/BRANCH` makes NEW track that remote branch.
+    `checkout -b NEW REMOTE/BRANCH` makes NEW track that remote branch; so does `checkout NAME` when no
+    branch here is called NAME and one remote has a branch NAME.
     """
     from txgit.cli.merge import warn_left_behind
     from txgit.cli.session import print_kernel_checkout
@@ -497,12 +498,16 @@ def checkout(
                                     kernel=str(k.pid))
         print_kernel_checkout(answer, k.pid)
     else:
+        existed = rev in ws.branches()
         result = ws.checkout(rev, None, force=force, new_branch=new_branch)
-        _report_checkout(result.branch, result.info, new_branch is not None, before)
-        answer = {"left_behind": result.left_behind, "left_from": result.left_from, "upstream": result.upstream}
+        # `checkout exp` with only origin/exp made exp, as `-b exp origin/exp` does
+        _report_checkout(result.branch, result.info, new_branch is not None or (result.branch == rev and not existed),
+                         before)
+        answer = {"left_behind": result.left_behind, "left_from": result.left_from, "upstream": result.upstream,
+                  "branch": result.branch}
     if answer.get("upstream"):
         remote, branch = answer["upstream"]
-        _out(f"branch '{new_branch}' set up to track '{remote}/{branch}'")
+        _out(f"branch '{new_branch or answer.get('branch') or branch}' set up to track '{remote}/{branch}'")
     warn_left_behind(answer)
 
 

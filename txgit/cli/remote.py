@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from contextlib import contextmanager
@@ -150,7 +151,8 @@ def remote(
 @app.command()
 def push(
     remote: Optional[str] = typer.Argument(None, metavar="REMOTE", help="Default: the branch's upstream, else origin."),
-    branch: Optional[str] = typer.Argument(None, metavar="BRANCH", help="Default: the current branch."),
+    branch: Optional[str] = typer.Argument(None, metavar="BRANCH", help="Default: the current branch "
+                                           "(as a magic, or with TXGIT_KERNEL: that kernel's branch)."),
     all_branches: bool = typer.Option(False, "--all", help="Push every branch."),
     tags: bool = typer.Option(False, "--tags", help="Push every tag too."),
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite remote branches even if that loses their commits."),
@@ -161,6 +163,16 @@ def push(
     ws = Workspace.open(".")
     if branch is not None and all_branches:
         raise TxgitError("give BRANCH or --all, not both")
+    if branch is None and not all_branches and os.environ.get("TXGIT_KERNEL"):
+        # as a magic (or for the kernel TXGIT_KERNEL names): that kernel's branch, which is not HEAD's
+        # for the second kernel of a folder
+        from txgit.sessions.kernel import attached_kernel
+
+        k = attached_kernel(ws)
+        if k is not None:
+            if k.branch is None:
+                raise TxgitError("the kernel is detached: name the branch to push")
+            branch = k.branch
     with progress_bar() as progress, slow_notice():
         r = ws.push(remote, branch, all_branches=all_branches, tags=tags, force=force, progress=progress,
                     set_upstream=set_upstream)
@@ -169,7 +181,13 @@ def push(
             _out(f"branch '{b}' set up to track '{r.remote}/{b}'")
     for ref, (old, new) in r.updated.items():
         span = f"{old[:8]}..{new[:8]}" if old else "new"
-        _out(f"  {span:18} {_short(ref)} -> {r.remote}/{_short(ref)}")
+        note = ""
+        if ref in r.forced:  # the remote's branch lost commits: said as git says it, with how many
+            span = f"+ {old[:8]}...{new[:8]}"
+            dropped = r.forced[ref]
+            note = (f" (forced update: {dropped} commit{'s' if dropped != 1 else ''} no longer on "
+                    f"{r.remote}/{_short(ref)})" if dropped is not None else " (forced update)")
+        _out(f"  {span:18} {_short(ref)} -> {r.remote}/{_short(ref)}{note}")
     if not r.updated:
         _out(f"Everything up-to-date ({r.remote})")
         return
@@ -184,6 +202,9 @@ def fetch_lines(r: FetchResult) -> list[str]:
         if new is None:
             lines.append(f"  [deleted]          {_short(ref)}")
         else:
+            if ref in r.forced:  # as git says it: the remote's branch lost commits it had
+                lines.append(f"  {'+ ' + old[:8] + '...' + new[:8]:18} {_short(ref)} (forced update)")
+                continue
             span = f"{old[:8]}..{new[:8]}" if old else "[new branch]"
             lines.append(f"  {span:18} {_short(ref)}")
     return lines

@@ -21,6 +21,7 @@ from typing import Any
 from txgit.errors import MergeInProgress, NotAWorkspace, TxgitError
 from txgit.sessions.kernel import (
     branch_for,
+    claiming,
     live_kernels,
     notebook_name,
     register_kernel,
@@ -114,7 +115,10 @@ class IPythonSession:
                                         always_hidden=_ipython_name)
         # Another live kernel on HEAD's branch: this one commits to a branch of its own (and says so).
         self.notebook = notebook_name()
-        self.session.branch, self.note = branch_for(workspace, self.notebook)
+        self.kernel_record: str | None = None
+        with claiming(workspace):  # the record says which branch it holds before the next kernel looks
+            self.session.branch, self.note = branch_for(workspace, self.notebook)
+            self.register_kernel()
         self.session.guard_branch = self._guard_branch
         self.session.on_move = lambda s: update_kernel(s.workspace, s.branch)
         # Each cell's commit is written while the next cell runs (or the user reads the output):
@@ -124,7 +128,6 @@ class IPythonSession:
             self.session.start_writer()  # its git helper starts while the user types the first cell
         register(self.session)
         atexit.register(self.session.close)
-        self.kernel_record: str | None = None
         self._skip = False
         # seconds txgit's hooks took around each tracked cell (pre + post): what a user waits for
         self.hook_seconds: list[float] = []
@@ -299,7 +302,6 @@ def attach(shell: Any, path: str | None = None) -> IPythonSession:
     ext = IPythonSession(shell, workspace)
     shell.events.register("pre_run_cell", ext.pre_run_cell)
     shell.events.register("post_run_cell", ext.post_run_cell)
-    ext.register_kernel()
     _active = ext
     print(opened_line(ext, created))
     if ext.note:

@@ -11,10 +11,13 @@ auto-commit of its own.
 from __future__ import annotations
 
 import ast
+import fcntl
 import json
 import os
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,6 +66,21 @@ def register_kernel(ws: Workspace, connection_file: str, pid: int | None = None,
     _write_record(path, {"pid": pid, "connection_file": str(connection_file), "started": time.time(),
                          "branch": branch, "notebook": notebook})
     return path
+
+
+@contextmanager
+def claiming(ws: Workspace) -> Iterator[None]:
+    """One attaching kernel at a time chooses its branch and writes the record that says it holds it:
+    two kernels opened at the same moment otherwise both saw no holder and both took HEAD's branch.
+    (Its own lock file: the workspace lock is taken again inside, by a branch made for the kernel.)"""
+    folder = kernels_dir(ws)
+    folder.mkdir(exist_ok=True)
+    with open(folder / "claim.lock", "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def update_kernel(ws: Workspace, branch: str | None, pid: int | None = None) -> None:

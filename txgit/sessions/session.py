@@ -973,6 +973,10 @@ class NamespaceSession:
             self._shared[n] = known[n] if n in known else walked[n]
 
     # -- checkout / status / rollback ------------------------------------------------------
+    def rev_here(self, rev: str) -> str:
+        """``rev`` with ``HEAD`` meaning where this session is (for the verbs of its magics)."""
+        return self._rev(rev)
+
     def _rev(self, rev: str) -> str:
         """``HEAD`` as the user types it means where this session is (its branch may not be HEAD's)."""
         if self.base is None or not rev.startswith("HEAD") or self.holds_head():
@@ -999,6 +1003,9 @@ class NamespaceSession:
         self.flush()
         self._no_merge("check out")
         rev = self._rev(rev)
+        remote_branch = self.workspace.remotes.to_track(rev) if new_branch is None else None
+        if remote_branch is not None:
+            new_branch, rev = rev, remote_branch  # `checkout exp`: exp from origin/exp, tracking it
         target_branch = new_branch or (rev if rev in self.workspace.branches() else None)
         if target_branch is not None and target_branch != self.branch and self.guard_branch is not None:
             self.guard_branch(target_branch)
@@ -1006,6 +1013,15 @@ class NamespaceSession:
         # another session moved HEAD meanwhile), so there is nothing to lose.
         clean = self.clean
         fresh = not self.variable_names()
+        if (new_branch is not None and not (force or clean or fresh) and self.base is not None
+                and str(self.workspace.history.resolve(rev).id) == self.base):
+            # `checkout -b NEW` where the namespace stands replaces nothing: its uncommitted values go
+            # with it to the new branch, as git's work tree does, and so does its next commit
+            result = self.workspace.checkout(rev, None, new_branch=new_branch, move_head=self.holds_head())
+            result.kept = sorted(self.variable_names())
+            self.branch = result.branch
+            self._moved()
+            return result
         with self._without_hidden():
             result = self.workspace.checkout(rev, self.namespace, force=force or clean or fresh, new_branch=new_branch,
                                              known=self.base if clean else None, trust=trust, safe=safe,
