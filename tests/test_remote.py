@@ -333,6 +333,10 @@ def test_errors_are_one_line(tmp_path, run_txgit, s3):
     run_txgit("remote", "remove", "dead", cwd=a, check=True)
     listing = run_txgit("remote", cwd=a, check=True).stdout
     assert "origin" in listing and "dead" not in listing
+    # a detached HEAD: which branch to push is not known; the line says how to name one or make one
+    run_txgit("checkout", "exp~1", cwd=a, check=True)
+    assert_one_line_error(run_txgit("push", cwd=a), "HEAD is detached", "txgit push origin BRANCH",
+                          "txgit checkout -b NAME")
 
 
 def test_a_push_during_a_merge_says_to_finish_the_merge_not_to_pull(tmp_path, run_txgit):

@@ -1305,7 +1305,9 @@ class Remotes:
             chosen = list(branches)
         else:
             if self.ws.branch is None:
-                raise TxgitError("HEAD is detached: name the branch to push")
+                # as git's "not currently on a branch": say both ways on
+                raise TxgitError(f"HEAD is detached: name the branch to push (`txgit push {r.name} BRANCH`), or "
+                                 "make one where HEAD is first (`txgit checkout -b NAME`)")
             chosen = [self.ws.branch]
         local_branches = self.ws.history.branches()
         for b in chosen:

@@ -171,7 +171,8 @@ def push(
         k = attached_kernel(ws)
         if k is not None:
             if k.branch is None:
-                raise TxgitError("the kernel is detached: name the branch to push")
+                raise TxgitError("the kernel is detached: name the branch to push, or make one where it is first "
+                                 "(`%txgit checkout -b NAME`)")
             branch = k.branch
     with progress_bar() as progress, slow_notice():
         r = ws.push(remote, branch, all_branches=all_branches, tags=tags, force=force, progress=progress,
