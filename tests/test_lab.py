@@ -232,10 +232,12 @@ def test_kernel_side_status_checkout_and_the_force_it_asks_for(kernel, tmp_path,
 
     # push and pull are the CLI's, on this kernel: no remote yet is one line; a folder remote works
     r = panel_call(kernel, {"op": "magic", "args": ["push"]})
-    assert not r["ok"] and "remote" in r["error"], r
-    assert panel_call(kernel, {"op": "magic", "args": ["checkout", "main", "--force"]})["ok"]
+    assert not r["ok"] and "no remote" in r["error"], r  # (the kernel is detached too: the remote is said first)
     team = tmp_path_factory.mktemp("remote") / "team.git"
     assert kernel.run(f"%txgit remote add origin {team}").status == "ok"
+    r = panel_call(kernel, {"op": "magic", "args": ["push"]})  # detached at `first`: which branch is not known
+    assert not r["ok"] and "the kernel is detached" in r["error"] and "checkout -b NAME" in r["error"], r
+    assert panel_call(kernel, {"op": "magic", "args": ["checkout", "main", "--force"]})["ok"]
     r = panel_call(kernel, {"op": "magic", "args": ["push"]})
     assert r["ok"] and "pushed to origin" in r["output"], r
     r = panel_call(kernel, {"op": "magic", "args": ["pull"]})

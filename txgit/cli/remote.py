@@ -171,6 +171,7 @@ def push(
         k = attached_kernel(ws)
         if k is not None:
             if k.branch is None:
+                ws.remotes.get(remote or ws.remotes.default())  # no remote at all: that is what to say first
                 raise TxgitError("the kernel is detached: name the branch to push, or make one where it is first "
                                  "(`%txgit checkout -b NAME`)")
             branch = k.branch
