@@ -23,6 +23,7 @@ from servers import S3_ENV, free_port, git_daemon, init_bare, make_bucket, moto_
 from txgit import Workspace
 from txgit.errors import MissingBlob, RemoteError
 from txgit.remote import EMBEDDED_DIR, RemoteStore
+from txgit.storage import hash_bytes
 
 TIMEOUT = {"TXGIT_REMOTE_TIMEOUT": "3"}
 BOUND = 30  # seconds: far above the 3 s limit, far below "hangs" (libgit2's default is no limit at all)
@@ -366,3 +367,32 @@ def test_set_storage_moves_the_blobs_and_keeps_trust(tmp_path, run_txgit, s3):
     r = Workspace.open(a).remotes.set_storage("origin", None)
     assert r.storage is None and r.storage_options == {} and r.trusted
     assert_one_line_error(run_txgit("remote", "set-storage", "origin", cwd=a), "usage: txgit remote set-storage")
+
+
+def test_a_put_to_an_s3_server_that_never_answers_fails_within_the_timeout(monkeypatch):
+    """The listing of a push stops after the remote timeout, but a PUT did not: botocore asks the server
+    for "100 Continue" before it sends the body, and that answer was awaited with no limit (a 100-byte
+    upload still waiting after 85 s). A server that answers listings and hangs on uploads reaches it."""
+    import threading
+
+    for k, v in S3_ENV.items():
+        monkeypatch.setenv(k, v)
+    outcome: dict = {}
+    with silent_listener() as port:
+        store = RemoteStore("s3://bucket/x", timeout=3, endpoint_url=f"http://127.0.0.1:{port}")
+        data = b"a blob that never lands"
+
+        def upload() -> None:
+            started = time.perf_counter()
+            try:
+                store.write_blobs({hash_bytes(data): data})
+            except Exception as e:  # noqa: BLE001  (what it raised is the assertion below)
+                outcome["error"] = e
+            outcome["seconds"] = time.perf_counter() - started
+
+        worker = threading.Thread(target=upload, daemon=True)  # a hang must fail the test, not hold it
+        worker.start()
+        worker.join(BOUND + 10)
+    assert "seconds" in outcome, f"the upload still waited after {BOUND + 10} s"
+    assert isinstance(outcome.get("error"), RemoteError) and "no answer within 3 s" in str(outcome["error"]), outcome
+    assert outcome["seconds"] < BOUND, outcome

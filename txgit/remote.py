@@ -335,6 +335,29 @@ def _shared_filesystem(key: tuple[Any, ...], made: Any) -> Any:
         return fs
 
 
+def _put_without_waiting_to_continue(fs: Any) -> None:
+    """Make the S3 clients of ``fs`` send a PUT's body at once. botocore asks the server for "100
+    Continue" first, and that answer is awaited with no limit: a server that accepted and never
+    answered held an upload forever, while every other request stopped after the remote timeout.
+    Sent at once, the wait for the answer is a read, which the timeout bounds. (Our PUTs are at most
+    a few MiB: what the question would spare on a refusal is little.)"""
+    if getattr(fs, "_txgit_puts_at_once", False):
+        return
+    from botocore.handlers import add_expect_header
+
+    made = fs.set_session  # s3fs makes its client lazily, in set_session, before every request
+
+    async def set_session(*args: Any, **kwargs: Any) -> Any:
+        client = await made(*args, **kwargs)
+        if not getattr(client, "_txgit_puts_at_once", False):
+            client.meta.events.unregister("before-call.s3", add_expect_header)
+            client._txgit_puts_at_once = True
+        return client
+
+    fs.set_session = set_session
+    fs._txgit_puts_at_once = True
+
+
 class RemoteStore(ObjectStore):
     """An :class:`ObjectStore` on a remote URL: batched existence checks, errors as one line.
 
@@ -387,6 +410,8 @@ class RemoteStore(ObjectStore):
             self.packs = packs.PackSet(self.fs, self.root, self.is_local)
         if s3 and timeout and isinstance(getattr(self.fs, "retries", None), int):
             self.fs.retries = min(self.fs.retries, _S3_TRIES)
+        if s3 and timeout:
+            _put_without_waiting_to_continue(self.fs)
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
