@@ -974,11 +974,8 @@ class NamespaceSession:
 
     # -- checkout / status / rollback ------------------------------------------------------
     def rev_here(self, rev: str) -> str:
-        """``rev`` with ``HEAD`` meaning where this session is (for the verbs of its magics)."""
-        return self._rev(rev)
-
-    def _rev(self, rev: str) -> str:
-        """``HEAD`` as the user types it means where this session is (its branch may not be HEAD's)."""
+        """``HEAD`` as the user types it means where this session is (its branch may not be HEAD's):
+        for its checkouts and resets, and the verbs of its magics."""
         if self.base is None or not rev.startswith("HEAD") or self.holds_head():
             return rev
         if rev == "HEAD" and self.branch is not None:
@@ -1002,7 +999,7 @@ class NamespaceSession:
         """
         self.flush()
         self._no_merge("check out")
-        rev = self._rev(rev)
+        rev = self.rev_here(rev)
         remote_branch = self.workspace.remotes.to_track(rev) if new_branch is None else None
         if remote_branch is not None:
             new_branch, rev = rev, remote_branch  # `checkout exp`: exp from origin/exp, tracking it
@@ -1078,7 +1075,7 @@ class NamespaceSession:
         """Point the session's branch at ``rev`` and make the namespace equal it (``git reset --hard``);
         uncommitted changes refuse unless ``force``."""
         self.flush()
-        rev = self._rev(rev)
+        rev = self.rev_here(rev)
         if self.base is not None and self.tip() != self.base and not force:
             raise TxgitError(f"{self.branch or 'HEAD'} moved outside this session: look first "
                              f"(`{self._verb} log`), then reset with --force")
@@ -1134,7 +1131,7 @@ class NamespaceSession:
         that never committed nor checked out holds nothing of the history: only its branch moves."""
         self.flush()
         self._no_merge("merge")
-        rev = self._rev(rev)
+        rev = self.rev_here(rev)
         if self.base is not None and self.tip() != self.base:
             if not self.clean:
                 raise TxgitError(f"{self.branch or 'HEAD'} moved outside this session and the session has "
