@@ -8,6 +8,8 @@ Each user has a workspace, a real ipykernel with the extension loaded and a term
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -962,20 +964,32 @@ def test_checkout_of_a_branch_only_the_remote_has_makes_it_track_the_remote_one(
             bob.shutdown()
 
 
-def test_push_as_a_magic_of_the_second_kernel_of_a_folder_pushes_its_own_branch(tmp_path, run_txgit):
-    """Two notebooks in one folder: the second kernel commits to a branch of its own. Its `%txgit
-    push` pushed HEAD's branch (the first kernel's main) instead, and said "Everything up-to-date":
-    its user believed the work was shared, and it was not."""
-    ws = Workspace.init(tmp_path / "alice")
+@contextmanager
+def _two_kernels_in_one_folder(ws: Workspace) -> Iterator[tuple[Kernel, Kernel, str]]:
+    """Two notebooks open in one folder: the first kernel has txgit loaded and ``a = 1`` committed on
+    main; the second is started, txgit not loaded yet. Yields both and the branch the second takes
+    once it loads txgit (a branch of its own: main is the first one's). Both are shut down after."""
     first = Kernel(ws.root)
     second = None
     try:
         first.ok("%load_ext txgit")
         first.ok("a = 1")
+        second = Kernel(ws.root)
+        yield first, second, f"kernel-{second.pid}"
+    finally:
+        first.shutdown()
+        if second is not None:
+            second.shutdown()
+
+
+def test_push_as_a_magic_of_the_second_kernel_of_a_folder_pushes_its_own_branch(tmp_path, run_txgit):
+    """Two notebooks in one folder: the second kernel commits to a branch of its own. Its `%txgit
+    push` pushed HEAD's branch (the first kernel's main) instead, and said "Everything up-to-date":
+    its user believed the work was shared, and it was not."""
+    ws = Workspace.init(tmp_path / "alice")
+    with _two_kernels_in_one_folder(ws) as (first, second, own):
         run_txgit("remote", "add", "origin", str(tmp_path / "team.git"), "--trusted", cwd=ws.root, check=True)
         run_txgit("push", cwd=ws.root, check=True)
-        second = Kernel(ws.root)
-        own = f"kernel-{second.pid}"
         assert f"new branch '{own}'" in second.ok("%load_ext txgit").stdout
         second.ok(f"%txgit checkout {own}")
         second.ok("b = 2")
@@ -994,10 +1008,6 @@ def test_push_as_a_magic_of_the_second_kernel_of_a_folder_pushes_its_own_branch(
         assert refused.status == "error" and f"remote 'origin' has no branch '{third}'" in refused.error
         assert "`pull origin BRANCH` merges one it has; `push -u` publishes" in refused.error
         second.ok(f"%txgit pull origin {own}")
-    finally:
-        first.shutdown()
-        if second is not None:
-            second.shutdown()
 
 
 def test_head_in_the_magics_of_the_second_kernel_of_a_folder_is_where_that_kernel_is(tmp_path, run_txgit):
@@ -1005,13 +1015,7 @@ def test_head_in_the_magics_of_the_second_kernel_of_a_folder_is_where_that_kerne
     `tag NAME` and `branch NAME` read HEAD, the first kernel's main: its log showed none of its commits,
     its diff showed the first kernel's changes as its own, its tag named the first kernel's commit."""
     ws = Workspace.init(tmp_path / "ws")
-    first = Kernel(ws.root)
-    second = None
-    try:
-        first.ok("%load_ext txgit")
-        first.ok("a = 1")
-        second = Kernel(ws.root)
-        own = f"kernel-{second.pid}"
+    with _two_kernels_in_one_folder(ws) as (first, second, own):
         second.ok("%load_ext txgit")
         second.ok(f"%txgit checkout {own}")
         second.ok("b = 2")
@@ -1037,10 +1041,6 @@ def test_head_in_the_magics_of_the_second_kernel_of_a_folder_is_where_that_kerne
         # the first kernel's HEAD is the workspace's, as before
         first.ok("%txgit tag v2")
         assert ws.resolve("v2").id == ws.head().id
-    finally:
-        first.shutdown()
-        if second is not None:
-            second.shutdown()
 
 
 def test_a_forced_push_says_how_many_commits_the_remote_branch_no_longer_has(tmp_path, run_txgit):
