@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import textwrap
 
+import numpy as np
 import pytest
 from conftest import session_namespace
 
@@ -162,6 +163,30 @@ def test_figures_are_not_one_group_through_what_the_library_holds(ws):
     ws.checkout("HEAD", out)
     assert out["lines"][0].axes is out["ax1"]
     assert out["ax1"].figure is out["fig1"] and out["axes2"][1].figure is out["fig2"]
+
+
+def test_numpy_s_scalars_and_functions_do_not_make_two_values_one_group(ws):
+    """Two figures' artists both hold ``np.True_`` and a numpy function (``np.mean``: a contour's
+    ``filled`` flag, a colorbar's locator): numpy's immutable scalars and its functions are no state of
+    the session, so they do not make the artists one group (Lecture-4-Matplotlib's colorbar, contour and
+    image of three figures were one group, pickled again whenever any of them was). A view of an
+    array still groups with it."""
+    ns = session_namespace(textwrap.dedent("""
+        import numpy as np
+        class Artist:
+            def __init__(self, data):
+                self.filled, self.reduce, self.scale, self.data = np.True_, np.mean, np.float64(2.0), data
+        cnt, cb = Artist([1, 2]), Artist([3])
+        records = np.zeros(3)
+        first = records[:1]
+    """))
+    ws.commit(ns, "artists")
+    groups = {n: r.group for n, r in ws.state().variables.items() if r.group}
+    assert groups["cnt"] != groups["cb"]
+    assert groups["first"] == groups["records"]
+    out = session_namespace()
+    ws.checkout("HEAD", out)
+    assert out["cnt"].filled is np.True_ and out["cb"].reduce is np.mean and out["cnt"].scale == 2.0
 
 
 def test_a_library_object_a_variable_holds_is_shared_as_any_value(ws):
