@@ -189,6 +189,40 @@ def test_numpy_s_scalars_and_functions_do_not_make_two_values_one_group(ws):
     assert out["cnt"].filled is np.True_ and out["cb"].reduce is np.mean and out["cnt"].scale == 2.0
 
 
+def test_a_stale_id_of_an_older_value_does_not_pull_it_into_the_commit(ws):
+    """The ids remembered per variable since its commit go stale: an object the value held then is
+    freed (matplotlib replaces a figure's caches when it draws it) and its address taken by a new
+    value's object. The new value then seemed to share with the old one, which was serialized again
+    with its whole group (Lecture-4-Matplotlib: old figures' artists, cell after cell). Such a value
+    is walked again to know; one that really shares with the new value is still committed with it."""
+    import builtins
+
+    ns = session_namespace()
+    s = NamespaceSession(ws, ns, kind="test")
+    _run_cells(s, ns, """
+        import builtins
+        class Box:
+            pass
+        old = Box()
+        old.cache = [1.0]
+        builtins._txgit_test_cache = old.cache
+    """)
+    try:
+        code = "new = [3.0]"
+        s.before_cell(code)
+        exec(code, ns)
+        s._shared["old"].add(id(ns["new"]))  # the address of an object `old` once held, reused by `new`'s list
+        assert s.after_cell().commit.serialized_names == ["new"]
+        # a real alias, reached through what no cell names: `old` is serialized with it, as before
+        [outcome] = _run_cells(s, ns, "import builtins\nalias = builtins._txgit_test_cache")
+        assert outcome.commit.serialized_names == ["alias", "builtins", "old"]
+        out = session_namespace()
+        ws.checkout("HEAD", out)
+        assert out["alias"] is out["old"].cache and out["new"] == [3.0]
+    finally:
+        del builtins._txgit_test_cache
+
+
 def test_a_library_object_a_variable_holds_is_shared_as_any_value(ws):
     ns = session_namespace(textwrap.dedent("""
         import matplotlib

@@ -370,7 +370,20 @@ class NamespaceSession:
         ids: set[int] = set().union(*self._walked.values())
         # A new alias of an older variable (b = a) must be pickled with it.
         if ids:
-            hint |= {n for n, s in self._shared.items() if n not in hint and not s.isdisjoint(ids)}
+            met = sorted(n for n, s in self._shared.items() if n not in hint and not s.isdisjoint(ids)
+                         and n in self.namespace)
+            if met:
+                # The ids remembered since their commit may be stale: an object freed since (matplotlib
+                # replaces a figure's caches when it draws it) whose address a new object took. Walked
+                # again (the snapshot would walk them anyway), one by one; only a real overlap counts.
+                known = dict(self._walked)
+                for n in met:
+                    again = walk_shared({n: self.namespace[n]}, self.namespace, known)[n]
+                    if again.isdisjoint(ids):
+                        self._shared[n] = again  # its whole walk: it met nothing walked before
+                    else:
+                        hint.add(n)
+                        self._walked[n] = again
         return hint
 
     def commit(self, message: str = "", *, meta: dict[str, Any] | None = None,
