@@ -223,6 +223,43 @@ def test_a_stale_id_of_an_older_value_does_not_pull_it_into_the_commit(ws):
         del builtins._txgit_test_cache
 
 
+def test_the_garbage_collector_does_not_run_inside_the_hooks(ws):
+    """Pickling a figure allocates an object per artist that lives until the pickle ends (the state
+    dict ``__getstate__`` returns, held by the pickler's memo): the collector ran again and again inside
+    the hook, full collections of the whole heap among them (Lecture-4-Matplotlib: 4 of its 9 full
+    collections, 0.38 s, were in txgit's hooks; the notebook alone makes 5). It is paused while the hooks
+    run; a collector the user turned off stays off."""
+    import gc
+
+    ns = session_namespace()
+    s = NamespaceSession(ws, ns, kind="test")
+    _run_cells(s, ns, FIGURE.replace("range(300)", "range(2000)").replace(
+        "\nfig = Node()", "\n    def __getstate__(self):  # as matplotlib's artists do\n        return dict(self.__dict__)\nfig = Node()"))
+    passes = []
+
+    def count(phase, info):
+        if phase == "start":
+            passes.append(info["generation"])
+
+    gc.callbacks.append(count)
+    try:
+        code = "ax.style['width'].append(2.0)"  # ax and fig share the graph: 8,000 objects pickled again
+        s.before_cell(code)
+        exec(code, ns)
+        outcome = s.after_cell()
+        assert outcome.commit.serialized_names == ["ax", "fig"]
+        assert passes == [] and gc.isenabled()
+        gc.disable()
+        _run_cells(s, ns, "ax.style['width'].append(3.0)")
+        assert not gc.isenabled()
+    finally:
+        gc.callbacks.remove(count)
+        gc.enable()
+    out = session_namespace()
+    ws.checkout("HEAD", out)
+    assert out["ax"].style["width"] == [1.0, 2.0, 3.0] and out["ax"].parent is out["fig"]
+
+
 def test_a_library_object_a_variable_holds_is_shared_as_any_value(ws):
     ns = session_namespace(textwrap.dedent("""
         import matplotlib

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import ast
 import builtins
+import functools
+import gc
 import json
 import os
 import sys
@@ -44,6 +46,26 @@ from txgit.workspace import (
     Workspace,
     WorkspaceLock,
 )
+
+
+def _collector_paused(hook: Callable[..., Any]) -> Callable[..., Any]:
+    """Run ``hook`` with the cyclic garbage collector paused. Pickling a figure allocates an object per
+    artist that lives until the pickle ends (the state dict ``__getstate__`` returns, held by the
+    pickler's memo): the collector ran again and again inside the hook, full collections of the whole
+    heap among them, over objects that are freed when it ends anyway. A collector the user (or
+    another thread) turned off is left off; nothing else is different once the hook returns."""
+
+    @functools.wraps(hook)
+    def paused(*args: Any, **kwargs: Any) -> Any:
+        if not gc.isenabled():
+            return hook(*args, **kwargs)
+        gc.disable()
+        try:
+            return hook(*args, **kwargs)
+        finally:
+            gc.enable()
+
+    return paused
 
 
 @dataclass
@@ -217,6 +239,7 @@ class NamespaceSession:
                 self.namespace.setdefault(n, v)
 
     # -- cells ---------------------------------------------------------------------
+    @_collector_paused
     def before_cell(self, code: str, *, source: str | None = None, tree: ast.Module | None = None) -> None:
         """Call just before ``code`` (plain Python) runs; ``source``: what the user typed, if different;
         ``tree``: ``ast.parse(code)``, if the caller has it."""
@@ -296,6 +319,7 @@ class NamespaceSession:
             self._watch.abandon()
             self._op = None
 
+    @_collector_paused
     def after_cell(self, *, error: BaseException | str | None = None, execution_count: int | None = None,
                    label: str | None = None, message: str | None = None, meta: dict[str, Any] | None = None,
                    result: dict[str, str] | None = None,
