@@ -399,15 +399,23 @@ class NamespaceSession:
             if met:
                 # The ids remembered since their commit may be stale: an object freed since (matplotlib
                 # replaces a figure's caches when it draws it) whose address a new object took. Walked
-                # again (the snapshot would walk them anyway), one by one; only a real overlap counts.
-                known = dict(self._walked)
+                # again, in one walk that goes on from the new values' (the snapshot would walk them
+                # anyway, and now does not); only a real overlap counts. A value whose walk stopped at
+                # objects another one reached first reaches what that one reaches: real if it is.
+                again = walk_shared({n: self.namespace[n] for n in met}, self.namespace, self._walked)
+                real = {n for n in met if not again[n].isdisjoint(ids)}
+                while True:
+                    reached = set().union(*(again[n] for n in real))
+                    more = {n for n in met if n not in real and not again[n].isdisjoint(reached)}
+                    if not more:
+                        break
+                    real |= more
                 for n in met:
-                    again = walk_shared({n: self.namespace[n]}, self.namespace, known)[n]
-                    if again.isdisjoint(ids):
-                        self._shared[n] = again  # its whole walk: it met nothing walked before
-                    else:
+                    if n in real:
                         hint.add(n)
-                        self._walked[n] = again
+                        self._walked[n] = again[n]
+                    elif all(again[n].isdisjoint(again[m]) for m in met if m != n):
+                        self._shared[n] = again[n]  # its whole walk: it met nothing another value reached
         return hint
 
     def commit(self, message: str = "", *, meta: dict[str, Any] | None = None,
