@@ -52,6 +52,20 @@ for name in ("pre_run_cell", "post_run_cell"):
     events[name] = [timed(f) if getattr(f, "__self__", None) is ext else f for f in events[name]]
 '''
 
+# Times the cyclic garbage collector (its pauses fall inside the cells): run in both kernels.
+TIME_GC = r'''
+import gc, sys, time
+acc = sys._txgit_gap_gc = {"s": 0.0, "n": 0}
+start = [0.0]
+def timer(phase, info):
+    if phase == "start":
+        start[0] = time.perf_counter()
+    else:
+        acc["s"] += time.perf_counter() - start[0]
+        acc["n"] += 1
+gc.callbacks.append(timer)
+'''
+
 
 def _stat_cpu(pid: int, children: bool = False) -> float:
     """CPU seconds of process ``pid`` (all its threads, dead ones too; with ``children`` the waited-for
@@ -94,10 +108,14 @@ def run_one(cells: list[str], files: Path, config: str) -> dict:
     last = len(cells) - 1
 
     def after_cell(k, folder, i):  # outside the cells' timing
+        if i == -1:
+            silent_exec(k, f"exec({TIME_GC!r}, {{}})")
         if i == -1 and config == "txgit":
             silent_exec(k, f"exec({WRAP_HOOKS!r}, {{}})")
         if i in (-1, last):
             samples[i] = cpu_sample(k.pid)
+        if i == last:
+            samples["gc"] = silent_json(k, "__import__('sys')._txgit_gap_gc")
         if i == last and config == "txgit":
             samples["hooks"] = silent_json(k, "__import__('sys')._txgit_gap")
 
@@ -107,7 +125,7 @@ def run_one(cells: list[str], files: Path, config: str) -> dict:
     a, b = samples[-1], samples[last]
     out = {"cells_s": sum(run["times"]), "drain_s": run.get("drain", 0.0),
            "main_cpu": b["main"] - a["main"], "other_threads_cpu": (b["process"] - a["process"]) - (b["main"] - a["main"]),
-           "helper_cpu": b["children"]}  # the helper's whole life: its start, during %load_ext, included
+           "helper_cpu": b["children"], "gc_s": samples["gc"]["s"], "gc_n": samples["gc"]["n"]}  # the helper's whole life: its start, during %load_ext, included
     if config == "txgit":
         out["hook_wall"], out["hook_cpu"] = samples["hooks"]["wall"], samples["hooks"]["cpu"]
         out["hook_list_s"] = sum(run["hooks"])
@@ -154,12 +172,13 @@ def report(rows: dict[str, list[dict]]) -> None:
             "main_cpu_rest": (t["main_cpu"] - t["hook_cpu"]) - b["main_cpu"],
             "threads_cpu": t["other_threads_cpu"] - b["other_threads_cpu"],
             "helper_cpu": t["helper_cpu"] - b["helper_cpu"],
+            "gc": t.get("gc_s", 0.0) - b.get("gc_s", 0.0),
         })
     table.sort(key=lambda x: -x["added"])
-    cols = ["cells", "base", "added", "hooks", "drain", "rest", "hook_cpu", "main_cpu_rest", "threads_cpu", "helper_cpu"]
+    cols = ["cells", "base", "added", "hooks", "drain", "rest", "hook_cpu", "main_cpu_rest", "threads_cpu", "helper_cpu", "gc"]
     print("seconds; added = txgit's cells + drain - baseline's cells; hooks = txgit's callbacks' wall time;"
           " rest = added - hooks - drain; *_cpu = CPU seconds txgit added: in its hooks, on the main thread outside"
-          " them, on the kernel's other threads (writer, IOPub), in the git helper process (its start included)")
+          " them, on the kernel's other threads (writer, IOPub), in the git helper process (its start included); gc = the cyclic collector's added seconds (inside hooks or cells)")
     print(f"{'notebook':40s} " + " ".join(f"{c:>13s}" for c in cols))
     total = dict.fromkeys(cols, 0.0)
     for x in table:
