@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import textwrap
 
+import numpy as np
 import pytest
 from conftest import session_namespace
 
@@ -162,6 +163,101 @@ def test_figures_are_not_one_group_through_what_the_library_holds(ws):
     ws.checkout("HEAD", out)
     assert out["lines"][0].axes is out["ax1"]
     assert out["ax1"].figure is out["fig1"] and out["axes2"][1].figure is out["fig2"]
+
+
+def test_numpy_s_scalars_and_functions_do_not_make_two_values_one_group(ws):
+    """Two figures' artists both hold ``np.True_`` and a numpy function (``np.mean``: a contour's
+    ``filled`` flag, a colorbar's locator): numpy's immutable scalars and its functions are no state of
+    the session, so they do not make the artists one group (Lecture-4-Matplotlib's colorbar, contour and
+    image of three figures were one group, pickled again whenever any of them was). A view of an
+    array still groups with it."""
+    ns = session_namespace(textwrap.dedent("""
+        import numpy as np
+        class Artist:
+            def __init__(self, data):
+                self.filled, self.reduce, self.scale, self.data = np.True_, np.mean, np.float64(2.0), data
+        cnt, cb = Artist([1, 2]), Artist([3])
+        records = np.zeros(3)
+        first = records[:1]
+    """))
+    ws.commit(ns, "artists")
+    groups = {n: r.group for n, r in ws.state().variables.items() if r.group}
+    assert groups["cnt"] != groups["cb"]
+    assert groups["first"] == groups["records"]
+    out = session_namespace()
+    ws.checkout("HEAD", out)
+    assert out["cnt"].filled is np.True_ and out["cb"].reduce is np.mean and out["cnt"].scale == 2.0
+
+
+def test_a_stale_id_of_an_older_value_does_not_pull_it_into_the_commit(ws):
+    """The ids remembered per variable since its commit go stale: an object the value held then is
+    freed (matplotlib replaces a figure's caches when it draws it) and its address taken by a new
+    value's object. The new value then seemed to share with the old one, which was serialized again
+    with its whole group (Lecture-4-Matplotlib: old figures' artists, cell after cell). Such a value
+    is walked again to know; one that really shares with the new value is still committed with it."""
+    import builtins
+
+    ns = session_namespace()
+    s = NamespaceSession(ws, ns, kind="test")
+    _run_cells(s, ns, """
+        import builtins
+        class Box:
+            pass
+        old = Box()
+        old.cache = [1.0]
+        builtins._txgit_test_cache = old.cache
+    """)
+    try:
+        code = "new = [3.0]"
+        s.before_cell(code)
+        exec(code, ns)
+        s._shared["old"].add(id(ns["new"]))  # the address of an object `old` once held, reused by `new`'s list
+        assert s.after_cell().commit.serialized_names == ["new"]
+        # a real alias, reached through what no cell names: `old` is serialized with it, as before
+        [outcome] = _run_cells(s, ns, "import builtins\nalias = builtins._txgit_test_cache")
+        assert outcome.commit.serialized_names == ["alias", "builtins", "old"]
+        out = session_namespace()
+        ws.checkout("HEAD", out)
+        assert out["alias"] is out["old"].cache and out["new"] == [3.0]
+    finally:
+        del builtins._txgit_test_cache
+
+
+def test_the_garbage_collector_does_not_run_inside_the_hooks(ws):
+    """Pickling a figure allocates an object per artist that lives until the pickle ends (the state
+    dict ``__getstate__`` returns, held by the pickler's memo): the collector ran again and again inside
+    the hook, full collections of the whole heap among them (Lecture-4-Matplotlib: 4 of its 9 full
+    collections, 0.38 s, were in txgit's hooks; the notebook alone makes 5). It is paused while the hooks
+    run; a collector the user turned off stays off."""
+    import gc
+
+    ns = session_namespace()
+    s = NamespaceSession(ws, ns, kind="test")
+    _run_cells(s, ns, FIGURE.replace("range(300)", "range(2000)").replace(
+        "\nfig = Node()", "\n    def __getstate__(self):  # as matplotlib's artists do\n        return dict(self.__dict__)\nfig = Node()"))
+    passes = []
+
+    def count(phase, info):
+        if phase == "start":
+            passes.append(info["generation"])
+
+    gc.callbacks.append(count)
+    try:
+        code = "ax.style['width'].append(2.0)"  # ax and fig share the graph: 8,000 objects pickled again
+        s.before_cell(code)
+        exec(code, ns)
+        outcome = s.after_cell()
+        assert outcome.commit.serialized_names == ["ax", "fig"]
+        assert passes == [] and gc.isenabled()
+        gc.disable()
+        _run_cells(s, ns, "ax.style['width'].append(3.0)")
+        assert not gc.isenabled()
+    finally:
+        gc.callbacks.remove(count)
+        gc.enable()
+    out = session_namespace()
+    ws.checkout("HEAD", out)
+    assert out["ax"].style["width"] == [1.0, 2.0, 3.0] and out["ax"].parent is out["fig"]
 
 
 def test_a_library_object_a_variable_holds_is_shared_as_any_value(ws):

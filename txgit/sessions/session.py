@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import ast
 import builtins
+import functools
+import gc
 import json
 import os
 import sys
@@ -44,6 +46,26 @@ from txgit.workspace import (
     Workspace,
     WorkspaceLock,
 )
+
+
+def _collector_paused(hook: Callable[..., Any]) -> Callable[..., Any]:
+    """Run ``hook`` with the cyclic garbage collector paused. Pickling a figure allocates an object per
+    artist that lives until the pickle ends (the state dict ``__getstate__`` returns, held by the
+    pickler's memo): the collector ran again and again inside the hook, full collections of the whole
+    heap among them, over objects that are freed when it ends anyway. A collector the user (or
+    another thread) turned off is left off; nothing else is different once the hook returns."""
+
+    @functools.wraps(hook)
+    def paused(*args: Any, **kwargs: Any) -> Any:
+        if not gc.isenabled():
+            return hook(*args, **kwargs)
+        gc.disable()
+        try:
+            return hook(*args, **kwargs)
+        finally:
+            gc.enable()
+
+    return paused
 
 
 @dataclass
@@ -217,6 +239,7 @@ class NamespaceSession:
                 self.namespace.setdefault(n, v)
 
     # -- cells ---------------------------------------------------------------------
+    @_collector_paused
     def before_cell(self, code: str, *, source: str | None = None, tree: ast.Module | None = None) -> None:
         """Call just before ``code`` (plain Python) runs; ``source``: what the user typed, if different;
         ``tree``: ``ast.parse(code)``, if the caller has it."""
@@ -296,6 +319,7 @@ class NamespaceSession:
             self._watch.abandon()
             self._op = None
 
+    @_collector_paused
     def after_cell(self, *, error: BaseException | str | None = None, execution_count: int | None = None,
                    label: str | None = None, message: str | None = None, meta: dict[str, Any] | None = None,
                    result: dict[str, str] | None = None,
@@ -370,7 +394,28 @@ class NamespaceSession:
         ids: set[int] = set().union(*self._walked.values())
         # A new alias of an older variable (b = a) must be pickled with it.
         if ids:
-            hint |= {n for n, s in self._shared.items() if n not in hint and not s.isdisjoint(ids)}
+            met = sorted(n for n, s in self._shared.items() if n not in hint and not s.isdisjoint(ids)
+                         and n in self.namespace)
+            if met:
+                # The ids remembered since their commit may be stale: an object freed since (matplotlib
+                # replaces a figure's caches when it draws it) whose address a new object took. Walked
+                # again, in one walk that goes on from the new values' (the snapshot would walk them
+                # anyway, and now does not); only a real overlap counts. A value whose walk stopped at
+                # objects another one reached first reaches what that one reaches: real if it is.
+                again = walk_shared({n: self.namespace[n] for n in met}, self.namespace, self._walked)
+                real = {n for n in met if not again[n].isdisjoint(ids)}
+                while True:
+                    reached = set().union(*(again[n] for n in real))
+                    more = {n for n in met if n not in real and not again[n].isdisjoint(reached)}
+                    if not more:
+                        break
+                    real |= more
+                for n in met:
+                    if n in real:
+                        hint.add(n)
+                        self._walked[n] = again[n]
+                    elif all(again[n].isdisjoint(again[m]) for m in met if m != n):
+                        self._shared[n] = again[n]  # its whole walk: it met nothing another value reached
         return hint
 
     def commit(self, message: str = "", *, meta: dict[str, Any] | None = None,

@@ -649,6 +649,13 @@ def _walk_kind(t: type) -> int:
         return _SKIP
     if t is types.FunctionType:  # cannot be subclassed
         return _FUNCTION
+    np = sys.modules.get("numpy")
+    if np is not None and (issubclass(t, np.generic) and not issubclass(t, np.void)
+                           or issubclass(t, (np.ufunc, type(np.mean)))):
+        # numpy's immutable scalars (``np.True_``, a float64) and its functions: as ints and builtins,
+        # nothing of the session's state; held by many artists, they made unrelated figures one group
+        # (a structured scalar, ``np.void``, can be a view of an array's memory: walked as a leaf)
+        return _SKIP
     torch = sys.modules.get("torch")
     if (t.__module__ or "").startswith(_LEAF_MODULES) or (torch is not None and issubclass(t, torch.Tensor)):
         return _LEAF
