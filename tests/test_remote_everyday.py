@@ -78,6 +78,31 @@ def test_remote_tracking_branches_decorate_log_and_serve(tmp_path, run_txgit):
     assert f"{second[:8]} (origin/main) second" in html  # in the diff form's choices too
 
 
+def test_branch_a_and_r_list_the_remote_tracking_branches(tmp_path, run_txgit):
+    """`txgit branch -a` / `-r` (git's habit for "what branches does the remote have") were unknown options."""
+    remote = tmp_path / "r.git"
+    alice = _alice(tmp_path, remote)
+    alice.create_branch("exp")
+    alice.push(branch="exp")
+    run_txgit("clone", str(remote), "bob", cwd=tmp_path, check=True)
+    bob = tmp_path / "bob"
+    run_txgit("branch", "mine", cwd=bob, check=True)
+    short = alice.head().id[:8]
+    out = run_txgit("branch", "-r", cwd=bob, check=True).stdout.splitlines()
+    assert out == [f"  origin/exp   {short} first", f"  origin/main  {short} first"], out
+    out = run_txgit("branch", "-a", cwd=bob, check=True).stdout.splitlines()
+    assert [line.split()[0] for line in out] == ["exp", "*", "mine", "remotes/origin/exp", "remotes/origin/main"], out
+    assert out[1] == f"* main                 {short} first", out
+    assert run_txgit("branch", "--all", cwd=bob, check=True).stdout.splitlines() == out
+    # a branch deleted on the remote leaves the list at the next fetch
+    subprocess.run(["git", "--git-dir", str(remote), "branch", "-D", "exp"], check=True, capture_output=True)
+    assert "[deleted]" in run_txgit("fetch", cwd=bob, check=True).stdout
+    assert run_txgit("branch", "-r", cwd=bob, check=True).stdout.split()[0] == "origin/main"
+    # -a and -r only list
+    refused = run_txgit("branch", "-a", "new", cwd=bob)
+    assert refused.returncode != 0 and refused.stderr.count("\n") == 1 and "only list" in refused.stderr, refused.stderr
+
+
 # -- 5. fsck in a lazy clone: not downloaded yet, or missing everywhere -------------------------
 
 def test_fsck_in_a_lazy_clone_tells_not_downloaded_from_missing(tmp_path, run_txgit):

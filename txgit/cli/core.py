@@ -394,9 +394,15 @@ def branch(
     rev: Optional[str] = typer.Argument(None, metavar="REV", help="Where the new branch starts (default HEAD)."),
     delete: bool = typer.Option(False, "-d", "--delete", help="Delete branch NAME."),
     force: bool = typer.Option(False, "-f", "--force", help="Move NAME to REV even if it exists."),
+    all_branches: bool = typer.Option(False, "-a", "--all", help="List remote-tracking branches too (remotes/origin/…)."),
+    remotes: bool = typer.Option(False, "-r", "--remotes", help="List only the remote-tracking branches (origin/…), "
+                                                                  "as the last fetch, pull or push left them."),
 ) -> None:
-    """List branches (* marks the current one), create NAME at REV, or delete NAME with -d."""
+    """List branches (* marks the current one; -a: remote-tracking ones too, -r: only those), create NAME at
+    REV, or delete NAME with -d."""
     ws = _open()
+    if (all_branches or remotes) and (name is not None or rev is not None or delete or force):
+        raise _usage("branch -a and -r only list: give no name, -d or -f with them")
     if delete:
         if name is None or rev is not None:
             raise _usage("branch -d takes exactly one branch name")
@@ -414,17 +420,23 @@ def branch(
         return
     if rev is not None:
         raise _usage("give a branch name")
-    branches = ws.branches()
+    branches = {} if remotes else ws.branches()
+    # remote-tracking branches as git lists them: origin/main with -r, remotes/origin/main beside the local ones
+    tracking = {(r if remotes else f"remotes/{r}"): c for r, c in ws.remote_branches().items()} \
+        if remotes or all_branches else {}
     current = ws.branch
-    width = max((len(b) for b in branches), default=0)
+    width = max((len(b) for b in (*branches, *tracking)), default=0)
     head = ws.head()
-    if current is None and head is not None:
+    if current is None and head is not None and not remotes:
         _out(Text(f"* (HEAD detached at {head.short_id})", style="bold cyan"))
     for b in sorted(branches):
         info = ws.resolve(branches[b])
         mark = "* " if b == current else "  "
         line = Text(mark) + Text(b.ljust(width), style="bold green" if b == current else "")
         _out(line + Text(f"  {info.short_id} {info.summary}"))
+    for r in sorted(tracking):
+        info = ws.resolve(tracking[r])
+        _out(Text("  ") + Text(r.ljust(width), style="red") + Text(f"  {info.short_id} {info.summary}"))
 
 
 @app.command()
