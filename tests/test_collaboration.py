@@ -8,6 +8,7 @@ Each user has a workspace, a real ipykernel with the extension loaded and a term
 from __future__ import annotations
 
 import subprocess
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +19,7 @@ from kernelutil import Kernel, digest, silent_eval
 from servers import S3_ENV, git_daemon, init_bare, make_bucket, moto_s3
 
 from txgit import Workspace
+from txgit.sessions.kernel import live_kernels
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -1076,3 +1078,34 @@ def test_a_forced_push_says_how_many_commits_the_remote_branch_no_longer_has(tmp
     assert "origin/main (forced update)" in fetched and "+ " in fetched, fetched
     assert alice.pull(namespace=a).status == "merged"
     assert (alice.load("alice_work"), alice.load("y")) == ("A", 3)
+
+
+def test_two_kernels_checking_out_one_free_branch_at_the_same_moment_do_not_both_take_it(tmp_path, run_txgit):
+    """Two notebooks in one folder ran `%txgit checkout exp` at the same moment: each looked for a kernel
+    holding exp before loading its state and said so only after, so both took it, and from then on each
+    kernel's cells silently loaded the other's variables ("exp moved outside this session: loaded x1").
+    Now choosing the branch and saying so is one step: one kernel takes exp, the other is refused."""
+    ws = Workspace.init(tmp_path / "ws")
+    with _two_kernels_in_one_folder(ws) as (first, second, own):
+        second.ok("%load_ext txgit")
+        # exp's state takes a while to load (as a big one does): both kernels are inside their checkout at once
+        first.ok("%txgit checkout -b exp")
+        first.ok("class Slow:\n    def __setstate__(self, state):\n        import time\n        time.sleep(2)\n"
+                 "        self.__dict__.update(state)\nslow = Slow()\nslow.v = 1")
+        first.ok("%txgit checkout main")
+        results: dict[str, object] = {}
+
+        def go(name: str, kernel: Kernel) -> None:
+            results[name] = kernel.run("%txgit checkout exp")
+
+        threads = [threading.Thread(target=go, args=(n, k)) for n, k in (("first", first), ("second", second))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        ok = [n for n, r in results.items() if r.status == "ok"]
+        refused = [r for r in results.values() if r.status == "error"]
+        assert len(ok) == 1 and len(refused) == 1, {n: (r.status, r.error) for n, r in results.items()}
+        assert "holds branch 'exp'" in refused[0].error
+        on = {k.pid: k.branch for k in live_kernels(ws)}
+        assert sorted(on.values()) == sorted(["exp", "main" if ok == ["second"] else own]), on

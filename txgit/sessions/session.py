@@ -18,7 +18,7 @@ import time
 import types
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
@@ -132,8 +132,9 @@ class NamespaceSession:
         self.branch: str | None = workspace.branch
         # told when the session's branch changes (the kernel record says which branch each kernel holds)
         self.on_move: Callable[[NamespaceSession], None] | None = None
-        # asked before the session takes a branch: raises if another live session holds it
-        self.guard_branch: Callable[[str], None] | None = None
+        # held while the session takes a branch (checks that no other live session holds it, then lets
+        # the checkout run and on_move say so): raises if another one holds it
+        self.claim_branch: Callable[[str], AbstractContextManager[None]] | None = None
         self._told_moved: str | None = None  # the moved tip we last told the user about
         # Variables of ``base`` the namespace never loaded (a fresh kernel on a branch with history): its
         # commits carry them over as they are, so that starting a kernel never deletes a branch's state.
@@ -1004,8 +1005,13 @@ class NamespaceSession:
         if remote_branch is not None:
             new_branch, rev = rev, remote_branch  # `checkout exp`: exp from origin/exp, tracking it
         target_branch = new_branch or (rev if rev in self.workspace.branches() else None)
-        if target_branch is not None and target_branch != self.branch and self.guard_branch is not None:
-            self.guard_branch(target_branch)
+        claim = (self.claim_branch(target_branch) if target_branch is not None and target_branch != self.branch
+                 and self.claim_branch is not None else nullcontext())
+        with claim:  # until the kernel record names the branch: a kernel checking it out meanwhile waits
+            return self._checkout(rev, force=force, new_branch=new_branch, trust=trust, safe=safe)
+
+    def _checkout(self, rev: str, *, force: bool, new_branch: str | None, trust: bool,
+                  safe: bool) -> CheckoutResult:
         # Nothing ran since our last commit or checkout: the namespace is that state (even if
         # another session moved HEAD meanwhile), so there is nothing to lose.
         clean = self.clean
