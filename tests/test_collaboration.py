@@ -1109,3 +1109,32 @@ def test_two_kernels_checking_out_one_free_branch_at_the_same_moment_do_not_both
         assert "holds branch 'exp'" in refused[0].error
         on = {k.pid: k.branch for k in live_kernels(ws)}
         assert sorted(on.values()) == sorted(["exp", "main" if ok == ["second"] else own]), on
+
+
+def test_the_terminals_push_beside_the_only_kernel_left_pushes_that_kernels_branch(tmp_path, run_txgit):
+    """The first notebook of a folder was closed; the second, on a branch of its own, is the only kernel
+    left. `txgit pull` and `commit` in the terminal acted on it, but `txgit push` pushed HEAD's main
+    and said "Everything up-to-date": its user believed the notebook's work was shared, and it was not."""
+    ws = Workspace.init(tmp_path / "ws")
+    first = Kernel(ws.root)
+    second = None
+    try:
+        first.ok("%load_ext txgit")
+        first.ok("a = 1")
+        run_txgit("remote", "add", "origin", str(tmp_path / "team.git"), "--trusted", cwd=ws.root, check=True)
+        run_txgit("push", cwd=ws.root, check=True)
+        second = Kernel(ws.root)
+        second.ok("%load_ext txgit")
+        own = f"kernel-{second.pid}"
+        second.ok("b = 2")
+    finally:
+        first.shutdown()
+    try:
+        pushed = run_txgit("push", cwd=ws.root, check=True).stdout
+        assert f"new                {own} -> origin/{own}" in pushed, pushed
+        carol = Workspace.clone(str(tmp_path / "team.git"), tmp_path / "carol")
+        assert carol.load("b", f"origin/{own}") == 2
+        # naming the branch still pushes that one, as in git
+        assert "Everything up-to-date" in run_txgit("push", "origin", "main", cwd=ws.root, check=True).stdout
+    finally:
+        second.shutdown()

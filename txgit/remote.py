@@ -1323,7 +1323,9 @@ class Remotes:
         ancestor of ours is refused (:class:`PushRejected`) unless ``force``.
         """
         started = time.perf_counter()
-        r = self.get(remote or self.default())
+        branches = list(branches or [])
+        # the remote a branch tracks, for one branch named (a kernel's that is not HEAD's)
+        r = self.get(remote or self.default(branches[0] if len(branches) == 1 else None))
         if all_branches:
             chosen = sorted(self.ws.history.branches())
         elif branches:
