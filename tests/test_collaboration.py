@@ -1138,3 +1138,25 @@ def test_the_terminals_push_beside_the_only_kernel_left_pushes_that_kernels_bran
         assert "Everything up-to-date" in run_txgit("push", "origin", "main", cwd=ws.root, check=True).stdout
     finally:
         second.shutdown()
+
+
+def test_a_branch_a_live_kernel_is_on_cannot_be_deleted(tmp_path, run_txgit):
+    """`txgit branch -d` of the branch the second kernel of a folder commits to deleted it: that kernel's
+    next cell said "auto-commit failed: unknown revision", its commits were on no branch (`log --all`
+    showed none of them, a gc would drop them) and `status` still said "nothing to commit". As git
+    refuses to delete a branch checked out in another worktree, the delete is refused, naming the kernel."""
+    ws = Workspace.init(tmp_path / "ws")
+    with _two_kernels_in_one_folder(ws) as (first, second, own):
+        second.ok("%load_ext txgit")
+        second.ok("b = 2")
+        tip = ws.resolve(own).id
+        refused = run_txgit("branch", "-d", own, cwd=ws.root)
+        assert_one_line_error(refused, f"cannot delete branch '{own}'", f"kernel {second.pid}")
+        assert ws.resolve(own).id == tip
+        r = second.ok("c = 3")
+        assert "failed" not in r.stderr, r.stderr
+        assert ws.load("c", own) == 3 and ws.resolve(own).parents == [tip]
+        # the first kernel's magic is refused alike; a branch no kernel is on is deleted as before
+        assert "cannot delete branch" in first.run(f"%txgit branch -d {own}").error
+        run_txgit("branch", "spare", cwd=ws.root, check=True)
+        assert "Deleted branch spare" in run_txgit("branch", "-d", "spare", cwd=ws.root, check=True).stdout
