@@ -1160,3 +1160,25 @@ def test_a_branch_a_live_kernel_is_on_cannot_be_deleted(tmp_path, run_txgit):
         assert "cannot delete branch" in first.run(f"%txgit branch -d {own}").error
         run_txgit("branch", "spare", cwd=ws.root, check=True)
         assert "Deleted branch spare" in run_txgit("branch", "-d", "spare", cwd=ws.root, check=True).stdout
+
+
+def test_a_kernels_branch_deleted_behind_its_back_is_made_again_by_its_next_commit(tmp_path):
+    """The branch a kernel commits to was deleted where txgit could not refuse it (raw git, the Python
+    API): the next cell said "moved to nothing outside this session" and "auto-commit failed: unknown
+    revision", and its commit was on no branch, for a gc to drop. Now the branch is made again where the
+    kernel was, the cell's commit goes on it, and the kernel says so."""
+    ws = Workspace.init(tmp_path / "ws")
+    kernel = Kernel(ws.root)
+    try:
+        kernel.ok("%load_ext txgit")
+        kernel.ok("a = 1")
+        ws.create_branch("side")
+        kernel.ok("%txgit checkout side")
+        kernel.ok("b = 2")
+        tip = ws.resolve("side").id
+        _git(ws.root / ".txgit" / "repo.git", "branch", "-D", "side")
+        r = kernel.ok("c = 3")
+        assert "failed" not in r.stderr and "branch 'side' was deleted outside this session" in r.stderr, r.stderr
+        assert ws.resolve("side").parents == [tip] and ws.load("c", "side") == 3
+    finally:
+        kernel.shutdown()

@@ -421,6 +421,18 @@ class NamespaceSession:
         """The commit the session's branch (or HEAD) names now."""
         return self.workspace.history.tip_id(self.ref)
 
+    def _branch_back(self) -> str | None:
+        """The session's branch was deleted outside it (raw git, the Python API: `txgit branch -d` refuses):
+        make it again where the session is, so that its next commit is on a branch, not left for a gc
+        (under the lock the caller holds). Returns that commit, or None when the branch is there."""
+        if self.branch is None or self.base is None or self.tip() is not None:
+            return None
+        history = self.workspace.history
+        history.create_branch(self.branch, history.resolve(self.base))
+        print(f"txgit: branch '{self.branch}' was deleted outside this session: made it again at "
+              f"{self.base[:8]}, where this session is", file=sys.stderr)
+        return self.base
+
     def holds_head(self) -> bool:
         """Whether the repository's HEAD is where this session is (a terminal's HEAD follows it)."""
         if self.branch is not None:
@@ -495,7 +507,7 @@ class NamespaceSession:
             if writer is None:  # a background writer clears stale git locks itself, before it writes
                 lock = self.workspace.hold_lock(clear_stale=not background)
                 merging = self.merging()
-                tip = self.tip()
+                tip = self._branch_back() or self.tip()
                 if merging is not None or (self.base is not None and tip != self.base):
                     lock.release()
                     lock = None
