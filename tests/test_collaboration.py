@@ -1182,3 +1182,35 @@ def test_a_kernels_branch_deleted_behind_its_back_is_made_again_by_its_next_comm
         assert ws.resolve("side").parents == [tip] and ws.load("c", "side") == 3
     finally:
         kernel.shutdown()
+
+
+def test_a_pull_after_the_remote_dropped_commits_says_the_next_push_brings_them_back(tmp_path, run_txgit):
+    """Bob pushed a secret, then took it off origin (reset, push --force). Alice had pulled it: her pull
+    said "Already up to date", and her next push put the commit back on origin without a word, undoing
+    Bob's fix. Git does the same; txgit now says it at the pull, with the commits and what to do."""
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
+    try:
+        alice.cell("x = 1")
+        bob = _publish_and_push_from_a_clone(alice, tmp_path, "oops, a secret", secret="password")
+        oops = bob.head().short_id
+        assert "Fast-forward" in alice.tx("pull").stdout and alice.value("secret") == "password"
+        b: dict = {}
+        bob.reset("HEAD~1", b)
+        bob.push(force=True)
+        out = alice.tx("pull").stdout  # through her kernel
+        note = (f"origin/main was rewritten (forced update): 1 commit it dropped is still on main ({oops} oops, "
+                "a secret), and your next push publishes it again")
+        assert "Already up to date." in out and note in out and "txgit reset origin/main" in out, out
+        # the same from Python, without a kernel: the pull says which commits
+        alice.tx("push")  # as it said: the secret is back on origin
+        carol = Workspace.clone(str(tmp_path / "team.git"), tmp_path / "carol")
+        c: dict = {}
+        carol.checkout("main", c)
+        bob.pull(namespace=b)
+        bob.reset("HEAD~1", b)
+        bob.push(force=True)
+        pulled = carol.pull(namespace=c)
+        assert pulled.status == "up-to-date" and [carol.resolve(i).short_id for i in pulled.dropped] == [oops]
+        assert carol.pull(namespace=c).dropped == []  # said once, at the pull that saw the forced update
+    finally:
+        alice.shutdown()

@@ -1564,6 +1564,22 @@ class Remotes:
         walker.hide(pygit2.Oid(hex=new))
         return sum(1 for _ in walker)
 
+    def dropped_but_kept(self, fetched: FetchResult, ref: str, branch: str) -> list[str]:
+        """Commits a forced update of ``ref`` in ``fetched`` took off the remote's branch that local
+        ``branch`` still holds, newest first: a push of ``branch`` publishes them again (as in git)."""
+        if ref not in fetched.forced:
+            return []
+        old, new = fetched.updated[ref]
+        tip = self.ws.history.tip_id(f"refs/heads/{branch}")
+        if old is None or new is None or tip is None or old not in self.repo:
+            return []
+        walker = self.repo.walk(pygit2.Oid(hex=tip), SortMode.TOPOLOGICAL)
+        walker.hide(pygit2.Oid(hex=new))
+        ours = {str(c.id) for c in walker}
+        walker = self.repo.walk(pygit2.Oid(hex=old), SortMode.TOPOLOGICAL)
+        walker.hide(pygit2.Oid(hex=new))
+        return [str(c.id) for c in walker if str(c.id) in ours]
+
     def _raced(self, r: Remote, to_move: Mapping[str, str], seen: Mapping[str, str]) -> str | None:
         """The first branch of ``to_move`` that the remote moved since this push read it as ``seen``
         (someone else's push landed meanwhile), or None (also when the remote cannot be asked)."""

@@ -193,7 +193,7 @@ def pull(
     with progress_bar() as progress, slow_notice():
         if k is None:
             r = ws.pull(name, branch=their_branch, progress=progress, trust=trust, safe=safe)
-            fetched, answer = r.fetch, r.merge.to_json() if r.merge is not None else None
+            fetched, answer, dropped = r.fetch, r.merge.to_json() if r.merge is not None else None, r.dropped
         else:
             fetched = ws.fetch(name, progress=progress)
     for line in fetch_lines(fetched):
@@ -209,8 +209,18 @@ def pull(
         if tracked is None:
             with ws.lock():
                 ws.remotes.set_upstream(into, name, their_branch)
+        dropped = ws.remotes.dropped_but_kept(fetched, ref, into)
     assert answer is not None
     print_merge(ws, answer, k, trust=trust)
+    if dropped:  # someone took them off the remote on purpose (push --force): a bare push undoes that
+        last = ws.resolve(dropped[0])
+        n = len(dropped)
+        _out(f"Note: {name}/{their_branch} was rewritten (forced update): {n} commit{'s' if n != 1 else ''} it "
+             f"dropped {'is' if n == 1 else 'are'} still on {into} ({last.short_id} {last.summary}"
+             f"{f' and {n - 1} more' if n > 1 else ''}), and your next push publishes "
+             f"{'it' if n == 1 else 'them'} again; if {'it was' if n == 1 else 'they were'} dropped on purpose, "
+             f"`txgit reset {name}/{their_branch}` drops {'it' if n == 1 else 'them'} here (and any commit of yours "
+             "after: `txgit log --graph --all` shows them)")
     if answer["status"] == "conflicts":
         raise typer.Exit(1)
 
