@@ -263,8 +263,9 @@ def test_merge_abort_refuses_to_drop_what_the_kernel_changed_during_the_merge(tm
         assert_one_line_error(refused, "batch", "changed during the merge")
         assert alice.value("(x, batch)") == (3, 128) and alice.ws.merge_in_progress() is not None
         alice.cell("batch = 64")  # set back to what the merge loaded: nothing of hers is lost
-        alice.cell("epochs = 5")  # not touched by the merge: an abort keeps it
-        assert "aborted" in alice.tx("merge", "--abort").stdout
+        alice.cell("epochs = 5")  # not touched by the merge: an abort keeps it, and says so
+        out = alice.tx("merge", "--abort").stdout
+        assert "aborted" in out and "removed batch; kept what you changed and did not commit: epochs" in out, out
         assert alice.value("(x, epochs, 'batch' in globals())") == (3, 5, False)
         assert "modified: epochs" in alice.tx("status").stdout
     finally:

@@ -59,7 +59,8 @@ def print_merge(ws: Workspace, answer: dict[str, Any], kernel: KernelInfo | None
         if answer.get("settings_kept"):  # not a conflict: ours' stand, as the kernel has them
             _out("  kept ours (changed on both sides): " + ", ".join(describe(s) for s in answer["settings_kept"]))
     elif status == "aborted":
-        _out(f"{tag}Merge of {answer['label']} aborted: back at {(answer['ours'] or '')[:8]}{follow}")
+        kept = f"; kept what you changed and did not commit: {', '.join(answer['kept'])}" if answer.get("kept") else ""
+        _out(f"{tag}Merge of {answer['label']} aborted: back at {(answer['ours'] or '')[:8]}{follow}{kept}")
     if status != "conflicts":
         return
     conflicts = answer["conflicts"]

@@ -375,6 +375,8 @@ def handle(s: NamespaceSession, req: dict[str, Any]) -> dict[str, Any]:
         action = req.get("action")
         if action == "abort":
             m = s.merge_abort()
+            # what the abort left as the user set it (not the merge's): said, so that no one thinks it gone
+            return m.to_json() | {"branch": s.branch, "kept": s.status().changed_names()}
         elif action in ("ours", "theirs"):
             m = s.merge_resolve(req.get("names"), action, trust=trust, safe=safe)  # None: every conflict left
         else:
