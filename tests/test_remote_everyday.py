@@ -362,3 +362,21 @@ def test_ctrl_c_during_a_terminal_commit_of_a_large_state(tmp_path, run_txgit):
         assert proc.returncode == 0 and proc.stdout.strip().endswith(": ok"), proc.stdout + proc.stderr
     finally:
         k.shutdown()
+
+
+def test_a_pull_of_a_branch_deleted_on_the_remote_says_so_and_what_to_do(tmp_path, run_txgit):
+    """Alice deleted exp on the remote; Bob's exp tracked it. His pull said only "remote 'origin' has no
+    branch 'exp'", as if he had mistyped, with nothing on what to do next."""
+    remote = tmp_path / "r.git"
+    alice = _alice(tmp_path, remote)
+    alice.create_branch("exp")
+    alice.push(branch="exp")
+    run_txgit("clone", str(remote), "bob", cwd=tmp_path, check=True)
+    bob = tmp_path / "bob"
+    run_txgit("checkout", "exp", cwd=bob, check=True)
+    subprocess.run(["git", "--git-dir", str(remote), "branch", "-D", "exp"], check=True, capture_output=True)
+    refused = run_txgit("pull", cwd=bob)
+    assert refused.returncode == 1 and refused.stderr.count("\n") == 1, refused.stderr
+    assert ("remote 'origin' has no branch 'exp' any more (deleted there since exp began tracking it): "
+            "`txgit push origin exp` publishes yours again, `txgit pull origin BRANCH` merges another") \
+        in refused.stderr, refused.stderr

@@ -1124,6 +1124,16 @@ class Remotes:
         self.repo.config[f"branch.{branch}.remote"] = remote
         self.repo.config[f"branch.{branch}.merge"] = f"refs/heads/{remote_branch or branch}"
 
+    def no_branch(self, remote: str, branch: str, into: str) -> RemoteError:
+        """What a pull of ``remote``'s ``branch`` into local ``into`` says when the remote lacks it: gone
+        from a remote ``into`` tracked (someone deleted it), or never published."""
+        if self.upstream(into) == (remote, branch):
+            return RemoteError(f"remote {remote!r} has no branch {branch!r} any more (deleted there since {into} "
+                               f"began tracking it): `txgit push {remote} {into}` publishes yours again, "
+                               f"`txgit pull {remote} BRANCH` merges another")
+        return RemoteError(f"remote {remote!r} has no branch {branch!r} (`pull {remote} BRANCH` merges one it has; "
+                           f"`push -u` publishes {branch!r})")
+
     def upstream(self, branch: str) -> tuple[str, str] | None:
         """The (remote, branch) ``branch`` tracks, if it tracks one."""
         cfg = self.repo.config

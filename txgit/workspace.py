@@ -40,7 +40,6 @@ from txgit.errors import (
     MissingBlob,
     PushRejected,
     RefExists,
-    RemoteError,
     TxgitError,
     UnknownVariable,
 )
@@ -417,7 +416,7 @@ class Workspace(Repository):
         fetched = self.remotes.fetch(name, progress=progress)
         ref = f"refs/remotes/{name}/{their_branch}"
         if ref not in self.history.repo.references:
-            raise RemoteError(f"remote {name!r} has no branch {their_branch!r}")
+            raise self.remotes.no_branch(name, their_branch, into)
         old = self.history.tip(f"refs/heads/{into}")
         merged = self.merge(ref, namespace, ref=f"refs/heads/{into}", ours=ours, changed=changed,
                             label=f"{name}/{their_branch}", trust=trust, safe=safe)

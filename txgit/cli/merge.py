@@ -203,8 +203,7 @@ def pull(
         ref = f"refs/remotes/{name}/{their_branch}"
         if ref not in ws.history.repo.references:
             # the second kernel of a folder is on a branch of its own, which no remote has yet
-            raise TxgitError(f"remote {name!r} has no branch {their_branch!r} (`pull {name} BRANCH` merges "
-                             f"one it has; `push -u` publishes {their_branch!r})")
+            raise ws.remotes.no_branch(name, their_branch, into)
         answer = call_kernel(k, {"op": "merge", "rev": ref, "label": f"{name}/{their_branch}", "trust": trust,
                                  "safe": safe})
         if tracked is None:
