@@ -380,3 +380,31 @@ def test_a_pull_of_a_branch_deleted_on_the_remote_says_so_and_what_to_do(tmp_pat
     assert ("remote 'origin' has no branch 'exp' any more (deleted there since exp began tracking it): "
             "`txgit push origin exp` publishes yours again, `txgit pull origin BRANCH` merges another") \
         in refused.stderr, refused.stderr
+
+
+def test_push_delete_removes_a_branch_from_the_remote(tmp_path, run_txgit):
+    """`txgit push origin --delete exp` (git's way to take a branch off a remote) was an unknown option:
+    the only way was raw git on the remote."""
+    remote = tmp_path / "r.git"
+    alice = _alice(tmp_path, remote)
+    alice.create_branch("exp")
+    alice.push(branch="exp", set_upstream=True)
+    run_txgit("clone", str(remote), "bob", cwd=tmp_path, check=True)
+    tip = alice.resolve("exp").short_id
+    out = run_txgit("push", "origin", "--delete", "exp", cwd=alice.root, check=True).stdout
+    assert out == f"  - [deleted]        exp (was {tip})\n", out
+    assert "origin/exp" not in alice.remote_branches() and "exp" in alice.branches()  # the local one stays
+    heads = subprocess.run(["git", "--git-dir", str(remote), "branch"], capture_output=True, text=True, check=True).stdout
+    assert heads.split() == ["*", "main"], heads
+    assert "[deleted]          origin/exp" in run_txgit("fetch", cwd=tmp_path / "bob", check=True).stdout
+    # a branch the remote lacks, or --delete with what it cannot go with: one line, nothing moved
+    gone = run_txgit("push", "origin", "--delete", "exp", cwd=alice.root)
+    assert gone.returncode == 1 and gone.stderr == "txgit: error: remote 'origin' has no branch 'exp': nothing to delete\n"
+    for args in (["push", "--delete"], ["push", "origin", "--delete", "main"],  # the remote's default branch
+                 ["push", "origin", "--delete", "main", "--all"],
+                 ["push", "origin", "--delete", "main", "--force"]):
+        refused = run_txgit(*args, cwd=alice.root)
+        assert refused.returncode != 0 and refused.stderr.count("\n") == 1, (args, refused.stderr)
+    assert "origin/main" in alice.remote_branches()
+    assert subprocess.run(["git", "--git-dir", str(remote), "branch"], capture_output=True, text=True, check=True).stdout.split() \
+        == ["*", "main"]

@@ -1574,6 +1574,36 @@ class Remotes:
         walker.hide(pygit2.Oid(hex=new))
         return sum(1 for _ in walker)
 
+    def delete_branch(self, remote: str | None, branch: str) -> str:
+        """Take ``branch`` off the remote (``git push --delete``) and drop its remote-tracking branch
+        here; returns the commit it named. The local branch and the storage's blobs stay (a later
+        push of any branch naming them uploads nothing)."""
+        r = self.get(remote or self.default(branch))
+        if r.local_path is not None and not r.local_path.exists():
+            raise RemoteError(f"cannot reach remote {r.name!r}: {r.local_path} does not exist")
+        ref = f"refs/heads/{branch}"
+        callbacks = _Callbacks()
+        was = self._advertised(r, callbacks).get(ref)
+        if was is None:
+            raise RemoteError(f"remote {r.name!r} has no branch {branch!r}: nothing to delete")
+        if r.local_path is not None and self._remote_head_branch(r) == branch:
+            # a server refuses it itself (git's receive.denyDeleteCurrent); a folder would let every clone
+            # after it fail ("has no branches")
+            raise PushRejected(f"{r.name} refused to delete {branch}: it is the remote's default branch, the one "
+                               "a clone checks out")
+        with self._contact(r, callbacks) as timeout:
+            try:
+                self._git_remote(r).push([f":{ref}"], callbacks=callbacks)
+            except (pygit2.GitError, OSError, ValueError) as e:
+                raise _git_error(r, e, timeout) from e
+        if callbacks.rejected:
+            raise PushRejected(f"{r.name} refused to delete {branch}: {next(iter(callbacks.rejected.values()))}")
+        with self.ws.lock():
+            tracking = f"refs/remotes/{r.name}/{branch}"
+            if tracking in self.repo.references:
+                self.repo.references.delete(tracking)
+        return was
+
     def dropped_but_kept(self, fetched: FetchResult, ref: str, branch: str) -> list[str]:
         """Commits a forced update of ``ref`` in ``fetched`` took off the remote's branch that local
         ``branch`` still holds, newest first: a push of ``branch`` publishes them again (as in git)."""

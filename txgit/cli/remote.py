@@ -158,9 +158,19 @@ def push(
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite remote branches even if that loses their commits."),
     set_upstream: bool = typer.Option(False, "--set-upstream", "-u",
                                       help="Make the pushed branches track REMOTE's (what pull and status use)."),
+    delete: bool = typer.Option(False, "--delete", "-d", help="Delete BRANCH on REMOTE instead (your own branch "
+                                                                "stays; so do the blobs in storage)."),
 ) -> None:
-    """Upload the blobs the remote storage lacks, then move the remote's branches (non-fast-forward refused)."""
+    """Upload the blobs the remote storage lacks, then move the remote's branches (non-fast-forward refused);
+    with --delete, take BRANCH off REMOTE."""
     ws = Workspace.open(".")
+    if delete:
+        if remote is None or branch is None or all_branches or tags or force or set_upstream:
+            raise TxgitError("usage: txgit push REMOTE --delete BRANCH (nothing else with it)")
+        with slow_notice():
+            was = ws.remotes.delete_branch(remote, branch)
+        _out(f"  {'- [deleted]':18} {branch} (was {was[:8]})")
+        return
     if branch is not None and all_branches:
         raise TxgitError("give BRANCH or --all, not both")
     if branch is None and not all_branches:
