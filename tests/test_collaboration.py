@@ -10,7 +10,7 @@ from __future__ import annotations
 import subprocess
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
@@ -19,6 +19,7 @@ from kernelutil import Kernel, digest, silent_eval
 from servers import S3_ENV, git_daemon, init_bare, make_bucket, moto_s3
 
 from txgit import Workspace
+from txgit.errors import RemoteError
 from txgit.sessions.kernel import live_kernels
 
 pytestmark = pytest.mark.timeout(600)
@@ -1215,3 +1216,46 @@ def test_a_pull_after_the_remote_dropped_commits_says_the_next_push_brings_them_
         assert carol.pull(namespace=c).dropped == []  # said once, at the pull that saw the forced update
     finally:
         alice.shutdown()
+
+
+def test_a_pull_whose_blob_storage_stops_answering_says_nothing_was_merged(tmp_path, run_txgit):
+    """The S3 server holding the blobs went down between Alice's push and Bob's pull. The pull fetched
+    origin/main, then failed loading: its one line named the storage and how to change its endpoint,
+    but not that nothing was merged nor what to do, so Bob could not tell what state he was in."""
+    server = ExitStack()  # its own S3 server: it is stopped in the middle of the test
+    bob = None
+    try:
+        endpoint = server.enter_context(moto_s3())
+        make_bucket(endpoint, "team")
+        opt = ["--storage-option", f"endpoint_url={endpoint}"]
+        alice = Workspace.init(tmp_path / "alice")
+        a = {"x": 1}
+        alice.commit(a, "base")
+        run_txgit("remote", "add", "origin", str(tmp_path / "team.git"), "--storage", "s3://team/p", *opt,
+                  "--trusted", cwd=alice.root, env=S3_ENV, check=True)
+        run_txgit("push", cwd=alice.root, env=S3_ENV, check=True)
+        run_txgit("clone", str(tmp_path / "team.git"), "bob", *opt, "--trusted", cwd=tmp_path, env=S3_ENV, check=True)
+        bob = User("bob", Workspace(tmp_path / "bob"), run_txgit, S3_ENV)
+        bob.cell("%txgit checkout main")
+        bob.cell("mine = 1")
+        before = bob.ws.head().id
+        a["x"] = 2
+        alice.commit(a, "x is 2")
+        run_txgit("push", cwd=alice.root, env=S3_ENV, check=True)
+        server.close()
+        refused = bob.tx("pull", code=None)
+        assert_one_line_error(refused, "remote storage s3://team/p", "nothing was merged: origin/main is fetched, "
+                              "pull again once the storage answers")
+        assert bob.ws.head().id == before and bob.value("(x, mine)") == (1, 1)
+        assert "nothing to commit" in bob.tx("status").stdout
+        # the same from Python (a namespace of its own, from the local cache: the storage is down, so nothing moves)
+        same = Workspace(tmp_path / "bob")
+        ns: dict = {}
+        same.checkout("main", ns)
+        with pytest.raises(RemoteError, match="nothing was merged: origin/main is fetched"):
+            same.pull(namespace=ns)
+        assert same.head().id == before and ns["x"] == 1
+    finally:
+        server.close()
+        if bob is not None:
+            bob.shutdown()

@@ -303,6 +303,12 @@ def _storage_error(url: str, e: Exception, options: Mapping[str, Any] | None = N
                        "or --storage-option endpoint_url=URL to change the endpoint)")
 
 
+def nothing_merged(e: RemoteError, label: str) -> RemoteError:
+    """A pull's merge that could not read the remote's storage (down, unreachable): the fetch is done,
+    the merge moved nothing, and the pull is what to run again."""
+    return RemoteError(f"{e}; nothing was merged: {label} is fetched, pull again once the storage answers")
+
+
 def _credential_fingerprint() -> str:
     """A digest of what decides a storage's credentials besides its options: the SDKs' environment
     variables and the AWS shared files' modification times (a digest: no secret kept in memory twice)."""

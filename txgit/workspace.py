@@ -40,6 +40,7 @@ from txgit.errors import (
     MissingBlob,
     PushRejected,
     RefExists,
+    RemoteError,
     TxgitError,
     UnknownVariable,
 )
@@ -418,8 +419,11 @@ class Workspace(Repository):
         if ref not in self.history.repo.references:
             raise self.remotes.no_branch(name, their_branch, into)
         old = self.history.tip(f"refs/heads/{into}")
-        merged = self.merge(ref, namespace, ref=f"refs/heads/{into}", ours=ours, changed=changed,
-                            label=f"{name}/{their_branch}", trust=trust, safe=safe)
+        try:
+            merged = self.merge(ref, namespace, ref=f"refs/heads/{into}", ours=ours, changed=changed,
+                                label=f"{name}/{their_branch}", trust=trust, safe=safe)
+        except RemoteError as e:
+            raise _remote.nothing_merged(e, f"{name}/{their_branch}") from e
         if tracked is None:
             with self.lock():
                 self.remotes.set_upstream(into, name, their_branch)

@@ -15,8 +15,9 @@ import typer
 
 from txgit.cli.app import app, console
 from txgit.cli.remote import fetch_lines, progress_bar, slow_notice
-from txgit.errors import TxgitError
+from txgit.errors import RemoteError, TxgitError
 from txgit.merging import nothing_to_continue
+from txgit.remote import nothing_merged
 from txgit.sessions.kernel import KernelInfo, attached_kernel, call_kernel
 from txgit.state.libstate import describe
 from txgit.trust import source_of
@@ -204,8 +205,11 @@ def pull(
         if ref not in ws.history.repo.references:
             # the second kernel of a folder is on a branch of its own, which no remote has yet
             raise ws.remotes.no_branch(name, their_branch, into)
-        answer = call_kernel(k, {"op": "merge", "rev": ref, "label": f"{name}/{their_branch}", "trust": trust,
-                                 "safe": safe})
+        try:
+            answer = call_kernel(k, {"op": "merge", "rev": ref, "label": f"{name}/{their_branch}", "trust": trust,
+                                     "safe": safe})
+        except RemoteError as e:
+            raise nothing_merged(e, f"{name}/{their_branch}") from e
         if tracked is None:
             with ws.lock():
                 ws.remotes.set_upstream(into, name, their_branch)
