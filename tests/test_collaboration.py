@@ -14,7 +14,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
-from cliutil import assert_one_line_error
+from cliutil import assert_one_line_error, run_on_terminal
 from kernelutil import Kernel, digest, silent_eval
 from servers import S3_ENV, git_daemon, init_bare, make_bucket, moto_s3
 
@@ -1259,3 +1259,23 @@ def test_a_pull_whose_blob_storage_stops_answering_says_nothing_was_merged(tmp_p
         server.close()
         if bob is not None:
             bob.shutdown()
+
+
+def test_a_terminal_command_waiting_for_a_busy_kernel_says_so(tmp_path):
+    """`txgit pull` (or commit, checkout) in a terminal while the kernel runs a long cell waited for the
+    cell without a word: it looked hung. On a terminal it now says what it waits for, and erases that
+    once the kernel answers (a pipe or log gets the result alone, as before)."""
+    alice = Workspace.init(tmp_path / "alice")
+    kernel = Kernel(alice.root)
+    try:
+        kernel.ok("%load_ext txgit")
+        kernel.ok("x = 1")
+        kernel.kc.execute("import time\ntime.sleep(6)\nx = 2")
+        code, err = run_on_terminal(["status"], alice.root, {})
+        assert code == 0, err
+        assert f"waiting for kernel {kernel.pid}, which runs a cell first" in err and "Ctrl-C" in err, err
+        assert err.endswith("\r\x1b[2K"), repr(err)  # erased once it answered
+        kernel.settle()
+        assert silent_eval(kernel, "x") == 2
+    finally:
+        kernel.shutdown()
