@@ -1132,6 +1132,10 @@ def test_the_terminals_push_beside_the_only_kernel_left_pushes_that_kernels_bran
     finally:
         first.shutdown()
     try:
+        # status said main was "up to date with 'origin/main'" and nothing of the kernel's branch
+        shown = run_txgit("status", cwd=ws.root, check=True).stdout
+        assert (f"kernel {second.pid} (on {own}):\n  {own} is on no remote yet "
+                f"(`txgit push -u origin {own}` publishes it)") in shown, shown
         pushed = run_txgit("push", cwd=ws.root, check=True).stdout
         assert f"new                {own} -> origin/{own}" in pushed, pushed
         carol = Workspace.clone(str(tmp_path / "team.git"), tmp_path / "carol")

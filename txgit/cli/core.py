@@ -134,7 +134,7 @@ def status(
     for k in kernels:
         _out(f"{k.describe()}:")
         if k.branch is not None and k.branch != ws.branch:
-            line = _upstream_line(ws, k.branch)
+            line = _upstream_line(ws, k.branch) or _unpublished_line(ws, k.branch)
             if line:
                 _out("  " + line)
         try:
@@ -186,6 +186,19 @@ def _upstream_line(ws: Workspace, branch: str, *, merging: bool = False) -> str 
     if behind:
         return f"Your branch is behind '{name}' by {n(behind)} (`txgit pull` brings them)."
     return f"Your branch is up to date with '{name}'."
+
+
+def _unpublished_line(ws: Workspace, branch: str) -> str | None:
+    """For a kernel's branch that tracks nothing (the second kernel's of a folder): that no remote has
+    it, when there is a remote to push it to (a status that only spoke of HEAD's branch, up to date,
+    let the kernel's work pass for shared)."""
+    try:
+        remote = ws.remotes.default(branch)
+    except TxgitError:  # no remote, or several and none chosen: nothing to advise
+        return None
+    if f"{remote}/{branch}" in ws.remote_branches():
+        return None
+    return f"{branch} is on no remote yet (`txgit push -u {remote} {branch}` publishes it)"
 
 
 # -- log -----------------------------------------------------------------------------
