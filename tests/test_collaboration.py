@@ -7,6 +7,7 @@ Each user has a workspace, a real ipykernel with the extension loaded and a term
 
 from __future__ import annotations
 
+import re
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -1037,6 +1038,10 @@ def test_head_in_the_magics_of_the_second_kernel_of_a_folder_is_where_that_kerne
         diff = text("%txgit diff HEAD")
         assert "0 added, 0 removed, 0 changed" in diff, diff  # its namespace is its own commit
         assert "~ a" in text("%txgit diff HEAD main")
+        # its `%txgit branch` marked main, the first kernel's branch, as the one it is on
+        listed = re.sub(r"\x1b\[[0-9;]*m", "", text("%txgit branch")).splitlines()  # without its colours
+        marked = [line.split()[1] for line in listed if line.startswith("* ")]
+        assert marked == [own], marked
         second.ok("%txgit tag v1")
         second.ok("%txgit branch fromk2")
         second.ok("%txgit branch older HEAD~1")

@@ -8,6 +8,7 @@ is written.
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 from typing import Optional
@@ -444,6 +445,12 @@ def branch(
     tracking = {(r if remotes else f"remotes/{r}"): c for r, c in ws.remote_branches().items()} \
         if remotes or all_branches else {}
     current = ws.branch
+    if os.environ.get("TXGIT_KERNEL"):  # as a magic: the branch that kernel is on (the second kernel's is not HEAD's)
+        from txgit.sessions.kernel import attached_kernel
+
+        k = attached_kernel(ws)
+        if k is not None and k.branch is not None:
+            current = k.branch
     width = max((len(b) for b in (*branches, *tracking)), default=0)
     head = ws.head()
     if current is None and head is not None and not remotes:
