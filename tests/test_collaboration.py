@@ -1288,3 +1288,35 @@ def test_a_terminal_command_waiting_for_a_busy_kernel_says_so(tmp_path):
         assert silent_eval(kernel, "x") == 2
     finally:
         kernel.shutdown()
+
+
+def test_a_pull_into_a_new_workspace_loads_the_state_into_its_fresh_kernel(tmp_path, run_txgit):
+    """Carol made a workspace, started a kernel, added the team's remote and pulled: "Fast-forward main:
+    (none)..bef239db", and her kernel had none of the values (status: "not loaded: x, y"), though a pull
+    beside a kernel loads what it brings. Her branch had nothing for the kernel to be out of step with:
+    the pull loads it all. A value of hers of the same name (not committed) is not overwritten."""
+    alice = Workspace.init(tmp_path / "alice")
+    alice.commit({"x": 1, "y": 2}, "base")
+    alice.remotes.add("origin", str(tmp_path / "team.git"), trusted=True)
+    alice.push()
+    carol = User("carol", Workspace.init(tmp_path / "carol"), run_txgit, {})
+    try:
+        carol.tx("remote", "add", "origin", str(tmp_path / "team.git"), "--trusted")
+        out = carol.tx("pull").stdout
+        assert "Fast-forward main: (none).." in out and "loaded x, y" in out, out
+        assert carol.value("(x, y)") == (1, 2) and "not loaded" not in carol.tx("status").stdout
+        carol.cell("print(x)")  # reads only: no commit
+        carol.cell("z = x + y")
+        assert carol.commits() == 2 and carol.ws.load("z") == 3
+    finally:
+        carol.shutdown()
+    dave = User("dave", Workspace.init(tmp_path / "dave"), run_txgit, {})
+    try:
+        dave.cell("%txgit auto off")
+        dave.cell("x = 'mine'")
+        dave.tx("remote", "add", "origin", str(tmp_path / "team.git"), "--trusted")
+        refused = dave.tx("pull", code=None)
+        assert_one_line_error(refused, "uncommitted changes to x would be overwritten")
+        assert dave.value("x") == "mine" and dave.ws.head() is None
+    finally:
+        dave.shutdown()

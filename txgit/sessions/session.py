@@ -1146,7 +1146,8 @@ class NamespaceSession:
               safe: bool = False) -> MergeResult:
         """Merge ``rev`` into the session's branch and its namespace (see :meth:`Workspace.merge`): what
         the merge takes from theirs is loaded; uncommitted changes it would overwrite refuse it. A session
-        that never committed nor checked out holds nothing of the history: only its branch moves."""
+        that never committed nor checked out holds nothing of the history: only its branch moves; unless the
+        branch has no commit yet either (a new workspace's first pull): nothing is out of step, all is loaded."""
         self.flush()
         self._no_merge("merge")
         rev = self.rev_here(rev)
@@ -1155,7 +1156,7 @@ class NamespaceSession:
                 raise TxgitError(f"{self.branch or 'HEAD'} moved outside this session and the session has "
                                  "uncommitted changes: commit them first (the commit merges them with it)")
             self.follow(trust=trust)
-        if self.base is None:
+        if self.base is None and self.tip() is not None:
             return self.workspace.merge(rev, None, ref=self.ref, label=label, message=message)
         return self._merge(rev, label=label, message=message, trust=trust, safe=safe)
 
