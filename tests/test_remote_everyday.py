@@ -408,3 +408,23 @@ def test_push_delete_removes_a_branch_from_the_remote(tmp_path, run_txgit):
     assert "origin/main" in alice.remote_branches()
     assert subprocess.run(["git", "--git-dir", str(remote), "branch"], capture_output=True, text=True, check=True).stdout.split() \
         == ["*", "main"]
+
+
+def test_a_remote_branch_not_fetched_yet_says_to_fetch(tmp_path, run_txgit):
+    """Alice pushed exp after Bob cloned; Bob's `txgit diff origin/exp` said only "unknown revision
+    'origin/exp'", as for a typo, though origin is his remote and a fetch brings it."""
+    remote = tmp_path / "r.git"
+    alice = _alice(tmp_path, remote)
+    run_txgit("clone", str(remote), "bob", cwd=tmp_path, check=True)
+    bob = tmp_path / "bob"
+    alice.create_branch("exp")
+    alice.push(branch="exp")
+    for args in (["diff", "origin/exp"], ["log", "origin/exp"], ["show", "origin/exp"]):
+        refused = run_txgit(*args, cwd=bob)
+        assert refused.returncode == 1 and refused.stderr == (
+            "txgit: error: unknown revision 'origin/exp' (origin has no branch 'exp' as of the last fetch: "
+            "`txgit fetch origin` brings its new branches)\n"), refused.stderr
+    run_txgit("fetch", cwd=bob, check=True)
+    assert "no differences" in run_txgit("diff", "origin/exp", cwd=bob, check=True).stdout
+    # a name that is no remote's is a plain unknown revision, as before
+    assert run_txgit("show", "nope/exp", cwd=bob).stderr == "txgit: error: unknown revision 'nope/exp'\n"
