@@ -428,3 +428,25 @@ def test_a_remote_branch_not_fetched_yet_says_to_fetch(tmp_path, run_txgit):
     assert "no differences" in run_txgit("diff", "origin/exp", cwd=bob, check=True).stdout
     # a name that is no remote's is a plain unknown revision, as before
     assert run_txgit("show", "nope/exp", cwd=bob).stderr == "txgit: error: unknown revision 'nope/exp'\n"
+
+
+def test_a_push_waits_for_the_commit_a_kernel_is_still_writing(tmp_path):
+    """A kernel writes each cell's commit in the background, holding the workspace lock. `txgit push`
+    typed right after a cell with a big array read the branch before that commit landed, said
+    "Everything up-to-date", and the cell's work was not pushed. The push now waits for the writer.
+    (Here the writer is this test, holding the lock the way the kernel's background thread does.)"""
+    remote = tmp_path / "r.git"
+    alice = _alice(tmp_path, remote)
+    ns = session_namespace("x = 2\nweights = list(range(1000))")
+    writer = alice.hold_lock()
+    try:
+        push = subprocess.Popen([sys.executable, "-m", "txgit", "push"], cwd=alice.root, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        time.sleep(2)  # the push has started and read what it reads before it waits, if it waits at all
+        alice.finish_commit(alice.prepare_commit(ns, "the cell's commit", ref="refs/heads/main"))
+    finally:
+        writer.release()
+    out, err = push.communicate(timeout=120)
+    assert push.returncode == 0, err
+    assert "main -> origin/main" in out and "Everything up-to-date" not in out, out
+    assert alice.remote_branches()["origin/main"] == alice.head().id

@@ -1339,6 +1339,9 @@ class Remotes:
         ancestor of ours is refused (:class:`PushRejected`) unless ``force``.
         """
         started = time.perf_counter()
+        # a kernel's commit still being written (its background writer holds the lock): the branch
+        # read below must have it, or a push typed right after a cell leaves that cell out
+        self.ws.settle()
         branches = list(branches or [])
         # the remote a branch tracks, for one branch named (a kernel's that is not HEAD's)
         r = self.get(remote or self.default(branches[0] if len(branches) == 1 else None))
