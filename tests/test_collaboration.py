@@ -1320,3 +1320,26 @@ def test_a_pull_into_a_new_workspace_loads_the_state_into_its_fresh_kernel(tmp_p
         assert dave.value("x") == "mine" and dave.ws.head() is None
     finally:
         dave.shutdown()
+
+
+def test_a_pull_that_cannot_load_a_value_here_says_nothing_was_merged(tmp_path, run_txgit, monkeypatch):
+    """Bob committed an object of his own module, which Alice does not have. Her pull said only
+    "cannot restore thing: module 'bobmod' is not installed here": not that nothing was merged, nor
+    that the pull is what to run again once it is installed."""
+    mods = tmp_path / "bobs-modules"
+    mods.mkdir()
+    (mods / "bobmod.py").write_text("class Thing:\n    def __init__(self, v):\n        self.v = v\n")
+    monkeypatch.syspath_prepend(str(mods))
+    import bobmod
+
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
+    try:
+        alice.cell("x = 1")
+        _publish_and_push_from_a_clone(alice, tmp_path, "bob: a thing", x=2, thing=bobmod.Thing(5))
+        before = alice.ws.head().id
+        refused = alice.tx("pull", code=None)
+        assert_one_line_error(refused, "cannot restore thing: module 'bobmod' is not installed here; nothing was "
+                              "merged: origin/main is fetched, pull again once it loads here")
+        assert alice.ws.head().id == before and alice.value("(x, 'thing' in globals())") == (1, False)
+    finally:
+        alice.shutdown()

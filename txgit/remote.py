@@ -72,6 +72,7 @@ from txgit.errors import (
     InvalidName,
     PushRejected,
     RemoteError,
+    RestoreError,
     TxgitError,
     UnknownRemote,
     WorkspaceExists,
@@ -303,9 +304,12 @@ def _storage_error(url: str, e: Exception, options: Mapping[str, Any] | None = N
                        "or --storage-option endpoint_url=URL to change the endpoint)")
 
 
-def nothing_merged(e: RemoteError, label: str) -> RemoteError:
-    """A pull's merge that could not read the remote's storage (down, unreachable): the fetch is done,
-    the merge moved nothing, and the pull is what to run again."""
+def nothing_merged(e: RemoteError | RestoreError, label: str) -> RemoteError | RestoreError:
+    """A pull's merge that could not read the remote's storage (down, unreachable) or rebuild a value here
+    (a module not installed): the fetch is done, the merge moved nothing, and the pull is what to run again."""
+    if isinstance(e, RestoreError):
+        return RestoreError(f"{e}; nothing was merged: {label} is fetched, pull again once it loads here",
+                            reason=e.reason)
     return RemoteError(f"{e}; nothing was merged: {label} is fetched, pull again once the storage answers")
 
 

@@ -41,6 +41,7 @@ from txgit.errors import (
     PushRejected,
     RefExists,
     RemoteError,
+    RestoreError,
     TxgitError,
     UnknownVariable,
 )
@@ -422,7 +423,7 @@ class Workspace(Repository):
         try:
             merged = self.merge(ref, namespace, ref=f"refs/heads/{into}", ours=ours, changed=changed,
                                 label=f"{name}/{their_branch}", trust=trust, safe=safe)
-        except RemoteError as e:
+        except (RemoteError, RestoreError) as e:
             raise _remote.nothing_merged(e, f"{name}/{their_branch}") from e
         if tracked is None:
             with self.lock():

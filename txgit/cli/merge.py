@@ -15,7 +15,7 @@ import typer
 
 from txgit.cli.app import app, console
 from txgit.cli.remote import fetch_lines, progress_bar, slow_notice
-from txgit.errors import RemoteError, TxgitError
+from txgit.errors import RemoteError, RestoreError, TxgitError
 from txgit.merging import nothing_to_continue
 from txgit.remote import nothing_merged
 from txgit.sessions.kernel import KernelInfo, attached_kernel, call_kernel
@@ -208,7 +208,7 @@ def pull(
         try:
             answer = call_kernel(k, {"op": "merge", "rev": ref, "label": f"{name}/{their_branch}", "trust": trust,
                                      "safe": safe})
-        except RemoteError as e:
+        except (RemoteError, RestoreError) as e:
             raise nothing_merged(e, f"{name}/{their_branch}") from e
         if tracked is None:
             with ws.lock():
