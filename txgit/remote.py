@@ -295,6 +295,8 @@ def _storage_error(url: str, e: Exception, options: Mapping[str, Any] | None = N
     endpoint = _s3_endpoint(options or {}, fs)
     if isinstance(e, PermissionError):  # s3fs's name for 403: the server is there and refused these keys
         hint = "check the credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE; "
+    elif "Could not connect" in text:  # botocore's EndpointConnectionError: the endpoint may be right, its server down
+        hint = "nothing answers there: check that the server runs, or "
     else:
         hint = ""
     if endpoint is None:
