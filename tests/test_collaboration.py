@@ -7,17 +7,21 @@ Each user has a workspace, a real ipykernel with the extension loaded and a term
 
 from __future__ import annotations
 
+import re
 import subprocess
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
-from cliutil import assert_one_line_error
+from cliutil import assert_one_line_error, run_on_terminal
 from kernelutil import Kernel, digest, silent_eval
 from servers import S3_ENV, git_daemon, init_bare, make_bucket, moto_s3
 
 from txgit import Workspace
+from txgit.errors import RemoteError
+from txgit.sessions.kernel import live_kernels
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -261,8 +265,9 @@ def test_merge_abort_refuses_to_drop_what_the_kernel_changed_during_the_merge(tm
         assert_one_line_error(refused, "batch", "changed during the merge")
         assert alice.value("(x, batch)") == (3, 128) and alice.ws.merge_in_progress() is not None
         alice.cell("batch = 64")  # set back to what the merge loaded: nothing of hers is lost
-        alice.cell("epochs = 5")  # not touched by the merge: an abort keeps it
-        assert "aborted" in alice.tx("merge", "--abort").stdout
+        alice.cell("epochs = 5")  # not touched by the merge: an abort keeps it, and says so
+        out = alice.tx("merge", "--abort").stdout
+        assert "aborted" in out and "removed batch; kept what you changed and did not commit: epochs" in out, out
         assert alice.value("(x, epochs, 'batch' in globals())") == (3, 5, False)
         assert "modified: epochs" in alice.tx("status").stdout
     finally:
@@ -1033,6 +1038,10 @@ def test_head_in_the_magics_of_the_second_kernel_of_a_folder_is_where_that_kerne
         diff = text("%txgit diff HEAD")
         assert "0 added, 0 removed, 0 changed" in diff, diff  # its namespace is its own commit
         assert "~ a" in text("%txgit diff HEAD main")
+        # its `%txgit branch` marked main, the first kernel's branch, as the one it is on
+        listed = re.sub(r"\x1b\[[0-9;]*m", "", text("%txgit branch")).splitlines()  # without its colours
+        marked = [line.split()[1] for line in listed if line.startswith("* ")]
+        assert marked == [own], marked
         second.ok("%txgit tag v1")
         second.ok("%txgit branch fromk2")
         second.ok("%txgit branch older HEAD~1")
@@ -1076,3 +1085,261 @@ def test_a_forced_push_says_how_many_commits_the_remote_branch_no_longer_has(tmp
     assert "origin/main (forced update)" in fetched and "+ " in fetched, fetched
     assert alice.pull(namespace=a).status == "merged"
     assert (alice.load("alice_work"), alice.load("y")) == ("A", 3)
+
+
+def test_two_kernels_checking_out_one_free_branch_at_the_same_moment_do_not_both_take_it(tmp_path, run_txgit):
+    """Two notebooks in one folder ran `%txgit checkout exp` at the same moment: each looked for a kernel
+    holding exp before loading its state and said so only after, so both took it, and from then on each
+    kernel's cells silently loaded the other's variables ("exp moved outside this session: loaded x1").
+    Now choosing the branch and saying so is one step: one kernel takes exp, the other is refused."""
+    ws = Workspace.init(tmp_path / "ws")
+    with _two_kernels_in_one_folder(ws) as (first, second, own):
+        second.ok("%load_ext txgit")
+        # exp's state takes a while to load (as a big one does): both kernels are inside their checkout at once
+        first.ok("%txgit checkout -b exp")
+        first.ok("class Slow:\n    def __setstate__(self, state):\n        import time\n        time.sleep(2)\n"
+                 "        self.__dict__.update(state)\nslow = Slow()\nslow.v = 1")
+        first.ok("%txgit checkout main")
+        results: dict[str, object] = {}
+
+        def go(name: str, kernel: Kernel) -> None:
+            results[name] = kernel.run("%txgit checkout exp")
+
+        threads = [threading.Thread(target=go, args=(n, k)) for n, k in (("first", first), ("second", second))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        ok = [n for n, r in results.items() if r.status == "ok"]
+        refused = [r for r in results.values() if r.status == "error"]
+        assert len(ok) == 1 and len(refused) == 1, {n: (r.status, r.error) for n, r in results.items()}
+        assert "holds branch 'exp'" in refused[0].error
+        on = {k.pid: k.branch for k in live_kernels(ws)}
+        assert sorted(on.values()) == sorted(["exp", "main" if ok == ["second"] else own]), on
+
+
+def test_the_terminals_push_beside_the_only_kernel_left_pushes_that_kernels_branch(tmp_path, run_txgit):
+    """The first notebook of a folder was closed; the second, on a branch of its own, is the only kernel
+    left. `txgit pull` and `commit` in the terminal acted on it, but `txgit push` pushed HEAD's main
+    and said "Everything up-to-date": its user believed the notebook's work was shared, and it was not."""
+    ws = Workspace.init(tmp_path / "ws")
+    first = Kernel(ws.root)
+    second = None
+    try:
+        first.ok("%load_ext txgit")
+        first.ok("a = 1")
+        run_txgit("remote", "add", "origin", str(tmp_path / "team.git"), "--trusted", cwd=ws.root, check=True)
+        run_txgit("push", cwd=ws.root, check=True)
+        second = Kernel(ws.root)
+        second.ok("%load_ext txgit")
+        own = f"kernel-{second.pid}"
+        second.ok("b = 2")
+    finally:
+        first.shutdown()
+    try:
+        # status said main was "up to date with 'origin/main'" and nothing of the kernel's branch
+        shown = run_txgit("status", cwd=ws.root, check=True).stdout
+        assert (f"kernel {second.pid} (on {own}):\n  {own} is on no remote yet "
+                f"(`txgit push -u origin {own}` publishes it)") in shown, shown
+        pushed = run_txgit("push", cwd=ws.root, check=True).stdout
+        assert f"new                {own} -> origin/{own}" in pushed, pushed
+        carol = Workspace.clone(str(tmp_path / "team.git"), tmp_path / "carol")
+        assert carol.load("b", f"origin/{own}") == 2
+        # naming the branch still pushes that one, as in git
+        assert "Everything up-to-date" in run_txgit("push", "origin", "main", cwd=ws.root, check=True).stdout
+    finally:
+        second.shutdown()
+
+
+def test_a_branch_a_live_kernel_is_on_cannot_be_deleted(tmp_path, run_txgit):
+    """`txgit branch -d` of the branch the second kernel of a folder commits to deleted it: that kernel's
+    next cell said "auto-commit failed: unknown revision", its commits were on no branch (`log --all`
+    showed none of them, a gc would drop them) and `status` still said "nothing to commit". As git
+    refuses to delete a branch checked out in another worktree, the delete is refused, naming the kernel."""
+    ws = Workspace.init(tmp_path / "ws")
+    with _two_kernels_in_one_folder(ws) as (first, second, own):
+        second.ok("%load_ext txgit")
+        second.ok("b = 2")
+        tip = ws.resolve(own).id
+        refused = run_txgit("branch", "-d", own, cwd=ws.root)
+        assert_one_line_error(refused, f"cannot delete branch '{own}'", f"kernel {second.pid}")
+        assert ws.resolve(own).id == tip
+        r = second.ok("c = 3")
+        assert "failed" not in r.stderr, r.stderr
+        assert ws.load("c", own) == 3 and ws.resolve(own).parents == [tip]
+        # the first kernel's magic is refused alike; a branch no kernel is on is deleted as before
+        assert "cannot delete branch" in first.run(f"%txgit branch -d {own}").error
+        run_txgit("branch", "spare", cwd=ws.root, check=True)
+        assert "Deleted branch spare" in run_txgit("branch", "-d", "spare", cwd=ws.root, check=True).stdout
+
+
+def test_a_kernels_branch_deleted_behind_its_back_is_made_again_by_its_next_commit(tmp_path):
+    """The branch a kernel commits to was deleted where txgit could not refuse it (raw git, the Python
+    API): the next cell said "moved to nothing outside this session" and "auto-commit failed: unknown
+    revision", and its commit was on no branch, for a gc to drop. Now the branch is made again where the
+    kernel was, the cell's commit goes on it, and the kernel says so."""
+    ws = Workspace.init(tmp_path / "ws")
+    kernel = Kernel(ws.root)
+    try:
+        kernel.ok("%load_ext txgit")
+        kernel.ok("a = 1")
+        ws.create_branch("side")
+        kernel.ok("%txgit checkout side")
+        kernel.ok("b = 2")
+        tip = ws.resolve("side").id
+        _git(ws.root / ".txgit" / "repo.git", "branch", "-D", "side")
+        r = kernel.ok("c = 3")
+        assert "failed" not in r.stderr and "branch 'side' was deleted outside this session" in r.stderr, r.stderr
+        assert ws.resolve("side").parents == [tip] and ws.load("c", "side") == 3
+    finally:
+        kernel.shutdown()
+
+
+def test_a_pull_after_the_remote_dropped_commits_says_the_next_push_brings_them_back(tmp_path, run_txgit):
+    """Bob pushed a secret, then took it off origin (reset, push --force). Alice had pulled it: her pull
+    said "Already up to date", and her next push put the commit back on origin without a word, undoing
+    Bob's fix. Git does the same; txgit now says it at the pull, with the commits and what to do."""
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
+    try:
+        alice.cell("x = 1")
+        bob = _publish_and_push_from_a_clone(alice, tmp_path, "oops, a secret", secret="password")
+        oops = bob.head().short_id
+        assert "Fast-forward" in alice.tx("pull").stdout and alice.value("secret") == "password"
+        b: dict = {}
+        bob.reset("HEAD~1", b)
+        bob.push(force=True)
+        out = alice.tx("pull").stdout  # through her kernel
+        note = (f"origin/main was rewritten (forced update): 1 commit it dropped is still on main ({oops} oops, "
+                "a secret), and your next push publishes it again")
+        assert "Already up to date." in out and note in out and "txgit reset origin/main" in out, out
+        # the same from Python, without a kernel: the pull says which commits
+        alice.tx("push")  # as it said: the secret is back on origin
+        carol = Workspace.clone(str(tmp_path / "team.git"), tmp_path / "carol")
+        c: dict = {}
+        carol.checkout("main", c)
+        bob.pull(namespace=b)
+        bob.reset("HEAD~1", b)
+        bob.push(force=True)
+        pulled = carol.pull(namespace=c)
+        assert pulled.status == "up-to-date" and [carol.resolve(i).short_id for i in pulled.dropped] == [oops]
+        assert carol.pull(namespace=c).dropped == []  # said once, at the pull that saw the forced update
+    finally:
+        alice.shutdown()
+
+
+def test_a_pull_whose_blob_storage_stops_answering_says_nothing_was_merged(tmp_path, run_txgit):
+    """The S3 server holding the blobs went down between Alice's push and Bob's pull. The pull fetched
+    origin/main, then failed loading: its one line named the storage and how to change its endpoint,
+    but not that nothing was merged nor what to do, so Bob could not tell what state he was in."""
+    server = ExitStack()  # its own S3 server: it is stopped in the middle of the test
+    bob = None
+    try:
+        endpoint = server.enter_context(moto_s3())
+        make_bucket(endpoint, "team")
+        opt = ["--storage-option", f"endpoint_url={endpoint}"]
+        alice = Workspace.init(tmp_path / "alice")
+        a = {"x": 1}
+        alice.commit(a, "base")
+        run_txgit("remote", "add", "origin", str(tmp_path / "team.git"), "--storage", "s3://team/p", *opt,
+                  "--trusted", cwd=alice.root, env=S3_ENV, check=True)
+        run_txgit("push", cwd=alice.root, env=S3_ENV, check=True)
+        run_txgit("clone", str(tmp_path / "team.git"), "bob", *opt, "--trusted", cwd=tmp_path, env=S3_ENV, check=True)
+        bob = User("bob", Workspace(tmp_path / "bob"), run_txgit, S3_ENV)
+        bob.cell("%txgit checkout main")
+        bob.cell("mine = 1")
+        before = bob.ws.head().id
+        a["x"] = 2
+        alice.commit(a, "x is 2")
+        run_txgit("push", cwd=alice.root, env=S3_ENV, check=True)
+        server.close()
+        refused = bob.tx("pull", code=None)
+        assert_one_line_error(refused, "remote storage s3://team/p", "nothing was merged: origin/main is fetched, "
+                              "pull again once the storage answers")
+        assert bob.ws.head().id == before and bob.value("(x, mine)") == (1, 1)
+        assert "nothing to commit" in bob.tx("status").stdout
+        # the same from Python (a namespace of its own, from the local cache: the storage is down, so nothing moves)
+        same = Workspace(tmp_path / "bob")
+        ns: dict = {}
+        same.checkout("main", ns)
+        with pytest.raises(RemoteError, match="nothing was merged: origin/main is fetched"):
+            same.pull(namespace=ns)
+        assert same.head().id == before and ns["x"] == 1
+    finally:
+        server.close()
+        if bob is not None:
+            bob.shutdown()
+
+
+def test_a_terminal_command_waiting_for_a_busy_kernel_says_so(tmp_path):
+    """`txgit pull` (or commit, checkout) in a terminal while the kernel runs a long cell waited for the
+    cell without a word: it looked hung. On a terminal it now says what it waits for, and erases that
+    once the kernel answers (a pipe or log gets the result alone, as before)."""
+    alice = Workspace.init(tmp_path / "alice")
+    kernel = Kernel(alice.root)
+    try:
+        kernel.ok("%load_ext txgit")
+        kernel.ok("x = 1")
+        kernel.kc.execute("import time\ntime.sleep(6)\nx = 2")
+        code, err = run_on_terminal(["status"], alice.root, {})
+        assert code == 0, err
+        assert f"waiting for kernel {kernel.pid}, which runs a cell first" in err and "Ctrl-C" in err, err
+        assert err.endswith("\r\x1b[2K"), repr(err)  # erased once it answered
+        kernel.settle()
+        assert silent_eval(kernel, "x") == 2
+    finally:
+        kernel.shutdown()
+
+
+def test_a_pull_into_a_new_workspace_loads_the_state_into_its_fresh_kernel(tmp_path, run_txgit):
+    """Carol made a workspace, started a kernel, added the team's remote and pulled: "Fast-forward main:
+    (none)..bef239db", and her kernel had none of the values (status: "not loaded: x, y"), though a pull
+    beside a kernel loads what it brings. Her branch had nothing for the kernel to be out of step with:
+    the pull loads it all. A value of hers of the same name (not committed) is not overwritten."""
+    alice = Workspace.init(tmp_path / "alice")
+    alice.commit({"x": 1, "y": 2}, "base")
+    alice.remotes.add("origin", str(tmp_path / "team.git"), trusted=True)
+    alice.push()
+    carol = User("carol", Workspace.init(tmp_path / "carol"), run_txgit, {})
+    try:
+        carol.tx("remote", "add", "origin", str(tmp_path / "team.git"), "--trusted")
+        out = carol.tx("pull").stdout
+        assert "Fast-forward main: (none).." in out and "loaded x, y" in out, out
+        assert carol.value("(x, y)") == (1, 2) and "not loaded" not in carol.tx("status").stdout
+        carol.cell("print(x)")  # reads only: no commit
+        carol.cell("z = x + y")
+        assert carol.commits() == 2 and carol.ws.load("z") == 3
+    finally:
+        carol.shutdown()
+    dave = User("dave", Workspace.init(tmp_path / "dave"), run_txgit, {})
+    try:
+        dave.cell("%txgit auto off")
+        dave.cell("x = 'mine'")
+        dave.tx("remote", "add", "origin", str(tmp_path / "team.git"), "--trusted")
+        refused = dave.tx("pull", code=None)
+        assert_one_line_error(refused, "uncommitted changes to x would be overwritten")
+        assert dave.value("x") == "mine" and dave.ws.head() is None
+    finally:
+        dave.shutdown()
+
+
+def test_a_pull_that_cannot_load_a_value_here_says_nothing_was_merged(tmp_path, run_txgit, monkeypatch):
+    """Bob committed an object of his own module, which Alice does not have. Her pull said only
+    "cannot restore thing: module 'bobmod' is not installed here": not that nothing was merged, nor
+    that the pull is what to run again once it is installed."""
+    mods = tmp_path / "bobs-modules"
+    mods.mkdir()
+    (mods / "bobmod.py").write_text("class Thing:\n    def __init__(self, v):\n        self.v = v\n")
+    monkeypatch.syspath_prepend(str(mods))
+    import bobmod
+
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
+    try:
+        alice.cell("x = 1")
+        _publish_and_push_from_a_clone(alice, tmp_path, "bob: a thing", x=2, thing=bobmod.Thing(5))
+        before = alice.ws.head().id
+        refused = alice.tx("pull", code=None)
+        assert_one_line_error(refused, "cannot restore thing: module 'bobmod' is not installed here; nothing was "
+                              "merged: origin/main is fetched, pull again once it loads here")
+        assert alice.ws.head().id == before and alice.value("(x, 'thing' in globals())") == (1, False)
+    finally:
+        alice.shutdown()

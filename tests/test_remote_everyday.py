@@ -78,6 +78,31 @@ def test_remote_tracking_branches_decorate_log_and_serve(tmp_path, run_txgit):
     assert f"{second[:8]} (origin/main) second" in html  # in the diff form's choices too
 
 
+def test_branch_a_and_r_list_the_remote_tracking_branches(tmp_path, run_txgit):
+    """`txgit branch -a` / `-r` (git's habit for "what branches does the remote have") were unknown options."""
+    remote = tmp_path / "r.git"
+    alice = _alice(tmp_path, remote)
+    alice.create_branch("exp")
+    alice.push(branch="exp")
+    run_txgit("clone", str(remote), "bob", cwd=tmp_path, check=True)
+    bob = tmp_path / "bob"
+    run_txgit("branch", "mine", cwd=bob, check=True)
+    short = alice.head().id[:8]
+    out = run_txgit("branch", "-r", cwd=bob, check=True).stdout.splitlines()
+    assert out == [f"  origin/exp   {short} first", f"  origin/main  {short} first"], out
+    out = run_txgit("branch", "-a", cwd=bob, check=True).stdout.splitlines()
+    assert [line.split()[0] for line in out] == ["exp", "*", "mine", "remotes/origin/exp", "remotes/origin/main"], out
+    assert out[1] == f"* main                 {short} first", out
+    assert run_txgit("branch", "--all", cwd=bob, check=True).stdout.splitlines() == out
+    # a branch deleted on the remote leaves the list at the next fetch
+    subprocess.run(["git", "--git-dir", str(remote), "branch", "-D", "exp"], check=True, capture_output=True)
+    assert "[deleted]" in run_txgit("fetch", cwd=bob, check=True).stdout
+    assert run_txgit("branch", "-r", cwd=bob, check=True).stdout.split()[0] == "origin/main"
+    # -a and -r only list
+    refused = run_txgit("branch", "-a", "new", cwd=bob)
+    assert refused.returncode != 0 and refused.stderr.count("\n") == 1 and "only list" in refused.stderr, refused.stderr
+
+
 # -- 5. fsck in a lazy clone: not downloaded yet, or missing everywhere -------------------------
 
 def test_fsck_in_a_lazy_clone_tells_not_downloaded_from_missing(tmp_path, run_txgit):
@@ -337,3 +362,91 @@ def test_ctrl_c_during_a_terminal_commit_of_a_large_state(tmp_path, run_txgit):
         assert proc.returncode == 0 and proc.stdout.strip().endswith(": ok"), proc.stdout + proc.stderr
     finally:
         k.shutdown()
+
+
+def test_a_pull_of_a_branch_deleted_on_the_remote_says_so_and_what_to_do(tmp_path, run_txgit):
+    """Alice deleted exp on the remote; Bob's exp tracked it. His pull said only "remote 'origin' has no
+    branch 'exp'", as if he had mistyped, with nothing on what to do next."""
+    remote = tmp_path / "r.git"
+    alice = _alice(tmp_path, remote)
+    alice.create_branch("exp")
+    alice.push(branch="exp")
+    run_txgit("clone", str(remote), "bob", cwd=tmp_path, check=True)
+    bob = tmp_path / "bob"
+    run_txgit("checkout", "exp", cwd=bob, check=True)
+    subprocess.run(["git", "--git-dir", str(remote), "branch", "-D", "exp"], check=True, capture_output=True)
+    refused = run_txgit("pull", cwd=bob)
+    assert refused.returncode == 1 and refused.stderr.count("\n") == 1, refused.stderr
+    assert ("remote 'origin' has no branch 'exp' any more (deleted there since exp began tracking it): "
+            "`txgit push origin exp` publishes yours again, `txgit pull origin BRANCH` merges another") \
+        in refused.stderr, refused.stderr
+
+
+def test_push_delete_removes_a_branch_from_the_remote(tmp_path, run_txgit):
+    """`txgit push origin --delete exp` (git's way to take a branch off a remote) was an unknown option:
+    the only way was raw git on the remote."""
+    remote = tmp_path / "r.git"
+    alice = _alice(tmp_path, remote)
+    alice.create_branch("exp")
+    alice.push(branch="exp", set_upstream=True)
+    run_txgit("clone", str(remote), "bob", cwd=tmp_path, check=True)
+    tip = alice.resolve("exp").short_id
+    out = run_txgit("push", "origin", "--delete", "exp", cwd=alice.root, check=True).stdout
+    assert out == f"  - [deleted]        exp (was {tip})\n", out
+    assert "origin/exp" not in alice.remote_branches() and "exp" in alice.branches()  # the local one stays
+    heads = subprocess.run(["git", "--git-dir", str(remote), "branch"], capture_output=True, text=True, check=True).stdout
+    assert heads.split() == ["*", "main"], heads
+    assert "[deleted]          origin/exp" in run_txgit("fetch", cwd=tmp_path / "bob", check=True).stdout
+    # a branch the remote lacks, or --delete with what it cannot go with: one line, nothing moved
+    gone = run_txgit("push", "origin", "--delete", "exp", cwd=alice.root)
+    assert gone.returncode == 1 and gone.stderr == "txgit: error: remote 'origin' has no branch 'exp': nothing to delete\n"
+    for args in (["push", "--delete"], ["push", "origin", "--delete", "main"],  # the remote's default branch
+                 ["push", "origin", "--delete", "main", "--all"],
+                 ["push", "origin", "--delete", "main", "--force"]):
+        refused = run_txgit(*args, cwd=alice.root)
+        assert refused.returncode != 0 and refused.stderr.count("\n") == 1, (args, refused.stderr)
+    assert "origin/main" in alice.remote_branches()
+    assert subprocess.run(["git", "--git-dir", str(remote), "branch"], capture_output=True, text=True, check=True).stdout.split() \
+        == ["*", "main"]
+
+
+def test_a_remote_branch_not_fetched_yet_says_to_fetch(tmp_path, run_txgit):
+    """Alice pushed exp after Bob cloned; Bob's `txgit diff origin/exp` said only "unknown revision
+    'origin/exp'", as for a typo, though origin is his remote and a fetch brings it."""
+    remote = tmp_path / "r.git"
+    alice = _alice(tmp_path, remote)
+    run_txgit("clone", str(remote), "bob", cwd=tmp_path, check=True)
+    bob = tmp_path / "bob"
+    alice.create_branch("exp")
+    alice.push(branch="exp")
+    for args in (["diff", "origin/exp"], ["log", "origin/exp"], ["show", "origin/exp"]):
+        refused = run_txgit(*args, cwd=bob)
+        assert refused.returncode == 1 and refused.stderr == (
+            "txgit: error: unknown revision 'origin/exp' (origin has no branch 'exp' as of the last fetch: "
+            "`txgit fetch origin` brings its new branches)\n"), refused.stderr
+    run_txgit("fetch", cwd=bob, check=True)
+    assert "no differences" in run_txgit("diff", "origin/exp", cwd=bob, check=True).stdout
+    # a name that is no remote's is a plain unknown revision, as before
+    assert run_txgit("show", "nope/exp", cwd=bob).stderr == "txgit: error: unknown revision 'nope/exp'\n"
+
+
+def test_a_push_waits_for_the_commit_a_kernel_is_still_writing(tmp_path):
+    """A kernel writes each cell's commit in the background, holding the workspace lock. `txgit push`
+    typed right after a cell with a big array read the branch before that commit landed, said
+    "Everything up-to-date", and the cell's work was not pushed. The push now waits for the writer.
+    (Here the writer is this test, holding the lock the way the kernel's background thread does.)"""
+    remote = tmp_path / "r.git"
+    alice = _alice(tmp_path, remote)
+    ns = session_namespace("x = 2\nweights = list(range(1000))")
+    writer = alice.hold_lock()
+    try:
+        push = subprocess.Popen([sys.executable, "-m", "txgit", "push"], cwd=alice.root, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        time.sleep(2)  # the push has started and read what it reads before it waits, if it waits at all
+        alice.finish_commit(alice.prepare_commit(ns, "the cell's commit", ref="refs/heads/main"))
+    finally:
+        writer.release()
+    out, err = push.communicate(timeout=120)
+    assert push.returncode == 0, err
+    assert "main -> origin/main" in out and "Everything up-to-date" not in out, out
+    assert alice.remote_branches()["origin/main"] == alice.head().id

@@ -260,7 +260,16 @@ class History:
             obj = self.repo.revparse_single(rev)
             return obj.peel(pygit2.Commit)
         except (KeyError, ValueError, pygit2.GitError, pygit2.InvalidSpecError, TypeError) as e:
-            raise UnknownRevision(f"unknown revision {rev!r}") from e
+            raise UnknownRevision(f"unknown revision {rev!r}{self._not_fetched(rev)}") from e
+
+    def _not_fetched(self, rev: str) -> str:
+        """For REMOTE/BRANCH of a remote this repository has: that a fetch brings branches pushed since
+        the last one (else it read as a typo)."""
+        remote, _, branch = rev.partition("/")
+        if not branch or any(c in branch for c in "~^:@") or remote not in self.repo.remotes.names():
+            return ""
+        return (f" ({remote} has no branch {branch!r} as of the last fetch: `txgit fetch {remote}` brings its "
+                "new branches)")
 
     def head_commit(self) -> pygit2.Commit | None:
         if self.repo.head_is_unborn:

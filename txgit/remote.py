@@ -72,6 +72,7 @@ from txgit.errors import (
     InvalidName,
     PushRejected,
     RemoteError,
+    RestoreError,
     TxgitError,
     UnknownRemote,
     WorkspaceExists,
@@ -294,6 +295,8 @@ def _storage_error(url: str, e: Exception, options: Mapping[str, Any] | None = N
     endpoint = _s3_endpoint(options or {}, fs)
     if isinstance(e, PermissionError):  # s3fs's name for 403: the server is there and refused these keys
         hint = "check the credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE; "
+    elif "Could not connect" in text:  # botocore's EndpointConnectionError: the endpoint may be right, its server down
+        hint = "nothing answers there: check that the server runs, or "
     else:
         hint = ""
     if endpoint is None:
@@ -301,6 +304,15 @@ def _storage_error(url: str, e: Exception, options: Mapping[str, Any] | None = N
                            "server set AWS_ENDPOINT_URL or --storage-option endpoint_url=URL)")
     return RemoteError(f"remote storage {url} at endpoint {endpoint} failed: {text} ({hint}set AWS_ENDPOINT_URL "
                        "or --storage-option endpoint_url=URL to change the endpoint)")
+
+
+def nothing_merged(e: RemoteError | RestoreError, label: str) -> RemoteError | RestoreError:
+    """A pull's merge that could not read the remote's storage (down, unreachable) or rebuild a value here
+    (a module not installed): the fetch is done, the merge moved nothing, and the pull is what to run again."""
+    if isinstance(e, RestoreError):
+        return RestoreError(f"{e}; nothing was merged: {label} is fetched, pull again once it loads here",
+                            reason=e.reason)
+    return RemoteError(f"{e}; nothing was merged: {label} is fetched, pull again once the storage answers")
 
 
 def _credential_fingerprint() -> str:
@@ -1124,6 +1136,16 @@ class Remotes:
         self.repo.config[f"branch.{branch}.remote"] = remote
         self.repo.config[f"branch.{branch}.merge"] = f"refs/heads/{remote_branch or branch}"
 
+    def no_branch(self, remote: str, branch: str, into: str) -> RemoteError:
+        """What a pull of ``remote``'s ``branch`` into local ``into`` says when the remote lacks it: gone
+        from a remote ``into`` tracked (someone deleted it), or never published."""
+        if self.upstream(into) == (remote, branch):
+            return RemoteError(f"remote {remote!r} has no branch {branch!r} any more (deleted there since {into} "
+                               f"began tracking it): `txgit push {remote} {into}` publishes yours again, "
+                               f"`txgit pull {remote} BRANCH` merges another")
+        return RemoteError(f"remote {remote!r} has no branch {branch!r} (`pull {remote} BRANCH` merges one it has; "
+                           f"`push -u` publishes {branch!r})")
+
     def upstream(self, branch: str) -> tuple[str, str] | None:
         """The (remote, branch) ``branch`` tracks, if it tracks one."""
         cfg = self.repo.config
@@ -1323,7 +1345,12 @@ class Remotes:
         ancestor of ours is refused (:class:`PushRejected`) unless ``force``.
         """
         started = time.perf_counter()
-        r = self.get(remote or self.default())
+        # a kernel's commit still being written (its background writer holds the lock): the branch
+        # read below must have it, or a push typed right after a cell leaves that cell out
+        self.ws.settle()
+        branches = list(branches or [])
+        # the remote a branch tracks, for one branch named (a kernel's that is not HEAD's)
+        r = self.get(remote or self.default(branches[0] if len(branches) == 1 else None))
         if all_branches:
             chosen = sorted(self.ws.history.branches())
         elif branches:
@@ -1561,6 +1588,52 @@ class Remotes:
         walker = self.repo.walk(pygit2.Oid(hex=old), SortMode.NONE)
         walker.hide(pygit2.Oid(hex=new))
         return sum(1 for _ in walker)
+
+    def delete_branch(self, remote: str | None, branch: str) -> str:
+        """Take ``branch`` off the remote (``git push --delete``) and drop its remote-tracking branch
+        here; returns the commit it named. The local branch and the storage's blobs stay (a later
+        push of any branch naming them uploads nothing)."""
+        r = self.get(remote or self.default(branch))
+        if r.local_path is not None and not r.local_path.exists():
+            raise RemoteError(f"cannot reach remote {r.name!r}: {r.local_path} does not exist")
+        ref = f"refs/heads/{branch}"
+        callbacks = _Callbacks()
+        was = self._advertised(r, callbacks).get(ref)
+        if was is None:
+            raise RemoteError(f"remote {r.name!r} has no branch {branch!r}: nothing to delete")
+        if r.local_path is not None and self._remote_head_branch(r) == branch:
+            # a server refuses it itself (git's receive.denyDeleteCurrent); a folder would let every clone
+            # after it fail ("has no branches")
+            raise PushRejected(f"{r.name} refused to delete {branch}: it is the remote's default branch, the one "
+                               "a clone checks out")
+        with self._contact(r, callbacks) as timeout:
+            try:
+                self._git_remote(r).push([f":{ref}"], callbacks=callbacks)
+            except (pygit2.GitError, OSError, ValueError) as e:
+                raise _git_error(r, e, timeout) from e
+        if callbacks.rejected:
+            raise PushRejected(f"{r.name} refused to delete {branch}: {next(iter(callbacks.rejected.values()))}")
+        with self.ws.lock():
+            tracking = f"refs/remotes/{r.name}/{branch}"
+            if tracking in self.repo.references:
+                self.repo.references.delete(tracking)
+        return was
+
+    def dropped_but_kept(self, fetched: FetchResult, ref: str, branch: str) -> list[str]:
+        """Commits a forced update of ``ref`` in ``fetched`` took off the remote's branch that local
+        ``branch`` still holds, newest first: a push of ``branch`` publishes them again (as in git)."""
+        if ref not in fetched.forced:
+            return []
+        old, new = fetched.updated[ref]
+        tip = self.ws.history.tip_id(f"refs/heads/{branch}")
+        if old is None or new is None or tip is None or old not in self.repo:
+            return []
+        walker = self.repo.walk(pygit2.Oid(hex=tip), SortMode.TOPOLOGICAL)
+        walker.hide(pygit2.Oid(hex=new))
+        ours = {str(c.id) for c in walker}
+        walker = self.repo.walk(pygit2.Oid(hex=old), SortMode.TOPOLOGICAL)
+        walker.hide(pygit2.Oid(hex=new))
+        return [str(c.id) for c in walker if str(c.id) in ours]
 
     def _raced(self, r: Remote, to_move: Mapping[str, str], seen: Mapping[str, str]) -> str | None:
         """The first branch of ``to_move`` that the remote moved since this push read it as ``seen``

@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Iterable, Mapping, MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,7 @@ from txgit.errors import (
     PushRejected,
     RefExists,
     RemoteError,
+    RestoreError,
     TxgitError,
     UnknownVariable,
 )
@@ -84,6 +85,9 @@ class PullResult:
     new: str | None
     status: str  # "up-to-date", "fast-forward", "merged", "conflicts"
     merge: MergeResult | None = None
+    # commits the remote's branch lost in a forced update (push --force) that the branch still holds,
+    # newest first: its next push publishes them again
+    dropped: list[str] = field(default_factory=list)
 
 
 class _CommitNamespace(dict):
@@ -414,15 +418,19 @@ class Workspace(Repository):
         fetched = self.remotes.fetch(name, progress=progress)
         ref = f"refs/remotes/{name}/{their_branch}"
         if ref not in self.history.repo.references:
-            raise RemoteError(f"remote {name!r} has no branch {their_branch!r}")
+            raise self.remotes.no_branch(name, their_branch, into)
         old = self.history.tip(f"refs/heads/{into}")
-        merged = self.merge(ref, namespace, ref=f"refs/heads/{into}", ours=ours, changed=changed,
-                            label=f"{name}/{their_branch}", trust=trust, safe=safe)
+        try:
+            merged = self.merge(ref, namespace, ref=f"refs/heads/{into}", ours=ours, changed=changed,
+                                label=f"{name}/{their_branch}", trust=trust, safe=safe)
+        except (RemoteError, RestoreError) as e:
+            raise _remote.nothing_merged(e, f"{name}/{their_branch}") from e
         if tracked is None:
             with self.lock():
                 self.remotes.set_upstream(into, name, their_branch)
         new = merged.info.id if merged.info is not None else (None if old is None else str(old.id))
-        return PullResult(fetched, into, None if old is None else str(old.id), new, merged.status, merged)
+        return PullResult(fetched, into, None if old is None else str(old.id), new, merged.status, merged,
+                          self.remotes.dropped_but_kept(fetched, ref, into))
 
     def fetch_blobs_from_remotes(self, names: list[str] | set[str], *, replace_local: bool = False) -> BlobRepair:
         """Fetch blobs by hash from any remote storage with a good copy (verified) into the local cache."""

@@ -8,6 +8,7 @@ is written.
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 from typing import Optional
@@ -134,7 +135,7 @@ def status(
     for k in kernels:
         _out(f"{k.describe()}:")
         if k.branch is not None and k.branch != ws.branch:
-            line = _upstream_line(ws, k.branch)
+            line = _upstream_line(ws, k.branch) or _unpublished_line(ws, k.branch)
             if line:
                 _out("  " + line)
         try:
@@ -186,6 +187,19 @@ def _upstream_line(ws: Workspace, branch: str, *, merging: bool = False) -> str 
     if behind:
         return f"Your branch is behind '{name}' by {n(behind)} (`txgit pull` brings them)."
     return f"Your branch is up to date with '{name}'."
+
+
+def _unpublished_line(ws: Workspace, branch: str) -> str | None:
+    """For a kernel's branch that tracks nothing (the second kernel's of a folder): that no remote has
+    it, when there is a remote to push it to (a status that only spoke of HEAD's branch, up to date,
+    let the kernel's work pass for shared)."""
+    try:
+        remote = ws.remotes.default(branch)
+    except TxgitError:  # no remote, or several and none chosen: nothing to advise
+        return None
+    if f"{remote}/{branch}" in ws.remote_branches():
+        return None
+    return f"{branch} is on no remote yet (`txgit push -u {remote} {branch}` publishes it)"
 
 
 # -- log -----------------------------------------------------------------------------
@@ -394,13 +408,25 @@ def branch(
     rev: Optional[str] = typer.Argument(None, metavar="REV", help="Where the new branch starts (default HEAD)."),
     delete: bool = typer.Option(False, "-d", "--delete", help="Delete branch NAME."),
     force: bool = typer.Option(False, "-f", "--force", help="Move NAME to REV even if it exists."),
+    all_branches: bool = typer.Option(False, "-a", "--all", help="List remote-tracking branches too (remotes/origin/…)."),
+    remotes: bool = typer.Option(False, "-r", "--remotes", help="List only the remote-tracking branches (origin/…), "
+                                                                  "as the last fetch, pull or push left them."),
 ) -> None:
-    """List branches (* marks the current one), create NAME at REV, or delete NAME with -d."""
+    """List branches (* marks the current one; -a: remote-tracking ones too, -r: only those), create NAME at
+    REV, or delete NAME with -d."""
     ws = _open()
+    if (all_branches or remotes) and (name is not None or rev is not None or delete or force):
+        raise _usage("branch -a and -r only list: give no name, -d or -f with them")
     if delete:
         if name is None or rev is not None:
             raise _usage("branch -d takes exactly one branch name")
         gone = ws.branches().get(name)
+        from txgit.sessions.kernel import live_kernels
+
+        for k in live_kernels(ws):  # as git refuses a branch checked out in another worktree
+            if k.branch == name:
+                raise TxgitError(f"cannot delete branch '{name}': {k.describe()} commits to it (check out another "
+                                 "branch there first, or close that notebook)")
         ws.delete_branch(name)
         _out(f"Deleted branch {name} (was {gone[:8] if gone else '?'})")
         return
@@ -414,17 +440,29 @@ def branch(
         return
     if rev is not None:
         raise _usage("give a branch name")
-    branches = ws.branches()
+    branches = {} if remotes else ws.branches()
+    # remote-tracking branches as git lists them: origin/main with -r, remotes/origin/main beside the local ones
+    tracking = {(r if remotes else f"remotes/{r}"): c for r, c in ws.remote_branches().items()} \
+        if remotes or all_branches else {}
     current = ws.branch
-    width = max((len(b) for b in branches), default=0)
+    if os.environ.get("TXGIT_KERNEL"):  # as a magic: the branch that kernel is on (the second kernel's is not HEAD's)
+        from txgit.sessions.kernel import attached_kernel
+
+        k = attached_kernel(ws)
+        if k is not None and k.branch is not None:
+            current = k.branch
+    width = max((len(b) for b in (*branches, *tracking)), default=0)
     head = ws.head()
-    if current is None and head is not None:
+    if current is None and head is not None and not remotes:
         _out(Text(f"* (HEAD detached at {head.short_id})", style="bold cyan"))
     for b in sorted(branches):
         info = ws.resolve(branches[b])
         mark = "* " if b == current else "  "
         line = Text(mark) + Text(b.ljust(width), style="bold green" if b == current else "")
         _out(line + Text(f"  {info.short_id} {info.summary}"))
+    for r in sorted(tracking):
+        info = ws.resolve(tracking[r])
+        _out(Text("  ") + Text(r.ljust(width), style="red") + Text(f"  {info.short_id} {info.summary}"))
 
 
 @app.command()

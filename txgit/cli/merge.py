@@ -15,8 +15,9 @@ import typer
 
 from txgit.cli.app import app, console
 from txgit.cli.remote import fetch_lines, progress_bar, slow_notice
-from txgit.errors import TxgitError
+from txgit.errors import RemoteError, RestoreError, TxgitError
 from txgit.merging import nothing_to_continue
+from txgit.remote import nothing_merged
 from txgit.sessions.kernel import KernelInfo, attached_kernel, call_kernel
 from txgit.state.libstate import describe
 from txgit.trust import source_of
@@ -59,7 +60,8 @@ def print_merge(ws: Workspace, answer: dict[str, Any], kernel: KernelInfo | None
         if answer.get("settings_kept"):  # not a conflict: ours' stand, as the kernel has them
             _out("  kept ours (changed on both sides): " + ", ".join(describe(s) for s in answer["settings_kept"]))
     elif status == "aborted":
-        _out(f"{tag}Merge of {answer['label']} aborted: back at {(answer['ours'] or '')[:8]}{follow}")
+        kept = f"; kept what you changed and did not commit: {', '.join(answer['kept'])}" if answer.get("kept") else ""
+        _out(f"{tag}Merge of {answer['label']} aborted: back at {(answer['ours'] or '')[:8]}{follow}{kept}")
     if status != "conflicts":
         return
     conflicts = answer["conflicts"]
@@ -193,7 +195,7 @@ def pull(
     with progress_bar() as progress, slow_notice():
         if k is None:
             r = ws.pull(name, branch=their_branch, progress=progress, trust=trust, safe=safe)
-            fetched, answer = r.fetch, r.merge.to_json() if r.merge is not None else None
+            fetched, answer, dropped = r.fetch, r.merge.to_json() if r.merge is not None else None, r.dropped
         else:
             fetched = ws.fetch(name, progress=progress)
     for line in fetch_lines(fetched):
@@ -202,15 +204,27 @@ def pull(
         ref = f"refs/remotes/{name}/{their_branch}"
         if ref not in ws.history.repo.references:
             # the second kernel of a folder is on a branch of its own, which no remote has yet
-            raise TxgitError(f"remote {name!r} has no branch {their_branch!r} (`pull {name} BRANCH` merges "
-                             f"one it has; `push -u` publishes {their_branch!r})")
-        answer = call_kernel(k, {"op": "merge", "rev": ref, "label": f"{name}/{their_branch}", "trust": trust,
-                                 "safe": safe})
+            raise ws.remotes.no_branch(name, their_branch, into)
+        try:
+            answer = call_kernel(k, {"op": "merge", "rev": ref, "label": f"{name}/{their_branch}", "trust": trust,
+                                     "safe": safe})
+        except (RemoteError, RestoreError) as e:
+            raise nothing_merged(e, f"{name}/{their_branch}") from e
         if tracked is None:
             with ws.lock():
                 ws.remotes.set_upstream(into, name, their_branch)
+        dropped = ws.remotes.dropped_but_kept(fetched, ref, into)
     assert answer is not None
     print_merge(ws, answer, k, trust=trust)
+    if dropped:  # someone took them off the remote on purpose (push --force): a bare push undoes that
+        last = ws.resolve(dropped[0])
+        n = len(dropped)
+        _out(f"Note: {name}/{their_branch} was rewritten (forced update): {n} commit{'s' if n != 1 else ''} it "
+             f"dropped {'is' if n == 1 else 'are'} still on {into} ({last.short_id} {last.summary}"
+             f"{f' and {n - 1} more' if n > 1 else ''}), and your next push publishes "
+             f"{'it' if n == 1 else 'them'} again; if {'it was' if n == 1 else 'they were'} dropped on purpose, "
+             f"`txgit reset {name}/{their_branch}` drops {'it' if n == 1 else 'them'} here (and any commit of yours "
+             "after: `txgit log --graph --all` shows them)")
     if answer["status"] == "conflicts":
         raise typer.Exit(1)
 

@@ -158,22 +158,39 @@ def push(
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite remote branches even if that loses their commits."),
     set_upstream: bool = typer.Option(False, "--set-upstream", "-u",
                                       help="Make the pushed branches track REMOTE's (what pull and status use)."),
+    delete: bool = typer.Option(False, "--delete", "-d", help="Delete BRANCH on REMOTE instead (your own branch "
+                                                                "stays; so do the blobs in storage)."),
 ) -> None:
-    """Upload the blobs the remote storage lacks, then move the remote's branches (non-fast-forward refused)."""
+    """Upload the blobs the remote storage lacks, then move the remote's branches (non-fast-forward refused);
+    with --delete, take BRANCH off REMOTE."""
     ws = Workspace.open(".")
+    if delete:
+        if remote is None or branch is None or all_branches or tags or force or set_upstream:
+            raise TxgitError("usage: txgit push REMOTE --delete BRANCH (nothing else with it)")
+        with slow_notice():
+            was = ws.remotes.delete_branch(remote, branch)
+        _out(f"  {'- [deleted]':18} {branch} (was {was[:8]})")
+        return
     if branch is not None and all_branches:
         raise TxgitError("give BRANCH or --all, not both")
-    if branch is None and not all_branches and os.environ.get("TXGIT_KERNEL"):
-        # as a magic (or for the kernel TXGIT_KERNEL names): that kernel's branch, which is not HEAD's
-        # for the second kernel of a folder
+    if branch is None and not all_branches:
+        # as a magic (or for the kernel TXGIT_KERNEL names), or beside the only kernel attached: that
+        # kernel's branch, as pull and commit act on it; it is not HEAD's for the second kernel of a
+        # folder (also once the first is closed). Several kernels attached: HEAD's branch, as in git.
         from txgit.sessions.kernel import attached_kernel
 
-        k = attached_kernel(ws)
-        if k is not None:
-            if k.branch is None:
-                ws.remotes.get(remote or ws.remotes.default())  # no remote at all: that is what to say first
-                raise TxgitError("the kernel is detached: name the branch to push, or make one where it is first "
-                                 "(`%txgit checkout -b NAME`)")
+        named = bool(os.environ.get("TXGIT_KERNEL"))
+        try:
+            k = attached_kernel(ws)
+        except TxgitError:
+            if named:
+                raise
+            k = None
+        if k is not None and k.branch is None and named:
+            ws.remotes.get(remote or ws.remotes.default())  # no remote at all: that is what to say first
+            raise TxgitError("the kernel is detached: name the branch to push, or make one where it is first "
+                             "(`%txgit checkout -b NAME`)")
+        if k is not None and k.branch is not None:
             branch = k.branch
     with progress_bar() as progress, slow_notice():
         r = ws.push(remote, branch, all_branches=all_branches, tags=tags, force=force, progress=progress,

@@ -15,6 +15,8 @@ import os
 import re
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -119,7 +121,7 @@ class IPythonSession:
         with claiming(workspace):  # the record says which branch it holds before the next kernel looks
             self.session.branch, self.note = branch_for(workspace, self.notebook)
             self.register_kernel()
-        self.session.guard_branch = self._guard_branch
+        self.session.claim_branch = self._claim_branch
         self.session.on_move = lambda s: update_kernel(s.workspace, s.branch)
         # Each cell's commit is written while the next cell runs (or the user reads the output):
         # see NamespaceSession._commit and docs/notebooks.md for what that means for durability.
@@ -141,11 +143,17 @@ class IPythonSession:
     def workspace(self) -> Workspace:
         return self.session.workspace
 
-    def _guard_branch(self, branch: str) -> None:
-        for k in live_kernels(self.workspace):
-            if k.pid != os.getpid() and k.branch == branch:
-                raise TxgitError(f"{k.describe()} holds branch '{branch}': two kernels never commit to one branch "
-                                 f"(`%txgit checkout {branch}~0` looks at it detached; `-b NEW {branch}` forks it)")
+    @contextmanager
+    def _claim_branch(self, branch: str) -> Iterator[None]:
+        # the check and the record that says this kernel holds the branch (written at the end of the
+        # checkout) under one claim: two kernels checking it out at once both found it free
+        with claiming(self.workspace):
+            for k in live_kernels(self.workspace):
+                if k.pid != os.getpid() and k.branch == branch:
+                    raise TxgitError(f"{k.describe()} holds branch '{branch}': two kernels never commit to one "
+                                     f"branch (`%txgit checkout {branch}~0` looks at it detached; `-b NEW {branch}` "
+                                     "forks it)")
+            yield
 
     @property
     def skipping(self) -> bool:
@@ -367,6 +375,8 @@ def handle(s: NamespaceSession, req: dict[str, Any]) -> dict[str, Any]:
         action = req.get("action")
         if action == "abort":
             m = s.merge_abort()
+            # what the abort left as the user set it (not the merge's): said, so that no one thinks it gone
+            return m.to_json() | {"branch": s.branch, "kept": s.status().changed_names()}
         elif action in ("ours", "theirs"):
             m = s.merge_resolve(req.get("names"), action, trust=trust, safe=safe)  # None: every conflict left
         else:

@@ -15,6 +15,7 @@ import fcntl
 import json
 import os
 import re
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -223,6 +224,9 @@ def require_kernel(ws: Workspace, verb: str, which: str | None = None) -> Kernel
     return kernel
 
 
+_NOTICE_AFTER = 1.0  # seconds a terminal command waits for a kernel before it says so
+
+
 def call_kernel(kernel: KernelInfo, request: dict[str, Any], timeout: float = 600.0) -> dict[str, Any]:
     """Run one request in the kernel's session (see ``txgit.sessions.ipython.remote``)."""
     if kernel.pid == os.getpid():  # a CLI verb run by a magic inside that kernel: it is busy with us
@@ -235,25 +239,38 @@ def call_kernel(kernel: KernelInfo, request: dict[str, Any], timeout: float = 60
     client.load_connection_file()
     client.start_channels()
     msg_id = None
+    shown = False
     try:
         expr = f"__import__('txgit.sessions.ipython', fromlist=['remote']).remote({json.dumps(request)!r})"
         msg_id = client.execute("", silent=True, store_history=False, user_expressions={"r": expr})
-        deadline = time.monotonic() + timeout
+        started = time.monotonic()
+        deadline = started + timeout
+        # a request waits for the cell the kernel runs: on a terminal, said after a second (and erased once
+        # it answers), so that a long cell does not look like a hung command; a pipe or log gets the result
+        notice = sys.stderr.isatty()
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise KernelError(f"kernel {kernel.pid} did not answer within {timeout:.0f} s (busy running a cell?)")
             try:
-                reply = client.get_shell_msg(timeout=min(left, 5.0))
+                reply = client.get_shell_msg(timeout=min(left, 0.5 if notice and not shown else 5.0))
             except Exception:  # queue.Empty: keep waiting until the deadline
                 if not client.is_alive():
                     raise KernelError(f"kernel {kernel.pid} stopped answering") from None
+                if notice and not shown and time.monotonic() - started >= _NOTICE_AFTER:
+                    sys.stderr.write(f"waiting for kernel {kernel.pid}, which runs a cell first ... "
+                                     "(Ctrl-C stops waiting)")
+                    sys.stderr.flush()
+                    shown = True
                 continue
             if reply.get("parent_header", {}).get("msg_id") == msg_id:
                 break
     except KeyboardInterrupt as e:  # Ctrl-C in the terminal stops the waiting, not the kernel
         raise Interrupted(_left_to_kernel(kernel, str(request.get("op")), asked=msg_id is not None)) from e
     finally:
+        if shown:
+            sys.stderr.write("\r\x1b[2K")
+            sys.stderr.flush()
         client.stop_channels()
     content = reply["content"]
     result = content.get("user_expressions", {}).get("r", {})

@@ -20,7 +20,7 @@ import time
 import types
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
@@ -154,8 +154,9 @@ class NamespaceSession:
         self.branch: str | None = workspace.branch
         # told when the session's branch changes (the kernel record says which branch each kernel holds)
         self.on_move: Callable[[NamespaceSession], None] | None = None
-        # asked before the session takes a branch: raises if another live session holds it
-        self.guard_branch: Callable[[str], None] | None = None
+        # held while the session takes a branch (checks that no other live session holds it, then lets
+        # the checkout run and on_move say so): raises if another one holds it
+        self.claim_branch: Callable[[str], AbstractContextManager[None]] | None = None
         self._told_moved: str | None = None  # the moved tip we last told the user about
         # Variables of ``base`` the namespace never loaded (a fresh kernel on a branch with history): its
         # commits carry them over as they are, so that starting a kernel never deletes a branch's state.
@@ -465,6 +466,18 @@ class NamespaceSession:
         """The commit the session's branch (or HEAD) names now."""
         return self.workspace.history.tip_id(self.ref)
 
+    def _branch_back(self) -> str | None:
+        """The session's branch was deleted outside it (raw git, the Python API: `txgit branch -d` refuses):
+        make it again where the session is, so that its next commit is on a branch, not left for a gc
+        (under the lock the caller holds). Returns that commit, or None when the branch is there."""
+        if self.branch is None or self.base is None or self.tip() is not None:
+            return None
+        history = self.workspace.history
+        history.create_branch(self.branch, history.resolve(self.base))
+        print(f"txgit: branch '{self.branch}' was deleted outside this session: made it again at "
+              f"{self.base[:8]}, where this session is", file=sys.stderr)
+        return self.base
+
     def holds_head(self) -> bool:
         """Whether the repository's HEAD is where this session is (a terminal's HEAD follows it)."""
         if self.branch is not None:
@@ -539,7 +552,7 @@ class NamespaceSession:
             if writer is None:  # a background writer clears stale git locks itself, before it writes
                 lock = self.workspace.hold_lock(clear_stale=not background)
                 merging = self.merging()
-                tip = self.tip()
+                tip = self._branch_back() or self.tip()
                 if merging is not None or (self.base is not None and tip != self.base):
                     lock.release()
                     lock = None
@@ -1049,8 +1062,13 @@ class NamespaceSession:
         if remote_branch is not None:
             new_branch, rev = rev, remote_branch  # `checkout exp`: exp from origin/exp, tracking it
         target_branch = new_branch or (rev if rev in self.workspace.branches() else None)
-        if target_branch is not None and target_branch != self.branch and self.guard_branch is not None:
-            self.guard_branch(target_branch)
+        claim = (self.claim_branch(target_branch) if target_branch is not None and target_branch != self.branch
+                 and self.claim_branch is not None else nullcontext())
+        with claim:  # until the kernel record names the branch: a kernel checking it out meanwhile waits
+            return self._checkout(rev, force=force, new_branch=new_branch, trust=trust, safe=safe)
+
+    def _checkout(self, rev: str, *, force: bool, new_branch: str | None, trust: bool,
+                  safe: bool) -> CheckoutResult:
         # Nothing ran since our last commit or checkout: the namespace is that state (even if
         # another session moved HEAD meanwhile), so there is nothing to lose.
         clean = self.clean
@@ -1173,7 +1191,8 @@ class NamespaceSession:
               safe: bool = False) -> MergeResult:
         """Merge ``rev`` into the session's branch and its namespace (see :meth:`Workspace.merge`): what
         the merge takes from theirs is loaded; uncommitted changes it would overwrite refuse it. A session
-        that never committed nor checked out holds nothing of the history: only its branch moves."""
+        that never committed nor checked out holds nothing of the history: only its branch moves; unless the
+        branch has no commit yet either (a new workspace's first pull): nothing is out of step, all is loaded."""
         self.flush()
         self._no_merge("merge")
         rev = self.rev_here(rev)
@@ -1182,7 +1201,7 @@ class NamespaceSession:
                 raise TxgitError(f"{self.branch or 'HEAD'} moved outside this session and the session has "
                                  "uncommitted changes: commit them first (the commit merges them with it)")
             self.follow(trust=trust)
-        if self.base is None:
+        if self.base is None and self.tip() is not None:
             return self.workspace.merge(rev, None, ref=self.ref, label=label, message=message)
         return self._merge(rev, label=label, message=message, trust=trust, safe=safe)
 
