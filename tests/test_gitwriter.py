@@ -254,3 +254,20 @@ def test_a_cell_behind_a_full_queue_waits_for_one_commit_not_all(bg, ws):
     assert bg.flush() is not None and ws.load("a") == 7
     assert [c.summary for c in ws.log()[:7]] == [f"cell: a = {i}" for i in range(7, 0, -1)]
     assert ws.fsck().ok
+
+
+def test_a_helper_whose_kernel_stopped_listening_exits_without_a_traceback(ws):
+    """A kernel that shuts down while its helper starts closes the pipe the helper answers on: the helper
+    printed a BrokenPipeError traceback into the kernel's log (seen after test runs); it has nobody to
+    answer, so it exits quietly."""
+    from txgit import gitwriter
+
+    proc = subprocess.Popen(gitwriter.helper_command(str(ws.dir / "repo.git")), stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # before it says "ready": it is still importing pygit2
+    try:
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert b"Traceback" not in err and b"BrokenPipe" not in err, err.decode()
+    assert proc.returncode == 0

@@ -183,14 +183,12 @@ class GitWriter:
             self._proc = None
             return False
         self._proc, self._ready = None, False
-        code = ("import importlib.util as u, sys; s = u.spec_from_file_location('txgit_gitwriter', sys.argv[1]);"
-                " m = u.module_from_spec(s); s.loader.exec_module(m); m.main(sys.argv[2:])")
         try:
             # cwd: the repository, so that nothing in the user's folder shadows a module the helper imports;
             # a session of its own: interrupting the kernel (SIGINT to its process group) must not reach it
-            self._proc = subprocess.Popen([sys.executable, "-c", code, os.path.abspath(__file__), self.repo_path,
-                                           str(os.getpid())], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                          cwd=self.repo_path, close_fds=True, start_new_session=True)
+            self._proc = subprocess.Popen(helper_command(self.repo_path), stdin=subprocess.PIPE,
+                                          stdout=subprocess.PIPE, cwd=self.repo_path, close_fds=True,
+                                          start_new_session=True)
         except OSError as e:
             self.start_error = str(e)
             return False
@@ -298,6 +296,13 @@ class _Invalid(Exception):
     pass
 
 
+def helper_command(repo_path: str) -> list[str]:
+    """The command that runs :func:`main` for ``repo_path``, answering this process on its stdout."""
+    code = ("import importlib.util as u, sys; s = u.spec_from_file_location('txgit_gitwriter', sys.argv[1]);"
+            " m = u.module_from_spec(s); s.loader.exec_module(m); m.main(sys.argv[2:])")
+    return [sys.executable, "-c", code, os.path.abspath(__file__), repo_path, str(os.getpid())]
+
+
 def main(argv: list[str]) -> None:
     import signal
 
@@ -307,7 +312,13 @@ def main(argv: list[str]) -> None:
     inp = sys.stdin.buffer
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # a stray print must not corrupt the replies
-    repo = pygit2.Repository(repo_path)
+    try:
+        _serve(pygit2.Repository(repo_path), inp, out)
+    except BrokenPipeError:  # the kernel stopped listening (it shut down, maybe while we started): nobody to
+        os._exit(0)  # answer; _exit, as a flush of ``out`` at the interpreter's exit would raise it again
+
+
+def _serve(repo: pygit2.Repository, inp: IO[bytes], out: IO[bytes]) -> None:
     _send(out, "ready")
     while True:
         request = _receive(inp)
