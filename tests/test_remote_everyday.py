@@ -27,6 +27,17 @@ def _alice(tmp_path: Path, remote: Path) -> Workspace:
     return ws
 
 
+def _alice_exp_and_bob(tmp_path: Path, run_txgit, **push) -> tuple[Workspace, Path, Path]:
+    """Alice's workspace with branch exp pushed too (``push``: more push options), and Bob's clone of it:
+    (Alice, the remote, Bob's folder)."""
+    remote = tmp_path / "r.git"
+    alice = _alice(tmp_path, remote)
+    alice.create_branch("exp")
+    alice.push(branch="exp", **push)
+    run_txgit("clone", str(remote), "bob", cwd=tmp_path, check=True)
+    return alice, remote, tmp_path / "bob"
+
+
 def _serve(cwd: Path) -> tuple[subprocess.Popen, str]:
     proc = subprocess.Popen([sys.executable, "-m", "txgit", "serve", "--port", "0"], cwd=cwd,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -80,12 +91,7 @@ def test_remote_tracking_branches_decorate_log_and_serve(tmp_path, run_txgit):
 
 def test_branch_a_and_r_list_the_remote_tracking_branches(tmp_path, run_txgit):
     """`txgit branch -a` / `-r` (git's habit for "what branches does the remote have") were unknown options."""
-    remote = tmp_path / "r.git"
-    alice = _alice(tmp_path, remote)
-    alice.create_branch("exp")
-    alice.push(branch="exp")
-    run_txgit("clone", str(remote), "bob", cwd=tmp_path, check=True)
-    bob = tmp_path / "bob"
+    alice, remote, bob = _alice_exp_and_bob(tmp_path, run_txgit)
     run_txgit("branch", "mine", cwd=bob, check=True)
     short = alice.head().id[:8]
     out = run_txgit("branch", "-r", cwd=bob, check=True).stdout.splitlines()
@@ -367,12 +373,7 @@ def test_ctrl_c_during_a_terminal_commit_of_a_large_state(tmp_path, run_txgit):
 def test_a_pull_of_a_branch_deleted_on_the_remote_says_so_and_what_to_do(tmp_path, run_txgit):
     """Alice deleted exp on the remote; Bob's exp tracked it. His pull said only "remote 'origin' has no
     branch 'exp'", as if he had mistyped, with nothing on what to do next."""
-    remote = tmp_path / "r.git"
-    alice = _alice(tmp_path, remote)
-    alice.create_branch("exp")
-    alice.push(branch="exp")
-    run_txgit("clone", str(remote), "bob", cwd=tmp_path, check=True)
-    bob = tmp_path / "bob"
+    _, remote, bob = _alice_exp_and_bob(tmp_path, run_txgit)
     run_txgit("checkout", "exp", cwd=bob, check=True)
     subprocess.run(["git", "--git-dir", str(remote), "branch", "-D", "exp"], check=True, capture_output=True)
     refused = run_txgit("pull", cwd=bob)
@@ -385,18 +386,14 @@ def test_a_pull_of_a_branch_deleted_on_the_remote_says_so_and_what_to_do(tmp_pat
 def test_push_delete_removes_a_branch_from_the_remote(tmp_path, run_txgit):
     """`txgit push origin --delete exp` (git's way to take a branch off a remote) was an unknown option:
     the only way was raw git on the remote."""
-    remote = tmp_path / "r.git"
-    alice = _alice(tmp_path, remote)
-    alice.create_branch("exp")
-    alice.push(branch="exp", set_upstream=True)
-    run_txgit("clone", str(remote), "bob", cwd=tmp_path, check=True)
+    alice, remote, bob = _alice_exp_and_bob(tmp_path, run_txgit, set_upstream=True)
     tip = alice.resolve("exp").short_id
     out = run_txgit("push", "origin", "--delete", "exp", cwd=alice.root, check=True).stdout
     assert out == f"  - [deleted]        exp (was {tip})\n", out
     assert "origin/exp" not in alice.remote_branches() and "exp" in alice.branches()  # the local one stays
     heads = subprocess.run(["git", "--git-dir", str(remote), "branch"], capture_output=True, text=True, check=True).stdout
     assert heads.split() == ["*", "main"], heads
-    assert "[deleted]          origin/exp" in run_txgit("fetch", cwd=tmp_path / "bob", check=True).stdout
+    assert "[deleted]          origin/exp" in run_txgit("fetch", cwd=bob, check=True).stdout
     # a branch the remote lacks, or --delete with what it cannot go with: one line, nothing moved
     gone = run_txgit("push", "origin", "--delete", "exp", cwd=alice.root)
     assert gone.returncode == 1 and gone.stderr == "txgit: error: remote 'origin' has no branch 'exp': nothing to delete\n"
