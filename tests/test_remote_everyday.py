@@ -450,3 +450,27 @@ def test_a_push_waits_for_the_commit_a_kernel_is_still_writing(tmp_path):
     assert push.returncode == 0, err
     assert "main -> origin/main" in out and "Everything up-to-date" not in out, out
     assert alice.remote_branches()["origin/main"] == alice.head().id
+
+
+def test_status_and_log_wait_for_the_commit_a_kernel_is_still_writing(tmp_path):
+    """`txgit status` and `txgit log` typed right after a cell showed HEAD before the cell's commit,
+    which the kernel's background writer was still writing (holding the workspace lock): the terminal
+    said the work was not committed. They wait for the writer, as push does (the writer here is this
+    test, holding the lock the way the kernel's background thread does)."""
+    remote = tmp_path / "r.git"
+    alice = _alice(tmp_path, remote)
+    ns = session_namespace("x = 2\nweights = list(range(1000))")
+    writer = alice.hold_lock()
+    try:
+        typed = [subprocess.Popen([sys.executable, "-m", "txgit", *args], cwd=alice.root, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+                 for args in (["status"], ["log", "--oneline", "-n", "1"])]
+        time.sleep(2)  # the commands have started and read what they read before they wait, if they wait at all
+        alice.finish_commit(alice.prepare_commit(ns, "the cell's commit", ref="refs/heads/main"))
+    finally:
+        writer.release()
+    (status, _), (log, _) = (p.communicate(timeout=120) for p in typed)
+    head = alice.head()
+    assert f"HEAD: {head.short_id} the cell's commit" in status, status
+    assert "Your branch is ahead of 'origin/main' by 1 commit" in status, status
+    assert log.startswith(f"{head.short_id} (HEAD -> main) the cell's commit"), log

@@ -27,8 +27,14 @@ from txgit.state import UNPICKLABLE
 from txgit.workspace import StateDiff, Workspace
 
 
-def _open() -> Workspace:
-    return Workspace.open(Path.cwd())
+def _open(*, settled: bool = False) -> Workspace:
+    """The workspace here. ``settled``: first wait for a commit a kernel is still writing (its
+    background writer holds the lock; free, it costs a few microseconds), so that what a command
+    shows includes the cell run just before it was typed."""
+    ws = Workspace.open(Path.cwd())
+    if settled:
+        ws.settle()
+    return ws
 
 
 def _out(text: str | Text = "") -> None:
@@ -103,7 +109,7 @@ def status(
     attached and their uncommitted changes, and a merge in progress."""
     from txgit.sessions.kernel import call_kernel, live_kernels
 
-    ws = _open()
+    ws = _open(settled=True)
     head = ws.head()
     if ws.branch is not None:
         _out(f"On branch {ws.branch}")
@@ -252,7 +258,7 @@ def log(
     max_count: Optional[int] = typer.Option(None, "-n", "--max-count", min=0, metavar="N", help="Show at most N commits."),
 ) -> None:
     """Show commits, newest first, with ids, refs, author, date and message."""
-    ws = _open()
+    ws = _open(settled=True)
     if rev is not None and all_refs:
         raise _usage("give either REV or --all, not both")
     commits = ws.log(rev, all_refs=all_refs, max_count=max_count)
