@@ -232,9 +232,11 @@ def test_the_cli_shows_a_bar_on_a_terminal(tmp_path):
 
 # -- 6. Ctrl-C in the middle of push, fetch, clone and commit -------------------------------------
 
-def _interrupt_when(args: list[str], cwd: Path, ready, *, delay: str = "2") -> tuple[int, str, str]:
+def _interrupt_when(args: list[str], cwd: Path, ready, *, delay: str = "30") -> tuple[int, str, str]:
     """Start `txgit ARGS` with slowed transfers, send it SIGINT (Ctrl-C) once ``ready()`` holds, and
-    return (exit status, stdout, stderr)."""
+    return (exit status, stdout, stderr). Each batch waits ``delay`` seconds after it lands, a wait the
+    interrupt ends: the test may see the first batch late (a loaded machine) and still interrupt mid-transfer
+    (with 2 s, a test that saw it 2 s late found all 400 blobs uploaded)."""
     import signal
 
     proc = subprocess.Popen([sys.executable, "-m", "txgit", *args], cwd=cwd, stdout=subprocess.PIPE,
@@ -282,7 +284,15 @@ def test_ctrl_c_during_push_says_nothing_changed_on_the_remote(tmp_path, run_txg
     alice.commit(_many(), "400 variables")
     store = remote / "txgit-objects"
     had = len(_files(store))
-    code, out, err = _interrupt_when(["push"], alice.root, lambda: len(_files(store)) > had)
+    landed: list[float] = []
+
+    def seen_late() -> bool:
+        """A blob has landed, seen 2.5 s late, as a test under load can see it."""
+        if not landed and len(_files(store)) > had:
+            landed.append(time.time())
+        return bool(landed) and time.time() - landed[0] > 2.5
+
+    code, out, err = _interrupt_when(["push"], alice.root, seen_late)
     assert code == 130, (out, err)
     uploaded = len(_files(store)) - had
     assert err.splitlines() == [

@@ -1279,11 +1279,14 @@ class Remotes:
         done.total_blobs = len(names)
         moved = 0  # bytes as the records count them: reaches ``total`` exactly
         delay = float(os.environ.get("TXGIT_DEBUG_TRANSFER_DELAY", "0") or 0)  # fault-injection tests only
+        # the injected latency ends when the transfer stops: an interrupt test can then give itself a
+        # long delay (time to see a batch land on a loaded machine) without waiting it out
+        stopped = threading.Event()
 
         def one(data: Mapping[str, bytes]) -> int:
             n = write(data)
             if delay:
-                time.sleep(delay)
+                stopped.wait(delay)
             return n
 
         def finished(batch: list[str], n: int) -> None:
@@ -1326,6 +1329,7 @@ class Remotes:
                 # (each blob lands whole or not at all) and are counted, then the error goes on.
                 for future in futures:
                     future.cancel()
+                stopped.set()
                 _wait_all(futures)
                 for batch, future in zip(batches[counted:], futures[counted:]):
                     if not future.cancelled() and future.exception() is None:
