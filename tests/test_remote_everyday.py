@@ -484,3 +484,17 @@ def test_status_and_log_wait_for_the_commit_a_kernel_is_still_writing(tmp_path):
     assert f"HEAD: {head.short_id} the cell's commit" in status, status
     assert "Your branch is ahead of 'origin/main' by 1 commit" in status, status
     assert log.startswith(f"{head.short_id} (HEAD -> main) the cell's commit"), log
+
+
+def test_a_fetch_that_brings_a_tag_names_it(tmp_path, run_txgit):
+    """Alice tagged a state and pushed it with --tags; Bob's fetch brought the tag but said
+    "origin: up to date", so he had no reason to look for it. It names it, as git's [new tag]."""
+    remote = tmp_path / "r.git"
+    alice = _alice(tmp_path, remote)
+    run_txgit("clone", str(remote), "bob", cwd=tmp_path, check=True)
+    bob = tmp_path / "bob"
+    run_txgit("tag", "v1", cwd=alice.root, check=True)
+    run_txgit("push", "--tags", cwd=alice.root, check=True)
+    out = run_txgit("fetch", cwd=bob, check=True).stdout
+    assert out == f"  {'[new tag]':18} v1\n", out
+    assert run_txgit("fetch", cwd=bob, check=True).stdout == "origin: up to date\n"

@@ -670,6 +670,7 @@ class FetchResult:
     remote: str
     updated: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)  # ref -> (old, new)
     forced: list[str] = field(default_factory=list)  # updated refs whose new tip does not contain the old one
+    new_tags: list[str] = field(default_factory=list)  # tags the fetch brought (none of that name here before)
     blobs_fetched: int = 0
     bytes_fetched: int = 0
     seconds: float = 0.0
@@ -1728,6 +1729,7 @@ class Remotes:
         if r.local_path is not None and not r.local_path.exists():
             raise RemoteError(f"cannot reach remote {r.name!r}: {r.local_path} does not exist")
         before = self._tracking(r.name)
+        tags_before = set(self.ws.history.tags())
         had = trust.tips(self.repo)
         noted = False
         blobs = _Tally()
@@ -1737,7 +1739,7 @@ class Remotes:
             trust.note_fetched(self.ws, r.name, had)  # provenance of what came, unless the remote is trusted
             noted = True
             after = self._tracking(r.name)
-            result = FetchResult(r.name)
+            result = FetchResult(r.name, new_tags=sorted(set(self.ws.history.tags()) - tags_before))
             for ref in sorted(set(before) | set(after)):
                 if before.get(ref) != after.get(ref):
                     result.updated[ref] = (before.get(ref), after.get(ref))
