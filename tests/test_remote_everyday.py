@@ -245,8 +245,18 @@ def _interrupt_when(args: list[str], cwd: Path, ready, *, delay: str = "30") -> 
     while time.time() < deadline and proc.poll() is None and not ready():
         time.sleep(0.01)
     assert proc.poll() is None, proc.communicate()  # still running: the interrupt comes mid-transfer
+    # how the child handles SIGINT, read as it is sent: a Ctrl-C that once went unheeded (the push ran
+    # to its end and exited 0) is then explained by the next failure
+    try:
+        masks = [line for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines()
+                 if line.startswith(("SigBlk", "SigIgn", "SigCgt"))]
+    except OSError:
+        masks = []
+    sent = time.time()
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    out, err = proc.communicate(timeout=90)
+    assert proc.returncode == 130, (f"SIGINT not heeded: exit {proc.returncode} {time.time() - sent:.1f} s after it; "
+                                    f"child {masks}; ours {signal.getsignal(signal.SIGINT)}", out, err)
     return proc.returncode, out, err
 
 
