@@ -255,8 +255,9 @@ def _interrupt_when(args: list[str], cwd: Path, ready, *, delay: str = "30") -> 
     sent = time.time()
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=90)
-    assert proc.returncode == 130, (f"SIGINT not heeded: exit {proc.returncode} {time.time() - sent:.1f} s after it; "
-                                    f"child {masks}; ours {signal.getsignal(signal.SIGINT)}", out, err)
+    why = (f"SIGINT not heeded: exit {proc.returncode} {time.time() - sent:.1f} s after it; child {masks}; "
+           f"ours {signal.getsignal(signal.SIGINT)}")
+    assert proc.returncode == 130, (why, out, err)
     return proc.returncode, out, err
 
 
