@@ -1141,6 +1141,13 @@ def test_the_terminals_push_beside_the_only_kernel_left_pushes_that_kernels_bran
         shown = run_txgit("status", cwd=ws.root, check=True).stdout
         assert (f"kernel {second.pid} (on {own}):\n  {own} is on no remote yet "
                 f"(`txgit push -u origin {own}` publishes it)") in shown, shown
+        assert shown.splitlines()[1] == (f"The only kernel attached is on {own}: commit, pull, push and log act "
+                                         "on that branch"), shown
+        # its log showed main, HEAD's branch (the closed kernel's), without the kernel's commit: the log
+        # is of the branch the terminal's commit, pull and push act on; `log main` still shows main
+        log = run_txgit("log", "--oneline", cwd=ws.root, check=True).stdout.splitlines()
+        assert log[0].endswith(f"({own}) cell [2]: b = 2") and len(log) == 2, log
+        assert "b = 2" not in run_txgit("log", "--oneline", "main", cwd=ws.root, check=True).stdout
         pushed = run_txgit("push", cwd=ws.root, check=True).stdout
         assert f"new                {own} -> origin/{own}" in pushed, pushed
         carol = Workspace.clone(str(tmp_path / "team.git"), tmp_path / "carol")

@@ -670,6 +670,7 @@ class FetchResult:
     remote: str
     updated: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)  # ref -> (old, new)
     forced: list[str] = field(default_factory=list)  # updated refs whose new tip does not contain the old one
+    new_tags: list[str] = field(default_factory=list)  # tags the fetch brought (none of that name here before)
     blobs_fetched: int = 0
     bytes_fetched: int = 0
     seconds: float = 0.0
@@ -1279,11 +1280,14 @@ class Remotes:
         done.total_blobs = len(names)
         moved = 0  # bytes as the records count them: reaches ``total`` exactly
         delay = float(os.environ.get("TXGIT_DEBUG_TRANSFER_DELAY", "0") or 0)  # fault-injection tests only
+        # the injected latency ends when the transfer stops: an interrupt test can then give itself a
+        # long delay (time to see a batch land on a loaded machine) without waiting it out
+        stopped = threading.Event()
 
         def one(data: Mapping[str, bytes]) -> int:
             n = write(data)
             if delay:
-                time.sleep(delay)
+                stopped.wait(delay)
             return n
 
         def finished(batch: list[str], n: int) -> None:
@@ -1326,6 +1330,7 @@ class Remotes:
                 # (each blob lands whole or not at all) and are counted, then the error goes on.
                 for future in futures:
                     future.cancel()
+                stopped.set()
                 _wait_all(futures)
                 for batch, future in zip(batches[counted:], futures[counted:]):
                     if not future.cancelled() and future.exception() is None:
@@ -1724,6 +1729,7 @@ class Remotes:
         if r.local_path is not None and not r.local_path.exists():
             raise RemoteError(f"cannot reach remote {r.name!r}: {r.local_path} does not exist")
         before = self._tracking(r.name)
+        tags_before = set(self.ws.history.tags())
         had = trust.tips(self.repo)
         noted = False
         blobs = _Tally()
@@ -1733,7 +1739,7 @@ class Remotes:
             trust.note_fetched(self.ws, r.name, had)  # provenance of what came, unless the remote is trusted
             noted = True
             after = self._tracking(r.name)
-            result = FetchResult(r.name)
+            result = FetchResult(r.name, new_tags=sorted(set(self.ws.history.tags()) - tags_before))
             for ref in sorted(set(before) | set(after)):
                 if before.get(ref) != after.get(ref):
                     result.updated[ref] = (before.get(ref), after.get(ref))

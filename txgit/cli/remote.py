@@ -226,6 +226,7 @@ def fetch_lines(r: FetchResult) -> list[str]:
                 continue
             span = f"{old[:8]}..{new[:8]}" if old else "[new branch]"
             lines.append(f"  {span:18} {_short(ref)}")
+    lines += [f"  {'[new tag]':18} {tag}" for tag in r.new_tags]
     return lines
 
 
@@ -242,7 +243,7 @@ def fetch(
         _out(line)
     if eager:
         _out(f"fetched {r.blobs_fetched} blobs ({_mb(r.bytes_fetched)})")
-    if not r.updated and not eager:
+    if not r.updated and not r.new_tags and not eager:
         _out(f"{r.remote}: up to date")
 
 
