@@ -252,7 +252,10 @@ class NamespaceSession:
             maybe = self._maybe_variables()  # first: it files names it has not seen yet under _host
             host = (self.namespace.keys() & self._host) | self._hidden_among(maybe)
         else:
-            host = self.namespace.keys() - live - self._not_names  # (every name was filed when live was built)
+            # the names live left out: the host's (filed), and the few others asked again (a name another
+            # thread bound since live was built is asked, not taken for the host's)
+            host = self.namespace.keys() - live - self._not_names
+            host = (host & self._host) | {n for n in host - self._host if self.hidden(n)}
         held = {n: self.namespace.pop(n) for n in host}
         try:
             yield

@@ -304,9 +304,12 @@ def _definite_writes(stmt: ast.stmt) -> set[str]:
 def fingerprint(namespace: Mapping[str, Any], names: Collection[str]) -> dict[str, int]:
     """name -> id(value), the run-time evidence of rebinding. Built in C (``map``): a star import's ~950
     names are fingerprinted before and after every cell."""
-    present = names if isinstance(names, (set, frozenset)) and names <= namespace.keys() else \
-        [n for n in names if n in namespace]
-    return dict(zip(present, map(id, map(namespace.__getitem__, present))))
+    if isinstance(names, (set, frozenset)) and names <= namespace.keys():
+        try:
+            return dict(zip(names, map(id, map(namespace.__getitem__, names))))
+        except KeyError:  # deleted meanwhile by another thread
+            pass
+    return {n: id(namespace[n]) for n in list(names) if n in namespace}
 
 
 def changed_bindings(before: Mapping[str, int], after: Mapping[str, int]) -> set[str]:
