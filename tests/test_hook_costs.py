@@ -661,3 +661,139 @@ def test_what_its_module_binds_by_name_is_not_fingerprinted_but_a_look_alike_is(
     assert "sq" in out[-1].changes.unnamed
     assert ws.load("sq").seen == [4]
     s.close()
+
+
+# -- many names (a star import binds ~950): what a cell pays per name ----------------------------------
+
+MANY = "\n".join(f"v{i} = {i}" for i in range(1000)) + "\nimport math\nf = math.floor\n"
+
+
+def test_the_variable_list_is_built_once_per_hook(ws):
+    """With ~1,000 names the variable list was built 4 times a cell (each asking the host whether each
+    name is its own): now once before the cell and once after it, the commit included."""
+    asked: list[str] = []
+
+    def hidden(name: str) -> bool:
+        asked.append(name)
+        return name == "host_thing"
+
+    ns = session_namespace(MANY)
+    ns["host_thing"] = object()
+    s = NamespaceSession(ws, ns, kind="test", hidden=hidden)
+    _run_cells(s, ns, "x = [1]")
+    s.flush()
+    for code in ("x.append(2)", "y = len(x)", "n = v3 + 1"):
+        del asked[:]
+        _run_cells(s, ns, code)
+        assert len(asked) <= 2 * 1010, (code, len(asked))  # once in each hook
+    s.flush()
+    assert ws.load("x") == [1, 2] and ws.load("y") == 2 and ws.load("n") == 4
+    assert "host_thing" not in ws.state().variables
+    s.close()
+
+
+def test_the_host_is_asked_only_about_the_names_it_may_hide(ws):
+    """``hidden_names``: the only names, beyond ``always_hidden``'s, that the host may call its own
+    (IPython's `open`, `exit` ...): the others are not asked one by one in every hook. A name the user
+    rebinds from the host's value to one of theirs is still committed."""
+    host = {"exit_": object(), "open_": object()}
+    asked: list[str] = []
+
+    def hidden(name: str) -> bool:
+        asked.append(name)
+        return name in host and ns.get(name) is host[name]
+
+    ns = session_namespace(MANY)
+    ns.update(host)
+    s = NamespaceSession(ws, ns, kind="test", hidden=hidden, hidden_names=host.keys())
+    _run_cells(s, ns, "x = [1]", "x.append(2)", "exit_ = 5")
+    s.flush()
+    assert set(asked) <= set(host) and len(asked) <= 2 * 6 * len(host), asked
+    state = ws.state()
+    assert ws.load("x") == [1, 2] and ws.load("exit_") == 5 and "open_" not in state.variables
+    s.close()
+
+
+class CountingGets(dict):
+    """A namespace that counts what txgit's hooks look up by ``get`` (exec's own lookups bypass it)."""
+
+    gets = 0
+
+    def get(self, key, default=None):
+        self.gets += 1
+        return super().get(key, default)
+
+
+def test_names_that_hold_the_same_plain_value_are_not_looked_at_by_every_cell(ws, ownlib):
+    """Every cell that used a library looked at each of ~1,000 names twice to find its values (numbers,
+    classes, functions: no library's); a name still holding the same plain value is skipped. One bound
+    to another value between cells (no cell named it) is looked at again, and its unnamed change is
+    still committed."""
+    ns = CountingGets(session_namespace(MANY))
+    s = NamespaceSession(ws, ns, kind="test")
+    _run_cells(s, ns, f"import {ownlib} as lib\nmine = lib.Registry()", "lib.aim(mine)", "lib.register(1)")
+    ns.gets = 0
+    _run_cells(s, ns, "lib.register(2)")
+    assert ns.gets < 200, ns.gets  # not each of the 1,000 names, before and after the cell
+    ns["v5"] = ns["lib"].Registry()  # outside any cell: as a widget's callback would
+    _run_cells(s, ns, "lib.aim(v5)\nlib.aim(mine)")
+    ns["lib"].TARGET = ns["v5"]  # the library aims at it again, no cell naming it
+    out = _run_cells(s, ns, "lib.register(3)")
+    assert "v5" in out[-1].changes.unnamed
+    s.flush()
+    assert ws.load("v5").items == [3] and ws.load("mine").items == [1, 2]
+    s.close()
+
+
+SETTINGSLIB = '''
+class Settings(dict):
+    """A library's settings table that validates on every read (matplotlib's rcParams)."""
+    reads = 0
+
+    def __getitem__(self, key):
+        Settings.reads += 1
+        return dict.__getitem__(self, key)
+
+    def values(self):  # as collections.abc's mixin: one __getitem__ per key
+        return [self[k] for k in self]
+
+class Style:
+    def __init__(self):
+        self.width = [1.0]
+
+SETTINGS = Settings({f"key{i}": Style() for i in range(300)})
+
+class Thing:
+    def __init__(self):
+        self.style = SETTINGS["key0"]
+        self.data = [1, 2]
+'''
+
+
+def test_a_library_s_settings_table_is_not_read_key_by_key_before_every_walk(ws, tmp_path, monkeypatch):
+    """The walk looks again at the dicts of objects a library holds (values get replaced), before every
+    walk: matplotlib's rcParams was read through its ``__getitem__``, ~1,170 times a cell. Read in C, and
+    only its values that changed are held again; a value the library replaces is still the library's."""
+    name = f"settingslib_{tmp_path.name.replace('-', '_')}"
+    (tmp_path / f"{name}.py").write_text(SETTINGSLIB)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import sys
+
+    try:
+        ns = session_namespace()
+        s = NamespaceSession(ws, ns, kind="test")
+        _run_cells(s, ns, f"import {name} as lib\na = lib.Thing()\nb = lib.Thing()", "a.data.append(3)")
+        lib = sys.modules[name]
+        lib.Settings.reads = 0
+        _run_cells(s, ns, "a.data.append(4)", "b.data.append(5)")
+        assert lib.Settings.reads == 0
+        # the library replaces a setting: what the new value holds is the library's, not one group of a and b
+        _run_cells(s, ns, "lib.SETTINGS['key1'] = lib.Style()\na.other = lib.SETTINGS['key1']\n"
+                   "b.other = lib.SETTINGS['key1']")
+        s.flush()
+        groups = {n: r.group for n, r in ws.state().variables.items() if r.group}
+        assert groups.get("a") is None or groups.get("a") != groups.get("b"), groups
+        assert ws.load("a").data == [1, 2, 3, 4] and ws.load("b").data == [1, 2, 5]
+        s.close()
+    finally:
+        sys.modules.pop(name, None)

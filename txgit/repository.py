@@ -234,17 +234,17 @@ def _package_versions(records: Mapping[str, VarRecord]) -> dict[str, str]:
     return environment.package_versions(tops)
 
 
-def _co_members(head: State, deferred: list[list[str]]) -> dict[str, set[str]]:
-    """name -> the names of its group in ``head``. ``deferred``: groups of a commit still being written,
-    whose records get their group ids from the writer's thread (read here, they may or may not have one)."""
-    pending = {n for names in deferred for n in names}
-    by_group: dict[str, set[str]] = {}
-    for n, r in head.variables.items():
-        if r.group and n not in pending:
-            by_group.setdefault(r.group, set()).add(n)
-    out = {n: by_group[r.group] for n, r in head.variables.items() if r.group and n not in pending}
-    for names in deferred:
-        out.update(dict.fromkeys(names, set(names)))
+def _co_members(head: State, deferred: list[list[str]], names: set[str]) -> set[str]:
+    """The names in one group with any of ``names`` in ``head``. ``deferred``: groups of a commit still
+    being written, whose records get their group ids from the writer's thread (read here, they may or may
+    not have one). Every record is read only when one of ``names`` has a group (not for each commit of a
+    session with ~950 names)."""
+    pending = {n for members in deferred for n in members}
+    out = {n for members in deferred if not names.isdisjoint(members) for n in members}
+    records = head.variables
+    groups = {r.group for r in (records.get(n) for n in names if n not in pending) if r is not None and r.group}
+    if groups:
+        out |= {n for n, r in records.items() if r.group in groups and n not in pending}
     return out
 
 
@@ -447,6 +447,7 @@ class Repository:
         head_state: State | None = None,
         merged: Iterable[str] = (),
         sink: Sink | None = None,
+        variables: set[str] | None = None,
     ) -> PreparedCommit:
         """The first half of :meth:`commit`: serialize what changed; nothing is written (but what ``sink`` writes).
 
@@ -460,7 +461,8 @@ class Repository:
         ("HEAD": what ``ref`` names now; None: none). ``head_state``: the records unchanged names
         are carried over from, when not the parent's (a merge: the merged records); ``merged``:
         further parents. ``sink``: gets large chunks as soon as they are hashed (a store's
-        :class:`~txgit.storage.WriteAhead`; pass it to :meth:`finish_commit` too).
+        :class:`~txgit.storage.WriteAhead`; pass it to :meth:`finish_commit` too). ``variables``: the
+        namespace's variable names, if the caller has them (a session's hook).
         """
         started = time.perf_counter()
         if base is not None:
@@ -469,15 +471,13 @@ class Repository:
             tip = self.history.tip(ref) if parent == "HEAD" else (None if parent is None else self.history.resolve(parent))
             parent_id = None if tip is None else str(tip.id)
             head = head_state if head_state is not None else (None if tip is None else self.history.read_state(tip))
-        live = _variable_names(namespace)
+        live = _variable_names(namespace) if variables is None else variables
         if names is None or head is None:
             redo = live
             kept: dict[str, VarRecord] = {}
         else:
             redo = {n for n in names if n in live} | (live - set(head.variables))
-            members = _co_members(head, base.deferred_members if base is not None else [])
-            for n in list(redo):
-                redo |= members.get(n, set()) & live
+            redo |= _co_members(head, base.deferred_members if base is not None else [], redo) & live
             kept = {n: r for n, r in head.variables.items() if n in live and n not in redo and n not in names}
         # groups still being hashed for the commit this one builds on, carried over whole: the next
         # chained commit must still find their members

@@ -289,19 +289,33 @@ class UnnamedChanges:
         # binds ~900 of them, which every cell that used numpy looked up in their modules again, before
         # and after it)
         self._own: dict[str, tuple[Any, dict[str, Any], str]] = {}
+        # name -> the value it held when found to be no library's (a number, a short string, a module, a
+        # class, a function), and that value's id: not looked at again while the name holds it, which the
+        # hook's fingerprint of every name (name -> id) says in C (held: its id cannot go to another object)
+        self._plain: dict[str, Any] = {}
+        self._plain_ids: dict[str, int] = {}
 
     def cell_starts(self) -> None:
         """Note which figures are open as a cell starts: artists of the others are no candidates."""
         self._open_at_start = open_figures()
 
-    def candidates(self, namespace: Mapping[str, Any], names: Iterable[str], packages: set[str]) -> list[str]:
+    def candidates(self, namespace: Mapping[str, Any], names: Iterable[str], packages: set[str],
+                   ids: Mapping[str, int] | None = None) -> list[str]:
         """``names`` whose values are made of one of ``packages`` (modules are stored by name: never),
         less matplotlib artists (and colorbars, formatters ... tied to them) whose figures were closed
         when the cell started (a notebook's figures of earlier cells: fingerprinting every one of them
         after every plotting cell was most of the cost of the slowest cells), less a library's own
-        objects, which a commit records by name whatever they hold (``from pylab import *``)."""
+        objects, which a commit records by name whatever they hold (``from pylab import *``).
+
+        ``ids``: name -> id of the value of every variable now (a hook's fingerprint); with it, names
+        still holding a value found plain before are not looked at again."""
         if not packages:
             return []
+        plain = None
+        if ids is not None:
+            self._forget_plain(ids)
+            plain = self._plain
+            names = (names if isinstance(names, (set, frozenset)) else set(names)) - plain.keys()
         out = []
         closed = self._open_at_start if "matplotlib" in packages else None
         own = self._own
@@ -311,6 +325,8 @@ class UnnamedChanges:
             # `from pylab import *` hundreds of names hold them, looked at before and after every cell)
             if type(v) in _ATOMS or isinstance(v, (types.ModuleType, type, types.FunctionType,
                                                    types.BuiltinFunctionType)):
+                if plain is not None and n in ids and not (isinstance(v, (str, bytes)) and len(v) > 1024):
+                    plain[n], self._plain_ids[n] = v, ids[n]
                 continue
             mine = own.get(n)
             if mine is not None and mine[0] is v and mine[1].get(mine[2], _MISSING) is v:
@@ -367,8 +383,21 @@ class UnnamedChanges:
         for key in [k for k in self._prints if not names.isdisjoint(k)]:
             del self._prints[key]
 
-    def prune(self, namespace: Mapping[str, Any]) -> None:
-        """Drop fingerprints of values no longer held (they would keep the old objects alive)."""
+    def _forget_plain(self, ids: Mapping[str, int]) -> None:
+        """Forget the plain values of names that no longer hold them (the set difference is in C)."""
+        if self._plain_ids.items() <= ids.items():  # (no set built: most hooks, nothing rebound)
+            return
+        for n, _ in self._plain_ids.items() - ids.items():
+            del self._plain[n], self._plain_ids[n]
+
+    def prune(self, namespace: Mapping[str, Any], ids: Mapping[str, int] | None = None) -> None:
+        """Drop fingerprints of values no longer held (they would keep the old objects alive); ``ids``:
+        name -> id of every variable's value now."""
+        if ids is not None:
+            self._forget_plain(ids)
+        else:
+            self._plain.clear()
+            self._plain_ids.clear()
         for key in [k for k in self._prints if self._valid(k, namespace) is None]:
             del self._prints[key]
         for n in [n for n, (v, _, _) in self._own.items() if namespace.get(n, _MISSING) is not v]:
@@ -376,6 +405,8 @@ class UnnamedChanges:
 
     def clear(self) -> None:
         self._prints.clear()  # (the library objects' verdicts are checked on use: kept)
+        self._plain.clear()
+        self._plain_ids.clear()
 
 
 _MISSING = object()

@@ -114,7 +114,7 @@ class IPythonSession:
             return name in hidden_ns and shell.user_ns.get(name) is hidden_ns[name]
 
         self.session = NamespaceSession(workspace, shell.user_ns, kind="ipython", hidden=hidden,
-                                        always_hidden=_ipython_name)
+                                        always_hidden=_ipython_name, hidden_names=hidden_ns.keys())
         # Another live kernel on HEAD's branch: this one commits to a branch of its own (and says so).
         self.notebook = notebook_name()
         self.kernel_record: str | None = None

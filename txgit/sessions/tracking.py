@@ -22,7 +22,7 @@ import ast
 import builtins
 import re
 import types
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -301,14 +301,22 @@ def _definite_writes(stmt: ast.stmt) -> set[str]:
     return out
 
 
-def fingerprint(namespace: Mapping[str, Any], names: Iterable[str]) -> dict[str, int]:
-    """name -> id(value), the run-time evidence of rebinding."""
-    return {n: id(namespace[n]) for n in names if n in namespace}
+def fingerprint(namespace: Mapping[str, Any], names: Collection[str]) -> dict[str, int]:
+    """name -> id(value), the run-time evidence of rebinding. Built in C (``map``): a star import's ~950
+    names are fingerprinted before and after every cell."""
+    if isinstance(names, (set, frozenset)) and names <= namespace.keys():
+        try:
+            return dict(zip(names, map(id, map(namespace.__getitem__, names))))
+        except KeyError:  # deleted meanwhile by another thread
+            pass
+    return {n: id(namespace[n]) for n in list(names) if n in namespace}
 
 
 def changed_bindings(before: Mapping[str, int], after: Mapping[str, int]) -> set[str]:
     """Names added, deleted or bound to another object between two fingerprints."""
-    return {n for n in before.keys() | after.keys() if before.get(n) != after.get(n)}
+    if before == after:  # (in C; most cells rebind a few names at most)
+        return set()
+    return {n for n, _ in before.items() ^ after.items()}
 
 
 # -- reach: what session code can touch ---------------------------------------------
@@ -389,12 +397,14 @@ class CellTracker:
         self.variables = variables or (lambda: [n for n in namespace if is_variable(n)])
         self.names = analyze_code(code, tree)
         self.before = fingerprint(namespace, self.variables())
+        self.after: dict[str, int] | None = None  # (taken by finish)
         # Session code the cell uses can mutate what it names; collect that before it runs,
         # since the cell may delete or rebind the function itself.
         self.reached = reach(self.names.touched, namespace) if self.names.opaque is None else set()
 
-    def finish(self) -> CellChanges:
-        after = fingerprint(self.namespace, self.variables())
+    def finish(self, variables: set[str] | None = None) -> CellChanges:
+        """``variables``: the namespace's variable names now, if the caller has them."""
+        after = self.after = fingerprint(self.namespace, self.variables() if variables is None else variables)
         n = self.names
         if n.opaque is not None:
             return CellChanges(n.reads, n.writes, None, n.opaque, changed_bindings(self.before, after))

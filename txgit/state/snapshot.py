@@ -713,6 +713,7 @@ class _LibraryState:
     def __init__(self) -> None:
         self.objects: dict[int, Any] = {}
         self.dicts: list[dict[Any, Any]] = []  # module globals looked at again before a walk: values get replaced
+        self._dict_values: list[tuple[Any, ...]] = []  # each one's values when last held (see refresh)
         self._depth: dict[int, int] = {}  # id -> how far below it was held
         self._classes: set[type] = set()
         self._modules: set[str] = set()
@@ -736,9 +737,10 @@ class _LibraryState:
                         continue  # __builtins__ and the like
                     # a dict of objects (rcParams), not of strings (a table of colour names)
                     if self._hold([d], self.DEPTH) and isinstance(d, dict) and len(d) <= self.DICT_LIMIT and \
-                            any(type(v) not in _ATOMS and type(v) is not tuple for v in list(d.values())) and \
+                            any(type(v) not in _ATOMS and type(v) is not tuple for v in dict.values(d)) and \
                             all(d is not known for known in self.dicts):
                         self.dicts.append(d)
+                        self._dict_values.append(())
 
     def _hold(self, values: list[Any], depth: int) -> bool:
         """Hold what the walk would follow of ``values`` and, ``depth`` steps down, what they hold;
@@ -758,7 +760,7 @@ class _LibraryState:
             try:
                 if isinstance(v, dict):
                     if len(v) <= self.DICT_LIMIT:
-                        self._hold(list(v.values()), depth - 1)
+                        self._hold(list(dict.values(v)), depth - 1)  # (in C: not rcParams' validating reads)
                 elif isinstance(v, (list, tuple, set, frozenset)):
                     if len(v) <= self.DICT_LIMIT:
                         self._hold(list(v), depth - 1)
@@ -775,11 +777,18 @@ class _LibraryState:
         return held
 
     def refresh(self) -> None:
-        for d in self.dicts:
+        """Hold the values the dicts hold now. Before every walk, ~3 a cell: read in C (``dict.values``, not
+        rcParams' ``__getitem__`` per key), and only a dict whose values are not all the ones held last."""
+        for i, d in enumerate(self.dicts):
             try:
-                self._hold(list(d.values()), 0)
+                values = tuple(dict.values(d))
             except RuntimeError:  # changed while read (another thread): next time
-                pass
+                continue
+            last = self._dict_values[i]
+            if len(last) == len(values) and all(map(operator.is_, last, values)):
+                continue
+            self._hold(list(values), 0)
+            self._dict_values[i] = values
 
 
 _library_state = _LibraryState()
