@@ -348,6 +348,12 @@ def _reduce_ndarray(arr: Any) -> Any:
     would have written for its buffer (bytearray when writable, bytes when read-only: the same
     opcodes); only large ones reach the callback and go out of band.
     """
+    plan = _views.get()
+    if plan is not None:
+        if arr.base is None:
+            plan.owners.add(id(arr))
+        elif (rv := plan.reduce(arr)) is not None:
+            return rv
     kind = arr.dtype.kind
     if kind == "O":
         reduce = object_arrays.pickled(arr)
@@ -361,6 +367,122 @@ def _reduce_ndarray(arr: Any) -> Any:
         buf, *rest = rv[1]
         return (rv[0], (bytearray(buf) if arr.flags.writeable else bytes(buf), *rest))
     return rv
+
+
+def _reduce_void(row: Any) -> Any:
+    """A structured scalar (``row = records[0]``) views its array's memory: see :class:`_ViewPlan`."""
+    plan = _views.get()
+    if plan is not None and row.base is not None:
+        rv = plan.reduce(row)
+        if rv is not None:
+            return rv
+    return row.__reduce_ex__(PROTOCOL)
+
+
+# -- numpy views: arrays of one pickle that viewed one memory come back viewing one memory ------
+
+def _byte_bounds(arr: Any) -> tuple[int, int]:
+    np = sys.modules["numpy"]
+    bounds = getattr(getattr(np, "lib", None), "array_utils", None)  # numpy 2; numpy 1 has np.byte_bounds
+    return (bounds.byte_bounds if bounds is not None else np.byte_bounds)(arr)
+
+
+def _raw_bytes(carrier: Any) -> Any:
+    """A contiguous array's memory as a 1-d uint8 array over the same memory (no copy)."""
+    np = sys.modules["numpy"]
+    return carrier.ravel(order="K").view(np.uint8)
+
+
+def _array_view(carrier: Any, offset: int, shape: tuple[int, ...], strides: tuple[int, ...], dtype: Any,
+                writeable: bool) -> Any:
+    """Load a view pickled by :class:`_ViewPlan`: the same window on the restored carrier's memory
+    (numpy checks that it lies within it)."""
+    np = sys.modules["numpy"]
+    view = np.ndarray(shape, dtype, buffer=_raw_bytes(carrier), offset=offset, strides=strides)
+    if not writeable:
+        view.flags.writeable = False
+    return view
+
+
+def _void_view(carrier: Any, offset: int, dtype: Any) -> Any:
+    """Load an ``np.void`` row pickled by :class:`_ViewPlan`: a row of the restored carrier's memory."""
+    np = sys.modules["numpy"]
+    return np.ndarray((), dtype, buffer=_raw_bytes(carrier), offset=offset)[()]
+
+
+class _ViewPlan:
+    """Which arrays of one pickle view one memory, and what they are pickled as views of.
+
+    numpy pickles every array with its own bytes, so a view (``col = grid[:, 0]``, ``t = grid.T``,
+    ``row = records[0]``) came back a copy: a write through its base no longer showed in it. The
+    first pickling of a value (:func:`dumps`) notes every array it meets that owns its memory and
+    every view (root: the last ndarray of its ``.base`` chain). Where a root was pickled itself, or
+    two views of one root were, the value is pickled again with each such view as (carrier, byte
+    offset, shape, strides, dtype): the carrier is the root itself, or a uint8 array of just the
+    span of the root's memory the views cover (a root no variable holds: ``grid =
+    np.arange(12.).reshape(3, 4)`` views an arange). A lone view of a root pickled nowhere else
+    stays a copy of its own bytes (its base may be far larger). Arrays of objects are never taken
+    (their memory is pointers). A pickle without views pays one look at ``.base`` per array."""
+
+    __slots__ = ("carriers", "owners", "roots", "views")
+
+    def __init__(self) -> None:
+        self.owners: set[int] = set()  # ids of exact ndarrays pickled that own their memory
+        self.roots: dict[int, Any] = {}  # id -> a root some view pickled views
+        self.views: dict[int, dict[int, Any]] = {}  # id(root) -> the views of it pickled, by id
+        self.carriers: dict[int, tuple[Any, int]] = {}  # id(root) -> (carrier, its first address)
+
+    def reduce(self, arr: Any) -> Any:
+        """The reduce value of view ``arr`` (from the second pass), else None (and, in the first, note it)."""
+        np = sys.modules["numpy"]
+        root = arr.base
+        if not isinstance(root, np.ndarray):
+            if type(arr) is np.ndarray:
+                self.owners.add(id(arr))  # a buffer's own array (np.frombuffer, a restored array)
+            return None
+        while isinstance(root.base, np.ndarray):
+            root = root.base
+        found = self.carriers.get(id(root))
+        if found is None:
+            if not self.carriers and not root.dtype.hasobject:
+                self.roots[id(root)] = root
+                self.views.setdefault(id(root), {})[id(arr)] = arr
+            return None
+        carrier, start = found
+        if carrier is arr:  # a span carrier views the root too: it is pickled with its own bytes
+            return None
+        offset = arr.__array_interface__["data"][0] - start
+        if type(arr) is np.void:
+            return (_void_view, (carrier, offset, arr.dtype))
+        return (_array_view, (carrier, offset, arr.shape, arr.strides, arr.dtype, bool(arr.flags.writeable)))
+
+    def settle(self) -> bool:
+        """After the first pass: choose the carriers; whether there is any (a second pass is needed)."""
+        np = sys.modules["numpy"]
+        for rid, views in self.views.items():
+            root = self.roots[rid]
+            if not (root.flags.c_contiguous or root.flags.f_contiguous):
+                continue
+            if rid in self.owners:
+                self.carriers[rid] = (root, _byte_bounds(root)[0])
+            elif len(views) >= 2:
+                spans = {vid: _byte_bounds(v) if type(v) is not np.void else
+                         (v.__array_interface__["data"][0], v.__array_interface__["data"][0] + v.dtype.itemsize)
+                         for vid, v in views.items()}
+                lo, hi = min(s[0] for s in spans.values()), max(s[1] for s in spans.values())
+                # a contiguous view over all of it carries it, pickled as it always was (``grid`` of an
+                # arange; a restored array, which numpy's loader reshapes from a buffer), else the span
+                whole = [v for vid, v in views.items() if spans[vid] == (lo, hi) and type(v) is np.ndarray
+                         and (v.flags.c_contiguous or v.flags.f_contiguous)]
+                if whole:
+                    self.carriers[rid] = (whole[0], lo)
+                else:
+                    start = _byte_bounds(root)[0]
+                    self.carriers[rid] = (_raw_bytes(root)[lo - start : hi - start], lo)
+        return bool(self.carriers)
+
+
+_views: contextvars.ContextVar[_ViewPlan | None] = contextvars.ContextVar("txgit_view_plan", default=None)
 
 
 # numpy's loader of an array pickled from a buffer (its module moved in numpy 2): set when the
@@ -524,6 +646,8 @@ class _DispatchTable(dict[type, Callable[[Any], Any]]):
             global _numpy_frombuffer
             _numpy_frombuffer = np.zeros(1).__reduce_ex__(PROTOCOL)[0]
             reducer = _reduce_ndarray
+        elif np is not None and t is np.void:
+            reducer = _reduce_void
         elif _caches_lookups(t):
             reducer = _reduce_without_cache_entry
         elif _is_callback_registry(t):
@@ -698,14 +822,26 @@ def dumps(obj: Any, namespace: Mapping[str, Any] | None) -> tuple[bytes, list[pi
             return False  # false means: out of band
         return True
 
-    skeleton = _plain_dumps(obj, namespace, keep_large)
-    if skeleton is not None:
-        return skeleton, buffers
-    buffers.clear()
-    f = io.BytesIO()
-    pickler = NamespacePickler(f, namespace, keep_large)
-    pickler.dump(obj)
-    return f.getvalue(), buffers
+    def once() -> bytes:
+        buffers.clear()
+        skeleton = _plain_dumps(obj, namespace, keep_large)
+        if skeleton is not None:
+            return skeleton
+        buffers.clear()
+        f = io.BytesIO()
+        pickler = NamespacePickler(f, namespace, keep_large)
+        pickler.dump(obj)
+        return f.getvalue()
+
+    plan = _ViewPlan()
+    token = _views.set(plan)
+    try:
+        skeleton = once()
+        if plan.views and plan.settle():  # views of memory pickled twice: again, as views
+            skeleton = once()
+    finally:
+        _views.reset(token)
+    return skeleton, buffers
 
 
 def loads(skeleton: bytes, buffers: list[Any], namespace: dict[str, Any] | None) -> Any:
