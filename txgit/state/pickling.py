@@ -361,7 +361,10 @@ def _reduce_ndarray(arr: Any) -> Any:
     if kind in "mM" and _is_datetime_ndarray(arr):
         # numpy pickles datetime64 in band (its dtype has no buffer format): as int64 it goes
         # out of band, so an unchanged timestamp column is recognised, not re-hashed
-        return (_view_as, (arr.view("<i8" if arr.dtype.byteorder in "=<|" else ">i8"), arr.dtype.str))
+        as_int = arr.view("<i8" if arr.dtype.byteorder in "=<|" else ">i8")
+        if plan is not None:
+            plan.temporary[id(as_int)] = as_int  # a view of ``arr`` itself: with its bytes, not of ``arr``
+        return (_view_as, (as_int, arr.dtype.str))
     rv = arr.__reduce_ex__(PROTOCOL)
     if arr.nbytes < OUT_OF_BAND_MIN and rv[0] is _numpy_frombuffer:
         buf, *rest = rv[1]
@@ -411,75 +414,64 @@ def _void_view(carrier: Any, offset: int, dtype: Any) -> Any:
 
 
 class _ViewPlan:
-    """Which arrays of one pickle view one memory, and what they are pickled as views of.
+    """Which memory the arrays of one pickle view, and what each view is pickled as a view of.
 
     numpy pickles every array with its own bytes, so a view (``col = grid[:, 0]``, ``t = grid.T``,
-    ``row = records[0]``) came back a copy: a write through its base no longer showed in it. The
-    first pickling of a value (:func:`dumps`) notes every array it meets that owns its memory and
-    every view (root: the last ndarray of its ``.base`` chain). Where a root was pickled itself, or
-    two views of one root were, the value is pickled again with each such view as (carrier, byte
-    offset, shape, strides, dtype): the carrier is the root itself, or a uint8 array of just the
-    span of the root's memory the views cover (a root no variable holds: ``grid =
-    np.arange(12.).reshape(3, 4)`` views an arange). A lone view of a root pickled nowhere else
-    stays a copy of its own bytes (its base may be far larger). Arrays of objects are never taken
-    (their memory is pointers). A pickle without views pays one look at ``.base`` per array."""
+    ``row = records[0]``) came back a copy: a write through its base no longer showed in it. Here a
+    view is pickled as (carrier, byte offset, shape, strides, dtype), the carrier being its root (the
+    last ndarray of its ``.base`` chain), which the pickle's memo then holds once for all its views
+    and for any variable that is the root itself. In one pass, as a view is met: its root is taken
+    when it was pickled already, or is small (``OUT_OF_BAND_MIN``) or at most twice the view (a line's
+    ``_x`` of its ``_xy``; ``grid = np.arange(12.).reshape(3, 4)`` of its arange); otherwise the view
+    waits as a copy, and only if that root turns out pickled later is the value pickled again
+    (``first = records[:1]`` of a large ``records``: names are pickled in order). A view of a large
+    root pickled nowhere else stays a copy of its own bytes. Arrays of objects are never taken (their
+    memory is pointers). A pickle without views pays a look at ``.base`` and a set insert per array."""
 
-    __slots__ = ("carriers", "owners", "roots", "views")
+    __slots__ = ("carriers", "owners", "temporary", "waiting")
 
     def __init__(self) -> None:
         self.owners: set[int] = set()  # ids of exact ndarrays pickled that own their memory
-        self.roots: dict[int, Any] = {}  # id -> a root some view pickled views
-        self.views: dict[int, dict[int, Any]] = {}  # id(root) -> the views of it pickled, by id
-        self.carriers: dict[int, tuple[Any, int]] = {}  # id(root) -> (carrier, its first address)
+        self.carriers: dict[int, tuple[Any, int]] = {}  # id(root) -> (root, its first address)
+        self.waiting: dict[int, Any] = {}  # id -> a large root some view was pickled without
+        # id -> a view a reducer made to pickle its root's bytes (held: no other array gets its id)
+        self.temporary: dict[int, Any] = {}
 
     def reduce(self, arr: Any) -> Any:
-        """The reduce value of view ``arr`` (from the second pass), else None (and, in the first, note it)."""
+        """The reduce value of ``arr`` (a view) as a view of its root, or None: pickled as it is."""
         np = sys.modules["numpy"]
         root = arr.base
         if not isinstance(root, np.ndarray):
             if type(arr) is np.ndarray:
                 self.owners.add(id(arr))  # a buffer's own array (np.frombuffer, a restored array)
             return None
+        if id(arr) in self.temporary:
+            return None
         while isinstance(root.base, np.ndarray):
             root = root.base
         found = self.carriers.get(id(root))
         if found is None:
-            if not self.carriers and not root.dtype.hasobject:
-                self.roots[id(root)] = root
-                self.views.setdefault(id(root), {})[id(arr)] = arr
-            return None
+            if type(root) is not np.ndarray or root.dtype.hasobject or \
+                    not (root.flags.c_contiguous or root.flags.f_contiguous):
+                return None
+            if id(root) not in self.owners and root.nbytes > max(OUT_OF_BAND_MIN, 2 * arr.nbytes):
+                self.waiting[id(root)] = root
+                return None
+            found = self.carriers[id(root)] = (root, _byte_bounds(root)[0])
         carrier, start = found
-        if carrier is arr:  # a span carrier views the root too: it is pickled with its own bytes
-            return None
         offset = arr.__array_interface__["data"][0] - start
         if type(arr) is np.void:
             return (_void_view, (carrier, offset, arr.dtype))
         return (_array_view, (carrier, offset, arr.shape, arr.strides, arr.dtype, bool(arr.flags.writeable)))
 
-    def settle(self) -> bool:
-        """After the first pass: choose the carriers; whether there is any (a second pass is needed)."""
-        np = sys.modules["numpy"]
-        for rid, views in self.views.items():
-            root = self.roots[rid]
-            if not (root.flags.c_contiguous or root.flags.f_contiguous):
-                continue
-            if rid in self.owners:
-                self.carriers[rid] = (root, _byte_bounds(root)[0])
-            elif len(views) >= 2:
-                spans = {vid: _byte_bounds(v) if type(v) is not np.void else
-                         (v.__array_interface__["data"][0], v.__array_interface__["data"][0] + v.dtype.itemsize)
-                         for vid, v in views.items()}
-                lo, hi = min(s[0] for s in spans.values()), max(s[1] for s in spans.values())
-                # a contiguous view over all of it carries it, pickled as it always was (``grid`` of an
-                # arange; a restored array, which numpy's loader reshapes from a buffer), else the span
-                whole = [v for vid, v in views.items() if spans[vid] == (lo, hi) and type(v) is np.ndarray
-                         and (v.flags.c_contiguous or v.flags.f_contiguous)]
-                if whole:
-                    self.carriers[rid] = (whole[0], lo)
-                else:
-                    start = _byte_bounds(root)[0]
-                    self.carriers[rid] = (_raw_bytes(root)[lo - start : hi - start], lo)
-        return bool(self.carriers)
+    def again(self) -> bool:
+        """After a pass: whether a view was copied whose root was pickled after it (then the roots are
+        carriers from the start, and the value must be pickled again)."""
+        late = [root for rid, root in self.waiting.items() if rid in self.owners]
+        self.waiting.clear()
+        for root in late:
+            self.carriers[id(root)] = (root, _byte_bounds(root)[0])
+        return bool(late)
 
 
 _views: contextvars.ContextVar[_ViewPlan | None] = contextvars.ContextVar("txgit_view_plan", default=None)
@@ -837,7 +829,7 @@ def dumps(obj: Any, namespace: Mapping[str, Any] | None) -> tuple[bytes, list[pi
     token = _views.set(plan)
     try:
         skeleton = once()
-        if plan.views and plan.settle():  # views of memory pickled twice: again, as views
+        if plan.waiting and plan.again():
             skeleton = once()
     finally:
         _views.reset(token)
