@@ -58,6 +58,16 @@ def test_views_restored_through_the_api_share_their_bases_memory():
     assert out["big_tail"][-1] == -5.0 and out["a_head"][0] == -6.0
 
 
+def test_views_restored_twice_still_share():
+    # a restored array is numpy's reshape of a buffer's array: its views are found through that one
+    _, out, _ = _in_process(CELLS)
+    snap = snapshot(out)
+    twice = restore(snap.variables, snap.groups, lambda names: {n: bytes(snap.chunks[n]) for n in names}, {})
+    for view, base in VIEWS:
+        assert np.shares_memory(twice[view], twice[base]), view
+        np.testing.assert_array_equal(twice[view], out[view])
+
+
 def test_a_structured_row_is_grouped_with_its_array_and_restored_as_its_row():
     _, out, snap = _in_process(CELLS)
     assert snap.variables["row"].group == snap.variables["records"].group

@@ -349,11 +349,8 @@ def _reduce_ndarray(arr: Any) -> Any:
     opcodes); only large ones reach the callback and go out of band.
     """
     plan = _views.get()
-    if plan is not None:
-        if arr.base is None:
-            plan.owners.add(id(arr))
-        elif (rv := plan.reduce(arr)) is not None:
-            return rv
+    if plan is not None and arr.base is not None and (rv := plan.reduce(arr)) is not None:
+        return rv
     kind = arr.dtype.kind
     if kind == "O":
         reduce = object_arrays.pickled(arr)
@@ -364,11 +361,16 @@ def _reduce_ndarray(arr: Any) -> Any:
         as_int = arr.view("<i8" if arr.dtype.byteorder in "=<|" else ">i8")
         if plan is not None:
             plan.temporary[id(as_int)] = as_int  # a view of ``arr`` itself: with its bytes, not of ``arr``
+            if arr.base is None:
+                plan.owners.add(id(arr))
         return (_view_as, (as_int, arr.dtype.str))
     rv = arr.__reduce_ex__(PROTOCOL)
-    if arr.nbytes < OUT_OF_BAND_MIN and rv[0] is _numpy_frombuffer:
-        buf, *rest = rv[1]
-        return (rv[0], (bytearray(buf) if arr.flags.writeable else bytes(buf), *rest))
+    if arr.nbytes < OUT_OF_BAND_MIN:
+        if rv[0] is _numpy_frombuffer:
+            buf, *rest = rv[1]
+            return (rv[0], (bytearray(buf) if arr.flags.writeable else bytes(buf), *rest))
+    elif plan is not None and arr.base is None:
+        plan.owners.add(id(arr))  # only large roots are asked about (_ViewPlan.reduce)
     return rv
 
 
@@ -425,14 +427,18 @@ class _ViewPlan:
     ``_x`` of its ``_xy``; ``grid = np.arange(12.).reshape(3, 4)`` of its arange); otherwise the view
     waits as a copy, and only if that root turns out pickled later is the value pickled again
     (``first = records[:1]`` of a large ``records``: names are pickled in order). A view of a large
-    root pickled nowhere else stays a copy of its own bytes. Arrays of objects are never taken (their
-    memory is pointers). A pickle without views pays a look at ``.base`` and a set insert per array."""
+    root pickled nowhere else stays a copy of its own bytes. An array over all of a foreign buffer's
+    memory (``np.frombuffer``; numpy's loader reshapes one for every array it restores) is pickled as
+    itself and carries the later views of that memory. Arrays of objects are never taken (their memory
+    is pointers). A pickle without views pays a look at ``.base`` per array (and a set insert per
+    large one); a restored array one look down its ``.base`` chain."""
 
     __slots__ = ("carriers", "owners", "temporary", "waiting")
 
     def __init__(self) -> None:
-        self.owners: set[int] = set()  # ids of exact ndarrays pickled that own their memory
-        self.carriers: dict[int, tuple[Any, int]] = {}  # id(root) -> (root, its first address)
+        self.owners: set[int] = set()  # ids of large exact ndarrays pickled that own their memory
+        # id(root) -> (the root or a view of all of it, its first address once asked)
+        self.carriers: dict[int, tuple[Any, int | None]] = {}
         self.waiting: dict[int, Any] = {}  # id -> a large root some view was pickled without
         # id -> a view a reducer made to pickle its root's bytes (held: no other array gets its id)
         self.temporary: dict[int, Any] = {}
@@ -442,8 +448,8 @@ class _ViewPlan:
         np = sys.modules["numpy"]
         root = arr.base
         if not isinstance(root, np.ndarray):
-            if type(arr) is np.ndarray:
-                self.owners.add(id(arr))  # a buffer's own array (np.frombuffer, a restored array)
+            if type(arr) is np.ndarray and arr.nbytes >= OUT_OF_BAND_MIN:
+                self.owners.add(id(arr))  # a buffer's own array (np.frombuffer)
             return None
         if id(arr) in self.temporary:
             return None
@@ -454,11 +460,22 @@ class _ViewPlan:
             if type(root) is not np.ndarray or root.dtype.hasobject or \
                     not (root.flags.c_contiguous or root.flags.f_contiguous):
                 return None
+            if root.base is not None and type(arr) is np.ndarray and arr.nbytes == root.nbytes and \
+                    (arr.flags.c_contiguous or arr.flags.f_contiguous):
+                # all of a buffer's array (what numpy's loader makes: every restored array is a reshape
+                # of one): pickled as it is, and carries the views of it met later
+                self.carriers[id(root)] = (arr, None)
+                return None
             if id(root) not in self.owners and root.nbytes > max(OUT_OF_BAND_MIN, 2 * arr.nbytes):
                 self.waiting[id(root)] = root
                 return None
             found = self.carriers[id(root)] = (root, _byte_bounds(root)[0])
         carrier, start = found
+        if carrier is arr:
+            return None
+        if start is None:
+            start = _byte_bounds(carrier)[0]
+            self.carriers[id(root)] = (carrier, start)
         offset = arr.__array_interface__["data"][0] - start
         if type(arr) is np.void:
             return (_void_view, (carrier, offset, arr.dtype))
@@ -467,10 +484,10 @@ class _ViewPlan:
     def again(self) -> bool:
         """After a pass: whether a view was copied whose root was pickled after it (then the roots are
         carriers from the start, and the value must be pickled again)."""
-        late = [root for rid, root in self.waiting.items() if rid in self.owners]
+        late = [root for rid, root in self.waiting.items() if rid in self.owners or rid in self.carriers]
         self.waiting.clear()
-        for root in late:
-            self.carriers[id(root)] = (root, _byte_bounds(root)[0])
+        for root in late:  # (one that got a carrier since, a view of all of it, keeps that one)
+            self.carriers.setdefault(id(root), (root, _byte_bounds(root)[0]))
         return bool(late)
 
 
