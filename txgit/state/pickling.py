@@ -348,6 +348,9 @@ def _reduce_ndarray(arr: Any) -> Any:
     would have written for its buffer (bytearray when writable, bytes when read-only: the same
     opcodes); only large ones reach the callback and go out of band.
     """
+    plan = _views.get()
+    if plan is not None and arr.base is not None and (rv := plan.reduce(arr)) is not None:
+        return rv
     kind = arr.dtype.kind
     if kind == "O":
         reduce = object_arrays.pickled(arr)
@@ -355,12 +358,140 @@ def _reduce_ndarray(arr: Any) -> Any:
     if kind in "mM" and _is_datetime_ndarray(arr):
         # numpy pickles datetime64 in band (its dtype has no buffer format): as int64 it goes
         # out of band, so an unchanged timestamp column is recognised, not re-hashed
-        return (_view_as, (arr.view("<i8" if arr.dtype.byteorder in "=<|" else ">i8"), arr.dtype.str))
+        as_int = arr.view("<i8" if arr.dtype.byteorder in "=<|" else ">i8")
+        if plan is not None:
+            plan.temporary[id(as_int)] = as_int  # a view of ``arr`` itself: with its bytes, not of ``arr``
+            if arr.base is None:
+                plan.owners.add(id(arr))
+        return (_view_as, (as_int, arr.dtype.str))
     rv = arr.__reduce_ex__(PROTOCOL)
-    if arr.nbytes < OUT_OF_BAND_MIN and rv[0] is _numpy_frombuffer:
-        buf, *rest = rv[1]
-        return (rv[0], (bytearray(buf) if arr.flags.writeable else bytes(buf), *rest))
+    if arr.nbytes < OUT_OF_BAND_MIN:
+        if rv[0] is _numpy_frombuffer:
+            buf, *rest = rv[1]
+            return (rv[0], (bytearray(buf) if arr.flags.writeable else bytes(buf), *rest))
+    elif plan is not None and arr.base is None:
+        plan.owners.add(id(arr))  # only large roots are asked about (_ViewPlan.reduce)
     return rv
+
+
+def _reduce_void(row: Any) -> Any:
+    """A structured scalar (``row = records[0]``) views its array's memory: see :class:`_ViewPlan`."""
+    plan = _views.get()
+    if plan is not None and row.base is not None:
+        rv = plan.reduce(row)
+        if rv is not None:
+            return rv
+    return row.__reduce_ex__(PROTOCOL)
+
+
+# -- numpy views: arrays of one pickle that viewed one memory come back viewing one memory ------
+
+def _byte_bounds(arr: Any) -> tuple[int, int]:
+    np = sys.modules["numpy"]
+    bounds = getattr(getattr(np, "lib", None), "array_utils", None)  # numpy 2; numpy 1 has np.byte_bounds
+    return (bounds.byte_bounds if bounds is not None else np.byte_bounds)(arr)
+
+
+def _raw_bytes(carrier: Any) -> Any:
+    """A contiguous array's memory as a 1-d uint8 array over the same memory (no copy)."""
+    np = sys.modules["numpy"]
+    return carrier.ravel(order="K").view(np.uint8)
+
+
+def _array_view(carrier: Any, offset: int, shape: tuple[int, ...], strides: tuple[int, ...], dtype: Any,
+                writeable: bool) -> Any:
+    """Load a view pickled by :class:`_ViewPlan`: the same window on the restored carrier's memory
+    (numpy checks that it lies within it)."""
+    np = sys.modules["numpy"]
+    view = np.ndarray(shape, dtype, buffer=_raw_bytes(carrier), offset=offset, strides=strides)
+    if not writeable:
+        view.flags.writeable = False
+    return view
+
+
+def _void_view(carrier: Any, offset: int, dtype: Any) -> Any:
+    """Load an ``np.void`` row pickled by :class:`_ViewPlan`: a row of the restored carrier's memory."""
+    np = sys.modules["numpy"]
+    return np.ndarray((), dtype, buffer=_raw_bytes(carrier), offset=offset)[()]
+
+
+class _ViewPlan:
+    """Which memory the arrays of one pickle view, and what each view is pickled as a view of.
+
+    numpy pickles every array with its own bytes, so a view (``col = grid[:, 0]``, ``t = grid.T``,
+    ``row = records[0]``) came back a copy: a write through its base no longer showed in it. Here a
+    view is pickled as (carrier, byte offset, shape, strides, dtype), the carrier being its root (the
+    last ndarray of its ``.base`` chain), which the pickle's memo then holds once for all its views
+    and for any variable that is the root itself. In one pass, as a view is met: its root is taken
+    when it was pickled already, or is small (``OUT_OF_BAND_MIN``) or at most twice the view (a line's
+    ``_x`` of its ``_xy``; ``grid = np.arange(12.).reshape(3, 4)`` of its arange); otherwise the view
+    waits as a copy, and only if that root turns out pickled later is the value pickled again
+    (``first = records[:1]`` of a large ``records``: names are pickled in order). A view of a large
+    root pickled nowhere else stays a copy of its own bytes. An array over all of a foreign buffer's
+    memory (``np.frombuffer``; numpy's loader reshapes one for every array it restores) is pickled as
+    itself and carries the later views of that memory. Arrays of objects are never taken (their memory
+    is pointers). A pickle without views pays a look at ``.base`` per array (and a set insert per
+    large one); a restored array one look down its ``.base`` chain."""
+
+    __slots__ = ("carriers", "owners", "temporary", "waiting")
+
+    def __init__(self) -> None:
+        self.owners: set[int] = set()  # ids of large exact ndarrays pickled that own their memory
+        # id(root) -> (the root or a view of all of it, its first address once asked)
+        self.carriers: dict[int, tuple[Any, int | None]] = {}
+        self.waiting: dict[int, Any] = {}  # id -> a large root some view was pickled without
+        # id -> a view a reducer made to pickle its root's bytes (held: no other array gets its id)
+        self.temporary: dict[int, Any] = {}
+
+    def reduce(self, arr: Any) -> Any:
+        """The reduce value of ``arr`` (a view) as a view of its root, or None: pickled as it is."""
+        np = sys.modules["numpy"]
+        root = arr.base
+        if not isinstance(root, np.ndarray):
+            if type(arr) is np.ndarray and arr.nbytes >= OUT_OF_BAND_MIN:
+                self.owners.add(id(arr))  # a buffer's own array (np.frombuffer)
+            return None
+        if id(arr) in self.temporary:
+            return None
+        while isinstance(root.base, np.ndarray):
+            root = root.base
+        found = self.carriers.get(id(root))
+        if found is None:
+            if type(root) is not np.ndarray or root.dtype.hasobject or \
+                    not (root.flags.c_contiguous or root.flags.f_contiguous):
+                return None
+            if root.base is not None and type(arr) is np.ndarray and arr.nbytes == root.nbytes and \
+                    (arr.flags.c_contiguous or arr.flags.f_contiguous):
+                # all of a buffer's array (what numpy's loader makes: every restored array is a reshape
+                # of one): pickled as it is, and carries the views of it met later
+                self.carriers[id(root)] = (arr, None)
+                return None
+            if id(root) not in self.owners and root.nbytes > max(OUT_OF_BAND_MIN, 2 * arr.nbytes):
+                self.waiting[id(root)] = root
+                return None
+            found = self.carriers[id(root)] = (root, _byte_bounds(root)[0])
+        carrier, start = found
+        if carrier is arr:
+            return None
+        if start is None:
+            start = _byte_bounds(carrier)[0]
+            self.carriers[id(root)] = (carrier, start)
+        offset = arr.__array_interface__["data"][0] - start
+        if type(arr) is np.void:
+            return (_void_view, (carrier, offset, arr.dtype))
+        return (_array_view, (carrier, offset, arr.shape, arr.strides, arr.dtype, bool(arr.flags.writeable)))
+
+    def again(self) -> bool:
+        """After a pass: whether a view was copied whose root was pickled after it (then the roots are
+        carriers from the start, and the value must be pickled again)."""
+        late = [root for rid, root in self.waiting.items() if rid in self.owners or rid in self.carriers]
+        self.waiting.clear()
+        for root in late:  # (one that got a carrier since, a view of all of it, keeps that one)
+            self.carriers.setdefault(id(root), (root, _byte_bounds(root)[0]))
+        return bool(late)
+
+
+_views: contextvars.ContextVar[_ViewPlan | None] = contextvars.ContextVar("txgit_view_plan", default=None)
 
 
 # numpy's loader of an array pickled from a buffer (its module moved in numpy 2): set when the
@@ -524,6 +655,8 @@ class _DispatchTable(dict[type, Callable[[Any], Any]]):
             global _numpy_frombuffer
             _numpy_frombuffer = np.zeros(1).__reduce_ex__(PROTOCOL)[0]
             reducer = _reduce_ndarray
+        elif np is not None and t is np.void:
+            reducer = _reduce_void
         elif _caches_lookups(t):
             reducer = _reduce_without_cache_entry
         elif _is_callback_registry(t):
@@ -698,14 +831,26 @@ def dumps(obj: Any, namespace: Mapping[str, Any] | None) -> tuple[bytes, list[pi
             return False  # false means: out of band
         return True
 
-    skeleton = _plain_dumps(obj, namespace, keep_large)
-    if skeleton is not None:
-        return skeleton, buffers
-    buffers.clear()
-    f = io.BytesIO()
-    pickler = NamespacePickler(f, namespace, keep_large)
-    pickler.dump(obj)
-    return f.getvalue(), buffers
+    def once() -> bytes:
+        buffers.clear()
+        skeleton = _plain_dumps(obj, namespace, keep_large)
+        if skeleton is not None:
+            return skeleton
+        buffers.clear()
+        f = io.BytesIO()
+        pickler = NamespacePickler(f, namespace, keep_large)
+        pickler.dump(obj)
+        return f.getvalue()
+
+    plan = _ViewPlan()
+    token = _views.set(plan)
+    try:
+        skeleton = once()
+        if plan.waiting and plan.again():
+            skeleton = once()
+    finally:
+        _views.reset(token)
+    return skeleton, buffers
 
 
 def loads(skeleton: bytes, buffers: list[Any], namespace: dict[str, Any] | None) -> Any:

@@ -80,7 +80,8 @@ ALLOWED: set[tuple[str, str]] = (
     | _pairs("pandas", "ArrowDtype NA")
     | _pairs("pyarrow.lib", "_restore_array type_for_alias py_buffer")
     # txgit's own encodings of large arrays (pure data; a nested pickle is loaded safely in turn)
-    | _pairs("txgit.state.pickling", "_view_as _load_str_array _load_str_codes _load_object_array")
+    | _pairs("txgit.state.pickling", "_view_as _load_str_array _load_str_codes _load_object_array "
+                                     "_array_view _void_view")
 )
 
 _active: contextvars.ContextVar[bool] = contextvars.ContextVar("txgit_safe_loading", default=False)

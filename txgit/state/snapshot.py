@@ -1023,7 +1023,7 @@ def _memory_ids(obj: Any) -> list[int]:
     """Stand-ins for the memory an array or tensor views: a view (``b = a[:5]``) writes its base's
     data, so the two must be committed together."""
     np = sys.modules.get("numpy")
-    if np is not None and isinstance(obj, np.ndarray):
+    if np is not None and isinstance(obj, (np.ndarray, np.void)):  # a structured row views its array too
         out = []
         base = obj.base
         while base is not None and type(base) not in _ATOMS:
