@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import queue
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -107,6 +109,27 @@ class Kernel:
     def shutdown(self) -> None:
         self.kc.stop_channels()
         self.km.shutdown_kernel(now=False)
+
+
+@contextmanager
+def checked_out_in_a_fresh_kernel(root: Path, cells: list[str]) -> Iterator[Kernel]:
+    """``cells`` run in a kernel with txgit, which is then closed; a fresh kernel of the same folder
+    that checked out HEAD (what a user reopening the notebook gets)."""
+    first = Kernel(root)
+    try:
+        first.ok("%load_ext txgit")
+        for code in cells:
+            first.ok(code)
+    finally:
+        first.shutdown()
+    fresh = Kernel(root)
+    try:
+        fresh.ok("%load_ext txgit")
+        r = fresh.ok("%txgit checkout HEAD")
+        assert "error" not in r.stderr, r.stderr
+        yield fresh
+    finally:
+        fresh.shutdown()
 
 
 def silent_eval(kernel: Kernel, expr: str, timeout: float = 60):

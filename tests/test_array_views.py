@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from kernelutil import Kernel, silent_eval
+from kernelutil import checked_out_in_a_fresh_kernel, silent_eval
 
 from txgit import Workspace
 from txgit.state import restore, snapshot
@@ -103,19 +103,8 @@ def test_read_only_views_stay_read_only():
 @pytest.fixture(scope="module")
 def kernels(tmp_path_factory):
     ws = Workspace.init(tmp_path_factory.mktemp("views") / "ws")
-    k1 = Kernel(ws.root)
-    try:
-        k1.ok("%load_ext txgit")
-        for code in CELLS:
-            k1.ok(code)
-    finally:
-        k1.shutdown()
-    k2 = Kernel(ws.root)
-    k2.ok("%load_ext txgit")
-    r = k2.ok("%txgit checkout HEAD")
-    assert "error" not in r.stderr, r.stderr
-    yield ws, k2
-    k2.shutdown()
+    with checked_out_in_a_fresh_kernel(ws.root, CELLS) as k2:
+        yield ws, k2
 
 
 def test_views_checked_out_in_a_fresh_kernel_see_writes_through_their_base(kernels):

@@ -7,7 +7,7 @@ outside any ``__dict__``), now closed; the second holds: what a reducer leaves o
 from __future__ import annotations
 
 import pytest
-from kernelutil import Kernel, silent_eval
+from kernelutil import checked_out_in_a_fresh_kernel, silent_eval
 
 from txgit import Workspace
 
@@ -32,19 +32,8 @@ CELLS = [
 def run(tmp_path_factory):
     """The cells in a live kernel, then every name checked out into a fresh one."""
     ws = Workspace.init(tmp_path_factory.mktemp("pickled") / "ws")
-    k1 = Kernel(ws.root)
-    try:
-        k1.ok("%load_ext txgit")
-        for code in CELLS:
-            k1.ok(code)
-    finally:
-        k1.shutdown()
-    k2 = Kernel(ws.root)
-    k2.ok("%load_ext txgit")
-    r = k2.ok("%txgit checkout HEAD")
-    assert "error" not in r.stderr, r.stderr
-    yield ws, k2
-    k2.shutdown()
+    with checked_out_in_a_fresh_kernel(ws.root, CELLS) as k2:
+        yield ws, k2
 
 
 def test_values_that_share_only_through_what_the_pickle_takes_come_back_as_one(run):
