@@ -107,7 +107,7 @@ def status(
 ) -> None:
     """Show the branch (or detached HEAD), its commit, how it stands against its upstream, the kernels
     attached and their uncommitted changes, and a merge in progress."""
-    from txgit.sessions.kernel import call_kernel, live_kernels
+    from txgit.sessions.kernel import call_kernel, live_kernels, lone_kernel_branch
 
     ws = _open(settled=True)
     head = ws.head()
@@ -115,7 +115,7 @@ def status(
         _out(f"On branch {ws.branch}")
     else:
         _out(f"HEAD detached at {head.short_id if head else '?'}")
-    acted_on = _only_kernels_branch(ws)
+    acted_on = lone_kernel_branch(ws)
     if acted_on is not None:
         _out(f"The only kernel attached is on {acted_on}: commit, pull, push and log act on that branch")
     if head is None:
@@ -168,22 +168,6 @@ def status(
                  f"`txgit checkout {k.branch or 'REV'}` loads them)")
         for n, why in answer.get("not_restored", {}).items():  # not removed: its next commit keeps them
             _out(f"  not restored: {n}: {why}")
-
-
-def _only_kernels_branch(ws: Workspace) -> str | None:
-    """The branch of the only kernel attached where it is not HEAD's (the second kernel of a folder
-    whose first was closed), else None: the branch the terminal's commit, pull and push act on, so
-    the one its log shows. Several kernels attached: HEAD's, as in git. None in a magic
-    (``TXGIT_KERNEL``), whose HEAD is its kernel's already."""
-    from txgit.sessions.kernel import attached_kernel
-
-    if os.environ.get("TXGIT_KERNEL"):
-        return None
-    try:
-        k = attached_kernel(ws)
-    except TxgitError:
-        return None
-    return k.branch if k is not None and k.branch is not None and k.branch != ws.branch else None
 
 
 def _upstream_line(ws: Workspace, branch: str, *, merging: bool = False) -> str | None:
@@ -277,11 +261,13 @@ def log(
     max_count: Optional[int] = typer.Option(None, "-n", "--max-count", min=0, metavar="N", help="Show at most N commits."),
 ) -> None:
     """Show commits, newest first, with ids, refs, author, date and message."""
+    from txgit.sessions.kernel import lone_kernel_branch
+
     ws = _open(settled=True)
     if rev is not None and all_refs:
         raise _usage("give either REV or --all, not both")
     if rev is None and not all_refs:
-        rev = _only_kernels_branch(ws)
+        rev = lone_kernel_branch(ws)
     commits = ws.log(rev, all_refs=all_refs, max_count=max_count)
     if not commits and rev is None and ws.head() is None:
         raise EmptyHistory(f"no commits yet on branch {ws.branch or '?'}")

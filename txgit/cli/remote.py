@@ -177,21 +177,18 @@ def push(
         # as a magic (or for the kernel TXGIT_KERNEL names), or beside the only kernel attached: that
         # kernel's branch, as pull and commit act on it; it is not HEAD's for the second kernel of a
         # folder (also once the first is closed). Several kernels attached: HEAD's branch, as in git.
-        from txgit.sessions.kernel import attached_kernel
+        from txgit.sessions.kernel import attached_kernel, lone_kernel_branch
 
-        named = bool(os.environ.get("TXGIT_KERNEL"))
-        try:
+        if os.environ.get("TXGIT_KERNEL"):
             k = attached_kernel(ws)
-        except TxgitError:
-            if named:
-                raise
-            k = None
-        if k is not None and k.branch is None and named:
-            ws.remotes.get(remote or ws.remotes.default())  # no remote at all: that is what to say first
-            raise TxgitError("the kernel is detached: name the branch to push, or make one where it is first "
-                             "(`%txgit checkout -b NAME`)")
-        if k is not None and k.branch is not None:
-            branch = k.branch
+            if k is not None and k.branch is None:
+                ws.remotes.get(remote or ws.remotes.default())  # no remote at all: that is what to say first
+                raise TxgitError("the kernel is detached: name the branch to push, or make one where it is "
+                                 "first (`%txgit checkout -b NAME`)")
+            if k is not None:
+                branch = k.branch
+        else:
+            branch = lone_kernel_branch(ws)
     with progress_bar() as progress, slow_notice():
         r = ws.push(remote, branch, all_branches=all_branches, tags=tags, force=force, progress=progress,
                     set_upstream=set_upstream)

@@ -214,6 +214,20 @@ def attached_kernel(ws: Workspace, which: str | None = None) -> KernelInfo | Non
     return kernels[0] if kernels else None
 
 
+def lone_kernel_branch(ws: Workspace) -> str | None:
+    """The branch of the only kernel attached where it is not HEAD's (the second kernel of a folder
+    whose first was closed), else None: the branch a terminal's commit, pull, push and log act on.
+    Several kernels attached: HEAD's, as in git. None in a magic (``TXGIT_KERNEL``), whose HEAD is its
+    kernel's already."""
+    if os.environ.get("TXGIT_KERNEL"):
+        return None
+    try:
+        k = attached_kernel(ws)
+    except TxgitError:
+        return None
+    return k.branch if k is not None and k.branch is not None and k.branch != ws.branch else None
+
+
 def require_kernel(ws: Workspace, verb: str, which: str | None = None) -> KernelInfo:
     kernel = attached_kernel(ws, which)
     if kernel is None:
