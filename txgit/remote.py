@@ -1585,14 +1585,18 @@ class Remotes:
         result.seconds = time.perf_counter() - started
         return result
 
+    def _only_from(self, tip: str, hidden: str, order: SortMode = SortMode.NONE) -> list[str]:
+        """The commits ``tip`` reaches that ``hidden`` does not (``git rev-list tip ^hidden``)."""
+        walker = self.repo.walk(pygit2.Oid(hex=tip), order)
+        walker.hide(pygit2.Oid(hex=hidden))
+        return [str(c.id) for c in walker]
+
     def _dropped(self, old: str, new: str) -> int | None:
         """How many commits ``old`` reaches that ``new`` does not (what a forced move of a branch from
         ``old`` to ``new`` takes off it); None when ``old`` is not here to count."""
         if old not in self.repo:
             return None
-        walker = self.repo.walk(pygit2.Oid(hex=old), SortMode.NONE)
-        walker.hide(pygit2.Oid(hex=new))
-        return sum(1 for _ in walker)
+        return len(self._only_from(old, new))
 
     def delete_branch(self, remote: str | None, branch: str) -> str:
         """Take ``branch`` off the remote (``git push --delete``) and drop its remote-tracking branch
@@ -1633,12 +1637,8 @@ class Remotes:
         tip = self.ws.history.tip_id(f"refs/heads/{branch}")
         if old is None or new is None or tip is None or old not in self.repo:
             return []
-        walker = self.repo.walk(pygit2.Oid(hex=tip), SortMode.TOPOLOGICAL)
-        walker.hide(pygit2.Oid(hex=new))
-        ours = {str(c.id) for c in walker}
-        walker = self.repo.walk(pygit2.Oid(hex=old), SortMode.TOPOLOGICAL)
-        walker.hide(pygit2.Oid(hex=new))
-        return [str(c.id) for c in walker if str(c.id) in ours]
+        ours = set(self._only_from(tip, new))
+        return [c for c in self._only_from(old, new, SortMode.TOPOLOGICAL) if c in ours]
 
     def _raced(self, r: Remote, to_move: Mapping[str, str], seen: Mapping[str, str]) -> str | None:
         """The first branch of ``to_move`` that the remote moved since this push read it as ``seen``
