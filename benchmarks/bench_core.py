@@ -111,8 +111,10 @@ def run_txgit(ns: dict[str, Any], tmp: Path, repeats: int) -> dict[str, Any]:
         if i:
             shutil.rmtree(tmp / f"tx{i - 1}", ignore_errors=True)
         ws = Workspace.init(tmp / f"tx{i}")
+        before = _paths(tmp / f"tx{i}")
         t, res = timed(lambda: ws.commit(ns, "state"))
         commits.append(t)
+        created = len(_paths(tmp / f"tx{i}") - before)
         target: dict[str, Any] = {"__name__": "__main__"}
         ws2 = Workspace.open(tmp / f"tx{i}")  # a new process's view: no cached records
         t, _ = timed(lambda: ws2.checkout("HEAD", target, force=True))
@@ -131,11 +133,28 @@ def run_txgit(ns: dict[str, Any], tmp: Path, repeats: int) -> dict[str, Any]:
     return {
         "commit_s": t_commit, "checkout_s": t_checkout, "stored_bytes": folder_bytes(tmp / f"tx{repeats - 1}" / ".txgit"),
         "blob_files": first_files, "blob_files_after_incremental": blob_files(ws),
-        "bytes_written": res.bytes_written, "roundtrip_equal": ok,
+        "bytes_written": res.bytes_written, "roundtrip_equal": ok, "created": created,
         "incremental_commit_s": t_inc, "incremental_bytes_written": inc.bytes_written,
         "incremental_state_bytes": inc.bytes_state,
         "rescan_commit_s": t_inc_full, "rescan_bytes_written": inc_full.bytes_written,
     }
+
+
+def _paths(root: Path) -> set[str]:
+    return {str(p) for p in root.rglob("*")}
+
+
+def creation_cost(tmp: Path, n: int = 200) -> float:
+    """Seconds to create one empty file here (the median of ``n``): on some file systems a file or
+    folder a commit creates costs far more than the bytes written into it (see the floor table)."""
+    times = []
+    for i in range(n):
+        started = time.perf_counter()
+        os.close(os.open(tmp / f"c{i}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+        times.append(time.perf_counter() - started)
+    for i in range(n):
+        os.unlink(tmp / f"c{i}")
+    return sorted(times)[n // 2]
 
 
 def blob_files(ws: Any) -> int:
@@ -308,6 +327,7 @@ def commit_floor(ns: dict[str, Any], tmp: Path, repeats: int) -> dict[str, float
     one.shutdown()
     del pieces, streams, buffers, skeleton
     best["overlapped"] = min(best["overlapped_pool"], best["overlapped_one"])
+    best["create"] = creation_cost(tmp)
     return best
 
 
@@ -396,10 +416,13 @@ def _print(results: dict[str, Any]) -> None:
           "of each, alternated; 'overlapped' hashes (on txgit's pool of 4 threads / on one thread) while this thread "
           "writes to one file, each chunk as soon as it is hashed; floor ratio: the faster of the two / pickle.dump "
           "(the fastest of this state's dumps, here and in the table above); walk: txgit's walk for shared objects "
-          "and its grouping alone, part of the txgit commit")
+          "and its grouping alone, part of the txgit commit; created: the files and folders txgit's first commit "
+          "made (git objects, their fan-out folders, the ref and its reflog, the blob pack and its index), at "
+          "'create ms' each on this machine (an empty file's creation, median of 200); pickle.dump creates one")
     head = (f"{'state':>7} {'pickle.dump s':>13} {'write s':>8} {'blake3 s':>9} {'overl. pool s':>13} "
             f"{'overl. 1 thread s':>17} "
-            f"{'floor ratio':>11} {'txgit commit s':>14} {'txgit / floor':>13} {'walk s':>7}")
+            f"{'floor ratio':>11} {'txgit commit s':>14} {'txgit / floor':>13} {'walk s':>7} {'created':>7} "
+            f"{'create ms':>9}")
     print(head)
     print("-" * len(head))
     for size, row in results["states"].items():
@@ -408,7 +431,8 @@ def _print(results: dict[str, Any]) -> None:
         print(f"{size:>7} {dump:>13.3f} {f['write']:>8.3f} {f['hash']:>9.3f} {f['overlapped_pool']:>13.3f} "
               f"{f['overlapped_one']:>17.3f} "
               f"{_ratio(f['overlapped'], dump):>11} {t['commit_s']:>14.3f} "
-              f"{_ratio(t['commit_s'], f['overlapped']):>13} {f['walk']:>7.3f}")
+              f"{_ratio(t['commit_s'], f['overlapped']):>13} {f['walk']:>7.3f} {t['created']:>7} "
+              f"{f['create'] * 1e3:>9.3f}")
 
 
 if __name__ == "__main__":
