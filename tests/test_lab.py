@@ -278,3 +278,41 @@ def test_a_refused_panel_action_leaves_rollback_of_failed_cells_on(kernel):
     failed = kernel.run("x = 5\nraise ValueError('boom')")
     assert failed.status == "error"
     assert kernel.value("x") == 1
+
+
+def test_a_pull_that_conflicts_says_what_is_left_and_the_panel_resolves_it(kernel, tmp_path, tmp_path_factory):
+    """Alice pulls from the panel after Bob pushed another value of the variable she changed: her value
+    stays in her kernel, the answer says which variable waits and what to type (it said "`txgit pull`
+    exited with status 1"), the status carries the merge for the panel's buttons, and the panel's
+    `merge --theirs` (refused as a verb it "cannot run") resolves it; then her push goes through."""
+    kernel.ok("%load_ext txgit")
+    kernel.ok("x = 1")
+    team = tmp_path_factory.mktemp("remote") / "team.git"
+    assert kernel.run(f"%txgit remote add origin {team} --trusted").status == "ok"
+    assert panel_call(kernel, {"op": "magic", "args": ["push"]})["ok"]
+    bob = Workspace.clone(str(team), tmp_path_factory.mktemp("bob") / "bob")
+    ns: dict = {}
+    bob.checkout("main", ns)
+    ns["x"] = 200
+    bob.commit(ns, "bob: x = 200")
+    bob.push()
+    kernel.ok("x = 100")
+
+    r = panel_call(kernel, {"op": "magic", "args": ["pull"]})
+    assert not r["ok"] and "CONFLICT" in r["output"], r
+    assert r["error"].startswith("`%txgit pull` stopped on conflicts: merge into main in progress, unresolved: x"), r
+    assert "`%txgit merge --ours x` / `--theirs x`" in r["error"] and "\n" not in r["error"]
+    assert kernel.value("x") == 100  # hers, still in the kernel
+    st = panel_call(kernel, {"op": "status"})
+    assert st["merging"]["label"] == "origin/main" and st["merging"]["unresolved"] == ["x"], st
+    assert "unresolved: x" in st["merging"]["note"]
+
+    r = panel_call(kernel, {"op": "magic", "args": ["merge", "--theirs"]})
+    assert r["ok"] and "resolved: x (theirs)" in r["output"], r
+    assert kernel.value("x") == 200
+    assert panel_call(kernel, {"op": "status"})["merging"] is None
+    r = panel_call(kernel, {"op": "magic", "args": ["push"]})
+    assert r["ok"] and "main -> origin/main" in r["output"], r
+    # her 100 is in the history the remote now holds (the merge's first parent): nothing lost
+    merged = Workspace(tmp_path).head()
+    assert Workspace(tmp_path).load("x", merged.parents[0]) == 100
