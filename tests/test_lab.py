@@ -99,6 +99,29 @@ def test_history_pages_line_up_with_the_whole_graph(tmp_path):
     assert "late" in Tree(api.history(str(tmp_path), 20, 10)["html"]).all_text
 
 
+def test_the_refs_version_moves_with_any_ref_and_head_only(tmp_path):
+    """The panel redraws when this fingerprint changes (a terminal beside it moved something): a new
+    branch, a deleted one (back to the refs of the start: the same version), a commit, a checkout of another branch at the same commit; reading changes nothing."""
+    ws = Workspace.init(tmp_path)
+    ns = session_namespace()
+    ns["a"] = 1
+    ws.commit(ns, "one")
+    seen = [api.refs(str(tmp_path))["version"]]
+    assert api.refs(str(tmp_path))["version"] == seen[0] == api.history(str(tmp_path))["version"]
+    ws.create_branch("side")
+    seen.append(api.refs(str(tmp_path))["version"])
+    ws.checkout("side", ns)  # same commit, another branch: HEAD's decoration moves
+    seen.append(api.refs(str(tmp_path))["version"])
+    ns["a"] = 2
+    ws.commit(ns, "two")
+    seen.append(api.refs(str(tmp_path))["version"])
+    ws.checkout("main", ns)
+    ws.delete_branch("side")
+    seen.append(api.refs(str(tmp_path))["version"])
+    assert len(set(seen[:-1])) == len(seen) - 1, seen
+    assert seen[-1] == seen[0]  # back where it started (side deleted, main at "one"): nothing to redraw
+
+
 @pytest.mark.parametrize("call, message", [
     (lambda root: api.history("relative/path"), "not an absolute workspace folder"),
     (lambda root: api.history(root, -1, 10), "bad page"),
@@ -139,6 +162,8 @@ def test_handlers_answer_over_http_with_the_token_only(hist, lab):
     assert status == 200 and "columns added: g (float64), h" in Tree(d["html"]).all_text
     status, v = lab.get(f"txgit/variable?root={r}&name=y2")
     assert status == 200 and v["ids"] == [ids["c3"]]
+    status, refs = lab.get(f"txgit/refs?root={r}")
+    assert status == 200 and refs["version"] == page["version"]
     status, css = lab.get("txgit/css")
     assert status == 200 and ".txgit-view" in css["css"]
     # a typo: 400 and the one line the CLI would print
@@ -307,6 +332,11 @@ def test_a_pull_that_conflicts_says_what_is_left_and_the_panel_resolves_it(kerne
     assert st["merging"]["label"] == "origin/main" and st["merging"]["unresolved"] == ["x"], st
     assert "unresolved: x" in st["merging"]["note"]
 
+    # Abort merge: back to hers, nothing waits; Pull again stops on the same conflict
+    r = panel_call(kernel, {"op": "magic", "args": ["merge", "--abort"]})
+    assert r["ok"] and "aborted" in r["output"], r
+    assert kernel.value("x") == 100 and panel_call(kernel, {"op": "status"})["merging"] is None
+    assert not panel_call(kernel, {"op": "magic", "args": ["pull"]})["ok"]
     r = panel_call(kernel, {"op": "magic", "args": ["merge", "--theirs"]})
     assert r["ok"] and "resolved: x (theirs)" in r["output"], r
     assert kernel.value("x") == 200
