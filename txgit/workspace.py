@@ -383,9 +383,11 @@ class Workspace(Repository):
             if merging is None or "non-fast-forward" not in str(e):
                 raise
             # "pull first" cannot work while the last pull's merge waits, and --force would drop theirs
+            # (resolving the last conflict writes the merge commit, which holds theirs: then a push goes
+            # through; `merge --continue` is refused beside a kernel, so it is not what to say)
             raise PushRejected(f"{str(e).partition('; pull first')[0]}; a merge is in progress on this branch: "
-                               "resolve its conflicts and commit (`txgit merge --continue`), or `txgit merge "
-                               "--abort`, then pull and push") from e
+                               "resolve its conflicts (`txgit status` lists them; `txgit merge --ours NAME` / "
+                               "`--theirs NAME`), then push; or give it up with `txgit merge --abort`") from e
         if set_upstream:
             pushed = sorted(self.branches()) if all_branches else [branch or self.branch or ""]
             with self.lock():
