@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from pathlib import Path
 
 import nbformat
@@ -215,6 +216,14 @@ def test_alice_pulls_a_conflict_resolves_it_and_pushes_from_the_panel_beside_a_t
     alice.mkdir()
     notebook(alice / "a.ipynb", ["%load_ext txgit", "x = 1"])
     init_bare(tmp_path / "served" / "team.git")
+    asked: list[float] = []  # when the page asked the kernel for txgit's status (its websocket frames)
+
+    def frame_sent(frame: str | bytes) -> None:
+        data = frame if isinstance(frame, bytes) else frame.encode()
+        if b"txgit.jupyter.kernel" in data and b"status" in data:
+            asked.append(time.time())
+
+    page.on("websocket", lambda ws: ws.on("framesent", frame_sent))
     with git_daemon(tmp_path / "served") as daemon, jupyter_lab(alice, tmp_path / "home") as lab:
         url = f"{daemon}/team.git"
         page.goto(f"{lab.url}lab/tree/a.ipynb?reset&token={lab.token}")
@@ -262,3 +271,15 @@ def test_alice_pulls_a_conflict_resolves_it_and_pushes_from_the_panel_beside_a_t
         # a checkout in her terminal moves the kernel: the panel follows
         run_txgit("checkout", "-b", "side", cwd=alice, check=True)
         expect(status).to_contain_text("on side", timeout=20_000)
+
+        # a ref moves while a long cell runs: the panel's status request waits behind the cell, and
+        # the polls meanwhile send no more of them (they queued one every 3 s in the kernel)
+        cells = page.locator(".jp-Notebook .jp-Cell")
+        cells.nth(cells.count() - 1).locator(".jp-InputArea-editor").click()
+        page.keyboard.type("import time\ntime.sleep(15)")
+        page.keyboard.press("Shift+Enter")
+        time.sleep(1)
+        since = len(asked)
+        run_txgit("branch", "other", cwd=alice, check=True)
+        expect(panel.locator(".txgit-lab-graph .txgit-ref", has_text="other")).to_have_count(1, timeout=WAIT)
+        assert len(asked) - since <= 2, asked[since:]  # the poll's, and the one after the cell ran

@@ -132,6 +132,7 @@ export class TxgitPanel extends Widget {
   private generation = 0; // a refresh started for another notebook drops its late answers
   private version = ''; // the refs the graph was drawn from (the server's fingerprint)
   private acting = false; // an action runs: its own refresh follows, no poll meanwhile
+  private polling = false; // one poll at a time: its refresh waits behind a long cell in the kernel
   private pollTimer: number;
 
   constructor() {
@@ -174,9 +175,10 @@ export class TxgitPanel extends Widget {
    *  redraw when the server says they moved since the graph was drawn. */
   private async poll(): Promise<void> {
     const root = this.status.root;
-    if (!root || !this.version || !this.isVisible || document.hidden || this.loading || this.acting) {
+    if (!root || !this.version || !this.isVisible || document.hidden || this.loading || this.acting || this.polling) {
       return;
     }
+    this.polling = true;
     try {
       const { version } = await ask('refs', { root });
       if (version !== this.version && root === this.status.root && !this.acting) {
@@ -185,6 +187,8 @@ export class TxgitPanel extends Widget {
       }
     } catch (e) {
       // the next refresh says what is wrong; a poll stays quiet
+    } finally {
+      this.polling = false;
     }
   }
 
