@@ -350,3 +350,34 @@ def test_a_pull_that_conflicts_says_what_is_left_and_the_panel_resolves_it(kerne
     # her 100 is in the history the remote now holds (the merge's first parent): nothing lost
     merged = Workspace(tmp_path).head()
     assert Workspace(tmp_path).load("x", merged.parents[0]) == 100
+
+
+def test_taking_a_side_never_drops_a_value_set_during_the_merge_and_not_committed(kernel, tmp_path, tmp_path_factory):
+    """Auto-commit off, a pull stopped on x; Alice sets x = 150 in a cell (not committed) and clicks Take
+    theirs: her 150 was replaced by Bob's 200 without a word, in no commit. Now refused, with
+    needs_force (the panel asks before it runs `merge --theirs --force`); her other uncommitted
+    variable is never touched."""
+    kernel.ok("%load_ext txgit")
+    kernel.ok("x = 1")
+    team = tmp_path_factory.mktemp("remote") / "team.git"
+    assert kernel.run(f"%txgit remote add origin {team} --trusted").status == "ok"
+    assert panel_call(kernel, {"op": "magic", "args": ["push"]})["ok"]
+    bob = Workspace.clone(str(team), tmp_path_factory.mktemp("bob") / "bob")
+    ns: dict = {}
+    bob.checkout("main", ns)
+    ns["x"] = 200
+    bob.commit(ns, "bob: x = 200")
+    bob.push()
+    kernel.ok("x = 100")
+    assert not panel_call(kernel, {"op": "magic", "args": ["pull"]})["ok"]
+    assert panel_call(kernel, {"op": "magic", "args": ["auto", "off"]})["ok"]
+    kernel.ok("x = 150\nq = 7")
+    for side in ("--theirs", "--ours"):
+        r = panel_call(kernel, {"op": "magic", "args": ["merge", side]})
+        assert not r["ok"] and r["needs_force"], r
+        assert r["error"].startswith("uncommitted changes to x would be overwritten"), r
+        assert (kernel.value("x"), kernel.value("q")) == (150, 7)
+        assert panel_call(kernel, {"op": "status"})["merging"]["unresolved"] == ["x"]
+    r = panel_call(kernel, {"op": "magic", "args": ["merge", "--theirs", "--force"]})
+    assert r["ok"] and "resolved: x (theirs)" in r["output"], r
+    assert (kernel.value("x"), kernel.value("q")) == (200, 7)

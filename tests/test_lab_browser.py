@@ -259,7 +259,17 @@ def test_alice_pulls_a_conflict_resolves_it_and_pushes_from_the_panel_beside_a_t
         merge = panel.locator(".txgit-lab-merge")
         expect(merge).to_contain_text("unresolved: x", timeout=WAIT)
         assert "x is 100" in run_new_cell(page, "print('x is', x)")  # hers, still in the kernel
+        # auto-commit off, x set again: Take theirs asks before it drops that value; Cancel keeps it
+        panel.locator(".txgit-lab-auto").uncheck()
+        expect(message).to_have_text("auto-commit off", timeout=WAIT)
+        assert "x is 150" in run_new_cell(page, "x = 150\nprint('x is', x)")
         merge.locator(".txgit-lab-theirs").click()
+        dialog = page.locator(".jp-Dialog")
+        expect(dialog).to_contain_text("uncommitted changes to x would be overwritten by taking theirs", timeout=WAIT)
+        dialog.locator(".jp-mod-reject").click()
+        assert "x is 150" in run_new_cell(page, "print('x is', x)")
+        merge.locator(".txgit-lab-theirs").click()
+        page.locator(".jp-Dialog .jp-mod-accept").click()
         expect(message).to_contain_text("resolved: x (theirs)", timeout=WAIT)
         expect(merge).to_be_hidden()
         assert "x is 200" in run_new_cell(page, "print('x is', x)")

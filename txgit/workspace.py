@@ -291,11 +291,12 @@ class Workspace(Repository):
 
     def merge_resolve(self, names: str | Iterable[str] | None, side: str,
                       namespace: MutableMapping[str, Any] | None = None, *, ref: str = "HEAD", commit: bool = True,
-                      trust: bool = False, safe: bool = False) -> MergeResult:
+                      trust: bool = False, safe: bool = False, force: bool = False) -> MergeResult:
         """Resolve the conflicts that hold ``names`` (a name, several, or None: all that are left) with
         ``side``'s version ("ours" or "theirs") of each whole unit; one merge commit once none is left
-        (:func:`txgit.merging.merge_resolve`)."""
-        return _merging.merge_resolve(self, names, side, namespace, ref=ref, commit=commit, trust=trust, safe=safe)
+        (:func:`txgit.merging.merge_resolve`; ``force``: replace the namespace's uncommitted values of them)."""
+        return _merging.merge_resolve(self, names, side, namespace, ref=ref, commit=commit, trust=trust, safe=safe,
+                                      force=force)
 
     def merge_continue(self, *, ref: str = "HEAD") -> MergeResult:
         """Write the merge commit once every conflict is resolved (from the records alone)."""

@@ -332,10 +332,10 @@ export class TxgitPanel extends Widget {
     );
     if (merging.unresolved.length) {
       this.mergeBar.appendChild(
-        button(`Keep mine: ${names}`, 'txgit-lab-ours', () => void this.action(['merge', '--ours']))
+        button(`Keep mine: ${names}`, 'txgit-lab-ours', () => void this.takeSide('--ours'))
       );
       this.mergeBar.appendChild(
-        button(`Take theirs (${merging.label}): ${names}`, 'txgit-lab-theirs', () => void this.action(['merge', '--theirs']))
+        button(`Take theirs (${merging.label}): ${names}`, 'txgit-lab-theirs', () => void this.takeSide('--theirs'))
       );
     }
     this.mergeBar.appendChild(button('Abort merge', 'txgit-lab-abort', () => void this.action(['merge', '--abort'])));
@@ -499,6 +499,22 @@ export class TxgitPanel extends Widget {
     }
     if (this.selected) {
       await this.showCommit(this.selected);
+    }
+  }
+
+  /** Resolve every conflict left with one side; a value set during the merge and not committed is
+   *  replaced only once the user says so (the magic refuses, as a checkout's). */
+  async takeSide(side: '--ours' | '--theirs'): Promise<void> {
+    const r = await this.action(['merge', side]);
+    if (r && !r.ok && r.needs_force) {
+      const answer = await showDialog({
+        title: 'Discard uncommitted changes?',
+        body: `${r.error}\n\nTake ${side === '--ours' ? 'your committed values' : 'theirs'} anyway and lose them (%txgit merge ${side} --force)?`,
+        buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: 'Discard and resolve' })]
+      });
+      if (answer.button.accept) {
+        await this.action(['merge', side, '--force']);
+      }
     }
   }
 

@@ -1297,14 +1297,14 @@ class NamespaceSession:
                                                                                                   self.namespace.get(n))
 
     def merge_resolve(self, names: str | Iterable[str] | None, side: str, *, trust: bool = False,
-                      safe: bool = False) -> MergeResult:
+                      safe: bool = False, force: bool = False) -> MergeResult:
         """Take ``side``'s version ("ours" or "theirs") of the conflicts that hold ``names`` (None: of
         every one left); once none is left, the one merge commit is written, with what else changed
-        here meanwhile."""
+        here meanwhile. Values of theirs set here and not committed refuse it, unless ``force``."""
         self.flush()
         with self._without_hidden():
             result = self.workspace.merge_resolve(names, side, self.namespace, ref=self.ref, commit=False,
-                                                  trust=trust, safe=safe)
+                                                  trust=trust, safe=safe, force=force)
         if result.loaded or result.removed:
             self._merged_origins(result)
         self._remember_sharing(set(result.loaded) | set(result.removed))
