@@ -99,6 +99,29 @@ def test_history_pages_line_up_with_the_whole_graph(tmp_path):
     assert "late" in Tree(api.history(str(tmp_path), 20, 10)["html"]).all_text
 
 
+def test_the_refs_version_moves_with_any_ref_and_head_only(tmp_path):
+    """The panel redraws when this fingerprint changes (a terminal beside it moved something): a new
+    branch, a deleted one (back to the refs of the start: the same version), a commit, a checkout of another branch at the same commit; reading changes nothing."""
+    ws = Workspace.init(tmp_path)
+    ns = session_namespace()
+    ns["a"] = 1
+    ws.commit(ns, "one")
+    seen = [api.refs(str(tmp_path))["version"]]
+    assert api.refs(str(tmp_path))["version"] == seen[0] == api.history(str(tmp_path))["version"]
+    ws.create_branch("side")
+    seen.append(api.refs(str(tmp_path))["version"])
+    ws.checkout("side", ns)  # same commit, another branch: HEAD's decoration moves
+    seen.append(api.refs(str(tmp_path))["version"])
+    ns["a"] = 2
+    ws.commit(ns, "two")
+    seen.append(api.refs(str(tmp_path))["version"])
+    ws.checkout("main", ns)
+    ws.delete_branch("side")
+    seen.append(api.refs(str(tmp_path))["version"])
+    assert len(set(seen[:-1])) == len(seen) - 1, seen
+    assert seen[-1] == seen[0]  # back where it started (side deleted, main at "one"): nothing to redraw
+
+
 @pytest.mark.parametrize("call, message", [
     (lambda root: api.history("relative/path"), "not an absolute workspace folder"),
     (lambda root: api.history(root, -1, 10), "bad page"),
@@ -139,6 +162,8 @@ def test_handlers_answer_over_http_with_the_token_only(hist, lab):
     assert status == 200 and "columns added: g (float64), h" in Tree(d["html"]).all_text
     status, v = lab.get(f"txgit/variable?root={r}&name=y2")
     assert status == 200 and v["ids"] == [ids["c3"]]
+    status, refs = lab.get(f"txgit/refs?root={r}")
+    assert status == 200 and refs["version"] == page["version"]
     status, css = lab.get("txgit/css")
     assert status == 200 and ".txgit-view" in css["css"]
     # a typo: 400 and the one line the CLI would print
@@ -278,3 +303,81 @@ def test_a_refused_panel_action_leaves_rollback_of_failed_cells_on(kernel):
     failed = kernel.run("x = 5\nraise ValueError('boom')")
     assert failed.status == "error"
     assert kernel.value("x") == 1
+
+
+def test_a_pull_that_conflicts_says_what_is_left_and_the_panel_resolves_it(kernel, tmp_path, tmp_path_factory):
+    """Alice pulls from the panel after Bob pushed another value of the variable she changed: her value
+    stays in her kernel, the answer says which variable waits and what to type (it said "`txgit pull`
+    exited with status 1"), the status carries the merge for the panel's buttons, and the panel's
+    `merge --theirs` (refused as a verb it "cannot run") resolves it; then her push goes through."""
+    kernel.ok("%load_ext txgit")
+    kernel.ok("x = 1")
+    team = tmp_path_factory.mktemp("remote") / "team.git"
+    assert kernel.run(f"%txgit remote add origin {team} --trusted").status == "ok"
+    assert panel_call(kernel, {"op": "magic", "args": ["push"]})["ok"]
+    bob = Workspace.clone(str(team), tmp_path_factory.mktemp("bob") / "bob")
+    ns: dict = {}
+    bob.checkout("main", ns)
+    ns["x"] = 200
+    bob.commit(ns, "bob: x = 200")
+    bob.push()
+    kernel.ok("x = 100")
+
+    r = panel_call(kernel, {"op": "magic", "args": ["pull"]})
+    assert not r["ok"] and "CONFLICT" in r["output"], r
+    assert r["error"].startswith("`%txgit pull` stopped on conflicts: merge into main in progress, unresolved: x"), r
+    assert "`%txgit merge --ours x` / `--theirs x`" in r["error"] and "\n" not in r["error"]
+    assert kernel.value("x") == 100  # hers, still in the kernel
+    st = panel_call(kernel, {"op": "status"})
+    assert st["merging"]["label"] == "origin/main" and st["merging"]["unresolved"] == ["x"], st
+    assert "unresolved: x" in st["merging"]["note"]
+    # Push while it waits: refused, and told a way that works (`merge --continue` refuses beside a kernel)
+    r = panel_call(kernel, {"op": "magic", "args": ["push"]})
+    assert not r["ok"] and "a merge is in progress" in r["error"] and "--continue" not in r["error"], r
+    assert "`txgit merge --ours NAME` / `--theirs NAME`" in r["error"] and "merge --abort" in r["error"], r
+
+    # Abort merge: back to hers, nothing waits; Pull again stops on the same conflict
+    r = panel_call(kernel, {"op": "magic", "args": ["merge", "--abort"]})
+    assert r["ok"] and "aborted" in r["output"], r
+    assert kernel.value("x") == 100 and panel_call(kernel, {"op": "status"})["merging"] is None
+    assert not panel_call(kernel, {"op": "magic", "args": ["pull"]})["ok"]
+    r = panel_call(kernel, {"op": "magic", "args": ["merge", "--theirs"]})
+    assert r["ok"] and "resolved: x (theirs)" in r["output"], r
+    assert kernel.value("x") == 200
+    assert panel_call(kernel, {"op": "status"})["merging"] is None
+    r = panel_call(kernel, {"op": "magic", "args": ["push"]})
+    assert r["ok"] and "main -> origin/main" in r["output"], r
+    # her 100 is in the history the remote now holds (the merge's first parent): nothing lost
+    merged = Workspace(tmp_path).head()
+    assert Workspace(tmp_path).load("x", merged.parents[0]) == 100
+
+
+def test_taking_a_side_never_drops_a_value_set_during_the_merge_and_not_committed(kernel, tmp_path, tmp_path_factory):
+    """Auto-commit off, a pull stopped on x; Alice sets x = 150 in a cell (not committed) and clicks Take
+    theirs: her 150 was replaced by Bob's 200 without a word, in no commit. Now refused, with
+    needs_force (the panel asks before it runs `merge --theirs --force`); her other uncommitted
+    variable is never touched."""
+    kernel.ok("%load_ext txgit")
+    kernel.ok("x = 1")
+    team = tmp_path_factory.mktemp("remote") / "team.git"
+    assert kernel.run(f"%txgit remote add origin {team} --trusted").status == "ok"
+    assert panel_call(kernel, {"op": "magic", "args": ["push"]})["ok"]
+    bob = Workspace.clone(str(team), tmp_path_factory.mktemp("bob") / "bob")
+    ns: dict = {}
+    bob.checkout("main", ns)
+    ns["x"] = 200
+    bob.commit(ns, "bob: x = 200")
+    bob.push()
+    kernel.ok("x = 100")
+    assert not panel_call(kernel, {"op": "magic", "args": ["pull"]})["ok"]
+    assert panel_call(kernel, {"op": "magic", "args": ["auto", "off"]})["ok"]
+    kernel.ok("x = 150\nq = 7")
+    for side in ("--theirs", "--ours"):
+        r = panel_call(kernel, {"op": "magic", "args": ["merge", side]})
+        assert not r["ok"] and r["needs_force"], r
+        assert r["error"].startswith("uncommitted changes to x would be overwritten"), r
+        assert (kernel.value("x"), kernel.value("q")) == (150, 7)
+        assert panel_call(kernel, {"op": "status"})["merging"]["unresolved"] == ["x"]
+    r = panel_call(kernel, {"op": "magic", "args": ["merge", "--theirs", "--force"]})
+    assert r["ok"] and "resolved: x (theirs)" in r["output"], r
+    assert (kernel.value("x"), kernel.value("q")) == (200, 7)

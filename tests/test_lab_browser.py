@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from pathlib import Path
 
 import nbformat
@@ -19,6 +20,7 @@ import pytest
 
 from browserutil import browser_page, sync_api
 from labutil import SOURCE, jupyter_lab
+from servers import git_daemon, init_bare
 from txgit import Workspace
 
 expect = sync_api.expect
@@ -48,8 +50,10 @@ def run_new_cell(page, code: str) -> str:
     last.locator(".jp-InputArea-editor").click()
     page.keyboard.type(code)
     page.keyboard.press("Shift+Enter")
-    expect(last.locator(".jp-OutputArea-output")).not_to_have_count(0, timeout=WAIT)
-    return last.locator(".jp-OutputArea-output").inner_text()
+    outputs = last.locator(".jp-OutputArea-output")
+    expect(outputs).not_to_have_count(0, timeout=WAIT)
+    # stdout, and stderr where txgit says something (during a merge: that the cell was not committed)
+    return "\n".join(o.inner_text() for o in outputs.all())
 
 
 @pytest.fixture
@@ -200,3 +204,92 @@ def test_panel_follows_the_active_notebook_and_its_kernel_only(tmp_path, page):
         assert one.head().id == older
         two = Workspace(root / "two")
         assert two.load("two", two.head().id) == 20 and two.branch == "main"  # the other kernel's workspace did not move
+
+
+def test_alice_pulls_a_conflict_resolves_it_and_pushes_from_the_panel_beside_a_terminal(tmp_path, page, run_txgit):
+    """Alice in the lab, Bob in a clone, the remote a bare repository under git daemon on 127.0.0.1. What
+    her terminal moves (a remote's branch after a push, a checkout) shows in the panel without a click on
+    Refresh (it showed the old picture); a Pull that conflicts says which variable waits, keeps her
+    value, and offers the ways out (it said only "`txgit pull` exited with status 1"); Take theirs
+    resolves it and Push publishes the merge."""
+    alice = tmp_path / "alice"
+    alice.mkdir()
+    notebook(alice / "a.ipynb", ["%load_ext txgit", "x = 1"])
+    init_bare(tmp_path / "served" / "team.git")
+    asked: list[float] = []  # when the page asked the kernel for txgit's status (its websocket frames)
+
+    def frame_sent(frame: str | bytes) -> None:
+        data = frame if isinstance(frame, bytes) else frame.encode()
+        if b"txgit.jupyter.kernel" in data and b"status" in data:
+            asked.append(time.time())
+
+    page.on("websocket", lambda ws: ws.on("framesent", frame_sent))
+    with git_daemon(tmp_path / "served") as daemon, jupyter_lab(alice, tmp_path / "home") as lab:
+        url = f"{daemon}/team.git"
+        page.goto(f"{lab.url}lab/tree/a.ipynb?reset&token={lab.token}")
+        page.locator("li[data-id='txgit-panel']").click()
+        panel = page.locator("#txgit-panel")
+        expect(panel.locator(".txgit-lab-enable")).to_contain_text("Run %load_ext txgit", timeout=WAIT)
+        page.locator(".jp-Notebook .jp-Cell").first.locator(".jp-InputPrompt").click()
+        page.keyboard.press("Shift+Enter")
+        page.keyboard.press("Shift+Enter")
+        rows = panel.locator(".txgit-lab-graph .txgit-row")
+        expect(rows).to_have_count(1, timeout=WAIT)
+        message, status = panel.locator(".txgit-lab-message"), panel.locator(".txgit-lab-status")
+
+        # her terminal publishes: the remote's branch appears in the panel by itself
+        run_txgit("remote", "add", "origin", url, "--storage", str(tmp_path / "blobs"), "--trusted", cwd=alice,
+                  check=True)
+        run_txgit("push", cwd=alice, check=True)
+        expect(panel.locator(".txgit-lab-graph .txgit-ref.remote", has_text="origin/main")).to_have_count(
+            1, timeout=20_000)
+
+        bob = Workspace.clone(url, tmp_path / "bob", storage=str(tmp_path / "blobs"), trusted=True)
+        ns: dict = {}
+        bob.checkout("main", ns)
+        ns["x"] = 200
+        bob.commit(ns, "bob: x = 200")
+        bob.push()
+        assert "x is 100" in run_new_cell(page, "x = 100\nprint('x is', x)")
+
+        panel.locator(".txgit-lab-pull").click()
+        expect(message).to_contain_text("stopped on conflicts", timeout=WAIT)
+        expect(message).to_contain_text("unresolved: x")
+        expect(message).to_contain_text("CONFLICT (changed on both sides): x")  # the output, below the line
+        merge = panel.locator(".txgit-lab-merge")
+        expect(merge).to_contain_text("unresolved: x", timeout=WAIT)
+        assert "x is 100" in run_new_cell(page, "print('x is', x)")  # hers, still in the kernel
+        # auto-commit off, x set again: Take theirs asks before it drops that value; Cancel keeps it
+        panel.locator(".txgit-lab-auto").uncheck()
+        expect(message).to_have_text("auto-commit off", timeout=WAIT)
+        assert "x is 150" in run_new_cell(page, "x = 150\nprint('x is', x)")
+        merge.locator(".txgit-lab-theirs").click()
+        dialog = page.locator(".jp-Dialog")
+        expect(dialog).to_contain_text("uncommitted changes to x would be overwritten by taking theirs", timeout=WAIT)
+        dialog.locator(".jp-mod-reject").click()
+        assert "x is 150" in run_new_cell(page, "print('x is', x)")
+        merge.locator(".txgit-lab-theirs").click()
+        page.locator(".jp-Dialog .jp-mod-accept").click()
+        expect(message).to_contain_text("resolved: x (theirs)", timeout=WAIT)
+        expect(merge).to_be_hidden()
+        assert "x is 200" in run_new_cell(page, "print('x is', x)")
+        panel.locator(".txgit-lab-push").click()
+        expect(message).to_contain_text("main -> origin/main", timeout=WAIT)
+        ws = Workspace(alice)
+        assert ws.load("x", ws.head().parents[0]) == 100 and ws.remote_branches()["origin/main"] == ws.head().id
+
+        # a checkout in her terminal moves the kernel: the panel follows
+        run_txgit("checkout", "-b", "side", cwd=alice, check=True)
+        expect(status).to_contain_text("on side", timeout=20_000)
+
+        # a ref moves while a long cell runs: the panel's status request waits behind the cell, and
+        # the polls meanwhile send no more of them (they queued one every 3 s in the kernel)
+        cells = page.locator(".jp-Notebook .jp-Cell")
+        cells.nth(cells.count() - 1).locator(".jp-InputArea-editor").click()
+        page.keyboard.type("import time\ntime.sleep(15)")
+        page.keyboard.press("Shift+Enter")
+        time.sleep(1)
+        since = len(asked)
+        run_txgit("branch", "other", cwd=alice, check=True)
+        expect(panel.locator(".txgit-lab-graph .txgit-ref", has_text="other")).to_have_count(1, timeout=WAIT)
+        assert len(asked) - since <= 2, asked[since:]  # the poll's, and the one after the cell ran

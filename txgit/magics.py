@@ -20,9 +20,10 @@ from typing import Any, Iterator
 
 from IPython.core.magic import Magics, line_magic, magics_class
 
-from txgit.errors import NothingToCommit, TxgitError
+from txgit.errors import MergeInProgress, NothingToCommit, TxgitError
 from txgit.reuse import ipython as reuse_ipython
 from txgit.sessions import ipython as kernel_side
+from txgit.sessions.session import conflict_note
 from txgit.visual.text import left_behind_warning, plural
 
 USAGE = """usage: %txgit VERB [ARGS]
@@ -341,6 +342,12 @@ class TxgitMagics(Magics):
                 else:
                     os.environ["TXGIT_KERNEL"] = old
         if code:
+            waiting = ext.session.merge_conflicts() if args[0] in ("pull", "merge") else None
+            if waiting is not None and waiting[1]:
+                # the conflicts were printed above; the error line says what is left and what to type
+                # (the panel shows this line: "exited with status 1" told its user nothing)
+                raise MergeInProgress(f"`%txgit {args[0]}` stopped on conflicts: "
+                                      + conflict_note(waiting[1], ext.session.branch or "HEAD"))
             raise TxgitError(f"`txgit {' '.join(args)[:80]}` exited with status {code}")
 
 

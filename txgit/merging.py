@@ -376,13 +376,14 @@ def merge_plan(ws: Repository, merging: MergeInProgress) -> MergePlan:
 
 def merge_resolve(ws: Repository, names: str | Iterable[str] | None, side: str,
                   namespace: MutableMapping[str, Any] | None = None, *, ref: str = "HEAD", commit: bool = True,
-                  trust: bool = False, safe: bool = False) -> MergeResult:
+                  trust: bool = False, safe: bool = False, force: bool = False) -> MergeResult:
     """Resolve the conflicts that hold ``names`` (one name, several, or None: every one left) with
     ``side``'s version ("ours" or "theirs") of each whole unit (aliases stay aliases), as git's
     ``checkout --ours PATH...``. A name not in conflict changes nothing. Given ``namespace``, the
     units' values are loaded from that side where the namespace differs. Once no conflict is left
     and ``commit``, the one merge commit is written (records only; a session that set variables
-    itself commits them instead)."""
+    itself commits them instead). A unit's value that the namespace changed since ours and did not
+    commit refuses it (:class:`DirtyNamespace`: committed, it resolves the conflict itself), unless ``force``."""
     if side not in (OURS, THEIRS):
         raise TxgitError(f"resolve with ours or theirs, not {side!r}")
     with ws.lock():
@@ -405,6 +406,17 @@ def merge_resolve(ws: Repository, names: str | Iterable[str] | None, side: str,
             plan.resolve(c.names[0], side, ours, theirs)
         result = MergeResult("conflicts", merging.ref, merging.ours, merging.theirs, merging.label,
                              base=merging.base, plan=plan)
+        if namespace is not None and unit_names and not force:
+            # set during the merge and not committed (auto-commit off): taking a side would replace it,
+            # in no commit. (A name the namespace lacks is not loaded yet, as in a restarted kernel.)
+            held = [n for n in unit_names if n in namespace]
+            now = ws.live_records(namespace, held)
+            dirty = sorted(n for n in held if n not in now or not now[n].same_content(ours.variables.get(n)))
+            if dirty:
+                shown = ", ".join(dirty[:5]) + (" …" if len(dirty) > 5 else "")
+                raise DirtyNamespace(f"uncommitted changes to {shown} would be overwritten by taking {side}: "
+                                     "commit them first (committed, they resolve the conflict), or take "
+                                     f"{side} with --force and lose them")
         if namespace is not None and unit_names:
             chosen = ours if side == OURS else theirs
             present = [n for n in unit_names if n in chosen.variables]

@@ -291,11 +291,12 @@ class Workspace(Repository):
 
     def merge_resolve(self, names: str | Iterable[str] | None, side: str,
                       namespace: MutableMapping[str, Any] | None = None, *, ref: str = "HEAD", commit: bool = True,
-                      trust: bool = False, safe: bool = False) -> MergeResult:
+                      trust: bool = False, safe: bool = False, force: bool = False) -> MergeResult:
         """Resolve the conflicts that hold ``names`` (a name, several, or None: all that are left) with
         ``side``'s version ("ours" or "theirs") of each whole unit; one merge commit once none is left
-        (:func:`txgit.merging.merge_resolve`)."""
-        return _merging.merge_resolve(self, names, side, namespace, ref=ref, commit=commit, trust=trust, safe=safe)
+        (:func:`txgit.merging.merge_resolve`; ``force``: replace the namespace's uncommitted values of them)."""
+        return _merging.merge_resolve(self, names, side, namespace, ref=ref, commit=commit, trust=trust, safe=safe,
+                                      force=force)
 
     def merge_continue(self, *, ref: str = "HEAD") -> MergeResult:
         """Write the merge commit once every conflict is resolved (from the records alone)."""
@@ -383,9 +384,11 @@ class Workspace(Repository):
             if merging is None or "non-fast-forward" not in str(e):
                 raise
             # "pull first" cannot work while the last pull's merge waits, and --force would drop theirs
+            # (resolving the last conflict writes the merge commit, which holds theirs: then a push goes
+            # through; `merge --continue` is refused beside a kernel, so it is not what to say)
             raise PushRejected(f"{str(e).partition('; pull first')[0]}; a merge is in progress on this branch: "
-                               "resolve its conflicts and commit (`txgit merge --continue`), or `txgit merge "
-                               "--abort`, then pull and push") from e
+                               "resolve its conflicts (`txgit status` lists them; `txgit merge --ours NAME` / "
+                               "`--theirs NAME`), then push; or give it up with `txgit merge --abort`") from e
         if set_upstream:
             pushed = sorted(self.branches()) if all_branches else [branch or self.branch or ""]
             with self.lock():

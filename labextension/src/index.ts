@@ -15,6 +15,7 @@ import { Widget } from '@lumino/widgets';
 
 const MARK = '@@txgit-lab@@ ';
 const PAGE = 100; // commits per request; the next page loads as the graph scrolls near its end
+const POLL_MS = 3000; // how often a visible panel asks whether a ref moved outside it (a terminal beside)
 
 const icon = new LabIcon({
   name: 'txgit:history',
@@ -33,6 +34,7 @@ interface IStatus {
   auto?: boolean;
   clean?: boolean;
   reuse?: boolean;
+  merging?: { label: string; unresolved: string[]; note: string } | null;
   warning?: string;
   error?: string;
   missing?: boolean;
@@ -114,6 +116,7 @@ export class TxgitPanel extends Widget {
   private status: IStatus = { loaded: false };
   private statusLine = el('div', 'txgit-lab-status');
   private bar = el('div', 'txgit-lab-bar');
+  private mergeBar = el('div', 'txgit-lab-merge');
   private message = el('div', 'txgit-lab-message');
   private graph = el('div', 'txgit-lab-graph txgit-view');
   private detail = el('div', 'txgit-lab-detail txgit-view');
@@ -127,12 +130,17 @@ export class TxgitPanel extends Widget {
   private compareBase: string | null = null;
   private refreshTimer: number | undefined;
   private generation = 0; // a refresh started for another notebook drops its late answers
+  private version = ''; // the refs the graph was drawn from (the server's fingerprint)
+  private acting = false; // an action runs: its own refresh follows, no poll meanwhile
+  private polling = false; // one poll at a time: its refresh waits behind a long cell in the kernel
+  private pollTimer: number;
 
   constructor() {
     super();
     this.addClass('txgit-lab');
     this.node.appendChild(this.statusLine);
     this.node.appendChild(this.bar);
+    this.node.appendChild(this.mergeBar);
     this.node.appendChild(this.message);
     this.node.appendChild(this.graph);
     this.node.appendChild(this.detail);
@@ -155,6 +163,33 @@ export class TxgitPanel extends Widget {
     });
     this.showEnable('Open a notebook to see its history.');
     void this.loadCss();
+    this.pollTimer = window.setInterval(() => void this.poll(), POLL_MS);
+  }
+
+  dispose(): void {
+    window.clearInterval(this.pollTimer);
+    super.dispose();
+  }
+
+  /** A terminal beside the notebook (`txgit pull`, `checkout`, `branch -d`) moves refs without a cell:
+   *  redraw when the server says they moved since the graph was drawn. */
+  private async poll(): Promise<void> {
+    const root = this.status.root;
+    if (!root || !this.version || !this.isVisible || document.hidden || this.loading || this.acting || this.polling) {
+      return;
+    }
+    this.polling = true;
+    try {
+      const { version } = await ask('refs', { root });
+      if (version !== this.version && root === this.status.root && !this.acting) {
+        this.say(''); // what the last action said is about the picture before
+        await this.refresh();
+      }
+    } catch (e) {
+      // the next refresh says what is wrong; a poll stays quiet
+    } finally {
+      this.polling = false;
+    }
   }
 
   private buildBar(): void {
@@ -223,6 +258,8 @@ export class TxgitPanel extends Widget {
   }
 
   private showEnable(text: string): void {
+    this.version = '';
+    this.mergeBar.style.display = 'none';
     this.graph.innerHTML = '';
     this.detail.innerHTML = '';
     this.statusLine.textContent = '';
@@ -274,10 +311,34 @@ export class TxgitPanel extends Widget {
       const head = status.head ? ` at ${status.head.slice(0, 8)}` : ', no commits yet';
       this.statusLine.textContent = `${where}${head}${status.clean ? '' : ' · cells ran since the last commit'}`;
       this.statusLine.dataset.head = status.head || '';
+      this.showMerge(status.merging || null);
       await this.loadPage(0, generation);
     } catch (e) {
       this.say((e as Error).message, true);
     }
+  }
+
+  /** A pull or merge stopped on conflicts: what waits, and one click per way out (all conflicts at once;
+   *  one variable at a time is `%txgit merge --ours NAME` in a cell). Either side's values stay in history. */
+  private showMerge(merging: { label: string; unresolved: string[]; note: string } | null): void {
+    this.mergeBar.innerHTML = '';
+    this.mergeBar.style.display = merging ? '' : 'none';
+    if (!merging) {
+      return;
+    }
+    const names = merging.unresolved.join(', ');
+    this.mergeBar.appendChild(
+      el('div', 'txgit-lab-merge-note', merging.note || `merging ${merging.label}: every conflict is resolved`)
+    );
+    if (merging.unresolved.length) {
+      this.mergeBar.appendChild(
+        button(`Keep mine: ${names}`, 'txgit-lab-ours', () => void this.takeSide('--ours'))
+      );
+      this.mergeBar.appendChild(
+        button(`Take theirs (${merging.label}): ${names}`, 'txgit-lab-theirs', () => void this.takeSide('--theirs'))
+      );
+    }
+    this.mergeBar.appendChild(button('Abort merge', 'txgit-lab-abort', () => void this.action(['merge', '--abort'])));
   }
 
   private async loadPage(start: number, generation: number): Promise<void> {
@@ -292,6 +353,7 @@ export class TxgitPanel extends Widget {
       if (start === 0) {
         this.graph.innerHTML = '';
         this.graph.scrollTop = 0;
+        this.version = page.version;
       }
       this.graph.querySelector('.txgit-lab-more')?.remove();
       const holder = document.createElement('div');
@@ -405,14 +467,20 @@ export class TxgitPanel extends Widget {
       return null;
     }
     this.say(`%txgit ${args.join(' ')} …`);
+    this.acting = true;
     try {
       const r: IAnswer = await kernelCall(this.notebook, { op: 'magic', args });
-      this.say(r.ok ? (r.output || 'done').trim() : `txgit: error: ${r.error}`, !r.ok);
+      // a refusal's one line first; what the verb printed before it (a pull's conflicts, both
+      // versions of each) below it: it was dropped, and the line alone did not say what to resolve
+      const output = (r.output || '').trim();
+      this.say(r.ok ? output || 'done' : `txgit: error: ${r.error}` + (output ? `\n${output}` : ''), !r.ok);
       await this.refresh();
       return r;
     } catch (e) {
       this.say((e as Error).message, true);
       return null;
+    } finally {
+      this.acting = false;
     }
   }
 
@@ -431,6 +499,22 @@ export class TxgitPanel extends Widget {
     }
     if (this.selected) {
       await this.showCommit(this.selected);
+    }
+  }
+
+  /** Resolve every conflict left with one side; a value set during the merge and not committed is
+   *  replaced only once the user says so (the magic refuses, as a checkout's). */
+  async takeSide(side: '--ours' | '--theirs'): Promise<void> {
+    const r = await this.action(['merge', side]);
+    if (r && !r.ok && r.needs_force) {
+      const answer = await showDialog({
+        title: 'Discard uncommitted changes?',
+        body: `${r.error}\n\nTake ${side === '--ours' ? 'your committed values' : 'theirs'} anyway and lose them (%txgit merge ${side} --force)?`,
+        buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: 'Discard and resolve' })]
+      });
+      if (answer.button.accept) {
+        await this.action(['merge', side, '--force']);
+      }
     }
   }
 

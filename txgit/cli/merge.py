@@ -105,6 +105,8 @@ def merge(
     every: bool = typer.Option(False, "--all", help="With --ours or --theirs: every conflict left (the same as "
                                                     "naming none)."),
     abort: bool = typer.Option(False, "--abort", help="Give up the merge in progress (the kernel gets ours back)."),
+    force: bool = typer.Option(False, "--force", "-f", help="With --ours or --theirs: replace the attached kernel's "
+                                                            "uncommitted values of those variables too."),
     cont: bool = typer.Option(False, "--continue", help="Write the merge commit once every conflict is resolved."),
     trust: bool = typer.Option(False, "--trust", help="Load values from a remote not marked trusted "
                                                       "(unpickling runs their code)."),
@@ -126,6 +128,8 @@ def merge(
         raise TxgitError("give --ours or --theirs, not both")
     if every and side is None:
         raise TxgitError("--all goes with --ours or --theirs: `txgit merge --ours --all`")
+    if force and side is None:
+        raise TxgitError("--force goes with --ours or --theirs: `txgit merge --theirs --force`")
     if every and args:
         raise TxgitError(f"--all resolves every conflict: name no variable with it (got {', '.join(args)})")
     if (abort or cont) and (args or side or (abort and cont)):
@@ -148,7 +152,7 @@ def merge(
         if abort:
             req["action"] = "abort"
         elif side is not None:
-            req.update(action=side, names=names)
+            req.update(action=side, names=names, force=force)
         else:
             req.update(rev=rev, label=rev, message=message)
         answer = call_kernel(k, req)

@@ -5,7 +5,7 @@ Two halves, both in the txgit wheel (``pip install 'txgit[jupyter]'``, no npm st
 - the lab extension (prebuilt JavaScript in ``share/jupyter/labextensions/txgit-labextension``, built from
   ``labextension/`` of the source tree) draws the panel for the active notebook;
 - this server extension answers its read-only questions (``<base_url>txgit/history``, ``commit``,
-  ``diff``, ``variable``) through :mod:`txgit.jupyter.api`.
+  ``diff``, ``variable``, and ``refs``: whether anything moved since it drew) through :mod:`txgit.jupyter.api`.
 
 Actions (checkout, branch, commit, pull, push, auto-commit) run in the notebook's own kernel through
 the ``%txgit`` magic (:mod:`txgit.jupyter.kernel`), so they follow the magic's rules exactly.

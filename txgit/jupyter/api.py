@@ -9,6 +9,7 @@ Links to commits in the fragments are ``#txgit-commit-<id>``: the panel catches 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 from typing import Any
@@ -42,7 +43,25 @@ def history(root: str, start: int = 0, count: int = PAGE_SIZE) -> dict[str, Any]
     head = ws.head()
     return {"html": page.html(), "start": page.start, "stop": page.stop, "total": page.total,
             "branch": ws.branch, "head": head.id if head is not None else None,
-            "ids": [c.id for c in page.commits]}
+            "ids": [c.id for c in page.commits], "version": _version(ws)}
+
+
+def refs(root: str) -> dict[str, Any]:
+    """Where every ref and HEAD point, as one short fingerprint. The panel asks every few seconds and
+    redraws when it changed: a terminal's `txgit pull`, `checkout`, `commit` or `branch -d` beside the
+    notebook moves refs without running a cell, and the panel showed the old picture until Refresh."""
+    return {"version": _version(open_workspace(root))}
+
+
+def _version(ws: Workspace) -> str:
+    # every ref, not only branches and tags: a merge waiting for its conflicts holds refs of its own
+    repo = ws.history.repo
+    moved = hashlib.blake2b(digest_size=12)
+    head = ws.history.head_commit()
+    moved.update(f"HEAD {ws.branch} {head.id if head is not None else None}\n".encode())
+    for name in sorted(repo.references):
+        moved.update(f"{name} {repo.references[name].target}\n".encode())
+    return moved.hexdigest()
 
 
 _graphs: dict[str, tuple[tuple[Any, ...], Any]] = {}  # root -> (its refs when laid out, (log, layout))

@@ -79,13 +79,19 @@ class VariableHandler(_TxgitHandler):
         return lambda: api.variable(root, name)
 
 
+class RefsHandler(_TxgitHandler):
+    def answer(self) -> Callable[[], dict[str, Any]]:
+        root = self.arg("root")
+        return lambda: api.refs(root)
+
+
 class CssHandler(_TxgitHandler):
     def answer(self) -> Callable[[], dict[str, Any]]:
         return lambda: {"css": api.css()}
 
 
 ROUTES = {"history": HistoryHandler, "commit": CommitHandler, "diff": DiffHandler, "variable": VariableHandler,
-          "css": CssHandler}
+          "refs": RefsHandler, "css": CssHandler}
 
 
 def setup_handlers(web_app: Any) -> None:

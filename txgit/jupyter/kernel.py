@@ -6,7 +6,7 @@ The panel sends one silent execute request (not recorded as a cell, not committe
 
 and reads back one stdout line: :data:`MARK` followed by a JSON object. Nothing is bound in the user's
 namespace. Actions are the magic's own code (its verbs ``checkout``, ``branch``, ``commit``, ``pull``,
-``push``, ``auto``, ``reuse``), so a checkout that would drop uncommitted changes is refused exactly as
+``push``, ``merge``, ``auto``, ``reuse``), so a checkout that would drop uncommitted changes is refused exactly as
 the magic refuses it; the answer then says ``"needs_force": true`` and the panel asks before it
 repeats the checkout with ``--force``.
 """
@@ -20,11 +20,13 @@ from typing import Any
 
 from txgit.errors import DirtyNamespace, TxgitError
 from txgit.sessions import ipython as kernel_side
+from txgit.sessions.session import conflict_note
 
 MARK = "@@txgit-lab@@ "
 
 # what the panel may ask the magic to do; anything else is refused here
-ACTIONS = {"checkout", "branch", "commit", "pull", "push", "auto", "reuse", "tag"}
+# (merge: the panel resolves a pull's conflicts with --ours / --theirs / --abort)
+ACTIONS = {"checkout", "branch", "commit", "pull", "push", "merge", "auto", "reuse", "tag"}
 
 
 def status() -> dict[str, Any]:
@@ -40,9 +42,13 @@ def status() -> dict[str, Any]:
         s.flush()
     from txgit.reuse import ipython as reuse_ipython
 
+    waiting = s.merge_conflicts()
+    merging = None if waiting is None else {
+        "label": waiting[0].label, "unresolved": [c.label for c in waiting[1]],
+        "note": conflict_note(waiting[1], s.branch or "HEAD") if waiting[1] else ""}
     return {"loaded": True, "root": str(ext.workspace.root), "branch": s.branch, "head": s.base,
             "auto": bool(s.auto), "clean": bool(s.clean), "reuse": reuse_ipython.active() is not None,
-            "warning": said.getvalue().strip()}
+            "merging": merging, "warning": said.getvalue().strip()}
 
 
 def run_magic(args: list[str]) -> dict[str, Any]:

@@ -378,7 +378,8 @@ def handle(s: NamespaceSession, req: dict[str, Any]) -> dict[str, Any]:
             # what the abort left as the user set it (not the merge's): said, so that no one thinks it gone
             return m.to_json() | {"branch": s.branch, "kept": s.status().changed_names()}
         elif action in ("ours", "theirs"):
-            m = s.merge_resolve(req.get("names"), action, trust=trust, safe=safe)  # None: every conflict left
+            m = s.merge_resolve(req.get("names"), action, trust=trust, safe=safe,  # names None: every conflict left
+                                force=bool(req.get("force")))
         else:
             m = s.merge(req["rev"], label=req.get("label"), message=req.get("message"), trust=trust, safe=safe)
         return m.to_json() | {"branch": s.branch}

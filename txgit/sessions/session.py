@@ -516,6 +516,14 @@ class NamespaceSession:
         """The merge into this session's branch that waits for its conflicts, if any."""
         return self.workspace.merge_in_progress(self.ref)
 
+    def merge_conflicts(self) -> tuple[MergeInProgress, list[Conflict]] | None:
+        """The merge into this session's branch that waits, with the conflicts it has left, if any;
+        :func:`conflict_note` says them and what to type."""
+        merging = self.merging()
+        if merging is None:
+            return None
+        return merging, self.workspace.merge_plan(merging).conflicts
+
     @property
     def _verb(self) -> str:
         """How the user types txgit's verbs where this session runs."""
@@ -806,7 +814,7 @@ class NamespaceSession:
               f"{result.info.short_id} on {(base or '')[:8]}, then merged {where} into it", file=sys.stderr)
         merged = self._merge(self.ref, label=f"{where} (moved outside this session)")
         if merged.status == "conflicts":
-            raise MergeInProgressError(_conflict_note(merged.conflicts, where, self._verb))
+            raise MergeInProgressError(conflict_note(merged.conflicts, where, self._verb))
         return self.last_commit if merged.info is None else _merge_commit_result(merged, result)
 
     def _commit_merge(self, merging: MergeInProgress, message: str, meta: dict[str, Any] | None,
@@ -843,7 +851,7 @@ class NamespaceSession:
             meta_doc["merge"]["resolved"] = dict(sorted(merging.resolved.items()))
             if plan.conflicts:
                 self.workspace.save_merge(merging)
-                note = _conflict_note(plan.conflicts, self.branch or "HEAD", self._verb)
+                note = conflict_note(plan.conflicts, self.branch or "HEAD", self._verb)
                 if explicit:
                     raise MergeInProgressError(note)
                 raise MergeInProgressError("not committed: " + note)
@@ -1289,14 +1297,14 @@ class NamespaceSession:
                                                                                                   self.namespace.get(n))
 
     def merge_resolve(self, names: str | Iterable[str] | None, side: str, *, trust: bool = False,
-                      safe: bool = False) -> MergeResult:
+                      safe: bool = False, force: bool = False) -> MergeResult:
         """Take ``side``'s version ("ours" or "theirs") of the conflicts that hold ``names`` (None: of
         every one left); once none is left, the one merge commit is written, with what else changed
-        here meanwhile."""
+        here meanwhile. Values of theirs set here and not committed refuse it, unless ``force``."""
         self.flush()
         with self._without_hidden():
             result = self.workspace.merge_resolve(names, side, self.namespace, ref=self.ref, commit=False,
-                                                  trust=trust, safe=safe)
+                                                  trust=trust, safe=safe, force=force)
         if result.loaded or result.removed:
             self._merged_origins(result)
         self._remember_sharing(set(result.loaded) | set(result.removed))
@@ -1512,7 +1520,7 @@ def _known_same_or_absent(new: VarRecord | None, old: VarRecord | None) -> bool:
     return _known_same(new, old)
 
 
-def _conflict_note(conflicts: list[Conflict], where: str, verb: str = "%txgit") -> str:
+def conflict_note(conflicts: list[Conflict], where: str, verb: str = "%txgit") -> str:
     """What stops a commit during a merge, and what to type (``verb``: ``%txgit`` in a kernel, else ``txgit``)."""
     names = ", ".join(c.label for c in conflicts)
     first = conflicts[0].names[0] if conflicts else "NAME"
