@@ -869,10 +869,7 @@ class NamespaceSession:
         """Start the background writer's thread and, beside it, its git helper process (unless
         ``TXGIT_GIT_HELPER=0``): a host that commits in the background calls this when it attaches."""
         if self._executor is None:
-            # the writer thread, and the helper it starts, at a lower priority from their start: the helper's
-            # import and its commits fill the time between cells instead of taking a core from them
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="txgit-writer",
-                                                initializer=_yield_to_the_cell)
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="txgit-writer")
             if os.environ.get("TXGIT_GIT_HELPER", "1") != "0":
                 self._git = GitWriter(self.workspace.history.repo.path)
                 # from the writer's thread: the helper is killed when the thread that started it ends
@@ -1556,17 +1553,10 @@ class _CellFacts:
     before: set[str]  # the variables that existed when it started
 
 
-_WRITER_NICE = 10
-
-
 def _yield_to_the_cell() -> None:
-    """Lower the calling (writer) thread's CPU priority, never raise it: the cell running beside it comes
-    first. The writer thread calls it as it starts, so the git helper process it starts inherits it
-    (Linux: a thread's nice value is its own, and a child starts with its parent thread's)."""
+    """Lower the calling (writer) thread's CPU priority: the cell running beside it comes first."""
     try:
-        me = threading.get_native_id()
-        if os.getpriority(os.PRIO_PROCESS, me) < _WRITER_NICE:
-            os.setpriority(os.PRIO_PROCESS, me, _WRITER_NICE)
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)  # Linux: per thread
     except (AttributeError, OSError):
         pass
 
@@ -1643,6 +1633,7 @@ class _Writer:
 
     def _run(self) -> None:
         try:
+            _yield_to_the_cell()
             try:
                 self.workspace.history.clear_stale_locks()  # see WorkspaceLock: we hold it, nobody else writes
             except BaseException as e:
