@@ -20,7 +20,7 @@ scikit-learn, matplotlib, scipy, seaborn; Kishu and dill for the peer).
 
 What is measured, per notebook (cells run one by one in fresh real ipykernels, each kernel in a
 fresh folder holding the notebook's data files, the next cell sent as soon as the last is idle as
-"Run All" does):
+"Run All" does; the folders are removed when the benchmark ends, see ``_remove_run_folder``):
 
 - ``baseline`` and ``txgit`` (``%load_ext txgit`` first, in the fresh folder, so a new workspace)
   runs, interleaved, ``reps`` times each (default 2); per cell the fastest run counts (noise on a
@@ -78,6 +78,7 @@ fresh folder holding the notebook's data files, the next cell sent as soon as th
 from __future__ import annotations
 
 import argparse
+import atexit
 import hashlib
 import json
 import os
@@ -404,6 +405,23 @@ def shown_digest(shown: list) -> list[str]:
 
 # -- one run -----------------------------------------------------------------------------------------
 
+# Run folders are removed when the benchmark ends, not after each run: on a file system that checks its
+# recently deleted inodes before reusing one (ext4 without a journal, as on the benchmark machine), removing a
+# run's few hundred files made every file created in the next minutes cost ~10x more CPU (0.2-0.9 ms against
+# 20-30 us), and txgit's runs create hundreds (git objects, blobs) where the baseline's create almost none.
+# TXGIT_BENCH_REMOVE_RUNS=now removes each run's folder as it ends (as before, to compare).
+_ran: list[Path] = []
+
+
+def _remove_run_folder(folder: Path) -> None:
+    if os.environ.get("TXGIT_BENCH_REMOVE_RUNS") == "now":
+        shutil.rmtree(folder, ignore_errors=True)
+        return
+    if not _ran:
+        atexit.register(lambda: [shutil.rmtree(f, ignore_errors=True) for f in _ran])
+    _ran.append(folder)
+
+
 def _fresh_folder(files: Path) -> Path:
     folder = Path(tempfile.mkdtemp(prefix="txgit-nb-"))
     if files.is_dir():
@@ -478,7 +496,7 @@ def run_notebook(cells: list[str], files: Path, config: str, *, probe: bool = Fa
     finally:
         if k is not None:
             k.shutdown()
-        shutil.rmtree(folder, ignore_errors=True)
+        _remove_run_folder(folder)
 
 
 def commits_of(folder: Path, counts: list[int]) -> dict:
