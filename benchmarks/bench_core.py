@@ -120,7 +120,7 @@ def run_txgit(ns: dict[str, Any], tmp: Path, repeats: int) -> dict[str, Any]:
         t, _ = timed(lambda: ws2.checkout("HEAD", target, force=True))
         checkouts.append(t)
         ok = _same(ns, target)
-        del target, ws2
+        target = ws2 = None  # freed before the next run (not del: the lambdas above name them)
     t_commit, t_checkout = min(commits), min(checkouts)
     first_files = blob_files(ws)
     # incremental: 1 % of the largest array's rows and one small variable change
@@ -207,7 +207,7 @@ def run_dill(ns: dict[str, Any], tmp: Path, repeats: int) -> dict[str, Any]:
         del back
     t_dump, t_load = min(dumps), min(loads)
     size = path.stat().st_size
-    del module
+    module = None  # freed (not del: the lambdas above name it)
     return {"commit_s": t_dump, "checkout_s": t_load, "stored_bytes": size, "bytes_written": size,
             "incremental_commit_s": t_dump, "incremental_bytes_written": size}
 
@@ -325,7 +325,7 @@ def commit_floor(ns: dict[str, Any], tmp: Path, repeats: int) -> dict[str, float
             best[name] = min(best[name], timed(fn)[0])
     path.unlink(missing_ok=True)
     one.shutdown()
-    del pieces, streams, buffers, skeleton
+    pieces = streams = buffers = skeleton = None  # freed (not del: the closures above name them)
     best["overlapped"] = min(best["overlapped_pool"], best["overlapped_one"])
     best["create"] = creation_cost(tmp)
     return best

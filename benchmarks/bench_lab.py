@@ -123,7 +123,7 @@ def _through_lab(root: Path, tmp: Path, total: int) -> dict:
     with jupyter_lab(root, tmp / "home") as lab:
         r = quote(str(root))
         times = []
-        for i in range(6):
+        for _ in range(6):
             t = time.perf_counter()
             status, page = lab.get(f"txgit/history?root={r}&start=0&count={PAGE}")
             times.append(time.perf_counter() - t)

@@ -261,7 +261,7 @@ def measure_merge(s: dict[str, Any], root: Path, label: str, namespace: bool, ch
            "records_bytes": records_bytes(ws, result.info.id)}
     out["bytes_read"] = out["store_bytes_read"]
     out["bytes_written"] = out["store_bytes_written"] + out["git_bytes_written"]
-    del ns, ws
+    ns = ws = None  # freed (not del: the lambda above names them)
     shutil.rmtree(copy, ignore_errors=True)
     return out
 
@@ -280,7 +280,7 @@ def measure_checkout(s: dict[str, Any], root: Path) -> dict:
     out = {"seconds": seconds, "bytes_read": ws.store.stats.bytes_read, "blobs_read": ws.store.stats.blobs_read,
            "bytes_written": ws.store.stats.bytes_written}
     check_namespace(target, expected_merge(s))
-    del target, ws
+    target = ws = None  # freed (not del: the lambda above names them)
     shutil.rmtree(copy, ignore_errors=True)
     return out
 

@@ -154,7 +154,7 @@ def main(quick: bool = False) -> dict:
         print(f"{r['state']:6} {r['push_requests']:>13} {r['clone_requests']:>14} {r['pickle_requests']:>23} "
               f"{r['push_s'] / max(r['pickle_upload_s'], 1e-9):>19.1f}x "
               f"{r['clone_eager_s'] / max(r['pickle_download_s'], 1e-9):>22.1f}x")
-    print(f"\nthe storage's share alone (the blobs into a fresh prefix and back; no git, no records):")
+    print("\nthe storage's share alone (the blobs into a fresh prefix and back; no git, no records):")
     print(f"{'state':6} {'up s':>6} {'up requests':>11} {'up / pickle upload':>18} {'down s':>7} "
           f"{'down requests':>13} {'down / pickle download':>22}")
     for r in results["rows"]:

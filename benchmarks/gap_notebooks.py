@@ -26,7 +26,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-import bench_notebooks as bn  # (sets PYTHONPATH to this checkout for the kernels)
+import bench_notebooks as bn  # noqa: E402 (sets PYTHONPATH to this checkout for the kernels)
 
 TICK = os.sysconf("SC_CLK_TCK")
 

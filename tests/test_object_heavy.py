@@ -355,7 +355,7 @@ def test_a_read_that_computes_a_figures_transforms_gives_the_same_bytes_and_the_
     ax.transData.transform((1, 1)), ax.transAxes.inverted(), fig.bbox.width
     assert pickling.dumps(fig, ns)[0] == first
     # the copy of a figure whose transforms were all computed is not left valid below a changed parent
-    fig.bbox.width
+    fig.bbox.width  # noqa: B018 (computes the transforms)
     copy = pickling.loads(*pickling.dumps(fig, ns), session_namespace())
     assert copy.bbox.width == fig.bbox.width
     copy.set_size_inches(3, 2)

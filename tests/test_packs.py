@@ -7,14 +7,12 @@ became mostly garbage, and a remote's packs are its index (few requests, and onl
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, session_namespace
+from conftest import session_namespace
 from servers import S3_ENV, make_bucket, moto_s3, s3_requests
 from txgit import Workspace, packs
 from txgit.errors import CorruptBlob, MissingBlob

@@ -7,7 +7,6 @@ format 1 (tests/fixtures/make_format1.py says how)."""
 from __future__ import annotations
 
 import json
-import shutil
 import tarfile
 from pathlib import Path
 

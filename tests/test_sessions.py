@@ -279,8 +279,6 @@ def _held(calls, timeout: float = 30.0) -> bool:
 def test_cells_chain_onto_a_commit_still_being_written(bg, ws):
     """Cells that end while the previous commit is still written do not wait for it: their commits
     are queued on it and written in order, each with the state its own cell left."""
-    import numpy as np
-
     gate, calls = _hold_first_write(ws)
     run(bg, "big = np.arange(1_000_000, dtype=np.float64)\nlog = [1]")  # a deferred (large, new) stream
     run(bg, "log.append(2)")          # carries big over from the commit in flight
@@ -534,8 +532,6 @@ def test_one_writer_thread_serves_a_sessions_background_commits(bg, ws):
 def test_commits_of_an_array_changed_cell_after_cell_keep_each_cells_values(bg, ws):
     """Each commit's copy may land in a buffer an earlier, written commit used: every commit still
     holds the values its own cell left, whether or not the writer caught up in between."""
-    import numpy as np
-
     run(bg, "a = np.zeros(300_000)")
     for i in range(1, 6):
         run(bg, f"a[:] = {i}.0")

@@ -86,7 +86,7 @@ def reference_walk(values: dict[str, Any], namespace: dict[str, Any],
             else:
                 claimed.add(oid)
                 ids.add(oid)
-                if getattr(obj, "dtype", None) == object and hasattr(obj, "ravel"):
+                if getattr(obj, "dtype", None) == object and hasattr(obj, "ravel"):  # noqa: E721 (a numpy dtype)
                     extend(obj.ravel().tolist())
                 ids.update(s._memory_ids(obj))
         out[name] = ids

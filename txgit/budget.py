@@ -368,8 +368,7 @@ def store_bytes(ws: Repository) -> int:
             total += os.stat(ws.store.path(name)).st_size
         except FileNotFoundError:
             continue
-    for pack, size in ws.store.packs.pack_sizes.items():  # refreshed by entries' caller below
-        total += size
+    total += sum(ws.store.packs.pack_sizes.values())  # refreshed by entries' caller below
     return total
 
 

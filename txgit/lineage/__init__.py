@@ -23,7 +23,7 @@ from typing import Any
 
 from txgit.errors import TxgitError, UnknownVariable
 from txgit.lineage import ir
-from txgit.lineage.analysis import (Data, Facts, Interpreter, KnowledgeBase, Model, Rest, SourceColumn)
+from txgit.lineage.analysis import Facts, Interpreter, KnowledgeBase, Model, SourceColumn
 
 __all__ = ["LineageReport", "ModelLineage", "RuntimeFit", "SourceColumn", "KnowledgeBase", "lineage_of_source",
            "lineage_of_script", "lineage_of_workspace"]

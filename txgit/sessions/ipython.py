@@ -76,7 +76,7 @@ def open_workspace(path: str) -> tuple[Workspace, bool]:
             raise TxgitError(f"not creating a workspace in {what} {Path(path).resolve()} (every kernel started "
                              "below it would be versioned there): start the kernel in a project folder, or `%cd` "
                              "to one and `%load_ext txgit` again; to version this folder, `txgit init` it or "
-                             f"`%env {ALLOW_HOME}=1` first")
+                             f"`%env {ALLOW_HOME}=1` first") from None
         return Workspace.init(path), True
 
 

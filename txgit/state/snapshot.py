@@ -1009,7 +1009,7 @@ class _Walk:
 
     @staticmethod
     def _leaf(obj: Any, ids: set[int], below: list[Any]) -> None:
-        if getattr(obj, "dtype", None) == object and hasattr(obj, "ravel"):
+        if getattr(obj, "dtype", None) == object and hasattr(obj, "ravel"):  # noqa: E721 (a numpy dtype)
             below.extend(obj.ravel().tolist())  # object arrays hold user objects
         ids.update(_memory_ids(obj))
 
@@ -1041,7 +1041,7 @@ def _memory_ids(obj: Any) -> list[int]:
 
 def _cell_full(cell: types.CellType) -> bool:
     try:
-        cell.cell_contents
+        cell.cell_contents  # noqa: B018 (an empty cell raises)
     except ValueError:
         return False
     return True
