@@ -1350,3 +1350,60 @@ def test_a_pull_that_cannot_load_a_value_here_says_nothing_was_merged(tmp_path, 
         assert alice.ws.head().id == before and alice.value("(x, 'thing' in globals())") == (1, False)
     finally:
         alice.shutdown()
+
+
+def test_a_pull_that_finds_no_branch_says_what_the_fetch_moved_with_or_without_a_kernel(tmp_path, run_txgit):
+    """The pull was written twice: the CLI beside a kernel printed what the fetch moved before saying the
+    remote has no such branch, the CLI without a kernel (Workspace.pull) printed nothing, so Bob never
+    learnt that origin/main had moved (his next `txgit fetch` said "up to date"). One pull now: both say it."""
+    alice = Workspace.init(tmp_path / "alice")
+    alice.commit({"x": 1}, "base")
+    alice.remotes.add("origin", str(tmp_path / "team.git"), trusted=True)
+    alice.push()
+    for who, with_kernel in (("bob", False), ("carol", True)):
+        run_txgit("clone", str(tmp_path / "team.git"), who, "--trusted", cwd=tmp_path, check=True)
+        ws = Workspace(tmp_path / who)
+        ws.create_branch("exp")
+        ws.checkout("exp")
+        alice.commit({"x": 2}, f"x for {who}")
+        alice.push()
+        user = User(who, ws, run_txgit, {}) if with_kernel else None
+        try:
+            refused = run_txgit("pull", cwd=ws.root)
+            assert_one_line_error(refused, "remote 'origin' has no branch 'exp'")
+            assert re.search(r"[0-9a-f]{8}\.\.[0-9a-f]{8} +origin/main", refused.stdout), (who, refused.stdout)
+            assert ws.remote_branches()["origin/main"] == alice.head().id
+        finally:
+            if user is not None:
+                user.shutdown()
+
+
+def test_a_sessions_pull_leaves_the_session_where_the_pull_went(tmp_path):
+    """A Python user with a session (as `txgit run` has) had only Workspace.pull(namespace=...), which
+    merged behind the session's back: its next cell's commit said "main moved outside this session" and
+    wrote a merge commit of the pull it had just made. NamespaceSession.pull is the CLI's and the
+    kernel's pull, merged by the session: the next commit goes straight on top."""
+    from txgit.sessions.session import NamespaceSession
+
+    alice = Workspace.init(tmp_path / "alice")
+    alice.commit({"x": 1, "y": 1}, "base")
+    alice.remotes.add("origin", str(tmp_path / "team.git"), trusted=True)
+    alice.push()
+    bob = Workspace.clone(str(tmp_path / "team.git"), tmp_path / "bob")
+    ns: dict = {"__name__": "__main__"}
+    session = NamespaceSession(bob, ns)
+    session.checkout("main")
+    a: dict = {}
+    alice.checkout("main", a)
+    a["x"] = 2
+    alice.commit(a, "alice: x")
+    alice.push()
+    pulled = session.pull()
+    assert pulled.status == "fast-forward" and ns["x"] == 2 and session.base == bob.head().id
+    assert bob.remotes.upstream("main") == ("origin", "main")
+    session.before_cell("y = 5")
+    ns["y"] = 5
+    session.after_cell()
+    session.flush()
+    assert [c.summary for c in bob.log()] == ["cell: y = 5", "alice: x", "base"]
+

@@ -36,12 +36,14 @@ from txgit.sessions.tracking import CellChanges, CellTracker
 from txgit.errors import MergeInProgress as MergeInProgressError, NothingToCommit, TxgitError
 from txgit.gitwriter import GitWriter
 from txgit.history import State
+from txgit.remote import Progress
 from txgit.merge import KERNEL, Conflict, MergeInProgress
 from txgit.workspace import (
     CheckoutResult,
     CommitResult,
     MergeResult,
     PreparedCommit,
+    PullResult,
     StatusReport,
     Workspace,
     WorkspaceLock,
@@ -1236,6 +1238,15 @@ class NamespaceSession:
         if self.base is None and self.tip() is not None:
             return self.workspace.merge(rev, None, ref=self.ref, label=label, message=message)
         return self._merge(rev, label=label, message=message, trust=trust, safe=safe)
+
+    def pull(self, remote: str | None = None, branch: str | None = None, *, progress: Progress | None = None,
+             trust: bool = False, safe: bool = False) -> PullResult:
+        """``git pull`` into the session's branch (:meth:`Workspace.pull`), merged by this session
+        (:meth:`merge`): the namespace follows, and the session knows where it is after."""
+        if self.branch is None:
+            raise TxgitError("this session is detached: check out a branch to pull into")
+        return self.workspace.pull(remote, branch=branch, into=self.branch, progress=progress,
+                                   merge_step=lambda ref, label: self.merge(ref, label=label, trust=trust, safe=safe))
 
     def _merge(self, rev: str, *, label: str | None = None, message: str | None = None, trust: bool = False,
                safe: bool = False) -> MergeResult:
