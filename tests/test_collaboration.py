@@ -20,7 +20,7 @@ from kernelutil import Kernel, digest, silent_eval
 from servers import S3_ENV, git_daemon, init_bare, make_bucket, moto_s3
 
 from txgit import Workspace
-from txgit.errors import RemoteError
+from txgit.errors import RemoteError, TxgitError
 from txgit.sessions.kernel import live_kernels
 
 pytestmark = pytest.mark.timeout(600)
@@ -1407,3 +1407,22 @@ def test_a_sessions_pull_leaves_the_session_where_the_pull_went(tmp_path):
     session.flush()
     assert [c.summary for c in bob.log()] == ["cell: y = 5", "alice: x", "base"]
 
+
+def test_the_python_api_refuses_to_delete_a_branch_a_live_kernel_commits_to(tmp_path):
+    """Only the CLI checked the kernels: Workspace.delete_branch took the branch the second kernel of a
+    folder commits to from under it (its commits were on no branch until its next cell). The check is
+    the API's now, so every caller gets it; ``force=True`` deletes all the same, and the kernel's next
+    commit makes the branch again where it is."""
+    ws = Workspace.init(tmp_path / "ws")
+    with _two_kernels_in_one_folder(ws) as (_first, second, own):
+        second.ok("%load_ext txgit")
+        second.ok("b = 2")
+        tip = ws.resolve(own).id
+        with pytest.raises(TxgitError, match=f"cannot delete branch '{own}': kernel {second.pid}"):
+            ws.delete_branch(own)
+        assert ws.resolve(own).id == tip
+        ws.delete_branch(own, force=True)
+        assert own not in ws.branches()
+        r = second.ok("c = 3")
+        assert "failed" not in r.stderr, r.stderr
+        assert ws.load("c", own) == 3 and ws.resolve(own).parents == [tip]

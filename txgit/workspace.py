@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from txgit import (
+    attached as _attached,
     budget as _budget,
     environment,
     integrity as _integrity,
@@ -36,6 +37,7 @@ from txgit import (
     trust as _trust,
 )
 from txgit.errors import (
+    BranchInUse,
     MergeInProgress as MergeInProgressError,
     MissingBlob,
     PushRejected,
@@ -262,6 +264,17 @@ class Workspace(Repository):
                     result.left_behind = self.history.unreferenced(str(tip.id))
                     result.left_from = str(tip.id)
         return result
+
+    # -- branches --------------------------------------------------------------------------
+    def delete_branch(self, name: str, *, force: bool = False) -> None:
+        """Delete branch ``name``; refused (:class:`BranchInUse`) while a live kernel commits to it, as git
+        refuses a branch checked out in another worktree. ``force``: delete it all the same (that kernel's
+        next commit makes it again where the kernel is)."""
+        held = [] if force else _attached.holders(self, name)
+        if held:
+            raise BranchInUse(f"cannot delete branch '{name}': {held[0].describe()} commits to it (check out another "
+                              "branch there first, or close that notebook)")
+        super().delete_branch(name)
 
     # -- merge (see txgit.merging) -----------------------------------------------------------
     def merge(self, rev: str, namespace: MutableMapping[str, Any] | None = None, *, ref: str = "HEAD",
