@@ -306,6 +306,11 @@ def _storage_error(url: str, e: Exception, options: Mapping[str, Any] | None = N
                        "or --storage-option endpoint_url=URL to change the endpoint)")
 
 
+def _remote_tags(remote: str) -> str:
+    """Where a fetch keeps ``remote``'s tags as it has them (ours in refs/tags are made from them)."""
+    return f"refs/txgit/remote-tags/{remote}/"
+
+
 def nothing_merged(e: RemoteError | RestoreError, label: str) -> RemoteError | RestoreError:
     """A pull's merge that could not read the remote's storage (down, unreachable) or rebuild a value here
     (a module not installed): the fetch is done, the merge moved nothing, and the pull is what to run again."""
@@ -671,6 +676,9 @@ class FetchResult:
     updated: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)  # ref -> (old, new)
     forced: list[str] = field(default_factory=list)  # updated refs whose new tip does not contain the old one
     new_tags: list[str] = field(default_factory=list)  # tags the fetch brought (none of that name here before)
+    # tags the remote has on another commit than ours of the same name: ours kept, as git's "would clobber
+    # existing tag"; name -> (our commit, the remote's commit)
+    kept_tags: dict[str, tuple[str, str]] = field(default_factory=dict)
     blobs_fetched: int = 0
     bytes_fetched: int = 0
     seconds: float = 0.0
@@ -869,7 +877,8 @@ class Remotes:
         with self.ws.lock():
             self.repo.remotes.delete(name)  # drops remote.<name>.* and refs/remotes/<name>/*
             for ref in list(self.repo.references):
-                if ref.startswith(f"refs/txgit/remotes/{name}/") or ref == f"refs/txgit/outgoing/{name}":
+                if ref.startswith((f"refs/txgit/remotes/{name}/", _remote_tags(name))) or \
+                        ref == f"refs/txgit/outgoing/{name}":
                     self.repo.references.delete(ref)
             for key in (f"remote.{name}.txgit-storage", f"remote.{name}.txgit-storage-options"):
                 if key in self.repo.config:
@@ -1734,12 +1743,19 @@ class Remotes:
         noted = False
         blobs = _Tally()
         try:
-            self._fetch_git(r, [f"+refs/heads/*:refs/remotes/{r.name}/*", "+refs/tags/*:refs/tags/*",
+            # The remote's tags land beside ours, not on them: the fetch prunes what the remote lacks, and
+            # refs/tags/* pruned deleted every tag of ours never pushed (a tag of an experiment no branch
+            # holds: its commit then went with the next gc)
+            tagopt = f"remote.{r.name}.tagopt"  # else libgit2 follows tags into refs/tags itself, past the refspec
+            if tagopt not in self.repo.config or self.repo.config[tagopt] != "--no-tags":
+                self.repo.config[tagopt] = "--no-tags"
+            self._fetch_git(r, [f"+refs/heads/*:refs/remotes/{r.name}/*", f"+refs/tags/*:{_remote_tags(r.name)}*",
                                 f"+refs/txgit/*:refs/txgit/remotes/{r.name}/*"], _Callbacks())
             trust.note_fetched(self.ws, r.name, had)  # provenance of what came, unless the remote is trusted
             noted = True
             after = self._tracking(r.name)
-            result = FetchResult(r.name, new_tags=sorted(set(self.ws.history.tags()) - tags_before))
+            result = FetchResult(r.name, kept_tags=self._take_tags(r.name))
+            result.new_tags = sorted(set(self.ws.history.tags()) - tags_before)
             for ref in sorted(set(before) | set(after)):
                 if before.get(ref) != after.get(ref):
                     result.updated[ref] = (before.get(ref), after.get(ref))
@@ -1754,6 +1770,26 @@ class Remotes:
             raise Interrupted(self._fetch_interrupted(r.name, before, blobs)) from e
         result.seconds = time.perf_counter() - started
         return result
+
+    def _take_tags(self, remote: str) -> dict[str, tuple[str, str]]:
+        """Make the tags ``remote`` has that we have not (as its last fetch left them); a tag of ours of the
+        same name on another commit is kept, as git keeps it. Returns those: name -> (ours, theirs)."""
+        prefix = _remote_tags(remote)
+        kept = {}
+        with self.ws.lock():
+            for ref in [ref for ref in self.repo.references if ref.startswith(prefix)]:
+                theirs = self.repo.references[ref]
+                local = f"refs/tags/{ref[len(prefix):]}"
+                if local not in self.repo.references:
+                    self.repo.references.create(local, theirs.target)
+                    continue
+                try:
+                    ours_c, theirs_c = (str(x.peel(pygit2.Commit).id) for x in (self.repo.references[local], theirs))
+                except (pygit2.GitError, ValueError, KeyError):
+                    continue  # not a tag of a commit: nothing of a state to keep or take
+                if ours_c != theirs_c:
+                    kept[ref[len(prefix):]] = (ours_c, theirs_c)
+        return kept
 
     def _fetch_interrupted(self, remote: str, before: Mapping[str, str], blobs: _Tally) -> str:
         """What an interrupted fetch had changed here: remote-tracking branches moved, blobs brought."""
