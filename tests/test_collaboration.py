@@ -1329,10 +1329,13 @@ def test_a_pull_into_a_new_workspace_loads_the_state_into_its_fresh_kernel(tmp_p
         dave.shutdown()
 
 
-def test_a_pull_that_cannot_load_a_value_here_says_nothing_was_merged(tmp_path, run_txgit, monkeypatch):
-    """Bob committed an object of his own module, which Alice does not have. Her pull said only
-    "cannot restore thing: module 'bobmod' is not installed here": not that nothing was merged, nor
-    that the pull is what to run again once it is installed."""
+def test_a_pull_that_cannot_load_a_value_here_merges_and_keeps_it_as_the_remote_has_it(tmp_path, run_txgit,
+                                                                                     monkeypatch):
+    """Bob committed an object of his own module, which Alice does not have. Her pull refused the whole
+    merge ("nothing was merged ... pull again once it loads here"), though a checkout leaves such a value
+    out and keeps it. Now the pull merges: the value is named as not loaded (and why), her kernel does
+    not hold her old one in its place, her next commits carry Bob's as it is, and once the module is
+    there a checkout loads it: nothing of Bob's is lost."""
     mods = tmp_path / "bobs-modules"
     mods.mkdir()
     (mods / "bobmod.py").write_text("class Thing:\n    def __init__(self, v):\n        self.v = v\n")
@@ -1342,12 +1345,27 @@ def test_a_pull_that_cannot_load_a_value_here_says_nothing_was_merged(tmp_path, 
     alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
     try:
         alice.cell("x = 1")
-        _publish_and_push_from_a_clone(alice, tmp_path, "bob: a thing", x=2, thing=bobmod.Thing(5))
-        before = alice.ws.head().id
-        refused = alice.tx("pull", code=None)
-        assert_one_line_error(refused, "cannot restore thing: module 'bobmod' is not installed here; nothing was "
-                              "merged: origin/main is fetched, pull again once it loads here")
-        assert alice.ws.head().id == before and alice.value("(x, 'thing' in globals())") == (1, False)
+        alice.cell("thing = 'alice had a plain one'")
+        bob = _publish_and_push_from_a_clone(alice, tmp_path, "bob: a thing", x=2, thing=bobmod.Thing(5))
+        alice.cell("y = 1")  # diverged: the pull is a merge
+        out = alice.tx("pull").stdout
+        assert "Merged origin/main into main" in out and "loaded x" in out, out
+        assert ("not loaded: thing: bobmod.Thing could not be loaded here (module 'bobmod' is not installed here)"
+                "; the next commits keep it as origin/main has it") in out, out
+        assert alice.value("(x, y, 'thing' in globals())") == (2, 1, False)
+        assert "not restored: thing" in alice.cell("%txgit status").stdout
+        merge = alice.ws.head().id
+        alice.cell("z = x + y")
+        assert alice.ws.resolve("HEAD~1").id == merge
+        assert alice.ws.state("HEAD").variables["thing"].same_content(bob.state("main").variables["thing"])
+        assert alice.ws.load("thing").v == 5  # here the module exists: Bob's value, whole
+        alice.tx("push")
+        bob.pull()
+        assert bob.load("thing").v == 5 and bob.load("z") == 3
+        # Alice installs the module: a checkout brings Bob's value back into her kernel
+        alice.cell(f"import sys; sys.path.insert(0, {str(mods)!r})")
+        alice.cell("%txgit checkout main")
+        assert alice.value("(thing.v, z)") == (5, 3)
     finally:
         alice.shutdown()
 
@@ -1426,3 +1444,43 @@ def test_the_python_api_refuses_to_delete_a_branch_a_live_kernel_commits_to(tmp_
         r = second.ok("c = 3")
         assert "failed" not in r.stderr, r.stderr
         assert ws.load("c", own) == 3 and ws.resolve(own).parents == [tip]
+
+
+def test_a_conflicted_merge_with_a_value_not_loadable_here_aborts_back_to_ours_or_commits_theirs(tmp_path):
+    """The merge-in-progress side of a value this process cannot rebuild: abort puts ours' value back
+    (and stops calling it not restored); resolving the conflict commits theirs' record of it unchanged."""
+    import sys
+
+    from txgit.sessions.session import NamespaceSession
+
+    mods = tmp_path / "mods"
+    mods.mkdir()
+    (mods / "onlybobs.py").write_text("class Thing:\n    def __init__(self, v):\n        self.v = v\n")
+    for how in ("abort", "resolve"):
+        root = tmp_path / how
+        alice = Workspace.init(root / "alice")
+        alice.commit({"thing": "plain", "c": "base"}, "base")
+        alice.remotes.add("origin", str(root / "team.git"), trusted=True)
+        alice.push()
+        Workspace.clone(str(root / "team.git"), root / "bob")
+        bob_code = ("import sys; sys.path.insert(0, sys.argv[1]); import onlybobs; from txgit import Workspace\n"
+                    "bob = Workspace(sys.argv[2]); b = {}; bob.checkout('main', b)\n"
+                    "b['thing'] = onlybobs.Thing(5); b['c'] = 'bob'; bob.commit(b, 'bob'); bob.push()\n")
+        subprocess.run([sys.executable, "-c", bob_code, str(mods), str(root / "bob")], check=True)
+        ns: dict = {"__name__": "__main__"}
+        session = NamespaceSession(alice, ns)
+        session.checkout("main")
+        session.before_cell("c = 'alice'")
+        ns["c"] = "alice"
+        session.after_cell()
+        session.flush()
+        pulled = session.pull()
+        assert pulled.status == "conflicts" and list(pulled.merge.not_restored) == ["thing"]
+        assert "thing" not in ns and list(session.not_restored()) == ["thing"]
+        if how == "abort":
+            session.merge_abort()
+            assert ns["thing"] == "plain" and session.not_restored() == {} and session.status().clean
+        else:
+            assert session.merge_resolve("c", "ours").status == "merged"
+            bobs = Workspace(root / "bob").state("main").variables["thing"]
+            assert alice.state("HEAD").variables["thing"].same_content(bobs) and alice.load("c") == "alice"

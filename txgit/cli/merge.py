@@ -62,6 +62,8 @@ def print_merge(ws: Workspace, answer: dict[str, Any], kernel: KernelInfo | None
     elif status == "aborted":
         kept = f"; kept what you changed and did not commit: {', '.join(answer['kept'])}" if answer.get("kept") else ""
         _out(f"{tag}Merge of {answer['label']} aborted: back at {(answer['ours'] or '')[:8]}{follow}{kept}")
+    for name, why in (answer.get("not_restored") or {}).items():  # in the merge, not in this process
+        _out(f"  not loaded: {name}: {why}; the next commits keep it as {answer['label']} has it")
     if status != "conflicts":
         return
     conflicts = answer["conflicts"]

@@ -1257,6 +1257,9 @@ class NamespaceSession:
         if result.info is not None:
             self.base = result.info.id
         self.unloaded -= set(result.loaded) | set(result.plan.removed if result.plan else ())
+        # theirs' values it could not load here: part of the state all the same, carried by the next commits
+        self._not_restored.update(result.not_restored)
+        self.unloaded |= set(result.not_restored)
         if result.status == "conflicts":
             self._before_merge = ((result.ours, result.theirs), self._library_items(result.settings))
         self._take_settings(result.settings)
@@ -1330,6 +1333,7 @@ class NamespaceSession:
         self._remember_sharing(set(result.loaded) | set(result.removed))
         if self.touched is not None:
             self.touched -= set(result.loaded) | set(result.removed)
+        self.unloaded -= set(result.loaded)  # ours' again, where the merge could not load theirs
         if self._took_settings_of(result.ours, result.theirs):  # what the merge set here, as it was before
             assert self._before_merge is not None
             result.settings = self._before_merge[1]
