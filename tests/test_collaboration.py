@@ -1484,3 +1484,35 @@ def test_a_conflicted_merge_with_a_value_not_loadable_here_aborts_back_to_ours_o
             assert session.merge_resolve("c", "ours").status == "merged"
             bobs = Workspace(root / "bob").state("main").variables["thing"]
             assert alice.state("HEAD").variables["thing"].same_content(bobs) and alice.load("c") == "alice"
+
+
+def test_a_push_into_a_colleagues_workspace_does_not_move_the_branch_under_its_kernel(tmp_path, run_txgit):
+    """Carol cloned from Bob's workspace and pushed back: the push moved the main
+    Bob's live kernel commits to. His next cell said "main moved outside this session ... auto-commit
+    failed", left his commit on no branch while `status` said "nothing to commit". As git refuses to
+    update a branch checked out in a non-bare repository (receive.denyCurrentBranch), the push is
+    refused, naming the workspace; a branch nobody there is on is pushed as before."""
+    bob = User("bob", Workspace.init(tmp_path / "bob"), run_txgit, {})
+    try:
+        bob.cell("x = 1")
+        # `git clone ../bob`: his folder stands for his repository, and his local cache for the blobs
+        # (before: "could not find repository at '.../bob'")
+        run_txgit("clone", str(tmp_path / "bob"), "carol", "--trusted", cwd=tmp_path, check=True)
+        carol = Workspace(tmp_path / "carol")
+        tip = bob.ws.head().id
+        c: dict = {}
+        carol.checkout("main", c)
+        c["c"] = 2
+        carol.commit(c, "carol: c")
+        refused = run_txgit("push", cwd=carol.root)
+        assert_one_line_error(refused, "refused to update main", "checked out in the workspace",
+                              str(tmp_path / "bob"))
+        assert bob.ws.head().id == tip
+        r = bob.cell("b = 3")
+        assert "outside this session" not in r.stderr and "failed" not in r.stderr, r.stderr
+        assert bob.ws.load("b") == 3
+        carol.create_branch("carols")
+        run_txgit("push", "origin", "carols", cwd=carol.root, check=True)
+        assert bob.ws.branches()["carols"] == carol.branches()["carols"] and bob.ws.load("c", "carols") == 2
+    finally:
+        bob.shutdown()

@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from txgit.repository import Repository
+from txgit.repository import TXGIT_DIR, Repository
 
 KERNELS = "kernels"
 
@@ -55,8 +55,14 @@ def _alive(pid: int) -> bool:
 
 def live_kernels(ws: Repository) -> list[KernelInfo]:
     """Kernels serving ``ws``, newest first; records of dead ones are removed."""
+    return live_kernels_at(ws.dir)
+
+
+def live_kernels_at(txgit_dir: Path, *, tidy: bool = True) -> list[KernelInfo]:
+    """Kernels serving the workspace whose ``.txgit`` folder is ``txgit_dir``, newest first; records of
+    dead ones are removed with ``tidy`` (not in someone else's workspace, a push's remote)."""
     out = []
-    folder = kernels_dir(ws)
+    folder = txgit_dir / KERNELS
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
         try:
             d = json.loads(path.read_text())
@@ -67,7 +73,7 @@ def live_kernels(ws: Repository) -> list[KernelInfo]:
             continue
         if _alive(info.pid) and Path(info.connection_file).is_file():
             out.append(info)
-        else:
+        elif tidy:
             path.unlink(missing_ok=True)
     return sorted(out, key=lambda k: k.started, reverse=True)
 
@@ -75,3 +81,19 @@ def live_kernels(ws: Repository) -> list[KernelInfo]:
 def holders(ws: Repository, branch: str) -> list[KernelInfo]:
     """The live kernels that commit to ``branch``."""
     return [k for k in live_kernels(ws) if k.branch == branch]
+
+
+def checked_out(repo_path: Path, branch: str) -> str | None:
+    """Who holds ``branch`` where ``repo_path`` is a workspace's own repository (``WS/.txgit/repo.git``,
+    a folder remote made of a colleague's workspace): "its HEAD" or a live kernel there, else None (and
+    None for any other repository: a bare one serves no one's session)."""
+    if repo_path.name != "repo.git" or repo_path.parent.name != TXGIT_DIR:
+        return None
+    try:
+        head = (repo_path / "HEAD").read_text().strip()
+    except OSError:
+        return None
+    if head == f"ref: refs/heads/{branch}":
+        return "its HEAD is on it"
+    held = [k for k in live_kernels_at(repo_path.parent, tidy=False) if k.branch == branch]
+    return f"{held[0].describe()} commits to it" if held else None

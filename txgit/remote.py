@@ -77,7 +77,7 @@ from txgit.errors import (
     UnknownRemote,
     WorkspaceExists,
 )
-from txgit import packs, trust
+from txgit import attached, packs, trust
 from txgit.history import FORMAT_KEY, META, RECORDS, collector_paused
 from txgit.repository import TXGIT_DIR, Repository
 from txgit.state.snapshot import CHUNK_SIZE, GroupRecord
@@ -818,6 +818,11 @@ class Remotes:
         path = local_path(url)
         if path is not None and not url.startswith("file://"):
             url = str(path.resolve())
+        if path is not None and (path / TXGIT_DIR / "repo.git").is_dir():
+            # a colleague's workspace folder (`git clone ../bob`): its repository, and its local cache
+            # for blobs (what it committed is there), unless a storage is given
+            url = str((path / TXGIT_DIR / "repo.git").resolve())
+            storage = storage or str((path / TXGIT_DIR / "objects").resolve())
         if storage is not None and local_path(storage) is not None and "://" not in storage:
             storage = str(Path(storage).expanduser().resolve())
         with self.ws.lock():
@@ -1386,6 +1391,16 @@ class Remotes:
         if tags:
             wanted.update({f"refs/tags/{t}": str(self.repo.references[f"refs/tags/{t}"].target)
                            for t in self.ws.history.tags()})
+        if r.local_path is not None:  # a colleague's workspace: never move the branch a session of theirs is on
+            for ref in wanted:
+                holder = attached.checked_out(r.local_path, ref.removeprefix("refs/heads/")) \
+                    if ref.startswith("refs/heads/") else None
+                if holder is not None:
+                    b, where = ref.removeprefix("refs/heads/"), r.local_path.parent.parent
+                    raise PushRejected(f"{r.name} refused to update {b}: it is checked out in the workspace {where} "
+                                       f"({holder}), as git refuses a checked-out branch; push a branch of another "
+                                       f"name (`txgit checkout -b NAME`, then `txgit push {r.name} NAME`), or let "
+                                       f"them pull from you")
         made: list[Path] = []  # folders this push creates: a failed push removes them again
         stage = _PushStage()
         try:
