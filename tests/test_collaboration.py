@@ -1516,3 +1516,32 @@ def test_a_push_into_a_colleagues_workspace_does_not_move_the_branch_under_its_k
         assert bob.ws.branches()["carols"] == carol.branches()["carols"] and bob.ws.load("c", "carols") == 2
     finally:
         bob.shutdown()
+
+
+def test_a_cell_committed_while_the_merge_with_its_moved_branch_failed_is_not_dropped_later(tmp_path, run_txgit):
+    """Alice's main moved outside her kernel (a pull from Python) while the team's blob storage was
+    unreachable: her cells were committed on her last commit, on no branch, and the merge with main
+    failed ("auto-commit failed: blob ... is missing"). Once the storage answered again, her next cell
+    found the kernel "clean" and checked main out over it: "loaded x; removed y, z", her y and z gone
+    from the kernel and left on no branch. Now the kernel merges again instead: nothing is removed,
+    and main gets her cells."""
+    import os
+
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
+    try:
+        alice.cell("x = 1")
+        bob = _publish_and_push_from_a_clone(alice, tmp_path, "bob: x", x=10)
+        Workspace(alice.ws.root).pull()  # records only: main moves outside the kernel
+        storage, away = tmp_path / "team.git" / "txgit-objects", tmp_path / "away"
+        os.rename(storage, away)
+        r = alice.kernel.run("y = 2")
+        assert "auto-commit failed" in r.stderr, r.stderr
+        alice.kernel.run("z = 3")
+        os.rename(away, storage)
+        r = alice.cell("w = 4")
+        assert "removed" not in r.stderr, r.stderr
+        assert alice.value("(x, y, z, w)") == (10, 2, 3, 4)
+        assert {n: alice.ws.load(n) for n in "xyzw"} == {"x": 10, "y": 2, "z": 3, "w": 4}
+        assert bob.head().id in {c.id for c in alice.ws.log()}
+    finally:
+        alice.shutdown()

@@ -169,6 +169,9 @@ class NamespaceSession:
         # the checkout run and on_move say so): raises if another one holds it
         self.claim_branch: Callable[[str], AbstractContextManager[None]] | None = None
         self._told_moved: str | None = None  # the moved tip we last told the user about
+        # the session's last commits are on no branch: their merge with its branch, which moved outside it,
+        # failed (a storage down); the branch is merged again, never checked out over them
+        self._unmerged = False
         # Variables of ``base`` the namespace never loaded (a fresh kernel on a branch with history): its
         # commits carry them over as they are, so that starting a kernel never deletes a branch's state.
         self.unloaded: set[str] = set()
@@ -806,7 +809,15 @@ class NamespaceSession:
             return None
         print(f"txgit: {where} moved to {(tip or 'nothing')[:8]} outside this session: committed this cell as "
               f"{result.info.short_id} on {(base or '')[:8]}, then merged {where} into it", file=sys.stderr)
-        merged = self._merge(self.ref, label=f"{where} (moved outside this session)")
+        try:
+            merged = self._merge(self.ref, label=f"{where} (moved outside this session)")
+        except TxgitError:
+            self._unmerged = True
+            print(f"txgit: the merge with {where} failed: this cell is committed as {result.info.short_id} on no "
+                  f"branch; the next cell merges again (`{self._verb} branch NAME {result.info.short_id}` keeps it "
+                  "meanwhile)", file=sys.stderr)
+            raise
+        self._unmerged = False
         if merged.status == "conflicts":
             raise MergeInProgressError(_conflict_note(merged.conflicts, where, self._verb))
         return self.last_commit if merged.info is None else _merge_commit_result(merged, result)
@@ -1130,6 +1141,7 @@ class NamespaceSession:
     def _arrived(self, result: CheckoutResult) -> None:
         """The namespace now equals the commit ``result`` names."""
         self.base = result.info.id
+        self._unmerged = False
         self.unloaded = set()
         self.pending.clear()
         self._live = []
@@ -1204,6 +1216,9 @@ class NamespaceSession:
                 print(f"txgit: {where} moved to {tip[:8]} outside this session; your changes are kept, and the "
                       "next commit merges them with it", file=sys.stderr)
             return None
+        if self._unmerged:  # our commits are on no branch: checking the branch out would drop them
+            self._merge_again(tip, where, trust=trust)
+            return None
         try:
             with self._without_hidden():
                 result = self.workspace.checkout(tip, self.namespace, force=True, known=self.base, trust=trust,
@@ -1220,6 +1235,25 @@ class NamespaceSession:
         removed = f"; removed {', '.join(result.removed)}" if result.removed else ""
         print(f"txgit: {where} moved to {tip[:8]} outside this session{loaded}{removed}", file=sys.stderr)
         return result
+
+    def _merge_again(self, tip: str, where: str, *, trust: bool) -> None:
+        """The merge of the moved branch into the session's commits on no branch, which failed at a commit:
+        again (said once if it fails again; a conflict leaves a merge in progress, as then)."""
+        try:
+            merged = self._merge(self.ref, label=f"{where} (moved outside this session)", trust=trust)
+        except TxgitError as e:
+            if self._told_moved != tip:
+                self._told_moved = tip
+                print(f"txgit: {where} moved to {tip[:8]} outside this session and cannot be merged yet: {e}",
+                      file=sys.stderr)
+            return
+        self._unmerged = False
+        if merged.status == "conflicts":
+            print(f"txgit: {_conflict_note(merged.conflicts, where, self._verb)}", file=sys.stderr)
+            return
+        loaded = f"; loaded {', '.join(merged.loaded)}" if merged.loaded else ""
+        print(f"txgit: {where} moved to {tip[:8]} outside this session: merged it with this session's commits"
+              f"{loaded}", file=sys.stderr)
 
     def merge(self, rev: str, *, label: str | None = None, message: str | None = None, trust: bool = False,
               safe: bool = False) -> MergeResult:
