@@ -1441,7 +1441,8 @@ class NamespaceSession:
         if self.base is not None:
             report.head = self.base
         unloaded = self.unloaded if self.base is not None else set(report.removed) - self._written
-        report.unloaded = sorted(unloaded & set(report.removed))
+        # (those it could not load are said with why: a checkout does not load them either)
+        report.unloaded = sorted((unloaded - set(self.not_restored())) & set(report.removed))
         report.removed = [n for n in report.removed if n not in unloaded]
         return report
 
