@@ -1538,13 +1538,19 @@ def test_a_cell_committed_while_the_merge_with_its_moved_branch_failed_is_not_dr
         storage, away = tmp_path / "team.git" / "txgit-objects", tmp_path / "away"
         os.rename(storage, away)
         r = alice.kernel.run("y = 2")
-        assert "auto-commit failed" in r.stderr, r.stderr
+        assert "auto-commit failed" in r.stderr and "committed as" in r.stderr, r.stderr
         alice.kernel.run("z = 3")
+        # not "nothing to commit" alone: the commits are not on main, a ref holds them (gc, a closed kernel)
+        held = alice.ws.dir / "repo.git" / "refs" / "txgit" / "unmerged" / "main"
+        for out in (alice.tx("status").stdout, alice.cell("%txgit status").stdout):
+            assert "not on main yet: its last commits (up to " in out, out
+        assert alice.ws.load("z", held.read_text().strip()) == 3
         os.rename(away, storage)
         r = alice.cell("w = 4")
         assert "removed" not in r.stderr, r.stderr
         assert alice.value("(x, y, z, w)") == (10, 2, 3, 4)
         assert {n: alice.ws.load(n) for n in "xyzw"} == {"x": 10, "y": 2, "z": 3, "w": 4}
         assert bob.head().id in {c.id for c in alice.ws.log()}
+        assert not held.exists() and "not on main yet" not in alice.tx("status").stdout
     finally:
         alice.shutdown()

@@ -23,7 +23,7 @@ from IPython.core.magic import Magics, line_magic, magics_class
 from txgit.errors import NothingToCommit, TxgitError
 from txgit.reuse import ipython as reuse_ipython
 from txgit.sessions import ipython as kernel_side
-from txgit.visual.text import left_behind_warning, plural
+from txgit.visual.text import left_behind_warning, plural, unmerged_line
 
 USAGE = """usage: %txgit VERB [ARGS]
   commit -m MSG [--allow-empty]
@@ -239,6 +239,8 @@ class TxgitMagics(Magics):
             if merging is not None:
                 plan = s.workspace.merge_plan(merging)
                 print(f"merging {merging.label}: unresolved: {', '.join(c.label for c in plan.conflicts) or 'none'}")
+            if s.unmerged() is not None:
+                print(unmerged_line(s.unmerged(), st.branch))
             if st.clean:
                 print("nothing to commit")
             for label, names in (("added", st.added), ("modified", st.modified), ("removed", st.removed)):

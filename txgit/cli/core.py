@@ -24,6 +24,7 @@ from txgit.environment import EnvironmentDrift
 from txgit.errors import EmptyHistory, TxgitError, WorkspaceExists
 from txgit.history import CommitInfo
 from txgit.state import UNPICKLABLE
+from txgit.visual.text import unmerged_line
 from txgit.workspace import StateDiff, Workspace
 
 
@@ -154,6 +155,8 @@ def status(
             continue
         if answer.get("merging"):
             _out(f"  merging {answer['merging']}")
+        if answer.get("unmerged"):
+            _out(f"  {unmerged_line(answer['unmerged'], k.branch)}")
         changes = [("added", n) for n in answer["added"]] + [("modified", n) for n in answer["modified"]] + \
             [("removed", n) for n in answer["removed"]]
         if not changes:

@@ -813,11 +813,13 @@ class NamespaceSession:
             merged = self._merge(self.ref, label=f"{where} (moved outside this session)")
         except TxgitError:
             self._unmerged = True
+            # a ref holds them meanwhile: gc keeps what a ref reaches, and the kernel may be closed first
+            self.workspace.history.repo.references.create(self._unmerged_ref(), result.info.id, force=True)
             print(f"txgit: the merge with {where} failed: this cell is committed as {result.info.short_id} on no "
                   f"branch; the next cell merges again (`{self._verb} branch NAME {result.info.short_id}` keeps it "
                   "meanwhile)", file=sys.stderr)
             raise
-        self._unmerged = False
+        self._merged_again()
         if merged.status == "conflicts":
             raise MergeInProgressError(_conflict_note(merged.conflicts, where, self._verb))
         return self.last_commit if merged.info is None else _merge_commit_result(merged, result)
@@ -1236,6 +1238,21 @@ class NamespaceSession:
         print(f"txgit: {where} moved to {tip[:8]} outside this session{loaded}{removed}", file=sys.stderr)
         return result
 
+    def _unmerged_ref(self) -> str:
+        """The ref that holds the session's commits while their merge with its branch waits."""
+        return f"refs/txgit/unmerged/{self.branch or 'HEAD'}"
+
+    def unmerged(self) -> str | None:
+        """The session's last commit when it is on no branch yet (its merge with the moved branch failed
+        and is tried again at the next cell), else None."""
+        return self.base if self._unmerged else None
+
+    def _merged_again(self) -> None:
+        self._unmerged = False
+        refs = self.workspace.history.repo.references
+        if self._unmerged_ref() in refs:
+            refs.delete(self._unmerged_ref())
+
     def _merge_again(self, tip: str, where: str, *, trust: bool) -> None:
         """The merge of the moved branch into the session's commits on no branch, which failed at a commit:
         again (said once if it fails again; a conflict leaves a merge in progress, as then)."""
@@ -1247,7 +1264,7 @@ class NamespaceSession:
                 print(f"txgit: {where} moved to {tip[:8]} outside this session and cannot be merged yet: {e}",
                       file=sys.stderr)
             return
-        self._unmerged = False
+        self._merged_again()
         if merged.status == "conflicts":
             print(f"txgit: {_conflict_note(merged.conflicts, where, self._verb)}", file=sys.stderr)
             return
