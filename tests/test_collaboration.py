@@ -20,7 +20,7 @@ from kernelutil import Kernel, digest, silent_eval
 from servers import S3_ENV, git_daemon, init_bare, make_bucket, moto_s3
 
 from txgit import Workspace
-from txgit.errors import RemoteError
+from txgit.errors import RemoteError, TxgitError
 from txgit.sessions.kernel import live_kernels
 
 pytestmark = pytest.mark.timeout(600)
@@ -1329,10 +1329,13 @@ def test_a_pull_into_a_new_workspace_loads_the_state_into_its_fresh_kernel(tmp_p
         dave.shutdown()
 
 
-def test_a_pull_that_cannot_load_a_value_here_says_nothing_was_merged(tmp_path, run_txgit, monkeypatch):
-    """Bob committed an object of his own module, which Alice does not have. Her pull said only
-    "cannot restore thing: module 'bobmod' is not installed here": not that nothing was merged, nor
-    that the pull is what to run again once it is installed."""
+def test_a_pull_that_cannot_load_a_value_here_merges_and_keeps_it_as_the_remote_has_it(tmp_path, run_txgit,
+                                                                                     monkeypatch):
+    """Bob committed an object of his own module, which Alice does not have. Her pull refused the whole
+    merge ("nothing was merged ... pull again once it loads here"), though a checkout leaves such a value
+    out and keeps it. Now the pull merges: the value is named as not loaded (and why), her kernel does
+    not hold her old one in its place, her next commits carry Bob's as it is, and once the module is
+    there a checkout loads it: nothing of Bob's is lost."""
     mods = tmp_path / "bobs-modules"
     mods.mkdir()
     (mods / "bobmod.py").write_text("class Thing:\n    def __init__(self, v):\n        self.v = v\n")
@@ -1342,11 +1345,212 @@ def test_a_pull_that_cannot_load_a_value_here_says_nothing_was_merged(tmp_path, 
     alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
     try:
         alice.cell("x = 1")
-        _publish_and_push_from_a_clone(alice, tmp_path, "bob: a thing", x=2, thing=bobmod.Thing(5))
-        before = alice.ws.head().id
-        refused = alice.tx("pull", code=None)
-        assert_one_line_error(refused, "cannot restore thing: module 'bobmod' is not installed here; nothing was "
-                              "merged: origin/main is fetched, pull again once it loads here")
-        assert alice.ws.head().id == before and alice.value("(x, 'thing' in globals())") == (1, False)
+        alice.cell("thing = 'alice had a plain one'")
+        bob = _publish_and_push_from_a_clone(alice, tmp_path, "bob: a thing", x=2, thing=bobmod.Thing(5))
+        alice.cell("y = 1")  # diverged: the pull is a merge
+        out = alice.tx("pull").stdout
+        assert "Merged origin/main into main" in out and "loaded x" in out, out
+        assert ("not loaded: thing: bobmod.Thing could not be loaded here (module 'bobmod' is not installed here)"
+                "; the next commits keep it as origin/main has it") in out, out
+        assert alice.value("(x, y, 'thing' in globals())") == (2, 1, False)
+        status = alice.cell("%txgit status").stdout
+        # not also "not loaded: thing (`%txgit checkout main` loads them)": a checkout cannot, yet
+        assert "not restored: thing" in status and "not loaded" not in status, status
+        assert "not loaded" not in alice.tx("status").stdout
+        merge = alice.ws.head().id
+        alice.cell("z = x + y")
+        assert alice.ws.resolve("HEAD~1").id == merge
+        assert alice.ws.state("HEAD").variables["thing"].same_content(bob.state("main").variables["thing"])
+        assert alice.ws.load("thing").v == 5  # here the module exists: Bob's value, whole
+        alice.tx("push")
+        bob.pull()
+        assert bob.load("thing").v == 5 and bob.load("z") == 3
+        # Alice installs the module: a checkout brings Bob's value back into her kernel
+        alice.cell(f"import sys; sys.path.insert(0, {str(mods)!r})")
+        alice.cell("%txgit checkout main")
+        assert alice.value("(thing.v, z)") == (5, 3)
+    finally:
+        alice.shutdown()
+
+
+def test_a_pull_that_finds_no_branch_says_what_the_fetch_moved_with_or_without_a_kernel(tmp_path, run_txgit):
+    """The pull was written twice: the CLI beside a kernel printed what the fetch moved before saying the
+    remote has no such branch, the CLI without a kernel (Workspace.pull) printed nothing, so Bob never
+    learnt that origin/main had moved (his next `txgit fetch` said "up to date"). One pull now: both say it."""
+    alice = Workspace.init(tmp_path / "alice")
+    alice.commit({"x": 1}, "base")
+    alice.remotes.add("origin", str(tmp_path / "team.git"), trusted=True)
+    alice.push()
+    for who, with_kernel in (("bob", False), ("carol", True)):
+        run_txgit("clone", str(tmp_path / "team.git"), who, "--trusted", cwd=tmp_path, check=True)
+        ws = Workspace(tmp_path / who)
+        ws.create_branch("exp")
+        ws.checkout("exp")
+        alice.commit({"x": 2}, f"x for {who}")
+        alice.push()
+        user = User(who, ws, run_txgit, {}) if with_kernel else None
+        try:
+            refused = run_txgit("pull", cwd=ws.root)
+            assert_one_line_error(refused, "remote 'origin' has no branch 'exp'")
+            assert re.search(r"[0-9a-f]{8}\.\.[0-9a-f]{8} +origin/main", refused.stdout), (who, refused.stdout)
+            assert ws.remote_branches()["origin/main"] == alice.head().id
+        finally:
+            if user is not None:
+                user.shutdown()
+
+
+def test_a_sessions_pull_leaves_the_session_where_the_pull_went(tmp_path):
+    """A Python user with a session (as `txgit run` has) had only Workspace.pull(namespace=...), which
+    merged behind the session's back: its next cell's commit said "main moved outside this session" and
+    wrote a merge commit of the pull it had just made. NamespaceSession.pull is the CLI's and the
+    kernel's pull, merged by the session: the next commit goes straight on top."""
+    from txgit.sessions.session import NamespaceSession
+
+    alice = Workspace.init(tmp_path / "alice")
+    alice.commit({"x": 1, "y": 1}, "base")
+    alice.remotes.add("origin", str(tmp_path / "team.git"), trusted=True)
+    alice.push()
+    bob = Workspace.clone(str(tmp_path / "team.git"), tmp_path / "bob")
+    ns: dict = {"__name__": "__main__"}
+    session = NamespaceSession(bob, ns)
+    session.checkout("main")
+    a: dict = {}
+    alice.checkout("main", a)
+    a["x"] = 2
+    alice.commit(a, "alice: x")
+    alice.push()
+    pulled = session.pull()
+    assert pulled.status == "fast-forward" and ns["x"] == 2 and session.base == bob.head().id
+    assert bob.remotes.upstream("main") == ("origin", "main")
+    session.before_cell("y = 5")
+    ns["y"] = 5
+    session.after_cell()
+    session.flush()
+    assert [c.summary for c in bob.log()] == ["cell: y = 5", "alice: x", "base"]
+
+
+def test_the_python_api_refuses_to_delete_a_branch_a_live_kernel_commits_to(tmp_path):
+    """Only the CLI checked the kernels: Workspace.delete_branch took the branch the second kernel of a
+    folder commits to from under it (its commits were on no branch until its next cell). The check is
+    the API's now, so every caller gets it; ``force=True`` deletes all the same, and the kernel's next
+    commit makes the branch again where it is."""
+    ws = Workspace.init(tmp_path / "ws")
+    with _two_kernels_in_one_folder(ws) as (_first, second, own):
+        second.ok("%load_ext txgit")
+        second.ok("b = 2")
+        tip = ws.resolve(own).id
+        with pytest.raises(TxgitError, match=f"cannot delete branch '{own}': kernel {second.pid}"):
+            ws.delete_branch(own)
+        assert ws.resolve(own).id == tip
+        ws.delete_branch(own, force=True)
+        assert own not in ws.branches()
+        r = second.ok("c = 3")
+        assert "failed" not in r.stderr, r.stderr
+        assert ws.load("c", own) == 3 and ws.resolve(own).parents == [tip]
+
+
+def test_a_conflicted_merge_with_a_value_not_loadable_here_aborts_back_to_ours_or_commits_theirs(tmp_path):
+    """The merge-in-progress side of a value this process cannot rebuild: abort puts ours' value back
+    (and stops calling it not restored); resolving the conflict commits theirs' record of it unchanged."""
+    import sys
+
+    from txgit.sessions.session import NamespaceSession
+
+    mods = tmp_path / "mods"
+    mods.mkdir()
+    (mods / "onlybobs.py").write_text("class Thing:\n    def __init__(self, v):\n        self.v = v\n")
+    for how in ("abort", "resolve"):
+        root = tmp_path / how
+        alice = Workspace.init(root / "alice")
+        alice.commit({"thing": "plain", "c": "base"}, "base")
+        alice.remotes.add("origin", str(root / "team.git"), trusted=True)
+        alice.push()
+        Workspace.clone(str(root / "team.git"), root / "bob")
+        bob_code = ("import sys; sys.path.insert(0, sys.argv[1]); import onlybobs; from txgit import Workspace\n"
+                    "bob = Workspace(sys.argv[2]); b = {}; bob.checkout('main', b)\n"
+                    "b['thing'] = onlybobs.Thing(5); b['c'] = 'bob'; bob.commit(b, 'bob'); bob.push()\n")
+        subprocess.run([sys.executable, "-c", bob_code, str(mods), str(root / "bob")], check=True)
+        ns: dict = {"__name__": "__main__"}
+        session = NamespaceSession(alice, ns)
+        session.checkout("main")
+        session.before_cell("c = 'alice'")
+        ns["c"] = "alice"
+        session.after_cell()
+        session.flush()
+        pulled = session.pull()
+        assert pulled.status == "conflicts" and list(pulled.merge.not_restored) == ["thing"]
+        assert "thing" not in ns and list(session.not_restored()) == ["thing"]
+        if how == "abort":
+            session.merge_abort()
+            assert ns["thing"] == "plain" and session.not_restored() == {} and session.status().clean
+        else:
+            assert session.merge_resolve("c", "ours").status == "merged"
+            bobs = Workspace(root / "bob").state("main").variables["thing"]
+            assert alice.state("HEAD").variables["thing"].same_content(bobs) and alice.load("c") == "alice"
+
+
+def test_a_push_into_a_colleagues_workspace_does_not_move_the_branch_under_its_kernel(tmp_path, run_txgit):
+    """Carol cloned from Bob's workspace and pushed back: the push moved the main
+    Bob's live kernel commits to. His next cell said "main moved outside this session ... auto-commit
+    failed", left his commit on no branch while `status` said "nothing to commit". As git refuses to
+    update a branch checked out in a non-bare repository (receive.denyCurrentBranch), the push is
+    refused, naming the workspace; a branch nobody there is on is pushed as before."""
+    bob = User("bob", Workspace.init(tmp_path / "bob"), run_txgit, {})
+    try:
+        bob.cell("x = 1")
+        # `git clone ../bob`: his folder stands for his repository, and his local cache for the blobs
+        # (before: "could not find repository at '.../bob'")
+        run_txgit("clone", str(tmp_path / "bob"), "carol", "--trusted", cwd=tmp_path, check=True)
+        carol = Workspace(tmp_path / "carol")
+        tip = bob.ws.head().id
+        c: dict = {}
+        carol.checkout("main", c)
+        c["c"] = 2
+        carol.commit(c, "carol: c")
+        refused = run_txgit("push", cwd=carol.root)
+        assert_one_line_error(refused, "refused to update main", "checked out in the workspace",
+                              str(tmp_path / "bob"))
+        assert bob.ws.head().id == tip
+        r = bob.cell("b = 3")
+        assert "outside this session" not in r.stderr and "failed" not in r.stderr, r.stderr
+        assert bob.ws.load("b") == 3
+        carol.create_branch("carols")
+        run_txgit("push", "origin", "carols", cwd=carol.root, check=True)
+        assert bob.ws.branches()["carols"] == carol.branches()["carols"] and bob.ws.load("c", "carols") == 2
+    finally:
+        bob.shutdown()
+
+
+def test_a_cell_committed_while_the_merge_with_its_moved_branch_failed_is_not_dropped_later(tmp_path, run_txgit):
+    """Alice's main moved outside her kernel (a pull from Python) while the team's blob storage was
+    unreachable: her cells were committed on her last commit, on no branch, and the merge with main
+    failed ("auto-commit failed: blob ... is missing"). Once the storage answered again, her next cell
+    found the kernel "clean" and checked main out over it: "loaded x; removed y, z", her y and z gone
+    from the kernel and left on no branch. Now the kernel merges again instead: nothing is removed,
+    and main gets her cells."""
+    import os
+
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
+    try:
+        alice.cell("x = 1")
+        bob = _publish_and_push_from_a_clone(alice, tmp_path, "bob: x", x=10)
+        Workspace(alice.ws.root).pull()  # records only: main moves outside the kernel
+        storage, away = tmp_path / "team.git" / "txgit-objects", tmp_path / "away"
+        os.rename(storage, away)
+        r = alice.kernel.run("y = 2")
+        assert "auto-commit failed" in r.stderr and "committed as" in r.stderr, r.stderr
+        alice.kernel.run("z = 3")
+        # not "nothing to commit" alone: the commits are not on main, a ref holds them (gc, a closed kernel)
+        held = alice.ws.dir / "repo.git" / "refs" / "txgit" / "unmerged" / "main"
+        for out in (alice.tx("status").stdout, alice.cell("%txgit status").stdout):
+            assert "not on main yet: its last commits (up to " in out, out
+        assert alice.ws.load("z", held.read_text().strip()) == 3
+        os.rename(away, storage)
+        r = alice.cell("w = 4")
+        assert "removed" not in r.stderr, r.stderr
+        assert alice.value("(x, y, z, w)") == (10, 2, 3, 4)
+        assert {n: alice.ws.load(n) for n in "xyzw"} == {"x": 10, "y": 2, "z": 3, "w": 4}
+        assert bob.head().id in {c.id for c in alice.ws.log()}
+        assert not held.exists() and "not on main yet" not in alice.tx("status").stdout
     finally:
         alice.shutdown()

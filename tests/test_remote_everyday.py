@@ -506,3 +506,35 @@ def test_a_fetch_that_brings_a_tag_names_it(tmp_path, run_txgit):
     out = run_txgit("fetch", cwd=bob, check=True).stdout
     assert out == f"  {'[new tag]':18} v1\n", out
     assert run_txgit("fetch", cwd=bob, check=True).stdout == "origin: up to date\n"
+
+
+def test_a_fetch_keeps_our_tags_and_says_which_the_remote_has_elsewhere(tmp_path, run_txgit):
+    """`txgit fetch` took the remote's tags with a pruning refspec on refs/tags: every tag of Alice's that
+    she had not pushed was deleted without a word (a tag of an experiment no branch holds: its commit
+    then went with the next gc). And her tag v1, which Bob's pushed v1 names elsewhere, was kept
+    silently (git says "! [rejected] v1 -> v1 (would clobber existing tag)"). Now her tags stay, and
+    the clash is said, in the FetchResult and by the CLI, with what takes theirs."""
+    remote = tmp_path / "r.git"
+    alice = _alice(tmp_path, remote)
+    bob = Workspace.clone(str(remote), tmp_path / "bob")
+    b = session_namespace()
+    bob.checkout("main", b)
+    b["x"] = 2
+    bob.commit(b, "bob: x")
+    bob.create_tag("v1")
+    bob.create_tag("shared")
+    bob.push(tags=True)
+    a = session_namespace()
+    alice.checkout("main", a)
+    a["y"] = 3
+    ours = alice.commit(a, "alice: y").info.id
+    alice.create_tag("v1")
+    alice.create_tag("experiment", message="tried, not kept on a branch")
+    got = alice.fetch()
+    assert alice.tags()["experiment"] == ours and alice.tags()["v1"] == ours
+    assert alice.tags()["shared"] == bob.tags()["shared"] and got.new_tags == ["shared"]
+    assert got.kept_tags == {"v1": (ours, bob.tags()["v1"])}
+    out = run_txgit("fetch", cwd=alice.root, check=True).stdout
+    assert (f"! [rejected]       v1 (would clobber existing tag: yours is on {ours[:8]}, origin's on "
+            f"{bob.tags()['v1'][:8]}; `txgit tag -f v1 {bob.tags()['v1'][:8]}` takes theirs)") in out, out
+    assert set(alice.tags()) == {"v1", "experiment", "shared"} and alice.tags()["v1"] == ours

@@ -40,6 +40,10 @@ class RefExists(TxgitError):
     """Creating a branch or tag that already exists."""
 
 
+class BranchInUse(TxgitError):
+    """A branch a live kernel commits to, which a delete would pull from under it."""
+
+
 class DirtyNamespace(TxgitError):
     """Checkout would drop uncommitted changes in the live namespace."""
 

@@ -24,7 +24,7 @@ from txgit.errors import MergeInProgress, NothingToCommit, TxgitError
 from txgit.reuse import ipython as reuse_ipython
 from txgit.sessions import ipython as kernel_side
 from txgit.sessions.session import conflict_note
-from txgit.visual.text import left_behind_warning, plural
+from txgit.visual.text import left_behind_warning, plural, unmerged_line
 
 USAGE = """usage: %txgit VERB [ARGS]
   commit -m MSG [--allow-empty]
@@ -240,6 +240,8 @@ class TxgitMagics(Magics):
             if merging is not None:
                 plan = s.workspace.merge_plan(merging)
                 print(f"merging {merging.label}: unresolved: {', '.join(c.label for c in plan.conflicts) or 'none'}")
+            if s.unmerged() is not None:
+                print(unmerged_line(s.unmerged(), st.branch))
             if st.clean:
                 print("nothing to commit")
             for label, names in (("added", st.added), ("modified", st.modified), ("removed", st.removed)):

@@ -57,6 +57,10 @@ class MergeResult:
     # differently, of which ours' are kept
     settings: dict[str, Any] = field(default_factory=dict)
     settings_kept: list[str] = field(default_factory=list)
+    # values the merge takes from theirs that this process cannot rebuild (a module not installed here):
+    # name -> why. Not in the namespace (ours' value is not theirs'); the merge's records keep theirs, and
+    # a session's next commits carry it as it is, as after a checkout (:attr:`CheckoutResult.not_restored`)
+    not_restored: dict[str, str] = field(default_factory=dict)
 
     @property
     def conflicts(self) -> list[Conflict]:
@@ -69,7 +73,8 @@ class MergeResult:
                 "loaded": self.loaded, "removed": self.removed, "bytes_read": self.bytes_read,
                 "conflicts": [{"names": c.names, "how": {n: c.describe(n) for n in c.names}} for c in self.conflicts],
                 "resolved": dict(self.plan.resolved) if self.plan is not None else {},
-                "settings": sorted(self.settings), "settings_kept": self.settings_kept}
+                "settings": sorted(self.settings), "settings_kept": self.settings_kept,
+                "not_restored": self.not_restored}
 
 
 def library_items(ws: Repository, commit: str | None) -> dict[str, Any]:
@@ -219,9 +224,14 @@ def _merge_values(ws: Repository, result: MergeResult, namespace: MutableMapping
     ws.blobs.focus = plan.theirs
     before = (ws.store.stats.bytes_read, ws.store.stats.blobs_read)
     fingerprints = Fingerprints()
+    # a value this process cannot rebuild is left out, not the merge (as a checkout leaves it out):
+    # damaged or missing bytes and refused classes still raise, with nothing changed
+    failed: dict[str, str] = {}
     with safe_loading(safe):
         values = restore({n: plan.variables[n] for n in plan.from_theirs}, plan.groups, ws.blobs.get_many,
-                         namespace, fingerprints, join=ws.blobs.read_joined)
+                         namespace, fingerprints, failed, join=ws.blobs.read_joined)
+    result.not_restored = {n: f"{plan.variables[n].type} could not be loaded here ({why})"
+                           for n, why in sorted(failed.items())}
     result.bytes_read = ws.store.stats.bytes_read - before[0]
     result.blobs_read = ws.store.stats.blobs_read - before[1]
     return values, fingerprints
@@ -235,6 +245,8 @@ def _put_merged(ws: Repository, result: MergeResult, namespace: MutableMapping[s
         if n in namespace:
             del namespace[n]
             result.removed.append(n)
+    for n in result.not_restored:  # ours' value would pass for the merge's at the next commit
+        namespace.pop(n, None)
     namespace.update(values)
     ws.remember_restored(namespace, values, plan.state(), fingerprints)
     result.loaded = sorted(values)

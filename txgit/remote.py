@@ -77,7 +77,7 @@ from txgit.errors import (
     UnknownRemote,
     WorkspaceExists,
 )
-from txgit import packs, trust
+from txgit import attached, packs, trust
 from txgit.history import FORMAT_KEY, META, RECORDS, collector_paused
 from txgit.repository import TXGIT_DIR, Repository
 from txgit.state.snapshot import CHUNK_SIZE, GroupRecord
@@ -304,6 +304,11 @@ def _storage_error(url: str, e: Exception, options: Mapping[str, Any] | None = N
                            "server set AWS_ENDPOINT_URL or --storage-option endpoint_url=URL)")
     return RemoteError(f"remote storage {url} at endpoint {endpoint} failed: {text} ({hint}set AWS_ENDPOINT_URL "
                        "or --storage-option endpoint_url=URL to change the endpoint)")
+
+
+def _remote_tags(remote: str) -> str:
+    """Where a fetch keeps ``remote``'s tags as it has them (ours in refs/tags are made from them)."""
+    return f"refs/txgit/remote-tags/{remote}/"
 
 
 def nothing_merged(e: RemoteError | RestoreError, label: str) -> RemoteError | RestoreError:
@@ -671,6 +676,9 @@ class FetchResult:
     updated: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)  # ref -> (old, new)
     forced: list[str] = field(default_factory=list)  # updated refs whose new tip does not contain the old one
     new_tags: list[str] = field(default_factory=list)  # tags the fetch brought (none of that name here before)
+    # tags the remote has on another commit than ours of the same name: ours kept, as git's "would clobber
+    # existing tag"; name -> (our commit, the remote's commit)
+    kept_tags: dict[str, tuple[str, str]] = field(default_factory=dict)
     blobs_fetched: int = 0
     bytes_fetched: int = 0
     seconds: float = 0.0
@@ -810,6 +818,11 @@ class Remotes:
         path = local_path(url)
         if path is not None and not url.startswith("file://"):
             url = str(path.resolve())
+        if path is not None and (path / TXGIT_DIR / "repo.git").is_dir():
+            # a colleague's workspace folder (`git clone ../bob`): its repository, and its local cache
+            # for blobs (what it committed is there), unless a storage is given
+            url = str((path / TXGIT_DIR / "repo.git").resolve())
+            storage = storage or str((path / TXGIT_DIR / "objects").resolve())
         if storage is not None and local_path(storage) is not None and "://" not in storage:
             storage = str(Path(storage).expanduser().resolve())
         with self.ws.lock():
@@ -869,7 +882,8 @@ class Remotes:
         with self.ws.lock():
             self.repo.remotes.delete(name)  # drops remote.<name>.* and refs/remotes/<name>/*
             for ref in list(self.repo.references):
-                if ref.startswith(f"refs/txgit/remotes/{name}/") or ref == f"refs/txgit/outgoing/{name}":
+                if ref.startswith((f"refs/txgit/remotes/{name}/", _remote_tags(name))) or \
+                        ref == f"refs/txgit/outgoing/{name}":
                     self.repo.references.delete(ref)
             for key in (f"remote.{name}.txgit-storage", f"remote.{name}.txgit-storage-options"):
                 if key in self.repo.config:
@@ -1377,6 +1391,16 @@ class Remotes:
         if tags:
             wanted.update({f"refs/tags/{t}": str(self.repo.references[f"refs/tags/{t}"].target)
                            for t in self.ws.history.tags()})
+        if r.local_path is not None:  # a colleague's workspace: never move the branch a session of theirs is on
+            for ref in wanted:
+                holder = attached.checked_out(r.local_path, ref.removeprefix("refs/heads/")) \
+                    if ref.startswith("refs/heads/") else None
+                if holder is not None:
+                    b, where = ref.removeprefix("refs/heads/"), r.local_path.parent.parent
+                    raise PushRejected(f"{r.name} refused to update {b}: it is checked out in the workspace {where} "
+                                       f"({holder}), as git refuses a checked-out branch; push a branch of another "
+                                       f"name (`txgit checkout -b NAME`, then `txgit push {r.name} NAME`), or let "
+                                       f"them pull from you")
         made: list[Path] = []  # folders this push creates: a failed push removes them again
         stage = _PushStage()
         try:
@@ -1734,12 +1758,19 @@ class Remotes:
         noted = False
         blobs = _Tally()
         try:
-            self._fetch_git(r, [f"+refs/heads/*:refs/remotes/{r.name}/*", "+refs/tags/*:refs/tags/*",
+            # The remote's tags land beside ours, not on them: the fetch prunes what the remote lacks, and
+            # refs/tags/* pruned deleted every tag of ours never pushed (a tag of an experiment no branch
+            # holds: its commit then went with the next gc)
+            tagopt = f"remote.{r.name}.tagopt"  # else libgit2 follows tags into refs/tags itself, past the refspec
+            if tagopt not in self.repo.config or self.repo.config[tagopt] != "--no-tags":
+                self.repo.config[tagopt] = "--no-tags"
+            self._fetch_git(r, [f"+refs/heads/*:refs/remotes/{r.name}/*", f"+refs/tags/*:{_remote_tags(r.name)}*",
                                 f"+refs/txgit/*:refs/txgit/remotes/{r.name}/*"], _Callbacks())
             trust.note_fetched(self.ws, r.name, had)  # provenance of what came, unless the remote is trusted
             noted = True
             after = self._tracking(r.name)
-            result = FetchResult(r.name, new_tags=sorted(set(self.ws.history.tags()) - tags_before))
+            result = FetchResult(r.name, kept_tags=self._take_tags(r.name))
+            result.new_tags = sorted(set(self.ws.history.tags()) - tags_before)
             for ref in sorted(set(before) | set(after)):
                 if before.get(ref) != after.get(ref):
                     result.updated[ref] = (before.get(ref), after.get(ref))
@@ -1754,6 +1785,26 @@ class Remotes:
             raise Interrupted(self._fetch_interrupted(r.name, before, blobs)) from e
         result.seconds = time.perf_counter() - started
         return result
+
+    def _take_tags(self, remote: str) -> dict[str, tuple[str, str]]:
+        """Make the tags ``remote`` has that we have not (as its last fetch left them); a tag of ours of the
+        same name on another commit is kept, as git keeps it. Returns those: name -> (ours, theirs)."""
+        prefix = _remote_tags(remote)
+        kept = {}
+        with self.ws.lock():
+            for ref in [ref for ref in self.repo.references if ref.startswith(prefix)]:
+                theirs = self.repo.references[ref]
+                local = f"refs/tags/{ref[len(prefix):]}"
+                if local not in self.repo.references:
+                    self.repo.references.create(local, theirs.target)
+                    continue
+                try:
+                    ours_c, theirs_c = (str(x.peel(pygit2.Commit).id) for x in (self.repo.references[local], theirs))
+                except (pygit2.GitError, ValueError, KeyError):
+                    continue  # not a tag of a commit: nothing of a state to keep or take
+                if ours_c != theirs_c:
+                    kept[ref[len(prefix):]] = (ours_c, theirs_c)
+        return kept
 
     def _fetch_interrupted(self, remote: str, before: Mapping[str, str], blobs: _Tally) -> str:
         """What an interrupted fetch had changed here: remote-tracking branches moved, blobs brought."""

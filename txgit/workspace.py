@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from txgit import (
+    attached as _attached,
     budget as _budget,
     environment,
     integrity as _integrity,
@@ -36,6 +37,7 @@ from txgit import (
     trust as _trust,
 )
 from txgit.errors import (
+    BranchInUse,
     MergeInProgress as MergeInProgressError,
     MissingBlob,
     PushRejected,
@@ -68,8 +70,8 @@ from txgit.repository import (
     WorkspaceLock,
 )
 
-__all__ = ["GC_GRACE_SECONDS", "TXGIT_DIR", "CheckoutResult", "CommitResult", "MergeResult", "PreparedCommit",
-           "PullResult", "StateDiff", "StatusReport", "Workspace", "WorkspaceLock"]
+__all__ = ["GC_GRACE_SECONDS", "TXGIT_DIR", "CheckoutResult", "CommitResult", "MergeResult", "MergeStep",
+           "PreparedCommit", "PullResult", "StateDiff", "StatusReport", "Workspace", "WorkspaceLock"]
 
 # gc leaves blobs younger than this alone: see txgit.integrity for why
 GC_GRACE_SECONDS = 3600.0
@@ -84,10 +86,16 @@ class PullResult:
     old: str | None
     new: str | None
     status: str  # "up-to-date", "fast-forward", "merged", "conflicts"
-    merge: MergeResult | None = None
+    merge: MergeResult | None = None  # None when a kernel merged (``answer`` is what it said)
     # commits the remote's branch lost in a forced update (push --force) that the branch still holds,
     # newest first: its next push publishes them again
     dropped: list[str] = field(default_factory=list)
+    # the merge as JSON (:meth:`MergeResult.to_json`, or a kernel's answer): what the CLI prints from
+    answer: dict[str, Any] = field(default_factory=dict)
+
+
+# who merges what a pull fetched: (the remote-tracking ref, its label) -> the merge, or a kernel's JSON answer
+MergeStep = Callable[[str, str], "MergeResult | dict[str, Any]"]
 
 
 class _CommitNamespace(dict):
@@ -257,6 +265,17 @@ class Workspace(Repository):
                     result.left_from = str(tip.id)
         return result
 
+    # -- branches --------------------------------------------------------------------------
+    def delete_branch(self, name: str, *, force: bool = False) -> None:
+        """Delete branch ``name``; refused (:class:`BranchInUse`) while a live kernel commits to it, as git
+        refuses a branch checked out in another worktree. ``force``: delete it all the same (that kernel's
+        next commit makes it again where the kernel is)."""
+        held = [] if force else _attached.holders(self, name)
+        if held:
+            raise BranchInUse(f"cannot delete branch '{name}': {held[0].describe()} commits to it (check out another "
+                              "branch there first, or close that notebook)")
+        super().delete_branch(name)
+
     # -- merge (see txgit.merging) -----------------------------------------------------------
     def merge(self, rev: str, namespace: MutableMapping[str, Any] | None = None, *, ref: str = "HEAD",
               ours: str | None = None, changed: set[str] | None = None, label: str | None = None,
@@ -403,7 +422,8 @@ class Workspace(Repository):
     def pull(self, remote: str | None = None, namespace: MutableMapping[str, Any] | None = None, *,
              branch: str | None = None, into: str | None = None, progress: Progress | None = None,
              trust: bool = False, safe: bool = False, ours: str | None = None,
-             changed: set[str] | None = None) -> PullResult:
+             changed: set[str] | None = None, merge_step: MergeStep | None = None,
+             on_fetched: Callable[[FetchResult], None] | None = None) -> PullResult:
         """Fetch, then merge the remote branch into ``into`` (default: the current branch), as ``git pull``.
 
         ``remote``/``branch``: default the upstream ``into`` tracks, else origin and the same name.
@@ -411,7 +431,13 @@ class Workspace(Repository):
         (:meth:`merge`; a conflict leaves a merge in progress). Given ``namespace`` (holding ``ours``,
         default the branch's tip), it follows: only what the merge takes from theirs is loaded.
         ``trust``/``safe`` as for :meth:`checkout` (a remote not trusted needs one to load its values).
-        The branch tracks what it pulled from, unless it tracked something already."""
+        The branch tracks what it pulled from, unless it tracked something already.
+
+        ``merge_step(ref, label)``: who merges the fetched ``ref`` (``origin/main`` as ``label``) instead
+        of :meth:`merge`: a live session, here (its ``merge``) or in a kernel (a terminal asks it, and
+        gets its JSON answer). Every pull, from the CLI, a magic or Python, goes through here, so that
+        they resolve, fetch, refuse and track alike. ``on_fetched``: told what the fetch moved before
+        the merge, which may still fail (the fetch is done then)."""
         into = into or self.branch
         if into is None:
             raise TxgitError("HEAD is detached: check out a branch to pull into")
@@ -419,21 +445,30 @@ class Workspace(Repository):
         name = remote or (tracked[0] if tracked else self.remotes.default(into))
         their_branch = branch or (tracked[1] if tracked and tracked[0] == name else into)
         fetched = self.remotes.fetch(name, progress=progress)
+        if on_fetched is not None:
+            on_fetched(fetched)
         ref = f"refs/remotes/{name}/{their_branch}"
         if ref not in self.history.repo.references:
+            # (a folder's second kernel is on a branch of its own, which no remote has yet)
             raise self.remotes.no_branch(name, their_branch, into)
         old = self.history.tip(f"refs/heads/{into}")
+        label = f"{name}/{their_branch}"
+        def here(ref: str, label: str) -> MergeResult:
+            return self.merge(ref, namespace, ref=f"refs/heads/{into}", ours=ours, changed=changed, label=label,
+                              trust=trust, safe=safe)
+
         try:
-            merged = self.merge(ref, namespace, ref=f"refs/heads/{into}", ours=ours, changed=changed,
-                                label=f"{name}/{their_branch}", trust=trust, safe=safe)
+            merged = (merge_step or here)(ref, label)
         except (RemoteError, RestoreError) as e:
-            raise _remote.nothing_merged(e, f"{name}/{their_branch}") from e
+            raise _remote.nothing_merged(e, label) from e
         if tracked is None:
             with self.lock():
                 self.remotes.set_upstream(into, name, their_branch)
-        new = merged.info.id if merged.info is not None else (None if old is None else str(old.id))
-        return PullResult(fetched, into, None if old is None else str(old.id), new, merged.status, merged,
-                          self.remotes.dropped_but_kept(fetched, ref, into))
+        answer = merged.to_json() if isinstance(merged, MergeResult) else merged
+        new = answer["commit"] or (None if old is None else str(old.id))
+        return PullResult(fetched, into, None if old is None else str(old.id), new, answer["status"],
+                          merged if isinstance(merged, MergeResult) else None,
+                          self.remotes.dropped_but_kept(fetched, ref, into), answer)
 
     def fetch_blobs_from_remotes(self, names: list[str] | set[str], *, replace_local: bool = False) -> BlobRepair:
         """Fetch blobs by hash from any remote storage with a good copy (verified) into the local cache."""

@@ -24,6 +24,7 @@ from txgit.environment import EnvironmentDrift
 from txgit.errors import EmptyHistory, TxgitError, WorkspaceExists
 from txgit.history import CommitInfo
 from txgit.state import UNPICKLABLE
+from txgit.visual.text import unmerged_line
 from txgit.workspace import StateDiff, Workspace
 
 
@@ -154,6 +155,8 @@ def status(
             continue
         if answer.get("merging"):
             _out(f"  merging {answer['merging']}")
+        if answer.get("unmerged"):
+            _out(f"  {unmerged_line(answer['unmerged'], k.branch)}")
         changes = [("added", n) for n in answer["added"]] + [("modified", n) for n in answer["modified"]] + \
             [("removed", n) for n in answer["removed"]]
         if not changes:
@@ -434,13 +437,7 @@ def branch(
         if name is None or rev is not None:
             raise _usage("branch -d takes exactly one branch name")
         gone = ws.branches().get(name)
-        from txgit.sessions.kernel import live_kernels
-
-        for k in live_kernels(ws):  # as git refuses a branch checked out in another worktree
-            if k.branch == name:
-                raise TxgitError(f"cannot delete branch '{name}': {k.describe()} commits to it (check out another "
-                                 "branch there first, or close that notebook)")
-        ws.delete_branch(name)
+        ws.delete_branch(name)  # refused while a live kernel commits to it
         _out(f"Deleted branch {name} (was {gone[:8] if gone else '?'})")
         return
     if name is not None:

@@ -15,9 +15,9 @@ import typer
 
 from txgit.cli.app import app, console
 from txgit.cli.remote import fetch_lines, progress_bar, slow_notice
-from txgit.errors import RemoteError, RestoreError, TxgitError
+from txgit.errors import TxgitError
 from txgit.merging import nothing_to_continue
-from txgit.remote import nothing_merged
+from txgit.remote import FetchResult
 from txgit.sessions.kernel import KernelInfo, attached_kernel, call_kernel
 from txgit.state.libstate import describe
 from txgit.trust import source_of
@@ -62,6 +62,8 @@ def print_merge(ws: Workspace, answer: dict[str, Any], kernel: KernelInfo | None
     elif status == "aborted":
         kept = f"; kept what you changed and did not commit: {', '.join(answer['kept'])}" if answer.get("kept") else ""
         _out(f"{tag}Merge of {answer['label']} aborted: back at {(answer['ours'] or '')[:8]}{follow}{kept}")
+    for name, why in (answer.get("not_restored") or {}).items():  # in the merge, not in this process
+        _out(f"  not loaded: {name}: {why}; the next commits keep it as {answer['label']} has it")
     if status != "conflicts":
         return
     conflicts = answer["conflicts"]
@@ -190,44 +192,30 @@ def pull(
     """
     ws = Workspace.open(".")
     k = attached_kernel(ws, kernel)
-    into = k.branch if k is not None else ws.branch
-    if into is None:
-        raise TxgitError(f"{'the kernel' if k else 'HEAD'} is detached: check out a branch to pull into")
-    tracked = ws.remotes.upstream(into)
-    name = remote or (tracked[0] if tracked else ws.remotes.default(into))
-    their_branch = branch or (tracked[1] if tracked and tracked[0] == name else into)
+    if k is not None and k.branch is None:
+        raise TxgitError("the kernel is detached: check out a branch to pull into")
+
+    def in_kernel(ref: str, label: str) -> dict[str, Any]:  # its namespace follows what the merge takes
+        assert k is not None
+        return call_kernel(k, {"op": "merge", "rev": ref, "label": label, "trust": trust, "safe": safe})
+
+    def said(fetched: FetchResult) -> None:  # what the fetch moved stands even if the merge then fails
+        for line in fetch_lines(fetched):
+            _out(line)
+
     with progress_bar() as progress, slow_notice():
-        if k is None:
-            r = ws.pull(name, branch=their_branch, progress=progress, trust=trust, safe=safe)
-            fetched, answer, dropped = r.fetch, r.merge.to_json() if r.merge is not None else None, r.dropped
-        else:
-            fetched = ws.fetch(name, progress=progress)
-    for line in fetch_lines(fetched):
-        _out(line)
-    if k is not None:
-        ref = f"refs/remotes/{name}/{their_branch}"
-        if ref not in ws.history.repo.references:
-            # the second kernel of a folder is on a branch of its own, which no remote has yet
-            raise ws.remotes.no_branch(name, their_branch, into)
-        try:
-            answer = call_kernel(k, {"op": "merge", "rev": ref, "label": f"{name}/{their_branch}", "trust": trust,
-                                     "safe": safe})
-        except (RemoteError, RestoreError) as e:
-            raise nothing_merged(e, f"{name}/{their_branch}") from e
-        if tracked is None:
-            with ws.lock():
-                ws.remotes.set_upstream(into, name, their_branch)
-        dropped = ws.remotes.dropped_but_kept(fetched, ref, into)
-    assert answer is not None
+        r = ws.pull(remote, branch=branch, into=k.branch if k is not None else None, progress=progress,
+                    trust=trust, safe=safe, merge_step=in_kernel if k is not None else None, on_fetched=said)
+    answer, dropped, label = r.answer, r.dropped, r.answer["label"]
     print_merge(ws, answer, k, trust=trust)
     if dropped:  # someone took them off the remote on purpose (push --force): a bare push undoes that
         last = ws.resolve(dropped[0])
         n = len(dropped)
-        _out(f"Note: {name}/{their_branch} was rewritten (forced update): {n} commit{'s' if n != 1 else ''} it "
-             f"dropped {'is' if n == 1 else 'are'} still on {into} ({last.short_id} {last.summary}"
+        _out(f"Note: {label} was rewritten (forced update): {n} commit{'s' if n != 1 else ''} it "
+             f"dropped {'is' if n == 1 else 'are'} still on {r.branch} ({last.short_id} {last.summary}"
              f"{f' and {n - 1} more' if n > 1 else ''}), and your next push publishes "
              f"{'it' if n == 1 else 'them'} again; if {'it was' if n == 1 else 'they were'} dropped on purpose, "
-             f"`txgit reset {name}/{their_branch}` drops {'it' if n == 1 else 'them'} here (and any commit of yours "
+             f"`txgit reset {label}` drops {'it' if n == 1 else 'them'} here (and any commit of yours "
              "after: `txgit log --graph --all` shows them)")
     if answer["status"] == "conflicts":
         raise typer.Exit(1)

@@ -224,6 +224,9 @@ def fetch_lines(r: FetchResult) -> list[str]:
             span = f"{old[:8]}..{new[:8]}" if old else "[new branch]"
             lines.append(f"  {span:18} {_short(ref)}")
     lines += [f"  {'[new tag]':18} {tag}" for tag in r.new_tags]
+    # as git says it; ours stays (a fetch never moves a tag), with what takes theirs
+    lines += [f"  {'! [rejected]':18} {tag} (would clobber existing tag: yours is on {ours[:8]}, {r.remote}'s on "
+              f"{theirs[:8]}; `txgit tag -f {tag} {theirs[:8]}` takes theirs)" for tag, (ours, theirs) in r.kept_tags.items()]
     return lines
 
 
@@ -240,7 +243,7 @@ def fetch(
         _out(line)
     if eager:
         _out(f"fetched {r.blobs_fetched} blobs ({_mb(r.bytes_fetched)})")
-    if not r.updated and not r.new_tags and not eager:
+    if not r.updated and not r.new_tags and not r.kept_tags and not eager:
         _out(f"{r.remote}: up to date")
 
 

@@ -370,7 +370,7 @@ def handle(s: NamespaceSession, req: dict[str, Any]) -> dict[str, Any]:
         merging = s.merging()
         return {"added": st.added, "removed": st.removed, "modified": st.modified, "branch": s.branch,
                 "base": s.base, "merging": merging.label if merging is not None else None,
-                "not_restored": s.not_restored(), "unloaded": st.unloaded}
+                "not_restored": s.not_restored(), "unloaded": st.unloaded, "unmerged": s.unmerged()}
     if op == "merge":
         action = req.get("action")
         if action == "abort":

@@ -19,15 +19,14 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+# the records' reading is the workspace's too (a branch a live kernel commits to is held): txgit.attached
+from txgit.attached import KernelInfo, kernels_dir, live_kernels
 from txgit.errors import Interrupted, TxgitError
 from txgit.history import validate_ref_name
 from txgit.workspace import Workspace
-
-KERNELS = "kernels"
 
 
 class NoKernelAttached(TxgitError):
@@ -36,25 +35,6 @@ class NoKernelAttached(TxgitError):
 
 class KernelError(TxgitError):
     """The attached kernel did not answer, or answered with an error."""
-
-
-@dataclass
-class KernelInfo:
-    pid: int
-    connection_file: str
-    record: Path
-    started: float
-    branch: str | None = None  # the branch its commits go to; None: detached
-    notebook: str | None = None  # the notebook it runs, where Jupyter says (JPY_SESSION_NAME)
-
-    def describe(self) -> str:
-        """``kernel 1234 (analysis.ipynb, on main)``: how a terminal names it."""
-        where = f"on {self.branch}" if self.branch else "detached"
-        return f"kernel {self.pid} ({Path(self.notebook).name + ', ' if self.notebook else ''}{where})"
-
-
-def kernels_dir(ws: Workspace) -> Path:
-    return ws.dir / KERNELS
 
 
 def register_kernel(ws: Workspace, connection_file: str, pid: int | None = None, *, branch: str | None = None,
@@ -147,41 +127,6 @@ def _valid_branch(name: str) -> bool:
     except TxgitError:
         return False
     return True
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A killed kernel (OOM, kill -9) stays a zombie until its frontend reaps it: signals still "reach"
-    # it, but it answers nothing and must not hold its branch meanwhile.
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:  # no /proc (macOS): what kill(0) said
-        return True
-    return stat.rpartition(")")[2].split()[:1] != ["Z"]
-
-
-def live_kernels(ws: Workspace) -> list[KernelInfo]:
-    """Kernels serving ``ws``, newest first; records of dead ones are removed."""
-    out = []
-    folder = kernels_dir(ws)
-    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        try:
-            d = json.loads(path.read_text())
-            info = KernelInfo(int(d["pid"]), str(d["connection_file"]), path, float(d.get("started", 0)),
-                              d.get("branch") if isinstance(d.get("branch"), str) else None,
-                              d.get("notebook") if isinstance(d.get("notebook"), str) else None)
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-        if _alive(info.pid) and Path(info.connection_file).is_file():
-            out.append(info)
-        else:
-            path.unlink(missing_ok=True)
-    return sorted(out, key=lambda k: k.started, reverse=True)
 
 
 def attached_kernel(ws: Workspace, which: str | None = None) -> KernelInfo | None:

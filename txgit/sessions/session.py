@@ -36,12 +36,14 @@ from txgit.sessions.tracking import CellChanges, CellTracker
 from txgit.errors import MergeInProgress as MergeInProgressError, NothingToCommit, TxgitError
 from txgit.gitwriter import GitWriter
 from txgit.history import State
+from txgit.remote import Progress
 from txgit.merge import KERNEL, Conflict, MergeInProgress
 from txgit.workspace import (
     CheckoutResult,
     CommitResult,
     MergeResult,
     PreparedCommit,
+    PullResult,
     StatusReport,
     Workspace,
     WorkspaceLock,
@@ -167,6 +169,9 @@ class NamespaceSession:
         # the checkout run and on_move say so): raises if another one holds it
         self.claim_branch: Callable[[str], AbstractContextManager[None]] | None = None
         self._told_moved: str | None = None  # the moved tip we last told the user about
+        # the session's last commits are on no branch: their merge with its branch, which moved outside it,
+        # failed (a storage down); the branch is merged again, never checked out over them
+        self._unmerged = False
         # Variables of ``base`` the namespace never loaded (a fresh kernel on a branch with history): its
         # commits carry them over as they are, so that starting a kernel never deletes a branch's state.
         self.unloaded: set[str] = set()
@@ -812,7 +817,17 @@ class NamespaceSession:
             return None
         print(f"txgit: {where} moved to {(tip or 'nothing')[:8]} outside this session: committed this cell as "
               f"{result.info.short_id} on {(base or '')[:8]}, then merged {where} into it", file=sys.stderr)
-        merged = self._merge(self.ref, label=f"{where} (moved outside this session)")
+        try:
+            merged = self._merge(self.ref, label=f"{where} (moved outside this session)")
+        except TxgitError:
+            self._unmerged = True
+            # a ref holds them meanwhile: gc keeps what a ref reaches, and the kernel may be closed first
+            self.workspace.history.repo.references.create(self._unmerged_ref(), result.info.id, force=True)
+            print(f"txgit: the merge with {where} failed: this cell is committed as {result.info.short_id} on no "
+                  f"branch; the next cell merges again (`{self._verb} branch NAME {result.info.short_id}` keeps it "
+                  "meanwhile)", file=sys.stderr)
+            raise
+        self._merged_again()
         if merged.status == "conflicts":
             raise MergeInProgressError(conflict_note(merged.conflicts, where, self._verb))
         return self.last_commit if merged.info is None else _merge_commit_result(merged, result)
@@ -1136,6 +1151,7 @@ class NamespaceSession:
     def _arrived(self, result: CheckoutResult) -> None:
         """The namespace now equals the commit ``result`` names."""
         self.base = result.info.id
+        self._unmerged = False
         self.unloaded = set()
         self.pending.clear()
         self._live = []
@@ -1210,6 +1226,9 @@ class NamespaceSession:
                 print(f"txgit: {where} moved to {tip[:8]} outside this session; your changes are kept, and the "
                       "next commit merges them with it", file=sys.stderr)
             return None
+        if self._unmerged:  # our commits are on no branch: checking the branch out would drop them
+            self._merge_again(tip, where, trust=trust)
+            return None
         try:
             with self._without_hidden():
                 result = self.workspace.checkout(tip, self.namespace, force=True, known=self.base, trust=trust,
@@ -1226,6 +1245,40 @@ class NamespaceSession:
         removed = f"; removed {', '.join(result.removed)}" if result.removed else ""
         print(f"txgit: {where} moved to {tip[:8]} outside this session{loaded}{removed}", file=sys.stderr)
         return result
+
+    def _unmerged_ref(self) -> str:
+        """The ref that holds the session's commits while their merge with its branch waits."""
+        return f"refs/txgit/unmerged/{self.branch or 'HEAD'}"
+
+    def unmerged(self) -> str | None:
+        """The session's last commit when it is on no branch yet (its merge with the moved branch failed
+        and is tried again at the next cell), else None."""
+        return self.base if self._unmerged else None
+
+    def _merged_again(self) -> None:
+        self._unmerged = False
+        refs = self.workspace.history.repo.references
+        if self._unmerged_ref() in refs:
+            refs.delete(self._unmerged_ref())
+
+    def _merge_again(self, tip: str, where: str, *, trust: bool) -> None:
+        """The merge of the moved branch into the session's commits on no branch, which failed at a commit:
+        again (said once if it fails again; a conflict leaves a merge in progress, as then)."""
+        try:
+            merged = self._merge(self.ref, label=f"{where} (moved outside this session)", trust=trust)
+        except TxgitError as e:
+            if self._told_moved != tip:
+                self._told_moved = tip
+                print(f"txgit: {where} moved to {tip[:8]} outside this session and cannot be merged yet: {e}",
+                      file=sys.stderr)
+            return
+        self._merged_again()
+        if merged.status == "conflicts":
+            print(f"txgit: {conflict_note(merged.conflicts, where, self._verb)}", file=sys.stderr)
+            return
+        loaded = f"; loaded {', '.join(merged.loaded)}" if merged.loaded else ""
+        print(f"txgit: {where} moved to {tip[:8]} outside this session: merged it with this session's commits"
+              f"{loaded}", file=sys.stderr)
 
     def merge(self, rev: str, *, label: str | None = None, message: str | None = None, trust: bool = False,
               safe: bool = False) -> MergeResult:
@@ -1245,6 +1298,15 @@ class NamespaceSession:
             return self.workspace.merge(rev, None, ref=self.ref, label=label, message=message)
         return self._merge(rev, label=label, message=message, trust=trust, safe=safe)
 
+    def pull(self, remote: str | None = None, branch: str | None = None, *, progress: Progress | None = None,
+             trust: bool = False, safe: bool = False) -> PullResult:
+        """``git pull`` into the session's branch (:meth:`Workspace.pull`), merged by this session
+        (:meth:`merge`): the namespace follows, and the session knows where it is after."""
+        if self.branch is None:
+            raise TxgitError("this session is detached: check out a branch to pull into")
+        return self.workspace.pull(remote, branch=branch, into=self.branch, progress=progress,
+                                   merge_step=lambda ref, label: self.merge(ref, label=label, trust=trust, safe=safe))
+
     def _merge(self, rev: str, *, label: str | None = None, message: str | None = None, trust: bool = False,
                safe: bool = False) -> MergeResult:
         changed = None if self.touched is None or self.full_next else set(self.touched)
@@ -1254,6 +1316,9 @@ class NamespaceSession:
         if result.info is not None:
             self.base = result.info.id
         self.unloaded -= set(result.loaded) | set(result.plan.removed if result.plan else ())
+        # theirs' values it could not load here: part of the state all the same, carried by the next commits
+        self._not_restored.update(result.not_restored)
+        self.unloaded |= set(result.not_restored)
         if result.status == "conflicts":
             self._before_merge = ((result.ours, result.theirs), self._library_items(result.settings))
         self._take_settings(result.settings)
@@ -1327,6 +1392,7 @@ class NamespaceSession:
         self._remember_sharing(set(result.loaded) | set(result.removed))
         if self.touched is not None:
             self.touched -= set(result.loaded) | set(result.removed)
+        self.unloaded -= set(result.loaded)  # ours' again, where the merge could not load theirs
         if self._took_settings_of(result.ours, result.theirs):  # what the merge set here, as it was before
             assert self._before_merge is not None
             result.settings = self._before_merge[1]
@@ -1400,7 +1466,8 @@ class NamespaceSession:
         if self.base is not None:
             report.head = self.base
         unloaded = self.unloaded if self.base is not None else set(report.removed) - self._written
-        report.unloaded = sorted(unloaded & set(report.removed))
+        # (those it could not load are said with why: a checkout does not load them either)
+        report.unloaded = sorted((unloaded - set(self.not_restored())) & set(report.removed))
         report.removed = [n for n in report.removed if n not in unloaded]
         return report
 

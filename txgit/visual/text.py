@@ -118,6 +118,14 @@ def plural(count: int, word: str) -> str:
     return f"{count:,} {word}{'' if count == 1 else 's'}"
 
 
+def unmerged_line(commit: str, branch: str | None) -> str:
+    """What status says of a kernel whose last commits are on no branch yet (their merge with the moved
+    branch failed): they are kept, and merged at the next cell."""
+    where = branch or "HEAD"
+    return (f"not on {where} yet: its last commits (up to {commit[:8]}) wait for their merge with {where}, "
+            "which failed; the next cell merges again (a ref keeps them meanwhile)")
+
+
 def left_behind_warning(count: int, last: str, verb: str = "txgit") -> str:
     """Git's warning when leaving commits that no branch holds, with the command that keeps them
     (``verb``: ``%txgit`` in a notebook)."""
