@@ -1554,3 +1554,33 @@ def test_a_cell_committed_while_the_merge_with_its_moved_branch_failed_is_not_dr
         assert not held.exists() and "not on main yet" not in alice.tx("status").stdout
     finally:
         alice.shutdown()
+
+
+def test_a_failed_merge_with_a_moved_branch_that_conflicts_once_tried_again_waits_for_its_resolution(tmp_path,
+                                                                                                     run_txgit):
+    """As above, but Alice's cell during the outage set x, which Bob's commit on main changed too (with w,
+    whose value the failed merge could not load): once the storage answers, the merge tried again stops on
+    x, says what to type, and keeps her cells; taking theirs gives main her cells and Bob's x and w."""
+    import os
+
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
+    try:
+        alice.cell("x = 1")
+        bob = _publish_and_push_from_a_clone(alice, tmp_path, "bob: x, w", x=10, w=[7] * 100)
+        Workspace(alice.ws.root).pull()  # records only: main moves outside the kernel
+        storage, away = tmp_path / "team.git" / "txgit-objects", tmp_path / "away"
+        os.rename(storage, away)
+        r = alice.kernel.run("x = 5\ny = 2")
+        assert "auto-commit failed" in r.stderr, r.stderr
+        os.rename(away, storage)
+        r = alice.kernel.run("z = 3")
+        assert "merge into main in progress, unresolved: x" in r.stderr and "%txgit merge --ours x" in r.stderr, \
+            r.stderr
+        assert "removed" not in r.stderr, r.stderr
+        assert alice.value("(x, y, z, w)") == (5, 2, 3, [7] * 100)
+        alice.cell("%txgit merge --theirs x")
+        assert alice.value("(x, y, z)") == (10, 2, 3)
+        assert {n: alice.ws.load(n) for n in "xyzw"} == {"x": 10, "y": 2, "z": 3, "w": [7] * 100}
+        assert bob.head().id in {c.id for c in alice.ws.log()}
+    finally:
+        alice.shutdown()
