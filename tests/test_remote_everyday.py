@@ -342,7 +342,7 @@ def test_ctrl_c_during_clone_and_fetch(tmp_path, run_txgit):
                                      lambda: bool(_files(objects)))
     assert code == 130 and err == (f"txgit: interrupted: nothing was cloned: the half-made workspace was removed "
                                    f"({tmp_path / 'c'})\n"), (out, err)
-    assert not (tmp_path / "c").exists()
+    assert not (tmp_path / "c").exists(), sorted(str(p) for p in (tmp_path / "c").rglob("*"))
 
     run_txgit("clone", str(remote), "bob", cwd=tmp_path, check=True)
     bob = tmp_path / "bob"
