@@ -381,3 +381,59 @@ def test_taking_a_side_never_drops_a_value_set_during_the_merge_and_not_committe
     r = panel_call(kernel, {"op": "magic", "args": ["merge", "--theirs", "--force"]})
     assert r["ok"] and "resolved: x (theirs)" in r["output"], r
     assert (kernel.value("x"), kernel.value("q")) == (200, 7)
+
+
+def test_a_pull_from_a_remote_not_trusted_asks_to_trust_it_once(kernel, tmp_path, tmp_path_factory):
+    """Bob pushes to a remote Alice added without --trusted; her panel's Pull is refused ("load with
+    --trust (this once)"), which the panel could not pass. The answer now says needs_trust (the error's
+    kind survives the kernel's answer: it came back a plain TxgitError), so the panel asks and repeats
+    the pull with --trust; her value stays until then, and the remote stays not trusted."""
+    kernel.ok("%load_ext txgit")
+    kernel.ok("x = 1")
+    team = tmp_path_factory.mktemp("remote") / "team.git"
+    assert kernel.run(f"%txgit remote add origin {team}").status == "ok"  # not --trusted
+    assert panel_call(kernel, {"op": "magic", "args": ["push"]})["ok"]
+    bob = Workspace.clone(str(team), tmp_path_factory.mktemp("bob") / "bob")
+    ns: dict = {}
+    bob.checkout("main", ns)
+    ns["y"] = 200
+    bob.commit(ns, "bob: y = 200")
+    bob.push()
+
+    r = panel_call(kernel, {"op": "magic", "args": ["pull"]})
+    assert not r["ok"] and r["needs_trust"] and not r["needs_force"], r
+    assert "which is not trusted" in r["error"] and "\n" not in r["error"], r
+    assert kernel.value("x") == 1 and kernel.value("'y' in globals()") is False
+    r = panel_call(kernel, {"op": "magic", "args": ["pull", "--trust"]})
+    assert r["ok"], r
+    assert (kernel.value("x"), kernel.value("y")) == (1, 200)
+    assert not Workspace(tmp_path).remotes.get("origin").trusted  # this once
+
+    # a conflict pulled with --trust: taking their side loads their value, and asks the same
+    ns["x"] = 300
+    bob.commit(ns, "bob: x = 300")
+    bob.push()
+    kernel.ok("x = 5")
+    r = panel_call(kernel, {"op": "magic", "args": ["pull", "--trust"]})
+    assert not r["ok"] and "CONFLICT" in r["output"], r
+    r = panel_call(kernel, {"op": "magic", "args": ["merge", "--theirs"]})
+    assert not r["ok"] and r["needs_trust"], r
+    assert kernel.value("x") == 5 and panel_call(kernel, {"op": "status"})["merging"]["unresolved"] == ["x"]
+    r = panel_call(kernel, {"op": "magic", "args": ["merge", "--theirs", "--trust"]})
+    assert r["ok"] and "resolved: x (theirs)" in r["output"], r
+    assert kernel.value("x") == 300
+
+
+def test_the_kind_of_a_kernel_side_error_survives_its_answer():
+    """A terminal command beside a kernel raises the kernel's kind of error (UntrustedState lives in
+    txgit.trust, UnsafeObject in txgit.state.safe: both came back plain TxgitErrors)."""
+    from txgit.sessions.kernel import _answer
+    from txgit.state.safe import UnsafeObject
+    from txgit.trust import UntrustedState
+
+    for cls in (UntrustedState, UnsafeObject, UnknownRevision):
+        with pytest.raises(cls, match="^no$"):
+            _answer({"ok": False, "kind": cls.__name__, "error": "no"})
+    with pytest.raises(TxgitError) as e:
+        _answer({"ok": False, "kind": "ValueError", "error": "no"})  # not a txgit error: the base class
+    assert type(e.value) is TxgitError

@@ -293,3 +293,48 @@ def test_alice_pulls_a_conflict_resolves_it_and_pushes_from_the_panel_beside_a_t
         run_txgit("branch", "other", cwd=alice, check=True)
         expect(panel.locator(".txgit-lab-graph .txgit-ref", has_text="other")).to_have_count(1, timeout=WAIT)
         assert len(asked) - since <= 2, asked[since:]  # the poll's, and the one after the cell ran
+
+
+def test_a_pull_from_a_remote_not_trusted_asks_to_trust_it_once(tmp_path, page, run_txgit):
+    """Bob pushes to a remote Alice added without --trusted: her Pull was refused with "load with --trust
+    (this once)", which no button could pass. The panel now asks Trust this remote once?; Cancel leaves
+    her kernel as it was, Trust once pulls with --trust and leaves the remote not trusted."""
+    alice = tmp_path / "alice"
+    alice.mkdir()
+    notebook(alice / "a.ipynb", ["%load_ext txgit", "x = 1"])
+    init_bare(tmp_path / "served" / "team.git")
+    with git_daemon(tmp_path / "served") as daemon, jupyter_lab(alice, tmp_path / "home") as lab:
+        url = f"{daemon}/team.git"
+        run_txgit("init", cwd=alice, check=True)
+        run_txgit("remote", "add", "origin", url, "--storage", str(tmp_path / "blobs"), cwd=alice, check=True)
+        page.goto(f"{lab.url}lab/tree/a.ipynb?reset&token={lab.token}")
+        page.locator("li[data-id='txgit-panel']").click()
+        panel = page.locator("#txgit-panel")
+        expect(panel.locator(".txgit-lab-enable")).to_contain_text("Run %load_ext txgit", timeout=WAIT)
+        page.locator(".jp-Notebook .jp-Cell").first.locator(".jp-InputPrompt").click()
+        page.keyboard.press("Shift+Enter")
+        page.keyboard.press("Shift+Enter")
+        expect(panel.locator(".txgit-lab-graph .txgit-row")).to_have_count(1, timeout=WAIT)
+        message = panel.locator(".txgit-lab-message")
+        panel.locator(".txgit-lab-push").click()
+        expect(message).to_contain_text("main -> origin/main", timeout=WAIT)
+
+        bob = Workspace.clone(url, tmp_path / "bob", storage=str(tmp_path / "blobs"), trusted=True)
+        ns: dict = {}
+        bob.checkout("main", ns)
+        ns["y"] = 200
+        bob.commit(ns, "bob: y = 200")
+        bob.push()
+
+        dialog = page.locator(".jp-Dialog")
+        panel.locator(".txgit-lab-pull").click()
+        expect(dialog).to_contain_text("Trust this remote once?", timeout=WAIT)
+        expect(dialog).to_contain_text("which is not trusted")
+        dialog.locator(".jp-mod-reject").click()
+        expect(message).to_contain_text("which is not trusted")
+        assert "False 1" in run_new_cell(page, "print('y' in globals(), x)")
+        panel.locator(".txgit-lab-pull").click()
+        page.locator(".jp-Dialog .jp-mod-accept").click()
+        expect(message).to_contain_text("loaded y", timeout=WAIT)
+        assert "200 1" in run_new_cell(page, "print(y, x)")
+        assert not Workspace(alice).remotes.get("origin").trusted

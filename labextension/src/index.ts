@@ -45,6 +45,7 @@ interface IAnswer {
   output?: string;
   error?: string;
   needs_force?: boolean;
+  needs_trust?: boolean;
 }
 
 /** GET <base_url>txgit/<what>: a JSON answer, or an Error carrying the server's one line. */
@@ -216,7 +217,7 @@ export class TxgitPanel extends Widget {
     });
     this.bar.appendChild(button('Refresh', 'txgit-lab-refresh', () => void this.refresh()));
     this.bar.appendChild(button('Commit…', 'txgit-lab-commit', () => void this.commitWithMessage()));
-    this.bar.appendChild(button('Pull', 'txgit-lab-pull', () => void this.action(['pull'])));
+    this.bar.appendChild(button('Pull', 'txgit-lab-pull', () => void this.trusting(['pull'])));
     this.bar.appendChild(button('Push', 'txgit-lab-push', () => void this.action(['push'])));
     this.bar.appendChild(auto);
     this.bar.appendChild(reuse);
@@ -484,8 +485,29 @@ export class TxgitPanel extends Widget {
     }
   }
 
+  /** `%txgit ARGS`; a state from a remote not marked trusted is refused (loading it runs its code): ask,
+   *  then repeat with --trust, this once (`%txgit remote trust NAME` trusts it for good). Said yes, --trust
+   *  is added to ``args``: a repeat with --force carries it and does not ask again. */
+  private async trusting(args: string[]): Promise<IAnswer | null> {
+    const r = await this.action(args);
+    if (!(r && !r.ok && r.needs_trust)) {
+      return r;
+    }
+    const answer = await showDialog({
+      title: 'Trust this remote once?',
+      body: `${r.error}\n\nLoading a state runs its code: only from people you trust. Load it this once (%txgit ${args.join(' ')} --trust)?`,
+      buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: 'Trust once' })]
+    });
+    if (!answer.button.accept) {
+      return r;
+    }
+    args.push('--trust');
+    return this.action(args);
+  }
+
   async checkout(id: string): Promise<void> {
-    const r = await this.action(['checkout', id]);
+    const args = ['checkout', id];
+    const r = await this.trusting(args);
     if (r && !r.ok && r.needs_force) {
       // the magic refused: the namespace has changes no commit holds. Ask, as the CLI's --force does.
       const answer = await showDialog({
@@ -494,7 +516,7 @@ export class TxgitPanel extends Widget {
         buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: 'Discard and check out' })]
       });
       if (answer.button.accept) {
-        await this.action(['checkout', id, '--force']);
+        await this.trusting([...args, '--force']);
       }
     }
     if (this.selected) {
@@ -505,7 +527,8 @@ export class TxgitPanel extends Widget {
   /** Resolve every conflict left with one side; a value set during the merge and not committed is
    *  replaced only once the user says so (the magic refuses, as a checkout's). */
   async takeSide(side: '--ours' | '--theirs'): Promise<void> {
-    const r = await this.action(['merge', side]);
+    const args: string[] = ['merge', side];
+    const r = await this.trusting(args);
     if (r && !r.ok && r.needs_force) {
       const answer = await showDialog({
         title: 'Discard uncommitted changes?',
@@ -513,7 +536,7 @@ export class TxgitPanel extends Widget {
         buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: 'Discard and resolve' })]
       });
       if (answer.button.accept) {
-        await this.action(['merge', side, '--force']);
+        await this.trusting([...args, '--force']);
       }
     }
   }
