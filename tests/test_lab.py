@@ -437,3 +437,49 @@ def test_the_kind_of_a_kernel_side_error_survives_its_answer():
     with pytest.raises(TxgitError) as e:
         _answer({"ok": False, "kind": "ValueError", "error": "no"})  # not a txgit error: the base class
     assert type(e.value) is TxgitError
+
+
+def test_a_kernel_restarted_mid_merge_shows_where_it_stands_and_resolves(tmp_path, tmp_path_factory):
+    """A pull stops on x; Alice restarts the kernel (the merge waits on disk, the new kernel holds no
+    value). Its panel said "on main, no commits yet · cells ran since the last commit" beside a graph of
+    commits, with no cell run: now the commit it stands on, nothing to commit, and which values are
+    not loaded. Keep mine resolves the merge and loads her x; y stays not loaded, and says so."""
+    kernel = Kernel(tmp_path)
+    try:
+        _pull_that_stops_on_x(kernel, tmp_path_factory)
+    finally:
+        kernel.shutdown()  # the restart: what the merge left waits on disk
+    mine = Workspace(tmp_path).head().id
+
+    fresh = Kernel(tmp_path)
+    try:
+        fresh.ok("%load_ext txgit")
+        st = panel_call(fresh, {"op": "status"})
+        assert st["merging"]["unresolved"] == ["x"], st
+        assert st["head"] == mine and st["clean"] and st["unloaded"] == ["x", "y"], st
+        r = panel_call(fresh, {"op": "magic", "args": ["merge", "--ours"]})
+        assert r["ok"] and "resolved: x (ours)" in r["output"], r
+        assert fresh.value("x") == 100
+        st = panel_call(fresh, {"op": "status"})
+        assert st["merging"] is None and st["clean"] and st["unloaded"] == ["y"], st
+        assert list(Workspace(tmp_path).head().parents) == [mine, Workspace(tmp_path).remote_branches()["origin/main"]]
+    finally:
+        fresh.shutdown()
+
+
+def _pull_that_stops_on_x(kernel: Kernel, tmp_path_factory) -> None:
+    """x = 1, y = 10 pushed; Bob pushes x = 200 and Alice sets x = 100: her panel's Pull stops on x."""
+    kernel.ok("%load_ext txgit")
+    kernel.ok("x = 1")
+    kernel.ok("y = 10")
+    team = tmp_path_factory.mktemp("remote") / "team.git"
+    assert kernel.run(f"%txgit remote add origin {team} --trusted").status == "ok"
+    assert panel_call(kernel, {"op": "magic", "args": ["push"]})["ok"]
+    bob = Workspace.clone(str(team), tmp_path_factory.mktemp("bob") / "bob")
+    ns: dict = {}
+    bob.checkout("main", ns)
+    ns["x"] = 200
+    bob.commit(ns, "bob: x = 200")
+    bob.push()
+    kernel.ok("x = 100")
+    assert not panel_call(kernel, {"op": "magic", "args": ["pull"]})["ok"]

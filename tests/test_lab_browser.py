@@ -338,3 +338,54 @@ def test_a_pull_from_a_remote_not_trusted_asks_to_trust_it_once(tmp_path, page, 
         expect(message).to_contain_text("loaded y", timeout=WAIT)
         assert "200 1" in run_new_cell(page, "print(y, x)")
         assert not Workspace(alice).remotes.get("origin").trusted
+
+
+def test_a_kernel_restarted_mid_merge_redraws_the_panel_and_says_what_is_not_loaded(tmp_path, page, run_txgit):
+    """A pull stops on x; Alice restarts the kernel. The panel kept the old kernel's picture, its merge
+    bar and its error (its buttons then answered "txgit is not loaded"), and once %load_ext ran said
+    "no commits yet · cells ran since the last commit". Now it redraws when the kernel is back (asking
+    for %load_ext), then says the commit it stands on and what is not loaded, and Take theirs resolves."""
+    alice = tmp_path / "alice"
+    alice.mkdir()
+    notebook(alice / "a.ipynb", ["%load_ext txgit", "x = 1", "y = 10"])
+    team = tmp_path / "team.git"
+    with jupyter_lab(alice, tmp_path / "home") as lab:
+        page.goto(f"{lab.url}lab/tree/a.ipynb?reset&token={lab.token}")
+        page.locator("li[data-id='txgit-panel']").click()
+        panel = page.locator("#txgit-panel")
+        expect(panel.locator(".txgit-lab-enable")).to_contain_text("Run %load_ext txgit", timeout=WAIT)
+        page.locator(".jp-Notebook .jp-Cell").first.locator(".jp-InputPrompt").click()
+        for _ in range(3):
+            page.keyboard.press("Shift+Enter")
+        expect(panel.locator(".txgit-lab-graph .txgit-row")).to_have_count(2, timeout=WAIT)
+        message, status, merge = (panel.locator(c) for c in (".txgit-lab-message", ".txgit-lab-status",
+                                                             ".txgit-lab-merge"))
+        run_txgit("remote", "add", "origin", str(team), "--trusted", cwd=alice, check=True)
+        run_txgit("push", cwd=alice, check=True)
+        bob = Workspace.clone(str(team), tmp_path / "bob", trusted=True)
+        ns: dict = {}
+        bob.checkout("main", ns)
+        ns["x"] = 200
+        bob.commit(ns, "bob: x = 200")
+        bob.push()
+        run_new_cell(page, "x = 100\nprint('x is', x)")
+        panel.locator(".txgit-lab-pull").click()
+        expect(merge).to_contain_text("unresolved: x", timeout=WAIT)
+
+        page.locator(".jp-Notebook").click()
+        page.keyboard.press("Escape")
+        page.keyboard.press("0")
+        page.keyboard.press("0")
+        page.locator(".jp-Dialog .jp-mod-accept").click()  # Restart Kernel?
+        expect(panel.locator(".txgit-lab-enable")).to_contain_text("Run %load_ext txgit", timeout=30_000)
+        expect(merge).to_be_hidden()
+        expect(message).to_have_text("")
+        run_new_cell(page, "%load_ext txgit")
+        expect(status).to_contain_text("not loaded: x, y", timeout=WAIT)
+        expect(status).not_to_contain_text("no commits yet")
+        expect(status).not_to_contain_text("cells ran")
+        expect(merge).to_contain_text("unresolved: x", timeout=WAIT)
+        merge.locator(".txgit-lab-theirs").click()
+        expect(message).to_contain_text("resolved: x (theirs)", timeout=WAIT)
+        expect(status).to_contain_text("not loaded: y", timeout=WAIT)
+        assert "x is 200" in run_new_cell(page, "print('x is', x)")

@@ -33,6 +33,7 @@ interface IStatus {
   head?: string | null;
   auto?: boolean;
   clean?: boolean;
+  unloaded?: string[];
   reuse?: boolean;
   merging?: { label: string; unresolved: string[]; note: string } | null;
   warning?: string;
@@ -135,6 +136,7 @@ export class TxgitPanel extends Widget {
   private acting = false; // an action runs: its own refresh follows, no poll meanwhile
   private polling = false; // one poll at a time: its refresh waits behind a long cell in the kernel
   private pollTimer: number;
+  private restarted = false; // the notebook's kernel restarts: redraw when it is idle again
 
   constructor() {
     super();
@@ -240,11 +242,25 @@ export class TxgitPanel extends Widget {
     if (panel === this.notebook) {
       return;
     }
+    this.notebook?.sessionContext.statusChanged.disconnect(this.kernelStatus, this);
+    panel?.sessionContext.statusChanged.connect(this.kernelStatus, this);
     this.notebook = panel;
     this.selected = null;
     this.compareBase = null;
     this.detail.innerHTML = '';
     void this.refresh();
+  }
+
+  /** A restarted kernel holds nothing and has not loaded txgit: the old kernel's picture (its merge bar,
+   *  whose buttons then answered "not loaded", and its message) is redrawn once the new one is up. */
+  private kernelStatus(_: unknown, status: string): void {
+    if (status === 'restarting' || status === 'autorestarting' || status === 'dead') {
+      this.restarted = true;
+    } else if (this.restarted && status === 'idle') {
+      this.restarted = false;
+      this.say('');
+      void this.refresh();
+    }
   }
 
   /** After a cell ran: the auto-commit lands shortly; several cells in a row refresh once. */
@@ -310,7 +326,13 @@ export class TxgitPanel extends Widget {
       this.reuseBox.checked = !!status.reuse;
       const where = status.branch ? `on ${status.branch}` : 'detached HEAD';
       const head = status.head ? ` at ${status.head.slice(0, 8)}` : ', no commits yet';
-      this.statusLine.textContent = `${where}${head}${status.clean ? '' : ' · cells ran since the last commit'}`;
+      // a fresh (restarted) kernel holds none of its branch's values: said, or "nothing changed" misleads
+      const unloaded = status.unloaded || [];
+      const notLoaded = unloaded.length
+        ? ` · not loaded: ${unloaded.slice(0, 8).join(', ')}${unloaded.length > 8 ? ` and ${unloaded.length - 8} more` : ''}` +
+          ` (%txgit checkout ${status.branch || 'REV'} loads them)`
+        : '';
+      this.statusLine.textContent = `${where}${head}${status.clean ? '' : ' · cells ran since the last commit'}${notLoaded}`;
       this.statusLine.dataset.head = status.head || '';
       this.showMerge(status.merging || null);
       await this.loadPage(0, generation);

@@ -48,8 +48,16 @@ def status() -> dict[str, Any]:
     merging = None if waiting is None else {
         "label": waiting[0].label, "unresolved": [c.label for c in waiting[1]],
         "note": conflict_note(waiting[1], s.branch or "HEAD") if waiting[1] else ""}
-    return {"loaded": True, "root": str(ext.workspace.root), "branch": s.branch, "head": s.base,
-            "auto": bool(s.auto), "clean": bool(s.clean), "reuse": reuse_ipython.active() is not None,
+    if s.base is not None:
+        head, clean = s.base, bool(s.clean)
+        unloaded = sorted(n for n in s.unloaded if n not in s.namespace)
+    else:
+        # a fresh kernel (a restart too) has no commit of its own yet: it stands on its branch's commit
+        # and holds none of its values ("no commits yet, cells ran" was said beside a graph of commits)
+        st = s.status()
+        head, clean, unloaded = st.head, not st.changed_names(), st.unloaded
+    return {"loaded": True, "root": str(ext.workspace.root), "branch": s.branch, "head": head,
+            "auto": bool(s.auto), "clean": clean, "unloaded": unloaded, "reuse": reuse_ipython.active() is not None,
             "merging": merging, "warning": said.getvalue().strip()}
 
 
