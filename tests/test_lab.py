@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import queue
+import re
 from urllib.parse import quote
 
 import pytest
@@ -56,6 +57,20 @@ def test_history_commit_diff_and_variable_answers(hist):
     assert tmp["ids"] == [ids["c2"], ids["c1"]]
     assert [h["data-status"] for h in Tree(tmp["html"]).find("div", cls="txgit-hit")] == ["removed", "added"]
     assert api.variable(str(root), "nope")["ids"] == []
+
+
+def test_the_graph_marks_head_where_the_notebooks_kernel_is(hist):
+    """The second kernel of a folder works on its own branch (exp) while HEAD stays on main: its panel
+    said "on exp" above a graph that marked "HEAD -> main", as if its kernel were there. The panel now
+    sends its kernel's branch and commit; without them the graph marks the folder's HEAD, as before."""
+    root, ids = hist
+    assert '<span class="txgit-ref head">HEAD -&gt; main</span>' in api.history(str(root))["html"]
+    html = api.history(str(root), branch="exp", head=ids["c3"])["html"]
+    assert '<span class="txgit-ref head">HEAD -&gt; exp</span>' in html and "HEAD -&gt; main" not in html, html
+    assert '<span class="txgit-ref ">main</span>' in html
+    detached = api.history(str(root), head=ids["c1"])["html"]  # a kernel detached at c1
+    row = re.search(f'<div class="txgit-row" data-commit="{ids["c1"]}">.*?</div>', detached).group(0)
+    assert '<span class="txgit-ref head">HEAD</span>' in row and "HEAD -&gt;" not in detached, detached
 
 
 def test_history_pages_line_up_with_the_whole_graph(tmp_path):

@@ -389,3 +389,34 @@ def test_a_kernel_restarted_mid_merge_redraws_the_panel_and_says_what_is_not_loa
         expect(message).to_contain_text("resolved: x (theirs)", timeout=WAIT)
         expect(status).to_contain_text("not loaded: y", timeout=WAIT)
         assert "x is 200" in run_new_cell(page, "print('x is', x)")
+
+
+def test_the_second_kernel_of_a_folder_sees_head_on_its_own_branch(tmp_path, page):
+    """Two notebooks in one folder: the second kernel commits to a branch of its own (b) while the
+    folder's HEAD stays on main. Its panel said "on b" above a graph that marked "HEAD -> main"."""
+    root = tmp_path / "project"
+    root.mkdir()
+    notebook(root / "a.ipynb", ["%load_ext txgit", "x = 1"])
+    notebook(root / "b.ipynb", ["%load_ext txgit", "z = 7"])
+    with jupyter_lab(root, tmp_path / "home") as lab:
+        panel = page.locator("#txgit-panel")
+        heads = panel.locator(".txgit-lab-graph .txgit-ref.head")
+        for name in ("a", "b"):
+            page.goto(f"{lab.url}lab/tree/{name}.ipynb?{'reset&' if name == 'a' else ''}token={lab.token}")
+            if name == "b":
+                tabs = page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab")
+                expect(tabs.filter(has_text="b.ipynb")).to_have_class(re.compile("lm-mod-current"), timeout=WAIT)
+            if not panel.is_visible():
+                page.locator("li[data-id='txgit-panel']").click()
+            expect(panel.locator(".txgit-lab-enable")).to_contain_text("Run %load_ext txgit", timeout=WAIT)
+            nb = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook")
+            nb.locator(".jp-Cell").first.locator(".jp-InputPrompt").click()
+            page.keyboard.press("Shift+Enter")
+            page.keyboard.press("Shift+Enter")
+            expect(panel.locator(".txgit-lab-status")).to_contain_text(f"on {'main' if name == 'a' else 'b'} at",
+                                                                      timeout=WAIT)
+        expect(panel.locator(".txgit-lab-graph .txgit-row").first).to_contain_text("z = 7", timeout=WAIT)
+        expect(heads).to_have_text(["HEAD -> b"], timeout=WAIT)
+        page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text="a.ipynb").click()
+        expect(panel.locator(".txgit-lab-status")).to_contain_text("on main at", timeout=WAIT)
+        expect(heads).to_have_text(["HEAD -> main"], timeout=WAIT)

@@ -369,7 +369,9 @@ export class TxgitPanel extends Widget {
     this.loading = true;
     try {
       const t0 = performance.now();
-      const page = await ask('history', { root, start, count: PAGE });
+      // HEAD is where this notebook's kernel is (a second kernel's branch is not the folder's HEAD)
+      const here = { branch: this.status.branch || '', head: this.status.head || '' };
+      const page = await ask('history', { root, start, count: PAGE, ...here });
       if (generation !== this.generation) {
         return;
       }
