@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import queue
+import re
 from urllib.parse import quote
 
 import pytest
@@ -56,6 +57,20 @@ def test_history_commit_diff_and_variable_answers(hist):
     assert tmp["ids"] == [ids["c2"], ids["c1"]]
     assert [h["data-status"] for h in Tree(tmp["html"]).find("div", cls="txgit-hit")] == ["removed", "added"]
     assert api.variable(str(root), "nope")["ids"] == []
+
+
+def test_the_graph_marks_head_where_the_notebooks_kernel_is(hist):
+    """The second kernel of a folder works on its own branch (exp) while HEAD stays on main: its panel
+    said "on exp" above a graph that marked "HEAD -> main", as if its kernel were there. The panel now
+    sends its kernel's branch and commit; without them the graph marks the folder's HEAD, as before."""
+    root, ids = hist
+    assert '<span class="txgit-ref head">HEAD -&gt; main</span>' in api.history(str(root))["html"]
+    html = api.history(str(root), branch="exp", head=ids["c3"])["html"]
+    assert '<span class="txgit-ref head">HEAD -&gt; exp</span>' in html and "HEAD -&gt; main" not in html, html
+    assert '<span class="txgit-ref ">main</span>' in html
+    detached = api.history(str(root), head=ids["c1"])["html"]  # a kernel detached at c1
+    row = re.search(f'<div class="txgit-row" data-commit="{ids["c1"]}">.*?</div>', detached).group(0)
+    assert '<span class="txgit-ref head">HEAD</span>' in row and "HEAD -&gt;" not in detached, detached
 
 
 def test_history_pages_line_up_with_the_whole_graph(tmp_path):
@@ -381,3 +396,105 @@ def test_taking_a_side_never_drops_a_value_set_during_the_merge_and_not_committe
     r = panel_call(kernel, {"op": "magic", "args": ["merge", "--theirs", "--force"]})
     assert r["ok"] and "resolved: x (theirs)" in r["output"], r
     assert (kernel.value("x"), kernel.value("q")) == (200, 7)
+
+
+def test_a_pull_from_a_remote_not_trusted_asks_to_trust_it_once(kernel, tmp_path, tmp_path_factory):
+    """Bob pushes to a remote Alice added without --trusted; her panel's Pull is refused ("load with
+    --trust (this once)"), which the panel could not pass. The answer now says needs_trust (the error's
+    kind survives the kernel's answer: it came back a plain TxgitError), so the panel asks and repeats
+    the pull with --trust; her value stays until then, and the remote stays not trusted."""
+    kernel.ok("%load_ext txgit")
+    kernel.ok("x = 1")
+    team = tmp_path_factory.mktemp("remote") / "team.git"
+    assert kernel.run(f"%txgit remote add origin {team}").status == "ok"  # not --trusted
+    assert panel_call(kernel, {"op": "magic", "args": ["push"]})["ok"]
+    bob = Workspace.clone(str(team), tmp_path_factory.mktemp("bob") / "bob")
+    ns: dict = {}
+    bob.checkout("main", ns)
+    ns["y"] = 200
+    bob.commit(ns, "bob: y = 200")
+    bob.push()
+
+    r = panel_call(kernel, {"op": "magic", "args": ["pull"]})
+    assert not r["ok"] and r["needs_trust"] and not r["needs_force"], r
+    assert "which is not trusted" in r["error"] and "\n" not in r["error"], r
+    assert kernel.value("x") == 1 and kernel.value("'y' in globals()") is False
+    r = panel_call(kernel, {"op": "magic", "args": ["pull", "--trust"]})
+    assert r["ok"], r
+    assert (kernel.value("x"), kernel.value("y")) == (1, 200)
+    assert not Workspace(tmp_path).remotes.get("origin").trusted  # this once
+
+    # a conflict pulled with --trust: taking their side loads their value, and asks the same
+    ns["x"] = 300
+    bob.commit(ns, "bob: x = 300")
+    bob.push()
+    kernel.ok("x = 5")
+    r = panel_call(kernel, {"op": "magic", "args": ["pull", "--trust"]})
+    assert not r["ok"] and "CONFLICT" in r["output"], r
+    r = panel_call(kernel, {"op": "magic", "args": ["merge", "--theirs"]})
+    assert not r["ok"] and r["needs_trust"], r
+    assert kernel.value("x") == 5 and panel_call(kernel, {"op": "status"})["merging"]["unresolved"] == ["x"]
+    r = panel_call(kernel, {"op": "magic", "args": ["merge", "--theirs", "--trust"]})
+    assert r["ok"] and "resolved: x (theirs)" in r["output"], r
+    assert kernel.value("x") == 300
+
+
+def test_the_kind_of_a_kernel_side_error_survives_its_answer():
+    """A terminal command beside a kernel raises the kernel's kind of error (UntrustedState lives in
+    txgit.trust, UnsafeObject in txgit.state.safe: both came back plain TxgitErrors)."""
+    from txgit.sessions.kernel import _answer
+    from txgit.state.safe import UnsafeObject
+    from txgit.trust import UntrustedState
+
+    for cls in (UntrustedState, UnsafeObject, UnknownRevision):
+        with pytest.raises(cls, match="^no$"):
+            _answer({"ok": False, "kind": cls.__name__, "error": "no"})
+    with pytest.raises(TxgitError) as e:
+        _answer({"ok": False, "kind": "ValueError", "error": "no"})  # not a txgit error: the base class
+    assert type(e.value) is TxgitError
+
+
+def test_a_kernel_restarted_mid_merge_shows_where_it_stands_and_resolves(tmp_path, tmp_path_factory):
+    """A pull stops on x; Alice restarts the kernel (the merge waits on disk, the new kernel holds no
+    value). Its panel said "on main, no commits yet · cells ran since the last commit" beside a graph of
+    commits, with no cell run: now the commit it stands on, nothing to commit, and which values are
+    not loaded. Keep mine resolves the merge and loads her x; y stays not loaded, and says so."""
+    kernel = Kernel(tmp_path)
+    try:
+        _pull_that_stops_on_x(kernel, tmp_path_factory)
+    finally:
+        kernel.shutdown()  # the restart: what the merge left waits on disk
+    mine = Workspace(tmp_path).head().id
+
+    fresh = Kernel(tmp_path)
+    try:
+        fresh.ok("%load_ext txgit")
+        st = panel_call(fresh, {"op": "status"})
+        assert st["merging"]["unresolved"] == ["x"], st
+        assert st["head"] == mine and st["clean"] and st["unloaded"] == ["x", "y"], st
+        r = panel_call(fresh, {"op": "magic", "args": ["merge", "--ours"]})
+        assert r["ok"] and "resolved: x (ours)" in r["output"], r
+        assert fresh.value("x") == 100
+        st = panel_call(fresh, {"op": "status"})
+        assert st["merging"] is None and st["clean"] and st["unloaded"] == ["y"], st
+        assert list(Workspace(tmp_path).head().parents) == [mine, Workspace(tmp_path).remote_branches()["origin/main"]]
+    finally:
+        fresh.shutdown()
+
+
+def _pull_that_stops_on_x(kernel: Kernel, tmp_path_factory) -> None:
+    """x = 1, y = 10 pushed; Bob pushes x = 200 and Alice sets x = 100: her panel's Pull stops on x."""
+    kernel.ok("%load_ext txgit")
+    kernel.ok("x = 1")
+    kernel.ok("y = 10")
+    team = tmp_path_factory.mktemp("remote") / "team.git"
+    assert kernel.run(f"%txgit remote add origin {team} --trusted").status == "ok"
+    assert panel_call(kernel, {"op": "magic", "args": ["push"]})["ok"]
+    bob = Workspace.clone(str(team), tmp_path_factory.mktemp("bob") / "bob")
+    ns: dict = {}
+    bob.checkout("main", ns)
+    ns["x"] = 200
+    bob.commit(ns, "bob: x = 200")
+    bob.push()
+    kernel.ok("x = 100")
+    assert not panel_call(kernel, {"op": "magic", "args": ["pull"]})["ok"]

@@ -293,3 +293,130 @@ def test_alice_pulls_a_conflict_resolves_it_and_pushes_from_the_panel_beside_a_t
         run_txgit("branch", "other", cwd=alice, check=True)
         expect(panel.locator(".txgit-lab-graph .txgit-ref", has_text="other")).to_have_count(1, timeout=WAIT)
         assert len(asked) - since <= 2, asked[since:]  # the poll's, and the one after the cell ran
+
+
+def test_a_pull_from_a_remote_not_trusted_asks_to_trust_it_once(tmp_path, page, run_txgit):
+    """Bob pushes to a remote Alice added without --trusted: her Pull was refused with "load with --trust
+    (this once)", which no button could pass. The panel now asks Trust this remote once?; Cancel leaves
+    her kernel as it was, Trust once pulls with --trust and leaves the remote not trusted."""
+    alice = tmp_path / "alice"
+    alice.mkdir()
+    notebook(alice / "a.ipynb", ["%load_ext txgit", "x = 1"])
+    init_bare(tmp_path / "served" / "team.git")
+    with git_daemon(tmp_path / "served") as daemon, jupyter_lab(alice, tmp_path / "home") as lab:
+        url = f"{daemon}/team.git"
+        run_txgit("init", cwd=alice, check=True)
+        run_txgit("remote", "add", "origin", url, "--storage", str(tmp_path / "blobs"), cwd=alice, check=True)
+        page.goto(f"{lab.url}lab/tree/a.ipynb?reset&token={lab.token}")
+        page.locator("li[data-id='txgit-panel']").click()
+        panel = page.locator("#txgit-panel")
+        expect(panel.locator(".txgit-lab-enable")).to_contain_text("Run %load_ext txgit", timeout=WAIT)
+        page.locator(".jp-Notebook .jp-Cell").first.locator(".jp-InputPrompt").click()
+        page.keyboard.press("Shift+Enter")
+        page.keyboard.press("Shift+Enter")
+        expect(panel.locator(".txgit-lab-graph .txgit-row")).to_have_count(1, timeout=WAIT)
+        message = panel.locator(".txgit-lab-message")
+        panel.locator(".txgit-lab-push").click()
+        expect(message).to_contain_text("main -> origin/main", timeout=WAIT)
+
+        bob = Workspace.clone(url, tmp_path / "bob", storage=str(tmp_path / "blobs"), trusted=True)
+        ns: dict = {}
+        bob.checkout("main", ns)
+        ns["y"] = 200
+        bob.commit(ns, "bob: y = 200")
+        bob.push()
+
+        dialog = page.locator(".jp-Dialog")
+        panel.locator(".txgit-lab-pull").click()
+        expect(dialog).to_contain_text("Trust this remote once?", timeout=WAIT)
+        expect(dialog).to_contain_text("which is not trusted")
+        dialog.locator(".jp-mod-reject").click()
+        expect(message).to_contain_text("which is not trusted")
+        assert "False 1" in run_new_cell(page, "print('y' in globals(), x)")
+        panel.locator(".txgit-lab-pull").click()
+        page.locator(".jp-Dialog .jp-mod-accept").click()
+        expect(message).to_contain_text("loaded y", timeout=WAIT)
+        assert "200 1" in run_new_cell(page, "print(y, x)")
+        assert not Workspace(alice).remotes.get("origin").trusted
+
+
+def test_a_kernel_restarted_mid_merge_redraws_the_panel_and_says_what_is_not_loaded(tmp_path, page, run_txgit):
+    """A pull stops on x; Alice restarts the kernel. The panel kept the old kernel's picture, its merge
+    bar and its error (its buttons then answered "txgit is not loaded"), and once %load_ext ran said
+    "no commits yet · cells ran since the last commit". Now it redraws when the kernel is back (asking
+    for %load_ext), then says the commit it stands on and what is not loaded, and Take theirs resolves."""
+    alice = tmp_path / "alice"
+    alice.mkdir()
+    notebook(alice / "a.ipynb", ["%load_ext txgit", "x = 1", "y = 10"])
+    team = tmp_path / "team.git"
+    with jupyter_lab(alice, tmp_path / "home") as lab:
+        page.goto(f"{lab.url}lab/tree/a.ipynb?reset&token={lab.token}")
+        page.locator("li[data-id='txgit-panel']").click()
+        panel = page.locator("#txgit-panel")
+        expect(panel.locator(".txgit-lab-enable")).to_contain_text("Run %load_ext txgit", timeout=WAIT)
+        page.locator(".jp-Notebook .jp-Cell").first.locator(".jp-InputPrompt").click()
+        for _ in range(3):
+            page.keyboard.press("Shift+Enter")
+        expect(panel.locator(".txgit-lab-graph .txgit-row")).to_have_count(2, timeout=WAIT)
+        message, status, merge = (panel.locator(c) for c in (".txgit-lab-message", ".txgit-lab-status",
+                                                             ".txgit-lab-merge"))
+        run_txgit("remote", "add", "origin", str(team), "--trusted", cwd=alice, check=True)
+        run_txgit("push", cwd=alice, check=True)
+        bob = Workspace.clone(str(team), tmp_path / "bob", trusted=True)
+        ns: dict = {}
+        bob.checkout("main", ns)
+        ns["x"] = 200
+        bob.commit(ns, "bob: x = 200")
+        bob.push()
+        run_new_cell(page, "x = 100\nprint('x is', x)")
+        panel.locator(".txgit-lab-pull").click()
+        expect(merge).to_contain_text("unresolved: x", timeout=WAIT)
+
+        page.locator(".jp-Notebook").click()
+        page.keyboard.press("Escape")
+        page.keyboard.press("0")
+        page.keyboard.press("0")
+        page.locator(".jp-Dialog .jp-mod-accept").click()  # Restart Kernel?
+        expect(panel.locator(".txgit-lab-enable")).to_contain_text("Run %load_ext txgit", timeout=30_000)
+        expect(merge).to_be_hidden()
+        expect(message).to_have_text("")
+        run_new_cell(page, "%load_ext txgit")
+        expect(status).to_contain_text("not loaded: x, y", timeout=WAIT)
+        expect(status).not_to_contain_text("no commits yet")
+        expect(status).not_to_contain_text("cells ran")
+        expect(merge).to_contain_text("unresolved: x", timeout=WAIT)
+        merge.locator(".txgit-lab-theirs").click()
+        expect(message).to_contain_text("resolved: x (theirs)", timeout=WAIT)
+        expect(status).to_contain_text("not loaded: y", timeout=WAIT)
+        assert "x is 200" in run_new_cell(page, "print('x is', x)")
+
+
+def test_the_second_kernel_of_a_folder_sees_head_on_its_own_branch(tmp_path, page):
+    """Two notebooks in one folder: the second kernel commits to a branch of its own (b) while the
+    folder's HEAD stays on main. Its panel said "on b" above a graph that marked "HEAD -> main"."""
+    root = tmp_path / "project"
+    root.mkdir()
+    notebook(root / "a.ipynb", ["%load_ext txgit", "x = 1"])
+    notebook(root / "b.ipynb", ["%load_ext txgit", "z = 7"])
+    with jupyter_lab(root, tmp_path / "home") as lab:
+        panel = page.locator("#txgit-panel")
+        heads = panel.locator(".txgit-lab-graph .txgit-ref.head")
+        for name in ("a", "b"):
+            page.goto(f"{lab.url}lab/tree/{name}.ipynb?{'reset&' if name == 'a' else ''}token={lab.token}")
+            if name == "b":
+                tabs = page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab")
+                expect(tabs.filter(has_text="b.ipynb")).to_have_class(re.compile("lm-mod-current"), timeout=WAIT)
+            if not panel.is_visible():
+                page.locator("li[data-id='txgit-panel']").click()
+            expect(panel.locator(".txgit-lab-enable")).to_contain_text("Run %load_ext txgit", timeout=WAIT)
+            nb = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook")
+            nb.locator(".jp-Cell").first.locator(".jp-InputPrompt").click()
+            page.keyboard.press("Shift+Enter")
+            page.keyboard.press("Shift+Enter")
+            expect(panel.locator(".txgit-lab-status")).to_contain_text(f"on {'main' if name == 'a' else 'b'} at",
+                                                                      timeout=WAIT)
+        expect(panel.locator(".txgit-lab-graph .txgit-row").first).to_contain_text("z = 7", timeout=WAIT)
+        expect(heads).to_have_text(["HEAD -> b"], timeout=WAIT)
+        page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text="a.ipynb").click()
+        expect(panel.locator(".txgit-lab-status")).to_contain_text("on main at", timeout=WAIT)
+        expect(heads).to_have_text(["HEAD -> main"], timeout=WAIT)

@@ -404,6 +404,20 @@ def test_a_pull_of_a_branch_deleted_on_the_remote_says_so_and_what_to_do(tmp_pat
         in refused.stderr, refused.stderr
 
 
+def test_a_push_that_makes_again_a_branch_deleted_on_the_remote_says_so(tmp_path, run_txgit):
+    """Alice deleted exp on the remote; Bob, who had not fetched since, pushed exp (the panel's Push does
+    the same) and was told "new exp -> origin/exp", as for a first publish: her deletion was undone
+    without a word. The push still goes through (as git's does), and says what it undid."""
+    _, remote, bob = _alice_exp_and_bob(tmp_path, run_txgit)
+    run_txgit("checkout", "exp", cwd=bob, check=True)
+    subprocess.run(["git", "--git-dir", str(remote), "branch", "-D", "exp"], check=True, capture_output=True)
+    out = run_txgit("push", cwd=bob, check=True).stdout
+    assert ("exp -> origin/exp (it was deleted on origin since your last fetch: this push made it again; "
+            "`txgit push origin --delete exp` deletes it)") in out, out
+    again = run_txgit("push", cwd=bob, check=True).stdout  # now known there: nothing more to say
+    assert "deleted" not in again, again
+
+
 def test_push_delete_removes_a_branch_from_the_remote(tmp_path, run_txgit):
     """`txgit push origin --delete exp` (git's way to take a branch off a remote) was an unknown option:
     the only way was raw git on the remote."""

@@ -6,11 +6,19 @@ its traceback; a TxgitError is the user's situation and never does.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class TxgitError(Exception):
     """Base class: a clear, one-line, user-facing error."""
 
     exit_code = 1
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # every kind registers itself wherever it is defined (txgit.trust, txgit.state.safe, ...): a
+        # kernel's answer names its error's kind, and the terminal raises that kind again (kind_named)
+        super().__init_subclass__(**kwargs)
+        _KINDS.setdefault(cls.__name__, cls)
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -18,6 +26,14 @@ class TxgitError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+
+_KINDS: dict[str, type[TxgitError]] = {}
+
+
+def kind_named(name: str) -> type[TxgitError]:
+    """The TxgitError subclass called ``name`` (of any module imported so far), else TxgitError itself."""
+    return _KINDS.get(name, TxgitError)
 
 
 class NotAWorkspace(TxgitError):

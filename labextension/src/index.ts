@@ -33,6 +33,7 @@ interface IStatus {
   head?: string | null;
   auto?: boolean;
   clean?: boolean;
+  unloaded?: string[];
   reuse?: boolean;
   merging?: { label: string; unresolved: string[]; note: string } | null;
   warning?: string;
@@ -45,6 +46,7 @@ interface IAnswer {
   output?: string;
   error?: string;
   needs_force?: boolean;
+  needs_trust?: boolean;
 }
 
 /** GET <base_url>txgit/<what>: a JSON answer, or an Error carrying the server's one line. */
@@ -134,6 +136,7 @@ export class TxgitPanel extends Widget {
   private acting = false; // an action runs: its own refresh follows, no poll meanwhile
   private polling = false; // one poll at a time: its refresh waits behind a long cell in the kernel
   private pollTimer: number;
+  private restarted = false; // the notebook's kernel restarts: redraw when it is idle again
 
   constructor() {
     super();
@@ -216,7 +219,7 @@ export class TxgitPanel extends Widget {
     });
     this.bar.appendChild(button('Refresh', 'txgit-lab-refresh', () => void this.refresh()));
     this.bar.appendChild(button('Commit…', 'txgit-lab-commit', () => void this.commitWithMessage()));
-    this.bar.appendChild(button('Pull', 'txgit-lab-pull', () => void this.action(['pull'])));
+    this.bar.appendChild(button('Pull', 'txgit-lab-pull', () => void this.trusting(['pull'])));
     this.bar.appendChild(button('Push', 'txgit-lab-push', () => void this.action(['push'])));
     this.bar.appendChild(auto);
     this.bar.appendChild(reuse);
@@ -239,11 +242,25 @@ export class TxgitPanel extends Widget {
     if (panel === this.notebook) {
       return;
     }
+    this.notebook?.sessionContext.statusChanged.disconnect(this.kernelStatus, this);
+    panel?.sessionContext.statusChanged.connect(this.kernelStatus, this);
     this.notebook = panel;
     this.selected = null;
     this.compareBase = null;
     this.detail.innerHTML = '';
     void this.refresh();
+  }
+
+  /** A restarted kernel holds nothing and has not loaded txgit: the old kernel's picture (its merge bar,
+   *  whose buttons then answered "not loaded", and its message) is redrawn once the new one is up. */
+  private kernelStatus(_: unknown, status: string): void {
+    if (status === 'restarting' || status === 'autorestarting' || status === 'dead') {
+      this.restarted = true;
+    } else if (this.restarted && status === 'idle') {
+      this.restarted = false;
+      this.say('');
+      void this.refresh();
+    }
   }
 
   /** After a cell ran: the auto-commit lands shortly; several cells in a row refresh once. */
@@ -309,7 +326,13 @@ export class TxgitPanel extends Widget {
       this.reuseBox.checked = !!status.reuse;
       const where = status.branch ? `on ${status.branch}` : 'detached HEAD';
       const head = status.head ? ` at ${status.head.slice(0, 8)}` : ', no commits yet';
-      this.statusLine.textContent = `${where}${head}${status.clean ? '' : ' · cells ran since the last commit'}`;
+      // a fresh (restarted) kernel holds none of its branch's values: said, or "nothing changed" misleads
+      const unloaded = status.unloaded || [];
+      const notLoaded = unloaded.length
+        ? ` · not loaded: ${unloaded.slice(0, 8).join(', ')}${unloaded.length > 8 ? ` and ${unloaded.length - 8} more` : ''}` +
+          ` (%txgit checkout ${status.branch || 'REV'} loads them)`
+        : '';
+      this.statusLine.textContent = `${where}${head}${status.clean ? '' : ' · cells ran since the last commit'}${notLoaded}`;
       this.statusLine.dataset.head = status.head || '';
       this.showMerge(status.merging || null);
       await this.loadPage(0, generation);
@@ -346,7 +369,9 @@ export class TxgitPanel extends Widget {
     this.loading = true;
     try {
       const t0 = performance.now();
-      const page = await ask('history', { root, start, count: PAGE });
+      // HEAD is where this notebook's kernel is (a second kernel's branch is not the folder's HEAD)
+      const here = { branch: this.status.branch || '', head: this.status.head || '' };
+      const page = await ask('history', { root, start, count: PAGE, ...here });
       if (generation !== this.generation) {
         return;
       }
@@ -484,8 +509,29 @@ export class TxgitPanel extends Widget {
     }
   }
 
+  /** `%txgit ARGS`; a state from a remote not marked trusted is refused (loading it runs its code): ask,
+   *  then repeat with --trust, this once (`%txgit remote trust NAME` trusts it for good). Said yes, --trust
+   *  is added to ``args``: a repeat with --force carries it and does not ask again. */
+  private async trusting(args: string[]): Promise<IAnswer | null> {
+    const r = await this.action(args);
+    if (!(r && !r.ok && r.needs_trust)) {
+      return r;
+    }
+    const answer = await showDialog({
+      title: 'Trust this remote once?',
+      body: `${r.error}\n\nLoading a state runs its code: only from people you trust. Load it this once (%txgit ${args.join(' ')} --trust)?`,
+      buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: 'Trust once' })]
+    });
+    if (!answer.button.accept) {
+      return r;
+    }
+    args.push('--trust');
+    return this.action(args);
+  }
+
   async checkout(id: string): Promise<void> {
-    const r = await this.action(['checkout', id]);
+    const args = ['checkout', id];
+    const r = await this.trusting(args);
     if (r && !r.ok && r.needs_force) {
       // the magic refused: the namespace has changes no commit holds. Ask, as the CLI's --force does.
       const answer = await showDialog({
@@ -494,7 +540,7 @@ export class TxgitPanel extends Widget {
         buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: 'Discard and check out' })]
       });
       if (answer.button.accept) {
-        await this.action(['checkout', id, '--force']);
+        await this.trusting([...args, '--force']);
       }
     }
     if (this.selected) {
@@ -505,7 +551,8 @@ export class TxgitPanel extends Widget {
   /** Resolve every conflict left with one side; a value set during the merge and not committed is
    *  replaced only once the user says so (the magic refuses, as a checkout's). */
   async takeSide(side: '--ours' | '--theirs'): Promise<void> {
-    const r = await this.action(['merge', side]);
+    const args: string[] = ['merge', side];
+    const r = await this.trusting(args);
     if (r && !r.ok && r.needs_force) {
       const answer = await showDialog({
         title: 'Discard uncommitted changes?',
@@ -513,7 +560,7 @@ export class TxgitPanel extends Widget {
         buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: 'Discard and resolve' })]
       });
       if (answer.button.accept) {
-        await this.action(['merge', side, '--force']);
+        await this.trusting([...args, '--force']);
       }
     }
   }

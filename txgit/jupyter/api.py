@@ -34,12 +34,17 @@ def open_workspace(root: str) -> Workspace:
     return Workspace.open(root)
 
 
-def history(root: str, start: int = 0, count: int = PAGE_SIZE) -> dict[str, Any]:
-    """One page of the commit graph (every branch, remote-tracking branch and tag), newest first."""
+def history(root: str, start: int = 0, count: int = PAGE_SIZE, *, branch: str | None = None,
+            head: str | None = None) -> dict[str, Any]:
+    """One page of the commit graph (every branch, remote-tracking branch and tag), newest first.
+
+    ``head`` (and ``branch``, None when detached): where the notebook's kernel is, marked HEAD; the
+    second kernel of a folder is on a branch of its own while HEAD stays on the first one's."""
     if start < 0 or not 0 < count <= MAX_PAGE:
         raise TxgitError(f"bad page: start {start}, count {count} (1 to {MAX_PAGE})")
     ws = open_workspace(root)
-    page = LogPage(ws, start, count, href=panel_href, graph=_graph_of(ws))
+    here = (branch or None, head) if head else None
+    page = LogPage(ws, start, count, href=panel_href, graph=_graph_of(ws), here=here)
     head = ws.head()
     return {"html": page.html(), "start": page.start, "stop": page.stop, "total": page.total,
             "branch": ws.branch, "head": head.id if head is not None else None,

@@ -58,7 +58,8 @@ class _TxgitHandler(APIHandler):
 class HistoryHandler(_TxgitHandler):
     def answer(self) -> Callable[[], dict[str, Any]]:
         root, start, count = self.arg("root"), self.int_arg("start", 0), self.int_arg("count", api.PAGE_SIZE)
-        return lambda: api.history(root, start, count)
+        branch, head = self.arg("branch", ""), self.arg("head", "")  # the kernel's (empty: HEAD's)
+        return lambda: api.history(root, start, count, branch=branch or None, head=head or None)
 
 
 class CommitHandler(_TxgitHandler):

@@ -8,7 +8,8 @@ and reads back one stdout line: :data:`MARK` followed by a JSON object. Nothing 
 namespace. Actions are the magic's own code (its verbs ``checkout``, ``branch``, ``commit``, ``pull``,
 ``push``, ``merge``, ``auto``, ``reuse``), so a checkout that would drop uncommitted changes is refused exactly as
 the magic refuses it; the answer then says ``"needs_force": true`` and the panel asks before it
-repeats the checkout with ``--force``.
+repeats the checkout with ``--force``. A pull (or checkout) of a state from a remote not marked trusted
+answers ``"needs_trust": true``: the panel asks, and repeats it with ``--trust`` (this once).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 from txgit.errors import DirtyNamespace, TxgitError
 from txgit.sessions import ipython as kernel_side
 from txgit.sessions.session import conflict_note
+from txgit.trust import UntrustedState
 
 MARK = "@@txgit-lab@@ "
 
@@ -46,8 +48,16 @@ def status() -> dict[str, Any]:
     merging = None if waiting is None else {
         "label": waiting[0].label, "unresolved": [c.label for c in waiting[1]],
         "note": conflict_note(waiting[1], s.branch or "HEAD") if waiting[1] else ""}
-    return {"loaded": True, "root": str(ext.workspace.root), "branch": s.branch, "head": s.base,
-            "auto": bool(s.auto), "clean": bool(s.clean), "reuse": reuse_ipython.active() is not None,
+    if s.base is not None:
+        head, clean = s.base, bool(s.clean)
+        unloaded = sorted(n for n in s.unloaded if n not in s.namespace)
+    else:
+        # a fresh kernel (a restart too) has no commit of its own yet: it stands on its branch's commit
+        # and holds none of its values ("no commits yet, cells ran" was said beside a graph of commits)
+        st = s.status()
+        head, clean, unloaded = st.head, not st.changed_names(), st.unloaded
+    return {"loaded": True, "root": str(ext.workspace.root), "branch": s.branch, "head": head,
+            "auto": bool(s.auto), "clean": clean, "unloaded": unloaded, "reuse": reuse_ipython.active() is not None,
             "merging": merging, "warning": said.getvalue().strip()}
 
 
@@ -71,7 +81,8 @@ def run_magic(args: list[str]) -> dict[str, Any]:
             # would lose its rollback instead)
             magics._dispatch(args)
     except TxgitError as e:
-        return {"ok": False, "error": str(e), "output": out.getvalue(), "needs_force": isinstance(e, DirtyNamespace)}
+        return {"ok": False, "error": str(e), "output": out.getvalue(), "needs_force": isinstance(e, DirtyNamespace),
+                "needs_trust": isinstance(e, UntrustedState)}
     return {"ok": True, "output": out.getvalue()}
 
 

@@ -24,7 +24,7 @@ from typing import Any
 
 # the records' reading is the workspace's too (a branch a live kernel commits to is held): txgit.attached
 from txgit.attached import KernelInfo, kernels_dir, live_kernels
-from txgit.errors import Interrupted, TxgitError
+from txgit.errors import Interrupted, TxgitError, kind_named
 from txgit.history import validate_ref_name
 from txgit.workspace import Workspace
 
@@ -251,11 +251,7 @@ def _left_to_kernel(kernel: KernelInfo, op: str, *, asked: bool) -> str:
 
 def _answer(answer: dict[str, Any]) -> dict[str, Any]:
     if not answer.get("ok"):
-        import txgit.errors
-
-        cls = getattr(txgit.errors, str(answer.get("kind")), TxgitError)  # the same kind of error as in the kernel
-        if not (isinstance(cls, type) and issubclass(cls, TxgitError)):
-            cls = TxgitError
+        cls = kind_named(str(answer.get("kind")))  # the same kind of error as in the kernel
         # the kernel words its advice for its notebook (`%txgit merge --abort`); this is a terminal
         raise cls(str(answer.get("error", "the kernel refused the request")).replace("`%txgit ", "`txgit "))
     return answer

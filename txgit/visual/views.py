@@ -170,11 +170,14 @@ def _commit_changes(ws: Workspace, info: CommitInfo) -> StateDiff:
 class _RefsOf:
     """Branches, remote-tracking branches, tags and HEAD, read once, to decorate commits like git does."""
 
-    def __init__(self, ws: Workspace) -> None:
+    def __init__(self, ws: Workspace, here: tuple[str | None, str] | None = None) -> None:
+        # ``here``: (branch or None when detached, commit) of a kernel not on HEAD's branch, marked HEAD instead
         self.branches, self.tags, self.head_branch = ws.branches(), ws.tags(), ws.branch
         self.remote_branches = ws.remote_branches()
         head = ws.head()
         self.head_id = head.id if head is not None else None
+        if here is not None:
+            self.head_branch, self.head_id = here
 
     def __call__(self, info: CommitInfo) -> list[str]:
         return decorations(info, self.branches, self.tags, self.head_branch, self.head_id, self.remote_branches)
@@ -251,13 +254,15 @@ class LogPage:
     """
 
     def __init__(self, ws: Workspace, start: int = 0, count: int = 200, *, href: Href | None = None,
-                 graph: tuple[list[CommitInfo], Layout] | None = None) -> None:
-        # ``graph``: the log and its layout, when the caller kept them from an earlier page of the same refs
+                 graph: tuple[list[CommitInfo], Layout] | None = None,
+                 here: tuple[str | None, str] | None = None) -> None:
+        # ``graph``: the log and its layout, when the caller kept them from an earlier page of the same refs;
+        # ``here``: where a kernel is (branch, commit), marked HEAD (default: the workspace's HEAD)
         commits, self.layout = graph if graph is not None else LogPage.graph(ws)
         self.total = len(commits)
         self.start = max(0, min(start, self.total))
         self.commits: list[CommitInfo] = commits[self.start:self.start + max(count, 0)]
-        refs = _RefsOf(ws)
+        refs = _RefsOf(ws, here)
         self.refs = {c.id: refs(c) for c in self.commits}
         self._remote = refs.remote
         self.changes = {c.id: _commit_changes(ws, c) for c in self.commits}
