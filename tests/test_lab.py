@@ -325,18 +325,7 @@ def test_a_pull_that_conflicts_says_what_is_left_and_the_panel_resolves_it(kerne
     stays in her kernel, the answer says which variable waits and what to type (it said "`txgit pull`
     exited with status 1"), the status carries the merge for the panel's buttons, and the panel's
     `merge --theirs` (refused as a verb it "cannot run") resolves it; then her push goes through."""
-    kernel.ok("%load_ext txgit")
-    kernel.ok("x = 1")
-    team = tmp_path_factory.mktemp("remote") / "team.git"
-    assert kernel.run(f"%txgit remote add origin {team} --trusted").status == "ok"
-    assert panel_call(kernel, {"op": "magic", "args": ["push"]})["ok"]
-    bob = Workspace.clone(str(team), tmp_path_factory.mktemp("bob") / "bob")
-    ns: dict = {}
-    bob.checkout("main", ns)
-    ns["x"] = 200
-    bob.commit(ns, "bob: x = 200")
-    bob.push()
-    kernel.ok("x = 100")
+    _bob_pushed_x_and_alice_set_it(kernel, tmp_path_factory)
 
     r = panel_call(kernel, {"op": "magic", "args": ["pull"]})
     assert not r["ok"] and "CONFLICT" in r["output"], r
@@ -372,18 +361,7 @@ def test_taking_a_side_never_drops_a_value_set_during_the_merge_and_not_committe
     theirs: her 150 was replaced by Bob's 200 without a word, in no commit. Now refused, with
     needs_force (the panel asks before it runs `merge --theirs --force`); her other uncommitted
     variable is never touched."""
-    kernel.ok("%load_ext txgit")
-    kernel.ok("x = 1")
-    team = tmp_path_factory.mktemp("remote") / "team.git"
-    assert kernel.run(f"%txgit remote add origin {team} --trusted").status == "ok"
-    assert panel_call(kernel, {"op": "magic", "args": ["push"]})["ok"]
-    bob = Workspace.clone(str(team), tmp_path_factory.mktemp("bob") / "bob")
-    ns: dict = {}
-    bob.checkout("main", ns)
-    ns["x"] = 200
-    bob.commit(ns, "bob: x = 200")
-    bob.push()
-    kernel.ok("x = 100")
+    _bob_pushed_x_and_alice_set_it(kernel, tmp_path_factory)
     assert not panel_call(kernel, {"op": "magic", "args": ["pull"]})["ok"]
     assert panel_call(kernel, {"op": "magic", "args": ["auto", "off"]})["ok"]
     kernel.ok("x = 150\nq = 7")
@@ -482,11 +460,12 @@ def test_a_kernel_restarted_mid_merge_shows_where_it_stands_and_resolves(tmp_pat
         fresh.shutdown()
 
 
-def _pull_that_stops_on_x(kernel: Kernel, tmp_path_factory) -> None:
-    """x = 1, y = 10 pushed; Bob pushes x = 200 and Alice sets x = 100: her panel's Pull stops on x."""
+def _bob_pushed_x_and_alice_set_it(kernel: Kernel, tmp_path_factory, *cells: str) -> None:
+    """x = 1 (then ``cells``) pushed from the panel; Bob pushes x = 200 and Alice sets x = 100."""
     kernel.ok("%load_ext txgit")
     kernel.ok("x = 1")
-    kernel.ok("y = 10")
+    for cell in cells:
+        kernel.ok(cell)
     team = tmp_path_factory.mktemp("remote") / "team.git"
     assert kernel.run(f"%txgit remote add origin {team} --trusted").status == "ok"
     assert panel_call(kernel, {"op": "magic", "args": ["push"]})["ok"]
@@ -497,4 +476,9 @@ def _pull_that_stops_on_x(kernel: Kernel, tmp_path_factory) -> None:
     bob.commit(ns, "bob: x = 200")
     bob.push()
     kernel.ok("x = 100")
+
+
+def _pull_that_stops_on_x(kernel: Kernel, tmp_path_factory) -> None:
+    """x = 1, y = 10 pushed; Bob pushes x = 200 and Alice sets x = 100: her panel's Pull stops on x."""
+    _bob_pushed_x_and_alice_set_it(kernel, tmp_path_factory, "y = 10")
     assert not panel_call(kernel, {"op": "magic", "args": ["pull"]})["ok"]

@@ -146,6 +146,21 @@ def test_panel_history_checkout_branch_search_and_diff(tmp_path, page, images):
         assert "int 1 → int 2" in diff.locator(".txgit-var[data-var='x']").inner_text()
 
 
+def _open_and_run_cells(page, lab, name: str, cells: int):
+    """Open notebook ``name`` (its first cell %load_ext txgit) with the txgit panel, run its first
+    ``cells`` cells once the panel has reached the kernel, and wait for their commits; the panel."""
+    page.goto(f"{lab.url}lab/tree/{name}?reset&token={lab.token}")
+    page.locator("li[data-id='txgit-panel']").click()
+    panel = page.locator("#txgit-panel")
+    # keys sent while the notebook still loads were lost on a busy machine
+    expect(panel.locator(".txgit-lab-enable")).to_contain_text("Run %load_ext txgit", timeout=WAIT)
+    page.locator(".jp-Notebook .jp-Cell").first.locator(".jp-InputPrompt").click()
+    for _ in range(cells):
+        page.keyboard.press("Shift+Enter")
+    expect(panel.locator(".txgit-lab-graph .txgit-row")).to_have_count(cells - 1, timeout=WAIT)
+    return panel
+
+
 def _widen(page, panel, width: int) -> None:
     """Drag the handle at the right sidebar's left edge, as a person makes the panel wider."""
     expect(panel).to_be_visible(timeout=WAIT)
@@ -226,15 +241,7 @@ def test_alice_pulls_a_conflict_resolves_it_and_pushes_from_the_panel_beside_a_t
     page.on("websocket", lambda ws: ws.on("framesent", frame_sent))
     with git_daemon(tmp_path / "served") as daemon, jupyter_lab(alice, tmp_path / "home") as lab:
         url = f"{daemon}/team.git"
-        page.goto(f"{lab.url}lab/tree/a.ipynb?reset&token={lab.token}")
-        page.locator("li[data-id='txgit-panel']").click()
-        panel = page.locator("#txgit-panel")
-        expect(panel.locator(".txgit-lab-enable")).to_contain_text("Run %load_ext txgit", timeout=WAIT)
-        page.locator(".jp-Notebook .jp-Cell").first.locator(".jp-InputPrompt").click()
-        page.keyboard.press("Shift+Enter")
-        page.keyboard.press("Shift+Enter")
-        rows = panel.locator(".txgit-lab-graph .txgit-row")
-        expect(rows).to_have_count(1, timeout=WAIT)
+        panel = _open_and_run_cells(page, lab, "a.ipynb", 2)
         message, status = panel.locator(".txgit-lab-message"), panel.locator(".txgit-lab-status")
 
         # her terminal publishes: the remote's branch appears in the panel by itself
@@ -307,14 +314,7 @@ def test_a_pull_from_a_remote_not_trusted_asks_to_trust_it_once(tmp_path, page, 
         url = f"{daemon}/team.git"
         run_txgit("init", cwd=alice, check=True)
         run_txgit("remote", "add", "origin", url, "--storage", str(tmp_path / "blobs"), cwd=alice, check=True)
-        page.goto(f"{lab.url}lab/tree/a.ipynb?reset&token={lab.token}")
-        page.locator("li[data-id='txgit-panel']").click()
-        panel = page.locator("#txgit-panel")
-        expect(panel.locator(".txgit-lab-enable")).to_contain_text("Run %load_ext txgit", timeout=WAIT)
-        page.locator(".jp-Notebook .jp-Cell").first.locator(".jp-InputPrompt").click()
-        page.keyboard.press("Shift+Enter")
-        page.keyboard.press("Shift+Enter")
-        expect(panel.locator(".txgit-lab-graph .txgit-row")).to_have_count(1, timeout=WAIT)
+        panel = _open_and_run_cells(page, lab, "a.ipynb", 2)
         message = panel.locator(".txgit-lab-message")
         panel.locator(".txgit-lab-push").click()
         expect(message).to_contain_text("main -> origin/main", timeout=WAIT)
@@ -350,14 +350,7 @@ def test_a_kernel_restarted_mid_merge_redraws_the_panel_and_says_what_is_not_loa
     notebook(alice / "a.ipynb", ["%load_ext txgit", "x = 1", "y = 10"])
     team = tmp_path / "team.git"
     with jupyter_lab(alice, tmp_path / "home") as lab:
-        page.goto(f"{lab.url}lab/tree/a.ipynb?reset&token={lab.token}")
-        page.locator("li[data-id='txgit-panel']").click()
-        panel = page.locator("#txgit-panel")
-        expect(panel.locator(".txgit-lab-enable")).to_contain_text("Run %load_ext txgit", timeout=WAIT)
-        page.locator(".jp-Notebook .jp-Cell").first.locator(".jp-InputPrompt").click()
-        for _ in range(3):
-            page.keyboard.press("Shift+Enter")
-        expect(panel.locator(".txgit-lab-graph .txgit-row")).to_have_count(2, timeout=WAIT)
+        panel = _open_and_run_cells(page, lab, "a.ipynb", 3)
         message, status, merge = (panel.locator(c) for c in (".txgit-lab-message", ".txgit-lab-status",
                                                              ".txgit-lab-merge"))
         run_txgit("remote", "add", "origin", str(team), "--trusted", cwd=alice, check=True)
