@@ -1034,7 +1034,10 @@ def test_head_in_the_magics_of_the_second_kernel_of_a_folder_is_where_that_kerne
 
         log = text("%txgit log --oneline")
         assert log.splitlines()[0].split()[1] == mine.id[:8] and "a = 5" not in log, log
+        # and HEAD is marked there, not at the first kernel's main (it said "(own)" and "(HEAD -> main)")
+        assert f"(HEAD -> {own})" in log.splitlines()[0] and "HEAD -> main" not in log, log
         assert "b = 2" in text("%txgit show HEAD") and "a = 5" not in text("%txgit show")
+        assert f"HEAD -> {own}" in text("%txgit show")
         diff = text("%txgit diff HEAD")
         assert "0 added, 0 removed, 0 changed" in diff, diff  # its namespace is its own commit
         assert "~ a" in text("%txgit diff HEAD main")

@@ -286,6 +286,8 @@ class TxgitMagics(Magics):
         from txgit.visual import CommitView, DiffView, LogView
 
         ws = s.workspace
+        # HEAD is where this kernel is: the second kernel of a folder is on a branch of its own
+        here = None if s.holds_head() or s.base is None else (s.branch, s.base)
         if verb == "log":
             n = _opt(args, "-n", "--max-count")
             all_refs = _flag(args, "--all")
@@ -294,11 +296,10 @@ class TxgitMagics(Magics):
                 raise TxgitError("usage: %txgit log [REV] [--all] [-n N]")
             if ws.head() is None and not args:
                 raise TxgitError(f"no commits yet on branch {ws.branch or '?'}")
-            # HEAD is where this kernel is (the second kernel of a folder is not on HEAD's branch)
-            start = s.rev_here(args[0]) if args else (None if s.holds_head() or s.base is None else s.rev_here("HEAD"))
-            view: Any = LogView(ws, start, all_refs=all_refs, max_count=int(n) if n is not None else None)
+            start = s.rev_here(args[0]) if args else (None if here is None else s.rev_here("HEAD"))
+            view: Any = LogView(ws, start, all_refs=all_refs, max_count=int(n) if n is not None else None, here=here)
         elif verb == "show":
-            view = CommitView(ws, s.rev_here(args[0] if args else "HEAD"))
+            view = CommitView(ws, s.rev_here(args[0] if args else "HEAD"), here=here)
         else:
             if len(args) == 1 and ".." in args[0]:
                 a, _, b = args[0].partition("..")

@@ -201,14 +201,16 @@ class LogView:
 
     ``rev``: commits reachable from it (default: every branch, remote-tracking branch and tag, like ``log --all``).
     ``href``: commit id -> URL for links (the web view); None: click to check out (notebook).
+    ``here``: (branch or None, commit) marked HEAD instead of the workspace's (a kernel on a branch of its own).
     """
 
     def __init__(self, ws: Workspace, rev: str | None = None, *, all_refs: bool | None = None,
-                 max_count: int | None = None, href: Href | None = None) -> None:
+                 max_count: int | None = None, href: Href | None = None,
+                 here: tuple[str | None, str] | None = None) -> None:
         self.workspace = ws
         all_refs = rev is None if all_refs is None else all_refs
         self.commits: list[CommitInfo] = ws.log(rev, all_refs=all_refs, max_count=max_count)
-        refs = _RefsOf(ws)
+        refs = _RefsOf(ws, here)
         self.refs = {c.id: refs(c) for c in self.commits}
         self._remote = refs.remote
         self.changes = {c.id: _commit_changes(ws, c) for c in self.commits}
@@ -346,10 +348,12 @@ class VariableHistoryView:
 class CommitView:
     """One commit: header, its variables (summary, type, size), what was not saved, the code it ran."""
 
-    def __init__(self, ws: Workspace, rev: str = "HEAD", *, href: Href | None = None) -> None:
+    def __init__(self, ws: Workspace, rev: str = "HEAD", *, href: Href | None = None,
+                 here: tuple[str | None, str] | None = None) -> None:
+        # ``here``: as for LogView
         self.workspace = ws
         self.info = ws.resolve(rev)
-        refs = _RefsOf(ws)
+        refs = _RefsOf(ws, here)
         self.refs = refs(self.info)
         self._remote = refs.remote
         self.state = ws.state(self.info.id)
