@@ -24,7 +24,7 @@ from txgit.environment import EnvironmentDrift
 from txgit.errors import EmptyHistory, TxgitError, WorkspaceExists
 from txgit.history import CommitInfo
 from txgit.state import UNPICKLABLE
-from txgit.visual.text import unmerged_line
+from txgit.visual.text import Refs, unmerged_line
 from txgit.workspace import StateDiff, Workspace
 
 
@@ -53,35 +53,20 @@ def _usage(message: str) -> UsageMistake:
     return UsageMistake(message)
 
 
-class _Refs:
-    """Branches, remote-tracking branches, tags and HEAD, read once per command, to decorate commits
-    like git does."""
-
-    def __init__(self, ws: Workspace) -> None:
-        self.branches = ws.branches()
-        self.remote_branches = ws.remote_branches()
-        self.tags = ws.tags()
-        self.head_branch = ws.branch
-        head = ws.head()
-        self.head_id = head.id if head is not None else None
-
-    def of(self, info: CommitInfo) -> list[str]:
-        return render.decorations(info, self.branches, self.tags, self.head_branch, self.head_id,
-                                  self.remote_branches)
-
-    def text(self, info: CommitInfo) -> Text:
-        refs = self.of(info)
-        if not refs:
-            return Text()
-        out = Text("(", style="yellow")
-        for i, ref in enumerate(refs):
-            if i:
-                out.append(", ", style="yellow")
-            style = ("bold cyan" if ref.startswith("HEAD") else "bold yellow" if ref.startswith("tag: ")
-                     else "bold red" if ref in self.remote_branches and ref not in self.branches else "bold green")
-            out.append(ref, style=style)
-        out.append(")", style="yellow")
-        return out
+def _refs_text(refs: Refs, info: CommitInfo) -> Text:
+    """``info``'s decorations as git colours them: HEAD cyan, tags yellow, remote-tracking red, branches green."""
+    names = refs(info)
+    if not names:
+        return Text()
+    out = Text("(", style="yellow")
+    for i, ref in enumerate(names):
+        if i:
+            out.append(", ", style="yellow")
+        style = ("bold cyan" if ref.startswith("HEAD") else "bold yellow" if ref.startswith("tag: ")
+                 else "bold red" if ref in refs.remote else "bold green")
+        out.append(ref, style=style)
+    out.append(")", style="yellow")
+    return out
 
 
 # -- init / status -------------------------------------------------------------------
@@ -225,9 +210,9 @@ def _changes(ws: Workspace, info: CommitInfo) -> str:
     return render.change_summary(diff)
 
 
-def _entry(info: CommitInfo, refs: _Refs, oneline: bool, changes: str | None) -> list[Text]:
+def _entry(info: CommitInfo, refs: Refs, oneline: bool, changes: str | None) -> list[Text]:
     """The lines of one log entry (without graph)."""
-    decor = refs.text(info)
+    decor = _refs_text(refs, info)
     if oneline:
         line = Text()
         line.append(info.short_id, style="yellow")  # only the id: Text(id, style=...) would colour the whole line
@@ -274,7 +259,7 @@ def log(
     commits = ws.log(rev, all_refs=all_refs, max_count=max_count)
     if not commits and rev is None and ws.head() is None:
         raise EmptyHistory(f"no commits yet on branch {ws.branch or '?'}")
-    refs = _Refs(ws)
+    refs = Refs(ws)
     if not graph:
         for info in commits:
             for line in _entry(info, refs, oneline, None):
@@ -296,7 +281,7 @@ def log(
 
 # -- show ------------------------------------------------------------------------------
 
-def _header(info: CommitInfo, refs: _Refs) -> None:
+def _header(info: CommitInfo, refs: Refs) -> None:
     for line in _entry(info, refs, False, None)[:-1]:
         _out(line)
 
@@ -326,7 +311,7 @@ def show(
         _out(render.truncated_repr(value))
         return
     state = ws.state(info.id)
-    _header(info, _Refs(ws))
+    _header(info, Refs(ws))
     saved = {n: r for n, r in state.variables.items() if r.kind != UNPICKLABLE}
     skipped = {n: r for n, r in state.variables.items() if r.kind == UNPICKLABLE}
     _out()

@@ -1,7 +1,8 @@
 """Text for the terminal: sizes, ref decorations, change summaries, truncated values.
 
 Plain functions over records and CommitInfo: no workspace I/O beyond what the
-caller passes in; the CLI, the notebook views and `txgit serve` share them.
+caller passes in (and :class:`Refs`, which reads a workspace's refs once); the CLI,
+the notebook views and `txgit serve` share them.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 from txgit.history import CommitInfo
 from txgit.state import MODULE, NAMESPACE, VarRecord
-from txgit.workspace import StateDiff
+from txgit.workspace import StateDiff, Workspace
 
 DATE_FORMAT = "%a %b %d %H:%M:%S %Y %z"  # git's default
 
@@ -49,6 +50,28 @@ def decorations(info: CommitInfo, branches: Mapping[str, str], tags: Mapping[str
     out.extend(r for r in sorted(remote_branches) if remote_branches[r] == info.id)
     out.extend(f"tag: {t}" for t in sorted(tags) if tags[t] == info.id)
     return out
+
+
+class Refs:
+    """Branches, remote-tracking branches, tags and HEAD, read once, to decorate commits like git does
+    (:func:`decorations`); calling it with a commit gives that commit's decorations."""
+
+    def __init__(self, ws: Workspace, here: tuple[str | None, str] | None = None) -> None:
+        # ``here``: (branch or None when detached, commit) of a kernel not on HEAD's branch, marked HEAD instead
+        self.branches, self.tags, self.head_branch = ws.branches(), ws.tags(), ws.branch
+        self.remote_branches = ws.remote_branches()
+        head = ws.head()
+        self.head_id = head.id if head is not None else None
+        if here is not None:
+            self.head_branch, self.head_id = here
+
+    def __call__(self, info: CommitInfo) -> list[str]:
+        return decorations(info, self.branches, self.tags, self.head_branch, self.head_id, self.remote_branches)
+
+    @property
+    def remote(self) -> set[str]:
+        """The decorations that name remote-tracking branches (a local branch of that name wins)."""
+        return set(self.remote_branches) - set(self.branches)
 
 
 def record_kind(rec: VarRecord) -> str:

@@ -26,7 +26,7 @@ from txgit.state import UNPICKLABLE
 from txgit.visual.diffs import SemanticDiff, VariableChange, semantic_diff
 from txgit.visual.graph import render_graph
 from txgit.visual.layout import Layout, layout
-from txgit.visual.text import added_diff, change_summary, decorations, format_date, human_size, record_kind
+from txgit.visual.text import Refs, added_diff, change_summary, format_date, human_size, record_kind
 from txgit.workspace import StateDiff, Workspace
 
 ROW = 24  # px per commit row
@@ -167,27 +167,6 @@ def _commit_changes(ws: Workspace, info: CommitInfo) -> StateDiff:
     return added_diff("", info.id, ws.state(info.id).variables)
 
 
-class _RefsOf:
-    """Branches, remote-tracking branches, tags and HEAD, read once, to decorate commits like git does."""
-
-    def __init__(self, ws: Workspace, here: tuple[str | None, str] | None = None) -> None:
-        # ``here``: (branch or None when detached, commit) of a kernel not on HEAD's branch, marked HEAD instead
-        self.branches, self.tags, self.head_branch = ws.branches(), ws.tags(), ws.branch
-        self.remote_branches = ws.remote_branches()
-        head = ws.head()
-        self.head_id = head.id if head is not None else None
-        if here is not None:
-            self.head_branch, self.head_id = here
-
-    def __call__(self, info: CommitInfo) -> list[str]:
-        return decorations(info, self.branches, self.tags, self.head_branch, self.head_id, self.remote_branches)
-
-    @property
-    def remote(self) -> set[str]:
-        """The decorations that name remote-tracking branches (a local branch of that name wins)."""
-        return set(self.remote_branches) - set(self.branches)
-
-
 def _row_html(c: CommitInfo, refs: list[str], remote: Collection[str], changes: StateDiff, href: Href | None) -> str:
     """One commit's line beside the graph: id, refs, message, date, what it changed."""
     return (f'<div class="txgit-row" data-commit="{escape(c.id)}">{_id_link(c.id, href)} '
@@ -210,7 +189,7 @@ class LogView:
         self.workspace = ws
         all_refs = rev is None if all_refs is None else all_refs
         self.commits: list[CommitInfo] = ws.log(rev, all_refs=all_refs, max_count=max_count)
-        refs = _RefsOf(ws, here)
+        refs = Refs(ws, here)
         self.refs = {c.id: refs(c) for c in self.commits}
         self._remote = refs.remote
         self.changes = {c.id: _commit_changes(ws, c) for c in self.commits}
@@ -264,7 +243,7 @@ class LogPage:
         self.total = len(commits)
         self.start = max(0, min(start, self.total))
         self.commits: list[CommitInfo] = commits[self.start:self.start + max(count, 0)]
-        refs = _RefsOf(ws, here)
+        refs = Refs(ws, here)
         self.refs = {c.id: refs(c) for c in self.commits}
         self._remote = refs.remote
         self.changes = {c.id: _commit_changes(ws, c) for c in self.commits}
@@ -353,7 +332,7 @@ class CommitView:
         # ``here``: as for LogView
         self.workspace = ws
         self.info = ws.resolve(rev)
-        refs = _RefsOf(ws, here)
+        refs = Refs(ws, here)
         self.refs = refs(self.info)
         self._remote = refs.remote
         self.state = ws.state(self.info.id)
