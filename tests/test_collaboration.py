@@ -1012,7 +1012,9 @@ def test_push_as_a_magic_of_the_second_kernel_of_a_folder_pushes_its_own_branch(
         refused = second.run("%txgit pull")
         assert refused.status == "error" and f"remote 'origin' has no branch '{third}'" in refused.error
         assert "`pull origin BRANCH` merges one it has; `push -u` publishes" in refused.error
-        second.ok(f"%txgit pull origin {own}")
+        pulled = second.ok(f"%txgit pull origin {own}").stdout
+        # which branch is up to date: not the folder's HEAD (main), whose news the fetch may have shown
+        assert f"Already up to date ({third} has all of origin/{own})." in pulled, pulled
 
 
 def test_head_in_the_magics_of_the_second_kernel_of_a_folder_is_where_that_kernel_is(tmp_path, run_txgit):

@@ -48,7 +48,9 @@ def print_merge(ws: Workspace, answer: dict[str, Any], kernel: KernelInfo | None
     if answer.get("settings"):
         follow += "; set " + ", ".join(describe(s) for s in answer["settings"])
     if status == "up-to-date":
-        _out(f"{tag}Already up to date.")
+        # a kernel on a branch of its own: which branch, as the fetch before may have shown news of HEAD's
+        mine = f" ({where} has all of {answer['label']})" if where not in (ws.branch, "HEAD") else ""
+        _out(f"{tag}Already up to date{mine}.")
     elif status == "fast-forward":
         _out(f"{tag}Fast-forward {where}: {(answer['ours'] or '')[:8] or '(none)'}..{answer['commit'][:8]}{follow}")
     elif status == "merged":
