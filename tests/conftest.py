@@ -31,6 +31,18 @@ def session_namespace(code: str = "") -> dict:
     return ns
 
 
+def clone_change_push(url: str, folder: Path, message: str, changes: dict, **clone_options) -> Workspace:
+    """A collaborator (Bob, with no kernel): ``url`` cloned into ``folder`` (``clone_options`` as for
+    :meth:`Workspace.clone`), main checked out, ``changes`` set, committed as ``message`` and pushed."""
+    bob = Workspace.clone(url, folder, **clone_options)
+    ns: dict = {}
+    bob.checkout("main", ns)
+    ns.update(changes)
+    bob.commit(ns, message)
+    bob.push()
+    return bob
+
+
 def damage_blob(store, name: str, data: bytes | None = b"bit rot") -> None:
     """Bit rot in one stored blob, wherever the store keeps it: a loose file is overwritten with
     ``data``; a packed member (a commit's blobs share one pack) gets ``data`` over its first bytes.

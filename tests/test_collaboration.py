@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from cliutil import assert_one_line_error, run_on_terminal
+from conftest import clone_change_push
 from kernelutil import Kernel, digest, silent_eval
 from servers import S3_ENV, git_daemon, init_bare, make_bucket, moto_s3
 
@@ -95,13 +96,7 @@ def _publish_and_push_from_a_clone(alice: User, tmp_path: Path, message: str, **
     sets ``changes``, commits them and pushes."""
     alice.tx("remote", "add", "origin", str(tmp_path / "team.git"), "--trusted")
     alice.tx("push")
-    bob = Workspace.clone(str(tmp_path / "team.git"), tmp_path / "bob")
-    ns: dict = {}
-    bob.checkout("main", ns)
-    ns.update(changes)
-    bob.commit(ns, message)
-    bob.push()
-    return bob
+    return clone_change_push(str(tmp_path / "team.git"), tmp_path / "bob", message, changes)
 
 
 def _git(repo: Path, *args: str) -> str:
@@ -631,12 +626,7 @@ def test_a_merge_commit_keeps_the_settings_and_generator_positions_both_sides_ha
         alice.cell(_PLOTS + "plt.style.use('ggplot')\nnp.random.seed(7)\nx = 1")
         alice.tx("remote", "add", "origin", str(tmp_path / "team.git"), "--trusted")
         alice.tx("push")
-        bob = Workspace.clone(str(tmp_path / "team.git"), tmp_path / "bob")
-        ns: dict = {}
-        bob.checkout("main", ns)
-        ns["y"] = 2
-        bob.commit(ns, "bob: y")
-        bob.push()
+        clone_change_push(str(tmp_path / "team.git"), tmp_path / "bob", "bob: y", {"y": 2})
         alice.cell("z = 3")
         assert "Merged origin/main into main" in alice.tx("pull").stdout
         alice.tx("push")

@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 import pytest
 
-from conftest import session_namespace
+from conftest import clone_change_push, session_namespace
 from kernelutil import Kernel
 from labutil import jupyter_lab
 from test_visual import Tree, build
@@ -469,12 +469,7 @@ def _bob_pushed_x_and_alice_set_it(kernel: Kernel, tmp_path_factory, *cells: str
     team = tmp_path_factory.mktemp("remote") / "team.git"
     assert kernel.run(f"%txgit remote add origin {team} --trusted").status == "ok"
     assert panel_call(kernel, {"op": "magic", "args": ["push"]})["ok"]
-    bob = Workspace.clone(str(team), tmp_path_factory.mktemp("bob") / "bob")
-    ns: dict = {}
-    bob.checkout("main", ns)
-    ns["x"] = 200
-    bob.commit(ns, "bob: x = 200")
-    bob.push()
+    clone_change_push(str(team), tmp_path_factory.mktemp("bob") / "bob", "bob: x = 200", {"x": 200})
     kernel.ok("x = 100")
 
 

@@ -19,6 +19,7 @@ import nbformat
 import pytest
 
 from browserutil import browser_page, sync_api
+from conftest import clone_change_push
 from labutil import SOURCE, jupyter_lab
 from servers import git_daemon, init_bare
 from txgit import Workspace
@@ -251,12 +252,8 @@ def test_alice_pulls_a_conflict_resolves_it_and_pushes_from_the_panel_beside_a_t
         expect(panel.locator(".txgit-lab-graph .txgit-ref.remote", has_text="origin/main")).to_have_count(
             1, timeout=20_000)
 
-        bob = Workspace.clone(url, tmp_path / "bob", storage=str(tmp_path / "blobs"), trusted=True)
-        ns: dict = {}
-        bob.checkout("main", ns)
-        ns["x"] = 200
-        bob.commit(ns, "bob: x = 200")
-        bob.push()
+        clone_change_push(url, tmp_path / "bob", "bob: x = 200", {"x": 200}, storage=str(tmp_path / "blobs"),
+                          trusted=True)
         assert "x is 100" in run_new_cell(page, "x = 100\nprint('x is', x)")
 
         panel.locator(".txgit-lab-pull").click()
@@ -319,12 +316,8 @@ def test_a_pull_from_a_remote_not_trusted_asks_to_trust_it_once(tmp_path, page, 
         panel.locator(".txgit-lab-push").click()
         expect(message).to_contain_text("main -> origin/main", timeout=WAIT)
 
-        bob = Workspace.clone(url, tmp_path / "bob", storage=str(tmp_path / "blobs"), trusted=True)
-        ns: dict = {}
-        bob.checkout("main", ns)
-        ns["y"] = 200
-        bob.commit(ns, "bob: y = 200")
-        bob.push()
+        clone_change_push(url, tmp_path / "bob", "bob: y = 200", {"y": 200}, storage=str(tmp_path / "blobs"),
+                          trusted=True)
 
         dialog = page.locator(".jp-Dialog")
         panel.locator(".txgit-lab-pull").click()
@@ -355,12 +348,7 @@ def test_a_kernel_restarted_mid_merge_redraws_the_panel_and_says_what_is_not_loa
                                                              ".txgit-lab-merge"))
         run_txgit("remote", "add", "origin", str(team), "--trusted", cwd=alice, check=True)
         run_txgit("push", cwd=alice, check=True)
-        bob = Workspace.clone(str(team), tmp_path / "bob", trusted=True)
-        ns: dict = {}
-        bob.checkout("main", ns)
-        ns["x"] = 200
-        bob.commit(ns, "bob: x = 200")
-        bob.push()
+        clone_change_push(str(team), tmp_path / "bob", "bob: x = 200", {"x": 200}, trusted=True)
         run_new_cell(page, "x = 100\nprint('x is', x)")
         panel.locator(".txgit-lab-pull").click()
         expect(merge).to_contain_text("unresolved: x", timeout=WAIT)
