@@ -416,6 +416,10 @@ def test_a_push_that_makes_again_a_branch_deleted_on_the_remote_says_so(tmp_path
             "`txgit push origin --delete exp` deletes it)") in out, out
     again = run_txgit("push", cwd=bob, check=True).stdout  # now known there: nothing more to say
     assert "deleted" not in again, again
+    # the Python API says it too (PushResult.recreated), not only the command line
+    subprocess.run(["git", "--git-dir", str(remote), "branch", "-D", "exp"], check=True, capture_output=True)
+    pushed = Workspace(bob).push()
+    assert pushed.recreated == ["refs/heads/exp"] and Workspace(bob).push().recreated == [], pushed
 
 
 def test_push_delete_removes_a_branch_from_the_remote(tmp_path, run_txgit):

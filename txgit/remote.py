@@ -651,6 +651,9 @@ class PushResult:
     # branches --force moved off commits of theirs -> how many the branch no longer reaches (None:
     # not known here, the old tip was never fetched)
     forced: dict[str, int | None] = field(default_factory=dict)
+    # branches the last fetch saw on the remote and that it no longer had: someone deleted them there,
+    # and this push made them again
+    recreated: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -1427,6 +1430,7 @@ class Remotes:
               made: list[Path], stage: _PushStage, aside: ThreadPoolExecutor, create: bool) -> PushResult:
         listing: Future | None = None
         left_pending: dict[str, str] = {}  # pending refs on the remote already: pushes killed before the end
+        seen = self._tracking(r.name)  # what the last fetch saw there (before this push updates it)
         if create:
             # A git remote this push creates holds nothing yet, and its storage most likely nothing:
             # its listing (a request) starts now, beside the repository's making and the records' reading.
@@ -1600,6 +1604,9 @@ class Remotes:
         with self.ws.lock():
             for ref, new in to_move.items():
                 result.updated[ref] = (remote_refs.get(ref), new)
+                branch = ref.removeprefix("refs/heads/")
+                if remote_refs.get(ref) is None and branch != ref and f"refs/remotes/{r.name}/{branch}" in seen:
+                    result.recreated.append(ref)
                 if force and ref.startswith("refs/heads/") and remote_refs.get(ref) is not None:
                     dropped = self._dropped(remote_refs[ref], new)
                     if dropped != 0:

@@ -189,7 +189,6 @@ def push(
                 branch = k.branch
         else:
             branch = lone_kernel_branch(ws)
-    tracked = ws.remote_branches()  # what the last fetch saw there: a branch gone since was deleted there
     with progress_bar() as progress, slow_notice():
         r = ws.push(remote, branch, all_branches=all_branches, tags=tags, force=force, progress=progress,
                     set_upstream=set_upstream)
@@ -204,7 +203,7 @@ def push(
             dropped = r.forced[ref]
             note = (f" (forced update: {dropped} commit{'s' if dropped != 1 else ''} no longer on "
                     f"{r.remote}/{_short(ref)})" if dropped is not None else " (forced update)")
-        if old is None and f"{r.remote}/{_short(ref)}" in tracked:  # someone's deletion, undone: said
+        if ref in r.recreated:  # someone's deletion, undone: said
             note = (f" (it was deleted on {r.remote} since your last fetch: this push made it again; "
                     f"`txgit push {r.remote} --delete {_short(ref)}` deletes it)")
         _out(f"  {span:18} {_short(ref)} -> {r.remote}/{_short(ref)}{note}")
