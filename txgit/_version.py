@@ -9,4 +9,7 @@ __version__ = "0.1.0"
 # txgit that knows only the formats before it; a reader refuses commits of a format above its own.
 # 1: one git file per record (vars/<name>, groups/<id>). 2: the records as lines in ~32-variable
 # shards (records/<shard>; see txgit.history), so that a state of many variables is few git objects.
-FORMAT_VERSION = 2
+# 3: as 2, and a group may list a name whose record names another group (the name was bound to a new
+# value and the others kept the group): only the names whose records name a group are restored from
+# it. Written only by states that hold such a group (txgit.history.format_needed); others stay 2.
+FORMAT_VERSION = 3

@@ -67,6 +67,19 @@ DEFAULT_BRANCH = "main"
 MAX_REF_NAME = 200  # bytes; file systems allow 255 per path component
 
 
+def format_needed(variables: Mapping[str, VarRecord], groups: Mapping[str, GroupRecord]) -> int:
+    """The storage format a state's records need: 3 where a group lists a name whose record names
+    something else (a txgit reading up to 2 would restore the group's old value under that name over
+    its own), else 2 (see txgit._version.FORMAT_VERSION)."""
+    for gid, group in groups.items():
+        if len(group.names) > 1:
+            for name in group.names:
+                record = variables.get(name)
+                if record is not None and record.group != gid:
+                    return 3
+    return 2
+
+
 @dataclass
 class CommitInfo:
     """One commit, as log/show report it."""

@@ -1250,7 +1250,7 @@ class Remotes:
         tree = commit.tree
         try:
             meta = json.loads(repo[tree[META].id].data) if META in tree else {}
-            if not isinstance(meta, dict) or meta.get(FORMAT_KEY) != 2:
+            if not isinstance(meta, dict) or meta.get(FORMAT_KEY) not in (2, 3):  # (3: 2's layout)
                 return None
             if RECORDS not in tree:
                 return []

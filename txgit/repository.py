@@ -24,7 +24,7 @@ import functools
 import os
 import platform
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +33,7 @@ from typing import Any, Self
 import pygit2
 
 from txgit import environment
-from txgit._version import FORMAT_VERSION, __version__
+from txgit._version import __version__
 from txgit.errors import (
     DirtyNamespace,
     EmptyHistory,
@@ -44,7 +44,7 @@ from txgit.errors import (
     WorkspaceExists,
 )
 from txgit.gitwriter import GitWriter
-from txgit.history import FORMAT_KEY, CommitInfo, History, State
+from txgit.history import FORMAT_KEY, CommitInfo, History, State, format_needed
 from txgit.packs import PACK_DIR
 from txgit.state import (
     GroupRecord,
@@ -214,9 +214,10 @@ def state_meta(variables: Mapping[str, VarRecord], groups: Mapping[str, GroupRec
                 extra: Mapping[str, Any]) -> dict[str, Any]:
     """``meta.json`` of a state: versions of what made it, what could not be saved, and ``extra``
     (a merge commit's too: :mod:`txgit.merging`)."""
+    needed = format_needed(variables, groups)
     doc: dict[str, Any] = {
         "txgit": __version__,
-        FORMAT_KEY: FORMAT_VERSION,
+        FORMAT_KEY: needed,
         "python": platform.python_version(),
         "platform": _platform(),
         "packages": _package_versions(variables),
@@ -224,7 +225,7 @@ def state_meta(variables: Mapping[str, VarRecord], groups: Mapping[str, GroupRec
         "bytes": {"state": sum(g.nbytes for g in groups.values())},
     }
     doc.update(extra)
-    doc[FORMAT_KEY] = FORMAT_VERSION  # what the records need is not the caller's to say
+    doc[FORMAT_KEY] = needed  # what the records need is not the caller's to say
     return doc
 
 
@@ -235,14 +236,13 @@ def _package_versions(records: Mapping[str, VarRecord]) -> dict[str, str]:
     return environment.package_versions(tops)
 
 
-def _co_members(head: State, deferred: list[list[str]], names: set[str]) -> set[str]:
-    """The names in one group with any of ``names`` in ``head``. ``deferred``: groups of a commit still
-    being written, whose records get their group ids from the writer's thread (read here, they may or may
-    not have one). Every record is read only when one of ``names`` has a group (not for each commit of a
-    session with ~950 names)."""
+def _co_members(records: Mapping[str, VarRecord], deferred: list[list[str]], names: set[str]) -> set[str]:
+    """The names in one group with any of ``names`` in ``records`` (a state's). ``deferred``: groups of a
+    commit still being written, whose records get their group ids from the writer's thread (read here,
+    they may or may not have one). Every record is read only when one of ``names`` has a group (not for
+    each commit of a session with ~950 names)."""
     pending = {n for members in deferred for n in members}
     out = {n for members in deferred if not names.isdisjoint(members) for n in members}
-    records = head.variables
     groups = {r.group for r in (records.get(n) for n in names if n not in pending) if r is not None and r.group}
     if groups:
         out |= {n for n, r in records.items() if r.group in groups and n not in pending}
@@ -451,6 +451,7 @@ class Repository:
         merged: Iterable[str] = (),
         sink: Sink | None = None,
         variables: set[str] | None = None,
+        detached: Collection[str] = (),
     ) -> PreparedCommit:
         """The first half of :meth:`commit`: serialize what changed; nothing is written (but what ``sink`` writes).
 
@@ -465,7 +466,10 @@ class Repository:
         are carried over from, when not the parent's (a merge: the merged records); ``merged``:
         further parents. ``sink``: gets large chunks as soon as they are hashed (a store's
         :class:`~txgit.storage.WriteAhead`; pass it to :meth:`finish_commit` too). ``variables``: the
-        namespace's variable names, if the caller has them (a session's hook).
+        namespace's variable names, if the caller has them (a session's hook). ``detached``: names of
+        ``names`` bound to new values by code that could not reach their old ones (a session's tracking
+        says which): what shared objects with an old value did not change with it, and keeps its record
+        (its group then lists the name, now another group's: storage format 3).
         """
         started = time.perf_counter()
         if base is not None:
@@ -480,7 +484,8 @@ class Repository:
             kept: dict[str, VarRecord] = {}
         else:
             redo = {n for n in names if n in live} | (live - set(head.variables))
-            redo |= _co_members(head, base.deferred_members if base is not None else [], redo) & live
+            redo |= _co_members(head.variables, base.deferred_members if base is not None else [],
+                                redo.difference(detached)) & live
             kept = {n: r for n, r in head.variables.items() if n in live and n not in redo and n not in names}
         # groups still being hashed for the commit this one builds on, carried over whole: the next
         # chained commit must still find their members
@@ -543,8 +548,9 @@ class Repository:
             "seconds": {"serialize": round(prepared.serialize_seconds, 6)},
             "bytes": {"state": sum(g.nbytes for g in groups.values()), "written": written[0]},
         })
+        needed = meta_doc[FORMAT_KEY]
         meta_doc.update(prepared.meta)
-        meta_doc[FORMAT_KEY] = FORMAT_VERSION  # (nor a session's extra meta)
+        meta_doc[FORMAT_KEY] = needed  # (nor a session's extra meta)
         state = State(variables, groups, meta_doc)
         info = self.history.commit_state(state, prepared.message, files=prepared.files, writer=git_writer,
                                          ref=prepared.ref, parent=parent, merged=prepared.merged)
@@ -584,16 +590,16 @@ class Repository:
                                   fingerprints if isinstance(fingerprints, Fingerprints) else None)
 
     def live_records_since(self, namespace: Mapping[str, Any], since: Mapping[str, VarRecord],
-                           names: Iterable[str]) -> dict[str, VarRecord]:
+                           names: Iterable[str], detached: Collection[str] = ()) -> dict[str, VarRecord]:
         """Records of the namespace as a commit on ``since`` (a state's records) would make them when only
         ``names`` may have changed since: those, new names and what shares a group with them are
         serialized again; the others keep ``since``'s records (as a session's next commit carries them
         over). Pickling everything again would call a value changed whose pickle differs each time
-        though the value did not (a matplotlib figure: its callback registries count up)."""
+        though the value did not (a matplotlib figure: its callback registries count up).
+        ``detached``: as for :meth:`prepare_commit`."""
         live = _variable_names(namespace)
         redo = (set(names) & live) | (live - set(since))
-        groups = {since[n].group for n in redo if n in since and since[n].group}
-        redo |= {n for n, r in since.items() if r.group in groups and n in live}
+        redo |= _co_members(since, [], redo.difference(detached)) & live
         out = {n: r for n, r in since.items() if n in live and n not in redo}
         out.update(self.live_records(namespace, redo))
         return out
@@ -690,7 +696,9 @@ class Repository:
         to_load: dict[str, VarRecord] = {}
         for name, rec in want.variables.items():
             have = current.variables.get(name)
-            if rec.kind == VALUE and (have is None or rec.group not in have_groups):
+            # the name's own record, not only its group somewhere in the namespace: a group the others
+            # kept lists a name since bound to another value (storage format 3)
+            if rec.kind == VALUE and (have is None or rec.group not in have_groups or have.group != rec.group):
                 to_load[name] = rec
             elif rec.kind == MODULE and (have is None or not rec.same_content(have)):
                 to_load[name] = rec
@@ -703,6 +711,13 @@ class Repository:
                     result.not_restored[name] = f"{rec.type} could not be saved ({rec.reason})"
             else:  # a value, or an import, the namespace holds as the state has it
                 result.kept.append(name)
+        # a group is loaded whole: the values the namespace holds of it would share nothing with its
+        # newly loaded ones (``cb.ax.figure is fig`` after loading ``fig``'s group)
+        loading = {r.group for r in to_load.values() if r.kind == VALUE}
+        more = {n: r for n, r in want.variables.items() if r.kind == VALUE and r.group in loading and n not in to_load}
+        if more:
+            to_load.update(more)
+            result.kept = [n for n in result.kept if n not in more]
         before = (self.store.stats.bytes_read, self.store.stats.blobs_read)
         fingerprints = Fingerprints()
         if to_load and before_loading is not None:

@@ -317,7 +317,6 @@ class UnnamedChanges:
             plain = self._plain
             names = (names if isinstance(names, (set, frozenset)) else set(names)) - plain.keys()
         out = []
-        closed = self._open_at_start if "matplotlib" in packages else None
         own = self._own
         for n in names:
             v = namespace.get(n)
@@ -331,9 +330,7 @@ class UnnamedChanges:
             mine = own.get(n)
             if mine is not None and mine[0] is v and mine[1].get(mine[2], _MISSING) is v:
                 continue  # still the library's own object, as its module still says
-            if not value_packages(v).isdisjoint(packages):
-                if closed is not None and _in_closed_figures(v, closed):
-                    continue
+            if not self.out_of_reach(v, packages):
                 library = library_module_of(n, v)
                 if library is not None:  # the library's own object (pylab's rcParams): committed by name
                     own[n] = (v, sys.modules[library].__dict__, n)
@@ -344,6 +341,15 @@ class UnnamedChanges:
                     continue
                 out.append(n)
         return out
+
+    def out_of_reach(self, value: Any, packages: set[str]) -> bool:
+        """Whether the running cell's library code (of ``packages``) cannot have changed ``value``: it is
+        made of none of them, or it is matplotlib artists whose figures were closed when the cell started
+        (see :meth:`candidates`)."""
+        if value_packages(value).isdisjoint(packages):
+            return True
+        closed = self._open_at_start if "matplotlib" in packages else None
+        return closed is not None and _in_closed_figures(value, closed)
 
     def _valid(self, key: tuple[str, ...], namespace: Mapping[str, Any]) -> tuple[Any, ...] | None:
         entry = self._prints.get(key)

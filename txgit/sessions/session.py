@@ -154,6 +154,11 @@ class NamespaceSession:
         # cell does not scan every cell pending before it (a long run of them was quadratic)
         self._live: list[CellRecord] = []
         self.touched: set[str] | None = set()  # since the last commit; None = anything
+        # names of ``touched`` that cells bound to new values without reaching the values they held at
+        # the last commit: what shared objects with those old values kept them as they were
+        self.detached: set[str] = set()
+        # the running cell: names it binds but never reads, whose values no code it runs can reach
+        self._rebinding: set[str] = set()
         # Variables that exist before we track anything may differ from HEAD: the first commit takes all.
         self.full_next = bool(self.variable_names()) or workspace.head() is None
         self._shared: dict[str, set[int]] = {}
@@ -278,10 +283,13 @@ class NamespaceSession:
         self.unnamed.cell_starts()
         if self._tracker.names.opaque is None:
             touched = self._tracker.names.touched | self._tracker.reached
-            self._baseline_unnamed(touched, self._tracker.before)
+            packages = self._packages_used(touched)
+            self._baseline_unnamed(touched, self._tracker.before, packages)
             self.reads.baseline(self.namespace, (n for n in touched if n in self._tracker.before))
+            self._rebinding = self._out_of_reach(packages)
         else:
             self.reads.clear()
+            self._rebinding = set()
         self._python = code
         self._code = code if source is None else source
         self._replayed = None
@@ -310,14 +318,28 @@ class NamespaceSession:
                 out |= used_packages(self.namespace[n])
         return out
 
-    def _baseline_unnamed(self, named: set[str], variables: dict[str, int]) -> None:
+    def _baseline_unnamed(self, named: set[str], variables: dict[str, int], packages: set[str]) -> None:
         """Before a cell: fingerprint the values it may change without naming them, where no
         fingerprint of them is at hand (see :meth:`_detect_unnamed`). ``variables``: name -> id of every
-        variable's value, taken just now."""
-        packages = self._packages_used(named)
+        variable's value, taken just now; ``packages``: those the cell uses."""
         if packages:
             names = self.unnamed.candidates(self.namespace, variables.keys() - named, packages, variables)
             self.unnamed.baseline(self.namespace, sharing_groups(names, self._shared))
+
+    def _out_of_reach(self, packages: set[str]) -> set[str]:
+        """Before a cell: the names it binds without reading them (nor does session code it runs) whose
+        values its library code (of ``packages``) cannot reach either (see
+        :meth:`UnnamedChanges.out_of_reach`: a figure closed before the cell, as inline plotting closes
+        them). Decided now, not after the cell from values held until then: `big = None` frees the old one."""
+        names, before = self._tracker.names, self._tracker.before
+        return {n for n in names.writes - names.inputs - self._tracker.reached
+                if n in before and self.unnamed.out_of_reach(self.namespace[n], packages)}
+
+    def _detached(self, changes: CellChanges) -> set[str]:
+        """After a cell: the names it bound to new values that it could not reach the old ones of (see
+        :meth:`_out_of_reach`). What shared objects with such an old value did not change with it."""
+        rebinding, self._rebinding = self._rebinding, set()
+        return set() if changes.hint is None else rebinding & changes.rebound
 
     def _detect_unnamed(self, changes: CellChanges, live: set[str], ids: dict[str, int] | None) -> None:
         """After a cell: add to its hint the values it did not name whose object graphs changed (a library
@@ -348,6 +370,7 @@ class NamespaceSession:
         if self._op is not None:
             self._watch.abandon()
             self._op = None
+        self._rebinding = set()
 
     @_collector_paused
     def after_cell(self, *, error: BaseException | str | None = None, execution_count: int | None = None,
@@ -365,6 +388,7 @@ class NamespaceSession:
         live = self.variable_names()  # once for the hook: the tracking, the unnamed changes and the commit
         changes = tracker.finish(live)
         self._detect_unnamed(changes, live, tracker.after)
+        detached = self._detached(changes)
         # names the cell left as they were (same object, same token) are no change of its; taken now, so
         # that the values held for the tokens (a deleted array, say) are let go whatever happens next
         same = set() if changes.hint is None else self.reads.unchanged(self.namespace, changes.hint - changes.writes)
@@ -397,7 +421,10 @@ class NamespaceSession:
         self.unloaded -= changes.writes
         if changes.hint is None:
             self.touched = None
+            self.detached = set()
         elif self.touched is not None:
+            # (a name the cells since the last commit touched before may have changed its old value then)
+            self.detached |= detached - self.touched
             # nor are functions it called that still pickle as the same reference (`shape(M)` after
             # `from numpy import *`), also when the cell changed something else and is committed
             same |= {n for n in changes.hint - changes.writes if n in self._by_reference
@@ -604,6 +631,7 @@ class NamespaceSession:
             with self._without_hidden(live):
                 prepared = self.workspace.prepare_commit(self.namespace, message, names=names, files=files,
                                                          meta=meta_doc, defer=background, variables=live,
+                                                         detached=self.detached,
                                                          base=writer.tip if writer is not None else None,
                                                          known_shared=self._walked, ref=self.ref,
                                                          parent=self.base if self.base is not None else "HEAD")
@@ -745,6 +773,7 @@ class NamespaceSession:
         self.pending.clear()
         self._live = []
         self.touched = set()
+        self.detached = set()
         self.full_next = False
         return cells
 
@@ -772,6 +801,7 @@ class NamespaceSession:
                 writer.after_tip(lambda commit: opslog.append(self.workspace.dir, commit, entry))
         self._remember_sharing(None if not exact else prepared.redo, prepared.snap.shared, variables)
         self.touched = set()
+        self.detached = set()
         self.full_next = False
         if self.base is None and not prepared.chained:
             self.base = prepared.parent  # a fresh session whose namespace (and what it carries) is its branch's tip
@@ -801,7 +831,7 @@ class NamespaceSession:
             with self._without_hidden():
                 prepared = self.workspace.prepare_commit(self.namespace, message, names=names, files=files,
                                                          meta=self._meta(meta), known_shared=self._walked,
-                                                         ref=None, parent=base)
+                                                         ref=None, parent=base, detached=self.detached)
             self._carry(prepared)
             unchanged = not allow_empty and _unchanged(prepared)
             if unchanged:
@@ -1156,6 +1186,7 @@ class NamespaceSession:
         self.pending.clear()
         self._live = []
         self.touched = set()
+        self.detached = set()
         self.full_next = False
         self._restore_libraries(result.info.id)
         self._recompute(result)
@@ -1376,6 +1407,7 @@ class NamespaceSession:
         # the unit's values are now exactly a side's: not changes of the session's own
         if self.touched is not None:
             self.touched -= set(result.loaded) | set(result.removed)
+            self.detached -= set(result.loaded) | set(result.removed)
         if result.plan is not None and not result.plan.conflicts:
             merging = self.merging()
             assert merging is not None
@@ -1392,6 +1424,7 @@ class NamespaceSession:
         self._remember_sharing(set(result.loaded) | set(result.removed))
         if self.touched is not None:
             self.touched -= set(result.loaded) | set(result.removed)
+            self.detached -= set(result.loaded) | set(result.removed)
         self.unloaded -= set(result.loaded)  # ours' again, where the merge could not load theirs
         if self._took_settings_of(result.ours, result.theirs):  # what the merge set here, as it was before
             assert self._before_merge is not None
@@ -1454,7 +1487,7 @@ class NamespaceSession:
                 return self.workspace.live_records(self.namespace)
             since = against if isinstance(against, State) else \
                 self.workspace.history.read_state(self.workspace.history.resolve(against), groups=False)
-            return self.workspace.live_records_since(self.namespace, since.variables, names)
+            return self.workspace.live_records_since(self.namespace, since.variables, names, self.detached)
 
     def status(self) -> StatusReport:
         """How the namespace differs from where the session is (its last commit, or the merge it is in)."""

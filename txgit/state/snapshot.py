@@ -167,6 +167,8 @@ class GroupRecord:
 
     Stream 0 is the pickle; the others are its out-of-band buffers, in order.
     With one name the pickle is that value; with several it is a dict name -> value.
+    A name it lists may since have been deleted, or bound to another value with a group of its own
+    (the others kept this one: storage format 3); a name's value is its record's group's.
     """
 
     names: list[str]
@@ -538,7 +540,8 @@ class RestoredGroups:
                 continue
             cid = committed.pop()
             old = groups.get(cid)
-            if old is None or sorted(old.names) != sorted(rec.names):
+            # (the names it restores: one it lists may since hold another group's value)
+            if old is None or sorted(n for n in old.names if _restored_from(records, n, cid)) != sorted(rec.names):
                 continue
             if gid == cid:
                 # pickled to the committed bytes, whose chunks the store holds: the cache may know them
@@ -576,8 +579,7 @@ class RestoredGroups:
             snap.groups.pop(gid, None)  # (a deferred one is in no group yet)
             snap.groups[old.id] = old
             snap.reused.update(old.chunk_names())
-            for n in old.names:
-                snap.variables[n] = records[n]
+            snap.variables.update(records)
         # chunks only the replaced serializations had are not stored (nor cached as stored)
         needed = {c for g in snap.groups.values() for c in g.chunk_names()}
         needed.update(c for d in snap.deferred for st in d.streams for c in st.chunks)  # those still to hash
@@ -1423,6 +1425,11 @@ def _join_streams(need: list[str], groups: Mapping[str, GroupRecord], join: Join
     return out
 
 
+def _restored_from(records: Mapping[str, VarRecord], name: str, gid: str) -> bool:
+    record = records.get(name)
+    return record is not None and record.group == gid
+
+
 def restore(records: Mapping[str, VarRecord], groups: Mapping[str, GroupRecord],
             fetch: Callable[[list[str]], Mapping[str, bytes]], namespace: dict[str, Any],
             fingerprints: dict[Fingerprint, list[str]] | None = None,
@@ -1455,9 +1462,11 @@ def restore(records: Mapping[str, VarRecord], groups: Mapping[str, GroupRecord],
             except RestoreError as e:
                 if failed is None:
                     raise
-                failed.update({n: e.reason for n in groups[gid].names if n in records})
+                failed.update({n: e.reason for n in groups[gid].names if _restored_from(records, n, gid)})
                 continue
-            out.update({k: v for k, v in values.items() if k in records})
+            # only the names whose records name this group: one it lists may have been bound to another
+            # value since it was serialized (storage format 3), whose own group restores it
+            out.update({k: v for k, v in values.items() if _restored_from(records, k, gid)})
     for name, rec in records.items():
         if rec.kind == MODULE:
             try:
