@@ -29,12 +29,16 @@ from __future__ import annotations
 
 import os
 import pickle
-import select
 import struct
-import subprocess
 import sys
 from collections.abc import Callable, Mapping
-from typing import IO, Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # (typing imports re and more: ~5 ms of the helper's start, for annotations only)
+    from typing import IO, Any
+if __name__ != "txgit_gitwriter":  # the client's, in the kernel (where they are imported already)
+    import select
+    import subprocess
 
 
 def _native_pygit2() -> Any:
@@ -344,16 +348,20 @@ class _Invalid(Exception):
 
 def helper_command(repo_path: str) -> list[str]:
     """The command that runs :func:`main` for ``repo_path``, answering this process on its stdout."""
-    code = ("import importlib.util as u, sys; s = u.spec_from_file_location('txgit_gitwriter', sys.argv[1]);"
+    # -S: no site module (its .pth files, an editable install's finder: ~10-15 ms of a start that lands on
+    # the first cells); the folder pygit2 is in, where this process found it, is appended to the path
+    code = ("import importlib.util as u, sys; sys.path.append(sys.argv[4]);"
+            " s = u.spec_from_file_location('txgit_gitwriter', sys.argv[1]);"
             " m = u.module_from_spec(s); s.loader.exec_module(m); m.main(sys.argv[2:])")
-    return [sys.executable, "-c", code, os.path.abspath(__file__), repo_path, str(os.getpid())]
+    where = os.path.dirname(os.path.dirname(os.path.abspath(pygit2.__file__)))
+    return [sys.executable, "-S", "-c", code, os.path.abspath(__file__), repo_path, str(os.getpid()), where]
 
 
 def main(argv: list[str]) -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # an interrupt is for the cell, not for a commit being written
-    repo_path, parent = argv[0], int(argv[1])
+    repo_path, parent = argv[0], int(argv[1])  # (argv[2]: pygit2's folder, see helper_command)
     _die_with_parent(parent)
     inp = sys.stdin.buffer
     out = os.fdopen(os.dup(1), "wb")
