@@ -46,12 +46,11 @@ def _native_pygit2() -> Any:
     running the package's ``__init__``: that imports its enums, settings (ssl), cffi bindings and
     Python layer, ~55 ms of CPU the helper never uses. Under a package of the same name, so that
     anything the module imports itself resolves as usual. The whole package where that fails."""
-    import importlib.machinery
-    import importlib.util
+    import importlib.machinery  # (not importlib.util: contextlib and more, ~5 ms of the start)
     import types
 
     try:
-        spec = importlib.util.find_spec("pygit2")  # finds the package without running it
+        spec = importlib.machinery.PathFinder.find_spec("pygit2")  # finds the package without running it
         where = list(spec.submodule_search_locations or []) if spec is not None else []
         native_spec = importlib.machinery.PathFinder.find_spec("pygit2._pygit2", where)
         if native_spec is None or native_spec.loader is None:
@@ -59,7 +58,7 @@ def _native_pygit2() -> Any:
         package = types.ModuleType("pygit2")
         package.__path__ = where
         sys.modules["pygit2"] = package
-        native = importlib.util.module_from_spec(native_spec)
+        native = native_spec.loader.create_module(native_spec)
         sys.modules["pygit2._pygit2"] = native
         native_spec.loader.exec_module(native)
         package._pygit2 = native
@@ -350,9 +349,9 @@ def helper_command(repo_path: str) -> list[str]:
     """The command that runs :func:`main` for ``repo_path``, answering this process on its stdout."""
     # -S: no site module (its .pth files, an editable install's finder: ~10-15 ms of a start that lands on
     # the first cells); the folder pygit2 is in, where this process found it, is appended to the path
-    code = ("import importlib.util as u, sys; sys.path.append(sys.argv[4]);"
-            " s = u.spec_from_file_location('txgit_gitwriter', sys.argv[1]);"
-            " m = u.module_from_spec(s); s.loader.exec_module(m); m.main(sys.argv[2:])")
+    code = ("import importlib.machinery as im, sys, types; sys.path.append(sys.argv[4]);"
+            " s = im.SourceFileLoader('txgit_gitwriter', sys.argv[1]); m = types.ModuleType(s.name);"
+            " m.__file__ = s.path; s.exec_module(m); m.main(sys.argv[2:])")
     where = os.path.dirname(os.path.dirname(os.path.abspath(pygit2.__file__)))
     return [sys.executable, "-S", "-c", code, os.path.abspath(__file__), repo_path, str(os.getpid()), where]
 
