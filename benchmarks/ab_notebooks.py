@@ -5,7 +5,8 @@
 For each rep and notebook, runs (see ``bench_notebooks.run_notebook``) the baseline (no txgit), txgit
 from ``--base`` (another checkout: its kernels run ``--base-python``, default ``BASE/.venv/bin/python``,
 with ``PYTHONPATH=BASE``) and txgit from this checkout, one after the other, so that a machine's load
-falls on all three alike (the noise: the baseline's second run over its first). ``--config NAME:VAR=VALUE`` adds this checkout's txgit with an environment
+falls on all three alike (the noise: the baseline's second run over its first). Without ``--base``, only the baseline, this checkout's txgit ("after") and the ``--config`` runs.
+``--config NAME:VAR=VALUE`` adds this checkout's txgit with an environment
 variable set in its kernels (``--config no-helper:TXGIT_GIT_HELPER=0``). Prints per notebook the
 baseline's seconds and each configuration's ratio over it (per cell the fastest of the reps, plus the
 fastest drain), with its hooks' median and drain in ms. A venv for the other checkout without
@@ -30,21 +31,23 @@ import bench_notebooks as bn  # noqa: E402  (sets PYTHONPATH to this checkout fo
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("notebooks", nargs="+", help="substrings of corpus notebooks' names")
-    parser.add_argument("--base", required=True, help="the other checkout's folder")
+    parser.add_argument("--base", help="the other checkout's folder (none: the baseline and --config runs only)")
     parser.add_argument("--base-python", help="its Python (default BASE/.venv/bin/python)")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--config", action="append", default=[], help="NAME:VAR=VALUE[:VAR=VALUE]")
     parser.add_argument("--out", help="every run's times, hooks and drain as JSON")
     args = parser.parse_args()
-    base = str(Path(args.base).resolve())
-    base_python = args.base_python or os.path.join(base, ".venv", "bin", "python")
-    if not os.path.exists(base_python):
-        print(f"ab_notebooks: no Python at {base_python} (--base-python)", file=sys.stderr)
-        sys.exit(2)
     ours_python, ours_path = sys.executable, os.environ["PYTHONPATH"]
     # name -> (python, PYTHONPATH, extra environment, bench config)
-    configs = {"baseline": (ours_python, ours_path, {}, "baseline"), "before": (base_python, base, {}, "txgit"),
-               "after": (ours_python, ours_path, {}, "txgit")}
+    configs = {"baseline": (ours_python, ours_path, {}, "baseline")}
+    if args.base:
+        base = str(Path(args.base).resolve())
+        base_python = args.base_python or os.path.join(base, ".venv", "bin", "python")
+        if not os.path.exists(base_python):
+            print(f"ab_notebooks: no Python at {base_python} (--base-python)", file=sys.stderr)
+            sys.exit(2)
+        configs["before"] = (base_python, base, {}, "txgit")
+    configs["after"] = (ours_python, ours_path, {}, "txgit")
     for spec in args.config:
         name, *pairs = spec.split(":")
         if not name or name in configs or not pairs or not all("=" in p for p in pairs):
@@ -81,10 +84,11 @@ def main() -> None:
                 print(f"rep {rep + 1} {nb.name[:40]} {name}: {sum(run['times']) + run.get('drain', 0):.3f} s",
                       file=sys.stderr, flush=True)
     if args.out:
-        keep = ("times", "drain", "hooks")
+        keep = ("times", "drain", "hooks", "load_ext")
         Path(args.out).write_text(json.dumps({nb: {c: [{k: r[k] for k in keep if k in r} for r in rs]
                                                    for c, rs in cs.items()} for nb, cs in runs.items()}))
-    print("per cell the fastest of the reps, plus the fastest drain; ratio over the baseline [hook median ms, hooks s, drain ms]")
+    print("per cell the fastest of the reps, plus the fastest drain; ratio over the baseline [hook median ms, hooks s,"
+          " drain ms, %load_ext ms (median of the reps; not in the ratio)]")
     totals = dict.fromkeys(configs, 0.0)
     hooks: dict[str, float] = {}  # configuration -> its hooks' seconds, per cell the fastest of the reps
     for nb, by_config in runs.items():
@@ -99,7 +103,8 @@ def main() -> None:
             per_cell = [min(hs) for hs in zip(*(r["hooks"] for r in rs))]
             hooks[c] = hooks.get(c, 0.0) + sum(per_cell)
             line += (f" | {c} {fastest[c] / fastest['baseline']:.2f}x [{statistics.median(per_cell) * 1e3:.2f},"
-                     f" {sum(per_cell):.2f}, {min(r['drain'] for r in rs) * 1e3:.0f}]")
+                     f" {sum(per_cell):.2f}, {min(r['drain'] for r in rs) * 1e3:.0f},"
+                     f" {statistics.median(r['load_ext'] for r in rs) * 1e3:.0f}]")
         for c in totals:
             totals[c] += fastest[c]
         print(line)

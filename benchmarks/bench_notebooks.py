@@ -432,7 +432,8 @@ def _fresh_folder(files: Path) -> Path:
 def run_notebook(cells: list[str], files: Path, config: str, *, probe: bool = False, restore: bool = False,
                  after_cell: Callable[[Kernel, Path, int], None] | None = None) -> dict:
     """One run of ``cells`` in a fresh kernel in a fresh folder holding ``files``; ``config`` is
-    "baseline", "txgit", "floor" (FLOOR_HOOK) or "kishu". "times": wall seconds per cell; "shown": what each cell showed.
+    "baseline", "txgit", "floor" (FLOOR_HOOK) or "kishu". "times": wall seconds per cell; "shown": what each cell showed;
+    "load_ext": the seconds `%load_ext txgit` took (txgit; 0 otherwise), not in "times".
     ``probe`` (baseline): after each cell, the names whose fingerprint changed. ``restore`` (txgit):
     the restore check in a fresh kernel. ``after_cell(kernel, folder, i)``: called after the warm-up
     cell (i = -1) and after each cell, outside its timing (bench_storage.py measures the folder
@@ -442,10 +443,14 @@ def run_notebook(cells: list[str], files: Path, config: str, *, probe: bool = Fa
     folder = _fresh_folder(files)
     env = dict(KERNEL_ENV)
     k = kishu_kernel(folder, cells, folder / ".kishu-hooks.txt", env=env) if config == "kishu" else Kernel(folder, env=env)
-    out: dict = {"times": [], "shown": []}
+    out: dict = {"times": [], "shown": [], "load_ext": 0.0}
     try:
         if config == "txgit":
+            started = time.perf_counter()
             k.ok("%load_ext txgit")
+            # not in the cells' times (a user loads it once, before Run All), but reported beside them:
+            # whatever txgit starts there, and waits for, must show somewhere
+            out["load_ext"] = time.perf_counter() - started
         elif config == "floor":
             k.ok(FLOOR_HOOK)
         if probe:
@@ -584,6 +589,7 @@ def measure(nb: Notebook, numbered: dict[int, str], files: Path, reps: int, kish
         "ratio": round((sum(tx) + drain) / sum(base), 3),
         "noise": round(sum(base_runs[1]["times"]) / sum(base_runs[0]["times"]), 3) if reps > 1 else None,
         "drain_s": round(drain, 4),
+        "load_ext_s": round(min(r["load_ext"] for r in tx_runs), 4),  # not in the ratio: reported beside it
         "hook_s": [round(x, 5) for x in hooks], "cell_numbers": numbers,
         "baseline_cell_s": [round(x, 4) for x in base], "txgit_cell_s": [round(x, 4) for x in tx],
         "commits": last_tx["commits"], "cells_that_changed": len(changed_counts),
@@ -627,6 +633,8 @@ def summarize(rows: dict[str, dict]) -> dict:
         "ratio_corpus": round(sum(r["txgit_s"] for r in ok.values()) / sum(r["baseline_s"] for r in ok.values()), 3),
         "ratio_median": round(statistics.median(r["ratio"] for r in ok.values()), 3),
         "worst": {"notebook": worst, "ratio": ok[worst]["ratio"]},
+        "load_ext_ms": {"median": round(statistics.median(r["load_ext_s"] for r in ok.values()) * 1000, 1),
+                        "max": round(max(r["load_ext_s"] for r in ok.values()) * 1000, 1)},
         "hook_ms": {"median": round(statistics.median(hooks) * 1000, 2), "p90": round(_pctl(hooks, 0.9) * 1000, 2),
                     "max": round(max(hooks) * 1000, 1)},
         # the tail: where the slowest hooks are (cells numbered as the corpus counts code cells)
@@ -686,6 +694,8 @@ def print_table(rows: dict[str, dict], summary: dict) -> None:
         print(f"floor (a hook that only pickles what each cell newly bound, no history): whole corpus "
               f"{s['floor_corpus']:.3f}x, median notebook {s['floor_median']:.3f}x")
     print(f"hooks per cell: median {s['hook_ms']['median']} ms, p90 {s['hook_ms']['p90']} ms, max {s['hook_ms']['max']} ms")
+    print(f"%load_ext txgit: median {s['load_ext_ms']['median']} ms, max {s['load_ext_ms']['max']} ms per notebook"
+          " (before the cells, not in the ratios)")
     print("slowest hooks: " + ", ".join(f"{h['notebook'].split('/')[-1]} cell {h['cell']} {h['ms']:.0f} ms"
                                         for h in s["slowest_hooks"]))
     print(f"commits {s['commits']} for {s['cells']} cells; cells that changed a variable {s['cells_that_changed']},"

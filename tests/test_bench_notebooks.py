@@ -81,6 +81,9 @@ def test_the_benchmark_runs_a_corpus_notebook_and_reports_it(corpus, tmp_path):
     assert row["cells"] == len(CELLS) - 1  # the skipped cell is not run
     assert len(row["hook_s"]) == row["cells"] and all(h > 0 for h in row["hook_s"])
     assert row["ratio"] > 0 and row["noise"] > 0 and row["baseline_s"] > 0
+    # `%load_ext txgit` is not in the cells' times: its own column, so that nothing txgit does there hides
+    assert 0 < row["load_ext_s"] < 30 and summary["load_ext_ms"]["median"] > 0
+    assert "%load_ext txgit: median " in r.stdout
     # the floor peer pickled what each cell newly bound: frame and rows, then grid and label (the
     # modules do not pickle; the in-place append rebinds nothing)
     assert row["floor_ratio"] > 0 and row["floor_saves"] == 4

@@ -271,3 +271,21 @@ def test_a_helper_whose_kernel_stopped_listening_exits_without_a_traceback(ws):
         proc.kill()
     assert b"Traceback" not in err and b"BrokenPipe" not in err, err.decode()
     assert proc.returncode == 0
+
+
+def test_the_helper_loads_only_pygit2s_native_module(ws):
+    """The helper's start lands on a notebook's first cells (~80 ms of CPU, 40 of them pygit2's
+    package: its enums, settings, ssl, the cffi layer; ~10 the site module's .pth files), while it
+    uses only the native module's classes. It loads that module alone, without the site module,
+    typing, subprocess (the client's), importlib.util (contextlib...) or pickle (re...: the pipe's
+    messages are marshal's), and still writes commits (the tests above)."""
+    from txgit import gitwriter
+
+    command = gitwriter.helper_command(str(ws.dir / "repo.git"))
+    at = command.index("-c") + 1
+    command[at] = command[at].replace("m.main(sys.argv[2:])",
+                                      "print(sorted(n for n in sys.modules if n.split('.')[0] == 'pygit2'));"
+                                      " print(sorted({'site', 'typing', 'subprocess', 'importlib.util', 'pickle'} & set(sys.modules)))")
+    r = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split("\n")[:2] == ["['pygit2', 'pygit2._pygit2']", "[]"], r.stdout

@@ -19,31 +19,72 @@ lock throughout. The helper dies with the thread that started it (Linux:
 mid-commit the caller gets :class:`GitWriterDied`; the next commit starts a
 new one.
 
-This file runs as the helper's main program without importing the txgit
-package (only pygit2 and the standard library), so it starts in ~0.1 s.
+This file runs as the helper's main program without importing the txgit package, nor pygit2's
+Python package: only pygit2's native module (see :func:`_native_pygit2`) and the standard library,
+so it starts in ~25 ms of CPU (~75 ms with the package), a start that lands on a notebook's first
+cells. The functions below use only what that module has; the kernel's in-process writes share them.
 """
 
 from __future__ import annotations
 
+import marshal
 import os
-import pickle
-import select
 import struct
-import subprocess
 import sys
 from collections.abc import Callable, Mapping
-from typing import IO, Any
 
-import pygit2
-from pygit2.enums import FileMode
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # (typing imports re and more: ~5 ms of the helper's start, for annotations only)
+    from typing import IO, Any
+if __name__ != "txgit_gitwriter":  # the client's, in the kernel (where they are imported already)
+    import select
+    import subprocess
+
+
+def _native_pygit2() -> Any:
+    """pygit2's native module (its classes: Repository, TreeBuilder, Commit, ...) as ``pygit2``, without
+    running the package's ``__init__``: that imports its enums, settings (ssl), cffi bindings and
+    Python layer, ~55 ms of CPU the helper never uses. Under a package of the same name, so that
+    anything the module imports itself resolves as usual. The whole package where that fails."""
+    import importlib.machinery  # (not importlib.util: contextlib and more, ~5 ms of the start)
+    import types
+
+    try:
+        spec = importlib.machinery.PathFinder.find_spec("pygit2")  # finds the package without running it
+        where = list(spec.submodule_search_locations or []) if spec is not None else []
+        native_spec = importlib.machinery.PathFinder.find_spec("pygit2._pygit2", where)
+        if native_spec is None or native_spec.loader is None:
+            raise ImportError("no native module")
+        package = types.ModuleType("pygit2")
+        package.__path__ = where
+        sys.modules["pygit2"] = package
+        native = native_spec.loader.create_module(native_spec)
+        sys.modules["pygit2._pygit2"] = native
+        native_spec.loader.exec_module(native)
+        package._pygit2 = native
+        package.__dict__.update({k: v for k, v in vars(native).items() if not k.startswith("__")})
+        for name in ("Repository", "init_file_backend", "Signature", "Commit", "Tree", "GitError", "hash"):
+            getattr(package, name)
+        return package
+    except Exception:  # noqa: BLE001 - an unexpected pygit2 layout: its usual import, slower
+        for name in ("pygit2", "pygit2._pygit2"):
+            sys.modules.pop(name, None)
+        import pygit2
+
+        return pygit2
+
 
 if __name__ == "txgit_gitwriter":  # the helper's main program: the txgit package is not imported there
+    pygit2 = _native_pygit2()
     _TxgitError: type[Exception] = Exception
     _InvalidName: type[Exception] = Exception
 else:
+    import pygit2
+
     from txgit.errors import InvalidName as _InvalidName, TxgitError as _TxgitError
 
 _HEADER = struct.Struct("<Q")
+_BLOB, _TREE = 0o100644, 0o040000  # git's file modes (pygit2's FileMode is in its enums)
 
 
 def build_tree(repo: pygit2.Repository, files: Mapping[str, bytes], base: pygit2.Tree | None,
@@ -66,16 +107,16 @@ def build_tree(repo: pygit2.Repository, files: Mapping[str, bytes], base: pygit2
             names.add(parts[0])
             entry = known.get(parts[0])
             if entry is None or entry.id != pygit2.hash(data):
-                builder.insert(parts[0], repo.create_blob(data), FileMode.BLOB)
+                builder.insert(parts[0], repo.create_blob(data), _BLOB)
         else:
             subdirs.setdefault(parts[0], {})["/".join(parts[1:])] = data
     for name, sub in subdirs.items():
         names.add(name)
         entry = known.get(name)
-        sub_base = repo[entry.id] if entry is not None and entry.filemode == FileMode.TREE else None
+        sub_base = _object(repo, entry.id) if isinstance(entry, pygit2.Tree) else None
         oid = build_tree(repo, sub, sub_base, invalid)
         if entry is None or entry.id != oid:
-            builder.insert(name, oid, FileMode.TREE)
+            builder.insert(name, oid, _TREE)
     for name in set(known) - names:
         builder.remove(name)
     return builder.write()
@@ -109,11 +150,11 @@ def write_commit(repo: pygit2.Repository, files: Mapping[str, bytes], message: s
     if parent == "HEAD":
         head = None if ref == "HEAD" and repo.head_is_unborn else _tip(repo, ref)
     else:
-        head = None if parent is None else repo[parent].peel(pygit2.Commit)
+        head = None if parent is None else _object(repo, parent).peel(pygit2.Commit)
     sig = pygit2.Signature(name, email)
     oid = commit_files(repo, files, head, message, sig, invalid, ref=ref)
     if ref == "HEAD":
-        target = None if repo.head_is_detached else repo.references["HEAD"].target
+        target = None if repo.head_is_detached else repo.lookup_reference("HEAD").target
         branch = target.removeprefix("refs/heads/") if isinstance(target, str) else None
     else:
         branch = ref.removeprefix("refs/heads/")
@@ -124,17 +165,31 @@ def write_commit(repo: pygit2.Repository, files: Mapping[str, bytes], message: s
 def _tip(repo: pygit2.Repository, ref: str) -> pygit2.Commit | None:
     """The commit ``ref`` names now; None if it does not exist yet (a branch's first commit)."""
     try:
-        return repo.references[ref].peel(pygit2.Commit)
+        return repo.lookup_reference(ref).peel(pygit2.Commit)
     except KeyError:
         return None
 
 
-# -- the pipe protocol: a little-endian length, then a pickle ------------------------------------
+def _object(repo: pygit2.Repository, oid: Any) -> Any:
+    """``repo[oid]`` (pygit2's Python layer) from the native module: the git object of that id."""
+    found = repo.git_object_lookup_prefix(oid)
+    if found is None:
+        raise KeyError(str(oid))
+    return found
+
+
+# -- the pipe protocol: a little-endian length, then the message in marshal's format -------------
+# (tuples, dicts, str, bytes, ints, None; marshal is built in, where pickle's import (re and more) was
+# ~7 ms of the helper's start. Both ends are the same Python, so its format is the same.)
+
+def _frame(message: Any) -> bytes:
+    """``message`` as the pipe carries it; ValueError for a value marshal cannot write."""
+    data = marshal.dumps(message)
+    return _HEADER.pack(len(data)) + data
+
 
 def _send(out: IO[bytes], message: Any) -> None:
-    data = pickle.dumps(message, protocol=5)
-    out.write(_HEADER.pack(len(data)))
-    out.write(data)
+    out.write(_frame(message))
     out.flush()
 
 
@@ -147,7 +202,7 @@ def _receive(inp: IO[bytes]) -> Any:
     data = inp.read(n)
     if len(data) < n:
         return None
-    return pickle.loads(data)
+    return marshal.loads(data)
 
 
 # -- the client, in the kernel -------------------------------------------------------------------
@@ -234,8 +289,10 @@ class GitWriter:
             raise _TxgitError(f"the git writer process could not be started: {self.start_error}")
         proc = self._proc
         assert proc is not None and proc.stdin is not None and proc.stdout is not None
+        request = _frame(("commit", dict(files), message, name, email, ref, parent))  # (not a dead helper's error)
         try:
-            _send(proc.stdin, ("commit", dict(files), message, name, email, ref, parent))
+            proc.stdin.write(request)
+            proc.stdin.flush()
             reply = _receive(proc.stdout)
         except (OSError, ValueError):  # broken pipe, or a closed file after close()
             reply = None
@@ -298,22 +355,27 @@ class _Invalid(Exception):
 
 def helper_command(repo_path: str) -> list[str]:
     """The command that runs :func:`main` for ``repo_path``, answering this process on its stdout."""
-    code = ("import importlib.util as u, sys; s = u.spec_from_file_location('txgit_gitwriter', sys.argv[1]);"
-            " m = u.module_from_spec(s); s.loader.exec_module(m); m.main(sys.argv[2:])")
-    return [sys.executable, "-c", code, os.path.abspath(__file__), repo_path, str(os.getpid())]
+    # -S: no site module (its .pth files, an editable install's finder: ~10-15 ms of a start that lands on
+    # the first cells); the folder pygit2 is in, where this process found it, is appended to the path
+    code = ("import importlib.machinery as im, sys, types; sys.path.append(sys.argv[4]);"
+            " s = im.SourceFileLoader('txgit_gitwriter', sys.argv[1]); m = types.ModuleType(s.name);"
+            " m.__file__ = s.path; s.exec_module(m); m.main(sys.argv[2:])")
+    where = os.path.dirname(os.path.dirname(os.path.abspath(pygit2.__file__)))
+    return [sys.executable, "-S", "-c", code, os.path.abspath(__file__), repo_path, str(os.getpid()), where]
 
 
 def main(argv: list[str]) -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # an interrupt is for the cell, not for a commit being written
-    repo_path, parent = argv[0], int(argv[1])
+    repo_path, parent = argv[0], int(argv[1])  # (argv[2]: pygit2's folder, see helper_command)
     _die_with_parent(parent)
     inp = sys.stdin.buffer
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # a stray print must not corrupt the replies
     try:
-        _serve(pygit2.Repository(repo_path), inp, out)
+        native = pygit2._pygit2  # (its Repository opens a backend; the package's subclass, a path)
+        _serve(native.Repository(native.init_file_backend(repo_path, 0)), inp, out)
     except BrokenPipeError:  # the kernel stopped listening (it shut down, maybe while we started): nobody to
         os._exit(0)  # answer; _exit, as a flush of ``out`` at the interpreter's exit would raise it again
 
