@@ -1579,3 +1579,58 @@ def test_a_failed_merge_with_a_moved_branch_that_conflicts_once_tried_again_wait
         assert bob.head().id in {c.id for c in alice.ws.log()}
     finally:
         alice.shutdown()
+
+
+def test_commits_of_a_kernel_closed_before_its_merge_are_said_kept_and_brought_in_by_one_command(tmp_path,
+                                                                                                   run_txgit):
+    """Alice's kernel committed two cells on no branch (main moved outside it while the blob storage was
+    away: the merge failed) and was closed before its next cell merged again. A ref kept the commits,
+    but `txgit status` said only "up to date", a new kernel on main said nothing, and a second kernel
+    whose merge failed the same way wrote its ref over the first's (gc would then drop Alice's y and
+    z). Now both say which ref keeps them and the one command that brings them in, each kernel's
+    commits keep a ref of their own, and the merge brings every value in and clears the ref."""
+    import os
+
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
+    storage, away = tmp_path / "team.git" / "txgit-objects", tmp_path / "away"
+    try:
+        alice.cell("x = 1")
+        bob = _publish_and_push_from_a_clone(alice, tmp_path, "bob: x", x=10)
+        Workspace(alice.ws.root).pull()  # records only: main moves outside the kernel
+        os.rename(storage, away)
+        assert "committed as" in alice.kernel.run("y = 2").stderr
+        alice.kernel.run("z = 3")
+    finally:
+        alice.shutdown()
+    os.rename(away, storage)
+    held = "refs/txgit/unmerged/main"
+    out = alice.tx("status").stdout
+    assert held in out and f"txgit merge {held}" in out, out
+    second = Kernel(alice.ws.root)
+    try:
+        opened = second.ok("%load_ext txgit")
+        assert f"%txgit merge {held}" in opened.stdout + opened.stderr, opened
+        second.ok("%txgit checkout main")
+        ns: dict = {}
+        bob.pull()
+        bob.checkout("main", ns)
+        ns["x"] = 20
+        bob.commit(ns, "bob: x again")
+        bob.push()
+        Workspace(alice.ws.root).pull()
+        os.rename(storage, away)
+        assert "committed as" in second.run("v = 5").stderr
+    finally:
+        second.shutdown()
+    os.rename(away, storage)
+    alice.tx("gc")
+    out = alice.tx("status").stdout
+    waiting = sorted(set(re.findall(r"`txgit merge (refs/txgit/unmerged/\S+)`", out)))
+    assert len(waiting) == 2, out
+    for ref in waiting:
+        alice.tx("merge", ref)
+    ws = Workspace(alice.ws.root)
+    assert {n: ws.load(n) for n in "xyzv"} == {"x": 20, "y": 2, "z": 3, "v": 5}
+    out = alice.tx("status").stdout
+    assert "on no branch yet" not in out, out
+    assert not [r for r in ws.history.repo.references if r.startswith("refs/txgit/unmerged/")]

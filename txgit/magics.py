@@ -23,7 +23,7 @@ from IPython.core.magic import Magics, line_magic, magics_class
 from txgit.errors import MergeInProgress, NothingToCommit, TxgitError
 from txgit.reuse import ipython as reuse_ipython
 from txgit.sessions import ipython as kernel_side
-from txgit.sessions.session import conflict_note
+from txgit.sessions.session import conflict_note, held_line
 from txgit.visual.text import left_behind_warning, plural, unmerged_line
 
 USAGE = """usage: %txgit VERB [ARGS]
@@ -242,6 +242,9 @@ class TxgitMagics(Magics):
                 print(f"merging {merging.label}: unresolved: {', '.join(c.label for c in plan.conflicts) or 'none'}")
             if s.unmerged() is not None:
                 print(unmerged_line(s.unmerged(), st.branch))
+            for ref, commit in s.workspace.history.unmerged().items():
+                if ref != s.held():
+                    print(held_line(ref, commit, "%txgit"))
             if st.clean:
                 print("nothing to commit")
             for label, names in (("added", st.added), ("modified", st.modified), ("removed", st.removed)):

@@ -197,6 +197,8 @@ def merge(ws: Repository, rev: str, namespace: MutableMapping[str, Any] | None =
             result.info = ws.history.info(final, ws.history.refs_by_commit())
         if namespace is not None and result.plan is not None:
             _put_merged(ws, result, namespace, values, fingerprints)
+        if result.status != "conflicts":  # a closed kernel's commits brought in: their ref is done
+            ws.history.drop_merged_holds()
     return result
 
 
@@ -310,6 +312,7 @@ def merge_done(ws: Repository, merging: MergeInProgress, commit_id: str) -> None
     Call under the lock."""
     _trust.note_derived(ws, commit_id, [merging.ours, merging.theirs])
     _clear_merge(ws, merging.ref)
+    ws.history.drop_merged_holds()
 
 
 def save_merge(ws: Repository, merging: MergeInProgress) -> None:
@@ -486,6 +489,7 @@ def _finish_merge(ws: Repository, merging: MergeInProgress, plan: MergePlan, res
     result.info = _write_merge(ws, plan, merging.ref, ws.history.tip(merging.ref), merging.message)
     result.status = "merged"
     _clear_merge(ws, merging.ref)
+    ws.history.drop_merged_holds()
     return result
 
 

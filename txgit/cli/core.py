@@ -94,6 +94,7 @@ def status(
     """Show the branch (or detached HEAD), its commit, how it stands against its upstream, the kernels
     attached and their uncommitted changes, and a merge in progress."""
     from txgit.sessions.kernel import call_kernel, live_kernels, lone_kernel_branch
+    from txgit.sessions.session import held_line
 
     ws = _open(settled=True)
     head = ws.head()
@@ -127,6 +128,7 @@ def status(
 
         chosen = attached_kernel(ws, kernel)
         kernels = [k for k in kernels if chosen is not None and k.pid == chosen.pid]
+    held_live: set[str] = set()  # refs a live kernel holds: it merges them again itself
     for k in kernels:
         _out(f"{k.describe()}:")
         if k.branch is not None and k.branch != ws.branch:
@@ -142,6 +144,7 @@ def status(
             _out(f"  merging {answer['merging']}")
         if answer.get("unmerged"):
             _out(f"  {unmerged_line(answer['unmerged'], k.branch)}")
+            held_live.add(answer.get("held") or "")
         changes = [("added", n) for n in answer["added"]] + [("modified", n) for n in answer["modified"]] + \
             [("removed", n) for n in answer["removed"]]
         if not changes:
@@ -156,6 +159,9 @@ def status(
                  f"`txgit checkout {k.branch or 'REV'}` loads them)")
         for n, why in answer.get("not_restored", {}).items():  # not removed: its next commit keeps them
             _out(f"  not restored: {n}: {why}")
+    for ref, commit in ws.history.unmerged().items():
+        if ref not in held_live:
+            _out(held_line(ref, commit))
 
 
 def _upstream_line(ws: Workspace, branch: str, *, merging: bool = False) -> str | None:

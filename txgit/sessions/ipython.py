@@ -30,7 +30,7 @@ from txgit.sessions.kernel import (
     unregister_kernel,
     update_kernel,
 )
-from txgit.sessions.session import CellOutcome, NamespaceSession, register, unregister
+from txgit.sessions.session import CellOutcome, NamespaceSession, held_line, register, unregister
 from txgit.workspace import Workspace
 
 _FIXED_HIDDEN = frozenset({"In", "Out", "_", "__", "___", "_i", "_ii", "_iii", "_oh", "_ih", "_dh",
@@ -91,7 +91,10 @@ def opened_line(ext: IPythonSession, created: bool) -> str:
         info = s.workspace.history.info(tip)
         summary = info.summary if len(info.summary) <= 60 else info.summary[:59] + "…"
         at = f"at {info.short_id} ({summary})"
-    return f"txgit: {'created' if created else 'opened'} workspace {s.workspace.root}, {where}, {at}"
+    line = f"txgit: {'created' if created else 'opened'} workspace {s.workspace.root}, {where}, {at}"
+    # a closed kernel's commits that never reached their branch: not silently left there
+    held = [held_line(ref, commit, "%txgit") for ref, commit in s.workspace.history.unmerged().items()]
+    return "\n".join([line] + [f"txgit: {h}" for h in held])
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -370,7 +373,7 @@ def handle(s: NamespaceSession, req: dict[str, Any]) -> dict[str, Any]:
         merging = s.merging()
         return {"added": st.added, "removed": st.removed, "modified": st.modified, "branch": s.branch,
                 "base": s.base, "merging": merging.label if merging is not None else None,
-                "not_restored": s.not_restored(), "unloaded": st.unloaded, "unmerged": s.unmerged()}
+                "not_restored": s.not_restored(), "unloaded": st.unloaded, "unmerged": s.unmerged(), "held": s.held()}
     if op == "merge":
         action = req.get("action")
         if action == "abort":

@@ -172,6 +172,7 @@ class NamespaceSession:
         # the session's last commits are on no branch: their merge with its branch, which moved outside it,
         # failed (a storage down); the branch is merged again, never checked out over them
         self._unmerged = False
+        self._held: str | None = None  # the ref that holds them meanwhile (History.hold_unmerged)
         # Variables of ``base`` the namespace never loaded (a fresh kernel on a branch with history): its
         # commits carry them over as they are, so that starting a kernel never deletes a branch's state.
         self.unloaded: set[str] = set()
@@ -822,7 +823,7 @@ class NamespaceSession:
         except TxgitError:
             self._unmerged = True
             # a ref holds them meanwhile: gc keeps what a ref reaches, and the kernel may be closed first
-            self.workspace.history.repo.references.create(self._unmerged_ref(), result.info.id, force=True)
+            self._held = self.workspace.history.hold_unmerged(self.branch, result.info.id, self._held)
             print(f"txgit: the merge with {where} failed: this cell is committed as {result.info.short_id} on no "
                   f"branch; the next cell merges again (`{self._verb} branch NAME {result.info.short_id}` keeps it "
                   "meanwhile)", file=sys.stderr)
@@ -1152,6 +1153,7 @@ class NamespaceSession:
         """The namespace now equals the commit ``result`` names."""
         self.base = result.info.id
         self._unmerged = False
+        self._held = None  # commits left on no branch stay under their ref: status names it
         self.unloaded = set()
         self.pending.clear()
         self._live = []
@@ -1246,20 +1248,21 @@ class NamespaceSession:
         print(f"txgit: {where} moved to {tip[:8]} outside this session{loaded}{removed}", file=sys.stderr)
         return result
 
-    def _unmerged_ref(self) -> str:
-        """The ref that holds the session's commits while their merge with its branch waits."""
-        return f"refs/txgit/unmerged/{self.branch or 'HEAD'}"
-
     def unmerged(self) -> str | None:
         """The session's last commit when it is on no branch yet (its merge with the moved branch failed
         and is tried again at the next cell), else None."""
         return self.base if self._unmerged else None
 
+    def held(self) -> str | None:
+        """The ref that keeps the session's commits on no branch (see :meth:`unmerged`), else None."""
+        return self._held if self._unmerged else None
+
     def _merged_again(self) -> None:
         self._unmerged = False
-        refs = self.workspace.history.repo.references
-        if self._unmerged_ref() in refs:
-            refs.delete(self._unmerged_ref())
+        # its ref goes once a branch holds them (not while a conflict of that merge waits: the kernel may die)
+        self.workspace.history.drop_merged_holds()
+        if self._held is not None and self._held not in self.workspace.history.repo.references:
+            self._held = None
 
     def _merge_again(self, tip: str, where: str, *, trust: bool) -> None:
         """The merge of the moved branch into the session's commits on no branch, which failed at a commit:
@@ -1585,6 +1588,14 @@ def _known_same_or_absent(new: VarRecord | None, old: VarRecord | None) -> bool:
     if new is None or old is None:
         return new is None and old is None
     return _known_same(new, old)
+
+
+def held_line(ref: str, commit: str, verb: str = "txgit") -> str:
+    """What status says of commits on no branch that a ref keeps (a kernel's whose merge with its moved branch
+    failed, closed before it merged again): the one command that brings them in (``verb``: ``%txgit`` in a
+    notebook)."""
+    return (f"on no branch yet: commits (up to {commit[:8]}) of a kernel closed before their merge with its "
+            f"branch, kept by {ref}: `{verb} merge {ref}` brings them in")
 
 
 def conflict_note(conflicts: list[Conflict], where: str, verb: str = "%txgit") -> str:
