@@ -1634,3 +1634,30 @@ def test_commits_of_a_kernel_closed_before_its_merge_are_said_kept_and_brought_i
     out = alice.tx("status").stdout
     assert "on no branch yet" not in out, out
     assert not [r for r in ws.history.repo.references if r.startswith("refs/txgit/unmerged/")]
+
+
+def test_every_advice_a_notebook_user_reads_names_the_magic(tmp_path, run_txgit):
+    """`%txgit pull` stopped on a conflict and told the notebook user "Resolve with `txgit merge --ours
+    x` ... `txgit merge --abort` gives up", and a pull, merge or push during the merge answered "resolve
+    its conflicts or `txgit merge --abort` first": terminal commands, which a cell does not run (the
+    kernel's own lines already said `%txgit`). Every command a kernel user is told to type is now the
+    magic; the terminal goes on reading `txgit`."""
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
+    try:
+        alice.cell("x = 1\ny = 1")
+        bob = _publish_and_push_from_a_clone(alice, tmp_path, "bob: x", x=2)
+        alice.cell("x = 3")
+        shown = []
+        for line in ("%txgit pull", "%txgit status", "%txgit pull", "%txgit merge origin/main", "%txgit push",
+                     "%txgit checkout -b other", "z = 1", "%txgit merge --continue"):
+            r = alice.kernel.run(line)
+            shown.append(re.sub(r"\x1b\[[0-9;]*m", "", r.stdout + r.stderr + "\n".join(r.traceback)))
+        assert "`%txgit merge --ours x`" in shown[0] and "`%txgit merge --abort`" in shown[2], shown
+        for line, text in zip(["pull", "status", "pull again", "merge", "push", "checkout", "cell", "continue"], shown):
+            assert "`txgit " not in text, (line, text)
+        terminal = alice.tx("push", code=1).stderr + alice.tx("pull", code=1).stderr
+        assert "`txgit merge --abort`" in terminal and "%txgit" not in terminal, terminal
+        alice.cell("%txgit merge --theirs x")
+        assert alice.value("(x, y, z)") == (2, 1, 1) and bob.load("x") == 2
+    finally:
+        alice.shutdown()

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import os
 import shlex
-from contextlib import contextmanager
+import sys
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from typing import Any, Iterator
 
 from IPython.core.magic import Magics, line_magic, magics_class
@@ -23,6 +24,7 @@ from IPython.core.magic import Magics, line_magic, magics_class
 from txgit.errors import MergeInProgress, NothingToCommit, TxgitError
 from txgit.reuse import ipython as reuse_ipython
 from txgit.sessions import ipython as kernel_side
+from txgit.sessions.kernel import notebook_words
 from txgit.sessions.session import conflict_note, held_line
 from txgit.visual.text import left_behind_warning, plural, unmerged_line
 
@@ -337,9 +339,14 @@ class TxgitMagics(Magics):
 
         old = os.environ.get("TXGIT_KERNEL")
         os.environ["TXGIT_KERNEL"] = str(os.getpid())
-        with _cwd(str(ext.workspace.root)):
+        # the command's advice names the magic, which a cell runs, not the terminal command
+        with _cwd(str(ext.workspace.root)), redirect_stdout(_NotebookWords(sys.stdout)), \
+                redirect_stderr(_NotebookWords(sys.stderr)):
             try:
                 code = invoke(args)  # a TxgitError propagates: the cell fails with its one line
+            except TxgitError as e:
+                e.message = notebook_words(e.message)
+                raise
             except SystemExit as e:  # `txgit run`'s script called sys.exit(N)
                 code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
             finally:
@@ -354,9 +361,22 @@ class TxgitMagics(Magics):
                 # (the panel shows this line: "exited with status 1" told its user nothing)
                 raise MergeInProgress(f"`%txgit {args[0]}` stopped on conflicts: "
                                       + conflict_note(waiting[1], ext.session.branch or "HEAD"))
-            raise TxgitError(f"`txgit {' '.join(args)[:80]}` exited with status {code}")
+            raise TxgitError(f"`%txgit {' '.join(args)[:80]}` exited with status {code}")
 
 
+
+
+class _NotebookWords:
+    """A text stream that words the advice written to it for a notebook (see :func:`notebook_words`)."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        return self._stream.write(notebook_words(text))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
 
 
 def load_ipython_extension(ip: Any) -> None:

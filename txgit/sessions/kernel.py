@@ -249,11 +249,21 @@ def _left_to_kernel(kernel: KernelInfo, op: str, *, asked: bool) -> str:
     return f"stopped waiting for kernel {kernel.pid}, which goes on with the {op} (`txgit status` shows where it is)"
 
 
+def terminal_words(text: str) -> str:
+    """Advice worded for a notebook (`%txgit merge --abort`), as a terminal types it."""
+    return text.replace("`%txgit ", "`txgit ")
+
+
+def notebook_words(text: str) -> str:
+    """Advice worded for a terminal (`txgit merge --abort`), as a notebook cell types it."""
+    return text.replace("`txgit ", "`%txgit ")
+
+
 def _answer(answer: dict[str, Any]) -> dict[str, Any]:
     if not answer.get("ok"):
         cls = kind_named(str(answer.get("kind")))  # the same kind of error as in the kernel
-        # the kernel words its advice for its notebook (`%txgit merge --abort`); this is a terminal
-        raise cls(str(answer.get("error", "the kernel refused the request")).replace("`%txgit ", "`txgit "))
+        # the kernel words its advice for its notebook; this is a terminal
+        raise cls(terminal_words(str(answer.get("error", "the kernel refused the request"))))
     return answer
 
 
