@@ -269,6 +269,29 @@ def test_merge_abort_refuses_to_drop_what_the_kernel_changed_during_the_merge(tm
         alice.shutdown()
 
 
+def test_merge_abort_refuses_to_drop_a_conflicts_value_set_in_the_kernel_unless_forced(tmp_path, run_txgit):
+    """Two conflicts, x and y; Alice set x = 42 in a cell (her resolution; y still waits, so nothing was
+    committed). `txgit merge --abort` put her old x back ("loaded x") without a word: 42, typed by her
+    and in no commit, was gone. Now the abort is refused, naming x, in the terminal and as a magic,
+    until she finishes the merge, sets x back, or says `--force`."""
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
+    try:
+        alice.cell("x = 1\ny = 1")
+        _publish_and_push_from_a_clone(alice, tmp_path, "bob: x, y", x=2, y=2)
+        alice.cell("x = 3\ny = 3")
+        assert "CONFLICT" in alice.tx("pull", code=1).stdout
+        alice.cell("x = 42")  # y still waits: not committed
+        refused = alice.tx("merge", "--abort", code=None)
+        assert_one_line_error(refused, "would lose x", "`txgit merge --abort --force`")
+        magic = alice.kernel.run("%txgit merge --abort")
+        assert magic.status == "error" and "would lose x" in magic.error, magic
+        assert alice.value("(x, y)") == (42, 3) and alice.ws.merge_in_progress() is not None
+        assert "aborted" in alice.tx("merge", "--abort", "--force").stdout
+        assert alice.value("(x, y)") == (3, 3) and alice.ws.merge_in_progress() is None
+    finally:
+        alice.shutdown()
+
+
 def test_pull_merge_and_reset_as_magics(tmp_path, run_txgit):
     """The same verbs from inside the notebook: `%txgit pull`, `%txgit merge --theirs`, `%txgit reset`."""
     alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})

@@ -513,9 +513,11 @@ def merge_continue(ws: Repository, *, ref: str = "HEAD") -> MergeResult:
 def _no_changes_since_merged(ws: Repository, merging: MergeInProgress, namespace: MutableMapping[str, Any],
                              now: dict[str, VarRecord], ours: State, names: set[str]) -> None:
     """Refuse an abort that would drop a value the namespace set after the merge loaded or removed
-    it: neither what the merge put there nor ours'. (A conflict's own variables hold ours' until a
-    resolution; as git's abort, it drops a resolution in progress.)"""
+    it: neither what the merge put there nor ours'; or a conflict's value set here (a resolution typed in
+    a cell while another conflict waits): neither ours' nor theirs'. A resolution by --ours/--theirs is
+    a side's value, which the abort may drop."""
     plan = merge_plan(ws, merging)
+    theirs = ws.state(merging.theirs)
 
     def differs(n: str, record: VarRecord | None) -> bool:
         return (n in namespace) != (record is not None) or (n in now and not now[n].same_content(record))
@@ -523,14 +525,18 @@ def _no_changes_since_merged(ws: Repository, merging: MergeInProgress, namespace
     merged = set(plan.from_theirs) | set(plan.removed)
     lost = sorted(n for n in names & merged
                   if differs(n, plan.variables.get(n)) and differs(n, ours.variables.get(n)))
+    disputed = {n for c in plan.conflicts for n in c.names} | set(merging.resolved)
+    lost += sorted(n for n in names & disputed - merged
+                   if differs(n, ours.variables.get(n)) and differs(n, theirs.variables.get(n)))
     if lost:
         shown = ", ".join(lost[:5]) + (" …" if len(lost) > 5 else "")
         raise DirtyNamespace(f"the abort would lose {shown}, changed during the merge: finish the merge (the "
-                             "next commit keeps them), or set them back first")
+                             "next commit keeps them), set them back, or drop them with `txgit merge --abort "
+                             "--force`")
 
 
 def merge_abort(ws: Repository, namespace: MutableMapping[str, Any] | None = None, *, ref: str = "HEAD",
-                changed: set[str] | None = None) -> MergeResult:
+                changed: set[str] | None = None, force: bool = False) -> MergeResult:
     """Give up a merge in progress: forget it and, given ``namespace``, put back the values the merge
     loaded or removed as ours has them (the ref never moved). One of those that the namespace changed
     since the merge put it there (``changed``: the names it may have changed; None: any) refuses it
@@ -545,7 +551,9 @@ def merge_abort(ws: Repository, namespace: MutableMapping[str, Any] | None = Non
             touched = {n for n in set(ours.variables) | set(theirs.variables)
                        if not _same_record(ours.variables.get(n), theirs.variables.get(n))}
             now = ws.live_records(namespace, touched)
-            _no_changes_since_merged(ws, merging, namespace, now, ours, touched if changed is None else touched & changed)
+            if not force:
+                _no_changes_since_merged(ws, merging, namespace, now, ours,
+                                         touched if changed is None else touched & changed)
             load = sorted(n for n in touched if n in ours.variables and ours.variables[n].kind in (VALUE, MODULE)
                           and not ours.variables[n].same_content(now.get(n)))
             fingerprints = Fingerprints()

@@ -110,7 +110,8 @@ def merge(
                                                     "naming none)."),
     abort: bool = typer.Option(False, "--abort", help="Give up the merge in progress (the kernel gets ours back)."),
     force: bool = typer.Option(False, "--force", "-f", help="With --ours or --theirs: replace the attached kernel's "
-                                                            "uncommitted values of those variables too."),
+                                                            "uncommitted values of those variables too; with "
+                                                            "--abort: drop what it set during the merge."),
     cont: bool = typer.Option(False, "--continue", help="Write the merge commit once every conflict is resolved."),
     trust: bool = typer.Option(False, "--trust", help="Load values from a remote not marked trusted "
                                                       "(unpickling runs their code)."),
@@ -132,8 +133,8 @@ def merge(
         raise TxgitError("give --ours or --theirs, not both")
     if every and side is None:
         raise TxgitError("--all goes with --ours or --theirs: `txgit merge --ours --all`")
-    if force and side is None:
-        raise TxgitError("--force goes with --ours or --theirs: `txgit merge --theirs --force`")
+    if force and side is None and not abort:
+        raise TxgitError("--force goes with --ours, --theirs or --abort: `txgit merge --theirs --force`")
     if every and args:
         raise TxgitError(f"--all resolves every conflict: name no variable with it (got {', '.join(args)})")
     if (abort or cont) and (args or side or (abort and cont)):
@@ -154,7 +155,7 @@ def merge(
             raise TxgitError("a kernel is attached: commit in it (`txgit commit -m MSG`) to finish the merge")
         req: dict[str, Any] = {"op": "merge", "trust": trust, "safe": safe}
         if abort:
-            req["action"] = "abort"
+            req.update(action="abort", force=force)
         elif side is not None:
             req.update(action=side, names=names, force=force)
         else:

@@ -377,7 +377,7 @@ def handle(s: NamespaceSession, req: dict[str, Any]) -> dict[str, Any]:
     if op == "merge":
         action = req.get("action")
         if action == "abort":
-            m = s.merge_abort()
+            m = s.merge_abort(force=bool(req.get("force")))
             # what the abort left as the user set it (not the merge's): said, so that no one thinks it gone
             return m.to_json() | {"branch": s.branch, "kept": s.status().changed_names()}
         elif action in ("ours", "theirs"):

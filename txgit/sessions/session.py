@@ -1386,12 +1386,13 @@ class NamespaceSession:
             result.status, result.info = "merged", commit.info
         return result
 
-    def merge_abort(self) -> MergeResult:
-        """Give up the merge in progress: values it loaded or removed are put back as ours has them."""
+    def merge_abort(self, *, force: bool = False) -> MergeResult:
+        """Give up the merge in progress: values it loaded or removed are put back as ours has them. Values
+        of those set here during the merge refuse it, unless ``force``."""
         self.flush()
         with self._without_hidden():
             changed = None if self.touched is None or self.full_next else set(self.touched)
-            result = self.workspace.merge_abort(self.namespace, ref=self.ref, changed=changed)
+            result = self.workspace.merge_abort(self.namespace, ref=self.ref, changed=changed, force=force)
         self._remember_sharing(set(result.loaded) | set(result.removed))
         if self.touched is not None:
             self.touched -= set(result.loaded) | set(result.removed)
