@@ -480,6 +480,35 @@ def test_a_kernel_restarted_during_a_merge_does_not_commit_the_merge_without_the
             again.shutdown()
 
 
+def test_a_resolution_in_a_kernel_restarted_during_the_merge_names_what_it_did_not_load(tmp_path, run_txgit):
+    """After a restart during a conflicted pull, `%txgit status` advised "`%txgit checkout main` loads
+    them", which the merge refuses; `%txgit merge --theirs x` then said "loaded x" alone, and the
+    kernel held x while the merge commit holds a, b, c, m and x. Now the resolution names what the
+    kernel did not load and the command that does, and that command, once the merge is done, makes the
+    namespace the merge commit's."""
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
+    again = None
+    try:
+        alice.cell("x = 1\na = 'a'\nm = 1")
+        _publish_and_push_from_a_clone(alice, tmp_path, "bob: x, c", x=2, c="c", m=1)
+        alice.cell("x = 3\nb = 'b'")
+        assert "CONFLICT" in alice.tx("pull", code=1).stdout
+        alice.shutdown()
+        again = User("alice", alice.ws, run_txgit, {})  # the restarted kernel: holds nothing yet
+        during = again.cell("%txgit status").stdout
+        assert "not loaded: a, b, c, m, x" in during and "once the merge is done" in during, during
+        out = again.cell("%txgit merge --theirs x").stdout
+        advice = re.search(r"not loaded: a, b, c, m \(.*`(%txgit [^`]+)` loads them\)", out)
+        assert "loaded x" in out and advice is not None, out
+        assert "checkout" in advice[1]
+        again.cell(advice[1])
+        merged = alice.ws.head()
+        assert len(merged.parents) == 2 and sorted(alice.ws.state(merged.id).variables) == ["a", "b", "c", "m", "x"]
+        assert again.value("(a, b, c, m, x)") == ("a", "b", "c", 1, 2)
+    finally:
+        (again or alice).shutdown()
+
+
 def test_a_kernel_restarted_during_a_merge_can_abort_it_and_keep_every_variable(tmp_path, run_txgit):
     """After `%txgit merge --abort` in a kernel restarted during the merge, status said "removed: a" for
     a variable it had never loaded, and its next cell committed the branch without it."""

@@ -26,7 +26,7 @@ from txgit.reuse import ipython as reuse_ipython
 from txgit.sessions import ipython as kernel_side
 from txgit.sessions.kernel import notebook_words
 from txgit.sessions.session import conflict_note, held_line
-from txgit.visual.text import left_behind_warning, plural, unmerged_line
+from txgit.visual.text import left_behind_warning, not_loaded_line, plural, unmerged_line
 
 USAGE = """usage: %txgit VERB [ARGS]
   commit -m MSG [--allow-empty]
@@ -255,8 +255,7 @@ class TxgitMagics(Magics):
             for n, why in s.not_restored().items():  # not removed: the next commit keeps them as they are
                 print(f"  not restored: {n}: {why}")
             if st.unloaded:  # a fresh kernel's: in the branch, not in the kernel (commits carry them over)
-                listed = ", ".join(st.unloaded[:8]) + (f" and {len(st.unloaded) - 8} more" if len(st.unloaded) > 8 else "")
-                print(f"  not loaded: {listed} (`%txgit checkout {st.branch or 'REV'}` loads them)")
+                print("  " + not_loaded_line(st.unloaded, st.branch, "%txgit", merging=merging is not None))
         elif verb == "auto":
             committed = s.set_auto(_on_off(rest, verb))  # on again: what the cells did meanwhile is committed
             print(f"auto-commit {'on' if s.auto else 'off'}")

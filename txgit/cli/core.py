@@ -24,7 +24,7 @@ from txgit.environment import EnvironmentDrift
 from txgit.errors import EmptyHistory, TxgitError, WorkspaceExists
 from txgit.history import CommitInfo
 from txgit.state import UNPICKLABLE
-from txgit.visual.text import Refs, unmerged_line
+from txgit.visual.text import Refs, not_loaded_line, unmerged_line
 from txgit.workspace import StateDiff, Workspace
 
 
@@ -153,10 +153,7 @@ def status(
         for label, n in changes:
             _out(f"  {label}: {n}")
         if answer.get("unloaded"):  # a fresh kernel holds none of the branch's values: say so, not "all there"
-            unloaded = answer["unloaded"]
-            listed = ", ".join(unloaded[:8]) + (f" and {len(unloaded) - 8} more" if len(unloaded) > 8 else "")
-            _out(f"  not loaded: {listed} (its commits carry them over; "
-                 f"`txgit checkout {k.branch or 'REV'}` loads them)")
+            _out("  " + not_loaded_line(answer["unloaded"], k.branch, merging=bool(answer.get("merging"))))
         for n, why in answer.get("not_restored", {}).items():  # not removed: its next commit keeps them
             _out(f"  not restored: {n}: {why}")
     for ref, commit in ws.history.unmerged().items():

@@ -21,7 +21,7 @@ from txgit.remote import FetchResult
 from txgit.sessions.kernel import KernelInfo, attached_kernel, call_kernel
 from txgit.state.libstate import describe
 from txgit.trust import source_of
-from txgit.visual.text import left_behind_warning
+from txgit.visual.text import left_behind_warning, not_loaded_line
 from txgit.workspace import Workspace
 
 KERNEL_HELP = "The kernel to act on (PID, notebook or branch) when several are attached."
@@ -66,6 +66,8 @@ def print_merge(ws: Workspace, answer: dict[str, Any], kernel: KernelInfo | None
         _out(f"{tag}Merge of {answer['label']} aborted: back at {(answer['ours'] or '')[:8]}{follow}{kept}")
     for name, why in (answer.get("not_restored") or {}).items():  # in the merge, not in this process
         _out(f"  not loaded: {name}: {why}; the next commits keep it as {answer['label']} has it")
+    if answer.get("unloaded") and status in ("merged", "fast-forward"):  # a fresh kernel's: not in it, not gone
+        _out("  " + not_loaded_line(answer["unloaded"], answer.get("branch")))
     if status != "conflicts":
         return
     conflicts = answer["conflicts"]

@@ -385,7 +385,9 @@ def handle(s: NamespaceSession, req: dict[str, Any]) -> dict[str, Any]:
                                 force=bool(req.get("force")))
         else:
             m = s.merge(req["rev"], label=req.get("label"), message=req.get("message"), trust=trust, safe=safe)
-        return m.to_json() | {"branch": s.branch}
+        # a fresh kernel (restarted during the merge) holds only what it loaded: the rest is named
+        unloaded = sorted(set(s.unloaded) - set(s.not_restored()))
+        return m.to_json() | {"branch": s.branch, "unloaded": unloaded}
     raise TxgitError(f"unknown request {op!r}")
 
 
