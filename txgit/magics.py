@@ -24,7 +24,7 @@ from IPython.core.magic import Magics, line_magic, magics_class
 from txgit.errors import MergeInProgress, NothingToCommit, TxgitError
 from txgit.reuse import ipython as reuse_ipython
 from txgit.sessions import ipython as kernel_side
-from txgit.sessions.kernel import notebook_words
+from txgit.sessions.words import notebook_words
 from txgit.sessions.session import conflict_note, held_line
 from txgit.visual.text import left_behind_warning, not_loaded_line, plural, unmerged_line
 
@@ -189,7 +189,7 @@ class TxgitMagics(Magics):
             ext = kernel_side.active()
             if ext is not None:
                 _spare_namespace_on_failure(self.shell, ext.session)
-            raise MagicError(str(e)) from e
+            raise MagicError(notebook_words(str(e))) from e
 
     def _dispatch(self, args: list[str]) -> None:
         ext = kernel_side.attach(self.shell)

@@ -31,6 +31,7 @@ from txgit.sessions.kernel import (
     update_kernel,
 )
 from txgit.sessions.session import CellOutcome, NamespaceSession, held_line, register, unregister
+from txgit.sessions.words import notebook_words
 from txgit.workspace import Workspace
 
 _FIXED_HIDDEN = frozenset({"In", "Out", "_", "__", "___", "_i", "_ii", "_iii", "_oh", "_ih", "_dh",
@@ -217,7 +218,7 @@ class IPythonSession:
         try:
             self.session.follow()  # the branch moved outside this kernel: be in step before the cell runs
         except TxgitError as e:
-            print(f"txgit: {e}", file=sys.stderr)
+            print(f"txgit: {notebook_words(str(e))}", file=sys.stderr)
         code, tree = plain_python(raw)
         if code is None:
             try:
@@ -246,10 +247,10 @@ class IPythonSession:
                                               execution_count=getattr(result, "execution_count", None),
                                               result=self._display or None, displays=self._displays)
         except MergeInProgress as e:  # says itself what happened and what to type
-            print(f"txgit: {e}", file=sys.stderr)
+            print(f"txgit: {notebook_words(str(e))}", file=sys.stderr)
             return
         except TxgitError as e:
-            print(f"txgit: auto-commit failed: {e}", file=sys.stderr)
+            print(f"txgit: auto-commit failed: {notebook_words(str(e))}", file=sys.stderr)
             return
         if outcome is not None:
             report_outcome(outcome)

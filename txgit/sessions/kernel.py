@@ -26,6 +26,7 @@ from typing import Any
 from txgit.attached import KernelInfo, kernels_dir, live_kernels
 from txgit.errors import Interrupted, TxgitError, kind_named
 from txgit.history import validate_ref_name
+from txgit.sessions.words import terminal_words
 from txgit.workspace import Workspace
 
 
@@ -247,16 +248,6 @@ def _left_to_kernel(kernel: KernelInfo, op: str, *, asked: bool) -> str:
         return (f"stopped waiting for kernel {kernel.pid}, which goes on with the commit (a commit is written "
                 "whole or not at all: `txgit log` shows it once it is)")
     return f"stopped waiting for kernel {kernel.pid}, which goes on with the {op} (`txgit status` shows where it is)"
-
-
-def terminal_words(text: str) -> str:
-    """Advice worded for a notebook (`%txgit merge --abort`), as a terminal types it."""
-    return text.replace("`%txgit ", "`txgit ")
-
-
-def notebook_words(text: str) -> str:
-    """Advice worded for a terminal (`txgit merge --abort`), as a notebook cell types it."""
-    return text.replace("`txgit ", "`%txgit ")
 
 
 def _answer(answer: dict[str, Any]) -> dict[str, Any]:

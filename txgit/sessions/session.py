@@ -33,6 +33,7 @@ from txgit.sessions import opslog
 from txgit.sessions.operations import Operation, OperationWatch, content_origin, output_origin
 from txgit.sessions.detect import ReadValues, UnnamedChanges, used_packages
 from txgit.sessions.tracking import CellChanges, CellTracker
+from txgit.sessions.words import worded
 from txgit.errors import MergeInProgress as MergeInProgressError, NothingToCommit, TxgitError
 from txgit.gitwriter import GitWriter
 from txgit.history import State
@@ -1238,7 +1239,8 @@ class NamespaceSession:
         except TxgitError as e:  # e.g. a state from a remote not trusted: said once, not before every cell
             if self._told_moved != tip:
                 self._told_moved = tip
-                print(f"txgit: {where} moved to {tip[:8]} outside this session and cannot be loaded here: {e}",
+                print(f"txgit: {where} moved to {tip[:8]} outside this session and cannot be loaded here: "
+                      f"{worded(str(e), self._verb)}",
                       file=sys.stderr)
             return None
         result.branch = self.branch
@@ -1272,7 +1274,8 @@ class NamespaceSession:
         except TxgitError as e:
             if self._told_moved != tip:
                 self._told_moved = tip
-                print(f"txgit: {where} moved to {tip[:8]} outside this session and cannot be merged yet: {e}",
+                print(f"txgit: {where} moved to {tip[:8]} outside this session and cannot be merged yet: "
+                      f"{worded(str(e), self._verb)}",
                       file=sys.stderr)
             return
         self._merged_again()
