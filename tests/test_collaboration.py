@@ -292,6 +292,25 @@ def test_merge_abort_refuses_to_drop_a_conflicts_value_set_in_the_kernel_unless_
         alice.shutdown()
 
 
+def test_merge_continue_beside_a_kernel_with_a_conflict_left_says_which_not_commit(tmp_path, run_txgit):
+    """With x still in conflict, `txgit merge --continue` beside Alice's kernel said "a kernel is
+    attached: commit in it (`txgit commit -m MSG`) to finish the merge"; that commit then refused
+    ("unresolved: x"). It now says what is left and how to resolve it, as without a kernel."""
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
+    try:
+        alice.cell("x = 1")
+        _publish_and_push_from_a_clone(alice, tmp_path, "bob: x", x=2)
+        alice.cell("x = 3")
+        assert "CONFLICT" in alice.tx("pull", code=1).stdout
+        refused = alice.tx("merge", "--continue", code=None)
+        assert_one_line_error(refused, "unresolved conflicts: x", "`txgit merge --ours")
+        magic = alice.kernel.run("%txgit merge --continue")
+        assert magic.status == "error" and "unresolved conflicts: x" in magic.error and "`%txgit merge --ours" \
+            in magic.error, magic.error
+    finally:
+        alice.shutdown()
+
+
 def test_pull_merge_and_reset_as_magics(tmp_path, run_txgit):
     """The same verbs from inside the notebook: `%txgit pull`, `%txgit merge --theirs`, `%txgit reset`."""
     alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})

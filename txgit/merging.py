@@ -459,6 +459,13 @@ def merge_resolve(ws: Repository, names: str | Iterable[str] | None, side: str,
         return _finish_merge(ws, merging, plan, result)
 
 
+def require_resolved(plan: MergePlan) -> None:
+    """Refuse to finish a merge whose plan still has conflicts, naming them and what resolves them."""
+    if plan.conflicts:
+        raise TxgitError(f"unresolved conflicts: {', '.join(c.label for c in plan.conflicts)} "
+                         "(`txgit merge --ours NAME...` or `--theirs NAME...`; no NAME: all of them)")
+
+
 def nothing_to_continue(ws: Repository, ref: str = "HEAD") -> str:
     """Why there is no merge to continue on ``ref``: none was started, or (what a user who just
     resolved the last conflict meets) its last resolution already wrote the merge commit."""
@@ -500,9 +507,7 @@ def merge_continue(ws: Repository, *, ref: str = "HEAD") -> MergeResult:
             raise TxgitError(nothing_to_continue(ws, ref))
         merging = _require_merge(ws, ref)
         plan = merge_plan(ws, merging)
-        if plan.conflicts:
-            raise TxgitError(f"unresolved conflicts: {', '.join(c.label for c in plan.conflicts)} "
-                             "(`txgit merge --ours NAME...` or `--theirs NAME...`; no NAME: all of them)")
+        require_resolved(plan)
         if any(side == KERNEL for side in merging.resolved.values()):
             raise TxgitError("conflicts were resolved in a kernel: commit from that kernel")
         result = MergeResult("conflicts", merging.ref, merging.ours, merging.theirs, merging.label,

@@ -16,7 +16,7 @@ import typer
 from txgit.cli.app import app, console
 from txgit.cli.remote import fetch_lines, progress_bar, slow_notice
 from txgit.errors import TxgitError
-from txgit.merging import nothing_to_continue
+from txgit.merging import nothing_to_continue, require_resolved
 from txgit.remote import FetchResult
 from txgit.sessions.kernel import KernelInfo, attached_kernel, call_kernel
 from txgit.state.libstate import describe
@@ -152,8 +152,10 @@ def merge(
     if k is not None:
         if cont:
             ref = f"refs/heads/{k.branch}" if k.branch is not None else "HEAD"
-            if ws.merge_in_progress(ref) is None:
+            waiting = ws.merge_in_progress(ref)
+            if waiting is None:
                 raise TxgitError(nothing_to_continue(ws, ref))
+            require_resolved(ws.merge_plan(waiting))
             raise TxgitError("a kernel is attached: commit in it (`txgit commit -m MSG`) to finish the merge")
         req: dict[str, Any] = {"op": "merge", "trust": trust, "safe": safe}
         if abort:
