@@ -1734,3 +1734,21 @@ def test_every_advice_a_notebook_user_reads_names_the_magic(tmp_path, run_txgit)
         assert alice.value("(x, y, z)") == (2, 1, 1) and bob.load("x") == 2
     finally:
         alice.shutdown()
+
+
+def test_status_as_a_magic_says_how_the_branch_stands_against_its_upstream(tmp_path, run_txgit):
+    """`%txgit status` said "on branch main, at 1a2b3c4d / nothing to commit" with two commits of Alice's
+    not pushed, or Bob's not pulled: the terminal's status says so ("ahead of 'origin/main' by 1
+    commit (`txgit push` publishes them)"), the notebook's did not. Now both do, each with its command."""
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
+    try:
+        alice.cell("x = 1")
+        _publish_and_push_from_a_clone(alice, tmp_path, "bob: y", y=2)
+        alice.cell("x = 2")
+        out = alice.cell("%txgit status").stdout
+        assert "Your branch is ahead of 'origin/main' by 1 commit (`%txgit push` publishes them)." in out, out
+        alice.tx("fetch")
+        out = alice.cell("%txgit status").stdout
+        assert "have diverged, and have 1 and 1 different commits each (`%txgit pull` merges them)" in out, out
+    finally:
+        alice.shutdown()

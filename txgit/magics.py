@@ -38,7 +38,7 @@ USAGE = """usage: %txgit VERB [ARGS]
                          --ours/--theirs with no VAR: every conflict left
   pull [REMOTE [BRANCH]] fetch and merge (the namespace follows)
   reset REV [--force]    point this kernel's branch at REV (the namespace follows)
-  status                 variables changed since this kernel's last commit
+  status                 variables changed since this kernel's last commit; ahead/behind its upstream
   log [-n N]             history        show [REV]          one commit
   diff A [B]             variables that differ (B: the live namespace if omitted)
   branch [NAME [REV]]    list or create branches
@@ -239,6 +239,13 @@ class TxgitMagics(Magics):
             print(f"on {'branch ' + st.branch if st.branch else 'detached HEAD'}"
                   f"{', at ' + st.head[:8] if st.head else ', no commits yet'}")
             merging = s.merging()
+            if st.branch is not None:  # what is not pushed or not pulled yet, as the terminal's status says
+                from txgit.cli.core import unpublished_line, upstream_line  # (the CLI loads when first used)
+
+                line = (upstream_line(s.workspace, st.branch, merging=merging is not None)
+                        or unpublished_line(s.workspace, st.branch))
+                if line:
+                    print(notebook_words(line))
             if merging is not None:
                 plan = s.workspace.merge_plan(merging)
                 print(f"merging {merging.label}: unresolved: {', '.join(c.label for c in plan.conflicts) or 'none'}")

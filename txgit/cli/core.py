@@ -116,7 +116,7 @@ def status(
              + f", committed {render.format_date(head.time)} by {head.author}")
     merging = ws.merge_in_progress()
     if ws.branch is not None:
-        line = _upstream_line(ws, ws.branch, merging=merging is not None)
+        line = upstream_line(ws, ws.branch, merging=merging is not None)
         if line:
             _out(line)
     if merging is not None:
@@ -132,7 +132,7 @@ def status(
     for k in kernels:
         _out(f"{k.describe()}:")
         if k.branch is not None and k.branch != ws.branch:
-            line = _upstream_line(ws, k.branch) or _unpublished_line(ws, k.branch)
+            line = upstream_line(ws, k.branch) or unpublished_line(ws, k.branch)
             if line:
                 _out("  " + line)
         try:
@@ -161,7 +161,7 @@ def status(
             _out(held_line(ref, commit))
 
 
-def _upstream_line(ws: Workspace, branch: str, *, merging: bool = False) -> str | None:
+def upstream_line(ws: Workspace, branch: str, *, merging: bool = False) -> str | None:
     """`Your branch is ahead of 'origin/main' by 1 commit` and the like, as git says it (``merging``: a
     merge is in progress, so no advice to pull)."""
     tracked = ws.remotes.upstream(branch)
@@ -189,7 +189,7 @@ def _upstream_line(ws: Workspace, branch: str, *, merging: bool = False) -> str 
     return f"Your branch is up to date with '{name}'."
 
 
-def _unpublished_line(ws: Workspace, branch: str) -> str | None:
+def unpublished_line(ws: Workspace, branch: str) -> str | None:
     """For a kernel's branch that tracks nothing (the second kernel's of a folder): that no remote has
     it, when there is a remote to push it to (a status that only spoke of HEAD's branch, up to date,
     let the kernel's work pass for shared)."""
