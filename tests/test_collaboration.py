@@ -1752,3 +1752,31 @@ def test_status_as_a_magic_says_how_the_branch_stands_against_its_upstream(tmp_p
         assert "have diverged, and have 1 and 1 different commits each (`%txgit pull` merges them)" in out, out
     finally:
         alice.shutdown()
+
+
+def test_a_merge_in_a_fresh_kernel_names_what_the_kernel_does_not_hold(tmp_path, run_txgit):
+    """A kernel opened after another closed with commits on no branch: `%txgit merge
+    refs/txgit/unmerged/main` (what its %load_ext advised) said "Merged ... into main" alone, while the
+    kernel held neither x nor y of that merge. It now names them and the command that loads them."""
+    import os
+
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
+    storage, away = tmp_path / "team.git" / "txgit-objects", tmp_path / "away"
+    try:
+        alice.cell("x = 1")
+        _publish_and_push_from_a_clone(alice, tmp_path, "bob: x", x=10)
+        Workspace(alice.ws.root).pull()  # records only: main moves outside the kernel
+        os.rename(storage, away)
+        assert "committed as" in alice.kernel.run("y = 2").stderr
+    finally:
+        alice.shutdown()
+    os.rename(away, storage)
+    again = User("alice", alice.ws, run_txgit, {})
+    try:
+        out = again.cell("%txgit merge refs/txgit/unmerged/main").stdout
+        assert "Merged refs/txgit/unmerged/main into main" in out, out
+        assert "not loaded: x, y (its commits carry them over; `%txgit checkout main` loads them)" in out, out
+        again.cell("%txgit checkout main")
+        assert again.value("(x, y)") == (10, 2)
+    finally:
+        again.shutdown()

@@ -387,8 +387,7 @@ def handle(s: NamespaceSession, req: dict[str, Any]) -> dict[str, Any]:
         else:
             m = s.merge(req["rev"], label=req.get("label"), message=req.get("message"), trust=trust, safe=safe)
         # a fresh kernel (restarted during the merge) holds only what it loaded: the rest is named
-        unloaded = sorted(set(s.unloaded) - set(s.not_restored()))
-        return m.to_json() | {"branch": s.branch, "unloaded": unloaded}
+        return m.to_json() | {"branch": s.branch, "unloaded": s.not_loaded()}
     raise TxgitError(f"unknown request {op!r}")
 
 

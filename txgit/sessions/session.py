@@ -1463,6 +1463,17 @@ class NamespaceSession:
                 self.workspace.history.read_state(self.workspace.history.resolve(against), groups=False)
             return self.workspace.live_records_since(self.namespace, since.variables, names)
 
+    def not_loaded(self) -> list[str]:
+        """The variables where the session stands (its last commit; a fresh session: its branch's tip) that
+        the namespace does not hold and it did not delete: its commits carry them over as they are. Those
+        it could not load are not among them (:meth:`not_restored` says why)."""
+        at = self.base if self.base is not None else self.tip()
+        if at is None:
+            return []
+        gone = set(self.workspace.state(at).variables) - set(self.namespace)
+        unloaded = self.unloaded if self.base is not None else gone - self._written
+        return sorted((unloaded & gone) - set(self.not_restored()))
+
     def status(self) -> StatusReport:
         """How the namespace differs from where the session is (its last commit, or the merge it is in)."""
         against, names = self._against()
