@@ -1679,6 +1679,7 @@ def test_commits_of_a_kernel_closed_before_its_merge_are_said_kept_and_brought_i
     held = "refs/txgit/unmerged/main"
     out = alice.tx("status").stdout
     assert held in out and f"txgit merge {held}" in out, out
+    assert ": z = 3" in alice.tx("log", "--all", "--oneline").stdout  # as `git log --all`: every ref's commits
     second = Kernel(alice.ws.root)
     try:
         opened = second.ok("%load_ext txgit")
