@@ -269,6 +269,48 @@ def test_merge_abort_refuses_to_drop_what_the_kernel_changed_during_the_merge(tm
         alice.shutdown()
 
 
+def test_merge_abort_refuses_to_drop_a_conflicts_value_set_in_the_kernel_unless_forced(tmp_path, run_txgit):
+    """Two conflicts, x and y; Alice set x = 42 in a cell (her resolution; y still waits, so nothing was
+    committed). `txgit merge --abort` put her old x back ("loaded x") without a word: 42, typed by her
+    and in no commit, was gone. Now the abort is refused, naming x, in the terminal and as a magic,
+    until she finishes the merge, sets x back, or says `--force`."""
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
+    try:
+        alice.cell("x = 1\ny = 1")
+        _publish_and_push_from_a_clone(alice, tmp_path, "bob: x, y", x=2, y=2)
+        alice.cell("x = 3\ny = 3")
+        assert "CONFLICT" in alice.tx("pull", code=1).stdout
+        alice.cell("x = 42")  # y still waits: not committed
+        refused = alice.tx("merge", "--abort", code=None)
+        assert_one_line_error(refused, "would lose x", "`txgit merge --abort --force`")
+        magic = alice.kernel.run("%txgit merge --abort")
+        assert magic.status == "error" and "would lose x" in magic.error, magic
+        assert alice.value("(x, y)") == (42, 3) and alice.ws.merge_in_progress() is not None
+        assert "aborted" in alice.tx("merge", "--abort", "--force").stdout
+        assert alice.value("(x, y)") == (3, 3) and alice.ws.merge_in_progress() is None
+    finally:
+        alice.shutdown()
+
+
+def test_merge_continue_beside_a_kernel_with_a_conflict_left_says_which_not_commit(tmp_path, run_txgit):
+    """With x still in conflict, `txgit merge --continue` beside Alice's kernel said "a kernel is
+    attached: commit in it (`txgit commit -m MSG`) to finish the merge"; that commit then refused
+    ("unresolved: x"). It now says what is left and how to resolve it, as without a kernel."""
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
+    try:
+        alice.cell("x = 1")
+        _publish_and_push_from_a_clone(alice, tmp_path, "bob: x", x=2)
+        alice.cell("x = 3")
+        assert "CONFLICT" in alice.tx("pull", code=1).stdout
+        refused = alice.tx("merge", "--continue", code=None)
+        assert_one_line_error(refused, "unresolved conflicts: x", "`txgit merge --ours")
+        magic = alice.kernel.run("%txgit merge --continue")
+        assert magic.status == "error" and "unresolved conflicts: x" in magic.error and "`%txgit merge --ours" \
+            in magic.error, magic.error
+    finally:
+        alice.shutdown()
+
+
 def test_pull_merge_and_reset_as_magics(tmp_path, run_txgit):
     """The same verbs from inside the notebook: `%txgit pull`, `%txgit merge --theirs`, `%txgit reset`."""
     alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
@@ -455,6 +497,35 @@ def test_a_kernel_restarted_during_a_merge_does_not_commit_the_merge_without_the
     finally:
         if again is not None:
             again.shutdown()
+
+
+def test_a_resolution_in_a_kernel_restarted_during_the_merge_names_what_it_did_not_load(tmp_path, run_txgit):
+    """After a restart during a conflicted pull, `%txgit status` advised "`%txgit checkout main` loads
+    them", which the merge refuses; `%txgit merge --theirs x` then said "loaded x" alone, and the
+    kernel held x while the merge commit holds a, b, c, m and x. Now the resolution names what the
+    kernel did not load and the command that does, and that command, once the merge is done, makes the
+    namespace the merge commit's."""
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
+    again = None
+    try:
+        alice.cell("x = 1\na = 'a'\nm = 1")
+        _publish_and_push_from_a_clone(alice, tmp_path, "bob: x, c", x=2, c="c", m=1)
+        alice.cell("x = 3\nb = 'b'")
+        assert "CONFLICT" in alice.tx("pull", code=1).stdout
+        alice.shutdown()
+        again = User("alice", alice.ws, run_txgit, {})  # the restarted kernel: holds nothing yet
+        during = again.cell("%txgit status").stdout
+        assert "not loaded: a, b, c, m, x" in during and "once the merge is done" in during, during
+        out = again.cell("%txgit merge --theirs x").stdout
+        advice = re.search(r"not loaded: a, b, c, m \(.*`(%txgit [^`]+)` loads them\)", out)
+        assert "loaded x" in out and advice is not None, out
+        assert "checkout" in advice[1]
+        again.cell(advice[1])
+        merged = alice.ws.head()
+        assert len(merged.parents) == 2 and sorted(alice.ws.state(merged.id).variables) == ["a", "b", "c", "m", "x"]
+        assert again.value("(a, b, c, m, x)") == ("a", "b", "c", 1, 2)
+    finally:
+        (again or alice).shutdown()
 
 
 def test_a_kernel_restarted_during_a_merge_can_abort_it_and_keep_every_variable(tmp_path, run_txgit):
@@ -1534,6 +1605,8 @@ def test_a_cell_committed_while_the_merge_with_its_moved_branch_failed_is_not_dr
         os.rename(storage, away)
         r = alice.kernel.run("y = 2")
         assert "auto-commit failed" in r.stderr and "committed as" in r.stderr, r.stderr
+        # what to type is the magic, here in the notebook (it said "run `txgit fsck`")
+        assert "`%txgit fsck`" in r.stderr and "`txgit " not in r.stderr, r.stderr
         alice.kernel.run("z = 3")
         # not "nothing to commit" alone: the commits are not on main, a ref holds them (gc, a closed kernel)
         held = alice.ws.dir / "repo.git" / "refs" / "txgit" / "unmerged" / "main"
@@ -1579,3 +1652,132 @@ def test_a_failed_merge_with_a_moved_branch_that_conflicts_once_tried_again_wait
         assert bob.head().id in {c.id for c in alice.ws.log()}
     finally:
         alice.shutdown()
+
+
+def test_commits_of_a_kernel_closed_before_its_merge_are_said_kept_and_brought_in_by_one_command(tmp_path,
+                                                                                                   run_txgit):
+    """Alice's kernel committed two cells on no branch (main moved outside it while the blob storage was
+    away: the merge failed) and was closed before its next cell merged again. A ref kept the commits,
+    but `txgit status` said only "up to date", a new kernel on main said nothing, and a second kernel
+    whose merge failed the same way wrote its ref over the first's (gc would then drop Alice's y and
+    z). Now both say which ref keeps them and the one command that brings them in, each kernel's
+    commits keep a ref of their own, and the merge brings every value in and clears the ref."""
+    import os
+
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
+    storage, away = tmp_path / "team.git" / "txgit-objects", tmp_path / "away"
+    try:
+        alice.cell("x = 1")
+        bob = _publish_and_push_from_a_clone(alice, tmp_path, "bob: x", x=10)
+        Workspace(alice.ws.root).pull()  # records only: main moves outside the kernel
+        os.rename(storage, away)
+        assert "committed as" in alice.kernel.run("y = 2").stderr
+        alice.kernel.run("z = 3")
+    finally:
+        alice.shutdown()
+    os.rename(away, storage)
+    held = "refs/txgit/unmerged/main"
+    out = alice.tx("status").stdout
+    assert held in out and f"txgit merge {held}" in out, out
+    assert ": z = 3" in alice.tx("log", "--all", "--oneline").stdout  # as `git log --all`: every ref's commits
+    second = Kernel(alice.ws.root)
+    try:
+        opened = second.ok("%load_ext txgit")
+        assert f"%txgit merge {held}" in opened.stdout + opened.stderr, opened
+        second.ok("%txgit checkout main")
+        ns: dict = {}
+        bob.pull()
+        bob.checkout("main", ns)
+        ns["x"] = 20
+        bob.commit(ns, "bob: x again")
+        bob.push()
+        Workspace(alice.ws.root).pull()
+        os.rename(storage, away)
+        assert "committed as" in second.run("v = 5").stderr
+    finally:
+        second.shutdown()
+    os.rename(away, storage)
+    alice.tx("gc")
+    out = alice.tx("status").stdout
+    waiting = sorted(set(re.findall(r"`txgit merge (refs/txgit/unmerged/\S+)`", out)))
+    assert len(waiting) == 2, out
+    for ref in waiting:
+        alice.tx("merge", ref)
+    ws = Workspace(alice.ws.root)
+    assert {n: ws.load(n) for n in "xyzv"} == {"x": 20, "y": 2, "z": 3, "v": 5}
+    out = alice.tx("status").stdout
+    assert "on no branch yet" not in out, out
+    assert not [r for r in ws.history.repo.references if r.startswith("refs/txgit/unmerged/")]
+
+
+def test_every_advice_a_notebook_user_reads_names_the_magic(tmp_path, run_txgit):
+    """`%txgit pull` stopped on a conflict and told the notebook user "Resolve with `txgit merge --ours
+    x` ... `txgit merge --abort` gives up", and a pull, merge or push during the merge answered "resolve
+    its conflicts or `txgit merge --abort` first": terminal commands, which a cell does not run (the
+    kernel's own lines already said `%txgit`). Every command a kernel user is told to type is now the
+    magic; the terminal goes on reading `txgit`."""
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
+    try:
+        alice.cell("x = 1\ny = 1")
+        bob = _publish_and_push_from_a_clone(alice, tmp_path, "bob: x", x=2)
+        alice.cell("x = 3")
+        shown = []
+        for line in ("%txgit pull", "%txgit status", "%txgit pull", "%txgit merge origin/main", "%txgit push",
+                     "%txgit checkout -b other", "z = 1", "%txgit merge --continue"):
+            r = alice.kernel.run(line)
+            shown.append(re.sub(r"\x1b\[[0-9;]*m", "", r.stdout + r.stderr + "\n".join(r.traceback)))
+        assert "`%txgit merge --ours x`" in shown[0] and "`%txgit merge --abort`" in shown[2], shown
+        for line, text in zip(["pull", "status", "pull again", "merge", "push", "checkout", "cell", "continue"], shown):
+            assert "`txgit " not in text, (line, text)
+        terminal = alice.tx("push", code=1).stderr + alice.tx("pull", code=1).stderr
+        assert "`txgit merge --abort`" in terminal and "%txgit" not in terminal, terminal
+        alice.cell("%txgit merge --theirs x")
+        assert alice.value("(x, y, z)") == (2, 1, 1) and bob.load("x") == 2
+    finally:
+        alice.shutdown()
+
+
+def test_status_as_a_magic_says_how_the_branch_stands_against_its_upstream(tmp_path, run_txgit):
+    """`%txgit status` said "on branch main, at 1a2b3c4d / nothing to commit" with two commits of Alice's
+    not pushed, or Bob's not pulled: the terminal's status says so ("ahead of 'origin/main' by 1
+    commit (`txgit push` publishes them)"), the notebook's did not. Now both do, each with its command."""
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
+    try:
+        alice.cell("x = 1")
+        _publish_and_push_from_a_clone(alice, tmp_path, "bob: y", y=2)
+        alice.cell("x = 2")
+        out = alice.cell("%txgit status").stdout
+        assert "Your branch is ahead of 'origin/main' by 1 commit (`%txgit push` publishes them)." in out, out
+        alice.tx("fetch")
+        out = alice.cell("%txgit status").stdout
+        assert "have diverged, and have 1 and 1 different commits each (`%txgit pull` merges them)" in out, out
+    finally:
+        alice.shutdown()
+
+
+def test_a_merge_in_a_fresh_kernel_names_what_the_kernel_does_not_hold(tmp_path, run_txgit):
+    """A kernel opened after another closed with commits on no branch: `%txgit merge
+    refs/txgit/unmerged/main` (what its %load_ext advised) said "Merged ... into main" alone, while the
+    kernel held neither x nor y of that merge. It now names them and the command that loads them."""
+    import os
+
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
+    storage, away = tmp_path / "team.git" / "txgit-objects", tmp_path / "away"
+    try:
+        alice.cell("x = 1")
+        _publish_and_push_from_a_clone(alice, tmp_path, "bob: x", x=10)
+        Workspace(alice.ws.root).pull()  # records only: main moves outside the kernel
+        os.rename(storage, away)
+        assert "committed as" in alice.kernel.run("y = 2").stderr
+    finally:
+        alice.shutdown()
+    os.rename(away, storage)
+    again = User("alice", alice.ws, run_txgit, {})
+    try:
+        out = again.cell("%txgit merge refs/txgit/unmerged/main").stdout
+        assert "Merged refs/txgit/unmerged/main into main" in out, out
+        assert "not loaded: x, y (its commits carry them over; `%txgit checkout main` loads them)" in out, out
+        again.cell("%txgit checkout main")
+        assert again.value("(x, y)") == (10, 2)
+    finally:
+        again.shutdown()

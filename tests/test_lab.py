@@ -338,7 +338,7 @@ def test_a_pull_that_conflicts_says_what_is_left_and_the_panel_resolves_it(kerne
     # Push while it waits: refused, and told a way that works (`merge --continue` refuses beside a kernel)
     r = panel_call(kernel, {"op": "magic", "args": ["push"]})
     assert not r["ok"] and "a merge is in progress" in r["error"] and "--continue" not in r["error"], r
-    assert "`txgit merge --ours NAME` / `--theirs NAME`" in r["error"] and "merge --abort" in r["error"], r
+    assert "`%txgit merge --ours NAME` / `--theirs NAME`" in r["error"] and "merge --abort" in r["error"], r
 
     # Abort merge: back to hers, nothing waits; Pull again stops on the same conflict
     r = panel_call(kernel, {"op": "magic", "args": ["merge", "--abort"]})

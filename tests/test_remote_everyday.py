@@ -548,11 +548,44 @@ def test_a_fetch_keeps_our_tags_and_says_which_the_remote_has_elsewhere(tmp_path
     ours = alice.commit(a, "alice: y").info.id
     alice.create_tag("v1")
     alice.create_tag("experiment", message="tried, not kept on a branch")
-    got = alice.fetch()
-    assert alice.tags()["experiment"] == ours and alice.tags()["v1"] == ours
-    assert alice.tags()["shared"] == bob.tags()["shared"] and got.new_tags == ["shared"]
-    assert got.kept_tags == {"v1": (ours, bob.tags()["v1"])}
     out = run_txgit("fetch", cwd=alice.root, check=True).stdout
     assert (f"! [rejected]       v1 (would clobber existing tag: yours is on {ours[:8]}, origin's on "
             f"{bob.tags()['v1'][:8]}; `txgit tag -f v1 {bob.tags()['v1'][:8]}` takes theirs)") in out, out
+    assert f"{'[new tag]':18} shared" in out, out
+    got = alice.fetch()
+    assert alice.tags()["experiment"] == ours and alice.tags()["v1"] == ours
+    assert alice.tags()["shared"] == bob.tags()["shared"] and got.new_tags == []
+    assert got.kept_tags == {"v1": (ours, bob.tags()["v1"])}
     assert set(alice.tags()) == {"v1", "experiment", "shared"} and alice.tags()["v1"] == ours
+
+
+def test_a_tag_clash_is_said_once_per_value_of_the_remotes_tag_and_ours(tmp_path, run_txgit):
+    """Alice's v1 and origin's v1 name different commits: every `txgit fetch` said "! [rejected] v1 (would
+    clobber existing tag ...)" again, forever, though nothing had changed (git's default fetch says
+    nothing of a tag it already has; `git fetch --tags` says it every time and exits 1). Now it is said
+    when the clash is new: the first time, and again when either side moves its v1; the FetchResult
+    still lists it every time (kept_tags), and says which it had found before (told_tags)."""
+    remote = tmp_path / "r.git"
+    alice = _alice(tmp_path, remote)
+    bob = Workspace.clone(str(remote), tmp_path / "bob")
+    b = session_namespace()
+    bob.checkout("main", b)
+    b["x"] = 2
+    bob.commit(b, "bob: x")
+    bob.create_tag("v1")
+    bob.push(tags=True)
+    alice.create_tag("v1")
+    clash = "! [rejected]       v1 (would clobber existing tag"
+    assert clash in run_txgit("fetch", cwd=alice.root, check=True).stdout
+    assert run_txgit("fetch", cwd=alice.root, check=True).stdout == "origin: up to date\n"
+    again = alice.fetch()
+    assert again.kept_tags == {"v1": (alice.tags()["v1"], bob.tags()["v1"])} and again.told_tags == ["v1"]
+    b["x"] = 3
+    bob.commit(b, "bob: x again")
+    bob.create_tag("v1", force=True)
+    bob.push(tags=True, force=True)
+    out = run_txgit("fetch", cwd=alice.root, check=True).stdout
+    assert clash in out and bob.tags()["v1"][:8] in out, out  # theirs moved: said again, once
+    assert clash not in run_txgit("fetch", cwd=alice.root, check=True).stdout
+    alice.create_tag("v1", "HEAD", force=True)  # (the same commit: nothing new to say)
+    assert clash not in run_txgit("fetch", cwd=alice.root, check=True).stdout

@@ -57,6 +57,7 @@ from txgit.storage import hash_bytes, is_blob_name
 
 VARS = "vars"  # format 1: one file per variable
 GROUPS = "groups"  # format 1: one file per group
+UNMERGED = "refs/txgit/unmerged/"  # a session's commits whose merge with its moved branch failed (hold_unmerged)
 RECORDS = "records"  # format 2: variable and group records, one per line, in shards
 SHARD_EVERY = 32  # a variable whose key is a multiple of this starts a shard: ~32 variables a shard
 SHARD_MAX = 64  # and so does the variable after this many in one shard: a change never rewrites more
@@ -805,6 +806,43 @@ class History:
         if name == self.current_branch():
             raise TxgitError(f"cannot delete branch {name!r}: HEAD is on it (check out another first)")
         self.repo.branches.local.delete(name)
+
+    def hold_unmerged(self, branch: str | None, commit: str, held: str | None = None) -> str:
+        """Keep ``commit`` (a session's last commit, on no branch: its merge with ``branch`` failed) under a ref
+        until it is merged, so that gc keeps it and a terminal can bring it in once its kernel is gone.
+        ``held``: the ref this session already holds its commits under. Another session's commits that
+        ``commit`` does not contain keep their ref: this one takes a free name beside it. Returns the ref."""
+        oid = pygit2.Oid(hex=commit)
+        name = held or UNMERGED + (branch or "HEAD")
+        for n in range(2, 1000):
+            there = self.tip(name)
+            if there is None or there.id == oid or self.repo.descendant_of(oid, there.id):
+                break
+            name = f"{UNMERGED}{branch or 'HEAD'}-{n}"
+        self.repo.references.create(name, oid, force=True)
+        return name
+
+    def unmerged(self) -> dict[str, str]:
+        """The refs :meth:`hold_unmerged` made whose commits no branch holds yet -> commit id (their sessions'
+        merges with their branches failed; a live session merges again at its next cell, a closed one never)."""
+        tips = [pygit2.Oid(hex=c) for c in self.branches().values()]
+        head = self.head_commit()
+        if head is not None:  # a detached session's commits, merged where HEAD is
+            tips.append(head.id)
+        out = {}
+        for name in self.repo.references:
+            if not name.startswith(UNMERGED):
+                continue
+            commit = self.tip(name)
+            if commit is not None and not any(t == commit.id or self.repo.descendant_of(t, commit.id) for t in tips):
+                out[name] = str(commit.id)
+        return out
+
+    def drop_merged_holds(self) -> None:
+        """Delete the refs of :meth:`hold_unmerged` whose commits a branch now holds (merged since)."""
+        waiting = self.unmerged()
+        for name in [n for n in self.repo.references if n.startswith(UNMERGED) and n not in waiting]:
+            self.repo.references.delete(name)
 
     def remote_branches(self) -> dict[str, str]:
         """Remote-tracking branches, as git names them (``origin/main``) -> commit id: where each

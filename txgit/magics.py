@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import os
 import shlex
-from contextlib import contextmanager
+import sys
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from typing import Any, Iterator
 
 from IPython.core.magic import Magics, line_magic, magics_class
@@ -23,8 +24,9 @@ from IPython.core.magic import Magics, line_magic, magics_class
 from txgit.errors import MergeInProgress, NothingToCommit, TxgitError
 from txgit.reuse import ipython as reuse_ipython
 from txgit.sessions import ipython as kernel_side
-from txgit.sessions.session import conflict_note
-from txgit.visual.text import left_behind_warning, plural, unmerged_line
+from txgit.sessions.words import notebook_words
+from txgit.sessions.session import conflict_note, held_line
+from txgit.visual.text import left_behind_warning, not_loaded_line, plural, unmerged_line
 
 USAGE = """usage: %txgit VERB [ARGS]
   commit -m MSG [--allow-empty]
@@ -36,7 +38,7 @@ USAGE = """usage: %txgit VERB [ARGS]
                          --ours/--theirs with no VAR: every conflict left
   pull [REMOTE [BRANCH]] fetch and merge (the namespace follows)
   reset REV [--force]    point this kernel's branch at REV (the namespace follows)
-  status                 variables changed since this kernel's last commit
+  status                 variables changed since this kernel's last commit; ahead/behind its upstream
   log [-n N]             history        show [REV]          one commit
   diff A [B]             variables that differ (B: the live namespace if omitted)
   branch [NAME [REV]]    list or create branches
@@ -187,7 +189,7 @@ class TxgitMagics(Magics):
             ext = kernel_side.active()
             if ext is not None:
                 _spare_namespace_on_failure(self.shell, ext.session)
-            raise MagicError(str(e)) from e
+            raise MagicError(notebook_words(str(e))) from e
 
     def _dispatch(self, args: list[str]) -> None:
         ext = kernel_side.attach(self.shell)
@@ -237,11 +239,21 @@ class TxgitMagics(Magics):
             print(f"on {'branch ' + st.branch if st.branch else 'detached HEAD'}"
                   f"{', at ' + st.head[:8] if st.head else ', no commits yet'}")
             merging = s.merging()
+            if st.branch is not None:  # what is not pushed or not pulled yet, as the terminal's status says
+                from txgit.cli.core import unpublished_line, upstream_line  # (the CLI loads when first used)
+
+                line = (upstream_line(s.workspace, st.branch, merging=merging is not None)
+                        or unpublished_line(s.workspace, st.branch))
+                if line:
+                    print(notebook_words(line))
             if merging is not None:
                 plan = s.workspace.merge_plan(merging)
                 print(f"merging {merging.label}: unresolved: {', '.join(c.label for c in plan.conflicts) or 'none'}")
             if s.unmerged() is not None:
                 print(unmerged_line(s.unmerged(), st.branch))
+            for ref, commit in s.workspace.history.unmerged().items():
+                if ref != s.held():
+                    print(held_line(ref, commit, "%txgit"))
             if st.clean:
                 print("nothing to commit")
             for label, names in (("added", st.added), ("modified", st.modified), ("removed", st.removed)):
@@ -250,8 +262,7 @@ class TxgitMagics(Magics):
             for n, why in s.not_restored().items():  # not removed: the next commit keeps them as they are
                 print(f"  not restored: {n}: {why}")
             if st.unloaded:  # a fresh kernel's: in the branch, not in the kernel (commits carry them over)
-                listed = ", ".join(st.unloaded[:8]) + (f" and {len(st.unloaded) - 8} more" if len(st.unloaded) > 8 else "")
-                print(f"  not loaded: {listed} (`%txgit checkout {st.branch or 'REV'}` loads them)")
+                print("  " + not_loaded_line(st.unloaded, st.branch, "%txgit", merging=merging is not None))
         elif verb == "auto":
             committed = s.set_auto(_on_off(rest, verb))  # on again: what the cells did meanwhile is committed
             print(f"auto-commit {'on' if s.auto else 'off'}")
@@ -334,9 +345,14 @@ class TxgitMagics(Magics):
 
         old = os.environ.get("TXGIT_KERNEL")
         os.environ["TXGIT_KERNEL"] = str(os.getpid())
-        with _cwd(str(ext.workspace.root)):
+        # the command's advice names the magic, which a cell runs, not the terminal command
+        with _cwd(str(ext.workspace.root)), redirect_stdout(_NotebookWords(sys.stdout)), \
+                redirect_stderr(_NotebookWords(sys.stderr)):
             try:
                 code = invoke(args)  # a TxgitError propagates: the cell fails with its one line
+            except TxgitError as e:
+                e.message = notebook_words(e.message)
+                raise
             except SystemExit as e:  # `txgit run`'s script called sys.exit(N)
                 code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
             finally:
@@ -351,9 +367,22 @@ class TxgitMagics(Magics):
                 # (the panel shows this line: "exited with status 1" told its user nothing)
                 raise MergeInProgress(f"`%txgit {args[0]}` stopped on conflicts: "
                                       + conflict_note(waiting[1], ext.session.branch or "HEAD"))
-            raise TxgitError(f"`txgit {' '.join(args)[:80]}` exited with status {code}")
+            raise TxgitError(f"`%txgit {' '.join(args)[:80]}` exited with status {code}")
 
 
+
+
+class _NotebookWords:
+    """A text stream that words the advice written to it for a notebook (see :func:`notebook_words`)."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        return self._stream.write(notebook_words(text))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
 
 
 def load_ipython_extension(ip: Any) -> None:

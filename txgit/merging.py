@@ -197,6 +197,8 @@ def merge(ws: Repository, rev: str, namespace: MutableMapping[str, Any] | None =
             result.info = ws.history.info(final, ws.history.refs_by_commit())
         if namespace is not None and result.plan is not None:
             _put_merged(ws, result, namespace, values, fingerprints)
+        if result.status != "conflicts":  # a closed kernel's commits brought in: their ref is done
+            ws.history.drop_merged_holds()
     return result
 
 
@@ -310,6 +312,7 @@ def merge_done(ws: Repository, merging: MergeInProgress, commit_id: str) -> None
     Call under the lock."""
     _trust.note_derived(ws, commit_id, [merging.ours, merging.theirs])
     _clear_merge(ws, merging.ref)
+    ws.history.drop_merged_holds()
 
 
 def save_merge(ws: Repository, merging: MergeInProgress) -> None:
@@ -456,6 +459,13 @@ def merge_resolve(ws: Repository, names: str | Iterable[str] | None, side: str,
         return _finish_merge(ws, merging, plan, result)
 
 
+def require_resolved(plan: MergePlan) -> None:
+    """Refuse to finish a merge whose plan still has conflicts, naming them and what resolves them."""
+    if plan.conflicts:
+        raise TxgitError(f"unresolved conflicts: {', '.join(c.label for c in plan.conflicts)} "
+                         "(`txgit merge --ours NAME...` or `--theirs NAME...`; no NAME: all of them)")
+
+
 def nothing_to_continue(ws: Repository, ref: str = "HEAD") -> str:
     """Why there is no merge to continue on ``ref``: none was started, or (what a user who just
     resolved the last conflict meets) its last resolution already wrote the merge commit."""
@@ -486,6 +496,7 @@ def _finish_merge(ws: Repository, merging: MergeInProgress, plan: MergePlan, res
     result.info = _write_merge(ws, plan, merging.ref, ws.history.tip(merging.ref), merging.message)
     result.status = "merged"
     _clear_merge(ws, merging.ref)
+    ws.history.drop_merged_holds()
     return result
 
 
@@ -496,9 +507,7 @@ def merge_continue(ws: Repository, *, ref: str = "HEAD") -> MergeResult:
             raise TxgitError(nothing_to_continue(ws, ref))
         merging = _require_merge(ws, ref)
         plan = merge_plan(ws, merging)
-        if plan.conflicts:
-            raise TxgitError(f"unresolved conflicts: {', '.join(c.label for c in plan.conflicts)} "
-                             "(`txgit merge --ours NAME...` or `--theirs NAME...`; no NAME: all of them)")
+        require_resolved(plan)
         if any(side == KERNEL for side in merging.resolved.values()):
             raise TxgitError("conflicts were resolved in a kernel: commit from that kernel")
         result = MergeResult("conflicts", merging.ref, merging.ours, merging.theirs, merging.label,
@@ -509,9 +518,11 @@ def merge_continue(ws: Repository, *, ref: str = "HEAD") -> MergeResult:
 def _no_changes_since_merged(ws: Repository, merging: MergeInProgress, namespace: MutableMapping[str, Any],
                              now: dict[str, VarRecord], ours: State, names: set[str]) -> None:
     """Refuse an abort that would drop a value the namespace set after the merge loaded or removed
-    it: neither what the merge put there nor ours'. (A conflict's own variables hold ours' until a
-    resolution; as git's abort, it drops a resolution in progress.)"""
+    it: neither what the merge put there nor ours'; or a conflict's value set here (a resolution typed in
+    a cell while another conflict waits): neither ours' nor theirs'. A resolution by --ours/--theirs is
+    a side's value, which the abort may drop."""
     plan = merge_plan(ws, merging)
+    theirs = ws.state(merging.theirs)
 
     def differs(n: str, record: VarRecord | None) -> bool:
         return (n in namespace) != (record is not None) or (n in now and not now[n].same_content(record))
@@ -519,14 +530,18 @@ def _no_changes_since_merged(ws: Repository, merging: MergeInProgress, namespace
     merged = set(plan.from_theirs) | set(plan.removed)
     lost = sorted(n for n in names & merged
                   if differs(n, plan.variables.get(n)) and differs(n, ours.variables.get(n)))
+    disputed = {n for c in plan.conflicts for n in c.names} | set(merging.resolved)
+    lost += sorted(n for n in names & disputed - merged
+                   if differs(n, ours.variables.get(n)) and differs(n, theirs.variables.get(n)))
     if lost:
         shown = ", ".join(lost[:5]) + (" …" if len(lost) > 5 else "")
         raise DirtyNamespace(f"the abort would lose {shown}, changed during the merge: finish the merge (the "
-                             "next commit keeps them), or set them back first")
+                             "next commit keeps them), set them back, or drop them with `txgit merge --abort "
+                             "--force`")
 
 
 def merge_abort(ws: Repository, namespace: MutableMapping[str, Any] | None = None, *, ref: str = "HEAD",
-                changed: set[str] | None = None) -> MergeResult:
+                changed: set[str] | None = None, force: bool = False) -> MergeResult:
     """Give up a merge in progress: forget it and, given ``namespace``, put back the values the merge
     loaded or removed as ours has them (the ref never moved). One of those that the namespace changed
     since the merge put it there (``changed``: the names it may have changed; None: any) refuses it
@@ -541,7 +556,9 @@ def merge_abort(ws: Repository, namespace: MutableMapping[str, Any] | None = Non
             touched = {n for n in set(ours.variables) | set(theirs.variables)
                        if not _same_record(ours.variables.get(n), theirs.variables.get(n))}
             now = ws.live_records(namespace, touched)
-            _no_changes_since_merged(ws, merging, namespace, now, ours, touched if changed is None else touched & changed)
+            if not force:
+                _no_changes_since_merged(ws, merging, namespace, now, ours,
+                                         touched if changed is None else touched & changed)
             load = sorted(n for n in touched if n in ours.variables and ours.variables[n].kind in (VALUE, MODULE)
                           and not ours.variables[n].same_content(now.get(n)))
             fingerprints = Fingerprints()

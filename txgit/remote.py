@@ -682,6 +682,8 @@ class FetchResult:
     # tags the remote has on another commit than ours of the same name: ours kept, as git's "would clobber
     # existing tag"; name -> (our commit, the remote's commit)
     kept_tags: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # of those, the ones the fetch before found already, on the same two commits: said once, not every fetch
+    told_tags: list[str] = field(default_factory=list)
     blobs_fetched: int = 0
     bytes_fetched: int = 0
     seconds: float = 0.0
@@ -1760,7 +1762,8 @@ class Remotes:
         if r.local_path is not None and not r.local_path.exists():
             raise RemoteError(f"cannot reach remote {r.name!r}: {r.local_path} does not exist")
         before = self._tracking(r.name)
-        tags_before = set(self.ws.history.tags())
+        tags_before = self.ws.history.tags()
+        clashes_before = self._tag_clashes(r.name, tags_before)
         had = trust.tips(self.repo)
         noted = False
         blobs = _Tally()
@@ -1777,7 +1780,8 @@ class Remotes:
             noted = True
             after = self._tracking(r.name)
             result = FetchResult(r.name, kept_tags=self._take_tags(r.name))
-            result.new_tags = sorted(set(self.ws.history.tags()) - tags_before)
+            result.told_tags = sorted(t for t, sides in result.kept_tags.items() if clashes_before.get(t) == sides)
+            result.new_tags = sorted(set(self.ws.history.tags()) - set(tags_before))
             for ref in sorted(set(before) | set(after)):
                 if before.get(ref) != after.get(ref):
                     result.updated[ref] = (before.get(ref), after.get(ref))
@@ -1792,6 +1796,20 @@ class Remotes:
             raise Interrupted(self._fetch_interrupted(r.name, before, blobs)) from e
         result.seconds = time.perf_counter() - started
         return result
+
+    def _tag_clashes(self, remote: str, ours: Mapping[str, str]) -> dict[str, tuple[str, str]]:
+        """Our tags that ``remote``'s (as its last fetch left them) name elsewhere: name -> (ours, theirs)."""
+        prefix = _remote_tags(remote)
+        out = {}
+        for ref in [ref for ref in self.repo.references if ref.startswith(prefix)]:
+            name = ref[len(prefix):]
+            try:
+                theirs = str(self.repo.references[ref].peel(pygit2.Commit).id)
+            except (pygit2.GitError, ValueError, KeyError):
+                continue
+            if name in ours and ours[name] != theirs:
+                out[name] = (ours[name], theirs)
+        return out
 
     def _take_tags(self, remote: str) -> dict[str, tuple[str, str]]:
         """Make the tags ``remote`` has that we have not (as its last fetch left them); a tag of ours of the

@@ -647,11 +647,13 @@ class Repository:
     # -- log / show --------------------------------------------------------------------
     def log(self, rev: str | None = None, *, all_refs: bool = False, max_count: int | None = None) -> list[CommitInfo]:
         """Commits reachable from ``rev`` (default HEAD), newest first; ``all_refs``: from every branch,
-        remote-tracking branch (``origin/main``) and tag, as ``git log --all``."""
+        remote-tracking branch (``origin/main``), tag and held commits of a closed kernel, as ``git log --all``."""
         if all_refs:
             starts = {self.history.resolve(f"refs/heads/{b}").id for b in self.history.branches()}
             starts |= {self.history.resolve(f"refs/tags/{t}").id for t in self.history.tags()}
             starts |= {pygit2.Oid(hex=c) for c in self.history.remote_branches().values()}
+            # a closed kernel's commits on no branch, kept for their merge (History.hold_unmerged)
+            starts |= {pygit2.Oid(hex=c) for c in self.history.unmerged().values()}
             head = self.history.head_commit()
             if head is not None:
                 starts.add(head.id)

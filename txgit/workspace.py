@@ -322,11 +322,11 @@ class Workspace(Repository):
         return _merging.merge_continue(self, ref=ref)
 
     def merge_abort(self, namespace: MutableMapping[str, Any] | None = None, *, ref: str = "HEAD",
-                    changed: set[str] | None = None) -> MergeResult:
+                    changed: set[str] | None = None, force: bool = False) -> MergeResult:
         """Give up a merge in progress: forget it and, given ``namespace``, put back the values the merge
         loaded or removed as ours has them (the ref never moved); refused if the namespace changed one of
-        those since (``changed``: the names it may have changed; None: any)."""
-        return _merging.merge_abort(self, namespace, ref=ref, changed=changed)
+        those since (``changed``: the names it may have changed; None: any), unless ``force``."""
+        return _merging.merge_abort(self, namespace, ref=ref, changed=changed, force=force)
 
     # -- single variables ----------------------------------------------------------------
     def load(self, name: str, rev: str = "HEAD", *, namespace: dict[str, Any] | None = None,

@@ -24,7 +24,7 @@ from txgit.environment import EnvironmentDrift
 from txgit.errors import EmptyHistory, TxgitError, WorkspaceExists
 from txgit.history import CommitInfo
 from txgit.state import UNPICKLABLE
-from txgit.visual.text import Refs, unmerged_line
+from txgit.visual.text import Refs, not_loaded_line, unmerged_line
 from txgit.workspace import StateDiff, Workspace
 
 
@@ -94,6 +94,7 @@ def status(
     """Show the branch (or detached HEAD), its commit, how it stands against its upstream, the kernels
     attached and their uncommitted changes, and a merge in progress."""
     from txgit.sessions.kernel import call_kernel, live_kernels, lone_kernel_branch
+    from txgit.sessions.session import held_line
 
     ws = _open(settled=True)
     head = ws.head()
@@ -115,7 +116,7 @@ def status(
              + f", committed {render.format_date(head.time)} by {head.author}")
     merging = ws.merge_in_progress()
     if ws.branch is not None:
-        line = _upstream_line(ws, ws.branch, merging=merging is not None)
+        line = upstream_line(ws, ws.branch, merging=merging is not None)
         if line:
             _out(line)
     if merging is not None:
@@ -127,10 +128,11 @@ def status(
 
         chosen = attached_kernel(ws, kernel)
         kernels = [k for k in kernels if chosen is not None and k.pid == chosen.pid]
+    held_live: set[str] = set()  # refs a live kernel holds: it merges them again itself
     for k in kernels:
         _out(f"{k.describe()}:")
         if k.branch is not None and k.branch != ws.branch:
-            line = _upstream_line(ws, k.branch) or _unpublished_line(ws, k.branch)
+            line = upstream_line(ws, k.branch) or unpublished_line(ws, k.branch)
             if line:
                 _out("  " + line)
         try:
@@ -142,6 +144,7 @@ def status(
             _out(f"  merging {answer['merging']}")
         if answer.get("unmerged"):
             _out(f"  {unmerged_line(answer['unmerged'], k.branch)}")
+            held_live.add(answer.get("held") or "")
         changes = [("added", n) for n in answer["added"]] + [("modified", n) for n in answer["modified"]] + \
             [("removed", n) for n in answer["removed"]]
         if not changes:
@@ -150,15 +153,15 @@ def status(
         for label, n in changes:
             _out(f"  {label}: {n}")
         if answer.get("unloaded"):  # a fresh kernel holds none of the branch's values: say so, not "all there"
-            unloaded = answer["unloaded"]
-            listed = ", ".join(unloaded[:8]) + (f" and {len(unloaded) - 8} more" if len(unloaded) > 8 else "")
-            _out(f"  not loaded: {listed} (its commits carry them over; "
-                 f"`txgit checkout {k.branch or 'REV'}` loads them)")
+            _out("  " + not_loaded_line(answer["unloaded"], k.branch, merging=bool(answer.get("merging"))))
         for n, why in answer.get("not_restored", {}).items():  # not removed: its next commit keeps them
             _out(f"  not restored: {n}: {why}")
+    for ref, commit in ws.history.unmerged().items():
+        if ref not in held_live:
+            _out(held_line(ref, commit))
 
 
-def _upstream_line(ws: Workspace, branch: str, *, merging: bool = False) -> str | None:
+def upstream_line(ws: Workspace, branch: str, *, merging: bool = False) -> str | None:
     """`Your branch is ahead of 'origin/main' by 1 commit` and the like, as git says it (``merging``: a
     merge is in progress, so no advice to pull)."""
     tracked = ws.remotes.upstream(branch)
@@ -186,7 +189,7 @@ def _upstream_line(ws: Workspace, branch: str, *, merging: bool = False) -> str 
     return f"Your branch is up to date with '{name}'."
 
 
-def _unpublished_line(ws: Workspace, branch: str) -> str | None:
+def unpublished_line(ws: Workspace, branch: str) -> str | None:
     """For a kernel's branch that tracks nothing (the second kernel's of a folder): that no remote has
     it, when there is a remote to push it to (a status that only spoke of HEAD's branch, up to date,
     let the kernel's work pass for shared)."""

@@ -16,12 +16,12 @@ import typer
 from txgit.cli.app import app, console
 from txgit.cli.remote import fetch_lines, progress_bar, slow_notice
 from txgit.errors import TxgitError
-from txgit.merging import nothing_to_continue
+from txgit.merging import nothing_to_continue, require_resolved
 from txgit.remote import FetchResult
 from txgit.sessions.kernel import KernelInfo, attached_kernel, call_kernel
 from txgit.state.libstate import describe
 from txgit.trust import source_of
-from txgit.visual.text import left_behind_warning
+from txgit.visual.text import left_behind_warning, not_loaded_line
 from txgit.workspace import Workspace
 
 KERNEL_HELP = "The kernel to act on (PID, notebook or branch) when several are attached."
@@ -66,6 +66,8 @@ def print_merge(ws: Workspace, answer: dict[str, Any], kernel: KernelInfo | None
         _out(f"{tag}Merge of {answer['label']} aborted: back at {(answer['ours'] or '')[:8]}{follow}{kept}")
     for name, why in (answer.get("not_restored") or {}).items():  # in the merge, not in this process
         _out(f"  not loaded: {name}: {why}; the next commits keep it as {answer['label']} has it")
+    if answer.get("unloaded") and status in ("merged", "fast-forward"):  # a fresh kernel's: not in it, not gone
+        _out("  " + not_loaded_line(answer["unloaded"], answer.get("branch")))
     if status != "conflicts":
         return
     conflicts = answer["conflicts"]
@@ -110,7 +112,8 @@ def merge(
                                                     "naming none)."),
     abort: bool = typer.Option(False, "--abort", help="Give up the merge in progress (the kernel gets ours back)."),
     force: bool = typer.Option(False, "--force", "-f", help="With --ours or --theirs: replace the attached kernel's "
-                                                            "uncommitted values of those variables too."),
+                                                            "uncommitted values of those variables too; with "
+                                                            "--abort: drop what it set during the merge."),
     cont: bool = typer.Option(False, "--continue", help="Write the merge commit once every conflict is resolved."),
     trust: bool = typer.Option(False, "--trust", help="Load values from a remote not marked trusted "
                                                       "(unpickling runs their code)."),
@@ -132,8 +135,8 @@ def merge(
         raise TxgitError("give --ours or --theirs, not both")
     if every and side is None:
         raise TxgitError("--all goes with --ours or --theirs: `txgit merge --ours --all`")
-    if force and side is None:
-        raise TxgitError("--force goes with --ours or --theirs: `txgit merge --theirs --force`")
+    if force and side is None and not abort:
+        raise TxgitError("--force goes with --ours, --theirs or --abort: `txgit merge --theirs --force`")
     if every and args:
         raise TxgitError(f"--all resolves every conflict: name no variable with it (got {', '.join(args)})")
     if (abort or cont) and (args or side or (abort and cont)):
@@ -149,12 +152,14 @@ def merge(
     if k is not None:
         if cont:
             ref = f"refs/heads/{k.branch}" if k.branch is not None else "HEAD"
-            if ws.merge_in_progress(ref) is None:
+            waiting = ws.merge_in_progress(ref)
+            if waiting is None:
                 raise TxgitError(nothing_to_continue(ws, ref))
+            require_resolved(ws.merge_plan(waiting))
             raise TxgitError("a kernel is attached: commit in it (`txgit commit -m MSG`) to finish the merge")
         req: dict[str, Any] = {"op": "merge", "trust": trust, "safe": safe}
         if abort:
-            req["action"] = "abort"
+            req.update(action="abort", force=force)
         elif side is not None:
             req.update(action=side, names=names, force=force)
         else:

@@ -229,7 +229,8 @@ def fetch_lines(r: FetchResult) -> list[str]:
     lines += [f"  {'[new tag]':18} {tag}" for tag in r.new_tags]
     # as git says it; ours stays (a fetch never moves a tag), with what takes theirs
     lines += [f"  {'! [rejected]':18} {tag} (would clobber existing tag: yours is on {ours[:8]}, {r.remote}'s on "
-              f"{theirs[:8]}; `txgit tag -f {tag} {theirs[:8]}` takes theirs)" for tag, (ours, theirs) in r.kept_tags.items()]
+              f"{theirs[:8]}; `txgit tag -f {tag} {theirs[:8]}` takes theirs)" for tag, (ours, theirs) in r.kept_tags.items()
+              if tag not in r.told_tags]
     return lines
 
 
@@ -242,11 +243,12 @@ def fetch(
     ws = Workspace.open(".")
     with progress_bar() as progress, slow_notice():
         r = ws.fetch(remote, eager=eager, progress=progress)
-    for line in fetch_lines(r):
+    lines = fetch_lines(r)
+    for line in lines:
         _out(line)
     if eager:
         _out(f"fetched {r.blobs_fetched} blobs ({_mb(r.bytes_fetched)})")
-    if not r.updated and not r.new_tags and not r.kept_tags and not eager:
+    if not lines and not eager:
         _out(f"{r.remote}: up to date")
 
 

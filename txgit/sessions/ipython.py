@@ -30,7 +30,8 @@ from txgit.sessions.kernel import (
     unregister_kernel,
     update_kernel,
 )
-from txgit.sessions.session import CellOutcome, NamespaceSession, register, unregister
+from txgit.sessions.session import CellOutcome, NamespaceSession, held_line, register, unregister
+from txgit.sessions.words import notebook_words
 from txgit.workspace import Workspace
 
 _FIXED_HIDDEN = frozenset({"In", "Out", "_", "__", "___", "_i", "_ii", "_iii", "_oh", "_ih", "_dh",
@@ -91,7 +92,10 @@ def opened_line(ext: IPythonSession, created: bool) -> str:
         info = s.workspace.history.info(tip)
         summary = info.summary if len(info.summary) <= 60 else info.summary[:59] + "…"
         at = f"at {info.short_id} ({summary})"
-    return f"txgit: {'created' if created else 'opened'} workspace {s.workspace.root}, {where}, {at}"
+    line = f"txgit: {'created' if created else 'opened'} workspace {s.workspace.root}, {where}, {at}"
+    # a closed kernel's commits that never reached their branch: not silently left there
+    held = [held_line(ref, commit, "%txgit") for ref, commit in s.workspace.history.unmerged().items()]
+    return "\n".join([line] + [f"txgit: {h}" for h in held])
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -214,7 +218,7 @@ class IPythonSession:
         try:
             self.session.follow()  # the branch moved outside this kernel: be in step before the cell runs
         except TxgitError as e:
-            print(f"txgit: {e}", file=sys.stderr)
+            print(f"txgit: {notebook_words(str(e))}", file=sys.stderr)
         code, tree = plain_python(raw)
         if code is None:
             try:
@@ -243,10 +247,10 @@ class IPythonSession:
                                               execution_count=getattr(result, "execution_count", None),
                                               result=self._display or None, displays=self._displays)
         except MergeInProgress as e:  # says itself what happened and what to type
-            print(f"txgit: {e}", file=sys.stderr)
+            print(f"txgit: {notebook_words(str(e))}", file=sys.stderr)
             return
         except TxgitError as e:
-            print(f"txgit: auto-commit failed: {e}", file=sys.stderr)
+            print(f"txgit: auto-commit failed: {notebook_words(str(e))}", file=sys.stderr)
             return
         if outcome is not None:
             report_outcome(outcome)
@@ -370,11 +374,11 @@ def handle(s: NamespaceSession, req: dict[str, Any]) -> dict[str, Any]:
         merging = s.merging()
         return {"added": st.added, "removed": st.removed, "modified": st.modified, "branch": s.branch,
                 "base": s.base, "merging": merging.label if merging is not None else None,
-                "not_restored": s.not_restored(), "unloaded": st.unloaded, "unmerged": s.unmerged()}
+                "not_restored": s.not_restored(), "unloaded": st.unloaded, "unmerged": s.unmerged(), "held": s.held()}
     if op == "merge":
         action = req.get("action")
         if action == "abort":
-            m = s.merge_abort()
+            m = s.merge_abort(force=bool(req.get("force")))
             # what the abort left as the user set it (not the merge's): said, so that no one thinks it gone
             return m.to_json() | {"branch": s.branch, "kept": s.status().changed_names()}
         elif action in ("ours", "theirs"):
@@ -382,7 +386,8 @@ def handle(s: NamespaceSession, req: dict[str, Any]) -> dict[str, Any]:
                                 force=bool(req.get("force")))
         else:
             m = s.merge(req["rev"], label=req.get("label"), message=req.get("message"), trust=trust, safe=safe)
-        return m.to_json() | {"branch": s.branch}
+        # a fresh kernel (restarted during the merge) holds only what it loaded: the rest is named
+        return m.to_json() | {"branch": s.branch, "unloaded": s.not_loaded()}
     raise TxgitError(f"unknown request {op!r}")
 
 

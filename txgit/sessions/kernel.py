@@ -26,6 +26,7 @@ from typing import Any
 from txgit.attached import KernelInfo, kernels_dir, live_kernels
 from txgit.errors import Interrupted, TxgitError, kind_named
 from txgit.history import validate_ref_name
+from txgit.sessions.words import terminal_words
 from txgit.workspace import Workspace
 
 
@@ -252,8 +253,8 @@ def _left_to_kernel(kernel: KernelInfo, op: str, *, asked: bool) -> str:
 def _answer(answer: dict[str, Any]) -> dict[str, Any]:
     if not answer.get("ok"):
         cls = kind_named(str(answer.get("kind")))  # the same kind of error as in the kernel
-        # the kernel words its advice for its notebook (`%txgit merge --abort`); this is a terminal
-        raise cls(str(answer.get("error", "the kernel refused the request")).replace("`%txgit ", "`txgit "))
+        # the kernel words its advice for its notebook; this is a terminal
+        raise cls(terminal_words(str(answer.get("error", "the kernel refused the request"))))
     return answer
 
 

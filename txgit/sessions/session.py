@@ -33,6 +33,7 @@ from txgit.sessions import opslog
 from txgit.sessions.operations import Operation, OperationWatch, content_origin, output_origin
 from txgit.sessions.detect import ReadValues, UnnamedChanges, used_packages
 from txgit.sessions.tracking import CellChanges, CellTracker
+from txgit.sessions.words import worded
 from txgit.errors import MergeInProgress as MergeInProgressError, NothingToCommit, TxgitError
 from txgit.gitwriter import GitWriter
 from txgit.history import State
@@ -177,6 +178,7 @@ class NamespaceSession:
         # the session's last commits are on no branch: their merge with its branch, which moved outside it,
         # failed (a storage down); the branch is merged again, never checked out over them
         self._unmerged = False
+        self._held: str | None = None  # the ref that holds them meanwhile (History.hold_unmerged)
         # Variables of ``base`` the namespace never loaded (a fresh kernel on a branch with history): its
         # commits carry them over as they are, so that starting a kernel never deletes a branch's state.
         self.unloaded: set[str] = set()
@@ -852,7 +854,7 @@ class NamespaceSession:
         except TxgitError:
             self._unmerged = True
             # a ref holds them meanwhile: gc keeps what a ref reaches, and the kernel may be closed first
-            self.workspace.history.repo.references.create(self._unmerged_ref(), result.info.id, force=True)
+            self._held = self.workspace.history.hold_unmerged(self.branch, result.info.id, self._held)
             print(f"txgit: the merge with {where} failed: this cell is committed as {result.info.short_id} on no "
                   f"branch; the next cell merges again (`{self._verb} branch NAME {result.info.short_id}` keeps it "
                   "meanwhile)", file=sys.stderr)
@@ -1182,6 +1184,7 @@ class NamespaceSession:
         """The namespace now equals the commit ``result`` names."""
         self.base = result.info.id
         self._unmerged = False
+        self._held = None  # commits left on no branch stay under their ref: status names it
         self.unloaded = set()
         self.pending.clear()
         self._live = []
@@ -1267,7 +1270,8 @@ class NamespaceSession:
         except TxgitError as e:  # e.g. a state from a remote not trusted: said once, not before every cell
             if self._told_moved != tip:
                 self._told_moved = tip
-                print(f"txgit: {where} moved to {tip[:8]} outside this session and cannot be loaded here: {e}",
+                print(f"txgit: {where} moved to {tip[:8]} outside this session and cannot be loaded here: "
+                      f"{worded(str(e), self._verb)}",
                       file=sys.stderr)
             return None
         result.branch = self.branch
@@ -1277,20 +1281,21 @@ class NamespaceSession:
         print(f"txgit: {where} moved to {tip[:8]} outside this session{loaded}{removed}", file=sys.stderr)
         return result
 
-    def _unmerged_ref(self) -> str:
-        """The ref that holds the session's commits while their merge with its branch waits."""
-        return f"refs/txgit/unmerged/{self.branch or 'HEAD'}"
-
     def unmerged(self) -> str | None:
         """The session's last commit when it is on no branch yet (its merge with the moved branch failed
         and is tried again at the next cell), else None."""
         return self.base if self._unmerged else None
 
+    def held(self) -> str | None:
+        """The ref that keeps the session's commits on no branch (see :meth:`unmerged`), else None."""
+        return self._held if self._unmerged else None
+
     def _merged_again(self) -> None:
         self._unmerged = False
-        refs = self.workspace.history.repo.references
-        if self._unmerged_ref() in refs:
-            refs.delete(self._unmerged_ref())
+        # its ref goes once a branch holds them (not while a conflict of that merge waits: the kernel may die)
+        self.workspace.history.drop_merged_holds()
+        if self._held is not None and self._held not in self.workspace.history.repo.references:
+            self._held = None
 
     def _merge_again(self, tip: str, where: str, *, trust: bool) -> None:
         """The merge of the moved branch into the session's commits on no branch, which failed at a commit:
@@ -1300,7 +1305,8 @@ class NamespaceSession:
         except TxgitError as e:
             if self._told_moved != tip:
                 self._told_moved = tip
-                print(f"txgit: {where} moved to {tip[:8]} outside this session and cannot be merged yet: {e}",
+                print(f"txgit: {where} moved to {tip[:8]} outside this session and cannot be merged yet: "
+                      f"{worded(str(e), self._verb)}",
                       file=sys.stderr)
             return
         self._merged_again()
@@ -1415,12 +1421,13 @@ class NamespaceSession:
             result.status, result.info = "merged", commit.info
         return result
 
-    def merge_abort(self) -> MergeResult:
-        """Give up the merge in progress: values it loaded or removed are put back as ours has them."""
+    def merge_abort(self, *, force: bool = False) -> MergeResult:
+        """Give up the merge in progress: values it loaded or removed are put back as ours has them. Values
+        of those set here during the merge refuse it, unless ``force``."""
         self.flush()
         with self._without_hidden():
             changed = None if self.touched is None or self.full_next else set(self.touched)
-            result = self.workspace.merge_abort(self.namespace, ref=self.ref, changed=changed)
+            result = self.workspace.merge_abort(self.namespace, ref=self.ref, changed=changed, force=force)
         self._remember_sharing(set(result.loaded) | set(result.removed))
         if self.touched is not None:
             self.touched -= set(result.loaded) | set(result.removed)
@@ -1488,6 +1495,17 @@ class NamespaceSession:
             since = against if isinstance(against, State) else \
                 self.workspace.history.read_state(self.workspace.history.resolve(against), groups=False)
             return self.workspace.live_records_since(self.namespace, since.variables, names, self.detached)
+
+    def not_loaded(self) -> list[str]:
+        """The variables where the session stands (its last commit; a fresh session: its branch's tip) that
+        the namespace does not hold and it did not delete: its commits carry them over as they are. Those
+        it could not load are not among them (:meth:`not_restored` says why)."""
+        at = self.base if self.base is not None else self.tip()
+        if at is None:
+            return []
+        gone = set(self.workspace.state(at).variables) - set(self.namespace)
+        unloaded = self.unloaded if self.base is not None else gone - self._written
+        return sorted((unloaded & gone) - set(self.not_restored()))
 
     def status(self) -> StatusReport:
         """How the namespace differs from where the session is (its last commit, or the merge it is in)."""
@@ -1618,6 +1636,14 @@ def _known_same_or_absent(new: VarRecord | None, old: VarRecord | None) -> bool:
     if new is None or old is None:
         return new is None and old is None
     return _known_same(new, old)
+
+
+def held_line(ref: str, commit: str, verb: str = "txgit") -> str:
+    """What status says of commits on no branch that a ref keeps (a kernel's whose merge with its moved branch
+    failed, closed before it merged again): the one command that brings them in (``verb``: ``%txgit`` in a
+    notebook)."""
+    return (f"on no branch yet: commits (up to {commit[:8]}) of a kernel closed before their merge with its "
+            f"branch, kept by {ref}: `{verb} merge {ref}` brings them in")
 
 
 def conflict_note(conflicts: list[Conflict], where: str, verb: str = "%txgit") -> str:

@@ -149,6 +149,14 @@ def unmerged_line(commit: str, branch: str | None) -> str:
             "which failed; the next cell merges again (a ref keeps them meanwhile)")
 
 
+def not_loaded_line(names: list[str], branch: str | None, verb: str = "txgit", *, merging: bool = False) -> str:
+    """What is said of the variables of a kernel's branch that the kernel never loaded (a fresh kernel's):
+    they are not gone, and the command that loads them (``merging``: a merge waits, which refuses it)."""
+    listed = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+    when = "once the merge is done, " if merging else ""
+    return f"not loaded: {listed} (its commits carry them over; {when}`{verb} checkout {branch or 'REV'}` loads them)"
+
+
 def left_behind_warning(count: int, last: str, verb: str = "txgit") -> str:
     """Git's warning when leaving commits that no branch holds, with the command that keeps them
     (``verb``: ``%txgit`` in a notebook)."""
