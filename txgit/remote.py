@@ -1331,13 +1331,35 @@ class Remotes:
                         raise
                     finished(batch, n)
             return done.blobs, done.bytes
+        # Each worker says itself what it wrote, and how many are at work: a Ctrl-C that lands inside
+        # ``pool.submit`` (while it starts a worker, which may already run the batch) loses that
+        # batch's future, and the transfer must still wait for it and count it (else a clone's cleanup
+        # ran while it still wrote, and "0 of 302 blobs" were said downloaded with all 302 there).
+        landed: dict[int, int] = {}  # batch index -> bytes written
+        gate = threading.Condition()
+        at_work = 0
+
+        def job(i: int) -> int | None:
+            nonlocal at_work
+            with gate:
+                if stopped.is_set():
+                    return None  # queued before the transfer stopped, started after: not begun at all
+                at_work += 1
+            try:
+                n = landed[i] = one(read(batches[i]))
+                return n
+            finally:
+                with gate:
+                    at_work -= 1
+                    gate.notify_all()
+
         with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
             futures: list = []
             counted = 0
             try:
                 # submitted inside the try: a first batch can land before the last is submitted, and
                 # an interrupt then must still count it
-                futures.extend(pool.submit(lambda b=b: one(read(b))) for b in batches)
+                futures.extend(pool.submit(job, i) for i in range(len(batches)))
                 for batch, future in zip(batches, futures):
                     n = future.result()
                     counted += 1
@@ -1347,12 +1369,14 @@ class Remotes:
                 # (each blob lands whole or not at all) and are counted, then the error goes on.
                 for future in futures:
                     future.cancel()
-                stopped.set()
-                _wait_all(futures)
-                for batch, future in zip(batches[counted:], futures[counted:]):
-                    if not future.cancelled() and future.exception() is None:
-                        done.blobs += len(batch)
-                        done.bytes += future.result()
+                with gate:
+                    stopped.set()
+                    while at_work:
+                        gate.wait()
+                for i in sorted(landed):
+                    if i >= counted:
+                        done.blobs += len(batches[i])
+                        done.bytes += landed[i]
                 raise
         return done.blobs, done.bytes
 
