@@ -586,6 +586,7 @@ class _PushStage:
     moving: list[str] = field(default_factory=list)
     store_root: Path | None = None  # the storage's folder, when it is one
     sources: dict[str, str] = field(default_factory=dict)  # remote ref -> the local ref pushed to it
+    storage: bool = False  # the blob step began: a failure from then on says what the remote holds
 
     def describe(self, remote: str, made: list[Path]) -> str:
         root = self.store_root
@@ -1442,6 +1443,11 @@ class Remotes:
                     shutil.rmtree(folder, ignore_errors=True)
             if isinstance(e, KeyboardInterrupt):
                 raise Interrupted(stage.describe(r.name, made)) from e
+            if isinstance(e, (RemoteError, BlobError)) and stage.storage and stage.refs == "before":
+                # the storage failed (down, full, a blob unreadable): as an interrupt does, say that
+                # origin's branches did not move and that the next push resumes
+                e.message = f"{e}; {stage.describe(r.name, made)}"
+                e.args = (e.message,)
             raise
         finally:
             for source in stage.sources.values():
@@ -1535,6 +1541,7 @@ class Remotes:
         if big and pending:
             early = aside.submit(contextvars.copy_context().run, self._send_objects, r,
                                  [f"+{src}:{dst}" for dst, src in pending.items()], len(commits) > 1)
+        stage.storage = True
         read_ahead: Future | None = None  # the first batch, read while the storage is asked
         if listing is not None or (not remote_refs and not store.is_local and len(names) > _HEAD_CHECKS_UPTO):
             # A git remote nothing was pushed to: its storage is new too, most likely. One listing
