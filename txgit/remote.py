@@ -88,6 +88,7 @@ CONFIG_REF = "refs/txgit/config"  # on the remote: the commit that records where
 CONFIG_FILE = "remote.json"
 DEFAULT_REMOTE = "origin"
 REMOTE_INDEX_DIR = "remote-index"  # in .txgit/: copies of remotes' pack indexes (see txgit.packs)
+UNFINISHED_CLONE = "clone-unfinished"  # in .txgit/ while a clone is under way: a killed clone leaves it
 # In the config commit's tree: the names of the storage's pack indexes, ``<pack id>.idx`` (empty
 # files), so that a clone reads the indexes it needs without listing the storage first (a hint, as
 # every index). Names, not texts: an index of 1,000 blobs is ~74 KB, ~10 ms more for every git push.
@@ -1962,6 +1963,34 @@ def _copy_objects(source: Path, target: Path) -> frozenset[tuple[str, int]] | No
 _Repo = TypeVar("_Repo", bound=Repository)  # what a clone's ``init`` makes: the facade, from Workspace.clone
 
 
+def clone_path(url: str, path: str | os.PathLike[str] | None = None) -> Path:
+    """Where a clone of ``url`` goes: ``path``, else the URL's last part (``team.git`` -> ``team``)."""
+    if path is None:
+        tail = url.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1]
+        path = tail.removesuffix(".git") or "clone"
+    return Path(path).resolve()
+
+
+def unfinished_clone(root: Path) -> str | None:
+    """The URL of the clone that made the workspace at ``root`` if that clone was stopped before its end
+    (killed: no cleanup ran) and nothing was made there since (every branch where the clone put it, at
+    its remote-tracking branch); None for any other folder, a workspace someone worked in included."""
+    marker = root / TXGIT_DIR / UNFINISHED_CLONE
+    try:
+        url = marker.read_text().strip()
+    except OSError:
+        return None
+    try:
+        repo = pygit2.Repository(str(root / TXGIT_DIR / "repo.git"))
+        refs = {ref: str(repo.references[ref].target) for ref in repo.references}
+    except (pygit2.GitError, KeyError, ValueError):
+        return url  # killed while the repository was being made: nothing can have been committed there
+    tracked = {ref.split("/", 3)[3]: oid for ref, oid in refs.items() if ref.startswith("refs/remotes/")}
+    own = [ref for ref, oid in refs.items() if ref.startswith("refs/heads/")
+           and tracked.get(ref.removeprefix("refs/heads/")) != oid]
+    return None if own else url
+
+
 def clone(url: str, path: str | os.PathLike[str] | None = None, *, storage: str | None = None,
           storage_options: Mapping[str, Any] | None = None, eager: bool = False, name: str = DEFAULT_REMOTE,
           progress: Progress | None = None, trusted: bool | None = None,
@@ -1970,7 +1999,8 @@ def clone(url: str, path: str | os.PathLike[str] | None = None, *, storage: str 
 
     The remote's storage is the one it records, unless ``storage`` overrides it.
     Every remote branch becomes a local branch tracking it; HEAD is the remote's
-    default branch. A clone that fails leaves no folder behind.
+    default branch. A clone that fails leaves no folder behind; one killed before its end (no cleanup
+    runs then) is made again by the next clone into its folder (see :func:`unfinished_clone`).
     ``trusted``: mark the origin trusted (its states load without ``trust=True``); default:
     yes for a local path the caller named, no for a network URL (see :mod:`txgit.trust`).
     ``init``: makes the new, empty workspace's object; :meth:`txgit.workspace.Workspace.clone` passes
@@ -1983,18 +2013,22 @@ def clone(url: str, path: str | os.PathLike[str] | None = None, *, storage: str 
     again (1,000 variables are 2,000 records). libgit2 verifies each object's hash when it reads
     it, copied or fetched. ``local_objects=False``: fetch them the ordinary way.
     """
-    if path is None:
-        tail = url.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1]
-        path = tail.removesuffix(".git") or "clone"
-    root = Path(path).resolve()
+    root = clone_path(url, path)
     if (root / TXGIT_DIR).exists():
-        raise WorkspaceExists(f"already a txgit workspace: {root}")
+        if unfinished_clone(root) is None:
+            raise WorkspaceExists(f"already a txgit workspace: {root}")
+        # a clone killed before its end (nothing of its own since): made again from the start
+        shutil.rmtree(root / TXGIT_DIR)
+        if not any(root.iterdir()):
+            root.rmdir()
     created = not root.exists()
     src = local_path(url)
     if src is not None and not src.exists():
         raise RemoteError(f"cannot clone {url}: {src} does not exist")
     try:
         ws = init(root)
+        # removed as the clone's last step: a clone killed before (no cleanup runs) is known as such
+        (root / TXGIT_DIR / UNFINISHED_CLONE).write_text(f"{url}\n")
         remotes = Remotes(ws)  # ws may have its own (the facade's): both read the remotes from the git config
         if trusted is None:
             trusted = src is not None
@@ -2023,6 +2057,7 @@ def clone(url: str, path: str | os.PathLike[str] | None = None, *, storage: str 
         if eager:
             remotes.fetch_all_blobs(name, branches.values(), progress)
         del fetched
+        (root / TXGIT_DIR / UNFINISHED_CLONE).unlink()
     except BaseException as e:
         gone = root if created else root / TXGIT_DIR
         shutil.rmtree(gone, ignore_errors=True)
