@@ -45,6 +45,7 @@ it knows nothing of the facade (:mod:`txgit.workspace`), sessions or the CLI.
 from __future__ import annotations
 
 import contextvars
+import fcntl
 import hashlib
 import json
 import os
@@ -605,6 +606,24 @@ class _PushStage:
             return (f"{remote}'s {refs} may or may not have moved (every blob they name was uploaded before): "
                     f"`txgit fetch {remote}` shows where they are")
         return f"the push was done: {remote}'s {refs} moved; `txgit fetch {remote}` updates {remote}/… here"
+
+
+@contextmanager
+def _one_push_at_a_time(path: Path | None) -> Iterator[None]:
+    """Hold an exclusive lock on a folder remote's repository (its parent, while a first push makes
+    it) from the reading of its branches until they moved. libgit2's local transport moves a ref
+    without checking where it was (git daemon's receive-pack checks): two pushes at the same instant
+    were both told they landed, and the remote kept one of the two commits. Network remotes: no-op."""
+    folder = None if path is None else path if path.is_dir() else path.parent
+    if folder is None or not folder.is_dir():
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY)  # a lock on the folder itself: no file is left in the remote
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # released by the OS if this process dies
+        yield
+    finally:
+        os.close(fd)
 
 
 async def _gather_exists(fs: Any, paths: list[str]) -> list[bool]:
@@ -1433,11 +1452,12 @@ class Remotes:
         made: list[Path] = []  # folders this push creates: a failed push removes them again
         stage = _PushStage()
         try:
-            create = self._ensure_local_bare(r, made)
-            # threads beside the push's own: the git objects' push, a first listing of the storage.
-            # Left only when both ended (also on an error: a folder this push made is removed after)
-            with ThreadPoolExecutor(max_workers=2) as aside:
-                return self._push(r, wanted, force, progress, started, made, stage, aside, create)
+            with _one_push_at_a_time(r.local_path):
+                create = self._ensure_local_bare(r, made)
+                # threads beside the push's own: the git objects' push, a first listing of the storage.
+                # Left only when both ended (also on an error: a folder this push made is removed after)
+                with ThreadPoolExecutor(max_workers=2) as aside:
+                    return self._push(r, wanted, force, progress, started, made, stage, aside, create)
         except BaseException as e:
             if stage.refs != "moved":  # once the remote's refs moved, what it holds is the pushed history
                 for folder in made:
