@@ -7,8 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pygit2
+
 from conftest import ROOT, session_namespace
 from txgit import Workspace
+from txgit.errors import TxgitError
 
 WORKER = """
 import json, sys
@@ -49,3 +52,53 @@ def test_four_processes_fifty_commits_each_lose_nothing(ws: Workspace, tmp_path:
         assert arr.shape == (1000 + 100 * k,) and int(arr[-1]) == (999 + 100 * k) * (p + 1)
         assert set(state.variables) == {"who", "k", "arr"}
         assert ws.resolve(commit).summary == f"process {p} commit {k}"
+
+
+def _push_at_the_barrier(root: str, barrier, answers) -> None:
+    ws = Workspace.open(root)
+    barrier.wait()  # both pushes start at the same instant
+    try:
+        ws.push()
+        answers.put((root, "pushed", ws.head().id))
+    except TxgitError as e:
+        answers.put((root, type(e).__name__, ws.head().id))
+
+
+def test_two_pushes_to_a_folder_remote_at_the_same_instant_never_both_land(tmp_path: Path) -> None:
+    """Alice and Bob pushed to one folder remote at the same instant: both were told their push
+    landed (17 rounds of 40), but the remote's main held only one of the two commits: the other was
+    silently dropped. (libgit2's local transport moves the ref without checking where it was; git
+    daemon's receive-pack checks, and refuses one.) One push now waits for the other: the second is
+    told to pull."""
+    import multiprocessing as mp
+
+    remote = tmp_path / "r.git"
+    alice = Workspace.init(tmp_path / "alice")
+    alice.commit({"x": 0}, "first")
+    alice.remotes.add("origin", str(remote))
+    alice.push()
+    bob = Workspace.clone(str(remote), tmp_path / "bob")
+    spawn = mp.get_context("spawn")  # a fresh interpreter each: as two users' processes
+    for r in range(12):
+        for ws in (alice, bob):
+            ws.pull()
+            ns: dict = {}
+            ws.checkout("main", ns, trust=True)
+            ns[ws.root.name] = r
+            ws.commit(ns, f"{ws.root.name} {r}")
+        barrier, answers = spawn.Barrier(2), spawn.Queue()
+        procs = [spawn.Process(target=_push_at_the_barrier, args=(str(ws.root), barrier, answers)) for ws in (alice, bob)]
+        for p in procs:
+            p.start()
+        got = [answers.get(timeout=120) for _ in procs]
+        for p in procs:
+            p.join(60)
+        repo = pygit2.Repository(str(remote))
+        tip = repo.references["refs/heads/main"].target
+        for _, how, commit in got:
+            if how == "pushed":  # said it landed: its commit is on the remote's main
+                assert str(tip) == commit or repo.descendant_of(tip, pygit2.Oid(hex=commit)), (r, got, str(tip))
+        assert sorted(how for _, how, _ in got) == ["PushRejected", "pushed"], (r, got)
+        for ws in (alice, bob):  # the one told to pull merges, and pushes
+            ws.pull()
+            ws.push()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -225,6 +226,49 @@ def test_s3_errors_name_the_endpoint(tmp_path, run_txgit, s3):
     # not only "to change the endpoint": the endpoint may be right and its server down
     assert_one_line_error(proc, f"remote storage s3://bucket/x at endpoint {dead} failed", "Could not connect",
                           "(nothing answers there: check that the server runs, or set AWS_ENDPOINT_URL")
+
+
+def test_a_push_whose_storage_goes_down_midway_says_the_remote_is_unchanged(tmp_path, run_txgit):
+    """The S3 server went down while Alice's push uploaded (one batch of blobs landed, the next
+    failed). Her one line named the storage and the connection error, but not whether origin's
+    branch had moved, nor that the next push resumes: a push that fails after an interrupt said both,
+    one that fails on its own did not."""
+    from contextlib import ExitStack
+
+    server = ExitStack()  # its own S3 server: it is stopped in the middle of the push
+    try:
+        endpoint = server.enter_context(moto_s3())
+        make_bucket(endpoint, "team")
+        a = _workspace(tmp_path / "a")
+        remote = init_bare(tmp_path / "team.git")
+        run_txgit("remote", "add", "origin", str(remote), "--storage", "s3://team/p", "--storage-option",
+                  f"endpoint_url={endpoint}", cwd=a.root, check=True)
+        run_txgit("push", cwd=a.root, env=S3_ENV, check=True)
+        before = subprocess.run(["git", "--git-dir", str(remote), "rev-parse", "main"], capture_output=True,
+                                text=True, check=True).stdout
+        a.commit({f"v{i}": os.urandom(200_000) for i in range(130)}, "two batches of large blobs")
+        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="x",
+                          aws_secret_access_key="y")
+        held = s3.list_objects_v2(Bucket="team")["KeyCount"]
+        # each batch waits 5 s once it has landed: the server goes down between the two
+        push = subprocess.Popen([sys.executable, "-m", "txgit", "push"], cwd=a.root, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                env={**os.environ, **S3_ENV, **TIMEOUT, "TXGIT_DEBUG_TRANSFER_DELAY": "5"})
+        deadline = time.monotonic() + 60
+        while push.poll() is None and time.monotonic() < deadline and s3.list_objects_v2(
+                Bucket="team")["KeyCount"] == held:
+            time.sleep(0.05)
+        assert push.poll() is None, push.communicate()
+        server.close()
+        out, err = push.communicate(timeout=120)
+        assert_one_line_error(subprocess.CompletedProcess(push.args, push.returncode, out, err),
+                              "remote storage s3://team/p", "failed",
+                              "nothing was changed on origin: its branches are where they were",
+                              "blobs were uploaded already: the next push sends only the rest")
+        assert subprocess.run(["git", "--git-dir", str(remote), "rev-parse", "main"], capture_output=True,
+                              text=True, check=True).stdout == before
+    finally:
+        server.close()
 
 
 def test_unresponsive_s3_endpoint_fails_within_the_timeout(tmp_path, run_txgit):

@@ -45,6 +45,7 @@ it knows nothing of the facade (:mod:`txgit.workspace`), sessions or the CLI.
 from __future__ import annotations
 
 import contextvars
+import fcntl
 import hashlib
 import json
 import os
@@ -88,6 +89,7 @@ CONFIG_REF = "refs/txgit/config"  # on the remote: the commit that records where
 CONFIG_FILE = "remote.json"
 DEFAULT_REMOTE = "origin"
 REMOTE_INDEX_DIR = "remote-index"  # in .txgit/: copies of remotes' pack indexes (see txgit.packs)
+UNFINISHED_CLONE = "clone-unfinished"  # in .txgit/ while a clone is under way: a killed clone leaves it
 # In the config commit's tree: the names of the storage's pack indexes, ``<pack id>.idx`` (empty
 # files), so that a clone reads the indexes it needs without listing the storage first (a hint, as
 # every index). Names, not texts: an index of 1,000 blobs is ~74 KB, ~10 ms more for every git push.
@@ -586,6 +588,7 @@ class _PushStage:
     moving: list[str] = field(default_factory=list)
     store_root: Path | None = None  # the storage's folder, when it is one
     sources: dict[str, str] = field(default_factory=dict)  # remote ref -> the local ref pushed to it
+    storage: bool = False  # the blob step began: a failure from then on says what the remote holds
 
     def describe(self, remote: str, made: list[Path]) -> str:
         root = self.store_root
@@ -603,6 +606,24 @@ class _PushStage:
             return (f"{remote}'s {refs} may or may not have moved (every blob they name was uploaded before): "
                     f"`txgit fetch {remote}` shows where they are")
         return f"the push was done: {remote}'s {refs} moved; `txgit fetch {remote}` updates {remote}/… here"
+
+
+@contextmanager
+def _one_push_at_a_time(path: Path | None) -> Iterator[None]:
+    """Hold an exclusive lock on a folder remote's repository (its parent, while a first push makes
+    it) from the reading of its branches until they moved. libgit2's local transport moves a ref
+    without checking where it was (git daemon's receive-pack checks): two pushes at the same instant
+    were both told they landed, and the remote kept one of the two commits. Network remotes: no-op."""
+    folder = None if path is None else path if path.is_dir() else path.parent
+    if folder is None or not folder.is_dir():
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY)  # a lock on the folder itself: no file is left in the remote
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # released by the OS if this process dies
+        yield
+    finally:
+        os.close(fd)
 
 
 async def _gather_exists(fs: Any, paths: list[str]) -> list[bool]:
@@ -1333,13 +1354,35 @@ class Remotes:
                         raise
                     finished(batch, n)
             return done.blobs, done.bytes
+        # Each worker says itself what it wrote, and how many are at work: a Ctrl-C that lands inside
+        # ``pool.submit`` (while it starts a worker, which may already run the batch) loses that
+        # batch's future, and the transfer must still wait for it and count it (else a clone's cleanup
+        # ran while it still wrote, and "0 of 302 blobs" were said downloaded with all 302 there).
+        landed: dict[int, int] = {}  # batch index -> bytes written
+        gate = threading.Condition()
+        at_work = 0
+
+        def job(i: int) -> int | None:
+            nonlocal at_work
+            with gate:
+                if stopped.is_set():
+                    return None  # queued before the transfer stopped, started after: not begun at all
+                at_work += 1
+            try:
+                n = landed[i] = one(read(batches[i]))
+                return n
+            finally:
+                with gate:
+                    at_work -= 1
+                    gate.notify_all()
+
         with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
             futures: list = []
             counted = 0
             try:
                 # submitted inside the try: a first batch can land before the last is submitted, and
                 # an interrupt then must still count it
-                futures.extend(pool.submit(lambda b=b: one(read(b))) for b in batches)
+                futures.extend(pool.submit(job, i) for i in range(len(batches)))
                 for batch, future in zip(batches, futures):
                     n = future.result()
                     counted += 1
@@ -1349,12 +1392,14 @@ class Remotes:
                 # (each blob lands whole or not at all) and are counted, then the error goes on.
                 for future in futures:
                     future.cancel()
-                stopped.set()
-                _wait_all(futures)
-                for batch, future in zip(batches[counted:], futures[counted:]):
-                    if not future.cancelled() and future.exception() is None:
-                        done.blobs += len(batch)
-                        done.bytes += future.result()
+                with gate:
+                    stopped.set()
+                    while at_work:
+                        gate.wait()
+                for i in sorted(landed):
+                    if i >= counted:
+                        done.blobs += len(batches[i])
+                        done.bytes += landed[i]
                 raise
         return done.blobs, done.bytes
 
@@ -1409,17 +1454,23 @@ class Remotes:
         made: list[Path] = []  # folders this push creates: a failed push removes them again
         stage = _PushStage()
         try:
-            create = self._ensure_local_bare(r, made)
-            # threads beside the push's own: the git objects' push, a first listing of the storage.
-            # Left only when both ended (also on an error: a folder this push made is removed after)
-            with ThreadPoolExecutor(max_workers=2) as aside:
-                return self._push(r, wanted, force, progress, started, made, stage, aside, create)
+            with _one_push_at_a_time(r.local_path):
+                create = self._ensure_local_bare(r, made)
+                # threads beside the push's own: the git objects' push, a first listing of the storage.
+                # Left only when both ended (also on an error: a folder this push made is removed after)
+                with ThreadPoolExecutor(max_workers=2) as aside:
+                    return self._push(r, wanted, force, progress, started, made, stage, aside, create)
         except BaseException as e:
             if stage.refs != "moved":  # once the remote's refs moved, what it holds is the pushed history
                 for folder in made:
                     shutil.rmtree(folder, ignore_errors=True)
             if isinstance(e, KeyboardInterrupt):
                 raise Interrupted(stage.describe(r.name, made)) from e
+            if isinstance(e, (RemoteError, BlobError)) and stage.storage and stage.refs == "before":
+                # the storage failed (down, full, a blob unreadable): as an interrupt does, say that
+                # origin's branches did not move and that the next push resumes
+                e.message = f"{e}; {stage.describe(r.name, made)}"
+                e.args = (e.message,)
             raise
         finally:
             for source in stage.sources.values():
@@ -1513,6 +1564,7 @@ class Remotes:
         if big and pending:
             early = aside.submit(contextvars.copy_context().run, self._send_objects, r,
                                  [f"+{src}:{dst}" for dst, src in pending.items()], len(commits) > 1)
+        stage.storage = True
         read_ahead: Future | None = None  # the first batch, read while the storage is asked
         if listing is not None or (not remote_refs and not store.is_local and len(names) > _HEAD_CHECKS_UPTO):
             # A git remote nothing was pushed to: its storage is new too, most likely. One listing
@@ -1949,6 +2001,34 @@ def _copy_objects(source: Path, target: Path) -> frozenset[tuple[str, int]] | No
 _Repo = TypeVar("_Repo", bound=Repository)  # what a clone's ``init`` makes: the facade, from Workspace.clone
 
 
+def clone_path(url: str, path: str | os.PathLike[str] | None = None) -> Path:
+    """Where a clone of ``url`` goes: ``path``, else the URL's last part (``team.git`` -> ``team``)."""
+    if path is None:
+        tail = url.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1]
+        path = tail.removesuffix(".git") or "clone"
+    return Path(path).resolve()
+
+
+def unfinished_clone(root: Path) -> str | None:
+    """The URL of the clone that made the workspace at ``root`` if that clone was stopped before its end
+    (killed: no cleanup ran) and nothing was made there since (every branch where the clone put it, at
+    its remote-tracking branch); None for any other folder, a workspace someone worked in included."""
+    marker = root / TXGIT_DIR / UNFINISHED_CLONE
+    try:
+        url = marker.read_text().strip()
+    except OSError:
+        return None
+    try:
+        repo = pygit2.Repository(str(root / TXGIT_DIR / "repo.git"))
+        refs = {ref: str(repo.references[ref].target) for ref in repo.references}
+    except (pygit2.GitError, KeyError, ValueError):
+        return url  # killed while the repository was being made: nothing can have been committed there
+    tracked = {ref.split("/", 3)[3]: oid for ref, oid in refs.items() if ref.startswith("refs/remotes/")}
+    own = [ref for ref, oid in refs.items() if ref.startswith("refs/heads/")
+           and tracked.get(ref.removeprefix("refs/heads/")) != oid]
+    return None if own else url
+
+
 def clone(url: str, path: str | os.PathLike[str] | None = None, *, storage: str | None = None,
           storage_options: Mapping[str, Any] | None = None, eager: bool = False, name: str = DEFAULT_REMOTE,
           progress: Progress | None = None, trusted: bool | None = None,
@@ -1957,7 +2037,8 @@ def clone(url: str, path: str | os.PathLike[str] | None = None, *, storage: str 
 
     The remote's storage is the one it records, unless ``storage`` overrides it.
     Every remote branch becomes a local branch tracking it; HEAD is the remote's
-    default branch. A clone that fails leaves no folder behind.
+    default branch. A clone that fails leaves no folder behind; one killed before its end (no cleanup
+    runs then) is made again by the next clone into its folder (see :func:`unfinished_clone`).
     ``trusted``: mark the origin trusted (its states load without ``trust=True``); default:
     yes for a local path the caller named, no for a network URL (see :mod:`txgit.trust`).
     ``init``: makes the new, empty workspace's object; :meth:`txgit.workspace.Workspace.clone` passes
@@ -1970,18 +2051,22 @@ def clone(url: str, path: str | os.PathLike[str] | None = None, *, storage: str 
     again (1,000 variables are 2,000 records). libgit2 verifies each object's hash when it reads
     it, copied or fetched. ``local_objects=False``: fetch them the ordinary way.
     """
-    if path is None:
-        tail = url.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1]
-        path = tail.removesuffix(".git") or "clone"
-    root = Path(path).resolve()
+    root = clone_path(url, path)
     if (root / TXGIT_DIR).exists():
-        raise WorkspaceExists(f"already a txgit workspace: {root}")
+        if unfinished_clone(root) is None:
+            raise WorkspaceExists(f"already a txgit workspace: {root}")
+        # a clone killed before its end (nothing of its own since): made again from the start
+        shutil.rmtree(root / TXGIT_DIR)
+        if not any(root.iterdir()):
+            root.rmdir()
     created = not root.exists()
     src = local_path(url)
     if src is not None and not src.exists():
         raise RemoteError(f"cannot clone {url}: {src} does not exist")
     try:
         ws = init(root)
+        # removed as the clone's last step: a clone killed before (no cleanup runs) is known as such
+        (root / TXGIT_DIR / UNFINISHED_CLONE).write_text(f"{url}\n")
         remotes = Remotes(ws)  # ws may have its own (the facade's): both read the remotes from the git config
         if trusted is None:
             trusted = src is not None
@@ -2010,6 +2095,7 @@ def clone(url: str, path: str | os.PathLike[str] | None = None, *, storage: str 
         if eager:
             remotes.fetch_all_blobs(name, branches.values(), progress)
         del fetched
+        (root / TXGIT_DIR / UNFINISHED_CLONE).unlink()
     except BaseException as e:
         gone = root if created else root / TXGIT_DIR
         shutil.rmtree(gone, ignore_errors=True)

@@ -23,6 +23,7 @@ from txgit.cli.graph import render_graph
 from txgit.environment import EnvironmentDrift
 from txgit.errors import EmptyHistory, TxgitError, WorkspaceExists
 from txgit.history import CommitInfo
+from txgit.remote import unfinished_clone
 from txgit.state import UNPICKLABLE
 from txgit.visual.text import Refs, not_loaded_line, unmerged_line
 from txgit.workspace import StateDiff, Workspace
@@ -102,6 +103,10 @@ def status(
         _out(f"On branch {ws.branch}")
     else:
         _out(f"HEAD detached at {head.short_id if head else '?'}")
+    killed = unfinished_clone(ws.root)
+    if killed is not None:  # branches, upstreams or blobs may be missing: nothing else would say so
+        _out(f"This clone of {killed} did not finish (its process was stopped): cloning again into {ws.root} "
+             "(`txgit clone URL DIR`, with the options given before) makes it whole")
     acted_on = lone_kernel_branch(ws)
     if acted_on is not None:
         _out(f"The only kernel attached is on {acted_on}: commit, pull, push and log act on that branch")

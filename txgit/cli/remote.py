@@ -14,7 +14,8 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 
 from txgit.cli.app import app, console, err_console
 from txgit.errors import TxgitError
-from txgit.remote import EMBEDDED_DIR, FetchResult, notify_when_slow, parse_storage_options
+from txgit.remote import EMBEDDED_DIR, FetchResult, clone_path, notify_when_slow, parse_storage_options, \
+    unfinished_clone
 from txgit.workspace import Workspace
 
 _SHOW_PROGRESS_FROM = 8 << 20  # bytes: a bar only for transfers long enough to watch
@@ -266,9 +267,12 @@ def clone(
                                                 "trusted for a local path, not for a network URL."),
 ) -> None:
     """Make a workspace from a remote: its branches, HEAD on its default branch, blobs on demand."""
+    killed = unfinished_clone(clone_path(url, directory))  # a clone killed there before: made again
     with progress_bar() as progress, slow_notice():
         ws = Workspace.clone(url, directory, storage=storage, storage_options=parse_storage_options(storage_option),
                              eager=eager, progress=progress, trusted=trusted)
+    if killed is not None:
+        _out(f"a clone into {ws.root} (of {killed}) had not finished: cloned again")
     branches = sorted(ws.branches())
     _out(f"Cloned {url} into {ws.root}: {len(branches)} branch{'es' if len(branches) != 1 else ''} "
          f"({', '.join(branches)}), on {ws.branch}")
