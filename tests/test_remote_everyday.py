@@ -600,12 +600,9 @@ def test_a_fetch_that_brings_a_tag_names_it(tmp_path, run_txgit):
     assert run_txgit("fetch", cwd=bob, check=True).stdout == "origin: up to date\n"
 
 
-def test_a_fetch_keeps_our_tags_and_says_which_the_remote_has_elsewhere(tmp_path, run_txgit):
-    """`txgit fetch` took the remote's tags with a pruning refspec on refs/tags: every tag of Alice's that
-    she had not pushed was deleted without a word (a tag of an experiment no branch holds: its commit
-    then went with the next gc). And her tag v1, which Bob's pushed v1 names elsewhere, was kept
-    silently (git says "! [rejected] v1 -> v1 (would clobber existing tag)"). Now her tags stay, and
-    the clash is said, in the FetchResult and by the CLI, with what takes theirs."""
+def _alice_and_bob_with_his_v1(tmp_path, *more_tags: str):
+    """Alice's workspace and Bob's clone of her remote, where Bob committed x = 2 on main, tagged it v1
+    (and ``more_tags``) and pushed the tags. Bob's namespace comes third."""
     remote = tmp_path / "r.git"
     alice = _alice(tmp_path, remote)
     bob = Workspace.clone(str(remote), tmp_path / "bob")
@@ -613,9 +610,19 @@ def test_a_fetch_keeps_our_tags_and_says_which_the_remote_has_elsewhere(tmp_path
     bob.checkout("main", b)
     b["x"] = 2
     bob.commit(b, "bob: x")
-    bob.create_tag("v1")
-    bob.create_tag("shared")
+    for tag in ("v1", *more_tags):
+        bob.create_tag(tag)
     bob.push(tags=True)
+    return alice, bob, b
+
+
+def test_a_fetch_keeps_our_tags_and_says_which_the_remote_has_elsewhere(tmp_path, run_txgit):
+    """`txgit fetch` took the remote's tags with a pruning refspec on refs/tags: every tag of Alice's that
+    she had not pushed was deleted without a word (a tag of an experiment no branch holds: its commit
+    then went with the next gc). And her tag v1, which Bob's pushed v1 names elsewhere, was kept
+    silently (git says "! [rejected] v1 -> v1 (would clobber existing tag)"). Now her tags stay, and
+    the clash is said, in the FetchResult and by the CLI, with what takes theirs."""
+    alice, bob, b = _alice_and_bob_with_his_v1(tmp_path, "shared")
     a = session_namespace()
     alice.checkout("main", a)
     a["y"] = 3
@@ -639,15 +646,7 @@ def test_a_tag_clash_is_said_once_per_value_of_the_remotes_tag_and_ours(tmp_path
     nothing of a tag it already has; `git fetch --tags` says it every time and exits 1). Now it is said
     when the clash is new: the first time, and again when either side moves its v1; the FetchResult
     still lists it every time (kept_tags), and says which it had found before (told_tags)."""
-    remote = tmp_path / "r.git"
-    alice = _alice(tmp_path, remote)
-    bob = Workspace.clone(str(remote), tmp_path / "bob")
-    b = session_namespace()
-    bob.checkout("main", b)
-    b["x"] = 2
-    bob.commit(b, "bob: x")
-    bob.create_tag("v1")
-    bob.push(tags=True)
+    alice, bob, b = _alice_and_bob_with_his_v1(tmp_path)
     alice.create_tag("v1")
     clash = "! [rejected]       v1 (would clobber existing tag"
     assert clash in run_txgit("fetch", cwd=alice.root, check=True).stdout
