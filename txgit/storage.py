@@ -486,6 +486,8 @@ class ObjectStore:
         """Verify blobs one by one without keeping them: name -> "missing" or "corrupt" for each bad one."""
         bad: dict[str, str] = {}
         self.packs.refresh()
+        if not self.is_local:
+            return self._check_remote(set(names))
         for name in sorted(set(names)):
             if name in self.packs.where and self.packs.where[name].offset != _packs.LOOSE:
                 data = self.packs.read([name]).get(name)
@@ -510,6 +512,38 @@ class ObjectStore:
             if not ok:
                 bad[name] = "corrupt"
         return bad
+
+    def _check_remote(self, names: set[str]) -> dict[str, str]:
+        """:meth:`check` on a remote: each pack's wanted members in one read (whole, or by ranges:
+        :meth:`PackSet.read`), loose blobs :data:`_BATCH` per request, not a request per blob."""
+        bad: dict[str, str] = {}
+        packed = self.packs.packed()
+        by_pack: dict[str, list[str]] = {}
+        for name in names:
+            if name in packed:
+                by_pack.setdefault(packed[name].pack, []).append(name)
+        loose = sorted(names - packed.keys())
+        batches = [sorted(members) for _, members in sorted(by_pack.items())]
+        batches += [loose[i : i + _BATCH] for i in range(0, len(loose), _BATCH)]
+        for batch in batches:
+            got = self.packs.read(batch)
+            damaged = [n for n in batch if n in got and hash_bytes(got[n]) != n]
+            # a damaged member with a good loose copy beside it (what a repair writes) is sound: readers take that
+            got.update(self._read_loose(damaged + [n for n in batch if n not in got]))
+            for name in batch:
+                if name not in got:
+                    bad[name] = "missing"
+                elif hash_bytes(got[name]) != name:
+                    bad[name] = "corrupt"
+        return bad
+
+    def replace(self, name: str, data: bytes) -> None:
+        """Write a good copy of blob ``name`` over a damaged one (loose; beside a damaged pack member,
+        which readers then pass over: :meth:`_loose_over_damaged_members`). Refuses bytes that do not
+        hash to ``name``: a repair must never plant a second bad copy."""
+        if hash_bytes(data) != name:
+            raise BlobError(f"refusing to store blob {name[:12]}: its bytes hash to another name")
+        self._replace(name, data)
 
     def repair_from(self, names: Iterable[str], stores: Iterable[ObjectStore], *,
                     bad_copies: dict[str, list[str]] | None = None) -> dict[str, str]:
