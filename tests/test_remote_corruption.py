@@ -124,3 +124,17 @@ def test_repair_with_no_good_copy_here_says_so_and_changes_nothing(tmp_path, run
     assert_one_line_error(proc, "1 corrupt")
     assert (tmp_path / "r.git" / EMBEDDED_DIR / chunk[:2] / chunk[2:]).read_bytes() == rotten
 
+
+def test_clone_eager_meeting_a_corrupt_blob_says_what_to_do_not_to_fsck_the_folder_it_removed(tmp_path, run_txgit,
+                                                                                             monkeypatch):
+    ws, _, _ = _alice(tmp_path, "folder", None, monkeypatch)
+    chunk, _ = _victims(ws)
+    _damage_on_remote(ws, chunk)
+    proc = run_txgit("clone", "--eager", str(tmp_path / "r.git"), "bob", cwd=tmp_path)
+    assert_one_line_error(proc, chunk, "remote origin", "nothing was cloned", f"{tmp_path / 'bob'} was removed",
+                          "ask whoever has a good copy to run `txgit fsck --remote origin --verify --repair`")
+    assert "run `txgit fsck`" not in proc.stderr and not (tmp_path / "bob").exists()
+    # Alice mends it; the same clone then works
+    run_txgit("fsck", "--remote", "origin", "--verify", "--repair", cwd=tmp_path / "a", check=True)
+    run_txgit("clone", "--eager", str(tmp_path / "r.git"), "bob", cwd=tmp_path, check=True)
+    assert run_txgit("fsck", cwd=tmp_path / "bob").returncode == 0

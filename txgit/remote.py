@@ -2151,5 +2151,7 @@ def clone(url: str, path: str | os.PathLike[str] | None = None, *, storage: str 
                          progress=progress, trusted=trusted, init=init, local_objects=False)
         if isinstance(e, KeyboardInterrupt):
             raise Interrupted(f"nothing was cloned: the half-made workspace was removed ({gone})") from e
+        if isinstance(e, CorruptBlob):  # its advice must not point into the folder just removed
+            raise CorruptBlob(f"nothing was cloned ({gone} was removed): {e}") from e
         raise
     return ws
