@@ -138,3 +138,19 @@ def test_clone_eager_meeting_a_corrupt_blob_says_what_to_do_not_to_fsck_the_fold
     run_txgit("fsck", "--remote", "origin", "--verify", "--repair", cwd=tmp_path / "a", check=True)
     run_txgit("clone", "--eager", str(tmp_path / "r.git"), "bob", cwd=tmp_path, check=True)
     assert run_txgit("fsck", cwd=tmp_path / "bob").returncode == 0
+
+
+def test_a_corrupt_copy_on_one_remote_is_passed_over_for_a_sound_one_on_another(tmp_path, monkeypatch):
+    ws, ns, _ = _alice(tmp_path, "folder", None, monkeypatch)
+    ws.remotes.add("spare", str(tmp_path / "spare.git"))
+    ws.push("spare")
+    chunk, member = _victims(ws)
+    for name in (chunk, member):
+        _damage_on_remote(ws, name)
+    bob = Workspace.clone(str(tmp_path / "r.git"), tmp_path / "b")
+    bob.remotes.add("spare", str(tmp_path / "spare.git"))
+    got = session_namespace()
+    assert bob.remotes.names() == ["origin", "spare"], bob.remotes.names()
+    bob.checkout("main", got)  # origin's copies fail their hash: spare.s are taken, verified
+    assert got["v3"] == ns["v3"] and int(got["big"][-1]) == 299_999
+    assert bob.fsck().ok

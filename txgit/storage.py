@@ -976,14 +976,26 @@ class StoreChain:
     def get_many(self, names: Iterable[str]) -> dict[str, bytes]:
         names = list(dict.fromkeys(names))
         need = self.local.missing(names)
+        corrupt: dict[str, CorruptBlob] = {}  # the first bad copy met of each blob, said if no store has a sound one
         for store in self.fallbacks:
             if not need:
                 break
             have = need - store.missing(need)
             if have:
-                got = store.get_many(sorted(have))  # verified by the remote store's reader
+                try:
+                    got = store.get_many(sorted(have))  # verified by the remote store's reader
+                except CorruptBlob:  # one bad copy: the sound ones one by one, the bad ones from the next store
+                    got = {}
+                    for name in sorted(have):
+                        try:
+                            got[name] = store.get(name)
+                        except CorruptBlob as e:
+                            corrupt.setdefault(name, e)
                 self.local.put_named(got, check=False)
                 need -= set(got)
+        for name in sorted(need):
+            if name in corrupt:
+                raise corrupt[name]
         if need:
             where = ", ".join([self.local.url] + [s.url for s in self.fallbacks])
             first = sorted(need)[0]
