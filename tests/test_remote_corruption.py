@@ -154,3 +154,30 @@ def test_a_corrupt_copy_on_one_remote_is_passed_over_for_a_sound_one_on_another(
     bob.checkout("main", got)  # origin's copies fail their hash: spare.s are taken, verified
     assert got["v3"] == ns["v3"] and int(got["big"][-1]) == 299_999
     assert bob.fsck().ok
+
+
+
+def test_verify_reads_a_pack_at_once_not_a_request_per_member(tmp_path, s3, monkeypatch):
+    """320 small variables (7 packs) and a big array's loose chunks: hashing them all on S3 reads
+    each pack once and the chunks, not one range per member."""
+    import s3fs
+
+    ws, ns, _ = _alice(tmp_path, "s3", s3, monkeypatch)
+    for push in range(6):  # more packs than a fetch reads whole beside their indexes
+        for i in range(20 + 50 * push, 70 + 50 * push):
+            ns[f"v{i}"] = {"id": i}
+        ws.commit(ns, "50 more")
+        ws.push()
+    reads: list[str] = []
+    real = s3fs.S3FileSystem._cat_file
+
+    async def counted(self, path, *args, **kwargs):
+        reads.append(path)
+        return await real(self, path, *args, **kwargs)
+
+    monkeypatch.setattr(s3fs.S3FileSystem, "_cat_file", counted)
+    check = Workspace.open(ws.root).remotes.check_storage("origin", verify=True)  # nothing kept in memory
+    store = ws.remotes.store("origin")
+    chunks = len({n for g in ws.state().groups.values() for n in g.chunk_names()} - store.packs.packed().keys())
+    assert check.ok and check.verified and check.blobs > 320, check
+    assert len([p for p in reads if not p.endswith(".idx")]) <= chunks + len(store.packs.indexes()), reads
