@@ -123,6 +123,8 @@ def test_repair_with_no_good_copy_here_says_so_and_changes_nothing(tmp_path, run
     assert f"remote origin has corrupt blob {chunk} (no good copy here either)" in proc.stdout, proc.stdout
     assert_one_line_error(proc, "1 corrupt")
     assert (tmp_path / "r.git" / EMBEDDED_DIR / chunk[:2] / chunk[2:]).read_bytes() == rotten
+    # --verify is about a remote's copies: alone, one line saying so
+    assert_one_line_error(run_txgit("fsck", "--verify", cwd=tmp_path / "a"), "--verify checks a remote", "--remote NAME")
 
 
 def test_clone_eager_meeting_a_corrupt_blob_says_what_to_do_not_to_fsck_the_folder_it_removed(tmp_path, run_txgit,
