@@ -33,6 +33,8 @@ _THREADED_HASH_MIN = 8 << 20
 # Listing a whole store is cheaper than one request per blob past this many.
 _LIST_INSTEAD_OF_STAT = 256
 _BATCH = 256
+# Loose blobs a remote fsck --verify holds in memory at once: chunks are up to 1 MiB, so at most ~32 MiB.
+_CHECK_LOOSE_BATCH = 32
 _VERIFY_HERE_UPTO = 64 << 10  # blobs up to this size are verified on the calling thread (see _verify)
 # a blake3 hex digest, whole: one C call (a clone of 1,000 variables checks 3,000 names)
 _BLOB_NAME = re.compile(r"[0-9a-f]{%d}" % HASH_LEN).fullmatch
@@ -515,7 +517,8 @@ class ObjectStore:
 
     def _check_remote(self, names: set[str]) -> dict[str, str]:
         """:meth:`check` on a remote: each pack's wanted members in one read (whole, or by ranges:
-        :meth:`PackSet.read`), loose blobs :data:`_BATCH` per request, not a request per blob."""
+        :meth:`PackSet.read`; a remote's packs hold small blobs, at most 64 MiB), loose blobs
+        :data:`_CHECK_LOOSE_BATCH` per concurrent call, not one call per blob."""
         bad: dict[str, str] = {}
         packed = self.packs.packed()
         by_pack: dict[str, list[str]] = {}
@@ -524,7 +527,7 @@ class ObjectStore:
                 by_pack.setdefault(packed[name].pack, []).append(name)
         loose = sorted(names - packed.keys())
         batches = [sorted(members) for _, members in sorted(by_pack.items())]
-        batches += [loose[i : i + _BATCH] for i in range(0, len(loose), _BATCH)]
+        batches += [loose[i : i + _CHECK_LOOSE_BATCH] for i in range(0, len(loose), _CHECK_LOOSE_BATCH)]
         for batch in batches:
             got = self.packs.read(batch)
             damaged = [n for n in batch if n in got and hash_bytes(got[n]) != n]
