@@ -752,6 +752,12 @@ class ObjectStore:
             self.packs.refresh()
         out = self.packs.read(names)
         rest = [n for n in names if n not in out]
+        if rest and not self.is_local and any(n in where and where[n].offset != _packs.LOOSE for n in rest):
+            # an index named a pack that could not be read (gone: repacked or deleted): look at the
+            # packs again first, not one loose request per blob that is most likely in another pack
+            self.packs.refresh()
+            out.update(self.packs.read(rest))
+            rest = [n for n in names if n not in out]
         if rest:
             out.update(self._read_loose(rest))
         if len(out) < len(names):  # packs written or rewritten since we looked (or a given index's pack
