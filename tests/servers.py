@@ -94,7 +94,9 @@ def moto_s3() -> Iterator[str]:
 
 
 _moto_logs: dict = {}  # endpoint -> the log file of the moto server answering there
-_REQUEST_LINE = re.compile(r'"(GET|PUT|HEAD|POST|DELETE) (/[^ ]*) HTTP/[0-9.]+" ')
+# werkzeug colours some lines (a 206 answer to a range read: ESC[35m…ESC[0m inside the quotes); those count too
+_ANSI = r"(?:\x1b\[[0-9;]*m)*"
+_REQUEST_LINE = re.compile(rf'"{_ANSI}(GET|PUT|HEAD|POST|DELETE) (/[^ ]*) HTTP/[0-9.]+{_ANSI}" ')
 
 
 def s3_requests(endpoint: str, bucket: str | None = None) -> list[tuple[str, str]]:

@@ -69,7 +69,9 @@ from pygit2.enums import ConfigLevel, FileMode, SortMode
 
 from txgit.errors import (
     BlobError,
+    CorruptBlob,
     Interrupted,
+    MissingBlob,
     InvalidName,
     PushRejected,
     RemoteError,
@@ -385,6 +387,7 @@ class RemoteStore(ObjectStore):
     """
 
     create_on_open = False
+    remote_name: str | None = None  # the remote it serves (Remotes.store sets it): named in its errors
     # Large chunks stay loose objects on a remote (a push reads them from the local packs by range):
     # one request per MiB, as before, and nothing to rewrite when a remote's garbage is collected.
     pack_large = False
@@ -512,6 +515,18 @@ class RemoteStore(ObjectStore):
     def get_many(self, names: Iterable[str]) -> dict[str, bytes]:
         with self._errors():
             return super().get_many(names)
+
+    def check(self, names: Iterable[str]) -> dict[str, str]:
+        with self._errors():
+            return super().check(names)
+
+    def _corrupt(self, name: str) -> CorruptBlob:
+        if self.remote_name is None:
+            return super()._corrupt(name)
+        # the reader cannot mend it (its own copy is what is missing): whoever pushed it can
+        return CorruptBlob(f"blob {name} on remote {self.remote_name} ({self.url}) is corrupted (its bytes do not "
+                           f"match its hash) and was not loaded: ask whoever has a good copy to run "
+                           f"`txgit fsck --remote {self.remote_name} --verify --repair`, then try again")
 
     def write_blobs(self, blobs: Mapping[str, bytes | bytearray | memoryview]) -> int:
         with self._errors():
@@ -686,10 +701,14 @@ class StorageCheck:
     lacking: list[str] = field(default_factory=list)  # not in its storage (listed, not taken from the index)
     resent: list[str] = field(default_factory=list)  # of those, uploaded again from here
     unavailable: list[str] = field(default_factory=list)  # lacking there and here: nothing to send
+    verified: bool = False  # every blob it holds was downloaded and hashed
+    corrupt: list[str] = field(default_factory=list)  # held there, bytes that do not match their hash
+    replaced: list[str] = field(default_factory=list)  # of those, a good copy uploaded and read back sound
+    no_good_copy: list[str] = field(default_factory=list)  # corrupt there, and no sound copy here
 
     @property
     def ok(self) -> bool:
-        return not (set(self.lacking) - set(self.resent))
+        return not (set(self.lacking) - set(self.resent)) and not (set(self.corrupt) - set(self.replaced))
 
 
 @dataclass
@@ -974,6 +993,7 @@ class Remotes:
             # the remote index's parts read before (immutable, checked by their hash when used):
             # the next push or fetch from this workspace reads only the indexes pushed since
             cached[1].packs.cache_dir = str(self.ws.dir / REMOTE_INDEX_DIR)
+            cached[1].remote_name = r.name
             self._stores[r.name] = cached
         return cached[1]
 
@@ -1776,11 +1796,13 @@ class Remotes:
                     self.set_upstream(branch, remote)
 
     # -- checking a remote's storage ----------------------------------------------------------------------
-    def check_storage(self, remote: str | None = None, *, resend: bool = False) -> StorageCheck:
+    def check_storage(self, remote: str | None = None, *, resend: bool = False, verify: bool = False) -> StorageCheck:
         """Whether ``remote``'s storage holds every blob its branches name, asked exactly: its
         loose blobs are listed and its packs' sizes checked, not taken from the remote index (which
         push trusts as a hint). ``resend``: upload what it lacks from the local store (verified
-        on the way, as any push). Fetches the remote's refs first (no blobs)."""
+        on the way, as any push), and with ``verify`` mend what is corrupt (:meth:`_replace_corrupt`).
+        ``verify``: download and hash every blob it holds too (a pack's members in one read).
+        Fetches the remote's refs first (no blobs)."""
         r = self.get(remote or self.default())
         self.fetch(r.name)
         check = StorageCheck(r.name)
@@ -1799,7 +1821,32 @@ class Remotes:
                 self._transfer(sorted(have), self.ws.store.get_many, store.write_blobs, sizes, "upload", None,
                                store.fs)
                 check.resent = sorted(have)
+        if verify:
+            found = store.check(names & present)
+            # gone between the listing and the read: lacking, as if listed so (not resent: seen late)
+            check.lacking = sorted(set(check.lacking) | {n for n, why in found.items() if why == "missing"})
+            check.corrupt = sorted(n for n, why in found.items() if why == "corrupt")
+            check.verified = True
+            if resend and check.corrupt:
+                self._replace_corrupt(store, check)
         return check
+
+    def _replace_corrupt(self, store: RemoteStore, check: StorageCheck) -> None:
+        """Put a good copy of each corrupt blob on the remote: read here (verified), written loose
+        over the bad loose one or beside a bad pack member (readers pass over a member that fails
+        its hash to a sound loose copy), then read back and hashed there. Nothing is deleted: the
+        pack stays as it is, its other members sound."""
+        for name in check.corrupt:
+            try:
+                data = self.ws.store.get(name)
+            except (CorruptBlob, MissingBlob):
+                check.no_good_copy.append(name)
+                continue
+            with store._errors():
+                store.replace(name, data)
+                store.fs.invalidate_cache()
+            if not store.check([name]):
+                check.replaced.append(name)
 
     # -- fetch / pull ----------------------------------------------------------------------------------
     def fetch(self, remote: str | None = None, *, eager: bool = False,
@@ -2104,5 +2151,7 @@ def clone(url: str, path: str | os.PathLike[str] | None = None, *, storage: str 
                          progress=progress, trusted=trusted, init=init, local_objects=False)
         if isinstance(e, KeyboardInterrupt):
             raise Interrupted(f"nothing was cloned: the half-made workspace was removed ({gone})") from e
+        if isinstance(e, CorruptBlob):  # its advice must not point into the folder just removed
+            raise CorruptBlob(f"nothing was cloned ({gone} was removed): {e}") from e
         raise
     return ws

@@ -33,6 +33,8 @@ _THREADED_HASH_MIN = 8 << 20
 # Listing a whole store is cheaper than one request per blob past this many.
 _LIST_INSTEAD_OF_STAT = 256
 _BATCH = 256
+# Loose blobs a remote fsck --verify holds in memory at once: chunks are up to 1 MiB, so at most ~32 MiB.
+_CHECK_LOOSE_BATCH = 32
 _VERIFY_HERE_UPTO = 64 << 10  # blobs up to this size are verified on the calling thread (see _verify)
 # a blake3 hex digest, whole: one C call (a clone of 1,000 variables checks 3,000 names)
 _BLOB_NAME = re.compile(r"[0-9a-f]{%d}" % HASH_LEN).fullmatch
@@ -486,6 +488,8 @@ class ObjectStore:
         """Verify blobs one by one without keeping them: name -> "missing" or "corrupt" for each bad one."""
         bad: dict[str, str] = {}
         self.packs.refresh()
+        if not self.is_local:
+            return self._check_remote(set(names))
         for name in sorted(set(names)):
             if name in self.packs.where and self.packs.where[name].offset != _packs.LOOSE:
                 data = self.packs.read([name]).get(name)
@@ -510,6 +514,39 @@ class ObjectStore:
             if not ok:
                 bad[name] = "corrupt"
         return bad
+
+    def _check_remote(self, names: set[str]) -> dict[str, str]:
+        """:meth:`check` on a remote: each pack's wanted members in one read (whole, or by ranges:
+        :meth:`PackSet.read`; a remote's packs hold small blobs, at most 64 MiB), loose blobs
+        :data:`_CHECK_LOOSE_BATCH` per concurrent call, not one call per blob."""
+        bad: dict[str, str] = {}
+        packed = self.packs.packed()
+        by_pack: dict[str, list[str]] = {}
+        for name in names:
+            if name in packed:
+                by_pack.setdefault(packed[name].pack, []).append(name)
+        loose = sorted(names - packed.keys())
+        batches = [sorted(members) for _, members in sorted(by_pack.items())]
+        batches += [loose[i : i + _CHECK_LOOSE_BATCH] for i in range(0, len(loose), _CHECK_LOOSE_BATCH)]
+        for batch in batches:
+            got = self.packs.read(batch)
+            damaged = [n for n in batch if n in got and hash_bytes(got[n]) != n]
+            # a damaged member with a good loose copy beside it (what a repair writes) is sound: readers take that
+            got.update(self._read_loose(damaged + [n for n in batch if n not in got]))
+            for name in batch:
+                if name not in got:
+                    bad[name] = "missing"
+                elif hash_bytes(got[name]) != name:
+                    bad[name] = "corrupt"
+        return bad
+
+    def replace(self, name: str, data: bytes) -> None:
+        """Write a good copy of blob ``name`` over a damaged one (loose; beside a damaged pack member,
+        which readers then pass over: :meth:`_loose_over_damaged_members`). Refuses bytes that do not
+        hash to ``name``: a repair must never plant a second bad copy."""
+        if hash_bytes(data) != name:
+            raise BlobError(f"refusing to store blob {name[:12]}: its bytes hash to another name")
+        self._replace(name, data)
 
     def repair_from(self, names: Iterable[str], stores: Iterable[ObjectStore], *,
                     bad_copies: dict[str, list[str]] | None = None) -> dict[str, str]:
@@ -715,6 +752,12 @@ class ObjectStore:
             self.packs.refresh()
         out = self.packs.read(names)
         rest = [n for n in names if n not in out]
+        if rest and not self.is_local and any(n in where and where[n].offset != _packs.LOOSE for n in rest):
+            # an index named a pack that could not be read (gone: repacked or deleted): look at the
+            # packs again first, not one loose request per blob that is most likely in another pack
+            self.packs.refresh()
+            out.update(self.packs.read(rest))
+            rest = [n for n in names if n not in out]
         if rest:
             out.update(self._read_loose(rest))
         if len(out) < len(names):  # packs written or rewritten since we looked (or a given index's pack
@@ -942,14 +985,26 @@ class StoreChain:
     def get_many(self, names: Iterable[str]) -> dict[str, bytes]:
         names = list(dict.fromkeys(names))
         need = self.local.missing(names)
+        corrupt: dict[str, CorruptBlob] = {}  # the first bad copy met of each blob, said if no store has a sound one
         for store in self.fallbacks:
             if not need:
                 break
             have = need - store.missing(need)
             if have:
-                got = store.get_many(sorted(have))  # verified by the remote store's reader
+                try:
+                    got = store.get_many(sorted(have))  # verified by the remote store's reader
+                except CorruptBlob:  # one bad copy: the sound ones one by one, the bad ones from the next store
+                    got = {}
+                    for name in sorted(have):
+                        try:
+                            got[name] = store.get(name)
+                        except CorruptBlob as e:
+                            corrupt.setdefault(name, e)
                 self.local.put_named(got, check=False)
                 need -= set(got)
+        for name in sorted(need):
+            if name in corrupt:
+                raise corrupt[name]
         if need:
             where = ", ".join([self.local.url] + [s.url for s in self.fallbacks])
             first = sorted(need)[0]

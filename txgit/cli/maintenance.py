@@ -33,6 +33,9 @@ def fsck(
                                          help="Check the remote's storage instead: every blob its branches name is "
                                               "there (listed, not taken from its index); with --repair, upload the "
                                               "missing ones again from here."),
+    verify: bool = typer.Option(False, "--verify", help="With --remote: also download and hash every blob there "
+                                "(a pack's members in one read); with --repair, replace the corrupt ones with "
+                                "verified copies from here, read back before they count."),
 ) -> None:
     """Check every commit reachable from a branch, tag, HEAD or reflog: records parse, blobs exist and verify.
 
@@ -44,17 +47,11 @@ def fsck(
     if remote is not None:
         if sources:
             raise TxgitError("--from repairs the local store; --remote checks a remote's: use one of them")
-        check = ws.remotes.check_storage(remote, resend=repair)
-        for name in check.lacking:
-            _out(f"remote {check.remote} lacks blob {name}" + (" (uploaded again)" if name in check.resent else
-                 " (not here either)" if name in check.unavailable else ""))
-        summary = f"checked remote {check.remote}: {check.blobs} blobs its branches name"
-        missing = len(check.lacking) - len(check.resent)
-        if missing:
-            raise TxgitError(f"{summary}: {missing} missing" + ("" if repair else " (`txgit fsck --remote "
-                                                                              f"{check.remote} --repair` uploads them)"))
-        _out(f"{summary}: ok" + (f" ({len(check.resent)} uploaded again)" if check.resent else ""))
+        _fsck_remote(ws, remote, repair=repair, verify=verify)
         return
+    if verify:
+        raise TxgitError("--verify checks a remote's storage: give it with --remote NAME (a local fsck always "
+                         "hashes every blob)")
     for s in sources or []:
         if "://" not in s and not Path(s).is_dir():  # a typo must not create a folder
             raise TxgitError(f"no object store at {s!r}: not a folder")
@@ -85,6 +82,31 @@ def fsck(
     notes = ([f"{len(report.repaired)} repaired"] if report.repaired else []) + \
         ([f"{len(report.on_remote)} not downloaded yet"] if report.on_remote else [])
     _out(f"{summary}: ok" + (f" ({', '.join(notes)})" if notes else ""))
+
+
+def _fsck_remote(ws: Workspace, remote: str, *, repair: bool, verify: bool) -> None:
+    """`fsck --remote`: one line per blob lacking or corrupt there, one error line if any is left."""
+    check = ws.remotes.check_storage(remote, resend=repair, verify=verify)
+    name = check.remote
+    for blob in check.lacking:
+        _out(f"remote {name} lacks blob {blob}" + (" (uploaded again)" if blob in check.resent else
+             " (not here either)" if blob in check.unavailable else ""))
+    for blob in check.corrupt:
+        _out(f"remote {name} has corrupt blob {blob}" + (" (uploaded again, verified)" if blob in check.replaced else
+             " (no good copy here either)" if blob in check.no_good_copy else
+             " (uploaded again, still corrupt when read back)" if repair else ""))
+    summary = f"checked remote {name}: {check.blobs} blobs its branches name" + (", hashed" if verify else "")
+    missing = len(check.lacking) - len(check.resent)
+    corrupt = len(check.corrupt) - len(check.replaced)
+    if missing or corrupt:
+        left = ", ".join(([f"{missing} missing"] if missing else []) + ([f"{corrupt} corrupt"] if corrupt else []))
+        flags = "--verify --repair" if verify else "--repair"
+        hint = (f" (no good copy here: ask whoever has one to run `txgit fsck --remote {name} {flags}`)" if repair else
+                f" (`txgit fsck --remote {name} {flags}` uploads good copies from here)")
+        raise TxgitError(f"{summary}: {left}{hint}")
+    done = ([f"{len(check.resent)} uploaded again"] if check.resent else []) + \
+        ([f"{len(check.replaced)} repaired"] if check.replaced else [])
+    _out(f"{summary}: ok" + (f" ({', '.join(done)})" if done else ""))
 
 
 @app.command()

@@ -1,0 +1,185 @@
+"""A corrupted blob on a remote's storage: `txgit fsck --remote NAME --verify` finds it (loose or a
+member of a pack), `--repair` puts a verified good copy back from here, and a lazy clone that meets
+it is told whom to ask, with its own state untouched. Real S3 (moto on 127.0.0.1) and a folder remote."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cliutil import assert_one_line_error
+from conftest import session_namespace
+from servers import S3_ENV, make_bucket, moto_s3
+from txgit import Workspace
+from txgit.errors import CorruptBlob
+from txgit.remote import EMBEDDED_DIR
+
+
+@pytest.fixture(scope="module")
+def s3():
+    with moto_s3() as endpoint:
+        yield endpoint
+
+
+def _alice(tmp_path: Path, where: str, s3: str | None, monkeypatch) -> tuple[Workspace, dict, dict]:
+    """Alice's workspace, pushed: 20 small variables (one pack on the remote) and a big array (loose
+    chunks). Returns the workspace, its namespace and the clone options Bob needs."""
+    ws = Workspace.init(tmp_path / "a")
+    ns = session_namespace()
+    for i in range(20):
+        ns[f"v{i}"] = {"id": i, "values": list(range(i, i + 20))}
+    ns["big"] = np.arange(300_000)  # 2.4 MB: loose chunks on a remote
+    ws.commit(ns, "twenty small and a big one")
+    options: dict = {}
+    if where == "s3":
+        for k, v in S3_ENV.items():
+            monkeypatch.setenv(k, v)
+        bucket = f"rc-{tmp_path.name[-20:].lower().replace('_', '-')}"
+        make_bucket(s3, bucket)
+        options = {"storage_options": {"endpoint_url": s3}}
+        ws.remotes.add("origin", str(tmp_path / "r.git"), storage=f"s3://{bucket}/blobs", **options)
+    else:
+        ws.remotes.add("origin", str(tmp_path / "r.git"))
+    ws.push()
+    return ws, ns, options
+
+
+def _damage_on_remote(ws: Workspace, name: str) -> None:
+    """Bit rot on the remote, behind txgit's back: one byte of the blob flipped where the storage
+    keeps it (a loose object, or its range inside a pack: the pack keeps its size)."""
+    store = ws.remotes.store("origin")
+    store.packs.refresh()
+    member = store.packs.packed().get(name)
+    path = store.path(name) if member is None else store.packs.pack_path(member.pack)
+    data = bytearray(store.fs.cat_file(path))
+    at = (0 if member is None else member.offset) + (len(data) if member is None else member.length) // 2
+    data[at] ^= 0xFF
+    store.fs.pipe_file(path, bytes(data))
+    store.fs.invalidate_cache()
+
+
+def _victims(ws: Workspace) -> tuple[str, str]:
+    """A loose chunk of `big` and a packed member (`v3`) on the remote."""
+    state = ws.state()
+    store = ws.remotes.store("origin")
+    store.packs.refresh()
+    chunk = sorted(set(state.groups[state.variables["big"].group].chunk_names()) - store.packs.packed().keys())[0]
+    member = sorted(state.groups[state.variables["v3"].group].chunk_names())[0]
+    assert member in store.packs.packed()
+    return chunk, member
+
+
+@pytest.mark.parametrize("where", ["s3", "folder"])
+def test_fsck_remote_verify_finds_corrupt_blobs_and_repair_puts_good_copies_back(tmp_path, where, s3, monkeypatch,
+                                                                                run_txgit):
+    ws, ns, options = _alice(tmp_path, where, s3, monkeypatch)
+    a = tmp_path / "a"
+    chunk, member = _victims(ws)
+    for name in (chunk, member):
+        _damage_on_remote(ws, name)
+
+    # listing alone cannot see bit rot: that is what --verify is for
+    assert run_txgit("fsck", "--remote", "origin", cwd=a, env=S3_ENV).returncode == 0
+    proc = run_txgit("fsck", "--remote", "origin", "--verify", cwd=a, env=S3_ENV)
+    assert f"remote origin has corrupt blob {chunk}" in proc.stdout, proc.stdout + proc.stderr
+    assert f"remote origin has corrupt blob {member}" in proc.stdout, proc.stdout
+    assert_one_line_error(proc, "2 corrupt", "`txgit fsck --remote origin --verify --repair`")
+
+    # Bob's lazy clone meets the bad blob: one line naming it, the remote and whom to ask; his state whole
+    bob = Workspace.clone(str(tmp_path / "r.git"), tmp_path / "b", **options)
+    got = session_namespace()
+    with pytest.raises(CorruptBlob) as err:
+        bob.checkout("main", got)
+    text = str(err.value)
+    assert "\n" not in text and (chunk in text or member in text) and "remote origin" in text, text
+    assert "ask whoever has a good copy to run `txgit fsck --remote origin --verify --repair`" in text, text
+    assert not [n for n in got if n not in ("__name__", "__builtins__")], got  # nothing half loaded
+    assert not bob.store.has(chunk) and not bob.store.has(member)
+    proc = run_txgit("fetch", "--eager", cwd=tmp_path / "b", env=S3_ENV)
+    assert_one_line_error(proc, "remote origin", "`txgit fsck --remote origin --verify --repair`")
+
+    # Alice repairs from her good copies; the remote verifies clean; Bob's retry works
+    proc = run_txgit("fsck", "--remote", "origin", "--verify", "--repair", cwd=a, env=S3_ENV)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"remote origin has corrupt blob {chunk} (uploaded again, verified)" in proc.stdout, proc.stdout
+    assert f"remote origin has corrupt blob {member} (uploaded again, verified)" in proc.stdout, proc.stdout
+    assert proc.stdout.strip().endswith("ok (2 repaired)"), proc.stdout
+    proc = run_txgit("fsck", "--remote", "origin", "--verify", cwd=a, env=S3_ENV)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith(": ok"), proc.stdout + proc.stderr
+    bob.checkout("main", got)
+    assert got["v3"] == ns["v3"] and int(got["big"][-1]) == 299_999
+    assert run_txgit("fsck", cwd=tmp_path / "b", env=S3_ENV).returncode == 0
+
+
+def test_repair_with_no_good_copy_here_says_so_and_changes_nothing(tmp_path, run_txgit, monkeypatch):
+    ws, _, _ = _alice(tmp_path, "folder", None, monkeypatch)
+    chunk, _ = _victims(ws)
+    _damage_on_remote(ws, chunk)
+    rotten = (tmp_path / "r.git" / EMBEDDED_DIR / chunk[:2] / chunk[2:]).read_bytes()
+    ws.store.delete([chunk])  # Alice's copy is gone too: nothing to send
+    proc = run_txgit("fsck", "--remote", "origin", "--verify", "--repair", cwd=tmp_path / "a")
+    assert f"remote origin has corrupt blob {chunk} (no good copy here either)" in proc.stdout, proc.stdout
+    assert_one_line_error(proc, "1 corrupt")
+    assert (tmp_path / "r.git" / EMBEDDED_DIR / chunk[:2] / chunk[2:]).read_bytes() == rotten
+    # --verify is about a remote's copies: alone, one line saying so
+    assert_one_line_error(run_txgit("fsck", "--verify", cwd=tmp_path / "a"), "--verify checks a remote", "--remote NAME")
+
+
+def test_clone_eager_meeting_a_corrupt_blob_says_what_to_do_not_to_fsck_the_folder_it_removed(tmp_path, run_txgit,
+                                                                                             monkeypatch):
+    ws, _, _ = _alice(tmp_path, "folder", None, monkeypatch)
+    chunk, _ = _victims(ws)
+    _damage_on_remote(ws, chunk)
+    proc = run_txgit("clone", "--eager", str(tmp_path / "r.git"), "bob", cwd=tmp_path)
+    assert_one_line_error(proc, chunk, "remote origin", "nothing was cloned", f"{tmp_path / 'bob'} was removed",
+                          "ask whoever has a good copy to run `txgit fsck --remote origin --verify --repair`")
+    assert "run `txgit fsck`" not in proc.stderr and not (tmp_path / "bob").exists()
+    # Alice mends it; the same clone then works
+    run_txgit("fsck", "--remote", "origin", "--verify", "--repair", cwd=tmp_path / "a", check=True)
+    run_txgit("clone", "--eager", str(tmp_path / "r.git"), "bob", cwd=tmp_path, check=True)
+    assert run_txgit("fsck", cwd=tmp_path / "bob").returncode == 0
+
+
+def test_a_corrupt_copy_on_one_remote_is_passed_over_for_a_sound_one_on_another(tmp_path, monkeypatch):
+    ws, ns, _ = _alice(tmp_path, "folder", None, monkeypatch)
+    ws.remotes.add("spare", str(tmp_path / "spare.git"))
+    ws.push("spare")
+    chunk, member = _victims(ws)
+    for name in (chunk, member):
+        _damage_on_remote(ws, name)
+    bob = Workspace.clone(str(tmp_path / "r.git"), tmp_path / "b")
+    bob.remotes.add("spare", str(tmp_path / "spare.git"))
+    got = session_namespace()
+    assert bob.remotes.names() == ["origin", "spare"], bob.remotes.names()
+    bob.checkout("main", got)  # origin's copies fail their hash: spare.s are taken, verified
+    assert got["v3"] == ns["v3"] and int(got["big"][-1]) == 299_999
+    assert bob.fsck().ok
+
+
+
+def test_verify_reads_a_pack_at_once_not_a_request_per_member(tmp_path, s3, monkeypatch):
+    """320 small variables (7 packs) and a big array's loose chunks: hashing them all on S3 reads
+    each pack once and the chunks, not one range per member."""
+    import s3fs
+
+    ws, ns, _ = _alice(tmp_path, "s3", s3, monkeypatch)
+    for push in range(6):  # more packs than a fetch reads whole beside their indexes
+        for i in range(20 + 50 * push, 70 + 50 * push):
+            ns[f"v{i}"] = {"id": i}
+        ws.commit(ns, "50 more")
+        ws.push()
+    reads: list[str] = []
+    real = s3fs.S3FileSystem._cat_file
+
+    async def counted(self, path, *args, **kwargs):
+        reads.append(path)
+        return await real(self, path, *args, **kwargs)
+
+    monkeypatch.setattr(s3fs.S3FileSystem, "_cat_file", counted)
+    check = Workspace.open(ws.root).remotes.check_storage("origin", verify=True)  # nothing kept in memory
+    store = ws.remotes.store("origin")
+    chunks = len({n for g in ws.state().groups.values() for n in g.chunk_names()} - store.packs.packed().keys())
+    assert check.ok and check.verified and check.blobs > 320, check
+    assert len([p for p in reads if not p.endswith(".idx")]) <= chunks + len(store.packs.indexes()), reads
