@@ -1775,7 +1775,10 @@ def test_a_merge_in_a_fresh_kernel_names_what_the_kernel_does_not_hold(tmp_path,
     again = User("alice", alice.ws, run_txgit, {})
     try:
         out = again.cell("%txgit merge refs/txgit/unmerged/main").stdout
-        assert "Merged refs/txgit/unmerged/main into main" in out, out
+        # named as a user reads it, in the kernel's answer and in the history (not the raw ref)
+        assert "Merged the commits of a closed kernel into main" in out, out
+        assert "Merge the commits of a closed kernel into main" in again.tx("log", "-n", "1").stdout
+        assert "refs/txgit" not in again.tx("log", "--oneline").stdout
         assert "not loaded: x, y (its commits carry them over; `%txgit checkout main` loads them)" in out, out
         again.cell("%txgit checkout main")
         assert again.value("(x, y)") == (10, 2)
