@@ -1784,3 +1784,53 @@ def test_a_merge_in_a_fresh_kernel_names_what_the_kernel_does_not_hold(tmp_path,
         assert again.value("(x, y)") == (10, 2)
     finally:
         again.shutdown()
+
+
+def test_a_push_says_which_values_the_kernel_has_not_committed(tmp_path, run_txgit):
+    """With auto-commit off, Alice set x = 5 and y and pushed: "Everything up-to-date", as git says, and
+    she believed Bob would get x = 5; he would not. The push still carries commits only, but now says
+    which of the kernel's values it does not carry and the command that commits them, in the notebook
+    and in a terminal beside the kernel; once committed, the push says nothing more."""
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
+    try:
+        alice.cell("x = 1")
+        alice.tx("remote", "add", "origin", str(tmp_path / "team.git"), "--trusted")
+        alice.tx("push")
+        alice.cell("%txgit auto off")
+        alice.cell("x = 5\ny = 2")
+        out = alice.cell("%txgit push").stdout
+        assert "Everything up-to-date" in out, out
+        assert ("note: x, y changed in this kernel and are not committed: this push does not carry them "
+                "(`%txgit commit -m MSG` first)") in out, out
+        out = alice.tx("push").stdout
+        assert (f"note: x, y changed in kernel {alice.kernel.pid} (on main) and are not committed: this push does "
+                "not carry them (`txgit commit -m MSG` first)") in out, out
+        alice.cell("%txgit commit -m 'x = 5, y'")
+        out = alice.cell("%txgit push").stdout
+        assert "pushed to origin" in out and "note:" not in out, out
+        assert Workspace.clone(str(tmp_path / "team.git"), tmp_path / "bob").load("x") == 5
+    finally:
+        alice.shutdown()
+
+
+def test_a_session_push_in_python_says_what_it_did_not_carry(tmp_path):
+    """The Python API's push from a session: its result names the values changed and not committed."""
+    from txgit.sessions.session import NamespaceSession
+
+    ws = Workspace.init(tmp_path / "alice")
+    ns: dict = {"__name__": "__main__"}
+    s = NamespaceSession(ws, ns)
+
+    def cell(code: str) -> None:
+        s.before_cell(code)
+        exec(code, ns)
+        s.after_cell()
+
+    cell("x = 1")  # auto-commit
+    ws.remotes.add("origin", str(tmp_path / "team.git"))
+    assert s.push().uncommitted == []
+    s.set_auto(False)
+    cell("x = 5\ny = 2")
+    r = s.push()
+    assert r.updated == {} and r.uncommitted == ["x", "y"]
+

@@ -17,7 +17,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -172,6 +172,29 @@ def lone_kernel_branch(ws: Workspace) -> str | None:
     except TxgitError:
         return None
     return k.branch if k is not None and k.branch is not None and k.branch != ws.branch else None
+
+
+def uncommitted_in_kernels(ws: Workspace, branches: Collection[str]) -> list[tuple[KernelInfo, list[str]]]:
+    """The live kernels on ``branches`` (a magic's own included) with variables changed since their last
+    commit, and those names: what a push of those branches does not carry. A kernel that does not answer
+    within seconds (a long cell) is left out: a push does not wait for it."""
+    kernels = {k.pid: k for k in live_kernels(ws)}
+    if os.environ.get("TXGIT_KERNEL"):  # a terminal IPython's magic: its kernel has no record
+        k = attached_kernel(ws)
+        if k is not None:
+            kernels[k.pid] = k
+    out = []
+    for k in kernels.values():
+        if k.branch is None or k.branch not in branches:
+            continue
+        try:
+            answer = call_kernel(k, {"op": "status"}, timeout=5)
+        except TxgitError:
+            continue
+        names = sorted(answer["added"] + answer["modified"] + answer["removed"])
+        if names:
+            out.append((k, names))
+    return out
 
 
 def require_kernel(ws: Workspace, verb: str, which: str | None = None) -> KernelInfo:

@@ -37,7 +37,7 @@ from txgit.sessions.words import worded
 from txgit.errors import MergeInProgress as MergeInProgressError, NothingToCommit, TxgitError
 from txgit.gitwriter import GitWriter
 from txgit.history import State
-from txgit.remote import Progress
+from txgit.remote import Progress, PushResult
 from txgit.merge import KERNEL, Conflict, MergeInProgress
 from txgit.workspace import (
     CheckoutResult,
@@ -1334,6 +1334,17 @@ class NamespaceSession:
         if self.base is None and self.tip() is not None:
             return self.workspace.merge(rev, None, ref=self.ref, label=label, message=message)
         return self._merge(rev, label=label, message=message, trust=trust, safe=safe)
+
+    def push(self, remote: str | None = None, *, tags: bool = False, force: bool = False,
+             progress: Progress | None = None, set_upstream: bool = False) -> PushResult:
+        """``git push`` of the session's branch (:meth:`Workspace.push`): it carries commits only, so its
+        ``uncommitted`` names the variables changed since the session's last commit, which it does not."""
+        if self.branch is None:
+            raise TxgitError("this session is detached: check out a branch to push")
+        result = self.workspace.push(remote, self.branch, tags=tags, force=force, progress=progress,
+                                     set_upstream=set_upstream)
+        result.uncommitted = self.status().changed_names()
+        return result
 
     def pull(self, remote: str | None = None, branch: str | None = None, *, progress: Progress | None = None,
              trust: bool = False, safe: bool = False) -> PullResult:
