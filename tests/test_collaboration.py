@@ -1834,3 +1834,27 @@ def test_a_session_push_in_python_says_what_it_did_not_carry(tmp_path):
     r = s.push()
     assert r.updated == {} and r.uncommitted == ["x", "y"]
 
+
+def test_diff_with_no_revision_shows_what_the_kernel_has_not_committed(tmp_path, run_txgit):
+    """`txgit diff` answered "Missing argument 'A'"; git's `git diff` shows the work tree's changes. Beside
+    a kernel it now shows the kernel's uncommitted changes against its last commit, in the format of
+    `txgit diff A B`; with no kernel it says there is nothing live to compare, in one line."""
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
+    try:
+        alice.cell("x = 1\ny = 'old'")
+        alice.cell("%txgit auto off")
+        alice.cell("x = 5\nz = [1, 2]\ndel y")
+        out = alice.tx("diff").stdout
+        head = alice.ws.head().short_id
+        assert out.startswith(f"diff {head} (HEAD) -> kernel {alice.kernel.pid} (on main), not committed"), out
+        assert re.search(r"^\+ z .*\(list\)$", out, re.M) and re.search(r"^- y .*'old'", out, re.M), out
+        assert re.search(r"^~ x +int 1 -> int 5$", out, re.M), out
+        assert "1 added, 1 removed, 1 changed" in out, out
+        alice.tx("diff", "--exit-code", code=1)
+        shown = alice.kernel.run("%txgit diff").outputs  # the notebook's: the same changes, as a view
+        assert shown and all(n in shown[0]["text/plain"] for n in ("x", "y", "z")), shown
+        alice.cell("%txgit commit -m 'x, z'")
+        assert "no differences" in alice.tx("diff", "--exit-code").stdout
+    finally:
+        alice.shutdown()
+    assert_one_line_error(alice.tx("diff", code=None), "no kernel attached", "txgit diff A B")

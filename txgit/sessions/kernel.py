@@ -27,7 +27,8 @@ from txgit.attached import KernelInfo, kernels_dir, live_kernels
 from txgit.errors import Interrupted, TxgitError, kind_named
 from txgit.history import validate_ref_name
 from txgit.sessions.words import terminal_words
-from txgit.workspace import Workspace
+from txgit.state import VarRecord
+from txgit.workspace import StateDiff, Workspace
 
 
 class NoKernelAttached(TxgitError):
@@ -195,6 +196,25 @@ def uncommitted_in_kernels(ws: Workspace, branches: Collection[str]) -> list[tup
         if names:
             out.append((k, names))
     return out
+
+
+def diff_in_kernel(ws: Workspace, *, kernel: str | None = None) -> tuple[KernelInfo, StateDiff]:
+    """The attached kernel's uncommitted changes against where it is (its last commit), with their records:
+    ``git diff`` with no revision. No kernel: :class:`NoKernelAttached`, saying there is nothing live."""
+    k = attached_kernel(ws, kernel)
+    if k is None:
+        raise NoKernelAttached(f"no kernel attached to {ws.root}: nothing live to compare with HEAD "
+                               "(`txgit diff A B` compares two commits)")
+    answer = call_kernel(k, {"op": "diff"})
+
+    def rec(line: str) -> VarRecord:
+        return VarRecord.from_bytes(line.encode())
+
+    out = StateDiff(answer["base"], "(namespace)")
+    out.added = {n: rec(r) for n, r in answer["added"].items()}
+    out.removed = {n: rec(r) for n, r in answer["removed"].items()}
+    out.changed = {n: (rec(o), rec(r)) for n, (o, r) in answer["changed"].items()}
+    return k, out
 
 
 def require_kernel(ws: Workspace, verb: str, which: str | None = None) -> KernelInfo:

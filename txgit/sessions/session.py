@@ -45,6 +45,7 @@ from txgit.workspace import (
     MergeResult,
     PreparedCommit,
     PullResult,
+    StateDiff,
     StatusReport,
     Workspace,
     WorkspaceLock,
@@ -1521,7 +1522,27 @@ class NamespaceSession:
     def status(self) -> StatusReport:
         """How the namespace differs from where the session is (its last commit, or the merge it is in)."""
         against, names = self._against()
+        return self._status(against, self._live_records(against, names))
+
+    def diff(self) -> StateDiff:
+        """What :meth:`status` lists, with the records on both sides (``a``: where the session is), as
+        :meth:`Workspace.diff` gives two commits' (``git diff`` with no revision: the uncommitted changes)."""
+        against, names = self._against()
         live = self._live_records(against, names)
+        report = self._status(against, live)
+        if isinstance(against, State):
+            old = against.variables
+        else:
+            at = against if against is not None else report.head
+            old = {} if at is None else \
+                self.workspace.history.read_state(self.workspace.history.resolve(at), groups=False).variables
+        out = StateDiff(report.head or "", "(namespace)")
+        out.added = {n: live[n] for n in report.added}
+        out.removed = {n: old[n] for n in report.removed}
+        out.changed = {n: (old[n], live[n]) for n in report.modified}
+        return out
+
+    def _status(self, against: str | State | None, live: dict[str, VarRecord]) -> StatusReport:
         with self._without_hidden():
             report = self.workspace.status(self.namespace, against=against, live=live)
         report.branch = self.branch
