@@ -1858,3 +1858,11 @@ def test_diff_with_no_revision_shows_what_the_kernel_has_not_committed(tmp_path,
     finally:
         alice.shutdown()
     assert_one_line_error(alice.tx("diff", code=None), "no kernel attached", "txgit diff A B")
+    fresh = Kernel(alice.ws.root)  # reopened: it holds none of main's values, and removed none either
+    try:
+        fresh.ok("%load_ext txgit")
+        shown = fresh.run("%txgit diff").outputs
+        assert shown and "no differences" in shown[0]["text/plain"], shown
+        assert "no differences" in alice.tx("diff").stdout
+    finally:
+        fresh.shutdown()
