@@ -281,6 +281,7 @@ def test_branch_list_create_delete(fresh, run_txgit):
     (("show", "HEAD", "lock"), "'lock' in HEAD could not be saved"),
     (("diff", "main", "nope"), "unknown revision 'nope'"),
     (("diff", "nope..main"), "unknown revision 'nope'"),
+    (("diff",), "no kernel attached"),  # no revision: a live kernel's changes, and there is none
 ])
 def test_user_mistakes_are_one_line_and_change_nothing(history, run_txgit, args, message):
     root, _ = history
@@ -296,8 +297,8 @@ def test_user_mistakes_are_one_line_and_change_nothing(history, run_txgit, args,
     (("log", "-n", "x"), "'-n' / '--max-count'"),
     (("log", "-n", "-3"), "'-n' / '--max-count'"),
     (("log", "--all", "main"), "give either REV or --all"),
-    (("diff",), "Missing argument 'A'"),
     (("checkout",), "Missing argument 'REV'"),
+    (("diff", "main", "--kernel", "1"), "--kernel goes with no revision"),
     (("branch", "-d"), "branch -d takes exactly one branch name"),
     (("tag", "-d", "a", "b"), "tag -d takes exactly one tag name"),
     (("show", "a", "b", "c"), "Got unexpected extra argument"),

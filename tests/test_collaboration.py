@@ -1775,9 +1775,94 @@ def test_a_merge_in_a_fresh_kernel_names_what_the_kernel_does_not_hold(tmp_path,
     again = User("alice", alice.ws, run_txgit, {})
     try:
         out = again.cell("%txgit merge refs/txgit/unmerged/main").stdout
-        assert "Merged refs/txgit/unmerged/main into main" in out, out
+        # named as a user reads it, in the kernel's answer and in the history (not the raw ref)
+        assert "Merged the commits of a closed kernel into main" in out, out
+        assert "Merge the commits of a closed kernel into main" in again.tx("log", "-n", "1").stdout
+        assert "refs/txgit" not in again.tx("log", "--oneline").stdout
         assert "not loaded: x, y (its commits carry them over; `%txgit checkout main` loads them)" in out, out
         again.cell("%txgit checkout main")
         assert again.value("(x, y)") == (10, 2)
     finally:
         again.shutdown()
+
+
+def test_a_push_says_which_values_the_kernel_has_not_committed(tmp_path, run_txgit):
+    """With auto-commit off, Alice set x = 5 and y and pushed: "Everything up-to-date", as git says, and
+    she believed Bob would get x = 5; he would not. The push still carries commits only, but now says
+    which of the kernel's values it does not carry and the command that commits them, in the notebook
+    and in a terminal beside the kernel; once committed, the push says nothing more."""
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
+    try:
+        alice.cell("x = 1")
+        alice.tx("remote", "add", "origin", str(tmp_path / "team.git"), "--trusted")
+        alice.tx("push")
+        alice.cell("%txgit auto off")
+        alice.cell("x = 5\ny = 2")
+        out = alice.cell("%txgit push").stdout
+        assert "Everything up-to-date" in out, out
+        assert ("note: x, y changed in this kernel and are not committed: this push does not carry them "
+                "(`%txgit commit -m MSG` first)") in out, out
+        out = alice.tx("push").stdout
+        assert (f"note: x, y changed in kernel {alice.kernel.pid} (on main) and are not committed: this push does "
+                "not carry them (`txgit commit -m MSG` first)") in out, out
+        alice.cell("%txgit commit -m 'x = 5, y'")
+        out = alice.cell("%txgit push").stdout
+        assert "pushed to origin" in out and "note:" not in out, out
+        assert Workspace.clone(str(tmp_path / "team.git"), tmp_path / "bob").load("x") == 5
+    finally:
+        alice.shutdown()
+
+
+def test_a_session_push_in_python_says_what_it_did_not_carry(tmp_path):
+    """The Python API's push from a session: its result names the values changed and not committed."""
+    from txgit.sessions.session import NamespaceSession
+
+    ws = Workspace.init(tmp_path / "alice")
+    ns: dict = {"__name__": "__main__"}
+    s = NamespaceSession(ws, ns)
+
+    def cell(code: str) -> None:
+        s.before_cell(code)
+        exec(code, ns)
+        s.after_cell()
+
+    cell("x = 1")  # auto-commit
+    ws.remotes.add("origin", str(tmp_path / "team.git"))
+    assert s.push().uncommitted == []
+    s.set_auto(False)
+    cell("x = 5\ny = 2")
+    r = s.push()
+    assert r.updated == {} and r.uncommitted == ["x", "y"]
+
+
+def test_diff_with_no_revision_shows_what_the_kernel_has_not_committed(tmp_path, run_txgit):
+    """`txgit diff` answered "Missing argument 'A'"; git's `git diff` shows the work tree's changes. Beside
+    a kernel it now shows the kernel's uncommitted changes against its last commit, in the format of
+    `txgit diff A B`; with no kernel it says there is nothing live to compare, in one line."""
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
+    try:
+        alice.cell("x = 1\ny = 'old'")
+        alice.cell("%txgit auto off")
+        alice.cell("x = 5\nz = [1, 2]\ndel y")
+        out = alice.tx("diff").stdout
+        head = alice.ws.head().short_id
+        assert out.startswith(f"diff {head} (HEAD) -> kernel {alice.kernel.pid} (on main), not committed"), out
+        assert re.search(r"^\+ z .*\(list\)$", out, re.M) and re.search(r"^- y .*'old'", out, re.M), out
+        assert re.search(r"^~ x +int 1 -> int 5$", out, re.M), out
+        assert "1 added, 1 removed, 1 changed" in out, out
+        alice.tx("diff", "--exit-code", code=1)
+        shown = alice.kernel.run("%txgit diff").outputs  # the notebook's: the same changes, as a view
+        assert shown and all(n in shown[0]["text/plain"] for n in ("x", "y", "z")), shown
+        alice.cell("%txgit commit -m 'x, z'")
+        assert "no differences" in alice.tx("diff", "--exit-code").stdout
+    finally:
+        alice.shutdown()
+    assert_one_line_error(alice.tx("diff", code=None), "no kernel attached", "txgit diff A B")
+    fresh = Kernel(alice.ws.root)  # reopened: it holds none of main's values, and removed none either
+    try:
+        fresh.ok("%load_ext txgit")
+        shown = fresh.run("%txgit diff").outputs
+        assert shown and "no differences" in shown[0]["text/plain"], shown
+        assert "no differences" in alice.tx("diff").stdout
+    finally:
+        fresh.shutdown()

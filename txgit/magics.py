@@ -40,7 +40,7 @@ USAGE = """usage: %txgit VERB [ARGS]
   reset REV [--force]    point this kernel's branch at REV (the namespace follows)
   status                 variables changed since this kernel's last commit; ahead/behind its upstream
   log [-n N]             history        show [REV]          one commit
-  diff A [B]             variables that differ (B: the live namespace if omitted)
+  diff [A [B]]           variables that differ (B omitted: the live namespace; A too: against HEAD)
   branch [NAME [REV]]    list or create branches
   serve [--port N]       the web view of the history, on 127.0.0.1, served by this kernel
   auto on|off            auto-commit after every cell (now: {auto})
@@ -315,12 +315,17 @@ class TxgitMagics(Magics):
             if len(args) == 1 and ".." in args[0]:
                 a, _, b = args[0].partition("..")
                 args = [a or "HEAD", b or "HEAD"]
-            if len(args) not in (1, 2):
-                raise TxgitError("usage: %txgit diff A [B]  (B omitted: this namespace)")
-            args = [s.rev_here(a) for a in args]
+            if len(args) > 2:
+                raise TxgitError("usage: %txgit diff [A [B]]  (B omitted: this namespace; A too: against HEAD)")
+            bare = not args  # as `git diff`: what is not committed yet
+            args = [s.rev_here(a) for a in args or ["HEAD"]]
             live = None if len(args) == 2 else {n: v for n, v in s.namespace.items() if s.is_variable(n)}
             # the records the next commit would make: re-pickling all would show untouched figures changed
             records = None if live is None else {n: r for n, r in s.live_records().items() if n in live}
+            unloaded = s.status().unloaded if bare and records is not None else []
+            if unloaded:  # what this kernel never loaded is not removed: its commits carry it over, as status says
+                at = ws.state(s.base or s.tip()).variables
+                records |= {n: at[n] for n in unloaded if n in at}
             view = DiffView(ws, args[0], args[1] if len(args) == 2 else None, namespace=live, live=records)
         display(view)
 

@@ -29,7 +29,7 @@ import pygit2
 
 from txgit import trust as _trust
 from txgit.errors import DirtyNamespace, MergeInProgress as MergeInProgressError, TxgitError
-from txgit.history import META, CommitInfo, State
+from txgit.history import META, UNMERGED, CommitInfo, State
 from txgit.merge import KERNEL, OURS, THEIRS, Conflict, MergeInProgress, MergePlan, merge_states
 from txgit.repository import Repository, state_meta
 from txgit.state import MODULE, VALUE, Fingerprints, VarRecord, libstate, restore
@@ -131,6 +131,12 @@ def ref_label(ref: str) -> str:
     return ref.removeprefix("refs/heads/")
 
 
+def merge_label(rev: str) -> str:
+    """What a merge of ``rev`` is called in what it says and in its commit: a closed kernel's commits by
+    what they are, not by the ref that keeps them (refs/txgit/unmerged/…, gone once they are merged)."""
+    return "the commits of a closed kernel" if rev.startswith(UNMERGED) else rev
+
+
 def _merge_message(label: str, ref: str) -> str:
     into = "" if ref == "HEAD" else f" into {ref_label(ref)}"
     return f"Merge {label}{into}"
@@ -159,7 +165,7 @@ def merge(ws: Repository, rev: str, namespace: MutableMapping[str, Any] | None =
         theirs = ws.history.resolve(rev)
         tip = ws.history.tip(ref)
         mine = tip if ours is None else ws.history.resolve(ours)
-        label = label or rev
+        label = merge_label(label or rev)
         result = MergeResult("up-to-date", ref, None if mine is None else str(mine.id), str(theirs.id), label)
         repo = ws.history.repo
         if mine is not None and (mine.id == theirs.id or repo.descendant_of(mine.id, theirs.id)):

@@ -690,6 +690,9 @@ class PushResult:
     # branches the last fetch saw on the remote and that it no longer had: someone deleted them there,
     # and this push made them again
     recreated: list[str] = field(default_factory=list)
+    # a session's push (NamespaceSession.push): its variables changed since its last commit, which a push
+    # (of commits) does not carry
+    uncommitted: list[str] = field(default_factory=list)
 
 
 @dataclass

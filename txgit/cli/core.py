@@ -379,25 +379,37 @@ def _diff_lines(diff: StateDiff) -> list[Text]:
 
 @app.command()
 def diff(
-    a: str = typer.Argument(..., metavar="A", help="The old revision, or A..B for both."),
+    a: Optional[str] = typer.Argument(None, metavar="A", help="The old revision, or A..B for both "
+                                      "(omitted: the attached kernel's uncommitted changes)."),
     b: Optional[str] = typer.Argument(None, metavar="B", help="The new revision (default HEAD)."),
     exit_code: bool = typer.Option(False, "--exit-code", help="Exit 1 when the states differ (like git diff --exit-code)."),
+    kernel: Optional[str] = typer.Option(None, "--kernel", metavar="KERNEL",
+                                         help="With no revision: the kernel whose changes to show (PID, notebook "
+                                              "or branch) when several are attached."),
 ) -> None:
     """Variables added, removed and changed from state A to state B.
 
-    `txgit diff A B` and `txgit diff A..B` compare A to B; `txgit diff A`
-    compares A to HEAD (there is no live namespace on the command line, so
-    HEAD stands where git would use the working tree). Exits 0 whether or not
-    the states differ, unless --exit-code.
+    `txgit diff` alone shows what the attached kernel changed and has not committed, against its last
+    commit (as `git diff` shows the work tree's changes). `txgit diff A B` and `txgit diff A..B` compare
+    A to B; `txgit diff A` compares A to HEAD. Exits 0 whether or not the states differ, unless
+    --exit-code.
     """
-    if b is None and ".." in a:
-        a, _, b = a.partition("..")
-        a, b = a or "HEAD", b or "HEAD"
-    b = b or "HEAD"
-    ws = _open()
-    old, new = ws.resolve(a), ws.resolve(b)
-    result = ws.diff(old.id, new.id)
-    _out(Text(f"diff {old.short_id} ({a}) -> {new.short_id} ({b})", style="bold"))
+    if kernel is not None and a is not None:
+        raise _usage("--kernel goes with no revision: `txgit diff --kernel KERNEL` shows that kernel's changes")
+    ws = _open(settled=a is None)
+    if a is None:
+        from txgit.sessions.kernel import diff_in_kernel
+
+        k, result = diff_in_kernel(ws, kernel=kernel)
+        _out(Text(f"diff {result.a[:8] or '(no commit)'} (HEAD) -> {k.describe()}, not committed", style="bold"))
+    else:
+        if b is None and ".." in a:
+            a, _, b = a.partition("..")
+            a, b = a or "HEAD", b or "HEAD"
+        b = b or "HEAD"
+        old, new = ws.resolve(a), ws.resolve(b)
+        result = ws.diff(old.id, new.id)
+        _out(Text(f"diff {old.short_id} ({a}) -> {new.short_id} ({b})", style="bold"))
     if result.empty:
         _out("no differences")
         return

@@ -16,6 +16,7 @@ from txgit.cli.app import app, console, err_console
 from txgit.errors import TxgitError
 from txgit.remote import EMBEDDED_DIR, FetchResult, clone_path, notify_when_slow, parse_storage_options, \
     unfinished_clone
+from txgit.visual.text import not_committed_line
 from txgit.workspace import Workspace
 
 _SHOW_PROGRESS_FROM = 8 << 20  # bytes: a bar only for transfers long enough to watch
@@ -193,8 +194,9 @@ def push(
     with progress_bar() as progress, slow_notice():
         r = ws.push(remote, branch, all_branches=all_branches, tags=tags, force=force, progress=progress,
                     set_upstream=set_upstream)
+    pushed = sorted(ws.branches()) if all_branches else [branch or ws.branch or ""]
     if set_upstream:
-        for b in sorted(ws.branches()) if all_branches else [branch or ws.branch or ""]:
+        for b in pushed:
             _out(f"branch '{b}' set up to track '{r.remote}/{b}'")
     for ref, (old, new) in r.updated.items():
         span = f"{old[:8]}..{new[:8]}" if old else "new"
@@ -210,9 +212,15 @@ def push(
         _out(f"  {span:18} {_short(ref)} -> {r.remote}/{_short(ref)}{note}")
     if not r.updated:
         _out(f"Everything up-to-date ({r.remote})")
-        return
-    _out(f"pushed to {r.remote}: {r.blobs_uploaded} of {r.blobs_named} blobs uploaded ({_mb(r.bytes_uploaded)} "
-         f"of {_mb(r.bytes_state)} of state) in {r.seconds:.2f}s")
+    else:
+        _out(f"pushed to {r.remote}: {r.blobs_uploaded} of {r.blobs_named} blobs uploaded "
+             f"({_mb(r.bytes_uploaded)} of {_mb(r.bytes_state)} of state) in {r.seconds:.2f}s")
+    # a push carries commits only: values a kernel on these branches changed and did not commit are not
+    # shared, though "Everything up-to-date" reads as if they were
+    from txgit.sessions.kernel import uncommitted_in_kernels
+
+    for k, names in uncommitted_in_kernels(ws, pushed):
+        _out(not_committed_line(names, "this kernel" if k.pid == os.getpid() else k.describe()))
 
 
 def fetch_lines(r: FetchResult) -> list[str]:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from txgit.errors import MergeInProgress, NotAWorkspace, TxgitError
+from txgit.state import VarRecord
 from txgit.sessions.kernel import (
     branch_for,
     claiming,
@@ -375,6 +376,15 @@ def handle(s: NamespaceSession, req: dict[str, Any]) -> dict[str, Any]:
         return {"added": st.added, "removed": st.removed, "modified": st.modified, "branch": s.branch,
                 "base": s.base, "merging": merging.label if merging is not None else None,
                 "not_restored": s.not_restored(), "unloaded": st.unloaded, "unmerged": s.unmerged(), "held": s.held()}
+    if op == "diff":  # `txgit diff` with no revision: the records of what status lists
+        d = s.diff()
+
+        def rec(r: VarRecord) -> str:
+            return r.to_line().decode()
+
+        return {"base": d.a, "added": {n: rec(r) for n, r in d.added.items()},
+                "removed": {n: rec(r) for n, r in d.removed.items()},
+                "changed": {n: [rec(o), rec(r)] for n, (o, r) in d.changed.items()}}
     if op == "merge":
         action = req.get("action")
         if action == "abort":

@@ -17,7 +17,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,8 @@ from txgit.attached import KernelInfo, kernels_dir, live_kernels
 from txgit.errors import Interrupted, TxgitError, kind_named
 from txgit.history import validate_ref_name
 from txgit.sessions.words import terminal_words
-from txgit.workspace import Workspace
+from txgit.state import VarRecord
+from txgit.workspace import StateDiff, Workspace
 
 
 class NoKernelAttached(TxgitError):
@@ -172,6 +173,48 @@ def lone_kernel_branch(ws: Workspace) -> str | None:
     except TxgitError:
         return None
     return k.branch if k is not None and k.branch is not None and k.branch != ws.branch else None
+
+
+def uncommitted_in_kernels(ws: Workspace, branches: Collection[str]) -> list[tuple[KernelInfo, list[str]]]:
+    """The live kernels on ``branches`` (a magic's own included) with variables changed since their last
+    commit, and those names: what a push of those branches does not carry. A kernel that does not answer
+    within seconds (a long cell) is left out: a push does not wait for it."""
+    kernels = {k.pid: k for k in live_kernels(ws)}
+    if os.environ.get("TXGIT_KERNEL"):  # a terminal IPython's magic: its kernel has no record
+        k = attached_kernel(ws)
+        if k is not None:
+            kernels[k.pid] = k
+    out = []
+    for k in kernels.values():
+        if k.branch is None or k.branch not in branches:
+            continue
+        try:
+            answer = call_kernel(k, {"op": "status"}, timeout=5)
+        except TxgitError:
+            continue
+        names = sorted(answer["added"] + answer["modified"] + answer["removed"])
+        if names:
+            out.append((k, names))
+    return out
+
+
+def diff_in_kernel(ws: Workspace, *, kernel: str | None = None) -> tuple[KernelInfo, StateDiff]:
+    """The attached kernel's uncommitted changes against where it is (its last commit), with their records:
+    ``git diff`` with no revision. No kernel: :class:`NoKernelAttached`, saying there is nothing live."""
+    k = attached_kernel(ws, kernel)
+    if k is None:
+        raise NoKernelAttached(f"no kernel attached to {ws.root}: nothing live to compare with HEAD "
+                               "(`txgit diff A B` compares two commits)")
+    answer = call_kernel(k, {"op": "diff"})
+
+    def rec(line: str) -> VarRecord:
+        return VarRecord.from_bytes(line.encode())
+
+    out = StateDiff(answer["base"], "(namespace)")
+    out.added = {n: rec(r) for n, r in answer["added"].items()}
+    out.removed = {n: rec(r) for n, r in answer["removed"].items()}
+    out.changed = {n: (rec(o), rec(r)) for n, (o, r) in answer["changed"].items()}
+    return k, out
 
 
 def require_kernel(ws: Workspace, verb: str, which: str | None = None) -> KernelInfo:

@@ -37,7 +37,7 @@ from txgit.sessions.words import worded
 from txgit.errors import MergeInProgress as MergeInProgressError, NothingToCommit, TxgitError
 from txgit.gitwriter import GitWriter
 from txgit.history import State
-from txgit.remote import Progress
+from txgit.remote import Progress, PushResult
 from txgit.merge import KERNEL, Conflict, MergeInProgress
 from txgit.workspace import (
     CheckoutResult,
@@ -45,6 +45,7 @@ from txgit.workspace import (
     MergeResult,
     PreparedCommit,
     PullResult,
+    StateDiff,
     StatusReport,
     Workspace,
     WorkspaceLock,
@@ -1335,6 +1336,17 @@ class NamespaceSession:
             return self.workspace.merge(rev, None, ref=self.ref, label=label, message=message)
         return self._merge(rev, label=label, message=message, trust=trust, safe=safe)
 
+    def push(self, remote: str | None = None, *, tags: bool = False, force: bool = False,
+             progress: Progress | None = None, set_upstream: bool = False) -> PushResult:
+        """``git push`` of the session's branch (:meth:`Workspace.push`): it carries commits only, so its
+        ``uncommitted`` names the variables changed since the session's last commit, which it does not."""
+        if self.branch is None:
+            raise TxgitError("this session is detached: check out a branch to push")
+        result = self.workspace.push(remote, self.branch, tags=tags, force=force, progress=progress,
+                                     set_upstream=set_upstream)
+        result.uncommitted = self.status().changed_names()
+        return result
+
     def pull(self, remote: str | None = None, branch: str | None = None, *, progress: Progress | None = None,
              trust: bool = False, safe: bool = False) -> PullResult:
         """``git pull`` into the session's branch (:meth:`Workspace.pull`), merged by this session
@@ -1510,7 +1522,27 @@ class NamespaceSession:
     def status(self) -> StatusReport:
         """How the namespace differs from where the session is (its last commit, or the merge it is in)."""
         against, names = self._against()
+        return self._status(against, self._live_records(against, names))
+
+    def diff(self) -> StateDiff:
+        """What :meth:`status` lists, with the records on both sides (``a``: where the session is), as
+        :meth:`Workspace.diff` gives two commits' (``git diff`` with no revision: the uncommitted changes)."""
+        against, names = self._against()
         live = self._live_records(against, names)
+        report = self._status(against, live)
+        if isinstance(against, State):
+            old = against.variables
+        else:
+            at = against if against is not None else report.head
+            old = {} if at is None else \
+                self.workspace.history.read_state(self.workspace.history.resolve(at), groups=False).variables
+        out = StateDiff(report.head or "", "(namespace)")
+        out.added = {n: live[n] for n in report.added}
+        out.removed = {n: old[n] for n in report.removed}
+        out.changed = {n: (old[n], live[n]) for n in report.modified}
+        return out
+
+    def _status(self, against: str | State | None, live: dict[str, VarRecord]) -> StatusReport:
         with self._without_hidden():
             report = self.workspace.status(self.namespace, against=against, live=live)
         report.branch = self.branch

@@ -152,9 +152,21 @@ def unmerged_line(commit: str, branch: str | None) -> str:
 def not_loaded_line(names: list[str], branch: str | None, verb: str = "txgit", *, merging: bool = False) -> str:
     """What is said of the variables of a kernel's branch that the kernel never loaded (a fresh kernel's):
     they are not gone, and the command that loads them (``merging``: a merge waits, which refuses it)."""
-    listed = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
     when = "once the merge is done, " if merging else ""
-    return f"not loaded: {listed} (its commits carry them over; {when}`{verb} checkout {branch or 'REV'}` loads them)"
+    return (f"not loaded: {_listed(names)} (its commits carry them over; {when}`{verb} checkout {branch or 'REV'}` "
+            "loads them)")
+
+
+def not_committed_line(names: list[str], where: str, verb: str = "txgit") -> str:
+    """What a push says of the values a session changed and has not committed (``where``: "this kernel",
+    "kernel 1234 (on main)"): the push carries commits only, so not these."""
+    one = len(names) == 1
+    return (f"note: {_listed(names)} changed in {where} and {'is' if one else 'are'} not committed: this push "
+            f"does not carry {'it' if one else 'them'} (`{verb} commit -m MSG` first)")
+
+
+def _listed(names: list[str]) -> str:
+    return ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
 
 
 def left_behind_warning(count: int, last: str, verb: str = "txgit") -> str:
