@@ -15,6 +15,12 @@ from conftest import session_namespace
 from txgit import Workspace, gitpack
 
 
+# What a packer may leave loose: it packs when its estimate (1/16 of the fan-out folders, times 16) reaches
+# LOOSE_LIMIT, and at ~500 objects that estimate's spread is ~90, so 532 left loose read as under the limit
+# (a fresh-clone CI run failed so). Unpacked, the loops below leave over 1,100, so the bound still fails.
+_LOOSE_LEFT_AT_MOST = 2 * gitpack.LOOSE_LIMIT
+
+
 def _commits(ws: Workspace, ns: dict, n: int, start: int = 0) -> dict[str, int]:
     """``n`` small cell-like commits (one variable changes each time); commit id -> the value of ``x``."""
     out = {}
@@ -37,7 +43,7 @@ def test_commits_past_the_limit_are_packed_in_the_background(ws):
     _wait_for_packer(ws)  # (if one still runs: a commit starts it and does not wait for it)
     counts = ws.history.count_objects()
     assert counts.packs >= 1 and counts.packed >= gitpack.LOOSE_LIMIT
-    assert counts.loose < gitpack.LOOSE_LIMIT
+    assert counts.loose < _LOOSE_LEFT_AT_MOST
     assert not (ws.dir / "repo.git" / gitpack.STAGING).exists()
     fresh = Workspace.open(ws.root)
     assert fresh.fsck().ok
