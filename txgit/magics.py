@@ -26,7 +26,14 @@ from txgit.reuse import ipython as reuse_ipython
 from txgit.sessions import ipython as kernel_side
 from txgit.sessions.words import notebook_words
 from txgit.sessions.session import conflict_note, held_line
-from txgit.visual.text import left_behind_warning, not_loaded_line, plural, unmerged_line
+from txgit.visual.text import (
+    left_behind_warning,
+    not_loaded_line,
+    plural,
+    unmerged_line,
+    unpublished_line,
+    upstream_line,
+)
 
 USAGE = """usage: %txgit VERB [ARGS]
   commit -m MSG [--allow-empty]
@@ -240,8 +247,6 @@ class TxgitMagics(Magics):
                   f"{', at ' + st.head[:8] if st.head else ', no commits yet'}")
             merging = s.merging()
             if st.branch is not None:  # what is not pushed or not pulled yet, as the terminal's status says
-                from txgit.cli.core import unpublished_line, upstream_line  # (the CLI loads when first used)
-
                 line = (upstream_line(s.workspace, st.branch, merging=merging is not None)
                         or unpublished_line(s.workspace, st.branch))
                 if line:
@@ -373,8 +378,6 @@ class TxgitMagics(Magics):
                 raise MergeInProgress(f"`%txgit {args[0]}` stopped on conflicts: "
                                       + conflict_note(waiting[1], ext.session.branch or "HEAD"))
             raise TxgitError(f"`%txgit {' '.join(args)[:80]}` exited with status {code}")
-
-
 
 
 class _NotebookWords:

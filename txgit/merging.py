@@ -318,7 +318,6 @@ def merge_done(ws: Repository, merging: MergeInProgress, commit_id: str) -> None
     Call under the lock."""
     _trust.note_derived(ws, commit_id, [merging.ours, merging.theirs])
     _clear_merge(ws, merging.ref)
-    ws.history.drop_merged_holds()
 
 
 def save_merge(ws: Repository, merging: MergeInProgress) -> None:
@@ -345,6 +344,7 @@ def _clear_merge(ws: Repository, ref: str) -> None:
         name = _merge_ref(ref, side)
         if name in ws.history.repo.references:
             ws.history.repo.references.delete(name)
+    ws.history.drop_merged_holds()  # a closed kernel's commits this merge brought in: their ref is done
 
 
 def _merge_base(ws: Repository, ours: str, theirs: str) -> tuple[str | None, State | None, set[str]]:
@@ -502,7 +502,6 @@ def _finish_merge(ws: Repository, merging: MergeInProgress, plan: MergePlan, res
     result.info = _write_merge(ws, plan, merging.ref, ws.history.tip(merging.ref), merging.message)
     result.status = "merged"
     _clear_merge(ws, merging.ref)
-    ws.history.drop_merged_holds()
     return result
 
 

@@ -25,7 +25,7 @@ from txgit.errors import EmptyHistory, TxgitError, WorkspaceExists
 from txgit.history import CommitInfo
 from txgit.remote import unfinished_clone
 from txgit.state import UNPICKLABLE
-from txgit.visual.text import Refs, not_loaded_line, unmerged_line
+from txgit.visual.text import Refs, not_loaded_line, unmerged_line, unpublished_line, upstream_line
 from txgit.workspace import StateDiff, Workspace
 
 
@@ -164,47 +164,6 @@ def status(
     for ref, commit in ws.history.unmerged().items():
         if ref not in held_live:
             _out(held_line(ref, commit))
-
-
-def upstream_line(ws: Workspace, branch: str, *, merging: bool = False) -> str | None:
-    """`Your branch is ahead of 'origin/main' by 1 commit` and the like, as git says it (``merging``: a
-    merge is in progress, so no advice to pull)."""
-    tracked = ws.remotes.upstream(branch)
-    if tracked is None:
-        return None
-    name = f"{tracked[0]}/{tracked[1]}"
-    repo = ws.history.repo
-    ours, theirs = ws.history.tip(f"refs/heads/{branch}"), ws.history.tip(f"refs/remotes/{name}")
-    if theirs is None:
-        return f"Your branch is based on '{name}', but the upstream is gone (or not fetched yet)."
-    if ours is None:
-        return None
-    ahead, behind = repo.ahead_behind(ours.id, theirs.id)
-
-    def n(k: int) -> str:
-        return f"{k} commit{'s' if k != 1 else ''}"
-
-    if ahead and behind:
-        return (f"Your branch and '{name}' have diverged, and have {ahead} and {behind} different commits each"
-                + ("." if merging else " (`txgit pull` merges them)."))
-    if ahead:
-        return f"Your branch is ahead of '{name}' by {n(ahead)} (`txgit push` publishes them)."
-    if behind:
-        return f"Your branch is behind '{name}' by {n(behind)} (`txgit pull` brings them)."
-    return f"Your branch is up to date with '{name}'."
-
-
-def unpublished_line(ws: Workspace, branch: str) -> str | None:
-    """For a kernel's branch that tracks nothing (the second kernel's of a folder): that no remote has
-    it, when there is a remote to push it to (a status that only spoke of HEAD's branch, up to date,
-    let the kernel's work pass for shared)."""
-    try:
-        remote = ws.remotes.default(branch)
-    except TxgitError:  # no remote, or several and none chosen: nothing to advise
-        return None
-    if f"{remote}/{branch}" in ws.remote_branches():
-        return None
-    return f"{branch} is on no remote yet (`txgit push -u {remote} {branch}` publishes it)"
 
 
 # -- log -----------------------------------------------------------------------------

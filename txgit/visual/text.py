@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from txgit.errors import TxgitError
 from txgit.history import CommitInfo
 from txgit.state import MODULE, NAMESPACE, VarRecord
 from txgit.workspace import StateDiff, Workspace
@@ -147,6 +148,47 @@ def unmerged_line(commit: str, branch: str | None) -> str:
     where = branch or "HEAD"
     return (f"not on {where} yet: its last commits (up to {commit[:8]}) wait for their merge with {where}, "
             "which failed; the next cell merges again (a ref keeps them meanwhile)")
+
+
+def upstream_line(ws: Workspace, branch: str, *, merging: bool = False) -> str | None:
+    """`Your branch is ahead of 'origin/main' by 1 commit` and the like, as git says it (``merging``: a
+    merge is in progress, so no advice to pull)."""
+    tracked = ws.remotes.upstream(branch)
+    if tracked is None:
+        return None
+    name = f"{tracked[0]}/{tracked[1]}"
+    repo = ws.history.repo
+    ours, theirs = ws.history.tip(f"refs/heads/{branch}"), ws.history.tip(f"refs/remotes/{name}")
+    if theirs is None:
+        return f"Your branch is based on '{name}', but the upstream is gone (or not fetched yet)."
+    if ours is None:
+        return None
+    ahead, behind = repo.ahead_behind(ours.id, theirs.id)
+
+    def n(k: int) -> str:
+        return f"{k} commit{'s' if k != 1 else ''}"
+
+    if ahead and behind:
+        return (f"Your branch and '{name}' have diverged, and have {ahead} and {behind} different commits each"
+                + ("." if merging else " (`txgit pull` merges them)."))
+    if ahead:
+        return f"Your branch is ahead of '{name}' by {n(ahead)} (`txgit push` publishes them)."
+    if behind:
+        return f"Your branch is behind '{name}' by {n(behind)} (`txgit pull` brings them)."
+    return f"Your branch is up to date with '{name}'."
+
+
+def unpublished_line(ws: Workspace, branch: str) -> str | None:
+    """For a kernel's branch that tracks nothing (the second kernel's of a folder): that no remote has
+    it, when there is a remote to push it to (a status that only spoke of HEAD's branch, up to date,
+    let the kernel's work pass for shared)."""
+    try:
+        remote = ws.remotes.default(branch)
+    except TxgitError:  # no remote, or several and none chosen: nothing to advise
+        return None
+    if f"{remote}/{branch}" in ws.remote_branches():
+        return None
+    return f"{branch} is on no remote yet (`txgit push -u {remote} {branch}` publishes it)"
 
 
 def not_loaded_line(names: list[str], branch: str | None, verb: str = "txgit", *, merging: bool = False) -> str:
