@@ -1866,3 +1866,30 @@ def test_diff_with_no_revision_shows_what_the_kernel_has_not_committed(tmp_path,
         assert "no differences" in alice.tx("diff").stdout
     finally:
         fresh.shutdown()
+
+
+def test_diff_against_a_revision_in_a_reopened_kernel_does_not_call_unloaded_values_removed(tmp_path,
+                                                                                            run_txgit):
+    """A kernel reopened on main holds none of its values until it checks them out. `%txgit diff` said
+    "no differences", but `%txgit diff HEAD` listed x and y as removed, and `%txgit diff HEAD~1` too:
+    its commits carry them over as they are (status says "not loaded"), so against HEAD there is no
+    difference, and against HEAD~1 what differs is what HEAD changed."""
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
+    try:
+        alice.cell("x = 1\ny = 'a'")
+        alice.cell("x = 2")
+    finally:
+        alice.shutdown()
+    fresh = Kernel(alice.ws.root)
+    try:
+        fresh.ok("%load_ext txgit")
+        shown = fresh.run("%txgit diff HEAD").outputs
+        assert shown and "no differences" in shown[0]["text/plain"] and "removed" not in \
+            shown[0]["text/plain"].splitlines()[0], shown
+        text = fresh.run("%txgit diff HEAD~1").outputs[0]["text/plain"]
+        assert "0 added, 0 removed, 1 changed" in text and re.search(r"^~ x +int 1 -> int 2$", text, re.M), text
+        fresh.ok("z = 7")  # committed, with x and y carried over: against the commit before, z alone is new
+        text = fresh.run("%txgit diff HEAD~1").outputs[0]["text/plain"]
+        assert "1 added, 0 removed, 0 changed" in text, text
+    finally:
+        fresh.shutdown()

@@ -322,16 +322,17 @@ class TxgitMagics(Magics):
                 args = [a or "HEAD", b or "HEAD"]
             if len(args) > 2:
                 raise TxgitError("usage: %txgit diff [A [B]]  (B omitted: this namespace; A too: against HEAD)")
-            bare = not args  # as `git diff`: what is not committed yet
             args = [s.rev_here(a) for a in args or ["HEAD"]]
             live = None if len(args) == 2 else {n: v for n, v in s.namespace.items() if s.is_variable(n)}
             # the records the next commit would make: re-pickling all would show untouched figures changed
             records = None if live is None else {n: r for n, r in s.live_records().items() if n in live}
-            unloaded = s.status().unloaded if bare and records is not None else []
+            unloaded = s.status().unloaded if records is not None else []
+            carried = s.base or s.tip()
             if unloaded:  # what this kernel never loaded is not removed: its commits carry it over, as status says
-                at = ws.state(s.base or s.tip()).variables
+                at = ws.state(carried).variables
                 records |= {n: at[n] for n in unloaded if n in at}
-            view = DiffView(ws, args[0], args[1] if len(args) == 2 else None, namespace=live, live=records)
+            view = DiffView(ws, args[0], args[1] if len(args) == 2 else None, namespace=live, live=records,
+                            carried=carried if unloaded else None)
         display(view)
 
     _server: Any = None
