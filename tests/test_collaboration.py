@@ -303,9 +303,9 @@ def test_merge_continue_beside_a_kernel_with_a_conflict_left_says_which_not_comm
         alice.cell("x = 3")
         assert "CONFLICT" in alice.tx("pull", code=1).stdout
         refused = alice.tx("merge", "--continue", code=None)
-        assert_one_line_error(refused, "unresolved conflicts: x", "`txgit merge --ours")
+        assert_one_line_error(refused, "unresolved: x", "`txgit merge --ours x`")
         magic = alice.kernel.run("%txgit merge --continue")
-        assert magic.status == "error" and "unresolved conflicts: x" in magic.error and "`%txgit merge --ours" \
+        assert magic.status == "error" and "unresolved: x" in magic.error and "`%txgit merge --ours x`" \
             in magic.error, magic.error
     finally:
         alice.shutdown()
@@ -1866,6 +1866,37 @@ def test_diff_with_no_revision_shows_what_the_kernel_has_not_committed(tmp_path,
         assert "no differences" in alice.tx("diff").stdout
     finally:
         fresh.shutdown()
+
+
+def test_merge_continue_beside_a_kernel_that_set_the_conflicted_value_commits_the_merge_in_it(tmp_path,
+                                                                                              run_txgit):
+    """With auto-commit off, Alice set x (in conflict) and y during a pull's merge. `txgit merge
+    --continue` said "unresolved conflicts: x (`txgit merge --ours NAME...`...)", and `--theirs x` then
+    refused over her uncommitted x: advice that went round in a circle while her cell held the
+    resolution. As git's `merge --continue` is a commit, it now is the kernel's commit: the merge commit,
+    with her x (resolved by the kernel) and y. With x not set, it still names x and what resolves it."""
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
+    try:
+        alice.cell("x = 1\ny = 1")
+        _publish_and_push_from_a_clone(alice, tmp_path, "bob: x, z", x=2, z=5)
+        alice.cell("x = 3")
+        alice.cell("%txgit auto off")
+        assert "CONFLICT" in alice.tx("pull", code=1).stdout
+        ours, theirs = alice.ws.head().id, alice.ws.resolve("origin/main").id
+        refused = alice.tx("merge", "--continue", code=None)  # nothing set yet: x is still in conflict
+        assert_one_line_error(refused, "unresolved", ": x", "`txgit merge --ours")
+        alice.cell("x = 4\ny = 9")
+        out = alice.tx("merge", "--continue").stdout
+        assert out.startswith(f"[kernel {alice.kernel.pid}] Merged origin/main into main: "), out
+        assert "resolved: x (kernel)" in out, out
+        merge = alice.ws.head()
+        assert merge.parents == [ours, theirs] and merge.summary == "Merge origin/main into main"
+        assert {n: alice.ws.load(n) for n in "xyz"} == {"x": 4, "y": 9, "z": 5}
+        assert alice.ws.merge_in_progress() is None
+        assert "nothing to commit" in alice.tx("status").stdout
+        assert_one_line_error(alice.tx("merge", "--continue", code=None), "nothing to continue")
+    finally:
+        alice.shutdown()
 
 
 def test_diff_against_a_revision_in_a_reopened_kernel_does_not_call_unloaded_values_removed(tmp_path,

@@ -391,6 +391,8 @@ def handle(s: NamespaceSession, req: dict[str, Any]) -> dict[str, Any]:
             m = s.merge_abort(force=bool(req.get("force")))
             # what the abort left as the user set it (not the merge's): said, so that no one thinks it gone
             return m.to_json() | {"branch": s.branch, "kept": s.status().changed_names()}
+        elif action == "continue":
+            m = s.merge_continue()
         elif action in ("ours", "theirs"):
             m = s.merge_resolve(req.get("names"), action, trust=trust, safe=safe,  # names None: every conflict left
                                 force=bool(req.get("force")))

@@ -39,6 +39,7 @@ from txgit.gitwriter import GitWriter
 from txgit.history import State
 from txgit.remote import Progress, PushResult
 from txgit.merge import KERNEL, Conflict, MergeInProgress
+from txgit.merging import nothing_to_continue
 from txgit.workspace import (
     CheckoutResult,
     CommitResult,
@@ -1432,6 +1433,19 @@ class NamespaceSession:
             commit = self._commit_merge(merging, "", None, None, explicit=True)
             result.status, result.info = "merged", commit.info
         return result
+
+    def merge_continue(self) -> MergeResult:
+        """``merge --continue`` beside this session: git's is the merge's commit, and here the session is the
+        work tree, so it is this session's commit under the merge's message: conflicts whose variables it
+        set are resolved by its values (what else it changed goes in too); any left refuse it, naming them."""
+        self.flush()
+        merging = self.merging()
+        if merging is None:
+            raise TxgitError(nothing_to_continue(self.workspace, self.ref))
+        commit = self._commit_merge(merging, "", None, None, explicit=True)
+        plan = self.workspace.merge_plan(merging)  # as written: its resolutions, the kernel's among them
+        return MergeResult("merged", merging.ref, merging.ours, merging.theirs, merging.label, base=merging.base,
+                           info=commit.info, plan=plan)
 
     def merge_abort(self, *, force: bool = False) -> MergeResult:
         """Give up the merge in progress: values it loaded or removed are put back as ours has them. Values
