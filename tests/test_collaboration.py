@@ -1899,6 +1899,27 @@ def test_merge_continue_beside_a_kernel_that_set_the_conflicted_value_commits_th
         alice.shutdown()
 
 
+def test_diff_during_a_merge_says_it_compares_with_the_merge_not_head(tmp_path, run_txgit):
+    """During a pull's conflict, `txgit diff` printed "diff 1a2b3c4d (HEAD) -> kernel ..." and then "no
+    differences", although the kernel held z, which the merge had loaded and HEAD lacks: it compares
+    with the merge's state (HEAD with what the merge took from theirs), as status does. The header now
+    says so."""
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
+    try:
+        alice.cell("x = 1")
+        _publish_and_push_from_a_clone(alice, tmp_path, "bob: x, z", x=2, z=5)
+        alice.cell("x = 3")
+        assert "CONFLICT" in alice.tx("pull", code=1).stdout
+        head = alice.ws.head().short_id
+        out = alice.tx("diff").stdout
+        first = out.splitlines()[0]
+        assert "(HEAD) ->" not in first and "merge of origin/main" in first and head in first, out
+        assert first.endswith(f"-> kernel {alice.kernel.pid} (on main), not committed"), out
+        assert "no differences" in out, out
+    finally:
+        alice.shutdown()
+
+
 def test_diff_against_a_revision_in_a_reopened_kernel_does_not_call_unloaded_values_removed(tmp_path,
                                                                                             run_txgit):
     """A kernel reopened on main holds none of its values until it checks them out. `%txgit diff` said

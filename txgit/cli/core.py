@@ -349,7 +349,8 @@ def diff(
     """Variables added, removed and changed from state A to state B.
 
     `txgit diff` alone shows what the attached kernel changed and has not committed, against its last
-    commit (as `git diff` shows the work tree's changes). `txgit diff A B` and `txgit diff A..B` compare
+    commit (as `git diff` shows the work tree's changes; during a merge, against the merge's state so
+    far, as status compares, and its first line says so). `txgit diff A B` and `txgit diff A..B` compare
     A to B; `txgit diff A` compares A to HEAD. Exits 0 whether or not the states differ, unless
     --exit-code.
     """
@@ -359,8 +360,11 @@ def diff(
     if a is None:
         from txgit.sessions.kernel import diff_in_kernel
 
-        k, result = diff_in_kernel(ws, kernel=kernel)
-        _out(Text(f"diff {result.a[:8] or '(no commit)'} (HEAD) -> {k.describe()}, not committed", style="bold"))
+        k, result, merging = diff_in_kernel(ws, kernel=kernel)
+        # during a merge, what status compares with: HEAD with what the merge took from theirs so far
+        old = f"{result.a[:8] or '(no commit)'} (HEAD)" if merging is None else \
+            f"{result.a[:8]} (HEAD) + the merge of {merging} so far (conflicts as ours)"
+        _out(Text(f"diff {old} -> {k.describe()}, not committed", style="bold"))
     else:
         if b is None and ".." in a:
             a, _, b = a.partition("..")

@@ -382,7 +382,9 @@ def handle(s: NamespaceSession, req: dict[str, Any]) -> dict[str, Any]:
         def rec(r: VarRecord) -> str:
             return r.to_line().decode()
 
-        return {"base": d.a, "added": {n: rec(r) for n, r in d.added.items()},
+        merging = s.merging()  # then the changes are against the merge's state, not the last commit's
+        return {"base": d.a, "merging": merging.label if merging is not None else None,
+                "added": {n: rec(r) for n, r in d.added.items()},
                 "removed": {n: rec(r) for n, r in d.removed.items()},
                 "changed": {n: [rec(o), rec(r)] for n, (o, r) in d.changed.items()}}
     if op == "merge":
