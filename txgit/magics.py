@@ -25,8 +25,9 @@ from txgit.errors import MergeInProgress, NothingToCommit, TxgitError
 from txgit.reuse import ipython as reuse_ipython
 from txgit.sessions import ipython as kernel_side
 from txgit.sessions.words import notebook_words
-from txgit.sessions.session import conflict_note, held_line
+from txgit.sessions.session import conflict_note
 from txgit.visual.text import (
+    held_line,
     left_behind_warning,
     not_loaded_line,
     plural,
@@ -199,7 +200,7 @@ class TxgitMagics(Magics):
             raise MagicError(notebook_words(str(e))) from e
 
     def _dispatch(self, args: list[str]) -> None:
-        ext = kernel_side.attach(self.shell)
+        ext = _attach(self.shell)
         s = ext.session
         s.flush()  # every verb sees the last cell's commit
         if not args or args[0] in ("help", "-h", "--help"):
@@ -394,12 +395,27 @@ class _NotebookWords:
         return getattr(self._stream, name)
 
 
+def _attach(shell: Any) -> kernel_side.IPythonSession:
+    """The extension in ``shell``, attached now if it was not: then said in a line (which workspace, where),
+    with a closed kernel's commits that never reached their branch (not silently left there), and why
+    this kernel took a branch of its own, if it did."""
+    was = kernel_side.active()
+    ext = kernel_side.attach(shell)
+    if ext is not was:
+        print(kernel_side.opened_line(ext))
+        for ref, commit in ext.session.workspace.history.unmerged().items():
+            print(f"txgit: {held_line(ref, commit, '%txgit')}")
+        if ext.note:
+            print(f"txgit: {ext.note}")
+    return ext
+
+
 def load_ipython_extension(ip: Any) -> None:
     """``%load_ext txgit``: open (or create) the workspace of the kernel's folder and start tracking; says
     which in one line. Refused (the cell fails with one line, the extension is not loaded, so `%load_ext
     txgit` can be run again): a new workspace in a home folder or ``/``, a workspace that cannot be opened."""
     try:
-        ext = kernel_side.attach(ip)
+        ext = _attach(ip)
     except TxgitError as e:
         raise MagicError(str(e)) from e
     ip.register_magics(TxgitMagics)

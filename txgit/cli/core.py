@@ -25,7 +25,7 @@ from txgit.errors import EmptyHistory, TxgitError, WorkspaceExists
 from txgit.history import CommitInfo
 from txgit.remote import unfinished_clone
 from txgit.state import UNPICKLABLE
-from txgit.visual.text import Refs, not_loaded_line, unmerged_line, unpublished_line, upstream_line
+from txgit.visual.text import Refs, held_line, not_loaded_line, unmerged_line, unpublished_line, upstream_line
 from txgit.workspace import StateDiff, Workspace
 
 
@@ -95,7 +95,6 @@ def status(
     """Show the branch (or detached HEAD), its commit, how it stands against its upstream, the kernels
     attached and their uncommitted changes, and a merge in progress."""
     from txgit.sessions.kernel import call_kernel, live_kernels, lone_kernel_branch
-    from txgit.sessions.session import held_line
 
     ws = _open(settled=True)
     head = ws.head()

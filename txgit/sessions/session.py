@@ -1684,14 +1684,6 @@ def _known_same_or_absent(new: VarRecord | None, old: VarRecord | None) -> bool:
     return _known_same(new, old)
 
 
-def held_line(ref: str, commit: str, verb: str = "txgit") -> str:
-    """What status says of commits on no branch that a ref keeps (a kernel's whose merge with its moved branch
-    failed, closed before it merged again): the one command that brings them in (``verb``: ``%txgit`` in a
-    notebook)."""
-    return (f"on no branch yet: commits (up to {commit[:8]}) of a kernel closed before their merge with its "
-            f"branch, kept by {ref}: `{verb} merge {ref}` brings them in")
-
-
 def conflict_note(conflicts: list[Conflict], where: str, verb: str = "%txgit") -> str:
     """What stops a commit during a merge, and what to type (``verb``: ``%txgit`` in a kernel, else ``txgit``)."""
     names = ", ".join(c.label for c in conflicts)
