@@ -1945,3 +1945,41 @@ def test_diff_against_a_revision_in_a_reopened_kernel_does_not_call_unloaded_val
         assert "1 added, 0 removed, 0 changed" in text, text
     finally:
         fresh.shutdown()
+
+
+def test_a_branch_renamed_beside_the_kernel_on_it_moves_the_kernel_with_it(tmp_path, run_txgit):
+    """Alice's kernel made `tuning` and pushed it with -u; she renames it from the terminal, as in git,
+    with `txgit branch -m tuning tune` (there was no -m). The kernel commits to `tune` from its next cell
+    (its record says so: the terminal acts on it, status names it), `tuning` is not made again by it, and
+    `tune` still tracks origin/tuning. The Python API refuses the rename under the kernel, naming it, and
+    the notebook renames its own branch with the same words."""
+    from txgit.errors import BranchInUse
+
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
+    try:
+        alice.cell("x = 1")
+        alice.tx("remote", "add", "origin", str(tmp_path / "team.git"), "--trusted")
+        alice.tx("push")
+        alice.cell("%txgit checkout -b tuning")
+        alice.cell("lr = 0.1")
+        alice.cell("%txgit push -u origin tuning")
+        tip = alice.ws.resolve("tuning").id
+        with pytest.raises(BranchInUse, match=f"kernel {alice.kernel.pid}"):
+            Workspace(alice.ws.root).rename_branch("tuning", "other")
+        out = alice.tx("branch", "-m", "tuning", "tune").stdout
+        assert out.startswith(f"[kernel {alice.kernel.pid}] Renamed branch tuning to tune"), out
+        assert "tune still tracks origin/tuning" in out, out
+        assert [k.branch for k in live_kernels(alice.ws)] == ["tune"]
+        alice.cell("lr = 0.2")
+        ws = Workspace(alice.ws.root)
+        assert set(ws.branches()) == {"main", "tune"} and ws.resolve("tune").parents == [tip]
+        assert ws.load("lr", "tune") == 0.2 and ws.branch == "tune"
+        assert "kernel %d (on tune)" % alice.kernel.pid in alice.tx("status").stdout
+        assert ws.remotes.upstream("tune") == ("origin", "tuning")
+        said = alice.cell("%txgit branch -m tune tuned").stdout
+        assert "Renamed branch tune to tuned" in said, said
+        alice.cell("lr = 0.3")
+        assert set(Workspace(alice.ws.root).branches()) == {"main", "tuned"}
+        assert Workspace(alice.ws.root).load("lr", "tuned") == 0.3
+    finally:
+        alice.shutdown()

@@ -49,7 +49,7 @@ USAGE = """usage: %txgit VERB [ARGS]
   status                 variables changed since this kernel's last commit; ahead/behind its upstream
   log [-n N]             history        show [REV]          one commit
   diff [A [B]]           variables that differ (B omitted: the live namespace; A too: against HEAD)
-  branch [NAME [REV]]    list or create branches
+  branch [NAME [REV]]    list or create branches; -m [OLD] NEW renames (this kernel follows)
   serve [--port N]       the web view of the history, on 127.0.0.1, served by this kernel
   auto on|off            auto-commit after every cell (now: {auto})
   rollback on|off        roll a failed cell back to the last commit (now: {atomic})
@@ -290,7 +290,7 @@ class TxgitMagics(Magics):
         elif verb == "serve":
             self._serve(ext, rest)
         elif verb in _cli_commands():
-            if verb in ("tag", "branch"):
+            if verb == "tag" or (verb == "branch" and not {"-m", "--move", "-M"} & set(rest)):  # a rename names no REV
                 args = [verb, *_at_session_head(rest, s)]
             self._run_cli(ext, args)
         else:

@@ -372,6 +372,8 @@ def handle(s: NamespaceSession, req: dict[str, Any]) -> dict[str, Any]:
         return {"added": st.added, "removed": st.removed, "modified": st.modified, "branch": s.branch,
                 "base": s.base, "merging": merging.label if merging is not None else None,
                 "not_restored": s.not_restored(), "unloaded": st.unloaded, "unmerged": s.unmerged(), "held": s.held()}
+    if op == "rename_branch":  # `txgit branch -m` of the branch this kernel commits to
+        return {"moved": s.rename_branch(req["old"], req["new"], force=bool(req.get("force"))), "branch": s.branch}
     if op == "diff":  # `txgit diff` with no revision: the records of what status lists
         d = s.diff()
 

@@ -1434,6 +1434,19 @@ class NamespaceSession:
             result.status, result.info = "merged", commit.info
         return result
 
+    def rename_branch(self, old: str, new: str, *, force: bool = False) -> dict[str, str]:
+        """``git branch -m`` where this session runs (:meth:`Workspace.rename_branch`): when it is the session's
+        own branch, the session commits to ``new`` from now on, and the ref that keeps its commits waiting for
+        their merge (if any) is ``new``'s. Returns the held refs moved, old ref -> new ref."""
+        self.flush()  # a commit being written moves ``old``: it is in before the name changes
+        moved = self.workspace.rename_branch(old, new, force=force)
+        if self.branch == old and new != old:
+            self.branch = new
+            if self._held is not None:
+                self._held = moved.get(self._held, self._held)
+            self._moved()  # a kernel's record says which branch it holds
+        return moved
+
     def merge_continue(self) -> MergeResult:
         """``merge --continue`` beside this session: git's is the merge's commit, and here the session is the
         work tree, so it is this session's commit under the merge's message: conflicts whose variables it
