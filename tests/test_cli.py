@@ -289,7 +289,8 @@ def test_branch_m_renames_a_branch_with_its_upstream_and_held_commits(fresh, run
     assert refused.returncode == 1 and refused.stderr.startswith("txgit: error:") and \
         "a branch named 'work' already exists" in refused.stderr and "-M" in refused.stderr, refused.stderr
     run_txgit("branch", "spare", "v1", cwd=root, check=True)
-    run_txgit("branch", "-M", "trial", "spare", cwd=root, check=True)
+    out = run_txgit("branch", "-M", "trial", "spare", cwd=root, check=True).stdout
+    assert f"(replacing spare, which was at {ids['c1'][:8]}: `txgit branch NAME {ids['c1'][:8]}` keeps that)" in out
     assert ws.branches() == {"work": ids["c2"], "spare": ids["c3"]}
 
 

@@ -470,12 +470,15 @@ def _rename_branch(ws: Workspace, old: str | None, new: str, *, force: bool) -> 
         old = _current_branch(ws)
         if old is None:
             raise TxgitError("HEAD is detached: name the branch to rename (`txgit branch -m OLD NEW`)")
+    replaced = ws.branches().get(new) if new != old else None
     k = next((k for k in live_kernels(ws) if k.branch == old), None)
     if k is not None:
         moved = call_kernel(k, {"op": "rename_branch", "old": old, "new": new, "force": force})["moved"]
     else:
         moved = ws.rename_branch(old, new, force=force)
-    _out(f"{f'[kernel {k.pid}] ' if k is not None else ''}Renamed branch {old} to {new}")
+    _out(f"{f'[kernel {k.pid}] ' if k is not None else ''}Renamed branch {old} to {new}"
+         + (f" (replacing {new}, which was at {replaced[:8]}: `txgit branch NAME {replaced[:8]}` keeps that)"
+            if replaced else ""))
     tracked = ws.remotes.upstream(new)
     if tracked is not None and tracked[1] != new:
         _out(f"{new} still tracks {tracked[0]}/{tracked[1]} (`txgit push -u {tracked[0]} {new}` publishes it "
