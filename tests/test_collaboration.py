@@ -1983,3 +1983,29 @@ def test_a_branch_renamed_beside_the_kernel_on_it_moves_the_kernel_with_it(tmp_p
         assert Workspace(alice.ws.root).load("lr", "tuned") == 0.3
     finally:
         alice.shutdown()
+
+
+def test_a_conflict_set_in_a_kernel_closed_before_the_merge_commit_is_not_recorded_as_its_value(tmp_path,
+                                                                                                run_txgit):
+    """During a merge with two conflicts, Alice's cell set x = 99 (that resolves x, and the commit waits
+    for y) and her kernel was closed. `txgit merge --ours y` in the terminal then wrote the merge commit
+    with x = 3, ours, under `resolved: x (kernel)`: her 99 was in no commit, and the history said the
+    kernel's value was taken. A kernel's resolution stands while that kernel lives; once it is gone, x
+    is in conflict again, and the merge is committed only when it is resolved."""
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
+    try:
+        alice.cell("x = 1\ny = 1")
+        _publish_and_push_from_a_clone(alice, tmp_path, "bob: x, y", x=2, y=2)
+        alice.cell("x = 3\ny = 3")
+        assert "2 conflicts" in alice.tx("pull", code=1).stdout
+        assert "unresolved: y" in alice.kernel.run("x = 99").stderr  # x resolved by the kernel; y waits
+        ours = alice.ws.head().id
+    finally:
+        alice.shutdown()
+    out = alice.tx("merge", "--ours", "y").stdout
+    assert "1 conflict" in out and "CONFLICT (changed on both sides): x" in out, out
+    assert alice.ws.head().id == ours and alice.ws.merge_in_progress() is not None
+    assert "unresolved conflicts: x" in alice.tx("status").stdout
+    out = alice.tx("merge", "--theirs", "x").stdout
+    assert "resolved: x (theirs), y (ours)" in out, out
+    assert (alice.ws.load("x"), alice.ws.load("y")) == (2, 3)

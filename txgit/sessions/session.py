@@ -897,6 +897,7 @@ class NamespaceSession:
                 if any(not _known_same_or_absent(now.get(n), plan.variables.get(n)) for n in c.names):
                     plan.conflicts.remove(c)
                     merging.resolved.update(dict.fromkeys(c.names, KERNEL))
+                    merging.kernel = os.getpid()  # its values stand for these until it commits
             meta_doc["merge"]["resolved"] = dict(sorted(merging.resolved.items()))
             if plan.conflicts:
                 self.workspace.save_merge(merging)
