@@ -2009,3 +2009,27 @@ def test_a_conflict_set_in_a_kernel_closed_before_the_merge_commit_is_not_record
     out = alice.tx("merge", "--theirs", "x").stdout
     assert "resolved: x (theirs), y (ours)" in out, out
     assert (alice.ws.load("x"), alice.ws.load("y")) == (2, 3)
+
+
+def test_status_of_a_branch_tracking_another_name_advises_the_push_that_publishes_it(tmp_path, run_txgit):
+    """Bob made `mine` from origin/main (it tracks origin/main, as `checkout -b mine origin/main` sets it)
+    and committed: status said "ahead of 'origin/main' by 1 commit (`txgit push` publishes them)", but
+    `txgit push` publishes `mine` as origin/mine, and status then said the same again. Where the upstream
+    has another name, the advice is the push that publishes the branch under its own name and tracks it."""
+    alice = Workspace.init(tmp_path / "alice")
+    alice.commit({"x": 1}, "x")
+    alice.remotes.add("origin", str(tmp_path / "team.git"), trusted=True)
+    alice.push()
+    run_txgit("clone", str(tmp_path / "team.git"), "bob", cwd=tmp_path, check=True)
+    bob_root = tmp_path / "bob"
+    run_txgit("checkout", "-b", "mine", "origin/main", cwd=bob_root, check=True)
+    bob = Workspace(bob_root)
+    ns: dict = {}
+    bob.checkout("mine", ns)
+    ns["y"] = 2
+    bob.commit(ns, "y")
+    out = run_txgit("status", cwd=bob_root, check=True).stdout
+    assert "Your branch is ahead of 'origin/main' by 1 commit (`txgit push -u origin mine` publishes it as " \
+           "origin/mine and tracks that)." in out, out
+    run_txgit("push", "-u", "origin", "mine", cwd=bob_root, check=True)
+    assert "Your branch is up to date with 'origin/mine'." in run_txgit("status", cwd=bob_root, check=True).stdout

@@ -180,6 +180,9 @@ def upstream_line(ws: Workspace, branch: str, *, merging: bool = False) -> str |
         return (f"Your branch and '{name}' have diverged, and have {ahead} and {behind} different commits each"
                 + ("." if merging else " (`txgit pull` merges them)."))
     if ahead:
+        if tracked[1] != branch:  # a bare push publishes it under its own name, not to the upstream
+            return (f"Your branch is ahead of '{name}' by {n(ahead)} (`txgit push -u {tracked[0]} {branch}` "
+                    f"publishes it as {tracked[0]}/{branch} and tracks that).")
         return f"Your branch is ahead of '{name}' by {n(ahead)} (`txgit push` publishes them)."
     if behind:
         return f"Your branch is behind '{name}' by {n(behind)} (`txgit pull` brings them)."
