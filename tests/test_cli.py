@@ -261,6 +261,39 @@ def test_branch_list_create_delete(fresh, run_txgit):
     assert ws.branches()["feat"] == ids["c1"]
 
 
+def test_branch_m_renames_a_branch_with_its_upstream_and_held_commits(fresh, run_txgit):
+    """There was no `txgit branch -m OLD NEW` (git users type it): "No such option: -m". A rename keeps
+    the commits, moves HEAD when it was on OLD (`-m NEW` alone renames HEAD's branch), the upstream
+    OLD tracked, and the ref that holds a closed kernel's commits waiting for their merge with OLD;
+    NEW existing is refused unless -M."""
+    root, ids = fresh
+    ws = Workspace.open(root)
+    ws.remotes.set_upstream("exp", "origin", "exp")
+    ns: dict = {}  # a closed kernel's commit on no branch, held for its merge with exp
+    ws.checkout("exp", ns, new_branch="cell")
+    ns["w"] = 1
+    held = ws.commit(ns, "a kernel's cell").info.id
+    ws.checkout("main", ns)
+    ws.delete_branch("cell")
+    ws.history.hold_unmerged("exp", held)
+    out = run_txgit("branch", "-m", "exp", "trial", cwd=root, check=True).stdout
+    assert out.startswith("Renamed branch exp to trial"), out
+    assert "trial still tracks origin/exp" in out and "refs/txgit/unmerged/trial" in out, out
+    assert ws.branches() == {"main": ids["c2"], "trial": ids["c3"]}
+    assert ws.remotes.upstream("trial") == ("origin", "exp") and ws.remotes.upstream("exp") is None
+    assert ws.history.unmerged() == {"refs/txgit/unmerged/trial": held}
+    assert "`txgit merge refs/txgit/unmerged/trial`" in run_txgit("status", cwd=root, check=True).stdout
+    run_txgit("branch", "-m", "work", cwd=root, check=True)  # one name: HEAD's branch
+    assert ws.branch == "work" and ws.branches()["work"] == ids["c2"]
+    refused = run_txgit("branch", "-m", "trial", "work", cwd=root)
+    assert refused.returncode == 1 and refused.stderr.startswith("txgit: error:") and \
+        "a branch named 'work' already exists" in refused.stderr and "-M" in refused.stderr, refused.stderr
+    run_txgit("branch", "spare", "v1", cwd=root, check=True)
+    out = run_txgit("branch", "-M", "trial", "spare", cwd=root, check=True).stdout
+    assert f"(replacing spare, which was at {ids['c1'][:8]}: `txgit branch NAME {ids['c1'][:8]}` keeps that)" in out
+    assert ws.branches() == {"work": ids["c2"], "spare": ids["c3"]}
+
+
 @pytest.mark.parametrize("args, message", [
     (("branch", "exp"), "a branch named 'exp' already exists"),
     (("branch", "bad..name"), "invalid branch name 'bad..name'"),
@@ -268,6 +301,10 @@ def test_branch_list_create_delete(fresh, run_txgit):
     (("branch", "new", "nope"), "unknown revision 'nope'"),
     (("branch", "-d", "main"), "cannot delete branch 'main': HEAD is on it"),
     (("branch", "-d", "nope"), "no branch named 'nope'"),
+    (("branch", "-m", "nope", "other"), "no branch named 'nope'"),
+    (("branch", "-m", "exp", "main"), "a branch named 'main' already exists"),
+    (("branch", "-m", "exp", "a..b"), "invalid branch name 'a..b'"),
+    (("branch", "-M", "exp", "main"), "cannot replace branch 'main': HEAD is on it"),
     (("tag", "v1"), "a tag named 'v1' already exists"),
     (("tag", "v:2"), "invalid tag name 'v:2'"),
     (("tag", "-d", "nope"), "no tag named 'nope'"),

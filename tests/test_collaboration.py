@@ -303,9 +303,9 @@ def test_merge_continue_beside_a_kernel_with_a_conflict_left_says_which_not_comm
         alice.cell("x = 3")
         assert "CONFLICT" in alice.tx("pull", code=1).stdout
         refused = alice.tx("merge", "--continue", code=None)
-        assert_one_line_error(refused, "unresolved conflicts: x", "`txgit merge --ours")
+        assert_one_line_error(refused, "unresolved: x", "`txgit merge --ours x`")
         magic = alice.kernel.run("%txgit merge --continue")
-        assert magic.status == "error" and "unresolved conflicts: x" in magic.error and "`%txgit merge --ours" \
+        assert magic.status == "error" and "unresolved: x" in magic.error and "`%txgit merge --ours x`" \
             in magic.error, magic.error
     finally:
         alice.shutdown()
@@ -1866,3 +1866,170 @@ def test_diff_with_no_revision_shows_what_the_kernel_has_not_committed(tmp_path,
         assert "no differences" in alice.tx("diff").stdout
     finally:
         fresh.shutdown()
+
+
+def test_merge_continue_beside_a_kernel_that_set_the_conflicted_value_commits_the_merge_in_it(tmp_path,
+                                                                                              run_txgit):
+    """With auto-commit off, Alice set x (in conflict) and y during a pull's merge. `txgit merge
+    --continue` said "unresolved conflicts: x (`txgit merge --ours NAME...`...)", and `--theirs x` then
+    refused over her uncommitted x: advice that went round in a circle while her cell held the
+    resolution. As git's `merge --continue` is a commit, it now is the kernel's commit: the merge commit,
+    with her x (resolved by the kernel) and y. With x not set, it still names x and what resolves it."""
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
+    try:
+        alice.cell("x = 1\ny = 1")
+        _publish_and_push_from_a_clone(alice, tmp_path, "bob: x, z", x=2, z=5)
+        alice.cell("x = 3")
+        alice.cell("%txgit auto off")
+        assert "CONFLICT" in alice.tx("pull", code=1).stdout
+        ours, theirs = alice.ws.head().id, alice.ws.resolve("origin/main").id
+        refused = alice.tx("merge", "--continue", code=None)  # nothing set yet: x is still in conflict
+        assert_one_line_error(refused, "unresolved", ": x", "`txgit merge --ours")
+        alice.cell("x = 4\ny = 9")
+        out = alice.tx("merge", "--continue").stdout
+        assert out.startswith(f"[kernel {alice.kernel.pid}] Merged origin/main into main: "), out
+        assert "resolved: x (kernel)" in out, out
+        merge = alice.ws.head()
+        assert merge.parents == [ours, theirs] and merge.summary == "Merge origin/main into main"
+        assert {n: alice.ws.load(n) for n in "xyz"} == {"x": 4, "y": 9, "z": 5}
+        assert alice.ws.merge_in_progress() is None
+        assert "nothing to commit" in alice.tx("status").stdout
+        assert_one_line_error(alice.tx("merge", "--continue", code=None), "nothing to continue")
+    finally:
+        alice.shutdown()
+
+
+def test_diff_during_a_merge_says_it_compares_with_the_merge_not_head(tmp_path, run_txgit):
+    """During a pull's conflict, `txgit diff` printed "diff 1a2b3c4d (HEAD) -> kernel ..." and then "no
+    differences", although the kernel held z, which the merge had loaded and HEAD lacks: it compares
+    with the merge's state (HEAD with what the merge took from theirs), as status does. The header now
+    says so."""
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
+    try:
+        alice.cell("x = 1")
+        _publish_and_push_from_a_clone(alice, tmp_path, "bob: x, z", x=2, z=5)
+        alice.cell("x = 3")
+        assert "CONFLICT" in alice.tx("pull", code=1).stdout
+        head = alice.ws.head().short_id
+        out = alice.tx("diff").stdout
+        first = out.splitlines()[0]
+        assert "(HEAD) ->" not in first and "merge of origin/main" in first and head in first, out
+        assert first.endswith(f"-> kernel {alice.kernel.pid} (on main), not committed"), out
+        assert "no differences" in out, out
+    finally:
+        alice.shutdown()
+
+
+def test_diff_against_a_revision_in_a_reopened_kernel_does_not_call_unloaded_values_removed(tmp_path,
+                                                                                            run_txgit):
+    """A kernel reopened on main holds none of its values until it checks them out. `%txgit diff` said
+    "no differences", but `%txgit diff HEAD` listed x and y as removed, and `%txgit diff HEAD~1` too:
+    its commits carry them over as they are (status says "not loaded"), so against HEAD there is no
+    difference, and against HEAD~1 what differs is what HEAD changed."""
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
+    try:
+        alice.cell("x = 1\ny = 'a'")
+        alice.cell("x = 2")
+    finally:
+        alice.shutdown()
+    fresh = Kernel(alice.ws.root)
+    try:
+        fresh.ok("%load_ext txgit")
+        shown = fresh.run("%txgit diff HEAD").outputs
+        assert shown and "no differences" in shown[0]["text/plain"] and "removed" not in \
+            shown[0]["text/plain"].splitlines()[0], shown
+        text = fresh.run("%txgit diff HEAD~1").outputs[0]["text/plain"]
+        assert "0 added, 0 removed, 1 changed" in text and re.search(r"^~ x +int 1 -> int 2$", text, re.M), text
+        fresh.ok("z = 7")  # committed, with x and y carried over: against the commit before, z alone is new
+        text = fresh.run("%txgit diff HEAD~1").outputs[0]["text/plain"]
+        assert "1 added, 0 removed, 0 changed" in text, text
+    finally:
+        fresh.shutdown()
+
+
+def test_a_branch_renamed_beside_the_kernel_on_it_moves_the_kernel_with_it(tmp_path, run_txgit):
+    """Alice's kernel made `tuning` and pushed it with -u; she renames it from the terminal, as in git,
+    with `txgit branch -m tuning tune` (there was no -m). The kernel commits to `tune` from its next cell
+    (its record says so: the terminal acts on it, status names it), `tuning` is not made again by it, and
+    `tune` still tracks origin/tuning. The Python API refuses the rename under the kernel, naming it, and
+    the notebook renames its own branch with the same words."""
+    from txgit.errors import BranchInUse
+
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
+    try:
+        alice.cell("x = 1")
+        alice.tx("remote", "add", "origin", str(tmp_path / "team.git"), "--trusted")
+        alice.tx("push")
+        alice.cell("%txgit checkout -b tuning")
+        alice.cell("lr = 0.1")
+        alice.cell("%txgit push -u origin tuning")
+        tip = alice.ws.resolve("tuning").id
+        with pytest.raises(BranchInUse, match=f"kernel {alice.kernel.pid}"):
+            Workspace(alice.ws.root).rename_branch("tuning", "other")
+        out = alice.tx("branch", "-m", "tuning", "tune").stdout
+        assert out.startswith(f"[kernel {alice.kernel.pid}] Renamed branch tuning to tune"), out
+        assert "tune still tracks origin/tuning" in out, out
+        assert [k.branch for k in live_kernels(alice.ws)] == ["tune"]
+        alice.cell("lr = 0.2")
+        ws = Workspace(alice.ws.root)
+        assert set(ws.branches()) == {"main", "tune"} and ws.resolve("tune").parents == [tip]
+        assert ws.load("lr", "tune") == 0.2 and ws.branch == "tune"
+        assert "kernel %d (on tune)" % alice.kernel.pid in alice.tx("status").stdout
+        assert ws.remotes.upstream("tune") == ("origin", "tuning")
+        said = alice.cell("%txgit branch -m tune tuned").stdout
+        assert "Renamed branch tune to tuned" in said, said
+        alice.cell("lr = 0.3")
+        assert set(Workspace(alice.ws.root).branches()) == {"main", "tuned"}
+        assert Workspace(alice.ws.root).load("lr", "tuned") == 0.3
+    finally:
+        alice.shutdown()
+
+
+def test_a_conflict_set_in_a_kernel_closed_before_the_merge_commit_is_not_recorded_as_its_value(tmp_path,
+                                                                                                run_txgit):
+    """During a merge with two conflicts, Alice's cell set x = 99 (that resolves x, and the commit waits
+    for y) and her kernel was closed. `txgit merge --ours y` in the terminal then wrote the merge commit
+    with x = 3, ours, under `resolved: x (kernel)`: her 99 was in no commit, and the history said the
+    kernel's value was taken. A kernel's resolution stands while that kernel lives; once it is gone, x
+    is in conflict again, and the merge is committed only when it is resolved."""
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
+    try:
+        alice.cell("x = 1\ny = 1")
+        _publish_and_push_from_a_clone(alice, tmp_path, "bob: x, y", x=2, y=2)
+        alice.cell("x = 3\ny = 3")
+        assert "2 conflicts" in alice.tx("pull", code=1).stdout
+        assert "unresolved: y" in alice.kernel.run("x = 99").stderr  # x resolved by the kernel; y waits
+        ours = alice.ws.head().id
+    finally:
+        alice.shutdown()
+    out = alice.tx("merge", "--ours", "y").stdout
+    assert "1 conflict" in out and "CONFLICT (changed on both sides): x" in out, out
+    assert alice.ws.head().id == ours and alice.ws.merge_in_progress() is not None
+    assert "unresolved conflicts: x" in alice.tx("status").stdout
+    out = alice.tx("merge", "--theirs", "x").stdout
+    assert "resolved: x (theirs), y (ours)" in out, out
+    assert (alice.ws.load("x"), alice.ws.load("y")) == (2, 3)
+
+
+def test_status_of_a_branch_tracking_another_name_advises_the_push_that_publishes_it(tmp_path, run_txgit):
+    """Bob made `mine` from origin/main (it tracks origin/main, as `checkout -b mine origin/main` sets it)
+    and committed: status said "ahead of 'origin/main' by 1 commit (`txgit push` publishes them)", but
+    `txgit push` publishes `mine` as origin/mine, and status then said the same again. Where the upstream
+    has another name, the advice is the push that publishes the branch under its own name and tracks it."""
+    alice = Workspace.init(tmp_path / "alice")
+    alice.commit({"x": 1}, "x")
+    alice.remotes.add("origin", str(tmp_path / "team.git"), trusted=True)
+    alice.push()
+    run_txgit("clone", str(tmp_path / "team.git"), "bob", cwd=tmp_path, check=True)
+    bob_root = tmp_path / "bob"
+    run_txgit("checkout", "-b", "mine", "origin/main", cwd=bob_root, check=True)
+    bob = Workspace(bob_root)
+    ns: dict = {}
+    bob.checkout("mine", ns)
+    ns["y"] = 2
+    bob.commit(ns, "y")
+    out = run_txgit("status", cwd=bob_root, check=True).stdout
+    assert "Your branch is ahead of 'origin/main' by 1 commit (`txgit push -u origin mine` publishes it as " \
+           "origin/mine and tracks that)." in out, out
+    run_txgit("push", "-u", "origin", "mine", cwd=bob_root, check=True)
+    assert "Your branch is up to date with 'origin/mine'." in run_txgit("status", cwd=bob_root, check=True).stdout

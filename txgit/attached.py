@@ -37,7 +37,8 @@ def kernels_dir(ws: Repository) -> Path:
     return ws.dir / KERNELS
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie does not: it answers nothing)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -71,7 +72,7 @@ def live_kernels_at(txgit_dir: Path, *, tidy: bool = True) -> list[KernelInfo]:
                               d.get("notebook") if isinstance(d.get("notebook"), str) else None)
         except (OSError, ValueError, KeyError, TypeError):
             continue
-        if _alive(info.pid) and Path(info.connection_file).is_file():
+        if alive(info.pid) and Path(info.connection_file).is_file():
             out.append(info)
         elif tidy:
             path.unlink(missing_ok=True)

@@ -807,6 +807,42 @@ class History:
             raise TxgitError(f"cannot delete branch {name!r}: HEAD is on it (check out another first)")
         self.repo.branches.local.delete(name)
 
+    def rename_branch(self, old: str, new: str, *, force: bool = False) -> dict[str, str]:
+        """``git branch -m``: ``old`` becomes ``new`` with its reflog and configuration (the upstream it
+        tracks), and HEAD if it was on it (libgit2 moves all three); the refs that hold commits waiting for
+        their merge with ``old`` (:meth:`hold_unmerged`) follow it, each under a free name beside ``new``'s.
+        ``force``: over an existing ``new`` (``-M``), not the one HEAD is on. Returns the held refs moved,
+        old ref -> new ref."""
+        validate_ref_name("branch", old)
+        validate_ref_name("branch", new)
+        local = self.repo.branches.local
+        if old not in local:
+            raise InvalidName(f"no branch named {old!r}")
+        if new == old:
+            return {}
+        if new in local:
+            if not force:
+                raise RefExists(f"a branch named {new!r} already exists (-M replaces it)")
+            if new == self.current_branch():
+                raise TxgitError(f"cannot replace branch {new!r}: HEAD is on it (check out another first)")
+        # OLD's holds: OLD and OLD-N, unless OLD-N is a branch of its own (whose hold that is)
+        holds = [r for r in self.repo.references if r.startswith(UNMERGED) and (
+            r == UNMERGED + old or (r.startswith(f"{UNMERGED}{old}-") and r.rpartition("-")[2].isdigit()
+                                    and r[len(UNMERGED):] not in local))]
+        local[old].rename(new, force)
+        moved = {}
+        for ref in holds:
+            target = self.repo.references[ref].target
+            name = UNMERGED + new
+            for n in range(2, 1000):  # a replaced branch's own hold keeps its name
+                if name not in self.repo.references:
+                    break
+                name = f"{UNMERGED}{new}-{n}"
+            self.repo.references.create(name, target)
+            self.repo.references.delete(ref)
+            moved[ref] = name
+        return moved
+
     def hold_unmerged(self, branch: str | None, commit: str, held: str | None = None) -> str:
         """Keep ``commit`` (a session's last commit, on no branch: its merge with ``branch`` failed) under a ref
         until it is merged, so that gc keeps it and a terminal can bring it in once its kernel is gone.

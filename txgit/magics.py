@@ -25,8 +25,9 @@ from txgit.errors import MergeInProgress, NothingToCommit, TxgitError
 from txgit.reuse import ipython as reuse_ipython
 from txgit.sessions import ipython as kernel_side
 from txgit.sessions.words import notebook_words
-from txgit.sessions.session import conflict_note, held_line
+from txgit.sessions.session import conflict_note
 from txgit.visual.text import (
+    held_line,
     left_behind_warning,
     not_loaded_line,
     plural,
@@ -48,7 +49,7 @@ USAGE = """usage: %txgit VERB [ARGS]
   status                 variables changed since this kernel's last commit; ahead/behind its upstream
   log [-n N]             history        show [REV]          one commit
   diff [A [B]]           variables that differ (B omitted: the live namespace; A too: against HEAD)
-  branch [NAME [REV]]    list or create branches
+  branch [NAME [REV]]    list or create branches; -m [OLD] NEW renames (this kernel follows)
   serve [--port N]       the web view of the history, on 127.0.0.1, served by this kernel
   auto on|off            auto-commit after every cell (now: {auto})
   rollback on|off        roll a failed cell back to the last commit (now: {atomic})
@@ -199,7 +200,7 @@ class TxgitMagics(Magics):
             raise MagicError(notebook_words(str(e))) from e
 
     def _dispatch(self, args: list[str]) -> None:
-        ext = kernel_side.attach(self.shell)
+        ext = _attach(self.shell)
         s = ext.session
         s.flush()  # every verb sees the last cell's commit
         if not args or args[0] in ("help", "-h", "--help"):
@@ -289,7 +290,7 @@ class TxgitMagics(Magics):
         elif verb == "serve":
             self._serve(ext, rest)
         elif verb in _cli_commands():
-            if verb in ("tag", "branch"):
+            if verb == "tag" or (verb == "branch" and not {"-m", "--move", "-M"} & set(rest)):  # a rename names no REV
                 args = [verb, *_at_session_head(rest, s)]
             self._run_cli(ext, args)
         else:
@@ -322,16 +323,17 @@ class TxgitMagics(Magics):
                 args = [a or "HEAD", b or "HEAD"]
             if len(args) > 2:
                 raise TxgitError("usage: %txgit diff [A [B]]  (B omitted: this namespace; A too: against HEAD)")
-            bare = not args  # as `git diff`: what is not committed yet
             args = [s.rev_here(a) for a in args or ["HEAD"]]
             live = None if len(args) == 2 else {n: v for n, v in s.namespace.items() if s.is_variable(n)}
             # the records the next commit would make: re-pickling all would show untouched figures changed
             records = None if live is None else {n: r for n, r in s.live_records().items() if n in live}
-            unloaded = s.status().unloaded if bare and records is not None else []
+            unloaded = s.status().unloaded if records is not None else []
+            carried = s.base or s.tip()
             if unloaded:  # what this kernel never loaded is not removed: its commits carry it over, as status says
-                at = ws.state(s.base or s.tip()).variables
+                at = ws.state(carried).variables
                 records |= {n: at[n] for n in unloaded if n in at}
-            view = DiffView(ws, args[0], args[1] if len(args) == 2 else None, namespace=live, live=records)
+            view = DiffView(ws, args[0], args[1] if len(args) == 2 else None, namespace=live, live=records,
+                            carried=carried if unloaded else None)
         display(view)
 
     _server: Any = None
@@ -393,12 +395,27 @@ class _NotebookWords:
         return getattr(self._stream, name)
 
 
+def _attach(shell: Any) -> kernel_side.IPythonSession:
+    """The extension in ``shell``, attached now if it was not: then said in a line (which workspace, where),
+    with a closed kernel's commits that never reached their branch (not silently left there), and why
+    this kernel took a branch of its own, if it did."""
+    was = kernel_side.active()
+    ext = kernel_side.attach(shell)
+    if ext is not was:
+        print(kernel_side.opened_line(ext))
+        for ref, commit in ext.session.workspace.history.unmerged().items():
+            print(f"txgit: {held_line(ref, commit, '%txgit')}")
+        if ext.note:
+            print(f"txgit: {ext.note}")
+    return ext
+
+
 def load_ipython_extension(ip: Any) -> None:
     """``%load_ext txgit``: open (or create) the workspace of the kernel's folder and start tracking; says
     which in one line. Refused (the cell fails with one line, the extension is not loaded, so `%load_ext
     txgit` can be run again): a new workspace in a home folder or ``/``, a workspace that cannot be opened."""
     try:
-        ext = kernel_side.attach(ip)
+        ext = _attach(ip)
     except TxgitError as e:
         raise MagicError(str(e)) from e
     ip.register_magics(TxgitMagics)

@@ -28,6 +28,7 @@ from typing import Any
 import pygit2
 
 from txgit import trust as _trust
+from txgit.attached import alive
 from txgit.errors import DirtyNamespace, MergeInProgress as MergeInProgressError, TxgitError
 from txgit.history import META, UNMERGED, CommitInfo, State
 from txgit.merge import KERNEL, OURS, THEIRS, Conflict, MergeInProgress, MergePlan, merge_states
@@ -386,10 +387,13 @@ def merge_plan(ws: Repository, merging: MergeInProgress) -> MergePlan:
     ours, theirs = ws.state(merging.ours), ws.state(merging.theirs)
     plan = merge_states(base, ours, theirs, base_id=merging.base, ours_id=merging.ours, theirs_id=merging.theirs,
                         disputed=disputed)
+    # a value set in a kernel resolves its conflict only while that kernel lives to commit it: closed (or
+    # restarted) before the merge commit, the value is gone, and taking ours' record under "kernel" lied
+    kernel_lives = merging.kernel is None or merging.kernel == os.getpid() or alive(merging.kernel)
     for name, side in merging.resolved.items():
         if side in (OURS, THEIRS) and any(name in c.names for c in plan.conflicts):
             plan.resolve(name, side, ours, theirs)
-        elif side == KERNEL:
+        elif side == KERNEL and kernel_lives:
             plan.conflicts = [c for c in plan.conflicts if name not in c.names]
             plan.resolved[name] = KERNEL
     return plan

@@ -764,6 +764,11 @@ class Repository:
         with self.lock():
             self.history.delete_branch(name)
 
+    def rename_branch(self, old: str, new: str, *, force: bool = False) -> dict[str, str]:
+        """``git branch -m OLD NEW`` (``force``: ``-M``); see :meth:`History.rename_branch`."""
+        with self.lock():
+            return self.history.rename_branch(old, new, force=force)
+
     def tags(self) -> dict[str, str]:
         return self.history.tags()
 

@@ -276,6 +276,25 @@ class Workspace(Repository):
                               "branch there first, or close that notebook)")
         super().delete_branch(name)
 
+    def rename_branch(self, old: str, new: str, *, force: bool = False) -> dict[str, str]:
+        """Rename branch ``old`` to ``new`` (``git branch -m``; ``force``: ``-M``, over an existing ``new``), with
+        its upstream, HEAD if it is on it, and the refs holding a closed kernel's commits for it (returned,
+        old ref -> new ref). Refused (:class:`BranchInUse`) while another live kernel commits to either:
+        that kernel renames its own branch (``%txgit branch -m``, or ``txgit branch -m``, which asks it);
+        and while a merge into either waits for its conflicts."""
+        held = [k for b in (old, new) for k in _attached.holders(self, b) if k.pid != os.getpid()]
+        if held:
+            k = held[0]
+            if k.branch == old:
+                raise BranchInUse(f"cannot rename branch '{old}' here: {k.describe()} commits to it (`txgit branch "
+                                  f"-m {old} {new}` in a terminal asks that kernel, or `%txgit branch -m` in it)")
+            raise BranchInUse(f"cannot replace branch '{new}': {k.describe()} commits to it")
+        for b in (old, new):
+            if self.merge_in_progress(f"refs/heads/{b}") is not None:
+                raise TxgitError(f"cannot rename: a merge into {b} waits for its conflicts (finish it, or "
+                                 "`txgit merge --abort`)")
+        return super().rename_branch(old, new, force=force)
+
     # -- merge (see txgit.merging) -----------------------------------------------------------
     def merge(self, rev: str, namespace: MutableMapping[str, Any] | None = None, *, ref: str = "HEAD",
               ours: str | None = None, changed: set[str] | None = None, label: str | None = None,

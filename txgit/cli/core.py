@@ -25,7 +25,7 @@ from txgit.errors import EmptyHistory, TxgitError, WorkspaceExists
 from txgit.history import CommitInfo
 from txgit.remote import unfinished_clone
 from txgit.state import UNPICKLABLE
-from txgit.visual.text import Refs, not_loaded_line, unmerged_line, unpublished_line, upstream_line
+from txgit.visual.text import Refs, held_line, not_loaded_line, unmerged_line, unpublished_line, upstream_line
 from txgit.workspace import StateDiff, Workspace
 
 
@@ -95,7 +95,6 @@ def status(
     """Show the branch (or detached HEAD), its commit, how it stands against its upstream, the kernels
     attached and their uncommitted changes, and a merge in progress."""
     from txgit.sessions.kernel import call_kernel, live_kernels, lone_kernel_branch
-    from txgit.sessions.session import held_line
 
     ws = _open(settled=True)
     head = ws.head()
@@ -349,7 +348,8 @@ def diff(
     """Variables added, removed and changed from state A to state B.
 
     `txgit diff` alone shows what the attached kernel changed and has not committed, against its last
-    commit (as `git diff` shows the work tree's changes). `txgit diff A B` and `txgit diff A..B` compare
+    commit (as `git diff` shows the work tree's changes; during a merge, against the merge's state so
+    far, as status compares, and its first line says so). `txgit diff A B` and `txgit diff A..B` compare
     A to B; `txgit diff A` compares A to HEAD. Exits 0 whether or not the states differ, unless
     --exit-code.
     """
@@ -359,8 +359,11 @@ def diff(
     if a is None:
         from txgit.sessions.kernel import diff_in_kernel
 
-        k, result = diff_in_kernel(ws, kernel=kernel)
-        _out(Text(f"diff {result.a[:8] or '(no commit)'} (HEAD) -> {k.describe()}, not committed", style="bold"))
+        k, result, merging = diff_in_kernel(ws, kernel=kernel)
+        # during a merge, what status compares with: HEAD with what the merge took from theirs so far
+        old = f"{result.a[:8] or '(no commit)'} (HEAD)" if merging is None else \
+            f"{result.a[:8]} (HEAD) + the merge of {merging} so far (conflicts as ours)"
+        _out(Text(f"diff {old} -> {k.describe()}, not committed", style="bold"))
     else:
         if b is None and ".." in a:
             a, _, b = a.partition("..")
@@ -384,19 +387,32 @@ def diff(
 
 @app.command()
 def branch(
-    name: Optional[str] = typer.Argument(None, metavar="NAME", help="Branch to create (or, with -d, delete)."),
+    name: Optional[str] = typer.Argument(None, metavar="NAME", help="Branch to create (or, with -d, delete; with "
+                                                                     "-m, rename: OLD NEW, or NEW alone)."),
     rev: Optional[str] = typer.Argument(None, metavar="REV", help="Where the new branch starts (default HEAD)."),
     delete: bool = typer.Option(False, "-d", "--delete", help="Delete branch NAME."),
     force: bool = typer.Option(False, "-f", "--force", help="Move NAME to REV even if it exists."),
+    move: bool = typer.Option(False, "-m", "--move", help="Rename branch OLD (default: the current one) to NEW, "
+                                                          "with its upstream; a live kernel on it follows."),
+    move_force: bool = typer.Option(False, "-M", help="Rename even over an existing branch NEW (it is replaced)."),
     all_branches: bool = typer.Option(False, "-a", "--all", help="List remote-tracking branches too (remotes/origin/…)."),
     remotes: bool = typer.Option(False, "-r", "--remotes", help="List only the remote-tracking branches (origin/…), "
                                                                   "as the last fetch, pull or push left them."),
 ) -> None:
     """List branches (* marks the current one; -a: remote-tracking ones too, -r: only those), create NAME at
-    REV, or delete NAME with -d."""
+    REV, delete NAME with -d, or rename OLD to NEW with -m (-M: over an existing NEW).
+
+    A rename keeps the branch's commits and reflog, moves HEAD if it is on it, keeps the upstream it
+    tracks (as git: `push -u REMOTE NEW` publishes it under the new name), and the commits of a closed
+    kernel held for it; a live kernel committing to it commits to NEW from its next cell."""
     ws = _open()
-    if (all_branches or remotes) and (name is not None or rev is not None or delete or force):
+    if (all_branches or remotes) and (name is not None or rev is not None or delete or force or move or move_force):
         raise _usage("branch -a and -r only list: give no name, -d or -f with them")
+    if move or move_force:
+        if name is None or delete or force:
+            raise _usage("branch -m takes OLD NEW, or NEW alone to rename the current branch")
+        _rename_branch(ws, name if rev is not None else None, rev if rev is not None else name, force=move_force)
+        return
     if delete:
         if name is None or rev is not None:
             raise _usage("branch -d takes exactly one branch name")
@@ -418,13 +434,7 @@ def branch(
     # remote-tracking branches as git lists them: origin/main with -r, remotes/origin/main beside the local ones
     tracking = {(r if remotes else f"remotes/{r}"): c for r, c in ws.remote_branches().items()} \
         if remotes or all_branches else {}
-    current = ws.branch
-    if os.environ.get("TXGIT_KERNEL"):  # as a magic: the branch that kernel is on (the second kernel's is not HEAD's)
-        from txgit.sessions.kernel import attached_kernel
-
-        k = attached_kernel(ws)
-        if k is not None and k.branch is not None:
-            current = k.branch
+    current = _current_branch(ws)
     width = max((len(b) for b in (*branches, *tracking)), default=0)
     head = ws.head()
     if current is None and head is not None and not remotes:
@@ -437,6 +447,45 @@ def branch(
     for r in sorted(tracking):
         info = ws.resolve(tracking[r])
         _out(Text("  ") + Text(r.ljust(width), style="red") + Text(f"  {info.short_id} {info.summary}"))
+
+
+def _current_branch(ws: Workspace) -> str | None:
+    """The branch `branch` calls current: HEAD's, or as a magic the branch that kernel is on (the second
+    kernel's of a folder is not HEAD's)."""
+    if os.environ.get("TXGIT_KERNEL"):
+        from txgit.sessions.kernel import attached_kernel
+
+        k = attached_kernel(ws)
+        if k is not None and k.branch is not None:
+            return k.branch
+    return ws.branch
+
+
+def _rename_branch(ws: Workspace, old: str | None, new: str, *, force: bool) -> None:
+    """`branch -m [OLD] NEW`: by the live kernel that commits to OLD, if one does (it follows the new
+    name), else here; says what moved with it."""
+    from txgit.sessions.kernel import call_kernel, live_kernels
+
+    if old is None:
+        old = _current_branch(ws)
+        if old is None:
+            raise TxgitError("HEAD is detached: name the branch to rename (`txgit branch -m OLD NEW`)")
+    replaced = ws.branches().get(new) if new != old else None
+    k = next((k for k in live_kernels(ws) if k.branch == old), None)
+    if k is not None:
+        moved = call_kernel(k, {"op": "rename_branch", "old": old, "new": new, "force": force})["moved"]
+    else:
+        moved = ws.rename_branch(old, new, force=force)
+    _out(f"{f'[kernel {k.pid}] ' if k is not None else ''}Renamed branch {old} to {new}"
+         + (f" (replacing {new}, which was at {replaced[:8]}: `txgit branch NAME {replaced[:8]}` keeps that)"
+            if replaced else ""))
+    tracked = ws.remotes.upstream(new)
+    if tracked is not None and tracked[1] != new:
+        _out(f"{new} still tracks {tracked[0]}/{tracked[1]} (`txgit push -u {tracked[0]} {new}` publishes it "
+             "under its new name)")
+    for ref in moved.values():
+        _out(f"the commits of a closed kernel held for {old} are now kept by {ref} (`txgit merge {ref}` brings "
+             "them in)")
 
 
 @app.command()

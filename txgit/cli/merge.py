@@ -16,7 +16,6 @@ import typer
 from txgit.cli.app import app, console
 from txgit.cli.remote import fetch_lines, progress_bar, slow_notice
 from txgit.errors import TxgitError
-from txgit.merging import nothing_to_continue, require_resolved
 from txgit.remote import FetchResult
 from txgit.sessions.kernel import KernelInfo, attached_kernel, call_kernel
 from txgit.state.libstate import describe
@@ -114,7 +113,9 @@ def merge(
     force: bool = typer.Option(False, "--force", "-f", help="With --ours or --theirs: replace the attached kernel's "
                                                             "uncommitted values of those variables too; with "
                                                             "--abort: drop what it set during the merge."),
-    cont: bool = typer.Option(False, "--continue", help="Write the merge commit once every conflict is resolved."),
+    cont: bool = typer.Option(False, "--continue", help="Write the merge commit once every conflict is resolved "
+                                                         "(beside a kernel: its commit, its values resolving "
+                                                         "the conflicts it set)."),
     trust: bool = typer.Option(False, "--trust", help="Load values from a remote not marked trusted "
                                                       "(unpickling runs their code)."),
     safe: bool = typer.Option(False, "--safe", help="Load only allow-listed plain data types."),
@@ -127,7 +128,8 @@ def merge(
     aliased variables; no VAR, or --all: every conflict left, as `git checkout --ours .`), or by setting
     it in the kernel and committing; --abort gives up. Resolving the last conflict writes the merge
     commit, which has both parents: no --continue is needed. With a kernel attached, its namespace
-    follows (only what differs is loaded).
+    follows (only what differs is loaded), and --continue is the kernel's commit, as `txgit commit`
+    there: a conflict whose variable it set is resolved with its value.
     """
     args = args or []
     side = "ours" if ours else "theirs" if theirs else None
@@ -150,15 +152,10 @@ def merge(
     ws = Workspace.open(".")
     k = attached_kernel(ws, kernel)
     if k is not None:
-        if cont:
-            ref = f"refs/heads/{k.branch}" if k.branch is not None else "HEAD"
-            waiting = ws.merge_in_progress(ref)
-            if waiting is None:
-                raise TxgitError(nothing_to_continue(ws, ref))
-            require_resolved(ws.merge_plan(waiting))
-            raise TxgitError("a kernel is attached: commit in it (`txgit commit -m MSG`) to finish the merge")
         req: dict[str, Any] = {"op": "merge", "trust": trust, "safe": safe}
-        if abort:
+        if cont:  # the kernel is the work tree: its commit is the merge's, with what it set resolving conflicts
+            req.update(action="continue")
+        elif abort:
             req.update(action="abort", force=force)
         elif side is not None:
             req.update(action=side, names=names, force=force)

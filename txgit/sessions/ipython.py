@@ -31,7 +31,7 @@ from txgit.sessions.kernel import (
     unregister_kernel,
     update_kernel,
 )
-from txgit.sessions.session import CellOutcome, NamespaceSession, held_line, register, unregister
+from txgit.sessions.session import CellOutcome, NamespaceSession, register, unregister
 from txgit.sessions.words import notebook_words
 from txgit.workspace import Workspace
 
@@ -82,8 +82,8 @@ def open_workspace(path: str) -> tuple[Workspace, bool]:
         return Workspace.init(path), True
 
 
-def opened_line(ext: IPythonSession, created: bool) -> str:
-    """What ``%load_ext txgit`` says: the workspace, the kernel's branch and where it is, on one line."""
+def opened_line(ext: IPythonSession) -> str:
+    """What ``%load_ext txgit`` says first: the workspace, the kernel's branch and where it is, on one line."""
     s = ext.session
     where = f"on branch {s.branch}" if s.branch is not None else "HEAD detached"
     tip = s.workspace.history.tip(s.ref)
@@ -93,10 +93,7 @@ def opened_line(ext: IPythonSession, created: bool) -> str:
         info = s.workspace.history.info(tip)
         summary = info.summary if len(info.summary) <= 60 else info.summary[:59] + "…"
         at = f"at {info.short_id} ({summary})"
-    line = f"txgit: {'created' if created else 'opened'} workspace {s.workspace.root}, {where}, {at}"
-    # a closed kernel's commits that never reached their branch: not silently left there
-    held = [held_line(ref, commit, "%txgit") for ref, commit in s.workspace.history.unmerged().items()]
-    return "\n".join([line] + [f"txgit: {h}" for h in held])
+    return f"txgit: {'created' if ext.created else 'opened'} workspace {s.workspace.root}, {where}, {at}"
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -123,6 +120,7 @@ class IPythonSession:
         # Another live kernel on HEAD's branch: this one commits to a branch of its own (and says so).
         self.notebook = notebook_name()
         self.kernel_record: str | None = None
+        self.created = False  # whether attaching made the workspace (what %load_ext says)
         with claiming(workspace):  # the record says which branch it holds before the next kernel looks
             self.session.branch, self.note = branch_for(workspace, self.notebook)
             self.register_kernel()
@@ -313,12 +311,10 @@ def attach(shell: Any, path: str | None = None) -> IPythonSession:
         return _active
     workspace, created = open_workspace(path or os.getcwd())
     ext = IPythonSession(shell, workspace)
+    ext.created = created
     shell.events.register("pre_run_cell", ext.pre_run_cell)
     shell.events.register("post_run_cell", ext.post_run_cell)
     _active = ext
-    print(opened_line(ext, created))
-    if ext.note:
-        print(f"txgit: {ext.note}")
     return ext
 
 
@@ -376,13 +372,17 @@ def handle(s: NamespaceSession, req: dict[str, Any]) -> dict[str, Any]:
         return {"added": st.added, "removed": st.removed, "modified": st.modified, "branch": s.branch,
                 "base": s.base, "merging": merging.label if merging is not None else None,
                 "not_restored": s.not_restored(), "unloaded": st.unloaded, "unmerged": s.unmerged(), "held": s.held()}
+    if op == "rename_branch":  # `txgit branch -m` of the branch this kernel commits to
+        return {"moved": s.rename_branch(req["old"], req["new"], force=bool(req.get("force"))), "branch": s.branch}
     if op == "diff":  # `txgit diff` with no revision: the records of what status lists
         d = s.diff()
 
         def rec(r: VarRecord) -> str:
             return r.to_line().decode()
 
-        return {"base": d.a, "added": {n: rec(r) for n, r in d.added.items()},
+        merging = s.merging()  # then the changes are against the merge's state, not the last commit's
+        return {"base": d.a, "merging": merging.label if merging is not None else None,
+                "added": {n: rec(r) for n, r in d.added.items()},
                 "removed": {n: rec(r) for n, r in d.removed.items()},
                 "changed": {n: [rec(o), rec(r)] for n, (o, r) in d.changed.items()}}
     if op == "merge":
@@ -391,6 +391,8 @@ def handle(s: NamespaceSession, req: dict[str, Any]) -> dict[str, Any]:
             m = s.merge_abort(force=bool(req.get("force")))
             # what the abort left as the user set it (not the merge's): said, so that no one thinks it gone
             return m.to_json() | {"branch": s.branch, "kept": s.status().changed_names()}
+        elif action == "continue":
+            m = s.merge_continue()
         elif action in ("ours", "theirs"):
             m = s.merge_resolve(req.get("names"), action, trust=trust, safe=safe,  # names None: every conflict left
                                 force=bool(req.get("force")))

@@ -198,9 +198,11 @@ def uncommitted_in_kernels(ws: Workspace, branches: Collection[str]) -> list[tup
     return out
 
 
-def diff_in_kernel(ws: Workspace, *, kernel: str | None = None) -> tuple[KernelInfo, StateDiff]:
+def diff_in_kernel(ws: Workspace, *, kernel: str | None = None) -> tuple[KernelInfo, StateDiff, str | None]:
     """The attached kernel's uncommitted changes against where it is (its last commit), with their records:
-    ``git diff`` with no revision. No kernel: :class:`NoKernelAttached`, saying there is nothing live."""
+    ``git diff`` with no revision; and the label of the merge it is in, if any (then the changes are
+    against the merge's state: its last commit with what the merge took so far, as status compares).
+    No kernel: :class:`NoKernelAttached`, saying there is nothing live."""
     k = attached_kernel(ws, kernel)
     if k is None:
         raise NoKernelAttached(f"no kernel attached to {ws.root}: nothing live to compare with HEAD "
@@ -214,7 +216,7 @@ def diff_in_kernel(ws: Workspace, *, kernel: str | None = None) -> tuple[KernelI
     out.added = {n: rec(r) for n, r in answer["added"].items()}
     out.removed = {n: rec(r) for n, r in answer["removed"].items()}
     out.changed = {n: (rec(o), rec(r)) for n, (o, r) in answer["changed"].items()}
-    return k, out
+    return k, out, answer.get("merging")
 
 
 def require_kernel(ws: Workspace, verb: str, which: str | None = None) -> KernelInfo:

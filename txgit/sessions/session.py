@@ -39,6 +39,7 @@ from txgit.gitwriter import GitWriter
 from txgit.history import State
 from txgit.remote import Progress, PushResult
 from txgit.merge import KERNEL, Conflict, MergeInProgress
+from txgit.merging import nothing_to_continue
 from txgit.workspace import (
     CheckoutResult,
     CommitResult,
@@ -896,6 +897,7 @@ class NamespaceSession:
                 if any(not _known_same_or_absent(now.get(n), plan.variables.get(n)) for n in c.names):
                     plan.conflicts.remove(c)
                     merging.resolved.update(dict.fromkeys(c.names, KERNEL))
+                    merging.kernel = os.getpid()  # its values stand for these until it commits
             meta_doc["merge"]["resolved"] = dict(sorted(merging.resolved.items()))
             if plan.conflicts:
                 self.workspace.save_merge(merging)
@@ -1433,6 +1435,32 @@ class NamespaceSession:
             result.status, result.info = "merged", commit.info
         return result
 
+    def rename_branch(self, old: str, new: str, *, force: bool = False) -> dict[str, str]:
+        """``git branch -m`` where this session runs (:meth:`Workspace.rename_branch`): when it is the session's
+        own branch, the session commits to ``new`` from now on, and the ref that keeps its commits waiting for
+        their merge (if any) is ``new``'s. Returns the held refs moved, old ref -> new ref."""
+        self.flush()  # a commit being written moves ``old``: it is in before the name changes
+        moved = self.workspace.rename_branch(old, new, force=force)
+        if self.branch == old and new != old:
+            self.branch = new
+            if self._held is not None:
+                self._held = moved.get(self._held, self._held)
+            self._moved()  # a kernel's record says which branch it holds
+        return moved
+
+    def merge_continue(self) -> MergeResult:
+        """``merge --continue`` beside this session: git's is the merge's commit, and here the session is the
+        work tree, so it is this session's commit under the merge's message: conflicts whose variables it
+        set are resolved by its values (what else it changed goes in too); any left refuse it, naming them."""
+        self.flush()
+        merging = self.merging()
+        if merging is None:
+            raise TxgitError(nothing_to_continue(self.workspace, self.ref))
+        commit = self._commit_merge(merging, "", None, None, explicit=True)
+        plan = self.workspace.merge_plan(merging)  # as written: its resolutions, the kernel's among them
+        return MergeResult("merged", merging.ref, merging.ours, merging.theirs, merging.label, base=merging.base,
+                           info=commit.info, plan=plan)
+
     def merge_abort(self, *, force: bool = False) -> MergeResult:
         """Give up the merge in progress: values it loaded or removed are put back as ours has them. Values
         of those set here during the merge refuse it, unless ``force``."""
@@ -1668,14 +1696,6 @@ def _known_same_or_absent(new: VarRecord | None, old: VarRecord | None) -> bool:
     if new is None or old is None:
         return new is None and old is None
     return _known_same(new, old)
-
-
-def held_line(ref: str, commit: str, verb: str = "txgit") -> str:
-    """What status says of commits on no branch that a ref keeps (a kernel's whose merge with its moved branch
-    failed, closed before it merged again): the one command that brings them in (``verb``: ``%txgit`` in a
-    notebook)."""
-    return (f"on no branch yet: commits (up to {commit[:8]}) of a kernel closed before their merge with its "
-            f"branch, kept by {ref}: `{verb} merge {ref}` brings them in")
 
 
 def conflict_note(conflicts: list[Conflict], where: str, verb: str = "%txgit") -> str:

@@ -480,9 +480,11 @@ def _loadable(rec: VarRecord, limit: int) -> str | None:
 def semantic_diff(ws: Workspace, a: str = "HEAD", b: str | None = None, *,
                   namespace: Mapping[str, Any] | None = None, names: list[str] | None = None,
                   load_limit: int = LOAD_LIMIT, trust: bool = False, safe: bool = False,
-                  live: Mapping[str, Any] | None = None) -> SemanticDiff:
+                  live: Mapping[str, Any] | None = None, carried: str | None = None) -> SemanticDiff:
     """Which variables differ from revision ``a`` to ``b`` (or to a live ``namespace``), and how.
-    ``live``: the namespace's records when a session has them (:meth:`Workspace.diff`).
+    ``live``: the namespace's records when a session has them (:meth:`Workspace.diff`); those of names
+    the namespace lacks are carried over from commit ``carried`` (a fresh kernel's values not loaded),
+    whose values are compared for them.
 
     Changed variables are loaded on both sides and compared with
     :func:`compare_values`; added and removed ones are described by their
@@ -509,8 +511,12 @@ def semantic_diff(ws: Workspace, a: str = "HEAD", b: str | None = None, *,
         if why is None:
             try:
                 old = ws.load(name, old_info.id, trust=trust, safe=safe)
-                new = (ws.load(name, new_info.id, trust=trust, safe=safe) if new_info is not None
-                       else namespace[name])  # type: ignore[index]
+                if new_info is not None:
+                    new = ws.load(name, new_info.id, trust=trust, safe=safe)
+                elif carried is not None and name not in namespace:  # type: ignore[operator]
+                    new = ws.load(name, carried, trust=trust, safe=safe)
+                else:
+                    new = namespace[name]  # type: ignore[index]
                 ch.diff = compare_values(old, new)
             except (TxgitError, ImportError, AttributeError) as e:
                 ch.note = f"values not compared: {e}"

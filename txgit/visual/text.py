@@ -150,6 +150,14 @@ def unmerged_line(commit: str, branch: str | None) -> str:
             "which failed; the next cell merges again (a ref keeps them meanwhile)")
 
 
+def held_line(ref: str, commit: str, verb: str = "txgit") -> str:
+    """What status says of commits on no branch that a ref keeps (a kernel's whose merge with its moved branch
+    failed, closed before it merged again): the one command that brings them in (``verb``: ``%txgit`` in a
+    notebook)."""
+    return (f"on no branch yet: commits (up to {commit[:8]}) of a kernel closed before their merge with its "
+            f"branch, kept by {ref}: `{verb} merge {ref}` brings them in")
+
+
 def upstream_line(ws: Workspace, branch: str, *, merging: bool = False) -> str | None:
     """`Your branch is ahead of 'origin/main' by 1 commit` and the like, as git says it (``merging``: a
     merge is in progress, so no advice to pull)."""
@@ -172,6 +180,9 @@ def upstream_line(ws: Workspace, branch: str, *, merging: bool = False) -> str |
         return (f"Your branch and '{name}' have diverged, and have {ahead} and {behind} different commits each"
                 + ("." if merging else " (`txgit pull` merges them)."))
     if ahead:
+        if tracked[1] != branch:  # a bare push publishes it under its own name, not to the upstream
+            return (f"Your branch is ahead of '{name}' by {n(ahead)} (`txgit push -u {tracked[0]} {branch}` "
+                    f"publishes it as {tracked[0]}/{branch} and tracks that).")
         return f"Your branch is ahead of '{name}' by {n(ahead)} (`txgit push` publishes them)."
     if behind:
         return f"Your branch is behind '{name}' by {n(behind)} (`txgit pull` brings them)."

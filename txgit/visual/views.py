@@ -412,11 +412,12 @@ class DiffView:
 
     def __init__(self, ws: Workspace, a: str = "HEAD", b: str | None = None, *,
                  namespace: Any = None, names: list[str] | None = None, href: Href | None = None,
-                 trust: bool = False, safe: bool = False, live: Any = None) -> None:
-        """``live``: the namespace's records when a session has them (see :func:`semantic_diff`)."""
+                 trust: bool = False, safe: bool = False, live: Any = None, carried: str | None = None) -> None:
+        """``live``, ``carried``: the namespace's records when a session has them, and the commit whose values
+        of the names it never loaded they carry (see :func:`semantic_diff`)."""
         self.workspace = ws
         self.diff: SemanticDiff = semantic_diff(ws, a, b, namespace=namespace, names=names, trust=trust, safe=safe,
-                                                live=live)
+                                                live=live, carried=carried)
         self.href = href
 
     def _side(self, rev: str, commit_id: str | None) -> str:
