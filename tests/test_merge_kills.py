@@ -192,3 +192,27 @@ def test_a_kernel_killed_after_its_resolutions_merge_commit_is_not_left_merging(
     assert not _merge_refs(ws)
     _whole(ws)
 
+
+def test_a_terminal_pull_whose_kernel_is_killed_mid_merge_says_where_the_branch_is(tmp_path, run_txgit):
+    """`txgit pull` beside a kernel that was killed after the merge commit, before it loaded the merge:
+    the terminal said only "kernel N stopped answering", not that main held the merge now."""
+    ws, kernel = _alice_with_a_kernel(tmp_path, run_txgit, conflict=False)
+    silent_exec(kernel, arm_cell("txgit.merging:_put_merged"))
+    try:
+        pulled = run_txgit("pull", cwd=ws.root, timeout=120)
+    finally:
+        kernel.kc.stop_channels()
+        kernel.km.shutdown_kernel(now=True)
+    merge = Workspace.open(ws.root).head()
+    assert merge.summary == "Merge origin/main into main"
+    assert "origin/main" in pulled.stdout  # what the fetch moved, said before the merge
+    assert_one_line_error(pulled, "stopped answering during the merge of origin/main", "main is now at "
+                          f"{merge.short_id} Merge origin/main into main", "%txgit checkout main")
+    _whole(ws)
+    again = Kernel(ws.root)
+    try:
+        again.ok("%load_ext txgit")
+        again.ok("%txgit checkout main")
+        assert silent_eval(again, "(x, y)") == (3, 2)
+    finally:
+        again.shutdown()
