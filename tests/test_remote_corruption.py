@@ -183,3 +183,40 @@ def test_verify_reads_a_pack_at_once_not_a_request_per_member(tmp_path, s3, monk
     chunks = len({n for g in ws.state().groups.values() for n in g.chunk_names()} - store.packs.packed().keys())
     assert check.ok and check.verified and check.blobs > 320, check
     assert len([p for p in reads if not p.endswith(".idx")]) <= chunks + len(store.packs.indexes()), reads
+
+
+@pytest.mark.parametrize("failure", ["refused", "silent"])
+def test_a_network_failure_while_verifying_is_a_network_error_never_a_missing_blob(tmp_path, s3, monkeypatch, failure):
+    """The storage answered the listing, then the network failed as the blobs were read: every blob
+    read then was "missing" (the reads' errors were dropped as absent files), and fsck said the
+    remote lacked them. Now it is one error naming the remote, and the repair changes nothing."""
+    from servers import switchable_proxy
+
+    from txgit.errors import RemoteError
+    from txgit.storage import ObjectStore
+
+    monkeypatch.setenv("TXGIT_REMOTE_TIMEOUT", "2")
+    with switchable_proxy(int(s3.rsplit(":", 1)[1])) as proxy:
+        ws, _, _ = _alice(tmp_path, "s3", f"http://127.0.0.1:{proxy.port}", monkeypatch)
+        store = ws.remotes.store("origin")
+        before = store.fs.find(store.root)
+        real = ObjectStore._read_loose
+
+        def cut(self, names):  # the listing and the packs are read: the network fails on the loose blobs
+            proxy.set(failure)
+            return real(self, names)
+
+        monkeypatch.setattr(ObjectStore, "_read_loose", cut)
+        try:
+            check = Workspace.open(ws.root).remotes.check_storage("origin", verify=True, resend=True)
+        except RemoteError as e:
+            said = str(e)
+        else:
+            pytest.fail(f"no network error, but {check}")
+        assert "remote storage s3://" in said and "missing" not in said and "lacks" not in said, said
+        monkeypatch.setattr(ObjectStore, "_read_loose", real)
+        proxy.set("pass")
+        check = Workspace.open(ws.root).remotes.check_storage("origin", verify=True)
+        assert check.ok and check.verified and not check.lacking, check
+        store.fs.invalidate_cache()
+        assert store.fs.find(store.root) == before  # nothing uploaded again, nothing removed
