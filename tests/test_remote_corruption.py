@@ -4,6 +4,7 @@ it is told whom to ask, with its own state untouched. Real S3 (moto on 127.0.0.1
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -156,6 +157,52 @@ def test_a_corrupt_copy_on_one_remote_is_passed_over_for_a_sound_one_on_another(
     bob.checkout("main", got)  # origin's copies fail their hash: spare.s are taken, verified
     assert got["v3"] == ns["v3"] and int(got["big"][-1]) == 299_999
     assert bob.fsck().ok
+
+
+
+@pytest.mark.parametrize("damage", ["corrupt", "missing"])
+def test_fetch_eager_takes_a_sound_copy_from_another_remote_as_a_load_does(tmp_path, monkeypatch, damage):
+    """A load passes over origin's bad or lost copy for spare's (the test above); `fetch --eager`
+    asked origin alone, and stopped on the first bad blob with nothing of the rest fetched."""
+    ws, ns, _ = _alice(tmp_path, "folder", None, monkeypatch)
+    ws.remotes.add("spare", str(tmp_path / "spare.git"))
+    ws.push("spare")
+    chunk, member = _victims(ws)
+    _damage_on_remote(ws, member)
+    if damage == "corrupt":
+        _damage_on_remote(ws, chunk)
+    else:
+        store = ws.remotes.store("origin")
+        store.fs.rm(store.path(chunk))
+    bob = Workspace.clone(str(tmp_path / "r.git"), tmp_path / "b")
+    bob.remotes.add("spare", str(tmp_path / "spare.git"))
+    state = bob.state("origin/main")
+    blobs = {n for g in state.groups.values() for n in g.chunk_names()}
+    fetched = bob.fetch("origin", eager=True)
+    assert not bob.store.missing(blobs) and fetched.blobs_fetched >= len(blobs) - 1, fetched
+    report = Workspace.open(bob.root).fsck()
+    assert report.ok and not report.on_remote, report
+    shutil.rmtree(tmp_path / "r.git")  # all of it is here now: no remote is asked again
+    shutil.rmtree(tmp_path / "spare.git")
+    got = session_namespace()
+    Workspace.open(bob.root).checkout("main", got)
+    assert got["v3"] == ns["v3"] and int(got["big"][-1]) == 299_999
+
+
+
+def test_fetch_eager_with_no_sound_copy_anywhere_names_the_blob_and_what_to_do(tmp_path, monkeypatch):
+    ws, _, _ = _alice(tmp_path, "folder", None, monkeypatch)
+    ws.remotes.add("spare", str(tmp_path / "spare.git"))
+    ws.push("spare")
+    chunk, _ = _victims(ws)
+    _damage_on_remote(ws, chunk)
+    spare = ws.remotes.store("spare")
+    spare.fs.rm(spare.path(chunk))
+    bob = Workspace.clone(str(tmp_path / "r.git"), tmp_path / "b")
+    bob.remotes.add("spare", str(tmp_path / "spare.git"))
+    with pytest.raises(CorruptBlob, match=f"blob {chunk} on remote origin .*fsck --remote origin --verify --repair"):
+        bob.fetch("origin", eager=True)
+    assert Workspace.open(bob.root).fsck().ok  # the sound blobs it got are kept; nothing bad was stored
 
 
 

@@ -2010,10 +2010,31 @@ class Remotes:
         try:
             if not lacking:
                 return 0, 0
-            return self._transfer(lacking, store.get_many, self.ws.store.write_blobs, sizes, "download", progress,
-                                  store.fs, tally)
+            try:
+                return self._transfer(lacking, store.get_many, self.ws.store.write_blobs, sizes, "download",
+                                      progress, store.fs, tally)
+            except (CorruptBlob, MissingBlob) as e:
+                self._from_other_remotes(remote, lacking, e)
+                return len(lacking), sum(sizes.get(n, 0) for n in lacking)
         finally:
             store.packs.drop_prefetched()
+
+    def _from_other_remotes(self, remote: str, names: list[str], failed: BlobError) -> None:
+        """What an eager fetch of ``remote`` did not get (``failed``: a blob it holds corrupt, or lacks):
+        from any remote with a sound copy, verified, as a load does (:class:`RemoteChain`): ``remote``'s
+        own copies first, then the others'. A fresh clone knows ``remote`` alone: ``failed`` stands."""
+        left = sorted(self.ws.store.missing(names))
+        others = [n for n in self.names() if n != remote]
+        if not others:
+            raise failed
+        repair = self.fetch_blobs_from_remotes(left, remotes=[remote, *others])
+        if not repair.missing:
+            return
+        first = repair.missing[0]
+        if first in repair.corrupt_on:
+            raise self.store(remote)._corrupt(first)
+        raise MissingBlob(f"blob {first[:12]} is in no remote's storage ({', '.join([remote, *others])}): "
+                          "ask whoever pushed it to push again")
 
 # -- clone ---------------------------------------------------------------------------------------------
 
