@@ -405,9 +405,10 @@ class RemoteStore(ObjectStore):
                 # botocore waits 60 s for an answer and retries 4 times, and s3fs retries that 5 times:
                 # a server that accepts and never answers held a push for 20 minutes. Wait `timeout`
                 # per try, leave the retrying to s3fs (it also backs off on SlowDown), and try twice.
+                # (botocore's "max_attempts" counts retries: 1 made each s3fs try two, four in all)
                 config.setdefault("connect_timeout", timeout)
                 config.setdefault("read_timeout", timeout)
-                config.setdefault("retries", {"max_attempts": 1, "mode": "standard"})
+                config.setdefault("retries", {"total_max_attempts": 1, "mode": "standard"})
             storage_options = {**storage_options, "config_kwargs": config}
         if "::" not in url:
             # fsspec hands back a cached instance for equal arguments, with the credentials it resolved
