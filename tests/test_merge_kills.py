@@ -216,3 +216,24 @@ def test_a_terminal_pull_whose_kernel_is_killed_mid_merge_says_where_the_branch_
         assert silent_eval(again, "(x, y)") == (3, 2)
     finally:
         again.shutdown()
+
+
+def test_a_kernel_killed_while_its_pull_records_a_conflict_pulls_it_again_when_restarted(tmp_path, run_txgit):
+    ws, kernel = _alice_with_a_kernel(tmp_path, run_txgit, conflict=True)
+    mine = ws.head().id
+    _killed_running(kernel, "txgit.merging:MergeInProgress.to_json", "%txgit pull")
+    assert Workspace.open(ws.root).head().id == mine and "Merging" not in run_txgit("status", cwd=ws.root).stdout
+    _whole(ws)
+    again = Kernel(ws.root)
+    try:
+        again.ok("%load_ext txgit")
+        again.ok("%txgit checkout main")
+        pulled = again.run("%txgit pull")
+        assert "CONFLICT" in pulled.stdout + pulled.stderr, pulled
+        again.ok("%txgit merge --theirs x")
+        assert silent_eval(again, "(x, y)") == (2, 1)
+    finally:
+        again.shutdown()
+    ws = Workspace.open(ws.root)
+    assert ws.head().summary == "Merge origin/main into main" and ws.load("x") == 2 and not _merge_refs(ws)
+    _whole(ws)
