@@ -190,8 +190,9 @@ def merge(
             req.update(action=side, names=names, force=force)
         else:
             req.update(rev=rev, label=rev, message=message)
-        waiting = ws.merge_in_progress(f"refs/heads/{k.branch}" if k.branch is not None else "HEAD")
-        answer = merge_in_kernel(ws, k, req, rev or (waiting.label if waiting is not None else "the merge"))
+        waiting = None if rev is not None else ws.merge_in_progress(f"refs/heads/{k.branch}" if k.branch else "HEAD")
+        label = rev if rev is not None else waiting.label if waiting is not None else "the merge"
+        answer = merge_in_kernel(ws, k, req, label)
     else:
         ref = _local_ref(ws)
         if abort:
