@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -180,3 +181,88 @@ def init_bare(path: Path) -> Path:
 
 def s3_env(extra: dict | None = None) -> dict:
     return {**os.environ, **S3_ENV, **(extra or {})}
+
+
+class SwitchableProxy:
+    """A TCP proxy on 127.0.0.1 in front of a server of ours: ``mode`` "pass" forwards, "refused"
+    resets every connection as it comes, "silent" accepts and never answers. Switching off "pass"
+    cuts the connections open (a client's pooled ones too), as a network that goes down."""
+
+    def __init__(self, upstream: int) -> None:
+        self.upstream = upstream
+        self.mode = "pass"
+        self._server = socket.socket()
+        self._server.bind(("127.0.0.1", 0))
+        self._server.listen(64)
+        self.port = self._server.getsockname()[1]
+        self._open: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def set(self, mode: str) -> None:
+        self.mode = mode
+        if mode != "pass":
+            with self._lock:
+                cut, self._open = self._open, []
+            for s in cut:
+                _close(s)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._server.accept()
+            except OSError:  # closed on exit
+                return
+            if self.mode == "refused":
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # a reset
+                conn.close()
+                continue
+            with self._lock:
+                self._open.append(conn)
+            if self.mode == "silent":
+                continue
+            try:
+                up = socket.create_connection(("127.0.0.1", self.upstream))
+            except OSError:
+                _close(conn)
+                continue
+            with self._lock:
+                self._open.append(up)
+            for a, b in ((conn, up), (up, conn)):
+                threading.Thread(target=_pipe, args=(a, b), daemon=True).start()
+
+    def close(self) -> None:
+        try:
+            self._server.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self._server.close()
+        self._thread.join(10)
+        self.set("closed")
+
+
+def _pipe(a: socket.socket, b: socket.socket) -> None:
+    try:
+        while data := a.recv(65536):
+            b.sendall(data)
+    except OSError:
+        pass
+    _close(b)
+
+
+def _close(s: socket.socket) -> None:
+    try:
+        s.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    s.close()
+
+
+@contextmanager
+def switchable_proxy(upstream: int) -> Iterator[SwitchableProxy]:
+    proxy = SwitchableProxy(upstream)
+    try:
+        yield proxy
+    finally:
+        proxy.close()

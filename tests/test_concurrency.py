@@ -102,3 +102,55 @@ def test_two_pushes_to_a_folder_remote_at_the_same_instant_never_both_land(tmp_p
         for ws in (alice, bob):  # the one told to pull merges, and pushes
             ws.pull()
             ws.push()
+
+
+def _first_push_at_the_barrier(root: str, barrier, answers, delay: float, transfer_delay: float) -> None:
+    import os
+    import time
+
+    os.environ["TXGIT_DEBUG_TRANSFER_DELAY"] = str(transfer_delay)  # a slow upload: the first push lasts
+    ws = Workspace.open(root)
+    barrier.wait()
+    time.sleep(delay)
+    try:
+        ws.push()
+        answers.put((root, "pushed", ws.head().id))
+    except TxgitError as e:
+        answers.put((root, f"{type(e).__name__}: {e}", ws.head().id))
+
+
+def test_two_first_pushes_that_create_a_folder_remote_at_once_never_both_land(tmp_path: Path) -> None:
+    """The push that creates a folder remote locked its parent folder, and a push that found the remote
+    made already locked the remote's own folder: Bob's push, started while Alice's first push uploaded,
+    went beside hers and landed; hers was then refused, and removed the folder it had made, with Bob's
+    commit in it: Bob was told it landed, and the remote was gone. At the same instant, one was told
+    "exists but is not a git repository" (the other's folder, half made). Now exactly one lands and the
+    other is told to pull."""
+    import multiprocessing as mp
+
+    spawn = mp.get_context("spawn")
+    # (Bob starts this much later, Alice's upload lasts this much): at once, and inside her upload
+    for r, (later, upload) in enumerate([(0.0, 0.0), (0.0, 0.0), (0.3, 1.0), (0.6, 1.0)]):
+        remote = tmp_path / f"r{r}.git"
+        pushers = []
+        for who in ("alice", "bob"):
+            ws = Workspace.init(tmp_path / f"{who}{r}")
+            ws.commit({who: r}, f"{who} {r}")  # two unrelated histories: one of them cannot land
+            ws.remotes.add("origin", str(remote))
+            pushers.append(ws)
+        barrier, answers = spawn.Barrier(2), spawn.Queue()
+        procs = [spawn.Process(target=_first_push_at_the_barrier, args=(str(ws.root), barrier, answers, *timing))
+                 for ws, timing in zip(pushers, ((0.0, upload), (later, 0.0)))]
+        for p in procs:
+            p.start()
+        got = [answers.get(timeout=120) for _ in procs]
+        for p in procs:
+            p.join(60)
+        assert (remote / "HEAD").is_file(), (r, got)
+        tip = str(pygit2.Repository(str(remote)).references["refs/heads/main"].target)
+        landed = [commit for _, how, commit in got if how == "pushed"]
+        assert landed == [tip], (r, got, tip)  # said it landed: it is the remote's main
+        refused = [how for _, how, _ in got if how != "pushed"]
+        assert len(refused) == 1 and refused[0].startswith("PushRejected") and "pull" in refused[0], (r, got)
+        clone = Workspace.clone(str(remote), tmp_path / f"carol{r}")
+        assert clone.fsck().ok and clone.head().id == tip

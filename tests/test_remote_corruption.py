@@ -4,6 +4,7 @@ it is told whom to ask, with its own state untouched. Real S3 (moto on 127.0.0.1
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -159,6 +160,52 @@ def test_a_corrupt_copy_on_one_remote_is_passed_over_for_a_sound_one_on_another(
 
 
 
+@pytest.mark.parametrize("damage", ["corrupt", "missing"])
+def test_fetch_eager_takes_a_sound_copy_from_another_remote_as_a_load_does(tmp_path, monkeypatch, damage):
+    """A load passes over origin's bad or lost copy for spare's (the test above); `fetch --eager`
+    asked origin alone, and stopped on the first bad blob with nothing of the rest fetched."""
+    ws, ns, _ = _alice(tmp_path, "folder", None, monkeypatch)
+    ws.remotes.add("spare", str(tmp_path / "spare.git"))
+    ws.push("spare")
+    chunk, member = _victims(ws)
+    _damage_on_remote(ws, member)
+    if damage == "corrupt":
+        _damage_on_remote(ws, chunk)
+    else:
+        store = ws.remotes.store("origin")
+        store.fs.rm(store.path(chunk))
+    bob = Workspace.clone(str(tmp_path / "r.git"), tmp_path / "b")
+    bob.remotes.add("spare", str(tmp_path / "spare.git"))
+    state = bob.state("origin/main")
+    blobs = {n for g in state.groups.values() for n in g.chunk_names()}
+    fetched = bob.fetch("origin", eager=True)
+    assert not bob.store.missing(blobs) and fetched.blobs_fetched >= len(blobs) - 1, fetched
+    report = Workspace.open(bob.root).fsck()
+    assert report.ok and not report.on_remote, report
+    shutil.rmtree(tmp_path / "r.git")  # all of it is here now: no remote is asked again
+    shutil.rmtree(tmp_path / "spare.git")
+    got = session_namespace()
+    Workspace.open(bob.root).checkout("main", got)
+    assert got["v3"] == ns["v3"] and int(got["big"][-1]) == 299_999
+
+
+
+def test_fetch_eager_with_no_sound_copy_anywhere_names_the_blob_and_what_to_do(tmp_path, monkeypatch):
+    ws, _, _ = _alice(tmp_path, "folder", None, monkeypatch)
+    ws.remotes.add("spare", str(tmp_path / "spare.git"))
+    ws.push("spare")
+    chunk, _ = _victims(ws)
+    _damage_on_remote(ws, chunk)
+    spare = ws.remotes.store("spare")
+    spare.fs.rm(spare.path(chunk))
+    bob = Workspace.clone(str(tmp_path / "r.git"), tmp_path / "b")
+    bob.remotes.add("spare", str(tmp_path / "spare.git"))
+    with pytest.raises(CorruptBlob, match=f"blob {chunk} on remote origin .*fsck --remote origin --verify --repair"):
+        bob.fetch("origin", eager=True)
+    assert Workspace.open(bob.root).fsck().ok  # the sound blobs it got are kept; nothing bad was stored
+
+
+
 def test_verify_reads_a_pack_at_once_not_a_request_per_member(tmp_path, s3, monkeypatch):
     """320 small variables (7 packs) and a big array's loose chunks: hashing them all on S3 reads
     each pack once and the chunks, not one range per member."""
@@ -183,3 +230,40 @@ def test_verify_reads_a_pack_at_once_not_a_request_per_member(tmp_path, s3, monk
     chunks = len({n for g in ws.state().groups.values() for n in g.chunk_names()} - store.packs.packed().keys())
     assert check.ok and check.verified and check.blobs > 320, check
     assert len([p for p in reads if not p.endswith(".idx")]) <= chunks + len(store.packs.indexes()), reads
+
+
+@pytest.mark.parametrize("failure", ["refused", "silent"])
+def test_a_network_failure_while_verifying_is_a_network_error_never_a_missing_blob(tmp_path, s3, monkeypatch, failure):
+    """The storage answered the listing, then the network failed as the blobs were read: every blob
+    read then was "missing" (the reads' errors were dropped as absent files), and fsck said the
+    remote lacked them. Now it is one error naming the remote, and the repair changes nothing."""
+    from servers import switchable_proxy
+
+    from txgit.errors import RemoteError
+    from txgit.storage import ObjectStore
+
+    monkeypatch.setenv("TXGIT_REMOTE_TIMEOUT", "2")
+    with switchable_proxy(int(s3.rsplit(":", 1)[1])) as proxy:
+        ws, _, _ = _alice(tmp_path, "s3", f"http://127.0.0.1:{proxy.port}", monkeypatch)
+        store = ws.remotes.store("origin")
+        before = store.fs.find(store.root)
+        real = ObjectStore._read_loose
+
+        def cut(self, names):  # the listing and the packs are read: the network fails on the loose blobs
+            proxy.set(failure)
+            return real(self, names)
+
+        monkeypatch.setattr(ObjectStore, "_read_loose", cut)
+        try:
+            check = Workspace.open(ws.root).remotes.check_storage("origin", verify=True, resend=True)
+        except RemoteError as e:
+            said = str(e)
+        else:
+            pytest.fail(f"no network error, but {check}")
+        assert "remote storage s3://" in said and "missing" not in said and "lacks" not in said, said
+        monkeypatch.setattr(ObjectStore, "_read_loose", real)
+        proxy.set("pass")
+        check = Workspace.open(ws.root).remotes.check_storage("origin", verify=True)
+        assert check.ok and check.verified and not check.lacking, check
+        store.fs.invalidate_cache()
+        assert store.fs.find(store.root) == before  # nothing uploaded again, nothing removed

@@ -415,3 +415,18 @@ def test_a_put_to_an_s3_server_that_never_answers_fails_within_the_timeout(monke
     assert "seconds" in outcome, f"the upload still waited after {BOUND + 10} s"
     assert isinstance(outcome.get("error"), RemoteError) and "no answer within 3 s" in str(outcome["error"]), outcome
     assert outcome["seconds"] < BOUND, outcome
+
+
+def test_one_request_to_a_silent_s3_server_waits_at_most_two_timeouts(monkeypatch):
+    """Two tries of the remote timeout per S3 request (docs/remotes.md), not four: botocore's
+    ``max_attempts: 1`` is one *retry* (two attempts), and s3fs tried that twice: a listing of a silent
+    endpoint took 4 accepted connections, 18 s with TXGIT_REMOTE_TIMEOUT=4 (14 s with 3)."""
+    for k, v in S3_ENV.items():
+        monkeypatch.setenv(k, v)
+    with silent_listener() as port:
+        store = RemoteStore("s3://bucket/x", timeout=2, endpoint_url=f"http://127.0.0.1:{port}")
+        started = time.perf_counter()
+        with pytest.raises(RemoteError, match="no answer within 2 s"):
+            store.listing()
+        seconds = time.perf_counter() - started
+    assert 2 * 2 <= seconds < 3 * 2, seconds  # two tries of 2 s (and s3fs's 0.1 s pause), not four

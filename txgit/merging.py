@@ -160,7 +160,7 @@ def merge(ws: Repository, rev: str, namespace: MutableMapping[str, Any] | None =
     :meth:`Workspace.checkout`, for loading theirs' values.
     """
     with ws.lock():
-        if merge_in_progress(ws, ref) is not None:
+        if merge_in_progress(ws, ref, locked=True) is not None:
             raise MergeInProgressError(f"a merge into {ref_label(ref)} is in progress: resolve its conflicts "
                                        "or `txgit merge --abort` first")
         theirs = ws.history.resolve(rev)
@@ -296,8 +296,9 @@ def _merge_ref(ref: str, side: str) -> str:
     return f"refs/txgit/merge/{ref.removeprefix('refs/')}/{side}"
 
 
-def merge_in_progress(ws: Repository, ref: str = "HEAD") -> MergeInProgress | None:
-    """The merge into ``ref`` that waits for its conflicts to be resolved, if any."""
+def merge_in_progress(ws: Repository, ref: str = "HEAD", *, locked: bool = False) -> MergeInProgress | None:
+    """The merge into ``ref`` that waits for its conflicts to be resolved, if any. ``locked``: the
+    caller holds the workspace lock (a record whose merge commit is written is forgotten then)."""
     # Asked before and after every cell, and almost always no merge waits: one stat of the folder
     # says so, without reading HEAD, building the file's path and raising for the missing file.
     if not os.path.isdir(os.path.join(ws.dir, "merges")):
@@ -311,7 +312,27 @@ def merge_in_progress(ws: Repository, ref: str = "HEAD") -> MergeInProgress | No
         return None
     except (OSError, ValueError) as e:
         raise TxgitError(f"{path} is unreadable ({e}): `txgit merge --abort`") from e
-    return MergeInProgress.from_json(doc)
+    merging = MergeInProgress.from_json(doc)
+    if not _committed(ws, merging):
+        return merging
+    # a process killed between writing the merge commit and forgetting the merge left its record: the
+    # merge is done (else status listed its conflicts again, and resolving or --continue said the
+    # branch moved during the merge; an --abort put ours' values back in a kernel beside the merge)
+    held = None if locked else ws.try_lock()
+    if locked or held is not None:
+        try:
+            if locked or _committed(ws, merging):
+                _clear_merge(ws, merging.ref)
+        finally:
+            if held is not None:
+                held.release()
+    return None
+
+
+def _committed(ws: Repository, merging: MergeInProgress) -> bool:
+    """Whether the merge commit of ``merging`` is its branch's tip: its parents are ours and theirs."""
+    tip = ws.history.tip(merging.ref)
+    return tip is not None and {str(p) for p in tip.parent_ids} == {merging.ours, merging.theirs}
 
 
 def merge_done(ws: Repository, merging: MergeInProgress, commit_id: str) -> None:
@@ -492,7 +513,8 @@ def nothing_to_continue(ws: Repository, ref: str = "HEAD") -> str:
 
 
 def _require_merge(ws: Repository, ref: str) -> MergeInProgress:
-    merging = merge_in_progress(ws, ref)
+    """The merge in progress on ``ref``, or an error saying there is none. Call under the lock."""
+    merging = merge_in_progress(ws, ref, locked=True)
     if merging is None:
         raise TxgitError(f"no merge in progress on {ref_label(ref if ref != 'HEAD' else _head_ref(ws))}")
     return merging
@@ -512,7 +534,7 @@ def _finish_merge(ws: Repository, merging: MergeInProgress, plan: MergePlan, res
 def merge_continue(ws: Repository, *, ref: str = "HEAD") -> MergeResult:
     """Write the merge commit once every conflict is resolved (from the records alone)."""
     with ws.lock():
-        if merge_in_progress(ws, ref) is None:
+        if merge_in_progress(ws, ref, locked=True) is None:
             raise TxgitError(nothing_to_continue(ws, ref))
         merging = _require_merge(ws, ref)
         plan = merge_plan(ws, merging)

@@ -272,7 +272,7 @@ class PackSet:
                 out[p] = cached
         todo = [(p, path) for p, path in zip(packs, paths) if p not in out]
         wanted = [path for _, path in todo] + list(also or ())
-        got = self.fs.cat(wanted, on_error="omit") if wanted else {}
+        got = absent_or_raise(self.fs.cat(wanted, on_error="return")) if wanted else {}
         if extra is not None:
             extra.update({path: got[path] for path in also or () if path in got})
         for p, path in todo:
@@ -387,6 +387,8 @@ class PackSet:
                     for (name, _), data in zip(wanted, got):
                         if isinstance(data, (bytes, bytearray)):
                             out[name] = bytes(data)
+                        elif isinstance(data, BaseException) and not isinstance(data, FileNotFoundError):
+                            raise data  # the network, not an absent pack: never read as "missing"
             except FileNotFoundError:
                 continue  # the pack went (gc rewrote it): the caller reports what is missing
         return out
@@ -544,6 +546,20 @@ class PackWriter:
             os.unlink(self._tmp)
         except OSError:
             pass
+
+
+def absent_or_raise(got: Mapping[str, Any]) -> dict[str, Any]:
+    """What ``fs.cat(paths, on_error="return")`` read, without the files that are not there; any
+    other error (a timeout, a refused connection) is raised: a network failure is never an absent
+    blob (``on_error="omit"`` dropped both alike, and fsck --verify said the remote lacked them)."""
+    out = {}
+    for path, data in got.items():
+        if isinstance(data, BaseException):
+            if not isinstance(data, FileNotFoundError):
+                raise data
+            continue
+        out[path] = data
+    return out
 
 
 def list_below(fs: Any, folder: str) -> dict[str, dict[str, Any]]:

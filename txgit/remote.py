@@ -405,9 +405,10 @@ class RemoteStore(ObjectStore):
                 # botocore waits 60 s for an answer and retries 4 times, and s3fs retries that 5 times:
                 # a server that accepts and never answers held a push for 20 minutes. Wait `timeout`
                 # per try, leave the retrying to s3fs (it also backs off on SlowDown), and try twice.
+                # (botocore's "max_attempts" counts retries: 1 made each s3fs try two, four in all)
                 config.setdefault("connect_timeout", timeout)
                 config.setdefault("read_timeout", timeout)
-                config.setdefault("retries", {"max_attempts": 1, "mode": "standard"})
+                config.setdefault("retries", {"total_max_attempts": 1, "mode": "standard"})
             storage_options = {**storage_options, "config_kwargs": config}
         if "::" not in url:
             # fsspec hands back a cached instance for equal arguments, with the credentials it resolved
@@ -625,20 +626,50 @@ class _PushStage:
 
 @contextmanager
 def _one_push_at_a_time(path: Path | None) -> Iterator[None]:
-    """Hold an exclusive lock on a folder remote's repository (its parent, while a first push makes
-    it) from the reading of its branches until they moved. libgit2's local transport moves a ref
-    without checking where it was (git daemon's receive-pack checks): two pushes at the same instant
-    were both told they landed, and the remote kept one of the two commits. Network remotes: no-op."""
-    folder = None if path is None else path if path.is_dir() else path.parent
-    if folder is None or not folder.is_dir():
+    """Hold an exclusive lock on a folder remote's repository from the reading of its branches until
+    they moved. libgit2's local transport moves a ref without checking where it was (git daemon's
+    receive-pack checks): two pushes at the same instant were both told they landed, and the remote
+    kept one of the two commits. Network remotes: no-op.
+
+    The push that makes the repository holds its parent folder's lock until it is done (or until the
+    folder it made is removed again); every push takes that lock first. A push that found the folder
+    made and took only the folder's own lock went beside the first push: both landed, or the first,
+    refused, removed the folder with the other's commit in it."""
+    if path is None or not path.parent.is_dir():
         yield
         return
-    fd = os.open(folder, os.O_RDONLY)  # a lock on the folder itself: no file is left in the remote
+    parent = _flock(path.parent)  # waits for a first push there to end
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)  # released by the OS if this process dies
-        yield
+        if path.is_dir():  # made, and whole: a first push keeps the parent's lock until it is
+            if parent is not None:
+                os.close(parent)
+                parent = None
+            own = _flock(path)
+            try:
+                yield
+            finally:
+                if own is not None:
+                    os.close(own)
+        else:
+            yield
     finally:
+        if parent is not None:
+            os.close(parent)
+
+
+def _flock(folder: Path) -> int | None:
+    """An exclusive lock on ``folder`` itself (no file is left there; the OS drops it if this process
+    dies): its descriptor, to close; None where the folder cannot be opened (not readable)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    except BaseException:
         os.close(fd)
+        raise
+    return fd
 
 
 async def _gather_exists(fs: Any, paths: list[str]) -> list[bool]:
@@ -1478,15 +1509,20 @@ class Remotes:
         stage = _PushStage()
         try:
             with _one_push_at_a_time(r.local_path):
-                create = self._ensure_local_bare(r, made)
-                # threads beside the push's own: the git objects' push, a first listing of the storage.
-                # Left only when both ended (also on an error: a folder this push made is removed after)
-                with ThreadPoolExecutor(max_workers=2) as aside:
-                    return self._push(r, wanted, force, progress, started, made, stage, aside, create)
+                try:
+                    create = self._ensure_local_bare(r, made)
+                    # threads beside the push's own: the git objects' push, a first listing of the storage.
+                    # Left only when both ended (also on an error: a folder this push made is removed after)
+                    with ThreadPoolExecutor(max_workers=2) as aside:
+                        return self._push(r, wanted, force, progress, started, made, stage, aside, create)
+                except BaseException:
+                    # once the remote's refs moved, what it holds is the pushed history. Removed under the
+                    # lock: a push waiting for it then finds no folder, not one going away under it
+                    if stage.refs != "moved":
+                        for folder in made:
+                            shutil.rmtree(folder, ignore_errors=True)
+                    raise
         except BaseException as e:
-            if stage.refs != "moved":  # once the remote's refs moved, what it holds is the pushed history
-                for folder in made:
-                    shutil.rmtree(folder, ignore_errors=True)
             if isinstance(e, KeyboardInterrupt):
                 raise Interrupted(stage.describe(r.name, made)) from e
             if isinstance(e, (RemoteError, BlobError)) and stage.storage and stage.refs == "before":
@@ -1975,10 +2011,31 @@ class Remotes:
         try:
             if not lacking:
                 return 0, 0
-            return self._transfer(lacking, store.get_many, self.ws.store.write_blobs, sizes, "download", progress,
-                                  store.fs, tally)
+            try:
+                return self._transfer(lacking, store.get_many, self.ws.store.write_blobs, sizes, "download",
+                                      progress, store.fs, tally)
+            except (CorruptBlob, MissingBlob) as e:
+                self._from_other_remotes(remote, lacking, e)
+                return len(lacking), sum(sizes.get(n, 0) for n in lacking)
         finally:
             store.packs.drop_prefetched()
+
+    def _from_other_remotes(self, remote: str, names: list[str], failed: BlobError) -> None:
+        """What an eager fetch of ``remote`` did not get (``failed``: a blob it holds corrupt, or lacks):
+        from any remote with a sound copy, verified, as a load does (:class:`RemoteChain`): ``remote``'s
+        own copies first, then the others'. A fresh clone knows ``remote`` alone: ``failed`` stands."""
+        left = sorted(self.ws.store.missing(names))
+        others = [n for n in self.names() if n != remote]
+        if not others:
+            raise failed
+        repair = self.fetch_blobs_from_remotes(left, remotes=[remote, *others])
+        if not repair.missing:
+            return
+        first = repair.missing[0]
+        if first in repair.corrupt_on:
+            raise self.store(remote)._corrupt(first)
+        raise MissingBlob(f"blob {first[:12]} is in no remote's storage ({', '.join([remote, *others])}): "
+                          "ask whoever pushed it to push again")
 
 # -- clone ---------------------------------------------------------------------------------------------
 

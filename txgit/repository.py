@@ -132,13 +132,14 @@ class PreparedCommit:
 class WorkspaceLock:
     """The workspace's writer lock, held until :meth:`release` (from any thread)."""
 
-    def __init__(self, workspace: Repository, *, clear_stale: bool = True) -> None:
+    def __init__(self, workspace: Repository, *, clear_stale: bool = True, wait: bool = True) -> None:
         """``clear_stale=False``: the holder calls ``history.clear_stale_locks()`` itself before it
-        writes to git (a session's background writer does, off the cell's critical path)."""
+        writes to git (a session's background writer does, off the cell's critical path).
+        ``wait=False``: raise :class:`BlockingIOError` if anyone holds it (this process too, elsewhere)."""
         self._workspace = workspace
         self._file = open(workspace.dir / "lock", "a")
         try:
-            fcntl.flock(self._file, fcntl.LOCK_EX)
+            fcntl.flock(self._file, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
             if clear_stale:
                 workspace.history.clear_stale_locks()
         except BaseException:
@@ -342,6 +343,14 @@ class Repository:
         """Take the writer lock and return it: a session hands it to its background writer
         (``clear_stale``: see :class:`WorkspaceLock`)."""
         return WorkspaceLock(self, clear_stale=clear_stale)
+
+    def try_lock(self) -> WorkspaceLock | None:
+        """The writer lock if nobody holds it now, else None (never waits: a caller that may hold it
+        already, through another call, gets None rather than waiting on itself)."""
+        try:
+            return WorkspaceLock(self, wait=False)
+        except BlockingIOError:
+            return None
 
     def settle(self) -> None:
         """Wait until no writer (a kernel's background commit, another process) holds the lock.

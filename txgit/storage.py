@@ -782,7 +782,7 @@ class ObjectStore:
         out: dict[str, bytes] = {}
         for i in range(0, len(names), _BATCH):
             batch = names[i : i + _BATCH]
-            got = self.fs.cat([self.path(n) for n in batch], on_error="omit")
+            got = _packs.absent_or_raise(self.fs.cat([self.path(n) for n in batch], on_error="return"))
             out.update({n: got[self.path(n)] for n in batch if self.path(n) in got})
         return out
 

@@ -17,7 +17,7 @@ from txgit.cli.app import app, console
 from txgit.cli.remote import fetch_lines, progress_bar, slow_notice
 from txgit.errors import TxgitError
 from txgit.remote import FetchResult
-from txgit.sessions.kernel import KernelInfo, attached_kernel, call_kernel
+from txgit.sessions.kernel import KernelError, KernelInfo, attached_kernel, call_kernel, live_kernels
 from txgit.state.libstate import describe
 from txgit.trust import source_of
 from txgit.visual.text import left_behind_warning, not_loaded_line
@@ -93,6 +93,32 @@ def print_merge(ws: Workspace, answer: dict[str, Any], kernel: KernelInfo | None
              f"{len(conflicts)} at once), or set them in the kernel and commit; `txgit merge --abort` gives up.")
 
 
+def merge_in_kernel(ws: Workspace, kernel: KernelInfo, request: dict[str, Any], label: str) -> dict[str, Any]:
+    """A merge (``merge REV``, a pull's, a resolution) done by the attached kernel. One that dies meanwhile
+    (kill -9, out of memory) may have written the merge commit, stopped on conflicts, or done nothing:
+    the error says which, from the repository, and what to type next."""
+    ref = f"refs/heads/{kernel.branch}" if kernel.branch is not None else "HEAD"
+    before = ws.history.tip(ref)
+    try:
+        return call_kernel(kernel, request)
+    except KernelError as e:
+        if any(k.pid == kernel.pid for k in live_kernels(ws)):
+            raise  # it answered with an error, or is busy: it says what it did
+        where = ref.removeprefix("refs/heads/")
+        now = Workspace.open(ws.root)
+        tip = now.history.tip(ref)
+        if now.merge_in_progress(ref) is not None:
+            then = ("the merge stopped on conflicts: `txgit status` lists them; resolve them in a restarted "
+                    "kernel or here (`txgit merge --ours NAME` / `--theirs NAME`), or `txgit merge --abort`")
+        elif tip is not None and (before is None or tip.id != before.id):
+            info = now.resolve(str(tip.id))
+            then = (f"{where} is now at {info.short_id} {info.summary}, which no kernel holds: restart the "
+                    f"kernel and `%txgit checkout {where}` loads it")
+        else:
+            then = f"nothing was merged ({where} did not move): restart the kernel and merge {label} again"
+        raise KernelError(f"{e} during the merge of {label} (it exited): {then}") from None
+
+
 def _local_ref(ws: Workspace) -> str:
     return f"refs/heads/{ws.branch}" if ws.branch is not None else "HEAD"
 
@@ -161,7 +187,9 @@ def merge(
             req.update(action=side, names=names, force=force)
         else:
             req.update(rev=rev, label=rev, message=message)
-        answer = call_kernel(k, req)
+        waiting = None if rev is not None else ws.merge_in_progress(f"refs/heads/{k.branch}" if k.branch else "HEAD")
+        label = rev if rev is not None else waiting.label if waiting is not None else "the merge"
+        answer = merge_in_kernel(ws, k, req, label)
     else:
         ref = _local_ref(ws)
         if abort:
@@ -201,7 +229,8 @@ def pull(
 
     def in_kernel(ref: str, label: str) -> dict[str, Any]:  # its namespace follows what the merge takes
         assert k is not None
-        return call_kernel(k, {"op": "merge", "rev": ref, "label": label, "trust": trust, "safe": safe})
+        return merge_in_kernel(ws, k, {"op": "merge", "rev": ref, "label": label, "trust": trust, "safe": safe},
+                               label)
 
     def said(fetched: FetchResult) -> None:  # what the fetch moved stands even if the merge then fails
         for line in fetch_lines(fetched):

@@ -1,0 +1,45 @@
+"""kill -9 at a named point of a real txgit process (the CLI, or a kernel), for the crash tests.
+
+tests/stress/crash_stress.py kills at random instants and tests/test_big_packs.py watches for a
+temporary file; a point that leaves no trace on disk (after a merge commit, before its record is
+forgotten) needs a name instead: ``arm("txgit.merging:_clear_merge")`` makes that function SIGKILL
+its own process when it is called, so everything before it is done and nothing of it or after."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+TESTS = str(Path(__file__).resolve().parent)
+
+
+def arm(point: str) -> None:
+    """``point``: ``module:attribute`` (``txgit.merging:MergeInProgress.to_json``): calling it kills the process."""
+    module, _, path = point.partition(":")
+    owner = importlib.import_module(module)
+    *parents, name = path.split(".")
+    for p in parents:
+        owner = getattr(owner, p)
+    getattr(owner, name)  # the point must exist: a renamed function fails the test, not silently passes it
+
+    def killed(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    setattr(owner, name, killed)
+
+
+def arm_cell(point: str) -> str:
+    """The code of a kernel cell that arms ``point`` in that kernel."""
+    return f"import sys\nsys.path.insert(0, {TESTS!r})\nimport killpoint\nkillpoint.arm({point!r})"
+
+
+def txgit_killed_at(point: str, *args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    """The real `txgit ARGS` in ``cwd``, killed at ``point`` (its exit status is -9 if it got there)."""
+    code = (f"import sys\nsys.path.insert(0, {TESTS!r})\nimport killpoint\nkillpoint.arm({point!r})\n"
+            "from txgit.cli import main\nmain(sys.argv[1:])")
+    return subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, capture_output=True, text=True,
+                          env={**os.environ, "COLUMNS": "200", **(env or {})}, timeout=300)
