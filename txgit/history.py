@@ -343,6 +343,8 @@ class History:
 
     def _read_state(self, commit: pygit2.Commit, groups: bool) -> State:
         problems: list[str] = []
+        # a state of 1,000 variables is thousands of records that outlive the read and hold no cycles: a full
+        # collection among them walked the whole heap, most of a clone's time in a kernel or the remote benchmark
         with collector_paused():
             state = self._parse_state(commit, groups, problems, first_only=True)
         if problems:
