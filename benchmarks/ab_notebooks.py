@@ -3,15 +3,23 @@
     nice -n 10 .venv/bin/python benchmarks/ab_notebooks.py --base /work/wt-base --reps 3 02.02-The-Basics 03.08
 
 For each rep and notebook, runs (see ``bench_notebooks.run_notebook``) the baseline (no txgit), txgit
-from ``--base`` (another checkout: its kernels run ``--base-python``, default ``BASE/.venv/bin/python``,
-with ``PYTHONPATH=BASE``) and txgit from this checkout, one after the other, so that a machine's load
-falls on all three alike (the noise: the baseline's second run over its first). Without ``--base``, only the baseline, this checkout's txgit ("after") and the ``--config`` runs.
+from ``--base`` (another checkout, e.g. ``git worktree add --detach /work/wt-base COMMIT``: its kernels
+run with ``PYTHONPATH=BASE``, so that the base's txgit is imported first, under ``--base-python``) and
+txgit from this checkout, one after the other, so that a machine's load falls on all three alike (the
+noise: the baseline's second run over its first). Without ``--base``, only the baseline, this checkout's
+txgit ("after") and the ``--config`` runs.
+
+``--base-python`` is this Python by default (the venv this script runs in, with every package the
+notebooks need): the fair comparison, the same packages under both checkouts. Pass another only where
+the base needs other packages, and then a real venv: one made with ``python3 -m venv`` and a ``.pth``
+naming this venv's site-packages puts those packages outside its ``sys.prefix``, where txgit takes them
+for the user's own code and hashes their sources for the experiment graph (``from pylab import *``:
++1.7-2.6 s of hooks in one cell, seen in i17-rebind's runs).
+
 ``--config NAME:VAR=VALUE`` adds this checkout's txgit with an environment
 variable set in its kernels (``--config no-helper:TXGIT_GIT_HELPER=0``). Prints per notebook the
 baseline's seconds and each configuration's ratio over it (per cell the fastest of the reps, plus the
-fastest drain), with its hooks' median and drain in ms. A venv for the other checkout without
-installing anything: ``python3 -m venv --without-pip BASE/.venv`` and a ``.pth`` file in its
-site-packages naming ``BASE`` and then this venv's site-packages.
+fastest drain), with its hooks' median and drain in ms.
 """
 
 from __future__ import annotations
@@ -32,7 +40,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("notebooks", nargs="+", help="substrings of corpus notebooks' names")
     parser.add_argument("--base", help="the other checkout's folder (none: the baseline and --config runs only)")
-    parser.add_argument("--base-python", help="its Python (default BASE/.venv/bin/python)")
+    parser.add_argument("--base-python", help="its Python (default: this one, see above)")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--config", action="append", default=[], help="NAME:VAR=VALUE[:VAR=VALUE]")
     parser.add_argument("--out", help="every run's times, hooks and drain as JSON")
@@ -42,7 +50,10 @@ def main() -> None:
     configs = {"baseline": (ours_python, ours_path, {}, "baseline")}
     if args.base:
         base = str(Path(args.base).resolve())
-        base_python = args.base_python or os.path.join(base, ".venv", "bin", "python")
+        if not os.path.isfile(os.path.join(base, "txgit", "__init__.py")):
+            print(f"ab_notebooks: no txgit checkout at {base} (--base)", file=sys.stderr)
+            sys.exit(2)
+        base_python = args.base_python or ours_python
         if not os.path.exists(base_python):
             print(f"ab_notebooks: no Python at {base_python} (--base-python)", file=sys.stderr)
             sys.exit(2)

@@ -197,3 +197,25 @@ def test_a_runs_folder_is_removed_when_the_benchmark_ends(tmp_path, when):
     folder, existed = r.stdout.split()
     assert existed == ("True" if when == "later" else "False")
     assert not Path(folder).exists()  # gone once the benchmark's process ended
+
+
+def test_ab_notebooks_runs_the_base_checkout_under_this_python_by_default(tmp_path):
+    """Its recipe was a venv made for the base with a .pth naming this venv's packages, outside its
+    sys.prefix, where txgit hashes them as the user's code (+1.7-2.6 s on `from pylab import *`); the
+    default Python was BASE/.venv/bin/python, so a plain worktree failed. Now it is this Python (the
+    base's txgit first on PYTHONPATH); a folder that is no checkout is said in one line."""
+    ab = BENCHMARKS / "ab_notebooks.py"
+    base = tmp_path / "base"
+    (base / "txgit").mkdir(parents=True)
+    (base / "txgit" / "__init__.py").write_text("")
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, str(ab), *args, "no-such-notebook"], capture_output=True, text=True,
+                              timeout=120)
+
+    r = run("--base", str(base))  # gets past the configurations to the notebooks' names
+    assert r.returncode == 2 and r.stderr.strip() == "ab_notebooks: no corpus notebook matches", r.stderr
+    r = run("--base", str(tmp_path / "elsewhere"))
+    assert r.returncode == 2 and r.stderr.strip().startswith("ab_notebooks: no txgit checkout at "), r.stderr
+    r = run("--base", str(base), "--base-python", str(tmp_path / "nopython"))
+    assert r.returncode == 2 and "no Python at" in r.stderr and "Traceback" not in r.stderr

@@ -17,7 +17,7 @@ from pathlib import Path
 # that matches wins. ``txgit`` alone is the package's ``__init__`` (it re-exports the Python API,
 # so importing it pulls in the facade): it sits on top.
 LAYERS: list[tuple[str, list[str]]] = [
-    ("base", ["txgit._version", "txgit.errors", "txgit.environment", "txgit.packs", "txgit.storage"]),
+    ("base", ["txgit._version", "txgit.collector", "txgit.errors", "txgit.environment", "txgit.packs", "txgit.storage"]),
     ("state", ["txgit.state"]),
     ("history", ["txgit.history", "txgit.gitwriter", "txgit.gitpack", "txgit.merge"]),
     ("engine", ["txgit.repository"]),

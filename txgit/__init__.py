@@ -7,9 +7,13 @@ magics are thin shells over it.
 import sys as _sys
 from typing import Any as _Any
 
-from txgit._version import __version__
-from txgit.errors import TxgitError
-from txgit.workspace import CheckoutResult, CommitResult, StateDiff, StatusReport, Workspace
+from txgit.collector import kept_out_of_schedule as _kept_out_of_schedule
+
+# (~10,000 long-lived objects in a kernel: not counted toward the user's next full garbage collection)
+with _kept_out_of_schedule():
+    from txgit._version import __version__
+    from txgit.errors import TxgitError
+    from txgit.workspace import CheckoutResult, CommitResult, StateDiff, StatusReport, Workspace
 
 
 def commit(message: str = "", namespace: dict | None = None) -> CommitResult:
@@ -26,10 +30,12 @@ def commit(message: str = "", namespace: dict | None = None) -> CommitResult:
 
 
 def load_ipython_extension(ip: _Any) -> None:
-    """``%load_ext txgit``: see :mod:`txgit.magics`."""
-    from txgit.magics import load_ipython_extension as load
+    """``%load_ext txgit``: see :mod:`txgit.magics`. What it imports and starts is kept out of the
+    garbage collector's schedule as the package's import is (:mod:`txgit.collector`)."""
+    with _kept_out_of_schedule():
+        from txgit.magics import load_ipython_extension as load
 
-    load(ip)
+        load(ip)
 
 
 def unload_ipython_extension(ip: _Any) -> None:

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import bisect
 import functools
-import gc
 import getpass
 import hashlib
 import json
@@ -40,7 +39,6 @@ import os
 import re
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -49,6 +47,7 @@ import pygit2
 from pygit2.enums import SortMode
 
 from txgit._version import FORMAT_VERSION, __version__
+from txgit.collector import collector_paused
 from txgit.errors import InvalidName, NewerFormat, RefExists, TxgitError, UnknownRevision
 from txgit import gitpack
 from txgit.gitwriter import GitWriter, HeadMoved, commit_files
@@ -137,23 +136,6 @@ def _show(name: str) -> str:
     """A tree entry name fit for a one-line message: quoted when it holds anything odd, clipped."""
     clipped = name if len(name) <= 80 else name[:79] + "…"
     return clipped if clipped.isidentifier() or is_blob_name(clipped) else repr(clipped)
-
-
-@contextmanager
-def collector_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector off for a bulk read of records. A state of 1,000 variables is
-    thousands of new objects that outlive the read, which set off one young collection every 700 and
-    move the next full one closer; those find nothing to free here (records hold no cycles), but a full
-    one walks the whole heap: in a kernel or the remote benchmark, most of a clone's time. Left off
-    only where it was off (a caller's own ``gc.disable()`` is kept)."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 def _one_line(e: BaseException) -> str:
@@ -361,6 +343,8 @@ class History:
 
     def _read_state(self, commit: pygit2.Commit, groups: bool) -> State:
         problems: list[str] = []
+        # a state of 1,000 variables is thousands of records that outlive the read and hold no cycles: a full
+        # collection among them walked the whole heap, most of a clone's time in a kernel or the remote benchmark
         with collector_paused():
             state = self._parse_state(commit, groups, problems, first_only=True)
         if problems:

@@ -81,7 +81,8 @@ from txgit.errors import (
     WorkspaceExists,
 )
 from txgit import attached, packs, trust
-from txgit.history import FORMAT_KEY, META, RECORDS, collector_paused
+from txgit.collector import collector_paused
+from txgit.history import FORMAT_KEY, META, RECORDS
 from txgit.repository import TXGIT_DIR, Repository
 from txgit.state.snapshot import CHUNK_SIZE, GroupRecord
 from txgit.storage import ObjectStore, StoreChain, hash_bytes

@@ -11,7 +11,6 @@ from __future__ import annotations
 import ast
 import builtins
 import functools
-import gc
 import json
 import os
 import sys
@@ -25,6 +24,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from txgit.collector import collector_paused
 from txgit.state import UNPICKLABLE, VALUE, MODULE, Fingerprints, VarRecord, is_variable_name, restore
 from txgit.state import libstate
 from txgit.state.summary import type_name
@@ -54,21 +54,16 @@ from txgit.workspace import (
 
 
 def _collector_paused(hook: Callable[..., Any]) -> Callable[..., Any]:
-    """Run ``hook`` with the cyclic garbage collector paused. Pickling a figure allocates an object per
-    artist that lives until the pickle ends (the state dict ``__getstate__`` returns, held by the
-    pickler's memo): the collector ran again and again inside the hook, full collections of the whole
-    heap among them, over objects that are freed when it ends anyway. A collector the user (or
-    another thread) turned off is left off; nothing else is different once the hook returns."""
+    """Run ``hook`` with the cyclic garbage collector paused (:func:`txgit.collector.collector_paused`).
+    Pickling a figure allocates an object per artist that lives until the pickle ends (the state dict
+    ``__getstate__`` returns, held by the pickler's memo): the collector ran again and again inside the
+    hook, full collections of the whole heap among them, over objects that are freed when it ends
+    anyway. Nothing else is different once the hook returns."""
 
     @functools.wraps(hook)
     def paused(*args: Any, **kwargs: Any) -> Any:
-        if not gc.isenabled():
+        with collector_paused():
             return hook(*args, **kwargs)
-        gc.disable()
-        try:
-            return hook(*args, **kwargs)
-        finally:
-            gc.enable()
 
     return paused
 
