@@ -65,8 +65,12 @@ def run(
                                "again when its code, inputs and files are unchanged."),
 ) -> None:
     """Run SCRIPT [ARGS…], committing its state after each top-level statement."""
+    from txgit.cli import UsageError
     from txgit.sessions.script import run_script
 
+    if str(script).startswith("-") and not script.exists():
+        # options of `run` end at the script's name, so a wrong one arrives here as the script
+        raise UsageError(f"No such option: {script} (options of `txgit run` go before the script: --resume, --reuse)")
     ws = Workspace.open(".")
     replay = None
     if reuse:
