@@ -662,3 +662,21 @@ def test_a_tag_clash_is_said_once_per_value_of_the_remotes_tag_and_ours(tmp_path
     assert clash not in run_txgit("fetch", cwd=alice.root, check=True).stdout
     alice.create_tag("v1", "HEAD", force=True)  # (the same commit: nothing new to say)
     assert clash not in run_txgit("fetch", cwd=alice.root, check=True).stdout
+
+
+def test_a_forced_push_that_moves_the_blobs_says_so(tmp_path, run_txgit):
+    """docs/remotes.md: after `remote set-storage`, `push --force` uploads what the new storage lacks
+    and records it on the remote. With no new commit to push, it said `Everything up-to-date`: a user
+    read that nothing happened, though the blobs went up and the remote's record changed."""
+    remote = tmp_path / "r.git"
+    alice = _alice(tmp_path, remote)
+    moved = tmp_path / "moved-blobs"
+    run_txgit("remote", "set-storage", "origin", str(moved), cwd=alice.root, check=True)
+    out = run_txgit("push", "--force", cwd=alice.root, check=True).stdout
+    assert "Everything up-to-date" not in out, out
+    assert out.splitlines()[-2:] == [
+        "pushed to origin: 2 of 2 blobs uploaded" + out.splitlines()[-2].split("blobs uploaded", 1)[1],
+        f"origin records its blobs at {moved} now"], out
+    assert run_txgit("push", cwd=alice.root, check=True).stdout == "Everything up-to-date (origin)\n"
+    run_txgit("clone", str(remote), "bob", "--eager", cwd=tmp_path, check=True)
+    assert f"blobs: {moved}" in run_txgit("remote", cwd=tmp_path / "bob", check=True).stdout

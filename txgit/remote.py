@@ -693,6 +693,8 @@ class PushResult:
     # a session's push (NamespaceSession.push): its variables changed since its last commit, which a push
     # (of commits) does not carry
     uncommitted: list[str] = field(default_factory=list)
+    # --force after `remote set-storage`: the blobs went to the new storage, and the remote records it now
+    storage_moved: bool = False
 
 
 @dataclass
@@ -1690,6 +1692,7 @@ class Remotes:
                         result.forced[ref] = dropped
             self._record_pushed(r.name, to_move)
             self.repo.references.create(f"refs/txgit/remotes/{r.name}/config", config_oid, force=True)
+        result.storage_moved = moved
         result.seconds = time.perf_counter() - started
         return result
 

@@ -210,11 +210,13 @@ def push(
             note = (f" (it was deleted on {r.remote} since your last fetch: this push made it again; "
                     f"`txgit push {r.remote} --delete {_short(ref)}` deletes it)")
         _out(f"  {span:18} {_short(ref)} -> {r.remote}/{_short(ref)}{note}")
-    if not r.updated:
+    if not r.updated and not r.storage_moved:
         _out(f"Everything up-to-date ({r.remote})")
     else:
         _out(f"pushed to {r.remote}: {r.blobs_uploaded} of {r.blobs_named} blobs uploaded "
              f"({_mb(r.bytes_uploaded)} of {_mb(r.bytes_state)} of state) in {r.seconds:.2f}s")
+    if r.storage_moved:
+        _out(f"{r.remote} records its blobs at {ws.remotes.storage_url(r.remote)} now")
     # a push carries commits only: values a kernel on these branches changed and did not commit are not
     # shared, though "Everything up-to-date" reads as if they were
     from txgit.sessions.kernel import uncommitted_in_kernels
