@@ -680,3 +680,27 @@ def test_a_forced_push_that_moves_the_blobs_says_so(tmp_path, run_txgit):
     assert run_txgit("push", cwd=alice.root, check=True).stdout == "Everything up-to-date (origin)\n"
     run_txgit("clone", str(remote), "bob", "--eager", cwd=tmp_path, check=True)
     assert f"blobs: {moved}" in run_txgit("remote", cwd=tmp_path / "bob", check=True).stdout
+
+
+def test_a_clone_whose_storage_does_not_exist_says_so_not_to_fsck(tmp_path, run_txgit):
+    """A clone given a mistyped storage (a bucket or folder that does not exist) could not load a
+    value, and said `blob … is missing (looked in …); run `txgit fsck` (--repair fetches blobs…)`,
+    which cannot help: the line now says that the storage does not exist and how to point at another."""
+    from servers import S3_ENV, make_bucket, moto_s3
+
+    remote = tmp_path / "r.git"
+    _alice(tmp_path, remote)
+    with moto_s3() as endpoint:
+        make_bucket(endpoint, "real-bucket")
+        for name, storage in (("folder", str(tmp_path / "no-such-folder")), ("bucket", "s3://no-such-bucket/blobs"),
+                              ("prefix", "s3://real-bucket/no-such-prefix")):
+            run_txgit("clone", str(remote), name, "--storage", storage, "--storage-option",
+                      f"endpoint_url={endpoint}", cwd=tmp_path, check=True, env=S3_ENV)
+            proc = run_txgit("show", "HEAD", "x", cwd=tmp_path / name, env=S3_ENV)
+            lines = proc.stderr.splitlines()
+            assert proc.returncode == 1 and len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+            assert f"{storage} does not exist" in lines[0] and "set-storage origin" in lines[0], lines[0]
+            assert "fsck" not in lines[0], lines[0]
+            eager = run_txgit("fetch", "--eager", cwd=tmp_path / name, env=S3_ENV)
+            assert eager.returncode == 1 and f"{storage} does not exist" in eager.stderr, eager.stderr
+            assert not (tmp_path / "no-such-folder").exists()  # reading never creates anything

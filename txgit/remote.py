@@ -520,6 +520,12 @@ class RemoteStore(ObjectStore):
         with self._errors():
             return super().check(names)
 
+    def gone(self) -> str | None:
+        why = super().gone()
+        if why is None or self.remote_name is None:
+            return why
+        return f"{why} (a mistyped storage URL? `txgit remote set-storage {self.remote_name} URL` changes it)"
+
     def _corrupt(self, name: str) -> CorruptBlob:
         if self.remote_name is None:
             return super()._corrupt(name)
