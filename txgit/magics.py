@@ -317,7 +317,8 @@ class TxgitMagics(Magics):
             _flag(args, "--graph", "--oneline")  # the view is always a graph, one line per commit
         _no_other_options(args)
         # HEAD is where this kernel is: the second kernel of a folder is on a branch of its own
-        here = None if s.holds_head() or s.base is None else (s.branch, s.base)
+        base = s.base if s.base is not None else s.tip()  # a fresh kernel is where its branch is
+        here = None if s.holds_head() or base is None else (s.branch, base)
         if verb == "log":
             if len(args) > 1 or (n is not None and not n.isdigit()):
                 raise TxgitError("usage: %txgit log [REV] [--all] [-n N]")
