@@ -524,7 +524,7 @@ class RemoteStore(ObjectStore):
         why = super().gone()
         if why is None or self.remote_name is None:
             return why
-        return f"{why} (a mistyped storage URL? `txgit remote set-storage {self.remote_name} URL` changes it)"
+        return f"{why} (moved, or a mistyped URL? `txgit remote set-storage {self.remote_name} URL` points elsewhere)"
 
     def _corrupt(self, name: str) -> CorruptBlob:
         if self.remote_name is None:
