@@ -704,3 +704,17 @@ def test_a_clone_whose_storage_does_not_exist_says_so_not_to_fsck(tmp_path, run_
             eager = run_txgit("fetch", "--eager", cwd=tmp_path / name, env=S3_ENV)
             assert eager.returncode == 1 and f"{storage} does not exist" in eager.stderr, eager.stderr
             assert not (tmp_path / "no-such-folder").exists()  # reading never creates anything
+
+
+def test_counts_of_one_are_said_in_the_singular(tmp_path, run_txgit):
+    """`txgit fsck` said "checked 1 commits, 1 blobs", `fsck --remote` "1 blobs its branches name" and
+    `fetch --eager` "fetched 1 blobs", where the other lines say "1 variable", "1 commit behind"."""
+    ws = Workspace.init(tmp_path / "alice")
+    ws.commit(session_namespace("x = 1"), "first")
+    assert run_txgit("fsck", cwd=ws.root, check=True).stdout == "checked 1 commit, 1 blob: ok\n"
+    ws.remotes.add("origin", str(tmp_path / "r.git"))
+    ws.push()
+    assert run_txgit("fsck", "--remote", "origin", cwd=ws.root, check=True).stdout == \
+        "checked remote origin: 1 blob its branches name: ok\n"
+    run_txgit("clone", str(tmp_path / "r.git"), "bob", cwd=tmp_path, check=True)
+    assert run_txgit("fetch", "--eager", cwd=tmp_path / "bob", check=True).stdout == "fetched 1 blob (5 bytes)\n"

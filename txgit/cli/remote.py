@@ -16,7 +16,7 @@ from txgit.cli.app import app, console, err_console
 from txgit.errors import TxgitError
 from txgit.remote import EMBEDDED_DIR, FetchResult, clone_path, notify_when_slow, parse_storage_options, \
     unfinished_clone
-from txgit.visual.text import not_committed_line
+from txgit.visual.text import not_committed_line, plural
 from txgit.workspace import Workspace
 
 _SHOW_PROGRESS_FROM = 8 << 20  # bytes: a bar only for transfers long enough to watch
@@ -258,7 +258,7 @@ def fetch(
     for line in lines:
         _out(line)
     if eager:
-        _out(f"fetched {r.blobs_fetched} blobs ({_mb(r.bytes_fetched)})")
+        _out(f"fetched {plural(r.blobs_fetched, 'blob')} ({_mb(r.bytes_fetched)})")
     if not lines and not eager:
         _out(f"{r.remote}: up to date")
 
