@@ -152,3 +152,13 @@ def test_the_pages_verbs_refuse_a_typo_in_one_line(tmp_path, monkeypatch):
             assert "Traceback" not in out + err
     assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == before
     assert ws.log()[0].summary == "one" and ws.fsck().ok
+
+
+def test_every_magic_verb_the_pages_use_is_one_the_magic_knows():
+    """`%txgit VERB` on a page is a verb `%txgit` runs (its own, or the CLI's), not one it would refuse
+    with `unknown verb` (a verb renamed in the magic leaves the pages stale)."""
+    from txgit import magics
+
+    known = magics._LIVE | magics._cli_commands() | {"log", "show", "diff", "serve"}
+    used = {(page.stem, verb) for page in DOCS.glob("*.md") for verb in re.findall(r"%txgit ([a-z-]+)", page.read_text())}
+    assert len({v for _, v in used}) >= 15 and not {(p, v) for p, v in used if v not in known}
