@@ -714,6 +714,8 @@ def test_counts_of_one_are_said_in_the_singular(tmp_path, run_txgit):
     assert run_txgit("fsck", cwd=ws.root, check=True).stdout == "checked 1 commit, 1 blob: ok\n"
     ws.remotes.add("origin", str(tmp_path / "r.git"))
     ws.push()
+    # the remote's configuration (where its blobs are) is a commit of git's, not a state: not counted
+    assert run_txgit("fsck", cwd=ws.root, check=True).stdout == "checked 1 commit, 1 blob: ok\n"
     assert run_txgit("fsck", "--remote", "origin", cwd=ws.root, check=True).stdout == \
         "checked remote origin: 1 blob its branches name: ok\n"
     run_txgit("clone", str(tmp_path / "r.git"), "bob", cwd=tmp_path, check=True)
