@@ -720,3 +720,13 @@ def test_counts_of_one_are_said_in_the_singular(tmp_path, run_txgit):
         "checked remote origin: 1 blob its branches name: ok\n"
     run_txgit("clone", str(tmp_path / "r.git"), "bob", cwd=tmp_path, check=True)
     assert run_txgit("fetch", "--eager", cwd=tmp_path / "bob", check=True).stdout == "fetched 1 blob (5 bytes)\n"
+
+
+def test_a_push_of_a_branch_at_a_commit_the_remote_has_says_nothing_needed_uploading(tmp_path, run_txgit):
+    """A new branch at a commit the remote already has sends no blob, and said so as
+    'pushed to origin: 0 of 0 blobs uploaded (0 bytes of 0 bytes of state)'."""
+    alice = _alice(tmp_path, tmp_path / "r.git")
+    alice.create_branch("exp")
+    lines = run_txgit("push", "origin", "exp", cwd=alice.root, check=True).stdout.splitlines()
+    assert lines[0].split() == ["new", "exp", "->", "origin/exp"]
+    assert re.fullmatch(r"pushed to origin: no blob to upload \(origin has every one these states name\) in \d+\.\d\ds", lines[1]), lines

@@ -212,6 +212,8 @@ def push(
         _out(f"  {span:18} {_short(ref)} -> {r.remote}/{_short(ref)}{note}")
     if not r.updated and not r.storage_moved:
         _out(f"Everything up-to-date ({r.remote})")
+    elif r.blobs_named == 0:  # a branch at a commit the remote has: "0 of 0 blobs (0 bytes of 0 bytes)" said nothing
+        _out(f"pushed to {r.remote}: no blob to upload ({r.remote} has every one these states name) in {r.seconds:.2f}s")
     else:
         _out(f"pushed to {r.remote}: {r.blobs_uploaded} of {r.blobs_named} blobs uploaded "
              f"({_mb(r.bytes_uploaded)} of {_mb(r.bytes_state)} of state) in {r.seconds:.2f}s")
