@@ -339,6 +339,8 @@ def test_user_mistakes_are_one_line_and_change_nothing(history, run_txgit, args,
     (("branch", "-d"), "branch -d takes exactly one branch name"),
     (("tag", "-d", "a", "b"), "tag -d takes exactly one tag name"),
     (("show", "a", "b", "c"), "Got unexpected extra argument"),
+    # options of `run` go before the script, so an unknown one was read as the script's name
+    (("run", "--bogus", "train.py"), "No such option: --bogus"),
 ])
 def test_garbage_arguments_are_usage_errors(history, run_txgit, args, message):
     root, _ = history

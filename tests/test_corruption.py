@@ -138,7 +138,7 @@ def test_cli_repair_from_a_folder(armed, run_txgit):
     assert proc.stdout.splitlines()[0] == f"repair: tried {backup}: 2 blobs repaired"  # says which store it tried
     assert sorted(proc.stdout.splitlines()[1:3]) == sorted(f"repaired blob {n} from {backup}" for n in names)
     assert proc.stdout.splitlines()[-1].endswith(": ok (2 repaired)")
-    assert run_txgit("fsck", cwd=ws.root, check=True).stdout.startswith("checked 1 commits, ")
+    assert run_txgit("fsck", cwd=ws.root, check=True).stdout.startswith("checked 1 commit, ")
     assert not marker.exists()
 
 

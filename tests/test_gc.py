@@ -102,7 +102,7 @@ def test_gc_and_fsck_on_the_command_line(scratch, run_txgit):
     out = run_txgit("gc", "--reflog-days", "0", cwd=ws.root, check=True).stdout
     assert out.startswith(f"deleted {garbage} blobs (4.0 MB), kept ")
     kept = len(blobs_of(ws, "main"))
-    assert run_txgit("fsck", cwd=ws.root, check=True).stdout == f"checked 1 commits, {kept} blobs: ok\n"
+    assert run_txgit("fsck", cwd=ws.root, check=True).stdout == f"checked 1 commit, {kept} blobs: ok\n"
     proc = run_txgit("gc", "--grace", "-1", cwd=ws.root)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
 

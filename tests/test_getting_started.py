@@ -157,6 +157,7 @@ def test_getting_started_runs_as_written(tmp_path):
         assert "prices" in terminal.output("txgit diff main exp") and "total" in terminal.output("txgit diff main exp")
         assert "checked out branch exp" in terminal.output("txgit checkout exp")
         assert "added: discount" in terminal.output("txgit status")
+        assert "+ discount  float 0.1" in terminal.output("txgit diff  ")  # the bare one, against the kernel
         assert "committed" in terminal.output('txgit commit -m "checkpoint"')
         assert "pushed to origin" in terminal.output("txgit push")
         assert "total 90" in terminal.output("txgit run train.py")

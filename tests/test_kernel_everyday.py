@@ -232,3 +232,24 @@ def test_commit_and_checkout_reports_from_magic_and_terminal(tmp_path, run_txgit
         assert k.value("(x, y)") == (1, 3)
     finally:
         k.shutdown()
+
+
+def test_a_magic_does_not_name_its_own_kernel(tmp_path):
+    """`[kernel PID]` says, in a terminal, which kernel did what it printed. `%txgit reset`, `merge` and
+    `pull` run the CLI's verb inside the kernel, and printed it too: `[kernel 8945] main is now at ...`
+    in the notebook, naming the kernel the user is typing into. The magic prints what it did alone, as
+    `%txgit checkout` and `commit` do."""
+    ws = Workspace.init(tmp_path / "ws")
+    k = Kernel(ws.root)
+    try:
+        k.ok("%load_ext txgit")
+        k.ok("x = 1")
+        k.ok("x = 2")
+        k.ok("%txgit branch keep")
+        outputs = [k.ok(magic).stdout for magic in ("%txgit reset HEAD~1", "%txgit merge keep",
+                                                    "%txgit checkout -b other", "%txgit commit -m same --allow-empty")]
+        assert all(out and "[kernel" not in out for out in outputs), outputs
+        assert outputs[0].startswith("main is now at ") and outputs[1].startswith("Fast-forward main: "), outputs
+        assert k.value("x") == 2
+    finally:
+        k.shutdown()

@@ -173,6 +173,39 @@ def test_two_kernels_in_one_folder_never_share_a_branch(tmp_path, run_txgit):
             second.shutdown()
 
 
+def test_a_second_kernel_that_loaded_nothing_yet_is_on_its_own_branch(tmp_path):
+    """notebooks.md: the second kernel's magics act on its own branch. Until it had loaded or committed
+    anything, HEAD in its magics was the folder's (the first kernel's main): `%txgit log` and `show`
+    marked and showed main, `%txgit diff` listed main's newer variables as removed, `%txgit status` said
+    `on branch explore, at <main's tip>`, and `%txgit checkout HEAD` put it on main, which the first
+    kernel holds: two kernels on one branch."""
+    ws = Workspace.init(tmp_path / "proj")
+    first = Kernel(ws.root, env={"JPY_SESSION_NAME": str(ws.root / "analysis.ipynb")})
+    second = None
+    try:
+        first.ok("%load_ext txgit")
+        first.ok("x = 1")
+        second = Kernel(ws.root, env={"JPY_SESSION_NAME": str(ws.root / "explore.ipynb")})
+        second.ok("%load_ext txgit")
+        first.ok("y = 2")  # main moves on; explore stays where the second kernel attached
+        own, main = ws.resolve("explore").short_id, ws.resolve("main").short_id
+        log = second.ok("%txgit log").outputs[0]["text/plain"]
+        assert log.splitlines()[0].startswith(f"* {own} (HEAD -> explore)"), log
+        shown = second.ok("%txgit show").outputs[0]["text/plain"]
+        assert "(HEAD -> explore)" in shown and "y:" not in shown, shown
+        diff = second.ok("%txgit diff").outputs[0]["text/plain"]
+        assert f"diff {own} (explore) -> this namespace\nno differences" in diff, diff
+        assert second.ok("%txgit status").stdout.startswith(f"on branch explore, at {own}\n")
+        assert second.ok("%txgit checkout HEAD").stdout.startswith("checked out branch explore: loaded 1")
+        assert silent_eval(second, "sorted(k for k in ('x', 'y') if k in globals())") == ["x"]
+        second.ok("z = 3")
+        assert ws.resolve("main").short_id == main and set(ws.state("explore").variables) == {"x", "z"}
+    finally:
+        first.shutdown()
+        if second is not None:
+            second.shutdown()
+
+
 # -- a branch moved under a kernel by something else --------------------------------------------------
 
 ELSEWHERE = """

@@ -72,3 +72,22 @@ def test_failed_magic_rolls_nothing_back(tmp_path):
         assert k.value("(kept, new)") == (1, "not committed yet")
     finally:
         k.shutdown()
+
+
+def test_unknown_options_of_live_verbs_are_refused(tmp_path):
+    """`%txgit log --bogus` took the option for a revision (`unknown revision '--bogus'`) and `%txgit
+    status --bogus` ignored it: a wrong option of a verb the magic parses itself is refused as the CLI
+    refuses one, in one line, and changes nothing."""
+    k = Kernel(tmp_path)
+    try:
+        k.ok("%load_ext txgit")
+        k.ok("x = 1")
+        for magic in ("%txgit log --bogus", "%txgit log -n 2 --grpah", "%txgit show --bogus",
+                      "%txgit show HEAD --bogus", "%txgit diff --bogus", "%txgit diff HEAD --bogus",
+                      "%txgit status --bogus"):
+            r = k.run(magic)
+            assert r.status == "error" and len(r.traceback) == 1, (magic, r.traceback)
+            assert r.traceback[0].startswith("txgit: error: No such option: " + magic.split()[-1]), r.traceback
+        assert k.value("x") == 1 and len(Workspace.open(tmp_path).log()) == 1
+    finally:
+        k.shutdown()

@@ -662,3 +662,71 @@ def test_a_tag_clash_is_said_once_per_value_of_the_remotes_tag_and_ours(tmp_path
     assert clash not in run_txgit("fetch", cwd=alice.root, check=True).stdout
     alice.create_tag("v1", "HEAD", force=True)  # (the same commit: nothing new to say)
     assert clash not in run_txgit("fetch", cwd=alice.root, check=True).stdout
+
+
+def test_a_forced_push_that_moves_the_blobs_says_so(tmp_path, run_txgit):
+    """docs/remotes.md: after `remote set-storage`, `push --force` uploads what the new storage lacks
+    and records it on the remote. With no new commit to push, it said `Everything up-to-date`: a user
+    read that nothing happened, though the blobs went up and the remote's record changed."""
+    remote = tmp_path / "r.git"
+    alice = _alice(tmp_path, remote)
+    moved = tmp_path / "moved-blobs"
+    run_txgit("remote", "set-storage", "origin", str(moved), cwd=alice.root, check=True)
+    out = run_txgit("push", "--force", cwd=alice.root, check=True).stdout
+    assert "Everything up-to-date" not in out, out
+    assert out.splitlines()[-2:] == [
+        "pushed to origin: 2 of 2 blobs uploaded" + out.splitlines()[-2].split("blobs uploaded", 1)[1],
+        f"origin records its blobs at {moved} now"], out
+    assert run_txgit("push", cwd=alice.root, check=True).stdout == "Everything up-to-date (origin)\n"
+    run_txgit("clone", str(remote), "bob", "--eager", cwd=tmp_path, check=True)
+    assert f"blobs: {moved}" in run_txgit("remote", cwd=tmp_path / "bob", check=True).stdout
+
+
+def test_a_clone_whose_storage_does_not_exist_says_so_not_to_fsck(tmp_path, run_txgit):
+    """A clone given a mistyped storage (a bucket or folder that does not exist) could not load a
+    value, and said `blob … is missing (looked in …); run `txgit fsck` (--repair fetches blobs…)`,
+    which cannot help: the line now says that the storage does not exist and how to point at another."""
+    from servers import S3_ENV, make_bucket, moto_s3
+
+    remote = tmp_path / "r.git"
+    _alice(tmp_path, remote)
+    with moto_s3() as endpoint:
+        make_bucket(endpoint, "real-bucket")
+        for name, storage in (("folder", str(tmp_path / "no-such-folder")), ("bucket", "s3://no-such-bucket/blobs"),
+                              ("prefix", "s3://real-bucket/no-such-prefix")):
+            run_txgit("clone", str(remote), name, "--storage", storage, "--storage-option",
+                      f"endpoint_url={endpoint}", cwd=tmp_path, check=True, env=S3_ENV)
+            proc = run_txgit("show", "HEAD", "x", cwd=tmp_path / name, env=S3_ENV)
+            lines = proc.stderr.splitlines()
+            assert proc.returncode == 1 and len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+            assert f"{storage} does not exist" in lines[0] and "set-storage origin" in lines[0], lines[0]
+            assert "fsck" not in lines[0], lines[0]
+            eager = run_txgit("fetch", "--eager", cwd=tmp_path / name, env=S3_ENV)
+            assert eager.returncode == 1 and f"{storage} does not exist" in eager.stderr, eager.stderr
+            assert not (tmp_path / "no-such-folder").exists()  # reading never creates anything
+
+
+def test_counts_of_one_are_said_in_the_singular(tmp_path, run_txgit):
+    """`txgit fsck` said "checked 1 commits, 1 blobs", `fsck --remote` "1 blobs its branches name" and
+    `fetch --eager` "fetched 1 blobs", where the other lines say "1 variable", "1 commit behind"."""
+    ws = Workspace.init(tmp_path / "alice")
+    ws.commit(session_namespace("x = 1"), "first")
+    assert run_txgit("fsck", cwd=ws.root, check=True).stdout == "checked 1 commit, 1 blob: ok\n"
+    ws.remotes.add("origin", str(tmp_path / "r.git"))
+    ws.push()
+    # the remote's configuration (where its blobs are) is a commit of git's, not a state: not counted
+    assert run_txgit("fsck", cwd=ws.root, check=True).stdout == "checked 1 commit, 1 blob: ok\n"
+    assert run_txgit("fsck", "--remote", "origin", cwd=ws.root, check=True).stdout == \
+        "checked remote origin: 1 blob its branches name: ok\n"
+    run_txgit("clone", str(tmp_path / "r.git"), "bob", cwd=tmp_path, check=True)
+    assert run_txgit("fetch", "--eager", cwd=tmp_path / "bob", check=True).stdout == "fetched 1 blob (5 bytes)\n"
+
+
+def test_a_push_of_a_branch_at_a_commit_the_remote_has_says_nothing_needed_uploading(tmp_path, run_txgit):
+    """A new branch at a commit the remote already has sends no blob, and said so as
+    'pushed to origin: 0 of 0 blobs uploaded (0 bytes of 0 bytes of state)'."""
+    alice = _alice(tmp_path, tmp_path / "r.git")
+    alice.create_branch("exp")
+    lines = run_txgit("push", "origin", "exp", cwd=alice.root, check=True).stdout.splitlines()
+    assert lines[0].split() == ["new", "exp", "->", "origin/exp"]
+    assert re.fullmatch(r"pushed to origin: no blob to upload \(origin has every one these states name\) in \d+\.\d\ds", lines[1]), lines

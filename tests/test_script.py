@@ -47,6 +47,21 @@ def test_resume_continues_after_the_last_committed_statement(ws, run_txgit):
     assert callable(ws.load("grow"))
 
 
+def test_resume_of_a_run_that_finished_says_there_is_nothing_to_resume(ws, run_txgit):
+    """getting-started.md's `txgit run --resume train.py`, typed after a run that did not crash, printed
+    nothing at all: it says that the run had finished, and how to run it again. A statement added to the
+    script since is run, as a resume runs what comes after HEAD's statement."""
+    (ws.root / "job.py").write_text("x = 1\nprint('x', x)\n")
+    run_txgit("run", "job.py", cwd=ws.root, check=True)
+    head = ws.head().short_id
+    proc = run_txgit("run", "--resume", "job.py", cwd=ws.root, check=True)
+    assert proc.stdout == "" and proc.stderr == (f"txgit: job.py ran to its end at {head}: nothing to resume "
+                                                 "(`txgit run job.py` runs it again)\n")
+    (ws.root / "job.py").write_text("x = 1\nprint('x', x)\ny = x + 1\n")
+    proc = run_txgit("run", "--resume", "job.py", cwd=ws.root, check=True)
+    assert proc.stdout == proc.stderr == "" and ws.load("y") == 2 and len(ws.log()) == 2
+
+
 def test_resume_refuses_a_head_from_elsewhere(ws, run_txgit):
     (ws.root / "job.py").write_text(SCRIPT)
     proc = run_txgit("run", "--resume", "job.py", cwd=ws.root)

@@ -163,9 +163,12 @@ def fsck(ws: Repository, *, repair: bool = False, stores: Iterable[ObjectStore] 
     ``remotes``: remote name -> its store (or why it has none), asked about the blobs the local
     store lacks or holds damaged; ``stores``: repair from these instead of the remotes.
     """
+    from txgit.history import META
+
     report = FsckReport()
     commits, uses, report.problems = _uses(ws)
-    report.commits = len(commits)
+    # states: a remote's configuration (refs/txgit/.../config: where its blobs are) is reachable, not a state
+    report.commits = sum(1 for c in commits if META in c.tree)
     report.blobs = len(uses)
     bad = ws.store.check(uses)
     # blobs `gc --budget` deleted on purpose are information, not damage (and not "repaired" back)

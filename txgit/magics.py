@@ -111,6 +111,14 @@ def _flag(args: list[str], *flags: str) -> bool:
     return found
 
 
+def _no_other_options(args: list[str]) -> None:
+    """What is left once a verb took its options holds revisions and names, never an option: a wrong
+    one is refused as the CLI refuses it (it was read as a revision, or ignored)."""
+    for a in args:
+        if a.startswith("-") and len(a) > 1:
+            raise TxgitError(f"No such option: {a} (see %txgit help)")
+
+
 def _on_off(args: list[str], verb: str) -> bool:
     if len(args) != 1 or args[0] not in ("on", "off"):
         raise TxgitError(f"usage: %txgit {verb} on|off")
@@ -243,6 +251,7 @@ class TxgitMagics(Magics):
             for line in r.drift:
                 print(f"  warning: recorded under other versions: {line}")
         elif verb == "status":
+            _no_other_options(rest)
             st = s.status()
             print(f"on {'branch ' + st.branch if st.branch else 'detached HEAD'}"
                   f"{', at ' + st.head[:8] if st.head else ', no commits yet'}")
@@ -303,12 +312,15 @@ class TxgitMagics(Magics):
         from txgit.visual import CommitView, DiffView, LogView
 
         ws = s.workspace
-        # HEAD is where this kernel is: the second kernel of a folder is on a branch of its own
-        here = None if s.holds_head() or s.base is None else (s.branch, s.base)
+        n = _opt(args, "-n", "--max-count") if verb == "log" else None
+        all_refs = _flag(args, "--all") if verb == "log" else False
         if verb == "log":
-            n = _opt(args, "-n", "--max-count")
-            all_refs = _flag(args, "--all")
             _flag(args, "--graph", "--oneline")  # the view is always a graph, one line per commit
+        _no_other_options(args)
+        # HEAD is where this kernel is: the second kernel of a folder is on a branch of its own
+        base = s.base if s.base is not None else s.tip()  # a fresh kernel is where its branch is
+        here = None if s.holds_head() or base is None else (s.branch, base)
+        if verb == "log":
             if len(args) > 1 or (n is not None and not n.isdigit()):
                 raise TxgitError("usage: %txgit log [REV] [--all] [-n N]")
             if ws.head() is None and not args:

@@ -522,6 +522,12 @@ class RemoteStore(ObjectStore):
         with self._errors():
             return super().check(names)
 
+    def gone(self) -> str | None:
+        why = super().gone()
+        if why is None or self.remote_name is None:
+            return why
+        return f"{why} (moved, or a mistyped URL? `txgit remote set-storage {self.remote_name} URL` points elsewhere)"
+
     def _corrupt(self, name: str) -> CorruptBlob:
         if self.remote_name is None:
             return super()._corrupt(name)
@@ -725,6 +731,8 @@ class PushResult:
     # a session's push (NamespaceSession.push): its variables changed since its last commit, which a push
     # (of commits) does not carry
     uncommitted: list[str] = field(default_factory=list)
+    # --force after `remote set-storage`: the blobs went to the new storage, and the remote records it now
+    storage_moved: bool = False
 
 
 @dataclass
@@ -1727,6 +1735,7 @@ class Remotes:
                         result.forced[ref] = dropped
             self._record_pushed(r.name, to_move)
             self.repo.references.create(f"refs/txgit/remotes/{r.name}/config", config_oid, force=True)
+        result.storage_moved = moved
         result.seconds = time.perf_counter() - started
         return result
 

@@ -273,6 +273,15 @@ class ObjectStore:
     def __repr__(self) -> str:
         return f"ObjectStore({self.url!r})"
 
+    def gone(self) -> str | None:
+        """Why this store holds no blob at all (its folder or bucket does not exist), for the message
+        of a blob found nowhere: a mistyped storage URL, which no fsck can mend. None: it exists (or
+        cannot be asked). One request, made only once a blob was not found."""
+        try:
+            return None if self.fs.exists(self.root) else f"{self.url} does not exist"
+        except Exception:  # an error of its own is said where it happens; this only sharpens a message
+            return None
+
     # -- names ---------------------------------------------------------------
     def path(self, name: str) -> str:
         # Names come from git trees, which a fetched repository controls: never
@@ -766,7 +775,8 @@ class ObjectStore:
             out.update(self.packs.read([n for n in names if n not in out]))
         for n in names:
             if n not in out:
-                raise MissingBlob(f"blob {n[:12]} is missing from {self.url}")
+                gone = self.gone()
+                raise MissingBlob(f"blob {n[:12]} is missing from {self.url}" + (f": {gone}" if gone else ""))
         try:
             self._verify(out)
         except CorruptBlob:
@@ -1008,6 +1018,9 @@ class StoreChain:
         if need:
             where = ", ".join([self.local.url] + [s.url for s in self.fallbacks])
             first = sorted(need)[0]
+            gone = [g for g in (s.gone() for s in self.fallbacks) if g]
+            if gone and len(gone) == len(self.fallbacks):  # no store that could hold it exists
+                raise MissingBlob(f"blob {first[:12]} is missing (looked in {where}): {'; '.join(gone)}")
             raise MissingBlob(f"blob {first[:12]} is missing (looked in {where});"
                               " run `txgit fsck` (--repair fetches blobs from a store that has them)")
         return self.local.get_many(names)

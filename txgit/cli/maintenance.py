@@ -15,6 +15,7 @@ from txgit.cli.render import human_size
 from txgit.errors import TxgitError
 from txgit.remote import DEFAULT_TIMEOUT, TIMEOUT_ENV, TIMEOUT_KEY, set_remote_timeout
 from txgit.storage import ObjectStore
+from txgit.visual.text import plural
 from txgit.workspace import GC_GRACE_SECONDS, Workspace
 
 
@@ -71,7 +72,7 @@ def fsck(
     for remote, n in sorted(waiting.items()):
         _out(f"{n} blob{'s' if n != 1 else ''} not downloaded yet: on remote {remote} (fetched when a state needs "
              f"{'them' if n != 1 else 'it'}, or all now with `txgit fetch --eager {remote}`)")
-    summary = f"checked {report.commits} commits, {report.blobs} blobs"
+    summary = f"checked {plural(report.commits, 'commit')}, {plural(report.blobs, 'blob')}"
     if report.dropped:  # information, not damage: `gc --budget` deleted these states' bytes on purpose
         n = len(report.dropped)
         _out(f"{n} state{'s' if n != 1 else ''} dropped by gc --budget (not errors: re-run their code or fetch "
@@ -95,7 +96,7 @@ def _fsck_remote(ws: Workspace, remote: str, *, repair: bool, verify: bool) -> N
         _out(f"remote {name} has corrupt blob {blob}" + (" (uploaded again, verified)" if blob in check.replaced else
              " (no good copy here either)" if blob in check.no_good_copy else
              " (uploaded again, still corrupt when read back)" if repair else ""))
-    summary = f"checked remote {name}: {check.blobs} blobs its branches name" + (", hashed" if verify else "")
+    summary = f"checked remote {name}: {plural(check.blobs, 'blob')} its branches name" + (", hashed" if verify else "")
     missing = len(check.lacking) - len(check.resent)
     corrupt = len(check.corrupt) - len(check.replaced)
     if missing or corrupt:

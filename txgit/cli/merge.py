@@ -9,6 +9,7 @@ Both paths print from the same JSON answer (:meth:`txgit.workspace.MergeResult.t
 
 from __future__ import annotations
 
+import os
 from typing import Any, Optional
 
 import typer
@@ -31,8 +32,8 @@ def _out(text: str = "") -> None:
 
 
 def kernel_tag(kernel: KernelInfo | None) -> str:
-    """``[kernel 1234] `` before what a command did in a kernel."""
-    return f"[kernel {kernel.pid}] " if kernel is not None else ""
+    """``[kernel 1234] `` before what a command did in a kernel; none in that kernel itself (a magic)."""
+    return f"[kernel {kernel.pid}] " if kernel is not None and kernel.pid != os.getpid() else ""
 
 
 def print_merge(ws: Workspace, answer: dict[str, Any], kernel: KernelInfo | None = None, *,

@@ -16,7 +16,7 @@ from txgit.cli.app import app, console, err_console
 from txgit.errors import TxgitError
 from txgit.remote import EMBEDDED_DIR, FetchResult, clone_path, notify_when_slow, parse_storage_options, \
     unfinished_clone
-from txgit.visual.text import not_committed_line
+from txgit.visual.text import not_committed_line, plural
 from txgit.workspace import Workspace
 
 _SHOW_PROGRESS_FROM = 8 << 20  # bytes: a bar only for transfers long enough to watch
@@ -210,11 +210,15 @@ def push(
             note = (f" (it was deleted on {r.remote} since your last fetch: this push made it again; "
                     f"`txgit push {r.remote} --delete {_short(ref)}` deletes it)")
         _out(f"  {span:18} {_short(ref)} -> {r.remote}/{_short(ref)}{note}")
-    if not r.updated:
+    if not r.updated and not r.storage_moved:
         _out(f"Everything up-to-date ({r.remote})")
+    elif r.blobs_named == 0:  # a branch at a commit the remote has: "0 of 0 blobs (0 bytes of 0 bytes)" said nothing
+        _out(f"pushed to {r.remote}: no blob to upload ({r.remote} has every one these states name) in {r.seconds:.2f}s")
     else:
         _out(f"pushed to {r.remote}: {r.blobs_uploaded} of {r.blobs_named} blobs uploaded "
              f"({_mb(r.bytes_uploaded)} of {_mb(r.bytes_state)} of state) in {r.seconds:.2f}s")
+    if r.storage_moved:
+        _out(f"{r.remote} records its blobs at {ws.remotes.storage_url(r.remote)} now")
     # a push carries commits only: values a kernel on these branches changed and did not commit are not
     # shared, though "Everything up-to-date" reads as if they were
     from txgit.sessions.kernel import uncommitted_in_kernels
@@ -256,7 +260,7 @@ def fetch(
     for line in lines:
         _out(line)
     if eager:
-        _out(f"fetched {r.blobs_fetched} blobs ({_mb(r.bytes_fetched)})")
+        _out(f"fetched {plural(r.blobs_fetched, 'blob')} ({_mb(r.bytes_fetched)})")
     if not lines and not eager:
         _out(f"{r.remote}: up to date")
 

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from txgit.cli.app import app, console
+from txgit.cli.app import app, console, err_console
 from txgit.visual.text import plural
 from txgit.workspace import Workspace
 
@@ -65,8 +65,12 @@ def run(
                                "again when its code, inputs and files are unchanged."),
 ) -> None:
     """Run SCRIPT [ARGS…], committing its state after each top-level statement."""
+    from txgit.cli import UsageError
     from txgit.sessions.script import run_script
 
+    if str(script).startswith("-") and not script.exists():
+        # options of `run` end at the script's name, so a wrong one arrives here as the script
+        raise UsageError(f"No such option: {script} (options of `txgit run` go before the script: --resume, --reuse)")
     ws = Workspace.open(".")
     replay = None
     if reuse:
@@ -75,5 +79,8 @@ def run(
         replay = replayer()
     result = run_script(ws, script, list(ctx.args), resume=resume, replay=replay)
     sys.stdout.flush()
+    if result.finished_at is not None:  # else it says nothing at all
+        err_console.print(f"txgit: {script} ran to its end at {result.finished_at[:8]}: nothing to resume "
+                          f"(`txgit run {script}` runs it again)", markup=False, highlight=False, soft_wrap=True)
     if result.exit_code:
         sys.exit(result.exit_code)  # the script's own sys.exit(N); typer.Exit's code is dropped outside standalone mode

@@ -40,6 +40,8 @@ class ScriptResult:
     statements: int
     exit_code: int = 0
     last_commit: str | None = None
+    # --resume of a run that had finished (HEAD's statement was the last): the commit it finished at
+    finished_at: str | None = None
 
 
 def _blocks(source: str, path: Path) -> list[tuple[int, str, types.CodeType]]:
@@ -130,6 +132,8 @@ def run_script(ws: Workspace, path: str | os.PathLike[str], args: list[str] | No
     sys.path.insert(0, str(path.resolve().parent))
     register(session)
     result = ScriptResult(commits=0, statements=len(blocks))
+    if resume and start >= len(blocks):
+        result.finished_at = session.base
     sha = hashlib.sha1(source.encode()).hexdigest()
     try:
         for i in range(start, len(blocks)):

@@ -1119,11 +1119,13 @@ class NamespaceSession:
     def rev_here(self, rev: str) -> str:
         """``HEAD`` as the user types it means where this session is (its branch may not be HEAD's):
         for its checkouts and resets, and the verbs of its magics."""
-        if self.base is None or not rev.startswith("HEAD") or self.holds_head():
+        if not rev.startswith("HEAD") or self.holds_head():
             return rev
         if rev == "HEAD" and self.branch is not None:
             return self.branch
-        return self.base + rev[len("HEAD"):]
+        # a kernel that loaded and committed nothing yet is where its branch is, not at the folder's HEAD
+        base = self.base if self.base is not None else self.tip()
+        return rev if base is None else base + rev[len("HEAD"):]
 
     def _no_merge(self, verb: str) -> None:
         merging = self.merging()
@@ -1569,8 +1571,8 @@ class NamespaceSession:
         with self._without_hidden():
             report = self.workspace.status(self.namespace, against=against, live=live)
         report.branch = self.branch
-        if self.base is not None:
-            report.head = self.base
+        if self.base is not None or isinstance(against, str):  # a fresh kernel: its branch's tip, not HEAD's
+            report.head = self.base if self.base is not None else against
         unloaded = self.unloaded if self.base is not None else set(report.removed) - self._written
         # (those it could not load are said with why: a checkout does not load them either)
         report.unloaded = sorted((unloaded - set(self.not_restored())) & set(report.removed))
