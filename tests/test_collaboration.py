@@ -2127,3 +2127,29 @@ def test_a_pull_does_not_reset_the_generators_when_the_other_kernel_never_drew(t
         alice.shutdown()
         if bob is not None:
             bob.shutdown()
+
+
+def test_an_aborted_merge_in_a_fresh_kernel_keeps_the_branchs_generator_positions(tmp_path, run_txgit):
+    """Bob's kernel never checked out; his pull stopped on a conflict and set Alice's new positions in
+    it, and `merge --abort` put his process's fresh ones back. Those are no part of the branch: his next
+    commit keeps the positions his branch recorded, not the fresh ones the abort restored."""
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
+    bob = None
+    try:
+        alice.cell(_SEEDED + "\nx = 1")
+        seeded = _positions(alice.ws)
+        alice.tx("remote", "add", "origin", str(tmp_path / "team.git"), "--trusted")
+        alice.tx("push")
+        alice.tx("clone", str(tmp_path / "team.git"), str(tmp_path / "bob"), "--trusted")
+        bob = User("bob", Workspace(tmp_path / "bob"), run_txgit, {})
+        bob.cell("import numpy as np\nimport random\nx = 2")  # a fresh kernel on main, no checkout
+        alice.cell("random.seed(5)\nnp.random.seed(5)\nx = 3")
+        alice.tx("push")
+        assert "CONFLICT" in bob.tx("pull", code=1).stdout
+        bob.cell("%txgit merge --abort")
+        bob.cell("w = 1")
+        assert _positions(bob.ws) == seeded
+    finally:
+        alice.shutdown()
+        if bob is not None:
+            bob.shutdown()

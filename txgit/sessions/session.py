@@ -204,8 +204,9 @@ class NamespaceSession:
         self._drawn: set[str] | None = set()
         self._carried_positions: dict[str, str] | None = None
         # a merge stopped on conflicts set theirs' settings here at once (the kernel holds the partial
-        # merge, as git's work tree does): ((ours, theirs), what those items were before), for --abort
-        self._before_merge: tuple[tuple[str | None, str], dict[str, Any]] | None = None
+        # merge, as git's work tree does): ((ours, theirs), what those items were before, ``_drawn`` before),
+        # for --abort
+        self._before_merge: tuple[tuple[str | None, str], dict[str, Any], set[str] | None] | None = None
         self._started = 0.0
         # Auto-commits written by a background thread (see commit()); off unless the host turns it on.
         self.background = False
@@ -1410,7 +1411,8 @@ class NamespaceSession:
         self._not_restored.update(result.not_restored)
         self.unloaded |= set(result.not_restored)
         if result.status == "conflicts":
-            self._before_merge = ((result.ours, result.theirs), self._library_items(result.settings))
+            self._before_merge = ((result.ours, result.theirs), self._library_items(result.settings),
+                                  None if self._drawn is None else set(self._drawn))
         self._take_settings(result.settings)
         self._remember_sharing(set(result.loaded) | set(result.removed))
         self._merged_origins(result)
@@ -1518,6 +1520,8 @@ class NamespaceSession:
             assert self._before_merge is not None
             result.settings = self._before_merge[1]
             self._take_settings(result.settings)
+            if self._drawn is not None:  # a fresh process's own positions put back are none of the state's
+                self._drawn = self._before_merge[2]
         self._before_merge = None
         if result.ours is not None:
             if self.base is None:
