@@ -21,6 +21,8 @@ from kernelutil import Kernel, digest, silent_eval
 from servers import S3_ENV, git_daemon, init_bare, make_bucket, moto_s3
 
 from txgit import Workspace
+from txgit.merging import library_items
+from txgit.state import libstate
 from txgit.errors import RemoteError, TxgitError
 from txgit.sessions.kernel import live_kernels
 
@@ -2035,3 +2037,121 @@ def test_status_of_a_branch_tracking_another_name_advises_the_push_that_publishe
            "origin/mine and tracks that)." in out, out
     run_txgit("push", "-u", "origin", "mine", cwd=bob_root, check=True)
     assert "Your branch is up to date with 'origin/mine'." in run_txgit("status", cwd=bob_root, check=True).stdout
+
+
+def _positions(ws: Workspace, commit: str | None = None) -> dict[str, str]:
+    """The global generators' positions a commit (HEAD) recorded, by generator."""
+    items = library_items(ws, commit or ws.head().id)
+    return {g: items[g] for g in libstate.GENERATORS if g in items}
+
+
+_SEEDED = "import random\nimport numpy as np\nrandom.seed(0)\nnp.random.seed(0)\nfirst = (random.random(), np.random.rand())"
+
+
+def test_a_fresh_kernel_that_never_draws_keeps_the_branchs_generator_positions(tmp_path, run_txgit):
+    """Alice seeded both generators and drew once; a new kernel on her branch committed `y = 1`, a cell
+    that draws nothing: its commit recorded the fresh process's positions over hers, so a checkout of
+    it drew other numbers than her kernel would have. A session that never loaded the branch's
+    positions carries them for the generators its cells did not draw from; one that draws records
+    where it left them."""
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
+    again = None
+    try:
+        alice.cell(_SEEDED)
+        seeded = _positions(alice.ws)
+        assert sorted(seeded) == ["numpy.random", "random"]
+        expected = alice.value("(random.random(), float(np.random.rand()))")
+        alice.shutdown()
+        again = User("alice", alice.ws, run_txgit, {})  # a new kernel on main: loads nothing
+        again.cell("import numpy as np\nimport random\ny = 1")
+        assert alice.ws.state().variables.keys() >= {"first", "y"}
+        assert _positions(alice.ws) == seeded  # nobody drew: the branch's positions stand
+        again.cell("%txgit checkout main")
+        assert again.value("(random.random(), float(np.random.rand()))") == expected
+
+        # a fresh kernel's cell that draws records where it left that generator, and only that one
+        again.shutdown()
+        again = User("alice", alice.ws, run_txgit, {})
+        again.cell("import numpy as np\nz = np.random.rand()")
+        after = _positions(alice.ws)
+        assert after["random"] == seeded["random"] and after["numpy.random"] != seeded["numpy.random"]
+        nxt = again.value("(lambda st: (float(np.random.rand()), np.random.set_state(st))[0])(np.random.get_state())")
+        again.cell("%txgit checkout main")
+        assert again.value("float(np.random.rand())") == nxt
+    finally:
+        (again or alice).shutdown()
+
+
+def test_a_kernel_restarted_during_a_merge_keeps_the_generator_positions_in_the_merge_commit(tmp_path, run_txgit):
+    """Alice seeded her generators, Bob changed x too, her pull stopped on the conflict and her kernel
+    was restarted; the new kernel's `merge --theirs x` wrote the merge commit with the fresh process's
+    positions: ours' seeded ones were lost from the branch although nobody drew."""
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
+    again = None
+    try:
+        alice.cell("x = 1")
+        _publish_and_push_from_a_clone(alice, tmp_path, "bob: x", x=2)
+        alice.cell(_SEEDED + "\nx = 3")
+        seeded = _positions(alice.ws)
+        assert "CONFLICT" in alice.tx("pull", code=1).stdout
+        alice.shutdown()
+        again = User("alice", alice.ws, run_txgit, {})
+        again.cell("import numpy as np")
+        again.cell("%txgit merge --theirs x")
+        merge = alice.ws.head()
+        assert len(merge.parents) == 2 and alice.ws.load("x") == 2
+        assert _positions(alice.ws) == seeded
+    finally:
+        (again or alice).shutdown()
+
+
+def test_a_pull_does_not_reset_the_generators_when_the_other_kernel_never_drew(tmp_path, run_txgit):
+    """Bob's kernel (fresh on the branch Alice seeded) committed a cell that drew nothing; Alice's pull
+    said "set numpy.random generator, random generator" and moved her seeded generators to his fresh
+    process's positions: her next draw was no longer the seeded sequence's."""
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
+    bob = None
+    try:
+        alice.cell(_SEEDED)
+        alice.tx("remote", "add", "origin", str(tmp_path / "team.git"), "--trusted")
+        alice.tx("push")
+        alice.tx("clone", str(tmp_path / "team.git"), str(tmp_path / "bob"), "--trusted")
+        bob = User("bob", Workspace(tmp_path / "bob"), run_txgit, {})
+        bob.cell("import numpy as np\nimport random\ny = 1")  # a fresh kernel on main, no checkout
+        bob.tx("push")
+        expected = alice.value("(random.random(), float(np.random.rand()))")
+        alice.cell("random.seed(0)\nnp.random.seed(0)\nfirst = (random.random(), np.random.rand())")
+        out = alice.tx("pull").stdout
+        assert "generator" not in out, out
+        assert alice.value("y") == 1
+        assert alice.value("(random.random(), float(np.random.rand()))") == expected
+    finally:
+        alice.shutdown()
+        if bob is not None:
+            bob.shutdown()
+
+
+def test_an_aborted_merge_in_a_fresh_kernel_keeps_the_branchs_generator_positions(tmp_path, run_txgit):
+    """Bob's kernel never checked out; his pull stopped on a conflict and set Alice's new positions in
+    it, and `merge --abort` put his process's fresh ones back. Those are no part of the branch: his next
+    commit keeps the positions his branch recorded, not the fresh ones the abort restored."""
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
+    bob = None
+    try:
+        alice.cell(_SEEDED + "\nx = 1")
+        seeded = _positions(alice.ws)
+        alice.tx("remote", "add", "origin", str(tmp_path / "team.git"), "--trusted")
+        alice.tx("push")
+        alice.tx("clone", str(tmp_path / "team.git"), str(tmp_path / "bob"), "--trusted")
+        bob = User("bob", Workspace(tmp_path / "bob"), run_txgit, {})
+        bob.cell("import numpy as np\nimport random\nx = 2")  # a fresh kernel on main, no checkout
+        alice.cell("random.seed(5)\nnp.random.seed(5)\nx = 3")
+        alice.tx("push")
+        assert "CONFLICT" in bob.tx("pull", code=1).stdout
+        bob.cell("%txgit merge --abort")
+        bob.cell("w = 1")
+        assert _positions(bob.ws) == seeded
+    finally:
+        alice.shutdown()
+        if bob is not None:
+            bob.shutdown()

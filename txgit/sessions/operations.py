@@ -307,6 +307,18 @@ _RANDOM_USE = frozenset({"random", "rand", "randn", "randint", "random_sample", 
                          "multinomial", "bernoulli", "exponential", "gamma", "beta", "standard_normal"})
 
 
+def drew_from(names: set[str], *, new: bool, python_random: bool) -> bool:
+    """Whether a cell whose code names ``names`` drew from (or seeded) a global generator whose state
+    changed while it ran. ``new``: the generator did not exist before the cell (its module was first
+    imported by it); ``python_random``: it is Python's ``random``."""
+    if new and not names & _RANDOM_USE:
+        return False  # only imported: its fresh random state was not drawn from here
+    # Python's generator: libraries draw from it when imported (rich's style ids), not to compute
+    # results; code that uses it names it. numpy's and torch's global generators are drawn from by
+    # library code (an estimator without random_state), so they always count.
+    return not python_random or "random" in names or bool(names & _RANDOM_USE)
+
+
 def rng_dependence(names: set[str], before: Mapping[str, str], after: Mapping[str, str]) -> dict[str, str]:
     """How a cell's result depends on the global generators, as recorded in its key.
 
@@ -322,14 +334,7 @@ def rng_dependence(names: set[str], before: Mapping[str, str], after: Mapping[st
     out = {}
     for gen, state in after.items():
         old = before.get(gen)
-        if old == state:
-            continue
-        if old is None and not names & _RANDOM_USE:
-            continue  # only imported: its fresh random state was not drawn from here
-        if gen == "random" and "random" not in names and not names & _RANDOM_USE:
-            # Python's generator: libraries draw from it when imported (rich's style ids), not to
-            # compute results; code that uses it names it. numpy's and torch's global generators
-            # are drawn from by library code (an estimator without random_state), so they always count.
+        if old == state or not drew_from(names, new=old is None, python_random=gen == "random"):
             continue
         out[gen] = f"seeded:{state}" if seeded else f"before:{old or 'fresh:' + state}"
     return out

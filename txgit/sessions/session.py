@@ -30,7 +30,7 @@ from txgit.state import libstate
 from txgit.state.summary import type_name
 from txgit.state.snapshot import Snapshot, library_module_of, sharing_groups, walk_shared
 from txgit.sessions import opslog
-from txgit.sessions.operations import Operation, OperationWatch, content_origin, output_origin
+from txgit.sessions.operations import Operation, OperationWatch, content_origin, drew_from, output_origin
 from txgit.sessions.detect import ReadValues, UnnamedChanges, used_packages
 from txgit.sessions.tracking import CellChanges, CellTracker
 from txgit.sessions.words import worded
@@ -191,9 +191,17 @@ class NamespaceSession:
         # checkout; ``_libraries`` is what the last commit or checkout of ours recorded (None: none yet)
         self._library_state = libstate.LibraryState()
         self._libraries: dict[str, Any] | None = None
+        # A session that never loaded the branch's generator positions (a fresh or restarted kernel) holds
+        # its own process's, which are no part of the state: its commits carry the recorded ones of the
+        # generators none of its cells drew from or seeded (``_drawn``; None once a checkout set them all),
+        # as they carry the variables it never loaded. ``_carried_positions``: those records, read once
+        # from the commit it first builds on (None: not read yet)
+        self._drawn: set[str] | None = set()
+        self._carried_positions: dict[str, str] | None = None
         # a merge stopped on conflicts set theirs' settings here at once (the kernel holds the partial
-        # merge, as git's work tree does): ((ours, theirs), what those items were before), for --abort
-        self._before_merge: tuple[tuple[str | None, str], dict[str, Any]] | None = None
+        # merge, as git's work tree does): ((ours, theirs), what those items were before, ``_drawn`` before),
+        # for --abort
+        self._before_merge: tuple[tuple[str | None, str], dict[str, Any], set[str] | None] | None = None
         self._started = 0.0
         # Auto-commits written by a background thread (see commit()); off unless the host turns it on.
         self.background = False
@@ -411,6 +419,8 @@ class NamespaceSession:
         if err is not None and self.atomic and self.base is not None:
             outcome.rollback = self.rollback(changes.hint)
             return outcome
+        if self._drawn is not None and len(self._drawn) < len(libstate.GENERATORS):
+            self._note_draws(tracker)
         self.pending.append(cell)
         self._live.append(cell)
         for name in changes.writes:
@@ -435,6 +445,18 @@ class NamespaceSession:
                 message = f"cell {where}: {_first_line(self._code)}".replace("cell : ", "cell: ")
             outcome.commit = self._commit(message, meta, None, background=self.background, live=live)
         return outcome
+
+    def _note_draws(self, tracker: CellTracker) -> None:
+        """After a cell, in a session that never loaded the branch's generator positions: the generators
+        it drew from or seeded are its own from now on (their commits record where the process has them)."""
+        drawn, names = self._drawn, tracker.names
+        if drawn is None:
+            return
+        opaque = names.opaque is not None  # (exec, a star import: what it names is not known)
+        named = names.reads | names.writes | names.attributes | tracker.reached
+        for gen, new in self._library_state.moved().items():
+            if opaque or drew_from(named, new=new, python_random=gen == libstate.PYTHON_RANDOM):
+                drawn.add(gen)
 
     # -- commit ----------------------------------------------------------------------
     def _hint(self, chained: bool = False) -> set[str] | None:
@@ -752,7 +774,8 @@ class NamespaceSession:
         return meta_doc
 
     def _record_cells(self, prepared: PreparedCommit, names: set[str] | None, chained: bool) -> None:
-        """Put the pending cells, their operations and the recipes of unpicklable values in the commit."""
+        """Put the pending cells, their operations and the recipes of unpicklable values in the commit.
+        (A merge commit's caller sets ``_carried_positions`` to the merged ones first.)"""
         self._attach_recipes(prepared)
         pending = prepared.snap.pending_content()
         self._finish_operations(prepared, exact=names is not None,
@@ -762,7 +785,19 @@ class NamespaceSession:
         # the generators' positions, a file each: a commit whose generators did not move stores nothing
         # new (in meta.json, 6.7 kB of every commit's, which differs by its timings anyway)
         prepared.files.update({libstate.position_file(gen): text.encode()
-                               for gen, text in self._library_state.positions().items()})
+                               for gen, text in self._positions(prepared).items()})
+
+    def _positions(self, prepared: PreparedCommit) -> dict[str, str]:
+        """The generator positions a commit of this session records: the process's, but in a session that
+        never loaded the branch's, the recorded ones of those no cell here drew from (see ``_drawn``)."""
+        now = self._library_state.positions()
+        if self._drawn is None:
+            return now
+        if self._carried_positions is None:
+            # (a chained commit builds on ours being written, which carries the same: read already)
+            self._carried_positions = {} if prepared.parent is None else self._recorded_positions(prepared.parent)
+        carried = {g: t for g, t in self._carried_positions.items() if g not in self._drawn}
+        return {**now, **carried} if carried else now
 
     def _committed(self, prepared: PreparedCommit, names: set[str] | None,
                    live: set[str] | None = None) -> list[CellRecord]:
@@ -903,9 +938,11 @@ class NamespaceSession:
             # what theirs alone changed of the library settings and generators comes with the merge too,
             # unless this session set it when the conflict was reported: what the kernel did with them
             # since (a draw, a style) is its own, as a variable set during the conflict
+            merged, taken, _ = self.workspace.merge_library_items(merging.base, merging.ours, merging.theirs)
             if not self._took_settings_of(merging.ours, merging.theirs):
-                self._take_settings(self.workspace.merge_library_items(merging.base, merging.ours,
-                                                                       merging.theirs)[1])
+                self._take_settings(taken)
+            if self._drawn is not None:  # what the merge commit carries of generators no cell here drew from
+                self._carried_positions = {g: t for g, t in merged.items() if g in libstate.GENERATORS}
             libraries = self._library_state.capture()
             if libraries:
                 prepared.meta["libraries"] = libraries
@@ -1192,6 +1229,7 @@ class NamespaceSession:
         self.detached = set()
         self.full_next = False
         self._restore_libraries(result.info.id)
+        self._drawn = None  # the process's generators are the commit's now (below)
         self._recompute(result)
         for problem in libstate.restore_generators(self._recorded_positions(result.info.id)):  # after recipes,
             print(f"txgit: setting not restored: {problem}", file=sys.stderr)  # which may draw
@@ -1332,6 +1370,7 @@ class NamespaceSession:
                                  "uncommitted changes: commit them first (the commit merges them with it)")
             self.follow(trust=trust)
         if self.base is None and self.tip() is not None:
+            self._carried_positions = None  # what it will build on is the merge's
             return self.workspace.merge(rev, None, ref=self.ref, label=label, message=message)
         return self._merge(rev, label=label, message=message, trust=trust, safe=safe)
 
@@ -1363,12 +1402,14 @@ class NamespaceSession:
                                           label=label, message=message, trust=trust, safe=safe)
         if result.info is not None:
             self.base = result.info.id
+            self._carried_positions = None  # read again from the merge, if it is still needed
         self.unloaded -= set(result.loaded) | set(result.plan.removed if result.plan else ())
         # theirs' values it could not load here: part of the state all the same, carried by the next commits
         self._not_restored.update(result.not_restored)
         self.unloaded |= set(result.not_restored)
         if result.status == "conflicts":
-            self._before_merge = ((result.ours, result.theirs), self._library_items(result.settings))
+            self._before_merge = ((result.ours, result.theirs), self._library_items(result.settings),
+                                  None if self._drawn is None else set(self._drawn))
         self._take_settings(result.settings)
         self._remember_sharing(set(result.loaded) | set(result.removed))
         self._merged_origins(result)
@@ -1391,6 +1432,8 @@ class NamespaceSession:
             return
         generators = {g: t for g, t in settings.items() if g in libstate.GENERATORS}
         others = {k: v for k, v in settings.items() if k not in libstate.GENERATORS}
+        if self._drawn is not None:  # these are in the process as the state records them now
+            self._drawn |= generators.keys()
         for problem in libstate.restore(others) + libstate.restore_generators(generators):
             print(f"txgit: setting not restored: {problem}", file=sys.stderr)
         self._libraries = self._library_state.capture()
@@ -1474,6 +1517,8 @@ class NamespaceSession:
             assert self._before_merge is not None
             result.settings = self._before_merge[1]
             self._take_settings(result.settings)
+            if self._drawn is not None:  # a fresh process's own positions put back are none of the state's
+                self._drawn = self._before_merge[2]
         self._before_merge = None
         if result.ours is not None:
             if self.base is None:
@@ -1482,6 +1527,7 @@ class NamespaceSession:
                 ours = self.workspace.state(result.ours).variables
                 self.unloaded = {n for n in ours if n not in self.namespace} - self._written
             self.base = result.ours
+            self._carried_positions = None
         return result
 
     def _take_origins(self, result: CheckoutResult) -> None:

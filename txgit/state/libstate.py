@@ -349,6 +349,12 @@ class LibraryState:
         """Remember where the generators are, before a cell that may fail runs (a few microseconds)."""
         self._marked = _raw_positions()
 
+    def moved(self) -> dict[str, bool]:
+        """The generators whose state changed since :meth:`mark`, each with whether it did not exist then
+        (its module first loaded since)."""
+        return {gen: gen not in self._marked for gen, raw in _raw_positions().items()
+                if not _same_raw(raw, self._marked.get(gen))}
+
     def rewind(self) -> list[str]:
         """Put the generators back where :meth:`mark` found them, those that moved since; returns their
         names. One that did not exist then (its module first loaded by the cell) is left alone."""
