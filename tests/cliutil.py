@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import pty
 import subprocess
@@ -40,3 +42,17 @@ def run_on_terminal(args: list[str], cwd: Path, env: dict) -> tuple[int, str]:
             proc.kill()
             proc.wait()
     return proc.returncode, out.decode()
+
+
+def run_cli(argv: list[str]) -> tuple[int, str, str]:
+    """The CLI run in this process (fast, for sweeps of many command lines): (exit status, stdout, stderr)."""
+    from txgit.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(argv)
+            code = 0
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    return code, out.getvalue(), err.getvalue()

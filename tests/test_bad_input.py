@@ -5,7 +5,6 @@ works), never a traceback, and nothing is written outside the workspace."""
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
 import tempfile
@@ -17,9 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pygit2.enums import ObjectType
 
+from cliutil import run_cli
 from conftest import session_namespace
 from txgit import Workspace
-from txgit.cli import main as cli_main
 from txgit.errors import TxgitError, UnknownVariable
 from txgit.state import is_variable_name
 
@@ -278,15 +277,6 @@ ARG = (st.sampled_from(["HEAD", "HEAD~999", "main", "..", "../x", "--all", "-n",
        | st.text(min_size=0, max_size=12))
 
 
-def run_cli(argv: list[str]) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            cli_main(argv)
-            code = 0
-        except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-    return code, out.getvalue(), err.getvalue()
 
 
 def test_garbage_command_lines_give_one_line_errors():

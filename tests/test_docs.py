@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from cliutil import run_cli
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 BLOCK = re.compile(r"(<!-- not-run:[^>]*-->\s*)?```python\n(.*?)```", re.S)
@@ -104,20 +105,6 @@ def test_every_command_the_pages_show_is_one_txgit_takes():
     assert not wrong, wrong
 
 
-def _cli(argv: list[str]) -> tuple[int, str, str]:
-    import contextlib
-    import io
-
-    from txgit.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main(argv)
-            code = 0
-        except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-    return code, out.getvalue(), err.getvalue()
 
 
 # A verb of the pages that takes a revision or a remote: the same command with a typo in it.
@@ -147,7 +134,7 @@ def test_the_pages_verbs_refuse_a_typo_in_one_line(tmp_path, monkeypatch):
         for argv, code in (([verb, "--no-such-option"], 2), (TYPO_REV.get(verb), 1), (NO_REMOTE.get(verb), 1)):
             if argv is None:
                 continue
-            got, out, err = _cli(argv)
+            got, out, err = run_cli(argv)
             assert got == code and err.startswith("txgit: error: ") and err.count("\n") == 1, (argv, got, out, err)
             assert "Traceback" not in out + err
     assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == before
