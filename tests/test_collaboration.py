@@ -7,6 +7,7 @@ Each user has a workspace, a real ipykernel with the extension loaded and a term
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import threading
@@ -2151,6 +2152,78 @@ def test_an_aborted_merge_in_a_fresh_kernel_keeps_the_branchs_generator_position
         bob.cell("%txgit merge --abort")
         bob.cell("w = 1")
         assert _positions(bob.ws) == seeded
+    finally:
+        alice.shutdown()
+        if bob is not None:
+            bob.shutdown()
+
+
+def _styles(ws: Workspace, commit: str | None = None) -> dict:
+    """The matplotlib settings a commit (HEAD) recorded, less the kernel's display (never set back)."""
+    text = library_items(ws, commit or ws.head().id).get(libstate.RCPARAMS, "{}")
+    return {k: v for k, v in json.loads(text).items() if k not in ("backend", "interactive")}
+
+
+FACECOLOR = "str(plt.rcParams['axes.facecolor'])"
+
+
+def test_a_fresh_kernel_keeps_the_branchs_matplotlib_settings_and_a_pull_does_not_reset_them(tmp_path,
+                                                                                              run_txgit):
+    """Alice styled her plots (ggplot) and pushed; Bob's new kernel on the branch (no checkout) imported
+    pyplot and committed `y = 1`: the commit recorded his kernel's default settings over hers, and her
+    pull then said "set matplotlib settings" and reset her style. A kernel that never checked out keeps
+    the branch's settings in its commits; one of its cells that changes a setting records that one."""
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
+    bob = None
+    try:
+        alice.cell("import matplotlib.pyplot as plt\nplt.style.use('ggplot')\nx = 1")
+        styled = _styles(alice.ws)
+        assert "axes.facecolor" in styled
+        face = alice.value(FACECOLOR)
+        alice.tx("remote", "add", "origin", str(tmp_path / "team.git"), "--trusted")
+        alice.tx("push")
+        alice.tx("clone", str(tmp_path / "team.git"), str(tmp_path / "bob"), "--trusted")
+        bob = User("bob", Workspace(tmp_path / "bob"), run_txgit, {})
+        bob.cell("%matplotlib inline\nimport matplotlib.pyplot as plt\ny = 1")  # fresh kernel, no checkout
+        assert bob.value(FACECOLOR) != face
+        assert _styles(bob.ws) == styled
+        bob.tx("push")
+        out = alice.tx("pull").stdout
+        assert "matplotlib" not in out, out
+        assert alice.value("y") == 1 and alice.value(FACECOLOR) == face
+
+        # a cell of his that changes a setting records it, over her others
+        bob.cell("plt.rcParams['lines.linewidth'] = 4.5")
+        assert _styles(bob.ws) == {**styled, "lines.linewidth": 4.5}
+        bob.tx("push")
+        assert "set matplotlib settings" in alice.tx("pull").stdout
+        assert alice.value("(plt.rcParams['lines.linewidth'], " + FACECOLOR + ")") == (4.5, face)
+    finally:
+        alice.shutdown()
+        if bob is not None:
+            bob.shutdown()
+
+
+def test_an_aborted_merge_in_a_fresh_kernel_keeps_the_branchs_matplotlib_settings(tmp_path, run_txgit):
+    """Bob's kernel never checked out; his pull stopped on a conflict and set Alice's new style in it,
+    and `merge --abort` put his kernel's defaults back. Those are no part of the branch: his next commit
+    keeps the settings his branch recorded."""
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
+    bob = None
+    try:
+        alice.cell("import matplotlib.pyplot as plt\nplt.style.use('ggplot')\nx = 1")
+        styled = _styles(alice.ws)
+        alice.tx("remote", "add", "origin", str(tmp_path / "team.git"), "--trusted")
+        alice.tx("push")
+        alice.tx("clone", str(tmp_path / "team.git"), str(tmp_path / "bob"), "--trusted")
+        bob = User("bob", Workspace(tmp_path / "bob"), run_txgit, {})
+        bob.cell("import matplotlib.pyplot as plt\nx = 2")  # a fresh kernel on main, no checkout
+        alice.cell("plt.style.use('dark_background')\nx = 3")
+        alice.tx("push")
+        assert "CONFLICT" in bob.tx("pull", code=1).stdout
+        bob.cell("%txgit merge --abort")
+        bob.cell("w = 1")
+        assert _styles(bob.ws) == styled
     finally:
         alice.shutdown()
         if bob is not None:

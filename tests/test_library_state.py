@@ -278,3 +278,66 @@ def test_commits_whose_generators_did_not_move_share_their_recorded_positions(tm
     assert blob(drawn) == blob(still) != blob(moved)
     # not in meta.json, which is new with every commit (timings)
     assert len(repo[repo[still].tree["meta.json"].id].data) < 2000
+
+
+def _recorded_rc(ws: Workspace, commit: str | None = None) -> dict:
+    """The matplotlib settings a commit (HEAD) recorded: key -> value as JSON."""
+    return json.loads(ws.state(commit or "HEAD").meta.get("libraries", {}).get("matplotlib.rcParams", "{}"))
+
+
+def test_a_session_that_never_checked_out_keeps_the_branchs_matplotlib_settings(tmp_path):
+    """Alice committed with `plt.style.use('ggplot')`; a new session on main (rcParams at the defaults, as
+    in a fresh kernel) ran `y = 2`: its commit recorded its own default settings over hers, so a pull of
+    it reset her style. A session that never loaded the branch's settings carries them, and records only
+    the settings its own cells changed over them."""
+    mpl = pytest.importorskip("matplotlib")
+    from conftest import session_namespace
+
+    from txgit.sessions import NamespaceSession
+
+    def run(session: NamespaceSession, code: str) -> None:
+        session.before_cell(code)
+        exec(code, session.namespace)
+        session.after_cell()
+
+    mpl.use("Agg")
+    ws = Workspace.init(tmp_path / "ws")
+    try:
+        alice = NamespaceSession(ws, session_namespace(), kind="test")
+        run(alice, "import matplotlib.pyplot as plt\nplt.style.use('ggplot')\nx = 1")
+        styled = _recorded_rc(ws)
+        assert "axes.facecolor" in styled
+        mpl.rcdefaults()  # a fresh process's settings
+        fresh = NamespaceSession(ws, session_namespace(), kind="test")
+        run(fresh, "import matplotlib.pyplot as plt\ny = 2")
+        assert ws.load("y") == 2
+        assert _recorded_rc(ws) == styled
+        # a cell that changes a setting records it, over the branch's others it did not change
+        run(fresh, "plt.rcParams['lines.linewidth'] = 4.5")
+        assert _recorded_rc(ws) == {**styled, "lines.linewidth": 4.5}
+        run(fresh, "z = 3")
+        assert _recorded_rc(ws) == {**styled, "lines.linewidth": 4.5}
+    finally:
+        mpl.rcdefaults()
+
+
+def test_a_failed_cell_in_a_fresh_kernel_puts_back_its_own_settings_not_the_branchs(tmp_path):
+    """A kernel that never checked out keeps the branch's style in its commits but draws with its own
+    settings; a failed cell of its must put back the settings it had before, not set the branch's."""
+    pytest.importorskip("matplotlib")
+    ws = Workspace.init(tmp_path / "ws")
+    k = fresh(ws)
+    try:
+        k.ok("import matplotlib.pyplot as plt\nplt.style.use('ggplot')\nx = 1")
+    finally:
+        k.shutdown()
+    k = fresh(ws)
+    try:
+        k.ok("import matplotlib.pyplot as plt\ny = 1")
+        before = k.value(SETTINGS)
+        r = k.run("plt.rcParams['lines.linewidth'] = 2.5\nraise ValueError('boom')")
+        assert r.status != "ok"
+        assert k.value(SETTINGS) == before
+        assert "axes.facecolor" in _recorded_rc(ws)  # the branch's style is still its commits'
+    finally:
+        k.shutdown()

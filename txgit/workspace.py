@@ -321,6 +321,11 @@ class Workspace(Repository):
         """The plan of a merge in progress, with the resolutions recorded so far applied."""
         return _merging.merge_plan(self, merging)
 
+    def library_items(self, commit: str | None) -> dict[str, Any]:
+        """What ``commit`` recorded of the process's library settings and generator positions, by item
+        (:func:`txgit.merging.library_items`)."""
+        return _merging.library_items(self, commit)
+
     def merge_library_items(self, base: str | None, ours: str | None,
                             theirs: str) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
         """The library settings and generator positions a merge records, takes from theirs, and keeps

@@ -191,15 +191,20 @@ class NamespaceSession:
         # checkout; ``_libraries`` is what the last commit or checkout of ours recorded (None: none yet)
         self._library_state = libstate.LibraryState()
         self._libraries: dict[str, Any] | None = None
-        # A session that never loaded the branch's generator positions (a fresh or restarted kernel) holds
-        # its own process's, which are no part of the state: its commits carry the recorded ones of the
-        # generators none of its cells drew from or seeded (``_drawn``; None once a checkout set them all),
-        # as they carry the variables it never loaded. ``_carried_positions``: those records, read once
-        # from the commit it first builds on (None: not read yet)
-        self._drawn: set[str] | None = set()
-        self._carried_positions: dict[str, str] | None = None
+        # A session that never loaded the branch's library items (a fresh or restarted kernel) holds its
+        # own process's generator positions and settings, which are no part of the state: its commits
+        # carry the recorded ones of the items none of its cells changed, as they carry the variables it
+        # never loaded. ``_own``: the items that are the process's (a generator a cell drew from or seeded,
+        # one a merge set here); None once a checkout set them all. ``_own_settings``: the matplotlib
+        # settings its cells changed, recorded over the branch's others (until ``_own`` has them all);
+        # ``_settings_before``: the settings before the running cell. ``_carried``: the items recorded by
+        # the commit it first builds on, read once (None: not read yet)
+        self._own: set[str] | None = set()
+        self._own_settings: set[str] = set()
+        self._settings_before: dict[str, Any] = {}
+        self._carried: dict[str, Any] | None = None
         # a merge stopped on conflicts set theirs' settings here at once (the kernel holds the partial
-        # merge, as git's work tree does): ((ours, theirs), what those items were before, ``_drawn`` before),
+        # merge, as git's work tree does): ((ours, theirs), what those items were before, ``_own`` before),
         # for --abort
         self._before_merge: tuple[tuple[str | None, str], dict[str, Any], set[str] | None] | None = None
         self._started = 0.0
@@ -287,6 +292,8 @@ class NamespaceSession:
         ``tree``: ``ast.parse(code)``, if the caller has it."""
         self._tracker = CellTracker(self.namespace, code, self.is_variable, tree, variables=self.variable_names)
         self._library_state.mark()  # where the global generators are, for the rollback if the cell fails
+        if self._own is not None and libstate.RCPARAMS not in self._own:
+            self._settings_before = self._library_state.capture()  # (the same dict while none changes)
         self.unnamed.cell_starts()
         if self._tracker.names.opaque is None:
             touched = self._tracker.names.touched | self._tracker.reached
@@ -419,8 +426,8 @@ class NamespaceSession:
         if err is not None and self.atomic and self.base is not None:
             outcome.rollback = self.rollback(changes.hint)
             return outcome
-        if self._drawn is not None and len(self._drawn) < len(libstate.GENERATORS):
-            self._note_draws(tracker)
+        if self._own is not None:
+            self._note_own(tracker)
         self.pending.append(cell)
         self._live.append(cell)
         for name in changes.writes:
@@ -446,17 +453,21 @@ class NamespaceSession:
             outcome.commit = self._commit(message, meta, None, background=self.background, live=live)
         return outcome
 
-    def _note_draws(self, tracker: CellTracker) -> None:
-        """After a cell, in a session that never loaded the branch's generator positions: the generators
-        it drew from or seeded are its own from now on (their commits record where the process has them)."""
-        drawn, names = self._drawn, tracker.names
-        if drawn is None:
+    def _note_own(self, tracker: CellTracker) -> None:
+        """After a cell, in a session that never loaded the branch's library items: the generators it
+        drew from or seeded, and the settings it changed, are its own from now on (their commits record
+        them as the process has them)."""
+        own, names = self._own, tracker.names
+        if own is None:
             return
-        opaque = names.opaque is not None  # (exec, a star import: what it names is not known)
-        named = names.reads | names.writes | names.attributes | tracker.reached
-        for gen, new in self._library_state.moved().items():
-            if opaque or drew_from(named, new=new, python_random=gen == libstate.PYTHON_RANDOM):
-                drawn.add(gen)
+        if not own.issuperset(libstate.GENERATORS):
+            opaque = names.opaque is not None  # (exec, a star import: what it names is not known)
+            named = names.reads | names.writes | names.attributes | tracker.reached
+            for gen, new in self._library_state.moved().items():
+                if opaque or drew_from(named, new=new, python_random=gen == libstate.PYTHON_RANDOM):
+                    own.add(gen)
+        if libstate.RCPARAMS not in own:
+            self._own_settings |= libstate.changed_settings(self._settings_before, self._library_state.capture())
 
     # -- commit ----------------------------------------------------------------------
     def _hint(self, chained: bool = False) -> set[str] | None:
@@ -767,7 +778,7 @@ class NamespaceSession:
             last = self.pending[-1]
             meta_doc["cell"] = {"execution_count": last.execution_count, "seconds": last.seconds,
                                 "reads": last.reads, "writes": last.writes, "label": last.label}
-        libraries = self._library_state.capture()
+        libraries = self._settings()
         if libraries:
             meta_doc["libraries"] = libraries
         meta_doc.update(meta or {})
@@ -775,7 +786,7 @@ class NamespaceSession:
 
     def _record_cells(self, prepared: PreparedCommit, names: set[str] | None, chained: bool) -> None:
         """Put the pending cells, their operations and the recipes of unpicklable values in the commit.
-        (A merge commit's caller sets ``_carried_positions`` to the merged ones first.)"""
+        (A merge commit's caller sets ``_carried`` to the merged items first.)"""
         self._attach_recipes(prepared)
         pending = prepared.snap.pending_content()
         self._finish_operations(prepared, exact=names is not None,
@@ -789,15 +800,31 @@ class NamespaceSession:
 
     def _positions(self, prepared: PreparedCommit) -> dict[str, str]:
         """The generator positions a commit of this session records: the process's, but in a session that
-        never loaded the branch's, the recorded ones of those no cell here drew from (see ``_drawn``)."""
+        never loaded the branch's, the recorded ones of those no cell here drew from (see ``_own``)."""
         now = self._library_state.positions()
-        if self._drawn is None:
+        if self._own is None:
             return now
-        if self._carried_positions is None:
-            # (a chained commit builds on ours being written, which carries the same: read already)
-            self._carried_positions = {} if prepared.parent is None else self._recorded_positions(prepared.parent)
-        carried = {g: t for g, t in self._carried_positions.items() if g not in self._drawn}
+        own = self._own
+        carried = {g: t for g, t in self._carried_items(prepared.parent).items()
+                   if g in libstate.GENERATORS and g not in own}
         return {**now, **carried} if carried else now
+
+    def _settings(self) -> dict[str, Any]:
+        """The library settings a commit of this session records (its ``libraries`` meta): the process's,
+        but in a session that never loaded the branch's, those of the commit it builds on with the
+        settings its cells changed over them (see ``_own``). A branch that records none has none to keep."""
+        now = self._library_state.capture()
+        if self._own is None or libstate.RCPARAMS in self._own:
+            return now
+        carried = self._carried_items(self.base if self.base is not None else "HEAD")
+        return libstate.with_settings(carried, now, self._own_settings) if libstate.RCPARAMS in carried else now
+
+    def _carried_items(self, parent: str | None) -> dict[str, Any]:
+        """What the commit this session first builds on recorded of the library items, read once (a
+        chained commit builds on ours being written, which carries the same)."""
+        if self._carried is None:
+            self._carried = {} if parent is None else self._recorded_items(parent)
+        return self._carried
 
     def _committed(self, prepared: PreparedCommit, names: set[str] | None,
                    live: set[str] | None = None) -> list[CellRecord]:
@@ -941,9 +968,9 @@ class NamespaceSession:
             merged, taken, _ = self.workspace.merge_library_items(merging.base, merging.ours, merging.theirs)
             if not self._took_settings_of(merging.ours, merging.theirs):
                 self._take_settings(taken)
-            if self._drawn is not None:  # what the merge commit carries of generators no cell here drew from
-                self._carried_positions = {g: t for g, t in merged.items() if g in libstate.GENERATORS}
-            libraries = self._library_state.capture()
+            if self._own is not None:  # what the merge commit carries of the items no cell here changed
+                self._carried = merged
+            libraries = self._settings()
             if libraries:
                 prepared.meta["libraries"] = libraries
             self._record_cells(prepared, names, False)
@@ -1229,9 +1256,10 @@ class NamespaceSession:
         self.detached = set()
         self.full_next = False
         self._restore_libraries(result.info.id)
-        self._drawn = None  # the process's generators are the commit's now (below)
+        self._own = None  # the process's settings and generators are the commit's now (below)
+        self._own_settings = set()
         self._recompute(result)
-        for problem in libstate.restore_generators(self._recorded_positions(result.info.id)):  # after recipes,
+        for problem in libstate.restore_generators(self._recorded_items(result.info.id)):  # after recipes,
             print(f"txgit: setting not restored: {problem}", file=sys.stderr)  # which may draw
         # neither restored nor made again: still part of the state (its next commit carries them as they
         # are), not removed by the user
@@ -1248,19 +1276,13 @@ class NamespaceSession:
             print(f"txgit: setting not restored: {problem}", file=sys.stderr)
         self._libraries = self._library_state.capture() if recorded is not None else None
 
-    def _recorded_positions(self, commit: str) -> dict[str, str]:
-        """The global generators' positions ``commit`` recorded (none: a commit made before they were)."""
-        history = self.workspace.history
+    def _recorded_items(self, commit: str) -> dict[str, Any]:
+        """The library settings and generator positions ``commit`` recorded (none: a commit made before
+        they were, or no commit yet)."""
         try:
-            tree_of = history.repo[commit]
-        except (KeyError, ValueError):
+            return self.workspace.library_items(commit)
+        except TxgitError:  # (an unborn branch's HEAD)
             return {}
-        out = {}
-        for gen in libstate.GENERATORS:
-            data = history.read_file(tree_of, libstate.position_file(gen))
-            if data is not None:
-                out[gen] = data.decode("utf-8", "replace")
-        return out
 
     def reset(self, rev: str, *, force: bool = False, trust: bool = False, safe: bool = False) -> CheckoutResult:
         """Point the session's branch at ``rev`` and make the namespace equal it (``git reset --hard``);
@@ -1370,7 +1392,7 @@ class NamespaceSession:
                                  "uncommitted changes: commit them first (the commit merges them with it)")
             self.follow(trust=trust)
         if self.base is None and self.tip() is not None:
-            self._carried_positions = None  # what it will build on is the merge's
+            self._carried = None  # what it will build on is the merge's
             return self.workspace.merge(rev, None, ref=self.ref, label=label, message=message)
         return self._merge(rev, label=label, message=message, trust=trust, safe=safe)
 
@@ -1402,14 +1424,14 @@ class NamespaceSession:
                                           label=label, message=message, trust=trust, safe=safe)
         if result.info is not None:
             self.base = result.info.id
-            self._carried_positions = None  # read again from the merge, if it is still needed
+            self._carried = None  # read again from the merge, if it is still needed
         self.unloaded -= set(result.loaded) | set(result.plan.removed if result.plan else ())
         # theirs' values it could not load here: part of the state all the same, carried by the next commits
         self._not_restored.update(result.not_restored)
         self.unloaded |= set(result.not_restored)
         if result.status == "conflicts":
             self._before_merge = ((result.ours, result.theirs), self._library_items(result.settings),
-                                  None if self._drawn is None else set(self._drawn))
+                                  None if self._own is None else set(self._own))
         self._take_settings(result.settings)
         self._remember_sharing(set(result.loaded) | set(result.removed))
         self._merged_origins(result)
@@ -1432,8 +1454,8 @@ class NamespaceSession:
             return
         generators = {g: t for g, t in settings.items() if g in libstate.GENERATORS}
         others = {k: v for k, v in settings.items() if k not in libstate.GENERATORS}
-        if self._drawn is not None:  # these are in the process as the state records them now
-            self._drawn |= generators.keys()
+        if self._own is not None:  # these are in the process as the state records them now
+            self._own |= settings.keys()
         for problem in libstate.restore(others) + libstate.restore_generators(generators):
             print(f"txgit: setting not restored: {problem}", file=sys.stderr)
         self._libraries = self._library_state.capture()
@@ -1517,8 +1539,8 @@ class NamespaceSession:
             assert self._before_merge is not None
             result.settings = self._before_merge[1]
             self._take_settings(result.settings)
-            if self._drawn is not None:  # a fresh process's own positions put back are none of the state's
-                self._drawn = self._before_merge[2]
+            if self._own is not None:  # a fresh process's own items put back are none of the state's
+                self._own = self._before_merge[2]
         self._before_merge = None
         if result.ours is not None:
             if self.base is None:
@@ -1527,7 +1549,7 @@ class NamespaceSession:
                 ours = self.workspace.state(result.ours).variables
                 self.unloaded = {n for n in ours if n not in self.namespace} - self._written
             self.base = result.ours
-            self._carried_positions = None
+            self._carried = None
         return result
 
     def _take_origins(self, result: CheckoutResult) -> None:
@@ -1690,6 +1712,9 @@ class NamespaceSession:
         out.removed.sort()
         self._remember_sharing(set(values))
         recorded = (state.meta or {}).get("libraries")
+        if self._own is not None and libstate.RCPARAMS not in self._own:
+            # a session that never loaded the branch's settings: back to its process's own
+            recorded = self._settings_before or None
         if recorded is not None and self._library_state.capture() != recorded:  # the cell changed a setting
             for problem in libstate.restore(recorded):
                 out.not_restored[problem.split(":", 1)[0]] = problem.split(":", 1)[1].strip()

@@ -44,6 +44,9 @@ PYTHON_RANDOM = "random"
 NUMPY_RANDOM = "numpy.random"
 GENERATORS = (PYTHON_RANDOM, NUMPY_RANDOM)
 _NOT_RESTORED = frozenset({"backend"})  # the process's display, chosen by its host (inline, Agg, a window)
+# what the host sets when pyplot is first imported or its backend chosen (`%matplotlib inline` turns on
+# interactive mode; a backend switch turns off the fallback): no change of the user's settings
+_HOST_SETTINGS = frozenset({"backend", "backend_fallback", "interactive"})
 
 
 def _to_json(value: Any) -> Any:
@@ -385,21 +388,67 @@ class LibraryState:
             same = False
         if same:
             return self._doc
-        changed: dict[str, Any] = {}
-        for key, value in dict.items(params):
-            if key == "backend" and not isinstance(value, str):
-                continue  # not resolved yet: matplotlib's "choose one when first needed" sentinel
-            try:
-                same = bool(value == dict.get(defaults, key, _MISSING))
-            except Exception:
-                same = False
-            if not same:
-                changed[key] = _to_json(value)
         self._values = values
-        # one line of compact JSON: meta.json is written with indent (Python's slower encoder), and a
-        # string costs it nothing, where a dict of a style's 20-odd settings cost ~0.2 ms per commit
-        self._doc = {RCPARAMS: json.dumps(changed, sort_keys=True, separators=(",", ":"))}
+        self._doc = {RCPARAMS: _settings_text(_differing(params, defaults))}
         return self._doc
+
+
+def _differing(params: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings of ``params`` that differ from ``defaults``, as JSON."""
+    changed: dict[str, Any] = {}
+    for key, value in dict.items(params):
+        if key == "backend" and not isinstance(value, str):
+            continue  # not resolved yet: matplotlib's "choose one when first needed" sentinel
+        try:
+            same = bool(value == dict.get(defaults, key, _MISSING))
+        except Exception:
+            same = False
+        if not same:
+            changed[key] = _to_json(value)
+    return changed
+
+
+def _settings_text(settings: Mapping[str, Any]) -> str:
+    # one line of compact JSON: meta.json is written with indent (Python's slower encoder), and a
+    # string costs it nothing, where a dict of a style's 20-odd settings cost ~0.2 ms per commit
+    return json.dumps(settings, sort_keys=True, separators=(",", ":"))
+
+
+def _settings_of(doc: Mapping[str, Any]) -> dict[str, Any]:
+    text = doc.get(RCPARAMS) or "{}"
+    return json.loads(text) if isinstance(text, str) else dict(text)
+
+
+def changed_settings(before: Mapping[str, Any], after: Mapping[str, Any]) -> set[str]:
+    """The settings (rcParams keys) a cell changed: those whose values differ between two
+    :meth:`LibraryState.capture` taken before and after it. Where matplotlib was first loaded by the
+    cell (``before`` empty), against the settings it was loaded with (its matplotlibrc). What the host
+    sets on pyplot's import or a backend switch is no change of the user's."""
+    if before is after:
+        return set()
+    if RCPARAMS in before:
+        old = _settings_of(before)
+    else:
+        mpl = sys.modules.get("matplotlib")
+        orig, defaults = getattr(mpl, "rcParamsOrig", None), getattr(mpl, "rcParamsDefault", None)
+        old = _differing(orig, defaults) if isinstance(orig, dict) and isinstance(defaults, dict) else {}
+    new = _settings_of(after)
+    return {k for k in old.keys() | new.keys() if old.get(k, _MISSING) != new.get(k, _MISSING)} - _HOST_SETTINGS
+
+
+def with_settings(recorded: Mapping[str, Any], now: Mapping[str, Any], keys: set[str]) -> dict[str, Any]:
+    """The library settings of ``recorded`` (a commit's library items) with the settings ``keys`` as
+    ``now`` (a :meth:`LibraryState.capture`) has them: what a commit of a process that never loaded
+    ``recorded`` records, when its cells changed ``keys`` alone (``recorded`` has settings)."""
+    if not keys:
+        return {RCPARAMS: recorded[RCPARAMS]}
+    settings, current = _settings_of(recorded), _settings_of(now)
+    for key in keys:
+        if key in current:
+            settings[key] = current[key]
+        else:  # back to the default
+            settings.pop(key, None)
+    return {RCPARAMS: _settings_text(settings)}
 
 
 def restore(doc: Mapping[str, Any] | None) -> list[str]:
