@@ -816,7 +816,7 @@ class NamespaceSession:
         now = self._library_state.capture()
         if self._own is None or libstate.RCPARAMS in self._own:
             return now
-        carried = self._carried_items(self.base if self.base is not None else "HEAD")
+        carried = self._carried_items(self.base if self.base is not None else self.tip())
         return libstate.with_settings(carried, now, self._own_settings) if libstate.RCPARAMS in carried else now
 
     def _carried_items(self, parent: str | None) -> dict[str, Any]:
