@@ -2132,32 +2132,6 @@ def test_a_pull_does_not_reset_the_generators_when_the_other_kernel_never_drew(t
             bob.shutdown()
 
 
-def test_an_aborted_merge_in_a_fresh_kernel_keeps_the_branchs_generator_positions(tmp_path, run_txgit):
-    """Bob's kernel never checked out; his pull stopped on a conflict and set Alice's new positions in
-    it, and `merge --abort` put his process's fresh ones back. Those are no part of the branch: his next
-    commit keeps the positions his branch recorded, not the fresh ones the abort restored."""
-    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
-    bob = None
-    try:
-        alice.cell(_SEEDED + "\nx = 1")
-        seeded = _positions(alice.ws)
-        alice.tx("remote", "add", "origin", str(tmp_path / "team.git"), "--trusted")
-        alice.tx("push")
-        alice.tx("clone", str(tmp_path / "team.git"), str(tmp_path / "bob"), "--trusted")
-        bob = User("bob", Workspace(tmp_path / "bob"), run_txgit, {})
-        bob.cell("import numpy as np\nimport random\nx = 2")  # a fresh kernel on main, no checkout
-        alice.cell("random.seed(5)\nnp.random.seed(5)\nx = 3")
-        alice.tx("push")
-        assert "CONFLICT" in bob.tx("pull", code=1).stdout
-        bob.cell("%txgit merge --abort")
-        bob.cell("w = 1")
-        assert _positions(bob.ws) == seeded
-    finally:
-        alice.shutdown()
-        if bob is not None:
-            bob.shutdown()
-
-
 def _styles(ws: Workspace, commit: str | None = None) -> dict:
     """The matplotlib settings a commit (HEAD) recorded, less the kernel's display (never set back)."""
     text = library_items(ws, commit or ws.head().id).get(libstate.RCPARAMS, "{}")
@@ -2204,26 +2178,34 @@ def test_a_fresh_kernel_keeps_the_branchs_matplotlib_settings_and_a_pull_does_no
             bob.shutdown()
 
 
-def test_an_aborted_merge_in_a_fresh_kernel_keeps_the_branchs_matplotlib_settings(tmp_path, run_txgit):
-    """Bob's kernel never checked out; his pull stopped on a conflict and set Alice's new style in it,
-    and `merge --abort` put his kernel's defaults back. Those are no part of the branch: his next commit
-    keeps the settings his branch recorded."""
+@pytest.mark.parametrize("items", ["generators", "settings"])
+def test_an_aborted_merge_in_a_fresh_kernel_keeps_the_branchs_library_items(tmp_path, run_txgit, items):
+    """Bob's kernel never checked out; his pull stopped on a conflict and set Alice's new generator
+    positions (or style) in it, and `merge --abort` put his process's own back. Those are no part of the
+    branch: his next commit keeps what his branch recorded, not what the abort restored."""
+    if items == "generators":
+        first, fresh, change, recorded = (_SEEDED, "import numpy as np\nimport random",
+                                          "random.seed(5)\nnp.random.seed(5)", _positions)
+    else:
+        first, fresh, change, recorded = ("import matplotlib.pyplot as plt\nplt.style.use('ggplot')",
+                                          "import matplotlib.pyplot as plt", "plt.style.use('dark_background')",
+                                          _styles)
     alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
     bob = None
     try:
-        alice.cell("import matplotlib.pyplot as plt\nplt.style.use('ggplot')\nx = 1")
-        styled = _styles(alice.ws)
+        alice.cell(first + "\nx = 1")
+        branchs = recorded(alice.ws)
         alice.tx("remote", "add", "origin", str(tmp_path / "team.git"), "--trusted")
         alice.tx("push")
         alice.tx("clone", str(tmp_path / "team.git"), str(tmp_path / "bob"), "--trusted")
         bob = User("bob", Workspace(tmp_path / "bob"), run_txgit, {})
-        bob.cell("import matplotlib.pyplot as plt\nx = 2")  # a fresh kernel on main, no checkout
-        alice.cell("plt.style.use('dark_background')\nx = 3")
+        bob.cell(fresh + "\nx = 2")  # a fresh kernel on main, no checkout
+        alice.cell(change + "\nx = 3")
         alice.tx("push")
         assert "CONFLICT" in bob.tx("pull", code=1).stdout
         bob.cell("%txgit merge --abort")
         bob.cell("w = 1")
-        assert _styles(bob.ws) == styled
+        assert recorded(bob.ws) == branchs
     finally:
         alice.shutdown()
         if bob is not None:
