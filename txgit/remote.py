@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import contextvars
 import fcntl
+import glob
 import hashlib
 import json
 import os
@@ -664,6 +665,21 @@ def _one_push_at_a_time(path: Path | None) -> Iterator[None]:
             os.close(parent)
 
 
+# what `git init --bare` makes before its HEAD (libgit2 writes HEAD last but for the samples and the
+# description): a folder holding these alone, and no HEAD, is one a killed init left
+_INIT_SKELETON = {"objects", "objects/info", "objects/pack", "refs", "refs/heads", "refs/tags", "hooks", "info",
+                  "config", "description", "info/exclude"}
+
+
+def _half_made_repository(path: Path) -> bool:
+    """Whether ``path`` holds what a killed ``git init --bare`` leaves, and nothing else (nothing pushed)."""
+    try:
+        inside = [p.relative_to(path).as_posix() for p in path.rglob("*")]
+    except OSError:
+        return False
+    return bool(inside) and all(p in _INIT_SKELETON or p.startswith("hooks/") for p in inside)
+
+
 def _flock(folder: Path) -> int | None:
     """An exclusive lock on ``folder`` itself (no file is left there; the OS drops it if this process
     dies): its descriptor, to close; None where the folder cannot be opened (not readable)."""
@@ -1202,6 +1218,10 @@ class Remotes:
         path = r.local_path
         if path is None or path.exists():
             if path is not None and not (path / "HEAD").exists() and not (path / ".git").exists():
+                if _half_made_repository(path):
+                    raise RemoteError(f"remote {r.name!r}: {path} is a repository a first push did not finish "
+                                      f"making (it was stopped; an older txgit made it in place): nothing was "
+                                      f"pushed into it; remove it (`rm -r {path}`) and push again")
                 raise RemoteError(f"remote {r.name!r}: {path} exists but is not a git repository")
             return False
         if not path.parent.is_dir():
@@ -1212,8 +1232,21 @@ class Remotes:
         return True
 
     def _init_local_bare(self, r: Remote) -> None:
-        assert r.local_path is not None
-        pygit2.init_repository(str(r.local_path), bare=True, initial_head=self.ws.branch or "main")
+        """``git init --bare`` of a folder remote, made beside its place and renamed into it: a push killed
+        meanwhile leaves no half-made folder there (which every later push refused), only a hidden one
+        beside it, which the next first push there removes (nothing else is making one: that push holds
+        the parent folder's lock, :func:`_one_push_at_a_time`)."""
+        path = r.local_path
+        assert path is not None
+        for stale in path.parent.glob(f".{glob.escape(path.name)}.txgit-new-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        new = path.parent / f".{path.name}.txgit-new-{os.getpid()}"
+        try:
+            pygit2.init_repository(str(new), bare=True, initial_head=self.ws.branch or "main")
+            os.rename(new, path)
+        except BaseException:
+            shutil.rmtree(new, ignore_errors=True)
+            raise
 
     def _fetch_git(self, r: Remote, refspecs: list[str], callbacks: _Callbacks) -> None:
         with self._contact(r, callbacks) as timeout:
