@@ -425,7 +425,7 @@ class RemoteStore(ObjectStore):
             # files over its block size (50 MiB) into ranges: our chunks are <= 1 MiB and packs are
             # read whole or by member ranges, so that doubled the requests of a clone.
             self.fs.max_concurrency = 1
-        if not self.is_local and getattr(self.fs, "async_impl", False):
+        if not self.is_local and _async_backend(self.fs):
             # one client per process for equal options and credentials: making an S3 client (its
             # session, endpoint resolution, first connection) cost 0.1-0.5 s, paid again by every
             # workspace that opened the same storage (a clone beside the pushing workspace)
@@ -469,15 +469,19 @@ class RemoteStore(ObjectStore):
                     # indexes; at worst a blob stored before the first of them goes again (once)
                     return wanted
                 return wanted - set(self.loose_names())  # packs: listed above
-            if getattr(self.fs, "async_impl", False):  # one concurrent batch on the backend's loop
+            # each blob's info, or the error asking for it: "not found" is missing, any other error is
+            # raised (a backend's own ``exists`` answers False for both, sftp's and memory's among them)
+            order = sorted(wanted)
+            paths = [self.path(n) for n in order]
+            if _async_backend(self.fs):  # one concurrent batch on the backend's loop
                 from fsspec.asyn import sync
 
-                order = sorted(wanted)
-                found = sync(self.fs.loop, _gather_exists, self.fs, [self.path(n) for n in order])
-                return {n for n, ok in zip(order, found) if not ok}
-            with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
-                present = dict(zip(wanted, pool.map(lambda n: self.fs.exists(self.path(n)), wanted)))
-            return {n for n, ok in present.items() if not ok}
+                answers = sync(self.fs.loop, _gather_info, self.fs, paths)
+            else:
+                with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
+                    answers = list(pool.map(lambda p: _info_or_error(self.fs, p), paths))
+            present = packs.absent_or_raise(dict(zip(order, answers)))
+            return wanted - present.keys()
 
     def listing(self) -> dict[str, dict[str, Any]]:
         """Everything below the store (path -> details), in one request on S3; the remote index is
@@ -695,10 +699,26 @@ def _flock(folder: Path) -> int | None:
     return fd
 
 
-async def _gather_exists(fs: Any, paths: list[str]) -> list[bool]:
+def _async_backend(fs: Any) -> bool:
+    """Whether ``fs`` runs its requests as coroutines on its own loop (s3fs, gcsfs): a ``dir://`` is
+    async by class, whatever it wraps, and its coroutines fail over a blocking one (a folder)."""
+    from fsspec.implementations.dirfs import DirFileSystem
+
+    return bool(getattr(fs.fs if isinstance(fs, DirFileSystem) else fs, "async_impl", False))
+
+
+async def _gather_info(fs: Any, paths: list[str]) -> list[Any]:
+    """Each path's info, or the exception asking for it raised (for :func:`packs.absent_or_raise`)."""
     import asyncio
 
-    return list(await asyncio.gather(*(fs._exists(p) for p in paths)))
+    return list(await asyncio.gather(*(fs._info(p) for p in paths), return_exceptions=True))
+
+
+def _info_or_error(fs: Any, path: str) -> Any:
+    try:
+        return fs.info(path)
+    except Exception as e:  # noqa: BLE001  (told apart by packs.absent_or_raise)
+        return e
 
 
 class RemoteChain(StoreChain):
@@ -1408,7 +1428,7 @@ class Remotes:
         batch is read on another thread; one caller drives that loop, so batches
         land in order.
         """
-        is_async = bool(getattr(remote_fs, "async_impl", False))
+        is_async = _async_backend(remote_fs)
         size = _ASYNC_BATCH_BLOBS if is_async else _BATCH_BLOBS
         batches = _batches(names, sizes, size)
         total = sum(sizes.get(n, 0) for n in names)
