@@ -387,6 +387,13 @@ def test_held_refs_written_the_old_way_are_still_read(tmp_path, run_txgit):
     (("diff", "main", "nope"), "unknown revision 'nope'"),
     (("diff", "nope..main"), "unknown revision 'nope'"),
     (("diff",), "no kernel attached"),  # no revision: a live kernel's changes, and there is none
+    # git's refspecs: "no branch named 'main:x'" said nothing of why, nor what to type instead
+    (("push", "origin", "main:x"), "refspecs such as 'main:x' are not supported: `txgit branch x main`, "
+                                   "then `txgit push origin x`, publishes main as x"),
+    (("push", "origin", ":x"), "`txgit push origin --delete x` deletes x there"),
+    (("pull", "origin", "main:x"), "refspecs such as 'main:x' are not supported: `txgit pull origin main`"),
+    # both were taken, the last one winning
+    (("clone", "elsewhere", "--untrusted", "--trusted"), "give --trusted or --untrusted, not both"),
 ])
 def test_user_mistakes_are_one_line_and_change_nothing(history, run_txgit, args, message):
     root, _ = history

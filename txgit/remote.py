@@ -675,6 +675,23 @@ _INIT_SKELETON = {"objects", "objects/info", "objects/pack", "refs", "refs/heads
                   "config", "description", "info/exclude"}
 
 
+def refuse_refspec(verb: str, remote: str | None, branch: str) -> None:
+    """git's ``push origin main:x`` names a refspec, which txgit's push and pull do not take (":" is in no
+    branch name: it was "no branch named 'main:x'"): say so, and what to type instead."""
+    if ":" not in branch:
+        return
+    src, _, dst = branch.removeprefix("+").partition(":")
+    there = remote or "origin"
+    if verb == "pull":
+        advice = f"`txgit pull {there} {src or 'BRANCH'}` merges {src or 'that branch'} into your branch"
+    elif not src:
+        advice = f"`txgit push {there} --delete {dst}` deletes {dst} there"
+    else:
+        dst = dst.removeprefix("refs/heads/") or src
+        advice = f"`txgit branch {dst} {src}`, then `txgit push {there} {dst}`, publishes {src} as {dst}"
+    raise TxgitError(f"refspecs such as {branch!r} are not supported: {advice}")
+
+
 def _half_made_repository(path: Path) -> bool:
     """Whether ``path`` holds what a killed ``git init --bare`` leaves, and nothing else (nothing pushed)."""
     try:
@@ -1534,6 +1551,8 @@ class Remotes:
         # read below must have it, or a push typed right after a cell leaves that cell out
         self.ws.settle()
         branches = list(branches or [])
+        for b in branches:
+            refuse_refspec("push", remote, b)
         # the remote a branch tracks, for one branch named (a kernel's that is not HEAD's)
         r = self.get(remote or self.default(branches[0] if len(branches) == 1 else None))
         if all_branches:
