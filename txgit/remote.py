@@ -86,7 +86,7 @@ from txgit.collector import collector_paused
 from txgit.history import FORMAT_KEY, META, RECORDS
 from txgit.repository import TXGIT_DIR, Repository
 from txgit.state.snapshot import CHUNK_SIZE, GroupRecord
-from txgit.storage import ObjectStore, StoreChain, hash_bytes
+from txgit.storage import ObjectStore, StoreChain, hash_bytes, read_sound
 
 EMBEDDED_DIR = "txgit-objects"  # blobs beside a bare repository: <repo.git>/txgit-objects
 CONFIG_REF = "refs/txgit/config"  # on the remote: the commit that records where its blobs are
@@ -522,6 +522,10 @@ class RemoteStore(ObjectStore):
     def get_many(self, names: Iterable[str]) -> dict[str, bytes]:
         with self._errors():
             return super().get_many(names)
+
+    def get_sound(self, names: Iterable[str]) -> tuple[dict[str, bytes], dict[str, str]]:
+        with self._errors():
+            return super().get_sound(names)
 
     def check(self, names: Iterable[str]) -> dict[str, str]:
         with self._errors():
@@ -1117,10 +1121,14 @@ class Remotes:
 
     def stores(self) -> list[ObjectStore]:
         """Every remote's store whose storage can be found (for on-demand fetches)."""
-        out: list[ObjectStore] = []
-        for name in self.names():
+        return [store for _, store in self._named_stores(self.names())]
+
+    def _named_stores(self, names: Iterable[str]) -> list[tuple[str, RemoteStore]]:
+        """(name, store) of each of the remotes ``names`` whose storage can be found, in that order."""
+        out = []
+        for name in names:
             try:
-                out.append(self.store(name))
+                out.append((name, self.store(name)))
             except RemoteError:
                 continue  # a remote with no reachable storage cannot help; the others may
         return out
@@ -1137,15 +1145,11 @@ class Remotes:
         todo = list(dict.fromkeys(names))
         if not replace_local:
             todo = sorted(self.ws.store.missing(todo))
+        named = self._named_stores(remotes if remotes is not None else self.names())
+        stores = [store for _, store in named]
         remote_of: dict[str, str] = {}  # storage URL -> remote name
-        stores: list[ObjectStore] = []
-        for rname in (list(remotes) if remotes is not None else self.names()):
-            try:
-                store = self.store(rname)
-            except RemoteError:
-                continue
+        for rname, store in named:
             remote_of.setdefault(store.url, rname)
-            stores.append(store)
         bad: dict[str, list[str]] = {}
         got = self.ws.store.repair_from(todo, stores, bad_copies=bad)
         return BlobRepair(fetched={n: remote_of[url] for n, url in got.items()},
@@ -1450,7 +1454,7 @@ class Remotes:
         batches = _batches(names, sizes, size)
         total = sum(sizes.get(n, 0) for n in names)
         done = tally if tally is not None else _Tally()
-        done.total_blobs = len(names)
+        done.total_blobs = done.blobs + len(names)  # a tally going on from an earlier transfer counts both
         moved = 0  # bytes as the records count them: reaches ``total`` exactly
         delay = float(os.environ.get("TXGIT_DEBUG_TRANSFER_DELAY", "0") or 0)  # fault-injection tests only
         # the injected latency ends when the transfer stops: an interrupt test can then give itself a
@@ -2097,24 +2101,35 @@ class Remotes:
                 return self._transfer(lacking, store.get_many, self.ws.store.write_blobs, sizes, "download",
                                       progress, store.fs, tally)
             except (CorruptBlob, MissingBlob) as e:
-                self._from_other_remotes(remote, lacking, e)
+                self._from_other_remotes(remote, lacking, e, sizes, progress, tally)
                 return len(lacking), sum(sizes.get(n, 0) for n in lacking)
         finally:
             store.packs.drop_prefetched()
 
-    def _from_other_remotes(self, remote: str, names: list[str], failed: BlobError) -> None:
+    def _from_other_remotes(self, remote: str, names: list[str], failed: BlobError, sizes: Mapping[str, int],
+                            progress: Progress | None, tally: _Tally | None) -> None:
         """What an eager fetch of ``remote`` did not get (``failed``: a blob it holds corrupt, or lacks):
         from any remote with a sound copy, verified, as a load does (:class:`RemoteChain`): ``remote``'s
-        own copies first, then the others'. A fresh clone knows ``remote`` alone: ``failed`` stands."""
+        own copies first, then the others'. In batches, as the fetch's own transfer (it took one blob
+        at a time, in turn), its progress going on from where the fetch stopped. A fresh clone knows
+        ``remote`` alone: ``failed`` stands."""
         left = sorted(self.ws.store.missing(names))
         others = [n for n in self.names() if n != remote]
         if not others:
             raise failed
-        repair = self.fetch_blobs_from_remotes(left, remotes=[remote, *others])
-        if not repair.missing:
+        named = self._named_stores([remote, *others])
+        stores = [store for _, store in named]
+        already = sum(sizes.get(n, 0) for n in names) - sum(sizes.get(n, 0) for n in left)
+        ahead = None if progress is None else \
+            (lambda phase, done, total: progress(phase, already + done, already + total))
+        bad: dict[str, list[str]] = {}  # name -> the storage URLs whose copy is corrupt
+        self._transfer(left, lambda batch: read_sound(batch, stores, bad_copies=bad), self.ws.store.write_blobs,
+                       sizes, "download", ahead, self.store(remote).fs, tally)
+        still = sorted(self.ws.store.missing(left))
+        if not still:
             return
-        first = repair.missing[0]
-        if first in repair.corrupt_on:
+        first = still[0]
+        if first in bad:
             raise self.store(remote)._corrupt(first)
         raise MissingBlob(f"blob {first[:12]} is in no remote's storage ({', '.join([remote, *others])}): "
                           "ask whoever pushed it to push again")
