@@ -698,11 +698,16 @@ def refuse_refspec(verb: str, remote: str | None, branch: str) -> None:
 
 def _half_made_repository(path: Path) -> bool:
     """Whether ``path`` holds what a killed ``git init --bare`` leaves, and nothing else (nothing pushed)."""
+    seen = False
     try:
-        inside = [p.relative_to(path).as_posix() for p in path.rglob("*")]
+        for p in path.rglob("*"):  # top-down: a folder of the user's says so at its first entry
+            inside = p.relative_to(path).as_posix()
+            if inside not in _INIT_SKELETON and not inside.startswith("hooks/"):
+                return False
+            seen = True
     except OSError:
         return False
-    return bool(inside) and all(p in _INIT_SKELETON or p.startswith("hooks/") for p in inside)
+    return seen
 
 
 def _flock(folder: Path) -> int | None:

@@ -1048,15 +1048,11 @@ class StoreChain:
                 break
             have = need - store.missing(need)
             if have:
-                try:
-                    got = store.get_many(sorted(have))  # verified by the remote store's reader
-                except CorruptBlob:  # one bad copy: the sound ones one by one, the bad ones from the next store
-                    got = {}
-                    for name in sorted(have):
-                        try:
-                            got[name] = store.get(name)
-                        except CorruptBlob as e:
-                            corrupt.setdefault(name, e)
+                # verified by the remote store's reader; a bad copy stops none of the others: it comes
+                # from the next store
+                got, bad = store.get_sound(sorted(have))
+                for name in (n for n, why in bad.items() if why == "corrupt"):
+                    corrupt.setdefault(name, store._corrupt(name))
                 self.local.put_named(got, check=False)
                 need -= set(got)
         for name in sorted(need):
