@@ -1265,9 +1265,9 @@ class Remotes:
         if path is None or path.exists():
             if path is not None and not (path / "HEAD").exists() and not (path / ".git").exists():
                 if _half_made_repository(path):
-                    raise RemoteError(f"remote {r.name!r}: {path} is a repository a first push did not finish "
-                                      f"making (it was stopped; an older txgit made it in place): nothing was "
-                                      f"pushed into it; remove it (`rm -r {path}`) and push again")
+                    raise RemoteError(f"remote {r.name!r}: {path} is a repository a first push began and did "
+                                      f"not finish (killed while making it): nothing was pushed into it; remove "
+                                      f"it (`rm -r {path}`) and push again")
                 raise RemoteError(f"remote {r.name!r}: {path} exists but is not a git repository")
             return False
         if not path.parent.is_dir():
@@ -1290,8 +1290,10 @@ class Remotes:
         try:
             pygit2.init_repository(str(new), bare=True, initial_head=self.ws.branch or "main")
             os.rename(new, path)
-        except BaseException:
+        except BaseException as e:
             shutil.rmtree(new, ignore_errors=True)
+            if isinstance(e, (OSError, pygit2.GitError)):  # a folder made there meanwhile, a full disk
+                raise RemoteError(f"cannot make remote {r.name!r} at {path}: {e}") from e
             raise
 
     def _fetch_git(self, r: Remote, refspecs: list[str], callbacks: _Callbacks) -> None:
@@ -2122,8 +2124,7 @@ class Remotes:
         others = [n for n in self.names() if n != remote]
         if not others:
             raise failed
-        named = self._named_stores([remote, *others])
-        stores = [store for _, store in named]
+        stores = [store for _, store in self._named_stores([remote, *others])]
         already = sum(sizes.get(n, 0) for n in names) - sum(sizes.get(n, 0) for n in left)
         ahead = None if progress is None else \
             (lambda phase, done, total: progress(phase, already + done, already + total))
