@@ -17,8 +17,10 @@ from pathlib import Path
 TESTS = str(Path(__file__).resolve().parent)
 
 
-def arm(point: str) -> None:
-    """``point``: ``module:attribute`` (``txgit.merging:MergeInProgress.to_json``): calling it kills the process."""
+def arm(point: str, first: str | None = None) -> None:
+    """``point``: ``module:attribute`` (``txgit.merging:MergeInProgress.to_json``): calling it kills the process.
+    ``first``: the name of a function of this module that is called with the same arguments before the kill,
+    to leave what the point would have half done (:func:`half_made_repository`)."""
     module, _, path = point.partition(":")
     owner = importlib.import_module(module)
     *parents, name = path.split(".")
@@ -27,9 +29,20 @@ def arm(point: str) -> None:
     getattr(owner, name)  # the point must exist: a renamed function fails the test, not silently passes it
 
     def killed(*args, **kwargs):
+        if first is not None:
+            globals()[first](*args, **kwargs)
         os.kill(os.getpid(), signal.SIGKILL)
 
     setattr(owner, name, killed)
+
+
+def half_made_repository(path: str, *args, **kwargs) -> None:
+    """What ``git init --bare PATH`` (``pygit2.init_repository``) has made when it is killed before its
+    HEAD: the folder and its skeleton (libgit2 writes HEAD after the folders and the config)."""
+    for folder in ("objects/info", "objects/pack", "refs/heads", "refs/tags", "hooks", "info"):
+        os.makedirs(os.path.join(path, folder), exist_ok=True)
+    with open(os.path.join(path, "config"), "w") as f:
+        f.write("[core]\n\tbare = true\n")
 
 
 def arm_cell(point: str) -> str:
@@ -37,9 +50,11 @@ def arm_cell(point: str) -> str:
     return f"import sys\nsys.path.insert(0, {TESTS!r})\nimport killpoint\nkillpoint.arm({point!r})"
 
 
-def txgit_killed_at(point: str, *args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
-    """The real `txgit ARGS` in ``cwd``, killed at ``point`` (its exit status is -9 if it got there)."""
-    code = (f"import sys\nsys.path.insert(0, {TESTS!r})\nimport killpoint\nkillpoint.arm({point!r})\n"
+def txgit_killed_at(point: str, *args: str, cwd: Path, env: dict | None = None,
+                    first: str | None = None) -> subprocess.CompletedProcess:
+    """The real `txgit ARGS` in ``cwd``, killed at ``point`` (its exit status is -9 if it got there);
+    ``first``: as for :func:`arm`."""
+    code = (f"import sys\nsys.path.insert(0, {TESTS!r})\nimport killpoint\nkillpoint.arm({point!r}, {first!r})\n"
             "from txgit.cli import main\nmain(sys.argv[1:])")
     return subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, capture_output=True, text=True,
                           env={**os.environ, "COLUMNS": "200", **(env or {})}, timeout=300)

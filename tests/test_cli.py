@@ -278,11 +278,11 @@ def test_branch_m_renames_a_branch_with_its_upstream_and_held_commits(fresh, run
     ws.history.hold_unmerged("exp", held)
     out = run_txgit("branch", "-m", "exp", "trial", cwd=root, check=True).stdout
     assert out.startswith("Renamed branch exp to trial"), out
-    assert "trial still tracks origin/exp" in out and "refs/txgit/unmerged/trial" in out, out
+    assert "trial still tracks origin/exp" in out and "refs/txgit/held/1/trial" in out, out
     assert ws.branches() == {"main": ids["c2"], "trial": ids["c3"]}
     assert ws.remotes.upstream("trial") == ("origin", "exp") and ws.remotes.upstream("exp") is None
-    assert ws.history.unmerged() == {"refs/txgit/unmerged/trial": held}
-    assert "`txgit merge refs/txgit/unmerged/trial`" in run_txgit("status", cwd=root, check=True).stdout
+    assert ws.history.unmerged() == {"refs/txgit/held/1/trial": held}
+    assert "`txgit merge refs/txgit/held/1/trial`" in run_txgit("status", cwd=root, check=True).stdout
     run_txgit("branch", "-m", "work", cwd=root, check=True)  # one name: HEAD's branch
     assert ws.branch == "work" and ws.branches()["work"] == ids["c2"]
     refused = run_txgit("branch", "-m", "trial", "work", cwd=root)
@@ -292,6 +292,74 @@ def test_branch_m_renames_a_branch_with_its_upstream_and_held_commits(fresh, run
     out = run_txgit("branch", "-M", "trial", "spare", cwd=root, check=True).stdout
     assert f"(replacing spare, which was at {ids['c1'][:8]}: `txgit branch NAME {ids['c1'][:8]}` keeps that)" in out
     assert ws.branches() == {"work": ids["c2"], "spare": ids["c3"]}
+
+
+def _off_branch_commit(ws: Workspace, branch: str, name: str) -> str:
+    """A commit on top of ``branch`` that no branch holds (a kernel's cell whose merge with its moved branch failed)."""
+    ns: dict = {}
+    ws.checkout(branch, ns, new_branch="cell")
+    ns[name] = 1
+    commit = ws.commit(ns, f"a kernel's cell on {branch}").info.id
+    ws.checkout("main", ns)
+    ws.delete_branch("cell")
+    return commit
+
+
+def test_held_refs_of_branches_a_and_a_2_stay_apart(tmp_path, run_txgit):
+    """Held commits were kept under refs/txgit/unmerged/BRANCH, then BRANCH-2, BRANCH-3: branch a's second
+    hold and branch a-2's first were the same name. Once a-2 existed, `branch -m a-2 c` took a's second hold
+    along and `branch -m a b` left it behind; a merge of a hold named no branch. Each hold names its branch
+    unambiguously now (refs/txgit/held/N/BRANCH); holds written the old way are still read."""
+    ws = Workspace.init(tmp_path)
+    ws.commit({"x": 0}, "start")
+    ws.create_branch("a")
+    first_a = _off_branch_commit(ws, "a", "p")
+    second_a = _off_branch_commit(ws, "a", "q")  # another kernel's: contains not the first
+    held_a = [ws.history.hold_unmerged("a", first_a), ws.history.hold_unmerged("a", second_a)]
+    ws.create_branch("a-2")
+    own = _off_branch_commit(ws, "a-2", "r")
+    held_a2 = ws.history.hold_unmerged("a-2", own)
+    assert len({*held_a, held_a2}) == 3
+    assert ws.history.unmerged() == {held_a[0]: first_a, held_a[1]: second_a, held_a2: own}
+    moved = ws.rename_branch("a-2", "c")
+    assert list(moved) == [held_a2], moved
+    moved_a = ws.rename_branch("a", "b")
+    assert sorted(moved_a) == sorted(held_a), moved_a
+    assert sorted(ws.history.unmerged().values()) == sorted([first_a, second_a, own])
+    ns: dict = {}
+    ws.checkout("b", ns)
+    ns["s"] = 1  # b moves on: the merges below are merges, whose commits carry the label
+    ws.commit(ns, "on b")
+    out = run_txgit("merge", moved_a[held_a[0]], cwd=tmp_path, check=True).stdout
+    assert "Merged the commits of a closed kernel into b" in out, out
+    out = run_txgit("merge", moved[held_a2], cwd=tmp_path, check=True).stdout
+    assert "Merged the commits of a closed kernel held for c into b" in out, out
+    assert ws.history.unmerged() == {moved_a[held_a[1]]: second_a}
+
+
+def test_held_refs_written_the_old_way_are_still_read(tmp_path, run_txgit):
+    """A repository made by a version that held commits under refs/txgit/unmerged/BRANCH[-N] keeps working:
+    status names them, a rename moves them (to the new layout), a merge names their branch and drops them."""
+    ws = Workspace.init(tmp_path)
+    ws.commit({"x": 0}, "start")
+    for branch in ("a", "a-2"):
+        ws.create_branch(branch)
+    old = {"refs/txgit/unmerged/a": _off_branch_commit(ws, "a", "p"),
+           "refs/txgit/unmerged/a-3": _off_branch_commit(ws, "a", "q"),  # a's third: a-2 was a branch's
+           "refs/txgit/unmerged/a-2": _off_branch_commit(ws, "a-2", "r")}
+    for ref, commit in old.items():
+        ws.history.repo.references.create(ref, pygit2.Oid(hex=commit))
+    ws.commit({"x": 1}, "main moves on")
+    assert ws.history.unmerged() == old
+    status = run_txgit("status", cwd=tmp_path, check=True).stdout
+    assert all(f"`txgit merge {ref}`" in status for ref in old), status
+    moved = ws.rename_branch("a", "b")
+    assert sorted(moved) == ["refs/txgit/unmerged/a", "refs/txgit/unmerged/a-3"], moved
+    assert all(not ref.startswith("refs/txgit/unmerged/") for ref in moved.values()), moved
+    out = run_txgit("merge", "refs/txgit/unmerged/a-2", cwd=tmp_path, check=True).stdout
+    assert "Merged the commits of a closed kernel held for a-2 into main" in out, out
+    assert "refs/txgit/unmerged/a-2" not in ws.history.repo.references
+    assert sorted(ws.history.unmerged()) == sorted(moved.values())
 
 
 @pytest.mark.parametrize("args, message", [
@@ -319,6 +387,13 @@ def test_branch_m_renames_a_branch_with_its_upstream_and_held_commits(fresh, run
     (("diff", "main", "nope"), "unknown revision 'nope'"),
     (("diff", "nope..main"), "unknown revision 'nope'"),
     (("diff",), "no kernel attached"),  # no revision: a live kernel's changes, and there is none
+    # git's refspecs: "no branch named 'main:x'" said nothing of why, nor what to type instead
+    (("push", "origin", "main:x"), "refspecs such as 'main:x' are not supported: `txgit branch x main`, "
+                                   "then `txgit push origin x`, publishes main as x"),
+    (("push", "origin", ":x"), "`txgit push origin --delete x` deletes x there"),
+    (("pull", "origin", "main:x"), "refspecs such as 'main:x' are not supported: `txgit pull origin main`"),
+    # both were taken, the last one winning
+    (("clone", "elsewhere", "--untrusted", "--trusted"), "give --trusted or --untrusted, not both"),
 ])
 def test_user_mistakes_are_one_line_and_change_nothing(history, run_txgit, args, message):
     root, _ = history

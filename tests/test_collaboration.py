@@ -1614,7 +1614,7 @@ def test_a_cell_committed_while_the_merge_with_its_moved_branch_failed_is_not_dr
         assert "`%txgit remote set-storage origin URL`" in r.stderr and "`txgit " not in r.stderr, r.stderr
         alice.kernel.run("z = 3")
         # not "nothing to commit" alone: the commits are not on main, a ref holds them (gc, a closed kernel)
-        held = alice.ws.dir / "repo.git" / "refs" / "txgit" / "unmerged" / "main"
+        held = alice.ws.dir / "repo.git" / "refs" / "txgit" / "held" / "1" / "main"
         for out in (alice.tx("status").stdout, alice.cell("%txgit status").stdout):
             assert "not on main yet: its last commits (up to " in out, out
         assert alice.ws.load("z", held.read_text().strip()) == 3
@@ -1681,7 +1681,7 @@ def test_commits_of_a_kernel_closed_before_its_merge_are_said_kept_and_brought_i
     finally:
         alice.shutdown()
     os.rename(away, storage)
-    held = "refs/txgit/unmerged/main"
+    held = "refs/txgit/held/1/main"
     out = alice.tx("status").stdout
     assert held in out and f"txgit merge {held}" in out, out
     assert ": z = 3" in alice.tx("log", "--all", "--oneline").stdout  # as `git log --all`: every ref's commits
@@ -1704,7 +1704,7 @@ def test_commits_of_a_kernel_closed_before_its_merge_are_said_kept_and_brought_i
     os.rename(away, storage)
     alice.tx("gc")
     out = alice.tx("status").stdout
-    waiting = sorted(set(re.findall(r"`txgit merge (refs/txgit/unmerged/\S+)`", out)))
+    waiting = sorted(set(re.findall(r"`txgit merge (refs/txgit/held/\S+)`", out)))
     assert len(waiting) == 2, out
     for ref in waiting:
         alice.tx("merge", ref)
@@ -1712,7 +1712,7 @@ def test_commits_of_a_kernel_closed_before_its_merge_are_said_kept_and_brought_i
     assert {n: ws.load(n) for n in "xyzv"} == {"x": 20, "y": 2, "z": 3, "v": 5}
     out = alice.tx("status").stdout
     assert "on no branch yet" not in out, out
-    assert not [r for r in ws.history.repo.references if r.startswith("refs/txgit/unmerged/")]
+    assert not [r for r in ws.history.repo.references if r.startswith("refs/txgit/held/")]
 
 
 def test_every_advice_a_notebook_user_reads_names_the_magic(tmp_path, run_txgit):
@@ -1762,7 +1762,7 @@ def test_status_as_a_magic_says_how_the_branch_stands_against_its_upstream(tmp_p
 
 def test_a_merge_in_a_fresh_kernel_names_what_the_kernel_does_not_hold(tmp_path, run_txgit):
     """A kernel opened after another closed with commits on no branch: `%txgit merge
-    refs/txgit/unmerged/main` (what its %load_ext advised) said "Merged ... into main" alone, while the
+    refs/txgit/held/1/main` (what its %load_ext advised) said "Merged ... into main" alone, while the
     kernel held neither x nor y of that merge. It now names them and the command that loads them."""
     import os
 
@@ -1779,7 +1779,7 @@ def test_a_merge_in_a_fresh_kernel_names_what_the_kernel_does_not_hold(tmp_path,
     os.rename(away, storage)
     again = User("alice", alice.ws, run_txgit, {})
     try:
-        out = again.cell("%txgit merge refs/txgit/unmerged/main").stdout
+        out = again.cell("%txgit merge refs/txgit/held/1/main").stdout
         # named as a user reads it, in the kernel's answer and in the history (not the raw ref)
         assert "Merged the commits of a closed kernel into main" in out, out
         assert "Merge the commits of a closed kernel into main" in again.tx("log", "-n", "1").stdout

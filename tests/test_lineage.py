@@ -138,6 +138,13 @@ def test_cli_script_mode_and_errors(tmp_path, run_txgit):
     (tmp_path / "broken.py").write_text("def (:\n")
     broken = run_txgit("lineage", "--script", "broken.py", cwd=tmp_path)
     assert broken.returncode == 1 and "syntax error" in broken.stderr
+    # a data file given as the script parsed as tuples of names ("a,b" is Python) and said "no
+    # trained models found", exit 0: the user had typed the data file, not the code that reads it
+    (tmp_path / "data.csv").write_text("age,fare,survived\n22,7.25,0\n")
+    data = run_txgit("lineage", "--script", "data.csv", cwd=tmp_path)
+    assert data.returncode == 1 and data.stdout == "" and data.stderr.strip() == (
+        "txgit: error: data.csv is not a Python script (.py) or notebook (.ipynb): --script takes the code "
+        "that reads it (`txgit lineage --script train.py`)"), data.stderr
     nows = run_txgit("lineage", cwd=tmp_path)
     assert nows.returncode == 1 and "not a txgit workspace" in nows.stderr
     Workspace.init(tmp_path / "w")

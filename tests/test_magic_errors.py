@@ -3,6 +3,9 @@ error shows as one line, not a traceback of txgit's internals."""
 
 from __future__ import annotations
 
+import itertools
+import re
+
 import nbformat
 import pytest
 from nbclient import NotebookClient
@@ -91,3 +94,44 @@ def test_unknown_options_of_live_verbs_are_refused(tmp_path):
         assert k.value("x") == 1 and len(Workspace.open(tmp_path).log()) == 1
     finally:
         k.shutdown()
+
+
+def test_the_magic_help_names_every_option_each_verb_of_it_takes():
+    """`%txgit help` listed `log [-n N]` while `%txgit log` also took REV and --all (and --graph,
+    --oneline): each option a verb the magic parses itself (_opt, _flag) must be on that verb's
+    lines of the help, read from the code so that a new option cannot be left out."""
+    import ast
+    import inspect
+
+    from txgit import magics
+
+    def verb_of(node: ast.AST, parents: dict) -> str | None:
+        while node in parents:
+            node = parents[node]
+            if isinstance(node, (ast.If, ast.IfExp)) and isinstance(node.test, ast.Compare) and \
+                    isinstance(node.test.left, ast.Name) and node.test.left.id == "verb" and \
+                    isinstance(node.test.comparators[0], ast.Constant):
+                return node.test.comparators[0].value
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("_") and node.name[1:] in magics.USAGE:
+                return node.name[1:]  # _serve: the verb serve
+        return None
+
+    tree = ast.parse(inspect.getsource(magics))
+    parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+    lines = magics.USAGE.splitlines()
+    taken: dict[str, list[tuple[str, ...]]] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("_opt", "_flag"):
+            flags = tuple(a.value for a in node.args[1:] if isinstance(a, ast.Constant))
+            verb = verb_of(node, parents)
+            assert verb is not None, f"line {node.lineno}: {node.func.id}{flags} belongs to no verb"
+            taken.setdefault(verb, []).append(flags)
+    assert set(taken) >= {"commit", "checkout", "log", "serve"}, taken
+    for verb, options in taken.items():
+        start = next(i for i, line in enumerate(lines) if line.startswith(f"  {verb} "))
+        # the verb's line and the lines below it that continue it (indented past the verbs)
+        help_lines = " ".join([lines[start]] + list(itertools.takewhile(lambda x: x.startswith(" " * 8),
+                                                                         lines[start + 1:])))
+        for flags in options:
+            assert any(re.search(rf"(?<![\w-]){re.escape(f)}(?![\w-])", help_lines) for f in flags), \
+                f"%txgit help says nothing of {' / '.join(flags)} for {verb}: {help_lines!r}"

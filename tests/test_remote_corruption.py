@@ -12,7 +12,7 @@ import pytest
 
 from cliutil import assert_one_line_error
 from conftest import session_namespace
-from servers import S3_ENV, make_bucket, moto_s3
+from servers import S3_ENV, make_bucket, moto_s3, s3_requests
 from txgit import Workspace
 from txgit.errors import CorruptBlob
 from txgit.remote import EMBEDDED_DIR
@@ -188,6 +188,41 @@ def test_fetch_eager_takes_a_sound_copy_from_another_remote_as_a_load_does(tmp_p
     Workspace.open(bob.root).checkout("main", got)
     assert got["v3"] == ns["v3"] and int(got["big"][-1]) == 299_999
 
+
+
+def test_fetch_eager_past_a_bad_blob_reads_the_rest_in_batches_and_shows_progress(tmp_path, s3, monkeypatch):
+    """`fetch --eager` meeting a corrupt blob on origin fell back to one blob at a time, with no
+    progress: every blob the fast path had not brought was one request (a range of a pack, or a loose
+    object), in turn, while the bar stood where the fast path had stopped. Now the rest comes in
+    batches (a pack's members in one read), the bad blob from the spare remote, and the progress
+    goes on to the total."""
+    ws, ns, options = _alice(tmp_path, "s3", s3, monkeypatch)
+    for push in range(6):  # more packs than a fetch reads whole beside their indexes
+        for i in range(50):
+            ns[f"w{push}_{i}"] = {"id": i, "values": list(range(i, i + 30 + push))}
+        ws.commit(ns, f"fifty more ({push})")
+        ws.push()
+    ws.remotes.add("spare", str(tmp_path / "spare.git"))
+    ws.push("spare")
+    state = ws.state()
+    blobs = {n for g in state.groups.values() for n in g.chunk_names()}
+    first = min(blobs)  # in the fast path's first batch: almost everything is left to the slow path
+    _damage_on_remote(ws, first)
+    bob = Workspace.clone(str(tmp_path / "r.git"), tmp_path / "b", **options)
+    bob.remotes.add("spare", str(tmp_path / "spare.git"))
+    bucket = ws.remotes.store("origin").root.split("/")[0]
+    before = len(s3_requests(s3, bucket))
+    said: list[tuple[str, int, int]] = []
+    fetched = bob.fetch("origin", eager=True, progress=lambda *a: said.append(a))
+    gets = [p for m, p in s3_requests(s3, bucket)[before:] if m == "GET"]
+    assert not bob.store.missing(blobs) and fetched.blobs_fetched == len(blobs), fetched
+    assert len(gets) < len(blobs) // 4, (len(gets), len(blobs))  # it was one GET per blob, 300+
+    total = said[0][2]
+    assert said[-1] == ("download", total, total), said[-3:]
+    assert [d for _, d, _ in said] == sorted(d for _, d, _ in said), said  # never backwards
+    got = session_namespace()
+    Workspace.open(bob.root).checkout("main", got)
+    assert got["w5_49"] == ns["w5_49"] and int(got["big"][-1]) == 299_999
 
 
 def test_fetch_eager_with_no_sound_copy_anywhere_names_the_blob_and_what_to_do(tmp_path, monkeypatch):

@@ -430,3 +430,33 @@ def test_one_request_to_a_silent_s3_server_waits_at_most_two_timeouts(monkeypatc
             store.listing()
         seconds = time.perf_counter() - started
     assert 2 * 2 <= seconds < 3 * 2, seconds  # two tries of 2 s (and s3fs's 0.1 s pause), not four
+
+
+@pytest.mark.parametrize("backend", ["memory", "folder-through-dirfs"])
+def test_a_blocking_storage_tells_a_missing_blob_from_one_it_could_not_ask_about(tmp_path, backend):
+    """RemoteStore.missing asked a blocking backend (sftp, memory://, a folder behind fsspec's dir://)
+    with ``fs.exists``, which answers False for any error: a blob the storage could not be asked about
+    was called missing (fsck --verify reported it lost), where S3 and folders raise. And a dir:// over a
+    folder, async by class but not underneath, failed every check (its wrapped folder has no ``_exists``).
+    Now "not found" is missing, any other error is raised, as :func:`txgit.packs.absent_or_raise` decides."""
+    if backend == "memory":
+        store = RemoteStore(f"memory://{tmp_path.name}/blobs")
+    else:
+        store = RemoteStore("dir://blobs", path=str(tmp_path), target_protocol="file",
+                            target_options={"auto_mkdir": True})
+    stored, other = b"a stored blob", b"a blob never stored"
+    store.write_blobs({hash_bytes(stored): stored})
+    assert store.missing([hash_bytes(stored), hash_bytes(other)]) == {hash_bytes(other)}
+    if backend == "memory":
+        return  # nothing on it can fail but a missing file
+    # a fan-out folder that cannot be read (a symlink to itself: every stat below it is ELOOP)
+    n = 0
+    while Path(store.path(hash_bytes(b"%d" % n))).parent == Path(store.path(hash_bytes(stored))).parent:
+        n += 1
+    unreadable = hash_bytes(b"%d" % n)
+    folder = tmp_path / Path(store.path(unreadable)).parent
+    assert not folder.exists()
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    os.symlink(folder.name, folder)
+    with pytest.raises(RemoteError, match="Too many levels of symbolic links"):
+        store.missing([hash_bytes(stored), unreadable])

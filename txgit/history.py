@@ -56,7 +56,11 @@ from txgit.storage import hash_bytes, is_blob_name
 
 VARS = "vars"  # format 1: one file per variable
 GROUPS = "groups"  # format 1: one file per group
-UNMERGED = "refs/txgit/unmerged/"  # a session's commits whose merge with its moved branch failed (hold_unmerged)
+# a session's commits whose merge with its moved branch failed (hold_unmerged): HELD N/BRANCH (N/HEAD: a
+# detached session's; HEAD is no branch name), the Nth hold for BRANCH. Before, UNMERGED BRANCH, then
+# BRANCH-2, …: branch a's second hold or branch a-2's own? Those are still read (held_for), never written.
+HELD = "refs/txgit/held/"
+UNMERGED = "refs/txgit/unmerged/"
 RECORDS = "records"  # format 2: variable and group records, one per line, in shards
 SHARD_EVERY = 32  # a variable whose key is a multiple of this starts a shard: ~32 variables a shard
 SHARD_MAX = 64  # and so does the variable after this many in one shard: a change never rewrites more
@@ -226,6 +230,11 @@ def validate_ref_name(kind: str, name: str) -> str:
             or not pygit2.reference_is_valid_name(f"refs/heads/{name}"):
         raise InvalidName(f"invalid {kind} name {name!r}")
     return name
+
+
+def is_hold(ref: str) -> bool:
+    """Whether ``ref`` holds a session's commits for their merge (:meth:`History.hold_unmerged`)."""
+    return ref.startswith((HELD, UNMERGED))
 
 
 class History:
@@ -809,22 +818,12 @@ class History:
                 raise RefExists(f"a branch named {new!r} already exists (-M replaces it)")
             if new == self.current_branch():
                 raise TxgitError(f"cannot replace branch {new!r}: HEAD is on it (check out another first)")
-        # OLD's holds: OLD and OLD-N, unless OLD-N is a branch of its own (whose hold that is)
-        holds = [r for r in self.repo.references if r.startswith(UNMERGED) and (
-            r == UNMERGED + old or (r.startswith(f"{UNMERGED}{old}-") and r.rpartition("-")[2].isdigit()
-                                    and r[len(UNMERGED):] not in local))]
+        holds = [r for r in self.repo.references if is_hold(r) and self.held_for(r) == old]
         local[old].rename(new, force)
         moved = {}
-        for ref in holds:
-            target = self.repo.references[ref].target
-            name = UNMERGED + new
-            for n in range(2, 1000):  # a replaced branch's own hold keeps its name
-                if name not in self.repo.references:
-                    break
-                name = f"{UNMERGED}{new}-{n}"
-            self.repo.references.create(name, target)
+        for ref in holds:  # a replaced branch's own holds keep their names
+            moved[ref] = self._hold(new, self.repo.references[ref].target)
             self.repo.references.delete(ref)
-            moved[ref] = name
         return moved
 
     def hold_unmerged(self, branch: str | None, commit: str, held: str | None = None) -> str:
@@ -833,14 +832,36 @@ class History:
         ``held``: the ref this session already holds its commits under. Another session's commits that
         ``commit`` does not contain keep their ref: this one takes a free name beside it. Returns the ref."""
         oid = pygit2.Oid(hex=commit)
-        name = held or UNMERGED + (branch or "HEAD")
-        for n in range(2, 1000):
+        there = None if held is None else self.tip(held)
+        if held is not None and (there is None or there.id == oid or self.repo.descendant_of(oid, there.id)):
+            self.repo.references.create(held, oid, force=True)
+            return held
+        return self._hold(branch or "HEAD", oid)
+
+    def _hold(self, branch: str, oid: pygit2.Oid) -> str:
+        """Keep ``oid`` under the first hold for ``branch`` that is free or holds what ``oid`` contains."""
+        for n in range(1, 1000):
+            name = f"{HELD}{n}/{branch}"
             there = self.tip(name)
-            if there is None or there.id == oid or self.repo.descendant_of(oid, there.id):
-                break
-            name = f"{UNMERGED}{branch or 'HEAD'}-{n}"
-        self.repo.references.create(name, oid, force=True)
-        return name
+            if there is not None and there.id != oid and not self.repo.descendant_of(oid, there.id):
+                continue  # another session's commits that these do not contain
+            try:
+                self.repo.references.create(name, oid, force=True)
+            except (pygit2.GitError, ValueError):
+                continue  # held/N/a left by a branch a gone since, and this is a/b's: git refs nest no deeper
+            return name
+        raise TxgitError(f"cannot hold commit {str(oid)[:8]}: {branch} has 999 holds (`txgit merge` them first)")
+
+    def held_for(self, ref: str) -> str:
+        """The branch a ref of :meth:`hold_unmerged` keeps commits for ("HEAD": a detached session's). A ref
+        written the old way (refs/txgit/unmerged/a-2) is a branch's of that name if there is one, else the
+        hold of the branch before ``-N``, if there is one, else of the branch of that whole name, gone since."""
+        if ref.startswith(HELD):
+            return ref[len(HELD):].partition("/")[2]
+        name = ref.removeprefix(UNMERGED)
+        local = self.repo.branches.local
+        base, dash, n = name.rpartition("-")
+        return base if name not in local and dash and n.isdigit() and base in local else name
 
     def unmerged(self) -> dict[str, str]:
         """The refs :meth:`hold_unmerged` made whose commits no branch holds yet -> commit id (their sessions'
@@ -851,7 +872,7 @@ class History:
             tips.append(head.id)
         out = {}
         for name in self.repo.references:
-            if not name.startswith(UNMERGED):
+            if not is_hold(name):
                 continue
             commit = self.tip(name)
             if commit is not None and not any(t == commit.id or self.repo.descendant_of(t, commit.id) for t in tips):
@@ -861,7 +882,7 @@ class History:
     def drop_merged_holds(self) -> None:
         """Delete the refs of :meth:`hold_unmerged` whose commits a branch now holds (merged since)."""
         waiting = self.unmerged()
-        for name in [n for n in self.repo.references if n.startswith(UNMERGED) and n not in waiting]:
+        for name in [n for n in self.repo.references if is_hold(n) and n not in waiting]:
             self.repo.references.delete(name)
 
     def remote_branches(self) -> dict[str, str]:

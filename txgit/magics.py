@@ -47,7 +47,9 @@ USAGE = """usage: %txgit VERB [ARGS]
   pull [REMOTE [BRANCH]] fetch and merge (the namespace follows)
   reset REV [--force]    point this kernel's branch at REV (the namespace follows)
   status                 variables changed since this kernel's last commit; ahead/behind its upstream
-  log [-n N]             history        show [REV]          one commit
+  log [REV] [--all] [-n N]
+                         history (--all: every branch's; always a graph: --graph, --oneline change nothing)
+  show [REV]             one commit
   diff [A [B]]           variables that differ (B omitted: the live namespace; A too: against HEAD)
   branch [NAME [REV]]    list or create branches; -m [OLD] NEW renames (this kernel follows)
   serve [--port N]       the web view of the history, on 127.0.0.1, served by this kernel

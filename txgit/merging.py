@@ -30,7 +30,7 @@ import pygit2
 from txgit import trust as _trust
 from txgit.attached import alive
 from txgit.errors import DirtyNamespace, MergeInProgress as MergeInProgressError, TxgitError
-from txgit.history import META, UNMERGED, CommitInfo, State
+from txgit.history import META, CommitInfo, History, State, is_hold
 from txgit.merge import KERNEL, OURS, THEIRS, Conflict, MergeInProgress, MergePlan, merge_states
 from txgit.repository import Repository, state_meta
 from txgit.state import MODULE, VALUE, Fingerprints, VarRecord, libstate, restore
@@ -132,10 +132,17 @@ def ref_label(ref: str) -> str:
     return ref.removeprefix("refs/heads/")
 
 
-def merge_label(rev: str) -> str:
-    """What a merge of ``rev`` is called in what it says and in its commit: a closed kernel's commits by
-    what they are, not by the ref that keeps them (refs/txgit/unmerged/…, gone once they are merged)."""
-    return "the commits of a closed kernel" if rev.startswith(UNMERGED) else rev
+def merge_label(history: History, rev: str, ref: str) -> str:
+    """What a merge of ``rev`` into ``ref`` is called in what it says and in its commit: a closed kernel's
+    commits by what they are, not by the ref that keeps them (refs/txgit/held/…, gone once they are merged),
+    with the branch they were held for when that is not the one they go into."""
+    if not is_hold(rev):
+        return rev
+    held_for = history.held_for(rev)
+    into = history.current_branch() if ref == "HEAD" else ref_label(ref)
+    if held_for == (into or "HEAD"):
+        return "the commits of a closed kernel"
+    return f"the commits of a closed kernel held for {'a detached HEAD' if held_for == 'HEAD' else held_for}"
 
 
 def _merge_message(label: str, ref: str) -> str:
@@ -166,7 +173,7 @@ def merge(ws: Repository, rev: str, namespace: MutableMapping[str, Any] | None =
         theirs = ws.history.resolve(rev)
         tip = ws.history.tip(ref)
         mine = tip if ours is None else ws.history.resolve(ours)
-        label = merge_label(label or rev)
+        label = merge_label(ws.history, label or rev, ref)
         result = MergeResult("up-to-date", ref, None if mine is None else str(mine.id), str(theirs.id), label)
         repo = ws.history.repo
         if mine is not None and (mine.id == theirs.id or repo.descendant_of(mine.id, theirs.id)):

@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import contextvars
 import fcntl
+import glob
 import hashlib
 import json
 import os
@@ -85,7 +86,7 @@ from txgit.collector import collector_paused
 from txgit.history import FORMAT_KEY, META, RECORDS
 from txgit.repository import TXGIT_DIR, Repository
 from txgit.state.snapshot import CHUNK_SIZE, GroupRecord
-from txgit.storage import ObjectStore, StoreChain, hash_bytes
+from txgit.storage import ObjectStore, StoreChain, hash_bytes, read_sound
 
 EMBEDDED_DIR = "txgit-objects"  # blobs beside a bare repository: <repo.git>/txgit-objects
 CONFIG_REF = "refs/txgit/config"  # on the remote: the commit that records where its blobs are
@@ -424,7 +425,7 @@ class RemoteStore(ObjectStore):
             # files over its block size (50 MiB) into ranges: our chunks are <= 1 MiB and packs are
             # read whole or by member ranges, so that doubled the requests of a clone.
             self.fs.max_concurrency = 1
-        if not self.is_local and getattr(self.fs, "async_impl", False):
+        if not self.is_local and _async_backend(self.fs):
             # one client per process for equal options and credentials: making an S3 client (its
             # session, endpoint resolution, first connection) cost 0.1-0.5 s, paid again by every
             # workspace that opened the same storage (a clone beside the pushing workspace)
@@ -468,15 +469,19 @@ class RemoteStore(ObjectStore):
                     # indexes; at worst a blob stored before the first of them goes again (once)
                     return wanted
                 return wanted - set(self.loose_names())  # packs: listed above
-            if getattr(self.fs, "async_impl", False):  # one concurrent batch on the backend's loop
+            # each blob's info, or the error asking for it: "not found" is missing, any other error is
+            # raised (a backend's own ``exists`` answers False for both, sftp's and memory's among them)
+            order = sorted(wanted)
+            paths = [self.path(n) for n in order]
+            if _async_backend(self.fs):  # one concurrent batch on the backend's loop
                 from fsspec.asyn import sync
 
-                order = sorted(wanted)
-                found = sync(self.fs.loop, _gather_exists, self.fs, [self.path(n) for n in order])
-                return {n for n, ok in zip(order, found) if not ok}
-            with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
-                present = dict(zip(wanted, pool.map(lambda n: self.fs.exists(self.path(n)), wanted)))
-            return {n for n, ok in present.items() if not ok}
+                answers = sync(self.fs.loop, _gather_info, self.fs, paths)
+            else:
+                with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
+                    answers = list(pool.map(lambda p: _info_or_error(self.fs, p), paths))
+            present = packs.absent_or_raise(dict(zip(order, answers)))
+            return wanted - present.keys()
 
     def listing(self) -> dict[str, dict[str, Any]]:
         """Everything below the store (path -> details), in one request on S3; the remote index is
@@ -517,6 +522,10 @@ class RemoteStore(ObjectStore):
     def get_many(self, names: Iterable[str]) -> dict[str, bytes]:
         with self._errors():
             return super().get_many(names)
+
+    def get_sound(self, names: Iterable[str]) -> tuple[dict[str, bytes], dict[str, str]]:
+        with self._errors():
+            return super().get_sound(names)
 
     def check(self, names: Iterable[str]) -> dict[str, str]:
         with self._errors():
@@ -664,6 +673,43 @@ def _one_push_at_a_time(path: Path | None) -> Iterator[None]:
             os.close(parent)
 
 
+# what `git init --bare` makes before its HEAD (libgit2 writes HEAD last but for the samples and the
+# description): a folder holding these alone, and no HEAD, is one a killed init left
+_INIT_SKELETON = {"objects", "objects/info", "objects/pack", "refs", "refs/heads", "refs/tags", "hooks", "info",
+                  "config", "description", "info/exclude"}
+
+
+def refuse_refspec(verb: str, remote: str | None, branch: str) -> None:
+    """git's ``push origin main:x`` names a refspec, which txgit's push and pull do not take (":" is in no
+    branch name: it was "no branch named 'main:x'"): say so, and what to type instead."""
+    if ":" not in branch:
+        return
+    src, _, dst = branch.removeprefix("+").partition(":")
+    there = remote or "origin"
+    if verb == "pull":
+        advice = f"`txgit pull {there} {src or 'BRANCH'}` merges {src or 'that branch'} into your branch"
+    elif not src:
+        advice = f"`txgit push {there} --delete {dst}` deletes {dst} there"
+    else:
+        dst = dst.removeprefix("refs/heads/") or src
+        advice = f"`txgit branch {dst} {src}`, then `txgit push {there} {dst}`, publishes {src} as {dst}"
+    raise TxgitError(f"refspecs such as {branch!r} are not supported: {advice}")
+
+
+def _half_made_repository(path: Path) -> bool:
+    """Whether ``path`` holds what a killed ``git init --bare`` leaves, and nothing else (nothing pushed)."""
+    seen = False
+    try:
+        for p in path.rglob("*"):  # top-down: a folder of the user's says so at its first entry
+            inside = p.relative_to(path).as_posix()
+            if inside not in _INIT_SKELETON and not inside.startswith("hooks/"):
+                return False
+            seen = True
+    except OSError:
+        return False
+    return seen
+
+
 def _flock(folder: Path) -> int | None:
     """An exclusive lock on ``folder`` itself (no file is left there; the OS drops it if this process
     dies): its descriptor, to close; None where the folder cannot be opened (not readable)."""
@@ -679,10 +725,26 @@ def _flock(folder: Path) -> int | None:
     return fd
 
 
-async def _gather_exists(fs: Any, paths: list[str]) -> list[bool]:
+def _async_backend(fs: Any) -> bool:
+    """Whether ``fs`` runs its requests as coroutines on its own loop (s3fs, gcsfs): a ``dir://`` is
+    async by class, whatever it wraps, and its coroutines fail over a blocking one (a folder)."""
+    from fsspec.implementations.dirfs import DirFileSystem
+
+    return bool(getattr(fs.fs if isinstance(fs, DirFileSystem) else fs, "async_impl", False))
+
+
+async def _gather_info(fs: Any, paths: list[str]) -> list[Any]:
+    """Each path's info, or the exception asking for it raised (for :func:`packs.absent_or_raise`)."""
     import asyncio
 
-    return list(await asyncio.gather(*(fs._exists(p) for p in paths)))
+    return list(await asyncio.gather(*(fs._info(p) for p in paths), return_exceptions=True))
+
+
+def _info_or_error(fs: Any, path: str) -> Any:
+    try:
+        return fs.info(path)
+    except Exception as e:  # noqa: BLE001  (told apart by packs.absent_or_raise)
+        return e
 
 
 class RemoteChain(StoreChain):
@@ -1064,10 +1126,14 @@ class Remotes:
 
     def stores(self) -> list[ObjectStore]:
         """Every remote's store whose storage can be found (for on-demand fetches)."""
-        out: list[ObjectStore] = []
-        for name in self.names():
+        return [store for _, store in self._named_stores(self.names())]
+
+    def _named_stores(self, names: Iterable[str]) -> list[tuple[str, RemoteStore]]:
+        """(name, store) of each of the remotes ``names`` whose storage can be found, in that order."""
+        out = []
+        for name in names:
             try:
-                out.append(self.store(name))
+                out.append((name, self.store(name)))
             except RemoteError:
                 continue  # a remote with no reachable storage cannot help; the others may
         return out
@@ -1084,15 +1150,11 @@ class Remotes:
         todo = list(dict.fromkeys(names))
         if not replace_local:
             todo = sorted(self.ws.store.missing(todo))
+        named = self._named_stores(remotes if remotes is not None else self.names())
+        stores = [store for _, store in named]
         remote_of: dict[str, str] = {}  # storage URL -> remote name
-        stores: list[ObjectStore] = []
-        for rname in (list(remotes) if remotes is not None else self.names()):
-            try:
-                store = self.store(rname)
-            except RemoteError:
-                continue
+        for rname, store in named:
             remote_of.setdefault(store.url, rname)
-            stores.append(store)
         bad: dict[str, list[str]] = {}
         got = self.ws.store.repair_from(todo, stores, bad_copies=bad)
         return BlobRepair(fetched={n: remote_of[url] for n, url in got.items()},
@@ -1202,6 +1264,10 @@ class Remotes:
         path = r.local_path
         if path is None or path.exists():
             if path is not None and not (path / "HEAD").exists() and not (path / ".git").exists():
+                if _half_made_repository(path):
+                    raise RemoteError(f"remote {r.name!r}: {path} is a repository a first push began and did "
+                                      f"not finish (killed while making it): nothing was pushed into it; remove "
+                                      f"it (`rm -r {path}`) and push again")
                 raise RemoteError(f"remote {r.name!r}: {path} exists but is not a git repository")
             return False
         if not path.parent.is_dir():
@@ -1212,8 +1278,23 @@ class Remotes:
         return True
 
     def _init_local_bare(self, r: Remote) -> None:
-        assert r.local_path is not None
-        pygit2.init_repository(str(r.local_path), bare=True, initial_head=self.ws.branch or "main")
+        """``git init --bare`` of a folder remote, made beside its place and renamed into it: a push killed
+        meanwhile leaves no half-made folder there (which every later push refused), only a hidden one
+        beside it, which the next first push there removes (nothing else is making one: that push holds
+        the parent folder's lock, :func:`_one_push_at_a_time`)."""
+        path = r.local_path
+        assert path is not None
+        for stale in path.parent.glob(f".{glob.escape(path.name)}.txgit-new-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        new = path.parent / f".{path.name}.txgit-new-{os.getpid()}"
+        try:
+            pygit2.init_repository(str(new), bare=True, initial_head=self.ws.branch or "main")
+            os.rename(new, path)
+        except BaseException as e:
+            shutil.rmtree(new, ignore_errors=True)
+            if isinstance(e, (OSError, pygit2.GitError)):  # a folder made there meanwhile, a full disk
+                raise RemoteError(f"cannot make remote {r.name!r} at {path}: {e}") from e
+            raise
 
     def _fetch_git(self, r: Remote, refspecs: list[str], callbacks: _Callbacks) -> None:
         with self._contact(r, callbacks) as timeout:
@@ -1375,12 +1456,12 @@ class Remotes:
         batch is read on another thread; one caller drives that loop, so batches
         land in order.
         """
-        is_async = bool(getattr(remote_fs, "async_impl", False))
+        is_async = _async_backend(remote_fs)
         size = _ASYNC_BATCH_BLOBS if is_async else _BATCH_BLOBS
         batches = _batches(names, sizes, size)
         total = sum(sizes.get(n, 0) for n in names)
         done = tally if tally is not None else _Tally()
-        done.total_blobs = len(names)
+        done.total_blobs = done.blobs + len(names)  # a tally going on from an earlier transfer counts both
         moved = 0  # bytes as the records count them: reaches ``total`` exactly
         delay = float(os.environ.get("TXGIT_DEBUG_TRANSFER_DELAY", "0") or 0)  # fault-injection tests only
         # the injected latency ends when the transfer stops: an interrupt test can then give itself a
@@ -1481,6 +1562,8 @@ class Remotes:
         # read below must have it, or a push typed right after a cell leaves that cell out
         self.ws.settle()
         branches = list(branches or [])
+        for b in branches:
+            refuse_refspec("push", remote, b)
         # the remote a branch tracks, for one branch named (a kernel's that is not HEAD's)
         r = self.get(remote or self.default(branches[0] if len(branches) == 1 else None))
         if all_branches:
@@ -2025,24 +2108,34 @@ class Remotes:
                 return self._transfer(lacking, store.get_many, self.ws.store.write_blobs, sizes, "download",
                                       progress, store.fs, tally)
             except (CorruptBlob, MissingBlob) as e:
-                self._from_other_remotes(remote, lacking, e)
+                self._from_other_remotes(remote, lacking, e, sizes, progress, tally)
                 return len(lacking), sum(sizes.get(n, 0) for n in lacking)
         finally:
             store.packs.drop_prefetched()
 
-    def _from_other_remotes(self, remote: str, names: list[str], failed: BlobError) -> None:
+    def _from_other_remotes(self, remote: str, names: list[str], failed: BlobError, sizes: Mapping[str, int],
+                            progress: Progress | None, tally: _Tally | None) -> None:
         """What an eager fetch of ``remote`` did not get (``failed``: a blob it holds corrupt, or lacks):
         from any remote with a sound copy, verified, as a load does (:class:`RemoteChain`): ``remote``'s
-        own copies first, then the others'. A fresh clone knows ``remote`` alone: ``failed`` stands."""
+        own copies first, then the others'. In batches, as the fetch's own transfer (it took one blob
+        at a time, in turn), its progress going on from where the fetch stopped. A fresh clone knows
+        ``remote`` alone: ``failed`` stands."""
         left = sorted(self.ws.store.missing(names))
         others = [n for n in self.names() if n != remote]
         if not others:
             raise failed
-        repair = self.fetch_blobs_from_remotes(left, remotes=[remote, *others])
-        if not repair.missing:
+        stores = [store for _, store in self._named_stores([remote, *others])]
+        already = sum(sizes.get(n, 0) for n in names) - sum(sizes.get(n, 0) for n in left)
+        ahead = None if progress is None else \
+            (lambda phase, done, total: progress(phase, already + done, already + total))
+        bad: dict[str, list[str]] = {}  # name -> the storage URLs whose copy is corrupt
+        self._transfer(left, lambda batch: read_sound(batch, stores, bad_copies=bad), self.ws.store.write_blobs,
+                       sizes, "download", ahead, self.store(remote).fs, tally)
+        still = sorted(self.ws.store.missing(left))
+        if not still:
             return
-        first = repair.missing[0]
-        if first in repair.corrupt_on:
+        first = still[0]
+        if first in bad:
             raise self.store(remote)._corrupt(first)
         raise MissingBlob(f"blob {first[:12]} is in no remote's storage ({', '.join([remote, *others])}): "
                           "ask whoever pushed it to push again")

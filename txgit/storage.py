@@ -35,6 +35,7 @@ _LIST_INSTEAD_OF_STAT = 256
 _BATCH = 256
 # Loose blobs a remote fsck --verify holds in memory at once: chunks are up to 1 MiB, so at most ~32 MiB.
 _CHECK_LOOSE_BATCH = 32
+_REPAIR_BATCH = 32  # blobs per read of a repair: chunks are <= 1 MiB, so ~32 MiB held at most
 _VERIFY_HERE_UPTO = 64 << 10  # blobs up to this size are verified on the calling thread (see _verify)
 # a blake3 hex digest, whole: one C call (a clone of 1,000 variables checks 3,000 names)
 _BLOB_NAME = re.compile(r"[0-9a-f]{%d}" % HASH_LEN).fullmatch
@@ -565,29 +566,16 @@ class ObjectStore:
         noted in ``bad_copies``: name -> URLs of the stores holding it) and the next
         store is tried, as is the next store when one cannot be reached. Returns
         name -> URL of the store it came from for each blob repaired; the others
-        are left as they were.
+        are left as they were. Read in batches (:func:`read_sound`).
         """
-        todo = set(names)
+        todo, stores = sorted(set(names)), list(stores)
         repaired: dict[str, str] = {}
-        for store in stores:
-            if not todo:
-                break
-            try:
-                present = sorted(todo - store.missing(todo))
-            except TxgitError:  # an unreachable store cannot help; the others may
-                continue
-            for name in present:
-                try:
-                    data = store.get(name)  # verified: a tampered copy raises
-                except CorruptBlob:
-                    if bad_copies is not None:
-                        bad_copies.setdefault(name, []).append(store.url)
-                    continue
-                except TxgitError:
-                    continue
+        for at in range(0, len(todo), _REPAIR_BATCH):
+            came_from: dict[str, str] = {}
+            for name, data in read_sound(todo[at:at + _REPAIR_BATCH], stores, bad_copies=bad_copies,
+                                         came_from=came_from).items():
                 self._replace(name, data)
-                repaired[name] = store.url
-                todo.discard(name)
+            repaired.update(came_from)
         return repaired
 
     def _replace(self, name: str, data: bytes) -> None:
@@ -754,6 +742,41 @@ class ObjectStore:
         names = list(dict.fromkeys(names))
         if not names:
             return {}
+        out = self._read_many(names)
+        for n in names:
+            if n not in out:
+                gone = self.gone()
+                raise MissingBlob(f"blob {n[:12]} is missing from {self.url}" + (f": {gone}" if gone else ""))
+        try:
+            self._verify(out)
+        except CorruptBlob:
+            self._loose_over_damaged_members(out)
+        self._count_read(out)
+        return out
+
+    def get_sound(self, names: Iterable[str]) -> tuple[dict[str, bytes], dict[str, str]]:
+        """Read and verify blobs as :meth:`get_many` does, but a bad one does not stop the others (for
+        repairs, which take it from elsewhere): returns the sound ones, and name -> "missing" or
+        "corrupt" for the rest."""
+        names = list(dict.fromkeys(names))
+        out = self._read_many(names) if names else {}
+        bad = {n: "missing" for n in names if n not in out}
+        for name in self._bad_hashes(out):
+            try:
+                out[name] = self._loose_over_damaged_member(name)
+            except CorruptBlob:
+                del out[name]
+                bad[name] = "corrupt"
+        self._count_read(out)
+        return out, bad
+
+    def _count_read(self, out: Mapping[str, bytes]) -> None:
+        self.stats.blobs_read += len(out)
+        self.stats.bytes_read += sum(len(v) for v in out.values())
+        self.stats.read_names.extend(out)
+
+    def _read_many(self, names: list[str]) -> dict[str, bytes]:
+        """The bytes of those of ``names`` the store has, packed or loose, unverified."""
         where = self.packs.where
         # a remote's packs: listed once here (missing() lists again), unless indexes it was given
         # (a clone's git data names them: PackSet.learn_named) name every blob asked for
@@ -773,17 +796,6 @@ class ObjectStore:
             # gone): look again once
             self.packs.refresh()
             out.update(self.packs.read([n for n in names if n not in out]))
-        for n in names:
-            if n not in out:
-                gone = self.gone()
-                raise MissingBlob(f"blob {n[:12]} is missing from {self.url}" + (f": {gone}" if gone else ""))
-        try:
-            self._verify(out)
-        except CorruptBlob:
-            self._loose_over_damaged_members(out)
-        self.stats.blobs_read += len(out)
-        self.stats.bytes_read += sum(len(v) for v in out.values())
-        self.stats.read_names.extend(out)
         return out
 
     def _read_loose(self, names: list[str]) -> dict[str, bytes]:
@@ -806,15 +818,18 @@ class ObjectStore:
         """Replace packed members that fail their hash with a good loose copy, if the store has one
         (``fsck --repair`` writes one); raise CorruptBlob for the first that has none."""
         for name in sorted(out):
-            if hash_bytes(out[name]) == name:
-                continue
-            try:
-                data = self._read_one_loose(name)
-            except FileNotFoundError:
-                data = b""
-            if hash_bytes(data) != name:
-                self._verify({name: out[name]})  # raises, naming it
-            out[name] = data
+            if hash_bytes(out[name]) != name:
+                out[name] = self._loose_over_damaged_member(name)
+
+    def _loose_over_damaged_member(self, name: str) -> bytes:
+        """A good loose copy of ``name``, whose packed copy failed its hash; CorruptBlob if there is none."""
+        try:
+            data = self._read_one_loose(name)
+        except FileNotFoundError:
+            data = b""
+        if hash_bytes(data) != name:
+            raise self._corrupt(name)
+        return data
 
     def _read_local(self, names: list[str]) -> dict[str, bytes]:
         def read(n: str) -> tuple[str, bytes | None]:
@@ -968,6 +983,13 @@ class ObjectStore:
                            " it was not loaded — run `txgit fsck`")
 
     def _verify(self, blobs: Mapping[str, bytes]) -> None:
+        bad = self._bad_hashes(blobs)
+        if bad:
+            raise self._corrupt(next(n for n in blobs if n in bad))  # the first, in the order asked
+
+    @staticmethod
+    def _bad_hashes(blobs: Mapping[str, bytes]) -> set[str]:
+        """The names of ``blobs`` whose bytes do not hash to them."""
         def check(item: tuple[str, bytes]) -> str | None:
             name, data = item
             return None if hash_bytes(data) == name else name
@@ -978,8 +1000,33 @@ class ObjectStore:
         large = [(n, d) for n, d in blobs.items() if len(d) > _VERIFY_HERE_UPTO]
         bad = {n for n, d in blobs.items() if len(d) <= _VERIFY_HERE_UPTO and hash_bytes(d) != n}
         bad.update(b for b in (shared_pool().map(check, large) if len(large) > 1 else map(check, large)) if b)
-        if bad:
-            raise self._corrupt(next(n for n in blobs if n in bad))  # the first, in the order asked
+        return bad
+
+
+def read_sound(names: Sequence[str], stores: Sequence[ObjectStore], *,
+               bad_copies: dict[str, list[str]] | None = None,
+               came_from: dict[str, str] | None = None) -> dict[str, bytes]:
+    """Sound copies of ``names``, each from the first of ``stores`` whose copy is sound (verified), a
+    batch per store (:meth:`ObjectStore.get_sound`: a pack's members in one read); a store that cannot
+    be reached is passed over, a corrupt copy noted in ``bad_copies`` (name -> the URLs holding one).
+    Those no store holds sound are left out. ``came_from``: filled with name -> the URL it came from."""
+    out: dict[str, bytes] = {}
+    todo = list(names)
+    for store in stores:
+        if not todo:
+            break
+        try:
+            got, bad = store.get_sound(todo)
+        except TxgitError:  # an unreachable store cannot help; the others may
+            continue
+        if bad_copies is not None:
+            for name in (n for n, why in bad.items() if why == "corrupt"):
+                bad_copies.setdefault(name, []).append(store.url)
+        out.update(got)
+        if came_from is not None:
+            came_from.update(dict.fromkeys(got, store.url))
+        todo = [n for n in todo if n not in got]
+    return out
 
 
 class StoreChain:
@@ -1001,15 +1048,11 @@ class StoreChain:
                 break
             have = need - store.missing(need)
             if have:
-                try:
-                    got = store.get_many(sorted(have))  # verified by the remote store's reader
-                except CorruptBlob:  # one bad copy: the sound ones one by one, the bad ones from the next store
-                    got = {}
-                    for name in sorted(have):
-                        try:
-                            got[name] = store.get(name)
-                        except CorruptBlob as e:
-                            corrupt.setdefault(name, e)
+                # verified by the remote store's reader; a bad copy stops none of the others: it comes
+                # from the next store
+                got, bad = store.get_sound(sorted(have))
+                for name in (n for n, why in bad.items() if why == "corrupt"):
+                    corrupt.setdefault(name, store._corrupt(name))
                 self.local.put_named(got, check=False)
                 need -= set(got)
         for name in sorted(need):

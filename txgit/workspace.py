@@ -462,6 +462,8 @@ class Workspace(Repository):
         gets its JSON answer). Every pull, from the CLI, a magic or Python, goes through here, so that
         they resolve, fetch, refuse and track alike. ``on_fetched``: told what the fetch moved before
         the merge, which may still fail (the fetch is done then)."""
+        if branch is not None:
+            _remote.refuse_refspec("pull", remote, branch)
         into = into or self.branch
         if into is None:
             raise TxgitError("HEAD is detached: check out a branch to pull into")

@@ -274,15 +274,18 @@ def clone(
     storage_option: List[str] = typer.Option([], "--storage-option", metavar="KEY=VALUE",
                                              help="An fsspec storage option (e.g. endpoint_url=http://…); repeatable."),
     eager: bool = typer.Option(False, "--eager", help="Fetch every blob now, not on demand."),
-    trusted: Optional[bool] = typer.Option(None, "--trusted/--untrusted",
-                                           help="Mark origin trusted (its states load without --trust). Default: "
-                                                "trusted for a local path, not for a network URL."),
+    trusted: bool = typer.Option(False, "--trusted", help="Mark origin trusted (its states load without --trust). "
+                                                          "Default: trusted for a local path, not for a network URL."),
+    untrusted: bool = typer.Option(False, "--untrusted", help="Mark origin not trusted, even as a local path."),
 ) -> None:
     """Make a workspace from a remote: its branches, HEAD on its default branch, blobs on demand."""
+    if trusted and untrusted:  # one --trusted/--untrusted flag took the last one given
+        raise TxgitError("give --trusted or --untrusted, not both")
+    trust_origin = True if trusted else False if untrusted else None  # None: as the URL's kind says
     killed = unfinished_clone(clone_path(url, directory))  # a clone killed there before: made again
     with progress_bar() as progress, slow_notice():
         ws = Workspace.clone(url, directory, storage=storage, storage_options=parse_storage_options(storage_option),
-                             eager=eager, progress=progress, trusted=trusted)
+                             eager=eager, progress=progress, trusted=trust_origin)
     if killed is not None:
         _out(f"a clone into {ws.root} (of {killed}) had not finished: cloned again")
     branches = sorted(ws.branches())

@@ -174,9 +174,16 @@ def lineage_of_source(source: str, *, filename: str = "<script>", data_dir: str 
     return _report(interp, "static" if data_dir is None else "static+files", started)
 
 
+SCRIPT_SUFFIXES = {".py", ".pyw", ".ipy", ".ipynb", ""}  # "": a script named without one (`train`)
+
+
 def lineage_of_script(path: str | Path, *, use_files: bool = True, kb: KnowledgeBase | None = None) -> LineageReport:
     """Lineage of a plain script, static only; ``use_files``: read the headers of data files next to it."""
     path = Path(path)
+    if path.suffix.lower() not in SCRIPT_SUFFIXES:
+        # a data file read as code is mostly tuples of names ("a,b" is Python): "no trained models found"
+        raise TxgitError(f"{path} is not a Python script (.py) or notebook (.ipynb): --script takes the code that "
+                         "reads it (`txgit lineage --script train.py`)")
     try:
         raw = path.read_bytes()
     except OSError as e:
