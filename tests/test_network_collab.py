@@ -4,8 +4,16 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
+import numpy as np
 import pytest
+from cliutil import assert_one_line_error
+from kernelutil import digest
+from servers import S3_ENV, SwitchableProxy, git_daemon, init_bare, make_bucket, switchable_proxy
 from test_collaboration import User, s3, shared  # noqa: F401  (the fixtures: a git daemon remote, S3 blobs)
 
 from txgit import Workspace
@@ -60,4 +68,83 @@ def test_a_value_of_a_module_only_alice_has_loads_at_bobs_next_pull_once_he_has_
     finally:
         alice.shutdown()
         if bob is not None:
+            bob.shutdown()
+
+
+
+@contextmanager
+def _behind_a_proxy(endpoint: str, tmp_path: Path, run_txgit, env: dict) -> Iterator[tuple[SwitchableProxy, Workspace,
+                                                                                            list[str]]]:
+    """A git daemon remote whose blobs are in moto's S3 server, reached through a proxy that can go down
+    (``SwitchableProxy``); Alice's workspace (Python) has it as origin, trusted. Yields the proxy, her
+    workspace and the arguments that clone it."""
+    base = tmp_path / "served"
+    base.mkdir()
+    init_bare(base / "team.git")
+    bucket = f"team-{tmp_path.name.lower().replace('_', '-')[-40:]}"
+    make_bucket(endpoint, bucket)
+    with git_daemon(base) as daemon, switchable_proxy(int(endpoint.rsplit(":", 1)[1])) as proxy:
+        opt = ["--storage-option", f"endpoint_url=http://127.0.0.1:{proxy.port}"]
+        alice = Workspace.init(tmp_path / "alice")
+        run_txgit("remote", "add", "origin", f"{daemon}/team.git", "--storage", f"s3://{bucket}/p", *opt,
+                  "--trusted", cwd=alice.root, env=env, check=True)
+        yield proxy, alice, [f"{daemon}/team.git", *opt, "--trusted"]
+
+
+def _refs(ws: Workspace) -> list[str]:
+    """The workspace's own refs (branches, txgit's), not those a fetch moves (the remote's branches and
+    its txgit config, under refs/remotes and refs/txgit/remotes)."""
+    out = subprocess.run(["git", "--git-dir", str(ws.dir / "repo.git"), "for-each-ref", "refs/heads", "refs/txgit"],
+                         capture_output=True, text=True, check=True).stdout
+    return [line for line in out.splitlines() if "refs/txgit/remotes/" not in line]
+
+
+@pytest.mark.parametrize("where, failure", [("kernel", "refused"), ("terminal", "silent")])
+def test_a_pull_whose_storage_goes_down_midway_changes_nothing_and_completes_when_run_again(
+        s3, tmp_path, run_txgit, monkeypatch, where, failure):  # noqa: F811
+    """The S3 server stops answering after 40 MB of the 96 MB Bob's pull reads (a reset, or a network that
+    goes silent). Bob's kernel values, branch and txgit's refs are as before the pull, he is told in one
+    line that nothing was merged and to pull again, and the pull run again once the server is back
+    brings everything (a merge with his own commit in the kernel, a fast-forward from the terminal)."""
+    for k, v in S3_ENV.items():  # Alice's pushes, in this process
+        monkeypatch.setenv(k, v)
+    env = {**S3_ENV, "TXGIT_REMOTE_TIMEOUT": "3"}
+    with _behind_a_proxy(s3, tmp_path, run_txgit, env) as (proxy, alice, clone):
+        state = {"x": 1, **{f"w{i}": np.zeros(3) for i in range(8)}}
+        alice.commit(state, "base")
+        alice.push()
+        run_txgit("clone", *clone, "bob", cwd=tmp_path, env=env, check=True)
+        bob = User("bob", Workspace(tmp_path / "bob"), run_txgit, env)
+        try:
+            bob.cell("%txgit checkout main")
+            if where == "kernel":
+                bob.cell("mine = 'bob'")  # his own commit: the pull is a merge
+            rng = np.random.default_rng(0)
+            state.update(x=2, **{f"w{i}": rng.random(1_500_000) for i in range(8)})  # 8 x 12 MB
+            alice.commit(state, "x is 2, the weights trained")
+            alice.push()
+            before = (_refs(bob.ws), digest(bob.kernel))
+            proxy.cut_after(40_000_000, failure)
+            if where == "kernel":
+                r = bob.kernel.run("%txgit pull")
+                assert r.status == "error" and "Traceback" not in "".join(r.traceback), r.traceback
+                said = r.error
+            else:
+                refused = bob.tx("pull", code=None)
+                assert_one_line_error(refused)
+                said = refused.stderr
+            assert "remote storage s3://" in said and ("nothing was merged: origin/main is fetched, pull again once "
+                                                       "the storage answers") in said, said
+            assert _refs(bob.ws) == before[0] and digest(bob.kernel) == before[1]
+            status = bob.tx("status").stdout
+            assert ("diverged" if where == "kernel" else "behind 'origin/main' by 1 commit") in status, status
+            assert "nothing to commit" in status, status
+            proxy.set("pass")
+            out = bob.cell("%txgit pull").stdout if where == "kernel" else bob.tx("pull").stdout
+            assert ("Merged origin/main into main" if where == "kernel" else "Fast-forward main") in out, out
+            assert "loaded w0, w1, w2, w3, w4, w5, w6, w7, x" in out, out
+            assert bob.value("(x, float(w7[-1]), len(w7))") == (2, float(state["w7"][-1]), 1_500_000)
+            if where == "kernel":
+                assert bob.value("mine") == "bob"
+        finally:
             bob.shutdown()
