@@ -148,3 +148,68 @@ def test_a_pull_whose_storage_goes_down_midway_changes_nothing_and_completes_whe
                 assert bob.value("mine") == "bob"
         finally:
             bob.shutdown()
+
+
+def _users(url: str, add_args: list[str], clone_args: list[str], env: dict, tmp_path: Path, run_txgit,
+           first: str, *others: str) -> list[User]:
+    """Alice runs ``first`` in her kernel and publishes it to the shared remote (trusted); each of
+    ``others`` clones it and checks main out in a kernel of their own."""
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, env)
+    users = [alice]
+    try:
+        alice.cell(first)
+        alice.tx("remote", "add", "origin", url, *add_args, "--trusted")
+        alice.tx("push")
+        for name in others:
+            alice.tx("clone", url, str(tmp_path / name), *clone_args, "--trusted")
+            users.append(User(name, Workspace(tmp_path / name), run_txgit, env))
+            users[-1].cell("%txgit checkout main")
+    except BaseException:
+        for u in users:
+            u.shutdown()
+        raise
+    return users
+
+
+def _names(user: User) -> list[str]:
+    return user.value("sorted(k for k in get_ipython().user_ns if not k.startswith('_') and k not in "
+                      "('In', 'Out', 'exit', 'quit', 'get_ipython', 'open'))")
+
+
+
+@pytest.mark.parametrize("shared", ["s3"], indirect=True)
+def test_the_branch_bob_tracks_deleted_on_the_remote_status_pull_and_push(shared, tmp_path, run_txgit):  # noqa: F811
+    """Alice deletes exp on origin (`txgit push origin --delete exp`) while Bob's kernel is on it. His
+    status says the upstream is gone once he fetched; his pull (kernel or terminal) refuses in one line
+    saying what to type; his values and commits stay; `%txgit push` publishes exp again."""
+    alice, bob = _users(*shared, tmp_path, run_txgit, "x = 1", "bob")
+    try:
+        alice.cell("%txgit checkout -b exp")
+        alice.cell("e = 'experiment'")
+        alice.tx("push", "-u", "origin", "exp")
+        r = bob.kernel.run("%txgit checkout exp")  # Alice said she pushed exp; Bob has not fetched since
+        assert r.error == ("MagicError: unknown revision 'exp' (no branch, tag or commit here has that name; if it "
+                           "was pushed to origin since your last fetch, `%txgit fetch` brings it)"), r.error
+        bob.cell("%txgit fetch")
+        assert "set up to track 'origin/exp'" in bob.cell("%txgit checkout exp").stdout
+        bob.cell("b = 'bob on exp'")
+        bob.cell("%txgit push")
+        alice.cell("%txgit checkout main")
+        assert "- [deleted]        exp (was " in alice.tx("push", "origin", "--delete", "exp").stdout
+        assert "[deleted]          origin/exp" in bob.cell("%txgit fetch").stdout
+        gone = "Your branch is based on 'origin/exp', but the upstream is gone"
+        assert gone in bob.cell("%txgit status").stdout and gone in bob.tx("status").stdout
+        bob.cell("b2 = 2")
+        head = bob.ws.resolve("exp").id
+        r = bob.kernel.run("%txgit pull")
+        assert r.error == ("MagicError: remote 'origin' has no branch 'exp' any more (deleted there since exp began "
+                           "tracking it): `%txgit push origin exp` publishes yours again, `%txgit pull origin BRANCH` "
+                           "merges another"), r.error
+        refused = bob.tx("pull", code=None)
+        assert_one_line_error(refused, "remote 'origin' has no branch 'exp' any more", "`txgit push origin exp`")
+        assert bob.ws.resolve("exp").id == head and bob.value("(x, e, b, b2)") == (1, "experiment", "bob on exp", 2)
+        assert "new                exp -> origin/exp" in bob.cell("%txgit push").stdout
+        assert "[new branch]       origin/exp" in alice.tx("fetch").stdout
+    finally:
+        alice.shutdown()
+        bob.shutdown()
