@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -176,6 +177,37 @@ def _names(user: User) -> list[str]:
                       "('In', 'Out', 'exit', 'quit', 'get_ipython', 'open'))")
 
 
+@pytest.mark.parametrize("shared", ["s3"], indirect=True)
+def test_a_pull_after_alice_force_pushed_keeps_bobs_commits_and_says_what_she_dropped(shared, tmp_path,  # noqa: F811
+                                                                                      run_txgit):
+    """Alice rewrites main after Bob pulled it (reset, a new commit, push --force); Bob, with a commit of
+    his own since, pulls in his kernel. Nothing of his is dropped: the pull merges, his kernel keeps his
+    value and the one Alice dropped, a note names the dropped commit and what a push or a reset does
+    with it; his next push publishes it again, and Alice's pull brings it back."""
+    alice, bob = _users(*shared, tmp_path, run_txgit, "x = 1", "bob")
+    try:
+        alice.cell("y = 2")
+        alice.tx("push")
+        assert "loaded y" in bob.cell("%txgit pull").stdout
+        alice.cell("%txgit reset HEAD~1")
+        alice.cell("z = 3")
+        assert alice.tx("push", code=1).stderr.startswith("txgit: error: rejected main")
+        assert "(forced update: 1 commit no longer on origin/main)" in alice.tx("push", "--force").stdout
+        bob.cell("mine = 'bob'")
+        out = bob.cell("%txgit pull").stdout
+        assert "(forced update)" in out and "Merged origin/main into main" in out and "loaded z" in out, out
+        assert ("Note: origin/main was rewritten (forced update): 1 commit it dropped is still on main "
+                "(") in out and "cell [3]: y = 2), and your next push publishes it again" in out, out
+        assert _names(bob) == ["mine", "x", "y", "z"]
+        graph = bob.tx("log", "--graph", "--oneline").stdout
+        assert "cell [3]: y = 2" in graph and "mine = 'bob'" in graph and "z = 3" in graph, graph
+        bob.tx("push")
+        assert "loaded mine, y" in alice.tx("pull").stdout
+        assert alice.value("(x, y, z, mine)") == (1, 2, 3, "bob")
+    finally:
+        alice.shutdown()
+        bob.shutdown()
+
 
 @pytest.mark.parametrize("shared", ["s3"], indirect=True)
 def test_the_branch_bob_tracks_deleted_on_the_remote_status_pull_and_push(shared, tmp_path, run_txgit):  # noqa: F811
@@ -213,3 +245,40 @@ def test_the_branch_bob_tracks_deleted_on_the_remote_status_pull_and_push(shared
     finally:
         alice.shutdown()
         bob.shutdown()
+
+
+@pytest.mark.parametrize("shared", ["s3"], indirect=True)
+def test_three_people_push_in_turn_with_a_conflict_resolved_in_carols_kernel(shared, tmp_path, run_txgit):  # noqa: F811
+    """Alice, Bob and Carol push to main in turn, each pulling first; Bob and Carol both changed x, and
+    Carol resolves it by setting it in her kernel (that cell's commit is the merge). Then everyone pulls:
+    all three kernels hold the same values, and the graph shows each commit once."""
+    users = _users(*shared, tmp_path, run_txgit, "import numpy as np\nx = 'base'\ndata = np.arange(5)",
+                   "bob", "carol")
+    alice, bob, carol = users
+    try:
+        alice.cell("a = 'alice'")
+        alice.tx("push")
+        assert "loaded a" in bob.cell("%txgit pull").stdout
+        bob.cell("b = 'bob'\nx = 'bob'")
+        bob.cell("%txgit push")
+        carol.cell("c = 'carol'\nx = 'carol'\ndata = data + 1")
+        r = carol.kernel.run("%txgit pull")
+        assert r.status == "error" and "stopped on conflicts" in r.error, r.error
+        assert "CONFLICT (changed on both sides): x" in r.stdout and "loaded a, b" in r.stdout, r.stdout
+        assert carol.value("x") == "carol"  # hers until resolved
+        carol.cell("x = x + '+bob'")  # the resolution: this cell's commit is the merge commit
+        assert "ahead of 'origin/main' by 2 commits" in carol.cell("%txgit status").stdout
+        carol.cell("%txgit push")
+        for u in (alice, bob, carol):
+            u.cell("%txgit pull")
+        assert digest(alice.kernel) == digest(bob.kernel) == digest(carol.kernel)
+        assert carol.value("(a, b, c, x, data.tolist())") == ("alice", "bob", "carol", "carol+bob", [1, 2, 3, 4, 5])
+        graph = alice.tx("log", "--graph", "--oneline").stdout
+        ids = re.findall(r"^[*|/\\ ]+([0-9a-f]{8}) ", graph, re.M)
+        assert len(ids) == len(set(ids)) == 5, graph  # base, alice's, bob's, carol's, the merge
+        assert graph.count("|\\") == 1 and graph.count("|/") == 1, graph
+        for u in users:
+            assert len(u.ws.log()) == 5
+    finally:
+        for u in users:
+            u.shutdown()
