@@ -282,3 +282,36 @@ def test_three_people_push_in_turn_with_a_conflict_resolved_in_carols_kernel(sha
     finally:
         for u in users:
             u.shutdown()
+
+
+def test_a_checkout_whose_storage_is_down_says_nothing_was_checked_out_and_what_to_run_again(
+        s3, tmp_path, run_txgit, monkeypatch):  # noqa: F811
+    """Carol cloned while the S3 server was down (the clone needs only git) and checked main out in her
+    kernel: the one line named the storage and the connection error, but not that nothing was checked
+    out nor what to type; the pull's line says both. Now the checkout's does, in the kernel and the
+    terminal; nothing of hers changed, and the same checkout once the server is back loads main."""
+    for k, v in S3_ENV.items():  # Alice's push, in this process
+        monkeypatch.setenv(k, v)
+    env = {**S3_ENV, "TXGIT_REMOTE_TIMEOUT": "3"}
+    with _behind_a_proxy(s3, tmp_path, run_txgit, env) as (proxy, alice, clone):
+        alice.commit({"x": 1, "w": np.arange(10.0)}, "base")
+        alice.push()
+        proxy.set("refused")
+        run_txgit("clone", *clone, "carol", cwd=tmp_path, env=env, check=True)
+        carol = User("carol", Workspace(tmp_path / "carol"), run_txgit, env)
+        try:
+            carol.cell("mine = 1")
+            r = carol.kernel.run("%txgit checkout main")
+            assert r.status == "error" and "remote storage s3://" in r.error, r.error
+            assert r.error.endswith("; nothing was checked out: `%txgit checkout main` again once the storage "
+                                    "answers"), r.error
+            refused = carol.tx("checkout", "main", code=None)
+            assert_one_line_error(refused, "remote storage s3://", "nothing was checked out: `txgit checkout main` "
+                                  "again once the storage answers")
+            assert _names(carol) == ["mine"]
+            assert "not loaded: w, x" in carol.cell("%txgit status").stdout
+            proxy.set("pass")
+            assert "loaded: w, x" in carol.cell("%txgit checkout main").stdout
+            assert carol.value("(x, w.tolist()[-1], mine)") == (1, 9.0, 1)
+        finally:
+            carol.shutdown()

@@ -325,6 +325,12 @@ def nothing_merged(e: RemoteError | RestoreError, label: str) -> RemoteError | R
     return RemoteError(f"{e}; nothing was merged: {label} is fetched, pull again once the storage answers")
 
 
+def nothing_checked_out(e: RemoteError, rev: str) -> RemoteError:
+    """A checkout that could not read the remote's storage (down, unreachable): it loaded and moved
+    nothing, and the same checkout is what to run once the storage answers."""
+    return RemoteError(f"{e}; nothing was checked out: `txgit checkout {rev}` again once the storage answers")
+
+
 def _credential_fingerprint() -> str:
     """A digest of what decides a storage's credentials besides its options: the SDKs' environment
     variables and the AWS shared files' modification times (a digest: no secret kept in memory twice)."""
