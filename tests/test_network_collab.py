@@ -134,8 +134,8 @@ def test_a_pull_whose_storage_goes_down_midway_changes_nothing_and_completes_whe
                 refused = bob.tx("pull", code=None)
                 assert_one_line_error(refused)
                 said = refused.stderr
-            assert "remote storage s3://" in said and ("nothing was merged: origin/main is fetched, pull again once "
-                                                       "the storage answers") in said, said
+            assert "remote storage s3://" in said and said.count("nothing was") == 1 and (
+                "nothing was merged: origin/main is fetched, pull again once the storage answers") in said, said
             assert _refs(bob.ws) == before[0] and digest(bob.kernel) == before[1]
             status = bob.tx("status").stdout
             assert ("diverged" if where == "kernel" else "behind 'origin/main' by 1 commit") in status, status
@@ -284,12 +284,13 @@ def test_three_people_push_in_turn_with_a_conflict_resolved_in_carols_kernel(sha
             u.shutdown()
 
 
-def test_a_checkout_whose_storage_is_down_says_nothing_was_checked_out_and_what_to_run_again(
+def test_a_checkout_merge_or_reset_whose_storage_is_down_says_nothing_moved_and_what_to_run_again(
         s3, tmp_path, run_txgit, monkeypatch):  # noqa: F811
     """Carol cloned while the S3 server was down (the clone needs only git) and checked main out in her
     kernel: the one line named the storage and the connection error, but not that nothing was checked
-    out nor what to type; the pull's line says both. Now the checkout's does, in the kernel and the
-    terminal; nothing of hers changed, and the same checkout once the server is back loads main."""
+    out nor what to type; the pull's line says both. So did `merge origin/main` and `reset origin/main`
+    once she had fetched. Now each says it, in the kernel and the terminal; nothing of hers changed,
+    and the same command once the server is back does it."""
     for k, v in S3_ENV.items():  # Alice's push, in this process
         monkeypatch.setenv(k, v)
     env = {**S3_ENV, "TXGIT_REMOTE_TIMEOUT": "3"}
@@ -313,5 +314,22 @@ def test_a_checkout_whose_storage_is_down_says_nothing_was_checked_out_and_what_
             proxy.set("pass")
             assert "loaded: w, x" in carol.cell("%txgit checkout main").stdout
             assert carol.value("(x, w.tolist()[-1], mine)") == (1, 9.0, 1)
+
+            alice.commit({"x": 2, "w": np.arange(12.0)}, "two")
+            alice.push()
+            carol.cell("%txgit fetch")
+            proxy.set("refused")
+            head = carol.ws.resolve("main").id
+            for verb in ("merge", "reset"):
+                done = "merged" if verb == "merge" else "reset"
+                r = carol.kernel.run(f"%txgit {verb} origin/main")
+                assert r.status == "error" and r.error.endswith(
+                    f"; nothing was {done}: `%txgit {verb} origin/main` again once the storage answers"), r.error
+                assert_one_line_error(carol.tx(verb, "origin/main", code=None), f"nothing was {done}: "
+                                      f"`txgit {verb} origin/main` again once the storage answers")
+            assert carol.ws.resolve("main").id == head and carol.value("(x, len(w), mine)") == (1, 10, 1)
+            proxy.set("pass")
+            assert "loaded w, x" in carol.cell("%txgit merge origin/main").stdout
+            assert carol.value("(x, len(w), mine)") == (2, 12, 1)
         finally:
             carol.shutdown()
