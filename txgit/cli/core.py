@@ -25,7 +25,8 @@ from txgit.errors import EmptyHistory, TxgitError, WorkspaceExists
 from txgit.history import CommitInfo
 from txgit.remote import unfinished_clone
 from txgit.state import UNPICKLABLE
-from txgit.visual.text import Refs, held_line, not_loaded_line, not_restored_line, unmerged_line, unpublished_line, upstream_line
+from txgit.visual.text import (Refs, held_line, not_loaded_line, not_restored_line, unmerged_line, unpublished_line,
+                                upstream_line)
 from txgit.workspace import StateDiff, Workspace
 
 

@@ -34,7 +34,7 @@ from txgit.sessions.operations import Operation, OperationWatch, content_origin,
 from txgit.sessions.detect import ReadValues, UnnamedChanges, used_packages
 from txgit.sessions.tracking import CellChanges, CellTracker
 from txgit.sessions.words import worded
-from txgit.errors import MergeInProgress as MergeInProgressError, NothingToCommit, TxgitError
+from txgit.errors import MergeInProgress as MergeInProgressError, NothingToCommit, RestoreError, TxgitError
 from txgit.gitwriter import GitWriter
 from txgit.history import State
 from txgit.trust import source_of
@@ -1455,8 +1455,10 @@ class NamespaceSession:
                 continue
             try:
                 values, fingerprints = self.restore_values(state, [name])
-            except Exception as e:  # still not loadable here: the reason may have changed
-                self._not_restored[name] = getattr(e, "reason", None) or f"{type(e).__name__}: {e}"
+            except RestoreError as e:  # still not loadable here: the reason may have changed
+                self._not_restored[name] = e.reason
+                continue
+            except TxgitError:  # its blobs cannot be read now (storage down): as it was, for a later pull
                 continue
             if not set(values) <= set(todo):  # a name of its group the user set meanwhile stays his
                 continue
