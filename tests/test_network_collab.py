@@ -46,6 +46,8 @@ def test_a_value_of_a_module_only_alice_has_loads_at_bobs_next_pull_once_he_has_
                 f"here) {fix}\n") in out, out
         assert "loaded: x" in out and bob.value("(x, mine, 'model' in globals())") == (1, "bob", False)
         assert "not restored: model: mymodel.Model could not be loaded here" in bob.cell("%txgit status").stdout
+        terminal = bob.tx("status").stdout  # the terminal beside his kernel says it in its own words
+        assert "not restored: model: " in terminal and fix.replace("%txgit", "txgit") in terminal, terminal
 
         alice.cell("x = 2\nmodel.w = 4")
         alice.tx("push")
