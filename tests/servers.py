@@ -186,11 +186,15 @@ def s3_env(extra: dict | None = None) -> dict:
 class SwitchableProxy:
     """A TCP proxy on 127.0.0.1 in front of a server of ours: ``mode`` "pass" forwards, "refused"
     resets every connection as it comes, "silent" accepts and never answers. Switching off "pass"
-    cuts the connections open (a client's pooled ones too), as a network that goes down."""
+    cuts the connections open (a client's pooled ones too), as a network that goes down.
+    ``cut_after(n, mode)``: switch to ``mode`` once ``n`` more bytes came back from the server (a
+    network that goes down in the middle of a download)."""
 
     def __init__(self, upstream: int) -> None:
         self.upstream = upstream
         self.mode = "pass"
+        self.answered = 0  # bytes passed from the server to its clients
+        self._cut: tuple[int, str] | None = None
         self._server = socket.socket()
         self._server.bind(("127.0.0.1", 0))
         self._server.listen(64)
@@ -207,6 +211,15 @@ class SwitchableProxy:
                 cut, self._open = self._open, []
             for s in cut:
                 _close(s)
+
+    def cut_after(self, nbytes: int, mode: str) -> None:
+        self._cut = (self.answered + nbytes, mode)
+
+    def _answered(self, n: int) -> None:
+        self.answered += n
+        if self._cut is not None and self.answered >= self._cut[0]:
+            mode, self._cut = self._cut[1], None
+            self.set(mode)
 
     def _accept(self) -> None:
         while True:
@@ -229,8 +242,8 @@ class SwitchableProxy:
                 continue
             with self._lock:
                 self._open.append(up)
-            for a, b in ((conn, up), (up, conn)):
-                threading.Thread(target=_pipe, args=(a, b), daemon=True).start()
+            for a, b, seen in ((conn, up, None), (up, conn, self._answered)):
+                threading.Thread(target=_pipe, args=(a, b, seen), daemon=True).start()
 
     def close(self) -> None:
         try:
@@ -242,9 +255,11 @@ class SwitchableProxy:
         self.set("closed")
 
 
-def _pipe(a: socket.socket, b: socket.socket) -> None:
+def _pipe(a: socket.socket, b: socket.socket, seen=None) -> None:
     try:
         while data := a.recv(65536):
+            if seen is not None:
+                seen(len(data))
             b.sendall(data)
     except OSError:
         pass

@@ -269,9 +269,17 @@ class History:
 
     def _not_fetched(self, rev: str) -> str:
         """For REMOTE/BRANCH of a remote this repository has: that a fetch brings branches pushed since
-        the last one (else it read as a typo)."""
+        the last one (else it read as a typo). For a plain name, where there are remotes: the same, as a
+        colleague's new branch (or commit) is unknown here until a fetch brings it."""
         remote, _, branch = rev.partition("/")
-        if not branch or any(c in branch for c in "~^:@") or remote not in self.repo.remotes.names():
+        remotes = list(self.repo.remotes.names())
+        if any(c in rev for c in "~^:@") or not remotes:
+            return ""
+        if not branch:
+            where = remotes[0] if len(remotes) == 1 else "a remote"
+            return (f" (no branch, tag or commit here has that name; if it was pushed to {where} since your last "
+                    f"fetch, `txgit fetch` brings it)")
+        if remote not in remotes:
             return ""
         return (f" ({remote} has no branch {branch!r} as of the last fetch: `txgit fetch {remote}` brings its "
                 "new branches)")

@@ -30,6 +30,7 @@ from txgit.visual.text import (
     held_line,
     left_behind_warning,
     not_loaded_line,
+    not_restored_line,
     plural,
     unmerged_line,
     unpublished_line,
@@ -249,7 +250,7 @@ class TxgitMagics(Magics):
             if r.recomputed:
                 print(f"  recomputed by re-running the code that made them: {', '.join(r.recomputed)}")
             for name, why in r.not_restored.items():
-                print(f"  not restored: {name}: {why}")
+                print("  " + not_restored_line(name, why, r.branch, "%txgit"))
             for line in r.drift:
                 print(f"  warning: recorded under other versions: {line}")
         elif verb == "status":
@@ -277,7 +278,7 @@ class TxgitMagics(Magics):
                 for n in names:
                     print(f"  {label}: {n}")
             for n, why in s.not_restored().items():  # not removed: the next commit keeps them as they are
-                print(f"  not restored: {n}: {why}")
+                print("  " + not_restored_line(n, why, st.branch, "%txgit"))
             if st.unloaded:  # a fresh kernel's: in the branch, not in the kernel (commits carry them over)
                 print("  " + not_loaded_line(st.unloaded, st.branch, "%txgit", merging=merging is not None))
         elif verb == "auto":

@@ -323,7 +323,17 @@ def nothing_merged(e: RemoteError | RestoreError, label: str) -> RemoteError | R
     if isinstance(e, RestoreError):
         return RestoreError(f"{e}; nothing was merged: {label} is fetched, pull again once it loads here",
                             reason=e.reason)
-    return RemoteError(f"{e}; nothing was merged: {label} is fetched, pull again once the storage answers")
+    said = str(e).split(_STORAGE_DOWN, 1)[0]  # the merge's own advice (`merge REV` again): the pull gives its own
+    return RemoteError(f"{said}; nothing was merged: {label} is fetched, pull again once the storage answers")
+
+
+_STORAGE_DOWN = "; nothing was "
+
+
+def storage_down(e: RemoteError, done: str, command: str) -> RemoteError:
+    """A checkout, reset or merge (``done``: "checked out", …) that could not read the remote's storage
+    (down, unreachable): it loaded and moved nothing, and ``command`` again is what to run once it answers."""
+    return RemoteError(f"{e}{_STORAGE_DOWN}{done}: `txgit {command}` again once the storage answers")
 
 
 def _credential_fingerprint() -> str:

@@ -197,6 +197,7 @@ class Workspace(Repository):
         branch (``origin/main``) tracks it (``result.upstream``).
         ``result.drift`` lists Python/package versions that differ from the commit's record.
         """
+        asked = rev if new_branch is None else f"-b {new_branch} {rev}"
         with self.lock():
             if rev == "HEAD" and self.branch is not None and new_branch is None:
                 rev = self.branch  # `checkout HEAD` on a branch stays on it, as in git
@@ -215,9 +216,12 @@ class Workspace(Repository):
                 leaving = None if head is None else str(head.id)
             if namespace is not None:
                 self.blobs.focus = str(target.id)
-                with safe_loading(safe):  # may fail: nothing moved yet
-                    self._checkout_namespace(target, namespace, force, result, known, against,
-                                             lambda: _trust.require(self, str(target.id), trust=trust, safe=safe))
+                try:
+                    with safe_loading(safe):  # may fail: nothing moved yet
+                        self._checkout_namespace(target, namespace, force, result, known, against,
+                                                 lambda: _trust.require(self, str(target.id), trust=trust, safe=safe))
+                except RemoteError as e:
+                    raise _remote.storage_down(e, "checked out", f"checkout {asked}") from e
             else:
                 self.history.read_state(target, groups=False)  # nor to one this version cannot read
                 _budget.require_loadable(self, str(target.id))  # HEAD must not move to a state gc --budget dropped
@@ -252,9 +256,12 @@ class Workspace(Repository):
             result = CheckoutResult(info=self.history.info(target, self.history.refs_by_commit()), branch=branch)
             if namespace is not None:
                 self.blobs.focus = str(target.id)
-                with safe_loading(safe):
-                    self._checkout_namespace(target, namespace, force, result, known, against,
-                                             lambda: _trust.require(self, str(target.id), trust=trust, safe=safe))
+                try:
+                    with safe_loading(safe):
+                        self._checkout_namespace(target, namespace, force, result, known, against,
+                                                 lambda: _trust.require(self, str(target.id), trust=trust, safe=safe))
+                except RemoteError as e:
+                    raise _remote.storage_down(e, "reset", f"reset {rev}") from e
             else:
                 self.history.read_state(target, groups=False)  # refuses a state this version cannot read
                 _budget.require_loadable(self, str(target.id))
@@ -301,8 +308,11 @@ class Workspace(Repository):
               message: str | None = None, trust: bool = False, safe: bool = False) -> MergeResult:
         """Merge ``rev`` into ``ref`` (HEAD, or a session's branch), three ways, variable by variable
         (:func:`txgit.merging.merge`)."""
-        return _merging.merge(self, rev, namespace, ref=ref, ours=ours, changed=changed, label=label,
-                              message=message, trust=trust, safe=safe)
+        try:
+            return _merging.merge(self, rev, namespace, ref=ref, ours=ours, changed=changed, label=label,
+                                  message=message, trust=trust, safe=safe)
+        except RemoteError as e:
+            raise _remote.storage_down(e, "merged", f"merge {label or rev}") from e
 
     def merge_in_progress(self, ref: str = "HEAD") -> MergeInProgress | None:
         """The merge into ``ref`` that waits for its conflicts to be resolved, if any."""

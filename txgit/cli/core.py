@@ -25,7 +25,8 @@ from txgit.errors import EmptyHistory, TxgitError, WorkspaceExists
 from txgit.history import CommitInfo
 from txgit.remote import unfinished_clone
 from txgit.state import UNPICKLABLE
-from txgit.visual.text import Refs, held_line, not_loaded_line, unmerged_line, unpublished_line, upstream_line
+from txgit.visual.text import (Refs, held_line, not_loaded_line, not_restored_line, unmerged_line, unpublished_line,
+                                upstream_line)
 from txgit.workspace import StateDiff, Workspace
 
 
@@ -159,7 +160,7 @@ def status(
         if answer.get("unloaded"):  # a fresh kernel holds none of the branch's values: say so, not "all there"
             _out("  " + not_loaded_line(answer["unloaded"], k.branch, merging=bool(answer.get("merging"))))
         for n, why in answer.get("not_restored", {}).items():  # not removed: its next commit keeps them
-            _out(f"  not restored: {n}: {why}")
+            _out("  " + not_restored_line(n, why, k.branch))
     for ref, commit in ws.history.unmerged().items():
         if ref not in held_live:
             _out(held_line(ref, commit))

@@ -21,7 +21,7 @@ from txgit.remote import FetchResult
 from txgit.sessions.kernel import KernelError, KernelInfo, attached_kernel, call_kernel, live_kernels
 from txgit.state.libstate import describe
 from txgit.trust import source_of
-from txgit.visual.text import left_behind_warning, not_loaded_line
+from txgit.visual.text import left_behind_warning, loads_later, not_loaded_line
 from txgit.workspace import Workspace
 
 KERNEL_HELP = "The kernel to act on (PID, notebook or branch) when several are attached."
@@ -50,7 +50,7 @@ def print_merge(ws: Workspace, answer: dict[str, Any], kernel: KernelInfo | None
     if status == "up-to-date":
         # a kernel on a branch of its own: which branch, as the fetch before may have shown news of HEAD's
         mine = f" ({where} has all of {answer['label']})" if where not in (ws.branch, "HEAD") else ""
-        _out(f"{tag}Already up to date{mine}.")
+        _out(f"{tag}Already up to date{mine}{follow}.")  # loaded: what an earlier checkout could not load
     elif status == "fast-forward":
         _out(f"{tag}Fast-forward {where}: {(answer['ours'] or '')[:8] or '(none)'}..{answer['commit'][:8]}{follow}")
     elif status == "merged":
@@ -65,7 +65,9 @@ def print_merge(ws: Workspace, answer: dict[str, Any], kernel: KernelInfo | None
         kept = f"; kept what you changed and did not commit: {', '.join(answer['kept'])}" if answer.get("kept") else ""
         _out(f"{tag}Merge of {answer['label']} aborted: back at {(answer['ours'] or '')[:8]}{follow}{kept}")
     for name, why in (answer.get("not_restored") or {}).items():  # in the merge, not in this process
-        _out(f"  not loaded: {name}: {why}; the next commits keep it as {answer['label']} has it")
+        fix = loads_later(why, where)
+        _out(f"  not loaded: {name}: {why}; the next commits keep it as {answer['label']} has it"
+             + (f"; {fix}" if fix else ""))
     if answer.get("unloaded") and status in ("merged", "fast-forward"):  # a fresh kernel's: not in it, not gone
         _out("  " + not_loaded_line(answer["unloaded"], answer.get("branch")))
     if status != "conflicts":

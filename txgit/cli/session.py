@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from txgit.cli.app import app, console, err_console
-from txgit.visual.text import plural
+from txgit.visual.text import not_restored_line, plural
 from txgit.workspace import Workspace
 
 
@@ -47,7 +47,7 @@ def print_kernel_checkout(answer: dict, pid: int) -> None:
     console.print(f"[kernel {pid}] checked out {where}: loaded {len(answer['loaded'])}, "
                   f"kept {len(answer.get('kept', []))}, removed {len(answer['removed'])}", markup=False, highlight=False)
     for name, why in answer.get("not_restored", {}).items():
-        console.print(f"  not restored: {name}: {why}", markup=False, highlight=False)
+        console.print("  " + not_restored_line(name, why, answer.get("branch")), markup=False, highlight=False)
     if answer.get("recomputed"):
         console.print(f"  recomputed by re-running the code that made them: {', '.join(answer['recomputed'])}",
                       markup=False, highlight=False)

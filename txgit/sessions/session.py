@@ -34,9 +34,10 @@ from txgit.sessions.operations import Operation, OperationWatch, content_origin,
 from txgit.sessions.detect import ReadValues, UnnamedChanges, used_packages
 from txgit.sessions.tracking import CellChanges, CellTracker
 from txgit.sessions.words import worded
-from txgit.errors import MergeInProgress as MergeInProgressError, NothingToCommit, TxgitError
+from txgit.errors import MergeInProgress as MergeInProgressError, NothingToCommit, RestoreError, TxgitError
 from txgit.gitwriter import GitWriter
 from txgit.history import State
+from txgit.trust import source_of
 from txgit.remote import Progress, PushResult
 from txgit.merge import KERNEL, Conflict, MergeInProgress
 from txgit.merging import nothing_to_continue
@@ -1433,9 +1434,40 @@ class NamespaceSession:
             self._before_merge = ((result.ours, result.theirs), self._library_items(result.settings),
                                   None if self._own is None else set(self._own))
         self._take_settings(result.settings)
+        if result.status != "conflicts":
+            result.loaded = [*result.loaded, *self._load_what_loads_now(trust=trust, safe=safe)]
         self._remember_sharing(set(result.loaded) | set(result.removed))
         self._merged_origins(result)
         return result
+
+    def _load_what_loads_now(self, *, trust: bool, safe: bool) -> list[str]:
+        """Values where the session stands that an earlier checkout or merge could not load here (their
+        module was missing), loaded now if they load: a pull, even one that finds nothing new, is how a
+        user who added the module gets them (their records are the branch's; nothing is re-serialized).
+        Unchanged otherwise: a group is loaded only whole and only into names the namespace lacks."""
+        todo = self.not_restored()
+        if not todo or self.base is None or safe or (source_of(self.workspace, self.base) is not None and not trust):
+            return []
+        state = self.workspace.state(self.base)
+        loaded: list[str] = []
+        for name in sorted(todo):
+            if name in loaded or name not in state.variables:
+                continue
+            try:
+                values, fingerprints = self.restore_values(state, [name])
+            except RestoreError as e:  # still not loadable here: the reason may have changed
+                self._not_restored[name] = e.reason
+                continue
+            except TxgitError:  # its blobs cannot be read now (storage down): as it was, for a later pull
+                continue
+            if not set(values) <= set(todo):  # a name of its group the user set meanwhile stays his
+                continue
+            self.put_values(state, values, fingerprints)
+            loaded += values
+        self.unloaded -= set(loaded)
+        for name in loaded:
+            self._not_restored.pop(name, None)
+        return sorted(loaded)
 
     def _library_items(self, items: Iterable[str]) -> dict[str, Any]:
         """This process's library settings and generator positions now, as a commit records them: those of

@@ -210,6 +210,20 @@ def not_loaded_line(names: list[str], branch: str | None, verb: str = "txgit", *
             "loads them)")
 
 
+def not_restored_line(name: str, why: str, branch: str | None, verb: str = "txgit") -> str:
+    """What is said of a value of the state that could not be loaded here: why, and what loads it later."""
+    fix = loads_later(why, branch, verb)
+    return f"not restored: {name}: {why}" + (f" ({fix})" if fix else "")
+
+
+def loads_later(why: str, branch: str | None, verb: str = "txgit") -> str:
+    """When a missing module is why a value was not loaded (the user can fix that): what loads it once
+    the module imports; else nothing."""
+    if "is not installed here" not in why:
+        return ""
+    return f"once it imports here, `{verb} pull` or `{verb} checkout {branch or 'REV'}` loads it"
+
+
 def not_committed_line(names: list[str], where: str, verb: str = "txgit") -> str:
     """What a push says of the values a session changed and has not committed (``where``: "this kernel",
     "kernel 1234 (on main)"): the push carries commits only, so not these."""
