@@ -267,6 +267,9 @@ def _git_error(remote: Remote, e: Exception, timeout: float | None = None) -> Re
     text = " ".join(str(e).split()) or type(e).__name__
     if timeout and "timed out" in text:
         text += f" ({_timeout_note(timeout)})"
+    if "remote error:" in text:  # the server answered and refused (git daemon's "access denied or not exported")
+        return RemoteError(f"remote {remote.name!r} ({remote.url}) refused: {text.partition('remote error:')[2].strip()}"
+                           " (check the repository's URL, and that it takes pushes from you)")
     return RemoteError(f"cannot reach remote {remote.name!r} ({remote.url}): {text}")
 
 
