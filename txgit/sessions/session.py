@@ -518,8 +518,8 @@ class NamespaceSession:
         result = self._commit(message, meta, files, background=False, allow_empty=allow_empty, explicit=True)
         if result is None:
             head = self.base[:8] if self.base else "the branch"
-            raise NothingToCommit(f"nothing to commit: the namespace equals {head} "
-                                  "(allow_empty=True, or --allow-empty, commits anyway)")
+            how = "--allow-empty" if self.kind == "ipython" else "allow_empty=True"  # the magic's or the API's
+            raise NothingToCommit(f"nothing to commit: the namespace equals {head} ({how} commits anyway)")
         return result
 
     def set_auto(self, on: bool) -> CommitResult | None:
