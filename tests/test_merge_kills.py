@@ -78,6 +78,33 @@ def test_a_pull_killed_while_it_records_a_conflict_can_be_pulled_again_and_abort
     _whole(ws)
 
 
+def _killed_recording_a_conflict(tmp_path: Path, run_txgit) -> Workspace:
+    """A pull killed after it wrote the merge's refs and before its record: refs with no merge."""
+    alice = _diverged(tmp_path, run_txgit, conflict=True)
+    killed = txgit_killed_at("txgit.merging:MergeInProgress.to_json", "pull", cwd=alice.root)
+    assert killed.returncode == -9, killed.stderr
+    ws = Workspace.open(alice.root)
+    assert ws.merge_in_progress() is None and _merge_refs(ws)
+    return ws
+
+
+def test_gc_drops_the_refs_of_a_merge_whose_record_was_never_written(tmp_path, run_txgit):
+    """The killed pull left refs/txgit/merge/heads/main/{ours,theirs} and an empty .txgit/merges/: no
+    merge waits, yet gc kept both commits (until the next merge on main)."""
+    ws = _killed_recording_a_conflict(tmp_path, run_txgit)
+    run_txgit("gc", cwd=ws.root, check=True)
+    ws = Workspace.open(ws.root)
+    assert not _merge_refs(ws) and not (ws.dir / "merges").exists()
+    _whole(ws)
+
+
+def test_the_next_merge_drops_the_refs_of_a_merge_whose_record_was_never_written(tmp_path, run_txgit):
+    ws = _killed_recording_a_conflict(tmp_path, run_txgit)
+    assert ws.merge(ws.head().id).status == "up-to-date"  # a merge on main that stops on nothing
+    assert not _merge_refs(ws) and not (ws.dir / "merges").exists()
+    _whole(ws)
+
+
 def test_a_resolution_killed_after_its_merge_commit_is_a_finished_merge(tmp_path, run_txgit):
     """The last `--theirs` wrote the merge commit and was killed before it forgot the merge: status said
     "Merging origin/main: unresolved conflicts: none (`txgit merge --continue`)", and --continue then

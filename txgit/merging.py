@@ -163,6 +163,7 @@ def merge(ws: Repository, rev: str, namespace: MutableMapping[str, Any] | None =
         if merge_in_progress(ws, ref, locked=True) is not None:
             raise MergeInProgressError(f"a merge into {ref_label(ref)} is in progress: resolve its conflicts "
                                        "or `txgit merge --abort` first")
+        drop_orphan_merge_refs(ws)
         theirs = ws.history.resolve(rev)
         tip = ws.history.tip(ref)
         mine = tip if ours is None else ws.history.resolve(ours)
@@ -293,7 +294,7 @@ def _merge_file(ws: Repository, ref: str) -> Path:
 
 
 def _merge_ref(ref: str, side: str) -> str:
-    return f"refs/txgit/merge/{ref.removeprefix('refs/')}/{side}"
+    return f"{MERGE_REFS}{ref.removeprefix('refs/')}/{side}"
 
 
 def merge_in_progress(ws: Repository, ref: str = "HEAD", *, locked: bool = False) -> MergeInProgress | None:
@@ -354,6 +355,27 @@ def save_merge(ws: Repository, merging: MergeInProgress) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(merging.to_json(), indent=1, sort_keys=True))
     os.replace(tmp, path)
+
+
+MERGE_REFS = "refs/txgit/merge/"
+
+
+def drop_orphan_merge_refs(ws: Repository) -> list[str]:
+    """Delete the refs of merges that have no record: a process killed while it recorded a conflict
+    wrote the refs (first, so that gc never misses a side) and not the record, so no merge waits,
+    yet gc kept both sides. Call under the lock. Returns the refs deleted."""
+    dropped = []
+    for name in [n for n in ws.history.repo.references if n.startswith(MERGE_REFS)]:
+        where = name[len(MERGE_REFS):].rpartition("/")[0]
+        ref = where if where == "HEAD" else "refs/" + where
+        if not _merge_file(ws, ref).exists():
+            ws.history.repo.references.delete(name)
+            dropped.append(name)
+    try:  # an empty folder left by that kill: merge_in_progress answers "none" with one stat again
+        os.rmdir(os.path.join(ws.dir, "merges"))
+    except OSError:  # a merge waits (or there is no folder)
+        pass
+    return dropped
 
 
 def _clear_merge(ws: Repository, ref: str) -> None:
