@@ -289,11 +289,12 @@ class Workspace(Repository):
                 raise BranchInUse(f"cannot rename branch '{old}' here: {k.describe()} commits to it (`txgit branch "
                                   f"-m {old} {new}` in a terminal asks that kernel, or `%txgit branch -m` in it)")
             raise BranchInUse(f"cannot replace branch '{new}': {k.describe()} commits to it")
-        for b in (old, new):
-            if self.merge_in_progress(f"refs/heads/{b}") is not None:
-                raise TxgitError(f"cannot rename: a merge into {b} waits for its conflicts (finish it, or "
-                                 "`txgit merge --abort`)")
-        return super().rename_branch(old, new, force=force)
+        with self.lock():  # looked for under the lock: a merge that starts meanwhile is seen, or waits for it
+            for b in (old, new):
+                if _merging.merge_in_progress(self, f"refs/heads/{b}", locked=True) is not None:
+                    raise TxgitError(f"cannot rename: a merge into {b} waits for its conflicts (finish it, or "
+                                     "`txgit merge --abort`)")
+            return self.history.rename_branch(old, new, force=force)
 
     # -- merge (see txgit.merging) -----------------------------------------------------------
     def merge(self, rev: str, namespace: MutableMapping[str, Any] | None = None, *, ref: str = "HEAD",
