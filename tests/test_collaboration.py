@@ -2108,6 +2108,31 @@ def test_an_abort_refuses_to_drop_what_a_dead_kernel_set_during_the_merge_unless
     assert ws.fsck().ok
 
 
+def test_a_cell_that_only_reads_during_a_merge_does_not_repeat_the_merge_line(tmp_path, run_txgit):
+    """Each cell during a merge printed "txgit: not committed: merge into main in progress, unresolved: x
+    (...)", also `print(x)` after `print(x)`: the line is said once per merge, and again when a cell
+    changed something (what it did is in no commit yet) or the conflicts left changed."""
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
+    try:
+        alice.cell("x = 1\ny = 1")
+        _publish_and_push_from_a_clone(alice, tmp_path, "bob: x, y", x=2, y=2)
+        alice.cell("x = 3\ny = 3")
+        assert "2 conflicts" in alice.tx("pull", code=1).stdout
+        line = "not committed: merge into main in progress, unresolved: x, y"
+        assert line in alice.kernel.run("print(x)").stderr
+        again = alice.kernel.run("print(x)")
+        assert "not committed" not in again.stderr and again.stdout == "3\n", again
+        assert "not committed" not in alice.kernel.run("x + y").stderr
+        assert line in alice.kernel.run("batch = 64").stderr  # a change: in no commit yet, said
+        assert "not committed" not in alice.kernel.run("print(batch)").stderr
+        assert "unresolved: y" in alice.kernel.run("x = 99").stderr  # x resolved here: what is left is said
+        assert "not committed" not in alice.kernel.run("print(x)").stderr
+        alice.cell("%txgit merge --theirs y")
+        assert (alice.ws.load("x"), alice.ws.load("y"), alice.ws.load("batch")) == (99, 2, 64)
+    finally:
+        alice.shutdown()
+
+
 def test_status_of_a_branch_tracking_another_name_advises_the_push_that_publishes_it(tmp_path, run_txgit):
     """Bob made `mine` from origin/main (it tracks origin/main, as `checkout -b mine origin/main` sets it)
     and committed: status said "ahead of 'origin/main' by 1 commit (`txgit push` publishes them)", but
