@@ -400,6 +400,7 @@ def _refs_of_merge(ws: Repository, ref: str) -> list[str]:
 # held by refs/txgit/merge/<ref>/kernel-<pid> until the merge ends, so that a closed kernel's values can
 # be taken by `merge --continue` (or dropped by the merge's end).
 HELD = "kernel-"
+_SCALARS = {"int", "float", "complex", "bool", "str", "bytes", "NoneType"}
 
 
 @dataclass
@@ -421,8 +422,9 @@ class HeldValues:
         """``set x = 99, z = 'mine' and deleted w``."""
         def short(n: str) -> str:
             rec = self.state.variables[n]
-            rest = rec.summary.removeprefix(f"{rec.type} ") if rec.summary.startswith(f"{rec.type} ") else ""
-            text = f"{n} = {rest}" if rest and not rest.startswith("of ") else f"{n} ({rec.summary})"
+            # a scalar's summary is its type and repr ("int 99"): said as it was typed; others as summarized
+            scalar = rec.type in _SCALARS and rec.summary.startswith(f"{rec.type} ")
+            text = f"{n} = {rec.summary[len(rec.type) + 1:]}" if scalar else f"{n} ({rec.summary})"
             return text if len(text) <= 60 else text[:57] + "..."
 
         set_ = [short(n) for n in self.names if n in self.state.variables]
