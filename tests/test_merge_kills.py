@@ -264,3 +264,26 @@ def test_a_kernel_killed_while_its_pull_records_a_conflict_pulls_it_again_when_r
     ws = Workspace.open(ws.root)
     assert ws.head().summary == "Merge origin/main into main" and ws.load("x") == 2 and not _merge_refs(ws)
     _whole(ws)
+
+
+def test_a_kernel_killed_while_it_holds_a_cells_values_during_a_merge_keeps_the_cells_before(tmp_path, run_txgit):
+    """During a merge with conflicts, each cell that changed something is held as a commit on a ref (see
+    test_collaboration's dead-kernel tests). Killed after the second cell's commit, before its ref moved:
+    the first cell's values are what status names and what --continue takes, and the repository is whole."""
+    ws, kernel = _alice_with_a_kernel(tmp_path, run_txgit, conflict=True)
+    kernel.ok("y = 3")  # a second conflict, so that setting x leaves the merge waiting
+    clone_change_push(str(tmp_path / "team.git"), tmp_path / "bob2", "bob's y", {"y": 2})
+    pid = kernel.pid
+    pulled = kernel.run("%txgit pull")
+    assert "2 conflicts" in pulled.stdout + pulled.stderr, pulled
+    assert "unresolved: y" in kernel.run("x = 99").stderr
+    _killed_running(kernel, "txgit.merging:hold_values", "z = 'lost with the kernel'")
+    _whole(ws)
+    status = run_txgit("status", cwd=ws.root, check=True).stdout
+    assert f"kernel {pid} closed during the merge; it had set x = 99, in no commit yet" in status, status
+    run_txgit("merge", "--theirs", "y", cwd=ws.root, check=True)
+    out = run_txgit("merge", "--continue", cwd=ws.root, check=True).stdout
+    assert "resolved: x (kernel), y (theirs)" in out, out
+    ws = Workspace.open(ws.root)
+    assert (ws.load("x"), ws.load("y")) == (99, 2) and "z" not in ws.state().variables and not _merge_refs(ws)
+    _whole(ws)
