@@ -2110,6 +2110,42 @@ def test_an_abort_refuses_to_drop_what_a_dead_kernel_set_during_the_merge_unless
     assert ws.fsck().ok
 
 
+def test_a_kernel_that_loaded_a_state_does_not_take_a_gone_kernels_values_behind_its_namespace(tmp_path):
+    """`--continue` carries what a gone kernel held only into a fresh kernel (which holds none of the merge's
+    values). One that loaded the state holds its own x: the gone kernel's x = 99 would be committed while
+    its namespace says 3 (and its next commit would undo it). It refuses, naming them and what decides."""
+    from txgit.merging import hold_values
+    from txgit.sessions import NamespaceSession
+
+    ws = Workspace.init(tmp_path / "w")
+    ns = {"__name__": "__main__", "x": 1, "y": 1}
+    ws.commit(ns, "start")
+    ws.checkout("HEAD", ns, new_branch="theirs")
+    ns.update(x=2, y=2)
+    ws.commit(ns, "theirs")
+    ws.checkout("main", ns)
+    ns.update(x=3, y=3)
+    ws.commit(ns, "ours")
+    kernel = NamespaceSession(ws, ns)
+    kernel.checkout("main")
+    merging_result = kernel.merge("theirs")
+    assert merging_result.status == "conflicts"
+    merging = ws.merge_in_progress("refs/heads/main")
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    with ws.lock():  # what a kernel gone meanwhile had set, held as its cell held it
+        prepared = ws.prepare_commit(dict(ns, x=99), "held", ref=None, parent=merging.ours,
+                                     meta={"held": {"kernel": gone.pid, "names": ["x"]}})
+        held_commit = ws.finish_commit(prepared).info.id
+        hold_values(ws, merging, held_commit, pid=gone.pid)
+    assert [h.pid for h in ws.merge_held(merging)] == [gone.pid]
+    assert kernel.merge_resolve("y", "ours").status == "conflicts"  # x left: the gone kernel's, not taken
+    with pytest.raises(TxgitError, match=f"kernel {gone.pid} closed during the merge had set x = 99, and this "
+                       "kernel holds values of its own"):
+        kernel.merge_continue()
+    assert ws.merge_in_progress("refs/heads/main") is not None and ns["x"] == 3
+
+
 def test_a_cell_that_only_reads_during_a_merge_does_not_repeat_the_merge_line(tmp_path, run_txgit):
     """Each cell during a merge printed "txgit: not committed: merge into main in progress, unresolved: x
     (...)", also `print(x)` after `print(x)`: the line is said once per merge, and again when a cell
