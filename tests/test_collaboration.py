@@ -2075,6 +2075,25 @@ def test_what_a_kernel_set_during_a_merge_is_taken_by_continue_after_it_died(tmp
     assert ws.fsck().ok
 
 
+def test_resolving_every_conflict_by_side_does_not_drop_what_a_dead_kernel_set_beside_them(tmp_path, run_txgit):
+    """After the kernel died, Alice took theirs for x and ours for y: the last resolution wrote the merge
+    commit at once, and z = 'mine' and the deletion of w, which the dead kernel had made beside the
+    conflicts, were dropped with the merge's refs. The merge now waits for `--continue`, which says what
+    it takes (x is no longer among them: she chose theirs)."""
+    alice, pid = _a_kernel_dies_during_a_merge(tmp_path, run_txgit)
+    ours = alice.ws.head().id
+    alice.tx("merge", "--theirs", "x")
+    out = alice.tx("merge", "--ours", "y").stdout
+    assert "no conflict left" in out and f"kernel {pid} closed during the merge; it had set z = 'mine' and " \
+           "deleted w, in no commit yet: `txgit merge --continue` takes them" in out, out
+    assert alice.ws.head().id == ours and alice.ws.merge_in_progress() is not None
+    out = alice.tx("merge", "--continue").stdout
+    assert "resolved: x (theirs), y (ours)" in out, out
+    ws = Workspace.open(alice.ws.root)
+    assert (ws.load("x"), ws.load("y"), ws.load("z")) == (2, 3, "mine") and "w" not in ws.state().variables
+    assert ws.fsck().ok
+
+
 def test_a_restarted_kernel_is_told_what_the_dead_one_set_during_the_merge_and_takes_it(tmp_path, run_txgit):
     alice, pid = _a_kernel_dies_during_a_merge(tmp_path, run_txgit)
     again = Kernel(alice.ws.root)

@@ -621,7 +621,9 @@ def merge_resolve(ws: Repository, names: str | Iterable[str] | None, side: str,
                     result.removed.append(n)
         for n in unit_names:
             merging.resolved[n] = side
-        if plan.conflicts or not commit:
+        # what a kernel gone during the merge set beside the conflicts waits for --continue, which takes it:
+        # the merge commit is not written without it (the merge's end would drop it)
+        if plan.conflicts or not commit or held_values(ws, merging):
             save_merge(ws, merging)
             return result
         return _finish_merge(ws, merging, plan, result)

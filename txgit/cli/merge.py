@@ -71,8 +71,8 @@ def print_merge(ws: Workspace, answer: dict[str, Any], kernel: KernelInfo | None
     if status != "conflicts":
         return
     conflicts = answer["conflicts"]
-    _out(f"{tag}Merging {answer['label']} into {where}: {len(conflicts)} conflict"
-         f"{'s' if len(conflicts) != 1 else ''}{follow}")
+    _out(f"{tag}Merging {answer['label']} into {where}: " + (f"{len(conflicts)} conflict"
+         f"{'s' if len(conflicts) != 1 else ''}" if conflicts else "no conflict left") + follow)
     from txgit.visual.views import DiffView
 
     safe = not trust and source_of(ws, answer["theirs"]) is not None  # a stranger's values: plain data only
@@ -88,6 +88,8 @@ def print_merge(ws: Workspace, answer: dict[str, Any], kernel: KernelInfo | None
     merging = ws.merge_in_progress(answer["ref"])
     for held in ws.merge_held(merging) if merging is not None else []:  # a kernel gone before the merge commit
         _out(held.describe("%txgit" if kernel is not None and kernel.pid == os.getpid() else "txgit"))
+    if not conflicts:  # (what waits is that kernel's: the line above says what takes it)
+        return
     first = conflicts[0]["names"][0]
     if len(conflicts) == 1:
         _out(f"Resolve with `txgit merge --ours {first}` or `--theirs {first}` (or set it in the kernel and commit); "

@@ -1546,9 +1546,10 @@ class NamespaceSession:
         if self.touched is not None:
             self.touched -= set(result.loaded) | set(result.removed)
             self.detached -= set(result.loaded) | set(result.removed)
-        if result.plan is not None and not result.plan.conflicts:
-            merging = self.merging()
-            assert merging is not None
+        merging = self.merging()
+        # (what a kernel gone during the merge set beside the conflicts waits for --continue, as in a terminal)
+        if result.plan is not None and not result.plan.conflicts and merging is not None \
+                and not self.workspace.merge_held(merging):
             commit = self._commit_merge(merging, "", None, None, explicit=True)
             assert commit is not None  # (explicit: a commit, or the conflicts left raise)
             result.status, result.info = "merged", commit.info
