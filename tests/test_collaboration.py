@@ -8,9 +8,12 @@ Each user has a workspace, a real ipykernel with the extension loaded and a term
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -2014,6 +2017,177 @@ def test_a_conflict_set_in_a_kernel_closed_before_the_merge_commit_is_not_record
     out = alice.tx("merge", "--theirs", "x").stdout
     assert "resolved: x (theirs), y (ours)" in out, out
     assert (alice.ws.load("x"), alice.ws.load("y")) == (2, 3)
+
+
+def _killed(kernel: Kernel) -> int:
+    """kill -9 a kernel (out of memory, a crash): nothing it holds is saved on the way out."""
+    pid = kernel.pid
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    while kernel.km.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    kernel.kc.stop_channels()
+    kernel.km.shutdown_kernel(now=True)
+    return pid
+
+
+def _a_kernel_dies_during_a_merge(tmp_path: Path, run_txgit) -> tuple[User, int]:
+    """x and y conflict; Alice's cells set x = 99 (resolving x: the commit waits for y), then z = 'mine'
+    and deleted w, and her kernel died before the merge commit."""
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
+    try:
+        alice.cell("x = 1\ny = 1\nw = 1")
+        _publish_and_push_from_a_clone(alice, tmp_path, "bob: x, y", x=2, y=2)
+        alice.cell("x = 3\ny = 3")
+        assert "2 conflicts" in alice.tx("pull", code=1).stdout
+        assert "unresolved: y" in alice.kernel.run("x = 99").stderr
+        assert "unresolved: y" in alice.kernel.run("z = 'mine'\ndel w").stderr
+        pid = _killed(alice.kernel)
+    except BaseException:
+        alice.shutdown()
+        raise
+    return alice, pid
+
+
+def test_what_a_kernel_set_during_a_merge_is_taken_by_continue_after_it_died(tmp_path, run_txgit):
+    """Alice resolved x by setting it while y still waited, set z and deleted w, and her kernel died:
+    nothing of it was in any commit, and the merge listed x again with no trace of 99. A kernel's cells
+    during a merge are held on a ref beside the merge's; once it is gone, status and the conflict listing
+    say what it set, gc keeps it, and `txgit merge --continue` takes it into the merge commit."""
+    alice, pid = _a_kernel_dies_during_a_merge(tmp_path, run_txgit)
+    ours = alice.ws.head().id
+    status = alice.tx("status").stdout
+    assert "unresolved conflicts: x, y" in status, status
+    assert f"kernel {pid} closed during the merge; it had set x = 99, z = 'mine' and deleted w" in status, status
+    assert "`txgit merge --continue` takes them" in status, status
+    Workspace.open(alice.ws.root).gc(grace_seconds=0)  # held by a ref while the merge waits
+    # y is no conflict it set: --continue refuses, naming it, and takes nothing yet
+    assert_one_line_error(alice.tx("merge", "--continue", code=1), "unresolved conflicts: y")
+    out = alice.tx("merge", "--ours", "y").stdout
+    assert "CONFLICT (changed on both sides): x" in out and f"kernel {pid} closed" in out, out
+    assert alice.ws.head().id == ours
+    out = alice.tx("merge", "--continue").stdout
+    assert "Merged origin/main into main" in out and "resolved: x (kernel), y (ours)" in out, out
+    ws = Workspace.open(alice.ws.root)
+    assert (ws.load("x"), ws.load("y"), ws.load("z")) == (99, 3, "mine") and "w" not in ws.state().variables
+    assert ws.head().parents[0] == ours and ws.merge_in_progress() is None
+    assert not [r for r in ws.history.repo.references if r.startswith("refs/txgit/merge/")]
+    assert ws.fsck().ok
+
+
+def test_resolving_every_conflict_by_side_does_not_drop_what_a_dead_kernel_set_beside_them(tmp_path, run_txgit):
+    """After the kernel died, Alice took theirs for x and ours for y: the last resolution wrote the merge
+    commit at once, and z = 'mine' and the deletion of w, which the dead kernel had made beside the
+    conflicts, were dropped with the merge's refs. The merge now waits for `--continue`, which says what
+    it takes (x is no longer among them: she chose theirs)."""
+    alice, pid = _a_kernel_dies_during_a_merge(tmp_path, run_txgit)
+    ours = alice.ws.head().id
+    alice.tx("merge", "--theirs", "x")
+    out = alice.tx("merge", "--ours", "y").stdout
+    assert "no conflict left" in out and f"kernel {pid} closed during the merge; it had set z = 'mine' and " \
+           "deleted w, in no commit yet: `txgit merge --continue` takes them" in out, out
+    assert alice.ws.head().id == ours and alice.ws.merge_in_progress() is not None
+    out = alice.tx("merge", "--continue").stdout
+    assert "resolved: x (theirs), y (ours)" in out, out
+    ws = Workspace.open(alice.ws.root)
+    assert (ws.load("x"), ws.load("y"), ws.load("z")) == (2, 3, "mine") and "w" not in ws.state().variables
+    assert ws.fsck().ok
+
+
+def test_a_restarted_kernel_is_told_what_the_dead_one_set_during_the_merge_and_takes_it(tmp_path, run_txgit):
+    alice, pid = _a_kernel_dies_during_a_merge(tmp_path, run_txgit)
+    again = Kernel(alice.ws.root)
+    try:
+        again.ok("%load_ext txgit")
+        said = again.ok("%txgit status").stdout
+        assert f"kernel {pid} closed during the merge; it had set x = 99, z = 'mine' and deleted w" in said, said
+        assert "`%txgit merge --continue` takes them" in said, said
+        again.ok("%txgit merge --theirs y")
+        again.ok("%txgit merge --continue")
+        again.ok("%txgit checkout main")
+        assert silent_eval(again, "(x, y, z, 'w' in dir())") == (99, 2, "mine", False)
+    finally:
+        again.shutdown()
+    ws = Workspace.open(alice.ws.root)
+    assert ws.head().summary == "Merge origin/main into main" and ws.merge_in_progress() is None
+    assert ws.fsck().ok
+
+
+def test_an_abort_refuses_to_drop_what_a_dead_kernel_set_during_the_merge_unless_forced(tmp_path, run_txgit):
+    """As the abort refuses to drop a live kernel's values set during the merge: --force drops them (and the
+    refs that held them)."""
+    alice, pid = _a_kernel_dies_during_a_merge(tmp_path, run_txgit)
+    ours = alice.ws.head().id
+    assert_one_line_error(alice.tx("merge", "--abort", code=1), f"the abort would lose what kernel {pid} had done "
+                          "during the merge before it closed (set x = 99, z = 'mine' and deleted w)",
+                          "`txgit merge --continue` takes it; `txgit merge --abort --force` drops it")
+    assert alice.ws.merge_in_progress() is not None and alice.ws.fsck().ok
+    alice.tx("merge", "--abort", "--force")
+    ws = Workspace.open(alice.ws.root)
+    assert ws.head().id == ours and ws.load("x") == 3 and ws.merge_in_progress() is None
+    assert not [r for r in ws.history.repo.references if r.startswith("refs/txgit/merge/")]
+    assert ws.fsck().ok
+
+
+def test_a_kernel_that_loaded_a_state_does_not_take_a_gone_kernels_values_behind_its_namespace(tmp_path):
+    """`--continue` carries what a gone kernel held only into a fresh kernel (which holds none of the merge's
+    values). One that loaded the state holds its own x: the gone kernel's x = 99 would be committed while
+    its namespace says 3 (and its next commit would undo it). It refuses, naming them and what decides."""
+    from txgit.merging import hold_values
+    from txgit.sessions import NamespaceSession
+
+    ws = Workspace.init(tmp_path / "w")
+    ns = {"__name__": "__main__", "x": 1, "y": 1}
+    ws.commit(ns, "start")
+    ws.checkout("HEAD", ns, new_branch="theirs")
+    ns.update(x=2, y=2)
+    ws.commit(ns, "theirs")
+    ws.checkout("main", ns)
+    ns.update(x=3, y=3)
+    ws.commit(ns, "ours")
+    kernel = NamespaceSession(ws, ns)
+    kernel.checkout("main")
+    merging_result = kernel.merge("theirs")
+    assert merging_result.status == "conflicts"
+    merging = ws.merge_in_progress("refs/heads/main")
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    with ws.lock():  # what a kernel gone meanwhile had set, held as its cell held it
+        prepared = ws.prepare_commit(dict(ns, x=99), "held", ref=None, parent=merging.ours,
+                                     meta={"held": {"kernel": gone.pid, "names": ["x"]}})
+        held_commit = ws.finish_commit(prepared).info.id
+        hold_values(ws, merging, held_commit, pid=gone.pid)
+    assert [h.pid for h in ws.merge_held(merging)] == [gone.pid]
+    assert kernel.merge_resolve("y", "ours").status == "conflicts"  # x left: the gone kernel's, not taken
+    with pytest.raises(TxgitError, match=f"kernel {gone.pid} closed during the merge had set x = 99, and this "
+                       "kernel holds values of its own"):
+        kernel.merge_continue()
+    assert ws.merge_in_progress("refs/heads/main") is not None and ns["x"] == 3
+
+
+def test_a_cell_that_only_reads_during_a_merge_does_not_repeat_the_merge_line(tmp_path, run_txgit):
+    """Each cell during a merge printed "txgit: not committed: merge into main in progress, unresolved: x
+    (...)", also `print(x)` after `print(x)`: the line is said once per merge, and again when a cell
+    changed something (what it did is in no commit yet) or the conflicts left changed."""
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
+    try:
+        alice.cell("x = 1\ny = 1")
+        _publish_and_push_from_a_clone(alice, tmp_path, "bob: x, y", x=2, y=2)
+        alice.cell("x = 3\ny = 3")
+        assert "2 conflicts" in alice.tx("pull", code=1).stdout
+        line = "not committed: merge into main in progress, unresolved: x, y"
+        assert line in alice.kernel.run("print(x)").stderr
+        again = alice.kernel.run("print(x)")
+        assert "not committed" not in again.stderr and again.stdout == "3\n", again
+        assert "not committed" not in alice.kernel.run("x + y").stderr
+        assert line in alice.kernel.run("batch = 64").stderr  # a change: in no commit yet, said
+        assert "not committed" not in alice.kernel.run("print(batch)").stderr
+        assert "unresolved: y" in alice.kernel.run("x = 99").stderr  # x resolved here: what is left is said
+        assert "not committed" not in alice.kernel.run("print(x)").stderr
+        alice.cell("%txgit merge --theirs y")
+        assert (alice.ws.load("x"), alice.ws.load("y"), alice.ws.load("batch")) == (99, 2, 64)
+    finally:
+        alice.shutdown()
 
 
 def test_status_of_a_branch_tracking_another_name_advises_the_push_that_publishes_it(tmp_path, run_txgit):

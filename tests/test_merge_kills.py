@@ -78,6 +78,33 @@ def test_a_pull_killed_while_it_records_a_conflict_can_be_pulled_again_and_abort
     _whole(ws)
 
 
+def _killed_recording_a_conflict(tmp_path: Path, run_txgit) -> Workspace:
+    """A pull killed after it wrote the merge's refs and before its record: refs with no merge."""
+    alice = _diverged(tmp_path, run_txgit, conflict=True)
+    killed = txgit_killed_at("txgit.merging:MergeInProgress.to_json", "pull", cwd=alice.root)
+    assert killed.returncode == -9, killed.stderr
+    ws = Workspace.open(alice.root)
+    assert ws.merge_in_progress() is None and _merge_refs(ws)
+    return ws
+
+
+def test_gc_drops_the_refs_of_a_merge_whose_record_was_never_written(tmp_path, run_txgit):
+    """The killed pull left refs/txgit/merge/heads/main/{ours,theirs} and an empty .txgit/merges/: no
+    merge waits, yet gc kept both commits (until the next merge on main)."""
+    ws = _killed_recording_a_conflict(tmp_path, run_txgit)
+    run_txgit("gc", cwd=ws.root, check=True)
+    ws = Workspace.open(ws.root)
+    assert not _merge_refs(ws) and not (ws.dir / "merges").exists()
+    _whole(ws)
+
+
+def test_the_next_merge_drops_the_refs_of_a_merge_whose_record_was_never_written(tmp_path, run_txgit):
+    ws = _killed_recording_a_conflict(tmp_path, run_txgit)
+    assert ws.merge(ws.head().id).status == "up-to-date"  # a merge on main that stops on nothing
+    assert not _merge_refs(ws) and not (ws.dir / "merges").exists()
+    _whole(ws)
+
+
 def test_a_resolution_killed_after_its_merge_commit_is_a_finished_merge(tmp_path, run_txgit):
     """The last `--theirs` wrote the merge commit and was killed before it forgot the merge: status said
     "Merging origin/main: unresolved conflicts: none (`txgit merge --continue`)", and --continue then
@@ -236,4 +263,27 @@ def test_a_kernel_killed_while_its_pull_records_a_conflict_pulls_it_again_when_r
         again.shutdown()
     ws = Workspace.open(ws.root)
     assert ws.head().summary == "Merge origin/main into main" and ws.load("x") == 2 and not _merge_refs(ws)
+    _whole(ws)
+
+
+def test_a_kernel_killed_while_it_holds_a_cells_values_during_a_merge_keeps_the_cells_before(tmp_path, run_txgit):
+    """During a merge with conflicts, each cell that changed something is held as a commit on a ref (see
+    test_collaboration's dead-kernel tests). Killed after the second cell's commit, before its ref moved:
+    the first cell's values are what status names and what --continue takes, and the repository is whole."""
+    ws, kernel = _alice_with_a_kernel(tmp_path, run_txgit, conflict=True)
+    kernel.ok("y = 3")  # a second conflict, so that setting x leaves the merge waiting
+    clone_change_push(str(tmp_path / "team.git"), tmp_path / "bob2", "bob's y", {"y": 2})
+    pid = kernel.pid
+    pulled = kernel.run("%txgit pull")
+    assert "2 conflicts" in pulled.stdout + pulled.stderr, pulled
+    assert "unresolved: y" in kernel.run("x = 99").stderr
+    _killed_running(kernel, "txgit.merging:hold_values", "z = 'lost with the kernel'")
+    _whole(ws)
+    status = run_txgit("status", cwd=ws.root, check=True).stdout
+    assert f"kernel {pid} closed during the merge; it had set x = 99, in no commit yet" in status, status
+    run_txgit("merge", "--theirs", "y", cwd=ws.root, check=True)
+    out = run_txgit("merge", "--continue", cwd=ws.root, check=True).stdout
+    assert "resolved: x (kernel), y (theirs)" in out, out
+    ws = Workspace.open(ws.root)
+    assert (ws.load("x"), ws.load("y")) == (99, 2) and "z" not in ws.state().variables and not _merge_refs(ws)
     _whole(ws)

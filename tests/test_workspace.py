@@ -240,3 +240,45 @@ def test_failed_checkout_with_new_branch_creates_no_branch(ws):
     with pytest.raises(TxgitError, match="missing"):
         ws.checkout("HEAD", fresh, new_branch="exp")
     assert list(ws.branches()) == ["main"] and ws.branch == "main" and "big" not in fresh
+
+
+def test_a_rename_sees_a_merge_that_starts_while_it_checks_for_one(tmp_path, monkeypatch):
+    """`Workspace.rename_branch` looked for a merge waiting into OLD or NEW before it took the workspace
+    lock: a merge that started between the look and the rename went unseen, and main was renamed under
+    the merge waiting into it (its record named a branch that was gone). The look is made under the lock.
+    The hook below starts that merge, from another Workspace, at the moment of the look, wherever nobody
+    holds the lock (a merge takes it): never, once the look is under it."""
+    import txgit.merging as merging
+
+    ws = Workspace.init(tmp_path / "w")
+    ns = session_namespace()
+    ns["x"] = 1
+    ws.commit(ns, "x = 1")
+    ws.checkout("HEAD", ns, new_branch="feature")
+    ns["x"] = 2
+    ws.commit(ns, "x = 2")
+    ws.checkout("main", ns)
+    ns["x"] = 3
+    ws.commit(ns, "x = 3")
+    look = merging.merge_in_progress
+    started = []
+
+    def look_and_meanwhile_merge(w, ref="HEAD", **kw):
+        found = look(w, ref, **kw)
+        probe = Workspace(w.root).try_lock()
+        if probe is not None and not started:  # the look runs unlocked: another process may merge now
+            probe.release()
+            started.append(Workspace(w.root).merge("feature", ref="refs/heads/main").status)
+        return found
+
+    monkeypatch.setattr(merging, "merge_in_progress", look_and_meanwhile_merge)
+    try:
+        ws.rename_branch("main", "trunk")
+        renamed = True
+    except TxgitError as e:
+        assert "a merge into main waits" in str(e)
+        renamed = False
+    monkeypatch.undo()
+    waiting = ws.merge_in_progress("refs/heads/main")
+    assert not (renamed and waiting is not None), f"main renamed under a merge into it ({started})"
+    assert ws.fsck().ok

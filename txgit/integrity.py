@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING
 from txgit import budget as _budget
 from txgit.errors import TxgitError
 from txgit.gitpack import PackReport
+from txgit.merging import drop_orphan_merge_refs
 from txgit.packs import SMALL_BLOB_MAX
 from txgit.storage import ObjectStore
 
@@ -268,6 +269,8 @@ def gc(ws: Repository, *, grace_seconds: float = 3600.0, reflog_days: float = 30
     """
     report = GcReport(dry_run=dry_run)
     with ws.lock():
+        if not dry_run:  # a merge killed while it recorded its conflict: its refs hold nothing anyone waits on
+            drop_orphan_merge_refs(ws)
         since = time.time() - reflog_days * 86400
         states: dict[str, State] = {}
         commits, uses, problems = _uses(ws, reflog_since=since, states=states if budget is not None else None)

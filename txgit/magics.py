@@ -267,6 +267,8 @@ class TxgitMagics(Magics):
             if merging is not None:
                 plan = s.workspace.merge_plan(merging)
                 print(f"merging {merging.label}: unresolved: {', '.join(c.label for c in plan.conflicts) or 'none'}")
+                for held in s.workspace.merge_held(merging):  # a kernel gone before the merge commit
+                    print("  " + held.describe("%txgit"))
             if s.unmerged() is not None:
                 print(unmerged_line(s.unmerged(), st.branch))
             for ref, commit in s.workspace.history.unmerged().items():

@@ -31,7 +31,7 @@ from txgit import trust as _trust
 from txgit.attached import alive
 from txgit.errors import DirtyNamespace, MergeInProgress as MergeInProgressError, TxgitError
 from txgit.history import META, CommitInfo, History, State, is_hold
-from txgit.merge import KERNEL, OURS, THEIRS, Conflict, MergeInProgress, MergePlan, merge_states
+from txgit.merge import KERNEL, OURS, THEIRS, Conflict, MergeInProgress, MergePlan, merge_states, units
 from txgit.repository import Repository, state_meta
 from txgit.state import MODULE, VALUE, Fingerprints, VarRecord, libstate, restore
 from txgit.state.safe import safe_loading
@@ -170,6 +170,7 @@ def merge(ws: Repository, rev: str, namespace: MutableMapping[str, Any] | None =
         if merge_in_progress(ws, ref, locked=True) is not None:
             raise MergeInProgressError(f"a merge into {ref_label(ref)} is in progress: resolve its conflicts "
                                        "or `txgit merge --abort` first")
+        drop_orphan_merge_refs(ws)
         theirs = ws.history.resolve(rev)
         tip = ws.history.tip(ref)
         mine = tip if ours is None else ws.history.resolve(ours)
@@ -300,7 +301,7 @@ def _merge_file(ws: Repository, ref: str) -> Path:
 
 
 def _merge_ref(ref: str, side: str) -> str:
-    return f"refs/txgit/merge/{ref.removeprefix('refs/')}/{side}"
+    return f"{MERGE_REFS}{ref.removeprefix('refs/')}/{side}"
 
 
 def merge_in_progress(ws: Repository, ref: str = "HEAD", *, locked: bool = False) -> MergeInProgress | None:
@@ -363,17 +364,153 @@ def save_merge(ws: Repository, merging: MergeInProgress) -> None:
     os.replace(tmp, path)
 
 
+MERGE_REFS = "refs/txgit/merge/"
+
+
+def drop_orphan_merge_refs(ws: Repository) -> list[str]:
+    """Delete the refs of merges that have no record: a process killed while it recorded a conflict
+    wrote the refs (first, so that gc never misses a side) and not the record, so no merge waits,
+    yet gc kept both sides. Call under the lock. Returns the refs deleted."""
+    dropped = []
+    for name in [n for n in ws.history.repo.references if n.startswith(MERGE_REFS)]:
+        where = name[len(MERGE_REFS):].rpartition("/")[0]
+        ref = where if where == "HEAD" else "refs/" + where
+        if not _merge_file(ws, ref).exists():
+            ws.history.repo.references.delete(name)
+            dropped.append(name)
+    try:  # an empty folder left by that kill: merge_in_progress answers "none" with one stat again
+        os.rmdir(os.path.join(ws.dir, "merges"))
+    except OSError:  # a merge waits (or there is no folder)
+        pass
+    return dropped
+
+
 def _clear_merge(ws: Repository, ref: str) -> None:
     _merge_file(ws, ref).unlink(missing_ok=True)
     try:  # the folder goes once empty, so that merge_in_progress answers "none" with one stat again
         os.rmdir(os.path.join(ws.dir, "merges"))
     except OSError:  # another merge still waits (or the folder is gone)
         pass
-    for side in ("ours", "theirs"):
-        name = _merge_ref(ref, side)
-        if name in ws.history.repo.references:
-            ws.history.repo.references.delete(name)
+    for name in _refs_of_merge(ws, ref):  # ours, theirs, and what kernels held during it
+        ws.history.repo.references.delete(name)
     ws.history.drop_merged_holds()  # a closed kernel's commits this merge brought in: their ref is done
+
+
+def _refs_of_merge(ws: Repository, ref: str) -> list[str]:
+    prefix = _merge_ref(ref, "")
+    return [n for n in ws.history.repo.references if n.startswith(prefix) and "/" not in n[len(prefix):]]
+
+
+# -- what a kernel set during a merge with conflicts -------------------------------------------------
+# Its cells make no commit until the merge commit, and a kernel may die first: each cell that changed
+# something writes the kernel's state as a commit on no branch (only its changed values are new blobs),
+# held by refs/txgit/merge/<ref>/kernel-<pid> until the merge ends, so that a closed kernel's values can
+# be taken by `merge --continue` (or dropped by the merge's end).
+HELD = "kernel-"
+_SCALARS = {"int", "float", "complex", "bool", "str", "bytes", "NoneType"}
+
+
+@dataclass
+class HeldValues:
+    """What kernel ``pid`` set (or deleted) during a merge, relative to the partial merge it stood on,
+    in the commit ``commit`` (its whole state: records of the names it did not change are the merge's)."""
+
+    pid: int
+    commit: str
+    names: list[str]
+    state: State
+
+    def describe(self, verb: str = "txgit") -> str:
+        """One line: which kernel, what it set (short values) and deleted, and what takes them."""
+        return (f"kernel {self.pid} closed during the merge; it had {self.what()}, in no commit yet: "
+                f"`{verb} merge --continue` takes them")
+
+    def what(self) -> str:
+        """``set x = 99, z = 'mine' and deleted w``."""
+        def short(n: str) -> str:
+            rec = self.state.variables[n]
+            # a scalar's summary is its type and repr ("int 99"): said as it was typed; others as summarized
+            scalar = rec.type in _SCALARS and rec.summary.startswith(f"{rec.type} ")
+            text = f"{n} = {rec.summary[len(rec.type) + 1:]}" if scalar else f"{n} ({rec.summary})"
+            return text if len(text) <= 60 else text[:57] + "..."
+
+        set_ = [short(n) for n in self.names if n in self.state.variables]
+        deleted = [n for n in self.names if n not in self.state.variables]
+        return " and ".join(p for p in (f"set {', '.join(set_)}" if set_ else "",
+                                         f"deleted {', '.join(deleted)}" if deleted else "") if p)
+
+
+def hold_values(ws: Repository, merging: MergeInProgress, commit: str | None, pid: int | None = None) -> None:
+    """Hold ``commit`` (a kernel's state during ``merging``, see :class:`HeldValues`) for kernel ``pid``
+    (default: this process) until the merge ends; None: drop what it held. Call under the lock."""
+    name = _merge_ref(merging.ref if merging.ref != "HEAD" else _head_ref(ws), f"{HELD}{pid or os.getpid()}")
+    if commit is not None:
+        ws.history.repo.references.create(name, pygit2.Oid(hex=commit), force=True)
+    elif name in ws.history.repo.references:
+        ws.history.repo.references.delete(name)
+
+
+def held_values(ws: Repository, merging: MergeInProgress) -> list[HeldValues]:
+    """What kernels that are gone (closed, killed, restarted) held during ``merging``, oldest first, less
+    the names resolved since by --ours / --theirs, or set by the live kernel whose values stand for them."""
+    prefix = _merge_ref(merging.ref, HELD)
+    live_kernel = merging.kernel if merging.kernel is not None and (
+        merging.kernel == os.getpid() or alive(merging.kernel)) else None
+    out = []
+    for name in ws.history.repo.references:
+        if not name.startswith(prefix) or not name[len(prefix):].isdigit():
+            continue
+        pid = int(name[len(prefix):])
+        if pid == os.getpid() or alive(pid):
+            continue  # its values are in its namespace, and its next commit takes them
+        commit = ws.history.tip(name)
+        if commit is None:
+            continue
+        state = ws.history.read_state(commit)
+        recorded = state.meta.get("held")
+        names = recorded.get("names") if isinstance(recorded, dict) else None
+        if not isinstance(names, list):
+            continue
+        names = [str(n) for n in names if not (merging.resolved.get(n) in (OURS, THEIRS) or (
+            merging.resolved.get(n) == KERNEL and live_kernel is not None and live_kernel != pid))]
+        if names:
+            out.append(HeldValues(pid, str(commit.id), sorted(names), state))
+    out.sort(key=lambda h: (ws.history.resolve(h.commit).commit_time, h.pid))
+    return out
+
+
+def take_held(ws: Repository, merging: MergeInProgress, plan: MergePlan) -> list[HeldValues]:
+    """Put in ``plan`` what gone kernels held during ``merging`` (:func:`held_values`; a later one's over an
+    earlier one's): conflicts they set are resolved by their values ("kernel"). Returns what was taken."""
+    held = held_values(ws, merging)
+    for h in held:
+        names = set(h.names)
+        for c in plan.conflicts:  # a unit is taken whole, as a resolution takes it
+            if names & set(c.names):
+                names |= set(c.names)
+        for unit in units(h.state):
+            if names & set(unit):
+                names |= set(unit)
+        for n in names:
+            rec = h.state.variables.get(n)
+            if rec is None:
+                plan.variables.pop(n, None)
+            else:
+                plan.variables[n] = rec
+                if rec.group is not None:
+                    plan.groups[rec.group] = h.state.groups[rec.group]
+            # the kernel's own values: neither loaded from theirs nor removed by them
+            if n in plan.from_theirs:
+                plan.from_theirs.remove(n)
+            if n in plan.removed:
+                plan.removed.remove(n)
+        for c in [c for c in plan.conflicts if names & set(c.names)]:
+            plan.conflicts.remove(c)
+            plan.resolved.update(dict.fromkeys(c.names, KERNEL))
+        used = {r.group for r in plan.variables.values() if r.group is not None}
+        for g in [g for g in plan.groups if g not in used]:
+            del plan.groups[g]
+    return held
 
 
 def _merge_base(ws: Repository, ours: str, theirs: str) -> tuple[str | None, State | None, set[str]]:
@@ -491,7 +628,9 @@ def merge_resolve(ws: Repository, names: str | Iterable[str] | None, side: str,
                     result.removed.append(n)
         for n in unit_names:
             merging.resolved[n] = side
-        if plan.conflicts or not commit:
+        # what a kernel gone during the merge set beside the conflicts waits for --continue, which takes it:
+        # the merge commit is not written without it (the merge's end would drop it)
+        if plan.conflicts or not commit or held_values(ws, merging):
             save_merge(ws, merging)
             return result
         return _finish_merge(ws, merging, plan, result)
@@ -545,8 +684,10 @@ def merge_continue(ws: Repository, *, ref: str = "HEAD") -> MergeResult:
             raise TxgitError(nothing_to_continue(ws, ref))
         merging = _require_merge(ws, ref)
         plan = merge_plan(ws, merging)
+        take_held(ws, merging, plan)  # what a kernel closed during the merge had set
         require_resolved(plan)
-        if any(side == KERNEL for side in merging.resolved.values()):
+        if merging.kernel is not None and alive(merging.kernel) and any(
+                side == KERNEL for side in merging.resolved.values()):
             raise TxgitError("conflicts were resolved in a kernel: commit from that kernel")
         result = MergeResult("conflicts", merging.ref, merging.ours, merging.theirs, merging.label,
                              base=merging.base, plan=plan)
@@ -588,6 +729,12 @@ def merge_abort(ws: Repository, namespace: MutableMapping[str, Any] | None = Non
         merging = _require_merge(ws, ref)
         result = MergeResult("aborted", merging.ref, merging.ours, merging.theirs, merging.label,
                              base=merging.base)
+        held = [] if force else held_values(ws, merging)
+        if held:
+            h = held[-1]
+            raise DirtyNamespace(f"the abort would lose what kernel {h.pid} had done during the merge before it "
+                                 f"closed ({h.what()}): `txgit merge --continue` takes it; `txgit merge --abort "
+                                 "--force` drops it")
         if namespace is not None:
             ours, theirs = ws.state(merging.ours), ws.state(merging.theirs)
             # where the merge may have loaded or removed anything: names ours and theirs disagree on

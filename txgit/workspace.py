@@ -58,7 +58,7 @@ from txgit.storage import ObjectStore
 from txgit.merging import ref_label
 
 # Re-exported: the engine's and the merge feature's results are part of this module's API, as before.
-from txgit.merging import MergeResult
+from txgit.merging import HeldValues, MergeResult
 from txgit.repository import (
     TXGIT_DIR,
     CheckoutResult,
@@ -296,11 +296,12 @@ class Workspace(Repository):
                 raise BranchInUse(f"cannot rename branch '{old}' here: {k.describe()} commits to it (`txgit branch "
                                   f"-m {old} {new}` in a terminal asks that kernel, or `%txgit branch -m` in it)")
             raise BranchInUse(f"cannot replace branch '{new}': {k.describe()} commits to it")
-        for b in (old, new):
-            if self.merge_in_progress(f"refs/heads/{b}") is not None:
-                raise TxgitError(f"cannot rename: a merge into {b} waits for its conflicts (finish it, or "
-                                 "`txgit merge --abort`)")
-        return super().rename_branch(old, new, force=force)
+        with self.lock():  # looked for under the lock: a merge that starts meanwhile is seen, or waits for it
+            for b in (old, new):
+                if _merging.merge_in_progress(self, f"refs/heads/{b}", locked=True) is not None:
+                    raise TxgitError(f"cannot rename: a merge into {b} waits for its conflicts (finish it, or "
+                                     "`txgit merge --abort`)")
+            return self.history.rename_branch(old, new, force=force)
 
     # -- merge (see txgit.merging) -----------------------------------------------------------
     def merge(self, rev: str, namespace: MutableMapping[str, Any] | None = None, *, ref: str = "HEAD",
@@ -330,6 +331,20 @@ class Workspace(Repository):
     def merge_plan(self, merging: MergeInProgress) -> MergePlan:
         """The plan of a merge in progress, with the resolutions recorded so far applied."""
         return _merging.merge_plan(self, merging)
+
+    def merge_held(self, merging: MergeInProgress) -> list[HeldValues]:
+        """What kernels gone during the merge had set in it, in no commit yet, oldest first: ``merge --continue``
+        takes them (:func:`txgit.merging.held_values`)."""
+        return _merging.held_values(self, merging)
+
+    def hold_merge_values(self, merging: MergeInProgress, commit: str | None) -> None:
+        """Hold ``commit``, this kernel's state during ``merging``, until the merge ends (None: drop it).
+        Call under the lock (:func:`txgit.merging.hold_values`)."""
+        _merging.hold_values(self, merging, commit)
+
+    def take_merge_held(self, merging: MergeInProgress, plan: MergePlan) -> list[HeldValues]:
+        """Put what gone kernels held during ``merging`` in ``plan`` (:func:`txgit.merging.take_held`)."""
+        return _merging.take_held(self, merging, plan)
 
     def library_items(self, commit: str | None) -> dict[str, Any]:
         """What ``commit`` recorded of the process's library settings and generator positions, by item

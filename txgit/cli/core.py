@@ -127,6 +127,8 @@ def status(
     if merging is not None:
         _out(f"Merging {merging.label}: unresolved conflicts: "
              + (", ".join(c.label for c in ws.merge_plan(merging).conflicts) or "none (`txgit merge --continue`)"))
+        for held in ws.merge_held(merging):  # a kernel gone before the merge commit: what it had set
+            _out("  " + held.describe())
     kernels = live_kernels(ws)
     if kernel is not None:
         from txgit.sessions.kernel import attached_kernel

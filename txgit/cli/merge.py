@@ -73,8 +73,8 @@ def print_merge(ws: Workspace, answer: dict[str, Any], kernel: KernelInfo | None
     if status != "conflicts":
         return
     conflicts = answer["conflicts"]
-    _out(f"{tag}Merging {answer['label']} into {where}: {len(conflicts)} conflict"
-         f"{'s' if len(conflicts) != 1 else ''}{follow}")
+    _out(f"{tag}Merging {answer['label']} into {where}: " + (f"{len(conflicts)} conflict"
+         f"{'s' if len(conflicts) != 1 else ''}" if conflicts else "no conflict left") + follow)
     from txgit.visual.views import DiffView
 
     safe = not trust and source_of(ws, answer["theirs"]) is not None  # a stranger's values: plain data only
@@ -87,6 +87,11 @@ def print_merge(ws: Workspace, answer: dict[str, Any], kernel: KernelInfo | None
             text = f"(not compared: {e})"
         for line in text.splitlines()[1:-1]:  # the changes, without the header and counts lines
             _out(f"    {line}")
+    merging = ws.merge_in_progress(answer["ref"])
+    for held in ws.merge_held(merging) if merging is not None else []:  # a kernel gone before the merge commit
+        _out(held.describe("%txgit" if kernel is not None and kernel.pid == os.getpid() else "txgit"))
+    if not conflicts:  # (what waits is that kernel's: the line above says what takes it)
+        return
     first = conflicts[0]["names"][0]
     if len(conflicts) == 1:
         _out(f"Resolve with `txgit merge --ours {first}` or `--theirs {first}` (or set it in the kernel and commit); "
@@ -141,10 +146,12 @@ def merge(
     abort: bool = typer.Option(False, "--abort", help="Give up the merge in progress (the kernel gets ours back)."),
     force: bool = typer.Option(False, "--force", "-f", help="With --ours or --theirs: replace the attached kernel's "
                                                             "uncommitted values of those variables too; with "
-                                                            "--abort: drop what it set during the merge."),
+                                                            "--abort: drop what it (or a kernel closed during the "
+                                                            "merge) set during the merge."),
     cont: bool = typer.Option(False, "--continue", help="Write the merge commit once every conflict is resolved "
                                                          "(beside a kernel: its commit, its values resolving "
-                                                         "the conflicts it set)."),
+                                                         "the conflicts it set); what a kernel closed during the "
+                                                         "merge had set is taken into it."),
     trust: bool = typer.Option(False, "--trust", help="Load values from a remote not marked trusted "
                                                       "(unpickling runs their code)."),
     safe: bool = typer.Option(False, "--safe", help="Load only allow-listed plain data types."),
@@ -196,7 +203,7 @@ def merge(
     else:
         ref = _local_ref(ws)
         if abort:
-            result = ws.merge_abort(ref=ref)
+            result = ws.merge_abort(ref=ref, force=force)
         elif cont:
             result = ws.merge_continue(ref=ref)
         elif side is not None:

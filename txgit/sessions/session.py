@@ -39,7 +39,7 @@ from txgit.gitwriter import GitWriter
 from txgit.history import State
 from txgit.trust import source_of
 from txgit.remote import Progress, PushResult
-from txgit.merge import KERNEL, Conflict, MergeInProgress
+from txgit.merge import KERNEL, Conflict, MergeInProgress, MergePlan
 from txgit.merging import nothing_to_continue
 from txgit.workspace import (
     CheckoutResult,
@@ -208,6 +208,10 @@ class NamespaceSession:
         # merge, as git's work tree does): ((ours, theirs), what those items were before, ``_own`` before),
         # for --abort
         self._before_merge: tuple[tuple[str | None, str], dict[str, Any], set[str] | None] | None = None
+        # what :meth:`_hold` last held for a merge: ((ours, theirs), name -> record, None: deleted)
+        self._held_merge: tuple[tuple[str, str], dict[str, VarRecord | None]] | None = None
+        # the "not committed: merge ... in progress" line last said after a cell: ((ours, theirs), the note)
+        self._merge_said: tuple[tuple[str, str], str] | None = None
         self._started = 0.0
         # Auto-commits written by a background thread (see commit()); off unless the host turns it on.
         self.background = False
@@ -925,10 +929,27 @@ class NamespaceSession:
         return self.last_commit if merged.info is None else _merge_commit_result(merged, result)
 
     def _commit_merge(self, merging: MergeInProgress, message: str, meta: dict[str, Any] | None,
-                      files: dict[str, bytes] | None, *, explicit: bool) -> CommitResult:
+                      files: dict[str, bytes] | None, *, explicit: bool,
+                      take_held: bool = False) -> CommitResult | None:
         """During a merge with conflicts: conflicts whose variables the session set are resolved by its
-        values; once none is left, the merge commit is written (both parents), with what changed here."""
+        values; once none is left, the merge commit is written (both parents), with what changed here.
+        While some are left, what changed here is held on a ref beside the merge's (:meth:`_hold`).
+        ``take_held``: ``merge --continue``: what a kernel gone during the merge had set comes too."""
         plan = self.workspace.merge_plan(merging)
+        if take_held and self.base is not None:
+            # a kernel that loaded a state holds its own value of every name: a gone kernel's records
+            # would be committed beside values this namespace does not hold (only a fresh one carries them)
+            for held in self.workspace.merge_held(merging):
+                raise TxgitError(f"kernel {held.pid} closed during the merge had {held.what()}, and this kernel "
+                                 f"holds values of its own for them: `{self._verb} merge --ours NAME` / `--theirs "
+                                 "NAME` decides each, or a restarted kernel's `--continue` takes them")
+        elif take_held and self.workspace.take_merge_held(merging, plan):
+            # (a fresh session carries them; it holds none of the merge's values.) Their resolutions now
+            # stand as this session's: its commit writes them
+            taken = [n for n, side in plan.resolved.items() if side == KERNEL]
+            if taken:
+                merging.resolved.update(dict.fromkeys(taken, KERNEL))
+                merging.kernel = os.getpid()
         names = self._hint()
         if names is not None:
             names |= {n for c in plan.conflicts for n in c.names}
@@ -959,9 +980,14 @@ class NamespaceSession:
             meta_doc["merge"]["resolved"] = dict(sorted(merging.resolved.items()))
             if plan.conflicts:
                 self.workspace.save_merge(merging)
+                changed = self._hold(merging, prepared, plan)
                 note = conflict_note(plan.conflicts, self.branch or "HEAD", self._verb)
                 if explicit:
                     raise MergeInProgressError(note)
+                said = ((merging.ours, merging.theirs), note)
+                if not changed and self._merge_said == said:
+                    return None  # a cell that changed nothing: the line was said (once per merge, not per cell)
+                self._merge_said = said
                 raise MergeInProgressError("not committed: " + note)
             # what theirs alone changed of the library settings and generators comes with the merge too,
             # unless this session set it when the conflict was reported: what the kernel did with them
@@ -978,10 +1004,39 @@ class NamespaceSession:
             result = self._finish_write(prepared, self._committed(prepared, names))
             self._libraries = libraries
             self.workspace.merge_done(merging, result.info.id)
-            self._before_merge = None
+            self._before_merge = self._held_merge = self._merge_said = None
         finally:
             lock.release()
         return result
+
+    def _hold(self, merging: MergeInProgress, prepared: PreparedCommit, plan: MergePlan) -> bool:
+        """Write what this session changed during the merge (against the partial merge it stands on) as a
+        commit on no branch, held by a ref beside the merge's until the merge ends: the cells' values are
+        in no commit until the merge commit, and the kernel may die first. Written again only when what
+        changed does; nothing changed, nothing held. Under the lock the caller holds. Returns whether
+        what changed differs from what the last cell held (this cell changed something)."""
+        now = prepared.state().variables
+        changed = {n: now.get(n) for n in set(now) | set(plan.variables)
+                   if not _known_same_or_absent(now.get(n), plan.variables.get(n))}
+        key = (merging.ours, merging.theirs)
+        last = self._held_merge
+        if last is not None and last[0] == key and last[1].keys() == changed.keys() and all(
+                _known_same_or_absent(r, last[1][n]) for n, r in changed.items()):
+            return False  # (a cell that only read: the same as held)
+        if not changed and (last is None or last[0] != key):
+            return False
+        try:
+            commit = None
+            if changed:
+                prepared.ref = None  # on no branch: the ref below holds it
+                prepared.message = f"{merging.message}: what kernel {os.getpid()} set, held until the merge commit"
+                prepared.meta["held"] = {"kernel": os.getpid(), "names": sorted(changed)}
+                commit = self.workspace.finish_commit(prepared).info.id
+            self.workspace.hold_merge_values(merging, commit)
+            self._held_merge = (key, changed)
+        except (TxgitError, OSError) as e:  # the cell's values stay in the kernel, as before
+            print(f"txgit: what this cell set could not be held until the merge commit ({e})", file=sys.stderr)
+        return True
 
     def start_writer(self) -> ThreadPoolExecutor:
         """Start the background writer's thread and, beside it, its git helper process (unless
@@ -1420,6 +1475,7 @@ class NamespaceSession:
     def _merge(self, rev: str, *, label: str | None = None, message: str | None = None, trust: bool = False,
                safe: bool = False) -> MergeResult:
         changed = None if self.touched is None or self.full_next else set(self.touched)
+        self._held_merge = self._merge_said = None  # a new merge: nothing of it is held or said yet
         with self._without_hidden():
             result = self.workspace.merge(rev, self.namespace, ref=self.ref, ours=self.base, changed=changed,
                                           label=label, message=message, trust=trust, safe=safe)
@@ -1522,10 +1578,12 @@ class NamespaceSession:
         if self.touched is not None:
             self.touched -= set(result.loaded) | set(result.removed)
             self.detached -= set(result.loaded) | set(result.removed)
-        if result.plan is not None and not result.plan.conflicts:
-            merging = self.merging()
-            assert merging is not None
+        merging = self.merging()
+        # (what a kernel gone during the merge set beside the conflicts waits for --continue, as in a terminal)
+        if result.plan is not None and not result.plan.conflicts and merging is not None \
+                and not self.workspace.merge_held(merging):
             commit = self._commit_merge(merging, "", None, None, explicit=True)
+            assert commit is not None  # (explicit: a commit, or the conflicts left raise)
             result.status, result.info = "merged", commit.info
         return result
 
@@ -1550,7 +1608,8 @@ class NamespaceSession:
         merging = self.merging()
         if merging is None:
             raise TxgitError(nothing_to_continue(self.workspace, self.ref))
-        commit = self._commit_merge(merging, "", None, None, explicit=True)
+        commit = self._commit_merge(merging, "", None, None, explicit=True, take_held=True)
+        assert commit is not None  # (explicit: a commit, or the conflicts left raise)
         plan = self.workspace.merge_plan(merging)  # as written: its resolutions, the kernel's among them
         return MergeResult("merged", merging.ref, merging.ours, merging.theirs, merging.label, base=merging.base,
                            info=commit.info, plan=plan)
@@ -1562,6 +1621,7 @@ class NamespaceSession:
         with self._without_hidden():
             changed = None if self.touched is None or self.full_next else set(self.touched)
             result = self.workspace.merge_abort(self.namespace, ref=self.ref, changed=changed, force=force)
+        self._held_merge = self._merge_said = None
         self._remember_sharing(set(result.loaded) | set(result.removed))
         if self.touched is not None:
             self.touched -= set(result.loaded) | set(result.removed)
