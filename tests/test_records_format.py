@@ -380,3 +380,20 @@ def test_reading_a_state_of_a_thousand_variables_sets_off_no_garbage_collection(
     assert len(states[0].variables) == 1000 and len(states[0].groups) == 1000
     # one young collection once the collector is back on (it gathers the new records once); before: dozens
     assert len(collections) <= 1, collections
+
+
+def test_a_commit_encodes_only_the_records_that_changed(ws, monkeypatch):
+    """A session's next commit carries the unchanged records over as objects: the group records were
+    encoded to JSON again at every commit (~1,000 json.dumps for a namespace of 1,000 variables,
+    2.3 ms of the writer thread per commit in a real notebook's 533), and each ``id`` encoded again."""
+    ns = many(1000)
+    ws.commit(ns, "a thousand")
+    ns["v500"] = {"id": -1}
+    calls = []
+    real_dumps = json.dumps
+    monkeypatch.setattr(json, "dumps", lambda *a, **k: calls.append(1) or real_dumps(*a, **k))
+    ws.commit(ns, "one changed", names={"v500"})
+    assert len(calls) <= 10, f"json.dumps called {len(calls)} times"
+    monkeypatch.undo()
+    assert ws.load("v500") == {"id": -1} and ws.load("v499") == many(1000)["v499"]
+    assert ws.fsck().ok
