@@ -178,25 +178,82 @@ def _var_line_body(record: VarRecord) -> bytes:
     return raw
 
 
-def record_shards(state: State) -> dict[str, bytes]:
-    """Format 2's ``records/`` folder for a state: shard name -> its lines (see the module's docstring)."""
-    starts = [0]
-    lines: dict[int, list[bytes]] = {}
-    for key, name in sorted((shard_key(n), n) for n in state.variables):
-        if key != starts[-1] and (key % SHARD_EVERY == 0 or len(lines.get(starts[-1], ())) >= SHARD_MAX):
+class ShardLayout:
+    """A state's ``records/`` shards (see :func:`record_shards`) and what they were made from, kept for the
+    next state's: a session carries its unchanged records from commit to commit as the same objects, so
+    only the shards whose records changed, or whose range of keys moved, are laid out again (every line
+    of every shard was: ~1 ms of the writer thread's GIL a commit for a notebook's 533 variables).
+    Never changed once made: a layout is replaced by the next, so any layout is a valid start."""
+
+    def __init__(self) -> None:
+        self.keys: list[tuple[int, str]] = []  # (shard key, name) of every variable, sorted
+        self.starts: list[int] = [0]
+        self.ranges: dict[int, int] = {}  # shard start -> the next shard's start
+        self.variables: dict[str, VarRecord] = {}  # the records the shards hold
+        self.groups: dict[str, GroupRecord] = {}
+        self.group_keys: dict[str, int] = {}  # group id -> the key it is placed by
+        self.shards: dict[int, bytes] = {}  # start -> the shard's bytes (only shards with lines)
+
+
+_END = 1 << 64  # past every key: where the last shard's range ends
+
+
+def _shard_starts(keys: list[tuple[int, str]]) -> list[int]:
+    """Where shards start, for the sorted (key, name) of a state's variables (see the module's docstring)."""
+    starts, count = [0], 0
+    for key, _ in keys:
+        if key != starts[-1] and (key % SHARD_EVERY == 0 or count >= SHARD_MAX):
             starts.append(key)
-        body = _var_line_body(state.variables[name])
-        lines.setdefault(starts[-1], []).append(b"v " + name.encode() + b" " + body)
-    for gid in sorted(state.groups):
-        record = state.groups[gid]
-        body = record.to_bytes()
-        if not body.endswith(b"\n") or body.count(b"\n") != 1:
-            # only a hand-made format-1 record can be written over several lines; its id is the hash of those bytes
-            raise TxgitError(f"group {gid[:12]} has a record of several lines, which storage format 2 cannot hold"
-                             " (run `txgit fsck`)")
-        key = min((shard_key(n) for n in record.names), default=0)
-        lines.setdefault(_shard_of(starts, key), []).append(b"g " + body)
-    return {f"{start:016x}": b"".join(shard) for start, shard in lines.items()}
+            count = 0
+        count += 1
+    return starts
+
+
+def _group_line(gid: str, record: GroupRecord) -> bytes:
+    body = record.to_bytes()
+    if not body.endswith(b"\n") or body.count(b"\n") != 1:
+        # only a hand-made format-1 record can be written over several lines; its id is the hash of those bytes
+        raise TxgitError(f"group {gid[:12]} has a record of several lines, which storage format 2 cannot hold"
+                         " (run `txgit fsck`)")
+    return b"g " + body
+
+
+def record_shards(state: State, previous: ShardLayout | None = None) -> tuple[dict[str, bytes], ShardLayout]:
+    """Format 2's ``records/`` folder for a state: shard name -> its lines (see the module's docstring), and
+    its layout. ``previous``: the layout of an earlier state; its shards whose records and range are the
+    same are taken as they are (the result is the same bytes as without it)."""
+    prev = previous if previous is not None else ShardLayout()
+    variables, groups = state.variables, state.groups
+    now = ShardLayout()
+    now.variables, now.groups = dict(variables), dict(groups)
+    same_names = prev.variables.keys() == variables.keys()
+    now.keys = prev.keys if same_names else sorted((shard_key(n), n) for n in variables)
+    now.starts = prev.starts if same_names else _shard_starts(now.keys)
+    starts = now.starts
+    now.ranges = dict(zip(starts, [*starts[1:], _END]))
+    old_keys = prev.group_keys
+    now.group_keys = {gid: old_keys[gid] if gid in old_keys else min((shard_key(n) for n in r.names), default=0)
+                      for gid, r in groups.items()}
+    # a shard is laid out again if its range moved, or a record in it was added, removed or replaced
+    dirty = {s for s, end in now.ranges.items() if prev.ranges.get(s) != end}
+    old_vars = prev.variables
+    dirty.update(_shard_of(starts, shard_key(n)) for n, r in variables.items() if old_vars.get(n) is not r)
+    dirty.update(_shard_of(starts, shard_key(n)) for n in old_vars.keys() - variables.keys())
+    dirty.update(_shard_of(starts, now.group_keys[g]) for g in groups.keys() - prev.groups.keys())
+    dirty.update(_shard_of(starts, old_keys[g]) for g in prev.groups.keys() - groups.keys())
+    now.shards = {s: data for s, data in prev.shards.items() if s not in dirty and s in now.ranges}
+    lines: dict[int, list[bytes]] = {}
+    for start in dirty:
+        first = bisect.bisect_left(now.keys, (start, ""))
+        last = bisect.bisect_left(now.keys, (now.ranges[start], ""))
+        lines[start] = [b"v " + name.encode() + b" " + _var_line_body(variables[name])
+                        for _, name in now.keys[first:last]]
+    for gid in sorted(groups):
+        start = _shard_of(starts, now.group_keys[gid])
+        if start in dirty:
+            lines[start].append(_group_line(gid, groups[gid]))
+    now.shards.update((start, b"".join(shard)) for start, shard in lines.items() if shard)
+    return {f"{start:016x}": now.shards[start] for start in sorted(now.shards)}, now
 
 
 def ref_tips(repo: pygit2.Repository, *, head: bool = True) -> dict[str, str]:
@@ -247,6 +304,7 @@ class History:
         self.auto_pack = True
         self._until_pack_check = 1  # the first commit of a process looks (a CLI commit is all it makes)
         self._packer: int | None = None  # the pid of the background packer this process started
+        self._layout: ShardLayout | None = None  # the records of the last state committed (see record_shards)
 
     @classmethod
     def init(cls, path: str | os.PathLike[str]) -> History:
@@ -782,7 +840,8 @@ class History:
                           refs=[done["branch"]] if done["branch"] else [])
 
     def _tree_files(self, state: State, files: Mapping[str, bytes] | None) -> dict[str, bytes]:
-        tree_files = {f"{RECORDS}/{shard}": data for shard, data in record_shards(state).items()}
+        shards, self._layout = record_shards(state, self._layout)
+        tree_files = {f"{RECORDS}/{shard}": data for shard, data in shards.items()}
         tree_files[META] = (json.dumps(state.meta, sort_keys=True, indent=1, default=str) + "\n").encode()
         for path, data in (files or {}).items():
             if path.split("/")[0] in (VARS, GROUPS, RECORDS, META):

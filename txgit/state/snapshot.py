@@ -177,11 +177,14 @@ class GroupRecord:
     raw: bytes | None = field(default=None, repr=False, compare=False)
 
     def to_bytes(self) -> bytes:
-        if self.raw is not None:
-            return self.raw
-        d = {"format": self.format, "names": self.names,
-             "streams": [{"chunks": s.chunks, "size": s.size} for s in self.streams]}
-        return (json.dumps(d, sort_keys=True, separators=(",", ":")) + "\n").encode()
+        """The record's line, encoded once: a group is known by the hash of these bytes (its id keys it
+        in a state), so it is not changed once made, and a session carries it from commit to commit,
+        whose records would otherwise encode every group again."""
+        if self.raw is None:
+            d = {"format": self.format, "names": self.names,
+                 "streams": [{"chunks": s.chunks, "size": s.size} for s in self.streams]}
+            self.raw = (json.dumps(d, sort_keys=True, separators=(",", ":")) + "\n").encode()
+        return self.raw
 
     @classmethod
     def from_bytes(cls, data: bytes) -> GroupRecord:
