@@ -94,3 +94,35 @@ def run_txgit():
         return proc
 
     return run
+
+
+# -- shared remotes: moto's S3 server, and a git daemon remote with its blobs in a folder or in S3 ----------
+@pytest.fixture(scope="module")
+def s3():
+    """moto's S3 server on 127.0.0.1, one per test module that asks for it: its endpoint URL."""
+    from servers import moto_s3
+
+    with moto_s3() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def shared(tmp_path, request):
+    """(git URL, remote-add args, clone args, env) of a fresh shared remote: a bare repository served by
+    git daemon, its blobs in a folder or an S3 bucket."""
+    from servers import S3_ENV, git_daemon, init_bare, make_bucket
+
+    base = tmp_path / "served"
+    base.mkdir()
+    init_bare(base / "team.git")
+    with git_daemon(base) as url:
+        if request.param == "folder":
+            yield f"{url}/team.git", ["--storage", str(tmp_path / "team-blobs")], [], {}
+        else:
+            endpoint = request.getfixturevalue("s3")
+            for k, v in S3_ENV.items():  # this process reads the remote too (a third person's clone)
+                request.getfixturevalue("monkeypatch").setenv(k, v)
+            bucket = f"team-{tmp_path.name.lower().replace('_', '-')[-40:]}"
+            make_bucket(endpoint, bucket)
+            opt = ["--storage-option", f"endpoint_url={endpoint}"]
+            yield f"{url}/team.git", ["--storage", f"s3://{bucket}/team", *opt], opt, S3_ENV

@@ -8,8 +8,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from jupyter_client.manager import start_new_kernel
+
+if TYPE_CHECKING:
+    import subprocess
+
+    from txgit import Workspace
 
 
 @dataclass
@@ -275,3 +281,31 @@ def kishu_commits(folder: Path) -> list[str]:
         return [r[0] for r in con.execute("select commit_id from commit_entry order by rowid")]
     finally:
         con.close()
+
+
+class User:
+    """A workspace, its kernel and a terminal in it."""
+
+    def __init__(self, name: str, ws: Workspace, run_txgit, env: dict) -> None:
+        self.name, self.ws, self._run, self.env = name, ws, run_txgit, env
+        self.kernel = Kernel(ws.root, env=env)
+        self.kernel.ok("%load_ext txgit")
+
+    def tx(self, *args: str, code: int | None = 0) -> subprocess.CompletedProcess:
+        proc = self._run(*args, cwd=self.ws.root, env=self.env)
+        if code is not None:
+            assert proc.returncode == code, f"{self.name}: txgit {' '.join(args)} -> {proc.returncode}\n" \
+                                            f"{proc.stdout}\n{proc.stderr}"
+        return proc
+
+    def cell(self, code: str):
+        return self.kernel.ok(code)
+
+    def value(self, expr: str):
+        return silent_eval(self.kernel, expr)
+
+    def commits(self) -> int:
+        return len(self.ws.log())
+
+    def shutdown(self) -> None:
+        self.kernel.shutdown()

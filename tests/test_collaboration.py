@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from cliutil import assert_one_line_error, run_on_terminal
 from conftest import clone_change_push
-from kernelutil import Kernel, digest, silent_eval
+from kernelutil import Kernel, User, digest, silent_eval
 from servers import S3_ENV, git_daemon, init_bare, make_bucket, moto_s3
 
 from txgit import Workspace
@@ -31,60 +31,6 @@ from txgit.errors import RemoteError, TxgitError
 from txgit.sessions.kernel import live_kernels
 
 pytestmark = pytest.mark.timeout(600)
-
-
-@pytest.fixture(scope="module")
-def s3():
-    with moto_s3() as endpoint:
-        yield endpoint
-
-
-@pytest.fixture
-def shared(tmp_path, request):
-    """(git URL, remote-add args, clone args, env) of a fresh shared remote: a bare repository served by
-    git daemon, its blobs in a folder or an S3 bucket."""
-    base = tmp_path / "served"
-    base.mkdir()
-    init_bare(base / "team.git")
-    with git_daemon(base) as url:
-        if request.param == "folder":
-            yield f"{url}/team.git", ["--storage", str(tmp_path / "team-blobs")], [], {}
-        else:
-            endpoint = request.getfixturevalue("s3")
-            for k, v in S3_ENV.items():  # this process reads the remote too (a third person's clone)
-                request.getfixturevalue("monkeypatch").setenv(k, v)
-            bucket = f"team-{tmp_path.name.lower().replace('_', '-')[-40:]}"
-            make_bucket(endpoint, bucket)
-            opt = ["--storage-option", f"endpoint_url={endpoint}"]
-            yield f"{url}/team.git", ["--storage", f"s3://{bucket}/team", *opt], opt, S3_ENV
-
-
-class User:
-    """A workspace, its kernel and a terminal in it."""
-
-    def __init__(self, name: str, ws: Workspace, run_txgit, env: dict) -> None:
-        self.name, self.ws, self._run, self.env = name, ws, run_txgit, env
-        self.kernel = Kernel(ws.root, env=env)
-        self.kernel.ok("%load_ext txgit")
-
-    def tx(self, *args: str, code: int | None = 0) -> subprocess.CompletedProcess:
-        proc = self._run(*args, cwd=self.ws.root, env=self.env)
-        if code is not None:
-            assert proc.returncode == code, f"{self.name}: txgit {' '.join(args)} -> {proc.returncode}\n" \
-                                            f"{proc.stdout}\n{proc.stderr}"
-        return proc
-
-    def cell(self, code: str):
-        return self.kernel.ok(code)
-
-    def value(self, expr: str):
-        return silent_eval(self.kernel, expr)
-
-    def commits(self) -> int:
-        return len(self.ws.log())
-
-    def shutdown(self) -> None:
-        self.kernel.shutdown()
 
 
 def _publish_and_clone(alice: User, tmp_path: Path, run_txgit, env: dict) -> User:

@@ -13,9 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from cliutil import assert_one_line_error
-from kernelutil import digest
+from kernelutil import User, digest
 from servers import S3_ENV, SwitchableProxy, git_daemon, init_bare, make_bucket, switchable_proxy
-from test_collaboration import User, s3, shared  # noqa: F401  (the fixtures: a git daemon remote, S3 blobs)
 
 from txgit import Workspace
 
@@ -23,7 +22,7 @@ pytestmark = pytest.mark.timeout(600)
 
 
 @pytest.mark.parametrize("shared", ["s3"], indirect=True)
-def test_a_value_of_a_module_only_alice_has_loads_at_bobs_next_pull_once_he_has_it(shared, tmp_path,  # noqa: F811
+def test_a_value_of_a_module_only_alice_has_loads_at_bobs_next_pull_once_he_has_it(shared, tmp_path,
                                                                                    run_txgit):
     """Alice's model is an object of her own module (mymodel.py in her folder, not committed). Bob's
     checkout and pull named it as not loaded, and why, but once Bob copied the module in, his next
@@ -104,7 +103,7 @@ def _refs(ws: Workspace) -> list[str]:
 
 @pytest.mark.parametrize("where, failure", [("kernel", "refused"), ("terminal", "silent")])
 def test_a_pull_whose_storage_goes_down_midway_changes_nothing_and_completes_when_run_again(
-        s3, tmp_path, run_txgit, monkeypatch, where, failure):  # noqa: F811
+        s3, tmp_path, run_txgit, monkeypatch, where, failure):
     """The S3 server stops answering after 40 MB of the 96 MB Bob's pull reads (a reset, or a network that
     goes silent). Bob's kernel values, branch and txgit's refs are as before the pull, he is told in one
     line that nothing was merged and to pull again, and the pull run again once the server is back
@@ -180,7 +179,7 @@ def _names(user: User) -> list[str]:
 
 
 @pytest.mark.parametrize("shared", ["s3"], indirect=True)
-def test_a_pull_after_alice_force_pushed_keeps_bobs_commits_and_says_what_she_dropped(shared, tmp_path,  # noqa: F811
+def test_a_pull_after_alice_force_pushed_keeps_bobs_commits_and_says_what_she_dropped(shared, tmp_path,
                                                                                       run_txgit):
     """Alice rewrites main after Bob pulled it (reset, a new commit, push --force); Bob, with a commit of
     his own since, pulls in his kernel. Nothing of his is dropped: the pull merges, his kernel keeps his
@@ -212,7 +211,7 @@ def test_a_pull_after_alice_force_pushed_keeps_bobs_commits_and_says_what_she_dr
 
 
 @pytest.mark.parametrize("shared", ["s3"], indirect=True)
-def test_the_branch_bob_tracks_deleted_on_the_remote_status_pull_and_push(shared, tmp_path, run_txgit):  # noqa: F811
+def test_the_branch_bob_tracks_deleted_on_the_remote_status_pull_and_push(shared, tmp_path, run_txgit):
     """Alice deletes exp on origin (`txgit push origin --delete exp`) while Bob's kernel is on it. His
     status says the upstream is gone once he fetched; his pull (kernel or terminal) refuses in one line
     saying what to type; his values and commits stay; `%txgit push` publishes exp again."""
@@ -250,7 +249,7 @@ def test_the_branch_bob_tracks_deleted_on_the_remote_status_pull_and_push(shared
 
 
 @pytest.mark.parametrize("shared", ["s3"], indirect=True)
-def test_three_people_push_in_turn_with_a_conflict_resolved_in_carols_kernel(shared, tmp_path, run_txgit):  # noqa: F811
+def test_three_people_push_in_turn_with_a_conflict_resolved_in_carols_kernel(shared, tmp_path, run_txgit):
     """Alice, Bob and Carol push to main in turn, each pulling first; Bob and Carol both changed x, and
     Carol resolves it by setting it in her kernel (that cell's commit is the merge). Then everyone pulls:
     all three kernels hold the same values, and the graph shows each commit once."""
@@ -287,7 +286,7 @@ def test_three_people_push_in_turn_with_a_conflict_resolved_in_carols_kernel(sha
 
 
 def test_a_checkout_merge_or_reset_whose_storage_is_down_says_nothing_moved_and_what_to_run_again(
-        s3, tmp_path, run_txgit, monkeypatch):  # noqa: F811
+        s3, tmp_path, run_txgit, monkeypatch):
     """Carol cloned while the S3 server was down (the clone needs only git) and checked main out in her
     kernel: the one line named the storage and the connection error, but not that nothing was checked
     out nor what to type; the pull's line says both. So did `merge origin/main` and `reset origin/main`

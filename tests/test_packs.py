@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import session_namespace
-from servers import S3_ENV, make_bucket, moto_s3, s3_requests
+from servers import S3_ENV, make_bucket, s3_requests
 from txgit import Workspace, packs
 from txgit.errors import CorruptBlob, MissingBlob
 from txgit.storage import ObjectStore, hash_bytes
@@ -192,12 +192,6 @@ def test_gc_keeps_a_mostly_live_pack_whole(ws):
 
 
 # -- remotes (moto S3) ---------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def s3():
-    with moto_s3() as endpoint:
-        yield endpoint
-
 
 def s3_workspace(tmp_path: Path, s3: str, bucket: str, n: int, monkeypatch) -> tuple[Workspace, dict]:
     for k, v in S3_ENV.items():

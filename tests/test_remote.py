@@ -18,7 +18,7 @@ import pytest
 
 from cliutil import assert_one_line_error
 from conftest import damage_blob, remove_blob, session_namespace
-from servers import S3_ENV, git_daemon, init_bare, make_bucket, moto_s3
+from servers import S3_ENV, git_daemon, init_bare, make_bucket
 from txgit import Workspace, packs
 from txgit.errors import CorruptBlob, PushRejected, UnknownRemote
 from txgit.remote import EMBEDDED_DIR
@@ -65,12 +65,6 @@ def fingerprint(ns: dict) -> dict:
     scope: dict = {}
     exec(FINGERPRINT, scope)
     return scope["fingerprint"](ns)
-
-
-@pytest.fixture(scope="module")
-def s3():
-    with moto_s3() as endpoint:
-        yield endpoint
 
 
 @pytest.fixture

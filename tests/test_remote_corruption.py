@@ -12,16 +12,10 @@ import pytest
 
 from cliutil import assert_one_line_error
 from conftest import session_namespace
-from servers import S3_ENV, make_bucket, moto_s3, s3_requests
+from servers import S3_ENV, make_bucket, s3_requests
 from txgit import Workspace
 from txgit.errors import CorruptBlob
 from txgit.remote import EMBEDDED_DIR
-
-
-@pytest.fixture(scope="module")
-def s3():
-    with moto_s3() as endpoint:
-        yield endpoint
 
 
 def _alice(tmp_path: Path, where: str, s3: str | None, monkeypatch) -> tuple[Workspace, dict, dict]:

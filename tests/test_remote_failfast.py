@@ -28,12 +28,6 @@ TIMEOUT = {"TXGIT_REMOTE_TIMEOUT": "3"}
 BOUND = 30  # seconds: far above the 3 s limit, far below "hangs" (libgit2's default is no limit at all)
 
 
-@pytest.fixture(scope="module")
-def s3():
-    with moto_s3() as endpoint:
-        yield endpoint
-
-
 def _workspace(root: Path) -> Workspace:
     ws = Workspace.init(root)
     ws.commit(session_namespace("x = list(range(100))\ny = {'a': 1}"), "first")

@@ -12,14 +12,8 @@ import numpy as np
 import pytest
 
 from conftest import session_namespace
-from servers import S3_ENV, make_bucket, moto_s3, s3_requests
+from servers import S3_ENV, make_bucket, s3_requests
 from txgit import Workspace
-
-
-@pytest.fixture(scope="module")
-def s3():
-    with moto_s3() as endpoint:
-        yield endpoint
 
 
 def _workspace(tmp_path: Path, s3: str, bucket: str, ns: dict, monkeypatch) -> Workspace:
