@@ -797,3 +797,35 @@ def test_a_library_s_settings_table_is_not_read_key_by_key_before_every_walk(ws,
         s.close()
     finally:
         sys.modules.pop(name, None)
+
+
+ARRAYS = "import numpy as np\n" + "\n".join(f"a{i} = np.zeros({i + 1})\nk{i} = np.float64({i})" for i in range(100))
+
+
+def test_arrays_and_a_library_s_own_objects_are_not_looked_at_by_every_cell(ws, ownlib):
+    """Lecture-2 (`from numpy import *`, many small arrays): every cell that used a library looked at each
+    of ~330 names bound to numpy's own objects (is the module still binding it?) and at each array (which
+    packages is it made of?), before and after the cell. A name still holding the same array of no
+    objects, or numpy scalar, is skipped as a plain value is, and the library's own objects are checked
+    all at once while every module still binds them. What the shortcut could miss is still committed: a
+    name bound to a library's object between cells (no cell naming it), and an array of axes."""
+    ns = CountingGets(session_namespace(ARRAYS + "\nfrom numpy import *\n"))
+    s = NamespaceSession(ws, ns, kind="test")
+    _run_cells(s, ns, f"import {ownlib} as lib\nmine = lib.Registry()\nobjs = np.array([lib.Registry()])",
+               "lib.aim(mine)", "lib.register(1)")
+    ns.gets = 0
+    _run_cells(s, ns, "lib.register(2)")
+    assert ns.gets < 150, ns.gets  # not each of the 200 arrays and scalars and ~330 numpy objects, twice
+    assert ws.load("mine").items == [1, 2]
+    # an array's name bound to the library's object outside any cell (a callback), which the library changes
+    ns["a7"] = ns["lib"].Registry()
+    ns["lib"].TARGET = ns["a7"]
+    out = _run_cells(s, ns, "lib.register(3)")
+    assert "a7" in out[-1].changes.unnamed
+    # an array holding objects is looked at every time: its elements can be anything
+    ns["lib"].TARGET = ns["objs"][0]
+    out = _run_cells(s, ns, "lib.register(4)")
+    assert "objs" in out[-1].changes.unnamed
+    s.flush()
+    assert ws.load("a7").items == [3] and ws.load("objs")[0].items == [4]
+    s.close()
