@@ -330,7 +330,7 @@ class UnnamedChanges:
         after every plotting cell was most of the cost of the slowest cells), less a library's own
         objects, which a commit records by name whatever they hold (``from pylab import *``).
 
-        ``ids``: name -> id of the value of every variable now (a hook's fingerprint); with it, names
+        ``ids``: name -> identity of every variable's value now (a hook's fingerprint); with it, names
         still holding a value found plain before (an array of no objects too) are not looked at again,
         nor those still holding a library's own object while its module still binds it."""
         if not packages:
