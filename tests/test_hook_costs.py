@@ -797,3 +797,102 @@ def test_a_library_s_settings_table_is_not_read_key_by_key_before_every_walk(ws,
         s.close()
     finally:
         sys.modules.pop(name, None)
+
+
+ARRAYS = "import numpy as np\n" + "\n".join(f"a{i} = np.zeros({i + 1})\nk{i} = np.float64({i})" for i in range(100))
+
+
+def test_arrays_and_a_library_s_own_objects_are_not_looked_at_by_every_cell(ws, ownlib):
+    """Lecture-2 (`from numpy import *`, many small arrays): every cell that used a library looked at each
+    of ~330 names bound to numpy's own objects (is the module still binding it?) and at each array (which
+    packages is it made of?), before and after the cell. A name still holding the same array of no
+    objects, or numpy scalar, is skipped as a plain value is, and the library's own objects are checked
+    all at once while every module still binds them. What the shortcut could miss is still committed: a
+    name bound to a library's object between cells (no cell naming it), and an array of axes."""
+    ns = CountingGets(session_namespace(ARRAYS + "\nfrom numpy import *\n"))
+    s = NamespaceSession(ws, ns, kind="test")
+    _run_cells(s, ns, f"import {ownlib} as lib\nmine = lib.Registry()\nobjs = np.array([lib.Registry()])",
+               "lib.aim(mine)", "lib.register(1)")
+    ns.gets = 0
+    _run_cells(s, ns, "lib.register(2)")
+    assert ns.gets < 150, ns.gets  # not each of the 200 arrays and scalars and ~330 numpy objects, twice
+    assert ws.load("mine").items == [1, 2]
+    # an array's name bound to the library's object outside any cell (a callback), which the library changes
+    ns["a7"] = ns["lib"].Registry()
+    ns["lib"].TARGET = ns["a7"]
+    out = _run_cells(s, ns, "lib.register(3)")
+    assert "a7" in out[-1].changes.unnamed
+    # an array holding objects is looked at every time: its elements can be anything
+    ns["lib"].TARGET = ns["objs"][0]
+    out = _run_cells(s, ns, "lib.register(4)")
+    assert "objs" in out[-1].changes.unnamed
+    s.flush()
+    assert ws.load("a7").items == [3] and ws.load("objs")[0].items == [4]
+    s.close()
+
+
+_ID_EVENTS = textwrap.dedent("""
+    import json, sys, tempfile
+    from pathlib import Path
+    from txgit import Workspace
+    from txgit.sessions.session import NamespaceSession
+    ws = Workspace.init(Path(tempfile.mkdtemp()) / "ws")
+    ns = {"__name__": "__main__"}
+    exec(MANY, ns)
+    s = NamespaceSession(ws, ns, kind="test")
+    def run(code):
+        s.before_cell(code)
+        exec(code, ns)
+        s.after_cell()
+    run("x = 1")
+    on, seen = [False], [0]
+    def count(event, args):
+        if on[0] and event == "builtins.id":
+            seen[0] += 1
+    sys.addaudithook(count)  # (for good: hence a process of its own)
+    on[0] = True
+    run("v3 + 1")  # commits nothing: Lecture-2's 117 of 174 cells
+    on[0] = False
+    s.close()
+    print(json.dumps(seen[0]))
+""")
+
+
+def test_the_names_fingerprint_raises_no_audit_event_per_name(tmp_path):
+    """``id()`` raises an audit event, and txgit's operation watch has an audit hook (a Python call per
+    event, ~0.1 µs): the fingerprint of every name (name -> identity), before and after every cell, paid
+    it ~1,070 times a cell in Lecture-2 (2,010 events here before). The identity is taken without ``id()``.
+    (A cell that commits still walks what it changed with ``id()``, whose walk takes every name's.)"""
+    import json
+    import subprocess
+    import sys
+
+    code = _ID_EVENTS.replace("exec(MANY, ns)", f"exec({MANY!r}, ns)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path)
+    events = json.loads(out.stdout.strip().splitlines()[-1])
+    assert events < 100, events
+
+
+class CountingItems(dict):
+    """The session's origins table, counting the walks over all of it (``items``)."""
+
+    walks = 0
+
+    def items(self):
+        self.walks += 1
+        return super().items()
+
+
+def test_a_cell_that_commits_nothing_does_not_build_the_commit_s_origins(ws):
+    """A cell that commits nothing settled its operation with a commit prepared and never written, and
+    built that commit's origins table (sorted, ~530 names in Lecture-2: ~0.1 ms of each quiet cell).
+    The next commit still records the origins its cell made."""
+    ns = session_namespace(MANY)
+    s = NamespaceSession(ws, ns, kind="test")
+    _run_cells(s, ns, "x = 1", "y = x + 1")
+    s.origins = CountingItems(s.origins)
+    out = _run_cells(s, ns, "v3 + 1")
+    assert out[0].commit is None and s.origins.walks == 0, s.origins.walks
+    _run_cells(s, ns, "w = v3 + 1")
+    assert ws.state().meta["origins"]["w"].startswith("op:")
+    s.close()

@@ -145,3 +145,51 @@ def test_arrays_and_frames_are_not_fingerprinted_by_every_cell_that_calls_numpy(
     run(s, "axs = plt.subplots(1, 2)[1]")  # no variable holds the figure
     run(s, "plt.plot([1, 2])")  # into the current axes, axs[1]
     assert "axs" in s.last_commit.serialized_names and len(ws.load("axs")[1].lines) == 1
+
+
+# A library that binds a session variable to an object of its own (as a callback would), then changes it.
+ADOPTER = '''
+import sys
+
+class Box:
+    def __init__(self):
+        self.items = []
+
+HELD = None
+
+def adopt(name):
+    global HELD
+    HELD = Box()
+    setattr(sys.modules["__main__"], name, HELD)
+
+def put(x):
+    HELD.items.append(x)
+'''
+
+
+def test_an_array_a_library_rebinds_to_its_own_object_is_still_committed(tmp_path):
+    """An array of no objects is not looked at again by the cells that leave its name alone (issue 17:
+    Lecture-2's hooks): once the name holds another object, a library's, what the library does to it
+    through its own state is committed again, as are arrays holding objects."""
+    ws = Workspace.init(tmp_path / "ws")
+    (ws.root / "adopter.py").write_text(ADOPTER)
+    k = Kernel(ws.root)
+    try:
+        k.ok("%load_ext txgit")
+        k.ok("import numpy as np\nimport adopter\narr = np.zeros(3)\nn = np.int64(2)\n"
+             "boxes = np.array([adopter.Box()], dtype=object)")
+        k.ok("adopter.put  # uses the library: its candidates are looked at (arr is no candidate)")
+        k.ok("adopter.adopt('arr')")  # rebinds arr (no cell names it), to the library's box
+        k.ok("adopter.put(5)")  # appends to arr.items, which the cell never names
+        k.ok("adopter.HELD = boxes[0]")
+        k.ok("adopter.put(6)")  # into an array of objects, never named either
+        head = ws.head().id
+    finally:
+        k.shutdown()
+    k = fresh(ws, head)
+    try:
+        assert k.value("arr.items") == [5]
+        assert k.value("boxes[0].items") == [6]
+        assert k.value("int(n)") == 2
+    finally:
+        k.shutdown()

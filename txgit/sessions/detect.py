@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import copyreg
 import io
+import operator
 import pickle
 import sys
 import types
@@ -253,6 +254,21 @@ def _in_closed_figures(value: Any, open_at_start: set[int]) -> bool:
     return all(_in_closed_figure(x, artist, open_at_start) for x in items)
 
 
+_HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class defined in Python, whose instances' class can be assigned
+
+
+def _passive_for_life(value: Any) -> bool:
+    """Whether ``value`` is made of no library's objects (see :func:`_package_of`) for as long as it
+    lives: a numpy array or scalar of no objects. Its class cannot be assigned (numpy's are no heap
+    types) and numpy refuses to change an array's dtype to or from one that holds objects, so the
+    verdict holds while a name holds the same object. (A matrix, a frame: classes defined in Python,
+    looked at each time.)"""
+    np = sys.modules.get("numpy")
+    t = type(value)
+    return (np is not None and (t is np.ndarray or issubclass(t, np.generic)) and not t.__flags__ & _HEAPTYPE
+            and not value.dtype.hasobject)
+
+
 def _bound_by_its_module(value: Any) -> tuple[dict[str, Any], str] | None:
     """(its module's __dict__, its name there) for a value its own module binds under its ``__qualname__``
     and that pickles as that reference (its ``__reduce_ex__`` gives a name: numpy's array-function
@@ -290,10 +306,17 @@ class UnnamedChanges:
         # and after it)
         self._own: dict[str, tuple[Any, dict[str, Any], str]] = {}
         # name -> the value it held when found to be no library's (a number, a short string, a module, a
-        # class, a function), and that value's id: not looked at again while the name holds it, which the
-        # hook's fingerprint of every name (name -> id) says in C (held: its id cannot go to another object)
+        # class, a function, an array of no objects), and that value's id: not looked at again while the
+        # name holds it, which the hook's fingerprint of every name (name -> id) says in C (held: its id
+        # cannot go to another object)
         self._plain: dict[str, Any] = {}
         self._plain_ids: dict[str, int] = {}
+        # of ``_own``'s names, those found still holding their object with an id at hand: name -> that id.
+        # Skipped as plain ones are while every module still binds every such object, which
+        # :meth:`_own_still_bound` checks in C (Lecture-2's `from numpy import *`: ~330 names, a loop over
+        # them in Python before and after every cell that used a library)
+        self._own_ids: dict[str, int] = {}
+        self._own_columns: tuple[list[dict[str, Any]], list[str], list[Any]] | None = None  # (None: rebuild)
 
     def cell_starts(self) -> None:
         """Note which figures are open as a cell starts: artists of the others are no candidates."""
@@ -307,8 +330,9 @@ class UnnamedChanges:
         after every plotting cell was most of the cost of the slowest cells), less a library's own
         objects, which a commit records by name whatever they hold (``from pylab import *``).
 
-        ``ids``: name -> id of the value of every variable now (a hook's fingerprint); with it, names
-        still holding a value found plain before are not looked at again."""
+        ``ids``: name -> identity of every variable's value now (a hook's fingerprint); with it, names
+        still holding a value found plain before (an array of no objects too) are not looked at again,
+        nor those still holding a library's own object while its module still binds it."""
         if not packages:
             return []
         plain = None
@@ -316,6 +340,8 @@ class UnnamedChanges:
             self._forget_plain(ids)
             plain = self._plain
             names = (names if isinstance(names, (set, frozenset)) else set(names)) - plain.keys()
+            if self._own_ids and self._own_still_bound(ids):
+                names -= self._own_ids.keys()
         out = []
         own = self._own
         for n in names:
@@ -323,24 +349,47 @@ class UnnamedChanges:
             # numbers, strings and builtins are no library's (value_packages would say so, slower: after
             # `from pylab import *` hundreds of names hold them, looked at before and after every cell)
             if type(v) in _ATOMS or isinstance(v, (types.ModuleType, type, types.FunctionType,
-                                                   types.BuiltinFunctionType)):
+                                                   types.BuiltinFunctionType)) or _passive_for_life(v):
                 if plain is not None and n in ids and not (isinstance(v, (str, bytes)) and len(v) > 1024):
                     plain[n], self._plain_ids[n] = v, ids[n]
                 continue
             mine = own.get(n)
             if mine is not None and mine[0] is v and mine[1].get(mine[2], _MISSING) is v:
-                continue  # still the library's own object, as its module still says
+                if ids is not None and n in ids:  # still the library's own object, as its module still says
+                    self._own_ids[n] = ids[n]
+                continue
+            if mine is not None:  # no longer (so that the others are checked at once again)
+                del own[n]
+                self._own_ids.pop(n, None)
+                self._own_columns = None
             if not self.out_of_reach(v, packages):
                 library = library_module_of(n, v)
                 if library is not None:  # the library's own object (pylab's rcParams): committed by name
-                    own[n] = (v, sys.modules[library].__dict__, n)
+                    self._own_object(n, (v, sys.modules[library].__dict__, n))
                     continue
                 where = _bound_by_its_module(v)
                 if where is not None:  # numpy.linalg's `cholesky`, a dispatcher: pickles as that reference
-                    own[n] = (v, *where)
+                    self._own_object(n, (v, *where))
                     continue
                 out.append(n)
         return out
+
+    def _own_object(self, name: str, entry: tuple[Any, dict[str, Any], str]) -> None:
+        self._own[name] = entry
+        self._own_columns = None
+
+    def _own_still_bound(self, ids: Mapping[str, int]) -> bool:
+        """Whether the names of ``_own_ids`` still hold those objects (``ids``: name -> id now) and their
+        modules still bind every library object ``_own`` holds, each under its name there. In C: the
+        dict look-ups and identity tests run in ``map``. False: each is asked again, as before."""
+        self._forget_own_ids(ids)
+        columns = self._own_columns
+        if columns is None:
+            entries = list(self._own.values())
+            columns = self._own_columns = ([e[1] for e in entries], [e[2] for e in entries], [e[0] for e in entries])
+        modules, names, values = columns
+        # (dict.get gives None for a name its module no longer binds: never a library's own object)
+        return all(map(operator.is_, map(dict.get, modules, names), values))
 
     def out_of_reach(self, value: Any, packages: set[str]) -> bool:
         """Whether the running cell's library code (of ``packages``) cannot have changed ``value``: it is
@@ -396,18 +445,30 @@ class UnnamedChanges:
         for n, _ in self._plain_ids.items() - ids.items():
             del self._plain[n], self._plain_ids[n]
 
+    def _forget_own_ids(self, ids: Mapping[str, int]) -> None:
+        """Forget the ids of library objects that names no longer hold (as :meth:`_forget_plain`)."""
+        if not self._own_ids.items() <= ids.items():
+            for n, _ in self._own_ids.items() - ids.items():
+                del self._own_ids[n]
+
     def prune(self, namespace: Mapping[str, Any], ids: Mapping[str, int] | None = None) -> None:
         """Drop fingerprints of values no longer held (they would keep the old objects alive); ``ids``:
         name -> id of every variable's value now."""
+        own: Iterable[str] = self._own.keys()
         if ids is not None:
             self._forget_plain(ids)
+            self._forget_own_ids(ids)
+            own = own - self._own_ids.keys()  # (those still hold theirs: the same id, and the entry holds it)
         else:
             self._plain.clear()
             self._plain_ids.clear()
+            self._own_ids.clear()
         for key in [k for k in self._prints if self._valid(k, namespace) is None]:
             del self._prints[key]
-        for n in [n for n, (v, _, _) in self._own.items() if namespace.get(n, _MISSING) is not v]:
+        for n in [n for n in own if namespace.get(n, _MISSING) is not self._own[n][0]]:
             del self._own[n]
+            self._own_ids.pop(n, None)
+            self._own_columns = None
 
     def clear(self) -> None:
         self._prints.clear()  # (the library objects' verdicts are checked on use: kept)
