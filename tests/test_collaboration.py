@@ -2075,6 +2075,29 @@ def test_what_a_kernel_set_during_a_merge_is_taken_by_continue_after_it_died(tmp
     assert ws.fsck().ok
 
 
+def test_a_dead_kernels_values_are_taken_while_another_process_has_its_pid(tmp_path, run_txgit):
+    """A kernel was told gone by its PID alone: once the system gave that PID to another process (here a
+    `sleep`, no txgit kernel), the dead kernel's values were not listed and --continue could not take them
+    until that process ended. A held commit records its kernel's process start, which the other lacks."""
+    alice, pid = _a_kernel_dies_during_a_merge(tmp_path, run_txgit)
+    other = subprocess.Popen(["sleep", "300"])
+    try:
+        refs = alice.ws.history.repo.references
+        [held] = [r for r in refs if r.startswith("refs/txgit/merge/") and r.endswith(f"/kernel-{pid}")]
+        refs.create(held.replace(f"kernel-{pid}", f"kernel-{other.pid}"), refs[held].target)  # the PID reused
+        refs.delete(held)
+        status = alice.tx("status").stdout
+        assert f"kernel {other.pid} closed during the merge; it had set x = 99, z = 'mine'" in status, status
+        alice.tx("merge", "--ours", "y")
+        assert "resolved: x (kernel), y (ours)" in alice.tx("merge", "--continue").stdout
+        ws = Workspace.open(alice.ws.root)
+        assert (ws.load("x"), ws.load("z")) == (99, "mine") and ws.merge_in_progress() is None
+        assert other.poll() is None  # (it lived throughout)
+    finally:
+        other.kill()
+        other.wait()
+
+
 def test_resolving_every_conflict_by_side_does_not_drop_what_a_dead_kernel_set_beside_them(tmp_path, run_txgit):
     """After the kernel died, Alice took theirs for x and ours for y: the last resolution wrote the merge
     commit at once, and z = 'mine' and the deletion of w, which the dead kernel had made beside the

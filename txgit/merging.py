@@ -461,7 +461,7 @@ def held_values(ws: Repository, merging: MergeInProgress) -> list[HeldValues]:
         if not name.startswith(prefix) or not name[len(prefix):].isdigit():
             continue
         pid = int(name[len(prefix):])
-        if pid == os.getpid() or alive(pid):
+        if pid == os.getpid():
             continue  # its values are in its namespace, and its next commit takes them
         commit = ws.history.tip(name)
         if commit is None:
@@ -471,6 +471,9 @@ def held_values(ws: Repository, merging: MergeInProgress) -> list[HeldValues]:
         names = recorded.get("names") if isinstance(recorded, dict) else None
         if not isinstance(names, list):
             continue
+        started = recorded.get("process_start")  # none in a commit held before it was recorded
+        if alive(pid, started if isinstance(started, int) else None):
+            continue  # (a process given the PID of a gone kernel since is not that kernel)
         names = [str(n) for n in names if not (merging.resolved.get(n) in (OURS, THEIRS) or (
             merging.resolved.get(n) == KERNEL and live_kernel is not None and live_kernel != pid))]
         if names:

@@ -24,6 +24,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from txgit.attached import process_start
 from txgit.collector import collector_paused
 from txgit.state import UNPICKLABLE, VALUE, MODULE, Fingerprints, VarRecord, is_variable_name, restore
 from txgit.state import libstate
@@ -1030,7 +1031,9 @@ class NamespaceSession:
             if changed:
                 prepared.ref = None  # on no branch: the ref below holds it
                 prepared.message = f"{merging.message}: what kernel {os.getpid()} set, held until the merge commit"
-                prepared.meta["held"] = {"kernel": os.getpid(), "names": sorted(changed)}
+                # the process start tells this kernel from a later process given its PID (held_values)
+                prepared.meta["held"] = {"kernel": os.getpid(), "names": sorted(changed),
+                                         "process_start": process_start(os.getpid())}
                 commit = self.workspace.finish_commit(prepared).info.id
             self.workspace.hold_merge_values(merging, commit)
             self._held_merge = (key, changed)
