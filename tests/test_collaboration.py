@@ -1125,6 +1125,50 @@ def test_head_in_the_magics_of_the_second_kernel_of_a_folder_is_where_that_kerne
         assert ws.resolve("v2").id == ws.head().id
 
 
+def test_a_kernel_does_not_check_out_a_branch_whose_merge_waits_for_another_kernel(tmp_path):
+    """The first kernel of a folder merged the second's branch into main, set a = 99 while b waited, and
+    died. The second kernel's `%txgit checkout main` went through: it loaded main's own a, b and c (not
+    the merge's c = 2) and stood in that merge, its cells held as the merge's, its --continue refused. It
+    is refused in one line (which merge, whose kernel, what ends it), as it is while that kernel lives,
+    and a kernel started on main then ends the merge with the dead kernel's values."""
+    ws = Workspace.init(tmp_path / "ws")
+    first, second = Kernel(ws.root), None
+    try:
+        first.ok("%load_ext txgit")
+        first.ok("a = 1\nb = 1\nc = 1")
+        second = Kernel(ws.root)
+        second.ok("%load_ext txgit")
+        own = f"kernel-{second.pid}"
+        second.ok("a = 2\nb = 2\nc = 2")
+        first.ok("a = 3\nb = 3")
+        assert "2 conflicts" in first.run(f"%txgit merge {own}").stdout
+        first.ok("a = 99")
+        live = second.run("%txgit checkout main")
+        assert live.status == "error" and f"cannot check out main: the merge of {own} into it waits for kernel " \
+               f"{first.pid}, which is merging: resolve it there" in live.error, live
+        gone = _killed(first)
+        first = None
+        refused = second.run("%txgit checkout main")
+        assert refused.status == "error" and refused.error.count("\n") == 0, refused
+        assert f"cannot check out main: the merge of {own} into it waits, and kernel {gone}, which was " \
+               "merging, closed: a kernel started on main ends it (`%txgit merge --continue`" in refused.error, refused
+        assert silent_eval(second, "(a, b, c)") == (2, 2, 2)
+        assert second.ok("%txgit status").stdout.startswith(f"on branch {own}")
+        third = Kernel(ws.root)  # as the advice says: the dead one's notebook restarted
+        try:
+            third.ok("%load_ext txgit")
+            third.ok("%txgit merge --ours b")
+            assert "resolved: a (kernel), b (ours)" in third.ok("%txgit merge --continue").stdout
+        finally:
+            third.shutdown()
+    finally:
+        for k in (first, second):
+            if k is not None:
+                k.shutdown()
+    ws = Workspace.open(ws.root)
+    assert [ws.load(n) for n in "abc"] == [99, 3, 2] and ws.merge_in_progress("refs/heads/main") is None
+
+
 def test_a_forced_push_says_how_many_commits_the_remote_branch_no_longer_has(tmp_path, run_txgit):
     """Bob rewrote exp (reset past Alice's commit, which he had pulled) and pushed with --force: it
     printed the same line as a fast-forward, so neither he nor anyone reading it knew that Alice's

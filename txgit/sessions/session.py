@@ -24,7 +24,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from txgit.attached import process_start
+from txgit.attached import alive, process_start
 from txgit.collector import collector_paused
 from txgit.state import UNPICKLABLE, VALUE, MODULE, Fingerprints, VarRecord, is_variable_name, restore
 from txgit.state import libstate
@@ -1256,6 +1256,22 @@ class NamespaceSession:
             raise MergeInProgressError(f"cannot {verb} during the merge of {merging.label}: resolve its conflicts "
                                        f"or `{self._verb} merge --abort` first")
 
+    def _no_merge_into(self, branch: str) -> None:
+        """Refuse to go onto ``branch`` while a merge into it waits: this session would stand in that merge
+        with the branch's own values, not the partial merge (theirs' values unloaded), its cells held as
+        the merge's. The kernel that merges ends it, or, once that one is gone, a kernel started there."""
+        merging = self.workspace.merge_in_progress(f"refs/heads/{branch}")
+        if merging is None:
+            return
+        waits = f"cannot check out {branch}: the merge of {merging.label} into it waits"
+        detached = f"`{self._verb} checkout {branch}~0` looks at it detached"
+        if merging.kernel is not None and merging.kernel != os.getpid() and alive(merging.kernel):
+            raise MergeInProgressError(f"{waits} for kernel {merging.kernel}, which is merging: resolve it "
+                                       f"there, or {detached}")
+        gone = f", and kernel {merging.kernel}, which was merging, closed" if merging.kernel is not None else ""
+        raise MergeInProgressError(f"{waits}{gone}: a kernel started on {branch} ends it (`{self._verb} merge "
+                                   f"--continue` or `--abort` there: restart that notebook's kernel), or {detached}")
+
     def checkout(self, rev: str, *, force: bool = False, new_branch: str | None = None, trust: bool = False,
                  safe: bool = False) -> CheckoutResult:
         """Make the namespace equal ``rev`` (loading only what differs) and go there: onto its branch when
@@ -1272,6 +1288,8 @@ class NamespaceSession:
         if remote_branch is not None:
             new_branch, rev = rev, remote_branch  # `checkout exp`: exp from origin/exp, tracking it
         target_branch = new_branch or (rev if rev in self.workspace.branches() else None)
+        if target_branch is not None and target_branch != self.branch and new_branch is None:
+            self._no_merge_into(target_branch)
         claim = (self.claim_branch(target_branch) if target_branch is not None and target_branch != self.branch
                  and self.claim_branch is not None else nullcontext())
         with claim:  # until the kernel record names the branch: a kernel checking it out meanwhile waits
