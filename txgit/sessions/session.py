@@ -594,6 +594,12 @@ class NamespaceSession:
             return None
         return merging, self.workspace.merge_plan(merging).conflicts
 
+    def merge_note(self, merging: MergeInProgress, conflicts: list[Conflict]) -> tuple[str, list[str]]:
+        """What a merge that waits says here: its conflicts left and what to type (:func:`conflict_note`; ""
+        with none left), and one line per gone kernel whose values wait for ``merge --continue``."""
+        note = conflict_note(conflicts, self.branch or "HEAD", self._verb) if conflicts else ""
+        return note, [h.describe(self._verb) for h in self.workspace.merge_held(merging)]
+
     @property
     def _verb(self) -> str:
         """How the user types txgit's verbs where this session runs."""
@@ -989,7 +995,9 @@ class NamespaceSession:
                 if not changed and self._merge_said == said:
                     return None  # a cell that changed nothing: the line was said (once per merge, not per cell)
                 self._merge_said = said
-                raise MergeInProgressError("not committed: " + note)
+                # (a restarted kernel's first cell: what the dead one set waits for --continue, not for it)
+                held = self.merge_note(merging, [])[1]
+                raise MergeInProgressError("not committed: " + note + "".join(f"\n  {h}" for h in held))
             # what theirs alone changed of the library settings and generators comes with the merge too,
             # unless this session set it when the conflict was reported: what the kernel did with them
             # since (a draw, a style) is its own, as a variable set during the conflict
