@@ -2105,6 +2105,8 @@ def test_what_a_kernel_set_during_a_merge_is_taken_by_continue_after_it_died(tmp
     assert f"kernel {pid} closed during the merge; it had set x = 99, z = 'mine' and deleted w" in status, status
     assert "`txgit merge --continue` takes them" in status, status
     Workspace.open(alice.ws.root).gc(grace_seconds=0)  # held by a ref while the merge waits
+    # not in log --all: a commit with both sides as parents, it read as a second merge commit
+    assert "held until the merge commit" not in alice.tx("log", "--all", "--oneline").stdout
     # y is no conflict it set: --continue refuses, naming it, and takes nothing yet
     assert_one_line_error(alice.tx("merge", "--continue", code=1), "unresolved conflicts: y")
     out = alice.tx("merge", "--ours", "y").stdout
