@@ -1169,6 +1169,41 @@ def test_a_kernel_does_not_check_out_a_branch_whose_merge_waits_for_another_kern
     assert [ws.load(n) for n in "abc"] == [99, 3, 2] and ws.merge_in_progress("refs/heads/main") is None
 
 
+def test_the_terminal_ends_a_merge_whose_kernel_died_beside_another_folder_kernel(tmp_path, run_txgit):
+    """As above, the merging kernel died; the folder's other kernel lives on a branch of its own. The
+    terminal's status said "`txgit merge --continue` takes them", but the terminal's merge verbs acted
+    in that only kernel: 'no merge in progress on kernel-N'. With no merge on the kernel's branch and
+    one on HEAD's, whose kernel is gone, they act on HEAD's merge, as the status says."""
+    ws = Workspace.init(tmp_path / "ws")
+    first, second = Kernel(ws.root), None
+    try:
+        first.ok("%load_ext txgit")
+        first.ok("a = 1\nb = 1")
+        second = Kernel(ws.root)
+        second.ok("%load_ext txgit")
+        own = f"kernel-{second.pid}"
+        second.ok("a = 2\nb = 2")
+        first.ok("a = 3\nb = 3")
+        assert "2 conflicts" in first.run(f"%txgit merge {own}").stdout
+        first.ok("a = 99")
+        gone = _killed(first)
+        first = None
+        status = run_txgit("status", cwd=ws.root).stdout
+        assert f"kernel {gone} closed during the merge; it had set a = 99" in status, status
+        out = run_txgit("merge", "--ours", "b", cwd=ws.root)
+        assert out.returncode == 0 and f"kernel {gone} closed during the merge" in out.stdout, (out.stdout, out.stderr)
+        out = run_txgit("merge", "--continue", cwd=ws.root)
+        assert out.returncode == 0 and "resolved: a (kernel), b (ours)" in out.stdout, (out.stdout, out.stderr)
+        assert silent_eval(second, "(a, b)") == (2, 2)  # the other kernel: untouched, on its branch
+        assert run_txgit("merge", "--continue", cwd=ws.root).returncode == 1  # nothing left, anywhere
+    finally:
+        for k in (first, second):
+            if k is not None:
+                k.shutdown()
+    ws = Workspace.open(ws.root)
+    assert (ws.load("a"), ws.load("b")) == (99, 3) and ws.merge_in_progress("refs/heads/main") is None
+
+
 def test_a_forced_push_says_how_many_commits_the_remote_branch_no_longer_has(tmp_path, run_txgit):
     """Bob rewrote exp (reset past Alice's commit, which he had pulled) and pushed with --force: it
     printed the same line as a fast-forward, so neither he nor anyone reading it knew that Alice's
