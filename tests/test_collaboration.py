@@ -2159,7 +2159,8 @@ def test_what_a_kernel_set_during_a_merge_is_taken_by_continue_after_it_died(tmp
 def test_a_dead_kernels_values_are_taken_while_another_process_has_its_pid(tmp_path, run_txgit):
     """A kernel was told gone by its PID alone: once the system gave that PID to another process (here a
     `sleep`, no txgit kernel), the dead kernel's values were not listed and --continue could not take them
-    until that process ended. A held commit records its kernel's process start, which the other lacks."""
+    until that process ended; and the merge's record took x = 99 as resolved by a live kernel (--continue:
+    "commit from that kernel"). Both record the kernel's process start now, which the other process lacks."""
     alice, pid = _a_kernel_dies_during_a_merge(tmp_path, run_txgit)
     other = subprocess.Popen(["sleep", "300"])
     try:
@@ -2167,7 +2168,13 @@ def test_a_dead_kernels_values_are_taken_while_another_process_has_its_pid(tmp_p
         [held] = [r for r in refs if r.startswith("refs/txgit/merge/") and r.endswith(f"/kernel-{pid}")]
         refs.create(held.replace(f"kernel-{pid}", f"kernel-{other.pid}"), refs[held].target)  # the PID reused
         refs.delete(held)
+        # and the merge's record, which names the kernel whose values resolved x (x = 99), names it too
+        [record] = (alice.ws.dir / "merges").glob("*.json")
+        doc = json.loads(record.read_text())
+        assert doc["kernel"] == pid
+        record.write_text(json.dumps(dict(doc, kernel=other.pid)))
         status = alice.tx("status").stdout
+        assert "unresolved conflicts: x, y" in status, status
         assert f"kernel {other.pid} closed during the merge; it had set x = 99, z = 'mine'" in status, status
         alice.tx("merge", "--ours", "y")
         assert "resolved: x (kernel), y (ours)" in alice.tx("merge", "--continue").stdout

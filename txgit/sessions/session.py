@@ -24,7 +24,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from txgit.attached import alive, process_start
+from txgit.attached import process_start
 from txgit.collector import collector_paused
 from txgit.state import UNPICKLABLE, VALUE, MODULE, Fingerprints, VarRecord, is_variable_name, restore
 from txgit.state import libstate
@@ -41,7 +41,7 @@ from txgit.history import State
 from txgit.trust import source_of
 from txgit.remote import Progress, PushResult
 from txgit.merge import KERNEL, Conflict, MergeInProgress, MergePlan
-from txgit.merging import nothing_to_continue
+from txgit.merging import kernel_lives, nothing_to_continue
 from txgit.workspace import (
     CheckoutResult,
     CommitResult,
@@ -956,7 +956,7 @@ class NamespaceSession:
             taken = [n for n, side in plan.resolved.items() if side == KERNEL]
             if taken:
                 merging.resolved.update(dict.fromkeys(taken, KERNEL))
-                merging.kernel = os.getpid()
+                merging.kernel, merging.kernel_start = os.getpid(), process_start(os.getpid())
         names = self._hint()
         if names is not None:
             names |= {n for c in plan.conflicts for n in c.names}
@@ -983,7 +983,8 @@ class NamespaceSession:
                 if any(not _known_same_or_absent(now.get(n), plan.variables.get(n)) for n in c.names):
                     plan.conflicts.remove(c)
                     merging.resolved.update(dict.fromkeys(c.names, KERNEL))
-                    merging.kernel = os.getpid()  # its values stand for these until it commits
+                    # its values stand for these until it commits (while that very process lives)
+                    merging.kernel, merging.kernel_start = os.getpid(), process_start(os.getpid())
             meta_doc["merge"]["resolved"] = dict(sorted(merging.resolved.items()))
             if plan.conflicts:
                 self.workspace.save_merge(merging)
@@ -1273,7 +1274,7 @@ class NamespaceSession:
             return
         waits = f"cannot check out {branch}: the merge of {merging.label} into it waits"
         detached = f"`{self._verb} checkout {branch}~0` looks at it detached"
-        if merging.kernel is not None and merging.kernel != os.getpid() and alive(merging.kernel):
+        if merging.kernel is not None and merging.kernel != os.getpid() and kernel_lives(merging):
             raise MergeInProgressError(f"{waits} for kernel {merging.kernel}, which is merging: resolve it "
                                        f"there, or {detached}")
         gone = f", and kernel {merging.kernel}, which was merging, closed" if merging.kernel is not None else ""
