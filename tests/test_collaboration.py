@@ -417,6 +417,38 @@ def test_a_kernel_killed_by_the_system_does_not_hold_its_branch(tmp_path, run_tx
             again.shutdown()
 
 
+def test_a_killed_kernels_record_does_not_hold_its_branch_once_another_process_has_its_pid(tmp_path, run_txgit):
+    """A kernel's record was taken as live by its PID (and its connection file, which a killed kernel
+    leaves, and Jupyter's restart reuses): once the system gave that PID to another process, the dead
+    kernel held `main` and the restarted kernel went to a branch of its own. The record keeps its
+    process start now, which the other process lacks."""
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
+    other = subprocess.Popen(["sleep", "300"])
+    again = None
+    try:
+        alice.cell("x = 1")
+        dead = alice.kernel.pid
+        os.kill(dead, signal.SIGKILL)
+        alice.kernel.km.provisioner.process.wait()
+        record = alice.ws.dir / "kernels" / f"{dead}.json"
+        doc = json.loads(record.read_text())
+        assert Path(doc["connection_file"]).is_file() and doc["branch"] == "main"
+        record.rename(record.with_name(f"{other.pid}.json"))  # the PID reused
+        record.with_name(f"{other.pid}.json").write_text(json.dumps(dict(doc, pid=other.pid)))
+        assert [k.pid for k in live_kernels(Workspace.open(alice.ws.root))] == []
+        again = Kernel(alice.ws.root)
+        said = again.ok("%load_ext txgit").stdout
+        assert "holds branch" not in said and "on branch main" in said, said
+        assert other.poll() is None
+    finally:
+        other.kill()
+        other.wait()
+        alice.kernel.kc.stop_channels()
+        alice.kernel.km.shutdown_kernel(now=True)
+        if again is not None:
+            again.shutdown()
+
+
 def _touch_and_return(path: str) -> str:
     Path(path).touch()
     return "loaded"

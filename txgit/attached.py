@@ -88,7 +88,10 @@ def live_kernels_at(txgit_dir: Path, *, tidy: bool = True) -> list[KernelInfo]:
                               d.get("notebook") if isinstance(d.get("notebook"), str) else None)
         except (OSError, ValueError, KeyError, TypeError):
             continue
-        if alive(info.pid) and Path(info.connection_file).is_file():
+        # its process start (where recorded): a process given a killed kernel's PID since is not it, and
+        # a killed kernel's connection file stays (Jupyter's restart reuses it)
+        started = d.get("process_start")
+        if alive(info.pid, started if isinstance(started, int) else None) and Path(info.connection_file).is_file():
             out.append(info)
         elif tidy:
             path.unlink(missing_ok=True)
