@@ -363,6 +363,38 @@ def test_a_kernel_killed_by_the_system_does_not_hold_its_branch(tmp_path, run_tx
             again.shutdown()
 
 
+def test_a_killed_kernels_record_does_not_hold_its_branch_once_another_process_has_its_pid(tmp_path, run_txgit):
+    """A kernel's record was taken as live by its PID (and its connection file, which a killed kernel
+    leaves, and Jupyter's restart reuses): once the system gave that PID to another process, the dead
+    kernel held `main` and the restarted kernel went to a branch of its own. The record keeps its
+    process start now, which the other process lacks."""
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
+    other = subprocess.Popen(["sleep", "300"])
+    again = None
+    try:
+        alice.cell("x = 1")
+        dead = alice.kernel.pid
+        os.kill(dead, signal.SIGKILL)
+        alice.kernel.km.provisioner.process.wait()
+        record = alice.ws.dir / "kernels" / f"{dead}.json"
+        doc = json.loads(record.read_text())
+        assert Path(doc["connection_file"]).is_file() and doc["branch"] == "main"
+        record.rename(record.with_name(f"{other.pid}.json"))  # the PID reused
+        record.with_name(f"{other.pid}.json").write_text(json.dumps(dict(doc, pid=other.pid)))
+        assert [k.pid for k in live_kernels(Workspace.open(alice.ws.root))] == []
+        again = Kernel(alice.ws.root)
+        said = again.ok("%load_ext txgit").stdout
+        assert "holds branch" not in said and "on branch main" in said, said
+        assert other.poll() is None
+    finally:
+        other.kill()
+        other.wait()
+        alice.kernel.kc.stop_channels()
+        alice.kernel.km.shutdown_kernel(now=True)
+        if again is not None:
+            again.shutdown()
+
+
 def _touch_and_return(path: str) -> str:
     Path(path).touch()
     return "loaded"
@@ -1069,6 +1101,85 @@ def test_head_in_the_magics_of_the_second_kernel_of_a_folder_is_where_that_kerne
         # the first kernel's HEAD is the workspace's, as before
         first.ok("%txgit tag v2")
         assert ws.resolve("v2").id == ws.head().id
+
+
+def test_a_kernel_does_not_check_out_a_branch_whose_merge_waits_for_another_kernel(tmp_path):
+    """The first kernel of a folder merged the second's branch into main, set a = 99 while b waited, and
+    died. The second kernel's `%txgit checkout main` went through: it loaded main's own a, b and c (not
+    the merge's c = 2) and stood in that merge, its cells held as the merge's, its --continue refused. It
+    is refused in one line (which merge, whose kernel, what ends it), as it is while that kernel lives,
+    and a kernel started on main then ends the merge with the dead kernel's values."""
+    ws = Workspace.init(tmp_path / "ws")
+    first, second = Kernel(ws.root), None
+    try:
+        first.ok("%load_ext txgit")
+        first.ok("a = 1\nb = 1\nc = 1")
+        second = Kernel(ws.root)
+        second.ok("%load_ext txgit")
+        own = f"kernel-{second.pid}"
+        second.ok("a = 2\nb = 2\nc = 2")
+        first.ok("a = 3\nb = 3")
+        assert "2 conflicts" in first.run(f"%txgit merge {own}").stdout
+        first.ok("a = 99")
+        live = second.run("%txgit checkout main")
+        assert live.status == "error" and f"cannot check out main: the merge of {own} into it waits for kernel " \
+               f"{first.pid}, which is merging: resolve it there" in live.error, live
+        gone = _killed(first)
+        first = None
+        refused = second.run("%txgit checkout main")
+        assert refused.status == "error" and refused.error.count("\n") == 0, refused
+        assert f"cannot check out main: the merge of {own} into it waits, and kernel {gone}, which was " \
+               "merging, closed: a kernel started on main ends it (`%txgit merge --continue`" in refused.error, refused
+        assert silent_eval(second, "(a, b, c)") == (2, 2, 2)
+        assert second.ok("%txgit status").stdout.startswith(f"on branch {own}")
+        third = Kernel(ws.root)  # as the advice says: the dead one's notebook restarted
+        try:
+            third.ok("%load_ext txgit")
+            third.ok("%txgit merge --ours b")
+            assert "resolved: a (kernel), b (ours)" in third.ok("%txgit merge --continue").stdout
+        finally:
+            third.shutdown()
+    finally:
+        for k in (first, second):
+            if k is not None:
+                k.shutdown()
+    ws = Workspace.open(ws.root)
+    assert [ws.load(n) for n in "abc"] == [99, 3, 2] and ws.merge_in_progress("refs/heads/main") is None
+
+
+def test_the_terminal_ends_a_merge_whose_kernel_died_beside_another_folder_kernel(tmp_path, run_txgit):
+    """As above, the merging kernel died; the folder's other kernel lives on a branch of its own. The
+    terminal's status said "`txgit merge --continue` takes them", but the terminal's merge verbs acted
+    in that only kernel: 'no merge in progress on kernel-N'. With no merge on the kernel's branch and
+    one on HEAD's, whose kernel is gone, they act on HEAD's merge, as the status says."""
+    ws = Workspace.init(tmp_path / "ws")
+    first, second = Kernel(ws.root), None
+    try:
+        first.ok("%load_ext txgit")
+        first.ok("a = 1\nb = 1")
+        second = Kernel(ws.root)
+        second.ok("%load_ext txgit")
+        own = f"kernel-{second.pid}"
+        second.ok("a = 2\nb = 2")
+        first.ok("a = 3\nb = 3")
+        assert "2 conflicts" in first.run(f"%txgit merge {own}").stdout
+        first.ok("a = 99")
+        gone = _killed(first)
+        first = None
+        status = run_txgit("status", cwd=ws.root).stdout
+        assert f"kernel {gone} closed during the merge; it had set a = 99" in status, status
+        out = run_txgit("merge", "--ours", "b", cwd=ws.root)
+        assert out.returncode == 0 and f"kernel {gone} closed during the merge" in out.stdout, (out.stdout, out.stderr)
+        out = run_txgit("merge", "--continue", cwd=ws.root)
+        assert out.returncode == 0 and "resolved: a (kernel), b (ours)" in out.stdout, (out.stdout, out.stderr)
+        assert silent_eval(second, "(a, b)") == (2, 2)  # the other kernel: untouched, on its branch
+        assert run_txgit("merge", "--continue", cwd=ws.root).returncode == 1  # nothing left, anywhere
+    finally:
+        for k in (first, second):
+            if k is not None:
+                k.shutdown()
+    ws = Workspace.open(ws.root)
+    assert (ws.load("a"), ws.load("b")) == (99, 3) and ws.merge_in_progress("refs/heads/main") is None
 
 
 def test_a_forced_push_says_how_many_commits_the_remote_branch_no_longer_has(tmp_path, run_txgit):
@@ -2007,6 +2118,8 @@ def test_what_a_kernel_set_during_a_merge_is_taken_by_continue_after_it_died(tmp
     assert f"kernel {pid} closed during the merge; it had set x = 99, z = 'mine' and deleted w" in status, status
     assert "`txgit merge --continue` takes them" in status, status
     Workspace.open(alice.ws.root).gc(grace_seconds=0)  # held by a ref while the merge waits
+    # not in log --all: a commit with both sides as parents, it read as a second merge commit
+    assert "held until the merge commit" not in alice.tx("log", "--all", "--oneline").stdout
     # y is no conflict it set: --continue refuses, naming it, and takes nothing yet
     assert_one_line_error(alice.tx("merge", "--continue", code=1), "unresolved conflicts: y")
     out = alice.tx("merge", "--ours", "y").stdout
@@ -2019,6 +2132,36 @@ def test_what_a_kernel_set_during_a_merge_is_taken_by_continue_after_it_died(tmp
     assert ws.head().parents[0] == ours and ws.merge_in_progress() is None
     assert not [r for r in ws.history.repo.references if r.startswith("refs/txgit/merge/")]
     assert ws.fsck().ok
+
+
+def test_a_dead_kernels_values_are_taken_while_another_process_has_its_pid(tmp_path, run_txgit):
+    """A kernel was told gone by its PID alone: once the system gave that PID to another process (here a
+    `sleep`, no txgit kernel), the dead kernel's values were not listed and --continue could not take them
+    until that process ended; and the merge's record took x = 99 as resolved by a live kernel (--continue:
+    "commit from that kernel"). Both record the kernel's process start now, which the other process lacks."""
+    alice, pid = _a_kernel_dies_during_a_merge(tmp_path, run_txgit)
+    other = subprocess.Popen(["sleep", "300"])
+    try:
+        refs = alice.ws.history.repo.references
+        [held] = [r for r in refs if r.startswith("refs/txgit/merge/") and r.endswith(f"/kernel-{pid}")]
+        refs.create(held.replace(f"kernel-{pid}", f"kernel-{other.pid}"), refs[held].target)  # the PID reused
+        refs.delete(held)
+        # and the merge's record, which names the kernel whose values resolved x (x = 99), names it too
+        [record] = (alice.ws.dir / "merges").glob("*.json")
+        doc = json.loads(record.read_text())
+        assert doc["kernel"] == pid
+        record.write_text(json.dumps(dict(doc, kernel=other.pid)))
+        status = alice.tx("status").stdout
+        assert "unresolved conflicts: x, y" in status, status
+        assert f"kernel {other.pid} closed during the merge; it had set x = 99, z = 'mine'" in status, status
+        alice.tx("merge", "--ours", "y")
+        assert "resolved: x (kernel), y (ours)" in alice.tx("merge", "--continue").stdout
+        ws = Workspace.open(alice.ws.root)
+        assert (ws.load("x"), ws.load("z")) == (99, "mine") and ws.merge_in_progress() is None
+        assert other.poll() is None  # (it lived throughout)
+    finally:
+        other.kill()
+        other.wait()
 
 
 def test_resolving_every_conflict_by_side_does_not_drop_what_a_dead_kernel_set_beside_them(tmp_path, run_txgit):

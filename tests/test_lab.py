@@ -460,6 +460,48 @@ def test_a_kernel_restarted_mid_merge_shows_where_it_stands_and_resolves(tmp_pat
         fresh.shutdown()
 
 
+def test_a_kernel_restarted_after_one_died_mid_merge_is_told_what_continue_takes(tmp_path, tmp_path_factory):
+    """A pull stops on x; Alice sets y = 11 beside it and her kernel dies (kill -9). Only `%txgit status` and
+    the merge listings said that y = 11 waits for `%txgit merge --continue`: the restarted kernel's
+    `%load_ext` said only where it is, its first cell only the conflict, and the panel's status (its merge
+    note) nothing. All three say it now, and the panel's status lists it apart for the page."""
+    import os
+    import signal
+
+    kernel = Kernel(tmp_path)
+    try:
+        _pull_that_stops_on_x(kernel, tmp_path_factory)
+        assert "unresolved: x" in kernel.run("y = 11").stderr
+        dead = kernel.pid
+        os.kill(dead, signal.SIGKILL)
+        kernel.km.provisioner.process.wait()
+    finally:
+        kernel.kc.stop_channels()
+        kernel.km.shutdown_kernel(now=True)
+    held = f"kernel {dead} closed during the merge; it had set y = 11, in no commit yet: `%txgit merge --continue` " \
+           "takes them"
+
+    fresh = Kernel(tmp_path)
+    try:
+        loaded = fresh.ok("%load_ext txgit").stdout
+        assert "merge into main in progress, unresolved: x" in loaded and f"txgit: {held}" in loaded, loaded
+        st = panel_call(fresh, {"op": "status"})
+        assert st["merging"]["unresolved"] == ["x"] and st["merging"]["held"] == [held], st
+        assert held in st["merging"]["note"], st
+        said = fresh.run("z = 1").stderr
+        assert "unresolved: x" in said and held in said, said
+        r = panel_call(fresh, {"op": "magic", "args": ["merge", "--ours"]})
+        assert r["ok"] and "no conflict left" in r["output"], r
+        st = panel_call(fresh, {"op": "status"})  # no conflict left: the note says what still waits
+        assert st["merging"]["unresolved"] == [] and held in st["merging"]["note"], st
+        assert fresh.run("%txgit merge --continue").status == "ok"
+        assert panel_call(fresh, {"op": "status"})["merging"] is None
+    finally:
+        fresh.shutdown()
+    ws = Workspace(tmp_path)
+    assert ws.load("y") == 11 and ws.merge_in_progress() is None
+
+
 def _bob_pushed_x_and_alice_set_it(kernel: Kernel, tmp_path_factory, *cells: str) -> None:
     """x = 1 (then ``cells``) pushed from the panel; Bob pushes x = 200 and Alice sets x = 100."""
     kernel.ok("%load_ext txgit")

@@ -37,8 +37,24 @@ def kernels_dir(ws: Repository) -> Path:
     return ws.dir / KERNELS
 
 
-def alive(pid: int) -> bool:
-    """Whether process ``pid`` runs (a zombie does not: it answers nothing)."""
+def process_start(pid: int) -> int | None:
+    """When process ``pid`` started (clock ticks since boot, /proc/PID/stat), which with the PID names one
+    process: a PID is given again once its process is gone. None: no such process, or no /proc (macOS)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rpartition(")")[2].split()  # after the command's name, which may hold spaces
+    return int(fields[19]) if len(fields) > 19 and fields[19].isdigit() else None
+
+
+def alive(pid: int, started: int | None = None) -> bool:
+    """Whether process ``pid`` runs (a zombie does not: it answers nothing); given ``started`` (its
+    :func:`process_start` when it was known), whether that very process does, not one given its PID since."""
+    if started is not None:
+        now = process_start(pid)
+        if now is not None and now != started:
+            return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -72,7 +88,10 @@ def live_kernels_at(txgit_dir: Path, *, tidy: bool = True) -> list[KernelInfo]:
                               d.get("notebook") if isinstance(d.get("notebook"), str) else None)
         except (OSError, ValueError, KeyError, TypeError):
             continue
-        if alive(info.pid) and Path(info.connection_file).is_file():
+        # its process start (where recorded): a process given a killed kernel's PID since is not it, and
+        # a killed kernel's connection file stays (Jupyter's restart reuses it)
+        started = d.get("process_start")
+        if alive(info.pid, started if isinstance(started, int) else None) and Path(info.connection_file).is_file():
             out.append(info)
         elif tidy:
             path.unlink(missing_ok=True)

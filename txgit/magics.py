@@ -420,6 +420,11 @@ def _attach(shell: Any) -> kernel_side.IPythonSession:
     ext = kernel_side.attach(shell)
     if ext is not was:
         print(kernel_side.opened_line(ext))
+        waiting = ext.session.merge_conflicts()  # a kernel restarted during a merge: where it stands
+        if waiting is not None:
+            note, held = ext.session.merge_note(*waiting)
+            for line in ([note] if note else []) + held:
+                print(f"txgit: {line}")
         for ref, commit in ext.session.workspace.history.unmerged().items():
             print(f"txgit: {held_line(ref, commit, '%txgit')}")
         if ext.note:

@@ -209,16 +209,19 @@ class MergeInProgress:
     # the process whose namespace holds the values of the "kernel" resolutions: they are in no commit
     # until it writes the merge commit, so they stand only while it lives
     kernel: int | None = None
+    kernel_start: int | None = None  # when its process started: tells it from a later one given its PID
 
     def to_json(self) -> dict:
         return {"ref": self.ref, "ours": self.ours, "theirs": self.theirs, "base": self.base, "label": self.label,
-                "message": self.message, "resolved": self.resolved, "kernel": self.kernel}
+                "message": self.message, "resolved": self.resolved, "kernel": self.kernel,
+                "kernel_start": self.kernel_start}
 
     @classmethod
     def from_json(cls, d: dict) -> MergeInProgress:
         try:
             return cls(str(d["ref"]), str(d["ours"]), str(d["theirs"]), d.get("base"), str(d.get("label", "")),
                        str(d.get("message", "")), {str(k): str(v) for k, v in (d.get("resolved") or {}).items()},
-                       int(d["kernel"]) if d.get("kernel") is not None else None)
+                       int(d["kernel"]) if d.get("kernel") is not None else None,
+                       int(d["kernel_start"]) if d.get("kernel_start") is not None else None)
         except (KeyError, TypeError, AttributeError) as e:
             raise TxgitError(f"the record of the merge in progress is damaged ({e}): `txgit merge --abort`") from e

@@ -440,6 +440,12 @@ class HeldValues:
                                          f"deleted {', '.join(deleted)}" if deleted else "") if p)
 
 
+def kernel_lives(merging: MergeInProgress) -> bool:
+    """Whether the kernel whose namespace holds the merge's "kernel" resolutions runs: that very process,
+    not one given its PID since (:attr:`MergeInProgress.kernel_start`, where recorded)."""
+    return merging.kernel is not None and alive(merging.kernel, merging.kernel_start)
+
+
 def hold_values(ws: Repository, merging: MergeInProgress, commit: str | None, pid: int | None = None) -> None:
     """Hold ``commit`` (a kernel's state during ``merging``, see :class:`HeldValues`) for kernel ``pid``
     (default: this process) until the merge ends; None: drop what it held. Call under the lock."""
@@ -454,15 +460,12 @@ def held_values(ws: Repository, merging: MergeInProgress) -> list[HeldValues]:
     """What kernels that are gone (closed, killed, restarted) held during ``merging``, oldest first, less
     the names resolved since by --ours / --theirs, or set by the live kernel whose values stand for them."""
     prefix = _merge_ref(merging.ref, HELD)
-    live_kernel = merging.kernel if merging.kernel is not None and (
-        merging.kernel == os.getpid() or alive(merging.kernel)) else None
+    live_kernel = merging.kernel if kernel_lives(merging) else None
     out = []
     for name in ws.history.repo.references:
         if not name.startswith(prefix) or not name[len(prefix):].isdigit():
             continue
         pid = int(name[len(prefix):])
-        if pid == os.getpid() or alive(pid):
-            continue  # its values are in its namespace, and its next commit takes them
         commit = ws.history.tip(name)
         if commit is None:
             continue
@@ -470,6 +473,11 @@ def held_values(ws: Repository, merging: MergeInProgress) -> list[HeldValues]:
         recorded = state.meta.get("held")
         names = recorded.get("names") if isinstance(recorded, dict) else None
         if not isinstance(names, list):
+            continue
+        started = recorded.get("process_start")  # none in a commit held before it was recorded
+        if alive(pid, started if isinstance(started, int) else None):
+            # (this process too) its values are in its namespace, and its next commit takes them; a
+            # process given the PID of a gone kernel since is not that kernel
             continue
         names = [str(n) for n in names if not (merging.resolved.get(n) in (OURS, THEIRS) or (
             merging.resolved.get(n) == KERNEL and live_kernel is not None and live_kernel != pid))]
@@ -554,11 +562,11 @@ def merge_plan(ws: Repository, merging: MergeInProgress) -> MergePlan:
                         disputed=disputed)
     # a value set in a kernel resolves its conflict only while that kernel lives to commit it: closed (or
     # restarted) before the merge commit, the value is gone, and taking ours' record under "kernel" lied
-    kernel_lives = merging.kernel is None or merging.kernel == os.getpid() or alive(merging.kernel)
+    lives = merging.kernel is None or kernel_lives(merging)
     for name, side in merging.resolved.items():
         if side in (OURS, THEIRS) and any(name in c.names for c in plan.conflicts):
             plan.resolve(name, side, ours, theirs)
-        elif side == KERNEL and kernel_lives:
+        elif side == KERNEL and lives:
             plan.conflicts = [c for c in plan.conflicts if name not in c.names]
             plan.resolved[name] = KERNEL
     return plan
@@ -686,7 +694,7 @@ def merge_continue(ws: Repository, *, ref: str = "HEAD") -> MergeResult:
         plan = merge_plan(ws, merging)
         take_held(ws, merging, plan)  # what a kernel closed during the merge had set
         require_resolved(plan)
-        if merging.kernel is not None and alive(merging.kernel) and any(
+        if kernel_lives(merging) and any(
                 side == KERNEL for side in merging.resolved.values()):
             raise TxgitError("conflicts were resolved in a kernel: commit from that kernel")
         result = MergeResult("conflicts", merging.ref, merging.ours, merging.theirs, merging.label,

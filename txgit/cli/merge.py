@@ -187,6 +187,12 @@ def merge(
     rev = args[0] if side is None and args else None
     ws = Workspace.open(".")
     k = attached_kernel(ws, kernel)
+    if (k is not None and rev is None and kernel is None and not os.environ.get("TXGIT_KERNEL")
+            and k.branch != ws.branch and ws.merge_in_progress(f"refs/heads/{k.branch}" if k.branch else "HEAD") is None
+            and ws.merge_in_progress() is not None):
+        # the only kernel is on a branch of its own, with no merge, and HEAD's merge waits with no live
+        # kernel on its branch (the one merging died): the terminal ends that one, as `txgit status` says
+        k = None
     if k is not None:
         req: dict[str, Any] = {"op": "merge", "trust": trust, "safe": safe}
         if cont:  # the kernel is the work tree: its commit is the merge's, with what it set resolving conflicts

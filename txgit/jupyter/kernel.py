@@ -21,7 +21,6 @@ from typing import Any
 
 from txgit.errors import DirtyNamespace, TxgitError
 from txgit.sessions import ipython as kernel_side
-from txgit.sessions.session import conflict_note
 from txgit.trust import UntrustedState
 
 MARK = "@@txgit-lab@@ "
@@ -45,9 +44,15 @@ def status() -> dict[str, Any]:
     from txgit.reuse import ipython as reuse_ipython
 
     waiting = s.merge_conflicts()
-    merging = None if waiting is None else {
-        "label": waiting[0].label, "unresolved": [c.label for c in waiting[1]],
-        "note": conflict_note(waiting[1], s.branch or "HEAD") if waiting[1] else ""}
+    merging = None
+    if waiting is not None:
+        # what a gone kernel set waits for `%txgit merge --continue`: the page shows the note, "every conflict
+        # is resolved" when it is empty, and had no word of them
+        note, held = s.merge_note(*waiting)
+        if held:
+            note = "; ".join([note or f"merge into {s.branch or 'HEAD'} in progress, no conflict left", *held])
+        merging = {"label": waiting[0].label, "unresolved": [c.label for c in waiting[1]], "note": note,
+                   "held": held}
     if s.base is not None:
         head, clean = s.base, bool(s.clean)
         unloaded = sorted(n for n in s.unloaded if n not in s.namespace)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 # the records' reading is the workspace's too (a branch a live kernel commits to is held): txgit.attached
-from txgit.attached import KernelInfo, kernels_dir, live_kernels
+from txgit.attached import KernelInfo, kernels_dir, live_kernels, process_start
 from txgit.errors import Interrupted, TxgitError, kind_named
 from txgit.history import validate_ref_name
 from txgit.sessions.words import terminal_words
@@ -47,7 +47,7 @@ def register_kernel(ws: Workspace, connection_file: str, pid: int | None = None,
     folder.mkdir(exist_ok=True)
     path = folder / f"{pid}.json"
     _write_record(path, {"pid": pid, "connection_file": str(connection_file), "started": time.time(),
-                         "branch": branch, "notebook": notebook})
+                         "process_start": process_start(pid), "branch": branch, "notebook": notebook})
     return path
 
 

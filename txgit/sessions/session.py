@@ -24,6 +24,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from txgit.attached import process_start
 from txgit.collector import collector_paused
 from txgit.state import UNPICKLABLE, VALUE, MODULE, Fingerprints, VarRecord, is_variable_name, restore
 from txgit.state import libstate
@@ -40,7 +41,7 @@ from txgit.history import State
 from txgit.trust import source_of
 from txgit.remote import Progress, PushResult
 from txgit.merge import KERNEL, Conflict, MergeInProgress, MergePlan
-from txgit.merging import nothing_to_continue
+from txgit.merging import kernel_lives, nothing_to_continue
 from txgit.workspace import (
     CheckoutResult,
     CommitResult,
@@ -593,6 +594,12 @@ class NamespaceSession:
             return None
         return merging, self.workspace.merge_plan(merging).conflicts
 
+    def merge_note(self, merging: MergeInProgress, conflicts: list[Conflict]) -> tuple[str, list[str]]:
+        """What a merge that waits says here: its conflicts left and what to type (:func:`conflict_note`; ""
+        with none left), and one line per gone kernel whose values wait for ``merge --continue``."""
+        note = conflict_note(conflicts, self.branch or "HEAD", self._verb) if conflicts else ""
+        return note, [h.describe(self._verb) for h in self.workspace.merge_held(merging)]
+
     @property
     def _verb(self) -> str:
         """How the user types txgit's verbs where this session runs."""
@@ -949,7 +956,7 @@ class NamespaceSession:
             taken = [n for n, side in plan.resolved.items() if side == KERNEL]
             if taken:
                 merging.resolved.update(dict.fromkeys(taken, KERNEL))
-                merging.kernel = os.getpid()
+                merging.kernel, merging.kernel_start = os.getpid(), process_start(os.getpid())
         names = self._hint()
         if names is not None:
             names |= {n for c in plan.conflicts for n in c.names}
@@ -976,7 +983,8 @@ class NamespaceSession:
                 if any(not _known_same_or_absent(now.get(n), plan.variables.get(n)) for n in c.names):
                     plan.conflicts.remove(c)
                     merging.resolved.update(dict.fromkeys(c.names, KERNEL))
-                    merging.kernel = os.getpid()  # its values stand for these until it commits
+                    # its values stand for these until it commits (while that very process lives)
+                    merging.kernel, merging.kernel_start = os.getpid(), process_start(os.getpid())
             meta_doc["merge"]["resolved"] = dict(sorted(merging.resolved.items()))
             if plan.conflicts:
                 self.workspace.save_merge(merging)
@@ -988,7 +996,9 @@ class NamespaceSession:
                 if not changed and self._merge_said == said:
                     return None  # a cell that changed nothing: the line was said (once per merge, not per cell)
                 self._merge_said = said
-                raise MergeInProgressError("not committed: " + note)
+                # (a restarted kernel's first cell: what the dead one set waits for --continue, not for it)
+                held = self.merge_note(merging, [])[1]
+                raise MergeInProgressError("not committed: " + note + "".join(f"\n  {h}" for h in held))
             # what theirs alone changed of the library settings and generators comes with the merge too,
             # unless this session set it when the conflict was reported: what the kernel did with them
             # since (a draw, a style) is its own, as a variable set during the conflict
@@ -1030,7 +1040,9 @@ class NamespaceSession:
             if changed:
                 prepared.ref = None  # on no branch: the ref below holds it
                 prepared.message = f"{merging.message}: what kernel {os.getpid()} set, held until the merge commit"
-                prepared.meta["held"] = {"kernel": os.getpid(), "names": sorted(changed)}
+                # the process start tells this kernel from a later process given its PID (held_values)
+                prepared.meta["held"] = {"kernel": os.getpid(), "names": sorted(changed),
+                                         "process_start": process_start(os.getpid())}
                 commit = self.workspace.finish_commit(prepared).info.id
             self.workspace.hold_merge_values(merging, commit)
             self._held_merge = (key, changed)
@@ -1255,6 +1267,22 @@ class NamespaceSession:
             raise MergeInProgressError(f"cannot {verb} during the merge of {merging.label}: resolve its conflicts "
                                        f"or `{self._verb} merge --abort` first")
 
+    def _no_merge_into(self, branch: str) -> None:
+        """Refuse to go onto ``branch`` while a merge into it waits: this session would stand in that merge
+        with the branch's own values, not the partial merge (theirs' values unloaded), its cells held as
+        the merge's. The kernel that merges ends it, or, once that one is gone, a kernel started there."""
+        merging = self.workspace.merge_in_progress(f"refs/heads/{branch}")
+        if merging is None:
+            return
+        waits = f"cannot check out {branch}: the merge of {merging.label} into it waits"
+        detached = f"`{self._verb} checkout {branch}~0` looks at it detached"
+        if merging.kernel is not None and merging.kernel != os.getpid() and kernel_lives(merging):
+            raise MergeInProgressError(f"{waits} for kernel {merging.kernel}, which is merging: resolve it "
+                                       f"there, or {detached}")
+        gone = f", and kernel {merging.kernel}, which was merging, closed" if merging.kernel is not None else ""
+        raise MergeInProgressError(f"{waits}{gone}: a kernel started on {branch} ends it (`{self._verb} merge "
+                                   f"--continue` or `--abort` there: restart that notebook's kernel), or {detached}")
+
     def checkout(self, rev: str, *, force: bool = False, new_branch: str | None = None, trust: bool = False,
                  safe: bool = False) -> CheckoutResult:
         """Make the namespace equal ``rev`` (loading only what differs) and go there: onto its branch when
@@ -1271,6 +1299,8 @@ class NamespaceSession:
         if remote_branch is not None:
             new_branch, rev = rev, remote_branch  # `checkout exp`: exp from origin/exp, tracking it
         target_branch = new_branch or (rev if rev in self.workspace.branches() else None)
+        if target_branch is not None and target_branch != self.branch and new_branch is None:
+            self._no_merge_into(target_branch)
         claim = (self.claim_branch(target_branch) if target_branch is not None and target_branch != self.branch
                  and self.claim_branch is not None else nullcontext())
         with claim:  # until the kernel record names the branch: a kernel checking it out meanwhile waits
