@@ -1103,6 +1103,31 @@ def test_head_in_the_magics_of_the_second_kernel_of_a_folder_is_where_that_kerne
         assert ws.resolve("v2").id == ws.head().id
 
 
+@contextmanager
+def _a_merge_beside_a_second_kernel(ws: Workspace, also: str = "") -> Iterator[tuple[list[Kernel], str]]:
+    """The folder's first kernel sets a, b (and ``also``) to 1; a second kernel, on a branch of its own,
+    sets them to 2; the first sets a, b to 3, merges the second's branch (two conflicts) and sets a = 99.
+    Yields ([first, second], the second's branch); shuts down the kernels still in that list."""
+    names = ["a", "b", *also.split()]
+    kernels = [Kernel(ws.root)]
+    try:
+        first = kernels[0]
+        first.ok("%load_ext txgit")
+        first.ok("\n".join(f"{n} = 1" for n in names))
+        second = Kernel(ws.root)
+        kernels.append(second)
+        second.ok("%load_ext txgit")
+        own = f"kernel-{second.pid}"
+        second.ok("\n".join(f"{n} = 2" for n in names))
+        first.ok("a = 3\nb = 3")
+        assert "2 conflicts" in first.run(f"%txgit merge {own}").stdout
+        first.ok("a = 99")
+        yield kernels, own
+    finally:
+        for k in kernels:
+            k.shutdown()
+
+
 def test_a_kernel_does_not_check_out_a_branch_whose_merge_waits_for_another_kernel(tmp_path):
     """The first kernel of a folder merged the second's branch into main, set a = 99 while b waited, and
     died. The second kernel's `%txgit checkout main` went through: it loaded main's own a, b and c (not
@@ -1110,22 +1135,13 @@ def test_a_kernel_does_not_check_out_a_branch_whose_merge_waits_for_another_kern
     is refused in one line (which merge, whose kernel, what ends it), as it is while that kernel lives,
     and a kernel started on main then ends the merge with the dead kernel's values."""
     ws = Workspace.init(tmp_path / "ws")
-    first, second = Kernel(ws.root), None
-    try:
-        first.ok("%load_ext txgit")
-        first.ok("a = 1\nb = 1\nc = 1")
-        second = Kernel(ws.root)
-        second.ok("%load_ext txgit")
-        own = f"kernel-{second.pid}"
-        second.ok("a = 2\nb = 2\nc = 2")
-        first.ok("a = 3\nb = 3")
-        assert "2 conflicts" in first.run(f"%txgit merge {own}").stdout
-        first.ok("a = 99")
+    with _a_merge_beside_a_second_kernel(ws, also="c") as (kernels, own):
+        first, second = kernels
         live = second.run("%txgit checkout main")
         assert live.status == "error" and f"cannot check out main: the merge of {own} into it waits for kernel " \
                f"{first.pid}, which is merging: resolve it there" in live.error, live
         gone = _killed(first)
-        first = None
+        kernels.remove(first)
         refused = second.run("%txgit checkout main")
         assert refused.status == "error" and refused.error.count("\n") == 0, refused
         assert f"cannot check out main: the merge of {own} into it waits, and kernel {gone}, which was " \
@@ -1139,10 +1155,6 @@ def test_a_kernel_does_not_check_out_a_branch_whose_merge_waits_for_another_kern
             assert "resolved: a (kernel), b (ours)" in third.ok("%txgit merge --continue").stdout
         finally:
             third.shutdown()
-    finally:
-        for k in (first, second):
-            if k is not None:
-                k.shutdown()
     ws = Workspace.open(ws.root)
     assert [ws.load(n) for n in "abc"] == [99, 3, 2] and ws.merge_in_progress("refs/heads/main") is None
 
@@ -1153,19 +1165,10 @@ def test_the_terminal_ends_a_merge_whose_kernel_died_beside_another_folder_kerne
     in that only kernel: 'no merge in progress on kernel-N'. With no merge on the kernel's branch and
     one on HEAD's, whose kernel is gone, they act on HEAD's merge, as the status says."""
     ws = Workspace.init(tmp_path / "ws")
-    first, second = Kernel(ws.root), None
-    try:
-        first.ok("%load_ext txgit")
-        first.ok("a = 1\nb = 1")
-        second = Kernel(ws.root)
-        second.ok("%load_ext txgit")
-        own = f"kernel-{second.pid}"
-        second.ok("a = 2\nb = 2")
-        first.ok("a = 3\nb = 3")
-        assert "2 conflicts" in first.run(f"%txgit merge {own}").stdout
-        first.ok("a = 99")
+    with _a_merge_beside_a_second_kernel(ws) as (kernels, _):
+        first, second = kernels
         gone = _killed(first)
-        first = None
+        kernels.remove(first)
         status = run_txgit("status", cwd=ws.root).stdout
         assert f"kernel {gone} closed during the merge; it had set a = 99" in status, status
         out = run_txgit("merge", "--ours", "b", cwd=ws.root)
@@ -1174,10 +1177,6 @@ def test_the_terminal_ends_a_merge_whose_kernel_died_beside_another_folder_kerne
         assert out.returncode == 0 and "resolved: a (kernel), b (ours)" in out.stdout, (out.stdout, out.stderr)
         assert silent_eval(second, "(a, b)") == (2, 2)  # the other kernel: untouched, on its branch
         assert run_txgit("merge", "--continue", cwd=ws.root).returncode == 1  # nothing left, anywhere
-    finally:
-        for k in (first, second):
-            if k is not None:
-                k.shutdown()
     ws = Workspace.open(ws.root)
     assert (ws.load("a"), ws.load("b")) == (99, 3) and ws.merge_in_progress("refs/heads/main") is None
 
