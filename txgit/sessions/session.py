@@ -946,10 +946,11 @@ class NamespaceSession:
         if take_held and self.base is not None:
             # a kernel that loaded a state holds its own value of every name: a gone kernel's records
             # would be committed beside values this namespace does not hold (only a fresh one carries them)
-            for held in self.workspace.merge_held(merging):
-                raise TxgitError(f"kernel {held.pid} closed during the merge had {held.what()}, and this kernel "
-                                 f"holds values of its own for them: `{self._verb} merge --ours NAME` / `--theirs "
-                                 "NAME` decides each, or a restarted kernel's `--continue` takes them")
+            held = self.workspace.merge_held(merging)
+            if held:  # (the oldest named)
+                raise TxgitError(f"kernel {held[0].pid} closed during the merge had {held[0].what()}, and this "
+                                 f"kernel holds values of its own for them: `{self._verb} merge --ours NAME` / "
+                                 "`--theirs NAME` decides each, or a restarted kernel's `--continue` takes them")
         elif take_held and self.workspace.take_merge_held(merging, plan):
             # (a fresh session carries them; it holds none of the merge's values.) Their resolutions now
             # stand as this session's: its commit writes them
