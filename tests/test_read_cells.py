@@ -123,8 +123,8 @@ def test_a_mutation_through_a_method_is_still_committed(ws, code, name):
     s.close()
 
 
-# pandas' hierarchical and time indexes (PythonDataScienceHandbook 03.05, 03.11): most of those notebooks'
-# cells read such a value
+# pandas' hierarchical and time indexes, dates, missing values (PythonDataScienceHandbook 03.05, 03.11,
+# 03.04): most of those notebooks' cells read such a value
 INDEXED = """
 import numpy as np, pandas as pd
 pop = pd.Series([1.0, 2.0, 3.0, 4.0],
@@ -137,6 +137,10 @@ daily = pd.Series(np.arange(6.0), index=pd.date_range("2020-01-01", periods=6, f
 stamps = daily.index
 start = stamps[0]
 when = start.to_pydatetime()
+mixed = pd.Series([1, np.nan, "hello", None])  # (03.04: an object column of numbers, strings and missing)
+nullable = pd.Series([1, np.nan, 2, None, 3], index=list("abcde"), dtype="Int32")
+def poke(values, i, v):  # changes an array in place: only its token can tell
+    values[i] = v
 """
 
 
@@ -144,8 +148,10 @@ when = start.to_pydatetime()
                                   "health.iloc[:2, :2]", "health.loc[:, ('Bob', 'HR')]", "mi.levels[0]",
                                   "pop.index.names", "daily['2020-01-02':'2020-01-04']", "daily.resample('2D').sum()",
                                   "stamps.freq, stamps[0]", "health.mean()",
-                                  "start.day_name(), when.year, when - start"])
-def test_a_cell_that_only_reads_a_hierarchical_or_time_index_serializes_nothing(ws, counted, code):
+                                  "start.day_name(), when.year, when - start", "mixed.isnull()",
+                                  "mixed[mixed.notnull()]", "mixed.dropna()", "nullable.fillna(0)",
+                                  "nullable.dropna(), nullable.sum()"])
+def test_a_cell_that_only_reads_an_indexed_dated_or_nullable_value_serializes_nothing(ws, counted, code):
     s = NamespaceSession(ws, session_namespace(), kind="test")
     _run(s, INDEXED)
     head = ws.head().id
@@ -168,8 +174,14 @@ def test_a_cell_that_only_reads_a_hierarchical_or_time_index_serializes_nothing(
     ("stamps.freq = None", "stamps"),
     ("daily.index = daily.index.tz_localize('UTC')", "daily"),
     ("daily.iloc[0] = -1.0", "daily"),
+    ("mixed.iloc[1] = 'x'", "mixed"),
+    ("mixed.fillna(0, inplace=True)", "mixed"),
+    ("nullable.iloc[1] = 7", "nullable"),
+    ("nullable.iloc[0] = None", "nullable"),
+    ("poke(nullable.array, 1, 7)", "nullable"),
+    ("poke(mixed.array, 1, 'x')", "mixed"),
 ])
-def test_a_change_to_a_hierarchical_or_time_index_is_still_committed(ws, code, name):
+def test_a_change_to_an_indexed_dated_or_nullable_value_is_still_committed(ws, code, name):
     s = NamespaceSession(ws, session_namespace(), kind="test")
     _run(s, INDEXED)
     out = _run(s, code)

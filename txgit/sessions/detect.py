@@ -570,6 +570,9 @@ def _array_token(array: Any, np: types.ModuleType) -> tuple[Any, ...] | None:
         pd = sys.modules.get("pandas")
         if pd is None:
             return None
+        if type(array) in (pd.arrays.IntegerArray, pd.arrays.FloatingArray, pd.arrays.BooleanArray):
+            data, mask = _array_token(array._data, np), _array_token(array._mask, np)  # (03.04's Int32)
+            return None if data is None or mask is None else (type(array), str(array.dtype), data, mask)
         if type(array) is pd.arrays.DatetimeArray or type(array) is pd.arrays.TimedeltaArray:
             inner = _array_token(array._ndarray, np)  # (its dtype names the time zone)
             return None if inner is None else (type(array), str(array.dtype), getattr(array, "freq", None), inner)
@@ -592,12 +595,19 @@ def _array_token(array: Any, np: types.ModuleType) -> tuple[Any, ...] | None:
 
 
 def _all_immutable_objects(array: Any) -> bool:
-    """Every element of an object array a string, number, bytes or missing value (pandas checks in C)."""
+    """Every element of an object array a string, number, bytes or missing value (pandas checks in C; a
+    small array of mixed kinds, element by element)."""
     pd = sys.modules.get("pandas")
     if pd is None:
         return False
-    kind = pd.api.types.infer_dtype(array.ravel(order="K"), skipna=True)
-    return kind in ("string", "bytes", "integer", "floating", "mixed-integer-float", "boolean", "empty")
+    flat = array.ravel(order="K")
+    kind = pd.api.types.infer_dtype(flat, skipna=True)
+    if kind in ("string", "bytes", "integer", "floating", "mixed-integer-float", "boolean", "empty"):
+        return True
+    if len(flat) > _ELEMENTS_LOOKED_AT:
+        return False
+    budget = [_ELEMENTS_LOOKED_AT]  # (03.04's `[1, np.nan, 'hello', None]`: "mixed-integer")
+    return all(_immutable(x, budget) for x in flat)
 
 
 def _index_token(index: Any, pd: types.ModuleType, np: types.ModuleType) -> tuple[Any, ...] | None:
@@ -627,8 +637,9 @@ def _index_token(index: Any, pd: types.ModuleType, np: types.ModuleType) -> tupl
 
 def _pandas_token(value: Any, pd: types.ModuleType, np: types.ModuleType) -> tuple[Any, ...] | None:
     """A DataFrame's or Series' blocks (which columns each holds, and its array's token), axes, name
-    and flags. Extension arrays (categoricals, nullable and Arrow dtypes), indexes other than plain,
-    range, multi and datetime ones, and frames with ``attrs`` get None: checked in full."""
+    and flags. Extension arrays other than strings, dates and nullable numbers (categoricals, Arrow
+    dtypes...), indexes other than plain, range, multi and datetime ones, and frames with ``attrs``
+    get None: checked in full."""
     if value.attrs:
         return None
     mgr = value._mgr
