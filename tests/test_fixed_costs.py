@@ -6,6 +6,8 @@ Costs are counted (walks, calls), never timed: the machine is shared.
 
 from __future__ import annotations
 
+import sys
+
 import pandas as pd
 import pytest
 
@@ -303,3 +305,31 @@ def test_a_quiet_cell_reads_no_commit_object_nor_a_merge_file(ws, monkeypatch):
     merging._clear_merge(ws, s.ref)
     reads["merge files"] = 0
     assert s.merging() is None and reads["merge files"] == 0
+
+
+_started: list[str] = []  # programs started while a test below listens (an audit hook stays for the process)
+
+
+def _listen(event: str, args: tuple) -> None:
+    if _started and event == "subprocess.Popen":
+        _started.append(str(args[1]))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the folder watch is Linux's inotify")
+def test_the_folder_watch_starts_no_program_on_the_first_cell(tmp_path, monkeypatch):
+    """The first cell's folder watch found libc with ctypes.util.find_library, which runs `ldconfig -p`
+    (a fork of the kernel, 1-4 ms of the first cell): libc is the process's own."""
+    from txgit.sessions import filewatch
+
+    sys.addaudithook(_listen)
+    monkeypatch.setattr(filewatch, "_instance", None)  # a fresh watch, as the kernel's first cell makes
+    _started[:] = ["listening"]
+    try:
+        watch = filewatch.FolderWatch(str(tmp_path))
+        watch.start()
+        (tmp_path / "data.csv").write_text("a\n1\n")
+        read, written, lost = watch.stop()
+    finally:
+        started, _started[:] = _started[1:], []
+    assert started == []
+    assert written == {str(tmp_path / "data.csv")} and not lost  # and it still watches

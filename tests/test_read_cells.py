@@ -123,6 +123,84 @@ def test_a_mutation_through_a_method_is_still_committed(ws, code, name):
     s.close()
 
 
+# pandas' hierarchical and time indexes, dates, missing values (PythonDataScienceHandbook 03.05, 03.11,
+# 03.04): most of those notebooks' cells read such a value
+INDEXED = """
+import numpy as np, pandas as pd
+pop = pd.Series([1.0, 2.0, 3.0, 4.0],
+                index=pd.MultiIndex.from_product([["a", "b"], [2000, 2010]], names=["state", "year"]))
+health = pd.DataFrame(np.arange(16.0).reshape(4, 4),
+                      index=pd.MultiIndex.from_product([[2013, 2014], [1, 2]], names=["year", "visit"]),
+                      columns=pd.MultiIndex.from_product([["Bob", "Sue"], ["HR", "Temp"]], names=["subject", "type"]))
+mi = pop.index
+daily = pd.Series(np.arange(6.0), index=pd.date_range("2020-01-01", periods=6, freq="D", name="day"))
+stamps = daily.index
+start = stamps[0]
+when = start.to_pydatetime()
+mixed = pd.Series([1, np.nan, "hello", None])  # (03.04: an object column of numbers, strings and missing)
+nullable = pd.Series([1, np.nan, 2, None, 3], index=list("abcde"), dtype="Int32")
+def poke(values, i, v):  # changes an array in place: only its token can tell
+    values[i] = v
+"""
+
+
+@pytest.mark.parametrize("code", ["pop.loc['a']", "pop[:, 2000]", "pop.unstack()", "health['Bob', 'HR']",
+                                  "health.iloc[:2, :2]", "health.loc[:, ('Bob', 'HR')]", "mi.levels[0]",
+                                  "pop.index.names", "daily['2020-01-02':'2020-01-04']", "daily.resample('2D').sum()",
+                                  "stamps.freq, stamps[0]", "health.mean()",
+                                  "start.day_name(), when.year, when - start", "mixed.isnull()",
+                                  "mixed[mixed.notnull()]", "mixed.dropna()", "nullable.fillna(0)",
+                                  "nullable.dropna(), nullable.sum()"])
+def test_a_cell_that_only_reads_an_indexed_dated_or_nullable_value_serializes_nothing(ws, counted, code):
+    s = NamespaceSession(ws, session_namespace(), kind="test")
+    _run(s, INDEXED)
+    head = ws.head().id
+    counted.clear()
+    out = _run(s, code)
+    assert out.commit is None and ws.head().id == head
+    assert counted == []
+    s.close()
+
+
+@pytest.mark.parametrize("code, name", [
+    ("pop.index.names = ['s', 'y']", "pop"),  # (03.05's cell 17)
+    ("mi.names = ['s', 'y']", "mi"),
+    ("health.columns.names = ['who', 'what']", "health"),
+    ("health.index = health.index.set_levels([2015, 2016], level=0)", "health"),
+    ("health.iloc[0, 0] = -1.0", "health"),
+    ("pop.index = pop.index.set_codes([[1, 1, 0, 0], [0, 1, 0, 1]])", "pop"),
+    ("daily.index.name = 'when'", "daily"),
+    ("daily.index.freq = None", "daily"),
+    ("stamps.freq = None", "stamps"),
+    ("daily.index = daily.index.tz_localize('UTC')", "daily"),
+    ("daily.iloc[0] = -1.0", "daily"),
+    ("mixed.iloc[1] = 'x'", "mixed"),
+    ("mixed.fillna(0, inplace=True)", "mixed"),
+    ("nullable.iloc[1] = 7", "nullable"),
+    ("nullable.iloc[0] = None", "nullable"),
+    ("poke(nullable.array, 1, 7)", "nullable"),
+    ("poke(mixed.array, 1, 'x')", "mixed"),
+])
+def test_a_change_to_an_indexed_dated_or_nullable_value_is_still_committed(ws, code, name):
+    s = NamespaceSession(ws, session_namespace(), kind="test")
+    _run(s, INDEXED)
+    out = _run(s, code)
+    assert out.commit is not None and name in out.commit.serialized_names
+    loaded, live = ws.load(name), s.namespace[name]
+    if isinstance(live, pd.Index):
+        assert loaded.equals(live) and list(loaded.names) == list(live.names)
+        live_index, loaded_index = live, loaded
+    else:
+        assert loaded.equals(live)
+        live_index, loaded_index = live.index, loaded.index
+        if isinstance(live, pd.DataFrame):
+            assert list(loaded.columns.names) == list(live.columns.names)
+    assert list(loaded_index.names) == list(live_index.names)
+    assert str(loaded_index.dtype) == str(live_index.dtype)
+    assert getattr(loaded_index, "freq", None) == getattr(live_index, "freq", None)
+    s.close()
+
+
 def test_values_without_a_cheap_token_are_checked_in_full():
     assert read_token([[1], 2]) is None  # a list holding a list: serialized to compare, as before
     assert read_token({"k": [1]}) is None

@@ -31,6 +31,7 @@ registries, which are left out because pickling one changes it).
 from __future__ import annotations
 
 import copyreg
+import datetime
 import io
 import operator
 import pickle
@@ -488,7 +489,8 @@ _MISSING = object()
 # no serialization. Anything else gets no token (None) and is checked in full, as before.
 
 # Types whose instances never change: the same object is the same content.
-_ATOMS = frozenset({int, float, complex, str, bytes, bool, type(None), range})
+_ATOMS = frozenset({int, float, complex, str, bytes, bool, type(None), range,
+                    datetime.datetime, datetime.date, datetime.time, datetime.timedelta})
 _ELEMENTS_LOOKED_AT = 10_000  # a tuple or frozenset larger than this is checked in full
 
 
@@ -499,6 +501,9 @@ def _immutable(value: Any, budget: list[int]) -> bool:
     if t is tuple or t is frozenset:
         budget[0] -= len(value)
         return budget[0] >= 0 and all(_immutable(x, budget) for x in value)
+    pd = sys.modules.get("pandas")
+    if pd is not None and (t is pd.Timestamp or t is pd.Timedelta):  # (03.11's dates; datetime's, subclassed)
+        return True
     np = sys.modules.get("numpy")
     # numpy's scalars are immutable, except a structured one (np.void: a view into its array) and np.object_
     return np is not None and isinstance(value, np.generic) and not isinstance(value, (np.void, np.object_))
@@ -563,7 +568,15 @@ def _array_token(array: Any, np: types.ModuleType) -> tuple[Any, ...] | None:
     is enough); a Python-backed one is an object array of strings."""
     if type(array) is not np.ndarray and type(array) is not np.matrix:  # (a matrix holds nothing more)
         pd = sys.modules.get("pandas")
-        if pd is None or not isinstance(getattr(array, "dtype", None), pd.StringDtype):
+        if pd is None:
+            return None
+        if type(array) in (pd.arrays.IntegerArray, pd.arrays.FloatingArray, pd.arrays.BooleanArray):
+            data, mask = _array_token(array._data, np), _array_token(array._mask, np)  # (03.04's Int32)
+            return None if data is None or mask is None else (type(array), str(array.dtype), data, mask)
+        if type(array) is pd.arrays.DatetimeArray or type(array) is pd.arrays.TimedeltaArray:
+            inner = _array_token(array._ndarray, np)  # (its dtype names the time zone)
+            return None if inner is None else (type(array), str(array.dtype), getattr(array, "freq", None), inner)
+        if not isinstance(getattr(array, "dtype", None), pd.StringDtype):
             return None
         arrow = getattr(array, "_pa_array", None)
         if arrow is not None:
@@ -574,35 +587,59 @@ def _array_token(array: Any, np: types.ModuleType) -> tuple[Any, ...] | None:
     if array.dtype.hasobject:
         if array.dtype != object or not _all_immutable_objects(array):
             return None
-    digest = _buffer_digest(array)
+    # (datetime64 and timedelta64 export no buffer: their int64 view, the same memory)
+    digest = _buffer_digest(array.view(np.int64) if array.dtype.kind in "mM" else array)
     if digest is None:
         return None
     return array.shape, array.strides, array.dtype.str, array.dtype.descr, digest
 
 
 def _all_immutable_objects(array: Any) -> bool:
-    """Every element of an object array a string, number, bytes or missing value (pandas checks in C)."""
+    """Every element of an object array a string, number, bytes or missing value (pandas checks in C; a
+    small array of mixed kinds, element by element)."""
     pd = sys.modules.get("pandas")
     if pd is None:
         return False
-    kind = pd.api.types.infer_dtype(array.ravel(order="K"), skipna=True)
-    return kind in ("string", "bytes", "integer", "floating", "mixed-integer-float", "boolean", "empty")
+    flat = array.ravel(order="K")
+    kind = pd.api.types.infer_dtype(flat, skipna=True)
+    if kind in ("string", "bytes", "integer", "floating", "mixed-integer-float", "boolean", "empty"):
+        return True
+    if len(flat) > _ELEMENTS_LOOKED_AT:
+        return False
+    budget = [_ELEMENTS_LOOKED_AT]  # (03.04's `[1, np.nan, 'hello', None]`: "mixed-integer")
+    return all(_immutable(x, budget) for x in flat)
 
 
 def _index_token(index: Any, pd: types.ModuleType, np: types.ModuleType) -> tuple[Any, ...] | None:
     t = type(index)
     if t is pd.RangeIndex:
         return t, index.start, index.stop, index.step, index.name
-    if t is not pd.Index or not _immutable(index.name, [_ELEMENTS_LOOKED_AT]):
-        return None  # a MultiIndex, a DatetimeIndex... (and a name that is no plain value): in full
+    if t is pd.MultiIndex:  # (03.05's frames): its names (settable in place), levels and codes
+        names = tuple(index.names)
+        if not _immutable(names, [_ELEMENTS_LOOKED_AT]):
+            return None
+        parts: list[Any] = [t, names, index.sortorder]
+        for level in index._levels:  # (not .levels: a cached copy of each, renamed)
+            parts.append(_index_token(level, pd, np))
+        for codes in index._codes:
+            parts.append(_array_token(codes, np))
+        return None if any(p is None for p in parts[3:]) else tuple(parts)
+    if not _immutable(index.name, [_ELEMENTS_LOOKED_AT]):
+        return None  # (a name that is no plain value): in full
+    if t is pd.DatetimeIndex:  # (03.11's series): its array's dtype (the time zone), freq (settable), numbers
+        values = _array_token(index._data, np)
+        return None if values is None else (t, index.name, index.freq, values)
+    if t is not pd.Index:
+        return None  # a CategoricalIndex, an IntervalIndex...: in full
     values = _array_token(index._values, np)
     return None if values is None else (t, index.name, values)
 
 
 def _pandas_token(value: Any, pd: types.ModuleType, np: types.ModuleType) -> tuple[Any, ...] | None:
     """A DataFrame's or Series' blocks (which columns each holds, and its array's token), axes, name
-    and flags. Extension arrays (categoricals, nullable and Arrow dtypes), MultiIndexes and frames
-    with ``attrs`` get None: checked in full."""
+    and flags. Extension arrays other than strings, dates and nullable numbers (categoricals, Arrow
+    dtypes...), indexes other than plain, range, multi and datetime ones, and frames with ``attrs``
+    get None: checked in full."""
     if value.attrs:
         return None
     mgr = value._mgr
@@ -638,9 +675,9 @@ def read_token(value: Any) -> tuple[Any, ...] | None:
     if t is np.ndarray or t is np.matrix:
         return _array_token(value, np)
     pd = sys.modules.get("pandas")
-    if pd is not None and (t is pd.DataFrame or t is pd.Series):
+    if pd is not None and (t is pd.DataFrame or t is pd.Series or t is pd.MultiIndex or t is pd.DatetimeIndex):
         try:
-            return _pandas_token(value, pd, np)
+            return _pandas_token(value, pd, np) if t is pd.DataFrame or t is pd.Series else _index_token(value, pd, np)
         except (AttributeError, TypeError, ValueError):  # another pandas' internals: no shortcut
             return None
     return None

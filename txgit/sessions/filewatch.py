@@ -44,11 +44,21 @@ def ignored_name(name: str) -> bool:
     return name.startswith(".") or name == "__pycache__" or name.endswith((".ipynb", ".pyc", "~"))
 
 
+def _libc() -> ctypes.CDLL:
+    """The C library with inotify's functions: among the process's own symbols (Python is linked with
+    it), else by name. Not through ``ctypes.util.find_library``, which runs ``ldconfig -p``: a fork of
+    the kernel on its first cell."""
+    own = ctypes.CDLL(None, use_errno=True)
+    if hasattr(own, "inotify_init1"):
+        return own
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
 class _Inotify:
     """One inotify instance for the process (the kernel limits instances per user, not watches)."""
 
     def __init__(self) -> None:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc = _libc()
         self._add = libc.inotify_add_watch
         self._add.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32]
         self._rm = libc.inotify_rm_watch
