@@ -1,0 +1,151 @@
+"""A full disk never loses a user's change or breaks a repository (failures, round 5).
+
+The scenarios run on a real small file system (a tmpfs in a private mount namespace: ENOSPC, see
+tests/smalldisk.py); the same write paths are covered with RLIMIT_FSIZE (EFBIG), which every OS
+allows, so the suite never merely skips. Each says which errno it covers. The bar: one line naming
+the operation, "no space left on device", where and what to do; a non-zero exit; fsck passes; and
+the same operation completes once there is room."""
+
+from __future__ import annotations
+
+import functools
+import subprocess
+import sys
+
+import pytest
+
+from cliutil import assert_one_line_error
+from smalldisk import limit_file_size, run_on_small_disk, small_disk_available
+
+small_disk = pytest.mark.skipif(not small_disk_available(), reason="no user namespaces here: the RLIMIT_FSIZE "
+                                "tests below cover the same write paths (EFBIG)")
+
+
+def _proc(values: list) -> subprocess.CompletedProcess:
+    return subprocess.CompletedProcess([], values[0], values[1], values[2])
+
+
+# A remote with a state of 8 MB (an array, in 1 MiB chunks) on branch `big`, and a small one on main.
+_REMOTE = """
+import numpy as np, shutil
+from txgit import Workspace
+host = DISK.parent
+alice = Workspace.init(host / "alice")
+alice.commit({"__name__": "__main__", "a": 1}, "small")
+alice.create_branch("big", alice.head().id)
+alice.checkout("big", {})
+alice.commit({"__name__": "__main__", "a": 1, "big": np.arange(1_000_000)}, "big")
+alice.checkout("main", {})
+assert txgit("remote", "add", "origin", str(host / "team.git"), cwd=host / "alice").returncode == 0
+assert txgit("push", "--all", cwd=host / "alice").returncode == 0
+def run(name, *args, cwd):
+    p = txgit(*args, cwd=cwd)
+    report(**{name: [p.returncode, p.stdout, p.stderr]})
+"""
+
+
+@small_disk
+def test_clone_fetch_and_gc_on_a_full_disk_say_one_line_change_nothing_and_complete_once_there_is_room(tmp_path):
+    """ENOSPC. Before: a traceback ending in `OSError: [Errno 28] No space left on device` for each."""
+    got = run_on_small_disk(_REMOTE + """
+fill(3000)  # room for git's objects and a few chunks, not for 8 MB
+run("clone", "clone", "--eager", str(host / "team.git"), str(DISK / "bob"), cwd=DISK)
+report(after_clone=sorted(p.name for p in DISK.iterdir()))
+run("lazy", "clone", str(host / "team.git"), str(DISK / "bob"), cwd=DISK)
+run("fetch", "fetch", "--eager", cwd=DISK / "bob")
+run("fsck", "fsck", cwd=DISK / "bob")
+run("status", "status", cwd=DISK / "bob")
+free()
+run("fetch_again", "fetch", "--eager", cwd=DISK / "bob")
+run("fsck_again", "fsck", cwd=DISK / "bob")
+
+fill(3000)  # a push to a folder remote on the full disk (alice's workspace is on the host's)
+assert txgit("remote", "add", "usb", str(DISK / "usb.git"), cwd=host / "alice").returncode == 0
+run("push", "push", "usb", "big", cwd=host / "alice")
+free()
+run("push_again", "push", "usb", "big", cwd=host / "alice")
+shutil.rmtree(DISK / "bob")
+run("clone_pushed", "clone", "--eager", str(DISK / "usb.git"), str(DISK / "carol"), cwd=DISK)
+run("fsck_pushed", "fsck", cwd=DISK / "carol")
+shutil.rmtree(DISK / "carol")
+
+ws = Workspace.init(DISK / "g")  # many loose small blobs and git objects: gc packs both
+ns = {"__name__": "__main__"}
+for i in range(40):
+    ns.update({f"v{j}": [i, j] * 50 for j in range(3)})
+    ws.commit(ns, f"c{i}")
+fill(30)
+run("gc", "gc", cwd=DISK / "g")
+run("gc_fsck", "fsck", cwd=DISK / "g")
+free()
+run("gc_again", "gc", cwd=DISK / "g")
+run("gc_fsck_again", "fsck", cwd=DISK / "g")
+run("gc_log", "log", "--oneline", cwd=DISK / "g")
+""", tmp_path, size_kb=16384)
+    disk = tmp_path / "disk"
+    assert_one_line_error(_proc(got["clone"]), "cannot clone", f"no space left on device ({disk}): nothing was cloned "
+                          f"({disk / 'bob'} was removed); free some space there and clone again")
+    assert got["after_clone"] == [".ballast"]  # the half-made clone was removed
+    assert got["lazy"][0] == 0, got["lazy"]
+    assert_one_line_error(_proc(got["fetch"]), "txgit fetch: no space left on device", str(disk / "bob" / ".txgit"),
+                          "nothing was lost; free some space there and run it again")
+    assert got["fsck"][0] == 0 and "not downloaded yet" in got["fsck"][1], got["fsck"]
+    assert "On branch main" in got["status"][1] or "main" in got["status"][1], got["status"]
+    assert got["fetch_again"][0] == 0 and "fetched" in got["fetch_again"][1], got["fetch_again"]
+    assert got["fsck_again"][0] == 0 and "not downloaded" not in got["fsck_again"][1], got["fsck_again"]
+
+    # (a push said it in one line already: the remote's storage failed, what it made there was removed)
+    assert_one_line_error(_proc(got["push"]), f"remote storage {disk / 'usb.git'}", "No space left on device",
+                          "nothing was changed on usb")
+    assert got["push_again"][0] == 0, got["push_again"]
+    assert got["clone_pushed"][0] == 0 and got["fsck_pushed"][0] == 0, (got["clone_pushed"], got["fsck_pushed"])
+
+    assert_one_line_error(_proc(got["gc"]), "txgit gc: no space left on device", str(disk / "g" / ".txgit"))
+    assert got["gc_fsck"][0] == 0 and "checked 40 commits, 120 blobs: ok" in got["gc_fsck"][1], got["gc_fsck"]
+    assert got["gc_again"][0] == 0 and "into one pack" in got["gc_again"][1], got["gc_again"]
+    assert got["gc_fsck_again"][0] == 0, got["gc_fsck_again"]
+    assert got["gc_log"][1].count("\n") == 40
+
+
+# -- the same write paths under a file size limit (EFBIG), which every OS allows --------------------------
+def _limited(limit: int, *args: str, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "txgit", *args], cwd=cwd, capture_output=True, text=True,
+                          preexec_fn=functools.partial(limit_file_size, limit), timeout=300)
+
+
+def test_commit_clone_and_gc_past_a_file_size_limit_say_one_line_and_complete_without_it(tmp_path, run_txgit):
+    """EFBIG (RLIMIT_FSIZE): a pack of a large state, a clone's fetched chunks, gc's packs. Before: a
+    traceback ending in `OSError: [Errno 27] File too large`."""
+    import numpy as np
+
+    from txgit import Workspace
+
+    script = tmp_path / "train.py"
+    script.write_text("import numpy as np\nbig = np.arange(1_000_000)\n")
+    ws = Workspace.init(tmp_path / "ws")
+    ran = _limited(256 * 1024, "run", str(script), cwd=ws.root)
+    assert_one_line_error(ran, "txgit run: file too large for this process's file size limit", str(ws.dir),
+                          "raise the limit (`ulimit -f`) and run it again")
+    assert ws.fsck().ok and "big" not in ws.state().variables  # the block before it is committed
+    run_txgit("run", str(script), cwd=ws.root, check=True)
+    assert int(ws.load("big").sum()) == 499999500000
+
+    alice = Workspace.init(tmp_path / "alice")
+    alice.commit({"__name__": "__main__", "big": np.arange(1_000_000)}, "big")
+    run_txgit("remote", "add", "origin", str(tmp_path / "team.git"), cwd=alice.root, check=True)
+    run_txgit("push", cwd=alice.root, check=True)
+    cloned = _limited(512 * 1024, "clone", "--eager", str(tmp_path / "team.git"), "bob", cwd=tmp_path)
+    assert_one_line_error(cloned, "cannot clone", "file too large", "nothing was cloned", "clone again")
+    assert not (tmp_path / "bob").exists()
+    run_txgit("clone", "--eager", str(tmp_path / "team.git"), "bob", cwd=tmp_path, check=True)
+
+    g = Workspace.init(tmp_path / "g")
+    ns = {"__name__": "__main__"}
+    for i in range(40):
+        ns.update({f"v{j}": [i, j] * 50 for j in range(3)})
+        g.commit(ns, f"c{i}")
+    packed = _limited(8 * 1024, "gc", cwd=g.root)
+    assert_one_line_error(packed, "txgit gc: file too large")
+    assert g.fsck().ok
+    assert run_txgit("gc", cwd=g.root, check=True).returncode == 0 and g.fsck().ok
+    assert len(list(g.log())) == 40
