@@ -107,6 +107,69 @@ run("gc_log", "log", "--oneline", cwd=DISK / "g")
     assert got["gc_log"][1].count("\n") == 40
 
 
+@small_disk
+def test_a_kernel_on_a_full_disk_keeps_its_values_and_commits_them_once_there_is_room(tmp_path):
+    """ENOSPC, written by the kernel's background writer and its git helper process. Before: `%txgit
+    commit` failed its cell with `OSError: [Errno 28] No space left on device` and a traceback, and
+    the auto-commit said `[Errno 28] No space left on device` without where or what to do."""
+    got = run_on_small_disk(_REMOTE + """
+from kernelutil import Kernel
+assert txgit("clone", str(host / "team.git"), str(DISK / "bob"), cwd=DISK).returncode == 0
+k = Kernel(DISK / "bob")
+try:
+    k.ok("%load_ext txgit")
+    k.ok("%txgit checkout main")
+    k.ok("b = 2")
+    fill(1000)
+    # small values commit in the few pages left; a large array cannot
+    shown = [k.run("import numpy as np\\nlarge = np.ones(1_000_000)\\nc = 3") for _ in range(1)]
+    shown += [k.run("d = 4"), k.run("%txgit commit -m by-hand")]
+    report(cells=[[r.status, r.stderr, r.error, r.traceback] for r in shown])
+    report(values=k.value("(a, b, c, d, float(large.sum()))"))
+    run("fsck_full", "fsck", cwd=DISK / "bob")
+    free()
+    r = k.run("e = 5")
+    k.settle()
+    report(cell_after=[r.status, r.stderr])
+    run("log", "log", "--oneline", cwd=DISK / "bob")
+    run("show", "show", "main", cwd=DISK / "bob")
+    fill(1000)
+    r = k.run("%txgit checkout big")  # its 8 MB come from the folder remote: they cannot land
+    report(checkout=[r.status, r.stderr, r.error, r.traceback])
+    report(after_checkout=k.value("sorted(k for k in globals() if k in ('a', 'b', 'c', 'd', 'e', 'large', 'big'))"))
+    run("status_full", "status", cwd=DISK / "bob")
+    free()
+    r = k.run("%txgit checkout big")
+    report(checkout_after=[r.status, r.stderr, r.error], big=k.value("int(big.sum())"))
+    run("fsck", "fsck", cwd=DISK / "bob")
+finally:
+    k.shutdown()
+""", tmp_path, size_kb=24576)
+    bob = tmp_path / "disk" / "bob" / ".txgit"
+    lines = "".join(c[1] for c in got["cells"])
+    assert "Traceback" not in lines and all(not c[3] for c in got["cells"][:2]), got["cells"]
+    assert (f"txgit: auto-commit failed: no space left on device ({bob}): what the cells set stays in memory; "
+            "free some space there and the next commit takes it") in lines, got["cells"]
+    magic = got["cells"][2]
+    assert magic[0] == "error" and "%txgit commit: no space left on device" in magic[2], magic
+    assert "OSError" not in magic[2] and len(magic[3]) <= 1, magic
+    assert got["values"] == [1, 2, 3, 4, 1_000_000.0]
+    assert got["fsck_full"][0] == 0, got["fsck_full"]
+    # (its stderr may still say why the previous cell's background commit failed: that is reported
+    # at the next cell; this cell's commit takes what it held)
+    assert got["cell_after"][0] == "ok", got["cell_after"]
+    assert got["log"][0] == 0 and "cell" in got["log"][1].splitlines()[0], got["log"]
+    for name in ("a ", "b ", "c ", "d ", "e ", "large "):  # everything the cells set is in main's tip
+        assert f"\n{name}" in got["show"][1], (name, got["show"][1])
+    checkout = got["checkout"]
+    assert checkout[0] == "error" and "%txgit checkout: no space left on device" in checkout[2], checkout
+    assert "Traceback" not in checkout[1] and len(checkout[3]) <= 1, checkout
+    assert got["after_checkout"] == ["a", "b", "c", "d", "e", "large"]  # the kernel kept its values
+    assert "On branch main" in got["status_full"][1] or "on branch main" in got["status_full"][1], got["status_full"]
+    assert got["checkout_after"][0] == "ok" and got["big"] == 499999500000, got["checkout_after"]
+    assert got["fsck"][0] == 0, got["fsck"]
+
+
 # -- the same write paths under a file size limit (EFBIG), which every OS allows --------------------------
 def _limited(limit: int, *args: str, cwd) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "txgit", *args], cwd=cwd, capture_output=True, text=True,

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from txgit.errors import MergeInProgress, NotAWorkspace, TxgitError
+from txgit.errors import MergeInProgress, NotAWorkspace, TxgitError, disk_full
 from txgit.state import VarRecord
 from txgit.sessions.kernel import (
     branch_for,
@@ -250,6 +250,13 @@ class IPythonSession:
             return
         except TxgitError as e:
             print(f"txgit: auto-commit failed: {notebook_words(str(e))}", file=sys.stderr)
+            return
+        except Exception as e:  # a full disk: one line; the cell's values stay, the next cell commits them
+            full = disk_full(e, "auto-commit failed", self.session.workspace.dir,
+                             outcome="what the cells set stays in memory", retry="the next commit takes it")
+            if full is None:
+                raise
+            print(f"txgit: {full}", file=sys.stderr)
             return
         if outcome is not None:
             report_outcome(outcome)

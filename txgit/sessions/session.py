@@ -35,7 +35,7 @@ from txgit.sessions.operations import Operation, OperationWatch, content_origin,
 from txgit.sessions.detect import ReadValues, UnnamedChanges, used_packages
 from txgit.sessions.tracking import CellChanges, CellTracker
 from txgit.sessions.words import worded
-from txgit.errors import MergeInProgress as MergeInProgressError, NothingToCommit, RestoreError, TxgitError
+from txgit.errors import MergeInProgress as MergeInProgressError, NothingToCommit, RestoreError, TxgitError, disk_full
 from txgit.gitwriter import GitWriter
 from txgit.history import State
 from txgit.trust import source_of
@@ -625,7 +625,9 @@ class NamespaceSession:
             self.base = writer.result.info.id
             self.last_commit = writer.result
         if writer.error is not None:
-            print(f"txgit: auto-commit failed: {writer.error}", file=sys.stderr)
+            full = disk_full(writer.error, "auto-commit failed", self.workspace.dir,
+                             outcome="what the cells set stays in memory", retry="the next commit takes it")
+            print(f"txgit: {full or f'auto-commit failed: {writer.error}'}", file=sys.stderr)
             self.pending[:0] = writer.cells
             self._relist_live()
             self.full_next = True  # what it serialized is not in history: serialize everything next time
