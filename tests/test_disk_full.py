@@ -170,6 +170,44 @@ finally:
     assert got["fsck"][0] == 0, got["fsck"]
 
 
+@small_disk
+def test_an_ops_log_line_and_a_kernel_record_cut_short_by_a_full_disk_break_no_later_read(tmp_path):
+    """ENOSPC on small appends and records. Before: the ops-log append wrote what fitted and returned
+    (os.write's short count ignored), and the next entry, appended to that cut line, read as damaged:
+    lost; a kernel record's write left its temp file (`PID.tmp`) in the kernels folder."""
+    got = run_on_small_disk("""
+from txgit import Workspace
+from txgit.sessions import opslog
+from txgit.sessions.kernel import register_kernel, update_kernel
+ws = Workspace.init(DISK / "ws")
+ws.commit({"a": 1}, "one")
+commit = ws.head().id
+opslog.append(ws.dir, commit, {"code": "first"})
+register_kernel(ws, "conn.json", pid=4242, branch="main")
+fill(0)
+try:
+    opslog.append(ws.dir, commit, {"code": "x" * 6000})  # more than the last page of the log holds
+    report(append="ok")
+except OSError as e:
+    report(append=e.errno)
+try:
+    update_kernel(ws, "other", pid=4242)
+    register_kernel(ws, "conn.json", pid=4343, branch="main")
+    report(record="ok")
+except OSError as e:
+    report(record=e.errno)
+report(kernels=sorted(p.name for p in (ws.dir / "kernels").iterdir()))
+free()
+opslog.append(ws.dir, commit, {"code": "third"})
+report(read=[e["cell"]["code"][:10] for e in opslog.read(ws.dir)[0]])
+report(record_text=(ws.dir / "kernels" / "4242.json").read_text())
+""", tmp_path, size_kb=2048)
+    assert got["append"] == 28 and got["record"] == 28, got
+    assert got["read"] == ["first", "third"]  # the cut entry is skipped; the one after it is whole
+    assert got["kernels"] == ["4242.json", "claim.lock"] or got["kernels"] == ["4242.json"], got["kernels"]
+    assert '"branch": "main"' in got["record_text"]  # the old record, whole
+
+
 # -- the same write paths under a file size limit (EFBIG), which every OS allows --------------------------
 def _limited(limit: int, *args: str, cwd) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "txgit", *args], cwd=cwd, capture_output=True, text=True,

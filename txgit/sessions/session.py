@@ -871,7 +871,10 @@ class NamespaceSession:
             live[0].op["summary"] = prepared.message.split("\n", 1)[0]  # the commit it did not make
             entry = _cell_doc(live[0])
             if prepared.parent is not None:
-                opslog.append(self.workspace.dir, prepared.parent, entry)
+                try:
+                    opslog.append(self.workspace.dir, prepared.parent, entry)
+                except OSError:
+                    pass  # a note for reuse (a full disk): never worth failing the cell, as in the writer
             elif writer is not None:  # its state is that of the commit being written: noted once written
                 writer.after_tip(lambda commit: opslog.append(self.workspace.dir, commit, entry))
         self._remember_sharing(None if not exact else prepared.redo, prepared.snap.shared, variables)
