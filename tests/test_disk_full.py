@@ -208,6 +208,58 @@ report(record_text=(ws.dir / "kernels" / "4242.json").read_text())
     assert '"branch": "main"' in got["record_text"]  # the old record, whole
 
 
+@small_disk
+@pytest.mark.parametrize("shared", ["s3"], indirect=True)
+def test_pull_and_fetch_from_git_daemon_and_s3_on_a_full_disk_move_nothing_and_complete_once_there_is_room(
+        tmp_path, shared):
+    """ENOSPC while git objects (from git daemon) and blobs (from moto's S3) come in. Before: a traceback
+    ending in `OSError: [Errno 28]` (fetch --eager); pull said "cannot reach remote 'origin' (…): cannot
+    extend packfile '…': No space left on device": the remote answered, the disk here was full."""
+    url, add, clone, _env = shared
+    got = run_on_small_disk(f"""
+import numpy as np
+from txgit import Workspace
+host = DISK.parent
+def run(name, *args, cwd):
+    p = txgit(*args, cwd=cwd)
+    report(**{{name: [p.returncode, p.stdout, p.stderr]}})
+alice = Workspace.init(host / "alice")
+alice.commit({{"__name__": "__main__", "a": 1}}, "small")
+assert txgit("remote", "add", "origin", {url!r}, *{add!r}, cwd=alice.root).returncode == 0
+assert txgit("push", cwd=alice.root).returncode == 0
+p = txgit("clone", {url!r}, *{clone!r}, str(DISK / "bob"), cwd=DISK)
+assert p.returncode == 0, p.stderr
+bob = Workspace.open(DISK / "bob")
+before = bob.head().id
+alice.commit({{"__name__": "__main__", "a": 2, "big": np.arange(1_000_000)}}, "big")
+for i in range(30):  # enough git objects that the fetch cannot land in what is left
+    alice.commit({{"__name__": "__main__", "a": 2, "big": alice.load("big"), **{{f"x{{j}}": [i, j] for j in range(20)}}}}, f"c{{i}}")
+assert txgit("push", cwd=alice.root).returncode == 0
+fill(0)
+run("pull", "pull", cwd=bob.root)
+report(head_after_pull=Workspace.open(bob.root).head().id == before)
+run("fsck_full", "fsck", cwd=bob.root)
+free()
+run("pull_again", "pull", cwd=bob.root)
+fill(3000)
+run("fetch", "fetch", "--eager", cwd=bob.root)
+run("fsck_fetch", "fsck", cwd=bob.root)
+free()
+run("fetch_again", "fetch", "--eager", cwd=bob.root)
+run("fsck", "fsck", cwd=bob.root)
+report(big=int(Workspace.open(bob.root).load("big", trust=True).sum()))
+""", tmp_path, size_kb=16384)
+    bob = tmp_path / "disk" / "bob" / ".txgit"
+    assert_one_line_error(_proc(got["pull"]), f"remote 'origin' ({url}): no space left on device ({bob}",
+                          "nothing was lost; free some space there and run it again")
+    assert got["head_after_pull"] is True and got["fsck_full"][0] == 0, got
+    assert got["pull_again"][0] == 0, got["pull_again"]
+    assert_one_line_error(_proc(got["fetch"]), f"txgit fetch: no space left on device ({bob}")
+    assert got["fsck_fetch"][0] == 0 and "not downloaded yet" in got["fsck_fetch"][1], got["fsck_fetch"]
+    assert got["fetch_again"][0] == 0 and got["fsck"][0] == 0 and "not downloaded" not in got["fsck"][1], got
+    assert got["big"] == 499999500000
+
+
 # -- the same write paths under a file size limit (EFBIG), which every OS allows --------------------------
 def _limited(limit: int, *args: str, cwd) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "txgit", *args], cwd=cwd, capture_output=True, text=True,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 from typing import Any
 
 
@@ -148,6 +149,9 @@ def disk_full(error: BaseException, what: str, where: str | os.PathLike[str] | N
         return None
     if use_filename and isinstance(error, OSError) and isinstance(error.filename, (str, os.PathLike)):
         where = os.path.dirname(os.fspath(error.filename)) or where
+    elif use_filename and not isinstance(error, OSError):  # libgit2 quotes the file: "cannot extend packfile '/…'"
+        quoted = re.search(r"'(/[^']+)'", str(error))
+        where = os.path.dirname(quoted.group(1)) if quoted else where
     place = f" ({os.fspath(where)})" if where is not None else ""
     return DiskFull(f"{what}: {words[0]}{place}: {outcome}; {words[1]} and {retry}")
 

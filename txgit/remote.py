@@ -264,7 +264,10 @@ def _timeout_note(timeout: float) -> str:
             "sets how long to wait")
 
 
-def _git_error(remote: Remote, e: Exception, timeout: float | None = None) -> RemoteError:
+def _git_error(remote: Remote, e: Exception, timeout: float | None = None) -> TxgitError:
+    full = disk_full(e, f"remote {remote.name!r} ({remote.url})", None)
+    if full is not None:  # the remote answered: this side's disk (or a folder remote's) is full
+        return full
     text = " ".join(str(e).split()) or type(e).__name__
     if timeout and "timed out" in text:
         text += f" ({_timeout_note(timeout)})"
