@@ -260,6 +260,39 @@ report(big=int(Workspace.open(bob.root).load("big", trust=True).sum()))
     assert got["big"] == 499999500000
 
 
+@small_disk
+def test_a_reflog_line_cut_short_by_a_full_disk_does_not_become_a_commit_that_never_was(tmp_path):
+    """ENOSPC inside libgit2's reflog append: `txgit checkout HEAD~1` on a full disk wrote the first 50
+    bytes of HEAD's reflog line (what fitted in its last page) and failed. Before: the next commit's
+    line, appended to that cut one, read as an entry naming 78e11dfc… (half of one id, half of
+    another): fsck failed ("reflog of HEAD names …, which is not a readable commit") and gc refused
+    from then on. Now the workspace lock cuts such a line off before anything appends."""
+    got = run_on_small_disk("""
+from txgit import Workspace
+ws = Workspace.init(DISK / "w")
+ws.commit({"a": 1}, "one")
+ws.commit({"a": 2}, "two")
+log = ws.dir / "repo.git" / "logs" / "HEAD"
+last = log.read_bytes().splitlines(keepends=True)[-1]
+base = len(last) - len(b"two")  # a commit's line is this long plus its message
+room = (4096 - log.stat().st_size % 4096) - 50 - base  # the next line ends 50 bytes before a page ends
+ws.commit({"a": 3}, "x" * (room if room > 0 else room + 4096))
+fill(0)
+p = txgit("checkout", "HEAD~1", cwd=DISK / "w")
+report(checkout=[p.returncode, p.stdout, p.stderr], cut=not log.read_bytes().endswith(b"\\n"))
+free()
+Workspace.open(DISK / "w").commit({"a": 4}, "four")
+for name, args in (("fsck", ["fsck"]), ("gc", ["gc"]), ("log", ["log", "--oneline"])):
+    p = txgit(*args, cwd=DISK / "w")
+    report(**{name: [p.returncode, p.stdout, p.stderr]})
+""", tmp_path, size_kb=2048)
+    assert_one_line_error(_proc(got["checkout"]), "txgit checkout: no space left on device")
+    assert got["cut"] is True  # what the full disk left: the premise of this test
+    assert got["fsck"][0] == 0 and "checked 4 commits" in got["fsck"][1], got["fsck"]
+    assert got["gc"][0] == 0, got["gc"]
+    assert got["log"][1].splitlines()[0].endswith("four"), got["log"]
+
+
 # -- the same write paths under a file size limit (EFBIG), which every OS allows --------------------------
 def _limited(limit: int, *args: str, cwd) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "txgit", *args], cwd=cwd, capture_output=True, text=True,
