@@ -293,6 +293,48 @@ for name, args in (("fsck", ["fsck"]), ("gc", ["gc"]), ("log", ["log", "--onelin
     assert got["log"][1].splitlines()[0].endswith("four"), got["log"]
 
 
+@small_disk
+def test_the_packers_on_a_full_disk_leave_the_store_valid_and_no_temp_file(tmp_path):
+    """ENOSPC while packing: the blob packer (what a commit runs now and then), the history packer
+    (gc's) and the background history packer a commit starts. Each writes under a temp name and
+    renames; on failure its temp file (which would hold the space it has) is removed. Before: the
+    history packer left its staging folder (`txgit-pack-tmp/pack/`, empty here: libgit2 removed its
+    temp pack) until the next pack; the rest held already."""
+    got = run_on_small_disk("""
+import os
+from txgit import Workspace, gitpack
+ws = Workspace.init(DISK / "g")
+ws.history.auto_pack = False
+ws.auto_pack_blobs = False
+ns = {"__name__": "__main__"}
+for i in range(60):
+    ns.update({f"v{j}": [i, j] * 50 for j in range(3)})
+    ws.commit(ns, f"c{i}")
+def leftovers():
+    return sorted(str(p.relative_to(DISK)) + ("/" if p.is_dir() else f" {p.stat().st_size}") for p in (DISK / "g").rglob("*") if "tmp" in str(p.relative_to(DISK)) or p.suffix in (".pack", ".idx"))
+fill(8)
+for what, pack in (("blobs", ws.store.pack_loose), ("history", ws.history.pack)):
+    try:
+        pack()
+        report(**{what: "packed"})
+    except Exception as e:
+        report(**{what: type(e).__name__ + ": " + str(e)})
+os.waitpid(gitpack.start_background(ws.history.repo.path), 0)  # (its output goes nowhere)
+report(left=leftovers())
+p = txgit("fsck", cwd=DISK / "g")
+report(fsck=[p.returncode, p.stdout, p.stderr])
+free()
+ws.store.pack_loose()
+ws.history.pack()
+p = txgit("fsck", cwd=DISK / "g")
+report(fsck_after=[p.returncode, p.stdout, p.stderr], packed=leftovers())
+""", tmp_path, size_kb=8192)
+    assert "No space left on device" in got["blobs"] and "No space left on device" in got["history"], got
+    assert got["left"] == [], got["left"]
+    assert got["fsck"][0] == 0 and "checked 60 commits, 180 blobs: ok" in got["fsck"][1], got["fsck"]
+    assert got["fsck_after"][0] == 0 and len([n for n in got["packed"] if ".pack " in n]) == 2, got
+
+
 # -- the same write paths under a file size limit (EFBIG), which every OS allows --------------------------
 def _limited(limit: int, *args: str, cwd) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "txgit", *args], cwd=cwd, capture_output=True, text=True,
