@@ -110,8 +110,10 @@ run("gc_log", "log", "--oneline", cwd=DISK / "g")
 @small_disk
 def test_a_kernel_on_a_full_disk_keeps_its_values_and_commits_them_once_there_is_room(tmp_path):
     """ENOSPC, written by the kernel's background writer and its git helper process. Before: `%txgit
-    commit` failed its cell with `OSError: [Errno 28] No space left on device` and a traceback, and
-    the auto-commit said `[Errno 28] No space left on device` without where or what to do."""
+    commit` failed its cell with `OSError: [Errno 28] No space left on device` and a traceback, the
+    auto-commit said `[Errno 28] No space left on device` without where or what to do, and `txgit
+    checkout` from a terminal beside the kernel said `txgit: error: OSError: [Errno 28] No space left
+    on device`."""
     got = run_on_small_disk(_REMOTE + """
 from kernelutil import Kernel
 assert txgit("clone", str(host / "team.git"), str(DISK / "bob"), cwd=DISK).returncode == 0
@@ -134,6 +136,7 @@ try:
     run("log", "log", "--oneline", cwd=DISK / "bob")
     run("show", "show", "main", cwd=DISK / "bob")
     fill(1000)
+    run("terminal_checkout", "checkout", "big", cwd=DISK / "bob")  # asks the kernel, which cannot load it
     r = k.run("%txgit checkout big")  # its 8 MB come from the folder remote: they cannot land
     report(checkout=[r.status, r.stderr, r.error, r.traceback])
     report(after_checkout=k.value("sorted(k for k in globals() if k in ('a', 'b', 'c', 'd', 'e', 'large', 'big'))"))
@@ -161,6 +164,8 @@ finally:
     assert got["log"][0] == 0 and "cell" in got["log"][1].splitlines()[0], got["log"]
     for name in ("a ", "b ", "c ", "d ", "e ", "large "):  # everything the cells set is in main's tip
         assert f"\n{name}" in got["show"][1], (name, got["show"][1])
+    assert_one_line_error(_proc(got["terminal_checkout"]), "'s checkout: no space left on device", str(bob),
+                          "the kernel keeps its values; free some space there and run it again")
     checkout = got["checkout"]
     assert checkout[0] == "error" and "%txgit checkout: no space left on device" in checkout[2], checkout
     assert "Traceback" not in checkout[1] and len(checkout[3]) <= 1, checkout

@@ -342,6 +342,7 @@ def detach(shell: Any) -> None:
 
 def remote(request: str) -> str:
     """Answer a terminal's request (JSON in, JSON out); runs in the kernel's main thread."""
+    req: Any = None
     try:
         req = json.loads(request)
         ext = _active
@@ -351,6 +352,11 @@ def remote(request: str) -> str:
     except TxgitError as e:
         return json.dumps({"ok": False, "error": str(e), "kind": type(e).__name__})
     except Exception as e:  # the terminal gets one line; the kernel keeps running
+        where = _active.session.workspace.dir if _active is not None else None
+        op = req.get("op") if isinstance(req, dict) else None
+        full = disk_full(e, f"kernel {os.getpid()}'s {op or 'answer'}", where, outcome="the kernel keeps its values")
+        if full is not None:
+            return json.dumps({"ok": False, "error": str(full), "kind": type(full).__name__})
         return json.dumps({"ok": False, "error": f"{type(e).__name__}: {e}"})
 
 
