@@ -176,6 +176,41 @@ finally:
 
 
 @small_disk
+def test_load_ext_on_a_full_disk_fails_in_one_line_and_loads_once_there_is_room(tmp_path):
+    """ENOSPC writing the kernel's record while attaching. Before: `%load_ext txgit` failed its cell with
+    a traceback ending in `OSError: [Errno 28] No space left on device` (kernel.py's record write)."""
+    got = run_on_small_disk("""
+from kernelutil import Kernel
+from txgit import Workspace
+ws = Workspace.init(DISK / "ws")
+ws.commit({"z": 0}, "zero")
+fill(0)
+k = Kernel(DISK / "ws")
+try:
+    r = k.run("%load_ext txgit")
+    report(load=[r.status, r.stderr, r.error, r.traceback])
+    k.ok("a = 1")
+    report(kernels=sorted(p.name for p in (ws.dir / "kernels").glob("*")))
+    free()
+    r = k.run("%load_ext txgit")
+    report(again=[r.status, r.stdout, r.stderr, r.error])
+    k.ok("b = 2")
+    k.settle()
+    p = txgit("show", "HEAD", cwd=DISK / "ws")
+    report(show=p.stdout)
+finally:
+    k.shutdown()
+""", tmp_path, size_kb=4096)
+    status, stderr, error, traceback = got["load"]
+    assert status == "error" and "Traceback" not in stderr and len(traceback) <= 1, got["load"]
+    assert f"%load_ext txgit: no space left on device ({tmp_path / 'disk' / 'ws'}" in error, error
+    assert "free some space there and run `%load_ext txgit` again" in error, error
+    assert [n for n in got["kernels"] if n != "claim.lock"] == []  # no half-written record
+    assert got["again"][0] == "ok", got["again"]
+    assert "\nb " in got["show"], got["show"]
+
+
+@small_disk
 def test_an_ops_log_line_and_a_kernel_record_cut_short_by_a_full_disk_break_no_later_read(tmp_path):
     """ENOSPC on small appends and records. Before: the ops-log append wrote what fitted and returned
     (os.write's short count ignored), and the next entry, appended to that cut line, read as damaged:

@@ -446,11 +446,18 @@ def _attach(shell: Any) -> kernel_side.IPythonSession:
 def load_ipython_extension(ip: Any) -> None:
     """``%load_ext txgit``: open (or create) the workspace of the kernel's folder and start tracking; says
     which in one line. Refused (the cell fails with one line, the extension is not loaded, so `%load_ext
-    txgit` can be run again): a new workspace in a home folder or ``/``, a workspace that cannot be opened."""
+    txgit` can be run again): a new workspace in a home folder or ``/``, a workspace that cannot be opened,
+    a full disk."""
     try:
         ext = _attach(ip)
     except TxgitError as e:
         raise MagicError(str(e)) from e
+    except Exception as e:  # a full disk (the kernel's record could not be written): one line too
+        full = disk_full(e, "%load_ext txgit", os.getcwd(), outcome="nothing was changed, the values stay",
+                         retry="run `%load_ext txgit` again")
+        if full is None:
+            raise
+        raise MagicError(str(full)) from e
     ip.register_magics(TxgitMagics)
     if os.environ.get("TXGIT_REUSE", "0") not in ("", "0"):
         reuse_ipython.enable(ext)
