@@ -417,3 +417,35 @@ def test_commit_clone_and_gc_past_a_file_size_limit_say_one_line_and_complete_wi
     assert g.fsck().ok
     assert run_txgit("gc", cwd=g.root, check=True).returncode == 0 and g.fsck().ok
     assert len(list(g.log())) == 40
+
+
+def test_a_kernel_past_a_file_size_limit_keeps_its_values_and_commits_them_once_the_limit_is_raised(tmp_path):
+    """EFBIG (RLIMIT_FSIZE, set in the kernel by a cell: its writer thread and its git helper are under
+    it), the kernel's write paths where no tmpfs can be mounted. Before: `%txgit commit` failed with
+    `OSError: [Errno 27] File too large` and a traceback."""
+    from kernelutil import Kernel
+
+    from txgit import Workspace
+
+    ws = Workspace.init(tmp_path / "ws")
+    k = Kernel(ws.root)
+    try:
+        k.ok("%load_ext txgit")
+        k.ok("a = 1")
+        k.ok("import resource\nhard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]\n"
+             "resource.setrlimit(resource.RLIMIT_FSIZE, (256 * 1024, hard))")
+        k.ok("import numpy as np\nbig = np.arange(1_000_000)")
+        told = k.run("b = 2")
+        magic = k.run("%txgit commit -m by-hand")
+        k.ok("resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))")
+        k.ok("c = 3")
+        k.settle()
+        assert k.value("(a, b, c, int(big.sum()))") == (1, 2, 3, 499999500000)
+    finally:
+        k.shutdown()
+    assert (f"txgit: auto-commit failed: file too large for this process's file size limit ({ws.dir}): what the "
+            "cells set stays in memory; raise the limit (`ulimit -f`) and the next commit takes it") in told.stderr
+    assert magic.status == "error" and "%txgit commit: file too large" in magic.error, magic.error
+    assert len(magic.traceback) <= 1, magic.traceback
+    assert ws.fsck().ok
+    assert int(ws.load("big").sum()) == 499999500000 and ws.load("c") == 3
