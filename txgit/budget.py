@@ -66,6 +66,7 @@ from typing import TYPE_CHECKING, Any
 
 from txgit.errors import DroppedState, TxgitError
 from txgit.history import ref_tips
+from txgit.packs import write_atomic
 
 if TYPE_CHECKING:
     import pygit2
@@ -116,9 +117,8 @@ def _write_dropped(ws_dir: Path, commits: Mapping[str, dict[str, Any]]) -> None:
     if not commits:
         path.unlink(missing_ok=True)
         return
-    tmp = ws_dir / f".tmp-{DROPPED_FILE}-{os.getpid()}"
-    tmp.write_text(json.dumps({"commits": dict(commits)}, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, path)  # readers see the old record or the new one
+    # readers see the old record or the new one
+    write_atomic(str(path), (json.dumps({"commits": dict(commits)}, indent=1, sort_keys=True) + "\n").encode())
 
 
 def dropped_blobs(ws_dir: Path) -> dict[str, list[str]]:

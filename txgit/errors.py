@@ -6,6 +6,9 @@ its traceback; a TxgitError is the user's situation and never does.
 
 from __future__ import annotations
 
+import errno
+import os
+import re
 from typing import Any
 
 
@@ -115,6 +118,42 @@ class PushRejected(RemoteError):
 
 class MergeInProgress(TxgitError):
     """An operation that cannot run while a merge waits for its conflicts to be resolved."""
+
+
+class DiskFull(TxgitError):
+    """A write the file system refused for want of room: no space left on the device (ENOSPC), a quota
+    (EDQUOT) or a file size limit (EFBIG). Every write is whole or absent (temp file + rename, temp
+    files removed on failure), so what was there before is intact and the same operation completes
+    once there is room."""
+
+
+# errno -> how the line says it; libgit2 puts the same strerror text in its GitError messages
+_FULL = {errno.ENOSPC: ("no space left on device", "free some space there"),
+         errno.EDQUOT: ("disk quota exceeded", "free some space there"),
+         errno.EFBIG: ("file too large for this process's file size limit", "raise the limit (`ulimit -f`)")}
+_FULL_TEXT = {os.strerror(n): words for n, words in _FULL.items()}
+
+
+def disk_full(error: BaseException, what: str, where: str | os.PathLike[str] | None, *,
+              outcome: str = "nothing was lost", retry: str = "run it again",
+              use_filename: bool = True) -> DiskFull | None:
+    """``error`` as one line if it is a full disk (an OSError, or libgit2's error with the same text),
+    else None: ``WHAT: no space left on device (WHERE): OUTCOME; free some space there and RETRY``
+    (a file size limit: ``raise the limit (`ulimit -f`) and RETRY``).
+    ``where``: the folder written to; the file's own folder when the error names it (unless not
+    ``use_filename``: a folder removed since, say)."""
+    words = _FULL.get(error.errno) if isinstance(error, OSError) else None
+    if words is None:
+        words = next((w for text, w in _FULL_TEXT.items() if text in str(error)), None)
+    if words is None:
+        return None
+    if use_filename and isinstance(error, OSError) and isinstance(error.filename, (str, os.PathLike)):
+        where = os.path.dirname(os.fspath(error.filename)) or where
+    elif use_filename and not isinstance(error, OSError):  # libgit2 quotes the file: "cannot extend packfile '/…'"
+        quoted = re.search(r"'(/[^']+)'", str(error))
+        where = os.path.dirname(quoted.group(1)) if quoted else where
+    place = f" ({os.fspath(where)})" if where is not None else ""
+    return DiskFull(f"{what}: {words[0]}{place}: {outcome}; {words[1]} and {retry}")
 
 
 class NothingToCommit(TxgitError):

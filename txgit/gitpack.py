@@ -245,9 +245,13 @@ def pack(repo_path: str, *, gather: bool | None = None, min_loose: int = 1, wait
         for oid in ordered:
             builder.add(oid)
         os.makedirs(os.path.join(staging, "pack"))
-        builder.write(os.path.join(staging, "pack"))
-        report.packed = builder.written_objects_count
-        _verify(staging, ordered)
+        try:
+            builder.write(os.path.join(staging, "pack"))
+            report.packed = builder.written_objects_count
+            _verify(staging, ordered)
+        except BaseException:  # a full disk: what was written goes now, not at the next pack
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
         written = [n[:-4] for n in os.listdir(os.path.join(staging, "pack")) if n.endswith(".idx")]
         if len(written) != 1:
             raise pygit2.GitError(f"the pack builder wrote {len(written)} indexes, not one")

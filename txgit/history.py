@@ -114,6 +114,28 @@ class State:
     meta: dict[str, Any]
 
 
+def _cut_last_line(path: str) -> bool:
+    """Truncate a line file (a reflog) after its last whole line, if its last line has no newline;
+    whether it did. A reflog of 0 bytes, or one that ends in a newline (always, but after a failed
+    append), is left as it is: one read of its last byte."""
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except OSError:
+        return False
+    try:
+        size = os.fstat(fd).st_size
+        if not size or os.pread(fd, 1, size - 1) == b"\n":
+            return False
+        start = max(size - 65536, 0)  # a reflog line is a few hundred bytes
+        tail = os.pread(fd, size - start, start)
+        if b"\n" not in tail:
+            start, tail = 0, os.pread(fd, size, 0)
+        os.ftruncate(fd, start + tail.rfind(b"\n") + 1)
+        return True
+    finally:
+        os.close(fd)
+
+
 def _signature() -> pygit2.Signature:
     name = os.environ.get("GIT_AUTHOR_NAME") or os.environ.get("TXGIT_AUTHOR_NAME")
     email = os.environ.get("GIT_AUTHOR_EMAIL") or os.environ.get("TXGIT_AUTHOR_EMAIL")
@@ -706,11 +728,15 @@ class History:
         return dropped
 
     def clear_stale_locks(self) -> list[str]:
-        """Remove git's ``*.lock`` files that a killed writer left behind.
+        """Remove git's ``*.lock`` files that a killed writer left behind, and the cut last line of a
+        reflog that a full disk (or a kill) left.
 
         Call only while holding the workspace lock: every txgit writer takes it
         before touching a ref, so a lock file seen then has no living owner, and
-        left in place it would block every later commit.
+        left in place it would block every later commit. A reflog line libgit2
+        could only partly append stays without its newline; the next append joined
+        to it read as an entry naming a commit that never was (fsck failed and gc
+        refused from then on), so it is cut off here, before anything appends.
         """
         removed = []
         root = self.repo.path
@@ -725,6 +751,8 @@ class History:
                             removed.append(os.path.relpath(os.path.join(dirpath, f), root))
                         except FileNotFoundError:
                             pass
+                    elif top == "logs" and _cut_last_line(os.path.join(dirpath, f)):
+                        removed.append(os.path.relpath(os.path.join(dirpath, f), root) + " (its cut last line)")
         return removed
 
     def read_file(self, commit: pygit2.Commit, path: str) -> bytes | None:

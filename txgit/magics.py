@@ -21,7 +21,7 @@ from typing import Any, Iterator
 
 from IPython.core.magic import Magics, line_magic, magics_class
 
-from txgit.errors import MergeInProgress, NothingToCommit, TxgitError
+from txgit.errors import MergeInProgress, NothingToCommit, TxgitError, disk_full
 from txgit.reuse import ipython as reuse_ipython
 from txgit.sessions import ipython as kernel_side
 from txgit.sessions.words import notebook_words
@@ -201,7 +201,18 @@ class TxgitMagics(Magics):
                 args = shlex.split(line)
             except ValueError as e:  # unbalanced quotes
                 raise TxgitError(f"cannot parse {line.strip()[:80]!r}: {e}") from e
-            self._dispatch(args)
+            try:
+                self._dispatch(args)
+            except (TxgitError, MagicError):
+                raise
+            except Exception as e:  # a full disk: the user's situation, one line (the values stay here)
+                ext = kernel_side.active()
+                where = ext.session.workspace.dir if ext is not None else os.getcwd()
+                full = disk_full(e, f"%txgit {args[0] if args else ''}".strip(), where,
+                                 outcome="the values stay in this kernel")
+                if full is None:
+                    raise
+                raise full from e
         except MagicError:
             raise
         except TxgitError as e:
@@ -435,11 +446,18 @@ def _attach(shell: Any) -> kernel_side.IPythonSession:
 def load_ipython_extension(ip: Any) -> None:
     """``%load_ext txgit``: open (or create) the workspace of the kernel's folder and start tracking; says
     which in one line. Refused (the cell fails with one line, the extension is not loaded, so `%load_ext
-    txgit` can be run again): a new workspace in a home folder or ``/``, a workspace that cannot be opened."""
+    txgit` can be run again): a new workspace in a home folder or ``/``, a workspace that cannot be opened,
+    a full disk."""
     try:
         ext = _attach(ip)
     except TxgitError as e:
         raise MagicError(str(e)) from e
+    except Exception as e:  # a full disk (the kernel's record could not be written): one line too
+        full = disk_full(e, "%load_ext txgit", os.getcwd(), outcome="nothing was changed, the values stay",
+                         retry="run `%load_ext txgit` again")
+        if full is None:
+            raise
+        raise MagicError(str(full)) from e
     ip.register_magics(TxgitMagics)
     if os.environ.get("TXGIT_REUSE", "0") not in ("", "0"):
         reuse_ipython.enable(ext)

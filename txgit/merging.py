@@ -32,6 +32,7 @@ from txgit.attached import alive
 from txgit.errors import DirtyNamespace, MergeInProgress as MergeInProgressError, TxgitError
 from txgit.history import META, CommitInfo, History, State, is_hold
 from txgit.merge import KERNEL, OURS, THEIRS, Conflict, MergeInProgress, MergePlan, merge_states, units
+from txgit.packs import write_atomic
 from txgit.repository import Repository, state_meta
 from txgit.state import MODULE, VALUE, Fingerprints, VarRecord, libstate, restore
 from txgit.state.safe import safe_loading
@@ -359,9 +360,7 @@ def save_merge(ws: Repository, merging: MergeInProgress) -> None:
     for side in ("ours", "theirs"):
         ws.history.repo.references.create(_merge_ref(merging.ref, side),
                                           pygit2.Oid(hex=getattr(merging, side)), force=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(merging.to_json(), indent=1, sort_keys=True))
-    os.replace(tmp, path)
+    write_atomic(str(path), json.dumps(merging.to_json(), indent=1, sort_keys=True).encode())
 
 
 MERGE_REFS = "refs/txgit/merge/"

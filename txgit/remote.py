@@ -80,6 +80,7 @@ from txgit.errors import (
     TxgitError,
     UnknownRemote,
     WorkspaceExists,
+    disk_full,
 )
 from txgit import attached, packs, trust
 from txgit.collector import collector_paused
@@ -263,7 +264,10 @@ def _timeout_note(timeout: float) -> str:
             "sets how long to wait")
 
 
-def _git_error(remote: Remote, e: Exception, timeout: float | None = None) -> RemoteError:
+def _git_error(remote: Remote, e: Exception, timeout: float | None = None) -> TxgitError:
+    full = disk_full(e, f"remote {remote.name!r} ({remote.url})", None)
+    if full is not None:  # the remote answered: this side's disk (or a folder remote's) is full
+        return full
     text = " ".join(str(e).split()) or type(e).__name__
     if timeout and "timed out" in text:
         text += f" ({_timeout_note(timeout)})"
@@ -2329,5 +2333,10 @@ def clone(url: str, path: str | os.PathLike[str] | None = None, *, storage: str 
             raise Interrupted(f"nothing was cloned: the half-made workspace was removed ({gone})") from e
         if isinstance(e, CorruptBlob):  # its advice must not point into the folder just removed
             raise CorruptBlob(f"nothing was cloned ({gone} was removed): {e}") from e
+        full = None if isinstance(e, TxgitError) else disk_full(
+            e, f"cannot clone {url}", root.parent, outcome=f"nothing was cloned ({gone} was removed)",
+            retry="clone again", use_filename=False)  # (the file named was in the folder removed)
+        if full is not None:
+            raise full from e
         raise
     return ws

@@ -26,7 +26,6 @@ before too.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -34,6 +33,7 @@ import pygit2
 
 from txgit.errors import TxgitError, UnknownRemote
 from txgit.history import ref_tips
+from txgit.packs import write_atomic
 
 if TYPE_CHECKING:
     from txgit.repository import Repository
@@ -79,9 +79,8 @@ def _read(ws: Repository) -> dict[str, str]:
 
 def _write(ws: Repository, commits: dict[str, str]) -> None:
     target = ws.dir / FETCHED_FILE
-    tmp = target.with_name(f".{FETCHED_FILE}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"commits": commits}, indent=0, sort_keys=True))
-    os.replace(tmp, target)  # atomic: a killed fetch leaves the old list or the new one
+    # atomic: a killed fetch (or a full disk) leaves the old list or the new one
+    write_atomic(str(target), json.dumps({"commits": commits}, indent=0, sort_keys=True).encode())
 
 
 def tips(repo: pygit2.Repository) -> set[str]:

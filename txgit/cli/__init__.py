@@ -10,6 +10,7 @@ its traceback.
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from typing import Any, Callable
 
@@ -17,7 +18,7 @@ import typer
 
 from txgit.cli.app import app, console, err_console  # noqa: F401
 from txgit.cli import core, lineage, maintenance, merge, remote, reuse, session, visual  # noqa: F401,E402  (registers commands)
-from txgit.errors import TxgitError
+from txgit.errors import TxgitError, disk_full
 
 
 class _Interrupt(Exception):
@@ -69,9 +70,29 @@ def invoke(argv: list[str] | None = None) -> int:
     return code if isinstance(code, int) else 0  # a command's typer.Exit(n) comes back as a return value
 
 
-def main(argv: list[str] | None = None) -> None:
+def _workspace_folder() -> str:
+    """Where a command run here writes: the workspace's `.txgit/` (or the current folder outside one)."""
+    from txgit.repository import Repository
+
     try:
-        code = invoke(argv)
+        return str(Repository.open().dir)
+    except TxgitError:
+        return os.getcwd()
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        try:
+            code = invoke(argv)
+        except TxgitError:
+            raise
+        except Exception as e:  # a full disk is the user's situation, not a bug: one line, no traceback
+            command = next((a for a in args if not a.startswith("-")), "")
+            full = disk_full(e, f"txgit {command}".strip(), _workspace_folder())
+            if full is None:
+                raise
+            raise full from e
     except TxgitError as e:
         err_console.print(f"txgit: error: {e}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(e.exit_code)

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from txgit.errors import MergeInProgress, NotAWorkspace, TxgitError
+from txgit.errors import MergeInProgress, NotAWorkspace, TxgitError, disk_full
 from txgit.state import VarRecord
 from txgit.sessions.kernel import (
     branch_for,
@@ -251,6 +251,13 @@ class IPythonSession:
         except TxgitError as e:
             print(f"txgit: auto-commit failed: {notebook_words(str(e))}", file=sys.stderr)
             return
+        except Exception as e:  # a full disk: one line; the cell's values stay, the next cell commits them
+            full = disk_full(e, "auto-commit failed", self.session.workspace.dir,
+                             outcome="what the cells set stays in memory", retry="the next commit takes it")
+            if full is None:
+                raise
+            print(f"txgit: {full}", file=sys.stderr)
+            return
         if outcome is not None:
             report_outcome(outcome)
 
@@ -335,6 +342,7 @@ def detach(shell: Any) -> None:
 
 def remote(request: str) -> str:
     """Answer a terminal's request (JSON in, JSON out); runs in the kernel's main thread."""
+    req: Any = None
     try:
         req = json.loads(request)
         ext = _active
@@ -344,6 +352,11 @@ def remote(request: str) -> str:
     except TxgitError as e:
         return json.dumps({"ok": False, "error": str(e), "kind": type(e).__name__})
     except Exception as e:  # the terminal gets one line; the kernel keeps running
+        where = _active.session.workspace.dir if _active is not None else None
+        op = req.get("op") if isinstance(req, dict) else None
+        full = disk_full(e, f"kernel {os.getpid()}'s {op or 'answer'}", where, outcome="the kernel keeps its values")
+        if full is not None:
+            return json.dumps({"ok": False, "error": str(full), "kind": type(full).__name__})
         return json.dumps({"ok": False, "error": f"{type(e).__name__}: {e}"})
 
 

@@ -26,6 +26,7 @@ from typing import Any
 from txgit.attached import KernelInfo, kernels_dir, live_kernels, process_start
 from txgit.errors import Interrupted, TxgitError, kind_named
 from txgit.history import validate_ref_name
+from txgit.packs import write_atomic
 from txgit.sessions.words import terminal_words
 from txgit.state import VarRecord
 from txgit.workspace import StateDiff, Workspace
@@ -78,9 +79,7 @@ def update_kernel(ws: Workspace, branch: str | None, pid: int | None = None) -> 
 
 
 def _write_record(path: Path, record: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(record))
-    os.replace(tmp, path)
+    write_atomic(str(path), json.dumps(record).encode())  # a full disk leaves the old record, no temp file
 
 
 def unregister_kernel(ws: Workspace, pid: int | None = None) -> None:

@@ -7,7 +7,8 @@ appended here at once, with the commit whose state it saw. Its outputs, values e
 state held, are in that commit, which is all the reuse layer needs to load them.
 
 ``.txgit/ops-log.jsonl``: one JSON object a line ``{"commit", "time", "cell"}``; each line is one
-``write`` to a file opened for appending, so concurrent sessions never interleave within a line.
+``write`` to a file opened for appending, so concurrent sessions never interleave within a line. A
+line a full disk cut short is skipped by readers, and the next append starts a new line after it.
 """
 
 from __future__ import annotations
@@ -24,9 +25,16 @@ LOG = "ops-log.jsonl"
 def append(ws_dir: Path, commit: str, cell: dict[str, Any]) -> None:
     """Note ``cell`` (a cell record, as ``code/cells.json`` holds it) run on the state of ``commit``."""
     line = (json.dumps({"commit": commit, "time": int(time.time()), "cell": cell}) + "\n").encode()
-    fd = os.open(ws_dir / LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = os.open(ws_dir / LOG, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)  # (read: its last byte)
     try:
-        os.write(fd, line)
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            # an earlier append cut short (a full disk): this line starts on a line of its own, so
+            # only that cut entry reads as damaged, not this one joined to it
+            line = b"\n" + line
+        view = memoryview(line)
+        while view:  # a full disk writes what fits and returns short; the next write raises ENOSPC
+            view = view[os.write(fd, view):]
     finally:
         os.close(fd)
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from txgit.errors import TxgitError
+from txgit.packs import write_atomic
 from txgit.sessions.session import NamespaceSession, _first_line, register, unregister
 from txgit.workspace import Workspace
 
@@ -88,9 +89,7 @@ def _read_progress(path: Path) -> dict:
 
 def _write_progress(path: Path, doc: dict) -> None:
     path.parent.mkdir(exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(doc))
-    os.replace(tmp, path)
+    write_atomic(str(path), json.dumps(doc).encode())
 
 
 def run_script(ws: Workspace, path: str | os.PathLike[str], args: list[str] | None = None, *,

@@ -35,7 +35,7 @@ from txgit.sessions.operations import Operation, OperationWatch, content_origin,
 from txgit.sessions.detect import ReadValues, UnnamedChanges, used_packages
 from txgit.sessions.tracking import CellChanges, CellTracker
 from txgit.sessions.words import worded
-from txgit.errors import MergeInProgress as MergeInProgressError, NothingToCommit, RestoreError, TxgitError
+from txgit.errors import MergeInProgress as MergeInProgressError, NothingToCommit, RestoreError, TxgitError, disk_full
 from txgit.gitwriter import GitWriter
 from txgit.history import State
 from txgit.trust import source_of
@@ -625,7 +625,9 @@ class NamespaceSession:
             self.base = writer.result.info.id
             self.last_commit = writer.result
         if writer.error is not None:
-            print(f"txgit: auto-commit failed: {writer.error}", file=sys.stderr)
+            full = disk_full(writer.error, "auto-commit failed", self.workspace.dir,
+                             outcome="what the cells set stays in memory", retry="the next commit takes it")
+            print(f"txgit: {full or f'auto-commit failed: {writer.error}'}", file=sys.stderr)
             self.pending[:0] = writer.cells
             self._relist_live()
             self.full_next = True  # what it serialized is not in history: serialize everything next time
@@ -869,7 +871,10 @@ class NamespaceSession:
             live[0].op["summary"] = prepared.message.split("\n", 1)[0]  # the commit it did not make
             entry = _cell_doc(live[0])
             if prepared.parent is not None:
-                opslog.append(self.workspace.dir, prepared.parent, entry)
+                try:
+                    opslog.append(self.workspace.dir, prepared.parent, entry)
+                except OSError:
+                    pass  # a note for reuse (a full disk): never worth failing the cell, as in the writer
             elif writer is not None:  # its state is that of the commit being written: noted once written
                 writer.after_tip(lambda commit: opslog.append(self.workspace.dir, commit, entry))
         self._remember_sharing(None if not exact else prepared.redo, prepared.snap.shared, variables)
