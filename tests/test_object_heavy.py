@@ -16,6 +16,7 @@ from conftest import session_namespace
 
 from txgit import Workspace
 from txgit.state import pickling
+from txgit.state.identity import identity
 from txgit.state.snapshot import shared_ids
 
 
@@ -115,7 +116,7 @@ def test_the_aliasing_walk_finds_what_is_shared_through_slots_deques_closures_an
         arr = np.empty(1, dtype=object); arr[0] = {"x": shared}
         other = [3]
     """))
-    target = id(ns["shared"])
+    target = identity(ns["shared"])
     for name in ("s", "dq", "closure", "arr"):
         assert target in shared_ids(ns[name], ns), name
     assert target not in shared_ids(ns["other"], ns)
