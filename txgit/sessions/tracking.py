@@ -303,12 +303,10 @@ def _definite_writes(stmt: ast.stmt) -> set[str]:
     return out
 
 
-
-
 def fingerprint(namespace: Mapping[str, Any], names: Collection[str]) -> dict[str, int]:
-    """name -> the identity of its value (:data:`txgit.state.identity.identity`, the walk's too), the run-time evidence of rebinding; the
-    numbers are compared with each other only. Built in C (``map``): a star import's ~950 names are
-    fingerprinted before and after every cell."""
+    """name -> the identity of its value (:data:`txgit.state.identity.identity`, the walk's too), the
+    run-time evidence of rebinding; the numbers are compared with each other only. Built in C
+    (``map``): a star import's ~950 names are fingerprinted before and after every cell."""
     if isinstance(names, (set, frozenset)) and names <= namespace.keys():
         try:
             return dict(zip(names, map(identity, map(namespace.__getitem__, names))))
