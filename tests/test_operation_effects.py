@@ -39,6 +39,24 @@ def test_other_programs_still_are(tmp_path: Path) -> None:
             ["runs other programs"]
 
 
+def test_events_the_watch_does_not_act_on_return_at_once(tmp_path: Path, monkeypatch) -> None:
+    """txgit's audit hook is called for every audit event of the kernel, for good: ``copy.deepcopy``
+    raises ``builtins.id`` per object it copies (matplotlib deep-copies transforms and paths while it
+    draws), and each call asked which watch runs (``_watching``). Only the events it acts on do now;
+    those are still seen (a file read, another program)."""
+    import copy
+
+    from txgit.sessions import operations
+
+    asked = []
+    real = operations._watching
+    monkeypatch.setattr(operations, "_watching", lambda: asked.append(1) or real())
+    box = [[i] for i in range(200)]
+    effects = watch(tmp_path, lambda: [copy.deepcopy(box) for _ in range(5)])
+    assert effects == [] and len(asked) < 20, len(asked)  # ~1,000 builtins.id events before
+    assert watch(tmp_path, lambda: subprocess.run([sys.executable, "-c", "pass"])) == ["runs other programs"]
+
+
 def test_files_read_are_recorded_by_their_real_path_through_links_changed_mid_cell(tmp_path: Path) -> None:
     """Opens resolve folders once per cell, but a folder link retargeted in the cell, and a link to a
     file, still record the file really read."""

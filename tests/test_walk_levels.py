@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 from conftest import session_namespace
 
+from txgit.state.identity import identity
 from txgit.state.snapshot import sharing_groups
 
 snapshot = importlib.import_module("txgit.state.snapshot")  # the module (txgit.state exports a function so named)
@@ -35,7 +36,7 @@ def reference_walk(values: dict[str, Any], namespace: dict[str, Any],
     out: dict[str, set[int]] = {}
     library = s._library_state.objects
     refreshed = False
-    named = {id(v) for v in namespace.values()}
+    named = set(map(identity, namespace.values()))
     for name, value in values.items():
         ids: set[int] = set()
         seen: set[int] = set()
@@ -46,7 +47,7 @@ def reference_walk(values: dict[str, Any], namespace: dict[str, Any],
             kind = kinds[type(obj)]
             if kind == s._SKIP:
                 continue
-            oid = id(obj)
+            oid = identity(obj)
             if oid in library and library[oid] is obj and oid not in named:
                 continue
             if kind == s._ITEMS:
@@ -293,7 +294,7 @@ def test_wide_levels_of_records_tuples_and_shared_lists():
     values = {n: ns[n] for n in ("records", "lookup", "shared", "alone")}
     _compare(values, ns)
     walked = snapshot.walk_shared(values, ns)
-    assert id(shared) in walked["records"] and id(shared) in walked["lookup"]
+    assert identity(shared) in walked["records"] and identity(shared) in walked["lookup"]
     assert len(walked["records"]) == 1 + 2 * 13_000 + 1
 
 
@@ -308,7 +309,7 @@ def test_a_deep_chain_is_walked_to_its_end():
     ns = session_namespace()
     ns["head"], ns["tail"] = head, node
     _compare({"head": head, "tail": node}, ns)
-    assert id(node) in snapshot.walk_shared({"head": head}, ns)["head"]
+    assert identity(node) in snapshot.walk_shared({"head": head}, ns)["head"]
 
 
 def test_many_instances_of_one_class_walked_in_bulk_find_what_the_stack_walk_found():
@@ -335,8 +336,8 @@ def test_many_instances_of_one_class_walked_in_bulk_find_what_the_stack_walk_fou
     reference_walk(values, ns)
     _compare(values, ns)
     walked = snapshot.walk_shared(values, ns)
-    assert id(ns["shared"]) in walked["items"]
-    assert id(fakelib.registry["marker"]["path"]) not in walked["spaces"]  # the library's
+    assert identity(ns["shared"]) in walked["items"]
+    assert identity(fakelib.registry["marker"]["path"]) not in walked["spaces"]  # the library's
     assert len(walked["spaces"]) == 1 + 2001 + 2 * 2000
 
 
@@ -348,3 +349,28 @@ def test_groups_joined_only_through_the_largest_set():
     for names in (["big", "a", "b", "c", "d"], ["d", "c", "b", "a", "big"], ["a", "big", "c", "d", "b"]):
         assert sharing_groups(names, shared) == reference_groups(names, shared)
         assert sorted(map(sorted, sharing_groups(names, shared))) == [["a", "b", "big", "d"], ["c"]]
+
+
+def test_the_walk_tells_objects_apart_by_identity_not_by_their_hash():
+    """The walk's identity (:mod:`txgit.state.identity`) is ``object.__hash__``, the address, not the
+    object's own ``__hash__``: objects that hash alike (or not at all) are still told apart, and an
+    alias still groups. ``hash`` in its place would glue ``a`` and ``b`` (and fail on ``c``); ``id``
+    in a set beside the walk's would never meet them."""
+    ns = session_namespace(textwrap.dedent("""
+        class Alike:
+            def __hash__(self):
+                return 0
+            def __eq__(self, other):
+                return True
+        class Unhashable:
+            __hash__ = None
+        a, b = Alike(), Alike()
+        c = [Unhashable()]
+        d = {"a": a}
+        e = {"c": c[0]}
+    """))
+    names = ["a", "b", "c", "d", "e"]
+    walked = snapshot.walk_shared({n: ns[n] for n in names}, ns)
+    assert identity(ns["a"]) in walked["a"] and identity(ns["c"][0]) in walked["c"]
+    assert sharing_groups(names, walked) == [["a", "d"], ["b"], ["c", "e"]]
+    assert len({identity(ns[n]) for n in names}) == len(names)

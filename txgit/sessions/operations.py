@@ -390,7 +390,16 @@ def _watching() -> _Watch | None:
     return w if w is not None and threading.get_ident() == w.thread else None
 
 
+# The events :func:`_audit` acts on. It is called for every event of the process, for good: the others
+# (``builtins.id``, raised per object ``copy.deepcopy`` copies, as matplotlib's drawing does) return
+# after this look-up, without asking which watch runs.
+_WATCHED_EVENTS = frozenset({"open", "socket.connect", "os.chdir", "sqlite3.connect", "subprocess.Popen",
+                             "os.system", "os.exec", "os.posix_spawn", "os.spawn"})
+
+
 def _audit(event: str, args: tuple[Any, ...]) -> None:
+    if event not in _WATCHED_EVENTS:
+        return
     w = _watching()
     if w is None:
         return

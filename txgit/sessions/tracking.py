@@ -26,6 +26,8 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from txgit.state.identity import identity
+
 # Calls that read or write the namespace behind the AST's back.
 OPAQUE_CALLS = frozenset({"exec", "eval", "globals", "vars", "locals", "get_ipython", "__import__", "execfile",
                           "run_line_magic", "run_cell_magic", "run_cell", "system"})
@@ -301,16 +303,10 @@ def _definite_writes(stmt: ast.stmt) -> set[str]:
     return out
 
 
-# An object's identity as a number, as ``id`` gives it (its address, rotated: one to one), but without
-# the audit event ``id()`` raises: txgit's operation watch has an audit hook, a Python call per event,
-# which the fingerprint below paid once per name, before and after every cell (Lecture-2: ~1,070 a cell).
-identity: Callable[[Any], int] = object.__hash__
-
-
 def fingerprint(namespace: Mapping[str, Any], names: Collection[str]) -> dict[str, int]:
-    """name -> the identity of its value (:data:`identity`), the run-time evidence of rebinding; the
-    numbers are compared with each other only. Built in C (``map``): a star import's ~950 names are
-    fingerprinted before and after every cell."""
+    """name -> the identity of its value (:data:`txgit.state.identity.identity`, the walk's too), the
+    run-time evidence of rebinding; the numbers are compared with each other only. Built in C
+    (``map``): a star import's ~950 names are fingerprinted before and after every cell."""
     if isinstance(names, (set, frozenset)) and names <= namespace.keys():
         try:
             return dict(zip(names, map(identity, map(namespace.__getitem__, names))))

@@ -43,6 +43,8 @@ import cloudpickle
 import xxhash
 from cloudpickle import cloudpickle as _cp
 
+from txgit.state.identity import identity
+
 PROTOCOL = 5
 # Buffers smaller than this stay inside the pickle: a blob per tiny array costs more than it saves.
 OUT_OF_BAND_MIN = 64 * 1024
@@ -360,18 +362,29 @@ def _reduce_ndarray(arr: Any) -> Any:
         # out of band, so an unchanged timestamp column is recognised, not re-hashed
         as_int = arr.view("<i8" if arr.dtype.byteorder in "=<|" else ">i8")
         if plan is not None:
-            plan.temporary[id(as_int)] = as_int  # a view of ``arr`` itself: with its bytes, not of ``arr``
+            plan.temporary[identity(as_int)] = as_int  # a view of ``arr`` itself: with its bytes, not of ``arr``
             if arr.base is None:
-                plan.owners.add(id(arr))
+                plan.owners.add(identity(arr))
         return (_view_as, (as_int, arr.dtype.str))
-    rv = arr.__reduce_ex__(PROTOCOL)
     if arr.nbytes < OUT_OF_BAND_MIN:
-        if rv[0] is _numpy_frombuffer:
-            buf, *rest = rv[1]
-            return (rv[0], (bytearray(buf) if arr.flags.writeable else bytes(buf), *rest))
-    elif plan is not None and arr.base is None:
-        plan.owners.add(id(arr))  # only large roots are asked about (_ViewPlan.reduce)
-    return rv
+        # numpy's own reduction built here where numpy would hand over a buffer (contiguous, items of
+        # some size, no objects, a buffer it can export: not datetimes): its ``__reduce_ex__`` imports
+        # two modules on every call, ~1 µs of the 1.7 a small array cost (a figure holds thousands);
+        # the same value, so the same bytes
+        dtype, flags = arr.dtype, arr.flags
+        if _numpy_frombuffer is not None and dtype.itemsize and not dtype.hasobject and \
+                (flags.c_contiguous or flags.f_contiguous):
+            c_order = flags.c_contiguous
+            try:
+                buf = pickle.PickleBuffer(arr if c_order else arr.T)
+            except (ValueError, BufferError):  # (numpy's reduction falls back too)
+                return arr.__reduce_ex__(PROTOCOL)
+            return (_numpy_frombuffer, (bytearray(buf) if flags.writeable else bytes(buf), dtype, arr.shape,
+                                        "C" if c_order else "F"))
+        return arr.__reduce_ex__(PROTOCOL)  # numpy's other reduction: no buffer
+    if plan is not None and arr.base is None:
+        plan.owners.add(identity(arr))  # only large roots are asked about (_ViewPlan.reduce)
+    return arr.__reduce_ex__(PROTOCOL)
 
 
 def _reduce_void(row: Any) -> Any:
@@ -436,11 +449,13 @@ class _ViewPlan:
     __slots__ = ("carriers", "owners", "temporary", "waiting")
 
     def __init__(self) -> None:
-        self.owners: set[int] = set()  # ids of large exact ndarrays pickled that own their memory
-        # id(root) -> (the root or a view of all of it, its first address once asked)
+        # identities (:mod:`txgit.state.identity`: no audit event per array) of large exact ndarrays
+        # pickled that own their memory
+        self.owners: set[int] = set()
+        # identity(root) -> (the root or a view of all of it, its first address once asked)
         self.carriers: dict[int, tuple[Any, int | None]] = {}
-        self.waiting: dict[int, Any] = {}  # id -> a large root some view was pickled without
-        # id -> a view a reducer made to pickle its root's bytes (held: no other array gets its id)
+        self.waiting: dict[int, Any] = {}  # identity -> a large root some view was pickled without
+        # identity -> a view a reducer made to pickle its root's bytes (held: no other array gets its identity)
         self.temporary: dict[int, Any] = {}
 
     def reduce(self, arr: Any) -> Any:
@@ -449,13 +464,13 @@ class _ViewPlan:
         root = arr.base
         if not isinstance(root, np.ndarray):
             if type(arr) is np.ndarray and arr.nbytes >= OUT_OF_BAND_MIN:
-                self.owners.add(id(arr))  # a buffer's own array (np.frombuffer)
+                self.owners.add(identity(arr))  # a buffer's own array (np.frombuffer)
             return None
-        if id(arr) in self.temporary:
+        if identity(arr) in self.temporary:
             return None
         while isinstance(root.base, np.ndarray):
             root = root.base
-        found = self.carriers.get(id(root))
+        found = self.carriers.get(identity(root))
         if found is None:
             if type(root) is not np.ndarray or root.dtype.hasobject or \
                     not (root.flags.c_contiguous or root.flags.f_contiguous):
@@ -464,18 +479,18 @@ class _ViewPlan:
                     (arr.flags.c_contiguous or arr.flags.f_contiguous):
                 # all of a buffer's array (what numpy's loader makes: every restored array is a reshape
                 # of one): pickled as it is, and carries the views of it met later
-                self.carriers[id(root)] = (arr, None)
+                self.carriers[identity(root)] = (arr, None)
                 return None
-            if id(root) not in self.owners and root.nbytes > max(OUT_OF_BAND_MIN, 2 * arr.nbytes):
-                self.waiting[id(root)] = root
+            if identity(root) not in self.owners and root.nbytes > max(OUT_OF_BAND_MIN, 2 * arr.nbytes):
+                self.waiting[identity(root)] = root
                 return None
-            found = self.carriers[id(root)] = (root, _byte_bounds(root)[0])
+            found = self.carriers[identity(root)] = (root, _byte_bounds(root)[0])
         carrier, start = found
         if carrier is arr:
             return None
         if start is None:
             start = _byte_bounds(carrier)[0]
-            self.carriers[id(root)] = (carrier, start)
+            self.carriers[identity(root)] = (carrier, start)
         offset = arr.__array_interface__["data"][0] - start
         if type(arr) is np.void:
             return (_void_view, (carrier, offset, arr.dtype))
@@ -487,7 +502,7 @@ class _ViewPlan:
         late = [root for rid, root in self.waiting.items() if rid in self.owners or rid in self.carriers]
         self.waiting.clear()
         for root in late:  # (one that got a carrier since, a view of all of it, keeps that one)
-            self.carriers.setdefault(id(root), (root, _byte_bounds(root)[0]))
+            self.carriers.setdefault(identity(root), (root, _byte_bounds(root)[0]))
         return bool(late)
 
 

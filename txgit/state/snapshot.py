@@ -38,6 +38,7 @@ import xxhash
 
 from txgit.errors import RestoreError
 from txgit.state import pickling, safe
+from txgit.state.identity import address_identity, identity
 from txgit.state.summary import describe, type_name
 from txgit.storage import hash_bytes, is_blob_name, shared_pool
 
@@ -533,7 +534,7 @@ class RestoredGroups:
             return
         # Values restored from different groups share no object (each group was unpickled on its own):
         # the committed grouping stands in for walking every restored object, which cost as much as
-        # unpickling them. The stand-in ids are negative: no id() of a live object is.
+        # unpickling them. The stand-in ids are small negative numbers: no live object's identity is one.
         stand_in = {gid: -1 - i for i, gid in enumerate(sorted({records[n].group for n in names}))}
         known = {n: {stand_in[records[n].group]} for n in names}
         snap = snapshot(namespace, names, cache=cache, known_shared=known, restored=restored)
@@ -756,7 +757,7 @@ class _LibraryState:
             # not classes, modules or functions: the walk never takes them
             if t in _ATOMS or t is types.FunctionType or isinstance(v, (type, types.ModuleType)):
                 continue
-            oid = id(v)
+            oid = identity(v)
             self.objects[oid] = v
             held = True
             if depth <= 0 or self._depth.get(oid, -1) >= depth:
@@ -800,7 +801,8 @@ _library_state = _LibraryState()
 
 
 def shared_ids(value: Any, namespace: Mapping[str, Any]) -> set[int]:
-    """ids of the mutable objects a user can reach from ``value``.
+    """Identities (:func:`txgit.state.identity.identity`, not ``id()``) of the mutable objects a user
+    can reach from ``value``.
 
     Two variables that reach the same one must be pickled together. The walk
     follows what a user sees (items, instance ``__dict__``, closures), not
@@ -857,7 +859,7 @@ class _Walk:
         self.refreshed = False  # the library's dicts are looked at again once a walk meets a library object
         # a library's object that a variable holds itself (``limits = rcParams["axes.formatter.limits"]``)
         # is that variable's, and groups it with any other that reaches it
-        self.named = {id(v) for v in namespace.values()}
+        self.named = set(map(identity, namespace.values()))
 
     def value(self, value: Any) -> set[int]:
         ids: set[int] = set()
@@ -871,7 +873,7 @@ class _Walk:
         """Walk ``work`` object by object, depth first (a deep chain costs no level after level), until
         all is walked (then ``[]``) or a container has made the list long enough to go on in bulk
         (returned: what is left to walk)."""
-        kinds, library, named, claimed = _walk_kinds, self.library, self.named, self.claimed
+        kinds, library, named, claimed, ident = _walk_kinds, self.library, self.named, self.claimed, identity
         stack = work
         pop, extend = stack.pop, stack.extend
         # at least twice what it was given: a level :meth:`bulk` handed over whole (objects with a
@@ -882,7 +884,7 @@ class _Walk:
             kind = kinds[type(obj)]
             if kind == _SKIP:
                 continue
-            oid = id(obj)
+            oid = ident(obj)
             if oid in library and library[oid] is obj and oid not in named:
                 continue  # the library's (see _LibraryState)
             if kind == _ITEMS:
@@ -963,7 +965,7 @@ class _Walk:
         if not plain or (kind not in _BULK_KINDS and kind != _OBJECT):
             below += self.each(picked, ids, seen)
             return below
-        oids = list(map(id, picked))
+        oids = list(map(identity, picked))
         mark = seen if kind == _ITEMS else self.claimed
         if (self.library and not self.library.keys().isdisjoint(oids)) or not mark.isdisjoint(oids):
             below += self.each(picked, ids, seen)
@@ -1032,7 +1034,7 @@ def _memory_ids(obj: Any) -> list[int]:
         out = []
         base = obj.base
         while base is not None and type(base) not in _ATOMS:
-            out.append(id(base))
+            out.append(identity(base))
             base = base.base if isinstance(base, np.ndarray) else None
         return out
     if _is_tensor(obj):
@@ -1040,7 +1042,7 @@ def _memory_ids(obj: Any) -> list[int]:
             ptr = obj.untyped_storage().data_ptr()
         except Exception:  # sparse, meta or other tensors without one storage
             return []
-        return [ptr] if ptr else []
+        return [address_identity(ptr)] if ptr else []
     return []
 
 
