@@ -2472,3 +2472,60 @@ def test_an_aborted_merge_in_a_fresh_kernel_keeps_the_branchs_library_items(tmp_
         alice.shutdown()
         if bob is not None:
             bob.shutdown()
+
+
+def test_a_pull_is_undone_by_one_reset_to_the_tip_before_it_in_the_kernel_and_the_terminal(tmp_path, run_txgit):
+    """Bob pulled Alice's x = 2 into his kernel and wants his state before the pull back, as a git user
+    types `git reset --hard ORIG_HEAD` or `main@{1}`. `%txgit reset main@{1}` said "unknown revision
+    'main@1'" (IPython read `{1}` as the Python expression 1 before the magic saw it), and `ORIG_HEAD`
+    was unknown everywhere ("no branch, tag or commit here has that name; if it was pushed to origin...").
+    Now both name the tip before the pull, in the kernel and in the terminal beside it, and `$name` and
+    `{expr}` still expand in the magic's other arguments, as in any IPython magic."""
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
+    bob = None
+    try:
+        alice.cell("x = 1")
+        bob = _publish_and_clone(alice, tmp_path, run_txgit, {})
+        bob.cell("z = 3")
+        mine = bob.ws.head().id
+        alice.cell("x = 2")
+        alice.tx("push")
+        bob.cell("%txgit pull")
+        pulled = bob.ws.head().id
+        assert bob.value("(x, z)") == (2, 3)
+
+        out = bob.cell("%txgit reset ORIG_HEAD").stdout  # undo the pull
+        assert bob.ws.head().id == mine and bob.value("(x, z)") == (1, 3), out
+        bob.tx("reset", "main@{1}")  # the terminal redoes it: main@{1} is where the reset moved main from
+        assert bob.ws.head().id == pulled and bob.value("(x, z)") == (2, 3)
+        bob.cell("%txgit reset main@{1}")  # and the kernel undoes it again, git's way
+        assert bob.ws.head().id == mine and bob.value("(x, z)") == (1, 3)
+        assert bob.tx("reset", "ORIG_HEAD").returncode == 0 and bob.ws.head().id == pulled
+
+        bob.cell("step = 'four'")
+        bob.cell('%txgit commit -m "step {1 + 3}: $step" --allow-empty')
+        assert bob.ws.head().message.startswith("step 4: four")
+    finally:
+        alice.shutdown()
+        if bob is not None:
+            bob.shutdown()
+
+
+def test_orig_head_before_any_merge_pull_or_reset_is_one_line(tmp_path, run_txgit):
+    ws = Workspace.init(tmp_path / "w")
+    ws.commit({"x": 1}, "one")
+    proc = run_txgit("reset", "ORIG_HEAD", cwd=ws.root)
+    assert_one_line_error(proc, "ORIG_HEAD", "no merge, pull or reset has moved a branch here yet")
+    assert "fetch" not in proc.stderr and ws.load("x") == 1
+
+
+def test_gc_keeps_the_state_orig_head_names_after_the_reflog_expired(tmp_path):
+    """ORIG_HEAD is a way back, as the reflog is: gc keeps the blobs of the state it names."""
+    ws = Workspace.init(tmp_path / "w")
+    ws.commit({"x": [1]}, "one")
+    ws.commit({"x": [2]}, "two")
+    ws.reset("HEAD~1")
+    ws.gc(grace_seconds=0, reflog_days=0)
+    ws.reset("ORIG_HEAD")
+    assert ws.load("x") == [2] and ws.head().message.startswith("two")
+

@@ -268,6 +268,7 @@ class Workspace(Repository):
             if tip is None or tip.id != target.id:
                 self.history.move_ref(ref, target, expect=tip, why=f"txgit reset: moving to {rev}")
                 if tip is not None:
+                    self.history.note_orig_head(tip)
                     result.left_behind = self.history.unreferenced(str(tip.id))
                     result.left_from = str(tip.id)
         return result
