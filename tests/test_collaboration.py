@@ -2529,3 +2529,33 @@ def test_gc_keeps_the_state_orig_head_names_after_the_reflog_expired(tmp_path):
     ws.reset("ORIG_HEAD")
     assert ws.load("x") == [2] and ws.head().message.startswith("two")
 
+
+def test_branch_f_of_a_branch_a_live_kernel_is_on_is_refused_and_names_reset(tmp_path, run_txgit):
+    """With auto-commit off, the kernel on main held d = 4 and a = 100 that no commit has. `txgit branch -f
+    main other` in the terminal moved main under it, saying only "Reset branch main to ... (was ...)";
+    the kernel's next commit then merged the moved main into its own commits, silently undoing the
+    move. git refuses to force a branch a worktree has checked out; so does txgit now for a branch a
+    live kernel commits to, and names `reset`, which moves it with the kernel (refusing while the
+    kernel holds uncommitted values, unless --force)."""
+    ws = Workspace.init(tmp_path / "w")
+    k = User("k", ws, run_txgit, {})
+    try:
+        k.cell("a = 1")
+        k.tx("branch", "other")
+        k.cell("b = 2")
+        tip = ws.head().id
+        k.cell("%txgit auto off")
+        k.cell("a = 100\nd = 4")
+        proc = k.tx("branch", "-f", "main", "other", code=None)
+        assert_one_line_error(proc, "cannot force branch 'main'", f"kernel {k.kernel.pid}", "txgit reset other")
+        assert ws.branches()["main"] == tip
+        assert_one_line_error(k.tx("reset", "other", code=None), "uncommitted changes to a, d")
+        k.cell("%txgit auto on")
+        assert k.value("(a, b, d)") == (100, 2, 4) and ws.load("d") == 4 and ws.branches()["main"] != tip
+        r = k.kernel.run("%txgit branch -f main other")  # from the kernel itself: the same refusal
+        assert r.status == "error" and "%txgit reset other" in r.error, r.error
+        k.tx("branch", "-f", "other", "main")  # a branch no kernel is on moves as before
+        assert ws.branches()["other"] == ws.branches()["main"]
+    finally:
+        k.shutdown()
+
