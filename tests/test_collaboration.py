@@ -2559,3 +2559,46 @@ def test_branch_f_of_a_branch_a_live_kernel_is_on_is_refused_and_names_reset(tmp
     finally:
         k.shutdown()
 
+
+def test_cells_run_on_a_colleagues_tag_are_named_when_left_kept_by_gc_and_branched_as_advised(tmp_path, run_txgit):
+    """Bob checks out v1, a tag Alice pushed, in his notebook and runs cells there (auto-commits on a
+    detached HEAD), then `%txgit checkout main`; later the same from the terminal beside the kernel.
+    Each time the checkout names the commits it leaves and the command that keeps them, in the words
+    of where it was typed; gc keeps them (the reflog reaches them); the advice works as typed.
+    (Round 16 found this holds.)"""
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
+    bob = None
+    try:
+        alice.cell("a = 1")
+        alice.tx("tag", "v1")
+        alice.cell("a = 2")
+        alice.tx("remote", "add", "origin", str(tmp_path / "team.git"), "--trusted")
+        alice.tx("push", "--tags")
+        alice.tx("clone", str(tmp_path / "team.git"), str(tmp_path / "bob"), "--trusted")
+        bob = User("bob", Workspace(tmp_path / "bob"), run_txgit, {})
+        bob.cell("%txgit checkout main")
+        bob.cell("%txgit checkout v1")
+        bob.cell("d = 4")
+        bob.cell("e = 5")
+        left = bob.ws.head().id
+        out = bob.cell("%txgit checkout main").stdout
+        assert f"leaving 2 commits behind, not connected to any branch (last: {left[:8]}); keep them with: " \
+               f"%txgit branch NAME {left[:8]}" in out, out
+        assert bob.value("(a, 'd' in dir(), 'e' in dir())") == (2, False, False)
+        bob.tx("gc", "--grace", "0")
+        bob.cell(f"%txgit branch on-v1 {left[:8]}")
+        assert bob.ws.load("e", "on-v1") == 5 and bob.ws.load("a", "on-v1") == 1
+
+        bob.tx("checkout", "v1")  # the terminal beside the kernel
+        bob.cell("f = 6")
+        left = bob.ws.head().id
+        proc = bob.tx("checkout", "main")
+        out = proc.stdout + proc.stderr
+        assert f"leaving 1 commit behind, not connected to any branch (last: {left[:8]}); keep it with: " \
+               f"txgit branch NAME {left[:8]}" in out, out
+        bob.tx("gc", "--grace", "0")
+        assert bob.ws.load("f", left) == 6 and bob.value("'f' in dir()") is False
+    finally:
+        alice.shutdown()
+        if bob is not None:
+            bob.shutdown()

@@ -95,3 +95,24 @@ def test_txgit_commit_in_a_plain_script(tmp_path):
     ns: dict = {}
     ws.checkout("HEAD", ns, force=True)
     assert ns["rows"] == [1, 2] and ns["alias"] is ns["rows"]
+
+
+def test_a_script_run_by_a_collaborator_keeps_the_pulled_values_it_never_loaded(tmp_path, run_txgit):
+    """Bob cloned Alice's state (x, rows, lr) and runs `txgit run train.py`, whose namespace starts empty and
+    sets x and model. Its commits carry Alice's other variables over as they are (a script never deletes
+    what it did not load, as a fresh kernel does not), so his push publishes no deletion: a third
+    clone has Alice's rows and lr beside Bob's x and model. (Round 16 found this holds.)"""
+    alice = Workspace.init(tmp_path / "alice")
+    alice.commit({"x": 1, "rows": [1, 2], "lr": 0.1}, "alice")
+    alice.remotes.add("origin", str(tmp_path / "team.git"), trusted=True)
+    alice.push()
+    run_txgit("clone", str(tmp_path / "team.git"), "bob", "--trusted", cwd=tmp_path, check=True)
+    (tmp_path / "bob" / "train.py").write_text("x = 2\nmodel = {'w': x * 3}\n")
+    run_txgit("run", "train.py", cwd=tmp_path / "bob", check=True)
+    bob = Workspace(tmp_path / "bob")
+    assert set(bob.state().variables) == {"x", "rows", "lr", "model"}
+    assert run_txgit("push", cwd=bob.root, check=True).returncode == 0
+    run_txgit("clone", str(tmp_path / "team.git"), "carol", "--trusted", cwd=tmp_path, check=True)
+    carol = Workspace(tmp_path / "carol")
+    assert {n: carol.load(n) for n in ("x", "rows", "lr", "model")} == {"x": 2, "rows": [1, 2], "lr": 0.1,
+                                                                      "model": {"w": 6}}
