@@ -13,6 +13,7 @@ import builtins
 import functools
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -53,6 +54,9 @@ from txgit.workspace import (
     Workspace,
     WorkspaceLock,
 )
+
+# `HEAD@{N}` / `@{N}` (and what follows, `@{1}~2`): in a session not on HEAD's branch, its own branch's reflog
+_OWN_REFLOG = re.compile(r"(?:HEAD)?@\{(\d+)\}(.*)")
 
 
 def _collector_paused(hook: Callable[..., Any]) -> Callable[..., Any]:
@@ -1253,8 +1257,14 @@ class NamespaceSession:
     # -- checkout / status / rollback ------------------------------------------------------
     def rev_here(self, rev: str) -> str:
         """``HEAD`` as the user types it means where this session is (its branch may not be HEAD's):
-        for its checkouts and resets, and the verbs of its magics."""
-        if not rev.startswith("HEAD") or self.holds_head():
+        for its checkouts and resets, and the verbs of its magics. So do ``HEAD@{N}`` and ``@{N}``: its
+        branch's reflog (where that branch was N moves ago), not the folder HEAD's."""
+        if self.holds_head():
+            return rev
+        reflog = _OWN_REFLOG.fullmatch(rev)
+        if reflog is not None and self.branch is not None:
+            return f"{self.branch}@{{{reflog[1]}}}{reflog[2]}"
+        if not rev.startswith("HEAD"):
             return rev
         if rev == "HEAD" and self.branch is not None:
             return self.branch
