@@ -2602,3 +2602,25 @@ def test_cells_run_on_a_colleagues_tag_are_named_when_left_kept_by_gc_and_branch
         alice.shutdown()
         if bob is not None:
             bob.shutdown()
+
+
+def test_an_explicit_commit_keeps_a_value_a_thread_changed_between_cells(tmp_path, run_txgit):
+    """A background thread (as a widget's callback or an asyncio task would) set params['lr'] = 0.5
+    between cells. No cell names params, so no auto-commit records it, and `%txgit commit -m keep`
+    said "nothing to commit: the namespace equals 5eb40d0d", which was not so: a reset from the
+    terminal then replaced the value without a word. An explicit commit that finds nothing the cells
+    named now compares every value before saying so, and commits the change it finds."""
+    ws = Workspace.init(tmp_path / "w")
+    k = User("k", ws, run_txgit, {})
+    try:
+        k.cell("import threading\nparams = {'lr': 0.1}\nchanged = threading.Event()\n"
+               "def later():\n    changed.wait(30)\n    params['lr'] = 0.5\n"
+               "threading.Thread(target=later, daemon=True).start()")
+        k.cell("changed.set()")
+        k.cell("import time\nwhile params['lr'] != 0.5: time.sleep(0.01)")
+        assert ws.load("params") == {"lr": 0.1}  # no cell named it: not committed (see docs/collaboration.md)
+        out = k.cell("%txgit commit -m keep").stdout
+        assert ws.load("params") == {"lr": 0.5} and ws.head().message == "keep", out
+        assert "nothing to commit: the namespace equals" in k.cell("%txgit commit -m again").stdout
+    finally:
+        k.shutdown()

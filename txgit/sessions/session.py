@@ -524,7 +524,13 @@ class NamespaceSession:
 
         Nothing changed: :class:`NothingToCommit`, unless ``allow_empty``. During a merge, this is
         the merge commit, once every conflict is resolved (:class:`MergeInProgress` otherwise)."""
+        incremental = self.touched is not None and not self.full_next and self.base is not None
         result = self._commit(message, meta, files, background=False, allow_empty=allow_empty, explicit=True)
+        if result is None and incremental and self.merging() is None:
+            # nothing the cells named changed: compare every value before saying the namespace equals the
+            # commit (a thread, a widget's callback, an asyncio task may have changed one between cells)
+            self.full_next = True
+            result = self._commit(message, meta, files, background=False, allow_empty=allow_empty, explicit=True)
         if result is None:
             head = self.base[:8] if self.base else "the branch"
             how = "--allow-empty" if self.kind == "ipython" else "allow_empty=True"  # the magic's or the API's
