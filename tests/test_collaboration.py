@@ -2472,3 +2472,155 @@ def test_an_aborted_merge_in_a_fresh_kernel_keeps_the_branchs_library_items(tmp_
         alice.shutdown()
         if bob is not None:
             bob.shutdown()
+
+
+def test_a_pull_is_undone_by_one_reset_to_the_tip_before_it_in_the_kernel_and_the_terminal(tmp_path, run_txgit):
+    """Bob pulled Alice's x = 2 into his kernel and wants his state before the pull back, as a git user
+    types `git reset --hard ORIG_HEAD` or `main@{1}`. `%txgit reset main@{1}` said "unknown revision
+    'main@1'" (IPython read `{1}` as the Python expression 1 before the magic saw it), and `ORIG_HEAD`
+    was unknown everywhere ("no branch, tag or commit here has that name; if it was pushed to origin...").
+    Now both name the tip before the pull, in the kernel and in the terminal beside it, and `$name` and
+    `{expr}` still expand in the magic's other arguments, as in any IPython magic."""
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
+    bob = None
+    try:
+        alice.cell("x = 1")
+        bob = _publish_and_clone(alice, tmp_path, run_txgit, {})
+        bob.cell("z = 3")
+        mine = bob.ws.head().id
+        alice.cell("x = 2")
+        alice.tx("push")
+        bob.cell("%txgit pull")
+        pulled = bob.ws.head().id
+        assert bob.value("(x, z)") == (2, 3)
+
+        out = bob.cell("%txgit reset ORIG_HEAD").stdout  # undo the pull
+        assert bob.ws.head().id == mine and bob.value("(x, z)") == (1, 3), out
+        bob.tx("reset", "main@{1}")  # the terminal redoes it: main@{1} is where the reset moved main from
+        assert bob.ws.head().id == pulled and bob.value("(x, z)") == (2, 3)
+        bob.cell("%txgit reset main@{1}")  # and the kernel undoes it again, git's way
+        assert bob.ws.head().id == mine and bob.value("(x, z)") == (1, 3)
+        assert bob.tx("reset", "ORIG_HEAD").returncode == 0 and bob.ws.head().id == pulled
+
+        bob.cell("step = 'four'")
+        bob.cell('%txgit commit -m "step {1 + 3}: $step" --allow-empty')
+        assert bob.ws.head().message.startswith("step 4: four")
+    finally:
+        alice.shutdown()
+        if bob is not None:
+            bob.shutdown()
+
+
+def test_orig_head_before_any_merge_pull_or_reset_is_one_line(tmp_path, run_txgit):
+    ws = Workspace.init(tmp_path / "w")
+    ws.commit({"x": 1}, "one")
+    proc = run_txgit("reset", "ORIG_HEAD", cwd=ws.root)
+    assert_one_line_error(proc, "ORIG_HEAD", "no merge, pull or reset has moved a branch here yet")
+    assert "fetch" not in proc.stderr and ws.load("x") == 1
+
+
+def test_gc_keeps_the_state_orig_head_names_after_the_reflog_expired(tmp_path):
+    """ORIG_HEAD is a way back, as the reflog is: gc keeps the blobs of the state it names."""
+    ws = Workspace.init(tmp_path / "w")
+    ws.commit({"x": [1]}, "one")
+    ws.commit({"x": [2]}, "two")
+    ws.reset("HEAD~1")
+    ws.gc(grace_seconds=0, reflog_days=0)
+    ws.reset("ORIG_HEAD")
+    assert ws.load("x") == [2] and ws.head().message.startswith("two")
+
+
+def test_branch_f_of_a_branch_a_live_kernel_is_on_is_refused_and_names_reset(tmp_path, run_txgit):
+    """With auto-commit off, the kernel on main held d = 4 and a = 100 that no commit has. `txgit branch -f
+    main other` in the terminal moved main under it, saying only "Reset branch main to ... (was ...)";
+    the kernel's next commit then merged the moved main into its own commits, silently undoing the
+    move. git refuses to force a branch a worktree has checked out; so does txgit now for a branch a
+    live kernel commits to, and names `reset`, which moves it with the kernel (refusing while the
+    kernel holds uncommitted values, unless --force)."""
+    ws = Workspace.init(tmp_path / "w")
+    k = User("k", ws, run_txgit, {})
+    try:
+        k.cell("a = 1")
+        k.tx("branch", "other")
+        k.cell("b = 2")
+        tip = ws.head().id
+        k.cell("%txgit auto off")
+        k.cell("a = 100\nd = 4")
+        proc = k.tx("branch", "-f", "main", "other", code=None)
+        assert_one_line_error(proc, "cannot force branch 'main'", f"kernel {k.kernel.pid}", "txgit reset other")
+        assert ws.branches()["main"] == tip
+        assert_one_line_error(k.tx("reset", "other", code=None), "uncommitted changes to a, d")
+        k.cell("%txgit auto on")
+        assert k.value("(a, b, d)") == (100, 2, 4) and ws.load("d") == 4 and ws.branches()["main"] != tip
+        r = k.kernel.run("%txgit branch -f main other")  # from the kernel itself: the same refusal
+        assert r.status == "error" and "%txgit reset other" in r.error, r.error
+        k.tx("branch", "-f", "other", "main")  # a branch no kernel is on moves as before
+        assert ws.branches()["other"] == ws.branches()["main"]
+    finally:
+        k.shutdown()
+
+
+def test_cells_run_on_a_colleagues_tag_are_named_when_left_kept_by_gc_and_branched_as_advised(tmp_path, run_txgit):
+    """Bob checks out v1, a tag Alice pushed, in his notebook and runs cells there (auto-commits on a
+    detached HEAD), then `%txgit checkout main`; later the same from the terminal beside the kernel.
+    Each time the checkout names the commits it leaves and the command that keeps them, in the words
+    of where it was typed; gc keeps them (the reflog reaches them); the advice works as typed.
+    (Round 16 found this holds.)"""
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
+    bob = None
+    try:
+        alice.cell("a = 1")
+        alice.tx("tag", "v1")
+        alice.cell("a = 2")
+        alice.tx("remote", "add", "origin", str(tmp_path / "team.git"), "--trusted")
+        alice.tx("push", "--tags")
+        alice.tx("clone", str(tmp_path / "team.git"), str(tmp_path / "bob"), "--trusted")
+        bob = User("bob", Workspace(tmp_path / "bob"), run_txgit, {})
+        bob.cell("%txgit checkout main")
+        bob.cell("%txgit checkout v1")
+        bob.cell("d = 4")
+        bob.cell("e = 5")
+        left = bob.ws.head().id
+        out = bob.cell("%txgit checkout main").stdout
+        assert f"leaving 2 commits behind, not connected to any branch (last: {left[:8]}); keep them with: " \
+               f"%txgit branch NAME {left[:8]}" in out, out
+        assert bob.value("(a, 'd' in dir(), 'e' in dir())") == (2, False, False)
+        bob.tx("gc", "--grace", "0")
+        bob.cell(f"%txgit branch on-v1 {left[:8]}")
+        assert bob.ws.load("e", "on-v1") == 5 and bob.ws.load("a", "on-v1") == 1
+
+        bob.tx("checkout", "v1")  # the terminal beside the kernel
+        bob.cell("f = 6")
+        left = bob.ws.head().id
+        proc = bob.tx("checkout", "main")
+        out = proc.stdout + proc.stderr
+        assert f"leaving 1 commit behind, not connected to any branch (last: {left[:8]}); keep it with: " \
+               f"txgit branch NAME {left[:8]}" in out, out
+        bob.tx("gc", "--grace", "0")
+        assert bob.ws.load("f", left) == 6 and bob.value("'f' in dir()") is False
+    finally:
+        alice.shutdown()
+        if bob is not None:
+            bob.shutdown()
+
+
+def test_an_explicit_commit_keeps_a_value_a_thread_changed_between_cells(tmp_path, run_txgit):
+    """A background thread (as a widget's callback or an asyncio task would) set params['lr'] = 0.5
+    between cells. No cell names params, so no auto-commit records it, and `%txgit commit -m keep`
+    said "nothing to commit: the namespace equals 5eb40d0d", which was not so: a reset from the
+    terminal then replaced the value without a word. An explicit commit that finds nothing the cells
+    named now compares every value before saying so, and commits the change it finds."""
+    ws = Workspace.init(tmp_path / "w")
+    k = User("k", ws, run_txgit, {})
+    try:
+        k.cell("import threading\nparams = {'lr': 0.1}\nchanged = threading.Event()\n"
+               "def later():\n    changed.wait(30)\n    params['lr'] = 0.5\n"
+               "threading.Thread(target=later, daemon=True).start()")
+        k.cell("changed.set()")
+        k.cell("import time\nwhile params['lr'] != 0.5: time.sleep(0.01)")
+        assert ws.load("params") == {"lr": 0.1}  # no cell named it: not committed (see docs/collaboration.md)
+        out = k.cell("%txgit commit -m keep").stdout
+        assert ws.load("params") == {"lr": 0.5} and ws.head().message == "keep", out
+        assert "nothing to commit: the namespace equals" in k.cell("%txgit commit -m again").stdout
+    finally:
+        k.shutdown()

@@ -431,3 +431,32 @@ def test_kernels_opened_at_the_same_moment_in_one_folder_take_one_branch_each(tm
     finally:
         for k in kernels:
             k.shutdown()
+
+
+def test_a_second_kernels_reflog_selectors_name_its_own_branchs_moves(tmp_path, run_txgit):
+    """The folder's second kernel commits to branch 'second'; HEAD is the first kernel's main. In it,
+    `%txgit reset HEAD@{1}` said "unknown revision '<its commit>@{1}'" (its HEAD is where it stands,
+    a commit, which has no reflog), and `@{1}` named main's move, not its own. Both now name where its
+    branch was before its last move, in the kernel and from the terminal that asks it (--kernel)."""
+    ws = Workspace.init(tmp_path / "proj")
+    first = Kernel(ws.root, env={"JPY_SESSION_NAME": str(ws.root / "first.ipynb")})
+    second = None
+    try:
+        first.ok("%load_ext txgit")
+        first.ok("a = 1")
+        second = Kernel(ws.root, env={"JPY_SESSION_NAME": str(ws.root / "second.ipynb")})
+        assert "commits to new branch 'second'" in second.ok("%load_ext txgit").stdout
+        second.ok("b = 2")
+        one = ws.branches()["second"]
+        second.ok("b = 3")
+        first.ok("a = 10")  # main moves too: @{1} of the folder's HEAD is main's
+        second.ok("%txgit reset HEAD@{1}")
+        assert ws.branches()["second"] == one and second.value("b") == 2
+        second.ok("%txgit reset @{1}")  # back where the reset moved it from
+        assert second.value("b") == 3 and ws.load("a", "main") == 10
+        run_txgit("reset", "HEAD@{1}", "--kernel", "second", cwd=ws.root, check=True)
+        assert ws.branches()["second"] == one and second.value("b") == 2 and ws.load("a", "main") == 10
+    finally:
+        first.shutdown()
+        if second is not None:
+            second.shutdown()

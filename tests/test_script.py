@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+from cliutil import assert_one_line_error
+
 from txgit import Workspace
 
 SCRIPT = """\
@@ -95,3 +97,52 @@ def test_txgit_commit_in_a_plain_script(tmp_path):
     ns: dict = {}
     ws.checkout("HEAD", ns, force=True)
     assert ns["rows"] == [1, 2] and ns["alias"] is ns["rows"]
+
+
+def test_a_script_run_by_a_collaborator_keeps_the_pulled_values_it_never_loaded(tmp_path, run_txgit):
+    """Bob cloned Alice's state (x, rows, lr) and runs `txgit run train.py`, whose namespace starts empty and
+    sets x and model. Its commits carry Alice's other variables over as they are (a script never deletes
+    what it did not load, as a fresh kernel does not), so his push publishes no deletion: a third
+    clone has Alice's rows and lr beside Bob's x and model. (Round 16 found this holds.)"""
+    alice = Workspace.init(tmp_path / "alice")
+    alice.commit({"x": 1, "rows": [1, 2], "lr": 0.1}, "alice")
+    alice.remotes.add("origin", str(tmp_path / "team.git"), trusted=True)
+    alice.push()
+    run_txgit("clone", str(tmp_path / "team.git"), "bob", "--trusted", cwd=tmp_path, check=True)
+    (tmp_path / "bob" / "train.py").write_text("x = 2\nmodel = {'w': x * 3}\n")
+    run_txgit("run", "train.py", cwd=tmp_path / "bob", check=True)
+    bob = Workspace(tmp_path / "bob")
+    assert set(bob.state().variables) == {"x", "rows", "lr", "model"}
+    assert run_txgit("push", cwd=bob.root, check=True).returncode == 0
+    run_txgit("clone", str(tmp_path / "team.git"), "carol", "--trusted", cwd=tmp_path, check=True)
+    carol = Workspace(tmp_path / "carol")
+    assert {n: carol.load(n) for n in ("x", "rows", "lr", "model")} == {"x": 2, "rows": [1, 2], "lr": 0.1,
+                                                                      "model": {"w": 6}}
+
+
+def test_a_script_is_not_run_while_a_merge_waits_for_its_conflicts(ws, run_txgit):
+    """A pull stopped on a conflict (lr); `txgit run job.py` ran its first statement, then stopped
+    with a kernel's advice ("set it and commit ..."), and its value was held for the merge as if set
+    by a closed kernel ("kernel 6971 closed during the merge; it had set z = 1 ...: `txgit merge
+    --continue` takes them"): a script the user saw fail would have put z into the merge commit.
+    As git refuses to commit during a conflicted merge, `txgit run` now runs nothing and says what
+    to do first, in one line."""
+    ns = {"__name__": "__main__", "lr": 0.1}
+    ws.commit(ns, "base")
+    ws.create_branch("other")
+    ns["lr"] = 0.3
+    ws.commit(ns, "mine")
+    theirs: dict = {"__name__": "__main__"}
+    ws.checkout("other", theirs)
+    theirs["lr"] = 0.4
+    ws.commit(theirs, "theirs")
+    ws.checkout("main", ns, force=True)
+    assert ws.merge("other", ns).status == "conflicts"
+    (ws.root / "job.py").write_text("open('ran', 'w').close()\nz = 1\n")
+    for args in (["run", "job.py"], ["run", "--resume", "job.py"]):
+        proc = run_txgit(*args, cwd=ws.root)
+        assert_one_line_error(proc, "merge of other into main waits for its conflicts", "txgit merge --abort")
+    assert not (ws.root / "ran").exists()
+    status = run_txgit("status", cwd=ws.root, check=True).stdout
+    assert "closed during the merge" not in status and "z" not in ws.state().variables
+    assert ws.merge_held(ws.merge_in_progress()) == []

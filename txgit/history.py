@@ -61,6 +61,7 @@ GROUPS = "groups"  # format 1: one file per group
 # BRANCH-2, …: branch a's second hold or branch a-2's own? Those are still read (held_for), never written.
 HELD = "refs/txgit/held/"
 UNMERGED = "refs/txgit/unmerged/"
+ORIG_HEAD = "ORIG_HEAD"  # where the last merge, pull or reset moved a branch from (as in git)
 RECORDS = "records"  # format 2: variable and group records, one per line, in shards
 SHARD_EVERY = 32  # a variable whose key is a multiple of this starts a shard: ~32 variables a shard
 SHARD_MAX = 64  # and so does the variable after this many in one shard: a change never rewrites more
@@ -341,6 +342,8 @@ class History:
             raise UnknownRevision(f"unknown revision {rev!r}")
         if rev == "HEAD" and self.repo.head_is_unborn:
             raise UnknownRevision("no commits yet: HEAD does not name a commit")
+        if rev.startswith(ORIG_HEAD) and self.orig_head() is None:
+            raise UnknownRevision(f"unknown revision {rev!r}: no merge, pull or reset has moved a branch here yet")
         try:
             obj = self.repo.revparse_single(rev)
             return obj.peel(pygit2.Commit)
@@ -363,6 +366,18 @@ class History:
             return ""
         return (f" ({remote} has no branch {branch!r} as of the last fetch: `txgit fetch {remote}` brings its "
                 "new branches)")
+
+    def orig_head(self) -> str | None:
+        """git's ORIG_HEAD: the commit a branch named before the last merge, pull or reset here moved it
+        (``txgit reset ORIG_HEAD`` undoes that move), or None."""
+        try:
+            return str(self.repo.lookup_reference(ORIG_HEAD).target)
+        except (KeyError, pygit2.GitError, pygit2.InvalidSpecError):
+            return None
+
+    def note_orig_head(self, commit: pygit2.Commit) -> None:
+        """Name ``commit`` ORIG_HEAD: a merge, pull or reset is about to move a branch from it."""
+        self.repo.create_reference_direct(ORIG_HEAD, commit.id, True)
 
     def head_commit(self) -> pygit2.Commit | None:
         if self.repo.head_is_unborn:
@@ -662,6 +677,9 @@ class History:
             except (KeyError, ValueError, pygit2.GitError) as e:
                 problems.append(f"{where} names {str(oid)[:8]}, which is not a readable commit ({_one_line(e)})")
 
+        orig = self.orig_head()
+        if orig is not None:  # a way back after a merge, pull or reset, as the reflog is
+            add(pygit2.Oid(hex=orig), ORIG_HEAD)
         names = ["HEAD", *self.repo.references]
         for name in names:
             try:

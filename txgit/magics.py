@@ -14,12 +14,14 @@ shows it as one line (``txgit: error: …``), not a traceback.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import sys
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from typing import Any, Iterator
 
-from IPython.core.magic import Magics, line_magic, magics_class
+from IPython.core.magic import Magics, line_magic, magics_class, needs_local_scope, no_var_expand
+from IPython.utils.text import DollarFormatter
 
 from txgit.errors import MergeInProgress, NothingToCommit, TxgitError, disk_full
 from txgit.reuse import ipython as reuse_ipython
@@ -191,12 +193,29 @@ def _cli_commands() -> set[str]:
     return {c.name or c.callback.__name__.replace("_", "-") for c in app.registered_commands if c.callback}
 
 
+# git's reflog selectors (main@{1}, @{-1}, HEAD@{yesterday}): IPython's expansion would read {1} as the number 1
+_REFLOG_SELECTOR = re.compile(r"@\{([^{}]*)\}")
+
+
+def _expanded(line: str, user_ns: dict[str, Any], local_ns: dict[str, Any] | None) -> str:
+    """``line`` with ``$name`` and ``{expr}`` expanded as IPython does for any line magic (a line it cannot
+    expand is left as it is), except git's ``@{...}``."""
+    try:
+        return DollarFormatter().vformat(_REFLOG_SELECTOR.sub(r"@{{\1}}", line), args=[],
+                                         kwargs={**user_ns, **(local_ns or {})})
+    except Exception:
+        return line
+
+
 @magics_class
 class TxgitMagics(Magics):
+    @no_var_expand
+    @needs_local_scope
     @line_magic("txgit")
-    def txgit(self, line: str) -> Any:
+    def txgit(self, line: str, local_ns: dict[str, Any] | None = None) -> Any:
         """Version this kernel's state: %txgit commit -m MSG | log | diff | show | branch | checkout | status | auto | rollback."""
         try:
+            line = _expanded(line, self.shell.user_ns, local_ns)
             try:
                 args = shlex.split(line)
             except ValueError as e:  # unbalanced quotes

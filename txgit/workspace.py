@@ -47,7 +47,7 @@ from txgit.errors import (
     TxgitError,
     UnknownVariable,
 )
-from txgit.history import State, validate_ref_name
+from txgit.history import CommitInfo, State, validate_ref_name
 from txgit.integrity import FsckReport, GcReport
 from txgit.merge import MergeInProgress, MergePlan
 from txgit.remote import BlobRepair, FetchResult, Progress, PushResult, RemoteChain, Remotes
@@ -268,11 +268,25 @@ class Workspace(Repository):
             if tip is None or tip.id != target.id:
                 self.history.move_ref(ref, target, expect=tip, why=f"txgit reset: moving to {rev}")
                 if tip is not None:
+                    self.history.note_orig_head(tip)
                     result.left_behind = self.history.unreferenced(str(tip.id))
                     result.left_from = str(tip.id)
         return result
 
     # -- branches --------------------------------------------------------------------------
+    def create_branch(self, name: str, rev: str = "HEAD", *, force: bool = False) -> CommitInfo:
+        """``git branch [-f] NAME REV``. Forcing a branch a live kernel commits to is refused
+        (:class:`BranchInUse`), as git refuses to force a branch a worktree has checked out: the kernel
+        would keep its state, and its next commit would merge the moved branch back into its own
+        commits. ``reset`` moves such a branch with the kernel."""
+        if force and name in self.branches():
+            held = _attached.holders(self, name)
+            if held:
+                who = "this kernel" if held[0].pid == os.getpid() else held[0].describe()
+                raise BranchInUse(f"cannot force branch '{name}': {who} commits to it (`txgit reset {rev}` "
+                                  "there moves it with the kernel's state)")
+        return super().create_branch(name, rev, force=force)
+
     def delete_branch(self, name: str, *, force: bool = False) -> None:
         """Delete branch ``name``; refused (:class:`BranchInUse`) while a live kernel commits to it, as git
         refuses a branch checked out in another worktree. ``force``: delete it all the same (that kernel's

@@ -394,7 +394,8 @@ def branch(
                                                                      "-m, rename: OLD NEW, or NEW alone)."),
     rev: Optional[str] = typer.Argument(None, metavar="REV", help="Where the new branch starts (default HEAD)."),
     delete: bool = typer.Option(False, "-d", "--delete", help="Delete branch NAME."),
-    force: bool = typer.Option(False, "-f", "--force", help="Move NAME to REV even if it exists."),
+    force: bool = typer.Option(False, "-f", "--force", help="Move NAME to REV even if it exists (a branch a live "
+                                                            "kernel commits to moves with `txgit reset REV` there)."),
     move: bool = typer.Option(False, "-m", "--move", help="Rename branch OLD (default: the current one) to NEW, "
                                                           "with its upstream; a live kernel on it follows."),
     move_force: bool = typer.Option(False, "-M", help="Rename even over an existing branch NEW (it is replaced)."),

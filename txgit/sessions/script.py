@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from txgit.errors import TxgitError
+from txgit.merging import ref_label
 from txgit.packs import write_atomic
 from txgit.sessions.session import NamespaceSession, _first_line, register, unregister
 from txgit.workspace import Workspace
@@ -105,6 +106,11 @@ def run_script(ws: Workspace, path: str | os.PathLike[str], args: list[str] | No
         raise TxgitError(f"cannot read {path}: {e.strerror or e}") from e
     blocks = _blocks(source, path)
     key = _script_key(ws, path)
+    merging = ws.merge_in_progress()
+    if merging is not None:  # its commits would be that merge's, its values held for it: git refuses too
+        raise TxgitError(f"cannot run {key} now: the merge of {merging.label} into {ref_label(merging.ref)} waits "
+                         "for its conflicts (`txgit status` lists them; resolve them, or give it up with "
+                         "`txgit merge --abort`)")
     module = types.ModuleType("__main__")
     module.__file__ = str(path.resolve())
     ns = module.__dict__

@@ -13,6 +13,7 @@ import builtins
 import functools
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -53,6 +54,9 @@ from txgit.workspace import (
     Workspace,
     WorkspaceLock,
 )
+
+# `HEAD@{N}` / `@{N}` (and what follows, `@{1}~2`): in a session not on HEAD's branch, its own branch's reflog
+_OWN_REFLOG = re.compile(r"(?:HEAD)?@\{(\d+)\}(.*)")
 
 
 def _collector_paused(hook: Callable[..., Any]) -> Callable[..., Any]:
@@ -520,7 +524,13 @@ class NamespaceSession:
 
         Nothing changed: :class:`NothingToCommit`, unless ``allow_empty``. During a merge, this is
         the merge commit, once every conflict is resolved (:class:`MergeInProgress` otherwise)."""
+        incremental = self.touched is not None and not self.full_next and self.base is not None
         result = self._commit(message, meta, files, background=False, allow_empty=allow_empty, explicit=True)
+        if result is None and incremental and self.merging() is None:
+            # nothing the cells named changed: compare every value before saying the namespace equals the
+            # commit (a thread, a widget's callback, an asyncio task may have changed one between cells)
+            self.full_next = True
+            result = self._commit(message, meta, files, background=False, allow_empty=allow_empty, explicit=True)
         if result is None:
             head = self.base[:8] if self.base else "the branch"
             how = "--allow-empty" if self.kind == "ipython" else "allow_empty=True"  # the magic's or the API's
@@ -1258,8 +1268,14 @@ class NamespaceSession:
     # -- checkout / status / rollback ------------------------------------------------------
     def rev_here(self, rev: str) -> str:
         """``HEAD`` as the user types it means where this session is (its branch may not be HEAD's):
-        for its checkouts and resets, and the verbs of its magics."""
-        if not rev.startswith("HEAD") or self.holds_head():
+        for its checkouts and resets, and the verbs of its magics. So do ``HEAD@{N}`` and ``@{N}``: its
+        branch's reflog (where that branch was N moves ago), not the folder HEAD's."""
+        if self.holds_head():
+            return rev
+        reflog = _OWN_REFLOG.fullmatch(rev)
+        if reflog is not None and self.branch is not None:
+            return f"{self.branch}@{{{reflog[1]}}}{reflog[2]}"
+        if not rev.startswith("HEAD"):
             return rev
         if rev == "HEAD" and self.branch is not None:
             return self.branch
