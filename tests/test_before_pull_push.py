@@ -168,6 +168,7 @@ def test_kernel_previews_a_pull_and_a_push(tmp_path, run_txgit):
         assert text("%txgit log origin/main..origin/main") == "no commits in origin/main..origin/main"  # not "yet"
         theirs = text("%txgit diff main...origin/main")
         assert "epochs" in theirs and "lr" not in theirs
+        assert theirs.splitlines()[0].startswith("diff ") and "(merge base of main and origin/main) -> " in theirs
         assert "lr" in text("%txgit diff main..origin/main")
         r = alice.kernel.run("%txgit log main..orign/main")
         assert r.status == "error" and "unknown revision 'orign/main'" in r.error

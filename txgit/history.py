@@ -140,6 +140,11 @@ class RevRange:
         """The same range with each side rewritten (a kernel's HEAD is where it is: see ``rev_here``)."""
         return RevRange(side(self.left), side(self.right), self.symmetric)
 
+    @property
+    def old_label(self) -> str:
+        """What ``diff`` of this range compares from, in words: A, or the merge base of A and B."""
+        return f"merge base of {self.left} and {self.right}" if self.symmetric else self.left
+
     def __str__(self) -> str:
         return f"{self.left}{'...' if self.symmetric else '..'}{self.right}"
 

@@ -338,9 +338,9 @@ class TxgitMagics(Magics):
         elif verb == "show":
             view = CommitView(ws, s.rev_here(args[0] if args else "HEAD"), here=here)
         else:
-            if len(args) == 1 and RevRange.parse(args[0]) is not None:
-                ends = ws.diff(_here(s, args[0]))  # A...B: from the merge base of A and B
-                args = [ends.a, ends.b]
+            if len(args) == 1 and RevRange.parse(args[0]) is not None:  # two commits, not this namespace
+                display(DiffView(ws, _here(s, args[0])))
+                return
             if len(args) > 2:
                 raise TxgitError("usage: %txgit diff [A [B] | A..B | A...B]  (B omitted: this namespace; A too: "
                                  "against HEAD)")

@@ -381,7 +381,7 @@ def diff(
             result = ws.diff(a, b)
         else:  # A..B as A B; A...B from the merge base, which the first line names as such
             result = ws.diff(a)
-            a, b = (f"merge base of {rng.left} and {rng.right}" if rng.symmetric else rng.left), rng.right
+            a, b = rng.old_label, rng.right
         _out(Text(f"diff {ws.resolve(result.a).short_id} ({a}) -> {ws.resolve(result.b).short_id} ({b})", style="bold"))
     if result.empty:
         _out("no differences")
