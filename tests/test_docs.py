@@ -61,8 +61,8 @@ def _page_commands() -> list:
         lines += [(span, False) for span in NAMED.findall(text)]
         for line, typed in lines:
             line = re.sub(r"^\S*\$ ", "", line.strip())
-            if not line.startswith("txgit ") or any(c in line for c in "[]|<>…") or "..." in line:
-                continue  # not a command, or a synopsis: `txgit push [REMOTE]`, `--kernel PID|NOTEBOOK`
+            if not line.startswith("txgit ") or any(c in line for c in "[]|<>…") or re.search(r"\.\.\.(?![\w/~^])", line):
+                continue  # not a command, or a synopsis: `txgit push [REMOTE]`, `--kernel PID|NOTEBOOK`, `VAR...`
             argv = shlex.split(re.split(r"\s(?:&&|;)\s", line)[0], comments=True)[1:]
             if argv and not any(a in EAGER for a in argv):
                 found.append((page.stem, argv, typed))
@@ -149,3 +149,22 @@ def test_every_magic_verb_the_pages_use_is_one_the_magic_knows():
     known = magics._LIVE | magics._cli_commands() | {"log", "show", "diff", "serve"}
     used = {(page.stem, verb) for page in DOCS.glob("*.md") for verb in re.findall(r"%txgit ([a-z-]+)", page.read_text())}
     assert len({v for _, v in used}) >= 15 and not {(p, v) for p, v in used if v not in known}
+
+
+def test_before_you_pull_or_push_prints_what_the_page_shows(tmp_path):
+    """collaboration.md's "Before you pull or push" run for real: its Python example up to the fetch makes
+    the state, then each command of its console block prints what the page shows (commit ids aside)."""
+    import os
+
+    section = (DOCS / "collaboration.md").read_text().split("### Before you pull or push\n", 1)[1].split("\n## ", 1)[0]
+    setup = BLOCK.search(section).group(2).split("\nalice.fetch()", 1)[0]
+    subprocess.run([sys.executable, "-c", setup], cwd=tmp_path, check=True, capture_output=True, timeout=120)
+    shown = SHOWN.search(section).group(1)
+    runs = re.split(r"^alice\$ txgit (.*)\n", shown, flags=re.M)[1:]
+    assert len(runs) >= 10 and {"fetch", "log --oneline origin/main..", "diff main...origin/main"} <= set(runs[::2])
+    ids = re.compile(r"\b[0-9a-f]{8}\b")
+    for command, want in zip(runs[::2], runs[1::2]):
+        proc = subprocess.run([sys.executable, "-m", "txgit", *command.split()], cwd=tmp_path / "alice",
+                              capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "200"})
+        got = proc.stdout + proc.stderr
+        assert proc.returncode == 0 and ids.sub("<id>", got) == ids.sub("<id>", want), (command, got)

@@ -38,7 +38,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -135,6 +135,41 @@ def _cut_last_line(path: str) -> bool:
         return True
     finally:
         os.close(fd)
+
+
+@dataclass(frozen=True)
+class RevRange:
+    """A range of commits as git reads one: ``A..B``, what B reaches and A does not (what a pull of B
+    brings); ``A...B`` (``symmetric``), what one side reaches and the other does not. An empty side is HEAD
+    (``origin/main..``: what a push sends). For ``diff``, ``A..B`` is ``A B`` and ``A...B`` runs from their
+    merge base to B (see :meth:`History.range_ends`)."""
+
+    left: str
+    right: str
+    symmetric: bool = False
+
+    @classmethod
+    def parse(cls, spec: str) -> RevRange | None:
+        """The range ``spec`` names; None when it names one revision (git allows no ``..`` in a ref name)."""
+        if not isinstance(spec, str) or ".." not in spec:
+            return None
+        symmetric = "..." in spec
+        left, _, right = spec.partition("..." if symmetric else "..")
+        if ".." in left or ".." in right:
+            raise UnknownRevision(f"unknown revision {spec!r}: a range is A..B or A...B")
+        return cls(left or "HEAD", right or "HEAD", symmetric)
+
+    def map(self, side: Callable[[str], str]) -> RevRange:
+        """The same range with each side rewritten (a kernel's HEAD is where it is: see ``rev_here``)."""
+        return RevRange(side(self.left), side(self.right), self.symmetric)
+
+    @property
+    def old_label(self) -> str:
+        """What ``diff`` of this range compares from, in words: A, or the merge base of A and B."""
+        return f"merge base of {self.left} and {self.right}" if self.symmetric else self.left
+
+    def __str__(self) -> str:
+        return f"{self.left}{'...' if self.symmetric else '..'}{self.right}"
 
 
 def _signature() -> pygit2.Signature:
@@ -419,13 +454,17 @@ class History:
                 out.setdefault(target, []).append(name.split("/", 2)[2])
         return out
 
-    def walk(self, starts: Iterable[pygit2.Oid], max_count: int | None = None) -> Iterator[pygit2.Commit]:
+    def walk(self, starts: Iterable[pygit2.Oid], max_count: int | None = None, *,
+             hide: Iterable[pygit2.Oid] = ()) -> Iterator[pygit2.Commit]:
+        """Commits reachable from ``starts`` and not from ``hide``, newest first (children before parents)."""
         starts = list(starts)
         if not starts:
             return
         walker = self.repo.walk(starts[0], SortMode.TOPOLOGICAL | SortMode.TIME)
         for s in starts[1:]:
             walker.push(s)
+        for h in hide:
+            walker.hide(h)
         try:
             for i, c in enumerate(walker):
                 if max_count is not None and i >= max_count:
@@ -433,6 +472,37 @@ class History:
                 yield c
         except (KeyError, pygit2.GitError) as e:  # a commit object is gone
             raise TxgitError(f"the history is damaged: {_one_line(e)}; run `txgit fsck`") from e
+
+    def walk_range(self, rng: RevRange, max_count: int | None = None) -> Iterator[pygit2.Commit]:
+        """The commits of ``rng``, newest first: ``log A..B``, ``log A...B``. A side that names no commit
+        raises :class:`UnknownRevision` naming that side."""
+        left, right = self.resolve(rng.left), self.resolve(rng.right)
+        if not rng.symmetric:
+            yield from self.walk([right.id], max_count, hide=[left.id])
+            return
+        # what one side reaches and the other does not; one walk of both, less what a merge base reaches,
+        # keeps the log's order (in a criss-cross, what the other merge bases reach is left out by ``only``)
+        only = {c.id for c in self.walk([left.id], hide=[right.id])}
+        only |= {c.id for c in self.walk([right.id], hide=[left.id])}
+        base = self.repo.merge_base(left.id, right.id)
+        found = (c for c in self.walk(dict.fromkeys([left.id, right.id]), hide=[base] if base else [])
+                 if c.id in only)
+        for i, c in enumerate(found):
+            if max_count is not None and i >= max_count:
+                return
+            yield c
+
+    def range_ends(self, rng: RevRange) -> tuple[pygit2.Commit, pygit2.Commit]:
+        """The two states ``diff A..B`` (A and B) or ``diff A...B`` compares: from the merge base of A and B
+        to B, what B changed since the histories forked (what a merge of B brings in, whatever A did)."""
+        left, right = self.resolve(rng.left), self.resolve(rng.right)
+        if not rng.symmetric:
+            return left, right
+        base = self.repo.merge_base(left.id, right.id)
+        if base is None:
+            raise TxgitError(f"{rng.left} and {rng.right} have no commit in common: no merge base to diff "
+                             f"from (`txgit diff {rng.left} {rng.right}` compares them)")
+        return self.repo[base].peel(pygit2.Commit), right
 
     # -- reading states --------------------------------------------------------
     def read_state(self, commit: pygit2.Commit | str, *, groups: bool = True) -> State:

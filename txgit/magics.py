@@ -24,6 +24,7 @@ from IPython.core.magic import Magics, line_magic, magics_class, needs_local_sco
 from IPython.utils.text import DollarFormatter
 
 from txgit.errors import MergeInProgress, NothingToCommit, TxgitError, disk_full
+from txgit.history import RevRange
 from txgit.reuse import ipython as reuse_ipython
 from txgit.sessions import ipython as kernel_side
 from txgit.sessions.words import notebook_words
@@ -50,10 +51,12 @@ USAGE = """usage: %txgit VERB [ARGS]
   pull [REMOTE [BRANCH]] fetch and merge (the namespace follows)
   reset REV [--force]    point this kernel's branch at REV (the namespace follows)
   status                 variables changed since this kernel's last commit; ahead/behind its upstream
-  log [REV] [--all] [-n N]
-                         history (--all: every branch's; always a graph: --graph, --oneline change nothing)
+  log [REV | A..B | A...B] [--all] [-n N]
+                         history (A..B: what B has and A lacks, as origin/main.. what a push sends;
+                         --all: every branch's; always a graph: --graph, --oneline change nothing)
   show [REV]             one commit
-  diff [A [B]]           variables that differ (B omitted: the live namespace; A too: against HEAD)
+  diff [A [B] | A...B]   variables that differ (B omitted: the live namespace; A too: against HEAD;
+                         A...B: from the merge base of A and B to B, what merging B brings in)
   branch [NAME [REV]]    list or create branches; -m [OLD] NEW renames (this kernel follows)
   serve [--port N]       the web view of the history, on 127.0.0.1, served by this kernel
   auto on|off            auto-commit after every cell (now: {auto})
@@ -357,19 +360,20 @@ class TxgitMagics(Magics):
         here = None if s.holds_head() or base is None else (s.branch, base)
         if verb == "log":
             if len(args) > 1 or (n is not None and not n.isdigit()):
-                raise TxgitError("usage: %txgit log [REV] [--all] [-n N]")
+                raise TxgitError("usage: %txgit log [REV | A..B | A...B] [--all] [-n N]")
             if ws.head() is None and not args:
                 raise TxgitError(f"no commits yet on branch {ws.branch or '?'}")
-            start = s.rev_here(args[0]) if args else (None if here is None else s.rev_here("HEAD"))
+            start = _here(s, args[0]) if args else (None if here is None else s.rev_here("HEAD"))
             view: Any = LogView(ws, start, all_refs=all_refs, max_count=int(n) if n is not None else None, here=here)
         elif verb == "show":
             view = CommitView(ws, s.rev_here(args[0] if args else "HEAD"), here=here)
         else:
-            if len(args) == 1 and ".." in args[0]:
-                a, _, b = args[0].partition("..")
-                args = [a or "HEAD", b or "HEAD"]
+            if len(args) == 1 and RevRange.parse(args[0]) is not None:  # two commits, not this namespace
+                display(DiffView(ws, _here(s, args[0])))
+                return
             if len(args) > 2:
-                raise TxgitError("usage: %txgit diff [A [B]]  (B omitted: this namespace; A too: against HEAD)")
+                raise TxgitError("usage: %txgit diff [A [B] | A..B | A...B]  (B omitted: this namespace; A too: "
+                                 "against HEAD)")
             args = [s.rev_here(a) for a in args or ["HEAD"]]
             live = None if len(args) == 2 else {n: v for n, v in s.namespace.items() if s.is_variable(n)}
             # the records the next commit would make: re-pickling all would show untouched figures changed
@@ -427,6 +431,12 @@ class TxgitMagics(Magics):
                 raise MergeInProgress(f"`%txgit {args[0]}` stopped on conflicts: "
                                       + conflict_note(waiting[1], ext.session.branch or "HEAD"))
             raise TxgitError(f"`%txgit {' '.join(args)[:80]}` exited with status {code}")
+
+
+def _here(s: Any, rev: str) -> str:
+    """``rev`` as this kernel means it: HEAD is where it is, also as a side of a range (``origin/main..``)."""
+    rng = RevRange.parse(rev)
+    return s.rev_here(rev) if rng is None else str(rng.map(s.rev_here))
 
 
 class _NotebookWords:

@@ -44,7 +44,7 @@ from txgit.errors import (
     WorkspaceExists,
 )
 from txgit.gitwriter import GitWriter
-from txgit.history import FORMAT_KEY, CommitInfo, History, State, format_needed
+from txgit.history import FORMAT_KEY, CommitInfo, History, RevRange, State, format_needed
 from txgit.packs import PACK_DIR
 from txgit.state import (
     GroupRecord,
@@ -637,16 +637,24 @@ class Repository:
     def diff(self, a: str = "HEAD", b: str | None = None, *, namespace: Mapping[str, Any] | None = None,
              live: Mapping[str, VarRecord] | None = None) -> StateDiff:
         """Variables that differ between revisions ``a`` and ``b`` (or ``a`` and a live namespace; ``live``:
-        its records, when the caller has them, as for :meth:`status`)."""
-        old = self.history.read_state(self.history.resolve(a), groups=False).variables
-        if b is not None:
-            new = self.history.read_state(self.history.resolve(b), groups=False).variables
-        elif live is not None:
-            new = dict(live)
-        elif namespace is not None:
-            new = self.live_records(namespace)
+        its records, when the caller has them, as for :meth:`status`). ``a`` alone may be a range, as for
+        ``git diff``: ``A..B`` compares A and B; ``A...B`` compares their merge base with B, what a merge
+        of B would bring in (``a`` of the result is then the merge base's id)."""
+        rng = RevRange.parse(a) if b is None and namespace is None and live is None else None
+        if rng is not None:
+            base, tip = self.history.range_ends(rng)
+            a, b = rng.left if not rng.symmetric else str(base.id), rng.right
+            old, new = (self.history.read_state(c, groups=False).variables for c in (base, tip))
         else:
-            raise TypeError("diff needs a second revision or a namespace")
+            old = self.history.read_state(self.history.resolve(a), groups=False).variables
+            if b is not None:
+                new = self.history.read_state(self.history.resolve(b), groups=False).variables
+            elif live is not None:
+                new = dict(live)
+            elif namespace is not None:
+                new = self.live_records(namespace)
+            else:
+                raise TypeError("diff needs a second revision or a namespace")
         out = StateDiff(a, b or "(namespace)")
         out.added = {n: new[n] for n in sorted(set(new) - set(old))}
         out.removed = {n: old[n] for n in sorted(set(old) - set(new))}
@@ -655,7 +663,8 @@ class Repository:
 
     # -- log / show --------------------------------------------------------------------
     def log(self, rev: str | None = None, *, all_refs: bool = False, max_count: int | None = None) -> list[CommitInfo]:
-        """Commits reachable from ``rev`` (default HEAD), newest first; ``all_refs``: from every branch,
+        """Commits reachable from ``rev`` (default HEAD), newest first, or those of a range (``A..B``,
+        ``A...B``: see :class:`txgit.history.RevRange`); ``all_refs``: from every branch,
         remote-tracking branch (``origin/main``), tag and held commits of a closed kernel, as ``git log --all``."""
         if all_refs:
             starts = {self.history.resolve(f"refs/heads/{b}").id for b in self.history.branches()}
@@ -668,6 +677,9 @@ class Repository:
                 starts.add(head.id)
         elif rev is None and self.history.head_commit() is None:
             return []
+        elif (rng := RevRange.parse(rev)) is not None:
+            refs = self.history.refs_by_commit()
+            return [self.history.info(c, refs) for c in self.history.walk_range(rng, max_count)]
         else:
             starts = {self.history.resolve(rev or "HEAD").id}
         refs = self.history.refs_by_commit()

@@ -22,7 +22,7 @@ from txgit.cli.app import app, console, err_console
 from txgit.cli.graph import render_graph
 from txgit.environment import EnvironmentDrift
 from txgit.errors import EmptyHistory, TxgitError, WorkspaceExists
-from txgit.history import CommitInfo
+from txgit.history import CommitInfo, RevRange
 from txgit.remote import unfinished_clone
 from txgit.state import UNPICKLABLE
 from txgit.visual.text import (Refs, held_line, not_loaded_line, not_restored_line, unmerged_line, unpublished_line,
@@ -210,14 +210,20 @@ def _entry(info: CommitInfo, refs: Refs, oneline: bool, changes: str | None) -> 
 
 @app.command()
 def log(
-    rev: Optional[str] = typer.Argument(None, metavar="REV", help="Start from this revision (default HEAD)."),
+    rev: Optional[str] = typer.Argument(None, metavar="REV", help="Start from this revision (default HEAD), or a "
+                                        "range: A..B, what B has and A lacks; A...B, what either has and the other "
+                                        "lacks (an empty side is HEAD)."),
     oneline: bool = typer.Option(False, "--oneline", help="One line per commit: short id, refs, message."),
     graph: bool = typer.Option(False, "--graph", help="Draw branches and merges as lanes, with what each commit changed."),
     all_refs: bool = typer.Option(False, "--all", help="Commits reachable from any branch, remote-tracking branch "
                                                       "(origin/main) or tag, not just REV."),
     max_count: Optional[int] = typer.Option(None, "-n", "--max-count", min=0, metavar="N", help="Show at most N commits."),
 ) -> None:
-    """Show commits, newest first, with ids, refs, author, date and message."""
+    """Show commits, newest first, with ids, refs, author, date and message.
+
+    As in git, after `txgit fetch`: `txgit log main..origin/main` shows what a pull would bring,
+    `txgit log origin/main..` what a push would send, `txgit log main...origin/main` both.
+    """
     from txgit.sessions.kernel import lone_kernel_branch
 
     ws = _open(settled=True)
@@ -340,8 +346,8 @@ def _diff_lines(diff: StateDiff) -> list[Text]:
 
 @app.command()
 def diff(
-    a: Optional[str] = typer.Argument(None, metavar="A", help="The old revision, or A..B for both "
-                                      "(omitted: the attached kernel's uncommitted changes)."),
+    a: Optional[str] = typer.Argument(None, metavar="A", help="The old revision, or A..B for both, or A...B: from "
+                                      "their merge base to B (omitted: the attached kernel's uncommitted changes)."),
     b: Optional[str] = typer.Argument(None, metavar="B", help="The new revision (default HEAD)."),
     exit_code: bool = typer.Option(False, "--exit-code", help="Exit 1 when the states differ (like git diff --exit-code)."),
     kernel: Optional[str] = typer.Option(None, "--kernel", metavar="KERNEL",
@@ -353,8 +359,9 @@ def diff(
     `txgit diff` alone shows what the attached kernel changed and has not committed, against its last
     commit (as `git diff` shows the work tree's changes; during a merge, against the merge's state so
     far, as status compares, and its first line says so). `txgit diff A B` and `txgit diff A..B` compare
-    A to B; `txgit diff A` compares A to HEAD. Exits 0 whether or not the states differ, unless
-    --exit-code.
+    A to B; `txgit diff A` compares A to HEAD. `txgit diff A...B` compares the merge base of A and B
+    to B: what B changed since the two forked, what merging B would bring in (`txgit diff
+    main...origin/main` after a fetch). Exits 0 whether or not the states differ, unless --exit-code.
     """
     if kernel is not None and a is not None:
         raise _usage("--kernel goes with no revision: `txgit diff --kernel KERNEL` shows that kernel's changes")
@@ -368,13 +375,14 @@ def diff(
             f"{result.a[:8]} (HEAD) + the merge of {merging} so far (conflicts as ours)"
         _out(Text(f"diff {old} -> {k.describe()}, not committed", style="bold"))
     else:
-        if b is None and ".." in a:
-            a, _, b = a.partition("..")
-            a, b = a or "HEAD", b or "HEAD"
-        b = b or "HEAD"
-        old, new = ws.resolve(a), ws.resolve(b)
-        result = ws.diff(old.id, new.id)
-        _out(Text(f"diff {old.short_id} ({a}) -> {new.short_id} ({b})", style="bold"))
+        rng = RevRange.parse(a) if b is None else None
+        if rng is None:
+            b = b or "HEAD"
+            result = ws.diff(a, b)
+        else:  # A..B as A B; A...B from the merge base, which the first line names as such
+            result = ws.diff(a)
+            a, b = rng.old_label, rng.right
+        _out(Text(f"diff {ws.resolve(result.a).short_id} ({a}) -> {ws.resolve(result.b).short_id} ({b})", style="bold"))
     if result.empty:
         _out("no differences")
         return

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from txgit.errors import TxgitError
+from txgit.history import RevRange
 from txgit.state import UNPICKLABLE, VarRecord
 from txgit.visual.text import plural
 from txgit.workspace import StateDiff, Workspace
@@ -490,10 +491,17 @@ def semantic_diff(ws: Workspace, a: str = "HEAD", b: str | None = None, *,
     :func:`compare_values`; added and removed ones are described by their
     records. ``names`` limits the diff to those variables. Revisions that do not
     exist raise :class:`txgit.errors.UnknownRevision`. ``trust``/``safe``: as for
-    :meth:`Workspace.load`, for states from remotes not marked trusted.
+    :meth:`Workspace.load`, for states from remotes not marked trusted. ``a`` alone
+    may be a range (``A..B``; ``A...B``: from the merge base), as for :meth:`Workspace.diff`.
     """
-    old_info = ws.resolve(a)
-    new_info = ws.resolve(b) if b is not None else None
+    rng = RevRange.parse(a) if b is None and namespace is None else None
+    if rng is not None:  # A..B, A...B: the two commits Workspace.diff compares for them
+        ends = ws.diff(a)
+        old_info, new_info = ws.resolve(ends.a), ws.resolve(ends.b)
+        a, b = rng.old_label, rng.right
+    else:
+        old_info = ws.resolve(a)
+        new_info = ws.resolve(b) if b is not None else None
     if new_info is None and namespace is None:
         raise TypeError("semantic_diff needs a second revision or a namespace")
     records: StateDiff = ws.diff(old_info.id, new_info.id if new_info else None, namespace=namespace, live=live)

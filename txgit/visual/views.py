@@ -21,7 +21,7 @@ from collections.abc import Callable, Collection
 from html import escape
 from typing import Any
 
-from txgit.history import CommitInfo
+from txgit.history import CommitInfo, RevRange
 from txgit.state import UNPICKLABLE
 from txgit.visual.diffs import SemanticDiff, VariableChange, semantic_diff
 from txgit.visual.graph import render_graph
@@ -195,11 +195,13 @@ class LogView:
         self.changes = {c.id: _commit_changes(ws, c) for c in self.commits}
         self.layout = layout([(c.id, c.parents) for c in self.commits])
         self.href = href
+        # an empty range is news (nothing to pull, nothing to push), not an empty history
+        self._none = "no commits yet" if rev is None or RevRange.parse(rev) is None else f"no commits in {rev}"
 
     def html(self) -> str:
         """The graph as an HTML fragment (no <style>; see :data:`CSS`)."""
         if not self.commits:
-            return '<div class="txgit-log txgit-dim">no commits yet</div>'
+            return f'<div class="txgit-log txgit-dim">{escape(self._none)}</div>'
         lanes_px = max(self.layout.lanes, 1) * LANE + LANE // 2 + 6
         rows = [_row_html(c, self.refs[c.id], self._remote, self.changes[c.id], self.href) for c in self.commits]
         return (f'<div class="txgit-log txgit-graph">{graph_svg(self.layout)}'
@@ -221,7 +223,7 @@ class LogView:
             line = f"{row.graph} {c.short_id}" + (f" ({', '.join(refs)})" if refs else "") + f" {c.summary}"
             summary = change_summary(self.changes[c.id])
             lines.append(line + (f"  {summary}" if summary else ""))
-        return "\n".join(lines) if lines else "no commits yet"
+        return "\n".join(lines) if lines else self._none
 
     def __repr__(self) -> str:
         return self.text()
