@@ -374,3 +374,26 @@ def test_the_walk_tells_objects_apart_by_identity_not_by_their_hash():
     assert identity(ns["a"]) in walked["a"] and identity(ns["c"][0]) in walked["c"]
     assert sharing_groups(names, walked) == [["a", "d"], ["b"], ["c", "e"]]
     assert len({identity(ns[n]) for n in names}) == len(names)
+
+
+def test_an_array_that_views_nothing_is_walked_without_look_ups(monkeypatch):
+    """A drawn 4x4 figure's walk meets ~11,500 small arrays (paths, line data), a fifth of them views:
+    each asked ``dtype == object`` (a dtype built from ``object`` to compare) and ``_memory_ids``
+    (numpy looked up, ``isinstance``) at 330 ns a leaf; an exact ndarray is now two attribute reads
+    (170 ns). What the shortcut skips is still found: a view's base, an object array's objects."""
+    calls = []
+    real = snapshot._memory_ids
+    monkeypatch.setattr(snapshot, "_memory_ids", lambda obj: calls.append(obj) or real(obj))
+    base = np.arange(10.0)
+    inner = {"in": 1}
+    objects = np.empty(2, dtype=object)
+    objects[0] = inner
+    namespace = {"plain": [np.zeros(3) for _ in range(100)], "view": base[2:], "base": base,
+                 "objects": objects, "inner": inner, "matrix": np.matrix([[1.0]])}
+    walked = snapshot.walk_shared(dict(namespace), namespace)
+    looked_up = list(calls)
+    assert walked == reference_walk(dict(namespace), namespace)
+    groups = sharing_groups(namespace, walked)
+    assert ["base", "view"] in groups and ["inner", "objects"] in groups and ["plain"] in groups
+    assert len(looked_up) == 2 and any(o is namespace["view"] for o in looked_up)
+    assert any(type(o) is np.matrix for o in looked_up)  # (a subclass: as before)

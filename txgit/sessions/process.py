@@ -203,8 +203,13 @@ _MACHINE_ENV_PREFIXES = ("LC_", "XDG_", "JPY_", "JUPYTER_", "IPYKERNEL_", "PYDEV
 
 def _env_read(key: object, value: str | None) -> None:
     w = _watching()
-    if w is not None and isinstance(key, str) and key not in _MACHINE_ENV and not key.startswith(_MACHINE_ENV_PREFIXES):
-        w.env.setdefault("$" + key, _value_digest(value))
+    if w is None or not isinstance(key, str):
+        return
+    name = "$" + key
+    # the first read is the cell's input (one that reads and then sets depends on what it found); a
+    # library reading one variable hundreds of times (matplotlib's findfont) is hashed once
+    if name not in w.env and key not in _MACHINE_ENV and not key.startswith(_MACHINE_ENV_PREFIXES):
+        w.env[name] = _value_digest(value)
 
 
 class _Environ(type(os.environ)):  # type: ignore[misc]
@@ -220,6 +225,22 @@ class _Environ(type(os.environ)):  # type: ignore[misc]
             raise
         _env_read(key, value)
         return value
+
+    # ``get`` (``os.getenv``) and ``in`` without the KeyError that ``Mapping``'s go through: a missing
+    # variable is read as often as a set one (raised, caught, raised again and caught: 1.3 -> 4.6 us)
+    def get(self, key: str, default: Any = None) -> Any:
+        value = self._data.get(self.encodekey(key))  # (a key that is not a str: TypeError, as before)
+        if value is None:
+            _env_read(key, None)
+            return default
+        text = self.decodevalue(value)
+        _env_read(key, text)
+        return text
+
+    def __contains__(self, key: object) -> bool:
+        value = self._data.get(self.encodekey(key))
+        _env_read(key, None if value is None else self.decodevalue(value))
+        return value is not None
 
     def __setitem__(self, key: str, value: str) -> None:
         super().__setitem__(key, value)

@@ -860,6 +860,8 @@ class _Walk:
         # a library's object that a variable holds itself (``limits = rcParams["axes.formatter.limits"]``)
         # is that variable's, and groups it with any other that reaches it
         self.named = set(map(identity, namespace.values()))
+        np = sys.modules.get("numpy")
+        self.ndarray = np.ndarray if np is not None else None  # exactly an array: _leaf's fast path
 
     def value(self, value: Any) -> set[int]:
         ids: set[int] = set()
@@ -1014,10 +1016,15 @@ class _Walk:
         below.extend(c.cell_contents for c in (obj.__closure__ or ()) if _cell_full(c))
         below.extend(obj.__defaults__ or ())
 
-    @staticmethod
-    def _leaf(obj: Any, ids: set[int], below: list[Any]) -> None:
+    def _leaf(self, obj: Any, ids: set[int], below: list[Any]) -> None:
+        if type(obj) is self.ndarray:  # most leaves (a figure's paths and data): no look-up by name
+            if obj.dtype.kind == "O":
+                below.extend(obj.ravel().tolist())  # object arrays hold user objects
+            if obj.base is not None:  # (a view: what it views)
+                ids.update(_memory_ids(obj))
+            return
         if getattr(obj, "dtype", None) == object and hasattr(obj, "ravel"):  # noqa: E721 (a numpy dtype)
-            below.extend(obj.ravel().tolist())  # object arrays hold user objects
+            below.extend(obj.ravel().tolist())
         ids.update(_memory_ids(obj))
 
 
