@@ -333,3 +333,44 @@ def test_the_folder_watch_starts_no_program_on_the_first_cell(tmp_path, monkeypa
         started, _started[:] = _started[1:], []
     assert started == []
     assert written == {str(tmp_path / "data.csv")} and not lost  # and it still watches
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the folder watch is Linux's inotify")
+def test_reading_the_folder_watch_keeps_the_gil(tmp_path, monkeypatch):
+    """Each cell's hooks read the watch's queue twice. ``os.read`` released the GIL for that system
+    call, and a thread waiting for it (the background writer) took it, for up to a switch interval,
+    in the middle of the hook (in-process 03.05: 25-46 ms of such waits a notebook). The queue's fd
+    never blocks: it is read holding the GIL, and a waiting thread gets no turn from it."""
+    import threading
+    import time
+
+    from txgit.sessions import filewatch
+
+    monkeypatch.setattr(filewatch, "_instance", None)
+    watch = filewatch.FolderWatch(str(tmp_path))
+    watch.start()
+    turns, stop = [0], [False]
+
+    def waiting_for_the_gil() -> None:  # as the writer does between its system calls
+        while not stop[0]:
+            turns[0] += 1
+            time.sleep(0)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(100.0)  # no forced switch: only a released GIL lets the thread run
+    thread = threading.Thread(target=waiting_for_the_gil, daemon=True)
+    try:
+        thread.start()
+        time.sleep(0.01)  # (it runs while we sleep, and then waits for the GIL)
+        before = turns[0]
+        for _ in range(20000):
+            watch.start()
+        during = turns[0] - before
+    finally:
+        stop[0] = True
+        sys.setswitchinterval(interval)
+        thread.join()
+    assert during == 0
+    (tmp_path / "out.csv").write_text("a\n")  # and the queue is still read
+    read, written, lost = watch.stop()
+    assert written == {str(tmp_path / "out.csv")} and not lost
