@@ -333,3 +333,98 @@ def test_the_folder_watch_starts_no_program_on_the_first_cell(tmp_path, monkeypa
         started, _started[:] = _started[1:], []
     assert started == []
     assert written == {str(tmp_path / "data.csv")} and not lost  # and it still watches
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the folder watch is Linux's inotify")
+def test_reading_the_folder_watch_keeps_the_gil(tmp_path, monkeypatch):
+    """Each cell's hooks read the watch's queue twice. ``os.read`` released the GIL for that system
+    call, and a thread waiting for it (the background writer) took it, for up to a switch interval,
+    in the middle of the hook (in-process 03.05: 25-46 ms of such waits a notebook). The queue's fd
+    never blocks: it is read holding the GIL, and a waiting thread gets no turn from it."""
+    import threading
+    import time
+
+    from txgit.sessions import filewatch
+
+    monkeypatch.setattr(filewatch, "_instance", None)
+    watch = filewatch.FolderWatch(str(tmp_path))
+    watch.start()
+    turns, stop = [0], [False]
+
+    def waiting_for_the_gil() -> None:  # as the writer does between its system calls
+        while not stop[0]:
+            turns[0] += 1
+            time.sleep(0)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(100.0)  # no forced switch: only a released GIL lets the thread run
+    thread = threading.Thread(target=waiting_for_the_gil, daemon=True)
+    try:
+        thread.start()
+        time.sleep(0.01)  # (it runs while we sleep, and then waits for the GIL)
+        before = turns[0]
+        for _ in range(20000):
+            watch.start()
+        during = turns[0] - before
+    finally:
+        stop[0] = True
+        sys.setswitchinterval(interval)
+        thread.join()
+    assert during == 0
+    (tmp_path / "out.csv").write_text("a\n")  # and the queue is still read
+    read, written, lost = watch.stop()
+    assert written == {str(tmp_path / "out.csv")} and not lost
+
+
+def test_a_commit_reads_the_git_config_only_when_it_changed(ws, tmp_path, monkeypatch):
+    """Each commit opened the global git config for its author (~0.1 ms of the background writer's CPU
+    under the kernel's GIL). It is read again when the file or the variables that decide the author
+    change: an edit of the same size, another file, a variable set."""
+    import os
+
+    import pygit2
+    from pygit2.enums import ConfigLevel
+
+    from txgit import history
+
+    for var in ("GIT_AUTHOR_NAME", "TXGIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "TXGIT_AUTHOR_EMAIL"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(history, "_author_seen", None, raising=False)  # what another test's commits left
+    home = tmp_path / "home"
+    home.mkdir()
+    saved = pygit2.settings.search_path[ConfigLevel.GLOBAL]
+    opened = []
+    real = pygit2.Config.get_global_config
+
+    def counted():
+        opened.append(1)
+        return real()
+
+    monkeypatch.setattr(pygit2.Config, "get_global_config", staticmethod(counted))
+    pygit2.settings.search_path[ConfigLevel.GLOBAL] = str(home)
+    try:
+        config = home / ".gitconfig"
+        config.write_text("[user]\n\tname = Ann\n\temail = ann@example.org\n")
+        authors = []
+        for i in range(3):
+            ws.commit({"x": i}, f"c{i}")
+            authors.append(ws.log(max_count=1)[0].author)
+        assert len(opened) == 1  # read once for three commits
+        stat = config.stat()
+        config.write_text("[user]\n\tname = Bob\n\temail = bob@example.org\n")  # same size
+        os.utime(config, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # and the same mtime: the ctime moved
+        ws.commit({"x": 3}, "c3")
+        authors.append(ws.log(max_count=1)[0].author)
+        monkeypatch.setenv("TXGIT_AUTHOR_NAME", "Cy")
+        ws.commit({"x": 4}, "c4")
+        authors.append(ws.log(max_count=1)[0].author)
+        monkeypatch.delenv("TXGIT_AUTHOR_NAME")
+        other = tmp_path / "other"
+        other.mkdir()
+        (other / ".gitconfig").write_text("[user]\n\tname = Dee\n")
+        pygit2.settings.search_path[ConfigLevel.GLOBAL] = str(other)
+        ws.commit({"x": 5}, "c5")
+        authors.append(ws.log(max_count=1)[0].author)
+    finally:
+        pygit2.settings.search_path[ConfigLevel.GLOBAL] = saved
+    assert [a.split(" <")[0] for a in authors] == ["Ann", "Ann", "Ann", "Bob", "Cy", "Dee"]
