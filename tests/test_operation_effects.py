@@ -14,14 +14,19 @@ from txgit.sessions.operations import OperationWatch
 from txgit.sessions.tracking import analyze_code
 
 
-def watch(root: Path, run) -> list[str]:
+def _watched(root: Path, run):
+    """The operation record of ``run()`` watched as a cell's body."""
     w = OperationWatch(root)
     w.start("pass", analyze_code("pass"), [], {}, [])
     try:
         run()
     finally:
         op = w.stop(0.1)
-    return op.effects
+    return op
+
+
+def watch(root: Path, run) -> list[str]:
+    return _watched(root, run).effects
 
 
 @pytest.mark.skipif(shutil.which("lscpu") is None, reason="needs lscpu (Linux)")
@@ -157,12 +162,7 @@ def test_numpy_rng_digest_read_in_place_sees_every_draw():
 
 
 def _watched_env(root: Path, run) -> dict[str, str]:
-    w = OperationWatch(root)
-    w.start("pass", analyze_code("pass"), [], {}, [])
-    try:
-        run()
-    finally:
-        op = w.stop(0.1)
+    op = _watched(root, run)
     return {k: v for k, v in op.env.items() if k.startswith("$TXGIT_TEST_")}
 
 

@@ -59,8 +59,13 @@ def _run(s: NamespaceSession, code: str):
                                   "pair[0]", "n + 1", "sorted(words)", "print(arr.shape, df.shape)",
                                   "mat * 2", "np.shape(mat), sqrt(n)", "len(rows), table['a'], 'x' in tags"])
 def test_a_cell_that_only_reads_serializes_nothing(ws, counted, code):
+    _reads_serialize_nothing(ws, counted, SETUP, code)
+
+
+def _reads_serialize_nothing(ws, counted, setup: str, code: str) -> None:
+    """After ``setup``, the cell ``code`` commits nothing and serializes nothing."""
     s = NamespaceSession(ws, session_namespace(), kind="test")
-    _run(s, SETUP)
+    _run(s, setup)
     head = ws.head().id
     counted.clear()
     out = _run(s, code)
@@ -152,14 +157,7 @@ def poke(values, i, v):  # changes an array in place: only its token can tell
                                   "mixed[mixed.notnull()]", "mixed.dropna()", "nullable.fillna(0)",
                                   "nullable.dropna(), nullable.sum()"])
 def test_a_cell_that_only_reads_an_indexed_dated_or_nullable_value_serializes_nothing(ws, counted, code):
-    s = NamespaceSession(ws, session_namespace(), kind="test")
-    _run(s, INDEXED)
-    head = ws.head().id
-    counted.clear()
-    out = _run(s, code)
-    assert out.commit is None and ws.head().id == head
-    assert counted == []
-    s.close()
+    _reads_serialize_nothing(ws, counted, INDEXED, code)
 
 
 @pytest.mark.parametrize("code, name", [
