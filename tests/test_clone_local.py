@@ -117,3 +117,14 @@ def test_a_writers_temp_files_and_a_pack_without_its_index_are_not_taken(tmp_pat
     assert not (mine / "ab" / "tmp_obj_Xy12Zq").exists() and not (mine / "pack" / f"{half}.pack").exists()
     assert _packs(tmp_path / "r.git") - {f"{half}.pack"} <= _packs(mine.parent)  # the whole packs were taken
     assert _checked_out(clone)["v19"] == ns["v19"] and clone.fsck().ok
+
+
+def test_a_clones_branches_say_in_their_reflog_where_they_came_from(tmp_path):
+    """A clone's first reflog entry of each branch had an empty message (`main@{0}: ` in `git reflog`),
+    so the way back to "as cloned" could not be told apart: it says `clone: from URL`, as git's does."""
+    _alice(tmp_path, n=3)
+    url = str(tmp_path / "r.git")
+    clone = Workspace.clone(url, tmp_path / "b")
+    shown = subprocess.run(["git", "--git-dir", clone.history.repo.path, "reflog", "show", "main"],
+                           capture_output=True, text=True, check=True).stdout
+    assert shown.splitlines()[-1].split(": ", 1)[1] == f"clone: from {url}", shown

@@ -96,6 +96,23 @@ def test_unknown_options_of_live_verbs_are_refused(tmp_path):
         k.shutdown()
 
 
+def test_magic_log_refuses_a_revision_with_all_as_the_terminal_does(tmp_path):
+    """`%txgit log main --all` showed every branch and dropped REV without a word, while `txgit log
+    main --all` refuses it: the magic refuses it the same way, in one line, and changes nothing."""
+    k = Kernel(tmp_path)
+    try:
+        k.ok("%load_ext txgit")
+        k.ok("x = 1")
+        for magic in ("%txgit log main --all", "%txgit log --all HEAD"):
+            r = k.run(magic)
+            assert r.status == "error" and len(r.traceback) == 1, (magic, r.traceback)
+            assert r.traceback[0].startswith("txgit: error: give either REV or --all, not both"), r.traceback
+        k.ok("%txgit log --all")  # --all alone still shows every branch
+        assert k.value("x") == 1 and len(Workspace.open(tmp_path).log()) == 1
+    finally:
+        k.shutdown()
+
+
 def test_the_magic_help_names_every_option_each_verb_of_it_takes():
     """`%txgit help` listed `log [-n N]` while `%txgit log` also took REV and --all (and --graph,
     --oneline): each option a verb the magic parses itself (_opt, _flag) must be on that verb's

@@ -361,6 +361,8 @@ class TxgitMagics(Magics):
         if verb == "log":
             if len(args) > 1 or (n is not None and not n.isdigit()):
                 raise TxgitError("usage: %txgit log [REV | A..B | A...B] [--all] [-n N]")
+            if args and all_refs:  # as `txgit log REV --all` refuses it, rather than drop REV unsaid
+                raise TxgitError("give either REV or --all, not both")
             if ws.head() is None and not args:
                 raise TxgitError(f"no commits yet on branch {ws.branch or '?'}")
             start = _here(s, args[0]) if args else (None if here is None else s.rev_here("HEAD"))

@@ -2315,7 +2315,9 @@ def clone(url: str, path: str | os.PathLike[str] | None = None, *, storage: str 
             default = "main" if "main" in branches else sorted(branches)[0]
         with ws.lock():
             for b, oid in branches.items():
-                ws.history.repo.references.create(f"refs/heads/{b}", pygit2.Oid(hex=oid), force=True)
+                # the reflog's first entry says where the branch came from, as git clone's does
+                ws.history.repo.create_reference_direct(f"refs/heads/{b}", pygit2.Oid(hex=oid), True,
+                                                        message=f"clone: from {url}")
                 remotes.set_upstream(b, name)
             ws.history.set_head(branch=default)
         remotes.storage_url(name)  # the storage must be findable: say so now, not at the first checkout
