@@ -633,7 +633,7 @@ def test_many_conflicts_resolved_in_one_command_with_one_merge_commit(tmp_path, 
         assert merge.parents == [ours, alice.ws.resolve("other").id], merge.parents
         resolved = alice.ws.state().meta["merge"]["resolved"]
         assert resolved == {"v0": "theirs", "v1": "theirs", **{f"v{i}": "ours" for i in range(2, 6)}}
-        assert [alice.ws.load(f"v{i}") for i in range(6)] == ["theirs"] * 2 + ["ours"] * 4
+        assert [alice.ws.load(f"v{i}") for i in range(7)] == ["theirs"] * 2 + ["ours"] * 4
         assert alice.value("[v5, keep]") == ["ours", 1]
         again = alice.tx("merge", "--continue", code=1)
         assert "nothing to continue: the merge was committed as " + alice.ws.head().id[:8] in again.stderr
@@ -2505,10 +2505,37 @@ def test_a_pull_is_undone_by_one_reset_to_the_tip_before_it_in_the_kernel_and_th
         bob.cell("step = 'four'")
         bob.cell('%txgit commit -m "step {1 + 3}: $step" --allow-empty')
         assert bob.ws.head().message.startswith("step 4: four")
+
+        # where those moves are found: the reflog, in the kernel as in the terminal (it said "unknown verb")
+        shown = re.sub(r"\x1b\[[0-9;]*m", "", bob.cell("%txgit reflog -n 7").stdout).splitlines()  # (its colours)
+        assert shown == bob.tx("reflog", "-n", "7").stdout.splitlines()
+        assert [line.split(" ", 1)[1].split(":", 1)[0] for line in shown] == [f"main@{{{i}}}" for i in range(7)]
+        assert shown[0].startswith(bob.ws.head().id[:8]) and "txgit reset: moving to ORIG_HEAD" in shown[2]
+        assert shown[6].startswith(pulled[:8]) and shown[6].endswith("Merge origin/main into main"), shown
     finally:
         alice.shutdown()
         if bob is not None:
             bob.shutdown()
+
+
+def test_reflog_lists_what_git_reflog_lists(tmp_path, run_txgit):
+    """`txgit reflog` shows the entries real git reads from the same repository, newest first, and a
+    name that is no ref is one line."""
+    ws = Workspace.init(tmp_path / "w")
+    for i in range(3):
+        ws.commit({"x": i}, f"c{i}")
+    ws.reset("HEAD~2")
+    ws.create_branch("exp", "main@{1}")
+    assert ws.merge("exp").status == "fast-forward"
+    git = subprocess.run(["git", "--git-dir", str(ws.dir / "repo.git"), "reflog", "show", "main",
+                          "--format=%H %gd: %gs"], capture_output=True, text=True, check=True).stdout.splitlines()
+    ours = run_txgit("reflog", cwd=ws.root, check=True).stdout.splitlines()
+    assert len(ours) == len(git) == 5 and ours[0].endswith("merge exp: Fast-forward"), ours  # (git's words)
+    for line, real in zip(ours, git):
+        oid, rest = line.split(" ", 1)
+        assert real.startswith(oid) and real.endswith(rest), (line, real)
+    assert ws.reflog("exp")[0][:2] == ("exp@{0}", str(ws.history.resolve("main").id))
+    assert_one_line_error(run_txgit("reflog", "nosuch", cwd=ws.root), "nosuch")
 
 
 def test_orig_head_before_any_merge_pull_or_reset_is_one_line(tmp_path, run_txgit):

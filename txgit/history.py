@@ -446,6 +446,19 @@ class History:
         return (f" ({remote} has no branch {branch!r} as of the last fetch: `txgit fetch {remote}` brings its "
                 "new branches)")
 
+    def reflog(self, ref: str = "HEAD") -> tuple[str, list[tuple[str, str]]]:
+        """``ref``'s reflog, newest first, as ``git reflog show REF``: its short name and (commit id, message)
+        per move. ``HEAD`` attached to a branch is that branch's (``HEAD@{N}`` reads the same, see
+        :meth:`resolve`)."""
+        if ref == "HEAD" and not self.repo.head_is_detached and not self.repo.head_is_unborn:
+            ref = self.repo.head.shorthand
+        try:
+            found = self.repo.references["HEAD"] if ref == "HEAD" else self.repo.lookup_reference_dwim(ref)
+        except (KeyError, pygit2.InvalidSpecError, pygit2.GitError):
+            raise UnknownRevision(f"no branch, tag or ref named {ref!r}") from None
+        entries = [(str(e.oid_new), (e.message or "").strip()) for e in found.log()]
+        return (ref if ref == "HEAD" else found.shorthand), entries
+
     def orig_head(self) -> str | None:
         """git's ORIG_HEAD: the commit a branch named before the last merge, pull or reset here moved it
         (``txgit reset ORIG_HEAD`` undoes that move), or None."""

@@ -211,7 +211,7 @@ def merge(ws: Repository, rev: str, namespace: MutableMapping[str, Any] | None =
             result.info = _write_merge(ws, result.plan, ref, tip, message or _merge_message(label, ref))
         else:
             if tip is None or tip.id != final.id:
-                ws.history.move_ref(ref, final, expect=tip)
+                ws.history.move_ref(ref, final, expect=tip, why=f"merge {label}: Fast-forward")  # (git's words)
             result.info = ws.history.info(final, ws.history.refs_by_commit())
         if namespace is not None and result.plan is not None:
             _put_merged(ws, result, namespace, values, fingerprints)

@@ -662,6 +662,13 @@ class Repository:
         return out
 
     # -- log / show --------------------------------------------------------------------
+    def reflog(self, ref: str = "HEAD", *, max_count: int | None = None) -> list[tuple[str, str, str]]:
+        """Where ``ref`` (a branch, remote-tracking branch, tag or HEAD) pointed, newest first, as ``git reflog``:
+        (``NAME@{N}``, commit id, why it moved) per entry; ``NAME@{N}`` and ORIG_HEAD name these states in
+        ``checkout``, ``reset``, ``diff`` and ``log``."""
+        name, entries = self.history.reflog(ref)
+        return [(f"{name}@{{{i}}}", oid, why) for i, (oid, why) in enumerate(entries[:max_count])]
+
     def log(self, rev: str | None = None, *, all_refs: bool = False, max_count: int | None = None) -> list[CommitInfo]:
         """Commits reachable from ``rev`` (default HEAD), newest first, or those of a range (``A..B``,
         ``A...B``: see :class:`txgit.history.RevRange`); ``all_refs``: from every branch,

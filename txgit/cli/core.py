@@ -254,6 +254,21 @@ def log(
             _out(Text(lanes.ljust(len(row.graph)) + " ", style="red") + line)
 
 
+@app.command()
+def reflog(
+    ref: Optional[str] = typer.Argument(None, metavar="REF", help="A branch, remote-tracking branch or tag "
+                                        "(default: the current branch)."),
+    max_count: Optional[int] = typer.Option(None, "-n", "--max-count", min=0, metavar="N", help="Show at most N entries."),
+) -> None:
+    """Where REF pointed, newest first, as `git reflog`: `main@{1}` or ORIG_HEAD undoes a pull, merge or reset
+    (`txgit reset main@{1}`)."""
+    from txgit.sessions.kernel import lone_kernel_branch
+
+    ws = _open(settled=True)
+    for label, oid, why in ws.reflog(ref or lone_kernel_branch(ws) or "HEAD", max_count=max_count):
+        _out(Text(oid[:8], style="yellow") + Text(f" {label}: {why}"))
+
+
 # -- show ------------------------------------------------------------------------------
 
 def _header(info: CommitInfo, refs: Refs) -> None:
