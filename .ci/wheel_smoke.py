@@ -97,6 +97,7 @@ def main() -> None:
     txgit_("branch", "exp", cwd=alice)
     txgit_("tag", "v1", cwd=alice)
     txgit_("checkout", "exp", cwd=alice)
+    txgit_("reflog", "main", cwd=alice, expect="main@{0}")
     (alice / "more.py").write_text("rows = [1, 2, 3, 4]\ntotal = sum(rows)\nlock = None\nscale = 2\n")
     txgit_("run", "more.py", cwd=alice)
     txgit_("checkout", "main", cwd=alice)
