@@ -449,3 +449,54 @@ def test_a_kernel_past_a_file_size_limit_keeps_its_values_and_commits_them_once_
     assert len(magic.traceback) <= 1, magic.traceback
     assert ws.fsck().ok
     assert int(ws.load("big").sum()) == 499999500000 and ws.load("c") == 3
+
+
+@small_disk
+def test_an_init_cut_short_by_a_full_disk_leaves_no_half_made_history_and_works_once_there_is_room(tmp_path):
+    """ENOSPC at every point of `txgit init` (libgit2 writes its template files one by one). Before: with
+    8 KiB free, init died in a traceback and left a repo.git without HEAD, which every later command
+    (`init` again, `status`, `fsck`) met with a traceback ('Repository not found')."""
+    found = run_on_small_disk("""
+        import shutil
+        from txgit import Workspace
+        cut, whole = [], []
+        for leave in range(0, 40, 2):
+            root = DISK / f"w{leave}"
+            fill(leave)
+            try:
+                Workspace.init(root)
+                made = True
+            except Exception as e:
+                made = False
+                cut.append([leave, type(e).__name__, (root / ".txgit" / "repo.git").exists(),
+                            sorted(p.name for p in (root / ".txgit").glob("repo.git*"))
+                            if (root / ".txgit").exists() else []])
+            free()
+            ws = Workspace.open(root) if made else Workspace.init(root)
+            ws.commit({"__name__": "__main__", "x": leave}, "after")
+            whole.append([leave, ws.fsck().ok, ws.load("x") == leave])
+            shutil.rmtree(root)
+        fill(8)
+        (DISK / "cli").mkdir()
+        p = txgit("init", cwd=DISK / "cli")
+        free()
+        again = txgit("init", cwd=DISK / "cli")
+        report(cut=cut, whole=whole, cli=[p.returncode, p.stdout, p.stderr], again=again.returncode)
+    """, tmp_path, size_kb=2048)
+    assert len(found["cut"]) >= 3  # several cut points were met, none left a history behind
+    assert all(not exists and not left for _, _, exists, left in found["cut"]), found["cut"]
+    assert all(ok and loaded for _, ok, loaded in found["whole"]), found["whole"]
+    assert_one_line_error(_proc(found["cli"]), "txgit init: no space left on device", "nothing was lost",
+                          "free some space there and run it again")
+    assert found["again"] == 0
+
+
+def test_a_history_folder_that_is_not_a_repository_is_one_line_not_a_traceback(tmp_path, run_txgit):
+    """A repo.git left half-made (by an older txgit's init cut short, or damaged by hand): every command
+    said `pygit2.GitError: Repository not found` in a traceback."""
+    history = tmp_path / ".txgit" / "repo.git"
+    (history / "hooks").mkdir(parents=True)
+    (history / "description").write_text("Unnamed repository\n")
+    for args in (["status"], ["log"], ["fsck"], ["commit", "-m", "x"]):
+        p = run_txgit(*args, cwd=tmp_path)
+        assert_one_line_error(p, "cannot be opened", str(history), "remove that folder and run `txgit init`")

@@ -37,9 +37,12 @@ import hashlib
 import json
 import os
 import re
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from datetime import datetime, timezone
 from typing import Any
 
@@ -48,7 +51,7 @@ from pygit2.enums import ConfigLevel, SortMode
 
 from txgit._version import FORMAT_VERSION, __version__
 from txgit.collector import collector_paused
-from txgit.errors import InvalidName, NewerFormat, RefExists, TxgitError, UnknownRevision
+from txgit.errors import InvalidName, NewerFormat, RefExists, TxgitError, UnknownRevision, WorkspaceExists
 from txgit import gitpack
 from txgit.gitwriter import GitWriter, HeadMoved, commit_files
 from txgit.state import VALUE, GroupRecord, VarRecord, is_variable_name
@@ -400,7 +403,12 @@ class History:
     """The git side of a workspace. Knows trees of states; not namespaces, not stores."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.repo = pygit2.Repository(str(path))
+        try:
+            self.repo = pygit2.Repository(str(path))
+        except pygit2.GitError as e:  # a repo.git without HEAD or config: damaged, or an old init cut short
+            raise TxgitError(f"the workspace's history {os.fspath(path)} cannot be opened ({e}): it is damaged, "
+                             "or its creation was cut short (a workspace with no commits can be made again: "
+                             "remove that folder and run `txgit init`)") from e
         self._states: dict[tuple[str, bool], State] = {}  # commits never change: parse each once
         # packing the history in the background (txgit.gitpack): on by default; off, only gc packs
         self.auto_pack = True
@@ -410,8 +418,25 @@ class History:
 
     @classmethod
     def init(cls, path: str | os.PathLike[str]) -> History:
-        repo = pygit2.init_repository(str(path), bare=True, initial_head=DEFAULT_BRANCH)
-        repo.config["core.logAllRefUpdates"] = "true"  # reflogs: a way back after a mistake
+        """A new, empty repository at ``path``, there whole or not at all: libgit2 writes one file after
+        another, so a full disk or a kill part-way left a folder that is neither a repository nor free to
+        init again. It is made beside ``path`` and renamed into place once it opens."""
+        path = Path(path)
+        staging = Path(tempfile.mkdtemp(prefix=f"{path.name}.init-", dir=path.parent))
+        try:
+            repo = pygit2.init_repository(str(staging), bare=True, initial_head=DEFAULT_BRANCH)
+            repo.config["core.logAllRefUpdates"] = "true"  # reflogs: a way back after a mistake
+            del repo
+            cls(staging)  # (a file cut short shows here)
+            try:
+                os.rename(staging, path)
+            except OSError as e:
+                if path.exists():  # another process made it meanwhile
+                    raise WorkspaceExists(f"already a repository: {path}") from e
+                raise
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
         return cls(path)
 
     # -- revisions -------------------------------------------------------------

@@ -45,7 +45,7 @@ from txgit.errors import (
 )
 from txgit.gitwriter import GitWriter
 from txgit.history import FORMAT_KEY, CommitInfo, History, RevRange, State, format_needed
-from txgit.packs import PACK_DIR
+from txgit.packs import PACK_DIR, write_atomic
 from txgit.state import (
     GroupRecord,
     MODULE,
@@ -254,8 +254,8 @@ def _ignore_in_git(txgit_dir: Path) -> None:
     """Keep ``.txgit/`` out of the user's own git repository, should the workspace be (or become) part of a
     git work tree: a ``.gitignore`` inside it ignoring everything, itself included (an existing one is kept)."""
     ignore = txgit_dir / ".gitignore"
-    if not ignore.exists():
-        ignore.write_text("# txgit's workspace: git ignores it (its history is a git repository of its own)\n*\n")
+    if not ignore.exists():  # whole or absent (a full disk must not leave an empty one, kept from then on)
+        write_atomic(str(ignore), b"# txgit's workspace: git ignores it (its history is a git repository of its own)\n*\n")
 
 
 def _variable_names(namespace: Mapping[str, Any]) -> set[str]:
@@ -301,7 +301,10 @@ class Repository:
         # much as a file to create, 0.2 ms on some file systems: bench_core's 'created')
         (root / TXGIT_DIR / "objects" / PACK_DIR).mkdir(parents=True, exist_ok=True)
         _ignore_in_git(root / TXGIT_DIR)
-        History.init(root / TXGIT_DIR / "repo.git")
+        try:
+            History.init(root / TXGIT_DIR / "repo.git")
+        except WorkspaceExists:  # another process made it meanwhile
+            raise WorkspaceExists(f"already a txgit workspace: {root} (Workspace.open_or_init opens it)") from None
         return cls(root)
 
     @classmethod
