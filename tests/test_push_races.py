@@ -1,0 +1,128 @@
+"""Two people pushing (and a third reading) at the same moment, over each kind of remote: real
+`txgit` processes released together, a real git daemon and moto's S3 server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pygit2
+import pytest
+from servers import S3_ENV, git_daemon, init_bare, make_bucket
+
+from txgit import Workspace
+
+pytestmark = pytest.mark.timeout(900)
+
+# a `txgit ARGS` process that waits for the barrier file, so that several start their work together
+AT_THE_BARRIER = """
+import os, sys, time
+while not os.path.exists(sys.argv[1]):
+    time.sleep(0.001)
+from txgit.cli import main
+main(sys.argv[2:])
+"""
+
+
+def _at_once(runs: list[tuple[list[str], Path]], barrier: Path, env: dict) -> list[subprocess.CompletedProcess]:
+    """Start `txgit ARGS` in each folder, release them together, and wait for all."""
+    procs = [subprocess.Popen([sys.executable, "-c", AT_THE_BARRIER, str(barrier), *args], cwd=cwd,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, "COLUMNS": "200", **env}) for args, cwd in runs]
+    time.sleep(1.5)  # every interpreter up and importing: the barrier then releases them at one instant
+    barrier.write_text("go")
+    out = []
+    for p, (args, _) in zip(procs, runs):
+        stdout, stderr = p.communicate(timeout=300)
+        out.append(subprocess.CompletedProcess(args, p.returncode, stdout, stderr))
+    barrier.unlink()
+    return out
+
+
+@pytest.fixture(params=["daemon-folder", "daemon-s3"])  # a folder remote: test_concurrency.py
+def remote(request, tmp_path, monkeypatch):
+    """(remote-add args, env) of an empty shared remote: a bare repository served by git daemon, its
+    blobs in a folder or in an S3 bucket."""
+    base = tmp_path / "served"
+    base.mkdir()
+    init_bare(base / "team.git")
+    with git_daemon(base) as url:
+        if request.param == "daemon-folder":
+            yield [f"{url}/team.git", "--storage", str(tmp_path / "team-blobs")], {}
+        else:
+            endpoint = request.getfixturevalue("s3")
+            for k, v in S3_ENV.items():
+                monkeypatch.setenv(k, v)
+            bucket = f"race-{tmp_path.name.lower().replace('_', '-')[-40:]}"
+            make_bucket(endpoint, bucket)
+            yield [f"{url}/team.git", "--storage", f"s3://{bucket}/team",
+                   "--storage-option", f"endpoint_url={endpoint}"], S3_ENV
+
+
+def _state(who: str, r: int) -> dict:
+    """A state with packed small blobs and loose big chunks, different for each person and round."""
+    ns: dict = {f"{who}_{i}": f"{who} {r} {i}" for i in range(20)}
+    ns[f"{who}_arr"] = np.arange(300_000, dtype=np.float64) * (r + 1)  # 2.4 MB: chunks stored loose remotely
+    ns["round"] = r
+    return ns
+
+
+def test_two_pushes_of_one_branch_at_the_same_instant_one_lands_the_other_is_told_to_pull(remote, tmp_path, run_txgit):
+    args, env = remote
+    alice = Workspace.init(tmp_path / "alice")
+    alice.commit({"start": 0}, "start")
+    run_txgit("remote", "add", "origin", *args, cwd=alice.root, check=True, env=env)
+    run_txgit("remote", "trust", "origin", cwd=alice.root, check=True, env=env)
+    run_txgit("push", cwd=alice.root, check=True, env=env)
+    url = args[0]
+    run_txgit("clone", url, "bob", "--trusted", *args[3:], cwd=tmp_path, check=True, env=env)
+    bob = Workspace.open(tmp_path / "bob")
+    every: list[tuple[str, dict]] = []
+    for r in range(3):
+        tips = {}
+        for ws in (alice, bob):
+            ns: dict = {}
+            ws.checkout("main", ns, trust=True)
+            ns.update(_state(ws.root.name, r))
+            tips[ws.root.name] = (ws.commit(ns, f"{ws.root.name} {r}").info.id, ns)
+        got = _at_once([(["push"], alice.root), (["push"], bob.root)], tmp_path / "go", env)
+        won = [p for p in got if p.returncode == 0]
+        lost = [p for p in got if p.returncode != 0]
+        assert len(won) == 1 and len(lost) == 1, [(p.returncode, p.stdout, p.stderr) for p in got]
+        assert lost[0].stderr.count("\n") == 1 and "pull first" in lost[0].stderr, lost[0].stderr
+        winner = "alice" if got[0].returncode == 0 else "bob"
+        # a third person's fresh clone has the winner's state, whole
+        carol = tmp_path / f"carol{r}"
+        run_txgit("clone", url, carol.name, "--eager", "--trusted", *args[3:], cwd=tmp_path, check=True, env=env)
+        assert run_txgit("fsck", cwd=carol, env=env).returncode == 0
+        c = Workspace.open(carol)
+        tip, ns = tips[winner]
+        assert c.head().id == tip
+        for name, value in ns.items():
+            if not name.startswith("__"):
+                assert np.array_equal(c.load(name, tip), value) if isinstance(value, np.ndarray) \
+                    else c.load(name, tip) == value, name
+        # the loser pulls (a merge), pushes; the winner pulls that
+        loser = bob if winner == "alice" else alice
+        run_txgit("pull", cwd=loser.root, check=True, env=env)
+        run_txgit("push", cwd=loser.root, check=True, env=env)
+        for ws in (alice, bob):
+            run_txgit("pull", cwd=ws.root, check=True, env=env)
+        assert alice.head().id == bob.head().id
+        every.extend(tips.values())
+    # both people's commits of every round are on the remote's main now, each state whole
+    final = tmp_path / "dave"
+    run_txgit("clone", url, final.name, "--eager", "--trusted", *args[3:], cwd=tmp_path, check=True, env=env)
+    assert run_txgit("fsck", "--remote", "origin", cwd=final, env=env).returncode == 0
+    dave = Workspace.open(final)
+    for tip, ns in every:
+        assert dave.history.repo.descendant_of(dave.history.repo.head.target, pygit2.Oid(hex=tip))
+        for name, value in ns.items():
+            if not name.startswith("__"):
+                assert np.array_equal(dave.load(name, tip), value) if isinstance(value, np.ndarray) \
+                    else dave.load(name, tip) == value, name
+
