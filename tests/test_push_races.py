@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pygit2
 import pytest
-from servers import S3_ENV, git_daemon, init_bare, make_bucket
+from servers import S3_ENV, git_daemon, init_bare, make_bucket, s3_requests
 
 from txgit import Workspace
 
@@ -129,3 +129,67 @@ def test_two_pushes_of_one_branch_at_the_same_instant_one_lands_the_other_is_tol
                 assert np.array_equal(dave.load(name, tip), value) if isinstance(value, np.ndarray) \
                     else dave.load(name, tip) == value, name
 
+
+def test_a_loose_blob_deleted_behind_the_remote_index_is_sent_again_by_the_push_that_needs_it(tmp_path, s3,
+                                                                                               monkeypatch, run_txgit):
+    """The remote index records the big chunks a push stored loose on S3. Such a chunk, uploaded for a
+    branch since deleted, was removed from the bucket (a clean-up of what no branch named): the
+    index still recorded it, so a push of main with the same array took the record's word, sent the
+    other blobs, moved main, and every clone of it failed (`blob 8d994d0e4674 is missing from
+    s3://…`); pushing again changed nothing (`Everything up-to-date`). A loose record is now asked
+    about unless a branch of the remote vouches for it."""
+    for k, v in S3_ENV.items():
+        monkeypatch.setenv(k, v)
+    make_bucket(s3, "behind-the-index")
+    opt = ["--storage-option", f"endpoint_url={s3}"]
+    alice = Workspace.init(tmp_path / "alice")
+    alice.commit({"y": 0}, "start")
+    run_txgit("remote", "add", "origin", str(tmp_path / "team.git"), "--storage", "s3://behind-the-index/team",
+              *opt, cwd=alice.root, check=True)
+    run_txgit("push", cwd=alice.root, check=True)
+    x = np.random.default_rng(1).random(400_000)  # 3.2 MB: 1 MiB chunks, stored loose on S3
+    ns: dict = {}
+    alice.checkout("main", ns, new_branch="tmp")
+    alice.commit({**ns, "x": x}, "x on a side branch")
+    run_txgit("push", "origin", "tmp", cwd=alice.root, check=True)
+    run_txgit("push", "origin", "--delete", "tmp", cwd=alice.root, check=True)
+    store = alice.remotes.store("origin")
+    store.packs.refresh()
+    state = alice.state("tmp")
+    chunks = sorted(state.groups[state.variables["x"].group].chunk_names())
+    victim = next(c for c in chunks if c not in store.packs.packed())
+    assert store.packs.where[victim].offset == -1  # the index records it, stored loose
+    store.fs.rm(store.path(victim))  # behind the index's back
+
+    ns = {}
+    alice.checkout("main", ns)
+    alice.commit({**ns, "x": x, "y": 1}, "x on main")
+    out = run_txgit("push", cwd=alice.root, check=True).stdout
+    assert "2 of" in out, out  # y's blob, and the chunk the storage lost
+    carol = tmp_path / "carol"
+    run_txgit("clone", str(tmp_path / "team.git"), carol.name, "--eager", "--trusted", *opt, cwd=tmp_path,
+              check=True)
+    assert run_txgit("fsck", "--remote", "origin", cwd=carol).returncode == 0
+    assert np.array_equal(Workspace.open(carol).load("x"), x)
+
+    # a new git remote on the same storage: its first push lists the storage once, and a loose chunk
+    # gone from the listing goes again whatever the index recorded
+    other = next(c for c in chunks if c not in store.packs.packed() and c != victim)
+    store.fs.rm(store.path(other))
+    run_txgit("remote", "add", "second", str(tmp_path / "second.git"), "--storage", "s3://behind-the-index/team",
+              *opt, cwd=alice.root, check=True)
+    out = run_txgit("push", "second", cwd=alice.root, check=True).stdout
+    assert "1 of" in out, out
+    dave = tmp_path / "dave"
+    run_txgit("clone", str(tmp_path / "second.git"), dave.name, "--eager", "--trusted", *opt, cwd=tmp_path,
+              check=True)
+    assert np.array_equal(Workspace.open(dave).load("x"), x)
+
+    # the next push of main: the remote's main vouches for x's chunks, none of them is asked about
+    n0 = len(s3_requests(s3, "behind-the-index"))
+    ns = {}
+    alice.checkout("main", ns)
+    alice.commit({**ns, "y": 2}, "y = 2")
+    run_txgit("push", cwd=alice.root, check=True)
+    heads = [p for m, p in s3_requests(s3, "behind-the-index")[n0:] if m == "HEAD"]
+    assert not [p for p in heads if any(c in p for c in chunks)], heads
