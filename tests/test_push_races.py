@@ -193,3 +193,57 @@ def test_a_loose_blob_deleted_behind_the_remote_index_is_sent_again_by_the_push_
     run_txgit("push", cwd=alice.root, check=True)
     heads = [p for m, p in s3_requests(s3, "behind-the-index")[n0:] if m == "HEAD"]
     assert not [p for p in heads if any(c in p for c in chunks)], heads
+
+
+@pytest.mark.parametrize("point, first, moved", [
+    ("txgit.packs:PackSet.write", "index_without_pack", False),  # the pack's index landed, the pack not
+    ("txgit.remote:_config_commit", None, False),  # every blob stored, no ref moved
+    ("txgit.remote:Remotes._record_pushed", None, True),  # the remote's branch moved, not recorded here
+])
+def test_a_push_killed_at_each_step_leaves_readers_a_whole_state_and_its_rerun_completes(point, first, moved,
+                                                                                       tmp_path, s3, monkeypatch,
+                                                                                       run_txgit):
+    """kill -9 of `txgit push` (git daemon, blobs in S3) at each step that leaves something on the
+    remote: a clone made right after it gets the state before the push or after it, whole, and the
+    same push run again lands it."""
+    from killpoint import txgit_killed_at
+
+    for k, v in S3_ENV.items():
+        monkeypatch.setenv(k, v)
+    bucket = f"killed-{point.rsplit(':', 1)[-1].rsplit('.', 1)[-1].lower().replace('_', '-').strip('-')}"
+    make_bucket(s3, bucket)
+    base = tmp_path / "served"
+    base.mkdir()
+    init_bare(base / "team.git")
+    opt = ["--storage-option", f"endpoint_url={s3}"]
+    with git_daemon(base) as url:
+        alice = Workspace.init(tmp_path / "alice")
+        before = alice.commit(_state("alice", 0), "before").info.id
+        run_txgit("remote", "add", "origin", f"{url}/team.git", "--storage", f"s3://{bucket}/team", *opt,
+                  cwd=alice.root, check=True)
+        run_txgit("push", cwd=alice.root, check=True)
+        ns = _state("alice", 1)
+        after = alice.commit(ns, "after").info.id
+        killed = txgit_killed_at(point, "push", cwd=alice.root, first=first)
+        assert killed.returncode == -9, killed.stderr
+        if first == "index_without_pack":  # killed in the upload: an index on S3 whose pack is not there
+            store = alice.remotes.store("origin")
+            store.packs.refresh()
+            assert [why for why in store.packs.broken.values() if "its pack holds 0 bytes" in why]
+
+        run_txgit("clone", f"{url}/team.git", "carol", "--eager", "--trusted", *opt, cwd=tmp_path, check=True)
+        assert run_txgit("fsck", cwd=tmp_path / "carol").returncode == 0
+        carol = Workspace.open(tmp_path / "carol")
+        assert carol.head().id == (after if moved else before)
+        assert carol.load("round") == (1 if moved else 0)
+        assert np.array_equal(carol.load("alice_arr"), _state("alice", 1 if moved else 0)["alice_arr"])
+
+        out = run_txgit("push", cwd=alice.root, check=True).stdout
+        assert ("Everything up-to-date" in out) == moved, out
+        run_txgit("clone", f"{url}/team.git", "dave", "--eager", "--trusted", *opt, cwd=tmp_path, check=True)
+        dave = Workspace.open(tmp_path / "dave")
+        assert dave.head().id == after and alice.remotes.upstream("main") == ("origin", "main")
+        assert run_txgit("fsck", "--remote", "origin", cwd=tmp_path / "dave").returncode == 0
+        for name, value in ns.items():
+            assert np.array_equal(dave.load(name), value) if isinstance(value, np.ndarray) \
+                else dave.load(name) == value, name
