@@ -45,6 +45,15 @@ def half_made_repository(path: str, *args, **kwargs) -> None:
         f.write("[core]\n\tbare = true\n")
 
 
+def index_without_pack(packs, blobs, loose=None) -> None:
+    """What a remote ``PackSet.write`` (its pack and index PUT at once) has stored when it is killed
+    with the index landed and the pack not."""
+    from txgit.packs import build
+
+    pack, _, index = build(blobs, loose)
+    packs.fs.pipe_file(packs.index_path(pack), index)
+
+
 def arm_cell(point: str) -> str:
     """The code of a kernel cell that arms ``point`` in that kernel."""
     return f"import sys\nsys.path.insert(0, {TESTS!r})\nimport killpoint\nkillpoint.arm({point!r})"

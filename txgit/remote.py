@@ -464,9 +464,14 @@ class RemoteStore(ObjectStore):
         except Exception as e:  # fsspec backends raise their SDK's errors: make them one line
             raise _storage_error(self.url, e, self.options, self.fs, self.timeout) from e
 
-    def missing(self, names: Iterable[str], *, refresh: bool = True) -> set[str]:
+    def missing(self, names: Iterable[str], *, refresh: bool = True, check_loose: bool = False) -> set[str]:
         """Which names the store lacks: the remote index first, then per-blob checks in parallel
-        for a few, one listing for many. ``refresh=False``: the caller has just refreshed the index."""
+        for a few, one listing for many. ``refresh=False``: the caller has just refreshed the index.
+
+        ``check_loose`` (a push): a blob the index records as stored loose is asked about too. The
+        listing vouches for a pack (there, and as long as its index says), but not for a loose blob,
+        which may be deleted behind the index's back: a push that took the record's word skipped
+        it, and moved a branch to a state the remote could not give back."""
         wanted = set(names)
         if not wanted or self.is_local:
             return super().missing(wanted)
@@ -477,28 +482,41 @@ class RemoteStore(ObjectStore):
             # but a pack that is gone or cut short vouches for nothing (txgit.packs).
             if refresh or not self.packs.loaded:
                 self.packs.refresh()
-            wanted -= self.packs.where.keys()
+            recorded: set[str] = set()  # recorded loose by an index: to be asked about
+            if check_loose:
+                wanted -= self.packs.packed().keys()
+                recorded = wanted & self.packs.where.keys()
+            else:
+                wanted -= self.packs.where.keys()
             if not wanted:
                 return wanted
             if len(wanted) > _HEAD_CHECKS_UPTO:
                 if self.packs.indexes():
                     # an indexed remote: what no index names was not stored by a push that wrote
                     # indexes; at worst a blob stored before the first of them goes again (once)
-                    return wanted
+                    if not recorded:
+                        return wanted
+                    asked = recorded - set(self.loose_names()) if len(recorded) > _HEAD_CHECKS_UPTO \
+                        else self._missing_asked(recorded)
+                    return (wanted - recorded) | asked
                 return wanted - set(self.loose_names())  # packs: listed above
-            # each blob's info, or the error asking for it: "not found" is missing, any other error is
-            # raised (a backend's own ``exists`` answers False for both, sftp's and memory's among them)
-            order = sorted(wanted)
-            paths = [self.path(n) for n in order]
-            if _async_backend(self.fs):  # one concurrent batch on the backend's loop
-                from fsspec.asyn import sync
+            return self._missing_asked(wanted)
 
-                answers = sync(self.fs.loop, _gather_info, self.fs, paths)
-            else:
-                with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
-                    answers = list(pool.map(lambda p: _info_or_error(self.fs, p), paths))
-            present = packs.absent_or_raise(dict(zip(order, answers)))
-            return wanted - present.keys()
+    def _missing_asked(self, wanted: set[str]) -> set[str]:
+        """Which of ``wanted`` are not stored loose, asked per blob, in parallel."""
+        # each blob's info, or the error asking for it: "not found" is missing, any other error is
+        # raised (a backend's own ``exists`` answers False for both, sftp's and memory's among them)
+        order = sorted(wanted)
+        paths = [self.path(n) for n in order]
+        if _async_backend(self.fs):  # one concurrent batch on the backend's loop
+            from fsspec.asyn import sync
+
+            answers = sync(self.fs.loop, _gather_info, self.fs, paths)
+        else:
+            with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
+                answers = list(pool.map(lambda p: _info_or_error(self.fs, p), paths))
+        present = packs.absent_or_raise(dict(zip(order, answers)))
+        return wanted - present.keys()
 
     def listing(self) -> dict[str, dict[str, Any]]:
         """Everything below the store (path -> details), in one request on S3; the remote index is
@@ -525,7 +543,9 @@ class RemoteStore(ObjectStore):
         if listed is None:
             listed = self.listing()
         with self._errors():
-            wanted -= self.packs.where.keys()
+            # a packed copy is vouched for by the listing (its pack is there, long enough); a loose
+            # one only by being listed itself, whatever an index recorded (it may be deleted since)
+            wanted -= self.packs.packed().keys()
             return wanted - {n for n in map(self._name_of, map(str, listed)) if n is not None}
 
     def names(self) -> Iterator[str]:
@@ -1920,19 +1940,28 @@ class Remotes:
         """Which of ``names`` the remote's storage lacks, asking it as little as it allows."""
         with store._errors():
             store.packs.refresh()  # the remote index: what the storage's pushes stored
-        if not force and not store.packs.indexes():
+        indexed = bool(store.packs.indexes())
+        # An indexed storage is asked about every blob: its index answers for all of them at once,
+        # and notices a pack deleted behind our back (its blobs go again). A blob it records as stored
+        # loose is asked about (a loose blob is not listed with the packs: it may be gone since)
+        # unless a tip vouches for it.
+        if indexed:
+            loose = names & (store.packs.where.keys() - store.packs.packed().keys())
+        else:
+            loose = set(names)
+        if not force and loose:
             # Refs only ever name fully stored states, so the blobs of the remote's tips we know are
             # there already: ask the storage about the rest only (one blob after a one-variable
             # change, not a listing of the bucket). --force may re-record the storage: trust nothing.
-            # An indexed storage is asked about every blob instead: its index answers for all of
-            # them at once, and notices a pack deleted behind our back (its blobs go again).
             for ref, tip in remote_refs.items():
-                if ref.startswith("refs/heads/") and tip in self.repo and names:
+                if ref.startswith("refs/heads/") and tip in self.repo and loose:
                     try:
-                        names -= self._blobs_of([self.repo[tip].peel(pygit2.Commit)])[0]
+                        vouched = self._blobs_of([self.repo[tip].peel(pygit2.Commit)])[0] & loose
                     except (TxgitError, pygit2.GitError, KeyError, ValueError):
                         continue  # not a state txgit can read: it vouches for nothing
-        return sorted(store.missing(names, refresh=False))
+                    names -= vouched
+                    loose -= vouched
+        return sorted(store.missing(names, refresh=False, check_loose=True))
 
     def _record_pushed(self, remote: str, tips: Mapping[str, str]) -> None:
         """The remote's branches now name ``tips`` (ref -> commit): move ``remote/BRANCH`` there, and
