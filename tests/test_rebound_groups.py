@@ -15,6 +15,7 @@ import pytest
 from conftest import session_namespace
 
 from txgit import Workspace
+from txgit.errors import NothingToCommit
 from txgit.sessions.session import NamespaceSession
 from txgit.state.snapshot import restore, snapshot
 
@@ -140,6 +141,20 @@ def test_a_live_session_checks_out_the_commit_before_the_rebind(ws, session):
     session.checkout(second)
     assert_old_colorbar(ns)
     assert len(ns["fig"].axes) == 0
+
+
+def test_a_restored_colorbar_pickles_as_its_commit_so_an_explicit_commit_finds_nothing(ws, session):
+    """Pickling restored values to learn their bytes (RestoredGroups.note) passed their names as the
+    commit's records spell them, not the namespace's interned keys: a group's pickle holds its names,
+    and the colorbar's ``ax`` attribute (interned by the unpickler) was memoized apart from the name
+    ``ax`` there and not later, so the restored colorbar never pickled as noted again. An explicit
+    commit (which compares every value) committed it as changed, and a clean checkout that compares
+    what it replaces called it an uncommitted change."""
+    first = run(session, COLORBAR + INLINE)
+    run(session, "fig = plt.figure()" + INLINE)
+    session.checkout(first)
+    with pytest.raises(NothingToCommit):
+        session.commit("nothing changed")
 
 
 def test_a_commit_with_a_group_listing_a_rebound_name_needs_format_3(ws, session):

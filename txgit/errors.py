@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import os
 import re
+from collections.abc import Collection
 from typing import Any
 
 
@@ -64,7 +65,12 @@ class BranchInUse(TxgitError):
 
 
 class DirtyNamespace(TxgitError):
-    """Checkout would drop uncommitted changes in the live namespace."""
+    """Checkout would drop uncommitted changes in the live namespace (``names``: those variables, where
+    the raiser says them: a session learns from them what changed with no cell run)."""
+
+    def __init__(self, message: str, names: Collection[str] = ()) -> None:
+        super().__init__(message)
+        self.names = sorted(names)
 
 
 class UnknownVariable(TxgitError):

@@ -237,7 +237,7 @@ def _merge_values(ws: Repository, result: MergeResult, namespace: MutableMapping
     if dirty:
         shown = ", ".join(dirty[:5]) + (" …" if len(dirty) > 5 else "")
         raise DirtyNamespace(f"uncommitted changes to {shown} would be overwritten by the merge: "
-                             "commit them first")
+                             "commit them first", dirty)
     if not plan.from_theirs:
         return {}, {}
     _trust.require(ws, plan.theirs, trust=trust, safe=safe)

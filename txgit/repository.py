@@ -237,6 +237,23 @@ def _package_versions(records: Mapping[str, VarRecord]) -> dict[str, str]:
     return environment.package_versions(tops)
 
 
+def _replaced_by(target: Mapping[str, VarRecord], base: Mapping[str, VarRecord], present: Collection[str]) -> set[str]:
+    """The names of ``present`` (a namespace's, equal to ``base``'s records) whose values a checkout of
+    ``target``'s records loads over or deletes: the values it would drop if they changed since ``base``."""
+    out = set()
+    for n in present:
+        old, new = base.get(n), target.get(n)
+        if old is None:
+            continue
+        if new is None or new.kind == NAMESPACE or (new.kind in (VALUE, MODULE) and not new.same_content(old)):
+            out.add(n)
+    # a group is loaded whole (see _checkout_namespace): its members the namespace holds are replaced too
+    loading = {r.group for n, r in target.items() if r.kind == VALUE and (n not in present or n in out)}
+    out |= {n for n in present if n in base and (r := target.get(n)) is not None and r.kind == VALUE
+            and r.group in loading}
+    return out
+
+
 def _co_members(records: Mapping[str, VarRecord], deferred: list[list[str]], names: set[str]) -> set[str]:
     """The names in one group with any of ``names`` in ``records`` (a state's). ``deferred``: groups of a
     commit still being written, whose records get their group ids from the writer's thread (read here,
@@ -586,9 +603,33 @@ class Repository:
             names = sorted(n for n in names if n in namespace)
             if not names:
                 return {}
-        snap = snapshot(namespace, names)
+        # the cache: a large buffer unchanged since it was stored is fingerprinted, not cut and hashed again
+        snap = snapshot(namespace, names, cache=self.stream_cache)
         self.restored_groups.apply(snap)
         return snap.variables
+
+    @staticmethod
+    def repicklable(state: State, names: Iterable[str], present: Collection[str]) -> set[str]:
+        """Those of ``names`` that a snapshot of a namespace (holding ``present``) records as ``state`` has
+        them if they did not change, so that pickling them again tells whether they did. Not the members
+        of a group some of which the namespace lacks (not loaded), nor of one that lists a name since
+        bound to another value (storage format 3: what a cell's rebinding left sharing its old value's
+        group): pickled again, those make another group whether they changed or not."""
+        members: dict[str, set[str]] = {}
+        for n, r in state.variables.items():
+            if r.kind == VALUE and r.group:
+                members.setdefault(r.group, set()).add(n)
+        here = present if isinstance(present, (set, frozenset)) else set(present)
+        out = set()
+        for n in names:
+            r = state.variables.get(n)
+            if r is None or r.kind != VALUE or not r.group:
+                out.add(n)  # a module, an unpicklable value: compared by what they are, not by pickle
+                continue
+            group = state.groups.get(r.group)
+            if group is not None and set(group.names) == members[r.group] and members[r.group] <= here:
+                out.add(n)
+        return out
 
     def remember_restored(self, namespace: Mapping[str, Any], values: Mapping[str, Any], state: State,
                           fingerprints: Mapping[Any, list[str]] | None = None) -> None:
@@ -709,11 +750,20 @@ class Repository:
             self.restored_groups.apply(current)
             have_groups = set(current.groups)
         else:
-            base = self.history.read_state(self.history.resolve(known), groups=False).variables
+            base_state = self.history.read_state(self.history.resolve(known), groups=not force)
+            base = base_state.variables
             present = set(_variable_names(namespace))
-            current = snapshot(namespace, present - set(base))  # names the known commit lacks
+            redo = present - set(base)  # names the known commit lacks
+            if not force:
+                # "nothing ran since" is not "nothing changed": a thread, a widget's callback, an asyncio
+                # task may have changed a value between cells. What the target replaces or deletes is
+                # pickled again (with its co-members: a group's id is all of theirs) to be compared, as an
+                # explicit commit's full pass does; what it keeps is not, so a clean checkout stays cheap
+                replaced = _co_members(base, [], _replaced_by(want.variables, base, present)) & present
+                redo |= self.repicklable(base_state, replaced, present)
+            current = snapshot(namespace, sorted(redo), cache=self.stream_cache)
             self.restored_groups.apply(current)
-            current.variables.update({n: r for n, r in base.items() if n in present})
+            current.variables.update({n: r for n, r in base.items() if n in present and n not in redo})
             have_groups = set(current.groups) | {r.group for r in current.variables.values() if r.group}
         if not force:
             head = self.history.head_commit() if against is None else self.history.resolve(against)
@@ -723,9 +773,7 @@ class Repository:
             dirty = sorted(n for n, rec in current.variables.items() if not rec.same_content(old.get(n)))
             if dirty:
                 shown = ", ".join(dirty[:5]) + (" …" if len(dirty) > 5 else "")
-                raise DirtyNamespace(
-                    f"uncommitted changes to {shown}: commit them first (--force drops them)"
-                )
+                raise DirtyNamespace(f"uncommitted changes to {shown}: commit them first (--force drops them)", dirty)
         to_load: dict[str, VarRecord] = {}
         for name, rec in want.variables.items():
             have = current.variables.get(name)

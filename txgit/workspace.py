@@ -187,7 +187,9 @@ class Workspace(Repository):
         ``known``: a commit the namespace is known to equal (a session with nothing run
         since it); its records stand in for serializing the namespace again, which is
         faster and immune to equal values whose pickles differ (restored strings lose
-        the identity sharing of the originals, so their pickles' memo differs).
+        the identity sharing of the originals, so their pickles' memo differs). Unless
+        ``force``, the values the target loads over or deletes are still serialized and
+        compared with it (one may have changed with no cell run: a thread, a callback).
         ``trust``: load a state fetched from a remote not marked trusted (unpickling runs its
         code; :class:`txgit.trust.UntrustedState` otherwise). ``safe``: unpickle only allow-listed
         plain data types (:mod:`txgit.state.safe`), for inspecting a stranger's state.

@@ -36,7 +36,14 @@ from txgit.sessions.operations import Operation, OperationWatch, content_origin,
 from txgit.sessions.detect import ReadValues, UnnamedChanges, used_packages
 from txgit.sessions.tracking import CellChanges, CellTracker
 from txgit.sessions.words import worded
-from txgit.errors import MergeInProgress as MergeInProgressError, NothingToCommit, RestoreError, TxgitError, disk_full
+from txgit.errors import (
+    DirtyNamespace,
+    MergeInProgress as MergeInProgressError,
+    NothingToCommit,
+    RestoreError,
+    TxgitError,
+    disk_full,
+)
 from txgit.gitwriter import GitWriter
 from txgit.history import State
 from txgit.trust import source_of
@@ -294,6 +301,18 @@ class NamespaceSession:
         finally:
             for n, v in held.items():
                 self.namespace.setdefault(n, v)
+
+    @contextmanager
+    def _learning(self) -> Iterator[None]:
+        """A refusal that names values changed since ``base`` (:class:`DirtyNamespace`) tells the session
+        what changed with no cell run (a thread, a widget's callback): they count as changed from now on
+        (status lists them, the next commit takes them), as if a cell had set them."""
+        try:
+            yield
+        except DirtyNamespace as e:
+            if self.touched is not None:
+                self.touched |= set(e.names)
+            raise
 
     # -- cells ---------------------------------------------------------------------
     @_collector_paused
@@ -1343,8 +1362,9 @@ class NamespaceSession:
             self.branch = result.branch
             self._moved()
             return result
-        with self._without_hidden():
-            result = self.workspace.checkout(rev, self.namespace, force=force or clean or fresh, new_branch=new_branch,
+        with self._without_hidden(), self._learning():
+            # clean: the values the target replaces are still compared with base (see _learning)
+            result = self.workspace.checkout(rev, self.namespace, force=force or fresh, new_branch=new_branch,
                                              known=self.base if clean else None, trust=trust, safe=safe,
                                              move_head=self.holds_head(), against=self.base,
                                              leaving=self.base if self.branch is None else None)
@@ -1403,8 +1423,8 @@ class NamespaceSession:
             raise TxgitError(f"{self.branch or 'HEAD'} moved outside this session: look first "
                              f"(`{self._verb} log`), then reset with --force")
         clean = self.clean
-        with self._without_hidden():
-            result = self.workspace.reset(rev, self.namespace, ref=self.ref, force=force or clean or not self.variable_names(),
+        with self._without_hidden(), self._learning():
+            result = self.workspace.reset(rev, self.namespace, ref=self.ref, force=force or not self.variable_names(),
                                           known=self.base if clean else None, against=self.base, trust=trust, safe=safe)
         result.branch = self.branch
         self._arrived(result)
@@ -1425,18 +1445,18 @@ class NamespaceSession:
             return None
         where = self.branch or "HEAD"
         if not self.clean:
-            if self._told_moved != tip:
-                self._told_moved = tip
-                print(f"txgit: {where} moved to {tip[:8]} outside this session; your changes are kept, and the "
-                      "next commit merges them with it", file=sys.stderr)
+            self._say_kept(tip, where)
             return None
         if self._unmerged:  # our commits are on no branch: checking the branch out would drop them
             self._merge_again(tip, where, trust=trust)
             return None
         try:
-            with self._without_hidden():
-                result = self.workspace.checkout(tip, self.namespace, force=True, known=self.base, trust=trust,
+            with self._without_hidden(), self._learning():
+                result = self.workspace.checkout(tip, self.namespace, known=self.base, against=self.base, trust=trust,
                                                  move_head=False)
+        except DirtyNamespace:  # a value it would replace changed with no cell run: kept, as a cell's change
+            self._say_kept(tip, where)  # (and changed from now on: the next commit merges it)
+            return None
         except TxgitError as e:  # e.g. a state from a remote not trusted: said once, not before every cell
             if self._told_moved != tip:
                 self._told_moved = tip
@@ -1450,6 +1470,12 @@ class NamespaceSession:
         removed = f"; removed {', '.join(result.removed)}" if result.removed else ""
         print(f"txgit: {where} moved to {tip[:8]} outside this session{loaded}{removed}", file=sys.stderr)
         return result
+
+    def _say_kept(self, tip: str, where: str) -> None:
+        if self._told_moved != tip:
+            self._told_moved = tip
+            print(f"txgit: {where} moved to {tip[:8]} outside this session; your changes are kept, and the "
+                  "next commit merges them with it", file=sys.stderr)
 
     def unmerged(self) -> str | None:
         """The session's last commit when it is on no branch yet (its merge with the moved branch failed
@@ -1497,10 +1523,11 @@ class NamespaceSession:
         self._no_merge("merge")
         rev = self.rev_here(rev)
         if self.base is not None and self.tip() != self.base:
+            if self.clean:
+                self.follow(trust=trust)  # (finds, and then keeps, a value changed with no cell run)
             if not self.clean:
                 raise TxgitError(f"{self.branch or 'HEAD'} moved outside this session and the session has "
                                  "uncommitted changes: commit them first (the commit merges them with it)")
-            self.follow(trust=trust)
         if self.base is None and self.tip() is not None:
             self._carried = None  # what it will build on is the merge's
             return self.workspace.merge(rev, None, ref=self.ref, label=label, message=message)
@@ -1528,10 +1555,12 @@ class NamespaceSession:
 
     def _merge(self, rev: str, *, label: str | None = None, message: str | None = None, trust: bool = False,
                safe: bool = False) -> MergeResult:
-        changed = None if self.touched is None or self.full_next else set(self.touched)
         self._held_merge = self._merge_said = None  # a new merge: nothing of it is held or said yet
-        with self._without_hidden():
-            result = self.workspace.merge(rev, self.namespace, ref=self.ref, ours=self.base, changed=changed,
+        # changed=None: every value the merge would load over or delete is compared with ours, not only
+        # what the cells named (a thread, a widget's callback may have changed one between cells); only
+        # those are pickled again, and the merge loads them anyway
+        with self._without_hidden(), self._learning():
+            result = self.workspace.merge(rev, self.namespace, ref=self.ref, ours=self.base, changed=None,
                                           label=label, message=message, trust=trust, safe=safe)
         if result.info is not None:
             self.base = result.info.id
@@ -1760,15 +1789,29 @@ class NamespaceSession:
 
     def status(self) -> StatusReport:
         """How the namespace differs from where the session is (its last commit, or the merge it is in)."""
+        return self._looked()[1]
+
+    def _looked(self) -> tuple[str | State | None, StatusReport, dict[str, VarRecord]]:
+        """What :meth:`status` compares with, its report, and the namespace's records. When what the cells
+        named changed nothing, every value is compared, as an explicit commit does (a thread, a widget's
+        callback may have changed one between cells); what that finds counts as changed from now on."""
         against, names = self._against()
-        return self._status(against, self._live_records(against, names))
+        live = self._live_records(against, names)
+        report = self._status(against, live)
+        if names is None or report.changed_names() or not isinstance(against, str):
+            return against, report, live
+        # every value that pickling again can tell changed or not (see Repository.repicklable)
+        present = self.variable_names()
+        live = self._live_records(against, self.workspace.repicklable(self.workspace.state(against), present, present))
+        report = self._status(against, live)
+        if report.changed_names() and self.touched is not None:
+            self.touched |= set(report.added) | set(report.modified)
+        return against, report, live
 
     def diff(self) -> StateDiff:
         """What :meth:`status` lists, with the records on both sides (``a``: where the session is), as
         :meth:`Workspace.diff` gives two commits' (``git diff`` with no revision: the uncommitted changes)."""
-        against, names = self._against()
-        live = self._live_records(against, names)
-        report = self._status(against, live)
+        against, report, live = self._looked()
         if isinstance(against, State):
             old = against.variables
         else:

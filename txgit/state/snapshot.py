@@ -1291,7 +1291,11 @@ def snapshot(namespace: Mapping[str, Any], names: Iterable[str] | None = None, *
     are hashed (a store's :class:`~txgit.storage.WriteAhead`); they are in ``Snapshot.chunks`` too.
     ``restored``: what :func:`restore` just fingerprinted; those buffers are not fingerprinted again.
     """
-    wanted = sorted(n for n in (namespace if names is None else names) if n in namespace and is_variable_name(n))
+    # interned, as the namespace's own keys are: a group's pickle holds its names, and the unpickler interns
+    # attribute names (``cb.ax``), so a name given as another string object (read from a commit's records)
+    # would pickle to other bytes (an ``ax`` memoized apart from the attribute's) for the same values
+    wanted = sorted(sys.intern(n) for n in (namespace if names is None else names)
+                    if n in namespace and is_variable_name(n))
     variables: dict[str, VarRecord] = {}
     described: dict[str, tuple[str, dict | None]] = {}
     shared: dict[str, set[int]] = {}
