@@ -571,7 +571,16 @@ class NamespaceSession:
             else:
                 self._probes.append(probe)
         out: set[str] = set()
+        # names of the hint that are no module (a module is recorded by name: it shares nothing)
+        values = {n for n in hint if n in self.namespace and not isinstance(self.namespace[n], types.ModuleType)}
         for probe in same:
+            if values.issubset(probe.members):
+                # the cells named no other value (nor reached one: the tracking adds what functions read),
+                # so none of their objects came into it; an untouched value is taken as unchanged, as
+                # every commit takes it. Its remembered objects stay: a later alias of a new one of its
+                # objects names it beside another value, and then comes the test below
+                out.update(probe.members)
+                continue
             if all(probe.ids.isdisjoint(ids) for n, ids in self._shared.items() if n not in probe.members) and \
                     all(probe.ids.isdisjoint(other.ids) for other in same if other is not probe):
                 out.update(probe.members)
