@@ -61,7 +61,7 @@ from txgit.state import (
     restore,
     snapshot,
 )
-from txgit.state.snapshot import Sink
+from txgit.state.snapshot import GroupProbe, Sink
 from txgit.state.summary import type_name
 from txgit.storage import ObjectStore, StoreChain, WriteAhead
 
@@ -481,6 +481,7 @@ class Repository:
         sink: Sink | None = None,
         variables: set[str] | None = None,
         detached: Collection[str] = (),
+        pickled: Iterable[GroupProbe] = (),
     ) -> PreparedCommit:
         """The first half of :meth:`commit`: serialize what changed; nothing is written (but what ``sink`` writes).
 
@@ -498,7 +499,8 @@ class Repository:
         namespace's variable names, if the caller has them (a session's hook). ``detached``: names of
         ``names`` bound to new values by code that could not reach their old ones (a session's tracking
         says which): what shared objects with an old value did not change with it, and keeps its record
-        (its group then lists the name, now another group's: storage format 3).
+        (its group then lists the name, now another group's: storage format 3). ``pickled``: groups the
+        caller pickled with nothing run since (see :func:`txgit.state.snapshot.probe_group`).
         """
         started = time.perf_counter()
         if base is not None:
@@ -523,13 +525,14 @@ class Repository:
             # a buffer too large to copy for the background writer is stored now, before the cell goes on
             sink = self._store_now
         snap = snapshot(namespace, sorted(redo), cache=self.stream_cache, defer=defer, known_shared=known_shared,
-                        sink=sink)
+                        sink=sink, pickled=pickled)
         # (deferred groups too: their streams' fingerprints may be those of a restored value's re-serialization)
         self.restored_groups.apply(snap)
         if snap.reused and self.store.missing(snap.reused):  # the store lost chunks (gc, by hand)
             self.stream_cache.clear()
             self.restored_groups.clear()
-            snap = snapshot(namespace, sorted(redo), defer=defer, known_shared=known_shared, sink=sink)
+            snap = snapshot(namespace, sorted(redo), defer=defer, known_shared=known_shared, sink=sink,
+                            pickled=pickled)
         return PreparedCommit(snap, head, kept, redo, message, dict(files or {}), dict(meta or {}),
                               time.perf_counter() - started, chained=base is not None,
                               deferred_members=[list(d.names) for d in snap.deferred] + carried,
