@@ -61,7 +61,7 @@ from txgit.state import (
     restore,
     snapshot,
 )
-from txgit.state.snapshot import GroupProbe, Sink
+from txgit.state.snapshot import Sink
 from txgit.state.summary import type_name
 from txgit.storage import ObjectStore, StoreChain, WriteAhead
 
@@ -481,7 +481,6 @@ class Repository:
         sink: Sink | None = None,
         variables: set[str] | None = None,
         detached: Collection[str] = (),
-        pickled: Iterable[GroupProbe] = (),
     ) -> PreparedCommit:
         """The first half of :meth:`commit`: serialize what changed; nothing is written (but what ``sink`` writes).
 
@@ -499,8 +498,7 @@ class Repository:
         namespace's variable names, if the caller has them (a session's hook). ``detached``: names of
         ``names`` bound to new values by code that could not reach their old ones (a session's tracking
         says which): what shared objects with an old value did not change with it, and keeps its record
-        (its group then lists the name, now another group's: storage format 3). ``pickled``: groups the
-        caller pickled with nothing run since (see :func:`txgit.state.snapshot.probe_group`).
+        (its group then lists the name, now another group's: storage format 3).
         """
         started = time.perf_counter()
         if base is not None:
@@ -525,14 +523,13 @@ class Repository:
             # a buffer too large to copy for the background writer is stored now, before the cell goes on
             sink = self._store_now
         snap = snapshot(namespace, sorted(redo), cache=self.stream_cache, defer=defer, known_shared=known_shared,
-                        sink=sink, pickled=pickled)
+                        sink=sink)
         # (deferred groups too: their streams' fingerprints may be those of a restored value's re-serialization)
         self.restored_groups.apply(snap)
         if snap.reused and self.store.missing(snap.reused):  # the store lost chunks (gc, by hand)
             self.stream_cache.clear()
             self.restored_groups.clear()
-            snap = snapshot(namespace, sorted(redo), defer=defer, known_shared=known_shared, sink=sink,
-                            pickled=pickled)
+            snap = snapshot(namespace, sorted(redo), defer=defer, known_shared=known_shared, sink=sink)
         return PreparedCommit(snap, head, kept, redo, message, dict(files or {}), dict(meta or {}),
                               time.perf_counter() - started, chained=base is not None,
                               deferred_members=[list(d.names) for d in snap.deferred] + carried,

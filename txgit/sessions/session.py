@@ -30,7 +30,7 @@ from txgit.collector import collector_paused
 from txgit.state import UNPICKLABLE, VALUE, MODULE, Fingerprints, VarRecord, is_variable_name, restore
 from txgit.state import libstate
 from txgit.state.summary import type_name
-from txgit.state.snapshot import GroupProbe, Snapshot, library_module_of, probe_group, sharing_groups, walk_shared
+from txgit.state.snapshot import Snapshot, library_module_of, sharing_groups, walk_shared
 from txgit.sessions import opslog
 from txgit.sessions.operations import Operation, OperationWatch, content_origin, drew_from, output_origin
 from txgit.sessions.detect import ReadValues, UnnamedChanges, used_packages
@@ -165,11 +165,6 @@ class NamespaceSession:
         # cell does not scan every cell pending before it (a long run of them was quadratic)
         self._live: list[CellRecord] = []
         self.touched: set[str] | None = set()  # since the last commit; None = anything
-        # names of ``touched`` that cells bound (assigned, deleted, rebound): the others they only read, or a
-        # library changed without them naming it (see _unchanged_groups)
-        self._bound: set[str] = set()
-        # groups the next commit's hint pickled to compare with HEAD's, changed: the snapshot takes them
-        self._probes: list[GroupProbe] = []
         # names of ``touched`` that cells bound to new values without reaching the values they held at
         # the last commit: what shared objects with those old values kept them as they were
         self.detached: set[str] = set()
@@ -480,7 +475,6 @@ class NamespaceSession:
             same |= {n for n in changes.hint - changes.writes if n in self._by_reference
                      and self._by_reference[n] is self.namespace.get(n) and _pickled_by_reference(self._by_reference[n])}
             self.touched |= changes.hint - same
-            self._bound |= changes.writes | changes.rebound
         if self.auto:
             if message is None:
                 where = label or (f"[{execution_count}]" if execution_count is not None else "")
@@ -505,20 +499,15 @@ class NamespaceSession:
             self._own_settings |= libstate.changed_settings(self._settings_before, self._library_state.capture())
 
     # -- commit ----------------------------------------------------------------------
-    def _hint(self, chained: bool = False, head: Callable[[], State] | None = None) -> set[str] | None:
+    def _hint(self, chained: bool = False) -> set[str] | None:
         """The names the next commit must serialize again, with anything sharing objects with them.
 
         ``chained``: the commit builds on ours still being written. A session that never committed
-        nor checked out (``base`` None) compares everything. ``head``: the state the commit builds on
-        (called only if needed): groups of names the cells only read are first compared with it
-        (:meth:`_unchanged_groups`), and those found as it has them are not walked."""
+        nor checked out (``base`` None) compares everything."""
         self._walked: dict[str, set[int]] = {}
-        self._probes = []
         if self.full_next or self.touched is None or (self.base is None and not chained):
             return None
         hint = set(self.touched)
-        if head is not None:
-            hint -= self._unchanged_groups(hint, head)
         # kept for the snapshot, which would walk the same values again; one walk for all (see walk_shared)
         self._walked = walk_shared({n: self.namespace[n] for n in sorted(hint) if n in self.namespace}, self.namespace)
         ids: set[int] = set().union(*self._walked.values())
@@ -547,67 +536,6 @@ class NamespaceSession:
                     elif all(again[n].isdisjoint(again[m]) for m in met if m != n):
                         self._shared[n] = again[n]  # its whole walk: it met nothing another value reached
         return hint
-
-    def _unchanged_groups(self, hint: set[str], head: Callable[[], State]) -> set[str]:
-        """Names of ``hint`` whose values are exactly as the head state records them, found without a walk.
-
-        A figure a cell only read (``print(ax.get_xlim())``) used to cost its walk and its pickle to
-        learn it had not changed. For the names the cells since the last commit did not bind, each
-        head group whose members all are such names (or untouched) is pickled first, as the snapshot
-        would pickle it (:func:`probe_group`): the same group id as the head's record means the same
-        bytes, so the same values. It must also still share nothing with any other value: the objects
-        its stream holds are tested against what every other name reached when last walked (a value
-        may now hold an equal copy of another's object, and pickle the same). Those groups are left
-        out of the walk and the snapshot; their remembered objects take the stream's in, so that a
-        later alias of a new object of theirs is still found. A group that differs is handed to the
-        snapshot, which takes its stream if the walk makes the same group again (one pickle, not two)."""
-        if self._bound & hint or self.workspace.restored_groups:
-            # a name bound since may share objects with them (``for axi in ax.flat``): the walk groups them
-            # anew and the pickle would be made twice. Values restored by a checkout pickle to other bytes
-            # than their commit's (see RestoredGroups), which only the snapshot's own pickle maps back
-            return set()
-        read = {n for n in hint if n not in self.detached and n in self._shared and n in self.namespace}
-        if not read:
-            return set()
-        records = head().variables
-        groups: dict[str, list[str]] = {}
-        for n, r in records.items():
-            if r.kind == VALUE and r.group is not None:
-                groups.setdefault(r.group, []).append(n)
-        wanted = {records[n].group for n in read if n in records}
-        same: list[GroupProbe] = []
-        for gid in sorted(g for g in wanted if g is not None and g in groups):
-            members = groups[gid]
-            if not all((m in read or m not in hint) and m in self._shared and m in self.namespace
-                       and is_variable_name(m) and not self.hidden(m)
-                       and library_module_of(m, self.namespace[m]) is None for m in members):
-                continue
-            probe = probe_group(members, self.namespace, self.workspace.stream_cache)
-            if probe is None:
-                continue
-            if probe.id == gid:
-                same.append(probe)
-            else:
-                self._probes.append(probe)
-        out: set[str] = set()
-        # names of the hint that are no module (a module is recorded by name: it shares nothing)
-        values = {n for n in hint if n in self.namespace and not isinstance(self.namespace[n], types.ModuleType)}
-        for probe in same:
-            if values.issubset(probe.members):
-                # the cells named no other value (nor reached one: the tracking adds what functions read),
-                # so none of their objects came into it; an untouched value is taken as unchanged, as
-                # every commit takes it. Its remembered objects stay: a later alias of a new one of its
-                # objects names it beside another value, and then comes the test below
-                out.update(probe.members)
-                continue
-            if all(probe.ids.isdisjoint(ids) for n, ids in self._shared.items() if n not in probe.members) and \
-                    all(probe.ids.isdisjoint(other.ids) for other in same if other is not probe):
-                out.update(probe.members)
-                for m in probe.members:  # (its own set: walks' results are not shared between names)
-                    self._shared[m] |= probe.ids
-            else:
-                self._probes.append(probe)
-        return out
 
     def commit(self, message: str = "", *, meta: dict[str, Any] | None = None,
                files: dict[str, bytes] | None = None, allow_empty: bool = False) -> CommitResult:
@@ -773,10 +701,7 @@ class NamespaceSession:
                     if merging is not None:
                         return self._commit_merge(merging, message, meta, files, explicit=explicit)
                     return self._commit_diverged(message, meta, files, allow_empty=allow_empty)
-            base = self.base
-            head = ((lambda: writer.tip.state()) if writer is not None
-                    else None if base is None else (lambda: self.workspace.history.read_state(base)))
-            names = self._hint(chained=writer is not None, head=head)
+            names = self._hint(chained=writer is not None)
             meta_doc = self._meta(meta)
             with self._without_hidden(live):
                 prepared = self.workspace.prepare_commit(self.namespace, message, names=names, files=files,
@@ -784,9 +709,7 @@ class NamespaceSession:
                                                          detached=self.detached,
                                                          base=writer.tip if writer is not None else None,
                                                          known_shared=self._walked, ref=self.ref,
-                                                         parent=self.base if self.base is not None else "HEAD",
-                                                         pickled=self._probes)
-            self._probes = []
+                                                         parent=self.base if self.base is not None else "HEAD")
             self._carry(prepared, fresh=self.base is None and writer is None)
             libraries = meta_doc.get("libraries", {})
             # a cell that only changed a setting (`plt.style.use(...)`) changed the state: committed. Not
@@ -955,7 +878,6 @@ class NamespaceSession:
         self._live = []
         self.touched = set()
         self.detached = set()
-        self._bound = set()
         self.full_next = False
         return cells
 
@@ -987,7 +909,6 @@ class NamespaceSession:
         self._remember_sharing(None if not exact else prepared.redo, prepared.snap.shared, variables)
         self.touched = set()
         self.detached = set()
-        self._bound = set()
         self.full_next = False
         if self.base is None and not prepared.chained:
             self.base = prepared.parent  # a fresh session whose namespace (and what it carries) is its branch's tip
@@ -1463,7 +1384,6 @@ class NamespaceSession:
         self._live = []
         self.touched = set()
         self.detached = set()
-        self._bound = set()
         self.full_next = False
         self._restore_libraries(result.info.id)
         self._own = None  # the process's settings and generators are the commit's now (below)

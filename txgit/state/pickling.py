@@ -805,8 +805,7 @@ def _module_name_opcode(name: str) -> bytes | None:
 _MAIN_MARKER = _module_name_opcode("__main__")
 
 
-def _plain_dumps(obj: Any, namespace: Mapping[str, Any] | None, buffer_callback: Any,
-                 memo: list[Any] | None = None) -> bytes | None:
+def _plain_dumps(obj: Any, namespace: Mapping[str, Any] | None, buffer_callback: Any) -> bytes | None:
     """``obj`` pickled by the C pickler alone, or None when cloudpickle's by-value rules are needed.
 
     The C pickler calls a Python reducer_override for every object that is not a builtin
@@ -833,23 +832,11 @@ def _plain_dumps(obj: Any, namespace: Mapping[str, Any] | None, buffer_callback:
         pickler.dump(obj)
     except Exception:  # noqa: BLE001 - whatever it is, cloudpickle gets the value (and reports a real error)
         return None
-    if memo is not None:
-        memo.append(pickler.memo)
     return b"".join(out.chunks)
 
 
-def memoized(memo: Any) -> list[Any]:
-    """The objects a pickler's ``memo`` (see :func:`dumps`) holds: every object whose identity its
-    stream keeps (a second reference to it is a memo reference), reduce-time temporaries and atoms
-    included."""
-    return list(map(operator.itemgetter(1), memo.copy().values()))
-
-
-def dumps(obj: Any, namespace: Mapping[str, Any] | None,
-          memo: list[Any] | None = None) -> tuple[bytes, list[pickle.PickleBuffer]]:
-    """Pickle ``obj``; return the skeleton and its out-of-band buffers. ``memo``: gets the pickler's memo
-    (which keeps the pickler and what it memoized alive: read it with :func:`memoized` only if needed,
-    copying a figure's costs a quarter of its pickle)."""
+def dumps(obj: Any, namespace: Mapping[str, Any] | None) -> tuple[bytes, list[pickle.PickleBuffer]]:
+    """Pickle ``obj``; return the skeleton and its out-of-band buffers."""
     buffers: list[pickle.PickleBuffer] = []
 
     def keep_large(buf: pickle.PickleBuffer) -> bool:
@@ -861,17 +848,13 @@ def dumps(obj: Any, namespace: Mapping[str, Any] | None,
 
     def once() -> bytes:
         buffers.clear()
-        if memo is not None:
-            memo.clear()
-        skeleton = _plain_dumps(obj, namespace, keep_large, memo)
+        skeleton = _plain_dumps(obj, namespace, keep_large)
         if skeleton is not None:
             return skeleton
         buffers.clear()
         f = io.BytesIO()
         pickler = NamespacePickler(f, namespace, keep_large)
         pickler.dump(obj)
-        if memo is not None:
-            memo.append(pickler.memo)
         return f.getvalue()
 
     plan = _ViewPlan()

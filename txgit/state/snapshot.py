@@ -1273,87 +1273,10 @@ def _pickle_groups(members: list[str], namespace: Mapping[str, Any], variables: 
         return alone
 
 
-# kinds of object whose identity a walk keeps (see _Walk.each); a function only if the session's
-_KEPT_KINDS = frozenset({_MUTABLE_ITEMS, _VALUES, _LEAF, _OBJECT})
-
-
-@dataclass
-class GroupProbe:
-    """A group pickled as :func:`snapshot` would pickle it, before any walk (:func:`probe_group`)."""
-
-    members: tuple[str, ...]
-    # the group record's id: equal to a commit's, the group is as that commit has it (None: a large
-    # stream no stored group holds)
-    id: str | None
-    skeleton: bytes
-    buffers: list[pickle.PickleBuffer]
-    namespace: Mapping[str, Any] = field(repr=False)
-    memo: Any = field(repr=False)  # the pickler's (pickling.dumps)
-
-    @functools.cached_property
-    def ids(self) -> set[int]:
-        """Identities of the mutable objects the stream holds, as a walk would take them (it may hold more:
-        reduce-time temporaries), to tell whether it shares any with another value. Made once asked:
-        only a group found unchanged needs them."""
-        ids = _kept_identities(pickling.memoized(self.memo), self.namespace)
-        self.memo = None  # (lets the pickler and the temporaries it held go)
-        return ids
-
-
-def probe_group(members: Iterable[str], namespace: Mapping[str, Any], cache: StreamCache | None = None,
-                chunk_size: int = CHUNK_SIZE) -> GroupProbe | None:
-    """Pickle ``members`` (variables holding values, none a library's own object) as one group, as
-    :func:`snapshot` pickles them, and make its record's id without storing anything: a large stream
-    is looked up in ``cache`` by its fingerprint, never hashed (unknown: no id). None: it does not
-    pickle (the snapshot finds why).
-
-    No walk: the caller compares the id with a commit's to learn whether the group is unchanged,
-    and the objects' identities with what other values reach to learn whether it still shares none."""
-    names = sorted(members)
-    value = namespace[names[0]] if len(names) == 1 else {n: namespace[n] for n in names}
-    memo: list[Any] = []
-    try:
-        skeleton, buffers = pickling.dumps(value, namespace, memo)
-    except Exception:  # noqa: BLE001 - the snapshot pickles it again and records why
-        return None
-    if not memo:
-        return None
-    streams = []
-    for data in [memoryview(skeleton)] + [b.raw() for b in buffers]:
-        data = data.cast("B") if data.format != "B" else data
-        if len(data) < FINGERPRINT_MIN:
-            streams.append(_chunk_stream(data, chunk_size, None)[0])
-            continue
-        # a large stream the cache does not know is no stream of a stored group, as far as can be told
-        # cheaply: the group changed (hashing it here would cost the cell what the writer does later)
-        known = cache.get(fingerprint_stream(data)) if cache is not None else None
-        if known is None:
-            return GroupProbe(tuple(names), None, skeleton, buffers, namespace, memo[0])
-        streams.append(StreamRecord(len(data), list(known)))
-    gid = GroupRecord(names=names, streams=streams).id
-    return GroupProbe(tuple(names), gid, skeleton, buffers, namespace, memo[0])
-
-
-def _kept_identities(objects: list[Any], namespace: Mapping[str, Any]) -> set[int]:
-    """The identities among ``objects`` that a walk would claim (see :meth:`_Walk.each`): no atoms, no
-    tuples (what they hold is what is shared), no library functions nor a library's own objects. In C
-    but for the functions: a figure's stream holds ~26,000 objects."""
-    kinds = list(map(_walk_kinds.__getitem__, map(type, objects)))
-    ids = set(map(identity, itertools.compress(objects, map(_KEPT_KINDS.__contains__, kinds))))
-    if _FUNCTION in kinds:
-        ids.update(identity(f) for f in itertools.compress(objects, map(operator.eq, kinds, itertools.repeat(_FUNCTION)))
-                   if _is_session_function(f, namespace))
-    if _library_state.objects and not ids.isdisjoint(_library_state.objects.keys()):
-        _library_state.refresh()  # (as a walk does before it meets a library's object)
-        # the library holds its objects, ``objects`` holds these: one identity, one object
-        ids -= _library_state.objects.keys() - set(map(identity, namespace.values()))
-    return ids
-
-
 def snapshot(namespace: Mapping[str, Any], names: Iterable[str] | None = None, *,
              chunk_size: int = CHUNK_SIZE, cache: StreamCache | None = None, defer: bool = False,
              known_shared: Mapping[str, set[int]] | None = None, sink: Sink | None = None,
-             restored: Fingerprints | None = None, pickled: Iterable[GroupProbe] = ()) -> Snapshot:
+             restored: Fingerprints | None = None) -> Snapshot:
     """Serialize ``names`` (default: every variable) of ``namespace``.
 
     Returns records and the chunk bytes; nothing is written anywhere. With a
@@ -1367,8 +1290,6 @@ def snapshot(namespace: Mapping[str, Any], names: Iterable[str] | None = None, *
     ``sink``: called with the chunks of each out-of-band buffer larger than one chunk as soon as they
     are hashed (a store's :class:`~txgit.storage.WriteAhead`); they are in ``Snapshot.chunks`` too.
     ``restored``: what :func:`restore` just fingerprinted; those buffers are not fingerprinted again.
-    ``pickled``: groups the caller pickled just before (:func:`probe_group`, nothing ran in between):
-    a group the walk makes of the same members again is not pickled again.
     """
     # interned, as the namespace's own keys are: a group's pickle holds its names, and the unpickler interns
     # attribute names (``cb.ax``), so a name given as another string object (read from a commit's records)
@@ -1404,14 +1325,8 @@ def snapshot(namespace: Mapping[str, Any], names: Iterable[str] | None = None, *
 
     snap = Snapshot(variables, {}, {}, shared=shared)
     pool = shared_pool()
-    probes = {p.members: p for p in pickled}
-    streams = []
-    for members in sharing_groups(described, shared):
-        probe = probes.get(tuple(members))
-        if probe is not None and not any(n in by_name for n in members):
-            streams.append((members, probe.skeleton, probe.buffers))
-        else:
-            streams += _pickle_groups(members, namespace, variables, described, by_name)
+    streams = [s for members in sharing_groups(described, shared)
+               for s in _pickle_groups(members, namespace, variables, described, by_name)]
     for members, skeleton, buffers in streams:
         size = len(skeleton) + sum(b.raw().nbytes for b in buffers)
         for n in members:  # a member's size is its group's: what loading it reads
