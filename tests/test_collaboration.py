@@ -2518,6 +2518,51 @@ def test_a_pull_is_undone_by_one_reset_to_the_tip_before_it_in_the_kernel_and_th
             bob.shutdown()
 
 
+def test_orig_head_in_two_kernels_of_one_folder_is_each_branchs_own_last_move(tmp_path, run_txgit):
+    """Two notebooks in one folder, on main and on explore. analysis.ipynb merged explore into main, then
+    explore.ipynb merged main into explore. `%txgit reset ORIG_HEAD` in analysis.ipynb, to undo its merge,
+    moved main to explore's tip before explore's merge (x = 1 and y = 2, its own x = 10 gone from the
+    namespace): ORIG_HEAD was one per folder, the last move of any branch. Now each branch has its own, in
+    the kernel and in the terminal beside it, as git keeps one per worktree; a branch no merge, pull or
+    reset moved says so in one line, never another branch's move."""
+    ws = Workspace.init(tmp_path / "w")
+    main = explore = other = None
+    try:
+        main = User("analysis", ws, run_txgit, {})
+        main.cell("x = 1")
+        explore = User("explore", ws, run_txgit, {})  # finds main held: a branch of its own
+        explore.cell("%txgit checkout -b explore")
+        explore.cell("y = 2")
+        main.cell("x = 10")
+        main_before = ws.history.resolve("main").id
+        assert "Merged explore into main" in main.cell("%txgit merge explore").stdout
+        main.cell("x = 11")
+        explore_before = ws.history.resolve("explore").id
+        assert "Fast-forward explore" in explore.cell("%txgit merge main").stdout
+        explore.cell("z = 3")
+
+        main_tip = ws.history.resolve("main").id
+        main.cell("%txgit reset ORIG_HEAD")  # undo its own merge
+        assert ws.history.resolve("main").id == main_before
+        assert main.value("(x, 'y' in globals())") == (10, False)
+        # the terminal beside the explore kernel undoes explore's merge (z = 3 went on after it)
+        main.tx("reset", "ORIG_HEAD", "--kernel", "explore")
+        assert ws.history.resolve("explore").id == explore_before and ws.history.resolve("main").id == main_before
+        assert explore.value("(x, y, 'z' in globals())") == (1, 2, False)
+        assert ws.reflog("explore")[0][2] == "txgit reset: moving to ORIG_HEAD"
+        main.tx("reset", "ORIG_HEAD~0", "--kernel", "main")  # main's own reset undone: back after the merge
+        assert ws.history.resolve("main").id == main_tip and main.value("(x, y)") == (11, 2)
+
+        other = User("other", ws, run_txgit, {})  # a third kernel, on a branch nothing moved yet
+        out = other.kernel.run("%txgit reset ORIG_HEAD")
+        assert out.status == "error" and "no merge, pull or reset has moved" in out.error, out
+        assert "explore" not in out.error and "main" not in out.error
+    finally:
+        for user in (main, explore, other):
+            if user is not None:
+                user.shutdown()
+
+
 def test_reflog_lists_what_git_reflog_lists(tmp_path, run_txgit):
     """`txgit reflog` shows the entries real git reads from the same repository, newest first, and a
     name that is no ref is one line."""
@@ -2555,6 +2600,27 @@ def test_gc_keeps_the_state_orig_head_names_after_the_reflog_expired(tmp_path):
     ws.gc(grace_seconds=0, reflog_days=0)
     ws.reset("ORIG_HEAD")
     assert ws.load("x") == [2] and ws.head().message.startswith("two")
+
+
+def test_a_branchs_orig_head_follows_its_rename_and_goes_with_its_deletion(tmp_path):
+    """ORIG_HEAD is each branch's own: renamed, the branch keeps it (as its reflog); deleted and made again,
+    the new branch has none, rather than the old one's way back."""
+    ws = Workspace.init(tmp_path / "w")
+    ns = {"x": 1}
+    ws.commit(ns, "one")
+    ws.create_branch("exp")
+    ws.checkout("exp", ns)
+    ns["x"] = 2
+    ws.commit(ns, "two")
+    ws.reset("HEAD~1", ns)
+    ws.rename_branch("exp", "exp2")
+    assert ws.history.resolve("ORIG_HEAD").message.startswith("two")
+    ws.checkout("main", ns)
+    ws.delete_branch("exp2")
+    ws.create_branch("exp2")
+    ws.checkout("exp2", ns)
+    with pytest.raises(TxgitError, match="no merge, pull or reset has moved exp2 here yet"):
+        ws.reset("ORIG_HEAD", ns)
 
 
 def test_branch_f_of_a_branch_a_live_kernel_is_on_is_refused_and_names_reset(tmp_path, run_txgit):

@@ -198,7 +198,7 @@ def merge(ws: Repository, rev: str, namespace: MutableMapping[str, Any] | None =
             _, result.settings, result.settings_kept = merge_library_items(
                 ws, result.ours if result.status == "fast-forward" else result.base, result.ours, str(theirs.id))
         if tip is not None and result.status != "up-to-date":
-            ws.history.note_orig_head(tip)  # `reset ORIG_HEAD` undoes this merge (or pull), as in git
+            ws.history.note_orig_head(tip, ref)  # `reset ORIG_HEAD` undoes this merge (or pull), as in git
         values: dict[str, Any] = {}
         fingerprints = Fingerprints()
         if namespace is not None and result.plan is not None:

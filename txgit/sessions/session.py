@@ -38,7 +38,7 @@ from txgit.sessions.tracking import CellChanges, CellTracker
 from txgit.sessions.words import worded
 from txgit.errors import MergeInProgress as MergeInProgressError, NothingToCommit, RestoreError, TxgitError, disk_full
 from txgit.gitwriter import GitWriter
-from txgit.history import State
+from txgit.history import ORIG_HEAD, History, State
 from txgit.trust import source_of
 from txgit.remote import Progress, PushResult
 from txgit.merge import KERNEL, Conflict, MergeInProgress, MergePlan
@@ -1269,9 +1269,12 @@ class NamespaceSession:
     def rev_here(self, rev: str) -> str:
         """``HEAD`` as the user types it means where this session is (its branch may not be HEAD's):
         for its checkouts and resets, and the verbs of its magics. So do ``HEAD@{N}`` and ``@{N}``: its
-        branch's reflog (where that branch was N moves ago), not the folder HEAD's."""
+        branch's reflog (where that branch was N moves ago), not the folder HEAD's; and ``ORIG_HEAD``: where
+        the last merge, pull or reset of its branch moved it from, not another kernel's branch's."""
         if self.holds_head():
             return rev
+        if rev.startswith(ORIG_HEAD) and self.branch is not None:
+            return History.orig_head_ref(self.branch) + rev[len(ORIG_HEAD):]
         reflog = _OWN_REFLOG.fullmatch(rev)
         if reflog is not None and self.branch is not None:
             return f"{self.branch}@{{{reflog[1]}}}{reflog[2]}"
