@@ -410,6 +410,64 @@ class _NoisyOnLoad:
         return _touch_and_return, (self.path,)
 
 
+def test_a_generator_and_an_open_file_made_anew_by_theirs_are_made_again_by_a_merge(tmp_path, run_txgit):
+    """Alice made her generator and her open file anew with other code (`gen = (i + 100 for i in
+    range(n))`, another file); Bob, who had changed x, pulled: "Merged origin/main into main", and his
+    kernel kept his old generator (next(gen) gave 0, not 100) and file, silently, under a merge that
+    took Alice's records (the file) or his own (the generator: a merge compared such values by type
+    alone, so hers looked unchanged). Now the code that made a value that cannot be saved is what a
+    side changes: the merge takes Alice's and makes it again in Bob's kernel by running her code, as a
+    checkout does, and says so; a conflict on one resolved with --theirs does the same, and --abort of a
+    merge that made theirs puts Bob's own object back."""
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
+    bob = None
+    try:
+        for folder in ("alice", "bob"):
+            (tmp_path / folder).mkdir(exist_ok=True)
+            (tmp_path / folder / "a.txt").write_text("a\n")
+            (tmp_path / folder / "b.txt").write_text("b\n")
+        alice.cell("n = 3\ngen = (i * i for i in range(n))\nf = open('a.txt', 'rb')\nx = 1")
+        bob = _publish_and_clone(alice, tmp_path, run_txgit, {})
+        assert bob.value("(next(gen), f.name)") == (0, "a.txt")
+        alice.cell("gen = (i + 100 for i in range(n))\nf = open('b.txt', 'rb')")
+        alice.tx("push")
+        bob.cell("x = 5")
+        out = bob.cell("%txgit pull").stdout
+        assert "recomputed f, gen by re-running the code that made them" in out, out
+        assert bob.value("(next(gen), f.name, x)") == (100, "b.txt", 5)
+        merged = bob.ws.state()
+        assert merged.variables["gen"].details["recipe"]["code"].startswith("gen = (i + 100")
+        assert "nothing to commit" in bob.tx("status").stdout
+
+        alice.cell("gen = (i + 200 for i in range(n))")
+        alice.tx("pull")
+        alice.tx("push")
+        bob.cell("gen = (i + 300 for i in range(n))")  # both made it anew: a conflict, not ours silently
+        assert "CONFLICT (changed on both sides): gen" in bob.kernel.run("%txgit pull").stdout
+        out = bob.cell("%txgit merge --theirs gen").stdout
+        assert "Merged origin/main into main" in out, out
+        assert bob.value("next(gen)") == 200
+        assert bob.ws.state().variables["gen"].details["recipe"]["code"].startswith("gen = (i + 200")
+
+        # a merge that stops on a conflict (x) makes theirs' generator here at once; --abort gives back
+        # Bob's own, the very object, where he had drawn it to
+        bob.tx("push")
+        alice.tx("pull")
+        alice.cell("gen = (i + 400 for i in range(n))\nx = 'alice'")
+        alice.tx("push")
+        bob.cell("x = 'bob'")
+        mine = bob.value("id(gen)")
+        assert "CONFLICT (changed on both sides): x" in bob.kernel.run("%txgit pull").stdout
+        assert bob.value("(id(gen) != %d, x)" % mine) == (True, "bob")
+        bob.cell("%txgit merge --abort")
+        assert bob.value("(id(gen), next(gen), x)") == (mine, 201, "bob")
+        assert "nothing to commit" in bob.tx("status").stdout
+    finally:
+        alice.shutdown()
+        if bob is not None:
+            bob.shutdown()
+
+
 def test_a_conflict_listing_loads_only_the_conflicting_values(tmp_path):
     """A merge of two histories that changed 1,000 variables, with 44 conflicts, took 30 s per
     `txgit merge --ours VAR`: each conflict's diff loaded every changed variable, then kept one."""
