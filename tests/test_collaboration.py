@@ -468,6 +468,31 @@ def test_a_generator_and_an_open_file_made_anew_by_theirs_are_made_again_by_a_me
             bob.shutdown()
 
 
+def test_a_pull_in_the_cell_that_changed_a_value_does_not_load_theirs_over_it(tmp_path, run_txgit):
+    """Bob's cell ran `x = x + 100`, then `%txgit pull`: "Fast-forward main ...; loaded x", and x was Alice's
+    2, his 101 in no commit (the pull saw the cells' changes since the last commit, and the running cell's
+    are among them only once it ends). Now the pull refuses, in one line that says to run it in the next
+    cell; the cell's end commits x = 101, and the next pull stops on the conflict."""
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
+    bob = None
+    try:
+        alice.cell("x = 1\ny = 1")
+        bob = _publish_and_clone(alice, tmp_path, run_txgit, {})
+        alice.cell("x = 2")
+        alice.tx("push")
+        out = bob.kernel.run("x = x + 100\n%txgit pull")
+        assert out.status == "error" and "uncommitted changes to x would be overwritten" in out.error, out
+        assert "run it in the next cell" in out.error and "Traceback" not in out.stdout + out.stderr
+        assert bob.value("x") == 101 and bob.ws.load("x") == 101
+        out = bob.kernel.run("%txgit pull")
+        assert "CONFLICT (changed on both sides): x" in out.stdout, out
+        assert bob.value("x") == 101
+    finally:
+        alice.shutdown()
+        if bob is not None:
+            bob.shutdown()
+
+
 def test_a_conflict_listing_loads_only_the_conflicting_values(tmp_path):
     """A merge of two histories that changed 1,000 variables, with 44 conflicts, took 30 s per
     `txgit merge --ours VAR`: each conflict's diff loaded every changed variable, then kept one."""

@@ -36,7 +36,8 @@ from txgit.sessions.operations import Operation, OperationWatch, content_origin,
 from txgit.sessions.detect import ReadValues, UnnamedChanges, used_packages
 from txgit.sessions.tracking import CellChanges, CellTracker
 from txgit.sessions.words import worded
-from txgit.errors import MergeInProgress as MergeInProgressError, NothingToCommit, RestoreError, TxgitError, disk_full
+from txgit.errors import (DirtyNamespace, MergeInProgress as MergeInProgressError, NothingToCommit, RestoreError,
+                          TxgitError, disk_full)
 from txgit.gitwriter import GitWriter
 from txgit.history import ORIG_HEAD, History, State
 from txgit.trust import source_of
@@ -1556,13 +1557,31 @@ class NamespaceSession:
         return self.workspace.pull(remote, branch=branch, into=self.branch, progress=progress,
                                    merge_step=lambda ref, label: self.merge(ref, label=label, trust=trust, safe=safe))
 
+    def _changed(self) -> set[str] | None:
+        """The names the namespace may have changed since its last commit (None: any): what the cells since
+        set, and what the cell running now may have set before its magic (`x = x + 100` then `%txgit pull`
+        in one cell: its names are the session's only once it ends, and the pull loaded theirs' x over it)."""
+        if self.touched is None or self.full_next:
+            return None
+        changed = set(self.touched)
+        if self._tracker is not None:
+            changed |= self._tracker.names.touched | self._tracker.reached
+        return changed
+
     def _merge(self, rev: str, *, label: str | None = None, message: str | None = None, trust: bool = False,
                safe: bool = False) -> MergeResult:
-        changed = None if self.touched is None or self.full_next else set(self.touched)
+        changed = self._changed()
         self._held_merge = self._merge_said = None  # a new merge: nothing of it is held or said yet
-        with self._without_hidden():
-            result = self.workspace.merge(rev, self.namespace, ref=self.ref, ours=self.base, changed=changed,
-                                          label=label, message=message, trust=trust, safe=safe)
+        try:
+            with self._without_hidden():
+                result = self.workspace.merge(rev, self.namespace, ref=self.ref, ours=self.base, changed=changed,
+                                              label=label, message=message, trust=trust, safe=safe)
+        except DirtyNamespace as e:
+            if self._tracker is None:
+                raise
+            # the running cell's own changes: committed when it ends, so the pull goes in the next cell
+            raise DirtyNamespace(f"{e} (this cell's changes are committed when it ends: run it in the next cell)") \
+                from None
         if result.info is not None:
             self.base = result.info.id
             self._carried = None  # read again from the merge, if it is still needed
@@ -1741,7 +1760,7 @@ class NamespaceSession:
         of those set here during the merge refuse it, unless ``force``."""
         self.flush()
         with self._without_hidden():
-            changed = None if self.touched is None or self.full_next else set(self.touched)
+            changed = self._changed()
             result = self.workspace.merge_abort(self.namespace, ref=self.ref, changed=changed, force=force)
         self._put_back_replaced(result)
         self._held_merge = self._merge_said = None
