@@ -472,7 +472,8 @@ def test_a_pull_in_the_cell_that_changed_a_value_does_not_load_theirs_over_it(tm
     """Bob's cell ran `x = x + 100`, then `%txgit pull`: "Fast-forward main ...; loaded x", and x was Alice's
     2, his 101 in no commit (the pull saw the cells' changes since the last commit, and the running cell's
     are among them only once it ends). Now the pull refuses, in one line that says to run it in the next
-    cell; the cell's end commits x = 101, and the next pull stops on the conflict."""
+    cell; the cell's end commits x = 101, and the next pull stops on the conflict. A reset (or checkout)
+    in such a cell dropped its change too, and refuses the same way."""
     alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
     bob = None
     try:
@@ -487,6 +488,12 @@ def test_a_pull_in_the_cell_that_changed_a_value_does_not_load_theirs_over_it(tm
         out = bob.kernel.run("%txgit pull")
         assert "CONFLICT (changed on both sides): x" in out.stdout, out
         assert bob.value("x") == 101
+        # so with a reset in the cell that changed x (it was reset, x = 5 in no commit)
+        bob.cell("%txgit merge --abort")
+        tip = bob.ws.head().id
+        out = bob.kernel.run("x = 5\n%txgit reset HEAD~1")
+        assert out.status == "error" and "uncommitted changes to x" in out.error and "next cell" in out.error, out
+        assert bob.value("x") == 5 and bob.ws.load("x") == 5 and bob.ws.head().parents == [tip]
     finally:
         alice.shutdown()
         if bob is not None:

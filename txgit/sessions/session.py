@@ -1362,7 +1362,7 @@ class NamespaceSession:
                   safe: bool) -> CheckoutResult:
         # Nothing ran since our last commit or checkout: the namespace is that state (even if
         # another session moved HEAD meanwhile), so there is nothing to lose.
-        clean = self.clean
+        clean = self._quiet_so_far
         fresh = not self.variable_names()
         if (new_branch is not None and not (force or clean or fresh) and self.base is not None
                 and str(self.workspace.history.resolve(rev).id) == self.base):
@@ -1373,11 +1373,14 @@ class NamespaceSession:
             self.branch = result.branch
             self._moved()
             return result
-        with self._without_hidden():
-            result = self.workspace.checkout(rev, self.namespace, force=force or clean or fresh, new_branch=new_branch,
-                                             known=self.base if clean else None, trust=trust, safe=safe,
-                                             move_head=self.holds_head(), against=self.base,
-                                             leaving=self.base if self.branch is None else None)
+        try:
+            with self._without_hidden():
+                result = self.workspace.checkout(rev, self.namespace, force=force or clean or fresh,
+                                                 new_branch=new_branch, known=self.base if clean else None, trust=trust,
+                                                 safe=safe, move_head=self.holds_head(), against=self.base,
+                                                 leaving=self.base if self.branch is None else None)
+        except DirtyNamespace as e:
+            raise self._in_cell(e) from None
         self._arrived(result)
         if self.branch != result.branch:
             self.branch = result.branch
@@ -1433,10 +1436,15 @@ class NamespaceSession:
         if self.base is not None and self.tip() != self.base and not force:
             raise TxgitError(f"{self.branch or 'HEAD'} moved outside this session: look first "
                              f"(`{self._verb} log`), then reset with --force")
-        clean = self.clean
-        with self._without_hidden():
-            result = self.workspace.reset(rev, self.namespace, ref=self.ref, force=force or clean or not self.variable_names(),
-                                          known=self.base if clean else None, against=self.base, trust=trust, safe=safe)
+        clean = self._quiet_so_far
+        try:
+            with self._without_hidden():
+                result = self.workspace.reset(rev, self.namespace, ref=self.ref,
+                                              force=force or clean or not self.variable_names(),
+                                              known=self.base if clean else None, against=self.base, trust=trust,
+                                              safe=safe)
+        except DirtyNamespace as e:
+            raise self._in_cell(e) from None
         result.branch = self.branch
         self._arrived(result)
         return result
@@ -1557,6 +1565,19 @@ class NamespaceSession:
         return self.workspace.pull(remote, branch=branch, into=self.branch, progress=progress,
                                    merge_step=lambda ref, label: self.merge(ref, label=label, trust=trust, safe=safe))
 
+    @property
+    def _quiet_so_far(self) -> bool:
+        """:attr:`clean`, and the cell running now (a magic's) set nothing before it: `x = 99` then
+        `%txgit reset ...` in one cell is a change the reset would drop, though no cell has ended yet."""
+        return self.clean and (self._tracker is None or not (self._tracker.names.writes
+                                                             or self._tracker.names.stored_into))
+
+    def _in_cell(self, e: DirtyNamespace) -> DirtyNamespace:
+        """``e``, saying that the running cell's changes are committed when it ends, where a cell runs."""
+        if self._tracker is None:
+            return e
+        return DirtyNamespace(f"{e} (this cell's changes are committed when it ends: run it in the next cell)")
+
     def _changed(self) -> set[str] | None:
         """The names the namespace may have changed since its last commit (None: any): what the cells since
         set, and what the cell running now may have set before its magic (`x = x + 100` then `%txgit pull`
@@ -1576,12 +1597,8 @@ class NamespaceSession:
             with self._without_hidden():
                 result = self.workspace.merge(rev, self.namespace, ref=self.ref, ours=self.base, changed=changed,
                                               label=label, message=message, trust=trust, safe=safe)
-        except DirtyNamespace as e:
-            if self._tracker is None:
-                raise
-            # the running cell's own changes: committed when it ends, so the pull goes in the next cell
-            raise DirtyNamespace(f"{e} (this cell's changes are committed when it ends: run it in the next cell)") \
-                from None
+        except DirtyNamespace as e:  # the running cell's own changes: committed when it ends
+            raise self._in_cell(e) from None
         if result.info is not None:
             self.base = result.info.id
             self._carried = None  # read again from the merge, if it is still needed
