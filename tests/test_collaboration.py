@@ -410,6 +410,96 @@ class _NoisyOnLoad:
         return _touch_and_return, (self.path,)
 
 
+def test_a_generator_and_an_open_file_made_anew_by_theirs_are_made_again_by_a_merge(tmp_path, run_txgit):
+    """Alice made her generator and her open file anew with other code (`gen = (i + 100 for i in
+    range(n))`, another file); Bob, who had changed x, pulled: "Merged origin/main into main", and his
+    kernel kept his old generator (next(gen) gave 0, not 100) and file, silently, under a merge that
+    took Alice's records (the file) or his own (the generator: a merge compared such values by type
+    alone, so hers looked unchanged). Now the code that made a value that cannot be saved is what a
+    side changes: the merge takes Alice's and makes it again in Bob's kernel by running her code, as a
+    checkout does, and says so; a conflict on one resolved with --theirs does the same, and --abort of a
+    merge that made theirs puts Bob's own object back."""
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
+    bob = None
+    try:
+        for folder in ("alice", "bob"):
+            (tmp_path / folder).mkdir(exist_ok=True)
+            (tmp_path / folder / "a.txt").write_text("a\n")
+            (tmp_path / folder / "b.txt").write_text("b\n")
+        alice.cell("n = 3\ngen = (i * i for i in range(n))\nf = open('a.txt', 'rb')\nx = 1")
+        bob = _publish_and_clone(alice, tmp_path, run_txgit, {})
+        assert bob.value("(next(gen), f.name)") == (0, "a.txt")
+        alice.cell("gen = (i + 100 for i in range(n))\nf = open('b.txt', 'rb')")
+        alice.tx("push")
+        bob.cell("x = 5")
+        out = bob.cell("%txgit pull").stdout
+        assert "recomputed f, gen by re-running the code that made them" in out, out
+        assert bob.value("(next(gen), f.name, x)") == (100, "b.txt", 5)
+        merged = bob.ws.state()
+        assert merged.variables["gen"].details["recipe"]["code"].startswith("gen = (i + 100")
+        assert "nothing to commit" in bob.tx("status").stdout
+
+        alice.cell("gen = (i + 200 for i in range(n))")
+        alice.tx("pull")
+        alice.tx("push")
+        bob.cell("gen = (i + 300 for i in range(n))")  # both made it anew: a conflict, not ours silently
+        assert "CONFLICT (changed on both sides): gen" in bob.kernel.run("%txgit pull").stdout
+        out = bob.cell("%txgit merge --theirs gen").stdout
+        assert "Merged origin/main into main" in out, out
+        assert bob.value("next(gen)") == 200
+        assert bob.ws.state().variables["gen"].details["recipe"]["code"].startswith("gen = (i + 200")
+
+        # a merge that stops on a conflict (x) makes theirs' generator here at once; --abort gives back
+        # Bob's own, the very object, where he had drawn it to
+        bob.tx("push")
+        alice.tx("pull")
+        alice.cell("gen = (i + 400 for i in range(n))\nx = 'alice'")
+        alice.tx("push")
+        bob.cell("x = 'bob'")
+        mine = bob.value("id(gen)")
+        assert "CONFLICT (changed on both sides): x" in bob.kernel.run("%txgit pull").stdout
+        assert bob.value("(id(gen) != %d, x)" % mine) == (True, "bob")
+        bob.cell("%txgit merge --abort")
+        assert bob.value("(id(gen), next(gen), x)") == (mine, 201, "bob")
+        assert "nothing to commit" in bob.tx("status").stdout
+    finally:
+        alice.shutdown()
+        if bob is not None:
+            bob.shutdown()
+
+
+def test_a_pull_in_the_cell_that_changed_a_value_does_not_load_theirs_over_it(tmp_path, run_txgit):
+    """Bob's cell ran `x = x + 100`, then `%txgit pull`: "Fast-forward main ...; loaded x", and x was Alice's
+    2, his 101 in no commit (the pull saw the cells' changes since the last commit, and the running cell's
+    are among them only once it ends). Now the pull refuses, in one line that says to run it in the next
+    cell; the cell's end commits x = 101, and the next pull stops on the conflict. A reset (or checkout)
+    in such a cell dropped its change too, and refuses the same way."""
+    alice = User("alice", Workspace.init(tmp_path / "alice"), run_txgit, {})
+    bob = None
+    try:
+        alice.cell("x = 1\ny = 1")
+        bob = _publish_and_clone(alice, tmp_path, run_txgit, {})
+        alice.cell("x = 2")
+        alice.tx("push")
+        out = bob.kernel.run("x = x + 100\n%txgit pull")
+        assert out.status == "error" and "uncommitted changes to x would be overwritten" in out.error, out
+        assert "run it in the next cell" in out.error and "Traceback" not in out.stdout + out.stderr
+        assert bob.value("x") == 101 and bob.ws.load("x") == 101
+        out = bob.kernel.run("%txgit pull")
+        assert "CONFLICT (changed on both sides): x" in out.stdout, out
+        assert bob.value("x") == 101
+        # so with a reset in the cell that changed x (it was reset, x = 5 in no commit)
+        bob.cell("%txgit merge --abort")
+        tip = bob.ws.head().id
+        out = bob.kernel.run("x = 5\n%txgit reset HEAD~1")
+        assert out.status == "error" and "uncommitted changes to x" in out.error and "next cell" in out.error, out
+        assert bob.value("x") == 5 and bob.ws.load("x") == 5 and bob.ws.head().parents == [tip]
+    finally:
+        alice.shutdown()
+        if bob is not None:
+            bob.shutdown()
+
+
 def test_a_conflict_listing_loads_only_the_conflicting_values(tmp_path):
     """A merge of two histories that changed 1,000 variables, with 44 conflicts, took 30 s per
     `txgit merge --ours VAR`: each conflict's diff loaded every changed variable, then kept one."""
@@ -2518,6 +2608,51 @@ def test_a_pull_is_undone_by_one_reset_to_the_tip_before_it_in_the_kernel_and_th
             bob.shutdown()
 
 
+def test_orig_head_in_two_kernels_of_one_folder_is_each_branchs_own_last_move(tmp_path, run_txgit):
+    """Two notebooks in one folder, on main and on explore. analysis.ipynb merged explore into main, then
+    explore.ipynb merged main into explore. `%txgit reset ORIG_HEAD` in analysis.ipynb, to undo its merge,
+    moved main to explore's tip before explore's merge (x = 1 and y = 2, its own x = 10 gone from the
+    namespace): ORIG_HEAD was one per folder, the last move of any branch. Now each branch has its own, in
+    the kernel and in the terminal beside it, as git keeps one per worktree; a branch no merge, pull or
+    reset moved says so in one line, never another branch's move."""
+    ws = Workspace.init(tmp_path / "w")
+    main = explore = other = None
+    try:
+        main = User("analysis", ws, run_txgit, {})
+        main.cell("x = 1")
+        explore = User("explore", ws, run_txgit, {})  # finds main held: a branch of its own
+        explore.cell("%txgit checkout -b explore")
+        explore.cell("y = 2")
+        main.cell("x = 10")
+        main_before = ws.history.resolve("main").id
+        assert "Merged explore into main" in main.cell("%txgit merge explore").stdout
+        main.cell("x = 11")
+        explore_before = ws.history.resolve("explore").id
+        assert "Fast-forward explore" in explore.cell("%txgit merge main").stdout
+        explore.cell("z = 3")
+
+        main_tip = ws.history.resolve("main").id
+        main.cell("%txgit reset ORIG_HEAD")  # undo its own merge
+        assert ws.history.resolve("main").id == main_before
+        assert main.value("(x, 'y' in globals())") == (10, False)
+        # the terminal beside the explore kernel undoes explore's merge (z = 3 went on after it)
+        main.tx("reset", "ORIG_HEAD", "--kernel", "explore")
+        assert ws.history.resolve("explore").id == explore_before and ws.history.resolve("main").id == main_before
+        assert explore.value("(x, y, 'z' in globals())") == (1, 2, False)
+        assert ws.reflog("explore")[0][2] == "txgit reset: moving to ORIG_HEAD"
+        main.tx("reset", "ORIG_HEAD~0", "--kernel", "main")  # main's own reset undone: back after the merge
+        assert ws.history.resolve("main").id == main_tip and main.value("(x, y)") == (11, 2)
+
+        other = User("other", ws, run_txgit, {})  # a third kernel, on a branch nothing moved yet
+        out = other.kernel.run("%txgit reset ORIG_HEAD")
+        assert out.status == "error" and "no merge, pull or reset has moved" in out.error, out
+        assert "explore" not in out.error and "main" not in out.error
+    finally:
+        for user in (main, explore, other):
+            if user is not None:
+                user.shutdown()
+
+
 def test_reflog_lists_what_git_reflog_lists(tmp_path, run_txgit):
     """`txgit reflog` shows the entries real git reads from the same repository, newest first, and a
     name that is no ref is one line."""
@@ -2555,6 +2690,27 @@ def test_gc_keeps_the_state_orig_head_names_after_the_reflog_expired(tmp_path):
     ws.gc(grace_seconds=0, reflog_days=0)
     ws.reset("ORIG_HEAD")
     assert ws.load("x") == [2] and ws.head().message.startswith("two")
+
+
+def test_a_branchs_orig_head_follows_its_rename_and_goes_with_its_deletion(tmp_path):
+    """ORIG_HEAD is each branch's own: renamed, the branch keeps it (as its reflog); deleted and made again,
+    the new branch has none, rather than the old one's way back."""
+    ws = Workspace.init(tmp_path / "w")
+    ns = {"x": 1}
+    ws.commit(ns, "one")
+    ws.create_branch("exp")
+    ws.checkout("exp", ns)
+    ns["x"] = 2
+    ws.commit(ns, "two")
+    ws.reset("HEAD~1", ns)
+    ws.rename_branch("exp", "exp2")
+    assert ws.history.resolve("ORIG_HEAD").message.startswith("two")
+    ws.checkout("main", ns)
+    ws.delete_branch("exp2")
+    ws.create_branch("exp2")
+    ws.checkout("exp2", ns)
+    with pytest.raises(TxgitError, match="no merge, pull or reset has moved exp2 here yet"):
+        ws.reset("ORIG_HEAD", ns)
 
 
 def test_branch_f_of_a_branch_a_live_kernel_is_on_is_refused_and_names_reset(tmp_path, run_txgit):

@@ -131,6 +131,35 @@ def test_one_cell_that_made_several_unpicklable_values_runs_once_for_all(tmp_pat
         k.shutdown()
 
 
+def test_a_cell_that_makes_a_generator_anew_with_other_code_commits_that_code(tmp_path):
+    """`gen = (i + 100 for i in range(4))` after `gen = (i * i ...)`, alone in its cell, committed nothing (a
+    value that cannot be pickled is compared by its type), and no later commit recorded the new code (only
+    the values a commit serializes again get their recipe): a checkout, a clone or a merge made the old
+    generator from the old code. Now that cell commits the code that made it; drawing from it (`next(gen)`)
+    still commits nothing, as before."""
+    ws = Workspace.init(tmp_path / "ws")
+    k = Kernel(ws.root)
+    try:
+        k.ok("%load_ext txgit")
+        k.ok("gen = (i * i for i in range(4))\nn = 1")
+        k.ok("next(gen)")
+        before = len(ws.log())
+        k.ok("gen = (i + 100 for i in range(4))")
+        assert len(ws.log()) == before + 1
+        assert ws.state().variables["gen"].details["recipe"]["code"] == "gen = (i + 100 for i in range(4))"
+        k.ok("next(gen)")
+        assert len(ws.log()) == before + 1
+    finally:
+        k.shutdown()
+    k = Kernel(ws.root)
+    try:
+        k.ok("%load_ext txgit")
+        assert "recomputed by re-running the code that made them: gen" in k.ok("%txgit checkout main").stdout
+        assert silent_eval(k, "(next(gen), n)") == (100, 1)
+    finally:
+        k.shutdown()
+
+
 def test_values_that_cannot_be_made_again_are_not_called_removed(tmp_path, run_txgit):
     """Their code fails now (the file it read is gone): the checkout says so, status lists them as not
     restored (not removed), and the next commit keeps them as they were, recipe included."""

@@ -65,6 +65,9 @@ GROUPS = "groups"  # format 1: one file per group
 HELD = "refs/txgit/held/"
 UNMERGED = "refs/txgit/unmerged/"
 ORIG_HEAD = "ORIG_HEAD"  # where the last merge, pull or reset moved a branch from (as in git)
+# ORIG_HEAD per branch: kernels on two branches of one folder each undo their own last move (as git keeps
+# one ORIG_HEAD per worktree); the folder's ORIG_HEAD names the last move of any branch, for git's tools
+ORIG_HEADS = "refs/txgit/orig-head/"
 RECORDS = "records"  # format 2: variable and group records, one per line, in shards
 SHARD_EVERY = 32  # a variable whose key is a multiple of this starts a shard: ~32 variables a shard
 SHARD_MAX = 64  # and so does the variable after this many in one shard: a change never rewrites more
@@ -446,8 +449,8 @@ class History:
             raise UnknownRevision(f"unknown revision {rev!r}")
         if rev == "HEAD" and self.repo.head_is_unborn:
             raise UnknownRevision("no commits yet: HEAD does not name a commit")
-        if rev.startswith(ORIG_HEAD) and self.orig_head() is None:
-            raise UnknownRevision(f"unknown revision {rev!r}: no merge, pull or reset has moved a branch here yet")
+        if rev.startswith((ORIG_HEAD, ORIG_HEADS)):
+            rev = self._orig_head_rev(rev)
         try:
             obj = self.repo.revparse_single(rev)
             return obj.peel(pygit2.Commit)
@@ -492,9 +495,38 @@ class History:
         except (KeyError, pygit2.GitError, pygit2.InvalidSpecError):
             return None
 
-    def note_orig_head(self, commit: pygit2.Commit) -> None:
-        """Name ``commit`` ORIG_HEAD: a merge, pull or reset is about to move a branch from it."""
+    def note_orig_head(self, commit: pygit2.Commit, ref: str = "HEAD") -> None:
+        """Name ``commit`` ORIG_HEAD: a merge, pull or reset is about to move ``ref`` (HEAD, or a session's
+        branch) from it. Kept for that branch too, which ``ORIG_HEAD`` names there (:meth:`orig_head_ref`)."""
         self.repo.create_reference_direct(ORIG_HEAD, commit.id, True)
+        branch = self.current_branch() if ref == "HEAD" else ref.removeprefix("refs/heads/")
+        if branch is not None and ref in ("HEAD", f"refs/heads/{branch}"):
+            self.repo.create_reference_direct(self.orig_head_ref(branch), commit.id, True)
+
+    @staticmethod
+    def orig_head_ref(branch: str) -> str:
+        """The ref that keeps ``branch``'s ORIG_HEAD: what a session on that branch reads as ``ORIG_HEAD``."""
+        return ORIG_HEADS + branch
+
+    def _orig_head_rev(self, rev: str) -> str:
+        """``ORIG_HEAD`` (and ``ORIG_HEAD~1``...) as the ref of the branch it means: HEAD's branch, or a session's
+        (see ``Session.rev_here``); the folder's ORIG_HEAD on a detached HEAD. A branch no merge, pull or reset
+        moved is one line, never another branch's last move (nor one from before ORIG_HEAD was kept per branch:
+        ``BRANCH@{1}`` names that)."""
+        if rev.startswith(ORIG_HEADS):
+            cut = min((i for i in (rev.find(c, len(ORIG_HEADS)) for c in ("~", "^", "@{", ":")) if i >= 0),
+                      default=len(rev))
+            ref, branch = rev[:cut], rev[len(ORIG_HEADS):cut]
+        else:
+            branch = self.current_branch()
+            cut, ref = len(ORIG_HEAD), None if branch is None else self.orig_head_ref(branch)
+        if ref is not None and ref in self.repo.references:
+            return ref + rev[cut:]
+        if ref is None and self.orig_head() is not None:
+            return ORIG_HEAD + rev[cut:]
+        moved = "a branch here" if branch is None or self.orig_head() is None else f"{branch} here"
+        raise UnknownRevision(f"unknown revision {'ORIG_HEAD' + rev[cut:]!r}: no merge, pull or reset has "
+                              f"moved {moved} yet")
 
     def head_commit(self) -> pygit2.Commit | None:
         if self.repo.head_is_unborn:
@@ -1064,6 +1096,11 @@ class History:
         if name == self.current_branch():
             raise TxgitError(f"cannot delete branch {name!r}: HEAD is on it (check out another first)")
         self.repo.branches.local.delete(name)
+        self._drop_orig_head(name)  # a branch made again under this name has not moved yet
+
+    def _drop_orig_head(self, branch: str) -> None:
+        if self.orig_head_ref(branch) in self.repo.references:
+            self.repo.references.delete(self.orig_head_ref(branch))
 
     def rename_branch(self, old: str, new: str, *, force: bool = False) -> dict[str, str]:
         """``git branch -m``: ``old`` becomes ``new`` with its reflog and configuration (the upstream it
@@ -1085,6 +1122,11 @@ class History:
                 raise TxgitError(f"cannot replace branch {new!r}: HEAD is on it (check out another first)")
         holds = [r for r in self.repo.references if is_hold(r) and self.held_for(r) == old]
         local[old].rename(new, force)
+        orig = self.tip(self.orig_head_ref(old))  # its last move's way back follows it, as its reflog does
+        self._drop_orig_head(old)
+        self._drop_orig_head(new)
+        if orig is not None:
+            self.repo.create_reference_direct(self.orig_head_ref(new), orig.id, True)
         moved = {}
         for ref in holds:  # a replaced branch's own holds keep their names
             moved[ref] = self._hold(new, self.repo.references[ref].target)

@@ -22,15 +22,20 @@ from dataclasses import dataclass, field
 
 from txgit.errors import TxgitError
 from txgit.history import State
-from txgit.state import GroupRecord, VarRecord
+from txgit.state import UNPICKLABLE, GroupRecord, VarRecord
 
 OURS = "ours"
 THEIRS = "theirs"
 
 
-def _same(a: VarRecord | None, b: VarRecord | None) -> bool:
+def same(a: VarRecord | None, b: VarRecord | None) -> bool:
+    """Whether two records hold one version of a variable, as a merge compares them (None: absent)."""
     if a is None or b is None:
         return a is None and b is None
+    if a.kind == UNPICKLABLE and b.kind == UNPICKLABLE:
+        # nothing of such a value is stored, only the code that made it: a side that made it anew with
+        # other code (`gen = (i + 100 for i in rows)`) changed it, though its type is the same
+        return a.type == b.type and a.details.get("recipe") == b.details.get("recipe")
     return a.same_content(b)
 
 
@@ -59,7 +64,7 @@ class Conflict:
                 return "deleted" if name in self.base else "absent"
             if name not in self.base:
                 return "added"
-            return "unchanged" if _same(self.base[name], side[name]) else "changed"
+            return "unchanged" if same(self.base[name], side[name]) else "changed"
 
         ours, theirs = how(self.ours), how(self.theirs)
         if ours == theirs:
@@ -121,7 +126,7 @@ def _take(plan: MergePlan, names: Iterable[str], side: State, ours: State) -> No
             plan.from_theirs.remove(n)
         if n in plan.removed:
             plan.removed.remove(n)
-        if rec is not None and not _same(rec, mine):
+        if rec is not None and not same(rec, mine):
             plan.from_theirs.append(n)
         elif rec is None and mine is not None:
             plan.removed.append(n)
@@ -172,13 +177,13 @@ def merge_states(base: State | None, ours: State, theirs: State, *, base_id: str
     plan = MergePlan(base_id, ours_id, theirs_id, dict(ours.variables), dict(ours.groups))
     for unit in units(base, ours, theirs):
         unknown = any(n in disputed for n in unit)
-        we = unknown or any(not _same(base.variables.get(n), ours.variables.get(n)) for n in unit)
-        they = unknown or any(not _same(base.variables.get(n), theirs.variables.get(n)) for n in unit)
+        we = unknown or any(not same(base.variables.get(n), ours.variables.get(n)) for n in unit)
+        they = unknown or any(not same(base.variables.get(n), theirs.variables.get(n)) for n in unit)
         if not they:
             continue  # ours stands (changed or not)
         if not we:
             _take(plan, unit, theirs, ours)
-        elif all(_same(ours.variables.get(n), theirs.variables.get(n)) for n in unit):
+        elif all(same(ours.variables.get(n), theirs.variables.get(n)) for n in unit):
             continue  # both made the same change
         else:
             plan.conflicts.append(Conflict(

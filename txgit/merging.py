@@ -32,9 +32,10 @@ from txgit.attached import alive
 from txgit.errors import DirtyNamespace, MergeInProgress as MergeInProgressError, TxgitError
 from txgit.history import META, CommitInfo, History, State, is_hold
 from txgit.merge import KERNEL, OURS, THEIRS, Conflict, MergeInProgress, MergePlan, merge_states, units
+from txgit.merge import same as _same_unit_record
 from txgit.packs import write_atomic
 from txgit.repository import Repository, state_meta
-from txgit.state import MODULE, VALUE, Fingerprints, VarRecord, libstate, restore
+from txgit.state import MODULE, UNPICKLABLE, VALUE, Fingerprints, VarRecord, libstate, restore
 from txgit.state.safe import safe_loading
 
 
@@ -63,6 +64,11 @@ class MergeResult:
     # name -> why. Not in the namespace (ours' value is not theirs'); the merge's records keep theirs, and
     # a session's next commits carry it as it is, as after a checkout (:attr:`CheckoutResult.not_restored`)
     not_restored: dict[str, str] = field(default_factory=dict)
+    # theirs' values that cannot be saved (a generator), made again here by the code that made them (sessions)
+    recomputed: list[str] = field(default_factory=list)
+    # ours' values of those, taken out of the namespace (a generator keeps its position): what --abort puts
+    # back, as it loads ours' stored values again. In this process only, never in JSON
+    replaced: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def conflicts(self) -> list[Conflict]:
@@ -76,7 +82,7 @@ class MergeResult:
                 "conflicts": [{"names": c.names, "how": {n: c.describe(n) for n in c.names}} for c in self.conflicts],
                 "resolved": dict(self.plan.resolved) if self.plan is not None else {},
                 "settings": sorted(self.settings), "settings_kept": self.settings_kept,
-                "not_restored": self.not_restored}
+                "not_restored": self.not_restored, "recomputed": self.recomputed}
 
 
 def library_items(ws: Repository, commit: str | None) -> dict[str, Any]:
@@ -122,10 +128,6 @@ def _library_files(items: dict[str, Any]) -> tuple[dict[str, Any], dict[str, byt
     meta = {k: v for k, v in items.items() if k not in libstate.GENERATORS}
     files = {libstate.position_file(g): str(items[g]).encode() for g in libstate.GENERATORS if g in items}
     return meta, files
-
-
-def _same_record(a: VarRecord | None, b: VarRecord | None) -> bool:
-    return a is b or (a is not None and a.same_content(b))
 
 
 def ref_label(ref: str) -> str:
@@ -198,7 +200,7 @@ def merge(ws: Repository, rev: str, namespace: MutableMapping[str, Any] | None =
             _, result.settings, result.settings_kept = merge_library_items(
                 ws, result.ours if result.status == "fast-forward" else result.base, result.ours, str(theirs.id))
         if tip is not None and result.status != "up-to-date":
-            ws.history.note_orig_head(tip)  # `reset ORIG_HEAD` undoes this merge (or pull), as in git
+            ws.history.note_orig_head(tip, ref)  # `reset ORIG_HEAD` undoes this merge (or pull), as in git
         values: dict[str, Any] = {}
         fingerprints = Fingerprints()
         if namespace is not None and result.plan is not None:
@@ -252,6 +254,10 @@ def _merge_values(ws: Repository, result: MergeResult, namespace: MutableMapping
                          namespace, fingerprints, failed, join=ws.blobs.read_joined)
     result.not_restored = {n: f"{plan.variables[n].type} could not be loaded here ({why})"
                            for n, why in sorted(failed.items())}
+    # theirs' generator or open file: no bytes to load, and ours' would pass for it (a session makes it
+    # again with the code that made it, as a checkout does)
+    result.not_restored.update({n: f"{plan.variables[n].type} could not be saved ({plan.variables[n].reason})"
+                                for n in plan.from_theirs if plan.variables[n].kind == UNPICKLABLE})
     result.bytes_read = ws.store.stats.bytes_read - before[0]
     result.blobs_read = ws.store.stats.blobs_read - before[1]
     return values, fingerprints
@@ -266,7 +272,8 @@ def _put_merged(ws: Repository, result: MergeResult, namespace: MutableMapping[s
             del namespace[n]
             result.removed.append(n)
     for n in result.not_restored:  # ours' value would pass for the merge's at the next commit
-        namespace.pop(n, None)
+        if n in namespace:
+            result.replaced[n] = namespace.pop(n)
     namespace.update(values)
     ws.remember_restored(namespace, values, plan.state(), fingerprints)
     result.loaded = sorted(values)
@@ -635,6 +642,16 @@ def merge_resolve(ws: Repository, names: str | Iterable[str] | None, side: str,
                 if n not in chosen.variables and n in namespace:
                     del namespace[n]
                     result.removed.append(n)
+            # theirs' generator made by other code than ours': ours' would pass for it (a session makes it
+            # again by running theirs' code: trusted, as loading their values is)
+            remake = [n for n in present if side == THEIRS and chosen.variables[n].kind == UNPICKLABLE
+                      and not _same_unit_record(chosen.variables[n], ours.variables.get(n))]
+            if remake:
+                _trust.require(ws, merging.theirs, trust=trust, safe=safe)
+            for n in remake:
+                if n in namespace:
+                    result.replaced[n] = namespace.pop(n)
+                result.not_restored[n] = f"{chosen.variables[n].type} could not be saved ({chosen.variables[n].reason})"
         for n in unit_names:
             merging.resolved[n] = side
         # what a kernel gone during the merge set beside the conflicts waits for --continue, which takes it:
@@ -746,9 +763,10 @@ def merge_abort(ws: Repository, namespace: MutableMapping[str, Any] | None = Non
                                  "--force` drops it")
         if namespace is not None:
             ours, theirs = ws.state(merging.ours), ws.state(merging.theirs)
-            # where the merge may have loaded or removed anything: names ours and theirs disagree on
+            # where the merge may have loaded or removed anything: names ours and theirs disagree on (a
+            # generator made by other code too: a session puts ours' back, see Session.merge_abort)
             touched = {n for n in set(ours.variables) | set(theirs.variables)
-                       if not _same_record(ours.variables.get(n), theirs.variables.get(n))}
+                       if not _same_unit_record(ours.variables.get(n), theirs.variables.get(n))}
             now = ws.live_records(namespace, touched)
             if not force:
                 _no_changes_since_merged(ws, merging, namespace, now, ours,

@@ -21,6 +21,7 @@ hooks) and exposes them as one object; nothing below it imports this module.
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
@@ -47,7 +48,7 @@ from txgit.errors import (
     TxgitError,
     UnknownVariable,
 )
-from txgit.history import CommitInfo, State, validate_ref_name
+from txgit.history import ORIG_HEADS, CommitInfo, State, validate_ref_name
 from txgit.integrity import FsckReport, GcReport
 from txgit.merge import MergeInProgress, MergePlan
 from txgit.remote import BlobRepair, FetchResult, Progress, PushResult, RemoteChain, Remotes
@@ -268,9 +269,11 @@ class Workspace(Repository):
                 self.history.read_state(target, groups=False)  # refuses a state this version cannot read
                 _budget.require_loadable(self, str(target.id))
             if tip is None or tip.id != target.id:
-                self.history.move_ref(ref, target, expect=tip, why=f"txgit reset: moving to {rev}")
+                # (a session's ORIG_HEAD is its branch's ref: said as the user typed it)
+                typed = re.sub(rf"^{re.escape(ORIG_HEADS)}.+?(?=$|[~^:]|@\{{)", "ORIG_HEAD", rev)
+                self.history.move_ref(ref, target, expect=tip, why=f"txgit reset: moving to {typed}")
                 if tip is not None:
-                    self.history.note_orig_head(tip)
+                    self.history.note_orig_head(tip, ref)
                     result.left_behind = self.history.unreferenced(str(tip.id))
                     result.left_from = str(tip.id)
         return result

@@ -45,6 +45,8 @@ def print_merge(ws: Workspace, answer: dict[str, Any], kernel: KernelInfo | None
     loaded = answer.get("loaded") or []
     removed = answer.get("removed") or []
     follow = (f"; loaded {', '.join(loaded)}" if loaded else "") + (f"; removed {', '.join(removed)}" if removed else "")
+    if answer.get("recomputed"):  # theirs' generators and open files, made again by the code that made them
+        follow += f"; recomputed {', '.join(answer['recomputed'])} by re-running the code that made them"
     if answer.get("settings"):
         follow += "; set " + ", ".join(describe(s) for s in answer["settings"])
     if status == "up-to-date":

@@ -45,7 +45,7 @@ from txgit.errors import (
     disk_full,
 )
 from txgit.gitwriter import GitWriter
-from txgit.history import State
+from txgit.history import ORIG_HEAD, History, State
 from txgit.trust import source_of
 from txgit.remote import Progress, PushResult
 from txgit.merge import KERNEL, Conflict, MergeInProgress, MergePlan
@@ -220,6 +220,9 @@ class NamespaceSession:
         # merge, as git's work tree does): ((ours, theirs), what those items were before, ``_own`` before),
         # for --abort
         self._before_merge: tuple[tuple[str | None, str], dict[str, Any], set[str] | None] | None = None
+        # ours' values that cannot be saved (a generator) that the merge in progress replaced with theirs',
+        # made by theirs' code: name -> (ours' object, theirs' as made here), for --abort to put ours' back
+        self._replaced: dict[str, tuple[Any, Any]] = {}
         # what :meth:`_hold` last held for a merge: ((ours, theirs), name -> record, None: deleted)
         self._held_merge: tuple[tuple[str, str], dict[str, VarRecord | None]] | None = None
         # the "not committed: merge ... in progress" line last said after a cell: ((ours, theirs), the note)
@@ -237,6 +240,9 @@ class NamespaceSession:
         # name -> (the code that last assigned it, the names that code read): kept with values that
         # cannot be pickled, so a checkout in a fresh kernel can make them again
         self._made_by: dict[str, tuple[str, list[str]]] = {}
+        # names cells bound to another object since the last commit: a value that cannot be pickled, made
+        # anew by other code, is a change though its record (its type) is the same (see _remade)
+        self._rebound_since: set[str] = set()
         # The experiment graph (see txgit.sessions.operations): each cell is recorded as an operation,
         # and each variable has an origin, so that a later run of the same code on the same inputs
         # can be recognised (txgit.reuse).
@@ -461,6 +467,7 @@ class NamespaceSession:
         self._live.append(cell)
         for name in changes.writes:
             self._made_by[name] = (self._python, sorted(changes.reads - {name}))
+        self._rebound_since |= changes.rebound
         if self.base is None:
             self._written |= changes.writes
         self.unloaded -= changes.writes
@@ -716,7 +723,7 @@ class NamespaceSession:
             # before this session committed or checked out one: a fresh kernel's own settings are not
             # a change to the branch's (as its variables not loaded yet are not deletions)
             settings_changed = self._libraries is not None and libraries != self._libraries
-            if not allow_empty and _unchanged(prepared) and not settings_changed:
+            if not allow_empty and _unchanged(prepared) and not settings_changed and not self._remade(prepared):
                 self._nothing_changed(prepared, exact=names is not None, writer=writer, variables=live)
                 if writer is not None:
                     writer.submit(None)
@@ -1050,6 +1057,7 @@ class NamespaceSession:
             self._libraries = libraries
             self.workspace.merge_done(merging, result.info.id)
             self._before_merge = self._held_merge = self._merge_said = None
+            self._replaced = {}
         finally:
             lock.release()
         return result
@@ -1184,8 +1192,22 @@ class NamespaceSession:
         if written:  # a checkout elsewhere (another kernel, a fresh one) takes them up from here
             prepared.meta["origins"] = {n: o for n, o in sorted(origins.items()) if o.startswith("op:")}
 
+    def _remade(self, prepared: PreparedCommit) -> bool:
+        """Whether a cell made a value that cannot be pickled anew with other code than its record keeps
+        (`gen = (i + 100 for i in rows)` after `gen = (i * i ...)`): its records compare by type alone, yet a
+        checkout, a clone or a merge would make the old one from the old code."""
+        head = prepared.head.variables if prepared.head is not None else {}
+        for n in self._rebound_since & prepared.snap.variables.keys():
+            rec, old, made = prepared.snap.variables[n], head.get(n), self._made_by.get(n)
+            if rec.kind == UNPICKLABLE and old is not None and old.kind == UNPICKLABLE and made is not None:
+                recipe = old.details.get("recipe")
+                if not isinstance(recipe, dict) or recipe.get("code") != made[0]:
+                    return True
+        return False
+
     def _attach_recipes(self, prepared: PreparedCommit) -> None:
         """Record, with each value that cannot be pickled, the code that made it (``details.recipe``)."""
+        self._rebound_since = set()  # in this commit, with the code that made them
         head = prepared.head.variables if prepared.head is not None else {}
         for name, rec in prepared.snap.variables.items():
             if rec.kind != UNPICKLABLE:
@@ -1196,17 +1218,21 @@ class NamespaceSession:
             elif head.get(name) is not None and "recipe" in head[name].details:
                 rec.details = {**rec.details, "recipe": head[name].details["recipe"]}
 
-    def _recompute(self, result: CheckoutResult) -> None:
-        """Make unpicklable values of the checked-out state again by re-running the code that made
-        them, on fresh copies of its inputs (so its side effects on them are thrown away).
+    def _recompute(self, result: CheckoutResult | MergeResult, state: State | None = None) -> None:
+        """Make unpicklable values of the checked-out state (or ``state``: a merge's, whose values from
+        theirs these are) again by re-running the code that made them, on fresh copies of its inputs (so
+        its side effects on them are thrown away).
 
         Code that made several of them (``con``, ``gen`` and ``lock`` in one cell) runs once and gives
         them all: what it made itself is no input of it, even if it read it (``next(gen)``). Code that
         read a value made again this way (``pair = (con, 1)``) runs once that one is, with it."""
-        todo = [n for n in result.not_restored if n not in result.kept]
+        kept = result.kept if isinstance(result, CheckoutResult) else []
+        todo = [n for n in result.not_restored if n not in kept]
         if not todo:
             return
-        state = self.workspace.state(result.info.id)
+        if state is None:
+            assert result.info is not None
+            state = self.workspace.state(result.info.id)
         makes: dict[str, list[str]] = {}  # code -> the names to make again with it
         for name in todo:
             recipe = state.variables[name].details.get("recipe")
@@ -1219,7 +1245,7 @@ class NamespaceSession:
             # (a name the state lacks may be local to the code, e.g. a comprehension's variable:
             # if it is not, running the code says so)
             inputs[code] = reads - set(names)
-        made = {n for n in result.kept if n in self.namespace}  # unpicklable values there are, live
+        made = {n for n in kept if n in self.namespace}  # unpicklable values there are, live
         waiting = dict(makes)
         while waiting:
             ready = {}
@@ -1240,7 +1266,7 @@ class NamespaceSession:
         result.recomputed.sort()
 
     def _run_recipe(self, code: str, names: list[str], reads: set[str], state: State,
-                    result: CheckoutResult) -> set[str]:
+                    result: CheckoutResult | MergeResult) -> set[str]:
         """Run ``code`` once in a scratch namespace holding ``reads`` (fresh copies from ``state``; values
         that could not be saved, as the namespace has them now) and take ``names`` from it; returns the
         names made."""
@@ -1288,9 +1314,12 @@ class NamespaceSession:
     def rev_here(self, rev: str) -> str:
         """``HEAD`` as the user types it means where this session is (its branch may not be HEAD's):
         for its checkouts and resets, and the verbs of its magics. So do ``HEAD@{N}`` and ``@{N}``: its
-        branch's reflog (where that branch was N moves ago), not the folder HEAD's."""
+        branch's reflog (where that branch was N moves ago), not the folder HEAD's; and ``ORIG_HEAD``: where
+        the last merge, pull or reset of its branch moved it from, not another kernel's branch's."""
         if self.holds_head():
             return rev
+        if rev.startswith(ORIG_HEAD) and self.branch is not None:
+            return History.orig_head_ref(self.branch) + rev[len(ORIG_HEAD):]
         reflog = _OWN_REFLOG.fullmatch(rev)
         if reflog is not None and self.branch is not None:
             return f"{self.branch}@{{{reflog[1]}}}{reflog[2]}"
@@ -1351,7 +1380,7 @@ class NamespaceSession:
                   safe: bool) -> CheckoutResult:
         # Nothing ran since our last commit or checkout: the namespace is that state (even if
         # another session moved HEAD meanwhile), so there is nothing to lose.
-        clean = self.clean
+        clean = self._quiet_so_far
         fresh = not self.variable_names()
         if (new_branch is not None and not (force or clean or fresh) and self.base is not None
                 and str(self.workspace.history.resolve(rev).id) == self.base):
@@ -1362,12 +1391,15 @@ class NamespaceSession:
             self.branch = result.branch
             self._moved()
             return result
-        with self._without_hidden(), self._learning():
-            # clean: the values the target replaces are still compared with base (see _learning)
-            result = self.workspace.checkout(rev, self.namespace, force=force or fresh, new_branch=new_branch,
-                                             known=self.base if clean else None, trust=trust, safe=safe,
-                                             move_head=self.holds_head(), against=self.base,
-                                             leaving=self.base if self.branch is None else None)
+        try:
+            with self._without_hidden(), self._learning():
+                # clean: the values the target replaces are still compared with base (see _learning)
+                result = self.workspace.checkout(rev, self.namespace, force=force or fresh, new_branch=new_branch,
+                                                 known=self.base if clean else None, trust=trust, safe=safe,
+                                                 move_head=self.holds_head(), against=self.base,
+                                                 leaving=self.base if self.branch is None else None)
+        except DirtyNamespace as e:
+            raise self._in_cell(e) from None
         self._arrived(result)
         if self.branch != result.branch:
             self.branch = result.branch
@@ -1388,6 +1420,7 @@ class NamespaceSession:
         self._restore_libraries(result.info.id)
         self._own = None  # the process's settings and generators are the commit's now (below)
         self._own_settings = set()
+        self._rebound_since = set()
         self._recompute(result)
         for problem in libstate.restore_generators(self._recorded_items(result.info.id)):  # after recipes,
             print(f"txgit: setting not restored: {problem}", file=sys.stderr)  # which may draw
@@ -1422,10 +1455,14 @@ class NamespaceSession:
         if self.base is not None and self.tip() != self.base and not force:
             raise TxgitError(f"{self.branch or 'HEAD'} moved outside this session: look first "
                              f"(`{self._verb} log`), then reset with --force")
-        clean = self.clean
-        with self._without_hidden(), self._learning():
-            result = self.workspace.reset(rev, self.namespace, ref=self.ref, force=force or not self.variable_names(),
-                                          known=self.base if clean else None, against=self.base, trust=trust, safe=safe)
+        clean = self._quiet_so_far
+        try:
+            with self._without_hidden(), self._learning():
+                result = self.workspace.reset(rev, self.namespace, ref=self.ref, force=force or not self.variable_names(),
+                                              known=self.base if clean else None, against=self.base, trust=trust,
+                                              safe=safe)
+        except DirtyNamespace as e:
+            raise self._in_cell(e) from None
         result.branch = self.branch
         self._arrived(result)
         return result
@@ -1553,23 +1590,58 @@ class NamespaceSession:
         return self.workspace.pull(remote, branch=branch, into=self.branch, progress=progress,
                                    merge_step=lambda ref, label: self.merge(ref, label=label, trust=trust, safe=safe))
 
+    @property
+    def _quiet_so_far(self) -> bool:
+        """:attr:`clean`, and the cell running now (a magic's) set nothing before it: `x = 99` then
+        `%txgit reset ...` in one cell is a change the reset would drop, though no cell has ended yet."""
+        return self.clean and (self._tracker is None or not (self._tracker.names.writes
+                                                             or self._tracker.names.stored_into))
+
+    def _in_cell(self, e: DirtyNamespace) -> DirtyNamespace:
+        """``e``, saying that the running cell's changes are committed when it ends, where a cell runs."""
+        if self._tracker is None:
+            return e
+        return DirtyNamespace(f"{e} (this cell's changes are committed when it ends: run it in the next cell)", e.names)
+
+    def _changed(self) -> set[str] | None:
+        """The names the namespace may have changed since its last commit (None: any): what the cells since
+        set, and what the cell running now may have set before its magic (`x = x + 100` then `%txgit pull`
+        in one cell: its names are the session's only once it ends, and the pull loaded theirs' x over it)."""
+        if self.touched is None or self.full_next:
+            return None
+        changed = set(self.touched)
+        if self._tracker is not None:
+            changed |= self._tracker.names.touched | self._tracker.reached
+        return changed
+
     def _merge(self, rev: str, *, label: str | None = None, message: str | None = None, trust: bool = False,
                safe: bool = False) -> MergeResult:
         self._held_merge = self._merge_said = None  # a new merge: nothing of it is held or said yet
         # changed=None: every value the merge would load over or delete is compared with ours, not only
-        # what the cells named (a thread, a widget's callback may have changed one between cells); only
-        # those are pickled again, and the merge loads them anyway
-        with self._without_hidden(), self._learning():
-            result = self.workspace.merge(rev, self.namespace, ref=self.ref, ours=self.base, changed=None,
-                                          label=label, message=message, trust=trust, safe=safe)
+        # what the cells named (a thread, a widget's callback may have changed one between cells, or the
+        # cell running this merge before it); only those are pickled again, and the merge loads them anyway
+        try:
+            with self._without_hidden(), self._learning():
+                result = self.workspace.merge(rev, self.namespace, ref=self.ref, ours=self.base, changed=None,
+                                              label=label, message=message, trust=trust, safe=safe)
+        except DirtyNamespace as e:  # the running cell's own changes: committed when it ends
+            raise self._in_cell(e) from None
         if result.info is not None:
             self.base = result.info.id
             self._carried = None  # read again from the merge, if it is still needed
         self.unloaded -= set(result.loaded) | set(result.plan.removed if result.plan else ())
+        # theirs' generators: made by theirs' code (not under --safe, which runs none of theirs)
+        if result.not_restored and result.plan is not None and not safe:
+            self._recompute(result, result.plan.state())
+            self.unloaded -= set(result.recomputed)
+            for n in result.recomputed:
+                self.origins[n] = content_origin(None)  # made again by its code: not provably the same value
         # theirs' values it could not load here: part of the state all the same, carried by the next commits
         self._not_restored.update(result.not_restored)
         self.unloaded |= set(result.not_restored)
+        self._replaced = {}
         if result.status == "conflicts":
+            self._note_replaced(result)
             self._before_merge = ((result.ours, result.theirs), self._library_items(result.settings),
                                   None if self._own is None else set(self._own))
         self._take_settings(result.settings)
@@ -1654,6 +1726,14 @@ class NamespaceSession:
         with self._without_hidden():
             result = self.workspace.merge_resolve(names, side, self.namespace, ref=self.ref, commit=False,
                                                   trust=trust, safe=safe, force=force)
+        if result.not_restored and not safe:  # theirs' generators taken: made by theirs' code
+            self._recompute(result, self.workspace.state(result.theirs))
+            for n in result.recomputed:
+                self.origins[n] = content_origin(None)
+        if result.not_restored:  # not made again: the merge's records keep them
+            self._not_restored.update(result.not_restored)
+            self.unloaded |= set(result.not_restored)
+        self._note_replaced(result)
         if result.loaded or result.removed:
             self._merged_origins(result)
         self._remember_sharing(set(result.loaded) | set(result.removed))
@@ -1697,13 +1777,36 @@ class NamespaceSession:
         return MergeResult("merged", merging.ref, merging.ours, merging.theirs, merging.label, base=merging.base,
                            info=commit.info, plan=plan)
 
+    def _note_replaced(self, result: MergeResult) -> None:
+        """Keep ours' generators (open files...) that the merge in progress replaced, for --abort."""
+        for n, ours in result.replaced.items():
+            if n not in self._replaced:  # (the first is ours': a later resolution replaces theirs')
+                self._replaced[n] = (ours, self.namespace.get(n))
+
+    def _put_back_replaced(self, result: MergeResult) -> None:
+        """--abort: ours' generators (open files...) back where the merge put theirs', which are still there
+        (or were never made); one the namespace set since stays, as a stored value's would refuse the abort."""
+        replaced, self._replaced = self._replaced, {}
+        ours = self.workspace.state(result.ours).variables if result.ours else {}
+        for n, (mine, made) in replaced.items():
+            rec = ours.get(n)
+            if rec is None or rec.kind != UNPICKLABLE or (n in self.namespace and self.namespace[n] is not made):
+                continue
+            self.namespace[n] = mine
+            self._not_restored.pop(n, None)
+            self.unloaded.discard(n)
+            if n not in result.loaded:
+                result.loaded.append(n)
+        result.loaded.sort()
+
     def merge_abort(self, *, force: bool = False) -> MergeResult:
         """Give up the merge in progress: values it loaded or removed are put back as ours has them. Values
         of those set here during the merge refuse it, unless ``force``."""
         self.flush()
         with self._without_hidden():
-            changed = None if self.touched is None or self.full_next else set(self.touched)
+            changed = self._changed()
             result = self.workspace.merge_abort(self.namespace, ref=self.ref, changed=changed, force=force)
+        self._put_back_replaced(result)
         self._held_merge = self._merge_said = None
         self._remember_sharing(set(result.loaded) | set(result.removed))
         if self.touched is not None:
