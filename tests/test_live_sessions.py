@@ -499,7 +499,7 @@ def test_a_second_kernel_detached_in_the_folder_commits_onto_no_other_kernels_br
         assert ws.resolve("at-z").id == own
         ws.delete_tag("at-z")
         terminal = run_txgit("status", cwd=ws.root, check=True).stdout
-        assert f"kernel {second.pid} (second.ipynb, detached)" in terminal, terminal
+        assert f"kernel {second.pid} (second.ipynb, detached)" in terminal and "on no branch" not in terminal, terminal
         run_txgit("gc", "--grace", "0", cwd=ws.root, check=True)
         assert ws.load("z", own) == 5  # its ref keeps it (and its blobs) while nothing else names it
         second.ok("z = 6")
@@ -520,6 +520,36 @@ def test_a_second_kernel_detached_in_the_folder_commits_onto_no_other_kernels_br
         second.ok(f"%txgit checkout {tip[:8]}")
         second.ok("%txgit checkout second")  # it keeps nothing now: gone
         assert not [r for r in ws.history.repo.references if r.startswith("refs/txgit/detached/")]
+    finally:
+        first.shutdown()
+        if second is not None:
+            second.shutdown()
+
+
+def test_commits_a_closed_second_kernel_made_detached_are_kept_and_named_by_status(tmp_path, run_txgit):
+    """The folder's second kernel, detached, commits to a HEAD of its own; closed there, nothing else
+    names those commits: gc keeps them and the terminal's `txgit status` names them with the command that
+    puts them on a branch, until that is done."""
+    ws = Workspace.init(tmp_path / "proj")
+    first = Kernel(ws.root, env={"JPY_SESSION_NAME": str(ws.root / "first.ipynb")})
+    second = None
+    try:
+        first.ok("%load_ext txgit")
+        first.ok("x = 1")
+        second = Kernel(ws.root, env={"JPY_SESSION_NAME": str(ws.root / "second.ipynb")})
+        second.ok("%load_ext txgit")
+        second.ok(f"%txgit checkout {ws.branches()['main'][:8]}")
+        second.ok("z = 5")
+        last = ws.resolve(second.ok("%txgit status").stdout.split()[4]).short_id
+        pid = second.pid
+        second.shutdown()
+        second = None
+        run_txgit("gc", "--grace", "0", cwd=ws.root, check=True)
+        status = run_txgit("status", cwd=ws.root, check=True).stdout
+        assert f"on no branch: 1 commit kernel {pid} made detached (last: {last}); keep it with: " \
+               f"txgit branch NAME {last}" in status, status
+        run_txgit("branch", "kept", last, cwd=ws.root, check=True)
+        assert ws.load("z", "kept") == 5 and "on no branch" not in run_txgit("status", cwd=ws.root).stdout
     finally:
         first.shutdown()
         if second is not None:

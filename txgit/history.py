@@ -1121,6 +1121,16 @@ class History:
             return  # (a commit it logged is unreadable: keep the ref, fsck says the rest)
         self.repo.references.delete(ref)
 
+    def own_heads(self) -> dict[int, str]:
+        """Kernel pid -> the commit its own detached HEAD (:meth:`own_head`) names, for each one left."""
+        out = {}
+        for name in self.repo.references:
+            pid = name.removeprefix(DETACHED)
+            commit = self.tip(name) if name.startswith(DETACHED) and pid.isdigit() else None
+            if commit is not None:
+                out[int(pid)] = str(commit.id)
+        return out
+
     def hold_unmerged(self, branch: str | None, commit: str, held: str | None = None) -> str:
         """Keep ``commit`` (a session's last commit, on no branch: its merge with ``branch`` failed) under a ref
         until it is merged, so that gc keeps it and a terminal can bring it in once its kernel is gone.
