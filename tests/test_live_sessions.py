@@ -460,3 +460,132 @@ def test_a_second_kernels_reflog_selectors_name_its_own_branchs_moves(tmp_path, 
         first.shutdown()
         if second is not None:
             second.shutdown()
+
+
+def test_a_second_kernel_detached_in_the_folder_commits_onto_no_other_kernels_branch(tmp_path, run_txgit):
+    """The folder's second kernel (on its own branch 'second') checked out main's tip by id: detached,
+    but HEAD stays the first kernel's (a symbolic ref to main). Its next cell's auto-commit went through
+    "HEAD" onto main, and the first kernel's next cell said "main moved ... outside this session: loaded
+    z": two kernels wrote one branch. Its commits now go to a ref of its own: main is untouched, HEAD in
+    its magics is its commit, gc keeps it, and leaving names it with the command that keeps it."""
+    ws = Workspace.init(tmp_path / "proj")
+    first = Kernel(ws.root, env={"JPY_SESSION_NAME": str(ws.root / "first.ipynb")})
+    second = None
+    try:
+        first.ok("%load_ext txgit")
+        first.ok("x = 1")
+        first.ok("y = 2")
+        second = Kernel(ws.root, env={"JPY_SESSION_NAME": str(ws.root / "second.ipynb")})
+        assert "commits to new branch 'second'" in second.ok("%load_ext txgit").stdout
+        tip = ws.branches()["main"]
+        assert "(detached)" in second.ok(f"%txgit checkout {tip[:8]}").stdout
+        second.ok("z = 5")
+        assert ws.branches() == {"main": tip, "second": tip} and ws.branch == "main"
+        status = second.ok("%txgit status").stdout
+        assert status.startswith("on detached HEAD, at "), status
+        own = ws.resolve(status.split()[4]).id
+        assert own != tip and ws.load("z", own) == 5 and ws.resolve(own).parents == [tip]
+        said = first.ok("w = 7")
+        assert "moved" not in said.stdout + said.stderr, said.stdout + said.stderr
+        assert set(ws.state("main").variables) == {"x", "y", "w"} and first.value("'z' in dir()") is False
+        main = ws.branches()["main"]
+        merged = second.ok("%txgit merge main").stdout  # into where it is, named as it is there
+        assert merged.startswith("Merged main into HEAD: ") and "Merge main into HEAD" in merged, merged
+        assert second.value("(w, z)") == (7, 5) and ws.branches() == {"main": main, "second": tip}
+        own = ws.resolve(second.ok("%txgit status").stdout.split()[4]).id
+        log = second.ok("%txgit log").outputs[0]["text/plain"]
+        assert log.splitlines()[0].startswith(f"* {own[:8]} (HEAD)"), log
+        second.ok("%txgit tag at-z")  # HEAD in its magics is its own commit
+        assert ws.resolve("at-z").id == own
+        ws.delete_tag("at-z")
+        terminal = run_txgit("status", cwd=ws.root, check=True).stdout
+        assert f"kernel {second.pid} (second.ipynb, detached)" in terminal and "on no branch" not in terminal, terminal
+        run_txgit("gc", "--grace", "0", cwd=ws.root, check=True)
+        assert ws.load("z", own) == 5  # its ref keeps it (and its blobs) while nothing else names it
+        second.ok("z = 6")
+        reflog = second.ok("%txgit reflog").stdout  # its own moves, not main's
+        assert "z = 6" in reflog.splitlines()[0] and "main@" not in reflog, reflog
+        last = ws.resolve(second.ok("%txgit status").stdout.split()[4]).short_id
+        left = second.ok("%txgit checkout second").stdout
+        assert f"leaving 3 commits behind, not connected to any branch (last: {last}); keep them with: " \
+               f"%txgit branch NAME {last}" in left, left
+        status = second.ok("%txgit status").stdout
+        assert status.startswith(f"on branch second, at {tip[:8]}"), status
+        run_txgit("gc", "--grace", "0", cwd=ws.root, check=True)
+        second.ok(f"%txgit branch on-z {last}")  # the advice, as typed
+        assert ws.load("z", "on-z") == 6 and ws.load("x", "on-z") == 1
+        assert ws.branches()["main"] == main and "z" not in ws.state("main").variables
+        own_refs = [r for r in ws.history.repo.references if r.startswith("refs/txgit/detached/")]
+        assert len(own_refs) == 1  # (it kept the commits left until they were branched)
+        second.ok(f"%txgit checkout {tip[:8]}")
+        second.ok("%txgit checkout second")  # it keeps nothing now: gone
+        assert not [r for r in ws.history.repo.references if r.startswith("refs/txgit/detached/")]
+    finally:
+        first.shutdown()
+        if second is not None:
+            second.shutdown()
+
+
+def test_commits_a_closed_second_kernel_made_detached_are_kept_and_named_by_status(tmp_path, run_txgit):
+    """The folder's second kernel, detached, commits to a HEAD of its own; closed there, nothing else
+    names those commits: gc keeps them and the terminal's `txgit status` names them with the command that
+    puts them on a branch, until that is done."""
+    ws = Workspace.init(tmp_path / "proj")
+    first = Kernel(ws.root, env={"JPY_SESSION_NAME": str(ws.root / "first.ipynb")})
+    second = None
+    try:
+        first.ok("%load_ext txgit")
+        first.ok("x = 1")
+        second = Kernel(ws.root, env={"JPY_SESSION_NAME": str(ws.root / "second.ipynb")})
+        second.ok("%load_ext txgit")
+        second.ok(f"%txgit checkout {ws.branches()['main'][:8]}")
+        second.ok("z = 5")
+        last = ws.resolve(second.ok("%txgit status").stdout.split()[4]).short_id
+        pid = second.pid
+        second.shutdown()
+        second = None
+        run_txgit("gc", "--grace", "0", cwd=ws.root, check=True)
+        status = run_txgit("status", cwd=ws.root, check=True).stdout
+        assert f"on no branch: 1 commit kernel {pid} made detached (last: {last}); keep it with: " \
+               f"txgit branch NAME {last}" in status, status
+        run_txgit("branch", "kept", last, cwd=ws.root, check=True)
+        assert ws.load("z", "kept") == 5 and "on no branch" not in run_txgit("status", cwd=ws.root).stdout
+    finally:
+        first.shutdown()
+        if second is not None:
+            second.shutdown()
+
+
+def test_the_first_kernel_detached_moves_head_and_not_the_second_kernels_branch(tmp_path, run_txgit):
+    """The mirror case: the kernel holding the folder's HEAD checks out a commit by id while the second
+    kernel is on 'second'. HEAD detaches with it and its commits move HEAD; neither main nor 'second'
+    moves, and neither kernel is told that something moved under it."""
+    ws = Workspace.init(tmp_path / "proj")
+    first = Kernel(ws.root, env={"JPY_SESSION_NAME": str(ws.root / "first.ipynb")})
+    second = None
+    try:
+        first.ok("%load_ext txgit")
+        first.ok("x = 1")
+        second = Kernel(ws.root, env={"JPY_SESSION_NAME": str(ws.root / "second.ipynb")})
+        second.ok("%load_ext txgit")
+        second.ok("b = 2")
+        main, own = ws.branches()["main"], ws.branches()["second"]
+        assert "(detached)" in first.ok(f"%txgit checkout {main[:8]}").stdout
+        said = first.ok("w = 7")
+        assert ws.branch is None and ws.head().id != main and ws.load("w", "HEAD") == 7
+        said2 = second.ok("c = 3")
+        said3 = first.ok("v = 8")
+        for r in (said, said2, said3):
+            assert "moved" not in r.stdout + r.stderr, r.stdout + r.stderr
+        assert ws.branches()["main"] == main and ws.load("c", "second") == 3 and ws.resolve("second~1").id == own
+        assert set(ws.state("HEAD").variables) == {"x", "w", "v"}
+        assert "b" not in ws.state("HEAD").variables and second.value("'w' in dir()") is False
+        head = ws.head().id
+        terminal = run_txgit("status", cwd=ws.root, check=True).stdout
+        assert f"HEAD detached at {head[:8]}" in terminal and f"kernel {first.pid} (first.ipynb, detached)" in terminal
+        left = first.ok("%txgit checkout main").stdout
+        assert f"leaving 2 commits behind, not connected to any branch (last: {head[:8]})" in left, left
+    finally:
+        first.shutdown()
+        if second is not None:
+            second.shutdown()

@@ -156,8 +156,8 @@ def write_commit(repo: pygit2.Repository, files: Mapping[str, bytes], message: s
     if ref == "HEAD":
         target = None if repo.head_is_detached else repo.lookup_reference("HEAD").target
         branch = target.removeprefix("refs/heads/") if isinstance(target, str) else None
-    else:
-        branch = ref.removeprefix("refs/heads/")
+    else:  # (a kernel's own detached HEAD, refs/txgit/detached/PID, is no branch)
+        branch = ref.removeprefix("refs/heads/") if ref.startswith("refs/heads/") else None
     return {"id": str(oid), "parents": [str(head.id)] if head is not None else [], "time": sig.time,
             "branch": branch}
 

@@ -64,6 +64,9 @@ GROUPS = "groups"  # format 1: one file per group
 # BRANCH-2, …: branch a's second hold or branch a-2's own? Those are still read (held_for), never written.
 HELD = "refs/txgit/held/"
 UNMERGED = "refs/txgit/unmerged/"
+# a kernel's own HEAD (DETACHED <pid>) while it is detached in a folder whose HEAD another kernel holds: its
+# commits move this ref, never the folder's HEAD (the other kernel's branch); its reflog keeps where it was
+DETACHED = "refs/txgit/detached/"
 ORIG_HEAD = "ORIG_HEAD"  # where the last merge, pull or reset moved a branch from (as in git)
 # ORIG_HEAD per branch: kernels on two branches of one folder each undo their own last move (as git keeps
 # one ORIG_HEAD per worktree); the folder's ORIG_HEAD names the last move of any branch, for git's tools
@@ -1132,6 +1135,43 @@ class History:
             moved[ref] = self._hold(new, self.repo.references[ref].target)
             self.repo.references.delete(ref)
         return moved
+
+    def own_head(self, pid: int, commit: str, why: str) -> str:
+        """Point kernel ``pid``'s own detached HEAD (:data:`DETACHED`) at ``commit``, logging the move (a
+        ref outside refs/heads has a reflog only if its log exists: made here), so that gc keeps what it
+        named before too. Returns the ref."""
+        ref = f"{DETACHED}{pid}"
+        log = Path(self.repo.path) / "logs" / ref
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.touch()
+        self.repo.create_reference_direct(ref, pygit2.Oid(hex=commit), True, message=why)
+        return ref
+
+    def drop_own_head(self, ref: str) -> None:
+        """Delete a kernel's own detached HEAD (and its reflog) once neither names a commit nothing else does:
+        commits left there stay reachable (gc keeps them; a checkout that left them named them)."""
+        if ref not in self.repo.references:
+            return
+        named = {self.repo.references[ref].target}
+        for entry in self.repo.references[ref].log():
+            named |= {entry.oid_new, entry.oid_old}
+        named.discard(pygit2.Oid(hex="0" * 40))
+        try:
+            if any(self.unreferenced(str(oid)) for oid in named):
+                return
+        except (KeyError, ValueError, pygit2.GitError):
+            return  # (a commit it logged is unreadable: keep the ref, fsck says the rest)
+        self.repo.references.delete(ref)
+
+    def own_heads(self) -> dict[int, str]:
+        """Kernel pid -> the commit its own detached HEAD (:meth:`own_head`) names, for each one left."""
+        out = {}
+        for name in self.repo.references:
+            pid = name.removeprefix(DETACHED)
+            commit = self.tip(name) if name.startswith(DETACHED) and pid.isdigit() else None
+            if commit is not None:
+                out[int(pid)] = str(commit.id)
+        return out
 
     def hold_unmerged(self, branch: str | None, commit: str, held: str | None = None) -> str:
         """Keep ``commit`` (a session's last commit, on no branch: its merge with ``branch`` failed) under a ref

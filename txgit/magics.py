@@ -339,9 +339,9 @@ class TxgitMagics(Magics):
         elif verb in _cli_commands():
             if verb == "tag" or (verb == "branch" and not {"-m", "--move", "-M"} & set(rest)):  # a rename names no REV
                 args = [verb, *_at_session_head(rest, s)]
-            elif verb == "reflog" and not s.holds_head() and s.branch is not None and \
+            elif verb == "reflog" and not s.holds_head() and (s.branch or s.own_head) is not None and \
                     not [a for a in rest if not a.startswith("-") and not a.isdigit()]:
-                args = [verb, *rest, s.branch]  # this kernel's branch, not the folder HEAD's
+                args = [verb, *rest, s.branch or s.own_head]  # this kernel's branch (or own HEAD), not the folder's
             self._run_cli(ext, args)
         else:
             raise TxgitError(f"unknown verb {verb!r} (see %txgit help)")

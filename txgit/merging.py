@@ -30,7 +30,7 @@ import pygit2
 from txgit import trust as _trust
 from txgit.attached import alive
 from txgit.errors import DirtyNamespace, MergeInProgress as MergeInProgressError, TxgitError
-from txgit.history import META, CommitInfo, History, State, is_hold
+from txgit.history import DETACHED, META, CommitInfo, History, State, is_hold
 from txgit.merge import KERNEL, OURS, THEIRS, Conflict, MergeInProgress, MergePlan, merge_states, units
 from txgit.merge import same as _same_unit_record
 from txgit.packs import write_atomic
@@ -131,8 +131,8 @@ def _library_files(items: dict[str, Any]) -> tuple[dict[str, Any], dict[str, byt
 
 
 def ref_label(ref: str) -> str:
-    """A ref as messages name it: a branch by its name."""
-    return ref.removeprefix("refs/heads/")
+    """A ref as messages name it: a branch by its name, a kernel's own detached HEAD as HEAD (it is, there)."""
+    return "HEAD" if ref.startswith(DETACHED) else ref.removeprefix("refs/heads/")
 
 
 def merge_label(history: History, rev: str, ref: str) -> str:

@@ -25,8 +25,8 @@ from txgit.errors import EmptyHistory, TxgitError, WorkspaceExists
 from txgit.history import CommitInfo, RevRange
 from txgit.remote import unfinished_clone
 from txgit.state import UNPICKLABLE
-from txgit.visual.text import (Refs, held_line, not_loaded_line, not_restored_line, unmerged_line, unpublished_line,
-                                upstream_line)
+from txgit.visual.text import (Refs, held_line, left_detached_line, not_loaded_line, not_restored_line, unmerged_line,
+                                unpublished_line, upstream_line)
 from txgit.workspace import StateDiff, Workspace
 
 
@@ -166,6 +166,11 @@ def status(
     for ref, commit in ws.history.unmerged().items():
         if ref not in held_live:
             _out(held_line(ref, commit))
+    detached_live = {k.pid for k in live_kernels(ws) if k.branch is None}  # (its own lines say where it is)
+    for pid, commit in sorted(ws.history.own_heads().items()):
+        count = ws.history.unreferenced(commit)
+        if pid not in detached_live and count:
+            _out(left_detached_line(pid, count, commit))
 
 
 # -- log -----------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import typer
 from txgit.cli.app import app, console
 from txgit.cli.remote import fetch_lines, progress_bar, slow_notice
 from txgit.errors import TxgitError
+from txgit.merging import ref_label
 from txgit.remote import FetchResult
 from txgit.sessions.kernel import KernelError, KernelInfo, attached_kernel, call_kernel, live_kernels
 from txgit.state.libstate import describe
@@ -40,7 +41,7 @@ def print_merge(ws: Workspace, answer: dict[str, Any], kernel: KernelInfo | None
                 trust: bool = False) -> None:
     """What a merge, a pull's merge or a resolution did; conflicts with a semantic diff of both versions."""
     tag = kernel_tag(kernel)
-    where = answer["ref"].removeprefix("refs/heads/")
+    where = ref_label(answer["ref"])
     status = answer["status"]
     loaded = answer.get("loaded") or []
     removed = answer.get("removed") or []

@@ -179,6 +179,9 @@ class NamespaceSession:
         # The branch its commits go to (None: detached, at ``base``). Commits move that branch only
         # if it still names ``base``: a branch moved by anyone else is merged, never overwritten.
         self.branch: str | None = workspace.branch
+        # detached where the folder's HEAD is another kernel's (a symbolic ref to its branch): the ref of
+        # its own that its commits move instead (History.own_head); None: detached on the folder's HEAD
+        self._own_head: str | None = None
         # told when the session's branch changes (the kernel record says which branch each kernel holds)
         self.on_move: Callable[[NamespaceSession], None] | None = None
         # held while the session takes a branch (checks that no other live session holds it, then lets
@@ -590,8 +593,16 @@ class NamespaceSession:
     # -- where the session is --------------------------------------------------------
     @property
     def ref(self) -> str:
-        """The ref its commits move: its branch, or HEAD when detached."""
-        return f"refs/heads/{self.branch}" if self.branch is not None else "HEAD"
+        """The ref its commits move: its branch, or HEAD when detached (its own, when the folder's is
+        another kernel's)."""
+        if self.branch is not None:
+            return f"refs/heads/{self.branch}"
+        return self._own_head or "HEAD"
+
+    @property
+    def own_head(self) -> str | None:
+        """The ref of its own its commits move while detached where the folder's HEAD is another kernel's."""
+        return self._own_head
 
     def tip(self) -> str | None:
         """The commit the session's branch (or HEAD) names now."""
@@ -613,7 +624,7 @@ class NamespaceSession:
         """Whether the repository's HEAD is where this session is (a terminal's HEAD follows it)."""
         if self.branch is not None:
             return self.workspace.branch == self.branch
-        if self.workspace.branch is not None:
+        if self.workspace.branch is not None or self._own_head is not None:
             return False
         head = self.workspace.history.head_commit()
         return self.base is None or (head is not None and str(head.id) == self.base)
@@ -1321,8 +1332,8 @@ class NamespaceSession:
         if rev.startswith(ORIG_HEAD) and self.branch is not None:
             return History.orig_head_ref(self.branch) + rev[len(ORIG_HEAD):]
         reflog = _OWN_REFLOG.fullmatch(rev)
-        if reflog is not None and self.branch is not None:
-            return f"{self.branch}@{{{reflog[1]}}}{reflog[2]}"
+        if reflog is not None and (self.branch or self._own_head) is not None:
+            return f"{self.branch or self._own_head}@{{{reflog[1]}}}{reflog[2]}"
         if not rev.startswith("HEAD"):
             return rev
         if rev == "HEAD" and self.branch is not None:
@@ -1382,13 +1393,15 @@ class NamespaceSession:
         # another session moved HEAD meanwhile), so there is nothing to lose.
         clean = self._quiet_so_far
         fresh = not self.variable_names()
+        holds = self.holds_head()
         if (new_branch is not None and not (force or clean or fresh) and self.base is not None
                 and str(self.workspace.history.resolve(rev).id) == self.base):
             # `checkout -b NEW` where the namespace stands replaces nothing: its uncommitted values go
             # with it to the new branch, as git's work tree does, and so does its next commit
-            result = self.workspace.checkout(rev, None, new_branch=new_branch, move_head=self.holds_head())
+            result = self.workspace.checkout(rev, None, new_branch=new_branch, move_head=holds)
             result.kept = sorted(self.variable_names())
             self.branch = result.branch
+            self._own_head_after(result, holds)
             self._moved()
             return result
         try:
@@ -1396,15 +1409,27 @@ class NamespaceSession:
                 # clean: the values the target replaces are still compared with base (see _learning)
                 result = self.workspace.checkout(rev, self.namespace, force=force or fresh, new_branch=new_branch,
                                                  known=self.base if clean else None, trust=trust, safe=safe,
-                                                 move_head=self.holds_head(), against=self.base,
+                                                 move_head=holds, against=self.base,
                                                  leaving=self.base if self.branch is None else None)
         except DirtyNamespace as e:
             raise self._in_cell(e) from None
         self._arrived(result)
+        self._own_head_after(result, holds)
         if self.branch != result.branch:
             self.branch = result.branch
             self._moved()
         return result
+
+    def _own_head_after(self, result: CheckoutResult, held: bool) -> None:
+        """After a checkout: detached where the folder's HEAD did not follow (another kernel's), the session
+        commits to its own ref, pointed here; back on a branch, that ref goes once it keeps nothing."""
+        history = self.workspace.history
+        if result.branch is None and not held:
+            self._own_head = history.own_head(os.getpid(), result.info.id, f"checkout: moving to {result.info.id}")
+            return
+        own, self._own_head = self._own_head, None
+        if own is not None:
+            history.drop_own_head(own)
 
     def _arrived(self, result: CheckoutResult) -> None:
         """The namespace now equals the commit ``result`` names."""

@@ -158,6 +158,13 @@ def held_line(ref: str, commit: str, verb: str = "txgit") -> str:
             f"branch, kept by {ref}: `{verb} merge {ref}` brings them in")
 
 
+def left_detached_line(pid: int, count: int, last: str, verb: str = "txgit") -> str:
+    """What status says of commits a kernel made on its own detached HEAD and left there (it closed, or
+    went back to a branch): on no branch, kept by that ref; the command that puts them on one."""
+    return (f"on no branch: {plural(count, 'commit')} kernel {pid} made detached (last: {last[:8]}); keep "
+            f"{'it' if count == 1 else 'them'} with: {verb} branch NAME {last[:8]}")
+
+
 def upstream_line(ws: Workspace, branch: str, *, merging: bool = False) -> str | None:
     """`Your branch is ahead of 'origin/main' by 1 commit` and the like, as git says it (``merging``: a
     merge is in progress, so no advice to pull)."""
