@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import queue
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,8 +113,29 @@ class Kernel:
         return ast.literal_eval(r.stdout.strip())
 
     def shutdown(self) -> None:
+        if not self.km.has_kernel:  # (closed already, by the test itself)
+            return
         self.kc.stop_channels()
         self.km.shutdown_kernel(now=False)
+
+
+@contextmanager
+def notebooks(root: Path) -> Iterator[Callable[[str], Kernel]]:
+    """Kernels in folder ``root`` opened as notebooks: ``open_notebook("first.ipynb")`` starts one whose
+    session name is that file (how txgit names a kernel), when the test asks for it, as a user opens a
+    second notebook beside the first; every kernel opened is shut down at the end."""
+    opened: list[Kernel] = []
+
+    def open_notebook(name: str) -> Kernel:
+        kernel = Kernel(root, env={"JPY_SESSION_NAME": str(Path(root) / name)})
+        opened.append(kernel)
+        return kernel
+
+    try:
+        yield open_notebook
+    finally:
+        for kernel in opened:
+            kernel.shutdown()
 
 
 @contextmanager

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 from conftest import session_namespace
-from kernelutil import Kernel, silent_eval
+from kernelutil import Kernel, notebooks, silent_eval
 
 from txgit import Workspace
 from txgit.reuse.graph import OperationIndex
@@ -137,12 +137,11 @@ def test_commit_with_nothing_changed_says_so(ws, run_txgit):
 
 def test_two_kernels_in_one_folder_never_share_a_branch(tmp_path, run_txgit):
     ws = Workspace.init(tmp_path / "proj")
-    first = Kernel(ws.root, env={"JPY_SESSION_NAME": str(ws.root / "first.ipynb")})
-    second = None
-    try:
+    with notebooks(ws.root) as open_notebook:
+        first = open_notebook("first.ipynb")
         first.ok("%load_ext txgit")
         first.ok("a = 1")
-        second = Kernel(ws.root, env={"JPY_SESSION_NAME": str(ws.root / "second.ipynb")})
+        second = open_notebook("second.ipynb")
         said = second.ok("%load_ext txgit").stdout
         assert f"kernel {first.pid} (first.ipynb, on main) holds branch 'main'" in said
         assert "this kernel commits to new branch 'second'" in said
@@ -167,10 +166,6 @@ def test_two_kernels_in_one_folder_never_share_a_branch(tmp_path, run_txgit):
         r = second.run("%txgit checkout main")
         assert r.status == "error" and f"kernel {first.pid} (first.ipynb, on main) holds branch 'main'" in r.error
         assert silent_eval(second, "sorted(k for k in ('a', 'b', 'c') if k in globals())") == ["b", "c"]
-    finally:
-        first.shutdown()
-        if second is not None:
-            second.shutdown()
 
 
 def test_a_second_kernel_that_loaded_nothing_yet_is_on_its_own_branch(tmp_path):
@@ -180,12 +175,11 @@ def test_a_second_kernel_that_loaded_nothing_yet_is_on_its_own_branch(tmp_path):
     `on branch explore, at <main's tip>`, and `%txgit checkout HEAD` put it on main, which the first
     kernel holds: two kernels on one branch."""
     ws = Workspace.init(tmp_path / "proj")
-    first = Kernel(ws.root, env={"JPY_SESSION_NAME": str(ws.root / "analysis.ipynb")})
-    second = None
-    try:
+    with notebooks(ws.root) as open_notebook:
+        first = open_notebook("analysis.ipynb")
         first.ok("%load_ext txgit")
         first.ok("x = 1")
-        second = Kernel(ws.root, env={"JPY_SESSION_NAME": str(ws.root / "explore.ipynb")})
+        second = open_notebook("explore.ipynb")
         second.ok("%load_ext txgit")
         first.ok("y = 2")  # main moves on; explore stays where the second kernel attached
         own, main = ws.resolve("explore").short_id, ws.resolve("main").short_id
@@ -200,10 +194,6 @@ def test_a_second_kernel_that_loaded_nothing_yet_is_on_its_own_branch(tmp_path):
         assert silent_eval(second, "sorted(k for k in ('x', 'y') if k in globals())") == ["x"]
         second.ok("z = 3")
         assert ws.resolve("main").short_id == main and set(ws.state("explore").variables) == {"x", "z"}
-    finally:
-        first.shutdown()
-        if second is not None:
-            second.shutdown()
 
 
 # -- a branch moved under a kernel by something else --------------------------------------------------
@@ -439,12 +429,11 @@ def test_a_second_kernels_reflog_selectors_name_its_own_branchs_moves(tmp_path, 
     a commit, which has no reflog), and `@{1}` named main's move, not its own. Both now name where its
     branch was before its last move, in the kernel and from the terminal that asks it (--kernel)."""
     ws = Workspace.init(tmp_path / "proj")
-    first = Kernel(ws.root, env={"JPY_SESSION_NAME": str(ws.root / "first.ipynb")})
-    second = None
-    try:
+    with notebooks(ws.root) as open_notebook:
+        first = open_notebook("first.ipynb")
         first.ok("%load_ext txgit")
         first.ok("a = 1")
-        second = Kernel(ws.root, env={"JPY_SESSION_NAME": str(ws.root / "second.ipynb")})
+        second = open_notebook("second.ipynb")
         assert "commits to new branch 'second'" in second.ok("%load_ext txgit").stdout
         second.ok("b = 2")
         one = ws.branches()["second"]
@@ -456,10 +445,6 @@ def test_a_second_kernels_reflog_selectors_name_its_own_branchs_moves(tmp_path, 
         assert second.value("b") == 3 and ws.load("a", "main") == 10
         run_txgit("reset", "HEAD@{1}", "--kernel", "second", cwd=ws.root, check=True)
         assert ws.branches()["second"] == one and second.value("b") == 2 and ws.load("a", "main") == 10
-    finally:
-        first.shutdown()
-        if second is not None:
-            second.shutdown()
 
 
 def test_a_second_kernel_detached_in_the_folder_commits_onto_no_other_kernels_branch(tmp_path, run_txgit):
@@ -469,13 +454,12 @@ def test_a_second_kernel_detached_in_the_folder_commits_onto_no_other_kernels_br
     z": two kernels wrote one branch. Its commits now go to a ref of its own: main is untouched, HEAD in
     its magics is its commit, gc keeps it, and leaving names it with the command that keeps it."""
     ws = Workspace.init(tmp_path / "proj")
-    first = Kernel(ws.root, env={"JPY_SESSION_NAME": str(ws.root / "first.ipynb")})
-    second = None
-    try:
+    with notebooks(ws.root) as open_notebook:
+        first = open_notebook("first.ipynb")
         first.ok("%load_ext txgit")
         first.ok("x = 1")
         first.ok("y = 2")
-        second = Kernel(ws.root, env={"JPY_SESSION_NAME": str(ws.root / "second.ipynb")})
+        second = open_notebook("second.ipynb")
         assert "commits to new branch 'second'" in second.ok("%load_ext txgit").stdout
         tip = ws.branches()["main"]
         assert "(detached)" in second.ok(f"%txgit checkout {tip[:8]}").stdout
@@ -520,10 +504,6 @@ def test_a_second_kernel_detached_in_the_folder_commits_onto_no_other_kernels_br
         second.ok(f"%txgit checkout {tip[:8]}")
         second.ok("%txgit checkout second")  # it keeps nothing now: gone
         assert not [r for r in ws.history.repo.references if r.startswith("refs/txgit/detached/")]
-    finally:
-        first.shutdown()
-        if second is not None:
-            second.shutdown()
 
 
 def test_commits_a_closed_second_kernel_made_detached_are_kept_and_named_by_status(tmp_path, run_txgit):
@@ -531,29 +511,23 @@ def test_commits_a_closed_second_kernel_made_detached_are_kept_and_named_by_stat
     names those commits: gc keeps them and the terminal's `txgit status` names them with the command that
     puts them on a branch, until that is done."""
     ws = Workspace.init(tmp_path / "proj")
-    first = Kernel(ws.root, env={"JPY_SESSION_NAME": str(ws.root / "first.ipynb")})
-    second = None
-    try:
+    with notebooks(ws.root) as open_notebook:
+        first = open_notebook("first.ipynb")
         first.ok("%load_ext txgit")
         first.ok("x = 1")
-        second = Kernel(ws.root, env={"JPY_SESSION_NAME": str(ws.root / "second.ipynb")})
+        second = open_notebook("second.ipynb")
         second.ok("%load_ext txgit")
         second.ok(f"%txgit checkout {ws.branches()['main'][:8]}")
         second.ok("z = 5")
         last = ws.resolve(second.ok("%txgit status").stdout.split()[4]).short_id
         pid = second.pid
         second.shutdown()
-        second = None
         run_txgit("gc", "--grace", "0", cwd=ws.root, check=True)
         status = run_txgit("status", cwd=ws.root, check=True).stdout
         assert f"on no branch: 1 commit kernel {pid} made detached (last: {last}); keep it with: " \
                f"txgit branch NAME {last}" in status, status
         run_txgit("branch", "kept", last, cwd=ws.root, check=True)
         assert ws.load("z", "kept") == 5 and "on no branch" not in run_txgit("status", cwd=ws.root).stdout
-    finally:
-        first.shutdown()
-        if second is not None:
-            second.shutdown()
 
 
 def test_the_first_kernel_detached_moves_head_and_not_the_second_kernels_branch(tmp_path, run_txgit):
@@ -561,12 +535,11 @@ def test_the_first_kernel_detached_moves_head_and_not_the_second_kernels_branch(
     kernel is on 'second'. HEAD detaches with it and its commits move HEAD; neither main nor 'second'
     moves, and neither kernel is told that something moved under it."""
     ws = Workspace.init(tmp_path / "proj")
-    first = Kernel(ws.root, env={"JPY_SESSION_NAME": str(ws.root / "first.ipynb")})
-    second = None
-    try:
+    with notebooks(ws.root) as open_notebook:
+        first = open_notebook("first.ipynb")
         first.ok("%load_ext txgit")
         first.ok("x = 1")
-        second = Kernel(ws.root, env={"JPY_SESSION_NAME": str(ws.root / "second.ipynb")})
+        second = open_notebook("second.ipynb")
         second.ok("%load_ext txgit")
         second.ok("b = 2")
         main, own = ws.branches()["main"], ws.branches()["second"]
@@ -585,7 +558,3 @@ def test_the_first_kernel_detached_moves_head_and_not_the_second_kernels_branch(
         assert f"HEAD detached at {head[:8]}" in terminal and f"kernel {first.pid} (first.ipynb, detached)" in terminal
         left = first.ok("%txgit checkout main").stdout
         assert f"leaving 2 commits behind, not connected to any branch (last: {head[:8]})" in left, left
-    finally:
-        first.shutdown()
-        if second is not None:
-            second.shutdown()
