@@ -1645,9 +1645,13 @@ class NamespaceSession:
         # changed=None: every value the merge would load over or delete is compared with ours, not only
         # what the cells named (a thread, a widget's callback may have changed one between cells, or the
         # cell running this merge before it); only those are pickled again, and the merge loads them anyway
+        # but not one this kernel never loaded (its module is not here): its absence is no change of ours
+        changed = None
+        if self.unloaded and self.base is not None:
+            changed = (self.variable_names() | set(self.workspace.state(self.base).variables)) - self.unloaded
         try:
             with self._without_hidden(), self._learning():
-                result = self.workspace.merge(rev, self.namespace, ref=self.ref, ours=self.base, changed=None,
+                result = self.workspace.merge(rev, self.namespace, ref=self.ref, ours=self.base, changed=changed,
                                               label=label, message=message, trust=trust, safe=safe)
         except DirtyNamespace as e:  # the running cell's own changes: committed when it ends
             raise self._in_cell(e) from None
